@@ -1,0 +1,23 @@
+"""
+graph: learning what comes next in a conversation.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from ._errors import GraphError as GraphError
+from ._errors import InvalidStateError as InvalidStateError
+from ._errors import ModelFileError as ModelFileError
+from ._graph import PatternGraph as PatternGraph
+from ._needs import NeedsModel as NeedsModel
+from ._predictor import FollowUpPredictor as FollowUpPredictor
+
+__all__ = [
+    "FollowUpPredictor",
+    "GraphError",
+    "InvalidStateError",
+    "ModelFileError",
+    "NeedsModel",
+    "PatternGraph",
+]

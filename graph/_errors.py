@@ -1,0 +1,61 @@
+"""
+Exceptions raised by graph.
+
+The tree::
+
+    GraphError
+    ├── ModelFileError (ValueError)      a model file is corrupt or of an unknown version
+    └── InvalidStateError (ValueError)   a state or need name holds a reserved character
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["GraphError", "InvalidStateError", "ModelFileError"]
+
+
+class GraphError(Exception):
+    """
+    The root of every error graph raises on purpose.
+
+    .. versionadded:: 0.1
+    """
+
+
+class ModelFileError(GraphError, ValueError):
+    """
+    A saved model could not be read.
+
+    Args:
+        path: The file that was being read.
+        problem: What is wrong with it.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(
+            f"cannot load model file {self.path!r}: {problem}. "
+            "Re-create it with 'save' from this version of graph."
+        )
+
+
+class InvalidStateError(GraphError, ValueError):
+    """
+    A state or need name contains a character graph reserves for its own use.
+
+    Args:
+        name: The offending name.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"invalid state or need name {name!r}: it contains a reserved control character "
+            "(\\x02, \\x1e or \\x1f); strip them before passing the name to graph."
+        )

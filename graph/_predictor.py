@@ -1,0 +1,387 @@
+"""
+FollowUpPredictor: the next-state forecast over the pattern graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from ._errors import ModelFileError
+from ._graph import BOS, PatternGraph, atomic_write_json, read_json
+from ._seq import Item, SeqCounts, session_parts, state_of, states_of, validate_states
+
+__all__ = ["FollowUpPredictor"]
+
+_FORMAT = "graph.FollowUpPredictor"
+_VERSION = 1
+_METHODS = ("kn", "ad", "ppm")
+
+
+class FollowUpPredictor(BaseEstimator):
+    """
+    Forecast the next state of a session from the states so far.
+
+    A variable-order Markov model over a :class:`PatternGraph`: contexts of the last
+    1..``order`` states (and the session-start context) blend down to the unigram with
+    interpolated Kneser-Ney (``method="kn"``), absolute discounting (``"ad"``) or PPM-C
+    escapes (``"ppm"``). When a session names its ``user``, the user's own transitions
+    are blended with the global ones.
+
+    Args:
+        order: The longest context, in states (1..5 is sensible).
+        method: ``"kn"``, ``"ad"`` or ``"ppm"``.
+        discount: The absolute discount of ``"kn"`` and ``"ad"`` (0 < discount < 1).
+        half_life: Time decay: counts halve every ``half_life`` observed turns.
+            None (the default) keeps every count forever.
+        max_edges: Cap on stored transitions; the rarest long-context ones are pruned
+            beyond it. None (the default) for no cap.
+        user_weight: Pseudo-count of the global model against a user's own: a user with
+            ``n`` observed turns gets weight ``n / (n + user_weight)``. 0 disables
+            per-user blending.
+        user_order: The context length of the per-user models.
+
+    Attributes:
+        counts_: The global count store (its ``graph`` is the :class:`PatternGraph`).
+        user_counts_: Per-user count stores.
+        n_sessions_: Sessions learned from.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        *,
+        order: int = 2,
+        method: str = "kn",
+        discount: float = 0.75,
+        half_life: float | None = None,
+        max_edges: int | None = None,
+        user_weight: float = 20.0,
+        user_order: int = 1,
+    ) -> None:
+        self.order = order
+        self.method = method
+        self.discount = discount
+        self.half_life = half_life
+        self.max_edges = max_edges
+        self.user_weight = user_weight
+        self.user_order = user_order
+
+    # -- learning -------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        if not isinstance(self.order, int) or self.order < 0:
+            raise ValueError(f"order must be an int >= 0, got {self.order!r}")
+        if self.method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
+        if not 0.0 < self.discount < 1.0:
+            raise ValueError(f"discount must be in (0, 1), got {self.discount!r}")
+        if self.half_life is not None and self.half_life <= 0:
+            raise ValueError(f"half_life must be > 0 or None, got {self.half_life!r}")
+        if self.max_edges is not None and self.max_edges < 1:
+            raise ValueError(f"max_edges must be >= 1 or None, got {self.max_edges!r}")
+        if self.user_weight < 0:
+            raise ValueError(f"user_weight must be >= 0, got {self.user_weight!r}")
+
+    def _new_counts(self, order: int) -> SeqCounts:
+        return SeqCounts(
+            order=order,
+            method=self.method,
+            discount=self.discount,
+            half_life=self.half_life,
+            max_edges=self.max_edges,
+        )
+
+    def _reset(self) -> None:
+        self._validate()
+        self.counts_ = self._new_counts(self.order)
+        self.user_counts_: dict[str, SeqCounts] = {}
+        self.n_sessions_ = 0
+
+    def fit(self, X: Iterable[Any], y: object = None) -> FollowUpPredictor:
+        """
+        Forget everything, then learn from ``X``.
+
+        Args:
+            X: Sessions: sequences of states or turn mappings, or session mappings
+                ``{"user", "turns"}``. Turns without a ``state`` are skipped.
+            y: Ignored.
+
+        Returns:
+            ``self``.
+        """
+        self._reset()
+        return self.partial_fit(X)
+
+    def partial_fit(self, X: Iterable[Any], y: object = None) -> FollowUpPredictor:
+        """
+        Add the transitions of ``X`` to what was learned.
+
+        Args:
+            X: Sessions, as for :meth:`fit`.
+            y: Ignored.
+
+        Returns:
+            ``self``.
+        """
+        if not hasattr(self, "counts_"):
+            self._reset()
+        batch: list[list[str]] = []
+        by_user: dict[str, list[list[str]]] = {}
+        for seq in X:
+            items, user = session_parts(seq)
+            states = validate_states(states_of(items))
+            self.n_sessions_ += 1
+            if not states:
+                continue
+            batch.append(states)
+            if user is not None and self.user_weight > 0:
+                by_user.setdefault(user, []).append(states)
+        self.counts_.add_batch(batch)
+        for user, seqs in by_user.items():
+            self._user_counts(user).add_batch(seqs)
+        return self
+
+    def _user_counts(self, user: str) -> SeqCounts:
+        counts = self.user_counts_.get(user)
+        if counts is None:
+            counts = self.user_counts_[user] = self._new_counts(self.user_order)
+        return counts
+
+    def observe(self, history: Sequence[Item], user: str | None = None) -> FollowUpPredictor:
+        """
+        Learn online from one new turn: add the transitions ending at ``history[-1]``.
+
+        ``partial_fit([seq])`` is equivalent to ``observe(seq[:1]); observe(seq[:2]); ...``.
+
+        Args:
+            history: The session so far, the new turn last.
+            user: The session's user, if known.
+
+        Returns:
+            ``self``.
+        """
+        if not hasattr(self, "counts_"):
+            self._reset()
+        if not history:
+            return self
+        if len(history) == 1:
+            self.n_sessions_ += 1
+        if state_of(history[-1]) is None:
+            return self
+        padded = [BOS, *validate_states(states_of(history))]
+        self.counts_.add_one(padded)
+        if user is not None and self.user_weight > 0:
+            self._user_counts(user).add_one(padded)
+        return self
+
+    # -- inference ------------------------------------------------------------------------
+
+    def predict_proba(
+        self, history: Sequence[Item], k: int | None = 3, user: str | None = None
+    ) -> list[tuple[str, float]]:
+        """
+        Forecast the state after ``history``.
+
+        Args:
+            history: The session so far (states or turn mappings); empty for the first
+                turn of a session. Unseen states fall back to shorter contexts.
+            k: How many states to return; None for every state with a probability.
+            user: The session's user, to blend in their own habits.
+
+        Returns:
+            ``(state, probability)`` pairs, most probable first.
+        """
+        check_is_fitted(self)
+        padded = [BOS, *states_of(history)]
+        dist = self.counts_.predict(padded, k)
+        if user is None or self.user_weight <= 0:
+            return dist
+        ucounts = self.user_counts_.get(user)
+        if ucounts is None or ucounts.n_transitions == 0:
+            return dist
+        n = ucounts.n_transitions
+        beta = n / (n + self.user_weight)
+        # Blend over the union of both top lists (full distributions when k is None).
+        wide = None if k is None else max(k * 4, 16)
+        g = dict(self.counts_.predict(padded, wide))
+        u = dict(ucounts.predict(padded, wide))
+        mixed = {s: (1 - beta) * g.get(s, 0.0) + beta * u.get(s, 0.0) for s in g.keys() | u.keys()}
+        out = sorted(mixed.items(), key=lambda it: (-it[1], it[0]))
+        return out if k is None else out[:k]
+
+    def predict(self, X: Iterable[Sequence[Item]]) -> list[str | None]:
+        """
+        Return the most probable next state after each history.
+
+        Args:
+            X: Histories.
+
+        Returns:
+            One state per history (None when nothing has been learned).
+        """
+        check_is_fitted(self)
+        out: list[str | None] = []
+        for history in X:
+            top = self.predict_proba(history, k=1)
+            out.append(top[0][0] if top else None)
+        return out
+
+    def score(self, X: Iterable[Any], y: object = None, k: int = 3) -> float:
+        """
+        Return the top-``k`` hit rate of the next state over every turn after the first.
+
+        Args:
+            X: Sessions, as for :meth:`fit`.
+            y: Ignored.
+            k: How many guesses count.
+
+        Returns:
+            The fraction of turns whose state was among the ``k`` forecast (0.0 if none).
+        """
+        check_is_fitted(self)
+        hits = total = 0
+        for seq in X:
+            items, user = session_parts(seq)
+            states = states_of(items)
+            for i in range(1, len(states)):
+                guess = self.predict_proba(states[:i], k=k, user=user)
+                total += 1
+                hits += any(s == states[i] for s, _ in guess)
+        return hits / total if total else 0.0
+
+    # -- pooling and persistence ----------------------------------------------------------
+
+    @property
+    def graph_(self) -> PatternGraph:
+        """
+        The global pattern graph.
+        """
+        return self.counts_.graph
+
+    def merge(self, other: FollowUpPredictor) -> FollowUpPredictor:
+        """
+        Add what ``other`` learned to this predictor (same ``order`` and ``method``).
+
+        Args:
+            other: A fitted predictor; left unchanged.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: If the two differ in ``order`` or ``method``.
+        """
+        check_is_fitted(other)
+        if not hasattr(self, "counts_"):
+            self._reset()
+        if (self.order, self.method) != (other.order, other.method):
+            raise ValueError(
+                "cannot merge predictors of different order/method: "
+                f"{(self.order, self.method)} vs {(other.order, other.method)}"
+            )
+        self.counts_.merge(other.counts_)
+        for user, counts in other.user_counts_.items():
+            self._user_counts(user).merge(counts)
+        self.n_sessions_ += other.n_sessions_
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        Return the fitted model as a JSON-ready dict.
+
+        Returns:
+            ``{"format", "version", "params", ...}``.
+        """
+        check_is_fitted(self)
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "params": self.get_params(),
+            "n_sessions": self.n_sessions_,
+            "global": _counts_json(self.counts_),
+            "users": {u: _counts_json(c) for u, c in self.user_counts_.items()},
+        }
+
+    @classmethod
+    def from_json(
+        cls, data: Mapping[str, Any], *, source: str | Path = "<json>"
+    ) -> FollowUpPredictor:
+        """
+        Rebuild a predictor from :meth:`to_json` output.
+
+        Args:
+            data: The decoded JSON.
+            source: Names the origin in error messages.
+
+        Returns:
+            A fitted predictor.
+
+        Raises:
+            ModelFileError: If the data is corrupt or of an unknown version.
+        """
+        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
+            raise ModelFileError(source, f"not a {_FORMAT} document")
+        if data.get("version") != _VERSION:
+            raise ModelFileError(
+                source,
+                f"unknown version {data.get('version')!r} (this code reads version {_VERSION})",
+            )
+        try:
+            model = cls(**data["params"])
+            model._reset()
+            model.n_sessions_ = int(data["n_sessions"])
+            _load_counts(model.counts_, data["global"], source)
+            for user, blob in data["users"].items():
+                _load_counts(model._user_counts(str(user)), blob, source)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(source, f"corrupt predictor data ({exc})") from exc
+        return model
+
+    def save(self, path: str | Path) -> None:
+        """
+        Write the fitted model as versioned JSON, atomically.
+
+        Args:
+            path: Where to write.
+        """
+        atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> FollowUpPredictor:
+        """
+        Read a model written by :meth:`save`.
+
+        Args:
+            path: The file.
+
+        Returns:
+            The fitted predictor.
+
+        Raises:
+            ModelFileError: If the file is corrupt or of an unknown version.
+        """
+        return cls.from_json(read_json(path), source=path)
+
+
+def _counts_json(counts: SeqCounts) -> dict[str, Any]:
+    return {
+        "weight": counts.weight,
+        "n_transitions": counts.n_transitions,
+        "graph": counts.graph.to_json(),
+        "cont": counts.cont.to_json(),
+    }
+
+
+def _load_counts(counts: SeqCounts, blob: Mapping[str, Any], source: str | Path) -> None:
+    counts.graph = PatternGraph.from_json(blob["graph"], source=source)
+    counts.cont = PatternGraph.from_json(blob["cont"], source=source)
+    counts.weight = float(blob["weight"])
+    counts.n_transitions = int(blob["n_transitions"])

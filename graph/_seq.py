@@ -1,0 +1,362 @@
+"""
+Shared input handling and the count store behind the sequence forecast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
+
+from ._graph import _CTX, _SEP, BOS, PatternGraph, check_name, key_context
+
+__all__ = [
+    "Item",
+    "SeqCounts",
+    "session_parts",
+    "state_of",
+    "states_of",
+]
+
+#: One item of a sequence: a state string or a turn mapping of the session log.
+Item: TypeAlias = "str | Mapping[str, Any]"
+
+_Level: TypeAlias = "tuple[tuple[tuple[str, float], ...], float]"
+_RESCALE_AT = 1e12
+
+
+def state_of(item: Item) -> str | None:
+    """
+    Return the state of a sequence item.
+
+    Args:
+        item: A state string or a turn mapping.
+
+    Returns:
+        The state, or None when a turn mapping has none.
+    """
+    if isinstance(item, str):
+        return item
+    state = item.get("state")
+    return state if isinstance(state, str) else None
+
+
+def session_parts(seq: Any) -> tuple[Sequence[Item], str | None]:
+    """
+    Split a session into its items and user.
+
+    Args:
+        seq: A sequence of items, or a session mapping ``{"user", "turns"}``.
+
+    Returns:
+        ``(items, user)``; user is None when the session names none.
+    """
+    if isinstance(seq, Mapping):
+        user = seq.get("user")
+        turns = seq.get("turns") or ()
+        return list(turns), (str(user) if user is not None else None)
+    return seq, None
+
+
+def states_of(items: Iterable[Item]) -> list[str]:
+    """
+    Return the states of the items, skipping turns that have none.
+
+    Args:
+        items: State strings or turn mappings.
+
+    Returns:
+        The states in order.
+    """
+    out: list[str] = []
+    for item in items:
+        state = state_of(item)
+        if state is not None:
+            out.append(state)
+    return out
+
+
+def context_keys(padded: Sequence[str], i: int, order: int) -> list[str]:
+    """
+    Return the node ids of the contexts before ``padded[i]``, shortest first.
+
+    Args:
+        padded: ``[BOS, s1, s2, ...]``.
+        i: Index of the target in ``padded`` (at least 1).
+        order: The longest context.
+
+    Returns:
+        ``[key(()), key((padded[i-1],)), ...]`` up to ``min(order, i)`` states.
+    """
+    return [_CTX + _SEP.join(padded[i - n : i]) for n in range(min(order, i) + 1)]
+
+
+class SeqCounts:
+    """
+    Transition counts of orders 0..order with interpolated backoff and caches.
+
+    ``method`` is ``"kn"`` (interpolated Kneser-Ney: lower orders use continuation
+    counts), ``"ad"`` (interpolated absolute discounting on raw counts) or ``"ppm"``
+    (PPM-C escapes, blended). Counts are stored multiplied by ``weight``, which grows
+    by 2 every ``half_life`` observed transitions: that is time decay without touching
+    old counts.
+    """
+
+    def __init__(
+        self,
+        *,
+        order: int,
+        method: str,
+        discount: float,
+        half_life: float | None,
+        max_edges: int | None,
+    ) -> None:
+        self.order = order
+        self.method = method
+        self.discount = discount
+        self.half_life = half_life
+        self.max_edges = max_edges
+        self.graph = PatternGraph()
+        self.cont = PatternGraph()
+        self.weight = 1.0
+        self.n_transitions = 0
+        self._growth = 2.0 ** (1.0 / half_life) if half_life else 1.0
+        self._levels: dict[tuple[str, bool], _Level | None] = {}
+        self._results: dict[tuple[str, int | None], list[tuple[str, float]]] = {}
+        self._uni: tuple[dict[str, float], list[tuple[str, float]]] | None = None
+
+    # -- learning -------------------------------------------------------------------------
+
+    def add_batch(self, sequences: Iterable[Sequence[str]]) -> None:
+        """
+        Add every transition of every sequence, aggregated before touching the graph.
+
+        Args:
+            sequences: State sequences (already validated).
+        """
+        agg: dict[tuple[str, str], float] = {}
+        order = self.order
+        decay = self.half_life is not None
+        for seq in sequences:
+            padded = [BOS, *seq]
+            for i in range(1, len(padded)):
+                w = self._next_weight() if decay else 1.0
+                nxt = padded[i]
+                for key in context_keys(padded, i, order):
+                    edge = (key, nxt)
+                    agg[edge] = agg.get(edge, 0.0) + w
+                self.n_transitions += 1
+        self._apply(agg)
+
+    def add_one(self, padded: Sequence[str]) -> None:
+        """
+        Add the transitions ending at the last item of ``padded``.
+
+        Args:
+            padded: ``[BOS, s1, ..., sn]`` with ``n >= 1``.
+        """
+        i = len(padded) - 1
+        w = self._next_weight() if self.half_life is not None else 1.0
+        nxt = padded[i]
+        self._apply({(key, nxt): w for key in context_keys(padded, i, self.order)})
+        self.n_transitions += 1
+
+    def _next_weight(self) -> float:
+        self.weight *= self._growth
+        if self.weight > _RESCALE_AT:
+            factor = 1.0 / self.weight
+            self.graph.scale(factor)
+            self.cont.scale(factor)
+            self.weight = 1.0
+            self._invalidate_all()
+        return self.weight
+
+    def _apply(self, agg: Mapping[tuple[str, str], float]) -> None:
+        graph = self.graph
+        succ = graph._succ
+        kn = self.method == "kn"
+        levels = self._levels
+        for (key, nxt), w in agg.items():
+            if kn and len(key) > 1:
+                edges = succ.get(key)
+                if edges is None or nxt not in edges:
+                    parent = _parent_key(key)
+                    self.cont.add_key(parent, nxt, 1.0)
+                    levels.pop((parent, True), None)
+            graph.add_key(key, nxt, w)
+            levels.pop((key, False), None)
+        self._results.clear()
+        self._uni = None
+        if self.max_edges is not None and graph.n_edges > self.max_edges * 1.25:
+            self.prune(self.max_edges)
+
+    def prune(self, max_edges: int) -> None:
+        """
+        Drop the rarest transitions of contexts of order 2 and more until at most
+        ``max_edges`` remain (orders 0 and 1 are kept: they are the backoff floor).
+
+        Args:
+            max_edges: The cap.
+        """
+        excess = self.graph.n_edges - max_edges
+        if excess <= 0:
+            return
+        candidates: list[tuple[float, int, str, str]] = []
+        for key, succ in self.graph._succ.items():
+            if key.startswith(_CTX) and _SEP in key:
+                n = key.count(_SEP) + 1
+                candidates.extend((d["count"], -n, key, nxt) for nxt, d in succ.items())
+        candidates.sort()
+        drop = [(key, nxt) for _, _, key, nxt in candidates[:excess]]
+        self.graph.remove_edges(drop)
+        self._invalidate_all()
+
+    def merge(self, other: SeqCounts) -> None:
+        """
+        Add the counts of ``other`` (same order and method) to these.
+
+        Args:
+            other: Another store; its counts are rescaled to this one's weight.
+        """
+        factor = self.weight / other.weight
+        for ctx, nxt, count in other.graph.edges():
+            key = _CTX + _SEP.join(ctx)
+            if self.method == "kn" and len(key) > 1:
+                edges = self.graph._succ.get(key)
+                if edges is None or nxt not in edges:
+                    self.cont.add_key(_parent_key(key), nxt, 1.0)
+            self.graph.add_key(key, nxt, count * factor)
+        self.n_transitions += other.n_transitions
+        self._invalidate_all()
+
+    def _invalidate_all(self) -> None:
+        self._levels.clear()
+        self._results.clear()
+        self._uni = None
+
+    # -- inference ------------------------------------------------------------------------
+
+    def _level(self, key: str, use_cont: bool) -> _Level | None:
+        ck = (key, use_cont)
+        try:
+            return self._levels[ck]
+        except KeyError:
+            pass
+        succ = (self.cont if use_cont else self.graph)._succ.get(key)
+        level: _Level | None = None
+        if succ:
+            counts = [(n, float(d["count"])) for n, d in succ.items()]
+            total = sum(c for _, c in counts)
+            if total > 0:
+                if self.method == "ppm":
+                    u = len(counts) * (1.0 if use_cont else self.weight)
+                    denom = total + u
+                    level = (tuple((n, c / denom) for n, c in counts), u / denom)
+                else:
+                    d = self.discount * (1.0 if use_cont else self.weight)
+                    alphas = tuple((n, (c - d) / total) for n, c in counts if c > d)
+                    level = (alphas, max(0.0, 1.0 - sum(a for _, a in alphas)))
+        self._levels[ck] = level
+        return level
+
+    def _unigram(self) -> tuple[dict[str, float], list[tuple[str, float]]]:
+        if self._uni is None:
+            src = self.cont if self.method == "kn" else self.graph
+            counts = src.counts_key(_CTX)
+            if self.method == "kn":
+                # States seen only at session start have no continuation count yet.
+                for n in self.graph.counts_key(_CTX):
+                    counts.setdefault(n, 0.0)
+            total = sum(counts.values())
+            probs = {n: (c / total if total > 0 else 1.0 / len(counts)) for n, c in counts.items()}
+            self._uni = (probs, sorted(probs.items(), key=_by_prob))
+        return self._uni
+
+    def predict(self, padded: Sequence[str], k: int | None) -> list[tuple[str, float]]:
+        """
+        Return the top-``k`` next states after ``padded`` (``[BOS, s1, ...]``).
+
+        Args:
+            padded: The history with the start marker in front.
+            k: How many to return; None for the full distribution.
+
+        Returns:
+            ``(state, probability)`` pairs, most probable first.
+        """
+        i = len(padded)
+        keys = context_keys(padded, i, self.order)
+        ck = (keys[-1], k)
+        hit = self._results.get(ck)
+        if hit is not None:
+            return hit
+        acc: dict[str, float] = {}
+        wt = 1.0
+        kn = self.method == "kn"
+        top = len(keys) - 1
+        for n in range(top, 0, -1):
+            key = keys[n]
+            use_cont = kn and n < self.order and key[1] != BOS
+            level = self._level(key, use_cont)
+            if level is None:
+                continue
+            alphas, gamma = level
+            for s, a in alphas:
+                acc[s] = acc.get(s, 0.0) + wt * a
+            wt *= gamma
+        uni, uni_sorted = self._unigram()
+        if wt > 0.0:
+            for s in acc:
+                acc[s] += wt * uni.get(s, 0.0)
+        items = list(acc.items())
+        added = 0
+        for s, p in uni_sorted:
+            if k is not None and added >= k:
+                break
+            if s not in acc:
+                items.append((s, wt * p))
+                added += 1
+        items.sort(key=_by_prob)
+        result = items if k is None else items[:k]
+        self._results[ck] = result
+        return result
+
+    def memory_edges(self) -> int:
+        """
+        Return the number of stored transitions (continuation counts included).
+        """
+        return self.graph.n_edges + self.cont.n_edges
+
+
+def _parent_key(key: str) -> str:
+    """
+    Return the key of the context one state shorter (dropping the oldest state).
+    """
+    cut = key.find(_SEP)
+    return _CTX if cut < 0 else _CTX + key[cut + 1 :]
+
+
+def _by_prob(item: tuple[str, float]) -> tuple[float, str]:
+    return (-item[1], item[0])
+
+
+def validate_states(states: Sequence[str]) -> list[str]:
+    """
+    Check every state name and return them as a list.
+
+    Args:
+        states: State names.
+
+    Returns:
+        The same names.
+    """
+    return [check_name(s) for s in states]
+
+
+def log_or_floor(p: float, floor: float = 1e-9) -> float:
+    """
+    Return ``log(max(p, floor))``.
+    """
+    return math.log(max(p, floor))
+
+
+__all__ += ["context_keys", "key_context", "log_or_floor", "validate_states"]

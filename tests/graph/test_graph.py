@@ -1,0 +1,93 @@
+"""
+Tests of PatternGraph: counts, merge, persistence.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from graph import InvalidStateError, ModelFileError, PatternGraph
+
+
+def _small() -> PatternGraph:
+    """
+    Return a graph with three transitions.
+    """
+    g = PatternGraph()
+    g.add(("a",), "b")
+    g.add(("a",), "b", 2.0)
+    g.add(("a", "b"), "c", 0.5)
+    return g
+
+
+def test_counts_and_total() -> None:
+    """
+    Counts add up per edge and the total per context.
+    """
+    g = _small()
+    assert {"b": 3.0} == g.counts(("a",))
+    assert {"c": 0.5} == g.counts(("a", "b"))
+    assert {} == g.counts(("zzz",))
+    assert 3.0 == g.total(("a",))
+    assert 2 == g.n_edges
+
+
+def test_merge_adds_counts() -> None:
+    """
+    Merging adds the other graph's counts and leaves it unchanged.
+    """
+    g, h = _small(), _small()
+    h.add(("x",), "y")
+    g.merge(h)
+    assert {"b": 6.0} == g.counts(("a",))
+    assert {"y": 1.0} == g.counts(("x",))
+    assert {"b": 3.0} == h.counts(("a",))
+
+
+def test_reserved_characters_rejected() -> None:
+    """
+    A state holding a separator character is refused with a clear error.
+    """
+    with pytest.raises(InvalidStateError, match="reserved"):
+        PatternGraph().add(("a",), "b\x1fc")
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    """
+    A saved graph loads back equal, and no temporary file is left behind.
+    """
+    g = _small()
+    path = tmp_path / "g.json"
+    g.save(path)
+    assert g == PatternGraph.load(path)
+    assert ["g.json"] == [p.name for p in tmp_path.iterdir()]
+
+
+def test_load_unknown_version_names_file(tmp_path: Path) -> None:
+    """
+    An unknown format version is refused, naming the file and the version.
+    """
+    path = tmp_path / "future.json"
+    data = _small().to_json()
+    data["version"] = 99
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ModelFileError, match=r"future\.json.*unknown version 99"):
+        PatternGraph.load(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", '{"format": "graph.PatternGraph", "version": 1, "graph": {"nodes": 3}}', "[]"],
+)
+def test_load_corrupt_file_names_file(tmp_path: Path, content: str) -> None:
+    """
+    Corrupt content raises ModelFileError (a ValueError) naming the file.
+    """
+    path = tmp_path / "broken.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ModelFileError, match=r"broken\.json") as info:
+        PatternGraph.load(path)
+    assert isinstance(info.value, ValueError)
