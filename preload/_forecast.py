@@ -1,0 +1,352 @@
+"""
+Forecasters: what the engine expects the next request to need.
+
+A forecaster learns from each turn (``observe``) and forecasts the next state and the
+next turn's needs (``forecast``); the engine calls both in the background, never on
+the request path. The strategies a replay compares are forecasters too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from graph import FollowUpPredictor, ModelFileError, NeedsModel
+
+from ._errors import EngineStateError, InputError
+
+if TYPE_CHECKING:
+    from ._config import EngineConfig
+    from ._sessions import Session
+
+__all__ = [
+    "EngineForecaster",
+    "Forecast",
+    "Forecaster",
+    "MarkovForecaster",
+    "NullForecaster",
+    "OracleForecaster",
+    "PopularForecaster",
+]
+
+TurnMapping = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Forecast:
+    """
+    The next request as a forecaster sees it: states and needs with probabilities,
+    most likely first.
+
+    .. versionadded:: 0.1
+    """
+
+    states: tuple[tuple[str, float], ...] = ()
+    needs: tuple[tuple[str, float], ...] = ()
+
+
+class Forecaster(Protocol):
+    """
+    Learns from turns and forecasts the next one.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Whether :meth:`forecast` gives states (and next-state accuracy applies).
+    predicts_states: bool
+    #: Whether the agent's reply changes the forecast (then it is made again on reply).
+    uses_reply: bool
+
+    def fit(self, sessions: Sequence[Session]) -> None:
+        """
+        Learn from recorded sessions before serving.
+        """
+        ...
+
+    def observe(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+        """
+        Learn from the session's last turn.
+        """
+        ...
+
+    def forecast(self, turns: Sequence[TurnMapping], user: str | None, session_id: str) -> Forecast:
+        """
+        The forecast for the turn after ``turns``.
+        """
+        ...
+
+
+class NullForecaster:
+    """
+    Forecasts nothing: the reactive strategies (``cold``, ``lru``).
+    """
+
+    predicts_states = False
+    uses_reply = False
+
+    def fit(self, sessions: Sequence[Session]) -> None:
+        """
+        Nothing to learn.
+        """
+
+    def observe(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+        """
+        Nothing to learn.
+        """
+
+    def forecast(self, turns: Sequence[TurnMapping], user: str | None, session_id: str) -> Forecast:
+        """
+        An empty forecast.
+        """
+        return Forecast()
+
+
+class PopularForecaster:
+    """
+    The globally most used needs, whatever the session does.
+
+    Args:
+        top: How many needs to forecast.
+    """
+
+    predicts_states = False
+    uses_reply = False
+
+    def __init__(self, top: int = 8) -> None:
+        self.top = top
+        self._counts: Counter[str] = Counter()
+        self._turns = 0
+        self._cached: Forecast | None = None
+
+    def fit(self, sessions: Sequence[Session]) -> None:
+        """
+        Count every need of every turn.
+        """
+        for session in sessions:
+            for turn in session.turns:
+                self._counts.update(turn.needs)
+            self._turns += len(session.turns)
+        self._cached = None
+
+    def observe(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+        """
+        Count the last turn's needs.
+        """
+        self._counts.update(turns[-1].get("needs") or ())
+        self._turns += 1
+        self._cached = None
+
+    def forecast(self, turns: Sequence[TurnMapping], user: str | None, session_id: str) -> Forecast:
+        """
+        The most used needs, valued by their use relative to the most used one.
+        """
+        if self._cached is None:
+            top = self._counts.most_common(self.top)
+            peak = top[0][1] if top else 1
+            self._cached = Forecast(needs=tuple((k, c / peak) for k, c in top))
+        return self._cached
+
+
+class MarkovForecaster:
+    """
+    A sequence model of states with P(need | state): the next state's distribution,
+    pushed through the needs model.
+
+    Args:
+        order: The Markov order of the state model.
+        top_states: How many next states feed the needs forecast.
+        persistence: Weight of "the next turn needs what this one did"; 0 turns it off.
+    """
+
+    predicts_states = True
+    uses_reply = False
+
+    def __init__(self, order: int = 1, *, top_states: int = 5, persistence: float = 0.0) -> None:
+        self.order = order
+        self.top_states = top_states
+        self.persistence = persistence
+        self.predictor = FollowUpPredictor(order=order)
+        self.needs_model = NeedsModel()
+        self._fitted = False
+
+    def fit(self, sessions: Sequence[Session]) -> None:
+        """
+        Fit the state and needs models on recorded sessions.
+        """
+        data = [s.as_mapping() for s in sessions]
+        self.predictor.fit(data)
+        self.needs_model.fit([d["turns"] for d in data])
+        self._fitted = True
+
+    def observe(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+        """
+        Add the last turn's transition and needs.
+        """
+        last = turns[-1]
+        state = last.get("state")
+        if state is None:
+            return
+        if not self._fitted:
+            self.predictor.fit([])
+            self.needs_model.fit([])
+            self._fitted = True
+        self.predictor.observe(list(turns), user=user)
+        self.needs_model.observe(state, list(last.get("needs") or ()))
+
+    def forecast(self, turns: Sequence[TurnMapping], user: str | None, session_id: str) -> Forecast:
+        """
+        The next states, and P(need) = Σ P(state) P(need | state), blended with the
+        current turn's needs when ``persistence`` is on.
+        """
+        if not self._fitted:
+            return Forecast()
+        states = self.predictor.predict_proba(list(turns), k=self.top_states, user=user)
+        needs = dict(self.needs_model.predict_proba(states))
+        if self.persistence and turns:
+            for need in turns[-1].get("needs") or ():
+                p = needs.get(need, 0.0)
+                needs[need] = 1.0 - (1.0 - p) * (1.0 - self.persistence)
+        ranked = sorted(needs.items(), key=lambda kv: (-kv[1], kv[0]))
+        return Forecast(states=tuple(states), needs=tuple(ranked))
+
+
+class EngineForecaster(MarkovForecaster):
+    """
+    The engine's own forecaster as configured: an order-k model with backoff, the
+    needs model and persistence. ``save`` and ``load`` keep it as versioned JSON.
+    """
+
+    FORMAT = "preload.forecaster"
+    VERSION = 1
+
+    @classmethod
+    def from_config(cls, config: EngineConfig) -> EngineForecaster:
+        """
+        The forecaster ``config`` describes.
+        """
+        p = config.prediction
+        return cls(p.order, top_states=p.top_states, persistence=p.persistence)
+
+    def save(self, path: str | Path) -> None:
+        """
+        Write the fitted forecaster as versioned JSON (atomically).
+
+        Raises:
+            EngineStateError: It was never fitted.
+        """
+        if not self._fitted:
+            raise EngineStateError("the forecaster is not fitted yet; call 'fit' first")
+        data = {
+            "format": self.FORMAT,
+            "version": self.VERSION,
+            "top_states": self.top_states,
+            "persistence": self.persistence,
+            "predictor": self.predictor.to_json(),
+            "needs": self.needs_model.to_json(),
+        }
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise InputError(path, 0, f"cannot write: {exc.strerror or exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> EngineForecaster:
+        """
+        Read a forecaster written by :meth:`save`.
+
+        Raises:
+            InputError: The file is missing, corrupt or of an unknown version.
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(path, 0, f"cannot read: {exc.strerror or exc}") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(path, 0, f"not a JSON model file: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != cls.FORMAT:
+            raise InputError(path, 0, f"not a {cls.FORMAT} file; write one with 'preload train'")
+        if data.get("version") != cls.VERSION:
+            raise InputError(
+                path,
+                0,
+                f"unknown version {data.get('version')!r}; this preload reads version "
+                f"{cls.VERSION}",
+            )
+        try:
+            predictor = FollowUpPredictor.from_json(data["predictor"], source=path)
+            needs = NeedsModel.from_json(data["needs"], source=path)
+            self = cls(
+                predictor.order,
+                top_states=int(data["top_states"]),
+                persistence=float(data["persistence"]),
+            )
+        except ModelFileError as exc:
+            raise InputError(path, 0, str(exc)) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(path, 0, f"corrupt model file: {exc!r}") from None
+        self.predictor, self.needs_model, self._fitted = predictor, needs, True
+        return self
+
+    @property
+    def n_states(self) -> int:
+        """
+        Distinct states the needs model has seen.
+        """
+        return len(getattr(self.needs_model, "state_turns_", {}))
+
+    def predict(
+        self, states: Sequence[str], *, k: int = 3, user: str | None = None
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """
+        The ``k`` likeliest next states and next-turn needs after ``states``.
+        """
+        turns = [{"state": s, "needs": []} for s in states]
+        if turns:
+            turns[-1]["needs"] = [n for n, _ in self.needs_model.needs_given(states[-1])]
+        forecast = self.forecast(turns, user, "")
+        return list(forecast.states[:k]), list(forecast.needs[:k])
+
+
+class OracleForecaster:
+    """
+    Knows the recorded future: forecasts exactly the next turn's needs. The ceiling
+    of a replay.
+
+    Args:
+        sessions: The sessions being replayed, by id.
+    """
+
+    predicts_states = False
+    uses_reply = False
+
+    def __init__(self, sessions: Mapping[str, Session]) -> None:
+        self._sessions = sessions
+
+    def fit(self, sessions: Sequence[Session]) -> None:
+        """
+        Nothing to learn.
+        """
+
+    def observe(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+        """
+        Nothing to learn.
+        """
+
+    def forecast(self, turns: Sequence[TurnMapping], user: str | None, session_id: str) -> Forecast:
+        """
+        The recorded next turn's needs, each with probability 1.
+        """
+        session = self._sessions.get(session_id)
+        if session is None or len(turns) >= len(session.turns):
+            return Forecast()
+        return Forecast(needs=tuple((need, 1.0) for need in session.turns[len(turns)].needs))

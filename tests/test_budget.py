@@ -1,0 +1,117 @@
+"""
+Budgets: allocations respect min/max and sum to the budget; contexts never exceed it.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from preload import (
+    BudgetConfig,
+    BudgetManager,
+    CategoryConfig,
+    Level,
+    Representation,
+    SwapController,
+    TiktokenCounter,
+)
+from preload._config import CATEGORIES
+
+COUNTER = TiktokenCounter()
+
+demands = st.dictionaries(st.sampled_from(CATEGORIES), st.integers(0, 20_000))
+
+
+@given(demand=demands, total=st.integers(2_700, 50_000))
+def test_allocation_sums_to_budget_and_respects_bounds(demand: dict[str, int], total: int) -> None:
+    """
+    Every allocation sums to the budget, keeps the response buffer, gives no category
+    more than its max or its demand, and gives a category with demand its minimum.
+    """
+    manager = BudgetManager(BudgetConfig(total_tokens=total))
+    allocation = manager.allocate(demand)
+    cats = manager.config.categories
+    assert total == sum(allocation.tokens.values())
+    assert allocation["response_buffer"] >= cats["response_buffer"].min
+    for name, cat in cats.items():
+        if name == "response_buffer":
+            continue
+        assert allocation[name] <= demand.get(name, 0)
+        if cat.max:
+            assert allocation[name] <= cat.max
+        assert allocation[name] >= min(cat.min, demand.get(name, 0))
+
+
+def test_what_a_category_cannot_use_goes_to_others() -> None:
+    """
+    Nothing is reserved for an empty category: its share goes by priority.
+    """
+    config = BudgetConfig(
+        total_tokens=1000,
+        categories={
+            "domain_knowledge": CategoryConfig(min=400, max=0, priority=10),
+            "user_history": CategoryConfig(min=400, max=0, priority=5),
+            "response_buffer": CategoryConfig(min=100, max=100, priority=0),
+        },
+    )
+    allocation = BudgetManager(config).allocate({"domain_knowledge": 5000})
+    assert (900, 0, 100) == (
+        allocation["domain_knowledge"],
+        allocation["user_history"],
+        allocation["response_buffer"],
+    )
+
+
+def _rep(key: str, words: int, category: str) -> Representation:
+    text = " ".join(f"w{key}{i}" for i in range(words))
+    half = " ".join(f"w{key}{i}" for i in range(words // 4))
+    return Representation(
+        key=key,
+        source="kb",
+        category=category,
+        levels=(
+            Level(name="full", text=text, tokens=COUNTER.count(text), quality=1.0),
+            Level(name="minimal", text=half, tokens=COUNTER.count(half), quality=0.25),
+        ),
+    )
+
+
+items = st.lists(
+    st.tuples(
+        st.integers(1, 3000),
+        st.sampled_from(["domain_knowledge", "task_context", "examples"]),
+        st.floats(0, 1),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    required=items,
+    optional=items,
+    history=st.lists(st.text(max_size=300), max_size=8),
+    request=st.text(max_size=2000),
+    total=st.integers(2_800, 12_000),
+)
+def test_context_never_exceeds_the_budget(
+    required: list[tuple[int, str, float]],
+    optional: list[tuple[int, str, float]],
+    history: list[str],
+    request: str,
+    total: int,
+) -> None:
+    """
+    Whatever is asked for, the rendered context plus the response buffer fits.
+    """
+    swap = SwapController(BudgetManager(BudgetConfig(total_tokens=total)), COUNTER)
+    ctx = swap.assemble(
+        "s",
+        request=request,
+        required=[_rep(f"r{i}", n, c) for i, (n, c, _) in enumerate(required)],
+        optional=[(_rep(f"o{i}", n, c), v) for i, (n, c, v) in enumerate(optional)],
+        history=history,
+    )
+    assert COUNTER.count(ctx.render()) <= ctx.tokens
+    assert ctx.tokens + ctx.reserved <= total

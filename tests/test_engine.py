@@ -1,0 +1,123 @@
+"""
+The engine end to end with real parts: tokenizer, aiocache, task groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from preload import (
+    DictSource,
+    EngineConfig,
+    EngineStateError,
+    MarkovForecaster,
+    PreloadEngine,
+    Session,
+    Turn,
+)
+
+
+def flights_sessions(n: int) -> list[Session]:
+    """
+    Sessions that always search flights, then book one.
+    """
+    turns = (
+        Turn(t=0, state="Flights:Search", needs=("service:Flights", "intent:Flights:Search")),
+        Turn(t=20, state="Flights:Book", needs=("service:Flights", "intent:Flights:Book")),
+    )
+    return [Session(session_id=f"s{i}", turns=turns) for i in range(n)]
+
+
+async def test_handle_returns_context_within_budget(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    A request gets its needs, the system prompt and the request, within budget.
+    """
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        ctx = await engine.handle(
+            session_id="s1",
+            text="find me a flight",
+            state="Flights:Search",
+            needs=["service:Flights", "intent:Flights:Search", "nowhere:to-be-found"],
+        )
+    assert ctx.tokens + ctx.reserved <= config.budget.total_tokens
+    keys = [item.key for item in ctx.items]
+    assert {"system", "request", "service:Flights", "intent:Flights:Search"} == set(keys)
+    assert ("nowhere:to-be-found",) == ctx.missing
+    assert "find me a flight" in ctx.render()
+    assert "needed this turn" in ctx.explain()
+    assert 1 == engine.metrics().missing
+
+
+async def test_background_forecast_preloads_the_next_turns_needs(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    After a trained engine handles a search, it preloads the booking intent, so the
+    next request hits it without a load on the request path.
+    """
+    forecaster = MarkovForecaster(1)
+    forecaster.fit(flights_sessions(5))
+    source = DictSource(knowledge)
+    async with PreloadEngine(config, sources={"kb": source}, forecaster=forecaster) as engine:
+        first = await engine.handle(
+            session_id="a",
+            text="flights to Oslo",
+            state="Flights:Search",
+            needs=["service:Flights", "intent:Flights:Search"],
+        )
+        await engine.wait_idle()
+        forecast = engine.forecast_of("a")
+        second = await engine.handle(
+            session_id="a",
+            text="book it",
+            state="Flights:Book",
+            needs=["service:Flights", "intent:Flights:Book"],
+        )
+        snapshot = engine.metrics()
+    assert (0, 2) == (first.hits, first.misses)
+    assert forecast is not None and "Flights:Book" == forecast.states[0][0]
+    assert (2, 0) == (second.hits, second.misses)
+    assert (1, 1) == (snapshot.preloads, snapshot.preloads_used)
+
+
+async def test_closing_leaves_no_task_and_refuses_requests(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    Leaving the engine cancels its background work; no task is left behind.
+    """
+    before = set(asyncio.all_tasks())
+    engine = PreloadEngine(config, sources={"kb": DictSource(knowledge)})
+    async with engine:
+        await engine.handle(session_id="s", text="hi", needs=["service:Flights"])
+    assert before == set(asyncio.all_tasks())
+    with pytest.raises(EngineStateError, match="not open"):
+        await engine.handle(session_id="s", text="again")
+    with pytest.raises(EngineStateError, match="more than once"):
+        async with engine:
+            pass
+
+
+async def test_unused_preloads_count_as_wasted(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    A preload its session never uses counts as wasted when the session ends.
+    """
+    forecaster = MarkovForecaster(1)
+    forecaster.fit(flights_sessions(3))
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(knowledge)}, forecaster=forecaster
+    ) as engine:
+        await engine.handle(
+            session_id="a", text="x", state="Flights:Search", needs=["service:Flights"]
+        )
+        await engine.wait_idle()
+        engine.end_session("a")
+        snapshot = engine.metrics()
+    assert snapshot.preloads >= 1
+    assert snapshot.preloads == snapshot.wasted
