@@ -5,6 +5,7 @@ Shared fixtures: a real token counter, small knowledge and sessions.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,14 @@ def _knowledge() -> dict[str, str]:
     }
 
 
-def write_jsonl(path: Path, rows: list[object]) -> Path:
-    """
-    Write one JSON value a line.
-    """
+def _write_jsonl(path: Path, rows: list[object]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+@pytest.fixture(name="write_jsonl")
+def _write_jsonl_fixture() -> Callable[[Path, list[object]], Path]:
+    """
+    A function that writes one JSON value a line to a file and returns its path.
+    """
+    return _write_jsonl

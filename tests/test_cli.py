@@ -5,17 +5,17 @@ The preload command: its report, its model files and its answers to bad input.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import write_jsonl
 
 from preload import generate_demo
 from preload.cli import main
 
 
 @pytest.fixture(name="files")
-def _files(tmp_path: Path) -> tuple[Path, Path]:
+def _files(write_jsonl: Callable[[Path, list[object]], Path], tmp_path: Path) -> tuple[Path, Path]:
     """
     A small session log and its knowledge file, from the demo generator.
     """
@@ -109,7 +109,10 @@ def test_malformed_line_is_named_and_can_be_skipped(
 
 
 def test_needs_without_knowledge_are_reported(
-    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    write_jsonl: Callable[[Path, list[object]], Path],
+    files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """
     Needs with no knowledge entry are counted and reported; the turns are still served.

@@ -4,10 +4,10 @@ Reading session logs and knowledge files: good lines kept, bad lines named.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import write_jsonl
 
 from preload import (
     EmptyInputError,
@@ -27,7 +27,9 @@ GOOD = {
 }
 
 
-def test_sessions_are_read_with_unknown_keys_kept(tmp_path: Path) -> None:
+def test_sessions_are_read_with_unknown_keys_kept(
+    write_jsonl: Callable[[Path, list[object]], Path], tmp_path: Path
+) -> None:
     """
     A session's fields are read; keys the format does not know are kept aside.
     """
@@ -59,7 +61,9 @@ def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
         ({"session_id": "x", "turns": [{"t": 5}, {"t": 1}]}, "goes back in time"),
     ],
 )
-def test_invalid_sessions_say_what_is_wrong(tmp_path: Path, record: object, problem: str) -> None:
+def test_invalid_sessions_say_what_is_wrong(
+    write_jsonl: Callable[[Path, list[object]], Path], tmp_path: Path, record: object, problem: str
+) -> None:
     """
     A line that is JSON but not a session says which field is wrong, and where.
     """
@@ -96,7 +100,9 @@ def test_missing_file_names_its_path(tmp_path: Path) -> None:
         read_sessions(tmp_path / "absent.jsonl")
 
 
-async def test_knowledge_source_serves_items_and_names_bad_lines(tmp_path: Path) -> None:
+async def test_knowledge_source_serves_items_and_names_bad_lines(
+    write_jsonl: Callable[[Path, list[object]], Path], tmp_path: Path
+) -> None:
     """
     The knowledge source serves each key's text; a bad line names file and line.
     """
