@@ -4,6 +4,7 @@ FollowUpPredictor: the next-state forecast over the pattern graph.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,16 @@ from sklearn.utils.validation import check_is_fitted
 from ._errors import ModelFileError
 from ._graph import BOS, PatternGraph, atomic_write_json, read_json
 from ._seq import Item, SeqCounts, session_parts, state_of, states_of, validate_states
+from ._text import TextForecaster, has_text
 
 __all__ = ["FollowUpPredictor"]
 
 _FORMAT = "graph.FollowUpPredictor"
 _VERSION = 1
 _METHODS = ("kn", "ad", "ppm")
+_WIDEN = 8
+_MAX_BLEND_CASES = 4000
+_GRID = tuple(i / 20 for i in range(21))
 
 
 class FollowUpPredictor(BaseEstimator):
@@ -44,11 +49,20 @@ class FollowUpPredictor(BaseEstimator):
             ``n`` observed turns gets weight ``n / (n + user_weight)``. 0 disables
             per-user blending.
         user_order: The context length of the per-user models.
+        text: Learn a :class:`TextForecaster` when the training turns carry ``text`` or
+            ``system`` and blend it in when the history's last turn does.
+        text_alpha: Regularisation of the text model.
+        text_epochs: Passes of the text model over the data in the first fit.
+        holdout: Fraction of the first fit's sessions held out to learn the blend weight
+            of the text forecast (the held-out sessions are learned afterwards).
 
     Attributes:
         counts_: The global count store (its ``graph`` is the :class:`PatternGraph`).
         user_counts_: Per-user count stores.
         n_sessions_: Sessions learned from.
+        text_: The text forecast, or None.
+        blend_: ``(kind, weight)`` of the text forecast: ``"linear"`` mixes the
+            probabilities, ``"loglinear"`` their logarithms; learned on held-out turns.
 
     .. versionadded:: 0.1
     """
@@ -63,6 +77,10 @@ class FollowUpPredictor(BaseEstimator):
         max_edges: int | None = None,
         user_weight: float = 20.0,
         user_order: int = 1,
+        text: bool = True,
+        text_alpha: float = 1e-5,
+        text_epochs: int = 5,
+        holdout: float = 0.15,
     ) -> None:
         self.order = order
         self.method = method
@@ -71,6 +89,10 @@ class FollowUpPredictor(BaseEstimator):
         self.max_edges = max_edges
         self.user_weight = user_weight
         self.user_order = user_order
+        self.text = text
+        self.text_alpha = text_alpha
+        self.text_epochs = text_epochs
+        self.holdout = holdout
 
     # -- learning -------------------------------------------------------------------------
 
@@ -87,6 +109,8 @@ class FollowUpPredictor(BaseEstimator):
             raise ValueError(f"max_edges must be >= 1 or None, got {self.max_edges!r}")
         if self.user_weight < 0:
             raise ValueError(f"user_weight must be >= 0, got {self.user_weight!r}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout!r}")
 
     def _new_counts(self, order: int) -> SeqCounts:
         return SeqCounts(
@@ -102,6 +126,8 @@ class FollowUpPredictor(BaseEstimator):
         self.counts_ = self._new_counts(self.order)
         self.user_counts_: dict[str, SeqCounts] = {}
         self.n_sessions_ = 0
+        self.text_: TextForecaster | None = None
+        self.blend_: tuple[str, float] = ("linear", 0.0)
 
     def fit(self, X: Iterable[Any], y: object = None) -> FollowUpPredictor:
         """
@@ -131,10 +157,13 @@ class FollowUpPredictor(BaseEstimator):
         """
         if not hasattr(self, "counts_"):
             self._reset()
+        sessions = list(X)
         batch: list[list[str]] = []
         by_user: dict[str, list[list[str]]] = {}
-        for seq in X:
+        with_text = False
+        for seq in sessions:
             items, user = session_parts(seq)
+            with_text = with_text or any(has_text(item) for item in items[:2])
             states = validate_states(states_of(items))
             self.n_sessions_ += 1
             if not states:
@@ -145,7 +174,35 @@ class FollowUpPredictor(BaseEstimator):
         self.counts_.add_batch(batch)
         for user, seqs in by_user.items():
             self._user_counts(user).add_batch(seqs)
+        if self.text and with_text:
+            if self.text_ is None:
+                self._fit_text(sessions)
+            else:
+                self.text_.partial_fit(sessions)
         return self
+
+    def _fit_text(self, sessions: list[Any]) -> None:
+        """
+        Fit the text forecast, learning its blend weight on held-out sessions first.
+        """
+        every = round(1.0 / self.holdout) if self.holdout > 0 else 0
+        held = [s for i, s in enumerate(sessions) if every and i % every == every // 2]
+        train = [s for i, s in enumerate(sessions) if not (every and i % every == every // 2)]
+        if len(held) < 5:
+            train, held = sessions, []
+        text = TextForecaster(alpha=self.text_alpha, epochs=self.text_epochs)
+        try:
+            text.fit(train)
+        except ValueError:
+            return
+        if held:
+            seq = self._new_counts(self.order)
+            seq.add_batch([states_of(session_parts(s)[0]) for s in train])
+            self.blend_ = _learn_blend(seq, text, held)
+            text.partial_fit(held)
+        else:
+            self.blend_ = ("linear", 0.5)
+        self.text_ = text
 
     def _user_counts(self, user: str) -> SeqCounts:
         counts = self.user_counts_.get(user)
@@ -178,6 +235,8 @@ class FollowUpPredictor(BaseEstimator):
         self.counts_.add_one(padded)
         if user is not None and self.user_weight > 0:
             self._user_counts(user).add_one(padded)
+        if self.text_ is not None and len(history) >= 2 and has_text(history[-2]):
+            self.text_.observe(history)
         return self
 
     # -- inference ------------------------------------------------------------------------
@@ -198,6 +257,16 @@ class FollowUpPredictor(BaseEstimator):
             ``(state, probability)`` pairs, most probable first.
         """
         check_is_fitted(self)
+        text = self.text_
+        if text is not None and history and self.blend_[1] > 0 and has_text(history[-1]):
+            wide = None if k is None else k + _WIDEN
+            seq_dist = self._predict_seq(history, wide, user)
+            return _mix(seq_dist, text.predict_proba(history, wide), self.blend_, k)
+        return self._predict_seq(history, k, user)
+
+    def _predict_seq(
+        self, history: Sequence[Item], k: int | None, user: str | None
+    ) -> list[tuple[str, float]]:
         padded = [BOS, *states_of(history)]
         dist = self.counts_.predict(padded, k)
         if user is None or self.user_weight <= 0:
@@ -306,6 +375,8 @@ class FollowUpPredictor(BaseEstimator):
             "n_sessions": self.n_sessions_,
             "global": _counts_json(self.counts_),
             "users": {u: _counts_json(c) for u, c in self.user_counts_.items()},
+            "text": None if self.text_ is None else self.text_.to_json(),
+            "blend": list(self.blend_),
         }
 
     @classmethod
@@ -339,6 +410,10 @@ class FollowUpPredictor(BaseEstimator):
             _load_counts(model.counts_, data["global"], source)
             for user, blob in data["users"].items():
                 _load_counts(model._user_counts(str(user)), blob, source)
+            if data["text"] is not None:
+                model.text_ = TextForecaster.from_json(data["text"])
+            kind, weight = data["blend"]
+            model.blend_ = (str(kind), float(weight))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, ModelFileError):
                 raise
@@ -385,3 +460,69 @@ def _load_counts(counts: SeqCounts, blob: Mapping[str, Any], source: str | Path)
     counts.cont = PatternGraph.from_json(blob["cont"], source=source)
     counts.weight = float(blob["weight"])
     counts.n_transitions = int(blob["n_transitions"])
+
+
+def _mix(
+    seq: list[tuple[str, float]],
+    text: list[tuple[str, float]],
+    blend: tuple[str, float],
+    k: int | None,
+) -> list[tuple[str, float]]:
+    """
+    Blend two forecasts over the union of their states.
+    """
+    kind, lam = blend
+    ps, pt = dict(seq), dict(text)
+    floor_s = min(ps.values(), default=1e-6) * 0.5
+    floor_t = min(pt.values(), default=1e-6) * 0.5
+    mixed: dict[str, float] = {}
+    for s in ps.keys() | pt.keys():
+        a, b = ps.get(s, floor_s), pt.get(s, floor_t)
+        if kind == "linear":
+            mixed[s] = (1.0 - lam) * a + lam * b
+        else:
+            mixed[s] = math.exp(
+                (1.0 - lam) * math.log(max(a, 1e-12)) + lam * math.log(max(b, 1e-12))
+            )
+    if kind != "linear":
+        total = sum(mixed.values())
+        mixed = {s: p / total for s, p in mixed.items()}
+    out = sorted(mixed.items(), key=lambda it: (-it[1], it[0]))
+    return out if k is None else out[:k]
+
+
+def _learn_blend(seq: SeqCounts, text: TextForecaster, held: list[Any]) -> tuple[str, float]:
+    """
+    Pick the blend (kind and weight) with the best top-1 + top-3 hits on held-out turns
+    (ties: the higher log-likelihood of the true state).
+    """
+    cases: list[tuple[list[tuple[str, float]], list[tuple[str, float]], str]] = []
+    for session in held:
+        items, _ = session_parts(session)
+        for i in range(1, len(items)):
+            target = state_of(items[i])
+            if target is None or not has_text(items[i - 1]):
+                continue
+            history = items[:i]
+            padded = [BOS, *states_of(history)]
+            cases.append(
+                (seq.predict(padded, 3 + _WIDEN), text.predict_proba(history, 3 + _WIDEN), target)
+            )
+    if not cases:
+        return ("linear", 0.5)
+    cases = cases[:: max(1, len(cases) // _MAX_BLEND_CASES)]
+    best: tuple[float, float, str, float] | None = None
+    for kind in ("linear", "loglinear"):
+        for lam in _GRID:
+            hits = 0.0
+            loglik = 0.0
+            for s, t, target in cases:
+                top = _mix(s, t, (kind, lam), 3)
+                names = [n for n, _ in top]
+                hits += (names[:1] == [target]) + (target in names)
+                loglik += math.log(max(dict(top).get(target, 1e-6), 1e-6))
+            key = (hits, loglik, kind, lam)
+            if best is None or key[:2] > best[:2]:
+                best = key
+    assert best is not None
+    return (best[2], best[3])

@@ -1,0 +1,224 @@
+"""
+NeedsForecaster: P(need is used next turn), learned from the state forecast, the
+state-to-need model and persistence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+from ._needs import NeedsModel
+from ._predictor import FollowUpPredictor
+from ._seq import Item, session_parts, state_of
+
+__all__ = ["NeedsForecaster"]
+
+_FEATURES = (
+    "forecast",
+    "log_forecast",
+    "persist",
+    "persist_prev",
+    "same_state",
+    "top_state",
+    "prior",
+    "bias_forecast_zero",
+)
+
+
+def _needs_of(item: Item) -> tuple[str, ...]:
+    if isinstance(item, Mapping):
+        needs = item.get("needs")
+        if isinstance(needs, (list, tuple)):
+            return tuple(str(n) for n in needs)
+    return ()
+
+
+class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
+    """
+    Forecast which information needs the next turn will use.
+
+    Every candidate need (from the state forecast, the current and previous turns, and
+    the current state) gets features: the expected use under the state forecast
+    (``sum_s P(s) P(need|s)``), whether this turn and the previous one used it,
+    P(need | current state), P(need | most likely next state) and its base rate. A
+    logistic regression, fit on held-out sessions, turns them into P(need used next).
+
+    Args:
+        predictor: The state forecast (cloned; default ``FollowUpPredictor(order=3)``).
+        n_states: How many forecast states feed the expected use.
+        holdout: Fraction of sessions held out to fit the mixing model.
+        C: Inverse regularisation of the mixing model.
+
+    Attributes:
+        predictor_: The fitted state forecast.
+        needs_: The fitted :class:`NeedsModel`.
+        mixer_: ``(coefficients, intercept)`` of the mixing model, or None before there
+            was enough data (then the raw features are averaged).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        *,
+        predictor: FollowUpPredictor | None = None,
+        n_states: int = 10,
+        holdout: float = 0.15,
+        C: float = 1.0,
+    ) -> None:
+        self.predictor = predictor
+        self.n_states = n_states
+        self.holdout = holdout
+        self.C = C
+
+    def _new_predictor(self) -> FollowUpPredictor:
+        base = self.predictor if self.predictor is not None else FollowUpPredictor(order=3)
+        model: FollowUpPredictor = clone(base)
+        return model
+
+    def fit(self, X: Iterable[Any], y: object = None) -> NeedsForecaster:
+        """
+        Learn the state forecast, P(need | state) and the mixing from sessions.
+
+        Args:
+            X: Sessions of turn mappings (``state``, ``needs``, optionally ``text`` and
+                ``system``), or session mappings.
+            y: Ignored.
+
+        Returns:
+            ``self``.
+        """
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout!r}")
+        sessions = list(X)
+        every = round(1.0 / self.holdout) if self.holdout > 0 else 0
+        is_held = [bool(every) and i % every == every // 2 for i in range(len(sessions))]
+        train = [s for s, h in zip(sessions, is_held, strict=True) if not h]
+        held = [s for s, h in zip(sessions, is_held, strict=True) if h]
+        self.predictor_ = self._new_predictor().fit(train)
+        self.needs_ = NeedsModel().fit(train)
+        self._count_prior(train, reset=True)
+        self.mixer_: tuple[tuple[float, ...], float] | None = None
+        if held:
+            rows: list[list[float]] = []
+            labels: list[int] = []
+            for session in held:
+                items, user = session_parts(session)
+                for i in range(1, len(items)):
+                    target = set(_needs_of(items[i]))
+                    for need, feats in self._candidates(items[:i], user):
+                        rows.append(feats)
+                        labels.append(int(need in target))
+            if len(set(labels)) == 2:
+                lr = LogisticRegression(C=self.C, max_iter=1000)
+                lr.fit(np.asarray(rows), np.asarray(labels))
+                self.mixer_ = (
+                    tuple(float(c) for c in lr.coef_[0]),
+                    float(lr.intercept_[0]),
+                )
+            self.predictor_.partial_fit(held)
+            self.needs_.partial_fit(held)
+            self._count_prior(held, reset=False)
+        return self
+
+    def _count_prior(self, sessions: Iterable[Any], *, reset: bool) -> None:
+        if reset:
+            self.need_turns_: dict[str, float] = {}
+            self.n_turns_ = 0.0
+        for session in sessions:
+            items, _ = session_parts(session)
+            for item in items:
+                self._count_turn(item)
+
+    def _count_turn(self, item: Item) -> None:
+        self.n_turns_ += 1.0
+        for need in dict.fromkeys(_needs_of(item)):
+            self.need_turns_[need] = self.need_turns_.get(need, 0.0) + 1.0
+
+    def observe(self, history_turns: Sequence[Item], user: str | None = None) -> NeedsForecaster:
+        """
+        Learn online from the turn just appended to ``history_turns``.
+
+        Args:
+            history_turns: The session's turns so far, the new one last.
+            user: The session's user, if known.
+
+        Returns:
+            ``self``.
+        """
+        check_is_fitted(self)
+        if not history_turns:
+            return self
+        self.predictor_.observe(history_turns, user=user)
+        last = history_turns[-1]
+        state = state_of(last)
+        if state is not None:
+            self.needs_.observe(state, _needs_of(last))
+        self._count_turn(last)
+        return self
+
+    def _candidates(
+        self, history: Sequence[Item], user: str | None
+    ) -> list[tuple[str, list[float]]]:
+        forecast = self.predictor_.predict_proba(history, k=self.n_states, user=user)
+        expected = dict(self.needs_.predict_proba(forecast))
+        current = set(_needs_of(history[-1])) if history else set()
+        previous = set(_needs_of(history[-2])) if len(history) >= 2 else set()
+        state = state_of(history[-1]) if history else None
+        same = dict(self.needs_.needs_given(state)) if state is not None else {}
+        top = dict(self.needs_.needs_given(forecast[0][0])) if forecast else {}
+        n = max(self.n_turns_, 1.0)
+        out: list[tuple[str, list[float]]] = []
+        for need in expected.keys() | current | previous | same.keys():
+            f = expected.get(need, 0.0)
+            out.append(
+                (
+                    need,
+                    [
+                        f,
+                        math.log(f + 1e-4),
+                        float(need in current),
+                        float(need in previous),
+                        same.get(need, 0.0),
+                        top.get(need, 0.0),
+                        self.need_turns_.get(need, 0.0) / n,
+                        float(f == 0.0),
+                    ],
+                )
+            )
+        return out
+
+    def predict_proba(
+        self, history_turns: Sequence[Item], k: int | None = 5, user: str | None = None
+    ) -> list[tuple[str, float]]:
+        """
+        Return P(need is used next turn) for the likeliest needs.
+
+        Args:
+            history_turns: The session's turns so far, including the current one.
+            k: How many needs to return; None for every candidate.
+            user: The session's user, if known.
+
+        Returns:
+            ``(need, probability)`` pairs, most probable first.
+        """
+        check_is_fitted(self)
+        scored: list[tuple[str, float]] = []
+        mixer = self.mixer_
+        for need, feats in self._candidates(history_turns, user):
+            if mixer is None:
+                p = 0.5 * feats[0] + 0.5 * feats[2]
+            else:
+                coef, intercept = mixer
+                z = intercept + sum(c * x for c, x in zip(coef, feats, strict=True))
+                p = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+            scored.append((need, p))
+        scored.sort(key=lambda it: (-it[1], it[0]))
+        return scored if k is None else scored[:k]

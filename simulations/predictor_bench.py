@@ -1,0 +1,519 @@
+"""
+Benchmark of next-state and next-needs forecasts: ours against the predictors a user
+could pick instead (most-frequent, order-1/2/3 Markov dict counts with backoff, ``vlmc``
+and ``cpt`` from PyPI), trained on one split and measured on another.
+
+Run ``python -m simulations.predictor_bench`` (both corpora under ../shared/data), or
+``--train F --dev F`` for one pair of files; ``--json PATH`` writes the results. The
+peers ``vlmc`` and ``cpt`` are only imported here (install the ``bench`` extra).
+
+Every predictor is fit and measured in its own spawned process, so its peak memory
+(``ru_maxrss`` during fit, over the process's size after loading the data) is its own.
+Settings of the peers and of ours are chosen on a split of the *train* file only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing as mp
+import os
+import random
+import resource
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+K = 3
+WIDE = 10
+
+Turns = list[dict[str, Any]]
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+def load_sessions(path: Path) -> list[dict[str, Any]]:
+    """Read a session log (JSONL)."""
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def states(session: dict[str, Any]) -> list[str]:
+    """The states of a session's turns."""
+    return [str(t["state"]) for t in session["turns"] if "state" in t]
+
+
+def split_train(sessions: list[Any], every: int = 7) -> tuple[list[Any], list[Any]]:
+    """Deterministic train/held-out split of the train file (for choosing settings)."""
+    fit = [s for i, s in enumerate(sessions) if i % every != 3]
+    held = [s for i, s in enumerate(sessions) if i % every == 3]
+    return fit, held
+
+
+def display(path: Path) -> str:
+    """The path as seen from the repository, e.g. ../shared/data/sgd/sessions-dev.jsonl."""
+    return os.path.relpath(path, REPO)
+
+
+# -- peers --------------------------------------------------------------------------------
+
+
+class MostFrequent:
+    """The globally most frequent next states."""
+
+    def fit(self, seqs: list[list[str]]) -> None:
+        """Count next states."""
+        c: Counter[str] = Counter(s for seq in seqs for s in seq[1:])
+        total = sum(c.values())
+        self.top = [(s, n / total) for s, n in c.most_common(WIDE)]
+
+    def predict(self, history: Sequence[Any], k: int) -> list[tuple[str, float]]:
+        """Same answer every time."""
+        return self.top[:k]
+
+
+class DictMarkov:
+    """Order-n Markov chain over plain dict counts with backoff to shorter contexts."""
+
+    def __init__(self, order: int) -> None:
+        self.order = order
+
+    def fit(self, seqs: list[list[str]]) -> None:
+        """Count transitions for every context length 0..order."""
+        counts: dict[tuple[str, ...], Counter[str]] = {}
+        for seq in seqs:
+            padded = ["<s>", *seq]
+            for i in range(1, len(padded)):
+                for n in range(min(self.order, i) + 1):
+                    counts.setdefault(tuple(padded[i - n : i]), Counter())[padded[i]] += 1
+        self.tables = {
+            ctx: [(s, n / sum(c.values())) for s, n in c.most_common(WIDE)]
+            for ctx, c in counts.items()
+        }
+
+    def predict(self, history: Sequence[str], k: int) -> list[tuple[str, float]]:
+        """The longest seen context's top states, filled from shorter contexts."""
+        padded = ["<s>", *history]
+        out: list[tuple[str, float]] = []
+        seen: set[str] = set()
+        scale = 1.0
+        for n in range(min(self.order, len(padded)), -1, -1):
+            table = self.tables.get(tuple(padded[len(padded) - n :]) if n else ())
+            if not table:
+                continue
+            for s, p in table:
+                if s not in seen:
+                    out.append((s, p * scale))
+                    seen.add(s)
+            if len(out) >= k:
+                break
+            scale *= 1e-3
+        return out[:k]
+
+
+class VLMCPeer:
+    """``vlmc`` (Rust, Bayesian context tree); symbols are ints, rows padded with a start."""
+
+    def __init__(self, depth: int, beta: float) -> None:
+        self.depth, self.beta = depth, beta
+
+    def fit(self, seqs: list[list[str]]) -> None:
+        """Fit a BCT tree (BIC cannot be configured for large alphabets in vlmc 0.3)."""
+        import vlmc
+
+        self.ids: dict[str, int] = {"<s>": 0}
+        for seq in seqs:
+            for s in seq:
+                self.ids.setdefault(s, len(self.ids))
+        self.unk = len(self.ids)
+        self.names = [*self.ids, "<unk>"]
+        self.model = vlmc.VLMC(
+            alphabet_size=self.unk + 1, max_depth=self.depth, method="bct", beta=self.beta
+        )
+        pad = [0] * self.depth
+        self.model.fit([pad + [self.ids[s] for s in seq] for seq in seqs])
+
+    def predict(self, history: Sequence[str], k: int) -> list[tuple[str, float]]:
+        """Top states from the selected context's distribution."""
+        import numpy as np
+
+        row = [0] * self.depth + [self.ids.get(s, self.unk) for s in history]
+        p = np.asarray(self.model.predict_proba(row))
+        top = np.argpartition(-p, k)[:k]
+        top = top[np.argsort(-p[top])]
+        return [(self.names[i], float(p[i])) for i in top]
+
+
+class CPTPeer:
+    """``cpt`` (Compact Prediction Tree+); a ranking without probabilities."""
+
+    def fit(self, seqs: list[list[str]]) -> None:
+        """Build the tree."""
+        from cpt.cpt import Cpt
+
+        self.model = Cpt()
+        self.model.fit(seqs)
+
+    def predict(self, history: Sequence[str], k: int) -> list[tuple[str, float]]:
+        """Rank weights 1/(r+1) stand in for probabilities."""
+        out = self.model.predict_k([list(history)], k, multithreading=False)[0]
+        return [(s, 1.0 / (r + 1)) for r, s in enumerate(out) if s is not None]
+
+
+class Ours:
+    """graph.FollowUpPredictor; ``text`` feeds it the turn mappings instead of states."""
+
+    def __init__(self, text: bool, **params: Any) -> None:
+        self.text, self.params = text, params
+
+    def fit_sessions(self, sessions: list[dict[str, Any]]) -> None:
+        """Fit on sessions (turn mappings when text is on)."""
+        from graph import FollowUpPredictor
+
+        self.model = FollowUpPredictor(text=self.text, **self.params)
+        self.model.fit(sessions if self.text else [states(s) for s in sessions])
+
+    def predict(self, history: Sequence[Any], k: int) -> list[tuple[str, float]]:
+        """Forecast from the turns (or states) so far."""
+        return self.model.predict_proba(history, k=k)
+
+
+# -- measuring ----------------------------------------------------------------------------
+
+
+def rss_mb() -> float:
+    """Current resident set size in MB."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark (Linux ``clear_refs`` 5), if allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def maxrss_mb() -> float:
+    """Peak resident set size of this process in MB (VmHWM since the last reset)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make(name: str, settings: dict[str, Any]) -> Any:
+    """Build a predictor by name."""
+    if name == "most-frequent":
+        return MostFrequent()
+    if name.startswith("markov"):
+        return DictMarkov(int(name[-1]))
+    if name == "vlmc":
+        return VLMCPeer(settings.get("depth", 3), settings.get("beta", 0.5))
+    if name == "cpt":
+        return CPTPeer()
+    if name in ("ours", "ours+text"):
+        return Ours(name == "ours+text", **settings)
+    raise ValueError(name)
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Fit one predictor and measure it (runs in a fresh process)."""
+    from graph import NeedsForecaster, NeedsModel
+
+    train = load_sessions(Path(job["train"]))
+    dev = load_sessions(Path(job["dev"]))
+    name = job["name"]
+    model = make(name, job.get("settings", {}))
+    text = name == "ours+text"
+    gc.collect()
+    base = rss_mb()
+    reset_peak()
+    t0 = time.perf_counter()
+    if isinstance(model, Ours):
+        model.fit_sessions(train)
+    else:
+        model.fit([states(s) for s in train])
+    fit_s = time.perf_counter() - t0
+    gc.collect()
+    peak = max(maxrss_mb() - base, 0.0)
+    retained = rss_mb() - base
+
+    needs = NeedsModel().fit(train)
+    forecaster = None
+    needs_fit_s = 0.0
+    if name.startswith("ours"):
+        from graph import FollowUpPredictor
+
+        t0 = time.perf_counter()
+        forecaster = NeedsForecaster(
+            predictor=FollowUpPredictor(text=text, **job.get("settings", {}))
+        ).fit(train if text else [_strip_text(s) for s in train])
+        needs_fit_s = time.perf_counter() - t0
+
+    cases: list[tuple[Any, Any, str, bool, set[str]]] = []
+    for s in dev:
+        turns = s["turns"] if text else _strip_text(s)["turns"]
+        st = states(s)
+        for i in range(1, len(st)):
+            hist = turns[:i] if text else st[:i]
+            needs_next = set(turns[i].get("needs", ()))
+            cases.append((hist, turns[:i], st[i], st[i] != st[i - 1], needs_next))
+    h1 = h3 = c1 = c3 = nchg = 0
+    need_hit = need_true = need_pred = 0
+    for hist, turns_so_far, target, changed, target_needs in cases:
+        dist = model.predict(hist, WIDE)
+        names = [s for s, _ in dist]
+        hit1, hit3 = names[:1] == [target], target in names[:K]
+        h1 += hit1
+        h3 += hit3
+        if changed:
+            nchg += 1
+            c1 += hit1
+            c3 += hit3
+        if forecaster is not None:
+            top = [n for n, _ in forecaster.predict_proba(turns_so_far, k=5)]
+        else:
+            total = sum(p for _, p in dist) or 1.0
+            top = [n for n, _ in needs.predict_proba([(s, p / total) for s, p in dist], k=5)]
+        need_hit += len(target_needs & set(top))
+        need_true += len(target_needs)
+        need_pred += len(top)
+
+    # Speed: k=3 over every dev history, timed alone.
+    histories = [c[0] for c in cases]
+    t0 = time.perf_counter()
+    reps = 0
+    while True:
+        for hist in histories:
+            model.predict(hist, K)
+        reps += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed > 1.0 or reps >= 3:
+            break
+    n = len(cases)
+    return {
+        "name": name,
+        "settings": job.get("settings", {}),
+        "top1": h1 / n,
+        "top3": h3 / n,
+        "change_top1": c1 / max(nchg, 1),
+        "change_top3": c3 / max(nchg, 1),
+        "need_recall5": need_hit / max(need_true, 1),
+        "need_precision5": need_hit / max(need_pred, 1),
+        "fit_s": fit_s,
+        "needs_fit_s": needs_fit_s,
+        "pred_per_s": reps * len(histories) / elapsed,
+        "peak_mb": peak,
+        "retained_mb": retained,
+        "turns": n,
+        "change_turns": nchg,
+    }
+
+
+def _strip_text(session: dict[str, Any]) -> dict[str, Any]:
+    """The session without request and reply text (states and needs only)."""
+    return {
+        **session,
+        "turns": [
+            {k: v for k, v in t.items() if k not in ("text", "system")} for t in session["turns"]
+        ],
+    }
+
+
+# -- choosing settings on the train file only ----------------------------------------------
+
+
+def choose(train: Path) -> dict[str, dict[str, Any]]:
+    """Pick vlmc's and our sequence settings on a held-out part of the train file."""
+    sessions = load_sessions(train)
+    fit, held = split_train(sessions)
+    fit_states = [states(s) for s in fit]
+    cases = [(st[:i], st[i]) for st in (states(s) for s in held) for i in range(1, len(st))]
+
+    def score(model: Any) -> float:
+        hits = sum(t in [s for s, _ in model.predict(h, K)] for h, t in cases)
+        return hits / max(len(cases), 1)
+
+    best_v: tuple[float, dict[str, Any]] = (-1.0, {})
+    for depth in (2, 3, 4):
+        for beta in (0.5, 0.9):
+            peer = VLMCPeer(depth, beta)
+            peer.fit(fit_states)
+            best_v = max(best_v, (score(peer), {"depth": depth, "beta": beta}), key=lambda x: x[0])
+    best_o: tuple[float, dict[str, Any]] = (-1.0, {})
+    for method in ("kn", "ad", "ppm"):
+        for order in (1, 2, 3, 4, 5):
+            ours = Ours(False, order=order, method=method)
+            ours.fit_sessions(fit)
+            best_o = max(
+                best_o, (score(ours), {"order": order, "method": method}), key=lambda x: x[0]
+            )
+    print(
+        f"  chosen on train split: vlmc {best_v[1]} (top3 {best_v[0]:.3f}), "
+        f"ours {best_o[1]} (top3 {best_o[0]:.3f})"
+    )
+    return {"vlmc": best_v[1], "ours": best_o[1], "ours+text": best_o[1]}
+
+
+# -- the generated set ---------------------------------------------------------------------
+
+
+def generated(job: dict[str, Any]) -> dict[str, Any]:
+    """Fit ours on N generated sequences in chunks; report time, peak memory and edges."""
+    from graph import FollowUpPredictor
+
+    n, n_states, cap = job["n"], job["states"], job["max_edges"]
+    rng = random.Random(0)
+    succ = {s: rng.sample(range(n_states), 5) for s in range(n_states)}
+    names = [f"g{i}" for i in range(n_states)]
+
+    def chunk(size: int) -> list[list[str]]:
+        out = []
+        for _ in range(size):
+            cur = rng.randrange(n_states)
+            seq = [names[cur]]
+            for _ in range(rng.randint(1, 14)):
+                cur = succ[cur][min(int(rng.expovariate(1.0)), 4)]
+                seq.append(names[cur])
+            out.append(seq)
+        return out
+
+    model = FollowUpPredictor(order=3, max_edges=cap, text=False)
+    gc.collect()
+    base = rss_mb()
+    reset_peak()
+    gen_s = fit_s = 0.0
+    done = 0
+    model.fit([])
+    while done < n:
+        size = min(100_000, n - done)
+        t0 = time.perf_counter()
+        batch = chunk(size)
+        t1 = time.perf_counter()
+        model.partial_fit(batch)
+        t2 = time.perf_counter()
+        gen_s += t1 - t0
+        fit_s += t2 - t1
+        done += size
+        del batch
+    return {
+        "sequences": n,
+        "transitions": model.counts_.n_transitions,
+        "fit_s": fit_s,
+        "generate_s": gen_s,
+        "edges": model.graph_.n_edges,
+        "max_edges": cap,
+        "peak_mb": max(maxrss_mb() - base, 0.0),
+    }
+
+
+# -- main ------------------------------------------------------------------------------------
+
+NAMES = ("most-frequent", "markov1", "markov2", "markov3", "vlmc", "cpt", "ours", "ours+text")
+
+
+def in_process(
+    fn: Callable[[dict[str, Any]], dict[str, Any]], job: dict[str, Any]
+) -> dict[str, Any]:
+    """Run ``fn(job)`` in a fresh spawned process."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, (job,))
+
+
+def print_table(corpus: str, rows: list[dict[str, Any]]) -> None:
+    """Print one corpus's results."""
+    head = (
+        f"{'predictor':<14}{'top1':>7}{'top3':>7}{'chg1':>7}{'chg3':>7}{'nR@5':>7}"
+        f"{'nP@5':>7}{'fit_s':>8}{'pred/s':>10}{'peakMB':>8}"
+    )
+    print(f"\n[{corpus}]")
+    print(head)
+    for r in rows:
+        print(
+            f"{r['name']:<14}{r['top1'] * 100:>7.1f}{r['top3'] * 100:>7.1f}"
+            f"{r['change_top1'] * 100:>7.1f}{r['change_top3'] * 100:>7.1f}"
+            f"{r['need_recall5']:>7.3f}{r['need_precision5']:>7.3f}{r['fit_s']:>8.2f}"
+            f"{r['pred_per_s']:>10.0f}{r['peak_mb']:>8.1f}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--train", type=Path, help="train session log (default: both corpora)")
+    ap.add_argument("--dev", type=Path, help="evaluation session log")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--predictors", default=",".join(NAMES), help="comma-separated subset")
+    ap.add_argument(
+        "--generated",
+        type=int,
+        default=1_000_000,
+        help="generated sequences for the fit-time/memory run (0 to skip)",
+    )
+    ap.add_argument("--max-edges", type=int, default=200_000, help="edge cap in that run")
+    args = ap.parse_args(argv)
+    if (args.train is None) != (args.dev is None):
+        ap.error("--train and --dev go together")
+    pairs = (
+        [(args.train.stem, args.train, args.dev)]
+        if args.train
+        else [
+            (c, DATA / c / "sessions-train.jsonl", DATA / c / "sessions-dev.jsonl")
+            for c in ("sgd", "star")
+        ]
+    )
+    names = [n for n in args.predictors.split(",") if n]
+    results: dict[str, Any] = {"corpora": {}}
+    for corpus, train, dev in pairs:
+        print(f"{corpus}: train {display(train)} -> dev {display(dev)}")
+        settings = choose(train)
+        rows = []
+        for name in names:
+            job = {
+                "name": name,
+                "train": str(train),
+                "dev": str(dev),
+                "settings": settings.get(name, {}),
+            }
+            rows.append(in_process(run_one, job))
+            r = rows[-1]
+            print(f"  {name}: top3 {r['top3'] * 100:.1f} fit {r['fit_s']:.1f}s", flush=True)
+        print_table(corpus, rows)
+        results["corpora"][corpus] = {
+            "train": display(train),
+            "dev": display(dev),
+            "settings": settings,
+            "predictors": rows,
+        }
+    if args.generated:
+        job = {"n": args.generated, "states": 300, "max_edges": args.max_edges}
+        gen = in_process(generated, job)
+        print(
+            f"\n[generated] {gen['sequences']} sequences, {gen['transitions']} transitions: "
+            f"fit {gen['fit_s']:.1f}s (generation {gen['generate_s']:.1f}s apart), "
+            f"peak {gen['peak_mb']:.0f} MB, {gen['edges']} edges (cap {gen['max_edges']})"
+        )
+        results["generated"] = gen
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
