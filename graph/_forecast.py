@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._needs import NeedsModel
 from ._predictor import FollowUpPredictor
 from ._seq import Item, session_parts, state_of
+from ._text import _words
 
 __all__ = ["NeedsForecaster"]
 
@@ -29,7 +30,26 @@ _FEATURES = (
     "top_state",
     "prior",
     "bias_forecast_zero",
+    "text_assoc",
 )
+_ASSOC_PRIOR = 10.0
+_ASSOC_TOP = 8
+
+
+def _turn_tokens(item: Item) -> set[str]:
+    """Words of a turn's request (``u:``) and reply (``a:``), and its state."""
+    out: set[str] = set()
+    if isinstance(item, Mapping):
+        text = item.get("text")
+        if isinstance(text, str):
+            out.update("u:" + w for w in _words(text))
+        reply = item.get("system")
+        if isinstance(reply, str):
+            out.update("a:" + w for w in _words(reply))
+    state = state_of(item)
+    if state is not None:
+        out.add("s:" + state)
+    return out
 
 
 def _needs_of(item: Item) -> tuple[str, ...]:
@@ -47,7 +67,9 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
     Every candidate need (from the state forecast, the current and previous turns, and
     the current state) gets features: the expected use under the state forecast
     (``sum_s P(s) P(need|s)``), whether this turn and the previous one used it,
-    P(need | current state), P(need | most likely next state) and its base rate. A
+    P(need | current state), P(need | most likely next state), its base rate, and its
+    association with the words of this turn's request and reply (counts of "turn had
+    word w, next turn used need n", smoothed; the strongest word counts). A
     logistic regression, fit on held-out sessions, turns them into P(need used next).
 
     Args:
@@ -105,6 +127,7 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
         self.predictor_ = self._new_predictor().fit(train)
         self.needs_ = NeedsModel().fit(train)
         self._count_prior(train, reset=True)
+        self._count_assoc(train, reset=True)
         self.mixer_: tuple[tuple[float, ...], float] | None = None
         if held:
             rows: list[list[float]] = []
@@ -126,7 +149,38 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
             self.predictor_.partial_fit(held)
             self.needs_.partial_fit(held)
             self._count_prior(held, reset=False)
+            self._count_assoc(held, reset=False)
         return self
+
+    def _count_assoc(self, sessions: Iterable[Any], *, reset: bool) -> None:
+        if reset:
+            self.token_turns_: dict[str, float] = {}
+            self.assoc_: dict[str, dict[str, float]] = {}
+            self._assoc_top: dict[str, tuple[tuple[str, float], ...]] = {}
+        for session in sessions:
+            items, _ = session_parts(session)
+            for i in range(1, len(items)):
+                self._assoc_turn(items[i - 1], items[i])
+
+    def _assoc_turn(self, prev: Item, nxt: Item) -> None:
+        needs = _needs_of(nxt)
+        turns, assoc, top = self.token_turns_, self.assoc_, self._assoc_top
+        for token in _turn_tokens(prev):
+            turns[token] = turns.get(token, 0.0) + 1.0
+            row = assoc.setdefault(token, {})
+            for need in needs:
+                row[need] = row.get(need, 0.0) + 1.0
+            top.pop(token, None)
+
+    def _assoc_of(self, token: str) -> tuple[tuple[str, float], ...]:
+        hit = self._assoc_top.get(token)
+        if hit is None:
+            row = self.assoc_.get(token, {})
+            denom = self.token_turns_.get(token, 0.0) + _ASSOC_PRIOR
+            best = sorted(row.items(), key=lambda it: -it[1])[:_ASSOC_TOP]
+            hit = tuple((need, c / denom) for need, c in best)
+            self._assoc_top[token] = hit
+        return hit
 
     def _count_prior(self, sessions: Iterable[Any], *, reset: bool) -> None:
         if reset:
@@ -162,6 +216,8 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
         if state is not None:
             self.needs_.observe(state, _needs_of(last))
         self._count_turn(last)
+        if len(history_turns) >= 2:
+            self._assoc_turn(history_turns[-2], last)
         return self
 
     def _candidates(
@@ -175,8 +231,14 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
         same = dict(self.needs_.needs_given(state)) if state is not None else {}
         top = dict(self.needs_.needs_given(forecast[0][0])) if forecast else {}
         n = max(self.n_turns_, 1.0)
+        assoc: dict[str, float] = {}
+        if history:
+            for token in _turn_tokens(history[-1]):
+                for need, a in self._assoc_of(token):
+                    if a > assoc.get(need, 0.0):
+                        assoc[need] = a
         out: list[tuple[str, list[float]]] = []
-        for need in expected.keys() | current | previous | same.keys():
+        for need in expected.keys() | current | previous | same.keys() | assoc.keys():
             f = expected.get(need, 0.0)
             out.append(
                 (
@@ -190,6 +252,7 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
                         top.get(need, 0.0),
                         self.need_turns_.get(need, 0.0) / n,
                         float(f == 0.0),
+                        assoc.get(need, 0.0),
                     ],
                 )
             )
