@@ -227,6 +227,8 @@ def make(name: str, settings: dict[str, Any]) -> Any:
         return CPTPeer()
     if name in ("ours", "ours+text"):
         return Ours(name == "ours+text", **settings)
+    if name == "ours-o3":
+        return Ours(False, **{**settings, "order": min(3, settings.get("order", 3))})
     raise ValueError(name)
 
 
@@ -255,7 +257,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     needs = NeedsModel().fit(train)
     forecaster = None
     needs_fit_s = 0.0
-    if name.startswith("ours"):
+    if name in ("ours", "ours+text"):
         from graph import FollowUpPredictor
 
         t0 = time.perf_counter()
@@ -366,7 +368,7 @@ def choose(train: Path) -> dict[str, dict[str, Any]]:
         f"  chosen on train split: vlmc {best_v[1]} (top3 {best_v[0]:.3f}), "
         f"ours {best_o[1]} (top3 {best_o[0]:.3f})"
     )
-    return {"vlmc": best_v[1], "ours": best_o[1], "ours+text": best_o[1]}
+    return {"vlmc": best_v[1], "ours": best_o[1], "ours+text": best_o[1], "ours-o3": best_o[1]}
 
 
 # -- the generated set ---------------------------------------------------------------------
@@ -423,7 +425,9 @@ def generated(job: dict[str, Any]) -> dict[str, Any]:
 
 # -- main ------------------------------------------------------------------------------------
 
-NAMES = ("most-frequent", "markov1", "markov2", "markov3", "vlmc", "cpt", "ours", "ours+text")
+NAMES = (
+    "most-frequent", "markov1", "markov2", "markov3", "vlmc", "cpt", "ours-o3", "ours", "ours+text",
+)  # fmt: skip
 
 
 def in_process(
