@@ -256,7 +256,8 @@ class FollowUpPredictor(BaseEstimator):
         Returns:
             ``(state, probability)`` pairs, most probable first.
         """
-        check_is_fitted(self)
+        if "counts_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
+            check_is_fitted(self)
         text = self.text_
         if text is not None and history and self.blend_[1] > 0 and has_text(history[-1]):
             wide = None if k is None else k + _WIDEN

@@ -284,11 +284,12 @@ class SeqCounts:
             ``(state, probability)`` pairs, most probable first.
         """
         i = len(padded)
-        keys = context_keys(padded, i, self.order)
-        ck = (keys[-1], k)
+        top_n = min(self.order, i)
+        ck = (_CTX + _SEP.join(padded[i - top_n :]), k)
         hit = self._results.get(ck)
         if hit is not None:
             return hit
+        keys = context_keys(padded, i, self.order)
         acc: dict[str, float] = {}
         wt = 1.0
         kn = self.method == "kn"
