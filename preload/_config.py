@@ -24,6 +24,7 @@ __all__ = [
     "BudgetConfig",
     "CacheConfig",
     "CategoryConfig",
+    "CompressionConfig",
     "EngineConfig",
     "LatencyConfig",
     "PredictionConfig",
@@ -69,6 +70,11 @@ class CacheConfig:
     ``ttl`` gives lifetimes by item kind or source name, for content that goes stale
     (database rows); other items live ``ttl_s`` seconds (0: until evicted).
 
+    ``decoded_entries`` bounds the memory backend's LRU of decoded items (0: decode
+    on every hit). On Redis, every call has ``redis_timeout_s``; while Redis is
+    unreachable the cache serves from memory and tries Redis again every
+    ``redis_retry_s`` seconds.
+
     .. versionadded:: 0.1
     """
 
@@ -80,9 +86,21 @@ class CacheConfig:
     serializer: Literal["msgpack", "json"] = "msgpack"
     redis_url: str = "redis://127.0.0.1:6379/0"
     namespace: str = "preload"
+    decoded_entries: int = 256
+    redis_timeout_s: float = 0.25
+    redis_retry_s: float = 1.0
+    redis_pool_size: int = 64
 
     def __post_init__(self) -> None:
         _choice("cache.backend", self.backend, ("memory", "redis"))
+        _non_negative("cache.decoded_entries", self.decoded_entries)
+        _positive("cache.redis_timeout_s", self.redis_timeout_s)
+        _non_negative("cache.redis_retry_s", self.redis_retry_s)
+        _positive("cache.redis_pool_size", self.redis_pool_size)
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                "cache.redis_url", f"{self.redis_url!r} is not a redis://, rediss:// or unix:// URL"
+            )
         _choice("cache.serializer", self.serializer, ("msgpack", "json"))
         _positive("cache.max_entries", self.max_entries)
         _positive("cache.max_bytes", self.max_bytes)
@@ -105,6 +123,16 @@ class PreloaderConfig:
     """
     Background loading: workers, queue and limits.
 
+    Every load has a timeout (``source_timeouts`` by source name, else
+    ``load_timeout_s``) and at most ``max_concurrent_loads`` run at once, fewer for a
+    source in ``source_concurrency``. A failed load is retried ``retries`` times with
+    exponential backoff from ``retry_backoff_s``; after ``failure_threshold`` failed
+    loads in a row a source cools down for ``cooldown_s`` (no calls to it). Items
+    longer than ``max_item_chars`` are refused. On a shared cache one replica loads a
+    key under a lease of ``lease_ttl_s`` while the others poll for the value from
+    ``lease_poll_s`` on. Closing waits up to ``drain_s`` for loads to finish, then
+    cancels the rest.
+
     .. versionadded:: 0.1
     """
 
@@ -115,6 +143,16 @@ class PreloaderConfig:
     request_deadline_s: float = 5.0
     max_preloads_per_turn: int = 8
     value_threshold: float = 0.1
+    source_timeouts: dict[str, float] = field(default_factory=dict)
+    source_concurrency: dict[str, int] = field(default_factory=dict)
+    retries: int = 2
+    retry_backoff_s: float = 0.05
+    failure_threshold: int = 5
+    cooldown_s: float = 30.0
+    max_item_chars: int = 4_000_000
+    lease_ttl_s: float = 30.0
+    lease_poll_s: float = 0.005
+    drain_s: float = 0.0
 
     def __post_init__(self) -> None:
         _positive("preloader.workers", self.workers)
@@ -124,6 +162,24 @@ class PreloaderConfig:
         _positive("preloader.request_deadline_s", self.request_deadline_s)
         _non_negative("preloader.max_preloads_per_turn", self.max_preloads_per_turn)
         _probability("preloader.value_threshold", self.value_threshold)
+        for name, seconds in self.source_timeouts.items():
+            _positive(f"preloader.source_timeouts.{name}", seconds)
+        for name, limit in self.source_concurrency.items():
+            _positive(f"preloader.source_concurrency.{name}", limit)
+        _non_negative("preloader.retries", self.retries)
+        _non_negative("preloader.retry_backoff_s", self.retry_backoff_s)
+        _positive("preloader.failure_threshold", self.failure_threshold)
+        _non_negative("preloader.cooldown_s", self.cooldown_s)
+        _positive("preloader.max_item_chars", self.max_item_chars)
+        _positive("preloader.lease_ttl_s", self.lease_ttl_s)
+        _positive("preloader.lease_poll_s", self.lease_poll_s)
+        _non_negative("preloader.drain_s", self.drain_s)
+
+    def timeout_for(self, source: str) -> float:
+        """
+        The load timeout of ``source``: its own, else ``load_timeout_s``.
+        """
+        return self.source_timeouts.get(source, self.load_timeout_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,6 +220,12 @@ class BudgetConfig:
     """
     The token budget of one context window and its split across categories.
 
+    Selection solves a multiple-choice knapsack exactly for up to
+    ``knapsack_exact_items`` candidates and by the convex-hull greedy above that. The
+    ``importance_*`` weights blend the importance scorer's signals (recency with a
+    half-life of ``recency_half_life`` turns, relevance to the request, explicit user
+    references, information density, historical utility).
+
     .. versionadded:: 0.1
     """
 
@@ -171,10 +233,24 @@ class BudgetConfig:
     categories: dict[str, CategoryConfig] = field(default_factory=_default_categories)
     system_prompt: str = "You are a helpful assistant. Use the context below to answer."
     history_turns: int = 6
+    knapsack_exact_items: int = 8
+    importance_recency: float = 0.2
+    importance_relevance: float = 0.35
+    importance_references: float = 0.15
+    importance_density: float = 0.1
+    importance_utility: float = 0.2
+    recency_half_life: float = 4.0
 
     def __post_init__(self) -> None:
         _positive("budget.total_tokens", self.total_tokens)
         _non_negative("budget.history_turns", self.history_turns)
+        _non_negative("budget.knapsack_exact_items", self.knapsack_exact_items)
+        _positive("budget.recency_half_life", self.recency_half_life)
+        weights = self.importance_weights
+        for name, weight in weights.items():
+            _non_negative(f"budget.importance_{name}", weight)
+        if not sum(weights.values()) > 0:
+            raise ConfigError("budget.importance_relevance", "the importance weights are all 0")
         for name in self.categories:
             if name not in CATEGORIES:
                 raise ConfigError(
@@ -188,6 +264,19 @@ class BudgetConfig:
             )
         if "response_buffer" not in self.categories:
             raise ConfigError("budget.categories.response_buffer", "is required")
+
+    @property
+    def importance_weights(self) -> dict[str, float]:
+        """
+        The importance scorer's weights by signal.
+        """
+        return {
+            "recency": self.importance_recency,
+            "relevance": self.importance_relevance,
+            "references": self.importance_references,
+            "density": self.importance_density,
+            "utility": self.importance_utility,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -276,6 +365,45 @@ class ReplayConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CompressionConfig:
+    """
+    How items and conversation histories are compressed.
+
+    The ratios are the target sizes of the ``summary``, ``key_points`` and ``minimal``
+    levels as fractions of the deduplicated text; items of ``min_tokens`` or fewer
+    keep only ``full``. Units whose TF-IDF cosine to an earlier one reaches
+    ``near_duplicate`` are dropped by ``dedup``; above ``textrank_max_units`` units,
+    ``summary`` ranks by centroid similarity instead of PageRank. A
+    :class:`~preload.CompressedConversation` keeps its last ``history_raw_turns``
+    exchanges verbatim when it can.
+
+    .. versionadded:: 0.1
+    """
+
+    summary_ratio: float = 0.45
+    key_points_ratio: float = 0.2
+    minimal_ratio: float = 0.08
+    near_duplicate: float = 0.85
+    textrank_max_units: int = 200
+    min_tokens: int = 32
+    history_raw_turns: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("summary_ratio", "key_points_ratio", "minimal_ratio", "near_duplicate"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(f"compression.{name}", f"must be within (0, 1], got {value!r}")
+        if not self.minimal_ratio <= self.key_points_ratio <= self.summary_ratio:
+            raise ConfigError(
+                "compression.summary_ratio",
+                "the ratios must shrink: minimal_ratio <= key_points_ratio <= summary_ratio",
+            )
+        _positive("compression.textrank_max_units", self.textrank_max_units)
+        _non_negative("compression.min_tokens", self.min_tokens)
+        _non_negative("compression.history_raw_turns", self.history_raw_turns)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EngineConfig:
     """
     The whole engine configuration.
@@ -290,6 +418,7 @@ class EngineConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    compression: CompressionConfig = field(default_factory=CompressionConfig)
 
     def __post_init__(self) -> None:
         if not self.tenant:

@@ -1,0 +1,387 @@
+"""
+The Redis backend of the cache: replicas share warm context and take turns loading.
+
+:class:`RedisItemCache` stores values in Redis through aiocache's ``RedisCache``
+(msgpack with ``encoding=None``, so values reach the serializer as bytes; JSON as
+UTF-8 text). Its synchronous ``key in cache`` answers from a local index of keys this
+process knows to be warm; a key another replica stored is found by the async
+``get``. Leases (``SET NX PX`` with an owner token, released by a compare-and-delete
+script) make one replica load a key while the others wait for its value; a lease
+whose holder died expires.
+
+When Redis cannot be reached, the cache logs it once, serves from its inherited memory
+store and keeps serving; it tries Redis again every ``cache.redis_retry_s`` seconds
+and logs once more when Redis is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import anyio
+
+from ._cache import CacheStatistics, ItemCache, make_serializer
+from ._errors import CacheError, ConfigError
+
+if TYPE_CHECKING:
+    from ._config import CacheConfig
+
+try:
+    from aiocache import RedisCache
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+except ImportError:  # pragma: no cover (the redis extra is not installed)
+    RedisCache = None
+
+__all__ = ["RedisItemCache"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Deletes a lease only when the token still owns it.
+RELEASE_SCRIPT = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+    "else return 0 end"
+)
+
+
+class _Down(Exception):
+    """
+    Redis is unreachable; the caller falls back to memory.
+    """
+
+
+def _redis_options(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError("cache.redis_url", f"{url!r}: only redis:// and rediss:// are supported")
+    db = parts.path.lstrip("/") or "0"
+    if not db.isdigit():
+        raise ConfigError("cache.redis_url", f"{url!r}: the database must be a number")
+    return {
+        "endpoint": parts.hostname or "127.0.0.1",
+        "port": parts.port or 6379,
+        "db": int(db),
+        "password": unquote(parts.password) if parts.password else None,
+        "ssl": parts.scheme == "rediss",
+    }
+
+
+class RedisItemCache(ItemCache):
+    """
+    The cache on Redis, shared by every replica that uses the same URL and namespace.
+
+    Args:
+        config: The cache section of the engine configuration (``redis_url``,
+            ``namespace``, ``redis_timeout_s``, ``redis_retry_s``, bounds and TTLs).
+        on_evict: Called with the key of every entry the memory fallback evicts.
+
+    Raises:
+        ConfigError: The ``redis`` package is missing or the URL is not usable.
+
+    .. versionadded:: 0.1
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        config: CacheConfig | None = None,
+        *,
+        on_evict: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(config, on_evict=on_evict)
+        if RedisCache is None:  # pragma: no cover
+            raise ConfigError(
+                "cache.backend",
+                "the Redis backend needs the redis package: pip install 'preload[redis]'",
+            )
+        options = _redis_options(self.config.redis_url)
+        timeout = self.config.redis_timeout_s
+        self._redis_serializer = make_serializer(self.config)
+        # No retries inside redis-py and no aiocache timeout: deadlines and fallback
+        # are ours, on the event loop's clock.
+        self._redis = RedisCache(
+            serializer=self._redis_serializer,
+            namespace=self.config.namespace,
+            timeout=None,
+            pool_max_size=self.config.redis_pool_size,
+            create_connection_timeout=timeout,
+            connection_pool_kwargs={"retry": Retry(NoBackoff(), 0), "socket_timeout": timeout},
+            **options,
+        )
+        self._lease_prefix = f"{self.config.namespace}.lease:"
+        # Keys known warm in Redis: their expiry on the loop clock and size in bytes.
+        self._warm: OrderedDict[str, tuple[float | None, int]] = OrderedDict()
+        self._warm_bytes = 0
+        self._up = True
+        self._retry_at = 0.0
+        self._errors = 0
+        self._remote_hits = self._remote_misses = 0
+
+    # -- health -----------------------------------------------------------------------
+
+    @property
+    def up(self) -> bool:
+        """
+        Whether the last call to Redis succeeded.
+        """
+        return self._up
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        if not self._up and anyio.current_time() < self._retry_at:
+            raise _Down
+        try:
+            with anyio.fail_after(self.config.redis_timeout_s):
+                result = await fn()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._errors += 1
+            self._retry_at = anyio.current_time() + self.config.redis_retry_s
+            if self._up:
+                self._up = False
+                logger.warning(
+                    "Redis at %s is unreachable (%s); serving from the memory cache and "
+                    "retrying every %g s",
+                    self.config.redis_url,
+                    exc.__class__.__name__,
+                    self.config.redis_retry_s,
+                )
+            raise _Down from exc
+        if not self._up:
+            self._up = True
+            logger.warning("Redis at %s is back; using it again", self.config.redis_url)
+        return result
+
+    # -- the synchronous fast path ----------------------------------------------------
+
+    def __contains__(self, key: object) -> bool:
+        known = self._warm.get(key)  # type: ignore[call-overload]
+        if known is not None:
+            expires = known[0]
+            if expires is None or anyio.current_time() < expires:
+                return True
+            self._unknow(key)  # type: ignore[arg-type]
+        return super().__contains__(key)
+
+    def peek_object(self, key: str) -> Any:
+        """
+        The decoded object of ``key`` from the memory fallback only (Redis answers
+        through :meth:`get`, so another replica's writes are seen).
+        """
+        if self._up:
+            return None
+        return super().peek_object(key)
+
+    def _know(self, key: str, ttl: float | None, size: int) -> None:
+        self._unknow(key)
+        self._warm[key] = (anyio.current_time() + ttl if ttl else None, size)
+        self._warm_bytes += size
+        while len(self._warm) > self.config.max_entries:
+            _, (_, old) = self._warm.popitem(last=False)
+            self._warm_bytes -= old
+
+    def _unknow(self, key: str) -> None:
+        known = self._warm.pop(key, None)
+        if known is not None:
+            self._warm_bytes -= known[1]
+
+    # -- the store --------------------------------------------------------------------
+
+    async def get(self, key: str) -> Any:
+        """
+        The value under ``key`` from Redis (from memory while Redis is down), or None.
+
+        Raises:
+            CacheError: The stored value cannot be decoded.
+        """
+        return (await self.get_many([key], strict=True))[0]
+
+    async def get_many(self, keys: Sequence[str], *, strict: bool = False) -> list[Any]:
+        """
+        The values under ``keys`` (None for each miss) with one ``MGET``.
+
+        A value missing from Redis but kept by the memory fallback (stored while Redis
+        was down) is served from memory. An undecodable value reads as a miss and is
+        deleted, unless ``strict``, where it raises :class:`CacheError`.
+        """
+        if not keys:
+            return []
+        try:
+            blobs: list[Any] = await self._call(
+                lambda: self._redis.multi_get(keys, loads_fn=_identity)
+            )
+        except _Down:
+            return [await self._get_local(k, strict) for k in keys]
+        out: list[Any] = []
+        for key, blob in zip(keys, blobs, strict=True):
+            if blob is None:
+                self._remote_misses += 1
+                self._unknow(key)
+                out.append(await self._get_local(key, strict) if key in self._index else None)
+                continue
+            try:
+                value = self._redis_serializer.loads(blob)
+            except CacheError:
+                if strict:
+                    raise
+                logger.warning("dropping undecodable cache entry %s", key)
+                await self.delete(key)
+                out.append(None)
+                continue
+            self._remote_hits += 1
+            if key in self._warm:
+                self._warm.move_to_end(key)
+            else:
+                self._know(key, None, len(blob))
+            out.append(value)
+        return out
+
+    async def _get_local(self, key: str, strict: bool) -> Any:
+        if key not in self._index:
+            self._misses += 1
+            return None
+        try:
+            return await super().get(key)
+        except CacheError:
+            if strict:
+                raise
+            await super().delete(key)
+            return None
+
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        ttl: float | None = None,
+        obj: Any = None,
+        preload: bool = False,
+    ) -> None:
+        """
+        Store ``value`` under ``key`` in Redis (in memory while Redis is down).
+
+        Raises:
+            CacheError: The value is larger than ``cache.max_bytes``.
+        """
+        blob = self._encode(key, value)
+        ttl = ttl if ttl is not None else (self.config.ttl_s or None)
+        try:
+            await self._call(
+                lambda: self._redis.set(
+                    key, blob, ttl=float(ttl) if ttl else None, dumps_fn=_identity
+                )
+            )
+        except _Down:
+            await super().set(key, value, ttl=ttl, obj=obj, preload=preload)
+            return
+        self._know(key, ttl, len(blob))
+        if key in self._index:  # a stale copy from while Redis was down
+            await super().delete(key)
+
+    async def delete(self, key: str) -> None:
+        """
+        Drop ``key`` here and in Redis.
+        """
+        self._unknow(key)
+        await super().delete(key)
+        try:
+            await self._call(lambda: self._redis.delete(key))
+        except _Down:
+            pass
+
+    async def clear(self) -> None:
+        """
+        Drop every key of this namespace (values and leases) in Redis and here.
+        """
+        self._warm.clear()
+        self._warm_bytes = 0
+        await super().clear()
+        try:
+            await self._call(lambda: self._redis.clear())
+            await self._call(lambda: self._redis.clear(namespace=self._lease_prefix[:-1]))
+        except _Down:
+            pass
+
+    # -- leases -----------------------------------------------------------------------
+
+    async def lease(self, key: str, ttl: float) -> str | None:
+        """
+        ``SET NX PX`` the lease on ``key`` with a fresh owner token.
+
+        Returns:
+            The token, or None when another replica holds the lease. While Redis is
+            down every caller gets a lease (single-flight stays per process).
+        """
+        token = secrets.token_hex(8)
+        try:
+            added = await self._call(
+                lambda: self._redis.client.set(
+                    self._lease_prefix + key, token, nx=True, px=max(1, int(ttl * 1000))
+                )
+            )
+        except _Down:
+            return token
+        return token if added else None
+
+    async def leased(self, key: str) -> bool:
+        """
+        Whether some replica holds the lease on ``key`` (False while Redis is down).
+        """
+        try:
+            return bool(
+                await self._call(lambda: self._redis.client.exists(self._lease_prefix + key))
+            )
+        except _Down:
+            return False
+
+    async def release(self, key: str, token: str) -> None:
+        """
+        Delete the lease on ``key`` if ``token`` still owns it.
+        """
+        try:
+            await self._call(
+                lambda: self._redis.client.eval(RELEASE_SCRIPT, 1, self._lease_prefix + key, token)
+            )
+        except _Down:
+            pass
+
+    # -- reporting and lifecycle ------------------------------------------------------
+
+    def statistics(self) -> CacheStatistics:
+        """
+        Sizes and counters: entries (and their bytes) this process knows to be warm
+        in Redis plus those its memory fallback holds; hits and misses of both.
+        """
+        local = super().statistics()
+        return CacheStatistics(
+            entries=len(self._warm) + local.entries,
+            bytes=self._warm_bytes + local.bytes,
+            hits=self._remote_hits + local.hits,
+            misses=self._remote_misses + local.misses,
+            evictions=local.evictions,
+            expirations=local.expirations,
+            evicted_unused=local.evicted_unused,
+            backend="redis",
+            backend_up=self._up,
+            backend_errors=self._errors,
+        )
+
+    async def close(self) -> None:
+        """
+        Close the connection pool (within ``redis_timeout_s``) and the memory store.
+        """
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(self.config.redis_timeout_s):
+                await self._redis.client.aclose()
+            await super().close()
+
+
+def _identity(value: T) -> T:
+    return value
