@@ -82,7 +82,7 @@ class CacheConfig:
     max_entries: int = 256
     max_bytes: int = 64 * 1024 * 1024
     ttl_s: float = 0.0
-    ttl: dict[str, float] = field(default_factory=lambda: {"db": 60.0})
+    ttl: dict[str, float] = field(default_factory=lambda: {"db": 300.0})
     serializer: Literal["msgpack", "json"] = "msgpack"
     redis_url: str = "redis://127.0.0.1:6379/0"
     namespace: str = "preload"

@@ -177,18 +177,23 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._session(session_id, user)
         needs = list(dict.fromkeys(needs))
         fetched: dict[str, Fetched] = {}
-        if needs:
-            deadline = self.config.preloader.request_deadline_s
+        deadline = self.config.preloader.request_deadline_s
 
-            async def gather(key: str) -> None:
-                fetched[key] = await self.preloader.get(key, deadline_s=deadline)
+        async def gather(key: str) -> None:
+            fetched[key] = await self.preloader.get(key, deadline_s=deadline)
 
-            if len(needs) == 1:
-                await gather(needs[0])
+        cold: list[str] = []
+        for key in needs:  # warm items come straight from the cache, without a task
+            if self.preloader.is_ready(key):
+                await gather(key)
             else:
-                async with anyio.create_task_group() as tg:
-                    for key in needs:
-                        tg.start_soon(gather, key)
+                cold.append(key)
+        if len(cold) == 1:
+            await gather(cold[0])
+        elif cold:
+            async with anyio.create_task_group() as tg:
+                for key in cold:
+                    tg.start_soon(gather, key)
         required: list[Representation] = []
         counts = {"hit": 0, "partial": 0, "miss": 0}
         missing: list[str] = []
