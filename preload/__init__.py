@@ -8,17 +8,28 @@ from __future__ import annotations
 
 from ._budget import Allocation as Allocation
 from ._budget import BudgetManager as BudgetManager
+from ._budget import HierarchicalBudgetManager as HierarchicalBudgetManager
+from ._budget import Option as Option
+from ._budget import Selection as Selection
+from ._budget import select as select
+from ._budget import select_exact as select_exact
+from ._budget import select_fptas as select_fptas
+from ._budget import select_greedy as select_greedy
 from ._cache import CacheStatistics as CacheStatistics
 from ._cache import ItemCache as ItemCache
 from ._cache import cache_key as cache_key
 from ._clock import VirtualClockLoop as VirtualClockLoop
 from ._compression import Compressor as Compressor
 from ._compression import Level as Level
+from ._compression import MultiLevelCompressor as MultiLevelCompressor
 from ._compression import Representation as Representation
+from ._compression import Summarizer as Summarizer
 from ._compression import TruncatingCompressor as TruncatingCompressor
+from ._compression import truncate_text as truncate_text
 from ._config import BudgetConfig as BudgetConfig
 from ._config import CacheConfig as CacheConfig
 from ._config import CategoryConfig as CategoryConfig
+from ._config import CompressionConfig as CompressionConfig
 from ._config import EngineConfig as EngineConfig
 from ._config import LatencyConfig as LatencyConfig
 from ._config import PredictionConfig as PredictionConfig
@@ -80,6 +91,7 @@ __all__ = [
     "CacheError",
     "CacheStatistics",
     "CategoryConfig",
+    "CompressionConfig",
     "Compressor",
     "ConfigError",
     "Context",
@@ -95,6 +107,7 @@ __all__ = [
     "Fetched",
     "Forecast",
     "Forecaster",
+    "HierarchicalBudgetManager",
     "InputError",
     "ItemCache",
     "JsonlKnowledgeSource",
@@ -105,7 +118,9 @@ __all__ = [
     "MarkovForecaster",
     "MetricsSnapshot",
     "MissingItemError",
+    "MultiLevelCompressor",
     "NullForecaster",
+    "Option",
     "OracleForecaster",
     "PopularForecaster",
     "PredictionConfig",
@@ -116,12 +131,14 @@ __all__ = [
     "ReplayConfig",
     "ReplayReport",
     "Representation",
+    "Selection",
     "Session",
     "SimulatedSource",
     "Source",
     "SourceError",
     "SourceRouter",
     "StrategyReport",
+    "Summarizer",
     "SwapController",
     "TiktokenCounter",
     "TokenCounter",
@@ -134,4 +151,9 @@ __all__ = [
     "read_knowledge",
     "read_sessions",
     "replay",
+    "select",
+    "select_exact",
+    "select_fptas",
+    "select_greedy",
+    "truncate_text",
 ]

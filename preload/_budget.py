@@ -1,21 +1,55 @@
 """
-Token budgets: how one context window is split across categories.
+Token budgets: how one context window is split, and what goes into each part.
+
+The budget is hierarchical: the window is split across categories
+(:class:`HierarchicalBudgetManager`), and within a category the candidate items and
+the compression level of each are chosen by value per token (:func:`select`, a
+multiple-choice knapsack).
 
 Each category has a minimum it is guaranteed when it has content, a maximum, and a
 priority. What a category cannot use goes to the others by priority; nothing is
 reserved for a category with nothing to put in it; the response buffer is always
 kept, and whatever nobody can use is added to it, so an allocation always sums to the
 budget.
+
+The knapsack is solved exactly by dynamic programming over tokens for small inputs.
+For larger ones a fully polynomial approximation scheme (dynamic programming over
+values rounded down to multiples of ``epsilon * vmax / n``) guarantees at least
+``(1 - epsilon)`` of the optimum. For the largest ones, and on the request path, the
+greedy on the convex hull of each item's (tokens, value) levels
+(Sinha and Zoltners) takes hull steps by decreasing value per token; its LP relaxation
+is an upper bound on the optimum, so every greedy answer reports a certified gap, and
+the answer is at least the optimum minus the largest single step (and, with the
+best-single-item check, at least half of it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ._config import BudgetConfig, CategoryConfig
+import numpy as np
 
-__all__ = ["Allocation", "BudgetManager"]
+from ._config import BudgetConfig, CategoryConfig
+from ._errors import ConfigError
+
+__all__ = [
+    "Allocation",
+    "BudgetManager",
+    "HierarchicalBudgetManager",
+    "Option",
+    "Selection",
+    "select",
+    "select_exact",
+    "select_fptas",
+    "select_greedy",
+]
+
+#: Above this many cells (items x levels x budget) the exact solver is not used.
+EXACT_CELLS = 2_000_000
+
+#: Above this many cells (items^2 x levels / epsilon) the FPTAS is not used.
+FPTAS_CELLS = 20_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,10 +66,310 @@ class Allocation:
     def __getitem__(self, category: str) -> int:
         return self.tokens.get(category, 0)
 
+    def explain(self) -> str:
+        """
+        One line a category, largest first.
+        """
+        parts = sorted(self.tokens.items(), key=lambda kv: (-kv[1], kv[0]))
+        return f"{self.total} tokens: " + ", ".join(f"{k} {v}" for k, v in parts if v)
 
-class BudgetManager:
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Option:
     """
-    Splits a token budget across categories by their min, max and priority.
+    One way to include an item: a compression level's value and tokens.
+
+    .. versionadded:: 0.1
+    """
+
+    value: float
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """
+    A knapsack answer: for each item the index of its chosen option, or -1 (left out).
+
+    ``bound`` is an upper bound on the best value possible (the LP relaxation, or the
+    value itself when ``exact``); ``gap`` is ``(bound - value) / bound``, the most this
+    answer can be below the optimum.
+
+    .. versionadded:: 0.1
+    """
+
+    choices: tuple[int, ...]
+    value: float
+    tokens: int
+    budget: int
+    exact: bool
+    bound: float
+
+    @property
+    def gap(self) -> float:
+        """
+        The certified relative gap to the optimum (0 when exact).
+        """
+        if self.exact or self.bound <= 0:
+            return 0.0
+        return max(0.0, (self.bound - self.value) / self.bound)
+
+    def explain(self, names: Sequence[str] | None = None) -> list[str]:
+        """
+        Why each item is in or out, at which option.
+        """
+        lines = [
+            f"{self.tokens} of {self.budget} tokens, value {self.value:.3f} "
+            + ("(exact)" if self.exact else f"(greedy, within {self.gap:.1%} of the optimum)")
+        ]
+        for i, choice in enumerate(self.choices):
+            name = names[i] if names is not None else f"item {i}"
+            lines.append(f"  {'in ' if choice >= 0 else 'out'} {name}: option {choice}")
+        return lines
+
+
+def select(items: Sequence[Sequence[Option]], budget: int, *, exact_items: int = 8) -> Selection:
+    """
+    The options to take, at most one per item, with the most value within ``budget``.
+
+    Exact (dynamic programming) when there are at most ``exact_items`` items and the
+    table is small; the convex-hull greedy otherwise (fast, with a certified gap).
+    :func:`select_fptas` guarantees ``1 - epsilon`` of the optimum when the time is
+    there (off the request path).
+
+    Raises:
+        ConfigError: ``budget`` is negative.
+
+    .. versionadded:: 0.1
+    """
+    if budget < 0:
+        raise ConfigError("budget", f"must not be negative, got {budget}")
+    cells = len(items) * max((len(o) for o in items), default=0) * (budget + 1)
+    if len(items) <= exact_items and cells <= EXACT_CELLS:
+        return select_exact(items, budget)
+    return select_greedy(items, budget)
+
+
+def select_fptas(
+    items: Sequence[Sequence[Option]], budget: int, *, epsilon: float = 0.01
+) -> Selection:
+    """
+    A selection worth at least ``(1 - epsilon)`` of the optimum, by dynamic
+    programming over values rounded down to multiples of ``epsilon * vmax / n``:
+    O(items^2 x levels / epsilon). Falls back to :func:`select_greedy` when that table
+    would be too large.
+
+    .. versionadded:: 0.1
+    """
+    budget = max(0, budget)
+    n = len(items)
+    vmax = max(
+        (o.value for options in items for o in options if o.tokens <= budget and o.value > 0),
+        default=0.0,
+    )
+    levels = max((len(o) for o in items), default=0)
+    if vmax <= 0 or n == 0:
+        return select_exact(items, budget)
+    if n * n * levels / epsilon > FPTAS_CELLS:
+        return select_greedy(items, budget)
+    unit = epsilon * vmax / n
+    scaled = [
+        [int(o.value / unit) if o.tokens <= budget and o.value > 0 else 0 for o in options]
+        for options in items
+    ]
+    top = sum(max(p, default=0) for p in scaled)
+    inf = float(budget + 1)
+    least = np.full(top + 1, inf)  # fewest tokens that reach each scaled value
+    least[0] = 0.0
+    picks = np.full((n, top + 1), -1, dtype=np.int16)
+    for i, options in enumerate(items):
+        new = least.copy()
+        for j, option in enumerate(options):
+            p = scaled[i][j]
+            if p <= 0:
+                continue
+            cand = np.full(top + 1, inf)
+            cand[p:] = least[: top + 1 - p] + option.tokens
+            better = cand < new
+            new[better] = cand[better]
+            picks[i, better] = j
+        least = new
+    reach = int(np.flatnonzero(least <= budget).max())
+    choices = [-1] * n
+    for i in range(n - 1, -1, -1):
+        j = int(picks[i, reach])
+        if j >= 0:
+            choices[i] = j
+            reach -= scaled[i][j]
+    value = sum(items[i][c].value for i, c in enumerate(choices) if c >= 0)
+    tokens = sum(items[i][c].tokens for i, c in enumerate(choices) if c >= 0)
+    return Selection(
+        choices=tuple(choices),
+        value=value,
+        tokens=tokens,
+        budget=budget,
+        exact=False,
+        bound=value / (1 - epsilon) if epsilon < 1 else value,
+    )
+
+
+def select_exact(items: Sequence[Sequence[Option]], budget: int) -> Selection:
+    """
+    The optimal selection, by dynamic programming over tokens: O(items x levels x budget).
+
+    .. versionadded:: 0.1
+    """
+    budget = max(0, budget)
+    best = np.zeros(budget + 1)
+    picks = np.full((len(items), budget + 1), -1, dtype=np.int16)
+    for i, options in enumerate(items):
+        new = best.copy()
+        for j, option in enumerate(options):
+            w = option.tokens
+            if w > budget or option.value <= 0:
+                continue
+            cand = np.full(budget + 1, -np.inf)
+            cand[w:] = best[: budget + 1 - w] + option.value
+            better = cand > new
+            new[better] = cand[better]
+            picks[i, better] = j
+        best = new
+    choices = [-1] * len(items)
+    room = budget
+    for i in range(len(items) - 1, -1, -1):
+        j = int(picks[i, room])
+        if j >= 0:
+            choices[i] = j
+            room -= items[i][j].tokens
+    value = sum(items[i][c].value for i, c in enumerate(choices) if c >= 0)
+    tokens = sum(items[i][c].tokens for i, c in enumerate(choices) if c >= 0)
+    return Selection(
+        choices=tuple(choices), value=value, tokens=tokens, budget=budget, exact=True, bound=value
+    )
+
+
+def _hull(options: Sequence[Option]) -> list[int]:
+    """
+    Indices of ``options`` on the upper convex hull of (tokens, value) from (0, 0),
+    by increasing tokens: the only options an LP optimum uses.
+    """
+    order = sorted(
+        (j for j, o in enumerate(options) if o.value > 0),
+        key=lambda j: (options[j].tokens, -options[j].value),
+    )
+    frontier: list[int] = []
+    for j in order:
+        if frontier and options[j].value <= options[frontier[-1]].value:
+            continue  # dominated: more tokens, no more value
+        frontier.append(j)
+    hull: list[int] = []
+    for j in frontier:
+        while hull:
+            w1, v1 = _point(options, hull[-2]) if len(hull) >= 2 else (0, 0.0)
+            w2, v2 = _point(options, hull[-1])
+            w3, v3 = _point(options, j)
+            # drop the middle point when it lies on or below the segment
+            if (v2 - v1) * (w3 - w1) <= (v3 - v1) * (w2 - w1):
+                hull.pop()
+            else:
+                break
+        hull.append(j)
+    return hull
+
+
+def _point(options: Sequence[Option], j: int) -> tuple[int, float]:
+    return options[j].tokens, options[j].value
+
+
+def select_greedy(items: Sequence[Sequence[Option]], budget: int) -> Selection:
+    """
+    The convex-hull greedy: hull steps by decreasing value per token while they fit,
+    then each item upgraded to the richest option the leftover allows, then compared
+    with the best single option. Its ``bound`` is the LP relaxation's value.
+
+    .. versionadded:: 0.1
+    """
+    budget = max(0, budget)
+    steps: list[tuple[float, int, int, int]] = []  # (-efficiency, item, position, option)
+    hulls = [_hull(options) for options in items]
+    for i, hull in enumerate(hulls):
+        prev_w, prev_v = 0, 0.0
+        for pos, j in enumerate(hull):
+            w, v = _point(items[i], j)
+            dw = w - prev_w
+            eff = (v - prev_v) / dw if dw > 0 else float("inf")
+            steps.append((-eff, i, pos, j))
+            prev_w, prev_v = w, v
+    steps.sort()
+    choices = [-1] * len(items)
+    level = [-1] * len(items)  # position on the hull
+    used = 0
+    value = 0.0
+    bound = -1.0
+    blocked = [False] * len(items)
+    for _, i, pos, j in steps:
+        if blocked[i] or pos != level[i] + 1:
+            continue
+        w_old = items[i][choices[i]].tokens if choices[i] >= 0 else 0
+        v_old = items[i][choices[i]].value if choices[i] >= 0 else 0.0
+        dw = items[i][j].tokens - w_old
+        dv = items[i][j].value - v_old
+        if used + dw <= budget:
+            used += dw
+            value += dv
+            choices[i] = j
+            level[i] = pos
+            continue
+        if bound < 0:  # the LP takes a fraction of the first step that does not fit
+            bound = value + dv * (budget - used) / dw if dw > 0 else value
+        blocked[i] = True
+    if bound < 0:
+        bound = value
+    # fill: upgrade any item to the best option that the leftover allows
+    improved = True
+    while improved:
+        improved = False
+        for i, options in enumerate(items):
+            w_old = options[choices[i]].tokens if choices[i] >= 0 else 0
+            v_old = options[choices[i]].value if choices[i] >= 0 else 0.0
+            best_j, best_gain = -1, 0.0
+            for j, option in enumerate(options):
+                gain = option.value - v_old
+                if gain > best_gain + 1e-12 and used - w_old + option.tokens <= budget:
+                    best_j, best_gain = j, gain
+            if best_j >= 0:
+                used += options[best_j].tokens - w_old
+                value += best_gain
+                choices[i] = best_j
+                improved = True
+    single = max(
+        (
+            (o.value, i, j)
+            for i, options in enumerate(items)
+            for j, o in enumerate(options)
+            if o.tokens <= budget
+        ),
+        default=(0.0, -1, -1),
+    )
+    if single[0] > value:
+        choices = [-1] * len(items)
+        choices[single[1]] = single[2]
+        value = single[0]
+        used = items[single[1]][single[2]].tokens
+    return Selection(
+        choices=tuple(choices),
+        value=value,
+        tokens=used,
+        budget=budget,
+        exact=False,
+        bound=max(bound, value),
+    )
+
+
+class HierarchicalBudgetManager:
+    """
+    Splits a token budget across categories by their min, max and priority, and
+    chooses items and levels within a category by value per token.
 
     Args:
         config: The budget section of the engine configuration.
@@ -55,11 +389,12 @@ class BudgetManager:
 
     def allocate(self, demand: Mapping[str, int], total: int | None = None) -> Allocation:
         """
-        Tokens for each category given what each would use (``demand``).
+        Tokens for each category given what each would use now (``demand``).
 
-        Every category with demand gets up to its minimum first, then the rest is
-        handed out by priority up to each category's maximum and demand; the response
-        buffer keeps its minimum and takes what is left.
+        Every category with demand gets up to its minimum first (by priority), then
+        the rest is handed out by priority up to each category's maximum and demand;
+        the response buffer keeps its minimum and takes what is left, so nothing is
+        reserved for a category with nothing to use it.
         """
         total = self.config.total_tokens if total is None else total
         cats = self.config.categories
@@ -67,13 +402,14 @@ class BudgetManager:
         tokens = dict.fromkeys(cats, 0)
         tokens[buffer] = min(cats[buffer].min, total)
         left = total - tokens[buffer]
-        for name, cat in _by_priority(cats):
+        ranked = _by_priority(cats)
+        for name, cat in ranked:
             if name == buffer:
                 continue
             give = min(cat.min, max(0, demand.get(name, 0)), left)
             tokens[name] = give
             left -= give
-        for name, cat in _by_priority(cats):
+        for name, cat in ranked:
             if name == buffer or left <= 0:
                 continue
             cap = max(0, demand.get(name, 0))
@@ -84,6 +420,17 @@ class BudgetManager:
             left -= give
         tokens[buffer] += left
         return Allocation(total=total, tokens=tokens)
+
+    def select(self, items: Sequence[Sequence[Option]], budget: int) -> Selection:
+        """
+        Items and levels within ``budget`` (see :func:`select`), exact up to the
+        configured ``knapsack_exact_items``.
+        """
+        return select(items, budget, exact_items=self.config.knapsack_exact_items)
+
+
+#: The name the engine has always used.
+BudgetManager = HierarchicalBudgetManager
 
 
 def _by_priority(cats: Mapping[str, CategoryConfig]) -> list[tuple[str, CategoryConfig]]:

@@ -11,10 +11,16 @@ from preload import (
     BudgetConfig,
     BudgetManager,
     CategoryConfig,
+    HierarchicalBudgetManager,
     Level,
+    Option,
     Representation,
     SwapController,
     TiktokenCounter,
+    select,
+    select_exact,
+    select_fptas,
+    select_greedy,
 )
 from preload._config import CATEGORIES
 
@@ -115,3 +121,46 @@ def test_context_never_exceeds_the_budget(
     )
     assert COUNTER.count(ctx.render()) <= ctx.tokens
     assert ctx.tokens + ctx.reserved <= total
+
+
+options = st.lists(
+    st.tuples(st.floats(0, 1, allow_nan=False), st.integers(1, 400)), min_size=1, max_size=5
+).map(lambda opts: [Option(value=v, tokens=w) for v, w in opts])
+
+
+@settings(max_examples=80, deadline=None)
+@given(items=st.lists(options, max_size=12), budget=st.integers(0, 2000))
+def test_a_selection_never_exceeds_its_budget(items: list[list[Option]], budget: int) -> None:
+    """
+    Exact, FPTAS and greedy answers fit the budget; exact is never beaten, the
+    greedy's bound is never below the optimum and the FPTAS keeps 1 - epsilon of it.
+    """
+    exact = select_exact(items, budget)
+    greedy = select_greedy(items, budget)
+    fptas = select_fptas(items, budget, epsilon=0.05)
+    for selection in (exact, greedy, fptas, select(items, budget)):
+        chosen = [items[i][c] for i, c in enumerate(selection.choices) if c >= 0]
+        assert sum(o.tokens for o in chosen) == selection.tokens
+        assert selection.tokens <= budget
+    assert exact.value >= greedy.value - 1e-9
+    assert greedy.bound >= exact.value - 1e-9
+    assert fptas.value >= 0.95 * exact.value - 1e-9
+
+
+def test_the_greedy_reports_its_gap() -> None:
+    """
+    On an instance where value per token misleads, the greedy's certified gap
+    covers its real distance to the optimum.
+    """
+    items = [[Option(value=1.0, tokens=10)], [Option(value=9.0, tokens=100)]]
+    exact = select_exact(items, 100)
+    greedy = select_greedy(items, 100)
+    assert (9.0, (-1, 0)) == (exact.value, exact.choices)
+    assert greedy.value >= 9.0 or greedy.gap >= (9.0 - greedy.value) / 9.0
+
+
+def test_budget_manager_is_the_hierarchical_manager() -> None:
+    """
+    The engine's BudgetManager is the hierarchical manager.
+    """
+    assert BudgetManager is HierarchicalBudgetManager
