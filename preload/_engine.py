@@ -21,7 +21,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._budget import BudgetManager
-from ._cache import ItemCache
+from ._cache import ItemCache, make_cache
 from ._compression import Compressor, Representation, TruncatingCompressor
 from ._config import EngineConfig
 from ._errors import EngineStateError
@@ -98,7 +98,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         )
         self.forecaster: Forecaster = forecaster or EngineForecaster.from_config(self.config)
         self.metrics_ = Metrics()
-        self.cache = ItemCache(self.config.cache) if cache is _Default.CACHE else cache
+        self.cache = make_cache(self.config.cache) if cache is _Default.CACHE else cache
         self.preloader = Preloader(
             sources=SourceRouter(sources),
             cache=self.cache,
@@ -108,6 +108,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             metrics=self.metrics_,
             offload=offload,
             on_preloaded=self._on_preloaded,
+            close_cache=cache is _Default.CACHE,
         )
         self.swap = SwapController(BudgetManager(self.config.budget), self.counter)
         self.max_sessions = max_sessions
@@ -262,13 +263,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         A frozen snapshot of the engine's counters.
         """
-        stats = self.cache.statistics() if self.cache is not None else None
-        return self.metrics_.snapshot(
-            in_flight=self.preloader.in_flight,
-            cache_entries=stats.entries if stats else 0,
-            cache_bytes=stats.bytes if stats else 0,
-            evictions=stats.evictions if stats else 0,
-        )
+        return self.preloader.snapshot()
 
     async def _warm_predictions(
         self, session: _Session, needed: set[str]
@@ -340,6 +335,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     def _preload(self, session: _Session, forecast: Forecast) -> None:
         limit = self.config.preloader.max_preloads_per_turn
         threshold = self.config.preloader.value_threshold
+        self.preloader.reprioritize(session.id, dict(forecast.needs), threshold=threshold)
         scheduled = 0
         for key, p in forecast.needs:
             if scheduled >= limit or p < threshold:
@@ -369,6 +365,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     def _finish(self, session: _Session) -> None:
         self.metrics_.wasted += len(session.preloaded)
         session.preloaded.clear()
+        self.preloader.reprioritize(session.id, {})
         self.swap.forget(session.id)
 
     def _check_open(self) -> None:

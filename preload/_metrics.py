@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._cache import CacheStatistics
 
 __all__ = ["Metrics", "MetricsSnapshot"]
 
@@ -20,7 +24,16 @@ class MetricsSnapshot:
 
     ``hits`` were ready in the cache when their request arrived; ``partial_hits`` were
     being preloaded and the request waited for the rest; ``misses`` were loaded on
-    demand. ``wasted`` preloads were never used by the session that caused them.
+    demand. ``wasted`` preloads were never used by the session that caused them;
+    ``evicted_unused`` preloads left the cache (evicted or expired) before anyone read
+    them. ``loads`` and ``preloads`` count calls to sources (on demand and in the
+    background); ``remote_loads`` were satisfied by a value another replica stored,
+    ``lease_waits`` waited for another replica's load. ``shed`` preloads were dropped
+    from a full queue, ``cancelled`` ones were dropped or stopped because nobody wanted
+    them any more (or the engine closed). ``failures`` are loads that failed after
+    ``retries``; ``cooldowns`` counts sources put to rest, ``cooldown_skips`` the
+    loads not attempted meanwhile. ``queued``, ``in_flight``, ``cache_*`` and
+    ``backend_up`` are gauges read when the snapshot is taken.
 
     .. versionadded:: 0.1
     """
@@ -38,10 +51,19 @@ class MetricsSnapshot:
     cancelled: int = 0
     failures: int = 0
     timeouts: int = 0
+    retries: int = 0
+    cooldowns: int = 0
+    cooldown_skips: int = 0
+    remote_loads: int = 0
+    lease_waits: int = 0
+    queued: int = 0
     in_flight: int = 0
     cache_entries: int = 0
     cache_bytes: int = 0
     evictions: int = 0
+    evicted_unused: int = 0
+    backend_up: bool = True
+    backend_errors: int = 0
     tokens: int = 0
     load_latency_buckets: tuple[tuple[float, int], ...] = ()
 
@@ -73,6 +95,11 @@ class Metrics:
     cancelled: int = 0
     failures: int = 0
     timeouts: int = 0
+    retries: int = 0
+    cooldowns: int = 0
+    cooldown_skips: int = 0
+    remote_loads: int = 0
+    lease_waits: int = 0
     tokens: int = 0
     latency_counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
 
@@ -89,10 +116,15 @@ class Metrics:
         cache_entries: int = 0,
         cache_bytes: int = 0,
         evictions: int = 0,
+        queued: int = 0,
+        cache: CacheStatistics | None = None,
     ) -> MetricsSnapshot:
         """
-        A frozen copy, with the gauges the caller measures.
+        A frozen copy, with the gauges the caller measures (``cache``, when given,
+        supplies every ``cache_*`` gauge, evictions and the backend's health).
         """
+        if cache is not None:
+            cache_entries, cache_bytes, evictions = cache.entries, cache.bytes, cache.evictions
         return MetricsSnapshot(
             requests=self.requests,
             hits=self.hits,
@@ -107,10 +139,19 @@ class Metrics:
             cancelled=self.cancelled,
             failures=self.failures,
             timeouts=self.timeouts,
+            retries=self.retries,
+            cooldowns=self.cooldowns,
+            cooldown_skips=self.cooldown_skips,
+            remote_loads=self.remote_loads,
+            lease_waits=self.lease_waits,
+            queued=queued,
             in_flight=in_flight,
             cache_entries=cache_entries,
             cache_bytes=cache_bytes,
             evictions=evictions,
+            evicted_unused=cache.evicted_unused if cache is not None else 0,
+            backend_up=cache.backend_up if cache is not None else True,
+            backend_errors=cache.backend_errors if cache is not None else 0,
             tokens=self.tokens,
             load_latency_buckets=tuple(zip(LATENCY_BUCKETS, self.latency_counts, strict=True)),
         )

@@ -28,10 +28,14 @@ class ScriptedSource:
         fail: Exceptions to raise, by key.
         hang: Keys whose fetch never returns.
         garbage: Values returned as they are, by key (to inject non-text answers).
+        fail_first: How many of the first fetches of a key fail (with a
+            ``ConnectionError``) before it answers, by key (to test retries).
 
     Attributes:
         calls: Fetches started, by key.
         started: Set when the first fetch starts.
+        active: Fetches running now.
+        peak: The most fetches that ran at once.
 
     .. versionadded:: 0.1
     """
@@ -46,6 +50,7 @@ class ScriptedSource:
         fail: Mapping[str, BaseException] | None = None,
         hang: frozenset[str] | set[str] = frozenset(),
         garbage: Mapping[str, object] | None = None,
+        fail_first: Mapping[str, int] | None = None,
     ) -> None:
         self.name = name
         self.items = dict(items)
@@ -54,9 +59,11 @@ class ScriptedSource:
         self.fail = dict(fail or {})
         self.hang = set(hang)
         self.garbage = dict(garbage or {})
+        self.fail_first = dict(fail_first or {})
         self.calls: Counter[str] = Counter()
         self.started = anyio.Event()
         self.active = 0
+        self.peak = 0
 
     def __contains__(self, key: object) -> bool:
         return key in self.items or key in self.fail or key in self.hang or key in self.garbage
@@ -68,6 +75,7 @@ class ScriptedSource:
         self.calls[key] += 1
         self.started.set()
         self.active += 1
+        self.peak = max(self.peak, self.active)
         try:
             if self.gate is not None:
                 await self.gate.wait()
@@ -77,6 +85,8 @@ class ScriptedSource:
                 await anyio.sleep(self.latency)
             if key in self.fail:
                 raise self.fail[key]
+            if self.calls[key] <= self.fail_first.get(key, 0):
+                raise ConnectionError(f"{self.name}: scripted failure {self.calls[key]} of {key}")
             if key in self.garbage:
                 return self.garbage[key]  # type: ignore[return-value]
             try:

@@ -11,6 +11,7 @@ import pytest
 from anyio import wait_all_tasks_blocked
 
 from preload import (
+    CacheConfig,
     EngineStateError,
     ItemCache,
     Preloader,
@@ -140,3 +141,201 @@ async def test_failures_are_counted_and_the_request_goes_on(
     ]
     assert 2 == preloader.metrics.failures
     assert 1 == preloader.metrics.timeouts
+
+
+async def test_a_newer_forecast_cancels_preloads_that_fell_below_the_threshold(
+    counter: TiktokenCounter,
+) -> None:
+    """
+    reprioritize drops queued and running preloads the session no longer values,
+    keeps those another session or a waiting request still wants, and re-prices the
+    rest.
+    """
+    gate = anyio.Event()
+    source = ScriptedSource({f"k{i}": f"text {i}" for i in range(6)}, gate=gate)
+    async with make(source, counter, workers=2) as preloader:
+        for key, value in (("k0", 0.9), ("k1", 0.8), ("k2", 0.5), ("k3", 0.4)):
+            preloader.schedule(key, value, session="a")
+        preloader.schedule("k3", 0.3, session="b")
+        await wait_all_tasks_blocked()
+        assert ({"k0", "k1"}, 2) == (set(source.calls), preloader.queued)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(preloader.get, "k1")  # a request joins k1's load
+            await wait_all_tasks_blocked()
+            cancelled = preloader.reprioritize("a", {"k2": 0.7, "k0": 0.05})
+            # k0 runs and nobody else wants it; k1 has a request waiting; k2 is repriced;
+            # k3 is still b's.
+            assert 1 == cancelled
+            await wait_all_tasks_blocked()
+            # k0's fetch was cancelled and its worker took k2, the most valuable left.
+            assert (2, {"k0", "k1", "k2"}) == (source.active, set(source.calls))
+            gate.set()
+        await preloader.wait_idle()
+    assert {"k0": 1, "k1": 1, "k2": 1, "k3": 1} == dict(source.calls)
+    assert 1 == preloader.metrics.cancelled
+    assert {"k1", "k2", "k3"} == {k for k in source.calls if preloader.is_ready(k)}
+
+
+async def test_reprioritize_reorders_the_queue(counter: TiktokenCounter) -> None:
+    """
+    Raised values move queued work ahead of work that was worth more before.
+    """
+    gate = anyio.Event()
+    order: list[str] = []
+    source = ScriptedSource({f"k{i}": "x" for i in range(4)}, gate=gate)
+    real_fetch = source.fetch
+
+    async def fetch(key: str) -> str:
+        order.append(key)
+        return await real_fetch(key)
+
+    source.fetch = fetch  # type: ignore[method-assign]
+    async with make(source, counter, workers=1) as preloader:
+        preloader.schedule("k0", 0.9, session="a")
+        await source.started.wait()
+        preloader.schedule("k1", 0.8, session="a")
+        preloader.schedule("k2", 0.3, session="a")
+        assert 0 == preloader.reprioritize("a", {"k0": 0.9, "k1": 0.2, "k2": 0.95})
+        gate.set()
+        await preloader.wait_idle()
+    assert ["k0", "k2", "k1"] == order
+
+
+async def test_failures_are_retried_with_backoff(counter: TiktokenCounter) -> None:
+    """
+    A source that fails twice and then answers is retried and its item loads.
+    """
+    source = ScriptedSource({"k": "text"}, fail_first={"k": 2})
+    async with make(source, counter, retries=2, retry_backoff_s=0.001) as preloader:
+        got = await preloader.get("k")
+    assert ("miss", 3, 2, 0) == (
+        got.status,
+        source.calls["k"],
+        preloader.metrics.retries,
+        preloader.metrics.failures,
+    )
+
+
+async def test_a_failing_source_cools_down(counter: TiktokenCounter) -> None:
+    """
+    After failure_threshold failed loads (each retried) the source is not asked for
+    cooldown_s: requests fail at once and preloads are skipped, both counted.
+    """
+    items = {f"k{i}": "x" for i in range(5)}
+    source = ScriptedSource(items, fail={k: RuntimeError("down") for k in items})
+    async with make(
+        source, counter, retries=1, retry_backoff_s=0.001, failure_threshold=2, cooldown_s=60
+    ) as preloader:
+        first = [(await preloader.get(k)).status for k in ("k0", "k1")]
+        assert "scripted" in preloader.cooling()
+        later = await preloader.get("k2")
+        assert not preloader.schedule("k3", 0.9)
+    assert (["failed", "failed"], "failed") == (first, later.status)
+    assert {"k0": 2, "k1": 2} == dict(source.calls)
+    snapshot = preloader.snapshot()
+    assert (2, 2, 1, 2) == (
+        snapshot.failures,
+        snapshot.retries,
+        snapshot.cooldowns,
+        snapshot.cooldown_skips,
+    )
+
+
+async def test_per_source_concurrency_and_timeouts(counter: TiktokenCounter) -> None:
+    """
+    A source's own concurrency limit and timeout apply to it, not to others.
+    """
+    gate = anyio.Event()
+    narrow = ScriptedSource({f"n{i}": "x" for i in range(4)}, name="narrow", gate=gate)
+    slow = ScriptedSource({}, name="slow", hang={"s0"})
+    preloader = Preloader(
+        sources=SourceRouter({"narrow": narrow, "slow": slow}),
+        cache=ItemCache(),
+        compressor=TruncatingCompressor(counter),
+        config=PreloaderConfig(
+            source_concurrency={"narrow": 1}, source_timeouts={"slow": 0.01}, retries=0
+        ),
+    )
+    async with preloader:
+        for i in range(4):
+            preloader.schedule(f"n{i}", 0.5)
+        await narrow.started.wait()
+        await wait_all_tasks_blocked()
+        assert (1, 3) == (narrow.active, preloader.in_flight - 1)
+        stuck = await preloader.get("s0", deadline_s=5)
+        gate.set()
+        await preloader.wait_idle()
+    assert ("failed", 1, 1) == (stuck.status, preloader.metrics.timeouts, narrow.peak)
+    assert 4 == narrow.calls.total()
+
+
+async def test_garbage_and_huge_items_are_refused_without_retries(
+    counter: TiktokenCounter,
+) -> None:
+    """
+    Non-text and over-long answers fail at once (no retry: asking again won't help).
+    """
+    source = ScriptedSource(
+        {"ok": "fine"}, garbage={"bytes": b"\x00\xff", "huge": "x" * 1001, "none": None}
+    )
+    async with make(source, counter, max_item_chars=1000, retries=3) as preloader:
+        got = await preloader.get_many(["bytes", "huge", "none", "ok"])
+    assert ["failed", "failed", "failed", "miss"] == [f.status for f in got.values()]
+    assert {"bytes": 1, "huge": 1, "none": 1, "ok": 1} == dict(source.calls)
+    assert (3, 0) == (preloader.metrics.failures, preloader.metrics.retries)
+
+
+async def test_get_many_serves_hits_and_loads_the_rest_within_one_deadline(
+    knowledge: dict[str, str], counter: TiktokenCounter
+) -> None:
+    """
+    One call: hits from the cache, misses loaded, a hanging key given up at the
+    deadline, unknown keys missing; results in the order asked.
+    """
+    source = ScriptedSource(knowledge, hang={"stuck"})
+    async with make(source, counter) as preloader:
+        await preloader.get("service:Flights")
+        with anyio.fail_after(5):
+            got = await preloader.get_many(
+                ["stuck", "service:Flights", "intent:Flights:Book", "nowhere"], deadline_s=0.05
+            )
+    assert ["stuck", "service:Flights", "intent:Flights:Book", "nowhere"] == list(got)
+    assert ["failed", "hit", "miss", "missing"] == [f.status for f in got.values()]
+    assert got["stuck"].waited_s >= 0.05
+
+
+async def test_close_drains_within_the_deadline(counter: TiktokenCounter) -> None:
+    """
+    With drain_s, closing lets quick loads finish and cancels a hanging one at the
+    deadline; no task outlives the preloader.
+    """
+    before = set(asyncio.all_tasks())
+    source = ScriptedSource({f"k{i}": "x" for i in range(3)}, hang={"stuck"})
+    async with make(source, counter, drain_s=0.05) as preloader:
+        for key in ("k0", "k1", "k2", "stuck"):
+            preloader.schedule(key, 0.5)
+    assert before == set(asyncio.all_tasks())
+    assert (3, 1) == (len([k for k in source.calls if k != "stuck"]), preloader.metrics.cancelled)
+
+
+async def test_a_full_cache_keeps_serving(counter: TiktokenCounter) -> None:
+    """
+    A cache at its bounds evicts (counting preloads nobody read); an item larger than
+    the whole cache is still served to its request, just not kept.
+    """
+    source = ScriptedSource({f"k{i}": f"item {i} " * 20 for i in range(10)} | {"big": "y" * 5000})
+    preloader = Preloader(
+        sources=SourceRouter({"scripted": source}),
+        cache=ItemCache(CacheConfig(max_entries=3, max_bytes=4000)),
+        compressor=TruncatingCompressor(counter),
+    )
+    async with preloader:
+        for i in range(10):
+            preloader.schedule(f"k{i}", 0.5)
+        await preloader.wait_idle()
+        big = await preloader.get("big")
+        snapshot = preloader.snapshot()
+    assert ("miss", False) == (big.status, preloader.is_ready("big"))
+    assert 3 >= snapshot.cache_entries
+    assert snapshot.cache_bytes <= 4000
+    assert (7, 7) == (snapshot.evictions, snapshot.evicted_unused)
