@@ -55,6 +55,10 @@ from ._forecast import MarkovForecaster as MarkovForecaster
 from ._forecast import NullForecaster as NullForecaster
 from ._forecast import OracleForecaster as OracleForecaster
 from ._forecast import PopularForecaster as PopularForecaster
+from ._history import CompressedConversation as CompressedConversation
+from ._history import Fact as Fact
+from ._history import HistoryDecision as HistoryDecision
+from ._history import extract_facts as extract_facts
 from ._metrics import MetricsSnapshot as MetricsSnapshot
 from ._preloader import Fetched as Fetched
 from ._preloader import Preloader as Preloader
@@ -91,6 +95,7 @@ __all__ = [
     "CacheError",
     "CacheStatistics",
     "CategoryConfig",
+    "CompressedConversation",
     "CompressionConfig",
     "Compressor",
     "ConfigError",
@@ -104,10 +109,12 @@ __all__ = [
     "EngineConfig",
     "EngineForecaster",
     "EngineStateError",
+    "Fact",
     "Fetched",
     "Forecast",
     "Forecaster",
     "HierarchicalBudgetManager",
+    "HistoryDecision",
     "InputError",
     "ItemCache",
     "JsonlKnowledgeSource",
@@ -147,6 +154,7 @@ __all__ = [
     "Turn",
     "VirtualClockLoop",
     "cache_key",
+    "extract_facts",
     "generate_demo",
     "read_knowledge",
     "read_sessions",

