@@ -269,6 +269,28 @@ class ItemCache:
                 out.append(None)
         return out
 
+    async def get_objects(
+        self, keys: Sequence[str], decode: Callable[[str, Any], Any]
+    ) -> list[Any]:
+        """
+        The decoded objects under ``keys`` (None for each miss): the remembered object
+        when there is one, else ``decode(key, value)`` of the stored value (a decoder
+        that returns None drops the entry as not an item). Objects decoded here are
+        remembered for the next hit.
+        """
+        out: list[Any] = [self.peek_object(key) for key in keys]
+        cold = [i for i, obj in enumerate(out) if obj is None]
+        if cold:
+            values = await self.get_many([keys[i] for i in cold])
+            for i, value in zip(cold, values, strict=True):
+                if value is not None:
+                    out[i] = obj = decode(keys[i], value)
+                    if obj is None:
+                        await self.delete(keys[i])
+                    else:
+                        self.remember(keys[i], obj)
+        return out
+
     def _encode(self, key: str, value: Any) -> bytes | str:
         blob: bytes | str = self._serializer.dumps(value)
         if len(blob) > self.config.max_bytes:

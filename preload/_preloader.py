@@ -50,6 +50,9 @@ OFFLOAD_CHARS = 20_000
 #: The longest pause between two polls for another replica's value.
 MAX_POLL_S = 0.1
 
+#: Routes remembered by :meth:`Preloader.key_of` before the memo starts over.
+MAX_ROUTES = 100_000
+
 
 class _State(enum.Enum):
     UNOPENED = 1
@@ -161,6 +164,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
         self._limiter = anyio.CapacityLimiter(self.config.max_concurrent_loads)
         self._source_limiters: dict[str, anyio.CapacityLimiter] = {}
         self._cpu_limiter = anyio.CapacityLimiter(1)
+        self._routes: dict[str, tuple[Source, str] | None] = {}
         self._flights: dict[str, _Flight] = {}
         self._queued: dict[str, _Job] = {}
         self._heap: list[tuple[float, int, str, _Job]] = []
@@ -212,10 +216,16 @@ class Preloader(anyio.AsyncContextManagerMixin):
         """
         The source and cache key of ``key``, or None when no source has it.
         """
+        try:
+            return self._routes[key]
+        except KeyError:
+            pass
         source = self.sources.route(key)
-        if source is None:
-            return None
-        return source, cache_key(self.tenant, source.name, key)
+        routed = None if source is None else (source, cache_key(self.tenant, source.name, key))
+        if len(self._routes) >= MAX_ROUTES:
+            self._routes.clear()
+        self._routes[key] = routed
+        return routed
 
     def is_ready(self, key: str) -> bool:
         """
@@ -276,10 +286,9 @@ class Preloader(anyio.AsyncContextManagerMixin):
                     continue
             cold.append((key, source, ck))
         if cold and cache is not None:
-            values = await cache.get_many([ck for _, _, ck in cold])
+            items = await cache.get_objects([ck for _, _, ck in cold], _decode_item)
             still = []
-            for (key, source, ck), value in zip(cold, values, strict=True):
-                item = await self._decode(ck, value)
+            for (key, source, ck), item in zip(cold, items, strict=True):
                 if item is None:
                     still.append((key, source, ck))
                 else:
@@ -746,3 +755,11 @@ class Preloader(anyio.AsyncContextManagerMixin):
             raise EngineStateError(
                 "the preloader is not open; use it inside 'async with' (it cannot be reopened)"
             )
+
+
+def _decode_item(ck: str, value: Any) -> Representation | None:
+    try:
+        return Representation.from_dict(value)
+    except CacheError:
+        logger.warning("dropping a cache entry that is not an item: %s", ck)
+        return None
