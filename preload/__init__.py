@@ -67,6 +67,8 @@ from ._replay import ReplayReport as ReplayReport
 from ._replay import SimulatedSource as SimulatedSource
 from ._replay import StrategyReport as StrategyReport
 from ._replay import replay as replay
+from ._scoring import Importance as Importance
+from ._scoring import ImportanceScorer as ImportanceScorer
 from ._sessions import Session as Session
 from ._sessions import Turn as Turn
 from ._sessions import read_sessions as read_sessions
@@ -115,6 +117,8 @@ __all__ = [
     "Forecaster",
     "HierarchicalBudgetManager",
     "HistoryDecision",
+    "Importance",
+    "ImportanceScorer",
     "InputError",
     "ItemCache",
     "JsonlKnowledgeSource",

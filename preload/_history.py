@@ -82,7 +82,9 @@ FILLER = frozenset(
     go going know let tell give show see sounds sound something anything else thing things one
     much many lot lots way kind sort maybe possible able mind wish interested prefer now then
     there can could shall may might must will listen watch see visit stay eat travel fly say
-    said think sounds told ask asked try trying available there's information details"""
+    said think sounds told ask asked try trying available there's information details
+    confirm confirmed following correct successfully found option options assist ready done
+    lets let's moment shall works work"""
     )
 )
 
@@ -129,6 +131,7 @@ class Fact:
     turn: int
     role: str
     superseded_by: str | None = None
+    mentions: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -282,6 +285,13 @@ class CompressedConversation:
         return len(self._exchanges)
 
     @property
+    def tokens(self) -> int:
+        """
+        Tokens of the whole history verbatim (about: exchanges counted one by one).
+        """
+        return sum(ex.full_tokens + 1 for ex in self._exchanges)
+
+    @property
     def facts(self) -> list[Fact]:
         """
         Every fact stated so far, superseded ones included, oldest mention first.
@@ -320,8 +330,14 @@ class CompressedConversation:
                         if old.kind == kind and old.superseded_by is None:
                             ledger[old_key] = _replace_fact(old, superseded_by=value)
                             break
-                ledger.pop(key, None)
-                ledger[key] = Fact(text=value, kind=kind, turn=index, role=role)
+                prior = ledger.pop(key, None)
+                who, what, mentions = role, kind, 1
+                if prior is not None and prior.superseded_by is None:
+                    # a fact said again: keep who stated it first and how, count it
+                    who = "user" if "user" in (prior.role, role) else role
+                    what = prior.kind if prior.kind != "choice" else kind
+                    mentions = prior.mentions + (prior.turn != index)
+                ledger[key] = Fact(text=value, kind=what, turn=index, role=who, mentions=mentions)
 
     def get_context(self, available_tokens: int) -> str:
         """
@@ -365,6 +381,8 @@ class CompressedConversation:
             recency = 1.0 if age == 0 else 0.8 if age <= 2 else 0.6
             tokens = counter.count(fact.text) + 1
             value = PRIOR.get((fact.role, fact.kind), 0.1) * recency
+            if fact.mentions > 1:
+                value *= 1.3
             ranked.append((value / tokens**0.25, fact, tokens))
         ranked.sort(key=lambda r: (-r[0], -r[1].turn))
         header = "Facts: " if budget >= 50 else ""
@@ -484,4 +502,5 @@ def _replace_fact(fact: Fact, *, superseded_by: str) -> Fact:
         turn=fact.turn,
         role=fact.role,
         superseded_by=superseded_by,
+        mentions=fact.mentions,
     )

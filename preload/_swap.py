@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from ._budget import Option, select
 from ._config import CATEGORIES
 
 if TYPE_CHECKING:
     from ._budget import BudgetManager
     from ._compression import Representation
+    from ._history import CompressedConversation
     from ._tokens import TokenCounter
 
 __all__ = ["Context", "ContextItem", "Decision", "SwapController"]
@@ -131,16 +133,25 @@ class SwapController:
         counter: Counts tokens of the request, the history and the system prompt.
         swap_threshold: The value a predicted item that is not in the window yet must
             reach to be swapped in.
+        exact_items: Up to this many predicted items, items and levels are chosen by
+            the exact knapsack; above, by the convex-hull greedy (the request path
+            default: 0, always the greedy, which is well under a millisecond).
 
     .. versionadded:: 0.1
     """
 
     def __init__(
-        self, budget: BudgetManager, counter: TokenCounter, *, swap_threshold: float = 0.2
+        self,
+        budget: BudgetManager,
+        counter: TokenCounter,
+        *,
+        swap_threshold: float = 0.2,
+        exact_items: int = 0,
     ) -> None:
         self.budget = budget
         self.counter = counter
         self.swap_threshold = swap_threshold
+        self.exact_items = exact_items
         self._windows: dict[str, _Window] = {}
 
     def forget(self, session_id: str) -> None:
@@ -158,6 +169,7 @@ class SwapController:
         optional: Sequence[tuple[Representation, float]] = (),
         history: Sequence[str] = (),
         system: str | None = None,
+        conversation: CompressedConversation | None = None,
     ) -> Context:
         """
         The context for one request.
@@ -167,14 +179,22 @@ class SwapController:
             request: The request's text (working memory).
             required: This turn's needs, in order.
             optional: Warm predicted items with their estimated value in [0, 1].
-            history: Earlier exchanges as text, oldest first.
+            history: Earlier exchanges as text, oldest first (the last ones that fit
+                are kept whole).
+            conversation: The session's compressed history; when given it replaces
+                ``history`` and fills the history budget with recent exchanges and the
+                facts stated so far.
             system: The system prompt (the configured one when None).
         """
         window = self._windows.setdefault(session_id, _Window())
         system_text = self.budget.config.system_prompt if system is None else system
         request_tokens = self.counter.count(request)
         system_tokens = self.counter.count(system_text)
-        history_tokens = [self.counter.count(h) for h in history]
+        history_tokens = (
+            [conversation.tokens]
+            if conversation is not None
+            else [self.counter.count(h) for h in history]
+        )
         demand: dict[str, int] = {
             "system": system_tokens,
             "working_memory": request_tokens,
@@ -210,6 +230,13 @@ class SwapController:
         put("request", "working_memory", *request_cut, "this request")
         kept: list[str] = []
         room = left.get("user_history", 0)
+        if conversation is not None:
+            text = conversation.get_context(max(0, room - 1))
+            if text:
+                tokens = self.counter.count(text)
+                how = "full" if tokens >= conversation.tokens else "compressed"
+                put("history", "user_history", text, tokens, how, "history and stated facts")
+            history, history_tokens = (), []
         for text, tokens in zip(reversed(history), reversed(history_tokens), strict=True):
             if tokens + 1 > room:
                 break
@@ -250,16 +277,11 @@ class SwapController:
 
         in_window = set(window.keys)
         have = {rep.key for rep in required}
-        ranked = sorted(
-            ((rep, value) for rep, value in optional if rep.key not in have),
-            key=lambda rv: (
-                -(rv[1] + (0.1 if rv[0].key in in_window else 0.0))
-                / max(1, rv[0].levels[-1].tokens),
-                rv[0].key,
-            ),
-        )
-        for rep, value in ranked:
-            cat = _category(rep)
+        candidates: list[tuple[Representation, float, bool]] = []
+        for rep, value in optional:
+            if rep.key in have:
+                continue
+            have.add(rep.key)
             sticky = rep.key in in_window
             if not sticky and value < self.swap_threshold:
                 decisions.append(
@@ -271,26 +293,54 @@ class SwapController:
                     )
                 )
                 continue
-            level = rep.best_within(spare.room(cat))
-            if level is None:
-                decisions.append(
-                    Decision(key=rep.key, included=False, reason=f"no room ({value:.2f} value)")
+            candidates.append((rep, value, sticky))
+        if candidates:
+            # Which items and which level of each: a multiple-choice knapsack on value
+            # (predicted value x level quality; +0.1 for staying in the window) per token.
+            options = [
+                [
+                    Option(
+                        value=(value + (0.1 if sticky else 0.0)) * max(level.quality, 0.05),
+                        tokens=level.tokens,
+                    )
+                    for level in rep.levels
+                ]
+                for rep, value, sticky in candidates
+            ]
+            room = spare.room(ITEM_CATEGORIES[0])
+            selection = select(options, room, exact_items=self.exact_items)
+            for (rep, value, sticky), choice in zip(candidates, selection.choices, strict=True):
+                cat = _category(rep)
+                if choice < 0:
+                    smallest = rep.levels[-1]
+                    decisions.append(
+                        Decision(
+                            key=rep.key,
+                            included=False,
+                            reason=f"no room: value {value:.2f}; even {smallest.name} "
+                            f"({smallest.tokens} tok) lost to items worth more per token",
+                        )
+                    )
+                    continue
+                level = rep.levels[choice]
+                spare.take(cat, level.tokens)
+                reason = (
+                    f"predicted, value {value:.2f} x quality {level.quality:.2f}"
+                    + (" (kept in window)" if sticky else "")
+                    + (f"; {rep.levels[0].tokens - level.tokens} tok saved" if choice else "")
                 )
-                continue
-            spare.take(cat, level.tokens)
-            reason = f"predicted, value {value:.2f}" + (" (kept in window)" if sticky else "")
-            items.append(
-                ContextItem(
-                    key=rep.key,
-                    category=cat,
-                    level=level.name,
-                    text=level.text,
-                    tokens=level.tokens,
-                    value=value,
-                    reason=reason,
+                items.append(
+                    ContextItem(
+                        key=rep.key,
+                        category=cat,
+                        level=level.name,
+                        text=level.text,
+                        tokens=level.tokens,
+                        value=value,
+                        reason=reason,
+                    )
                 )
-            )
-            decisions.append(Decision(key=rep.key, included=True, reason=reason))
+                decisions.append(Decision(key=rep.key, included=True, reason=reason))
 
         order = {key: i for i, key in enumerate(window.keys)}
         items.sort(key=lambda it: (CATEGORIES.index(it.category), order.get(it.key, len(order))))
