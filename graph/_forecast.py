@@ -5,8 +5,11 @@ state-to-need model and persistence.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
+from ._errors import ModelFileError
 from ._needs import NeedsModel
 from ._predictor import FollowUpPredictor
 from ._seq import Item, session_parts, state_of
@@ -32,6 +36,8 @@ _FEATURES = (
     "bias_forecast_zero",
     "text_assoc",
 )
+_FORMAT = "graph.needs-forecaster"
+_VERSION = 1
 _ASSOC_PRIOR = 10.0
 _ASSOC_TOP = 8
 
@@ -77,6 +83,8 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
         n_states: How many forecast states feed the expected use.
         holdout: Fraction of sessions held out to fit the mixing model.
         C: Inverse regularisation of the mixing model.
+        max_mixer_turns: At most this many held-out turns train the mixing model (all
+            of them are learned by the other parts).
 
     Attributes:
         predictor_: The fitted state forecast.
@@ -94,11 +102,13 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
         n_states: int = 10,
         holdout: float = 0.15,
         C: float = 1.0,
+        max_mixer_turns: int = 5000,
     ) -> None:
         self.predictor = predictor
         self.n_states = n_states
         self.holdout = holdout
         self.C = C
+        self.max_mixer_turns = max_mixer_turns
 
     def _new_predictor(self) -> FollowUpPredictor:
         base = self.predictor if self.predictor is not None else FollowUpPredictor(order=3)
@@ -132,8 +142,12 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
         if held:
             rows: list[list[float]] = []
             labels: list[int] = []
+            mixer_turns = 0
             for session in held:
+                if mixer_turns >= self.max_mixer_turns:
+                    break  # enough rows for a handful of coefficients
                 items, user = session_parts(session)
+                mixer_turns += len(items)
                 for i in range(1, len(items)):
                     target = set(_needs_of(items[i]))
                     for need, feats in self._candidates(items[:i], user):
@@ -166,18 +180,23 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
         needs = _needs_of(nxt)
         turns, assoc, top = self.token_turns_, self.assoc_, self._assoc_top
         for token in _turn_tokens(prev):
-            turns[token] = turns.get(token, 0.0) + 1.0
+            seen = turns.get(token, 0.0) + 1.0
+            turns[token] = seen
             row = assoc.setdefault(token, {})
             for need in needs:
                 row[need] = row.get(need, 0.0) + 1.0
-            top.pop(token, None)
+            # A token's top needs change slowly once it is common: refresh them on
+            # powers of two of its count and every 64 turns after that, not every turn.
+            n = int(seen)
+            if n < 64 and n & (n - 1) == 0 or n % 64 == 0:
+                top.pop(token, None)
 
     def _assoc_of(self, token: str) -> tuple[tuple[str, float], ...]:
         hit = self._assoc_top.get(token)
         if hit is None:
             row = self.assoc_.get(token, {})
             denom = self.token_turns_.get(token, 0.0) + _ASSOC_PRIOR
-            best = sorted(row.items(), key=lambda it: -it[1])[:_ASSOC_TOP]
+            best = heapq.nlargest(_ASSOC_TOP, row.items(), key=itemgetter(1))
             hit = tuple((need, c / denom) for need, c in best)
             self._assoc_top[token] = hit
         return hit
@@ -207,7 +226,8 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
         Returns:
             ``self``.
         """
-        check_is_fitted(self)
+        if "predictor_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
+            check_is_fitted(self)
         if not history_turns:
             return self
         self.predictor_.observe(history_turns, user=user)
@@ -272,7 +292,8 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
         Returns:
             ``(need, probability)`` pairs, most probable first.
         """
-        check_is_fitted(self)
+        if "predictor_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
+            check_is_fitted(self)
         scored: list[tuple[str, float]] = []
         mixer = self.mixer_
         for need, feats in self._candidates(history_turns, user):
@@ -285,3 +306,66 @@ class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untype
             scored.append((need, p))
         scored.sort(key=lambda it: (-it[1], it[0]))
         return scored if k is None else scored[:k]
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        Return the fitted forecaster as a JSON-ready dict (no pickle).
+        """
+        check_is_fitted(self)
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "params": {
+                "n_states": self.n_states,
+                "holdout": self.holdout,
+                "C": self.C,
+                "max_mixer_turns": self.max_mixer_turns,
+            },
+            "predictor": self.predictor_.to_json(),
+            "needs": self.needs_.to_json(),
+            "mixer": None if self.mixer_ is None else [list(self.mixer_[0]), self.mixer_[1]],
+            "n_turns": self.n_turns_,
+            "need_turns": self.need_turns_,
+            "token_turns": self.token_turns_,
+            "assoc": self.assoc_,
+        }
+
+    @classmethod
+    def from_json(
+        cls, data: Mapping[str, Any], *, source: str | Path = "<json>"
+    ) -> NeedsForecaster:
+        """
+        Rebuild a forecaster from :meth:`to_json` output.
+
+        Raises:
+            ModelFileError: The data is corrupt or of an unknown version.
+        """
+        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
+            raise ModelFileError(source, f"not a {_FORMAT} document")
+        if data.get("version") != _VERSION:
+            raise ModelFileError(
+                source,
+                f"unknown version {data.get('version')!r} (this code reads version {_VERSION})",
+            )
+        try:
+            predictor = FollowUpPredictor.from_json(data["predictor"], source=source)
+            model = cls(predictor=clone(predictor), **data["params"])
+            model.predictor_ = predictor
+            model.needs_ = NeedsModel.from_json(data["needs"], source=source)
+            mixer = data["mixer"]
+            model.mixer_ = (
+                None if mixer is None else (tuple(float(c) for c in mixer[0]), float(mixer[1]))
+            )
+            model.n_turns_ = float(data["n_turns"])
+            model.need_turns_ = {str(k): float(v) for k, v in data["need_turns"].items()}
+            model.token_turns_ = {str(k): float(v) for k, v in data["token_turns"].items()}
+            model.assoc_ = {
+                str(t): {str(n): float(c) for n, c in row.items()}
+                for t, row in data["assoc"].items()
+            }
+            model._assoc_top = {}
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModelFileError(source, f"corrupt needs-forecaster data ({exc})") from exc
+        return model

@@ -116,7 +116,8 @@ class NeedsModel(BaseEstimator):
         Returns:
             ``(need, probability)`` pairs (empty for an unseen or too rare state).
         """
-        check_is_fitted(self)
+        if "graph_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
+            check_is_fitted(self)
         hit = self._cache.get(state)
         if hit is not None:
             return hit
@@ -141,7 +142,8 @@ class NeedsModel(BaseEstimator):
         Returns:
             ``(need, probability)`` pairs, most probable first. Unseen states add nothing.
         """
-        check_is_fitted(self)
+        if "graph_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
+            check_is_fitted(self)
         acc: dict[str, float] = {}
         for state, p in state_dist:
             if p <= 0.0:

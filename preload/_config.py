@@ -287,15 +287,14 @@ class PredictionConfig:
     .. versionadded:: 0.1
     """
 
-    order: int = 2
+    order: int = 3
     top_states: int = 5
-    persistence: float = 0.5
+    user_needs: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.order <= 5:
             raise ConfigError("prediction.order", f"{self.order} is not in 1..5")
         _positive("prediction.top_states", self.top_states)
-        _probability("prediction.persistence", self.persistence)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

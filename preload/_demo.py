@@ -29,19 +29,38 @@ _SERVICES: dict[str, tuple[str, ...]] = {
     "Music": ("LookupMusic", "PlaySong"),
     "Calendar": ("GetEvents", "AddEvent"),
     "RideShare": ("GetRide",),
+    "Banks": ("CheckBalance", "TransferMoney"),
+    "Doctors": ("FindDoctor", "BookAppointment"),
+    "Events": ("FindEvents", "BuyEventTickets"),
+    "Homes": ("FindApartment", "ScheduleVisit"),
+    "RentalCars": ("GetCars", "ReserveCar"),
+    "Trains": ("FindTrains", "GetTrainTickets"),
+    "Salons": ("FindSalon", "BookSalon"),
+    "Travel": ("FindAttractions",),
 }
 
 #: What people tend to do after finishing with a service.
 _NEXT_SERVICE: dict[str, tuple[tuple[str, float], ...]] = {
-    "Flights": (("Hotels", 0.5), ("Weather", 0.25), ("RideShare", 0.15), ("Calendar", 0.1)),
-    "Hotels": (("Restaurants", 0.4), ("Weather", 0.3), ("RideShare", 0.3)),
+    "Flights": (("Hotels", 0.5), ("Weather", 0.2), ("RentalCars", 0.2), ("Travel", 0.1)),
+    "Hotels": (("Restaurants", 0.4), ("Travel", 0.3), ("RideShare", 0.3)),
     "Restaurants": (("RideShare", 0.4), ("Calendar", 0.3), ("Movies", 0.3)),
-    "Weather": (("Calendar", 0.4), ("Restaurants", 0.3), ("Music", 0.3)),
+    "Weather": (("Calendar", 0.4), ("Events", 0.3), ("Music", 0.3)),
     "Movies": (("Restaurants", 0.4), ("RideShare", 0.3), ("Calendar", 0.3)),
-    "Music": (("Movies", 0.5), ("Weather", 0.5)),
-    "Calendar": (("Restaurants", 0.5), ("Weather", 0.5)),
-    "RideShare": (("Restaurants", 0.5), ("Calendar", 0.5)),
+    "Music": (("Events", 0.5), ("Movies", 0.5)),
+    "Calendar": (("Restaurants", 0.5), ("Salons", 0.5)),
+    "RideShare": (("Restaurants", 0.5), ("Events", 0.5)),
+    "Banks": (("Homes", 0.5), ("Calendar", 0.5)),
+    "Doctors": (("Calendar", 0.6), ("RideShare", 0.4)),
+    "Events": (("RideShare", 0.5), ("Restaurants", 0.5)),
+    "Homes": (("Banks", 0.6), ("Calendar", 0.4)),
+    "RentalCars": (("Hotels", 0.5), ("Weather", 0.5)),
+    "Trains": (("Hotels", 0.6), ("Travel", 0.4)),
+    "Salons": (("Calendar", 0.5), ("Restaurants", 0.5)),
+    "Travel": (("Restaurants", 0.5), ("Trains", 0.5)),
 }
+
+#: Request details; a turn that mentions one needs its slot's documentation.
+_SLOTS = ("date", "time", "party_size", "price_range", "seat_class", "location", "rating")
 
 _CITIES = ("Lisbon", "Denver", "Osaka", "Nairobi", "Toronto", "Seville", "Hanoi", "Oslo")
 _WORDS = (
@@ -83,14 +102,15 @@ class DemoData:
         return "demo"
 
 
-def generate_demo(n_sessions: int = 300, *, seed: int = 0, n_users: int = 40) -> DemoData:
+def generate_demo(n_sessions: int = 300, *, seed: int = 0, n_users: int = 60) -> DemoData:
     """
     Generate the demo data set; the same seed gives the same data.
     """
     rng = random.Random(seed)
     services = list(_SERVICES)
     users = [f"user{u:03d}" for u in range(n_users)]
-    favourites = {u: rng.sample(services, 2) for u in users}
+    weights = [1.0 / (rank + 1) for rank in range(len(services))]  # a few services dominate
+    favourites = {u: rng.choices(services, weights, k=2) for u in users}
     sessions = [
         _session(rng, f"demo-{i:05d}", rng.choice(users), favourites) for i in range(n_sessions)
     ]
@@ -116,6 +136,7 @@ def _session(rng: random.Random, sid: str, user: str, favourites: dict[str, list
                 needs.append(f"db:{service}:{intent}")
             if intent == book:
                 needs.append(f"user:{user}")
+            needs += [f"slot:{service}:{slot}" for slot in _intent_slots(service, intent)]
             word = rng.choice(_WORDS)
             text = (
                 f"{'Book' if intent == book else 'Find'} {service.lower()} in {city}, {word} please"
@@ -144,6 +165,12 @@ def _session(rng: random.Random, sid: str, user: str, favourites: dict[str, list
     return Session(session_id=sid, user=user, turns=tuple(turns))
 
 
+def _intent_slots(service: str, intent: str) -> tuple[str, str]:
+    i = list(_SERVICES).index(service)
+    j = _SERVICES[service].index(intent)
+    return _SLOTS[(i + j) % len(_SLOTS)], _SLOTS[(2 * i + 3 * j + 1) % len(_SLOTS)]
+
+
 def _knowledge(rng: random.Random, users: list[str]) -> dict[str, str]:
     items: dict[str, str] = {}
     for service, intents in _SERVICES.items():
@@ -168,6 +195,11 @@ def _knowledge(rng: random.Random, users: list[str]) -> dict[str, str]:
                 for n in range(1, rng.randint(12, 30))
             )
             items[f"db:{service}:{intent}"] = f"Records of {service}.{intent}:\n{rows}"
+        for slot in _SLOTS:
+            items[f"slot:{service}:{slot}"] = (
+                f"Slot {slot} of {service}: accepted formats "
+                f"{', '.join(rng.sample(_WORDS, 3))}; ask again when unclear."
+            )
     for user in users:
         items[f"user:{user}"] = (
             f"Profile of {user}: home city {rng.choice(_CITIES)}; prefers "

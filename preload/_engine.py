@@ -54,6 +54,7 @@ class _Session:
     turns: list[dict[str, Any]] = field(default_factory=list)
     forecast: Forecast | None = None
     preloaded: set[str] = field(default_factory=set)
+    learning: bool = False  # a "turn" event is queued and will see the reply too
 
 
 class PreloadEngine(anyio.AsyncContextManagerMixin):
@@ -214,6 +215,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self.metrics_.requests += 1
         self.metrics_.tokens += context.tokens
         session.turns.append({"text": text, "state": state, "needs": needs, "system": None})
+        session.learning = True
         self._notify("turn", session_id)
         return context
 
@@ -227,7 +229,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if session is None or not session.turns:
             return
         session.turns[-1]["system"] = text
-        if self.forecaster.uses_reply:
+        if self.forecaster.uses_reply and not session.learning:
             self._notify("reply", session_id)
 
     def end_session(self, session_id: str) -> None:
@@ -293,6 +295,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._sessions.get(session_id)
         if session is None:
             return
+        if kind == "turn":
+            session.learning = False
         try:
             if kind == "turn":
                 self.forecaster.observe(session.turns, session.user)
@@ -332,10 +336,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 scheduled += 1
 
     def _on_preloaded(self, key: str, sessions: frozenset[str]) -> None:
-        for sid in sessions:
+        # One load, one owner: the preload is used or wasted once, by the first asker.
+        for sid in sorted(sessions):
             session = self._sessions.get(sid)
             if session is not None:
                 session.preloaded.add(key)
+                return
 
     def _session(self, session_id: str, user: str | None) -> _Session:
         session = self._sessions.get(session_id)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from graph import FollowUpPredictor, ModelFileError, NeedsModel
+from graph import FollowUpPredictor, ModelFileError, NeedsForecaster, NeedsModel
 
 from ._errors import EngineStateError, InputError
 
@@ -152,10 +152,54 @@ class PopularForecaster:
         return self._cached
 
 
+class _UserNeeds:
+    """
+    P(need | state) per user, blended into a forecast by how much the user was seen:
+    a user's own profile, their usual choices.
+    """
+
+    def __init__(self, max_users: int = 10_000) -> None:
+        self.max_users = max_users
+        self.users: OrderedDict[str, tuple[NeedsModel, list[int]]] = OrderedDict()
+
+    def fit(self, sessions: Sequence[Session]) -> None:
+        self.users.clear()
+        for session in sessions:
+            if session.user is not None:
+                for turn in session.turns:
+                    if turn.state is not None:
+                        self.observe(session.user, turn.state, turn.needs)
+
+    def observe(self, user: str, state: str, needs: Sequence[str]) -> None:
+        entry = self.users.get(user)
+        if entry is None:
+            entry = self.users[user] = (NeedsModel().fit([]), [0])
+            while len(self.users) > self.max_users:
+                self.users.popitem(last=False)
+        else:
+            self.users.move_to_end(user)
+        entry[0].observe(state, list(needs))
+        entry[1][0] += 1
+
+    def blend(
+        self, needs: dict[str, float], user: str | None, states: Sequence[tuple[str, float]]
+    ) -> None:
+        entry = self.users.get(user) if user is not None else None
+        if entry is None:
+            return
+        weight = entry[1][0] / (entry[1][0] + 3.0)
+        for need, p in entry[0].predict_proba(states):
+            needs[need] = 1.0 - (1.0 - needs.get(need, 0.0)) * (1.0 - weight * p)
+
+
+def _ranked(needs: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(needs.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 class MarkovForecaster:
     """
-    A sequence model of states with P(need | state): the next state's distribution,
-    pushed through the needs model.
+    The plain baseline: a Markov model of states (no text) and P(need | state); the
+    next state's distribution pushed through the needs model.
 
     Args:
         order: The Markov order of the state model.
@@ -170,7 +214,7 @@ class MarkovForecaster:
         self.order = order
         self.top_states = top_states
         self.persistence = persistence
-        self.predictor = FollowUpPredictor(order=order)
+        self.predictor = FollowUpPredictor(order=order, text=False)
         self.needs_model = NeedsModel()
         self._fitted = False
 
@@ -192,9 +236,7 @@ class MarkovForecaster:
         if state is None:
             return
         if not self._fitted:
-            self.predictor.fit([])
-            self.needs_model.fit([])
-            self._fitted = True
+            self.fit([])
         self.predictor.observe(list(turns), user=user)
         self.needs_model.observe(state, list(last.get("needs") or ()))
 
@@ -211,18 +253,36 @@ class MarkovForecaster:
             for need in turns[-1].get("needs") or ():
                 p = needs.get(need, 0.0)
                 needs[need] = 1.0 - (1.0 - p) * (1.0 - self.persistence)
-        ranked = sorted(needs.items(), key=lambda kv: (-kv[1], kv[0]))
-        return Forecast(states=tuple(states), needs=tuple(ranked))
+        return Forecast(states=tuple(states), needs=_ranked(needs))
 
 
-class EngineForecaster(MarkovForecaster):
+class EngineForecaster:
     """
-    The engine's own forecaster as configured: an order-k model with backoff, the
-    needs model and persistence. ``save`` and ``load`` keep it as versioned JSON.
+    The engine's own forecaster: a variable-order model of states with backoff, and
+    :class:`graph.NeedsForecaster`, which learns from held-out sessions how to mix the
+    state forecast, P(need | state), persistence and the words of the request and the
+    reply into P(need used next turn); plus each user's own needs. ``save`` and
+    ``load`` keep it as versioned JSON.
+
+    Args:
+        order: The longest state context.
+        top_states: How many next states a forecast reports.
+        user_needs: Blend in each user's own P(need | state).
     """
 
     FORMAT = "preload.forecaster"
-    VERSION = 1
+    VERSION = 2
+
+    predicts_states = True
+    uses_reply = True
+
+    def __init__(self, order: int = 3, *, top_states: int = 5, user_needs: bool = True) -> None:
+        self.order = order
+        self.top_states = top_states
+        self.user_needs = user_needs
+        self.model = NeedsForecaster(predictor=FollowUpPredictor(order=order, text=False))
+        self._users = _UserNeeds()
+        self._fitted = False
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> EngineForecaster:
@@ -230,7 +290,40 @@ class EngineForecaster(MarkovForecaster):
         The forecaster ``config`` describes.
         """
         p = config.prediction
-        return cls(p.order, top_states=p.top_states, persistence=p.persistence)
+        return cls(p.order, top_states=p.top_states, user_needs=p.user_needs)
+
+    def fit(self, sessions: Sequence[Session]) -> None:
+        """
+        Learn from recorded sessions (the mixing of signals on a held-out part).
+        """
+        self.model.fit([s.as_mapping() for s in sessions])
+        if self.user_needs:
+            self._users.fit(sessions)
+        self._fitted = True
+
+    def observe(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+        """
+        Learn from the session's last turn.
+        """
+        if not self._fitted:
+            self.fit([])
+        self.model.observe(list(turns), user=user)
+        state = turns[-1].get("state")
+        if self.user_needs and user is not None and state is not None:
+            self._users.observe(user, state, list(turns[-1].get("needs") or ()))
+
+    def forecast(self, turns: Sequence[TurnMapping], user: str | None, session_id: str) -> Forecast:
+        """
+        The next states and P(need used next turn) for every candidate need.
+        """
+        if not self._fitted:
+            return Forecast()
+        history = list(turns)
+        states = self.model.predictor_.predict_proba(history, k=self.top_states, user=user)
+        needs = dict(self.model.predict_proba(history, k=None, user=user))
+        if self.user_needs:
+            self._users.blend(needs, user, states)
+        return Forecast(states=tuple(states), needs=_ranked(needs))
 
     def save(self, path: str | Path) -> None:
         """
@@ -238,16 +331,19 @@ class EngineForecaster(MarkovForecaster):
 
         Raises:
             EngineStateError: It was never fitted.
+            InputError: The file cannot be written.
         """
         if not self._fitted:
             raise EngineStateError("the forecaster is not fitted yet; call 'fit' first")
         data = {
             "format": self.FORMAT,
             "version": self.VERSION,
+            "order": self.order,
             "top_states": self.top_states,
-            "persistence": self.persistence,
-            "predictor": self.predictor.to_json(),
-            "needs": self.needs_model.to_json(),
+            "user_needs": self.user_needs,
+            "model": self.model.to_json(),
+            "users": {u: m.to_json() for u, (m, _) in self._users.users.items()},
+            "user_turns": {u: n[0] for u, (_, n) in self._users.users.items()},
         }
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -283,18 +379,20 @@ class EngineForecaster(MarkovForecaster):
                 f"{cls.VERSION}",
             )
         try:
-            predictor = FollowUpPredictor.from_json(data["predictor"], source=path)
-            needs = NeedsModel.from_json(data["needs"], source=path)
             self = cls(
-                predictor.order,
+                int(data["order"]),
                 top_states=int(data["top_states"]),
-                persistence=float(data["persistence"]),
+                user_needs=bool(data["user_needs"]),
             )
+            self.model = NeedsForecaster.from_json(data["model"], source=path)
+            for user, blob in data["users"].items():
+                model = NeedsModel.from_json(blob, source=path)
+                self._users.users[str(user)] = (model, [int(data["user_turns"][user])])
         except ModelFileError as exc:
             raise InputError(path, 0, str(exc)) from None
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(path, 0, f"corrupt model file: {exc!r}") from None
-        self.predictor, self.needs_model, self._fitted = predictor, needs, True
+        self._fitted = True
         return self
 
     @property
@@ -302,17 +400,19 @@ class EngineForecaster(MarkovForecaster):
         """
         Distinct states the needs model has seen.
         """
-        return len(getattr(self.needs_model, "state_turns_", {}))
+        return len(getattr(self.model.needs_, "state_turns_", {})) if self._fitted else 0
 
     def predict(
         self, states: Sequence[str], *, k: int = 3, user: str | None = None
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """
-        The ``k`` likeliest next states and next-turn needs after ``states``.
+        The ``k`` likeliest next states and next-turn needs after ``states``, taking the
+        last state's usual needs as the current turn's.
         """
         turns = [{"state": s, "needs": []} for s in states]
-        if turns:
-            turns[-1]["needs"] = [n for n, _ in self.needs_model.needs_given(states[-1])]
+        if turns and self._fitted:
+            usual = self.model.needs_.needs_given(states[-1])
+            turns[-1]["needs"] = [n for n, p in usual if p >= 0.5]
         forecast = self.forecast(turns, user, "")
         return list(forecast.states[:k]), list(forecast.needs[:k])
 
