@@ -47,14 +47,18 @@ _DATE = re.compile(
 )
 _NUMBER = re.compile(r"(?<![\w.])\$?\d[\d,]*(?:\.\d+)?%?(?:\s+[a-z]{3,})?")
 _PROPER = re.compile(
-    r"\b[A-Z][\w'&.-]*(?:\s+(?:(?:of|the|de|la|le|del|and|&|on|by|in|at|du|von|van|for|to|a|"
+    r"\b(?:\d[\d,]*\s+(?=[A-Z][a-z]))?[A-Z][\w'&.-]*(?:\s+(?:(?:of|the|de|la|le|del|and|&|on|by|in|at|du|von|van|for|to|a|"
     r"an|with|from)\s+[A-Z]|[A-Z0-9])[\w'&.-]*)*"
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d[\d:.,]*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|\n)$")
+_ADDRESS = re.compile(
+    r"\b\d{1,6}\s+(?:[A-Z0-9][\w'.-]*\s+){0,4}(?:Street|St|Road|Rd|Avenue|Ave|Boulevard|Blvd|"
+    r"Way|Drive|Dr|Lane|Ln|Court|Ct|Place|Pl|Parkway|Pkwy|Highway|Hwy|Square|Plaza)\b\.?"
+    r"(?:\s+(?:#|Suite\s+|Apt\.?\s+)?\d+\w?\b)?"
+)
 _CORRECTION = re.compile(
-    r"\b(?:actually|instead|rather|change (?:it|that)|make it|switch|not\s+\w+\s*,?\s*but|"
-    r"sorry,? I meant|I meant|correction)\b",
+    r"\b(?:instead|change (?:it|that) to|make it|not\s+\w+\s*,?\s*but|I meant|correction)\b",
     re.IGNORECASE,
 )
 
@@ -84,7 +88,7 @@ FILLER = frozenset(
     there can could shall may might must will listen watch see visit stay eat travel fly say
     said think sounds told ask asked try trying available there's information details
     confirm confirmed following correct successfully found option options assist ready done
-    lets let's moment shall works work"""
+    lets let's moment shall works work actually make made instead rather"""
     )
 )
 
@@ -100,6 +104,12 @@ _NOT_NAMES = FILLER | frozenset(
     unfortunately sorry ok okay enjoy have has had did does done may might shall should"""
     )
 )
+
+#: How much more a fact said in two or more turns is worth (stated and confirmed).
+CONFIRMED = 1.3
+
+#: The share of the budget the last exchange may take, verbatim or condensed.
+LAST_SHARE = 0.3
 
 #: How much a fact is worth by who stated it and its kind, before recency: what the
 #: user stated first, then the agent's names, numbers, dates and times (offers the
@@ -174,6 +184,8 @@ def extract_facts(text: str) -> list[tuple[str, str]]:
         if text[start:end].rstrip().endswith((" for", " on", " of", " to", " by", " at")):
             found[-1] = (start, end, text[start:end].rstrip().rsplit(" ", 1)[0].strip(" .,;"), kind)
 
+    for m in _ADDRESS.finditer(text):
+        claim(m.start(), m.end(), "name")
     for m in _TIME.finditer(text):
         claim(m.start(), m.end(), "time")
     for m in _DATE.finditer(text):
@@ -365,10 +377,10 @@ class CompressedConversation:
         last = self._exchanges[-1]
         shown: list[tuple[_Exchange, str]] = []
         used = 0
-        if last.full_tokens + 1 <= budget * 0.3:
+        if last.full_tokens + 1 <= budget * LAST_SHARE:
             shown.append((last, "full"))
             used = last.full_tokens + 1
-        elif last.compact_tokens + 1 <= budget * 0.3:
+        elif last.compact_tokens + 1 <= budget * LAST_SHARE:
             shown.append((last, "compact"))
             used = last.compact_tokens + 1
         visible = " ".join(ex.norm_full if lv == "full" else ex.norm_compact for ex, lv in shown)
@@ -382,7 +394,7 @@ class CompressedConversation:
             tokens = counter.count(fact.text) + 1
             value = PRIOR.get((fact.role, fact.kind), 0.1) * recency
             if fact.mentions > 1:
-                value *= 1.3
+                value *= CONFIRMED
             ranked.append((value / tokens**0.25, fact, tokens))
         ranked.sort(key=lambda r: (-r[0], -r[1].turn))
         header = "Facts: " if budget >= 50 else ""
