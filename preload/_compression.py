@@ -772,16 +772,16 @@ def _mmr(
     n = len(units)
     top = max(rank) if rank else 1.0
     relevance = np.array([r / top for r in rank])
+    sizes = np.array([u.tokens + 1 for u in units], dtype=np.float64)
+    scale = np.sqrt(sizes)
+    open_ = np.array([not u.aux for u in units])
     closest = np.zeros(n)
     chosen: set[int] = set()
     used = 0
-    open_ = [i for i in range(n) if not units[i].aux]
-    while open_:
-        score = (relevance[open_] - diversity * closest[open_]) / np.sqrt(
-            [units[i].tokens + 1 for i in open_]
-        )
-        pos = int(np.argmax(score))
-        best = open_.pop(pos)
+    while open_.any() and budget - used >= float(sizes[open_].min()):
+        score = np.where(open_, (relevance - diversity * closest) / scale, -np.inf)
+        best = int(np.argmax(score))
+        open_[best] = False
         need = [j for j in _needs(units, best) if j not in chosen]
         cost = sum(units[j].tokens + 1 for j in need)
         if used + cost > budget:
