@@ -103,7 +103,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self.preloader = Preloader(
             sources=SourceRouter(sources),
             cache=self.cache,
-            compressor=compressor or TruncatingCompressor(self.counter),
+            compressor=compressor or self.default_compressor(self.config, self.counter),
             config=self.config.preloader,
             tenant=self.config.tenant,
             metrics=self.metrics_,
@@ -119,6 +119,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self.learner_drops = 0
         self._pending = 0
         self._learned = anyio.Event()
+
+    @staticmethod
+    def default_compressor(config: EngineConfig, counter: TokenCounter) -> Compressor:
+        """
+        The compressor the engine builds when none is given.
+        """
+        return TruncatingCompressor(counter)
 
     @staticmethod
     def default_cache(config: EngineConfig) -> ItemCache:

@@ -172,7 +172,8 @@ def _simulate(args: argparse.Namespace) -> int:
         console.print(f"[yellow]{skipped} bad lines skipped")
     console.print(
         f"wall {report.wall_s:.1f} s, virtual {report.virtual_s:.0f} s, "
-        f"{report.turns} turns x {len(strategies)} strategies"
+        f"{report.turns} turns x {len(strategies)} strategies; per strategy: "
+        + ", ".join(f"{n} {r.wall_s:.0f} s" for n, r in report.strategies.items())
     )
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
