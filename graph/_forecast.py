@@ -66,7 +66,7 @@ def _needs_of(item: Item) -> tuple[str, ...]:
     return ()
 
 
-class NeedsForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
+class NeedsForecaster(BaseEstimator):
     """
     Forecast which information needs the next turn will use.
 

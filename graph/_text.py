@@ -84,7 +84,7 @@ def _identity(doc: list[str]) -> list[str]:
     return doc
 
 
-class TextForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
+class TextForecaster(BaseEstimator):
     """
     P(next state | words of the last request and reply, last states).
 
