@@ -18,6 +18,7 @@ from ._budget import select_greedy as select_greedy
 from ._cache import CacheStatistics as CacheStatistics
 from ._cache import ItemCache as ItemCache
 from ._cache import cache_key as cache_key
+from ._cache import make_cache as make_cache
 from ._clock import VirtualClockLoop as VirtualClockLoop
 from ._compression import Compressor as Compressor
 from ._compression import Level as Level
@@ -62,6 +63,8 @@ from ._history import extract_facts as extract_facts
 from ._metrics import MetricsSnapshot as MetricsSnapshot
 from ._preloader import Fetched as Fetched
 from ._preloader import Preloader as Preloader
+from ._prometheus import PrometheusCollector as PrometheusCollector
+from ._redis import RedisItemCache as RedisItemCache
 from ._replay import STRATEGIES as STRATEGIES
 from ._replay import ReplayReport as ReplayReport
 from ._replay import SimulatedSource as SimulatedSource
@@ -139,6 +142,8 @@ __all__ = [
     "PreloadError",
     "Preloader",
     "PreloaderConfig",
+    "PrometheusCollector",
+    "RedisItemCache",
     "ReplayConfig",
     "ReplayReport",
     "Representation",
@@ -160,6 +165,7 @@ __all__ = [
     "cache_key",
     "extract_facts",
     "generate_demo",
+    "make_cache",
     "read_knowledge",
     "read_sessions",
     "replay",

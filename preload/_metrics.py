@@ -66,6 +66,7 @@ class MetricsSnapshot:
     backend_errors: int = 0
     tokens: int = 0
     load_latency_buckets: tuple[tuple[float, int], ...] = ()
+    load_latency_sum: float = 0.0
 
     @property
     def hit_rate(self) -> float:
@@ -102,12 +103,14 @@ class Metrics:
     lease_waits: int = 0
     tokens: int = 0
     latency_counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    latency_sum: float = 0.0
 
     def observe_load(self, seconds: float) -> None:
         """
         Count one load's latency in the histogram.
         """
         self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
 
     def snapshot(
         self,
@@ -154,4 +157,5 @@ class Metrics:
             backend_errors=cache.backend_errors if cache is not None else 0,
             tokens=self.tokens,
             load_latency_buckets=tuple(zip(LATENCY_BUCKETS, self.latency_counts, strict=True)),
+            load_latency_sum=self.latency_sum,
         )

@@ -25,7 +25,7 @@ async def main(url: str, name: str, mode: str, keys: list[str]) -> None:
     Run the replica.
     """
     source = ScriptedSource({k: f"text of {k} ✓" for k in keys}, name="kb", latency=0.2)
-    config = EngineConfig(cache=CacheConfig(backend="redis", redis_url=url))
+    config = EngineConfig(cache=CacheConfig(backend="redis", redis_url=url, redis_timeout_s=5.0))
     client = redis.asyncio.Redis.from_url(url)
     out: dict[str, object] = {"name": name}
     try:

@@ -60,3 +60,58 @@ def test_keys_of_different_tenants_never_collide() -> None:
     """
     assert cache_key("a:b", "c", "d") != cache_key("a", "b:c", "d")
     assert cache_key("t1", "kb", "x") != cache_key("t2", "kb", "x")
+
+
+async def test_decoded_objects_are_kept_in_front_and_follow_the_entries() -> None:
+    """
+    peek_object serves a remembered object without I/O, and forgets it with its
+    entry: on overwrite, delete and eviction.
+    """
+    cache = ItemCache(CacheConfig(max_entries=2, decoded_entries=2))
+    obj = object()
+    await cache.set("a", {"v": 1}, obj=obj)
+    assert obj is cache.peek_object("a")
+    await cache.set("a", {"v": 2})
+    assert None is cache.peek_object("a")
+    cache.remember("a", obj)
+    await cache.set("b", {"v": 3}, obj=object())
+    await cache.set("c", {"v": 4}, obj=object())  # evicts a
+    assert (None, False) == (cache.peek_object("a"), "a" in cache)
+    await cache.delete("b")
+    assert None is cache.peek_object("b")
+
+
+async def test_get_objects_decodes_once_and_drops_what_is_not_an_item() -> None:
+    """
+    get_objects decodes stored values, remembers them, and deletes values its
+    decoder refuses.
+    """
+    cache = ItemCache()
+    decoded: list[str] = []
+
+    def decode(key: str, value: object) -> object:
+        decoded.append(key)
+        return None if key == "bad" else ("item", value)
+
+    await cache.set("good", {"v": 1})
+    await cache.set("bad", [1, 2])
+    first = await cache.get_objects(["good", "bad", "absent"], decode)
+    again = await cache.get_objects(["good"], decode)
+    assert [("item", {"v": 1}), None, None] == first
+    assert first[0] is again[0]
+    assert (["good", "bad"], False) == (decoded, "bad" in cache)
+
+
+async def test_preloads_evicted_unread_are_counted() -> None:
+    """
+    A preloaded entry evicted before anyone read it counts in evicted_unused; one
+    that was read does not.
+    """
+    cache = ItemCache(CacheConfig(max_entries=2))
+    await cache.set("read", {"v": 1}, preload=True)
+    await cache.set("unread", {"v": 2}, preload=True)
+    await cache.get("read")
+    await cache.set("x", {"v": 3})
+    await cache.set("y", {"v": 4})
+    stats = cache.statistics()
+    assert (2, 1) == (stats.evictions, stats.evicted_unused)

@@ -5,6 +5,9 @@ The preloader: single-flight, background loads, failures counted, clean shutdown
 from __future__ import annotations
 
 import asyncio
+import gc
+import resource
+from pathlib import Path
 
 import anyio
 import pytest
@@ -12,13 +15,18 @@ from anyio import wait_all_tasks_blocked
 
 from preload import (
     CacheConfig,
+    DictSource,
+    EngineConfig,
     EngineStateError,
     ItemCache,
+    MarkovForecaster,
+    PreloadEngine,
     Preloader,
     PreloaderConfig,
     SourceRouter,
     TiktokenCounter,
     TruncatingCompressor,
+    VirtualClockLoop,
 )
 from preload.testing import ScriptedSource
 
@@ -304,18 +312,34 @@ async def test_get_many_serves_hits_and_loads_the_rest_within_one_deadline(
     assert got["stuck"].waited_s >= 0.05
 
 
-async def test_close_drains_within_the_deadline(counter: TiktokenCounter) -> None:
+def test_close_drains_within_the_deadline(counter: TiktokenCounter) -> None:
     """
     With drain_s, closing lets quick loads finish and cancels a hanging one at the
-    deadline; no task outlives the preloader.
+    deadline; no task outlives the preloader. (On the virtual clock, so that a busy
+    machine cannot make the quick loads miss the deadline.)
     """
-    before = set(asyncio.all_tasks())
-    source = ScriptedSource({f"k{i}": "x" for i in range(3)}, hang={"stuck"})
-    async with make(source, counter, drain_s=0.05) as preloader:
-        for key in ("k0", "k1", "k2", "stuck"):
-            preloader.schedule(key, 0.5)
-    assert before == set(asyncio.all_tasks())
-    assert (3, 1) == (len([k for k in source.calls if k != "stuck"]), preloader.metrics.cancelled)
+    source = ScriptedSource({f"k{i}": "x" for i in range(3)}, latency=0.01, hang={"stuck"})
+
+    async def main() -> tuple[set[asyncio.Task[object]], set[asyncio.Task[object]], float]:
+        before = set(asyncio.all_tasks())
+        start = anyio.current_time()
+        preloader = Preloader(
+            sources=SourceRouter({source.name: source}),
+            cache=ItemCache(),
+            compressor=TruncatingCompressor(counter),
+            config=PreloaderConfig(drain_s=0.5),
+            offload=False,
+        )
+        async with preloader:
+            for key in ("k0", "k1", "k2", "stuck"):
+                preloader.schedule(key, 0.5)
+        return before, set(asyncio.all_tasks()), anyio.current_time() - start
+
+    before, after, took = anyio.run(main, backend_options={"loop_factory": VirtualClockLoop})
+    assert before == after
+    assert 0.5 == pytest.approx(took, abs=0.01)
+    assert {"k0": 1, "k1": 1, "k2": 1, "stuck": 1} == dict(source.calls)
+    assert 0 == source.active
 
 
 async def test_a_full_cache_keeps_serving(counter: TiktokenCounter) -> None:
@@ -339,3 +363,79 @@ async def test_a_full_cache_keeps_serving(counter: TiktokenCounter) -> None:
     assert 3 >= snapshot.cache_entries
     assert snapshot.cache_bytes <= 4000
     assert (7, 7) == (snapshot.evictions, snapshot.evicted_unused)
+
+
+def _rss_mb() -> float:
+    """
+    This process's resident memory now, in MiB (Linux).
+    """
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+async def test_ten_thousand_sessions_churn_in_bounded_memory(knowledge: dict[str, str]) -> None:
+    """
+    10,000 sessions of two turns through an engine that learns, preloads, cancels and
+    forgets: sessions,
+    cache, queue and resident memory stay bounded (peak RSS printed).
+    """
+    items = {f"kb:{i}": f"item {i}: " + "some context text " * 10 for i in range(300)}
+    config = EngineConfig(
+        cache=CacheConfig(max_entries=32), preloader=PreloaderConfig(max_preloads_per_turn=2)
+    )
+    rss: list[float] = []
+    forecaster = MarkovForecaster(1, persistence=0.5)  # learns online, preloads each turn
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(items)}, forecaster=forecaster, max_sessions=500
+    ) as engine:
+        for s in range(10_000):
+            sid = f"s{s}"
+            for state in (s % 13, (s + 1) % 13):  # two turns: a transition to learn
+                needs = [f"kb:{state * 3 + s % 2}", f"kb:{state * 3 + 2}"]
+                await engine.handle(session_id=sid, text="hi", state=f"t{state}", needs=needs)
+            if s % 2:
+                engine.end_session(sid)
+            if s % 2000 == 1999:
+                await engine.wait_idle()
+                gc.collect()
+                rss.append(_rss_mb())
+                assert len(engine._sessions) <= 500
+                assert engine.preloader.queued <= config.preloader.queue_size
+        snapshot = engine.metrics()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"churn: RSS {rss[0]:.1f} MiB after 2,000 sessions, {rss[-1]:.1f} at 10,000; peak {peak:.1f}"
+    )
+    assert snapshot.cache_entries <= 32
+    assert (20_000, True) == (snapshot.requests, snapshot.preloads > 0)
+    assert rss[-1] - rss[0] < 40, rss
+
+
+async def test_metrics_export_to_prometheus(
+    knowledge: dict[str, str], counter: TiktokenCounter
+) -> None:
+    """
+    The optional exporter turns one snapshot into Prometheus counters, gauges and a
+    load-latency histogram.
+    """
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from preload._prometheus import PrometheusCollector
+
+    source = ScriptedSource(knowledge)
+    async with make(source, counter) as preloader:
+        await preloader.get("service:Flights")
+        await preloader.get("service:Flights")
+        registry = prometheus_client.CollectorRegistry()
+        registry.register(PrometheusCollector(preloader.snapshot))
+        text = prometheus_client.generate_latest(registry).decode()
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert 1.0 == samples["preload_loads_total"]
+    assert 1.0 == samples["preload_cache_entries"]
+    assert 1.0 == samples["preload_backend_up"]
+    assert 1.0 == samples['preload_load_latency_seconds_bucket{le="+Inf"}']
+    assert 1.0 == samples["preload_load_latency_seconds_count"]

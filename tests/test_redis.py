@@ -43,7 +43,9 @@ def redis_cache(server: RedisServer, **config: object) -> RedisItemCache:
     A Redis cache on ``server`` that retries Redis at once after a failure.
     """
     return RedisItemCache(
-        CacheConfig(backend="redis", redis_url=server.url, redis_retry_s=0.0, **config)  # type: ignore[arg-type]
+        CacheConfig(  # a generous timeout: a busy test machine is not an outage
+            backend="redis", redis_url=server.url, redis_retry_s=0.0, redis_timeout_s=2.0, **config
+        )  # type: ignore[arg-type]
     )
 
 
@@ -278,7 +280,12 @@ async def test_engine_keeps_serving_while_redis_is_down(
     import redis.asyncio
 
     config = EngineConfig(
-        cache=CacheConfig(backend="redis", redis_url=own_redis_server.url, redis_retry_s=0.0)
+        cache=CacheConfig(
+            backend="redis",
+            redis_url=own_redis_server.url,
+            redis_retry_s=0.0,
+            redis_timeout_s=2.0,
+        )
     )
     caplog.set_level(logging.WARNING, logger="preload._redis")
     keys = list(knowledge)

@@ -1,0 +1,107 @@
+"""
+A Prometheus exporter for the engine's metrics (the optional ``prometheus`` extra).
+
+:class:`PrometheusCollector` reads one frozen snapshot per scrape (from
+``engine.metrics()`` or any callable that returns a
+:class:`~preload.MetricsSnapshot`) and turns it into Prometheus families: counters
+for what happened, gauges for what is, a histogram for load latency. Nothing is
+copied into Prometheus' own mutable metrics, so there is no second source of truth.
+
+    from prometheus_client import REGISTRY, start_http_server
+    REGISTRY.register(PrometheusCollector(engine.metrics))
+    start_http_server(9100)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._metrics import MetricsSnapshot
+
+__all__ = ["PrometheusCollector"]
+
+#: Snapshot fields exported as counters (Prometheus adds ``_total``).
+COUNTERS = {
+    "requests": "Requests served.",
+    "hits": "Needed items that were warm in the cache.",
+    "partial_hits": "Needed items whose preload was in flight; the request waited for it.",
+    "misses": "Needed items loaded on demand.",
+    "missing": "Needed items no source has.",
+    "loads": "Source calls on the request path.",
+    "preloads": "Source calls in the background.",
+    "preloads_used": "Preloads used by the session that caused them.",
+    "wasted": "Preloads never used by the session that caused them.",
+    "evicted_unused": "Preloaded cache entries evicted or expired before anyone read them.",
+    "shed": "Preloads dropped from a full queue.",
+    "cancelled": "Preloads dropped or stopped because nobody wanted them any more.",
+    "failures": "Loads that failed after their retries.",
+    "timeouts": "Loads or requests that ran out of time.",
+    "retries": "Load attempts repeated after a failure.",
+    "cooldowns": "Times a failing source was put to rest.",
+    "cooldown_skips": "Loads not attempted because their source was cooling down.",
+    "remote_loads": "Loads satisfied by a value another replica stored.",
+    "lease_waits": "Loads that waited for another replica holding the lease.",
+    "evictions": "Cache entries evicted to stay within bounds.",
+    "backend_errors": "Failed calls to the shared cache backend.",
+    "tokens": "Context tokens assembled.",
+}
+
+#: Snapshot fields exported as gauges.
+GAUGES = {
+    "queued": "Preloads waiting for a worker.",
+    "in_flight": "Loads running now.",
+    "cache_entries": "Entries in the cache.",
+    "cache_bytes": "Bytes in the cache.",
+    "backend_up": "1 while the shared cache backend answers, 0 while serving from memory.",
+}
+
+
+class PrometheusCollector:
+    """
+    A custom collector over the engine's metric snapshots.
+
+    Args:
+        snapshot: Returns the current snapshot (``engine.metrics``).
+        prefix: The prefix of every metric name.
+
+    Raises:
+        ImportError: prometheus-client is not installed (``pip install 'preload[prometheus]'``).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, snapshot: Callable[[], MetricsSnapshot], *, prefix: str = "preload") -> None:
+        import prometheus_client  # noqa: F401 (fail early when the extra is missing)
+
+        self.snapshot = snapshot
+        self.prefix = prefix
+
+    def collect(self) -> Iterator[Any]:
+        """
+        The metric families of one snapshot.
+        """
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        snap = self.snapshot()
+        for name, doc in COUNTERS.items():
+            yield CounterMetricFamily(f"{self.prefix}_{name}", doc, value=getattr(snap, name))
+        for name, doc in GAUGES.items():
+            yield GaugeMetricFamily(f"{self.prefix}_{name}", doc, value=float(getattr(snap, name)))
+        buckets: list[tuple[str, float]] = []
+        total = 0
+        for bound, count in snap.load_latency_buckets:
+            total += count
+            buckets.append(("+Inf" if math.isinf(bound) else repr(bound), total))
+        yield HistogramMetricFamily(
+            f"{self.prefix}_load_latency_seconds",
+            "Latency of successful source loads.",
+            buckets=buckets or [("+Inf", 0)],
+            sum_value=snap.load_latency_sum,
+        )
