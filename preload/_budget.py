@@ -13,14 +13,15 @@ kept, and whatever nobody can use is added to it, so an allocation always sums t
 budget.
 
 The knapsack is solved exactly by dynamic programming over tokens for small inputs.
-For larger ones a fully polynomial approximation scheme (dynamic programming over
-values rounded down to multiples of ``epsilon * vmax / n``) guarantees at least
-``(1 - epsilon)`` of the optimum. For the largest ones, and on the request path, the
-greedy on the convex hull of each item's (tokens, value) levels
-(Sinha and Zoltners) takes hull steps by decreasing value per token; its LP relaxation
-is an upper bound on the optimum, so every greedy answer reports a certified gap, and
-the answer is at least the optimum minus the largest single step (and, with the
-best-single-item check, at least half of it).
+Otherwise :func:`select` answers within a certified ``TOLERANCE`` (1 %) of the
+optimum: the greedy on the convex hull of each item's (tokens, value) levels (Sinha
+and Zoltners) takes hull steps by decreasing value per token, and its LP relaxation
+bounds the optimum from above; when that bound does not certify the greedy,
+dynamic programming over a grid of token buckets (tokens rounded up: feasible;
+rounded down: an upper bound) is refined until it does (:func:`select_scaled`).
+Every answer reports its certified gap. A fully polynomial approximation scheme
+(:func:`select_fptas`, values rounded down to multiples of ``epsilon * vmax / n``)
+guarantees ``(1 - epsilon)`` of the optimum a priori.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "select_exact",
     "select_fptas",
     "select_greedy",
+    "select_scaled",
 ]
 
 #: Above this many cells (items x levels x budget) the exact solver is not used.
@@ -50,6 +52,12 @@ EXACT_CELLS = 2_000_000
 
 #: Above this many cells (items^2 x levels / epsilon) the FPTAS is not used.
 FPTAS_CELLS = 20_000_000
+
+#: The certified gap to the optimum that :func:`select` accepts.
+TOLERANCE = 0.01
+
+#: Token buckets of :func:`select_scaled`'s first grid.
+GRID_CELLS = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,14 +136,20 @@ class Selection:
         return lines
 
 
-def select(items: Sequence[Sequence[Option]], budget: int, *, exact_items: int = 8) -> Selection:
+def select(
+    items: Sequence[Sequence[Option]],
+    budget: int,
+    *,
+    exact_items: int = 8,
+    tolerance: float = TOLERANCE,
+) -> Selection:
     """
     The options to take, at most one per item, with the most value within ``budget``.
 
     Exact (dynamic programming) when there are at most ``exact_items`` items and the
-    table is small; the convex-hull greedy otherwise (fast, with a certified gap).
-    :func:`select_fptas` guarantees ``1 - epsilon`` of the optimum when the time is
-    there (off the request path).
+    table is small. Otherwise :func:`select_scaled`: the convex-hull greedy when its
+    certified gap is within ``tolerance``, else dynamic programming over a coarse token
+    grid, refined until the answer is certified within ``tolerance`` of the optimum.
 
     Raises:
         ConfigError: ``budget`` is negative.
@@ -147,7 +161,130 @@ def select(items: Sequence[Sequence[Option]], budget: int, *, exact_items: int =
     cells = len(items) * max((len(o) for o in items), default=0) * (budget + 1)
     if len(items) <= exact_items and cells <= EXACT_CELLS:
         return select_exact(items, budget)
-    return select_greedy(items, budget)
+    return select_scaled(items, budget, tolerance=tolerance)
+
+
+def select_scaled(
+    items: Sequence[Sequence[Option]],
+    budget: int,
+    *,
+    tolerance: float = TOLERANCE,
+    cells: int = GRID_CELLS,
+) -> Selection:
+    """
+    A selection certified within ``tolerance`` of the optimum, fast.
+
+    First the convex-hull greedy (:func:`select_greedy`); when its LP bound already
+    certifies it, that is the answer. Otherwise dynamic programming on a token grid of
+    about ``cells`` buckets: tokens rounded *up* to whole buckets give a feasible
+    answer (then upgraded with the real tokens left over), tokens rounded *down* give
+    a relaxation whose optimum bounds the true one from above. While the bound does
+    not certify the answer the grid is made four times finer, down to single tokens
+    (exact). ``bound`` is the tightest upper bound found, so ``gap`` is certified.
+
+    .. versionadded:: 0.1
+    """
+    budget = max(0, budget)
+    greedy = select_greedy(items, budget)
+    if greedy.gap <= tolerance or not items:
+        return greedy
+    best, bound = greedy, greedy.bound
+    grid = max(1, cells)
+    while True:
+        unit = max(1, -(-budget // grid))
+        if unit == 1:
+            return select_exact(items, budget)
+        choices, _ = _dp(items, budget, unit, up=True)
+        candidate = _finish(items, budget, _fill(items, budget, choices), bound=bound)
+        if candidate.value > best.value:
+            best = candidate
+        if _certified(best.value, bound, tolerance):
+            break
+        _, relaxed = _dp(items, budget, unit, up=False)
+        bound = min(bound, relaxed)
+        if _certified(best.value, bound, tolerance):
+            break
+        grid *= 4
+    return _finish(items, budget, list(best.choices), bound=max(bound, best.value))
+
+
+def _certified(value: float, bound: float, tolerance: float) -> bool:
+    return bound <= 0 or (bound - value) <= tolerance * bound
+
+
+def _dp(
+    items: Sequence[Sequence[Option]], budget: int, unit: int, *, up: bool
+) -> tuple[list[int], float]:
+    """
+    Dynamic programming over tokens in buckets of ``unit`` (rounded up or down), all
+    of an item's options at once. Returns the choices and the best value.
+    """
+    cap = budget // unit
+    width = cap + 1
+    best = np.zeros(width)
+    columns = np.arange(width)
+    picks = np.full((len(items), width), -1, dtype=np.int16)
+    for i, options in enumerate(items):
+        table = np.empty((len(options) + 1, width))
+        table[0] = best
+        for j, option in enumerate(options):
+            w = -(-option.tokens // unit) if up else option.tokens // unit
+            row = table[j + 1]
+            if w > cap or option.value <= 0 or option.tokens > budget:
+                row.fill(-np.inf)
+                continue
+            row[:w] = -np.inf
+            np.add(best[: width - w], option.value, out=row[w:])
+        arg = table.argmax(axis=0)
+        best = table[arg, columns]
+        picks[i] = arg - 1
+    choices = [-1] * len(items)
+    room = cap
+    for i in range(len(items) - 1, -1, -1):
+        j = int(picks[i, room])
+        if j >= 0:
+            choices[i] = j
+            tokens = items[i][j].tokens
+            room -= -(-tokens // unit) if up else tokens // unit
+    return choices, float(best[cap])
+
+
+def _fill(items: Sequence[Sequence[Option]], budget: int, choices: list[int]) -> list[int]:
+    """
+    ``choices`` with items upgraded to the most valuable option the tokens left allow.
+    """
+    used = sum(items[i][c].tokens for i, c in enumerate(choices) if c >= 0)
+    improved = True
+    while improved:
+        improved = False
+        for i, options in enumerate(items):
+            w_old = options[choices[i]].tokens if choices[i] >= 0 else 0
+            v_old = options[choices[i]].value if choices[i] >= 0 else 0.0
+            best_j, best_gain = -1, 0.0
+            for j, option in enumerate(options):
+                gain = option.value - v_old
+                if gain > best_gain + 1e-12 and used - w_old + option.tokens <= budget:
+                    best_j, best_gain = j, gain
+            if best_j >= 0:
+                used += options[best_j].tokens - w_old
+                choices[i] = best_j
+                improved = True
+    return choices
+
+
+def _finish(
+    items: Sequence[Sequence[Option]], budget: int, choices: list[int], *, bound: float
+) -> Selection:
+    value = sum(items[i][c].value for i, c in enumerate(choices) if c >= 0)
+    tokens = sum(items[i][c].tokens for i, c in enumerate(choices) if c >= 0)
+    return Selection(
+        choices=tuple(choices),
+        value=value,
+        tokens=tokens,
+        budget=budget,
+        exact=False,
+        bound=max(bound, value),
+    )
 
 
 def select_fptas(
@@ -220,27 +357,7 @@ def select_exact(items: Sequence[Sequence[Option]], budget: int) -> Selection:
     .. versionadded:: 0.1
     """
     budget = max(0, budget)
-    best = np.zeros(budget + 1)
-    picks = np.full((len(items), budget + 1), -1, dtype=np.int16)
-    for i, options in enumerate(items):
-        new = best.copy()
-        for j, option in enumerate(options):
-            w = option.tokens
-            if w > budget or option.value <= 0:
-                continue
-            cand = np.full(budget + 1, -np.inf)
-            cand[w:] = best[: budget + 1 - w] + option.value
-            better = cand > new
-            new[better] = cand[better]
-            picks[i, better] = j
-        best = new
-    choices = [-1] * len(items)
-    room = budget
-    for i in range(len(items) - 1, -1, -1):
-        j = int(picks[i, room])
-        if j >= 0:
-            choices[i] = j
-            room -= items[i][j].tokens
+    choices, _ = _dp(items, budget, 1, up=True)
     value = sum(items[i][c].value for i, c in enumerate(choices) if c >= 0)
     tokens = sum(items[i][c].tokens for i, c in enumerate(choices) if c >= 0)
     return Selection(

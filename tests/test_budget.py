@@ -22,6 +22,7 @@ from preload import (
     select_fptas,
     select_greedy,
 )
+from preload._budget import select_scaled
 from preload._config import CATEGORIES
 
 COUNTER = TiktokenCounter()
@@ -145,6 +146,46 @@ def test_a_selection_never_exceeds_its_budget(items: list[list[Option]], budget:
     assert exact.value >= greedy.value - 1e-9
     assert greedy.bound >= exact.value - 1e-9
     assert fptas.value >= 0.95 * exact.value - 1e-9
+
+
+large_items = st.lists(
+    st.lists(
+        st.tuples(st.floats(0.01, 1, allow_nan=False), st.integers(1, 800)),
+        min_size=1,
+        max_size=5,
+    ).map(lambda opts: [Option(value=v, tokens=w) for v, w in opts]),
+    min_size=9,
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=large_items, share=st.floats(0.02, 0.9))
+def test_select_is_certified_within_its_tolerance(items: list[list[Option]], share: float) -> None:
+    """
+    Past the exact size, select answers within 1 % of the exact optimum, fits the
+    budget, and its certified bound is never below the optimum.
+    """
+    budget = int(sum(max(o.tokens for o in opts) for opts in items) * share)
+    exact = select_exact(items, budget)
+    ours = select(items, budget)
+    assert ours.tokens <= budget
+    assert ours.bound >= exact.value - 1e-9
+    assert ours.value >= 0.99 * exact.value - 1e-9
+    assert ours.gap <= 0.01 + 1e-12
+
+
+def test_the_scaled_grid_refines_until_certified() -> None:
+    """
+    Where the greedy is far from the optimum (the two large items fill the budget
+    exactly, the dense small one blocks them), the token grid still finds the optimum.
+    """
+    items = [[Option(value=1.0, tokens=10)]] + [[Option(value=9.0, tokens=5000)]] * 2
+    exact = select_exact(items, 10_000)
+    scaled = select_scaled(items, 10_000, cells=16)
+    assert (18.0, (-1, 0, 0)) == (exact.value, exact.choices)
+    assert exact.choices == scaled.choices
+    assert 10.0 == select_greedy(items, 10_000).value
 
 
 def test_the_greedy_reports_its_gap() -> None:
