@@ -244,6 +244,20 @@ class Preloader(anyio.AsyncContextManagerMixin):
             return None
         return await self._read_cache(routed[1])
 
+    async def peek_many(self, keys: Sequence[str]) -> dict[str, Representation]:
+        """
+        The representations of those of ``keys`` that are in the cache now (one round
+        trip on Redis); never loads.
+
+        .. versionadded:: 0.1
+        """
+        if self.cache is None:
+            return {}
+        routed = [(key, self.key_of(key)) for key in keys]
+        known = [(key, r[1]) for key, r in routed if r is not None]
+        items = await self.cache.get_objects([ck for _, ck in known], _decode_item)
+        return {key: item for (key, _), item in zip(known, items, strict=True) if item is not None}
+
     async def get(self, key: str, *, deadline_s: float | None = None) -> Fetched:
         """
         ``key``'s representation for a request: from the cache, by joining the load in
@@ -726,28 +740,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
 
     async def _read_cache(self, ck: str) -> Representation | None:
         assert self.cache is not None
-        item: Representation | None = self.cache.peek_object(ck)
-        if item is not None:
-            return item
-        try:
-            value = await self.cache.get(ck)
-        except CacheError:
-            logger.warning("dropping undecodable cache entry %s", ck)
-            await self.cache.delete(ck)
-            return None
-        return await self._decode(ck, value)
-
-    async def _decode(self, ck: str, value: Any) -> Representation | None:
-        if value is None:
-            return None
-        assert self.cache is not None
-        try:
-            item = Representation.from_dict(value)
-        except CacheError:
-            logger.warning("dropping a cache entry that is not an item: %s", ck)
-            await self.cache.delete(ck)
-            return None
-        self.cache.remember(ck, item)
+        item: Representation | None = (await self.cache.get_objects([ck], _decode_item))[0]
         return item
 
     def _check_open(self) -> None:

@@ -439,3 +439,17 @@ async def test_metrics_export_to_prometheus(
     assert 1.0 == samples["preload_backend_up"]
     assert 1.0 == samples['preload_load_latency_seconds_bucket{le="+Inf"}']
     assert 1.0 == samples["preload_load_latency_seconds_count"]
+
+
+async def test_peek_many_returns_what_is_warm_and_never_loads(
+    knowledge: dict[str, str], counter: TiktokenCounter
+) -> None:
+    """
+    peek_many answers from the cache only: cold and unknown keys are left out.
+    """
+    source = ScriptedSource(knowledge)
+    async with make(source, counter) as preloader:
+        await preloader.get("service:Flights")
+        got = await preloader.peek_many(["service:Flights", "service:Hotels", "nowhere"])
+    assert ["service:Flights"] == list(got)
+    assert 1 == source.calls.total()
