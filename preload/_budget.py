@@ -310,6 +310,8 @@ def select_fptas(
     if n * n * levels / epsilon > FPTAS_CELLS:
         return select_greedy(items, budget)
     unit = epsilon * vmax / n
+    if unit <= 0 or not np.isfinite(vmax / unit):  # values too small to scale
+        return select_exact(items, budget)
     scaled = [
         [int(o.value / unit) if o.tokens <= budget and o.value > 0 else 0 for o in options]
         for options in items

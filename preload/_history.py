@@ -2,13 +2,18 @@
 The session's own history, compressed: recent turns raw, older ones condensed, and
 the facts the user and the agent stated kept until superseded.
 
-:class:`CompressedConversation` keeps every exchange at two levels (``full`` and a
-``compact`` one without filler words) and a ledger of stated facts: names, places,
-dates, times, numbers, and the choices the user made. :meth:`~CompressedConversation.get_context`
-spends a token budget on the facts line first (the facts are what a later tool call
-needs, and they are the densest), then chooses which exchanges to show and at which
-level with the multiple-choice knapsack, favouring recent ones. Facts that a shown
-exchange already holds are not repeated. The returned text never exceeds the budget.
+:class:`CompressedConversation` keeps every exchange at three levels (``full``, the
+user's words alone, and a ``compact`` one without filler words) and a ledger of stated
+facts: names, places, dates, times, numbers, short answers (a bare yes or no tied to
+the question it answers) and the choices the user made, each with how likely a later
+tool call is to need it (who stated it, its kind, whether it was confirmed, its age).
+:meth:`~CompressedConversation.get_context` spends a token budget by greedy maximum
+coverage: single facts and exchanges at each level are parts, a part is worth the
+likelihoods of the facts it holds that no chosen part holds yet (plus, for an
+exchange, its context value, recent ones more), and parts are taken by worth per
+token. The facts go on one ``Known: a, b, c`` line, or, under ``TERSE`` tokens, as a
+bare keyword list (separators would take a third of it). The returned text never
+exceeds the budget.
 
 A fact is superseded when a later user turn corrects it ("actually", "instead",
 "change it to", "make it", ...) with a new fact of the same kind; superseded facts
@@ -17,11 +22,11 @@ leave the facts line.
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._budget import Option, select
 from ._compression import cut_at_word
 
 if TYPE_CHECKING:
@@ -56,6 +61,12 @@ _ADDRESS = re.compile(
     r"\b\d{1,6}\s+(?:[A-Z0-9][\w'.-]*\s+){0,4}(?:Street|St|Road|Rd|Avenue|Ave|Boulevard|Blvd|"
     r"Way|Drive|Dr|Lane|Ln|Court|Ct|Place|Pl|Parkway|Pkwy|Highway|Hwy|Square|Plaza)\b\.?"
     r"(?:\s+(?:#|Suite\s+|Apt\.?\s+)?\d+\w?\b)?"
+)
+_SPAN_END = re.compile(r"(?<!\b(?:Dr|St|Mr|Ms|Jr|Sr|Mt|Ft|No))(?<!\bMrs)\.\s")
+_TRAILING = frozenset(("for", "on", "of", "to", "by", "at", "from", "in", "with", "and", "&", "I"))
+_ARTICLES = frozenset(("the", "a", "an"))
+_YES_NO = re.compile(
+    r"^\W*(yes|yeah|yep|yup|sure|no|nope|nah|ok|okay|correct|right)\b", re.IGNORECASE
 )
 _CORRECTION = re.compile(
     r"\b(?:instead|change (?:it|that) to|make it|not\s+\w+\s*,?\s*but|I meant|correction)\b",
@@ -108,24 +119,39 @@ _NOT_NAMES = FILLER | frozenset(
 #: How much more a fact said in two or more turns is worth (stated and confirmed).
 CONFIRMED = 1.3
 
-#: The share of the budget the last exchange may take, verbatim or condensed.
-LAST_SHARE = 0.3
-
-#: How much a fact is worth by who stated it and its kind, before recency: what the
-#: user stated first, then the agent's names, numbers, dates and times (offers the
-#: user may have taken), then the other content words.
+#: How likely a fact is to be needed later, by who stated it and its kind, before
+#: recency: what the user stated first, then the names, dates and times the agent
+#: offered (the user may have taken them), then short answers (the user's reply to a
+#: question, taken whole: "only halal food", "yes" tied to its question), then the
+#: other content words.
 PRIOR = {
-    ("user", "name"): 1.0,
-    ("user", "time"): 1.0,
-    ("user", "date"): 1.0,
-    ("user", "number"): 1.0,
-    ("agent", "name"): 0.7,
-    ("agent", "time"): 0.7,
-    ("agent", "date"): 0.7,
-    ("agent", "number"): 0.5,
-    ("user", "choice"): 0.35,
-    ("agent", "choice"): 0.2,
+    ("user", "name"): 0.5,
+    ("user", "number"): 0.5,
+    ("user", "time"): 0.45,
+    ("user", "date"): 0.45,
+    ("agent", "name"): 0.35,
+    ("agent", "time"): 0.35,
+    ("agent", "date"): 0.3,
+    ("user", "answer"): 0.3,
+    ("user", "reply"): 0.3,
+    ("agent", "number"): 0.15,
+    ("user", "choice"): 0.06,
+    ("agent", "choice"): 0.03,
 }
+
+#: What showing an exchange is worth beyond the facts it holds (its context), for
+#: the last one; halved per exchange back. Index 1 is the condensed level, 2 the
+#: user's words verbatim, 3 the whole exchange verbatim.
+EXCHANGE_VALUE = (0.0, 0.1, 0.1, 0.2)
+
+#: The most words a user turn may have to be kept whole as an answer.
+ANSWER_WORDS = 6
+
+#: Budgets (tokens) below which the facts are listed without separators.
+TERSE = 100
+
+#: Facts considered per :meth:`CompressedConversation.get_context`, the likeliest first.
+MAX_FACTS = 300
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,11 +222,25 @@ def extract_facts(text: str) -> list[tuple[str, str]]:
         words = span.split()
         first = words[0].lower().strip(".,'")
         at_start = _SENTENCE_START.search(text[:start]) is not None
-        if first in _NOT_NAMES and (at_start or len(words) == 1 or first in FILLER):
+        cut_at = _SPAN_END.search(span)
+        if cut_at is not None:  # a sentence ends inside the span: "Main. And I"
+            span = span[: cut_at.start() + 1]
+            words = span.split()
+        while len(words) > 1 and words[-1].strip(".,") in _TRAILING:
+            span = span[: span.rstrip().rfind(" ")].rstrip()
+            words = words[:-1]
+        title = first in _ARTICLES and len(words) > 1 and words[1].lower() not in _NOT_NAMES
+        if title:  # "The Man Who Knew Too Much", "A Madea Family Funeral"
+            pass
+        elif first in _NOT_NAMES and (at_start or len(words) == 1 or first in FILLER):
             # drop a sentence-initial common word: "Search in Palo Alto"
-            cut = len(words[0])
-            rest = span[cut:].lstrip()
-            if not rest or rest.split()[0].lower() in _NOT_NAMES:
+            rest = span[len(words[0]) :].lstrip()
+            while rest and rest.split()[0].lower() in _NOT_NAMES:
+                head = rest.split()[0]
+                if head[0].isupper() and head.lower() not in _ARTICLES:
+                    break  # "Search in Palo Alto" keeps going; "Yes I" does not
+                rest = rest[len(head) :].lstrip()
+            if not rest or rest.split()[0].lower() in _NOT_NAMES or not rest[0].isupper():
                 continue
             start += len(span) - len(rest)
             span = rest
@@ -250,11 +290,28 @@ class _Exchange:
     compact_tokens: int
     norm_full: str
     norm_compact: str
+    user: str = ""  # the user's words verbatim, without the reply
+    user_tokens: int = 0
+    norm_user: str = ""
+    keys_full: set[str] = field(default_factory=set)  # fact keys each level holds
+    keys_compact: set[str] = field(default_factory=set)
+    keys_user: set[str] = field(default_factory=set)
+
+    def keys(self, level: int) -> set[str]:
+        return (self.keys_compact, self.keys_user, self.keys_full)[level - 1]
+
+    def cost(self, level: int) -> int:
+        return (0, self.compact_tokens, self.user_tokens, self.full_tokens)[level] + (level > 0)
+
+    def text(self, level: int) -> str:
+        return ("", self.compact, self.user, self.full)[level]
 
 
 @dataclass(slots=True)
 class _Ledger:
     facts: dict[str, Fact] = field(default_factory=dict)  # by normalized text
+    tokens: dict[str, int] = field(default_factory=dict)  # tokens of each fact
+    covers: dict[str, set[str]] = field(default_factory=dict)  # keys inside each key
 
 
 class CompressedConversation:
@@ -265,8 +322,8 @@ class CompressedConversation:
         max_tokens: The most tokens :meth:`get_context` ever returns (a cap on
             ``available_tokens``).
         counter: Counts tokens (the real tokenizer).
-        raw_turns: Exchanges kept verbatim when they fit.
-        exact_items: Exchanges up to which the level choice is solved exactly.
+        raw_turns: Exchanges worth showing verbatim first (the most recent ones).
+        exact_items: Kept for compatibility; the choice is a coverage greedy.
 
     Example::
 
@@ -291,6 +348,7 @@ class CompressedConversation:
         self.exact_items = exact_items
         self._exchanges: list[_Exchange] = []
         self._ledger = _Ledger()
+        self._full: tuple[int, str, int] = (0, "", 0)  # exchanges, text, tokens
         self.decisions: tuple[HistoryDecision, ...] = ()
 
     def __len__(self) -> int:
@@ -317,144 +375,269 @@ class CompressedConversation:
         index = len(self._exchanges)
         full = f"User: {user}" + (f"\nAssistant: {agent}" if agent else "")
         compact = f"U: {_compact(user)}" + (f" | A: {_compact(agent)}" if agent else "")
-        self._exchanges.append(
-            _Exchange(
-                index=index,
-                full=full,
-                compact=compact,
-                full_tokens=self.counter.count(full),
-                compact_tokens=self.counter.count(compact),
-                norm_full=f" {_norm(full)} ",
-                norm_compact=f" {_norm(compact)} ",
-            )
+        norm_full, norm_compact = f" {_norm(full)} ", f" {_norm(compact)} "
+        said = f"User: {user}"
+        norm_user = f" {_norm(said)} "
+        ledger = self._ledger
+        exchange = _Exchange(
+            index=index,
+            full=full,
+            compact=compact,
+            full_tokens=self.counter.count(full),
+            compact_tokens=self.counter.count(compact),
+            norm_full=norm_full,
+            norm_compact=norm_compact,
+            keys_full={k for k in ledger.facts if f" {k} " in norm_full},
+            keys_compact={k for k in ledger.facts if f" {k} " in norm_compact},
+            user=said,
+            user_tokens=self.counter.count(said),
+            norm_user=norm_user,
+            keys_user={k for k in ledger.facts if f" {k} " in norm_user},
         )
+        question = self._exchanges[-1].full if self._exchanges else ""
+        self._exchanges.append(exchange)
         correcting = bool(_CORRECTION.search(user))
-        ledger = self._ledger.facts
-        for role, text in (("user", user), ("agent", agent)):
-            for value, kind in extract_facts(text):
-                key = _norm(value)
-                if not key:
-                    continue
-                if correcting and role == "user" and kind != "choice" and key not in ledger:
-                    for old_key, old in sorted(
-                        ledger.items(), key=lambda kv: kv[1].turn, reverse=True
-                    ):
-                        if old.kind == kind and old.superseded_by is None:
-                            ledger[old_key] = _replace_fact(old, superseded_by=value)
-                            break
-                prior = ledger.pop(key, None)
-                who, what, mentions = role, kind, 1
-                if prior is not None and prior.superseded_by is None:
-                    # a fact said again: keep who stated it first and how, count it
-                    who = "user" if "user" in (prior.role, role) else role
-                    what = prior.kind if prior.kind != "choice" else kind
-                    mentions = prior.mentions + (prior.turn != index)
-                ledger[key] = Fact(text=value, kind=what, turn=index, role=who, mentions=mentions)
+        stated = [("user", v, k) for v, k in extract_facts(user)]
+        stated += [("user", v, k) for v, k in _answers(user, question)]
+        stated += [("agent", v, k) for v, k in extract_facts(agent)]
+        for role, value, kind in stated:
+            key = _norm(value)
+            if not key:
+                continue
+            facts = ledger.facts
+            if (
+                correcting
+                and role == "user"
+                and kind not in ("choice", "answer", "reply")
+                and key not in facts
+            ):
+                for old_key, old in sorted(facts.items(), key=lambda kv: kv[1].turn, reverse=True):
+                    if old.kind == kind and old.superseded_by is None:
+                        facts[old_key] = _replace_fact(old, superseded_by=value)
+                        break
+            prior = facts.pop(key, None)
+            who, what, mentions = role, kind, 1
+            if prior is not None and prior.superseded_by is None:
+                # a fact said again: keep who stated it first and how, count it
+                who = "user" if "user" in (prior.role, role) else role
+                what = prior.kind if prior.kind != "choice" else kind
+                mentions = prior.mentions + (prior.turn != index)
+            facts[key] = Fact(text=value, kind=what, turn=index, role=who, mentions=mentions)
+            if prior is None:
+                self._index(key, value)
+
+    def _index(self, key: str, value: str) -> None:
+        """
+        Record which exchanges and which other facts hold the new fact ``key``.
+        """
+        ledger = self._ledger
+        ledger.tokens[key] = self.counter.count(value) + 1  # with its separator
+        padded = f" {key} "
+        inside = {key}
+        for other, covered in ledger.covers.items():
+            if padded in f" {other} ":
+                covered.add(key)
+            elif f" {other} " in padded:
+                inside.add(other)
+        ledger.covers[key] = inside
+        for ex in self._exchanges:
+            if padded in ex.norm_full:
+                ex.keys_full.add(key)
+                if padded in ex.norm_compact:
+                    ex.keys_compact.add(key)
+                if padded in ex.norm_user:
+                    ex.keys_user.add(key)
+
+    def _full_text(self) -> tuple[str, int]:
+        n = len(self._exchanges)
+        if self._full[0] != n:
+            text = "\n".join(ex.full for ex in self._exchanges)
+            self._full = (n, text, self.counter.count(text))
+        return self._full[1], self._full[2]
 
     def get_context(self, available_tokens: int) -> str:
         """
         The history as prompt text within ``min(available_tokens, max_tokens)`` tokens.
 
-        Everything verbatim when it fits. Otherwise: the last exchange (condensed when
-        it has to be), then the stated facts by value per token (who stated them, their
-        kind, how recently) that the shown text does not already hold, then older
-        exchanges with what is left, chosen and sized by the knapsack. Why each part is
-        in, at which level, or out is in :attr:`decisions` afterwards.
+        Everything verbatim when it fits. Otherwise the parts that hold the most
+        likely-needed facts per token, chosen greedily (the facts a part holds count
+        once, whichever part holds them): single facts on one ``Known:`` line, and
+        exchanges condensed or verbatim (worth their facts plus their context, recent
+        ones more). Why each part is in, at which level, or out is in
+        :attr:`decisions` afterwards.
         """
         budget = max(0, min(available_tokens, self.max_tokens))
         if budget == 0 or not self._exchanges:
             self.decisions = ()
             return ""
         counter = self.counter
-        full_text = "\n".join(ex.full for ex in self._exchanges)
-        full_tokens = counter.count(full_text)
+        full_text, full_tokens = self._full_text()
         if full_tokens <= budget:
             self.decisions = (
                 HistoryDecision(part="all", level="full", tokens=full_tokens, reason="fits"),
             )
             return full_text
-        decisions: list[HistoryDecision] = []
-        last = self._exchanges[-1]
-        shown: list[tuple[_Exchange, str]] = []
-        used = 0
-        if last.full_tokens + 1 <= budget * LAST_SHARE:
-            shown.append((last, "full"))
-            used = last.full_tokens + 1
-        elif last.compact_tokens + 1 <= budget * LAST_SHARE:
-            shown.append((last, "compact"))
-            used = last.compact_tokens + 1
-        visible = " ".join(ex.norm_full if lv == "full" else ex.norm_compact for ex, lv in shown)
-        n = len(self._exchanges)
-        ranked: list[tuple[float, Fact, int]] = []
-        for key, fact in self._ledger.facts.items():
-            if fact.superseded_by is not None or f" {key} " in visible:
-                continue
-            age = n - 1 - fact.turn
-            recency = 1.0 if age == 0 else 0.8 if age <= 2 else 0.6
-            tokens = counter.count(fact.text) + 1
-            value = PRIOR.get((fact.role, fact.kind), 0.1) * recency
-            if fact.mentions > 1:
-                value *= CONFIRMED
-            ranked.append((value / tokens**0.25, fact, tokens))
-        ranked.sort(key=lambda r: (-r[0], -r[1].turn))
-        header = "Facts: " if budget >= 50 else ""
-        head = counter.count(header)
-        facts: list[Fact] = []
-        room = budget - used - head
-        for _, fact, tokens in ranked:
-            if tokens <= room:
-                facts.append(fact)
-                room -= tokens
-            else:
-                decisions.append(
-                    HistoryDecision(
-                        part=f"fact {fact.text!r}",
-                        level="-",
-                        tokens=tokens,
-                        reason="left out: facts worth more per token filled the budget",
-                    )
-                )
-        if facts:
-            used += head + sum(t for _, f, t in ranked if f in facts)
-        older = self._choose(budget - used, decisions, exclude=last.index if shown else -1)
-        shown = sorted([*older, *shown], key=lambda el: el[0].index)
+        # Below TERSE tokens the facts are a bare keyword list (no separators: they
+        # would take a third of it); above it they are a "Known: a, b, c" line.
+        terse = budget < TERSE
+        header, sep = ("", " ") if terse else ("Known: ", ", ")
+        head = counter.count(header) if header else 0
+        worth = self._worth()
+        chosen, levels, decisions = self._cover(worth, budget - head, terse=terse)
+        facts = sorted(chosen, key=lambda k: (self._ledger.facts[k].turn, k))
+        shown = sorted(levels.items())
         parts: list[str] = []
         if facts:
-            line = header + "; ".join(f.text for f in sorted(facts, key=lambda f: f.turn))
-            parts.append(line)
-            decisions.append(
-                HistoryDecision(
-                    part="facts",
-                    level="facts",
-                    tokens=counter.count(line),
-                    reason=f"{len(facts)} stated facts the shown exchanges do not hold",
-                )
-            )
-        if shown and shown[-1][0] is last:
-            decisions.append(
-                HistoryDecision(
-                    part=f"exchange {last.index}",
-                    level=shown[-1][1],
-                    tokens=last.full_tokens if shown[-1][1] == "full" else last.compact_tokens,
-                    reason="the last exchange",
-                )
-            )
-        parts.extend(ex.full if level == "full" else ex.compact for ex, level in shown)
+            parts.append(header + sep.join(self._ledger.facts[k].text for k in facts))
+        for i, level in shown:
+            ex = self._exchanges[i]
+            parts.append(ex.text(level))
         text = "\n".join(parts)
         # The counts above are per part; the joined text is checked and trimmed, the
-        # facts worth least first.
-        by_rank = [f for _, f, _ in ranked if f in facts]
-        while facts and counter.count(text) > budget and len(by_rank) > 1:
-            facts.remove(by_rank.pop())
-            parts[0] = header + "; ".join(f.text for f in sorted(facts, key=lambda f: f.turn))
+        # facts worth least first, then the oldest exchanges.
+        by_worth = sorted(facts, key=lambda k: worth.get(k, 0.0))
+        while facts and counter.count(text) > budget and len(facts) > 1:
+            facts.remove(by_worth.pop(0))
+            parts[0] = header + sep.join(self._ledger.facts[k].text for k in facts)
             text = "\n".join(parts)
         while counter.count(text) > budget and len(parts) > 1:
             parts.pop(1 if facts and len(parts) > 2 else 0)
             text = "\n".join(parts)
         if counter.count(text) > budget:
             text = cut_at_word(text, budget, counter)
+        if facts:
+            decisions.append(
+                HistoryDecision(
+                    part="facts",
+                    level="facts",
+                    tokens=counter.count(parts[0]),
+                    reason=f"{len(facts)} stated facts the shown exchanges do not hold",
+                )
+            )
         self.decisions = tuple(decisions)
         return text
+
+    def _worth(self) -> dict[str, float]:
+        """
+        How likely each standing fact is to be needed: its prior by who stated it and
+        its kind, more when confirmed, less when old.
+        """
+        last = len(self._exchanges) - 1
+        worth: dict[str, float] = {}
+        for key, fact in self._ledger.facts.items():
+            if fact.superseded_by is not None:
+                continue
+            age = last - fact.turn
+            recency = 1.0 if age == 0 else 0.8 if age <= 2 else 0.6
+            value = PRIOR.get((fact.role, fact.kind), 0.03) * recency
+            if fact.mentions > 1:
+                value *= CONFIRMED
+            if fact.kind == "choice" and " " in key:
+                value *= 2.0  # "halal food", "living room": a phrase, not a word
+            worth[key] = value
+        return worth
+
+    def _cover(
+        self, worth: dict[str, float], budget: int, *, terse: bool
+    ) -> tuple[list[str], dict[int, int], list[HistoryDecision]]:
+        """
+        Greedy maximum coverage by value per token (lazy evaluation): the facts to
+        list, and each exchange's level (1 condensed, 2 verbatim).
+        """
+        ledger = self._ledger
+        exchanges = self._exchanges
+        last = len(exchanges) - 1
+        keys = sorted(worth, key=lambda k: -worth[k] / ledger.tokens[k])[:MAX_FACTS]
+        covered: set[str] = set()
+        level: dict[int, int] = {}
+        chosen: list[str] = []
+        used = 0
+
+        def base(i: int, lv: int) -> float:
+            age = last - i
+            boost = 2.0 if age < self.raw_turns and lv == 3 else 1.0
+            return EXCHANGE_VALUE[lv] * boost / (1 << min(age, 60))
+
+        def move(cand: tuple[int, int, int]) -> tuple[float, int]:
+            # (gain, tokens) of a candidate: (-1, fact position, 0) or (exchange, from, to)
+            i, frm, to = cand
+            if i < 0:
+                key = keys[frm]
+                gain = sum(worth.get(k, 0.0) for k in ledger.covers[key] if k not in covered)
+                return gain, ledger.tokens[key] - terse
+            ex = exchanges[i]
+            gain = sum(worth.get(k, 0.0) for k in ex.keys(to) if k not in covered)
+            gain += base(i, to) - base(i, frm)
+            return gain, ex.cost(to) - ex.cost(frm)
+
+        heap: list[tuple[float, int, tuple[int, int, int]]] = []
+        serial = 0
+        cands: list[tuple[int, int, int]] = [(-1, pos, 0) for pos in range(len(keys))]
+        for ex in exchanges:
+            cands.extend((ex.index, 0, lv) for lv in (1, 2, 3))
+        for cand in cands:
+            gain, tokens = move(cand)
+            if gain > 0 and tokens <= budget:
+                heap.append((-gain / max(1, tokens), serial, cand))
+                serial += 1
+        heapq.heapify(heap)
+        while heap:
+            _, _, cand = heapq.heappop(heap)
+            i, frm, to = cand
+            if i >= 0 and level.get(i, 0) != frm:
+                if level.get(i, 0) in (1, 2) and to == 3:
+                    cand = (i, level[i], 3)
+                else:
+                    continue
+            gain, tokens = move(cand)
+            if gain <= 0 or used + tokens > budget:
+                continue
+            ratio = gain / max(1, tokens)
+            if heap and ratio < -heap[0][0] - 1e-12:
+                heapq.heappush(heap, (-ratio, serial, cand))
+                serial += 1
+                continue
+            used += tokens
+            if i < 0:
+                key = keys[frm]
+                chosen.append(key)
+                covered |= ledger.covers[key]
+            else:
+                level[i] = to
+                covered |= exchanges[i].keys(to)
+                if to < 3:
+                    heapq.heappush(heap, (-ratio, serial, (i, to, 3)))
+                    serial += 1
+        decisions: list[HistoryDecision] = []
+        for ex in exchanges:
+            lv = level.get(ex.index, 0)
+            if lv == 0:
+                reason = "left out: older and no room; its facts stay in the facts line"
+            elif lv == 3:
+                reason = "recent, kept verbatim" if ex.index == last else "kept verbatim"
+            elif lv == 2:
+                reason = "the user's words verbatim, without the reply"
+            else:
+                reason = "condensed to its content words"
+            decisions.append(
+                HistoryDecision(
+                    part=f"exchange {ex.index}",
+                    level=("-", "compact", "user", "full")[lv],
+                    tokens=ex.cost(lv) - (lv > 0),
+                    reason=reason,
+                )
+            )
+        decisions.extend(
+            HistoryDecision(
+                part=f"fact {ledger.facts[key].text!r}",
+                level="-",
+                tokens=ledger.tokens[key],
+                reason="left out: facts worth more per token filled the budget",
+            )
+            for key in keys
+            if key not in covered
+        )
+        return chosen, level, decisions
 
     def explain(self) -> str:
         """
@@ -464,47 +647,26 @@ class CompressedConversation:
             f"{d.part}: {d.level} ({d.tokens} tok) - {d.reason}" for d in self.decisions
         )
 
-    def _choose(
-        self, room: int, decisions: list[HistoryDecision], *, exclude: int
-    ) -> list[tuple[_Exchange, str]]:
-        exchanges = [ex for ex in self._exchanges if ex.index != exclude]
-        n = len(self._exchanges)
-        items: list[list[Option]] = []
-        for ex in exchanges:
-            age = n - 1 - ex.index
-            weight = 2.0 if age < self.raw_turns else 0.5**age + 0.05
-            items.append(
-                [
-                    Option(value=weight, tokens=ex.full_tokens + 1),
-                    Option(value=weight * 0.6, tokens=ex.compact_tokens + 1),
-                ]
-            )
-        selection = select(items, max(0, room), exact_items=self.exact_items)
-        chosen: list[tuple[_Exchange, str]] = []
-        for ex, choice in zip(exchanges, selection.choices, strict=True):
-            if choice < 0:
-                decisions.append(
-                    HistoryDecision(
-                        part=f"exchange {ex.index}",
-                        level="-",
-                        tokens=0,
-                        reason="left out: older and no room; its facts stay in the facts line",
-                    )
-                )
-                continue
-            level = "full" if choice == 0 else "compact"
-            chosen.append((ex, level))
-            decisions.append(
-                HistoryDecision(
-                    part=f"exchange {ex.index}",
-                    level=level,
-                    tokens=ex.full_tokens if choice == 0 else ex.compact_tokens,
-                    reason="recent, kept verbatim"
-                    if level == "full"
-                    else "older, condensed to its content words",
-                )
-            )
-        return chosen
+
+def _answers(user: str, question: str) -> list[tuple[str, str]]:
+    """
+    A short user turn kept whole (kind ``answer``), and a bare yes or no tied to the
+    question it answers (kind ``reply``: "extra towels? no").
+    """
+    words = _WORD.findall(user)
+    if not words or len(words) > ANSWER_WORDS:
+        return []
+    yes_no = _YES_NO.match(user)
+    if yes_no is not None:
+        asked = [q for q in re.split(r"(?<=[?])\s*", question) if q.endswith("?")]
+        topic = _compact(asked[-1]).split()[-3:] if asked else []
+        if not topic:
+            return []
+        return [(" ".join(topic) + "? " + yes_no.group(1).lower(), "reply")]
+    content = [w for w in words if w.lower() not in _NOT_NAMES]
+    if not content or (len(content) < 2 and len(words) > 1):
+        return []
+    return [(user.strip().strip(".!?,;:").strip(), "answer")]
 
 
 def _replace_fact(fact: Fact, *, superseded_by: str) -> Fact:
