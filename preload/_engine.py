@@ -22,10 +22,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._budget import BudgetManager
 from ._cache import ItemCache, make_cache
-from ._compression import Compressor, Representation, TruncatingCompressor
+from ._compression import Compressor, MultiLevelCompressor, Representation
 from ._config import EngineConfig
 from ._errors import EngineStateError
 from ._forecast import EngineForecaster, Forecast, Forecaster
+from ._history import CompressedConversation
 from ._metrics import Metrics, MetricsSnapshot
 from ._preloader import Fetched, Preloader
 from ._sources import Source, SourceRouter
@@ -55,6 +56,8 @@ class _Session:
     forecast: Forecast | None = None
     preloaded: set[str] = field(default_factory=set)
     learning: bool = False  # a "turn" event is queued and will see the reply too
+    history: CompressedConversation | None = None
+    recorded: int = 0  # turns already in the history
 
 
 class PreloadEngine(anyio.AsyncContextManagerMixin):
@@ -125,7 +128,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         The compressor the engine builds when none is given.
         """
-        return TruncatingCompressor(counter)
+        return MultiLevelCompressor(counter, config.compression)
 
     @staticmethod
     def default_cache(config: EngineConfig) -> ItemCache:
@@ -207,9 +210,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self.metrics_.partial_hits += counts["partial"]
         self.metrics_.misses += counts["miss"]
         optional = await self._warm_predictions(session, set(needs))
-        history = [_exchange(t) for t in session.turns]
         context = self.swap.assemble(
-            session_id, request=text, required=required, optional=optional, history=history
+            session_id,
+            request=text,
+            required=required,
+            optional=optional,
+            conversation=self._history(session),
         )
         context = replace(
             context,
@@ -236,6 +242,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if session is None or not session.turns:
             return
         session.turns[-1]["system"] = text
+        self._history(session)  # the exchange joins the history, reply included
         if self.forecaster.uses_reply and not session.learning:
             self._notify("reply", session_id)
 
@@ -266,15 +273,35 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         forecast = session.forecast
         if forecast is None:
             return []
-        out: list[tuple[Representation, float]] = []
-        for key, p in forecast.needs[: self.config.preloader.max_preloads_per_turn]:
-            if key in needed or p < self.config.preloader.value_threshold:
-                continue
-            if self.preloader.is_ready(key):
-                item = await self.preloader.peek(key)
-                if item is not None:
-                    out.append((item, p))
-        return out
+        threshold = self.config.preloader.value_threshold
+        wanted = {
+            key: p
+            for key, p in forecast.needs[: self.config.preloader.max_preloads_per_turn]
+            if key not in needed and p >= threshold and self.preloader.is_ready(key)
+        }
+        if not wanted:
+            return []
+        items = await self.preloader.peek_many(list(wanted))
+        return [(items[key], p) for key, p in wanted.items() if key in items]
+
+    def _history(self, session: _Session) -> CompressedConversation:
+        """
+        The session's own history, compressed to fit; a request without a reply yet
+        joins it as an exchange with an empty answer.
+        """
+        if session.history is None:
+            budget = self.config.budget
+            cap = budget.categories.get("user_history")
+            session.history = CompressedConversation(
+                (cap.max if cap is not None and cap.max else budget.total_tokens),
+                counter=self.counter,
+                raw_turns=self.config.compression.history_raw_turns,
+            )
+        while session.recorded < len(session.turns):
+            turn = session.turns[session.recorded]
+            session.history.add_exchange(turn["text"] or "", turn.get("system") or "")
+            session.recorded += 1
+        return session.history
 
     # -- background -------------------------------------------------------------------
 

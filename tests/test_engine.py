@@ -121,3 +121,21 @@ async def test_unused_preloads_count_as_wasted(
         snapshot = engine.metrics()
     assert snapshot.preloads >= 1
     assert snapshot.preloads == snapshot.wasted
+
+
+async def test_history_holds_each_exchange_once(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    Earlier requests and replies reach the next context's history, each exactly once.
+    """
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        await engine.handle(session_id="h", text="I want to fly to Osaka on May 3")
+        engine.reply("h", "Which airport do you leave from?")
+        await engine.handle(session_id="h", text="From Lisbon, please")
+        ctx = await engine.handle(session_id="h", text="Book the cheapest one")
+    history = [item.text for item in ctx.items if item.category == "user_history"]
+    assert 1 == len(history)
+    assert 1 == history[0].count("fly to Osaka on May 3")
+    assert 1 == history[0].count("Which airport do you leave from?")
+    assert 1 == history[0].count("From Lisbon")
