@@ -215,7 +215,7 @@ def key_terms(text: str) -> set[str]:
     """
     The distinct lower-cased words and numbers of ``text`` that carry content.
     """
-    return {w.lower() for w in _WORD.findall(text) if len(w) > 2 or w.isdigit()}
+    return {w for w in set(_WORD.findall(text.lower())) if len(w) > 2 or w.isdigit()}
 
 
 def coverage(original: set[str], text: str) -> float:
@@ -257,7 +257,7 @@ def _split_units(
         for part in parts:
             part = part.strip()
             if part:
-                terms = [w.lower() for w in _WORD.findall(part) if len(w) > 2 or w.isdigit()]
+                terms = [w for w in _WORD.findall(part.lower()) if len(w) > 2 or w.isdigit()]
                 units.append(_Unit(text=part, line=number, tokens=counter.count(part), terms=terms))
     return units
 

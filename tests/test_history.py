@@ -88,3 +88,25 @@ def test_the_context_never_exceeds_the_available_tokens(
     for user, agent in exchanges:
         history.add_exchange(user, agent)
     assert COUNTER.count(history.get_context(budget)) <= min(budget, 250)
+
+
+def test_a_short_answer_is_kept_whole_and_a_yes_tied_to_its_question() -> None:
+    """
+    Free-text answers survive whole, and a bare "No" keeps the question it answers.
+    """
+    history = CompressedConversation(500, counter=COUNTER)
+    history.add_exchange("Plan a party at North Heights Venue.", "Any food restrictions?")
+    history.add_exchange("Only halal food.", "Should guests bring drinks?")
+    history.add_exchange("No.", "Noted.")
+    by_kind = {f.kind: f.text for f in history.facts if f.kind in ("answer", "reply")}
+    assert {"answer": "Only halal food", "reply": "guests bring drinks? no"} == by_kind
+
+
+def test_a_tiny_budget_lists_the_facts_as_keywords(history: CompressedConversation) -> None:
+    """
+    Under TERSE tokens the facts go without separators, so more of them fit.
+    """
+    context = history.get_context(20)
+    assert COUNTER.count(context) <= 20
+    for fact in ("Sacramento", "9:45 am"):
+        assert fact in context
