@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
+from ._after import NeedsAfter
 from ._errors import ModelFileError
 from ._needs import NeedsModel
 from ._predictor import FollowUpPredictor
@@ -35,9 +36,14 @@ _FEATURES = (
     "prior",
     "bias_forecast_zero",
     "text_assoc",
+    "after_forecast",
+    "log_after_forecast",
+    "after_top",
+    "after_seq",
+    "persist_earlier",
 )
 _FORMAT = "graph.needs-forecaster"
-_VERSION = 1
+_VERSION = 2
 _ASSOC_PRIOR = 10.0
 _ASSOC_TOP = 8
 
@@ -171,6 +177,7 @@ class NeedsForecaster(BaseEstimator):
             self.token_turns_: dict[str, float] = {}
             self.assoc_: dict[str, dict[str, float]] = {}
             self._assoc_top: dict[str, tuple[tuple[str, float], ...]] = {}
+            self.after_ = NeedsAfter()
         for session in sessions:
             items, _ = session_parts(session)
             for i in range(1, len(items)):
@@ -178,6 +185,10 @@ class NeedsForecaster(BaseEstimator):
 
     def _assoc_turn(self, prev: Item, nxt: Item) -> None:
         needs = _needs_of(nxt)
+        nxt_state = state_of(nxt)
+        if nxt_state is not None:
+            key = NeedsAfter.needs_key(_needs_of(prev))
+            self.after_.observe(state_of(prev), key, nxt_state, needs)
         turns, assoc, top = self.token_turns_, self.assoc_, self._assoc_top
         for token in _turn_tokens(prev):
             seen = turns.get(token, 0.0) + 1.0
@@ -257,9 +268,36 @@ class NeedsForecaster(BaseEstimator):
                 for need, a in self._assoc_of(token):
                     if a > assoc.get(need, 0.0):
                         assoc[need] = a
+        after: dict[str, float] = {}
+        after_top: dict[str, float] = {}
+        after_seq: dict[str, float] = {}
+        earlier: set[str] = set()
+        if history:
+            needs_key = NeedsAfter.needs_key(current)
+            given = self.after_.given
+            for i, (nxt, p) in enumerate(forecast):
+                dist = given(state, needs_key, nxt)
+                if i == 0:
+                    after_top = dict(dist)
+                for need, q in dist:
+                    after[need] = after.get(need, 0.0) + p * q
+            # The sequence forecast alone, when the text one was blended in: the two
+            # err on different turns, and the mixer learns how far to trust each.
+            seq = self.predictor_.sequence_forecast(history, self.n_states, user)
+            if seq is None:
+                after_seq = after
+            else:
+                for nxt, p in seq:
+                    for need, q in given(state, needs_key, nxt):
+                        after_seq[need] = after_seq.get(need, 0.0) + p * q
+            for item in history[:-2]:
+                earlier.update(_needs_of(item))
         out: list[tuple[str, list[float]]] = []
-        for need in expected.keys() | current | previous | same.keys() | assoc.keys():
+        for need in (
+            expected.keys() | current | previous | same.keys() | assoc.keys() | after.keys()
+        ):
             f = expected.get(need, 0.0)
+            g = after.get(need, 0.0)
             out.append(
                 (
                     need,
@@ -273,6 +311,11 @@ class NeedsForecaster(BaseEstimator):
                         self.need_turns_.get(need, 0.0) / n,
                         float(f == 0.0),
                         assoc.get(need, 0.0),
+                        g,
+                        math.log(g + 1e-4),
+                        after_top.get(need, 0.0),
+                        after_seq.get(need, 0.0),
+                        float(need in earlier),
                     ],
                 )
             )
@@ -328,6 +371,7 @@ class NeedsForecaster(BaseEstimator):
             "need_turns": self.need_turns_,
             "token_turns": self.token_turns_,
             "assoc": self.assoc_,
+            "after": self.after_.to_json(),
         }
 
     @classmethod
@@ -364,6 +408,7 @@ class NeedsForecaster(BaseEstimator):
                 for t, row in data["assoc"].items()
             }
             model._assoc_top = {}
+            model.after_ = NeedsAfter.from_json(data["after"])
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

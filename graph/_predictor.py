@@ -4,6 +4,7 @@ FollowUpPredictor: the next-state forecast over the pattern graph.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -265,6 +266,26 @@ class FollowUpPredictor(BaseEstimator):
             return _mix(seq_dist, text.predict_proba(history, wide), self.blend_, k)
         return self._predict_seq(history, k, user)
 
+    def sequence_forecast(
+        self, history: Sequence[Item], k: int | None = 3, user: str | None = None
+    ) -> list[tuple[str, float]] | None:
+        """
+        Return the forecast of the states alone when :meth:`predict_proba` would blend
+        in the text forecast for ``history``, else None (the two are the same).
+
+        Args:
+            history: The session so far.
+            k: How many states to return; None for all.
+            user: The session's user, if known.
+
+        Returns:
+            ``(state, probability)`` pairs, most probable first, or None.
+        """
+        text = self.text_
+        if text is not None and history and self.blend_[1] > 0 and has_text(history[-1]):
+            return self._predict_seq(history, k, user)
+        return None
+
     def _predict_seq(
         self, history: Sequence[Item], k: int | None, user: str | None
     ) -> list[tuple[str, float]]:
@@ -474,22 +495,26 @@ def _mix(
     """
     kind, lam = blend
     ps, pt = dict(seq), dict(text)
-    floor_s = min(ps.values(), default=1e-6) * 0.5
-    floor_t = min(pt.values(), default=1e-6) * 0.5
+    # Both lists come sorted, most probable first: their last entries are their minima.
+    floor_s = (seq[-1][1] if seq else 1e-6) * 0.5
+    floor_t = (text[-1][1] if text else 1e-6) * 0.5
     mixed: dict[str, float] = {}
-    for s in ps.keys() | pt.keys():
-        a, b = ps.get(s, floor_s), pt.get(s, floor_t)
-        if kind == "linear":
-            mixed[s] = (1.0 - lam) * a + lam * b
-        else:
-            mixed[s] = math.exp(
-                (1.0 - lam) * math.log(max(a, 1e-12)) + lam * math.log(max(b, 1e-12))
-            )
-    if kind != "linear":
+    if kind == "linear":
+        for s in ps.keys() | pt.keys():
+            mixed[s] = (1.0 - lam) * ps.get(s, floor_s) + lam * pt.get(s, floor_t)
+    else:
+        mu = 1.0 - lam
+        for s in ps.keys() | pt.keys():
+            mixed[s] = max(ps.get(s, floor_s), 1e-12) ** mu * max(pt.get(s, floor_t), 1e-12) ** lam
         total = sum(mixed.values())
         mixed = {s: p / total for s, p in mixed.items()}
-    out = sorted(mixed.items(), key=lambda it: (-it[1], it[0]))
-    return out if k is None else out[:k]
+    if k is not None and k < len(mixed):
+        return heapq.nsmallest(k, ((s, p) for s, p in mixed.items()), key=_rank_key)
+    return sorted(mixed.items(), key=_rank_key)
+
+
+def _rank_key(item: tuple[str, float]) -> tuple[float, str]:
+    return (-item[1], item[0])
 
 
 def _learn_blend(seq: SeqCounts, text: TextForecaster, held: list[Any]) -> tuple[str, float]:

@@ -255,15 +255,12 @@ class TextForecaster(BaseEstimator):
             A probability vector aligned with ``classes_``.
         """
         vocab = self.vocabulary_
-        tf: dict[int, int] = {}
-        for token in turn_features(history, self.n_states):
-            col = vocab.get(token)
-            if col is not None:
-                tf[col] = tf.get(col, 0) + 1
-        if tf:
-            cols = np.fromiter(tf.keys(), dtype=np.intp, count=len(tf))
-            vals = np.fromiter((1.0 + math.log(c) for c in tf.values()), np.float64, len(tf))
-            vals *= self.idf_[cols]
+        hits = [
+            col for col in map(vocab.get, turn_features(history, self.n_states)) if col is not None
+        ]
+        if hits:
+            cols, counts = np.unique(np.asarray(hits, dtype=np.intp), return_counts=True)
+            vals = (1.0 + np.log(counts)) * self.idf_[cols]
             vals /= math.sqrt(float(vals @ vals))
             d = vals @ self._coef_t[cols] + self._intercept
         else:

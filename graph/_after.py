@@ -1,0 +1,138 @@
+"""
+NeedsAfter: which needs the next turn uses, given the transition that leads to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["NeedsAfter"]
+
+_SEP = "\x1f"
+_SET = "\x1e"
+
+
+class NeedsAfter:
+    """
+    P(need at the next turn | this turn's state and needs, the next state).
+
+    P(need | next state) alone ignores where the session comes from: entering a state
+    asks for its slots, staying in it after a search confirms and books. Conditioning
+    on the transition (this state, next state) and on what this turn used is much
+    sharper, and it needs no knowledge of what the names mean. Three levels of counts,
+    each smoothed towards the coarser one (``prior`` pseudo-turns, as in a Dirichlet
+    prior)::
+
+        p1 = c(need | next) / n(next)
+        p2 = (c(need | this, next) + prior * p1) / (n(this, next) + prior)
+        p3 = (c(need | this, next, needs) + prior * p2) / (n(this, next, needs) + prior)
+
+    Counts are plain dicts keyed by strings, so the model is JSON as it is, merges by
+    adding and learns one transition at a time.
+
+    Args:
+        prior: Pseudo-turns of each coarser level.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, *, prior: float = 2.0) -> None:
+        self.prior = prior
+        self.turns: dict[str, float] = {}
+        self.rows: dict[str, dict[str, float]] = {}
+        self._cache: dict[str, dict[tuple[str | None, str], tuple[tuple[str, float], ...]]] = {}
+
+    @staticmethod
+    def needs_key(needs: Iterable[str]) -> str:
+        """
+        Return the key of a turn's set of needs (order and duplicates do not matter).
+        """
+        return _SET.join(sorted(set(needs)))
+
+    def observe(
+        self, state: str | None, needs_key: str, nxt: str, nxt_needs: Iterable[str]
+    ) -> None:
+        """
+        Learn one transition: a turn in ``state`` that used the needs of ``needs_key``
+        was followed by a turn in ``nxt`` that used ``nxt_needs``.
+        """
+        keys = [nxt]
+        if state is not None:
+            pair = state + _SEP + nxt
+            keys += [pair, pair + _SEP + needs_key]
+        used = set(nxt_needs)
+        turns, rows = self.turns, self.rows
+        for key in keys:
+            turns[key] = turns.get(key, 0.0) + 1.0
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = {}
+            for need in used:
+                row[need] = row.get(need, 0.0) + 1.0
+        self._cache.pop(nxt, None)
+
+    def given(self, state: str | None, needs_key: str, nxt: str) -> tuple[tuple[str, float], ...]:
+        """
+        Return P(need | state, needs, next state) for every need the next state used.
+        """
+        per_next = self._cache.get(nxt)
+        if per_next is None:
+            per_next = self._cache[nxt] = {}
+        hit = per_next.get((state, needs_key))
+        if hit is not None:
+            return hit
+        n1 = self.turns.get(nxt, 0.0)
+        if n1 <= 0.0:
+            out: tuple[tuple[str, float], ...] = ()
+        else:
+            probs = {need: c / n1 for need, c in self.rows[nxt].items()}
+            if state is not None:
+                pair = state + _SEP + nxt
+                for key in (pair, pair + _SEP + needs_key):
+                    n = self.turns.get(key, 0.0)
+                    if n <= 0.0:
+                        break
+                    row = self.rows[key]
+                    denom = n + self.prior
+                    probs = {
+                        need: (row.get(need, 0.0) + self.prior * p) / denom
+                        for need, p in probs.items()
+                    }
+            out = tuple(probs.items())
+        per_next[(state, needs_key)] = out
+        return out
+
+    def merge(self, other: NeedsAfter) -> NeedsAfter:
+        """
+        Add the counts of ``other``.
+        """
+        for key, n in other.turns.items():
+            self.turns[key] = self.turns.get(key, 0.0) + n
+        for key, row in other.rows.items():
+            mine = self.rows.setdefault(key, {})
+            for need, c in row.items():
+                mine[need] = mine.get(need, 0.0) + c
+        self._cache.clear()
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        Return the counts as a JSON-ready dict.
+        """
+        return {"prior": self.prior, "turns": self.turns, "rows": self.rows}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NeedsAfter:
+        """
+        Rebuild from :meth:`to_json` output (``KeyError``/``TypeError``/``ValueError``
+        when it is corrupt).
+        """
+        model = cls(prior=float(data["prior"]))
+        model.turns = {str(k): float(v) for k, v in data["turns"].items()}
+        model.rows = {
+            str(k): {str(n): float(c) for n, c in row.items()} for k, row in data["rows"].items()
+        }
+        if set(model.rows) != set(model.turns):
+            raise ValueError("rows and turns name different keys")
+        return model
