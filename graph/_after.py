@@ -11,6 +11,7 @@ __all__ = ["NeedsAfter"]
 
 _SEP = "\x1f"
 _SET = "\x1e"
+_FROM = "\x1d"
 
 
 class NeedsAfter:
@@ -28,6 +29,11 @@ class NeedsAfter:
         p2 = (c(need | this, next) + prior * p1) / (n(this, next) + prior)
         p3 = (c(need | this, next, needs) + prior * p2) / (n(this, next, needs) + prior)
 
+    :meth:`direct` answers without a state forecast: P(need at the next turn | this
+    state, this turn's needs), smoothed towards P(need at the next turn | this state).
+    What this turn used says where the session stands (searched, asked, booked), which
+    the states alone do not.
+
     Counts are plain dicts keyed by strings, so the model is JSON as it is, merges by
     adding and learns one transition at a time.
 
@@ -42,6 +48,7 @@ class NeedsAfter:
         self.turns: dict[str, float] = {}
         self.rows: dict[str, dict[str, float]] = {}
         self._cache: dict[str, dict[tuple[str | None, str], tuple[tuple[str, float], ...]]] = {}
+        self._direct: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {}
 
     @staticmethod
     def needs_key(needs: Iterable[str]) -> str:
@@ -60,7 +67,8 @@ class NeedsAfter:
         keys = [nxt]
         if state is not None:
             pair = state + _SEP + nxt
-            keys += [pair, pair + _SEP + needs_key]
+            keys += [pair, pair + _SEP + needs_key, _FROM + state, _FROM + state + _SEP + needs_key]
+            self._direct.pop(state, None)
         used = set(nxt_needs)
         turns, rows = self.turns, self.rows
         for key in keys:
@@ -103,6 +111,34 @@ class NeedsAfter:
         per_next[(state, needs_key)] = out
         return out
 
+    def direct(self, state: str, needs_key: str) -> tuple[tuple[str, float], ...]:
+        """
+        Return P(need at the next turn | this state, this turn's needs).
+        """
+        per_state = self._direct.get(state)
+        if per_state is None:
+            per_state = self._direct[state] = {}
+        hit = per_state.get(needs_key)
+        if hit is not None:
+            return hit
+        key = _FROM + state
+        n1 = self.turns.get(key, 0.0)
+        if n1 <= 0.0:
+            out: tuple[tuple[str, float], ...] = ()
+        else:
+            probs = {need: c / n1 for need, c in self.rows[key].items()}
+            key += _SEP + needs_key
+            n = self.turns.get(key, 0.0)
+            if n > 0.0:
+                row = self.rows[key]
+                denom = n + self.prior
+                probs = {
+                    need: (row.get(need, 0.0) + self.prior * p) / denom for need, p in probs.items()
+                }
+            out = tuple(probs.items())
+        per_state[needs_key] = out
+        return out
+
     def merge(self, other: NeedsAfter) -> NeedsAfter:
         """
         Add the counts of ``other``.
@@ -114,6 +150,7 @@ class NeedsAfter:
             for need, c in row.items():
                 mine[need] = mine.get(need, 0.0) + c
         self._cache.clear()
+        self._direct.clear()
         return self
 
     def to_json(self) -> dict[str, Any]:

@@ -36,11 +36,13 @@ _FEATURES = (
     "prior",
     "bias_forecast_zero",
     "text_assoc",
+    "text_assoc_state",
     "after_forecast",
     "log_after_forecast",
     "after_top",
     "after_seq",
     "persist_earlier",
+    "direct",
 )
 _FORMAT = "graph.needs-forecaster"
 _VERSION = 2
@@ -49,16 +51,21 @@ _ASSOC_TOP = 8
 
 
 def _turn_tokens(item: Item) -> set[str]:
-    """Words of a turn's request (``u:``) and reply (``a:``), and its state."""
+    """
+    Words of a turn's request (``u:``) and reply (``a:``), its state (``s:``), and the
+    words again paired with the state (``u|state:``, ``a|state:``: "yes" after a
+    search is not "yes" after a confirmation).
+    """
     out: set[str] = set()
-    if isinstance(item, Mapping):
-        text = item.get("text")
-        if isinstance(text, str):
-            out.update("u:" + w for w in _words(text))
-        reply = item.get("system")
-        if isinstance(reply, str):
-            out.update("a:" + w for w in _words(reply))
     state = state_of(item)
+    if isinstance(item, Mapping):
+        for field, tag in (("text", "u"), ("system", "a")):
+            text = item.get(field)
+            if isinstance(text, str):
+                words = _words(text)
+                out.update(f"{tag}:{w}" for w in words)
+                if state is not None:
+                    out.update(f"{tag}|{state}:{w}" for w in words)
     if state is not None:
         out.add("s:" + state)
     return out
@@ -263,15 +270,18 @@ class NeedsForecaster(BaseEstimator):
         top = dict(self.needs_.needs_given(forecast[0][0])) if forecast else {}
         n = max(self.n_turns_, 1.0)
         assoc: dict[str, float] = {}
+        assoc_state: dict[str, float] = {}
         if history:
             for token in _turn_tokens(history[-1]):
+                best = assoc_state if "|" in token[:2] else assoc
                 for need, a in self._assoc_of(token):
-                    if a > assoc.get(need, 0.0):
-                        assoc[need] = a
+                    if a > best.get(need, 0.0):
+                        best[need] = a
         after: dict[str, float] = {}
         after_top: dict[str, float] = {}
         after_seq: dict[str, float] = {}
         earlier: set[str] = set()
+        direct: dict[str, float] = {}
         if history:
             needs_key = NeedsAfter.needs_key(current)
             given = self.after_.given
@@ -292,9 +302,18 @@ class NeedsForecaster(BaseEstimator):
                         after_seq[need] = after_seq.get(need, 0.0) + p * q
             for item in history[:-2]:
                 earlier.update(_needs_of(item))
+            if state is not None:
+                direct = dict(self.after_.direct(state, needs_key))
         out: list[tuple[str, list[float]]] = []
         for need in (
-            expected.keys() | current | previous | same.keys() | assoc.keys() | after.keys()
+            expected.keys()
+            | current
+            | previous
+            | same.keys()
+            | assoc.keys()
+            | assoc_state.keys()
+            | after.keys()
+            | direct.keys()
         ):
             f = expected.get(need, 0.0)
             g = after.get(need, 0.0)
@@ -311,11 +330,13 @@ class NeedsForecaster(BaseEstimator):
                         self.need_turns_.get(need, 0.0) / n,
                         float(f == 0.0),
                         assoc.get(need, 0.0),
+                        assoc_state.get(need, 0.0),
                         g,
                         math.log(g + 1e-4),
                         after_top.get(need, 0.0),
                         after_seq.get(need, 0.0),
                         float(need in earlier),
+                        direct.get(need, 0.0),
                     ],
                 )
             )

@@ -8,9 +8,11 @@ import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
+import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from ._errors import ModelFileError
@@ -25,6 +27,7 @@ _VERSION = 1
 _METHODS = ("kn", "ad", "ppm")
 _WIDEN = 8
 _MAX_BLEND_CASES = 4000
+_MAX_RERANK_CASES = 12000
 _GRID = tuple(i / 20 for i in range(21))
 
 
@@ -62,6 +65,8 @@ class FollowUpPredictor(BaseEstimator):
         user_counts_: Per-user count stores.
         n_sessions_: Sessions learned from.
         text_: The text forecast, or None.
+        rerank_: Coefficients of the learned reranking of the union of both forecasts'
+            top states (see :func:`_rerank`), or None: then ``blend_`` mixes them.
         blend_: ``(kind, weight)`` of the text forecast: ``"linear"`` mixes the
             probabilities, ``"loglinear"`` their logarithms; learned on held-out turns.
 
@@ -129,6 +134,7 @@ class FollowUpPredictor(BaseEstimator):
         self.n_sessions_ = 0
         self.text_: TextForecaster | None = None
         self.blend_: tuple[str, float] = ("linear", 0.0)
+        self.rerank_: tuple[float, ...] | None = None
 
     def fit(self, X: Iterable[Any], y: object = None) -> FollowUpPredictor:
         """
@@ -199,7 +205,9 @@ class FollowUpPredictor(BaseEstimator):
         if held:
             seq = self._new_counts(self.order)
             seq.add_batch([states_of(session_parts(s)[0]) for s in train])
-            self.blend_ = _learn_blend(seq, text, held)
+            cases = _blend_cases(seq, text, held)
+            self.blend_ = _learn_blend(cases)
+            self.rerank_ = _learn_rerank(cases)
             text.partial_fit(held)
         else:
             self.blend_ = ("linear", 0.5)
@@ -263,7 +271,10 @@ class FollowUpPredictor(BaseEstimator):
         if text is not None and history and self.blend_[1] > 0 and has_text(history[-1]):
             wide = None if k is None else k + _WIDEN
             seq_dist = self._predict_seq(history, wide, user)
-            return _mix(seq_dist, text.predict_proba(history, wide), self.blend_, k)
+            text_dist = text.predict_proba(history, wide)
+            if self.rerank_ is not None:
+                return _rerank(seq_dist, text_dist, _context(history), self.rerank_, k)
+            return _mix(seq_dist, text_dist, self.blend_, k)
         return self._predict_seq(history, k, user)
 
     def sequence_forecast(
@@ -399,6 +410,7 @@ class FollowUpPredictor(BaseEstimator):
             "users": {u: _counts_json(c) for u, c in self.user_counts_.items()},
             "text": None if self.text_ is None else self.text_.to_json(),
             "blend": list(self.blend_),
+            "rerank": None if self.rerank_ is None else list(self.rerank_),
         }
 
     @classmethod
@@ -436,6 +448,10 @@ class FollowUpPredictor(BaseEstimator):
                 model.text_ = TextForecaster.from_json(data["text"])
             kind, weight = data["blend"]
             model.blend_ = (str(kind), float(weight))
+            rerank = data.get("rerank")
+            model.rerank_ = None if rerank is None else tuple(float(c) for c in rerank)
+            if model.rerank_ is not None and len(model.rerank_) != _N_RERANK:
+                raise ValueError(f"rerank needs {_N_RERANK} coefficients")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, ModelFileError):
                 raise
@@ -517,12 +533,23 @@ def _rank_key(item: tuple[str, float]) -> tuple[float, str]:
     return (-item[1], item[0])
 
 
-def _learn_blend(seq: SeqCounts, text: TextForecaster, held: list[Any]) -> tuple[str, float]:
+_Case: TypeAlias = "tuple[list[tuple[str, float]], list[tuple[str, float]], tuple[str | None, frozenset[str]], str]"
+_N_RERANK = 6
+
+
+def _context(history: Sequence[Item]) -> tuple[str | None, frozenset[str]]:
     """
-    Pick the blend (kind and weight) with the best top-1 + top-3 hits on held-out turns
-    (ties: the higher log-likelihood of the true state).
+    The current state and the states seen so far in the session.
     """
-    cases: list[tuple[list[tuple[str, float]], list[tuple[str, float]], str]] = []
+    states = states_of(history)
+    return (states[-1] if states else None), frozenset(states)
+
+
+def _blend_cases(seq: SeqCounts, text: TextForecaster, held: list[Any]) -> list[_Case]:
+    """
+    Both forecasts of every held-out turn whose previous turn has text, with its target.
+    """
+    cases: list[_Case] = []
     for session in held:
         items, _ = session_parts(session)
         for i in range(1, len(items)):
@@ -532,8 +559,21 @@ def _learn_blend(seq: SeqCounts, text: TextForecaster, held: list[Any]) -> tuple
             history = items[:i]
             padded = [BOS, *states_of(history)]
             cases.append(
-                (seq.predict(padded, 3 + _WIDEN), text.predict_proba(history, 3 + _WIDEN), target)
+                (
+                    seq.predict(padded, 3 + _WIDEN),
+                    text.predict_proba(history, 3 + _WIDEN),
+                    _context(history),
+                    target,
+                )
             )
+    return cases
+
+
+def _learn_blend(cases: list[_Case]) -> tuple[str, float]:
+    """
+    Pick the blend (kind and weight) with the best top-1 + top-3 hits on held-out turns
+    (ties: the higher log-likelihood of the true state).
+    """
     if not cases:
         return ("linear", 0.5)
     cases = cases[:: max(1, len(cases) // _MAX_BLEND_CASES)]
@@ -542,7 +582,7 @@ def _learn_blend(seq: SeqCounts, text: TextForecaster, held: list[Any]) -> tuple
         for lam in _GRID:
             hits = 0.0
             loglik = 0.0
-            for s, t, target in cases:
+            for s, t, _, target in cases:
                 top = _mix(s, t, (kind, lam), 3)
                 names = [n for n, _ in top]
                 hits += (names[:1] == [target]) + (target in names)
@@ -552,3 +592,73 @@ def _learn_blend(seq: SeqCounts, text: TextForecaster, held: list[Any]) -> tuple
                 best = key
     assert best is not None
     return (best[2], best[3])
+
+
+def _rerank_rows(
+    seq: list[tuple[str, float]],
+    text: list[tuple[str, float]],
+    context: tuple[str | None, frozenset[str]],
+) -> tuple[list[str], list[tuple[float, ...]]]:
+    """
+    Features of every state in either forecast: the log-probabilities under each
+    (floored at half the list's last), whether it is the current state, whether the
+    session has been in it, and the two log-probabilities again for the current state
+    (so staying and moving get their own trust in each forecast).
+    """
+    ps, pt = dict(seq), dict(text)
+    floor_s = math.log((seq[-1][1] if seq else 1e-6) * 0.5 + 1e-12)
+    floor_t = math.log((text[-1][1] if text else 1e-6) * 0.5 + 1e-12)
+    current, seen = context
+    names: list[str] = []
+    rows: list[tuple[float, ...]] = []
+    for s in ps.keys() | pt.keys():
+        a = ps.get(s)
+        b = pt.get(s)
+        la = floor_s if a is None else math.log(a + 1e-12)
+        lb = floor_t if b is None else math.log(b + 1e-12)
+        stay = 1.0 if s == current else 0.0
+        names.append(s)
+        rows.append((la, lb, stay, 1.0 if s in seen else 0.0, la * stay, lb * stay))
+    return names, rows
+
+
+def _rerank(
+    seq: list[tuple[str, float]],
+    text: list[tuple[str, float]],
+    context: tuple[str | None, frozenset[str]],
+    coef: tuple[float, ...],
+    k: int | None,
+) -> list[tuple[str, float]]:
+    """
+    Rank the union of both forecasts by the learned linear score; probabilities are the
+    scores' softmax over the union.
+    """
+    names, rows = _rerank_rows(seq, text, context)
+    c0, c1, c2, c3, c4, c5 = coef
+    scores = [c0 * r[0] + c1 * r[1] + c2 * r[2] + c3 * r[3] + c4 * r[4] + c5 * r[5] for r in rows]
+    top = max(scores, default=0.0)
+    weights = [math.exp(z - top) for z in scores]
+    total = sum(weights) or 1.0
+    out = [(s, w / total) for s, w in zip(names, weights, strict=True)]
+    if k is not None and k < len(out):
+        return heapq.nsmallest(k, out, key=_rank_key)
+    return sorted(out, key=_rank_key)
+
+
+def _learn_rerank(cases: list[_Case]) -> tuple[float, ...] | None:
+    """
+    Fit the reranking (a logistic regression: is this state the next one?) on held-out
+    turns; None when they hold too little to fit it.
+    """
+    cases = cases[:: max(1, len(cases) // _MAX_RERANK_CASES)]
+    xs: list[tuple[float, ...]] = []
+    ys: list[int] = []
+    for s, t, context, target in cases:
+        names, rows = _rerank_rows(s, t, context)
+        xs.extend(rows)
+        ys.extend(int(n == target) for n in names)
+    if len(cases) < 50 or len(set(ys)) < 2:
+        return None
+    lr = LogisticRegression(C=1.0, max_iter=1000)
+    lr.fit(np.asarray(xs), np.asarray(ys))
+    return tuple(float(c) for c in lr.coef_[0])

@@ -32,8 +32,10 @@ def _words(text: str) -> list[str]:
 
 def turn_features(history: Sequence[Item], n_states: int) -> list[str]:
     """
-    Return the tokens describing the end of ``history``: words of the last request
-    (``u:``), words of the agent's reply (``a:``), the last ``n_states`` states and
+    Return the tokens describing the end of ``history``: words and word pairs of the
+    last request (``u:``) and of the agent's reply (``a:``), each word again paired with
+    the current state (the same words mean different things in different states: "yes"
+    after a search is not "yes" after a confirmation), the last ``n_states`` states and
     their pair.
 
     Args:
@@ -47,17 +49,22 @@ def turn_features(history: Sequence[Item], n_states: int) -> list[str]:
     if not history:
         return ["<start>"]
     last = history[-1]
+    current = state_of(last)
     if isinstance(last, Mapping):
         text = last.get("text")
         if isinstance(text, str):
             words = _words(text)
             out.extend("u:" + w for w in words)
             out.extend(f"u:{a}_{b}" for a, b in itertools.pairwise(words))
+            if current is not None:
+                out.extend(f"u|{current}:{w}" for w in dict.fromkeys(words))
         reply = last.get("system")
         if isinstance(reply, str):
             words = _words(reply)
             out.extend("a:" + w for w in words)
             out.extend(f"a:{a}_{b}" for a, b in itertools.pairwise(words))
+            if current is not None:
+                out.extend(f"a|{current}:{w}" for w in dict.fromkeys(words))
     states: list[str] = []
     for item in reversed(history):
         state = state_of(item)
@@ -112,7 +119,7 @@ class TextForecaster(BaseEstimator):
         alpha: float = 1e-5,
         epochs: int = 5,
         min_df: int = 2,
-        max_features: int = 30000,
+        max_features: int = 100000,
         batch_size: int = 256,
         random_state: int = 0,
     ) -> None:
@@ -183,10 +190,10 @@ class TextForecaster(BaseEstimator):
         self.classes_: list[str] = [str(c) for c in self.model_.classes_]
         self._class_set = set(self.classes_)
         coef = np.asarray(self.model_.coef_, dtype=np.float64)
-        self._coef_t = np.ascontiguousarray(coef.T)
+        self._coef_t = np.ascontiguousarray(coef.T, dtype=np.float32)
         self._intercept = np.asarray(self.model_.intercept_, dtype=np.float64)
         if len(self.classes_) == 2:
-            self._coef_t = np.hstack([-self._coef_t, self._coef_t])
+            self._coef_t = np.hstack([-self._coef_t, self._coef_t]).astype(np.float32)
             self._intercept = np.array([-self._intercept[0], self._intercept[0]])
 
     def partial_fit(self, X: Iterable[Any], y: object = None) -> TextForecaster:
@@ -280,7 +287,8 @@ class TextForecaster(BaseEstimator):
         Returns:
             ``(state, probability)`` pairs, most probable first.
         """
-        check_is_fitted(self)
+        if "model_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
+            check_is_fitted(self)
         p = self.scores(history)
         if k is None or k >= len(p):
             idx = np.argsort(-p, kind="stable")

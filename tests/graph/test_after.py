@@ -134,3 +134,18 @@ def test_needs_forecaster_json_round_trip() -> None:
         expected = dict(model.predict_proba(sessions[1][:i], k=None))
         actual = dict(loaded.predict_proba(sessions[1][:i], k=None))
         assert pytest.approx(expected, rel=1e-3) == actual
+
+
+def test_direct_needs_without_a_forecast() -> None:
+    """
+    From ``a`` having used ``x``, the next turn used ``slot`` in both turns seen:
+    p1(slot | from a) = 2/2, and the finer level (same turns) keeps 1; from ``b``
+    (after ``svc``) ``db`` follows once in one turn: (1 + 2 * 1) / (1 + 2) = 1.
+    """
+    model = _model()
+    got = dict(model.direct("a", NeedsAfter.needs_key(["x"])))
+    assert pytest.approx({"svc": 1.0, "slot": 1.0}) == got
+    assert pytest.approx(1.0) == dict(model.direct("b", NeedsAfter.needs_key(["svc"])))["db"]
+    assert () == model.direct("never-seen", "")
+    model.observe("a", "", "c", ["other"])
+    assert pytest.approx(2 / 3) == dict(model.direct("a", "zzz"))["slot"]

@@ -50,22 +50,26 @@ def test_text_lifts_the_forecast() -> None:
     model = FollowUpPredictor(order=2).fit(train)
     assert model.text_ is not None
     assert model.blend_[1] > 0.0
+    assert model.rerank_ is not None
     with_text = [model.predict_proba(s["turns"][:2], k=1)[0][0] for s in test]
     truth = [s["turns"][2]["state"] for s in test]
     assert truth == with_text
+    model.rerank_ = None  # the fixed blend, the fallback when no reranking was learned
+    assert truth == [model.predict_proba(s["turns"][:2], k=1)[0][0] for s in test]
     states_only = model.predict_proba(["greet", "search"], k=2)
     assert {"reserve", "forecast"} == {s for s, _ in states_only}
 
 
 def test_text_model_survives_save_load(tmp_path: Path) -> None:
     """
-    The text part and blend weight round-trip through JSON.
+    The text part, the blend weight and the reranking round-trip through JSON.
     """
     model = FollowUpPredictor(order=2).fit(_sessions(100))
     model.save(tmp_path / "m.json")
     loaded = FollowUpPredictor.load(tmp_path / "m.json")
     history = _sessions(1, seed=3)[0]["turns"][:2]
     assert model.blend_ == loaded.blend_
+    assert model.rerank_ == loaded.rerank_
     expected = model.predict_proba(history, k=2)
     actual = loaded.predict_proba(history, k=2)
     assert [s for s, _ in expected] == [s for s, _ in actual]
