@@ -6,6 +6,7 @@ graph: learning what comes next in a conversation.
 
 from __future__ import annotations
 
+from ._after import NeedsAfter as NeedsAfter
 from ._errors import GraphError as GraphError
 from ._errors import InvalidStateError as InvalidStateError
 from ._errors import ModelFileError as ModelFileError
@@ -21,6 +22,7 @@ __all__ = [
     "GraphError",
     "InvalidStateError",
     "ModelFileError",
+    "NeedsAfter",
     "NeedsForecaster",
     "NeedsModel",
     "PatternGraph",

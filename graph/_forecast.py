@@ -36,13 +36,13 @@ _FEATURES = (
     "prior",
     "bias_forecast_zero",
     "text_assoc",
-    "text_assoc_state",
     "after_forecast",
     "log_after_forecast",
     "after_top",
     "after_seq",
     "persist_earlier",
     "direct",
+    "after_flat",
 )
 _FORMAT = "graph.needs-forecaster"
 _VERSION = 2
@@ -51,24 +51,23 @@ _ASSOC_TOP = 8
 
 
 def _turn_tokens(item: Item) -> set[str]:
-    """
-    Words of a turn's request (``u:``) and reply (``a:``), its state (``s:``), and the
-    words again paired with the state (``u|state:``, ``a|state:``: "yes" after a
-    search is not "yes" after a confirmation).
-    """
+    """Words of a turn's request (``u:``) and reply (``a:``), and its state."""
     out: set[str] = set()
-    state = state_of(item)
     if isinstance(item, Mapping):
-        for field, tag in (("text", "u"), ("system", "a")):
-            text = item.get(field)
-            if isinstance(text, str):
-                words = _words(text)
-                out.update(f"{tag}:{w}" for w in words)
-                if state is not None:
-                    out.update(f"{tag}|{state}:{w}" for w in words)
+        text = item.get("text")
+        if isinstance(text, str):
+            out.update("u:" + w for w in _words(text))
+        reply = item.get("system")
+        if isinstance(reply, str):
+            out.update("a:" + w for w in _words(reply))
+    state = state_of(item)
     if state is not None:
         out.add("s:" + state)
     return out
+
+
+def _rank_key(item: tuple[str, float]) -> tuple[float, str]:
+    return (-item[1], item[0])
 
 
 def _needs_of(item: Item) -> tuple[str, ...]:
@@ -88,7 +87,12 @@ class NeedsForecaster(BaseEstimator):
     (``sum_s P(s) P(need|s)``), whether this turn and the previous one used it,
     P(need | current state), P(need | most likely next state), its base rate, and its
     association with the words of this turn's request and reply (counts of "turn had
-    word w, next turn used need n", smoothed; the strongest word counts). A
+    word w, next turn used need n", smoothed; the strongest word counts). The
+    strongest features come from :class:`NeedsAfter`: the expected use under the
+    forecast of P(need | this state, this turn's needs, next state) (as forecast, under
+    a flattened forecast, under the sequence forecast alone when text was blended in,
+    and for the top state), and P(need next | this state, this turn's needs) without
+    any forecast. Whether an earlier turn of the session used the need is one more. A
     logistic regression, fit on held-out sessions, turns them into P(need used next).
 
     Args:
@@ -102,6 +106,7 @@ class NeedsForecaster(BaseEstimator):
     Attributes:
         predictor_: The fitted state forecast.
         needs_: The fitted :class:`NeedsModel`.
+        after_: The fitted :class:`NeedsAfter`.
         mixer_: ``(coefficients, intercept)`` of the mixing model, or None before there
             was enough data (then the raw features are averaged).
 
@@ -270,27 +275,31 @@ class NeedsForecaster(BaseEstimator):
         top = dict(self.needs_.needs_given(forecast[0][0])) if forecast else {}
         n = max(self.n_turns_, 1.0)
         assoc: dict[str, float] = {}
-        assoc_state: dict[str, float] = {}
         if history:
             for token in _turn_tokens(history[-1]):
-                best = assoc_state if "|" in token[:2] else assoc
                 for need, a in self._assoc_of(token):
-                    if a > best.get(need, 0.0):
-                        best[need] = a
+                    if a > assoc.get(need, 0.0):
+                        assoc[need] = a
         after: dict[str, float] = {}
         after_top: dict[str, float] = {}
         after_seq: dict[str, float] = {}
+        after_flat: dict[str, float] = {}
         earlier: set[str] = set()
         direct: dict[str, float] = {}
         if history:
             needs_key = NeedsAfter.needs_key(current)
             given = self.after_.given
+            # The same under a flattened forecast (square roots of its probabilities):
+            # the forecast is often surer than it should be when the session moves on.
+            flat_total = sum(math.sqrt(p) for _, p in forecast) or 1.0
             for i, (nxt, p) in enumerate(forecast):
                 dist = given(state, needs_key, nxt)
                 if i == 0:
                     after_top = dict(dist)
+                w = math.sqrt(p) / flat_total
                 for need, q in dist:
                     after[need] = after.get(need, 0.0) + p * q
+                    after_flat[need] = after_flat.get(need, 0.0) + w * q
             # The sequence forecast alone, when the text one was blended in: the two
             # err on different turns, and the mixer learns how far to trust each.
             seq = self.predictor_.sequence_forecast(history, self.n_states, user)
@@ -311,7 +320,6 @@ class NeedsForecaster(BaseEstimator):
             | previous
             | same.keys()
             | assoc.keys()
-            | assoc_state.keys()
             | after.keys()
             | direct.keys()
         ):
@@ -330,13 +338,13 @@ class NeedsForecaster(BaseEstimator):
                         self.need_turns_.get(need, 0.0) / n,
                         float(f == 0.0),
                         assoc.get(need, 0.0),
-                        assoc_state.get(need, 0.0),
                         g,
                         math.log(g + 1e-4),
                         after_top.get(need, 0.0),
                         after_seq.get(need, 0.0),
                         float(need in earlier),
                         direct.get(need, 0.0),
+                        after_flat.get(need, 0.0),
                     ],
                 )
             )
@@ -358,18 +366,22 @@ class NeedsForecaster(BaseEstimator):
         """
         if "predictor_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
             check_is_fitted(self)
-        scored: list[tuple[str, float]] = []
+        candidates = self._candidates(history_turns, user)
+        if not candidates:
+            return []
+        names = [need for need, _ in candidates]
+        feats = np.array([f for _, f in candidates], dtype=np.float64)
         mixer = self.mixer_
-        for need, feats in self._candidates(history_turns, user):
-            if mixer is None:
-                p = 0.5 * feats[0] + 0.5 * feats[2]
-            else:
-                coef, intercept = mixer
-                z = intercept + sum(c * x for c, x in zip(coef, feats, strict=True))
-                p = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
-            scored.append((need, p))
-        scored.sort(key=lambda it: (-it[1], it[0]))
-        return scored if k is None else scored[:k]
+        if mixer is None:
+            p = 0.5 * feats[:, 0] + 0.5 * feats[:, 2]
+        else:
+            z = feats @ np.asarray(mixer[0], dtype=np.float64) + mixer[1]
+            p = 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+        scored = list(zip(names, p.tolist(), strict=True))
+        if k is not None and k < len(scored):
+            return heapq.nsmallest(k, scored, key=_rank_key)
+        scored.sort(key=_rank_key)
+        return scored
 
     def to_json(self) -> dict[str, Any]:
         """

@@ -5,6 +5,7 @@ FollowUpPredictor: the next-state forecast over the pattern graph.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -653,12 +654,31 @@ def _learn_rerank(cases: list[_Case]) -> tuple[float, ...] | None:
     cases = cases[:: max(1, len(cases) // _MAX_RERANK_CASES)]
     xs: list[tuple[float, ...]] = []
     ys: list[int] = []
+    sizes = [0]
     for s, t, context, target in cases:
         names, rows = _rerank_rows(s, t, context)
+        sizes.append(len(rows))
         xs.extend(rows)
         ys.extend(int(n == target) for n in names)
     if len(cases) < 50 or len(set(ys)) < 2:
         return None
     lr = LogisticRegression(C=1.0, max_iter=1000)
     lr.fit(np.asarray(xs), np.asarray(ys))
-    return tuple(float(c) for c in lr.coef_[0])
+    coef = np.asarray(lr.coef_[0], dtype=np.float64)
+    # The logistic regression scores each state on its own; the forecast is their
+    # softmax over the union, so scale the scores to the held-out likelihood of that.
+    x = np.asarray(xs) @ coef
+    y = np.asarray(ys, dtype=bool)
+    bounds = [int(b) for b in np.cumsum(sizes)]
+    best = (-math.inf, 1.0)
+    for scale in (0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0):
+        z = x * scale
+        loglik = 0.0
+        for lo, hi in itertools.pairwise(bounds):
+            seg = z[lo:hi]
+            top = float(seg.max())
+            norm = top + math.log(float(np.exp(seg - top).sum()))
+            hit = y[lo:hi]
+            loglik += float(seg[hit].sum()) - norm if hit.any() else math.log(1e-6)
+        best = max(best, (loglik, scale))
+    return tuple(float(c) * best[1] for c in coef)

@@ -187,6 +187,7 @@ class TextForecaster(BaseEstimator):
         vocab = self.vectorizer_.vocabulary_
         self.vocabulary_: dict[str, int] = {str(t): int(i) for t, i in vocab.items()}
         self.idf_ = np.asarray(self.vectorizer_.idf_, dtype=np.float64)
+        self._idf32 = self.idf_.astype(np.float32)
         self.classes_: list[str] = [str(c) for c in self.model_.classes_]
         self._class_set = set(self.classes_)
         coef = np.asarray(self.model_.coef_, dtype=np.float64)
@@ -262,14 +263,17 @@ class TextForecaster(BaseEstimator):
             A probability vector aligned with ``classes_``.
         """
         vocab = self.vocabulary_
-        hits = [
-            col for col in map(vocab.get, turn_features(history, self.n_states)) if col is not None
-        ]
-        if hits:
-            cols, counts = np.unique(np.asarray(hits, dtype=np.intp), return_counts=True)
-            vals = (1.0 + np.log(counts)) * self.idf_[cols]
-            vals /= math.sqrt(float(vals @ vals))
-            d = vals @ self._coef_t[cols] + self._intercept
+        tf: dict[int, int] = {}
+        for col in map(vocab.get, turn_features(history, self.n_states)):
+            if col is not None:
+                tf[col] = tf.get(col, 0) + 1
+        if tf:
+            cols = np.fromiter(tf, dtype=np.intp, count=len(tf))
+            vals: np.ndarray[Any, Any] = self._idf32[cols]
+            if len(tf) < sum(tf.values()):  # repeated tokens: sublinear tf
+                counts = np.fromiter(tf.values(), dtype=np.float32, count=len(tf))
+                vals = vals * (1.0 + np.log(counts))
+            d = (vals @ self._coef_t[cols]) / math.sqrt(float(vals @ vals)) + self._intercept
         else:
             d = self._intercept.copy()
         p = 1.0 / (1.0 + np.exp(-np.clip(d, -50.0, 50.0)))

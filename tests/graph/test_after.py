@@ -9,8 +9,7 @@ import json
 
 import pytest
 
-from graph import FollowUpPredictor, NeedsForecaster
-from graph._after import NeedsAfter
+from graph import FollowUpPredictor, NeedsAfter, NeedsForecaster
 
 
 def _model() -> NeedsAfter:
