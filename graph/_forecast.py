@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._after import NeedsAfter
 from ._errors import ModelFileError
+from ._graph import check_document
 from ._needs import NeedsModel
 from ._predictor import FollowUpPredictor
 from ._seq import Item, session_parts, state_of
@@ -417,13 +418,7 @@ class NeedsForecaster(BaseEstimator):
         Raises:
             ModelFileError: The data is corrupt or of an unknown version.
         """
-        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
-            raise ModelFileError(source, f"not a {_FORMAT} document")
-        if data.get("version") != _VERSION:
-            raise ModelFileError(
-                source,
-                f"unknown version {data.get('version')!r} (this code reads version {_VERSION})",
-            )
+        check_document(data, _FORMAT, _VERSION, source)
         try:
             predictor = FollowUpPredictor.from_json(data["predictor"], source=source)
             model = cls(predictor=clone(predictor), **data["params"])

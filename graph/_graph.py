@@ -371,6 +371,21 @@ class PatternGraph:
         return cls.from_json(read_json(path), source=path)
 
 
+def check_document(data: Any, fmt: str, version: int, source: str | Path) -> None:
+    """
+    Check that decoded JSON is a ``fmt`` document of this ``version``.
+
+    Raises:
+        ModelFileError: It is not, naming ``source`` and what is wrong.
+    """
+    if not isinstance(data, Mapping) or data.get("format") != fmt:
+        raise ModelFileError(source, f"not a {fmt} document")
+    if data.get("version") != version:
+        raise ModelFileError(
+            source, f"unknown version {data.get('version')!r} (this code reads version {version})"
+        )
+
+
 def atomic_write_json(path: str | Path, data: Any) -> None:
     """
     Write ``data`` as JSON to ``path`` through a temporary file and :func:`os.replace`.

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._errors import ModelFileError
-from ._graph import PatternGraph, atomic_write_json, check_name, read_json
+from ._graph import PatternGraph, atomic_write_json, check_document, check_name, read_json
 from ._seq import session_parts
 
 __all__ = ["NeedsModel"]
@@ -200,13 +200,7 @@ class NeedsModel(BaseEstimator):
         Raises:
             ModelFileError: If the data is corrupt or of an unknown version.
         """
-        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
-            raise ModelFileError(source, f"not a {_FORMAT} document")
-        if data.get("version") != _VERSION:
-            raise ModelFileError(
-                source,
-                f"unknown version {data.get('version')!r} (this code reads version {_VERSION})",
-            )
+        check_document(data, _FORMAT, _VERSION, source)
         try:
             model = cls(**data["params"])
             model._reset()

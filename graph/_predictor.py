@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from ._errors import ModelFileError
-from ._graph import BOS, PatternGraph, atomic_write_json, read_json
+from ._graph import BOS, PatternGraph, atomic_write_json, check_document, read_json
 from ._seq import Item, SeqCounts, session_parts, state_of, states_of, validate_states
 from ._text import TextForecaster, has_text
 
@@ -431,13 +431,7 @@ class FollowUpPredictor(BaseEstimator):
         Raises:
             ModelFileError: If the data is corrupt or of an unknown version.
         """
-        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
-            raise ModelFileError(source, f"not a {_FORMAT} document")
-        if data.get("version") != _VERSION:
-            raise ModelFileError(
-                source,
-                f"unknown version {data.get('version')!r} (this code reads version {_VERSION})",
-            )
+        check_document(data, _FORMAT, _VERSION, source)
         try:
             model = cls(**data["params"])
             model._reset()
