@@ -173,7 +173,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         Args:
             session_id: The conversation this request belongs to.
             text: The request's text.
-            state: Its state label (intent, tool call, page category), when known.
+            state: Its state label (intent, tool call, page category), when known;
+                otherwise the forecaster's state encoder names it from the text, if
+                it learned one.
             needs: The items this request is known to need; they are loaded now if
                 they are not warm. Predicted items are added only when warm.
             user: Who asks (enables per-user learning).
@@ -187,6 +189,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._check_open()
         start = anyio.current_time()
         session = self._session(session_id, user)
+        if state is None:  # name it from the text when the forecaster learned how
+            encode = getattr(self.forecaster, "encode", None)
+            state = encode(text) if callable(encode) else None
         needs = list(dict.fromkeys(needs))
         # Hits without a task (one round trip on Redis); misses joined or loaded at once.
         fetched: dict[str, Fetched] = await self.preloader.get_many(

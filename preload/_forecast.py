@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from graph import FollowUpPredictor, ModelFileError, NeedsForecaster, NeedsModel
+from graph import FollowUpPredictor, ModelFileError, NeedsForecaster, NeedsModel, StateEncoder
 
 from ._errors import EngineStateError, InputError
 
@@ -281,6 +281,7 @@ class EngineForecaster:
         self.top_states = top_states
         self.user_needs = user_needs
         self.model = NeedsForecaster(predictor=FollowUpPredictor(order=order, text=False))
+        self.encoder: StateEncoder | None = None
         self._users = _UserNeeds()
         self._fitted = False
 
@@ -295,11 +296,39 @@ class EngineForecaster:
     def fit(self, sessions: Sequence[Session]) -> None:
         """
         Learn from recorded sessions (the mixing of signals on a held-out part).
+
+        When some turns carry no ``state`` but have text, a :class:`graph.StateEncoder`
+        learns to name states from the text (nearest centroid of the labelled turns,
+        or clusters when no turn is labelled); unlabelled turns get its states, and
+        :meth:`encode` names the state of new requests.
         """
-        self.model.fit([s.as_mapping() for s in sessions])
+        data = [s.as_mapping() for s in sessions]
+        turns = [t for d in data for t in d["turns"]]
+        self.encoder = None
+        if any(t["state"] is None and t["text"] for t in turns):
+            texts = [t["text"] or "" for t in turns]
+            labels = [t["state"] for t in turns]
+            self.encoder = StateEncoder().fit(texts, labels)
+            unlabelled = [t for t in turns if t["state"] is None]
+            for turn, state in zip(
+                unlabelled,
+                self.encoder.predict([t["text"] or "" for t in unlabelled]),
+                strict=True,
+            ):
+                turn["state"] = state
+        self.model.fit(data)
         if self.user_needs:
             self._users.fit(sessions)
         self._fitted = True
+
+    def encode(self, text: str) -> str | None:
+        """
+        The state of a request that came without one, when a state encoder was
+        learned; else None.
+        """
+        if self.encoder is None or not text:
+            return None
+        return self.encoder.predict([text])[0]
 
     def observe(self, turns: Sequence[TurnMapping], user: str | None) -> None:
         """

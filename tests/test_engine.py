@@ -11,6 +11,7 @@ import pytest
 from preload import (
     DictSource,
     EngineConfig,
+    EngineForecaster,
     EngineStateError,
     MarkovForecaster,
     PreloadEngine,
@@ -139,3 +140,42 @@ async def test_history_holds_each_exchange_once(
     assert 1 == history[0].count("fly to Osaka on May 3")
     assert 1 == history[0].count("Which airport do you leave from?")
     assert 1 == history[0].count("From Lisbon")
+
+
+async def test_requests_without_state_are_named_from_their_text(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    Trained on logs where some turns lack labels, the engine names the state of an
+    unlabelled request from its words and forecasts from it.
+    """
+
+    def session(i: int, labelled: bool) -> Session:
+        return Session(
+            session_id=f"t{i}",
+            turns=(
+                Turn(
+                    t=0,
+                    text="search flights to Oslo",
+                    needs=("service:Flights",),
+                    state="Flights:Search" if labelled else None,
+                ),
+                Turn(
+                    t=20,
+                    text="book that flight now",
+                    needs=("intent:Flights:Book",),
+                    state="Flights:Book" if labelled else None,
+                ),
+            ),
+        )
+
+    forecaster = EngineForecaster(2)
+    forecaster.fit([session(i, labelled=i % 2 == 0) for i in range(12)])
+    assert "Flights:Search" == forecaster.encode("search cheap flights to Oslo")
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(knowledge)}, forecaster=forecaster
+    ) as engine:
+        await engine.handle(session_id="u", text="search flights to Oslo please")
+        await engine.wait_idle()
+        forecast = engine.forecast_of("u")
+    assert forecast is not None and "Flights:Book" == forecast.states[0][0]
