@@ -734,7 +734,22 @@ class Preloader(anyio.AsyncContextManagerMixin):
                 key=key, source=source.name, category=category, text=text
             )
 
-        if self._offload and len(text) > OFFLOAD_CHARS:
+        offload = self._offload and len(text) > OFFLOAD_CHARS
+        acompress = getattr(self.compressor, "acompress", None)
+        if getattr(self.compressor, "summarizer", None) is not None and callable(acompress):
+            # A user's async summarizer (an LLM call) writes the summary level.
+            async def in_thread(fn: Callable[[], Any]) -> Any:
+                return await anyio.to_thread.run_sync(fn, limiter=self._cpu_limiter)
+
+            rep: Representation = await acompress(
+                key=key,
+                source=source.name,
+                category=category,
+                text=text,
+                run_sync=in_thread if offload else None,
+            )
+            return rep
+        if offload:
             return await anyio.to_thread.run_sync(run, limiter=self._cpu_limiter)
         return run()
 

@@ -14,8 +14,10 @@ from preload import (
     EngineForecaster,
     EngineStateError,
     MarkovForecaster,
+    MultiLevelCompressor,
     PreloadEngine,
     Session,
+    TiktokenCounter,
     Turn,
 )
 
@@ -179,3 +181,31 @@ async def test_requests_without_state_are_named_from_their_text(
         await engine.wait_idle()
         forecast = engine.forecast_of("u")
     assert forecast is not None and "Flights:Book" == forecast.states[0][0]
+
+
+async def test_an_async_summarizer_writes_the_summary_level(config: EngineConfig) -> None:
+    """
+    A user's async summarizer (an LLM call in production) replaces the summary level
+    of what the preloader loads; the other levels stay computed.
+    """
+    calls: list[int] = []
+
+    async def summarize(text: str, max_tokens: int) -> str:
+        calls.append(max_tokens)
+        return "Flights: search and book between cities."
+
+    long_text = " ".join(
+        f"Flight {n} leaves Lisbon at {n % 24:02d}:15 for Osaka and costs {100 + n} EUR."
+        for n in range(40)
+    )
+    engine = PreloadEngine(
+        config,
+        sources={"kb": DictSource({"service:Flights": long_text})},
+        compressor=MultiLevelCompressor(TiktokenCounter(), summarizer=summarize),
+    )
+    async with engine:
+        await engine.handle(session_id="s", text="flights", needs=["service:Flights"])
+        item = await engine.preloader.peek("service:Flights")
+    assert item is not None and 1 == len(calls)
+    assert "Flights: search and book between cities." == item.level("summary").text
+    assert "full" == item.levels[0].name and len(item.levels) > 2
