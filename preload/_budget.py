@@ -445,22 +445,10 @@ def select_greedy(items: Sequence[Sequence[Option]], budget: int) -> Selection:
     if bound < 0:
         bound = value
     # fill: upgrade any item to the best option that the leftover allows
-    improved = True
-    while improved:
-        improved = False
-        for i, options in enumerate(items):
-            w_old = options[choices[i]].tokens if choices[i] >= 0 else 0
-            v_old = options[choices[i]].value if choices[i] >= 0 else 0.0
-            best_j, best_gain = -1, 0.0
-            for j, option in enumerate(options):
-                gain = option.value - v_old
-                if gain > best_gain + 1e-12 and used - w_old + option.tokens <= budget:
-                    best_j, best_gain = j, gain
-            if best_j >= 0:
-                used += options[best_j].tokens - w_old
-                value += best_gain
-                choices[i] = best_j
-                improved = True
+    choices = _fill(items, budget, choices)
+    picked = [items[i][c] for i, c in enumerate(choices) if c >= 0]
+    used = sum(o.tokens for o in picked)
+    value = sum(o.value for o in picked)
     single = max(
         (
             (o.value, i, j)
