@@ -273,8 +273,18 @@ def _fill(items: Sequence[Sequence[Option]], budget: int, choices: list[int]) ->
 
 
 def _finish(
-    items: Sequence[Sequence[Option]], budget: int, choices: list[int], *, bound: float
+    items: Sequence[Sequence[Option]],
+    budget: int,
+    choices: list[int],
+    *,
+    bound: float = 0.0,
+    ratio: float = 1.0,
+    exact: bool = False,
 ) -> Selection:
+    """
+    The selection ``choices`` make, with its upper bound on the optimum: at least
+    ``bound`` and at least ``ratio`` times its own value.
+    """
     value = sum(items[i][c].value for i, c in enumerate(choices) if c >= 0)
     tokens = sum(items[i][c].tokens for i, c in enumerate(choices) if c >= 0)
     return Selection(
@@ -282,8 +292,8 @@ def _finish(
         value=value,
         tokens=tokens,
         budget=budget,
-        exact=False,
-        bound=max(bound, value),
+        exact=exact,
+        bound=max(bound, value * ratio),
     )
 
 
@@ -340,16 +350,7 @@ def select_fptas(
         if j >= 0:
             choices[i] = j
             reach -= scaled[i][j]
-    value = sum(items[i][c].value for i, c in enumerate(choices) if c >= 0)
-    tokens = sum(items[i][c].tokens for i, c in enumerate(choices) if c >= 0)
-    return Selection(
-        choices=tuple(choices),
-        value=value,
-        tokens=tokens,
-        budget=budget,
-        exact=False,
-        bound=value / (1 - epsilon) if epsilon < 1 else value,
-    )
+    return _finish(items, budget, choices, ratio=1 / (1 - epsilon) if epsilon < 1 else 1.0)
 
 
 def select_exact(items: Sequence[Sequence[Option]], budget: int) -> Selection:
@@ -360,11 +361,7 @@ def select_exact(items: Sequence[Sequence[Option]], budget: int) -> Selection:
     """
     budget = max(0, budget)
     choices, _ = _dp(items, budget, 1, up=True)
-    value = sum(items[i][c].value for i, c in enumerate(choices) if c >= 0)
-    tokens = sum(items[i][c].tokens for i, c in enumerate(choices) if c >= 0)
-    return Selection(
-        choices=tuple(choices), value=value, tokens=tokens, budget=budget, exact=True, bound=value
-    )
+    return _finish(items, budget, choices, exact=True)
 
 
 def _hull(options: Sequence[Option]) -> list[int]:
@@ -445,10 +442,7 @@ def select_greedy(items: Sequence[Sequence[Option]], budget: int) -> Selection:
     if bound < 0:
         bound = value
     # fill: upgrade any item to the best option that the leftover allows
-    choices = _fill(items, budget, choices)
-    picked = [items[i][c] for i, c in enumerate(choices) if c >= 0]
-    used = sum(o.tokens for o in picked)
-    value = sum(o.value for o in picked)
+    filled = _finish(items, budget, _fill(items, budget, choices), bound=bound)
     single = max(
         (
             (o.value, i, j)
@@ -458,19 +452,11 @@ def select_greedy(items: Sequence[Sequence[Option]], budget: int) -> Selection:
         ),
         default=(0.0, -1, -1),
     )
-    if single[0] > value:
-        choices = [-1] * len(items)
-        choices[single[1]] = single[2]
-        value = single[0]
-        used = items[single[1]][single[2]].tokens
-    return Selection(
-        choices=tuple(choices),
-        value=value,
-        tokens=used,
-        budget=budget,
-        exact=False,
-        bound=max(bound, value),
-    )
+    if single[0] <= filled.value:
+        return filled
+    choices = [-1] * len(items)
+    choices[single[1]] = single[2]
+    return _finish(items, budget, choices, bound=bound)
 
 
 class HierarchicalBudgetManager:
