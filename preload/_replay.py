@@ -39,10 +39,8 @@ from ._forecast import (
     PopularForecaster,
 )
 from ._sources import DictSource
-from ._tokens import TiktokenCounter
 
 if TYPE_CHECKING:
-    from ._compression import Compressor, Representation
     from ._sessions import Session
 
 __all__ = ["STRATEGIES", "ReplayReport", "SimulatedSource", "StrategyReport", "replay"]
@@ -206,28 +204,6 @@ def make_forecaster(name: str, config: EngineConfig, sessions: Mapping[str, Sess
     raise ConfigError("strategies", f"unknown strategy {name!r}; choose from {STRATEGIES}")
 
 
-_MEMO: dict[tuple[str, str, str, str], Representation] = {}
-
-
-class _MemoCompressor:
-    """
-    Compresses each distinct (key, text) once per process: a replay's knowledge does
-    not change, and compression is deterministic. It saves wall time only; the
-    virtual clock never sees compression.
-    """
-
-    def __init__(self, inner: Compressor) -> None:
-        self.inner = inner
-
-    def compress(self, *, key: str, source: str, category: str, text: str) -> Representation:
-        memo_key = (key, source, category, text)
-        rep = _MEMO.get(memo_key)
-        if rep is None:
-            rep = self.inner.compress(key=key, source=source, category=category, text=text)
-            _MEMO[memo_key] = rep
-        return rep
-
-
 def arrivals(n: int, rate: float, seed: int) -> list[float]:
     """
     Start times of ``n`` sessions arriving as a Poisson process.
@@ -258,14 +234,11 @@ async def replay_strategy(
     if train:
         forecaster.fit(train)
     source = SimulatedSource(knowledge, config.replay.latency, random.Random(seed + 1))
-    counter = TiktokenCounter(config.tokens.encoding, cache_size=config.tokens.cache_size)
     engine = PreloadEngine(
         config,
         sources={source.name: source},
         forecaster=forecaster,
         cache=None if name == "cold" else PreloadEngine.default_cache(config),
-        counter=counter,
-        compressor=_MemoCompressor(PreloadEngine.default_compressor(config, counter)),
         offload=False,
     )
     starts = arrivals(len(sessions), config.replay.arrival_rate, seed)
