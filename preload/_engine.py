@@ -220,7 +220,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             request=text,
             required=required,
             optional=optional,
-            conversation=self._history(session),
+            conversation=self._history(session, complete=True),
         )
         context = replace(
             context,
@@ -239,16 +239,15 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     def reply(self, session_id: str, text: str) -> None:
         """
-        Record the agent's reply to the session's last request (it joins the history,
-        and forecasters that read replies forecast again).
+        Record the agent's reply to the session's last request. In the background it
+        joins the history, and forecasters that read replies forecast again.
         """
         self._check_open()
         session = self._sessions.get(session_id)
         if session is None or not session.turns:
             return
         session.turns[-1]["system"] = text
-        self._history(session)  # the exchange joins the history, reply included
-        if self.forecaster.uses_reply and not session.learning:
+        if not session.learning:  # else the queued "turn" event sees the reply too
             self._notify("reply", session_id)
 
     def end_session(self, session_id: str) -> None:
@@ -289,10 +288,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         items = await self.preloader.peek_many(list(wanted))
         return [(items[key], p) for key, p in wanted.items() if key in items]
 
-    def _history(self, session: _Session) -> CompressedConversation:
+    def _history(self, session: _Session, *, complete: bool) -> CompressedConversation:
         """
-        The session's own history, compressed to fit; a request without a reply yet
-        joins it as an exchange with an empty answer.
+        The session's own history, compressed to fit. The learner records exchanges in
+        the background as replies arrive (``complete=False`` leaves an unanswered last
+        request for later); a request catches up on whatever is left, an unanswered
+        request joining as an exchange with an empty answer.
         """
         if session.history is None:
             budget = self.config.budget
@@ -304,6 +305,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
         while session.recorded < len(session.turns):
             turn = session.turns[session.recorded]
+            last = session.recorded == len(session.turns) - 1
+            if not complete and last and turn.get("system") is None:
+                break
             session.history.add_exchange(turn["text"] or "", turn.get("system") or "")
             session.recorded += 1
         return session.history
@@ -336,6 +340,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             return
         if kind == "turn":
             session.learning = False
+        self._history(session, complete=False)  # off the request path
+        if kind == "reply" and not self.forecaster.uses_reply:
+            return
         try:
             if kind == "turn":
                 self.forecaster.observe(session.turns, session.user)
