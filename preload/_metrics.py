@@ -5,7 +5,7 @@ Metrics: counters kept by the engine, read as one frozen snapshot.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -128,25 +128,9 @@ class Metrics:
         """
         if cache is not None:
             cache_entries, cache_bytes, evictions = cache.entries, cache.bytes, cache.evictions
+        counters = {name: getattr(self, name) for name in _COUNTERS}
         return MetricsSnapshot(
-            requests=self.requests,
-            hits=self.hits,
-            partial_hits=self.partial_hits,
-            misses=self.misses,
-            missing=self.missing,
-            loads=self.loads,
-            preloads=self.preloads,
-            preloads_used=self.preloads_used,
-            wasted=self.wasted,
-            shed=self.shed,
-            cancelled=self.cancelled,
-            failures=self.failures,
-            timeouts=self.timeouts,
-            retries=self.retries,
-            cooldowns=self.cooldowns,
-            cooldown_skips=self.cooldown_skips,
-            remote_loads=self.remote_loads,
-            lease_waits=self.lease_waits,
+            **counters,
             queued=queued,
             in_flight=in_flight,
             cache_entries=cache_entries,
@@ -155,7 +139,14 @@ class Metrics:
             evicted_unused=cache.evicted_unused if cache is not None else 0,
             backend_up=cache.backend_up if cache is not None else True,
             backend_errors=cache.backend_errors if cache is not None else 0,
-            tokens=self.tokens,
             load_latency_buckets=tuple(zip(LATENCY_BUCKETS, self.latency_counts, strict=True)),
             load_latency_sum=self.latency_sum,
         )
+
+
+#: The counters a snapshot copies as they are: every integer field the two share.
+_COUNTERS = tuple(
+    f.name
+    for f in fields(Metrics)
+    if f.type in ("int", int) and f.name in {g.name for g in fields(MetricsSnapshot)}
+)
