@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import SGDClassifier
@@ -262,21 +263,25 @@ class TextForecaster(BaseEstimator):
         Returns:
             A probability vector aligned with ``classes_``.
         """
-        vocab = self.vocabulary_
+        get = self.vocabulary_.get
         tf: dict[int, int] = {}
-        for col in map(vocab.get, turn_features(history, self.n_states)):
+        n_tokens = 0
+        for token in turn_features(history, self.n_states):
+            col = get(token)
             if col is not None:
                 tf[col] = tf.get(col, 0) + 1
+                n_tokens += 1
         if tf:
-            cols = np.fromiter(tf, dtype=np.intp, count=len(tf))
+            cols = list(tf)
             vals: np.ndarray[Any, Any] = self._idf32[cols]
-            if len(tf) < sum(tf.values()):  # repeated tokens: sublinear tf
-                counts = np.fromiter(tf.values(), dtype=np.float32, count=len(tf))
-                vals = vals * (1.0 + np.log(counts))
-            d = (vals @ self._coef_t[cols]) / math.sqrt(float(vals @ vals)) + self._intercept
+            if len(tf) < n_tokens:  # repeated tokens: sublinear tf
+                vals = vals * (1.0 + np.log(np.array(list(tf.values()), dtype=np.float32)))
+            d: np.ndarray[Any, Any] = vals @ self._coef_t[cols]
+            d *= 1.0 / math.sqrt(float(vals @ vals))
+            d = d + self._intercept
         else:
             d = self._intercept.copy()
-        p = 1.0 / (1.0 + np.exp(-np.clip(d, -50.0, 50.0)))
+        p: np.ndarray[Any, np.dtype[np.float64]] = expit(d)
         total = float(p.sum())
         return p / total if total > 0 else np.full_like(p, 1.0 / len(p))
 
@@ -294,13 +299,11 @@ class TextForecaster(BaseEstimator):
         if "model_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
             check_is_fitted(self)
         p = self.scores(history)
-        if k is None or k >= len(p):
-            idx = np.argsort(-p, kind="stable")
-        else:
-            part = np.argpartition(-p, k)[:k]
-            idx = part[np.argsort(-p[part], kind="stable")]
+        order = np.argsort(-p, kind="stable")
+        top = (order if k is None else order[:k]).tolist()
+        probs = p.tolist()
         classes = self.classes_
-        return [(classes[i], float(p[i])) for i in idx]
+        return [(classes[i], probs[i]) for i in top]
 
     # -- persistence ----------------------------------------------------------------------
 
