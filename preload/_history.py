@@ -4,9 +4,13 @@ the facts the user and the agent stated kept until superseded.
 
 :class:`CompressedConversation` keeps every exchange at three levels (``full``, the
 user's words alone, and a ``compact`` one without filler words) and a ledger of stated
-facts: names, places, dates, times, numbers, short answers (a bare yes or no tied to
-the question it answers) and the choices the user made, each with how likely a later
-tool call is to need it (who stated it, its kind, whether it was confirmed, its age).
+facts: names, places, dates, times, numbers, the phrases they form ("place of worship",
+"5th and main"), the user's short answers and statements in their own words, a bare
+yes or no tied to the question it answers, and the content words the user picked.
+Each fact has the features of :data:`FEATURES` (who stated it, its kind, its age,
+whether it was repeated, answered a question or accepted, its length and form), and a
+logistic model over them (:data:`WEIGHTS`, fit on the SGD and STAR train splits by
+``simulations/fit_fact_prior.py``) says how likely the next tool call is to need it.
 :meth:`~CompressedConversation.get_context` spends a token budget by greedy maximum
 coverage: single facts and exchanges at each level are parts, a part is worth the
 likelihoods of the facts it holds that no chosen part holds yet (plus, for an
@@ -16,13 +20,14 @@ bare keyword list (separators would take a third of it). The returned text never
 exceeds the budget.
 
 A fact is superseded when a later user turn corrects it ("actually", "instead",
-"change it to", "make it", ...) with a new fact of the same kind; superseded facts
-leave the facts line.
+"change it to", "make it", ...) with a new name, date, time or number within a few
+exchanges; a superseded fact stays in the ledger, much less likely to be shown.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -53,16 +58,30 @@ _DATE = re.compile(
 _NUMBER = re.compile(r"(?<![\w.])\$?\d[\d,]*(?:\.\d+)?%?(?:\s+[a-z]{3,})?")
 _PROPER = re.compile(
     r"\b(?:\d[\d,]*\s+(?=[A-Z][a-z]))?[A-Z][\w'&.-]*(?:\s+(?:(?:of|the|de|la|le|del|and|&|on|by|in|at|du|von|van|for|to|a|"
-    r"an|with|from)\s+[A-Z]|[A-Z0-9])[\w'&.-]*)*"
+    r"an|with|from|[+*/])\s+[A-Z]|[A-Z0-9])[\w'&.-]*)*"
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d[\d:.,]*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|\n)$")
 _ADDRESS = re.compile(
-    r"\b\d{1,6}\s+(?:[A-Z0-9][\w'.-]*\s+){0,4}(?:Street|St|Road|Rd|Avenue|Ave|Boulevard|Blvd|"
+    r"\b\d{1,6}\s+(?:[A-Z0-9][\w'.-]*\s+){0,4}(?i:Street|St|Road|Rd|Avenue|Ave|Boulevard|Blvd|"
     r"Way|Drive|Dr|Lane|Ln|Court|Ct|Place|Pl|Parkway|Pkwy|Highway|Hwy|Square|Plaza)\b\.?"
-    r"(?:\s+(?:#|Suite\s+|Apt\.?\s+)?\d+\w?\b)?"
+    r"(?:\s+(?:(?:#\s*|Suite\s+|Apt\.?\s+)\w+|\d+\w?)\b)?"
 )
-_SPAN_END = re.compile(r"(?<!\b(?:Dr|St|Mr|Ms|Jr|Sr|Mt|Ft|No))(?<!\bMrs)\.\s")
+_SPAN_END = re.compile(r"(?<!\b(?:Dr|St|Mr|Ms|Jr|Sr|Mt|Ft|No))(?<!\bMrs)(?<!\b[A-Z])\.\s")
+_INTRO = re.compile(
+    r"\b(?:my name is|name's|call me|i am|i'm|this is)\s+([a-z][a-z'-]+)(?=\s*(?:[.,!;]|$|\band\b))",
+    re.IGNORECASE,
+)
+_QUOTED = re.compile(r"(?<![\w'])['\"]([^'\"\n]{3,60}?)['\"](?![\w'])")
+_JOINER = re.compile(r"\s+(?:to|from|by|in|at|on|with|for)\s+")
+#: Small words that join two facts into a phrase ("place of worship", "5th and main").
+_BRIDGE = frozenset(("and", "of", "the", "a", "an", "&", "n", "or", "de", "la", "del", "du", "y"))
+#: And those that join looser phrases ("two beds in the room").
+_BRIDGE_LOOSE = _BRIDGE | frozenset(
+    ("to", "from", "in", "at", "on", "for", "by", "with", "into", "near", "my", "your", "our")
+)
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n")
+_BRIDGE_MARKS = frozenset(("&", "+", "-", "/", "*", "#"))
 _TRAILING = frozenset(("for", "on", "of", "to", "by", "at", "from", "in", "with", "and", "&", "I"))
 _ARTICLES = frozenset(("the", "a", "an"))
 _YES_NO = re.compile(
@@ -77,6 +96,14 @@ _CORRECTION = re.compile(
 def _words(text: str) -> list[str]:
     return text.split()
 
+
+_ASKING = frozenset(
+    _words(
+        """what which who whom whose when where why how is are am was were do does did can
+    could will would shall should may might have has had isn't aren't don't doesn't didn't
+    can't won't"""
+    )
+)
 
 #: Words that carry no fact: function words and the small talk of assistants.
 FILLER = frozenset(
@@ -116,36 +143,105 @@ _NOT_NAMES = FILLER | frozenset(
     )
 )
 
-#: How much more a fact said in two or more turns is worth (stated and confirmed).
-CONFIRMED = 1.3
+_KINDS = (
+    "name",
+    "time",
+    "date",
+    "number",
+    "choice",
+    "word",
+    "phrase",
+    "answer",
+    "reply",
+    "sentence",
+)
 
-#: How likely a fact is to be needed later, by who stated it and its kind, before
-#: recency: what the user stated first, then the names, dates and times the agent
-#: offered (the user may have taken them), then short answers (the user's reply to a
-#: question, taken whole: "only halal food", "yes" tied to its question), then the
-#: other content words.
-PRIOR = {
-    ("user", "name"): 0.5,
-    ("user", "number"): 0.5,
-    ("user", "time"): 0.45,
-    ("user", "date"): 0.45,
-    ("agent", "name"): 0.35,
-    ("agent", "time"): 0.35,
-    ("agent", "date"): 0.3,
-    ("user", "answer"): 0.3,
-    ("user", "reply"): 0.3,
-    ("agent", "number"): 0.15,
-    ("user", "choice"): 0.06,
-    ("agent", "choice"): 0.03,
-}
+#: What :meth:`CompressedConversation._worth` knows of a standing fact: who stated it
+#: and its kind (one of them is 1), then its age in exchanges, further mentions,
+#: whether the agent echoed the user (or the other way round), whether the user
+#: stated it answering a question, its length, its form, and how many standing
+#: facts hold it and it holds.
+FEATURES = (
+    *(f"{role}:{kind}" for role in ("user", "agent") for kind in _KINDS),
+    "age 0",
+    "age <= 2",
+    "age <= 5",
+    "log(1 + age)",
+    "mentions",
+    "echoed",
+    "answered",
+    "log words",
+    "one word",
+    "capitalized",
+    "digit",
+    "log(1 + inside)",
+    "log holds",
+    "superseded",
+    "accepted",
+)
+_SLOT = {name: i for i, name in enumerate(FEATURES[: 2 * len(_KINDS)])}
+_NUMERIC = 2 * len(_KINDS)
+
+#: The weights of :data:`FEATURES` and the intercept of the logistic model of how
+#: likely a fact is to be needed by the next tool call. Fit by
+#: ``python -m simulations.fit_fact_prior`` on the SGD and STAR train splits.
+BIAS = -1.595
+WEIGHTS = (
+    2.037,  # user:name
+    2.147,  # user:time
+    1.376,  # user:date
+    2.905,  # user:number
+    -1.153,  # user:choice
+    -1.127,  # user:word
+    -0.705,  # user:phrase
+    -0.850,  # user:answer
+    -1.217,  # user:reply
+    -1.926,  # user:sentence
+    0.880,  # agent:name
+    0.603,  # agent:time
+    -1.032,  # agent:date
+    0.748,  # agent:number
+    -0.789,  # agent:choice
+    -1.419,  # agent:word
+    -2.052,  # agent:phrase
+    0.000,  # agent:answer
+    0.000,  # agent:reply
+    0.000,  # agent:sentence
+    0.056,  # age 0
+    -0.166,  # age <= 2
+    0.128,  # age <= 5
+    -1.135,  # log(1 + age)
+    0.280,  # mentions
+    0.183,  # echoed
+    0.246,  # answered
+    -0.404,  # log words
+    -0.592,  # one word
+    0.724,  # capitalized
+    0.107,  # digit
+    -0.428,  # log(1 + inside)
+    -0.371,  # log holds
+    -0.522,  # superseded
+    0.385,  # accepted
+)
 
 #: What showing an exchange is worth beyond the facts it holds (its context), for
 #: the last one; halved per exchange back. Index 1 is the condensed level, 2 the
 #: user's words verbatim, 3 the whole exchange verbatim.
-EXCHANGE_VALUE = (0.0, 0.1, 0.1, 0.2)
+EXCHANGE_VALUE = (0.0, 0.0, 0.0, 0.0)
 
 #: The most words a user turn may have to be kept whole as an answer.
 ANSWER_WORDS = 6
+
+#: The kinds of facts a correction supersedes ("actually, make it 8 pm"), and how
+#: many exchanges back the fact it corrects may be.
+_VALUES = frozenset(("name", "time", "date", "number"))
+CORRECTS = 3
+
+#: The fewest and the most words of a user's statement kept whole as a fact.
+SENTENCE_WORDS = (3, 24)
+
+#: The most words of a phrase fact.
+PHRASE_WORDS = 12
 
 #: Budgets (tokens) below which the facts are listed without separators.
 TERSE = 100
@@ -168,6 +264,9 @@ class Fact:
     role: str
     superseded_by: str | None = None
     mentions: int = 1
+    echoed: bool = False  # stated by the user and by the agent
+    answered: bool = False  # the user stated it right after a question
+    accepted: bool = False  # the agent offered it and the user said yes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,8 +290,11 @@ def _norm(text: str) -> str:
 def extract_facts(text: str) -> list[tuple[str, str]]:
     """
     The facts stated in ``text`` as ``(text, kind)``: names and places (capitalized
-    spans that do not merely start a sentence), times, dates, numbers, and the other
-    content words (kind ``choice``: what a user picks, such as "economy" or "savings").
+    spans that do not merely start a sentence, and quoted text), times, dates,
+    numbers, the other content words (kind ``choice``: what a user picks, such as
+    "economy" or "savings"), and the phrases these form when they follow each other or
+    are joined by a few small words (kind ``phrase``: "place of worship", "5th and
+    main", "two beds in the room").
 
     .. versionadded:: 0.1
     """
@@ -200,16 +302,41 @@ def extract_facts(text: str) -> list[tuple[str, str]]:
     taken = [False] * (len(text) + 1)
 
     def claim(start: int, end: int, kind: str) -> None:
-        if any(taken[start:end]):
-            end = start + taken[start:end].index(True)
-            if not text[start:end].strip(" .,;:!?"):
-                return
-        for k in range(start, end):
-            taken[k] = True
-        found.append((start, end, text[start:end].strip(" .,;:!?"), kind))
-        if text[start:end].rstrip().endswith((" for", " on", " of", " to", " by", " at")):
-            found[-1] = (start, end, text[start:end].rstrip().rsplit(" ", 1)[0].strip(" .,;"), kind)
+        # the parts of [start, end) no earlier fact holds, each without the small
+        # words and punctuation it starts or ends with
+        k = start
+        while k < end:
+            if taken[k]:
+                k += 1
+                continue
+            stop = k
+            while stop < end and not taken[stop]:
+                stop += 1
+            piece = text[k:stop]
+            words = piece.split()
+            while words and (
+                words[-1].strip(".,;:!?") in _TRAILING or not words[-1].strip(" .,;:!?'\"")
+            ):
+                words.pop()
+            while words and (k != start and words[0].lower() in _TRAILING | _ARTICLES):
+                words.pop(0)
+            if words:
+                a = text.index(words[0], k)
+                b = text.rindex(words[-1], a, stop) + len(words[-1])
+                value = text[a:b].strip(" .,;:!?'\"")
+                if value and any(c.isalnum() for c in value):
+                    a = text.index(value, a)
+                    b = a + len(value)
+                    for j in range(a, b):
+                        taken[j] = True
+                    found.append((a, b, value, kind))
+            k = stop
 
+    for m in _QUOTED.finditer(text):
+        claim(m.start(1), m.end(1), "name")
+    for m in _INTRO.finditer(text):  # "I'm mark", "my name is alexis"
+        if m.group(1).lower() not in _NOT_NAMES and not m.group(1).endswith(("ing", "ed")):
+            claim(m.start(1), m.end(1), "name")
     for m in _ADDRESS.finditer(text):
         claim(m.start(), m.end(), "name")
     for m in _TIME.finditer(text):
@@ -230,7 +357,8 @@ def extract_facts(text: str) -> list[tuple[str, str]]:
             span = span[: span.rstrip().rfind(" ")].rstrip()
             words = words[:-1]
         title = first in _ARTICLES and len(words) > 1 and words[1].lower() not in _NOT_NAMES
-        if title:  # "The Man Who Knew Too Much", "A Madea Family Funeral"
+        if title or (not at_start and _titled(words)):
+            # "The Man Who Knew Too Much"; mid-sentence "How about Just Kiss Her?"
             pass
         elif first in _NOT_NAMES and (at_start or len(words) == 1 or first in FILLER):
             # drop a sentence-initial common word: "Search in Palo Alto"
@@ -244,7 +372,22 @@ def extract_facts(text: str) -> list[tuple[str, str]]:
                 continue
             start += len(span) - len(rest)
             span = rest
-        claim(start, start + len(span.rstrip(" .")), "name")
+        end = start + len(span.rstrip(" ."))
+        before = len(found)
+        claim(start, end, "name")
+        if len(found) != before + 1:
+            continue
+        a, b = found[-1][0], found[-1][1]
+        pieces = _JOINER.split(text[a:b])
+        if len(pieces) > 1:
+            # "Los Angeles to Las Vegas" is also "Los Angeles" and "Las Vegas"
+            pos = a
+            for piece in pieces:
+                at = text.find(piece, pos, b)
+                said = piece.split()
+                if at >= 0 and said and (said[0].lower() not in _NOT_NAMES or _titled(said)):
+                    found.append((at, at + len(piece), piece.strip(" .,"), "name"))
+                    pos = at + len(piece)
     for m in _NUMBER.finditer(text):
         span = m.group(0)
         parts = span.split()
@@ -255,7 +398,11 @@ def extract_facts(text: str) -> list[tuple[str, str]]:
 
     def close() -> None:
         if run:
+            before = len(found)
             claim(run[0].start(), run[-1].end(), "choice")
+            if len(run) > 1 and len(found) == before + 1:
+                # "economy flight" also holds "economy" and "flight"
+                found.extend((m.start(), m.end(), m.group(0), "word") for m in run)
             run.clear()
 
     for m in _WORD.finditer(text):
@@ -270,7 +417,61 @@ def extract_facts(text: str) -> list[tuple[str, str]]:
         run.append(m)
     close()
     found.sort()
+    found.extend(_phrases(text, found))
+    found.sort()
     return [(t, kind) for _, _, t, kind in found if t]
+
+
+def _phrases(text: str, found: list[tuple[int, int, str, str]]) -> list[tuple[int, int, str, str]]:
+    """
+    The facts that follow each other, as one phrase: side by side ("Living room"),
+    joined by a conjunction, an article or "of" ("place of worship"), or also by a
+    preposition, a possessive or a comma ("two beds in the room").
+    """
+    spans = [f for f in found if f[3] not in ("phrase", "word")]
+    out: list[tuple[int, int, str, str]] = []
+    seen = {(a, b) for a, b, _, _ in found}
+    for level in (0, 1, 2):
+        groups: list[list[tuple[int, int, str, str]]] = [[]]
+        for span in spans:
+            group = groups[-1]
+            if group and span[0] < group[-1][1]:
+                continue  # a piece inside the span before it
+            if group and not _joins(text[group[-1][1] : span[0]], level):
+                groups.append([])
+            groups[-1].append(span)
+        for group in groups:
+            if len(group) < 2:
+                continue
+            a, b = group[0][0], group[-1][1]
+            if (a, b) not in seen and len(text[a:b].split()) <= PHRASE_WORDS:
+                seen.add((a, b))
+                out.append((a, b, text[a:b], "phrase"))
+    return out
+
+
+def _titled(words: list[str]) -> bool:
+    """
+    Whether ``words`` run in title case past the first ("Just Kiss Her").
+    """
+    return len(words) > 1 and words[1][:1].isupper()
+
+
+def _joins(gap: str, level: int) -> bool:
+    """
+    Whether two facts with ``gap`` between them form a phrase at ``level`` (0 side by
+    side, 1 through small joining words, 2 also prepositions and commas).
+    """
+    words = _WORD.findall(gap)
+    marks = _WORD.sub("", gap).split()
+    if level == 0:
+        return not words and not marks
+    allowed = _BRIDGE if level == 1 else _BRIDGE_LOOSE
+    if any(m not in _BRIDGE_MARKS and not (level == 2 and m == ",") for m in marks):
+        return False
+    return len(words) <= level + 1 and all(
+        w.lower() in allowed or (len(w) <= 2 and w.lower() not in FILLER) for w in words
+    )
 
 
 def _compact(text: str) -> str:
@@ -395,34 +596,51 @@ class CompressedConversation:
             keys_user={k for k in ledger.facts if f" {k} " in norm_user},
         )
         question = self._exchanges[-1].full if self._exchanges else ""
+        asked = "?" in question.rpartition("\nAssistant: ")[2]
         self._exchanges.append(exchange)
         correcting = bool(_CORRECTION.search(user))
+        if _YES_NO.match(user) and not user.lower().lstrip(" \t\"'").startswith("n"):
+            # the user took what the agent offered in the last reply
+            for old_key, old in ledger.facts.items():
+                if old.turn == index - 1 and old.role == "agent" and not old.accepted:
+                    ledger.facts[old_key] = _replace_fact(old, accepted=True)
         stated = [("user", v, k) for v, k in extract_facts(user)]
         stated += [("user", v, k) for v, k in _answers(user, question)]
+        stated += [("user", v, "sentence") for v in _sentences(user)]
         stated += [("agent", v, k) for v, k in extract_facts(agent)]
         for role, value, kind in stated:
             key = _norm(value)
             if not key:
                 continue
             facts = ledger.facts
-            if (
-                correcting
-                and role == "user"
-                and kind not in ("choice", "answer", "reply")
-                and key not in facts
-            ):
+            if correcting and role == "user" and kind in _VALUES and key not in facts:
                 for old_key, old in sorted(facts.items(), key=lambda kv: kv[1].turn, reverse=True):
+                    if index - old.turn > CORRECTS:
+                        break
                     if old.kind == kind and old.superseded_by is None:
                         facts[old_key] = _replace_fact(old, superseded_by=value)
                         break
             prior = facts.pop(key, None)
             who, what, mentions = role, kind, 1
+            echoed, answered, accepted = False, role == "user" and asked, False
             if prior is not None and prior.superseded_by is None:
                 # a fact said again: keep who stated it first and how, count it
                 who = "user" if "user" in (prior.role, role) else role
                 what = prior.kind if prior.kind != "choice" else kind
                 mentions = prior.mentions + (prior.turn != index)
-            facts[key] = Fact(text=value, kind=what, turn=index, role=who, mentions=mentions)
+                echoed = prior.echoed or prior.role != role
+                answered = answered or prior.answered
+                accepted = prior.accepted
+            facts[key] = Fact(
+                text=value,
+                kind=what,
+                turn=index,
+                role=who,
+                mentions=mentions,
+                echoed=echoed,
+                answered=answered,
+                accepted=accepted,
+            )
             if prior is None:
                 self._index(key, value)
 
@@ -519,23 +737,53 @@ class CompressedConversation:
 
     def _worth(self) -> dict[str, float]:
         """
-        How likely each standing fact is to be needed: its prior by who stated it and
-        its kind, more when confirmed, less when old.
+        How likely each standing fact is to be needed next: a logistic model of its
+        features (:data:`FEATURES`, weights :data:`WEIGHTS`).
         """
-        last = len(self._exchanges) - 1
         worth: dict[str, float] = {}
-        for key, fact in self._ledger.facts.items():
-            if fact.superseded_by is not None:
-                continue
-            age = last - fact.turn
-            recency = 1.0 if age == 0 else 0.8 if age <= 2 else 0.6
-            value = PRIOR.get((fact.role, fact.kind), 0.03) * recency
-            if fact.mentions > 1:
-                value *= CONFIRMED
-            if fact.kind == "choice" and " " in key:
-                value *= 2.0  # "halal food", "living room": a phrase, not a word
-            worth[key] = value
+        for key, row in self._features().items():
+            z = BIAS + sum(w * x for w, x in zip(WEIGHTS, row, strict=True))
+            worth[key] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
         return worth
+
+    def _features(self) -> dict[str, list[float]]:
+        """
+        The :data:`FEATURES` of each standing fact.
+        """
+        ledger = self._ledger
+        last = len(self._exchanges) - 1
+        standing = list(ledger.facts)
+        inside: dict[str, int] = {}
+        for key in standing:
+            for sub in ledger.covers[key]:
+                if sub != key:
+                    inside[sub] = inside.get(sub, 0) + 1
+        rows: dict[str, list[float]] = {}
+        for key in standing:
+            fact = ledger.facts[key]
+            age = last - fact.turn
+            words = key.count(" ") + 1
+            row = [0.0] * len(FEATURES)
+            row[_SLOT.get(f"{fact.role}:{fact.kind}", 0)] = 1.0
+            row[_NUMERIC:] = [
+                float(age == 0),
+                float(age <= 2),
+                float(age <= 5),
+                math.log1p(age),
+                float(min(fact.mentions - 1, 3)),
+                float(fact.echoed),
+                float(fact.answered),
+                math.log(words),
+                float(words == 1),
+                float(fact.text[:1].isupper()),
+                float(any(c.isdigit() for c in key)),
+                math.log1p(inside.get(key, 0)),
+                math.log(len(ledger.covers[key])),
+                float(fact.superseded_by is not None),
+                float(fact.accepted),
+            ]
+            rows[key] = row
+        return rows
 
     def _cover(
         self, worth: dict[str, float], budget: int, *, terse: bool
@@ -654,7 +902,7 @@ def _answers(user: str, question: str) -> list[tuple[str, str]]:
     question it answers (kind ``reply``: "extra towels? no").
     """
     words = _WORD.findall(user)
-    if not words or len(words) > ANSWER_WORDS:
+    if not words:
         return []
     yes_no = _YES_NO.match(user)
     if yes_no is not None:
@@ -663,18 +911,47 @@ def _answers(user: str, question: str) -> list[tuple[str, str]]:
         if not topic:
             return []
         return [(" ".join(topic) + "? " + yes_no.group(1).lower(), "reply")]
+    if len(words) > ANSWER_WORDS or _is_question(user):
+        return []
     content = [w for w in words if w.lower() not in _NOT_NAMES]
     if not content or (len(content) < 2 and len(words) > 1):
         return []
     return [(user.strip().strip(".!?,;:").strip(), "answer")]
 
 
-def _replace_fact(fact: Fact, *, superseded_by: str) -> Fact:
+def _replace_fact(
+    fact: Fact, *, superseded_by: str | None = None, accepted: bool | None = None
+) -> Fact:
     return Fact(
         text=fact.text,
         kind=fact.kind,
         turn=fact.turn,
         role=fact.role,
-        superseded_by=superseded_by,
+        superseded_by=fact.superseded_by if superseded_by is None else superseded_by,
         mentions=fact.mentions,
+        echoed=fact.echoed,
+        answered=fact.answered,
+        accepted=fact.accepted if accepted is None else accepted,
     )
+
+
+def _is_question(text: str) -> bool:
+    """
+    Whether ``text`` asks rather than answers: it ends with a question mark or starts
+    with a question word or an auxiliary ("what station...", "is this a direct bus").
+    """
+    words = _WORD.findall(text)
+    return text.rstrip().endswith("?") or bool(words) and words[0].lower() in _ASKING
+
+
+def _sentences(user: str) -> list[str]:
+    """
+    The user's statements of a few words, each whole ("my head is killing me"):
+    what they describe in their own words, as a tool call may take it.
+    """
+    out: list[str] = []
+    for sentence in _SENTENCE.split(user):
+        n = len(_WORD.findall(sentence))
+        if SENTENCE_WORDS[0] <= n <= SENTENCE_WORDS[1] and not _is_question(sentence):
+            out.append(sentence.strip().strip(".!;,").strip())
+    return out

@@ -36,8 +36,63 @@ def test_facts_are_names_times_dates_numbers_and_choices() -> None:
     """
     Capitalized spans that start a sentence with a common word are not names.
     """
-    expected = [("leaving", "choice"), ("Sacramento", "name"), ("9:45 am", "time")]
+    expected = [
+        ("leaving", "choice"),
+        ("leaving for Sacramento on 9:45 am", "phrase"),
+        ("Sacramento", "name"),
+        ("9:45 am", "time"),
+    ]
     assert expected == extract_facts("I am leaving for Sacramento on 9:45 am.")
+
+
+def test_names_keep_their_initials_titles_and_joining_marks() -> None:
+    """
+    "Susan M. Greene" is one name; a title-case run mid-sentence is a name even when it
+    starts with a common word; "+" joins a name; "to" also splits it into its places.
+    """
+    facts = extract_facts("Yes, I have Susan M. Greene, a Psychologist.")
+    assert ("Susan M. Greene", "name") in facts
+    facts = extract_facts("How about Just Kiss Her by Concorde? It is at Tarla Bar + Grill.")
+    assert {("Just Kiss Her", "name"), ("Concorde", "name")} <= set(facts)
+    assert ("Tarla Bar + Grill", "name") in facts
+    facts = extract_facts("3 tickets on the bus from Los Angeles to Las Vegas")
+    assert {("Los Angeles", "name"), ("Las Vegas", "name")} <= set(facts)
+
+
+def test_lowercase_phrases_joined_by_small_words_are_facts() -> None:
+    """
+    Content words joined by "and", "of", "in the" form one phrase: lowercase places and
+    requests survive whole, and quoted text is a name.
+    """
+    facts = {
+        text for text, _ in extract_facts("I need an uber from craig and center to 5th and main")
+    }
+    assert {"craig and center", "5th and main"} <= facts
+    facts = {text for text, _ in extract_facts("Yes, I definitely need two beds in the room")}
+    assert "two beds in the room" in facts
+    assert ("weekly scrum", "name") in extract_facts("The reason is 'weekly scrum'.")
+
+
+def test_a_users_lowercase_answer_to_a_question_is_a_fact() -> None:
+    """
+    A user's reply in their own words, lowercase and several words long, is kept whole.
+    """
+    history = CompressedConversation(500, counter=COUNTER)
+    history.add_exchange("I need a doctor.", "Could you describe your symptoms, please?")
+    history.add_exchange("my head is killing me. Get me a doctor asap", "Dr. Morgan is free.")
+    assert "my head is killing me" in {f.text for f in history.facts}
+
+
+def test_a_user_question_is_not_an_answer() -> None:
+    """
+    "what station will i arrive at" asks: it is no answer fact and no statement.
+    """
+    history = CompressedConversation(500, counter=COUNTER)
+    history.add_exchange("Book the bus to Fresno.", "Booked. Anything else?")
+    history.add_exchange("what station will i arrive at", "Fresno Station.")
+    texts = {f.text for f in history.facts}
+    assert "what station will i arrive at" not in texts
+    assert "Fresno Station" in texts
 
 
 def test_everything_is_returned_verbatim_when_it_fits(history: CompressedConversation) -> None:
