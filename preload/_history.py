@@ -178,6 +178,9 @@ FEATURES = (
     "log holds",
     "superseded",
     "accepted",
+    "log(1 + utterance words)",
+    "share of the utterance",
+    "answered x share",
 )
 _SLOT = {name: i for i, name in enumerate(FEATURES[: 2 * len(_KINDS)])}
 _NUMERIC = 2 * len(_KINDS)
@@ -185,43 +188,46 @@ _NUMERIC = 2 * len(_KINDS)
 #: The weights of :data:`FEATURES` and the intercept of the logistic model of how
 #: likely a fact is to be needed by the next tool call. Fit by
 #: ``python -m simulations.fit_fact_prior`` on the SGD and STAR train splits.
-BIAS = -1.595
+BIAS = -1.842
 WEIGHTS = (
-    2.037,  # user:name
-    2.147,  # user:time
-    1.376,  # user:date
-    2.905,  # user:number
-    -1.153,  # user:choice
-    -1.127,  # user:word
-    -0.705,  # user:phrase
-    -0.850,  # user:answer
-    -1.217,  # user:reply
-    -1.926,  # user:sentence
-    0.880,  # agent:name
-    0.603,  # agent:time
-    -1.032,  # agent:date
-    0.748,  # agent:number
-    -0.789,  # agent:choice
-    -1.419,  # agent:word
-    -2.052,  # agent:phrase
+    2.068,  # user:name
+    2.259,  # user:time
+    1.490,  # user:date
+    3.004,  # user:number
+    -1.075,  # user:choice
+    -1.113,  # user:word
+    -0.715,  # user:phrase
+    -1.744,  # user:answer
+    -1.527,  # user:reply
+    -2.192,  # user:sentence
+    0.988,  # agent:name
+    0.725,  # agent:time
+    -0.828,  # agent:date
+    0.882,  # agent:number
+    -0.687,  # agent:choice
+    -1.537,  # agent:word
+    -1.817,  # agent:phrase
     0.000,  # agent:answer
     0.000,  # agent:reply
     0.000,  # agent:sentence
-    0.056,  # age 0
-    -0.166,  # age <= 2
-    0.128,  # age <= 5
-    -1.135,  # log(1 + age)
-    0.280,  # mentions
-    0.183,  # echoed
-    0.246,  # answered
-    -0.404,  # log words
-    -0.592,  # one word
-    0.724,  # capitalized
-    0.107,  # digit
-    -0.428,  # log(1 + inside)
-    -0.371,  # log holds
-    -0.522,  # superseded
-    0.385,  # accepted
+    -0.016,  # age 0
+    -0.231,  # age <= 2
+    0.047,  # age <= 5
+    -1.250,  # log(1 + age)
+    0.248,  # mentions
+    0.276,  # echoed
+    -0.119,  # answered
+    -0.661,  # log words
+    -0.727,  # one word
+    0.686,  # capitalized
+    0.009,  # digit
+    -0.247,  # log(1 + inside)
+    -0.370,  # log holds
+    -0.480,  # superseded
+    0.389,  # accepted
+    0.152,  # log(1 + utterance words)
+    0.444,  # share of the utterance
+    1.517,  # answered x share
 )
 
 #: What showing an exchange is worth beyond the facts it holds (its context), for
@@ -267,6 +273,7 @@ class Fact:
     echoed: bool = False  # stated by the user and by the agent
     answered: bool = False  # the user stated it right after a question
     accepted: bool = False  # the agent offered it and the user said yes
+    said_in: int = 0  # words of the utterance that stated it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -550,6 +557,7 @@ class CompressedConversation:
         self._exchanges: list[_Exchange] = []
         self._ledger = _Ledger()
         self._full: tuple[int, str, int] = (0, "", 0)  # exchanges, text, tokens
+        self._worth_memo: tuple[int, dict[str, float]] = (-1, {})
         self.decisions: tuple[HistoryDecision, ...] = ()
 
     def __len__(self) -> int:
@@ -608,6 +616,7 @@ class CompressedConversation:
         stated += [("user", v, k) for v, k in _answers(user, question)]
         stated += [("user", v, "sentence") for v in _sentences(user)]
         stated += [("agent", v, k) for v, k in extract_facts(agent)]
+        said_in = {"user": len(_WORD.findall(user)), "agent": len(_WORD.findall(agent))}
         for role, value, kind in stated:
             key = _norm(value)
             if not key:
@@ -640,6 +649,7 @@ class CompressedConversation:
                 echoed=echoed,
                 answered=answered,
                 accepted=accepted,
+                said_in=said_in[role],
             )
             if prior is None:
                 self._index(key, value)
@@ -740,10 +750,14 @@ class CompressedConversation:
         How likely each standing fact is to be needed next: a logistic model of its
         features (:data:`FEATURES`, weights :data:`WEIGHTS`).
         """
+        n = len(self._exchanges)
+        if self._worth_memo[0] == n:  # the ledger changes only with a new exchange
+            return self._worth_memo[1]
         worth: dict[str, float] = {}
         for key, row in self._features().items():
             z = BIAS + sum(w * x for w, x in zip(WEIGHTS, row, strict=True))
             worth[key] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        self._worth_memo = (n, worth)
         return worth
 
     def _features(self) -> dict[str, list[float]]:
@@ -781,6 +795,9 @@ class CompressedConversation:
                 math.log(len(ledger.covers[key])),
                 float(fact.superseded_by is not None),
                 float(fact.accepted),
+                math.log1p(fact.said_in),
+                min(1.0, words / max(1, fact.said_in)),
+                float(fact.answered) * min(1.0, words / max(1, fact.said_in)),
             ]
             rows[key] = row
         return rows
@@ -932,6 +949,7 @@ def _replace_fact(
         echoed=fact.echoed,
         answered=fact.answered,
         accepted=fact.accepted if accepted is None else accepted,
+        said_in=fact.said_in,
     )
 
 
