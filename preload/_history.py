@@ -252,6 +252,9 @@ PHRASE_WORDS = 12
 #: Budgets (tokens) below which the facts are listed without separators.
 TERSE = 100
 
+#: Facts tried on the joined text when the chosen parts leave room.
+TOP_UP = 12
+
 #: Facts considered per :meth:`CompressedConversation.get_context`, the likeliest first.
 MAX_FACTS = 300
 
@@ -712,7 +715,8 @@ class CompressedConversation:
         head = counter.count(header) if header else 0
         worth = self._worth()
         chosen, levels, decisions = self._cover(worth, budget - head, terse=terse)
-        facts = sorted(chosen, key=lambda k: (self._ledger.facts[k].turn, k))
+        order = {k: i for i, k in enumerate(self._ledger.facts)}  # as said, in each turn
+        facts = sorted(chosen, key=lambda k: (self._ledger.facts[k].turn, order[k]))
         shown = sorted(levels.items())
         parts: list[str] = []
         if facts:
@@ -733,6 +737,8 @@ class CompressedConversation:
             text = "\n".join(parts)
         if counter.count(text) > budget:
             text = cut_at_word(text, budget, counter)
+        else:
+            text = self._top_up(text, parts, facts, levels, worth, budget, header, sep)
         if facts:
             decisions.append(
                 HistoryDecision(
@@ -743,6 +749,57 @@ class CompressedConversation:
                 )
             )
         self.decisions = tuple(decisions)
+        return text
+
+    def _top_up(
+        self,
+        text: str,
+        parts: list[str],
+        facts: list[str],
+        levels: dict[int, int],
+        worth: dict[str, float],
+        budget: int,
+        header: str,
+        sep: str,
+    ) -> str:
+        """
+        Fill what the per-part counts left of the budget with the facts worth most per
+        token that nothing shown holds, each checked on the joined text.
+        """
+        ledger = self._ledger
+        counter = self.counter
+        covered: set[str] = set()
+        for key in facts:
+            covered |= ledger.covers[key]
+        for i, lv in levels.items():
+            covered |= self._exchanges[i].keys(lv)
+        room = budget - counter.count(text)
+        if room < 1:
+            return text
+        order = {k: i for i, k in enumerate(ledger.facts)}
+        rest = sorted(
+            (k for k in worth if k not in covered and ledger.tokens[k] - 1 <= room),
+            key=lambda k: -worth[k] / ledger.tokens[k],
+        )
+        tries = 0
+        for key in rest:
+            if key in covered or tries >= TOP_UP or ledger.tokens[key] - 1 > room:
+                continue
+            tries += 1
+            trial = sorted([*facts, key], key=lambda k: (ledger.facts[k].turn, order[k]))
+            line = header + sep.join(ledger.facts[k].text for k in trial)
+            joined = "\n".join([line, *parts[1:]] if facts else [line, *parts])
+            tokens = counter.count(joined)
+            if tokens <= budget:
+                if not facts:
+                    parts.insert(0, line)
+                else:
+                    parts[0] = line
+                facts[:] = trial
+                covered |= ledger.covers[key]
+                text, room = joined, budget - tokens
+                if room < 1:
+                    break
         return text
 
     def _worth(self) -> dict[str, float]:
