@@ -71,9 +71,13 @@ def call_values(call: dict[str, Any]) -> list[str]:
         m = _ONE_OF.match(text)
         if m:
             try:
-                out.extend(str(v) for v in json.loads(m.group(1)))
+                values = json.loads(m.group(1))
             except ValueError:
-                out.append(m.group(1))
+                values = m.group(1)
+            if isinstance(values, list):
+                out.extend(str(v) for v in values if v is not None)
+            elif values is not None:  # api.is_one_of(null) constrains nothing
+                out.append(str(values))
         else:
             out.append(text.strip('"'))
     return out
