@@ -44,11 +44,25 @@ _FEATURES = (
     "persist_earlier",
     "direct",
     "after_flat",
+    "need_assoc",
+    "since_used",
+    "dwell",
+    "cooc",
+    "assoc_lift",
+    "assoc_relative",
 )
+_CURRENT, _PREVIOUS, _EARLIER = (
+    _FEATURES.index(name) for name in ("persist", "persist_prev", "persist_earlier")
+)
+#: Width of :func:`_design`: each feature and its log, in all and in three regimes.
+_N_DESIGN = 2 * len(_FEATURES) * 4
 _FORMAT = "graph.needs-forecaster"
-_VERSION = 2
+_VERSION = 3
+#: Share of the negative rows (needs the next turn did not use) that train the mixer;
+#: they are weighted back up, so the fit is that of all rows at a third of the cost.
+_NEGATIVE_SHARE = 0.3
 _ASSOC_PRIOR = 10.0
-_ASSOC_TOP = 8
+_ASSOC_TOP = 16
 
 
 def _turn_tokens(item: Item) -> set[str]:
@@ -64,7 +78,72 @@ def _turn_tokens(item: Item) -> set[str]:
     state = state_of(item)
     if state is not None:
         out.add("s:" + state)
+    out.update("n:" + need for need in _needs_of(item))
     return out
+
+
+def _design(feats: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """
+    The mixer's inputs for candidate rows of :data:`_FEATURES`: each feature and its
+    log, once for every candidate and again for each regime it is in (used this turn;
+    used the turn before but not this one; used earlier in the session only), so
+    persisting, returning and new needs each weigh the evidence their own way.
+    """
+    base = np.hstack([feats, np.log(np.clip(feats, 0.0, None) + 1e-4)])
+    current = feats[:, _CURRENT] > 0
+    previous = (feats[:, _PREVIOUS] > 0) & ~current
+    earlier = (feats[:, _EARLIER] > 0) & ~current & ~previous
+    return np.hstack(
+        [base, base * current[:, None], base * previous[:, None], base * earlier[:, None]]
+    )
+
+
+def _fit_mixer(
+    rows: list[list[float]], labels: list[int], C: float
+) -> tuple[tuple[float, ...], float]:
+    """
+    Fit the logistic mixer on standardized :func:`_design` inputs (a share of the
+    negatives, weighted back) and return its coefficients on the raw inputs.
+    """
+    y = np.asarray(labels)
+    keep = (y == 1) | (np.random.default_rng(0).random(len(y)) < _NEGATIVE_SHARE)
+    x = _design(np.asarray(rows, dtype=np.float64)[keep])
+    y = y[keep]
+    weight = np.where(y == 1, 1.0, 1.0 / _NEGATIVE_SHARE)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0.0] = 1.0
+    lr = LogisticRegression(C=C, max_iter=2000)
+    lr.fit((x - mean) / scale, y, sample_weight=weight)
+    coef = lr.coef_[0] / scale
+    intercept = float(lr.intercept_[0] - coef @ mean)
+    return tuple(float(c) for c in coef), intercept
+
+
+def _relative(need: str, parts: Sequence[str]) -> str:
+    """
+    ``need`` with every ``:``-separated segment that names a part of the current state
+    replaced by ``@i`` (``db:Hotels_1:SearchHotel`` in ``Hotels_1:SearchHotel`` is
+    ``db:@0:@1``): what a word says about the next need ("confirm": the current task's
+    booking) carries over from one task to the next.
+    """
+    return ":".join(f"@{parts.index(seg)}" if seg in parts else seg for seg in need.split(":"))
+
+
+def _absolute(relative: str, parts: Sequence[str]) -> str | None:
+    """
+    The inverse of :func:`_relative` for the current state's ``parts`` (None when it
+    names a part the state does not have).
+    """
+    out: list[str] = []
+    for seg in relative.split(":"):
+        if seg.startswith("@") and seg[1:].isdigit():
+            i = int(seg[1:])
+            if i >= len(parts):
+                return None
+            seg = parts[i]
+        out.append(seg)
+    return ":".join(out)
 
 
 def _rank_key(item: tuple[str, float]) -> tuple[float, str]:
@@ -88,13 +167,20 @@ class NeedsForecaster(BaseEstimator):
     (``sum_s P(s) P(need|s)``), whether this turn and the previous one used it,
     P(need | current state), P(need | most likely next state), its base rate, and its
     association with the words of this turn's request and reply (counts of "turn had
-    word w, next turn used need n", smoothed; the strongest word counts). The
-    strongest features come from :class:`NeedsAfter`: the expected use under the
-    forecast of P(need | this state, this turn's needs, next state) (as forecast, under
-    a flattened forecast, under the sequence forecast alone when text was blended in,
-    and for the top state), and P(need next | this state, this turn's needs) without
-    any forecast. Whether an earlier turn of the session used the need is one more. A
-    logistic regression, fit on held-out sessions, turns them into P(need used next).
+    word w, next turn used need n", smoothed; the strongest word counts, and the sum of
+    the words' log-lifts). The words are also associated with the need *relative to the
+    current state* (``db:@0:@1``: "the current task's booking"), which carries what a
+    word means from one task to the next. The strongest features come from
+    :class:`NeedsAfter`: the expected use under the forecast of P(need | this state,
+    this turn's needs, next state) (as forecast, under a flattened forecast, under the
+    sequence forecast alone when text was blended in, and for the top state), and
+    P(need next | this state, this turn's needs) without any forecast. Then: whether and
+    how recently the session used the need, its association with this turn's needs,
+    how long the session has stayed in this state, and how often sessions that used
+    the needs used so far went on to use it. A logistic regression on the features and
+    their logs, with its own weights for needs used this turn, the turn before and
+    earlier (see :func:`_design`), fit on held-out sessions, turns them into P(need used
+    next).
 
     Args:
         predictor: The state forecast (cloned; default ``FollowUpPredictor(order=3)``).
@@ -173,16 +259,12 @@ class NeedsForecaster(BaseEstimator):
                         rows.append(feats)
                         labels.append(int(need in target))
             if len(set(labels)) == 2:
-                lr = LogisticRegression(C=self.C, max_iter=1000)
-                lr.fit(np.asarray(rows), np.asarray(labels))
-                self.mixer_ = (
-                    tuple(float(c) for c in lr.coef_[0]),
-                    float(lr.intercept_[0]),
-                )
+                self.mixer_ = _fit_mixer(rows, labels, self.C)
             self.predictor_.partial_fit(held)
             self.needs_.partial_fit(held)
             self._count_prior(held, reset=False)
             self._count_assoc(held, reset=False)
+        self._assoc_top.clear()  # cached while fitting the mixer: recompute on the counts
         return self
 
     def _count_assoc(self, sessions: Iterable[Any], *, reset: bool) -> None:
@@ -193,17 +275,35 @@ class NeedsForecaster(BaseEstimator):
             self.after_ = NeedsAfter()
         for session in sessions:
             items, _ = session_parts(session)
+            so_far: set[str] = set()
             for i in range(1, len(items)):
-                self._assoc_turn(items[i - 1], items[i])
+                so_far.update(_needs_of(items[i - 1]))
+                self._assoc_turn(items[i - 1], items[i], so_far)
 
-    def _assoc_turn(self, prev: Item, nxt: Item) -> None:
+    def _assoc_turn(self, prev: Item, nxt: Item, so_far: set[str]) -> None:
+        """
+        Count one transition: the next turn's needs against the words, state and needs
+        of ``prev`` (tokens ``u:``, ``a:``, ``s:``, ``n:``), and the needs it uses for
+        the first time in the session against every need used so far (``c:``).
+        """
         needs = _needs_of(nxt)
         nxt_state = state_of(nxt)
         if nxt_state is not None:
             key = NeedsAfter.needs_key(_needs_of(prev))
             self.after_.observe(state_of(prev), key, nxt_state, needs)
+        fresh = tuple(need for need in needs if need not in so_far)
+        tokens = _turn_tokens(prev)
+        self._count_tokens(tokens, needs)
+        self._count_tokens(("c:" + need for need in so_far), fresh)
+        state = state_of(prev)
+        if state is not None:
+            parts = state.split(":")
+            words = ("r" + t for t in tokens if t.startswith(("u:", "a:")))
+            self._count_tokens(words, tuple(_relative(need, parts) for need in needs))
+
+    def _count_tokens(self, tokens: Iterable[str], needs: Sequence[str]) -> None:
         turns, assoc, top = self.token_turns_, self.assoc_, self._assoc_top
-        for token in _turn_tokens(prev):
+        for token in tokens:
             seen = turns.get(token, 0.0) + 1.0
             turns[token] = seen
             row = assoc.setdefault(token, {})
@@ -261,7 +361,8 @@ class NeedsForecaster(BaseEstimator):
             self.needs_.observe(state, _needs_of(last))
         self._count_turn(last)
         if len(history_turns) >= 2:
-            self._assoc_turn(history_turns[-2], last)
+            so_far = {need for item in history_turns[:-1] for need in _needs_of(item)}
+            self._assoc_turn(history_turns[-2], last, so_far)
         return self
 
     def _candidates(
@@ -276,17 +377,26 @@ class NeedsForecaster(BaseEstimator):
         top = dict(self.needs_.needs_given(forecast[0][0])) if forecast else {}
         n = max(self.n_turns_, 1.0)
         assoc: dict[str, float] = {}
+        need_assoc: dict[str, float] = {}
+        lift: dict[str, float] = {}
         if history:
+            rate = self.need_turns_
             for token in _turn_tokens(history[-1]):
+                into = need_assoc if token.startswith("n:") else assoc
                 for need, a in self._assoc_of(token):
-                    if a > assoc.get(need, 0.0):
-                        assoc[need] = a
+                    if a > into.get(need, 0.0):
+                        into[need] = a
+                    if into is assoc:
+                        base = (rate.get(need, 0.0) + 1.0) / n
+                        lift[need] = lift.get(need, 0.0) + math.log(max(a / base, 1.0))
         after: dict[str, float] = {}
         after_top: dict[str, float] = {}
         after_seq: dict[str, float] = {}
         after_flat: dict[str, float] = {}
         earlier: set[str] = set()
         direct: dict[str, float] = {}
+        since: dict[str, float] = {}
+        dwell = 0
         if history:
             needs_key = NeedsAfter.needs_key(current)
             given = self.after_.given
@@ -312,8 +422,32 @@ class NeedsForecaster(BaseEstimator):
                         after_seq[need] = after_seq.get(need, 0.0) + p * q
             for item in history[:-2]:
                 earlier.update(_needs_of(item))
+            for gap, item in enumerate(reversed(history)):
+                for need in _needs_of(item):
+                    since.setdefault(need, 1.0 / (1.0 + gap))
+            for item in reversed(history):
+                if state_of(item) != state:
+                    break
+                dwell += 1
             if state is not None:
                 direct = dict(self.after_.direct(state, needs_key))
+        # The words' associations with needs relative to the state (see _relative).
+        relative: dict[str, float] = {}
+        if history and state is not None:
+            parts = state.split(":")
+            for token in _turn_tokens(history[-1]):
+                if token.startswith(("u:", "a:")):
+                    for rel, a in self._assoc_of("r" + token):
+                        need_of = _absolute(rel, parts)
+                        if need_of is not None and a > relative.get(need_of, 0.0):
+                            relative[need_of] = a
+        # Needs a session tends to reach later, given the needs it has used so far.
+        cooc: dict[str, float] = {}
+        so_far = {need for item in history for need in _needs_of(item)}
+        for used in so_far:
+            for need, a in self._assoc_of("c:" + used):
+                if need not in so_far and a > cooc.get(need, 0.0):
+                    cooc[need] = a
         out: list[tuple[str, list[float]]] = []
         for need in (
             expected.keys()
@@ -323,6 +457,8 @@ class NeedsForecaster(BaseEstimator):
             | assoc.keys()
             | after.keys()
             | direct.keys()
+            | need_assoc.keys()
+            | relative.keys()
         ):
             f = expected.get(need, 0.0)
             g = after.get(need, 0.0)
@@ -346,6 +482,12 @@ class NeedsForecaster(BaseEstimator):
                         float(need in earlier),
                         direct.get(need, 0.0),
                         after_flat.get(need, 0.0),
+                        need_assoc.get(need, 0.0),
+                        since.get(need, 0.0),
+                        math.log1p(dwell),
+                        cooc.get(need, 0.0),
+                        lift.get(need, 0.0),
+                        relative.get(need, 0.0),
                     ],
                 )
             )
@@ -376,7 +518,7 @@ class NeedsForecaster(BaseEstimator):
         if mixer is None:
             p = 0.5 * feats[:, 0] + 0.5 * feats[:, 2]
         else:
-            z = feats @ np.asarray(mixer[0], dtype=np.float64) + mixer[1]
+            z = _design(feats) @ np.asarray(mixer[0], dtype=np.float64) + mixer[1]
             p = 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
         scored = list(zip(names, p.tolist(), strict=True))
         if k is not None and k < len(scored):
@@ -428,6 +570,10 @@ class NeedsForecaster(BaseEstimator):
             model.mixer_ = (
                 None if mixer is None else (tuple(float(c) for c in mixer[0]), float(mixer[1]))
             )
+            if model.mixer_ is not None and len(model.mixer_[0]) != _N_DESIGN:
+                raise ModelFileError(
+                    source, f"mixer has {len(model.mixer_[0])} coefficients, not {_N_DESIGN}"
+                )
             model.n_turns_ = float(data["n_turns"])
             model.need_turns_ = {str(k): float(v) for k, v in data["need_turns"].items()}
             model.token_turns_ = {str(k): float(v) for k, v in data["token_turns"].items()}

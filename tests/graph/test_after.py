@@ -123,8 +123,7 @@ def test_needs_forecaster_uses_the_transition() -> None:
 
 def test_needs_forecaster_json_round_trip() -> None:
     """
-    A forecaster rebuilt from its JSON predicts the same needs (to within the
-    staleness of the live model's cached word associations, refreshed lazily).
+    A forecaster rebuilt from its JSON predicts the same needs.
     """
     sessions = _sessions()
     model = NeedsForecaster(predictor=FollowUpPredictor(order=2, text=False)).fit(sessions)
@@ -132,7 +131,7 @@ def test_needs_forecaster_json_round_trip() -> None:
     for i in (1, 2, 3):
         expected = dict(model.predict_proba(sessions[1][:i], k=None))
         actual = dict(loaded.predict_proba(sessions[1][:i], k=None))
-        assert pytest.approx(expected, rel=1e-3) == actual
+        assert pytest.approx(expected, rel=1e-6) == actual
 
 
 def test_direct_needs_without_a_forecast() -> None:

@@ -1,0 +1,83 @@
+"""
+Tests of what the needs forecast learns beyond the state forecast: words that name a
+need relative to the current task, and the mixer's saved form.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from graph import FollowUpPredictor, ModelFileError, NeedsForecaster
+from graph._forecast import _absolute, _relative
+
+
+def test_relative_need_round_trip() -> None:
+    """
+    Segments naming a part of the state become ``@i`` and come back for another state.
+    """
+    parts = ["Hotels_1", "SearchHotel"]
+    assert "db:@0:@1" == _relative("db:Hotels_1:SearchHotel", parts)
+    assert "slot:@0:street_address" == _relative("slot:Hotels_1:street_address", parts)
+    assert "task:other" == _relative("task:other", parts)
+    assert "db:Cars_2:Rent" == _absolute("db:@0:@1", ["Cars_2", "Rent"])
+    assert _absolute("db:@0:@1", ["only"]) is None
+
+
+def _sessions(n: int, seed: int = 0) -> list[dict[str, object]]:
+    """
+    Tasks ``t0``..``t5``: after a reply asking to confirm, the next turn books (needs
+    ``db:<task>:book``); after any other reply it asks for a slot. Task ``t5`` never
+    asks to confirm in these sessions.
+    """
+    rng = random.Random(seed)
+    out: list[dict[str, object]] = []
+    for _ in range(n):
+        task = f"t{rng.randrange(6)}"
+        confirm = rng.random() < 0.5
+        reply = "please confirm the booking" if confirm else "which day would suit you"
+        if task == "t5":
+            reply = "one moment"
+        nxt = [f"service:{task}", f"db:{task}:book" if confirm else f"slot:{task}:day"]
+        out.append(
+            {
+                "turns": [
+                    {"state": f"{task}:book", "text": "book it", "system": reply,
+                     "needs": [f"service:{task}"]},
+                    {"state": f"{task}:book", "text": "ok", "system": "done", "needs": nxt},
+                ]
+            }
+        )  # fmt: skip
+    return out
+
+
+def test_reply_words_carry_over_to_a_task_never_seen_with_them() -> None:
+    """
+    "confirm" was only ever seen before ``t0``..``t4`` bookings; in ``t5`` it still
+    ranks ``t5``'s booking over its slot (the word names the current task's booking),
+    and "which day" the other way round.
+    """
+    model = NeedsForecaster(predictor=FollowUpPredictor(order=1, text=False)).fit(_sessions(800))
+    turn = {"state": "t5:book", "text": "book it", "system": "please confirm the booking",
+            "needs": ["service:t5"]}  # fmt: skip
+    confirm = dict(model.predict_proba([turn], k=None))
+    assert confirm["db:t5:book"] > confirm["slot:t5:day"]
+    day = dict(model.predict_proba([dict(turn, system="which day would suit you")], k=None))
+    assert day["slot:t5:day"] > day["db:t5:book"]
+
+
+def test_mixer_of_the_wrong_width_names_the_file(tmp_path: Path) -> None:
+    """
+    A saved forecaster whose mixer does not fit this code's features is refused.
+    """
+    model = NeedsForecaster(predictor=FollowUpPredictor(order=1, text=False)).fit(_sessions(300))
+    data = model.to_json()
+    assert data["mixer"] is not None
+    data["mixer"][0] = data["mixer"][0][:-1]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ModelFileError, match=r"old\.json.*coefficients"):
+        NeedsForecaster.from_json(json.loads(path.read_text()), source=path)
