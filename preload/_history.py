@@ -189,32 +189,32 @@ _NUMERIC = 2 * len(_KINDS)
 #: likely a fact is to be needed by the next tool call. Printed by
 #: ``python -m simulations.fit_fact_prior`` (the first 3000 sessions of the SGD and
 #: STAR train splits, each corpus weighing the same); never fit on dev.
-BIAS = -1.842
+BIAS = -2.377
 WEIGHTS = (
-    2.068,  # user:name
-    2.259,  # user:time
-    1.490,  # user:date
-    3.004,  # user:number
-    -1.075,  # user:choice
-    -1.113,  # user:word
-    -0.715,  # user:phrase
-    -1.744,  # user:answer
-    -1.527,  # user:reply
-    -2.192,  # user:sentence
-    0.988,  # agent:name
-    0.725,  # agent:time
-    -0.828,  # agent:date
-    0.882,  # agent:number
-    -0.687,  # agent:choice
-    -1.537,  # agent:word
-    -1.817,  # agent:phrase
+    2.032,  # user:name
+    2.235,  # user:time
+    1.470,  # user:date
+    2.959,  # user:number
+    -1.129,  # user:choice
+    -1.175,  # user:word
+    -0.803,  # user:phrase
+    -1.965,  # user:answer
+    -1.721,  # user:reply
+    -2.261,  # user:sentence
+    0.967,  # agent:name
+    0.666,  # agent:time
+    -0.798,  # agent:date
+    0.865,  # agent:number
+    -0.696,  # agent:choice
+    -1.294,  # agent:word
+    -1.681,  # agent:phrase
     0.000,  # agent:answer
     0.000,  # agent:reply
     0.000,  # agent:sentence
-    -0.016,  # age 0
-    -0.231,  # age <= 2
-    0.047,  # age <= 5
-    -1.250,  # log(1 + age)
+    0.110,  # age 0
+    -0.125,  # age <= 2
+    0.171,  # age <= 5
+    -1.097,  # log(1 + age)
     0.248,  # mentions
     0.276,  # echoed
     -0.119,  # answered

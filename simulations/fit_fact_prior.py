@@ -31,13 +31,6 @@ from preload._history import FEATURES
 from simulations.budget_bench import call_values, exchange, norm
 
 
-def _values(call: dict[str, Any]) -> list[str]:
-    try:
-        return call_values(call)
-    except TypeError:  # a STAR constraint ``api.is_one_of(null)``: no values
-        return []
-
-
 def examples(
     sessions: list[dict[str, Any]], counter: TiktokenCounter
 ) -> tuple[list[list[float]], list[int]]:
@@ -53,7 +46,7 @@ def examples(
             values = {
                 norm(v)
                 for call in turn.get("calls") or []
-                for v in _values(call)
+                for v in call_values(call)
                 if norm(v).strip() and norm(v) in seen
             }
             if values and len(history):
