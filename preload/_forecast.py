@@ -271,7 +271,7 @@ class EngineForecaster:
     """
 
     FORMAT = "preload.forecaster"
-    VERSION = 2
+    VERSION = 3  # 3: the needs forecaster of graph format version 3
 
     predicts_states = True
     uses_reply = True
