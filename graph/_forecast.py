@@ -5,6 +5,7 @@ state-to-need model and persistence.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,7 +63,9 @@ _VERSION = 3
 #: they are weighted back up, so the fit is that of all rows at a third of the cost.
 _NEGATIVE_SHARE = 0.3
 _ASSOC_PRIOR = 10.0
-_ASSOC_TOP = 16
+_ASSOC_TOP = 8
+#: Needs an association may add to the candidates (see :func:`_strongest`).
+_CANDIDATES = 20
 
 
 def _turn_tokens(item: Item) -> set[str]:
@@ -99,7 +102,7 @@ def _design(feats: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 def _fit_mixer(
-    rows: list[list[float]], labels: list[int], C: float
+    rows: np.ndarray[Any, np.dtype[np.float64]], labels: list[int], C: float
 ) -> tuple[tuple[float, ...], float]:
     """
     Fit the logistic mixer on standardized :func:`_design` inputs (a share of the
@@ -107,7 +110,7 @@ def _fit_mixer(
     """
     y = np.asarray(labels)
     keep = (y == 1) | (np.random.default_rng(0).random(len(y)) < _NEGATIVE_SHARE)
-    x = _design(np.asarray(rows, dtype=np.float64)[keep])
+    x = _design(rows[keep])
     y = y[keep]
     weight = np.where(y == 1, 1.0, 1.0 / _NEGATIVE_SHARE)
     mean = x.mean(axis=0)
@@ -130,7 +133,8 @@ def _relative(need: str, parts: Sequence[str]) -> str:
     return ":".join(f"@{parts.index(seg)}" if seg in parts else seg for seg in need.split(":"))
 
 
-def _absolute(relative: str, parts: Sequence[str]) -> str | None:
+@functools.lru_cache(maxsize=1 << 16)
+def _absolute(relative: str, parts: tuple[str, ...]) -> str | None:
     """
     The inverse of :func:`_relative` for the current state's ``parts`` (None when it
     names a part the state does not have).
@@ -144,6 +148,16 @@ def _absolute(relative: str, parts: Sequence[str]) -> str | None:
             seg = parts[i]
         out.append(seg)
     return ":".join(out)
+
+
+def _strongest(scores: dict[str, float]) -> set[str]:
+    """
+    The :data:`_CANDIDATES` needs of ``scores`` scoring most: the associations name
+    many needs weakly, and each candidate costs a row of features.
+    """
+    if len(scores) <= _CANDIDATES:
+        return set(scores)
+    return set(heapq.nlargest(_CANDIDATES, scores, key=scores.__getitem__))
 
 
 def _rank_key(item: tuple[str, float]) -> tuple[float, str]:
@@ -245,7 +259,7 @@ class NeedsForecaster(BaseEstimator):
         self._count_assoc(train, reset=True)
         self.mixer_: tuple[tuple[float, ...], float] | None = None
         if held:
-            rows: list[list[float]] = []
+            rows: list[np.ndarray[Any, np.dtype[np.float64]]] = []
             labels: list[int] = []
             mixer_turns = 0
             for session in held:
@@ -255,11 +269,11 @@ class NeedsForecaster(BaseEstimator):
                 mixer_turns += len(items)
                 for i in range(1, len(items)):
                     target = set(_needs_of(items[i]))
-                    for need, feats in self._candidates(items[:i], user):
-                        rows.append(feats)
-                        labels.append(int(need in target))
+                    names, feats = self._candidates(items[:i], user)
+                    rows.append(feats)
+                    labels.extend(int(need in target) for need in names)
             if len(set(labels)) == 2:
-                self.mixer_ = _fit_mixer(rows, labels, self.C)
+                self.mixer_ = _fit_mixer(np.vstack(rows), labels, self.C)
             self.predictor_.partial_fit(held)
             self.needs_.partial_fit(held)
             self._count_prior(held, reset=False)
@@ -367,7 +381,7 @@ class NeedsForecaster(BaseEstimator):
 
     def _candidates(
         self, history: Sequence[Item], user: str | None
-    ) -> list[tuple[str, list[float]]]:
+    ) -> tuple[list[str], np.ndarray[Any, np.dtype[np.float64]]]:
         forecast = self.predictor_.predict_proba(history, k=self.n_states, user=user)
         expected = dict(self.needs_.predict_proba(forecast))
         current = set(_needs_of(history[-1])) if history else set()
@@ -379,9 +393,10 @@ class NeedsForecaster(BaseEstimator):
         assoc: dict[str, float] = {}
         need_assoc: dict[str, float] = {}
         lift: dict[str, float] = {}
+        tokens = _turn_tokens(history[-1]) if history else set()
         if history:
             rate = self.need_turns_
-            for token in _turn_tokens(history[-1]):
+            for token in tokens:
                 into = need_assoc if token.startswith("n:") else assoc
                 for need, a in self._assoc_of(token):
                     if a > into.get(need, 0.0):
@@ -434,13 +449,17 @@ class NeedsForecaster(BaseEstimator):
         # The words' associations with needs relative to the state (see _relative).
         relative: dict[str, float] = {}
         if history and state is not None:
-            parts = state.split(":")
-            for token in _turn_tokens(history[-1]):
+            by_relative: dict[str, float] = {}
+            for token in tokens:
                 if token.startswith(("u:", "a:")):
                     for rel, a in self._assoc_of("r" + token):
-                        need_of = _absolute(rel, parts)
-                        if need_of is not None and a > relative.get(need_of, 0.0):
-                            relative[need_of] = a
+                        if a > by_relative.get(rel, 0.0):
+                            by_relative[rel] = a
+            parts = tuple(state.split(":"))
+            for rel, a in by_relative.items():
+                need_of = _absolute(rel, parts)
+                if need_of is not None:
+                    relative[need_of] = a
         # Needs a session tends to reach later, given the needs it has used so far.
         cooc: dict[str, float] = {}
         so_far = {need for item in history for need in _needs_of(item)}
@@ -448,50 +467,53 @@ class NeedsForecaster(BaseEstimator):
             for need, a in self._assoc_of("c:" + used):
                 if need not in so_far and a > cooc.get(need, 0.0):
                     cooc[need] = a
-        out: list[tuple[str, list[float]]] = []
-        for need in (
+        names = list(
             expected.keys()
             | current
             | previous
             | same.keys()
-            | assoc.keys()
             | after.keys()
             | direct.keys()
-            | need_assoc.keys()
-            | relative.keys()
-        ):
-            f = expected.get(need, 0.0)
-            g = after.get(need, 0.0)
-            out.append(
-                (
-                    need,
-                    [
-                        f,
-                        math.log(f + 1e-4),
-                        float(need in current),
-                        float(need in previous),
-                        same.get(need, 0.0),
-                        top.get(need, 0.0),
-                        self.need_turns_.get(need, 0.0) / n,
-                        float(f == 0.0),
-                        assoc.get(need, 0.0),
-                        g,
-                        math.log(g + 1e-4),
-                        after_top.get(need, 0.0),
-                        after_seq.get(need, 0.0),
-                        float(need in earlier),
-                        direct.get(need, 0.0),
-                        after_flat.get(need, 0.0),
-                        need_assoc.get(need, 0.0),
-                        since.get(need, 0.0),
-                        math.log1p(dwell),
-                        cooc.get(need, 0.0),
-                        lift.get(need, 0.0),
-                        relative.get(need, 0.0),
-                    ],
-                )
-            )
-        return out
+            | _strongest(assoc)
+            | _strongest(need_assoc)
+            | _strongest(relative)
+        )
+
+        def col(values: Mapping[str, float]) -> list[float]:
+            return [values.get(need, 0.0) for need in names]
+
+        def member(needs: set[str]) -> list[float]:
+            return [1.0 if need in needs else 0.0 for need in names]
+
+        f = np.array(col(expected))
+        g = np.array(col(after))
+        feats = np.column_stack(  # in the order of _FEATURES
+            [
+                f,
+                np.log(f + 1e-4),
+                member(current),
+                member(previous),
+                col(same),
+                col(top),
+                np.array(col(self.need_turns_)) / n,
+                (f == 0.0).astype(np.float64),
+                col(assoc),
+                g,
+                np.log(g + 1e-4),
+                col(after_top),
+                col(after_seq),
+                member(earlier),
+                col(direct),
+                col(after_flat),
+                col(need_assoc),
+                col(since),
+                np.full(len(names), math.log1p(dwell)),
+                col(cooc),
+                col(lift),
+                col(relative),
+            ]
+        )
+        return names, feats
 
     def predict_proba(
         self, history_turns: Sequence[Item], k: int | None = 5, user: str | None = None
@@ -509,11 +531,9 @@ class NeedsForecaster(BaseEstimator):
         """
         if "predictor_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
             check_is_fitted(self)
-        candidates = self._candidates(history_turns, user)
-        if not candidates:
+        names, feats = self._candidates(history_turns, user)
+        if not names:
             return []
-        names = [need for need, _ in candidates]
-        feats = np.array([f for _, f in candidates], dtype=np.float64)
         mixer = self.mixer_
         if mixer is None:
             p = 0.5 * feats[:, 0] + 0.5 * feats[:, 2]

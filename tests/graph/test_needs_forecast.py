@@ -23,8 +23,8 @@ def test_relative_need_round_trip() -> None:
     assert "db:@0:@1" == _relative("db:Hotels_1:SearchHotel", parts)
     assert "slot:@0:street_address" == _relative("slot:Hotels_1:street_address", parts)
     assert "task:other" == _relative("task:other", parts)
-    assert "db:Cars_2:Rent" == _absolute("db:@0:@1", ["Cars_2", "Rent"])
-    assert _absolute("db:@0:@1", ["only"]) is None
+    assert "db:Cars_2:Rent" == _absolute("db:@0:@1", ("Cars_2", "Rent"))
+    assert _absolute("db:@0:@1", ("only",)) is None
 
 
 def _sessions(n: int, seed: int = 0) -> list[dict[str, object]]:
