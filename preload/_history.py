@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ._compression import cut_at_word
@@ -617,7 +617,7 @@ class CompressedConversation:
             # the user took what the agent offered in the last reply
             for old_key, old in ledger.facts.items():
                 if old.turn == index - 1 and old.role == "agent" and not old.accepted:
-                    ledger.facts[old_key] = _replace_fact(old, accepted=True)
+                    ledger.facts[old_key] = replace(old, accepted=True)
         stated = [("user", v, k) for v, k in extract_facts(user)]
         stated += [("user", v, k) for v, k in _answers(user, question)]
         stated += [("user", v, "sentence") for v in _sentences(user)]
@@ -633,7 +633,7 @@ class CompressedConversation:
                     if index - old.turn > CORRECTS:
                         break
                     if old.kind == kind and old.superseded_by is None:
-                        facts[old_key] = _replace_fact(old, superseded_by=value)
+                        facts[old_key] = replace(old, superseded_by=value)
                         break
             prior = facts.pop(key, None)
             who, what, mentions = role, kind, 1
@@ -994,23 +994,6 @@ def _answers(user: str, question: str) -> list[tuple[str, str]]:
     if not content or (len(content) < 2 and len(words) > 1):
         return []
     return [(user.strip().strip(".!?,;:").strip(), "answer")]
-
-
-def _replace_fact(
-    fact: Fact, *, superseded_by: str | None = None, accepted: bool | None = None
-) -> Fact:
-    return Fact(
-        text=fact.text,
-        kind=fact.kind,
-        turn=fact.turn,
-        role=fact.role,
-        superseded_by=fact.superseded_by if superseded_by is None else superseded_by,
-        mentions=fact.mentions,
-        echoed=fact.echoed,
-        answered=fact.answered,
-        accepted=fact.accepted if accepted is None else accepted,
-        said_in=fact.said_in,
-    )
 
 
 def _is_question(text: str) -> bool:
