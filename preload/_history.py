@@ -156,7 +156,7 @@ _KINDS = (
     "sentence",
 )
 
-#: What :meth:`CompressedConversation._worth` knows of a standing fact: who stated it
+#: What :meth:`CompressedConversation._score_facts` knows of a standing fact: who stated it
 #: and its kind (one of them is 1), then its age in exchanges, further mentions,
 #: whether the agent echoed the user (or the other way round), whether the user
 #: stated it answering a question, its length, its form, and how many standing
@@ -562,8 +562,8 @@ class CompressedConversation:
         self.exact_items = exact_items
         self._exchanges: list[_Exchange] = []
         self._ledger = _Ledger()
-        self._full: tuple[int, str, int] = (0, "", 0)  # exchanges, text, tokens
-        self._worth_memo: tuple[int, dict[str, float]] = (-1, {})
+        self._full: tuple[str, int] = ("", 0)  # the whole history verbatim, its tokens
+        self._worth: dict[str, float] = {}  # of each standing fact, by _score_facts
         self.decisions: tuple[HistoryDecision, ...] = ()
 
     def __len__(self) -> int:
@@ -659,6 +659,11 @@ class CompressedConversation:
             )
             if prior is None:
                 self._index(key, value)
+        # Scored and counted here, where the history changes (the engine records
+        # exchanges in the background), not in get_context on the request path.
+        self._worth = self._score_facts()
+        text = "\n".join(ex.full for ex in self._exchanges)
+        self._full = (text, self.counter.count(text))
 
     def _index(self, key: str, value: str) -> None:
         """
@@ -682,13 +687,6 @@ class CompressedConversation:
                 if padded in ex.norm_user:
                     ex.keys_user.add(key)
 
-    def _full_text(self) -> tuple[str, int]:
-        n = len(self._exchanges)
-        if self._full[0] != n:
-            text = "\n".join(ex.full for ex in self._exchanges)
-            self._full = (n, text, self.counter.count(text))
-        return self._full[1], self._full[2]
-
     def get_context(self, available_tokens: int) -> str:
         """
         The history as prompt text within ``min(available_tokens, max_tokens)`` tokens.
@@ -705,7 +703,7 @@ class CompressedConversation:
             self.decisions = ()
             return ""
         counter = self.counter
-        full_text, full_tokens = self._full_text()
+        full_text, full_tokens = self._full
         if full_tokens <= budget:
             self.decisions = (
                 HistoryDecision(part="all", level="full", tokens=full_tokens, reason="fits"),
@@ -716,7 +714,7 @@ class CompressedConversation:
         terse = budget < TERSE
         header, sep = ("", " ") if terse else ("Known: ", ", ")
         head = counter.count(header) if header else 0
-        worth = self._worth()
+        worth = self._worth
         chosen, levels, decisions = self._cover(worth, budget - head, terse=terse)
         order = {k: i for i, k in enumerate(self._ledger.facts)}  # as said, in each turn
         facts = sorted(chosen, key=lambda k: (self._ledger.facts[k].turn, order[k]))
@@ -805,19 +803,15 @@ class CompressedConversation:
                     break
         return text
 
-    def _worth(self) -> dict[str, float]:
+    def _score_facts(self) -> dict[str, float]:
         """
         How likely each standing fact is to be needed next: a logistic model of its
         features (:data:`FEATURES`, weights :data:`WEIGHTS`).
         """
-        n = len(self._exchanges)
-        if self._worth_memo[0] == n:  # the ledger changes only with a new exchange
-            return self._worth_memo[1]
         worth: dict[str, float] = {}
         for key, row in self._features().items():
             z = BIAS + sum(w * x for w, x in zip(WEIGHTS, row, strict=True))
             worth[key] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        self._worth_memo = (n, worth)
         return worth
 
     def _features(self) -> dict[str, list[float]]:
