@@ -7,6 +7,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -628,23 +629,8 @@ def _rerank(
     Rank the union of both forecasts by the learned linear score; probabilities are the
     scores' softmax over the union.
     """
-    ps, pt = dict(seq), dict(text)
-    floor_s = math.log((seq[-1][1] if seq else 1e-6) * 0.5 + 1e-12)
-    floor_t = math.log((text[-1][1] if text else 1e-6) * 0.5 + 1e-12)
-    current, seen = context
-    c0, c1, c2, c3, c4, c5 = coef
-    log = math.log
-    names = list(ps.keys() | pt.keys())
-    scores: list[float] = []
-    for s in names:  # the score of _rerank_rows's row, inlined (the hot loop)
-        a = ps.get(s)
-        b = pt.get(s)
-        la = floor_s if a is None else log(a + 1e-12)
-        lb = floor_t if b is None else log(b + 1e-12)
-        z = c0 * la + c1 * lb + (c3 if s in seen else 0.0)
-        if s == current:
-            z += c2 + c4 * la + c5 * lb
-        scores.append(z)
+    names, rows = _rerank_rows(seq, text, context)
+    scores = [sum(map(operator.mul, coef, row)) for row in rows]
     top = max(scores, default=0.0)
     weights = [math.exp(z - top) for z in scores]
     total = sum(weights) or 1.0
