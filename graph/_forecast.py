@@ -157,7 +157,11 @@ def _strongest(scores: dict[str, float]) -> set[str]:
     """
     if len(scores) <= _CANDIDATES:
         return set(scores)
-    return set(heapq.nlargest(_CANDIDATES, scores, key=scores.__getitem__))
+    return {need for need, _ in heapq.nlargest(_CANDIDATES, scores.items(), key=_score_then_name)}
+
+
+def _score_then_name(item: tuple[str, float]) -> tuple[float, str]:
+    return (item[1], item[0])
 
 
 def _rank_key(item: tuple[str, float]) -> tuple[float, str]:
@@ -393,7 +397,7 @@ class NeedsForecaster(BaseEstimator):
         assoc: dict[str, float] = {}
         need_assoc: dict[str, float] = {}
         lift: dict[str, float] = {}
-        tokens = _turn_tokens(history[-1]) if history else set()
+        tokens = sorted(_turn_tokens(history[-1])) if history else []  # a fixed sum order
         if history:
             rate = self.need_turns_
             for token in tokens:
@@ -457,8 +461,8 @@ class NeedsForecaster(BaseEstimator):
                             by_relative[rel] = a
             parts = tuple(state.split(":"))
             for rel, a in by_relative.items():
-                need_of = _absolute(rel, parts)
-                if need_of is not None:
+                need_of = _absolute(rel, parts)  # "task:@0" and "task:X" can meet
+                if need_of is not None and a > relative.get(need_of, 0.0):
                     relative[need_of] = a
         # Needs a session tends to reach later, given the needs it has used so far.
         cooc: dict[str, float] = {}
@@ -467,7 +471,7 @@ class NeedsForecaster(BaseEstimator):
             for need, a in self._assoc_of("c:" + used):
                 if need not in so_far and a > cooc.get(need, 0.0):
                     cooc[need] = a
-        names = list(
+        names = sorted(  # a fixed order: the mixer's fit subsamples rows by position
             expected.keys()
             | current
             | previous

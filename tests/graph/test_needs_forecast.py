@@ -81,3 +81,42 @@ def test_mixer_of_the_wrong_width_names_the_file(tmp_path: Path) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ModelFileError, match=r"old\.json.*coefficients"):
         NeedsForecaster.from_json(json.loads(path.read_text()), source=path)
+
+
+_FIT_AND_FORECAST = """
+import json, random, sys
+from graph import FollowUpPredictor, NeedsForecaster
+rng = random.Random(0)
+sessions = []
+for _ in range(400):
+    task, other = rng.sample(["hotel", "taxi", "bank", "doctor"], 2)
+    word = rng.choice(["confirm", "which day", "anything else"])
+    nxt = [f"task:{task}", f"task:{other}" if word == "anything else" else f"db:{task}"]
+    sessions.append({"turns": [
+        {"state": f"{task}:ask", "text": "hi", "system": word, "needs": [f"task:{task}"]},
+        {"state": f"{task}:ask", "text": "ok", "system": "done", "needs": nxt},
+    ]})
+model = NeedsForecaster(predictor=FollowUpPredictor(order=1, text=False)).fit(sessions)
+turn = {"state": "taxi:ask", "text": "hi", "system": "anything else confirm", "needs": ["task:taxi"]}
+json.dump([list(model.mixer_[0]), model.predict_proba([turn], k=None)], sys.stdout)
+"""
+
+
+def test_fit_does_not_depend_on_the_hash_seed() -> None:
+    """
+    Two processes with different string hashing fit the same mixer and forecast the
+    same needs (the candidates' order and the associations' ties are fixed).
+    """
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", _FIT_AND_FORECAST],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        outputs.append(json.loads(done.stdout))
+    assert outputs[0] == outputs[1]
