@@ -30,7 +30,6 @@ __all__ = ["NeedsForecaster"]
 
 _FEATURES = (
     "forecast",
-    "log_forecast",
     "persist",
     "persist_prev",
     "same_state",
@@ -39,7 +38,6 @@ _FEATURES = (
     "bias_forecast_zero",
     "text_assoc",
     "after_forecast",
-    "log_after_forecast",
     "after_top",
     "after_seq",
     "persist_earlier",
@@ -55,8 +53,15 @@ _FEATURES = (
 _CURRENT, _PREVIOUS, _EARLIER = (
     _FEATURES.index(name) for name in ("persist", "persist_prev", "persist_earlier")
 )
-#: Width of :func:`_design`: each feature and its log, in all and in three regimes.
-_N_DESIGN = 2 * len(_FEATURES) * 4
+#: The features that are probabilities or rates: the mixer also sees their logs.
+_LOGGED = [
+    i
+    for i, name in enumerate(_FEATURES)
+    if not name.startswith(("persist", "bias_", "dwell", "assoc_lift"))
+]
+#: Width of :func:`_design`: the features and the logs of :data:`_LOGGED`, in all and
+#: in three regimes.
+_N_DESIGN = (len(_FEATURES) + len(_LOGGED)) * 4
 _FORMAT = "graph.needs-forecaster"
 _VERSION = 3
 #: Share of the negative rows (needs the next turn did not use) that train the mixer;
@@ -87,12 +92,13 @@ def _turn_tokens(item: Item) -> set[str]:
 
 def _design(feats: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """
-    The mixer's inputs for candidate rows of :data:`_FEATURES`: each feature and its
-    log, once for every candidate and again for each regime it is in (used this turn;
-    used the turn before but not this one; used earlier in the session only), so
-    persisting, returning and new needs each weigh the evidence their own way.
+    The mixer's inputs for candidate rows of :data:`_FEATURES`: each feature and the
+    log of each probability among them (:data:`_LOGGED`), once for every candidate and
+    again for each regime it is in (used this turn; used the turn before but not this
+    one; used earlier in the session only), so persisting, returning and new needs
+    each weigh the evidence their own way.
     """
-    base = np.hstack([feats, np.log(np.clip(feats, 0.0, None) + 1e-4)])
+    base = np.hstack([feats, np.log(feats[:, _LOGGED] + 1e-4)])
     current = feats[:, _CURRENT] > 0
     previous = (feats[:, _PREVIOUS] > 0) & ~current
     earlier = (feats[:, _EARLIER] > 0) & ~current & ~previous
@@ -494,7 +500,6 @@ class NeedsForecaster(BaseEstimator):
         feats = np.column_stack(  # in the order of _FEATURES
             [
                 f,
-                np.log(f + 1e-4),
                 member(current),
                 member(previous),
                 col(same),
@@ -503,7 +508,6 @@ class NeedsForecaster(BaseEstimator):
                 (f == 0.0).astype(np.float64),
                 col(assoc),
                 g,
-                np.log(g + 1e-4),
                 col(after_top),
                 col(after_seq),
                 member(earlier),
