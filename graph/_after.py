@@ -12,6 +12,7 @@ __all__ = ["NeedsAfter"]
 _SEP = "\x1f"
 _SET = "\x1e"
 _FROM = "\x1d"
+_STAY = "\x1c"
 
 
 class NeedsAfter:
@@ -32,7 +33,9 @@ class NeedsAfter:
     :meth:`direct` answers without a state forecast: P(need at the next turn | this
     state, this turn's needs), smoothed towards P(need at the next turn | this state).
     What this turn used says where the session stands (searched, asked, booked), which
-    the states alone do not.
+    the states alone do not. :meth:`after_stay` does the same for every need used since
+    the session entered this state: a task asks for its slots one or two at a time, so
+    the ones asked already say which come next.
 
     Counts are plain dicts keyed by strings, so the model is JSON as it is, merges by
     adding and learns one transition at a time.
@@ -49,6 +52,7 @@ class NeedsAfter:
         self.rows: dict[str, dict[str, float]] = {}
         self._cache: dict[str, dict[tuple[str | None, str], tuple[tuple[str, float], ...]]] = {}
         self._direct: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {}
+        self._stay: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {}
 
     @staticmethod
     def needs_key(needs: Iterable[str]) -> str:
@@ -58,17 +62,27 @@ class NeedsAfter:
         return _SET.join(sorted(set(needs)))
 
     def observe(
-        self, state: str | None, needs_key: str, nxt: str, nxt_needs: Iterable[str]
+        self,
+        state: str | None,
+        needs_key: str,
+        nxt: str,
+        nxt_needs: Iterable[str],
+        *,
+        stay_key: str | None = None,
     ) -> None:
         """
         Learn one transition: a turn in ``state`` that used the needs of ``needs_key``
-        was followed by a turn in ``nxt`` that used ``nxt_needs``.
+        was followed by a turn in ``nxt`` that used ``nxt_needs``; ``stay_key`` is the
+        key of the needs used since the session entered ``state``, if known.
         """
         keys = [nxt]
         if state is not None:
             pair = state + _SEP + nxt
             keys += [pair, pair + _SEP + needs_key, _FROM + state, _FROM + state + _SEP + needs_key]
             self._direct.pop(state, None)
+            if stay_key is not None:
+                keys.append(_STAY + state + _SEP + stay_key)
+                self._stay.pop(state, None)
         used = set(nxt_needs)
         turns, rows = self.turns, self.rows
         for key in keys:
@@ -115,19 +129,33 @@ class NeedsAfter:
         """
         Return P(need at the next turn | this state, this turn's needs).
         """
-        per_state = self._direct.get(state)
+        return self._from_state(self._direct, state, _FROM + state + _SEP + needs_key)
+
+    def after_stay(self, state: str, stay_key: str) -> tuple[tuple[str, float], ...]:
+        """
+        Return P(need at the next turn | this state, the needs used since the session
+        entered it) (``stay_key``, a :meth:`needs_key`).
+        """
+        return self._from_state(self._stay, state, _STAY + state + _SEP + stay_key)
+
+    def _from_state(
+        self, cache: dict[str, dict[str, tuple[tuple[str, float], ...]]], state: str, key: str
+    ) -> tuple[tuple[str, float], ...]:
+        """
+        P(need at the next turn | the counts of ``key``), smoothed towards P(need at the
+        next turn | ``state``); cached per state until it learns more.
+        """
+        per_state = cache.get(state)
         if per_state is None:
-            per_state = self._direct[state] = {}
-        hit = per_state.get(needs_key)
+            per_state = cache[state] = {}
+        hit = per_state.get(key)
         if hit is not None:
             return hit
-        key = _FROM + state
-        n1 = self.turns.get(key, 0.0)
+        n1 = self.turns.get(_FROM + state, 0.0)
         if n1 <= 0.0:
             out: tuple[tuple[str, float], ...] = ()
         else:
-            probs = {need: c / n1 for need, c in self.rows[key].items()}
-            key += _SEP + needs_key
+            probs = {need: c / n1 for need, c in self.rows[_FROM + state].items()}
             n = self.turns.get(key, 0.0)
             if n > 0.0:
                 row = self.rows[key]
@@ -136,7 +164,7 @@ class NeedsAfter:
                     need: (row.get(need, 0.0) + self.prior * p) / denom for need, p in probs.items()
                 }
             out = tuple(probs.items())
-        per_state[needs_key] = out
+        per_state[key] = out
         return out
 
     def merge(self, other: NeedsAfter) -> NeedsAfter:
@@ -151,6 +179,7 @@ class NeedsAfter:
                 mine[need] = mine.get(need, 0.0) + c
         self._cache.clear()
         self._direct.clear()
+        self._stay.clear()
         return self
 
     def to_json(self) -> dict[str, Any]:

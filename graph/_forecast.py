@@ -49,6 +49,7 @@ _FEATURES = (
     "cooc",
     "assoc_lift",
     "assoc_relative",
+    "after_stay",
 )
 _CURRENT, _PREVIOUS, _EARLIER = (
     _FEATURES.index(name) for name in ("persist", "persist_prev", "persist_earlier")
@@ -63,10 +64,11 @@ _LOGGED = [
 #: in three regimes.
 _N_DESIGN = (len(_FEATURES) + len(_LOGGED)) * 4
 _FORMAT = "graph.needs-forecaster"
-_VERSION = 3
+_VERSION = 4
 #: Share of the negative rows (needs the next turn did not use) that train the mixer;
-#: they are weighted back up, so the fit is that of all rows at a third of the cost.
-_NEGATIVE_SHARE = 0.3
+#: they are weighted back up, so the fit is that of all rows at a fraction of the cost
+#: (there are about 50 negatives to a positive; on SGD 0.1 and 0.3 fit equally well).
+_NEGATIVE_SHARE = 0.1
 _ASSOC_PRIOR = 10.0
 _ASSOC_TOP = 8
 #: Needs an association may add to the candidates (see :func:`_strongest`).
@@ -88,6 +90,22 @@ def _turn_tokens(item: Item) -> set[str]:
         out.add("s:" + state)
     out.update("n:" + need for need in _needs_of(item))
     return out
+
+
+def _stay(history: Sequence[Item]) -> tuple[int, str]:
+    """
+    How many turns the session has stayed in the state of its last turn, and the
+    :meth:`NeedsAfter.needs_key` of the needs it used in them.
+    """
+    state = state_of(history[-1])
+    turns = 0
+    used: set[str] = set()
+    for item in reversed(history):
+        if state_of(item) != state:
+            break
+        turns += 1
+        used.update(_needs_of(item))
+    return turns, NeedsAfter.needs_key(used)
 
 
 def _design(feats: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -198,7 +216,9 @@ class NeedsForecaster(BaseEstimator):
     :class:`NeedsAfter`: the expected use under the forecast of P(need | this state,
     this turn's needs, next state) (as forecast, under a flattened forecast, under the
     sequence forecast alone when text was blended in, and for the top state), and
-    P(need next | this state, this turn's needs) without any forecast. Then: whether and
+    P(need next | this state, this turn's needs) without any forecast, and the same given
+    every need used since the session entered this state (which slots a task asked for
+    already says which it asks for next). Then: whether and
     how recently the session used the need, its association with this turn's needs,
     how long the session has stayed in this state, and how often sessions that used
     the needs used so far went on to use it. A logistic regression on the features and
@@ -211,8 +231,10 @@ class NeedsForecaster(BaseEstimator):
         n_states: How many forecast states feed the expected use.
         holdout: Fraction of sessions held out to fit the mixing model.
         C: Inverse regularisation of the mixing model.
-        max_mixer_turns: At most this many held-out turns train the mixing model (all
-            of them are learned by the other parts).
+        max_mixer_turns: At most this many held-out turns train the mixing model (None:
+            all of them; the other parts learn from all of them in any case). The
+            mixer weighs about 150 inputs, and on SGD it kept improving up to 20,000
+            turns; a cap bounds the fit's time.
 
     Attributes:
         predictor_: The fitted state forecast.
@@ -231,7 +253,7 @@ class NeedsForecaster(BaseEstimator):
         n_states: int = 10,
         holdout: float = 0.15,
         C: float = 1.0,
-        max_mixer_turns: int = 5000,
+        max_mixer_turns: int | None = None,
     ) -> None:
         self.predictor = predictor
         self.n_states = n_states
@@ -273,7 +295,7 @@ class NeedsForecaster(BaseEstimator):
             labels: list[int] = []
             mixer_turns = 0
             for session in held:
-                if mixer_turns >= self.max_mixer_turns:
+                if self.max_mixer_turns is not None and mixer_turns >= self.max_mixer_turns:
                     break  # enough rows for a handful of coefficients
                 items, user = session_parts(session)
                 mixer_turns += len(items)
@@ -302,19 +324,21 @@ class NeedsForecaster(BaseEstimator):
             so_far: set[str] = set()
             for i in range(1, len(items)):
                 so_far.update(_needs_of(items[i - 1]))
-                self._assoc_turn(items[i - 1], items[i], so_far)
+                self._assoc_turn(items[:i], items[i], so_far)
 
-    def _assoc_turn(self, prev: Item, nxt: Item, so_far: set[str]) -> None:
+    def _assoc_turn(self, history: Sequence[Item], nxt: Item, so_far: set[str]) -> None:
         """
-        Count one transition: the next turn's needs against the words, state and needs
-        of ``prev`` (tokens ``u:``, ``a:``, ``s:``, ``n:``), and the needs it uses for
-        the first time in the session against every need used so far (``c:``).
+        Count one transition from the last turn of ``history`` to ``nxt``: the next
+        turn's needs against the words, state and needs of the last turn (tokens
+        ``u:``, ``a:``, ``s:``, ``n:``), and the needs it uses for the first time in the
+        session against every need used so far (``c:``).
         """
+        prev = history[-1]
         needs = _needs_of(nxt)
         nxt_state = state_of(nxt)
         if nxt_state is not None:
             key = NeedsAfter.needs_key(_needs_of(prev))
-            self.after_.observe(state_of(prev), key, nxt_state, needs)
+            self.after_.observe(state_of(prev), key, nxt_state, needs, stay_key=_stay(history)[1])
         fresh = tuple(need for need in needs if need not in so_far)
         tokens = _turn_tokens(prev)
         self._count_tokens(tokens, needs)
@@ -386,7 +410,7 @@ class NeedsForecaster(BaseEstimator):
         self._count_turn(last)
         if len(history_turns) >= 2:
             so_far = {need for item in history_turns[:-1] for need in _needs_of(item)}
-            self._assoc_turn(history_turns[-2], last, so_far)
+            self._assoc_turn(history_turns[:-1], last, so_far)
         return self
 
     def _candidates(
@@ -420,6 +444,7 @@ class NeedsForecaster(BaseEstimator):
         after_flat: dict[str, float] = {}
         earlier: set[str] = set()
         direct: dict[str, float] = {}
+        stay: dict[str, float] = {}
         since: dict[str, float] = {}
         dwell = 0
         if history:
@@ -450,12 +475,10 @@ class NeedsForecaster(BaseEstimator):
             for gap, item in enumerate(reversed(history)):
                 for need in _needs_of(item):
                     since.setdefault(need, 1.0 / (1.0 + gap))
-            for item in reversed(history):
-                if state_of(item) != state:
-                    break
-                dwell += 1
+            dwell, stay_key = _stay(history)
             if state is not None:
                 direct = dict(self.after_.direct(state, needs_key))
+                stay = dict(self.after_.after_stay(state, stay_key))
         # The words' associations with needs relative to the state (see _relative).
         relative: dict[str, float] = {}
         if history and state is not None:
@@ -519,6 +542,7 @@ class NeedsForecaster(BaseEstimator):
                 col(cooc),
                 col(lift),
                 col(relative),
+                col(stay),
             ]
         )
         return names, feats

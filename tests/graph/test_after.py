@@ -147,3 +147,37 @@ def test_direct_needs_without_a_forecast() -> None:
     assert () == model.direct("never-seen", "")
     model.observe("a", "", "c", ["other"])
     assert pytest.approx(2 / 3) == dict(model.direct("a", "zzz"))["slot"]
+
+
+def test_after_stay_knows_what_the_stay_asked_already() -> None:
+    """
+    A form asks for two slots, one a turn, in either order, with a turn of small talk
+    (which uses only ``svc``) before each: the turn's own needs are the same before
+    each question, only what the stay in ``form`` used so far tells them apart.
+
+    A stay that asked for ``slot:x`` was followed 60 times, 30 of them by ``slot:y``
+    and never by ``slot:x``; from ``form`` either slot follows 60 of 240 turns. So
+    P(slot:y) = (30 + 2 * 1/4) / (60 + 2) and P(slot:x) = (0 + 2 * 1/4) / 62, while
+    ``direct``, which sees only this turn's ``svc``, gives both slots the same.
+    """
+    model = NeedsAfter(prior=2.0)
+    for i in range(60):
+        first, second = ("slot:x", "slot:y") if i % 2 else ("slot:y", "slot:x")
+        needs = [["svc"], ["svc", first], ["svc"], ["svc", second], ["db"]]
+        for j in range(1, len(needs)):
+            stay = {need for turn in needs[:j] for need in turn}  # all in "form"
+            model.observe(
+                "form",
+                NeedsAfter.needs_key(needs[j - 1]),
+                "form" if j < len(needs) - 1 else "done",
+                needs[j],
+                stay_key=NeedsAfter.needs_key(stay),
+            )
+    after_x = dict(model.after_stay("form", NeedsAfter.needs_key(["svc", "slot:x"])))
+    assert pytest.approx(30.5 / 62) == after_x["slot:y"]
+    assert pytest.approx(0.5 / 62) == after_x["slot:x"]
+    turn_only = dict(model.direct("form", NeedsAfter.needs_key(["svc"])))
+    assert pytest.approx(turn_only["slot:x"]) == turn_only["slot:y"]
+    assert () == model.after_stay("never-seen", "")
+    merged = NeedsAfter(prior=2.0).merge(model)
+    assert dict(merged.after_stay("form", NeedsAfter.needs_key(["svc", "slot:x"]))) == after_x
