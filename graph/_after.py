@@ -51,8 +51,8 @@ class NeedsAfter:
         self.turns: dict[str, float] = {}
         self.rows: dict[str, dict[str, float]] = {}
         self._cache: dict[str, dict[tuple[str | None, str], tuple[tuple[str, float], ...]]] = {}
-        self._direct: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {}
-        self._stay: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {}
+        #: Answers of :meth:`direct` and :meth:`after_stay`, by state and then key.
+        self._from: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {}
 
     @staticmethod
     def needs_key(needs: Iterable[str]) -> str:
@@ -79,10 +79,9 @@ class NeedsAfter:
         if state is not None:
             pair = state + _SEP + nxt
             keys += [pair, pair + _SEP + needs_key, _FROM + state, _FROM + state + _SEP + needs_key]
-            self._direct.pop(state, None)
+            self._from.pop(state, None)
             if stay_key is not None:
                 keys.append(_STAY + state + _SEP + stay_key)
-                self._stay.pop(state, None)
         used = set(nxt_needs)
         turns, rows = self.turns, self.rows
         for key in keys:
@@ -129,25 +128,23 @@ class NeedsAfter:
         """
         Return P(need at the next turn | this state, this turn's needs).
         """
-        return self._from_state(self._direct, state, _FROM + state + _SEP + needs_key)
+        return self._from_state(state, _FROM + state + _SEP + needs_key)
 
     def after_stay(self, state: str, stay_key: str) -> tuple[tuple[str, float], ...]:
         """
         Return P(need at the next turn | this state, the needs used since the session
         entered it) (``stay_key``, a :meth:`needs_key`).
         """
-        return self._from_state(self._stay, state, _STAY + state + _SEP + stay_key)
+        return self._from_state(state, _STAY + state + _SEP + stay_key)
 
-    def _from_state(
-        self, cache: dict[str, dict[str, tuple[tuple[str, float], ...]]], state: str, key: str
-    ) -> tuple[tuple[str, float], ...]:
+    def _from_state(self, state: str, key: str) -> tuple[tuple[str, float], ...]:
         """
         P(need at the next turn | the counts of ``key``), smoothed towards P(need at the
         next turn | ``state``); cached per state until it learns more.
         """
-        per_state = cache.get(state)
+        per_state = self._from.get(state)
         if per_state is None:
-            per_state = cache[state] = {}
+            per_state = self._from[state] = {}
         hit = per_state.get(key)
         if hit is not None:
             return hit
@@ -178,8 +175,7 @@ class NeedsAfter:
             for need, c in row.items():
                 mine[need] = mine.get(need, 0.0) + c
         self._cache.clear()
-        self._direct.clear()
-        self._stay.clear()
+        self._from.clear()
         return self
 
     def to_json(self) -> dict[str, Any]:
