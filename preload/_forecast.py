@@ -268,6 +268,9 @@ class EngineForecaster:
         order: The longest state context.
         top_states: How many next states a forecast reports.
         user_needs: Blend in each user's own P(need | state).
+        mixer_turns: At most this many held-out turns train the needs forecast's
+            mixing model (None: all). On SGD dev, replaying with 8,000 of SGD train's
+            16,700 took the engine 78 s, with all of them 89 s.
     """
 
     FORMAT = "preload.forecaster"
@@ -276,15 +279,19 @@ class EngineForecaster:
     predicts_states = True
     uses_reply = True
 
-    def __init__(self, order: int = 3, *, top_states: int = 5, user_needs: bool = True) -> None:
+    def __init__(
+        self,
+        order: int = 3,
+        *,
+        top_states: int = 5,
+        user_needs: bool = True,
+        mixer_turns: int | None = 8000,
+    ) -> None:
         self.order = order
         self.top_states = top_states
         self.user_needs = user_needs
-        # The mixer's rows cost about a millisecond a turn to build; 8,000 held-out
-        # turns (of SGD train's 16,700) keep `preload simulate --train` quick: on
-        # SGD dev the engine's process took 78 s with them, 89 s with all.
         self.model = NeedsForecaster(
-            predictor=FollowUpPredictor(order=order, text=False), max_mixer_turns=8000
+            predictor=FollowUpPredictor(order=order, text=False), max_mixer_turns=mixer_turns
         )
         self.encoder: StateEncoder | None = None
         self._users = _UserNeeds()
@@ -296,7 +303,9 @@ class EngineForecaster:
         The forecaster ``config`` describes.
         """
         p = config.prediction
-        return cls(p.order, top_states=p.top_states, user_needs=p.user_needs)
+        return cls(
+            p.order, top_states=p.top_states, user_needs=p.user_needs, mixer_turns=p.mixer_turns
+        )
 
     def fit(self, sessions: Sequence[Session]) -> None:
         """

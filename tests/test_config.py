@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from preload import ConfigError, EngineConfig
+from preload import ConfigError, EngineConfig, EngineForecaster
 
 ROOT = Path(__file__).parent.parent
 
@@ -38,6 +38,7 @@ def test_unknown_key_is_named_with_its_file(tmp_path: Path) -> None:
         ("[budget.categories.system]\nmin = 1\nmax = 0\npriority = 1\n", "budget.categories"),
         ("[budget.categories.nonsense]\nmin = 1\n", "budget.categories.nonsense"),
         ("[prediction]\norder = 9\n", "prediction.order"),
+        ("[prediction]\nmixer_turns = 0\n", "prediction.mixer_turns"),
         ("[replay.latency.db]\nmedian_ms = 500.0\np95_ms = 100.0\n", "replay.latency.db.p95_ms"),
     ],
 )
@@ -68,3 +69,16 @@ def test_partial_file_keeps_other_defaults(tmp_path: Path) -> None:
     config = EngineConfig.from_toml(path)
     assert ("acme", 7) == (config.tenant, config.cache.max_entries)
     assert EngineConfig().budget == config.budget
+
+
+def test_prediction_settings_reach_the_forecaster(tmp_path: Path) -> None:
+    """
+    The engine's forecaster takes its order and its mixer's training turns from
+    ``[prediction]``.
+    """
+    path = tmp_path / "p.toml"
+    path.write_text("[prediction]\norder = 2\nmixer_turns = 300\n")
+    forecaster = EngineForecaster.from_config(EngineConfig.from_toml(path))
+    assert forecaster.model.max_mixer_turns == 300
+    assert forecaster.model.predictor is not None
+    assert forecaster.model.predictor.order == 2
