@@ -20,18 +20,18 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._budget import BudgetManager
-from ._cache import ItemCache, make_cache
-from ._compression import Compressor, MultiLevelCompressor, Representation
 from ._config import EngineConfig
 from ._errors import EngineStateError
-from ._forecast import EngineForecaster, Forecast, Forecaster
-from ._history import CompressedConversation
 from ._metrics import Metrics, MetricsSnapshot
-from ._preloader import Fetched, Preloader
 from ._sources import Source, SourceRouter
-from ._swap import Context, SwapController
 from ._tokens import TiktokenCounter, TokenCounter
+from .caches._memory import ItemCache, make_cache
+from .compression._compressor import Compressor, MultiLevelCompressor, Representation
+from .history._conversation import CompressedConversation
+from .learning._forecasters import EngineForecaster, Forecast, Forecaster
+from .loading._preloader import Fetched, Preloader
+from .window._budget import BudgetManager
+from .window._swap import Context, SwapController
 
 __all__ = ["PreloadEngine"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._cache import CacheStatistics
+    from .caches._memory import CacheStatistics
 
 __all__ = ["Metrics", "MetricsSnapshot"]
 

@@ -21,12 +21,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ._config import EngineConfig
-from ._demo import generate_demo
 from ._errors import PreloadError
-from ._forecast import EngineForecaster
-from ._replay import STRATEGIES, ReplayReport, replay
 from ._sessions import Session, read_sessions
 from ._sources import DictSource, JsonlKnowledgeSource
+from .learning._forecasters import EngineForecaster
+from .replay._demo import generate_demo
+from .replay._replay import STRATEGIES, ReplayReport, replay
 
 __all__ = ["main"]
 

@@ -54,7 +54,7 @@ from preload import (
     PreloaderConfig,
     TiktokenCounter,
 )
-from preload._cache import make_serializer
+from preload.caches._memory import make_serializer
 
 TEXT = (
     "Flights service. Search and book flights between cities; fares in EUR, "

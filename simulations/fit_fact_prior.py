@@ -7,7 +7,7 @@ Fit how likely a stated fact is to be needed: the logistic model behind
 
 Replays ``<data>/<corpus>/sessions-train.jsonl`` through
 :class:`preload.CompressedConversation`. At every turn whose system made a backend call,
-each standing fact is one example with the features of ``preload._history.FEATURES``;
+each standing fact is one example with the features of ``preload.history._conversation.FEATURES``;
 it is positive when it is the shortest fact holding one of the call's parameter values
 that appeared in earlier turns (the facts :mod:`simulations.budget_bench` counts: a
 longer fact holding a shorter positive one only adds what the shorter one lacks). Each
@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from preload import CompressedConversation, TiktokenCounter
-from preload._history import FEATURES
+from preload.history._conversation import FEATURES
 from simulations.budget_bench import call_values, exchange, norm
 
 

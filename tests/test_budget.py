@@ -22,8 +22,8 @@ from preload import (
     select_fptas,
     select_greedy,
 )
-from preload._budget import select_scaled
 from preload._config import CATEGORIES
+from preload.window._budget import select_scaled
 
 COUNTER = TiktokenCounter()
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from preload import CompressionConfig, Level, MultiLevelCompressor, Representation, TiktokenCounter
-from preload._compression import coverage, key_terms, structural, truncate_text
+from preload.compression._compressor import coverage, key_terms, structural, truncate_text
 
 COUNTER = TiktokenCounter()
 

@@ -31,7 +31,7 @@ from preload import (
     TiktokenCounter,
     TruncatingCompressor,
 )
-from preload._redis import RedisItemCache
+from preload.caches._redis import RedisItemCache
 from preload.testing import ScriptedSource
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ async def test_redis_down_falls_back_to_memory_and_comes_back(
     the cache uses it again (and logs that once).
     """
     cache = redis_cache(own_redis_server)
-    caplog.set_level(logging.WARNING, logger="preload._redis")
+    caplog.set_level(logging.WARNING, logger="preload.caches._redis")
     try:
         await cache.set("before", {"v": 0})
         own_redis_server.stop()
@@ -287,7 +287,7 @@ async def test_engine_keeps_serving_while_redis_is_down(
             redis_timeout_s=2.0,
         )
     )
-    caplog.set_level(logging.WARNING, logger="preload._redis")
+    caplog.set_level(logging.WARNING, logger="preload.caches._redis")
     keys = list(knowledge)
     async with PreloadEngine(
         config, sources={"kb": DictSource(knowledge)}, forecaster=NullForecaster()

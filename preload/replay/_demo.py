@@ -16,7 +16,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from ._sessions import Session, Turn
+from .._sessions import Session, Turn
 
 __all__ = ["DemoData", "generate_demo"]
 

@@ -25,11 +25,11 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 
-from ._cache import CacheStatistics, ItemCache, make_serializer
-from ._errors import CacheError, ConfigError
+from .._errors import CacheError, ConfigError
+from ._memory import CacheStatistics, ItemCache, make_serializer
 
 if TYPE_CHECKING:
-    from ._config import CacheConfig
+    from .._config import CacheConfig
 
 try:
     from aiocache import RedisCache

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._config import BudgetConfig
+from .._config import BudgetConfig
 
 __all__ = ["Importance", "ImportanceScorer"]
 

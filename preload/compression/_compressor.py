@@ -43,11 +43,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ._config import CompressionConfig
-from ._errors import CacheError
+from .._config import CompressionConfig
+from .._errors import CacheError
 
 if TYPE_CHECKING:
-    from ._tokens import TokenCounter
+    from .._tokens import TokenCounter
 
 __all__ = [
     "Compressor",

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._config import BudgetConfig, CategoryConfig
-from ._errors import ConfigError
+from .._config import BudgetConfig, CategoryConfig
+from .._errors import ConfigError
 
 __all__ = [
     "Allocation",

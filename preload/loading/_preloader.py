@@ -31,14 +31,14 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._cache import ItemCache, cache_key
-from ._compression import Compressor, Representation
-from ._config import PreloaderConfig
-from ._errors import CacheError, EngineStateError, MissingItemError, SourceError
-from ._metrics import Metrics, MetricsSnapshot
+from .._config import PreloaderConfig
+from .._errors import CacheError, EngineStateError, MissingItemError, SourceError
+from .._metrics import Metrics, MetricsSnapshot
+from ..caches._memory import ItemCache, cache_key
+from ..compression._compressor import Compressor, Representation
 
 if TYPE_CHECKING:
-    from ._sources import Source, SourceRouter
+    from .._sources import Source, SourceRouter
 
 __all__ = ["Fetched", "Preloader"]
 

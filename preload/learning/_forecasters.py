@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from graph import FollowUpPredictor, ModelFileError, NeedsForecaster, NeedsModel, StateEncoder
 
-from ._errors import EngineStateError, InputError
+from .._errors import EngineStateError, InputError
 
 if TYPE_CHECKING:
-    from ._config import EngineConfig
-    from ._sessions import Session
+    from .._config import EngineConfig
+    from .._sessions import Session
 
 __all__ = [
     "EngineForecaster",

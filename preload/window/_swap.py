@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from .._config import CATEGORIES
 from ._budget import Option, select
-from ._config import CATEGORIES
 
 if TYPE_CHECKING:
+    from .._tokens import TokenCounter
+    from ..compression._compressor import Representation
+    from ..history._conversation import CompressedConversation
     from ._budget import BudgetManager
-    from ._compression import Representation
-    from ._history import CompressedConversation
-    from ._tokens import TokenCounter
 
 __all__ = ["Context", "ContextItem", "Decision", "SwapController"]
 

@@ -32,10 +32,10 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from ._compression import cut_at_word
+from ..compression._compressor import cut_at_word
 
 if TYPE_CHECKING:
-    from ._tokens import TokenCounter
+    from .._tokens import TokenCounter
 
 __all__ = ["CompressedConversation", "Fact", "HistoryDecision", "extract_facts"]
 

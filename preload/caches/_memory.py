@@ -26,8 +26,8 @@ import msgpack
 from aiocache import SimpleMemoryCache
 from aiocache.serializers import BaseSerializer
 
-from ._config import CacheConfig
-from ._errors import CacheError
+from .._config import CacheConfig
+from .._errors import CacheError
 
 __all__ = [
     "CacheStatistics",

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import numpy as np
 
-from ._clock import VirtualClockLoop
-from ._config import EngineConfig, LatencyConfig
-from ._engine import PreloadEngine
-from ._errors import ConfigError
-from ._forecast import (
+from .._config import EngineConfig, LatencyConfig
+from .._engine import PreloadEngine
+from .._errors import ConfigError
+from .._sources import DictSource
+from ..learning._forecasters import (
     EngineForecaster,
     Forecaster,
     MarkovForecaster,
@@ -38,10 +38,10 @@ from ._forecast import (
     OracleForecaster,
     PopularForecaster,
 )
-from ._sources import DictSource
+from ._clock import VirtualClockLoop
 
 if TYPE_CHECKING:
-    from ._sessions import Session
+    from .._sessions import Session
 
 __all__ = ["STRATEGIES", "ReplayReport", "SimulatedSource", "StrategyReport", "replay"]
 
