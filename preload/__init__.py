@@ -41,10 +41,10 @@ from ._sources import read_knowledge as read_knowledge
 from ._tokens import TiktokenCounter as TiktokenCounter
 from ._tokens import TokenCounter as TokenCounter
 from .caches._memory import CacheStatistics as CacheStatistics
-from .caches._memory import ItemCache as ItemCache
+from .caches._memory import MemoryCache as MemoryCache
 from .caches._memory import cache_key as cache_key
 from .caches._memory import make_cache as make_cache
-from .caches._redis import RedisItemCache as RedisItemCache
+from .caches._redis import RedisCache as RedisCache
 from .compression._compressor import Compressor as Compressor
 from .compression._compressor import Level as Level
 from .compression._compressor import MultiLevelCompressor as MultiLevelCompressor
@@ -123,13 +123,13 @@ __all__ = [
     "Importance",
     "ImportanceScorer",
     "InputError",
-    "ItemCache",
     "JsonlKnowledgeSource",
     "KnowledgeItem",
     "LatencyConfig",
     "Level",
     "LoadTimeoutError",
     "MarkovForecaster",
+    "MemoryCache",
     "MetricsSnapshot",
     "MissingItemError",
     "MultiLevelCompressor",
@@ -143,7 +143,7 @@ __all__ = [
     "Preloader",
     "PreloaderConfig",
     "PrometheusCollector",
-    "RedisItemCache",
+    "RedisCache",
     "ReplayConfig",
     "ReplayReport",
     "Representation",

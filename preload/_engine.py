@@ -25,7 +25,7 @@ from ._errors import EngineStateError
 from ._metrics import Metrics, MetricsSnapshot
 from ._sources import Source, SourceRouter
 from ._tokens import TiktokenCounter, TokenCounter
-from .caches._memory import ItemCache, make_cache
+from .caches._memory import MemoryCache, make_cache
 from .compression._compressor import Compressor, MultiLevelCompressor, Representation
 from .history._conversation import CompressedConversation
 from .learning._forecasters import EngineForecaster, Forecast, Forecaster
@@ -90,7 +90,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         *,
         sources: Mapping[str, Source],
         forecaster: Forecaster | None = None,
-        cache: ItemCache | None | _Default = _Default.CACHE,
+        cache: MemoryCache | None | _Default = _Default.CACHE,
         counter: TokenCounter | None = None,
         compressor: Compressor | None = None,
         offload: bool = True,
@@ -131,11 +131,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         return MultiLevelCompressor(counter, config.compression)
 
     @staticmethod
-    def default_cache(config: EngineConfig) -> ItemCache:
+    def default_cache(config: EngineConfig) -> MemoryCache:
         """
         The cache the engine builds from ``config`` when none is given.
         """
-        return ItemCache(config.cache)
+        return MemoryCache(config.cache)
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[PreloadEngine]:

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from preload import CacheConfig, CacheError, ItemCache, cache_key
+from preload import CacheConfig, CacheError, MemoryCache, cache_key
 
 
 @pytest.fixture(name="cache", params=["msgpack", "json"])
-def _cache(request: pytest.FixtureRequest) -> ItemCache:
+def _cache(request: pytest.FixtureRequest) -> MemoryCache:
     """
     A small memory cache with each serializer.
     """
-    return ItemCache(CacheConfig(max_entries=3, serializer=request.param))
+    return MemoryCache(CacheConfig(max_entries=3, serializer=request.param))
 
 
-async def test_non_ascii_values_round_trip(cache: ItemCache) -> None:
+async def test_non_ascii_values_round_trip(cache: MemoryCache) -> None:
     """
     Values come back equal, non-ASCII text included.
     """
@@ -26,7 +26,7 @@ async def test_non_ascii_values_round_trip(cache: ItemCache) -> None:
     assert value == await cache.get("k")
 
 
-async def test_least_recently_used_is_evicted(cache: ItemCache) -> None:
+async def test_least_recently_used_is_evicted(cache: MemoryCache) -> None:
     """
     Beyond max_entries, the least recently used entry goes, and on_evict is told.
     """
@@ -46,7 +46,7 @@ async def test_byte_bound_is_kept() -> None:
     """
     The cache never holds more bytes than max_bytes.
     """
-    cache = ItemCache(CacheConfig(max_entries=100, max_bytes=200))
+    cache = MemoryCache(CacheConfig(max_entries=100, max_bytes=200))
     for i in range(10):
         await cache.set(f"k{i}", {"text": "x" * 50})
     assert cache.statistics().bytes <= 200
@@ -67,7 +67,7 @@ async def test_decoded_objects_are_kept_in_front_and_follow_the_entries() -> Non
     peek_object serves a remembered object without I/O, and forgets it with its
     entry: on overwrite, delete and eviction.
     """
-    cache = ItemCache(CacheConfig(max_entries=2, decoded_entries=2))
+    cache = MemoryCache(CacheConfig(max_entries=2, decoded_entries=2))
     obj = object()
     await cache.set("a", {"v": 1}, obj=obj)
     assert obj is cache.peek_object("a")
@@ -86,7 +86,7 @@ async def test_get_objects_decodes_once_and_drops_what_is_not_an_item() -> None:
     get_objects decodes stored values, remembers them, and deletes values its
     decoder refuses.
     """
-    cache = ItemCache()
+    cache = MemoryCache()
     decoded: list[str] = []
 
     def decode(key: str, value: object) -> object:
@@ -107,7 +107,7 @@ async def test_preloads_evicted_unread_are_counted() -> None:
     A preloaded entry evicted before anyone read it counts in evicted_unused; one
     that was read does not.
     """
-    cache = ItemCache(CacheConfig(max_entries=2))
+    cache = MemoryCache(CacheConfig(max_entries=2))
     await cache.set("read", {"v": 1}, preload=True)
     await cache.set("unread", {"v": 2}, preload=True)
     await cache.get("read")

@@ -18,8 +18,8 @@ from preload import (
     DictSource,
     EngineConfig,
     EngineStateError,
-    ItemCache,
     MarkovForecaster,
+    MemoryCache,
     PreloadEngine,
     Preloader,
     PreloaderConfig,
@@ -37,7 +37,7 @@ def make(source: ScriptedSource, counter: TiktokenCounter, **config: object) -> 
     """
     return Preloader(
         sources=SourceRouter({source.name: source}),
-        cache=ItemCache(),
+        cache=MemoryCache(),
         compressor=TruncatingCompressor(counter),
         config=PreloaderConfig(**config),  # type: ignore[arg-type]
     )
@@ -258,7 +258,7 @@ async def test_per_source_concurrency_and_timeouts(counter: TiktokenCounter) -> 
     slow = ScriptedSource({}, name="slow", hang={"s0"})
     preloader = Preloader(
         sources=SourceRouter({"narrow": narrow, "slow": slow}),
-        cache=ItemCache(),
+        cache=MemoryCache(),
         compressor=TruncatingCompressor(counter),
         config=PreloaderConfig(
             source_concurrency={"narrow": 1}, source_timeouts={"slow": 0.01}, retries=0
@@ -325,7 +325,7 @@ def test_close_drains_within_the_deadline(counter: TiktokenCounter) -> None:
         start = anyio.current_time()
         preloader = Preloader(
             sources=SourceRouter({source.name: source}),
-            cache=ItemCache(),
+            cache=MemoryCache(),
             compressor=TruncatingCompressor(counter),
             config=PreloaderConfig(drain_s=0.5),
             offload=False,
@@ -350,7 +350,7 @@ async def test_a_full_cache_keeps_serving(counter: TiktokenCounter) -> None:
     source = ScriptedSource({f"k{i}": f"item {i} " * 20 for i in range(10)} | {"big": "y" * 5000})
     preloader = Preloader(
         sources=SourceRouter({"scripted": source}),
-        cache=ItemCache(CacheConfig(max_entries=3, max_bytes=4000)),
+        cache=MemoryCache(CacheConfig(max_entries=3, max_bytes=4000)),
         compressor=TruncatingCompressor(counter),
     )
     async with preloader:

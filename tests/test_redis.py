@@ -31,18 +31,18 @@ from preload import (
     TiktokenCounter,
     TruncatingCompressor,
 )
-from preload.caches._redis import RedisItemCache
+from preload.caches._redis import RedisCache
 from preload.testing import ScriptedSource
 
 if TYPE_CHECKING:
     from conftest import RedisServer
 
 
-def redis_cache(server: RedisServer, **config: object) -> RedisItemCache:
+def redis_cache(server: RedisServer, **config: object) -> RedisCache:
     """
     A Redis cache on ``server`` that retries Redis at once after a failure.
     """
-    return RedisItemCache(
+    return RedisCache(
         CacheConfig(  # a generous timeout: a busy test machine is not an outage
             backend="redis", redis_url=server.url, redis_retry_s=0.0, redis_timeout_s=2.0, **config
         )  # type: ignore[arg-type]

@@ -4,11 +4,11 @@ The cache of warm context, over aiocache.
 Values are plain data serialized as msgpack or JSON, never pickle. Keys are built by
 :func:`cache_key` from tenant, source, item key and content version, so that one
 tenant's context is never returned to another. aiocache's own memory cache has no
-bound, so :class:`ItemCache` keeps an LRU index of entries and bytes and evicts
+bound, so :class:`MemoryCache` keeps an LRU index of entries and bytes and evicts
 itself; in front of the serialized store it keeps a small LRU of decoded objects, so
 that a hit on the request path costs a dictionary lookup and no decoding.
 
-:class:`~preload._redis.RedisItemCache` (``cache.backend = "redis"``) shares the
+:class:`~preload._redis.RedisCache` (``cache.backend = "redis"``) shares the
 cache between replicas; :func:`make_cache` builds the configured one.
 """
 
@@ -31,8 +31,8 @@ from .._errors import CacheError
 
 __all__ = [
     "CacheStatistics",
-    "ItemCache",
     "JsonSerializer",
+    "MemoryCache",
     "MsgPackSerializer",
     "cache_key",
     "make_cache",
@@ -144,7 +144,7 @@ class CacheStatistics:
     backend_errors: int = 0
 
 
-class ItemCache:
+class MemoryCache:
     """
     Our interface to the cache: get and set plain data under a key, within a bound of
     entries and bytes, evicting the least recently used. This one keeps everything in
@@ -419,7 +419,7 @@ class ItemCache:
         await self._backend.close()
 
 
-def make_cache(config: CacheConfig) -> ItemCache:
+def make_cache(config: CacheConfig) -> MemoryCache:
     """
     The cache ``config`` asks for: in memory, or on Redis (shared by replicas).
 
@@ -428,7 +428,7 @@ def make_cache(config: CacheConfig) -> ItemCache:
             missing.
     """
     if config.backend == "redis":
-        from ._redis import RedisItemCache
+        from ._redis import RedisCache
 
-        return RedisItemCache(config)
-    return ItemCache(config)
+        return RedisCache(config)
+    return MemoryCache(config)

@@ -1,7 +1,7 @@
 """
 The Redis backend of the cache: replicas share warm context and take turns loading.
 
-:class:`RedisItemCache` stores values in Redis through aiocache's ``RedisCache``
+:class:`RedisCache` stores values in Redis through aiocache's ``RedisCache``
 (msgpack with ``encoding=None``, so values reach the serializer as bytes; JSON as
 UTF-8 text). Its synchronous ``key in cache`` answers from a local index of keys this
 process knows to be warm; a key another replica stored is found by the async
@@ -26,20 +26,20 @@ from urllib.parse import unquote, urlsplit
 import anyio
 
 from .._errors import CacheError, ConfigError
-from ._memory import CacheStatistics, ItemCache, make_serializer
+from ._memory import CacheStatistics, MemoryCache, make_serializer
 
 if TYPE_CHECKING:
     from .._config import CacheConfig
 
 try:
-    from aiocache import RedisCache
+    from aiocache import RedisCache as AioRedisCache
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import RedisError
 except ImportError:  # pragma: no cover (the redis extra is not installed)
-    RedisCache = None
+    AioRedisCache = None
 
-__all__ = ["RedisItemCache"]
+__all__ = ["RedisCache"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _redis_options(url: str) -> dict[str, Any]:
     }
 
 
-class RedisItemCache(ItemCache):
+class RedisCache(MemoryCache):
     """
     The cache on Redis, shared by every replica that uses the same URL and namespace.
 
@@ -98,7 +98,7 @@ class RedisItemCache(ItemCache):
         on_evict: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(config, on_evict=on_evict)
-        if RedisCache is None:  # pragma: no cover
+        if AioRedisCache is None:  # pragma: no cover
             raise ConfigError(
                 "cache.backend",
                 "the Redis backend needs the redis package: pip install 'preload[redis]'",
@@ -108,7 +108,7 @@ class RedisItemCache(ItemCache):
         self._redis_serializer = make_serializer(self.config)
         # No retries inside redis-py and no aiocache timeout: deadlines and fallback
         # are ours, on the event loop's clock.
-        self._redis = RedisCache(
+        self._redis = AioRedisCache(
             serializer=self._redis_serializer,
             namespace=self.config.namespace,
             timeout=None,

@@ -34,7 +34,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._config import PreloaderConfig
 from .._errors import CacheError, EngineStateError, MissingItemError, SourceError
 from .._metrics import Metrics, MetricsSnapshot
-from ..caches._memory import ItemCache, cache_key
+from ..caches._memory import MemoryCache, cache_key
 from ..compression._compressor import Compressor, Representation
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
         self,
         *,
         sources: SourceRouter,
-        cache: ItemCache | None,
+        cache: MemoryCache | None,
         compressor: Compressor,
         config: PreloaderConfig | None = None,
         tenant: str = "default",
@@ -621,7 +621,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
                     await cache.release(ck, token)
 
     async def _await_other_replica(
-        self, cache: ItemCache, ck: str
+        self, cache: MemoryCache, ck: str
     ) -> tuple[Representation | None, str | None]:
         """
         Poll, with backoff on the loop's clock, for the value another replica is
