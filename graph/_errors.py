@@ -47,15 +47,22 @@ class InvalidStateError(GraphError, ValueError):
     """
     A state or need name contains a character graph reserves for its own use.
 
+    Graph builds its keys by joining names with control characters (see
+    ``graph._keys.RESERVED``: ``\\x02``, ``\\x1c``, ``\\x1d``, ``\\x1e``, ``\\x1f``); a
+    name holding one of them could not be told apart from a key.
+
     Args:
         name: The offending name.
+        char: The reserved character it contains.
 
     .. versionadded:: 0.1
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, char: str) -> None:
         self.name = name
+        self.char = char
         super().__init__(
-            f"invalid state or need name {name!r}: it contains a reserved control character "
-            "(\\x02, \\x1e or \\x1f); strip them before passing the name to graph."
+            f"invalid state or need name {name!r}: it contains {char!r}, a control "
+            "character reserved by graph to build its keys; remove or replace that "
+            "character before passing the name to graph."
         )

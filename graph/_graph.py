@@ -4,73 +4,21 @@ The conversation-pattern graph: transition counts between contexts and next stat
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from ._errors import InvalidStateError, ModelFileError
+from ._keys import CTX, check_name, context_key, key_context
+from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
 
-__all__ = ["BOS", "FORMAT_VERSION", "PatternGraph", "check_name"]
+__all__ = ["FORMAT_VERSION", "PatternGraph"]
 
 #: Version of the JSON layout written by :meth:`PatternGraph.save`.
 FORMAT_VERSION = 1
-#: The pseudo-state that starts every session: ``(BOS,)`` is the session-start context.
-BOS = "\x02"
-_CTX = "\x1e"
-_SEP = "\x1f"
-_RESERVED = (BOS, _CTX, _SEP)
 _FORMAT = "graph.PatternGraph"
-
-
-def check_name(name: str) -> str:
-    """
-    Return ``name`` unchanged if it may be used as a state or need.
-
-    Args:
-        name: A state or need name.
-
-    Returns:
-        The same name.
-
-    Raises:
-        InvalidStateError: If it holds one of the reserved characters.
-    """
-    if _CTX in name or _SEP in name or BOS in name:
-        raise InvalidStateError(name)
-    return name
-
-
-def context_key(context: tuple[str, ...]) -> str:
-    """
-    Return the node id of a context (a tuple of states, oldest first).
-
-    Args:
-        context: The last states, oldest first; ``()`` is the unigram context.
-
-    Returns:
-        The node id: a prefix character, then the states joined by a separator.
-    """
-    return _CTX + _SEP.join(context)
-
-
-def key_context(key: str) -> tuple[str, ...]:
-    """
-    Invert :func:`context_key`.
-
-    Args:
-        key: A context node id.
-
-    Returns:
-        The context tuple.
-    """
-    body = key[1:]
-    return tuple(body.split(_SEP)) if body else ()
 
 
 class PatternGraph:
@@ -199,7 +147,7 @@ class PatternGraph:
             An iterator of context tuples.
         """
         for key, succ in self._succ.items():
-            if key.startswith(_CTX) and succ:
+            if key.startswith(CTX) and succ:
                 yield key_context(key)
 
     def edges(self) -> Iterator[tuple[tuple[str, ...], str, float]]:
@@ -210,7 +158,7 @@ class PatternGraph:
             An iterator of ``(context, next, count)``.
         """
         for key, succ in self._succ.items():
-            if key.startswith(_CTX):
+            if key.startswith(CTX):
                 ctx = key_context(key)
                 for nxt, data in succ.items():
                     yield ctx, nxt, float(data["count"])
@@ -251,7 +199,7 @@ class PatternGraph:
             ``self``.
         """
         for key, succ in other._succ.items():
-            if key.startswith(_CTX):
+            if key.startswith(CTX):
                 for nxt, data in succ.items():
                     self.add_key(key, nxt, float(data["count"]))
         return self
@@ -264,7 +212,7 @@ class PatternGraph:
             factor: A positive number.
         """
         for key, succ in self._succ.items():
-            if key.startswith(_CTX):
+            if key.startswith(CTX):
                 for data in succ.values():
                     data["count"] *= factor
                 self._g.nodes[key]["total"] *= factor
@@ -315,32 +263,12 @@ class PatternGraph:
         Raises:
             ModelFileError: If the data is not a graph of a known version.
         """
-        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
-            raise ModelFileError(source, f"not a {_FORMAT} document")
-        version = data.get("version")
-        if version != FORMAT_VERSION:
-            raise ModelFileError(
-                source, f"unknown version {version!r} (this code reads version {FORMAT_VERSION})"
-            )
-        try:
+        check_document(data, _FORMAT, FORMAT_VERSION, source)
+        with map_corrupt_data(source, "graph data", nx.NetworkXError):
             g: nx.DiGraph[str] = nx.node_link_graph(  # type: ignore[assignment]
                 data["graph"], directed=True, multigraph=False, edges="edges"
             )
-            count: Any
-            for key, nxt, count in g.edges(data="count"):
-                if not isinstance(key, str) or not isinstance(nxt, str):
-                    raise TypeError("node ids must be strings")
-                if not isinstance(count, (int, float)):
-                    raise TypeError(f"edge {key!r}->{nxt!r} has no numeric count")
-            for node, total in g.nodes(data="total"):
-                if (
-                    isinstance(node, str)
-                    and node.startswith(_CTX)
-                    and not isinstance(total, (int, float))
-                ):
-                    raise TypeError(f"context node {node!r} has no numeric total")
-        except (KeyError, TypeError, ValueError, AttributeError, nx.NetworkXError) as exc:
-            raise ModelFileError(source, f"corrupt graph data ({exc})") from exc
+            _check_counts(g)
         graph = cls()
         graph._bind(g)
         return graph
@@ -371,57 +299,20 @@ class PatternGraph:
         return cls.from_json(read_json(path), source=path)
 
 
-def check_document(data: Any, fmt: str, version: int, source: str | Path) -> None:
+def _check_counts(g: nx.DiGraph[str]) -> None:
     """
-    Check that decoded JSON is a ``fmt`` document of this ``version``.
+    Check that every node id is a string, every edge has a numeric ``count`` and every
+    context node a numeric ``total``.
 
     Raises:
-        ModelFileError: It is not, naming ``source`` and what is wrong.
+        TypeError: If one does not.
     """
-    if not isinstance(data, Mapping) or data.get("format") != fmt:
-        raise ModelFileError(source, f"not a {fmt} document")
-    if data.get("version") != version:
-        raise ModelFileError(
-            source, f"unknown version {data.get('version')!r} (this code reads version {version})"
-        )
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    """
-    Write ``data`` as JSON to ``path`` through a temporary file and :func:`os.replace`.
-
-    Args:
-        path: The destination.
-        data: Anything :func:`json.dump` accepts.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_json(path: str | Path) -> Any:
-    """
-    Read a JSON file, turning decoding failures into :class:`ModelFileError`.
-
-    Args:
-        path: The file.
-
-    Returns:
-        The decoded document.
-
-    Raises:
-        ModelFileError: If the file is not valid UTF-8 JSON.
-    """
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(path, f"not valid JSON ({exc})") from exc
+    count: Any
+    for key, nxt, count in g.edges(data="count"):
+        if not isinstance(key, str) or not isinstance(nxt, str):
+            raise TypeError("node ids must be strings")
+        if not isinstance(count, (int, float)):
+            raise TypeError(f"edge {key!r}->{nxt!r} has no numeric count")
+    for node, total in g.nodes(data="total"):
+        if isinstance(node, str) and node.startswith(CTX) and not isinstance(total, (int, float)):
+            raise TypeError(f"context node {node!r} has no numeric total")

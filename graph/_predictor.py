@@ -1,36 +1,33 @@
 """
-FollowUpPredictor: the next-state forecast over the pattern graph.
+FollowUpPredictor: forecasts the next state of a session from its states so far (a
+variable-order Markov model over the pattern graph), blended with the text forecast
+when the turns carry words.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import math
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from ._errors import ModelFileError
-from ._graph import BOS, PatternGraph, atomic_write_json, check_document, read_json
-from ._seq import Item, SeqCounts, session_parts, state_of, states_of, validate_states
-from ._text import TextForecaster, has_text
+from ._keys import BOS
+from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
+from ._seq_counts import SeqCounts
+from ._sessions import Item, has_text, session_parts, state_of, states_of, validate_states
+from ._text_blend import N_RERANK, WIDEN, combine, learn_combination
+from ._text_states import TextForecaster
+
+if TYPE_CHECKING:
+    from ._graph import PatternGraph
 
 __all__ = ["FollowUpPredictor"]
 
 _FORMAT = "graph.FollowUpPredictor"
 _VERSION = 1
 _METHODS = ("kn", "ad", "ppm")
-_WIDEN = 8
-_MAX_BLEND_CASES = 4000
-_MAX_RERANK_CASES = 12000
-_GRID = tuple(i / 20 for i in range(21))
 
 
 class FollowUpPredictor(BaseEstimator):
@@ -68,7 +65,7 @@ class FollowUpPredictor(BaseEstimator):
         n_sessions_: Sessions learned from.
         text_: The text forecast, or None.
         rerank_: Coefficients of the learned reranking of the union of both forecasts'
-            top states (see :func:`_rerank`), or None: then ``blend_`` mixes them.
+            top states (see :mod:`graph._text_blend`), or None: then ``blend_`` mixes them.
         blend_: ``(kind, weight)`` of the text forecast: ``"linear"`` mixes the
             probabilities, ``"loglinear"`` their logarithms; learned on held-out turns.
 
@@ -207,9 +204,7 @@ class FollowUpPredictor(BaseEstimator):
         if held:
             seq = self._new_counts(self.order)
             seq.add_batch([states_of(session_parts(s)[0]) for s in train])
-            cases = _blend_cases(seq, text, held)
-            self.blend_ = _learn_blend(cases)
-            self.rerank_ = _learn_rerank(cases)
+            self.blend_, self.rerank_ = learn_combination(seq, text, held)
             text.partial_fit(held)
         else:
             self.blend_ = ("linear", 0.5)
@@ -271,12 +266,10 @@ class FollowUpPredictor(BaseEstimator):
             check_is_fitted(self)
         text = self.text_
         if text is not None and history and self.blend_[1] > 0 and has_text(history[-1]):
-            wide = None if k is None else k + _WIDEN
+            wide = None if k is None else k + WIDEN
             seq_dist = self._predict_seq(history, wide, user)
             text_dist = text.predict_proba(history, wide)
-            if self.rerank_ is not None:
-                return _rerank(seq_dist, text_dist, _context(history), self.rerank_, k)
-            return _mix(seq_dist, text_dist, self.blend_, k)
+            return combine(seq_dist, text_dist, history, self.blend_, self.rerank_, k)
         return self._predict_seq(history, k, user)
 
     def sequence_forecast(
@@ -408,8 +401,8 @@ class FollowUpPredictor(BaseEstimator):
             "version": _VERSION,
             "params": self.get_params(),
             "n_sessions": self.n_sessions_,
-            "global": _counts_json(self.counts_),
-            "users": {u: _counts_json(c) for u, c in self.user_counts_.items()},
+            "global": self.counts_.to_json(),
+            "users": {u: c.to_json() for u, c in self.user_counts_.items()},
             "text": None if self.text_ is None else self.text_.to_json(),
             "blend": list(self.blend_),
             "rerank": None if self.rerank_ is None else list(self.rerank_),
@@ -433,25 +426,21 @@ class FollowUpPredictor(BaseEstimator):
             ModelFileError: If the data is corrupt or of an unknown version.
         """
         check_document(data, _FORMAT, _VERSION, source)
-        try:
+        with map_corrupt_data(source, "predictor data"):
             model = cls(**data["params"])
             model._reset()
             model.n_sessions_ = int(data["n_sessions"])
-            _load_counts(model.counts_, data["global"], source)
+            model.counts_.load_json(data["global"], source=source)
             for user, blob in data["users"].items():
-                _load_counts(model._user_counts(str(user)), blob, source)
+                model._user_counts(str(user)).load_json(blob, source=source)
             if data["text"] is not None:
                 model.text_ = TextForecaster.from_json(data["text"])
             kind, weight = data["blend"]
             model.blend_ = (str(kind), float(weight))
             rerank = data.get("rerank")
             model.rerank_ = None if rerank is None else tuple(float(c) for c in rerank)
-            if model.rerank_ is not None and len(model.rerank_) != _N_RERANK:
-                raise ValueError(f"rerank needs {_N_RERANK} coefficients")
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            if isinstance(exc, ModelFileError):
-                raise
-            raise ModelFileError(source, f"corrupt predictor data ({exc})") from exc
+            if model.rerank_ is not None and len(model.rerank_) != N_RERANK:
+                raise ValueError(f"rerank needs {N_RERANK} coefficients")
         return model
 
     def save(self, path: str | Path) -> None:
@@ -478,201 +467,3 @@ class FollowUpPredictor(BaseEstimator):
             ModelFileError: If the file is corrupt or of an unknown version.
         """
         return cls.from_json(read_json(path), source=path)
-
-
-def _counts_json(counts: SeqCounts) -> dict[str, Any]:
-    return {
-        "weight": counts.weight,
-        "n_transitions": counts.n_transitions,
-        "graph": counts.graph.to_json(),
-        "cont": counts.cont.to_json(),
-    }
-
-
-def _load_counts(counts: SeqCounts, blob: Mapping[str, Any], source: str | Path) -> None:
-    counts.graph = PatternGraph.from_json(blob["graph"], source=source)
-    counts.cont = PatternGraph.from_json(blob["cont"], source=source)
-    counts.weight = float(blob["weight"])
-    counts.n_transitions = int(blob["n_transitions"])
-
-
-def _mix(
-    seq: list[tuple[str, float]],
-    text: list[tuple[str, float]],
-    blend: tuple[str, float],
-    k: int | None,
-) -> list[tuple[str, float]]:
-    """
-    Blend two forecasts over the union of their states.
-    """
-    kind, lam = blend
-    ps, pt = dict(seq), dict(text)
-    # Both lists come sorted, most probable first: their last entries are their minima.
-    floor_s = (seq[-1][1] if seq else 1e-6) * 0.5
-    floor_t = (text[-1][1] if text else 1e-6) * 0.5
-    mixed: dict[str, float] = {}
-    if kind == "linear":
-        for s in ps.keys() | pt.keys():
-            mixed[s] = (1.0 - lam) * ps.get(s, floor_s) + lam * pt.get(s, floor_t)
-    else:
-        mu = 1.0 - lam
-        for s in ps.keys() | pt.keys():
-            mixed[s] = max(ps.get(s, floor_s), 1e-12) ** mu * max(pt.get(s, floor_t), 1e-12) ** lam
-        total = sum(mixed.values())
-        mixed = {s: p / total for s, p in mixed.items()}
-    if k is not None and k < len(mixed):
-        return heapq.nsmallest(k, ((s, p) for s, p in mixed.items()), key=_rank_key)
-    return sorted(mixed.items(), key=_rank_key)
-
-
-def _rank_key(item: tuple[str, float]) -> tuple[float, str]:
-    return (-item[1], item[0])
-
-
-_Case: TypeAlias = "tuple[list[tuple[str, float]], list[tuple[str, float]], tuple[str | None, frozenset[str]], str]"
-_N_RERANK = 6
-
-
-def _context(history: Sequence[Item]) -> tuple[str | None, frozenset[str]]:
-    """
-    The current state and the states seen so far in the session.
-    """
-    states = states_of(history)
-    return (states[-1] if states else None), frozenset(states)
-
-
-def _blend_cases(seq: SeqCounts, text: TextForecaster, held: list[Any]) -> list[_Case]:
-    """
-    Both forecasts of every held-out turn whose previous turn has text, with its target.
-    """
-    cases: list[_Case] = []
-    for session in held:
-        items, _ = session_parts(session)
-        for i in range(1, len(items)):
-            target = state_of(items[i])
-            if target is None or not has_text(items[i - 1]):
-                continue
-            history = items[:i]
-            padded = [BOS, *states_of(history)]
-            cases.append(
-                (
-                    seq.predict(padded, 3 + _WIDEN),
-                    text.predict_proba(history, 3 + _WIDEN),
-                    _context(history),
-                    target,
-                )
-            )
-    return cases
-
-
-def _learn_blend(cases: list[_Case]) -> tuple[str, float]:
-    """
-    Pick the blend (kind and weight) with the best top-1 + top-3 hits on held-out turns
-    (ties: the higher log-likelihood of the true state).
-    """
-    if not cases:
-        return ("linear", 0.5)
-    cases = cases[:: max(1, len(cases) // _MAX_BLEND_CASES)]
-    best: tuple[float, float, str, float] | None = None
-    for kind in ("linear", "loglinear"):
-        for lam in _GRID:
-            hits = 0.0
-            loglik = 0.0
-            for s, t, _, target in cases:
-                top = _mix(s, t, (kind, lam), 3)
-                names = [n for n, _ in top]
-                hits += (names[:1] == [target]) + (target in names)
-                loglik += math.log(max(dict(top).get(target, 1e-6), 1e-6))
-            key = (hits, loglik, kind, lam)
-            if best is None or key[:2] > best[:2]:
-                best = key
-    assert best is not None
-    return (best[2], best[3])
-
-
-def _rerank_rows(
-    seq: list[tuple[str, float]],
-    text: list[tuple[str, float]],
-    context: tuple[str | None, frozenset[str]],
-) -> tuple[list[str], list[tuple[float, ...]]]:
-    """
-    Features of every state in either forecast: the log-probabilities under each
-    (floored at half the list's last), whether it is the current state, whether the
-    session has been in it, and the two log-probabilities again for the current state
-    (so staying and moving get their own trust in each forecast).
-    """
-    ps, pt = dict(seq), dict(text)
-    floor_s = math.log((seq[-1][1] if seq else 1e-6) * 0.5 + 1e-12)
-    floor_t = math.log((text[-1][1] if text else 1e-6) * 0.5 + 1e-12)
-    current, seen = context
-    names: list[str] = []
-    rows: list[tuple[float, ...]] = []
-    for s in ps.keys() | pt.keys():
-        a = ps.get(s)
-        b = pt.get(s)
-        la = floor_s if a is None else math.log(a + 1e-12)
-        lb = floor_t if b is None else math.log(b + 1e-12)
-        stay = 1.0 if s == current else 0.0
-        names.append(s)
-        rows.append((la, lb, stay, 1.0 if s in seen else 0.0, la * stay, lb * stay))
-    return names, rows
-
-
-def _rerank(
-    seq: list[tuple[str, float]],
-    text: list[tuple[str, float]],
-    context: tuple[str | None, frozenset[str]],
-    coef: tuple[float, ...],
-    k: int | None,
-) -> list[tuple[str, float]]:
-    """
-    Rank the union of both forecasts by the learned linear score; probabilities are the
-    scores' softmax over the union.
-    """
-    names, rows = _rerank_rows(seq, text, context)
-    scores = [sum(map(operator.mul, coef, row)) for row in rows]
-    top = max(scores, default=0.0)
-    weights = [math.exp(z - top) for z in scores]
-    total = sum(weights) or 1.0
-    out = [(s, w / total) for s, w in zip(names, weights, strict=True)]
-    if k is not None and k < len(out):
-        return heapq.nsmallest(k, out, key=_rank_key)
-    return sorted(out, key=_rank_key)
-
-
-def _learn_rerank(cases: list[_Case]) -> tuple[float, ...] | None:
-    """
-    Fit the reranking (a logistic regression: is this state the next one?) on held-out
-    turns; None when they hold too little to fit it.
-    """
-    cases = cases[:: max(1, len(cases) // _MAX_RERANK_CASES)]
-    xs: list[tuple[float, ...]] = []
-    ys: list[int] = []
-    sizes = [0]
-    for s, t, context, target in cases:
-        names, rows = _rerank_rows(s, t, context)
-        sizes.append(len(rows))
-        xs.extend(rows)
-        ys.extend(int(n == target) for n in names)
-    if len(cases) < 50 or len(set(ys)) < 2:
-        return None
-    lr = LogisticRegression(C=1.0, max_iter=1000)
-    lr.fit(np.asarray(xs), np.asarray(ys))
-    coef = np.asarray(lr.coef_[0], dtype=np.float64)
-    # The logistic regression scores each state on its own; the forecast is their
-    # softmax over the union, so scale the scores to the held-out likelihood of that.
-    x = np.asarray(xs) @ coef
-    y = np.asarray(ys, dtype=bool)
-    bounds = [int(b) for b in np.cumsum(sizes)]
-    best = (-math.inf, 1.0)
-    for scale in (0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0):
-        z = x * scale
-        loglik = 0.0
-        for lo, hi in itertools.pairwise(bounds):
-            seg = z[lo:hi]
-            top = float(seg.max())
-            norm = top + math.log(float(np.exp(seg - top).sum()))
-            hit = y[lo:hi]
-            loglik += float(seg[hit].sum()) - norm if hit.any() else math.log(1e-6)
-        best = max(best, (loglik, scale))
-    return tuple(float(c) * best[1] for c in coef)

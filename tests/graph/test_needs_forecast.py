@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from graph import FollowUpPredictor, ModelFileError, NeedsForecaster
-from graph._forecast import _absolute, _relative
+from graph._needs_features import _absolute, _relative
 
 
 def test_relative_need_round_trip() -> None:

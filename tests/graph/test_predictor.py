@@ -13,7 +13,6 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from graph import FollowUpPredictor, ModelFileError
-from graph._predictor import _rerank
 
 # Transitions with the start marker <s>:
 #   <s>->a, a->b | <s>->a, a->c | <s>->b, b->c
@@ -255,17 +254,3 @@ def test_decay_follows_drift() -> None:
     assert "b" == FollowUpPredictor(order=1).fit(old + new).predict_proba(["a"], k=1)[0][0]
     decayed = FollowUpPredictor(order=1, half_life=5).fit(old + new)
     assert "c" == decayed.predict_proba(["a"], k=1)[0][0]
-
-
-def test_rerank_probabilities_and_order() -> None:
-    """
-    The reranking scores the union of both forecasts; with weight on the sequence
-    forecast only it keeps that order, and its probabilities sum to one.
-    """
-    seq = [("a", 0.6), ("b", 0.3), ("c", 0.1)]
-    text = [("c", 0.7), ("d", 0.3)]
-    out = _rerank(seq, text, ("a", frozenset({"a"})), (1.0, 0.0, 0.0, 0.0, 0.0, 0.0), None)
-    assert ["a", "b", "c", "d"] == [s for s, _ in out]
-    assert pytest.approx(1.0) == sum(p for _, p in out)
-    top = _rerank(seq, text, ("a", frozenset({"a"})), (0.0, 1.0, 0.0, 0.0, 0.0, 0.0), 2)
-    assert ["c", "d"] == [s for s, _ in top]

@@ -1,5 +1,6 @@
 """
-StateEncoder: maps request text to a discrete state when the log carries no label.
+StateEncoder: names the state of a request from its text, for logs whose turns carry
+no state label (nearest labelled centroid, or clusters).
 """
 
 from __future__ import annotations

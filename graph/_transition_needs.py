@@ -1,5 +1,7 @@
 """
-NeedsAfter: which needs the next turn uses, given the transition that leads to it.
+NeedsAfter: P(need at the next turn | the transition that leads to it), i.e. which
+needs the next turn uses given this turn's state and needs and the next state; and,
+without a state forecast, given this state and the needs used in it so far.
 """
 
 from __future__ import annotations
@@ -7,12 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["NeedsAfter"]
+from ._keys import FROM, NEEDS_SEP, SEP, STAY
 
-_SEP = "\x1f"
-_SET = "\x1e"
-_FROM = "\x1d"
-_STAY = "\x1c"
+__all__ = ["NeedsAfter"]
 
 
 class NeedsAfter:
@@ -59,7 +58,7 @@ class NeedsAfter:
         """
         Return the key of a turn's set of needs (order and duplicates do not matter).
         """
-        return _SET.join(sorted(set(needs)))
+        return NEEDS_SEP.join(sorted(set(needs)))
 
     def observe(
         self,
@@ -77,11 +76,11 @@ class NeedsAfter:
         """
         keys = [nxt]
         if state is not None:
-            pair = state + _SEP + nxt
-            keys += [pair, pair + _SEP + needs_key, _FROM + state, _FROM + state + _SEP + needs_key]
+            pair = state + SEP + nxt
+            keys += [pair, pair + SEP + needs_key, FROM + state, FROM + state + SEP + needs_key]
             self._from.pop(state, None)
             if stay_key is not None:
-                keys.append(_STAY + state + _SEP + stay_key)
+                keys.append(STAY + state + SEP + stay_key)
         used = set(nxt_needs)
         turns, rows = self.turns, self.rows
         for key in keys:
@@ -109,8 +108,8 @@ class NeedsAfter:
         else:
             probs = {need: c / n1 for need, c in self.rows[nxt].items()}
             if state is not None:
-                pair = state + _SEP + nxt
-                for key in (pair, pair + _SEP + needs_key):
+                pair = state + SEP + nxt
+                for key in (pair, pair + SEP + needs_key):
                     n = self.turns.get(key, 0.0)
                     if n <= 0.0:
                         break
@@ -128,14 +127,14 @@ class NeedsAfter:
         """
         Return P(need at the next turn | this state, this turn's needs).
         """
-        return self._from_state(state, _FROM + state + _SEP + needs_key)
+        return self._from_state(state, FROM + state + SEP + needs_key)
 
     def after_stay(self, state: str, stay_key: str) -> tuple[tuple[str, float], ...]:
         """
         Return P(need at the next turn | this state, the needs used since the session
         entered it) (``stay_key``, a :meth:`needs_key`).
         """
-        return self._from_state(state, _STAY + state + _SEP + stay_key)
+        return self._from_state(state, STAY + state + SEP + stay_key)
 
     def _from_state(self, state: str, key: str) -> tuple[tuple[str, float], ...]:
         """
@@ -148,11 +147,11 @@ class NeedsAfter:
         hit = per_state.get(key)
         if hit is not None:
             return hit
-        n1 = self.turns.get(_FROM + state, 0.0)
+        n1 = self.turns.get(FROM + state, 0.0)
         if n1 <= 0.0:
             out: tuple[tuple[str, float], ...] = ()
         else:
-            probs = {need: c / n1 for need, c in self.rows[_FROM + state].items()}
+            probs = {need: c / n1 for need, c in self.rows[FROM + state].items()}
             n = self.turns.get(key, 0.0)
             if n > 0.0:
                 row = self.rows[key]

@@ -1,10 +1,11 @@
 """
-TextForecaster: the next state from the words of the last request and the agent's reply.
+TextForecaster: forecasts the next *state* of a session from the words of its last
+request and of the agent's reply (and its last states), with a linear model over TF-IDF
+features that keeps learning online.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,12 +18,16 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import SGDClassifier
 from sklearn.utils.validation import check_is_fitted
 
-from ._seq import Item, session_parts, state_of
+from ._persistence import decode_floats, encode_floats
+from ._sessions import Item, session_parts, state_of
 
-__all__ = ["TextForecaster", "turn_features"]
+__all__ = ["TextForecaster", "text_words", "turn_features"]
 
 
-def _words(text: str) -> list[str]:
+def text_words(text: str) -> list[str]:
+    """
+    Return the lower-cased words of ``text``, stripped of surrounding punctuation.
+    """
     out: list[str] = []
     for raw in text.lower().split():
         word = raw.strip(".,!?;:\"'()[]")
@@ -54,14 +59,14 @@ def turn_features(history: Sequence[Item], n_states: int) -> list[str]:
     if isinstance(last, Mapping):
         text = last.get("text")
         if isinstance(text, str):
-            words = _words(text)
+            words = text_words(text)
             out.extend("u:" + w for w in words)
             out.extend(f"u:{a}_{b}" for a, b in itertools.pairwise(words))
             if current is not None:
                 out.extend(f"u|{current}:{w}" for w in dict.fromkeys(words))
         reply = last.get("system")
         if isinstance(reply, str):
-            words = _words(reply)
+            words = text_words(reply)
             out.extend("a:" + w for w in words)
             out.extend(f"a:{a}_{b}" for a, b in itertools.pairwise(words))
             if current is not None:
@@ -77,15 +82,6 @@ def turn_features(history: Sequence[Item], n_states: int) -> list[str]:
     if len(states) >= 2:
         out.append(f"s01={states[0]}|{states[1]}")
     return out
-
-
-def has_text(item: Item) -> bool:
-    """
-    Return whether a sequence item carries request or reply text.
-    """
-    return isinstance(item, Mapping) and (
-        isinstance(item.get("text"), str) or isinstance(item.get("system"), str)
-    )
 
 
 def _identity(doc: list[str]) -> list[str]:
@@ -318,10 +314,10 @@ class TextForecaster(BaseEstimator):
         return {
             "params": self.get_params(),
             "vocabulary": self.vocabulary_,
-            "idf": _b64(self.idf_),
+            "idf": encode_floats(self.idf_),
             "classes": self.classes_,
-            "coef": _b64(np.asarray(self.model_.coef_)),
-            "intercept": _b64(np.asarray(self.model_.intercept_)),
+            "coef": encode_floats(np.asarray(self.model_.coef_)),
+            "intercept": encode_floats(np.asarray(self.model_.intercept_)),
             "coef_shape": list(np.asarray(self.model_.coef_).shape),
         }
 
@@ -338,7 +334,7 @@ class TextForecaster(BaseEstimator):
         """
         model = cls(**data["params"])
         vocab = {str(t): int(i) for t, i in data["vocabulary"].items()}
-        idf = _unb64(data["idf"], (len(vocab),))
+        idf = decode_floats(data["idf"], (len(vocab),))
         shape = tuple(int(n) for n in data["coef_shape"])
         classes = [str(c) for c in data["classes"]]
         vec = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, dtype=np.float32)
@@ -349,8 +345,8 @@ class TextForecaster(BaseEstimator):
             random_state=model.random_state,
         )  # fmt: skip
         sgd.classes_ = np.array(classes, dtype=object)
-        sgd.coef_ = _unb64(data["coef"], shape)
-        sgd.intercept_ = _unb64(data["intercept"], (shape[0],))
+        sgd.coef_ = decode_floats(data["coef"], shape)
+        sgd.intercept_ = decode_floats(data["intercept"], (shape[0],))
         sgd.t_ = 1.0 + 1e4
         sgd.n_features_in_ = len(vocab)
         sgd._expanded_class_weight = np.ones(len(classes))
@@ -360,12 +356,3 @@ class TextForecaster(BaseEstimator):
         model._pending = []
         model._compile()
         return model
-
-
-def _b64(array: np.ndarray[Any, Any]) -> str:
-    return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
-
-
-def _unb64(text: str, shape: tuple[int, ...]) -> np.ndarray[Any, np.dtype[np.float64]]:
-    flat = np.frombuffer(base64.b64decode(text.encode("ascii")), dtype="<f4")
-    return flat.astype(np.float64).reshape(shape)

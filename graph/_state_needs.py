@@ -1,5 +1,6 @@
 """
-NeedsModel: which information needs a state uses.
+NeedsModel: P(need | state), which information needs the turns of each state used,
+and the expected use of each need under a forecast of the next state.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ._errors import ModelFileError
-from ._graph import PatternGraph, atomic_write_json, check_document, check_name, read_json
-from ._seq import session_parts
+from ._graph import PatternGraph
+from ._keys import check_name
+from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
+from ._sessions import session_parts
 
 __all__ = ["NeedsModel"]
 
@@ -201,15 +203,11 @@ class NeedsModel(BaseEstimator):
             ModelFileError: If the data is corrupt or of an unknown version.
         """
         check_document(data, _FORMAT, _VERSION, source)
-        try:
+        with map_corrupt_data(source, "needs data"):
             model = cls(**data["params"])
             model._reset()
             model.state_turns_ = {str(s): float(n) for s, n in data["state_turns"].items()}
             model.graph_ = PatternGraph.from_json(data["graph"], source=source)
-        except ModelFileError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ModelFileError(source, f"corrupt needs data ({exc})") from exc
         return model
 
     def save(self, path: str | Path) -> None:

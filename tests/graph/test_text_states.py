@@ -1,5 +1,6 @@
 """
-Tests of the text-aware forecast, the needs forecast and the state encoder.
+Tests of the text forecast (TextForecaster), of the next-state forecast that blends it
+in, and of the needs forecast on sessions whose words tell what follows.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from sklearn.base import clone
 
-from graph import FollowUpPredictor, NeedsForecaster, StateEncoder, TextForecaster
+from graph import FollowUpPredictor, NeedsForecaster, TextForecaster
 
 REPLIES = {
     "book": "Would you like me to book a table?",
@@ -25,7 +26,7 @@ def _sessions(n: int, seed: int = 0) -> list[dict[str, Any]]:
     agent's reply can: "book a table" leads to ``reserve``, "weather" to ``forecast``.
     """
     rng = random.Random(seed)
-    out = []
+    out: list[dict[str, Any]] = []
     for _ in range(n):
         kind = rng.choice(["book", "weather"])
         nxt = "reserve" if kind == "book" else "forecast"
@@ -111,27 +112,3 @@ def test_needs_forecaster_clone() -> None:
     copy = clone(forecaster)
     assert 4 == copy.predictor.order
     assert 7 == copy.n_states
-
-
-def test_state_encoder_with_labels() -> None:
-    """
-    Nearest centroid maps new requests to the labelled state they resemble.
-    """
-    texts = ["book a table for two", "reserve a table tonight", "weather in paris",
-             "will it rain tomorrow"]  # fmt: skip
-    labels = ["reserve", "reserve", "forecast", "forecast"]
-    enc = StateEncoder().fit(texts, labels)
-    assert ["reserve", "forecast"] == enc.transform(["a table for four", "rain in paris"])
-
-
-def test_state_encoder_clusters_without_labels() -> None:
-    """
-    Without labels, similar texts share a cluster and different ones do not.
-    """
-    texts = ["book a table"] * 5 + ["weather forecast rain"] * 5
-    enc = StateEncoder(n_states=2).fit(texts)
-    a, b = enc.transform(["book a table", "weather forecast rain"])
-    assert a != b
-    assert a.startswith("cluster:")
-    with pytest.raises(ValueError, match="n_states"):
-        StateEncoder(n_states=50).fit(texts)

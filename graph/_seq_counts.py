@@ -1,79 +1,21 @@
 """
-Shared input handling and the count store behind the sequence forecast.
+SeqCounts: the transition counts behind the sequence forecast, with backoff from the
+longest context to the unigram, time decay and pruning.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeAlias
 
-from ._graph import _CTX, _SEP, BOS, PatternGraph, check_name, key_context
+from ._graph import PatternGraph
+from ._keys import BOS, CTX, SEP
 
-__all__ = [
-    "Item",
-    "SeqCounts",
-    "session_parts",
-    "state_of",
-    "states_of",
-]
-
-#: One item of a sequence: a state string or a turn mapping of the session log.
-Item: TypeAlias = "str | Mapping[str, Any]"
+__all__ = ["SeqCounts", "context_keys"]
 
 _Level: TypeAlias = "tuple[tuple[tuple[str, float], ...], float]"
 _RESCALE_AT = 1e12
-
-
-def state_of(item: Item) -> str | None:
-    """
-    Return the state of a sequence item.
-
-    Args:
-        item: A state string or a turn mapping.
-
-    Returns:
-        The state, or None when a turn mapping has none.
-    """
-    if isinstance(item, str):
-        return item
-    state = item.get("state")
-    return state if isinstance(state, str) else None
-
-
-def session_parts(seq: Any) -> tuple[Sequence[Item], str | None]:
-    """
-    Split a session into its items and user.
-
-    Args:
-        seq: A sequence of items, or a session mapping ``{"user", "turns"}``.
-
-    Returns:
-        ``(items, user)``; user is None when the session names none.
-    """
-    if isinstance(seq, Mapping):
-        user = seq.get("user")
-        turns = seq.get("turns") or ()
-        return list(turns), (str(user) if user is not None else None)
-    return seq, None
-
-
-def states_of(items: Iterable[Item]) -> list[str]:
-    """
-    Return the states of the items, skipping turns that have none.
-
-    Args:
-        items: State strings or turn mappings.
-
-    Returns:
-        The states in order.
-    """
-    out: list[str] = []
-    for item in items:
-        state = state_of(item)
-        if state is not None:
-            out.append(state)
-    return out
 
 
 def context_keys(padded: Sequence[str], i: int, order: int) -> list[str]:
@@ -88,7 +30,7 @@ def context_keys(padded: Sequence[str], i: int, order: int) -> list[str]:
     Returns:
         ``[key(()), key((padded[i-1],)), ...]`` up to ``min(order, i)`` states.
     """
-    return [_CTX + _SEP.join(padded[i - n : i]) for n in range(min(order, i) + 1)]
+    return [CTX + SEP.join(padded[i - n : i]) for n in range(min(order, i) + 1)]
 
 
 class SeqCounts:
@@ -203,8 +145,8 @@ class SeqCounts:
             return
         candidates: list[tuple[float, int, str, str]] = []
         for key, succ in self.graph._succ.items():
-            if key.startswith(_CTX) and _SEP in key:
-                n = key.count(_SEP) + 1
+            if key.startswith(CTX) and SEP in key:
+                n = key.count(SEP) + 1
                 candidates.extend((d["count"], -n, key, nxt) for nxt, d in succ.items())
         candidates.sort()
         drop = [(key, nxt) for _, _, key, nxt in candidates[:excess]]
@@ -220,7 +162,7 @@ class SeqCounts:
         """
         factor = self.weight / other.weight
         for ctx, nxt, count in other.graph.edges():
-            key = _CTX + _SEP.join(ctx)
+            key = CTX + SEP.join(ctx)
             if self.method == "kn" and len(key) > 1:
                 edges = self.graph._succ.get(key)
                 if edges is None or nxt not in edges:
@@ -262,10 +204,10 @@ class SeqCounts:
     def _unigram(self) -> tuple[dict[str, float], list[tuple[str, float]]]:
         if self._uni is None:
             src = self.cont if self.method == "kn" else self.graph
-            counts = src.counts_key(_CTX)
+            counts = src.counts_key(CTX)
             if self.method == "kn":
                 # States seen only at session start have no continuation count yet.
-                for n in self.graph.counts_key(_CTX):
+                for n in self.graph.counts_key(CTX):
                     counts.setdefault(n, 0.0)
             total = sum(counts.values())
             probs = {n: (c / total if total > 0 else 1.0 / len(counts)) for n, c in counts.items()}
@@ -285,7 +227,7 @@ class SeqCounts:
         """
         i = len(padded)
         top_n = min(self.order, i)
-        ck = (_CTX + _SEP.join(padded[i - top_n :]), k)
+        ck = (CTX + SEP.join(padded[i - top_n :]), k)
         hit = self._results.get(ck)
         if hit is not None:
             return hit
@@ -321,6 +263,39 @@ class SeqCounts:
         self._results[ck] = result
         return result
 
+    # -- persistence ----------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        Return the counts as a JSON-ready dict: both graphs, the weight and the number
+        of transitions (the parameters are the owner's to save).
+        """
+        return {
+            "weight": self.weight,
+            "n_transitions": self.n_transitions,
+            "graph": self.graph.to_json(),
+            "cont": self.cont.to_json(),
+        }
+
+    def load_json(self, blob: Mapping[str, Any], *, source: str | Path = "<json>") -> None:
+        """
+        Replace the counts with those of :meth:`to_json` output.
+
+        Args:
+            blob: The decoded JSON.
+            source: Names the origin in error messages.
+
+        Raises:
+            ModelFileError: If a graph in it is corrupt or of an unknown version.
+            KeyError: If a part is missing (``TypeError``, ``ValueError`` when one is
+                malformed).
+        """
+        self.graph = PatternGraph.from_json(blob["graph"], source=source)
+        self.cont = PatternGraph.from_json(blob["cont"], source=source)
+        self.weight = float(blob["weight"])
+        self.n_transitions = int(blob["n_transitions"])
+        self._invalidate_all()
+
     def memory_edges(self) -> int:
         """
         Return the number of stored transitions (continuation counts included).
@@ -332,32 +307,9 @@ def _parent_key(key: str) -> str:
     """
     Return the key of the context one state shorter (dropping the oldest state).
     """
-    cut = key.find(_SEP)
-    return _CTX if cut < 0 else _CTX + key[cut + 1 :]
+    cut = key.find(SEP)
+    return CTX if cut < 0 else CTX + key[cut + 1 :]
 
 
 def _by_prob(item: tuple[str, float]) -> tuple[float, str]:
     return (-item[1], item[0])
-
-
-def validate_states(states: Sequence[str]) -> list[str]:
-    """
-    Check every state name and return them as a list.
-
-    Args:
-        states: State names.
-
-    Returns:
-        The same names.
-    """
-    return [check_name(s) for s in states]
-
-
-def log_or_floor(p: float, floor: float = 1e-9) -> float:
-    """
-    Return ``log(max(p, floor))``.
-    """
-    return math.log(max(p, floor))
-
-
-__all__ += ["context_keys", "key_context", "log_or_floor", "validate_states"]

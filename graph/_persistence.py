@@ -1,0 +1,153 @@
+"""
+How graph's models are saved and read back: versioned JSON documents.
+
+A saved model is one JSON object that begins with ``"format"`` (which model) and
+``"version"`` (of its layout). :func:`atomic_write_json` writes it through a temporary
+file, :func:`read_json` reads it, :func:`check_document` checks its format and version,
+and :func:`map_corrupt_data` turns whatever goes wrong while rebuilding the model into
+a :class:`ModelFileError` naming the file. Float arrays travel as base64 ``float32``
+(:func:`encode_floats`, :func:`decode_floats`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._errors import ModelFileError
+
+__all__ = [
+    "atomic_write_json",
+    "check_document",
+    "decode_floats",
+    "encode_floats",
+    "map_corrupt_data",
+    "read_json",
+]
+
+#: What rebuilding a model from malformed JSON raises.
+_CORRUPT: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError, AttributeError)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    """
+    Write ``data`` as compact JSON to ``path`` through a temporary file and
+    :func:`os.replace`, so a reader never sees half a file.
+
+    Args:
+        path: The destination.
+        data: Anything :func:`json.dump` accepts.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | Path) -> Any:
+    """
+    Read a JSON file, turning decoding failures into :class:`ModelFileError`.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The decoded document.
+
+    Raises:
+        ModelFileError: If the file is not valid UTF-8 JSON.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(path, f"not valid JSON ({exc})") from exc
+
+
+def check_document(data: Any, fmt: str, version: int, source: str | Path) -> None:
+    """
+    Check that decoded JSON is a ``fmt`` document of this ``version``.
+
+    Args:
+        data: The decoded JSON.
+        fmt: The expected ``"format"``.
+        version: The expected ``"version"``.
+        source: Names the origin in error messages.
+
+    Raises:
+        ModelFileError: It is not, naming ``source`` and what is wrong.
+    """
+    if not isinstance(data, Mapping) or data.get("format") != fmt:
+        raise ModelFileError(source, f"not a {fmt} document")
+    if data.get("version") != version:
+        raise ModelFileError(
+            source, f"unknown version {data.get('version')!r} (this code reads version {version})"
+        )
+
+
+@contextmanager
+def map_corrupt_data(source: str | Path, what: str, *also: type[Exception]) -> Iterator[None]:
+    """
+    Turn the errors of rebuilding a model from malformed data into
+    :class:`ModelFileError` (``corrupt <what> (<error>)``, naming ``source``).
+
+    A :class:`ModelFileError` raised inside passes through unchanged.
+
+    Args:
+        source: Names the origin in error messages.
+        what: What was being read, e.g. ``"predictor data"``.
+        also: Error types to translate besides ``KeyError``, ``TypeError``,
+            ``ValueError`` and ``AttributeError``.
+
+    Raises:
+        ModelFileError: If the block raised one of those errors.
+    """
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except (*_CORRUPT, *also) as exc:
+        raise ModelFileError(source, f"corrupt {what} ({exc})") from exc
+
+
+def encode_floats(array: np.ndarray[Any, Any]) -> str:
+    """
+    Return ``array`` as base64 of its little-endian ``float32`` values, in C order.
+
+    Args:
+        array: Any numeric array.
+
+    Returns:
+        ASCII text.
+    """
+    return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_floats(text: str, shape: tuple[int, ...]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """
+    Invert :func:`encode_floats`.
+
+    Args:
+        text: What :func:`encode_floats` returned.
+        shape: The array's shape.
+
+    Returns:
+        A ``float64`` array of that shape.
+    """
+    flat = np.frombuffer(base64.b64decode(text.encode("ascii")), dtype="<f4")
+    return flat.astype(np.float64).reshape(shape)

@@ -1,0 +1,105 @@
+"""
+Tests of the persistence helpers every model saves and loads through.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph import ModelFileError
+from graph._persistence import (
+    atomic_write_json,
+    check_document,
+    decode_floats,
+    encode_floats,
+    map_corrupt_data,
+    read_json,
+)
+
+
+def test_atomic_write_is_compact_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """
+    The document is written as compact JSON, and only the destination remains.
+    """
+    path = tmp_path / "m.json"
+    atomic_write_json(path, {"format": "x", "version": 1, "a": [1, 2.5]})
+    assert '{"format":"x","version":1,"a":[1,2.5]}' == path.read_text(encoding="utf-8")
+    assert ["m.json"] == [p.name for p in tmp_path.iterdir()]
+    assert {"format": "x", "version": 1, "a": [1, 2.5]} == read_json(path)
+
+
+def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
+    """
+    Data JSON cannot encode leaves the previous file untouched and no temporary file.
+    """
+    path = tmp_path / "m.json"
+    atomic_write_json(path, {"old": True})
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"new": object()})
+    assert {"old": True} == read_json(path)
+    assert ["m.json"] == [p.name for p in tmp_path.iterdir()]
+
+
+def test_read_json_names_the_file(tmp_path: Path) -> None:
+    """
+    Invalid JSON and invalid UTF-8 raise ModelFileError naming the file.
+    """
+    path = tmp_path / "bad.json"
+    path.write_text("{nope", encoding="utf-8")
+    with pytest.raises(ModelFileError, match=r"bad\.json.*not valid JSON"):
+        read_json(path)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ModelFileError, match=r"bad\.json.*not valid JSON"):
+        read_json(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ([], "not a graph.X document"),
+        ({"format": "graph.Y", "version": 1}, "not a graph.X document"),
+        ({"format": "graph.X", "version": 2}, r"unknown version 2 \(this code reads version 1\)"),
+        ({"format": "graph.X"}, "unknown version None"),
+    ],
+)
+def test_check_document(data: object, problem: str) -> None:
+    """
+    A document of another format or version is refused, naming the source.
+    """
+    with pytest.raises(ModelFileError, match=rf"'src\.json': {problem}"):
+        check_document(data, "graph.X", 1, "src.json")
+    check_document({"format": "graph.X", "version": 1}, "graph.X", 1, "src.json")
+
+
+def test_map_corrupt_data() -> None:
+    """
+    Errors of malformed data become ModelFileError; a ModelFileError passes unchanged;
+    other errors pass only when named.
+    """
+    corrupt = pytest.raises(ModelFileError, match=r"'f': corrupt thing data \('k'\)")
+    with corrupt as info, map_corrupt_data("f", "thing data"):
+        raise KeyError("k")
+    assert isinstance(info.value.__cause__, KeyError)
+    inner = ModelFileError("g", "inner")
+    with pytest.raises(ModelFileError) as passed, map_corrupt_data("f", "thing data"):
+        raise inner
+    assert inner is passed.value
+    with pytest.raises(IndexError), map_corrupt_data("f", "thing data"):
+        raise IndexError("i")
+    named = pytest.raises(ModelFileError, match="corrupt thing data")
+    with named, map_corrupt_data("f", "thing data", IndexError):
+        raise IndexError("i")
+
+
+def test_floats_round_trip_as_float32() -> None:
+    """
+    Arrays come back with their shape, at float32 precision.
+    """
+    array = np.array([[1.0, 2.5, -3.25], [0.1, 1e-3, 7.0]])
+    back = decode_floats(encode_floats(array), (2, 3))
+    assert (2, 3) == back.shape
+    assert np.float64 == back.dtype
+    assert np.array_equal(array.astype(np.float32).astype(np.float64), back)
