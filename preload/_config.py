@@ -30,6 +30,7 @@ __all__ = [
     "PredictionConfig",
     "PreloaderConfig",
     "ReplayConfig",
+    "SwapConfig",
     "TokensConfig",
 ]
 
@@ -280,6 +281,29 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SwapConfig:
+    """
+    How the swap controller fills the window with predicted items.
+
+    A predicted item that is not in the window yet is swapped in only when its
+    predicted value reaches ``swap_threshold`` (a change near the top of the window
+    invalidates the prompt-prefix cache); items already in the window keep their
+    place. Up to ``exact_items`` predicted items, items and levels are chosen by the
+    exact knapsack; above, by the convex-hull greedy (the request-path default: 0,
+    always the greedy, which is well under a millisecond).
+
+    .. versionadded:: 0.2
+    """
+
+    swap_threshold: float = 0.2
+    exact_items: int = 0
+
+    def __post_init__(self) -> None:
+        _probability("swap.swap_threshold", self.swap_threshold)
+        _non_negative("swap.exact_items", self.exact_items)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PredictionConfig:
     """
     How the engine forecasts the next request.
@@ -419,6 +443,7 @@ class EngineConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     preloader: PreloaderConfig = field(default_factory=PreloaderConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    swap: SwapConfig = field(default_factory=SwapConfig)
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)

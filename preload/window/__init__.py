@@ -1,19 +1,20 @@
 """
-window.
+window: the request path. The swap controller assembles each turn's context window;
+the allocation splits the budget across categories; the knapsack chooses items and
+their compression levels.
 """
 
 from __future__ import annotations
 
-from ._budget import Allocation as Allocation
-from ._budget import BudgetManager as BudgetManager
-from ._budget import HierarchicalBudgetManager as HierarchicalBudgetManager
-from ._budget import Option as Option
-from ._budget import Selection as Selection
-from ._budget import select as select
-from ._budget import select_exact as select_exact
-from ._budget import select_fptas as select_fptas
-from ._budget import select_greedy as select_greedy
-from ._budget import select_scaled as select_scaled
+from ._allocation import Allocation as Allocation
+from ._allocation import HierarchicalBudgetManager as HierarchicalBudgetManager
+from ._knapsack import Option as Option
+from ._knapsack import Selection as Selection
+from ._knapsack import select as select
+from ._knapsack import select_exact as select_exact
+from ._knapsack import select_fptas as select_fptas
+from ._knapsack import select_greedy as select_greedy
+from ._knapsack import select_scaled as select_scaled
 from ._swap import Context as Context
 from ._swap import ContextItem as ContextItem
 from ._swap import Decision as Decision
@@ -21,7 +22,6 @@ from ._swap import SwapController as SwapController
 
 __all__ = [
     "Allocation",
-    "BudgetManager",
     "Context",
     "ContextItem",
     "Decision",

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .._config import CATEGORIES
-from ._budget import Option, select
+from .._config import CATEGORIES, SwapConfig
+from ._knapsack import Option, select
 
 if TYPE_CHECKING:
     from .._tokens import TokenCounter
-    from ..compression._compressor import Representation
-    from ..history._conversation import CompressedConversation
-    from ._budget import BudgetManager
+    from ..compression import Level, Representation
+    from ..history import CompressedConversation
+    from ._allocation import Allocation, HierarchicalBudgetManager
 
 __all__ = ["Context", "ContextItem", "Decision", "SwapController"]
 
@@ -124,6 +124,48 @@ class _Window:
     keys: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Draft:
+    """
+    A context being assembled: its items, its decisions so far, and the tokens each
+    category has left.
+    """
+
+    left: dict[str, int]
+    items: list[ContextItem] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+    def put(self, key: str, category: str, text: str, tokens: int, level: str, reason: str) -> None:
+        """
+        Add a fixed part (system prompt, request, history) from its category's tokens.
+        """
+        self.include(
+            ContextItem(
+                key=key,
+                category=category,
+                level=level,
+                text=text,
+                tokens=tokens,
+                value=1.0,
+                reason=reason,
+            )
+        )
+        self.left[category] -= tokens
+
+    def include(self, item: ContextItem) -> None:
+        """
+        Add ``item`` and the decision that put it in.
+        """
+        self.items.append(item)
+        self.decisions.append(Decision(key=item.key, included=True, reason=item.reason))
+
+    def exclude(self, key: str, reason: str) -> None:
+        """
+        Record why ``key`` stays out.
+        """
+        self.decisions.append(Decision(key=key, included=False, reason=reason))
+
+
 class SwapController:
     """
     Chooses what each turn's context holds.
@@ -131,28 +173,54 @@ class SwapController:
     Args:
         budget: Splits the window across categories.
         counter: Counts tokens of the request, the history and the system prompt.
+        config: The swap section of the engine configuration (defaults when None).
         swap_threshold: The value a predicted item that is not in the window yet must
-            reach to be swapped in.
+            reach to be swapped in; when given, overrides ``config.swap_threshold``.
         exact_items: Up to this many predicted items, items and levels are chosen by
             the exact knapsack; above, by the convex-hull greedy (the request path
-            default: 0, always the greedy, which is well under a millisecond).
+            default: 0, always the greedy, which is well under a millisecond); when
+            given, overrides ``config.exact_items``.
+
+    Raises:
+        ConfigError: ``swap_threshold`` or ``exact_items`` is out of range.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+        The ``config`` parameter.
     """
 
     def __init__(
         self,
-        budget: BudgetManager,
+        budget: HierarchicalBudgetManager,
         counter: TokenCounter,
         *,
-        swap_threshold: float = 0.2,
-        exact_items: int = 0,
+        config: SwapConfig | None = None,
+        swap_threshold: float | None = None,
+        exact_items: int | None = None,
     ) -> None:
+        config = config or SwapConfig()
+        if swap_threshold is not None:
+            config = replace(config, swap_threshold=swap_threshold)
+        if exact_items is not None:
+            config = replace(config, exact_items=exact_items)
         self.budget = budget
         self.counter = counter
-        self.swap_threshold = swap_threshold
-        self.exact_items = exact_items
+        self.config = config
         self._windows: dict[str, _Window] = {}
+
+    @property
+    def swap_threshold(self) -> float:
+        """
+        The value a predicted item not in the window yet must reach to swap in.
+        """
+        return self.config.swap_threshold
+
+    @property
+    def exact_items(self) -> int:
+        """
+        Up to this many predicted items, the knapsack is solved exactly.
+        """
+        return self.config.exact_items
 
     def forget(self, session_id: str) -> None:
         """
@@ -173,6 +241,11 @@ class SwapController:
     ) -> Context:
         """
         The context for one request.
+
+        The budget is split across categories by what each would use; the system
+        prompt, the request and the history go in first, then this turn's needs, then
+        the predicted items that win the knapsack; the items keep their order in the
+        session's window.
 
         Args:
             session_id: Whose window this is.
@@ -195,86 +268,68 @@ class SwapController:
             if conversation is not None
             else [self.counter.count(h) for h in history]
         )
-        demand: dict[str, int] = {
-            "system": system_tokens,
-            "working_memory": request_tokens,
-            "user_history": sum(history_tokens),
-        }
-        for rep in required:
-            demand[_category(rep)] = demand.get(_category(rep), 0) + rep.tokens
-        for rep, _ in optional:
-            demand[_category(rep)] = demand.get(_category(rep), 0) + rep.tokens
+        demand = _demand(system_tokens, request_tokens, sum(history_tokens), required, optional)
         allocation = self.budget.allocate(demand, self.budget.total - RENDER_OVERHEAD)
-        left = dict(allocation.tokens)
-        items: list[ContextItem] = []
-        decisions: list[Decision] = []
-
-        def put(key: str, category: str, text: str, tokens: int, level: str, reason: str) -> None:
-            items.append(
-                ContextItem(
-                    key=key,
-                    category=category,
-                    level=level,
-                    text=text,
-                    tokens=tokens,
-                    value=1.0,
-                    reason=reason,
-                )
-            )
-            left[category] -= tokens
-            decisions.append(Decision(key=key, included=True, reason=reason))
-
-        system_cut = self._cut(system_text, system_tokens, left["system"])
-        put("system", "system", system_cut[0], system_cut[1], system_cut[2], "system prompt")
-        request_cut = self._cut(request, request_tokens, left.get("working_memory", 0))
-        put("request", "working_memory", *request_cut, "this request")
-        kept: list[str] = []
-        room = left.get("user_history", 0)
+        draft = _Draft(left=dict(allocation.tokens))
+        system_cut = self._cut(system_text, system_tokens, draft.left["system"])
+        draft.put("system", "system", *system_cut, "system prompt")
+        request_cut = self._cut(request, request_tokens, draft.left.get("working_memory", 0))
+        draft.put("request", "working_memory", *request_cut, "this request")
         if conversation is not None:
-            text = conversation.get_context(max(0, room - 1))
-            if text:
-                tokens = self.counter.count(text)
-                how = "full" if tokens >= conversation.tokens else "compressed"
-                put("history", "user_history", text, tokens, how, "history and stated facts")
-            history, history_tokens = (), []
-        for text, tokens in zip(reversed(history), reversed(history_tokens), strict=True):
-            if tokens + 1 > room:
+            self._put_conversation(draft, conversation)
+        else:
+            self._put_history(draft, history, history_tokens)
+        spare = _Spare(draft.left)
+        _put_required(draft, spare, required)
+        candidates = self._candidates(draft, window, required, optional)
+        if candidates:
+            self._put_predicted(draft, spare, candidates)
+        return self._close(session_id, window, draft, allocation)
+
+    def _cut(self, text: str, tokens: int, room: int) -> tuple[str, int, str]:
+        if tokens <= room:
+            return text, tokens, "full"
+        cut = self.counter.truncate(text, room)
+        return cut, self.counter.count(cut), "truncated"
+
+    def _put_conversation(self, draft: _Draft, conversation: CompressedConversation) -> None:
+        """
+        The conversation's recent exchanges and stated facts, within the history room.
+        """
+        room = draft.left.get("user_history", 0)
+        text = conversation.get_context(max(0, room - 1))
+        if text:
+            tokens = self.counter.count(text)
+            how = "full" if tokens >= conversation.tokens else "compressed"
+            draft.put("history", "user_history", text, tokens, how, "history and stated facts")
+
+    def _put_history(self, draft: _Draft, history: Sequence[str], tokens: Sequence[int]) -> None:
+        """
+        The last exchanges that fit the history room whole (a newline each).
+        """
+        kept: list[str] = []
+        room = draft.left.get("user_history", 0)
+        for text, count in zip(reversed(history), reversed(tokens), strict=True):
+            if count + 1 > room:
                 break
             kept.append(text)
-            room -= tokens + 1
+            room -= count + 1
         if kept:
             text = "\n".join(reversed(kept))
-            tokens = self.counter.count(text)
-            put("history", "user_history", text, tokens, "full", f"last {len(kept)} exchanges")
+            count = self.counter.count(text)
+            draft.put("history", "user_history", text, count, "full", f"last {len(kept)} exchanges")
 
-        spare = _Spare(left)
-        for rep in required:
-            cat = _category(rep)
-            level = rep.best_within(spare.room(cat))
-            if level is None:
-                decisions.append(
-                    Decision(
-                        key=rep.key,
-                        included=False,
-                        reason=f"needed, but even its smallest level "
-                        f"({rep.levels[-1].tokens} tok) exceeds the {spare.room(cat)} left",
-                    )
-                )
-                continue
-            spare.take(cat, level.tokens)
-            items.append(
-                ContextItem(
-                    key=rep.key,
-                    category=cat,
-                    level=level.name,
-                    text=level.text,
-                    tokens=level.tokens,
-                    value=1.0,
-                    reason="needed this turn",
-                )
-            )
-            decisions.append(Decision(key=rep.key, included=True, reason="needed this turn"))
-
+    def _candidates(
+        self,
+        draft: _Draft,
+        window: _Window,
+        required: Sequence[Representation],
+        optional: Sequence[tuple[Representation, float]],
+    ) -> list[tuple[Representation, float, bool]]:
+        """
+        The predicted items that may go in, each with its value and whether it is
+        already in the window (sticky); the others are refused below the swap cost.
+        """
         in_window = set(window.keys)
         have = {rep.key for rep in required}
         candidates: list[tuple[Representation, float, bool]] = []
@@ -284,84 +339,127 @@ class SwapController:
             have.add(rep.key)
             sticky = rep.key in in_window
             if not sticky and value < self.swap_threshold:
-                decisions.append(
-                    Decision(
-                        key=rep.key,
-                        included=False,
-                        reason=f"predicted value {value:.2f} below the swap cost "
-                        f"{self.swap_threshold:.2f}",
-                    )
+                draft.exclude(
+                    rep.key,
+                    f"predicted value {value:.2f} below the swap cost {self.swap_threshold:.2f}",
                 )
                 continue
             candidates.append((rep, value, sticky))
-        if candidates:
-            # Which items and which level of each: a multiple-choice knapsack on value
-            # (predicted value x level quality; +0.1 for staying in the window) per token.
-            options = [
-                [
-                    Option(
-                        value=(value + (0.1 if sticky else 0.0)) * max(level.quality, 0.05),
-                        tokens=level.tokens,
-                    )
-                    for level in rep.levels
-                ]
-                for rep, value, sticky in candidates
-            ]
-            room = spare.room(ITEM_CATEGORIES[0])
-            selection = select(options, room, exact_items=self.exact_items)
-            for (rep, value, sticky), choice in zip(candidates, selection.choices, strict=True):
-                cat = _category(rep)
-                if choice < 0:
-                    smallest = rep.levels[-1]
-                    decisions.append(
-                        Decision(
-                            key=rep.key,
-                            included=False,
-                            reason=f"no room: value {value:.2f}; even {smallest.name} "
-                            f"({smallest.tokens} tok) lost to items worth more per token",
-                        )
-                    )
-                    continue
-                level = rep.levels[choice]
-                spare.take(cat, level.tokens)
-                reason = (
-                    f"predicted, value {value:.2f} x quality {level.quality:.2f}"
-                    + (" (kept in window)" if sticky else "")
-                    + (f"; {rep.levels[0].tokens - level.tokens} tok saved" if choice else "")
-                )
-                items.append(
-                    ContextItem(
-                        key=rep.key,
-                        category=cat,
-                        level=level.name,
-                        text=level.text,
-                        tokens=level.tokens,
-                        value=value,
-                        reason=reason,
-                    )
-                )
-                decisions.append(Decision(key=rep.key, included=True, reason=reason))
+        return candidates
 
+    def _put_predicted(
+        self,
+        draft: _Draft,
+        spare: _Spare,
+        candidates: Sequence[tuple[Representation, float, bool]],
+    ) -> None:
+        """
+        Which candidates and which level of each: a multiple-choice knapsack on value
+        (predicted value x level quality; +0.1 for staying in the window) per token.
+        """
+        options = [_options(rep, value, sticky) for rep, value, sticky in candidates]
+        selection = select(options, spare.room(ITEM_CATEGORIES[0]), exact_items=self.exact_items)
+        for (rep, value, sticky), choice in zip(candidates, selection.choices, strict=True):
+            if choice < 0:
+                smallest = rep.levels[-1]
+                draft.exclude(
+                    rep.key,
+                    f"no room: value {value:.2f}; even {smallest.name} "
+                    f"({smallest.tokens} tok) lost to items worth more per token",
+                )
+                continue
+            level = rep.levels[choice]
+            spare.take(_category(rep), level.tokens)
+            reason = (
+                f"predicted, value {value:.2f} x quality {level.quality:.2f}"
+                + (" (kept in window)" if sticky else "")
+                + (f"; {rep.levels[0].tokens - level.tokens} tok saved" if choice else "")
+            )
+            draft.include(_item(rep, level, value, reason))
+
+    def _close(
+        self, session_id: str, window: _Window, draft: _Draft, allocation: Allocation
+    ) -> Context:
+        """
+        The context: items by category, in the window's order where they were in it
+        already; the window now holds them. Its tokens count the render's headers and
+        separators too.
+        """
+        items = draft.items
         order = {key: i for i, key in enumerate(window.keys)}
         items.sort(key=lambda it: (CATEGORIES.index(it.category), order.get(it.key, len(order))))
         window.keys = [it.key for it in items]
-        context = Context(
-            session_id=session_id,
-            items=tuple(items),
-            decisions=tuple(decisions),
-            budget=self.budget.total,
-            reserved=allocation["response_buffer"],
-            tokens=0,
-        )
         headers = {item.category for item in items if item.text}
         overhead = sum(self.counter.count(f"## {c}\n") + 1 for c in headers) + len(items)
-        return replace(context, tokens=sum(item.tokens for item in items) + overhead)
+        return Context(
+            session_id=session_id,
+            items=tuple(items),
+            decisions=tuple(draft.decisions),
+            budget=self.budget.total,
+            reserved=allocation["response_buffer"],
+            tokens=sum(item.tokens for item in items) + overhead,
+        )
 
-    def _cut(self, text: str, tokens: int, room: int) -> tuple[str, int, str]:
-        if tokens <= room:
-            return text, tokens, "full"
-        cut = self.counter.truncate(text, room)
-        return cut, self.counter.count(cut), "truncated"
+
+def _demand(
+    system_tokens: int,
+    request_tokens: int,
+    history_tokens: int,
+    required: Sequence[Representation],
+    optional: Sequence[tuple[Representation, float]],
+) -> dict[str, int]:
+    """
+    The tokens each category would use now: the fixed parts and every item at full.
+    """
+    demand: dict[str, int] = {
+        "system": system_tokens,
+        "working_memory": request_tokens,
+        "user_history": history_tokens,
+    }
+    for rep in [*required, *(rep for rep, _ in optional)]:
+        demand[_category(rep)] = demand.get(_category(rep), 0) + rep.tokens
+    return demand
+
+
+def _put_required(draft: _Draft, spare: _Spare, required: Sequence[Representation]) -> None:
+    """
+    This turn's needs, in order, each at the richest level the room left allows.
+    """
+    for rep in required:
+        cat = _category(rep)
+        level = rep.best_within(spare.room(cat))
+        if level is None:
+            draft.exclude(
+                rep.key,
+                f"needed, but even its smallest level "
+                f"({rep.levels[-1].tokens} tok) exceeds the {spare.room(cat)} left",
+            )
+            continue
+        spare.take(cat, level.tokens)
+        draft.include(_item(rep, level, 1.0, "needed this turn"))
+
+
+def _options(rep: Representation, value: float, sticky: bool) -> list[Option]:
+    """
+    An item's knapsack options, one a level.
+    """
+    bonus = 0.1 if sticky else 0.0
+    return [
+        Option(value=(value + bonus) * max(level.quality, 0.05), tokens=level.tokens)
+        for level in rep.levels
+    ]
+
+
+def _item(rep: Representation, level: Level, value: float, reason: str) -> ContextItem:
+    return ContextItem(
+        key=rep.key,
+        category=_category(rep),
+        level=level.name,
+        text=level.text,
+        tokens=level.tokens,
+        value=value,
+        reason=reason,
+    )
 
 
 def _category(rep: Representation) -> str:

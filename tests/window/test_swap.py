@@ -1,22 +1,17 @@
 """
-SwapController: items and levels by value per token, history from a conversation.
+SwapController: items and levels by value per token, history from a conversation;
+contexts never exceed the budget.
 """
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from preload import (
-    BudgetConfig,
-    BudgetManager,
-    CategoryConfig,
-    CompressedConversation,
-    ImportanceScorer,
-    MultiLevelCompressor,
-    Representation,
-    SwapController,
-    TiktokenCounter,
-)
+from preload import BudgetConfig, CategoryConfig, CompressedConversation, TiktokenCounter
+from preload.compression import Level, MultiLevelCompressor, Representation
+from preload.window import HierarchicalBudgetManager, SwapController
 
 COUNTER = TiktokenCounter()
 
@@ -46,7 +41,7 @@ def _swap() -> SwapController:
             "response_buffer": CategoryConfig(min=300, max=300, priority=1000),
         },
     )
-    return SwapController(BudgetManager(config), COUNTER)
+    return SwapController(HierarchicalBudgetManager(config), COUNTER)
 
 
 def test_items_share_the_room_at_smaller_levels(swap: SwapController) -> None:
@@ -75,28 +70,55 @@ def test_a_conversation_fills_the_history_budget(swap: SwapController) -> None:
     assert "Hotel 29" in item.text
 
 
-def test_the_scorer_prefers_relevant_recent_referenced_items() -> None:
-    """
-    Relevance, recency and explicit references raise an item's importance.
-    """
-    scorer = ImportanceScorer()
-    texts = ["Hotel Rintaro in London has a pool.", "The weather in Paris is sunny."]
-    near, far = scorer.score("As you said earlier, does Rintaro have a pool?", texts)
-    assert near.score > far.score
-    assert (near.references > 0.0, far.references) == (True, 0.0)
-    old, new = scorer.score("weather", texts[1:] * 2, ages=[8, 0])
-    assert new.score > old.score
-    assert "relevance" in near.explain()
+def _rep_of_words(key: str, words: int, category: str) -> Representation:
+    text = " ".join(f"w{key}{i}" for i in range(words))
+    half = " ".join(f"w{key}{i}" for i in range(words // 4))
+    return Representation(
+        key=key,
+        source="kb",
+        category=category,
+        levels=(
+            Level(name="full", text=text, tokens=COUNTER.count(text), quality=1.0),
+            Level(name="minimal", text=half, tokens=COUNTER.count(half), quality=0.25),
+        ),
+    )
 
 
-def test_the_scorer_learns_historical_utility() -> None:
+items = st.lists(
+    st.tuples(
+        st.integers(1, 3000),
+        st.sampled_from(["domain_knowledge", "task_context", "examples"]),
+        st.floats(0, 1),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    required=items,
+    optional=items,
+    history=st.lists(st.text(max_size=300), max_size=8),
+    request=st.text(max_size=2000),
+    total=st.integers(2_800, 12_000),
+)
+def test_context_never_exceeds_the_budget(
+    required: list[tuple[int, str, float]],
+    optional: list[tuple[int, str, float]],
+    history: list[str],
+    request: str,
+    total: int,
+) -> None:
     """
-    An item used whenever it was loaded is worth more than one never used.
+    Whatever is asked for, the rendered context plus the response buffer fits.
     """
-    scorer = ImportanceScorer()
-    for _ in range(5):
-        scorer.record("db:used", used=True)
-        scorer.record("db:idle", used=False)
-    used, idle = scorer.score("x", ["same text", "same text"], keys=["db:used", "db:idle"])
-    assert used.utility > idle.utility
-    assert used.score > idle.score
+    swap = SwapController(HierarchicalBudgetManager(BudgetConfig(total_tokens=total)), COUNTER)
+    ctx = swap.assemble(
+        "s",
+        request=request,
+        required=[_rep_of_words(f"r{i}", n, c) for i, (n, c, _) in enumerate(required)],
+        optional=[(_rep_of_words(f"o{i}", n, c), v) for i, (n, c, v) in enumerate(optional)],
+        history=history,
+    )
+    assert COUNTER.count(ctx.render()) <= ctx.tokens
+    assert ctx.tokens + ctx.reserved <= total

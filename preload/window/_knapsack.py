@@ -1,16 +1,8 @@
 """
-Token budgets: how one context window is split, and what goes into each part.
+The multiple-choice knapsack: which items to take, and at which compression level.
 
-The budget is hierarchical: the window is split across categories
-(:class:`HierarchicalBudgetManager`), and within a category the candidate items and
-the compression level of each are chosen by value per token (:func:`select`, a
-multiple-choice knapsack).
-
-Each category has a minimum it is guaranteed when it has content, a maximum, and a
-priority. What a category cannot use goes to the others by priority; nothing is
-reserved for a category with nothing to put in it; the response buffer is always
-kept, and whatever nobody can use is added to it, so an allocation always sums to the
-budget.
+Each item offers options (its compression levels), each with a value and tokens; at
+most one option per item is taken, within a token budget, for the most value.
 
 The knapsack is solved exactly by dynamic programming over tokens for small inputs.
 Otherwise :func:`select` answers within a certified ``TOLERANCE`` (1 %) of the
@@ -26,18 +18,14 @@ guarantees ``(1 - epsilon)`` of the optimum a priori.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .._config import BudgetConfig, CategoryConfig
 from .._errors import ConfigError
 
 __all__ = [
-    "Allocation",
-    "BudgetManager",
-    "HierarchicalBudgetManager",
     "Option",
     "Selection",
     "select",
@@ -58,28 +46,6 @@ TOLERANCE = 0.01
 
 #: Token buckets of :func:`select_scaled`'s first grid.
 GRID_CELLS = 1024
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Allocation:
-    """
-    Tokens per category; ``sum(tokens.values()) == total``.
-
-    .. versionadded:: 0.1
-    """
-
-    total: int
-    tokens: dict[str, int]
-
-    def __getitem__(self, category: str) -> int:
-        return self.tokens.get(category, 0)
-
-    def explain(self) -> str:
-        """
-        One line a category, largest first.
-        """
-        parts = sorted(self.tokens.items(), key=lambda kv: (-kv[1], kv[0]))
-        return f"{self.total} tokens: " + ", ".join(f"{k} {v}" for k, v in parts if v)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -406,24 +372,13 @@ def select_greedy(items: Sequence[Sequence[Option]], budget: int) -> Selection:
     .. versionadded:: 0.1
     """
     budget = max(0, budget)
-    steps: list[tuple[float, int, int, int]] = []  # (-efficiency, item, position, option)
-    hulls = [_hull(options) for options in items]
-    for i, hull in enumerate(hulls):
-        prev_w, prev_v = 0, 0.0
-        for pos, j in enumerate(hull):
-            w, v = _point(items[i], j)
-            dw = w - prev_w
-            eff = (v - prev_v) / dw if dw > 0 else float("inf")
-            steps.append((-eff, i, pos, j))
-            prev_w, prev_v = w, v
-    steps.sort()
     choices = [-1] * len(items)
     level = [-1] * len(items)  # position on the hull
     used = 0
     value = 0.0
     bound = -1.0
     blocked = [False] * len(items)
-    for _, i, pos, j in steps:
+    for _, i, pos, j in _hull_steps(items):
         if blocked[i] or pos != level[i] + 1:
             continue
         w_old = items[i][choices[i]].tokens if choices[i] >= 0 else 0
@@ -443,7 +398,37 @@ def select_greedy(items: Sequence[Sequence[Option]], budget: int) -> Selection:
         bound = value
     # fill: upgrade any item to the best option that the leftover allows
     filled = _finish(items, budget, _fill(items, budget, choices), bound=bound)
-    single = max(
+    single = _best_single(items, budget)
+    if single[0] <= filled.value:
+        return filled
+    choices = [-1] * len(items)
+    choices[single[1]] = single[2]
+    return _finish(items, budget, choices, bound=bound)
+
+
+def _hull_steps(items: Sequence[Sequence[Option]]) -> list[tuple[float, int, int, int]]:
+    """
+    Every step up each item's hull as ``(-efficiency, item, position, option)``, by
+    decreasing value per token.
+    """
+    steps: list[tuple[float, int, int, int]] = []
+    for i, options in enumerate(items):
+        prev_w, prev_v = 0, 0.0
+        for pos, j in enumerate(_hull(options)):
+            w, v = _point(options, j)
+            dw = w - prev_w
+            eff = (v - prev_v) / dw if dw > 0 else float("inf")
+            steps.append((-eff, i, pos, j))
+            prev_w, prev_v = w, v
+    steps.sort()
+    return steps
+
+
+def _best_single(items: Sequence[Sequence[Option]], budget: int) -> tuple[float, int, int]:
+    """
+    The most valuable option that fits on its own, as ``(value, item, option)``.
+    """
+    return max(
         (
             (o.value, i, j)
             for i, options in enumerate(items)
@@ -452,79 +437,3 @@ def select_greedy(items: Sequence[Sequence[Option]], budget: int) -> Selection:
         ),
         default=(0.0, -1, -1),
     )
-    if single[0] <= filled.value:
-        return filled
-    choices = [-1] * len(items)
-    choices[single[1]] = single[2]
-    return _finish(items, budget, choices, bound=bound)
-
-
-class HierarchicalBudgetManager:
-    """
-    Splits a token budget across categories by their min, max and priority, and
-    chooses items and levels within a category by value per token.
-
-    Args:
-        config: The budget section of the engine configuration.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self, config: BudgetConfig | None = None) -> None:
-        self.config = config or BudgetConfig()
-
-    @property
-    def total(self) -> int:
-        """
-        The whole budget in tokens.
-        """
-        return self.config.total_tokens
-
-    def allocate(self, demand: Mapping[str, int], total: int | None = None) -> Allocation:
-        """
-        Tokens for each category given what each would use now (``demand``).
-
-        Every category with demand gets up to its minimum first (by priority), then
-        the rest is handed out by priority up to each category's maximum and demand;
-        the response buffer keeps its minimum and takes what is left, so nothing is
-        reserved for a category with nothing to use it.
-        """
-        total = self.config.total_tokens if total is None else total
-        cats = self.config.categories
-        buffer = "response_buffer"
-        tokens = dict.fromkeys(cats, 0)
-        tokens[buffer] = min(cats[buffer].min, total)
-        left = total - tokens[buffer]
-        ranked = _by_priority(cats)
-        for name, cat in ranked:
-            if name == buffer:
-                continue
-            give = min(cat.min, max(0, demand.get(name, 0)), left)
-            tokens[name] = give
-            left -= give
-        for name, cat in ranked:
-            if name == buffer or left <= 0:
-                continue
-            cap = max(0, demand.get(name, 0))
-            if cat.max:
-                cap = min(cap, cat.max)
-            give = min(max(0, cap - tokens[name]), left)
-            tokens[name] += give
-            left -= give
-        tokens[buffer] += left
-        return Allocation(total=total, tokens=tokens)
-
-    def select(self, items: Sequence[Sequence[Option]], budget: int) -> Selection:
-        """
-        Items and levels within ``budget`` (see :func:`select`), exact up to the
-        configured ``knapsack_exact_items``.
-        """
-        return select(items, budget, exact_items=self.config.knapsack_exact_items)
-
-
-#: The name the engine has always used.
-BudgetManager = HierarchicalBudgetManager
-
-
-def _by_priority(cats: Mapping[str, CategoryConfig]) -> list[tuple[str, CategoryConfig]]:
-    return sorted(cats.items(), key=lambda kv: (-kv[1].priority, kv[0]))
