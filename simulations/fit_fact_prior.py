@@ -1,19 +1,20 @@
 """
 Fit how likely a stated fact is to be needed: the logistic model behind
-:meth:`preload.CompressedConversation.get_context`'s choice of facts.
+:meth:`preload.history.CompressedConversation.get_context`'s choice of facts.
 
     python -m simulations.fit_fact_prior [--data ../shared/data] [--corpora sgd,star]
         [--limit N] [--C 1.0]
 
 Replays ``<data>/<corpus>/sessions-train.jsonl`` through
-:class:`preload.CompressedConversation`. At every turn whose system made a backend call,
-each standing fact is one example with the features of ``preload.history._conversation.FEATURES``;
-it is positive when it is the shortest fact holding one of the call's parameter values
-that appeared in earlier turns (the facts :mod:`simulations.budget_bench` counts: a
-longer fact holding a shorter positive one only adds what the shorter one lacks). Each
-corpus weighs the same. Prints the weights as the Python constants to paste into
-``preload/_history.py`` (the package never reads the data at run time). Only the
-train splits are read; the benchmark evaluates on dev.
+:class:`preload.history.CompressedConversation`. At every turn whose system made a
+backend call, each standing fact (:meth:`~preload.history.CompressedConversation.standing_facts`)
+is one example with the features of :data:`preload.history.FEATURES`; it is positive
+when it is the shortest fact holding one of the call's parameter values that appeared
+in earlier turns (the facts :mod:`simulations.budget_bench` counts: a longer fact
+holding a shorter positive one only adds what the shorter one lacks). Each corpus
+weighs the same. Prints the weights as the Python constants to paste into
+``preload/history/_fact_model.py`` (the package never reads the data at run time).
+Only the train splits are read; the benchmark evaluates on dev.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from preload import CompressedConversation, TiktokenCounter
-from preload.history._conversation import FEATURES
+from preload import TiktokenCounter
+from preload.history import FEATURES, CompressedConversation
 from simulations.budget_bench import call_values, exchange, norm
 
 
@@ -50,20 +51,20 @@ def examples(
                 if norm(v).strip() and norm(v) in seen
             }
             if values and len(history):
-                features = history._features()
-                ledger = history._ledger
-                padded = {key: norm(ledger.facts[key].text) for key in features}
+                standing = history.standing_facts()
+                padded = {fact.key: norm(fact.fact.text) for fact in standing}
+                holds = {fact.key: fact.holds for fact in standing}
                 positive: set[str] = set()
                 for value in values:
                     holding = {key for key, text in padded.items() if value in text}
                     positive |= {
                         key
                         for key in holding
-                        if not any(o != key and o in holding for o in ledger.covers[key])
+                        if not any(o != key and o in holding for o in holds[key])
                     }
-                for key, row in features.items():
-                    rows.append(row)
-                    labels.append(int(key in positive))
+                for fact in standing:
+                    rows.append(list(fact.features))
+                    labels.append(int(fact.key in positive))
             user, agent = exchange(turn)
             history.add_exchange(user, agent)
             seen += norm(user + " " + agent)

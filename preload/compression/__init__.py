@@ -5,14 +5,15 @@ compression.
 from __future__ import annotations
 
 from ._compressor import Compressor as Compressor
-from ._compressor import Level as Level
 from ._compressor import MultiLevelCompressor as MultiLevelCompressor
-from ._compressor import Representation as Representation
 from ._compressor import Summarizer as Summarizer
+from ._compressor import SummarizingCompressor as SummarizingCompressor
 from ._compressor import TruncatingCompressor as TruncatingCompressor
-from ._compressor import coverage as coverage
-from ._compressor import key_terms as key_terms
-from ._compressor import truncate_text as truncate_text
+from ._levels import Level as Level
+from ._levels import Representation as Representation
+from ._truncation import truncate_text as truncate_text
+from ._units import coverage as coverage
+from ._units import key_terms as key_terms
 
 __all__ = [
     "Compressor",
@@ -20,6 +21,7 @@ __all__ = [
     "MultiLevelCompressor",
     "Representation",
     "Summarizer",
+    "SummarizingCompressor",
     "TruncatingCompressor",
     "coverage",
     "key_terms",

@@ -5,13 +5,17 @@ history.
 from __future__ import annotations
 
 from ._conversation import CompressedConversation as CompressedConversation
-from ._conversation import Fact as Fact
-from ._conversation import HistoryDecision as HistoryDecision
-from ._conversation import extract_facts as extract_facts
+from ._fact_model import FEATURES as FEATURES
+from ._fact_model import StandingFact as StandingFact
+from ._facts import Fact as Fact
+from ._facts import extract_facts as extract_facts
+from ._selection import HistoryDecision as HistoryDecision
 
 __all__ = [
+    "FEATURES",
     "CompressedConversation",
     "Fact",
     "HistoryDecision",
+    "StandingFact",
     "extract_facts",
 ]

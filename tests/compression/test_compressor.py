@@ -1,24 +1,22 @@
 """
-Compression: levels shrink, structure is kept, truncation cuts at boundaries.
+Compression: levels shrink, repeats go, results are remembered, a summarizer writes
+the summary.
 """
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preload import CompressionConfig, Level, MultiLevelCompressor, Representation, TiktokenCounter
-from preload.compression._compressor import coverage, key_terms, structural, truncate_text
+from preload import CompressionConfig, TiktokenCounter
+from preload.compression import (
+    MultiLevelCompressor,
+    SummarizingCompressor,
+    TruncatingCompressor,
+)
 
 COUNTER = TiktokenCounter()
-
-ROWS = "Records (4 of 9):\n" + "\n".join(
-    f"{i}. hotel_name=Heathrow International Airport Hotel; city=London; stars={i}"
-    for i in range(1, 5)
-)
 
 PROSE = (
     "The Hilton on Main Street has 300 rooms. It was opened in 1998 by John Smith. "
@@ -36,33 +34,6 @@ def _compressor() -> MultiLevelCompressor:
     A compressor with the real tokenizer and the default configuration.
     """
     return MultiLevelCompressor(COUNTER)
-
-
-def test_database_rows_become_a_table_with_a_legend() -> None:
-    """
-    ``1. a=x; b=y`` rows become one header and value rows; a long value repeated in
-    every row is abbreviated with a legend, and every value survives.
-    """
-    text, found = structural(ROWS, COUNTER)
-    expected = [
-        "Records (4 of 9):",
-        "legend: #1=Heathrow International Airport Hotel",
-        "hotel_name | city | stars",
-        "#1 | London | 1",
-    ]
-    assert found
-    assert expected == text.splitlines()[:4]
-    assert 1.0 == coverage(key_terms("Heathrow International Airport London 1 2 3 4"), text)
-
-
-def test_json_records_become_a_table() -> None:
-    """
-    A JSON list of records is rewritten as a table, not compressed as prose.
-    """
-    data = {"results": [{"name": "Supa Modo", "year": 2018}, {"name": "Rafiki", "year": 2018}]}
-    text, found = structural(json.dumps(data, indent=2), COUNTER)
-    assert found
-    assert "results:\nname | year\nSupa Modo | 2018\nRafiki | 2018" == text
 
 
 def test_levels_shrink_and_are_named(compressor: MultiLevelCompressor) -> None:
@@ -123,42 +94,6 @@ async def test_an_async_summarizer_replaces_summary(compressor: MultiLevelCompre
     assert 1 == len(calls)
 
 
-def test_truncation_keeps_whole_sentences() -> None:
-    """
-    Truncation keeps the best sentences whole, in order, within the budget.
-    """
-    text = "First point is here. Second point matters most. Third one is filler text."
-    cut = truncate_text(text, 10, COUNTER, scores=[0.1, 1.0, 0.0])
-    assert "Second point matters most." == cut
-
-
-def test_truncation_never_cuts_inside_a_word() -> None:
-    """
-    When no sentence fits, the best one is cut at a word boundary.
-    """
-    text = "Supercalifragilisticexpialidocious words appear here repeatedly"
-    cut = truncate_text(text, 5, COUNTER)
-    assert COUNTER.count(cut) <= 5
-    assert text.startswith(cut)
-    assert cut == "" or text[len(cut)] == " "
-
-
-def test_levels_must_not_grow() -> None:
-    """
-    A representation whose smaller level has more tokens is rejected.
-    """
-    with pytest.raises(ValueError, match="larger than the level above"):
-        Representation(
-            key="k",
-            source="s",
-            category="c",
-            levels=(
-                Level(name="full", text="a", tokens=1, quality=1.0),
-                Level(name="minimal", text="a b", tokens=2, quality=1.0),
-            ),
-        )
-
-
 def test_config_ratios_must_shrink() -> None:
     """
     Ratios that do not shrink from summary to minimal are a configuration error.
@@ -192,3 +127,18 @@ def test_no_level_has_more_tokens_than_the_level_above(text: str) -> None:
     for upper, lower in zip(rep.levels, rep.levels[1:], strict=False):
         assert lower.tokens < upper.tokens
     assert [COUNTER.count(lv.text) for lv in rep.levels] == [lv.tokens for lv in rep.levels]
+
+
+def test_a_compressor_with_a_summarizer_declares_it() -> None:
+    """
+    MultiLevelCompressor (with a summarizer) is a SummarizingCompressor, for mypy and
+    at run time; TruncatingCompressor, which has neither summarizer nor ``acompress``,
+    is not.
+    """
+
+    async def summarize(text: str, max_tokens: int) -> str:
+        return text
+
+    declared: SummarizingCompressor = MultiLevelCompressor(COUNTER, summarizer=summarize)
+    assert isinstance(declared, SummarizingCompressor)
+    assert not isinstance(TruncatingCompressor(COUNTER), SummarizingCompressor)

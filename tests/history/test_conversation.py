@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preload import CompressedConversation, TiktokenCounter, extract_facts
+from preload import TiktokenCounter, TokensConfig
+from preload.history import FEATURES, CompressedConversation
 
 COUNTER = TiktokenCounter()
 
@@ -30,47 +31,6 @@ def _history() -> CompressedConversation:
     for user, agent in EXCHANGES:
         history.add_exchange(user, agent)
     return history
-
-
-def test_facts_are_names_times_dates_numbers_and_choices() -> None:
-    """
-    Capitalized spans that start a sentence with a common word are not names.
-    """
-    expected = [
-        ("leaving", "choice"),
-        ("leaving for Sacramento on 9:45 am", "phrase"),
-        ("Sacramento", "name"),
-        ("9:45 am", "time"),
-    ]
-    assert expected == extract_facts("I am leaving for Sacramento on 9:45 am.")
-
-
-def test_names_keep_their_initials_titles_and_joining_marks() -> None:
-    """
-    "Susan M. Greene" is one name; a title-case run mid-sentence is a name even when it
-    starts with a common word; "+" joins a name; "to" also splits it into its places.
-    """
-    facts = extract_facts("Yes, I have Susan M. Greene, a Psychologist.")
-    assert ("Susan M. Greene", "name") in facts
-    facts = extract_facts("How about Just Kiss Her by Concorde? It is at Tarla Bar + Grill.")
-    assert {("Just Kiss Her", "name"), ("Concorde", "name")} <= set(facts)
-    assert ("Tarla Bar + Grill", "name") in facts
-    facts = extract_facts("3 tickets on the bus from Los Angeles to Las Vegas")
-    assert {("Los Angeles", "name"), ("Las Vegas", "name")} <= set(facts)
-
-
-def test_lowercase_phrases_joined_by_small_words_are_facts() -> None:
-    """
-    Content words joined by "and", "of", "in the" form one phrase: lowercase places and
-    requests survive whole, and quoted text is a name.
-    """
-    facts = {
-        text for text, _ in extract_facts("I need an uber from craig and center to 5th and main")
-    }
-    assert {"craig and center", "5th and main"} <= facts
-    facts = {text for text, _ in extract_facts("Yes, I definitely need two beds in the room")}
-    assert "two beds in the room" in facts
-    assert ("weekly scrum", "name") in extract_facts("The reason is 'weekly scrum'.")
 
 
 def test_a_users_lowercase_answer_to_a_question_is_a_fact() -> None:
@@ -165,3 +125,32 @@ def test_a_tiny_budget_lists_the_facts_as_keywords(history: CompressedConversati
     assert COUNTER.count(context) <= 20
     for fact in ("Sacramento", "9:45 am"):
         assert fact in context
+
+
+def test_the_counter_defaults_to_the_configured_tiktoken_counter() -> None:
+    """
+    ``CompressedConversation(2000)`` (no counter) counts with the tiktoken encoding of
+    the default configuration, takes exchanges and keeps the context within 2000 tokens.
+    """
+    history = CompressedConversation(2000)
+    for user, agent in EXCHANGES:
+        history.add_exchange(user, agent)
+    context = history.get_context(5000)
+    assert isinstance(history.counter, TiktokenCounter)
+    assert TokensConfig().encoding == history.counter.encoding_name
+    assert context.startswith("User: I need to reserve a seat on the bus.")
+    assert COUNTER.count(context) <= 2000
+
+
+def test_standing_facts_carry_the_features_of_the_fact_model(
+    history: CompressedConversation,
+) -> None:
+    """
+    Every fact of the ledger is a standing fact with one value per feature, holding
+    itself.
+    """
+    standing = history.standing_facts()
+    assert len(history.facts) == len(standing)
+    for fact in standing:
+        assert len(FEATURES) == len(fact.features)
+        assert fact.key in fact.holds
