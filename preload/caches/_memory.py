@@ -1,154 +1,35 @@
 """
-The cache of warm context, over aiocache.
+The cache in this process, over aiocache's ``SimpleMemoryCache``.
 
-Values are plain data serialized as msgpack or JSON, never pickle. Keys are built by
-:func:`cache_key` from tenant, source, item key and content version, so that one
-tenant's context is never returned to another. aiocache's own memory cache has no
-bound, so :class:`MemoryCache` keeps an LRU index of entries and bytes and evicts
-itself; in front of the serialized store it keeps a small LRU of decoded objects, so
-that a hit on the request path costs a dictionary lookup and no decoding.
-
-:class:`~preload._redis.RedisCache` (``cache.backend = "redis"``) shares the
-cache between replicas; :func:`make_cache` builds the configured one.
+aiocache's memory cache has no bound, so :class:`MemoryCache` keeps an
+:class:`~preload.caches._index.EntryIndex` of entries and bytes and evicts the least
+recently used itself; in front of the serialized store it keeps a small LRU of decoded
+objects, so that a hit on the request path costs a dictionary lookup and no decoding.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import anyio
-import msgpack
 from aiocache import SimpleMemoryCache
-from aiocache.serializers import BaseSerializer
 
 from .._config import CacheConfig
 from .._errors import CacheError
+from ._base import LOCAL_LEASE, CacheStatistics, read_objects
+from ._index import DecodedObjects, EntryIndex
+from ._serialization import encode, identity, make_serializer
 
-__all__ = [
-    "CacheStatistics",
-    "JsonSerializer",
-    "MemoryCache",
-    "MsgPackSerializer",
-    "cache_key",
-    "make_cache",
-]
+__all__ = ["MemoryCache"]
 
 logger = logging.getLogger(__name__)
-
-#: The token of a lease granted by a cache that no other process shares.
-LOCAL_LEASE = "local"
-
-
-def cache_key(tenant: str, source: str, key: str, version: str = "1") -> str:
-    """
-    The cache key of an item: every part is length-prefixed, so that no choice of
-    tenant, source or key can produce another tenant's key.
-    """
-    return ":".join(f"{len(part)}.{part}" for part in (tenant, source, key, version))
-
-
-class MsgPackSerializer(BaseSerializer):  # type: ignore[misc]
-    """
-    msgpack with ``raw=False``: strings come back as ``str``, bytes as ``bytes``.
-
-    ``encoding`` is None so that aiocache's Redis backend hands over the raw bytes
-    (with an encoding it would decode every value as UTF-8 text first).
-    """
-
-    DEFAULT_ENCODING = None
-
-    def dumps(self, value: Any) -> bytes:
-        """
-        Pack ``value``.
-        """
-        return msgpack.packb(value, use_bin_type=True)
-
-    def loads(self, value: bytes | None) -> Any:
-        """
-        Unpack ``value``; None stays None (a miss).
-        """
-        if value is None:
-            return None
-        try:
-            return msgpack.unpackb(value, raw=False)
-        except (
-            ValueError,
-            TypeError,
-            msgpack.ExtraData,
-            msgpack.FormatError,
-            msgpack.StackError,
-        ) as exc:
-            raise CacheError(f"cannot decode a cached value: {exc}") from exc
-
-
-class JsonSerializer(BaseSerializer):  # type: ignore[misc]
-    """
-    JSON text.
-    """
-
-    def dumps(self, value: Any) -> str:
-        """
-        Encode ``value``.
-        """
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-    def loads(self, value: str | bytes | None) -> Any:
-        """
-        Decode ``value``; None stays None (a miss).
-        """
-        if value is None:
-            return None
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise CacheError(f"cannot decode a cached value: {exc}") from exc
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def make_serializer(config: CacheConfig) -> MsgPackSerializer | JsonSerializer:
-    """
-    The configured serializer.
-    """
-    return MsgPackSerializer() if config.serializer == "msgpack" else JsonSerializer()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CacheStatistics:
-    """
-    A snapshot of the cache.
-
-    ``evicted_unused`` counts preloaded entries that were evicted or expired before
-    anyone read them (wasted preloads). ``backend_up`` is False while a shared
-    backend is unreachable and the cache serves from its memory fallback.
-
-    .. versionadded:: 0.1
-    """
-
-    entries: int
-    bytes: int
-    hits: int
-    misses: int
-    evictions: int
-    expirations: int
-    evicted_unused: int = 0
-    backend: str = "memory"
-    backend_up: bool = True
-    backend_errors: int = 0
 
 
 class MemoryCache:
     """
-    Our interface to the cache: get and set plain data under a key, within a bound of
-    entries and bytes, evicting the least recently used. This one keeps everything in
-    this process (aiocache's ``SimpleMemoryCache``).
+    The cache in this process: plain data under a key, within a bound of entries and
+    bytes, evicting the least recently used (aiocache's ``SimpleMemoryCache``).
 
     Args:
         config: The cache section of the engine configuration.
@@ -167,32 +48,40 @@ class MemoryCache:
         on_evict: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config or CacheConfig()
-        serializer = make_serializer(self.config)
-        self._serializer = serializer
+        self._serializer = make_serializer(self.config)
         # aiocache's own timeout goes through asyncio.wait_for: deadlines are ours.
-        self._backend = SimpleMemoryCache(serializer=serializer, timeout=None)
-        self._index: OrderedDict[str, int] = OrderedDict()
-        self._expires: dict[str, float] = {}
-        self._objects: OrderedDict[str, Any] = OrderedDict()
-        self._unused: set[str] = set()
-        self._bytes = 0
+        self._backend = SimpleMemoryCache(serializer=self._serializer, timeout=None)
+        self._index = EntryIndex(
+            max_entries=self.config.max_entries, max_bytes=self.config.max_bytes
+        )
+        self._objects: DecodedObjects[Any] = DecodedObjects(self.config.decoded_entries)
         self._on_evict = on_evict
-        self._hits = self._misses = self._evictions = self._expirations = 0
-        self._evicted_unused = 0
+        self._hits = self._misses = 0
 
     # -- the synchronous fast path ----------------------------------------------------
 
     def __contains__(self, key: object) -> bool:
-        if key not in self._index:
+        """
+        Whether ``key`` is held and not expired (an expired entry is dropped).
+        """
+        if not isinstance(key, str) or key not in self._index:
             return False
-        expires = self._expires.get(key)  # type: ignore[call-overload]
-        if expires is not None and anyio.current_time() >= expires:
-            self._expire(key)  # type: ignore[arg-type]
+        if self._index.expired(key):
+            self._expire(key)
             return False
         return True
 
     def __len__(self) -> int:
+        """
+        The number of entries held, expired ones not yet noticed included.
+        """
         return len(self._index)
+
+    def holds(self, key: str) -> bool:
+        """
+        Whether the index holds ``key``, expired or not; no side effects.
+        """
+        return key in self._index
 
     def peek_object(self, key: str) -> Any:
         """
@@ -203,9 +92,8 @@ class MemoryCache:
         obj = self._objects.get(key)
         if obj is None or key not in self:
             return None
-        self._objects.move_to_end(key)
-        self._index.move_to_end(key)
-        self._unused.discard(key)
+        self._objects.touch(key)
+        self._index.read(key)
         self._hits += 1
         return obj
 
@@ -213,25 +101,12 @@ class MemoryCache:
         """
         Keep the decoded ``obj`` of the entry ``key`` for :meth:`peek_object`.
         """
-        limit = self.config.decoded_entries
-        if not limit or key not in self._index:
-            return
-        self._objects[key] = obj
-        self._objects.move_to_end(key)
-        while len(self._objects) > limit:
-            self._objects.popitem(last=False)
-
-    def _forget(self, key: str) -> None:
-        self._bytes -= self._index.pop(key, 0)
-        self._expires.pop(key, None)
-        self._objects.pop(key, None)
+        if key in self._index:
+            self._objects.put(key, obj)
 
     def _expire(self, key: str) -> None:
-        self._forget(key)
-        self._expirations += 1
-        if key in self._unused:
-            self._unused.discard(key)
-            self._evicted_unused += 1
+        self._index.expire(key)
+        self._objects.discard(key)
 
     # -- the store --------------------------------------------------------------------
 
@@ -249,15 +124,13 @@ class MemoryCache:
                 self._expire(key)
             return None
         self._hits += 1
-        if key in self._index:
-            self._index.move_to_end(key)
-        self._unused.discard(key)
+        self._index.read(key)
         return value
 
     async def get_many(self, keys: Sequence[str]) -> list[Any]:
         """
-        The values under ``keys`` (None for each miss), in one round trip where the
-        backend allows. An undecodable value reads as a miss and is dropped.
+        The values under ``keys`` (None for each miss). An undecodable value reads as
+        a miss and is dropped.
         """
         out: list[Any] = []
         for key in keys:
@@ -278,27 +151,7 @@ class MemoryCache:
         that returns None drops the entry as not an item). Objects decoded here are
         remembered for the next hit.
         """
-        out: list[Any] = [self.peek_object(key) for key in keys]
-        cold = [i for i, obj in enumerate(out) if obj is None]
-        if cold:
-            values = await self.get_many([keys[i] for i in cold])
-            for i, value in zip(cold, values, strict=True):
-                if value is not None:
-                    out[i] = obj = decode(keys[i], value)
-                    if obj is None:
-                        await self.delete(keys[i])
-                    else:
-                        self.remember(keys[i], obj)
-        return out
-
-    def _encode(self, key: str, value: Any) -> bytes | str:
-        blob: bytes | str = self._serializer.dumps(value)
-        if len(blob) > self.config.max_bytes:
-            raise CacheError(
-                f"value of {key!r} is {len(blob)} bytes, above cache.max_bytes "
-                f"{self.config.max_bytes}; raise the bound or keep items smaller"
-            )
-        return blob
+        return await read_objects(self, keys, decode)
 
     async def set(
         self,
@@ -324,42 +177,25 @@ class MemoryCache:
         Raises:
             CacheError: The value is larger than ``cache.max_bytes``.
         """
-        blob = self._encode(key, value)
-        await self._store_local(key, blob, len(blob), ttl=ttl)
-        if obj is not None:
-            self.remember(key, obj)
-        if preload:
-            self._unused.add(key)
-        else:
-            self._unused.discard(key)
-
-    async def _store_local(
-        self, key: str, blob: bytes | str, size: int, *, ttl: float | None
-    ) -> None:
+        blob = encode(self._serializer, key, value, self.config.max_bytes)
         ttl = ttl if ttl is not None else (self.config.ttl_s or None)
-        await self._backend.set(key, blob, ttl=ttl, dumps_fn=_identity)
-        self._forget(key)
-        self._index[key] = size
-        self._bytes += size
-        if ttl:
-            self._expires[key] = anyio.current_time() + ttl
-        while len(self._index) > self.config.max_entries or self._bytes > self.config.max_bytes:
-            old = next(iter(self._index))
-            self._forget(old)
-            self._evictions += 1
-            if old in self._unused:
-                self._unused.discard(old)
-                self._evicted_unused += 1
+        await self._backend.set(key, blob, ttl=ttl, dumps_fn=identity)
+        self._objects.discard(key)
+        self._index.add(key, len(blob), ttl=ttl, unread=preload)
+        while (old := self._index.evict()) is not None:
+            self._objects.discard(old)
             await self._backend.delete(old)
             if self._on_evict is not None:
                 self._on_evict(old)
+        if obj is not None:
+            self.remember(key, obj)
 
     async def delete(self, key: str) -> None:
         """
         Drop ``key``.
         """
-        self._forget(key)
-        self._unused.discard(key)
+        self._index.remove(key)
+        self._objects.discard(key)
         await self._backend.delete(key)
 
     async def clear(self) -> None:
@@ -367,10 +203,7 @@ class MemoryCache:
         Drop everything.
         """
         self._index.clear()
-        self._expires.clear()
         self._objects.clear()
-        self._unused.clear()
-        self._bytes = 0
         await self._backend.clear()
 
     # -- leases (single-flight across processes) --------------------------------------
@@ -404,12 +237,12 @@ class MemoryCache:
         """
         return CacheStatistics(
             entries=len(self._index),
-            bytes=self._bytes,
+            bytes=self._index.bytes,
             hits=self._hits,
             misses=self._misses,
-            evictions=self._evictions,
-            expirations=self._expirations,
-            evicted_unused=self._evicted_unused,
+            evictions=self._index.evictions,
+            expirations=self._index.expirations,
+            evicted_unused=self._index.evicted_unused,
         )
 
     async def close(self) -> None:
@@ -417,18 +250,3 @@ class MemoryCache:
         Release the backend.
         """
         await self._backend.close()
-
-
-def make_cache(config: CacheConfig) -> MemoryCache:
-    """
-    The cache ``config`` asks for: in memory, or on Redis (shared by replicas).
-
-    Raises:
-        ConfigError: The Redis backend is asked for but the ``redis`` package is
-            missing.
-    """
-    if config.backend == "redis":
-        from ._redis import RedisCache
-
-        return RedisCache(config)
-    return MemoryCache(config)

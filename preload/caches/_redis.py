@@ -9,27 +9,27 @@ process knows to be warm; a key another replica stored is found by the async
 script) make one replica load a key while the others wait for its value; a lease
 whose holder died expires.
 
-When Redis cannot be reached, the cache logs it once, serves from its inherited memory
-store and keeps serving; it tries Redis again every ``cache.redis_retry_s`` seconds
-and logs once more when Redis is back.
+When Redis cannot be reached, the cache logs it once, serves from its memory fallback
+(a :class:`~preload.caches.MemoryCache` it holds) and keeps serving; it tries Redis
+again every ``cache.redis_retry_s`` seconds and logs once more when Redis is back.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import anyio
 
+from .._config import CacheConfig
 from .._errors import CacheError, ConfigError
-from ._memory import CacheStatistics, MemoryCache, make_serializer
-
-if TYPE_CHECKING:
-    from .._config import CacheConfig
+from ._base import CacheStatistics, read_objects
+from ._index import DecodedObjects, EntryIndex
+from ._memory import MemoryCache
+from ._serialization import encode, identity, make_serializer
 
 try:
     from aiocache import RedisCache as AioRedisCache
@@ -74,9 +74,13 @@ def _redis_options(url: str) -> dict[str, Any]:
     }
 
 
-class RedisCache(MemoryCache):
+class RedisCache:
     """
     The cache on Redis, shared by every replica that uses the same URL and namespace.
+
+    It holds a :class:`~preload.caches.MemoryCache` as its fallback: what it stores
+    while Redis is down lives there, and is served from there until Redis has the key
+    again.
 
     Args:
         config: The cache section of the engine configuration (``redis_url``,
@@ -89,6 +93,7 @@ class RedisCache(MemoryCache):
     .. versionadded:: 0.1
     """
 
+    #: Whether other processes read and write the same store.
     shared = True
 
     def __init__(
@@ -97,7 +102,8 @@ class RedisCache(MemoryCache):
         *,
         on_evict: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(config, on_evict=on_evict)
+        self.config = config or CacheConfig()
+        self._fallback = MemoryCache(self.config, on_evict=on_evict)
         if AioRedisCache is None:  # pragma: no cover
             raise ConfigError(
                 "cache.backend",
@@ -105,11 +111,11 @@ class RedisCache(MemoryCache):
             )
         options = _redis_options(self.config.redis_url)
         timeout = self.config.redis_timeout_s
-        self._redis_serializer = make_serializer(self.config)
+        self._serializer = make_serializer(self.config)
         # No retries inside redis-py and no aiocache timeout: deadlines and fallback
         # are ours, on the event loop's clock.
         self._redis = AioRedisCache(
-            serializer=self._redis_serializer,
+            serializer=self._serializer,
             namespace=self.config.namespace,
             timeout=None,
             pool_max_size=self.config.redis_pool_size,
@@ -119,14 +125,14 @@ class RedisCache(MemoryCache):
         )
         self._lease_prefix = f"{self.config.namespace}.lease:"
         # Keys known warm in Redis: their expiry on the loop clock and size in bytes.
-        self._warm: OrderedDict[str, tuple[float | None, int]] = OrderedDict()
-        self._warm_bytes = 0
+        self._warm = EntryIndex(max_entries=self.config.max_entries)
         # Objects decoded from Redis, with the bytes they came from.
-        self._decoded: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        self._decoded: DecodedObjects[tuple[Any, Any]] = DecodedObjects(self.config.decoded_entries)
         self._up = True
         self._retry_at = 0.0
         self._errors = 0
-        self._remote_hits = self._remote_misses = 0
+        # Redis hits and misses, and misses of keys the fallback does not hold.
+        self._hits = self._misses = 0
 
     # -- health -----------------------------------------------------------------------
 
@@ -164,35 +170,58 @@ class RedisCache(MemoryCache):
     # -- the synchronous fast path ----------------------------------------------------
 
     def __contains__(self, key: object) -> bool:
-        known = self._warm.get(key)  # type: ignore[call-overload]
-        if known is not None:
-            expires = known[0]
-            if expires is None or anyio.current_time() < expires:
+        """
+        Whether ``key`` is known warm in Redis (this process stored or read it there,
+        and it has not expired) or held by the memory fallback.
+        """
+        if isinstance(key, str) and key in self._warm:
+            if not self._warm.expired(key):
                 return True
-            self._unknow(key)  # type: ignore[arg-type]
-        return super().__contains__(key)
+            self._warm.remove(key)
+        return key in self._fallback
+
+    def __len__(self) -> int:
+        """
+        The number of entries the memory fallback holds (the keys known warm in
+        Redis count in :meth:`statistics`).
+        """
+        return len(self._fallback)
 
     def peek_object(self, key: str) -> Any:
         """
-        The decoded object of ``key`` from the memory fallback only (Redis answers
-        through :meth:`get`, so another replica's writes are seen).
+        The decoded object of ``key`` from the memory fallback only, while Redis is
+        down (Redis answers through :meth:`get`, so another replica's writes are
+        seen).
         """
         if self._up:
             return None
-        return super().peek_object(key)
+        return self._fallback.peek_object(key)
+
+    def remember(self, key: str, obj: Any) -> None:
+        """
+        Keep the decoded ``obj`` of ``key`` for :meth:`peek_object`, when the memory
+        fallback holds ``key`` (objects decoded from Redis are kept by
+        :meth:`get_objects`, with the bytes they came from).
+        """
+        self._fallback.remember(key, obj)
 
     def _know(self, key: str, ttl: float | None, size: int) -> None:
-        self._unknow(key)
-        self._warm[key] = (anyio.current_time() + ttl if ttl else None, size)
-        self._warm_bytes += size
-        while len(self._warm) > self.config.max_entries:
-            _, (_, old) = self._warm.popitem(last=False)
-            self._warm_bytes -= old
+        self._warm.add(key, size, ttl=ttl)
+        while self._warm.evict() is not None:
+            pass
 
-    def _unknow(self, key: str) -> None:
-        known = self._warm.pop(key, None)
-        if known is not None:
-            self._warm_bytes -= known[1]
+    def _found(self, key: str, size: int) -> None:
+        # A hit in Redis: the key is warm there.
+        self._hits += 1
+        if key in self._warm:
+            self._warm.read(key)
+        else:
+            self._know(key, None, size)
+
+    def _lost(self, key: str) -> None:
+        # A miss in Redis: the key is not warm there (any more).
+        self._misses += 1
+        self._warm.remove(key)
 
     # -- the store --------------------------------------------------------------------
 
@@ -217,19 +246,20 @@ class RedisCache(MemoryCache):
             return []
         try:
             blobs: list[Any] = await self._call(
-                lambda: self._redis.multi_get(keys, loads_fn=_identity)
+                lambda: self._redis.multi_get(keys, loads_fn=identity)
             )
         except _Down:
             return [await self._get_local(k, strict) for k in keys]
         out: list[Any] = []
         for key, blob in zip(keys, blobs, strict=True):
             if blob is None:
-                self._remote_misses += 1
-                self._unknow(key)
-                out.append(await self._get_local(key, strict) if key in self._index else None)
+                self._lost(key)
+                out.append(
+                    await self._get_local(key, strict) if self._fallback.holds(key) else None
+                )
                 continue
             try:
-                value = self._redis_serializer.loads(blob)
+                value = self._serializer.loads(blob)
             except CacheError:
                 if strict:
                     raise
@@ -237,11 +267,7 @@ class RedisCache(MemoryCache):
                 await self.delete(key)
                 out.append(None)
                 continue
-            self._remote_hits += 1
-            if key in self._warm:
-                self._warm.move_to_end(key)
-            else:
-                self._know(key, None, len(blob))
+            self._found(key, len(blob))
             out.append(value)
         return out
 
@@ -256,56 +282,49 @@ class RedisCache(MemoryCache):
         if not keys:
             return []
         if not self._up and anyio.current_time() < self._retry_at:
-            return await super().get_objects(keys, decode)
+            return await read_objects(self, keys, decode)
         try:
             blobs: list[Any] = await self._call(
-                lambda: self._redis.multi_get(keys, loads_fn=_identity)
+                lambda: self._redis.multi_get(keys, loads_fn=identity)
             )
         except _Down:
-            return await super().get_objects(keys, decode)
+            return await read_objects(self, keys, decode)
         out: list[Any] = []
         for key, blob in zip(keys, blobs, strict=True):
             if blob is None:
-                self._remote_misses += 1
-                self._unknow(key)
-                self._decoded.pop(key, None)
-                local = await self._get_local(key, False) if key in self._index else None
+                self._lost(key)
+                self._decoded.discard(key)
+                local = await self._get_local(key, False) if self._fallback.holds(key) else None
                 out.append(decode(key, local) if local is not None else None)
                 continue
-            self._remote_hits += 1
-            if key in self._warm:
-                self._warm.move_to_end(key)
-            else:
-                self._know(key, None, len(blob))
+            self._found(key, len(blob))
             memo = self._decoded.get(key)
             if memo is not None and memo[0] == blob:
-                self._decoded.move_to_end(key)
+                self._decoded.touch(key)
                 out.append(memo[1])
                 continue
             try:
-                obj = decode(key, self._redis_serializer.loads(blob))
+                obj = decode(key, self._serializer.loads(blob))
             except CacheError:
                 obj = None
             if obj is None:
                 logger.warning("dropping undecodable cache entry %s", key)
                 await self.delete(key)
             else:
-                self._decoded[key] = (blob, obj)
-                while len(self._decoded) > self.config.decoded_entries:
-                    self._decoded.popitem(last=False)
+                self._decoded.put(key, (blob, obj))
             out.append(obj)
         return out
 
     async def _get_local(self, key: str, strict: bool) -> Any:
-        if key not in self._index:
+        if not self._fallback.holds(key):
             self._misses += 1
             return None
         try:
-            return await super().get(key)
+            return await self._fallback.get(key)
         except CacheError:
             if strict:
                 raise
-            await super().delete(key)
+            await self._fallback.delete(key)
             return None
 
     async def set(
@@ -323,28 +342,28 @@ class RedisCache(MemoryCache):
         Raises:
             CacheError: The value is larger than ``cache.max_bytes``.
         """
-        blob = self._encode(key, value)
+        blob = encode(self._serializer, key, value, self.config.max_bytes)
         ttl = ttl if ttl is not None else (self.config.ttl_s or None)
         try:
             await self._call(
                 lambda: self._redis.set(
-                    key, blob, ttl=float(ttl) if ttl else None, dumps_fn=_identity
+                    key, blob, ttl=float(ttl) if ttl else None, dumps_fn=identity
                 )
             )
         except _Down:
-            await super().set(key, value, ttl=ttl, obj=obj, preload=preload)
+            await self._fallback.set(key, value, ttl=ttl, obj=obj, preload=preload)
             return
         self._know(key, ttl, len(blob))
-        if key in self._index:  # a stale copy from while Redis was down
-            await super().delete(key)
+        if self._fallback.holds(key):  # a stale copy from while Redis was down
+            await self._fallback.delete(key)
 
     async def delete(self, key: str) -> None:
         """
         Drop ``key`` here and in Redis.
         """
-        self._unknow(key)
-        self._decoded.pop(key, None)
-        await super().delete(key)
+        self._warm.remove(key)
+        self._decoded.discard(key)
+        await self._fallback.delete(key)
         try:
             await self._call(lambda: self._redis.delete(key))
         except _Down:
@@ -356,8 +375,7 @@ class RedisCache(MemoryCache):
         """
         self._warm.clear()
         self._decoded.clear()
-        self._warm_bytes = 0
-        await super().clear()
+        await self._fallback.clear()
         try:
             await self._call(lambda: self._redis.clear())
             await self._call(lambda: self._redis.clear(namespace=self._lease_prefix[:-1]))
@@ -414,12 +432,12 @@ class RedisCache(MemoryCache):
         Sizes and counters: entries (and their bytes) this process knows to be warm
         in Redis plus those its memory fallback holds; hits and misses of both.
         """
-        local = super().statistics()
+        local = self._fallback.statistics()
         return CacheStatistics(
             entries=len(self._warm) + local.entries,
-            bytes=self._warm_bytes + local.bytes,
-            hits=self._remote_hits + local.hits,
-            misses=self._remote_misses + local.misses,
+            bytes=self._warm.bytes + local.bytes,
+            hits=self._hits + local.hits,
+            misses=self._misses + local.misses,
             evictions=local.evictions,
             expirations=local.expirations,
             evicted_unused=local.evicted_unused,
@@ -435,8 +453,4 @@ class RedisCache(MemoryCache):
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(self.config.redis_timeout_s):
                 await self._redis.client.aclose()
-            await super().close()
-
-
-def _identity(value: T) -> T:
-    return value
+            await self._fallback.close()

@@ -1,6 +1,7 @@
 """
-The cache on a real Redis: round trips, sharing between replicas, leases, and falling
-back to memory while Redis is down.
+The Redis backend on a real Redis: sharing between replicas, undecodable values,
+leases across clients, falling back to memory while Redis is down, and engines and
+preloaders that share one Redis. (What every backend does is in test_contract.py.)
 """
 
 from __future__ import annotations
@@ -22,16 +23,15 @@ from preload import (
     CacheError,
     DictSource,
     EngineConfig,
-    Fetched,
-    NullForecaster,
     PreloadEngine,
-    Preloader,
     PreloaderConfig,
     SourceRouter,
     TiktokenCounter,
-    TruncatingCompressor,
 )
-from preload.caches._redis import RedisCache
+from preload.caches import RedisCache
+from preload.compression import TruncatingCompressor
+from preload.learning import NullForecaster
+from preload.loading import Fetched, Preloader
 from preload.testing import ScriptedSource
 
 if TYPE_CHECKING:
@@ -44,26 +44,13 @@ def redis_cache(server: RedisServer, **config: object) -> RedisCache:
     """
     return RedisCache(
         CacheConfig(  # a generous timeout: a busy test machine is not an outage
-            backend="redis", redis_url=server.url, redis_retry_s=0.0, redis_timeout_s=2.0, **config
-        )  # type: ignore[arg-type]
+            backend="redis",
+            redis_url=server.url,
+            redis_retry_s=0.0,
+            redis_timeout_s=2.0,
+            **config,  # type: ignore[arg-type]
+        )
     )
-
-
-@pytest.mark.parametrize("serializer", ["msgpack", "json"])
-async def test_non_ascii_values_round_trip_on_real_redis(
-    redis_server: RedisServer, serializer: str
-) -> None:
-    """
-    msgpack (raw bytes through aiocache) and JSON both return non-ASCII text intact.
-    """
-    value = {"text": "東京 café ✓ — ünïcödé 🚀", "n": [1, 2.5, -3], "ok": True, "none": None}
-    cache = redis_cache(redis_server, serializer=serializer)
-    try:
-        await cache.set("k", value)
-        assert [value, None] == await cache.get_many(["k", "absent"])
-        assert value == await cache.get("k")
-    finally:
-        await cache.close()
 
 
 async def test_a_value_one_replica_stores_is_read_by_another(redis_server: RedisServer) -> None:
@@ -219,12 +206,12 @@ async def test_concurrent_demand_on_two_replicas_loads_once(
             tg.start_soon(ask, "a", a)
             await source_a.started.wait()  # A holds the lease and is loading
             tg.start_soon(ask, "b", b)
-            while not b.metrics.lease_waits:  # until B found A's lease (Redis I/O: no event)
+            while not b.statistics().lease_waits:  # until B found A's lease (Redis I/O: no event)
                 await wait_all_tasks_blocked()
             gate.set()
     assert (1, 0) == (source_a.calls.total(), source_b.calls.total())
     assert ("miss", "partial") == (got["a"].status, got["b"].status)
-    assert (1, 1) == (b.metrics.lease_waits, b.metrics.remote_loads)
+    assert (1, 1) == (b.statistics().lease_waits, b.statistics().remote_loads)
 
 
 async def test_a_dead_holders_lease_expires(
@@ -246,7 +233,7 @@ async def test_a_dead_holders_lease_expires(
         finally:
             await client.aclose()
         got = await b.get("k", deadline_s=10)
-    assert ("miss", 1, 1) == (got.status, source.calls["k"], b.metrics.lease_waits)
+    assert ("miss", 1, 1) == (got.status, source.calls["k"], b.statistics().lease_waits)
 
 
 async def test_tenants_never_see_each_others_items_on_redis(
@@ -312,7 +299,7 @@ async def test_engine_keeps_serving_while_redis_is_down(
     assert len(keys) - 4 == stored  # the keys loaded after Redis came back
 
 
-REPLICA = Path(__file__).with_name("replica.py")
+REPLICA = Path(__file__).parent.parent / "replica.py"
 
 
 def run_replicas(

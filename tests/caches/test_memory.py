@@ -1,12 +1,13 @@
 """
-The item cache: bounded, namespaced, msgpack or JSON values.
+The memory backend: bounded by entries and bytes, decoded objects kept in front.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from preload import CacheConfig, CacheError, MemoryCache, cache_key
+from preload import CacheConfig, CacheError
+from preload.caches import MemoryCache
 
 
 @pytest.fixture(name="cache", params=["msgpack", "json"])
@@ -15,15 +16,6 @@ def _cache(request: pytest.FixtureRequest) -> MemoryCache:
     A small memory cache with each serializer.
     """
     return MemoryCache(CacheConfig(max_entries=3, serializer=request.param))
-
-
-async def test_non_ascii_values_round_trip(cache: MemoryCache) -> None:
-    """
-    Values come back equal, non-ASCII text included.
-    """
-    value = {"text": "東京 café ✓", "n": [1, 2.5], "nested": {"ok": True}}
-    await cache.set("k", value)
-    assert value == await cache.get("k")
 
 
 async def test_least_recently_used_is_evicted(cache: MemoryCache) -> None:
@@ -54,14 +46,6 @@ async def test_byte_bound_is_kept() -> None:
         await cache.set("huge", {"text": "x" * 500})
 
 
-def test_keys_of_different_tenants_never_collide() -> None:
-    """
-    No choice of tenant, source and key yields another tenant's cache key.
-    """
-    assert cache_key("a:b", "c", "d") != cache_key("a", "b:c", "d")
-    assert cache_key("t1", "kb", "x") != cache_key("t2", "kb", "x")
-
-
 async def test_decoded_objects_are_kept_in_front_and_follow_the_entries() -> None:
     """
     peek_object serves a remembered object without I/O, and forgets it with its
@@ -79,27 +63,6 @@ async def test_decoded_objects_are_kept_in_front_and_follow_the_entries() -> Non
     assert (None, False) == (cache.peek_object("a"), "a" in cache)
     await cache.delete("b")
     assert None is cache.peek_object("b")
-
-
-async def test_get_objects_decodes_once_and_drops_what_is_not_an_item() -> None:
-    """
-    get_objects decodes stored values, remembers them, and deletes values its
-    decoder refuses.
-    """
-    cache = MemoryCache()
-    decoded: list[str] = []
-
-    def decode(key: str, value: object) -> object:
-        decoded.append(key)
-        return None if key == "bad" else ("item", value)
-
-    await cache.set("good", {"v": 1})
-    await cache.set("bad", [1, 2])
-    first = await cache.get_objects(["good", "bad", "absent"], decode)
-    again = await cache.get_objects(["good"], decode)
-    assert [("item", {"v": 1}), None, None] == first
-    assert first[0] is again[0]
-    assert (["good", "bad"], False) == (decoded, "bad" in cache)
 
 
 async def test_preloads_evicted_unread_are_counted() -> None:
