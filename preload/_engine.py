@@ -14,7 +14,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -22,30 +22,34 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._config import EngineConfig
 from ._errors import EngineStateError
-from ._metrics import Metrics, MetricsSnapshot
+from ._lifecycle import Lifecycle
+from ._metrics import EngineStatistics, MetricsSnapshot, compose
 from ._sources import Source, SourceRouter
 from ._tokens import TiktokenCounter, TokenCounter
-from .caches._memory import MemoryCache, make_cache
-from .compression._compressor import Compressor, MultiLevelCompressor, Representation
-from .history._conversation import CompressedConversation
-from .learning._forecasters import EngineForecaster, Forecast, Forecaster
-from .loading._preloader import Fetched, Preloader
-from .window._budget import BudgetManager
-from .window._swap import Context, SwapController
+from .caches import CacheBackend, make_cache
+from .compression import Compressor, MultiLevelCompressor, Representation
+from .history import CompressedConversation
+from .learning import EngineForecaster, Forecast, Forecaster, StateNamer
+from .loading import Fetched, Preloader
+from .window import Context, HierarchicalBudgetManager, SwapController
 
 __all__ = ["PreloadEngine"]
 
 logger = logging.getLogger(__name__)
 
 
-class _State(enum.Enum):
-    UNOPENED = 1
-    OPENED = 2
-    CLOSED = 3
-
-
 class _Default(enum.Enum):
     CACHE = 1
+
+
+@dataclass(slots=True)
+class _Counters:
+    requests: int = 0
+    hits: int = 0
+    partial_hits: int = 0
+    misses: int = 0
+    tokens: int = 0
+    learner_drops: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -54,7 +58,6 @@ class _Session:
     user: str | None
     turns: list[dict[str, Any]] = field(default_factory=list)
     forecast: Forecast | None = None
-    preloaded: set[str] = field(default_factory=set)
     learning: bool = False  # a "turn" event is queued and will see the reply too
     history: CompressedConversation | None = None
     recorded: int = 0  # turns already in the history
@@ -68,9 +71,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         config: The configuration (the embedded default when None).
         sources: Where items come from, by name, asked in this order.
         forecaster: What predicts the next request (the configured engine forecaster
-            when None).
-        cache: Where warm items are kept; the default builds one from the config, None
-            keeps nothing (every request loads).
+            when None). One that is also a :class:`~preload.learning.StateNamer`
+            names the state of requests that come without one.
+        cache: Where warm items are kept; the default builds one from the config
+            (:func:`~preload.caches.make_cache`), None keeps nothing (every request
+            loads).
         counter: Counts tokens (tiktoken with the configured encoding when None).
         compressor: Builds each item's levels.
         offload: Run heavy CPU work in worker threads (off for virtual-clock replays).
@@ -90,7 +95,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         *,
         sources: Mapping[str, Source],
         forecaster: Forecaster | None = None,
-        cache: MemoryCache | None | _Default = _Default.CACHE,
+        cache: CacheBackend | None | _Default = _Default.CACHE,
         counter: TokenCounter | None = None,
         compressor: Compressor | None = None,
         offload: bool = True,
@@ -101,7 +106,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self.config.tokens.encoding, cache_size=self.config.tokens.cache_size
         )
         self.forecaster: Forecaster = forecaster or EngineForecaster.from_config(self.config)
-        self.metrics_ = Metrics()
+        self._namer = self.forecaster if isinstance(self.forecaster, StateNamer) else None
         self.cache = make_cache(self.config.cache) if cache is _Default.CACHE else cache
         self.preloader = Preloader(
             sources=SourceRouter(sources),
@@ -109,17 +114,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             compressor=compressor or self.default_compressor(self.config, self.counter),
             config=self.config.preloader,
             tenant=self.config.tenant,
-            metrics=self.metrics_,
             offload=offload,
-            on_preloaded=self._on_preloaded,
             close_cache=cache is _Default.CACHE,
         )
-        self.swap = SwapController(BudgetManager(self.config.budget), self.counter)
+        self.swap = SwapController(
+            HierarchicalBudgetManager(self.config.budget), self.counter, config=self.config.swap
+        )
         self.max_sessions = max_sessions
+        self._counters = _Counters()
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._events: MemoryObjectSendStream[tuple[str, str]] | None = None
-        self._state = _State.UNOPENED
-        self.learner_drops = 0
+        self._state = Lifecycle.UNOPENED
         self._pending = 0
         self._learned = anyio.Event()
 
@@ -130,26 +135,19 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         return MultiLevelCompressor(counter, config.compression)
 
-    @staticmethod
-    def default_cache(config: EngineConfig) -> MemoryCache:
-        """
-        The cache the engine builds from ``config`` when none is given.
-        """
-        return MemoryCache(config.cache)
-
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[PreloadEngine]:
-        if self._state is not _State.UNOPENED:
+        if self._state is not Lifecycle.UNOPENED:
             raise EngineStateError("cannot open an engine more than once")
         send, receive = anyio.create_memory_object_stream[tuple[str, str]](4096)
         async with self.preloader, anyio.create_task_group() as tg:
             self._events = send
             tg.start_soon(self._learner, receive)
-            self._state = _State.OPENED
+            self._state = Lifecycle.OPENED
             try:
                 yield self
             finally:
-                self._state = _State.CLOSED
+                self._state = Lifecycle.CLOSED
                 send.close()
                 tg.cancel_scope.cancel()
                 for session in list(self._sessions.values()):
@@ -174,8 +172,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             session_id: The conversation this request belongs to.
             text: The request's text.
             state: Its state label (intent, tool call, page category), when known;
-                otherwise the forecaster's state encoder names it from the text, if
-                it learned one.
+                otherwise the forecaster names it from the text, if it can.
             needs: The items this request is known to need; they are loaded now if
                 they are not warm. Predicted items are added only when warm.
             user: Who asks (enables per-user learning).
@@ -189,31 +186,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._check_open()
         start = anyio.current_time()
         session = self._session(session_id, user)
-        if state is None:  # name it from the text when the forecaster learned how
-            encode = getattr(self.forecaster, "encode", None)
-            state = encode(text) if callable(encode) else None
+        if state is None and self._namer is not None:
+            state = self._namer.encode(text)
         needs = list(dict.fromkeys(needs))
-        # Hits without a task (one round trip on Redis); misses joined or loaded at once.
-        fetched: dict[str, Fetched] = await self.preloader.get_many(
-            needs, deadline_s=self.config.preloader.request_deadline_s
-        )
-        required: list[Representation] = []
-        counts = {"hit": 0, "partial": 0, "miss": 0}
-        missing: list[str] = []
-        for key in needs:
-            got = fetched[key]
-            if got.status in counts:
-                counts[got.status] += 1
-            if got.status in ("missing", "failed"):
-                missing.append(key)
-            if got.item is not None:
-                required.append(got.item)
-            if key in session.preloaded and got.status in ("hit", "partial"):
-                session.preloaded.discard(key)
-                self.metrics_.preloads_used += 1
-        self.metrics_.hits += counts["hit"]
-        self.metrics_.partial_hits += counts["partial"]
-        self.metrics_.misses += counts["miss"]
+        required, counts, missing = await self._gather(session, needs)
         optional = await self._warm_predictions(session, set(needs))
         context = self.swap.assemble(
             session_id,
@@ -230,12 +206,40 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             misses=counts["miss"],
             missing=tuple(missing),
         )
-        self.metrics_.requests += 1
-        self.metrics_.tokens += context.tokens
+        self._counters.requests += 1
+        self._counters.tokens += context.tokens
         session.turns.append({"text": text, "state": state, "needs": needs, "system": None})
         session.learning = True
         self._notify("turn", session_id)
         return context
+
+    async def _gather(
+        self, session: _Session, needs: list[str]
+    ) -> tuple[list[Representation], dict[str, int], list[str]]:
+        """
+        This turn's needs: hits without a task (one round trip on Redis), misses
+        joined or loaded at once within the request deadline.
+        """
+        fetched: dict[str, Fetched] = await self.preloader.get_many(
+            needs, deadline_s=self.config.preloader.request_deadline_s
+        )
+        required: list[Representation] = []
+        counts = {"hit": 0, "partial": 0, "miss": 0}
+        missing: list[str] = []
+        for key in needs:
+            got = fetched[key]
+            if got.status in counts:
+                counts[got.status] += 1
+            if got.status in ("missing", "failed"):
+                missing.append(key)
+            if got.item is not None:
+                required.append(got.item)
+            if got.status in ("hit", "partial"):
+                self.preloader.claim(session.id, key)
+        self._counters.hits += counts["hit"]
+        self._counters.partial_hits += counts["partial"]
+        self._counters.misses += counts["miss"]
+        return required, counts, missing
 
     def reply(self, session_id: str, text: str) -> None:
         """
@@ -265,11 +269,21 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._sessions.get(session_id)
         return session.forecast if session is not None else None
 
+    def statistics(self) -> EngineStatistics:
+        """
+        A frozen snapshot of the engine's own request counters.
+
+        .. versionadded:: 0.2
+        """
+        return EngineStatistics(**asdict(self._counters))
+
     def metrics(self) -> MetricsSnapshot:
         """
-        A frozen snapshot of the engine's counters.
+        A frozen snapshot of everything: the engine's, the preloader's and the
+        cache's statistics in one.
         """
-        return self.preloader.snapshot()
+        cache = self.cache.statistics() if self.cache is not None else None
+        return compose(self.statistics(), self.preloader.statistics(), cache)
 
     async def _warm_predictions(
         self, session: _Session, needed: set[str]
@@ -277,11 +291,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         forecast = session.forecast
         if forecast is None:
             return []
-        threshold = self.config.preloader.value_threshold
+        likely = forecast.needs[: self.config.preloader.max_preloads_per_turn]
         wanted = {
             key: p
-            for key, p in forecast.needs[: self.config.preloader.max_preloads_per_turn]
-            if key not in needed and p >= threshold and self.preloader.is_ready(key)
+            for key, p in self.preloader.worth(likely)
+            if key not in needed and self.preloader.is_ready(key)
         }
         if not wanted:
             return []
@@ -319,7 +333,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         try:
             self._events.send_nowait((kind, session_id))
         except anyio.WouldBlock:
-            self.learner_drops += 1
+            self._counters.learner_drops += 1
         else:
             self._pending += 1
 
@@ -370,24 +384,15 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     def _preload(self, session: _Session, forecast: Forecast) -> None:
         limit = self.config.preloader.max_preloads_per_turn
-        threshold = self.config.preloader.value_threshold
-        self.preloader.reprioritize(session.id, dict(forecast.needs), threshold=threshold)
+        self.preloader.reprioritize(session.id, dict(forecast.needs))
         scheduled = 0
-        for key, p in forecast.needs:
-            if scheduled >= limit or p < threshold:
+        for key, p in self.preloader.worth(forecast.needs):
+            if scheduled >= limit:
                 break
             if self.preloader.is_ready(key):
                 continue
             if self.preloader.schedule(key, p, session=session.id):
                 scheduled += 1
-
-    def _on_preloaded(self, key: str, sessions: frozenset[str]) -> None:
-        # One load, one owner: the preload is used or wasted once, by the first asker.
-        for sid in sorted(sessions):
-            session = self._sessions.get(sid)
-            if session is not None:
-                session.preloaded.add(key)
-                return
 
     def _session(self, session_id: str, user: str | None) -> _Session:
         session = self._sessions.get(session_id)
@@ -401,20 +406,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         return session
 
     def _finish(self, session: _Session) -> None:
-        self.metrics_.wasted += len(session.preloaded)
-        session.preloaded.clear()
-        self.preloader.reprioritize(session.id, {})
+        self.preloader.end_session(session.id)
         self.swap.forget(session.id)
 
     def _check_open(self) -> None:
-        if self._state is not _State.OPENED:
+        if self._state is not Lifecycle.OPENED:
             raise EngineStateError(
                 "the engine is not open; use it inside 'async with PreloadEngine(...)'"
             )
-
-
-def _exchange(turn: Mapping[str, Any]) -> str:
-    text = f"User: {turn.get('text') or ''}"
-    if turn.get("system"):
-        text += f"\nAssistant: {turn['system']}"
-    return text

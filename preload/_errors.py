@@ -5,11 +5,10 @@ The tree::
 
     PreloadError
     ├── ConfigError (ValueError)          a bad or unknown configuration key or value
-    ├── InputError (ValueError)           a malformed line in a session log or knowledge file
+    ├── InputError (ValueError)           a malformed input file or line (sessions, knowledge, model)
     │   └── EmptyInputError               a log with no sessions in it
     ├── SourceError                       a source failed to produce an item
-    │   ├── MissingItemError (KeyError)   no source has the requested key
-    │   └── LoadTimeoutError (TimeoutError)
+    │   └── MissingItemError (KeyError)   no source has the requested key
     ├── CacheError                        the cache could not store or decode a value
     └── EngineStateError (RuntimeError)   the engine was used outside ``async with``
 """
@@ -24,7 +23,6 @@ __all__ = [
     "EmptyInputError",
     "EngineStateError",
     "InputError",
-    "LoadTimeoutError",
     "MissingItemError",
     "PreloadError",
     "SourceError",
@@ -57,15 +55,15 @@ class ConfigError(PreloadError, ValueError):
 
 class InputError(PreloadError, ValueError):
     """
-    A line of an input file is malformed.
+    An input file, or one line of it, is malformed.
 
     Args:
         path: The file.
-        line: The 1-based line number, or 0 when the problem is the whole file.
+        line: The 1-based line number, or None when the problem is the whole file.
         problem: What is wrong.
     """
 
-    def __init__(self, path: str | Path, line: int, problem: str) -> None:
+    def __init__(self, path: str | Path, line: int | None, problem: str) -> None:
         self.path = str(path)
         self.line = line
         self.problem = problem
@@ -79,7 +77,9 @@ class EmptyInputError(InputError):
     """
 
     def __init__(self, path: str | Path, what: str = "sessions") -> None:
-        super().__init__(path, 0, f"no {what} found; give a JSONL file with one {what[:-1]} a line")
+        super().__init__(
+            path, None, f"no {what} found; give a JSONL file with one {what[:-1]} a line"
+        )
 
 
 class SourceError(PreloadError):
@@ -108,15 +108,6 @@ class MissingItemError(SourceError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-class LoadTimeoutError(SourceError, TimeoutError):
-    """
-    A load did not finish within its deadline.
-    """
-
-    def __init__(self, source: str, key: str, seconds: float) -> None:
-        super().__init__(source, key, f"no answer within {seconds:g} s")
 
 
 class CacheError(PreloadError):

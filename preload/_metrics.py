@@ -1,20 +1,40 @@
 """
-Metrics: counters kept by the engine, read as one frozen snapshot.
+Metrics: one frozen snapshot composed of what each component reports.
+
+The engine counts requests, the preloader its loads (:class:`PreloaderStatistics`),
+the cache its entries (:class:`~preload.caches.CacheStatistics`); each owns its
+counters and reports them as a frozen snapshot, and :func:`compose` joins the three.
 """
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .caches._memory import CacheStatistics
+    from .caches import CacheStatistics
+    from .loading import PreloaderStatistics
 
-__all__ = ["Metrics", "MetricsSnapshot"]
+__all__ = ["EngineStatistics", "MetricsSnapshot", "compose"]
 
-#: Upper bounds (seconds) of the load-latency histogram's buckets.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineStatistics:
+    """
+    The engine's own counters: ``requests`` served, their needs that were ``hits``
+    (warm), ``partial_hits`` (a preload in flight, waited for) and ``misses``
+    (loaded on demand), the context ``tokens`` assembled, and ``learner_drops``:
+    turns the background learner never saw because its queue was full.
+
+    .. versionadded:: 0.2
+    """
+
+    requests: int = 0
+    hits: int = 0
+    partial_hits: int = 0
+    misses: int = 0
+    tokens: int = 0
+    learner_drops: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,7 +52,8 @@ class MetricsSnapshot:
     from a full queue, ``cancelled`` ones were dropped or stopped because nobody wanted
     them any more (or the engine closed). ``failures`` are loads that failed after
     ``retries``; ``cooldowns`` counts sources put to rest, ``cooldown_skips`` the
-    loads not attempted meanwhile. ``queued``, ``in_flight``, ``cache_*`` and
+    loads not attempted meanwhile. ``learner_drops`` are turns the background learner
+    never saw (its queue was full). ``queued``, ``in_flight``, ``cache_*`` and
     ``backend_up`` are gauges read when the snapshot is taken.
 
     .. versionadded:: 0.1
@@ -56,6 +77,7 @@ class MetricsSnapshot:
     cooldown_skips: int = 0
     remote_loads: int = 0
     lease_waits: int = 0
+    learner_drops: int = 0
     queued: int = 0
     in_flight: int = 0
     cache_entries: int = 0
@@ -77,76 +99,25 @@ class MetricsSnapshot:
         return self.hits / served if served else 0.0
 
 
-@dataclass(slots=True)
-class Metrics:
+def compose(
+    engine: EngineStatistics,
+    preloader: PreloaderStatistics,
+    cache: CacheStatistics | None,
+) -> MetricsSnapshot:
     """
-    The engine's mutable counters. Read them through :meth:`snapshot`.
+    One snapshot of the three components' own snapshots (no cache: its gauges are 0).
+
+    .. versionadded:: 0.2
     """
-
-    requests: int = 0
-    hits: int = 0
-    partial_hits: int = 0
-    misses: int = 0
-    missing: int = 0
-    loads: int = 0
-    preloads: int = 0
-    preloads_used: int = 0
-    wasted: int = 0
-    shed: int = 0
-    cancelled: int = 0
-    failures: int = 0
-    timeouts: int = 0
-    retries: int = 0
-    cooldowns: int = 0
-    cooldown_skips: int = 0
-    remote_loads: int = 0
-    lease_waits: int = 0
-    tokens: int = 0
-    latency_counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
-    latency_sum: float = 0.0
-
-    def observe_load(self, seconds: float) -> None:
-        """
-        Count one load's latency in the histogram.
-        """
-        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.latency_sum += seconds
-
-    def snapshot(
-        self,
-        *,
-        in_flight: int = 0,
-        cache_entries: int = 0,
-        cache_bytes: int = 0,
-        evictions: int = 0,
-        queued: int = 0,
-        cache: CacheStatistics | None = None,
-    ) -> MetricsSnapshot:
-        """
-        A frozen copy, with the gauges the caller measures (``cache``, when given,
-        supplies every ``cache_*`` gauge, evictions and the backend's health).
-        """
-        if cache is not None:
-            cache_entries, cache_bytes, evictions = cache.entries, cache.bytes, cache.evictions
-        counters = {name: getattr(self, name) for name in _COUNTERS}
-        return MetricsSnapshot(
-            **counters,
-            queued=queued,
-            in_flight=in_flight,
-            cache_entries=cache_entries,
-            cache_bytes=cache_bytes,
-            evictions=evictions,
-            evicted_unused=cache.evicted_unused if cache is not None else 0,
-            backend_up=cache.backend_up if cache is not None else True,
-            backend_errors=cache.backend_errors if cache is not None else 0,
-            load_latency_buckets=tuple(zip(LATENCY_BUCKETS, self.latency_counts, strict=True)),
-            load_latency_sum=self.latency_sum,
+    parts = {f.name: getattr(engine, f.name) for f in fields(engine)}
+    parts.update({f.name: getattr(preloader, f.name) for f in fields(preloader)})
+    if cache is not None:
+        parts.update(
+            cache_entries=cache.entries,
+            cache_bytes=cache.bytes,
+            evictions=cache.evictions,
+            evicted_unused=cache.evicted_unused,
+            backend_up=cache.backend_up,
+            backend_errors=cache.backend_errors,
         )
-
-
-#: The counters a snapshot copies as they are: every integer field the two share.
-_COUNTERS = tuple(
-    f.name
-    for f in fields(Metrics)
-    if f.type in ("int", int) and f.name in {g.name for g in fields(MetricsSnapshot)}
-)
+    return MetricsSnapshot(**parts)

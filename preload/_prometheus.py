@@ -44,6 +44,7 @@ COUNTERS = {
     "cooldown_skips": "Loads not attempted because their source was cooling down.",
     "remote_loads": "Loads satisfied by a value another replica stored.",
     "lease_waits": "Loads that waited for another replica holding the lease.",
+    "learner_drops": "Turns the background learner never saw (its queue was full).",
     "evictions": "Cache entries evicted to stay within bounds.",
     "backend_errors": "Failed calls to the shared cache backend.",
     "tokens": "Context tokens assembled.",

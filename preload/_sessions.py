@@ -9,7 +9,7 @@ are optional; other keys are kept and ignored.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,14 +115,14 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
-        raise InputError(path, 0, f"cannot open: {exc.strerror or exc}") from None
+        raise InputError(path, None, f"cannot open: {exc.strerror or exc}") from None
     with handle:
         try:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
                     yield number, line
         except UnicodeDecodeError as exc:
-            raise InputError(path, 0, f"not UTF-8 text: {exc.reason}") from None
+            raise InputError(path, None, f"not UTF-8 text: {exc.reason}") from None
 
 
 def parse_session(record: Any, path: str | Path = "<data>", number: int = 0) -> Session:
@@ -181,10 +181,3 @@ def _turn(raw: Any, path: str | Path, number: int, sid: str, index: int) -> Turn
         system=system,
         extra=extra,
     )
-
-
-def sequences(sessions: Sequence[Session]) -> list[list[dict[str, Any]]]:
-    """
-    Each session's turns as mappings, for graph/ estimators.
-    """
-    return [[turn.as_mapping() for turn in s.turns] for s in sessions]

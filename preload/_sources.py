@@ -1,9 +1,12 @@
 """
 Sources: where context comes from.
 
-A source is anything with a ``name`` and ``async def fetch(key) -> str``. A source
-that knows its keys also answers ``key in source``, which lets the engine route a
-need to the right source without trying each one.
+A source is anything with a ``name`` and ``async def fetch(key) -> str``. Two
+optional capabilities are declared as protocols and checked once, when the router is
+built: a source that knows its keys (:class:`ListingSource`) answers ``key in
+source``, which lets the engine route a need to the right source without trying each
+one; a source that knows its items' context categories (:class:`CategorizingSource`)
+tells ``source.category(key)``.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import anyio
 from ._errors import InputError, MissingItemError
 
 __all__ = [
+    "CategorizingSource",
     "DictSource",
     "DirectorySource",
     "JsonlKnowledgeSource",
     "KnowledgeItem",
+    "ListingSource",
     "Source",
     "SourceRouter",
     "read_knowledge",
@@ -45,6 +50,37 @@ class Source(Protocol):
 
         Raises:
             MissingItemError: The source has no such item.
+        """
+        ...
+
+
+@runtime_checkable
+class ListingSource(Source, Protocol):
+    """
+    A source that can tell whether it has an item.
+
+    .. versionadded:: 0.2
+    """
+
+    def __contains__(self, key: object) -> bool:
+        """
+        Whether the source has the item ``key``.
+        """
+        ...
+
+
+@runtime_checkable
+class CategorizingSource(Source, Protocol):
+    """
+    A source that knows the context category of its items (``domain_knowledge``,
+    ``examples``, ...).
+
+    .. versionadded:: 0.2
+    """
+
+    def category(self, key: str) -> str:
+        """
+        The context category of the item ``key``.
         """
         ...
 
@@ -205,7 +241,7 @@ def read_knowledge(
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
-        raise InputError(path, 0, f"cannot open: {exc.strerror or exc}") from None
+        raise InputError(path, None, f"cannot open: {exc.strerror or exc}") from None
     with handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -255,8 +291,11 @@ class SourceRouter:
 
     def __init__(self, sources: Mapping[str, Source]) -> None:
         self.sources = dict(sources)
-        self._blind = [s for s in self.sources.values() if not hasattr(s, "__contains__")]
-        self._known = [s for s in self.sources.values() if hasattr(s, "__contains__")]
+        self._known = [s for s in self.sources.values() if isinstance(s, ListingSource)]
+        self._blind = [s for s in self.sources.values() if not isinstance(s, ListingSource)]
+        self._categorizing = {
+            id(s): s for s in self.sources.values() if isinstance(s, CategorizingSource)
+        }
         self._routes: dict[str, Source | None] = {}
 
     def route(self, key: str) -> Source | None:
@@ -282,6 +321,5 @@ class SourceRouter:
         """
         The context category of ``key`` as its source tells it, else ``domain_knowledge``.
         """
-        source = self.route(key)
-        category = getattr(source, "category", None)
-        return category(key) if callable(category) else "domain_knowledge"
+        source = self._categorizing.get(id(self.route(key)))
+        return source.category(key) if source is not None else "domain_knowledge"

@@ -18,15 +18,13 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ._config import EngineConfig
 from ._errors import PreloadError
 from ._sessions import Session, read_sessions
 from ._sources import DictSource, JsonlKnowledgeSource
-from .learning._forecasters import EngineForecaster
-from .replay._demo import generate_demo
-from .replay._replay import STRATEGIES, ReplayReport, replay
+from .learning import EngineForecaster
+from .replay import STRATEGIES, ReplayReport, generate_demo, replay, report_table
 
 __all__ = ["main"]
 
@@ -160,7 +158,7 @@ def _simulate(args: argparse.Namespace) -> int:
     out = Console(emoji=False, highlight=False)
     if not out.is_terminal:
         out = Console(width=140, emoji=False, highlight=False)
-    out.print(_table(report))
+    out.print(report_table(report))
     if report.missing_keys:
         shown = escape(", ".join(report.missing_keys[:5]))
         more = f" and {len(report.missing_keys) - 5} more" if len(report.missing_keys) > 5 else ""
@@ -189,42 +187,6 @@ def _report_skipped(console: Console, errors: Sequence[PreloadError]) -> int:
     if len(errors) > 10:
         console.print(f"[yellow]... and {len(errors) - 10} more bad lines")
     return len(errors)
-
-
-def _table(report: ReplayReport) -> Table:
-    table = Table(
-        title=f"{escape(report.name)}: {report.sessions} sessions, {report.turns} turns, "
-        f"{report.states} states, {report.needs} needs",
-    )
-    for column in (
-        "strategy",
-        "hit rate",
-        "wasted",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "tokens/turn",
-        "top1",
-        "top3",
-        "loads",
-        "preloads",
-    ):
-        table.add_column(column, justify="left" if column == "strategy" else "right")
-    for name, r in report.strategies.items():
-        table.add_row(
-            name,
-            f"{r.hit_rate:.3f}",
-            f"{r.wasted_ratio:.3f}",
-            f"{r.p50_ms:.0f}",
-            f"{r.p95_ms:.0f}",
-            f"{r.p99_ms:.0f}",
-            f"{r.tokens_per_turn:.0f}",
-            "-" if r.top1 is None else f"{r.top1:.3f}",
-            "-" if r.top3 is None else f"{r.top3:.3f}",
-            str(r.loads),
-            str(r.preloads),
-        )
-    return table
 
 
 def _plot(report: ReplayReport, folder: Path) -> list[Path]:

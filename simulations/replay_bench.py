@@ -17,8 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from preload import EngineConfig, JsonlKnowledgeSource, read_sessions, replay
-from preload.cli import _table
+from preload import EngineConfig, JsonlKnowledgeSource, read_sessions
+from preload.replay import replay, report_table
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
         dev, _ = read_sessions(folder / "sessions-dev.jsonl", limit=args.limit)
         knowledge = JsonlKnowledgeSource(folder / "knowledge.jsonl")
         report = replay(dev, knowledge, config, train=train, name=f"{corpus}/dev")
-        console.print(_table(report))
+        console.print(report_table(report))
         console.print(f"wall {report.wall_s:.1f} s for {report.turns} turns x 6 strategies")
         results[corpus] = report.to_json()
     if args.json:

@@ -16,8 +16,6 @@ import pytest
 
 from preload import EngineConfig, TiktokenCounter
 
-DATA = Path(__file__).parent / "data"
-
 
 @pytest.fixture(name="counter", scope="session")
 def _counter() -> TiktokenCounter:

@@ -16,7 +16,8 @@ import sys
 import anyio
 import redis.asyncio
 
-from preload import CacheConfig, EngineConfig, NullForecaster, PreloadEngine
+from preload import CacheConfig, EngineConfig, PreloadEngine
+from preload.learning import NullForecaster
 from preload.testing import ScriptedSource
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from preload import generate_demo
 from preload.cli import main
+from preload.replay import generate_demo
 
 
 @pytest.fixture(name="files")

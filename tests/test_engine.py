@@ -13,13 +13,13 @@ from preload import (
     EngineConfig,
     EngineForecaster,
     EngineStateError,
-    MarkovForecaster,
-    MultiLevelCompressor,
     PreloadEngine,
     Session,
     TiktokenCounter,
     Turn,
 )
+from preload.compression import MultiLevelCompressor
+from preload.learning import MarkovForecaster
 
 
 def flights_sessions(n: int) -> list[Session]:
@@ -209,3 +209,40 @@ async def test_an_async_summarizer_writes_the_summary_level(config: EngineConfig
     assert item is not None and 1 == len(calls)
     assert "Flights: search and book between cities." == item.level("summary").text
     assert "full" == item.levels[0].name and len(item.levels) > 2
+
+
+async def test_turns_the_learner_never_saw_reach_the_snapshot(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    Requests that never yield to the loop fill the learner's bounded stream; the turns
+    that did not fit are dropped, never waited for, and counted in the metrics.
+    """
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(knowledge)}, forecaster=MarkovForecaster(1)
+    ) as engine:
+        for i in range(5000):
+            await engine.handle(session_id=f"s{i % 50}", text="hi", state="Flights:Search")
+        snapshot = engine.metrics()
+    assert (5000, 5000 - 4096) == (snapshot.requests, snapshot.learner_drops)
+    assert snapshot.learner_drops == engine.statistics().learner_drops
+
+
+async def test_each_component_reports_its_own_statistics(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    The engine counts requests, the preloader loads, the cache entries; the metrics
+    snapshot is the three composed.
+    """
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        for _ in range(2):
+            await engine.handle(session_id="s", text="fly", needs=["service:Flights"])
+        own, loads = engine.statistics(), engine.preloader.statistics()
+        assert engine.cache is not None
+        entries = engine.cache.statistics().entries
+        snapshot = engine.metrics()
+    assert (2, 1, 1) == (own.requests, own.hits, own.misses)
+    assert (1, 0) == (loads.loads, loads.preloads)
+    assert (2, 1, 1, 1) == (snapshot.requests, snapshot.hits, snapshot.loads, entries)
+    assert entries == snapshot.cache_entries

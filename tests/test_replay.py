@@ -4,7 +4,10 @@ Replay on the virtual clock: deterministic, and the oracle is the ceiling.
 
 from __future__ import annotations
 
-from preload import EngineConfig, generate_demo, replay
+import pytest
+
+from preload import ConfigError, EngineConfig
+from preload.replay import generate_demo, replay
 
 
 def test_same_seed_gives_the_same_report() -> None:
@@ -58,3 +61,14 @@ def test_report_json_has_exactly_the_contract_keys() -> None:
     }
     assert all(keys == set(v) for v in out["strategies"].values())
     assert None is out["strategies"]["cold"]["top1"]
+
+
+def test_a_replay_refuses_a_shared_cache_backend() -> None:
+    """
+    A replay keeps each strategy's cache in memory on the virtual clock; asking for
+    Redis is refused up front, naming the key, instead of being silently ignored.
+    """
+    demo = generate_demo(5, seed=1)
+    config = EngineConfig.from_dict({"cache": {"backend": "redis"}})
+    with pytest.raises(ConfigError, match="cache.backend"):
+        replay(demo.sessions, demo.knowledge, config, strategies=["lru"], processes=1)

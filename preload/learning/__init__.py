@@ -1,16 +1,19 @@
 """
-learning.
+Learning what the next request needs, off the request path: the forecaster protocol,
+the engine's forecaster, the baselines a replay compares it with, and the importance
+scorer.
 """
 
 from __future__ import annotations
 
-from ._forecasters import EngineForecaster as EngineForecaster
-from ._forecasters import Forecast as Forecast
-from ._forecasters import Forecaster as Forecaster
-from ._forecasters import MarkovForecaster as MarkovForecaster
-from ._forecasters import NullForecaster as NullForecaster
-from ._forecasters import OracleForecaster as OracleForecaster
-from ._forecasters import PopularForecaster as PopularForecaster
+from ._baselines import MarkovForecaster as MarkovForecaster
+from ._baselines import NullForecaster as NullForecaster
+from ._baselines import OracleForecaster as OracleForecaster
+from ._baselines import PopularForecaster as PopularForecaster
+from ._engine_forecaster import EngineForecaster as EngineForecaster
+from ._forecasting import Forecast as Forecast
+from ._forecasting import Forecaster as Forecaster
+from ._forecasting import StateNamer as StateNamer
 from ._importance import Importance as Importance
 from ._importance import ImportanceScorer as ImportanceScorer
 
@@ -24,4 +27,5 @@ __all__ = [
     "NullForecaster",
     "OracleForecaster",
     "PopularForecaster",
+    "StateNamer",
 ]

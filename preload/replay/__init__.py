@@ -1,5 +1,6 @@
 """
-replay.
+Replays: recorded sessions through the real engine on a virtual clock, side by side
+with baseline strategies and an oracle, and the report they make.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from ._replay import ReplayReport as ReplayReport
 from ._replay import SimulatedSource as SimulatedSource
 from ._replay import StrategyReport as StrategyReport
 from ._replay import replay as replay
+from ._table import report_table as report_table
 
 __all__ = [
     "STRATEGIES",
@@ -22,4 +24,5 @@ __all__ = [
     "VirtualClockLoop",
     "generate_demo",
     "replay",
+    "report_table",
 ]

@@ -30,7 +30,8 @@ from .._config import EngineConfig, LatencyConfig
 from .._engine import PreloadEngine
 from .._errors import ConfigError
 from .._sources import DictSource
-from ..learning._forecasters import (
+from ..caches import MemoryCache
+from ..learning import (
     EngineForecaster,
     Forecaster,
     MarkovForecaster,
@@ -238,7 +239,7 @@ async def replay_strategy(
         config,
         sources={source.name: source},
         forecaster=forecaster,
-        cache=None if name == "cold" else PreloadEngine.default_cache(config),
+        cache=None if name == "cold" else MemoryCache(config.cache),
         offload=False,
     )
     starts = arrivals(len(sessions), config.replay.arrival_rate, seed)
@@ -366,12 +367,19 @@ def replay(
             strategy); 1 replays in this process.
 
     Raises:
-        ConfigError: A strategy is unknown.
+        ConfigError: A strategy is unknown, or the cache is not in memory.
     """
     config = config or EngineConfig()
     for s in strategies:
         if s not in STRATEGIES:
             raise ConfigError("strategies", f"unknown strategy {s!r}; choose from {STRATEGIES}")
+    if config.cache.backend != "memory":
+        raise ConfigError(
+            "cache.backend",
+            f"{config.cache.backend!r}: a replay runs on a virtual clock, and its strategies "
+            "must not share warm items, so it keeps each strategy's cache in memory; "
+            'use backend = "memory" (Redis is for serving replicas)',
+        )
     source = knowledge if isinstance(knowledge, DictSource) else DictSource(knowledge, name="kb")
     seed = config.replay.seed if seed is None else seed
     start = time.perf_counter()

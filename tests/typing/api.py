@@ -14,10 +14,8 @@ from preload import (
     JsonlKnowledgeSource,
     MetricsSnapshot,
     PreloadEngine,
-    ReplayReport,
-    generate_demo,
-    replay,
 )
+from preload.replay import ReplayReport, generate_demo, replay
 
 
 async def serve(path: str) -> tuple[int, str, str]:
