@@ -1,0 +1,34 @@
+"""
+The README's library example runs as written.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_the_library_example_runs_as_a_script(tmp_path: Path) -> None:
+    """
+    The first Python block of the README is a complete script: it prints the context and
+    the metrics and exits 0.
+    """
+    block = re.search(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    assert block is not None
+    script = tmp_path / "example.py"
+    script.write_text(block.group(1), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert 0 == done.returncode, done.stderr
+    assert "tokens" in done.stdout
+    assert "MetricsSnapshot(requests=1" in done.stdout
