@@ -19,6 +19,7 @@ from ._config import CategoryConfig as CategoryConfig
 from ._config import CompressionConfig as CompressionConfig
 from ._config import EngineConfig as EngineConfig
 from ._config import LatencyConfig as LatencyConfig
+from ._config import LimitsConfig as LimitsConfig
 from ._config import PredictionConfig as PredictionConfig
 from ._config import PreloaderConfig as PreloaderConfig
 from ._config import ReplayConfig as ReplayConfig
@@ -30,6 +31,7 @@ from ._errors import ConfigError as ConfigError
 from ._errors import EmptyInputError as EmptyInputError
 from ._errors import EngineStateError as EngineStateError
 from ._errors import InputError as InputError
+from ._errors import InputTooLargeError as InputTooLargeError
 from ._errors import MissingItemError as MissingItemError
 from ._errors import PreloadError as PreloadError
 from ._errors import SourceError as SourceError
@@ -81,9 +83,11 @@ __all__ = [
     "Forecaster",
     "HierarchicalBudgetManager",
     "InputError",
+    "InputTooLargeError",
     "JsonlKnowledgeSource",
     "KnowledgeItem",
     "LatencyConfig",
+    "LimitsConfig",
     "ListingSource",
     "MetricsSnapshot",
     "MissingItemError",

@@ -21,12 +21,14 @@ from typing import Any, Literal, TypeVar
 from ._errors import ConfigError
 
 __all__ = [
+    "MAX_TEXT_CHARS",
     "BudgetConfig",
     "CacheConfig",
     "CategoryConfig",
     "CompressionConfig",
     "EngineConfig",
     "LatencyConfig",
+    "LimitsConfig",
     "PredictionConfig",
     "PreloaderConfig",
     "ReplayConfig",
@@ -303,6 +305,35 @@ class SwapConfig:
         _non_negative("swap.exact_items", self.exact_items)
 
 
+#: The longest request or reply text (characters) a chat server takes by default
+#: (about 25,000 tokens); also the bound on a turn's text in a session log.
+MAX_TEXT_CHARS = 100_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitsConfig:
+    """
+    Size limits on what a request brings, so that no input can stall the engine.
+
+    A request whose text is longer than ``max_request_chars``, or that declares more
+    than ``max_needs`` needs, is refused with :class:`~preload.InputTooLargeError`
+    (a server answers 413). A reply longer than ``max_reply_chars`` is cut to that
+    length before it joins the history, and counted (``replies_truncated``). Items
+    from sources are bounded by ``preloader.max_item_chars``.
+
+    .. versionadded:: 0.2
+    """
+
+    max_request_chars: int = MAX_TEXT_CHARS
+    max_reply_chars: int = MAX_TEXT_CHARS
+    max_needs: int = 256
+
+    def __post_init__(self) -> None:
+        _positive("limits.max_request_chars", self.max_request_chars)
+        _positive("limits.max_reply_chars", self.max_reply_chars)
+        _positive("limits.max_needs", self.max_needs)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PredictionConfig:
     """
@@ -444,6 +475,7 @@ class EngineConfig:
     preloader: PreloaderConfig = field(default_factory=PreloaderConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     swap: SwapConfig = field(default_factory=SwapConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)

@@ -13,6 +13,7 @@ import enum
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -21,7 +22,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._config import EngineConfig
-from ._errors import EngineStateError
+from ._errors import EngineStateError, InputTooLargeError
 from ._lifecycle import Lifecycle
 from ._metrics import EngineStatistics, MetricsSnapshot, compose
 from ._sources import Source, SourceRouter
@@ -50,6 +51,7 @@ class _Counters:
     misses: int = 0
     tokens: int = 0
     learner_drops: int = 0
+    replies_truncated: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -182,13 +184,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
         Raises:
             EngineStateError: The engine is not open.
+            TypeError: An argument has the wrong type (``needs`` must be a sequence
+                of keys, not one string).
+            ValueError: ``session_id`` is empty.
+            InputTooLargeError: The text or the needs are above ``[limits]``.
         """
         self._check_open()
+        needs = self._check_request(session_id, text, state, needs, user)
         start = anyio.current_time()
         session = self._session(session_id, user)
         if state is None and self._namer is not None:
             state = self._namer.encode(text)
-        needs = list(dict.fromkeys(needs))
         required, counts, missing = await self._gather(session, needs)
         optional = await self._warm_predictions(session, set(needs))
         context = self.swap.assemble(
@@ -212,6 +218,42 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.learning = True
         self._notify("turn", session_id)
         return context
+
+    def _check_request(
+        self,
+        session_id: object,
+        text: object,
+        state: object,
+        needs: object,
+        user: object,
+    ) -> list[str]:
+        """
+        The request's arguments checked (types, sizes); its needs without duplicates.
+        """
+        _check_id("session_id", session_id)
+        _check_type("text", text, str)
+        _check_type("state", state, str, optional=True)
+        _check_type("user", user, str, optional=True)
+        if isinstance(needs, str | bytes) or not isinstance(needs, Sequence | AbstractSet):
+            raise TypeError(
+                f"needs must be a sequence of keys, not {type(needs).__name__}; "
+                f"for one key write needs=[{needs!r}]"
+            )
+        limits = self.config.limits
+        if len(needs) > limits.max_needs:
+            raise InputTooLargeError("needs", len(needs), limits.max_needs, "limits.max_needs")
+        for i, key in enumerate(needs):
+            if not isinstance(key, str):
+                raise TypeError(f"needs[{i}] must be a string key, not {type(key).__name__}")
+        assert isinstance(text, str)
+        if len(text) > limits.max_request_chars:
+            raise InputTooLargeError(
+                "request text (characters)",
+                len(text),
+                limits.max_request_chars,
+                "limits.max_request_chars",
+            )
+        return list(dict.fromkeys(needs))
 
     async def _gather(
         self, session: _Session, needs: list[str]
@@ -244,12 +286,22 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     def reply(self, session_id: str, text: str) -> None:
         """
         Record the agent's reply to the session's last request. In the background it
-        joins the history, and forecasters that read replies forecast again.
+        joins the history, and forecasters that read replies forecast again. A reply
+        longer than ``limits.max_reply_chars`` is cut to that length and counted
+        (``replies_truncated``).
+
+        Raises:
+            TypeError: ``text`` is not a string.
         """
         self._check_open()
+        _check_type("text", text, str)
         session = self._sessions.get(session_id)
         if session is None or not session.turns:
             return
+        limit = self.config.limits.max_reply_chars
+        if len(text) > limit:
+            text = text[:limit]
+            self._counters.replies_truncated += 1
         session.turns[-1]["system"] = text
         if not session.learning:  # else the queued "turn" event sees the reply too
             self._notify("reply", session_id)
@@ -414,3 +466,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             raise EngineStateError(
                 "the engine is not open; use it inside 'async with PreloadEngine(...)'"
             )
+
+
+def _check_type(name: str, value: object, kind: type, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, kind):
+        wanted = f"{kind.__name__} or None" if optional else kind.__name__
+        raise TypeError(f"{name} must be a {wanted}, not {type(value).__name__}")
+
+
+def _check_id(name: str, value: object) -> None:
+    _check_type(name, value, str)
+    if not value:
+        raise ValueError(f"{name} must not be empty")

@@ -7,6 +7,7 @@ The tree::
     ├── ConfigError (ValueError)          a bad or unknown configuration key or value
     ├── InputError (ValueError)           a malformed input file or line (sessions, knowledge, model)
     │   └── EmptyInputError               a log with no sessions in it
+    ├── InputTooLargeError (ValueError)   a request above the configured size limits
     ├── SourceError                       a source failed to produce an item
     │   └── MissingItemError (KeyError)   no source has the requested key
     ├── CacheError                        the cache could not store or decode a value
@@ -23,6 +24,7 @@ __all__ = [
     "EmptyInputError",
     "EngineStateError",
     "InputError",
+    "InputTooLargeError",
     "MissingItemError",
     "PreloadError",
     "SourceError",
@@ -79,6 +81,26 @@ class EmptyInputError(InputError):
     def __init__(self, path: str | Path, what: str = "sessions") -> None:
         super().__init__(
             path, None, f"no {what} found; give a JSONL file with one {what[:-1]} a line"
+        )
+
+
+class InputTooLargeError(PreloadError, ValueError):
+    """
+    A request is larger than the engine's limits allow.
+
+    Args:
+        what: What is too large, for instance ``request text``.
+        size: Its size.
+        limit: The configured limit.
+        key: The configuration key of the limit.
+    """
+
+    def __init__(self, what: str, size: int, limit: int, key: str) -> None:
+        self.size = size
+        self.limit = limit
+        self.key = key
+        super().__init__(
+            f"{what} is {size:,}, above {key} {limit:,}; send less, or raise the limit"
         )
 
 

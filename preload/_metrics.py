@@ -23,8 +23,9 @@ class EngineStatistics:
     """
     The engine's own counters: ``requests`` served, their needs that were ``hits``
     (warm), ``partial_hits`` (a preload in flight, waited for) and ``misses``
-    (loaded on demand), the context ``tokens`` assembled, and ``learner_drops``:
-    turns the background learner never saw because its queue was full.
+    (loaded on demand), the context ``tokens`` assembled, ``learner_drops``: turns
+    the background learner never saw because its queue was full, and
+    ``replies_truncated``: replies cut to ``limits.max_reply_chars``.
 
     .. versionadded:: 0.2
     """
@@ -35,6 +36,7 @@ class EngineStatistics:
     misses: int = 0
     tokens: int = 0
     learner_drops: int = 0
+    replies_truncated: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +55,8 @@ class MetricsSnapshot:
     them any more (or the engine closed). ``failures`` are loads that failed after
     ``retries``; ``cooldowns`` counts sources put to rest, ``cooldown_skips`` the
     loads not attempted meanwhile. ``learner_drops`` are turns the background learner
-    never saw (its queue was full). ``queued``, ``in_flight``, ``cache_*`` and
+    never saw (its queue was full); ``replies_truncated`` were cut to
+    ``limits.max_reply_chars``. ``queued``, ``in_flight``, ``cache_*`` and
     ``backend_up`` are gauges read when the snapshot is taken.
 
     .. versionadded:: 0.1
@@ -78,6 +81,7 @@ class MetricsSnapshot:
     remote_loads: int = 0
     lease_waits: int = 0
     learner_drops: int = 0
+    replies_truncated: int = 0
     queued: int = 0
     in_flight: int = 0
     cache_entries: int = 0

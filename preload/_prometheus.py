@@ -45,6 +45,7 @@ COUNTERS = {
     "remote_loads": "Loads satisfied by a value another replica stored.",
     "lease_waits": "Loads that waited for another replica holding the lease.",
     "learner_drops": "Turns the background learner never saw (its queue was full).",
+    "replies_truncated": "Replies cut to limits.max_reply_chars before joining the history.",
     "evictions": "Cache entries evicted to stay within bounds.",
     "backend_errors": "Failed calls to the shared cache backend.",
     "tokens": "Context tokens assembled.",

@@ -8,6 +8,7 @@ tiktoken verifies against the official hash.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Protocol, runtime_checkable
 
@@ -41,7 +42,8 @@ class TokenCounter(Protocol):
 
 class TiktokenCounter:
     """
-    A :class:`TokenCounter` over a tiktoken encoding, with an LRU cache of counts.
+    A :class:`TokenCounter` over a tiktoken encoding, with an LRU cache of counts;
+    safe to use from worker threads.
 
     Args:
         encoding: A tiktoken encoding name.
@@ -65,19 +67,22 @@ class TiktokenCounter:
         self.encoding_name = encoding
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()  # counts may be taken in worker threads too
 
     def count(self, text: str) -> int:
         """
         The number of tokens in ``text``; repeated texts are answered from the cache.
         """
-        cached = self._cache.get(text)
-        if cached is not None:
-            self._cache.move_to_end(text)
-            return cached
+        with self._lock:
+            cached = self._cache.get(text)
+            if cached is not None:
+                self._cache.move_to_end(text)
+                return cached
         n = len(self._encoding.encode_ordinary(text))
-        self._cache[text] = n
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[text] = n
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return n
 
     def encode(self, text: str) -> list[int]:

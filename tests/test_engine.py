@@ -13,6 +13,7 @@ from preload import (
     EngineConfig,
     EngineForecaster,
     EngineStateError,
+    InputTooLargeError,
     PreloadEngine,
     Session,
     TiktokenCounter,
@@ -246,3 +247,72 @@ async def test_each_component_reports_its_own_statistics(
     assert (1, 0) == (loads.loads, loads.preloads)
     assert (2, 1, 1, 1) == (snapshot.requests, snapshot.hits, snapshot.loads, entries)
     assert entries == snapshot.cache_entries
+
+
+async def test_wrong_arguments_are_refused_with_their_name(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    One key passed as ``needs`` is not split into characters; ids and texts must be
+    strings; nothing is recorded for a refused request.
+    """
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        with pytest.raises(TypeError, match=r"needs must be a sequence of keys, not str"):
+            await engine.handle(session_id="s", text="hi", needs="service:Media_2")
+        with pytest.raises(TypeError, match="session_id must be a str, not NoneType"):
+            await engine.handle(session_id=None, text="hi")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="session_id must be a str, not int"):
+            await engine.handle(session_id=42, text="hi")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="session_id must not be empty"):
+            await engine.handle(session_id="", text="hi")
+        with pytest.raises(TypeError, match="text must be a str, not NoneType"):
+            await engine.handle(session_id="s", text=None)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"needs\[1\] must be a string key, not int"):
+            await engine.handle(session_id="s", text="hi", needs=["a", 1])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match="text must be a str, not bytes"):
+            engine.reply("s", b"bytes")  # type: ignore[arg-type]
+        assert 0 == engine.metrics().requests
+
+
+async def test_requests_and_replies_above_the_limits(knowledge: dict[str, str]) -> None:
+    """
+    A request text or a needs list above ``[limits]`` is refused naming the limit; a
+    long reply is cut to its limit and counted.
+    """
+    config = EngineConfig.from_dict(
+        {"limits": {"max_request_chars": 100, "max_reply_chars": 50, "max_needs": 2}}
+    )
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        with pytest.raises(InputTooLargeError, match=r"limits.max_request_chars 100\b"):
+            await engine.handle(session_id="s", text="x" * 101)
+        with pytest.raises(InputTooLargeError, match="limits.max_needs 2"):
+            await engine.handle(session_id="s", text="hi", needs=["a", "b", "c"])
+        await engine.handle(session_id="s", text="x" * 100)
+        engine.reply("s", "y" * 80)
+        await engine.wait_idle()
+        history = engine._sessions["s"].history
+        snapshot = engine.metrics()
+    assert (1, 1) == (snapshot.requests, snapshot.replies_truncated)
+    assert history is not None and "y" * 50 in history.get_context(1000)
+    assert "y" * 51 not in history.get_context(1000)
+
+
+async def test_explain_names_missing_needs_and_verbatim_history(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    ``explain()`` lists needs no source has; a history shown whole is labelled full;
+    the response's share is not presented as the response buffer's maximum.
+    """
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        await engine.handle(session_id="s", text="hello")
+        engine.reply("s", "hi there")
+        await engine.wait_idle()
+        ctx = await engine.handle(session_id="s", text="more", needs=["no:such:item"])
+    explained = ctx.explain()
+    assert ("no:such:item",) == ctx.missing
+    assert "  miss no:such:item: needed, but no source has it" in explained
+    history = next(item for item in ctx.items if item.key == "history")
+    assert "full" == history.level
+    assert "kept for the response" not in explained
+    assert f"the response keeps {ctx.reserved}" in explained

@@ -68,7 +68,9 @@ class Context:
     The context assembled for one request, within ``budget`` tokens.
 
     ``tokens`` counts the items plus the headers and separators :meth:`render` adds;
-    ``reserved`` is the response buffer; ``tokens + reserved <= budget``.
+    ``reserved`` is what the response keeps: the response buffer's reservation plus
+    whatever the context left unused; ``tokens + reserved <= budget``. ``missing``
+    are needs no source had, or whose load failed or ran out of time.
 
     .. versionadded:: 0.1
     """
@@ -102,8 +104,9 @@ class Context:
         """
         lines = [
             (
-                f"context for {self.session_id}: {self.tokens} of {self.budget} tokens "
-                f"({self.reserved} kept for the response); waited {self.waited_s * 1000:.0f} ms"
+                f"context for {self.session_id}: {self.tokens} of {self.budget} tokens; "
+                f"the response keeps {self.reserved} (its reservation and what the context "
+                f"left unused); waited {self.waited_s * 1000:.0f} ms"
             )
         ]
         by_key = {item.key: item for item in self.items}
@@ -116,6 +119,9 @@ class Context:
                 )
             else:
                 lines.append(f"  out  {decision.key}: {decision.reason}")
+        lines.extend(
+            f"  miss {key}: needed, but no source has it or its load failed" for key in self.missing
+        )
         return "\n".join(lines)
 
 
@@ -300,7 +306,8 @@ class SwapController:
         text = conversation.get_context(max(0, room - 1))
         if text:
             tokens = self.counter.count(text)
-            how = "full" if tokens >= conversation.tokens else "compressed"
+            whole = [d.part for d in conversation.decisions] == ["all"]
+            how = "full" if whole else "compressed"
             draft.put("history", "user_history", text, tokens, how, "history and stated facts")
 
     def _put_history(self, draft: _Draft, history: Sequence[str], tokens: Sequence[int]) -> None:
