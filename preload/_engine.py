@@ -31,12 +31,17 @@ from .caches import CacheBackend, make_cache
 from .compression import Compressor, MultiLevelCompressor, Representation
 from .history import CompressedConversation
 from .learning import EngineForecaster, Forecast, Forecaster, StateNamer
-from .loading import Fetched, Preloader
+from .loading import OFFLOAD_CHARS, Fetched, Preloader
 from .window import Context, HierarchicalBudgetManager, SwapController
 
 __all__ = ["PreloadEngine"]
 
 logger = logging.getLogger(__name__)
+
+
+#: Exchanges longer than this (characters, request and reply) are recorded in the
+#: history by the learner in a worker thread (about 10 ms of work a KB).
+HISTORY_OFFLOAD_CHARS = 2_000
 
 
 class _Default(enum.Enum):
@@ -63,6 +68,7 @@ class _Session:
     learning: bool = False  # a "turn" event is queued and will see the reply too
     history: CompressedConversation | None = None
     recorded: int = 0  # turns already in the history
+    recording: bool = False  # the learner prepares the next exchange in a worker thread
 
 
 class PreloadEngine(anyio.AsyncContextManagerMixin):
@@ -129,6 +135,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._state = Lifecycle.UNOPENED
         self._pending = 0
         self._learned = anyio.Event()
+        self._offload = offload
+        self._cpu = anyio.CapacityLimiter(1)  # one worker thread for long messages
 
     @staticmethod
     def default_compressor(config: EngineConfig, counter: TokenCounter) -> Compressor:
@@ -195,11 +203,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._session(session_id, user)
         if state is None and self._namer is not None:
             state = self._namer.encode(text)
+        window_text = text
+        if self._offload and len(text) > OFFLOAD_CHARS:
+            window_text = await anyio.to_thread.run_sync(self._fit_request, text, limiter=self._cpu)
         required, counts, missing = await self._gather(session, needs)
         optional = await self._warm_predictions(session, set(needs))
         context = self.swap.assemble(
             session_id,
-            request=text,
+            request=window_text,
             required=required,
             optional=optional,
             conversation=self._history(session, complete=True),
@@ -254,6 +265,19 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 "limits.max_request_chars",
             )
         return list(dict.fromkeys(needs))
+
+    def _fit_request(self, text: str) -> str:
+        """
+        A long request cut to what its category may ever hold, with its tokens counted
+        (in a worker thread: tokenizing a long text would hold up the loop). The swap
+        controller cuts it further to what the turn leaves it, as it would the whole.
+        """
+        budget = self.config.budget
+        category = budget.categories.get("working_memory")
+        cap = category.max if category is not None and category.max else budget.total_tokens
+        cut = self.counter.truncate(text, cap)
+        self.counter.count(cut)
+        return cut
 
     async def _gather(
         self, session: _Session, needs: list[str]
@@ -354,13 +378,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         items = await self.preloader.peek_many(list(wanted))
         return [(items[key], p) for key, p in wanted.items() if key in items]
 
-    def _history(self, session: _Session, *, complete: bool) -> CompressedConversation:
-        """
-        The session's own history, compressed to fit. The learner records exchanges in
-        the background as replies arrive (``complete=False`` leaves an unanswered last
-        request for later); a request catches up on whatever is left, an unanswered
-        request joining as an exchange with an empty answer.
-        """
+    def _conversation(self, session: _Session) -> CompressedConversation:
         if session.history is None:
             budget = self.config.budget
             cap = budget.categories.get("user_history")
@@ -369,14 +387,52 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 counter=self.counter,
                 raw_turns=self.config.compression.history_raw_turns,
             )
-        while session.recorded < len(session.turns):
+        return session.history
+
+    def _history(self, session: _Session, *, complete: bool) -> CompressedConversation:
+        """
+        The session's own history, compressed to fit. The learner records exchanges in
+        the background as replies arrive (``complete=False`` leaves an unanswered last
+        request for later); a request catches up on whatever is left that is cheap to
+        record, an unanswered request joining as an exchange with an empty answer. A
+        long exchange (above ``HISTORY_OFFLOAD_CHARS``, when the engine offloads) is
+        left to the learner, which prepares it in a worker thread: the request path
+        never does work that grows with a message's size.
+        """
+        history = self._conversation(session)
+        while session.recorded < len(session.turns) and not session.recording:
             turn = session.turns[session.recorded]
             last = session.recorded == len(session.turns) - 1
             if not complete and last and turn.get("system") is None:
                 break
-            session.history.add_exchange(turn["text"] or "", turn.get("system") or "")
+            user, agent = turn["text"] or "", turn.get("system") or ""
+            if self._offload and len(user) + len(agent) > HISTORY_OFFLOAD_CHARS:
+                break
+            history.add_exchange(user, agent)
             session.recorded += 1
-        return session.history
+        return history
+
+    async def _record(self, session: _Session) -> None:
+        """
+        The learner's part of the history: what is cheap inline, a long exchange
+        prepared in a worker thread while the loop serves other requests.
+        """
+        history = self._history(session, complete=False)
+        while session.recorded < len(session.turns) and not session.recording:
+            turn = session.turns[session.recorded]
+            if session.recorded == len(session.turns) - 1 and turn.get("system") is None:
+                return
+            user, agent = turn["text"] or "", turn.get("system") or ""
+            session.recording = True
+            try:
+                prepared = await anyio.to_thread.run_sync(
+                    history.prepare, user, agent, limiter=self._cpu
+                )
+            finally:
+                session.recording = False
+            history.add_prepared(prepared)
+            session.recorded += 1
+            self._history(session, complete=False)
 
     # -- background -------------------------------------------------------------------
 
@@ -393,20 +449,20 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         async with events:
             async for kind, session_id in events:
                 try:
-                    self._learn(kind, session_id)
+                    await self._learn(kind, session_id)
                 finally:
                     self._pending -= 1
                     if not self._pending:
                         self._learned.set()
                 await anyio.lowlevel.checkpoint()
 
-    def _learn(self, kind: str, session_id: str) -> None:
+    async def _learn(self, kind: str, session_id: str) -> None:
         session = self._sessions.get(session_id)
         if session is None:
             return
         if kind == "turn":
             session.learning = False
-        self._history(session, complete=False)  # off the request path
+        await self._record(session)  # off the request path
         if kind == "reply" and not self.forecaster.uses_reply:
             return
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import anyio
 import pytest
 
 from preload import (
@@ -316,3 +317,63 @@ async def test_explain_names_missing_needs_and_verbatim_history(
     assert "full" == history.level
     assert "kept for the response" not in explained
     assert f"the response keeps {ctx.reserved}" in explained
+
+
+def _long_text(chars: int) -> str:
+    """
+    Distinct sentences with names and numbers: plenty of facts for the history.
+    """
+    names = ("Alice", "Bob", "Chen", "Dana", "Emeka", "Fatima", "Goran", "Hana")
+    out = (
+        f"{names[i % 8]} wants {i % 9 + 1} tickets for the museum at {i % 12 + 1}:{i % 50 + 10} "
+        f"on day {i} for {i * 7 % 997} dollars."
+        for i in range(chars // 40 + 1)
+    )
+    return " ".join(out)[:chars]
+
+
+async def test_a_one_megabyte_message_does_not_hold_up_other_sessions(
+    knowledge: dict[str, str],
+) -> None:
+    """
+    While one session sends a 1 MB request and gets a 1 MB reply, requests of other
+    sessions on the same event loop keep being served: the long exchange is cut,
+    counted and recorded in a worker thread, never on the loop. (The other sessions
+    are served by a second engine on the same loop so that the first can be drained;
+    the loop is what they share. Bounds are generous: before, the loop stalled for
+    seconds; ``simulations.large_message_bench`` prints the figures.)
+    """
+    big = _long_text(1_000_000)
+    config = EngineConfig.from_dict(
+        {"limits": {"max_request_chars": 1_000_000, "max_reply_chars": 1_000_000}}
+    )
+    source = DictSource(knowledge)
+    engine = PreloadEngine(config, sources={"kb": source}, forecaster=MarkovForecaster(1))
+    other = PreloadEngine(config, sources={"kb": source}, forecaster=MarkovForecaster(1))
+    gaps: list[float] = []
+    done = anyio.Event()
+    async with engine, other:
+        await other.handle(session_id="warm", text="hi", needs=["service:Flights"])
+
+        async def others() -> None:
+            last = anyio.current_time()
+            while not done.is_set():
+                await other.handle(session_id="o", text="hello", needs=["service:Flights"])
+                await anyio.lowlevel.checkpoint()
+                now = anyio.current_time()
+                gaps.append(now - last)
+                last = now
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(others)
+            await engine.handle(session_id="big", text=big, state="Flights:Search")
+            engine.reply("big", big)
+            await engine.wait_idle()
+            after = await engine.handle(session_id="big", text="and then?")
+            done.set()
+    gaps.sort()
+    assert len(gaps) >= 50
+    assert gaps[int(len(gaps) * 0.99)] < 0.1, gaps[-5:]
+    assert gaps[-1] < 1.0, gaps[-5:]
+    history = next(item for item in after.items if item.key == "history")
+    assert "Alice wants" in history.text

@@ -9,7 +9,17 @@ import re
 
 from ._words import ASKING, NOT_NAMES, WORD, compact
 
-__all__ = ["ANSWER_WORDS", "SENTENCE_WORDS", "YES_NO", "answers", "is_question", "statements"]
+__all__ = [
+    "ANSWER_WORDS",
+    "SENTENCE_WORDS",
+    "YES_NO",
+    "answer_of",
+    "answers",
+    "is_question",
+    "replied",
+    "statements",
+    "topic",
+]
 
 #: A turn that starts with a yes or a no.
 YES_NO = re.compile(
@@ -29,22 +39,45 @@ def answers(user: str, question: str) -> list[tuple[str, str]]:
     A short user turn kept whole (kind ``answer``), and a bare yes or no tied to the
     question it answers (kind ``reply``: "extra towels? no").
     """
+    reply, answer = answer_of(user)
+    if reply is None:
+        return answer
+    return replied(topic(question), reply)
+
+
+def answer_of(user: str) -> tuple[str | None, list[tuple[str, str]]]:
+    """
+    What a user turn answers, whatever was asked: the yes or no it starts with (None if
+    none), and otherwise the short turn kept whole (kind ``answer``), if it is one.
+    """
     words = WORD.findall(user)
     if not words:
-        return []
+        return None, []
     yes_no = YES_NO.match(user)
     if yes_no is not None:
-        asked = [q for q in re.split(r"(?<=[?])\s*", question) if q.endswith("?")]
-        topic = compact(asked[-1]).split()[-3:] if asked else []
-        if not topic:
-            return []
-        return [(" ".join(topic) + "? " + yes_no.group(1).lower(), "reply")]
+        return yes_no.group(1).lower(), []
     if len(words) > ANSWER_WORDS or is_question(user):
-        return []
+        return None, []
     content = [w for w in words if w.lower() not in NOT_NAMES]
     if not content or (len(content) < 2 and len(words) > 1):
-        return []
-    return [(user.strip().strip(".!?,;:").strip(), "answer")]
+        return None, []
+    return None, [(user.strip().strip(".!?,;:").strip(), "answer")]
+
+
+def topic(question: str) -> str:
+    """
+    What a bare yes or no to ``question`` (the last exchange) is about: the last three
+    content words of its last question ("extra towels"), or "" if it asks nothing.
+    """
+    asked = [q for q in re.split(r"(?<=[?])\s*", question) if q.endswith("?")]
+    return " ".join(compact(asked[-1]).split()[-3:]) if asked else ""
+
+
+def replied(about: str, reply: str) -> list[tuple[str, str]]:
+    """
+    The bare ``reply`` (yes or no) tied to the question it answers (kind ``reply``).
+    """
+    return [(about + "? " + reply, "reply")] if about else []
 
 
 def is_question(text: str) -> bool:

@@ -20,29 +20,29 @@ exchanges; a superseded fact stays in the ledger, much less likely to be shown.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .._config import TokensConfig
 from .._tokens import TiktokenCounter
 from ..compression._truncation import cut_at_word
-from ._answers import YES_NO, answers, statements
-from ._fact_model import StandingFact, feature_rows, likelihoods
-from ._facts import Fact, extract_facts
+from ._answers import replied
+from ._assembly import Line, in_order, top_up, trim
+from ._fact_model import Scorer, StandingFact, feature_rows
+from ._facts import Fact
 from ._parts import Exchange, Ledger
-from ._selection import HistoryDecision, cover
-from ._words import WORD, norm
+from ._prepared import PreparedExchange, Stated, prepare
+from ._selection import MAX_FACTS, HistoryDecision, cover
+from ._words import norm
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .._tokens import TokenCounter
+    from ._matching import KeyParts
+    from ._parts import Levels
 
 __all__ = ["CompressedConversation"]
-
-_CORRECTION = re.compile(
-    r"\b(?:instead|change (?:it|that) to|make it|not\s+\w+\s*,?\s*but|I meant|correction)\b",
-    re.IGNORECASE,
-)
 
 #: The kinds of facts a correction supersedes ("actually, make it 8 pm"), and how
 #: many exchanges back the fact it corrects may be.
@@ -51,12 +51,6 @@ CORRECTS = 3
 
 #: Budgets (tokens) below which the facts are listed without separators.
 TERSE = 100
-
-#: Facts tried on the joined text when the chosen parts leave room.
-TOP_UP = 12
-
-#: A fact stated in an exchange: who stated it, its text and its kind.
-_Stated = tuple[str, str, str]
 
 
 def _default_counter() -> TiktokenCounter:
@@ -105,8 +99,15 @@ class CompressedConversation:
         self.exact_items = exact_items
         self._exchanges: list[Exchange] = []
         self._ledger = Ledger()
-        self._full: tuple[str, int] = ("", 0)  # the whole history verbatim, its tokens
+        # The whole history verbatim and its tokens; None once over max_tokens (as it
+        # was when it went over: _whole_cap).
+        self._whole: tuple[str, int] | None = ("", 0)
+        self._whole_cap = max_tokens
+        # word -> the exchanges that hold it, once the ledger is indexed
+        self._where: dict[str, list[int]] | None = None
         self._worth: dict[str, float] = {}  # of each standing fact, by the fact model
+        self._ranked: list[str] = []  # the standing facts by worth per token
+        self._scorer = Scorer()
         self.decisions: tuple[HistoryDecision, ...] = ()
 
     def __len__(self) -> int:
@@ -144,23 +145,43 @@ class CompressedConversation:
             for key, row in self._feature_rows().items()
         ]
 
-    def add_exchange(self, user: str, agent: str = "") -> None:
+    def prepare(self, user: str, agent: str = "") -> PreparedExchange:
         """
-        Record one exchange: the user's request and the agent's reply.
+        The exchange of ``user``'s request and ``agent``'s reply, ready for
+        :meth:`add_prepared`: the work that grows with the texts (their levels and
+        tokens, the facts they state, where each occurs). It reads and changes nothing
+        of the conversation (only :attr:`counter`, which must be safe to use from a
+        worker thread, as :class:`~preload.TiktokenCounter` is), so it may run in one
+        while the event loop keeps using the conversation::
+
+            prepared = await anyio.to_thread.run_sync(history.prepare, user, agent)
+            history.add_prepared(prepared)
+
+        .. versionadded:: 0.2
+        """
+        return prepare(user, agent, self.counter)
+
+    def add_prepared(self, prepared: PreparedExchange) -> None:
+        """
+        Record an exchange :meth:`prepare` made ready (with this conversation's
+        counter): enter its facts into the ledger and score them. Its cost grows with
+        the facts, not with the length of the texts.
+
+        .. versionadded:: 0.2
         """
         index = len(self._exchanges)
-        question = self._exchanges[-1].full if self._exchanges else ""
-        asked = "?" in question.rpartition("\nAssistant: ")[2]
-        self._exchanges.append(Exchange.of(index, user, agent, self.counter, self._ledger.facts))
-        if YES_NO.match(user) and not user.lower().lstrip(" \t\"'").startswith("n"):
+        ledger = self._ledger
+        before = self._exchanges[-1].levels if self._exchanges else None
+        asked = before is not None and before.asks
+        exchange = Exchange(index, prepared.levels)
+        self._hold_known(exchange)
+        self._exchanges.append(exchange)
+        if prepared.accepts:
             self._accept_offers(index)
-        said_in = {"user": len(WORD.findall(user)), "agent": len(WORD.findall(agent))}
-        correcting = bool(_CORRECTION.search(user))
-        for role, value, kind in _stated(user, agent, question):
-            key = norm(value)
-            if not key:
-                continue
-            if correcting and role == "user" and kind in _VALUES:
+        ledger.forget_before(index - CORRECTS)
+        said_in = dict(zip(("user", "agent"), prepared.said_in, strict=True))
+        for role, value, kind, key in self._stated(prepared, before):
+            if prepared.correcting and role == "user" and kind in _VALUES:
                 self._supersede(key, value, kind, index)
             self._record(
                 key,
@@ -170,21 +191,82 @@ class CompressedConversation:
                 index=index,
                 answered=role == "user" and asked,
                 said_in=said_in[role],
+                prepared=prepared,
             )
+        if self._where is not None:
+            for word in exchange.levels.norm_full.words:
+                self._where.setdefault(word, []).append(index)
         # Scored and counted here, where the history changes (the engine records
         # exchanges in the background), not in get_context on the request path.
-        self._worth = likelihoods(self._feature_rows())
-        text = "\n".join(ex.full for ex in self._exchanges)
-        self._full = (text, self.counter.count(text))
+        self._score()
+        self._join(exchange)
+
+    def add_exchange(self, user: str, agent: str = "") -> None:
+        """
+        Record one exchange: the user's request and the agent's reply. The same as
+        ``add_prepared(prepare(user, agent))``.
+        """
+        self.add_prepared(self.prepare(user, agent))
+
+    @staticmethod
+    def _stated(prepared: PreparedExchange, before: Levels | None) -> list[Stated]:
+        """
+        The facts the exchange states, with the bare yes or no tied to the question of
+        the exchange ``before`` in its place.
+        """
+        stated = prepared.stated
+        if prepared.reply is None or before is None:
+            return list(stated)
+        at = prepared.reply_at
+        tied = [("user", v, k, norm(v)) for v, k in replied(before.topic, prepared.reply)]
+        return [*stated[:at], *(s for s in tied if s[3]), *stated[at:]]
+
+    def _hold_known(self, exchange: Exchange) -> None:
+        """
+        Which of the facts known so far each level of the new ``exchange`` holds, in
+        the ledger's order: looked up one by one, or, when the ledger has more facts
+        than the exchange has words, found by walking its words.
+        """
+        ledger, levels = self._ledger, exchange.levels
+        facts = ledger.facts
+        index = ledger.index
+        if index is None or len(facts) <= levels.full_words + levels.compact_words:
+            for key in facts:
+                full, short, user = levels.holds(key)
+                if full:
+                    exchange.keys_full.add(key)
+                if short:
+                    exchange.keys_compact.add(key)
+                if user:
+                    exchange.keys_user.add(key)
+            return
+        words = levels.norm_full.text.split()
+        found = (
+            index.runs(levels.norm_compact.text.split()),
+            index.runs(words, upto=levels.user_words),
+            index.runs(words),
+        )
+        order = ledger.order.__getitem__
+        for held, keys in zip(
+            found, (exchange.keys_compact, exchange.keys_user, exchange.keys_full), strict=True
+        ):
+            for key in sorted(held, key=order):
+                keys.add(key)
 
     def _accept_offers(self, index: int) -> None:
         """
         The user took what the agent offered in the last reply.
         """
         facts = self._ledger.facts
-        for old_key, old in facts.items():
+        offered: list[str] = []
+        for key in reversed(facts):  # the latest turns last: stop before the one asked
+            old = facts[key]
+            if old.turn < index - 1:
+                break
             if old.turn == index - 1 and old.role == "agent" and not old.accepted:
-                facts[old_key] = replace(old, accepted=True)
+                offered.append(key)
+        for key in offered:
+            facts[key] = replace(facts[key], accepted=True)
 
     def _supersede(self, key: str, value: str, kind: str, index: int) -> None:
         """
@@ -194,12 +276,9 @@ class CompressedConversation:
         facts = self._ledger.facts
         if key in facts:
             return
-        for old_key, old in sorted(facts.items(), key=lambda kv: kv[1].turn, reverse=True):
-            if index - old.turn > CORRECTS:
-                break
-            if old.kind == kind and old.superseded_by is None:
-                facts[old_key] = replace(old, superseded_by=value)
-                break
+        old_key = self._ledger.latest(kind, range(index, index - CORRECTS - 1, -1))
+        if old_key is not None:
+            facts[old_key] = replace(facts[old_key], superseded_by=value)
 
     def _record(
         self,
@@ -211,13 +290,14 @@ class CompressedConversation:
         index: int,
         answered: bool,
         said_in: int,
+        prepared: PreparedExchange,
     ) -> None:
         """
         Enter a fact stated in exchange ``index`` into the ledger; a fact said again
         keeps who stated it first and how, and counts the mention.
         """
-        facts = self._ledger.facts
-        prior = facts.pop(key, None)
+        ledger = self._ledger
+        prior = ledger.facts.get(key)
         who, what, mentions = role, kind, 1
         echoed, accepted = False, False
         if prior is not None and prior.superseded_by is None:
@@ -227,7 +307,7 @@ class CompressedConversation:
             echoed = prior.echoed or prior.role != role
             answered = answered or prior.answered
             accepted = prior.accepted
-        facts[key] = Fact(
+        fact = Fact(
             text=value,
             kind=what,
             turn=index,
@@ -238,37 +318,120 @@ class CompressedConversation:
             accepted=accepted,
             said_in=said_in,
         )
+        ledger.enter(key, fact, correctable=what in _VALUES)
         if prior is None:
-            self._index(key, value)
+            known = prepared.keys.get(key)
+            if known is not None:
+                self._index(key, *known)
+            else:  # the yes or no tied to the last question
+                tokens = self.counter.count(value) + 1
+                self._index(key, tokens, prepared.levels.holds(key), None)
 
-    def _index(self, key: str, value: str) -> None:
+    def _index(
+        self, key: str, tokens: int, holds: tuple[bool, bool, bool], parts: KeyParts | None
+    ) -> None:
         """
-        Record which exchanges and which other facts hold the new fact ``key``.
+        Record which exchanges and which other facts hold the new fact ``key``; the
+        new exchange holds it as ``holds`` says (full, compact, user level).
+        """
+        self._ledger.add_key(key, tokens, parts)
+        exchanges = self._exchanges
+        full, short, user = holds
+        if full:
+            last = exchanges[-1]
+            last.keys_full.add(key)
+            if short:
+                last.keys_compact.add(key)
+            if user:
+                last.keys_user.add(key)
+        for i in self._holders(key):
+            levels = exchanges[i].levels
+            at = levels.norm_full.find(key)
+            if at < 0:
+                continue
+            exchanges[i].keys_full.add(key)
+            if levels.norm_compact.find(key) >= 0:
+                exchanges[i].keys_compact.add(key)
+            if at + len(key) + 2 <= levels.user_chars:
+                exchanges[i].keys_user.add(key)
+
+    def _holders(self, key: str) -> Sequence[int]:
+        """
+        The earlier exchanges that may hold ``key``: all of them while the ledger is
+        small, then those with its rarest word.
+        """
+        earlier = len(self._exchanges) - 1
+        if self._ledger.index is None:
+            return range(earlier)
+        where = self._where
+        if where is None:
+            where = self._where = {}
+            for ex in self._exchanges[:earlier]:
+                for word in ex.levels.norm_full.words:
+                    where.setdefault(word, []).append(ex.index)
+        best: list[int] | None = None
+        for word in key.split(" "):
+            found = where.get(word)
+            if found is None:
+                return []
+            if best is None or len(found) < len(best):
+                best = found
+        return best or []
+
+    def _score(self) -> None:
+        """
+        The worth of each standing fact by the fact model, and the facts in order of
+        worth per token (what :meth:`get_context` considers first).
         """
         ledger = self._ledger
-        ledger.tokens[key] = self.counter.count(value) + 1  # with its separator
-        padded = f" {key} "
-        inside = {key}
-        for other, covered in ledger.covers.items():
-            if padded in f" {other} ":
-                covered.add(key)
-            elif f" {other} " in padded:
-                inside.add(other)
-        ledger.covers[key] = inside
-        for ex in self._exchanges:
-            if padded in ex.norm_full:
-                ex.keys_full.add(key)
-                if padded in ex.norm_compact:
-                    ex.keys_compact.add(key)
-                if padded in ex.norm_user:
-                    ex.keys_user.add(key)
+        worth = self._scorer.worth(
+            ledger.facts,
+            ledger.covers,
+            ledger.inside,
+            len(self._exchanges) - 1,
+            keep=ledger.index is not None,
+        )
+        tokens = ledger.tokens
+        self._worth = worth
+        self._ranked = sorted(worth, key=lambda k: -worth[k] / tokens[k])
+
+    def _join(self, exchange: Exchange) -> None:
+        """
+        The whole history verbatim and its tokens, while it may fit ``max_tokens``.
+        A longer history never takes fewer tokens, so once it is over, it stays over
+        and is no longer joined and counted (which would grow with the history).
+        """
+        if self._whole is None:
+            return
+        levels, cap = exchange.levels, self.max_tokens
+        self._whole_cap = cap
+        if levels.full_tokens > cap:
+            self._whole = None
+            return
+        text = f"{self._whole[0]}\n{levels.full}" if len(self._exchanges) > 1 else levels.full
+        tokens = self.counter.count(text)
+        self._whole = (text, tokens) if tokens <= cap else None
+
+    def _whole_history(self) -> tuple[str, int] | None:
+        """
+        The whole history verbatim and its tokens, or None if over ``max_tokens``
+        (joined again only if ``max_tokens`` grew since).
+        """
+        if self._whole is None and self.max_tokens > self._whole_cap:
+            self._whole_cap = self.max_tokens
+            text = "\n".join(ex.full for ex in self._exchanges)
+            tokens = self.counter.count(text)
+            self._whole = (text, tokens) if tokens <= self.max_tokens else None
+        return self._whole
 
     def _feature_rows(self) -> dict[str, list[float]]:
         """
         The fact model's features of each standing fact, by key.
         """
         ledger = self._ledger
-        return feature_rows(ledger.facts, ledger.covers, len(self._exchanges) - 1)
+        return feature_rows(
+            ledger.facts, ledger.covers, len(self._exchanges) - 1, inside=ledger.inside
+        )
 
     def get_context(self, available_tokens: int) -> str:
         """
@@ -285,12 +448,12 @@ class CompressedConversation:
         if budget == 0 or not self._exchanges:
             self.decisions = ()
             return ""
-        full_text, full_tokens = self._full
-        if full_tokens <= budget:
+        whole = self._whole_history()
+        if whole is not None and whole[1] <= budget:
             self.decisions = (
-                HistoryDecision(part="all", level="full", tokens=full_tokens, reason="fits"),
+                HistoryDecision(part="all", level="full", tokens=whole[1], reason="fits"),
             )
-            return full_text
+            return whole[0]
         # Below TERSE tokens the facts are a bare keyword list (no separators: they
         # would take a third of it); above it they are a "Known: a, b, c" line.
         terse = budget < TERSE
@@ -301,20 +464,23 @@ class CompressedConversation:
             self._ledger,
             self._exchanges,
             worth,
+            self._ranked[:MAX_FACTS],
             budget - head,
             terse=terse,
             raw_turns=self.raw_turns,
         )
-        facts = self._in_order(chosen)
+        facts = in_order(self._ledger, chosen)
         parts: list[str] = []
         if facts:
             parts.append(header + sep.join(self._ledger.facts[k].text for k in facts))
         parts.extend(self._exchanges[i].text(level) for i, level in sorted(levels.items()))
-        text = self._trim(parts, facts, budget, header, sep)
+        line = Line(header, sep, budget)
+        text = trim(self.counter, self._ledger, worth, parts, facts, line)
         if self.counter.count(text) > budget:
             text = cut_at_word(text, budget, self.counter)
         else:
-            text = self._top_up(text, parts, facts, levels, budget, header, sep)
+            shown = [self._exchanges[i].keys(lv) for i, lv in levels.items()]
+            text = top_up(self.counter, self._ledger, self._ranked, text, parts, facts, shown, line)
         if facts:
             decisions.append(
                 HistoryDecision(
@@ -327,80 +493,6 @@ class CompressedConversation:
         self.decisions = tuple(decisions)
         return text
 
-    def _in_order(self, keys: list[str]) -> list[str]:
-        """
-        ``keys`` in the order their facts were said, in each turn as said.
-        """
-        facts = self._ledger.facts
-        order = {k: i for i, k in enumerate(facts)}
-        return sorted(keys, key=lambda k: (facts[k].turn, order[k]))
-
-    def _trim(self, parts: list[str], facts: list[str], budget: int, header: str, sep: str) -> str:
-        """
-        The joined ``parts``, trimmed to the budget where the per-part counts were
-        short: the facts worth least first, then the oldest exchanges.
-        """
-        counter, worth = self.counter, self._worth
-        text = "\n".join(parts)
-        by_worth = sorted(facts, key=lambda k: worth.get(k, 0.0))
-        while facts and counter.count(text) > budget and len(facts) > 1:
-            facts.remove(by_worth.pop(0))
-            parts[0] = header + sep.join(self._ledger.facts[k].text for k in facts)
-            text = "\n".join(parts)
-        while counter.count(text) > budget and len(parts) > 1:
-            parts.pop(1 if facts and len(parts) > 2 else 0)
-            text = "\n".join(parts)
-        return text
-
-    def _top_up(
-        self,
-        text: str,
-        parts: list[str],
-        facts: list[str],
-        levels: dict[int, int],
-        budget: int,
-        header: str,
-        sep: str,
-    ) -> str:
-        """
-        Fill what the per-part counts left of the budget with the facts worth most per
-        token that nothing shown holds, each checked on the joined text.
-        """
-        ledger = self._ledger
-        counter, worth = self.counter, self._worth
-        covered: set[str] = set()
-        for key in facts:
-            covered |= ledger.covers[key]
-        for i, lv in levels.items():
-            covered |= self._exchanges[i].keys(lv)
-        room = budget - counter.count(text)
-        if room < 1:
-            return text
-        rest = sorted(
-            (k for k in worth if k not in covered and ledger.tokens[k] - 1 <= room),
-            key=lambda k: -worth[k] / ledger.tokens[k],
-        )
-        tries = 0
-        for key in rest:
-            if key in covered or tries >= TOP_UP or ledger.tokens[key] - 1 > room:
-                continue
-            tries += 1
-            trial = self._in_order([*facts, key])
-            line = header + sep.join(ledger.facts[k].text for k in trial)
-            joined = "\n".join([line, *parts[1:]] if facts else [line, *parts])
-            tokens = counter.count(joined)
-            if tokens <= budget:
-                if not facts:
-                    parts.insert(0, line)
-                else:
-                    parts[0] = line
-                facts[:] = trial
-                covered |= ledger.covers[key]
-                text, room = joined, budget - tokens
-                if room < 1:
-                    break
-        return text
-
     def explain(self) -> str:
         """
         The last :meth:`get_context`'s decisions, one a line.
@@ -408,15 +500,3 @@ class CompressedConversation:
         return "\n".join(
             f"{d.part}: {d.level} ({d.tokens} tok) - {d.reason}" for d in self.decisions
         )
-
-
-def _stated(user: str, agent: str, question: str) -> list[_Stated]:
-    """
-    The facts an exchange states, the user's first: their facts, their answer to the
-    agent's ``question``, their statements, then the agent's facts.
-    """
-    stated = [("user", v, k) for v, k in extract_facts(user)]
-    stated += [("user", v, k) for v, k in answers(user, question)]
-    stated += [("user", v, "sentence") for v in statements(user)]
-    stated += [("agent", v, k) for v, k in extract_facts(agent)]
-    return stated

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._facts import Fact
 
-__all__ = ["FEATURES", "StandingFact"]
+__all__ = ["FEATURES", "Scorer", "StandingFact", "feature_rows", "likelihoods"]
 
 #: The kinds of facts, in the order of their features.
 KINDS = (
@@ -133,7 +133,11 @@ class StandingFact:
 
 
 def feature_rows(
-    facts: Mapping[str, Fact], covers: Mapping[str, AbstractSet[str]], last: int
+    facts: Mapping[str, Fact],
+    covers: Mapping[str, AbstractSet[str]],
+    last: int,
+    *,
+    inside: Mapping[str, int] | None = None,
 ) -> dict[str, list[float]]:
     """
     The :data:`FEATURES` of each standing fact, by key.
@@ -142,13 +146,17 @@ def feature_rows(
         facts: The standing facts by key.
         covers: The keys each fact holds (its own included).
         last: The index of the last exchange.
+        inside: How many other facts hold each fact, if kept up to date (else counted
+            from ``covers``).
     """
     standing = list(facts)
-    inside: dict[str, int] = {}
-    for key in standing:
-        for sub in covers[key]:
-            if sub != key:
-                inside[sub] = inside.get(sub, 0) + 1
+    if inside is None:
+        counted: dict[str, int] = {}
+        for key in standing:
+            for sub in covers[key]:
+                if sub != key:
+                    counted[sub] = counted.get(sub, 0) + 1
+        inside = counted
     rows: dict[str, list[float]] = {}
     for key in standing:
         fact = facts[key]
@@ -189,3 +197,91 @@ def likelihoods(rows: Mapping[str, list[float]]) -> dict[str, float]:
         z = BIAS + sum(w * x for w, x in zip(WEIGHTS, row, strict=True))
         worth[key] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
     return worth
+
+
+class Scorer:
+    """
+    :func:`likelihoods` of :func:`feature_rows`, the same to the last bit, kept from
+    one exchange to the next: the products of a fact's features and their weights that
+    do not change with its age are kept until the fact, or how many facts it holds or
+    is held by, changes; a history's facts are scored after every exchange.
+    """
+
+    __slots__ = ("_ages", "_kept")
+
+    def __init__(self) -> None:
+        # key -> (the fact, inside, holds, the products of the features after the age)
+        self._kept: dict[str, tuple[Fact, int, int, list[float]]] = {}
+        self._ages: dict[int, list[float]] = {}  # age -> its features' products
+
+    def worth(
+        self,
+        facts: Mapping[str, Fact],
+        covers: Mapping[str, AbstractSet[str]],
+        inside: Mapping[str, int],
+        last: int,
+        *,
+        keep: bool = True,
+    ) -> dict[str, float]:
+        """
+        How likely each fact is to be needed next, by key, in the order of ``facts``;
+        the products are kept for the next time only if ``keep`` (a large ledger).
+        """
+        if not keep:
+            self._kept.clear()
+        kept, ages = self._kept, self._ages
+        worth: dict[str, float] = {}
+        exp = math.exp
+        for key, fact in facts.items():
+            held, holds = inside.get(key, 0), len(covers[key])
+            entry = kept.get(key)
+            if entry is None or entry[0] is not fact or entry[1] != held or entry[2] != holds:
+                entry = (fact, held, holds, _steady(key, fact, held, holds))
+                if keep:
+                    kept[key] = entry
+            age = last - fact.turn
+            by_age = ages.get(age)
+            if by_age is None:
+                by_age = ages[age] = _by_age(age)
+            # The nonzero products in the order of FEATURES: a zero adds nothing to
+            # the sum, so it equals likelihoods()'s sum over the whole row.
+            slot = WEIGHTS[_SLOT.get(f"{fact.role}:{fact.kind}", 0)]
+            products = [slot, *by_age, *entry[3]] if slot != 0.0 else [*by_age, *entry[3]]
+            z = BIAS + sum(products)
+            worth[key] = 1.0 / (1.0 + exp(-max(-30.0, min(30.0, z))))
+        return worth
+
+
+def _by_age(age: int) -> list[float]:
+    """
+    The nonzero products of the age features ("age 0" to "log(1 + age)").
+    """
+    row = (float(age == 0), float(age <= 2), float(age <= 5), math.log1p(age))
+    products = (w * x for w, x in zip(WEIGHTS[_NUMERIC : _NUMERIC + 4], row, strict=True))
+    return [p for p in products if p != 0.0]
+
+
+def _steady(key: str, fact: Fact, held: int, holds: int) -> list[float]:
+    """
+    The nonzero products of the features after the age ("mentions" on), in order.
+    """
+    words = key.count(" ") + 1
+    share = min(1.0, words / max(1, fact.said_in))
+    row = (
+        float(min(fact.mentions - 1, 3)),
+        float(fact.echoed),
+        float(fact.answered),
+        math.log(words),
+        float(words == 1),
+        float(fact.text[:1].isupper()),
+        float(any(c.isdigit() for c in key)),
+        math.log1p(held),
+        math.log(holds),
+        float(fact.superseded_by is not None),
+        float(fact.accepted),
+        math.log1p(fact.said_in),
+        share,
+        float(fact.answered) * share,
+    )
+    products = (w * x for w, x in zip(WEIGHTS[_NUMERIC + 4 :], row, strict=True))
+    return [p for p in products if p != 0.0]

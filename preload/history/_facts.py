@@ -61,6 +61,7 @@ _BRIDGE_LOOSE = _BRIDGE | frozenset(
 _BRIDGE_MARKS = frozenset(("&", "+", "-", "/", "*", "#"))
 _TRAILING = frozenset(("for", "on", "of", "to", "by", "at", "from", "in", "with", "and", "&", "I"))
 _ARTICLES = frozenset(("the", "a", "an"))
+_LEADING = _TRAILING | _ARTICLES
 
 #: The most words of a phrase fact.
 PHRASE_WORDS = 12
@@ -142,8 +143,11 @@ class _Claims:
                 words[-1].strip(".,;:!?") in _TRAILING or not words[-1].strip(" .,;:!?'\"")
             ):
                 words.pop()
-            while words and (k != start and words[0].lower() in _TRAILING | _ARTICLES):
-                words.pop(0)
+            first = 0
+            if k != start:
+                while first < len(words) and words[first].lower() in _LEADING:
+                    first += 1
+                del words[:first]
             if words:
                 a = text.index(words[0], k)
                 b = text.rindex(words[-1], a, stop) + len(words[-1])
@@ -213,7 +217,7 @@ def _name_span(text: str, m: re.Match[str]) -> tuple[int, int] | None:
     start = m.start()
     words = span.split()
     first = words[0].lower().strip(".,'")
-    at_start = _SENTENCE_START.search(text[:start]) is not None
+    at_start = _starts_sentence(text, start)
     cut_at = _SPAN_END.search(span)
     if cut_at is not None:  # a sentence ends inside the span: "Main. And I"
         span = span[: cut_at.start() + 1]
@@ -227,17 +231,35 @@ def _name_span(text: str, m: re.Match[str]) -> tuple[int, int] | None:
         pass
     elif first in NOT_NAMES and (at_start or len(words) == 1 or first in FILLER):
         # drop a sentence-initial common word: "Search in Palo Alto"
-        rest = span[len(words[0]) :].lstrip()
-        while rest and rest.split()[0].lower() in NOT_NAMES:
-            head = rest.split()[0]
+        after = span[len(words[0]) :].lstrip()
+        heads = after.split()
+        skip = 0
+        while skip < len(heads) and heads[skip].lower() in NOT_NAMES:
+            head = heads[skip]
             if head[0].isupper() and head.lower() not in _ARTICLES:
                 break  # "Search in Palo Alto" keeps going; "Yes I" does not
-            rest = rest[len(head) :].lstrip()
-        if not rest or rest.split()[0].lower() in NOT_NAMES or not rest[0].isupper():
+            skip += 1
+        if skip == len(heads) or heads[skip].lower() in NOT_NAMES or not heads[skip][0].isupper():
             return None
+        at = 0  # where the first kept word starts, after the dropped ones
+        for head in heads[:skip]:
+            at = after.index(head, at) + len(head)
+        rest = after[at:].lstrip()
         start += len(span) - len(rest)
         span = rest
     return start, start + len(span.rstrip(" ."))
+
+
+def _starts_sentence(text: str, start: int) -> bool:
+    """
+    Whether ``text[start:]`` starts a sentence: what ``_SENTENCE_START`` finds at the end
+    of ``text[:start]``, looking back only over the last mark and the spaces after it
+    (searching the whole prefix for every capitalized span made extraction quadratic).
+    """
+    back = start
+    while back > 0 and text[back - 1].isspace():
+        back -= 1
+    return _SENTENCE_START.search(text, max(0, back - 1), start) is not None
 
 
 def _claim_numbers(claims: _Claims) -> None:

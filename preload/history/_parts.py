@@ -5,18 +5,57 @@ facts stated so far.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._words import compact, norm
+from ._matching import KeyIndex, KeyParts
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from .._tokens import TokenCounter
     from ._facts import Fact
+    from ._matching import Occurrences
 
-__all__ = ["Exchange", "Ledger"]
+__all__ = ["INDEXED_FROM", "Exchange", "Ledger", "Levels"]
+
+#: Facts from which a ledger indexes its keys (and a history the words of its
+#: exchanges, and the fact model the products it keeps): below, comparing a new key
+#: with every known one costs less than the indexes' memory (real sessions state up
+#: to about 150 facts).
+INDEXED_FROM = 256
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Levels:
+    """
+    An exchange's texts at its levels, their tokens and their normalized forms, as
+    :func:`._prepared.prepare` builds them from the texts alone.
+    """
+
+    full: str  # the whole exchange verbatim
+    compact: str  # without filler words
+    user: str  # the user's words verbatim, without the reply
+    full_tokens: int
+    compact_tokens: int
+    user_tokens: int
+    norm_full: Occurrences  # of " w1 w2 ... " of full
+    norm_compact: Occurrences
+    full_words: int  # words of the normalized full level
+    compact_words: int  # and of the compact one
+    user_chars: int  # characters of the normalized user level (a prefix of norm_full)
+    user_words: int  # and its words
+    asks: bool  # the reply asks something: a next turn may answer it
+    topic: str  # what a bare yes or no to this exchange is about ("" if nothing)
+
+    def holds(self, key: str) -> tuple[bool, bool, bool]:
+        """
+        Whether ``key`` occurs in the full, the compact and the user level.
+        """
+        at = self.norm_full.find(key)
+        return (
+            at >= 0,
+            self.norm_compact.find(key) >= 0,
+            0 <= at and at + len(key) + 2 <= self.user_chars,
+        )
 
 
 @dataclass(slots=True)
@@ -28,48 +67,24 @@ class Exchange:
     """
 
     index: int
-    full: str
-    compact: str
-    full_tokens: int
-    compact_tokens: int
-    norm_full: str
-    norm_compact: str
-    user: str = ""  # the user's words verbatim, without the reply
-    user_tokens: int = 0
-    norm_user: str = ""
+    levels: Levels
     keys_full: set[str] = field(default_factory=set)  # fact keys each level holds
     keys_compact: set[str] = field(default_factory=set)
     keys_user: set[str] = field(default_factory=set)
 
-    @classmethod
-    def of(
-        cls, index: int, user: str, agent: str, counter: TokenCounter, keys: Iterable[str]
-    ) -> Exchange:
+    @property
+    def full(self) -> str:
         """
-        The exchange ``index`` of ``user``'s request and ``agent``'s reply, holding
-        those of the fact ``keys`` its levels hold.
+        The whole exchange verbatim.
         """
-        full = f"User: {user}" + (f"\nAssistant: {agent}" if agent else "")
-        short = f"U: {compact(user)}" + (f" | A: {compact(agent)}" if agent else "")
-        norm_full, norm_compact = f" {norm(full)} ", f" {norm(short)} "
-        said = f"User: {user}"
-        norm_user = f" {norm(said)} "
-        known = list(keys)
-        return cls(
-            index=index,
-            full=full,
-            compact=short,
-            full_tokens=counter.count(full),
-            compact_tokens=counter.count(short),
-            norm_full=norm_full,
-            norm_compact=norm_compact,
-            keys_full={k for k in known if f" {k} " in norm_full},
-            keys_compact={k for k in known if f" {k} " in norm_compact},
-            user=said,
-            user_tokens=counter.count(said),
-            norm_user=norm_user,
-            keys_user={k for k in known if f" {k} " in norm_user},
-        )
+        return self.levels.full
+
+    @property
+    def full_tokens(self) -> int:
+        """
+        Tokens of the whole exchange verbatim.
+        """
+        return self.levels.full_tokens
 
     def keys(self, level: int) -> set[str]:
         """
@@ -81,21 +96,107 @@ class Exchange:
         """
         Tokens of ``level`` with its line break.
         """
-        return (0, self.compact_tokens, self.user_tokens, self.full_tokens)[level] + (level > 0)
+        lv = self.levels
+        return (0, lv.compact_tokens, lv.user_tokens, lv.full_tokens)[level] + (level > 0)
 
     def text(self, level: int) -> str:
         """
         The text of ``level``.
         """
-        return ("", self.compact, self.user, self.full)[level]
+        lv = self.levels
+        return ("", lv.compact, lv.user, lv.full)[level]
 
 
 @dataclass(slots=True)
 class Ledger:
     """
-    The facts stated so far, by key (their normalized text).
+    The facts stated so far, by key (their normalized text), and what finds them fast.
+
+    ``facts`` keeps the order facts were last stated in (so their turns never go
+    down); ``tokens`` and ``covers`` the order keys were first stated in.
     """
 
     facts: dict[str, Fact] = field(default_factory=dict)  # by normalized text
     tokens: dict[str, int] = field(default_factory=dict)  # tokens of each fact
     covers: dict[str, set[str]] = field(default_factory=dict)  # keys inside each key
+    inside: dict[str, int] = field(default_factory=dict)  # keys each key is inside
+    order: dict[str, int] = field(default_factory=dict)  # its place in ``facts``
+    #: From INDEXED_FROM facts on: the keys by their words, and when each key was
+    #: first stated (the order of ``covers``).
+    index: KeyIndex | None = None
+    rank: dict[str, int] = field(default_factory=dict)
+    #: The standing facts of each kind a correction may supersede, by turn, in the
+    #: order they were stated (stale entries are skipped when met).
+    recent: dict[int, dict[str, deque[tuple[int, str]]]] = field(default_factory=dict)
+    _serial: int = 0
+
+    def enter(self, key: str, fact: Fact, *, correctable: bool) -> None:
+        """
+        Put ``fact`` last in ``facts`` (stated again, it moves to the end).
+        """
+        self.facts.pop(key, None)
+        self.facts[key] = fact
+        self._serial += 1
+        self.order[key] = self._serial
+        if correctable:
+            by_kind = self.recent.setdefault(fact.turn, {})
+            by_kind.setdefault(fact.kind, deque()).append((self._serial, key))
+
+    def add_key(self, key: str, tokens: int, parts: KeyParts | None = None) -> list[str]:
+        """
+        Index the new ``key``: its tokens, the keys inside it (``covers``, itself first,
+        the others in the order they were first stated) and the keys it is inside.
+        Returns the keys that hold it. ``parts`` are the key's, if built already.
+        """
+        covers, index = self.covers, self.index
+        if index is None and len(covers) >= INDEXED_FROM:
+            index = self.index = KeyIndex()
+            for known in covers:
+                self.rank[known] = len(self.rank)
+                index.add(known)
+        self.tokens[key] = tokens
+        padded = f" {key} "
+        if index is not None:
+            self.rank[key] = len(self.rank)
+            parts = parts if parts is not None else KeyParts.of(key)
+            holding = index.holding(key, parts)
+            inside = sorted(index.inside(key, parts), key=self.rank.__getitem__)
+            index.add(key, parts)
+        else:  # compared with every known key, in the order of ``covers``
+            holding, inside = [], []
+            for other in covers:
+                if padded in f" {other} ":
+                    holding.append(other)
+                elif f" {other} " in padded:
+                    inside.append(other)
+        for other in holding:
+            covers[other].add(key)
+        self.inside[key] = len(holding)
+        held = {key}
+        for other in inside:
+            held.add(other)
+            self.inside[other] += 1
+        covers[key] = held
+        return holding
+
+    def latest(self, kind: str, turns: range) -> str | None:
+        """
+        The key of the latest standing fact of ``kind`` stated in ``turns`` (the latest
+        turn first, in each turn the first stated), or None.
+        """
+        facts, order = self.facts, self.order
+        for turn in turns:
+            queue = self.recent.get(turn, {}).get(kind)
+            while queue:
+                serial, key = queue[0]
+                if order.get(key) == serial and facts[key].superseded_by is None:
+                    return key
+                queue.popleft()
+        return None
+
+    def forget_before(self, turn: int) -> None:
+        """
+        Drop the correction candidates of turns before ``turn``.
+        """
+        for old in [t for t in self.recent if t < turn]:
+            del self.recent[old]

@@ -52,6 +52,7 @@ def cover(
     ledger: Ledger,
     exchanges: Sequence[Exchange],
     worth: dict[str, float],
+    ranked: Sequence[str],
     budget: int,
     *,
     terse: bool,
@@ -65,11 +66,12 @@ def cover(
         ledger: The facts stated so far.
         exchanges: The exchanges, oldest first.
         worth: How likely each standing fact is to be needed.
+        ranked: The facts to consider, by worth per token (at most :data:`MAX_FACTS`).
         budget: Tokens the chosen parts may take (counted part by part).
         terse: Whether the facts are listed without separators.
         raw_turns: The most recent exchanges, worth more verbatim.
     """
-    greedy = _Greedy(ledger, exchanges, worth, terse=terse, raw_turns=raw_turns)
+    greedy = _Greedy(ledger, exchanges, worth, ranked, terse=terse, raw_turns=raw_turns)
     greedy.run(budget)
     return greedy.chosen, greedy.level, greedy.decisions()
 
@@ -84,6 +86,7 @@ class _Greedy:
         ledger: Ledger,
         exchanges: Sequence[Exchange],
         worth: dict[str, float],
+        ranked: Sequence[str],
         *,
         terse: bool,
         raw_turns: int,
@@ -94,7 +97,7 @@ class _Greedy:
         self.terse = terse
         self.raw_turns = raw_turns
         self.last = len(exchanges) - 1
-        self.keys = sorted(worth, key=lambda k: -worth[k] / ledger.tokens[k])[:MAX_FACTS]
+        self.keys = list(ranked)
         self.covered: set[str] = set()
         self.level: dict[int, int] = {}
         self.chosen: list[str] = []
@@ -113,16 +116,29 @@ class _Greedy:
         """
         The gain and the tokens of the move ``cand``, given what is covered.
         """
+        return self.gain(cand), self.tokens(cand)
+
+    def tokens(self, cand: _Move) -> int:
+        """
+        The tokens the move ``cand`` adds.
+        """
+        i, frm, to = cand
+        if i < 0:
+            return self.ledger.tokens[self.keys[frm]] - self.terse
+        ex = self.exchanges[i]
+        return ex.cost(to) - ex.cost(frm)
+
+    def gain(self, cand: _Move) -> float:
+        """
+        What the move ``cand`` gains, given what is covered.
+        """
         worth, covered = self.worth, self.covered
         i, frm, to = cand
         if i < 0:
             key = self.keys[frm]
-            gain = sum(worth.get(k, 0.0) for k in self.ledger.covers[key] if k not in covered)
-            return gain, self.ledger.tokens[key] - self.terse
-        ex = self.exchanges[i]
-        gain = sum(worth.get(k, 0.0) for k in ex.keys(to) if k not in covered)
-        gain += self.context(i, to) - self.context(i, frm)
-        return gain, ex.cost(to) - ex.cost(frm)
+            return sum(worth.get(k, 0.0) for k in self.ledger.covers[key] if k not in covered)
+        gain = sum(worth.get(k, 0.0) for k in self.exchanges[i].keys(to) if k not in covered)
+        return gain + (self.context(i, to) - self.context(i, frm))
 
     def push(self, ratio: float, cand: _Move) -> None:
         """
@@ -140,8 +156,8 @@ class _Greedy:
         for ex in self.exchanges:
             cands.extend((ex.index, 0, lv) for lv in (1, 2, 3))
         for cand in cands:
-            gain, tokens = self.move(cand)
-            if gain > 0 and tokens <= budget:
+            tokens = self.tokens(cand)  # first: a long exchange's gain is not summed
+            if tokens <= budget and (gain := self.gain(cand)) > 0:
                 self.heap.append((-gain / max(1, tokens), self.serial, cand))
                 self.serial += 1
         heapq.heapify(self.heap)
