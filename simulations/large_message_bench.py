@@ -25,10 +25,30 @@ import numpy as np
 from preload import DictSource, EngineConfig, PreloadEngine
 from preload.learning import NullForecaster
 
-WORDS = (
-    "flight hotel booking dinner table movie ticket train station museum garden city "
-    "river bridge market library concert theatre airport harbor castle beach"
-).split()
+WORDS = [
+    "flight",
+    "hotel",
+    "booking",
+    "dinner",
+    "table",
+    "movie",
+    "ticket",
+    "train",
+    "station",
+    "museum",
+    "garden",
+    "city",
+    "river",
+    "bridge",
+    "market",
+    "library",
+    "concert",
+    "theatre",
+    "airport",
+    "harbor",
+    "castle",
+    "beach",
+]
 NAMES = ("Alice", "Bob", "Chen", "Dana", "Emeka", "Fatima", "Goran", "Hana", "Ivan", "Juno")
 
 
