@@ -2,7 +2,7 @@
 One replica for the two-process tests: an engine on a shared Redis, driven through
 Redis lists so that the test (not a sleep) decides when replicas act.
 
-Usage: ``python -P tests/replica.py REDIS_URL NAME MODE KEY...`` where MODE is
+Usage: ``python -P tests/caches/replica.py REDIS_URL NAME MODE KEY...`` where MODE is
 ``preload`` (schedule every key, wait until loaded) or ``demand`` (one request that
 needs every key). It pushes NAME to ``test:ready``, waits on ``test:go:NAME``, acts,
 and prints one JSON line: its source's calls by key and the request's statuses.

@@ -299,7 +299,7 @@ async def test_engine_keeps_serving_while_redis_is_down(
     assert len(keys) - 4 == stored  # the keys loaded after Redis came back
 
 
-REPLICA = Path(__file__).parent.parent / "replica.py"
+REPLICA = Path(__file__).parent / "replica.py"
 
 
 def run_replicas(
