@@ -3,20 +3,36 @@ Session logs: one JSON session a line, as DESIGN.md's contract gives them.
 
 ``{"session_id": "s1", "user": "u1", "turns": [{"t": 0.0, "text": "...", "state": "...",
 "needs": ["..."], "system": "..."}]}``. ``state``, ``needs``, ``system`` and ``user``
-are optional; other keys are kept and ignored.
+are optional; other keys are kept and ignored. ``docs/formats.md`` describes every
+field and its limits.
+
+Every line is read as bytes and decoded on its own, so that a line that is not UTF-8,
+not JSON or not a session is an :class:`InputError` naming the file and the line, which
+``skip_bad_lines`` can skip like any other.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from ._config import MAX_TEXT_CHARS, LimitsConfig
 from ._errors import EmptyInputError, InputError
 
-__all__ = ["Session", "Turn", "read_sessions"]
+#: The most needs one turn may declare: what the engine takes in one request.
+MAX_NEEDS = LimitsConfig().max_needs
+
+__all__ = ["MAX_SESSION_SECONDS", "Session", "Turn", "read_sessions"]
+
+#: The latest time a turn may have, in seconds since its session began (about 116 days).
+#: The replay runs sessions on a virtual clock that counts seconds in a float: around
+#: 10**7 s the step between floats (about 2 ns) grows past asyncio's clock resolution
+#: (1 ns), and timers no longer fire where they were set.
+MAX_SESSION_SECONDS = 10_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,12 +68,18 @@ class Session:
     """
     A recorded session.
 
+    ``extra`` holds the keys of the session's record that the format does not know
+    (SGD's ``services``, STAR's ``meta``), as they were read.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``extra``.
     """
 
     session_id: str
     turns: tuple[Turn, ...]
     user: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def as_mapping(self) -> dict[str, Any]:
         """
@@ -71,108 +93,284 @@ class Session:
 
 
 def read_sessions(
-    path: str | Path, *, skip_bad_lines: bool = False, limit: int | None = None
+    path: str | Path,
+    *,
+    skip_bad_lines: bool = False,
+    limit: int | None = None,
+    max_text_chars: int = MAX_TEXT_CHARS,
 ) -> tuple[list[Session], list[InputError]]:
     """
     Read a session log.
 
+    A line is refused when it is not UTF-8, not JSON, not a session (a field missing or
+    of the wrong type, no turns, times that are not finite, negative, above
+    :data:`MAX_SESSION_SECONDS` or decreasing, a text above ``max_text_chars``), or
+    when its ``session_id`` was already read on an earlier line.
+
     Args:
         path: The JSONL file.
-        skip_bad_lines: Report malformed lines in the returned errors instead of raising.
+        skip_bad_lines: Report refused lines in the returned errors instead of raising;
+            the first session of an id is the one kept.
         limit: Read at most this many sessions.
+        max_text_chars: The longest ``text`` or ``system`` of a turn, in characters.
 
     Returns:
         The sessions, and the errors of the lines skipped.
 
     Raises:
-        InputError: The file is missing, or a line is malformed and ``skip_bad_lines``
-            is off; the message names the file and line.
-        EmptyInputError: The file holds no session.
+        InputError: The file is missing, or a line is refused and ``skip_bad_lines``
+            is off; the message names the file, the line and the field.
+        EmptyInputError: The file holds no session (when lines were skipped, a note
+            gives the first of them).
+        ValueError: ``limit`` is below 1 or ``max_text_chars`` below 0.
+
+    .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``max_text_chars``; non-UTF-8 lines, duplicate ids and empty sessions are
+       refused line by line.
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    if max_text_chars < 0:
+        raise ValueError(f"max_text_chars must be 0 or more, not {max_text_chars}")
     path = Path(path)
     sessions: list[Session] = []
     errors: list[InputError] = []
-    for number, line in _lines(path):
-        try:
-            sessions.append(parse_session(json.loads(line), path, number))
-        except json.JSONDecodeError as exc:
-            error = InputError(path, number, f"not JSON: {exc.msg} (column {exc.colno})")
-            if not skip_bad_lines:
-                raise error from None
-            errors.append(error)
-        except InputError as error:
-            if not skip_bad_lines:
-                raise
-            errors.append(error)
-        if limit is not None and len(sessions) >= limit:
-            break
+    first_line: dict[str, int] = {}
+    with open_jsonl(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.isspace():
+                continue
+            try:
+                session = parse_session(
+                    decode_line(path, number, raw), path, number, max_text_chars=max_text_chars
+                )
+                first = first_line.setdefault(session.session_id, number)
+                if first != number:
+                    raise InputError(
+                        path,
+                        number,
+                        f"duplicate session_id {quoted(session.session_id)} (first on line "
+                        f"{first}); give each session its own id",
+                    )
+            except InputError as error:
+                if not skip_bad_lines:
+                    raise
+                errors.append(error)
+                continue
+            sessions.append(session)
+            if limit is not None and len(sessions) >= limit:
+                break
     if not sessions:
-        raise EmptyInputError(path)
+        empty = EmptyInputError(path)
+        if errors:
+            empty.add_note(f"{len(errors)} bad lines were skipped; the first: {errors[0]}")
+        raise empty
     return sessions, errors
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def open_jsonl(path: Path) -> BinaryIO:
+    """
+    The file opened for reading its lines as bytes; iterate it inside ``with``, so that
+    it is closed however the read ends.
+
+    Raises:
+        InputError: The file cannot be opened (``line`` None).
+    """
     try:
-        handle = path.open(encoding="utf-8")
+        return path.open("rb")
     except OSError as exc:
         raise InputError(path, None, f"cannot open: {exc.strerror or exc}") from None
-    with handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield number, line
-        except UnicodeDecodeError as exc:
-            raise InputError(path, None, f"not UTF-8 text: {exc.reason}") from None
 
 
-def parse_session(record: Any, path: str | Path = "<data>", number: int = 0) -> Session:
+def decode_line(path: Path, number: int, raw: bytes) -> Any:
+    """
+    The JSON value of one line (a UTF-8 byte-order mark on line 1 is allowed).
+
+    Raises:
+        InputError: The line is not UTF-8 or not JSON.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            path,
+            number,
+            f"not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line); "
+            "save the file as UTF-8",
+        ) from None
+    if number == 1 and text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, number, f"not JSON: {exc.msg} (column {exc.colno})") from None
+
+
+def json_type(value: object) -> str:
+    """
+    The JSON name of a decoded value's type, for messages: ``a string``, ``an array``...
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def quoted(name: str, width: int = 60) -> str:
+    """
+    ``repr(name)``, cut to about ``width`` characters so that a message stays readable.
+    """
+    return repr(name) if len(name) <= width else repr(name[:width]) + "..."
+
+
+_SESSION_KEYS = frozenset({"session_id", "user", "turns"})
+
+
+def parse_session(
+    record: Any,
+    path: str | Path = "<data>",
+    number: int = 0,
+    *,
+    max_text_chars: int = MAX_TEXT_CHARS,
+) -> Session:
     """
     One session from its decoded JSON.
+
+    Args:
+        record: The decoded line.
+        path: The file, for messages.
+        number: The line, for messages.
+        max_text_chars: The longest ``text`` or ``system`` of a turn, in characters.
 
     Raises:
         InputError: The record does not follow the session-log format.
     """
     if not isinstance(record, dict):
-        raise InputError(path, number, "expected a JSON object with 'session_id' and 'turns'")
+        raise InputError(
+            path,
+            number,
+            f"expected a JSON object with 'session_id' and 'turns', not {json_type(record)}",
+        )
     sid = record.get("session_id")
-    if not isinstance(sid, str | int) or sid == "":
-        raise InputError(path, number, "'session_id' must be a non-empty string")
+    if not isinstance(sid, str) or sid == "":
+        raise InputError(
+            path, number, f"'session_id' must be a non-empty string, not {_shown(sid)}"
+        )
+    where = f"session {quoted(sid)}"
     user = record.get("user")
-    if user is not None and not isinstance(user, str | int):
-        raise InputError(path, number, f"session {sid}: 'user' must be a string")
+    if user is not None and not isinstance(user, str):
+        raise InputError(path, number, f"{where}: 'user' must be a string, not {json_type(user)}")
     raw_turns = record.get("turns")
     if not isinstance(raw_turns, list):
-        raise InputError(path, number, f"session {sid}: 'turns' must be a list")
-    turns = tuple(_turn(raw, path, number, str(sid), i) for i, raw in enumerate(raw_turns))
-    for i in range(1, len(turns)):
-        if turns[i].t < turns[i - 1].t:
-            raise InputError(path, number, f"session {sid}: turn {i} goes back in time")
-    return Session(session_id=str(sid), user=str(user) if user is not None else None, turns=turns)
+        raise InputError(
+            path, number, f"{where}: 'turns' must be a list, not {json_type(raw_turns)}"
+        )
+    if not raw_turns:
+        raise InputError(
+            path, number, f"{where}: 'turns' is empty; a session needs at least one turn"
+        )
+    turns: list[Turn] = []
+    for index, raw in enumerate(raw_turns):
+        turn = _turn(raw, path, number, where, index, max_text_chars)
+        if turns and turn.t < turns[-1].t:
+            raise InputError(
+                path,
+                number,
+                f"{where}, turn {index}: 't' goes back in time ({_number(turn.t)} after "
+                f"{_number(turns[-1].t)} at turn {index - 1}); times must not decrease "
+                "within a session",
+            )
+        turns.append(turn)
+    extra = {k: v for k, v in record.items() if k not in _SESSION_KEYS}
+    return Session(session_id=sid, user=user, turns=tuple(turns), extra=extra)
 
 
-_KNOWN = frozenset({"t", "text", "state", "needs", "system"})
+def _shown(value: object) -> str:
+    """
+    A value for a message: strings quoted, other JSON by type.
+    """
+    return quoted(value) if isinstance(value, str) else json_type(value)
 
 
-def _turn(raw: Any, path: str | Path, number: int, sid: str, index: int) -> Turn:
-    where = f"session {sid}, turn {index}"
+def _number(value: float) -> str:
+    """
+    A number for a message, cut when it is very long (a 400-digit integer).
+    """
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+_TURN_KEYS = frozenset({"t", "text", "state", "needs", "system"})
+
+
+class _TurnProblem(ValueError):
+    """
+    What is wrong with a turn; :func:`_turn` adds the file, line, session and turn.
+    """
+
+
+def _turn(
+    raw: Any, path: str | Path, number: int, session: str, index: int, max_text_chars: int
+) -> Turn:
+    """
+    One turn of a session; ``session`` names the session in messages.
+    """
+    try:
+        return _read_turn(raw, index, max_text_chars)
+    except _TurnProblem as exc:
+        raise InputError(path, number, f"{session}, turn {index}: {exc}") from None
+
+
+def _read_turn(raw: Any, index: int, max_text_chars: int) -> Turn:
+    """
+    The turn a decoded object describes.
+
+    Raises:
+        _TurnProblem: It does not follow the format.
+    """
     if not isinstance(raw, dict):
-        raise InputError(path, number, f"{where}: expected an object")
+        raise _TurnProblem(f"expected an object, not {json_type(raw)}")
     t = raw.get("t", float(index))
-    if isinstance(t, bool) or not isinstance(t, int | float) or t < 0:
-        raise InputError(path, number, f"{where}: 't' must be a non-negative number")
+    if isinstance(t, bool) or not isinstance(t, int | float):
+        raise _TurnProblem(f"'t' must be a non-negative number of seconds, not {json_type(t)}")
+    if not 0 <= t <= MAX_SESSION_SECONDS:
+        raise _TurnProblem(_bad_time(t))
     text = raw.get("text", "")
     if not isinstance(text, str):
-        raise InputError(path, number, f"{where}: 'text' must be a string")
+        raise _TurnProblem(f"'text' must be a string, not {json_type(text)}")
+    if len(text) > max_text_chars:
+        raise _TurnProblem(_too_long("text", text, max_text_chars))
     state = raw.get("state")
     if state is not None and not isinstance(state, str):
-        raise InputError(path, number, f"{where}: 'state' must be a string")
+        raise _TurnProblem(f"'state' must be a string, not {json_type(state)}")
     needs = raw.get("needs", [])
-    if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
-        raise InputError(path, number, f"{where}: 'needs' must be a list of strings")
+    if not isinstance(needs, list):
+        raise _TurnProblem(f"'needs' must be a list of strings, not {json_type(needs)}")
+    if not all(isinstance(n, str) for n in needs):
+        i, bad = next((i, n) for i, n in enumerate(needs) if not isinstance(n, str))
+        raise _TurnProblem(f"'needs' must be a list of strings; needs[{i}] is {json_type(bad)}")
+    if len(needs) > MAX_NEEDS:
+        raise _TurnProblem(
+            f"'needs' has {len(needs):,} keys, above the limit of {MAX_NEEDS} a request "
+            "(limits.max_needs); split the turn"
+        )
     system = raw.get("system")
-    if system is not None and not isinstance(system, str):
-        raise InputError(path, number, f"{where}: 'system' must be a string")
-    extra = {k: v for k, v in raw.items() if k not in _KNOWN}
+    if system is not None:
+        if not isinstance(system, str):
+            raise _TurnProblem(f"'system' must be a string, not {json_type(system)}")
+        if len(system) > max_text_chars:
+            raise _TurnProblem(_too_long("system", system, max_text_chars))
+    extra = {k: v for k, v in raw.items() if k not in _TURN_KEYS}
     return Turn(
         t=float(t),
         text=text,
@@ -180,4 +378,37 @@ def _turn(raw: Any, path: str | Path, number: int, sid: str, index: int) -> Turn
         needs=tuple(dict.fromkeys(needs)),
         system=system,
         extra=extra,
+    )
+
+
+def _bad_time(t: float) -> str:
+    """
+    What is wrong with a number ``t`` outside 0..MAX_SESSION_SECONDS.
+    """
+    if isinstance(t, float) and math.isnan(t):
+        return "'t' must be a finite number of seconds, not nan"
+    if isinstance(t, float) and math.isinf(t):
+        return (
+            f"'t' must be a finite number of seconds, not {t!r} (JSON reads numbers too "
+            "large for a float, such as 1e400, as infinity)"
+        )
+    if t < 0:
+        return (
+            f"'t' must be a non-negative number of seconds since the session began, "
+            f"not {_number(t)}"
+        )
+    return (
+        f"'t' must be at most MAX_SESSION_SECONDS ({MAX_SESSION_SECONDS:,} seconds, "
+        f"about 116 days), not {_number(t)}; give seconds since the session began, or "
+        "split the session"
+    )
+
+
+def _too_long(name: str, text: str, limit: int) -> str:
+    """
+    The message for a ``text`` or ``system`` above the limit.
+    """
+    return (
+        f"{name!r} is {len(text):,} characters, above the limit of {limit:,} "
+        "(max_text_chars); shorten it, or read with a larger max_text_chars"
     )

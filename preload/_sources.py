@@ -11,15 +11,16 @@ tells ``source.category(key)``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
+from ._config import PreloaderConfig
 from ._errors import InputError, MissingItemError
+from ._sessions import decode_line, json_type, open_jsonl, quoted
 
 __all__ = [
     "CategorizingSource",
@@ -32,6 +33,10 @@ __all__ = [
     "SourceRouter",
     "read_knowledge",
 ]
+
+#: The preloader's default limit on an item's text (``preloader.max_item_chars``): the
+#: knowledge reader refuses longer items, which the preloader would refuse to load.
+_MAX_ITEM_CHARS = PreloaderConfig().max_item_chars
 
 
 @runtime_checkable
@@ -90,12 +95,23 @@ class KnowledgeItem:
     """
     One line of a knowledge file.
 
+    ``category`` is the context category the window places the item in
+    (``task_context``, ``domain_knowledge`` or ``examples``). ``kind`` is what the item
+    describes, as the shipped data sets label it: the kind of need its key names
+    (``service``, ``intent``, ``slot``, ``db``, ``task``), or None when the line has no
+    ``kind``. A line without ``category`` gets it from its ``kind`` (or its key's prefix
+    before ``:``): ``service``, ``intent`` and ``task`` are ``task_context``, anything
+    else ``domain_knowledge``.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``kind``.
     """
 
     key: str
     text: str
     category: str = "domain_knowledge"
+    kind: str | None = None
 
 
 class DictSource:
@@ -154,21 +170,36 @@ class DictSource:
 
 class JsonlKnowledgeSource(DictSource):
     """
-    A source over a knowledge file: one ``{"key", "text", "category"?}`` object a line.
+    A source over a knowledge file: one ``{"key", "text", "category"?, "kind"?}`` object
+    a line (``docs/formats.md``).
 
     Args:
         path: The JSONL file.
         name: The source's name.
-        skip_bad_lines: Skip malformed lines (counted in ``bad_lines``) instead of raising.
+        skip_bad_lines: Skip refused lines (listed in ``bad_lines``) instead of raising.
+        max_item_chars: The longest item text, in characters (the preloader's
+            ``preloader.max_item_chars`` by default).
 
     Raises:
-        InputError: A line is malformed (names the file and line), or the file is missing.
+        InputError: A line is refused (names the file, the line and the key or field),
+            or the file is missing.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``max_item_chars``.
     """
 
-    def __init__(self, path: str | Path, *, name: str = "kb", skip_bad_lines: bool = False) -> None:
-        items, errors = read_knowledge(path, skip_bad_lines=skip_bad_lines)
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str = "kb",
+        skip_bad_lines: bool = False,
+        max_item_chars: int = _MAX_ITEM_CHARS,
+    ) -> None:
+        items, errors = read_knowledge(
+            path, skip_bad_lines=skip_bad_lines, max_item_chars=max_item_chars
+        )
         super().__init__(
             {item.key: item.text for item in items},
             name=name,
@@ -224,58 +255,107 @@ _CATEGORY_BY_KIND = {
 
 
 def read_knowledge(
-    path: str | Path, *, skip_bad_lines: bool = False
+    path: str | Path, *, skip_bad_lines: bool = False, max_item_chars: int = _MAX_ITEM_CHARS
 ) -> tuple[list[KnowledgeItem], list[InputError]]:
     """
     Read a knowledge JSONL file.
+
+    A line is refused when it is not UTF-8, not JSON, not an object, has no non-empty
+    string ``key``, a ``text`` that is not a string or is longer than
+    ``max_item_chars``, a ``category`` or ``kind`` that is not a string, or a key that
+    an earlier line already gave.
+
+    Args:
+        path: The JSONL file.
+        skip_bad_lines: Report refused lines in the returned errors instead of raising;
+            the first item of a key is the one kept.
+        max_item_chars: The longest item text, in characters (the preloader's
+            ``preloader.max_item_chars`` by default: the preloader refuses longer items).
 
     Returns:
         The items, and the errors of the lines skipped (empty unless ``skip_bad_lines``).
 
     Raises:
-        InputError: The file is missing, or a line is malformed and ``skip_bad_lines`` is off.
+        InputError: The file is missing, or a line is refused and ``skip_bad_lines`` is
+            off; the message names the file, the line and the key or field.
+
+    .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``max_item_chars``; non-UTF-8 lines and duplicate keys are refused line by line.
     """
     path = Path(path)
     items: list[KnowledgeItem] = []
     errors: list[InputError] = []
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(path, None, f"cannot open: {exc.strerror or exc}") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    first_line: dict[str, int] = {}
+    with open_jsonl(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.isspace():
                 continue
             try:
-                items.append(_parse_knowledge(path, number, line))
+                record = decode_line(path, number, raw)
+                item = _parse_knowledge(path, number, record, max_item_chars)
+                first = first_line.setdefault(item.key, number)
+                if first != number:
+                    raise InputError(
+                        path,
+                        number,
+                        f"duplicate key {quoted(item.key)} (first on line {first}); "
+                        "give each item its own key",
+                    )
             except InputError as exc:
                 if not skip_bad_lines:
                     raise
                 errors.append(exc)
+                continue
+            items.append(item)
     return items, errors
 
 
-def _parse_knowledge(path: Path, number: int, line: str) -> KnowledgeItem:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, number, f"not JSON: {exc.msg}") from None
+def _parse_knowledge(
+    path: Path, number: int, record: Any, max_item_chars: int = _MAX_ITEM_CHARS
+) -> KnowledgeItem:
+    """
+    One knowledge item from its decoded JSON.
+
+    Raises:
+        InputError: The record does not follow the knowledge format.
+    """
     if not isinstance(record, dict):
-        raise InputError(path, number, "expected an object")
+        raise InputError(
+            path, number, f"expected a JSON object with 'key' and 'text', not {json_type(record)}"
+        )
     key, text = record.get("key"), record.get("text")
     if not isinstance(key, str) or not key:
-        raise InputError(path, number, "'key' must be a non-empty string")
+        shown = quoted(key) if isinstance(key, str) else json_type(key)
+        raise InputError(path, number, f"'key' must be a non-empty string, not {shown}")
     if not isinstance(text, str):
-        raise InputError(path, number, f"item {key!r}: 'text' must be a string")
+        raise InputError(
+            path, number, f"item {quoted(key)}: 'text' must be a string, not {json_type(text)}"
+        )
+    if len(text) > max_item_chars:
+        raise InputError(
+            path,
+            number,
+            f"item {quoted(key)}: 'text' is {len(text):,} characters, above the limit of "
+            f"{max_item_chars:,} (preloader.max_item_chars); split the item, or raise "
+            "the limit",
+        )
+    kind = record.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        raise InputError(
+            path, number, f"item {quoted(key)}: 'kind' must be a string, not {json_type(kind)}"
+        )
     category = record.get("category")
     if category is None:
-        kind = record.get("kind")
-        if kind is None and ":" in key:
-            kind = key.split(":", 1)[0]
-        category = _CATEGORY_BY_KIND.get(str(kind), "domain_knowledge")
-    if not isinstance(category, str):
-        raise InputError(path, number, f"item {key!r}: 'category' must be a string")
-    return KnowledgeItem(key=key, text=text, category=category)
+        prefix = kind if kind is not None else key.split(":", 1)[0] if ":" in key else None
+        category = _CATEGORY_BY_KIND.get(prefix or "", "domain_knowledge")
+    elif not isinstance(category, str):
+        raise InputError(
+            path,
+            number,
+            f"item {quoted(key)}: 'category' must be a string, not {json_type(category)}",
+        )
+    return KnowledgeItem(key=key, text=text, category=category, kind=kind)
 
 
 class SourceRouter:
