@@ -4,10 +4,21 @@ Replay on the virtual clock: deterministic, and the oracle is the ceiling.
 
 from __future__ import annotations
 
+import json
+import math
+import pickle
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from preload import ConfigError, EngineConfig
+from preload import ConfigError, EngineConfig, InputError
 from preload.replay import generate_demo, replay
+from preload.replay._replay import arrivals
+from preload.replay._workers import _portable
 
 
 def test_same_seed_gives_the_same_report() -> None:
@@ -72,3 +83,153 @@ def test_a_replay_refuses_a_shared_cache_backend() -> None:
     config = EngineConfig.from_dict({"cache": {"backend": "redis"}})
     with pytest.raises(ConfigError, match="cache.backend"):
         replay(demo.sessions, demo.knowledge, config, strategies=["lru"], processes=1)
+
+
+def _run(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """
+    Run Python ``code`` in a fresh interpreter under a timeout; a hang fails the test.
+    """
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_the_clock_lands_on_timers_at_any_time() -> None:
+    """
+    Far past 1.7e7 s, where a nanosecond added to the clock is lost to rounding, the
+    clock still lands exactly on each timer (it used to spin at 100 % CPU); a sleep of
+    math.inf alone is a deadlock reported as such, not a clock run to infinity.
+    """
+    code = """
+import math, anyio
+from preload.replay import VirtualClockLoop
+
+async def main():
+    for t in (1e8, 1e8 + 1e-9, 4e9, 1e15, 1e300):
+        await anyio.sleep_until(t)
+        print(anyio.current_time() == t)
+    await anyio.sleep(1e-9)
+    with anyio.move_on_after(5):
+        await anyio.sleep(math.inf)
+    print(anyio.current_time() == 1e300)
+
+anyio.run(main, backend_options={"loop_factory": VirtualClockLoop})
+
+async def forever():
+    await anyio.sleep(math.inf)
+
+try:
+    anyio.run(forever, backend_options={"loop_factory": VirtualClockLoop})
+except RuntimeError as exc:
+    print(exc)
+"""
+    done = _run(code)
+    assert "" == done.stderr
+    assert ["True"] * 6 + [
+        "virtual clock: every task waits and no timer is pending (deadlock)"
+    ] == done.stdout.splitlines()
+
+
+def test_a_tiny_arrival_rate_replays_past_1e8_virtual_seconds(tmp_path: Path) -> None:
+    """
+    ``[replay] arrival_rate = 1e-7`` spreads 20 demo sessions over 2.3e8 virtual
+    seconds; the replay finishes (it used to hang) with finite figures.
+    """
+    config = tmp_path / "tiny.toml"
+    config.write_text("[replay]\narrival_rate = 1e-7\n")
+    out = tmp_path / "report.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "preload",
+            "simulate",
+            "--config",
+            str(config),
+            "--limit",
+            "20",
+            "--strategies",
+            "lru,engine",
+            "--processes",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    report = json.loads(out.read_text())
+    assert report["virtual_s"] > 1e8
+    assert all(math.isfinite(r["p99_ms"]) for r in report["strategies"].values())
+
+
+@pytest.mark.parametrize("rate", [1e-300, 5e-324])
+def test_arrivals_beyond_the_clock_are_refused(rate: float) -> None:
+    """
+    A rate so small that sessions would start after 1e12 s (or at infinity) is
+    refused, naming the key, before anything replays.
+    """
+    demo = generate_demo(20, seed=1)
+    config = EngineConfig.from_dict({"replay": {"arrival_rate": rate}})
+    with pytest.raises(ConfigError, match=r"replay\.arrival_rate.*raise it"):
+        replay(demo.sessions, demo.knowledge, config, strategies=["lru"], processes=1)
+    assert all(math.isfinite(t) for t in arrivals(300, 0.5, 0))
+
+
+def test_a_strategy_named_twice_is_refused() -> None:
+    """
+    Each strategy replays once; naming one twice is an error, not a second run.
+    """
+    demo = generate_demo(3, seed=1)
+    with pytest.raises(ConfigError, match="names a strategy twice"):
+        replay(demo.sessions, demo.knowledge, strategies=["lru", "lru"], processes=1)
+
+
+def test_each_turn_wait_is_kept_out_of_the_json() -> None:
+    """
+    The report keeps every turn's wait for the charts, the same in a worker process as
+    here, and the JSON report stays DESIGN.md's contract.
+    """
+    demo = generate_demo(15, seed=2)
+    here = replay(demo.sessions, demo.knowledge, strategies=["cold", "lru"], processes=1)
+    forked = replay(demo.sessions, demo.knowledge, strategies=["cold", "lru"], processes=2)
+    assert here.strategies == forked.strategies
+    cold = here.strategies["cold"]
+    assert cold.turns == len(cold.waits_ms) == here.turns
+    assert cold.p50_ms == pytest.approx(float(np.percentile(cold.waits_ms, 50)), abs=1e-3)
+    assert "waits_ms" not in json.dumps(here.to_json())
+
+
+def test_an_error_in_a_worker_arrives_as_itself() -> None:
+    """
+    preload's errors build their message from several arguments; one raised in a
+    worker process reaches the caller with its type, message and attributes.
+    """
+    error = pickle.loads(_portable(ConfigError("replay.seed", "is odd", "c.toml")))
+    assert isinstance(error, ConfigError)
+    assert ("replay.seed", "c.toml") == (error.key, error.source)
+    assert "c.toml: config key 'replay.seed': is odd" == str(error)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_training_on_texts_it_cannot_learn_from_is_an_input_error(processes: int) -> None:
+    """
+    The engine names the states of turns without one from their texts; training
+    sessions too small for that end in an InputError (it was a ValueError), from a
+    worker process as from this one.
+    """
+    demo = generate_demo(2, seed=1)
+    stateless = [
+        replace(s, turns=tuple(replace(t, state=None) for t in s.turns)) for s in demo.sessions
+    ]
+    with pytest.raises(InputError, match="strategy 'engine' cannot learn to name states"):
+        replay(
+            demo.sessions,
+            demo.knowledge,
+            strategies=["engine", "lru"],
+            train=stateless,
+            processes=processes,
+        )

@@ -1,6 +1,6 @@
 """
 Replays: recorded sessions through the real engine on a virtual clock, side by side
-with baseline strategies and an oracle, and the report they make.
+with baseline strategies and an oracle, and the report they make (a table, charts).
 """
 
 from __future__ import annotations
@@ -8,14 +8,19 @@ from __future__ import annotations
 from ._clock import VirtualClockLoop as VirtualClockLoop
 from ._demo import DemoData as DemoData
 from ._demo import generate_demo as generate_demo
+from ._plot import plot_report as plot_report
+from ._replay import MAX_VIRTUAL_S as MAX_VIRTUAL_S
 from ._replay import STRATEGIES as STRATEGIES
-from ._replay import ReplayReport as ReplayReport
 from ._replay import SimulatedSource as SimulatedSource
-from ._replay import StrategyReport as StrategyReport
 from ._replay import replay as replay
+from ._report import ReplayReport as ReplayReport
+from ._report import StrategyReport as StrategyReport
+from ._table import REPORT_COLUMNS as REPORT_COLUMNS
 from ._table import report_table as report_table
 
 __all__ = [
+    "MAX_VIRTUAL_S",
+    "REPORT_COLUMNS",
     "STRATEGIES",
     "DemoData",
     "ReplayReport",
@@ -23,6 +28,7 @@ __all__ = [
     "StrategyReport",
     "VirtualClockLoop",
     "generate_demo",
+    "plot_report",
     "replay",
     "report_table",
 ]

@@ -12,15 +12,13 @@ run in parallel processes.
 
 from __future__ import annotations
 
+import asyncio
 import math
-import multiprocessing
 import os
-import queue
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -28,7 +26,7 @@ import numpy as np
 
 from .._config import EngineConfig, LatencyConfig
 from .._engine import PreloadEngine
-from .._errors import ConfigError
+from .._errors import ConfigError, InputError, PreloadError
 from .._sources import DictSource
 from ..caches import MemoryCache
 from ..learning import (
@@ -40,11 +38,13 @@ from ..learning import (
     PopularForecaster,
 )
 from ._clock import VirtualClockLoop
+from ._report import ReplayReport, StrategyReport
+from ._workers import cancel_on_signal, run_here, run_in_processes
 
 if TYPE_CHECKING:
     from .._sessions import Session
 
-__all__ = ["STRATEGIES", "ReplayReport", "SimulatedSource", "StrategyReport", "replay"]
+__all__ = ["MAX_VIRTUAL_S", "STRATEGIES", "SimulatedSource", "check_timeline", "replay"]
 
 #: Every strategy a replay knows, in report order.
 STRATEGIES = ("cold", "lru", "popular", "markov1", "engine", "oracle")
@@ -52,6 +52,10 @@ STRATEGIES = ("cold", "lru", "popular", "markov1", "engine", "oracle")
 #: Virtual seconds a session lingers after its last turn before it ends (its
 #: preloads made after the last turn count as wasted, as on a real server).
 SESSION_TAIL_S = 30.0
+
+#: The latest virtual time a replay may reach: up to here the clock still tells
+#: tenths of a millisecond apart (one unit in the last place is about 1.2e-4 s).
+MAX_VIRTUAL_S = 1e12
 
 
 class SimulatedSource:
@@ -104,86 +108,6 @@ class SimulatedSource:
         return await self.inner.fetch(key)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StrategyReport:
-    """
-    One strategy's figures over a replay.
-
-    .. versionadded:: 0.1
-    """
-
-    hit_rate: float
-    wasted_ratio: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    tokens_per_turn: float
-    top1: float | None
-    top3: float | None
-    loads: int
-    preloads: int
-    partial_hits: int = 0
-    misses: int = 0
-    missing_needs: int = 0
-    turns: int = 0
-    wall_s: float = field(default=0.0, compare=False)
-
-    def contract(self) -> dict[str, Any]:
-        """
-        The keys of DESIGN.md's JSON report.
-        """
-        keys = (
-            "hit_rate",
-            "wasted_ratio",
-            "p50_ms",
-            "p95_ms",
-            "p99_ms",
-            "tokens_per_turn",
-            "top1",
-            "top3",
-            "loads",
-            "preloads",
-        )
-        return {k: getattr(self, k) for k in keys}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReplayReport:
-    """
-    A whole replay: the data set and every strategy's figures.
-
-    .. versionadded:: 0.1
-    """
-
-    name: str
-    sessions: int
-    turns: int
-    states: int
-    needs: int
-    strategies: dict[str, StrategyReport]
-    wall_s: float
-    virtual_s: float
-    missing_keys: tuple[str, ...] = field(default=())
-    skipped_lines: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """
-        DESIGN.md's report: exactly its keys.
-        """
-        return {
-            "dataset": {
-                "name": self.name,
-                "sessions": self.sessions,
-                "turns": self.turns,
-                "states": self.states,
-                "needs": self.needs,
-            },
-            "strategies": {name: rep.contract() for name, rep in self.strategies.items()},
-            "wall_s": self.wall_s,
-            "virtual_s": self.virtual_s,
-        }
-
-
 def make_forecaster(name: str, config: EngineConfig, sessions: Mapping[str, Session]) -> Forecaster:
     """
     The forecaster behind a strategy.
@@ -217,6 +141,30 @@ def arrivals(n: int, rate: float, seed: int) -> list[float]:
     return out
 
 
+def check_timeline(sessions: Sequence[Session], config: EngineConfig, seed: int) -> None:
+    """
+    Refuse a replay whose last turn would come after :data:`MAX_VIRTUAL_S` (or never):
+    past it the clock cannot tell a load's latency from no time at all.
+
+    Raises:
+        ConfigError: ``replay.arrival_rate`` spreads the sessions too far apart.
+    """
+    rate = config.replay.arrival_rate
+    starts = arrivals(len(sessions), rate, seed)
+    ends = (
+        start + (s.turns[-1].t if s.turns else 0.0)
+        for s, start in zip(sessions, starts, strict=True)
+    )
+    end = max(ends, default=0.0)
+    if not end <= MAX_VIRTUAL_S:  # also catches inf and NaN
+        raise ConfigError(
+            "replay.arrival_rate",
+            f"{rate!r} sessions per second spreads {len(sessions)} sessions over {end:.3g} "
+            f"virtual seconds, past the {MAX_VIRTUAL_S:.0e} s up to which the clock tells "
+            "milliseconds apart; raise it, or replay fewer sessions",
+        )
+
+
 async def replay_strategy(
     name: str,
     sessions: Sequence[Session],
@@ -230,10 +178,7 @@ async def replay_strategy(
     """
     Replay ``sessions`` through one strategy; run it on a :class:`VirtualClockLoop`.
     """
-    by_id = {s.session_id: s for s in sessions}
-    forecaster = make_forecaster(name, config, by_id)
-    if train:
-        forecaster.fit(train)
+    forecaster = _fitted(name, config, sessions, train)
     source = SimulatedSource(knowledge, config.replay.latency, random.Random(seed + 1))
     engine = PreloadEngine(
         config,
@@ -274,9 +219,15 @@ async def replay_strategy(
         await anyio.sleep(SESSION_TAIL_S)
         engine.end_session(session.session_id)
 
-    async with engine, anyio.create_task_group() as tg:
-        for session, start in zip(sessions, starts, strict=True):
-            tg.start_soon(run, session, start)
+    try:
+        async with engine, anyio.create_task_group() as tg:
+            for session, start in zip(sessions, starts, strict=True):
+                tg.start_soon(run, session, start)
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        if leaves and all(isinstance(e, PreloadError) for e in leaves):
+            raise leaves[0] from None  # bad input, not a bug: its own message says it
+        raise
     m = engine.metrics()
     served = m.hits + m.partial_hits + m.misses
     ms = np.percentile(np.array(waits or [0.0]) * 1000, [50, 95, 99])
@@ -295,30 +246,77 @@ async def replay_strategy(
         misses=m.misses,
         missing_needs=m.missing,
         turns=len(waits),
+        waits_ms=tuple(w * 1000 for w in waits),
     )
+
+
+def _fitted(
+    name: str, config: EngineConfig, sessions: Sequence[Session], train: Sequence[Session]
+) -> Forecaster:
+    """
+    The strategy's forecaster, fitted on ``train`` when there is any.
+
+    Raises:
+        InputError: It cannot learn from ``train`` (the engine names the states of
+            turns without one from their texts, and some texts cannot be learned from).
+    """
+    forecaster = make_forecaster(name, config, {s.session_id: s for s in sessions})
+    if not train:
+        return forecaster
+    unlabelled = any(t.state is None for s in train for t in s.turns)
+    try:
+        forecaster.fit(train)
+    except PreloadError:
+        raise
+    except ValueError as exc:
+        if not unlabelled:
+            raise
+        raise InputError(
+            "the training sessions",
+            None,
+            f"strategy {name!r} cannot learn to name states from the texts of their turns "
+            f"without a 'state' ({exc}); give those turns a 'state'",
+        ) from None
+    return forecaster
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
 
 
 # Rough relative cost of each strategy's replay, to balance the worker processes.
 _COST = {"engine": 6, "markov1": 3, "cold": 3, "oracle": 1, "popular": 1, "lru": 1}
 
-# State handed to forked worker processes (inherited, never pickled).
+#: Turns a strategy replays between two progress reports.
+_PROGRESS_EVERY = 250
+
+# What every strategy's replay reads: set before the workers fork, which inherit it
+# (never pickled).
 _JOB: dict[str, Any] = {}
 
 
-def _run_in_process(name: str) -> tuple[str, dict[str, Any], float]:
+def _run_strategy(name: str, on_progress: Callable[[int], None]) -> tuple[dict[str, Any], float]:
+    """
+    Replay one strategy of :data:`_JOB` on a virtual clock; its report as a dict and
+    the virtual time it took.
+    """
     job = _JOB
-    progress_queue = job["queue"]
     done = [0]
 
     def progress(n: int) -> None:
         done[0] += n
-        if done[0] >= 250:
-            progress_queue.put((name, done[0]))
+        if done[0] >= _PROGRESS_EVERY:
+            on_progress(done[0])
             done[0] = 0
 
     virtual = [0.0]
 
     async def main() -> StrategyReport:
+        cancel_on_signal(asyncio.current_task())
         report = await replay_strategy(
             name,
             job["sessions"],
@@ -332,10 +330,14 @@ def _run_in_process(name: str) -> tuple[str, dict[str, Any], float]:
         return report
 
     start = time.perf_counter()
-    report = anyio.run(main, backend_options={"loop_factory": VirtualClockLoop})
+    try:
+        report = anyio.run(main, backend_options={"loop_factory": VirtualClockLoop})
+    finally:
+        cancel_on_signal(None)
     report = replace(report, wall_s=round(time.perf_counter() - start, 3))
-    progress_queue.put((name, done[0]))
-    return name, asdict(report), virtual[0]
+    if done[0]:
+        on_progress(done[0])
+    return asdict(report), virtual[0]
 
 
 def replay(
@@ -357,62 +359,39 @@ def replay(
         sessions: What to replay.
         knowledge: The texts the sessions' needs refer to.
         config: The engine configuration every strategy shares.
-        strategies: Which strategies, from :data:`STRATEGIES`.
+        strategies: Which strategies, from :data:`STRATEGIES`, each once.
         train: Sessions to pre-fit the learning strategies on; without them they start
             cold and learn online.
         seed: Fixes arrivals and latencies (the config's seed when None).
         name: The data set's name in the report.
         on_progress: Called with a strategy's name and a number of turns replayed.
         processes: Worker processes (the config's, else one per core, at most one per
-            strategy); 1 replays in this process.
+            strategy); 1 replays in this process. An interrupted replay (Ctrl-C, or an
+            exception raised by a signal handler) kills its workers before the
+            exception leaves.
 
     Raises:
-        ConfigError: A strategy is unknown, or the cache is not in memory.
+        ConfigError: A strategy is unknown or named twice, the cache is not in memory,
+            or the arrival rate spreads the sessions beyond what the clock tells apart.
     """
     config = config or EngineConfig()
-    for s in strategies:
-        if s not in STRATEGIES:
-            raise ConfigError("strategies", f"unknown strategy {s!r}; choose from {STRATEGIES}")
-    if config.cache.backend != "memory":
-        raise ConfigError(
-            "cache.backend",
-            f"{config.cache.backend!r}: a replay runs on a virtual clock, and its strategies "
-            "must not share warm items, so it keeps each strategy's cache in memory; "
-            'use backend = "memory" (Redis is for serving replicas)',
-        )
+    _check(strategies, config, processes)
     source = knowledge if isinstance(knowledge, DictSource) else DictSource(knowledge, name="kb")
     seed = config.replay.seed if seed is None else seed
+    check_timeline(sessions, config, seed)
     start = time.perf_counter()
     workers = processes or config.replay.processes or (os.cpu_count() or 1)
     workers = max(1, min(workers, len(strategies)))
-    results: dict[str, tuple[dict[str, Any], float]] = {}
-    ctx = multiprocessing.get_context("fork") if workers > 1 else None
-    progress_queue: Any = ctx.Queue() if ctx is not None else queue.SimpleQueue()
     _JOB.update(
-        sessions=list(sessions),
-        knowledge=source,
-        config=config,
-        train=list(train),
-        seed=seed,
-        queue=progress_queue,
+        sessions=list(sessions), knowledge=source, config=config, train=list(train), seed=seed
     )
     try:
-        if ctx is None:
-            for s in strategies:
-                _, rep, virtual = _run_in_process(s)
-                results[s] = (rep, virtual)
-                _drain(progress_queue, on_progress)
+        if workers == 1:
+            results = run_here(strategies, _run_strategy, on_progress)
         else:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                # The learning strategies take longest: start them first.
-                heavy_first = sorted(strategies, key=lambda s: -_COST.get(s, 1))
-                futures = [pool.submit(_run_in_process, s) for s in heavy_first]
-                while not all(f.done() for f in futures):
-                    _drain(progress_queue, on_progress, timeout=0.2)
-                for f in futures:
-                    s, rep, virtual = f.result()
-                    results[s] = (rep, virtual)
-                _drain(progress_queue, on_progress)
+            # The learning strategies take longest: start them first.
+            heavy_first = sorted(strategies, key=lambda s: -_COST.get(s, 1))
+            results = run_in_processes(heavy_first, _run_strategy, workers, on_progress)
     finally:
         _JOB.clear()
     missing = sorted({n for s in sessions for t in s.turns for n in t.needs if n not in source})
@@ -422,24 +401,29 @@ def replay(
         turns=sum(len(s.turns) for s in sessions),
         states=len({t.state for s in sessions for t in s.turns if t.state is not None}),
         needs=len({n for s in sessions for t in s.turns for n in t.needs}),
-        strategies={s: StrategyReport(**results[s][0]) for s in strategies},
+        strategies={s: _strategy_report(results[s][0]) for s in strategies},
         wall_s=round(time.perf_counter() - start, 3),
         virtual_s=round(max((v for _, v in results.values()), default=0.0), 3),
         missing_keys=tuple(missing),
     )
 
 
-def _drain(
-    progress_queue: Any, on_progress: Callable[[str, int], None] | None, timeout: float = 0.0
-) -> None:
-    try:
-        item = progress_queue.get(timeout=timeout) if timeout else progress_queue.get_nowait()
-    except queue.Empty:
-        return
-    while True:
-        if on_progress is not None:
-            on_progress(*item)
-        try:
-            item = progress_queue.get_nowait()
-        except queue.Empty:
-            return
+def _check(strategies: Sequence[str], config: EngineConfig, processes: int | None) -> None:
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise ConfigError("strategies", f"unknown strategy {s!r}; choose from {STRATEGIES}")
+    if len(set(strategies)) != len(strategies):
+        raise ConfigError("strategies", f"{list(strategies)} names a strategy twice")
+    if config.cache.backend != "memory":
+        raise ConfigError(
+            "cache.backend",
+            f"{config.cache.backend!r}: a replay runs on a virtual clock, and its strategies "
+            "must not share warm items, so it keeps each strategy's cache in memory; "
+            'use backend = "memory" (Redis is for serving replicas)',
+        )
+    if processes is not None and processes < 0:
+        raise ConfigError("processes", f"must not be negative, got {processes}")
+
+
+def _strategy_report(data: dict[str, Any]) -> StrategyReport:
+    return StrategyReport(**{**data, "waits_ms": tuple(data["waits_ms"])})

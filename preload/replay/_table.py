@@ -1,5 +1,5 @@
 """
-The replay report as a table for the terminal.
+The replay report as a table for the terminal, with a legend of its columns.
 """
 
 from __future__ import annotations
@@ -10,35 +10,51 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from ._replay import ReplayReport
+    from ._report import ReplayReport
 
-__all__ = ["report_table"]
+__all__ = ["REPORT_COLUMNS", "plural", "report_table"]
+
+#: Each column of the table and what it means (the table's legend).
+REPORT_COLUMNS: dict[str, str] = {
+    "strategy": "what decided the preloads (see 'preload simulate --help')",
+    "hit rate": "share of the turns' needs already in the cache when the turn arrived",
+    "wasted": "share of preloads that their session never used",
+    "p50 ms": "median wait of a turn for the needs it had to load (ms, virtual time)",
+    "p95 ms": "95th percentile of that wait: one turn in 20 waited longer",
+    "p99 ms": "99th percentile: one turn in 100 waited longer",
+    "tokens/turn": "context tokens assembled per turn",
+    "top1": "share of turns whose state was the forecast's first (learning strategies)",
+    "top3": "share of turns whose state was among the forecast's first three",
+    "loads": "calls to the sources, on demand and ahead of time",
+    "preloads": "the loads made ahead of the turn that needed them",
+}
 
 
-def report_table(report: ReplayReport) -> Table:
+def plural(n: int, word: str, words: str = "") -> str:
+    """
+    ``n`` and the word, in the plural (``words``, else ``word`` + "s") unless ``n`` is 1.
+    """
+    return f"{n} {word if n == 1 else words or word + 's'}"
+
+
+def report_table(report: ReplayReport, *, legend: bool = True) -> Table:
     """
     One row per strategy: hit rate, wasted preloads, wait percentiles, tokens per
-    turn, next-state accuracy, loads and preloads (a rich :class:`~rich.table.Table`).
+    turn, next-state accuracy, loads and preloads (a rich :class:`~rich.table.Table`),
+    with a legend of the columns under it (:data:`REPORT_COLUMNS`) unless ``legend`` is False.
 
     .. versionadded:: 0.2
     """
     table = Table(
-        title=f"{escape(report.name)}: {report.sessions} sessions, {report.turns} turns, "
-        f"{report.states} states, {report.needs} needs",
+        title=f"{escape(report.name)}: {plural(report.sessions, 'session')}, "
+        f"{plural(report.turns, 'turn')}, {plural(report.states, 'state')}, "
+        f"{plural(report.needs, 'need')}",
+        caption="\n".join(f"{name:>11}  {text}" for name, text in REPORT_COLUMNS.items())
+        if legend
+        else None,
+        caption_justify="left",
     )
-    for column in (
-        "strategy",
-        "hit rate",
-        "wasted",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "tokens/turn",
-        "top1",
-        "top3",
-        "loads",
-        "preloads",
-    ):
+    for column in REPORT_COLUMNS:
         table.add_column(column, justify="left" if column == "strategy" else "right")
     for name, r in report.strategies.items():
         table.add_row(

@@ -1,0 +1,99 @@
+"""
+What a replay reports: each strategy's figures, and the whole run's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CONTRACT_KEYS", "ReplayReport", "StrategyReport"]
+
+#: A strategy's keys in DESIGN.md's JSON report, in order.
+CONTRACT_KEYS = (
+    "hit_rate",
+    "wasted_ratio",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "tokens_per_turn",
+    "top1",
+    "top3",
+    "loads",
+    "preloads",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyReport:
+    """
+    One strategy's figures over a replay.
+
+    ``waits_ms`` holds the wait of every turn (milliseconds, in the order the turns
+    were served), for distributions and plots; it stays out of the JSON report, whose
+    keys are DESIGN.md's contract (:meth:`contract`).
+
+    .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``waits_ms``.
+    """
+
+    hit_rate: float
+    wasted_ratio: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    tokens_per_turn: float
+    top1: float | None
+    top3: float | None
+    loads: int
+    preloads: int
+    partial_hits: int = 0
+    misses: int = 0
+    missing_needs: int = 0
+    turns: int = 0
+    wall_s: float = field(default=0.0, compare=False)
+    waits_ms: tuple[float, ...] = field(default=(), repr=False)
+
+    def contract(self) -> dict[str, Any]:
+        """
+        The keys of DESIGN.md's JSON report.
+        """
+        return {k: getattr(self, k) for k in CONTRACT_KEYS}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayReport:
+    """
+    A whole replay: the data set and every strategy's figures.
+
+    .. versionadded:: 0.1
+    """
+
+    name: str
+    sessions: int
+    turns: int
+    states: int
+    needs: int
+    strategies: dict[str, StrategyReport]
+    wall_s: float
+    virtual_s: float
+    missing_keys: tuple[str, ...] = field(default=())
+    skipped_lines: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        DESIGN.md's report: exactly its keys.
+        """
+        return {
+            "dataset": {
+                "name": self.name,
+                "sessions": self.sessions,
+                "turns": self.turns,
+                "states": self.states,
+                "needs": self.needs,
+            },
+            "strategies": {name: rep.contract() for name, rep in self.strategies.items()},
+            "wall_s": self.wall_s,
+            "virtual_s": self.virtual_s,
+        }
