@@ -40,12 +40,17 @@ The modules, from the bottom up (this package only re-exports their public names
     :class:`NeedsForecaster`: which needs the next turn will use.
 ``_state_encoder``
     :class:`StateEncoder`: the state of a request from its text, for unlabelled logs.
+``_calls``, ``_calls_counts``, ``_calls_text``
+    :class:`CallForecaster`: which backend calls a turn will make, with their complete
+    arguments (:class:`CallGuess`); the counts it learns; what it reads in a text.
 
 .. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
+from ._calls import CallForecaster as CallForecaster
+from ._calls import CallGuess as CallGuess
 from ._errors import GraphError as GraphError
 from ._errors import InvalidStateError as InvalidStateError
 from ._errors import ModelFileError as ModelFileError
@@ -58,6 +63,8 @@ from ._text_states import TextForecaster as TextForecaster
 from ._transition_needs import NeedsAfter as NeedsAfter
 
 __all__ = [
+    "CallForecaster",
+    "CallGuess",
     "FollowUpPredictor",
     "GraphError",
     "InvalidStateError",

@@ -1,0 +1,562 @@
+"""
+CallForecaster: which backend calls a turn will make, with their complete arguments,
+and the probability of each exact call.
+
+A call is forecast in three steps. Which names: P(name called | the request's state),
+or, without one, P(name | the previous turn's state and calls), from counts
+(:class:`~graph._calls_counts.CallCounts`). Which arguments: every argument the name
+was seen with gets candidate values from each source (said in the request, in the
+agent's last reply, in earlier requests or replies, an earlier call's argument it was
+seen to copy, its most frequent value); the source most often right for that argument
+wins, and an optional argument is kept when its source usually means it is given. How
+likely: the product of the name's probability and the sources' precisions, recalibrated
+on sessions the counts did not see, per whether the call is new, repeats the last call
+of that name or changes it, whether its required arguments were all found, and whether
+the request itself supplied one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from ._calls_counts import CallCounts, Key, SessionView, TextScan, calls_of, mention, turns_of
+from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
+
+__all__ = ["CallForecaster", "CallGuess"]
+
+_FORMAT = "graph.CallForecaster"
+_VERSION = 1
+
+#: A candidate value of one argument: ``(source kind, value, evidence)``.
+_Cand: TypeAlias = "tuple[str, str, str]"
+#: What each source is taken to be worth before held-out sessions say: precision when
+#: the argument is given, and how often the argument is given when the source has a value.
+_PRIOR: dict[str, tuple[float, float]] = {
+    "user:now": (0.6, 0.6),
+    "agent:last": (0.5, 0.4),
+    "user:past": (0.4, 0.4),
+    "agent:past": (0.2, 0.2),
+    "call": (0.5, 0.4),
+    "default": (0.3, 0.3),
+}
+_STATUS = ("new", "same", "changed")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallGuess:
+    """
+    One forecast call.
+
+    Attributes:
+        name: The call's name, as the logs name it.
+        args: Its complete arguments.
+        p: The estimated probability that the turn makes exactly this call.
+        evidence: For each argument, where its value came from: ``"user"``, ``"agent"``,
+            ``"call:<name>.<arg>"``, ``"default"`` or ``"normalized:<rule>"``.
+
+    .. versionadded:: 0.1
+    """
+
+    name: str
+    args: Mapping[str, str]
+    p: float
+    evidence: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class _Draft:
+    name: str
+    args: dict[str, str]
+    evidence: dict[str, str]
+    p0: float
+    cell: tuple[str, ...]
+
+
+def _kind(kind: str) -> str:
+    return "call" if kind.startswith("call:") else kind
+
+
+def _bin(p: float) -> str:
+    return str(max(-12, math.floor(math.log2(max(p, 1e-9)))))
+
+
+class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
+    """
+    Forecast the backend calls of a turn: names, complete arguments, probabilities.
+
+    It learns from session logs whose turns carry ``tool_calls``
+    (``[{"name", "args", "read_only"}]``). Counts come from every training session;
+    which source to trust for each argument and how likely a forecast call is come
+    from sessions the counts did not see (``folds``-fold cross-fitting in :meth:`fit`;
+    in :meth:`partial_fit` each new session is judged before it is counted).
+
+    Args:
+        folds: Cross-fitting folds of :meth:`fit` (``0`` or ``1``: no held-out judging,
+            probabilities are the uncalibrated products).
+        alpha: Smoothing of P(name | context) towards the coarser context.
+        max_names: Candidate names considered per turn.
+        min_p: Names less likely than this to be called in a turn are not considered.
+        max_turns: Latest turns whose texts are searched for normalized values.
+        prior_weight: Pseudo-counts of the priors behind each source's precision and of
+            the uncalibrated probability behind each calibration cell.
+        anchor: The day "today" means, ISO ``YYYY-MM-DD``; None learns it from the
+            training calls whose dates the request says as today or tomorrow.
+
+    Attributes:
+        counts_: The :class:`~graph._calls_counts.CallCounts`.
+        sources_: ``{(name, arg): {source: [available, given, right]}}`` on held-out turns.
+        calib_: ``{cell: [guesses, hits, sum of uncalibrated p]}`` on held-out turns.
+        n_sessions_: Sessions learned from.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        *,
+        folds: int = 2,
+        alpha: float = 1.0,
+        max_names: int = 6,
+        min_p: float = 0.01,
+        max_turns: int = 20,
+        prior_weight: float = 4.0,
+        anchor: str | None = None,
+    ) -> None:
+        self.folds = folds
+        self.alpha = alpha
+        self.max_names = max_names
+        self.min_p = min_p
+        self.max_turns = max_turns
+        self.prior_weight = prior_weight
+        self.anchor = anchor
+
+    # -- fitting --------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        if not isinstance(self.folds, int) or self.folds < 0:
+            raise ValueError(f"folds must be an int >= 0, got {self.folds!r}")
+        if self.alpha <= 0:
+            raise ValueError(f"alpha must be > 0, got {self.alpha!r}")
+        if self.max_names < 1 or self.max_turns < 1:
+            raise ValueError("max_names and max_turns must be >= 1")
+        if self.prior_weight <= 0:
+            raise ValueError(f"prior_weight must be > 0, got {self.prior_weight!r}")
+        if self.anchor is not None:
+            dt.date.fromisoformat(self.anchor)
+        self.counts_ = CallCounts()
+        self.sources_: dict[Key, dict[str, list[float]]] = {}
+        self.calib_: dict[tuple[str, ...], list[float]] = {}
+        self.n_sessions_ = 0
+
+    def fit(self, sessions: Iterable[Any], y: object = None) -> CallForecaster:
+        """
+        Forget everything, then learn from ``sessions``.
+
+        Args:
+            sessions: Session mappings ``{"turns": [...]}`` (or sequences of turns);
+                turns that are not mappings and malformed calls are skipped.
+            y: Ignored.
+
+        Returns:
+            ``self``.
+        """
+        self._reset()
+        sessions = list(sessions)
+        folds = self.folds if len(sessions) >= 2 * self.folds else 0
+        for fold in range(folds if folds >= 2 else 0):
+            counts = CallCounts()
+            for i, session in enumerate(sessions):
+                if i % folds != fold:
+                    counts.add(session)
+            for session in sessions[fold::folds]:
+                self._judge(session, counts)
+        for session in sessions:
+            self.counts_.add(session)
+        self.n_sessions_ = len(sessions)
+        return self
+
+    def partial_fit(self, sessions: Iterable[Any], y: object = None) -> CallForecaster:
+        """
+        Add sessions: each is first judged by what was learned so far, then counted.
+
+        Args:
+            sessions: As for :meth:`fit`.
+            y: Ignored.
+
+        Returns:
+            ``self``.
+        """
+        if not hasattr(self, "counts_"):
+            self._reset()
+        for session in sessions:
+            if self.counts_.n_sessions:
+                self._judge(session, self.counts_)
+            self.counts_.add(session)
+            self.n_sessions_ += 1
+        return self
+
+    def _judge(self, session: Any, counts: CallCounts) -> None:
+        """
+        Forecast every turn of a held-out session with ``counts`` (after the previous
+        reply, and once the request arrived), and count what was right.
+        """
+        view = SessionView(counts, self.max_turns)
+        anchor = self._anchor(counts)
+        for turn in turns_of(session):
+            truth = {(n, frozenset(a.items())) for n, a, _ in calls_of(turn)}
+            for request in (None, turn):
+                drafts, cands = self._drafts(view, request, counts, anchor)
+                for draft in drafts:
+                    cell = self.calib_.setdefault(draft.cell, [0.0, 0.0, 0.0])
+                    cell[0] += 1.0
+                    cell[1] += float((draft.name, frozenset(draft.args.items())) in truth)
+                    cell[2] += draft.p0
+            self._judge_sources(turn, cands, view, counts, anchor)
+            view.add_turn(turn)
+
+    def _judge_sources(
+        self,
+        turn: Mapping[str, Any],
+        cands: dict[str, dict[str, list[_Cand]]],
+        view: SessionView,
+        counts: CallCounts,
+        anchor: dt.date | None,
+    ) -> None:
+        done: set[str] = set()
+        for name, args, _ in calls_of(turn):
+            if name in done:
+                continue
+            done.add(name)
+            per_arg = cands.get(name)
+            if per_arg is None:
+                per_arg = self._candidates(name, view, _scan_of(view, turn), counts, anchor)
+            for arg, options in per_arg.items():
+                stats = self.sources_.setdefault((name, arg), {})
+                for kind, value, _ in options:
+                    entry = stats.setdefault(kind, [0.0, 0.0, 0.0])
+                    entry[0] += 1.0
+                    if arg in args:
+                        entry[1] += 1.0
+                        entry[2] += float(args[arg] == value)
+
+    # -- forecasting ----------------------------------------------------------------
+
+    def predict(
+        self,
+        history: Sequence[Mapping[str, Any]],
+        request: Mapping[str, Any] | None = None,
+        *,
+        k: int = 3,
+        read_only: bool = True,
+    ) -> list[CallGuess]:
+        """
+        Forecast the calls of a turn.
+
+        Args:
+            history: The session's completed turns (``text``, ``state``, ``system``,
+                ``tool_calls``; any may be missing). Items that are not mappings are
+                skipped; texts of the latest ``max_turns`` turns are read, each cut to
+                its last 2,000 characters.
+            request: The current turn's mapping once its text arrived (``text``, maybe
+                ``state``), or None to forecast the next turn's calls from the history.
+            k: At most this many guesses.
+            read_only: Only names that were read-only in most of their training calls.
+
+        Returns:
+            Up to ``k`` guesses, most probable first.
+
+        Raises:
+            TypeError: If ``history`` is not a sequence or ``request`` not a mapping.
+        """
+        check_is_fitted(self, "counts_")
+        if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+            raise TypeError(f"history must be a sequence of turn mappings, got {history!r:.80}")
+        if request is not None and not isinstance(request, Mapping):
+            raise TypeError(f"request must be a turn mapping or None, got {request!r:.80}")
+        counts = self.counts_
+        view = SessionView(counts, self.max_turns)
+        for turn in history[-4 * self.max_turns :] if len(history) > 400 else history:
+            if isinstance(turn, Mapping):
+                view.add_turn(turn)
+        drafts, _ = self._drafts(view, request, counts, self._anchor(counts))
+        out: list[CallGuess] = []
+        for draft in drafts:
+            entry = counts.names.get(draft.name)
+            if read_only and (entry is None or entry[1] * 2 <= entry[0]):
+                continue
+            out.append(
+                CallGuess(
+                    name=draft.name,
+                    args=draft.args,
+                    p=self._calibrated(draft),
+                    evidence=draft.evidence,
+                )
+            )
+        out.sort(key=lambda g: -g.p)
+        return out[: max(k, 0)]
+
+    def _anchor(self, counts: CallCounts) -> dt.date | None:
+        return dt.date.fromisoformat(self.anchor) if self.anchor else counts.anchor()
+
+    def _calibrated(self, draft: _Draft) -> float:
+        m = self.prior_weight
+        coarse = self.calib_.get(draft.cell[:2])
+        p = draft.p0
+        if coarse is not None:
+            p = (coarse[1] + m * p) / (coarse[0] + m)
+        cell = self.calib_.get(draft.cell)
+        if cell is not None:
+            p = (cell[1] + m * p) / (cell[0] + m)
+        return min(max(p, 0.0), 1.0)
+
+    def _name_probs(
+        self, view: SessionView, request: Mapping[str, Any] | None, counts: CallCounts
+    ) -> list[tuple[str, float]]:
+        """
+        Return the likeliest names of the turn's calls and P(name called | context),
+        smoothed from the request's state to the previous turn's state and calls, to
+        the previous state, to every turn; names below ``min_p`` are left out.
+        """
+        state = request.get("state") if request is not None else None
+        if not isinstance(state, str):
+            state = None
+        ctxs: list[tuple[str, ...]] = [
+            ("*",),
+            ("p", view.prev_state),
+            ("p", view.prev_state, *view.prev_calls),
+        ]
+        if state is not None:
+            ctxs.append(("s", state))
+        memo = counts.memo
+        memo_key = (self.alpha, self.min_p, self.max_names, state, *ctxs[2])
+        hit = memo.get(memo_key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        probs: dict[str, float] = {}
+        for ctx in ctxs:
+            entry = counts.contexts.get(ctx)
+            if entry is None:
+                continue
+            n, named = entry
+            for name in named:
+                probs.setdefault(name, 0.0)
+            for name, below in probs.items():
+                probs[name] = (named.get(name, 0.0) + self.alpha * below) / (n + self.alpha)
+        ranked = sorted(
+            ((name, p) for name, p in probs.items() if p >= self.min_p),
+            key=lambda it: (-it[1], it[0]),
+        )[: self.max_names]
+        if len(memo) < 100_000:
+            memo[memo_key] = ranked
+        return ranked
+
+    def _drafts(
+        self,
+        view: SessionView,
+        request: Mapping[str, Any] | None,
+        counts: CallCounts,
+        anchor: dt.date | None,
+    ) -> tuple[list[_Draft], dict[str, dict[str, list[_Cand]]]]:
+        scan = _scan_of(view, request) if request is not None else None
+        moment = "r" if request is not None else "a"
+        drafts: list[_Draft] = []
+        all_cands: dict[str, dict[str, list[_Cand]]] = {}
+        for name, q in self._name_probs(view, request, counts):
+            cands = self._candidates(name, view, scan, counts, anchor)
+            all_cands[name] = cands
+            drafts.append(self._assemble(name, q, cands, view, counts, moment))
+        return drafts, all_cands
+
+    def _candidates(
+        self,
+        name: str,
+        view: SessionView,
+        scan: TextScan | None,
+        counts: CallCounts,
+        anchor: dt.date | None,
+    ) -> dict[str, list[_Cand]]:
+        """
+        Return each argument's candidate values: said in the request (when ``scan`` is
+        given), then what the history offers (worked out once per turn of the view).
+        """
+        past = view.memo.get(name)
+        if past is None:
+            past = view.memo[name] = self._past_candidates(name, view, counts, anchor)
+        if scan is None:
+            return past
+        out: dict[str, list[_Cand]] = {}
+        for arg, options in past.items():
+            _, _, fmt, kid = counts.key_info((name, arg))
+            got = mention(scan, kid, fmt, counts, anchor)
+            if got is None:
+                out[arg] = options
+            else:
+                out[arg] = [("user:now", got[1], _how(got[2], "user")), *options]
+        return out
+
+    def _past_candidates(
+        self, name: str, view: SessionView, counts: CallCounts, anchor: dt.date | None
+    ) -> dict[str, list[_Cand]]:
+        out: dict[str, list[_Cand]] = {}
+        last_agent = view.agent[-1] if view.agent else None
+        for arg in counts.arg_names(name):
+            key = (name, arg)
+            _, top, fmt, kid = counts.key_info(key)
+            options: list[_Cand] = []
+            if last_agent is not None:
+                got = mention(last_agent, kid, fmt, counts, anchor)
+                if got is not None:
+                    options.append(("agent:last", got[1], _how(got[2], "agent")))
+            for kind, agent in (("user:past", False), ("agent:past", True)):
+                said = view.said_before(kid, fmt, anchor, agent=agent)
+                if said is not None:
+                    options.append((kind, said[0], _how(said[1], kind[:-5])))
+            for src in counts.flows(key):
+                value = view.flow_values.get(src)
+                if value is not None:
+                    label = f"call:{src[0]}.{src[1]}"
+                    options.append((label, value, label))
+            if top:
+                options.append(("default", top, "default"))
+            out[arg] = options
+        return out
+
+    def _source(self, key: Key, kind: str) -> tuple[float, float]:
+        """
+        Return a source's precision for an argument and how often the argument is given
+        when the source has a value, smoothed towards the priors.
+        """
+        m = self.prior_weight
+        prior_right, prior_given = _PRIOR[_kind(kind)]
+        entry = self.sources_.get(key, {}).get(kind)
+        if entry is None:
+            return prior_right, prior_given
+        avail, given, right = entry
+        return (right + m * prior_right) / (given + m), (given + m * prior_given) / (avail + m)
+
+    def _assemble(
+        self,
+        name: str,
+        q: float,
+        cands: dict[str, list[_Cand]],
+        view: SessionView,
+        counts: CallCounts,
+        moment: str,
+    ) -> _Draft:
+        args: dict[str, str] = {}
+        evidence: dict[str, str] = {}
+        p0 = q
+        complete = fresh = True
+        fresh = False
+        for arg, options in cands.items():
+            key = (name, arg)
+            presence = counts.key_info(key)[0]
+            best: tuple[float, float, _Cand] | None = None
+            for option in options:
+                right, given = self._source(key, option[0])
+                if best is None or right > best[0]:
+                    best = (right, given, option)
+            if best is None:
+                complete = complete and presence < 0.5
+                continue
+            right, given, (kind, value, how) = best
+            if presence >= 0.5 or (kind != "default" and given >= 0.5):
+                args[arg] = value
+                evidence[arg] = how
+                p0 *= right
+                fresh = fresh or kind == "user:now"
+                if presence >= 0.5 and kind == "default" and right < 0.5:
+                    complete = False
+            elif presence >= 0.5:
+                complete = False
+        last = view.last_args.get(name)
+        status = "new" if last is None else "same" if last == args else "changed"
+        cell = (moment, _bin(p0), status, str(int(complete)), str(int(fresh)))
+        return _Draft(name, args, evidence, p0, cell)
+
+    # -- saving ---------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        Return the fitted model as a JSON-ready dict.
+        """
+        check_is_fitted(self, "counts_")
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "params": self.get_params(),
+            "n_sessions": self.n_sessions_,
+            "counts": self.counts_.to_json(),
+            "sources": [[list(k), v] for k, v in self.sources_.items()],
+            "calib": [[list(c), e] for c, e in self.calib_.items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, source: str | Path = "<json>") -> CallForecaster:
+        """
+        Rebuild a model from :meth:`to_json` output.
+
+        Args:
+            data: The decoded JSON.
+            source: Names the origin in error messages.
+
+        Returns:
+            The fitted model.
+
+        Raises:
+            ModelFileError: If the data is corrupt or of an unknown version.
+        """
+        check_document(data, _FORMAT, _VERSION, source)
+        with map_corrupt_data(source, "call forecaster data"):
+            model = cls(**data["params"])
+            model._reset()
+            model.n_sessions_ = int(data["n_sessions"])
+            model.counts_ = CallCounts.from_json(data["counts"])
+            model.sources_ = {
+                (str(k[0]), str(k[1])): {str(s): [float(x) for x in e] for s, e in v.items()}
+                for k, v in data["sources"]
+            }
+            model.calib_ = {tuple(map(str, c)): [float(x) for x in e] for c, e in data["calib"]}
+        return model
+
+    def save(self, path: str | Path) -> None:
+        """
+        Write the fitted model as versioned JSON, atomically.
+
+        Args:
+            path: Where to write.
+        """
+        atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> CallForecaster:
+        """
+        Read a model written by :meth:`save`.
+
+        Args:
+            path: The file.
+
+        Returns:
+            The fitted model.
+
+        Raises:
+            ModelFileError: If the file is corrupt or of an unknown version.
+        """
+        return cls.from_json(read_json(path), source=path)
+
+
+def _how(rule: str, side: str) -> str:
+    return f"normalized:{rule}" if rule else side
+
+
+def _scan_of(view: SessionView, turn: Mapping[str, Any]) -> TextScan:
+    text = turn.get("text")
+    return view.scan(text if isinstance(text, str) else "")

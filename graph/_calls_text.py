@@ -1,0 +1,325 @@
+"""
+What the call forecast reads in a text: its tokens, the known argument values it
+mentions (a token trie of phrases), and the values that need normalizing (numbers in
+words, times of day, dates relative to an anchor day).
+
+Everything here is linear in the text's length: a text is cut to :data:`MAX_TEXT`
+characters and a phrase is at most :data:`MAX_PHRASE` tokens long.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from typing import Any, Final
+
+__all__ = [
+    "MAX_PHRASE",
+    "MAX_TEXT",
+    "PhraseIndex",
+    "normalized_mentions",
+    "token_ends",
+    "tokenize",
+    "value_format",
+]
+
+#: Characters of one text that are scanned (a longer text is cut to its last ones: the
+#: end of a request is where its latest values are).
+MAX_TEXT: Final = 2000
+#: Tokens of the longest argument value looked for in a text.
+MAX_PHRASE: Final = 8
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:[:'][a-z0-9]+)*")
+_END = ""  # the trie's key of a node's phrase id: no token is empty
+
+_NUMBERS: Final = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "single": 1,
+    "couple": 2,
+}
+_ORDINALS: Final = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+    "eleventh": 11,
+    "twelfth": 12,
+    "thirteenth": 13,
+    "fourteenth": 14,
+    "fifteenth": 15,
+    "sixteenth": 16,
+    "seventeenth": 17,
+    "eighteenth": 18,
+    "nineteenth": 19,
+    "twentieth": 20,
+    "thirtieth": 30,
+}
+_MONTHS: Final = {
+    name: i + 1
+    for i, names in enumerate(
+        (
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        )
+    )
+    for name in names
+}
+_WEEKDAYS: Final = {
+    name: i
+    for i, name in enumerate(
+        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    )
+}
+_HOUR_WORDS: Final = {w: n for w, n in _NUMBERS.items() if 1 <= n <= 12 and w not in ("single",)}
+
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_MONTH = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DATE_RULES: Final = (
+    ("month_day", re.compile(rf"\b{_MONTH}\s+(?:the\s+)?{_DAY}\b")),
+    ("day_month", re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH}")),
+    ("day_of_month", re.compile(rf"\b{_DAY}\s+(?:of\s+)?(?:this|the)\s+month\b")),
+    ("next_month_day", re.compile(rf"\b{_DAY}\s+(?:of\s+)?next\s+month\b")),
+    ("the_day", re.compile(r"\bthe\s+(\d{1,2})(?:st|nd|rd|th)\b")),
+    ("relative", re.compile(r"\b(day\s+after\s+tomorrow|today|tonight|tomorrow)\b")),
+    ("weekday", re.compile(r"\b(?:(next|this|on)\s+)?(" + "|".join(_WEEKDAYS) + r")\b")),
+)
+_ORDINAL_WORDS = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\b")
+_TIME_RULES: Final = (
+    re.compile(r"\b(\d{1,2})(?::(\d\d))?\s*(a\.?m\.?|p\.?m\.?)"),
+    re.compile(r"\b(\d{1,2}):(\d\d)\b()"),
+    re.compile(r"\b(\d{1,2}|" + "|".join(_HOUR_WORDS) + r")\s+o'?\s?clock\b()()"),
+    re.compile(r"\b(half|quarter)\s+(past|to)\s+(\d{1,2}|" + "|".join(_HOUR_WORDS) + r")\b"),
+)
+_PM_AFTER = re.compile(r"^\W*(?:in\s+the\s+)?(evening|night|afternoon|tonight|pm|p\.m)")
+_AM_AFTER = re.compile(r"^\W*(?:in\s+the\s+)?(morning|am|a\.m)")
+
+
+def tokenize(text: str) -> list[str]:
+    """
+    Return the lower-cased word tokens of ``text`` (its last :data:`MAX_TEXT` characters).
+    """
+    return _TOKEN.findall(text[-MAX_TEXT:].lower())
+
+
+def token_ends(low: str) -> tuple[list[str], list[int]]:
+    """
+    Return the tokens of an already cut and lower-cased text, and where each ends.
+    """
+    toks: list[str] = []
+    ends: list[int] = []
+    for m in _TOKEN.finditer(low):
+        toks.append(m.group())
+        ends.append(m.end())
+    return toks, ends
+
+
+class PhraseIndex:
+    """
+    A trie of token phrases: each known argument value (tokenized) gets an id, and
+    :meth:`scan` finds every phrase a token list contains in one pass.
+    """
+
+    __slots__ = ("_root", "phrases")
+
+    def __init__(self) -> None:
+        self._root: dict[str, Any] = {}
+        self.phrases: list[str] = []
+
+    def add(self, toks: list[str]) -> int:
+        """
+        Return the id of a phrase, adding it if new; -1 if it is empty or too long.
+        """
+        if not toks or len(toks) > MAX_PHRASE:
+            return -1
+        node = self._root
+        for tok in toks:
+            node = node.setdefault(tok, {})
+        pid = node.get(_END)
+        if pid is None:
+            pid = len(self.phrases)
+            node[_END] = pid
+            self.phrases.append(" ".join(toks))
+        return int(pid)
+
+    def scan(self, toks: list[str]) -> list[tuple[int, int]]:
+        """
+        Return ``(phrase id, index of the token after it)`` for every phrase in ``toks``.
+        """
+        root = self._root
+        out: list[tuple[int, int]] = []
+        n = len(toks)
+        for i in range(n):
+            node = root.get(toks[i])
+            j = i + 1
+            while node is not None:
+                pid = node.get(_END)
+                if pid is not None:
+                    out.append((pid, j))
+                if j >= n or j - i >= MAX_PHRASE:
+                    break
+                node = node.get(toks[j])
+                j += 1
+        return out
+
+
+def value_format(values: Iterable[str]) -> str | None:
+    """
+    Return the format most of ``values`` share: ``"date"`` (``YYYY-MM-DD``), ``"time"``
+    (``HH:MM``), ``"int"``, or None.
+    """
+    counts = {"date": 0, "time": 0, "int": 0}
+    n = 0
+    for value in values:
+        n += 1
+        if re.fullmatch(r"\d{4}-\d\d-\d\d", value):
+            counts["date"] += 1
+        elif re.fullmatch(r"\d\d:\d\d", value):
+            counts["time"] += 1
+        elif value.isdigit():
+            counts["int"] += 1
+    best = max(counts, key=lambda k: counts[k])
+    return best if n and counts[best] >= 0.8 * n else None
+
+
+def normalized_mentions(
+    text: str, fmt: str, anchor: dt.date | None, pm_hours: frozenset[int] = frozenset()
+) -> list[tuple[str, str, int]]:
+    """
+    Return the values of format ``fmt`` that ``text`` states in words or in another
+    format, as ``(value, rule, end offset)``.
+
+    Args:
+        text: A request or reply.
+        fmt: ``"date"``, ``"time"`` or ``"int"`` (see :func:`value_format`).
+        anchor: The day "today" means; relative dates are skipped without one.
+        pm_hours: Hours 1 to 11 that mean the afternoon when said without am or pm.
+
+    Returns:
+        The mentions in the order of the text.
+    """
+    low = text[-MAX_TEXT:].lower()
+    if fmt == "int":
+        return [
+            (str(_NUMBERS[m.group()]), "number", m.end())
+            for m in re.finditer(r"[a-z]+", low)
+            if m.group() in _NUMBERS
+        ]
+    if fmt == "time":
+        return _times(low, pm_hours)
+    if fmt == "date":
+        return _dates(low, anchor)
+    return []
+
+
+def _hour(word: str) -> int:
+    return int(word) if word.isdigit() else _HOUR_WORDS[word]
+
+
+def _times(low: str, pm_hours: frozenset[int]) -> list[tuple[str, str, int]]:
+    out: list[tuple[str, str, int]] = []
+    if "noon" in low or "midday" in low:
+        out.append(("12:00", "time", low.find("noon") + 4))
+    for rule in _TIME_RULES:
+        for m in rule.finditer(low):
+            a, b, c = m.group(1), m.group(2), m.group(3)
+            if a in ("half", "quarter"):
+                h = _hour(c) % 12
+                minutes = 30 if a == "half" else 15
+                if b == "to":
+                    h, minutes = (h - 1) % 12, 60 - minutes
+                meridian = ""
+            else:
+                h, minutes, meridian = _hour(a), int(b or 0), (c or "")
+            if h > 23 or minutes > 59:
+                continue
+            tail = low[m.end() : m.end() + 24]
+            if meridian.startswith("p") or (not meridian and _PM_AFTER.match(tail)):
+                h = h % 12 + 12
+            elif meridian.startswith("a") or _AM_AFTER.match(tail):
+                h = h % 12
+            elif h in pm_hours:
+                h += 12
+            out.append((f"{h:02d}:{minutes:02d}", "time", m.end()))
+    out.sort(key=lambda it: it[2])
+    return out
+
+
+def _day(year: int, month: int, day: int) -> dt.date | None:
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _dates(low: str, anchor: dt.date | None) -> list[tuple[str, str, int]]:
+    if anchor is None:
+        return []
+    low = _ORDINAL_WORDS.sub(lambda m: f"{_ORDINALS[m.group()]}th", low)
+    out: list[tuple[str, str, int]] = []
+    for rule, pattern in _DATE_RULES:
+        for m in pattern.finditer(low):
+            found = _date_of(rule, m.groups(), anchor)
+            if found is not None:
+                out.append((found.isoformat(), "date", m.end()))
+    out.sort(key=lambda it: it[2])
+    return out
+
+
+def _date_of(rule: str, groups: tuple[str | Any, ...], anchor: dt.date) -> dt.date | None:
+    if rule == "month_day":
+        return _day(anchor.year, _MONTHS[groups[0]], int(groups[1]))
+    if rule == "day_month":
+        return _day(anchor.year, _MONTHS[groups[1]], int(groups[0]))
+    if rule in ("day_of_month", "the_day"):
+        return _day(anchor.year, anchor.month, int(groups[0]))
+    if rule == "next_month_day":
+        year, month = (
+            (anchor.year + 1, 1) if anchor.month == 12 else (anchor.year, anchor.month + 1)
+        )
+        return _day(year, month, int(groups[0]))
+    if rule == "relative":
+        word = groups[0]
+        shift = 2 if word.startswith("day") else 1 if word == "tomorrow" else 0
+        return anchor + dt.timedelta(days=shift)
+    # weekday: the first such day after the anchor ("this"/bare may be the anchor itself)
+    ahead = (_WEEKDAYS[groups[1]] - anchor.weekday()) % 7
+    if ahead == 0 and groups[0] == "next":
+        ahead = 7
+    return anchor + dt.timedelta(days=ahead)

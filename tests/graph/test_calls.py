@@ -1,0 +1,312 @@
+"""
+Tests of CallForecaster on small generated sessions: a restaurant search whose city the
+user says, a booking that copies the search's city and the agent's offer, a weather
+lookup on a relative date, and a help desk that never calls anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+
+from graph import CallForecaster, CallGuess, ModelFileError
+
+CITIES = ["San Jose", "Fresno", "Oakland", "Berkeley", "Napa", "Sacramento", "Davis", "Reno"]
+CUISINES = ["Italian", "Thai", "Mexican", "Indian"]
+PLACES = ["Luigi's", "Bangkok Garden", "Casa Azul", "Taj Palace", "Blue Door"]
+WORDS = {2: "two", 3: "three", 4: "four"}
+TODAY = dt.date(2019, 3, 1)
+FIND, BOOK, WEATHER = "Restaurants:Find", "Restaurants:Reserve", "Weather:Get"
+
+
+def _call(name: str, args: dict[str, str], read_only: bool = True) -> dict[str, Any]:
+    return {"name": name, "args": args, "read_only": read_only}
+
+
+def restaurant_session(rng: random.Random, *, city: str | None = None) -> dict[str, Any]:
+    """
+    Search (city said by the user; price range always "dontcare"), a turn without a
+    call, then a booking: the city from the search call, the place from the agent's
+    offer, the party size said in words.
+    """
+    city = city or rng.choice(CITIES)
+    cuisine, place, size = rng.choice(CUISINES), rng.choice(PLACES), rng.choice([2, 3, 4])
+    find = {"city": city, "cuisine": cuisine, "price_range": "dontcare"}
+    book = {"restaurant_name": place, "city": city, "party_size": str(size)}
+    return {
+        "session_id": f"r{rng.random()}",
+        "turns": [
+            {"text": "I am hungry.", "state": "R:Find", "system": "What kind of food?"},
+            {
+                "text": f"{cuisine} food in {city} please.",
+                "state": "R:Find",
+                "system": f"How about {place}?",
+                "tool_calls": [_call(FIND, find)],
+            },
+            {
+                "text": f"Book it for {WORDS[size]} people.",
+                "state": "R:Book",
+                "system": f"A table at {place}, right?",
+            },
+            {
+                "text": "Yes.",
+                "state": "R:Book",
+                "system": "Booked.",
+                "tool_calls": [_call(BOOK, book, read_only=False)],
+            },
+            {"text": "Thanks, bye.", "state": "R:Bye", "system": "Goodbye."},
+        ],
+    }
+
+
+def weather_session(rng: random.Random) -> dict[str, Any]:
+    """
+    A weather lookup for tomorrow or the day after, said in words.
+    """
+    city = rng.choice(CITIES)
+    shift, words = rng.choice([(1, "tomorrow"), (2, "the day after tomorrow")])
+    date = (TODAY + dt.timedelta(days=shift)).isoformat()
+    return {
+        "turns": [
+            {
+                "text": f"What is the weather in {city} {words}?",
+                "state": "W:Get",
+                "system": "Sunny.",
+                "tool_calls": [_call(WEATHER, {"city": city, "date": date})],
+            },
+            {"text": "Great, thanks.", "state": "W:Bye", "system": "Bye."},
+        ]
+    }
+
+
+def sessions(n: int = 60, seed: int = 0) -> list[dict[str, Any]]:
+    """
+    ``n`` sessions, two restaurant sessions for every weather session.
+    """
+    rng = random.Random(seed)
+    return [weather_session(rng) if i % 3 == 2 else restaurant_session(rng) for i in range(n)]
+
+
+@pytest.fixture(name="model", scope="module")
+def _model() -> CallForecaster:
+    """
+    A forecaster fit on 60 generated sessions.
+    """
+    return CallForecaster().fit(sessions())
+
+
+def _turns(session: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(session["turns"])
+
+
+def _request(turn: dict[str, Any]) -> dict[str, Any]:
+    return {"text": turn["text"], "state": turn["state"]}
+
+
+def test_user_said_values_fill_the_search(model: CallForecaster) -> None:
+    """
+    The city and cuisine come from the request, the price range from its default.
+    """
+    turns = _turns(restaurant_session(random.Random(7), city="Napa"))
+    guesses = model.predict(turns[:1], _request(turns[1]))
+    assert FIND == guesses[0].name
+    assert {"city": "Napa", "price_range": "dontcare"}.items() <= guesses[0].args.items()
+    assert turns[1]["tool_calls"][0]["args"] == dict(guesses[0].args)
+    assert "user" == guesses[0].evidence["city"]
+    assert "default" == guesses[0].evidence["price_range"]
+
+
+def test_parameter_flow_carries_an_unseen_value(model: CallForecaster) -> None:
+    """
+    A city never seen in training reaches the booking through the search call's
+    arguments; the place comes from the agent's offer, the party size from words.
+    """
+    turns = _turns(restaurant_session(random.Random(3), city="Timbuktu"))
+    guesses = model.predict(turns[:3], _request(turns[3]), read_only=False)
+    book = next(g for g in guesses if g.name == BOOK)
+    assert turns[3]["tool_calls"][0]["args"] == dict(book.args)
+    assert "Timbuktu" == book.args["city"]
+    assert book.evidence["city"] in {"call:Restaurants:Find.city", "user"}
+    assert "agent" == book.evidence["restaurant_name"]
+    assert "normalized:number" == book.evidence["party_size"]
+
+
+def test_relative_dates_are_normalized_from_a_learned_anchor(model: CallForecaster) -> None:
+    """
+    "tomorrow" and "the day after tomorrow" become dates counted from the day the
+    training calls meant by today.
+    """
+    for words, date in (("tomorrow", "2019-03-02"), ("the day after tomorrow", "2019-03-03")):
+        request = {"text": f"Weather in Reno {words}?", "state": "W:Get"}
+        guess = model.predict([], request)[0]
+        assert (WEATHER, {"city": "Reno", "date": date}) == (guess.name, dict(guess.args))
+        assert "normalized:date" == guess.evidence["date"]
+
+
+def test_read_only_filters_transactional_calls(model: CallForecaster) -> None:
+    """
+    The booking is never guessed with ``read_only=True``; with False it is.
+    """
+    turns = _turns(restaurant_session(random.Random(5)))
+    history, request = turns[:3], _request(turns[3])
+    assert BOOK not in {g.name for g in model.predict(history, request)}
+    assert BOOK in {g.name for g in model.predict(history, request, read_only=False)}
+
+
+def test_p_is_lower_on_turns_without_calls(model: CallForecaster) -> None:
+    """
+    On held-out sessions, the best guess is less likely on turns that made no call.
+    """
+    with_call: list[float] = []
+    without: list[float] = []
+    for session in sessions(30, seed=11):
+        turns = _turns(session)
+        for i, turn in enumerate(turns):
+            guesses = model.predict(turns[:i], _request(turn), read_only=False)
+            best = guesses[0].p if guesses else 0.0
+            (with_call if turn.get("tool_calls") else without).append(best)
+    assert sum(with_call) / len(with_call) > 2 * sum(without) / len(without)
+    assert all(0.0 <= p <= 1.0 for p in with_call + without)
+
+
+def test_guesses_are_sorted_and_capped(model: CallForecaster) -> None:
+    """
+    At most k guesses, most probable first, each a CallGuess with evidence per arg.
+    """
+    turns = _turns(restaurant_session(random.Random(1)))
+    guesses = model.predict(turns[:1], _request(turns[1]), k=2, read_only=False)
+    assert len(guesses) <= 2
+    assert [g.p for g in guesses] == sorted((g.p for g in guesses), reverse=True)
+    for guess in guesses:
+        assert isinstance(guess, CallGuess)
+        assert set(guess.args) == set(guess.evidence)
+    assert [] == model.predict(turns[:1], _request(turns[1]), k=0)
+
+
+def test_after_the_reply_forecasts_from_history(model: CallForecaster) -> None:
+    """
+    With no request, the next turn is forecast from the history alone.
+    """
+    turns = _turns(restaurant_session(random.Random(2)))
+    guesses = model.predict(turns[:3], None, read_only=False)
+    assert BOOK in {g.name for g in guesses}
+
+
+def test_save_load_round_trip(model: CallForecaster, tmp_path: Path) -> None:
+    """
+    A loaded model forecasts exactly like the saved one.
+    """
+    path = tmp_path / "calls.json"
+    model.save(path)
+    loaded = CallForecaster.load(path)
+    assert model.get_params() == loaded.get_params()
+    for session in sessions(6, seed=5):
+        turns = _turns(session)
+        for i, turn in enumerate(turns):
+            got = loaded.predict(turns[:i], _request(turn), read_only=False)
+            assert model.predict(turns[:i], _request(turn), read_only=False) == got
+
+
+def test_load_refuses_a_corrupt_file(tmp_path: Path) -> None:
+    """
+    Wrong format, wrong version and malformed data name the file.
+    """
+    path = tmp_path / "bad.json"
+    path.write_text('{"format": "graph.CallForecaster", "version": 1, "params": {}}')
+    with pytest.raises(ModelFileError, match="bad.json"):
+        CallForecaster.load(path)
+    path.write_text('{"format": "graph.CallForecaster", "version": 99}')
+    with pytest.raises(ModelFileError, match="unknown version"):
+        CallForecaster.load(path)
+
+
+def test_bad_shapes_are_skipped_in_fit_and_refused_in_predict() -> None:
+    """
+    Junk turns and malformed calls are skipped; predict names a wrong argument.
+    """
+    junk: list[Any] = [
+        {"turns": ["not a turn", None, {"tool_calls": "nope"}, {"tool_calls": [{"args": {}}]}]},
+        {"turns": [{"text": 3, "tool_calls": [{"name": FIND, "args": {"city": 5}}]}]},
+        {"no turns": True},
+        *sessions(6),
+    ]
+    model = CallForecaster().fit(junk)
+    assert model.predict([None, {"text": 7}], {"text": None}) is not None  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="history"):
+        model.predict("a text", None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="request"):
+        model.predict([], "a text")  # type: ignore[arg-type]
+
+
+def test_sessions_without_calls_predict_nothing() -> None:
+    """
+    A help desk that never calls fits, and forecasts no call.
+    """
+    desk = [{"turns": [{"text": "My printer is broken.", "system": "Turn it off and on."}]}]
+    model = CallForecaster().fit(desk * 3)
+    assert [] == model.predict(desk[0]["turns"], {"text": "It works now."})
+
+
+def test_a_single_session_is_enough() -> None:
+    """
+    Fewer sessions than folds: no held-out judging, still a forecast.
+    """
+    model = CallForecaster().fit(sessions(1))
+    turns = _turns(sessions(1)[0])
+    guesses = model.predict(turns[:1], _request(turns[1]))
+    assert FIND == guesses[0].name
+
+
+def test_partial_fit_adds_sessions_and_clone_keeps_params() -> None:
+    """
+    partial_fit learns a city it had not seen; clone and set_params keep the settings.
+    """
+    model = CallForecaster(max_names=4).fit(sessions(30))
+    fresh = restaurant_session(random.Random(9), city="Eureka")
+    request = {"text": "Thai food in Eureka please.", "state": "R:Find"}
+    before = model.predict([], request)
+    model.partial_fit([fresh])
+    after = model.predict([], request)
+    assert "Eureka" not in [g.args.get("city") for g in before]
+    assert "Eureka" == after[0].args["city"]
+    twin = clone(model).set_params(min_p=0.2)
+    assert {**model.get_params(), "min_p": 0.2} == twin.get_params()
+    assert not hasattr(twin, "counts_")
+
+
+def test_bad_parameters_are_refused_in_fit() -> None:
+    """
+    The constructor stores; fit checks.
+    """
+    with pytest.raises(ValueError, match="folds"):
+        CallForecaster(folds=-1).fit([])
+    with pytest.raises(ValueError, match="alpha"):
+        CallForecaster(alpha=0).fit([])
+
+
+_TEXT = st.text(max_size=40)
+_VALUE = st.one_of(st.none(), st.integers(), _TEXT, st.lists(_TEXT, max_size=2))
+_TURN = st.dictionaries(
+    st.sampled_from(["text", "state", "system", "tool_calls", "other"]), _VALUE, max_size=5
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(history=st.lists(st.one_of(_TURN, _VALUE), max_size=6), request=st.one_of(st.none(), _TURN))
+def test_any_turn_shape_gives_valid_guesses(history: list[Any], request: Any) -> None:
+    """
+    Whatever the turns hold, predict returns at most k guesses with p in [0, 1].
+    """
+    guesses = _FITTED.predict(history, request, k=3, read_only=False)
+    assert len(guesses) <= 3
+    assert all(0.0 <= g.p <= 1.0 for g in guesses)
+
+
+_FITTED = CallForecaster().fit(sessions(30))
