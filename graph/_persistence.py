@@ -15,7 +15,7 @@ import base64
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -79,22 +79,26 @@ def read_json(path: str | Path) -> Any:
         raise ModelFileError(path, f"not valid JSON ({exc})") from exc
 
 
-def check_document(data: Any, fmt: str, version: int, source: str | Path) -> None:
+def check_document(
+    data: Any, fmt: str, version: int, source: str | Path, *, older: Collection[int] = ()
+) -> None:
     """
-    Check that decoded JSON is a ``fmt`` document of this ``version``.
+    Check that decoded JSON is a ``fmt`` document of this ``version`` (or of one of the
+    ``older`` versions the caller still reads).
 
     Args:
         data: The decoded JSON.
         fmt: The expected ``"format"``.
-        version: The expected ``"version"``.
+        version: The version written now.
         source: Names the origin in error messages.
+        older: Earlier versions that are read too.
 
     Raises:
         ModelFileError: It is not, naming ``source`` and what is wrong.
     """
     if not isinstance(data, Mapping) or data.get("format") != fmt:
         raise ModelFileError(source, f"not a {fmt} document")
-    if data.get("version") != version:
+    if data.get("version") != version and data.get("version") not in older:
         raise ModelFileError(
             source, f"unknown version {data.get('version')!r} (this code reads version {version})"
         )

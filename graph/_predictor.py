@@ -6,6 +6,7 @@ when the turns carry words.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,9 +14,22 @@ from typing import TYPE_CHECKING, Any
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ._keys import BOS
+from ._keys import BOS, check_name
 from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
 from ._seq_counts import SeqCounts
+from ._seq_mixture import N_BUCKETS_PER_LEVEL
+from ._seq_tuning import (
+    DEFAULT_DISCOUNT,
+    DEFAULT_METHOD,
+    DEFAULT_ORDER,
+    DISCOUNTS,
+    MAX_ORDER,
+    METHODS,
+    MIN_SESSIONS,
+    Choice,
+    search,
+)
+from ._seq_windows import Windows
 from ._sessions import Item, has_text, session_parts, state_of, states_of, validate_states
 from ._text_blend import N_RERANK, WIDEN, combine, learn_combination
 from ._text_states import TextForecaster
@@ -26,8 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["FollowUpPredictor"]
 
 _FORMAT = "graph.FollowUpPredictor"
-_VERSION = 1
-_METHODS = ("kn", "ad", "ppm")
+_VERSION = 2  # 2: the learned order_, method_, discount_, mixture_ and the search's summary
+_AUTO = "auto"
 
 
 class FollowUpPredictor(BaseEstimator):
@@ -36,16 +50,35 @@ class FollowUpPredictor(BaseEstimator):
 
     A variable-order Markov model over a :class:`PatternGraph`: contexts of the last
     1..``order`` states (and the session-start context) blend down to the unigram with
-    interpolated Kneser-Ney (``method="kn"``), absolute discounting (``"ad"``) or PPM-C
-    escapes (``"ppm"``). When a session names its ``user``, the user's own transitions
-    are blended with the global ones.
+    interpolated Kneser-Ney (``method="kn"``), absolute discounting (``"ad"``), PPM-C
+    escapes (``"ppm"``) or a mixture whose weights depend on each context's evidence
+    (``"mix"``: its length, total count and count per distinct follower; see
+    :mod:`graph._seq_mixture`). When a session names its ``user``, the user's own
+    transitions are blended with the global ones.
+
+    With ``order``, ``method`` or ``discount`` left at ``"auto"`` (the default),
+    :meth:`fit` chooses them: it counts the transitions once, up to order
+    :data:`~graph._seq_tuning.MAX_ORDER`, on all but a held-out part of the sessions
+    (the last ones and every 13th earlier one, or 5 folds when those hold fewer than
+    3,000 turns), scores every candidate order, blending and discount on the held-out
+    turns from those counts (top-3 hits first, then log-loss; the simplest candidate
+    within one standard error of the best wins), then counts all the sessions. An
+    explicit value is kept and only the others are searched. With fewer than 20
+    sessions there is nothing to validate on: the defaults ``order=2``, ``"kn"``,
+    ``discount=0.75`` are used, with a warning when the order was to be chosen
+    (silently when only the smoothing was, and for ``fit([])``, which starts an empty
+    model). :meth:`explain` says what was chosen and why.
 
     Args:
-        order: The longest context, in states (1..5 is sensible).
-        method: ``"kn"``, ``"ad"`` or ``"ppm"``.
-        discount: The absolute discount of ``"kn"`` and ``"ad"`` (0 < discount < 1).
+        order: The longest context, in states, or ``"auto"``.
+        method: ``"kn"``, ``"ad"``, ``"ppm"``, ``"mix"`` or ``"auto"``. ``"mix"`` learns
+            its weights on held-out turns (and falls back to PPM-C's escapes without
+            them).
+        discount: The absolute discount of ``"kn"`` and ``"ad"`` (0 < discount < 1),
+            or ``"auto"``.
         half_life: Time decay: counts halve every ``half_life`` observed turns.
-            None (the default) keeps every count forever.
+            None (the default) keeps every count forever. The search scores undecayed
+            counts.
         max_edges: Cap on stored transitions; the rarest long-context ones are pruned
             beyond it. None (the default) for no cap.
         user_weight: Pseudo-count of the global model against a user's own: a user with
@@ -60,6 +93,12 @@ class FollowUpPredictor(BaseEstimator):
             of the text forecast (the held-out sessions are learned afterwards).
 
     Attributes:
+        order_: The longest context used (chosen, given or the default).
+        method_: The blending used.
+        discount_: The discount used (by ``"kn"`` and ``"ad"``).
+        mixture_: The learned weights of ``"mix"``, else None.
+        tuning_: What the search chose and on what evidence (a
+            :class:`~graph._seq_tuning.Choice`), or None when nothing was searched.
         counts_: The global count store (its ``graph`` is the :class:`PatternGraph`).
         user_counts_: Per-user count stores.
         n_sessions_: Sessions learned from.
@@ -70,14 +109,16 @@ class FollowUpPredictor(BaseEstimator):
             probabilities, ``"loglinear"`` their logarithms; learned on held-out turns.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``order``, ``method`` and ``discount`` default to ``"auto"``; ``"mix"``.
     """
 
     def __init__(
         self,
         *,
-        order: int = 2,
-        method: str = "kn",
-        discount: float = 0.75,
+        order: int | str = _AUTO,
+        method: str = _AUTO,
+        discount: float | str = _AUTO,
         half_life: float | None = None,
         max_edges: int | None = None,
         user_weight: float = 20.0,
@@ -102,12 +143,16 @@ class FollowUpPredictor(BaseEstimator):
     # -- learning -------------------------------------------------------------------------
 
     def _validate(self) -> None:
-        if not isinstance(self.order, int) or self.order < 0:
-            raise ValueError(f"order must be an int >= 0, got {self.order!r}")
-        if self.method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
-        if not 0.0 < self.discount < 1.0:
-            raise ValueError(f"discount must be in (0, 1), got {self.discount!r}")
+        if self.order != _AUTO and (
+            not isinstance(self.order, int) or isinstance(self.order, bool) or self.order < 0
+        ):
+            raise ValueError(f"order must be an int >= 0 or 'auto', got {self.order!r}")
+        if self.method != _AUTO and self.method not in METHODS:
+            raise ValueError(f"method must be 'auto' or one of {METHODS}, got {self.method!r}")
+        if self.discount != _AUTO and (
+            not isinstance(self.discount, (int, float)) or not 0.0 < self.discount < 1.0
+        ):
+            raise ValueError(f"discount must be in (0, 1) or 'auto', got {self.discount!r}")
         if self.half_life is not None and self.half_life <= 0:
             raise ValueError(f"half_life must be > 0 or None, got {self.half_life!r}")
         if self.max_edges is not None and self.max_edges < 1:
@@ -117,18 +162,36 @@ class FollowUpPredictor(BaseEstimator):
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout!r}")
 
+    def _searching(self) -> bool:
+        """
+        Whether :meth:`fit` searches: a parameter that matters is ``"auto"`` (the
+        discount matters to ``"kn"`` and ``"ad"``), or ``"mix"`` needs its weights.
+        """
+        discounted = self.method in (_AUTO, "kn", "ad")
+        return (
+            _AUTO in (self.order, self.method)
+            or self.method == "mix"
+            or (discounted and self.discount == _AUTO)
+        )
+
     def _new_counts(self, order: int) -> SeqCounts:
         return SeqCounts(
             order=order,
-            method=self.method,
-            discount=self.discount,
+            method=self.method_,
+            discount=self.discount_,
             half_life=self.half_life,
             max_edges=self.max_edges,
+            mixture=self.mixture_,
         )
 
     def _reset(self) -> None:
         self._validate()
-        self.counts_ = self._new_counts(self.order)
+        self.order_: int = DEFAULT_ORDER if self.order == _AUTO else int(self.order)
+        self.method_: str = DEFAULT_METHOD if self.method == _AUTO else str(self.method)
+        self.discount_: float = DEFAULT_DISCOUNT if self.discount == _AUTO else float(self.discount)
+        self.mixture_: tuple[float, ...] | None = None
+        self.tuning_: Choice | None = None
+        self.counts_ = self._new_counts(self.order_)
         self.user_counts_: dict[str, SeqCounts] = {}
         self.n_sessions_ = 0
         self.text_: TextForecaster | None = None
@@ -137,7 +200,8 @@ class FollowUpPredictor(BaseEstimator):
 
     def fit(self, X: Iterable[Any], y: object = None) -> FollowUpPredictor:
         """
-        Forget everything, then learn from ``X``.
+        Forget everything, then learn from ``X``, choosing the ``"auto"`` parameters on
+        a held-out part of it first.
 
         Args:
             X: Sessions: sequences of states or turn mappings, or session mappings
@@ -146,13 +210,21 @@ class FollowUpPredictor(BaseEstimator):
 
         Returns:
             ``self``.
+
+        Warns:
+            UserWarning: ``order`` is ``"auto"`` but ``X`` holds fewer than 20 sessions
+                with states: the defaults are used.
         """
         self._reset()
-        return self.partial_fit(X)
+        return self._learn(list(X), first=True)
 
     def partial_fit(self, X: Iterable[Any], y: object = None) -> FollowUpPredictor:
         """
-        Add the transitions of ``X`` to what was learned.
+        Add the transitions of ``X`` to what was learned (on an unfitted predictor,
+        like :meth:`fit`).
+
+        With explicit parameters, ``fit(A + B)`` equals ``partial_fit(A)`` then
+        ``partial_fit(B)``; with ``"auto"`` ones the first call chooses them from ``A``.
 
         Args:
             X: Sessions, as for :meth:`fit`.
@@ -163,21 +235,32 @@ class FollowUpPredictor(BaseEstimator):
         """
         if not hasattr(self, "counts_"):
             self._reset()
-        sessions = list(X)
+            return self._learn(list(X), first=True)
+        return self._learn(list(X), first=False)
+
+    def _learn(self, sessions: list[Any], *, first: bool) -> FollowUpPredictor:
         batch: list[list[str]] = []
         by_user: dict[str, list[list[str]]] = {}
         with_text = False
+        names: set[str] = set()
         for seq in sessions:
             items, user = session_parts(seq)
             with_text = with_text or any(has_text(item) for item in items[:2])
-            states = validate_states(states_of(items))
+            states = states_of(items)
+            names.update(states)
             self.n_sessions_ += 1
             if not states:
                 continue
             batch.append(states)
             if user is not None and self.user_weight > 0:
                 by_user.setdefault(user, []).append(states)
-        self.counts_.add_batch(batch)
+        for name in names:
+            check_name(name)
+        windows = self._tune(batch) if first and batch and self._searching() else None
+        if windows is not None and self.half_life is None:
+            self.counts_.add_windows(windows)
+        else:
+            self.counts_.add_batch(batch)
         for user, seqs in by_user.items():
             self._user_counts(user).add_batch(seqs)
         if self.text and with_text:
@@ -186,6 +269,37 @@ class FollowUpPredictor(BaseEstimator):
             else:
                 self.text_.partial_fit(sessions)
         return self
+
+    def _tune(self, batch: list[list[str]]) -> Windows | None:
+        """
+        Choose the ``"auto"`` parameters on ``batch`` (see the class docstring); return
+        the counted windows for the final fit to reuse, or None with the defaults.
+        """
+        if len(batch) < MIN_SESSIONS:
+            if self.order != _AUTO:  # only the smoothing was to be chosen: no fuss
+                return None
+            warnings.warn(
+                f"FollowUpPredictor: {len(batch)} sessions with states are too few to "
+                f"choose order, method and discount on (at least {MIN_SESSIONS}); using "
+                f"order={self.order_}, method={self.method_!r}, discount={self.discount_}",
+                UserWarning,
+                stacklevel=4,
+            )
+            return None
+        orders = range(1, MAX_ORDER + 1) if self.order == _AUTO else (self.order_,)
+        methods = METHODS if self.method == _AUTO else (self.method_,)
+        discounts = DISCOUNTS if self.discount == _AUTO else (self.discount_,)
+        windows = Windows(batch, max(orders))
+        choice = search(windows, orders=orders, methods=methods, discounts=discounts)
+        if choice is None:
+            return windows
+        self.order_, self.method_ = choice.order, choice.method
+        if choice.method in ("kn", "ad"):
+            self.discount_ = choice.discount
+        self.mixture_ = choice.mixture
+        self.tuning_ = choice
+        self.counts_ = self._new_counts(self.order_)
+        return windows
 
     def _fit_text(self, sessions: list[Any]) -> None:
         """
@@ -202,7 +316,7 @@ class FollowUpPredictor(BaseEstimator):
         except ValueError:
             return
         if held:
-            seq = self._new_counts(self.order)
+            seq = self._new_counts(self.order_)
             seq.add_batch([states_of(session_parts(s)[0]) for s in train])
             self.blend_, self.rerank_ = learn_combination(seq, text, held)
             text.partial_fit(held)
@@ -213,7 +327,13 @@ class FollowUpPredictor(BaseEstimator):
     def _user_counts(self, user: str) -> SeqCounts:
         counts = self.user_counts_.get(user)
         if counts is None:
-            counts = self.user_counts_[user] = self._new_counts(self.user_order)
+            counts = self.user_counts_[user] = SeqCounts(
+                order=self.user_order,
+                method=self.method_ if self.method_ != "mix" else "kn",
+                discount=self.discount_,
+                half_life=self.half_life,
+                max_edges=self.max_edges,
+            )
         return counts
 
     def observe(self, history: Sequence[Item], user: str | None = None) -> FollowUpPredictor:
@@ -363,7 +483,10 @@ class FollowUpPredictor(BaseEstimator):
 
     def merge(self, other: FollowUpPredictor) -> FollowUpPredictor:
         """
-        Add what ``other`` learned to this predictor (same ``order`` and ``method``).
+        Add what ``other`` learned to this predictor (same ``order_`` and ``method_``).
+
+        An unfitted predictor takes ``other``'s learned order, method, discount and
+        mixture.
 
         Args:
             other: A fitted predictor; left unchanged.
@@ -372,21 +495,83 @@ class FollowUpPredictor(BaseEstimator):
             ``self``.
 
         Raises:
-            ValueError: If the two differ in ``order`` or ``method``.
+            ValueError: If the two differ in ``order_`` or ``method_``.
         """
         check_is_fitted(other)
         if not hasattr(self, "counts_"):
             self._reset()
-        if (self.order, self.method) != (other.order, other.method):
+            self._adopt(other)
+        if (self.order_, self.method_) != (other.order_, other.method_):
             raise ValueError(
                 "cannot merge predictors of different order/method: "
-                f"{(self.order, self.method)} vs {(other.order, other.method)}"
+                f"{(self.order_, self.method_)} vs {(other.order_, other.method_)}"
             )
         self.counts_.merge(other.counts_)
         for user, counts in other.user_counts_.items():
             self._user_counts(user).merge(counts)
         self.n_sessions_ += other.n_sessions_
         return self
+
+    def _adopt(self, other: FollowUpPredictor) -> None:
+        """
+        Take the learned order, method, discount and mixture of ``other`` (empty counts).
+        """
+        self.order_, self.method_ = other.order_, other.method_
+        self.discount_, self.mixture_ = other.discount_, other.mixture_
+        self.tuning_ = other.tuning_
+        self.counts_ = self._new_counts(self.order_)
+
+    def explain(self) -> str:
+        """
+        Say which order, blending and discount the sequence forecast uses, and why.
+
+        Returns:
+            A few lines of text.
+        """
+        check_is_fitted(self)
+        method = {
+            "kn": "interpolated Kneser-Ney",
+            "ad": "interpolated absolute discounting",
+            "ppm": "PPM-C blending",
+            "mix": "a mixture weighted by each context's evidence",
+        }[self.method_]
+        uses = f"order {self.order_}, {method}"
+        if self.method_ in ("kn", "ad"):
+            uses += f", discount {self.discount_:g}"
+        given = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("order", self.order),
+                ("method", self.method),
+                ("discount", self.discount),
+            )
+            if value != _AUTO
+        ]
+        lines = [f"Sequence forecast: {uses}."]
+        choice = self.tuning_
+        if choice is None:
+            if self._searching():
+                lines.append(
+                    f"These are the defaults: too few sessions to choose on "
+                    f"(fewer than {MIN_SESSIONS})."
+                )
+            else:
+                lines.append("Every parameter was given; nothing was searched.")
+        else:
+            lines.append(
+                f"Chosen on {choice.n_turns} held-out turns ({choice.validation}): "
+                f"top-3 {_pct(choice.top3)}, log-loss {choice.log_loss:.3f}; the simplest "
+                "candidate within one standard error of the best top-3."
+            )
+            if given:
+                lines.append("Given, not searched: " + ", ".join(given) + ".")
+            lines.append("Best of each order and blending (top-3, log-loss):")
+            for o, m, d, t3, ll in choice.board:
+                disc = f" D={d:g}" if m in ("kn", "ad") else ""
+                lines.append(f"  order {o} {m}{disc}: {_pct(t3)}, {ll:.3f}")
+        if self.text_ is not None:
+            lines.append(f"Text forecast blended in ({self.blend_[0]}, learned on held-out turns).")
+        return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         """
@@ -400,6 +585,13 @@ class FollowUpPredictor(BaseEstimator):
             "format": _FORMAT,
             "version": _VERSION,
             "params": self.get_params(),
+            "learned": {
+                "order": self.order_,
+                "method": self.method_,
+                "discount": self.discount_,
+                "mixture": None if self.mixture_ is None else list(self.mixture_),
+                "tuning": None if self.tuning_ is None else _choice_json(self.tuning_),
+            },
             "n_sessions": self.n_sessions_,
             "global": self.counts_.to_json(),
             "users": {u: c.to_json() for u, c in self.user_counts_.items()},
@@ -422,13 +614,27 @@ class FollowUpPredictor(BaseEstimator):
         Returns:
             A fitted predictor.
 
+        Version 1 documents (before the search) are read too: their parameters are what
+        they learned with.
+
         Raises:
             ModelFileError: If the data is corrupt or of an unknown version.
         """
-        check_document(data, _FORMAT, _VERSION, source)
+        check_document(data, _FORMAT, _VERSION, source, older=(1,))
         with map_corrupt_data(source, "predictor data"):
             model = cls(**data["params"])
             model._reset()
+            learned = data.get("learned") if data["version"] >= 2 else None
+            if learned is not None:
+                model.order_ = int(learned["order"])
+                model.method_ = str(learned["method"])
+                model.discount_ = float(learned["discount"])
+                mixture = learned["mixture"]
+                model.mixture_ = None if mixture is None else tuple(float(w) for w in mixture)
+                tuning = learned["tuning"]
+                model.tuning_ = None if tuning is None else _choice_from(tuning, model.mixture_)
+                model._validate_learned()
+                model.counts_ = model._new_counts(model.order_)
             model.n_sessions_ = int(data["n_sessions"])
             model.counts_.load_json(data["global"], source=source)
             for user, blob in data["users"].items():
@@ -442,6 +648,16 @@ class FollowUpPredictor(BaseEstimator):
             if model.rerank_ is not None and len(model.rerank_) != N_RERANK:
                 raise ValueError(f"rerank needs {N_RERANK} coefficients")
         return model
+
+    def _validate_learned(self) -> None:
+        if self.order_ < 0 or self.method_ not in METHODS or not 0.0 < self.discount_ < 1.0:
+            raise ValueError(
+                f"learned parameters out of range: {(self.order_, self.method_, self.discount_)}"
+            )
+        if self.mixture_ is not None and (
+            len(self.mixture_) % N_BUCKETS_PER_LEVEL or not all(0 <= w <= 1 for w in self.mixture_)
+        ):
+            raise ValueError("the mixture's weights must be in [0, 1], a whole table of them")
 
     def save(self, path: str | Path) -> None:
         """
@@ -467,3 +683,45 @@ class FollowUpPredictor(BaseEstimator):
             ModelFileError: If the file is corrupt or of an unknown version.
         """
         return cls.from_json(read_json(path), source=path)
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.1f} %"
+
+
+def _choice_json(choice: Choice) -> dict[str, Any]:
+    """
+    The search's summary as JSON (the mixture is saved with the learned parameters).
+    """
+    return {
+        "order": choice.order,
+        "method": choice.method,
+        "discount": choice.discount,
+        "validation": choice.validation,
+        "n_turns": choice.n_turns,
+        "top3": choice.top3,
+        "log_loss": choice.log_loss,
+        "board": [list(row) for row in choice.board],
+    }
+
+
+def _choice_from(blob: Mapping[str, Any], mixture: tuple[float, ...] | None) -> Choice:
+    """
+    Invert :func:`_choice_json`.
+    """
+    board = tuple(
+        (int(o), str(m), float(d), float(t3), float(ll)) for o, m, d, t3, ll in blob["board"]
+    )
+    top3 = blob["top3"]
+    loss = blob["log_loss"]
+    return Choice(
+        order=int(blob["order"]),
+        method=str(blob["method"]),
+        discount=float(blob["discount"]),
+        mixture=mixture,
+        validation=str(blob["validation"]),
+        n_turns=int(blob["n_turns"]),
+        top3=None if top3 is None else float(top3),
+        log_loss=None if loss is None else float(loss),
+        board=board,
+    )

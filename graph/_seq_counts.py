@@ -11,6 +11,8 @@ from typing import Any, TypeAlias
 
 from ._graph import PatternGraph
 from ._keys import BOS, CTX, SEP
+from ._seq_mixture import N_BUCKETS_PER_LEVEL, bucket
+from ._seq_windows import Windows
 
 __all__ = ["SeqCounts", "context_keys"]
 
@@ -38,10 +40,11 @@ class SeqCounts:
     Transition counts of orders 0..order with interpolated backoff and caches.
 
     ``method`` is ``"kn"`` (interpolated Kneser-Ney: lower orders use continuation
-    counts), ``"ad"`` (interpolated absolute discounting on raw counts) or ``"ppm"``
-    (PPM-C escapes, blended). Counts are stored multiplied by ``weight``, which grows
-    by 2 every ``half_life`` observed transitions: that is time decay without touching
-    old counts.
+    counts), ``"ad"`` (interpolated absolute discounting on raw counts), ``"ppm"``
+    (PPM-C escapes, blended) or ``"mix"`` (relative frequencies mixed with weights
+    ``mixture`` that depend on each context's evidence, see :mod:`graph._seq_mixture`).
+    Counts are stored multiplied by ``weight``, which grows by 2 every ``half_life``
+    observed transitions: that is time decay without touching old counts.
     """
 
     def __init__(
@@ -52,12 +55,15 @@ class SeqCounts:
         discount: float,
         half_life: float | None,
         max_edges: int | None,
+        mixture: tuple[float, ...] | None = None,
     ) -> None:
         self.order = order
         self.method = method
         self.discount = discount
         self.half_life = half_life
         self.max_edges = max_edges
+        self.mixture = mixture
+        self._mix_levels = len(mixture) // N_BUCKETS_PER_LEVEL if mixture else 0
         self.graph = PatternGraph()
         self.cont = PatternGraph()
         self.weight = 1.0
@@ -76,13 +82,33 @@ class SeqCounts:
         Args:
             sequences: State sequences (already validated).
         """
+        if self.half_life is not None:
+            self._add_decayed(sequences)
+        else:
+            self.add_windows(Windows(sequences, self.order))
+
+    def add_windows(self, windows: Windows) -> None:
+        """
+        Add every transition of ``windows`` from contexts of at most ``order`` states.
+
+        Args:
+            windows: Sessions laid out by :class:`Windows`, with contexts of at least
+                ``min(order, windows.order)`` states.
+        """
+        agg: dict[tuple[str, str], float] = {}
+        for n in range(min(self.order, windows.order) + 1):
+            for key, nxt, count in windows.edges(n, windows.count(n)):
+                agg[(key, nxt)] = count
+        self.n_transitions += int(windows.targets.sum())
+        self._apply(agg)
+
+    def _add_decayed(self, sequences: Iterable[Sequence[str]]) -> None:
         agg: dict[tuple[str, str], float] = {}
         order = self.order
-        decay = self.half_life is not None
         for seq in sequences:
             padded = [BOS, *seq]
             for i in range(1, len(padded)):
-                w = self._next_weight() if decay else 1.0
+                w = self._next_weight()
                 nxt = padded[i]
                 for key in context_keys(padded, i, order):
                     edge = (key, nxt)
@@ -194,12 +220,24 @@ class SeqCounts:
                     u = len(counts) * (1.0 if use_cont else self.weight)
                     denom = total + u
                     level = (tuple((n, c / denom) for n, c in counts), u / denom)
+                elif self.method == "mix":
+                    lam = self._mix_weight(key, total / self.weight, len(counts))
+                    level = (tuple((n, lam * c / total) for n, c in counts), 1.0 - lam)
                 else:
                     d = self.discount * (1.0 if use_cont else self.weight)
                     alphas = tuple((n, (c - d) / total) for n, c in counts if c > d)
                     level = (alphas, max(0.0, 1.0 - sum(a for _, a in alphas)))
         self._levels[ck] = level
         return level
+
+    def _mix_weight(self, key: str, total: float, distinct: int) -> float:
+        """
+        The weight of a context's own counts in ``"mix"`` (1 - its escape).
+        """
+        if not self.mixture:
+            return total / (total + distinct)  # no weights learned: PPM-C's escape
+        n = key.count(SEP) + 1
+        return self.mixture[bucket(n, key[1] == BOS, total, distinct, self._mix_levels)]
 
     def _unigram(self) -> tuple[dict[str, float], list[tuple[str, float]]]:
         if self._uni is None:

@@ -93,7 +93,7 @@ def test_probabilities_sum_to_one() -> None:
     """
     for method in ("kn", "ad", "ppm"):
         for order in (1, 2, 3, 5):
-            model = FollowUpPredictor(order=order, method=method).fit(LOG + MORE)
+            model = FollowUpPredictor(order=order, method=method, discount=0.75).fit(LOG + MORE)
             for history in ([], ["a"], ["b", "a", "c"], ["q"], ["c", "a", "b", "a"]):
                 total = sum(p for _, p in model.predict_proba(history, k=None))
                 assert pytest.approx(1.0) == total
@@ -104,8 +104,10 @@ def test_fit_equals_partial_fits(method: str) -> None:
     """
     fit(A + B) predicts exactly like partial_fit(A).partial_fit(B).
     """
-    whole = FollowUpPredictor(order=3, method=method).fit(LOG + MORE)
-    parts = FollowUpPredictor(order=3, method=method).partial_fit(LOG).partial_fit(MORE)
+    whole = FollowUpPredictor(order=3, method=method, discount=0.75).fit(LOG + MORE)
+    parts = (
+        FollowUpPredictor(order=3, method=method, discount=0.75).partial_fit(LOG).partial_fit(MORE)
+    )
     for history in ([], ["a"], ["c", "a"], ["b", "a", "c"], ["z", "a"]):
         assert whole.predict_proba(history, k=None) == parts.predict_proba(history, k=None)
 
@@ -114,8 +116,8 @@ def test_observe_equals_partial_fit() -> None:
     """
     Observing every prefix of each session learns what partial_fit learns.
     """
-    batch = FollowUpPredictor(order=2).fit(LOG + MORE)
-    online = FollowUpPredictor(order=2)
+    batch = FollowUpPredictor(order=2, method="kn", discount=0.75).fit(LOG + MORE)
+    online = FollowUpPredictor(order=2, method="kn", discount=0.75)
     for seq in LOG + MORE:
         for i in range(1, len(seq) + 1):
             online.observe(seq[:i])
@@ -129,8 +131,8 @@ def test_turn_mappings_and_sessions() -> None:
     Turn mappings and session mappings give the same model as plain states.
     """
     sessions = [{"user": "u1", "turns": [{"state": s, "text": "hi"} for s in seq]} for seq in LOG]
-    plain = FollowUpPredictor(text=False).fit(LOG)
-    rich = FollowUpPredictor(text=False).fit(sessions)
+    plain = FollowUpPredictor(order=2, method="kn", discount=0.75, text=False).fit(LOG)
+    rich = FollowUpPredictor(order=2, method="kn", discount=0.75, text=False).fit(sessions)
     assert plain.graph_ == rich.graph_
     assert plain.predict_proba(["a"]) == rich.predict_proba([{"state": "a", "text": "x"}])
 
@@ -139,7 +141,7 @@ def test_clone_and_set_params() -> None:
     """
     clone keeps the parameters and drops the learned state; set_params takes effect.
     """
-    model = FollowUpPredictor(order=3, discount=0.6).fit(LOG)
+    model = FollowUpPredictor(order=3, method="kn", discount=0.6).fit(LOG)
     copy = clone(model)
     assert model.get_params() == copy.get_params()
     with pytest.raises(NotFittedError):
@@ -174,7 +176,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     """
     A saved predictor predicts the same after loading.
     """
-    model = FollowUpPredictor(order=3).fit(
+    model = FollowUpPredictor(order=3, method="kn", discount=0.75).fit(
         [{"user": "u", "turns": [{"state": s} for s in seq]} for seq in LOG + MORE]
     )
     model.save(tmp_path / "model.json")
@@ -189,7 +191,7 @@ def test_load_unknown_version_and_corrupt(tmp_path: Path) -> None:
     """
     Loading a future version or a truncated file names the file and the problem.
     """
-    model = FollowUpPredictor().fit(LOG)
+    model = FollowUpPredictor(order=2, method="ppm").fit(LOG)
     data = model.to_json()
     data["version"] = 7
     future = tmp_path / "future.json"
@@ -214,7 +216,7 @@ def test_per_user_blending() -> None:
     """
     others = [{"user": "o", "turns": [{"state": "a"}, {"state": "b"}]}] * 10
     mine = [{"user": "me", "turns": [{"state": "a"}, {"state": "c"}]}] * 5
-    model = FollowUpPredictor(order=1, user_weight=1.0).fit(others + mine)
+    model = FollowUpPredictor(order=1, method="ppm", user_weight=1.0).fit(others + mine)
     assert "b" == model.predict_proba(["a"], k=1)[0][0]
     assert "c" == model.predict_proba(["a"], k=1, user="me")[0][0]
     assert "b" == model.predict_proba(["a"], k=1, user="stranger")[0][0]
@@ -224,9 +226,9 @@ def test_merge_equals_fit_on_union() -> None:
     """
     Two shards merged predict like one model fit on both.
     """
-    left = FollowUpPredictor(order=2).fit(LOG)
-    right = FollowUpPredictor(order=2).fit(MORE)
-    whole = FollowUpPredictor(order=2).fit(LOG + MORE)
+    left = FollowUpPredictor(order=2, method="kn", discount=0.75).fit(LOG)
+    right = FollowUpPredictor(order=2, method="kn", discount=0.75).fit(MORE)
+    whole = FollowUpPredictor(order=2, method="kn", discount=0.75).fit(LOG + MORE)
     left.merge(right)
     assert whole.graph_ == left.graph_
     for history in ([], ["a"], ["c", "a"]):

@@ -1,0 +1,118 @@
+"""
+The context-dependent mixture of orders (``method="mix"``): how much the forecast trusts
+a context of ``n`` states depends on the evidence that context has, learned on held-out
+turns rather than fixed by a formula.
+
+Each context falls in a bucket by its length, whether it is the session start, its
+total count and its count per distinct follower; the bucket's weight ``lam`` mixes the
+context's relative frequencies with the forecast of the context one state shorter:
+``P_n(s) = lam * c(s) / total + (1 - lam) * P_{n-1}(s)``. The weights are fit by EM
+on the likelihood of held-out transitions (deleted interpolation with buckets, as in
+Chen and Goodman's study of smoothing), each bucket shrunk towards its length's pooled
+weight when it holds few turns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import numpy as np
+
+__all__ = ["N_BUCKETS_PER_LEVEL", "bucket", "buckets", "fit_mixture"]
+
+_Ints: TypeAlias = "np.ndarray[Any, np.dtype[np.int64]]"
+_Floats: TypeAlias = "np.ndarray[Any, np.dtype[np.float64]]"
+_Bools: TypeAlias = "np.ndarray[Any, np.dtype[np.bool_]]"
+
+#: Buckets of the total count: 1, 2-3, 4-7, ... 128 and more.
+_N_TOTAL = 8
+#: Buckets of the count per distinct follower: below 1.5, 3, 8, and above.
+_RATIO_EDGES = (1.5, 3.0, 8.0)
+_N_RATIO = len(_RATIO_EDGES) + 1
+#: Weights per context length: session start or not, by total, by ratio.
+N_BUCKETS_PER_LEVEL = 2 * _N_TOTAL * _N_RATIO
+#: Pseudo-turns that pull a bucket's weight to its length's pooled weight.
+_PRIOR = 4.0
+_EM_STEPS = 25
+_FLOOR = 1e-12
+
+
+def bucket(n: int, start: bool, total: float, distinct: int, n_levels: int) -> int:
+    """
+    Return the index of a context's weight in a table of ``n_levels`` lengths.
+
+    Args:
+        n: The context's length in states (1 or more; the start marker counts).
+        start: Whether the context begins at the session start.
+        total: Its total count.
+        distinct: How many different states followed it.
+        n_levels: Lengths the table holds (longer contexts share the last).
+
+    Returns:
+        The index into the table.
+    """
+    level = min(n, n_levels) - 1
+    tb = min(int(math.log2(total)) if total >= 1.0 else 0, _N_TOTAL - 1)
+    ratio = total / max(distinct, 1)
+    rb = sum(ratio >= edge for edge in _RATIO_EDGES)
+    return ((level * 2 + int(start)) * _N_TOTAL + tb) * _N_RATIO + rb
+
+
+def buckets(n: int, start: _Bools, total: _Floats, distinct: _Floats, n_levels: int) -> _Ints:
+    """
+    Vectorised :func:`bucket` for contexts of one length ``n``.
+    """
+    level = min(n, n_levels) - 1
+    tb = np.clip(np.floor(np.log2(np.maximum(total, 1.0))), 0, _N_TOTAL - 1).astype(np.int64)
+    rb = np.searchsorted(np.asarray(_RATIO_EDGES), total / np.maximum(distinct, 1.0), "right")
+    return ((level * 2 + start.astype(np.int64)) * _N_TOTAL + tb) * _N_RATIO + rb
+
+
+def fit_mixture(
+    unigram: _Floats, probs: Sequence[_Floats], present: Sequence[_Bools], index: Sequence[_Ints]
+) -> tuple[float, ...]:
+    """
+    Fit the weights of a mixture of ``len(probs)`` context lengths by EM.
+
+    Args:
+        unigram: Per held-out turn, the unigram probability of the state that followed.
+        probs: Per length ``n`` (1, 2, ...), per turn, the relative frequency of that
+            state after the turn's context of that length.
+        present: Per length, whether the turn had a counted context of that length.
+        index: Per length, the turn's context's bucket (see :func:`buckets`).
+
+    Returns:
+        The table of weights, :data:`N_BUCKETS_PER_LEVEL` per length.
+    """
+    n_levels = len(probs)
+    size = n_levels * N_BUCKETS_PER_LEVEL
+    table = np.full(size, 0.6)
+    for _ in range(_EM_STEPS):
+        # Forward: P_n of the true state under the mixture up to length n.
+        below = [np.maximum(unigram, _FLOOR)]
+        lams = []
+        for q, has, idx in zip(probs, present, index, strict=True):
+            lam = np.where(has, table[np.maximum(idx, 0)], 0.0)
+            lams.append(lam)
+            below.append(lam * q + (1.0 - lam) * below[-1])
+        total = np.maximum(below[-1], _FLOOR)
+        # Backward: the posterior of stopping at length n, and of reaching it.
+        reach = np.ones_like(total)
+        stop_sum = np.zeros(size)
+        reach_sum = np.zeros(size)
+        for n in range(n_levels - 1, -1, -1):
+            has, idx, lam = present[n], index[n], lams[n]
+            stop = reach * lam * probs[n] / total
+            arrive = reach * below[n + 1] / total
+            stop_sum += np.bincount(idx[has], weights=stop[has], minlength=size)
+            reach_sum += np.bincount(idx[has], weights=arrive[has], minlength=size)
+            reach = reach * (1.0 - lam)
+        pooled = stop_sum.reshape(n_levels, -1).sum(1) / np.maximum(
+            reach_sum.reshape(n_levels, -1).sum(1), _FLOOR
+        )
+        prior = np.repeat(np.clip(pooled, 0.05, 0.95), N_BUCKETS_PER_LEVEL)
+        table = (stop_sum + _PRIOR * prior) / (reach_sum + _PRIOR)
+        table = np.clip(table, 0.01, 0.99)
+    return tuple(round(float(w), 6) for w in table)

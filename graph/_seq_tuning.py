@@ -1,0 +1,501 @@
+"""
+The search behind ``FollowUpPredictor(order="auto", method="auto", discount="auto")``:
+which longest context, which blending of the orders and which discount forecast the
+next state best on turns the counts did not see.
+
+The transitions are counted once, at the longest order searched, on the training part
+(:class:`Windows` keeps every context's id, so counting a subset is a sort). The
+held-out turns are then scored under every candidate from those same counts: each
+turn keeps the counts of its target and of the few likeliest followers of each of its
+contexts, so a candidate costs a few array operations per context length, never a
+refit. The validation part is the last sessions (at most :data:`MAX_TURNS` turns), or
+:data:`FOLDS` folds of the sessions when the last ones hold too few turns.
+
+A candidate wins by its top-3 hit rate; candidates within :data:`TOLERANCE` of the
+best are told apart by their log-loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+
+from ._seq_mixture import buckets, fit_mixture
+
+if TYPE_CHECKING:
+    from ._seq_windows import Level, Windows
+
+__all__ = [
+    "DEFAULT_DISCOUNT",
+    "DEFAULT_METHOD",
+    "DEFAULT_ORDER",
+    "DISCOUNTS",
+    "FOLDS",
+    "MAX_ORDER",
+    "MAX_TURNS",
+    "METHODS",
+    "MIN_SESSIONS",
+    "TOLERANCE",
+    "Choice",
+    "search",
+]
+
+_Ints: TypeAlias = "np.ndarray[Any, np.dtype[np.int64]]"
+_Floats: TypeAlias = "np.ndarray[Any, np.dtype[np.float64]]"
+_Bools: TypeAlias = "np.ndarray[Any, np.dtype[np.bool_]]"
+
+#: What the predictor uses when there are too few sessions to validate on.
+DEFAULT_ORDER = 2
+DEFAULT_METHOD = "kn"
+DEFAULT_DISCOUNT = 0.75
+#: Fewer sessions than this fall back to the defaults (with a warning).
+MIN_SESSIONS = 20
+#: The longest context the search tries.
+MAX_ORDER = 5
+METHODS = ("kn", "ad", "ppm", "mix")
+DISCOUNTS = (0.5, 0.7, 0.85, 0.95)
+#: At most this many held-out turns (the last sessions) are scored.
+MAX_TURNS = 20_000
+#: Below this many held-out turns in the last sessions, validate on folds instead.
+_MIN_HOLDOUT_TURNS = 3_000
+_HOLDOUT = 0.15
+_SPREAD = 13
+FOLDS = 5
+#: Top-3 rates this close to the best count as ties, broken by log-loss.
+TOLERANCE = 0.0005
+#: Followers of each context that are candidates for the top 3.
+_TOP = 3
+_FLOOR = 1e-9
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Choice:
+    """
+    What the search chose, and on what evidence.
+
+    Attributes:
+        order: The longest context.
+        method: ``"kn"``, ``"ad"``, ``"ppm"`` or ``"mix"``.
+        discount: The discount (used by ``"kn"`` and ``"ad"``).
+        mixture: The weights of ``"mix"``, else None.
+        validation: How the held-out turns were chosen (or why there was no search).
+        n_turns: Held-out turns scored.
+        top3: The chosen candidate's held-out top-3 hit rate (None without a search).
+        log_loss: Its held-out log-loss in nats.
+        board: The best candidate of every order and method,
+            ``(order, method, discount, top3, log_loss)``, best first.
+    """
+
+    order: int
+    method: str
+    discount: float
+    mixture: tuple[float, ...] | None = None
+    validation: str = ""
+    n_turns: int = 0
+    top3: float | None = None
+    log_loss: float | None = None
+    board: tuple[tuple[int, str, float, float, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """
+    What the forecast of one context length needs at each candidate pair and turn.
+    """
+
+    count: _Floats  # per (turn, candidate) pair
+    total: _Floats  # per pair: the context's total (1 where absent)
+    distinct: _Floats  # per pair
+    present: _Bools  # per pair: the turn has a counted context of this length
+    start: _Bools  # per pair: the context begins at the session start
+    turn_total: _Floats  # per turn
+    turn_distinct: _Floats
+    turn_present: _Bools
+    turn_start: _Bools
+
+
+@dataclass(frozen=True, slots=True)
+class _Turns:
+    """
+    The held-out turns: their candidate states as (turn, candidate) pairs, the target's
+    pair first for every turn, and the counts of every context length at every pair.
+    """
+
+    n: int
+    turn: _Ints  # per pair: which turn
+    rank: _Ints  # per pair: the candidate's place in name order (the forecast's ties)
+    raw: list[_Counts]  # per length 0..max: plain counts
+    cont: list[_Counts]  # per length 0..max-1: continuation counts
+
+
+def search(
+    win: Windows,
+    *,
+    orders: Sequence[int],
+    methods: Sequence[str],
+    discounts: Sequence[float],
+) -> Choice | None:
+    """
+    Choose the order, method and discount for the sessions of ``win``.
+
+    Args:
+        win: The sessions, with contexts up to ``max(orders)``.
+        orders: The orders to try.
+        methods: The blendings to try.
+        discounts: The discounts to try (for ``"kn"`` and ``"ad"``).
+
+    Returns:
+        The choice, or None when there are fewer than :data:`MIN_SESSIONS` sessions or
+        no held-out turn has a context.
+    """
+    if win.n_sessions < MIN_SESSIONS:
+        return None
+    folds, how = _folds(win)
+    top = max(orders)
+    parts = [_turns(win, train, held, top) for train, held in folds]
+    turns = _concat([p for p in parts if p.n])
+    if turns is None:
+        return None
+    rows = _score_all(turns, orders, methods, discounts)
+    if not rows:  # order 0 only: nothing to choose
+        return None
+    order, method, discount, top3, loss, mixture, _ = _select(rows, turns.n)
+    board: dict[tuple[int, str], tuple[int, str, float, float, float]] = {}
+    for o, m, d, t3, ll, _, _ in rows:
+        held = board.get((o, m))
+        if held is None or (t3, -ll) > (held[3], -held[4]):
+            board[(o, m)] = (o, m, d, t3, ll)
+    return Choice(
+        order=order,
+        method=method,
+        discount=discount,
+        mixture=mixture,
+        validation=how,
+        n_turns=turns.n,
+        top3=top3,
+        log_loss=loss,
+        board=tuple(sorted(board.values(), key=lambda r: (-r[3], r[4]))),
+    )
+
+
+def _select(rows: list[_Row], n: int) -> _Row:
+    """
+    The simplest candidate as good as the best: the best top-3 rate (ties broken by
+    log-loss) and every candidate within one standard error of the paired difference
+    from it (or :data:`TOLERANCE`) count as equal; of those, the lowest order wins,
+    then the lowest log-loss.
+    """
+    best = max(rows, key=lambda r: (r[3], -r[4]))
+    equal = []
+    for row in rows:
+        diff = best[6].astype(np.float64) - row[6]
+        se = float(diff.std()) / math.sqrt(max(n, 1))
+        if row[3] >= best[3] - max(se, TOLERANCE):
+            equal.append(row)
+    return min(equal, key=lambda r: (r[0], r[4]))
+
+
+# -- the held-out turns --------------------------------------------------------------------
+
+
+def _folds(win: Windows) -> tuple[list[tuple[_Bools, _Bools]], str]:
+    """
+    The (training positions, held-out positions) of each fold, and how they were chosen.
+
+    The held-out part is the last sessions (recent behaviour, drift) and every
+    :data:`_SPREAD`-th earlier session (a log sorted by task or domain, as SGD's and
+    STAR's are, would otherwise be validated on its last domain only), about
+    :data:`_HOLDOUT` of the sessions and at most :data:`MAX_TURNS` turns. When that
+    holds fewer than :data:`_MIN_HOLDOUT_TURNS` turns, every session is held out once,
+    in :data:`FOLDS` interleaved folds.
+    """
+    n = win.n_sessions
+    session = win.session
+    per_session = np.bincount(session[win.scored], minlength=n)
+    n_last = max(1, math.ceil(n * _HOLDOUT / 2))
+    held_sessions = (np.arange(n) >= n - n_last) | (np.arange(n) % _SPREAD == _SPREAD // 2)
+    n_turns = int(per_session[held_sessions].sum())
+    if n_turns >= _MIN_HOLDOUT_TURNS:
+        held = held_sessions[session]
+        if n_turns > MAX_TURNS:  # score a sample of their turns, train without all of them
+            every = math.ceil(n_turns / MAX_TURNS)
+            chosen = np.zeros(n, dtype=bool)
+            chosen[np.flatnonzero(held_sessions)[::every]] = True
+            sample = chosen[session]
+            return [(~held, sample)], (
+                f"the last {n_last} and every {_SPREAD}th earlier of {n} sessions "
+                f"(1 in {every} scored)"
+            )
+        return [(~held, held)], f"the last {n_last} and every {_SPREAD}th earlier of {n} sessions"
+    fold = session % FOLDS
+    return [(fold != f, fold == f) for f in range(FOLDS)], f"{FOLDS} folds of {n} sessions"
+
+
+def _top_followers(level: Level, n_contexts: int, n_names: int) -> _Ints:
+    """
+    The :data:`_TOP` most counted followers of every context (-1 where fewer).
+    """
+    table = np.full((n_contexts, _TOP), -1, dtype=np.int64)
+    ctx = level.keys // n_names
+    order = np.lexsort((-level.counts, ctx))
+    ctx_sorted = ctx[order]
+    rank = np.arange(len(order)) - np.searchsorted(ctx_sorted, ctx_sorted, "left")
+    keep = rank < _TOP
+    table[ctx_sorted[keep], rank[keep]] = (level.keys % n_names)[order][keep]
+    return table
+
+
+def _turns(win: Windows, train: _Bools, held: _Bools, top: int) -> _Turns:
+    """
+    Count on ``train`` and gather the held-out turns ``held`` with their candidates.
+    """
+    b = win.n_names
+    raw = [win.count(n, train) for n in range(top + 1)]
+    cont = [win.continuation(raw[n + 1], n) for n in range(top)]
+    pos = np.flatnonzero(held & win.scored)
+    target = win.ids[pos]
+    ctx = [win.context[n][pos] for n in range(top + 1)]
+    columns = []
+    for n in range(top + 1):
+        for level in (raw[n], cont[n]) if n < top else (raw[n],):
+            table = _top_followers(level, win.n_contexts(n), b)
+            if len(table) == 0:  # no session is that long
+                columns.append(np.full((len(pos), _TOP), -1, dtype=np.int64))
+                continue
+            columns.append(np.where(ctx[n][:, None] >= 0, table[np.maximum(ctx[n], 0)], -1))
+    cands = np.sort(np.hstack(columns), axis=1)
+    dup = np.zeros_like(cands, dtype=bool)
+    dup[:, 1:] = cands[:, 1:] == cands[:, :-1]
+    keep = (cands >= 0) & ~dup & (cands != target[:, None])
+    rows, _ = np.nonzero(keep)
+    turn = np.concatenate([np.arange(len(pos)), rows])
+    cand = np.concatenate([target, cands[keep]])
+    by_name = np.argsort(np.argsort(np.asarray(win.names, dtype=object)))
+    return _Turns(
+        n=len(pos),
+        turn=turn,
+        rank=by_name[cand].astype(np.int64),
+        raw=[_at(win, raw[n], n, ctx[n], turn, cand) for n in range(top + 1)],
+        cont=[_at(win, cont[n], n, ctx[n], turn, cand) for n in range(top)],
+    )
+
+
+def _take(values: np.ndarray[Any, Any], ctx: _Ints) -> np.ndarray[Any, Any]:
+    """
+    ``values[ctx]``, 0 where ``ctx`` is -1 (no context of that length).
+    """
+    if len(values) == 0:
+        return np.zeros(len(ctx), dtype=values.dtype)
+    return np.where(ctx >= 0, values[np.maximum(ctx, 0)], 0)
+
+
+def _at(win: Windows, level: Level, n: int, ctx: _Ints, turn: _Ints, cand: _Ints) -> _Counts:
+    """
+    The counts of ``level`` (contexts of length ``n``) at every (turn, candidate) pair.
+    """
+    total = _take(level.totals, ctx)
+    distinct = _take(level.distinct, ctx)
+    present = total > 0
+    start = (ctx >= 0) & (_take(win.first[n], ctx) == 0) if n > 0 else np.zeros_like(present)
+    pair_ctx = ctx[turn]
+    count = np.where(pair_ctx >= 0, level.lookup(np.maximum(pair_ctx, 0) * win.n_names + cand), 0.0)
+    return _Counts(
+        count=count,
+        total=np.where(present, total, 1.0)[turn],
+        distinct=distinct[turn],
+        present=present[turn],
+        start=start[turn],
+        turn_total=np.where(present, total, 1.0),
+        turn_distinct=distinct,
+        turn_present=present,
+        turn_start=start,
+    )
+
+
+def _concat(parts: list[_Turns]) -> _Turns | None:
+    """
+    The turns of every fold as one set (pairs renumbered, targets first).
+    """
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    offsets = np.cumsum([0, *(p.n for p in parts)])
+    firsts = [np.arange(p.n) for p in parts]
+    order_t = np.concatenate([f + o for f, o in zip(firsts, offsets, strict=False)])
+    order_r = np.concatenate([p.turn[p.n :] + o for p, o in zip(parts, offsets, strict=False)])
+
+    def join(levels: list[list[_Counts]]) -> list[_Counts]:
+        out = []
+        for per_fold in zip(*levels, strict=True):
+            fields = {}
+            for name in _Counts.__slots__:
+                arrays = [getattr(c, name) for c in per_fold]
+                if name.startswith("turn_"):
+                    fields[name] = np.concatenate(arrays)
+                else:
+                    fields[name] = np.concatenate(
+                        [a[: p.n] for a, p in zip(arrays, parts, strict=True)]
+                        + [a[p.n :] for a, p in zip(arrays, parts, strict=True)]
+                    )
+            out.append(_Counts(**fields))
+        return out
+
+    return _Turns(
+        n=int(offsets[-1]),
+        turn=np.concatenate([order_t, order_r]),
+        rank=np.concatenate([p.rank[: p.n] for p in parts] + [p.rank[p.n :] for p in parts]),
+        raw=join([p.raw for p in parts]),
+        cont=join([p.cont for p in parts]),
+    )
+
+
+# -- scoring the candidates ----------------------------------------------------------------
+
+#: ``(order, method, discount, top3, log_loss, mixture, hits per held-out turn)``.
+_Row: TypeAlias = "tuple[int, str, float, float, float, tuple[float, ...] | None, _Bools]"
+
+
+def _metrics(turns: _Turns, p: _Floats) -> tuple[float, float, _Bools]:
+    """
+    The top-3 hit rate, the log-loss and the hits per turn of the pair probabilities.
+    """
+    target = p[: turns.n]
+    at = target[turns.turn]
+    slack = at * 1e-9 + 1e-15
+    ahead = (p > at + slack) | ((np.abs(p - at) <= slack) & (turns.rank < turns.rank[turns.turn]))
+    above = np.bincount(turns.turn, weights=ahead, minlength=turns.n)
+    hits = above < 3
+    loss = float(-np.mean(np.log(np.maximum(target, _FLOOR))))
+    return float(np.mean(hits)), loss, hits
+
+
+def _unigram(c: _Counts) -> _Floats:
+    return c.count / c.total
+
+
+def _step(below: _Floats, c: _Counts, method: str, d: float) -> _Floats:
+    """
+    One context length more: the interpolated forecast at every pair.
+    """
+    if method == "ppm":
+        denom = c.total + c.distinct
+        p = (c.count + c.distinct * below) / denom
+    else:
+        p = (np.maximum(c.count - d, 0.0) + d * c.distinct * below) / c.total
+    return np.where(c.present, p, below)
+
+
+def _kn_lower(raw: _Counts, cont: _Counts) -> _Counts:
+    """
+    The counts Kneser-Ney uses below the top order: continuation counts, except for
+    contexts at the session start (nothing precedes them).
+    """
+    s = raw.start
+    ts = raw.turn_start
+    return _Counts(
+        count=np.where(s, raw.count, cont.count),
+        total=np.where(s, raw.total, cont.total),
+        distinct=np.where(s, raw.distinct, cont.distinct),
+        present=np.where(s, raw.present, cont.present),
+        start=s,
+        turn_total=np.where(ts, raw.turn_total, cont.turn_total),
+        turn_distinct=np.where(ts, raw.turn_distinct, cont.turn_distinct),
+        turn_present=np.where(ts, raw.turn_present, cont.turn_present),
+        turn_start=ts,
+    )
+
+
+def _score_all(
+    turns: _Turns, orders: Sequence[int], methods: Sequence[str], discounts: Sequence[float]
+) -> list[_Row]:
+    """
+    Every candidate's ``(order, method, discount, top3, log_loss, mixture)``.
+    """
+    rows: list[_Row] = []
+    top = max(orders)
+    for method in methods:
+        if method == "mix":
+            rows.extend(_score_mix(turns, orders))
+            continue
+        for d in discounts if method in ("kn", "ad") else discounts[:1]:
+            if method == "kn":
+                p = _unigram(turns.cont[0])
+                for n in range(1, top + 1):
+                    if n in orders:
+                        top3, loss, hits = _metrics(turns, _step(p, turns.raw[n], "kn", d))
+                        rows.append((n, method, d, top3, loss, None, hits))
+                    if n < top:
+                        p = _step(p, _kn_lower(turns.raw[n], turns.cont[n]), "kn", d)
+            else:
+                p = _unigram(turns.raw[0])
+                for n in range(1, top + 1):
+                    p = _step(p, turns.raw[n], method, d)
+                    if n in orders:
+                        top3, loss, hits = _metrics(turns, p)
+                        rows.append((n, method, d, top3, loss, None, hits))
+    return rows
+
+
+def _score_mix(turns: _Turns, orders: Sequence[int]) -> list[_Row]:
+    """
+    The mixture of every order, scored by cross-fitting (weights fit on the even
+    held-out turns score the odd ones and the other way round); the weights it keeps
+    are fit on all of them.
+    """
+    rows: list[_Row] = []
+    n_turns = turns.n
+    raw = turns.raw
+    even = np.arange(n_turns) % 2 == 0
+    pair_even = even[turns.turn]
+    for order in orders:
+        inputs = _mix_inputs(turns, order)
+        on_even = np.asarray(_fit_on(inputs, even))
+        on_odd = np.asarray(_fit_on(inputs, ~even))
+        p = _unigram(raw[0])
+        for n in range(1, order + 1):
+            c = raw[n]
+            idx = buckets(n, c.start, c.total, c.distinct, order)
+            lam = np.where(pair_even, on_odd[idx], on_even[idx])
+            p = np.where(c.present, lam * c.count / c.total + (1.0 - lam) * p, p)
+        top3, loss, hits = _metrics(turns, p)
+        table = _fit_on(inputs, np.ones(n_turns, dtype=bool))
+        rows.append((order, "mix", DEFAULT_DISCOUNT, top3, loss, table, hits))
+    return rows
+
+
+_MixInputs: TypeAlias = "tuple[_Floats, list[_Floats], list[_Bools], list[_Ints]]"
+
+
+def _mix_inputs(turns: _Turns, order: int) -> _MixInputs:
+    """
+    Per held-out turn, the target's unigram probability and, per context length, its
+    relative frequency, whether the context was counted and the context's bucket.
+    """
+    n_turns = turns.n
+    raw = turns.raw
+    unigram = raw[0].count[:n_turns] / raw[0].turn_total
+    probs, present, index = [], [], []
+    for n in range(1, order + 1):
+        c = raw[n]
+        probs.append(c.count[:n_turns] / c.turn_total)
+        present.append(c.turn_present)
+        index.append(buckets(n, c.turn_start, c.turn_total, c.turn_distinct, order))
+    return unigram, probs, present, index
+
+
+def _fit_on(inputs: _MixInputs, mask: _Bools) -> tuple[float, ...]:
+    """
+    The mixture's weights fit on the held-out turns ``mask``.
+    """
+    unigram, probs, present, index = inputs
+    return fit_mixture(
+        unigram[mask],
+        [q[mask] for q in probs],
+        [h[mask] for h in present],
+        [i[mask] for i in index],
+    )

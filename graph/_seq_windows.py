@@ -1,0 +1,184 @@
+"""
+Windows: the sessions as one integer array, with the id of every context of 1..order
+states before each position, so that counting transitions is a handful of numpy sorts
+instead of a dictionary update per transition and context length.
+
+Both the plain fit of :class:`SeqCounts` and the search of :mod:`graph._seq_tuning`
+count from it: the search counts part of the positions, evaluates, and the final fit
+counts all of them from the same context ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeAlias
+
+import numpy as np
+
+from ._keys import BOS, CTX, SEP
+
+__all__ = ["Level", "Windows"]
+
+_Ints: TypeAlias = "np.ndarray[Any, np.dtype[np.int64]]"
+_Floats: TypeAlias = "np.ndarray[Any, np.dtype[np.float64]]"
+_Bools: TypeAlias = "np.ndarray[Any, np.dtype[np.bool_]]"
+
+
+class Level:
+    """
+    The counts of one context length ``n`` over a subset of the positions.
+
+    Attributes:
+        keys: Sorted unique ``context id * n_names + next id`` of the counted windows.
+        counts: Their counts.
+        totals: Per context id, the sum of its counts (0 for a context never counted).
+        distinct: Per context id, how many different states followed it.
+    """
+
+    __slots__ = ("counts", "distinct", "keys", "totals")
+
+    def __init__(self, keys: _Ints, counts: _Floats, n_contexts: int, n_names: int) -> None:
+        self.keys = keys
+        self.counts = counts
+        ctx = keys // n_names
+        self.totals: _Floats = np.asarray(
+            np.bincount(ctx, weights=counts, minlength=n_contexts), dtype=np.float64
+        )
+        self.distinct: _Floats = np.asarray(
+            np.bincount(ctx, minlength=n_contexts), dtype=np.float64
+        )
+
+    def lookup(self, queries: _Ints) -> _Floats:
+        """
+        Return the count of each ``context id * n_names + next id`` (0 where unseen).
+        """
+        if len(self.keys) == 0:
+            return np.zeros(queries.shape, dtype=np.float64)
+        at = np.searchsorted(self.keys, queries)
+        at = np.minimum(at, len(self.keys) - 1)
+        found = self.keys[at] == queries
+        return np.where(found, self.counts[at], 0.0)
+
+
+class Windows:
+    """
+    The sessions ``[BOS, s1, s2, ...]`` laid end to end as integer ids (``BOS`` is 0),
+    with, for every position ``i`` and every length ``n`` in 1..order, the id of the
+    context ``padded[i - n : i]`` (-1 where the session is shorter than that).
+
+    A context of length ``n`` is its oldest state followed by a context of length
+    ``n - 1``: ``first[n][j]`` and ``parent[n][j]`` spell out context ``j``.
+
+    Args:
+        sequences: State sequences (names already checked).
+        order: The longest context.
+    """
+
+    def __init__(self, sequences: Iterable[Sequence[str]], order: int) -> None:
+        index: dict[str, int] = {BOS: 0}
+        flat: list[int] = []
+        session_of: list[int] = []
+        n_sessions = 0
+        for seq in sequences:
+            flat.append(0)
+            flat.extend([index.setdefault(s, len(index)) for s in seq])
+            session_of.extend([n_sessions] * (len(seq) + 1))
+            n_sessions += 1
+        self.order = order
+        self.index = index
+        self.names = list(index)
+        self.n_sessions = n_sessions
+        self.ids: _Ints = np.asarray(flat, dtype=np.int64)
+        self.session: _Ints = np.asarray(session_of, dtype=np.int64)
+        n = len(self.ids)
+        starts = np.flatnonzero(self.ids == 0)
+        #: How many states precede each position in its session, the start marker included.
+        self.depth: _Ints = np.arange(n, dtype=np.int64) - starts[self.session] if n else self.ids
+        self.targets: _Bools = self.ids != 0
+        #: The targets after at least one state: the turns a forecast is scored on.
+        self.scored: _Bools = self.depth >= 2
+        self.context: list[_Ints] = [np.zeros(n, dtype=np.int64)]
+        self.first: list[_Ints] = [np.zeros(1, dtype=np.int64)]
+        self.parent: list[_Ints] = [np.zeros(1, dtype=np.int64)]
+        for length in range(1, order + 1):
+            self._add_level(length)
+
+    def _add_level(self, n: int) -> None:
+        prev = self.context[n - 1]
+        n_prev = len(self.first[n - 1])
+        valid = self.depth >= n
+        oldest = np.zeros_like(self.ids)
+        oldest[n:] = self.ids[:-n] if n < len(self.ids) else oldest[n:]
+        pair = oldest * n_prev + prev
+        uniq, inv = np.unique(pair[valid], return_inverse=True)
+        ctx = np.full(len(self.ids), -1, dtype=np.int64)
+        ctx[valid] = inv
+        self.context.append(ctx)
+        self.first.append(uniq // n_prev)
+        self.parent.append(uniq % n_prev)
+
+    @property
+    def n_names(self) -> int:
+        """
+        Distinct ids, the start marker included.
+        """
+        return len(self.names)
+
+    def n_contexts(self, n: int) -> int:
+        """
+        Distinct contexts of length ``n``.
+        """
+        return len(self.first[n])
+
+    def count(self, n: int, where: _Bools | None = None) -> Level:
+        """
+        Count the transitions from contexts of length ``n`` at the positions ``where``
+        (every position when None).
+        """
+        mask = self.targets & (self.context[n] >= 0)
+        if where is not None:
+            mask &= where
+        keys = self.context[n][mask] * self.n_names + self.ids[mask]
+        uniq, counts = np.unique(keys, return_counts=True)
+        return Level(uniq, counts.astype(np.float64), self.n_contexts(n), self.n_names)
+
+    def continuation(self, upper: Level, n: int) -> Level:
+        """
+        The Kneser-Ney continuation counts of contexts of length ``n``: how many
+        different contexts of length ``n + 1`` (one state older) saw each next state,
+        from the counts ``upper`` of length ``n + 1``.
+        """
+        b = self.n_names
+        parents = self.parent[n + 1][upper.keys // b]
+        uniq, counts = np.unique(parents * b + upper.keys % b, return_counts=True)
+        return Level(uniq, counts.astype(np.float64), self.n_contexts(n), b)
+
+    def context_keys(self, n: int) -> list[str]:
+        """
+        The :class:`PatternGraph` node id of every context of length ``n``.
+        """
+        if n == 0:
+            return [CTX]
+        names = self.names
+        first = self.first[n].tolist()
+        if n == 1:
+            return [CTX + names[f] for f in first]
+        below = self.context_keys(n - 1)
+        return [
+            CTX + names[f] + SEP + below[p][1:]
+            for f, p in zip(first, self.parent[n].tolist(), strict=True)
+        ]
+
+    def edges(self, n: int, level: Level) -> list[tuple[str, str, float]]:
+        """
+        The transitions of ``level`` (contexts of length ``n``) as
+        ``(context node id, next state, count)``.
+        """
+        keys = self.context_keys(n)
+        names = self.names
+        b = self.n_names
+        ctx = (level.keys // b).tolist()
+        nxt = (level.keys % b).tolist()
+        return [
+            (keys[c], names[s], w) for c, s, w in zip(ctx, nxt, level.counts.tolist(), strict=True)
+        ]

@@ -1,0 +1,287 @@
+"""
+Tests of the self-tuning sequence forecast: the vectorised counts, the search of order,
+blending and discount, its fallbacks, and that what it learned survives save and load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graph import FollowUpPredictor
+from graph._keys import BOS
+from graph._seq_counts import SeqCounts, context_keys
+from graph._seq_tuning import DISCOUNTS, METHODS, _folds, _score_all, _turns
+from graph._seq_windows import Windows
+
+
+def _source(order: int, n_sessions: int, seed: int = 0, n_states: int = 6) -> list[list[str]]:
+    """
+    Sessions from a source whose next state is a fixed function of the last ``order``
+    states 90 % of the time, uniform otherwise.
+    """
+    rng = random.Random(seed)
+    names = [f"s{i}" for i in range(n_states)]
+    table: dict[tuple[str, ...], str] = {}
+    out = []
+    for _ in range(n_sessions):
+        seq = [rng.choice(names) for _ in range(order)]
+        for _ in range(rng.randint(6, 14)):
+            ctx = tuple(seq[-order:])
+            if ctx not in table:
+                table[ctx] = rng.choice(names)
+            seq.append(table[ctx] if rng.random() < 0.9 else rng.choice(names))
+        out.append(seq)
+    return out
+
+
+def _reference_edges(seqs: list[list[str]], order: int) -> dict[tuple[str, str], float]:
+    """
+    The transition counts the one-transition-at-a-time loop gives.
+    """
+    agg: dict[tuple[str, str], float] = {}
+    for seq in seqs:
+        padded = [BOS, *seq]
+        for i in range(1, len(padded)):
+            for key in context_keys(padded, i, order):
+                agg[(key, padded[i])] = agg.get((key, padded[i]), 0.0) + 1.0
+    return agg
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from("abc"), min_size=0, max_size=7), max_size=12),
+    st.integers(min_value=0, max_value=4),
+)
+def test_windows_count_like_the_loop(seqs: list[list[str]], order: int) -> None:
+    """
+    The vectorised counts equal the per-transition loop's, at every context length,
+    for any sessions (empty ones and single states included).
+    """
+    counts = SeqCounts(order=order, method="ad", discount=0.5, half_life=None, max_edges=None)
+    counts.add_batch(seqs)
+    got = {
+        (key, nxt): d["count"]
+        for key, succ in counts.graph._succ.items()
+        for nxt, d in succ.items()
+    }
+    assert _reference_edges(seqs, order) == got
+    assert sum(len(s) for s in seqs) == counts.n_transitions
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_search_finds_the_order_of_the_source(order: int) -> None:
+    """
+    On sessions whose next state depends on exactly the last ``order`` states, the
+    search settles on that order: shorter loses the structure, longer adds nothing.
+    """
+    model = FollowUpPredictor(text=False).fit(_source(order, 600, seed=order))
+    assert order == model.order_
+    assert model.tuning_ is not None
+    assert order == model.tuning_.order
+
+
+def test_explicit_parameters_win() -> None:
+    """
+    A given order is kept and only the rest is searched; given everything, nothing is.
+    """
+    data = _source(2, 300)
+    model = FollowUpPredictor(order=4, text=False).fit(data)
+    assert 4 == model.order_
+    assert model.tuning_ is not None
+    assert {4} == {row[0] for row in model.tuning_.board}
+    fixed = FollowUpPredictor(order=1, method="ad", discount=0.3, text=False).fit(data)
+    assert (1, "ad", 0.3, None) == (fixed.order_, fixed.method_, fixed.discount_, fixed.tuning_)
+    assert "nothing was searched" in fixed.explain()
+
+
+def test_search_scores_what_the_model_predicts() -> None:
+    """
+    The search's held-out top-3 and log-loss of a candidate are those of the model fit
+    on the training part and scored on the held-out turns (four states: every state is
+    a candidate, so the shortcut is exact).
+    """
+    seqs = _source(2, 60, n_states=4)
+    win = Windows(seqs, 3)
+    [(train, held)] = _folds(win)[0][:1]
+    turns = _turns(win, train, held, 3)
+    rows = {(r[0], r[1], r[2]): r[3:5] for r in _score_all(turns, [1, 2, 3], METHODS, DISCOUNTS)}
+    held_sessions = sorted(set(win.session[held].tolist()))
+    fit_on = [s for i, s in enumerate(seqs) if i not in held_sessions]
+    scored = [seqs[i] for i in held_sessions]
+    for order, method, discount in [
+        (1, "kn", 0.7),
+        (2, "kn", 0.85),
+        (3, "ad", 0.5),
+        (2, "ppm", 0.5),
+    ]:
+        model = FollowUpPredictor(order=order, method=method, discount=discount, text=False)
+        model.fit(fit_on)
+        hits, loss, n = 0, 0.0, 0
+        for seq in scored:
+            for i in range(1, len(seq)):
+                dist = dict(model.predict_proba(seq[:i], k=None))
+                top = [s for s, _ in model.predict_proba(seq[:i], k=3)]
+                hits += seq[i] in top
+                loss -= math.log(max(dist.get(seq[i], 0.0), 1e-9))
+                n += 1
+        top3, log_loss = rows[(order, method, discount)]
+        assert n == turns.n
+        assert pytest.approx(hits / n, abs=1e-9) == top3
+        assert pytest.approx(loss / n, rel=1e-6) == log_loss
+
+
+def test_too_few_sessions_fall_back_to_the_defaults() -> None:
+    """
+    Fewer than 20 sessions: a warning, the documented defaults, and a working model.
+    """
+    with pytest.warns(UserWarning, match="too few"):
+        model = FollowUpPredictor(text=False).fit(_source(1, 12))
+    assert (2, "kn", 0.75, None) == (model.order_, model.method_, model.discount_, model.tuning_)
+    assert "defaults" in model.explain()
+    assert 3 == len(model.predict_proba(["s1"], k=3))
+
+
+def test_too_few_sessions_with_a_given_order_fall_back_silently() -> None:
+    """
+    With the order given, only the smoothing was to be chosen: too few sessions use the
+    default smoothing without a warning (the test run turns warnings into errors).
+    """
+    model = FollowUpPredictor(order=1, text=False).fit(_source(1, 5))
+    assert (1, "kn", 0.75, None) == (model.order_, model.method_, model.discount_, model.tuning_)
+
+
+def test_empty_fit_is_silent() -> None:
+    """
+    fit([]) starts an empty model with the defaults and no warning (online learning
+    starts that way); it forecasts nothing until it observes.
+    """
+    model = FollowUpPredictor(text=False).fit([])
+    assert [] == model.predict_proba(["a"])
+    model.observe(["a"]).observe(["a", "b"])
+    assert "b" == model.predict_proba(["a"], k=1)[0][0]
+
+
+def test_single_state_and_single_turn_sessions() -> None:
+    """
+    A corpus of one state, and sessions of one turn, fit and forecast without errors.
+    """
+    one_state = FollowUpPredictor(text=False).fit([["a"] * 5] * 40)
+    assert "a" == one_state.predict_proba(["a"], k=1)[0][0]
+    assert pytest.approx(1.0) == sum(p for _, p in one_state.predict_proba(["a"], k=None))
+    single = FollowUpPredictor(text=False).fit([[s] for s in "abcabcabca" * 4])
+    assert {"a", "b", "c"} == {s for s, _ in single.predict_proba([], k=None)}
+    assert pytest.approx(1.0) == sum(p for _, p in single.predict_proba(["b"], k=None))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.sampled_from("xyz"), min_size=1, max_size=5), min_size=20, max_size=45))
+def test_any_small_corpus_fits(seqs: list[list[str]]) -> None:
+    """
+    Whatever the sessions, the search returns a valid choice and full forecasts are
+    distributions.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = FollowUpPredictor(text=False).fit(seqs)
+    assert 0 <= model.order_ <= 5
+    assert model.method_ in METHODS
+    for history in ([], ["x"], ["y", "z", "x"], ["q"]):
+        assert pytest.approx(1.0) == sum(p for _, p in model.predict_proba(history, k=None))
+
+
+def test_mixture_survives_save_and_load(tmp_path: Path) -> None:
+    """
+    A model whose weights were learned ("mix") predicts the same after loading, with
+    the same learned attributes and explanation.
+    """
+    model = FollowUpPredictor(method="mix", text=False).fit(_source(2, 200))
+    assert model.mixture_ is not None
+    model.save(tmp_path / "m.json")
+    loaded = FollowUpPredictor.load(tmp_path / "m.json")
+    assert (model.order_, model.method_, model.mixture_) == (
+        loaded.order_,
+        loaded.method_,
+        loaded.mixture_,
+    )
+    assert model.explain() == loaded.explain()
+    for history in ([], ["s1"], ["s2", "s3"], ["s0", "s1", "s2"]):
+        assert model.predict_proba(history, k=None) == loaded.predict_proba(history, k=None)
+
+
+def test_mixture_weights_follow_the_evidence() -> None:
+    """
+    On an order-2 source, the learned weight of a long, well-counted context is
+    higher than that of the same length seen once.
+    """
+    model = FollowUpPredictor(order=2, method="mix", text=False).fit(_source(2, 800, n_states=4))
+    assert model.mixture_ is not None
+    counts = model.counts_
+    many = counts._mix_weight("\x1es1\x1fs2", 200.0, 2)
+    once = counts._mix_weight("\x1es1\x1fs2", 1.0, 1)
+    assert many > once
+
+
+def test_version_1_files_still_load(tmp_path: Path) -> None:
+    """
+    A file written before the search (version 1, no learned section) loads, and its
+    parameters are what it learned with.
+    """
+    model = FollowUpPredictor(order=2, method="kn", discount=0.6, text=False).fit(_source(1, 30))
+    data = model.to_json()
+    data["version"] = 1
+    del data["learned"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    old = FollowUpPredictor.load(path)
+    assert (2, "kn", 0.6) == (old.order_, old.method_, old.discount_)
+    assert model.predict_proba(["s1"], k=None) == old.predict_proba(["s1"], k=None)
+
+
+def test_corrupt_learned_section_is_refused(tmp_path: Path) -> None:
+    """
+    A learned method that does not exist is refused as a corrupt file.
+    """
+    from graph import ModelFileError
+
+    data = FollowUpPredictor(order=1, method="ppm", text=False).fit(_source(1, 25)).to_json()
+    data["learned"]["method"] = "nope"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ModelFileError, match="corrupt"):
+        FollowUpPredictor.load(path)
+
+
+def test_continuation_counts_match_kneser_ney() -> None:
+    """
+    The continuation counts derived from the windows are those SeqCounts keeps for
+    Kneser-Ney.
+    """
+    seqs = _source(2, 50, n_states=5)
+    win = Windows(seqs, 2)
+    counts = SeqCounts(order=2, method="kn", discount=0.75, half_life=None, max_edges=None)
+    counts.add_batch(seqs)
+    b = win.n_names
+    for n in (0, 1):
+        level = win.continuation(win.count(n + 1), n)
+        keys = win.context_keys(n)
+        got = {
+            (keys[int(k // b)], win.names[int(k % b)]): c
+            for k, c in zip(level.keys.tolist(), level.counts.tolist(), strict=True)
+        }
+        want = {
+            (key, nxt): d["count"]
+            for key, succ in counts.cont._succ.items()
+            for nxt, d in succ.items()
+            if (key.count("\x1f") + 1 if len(key) > 1 else 0) == n
+        }
+        assert want == got
+    assert np.all(win.depth[win.ids == 0] == 0)
