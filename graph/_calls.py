@@ -154,6 +154,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         self.counts_ = CallCounts()
         self.sources_: dict[Key, dict[str, list[float]]] = {}
         self.calib_: dict[tuple[str, ...], list[float]] = {}
+        self.cues_: dict[Key, dict[str, list[float]]] = {}
+        self._cue_w: dict[Key, dict[str, float]] = {}
         self.n_sessions_ = 0
 
     def fit(self, sessions: Iterable[Any], y: object = None) -> CallForecaster:
@@ -180,6 +182,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 self._judge(session, counts)
         for session in sessions:
             self.counts_.add(session)
+        self.counts_.aliases()
         self.n_sessions_ = len(sessions)
         return self
 
@@ -201,6 +204,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 self._judge(session, self.counts_)
             self.counts_.add(session)
             self.n_sessions_ += 1
+        self.counts_.aliases()
         return self
 
     def _judge(self, session: Any, counts: CallCounts) -> None:
@@ -230,22 +234,59 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         counts: CallCounts,
         anchor: dt.date | None,
     ) -> None:
+        """
+        Count, for each argument of the turn's calls, which sources had a value, whether
+        the argument was given and whether the source was right; and which words around
+        each value said in the request or the last reply went with the right one.
+        """
         done: set[str] = set()
+        scans = [_scan_of(view, turn)]
+        if view.agent:
+            scans.append(view.agent[-1])
         for name, args, _ in calls_of(turn):
             if name in done:
                 continue
             done.add(name)
             per_arg = cands.get(name)
             if per_arg is None:
-                per_arg = self._candidates(name, view, _scan_of(view, turn), counts, anchor)
+                per_arg = self._candidates(name, view, scans[0], counts, anchor)
             for arg, options in per_arg.items():
                 stats = self.sources_.setdefault((name, arg), {})
                 for kind, value, _ in options:
+                    if kind == "default" and len(options) > 1:
+                        continue  # the default counts where it is the only source
                     entry = stats.setdefault(kind, [0.0, 0.0, 0.0])
                     entry[0] += 1.0
                     if arg in args:
                         entry[1] += 1.0
                         entry[2] += float(args[arg] == value)
+                if arg in args:
+                    self._learn_cues((name, arg), args[arg], scans, counts, anchor)
+
+    def _learn_cues(
+        self,
+        key: Key,
+        truth: str,
+        scans: list[TextScan],
+        counts: CallCounts,
+        anchor: dt.date | None,
+    ) -> None:
+        _, _, fmt, kid = counts.key_info(key)
+        for scan in scans:
+            found = list(scan.found.get(kid, ()))
+            if fmt is not None:
+                mention(scan, kid, fmt, counts, anchor)  # works out the normalized ones
+                found.extend(scan.norm.get(fmt, ()))
+            if len(found) < 2 and not (found and found[0][2] != truth):
+                continue  # nothing to choose between
+            cues = self.cues_.setdefault(key, {})
+            weights = self._cue_w.setdefault(key, {})
+            for start, after, value, _ in found:
+                right = value == truth
+                for word in scan.context(start, after):
+                    entry = cues.setdefault(word, [0.0, 0.0])
+                    entry[0 if right else 1] += 1.0
+                    weights[word] = math.log((entry[0] + 0.5) / (entry[1] + 0.5))
 
     # -- forecasting ----------------------------------------------------------------
 
@@ -395,11 +436,11 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         out: dict[str, list[_Cand]] = {}
         for arg, options in past.items():
             _, _, fmt, kid = counts.key_info((name, arg))
-            got = mention(scan, kid, fmt, counts, anchor)
+            got = mention(scan, kid, fmt, counts, anchor, self._cue_w.get((name, arg)))
             if got is None:
                 out[arg] = options
             else:
-                out[arg] = [("user:now", got[1], _how(got[2], "user")), *options]
+                out[arg] = [("user:now", got[2], _how(got[3], "user")), *options]
         return out
 
     def _past_candidates(
@@ -412,13 +453,13 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             _, top, fmt, kid = counts.key_info(key)
             options: list[_Cand] = []
             if last_agent is not None:
-                got = mention(last_agent, kid, fmt, counts, anchor)
+                got = mention(last_agent, kid, fmt, counts, anchor, self._cue_w.get(key))
                 if got is not None:
-                    options.append(("agent:last", got[1], _how(got[2], "agent")))
+                    options.append(("agent:last", got[2], _how(got[3], "agent")))
             for kind, agent in (("user:past", False), ("agent:past", True)):
                 said = view.said_before(kid, fmt, anchor, agent=agent)
                 if said is not None:
-                    options.append((kind, said[0], _how(said[1], kind[:-5])))
+                    options.append((kind, said[2], _how(said[3], kind[:-5])))
             for src in counts.flows(key):
                 value = view.flow_values.get(src)
                 if value is not None:
@@ -429,13 +470,15 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             out[arg] = options
         return out
 
-    def _source(self, key: Key, kind: str) -> tuple[float, float]:
+    def _source(self, key: Key, kind: str, presence: float) -> tuple[float, float]:
         """
         Return a source's precision for an argument and how often the argument is given
-        when the source has a value, smoothed towards the priors.
+        when the source has a value, smoothed towards the priors (for the default, the
+        argument's presence rate; for the others, at least that).
         """
         m = self.prior_weight
         prior_right, prior_given = _PRIOR[_kind(kind)]
+        prior_given = presence if kind == "default" else max(presence, prior_given)
         entry = self.sources_.get(key, {}).get(kind)
         if entry is None:
             return prior_right, prior_given
@@ -451,31 +494,35 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         counts: CallCounts,
         moment: str,
     ) -> _Draft:
+        """
+        Choose each argument's value (the most precise source that has one), keep the
+        arguments that source usually means are given, and describe the call.
+        """
         args: dict[str, str] = {}
         evidence: dict[str, str] = {}
         p0 = q
-        complete = fresh = True
+        complete = True
         fresh = False
         for arg, options in cands.items():
             key = (name, arg)
             presence = counts.key_info(key)[0]
             best: tuple[float, float, _Cand] | None = None
             for option in options:
-                right, given = self._source(key, option[0])
+                right, given = self._source(key, option[0], presence)
                 if best is None or right > best[0]:
                     best = (right, given, option)
             if best is None:
                 complete = complete and presence < 0.5
                 continue
             right, given, (kind, value, how) = best
-            if presence >= 0.5 or (kind != "default" and given >= 0.5):
+            if given >= 0.5:
                 args[arg] = value
                 evidence[arg] = how
                 p0 *= right
                 fresh = fresh or kind == "user:now"
-                if presence >= 0.5 and kind == "default" and right < 0.5:
-                    complete = False
-            elif presence >= 0.5:
+            else:
+                p0 *= 1.0 - given
+            if presence >= 0.5 and (kind == "default" and right < 0.5 or given < 0.5):
                 complete = False
         last = view.last_args.get(name)
         status = "new" if last is None else "same" if last == args else "changed"
@@ -497,6 +544,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             "counts": self.counts_.to_json(),
             "sources": [[list(k), v] for k, v in self.sources_.items()],
             "calib": [[list(c), e] for c, e in self.calib_.items()],
+            "cues": [[list(k), v] for k, v in self.cues_.items()],
         }
 
     @classmethod
@@ -520,11 +568,18 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             model._reset()
             model.n_sessions_ = int(data["n_sessions"])
             model.counts_ = CallCounts.from_json(data["counts"])
+            model.counts_.aliases()
             model.sources_ = {
                 (str(k[0]), str(k[1])): {str(s): [float(x) for x in e] for s, e in v.items()}
                 for k, v in data["sources"]
             }
             model.calib_ = {tuple(map(str, c)): [float(x) for x in e] for c, e in data["calib"]}
+            for k, words in data["cues"]:
+                key = (str(k[0]), str(k[1]))
+                model.cues_[key] = {str(w): [float(e[0]), float(e[1])] for w, e in words.items()}
+                model._cue_w[key] = {
+                    w: math.log((e[0] + 0.5) / (e[1] + 0.5)) for w, e in model.cues_[key].items()
+                }
         return model
 
     def save(self, path: str | Path) -> None:
@@ -553,8 +608,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         return cls.from_json(read_json(path), source=path)
 
 
-def _how(rule: str, side: str) -> str:
-    return f"normalized:{rule}" if rule else side
+def _how(how: str, side: str) -> str:
+    return f"normalized:{how}" if how else side
 
 
 def _scan_of(view: SessionView, turn: Mapping[str, Any]) -> TextScan:

@@ -12,6 +12,8 @@ value of every earlier call's argument.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -30,6 +32,7 @@ __all__ = [
     "Call",
     "CallCounts",
     "Key",
+    "Mention",
     "SessionView",
     "TextScan",
     "calls_of",
@@ -37,11 +40,23 @@ __all__ = [
     "turns_of",
 ]
 
+#: A value said in a text: ``(first token, token after, value, how)``; ``how`` is ""
+#: for a known value, else ``"alias"`` or a normalization rule.
+Mention: TypeAlias = "tuple[int, int, str, str]"
 #: One argument of one call: ``(call name, argument name)``.
 Key: TypeAlias = "tuple[str, str]"
 #: A call as the logs record it: its name and its complete arguments.
 Call: TypeAlias = "tuple[str, dict[str, str]]"
 
+#: Words before and after a mention that tell which argument it fills.
+_CUE_BEFORE = 3
+_CUE_AFTER = 2
+#: An alias is a word or two said in place of a value at least this often ...
+_ALIAS_MIN = 3.0
+#: ... in at least this share of the calls whose requests said it.
+_ALIAS_SHARE = 0.5
+#: Scanned texts cached per counts.
+_MAX_CACHED = 20_000
 #: The context of the first turn (no previous turn).
 START = ""
 #: How many earlier calls an argument's value is compared with, when learning which
@@ -93,8 +108,23 @@ class TextScan:
     """
 
     low: str
-    found: dict[int, tuple[int, str]]
-    norm: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)
+    toks: list[str]
+    ends: list[int]
+    #: key id -> every mention ``(first token, token after, value, how)``
+    found: dict[int, list[Mention]]
+    #: value format -> its normalized mentions, worked out when first asked
+    norm: dict[str, list[Mention]] = field(default_factory=dict)
+    #: key id -> its last mention
+    last: dict[int, Mention] = field(default_factory=dict)
+
+    def context(self, start: int, stop: int) -> list[str]:
+        """
+        Return the words around a mention, marked as before (``<``) or after (``>``).
+        """
+        toks = self.toks
+        return [f"<{t}" for t in toks[max(0, start - _CUE_BEFORE) : start]] + [
+            f">{t}" for t in toks[stop : stop + _CUE_AFTER]
+        ]
 
 
 class CallCounts:
@@ -115,9 +145,17 @@ class CallCounts:
         self.key_ids: dict[Key, int] = {}
         self.keys: list[Key] = []
         self.phrase_keys: list[dict[int, str]] = []
+        # aliases: (name, arg) -> words -> value -> calls; name -> words -> calls
+        self.said: dict[Key, dict[str, dict[str, float]]] = {}
+        self.words: dict[str, dict[str, float]] = {}
+        self.alias_index = PhraseIndex()
+        self.alias_keys: list[dict[int, str]] = []
+        self._aliases_stale = False
         self._derived: dict[Any, Any] = {}
         #: What the forecast worked out from these counts (emptied when they change).
         self.memo: dict[Any, Any] = {}
+        #: Texts scanned with these counts (emptied when they change).
+        self.scans: dict[str, TextScan] = {}
 
     # -- learning -------------------------------------------------------------------
 
@@ -128,11 +166,18 @@ class CallCounts:
         self.n_sessions += 1
         self._derived.clear()
         self.memo.clear()
+        self.scans.clear()
+        self._aliases_stale = True
         prev_state: str = START
         prev_calls: tuple[str, ...] = ()
         seen: list[Call] = []
+        before: list[str] = []
         for turn in turns_of(session):
             calls = calls_of(turn)
+            now = tokenize(_text(turn, "text"))
+            if calls:
+                self._count_words(calls, before + now)
+            before = now
             state = turn.get("state")
             names = tuple(sorted({name for name, _, _ in calls}))
             ctxs = [("p", prev_state, *prev_calls), ("p", prev_state), ("*",)]
@@ -172,6 +217,55 @@ class CallCounts:
                         src = (earlier, other)
                         flows[src] = flows.get(src, 0.0) + 1.0
             self._vote_anchor(value, text)
+
+    def _count_words(self, calls: list[tuple[str, dict[str, str], bool]], toks: list[str]) -> None:
+        """
+        Count the words and word pairs of the last two requests against the values of
+        the calls that followed, where a value was not said verbatim.
+        """
+        grams = set(toks) | {f"{a} {b}" for a, b in itertools.pairwise(toks)}
+        said = f" {' '.join(toks)} "
+        for name, args, _ in {c[0]: c for c in calls}.values():
+            per_name = self.words.setdefault(name, {})
+            for gram in grams:
+                per_name[gram] = per_name.get(gram, 0.0) + 1.0
+            for arg, value in args.items():
+                phrase = " ".join(tokenize(value))
+                if not phrase or f" {phrase} " in said:
+                    continue
+                per_key = self.said.setdefault((name, arg), {})
+                for gram in grams:
+                    per_value = per_key.setdefault(gram, {})
+                    per_value[value] = per_value.get(value, 0.0) + 1.0
+
+    def aliases(self) -> None:
+        """
+        Rebuild the index of aliases (words said in place of a value: "SFO" for "San
+        Francisco", "pets" for ``True``) if sessions were added since it was built.
+        """
+        if not self._aliases_stale:
+            return
+        self._aliases_stale = False
+        self.alias_index = PhraseIndex()
+        self.alias_keys = []
+        for key, per_key in self.said.items():
+            per_name = self.words.get(key[0], {})
+            kid = self.key_ids.get(key)
+            if kid is None:
+                continue
+            if self.key_info(key)[2] == "date":
+                continue  # relative dates are the rules' business, whatever day today is
+            calls = self.names[key[0]][0]
+            values = self.values.get(key, {})
+            for gram, per_value in per_key.items():
+                value, n = max(per_value.items(), key=lambda it: (it[1], it[0]))
+                share = n / per_name.get(gram, n)
+                if n < _ALIAS_MIN or share < max(_ALIAS_SHARE, 1.5 * values[value] / calls):
+                    continue  # too rare, or no likelier after the words than without
+                pid = self.alias_index.add(gram.split(" "))
+                while len(self.alias_keys) <= pid:
+                    self.alias_keys.append({})
+                self.alias_keys[pid][kid] = value
 
     def _index_value(self, key: Key, value: str) -> None:
         kid = self.key_ids.get(key)
@@ -289,7 +383,16 @@ class CallCounts:
             "contexts": [[list(c), e] for c, e in self.contexts.items()],
             "dates": self.dates,
             "hours": {str(h): n for h, n in self.hours.items()},
+            "said": [[list(k), v] for k, v in self.said.items()],
+            "words": {
+                name: {g: n for g, n in per.items() if n >= 2 or g in keep}
+                for name, per in self.words.items()
+                for keep in [self._said_grams(name)]
+            },
         }
+
+    def _said_grams(self, name: str) -> set[str]:
+        return {g for (n, _), per in self.said.items() if n == name for g in per}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CallCounts:
@@ -318,6 +421,17 @@ class CallCounts:
         }
         counts.dates = {str(d): float(n) for d, n in data["dates"].items()}
         counts.hours = {int(h): float(n) for h, n in data["hours"].items()}
+        counts.said = {
+            (str(k[0]), str(k[1])): {
+                str(g): {str(v): float(n) for v, n in per.items()} for g, per in grams.items()
+            }
+            for k, grams in data["said"]
+        }
+        counts.words = {
+            str(name): {str(g): float(n) for g, n in per.items()}
+            for name, per in data["words"].items()
+        }
+        counts._aliases_stale = True
         return counts
 
 
@@ -336,12 +450,13 @@ class SessionView:
     """
 
     def __init__(self, counts: CallCounts, max_turns: int) -> None:
+        counts.aliases()
         self.counts = counts
         self.max_turns = max_turns
         self.user: list[TextScan] = []
         self.agent: list[TextScan] = []
-        self.user_seen: dict[int, tuple[int, int, str]] = {}  # kid -> (turn, end, value)
-        self.agent_seen: dict[int, tuple[int, int, str]] = {}  # before the last reply
+        self.user_seen: dict[int, tuple[int, Mention]] = {}  # kid -> (turn, last mention)
+        self.agent_seen: dict[int, tuple[int, Mention]] = {}  # before the last reply
         self.flow_values: dict[Key, str] = {}
         self.last_args: dict[str, dict[str, str]] = {}
         self.prev_state = START
@@ -352,17 +467,31 @@ class SessionView:
 
     def scan(self, text: str) -> TextScan:
         """
-        Scan one text for every known argument value.
+        Scan one text for every known argument value and alias (cached per text while
+        the counts stay the same).
         """
+        cache = self.counts.scans
+        hit = cache.get(text)
+        if hit is not None:
+            return hit
         low = text[-MAX_TEXT:].lower()
         toks, ends = token_ends(low)
-        found: dict[int, tuple[int, str]] = {}
+        found: dict[int, list[Mention]] = {}
         if toks:
-            phrase_keys = self.counts.phrase_keys
-            for pid, after in self.counts.index.scan(toks):
-                for kid, value in phrase_keys[pid].items():
-                    found[kid] = (ends[after - 1], value)
-        return TextScan(low, found)
+            counts = self.counts
+            for index, keys, how in (
+                (counts.index, counts.phrase_keys, ""),
+                (counts.alias_index, counts.alias_keys, "alias"),
+            ):
+                for pid, start, after in index.scan(toks):
+                    for kid, value in keys[pid].items():
+                        found.setdefault(kid, []).append((start, after, value, how))
+        scan = TextScan(low, toks, ends, found)
+        scan.last = {kid: max(got, key=_later) for kid, got in found.items()}
+        if len(cache) >= _MAX_CACHED:
+            cache.clear()
+        cache[text] = scan
+        return scan
 
     def add_turn(self, turn: Mapping[str, Any]) -> None:
         """
@@ -371,11 +500,13 @@ class SessionView:
         n = self.n_turns
         self.memo.clear()
         if self.agent:
-            for kid, (end, value) in self.agent[-1].found.items():
-                self.agent_seen[kid] = (n - 1, end, value)
+            seen = self.agent_seen
+            for kid, found in self.agent[-1].last.items():
+                seen[kid] = (n - 1, found)
         user = self.scan(_text(turn, "text"))
-        for kid, (end, value) in user.found.items():
-            self.user_seen[kid] = (n, end, value)
+        seen = self.user_seen
+        for kid, found in user.last.items():
+            seen[kid] = (n, found)
         self.user.append(user)
         self.agent.append(self.scan(_text(turn, "system")))
         if len(self.user) > self.max_turns:
@@ -392,11 +523,10 @@ class SessionView:
 
     def said_before(
         self, kid: int, fmt: str | None, anchor: dt.date | None, *, agent: bool
-    ) -> tuple[str, str] | None:
+    ) -> Mention | None:
         """
-        Return the latest ``(value, how)`` said of an argument in the user's earlier
-        requests (or the agent's replies before the last one); ``how`` as in
-        :func:`mention`.
+        Return the latest mention of an argument in the user's earlier requests (or the
+        agent's replies before the last one).
         """
         seen = (self.agent_seen if agent else self.user_seen).get(kid)
         if fmt is not None:
@@ -408,28 +538,53 @@ class SessionView:
                     break
                 got = mention(scans[back], -1, fmt, self.counts, anchor)
                 if got is not None:
-                    if seen is not None and seen[0] == turn_no and seen[1] >= got[0]:
+                    if seen is not None and seen[0] == turn_no and _later(seen[1]) >= _later(got):
                         break
-                    return got[1], got[2]
-        return (seen[2], "") if seen is not None else None
+                    return got
+        return seen[1] if seen is not None else None
+
+
+def _later(found: Mention) -> tuple[int, int]:
+    """
+    Order mentions by where they end, then known values before normalized before aliases.
+    """
+    how = found[3]
+    return found[1], 2 if not how else 0 if how == "alias" else 1
 
 
 def mention(
-    scan: TextScan, kid: int, fmt: str | None, counts: CallCounts, anchor: dt.date | None
-) -> tuple[int, str, str] | None:
+    scan: TextScan,
+    kid: int,
+    fmt: str | None,
+    counts: CallCounts,
+    anchor: dt.date | None,
+    cues: Mapping[str, float] | None = None,
+) -> Mention | None:
     """
-    Return the last ``(end, value, how)`` a text says for an argument: a known value
-    (``how`` is ``""``) or a normalized one (``how`` is the rule's name).
+    Return what a text says of an argument: of its known values, aliases and
+    normalized values (for arguments of a format), the one whose surrounding words
+    best fit ``cues`` (word -> weight), the last one on a tie.
     """
-    best: tuple[int, str, str] | None = None
-    hit = scan.found.get(kid)
-    if hit is not None:
-        best = (hit[0], hit[1], "")
-    if fmt is not None and scan.low:
+    options = scan.found.get(kid, [])
+    if fmt is not None and scan.toks:
         norm = scan.norm.get(fmt)
         if norm is None:
-            norm = scan.norm[fmt] = normalized_mentions(scan.low, fmt, anchor, counts.pm_hours())
-        if norm and (best is None or norm[-1][2] > best[0]):
-            value, rule, end = norm[-1]
-            best = (end, value, rule)
-    return best
+            norm = scan.norm[fmt] = [
+                (bisect_right(scan.ends, start), bisect_left(scan.ends, end) + 1, value, rule)
+                for value, rule, start, end in normalized_mentions(
+                    scan.low, fmt, anchor, counts.pm_hours()
+                )
+            ]
+        if norm:
+            options = [*options, *norm]
+    if not options:
+        return None
+    if len(options) == 1:
+        return options[0]
+    if not cues:
+        return max(options, key=_later)
+
+    def fit(found: Mention) -> tuple[float, int, int]:
+        return sum(cues.get(w, 0.0) for w in scan.context(found[0], found[1])), *_later(found)
+
+    return max(options, key=fit)

@@ -126,7 +126,12 @@ _TIME_RULES: Final = (
     re.compile(r"\b(\d{1,2}):(\d\d)\b()"),
     re.compile(r"\b(\d{1,2}|" + "|".join(_HOUR_WORDS) + r")\s+o'?\s?clock\b()()"),
     re.compile(r"\b(half|quarter)\s+(past|to)\s+(\d{1,2}|" + "|".join(_HOUR_WORDS) + r")\b"),
+    re.compile(
+        r"\b(\d{1,2}|" + "|".join(_HOUR_WORDS) + r")(?::(\d\d))?()"
+        r"(?=\s+(?:in\s+the\s+(?:evening|afternoon|morning)|at\s+night|tonight))"
+    ),
 )
+_NOON = re.compile(r"\b(?:noon|midday)\b")
 _PM_AFTER = re.compile(r"^\W*(?:in\s+the\s+)?(evening|night|afternoon|tonight|pm|p\.m)")
 _AM_AFTER = re.compile(r"^\W*(?:in\s+the\s+)?(morning|am|a\.m)")
 
@@ -178,12 +183,13 @@ class PhraseIndex:
             self.phrases.append(" ".join(toks))
         return int(pid)
 
-    def scan(self, toks: list[str]) -> list[tuple[int, int]]:
+    def scan(self, toks: list[str]) -> list[tuple[int, int, int]]:
         """
-        Return ``(phrase id, index of the token after it)`` for every phrase in ``toks``.
+        Return ``(phrase id, its first token, the token after it)`` for every phrase in
+        ``toks``.
         """
         root = self._root
-        out: list[tuple[int, int]] = []
+        out: list[tuple[int, int, int]] = []
         n = len(toks)
         for i in range(n):
             node = root.get(toks[i])
@@ -191,7 +197,7 @@ class PhraseIndex:
             while node is not None:
                 pid = node.get(_END)
                 if pid is not None:
-                    out.append((pid, j))
+                    out.append((pid, i, j))
                 if j >= n or j - i >= MAX_PHRASE:
                     break
                 node = node.get(toks[j])
@@ -220,10 +226,10 @@ def value_format(values: Iterable[str]) -> str | None:
 
 def normalized_mentions(
     text: str, fmt: str, anchor: dt.date | None, pm_hours: frozenset[int] = frozenset()
-) -> list[tuple[str, str, int]]:
+) -> list[tuple[str, str, int, int]]:
     """
     Return the values of format ``fmt`` that ``text`` states in words or in another
-    format, as ``(value, rule, end offset)``.
+    format.
 
     Args:
         text: A request or reply.
@@ -232,12 +238,12 @@ def normalized_mentions(
         pm_hours: Hours 1 to 11 that mean the afternoon when said without am or pm.
 
     Returns:
-        The mentions in the order of the text.
+        ``(value, rule, start offset, end offset)`` in the order of the text.
     """
     low = text[-MAX_TEXT:].lower()
     if fmt == "int":
         return [
-            (str(_NUMBERS[m.group()]), "number", m.end())
+            (str(_NUMBERS[m.group()]), "number", m.start(), m.end())
             for m in re.finditer(r"[a-z]+", low)
             if m.group() in _NUMBERS
         ]
@@ -252,10 +258,9 @@ def _hour(word: str) -> int:
     return int(word) if word.isdigit() else _HOUR_WORDS[word]
 
 
-def _times(low: str, pm_hours: frozenset[int]) -> list[tuple[str, str, int]]:
-    out: list[tuple[str, str, int]] = []
-    if "noon" in low or "midday" in low:
-        out.append(("12:00", "time", low.find("noon") + 4))
+def _times(low: str, pm_hours: frozenset[int]) -> list[tuple[str, str, int, int]]:
+    out: list[tuple[str, str, int, int]] = []
+    out.extend(("12:00", "time", m.start(), m.end()) for m in _NOON.finditer(low))
     for rule in _TIME_RULES:
         for m in rule.finditer(low):
             a, b, c = m.group(1), m.group(2), m.group(3)
@@ -276,8 +281,8 @@ def _times(low: str, pm_hours: frozenset[int]) -> list[tuple[str, str, int]]:
                 h = h % 12
             elif h in pm_hours:
                 h += 12
-            out.append((f"{h:02d}:{minutes:02d}", "time", m.end()))
-    out.sort(key=lambda it: it[2])
+            out.append((f"{h:02d}:{minutes:02d}", "time", m.start(), m.end()))
+    out.sort(key=lambda it: it[3])
     return out
 
 
@@ -288,17 +293,18 @@ def _day(year: int, month: int, day: int) -> dt.date | None:
         return None
 
 
-def _dates(low: str, anchor: dt.date | None) -> list[tuple[str, str, int]]:
+def _dates(low: str, anchor: dt.date | None) -> list[tuple[str, str, int, int]]:
     if anchor is None:
         return []
-    low = _ORDINAL_WORDS.sub(lambda m: f"{_ORDINALS[m.group()]}th", low)
-    out: list[tuple[str, str, int]] = []
+    # ordinals in words become digits of the same length, so offsets stay the text's
+    low = _ORDINAL_WORDS.sub(lambda m: f"{_ORDINALS[m.group()]}th".rjust(len(m.group())), low)
+    out: list[tuple[str, str, int, int]] = []
     for rule, pattern in _DATE_RULES:
         for m in pattern.finditer(low):
             found = _date_of(rule, m.groups(), anchor)
             if found is not None:
-                out.append((found.isoformat(), "date", m.end()))
-    out.sort(key=lambda it: it[2])
+                out.append((found.isoformat(), "date", m.start(), m.end()))
+    out.sort(key=lambda it: it[3])
     return out
 
 

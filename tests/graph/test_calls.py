@@ -21,7 +21,7 @@ from graph import CallForecaster, CallGuess, ModelFileError
 CITIES = ["San Jose", "Fresno", "Oakland", "Berkeley", "Napa", "Sacramento", "Davis", "Reno"]
 CUISINES = ["Italian", "Thai", "Mexican", "Indian"]
 PLACES = ["Luigi's", "Bangkok Garden", "Casa Azul", "Taj Palace", "Blue Door"]
-WORDS = {2: "two", 3: "three", 4: "four"}
+WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 TODAY = dt.date(2019, 3, 1)
 FIND, BOOK, WEATHER = "Restaurants:Find", "Restaurants:Reserve", "Weather:Get"
 
@@ -30,14 +30,17 @@ def _call(name: str, args: dict[str, str], read_only: bool = True) -> dict[str, 
     return {"name": name, "args": args, "read_only": read_only}
 
 
-def restaurant_session(rng: random.Random, *, city: str | None = None) -> dict[str, Any]:
+def restaurant_session(
+    rng: random.Random, *, city: str | None = None, size: int | None = None
+) -> dict[str, Any]:
     """
     Search (city said by the user; price range always "dontcare"), a turn without a
     call, then a booking: the city from the search call, the place from the agent's
     offer, the party size said in words.
     """
     city = city or rng.choice(CITIES)
-    cuisine, place, size = rng.choice(CUISINES), rng.choice(PLACES), rng.choice([2, 3, 4])
+    cuisine, place = rng.choice(CUISINES), rng.choice(PLACES)
+    size = size or rng.choice([2, 3, 4])
     find = {"city": city, "cuisine": cuisine, "price_range": "dontcare"}
     book = {"restaurant_name": place, "city": city, "party_size": str(size)}
     return {
@@ -126,9 +129,10 @@ def test_user_said_values_fill_the_search(model: CallForecaster) -> None:
 def test_parameter_flow_carries_an_unseen_value(model: CallForecaster) -> None:
     """
     A city never seen in training reaches the booking through the search call's
-    arguments; the place comes from the agent's offer, the party size from words.
+    arguments; the place comes from the agent's offer, the party size (five, never
+    seen in training) from the number in words.
     """
-    turns = _turns(restaurant_session(random.Random(3), city="Timbuktu"))
+    turns = _turns(restaurant_session(random.Random(3), city="Timbuktu", size=5))
     guesses = model.predict(turns[:3], _request(turns[3]), read_only=False)
     book = next(g for g in guesses if g.name == BOOK)
     assert turns[3]["tool_calls"][0]["args"] == dict(book.args)
