@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
@@ -112,6 +112,11 @@ class FollowUpPredictor(BaseEstimator):
     .. versionchanged:: 0.2
        ``order``, ``method`` and ``discount`` default to ``"auto"``; ``"mix"``.
     """
+
+    #: Fewer sessions with states than this are too few to choose the parameters on.
+    MIN_SESSIONS: ClassVar[int] = MIN_SESSIONS
+    #: The order used when there are too few sessions to choose one.
+    DEFAULT_ORDER: ClassVar[int] = DEFAULT_ORDER
 
     def __init__(
         self,

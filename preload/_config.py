@@ -342,7 +342,13 @@ class PredictionConfig:
     .. versionadded:: 0.1
     """
 
-    order: int = 3
+    #: The longest state context, 1..5, or "auto": chosen on held-out training sessions
+    #: with ``method`` and ``discount`` (see ``graph.FollowUpPredictor``).
+    order: int | Literal["auto"] = "auto"
+    #: How the orders blend: "kn", "ad", "ppm", "mix" or "auto".
+    method: str = "auto"
+    #: The absolute discount of "kn" and "ad", in (0, 1), or "auto".
+    discount: float | Literal["auto"] = "auto"
     top_states: int = 5
     user_needs: bool = True
     #: Held-out turns that train the needs forecast's mixing model, at most; building
@@ -350,8 +356,17 @@ class PredictionConfig:
     mixer_turns: int = 8000
 
     def __post_init__(self) -> None:
-        if not 1 <= self.order <= 5:
-            raise ConfigError("prediction.order", f"{self.order} is not in 1..5")
+        if self.order != "auto" and (type(self.order) is not int or not 1 <= self.order <= 5):
+            raise ConfigError("prediction.order", f"{self.order!r} is not in 1..5 or 'auto'")
+        _choice("prediction.method", self.method, ("auto", "kn", "ad", "ppm", "mix"))
+        if self.discount != "auto" and (
+            isinstance(self.discount, bool)
+            or not isinstance(self.discount, int | float)
+            or not 0.0 < self.discount < 1.0
+        ):
+            raise ConfigError(
+                "prediction.discount", f"{self.discount!r} is not in (0, 1) or 'auto'"
+            )
         _positive("prediction.top_states", self.top_states)
         _positive("prediction.mixer_turns", self.mixer_turns)
 

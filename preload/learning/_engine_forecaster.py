@@ -6,6 +6,8 @@ The engine's own forecaster: the follow-up predictor and the needs forecast of
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EngineForecaster"]
 
+logger = logging.getLogger(__name__)
+
 
 class EngineForecaster:
     """
@@ -32,8 +36,15 @@ class EngineForecaster:
     reply into P(need used next turn); plus each user's own needs. ``save`` and
     ``load`` keep it as versioned JSON.
 
+    The state forecast chooses its own order, blending and discount on held-out
+    training sessions when they are ``"auto"`` (see :class:`graph.FollowUpPredictor`);
+    with too few sessions to choose on it uses order 2 and logs why.
+
     Args:
-        order: The longest state context.
+        order: The longest state context, or ``"auto"``.
+        method: The blending of the orders (``"kn"``, ``"ad"``, ``"ppm"``, ``"mix"``),
+            or ``"auto"``.
+        discount: The discount of ``"kn"`` and ``"ad"``, or ``"auto"``.
         top_states: How many next states a forecast reports.
         user_needs: Blend in each user's own P(need | state).
         mixer_turns: At most this many held-out turns train the needs forecast's
@@ -42,24 +53,30 @@ class EngineForecaster:
     """
 
     FORMAT = "preload.forecaster"
-    VERSION = 4  # 4: the needs forecaster of graph format version 4
+    VERSION = 5  # 5: order, method and discount may be "auto" (4 is still read)
+    _OLDER = (4,)
 
     predicts_states = True
     uses_reply = True
 
     def __init__(
         self,
-        order: int = 3,
+        order: int | str = "auto",
         *,
+        method: str = "auto",
+        discount: float | str = "auto",
         top_states: int = 5,
         user_needs: bool = True,
         mixer_turns: int | None = 8000,
     ) -> None:
         self.order = order
+        self.method = method
+        self.discount = discount
         self.top_states = top_states
         self.user_needs = user_needs
         self.model = NeedsForecaster(
-            predictor=FollowUpPredictor(order=order, text=False), max_mixer_turns=mixer_turns
+            predictor=FollowUpPredictor(order=order, method=method, discount=discount, text=False),
+            max_mixer_turns=mixer_turns,
         )
         self.encoder: StateEncoder | None = None
         self._users = UserNeeds()
@@ -72,7 +89,12 @@ class EngineForecaster:
         """
         p = config.prediction
         return cls(
-            p.order, top_states=p.top_states, user_needs=p.user_needs, mixer_turns=p.mixer_turns
+            p.order,
+            method=p.method,
+            discount=p.discount,
+            top_states=p.top_states,
+            user_needs=p.user_needs,
+            mixer_turns=p.mixer_turns,
         )
 
     def fit(self, sessions: Sequence[Session]) -> None:
@@ -98,10 +120,42 @@ class EngineForecaster:
                 strict=True,
             ):
                 turn["state"] = state
+        self._settle_order(sum(1 for d in data if any(t["state"] for t in d["turns"])))
         self.model.fit(data)
         if self.user_needs:
             self._users.fit(sessions)
         self._fitted = True
+
+    def _settle_order(self, n_sessions: int) -> None:
+        """
+        Give the state forecast a fixed order when the sessions it learns from (all but
+        the needs forecast's held-out part) are too few to choose one on, and log it.
+        """
+        order: int | str = self.order
+        enough = math.ceil(FollowUpPredictor.MIN_SESSIONS / (1.0 - self.model.holdout)) + 1
+        if order == "auto" and 0 < n_sessions < enough:
+            order = FollowUpPredictor.DEFAULT_ORDER
+            logger.warning(
+                "%d training sessions are too few to choose the forecast's order on "
+                "(at least %d); using order %d",
+                n_sessions,
+                enough,
+                order,
+            )
+        self.model.predictor = FollowUpPredictor(
+            order=order, method=self.method, discount=self.discount, text=False
+        )
+
+    def explain(self) -> str:
+        """
+        What the state forecast uses and why (:meth:`graph.FollowUpPredictor.explain`).
+
+        Raises:
+            EngineStateError: It was never fitted.
+        """
+        if not self._fitted:
+            raise EngineStateError("the forecaster is not fitted yet; call 'fit' first")
+        return self.model.predictor_.explain()
 
     def encode(self, text: str) -> str | None:
         """
@@ -150,6 +204,8 @@ class EngineForecaster:
             "format": self.FORMAT,
             "version": self.VERSION,
             "order": self.order,
+            "method": self.method,
+            "discount": self.discount,
             "top_states": self.top_states,
             "user_needs": self.user_needs,
             "model": self.model.to_json(),
@@ -182,7 +238,7 @@ class EngineForecaster:
             raise InputError(path, None, f"not a JSON model file: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != cls.FORMAT:
             raise InputError(path, None, f"not a {cls.FORMAT} file; write one with 'preload train'")
-        if data.get("version") != cls.VERSION:
+        if data.get("version") != cls.VERSION and data.get("version") not in cls._OLDER:
             raise InputError(
                 path,
                 None,
@@ -190,8 +246,11 @@ class EngineForecaster:
                 f"{cls.VERSION}",
             )
         try:
+            order = data["order"]
             self = cls(
-                int(data["order"]),
+                order if order == "auto" else int(order),
+                method=str(data.get("method", "auto")),
+                discount=_discount(data.get("discount", "auto")),
                 top_states=int(data["top_states"]),
                 user_needs=bool(data["user_needs"]),
             )
@@ -226,3 +285,14 @@ class EngineForecaster:
             turns[-1]["needs"] = [n for n, p in usual if p >= 0.5]
         forecast = self.forecast(turns, user, "")
         return list(forecast.states[:k]), list(forecast.needs[:k])
+
+
+def _discount(value: object) -> float | str:
+    """
+    A saved discount: ``"auto"`` or a number.
+    """
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"discount must be 'auto' or a number, got {value!r}")
+    return float(value)

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from graph import ModelFileError
-from preload import EngineForecaster, InputError
+from preload import (
+    ConfigError,
+    EngineConfig,
+    EngineForecaster,
+    InputError,
+    PredictionConfig,
+    Session,
+    Turn,
+)
 
 
 def test_a_corrupt_inner_model_names_the_file_and_keeps_the_cause(tmp_path: Path) -> None:
@@ -35,3 +43,93 @@ def test_a_corrupt_inner_model_names_the_file_and_keeps_the_cause(tmp_path: Path
     assert (str(path), None) == (caught.value.path, caught.value.line)
     assert str(caught.value).startswith(f"{path}: ")
     assert isinstance(caught.value.__cause__, ModelFileError)
+
+
+def _sessions(n: int) -> list[Session]:
+    """
+    ``n`` sessions of an order-2 habit: after a search, a second search books, a
+    booking after one search is followed by a review.
+    """
+    flows = [
+        ("F:Search", "F:Book", "F:Review"),
+        ("F:Search", "F:Search", "F:Book"),
+        ("H:Search", "H:Book", "H:Review"),
+    ]
+    return [
+        Session(
+            session_id=f"s{i}",
+            turns=tuple(
+                Turn(t=20.0 * j, text="", needs=(f"need:{state}",), state=state)
+                for j, state in enumerate(flows[i % 3])
+            ),
+        )
+        for i in range(n)
+    ]
+
+
+def test_the_default_configuration_searches_and_explains() -> None:
+    """
+    With the default [prediction] section the state forecast chooses its own order
+    and says so; given values reach the predictor unchanged.
+    """
+    forecaster = EngineForecaster.from_config(EngineConfig())
+    assert ("auto", "auto", "auto") == (
+        forecaster.order,
+        forecaster.method,
+        forecaster.discount,
+    )
+    forecaster.fit(_sessions(90))
+    predictor = forecaster.model.predictor_
+    assert predictor.tuning_ is not None
+    assert f"order {predictor.order_}" in forecaster.explain()
+    given = EngineForecaster.from_config(
+        EngineConfig(prediction=PredictionConfig(order=2, method="ad", discount=0.5))
+    )
+    given.fit(_sessions(90))
+    assert (2, "ad", 0.5) == (
+        given.model.predictor_.order_,
+        given.model.predictor_.method_,
+        given.model.predictor_.discount_,
+    )
+
+
+def test_too_few_sessions_log_the_fallback(caplog: pytest.LogCaptureFixture) -> None:
+    """
+    Too few training sessions to choose on: order 2, a log line saying why, and no
+    warning (the test run turns warnings into errors).
+    """
+    forecaster = EngineForecaster()
+    with caplog.at_level("WARNING", logger="preload.learning._engine_forecaster"):
+        forecaster.fit(_sessions(10))
+    assert 2 == forecaster.model.predictor_.order_
+    assert "too few" in caplog.text
+    assert (
+        "F:Book"
+        == forecaster.forecast([{"state": "F:Search", "needs": []}], None, "x").states[0][0]
+    )
+
+
+def test_auto_settings_survive_save_and_load(tmp_path: Path) -> None:
+    """
+    A forecaster with "auto" settings loads with them, and forecasts the same.
+    """
+    forecaster = EngineForecaster()
+    forecaster.fit(_sessions(60))
+    forecaster.save(tmp_path / "model.json")
+    loaded = EngineForecaster.load(tmp_path / "model.json")
+    assert ("auto", "auto", "auto") == (loaded.order, loaded.method, loaded.discount)
+    turns = [{"state": "F:Search", "needs": []}, {"state": "F:Search", "needs": []}]
+    assert forecaster.forecast(turns, None, "x") == loaded.forecast(turns, None, "x")
+    assert forecaster.explain() == loaded.explain()
+
+
+def test_invalid_prediction_settings_are_refused() -> None:
+    """
+    The [prediction] section refuses an unknown method and a discount out of range.
+    """
+    with pytest.raises(ConfigError, match=r"prediction\.method"):
+        PredictionConfig(method="best")
+    with pytest.raises(ConfigError, match=r"prediction\.discount"):
+        PredictionConfig(discount=1.5)
+    with pytest.raises(ConfigError, match=r"prediction\.order"):
+        PredictionConfig(order=0)
