@@ -94,15 +94,20 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
 
     It learns from session logs whose turns carry ``tool_calls``
     (``[{"name", "args", "read_only"}]``). Counts come from every training session;
-    which source to trust for each argument and how likely a forecast call is come
-    from sessions the counts did not see (``folds``-fold cross-fitting in :meth:`fit`;
-    in :meth:`partial_fit` each new session is judged before it is counted).
+    which source to trust for each argument, which words around a value tell which
+    argument it fills, and how likely a forecast call is come from sessions the counts
+    had not seen when they were forecast (in :meth:`fit`, a held-out share, counted
+    afterwards; in :meth:`partial_fit`, each new session before it is counted).
 
     Args:
-        folds: Cross-fitting folds of :meth:`fit` (``0`` or ``1``: no held-out judging,
-            probabilities are the uncalibrated products).
+        holdout: Share of the sessions of :meth:`fit` forecast before they are counted
+            (``0``: none; probabilities are then the uncalibrated products).
+        max_judged: At most this many held-out sessions are forecast (bounds the fit's
+            time; None for all of them).
         alpha: Smoothing of P(name | context) towards the coarser context.
         max_names: Candidate names considered per turn.
+        alternatives: Variants of each name's call (another value for one argument, an
+            optional argument left out or put in) forecast besides it.
         min_p: Names less likely than this to be called in a turn are not considered.
         max_turns: Latest turns whose texts are searched for normalized values.
         prior_weight: Pseudo-counts of the priors behind each source's precision and of
@@ -122,17 +127,21 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
     def __init__(
         self,
         *,
-        folds: int = 2,
+        holdout: float = 0.2,
+        max_judged: int | None = 2000,
         alpha: float = 1.0,
         max_names: int = 6,
+        alternatives: int = 2,
         min_p: float = 0.01,
         max_turns: int = 20,
         prior_weight: float = 4.0,
         anchor: str | None = None,
     ) -> None:
-        self.folds = folds
+        self.holdout = holdout
+        self.max_judged = max_judged
         self.alpha = alpha
         self.max_names = max_names
+        self.alternatives = alternatives
         self.min_p = min_p
         self.max_turns = max_turns
         self.prior_weight = prior_weight
@@ -141,8 +150,10 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
     # -- fitting --------------------------------------------------------------------
 
     def _reset(self) -> None:
-        if not isinstance(self.folds, int) or self.folds < 0:
-            raise ValueError(f"folds must be an int >= 0, got {self.folds!r}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout!r}")
+        if self.max_judged is not None and self.max_judged < 0:
+            raise ValueError(f"max_judged must be >= 0 or None, got {self.max_judged!r}")
         if self.alpha <= 0:
             raise ValueError(f"alpha must be > 0, got {self.alpha!r}")
         if self.max_names < 1 or self.max_turns < 1:
@@ -172,16 +183,18 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         """
         self._reset()
         sessions = list(sessions)
-        folds = self.folds if len(sessions) >= 2 * self.folds else 0
-        for fold in range(folds if folds >= 2 else 0):
-            counts = CallCounts()
-            for i, session in enumerate(sessions):
-                if i % folds != fold:
-                    counts.add(session)
-            for session in sessions[fold::folds]:
-                self._judge(session, counts)
-        for session in sessions:
-            self.counts_.add(session)
+        every = round(1.0 / self.holdout) if self.holdout > 0 and len(sessions) > 1 else 0
+        held = [i for i in range(len(sessions)) if every and i % every == every // 2]
+        held = held[: self.max_judged]
+        counted = set(held)
+        for i, session in enumerate(sessions):
+            if i not in counted:
+                self.counts_.add(session)
+        if self.counts_.n_sessions:
+            for i in held:
+                self._judge(sessions[i], self.counts_)
+        for i in held:
+            self.counts_.add(sessions[i])
         self.counts_.aliases()
         self.n_sessions_ = len(sessions)
         return self
@@ -413,7 +426,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         for name, q in self._name_probs(view, request, counts):
             cands = self._candidates(name, view, scan, counts, anchor)
             all_cands[name] = cands
-            drafts.append(self._assemble(name, q, cands, view, counts, moment))
+            drafts.extend(self._assemble(name, q, cands, view, counts, moment))
         return drafts, all_cands
 
     def _candidates(
@@ -493,41 +506,59 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         view: SessionView,
         counts: CallCounts,
         moment: str,
-    ) -> _Draft:
+    ) -> list[_Draft]:
         """
         Choose each argument's value (the most precise source that has one), keep the
-        arguments that source usually means are given, and describe the call.
+        arguments that source usually means are given, and describe the call; then up
+        to ``alternatives`` variants: one argument's runner-up value, or an optional
+        argument left out or put in.
         """
         args: dict[str, str] = {}
         evidence: dict[str, str] = {}
         p0 = q
         complete = True
         fresh = False
+        # (factor on p0, argument, value or None to leave it out, evidence)
+        variants: list[tuple[float, str, str | None, str]] = []
         for arg, options in cands.items():
             key = (name, arg)
             presence = counts.key_info(key)[0]
-            best: tuple[float, float, _Cand] | None = None
-            for option in options:
-                right, given = self._source(key, option[0], presence)
-                if best is None or right > best[0]:
-                    best = (right, given, option)
-            if best is None:
+            ranked = sorted(
+                ((*self._source(key, option[0], presence), option) for option in options),
+                key=lambda it: -it[0],
+            )
+            if not ranked:
                 complete = complete and presence < 0.5
                 continue
-            right, given, (kind, value, how) = best
+            right, given, (kind, value, how) = ranked[0]
+            runner = next((r for r in ranked[1:] if r[2][1] != value), None)
             if given >= 0.5:
                 args[arg] = value
                 evidence[arg] = how
                 p0 *= right
                 fresh = fresh or kind == "user:now"
+                if runner is not None:
+                    variants.append((runner[0] / right, arg, runner[2][1], runner[2][2]))
+                if presence < 0.5:
+                    variants.append(((1.0 - given) / (given * right), arg, None, ""))
             else:
                 p0 *= 1.0 - given
+                if kind != "default":
+                    variants.append((given * right / (1.0 - given), arg, value, how))
             if presence >= 0.5 and (kind == "default" and right < 0.5 or given < 0.5):
                 complete = False
         last = view.last_args.get(name)
-        status = "new" if last is None else "same" if last == args else "changed"
-        cell = (moment, _bin(p0), status, str(int(complete)), str(int(fresh)))
-        return _Draft(name, args, evidence, p0, cell)
+        head = (moment, str(int(complete)), str(int(fresh)))
+        drafts = [_draft(name, args, evidence, p0, last, head, "0")]
+        variants.sort(key=lambda it: -it[0])
+        for factor, arg, alt, alt_how in variants[: self.alternatives]:
+            alt_args, alt_evidence = dict(args), dict(evidence)
+            if alt is None:
+                del alt_args[arg], alt_evidence[arg]
+            else:
+                alt_args[arg], alt_evidence[arg] = alt, alt_how
+            drafts.append(_draft(name, alt_args, alt_evidence, p0 * factor, last, head, "1"))
+        return drafts
 
     # -- saving ---------------------------------------------------------------------
 
@@ -606,6 +637,20 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             ModelFileError: If the file is corrupt or of an unknown version.
         """
         return cls.from_json(read_json(path), source=path)
+
+
+def _draft(
+    name: str,
+    args: dict[str, str],
+    evidence: dict[str, str],
+    p0: float,
+    last: dict[str, str] | None,
+    head: tuple[str, str, str],
+    rank: str,
+) -> _Draft:
+    status = "new" if last is None else "same" if last == args else "changed"
+    cell = (head[0], _bin(p0), status, *head[1:], rank)
+    return _Draft(name, args, evidence, min(p0, 1.0), cell)
 
 
 def _how(how: str, side: str) -> str:

@@ -312,12 +312,12 @@ class CallCounts:
         """
         Return the hours 1 to 11 that time values more often meant in the afternoon.
         """
-        got = self._derived.get("pm")
+        got: frozenset[int] | None = self._derived.get("pm")
         if got is None:
             hours = self.hours
             got = frozenset(h for h in range(1, 12) if hours.get(h + 12, 0) > hours.get(h, 0))
             self._derived["pm"] = got
-        return frozenset(got)
+        return got
 
     def key_info(self, key: Key) -> tuple[float, str, str | None, int]:
         """

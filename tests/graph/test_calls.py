@@ -260,7 +260,7 @@ def test_sessions_without_calls_predict_nothing() -> None:
 
 def test_a_single_session_is_enough() -> None:
     """
-    Fewer sessions than folds: no held-out judging, still a forecast.
+    One session: nothing held out, still a forecast.
     """
     model = CallForecaster().fit(sessions(1))
     turns = _turns(sessions(1)[0])
@@ -289,8 +289,8 @@ def test_bad_parameters_are_refused_in_fit() -> None:
     """
     The constructor stores; fit checks.
     """
-    with pytest.raises(ValueError, match="folds"):
-        CallForecaster(folds=-1).fit([])
+    with pytest.raises(ValueError, match="holdout"):
+        CallForecaster(holdout=1.0).fit([])
     with pytest.raises(ValueError, match="alpha"):
         CallForecaster(alpha=0).fit([])
 
