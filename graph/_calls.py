@@ -330,7 +330,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         Raises:
             TypeError: If ``history`` is not a sequence or ``request`` not a mapping.
         """
-        check_is_fitted(self, "counts_")
+        if "counts_" not in self.__dict__:  # the fast path of check_is_fitted
+            check_is_fitted(self, "counts_")
         if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
             raise TypeError(f"history must be a sequence of turn mappings, got {history!r:.80}")
         if request is not None and not isinstance(request, Mapping):

@@ -53,8 +53,12 @@ _CUE_BEFORE = 3
 _CUE_AFTER = 2
 #: An alias is a word or two said in place of a value at least this often ...
 _ALIAS_MIN = 3.0
-#: ... in at least this share of the calls whose requests said it.
+#: ... in at least this share of the calls whose requests said it, this many times as
+#: often as the value is given anyway ...
 _ALIAS_SHARE = 0.5
+_ALIAS_LIFT = 2.0
+#: ... and it is said before at most this share of the call's calls ("I", "is").
+_ALIAS_COMMON = 0.25
 #: Scanned texts cached per counts.
 _MAX_CACHED = 20_000
 #: The context of the first turn (no previous turn).
@@ -207,9 +211,8 @@ class CallCounts:
         for arg, value in args.items():
             key = (name, arg)
             vals = self.values.setdefault(key, {})
-            if value not in vals:
-                self._index_value(key, value)
             vals[value] = vals.get(value, 0.0) + 1.0
+            self._index_value(key, value)
             flows = self.flow.setdefault(key, {})
             for earlier, earlier_args in seen:
                 for other, other_value in earlier_args.items():
@@ -259,9 +262,14 @@ class CallCounts:
             values = self.values.get(key, {})
             for gram, per_value in per_key.items():
                 value, n = max(per_value.items(), key=lambda it: (it[1], it[0]))
-                share = n / per_name.get(gram, n)
-                if n < _ALIAS_MIN or share < max(_ALIAS_SHARE, 1.5 * values[value] / calls):
-                    continue  # too rare, or no likelier after the words than without
+                said = per_name.get(gram, n)
+                share = n / said
+                if (
+                    n < _ALIAS_MIN
+                    or share < max(_ALIAS_SHARE, _ALIAS_LIFT * values[value] / calls)
+                    or said > _ALIAS_COMMON * calls
+                ):
+                    continue  # too rare, no likelier after the words, or words said anyway
                 pid = self.alias_index.add(gram.split(" "))
                 while len(self.alias_keys) <= pid:
                     self.alias_keys.append({})
@@ -277,7 +285,12 @@ class CallCounts:
             return
         while len(self.phrase_keys) <= pid:
             self.phrase_keys.append({})
-        self.phrase_keys[pid].setdefault(kid, value)
+        # values that differ only in case or punctuation: the most frequent spelling
+        spelled = self.phrase_keys[pid]
+        current = spelled.get(kid)
+        vals = self.values[key]
+        if current is None or vals[value] > vals.get(current, 0.0):
+            spelled[kid] = value
 
     def _vote_anchor(self, value: str, text: str) -> None:
         if len(value) == 10 and value[4] == "-" and value[7] == "-":

@@ -282,7 +282,18 @@ def _times(low: str, pm_hours: frozenset[int]) -> list[tuple[str, str, int, int]
             elif h in pm_hours:
                 h += 12
             out.append((f"{h:02d}:{minutes:02d}", "time", m.start(), m.end()))
-    out.sort(key=lambda it: it[3])
+    return _outermost(out)
+
+
+def _outermost(found: list[tuple[str, str, int, int]]) -> list[tuple[str, str, int, int]]:
+    """
+    Keep the mentions no other contains (two rules read "6:30 pm"), in text order.
+    """
+    found.sort(key=lambda it: (it[2], -it[3]))
+    out: list[tuple[str, str, int, int]] = []
+    for item in found:
+        if not out or item[3] > out[-1][3]:
+            out.append(item)
     return out
 
 
@@ -304,8 +315,7 @@ def _dates(low: str, anchor: dt.date | None) -> list[tuple[str, str, int, int]]:
             found = _date_of(rule, m.groups(), anchor)
             if found is not None:
                 out.append((found.isoformat(), "date", m.start(), m.end()))
-    out.sort(key=lambda it: it[3])
-    return out
+    return _outermost(out)
 
 
 def _date_of(rule: str, groups: tuple[str | Any, ...], anchor: dt.date) -> dt.date | None:

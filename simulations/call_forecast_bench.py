@@ -15,13 +15,17 @@ speculates the guesses (at most ``k`` = 3 per turn) with ``p >= threshold``:
 - ``g/call``: speculated guesses over all turns (calls or not) per actual read-only call.
 
 The baseline repeats the latest read-only call of the session (p = 1 on every turn after
-one), the row to beat. ``fit s`` is the fit's wall time; ``µs/turn`` the mean time of one
-``predict`` on a dev turn (history and request as the engine would pass them).
+one), the row to beat. ``fit s`` is the fit's wall time; ``µs/turn`` the mean wall time
+of one ``predict`` on a dev turn (history and request as the engine would pass them) and
+``cpu µs`` its CPU time (the thread's; on a shared machine the wall time includes waiting
+for a core). ``calibration`` lists, per band of ``p``, the guesses' mean ``p`` against
+the share of them that were exactly right (guesses of read-only names on all turns).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -34,6 +38,7 @@ from graph import CallForecaster
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.5)
+BANDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.01)
 K = 3
 
 Guesses = list[tuple[str, dict[str, str], float]]
@@ -79,22 +84,29 @@ def evaluate(sessions: list[dict[str, Any]], forecast: Forecast, moment: str) ->
     """
     hits = [0] * len(THRESHOLDS)
     made = [0] * len(THRESHOLDS)
+    bands = [[0, 0.0, 0] for _ in BANDS[1:]]  # guesses, sum of p, right
     n_calls = n_turns = 0
-    spent = 0.0
+    spent = cpu = 0.0
     for session in sessions:
         history: list[dict[str, Any]] = []
         for turn in session["turns"]:
             truth = read_only_calls(turn)
             request = request_turn(turn) if moment == "request" else None
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             guesses = forecast(history, request)
             spent += time.perf_counter() - start
+            cpu += time.thread_time() - start_cpu
             n_turns += 1
             n_calls += len(truth)
             for i, threshold in enumerate(THRESHOLDS):
                 chosen = {(n, frozenset(a.items())) for n, a, p in guesses if p >= threshold}
                 made[i] += len(chosen)
                 hits[i] += len(chosen & truth)
+            for name, args, p in guesses:
+                band = bands[next(i for i, top in enumerate(BANDS[1:]) if p < top)]
+                band[0] += 1
+                band[1] += p
+                band[2] += (name, frozenset(args.items())) in truth
             history.append(history_turn(turn))
     return {
         "calls": n_calls,
@@ -102,6 +114,8 @@ def evaluate(sessions: list[dict[str, Any]], forecast: Forecast, moment: str) ->
         "hit": [h / max(n_calls, 1) for h in hits],
         "per_call": [g / max(n_calls, 1) for g in made],
         "us_per_turn": 1e6 * spent / max(n_turns, 1),
+        "cpu_us_per_turn": 1e6 * cpu / max(n_turns, 1),
+        "bands": bands,
     }
 
 
@@ -137,7 +151,21 @@ def row(label: str, result: Mapping[str, Any], fit_s: float | None) -> str:
         f"{h:5.3f}/{g:4.2f}" for h, g in zip(result["hit"], result["per_call"], strict=True)
     )
     fit = f"{fit_s:6.1f}" if fit_s is not None else "     -"
-    return f"  {label:<22} {cells}  {fit} {result['us_per_turn']:8.0f}"
+    times = f"{result['us_per_turn']:8.0f} {result['cpu_us_per_turn']:7.0f}"
+    return f"  {label:<22} {cells}  {fit} {times}"
+
+
+def calibration(label: str, result: Mapping[str, Any]) -> str:
+    """
+    One line per moment: per band of p, guesses, mean p and the share right.
+    """
+    cells = []
+    for (lo, hi), (n, total, right) in zip(itertools.pairwise(BANDS), result["bands"], strict=True):
+        if n:
+            cells.append(
+                f"[{lo:.2f},{min(hi, 1):.2f}) n={n} p={total / n:.2f} right={right / n:.2f}"
+            )
+    return f"  calibration, {label}: " + "; ".join(cells)
 
 
 def bench(data: Path, corpus: str) -> None:
@@ -156,10 +184,14 @@ def bench(data: Path, corpus: str) -> None:
         f"{n_turns} turns, {n_ro} read-only calls"
     )
     head = " ".join(f"   p>={t:<4}  " for t in THRESHOLDS)
-    print(f"  {'hit/g per call':<22} {head}  fit s  µs/turn")
+    print(f"  {'hit/g per call':<22} {head}  fit s  µs/turn cpu µs")
+    calibrations = []
     for moment in ("request", "after"):
-        print(row(f"ours, {moment}", evaluate(dev, ours(model), moment), fit_s))
+        result = evaluate(dev, ours(model), moment)
+        print(row(f"ours, {moment}", result, fit_s))
         print(row(f"repeat last, {moment}", evaluate(dev, repeat_last, moment), None))
+        calibrations.append(calibration(moment, result))
+    print("\n".join(calibrations))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from graph import CallForecaster, CallGuess, ModelFileError
+from graph._calls_text import PhraseIndex, normalized_mentions, tokenize, value_format
 
 CITIES = ["San Jose", "Fresno", "Oakland", "Berkeley", "Napa", "Sacramento", "Davis", "Reno"]
 CUISINES = ["Italian", "Thai", "Mexican", "Indian"]
@@ -314,3 +315,78 @@ def test_any_turn_shape_gives_valid_guesses(history: list[Any], request: Any) ->
 
 
 _FITTED = CallForecaster().fit(sessions(30))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("on the 14th of this month", "2019-03-14"),
+        ("March 14th works", "2019-03-14"),
+        ("the fourteenth of March", "2019-03-14"),
+        ("today", "2019-03-01"),
+        ("tomorrow", "2019-03-02"),
+        ("the day after tomorrow", "2019-03-03"),
+        ("next Monday", "2019-03-04"),
+        ("next Friday", "2019-03-08"),
+        ("the 2nd of next month", "2019-04-02"),
+    ],
+)
+def test_dates_said_in_words(text: str, value: str) -> None:
+    """
+    Relative and partial dates count from the anchor day (a Friday here).
+    """
+    got = normalized_mentions(text, "date", TODAY)
+    assert value == got[-1][0]
+    assert "date" == got[-1][1]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("at 6:30 pm", "18:30"),
+        ("half past 6 in the evening", "18:30"),
+        ("3 in the afternoon", "15:00"),
+        ("quarter to seven", "06:45"),
+        ("at noon", "12:00"),
+        ("around 10 am", "10:00"),
+    ],
+)
+def test_times_said_in_words(text: str, value: str) -> None:
+    """
+    Times become HH:MM; "afternoon" and "pm" move the hour past noon, "afternoon"
+    itself is not "noon".
+    """
+    assert [value] == [v for v, _, _, _ in normalized_mentions(text, "time", None)]
+
+
+def test_numbers_in_words_and_their_place() -> None:
+    """
+    Number words become digits; each mention says where it starts and ends.
+    """
+    text = "two adults and three kids"
+    got = normalized_mentions(text, "int", None)
+    assert [("2", "number", 0, 3), ("3", "number", 15, 20)] == got
+    assert [] == normalized_mentions("no dates here", "date", None)
+
+
+def test_phrase_index_finds_every_phrase_in_one_pass() -> None:
+    """
+    Overlapping phrases are all found, with their first token and the token after.
+    """
+    index = PhraseIndex()
+    san_jose, jose = index.add(["san", "jose"]), index.add(["jose"])
+    assert -1 == index.add([])
+    assert san_jose == index.add(["san", "jose"])
+    got = index.scan(tokenize("From San Jose to jose"))
+    assert [(san_jose, 1, 3), (jose, 2, 3), (jose, 4, 5)] == got
+
+
+def test_value_formats() -> None:
+    """
+    A format is the one most values share.
+    """
+    assert "date" == value_format(["2019-03-01", "2019-03-02"])
+    assert "time" == value_format(["18:30", "09:00", "noonish"][:2])
+    assert "int" == value_format(["1", "2", "3", "4", "x"])
+    assert value_format(["San Jose", "1"]) is None
+    assert value_format([]) is None
