@@ -6,7 +6,8 @@ sources, the forecasters, the history, budgets, token counters, metrics and erro
 The parts live in subpackages with their own ``__all__``: :mod:`preload.window` (the
 request path: swap, allocation, knapsack), :mod:`preload.loading` (the background
 path), :mod:`preload.caches`, :mod:`preload.compression`, :mod:`preload.history`,
-:mod:`preload.learning` and :mod:`preload.replay`.
+:mod:`preload.learning`, :mod:`preload.calls` (tool calls and speculation) and
+:mod:`preload.replay`.
 
 .. versionadded:: 0.1
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from ._config import BudgetConfig as BudgetConfig
 from ._config import CacheConfig as CacheConfig
+from ._config import CallsConfig as CallsConfig
 from ._config import CategoryConfig as CategoryConfig
 from ._config import CompressionConfig as CompressionConfig
 from ._config import EngineConfig as EngineConfig
@@ -35,6 +37,7 @@ from ._errors import InputTooLargeError as InputTooLargeError
 from ._errors import MissingItemError as MissingItemError
 from ._errors import PreloadError as PreloadError
 from ._errors import SourceError as SourceError
+from ._errors import UnknownToolError as UnknownToolError
 from ._metrics import EngineStatistics as EngineStatistics
 from ._metrics import MetricsSnapshot as MetricsSnapshot
 from ._prometheus import PrometheusCollector as PrometheusCollector
@@ -52,6 +55,9 @@ from ._sources import SourceRouter as SourceRouter
 from ._sources import read_knowledge as read_knowledge
 from ._tokens import TiktokenCounter as TiktokenCounter
 from ._tokens import TokenCounter as TokenCounter
+from .calls import CallSource as CallSource
+from .calls import ToolCall as ToolCall
+from .calls import ToolSet as ToolSet
 from .history import CompressedConversation as CompressedConversation
 from .learning import EngineForecaster as EngineForecaster
 from .learning import Forecast as Forecast
@@ -66,6 +72,8 @@ __all__ = [
     "BudgetConfig",
     "CacheConfig",
     "CacheError",
+    "CallSource",
+    "CallsConfig",
     "CategorizingSource",
     "CategoryConfig",
     "CompressedConversation",
@@ -106,7 +114,10 @@ __all__ = [
     "TiktokenCounter",
     "TokenCounter",
     "TokensConfig",
+    "ToolCall",
+    "ToolSet",
     "Turn",
+    "UnknownToolError",
     "read_knowledge",
     "read_sessions",
 ]

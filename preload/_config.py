@@ -24,6 +24,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "BudgetConfig",
     "CacheConfig",
+    "CallsConfig",
     "CategoryConfig",
     "CompressionConfig",
     "EngineConfig",
@@ -412,7 +413,8 @@ class ReplayConfig:
     How recorded sessions are replayed on the virtual clock.
 
     Sessions arrive as a Poisson process at ``arrival_rate`` sessions per second, so
-    that they overlap in time as on a real server.
+    that they overlap in time as on a real server. At a turn that makes tool calls,
+    the agent's model decides for a time drawn from ``agent`` before it makes them.
 
     .. versionadded:: 0.1
     """
@@ -420,6 +422,9 @@ class ReplayConfig:
     arrival_rate: float = 0.5
     seed: int = 0
     latency: dict[str, LatencyConfig] = field(default_factory=_default_latency)
+    agent: LatencyConfig = field(
+        default_factory=lambda: LatencyConfig(median_ms=800.0, p95_ms=3000.0)
+    )
     demo_sessions: int = 300
     processes: int = 0
 
@@ -435,6 +440,44 @@ class ReplayConfig:
         The latency distribution of ``source``, or the default one.
         """
         return self.latency.get(source, self.latency["default"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallsConfig:
+    """
+    Tool calls: how the agent's calls are served and which are run speculatively.
+
+    When ``speculate`` is on, the engine asks its call forecaster for ``guesses`` calls
+    twice a turn, after the reply (for the next turn) and the moment a request arrives
+    (for its own calls), and runs those of at least ``threshold`` probability whose
+    tool is declared read-only: at most ``max_per_turn`` a session a turn, at most
+    ``max_in_flight_per_source`` at once against one call source, ``workers`` at once
+    in all. A call waits at most ``deadline_s`` for its result (joined if a speculative
+    call is in flight); each call to a source has ``timeout_s``. Results longer than
+    ``max_result_chars`` are refused.
+
+    .. versionadded:: 0.3
+    """
+
+    speculate: bool = True
+    threshold: float = 0.2
+    guesses: int = 3
+    max_per_turn: int = 2
+    max_in_flight_per_source: int = 8
+    workers: int = 8
+    deadline_s: float = 30.0
+    timeout_s: float = 30.0
+    max_result_chars: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        _probability("calls.threshold", self.threshold)
+        _positive("calls.guesses", self.guesses)
+        _non_negative("calls.max_per_turn", self.max_per_turn)
+        _positive("calls.max_in_flight_per_source", self.max_in_flight_per_source)
+        _positive("calls.workers", self.workers)
+        _positive("calls.deadline_s", self.deadline_s)
+        _positive("calls.timeout_s", self.timeout_s)
+        _positive("calls.max_result_chars", self.max_result_chars)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -494,6 +537,7 @@ class EngineConfig:
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
 
     def __post_init__(self) -> None:
         if not self.tenant:

@@ -12,25 +12,47 @@ from __future__ import annotations
 import enum
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._config import EngineConfig
-from ._errors import EngineStateError, InputTooLargeError
+from ._errors import EngineStateError, InputTooLargeError, UnknownToolError
 from ._lifecycle import Lifecycle
 from ._metrics import EngineStatistics, MetricsSnapshot, compose
 from ._sources import Source, SourceRouter
 from ._tokens import TiktokenCounter, TokenCounter
 from .caches import CacheBackend, make_cache
-from .compression import Compressor, MultiLevelCompressor, Representation
+from .calls import (
+    CallAdapter,
+    CallBook,
+    CallSource,
+    CallStatistics,
+    SpeculatedCall,
+    SpeculationLedger,
+    ToolCall,
+    ToolSet,
+    call_key,
+    check_name,
+    current_session,
+    in_session,
+    through_engine,
+)
+from .compression import Compressor, MultiLevelCompressor, Representation, TruncatingCompressor
 from .history import CompressedConversation
-from .learning import EngineForecaster, Forecast, Forecaster, StateNamer
+from .learning import (
+    CallPredictor,
+    EngineCallPredictor,
+    EngineForecaster,
+    Forecast,
+    Forecaster,
+    StateNamer,
+)
 from .loading import OFFLOAD_CHARS, Fetched, Preloader
 from .window import Context, HierarchicalBudgetManager, SwapController
 
@@ -59,6 +81,18 @@ class _Counters:
     replies_truncated: int = 0
 
 
+@dataclass(slots=True)
+class _CallCounters:
+    calls: int = 0
+    read_only_calls: int = 0
+    call_hits: int = 0
+    call_joins: int = 0
+    call_misses: int = 0
+    call_failures: int = 0
+    speculative: int = 0
+    speculative_skipped: int = 0
+
+
 @dataclass(slots=True, eq=False)
 class _Session:
     id: str
@@ -69,6 +103,7 @@ class _Session:
     history: CompressedConversation | None = None
     recorded: int = 0  # turns already in the history
     recording: bool = False  # the learner prepares the next exchange in a worker thread
+    speculated: int = 0  # speculative calls started since the last request
 
 
 class PreloadEngine(anyio.AsyncContextManagerMixin):
@@ -88,6 +123,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         compressor: Builds each item's levels.
         offload: Run heavy CPU work in worker threads (off for virtual-clock replays).
         max_sessions: Sessions remembered at once; the least recently active go first.
+        call_sources: What runs the agent's tool calls (:meth:`call`), asked in this
+            order; the first that knows a tool runs it.
+        call_predictor: What forecasts the calls to run ahead (the engine's own, learning
+            from the sessions that end, when None; speculation needs call sources and
+            ``calls.speculate``).
 
     Example::
 
@@ -108,6 +148,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         compressor: Compressor | None = None,
         offload: bool = True,
         max_sessions: int = 10_000,
+        call_sources: Sequence[CallSource] = (),
+        call_predictor: CallPredictor | None = None,
     ) -> None:
         self.config = config or EngineConfig()
         self.counter = counter or TiktokenCounter(
@@ -137,6 +179,45 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._learned = anyio.Event()
         self._offload = offload
         self._cpu = anyio.CapacityLimiter(1)  # one worker thread for long messages
+        self._init_calls(call_sources, call_predictor)
+
+    def _init_calls(
+        self, call_sources: Sequence[CallSource], call_predictor: CallPredictor | None
+    ) -> None:
+        """
+        The call side: the registry of call keys, a preloader of its own for call
+        results (its own workers, limits and statistics, the engine's cache), and the
+        ledger of speculations.
+        """
+        calls = self.config.calls
+        self.tools = ToolSet("tools")  # what engine.tool registers
+        self.call_sources = [*call_sources, self.tools]
+        self.call_predictor = call_predictor
+        if call_predictor is None and calls.speculate:
+            self.call_predictor = EngineCallPredictor()
+        self._book = CallBook()
+        self._call_loader = Preloader(
+            sources=SourceRouter({s.name: CallAdapter(s, self._book) for s in self.call_sources}),
+            cache=self.cache,
+            compressor=TruncatingCompressor(self.counter, fractions=()),
+            config=replace(
+                self.config.preloader,
+                workers=calls.workers,
+                max_concurrent_loads=calls.workers,
+                request_deadline_s=calls.deadline_s,
+                load_timeout_s=calls.timeout_s,
+                source_timeouts={},
+                source_concurrency={},
+                value_threshold=calls.threshold,
+                max_item_chars=calls.max_result_chars,
+            ),
+            tenant=self.config.tenant,
+            offload=self._offload,
+        )
+        self._speculation = SpeculationLedger()
+        self._speculating: dict[str, set[str]] = {}  # call source -> keys in flight
+        self._call_counters = _CallCounters()
+        self._ended: dict[str, _Session] = {}  # sessions whose calls the learner learns
 
     @staticmethod
     def default_compressor(config: EngineConfig, counter: TokenCounter) -> Compressor:
@@ -150,7 +231,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if self._state is not Lifecycle.UNOPENED:
             raise EngineStateError("cannot open an engine more than once")
         send, receive = anyio.create_memory_object_stream[tuple[str, str]](4096)
-        async with self.preloader, anyio.create_task_group() as tg:
+        async with self.preloader, self._call_loader, anyio.create_task_group() as tg:
             self._events = send
             tg.start_soon(self._learner, receive)
             self._state = Lifecycle.OPENED
@@ -222,7 +303,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             partial_hits=counts["partial"],
             misses=counts["miss"],
             missing=tuple(missing),
+            speculated=tuple(
+                c.describe() for c in self._speculation.of(session_id) if c.status == "pending"
+            ),
         )
+        session.speculated = 0
+        current_session.set(session_id)  # for tools wrapped by engine.tool
         self._counters.requests += 1
         self._counters.tokens += context.tokens
         session.turns.append({"text": text, "state": state, "needs": needs, "system": None})
@@ -329,6 +415,182 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.turns[-1]["system"] = text
         if not session.learning:  # else the queued "turn" event sees the reply too
             self._notify("reply", session_id)
+
+    async def call(
+        self,
+        session_id: str,
+        name: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        deadline_s: float | None = None,
+    ) -> str:
+        """
+        Make a tool call for the session's current request and return its result.
+
+        A read-only call is served from its speculative result when that is warm or in
+        flight (joined), else run now through the cache, so that the tenant's sessions
+        share the result of the same call. A call that is not read-only always runs,
+        and its result is never cached. Either way the call and its result join the
+        session's last turn (its history, and what the call forecaster learns from).
+
+        Args:
+            session_id: The conversation whose request makes the call.
+            name: The tool.
+            args: Its arguments: a mapping of strings to JSON values.
+            deadline_s: How long to wait for the result (``calls.deadline_s`` when None).
+
+        Returns:
+            The tool's result, as text.
+
+        Raises:
+            UnknownToolError: No call source knows ``name``.
+            TypeError: ``args`` are not a mapping of strings to JSON values.
+            ValueError: ``name`` is empty, or ``args`` are above their size limit.
+            TimeoutError: No result within the deadline.
+            Exception: What the tool raised.
+
+        .. versionadded:: 0.3
+        """
+        self._check_open()
+        _check_id("session_id", session_id)
+        args = dict(args or {})
+        key = call_key(check_name(name), args)  # checks the arguments
+        source = self._call_source(name)
+        read_only = bool(source.read_only(name))
+        deadline = self.config.calls.deadline_s if deadline_s is None else deadline_s
+        counters = self._call_counters
+        counters.calls += 1
+        session = self._session(session_id, None)
+        if read_only:
+            counters.read_only_calls += 1
+            self._book.add(ToolCall(name=name, args=args, read_only=True))
+            self._speculation.use(session_id, key)
+            result = await self._read_only_call(source, name, args, key, deadline)
+        else:
+            try:
+                with anyio.fail_after(deadline):
+                    result = await source.call(name, args)
+            except BaseException:
+                counters.call_failures += 1
+                raise
+        if session.turns:
+            limit = self.config.limits.max_reply_chars
+            recorded = {"name": name, "args": args, "read_only": read_only}
+            session.turns[-1].setdefault("tool_calls", []).append(
+                {**recorded, "result": result[:limit]}
+            )
+        return result
+
+    async def _read_only_call(
+        self, source: CallSource, name: str, args: dict[str, Any], key: str, deadline: float
+    ) -> str:
+        """
+        A read-only call through the call loader: a hit, a join of the load in flight,
+        or a load now. A source cooling down after failed speculation is asked
+        directly: speculation never costs the agent its own call.
+        """
+        counters = self._call_counters
+        start = anyio.current_time()
+        if source.name not in self._call_loader.cooling():
+            fetched = await self._call_loader.get(key, deadline_s=deadline)
+            if fetched.item is not None:
+                if fetched.status == "hit":
+                    counters.call_hits += 1
+                elif fetched.status == "partial":
+                    counters.call_joins += 1
+                else:
+                    counters.call_misses += 1
+                return fetched.item.levels[0].text
+            counters.call_failures += 1
+            if fetched.error is None:  # still running at the deadline
+                raise TimeoutError(f"tool {name!r}: no result within {deadline} s")
+            raise fetched.error
+        counters.call_misses += 1
+        left = deadline - (anyio.current_time() - start)
+        try:
+            with anyio.fail_after(max(left, 0.0)):
+                return await source.call(name, args)
+        except BaseException:
+            counters.call_failures += 1
+            raise
+
+    def _call_source(self, name: str) -> CallSource:
+        """
+        The first call source that knows the tool ``name``.
+
+        Raises:
+            UnknownToolError: None does.
+        """
+        for source in self.call_sources:
+            if source.read_only(name) is not None:
+                return source
+        raise UnknownToolError(name, [s.name for s in self.call_sources])
+
+    def tool(
+        self, function: Callable[..., Awaitable[Any]], *, name: str | None = None, read_only: bool
+    ) -> Callable[..., Awaitable[str]]:
+        """
+        Register an async tool function with the engine and return a function with its
+        signature that calls it through :meth:`call`, for the session of the current
+        request (set by :meth:`handle` in the task that awaited it, or by
+        :meth:`session`). The wrapped function returns the result as text (JSON when
+        the tool returns something else), so an agent framework takes it unchanged.
+
+        Args:
+            function: The tool.
+            name: Its name (the function's when None).
+            read_only: Whether it only reads, so that it may be run speculatively.
+
+        Raises:
+            TypeError: ``function`` is not an async function.
+            ValueError: The name is taken or invalid.
+
+        .. versionadded:: 0.3
+        """
+        tool_name = name or function.__name__
+        self.tools.add(tool_name, function, read_only=read_only)
+        return through_engine(self.call, function, tool_name)
+
+    @staticmethod
+    def session(session_id: str) -> AbstractContextManager[None]:
+        """
+        Within the block, tools wrapped by :meth:`tool` call for ``session_id``.
+
+        .. versionadded:: 0.3
+        """
+        return in_session(session_id)
+
+    def speculations_of(self, session_id: str) -> list[SpeculatedCall]:
+        """
+        The calls speculated for a session so far, with their probability, moment,
+        evidence and status (``pending`` or ``used``), oldest first.
+
+        .. versionadded:: 0.3
+        """
+        return self._speculation.of(session_id)
+
+    def call_statistics(self) -> CallStatistics:
+        """
+        A frozen snapshot of the engine's call counters: the agent's calls, how they
+        were served, and the speculative calls made, used, wasted and skipped (the
+        call loader's own :meth:`~preload.loading.Preloader.statistics` count its
+        loads, failures and cool-downs).
+
+        .. versionadded:: 0.3
+        """
+        c = self._call_counters
+        return CallStatistics(
+            calls=c.calls,
+            read_only_calls=c.read_only_calls,
+            call_hits=c.call_hits,
+            call_joins=c.call_joins,
+            call_misses=c.call_misses,
+            call_failures=c.call_failures,
+            speculative=c.speculative,
+            speculative_used=self._speculation.used,
+            speculative_wasted=self._speculation.wasted,
+            speculative_skipped=c.speculative_skipped,
+        )
 
     def end_session(self, session_id: str) -> None:
         """
@@ -457,11 +719,20 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 await anyio.lowlevel.checkpoint()
 
     async def _learn(self, kind: str, session_id: str) -> None:
+        if kind == "end":
+            self._learn_calls(session_id)
+            return
         session = self._sessions.get(session_id)
         if session is None:
             return
+        last = session.turns[-1]
+        answered = last.get("system") is not None
         if kind == "turn":
             session.learning = False
+            if not answered and not last.get("tool_calls"):
+                self._speculate(session, "request")  # first: the agent is deciding now
+        if answered:
+            self._speculate(session, "reply")
         await self._record(session)  # off the request path
         if kind == "reply" and not self.forecaster.uses_reply:
             return
@@ -475,20 +746,94 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.forecast = forecast
         self._preload(session, forecast)
 
+    def _speculate(self, session: _Session, moment: Literal["reply", "request"]) -> None:
+        """
+        Run the likely read-only calls of the session's next turn (after the reply) or
+        of its current one (when the request arrived), within the per-turn and
+        per-source budgets of ``[calls]``. A call that is not declared read-only is
+        never run.
+        """
+        calls = self.config.calls
+        predictor = self.call_predictor
+        if predictor is None or not calls.speculate or not session.turns:
+            return
+        turns = session.turns
+        history, request = (turns[:-1], turns[-1]) if moment == "request" else (turns, None)
+        try:
+            guesses = predictor.predict_calls(session.id, history, request, k=calls.guesses)
+        except Exception:  # a predictor's bug must not stop the engine
+            logger.exception("call forecast failed for session %s", session.id)
+            return
+        for guess in guesses:
+            source = self._known_source(guess.name)
+            if source is None or source.read_only(guess.name) is not True:
+                continue  # unknown, or not declared read-only: never run ahead
+            try:
+                key = self._book.add(ToolCall(name=guess.name, args=guess.args, read_only=True))
+            except (TypeError, ValueError):
+                continue
+            if not self._call_loader.worth([(key, guess.p)]):
+                continue
+            if self._speculation.pending(session.id, key) or self._call_loader.is_ready(key):
+                continue
+            running = self._speculating.setdefault(source.name, set())
+            running.intersection_update([k for k in running if self._call_loader.is_pending(k)])
+            if session.speculated >= calls.max_per_turn or (
+                len(running) >= calls.max_in_flight_per_source
+            ):
+                self._call_counters.speculative_skipped += 1
+                continue
+            if not self._call_loader.schedule(key, guess.p):
+                continue
+            session.speculated += 1
+            running.add(key)
+            self._call_counters.speculative += 1
+            self._speculation.add(
+                session.id,
+                key,
+                SpeculatedCall(
+                    name=guess.name,
+                    args=guess.args,
+                    p=guess.p,
+                    moment=moment,
+                    evidence=guess.evidence,
+                ),
+            )
+
+    def _known_source(self, name: str) -> CallSource | None:
+        try:
+            return self._call_source(name)
+        except UnknownToolError:
+            return None
+
+    def _learn_calls(self, session_id: str) -> None:
+        """
+        The call predictor learns from a session that ended.
+        """
+        session = self._ended.pop(session_id, None)
+        if session is None or self.call_predictor is None:
+            return
+        try:
+            self.call_predictor.observe_session(session.turns, session.user)
+        except Exception:  # a predictor's bug must not stop the engine
+            logger.exception("call learning failed for session %s", session_id)
+
     async def wait_idle(self) -> None:
         """
         Wait until the background work caused so far is done: every turn learned from,
-        every forecast made and every preload finished. For tests, benchmarks and
-        graceful draining; the request path never waits for it.
+        every forecast made and every preload and speculative call finished. For
+        tests, benchmarks and graceful draining; the request path never waits for it.
         """
         self._check_open()
-        while self._pending or not self.preloader.idle:
+        while self._pending or not self.preloader.idle or not self._call_loader.idle:
             if self._pending:
                 if self._learned.is_set():
                     self._learned = anyio.Event()
                 await self._learned.wait()
-            else:
+            elif not self.preloader.idle:
                 await self.preloader.wait_idle()
+            else:
+                await self._call_loader.wait_idle()
 
     def _preload(self, session: _Session, forecast: Forecast) -> None:
         limit = self.config.preloader.max_preloads_per_turn
@@ -516,6 +861,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     def _finish(self, session: _Session) -> None:
         self.preloader.end_session(session.id)
         self.swap.forget(session.id)
+        self._speculation.end(session.id)
+        made_calls = any(turn.get("tool_calls") for turn in session.turns)
+        if made_calls and self.call_predictor is not None and self._state is Lifecycle.OPENED:
+            self._ended[session.id] = session
+            self._notify("end", session.id)
 
     def _check_open(self) -> None:
         if self._state is not Lifecycle.OPENED:

@@ -10,6 +10,7 @@ The tree::
     ├── InputTooLargeError (ValueError)   a request above the configured size limits
     ├── SourceError                       a source failed to produce an item
     │   └── MissingItemError (KeyError)   no source has the requested key
+    ├── UnknownToolError (LookupError)    no call source knows a tool the agent called
     ├── CacheError                        the cache could not store or decode a value
     └── EngineStateError (RuntimeError)   the engine was used outside ``async with``
 """
@@ -28,6 +29,7 @@ __all__ = [
     "MissingItemError",
     "PreloadError",
     "SourceError",
+    "UnknownToolError",
 ]
 
 
@@ -142,3 +144,21 @@ class EngineStateError(PreloadError, RuntimeError):
     """
     The engine was used in a state that does not allow it.
     """
+
+
+class UnknownToolError(PreloadError, LookupError):
+    """
+    No call source of the engine knows a tool.
+
+    Args:
+        name: The tool's name.
+        sources: The names of the engine's call sources.
+    """
+
+    def __init__(self, name: str, sources: list[str]) -> None:
+        self.name = name
+        known = ", ".join(repr(s) for s in sources) if sources else "none"
+        super().__init__(
+            f"no call source knows the tool {name!r} (call sources: {known}); register it "
+            "with a call source passed as call_sources="
+        )

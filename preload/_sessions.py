@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from ._config import MAX_TEXT_CHARS, LimitsConfig
 from ._errors import EmptyInputError, InputError
+from .calls import MAX_CALLS_PER_TURN, ToolCall, canonical_args, check_name
 
 #: The most needs one turn may declare: what the engine takes in one request.
 MAX_NEEDS = LimitsConfig().max_needs
@@ -48,19 +49,23 @@ class Turn:
     state: str | None = None
     needs: tuple[str, ...] = ()
     system: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def as_mapping(self) -> dict[str, Any]:
         """
         The turn as a session-log mapping (what graph/ estimators take).
         """
-        return {
+        out: dict[str, Any] = {
             "t": self.t,
             "text": self.text,
             "state": self.state,
             "needs": list(self.needs),
             "system": self.system,
         }
+        if self.tool_calls:
+            out["tool_calls"] = [call.as_mapping() for call in self.tool_calls]
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -310,7 +315,7 @@ def _number(value: float) -> str:
     return text if len(text) <= 24 else text[:21] + "..."
 
 
-_TURN_KEYS = frozenset({"t", "text", "state", "needs", "system"})
+_TURN_KEYS = frozenset({"t", "text", "state", "needs", "system", "tool_calls"})
 
 
 class _TurnProblem(ValueError):
@@ -377,8 +382,53 @@ def _read_turn(raw: Any, index: int, max_text_chars: int) -> Turn:
         state=state,
         needs=tuple(dict.fromkeys(needs)),
         system=system,
+        tool_calls=_tool_calls(raw.get("tool_calls", [])),
         extra=extra,
     )
+
+
+def _tool_calls(raw: object) -> tuple[ToolCall, ...]:
+    """
+    A turn's ``tool_calls``: objects with a ``name``, JSON ``args`` and a boolean
+    ``read_only`` (false when absent).
+
+    Raises:
+        _TurnProblem: The list or one of its calls does not follow the format.
+    """
+    if not isinstance(raw, list):
+        raise _TurnProblem(f"'tool_calls' must be a list of calls, not {json_type(raw)}")
+    if len(raw) > MAX_CALLS_PER_TURN:
+        raise _TurnProblem(
+            f"'tool_calls' has {len(raw):,} calls, above the limit of {MAX_CALLS_PER_TURN} "
+            "a turn; split the turn"
+        )
+    calls = []
+    for i, call in enumerate(raw):
+        where = f"tool_calls[{i}]"
+        if not isinstance(call, dict):
+            raise _TurnProblem(
+                f"{where} must be an object with 'name' and 'args', not {json_type(call)}"
+            )
+        name = call.get("name")
+        try:
+            check_name(name)
+        except (TypeError, ValueError) as exc:
+            raise _TurnProblem(f"{where}.name: {exc}") from None
+        args = call.get("args", {})
+        if not isinstance(args, dict):
+            raise _TurnProblem(f"{where}.args must be an object, not {json_type(args)}")
+        try:
+            canonical_args(args)
+        except (TypeError, ValueError) as exc:
+            raise _TurnProblem(f"{where}.args: {exc}") from None
+        read_only = call.get("read_only", False)
+        if not isinstance(read_only, bool):
+            raise _TurnProblem(
+                f"{where}.read_only must be true or false, not {json_type(read_only)}"
+            )
+        assert isinstance(name, str)
+        calls.append(ToolCall(name=name, args=args, read_only=read_only))
+    return tuple(calls)
 
 
 def _bad_time(t: float) -> str:

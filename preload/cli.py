@@ -373,7 +373,7 @@ def _print_report(report: ReplayReport, skipped: int, console: Console) -> None:
     """
     out = Console(emoji=False, highlight=False)
     if not out.is_terminal:
-        out = Console(width=140, emoji=False, highlight=False)
+        out = Console(width=180, emoji=False, highlight=False)
     out.print(report_table(report))
     if report.missing_keys:
         shown = escape(", ".join(report.missing_keys[:5]))

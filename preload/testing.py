@@ -1,5 +1,6 @@
 """
-Test doubles for code that uses preload: sources with scripted latency and failures.
+Test doubles for code that uses preload: sources and call sources with scripted
+latency and failures, and a call predictor that says what a test tells it to.
 
 They serve unit tests and failure injection; figures always come from the real parts.
 """
@@ -7,13 +8,17 @@ They serve unit tests and failure injection; figures always come from the real p
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import anyio
 
-from ._errors import MissingItemError
+from graph import CallGuess
 
-__all__ = ["ScriptedSource"]
+from ._errors import MissingItemError
+from .calls import call_key
+
+__all__ = ["ScriptedCallPredictor", "ScriptedCallSource", "ScriptedSource"]
 
 
 class ScriptedSource:
@@ -95,3 +100,116 @@ class ScriptedSource:
                 raise MissingItemError(self.name, key) from None
         finally:
             self.active -= 1
+
+
+class ScriptedCallSource:
+    """
+    A call source whose tools a test controls: each answers with a text naming the
+    call, after the scripted latency, unless told to fail or hang.
+
+    Args:
+        tools: Whether each tool only reads, by name.
+        name: The source's name.
+        latency: Seconds every call sleeps (on the event loop's clock).
+        gate: When given, every call waits for this event before answering.
+        fail: Exceptions to raise, by tool name.
+        hang: Tools whose calls never return.
+
+    Attributes:
+        calls: Calls made, by call key (:func:`~preload.calls.call_key`).
+        made: Every call made, in order, as ``(name, args)``.
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(
+        self,
+        tools: Mapping[str, bool],
+        *,
+        name: str = "backend",
+        latency: float = 0.0,
+        gate: anyio.Event | None = None,
+        fail: Mapping[str, BaseException] | None = None,
+        hang: frozenset[str] | set[str] = frozenset(),
+    ) -> None:
+        self.name = name
+        self.tools = dict(tools)
+        self.latency = latency
+        self.gate = gate
+        self.fail = dict(fail or {})
+        self.hang = set(hang)
+        self.calls: Counter[str] = Counter()
+        self.made: list[tuple[str, dict[str, Any]]] = []
+
+    def read_only(self, name: str) -> bool | None:
+        """
+        As scripted; None for an unknown tool.
+        """
+        return self.tools.get(name)
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> str:
+        """
+        Answer as scripted.
+        """
+        self.calls[call_key(name, args)] += 1
+        self.made.append((name, dict(args)))
+        if self.gate is not None:
+            await self.gate.wait()
+        if name in self.hang:
+            await anyio.sleep_forever()
+        if self.latency:
+            await anyio.sleep(self.latency)
+        if name in self.fail:
+            raise self.fail[name]
+        return f"{name} answered {sorted(args.items())}"
+
+
+class ScriptedCallPredictor:
+    """
+    A call predictor that gives the guesses a test scripted, at either moment.
+
+    Args:
+        guesses: What to forecast, as ``(name, args, p)``.
+        moments: When to give them: ``"request"``, ``"reply"`` or both.
+
+    Attributes:
+        asked: Every question, as ``(session_id, turns in history, request given)``.
+        observed: The sessions learned from, as their turns.
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(
+        self,
+        guesses: Sequence[tuple[str, Mapping[str, Any], float]],
+        *,
+        moments: frozenset[str] = frozenset({"request", "reply"}),
+    ) -> None:
+        self.guesses = [
+            CallGuess(name=n, args=dict(a), p=p, evidence=dict.fromkeys(a, "script"))
+            for n, a, p in guesses
+        ]
+        self.moments = moments
+        self.asked: list[tuple[str, int, bool]] = []
+        self.observed: list[list[Mapping[str, Any]]] = []
+
+    def predict_calls(
+        self,
+        session_id: str,
+        history: Sequence[Mapping[str, Any]],
+        request: Mapping[str, Any] | None,
+        *,
+        k: int,
+    ) -> Sequence[CallGuess]:
+        """
+        The scripted guesses, when asked at a scripted moment.
+        """
+        self.asked.append((session_id, len(history), request is not None))
+        moment = "request" if request is not None else "reply"
+        return self.guesses[:k] if moment in self.moments else []
+
+    def observe_session(self, turns: Sequence[Mapping[str, Any]], user: str | None) -> None:
+        """
+        Remember the session.
+        """
+        self.observed.append(list(turns))

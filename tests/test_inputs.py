@@ -608,3 +608,67 @@ def test_a_turn_with_more_needs_than_a_request_may_have_is_refused(tmp_path: Pat
     path.write_text(json.dumps({"session_id": "x", "turns": [{"t": 0, "needs": needs}]}) + "\n")
     with pytest.raises(InputError, match=r"s.jsonl:1: .*'needs' has 257 keys, above the limit"):
         read_sessions(path)
+
+
+# Tool calls in session logs.
+
+
+def test_tool_calls_are_read_with_their_arguments(
+    write_jsonl: Callable[[Path, list[object]], Path], tmp_path: Path
+) -> None:
+    """
+    A turn's tool_calls become ToolCalls; read_only defaults to false.
+    """
+    call = {"name": "Flights:Search", "args": {"from": "Lisbon", "n": 2}, "read_only": True}
+    rows: list[object] = [
+        {"session_id": "s", "turns": [{"t": 0, "text": "x", "tool_calls": [call, {"name": "B"}]}]}
+    ]
+    [session], _ = read_sessions(write_jsonl(tmp_path / "s.jsonl", rows))
+    first, second = session.turns[0].tool_calls
+    assert ("Flights:Search", {"from": "Lisbon", "n": 2}, True) == (
+        first.name,
+        dict(first.args),
+        first.read_only,
+    )
+    assert ("B", {}, False) == (second.name, dict(second.args), second.read_only)
+
+
+@pytest.mark.parametrize(
+    ("tool_calls", "message"),
+    [
+        ({"name": "x"}, "'tool_calls' must be a list of calls, not an object"),
+        (["x"], r"tool_calls\[0\] must be an object with 'name' and 'args', not a string"),
+        ([{"args": {}}], r"tool_calls\[0\]\.name: a tool's name must be a string, not NoneType"),
+        ([{"name": ""}], r"tool_calls\[0\]\.name: a tool's name must have 1 to 200 characters"),
+        ([{"name": "a", "args": [1]}], r"tool_calls\[0\]\.args must be an object, not an array"),
+        (
+            [{"name": "a"}, {"name": "b", "args": {"x": {"y": [[[[[[[[[1]]]]]]]]]}}}],
+            r"tool_calls\[1\]\.args: args\['x'\]\['y'\].* nests deeper than 8 levels",
+        ),
+        (
+            [{"name": "a", "read_only": "yes"}],
+            r"tool_calls\[0\]\.read_only must be true or false, not a string",
+        ),
+        ([{"name": "a"}] * 33, "'tool_calls' has 33 calls, above the limit of 32 a turn"),
+    ],
+)
+def test_tool_calls_of_the_wrong_shape_are_named_and_skippable(
+    write_jsonl: Callable[[Path, list[object]], Path],
+    tmp_path: Path,
+    tool_calls: object,
+    message: str,
+) -> None:
+    """
+    The error names the file, the line, the session, the turn and the call's field;
+    with skip_bad_lines the line is skipped and counted, the others kept.
+    """
+    good = {"session_id": "good", "turns": [{"t": 0, "text": "x"}]}
+    bad = {
+        "session_id": "bad",
+        "turns": [{"t": 0, "text": "x"}, {"t": 1, "tool_calls": tool_calls}],
+    }
+    path = write_jsonl(tmp_path / "s.jsonl", [good, bad])
+    with pytest.raises(InputError, match=rf"s\.jsonl:2: session 'bad', turn 1: {message}"):
+        read_sessions(path)
+    sessions, errors = read_sessions(path, skip_bad_lines=True)
+    assert (["good"], [2]) == ([s.session_id for s in sessions], [e.line for e in errors])

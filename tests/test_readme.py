@@ -32,3 +32,32 @@ def test_the_library_example_runs_as_a_script(tmp_path: Path) -> None:
     assert 0 == done.returncode, done.stderr
     assert "tokens" in done.stdout
     assert "MetricsSnapshot(requests=1" in done.stdout
+
+
+def test_the_tool_call_example_runs_as_a_script(tmp_path: Path) -> None:
+    """
+    The README's tool-call example runs as written: each session's call returns its
+    result, and the third session's search, learned from the first two, was run ahead
+    and served from the speculation.
+    """
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    [block] = [b for b in blocks if "call_sources=[backend]" in b]
+    script = tmp_path / "tools.py"
+    script.write_text(block, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert 0 == done.returncode, done.stderr
+    assert [
+        "3 Italian restaurants in San Jose",
+        "3 Thai restaurants in Oakland",
+        "3 Italian restaurants in Oakland",
+    ] == done.stdout.splitlines()[:3]
+    stats = done.stdout.splitlines()[3]
+    assert "calls=3, read_only_calls=3, call_hits=1," in stats
+    assert "speculative=1, speculative_used=1," in stats

@@ -49,6 +49,30 @@ def test_strategies_rank_as_expected_on_the_demo() -> None:
     assert report.turns == sum(r.turns for r in s.values()) / len(s)
 
 
+def test_speculated_calls_cut_the_wait_of_tool_calls() -> None:
+    """
+    On the demo's tool calls the oracle's speculation serves every read-only call from
+    a result warm or in flight, and waits less than the reactive cache, which runs
+    nothing ahead; the engine, learning online, speculates within its budget (the
+    engine's own tests show that a call not declared read-only never runs ahead).
+    """
+    demo = generate_demo(60, seed=2)
+    strategies = ["lru", "engine", "oracle"]
+    report = replay(
+        demo.sessions, demo.knowledge, EngineConfig(), strategies=strategies, processes=1
+    )
+    s = report.strategies
+    read_only = sum(c.read_only for x in demo.sessions for t in x.turns for c in t.tool_calls)
+    assert read_only == s["lru"].read_only_calls == s["oracle"].read_only_calls > 0
+    assert 1.0 == s["oracle"].call_hit_rate
+    assert s["oracle"].call_wait_p95_ms is not None and s["lru"].call_wait_p95_ms is not None
+    assert s["oracle"].call_wait_p95_ms < s["lru"].call_wait_p95_ms
+    assert 0.0 == s["lru"].speculative_calls
+    engine = s["engine"]
+    assert engine.speculative_calls is not None and 0 < engine.speculative_calls <= 2
+    assert s["oracle"].turn_wait_p95_ms < s["lru"].turn_wait_p95_ms
+
+
 def test_report_json_has_exactly_the_contract_keys() -> None:
     """
     The JSON report holds exactly DESIGN.md's keys.
@@ -69,6 +93,12 @@ def test_report_json_has_exactly_the_contract_keys() -> None:
         "top3",
         "loads",
         "preloads",
+        "call_hit_rate",
+        "call_wait_p50_ms",
+        "call_wait_p95_ms",
+        "speculative_calls",
+        "speculative_wasted",
+        "turn_wait_p95_ms",
     }
     assert all(keys == set(v) for v in out["strategies"].values())
     assert None is out["strategies"]["cold"]["top1"]

@@ -10,6 +10,9 @@ from ._baselines import MarkovForecaster as MarkovForecaster
 from ._baselines import NullForecaster as NullForecaster
 from ._baselines import OracleForecaster as OracleForecaster
 from ._baselines import PopularForecaster as PopularForecaster
+from ._call_predictors import CallPredictor as CallPredictor
+from ._call_predictors import EngineCallPredictor as EngineCallPredictor
+from ._call_predictors import OracleCallPredictor as OracleCallPredictor
 from ._engine_forecaster import EngineForecaster as EngineForecaster
 from ._forecasting import Forecast as Forecast
 from ._forecasting import Forecaster as Forecaster
@@ -18,6 +21,8 @@ from ._importance import Importance as Importance
 from ._importance import ImportanceScorer as ImportanceScorer
 
 __all__ = [
+    "CallPredictor",
+    "EngineCallPredictor",
     "EngineForecaster",
     "Forecast",
     "Forecaster",
@@ -25,6 +30,7 @@ __all__ = [
     "ImportanceScorer",
     "MarkovForecaster",
     "NullForecaster",
+    "OracleCallPredictor",
     "OracleForecaster",
     "PopularForecaster",
     "StateNamer",

@@ -25,15 +25,19 @@ class Fetched:
     ``status`` is ``hit`` (ready in the cache), ``partial`` (a preload was in flight,
     here or on another replica, and the request waited for the rest), ``miss``
     (loaded on demand), ``missing`` (no source has it) or ``failed`` (the load failed,
-    missed its deadline, or its source is cooling down).
+    missed its deadline, or its source is cooling down). ``error`` is what the failed
+    load raised, when it ended.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+       ``error``.
     """
 
     key: str
     status: Literal["hit", "partial", "miss", "missing", "failed"]
     item: Representation | None
     waited_s: float = 0.0
+    error: BaseException | None = None
 
 
 class Cancelled(Exception):

@@ -294,7 +294,17 @@ class Preloader(anyio.AsyncContextManagerMixin):
             return Fetched(key=key, status="missing", item=None, waited_s=waited)
         if not flight.done.is_set():
             self._counters.timeouts += 1
-        return Fetched(key=key, status="failed", item=None, waited_s=waited)
+            return Fetched(key=key, status="failed", item=None, waited_s=waited)
+        return Fetched(key=key, status="failed", item=None, waited_s=waited, error=flight.error)
+
+    def is_pending(self, key: str) -> bool:
+        """
+        Whether a load of ``key`` is queued or running now.
+
+        .. versionadded:: 0.3
+        """
+        routed = self.key_of(key)
+        return routed is not None and (routed[1] in self._flights or routed[1] in self._queue)
 
     def claim(self, session: str, key: str) -> bool:
         """

@@ -11,10 +11,11 @@ from ._demo import generate_demo as generate_demo
 from ._plot import plot_report as plot_report
 from ._replay import MAX_VIRTUAL_S as MAX_VIRTUAL_S
 from ._replay import STRATEGIES as STRATEGIES
-from ._replay import SimulatedSource as SimulatedSource
 from ._replay import replay as replay
 from ._report import ReplayReport as ReplayReport
 from ._report import StrategyReport as StrategyReport
+from ._simulated import SimulatedCallSource as SimulatedCallSource
+from ._simulated import SimulatedSource as SimulatedSource
 from ._table import REPORT_COLUMNS as REPORT_COLUMNS
 from ._table import report_table as report_table
 
@@ -24,6 +25,7 @@ __all__ = [
     "STRATEGIES",
     "DemoData",
     "ReplayReport",
+    "SimulatedCallSource",
     "SimulatedSource",
     "StrategyReport",
     "VirtualClockLoop",

@@ -8,6 +8,10 @@ follows recurring patterns: a search, refinements, a booking, a related service 
 habits of their own, people pause to read between turns, and the items a turn needs
 come from three sources with different latencies: the knowledge base (``service:``,
 ``intent:``), a slow database (``db:``) and a user-profile store (``user:``).
+
+Searches make a read-only tool call whose arguments the request says (the city and
+the preference); a refinement repeats it with the new preference; a booking makes a
+call that is not read-only (never speculated), with the city carried over.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import random
 from dataclasses import dataclass
 
 from .._sessions import Session, Turn
+from ..calls import ToolCall
 
 __all__ = ["DemoData", "generate_demo"]
 
@@ -150,6 +155,12 @@ def _session(rng: random.Random, sid: str, user: str, favourites: dict[str, list
                 if book is None
                 else f"Shall I {book.lower()}?"
             )
+            calls: tuple[ToolCall, ...] = ()
+            if intent == search:
+                args = {"city": city, "preference": word}
+                calls = (ToolCall(name=f"{service}:{search}", args=args, read_only=True),)
+            elif step == refinements + 1:  # the first booking turn books
+                calls = (ToolCall(name=f"{service}:{book}", args={"city": city}),)
             turns.append(
                 Turn(
                     t=round(t, 1),
@@ -157,6 +168,7 @@ def _session(rng: random.Random, sid: str, user: str, favourites: dict[str, list
                     state=f"{service}:{intent}",
                     needs=tuple(needs),
                     system=system,
+                    tool_calls=calls,
                 )
             )
             t += rng.lognormvariate(math.log(12.0), 0.6)

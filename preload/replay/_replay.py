@@ -13,10 +13,10 @@ run in parallel processes.
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import random
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
@@ -24,27 +24,31 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import numpy as np
 
-from .._config import EngineConfig, LatencyConfig
+from .._config import EngineConfig
 from .._engine import PreloadEngine
 from .._errors import ConfigError, InputError, PreloadError
 from .._sources import DictSource
 from ..caches import MemoryCache
 from ..learning import (
+    CallPredictor,
+    EngineCallPredictor,
     EngineForecaster,
     Forecaster,
     MarkovForecaster,
     NullForecaster,
+    OracleCallPredictor,
     OracleForecaster,
     PopularForecaster,
 )
 from ._clock import VirtualClockLoop
 from ._report import ReplayReport, StrategyReport
+from ._simulated import SimulatedCallSource, SimulatedSource, draw
 from ._workers import cancel_on_signal, run_here, run_in_processes
 
 if TYPE_CHECKING:
-    from .._sessions import Session
+    from .._sessions import Session, Turn
 
-__all__ = ["MAX_VIRTUAL_S", "STRATEGIES", "SimulatedSource", "check_timeline", "replay"]
+__all__ = ["MAX_VIRTUAL_S", "STRATEGIES", "check_timeline", "replay"]
 
 #: Every strategy a replay knows, in report order.
 STRATEGIES = ("cold", "lru", "popular", "markov1", "engine", "oracle")
@@ -56,56 +60,6 @@ SESSION_TAIL_S = 30.0
 #: The latest virtual time a replay may reach: up to here the clock still tells
 #: tenths of a millisecond apart (one unit in the last place is about 1.2e-4 s).
 MAX_VIRTUAL_S = 1e12
-
-
-class SimulatedSource:
-    """
-    A source whose loads take a random time, drawn per item kind (the key's text
-    before its first ``:``) or else from the default distribution.
-
-    Args:
-        inner: Where the texts come from.
-        latency: Distributions by kind; ``default`` applies to the rest.
-        rng: The random generator (seeded by the replay).
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(
-        self, inner: DictSource, latency: Mapping[str, LatencyConfig], rng: random.Random
-    ) -> None:
-        self.name = inner.name
-        self.inner = inner
-        self.latency = latency
-        self.rng = rng
-        self.calls = 0
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.inner
-
-    def category(self, key: str) -> str:
-        """
-        The inner source's category of ``key``.
-        """
-        return self.inner.category(key)
-
-    def delay(self, key: str) -> float:
-        """
-        Draw one load latency for ``key`` in seconds.
-        """
-        kind = key.split(":", 1)[0]
-        dist = self.latency.get(kind) or self.latency["default"]
-        if dist.distribution == "constant":
-            return dist.median_ms / 1000
-        return self.rng.lognormvariate(math.log(dist.median_ms / 1000), dist.sigma)
-
-    async def fetch(self, key: str) -> str:
-        """
-        The inner text, after the drawn latency.
-        """
-        self.calls += 1
-        await anyio.sleep(self.delay(key))
-        return await self.inner.fetch(key)
 
 
 def make_forecaster(name: str, config: EngineConfig, sessions: Mapping[str, Session]) -> Forecaster:
@@ -179,29 +133,94 @@ async def replay_strategy(
     Replay ``sessions`` through one strategy; run it on a :class:`VirtualClockLoop`.
     """
     forecaster = _fitted(name, config, sessions, train)
+    calls = SimulatedCallSource(
+        [*train, *sessions],
+        config.replay.latency_for("db"),
+        random.Random(seed + 3),
+    )
     source = SimulatedSource(knowledge, config.replay.latency, random.Random(seed + 1))
     engine = PreloadEngine(
-        config,
+        _strategy_config(name, config),
         sources={source.name: source},
         forecaster=forecaster,
         cache=None if name == "cold" else MemoryCache(config.cache),
         offload=False,
+        call_sources=[calls],
+        call_predictor=_call_predictor(name, sessions, train),
     )
+    run = _Run(engine, config, seed, forecaster.predicts_states, progress)
     starts = arrivals(len(sessions), config.replay.arrival_rate, seed)
-    waits: list[float] = []
-    tokens: list[int] = []
-    top = [0, 0, 0]  # turns judged, top-1 right, top-3 right
-    missing: set[str] = set()
+    try:
+        async with engine, anyio.create_task_group() as tg:
+            for session, start in zip(sessions, starts, strict=True):
+                tg.start_soon(run.session, session, start)
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        if leaves and all(isinstance(e, PreloadError) for e in leaves):
+            raise leaves[0] from None  # bad input, not a bug: its own message says it
+        raise
+    return run.report()
 
-    async def run(session: Session, start: float) -> None:
+
+def _strategy_config(name: str, config: EngineConfig) -> EngineConfig:
+    """
+    The strategy's configuration: only ``engine`` and ``oracle`` speculate calls.
+    """
+    if name in ("engine", "oracle") or not config.calls.speculate:
+        return config
+    return config.replace(calls=replace(config.calls, speculate=False))
+
+
+def _call_predictor(
+    name: str, sessions: Sequence[Session], train: Sequence[Session]
+) -> CallPredictor | None:
+    if name == "oracle":
+        return OracleCallPredictor({s.session_id: s for s in sessions})
+    if name != "engine":
+        return None
+    predictor = EngineCallPredictor()
+    if any(t.tool_calls for s in train for t in s.turns):
+        predictor.fit(train)
+    return predictor
+
+
+class _Run:
+    """
+    One strategy's replay: drives each session's turns through the engine (the
+    request, the agent deciding, its tool calls, the reply) and collects the figures.
+    """
+
+    def __init__(
+        self,
+        engine: PreloadEngine,
+        config: EngineConfig,
+        seed: int,
+        judge_states: bool,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.engine = engine
+        self.agent = config.replay.agent
+        self.seed = seed
+        self.judge_states = judge_states
+        self.progress = progress
+        self.waits: list[float] = []
+        self.turn_waits: list[float] = []
+        self.call_waits: list[float] = []
+        self.tokens: list[int] = []
+        self.top = [0, 0, 0]  # turns judged, top-1 right, top-3 right
+        self.missing: set[str] = set()
+        self.failed_calls = 0
+        self.virtual_end = 0.0
+
+    async def session(self, session: Session, start: float) -> None:
+        """
+        Replay one session from ``start`` on.
+        """
+        engine = self.engine
         for i, turn in enumerate(session.turns):
             await anyio.sleep_until(start + turn.t)
-            if forecaster.predicts_states and i > 0 and turn.state is not None:
-                forecast = engine.forecast_of(session.session_id)
-                states = [s for s, _ in forecast.states[:3]] if forecast else []
-                top[0] += 1
-                top[1] += bool(states) and states[0] == turn.state
-                top[2] += turn.state in states
+            if i > 0:
+                self._judge(session.session_id, turn)
             ctx = await engine.handle(
                 session_id=session.session_id,
                 text=turn.text,
@@ -209,45 +228,98 @@ async def replay_strategy(
                 needs=turn.needs,
                 user=session.user,
             )
+            waited = ctx.waited_s
+            if turn.tool_calls:
+                waited += await self._calls(session.session_id, i, turn)
             if turn.system:
                 engine.reply(session.session_id, turn.system)
-            waits.append(ctx.waited_s)
-            tokens.append(ctx.tokens)
-            missing.update(ctx.missing)
-            if progress is not None:
-                progress(1)
+            self.waits.append(ctx.waited_s)
+            self.turn_waits.append(waited)
+            self.tokens.append(ctx.tokens)
+            self.missing.update(ctx.missing)
+            if self.progress is not None:
+                self.progress(1)
         await anyio.sleep(SESSION_TAIL_S)
         engine.end_session(session.session_id)
 
-    try:
-        async with engine, anyio.create_task_group() as tg:
-            for session, start in zip(sessions, starts, strict=True):
-                tg.start_soon(run, session, start)
-    except BaseExceptionGroup as group:
-        leaves = list(_leaves(group))
-        if leaves and all(isinstance(e, PreloadError) for e in leaves):
-            raise leaves[0] from None  # bad input, not a bug: its own message says it
-        raise
-    m = engine.metrics()
-    served = m.hits + m.partial_hits + m.misses
-    ms = np.percentile(np.array(waits or [0.0]) * 1000, [50, 95, 99])
-    return StrategyReport(
-        hit_rate=m.hits / served if served else 0.0,
-        wasted_ratio=m.wasted / m.preloads if m.preloads else 0.0,
-        p50_ms=round(float(ms[0]), 3),
-        p95_ms=round(float(ms[1]), 3),
-        p99_ms=round(float(ms[2]), 3),
-        tokens_per_turn=float(np.mean(tokens)) if tokens else 0.0,
-        top1=top[1] / top[0] if forecaster.predicts_states and top[0] else None,
-        top3=top[2] / top[0] if forecaster.predicts_states and top[0] else None,
-        loads=m.loads + m.preloads,
-        preloads=m.preloads,
-        partial_hits=m.partial_hits,
-        misses=m.misses,
-        missing_needs=m.missing,
-        turns=len(waits),
-        waits_ms=tuple(w * 1000 for w in waits),
-    )
+    def _judge(self, session_id: str, turn: Turn) -> None:
+        """
+        Count whether the forecast made before ``turn`` had its state first, or in
+        the first three.
+        """
+        if not self.judge_states or turn.state is None:
+            return
+        forecast = self.engine.forecast_of(session_id)
+        if forecast is None:
+            return
+        states = [s for s, _ in forecast.states[:3]]
+        self.top[0] += 1
+        self.top[1] += bool(states) and states[0] == turn.state
+        self.top[2] += turn.state in states
+
+    async def _calls(self, session_id: str, index: int, turn: Turn) -> float:
+        """
+        The agent decides (a drawn delay, the same for every strategy), then makes the
+        turn's calls one after the other; the time they waited for results.
+        """
+        rng = random.Random(zlib.crc32(f"{self.seed}:{session_id}:{index}".encode()))
+        await anyio.sleep(draw(self.agent, rng))
+        waited = 0.0
+        for call in turn.tool_calls:
+            start = anyio.current_time()
+            try:
+                await self.engine.call(session_id, call.name, call.args)
+            except Exception:  # noqa: BLE001  a failed call is counted; the turn goes on
+                self.failed_calls += 1
+            wait = anyio.current_time() - start
+            waited += wait
+            if call.read_only:
+                self.call_waits.append(wait)
+        return waited
+
+    def report(self) -> StrategyReport:
+        """
+        The strategy's figures.
+        """
+        m = self.engine.metrics()
+        c = self.engine.call_statistics()
+        served = m.hits + m.partial_hits + m.misses
+        ms = _percentiles(self.waits, (50, 95, 99))
+        calls = c.read_only_calls
+        call_ms = _percentiles(self.call_waits, (50, 95)) if calls else (None, None)
+        judged = self.judge_states and self.top[0]
+        return StrategyReport(
+            hit_rate=m.hits / served if served else 0.0,
+            wasted_ratio=m.wasted / m.preloads if m.preloads else 0.0,
+            p50_ms=ms[0],
+            p95_ms=ms[1],
+            p99_ms=ms[2],
+            tokens_per_turn=float(np.mean(self.tokens)) if self.tokens else 0.0,
+            top1=self.top[1] / self.top[0] if judged else None,
+            top3=self.top[2] / self.top[0] if judged else None,
+            loads=m.loads + m.preloads,
+            preloads=m.preloads,
+            partial_hits=m.partial_hits,
+            misses=m.misses,
+            missing_needs=m.missing,
+            turns=len(self.waits),
+            call_hit_rate=(c.call_hits + c.call_joins) / calls if calls else None,
+            call_wait_p50_ms=call_ms[0],
+            call_wait_p95_ms=call_ms[1],
+            speculative_calls=c.speculative / calls if calls else None,
+            speculative_wasted=c.speculative_wasted / calls if calls else None,
+            turn_wait_p95_ms=_percentiles(self.turn_waits, (95,))[0],
+            read_only_calls=calls,
+            waits_ms=tuple(w * 1000 for w in self.waits),
+        )
+
+
+def _percentiles(seconds: Sequence[float], qs: Sequence[float]) -> tuple[float, ...]:
+    """
+    Percentiles of waits given in seconds, in milliseconds (three decimals).
+    """
+    ms = np.percentile(np.array(seconds or [0.0]) * 1000, list(qs))
+    return tuple(round(float(v), 3) for v in ms)
 
 
 def _fitted(

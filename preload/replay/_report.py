@@ -21,6 +21,12 @@ CONTRACT_KEYS = (
     "top3",
     "loads",
     "preloads",
+    "call_hit_rate",
+    "call_wait_p50_ms",
+    "call_wait_p95_ms",
+    "speculative_calls",
+    "speculative_wasted",
+    "turn_wait_p95_ms",
 )
 
 
@@ -33,9 +39,20 @@ class StrategyReport:
     were served), for distributions and plots; it stays out of the JSON report, whose
     keys are DESIGN.md's contract (:meth:`contract`).
 
+    The call keys cover the read-only tool calls of the sessions' turns, which the
+    replay makes through ``engine.call`` once the agent has decided: ``call_hit_rate``
+    is the share whose result was warm or in flight when asked (speculated, or cached
+    from an identical call); ``call_wait_p50_ms``/``call_wait_p95_ms`` their wait;
+    ``speculative_calls`` and ``speculative_wasted`` the calls run ahead, and those
+    never made, per read-only call; ``turn_wait_p95_ms`` the wait of a turn for its
+    context and its calls together. They are None when the sessions make no
+    read-only call.
+
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        ``waits_ms``.
+    .. versionchanged:: 0.3
+       The call keys.
     """
 
     hit_rate: float
@@ -52,6 +69,13 @@ class StrategyReport:
     misses: int = 0
     missing_needs: int = 0
     turns: int = 0
+    call_hit_rate: float | None = None
+    call_wait_p50_ms: float | None = None
+    call_wait_p95_ms: float | None = None
+    speculative_calls: float | None = None
+    speculative_wasted: float | None = None
+    turn_wait_p95_ms: float = 0.0
+    read_only_calls: int = 0
     wall_s: float = field(default=0.0, compare=False)
     waits_ms: tuple[float, ...] = field(default=(), repr=False)
 

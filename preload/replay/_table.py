@@ -27,6 +27,10 @@ REPORT_COLUMNS: dict[str, str] = {
     "top3": "share of turns whose state was among the forecast's first three",
     "loads": "calls to the sources, on demand and ahead of time",
     "preloads": "the loads made ahead of the turn that needed them",
+    "call hit": "share of read-only tool calls whose result was warm or in flight when asked",
+    "call p95 ms": "95th percentile wait of a read-only tool call for its result",
+    "spec/call": "calls run ahead (speculated) per read-only call the sessions made",
+    "turn p95 ms": "95th percentile wait of a turn for its context and its calls together",
 }
 
 
@@ -69,5 +73,13 @@ def report_table(report: ReplayReport, *, legend: bool = True) -> Table:
             "-" if r.top3 is None else f"{r.top3:.3f}",
             str(r.loads),
             str(r.preloads),
+            _maybe(r.call_hit_rate, ".3f"),
+            _maybe(r.call_wait_p95_ms, ".0f"),
+            _maybe(r.speculative_calls, ".2f"),
+            f"{r.turn_wait_p95_ms:.0f}",
         )
     return table
+
+
+def _maybe(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

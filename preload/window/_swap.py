@@ -86,6 +86,7 @@ class Context:
     misses: int = 0
     partial_hits: int = 0
     missing: tuple[str, ...] = ()
+    speculated: tuple[str, ...] = ()
 
     def render(self) -> str:
         """
@@ -122,6 +123,7 @@ class Context:
         lines.extend(
             f"  miss {key}: needed, but no source has it or its load failed" for key in self.missing
         )
+        lines.extend(f"  call {line}" for line in self.speculated)
         return "\n".join(lines)
 
 

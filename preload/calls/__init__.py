@@ -1,0 +1,46 @@
+"""
+Calls: tool calls with arguments as needs, their sources, and speculative calls run
+before the agent asks for them.
+"""
+
+from __future__ import annotations
+
+from ._call import CALL_PREFIX as CALL_PREFIX
+from ._call import MAX_ARGS_CHARS as MAX_ARGS_CHARS
+from ._call import MAX_CALLS_PER_TURN as MAX_CALLS_PER_TURN
+from ._call import ToolCall as ToolCall
+from ._call import call_key as call_key
+from ._call import canonical_args as canonical_args
+from ._call import check_name as check_name
+from ._sources import CallSource as CallSource
+from ._sources import Tool as Tool
+from ._sources import ToolSet as ToolSet
+from ._speculation import CallAdapter as CallAdapter
+from ._speculation import CallBook as CallBook
+from ._speculation import CallStatistics as CallStatistics
+from ._speculation import SpeculatedCall as SpeculatedCall
+from ._speculation import SpeculationLedger as SpeculationLedger
+from ._wrap import current_session as current_session
+from ._wrap import in_session as in_session
+from ._wrap import through_engine as through_engine
+
+__all__ = [
+    "CALL_PREFIX",
+    "MAX_ARGS_CHARS",
+    "MAX_CALLS_PER_TURN",
+    "CallAdapter",
+    "CallBook",
+    "CallSource",
+    "CallStatistics",
+    "SpeculatedCall",
+    "SpeculationLedger",
+    "Tool",
+    "ToolCall",
+    "ToolSet",
+    "call_key",
+    "canonical_args",
+    "check_name",
+    "current_session",
+    "in_session",
+    "through_engine",
+]

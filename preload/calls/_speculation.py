@@ -1,0 +1,221 @@
+"""
+Speculative calls: the registry of call keys, the source adapter that lets the
+preloader run calls like loads, and the ledger of what was speculated and used.
+
+A speculative call is an ordinary background load of its call key: single-flight, the
+source's timeout and concurrency limit, retries, a cool-down for a failing source, and
+an error is never cached. Only the registry (:class:`CallBook`) knows which tool and
+arguments a key stands for; the adapter (:class:`CallAdapter`) asks the call source.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._errors import MissingItemError
+
+if TYPE_CHECKING:
+    from ._call import ToolCall
+    from ._sources import CallSource
+
+__all__ = ["CallAdapter", "CallBook", "CallStatistics", "SpeculatedCall", "SpeculationLedger"]
+
+logger = logging.getLogger(__name__)
+
+#: Call keys the registry remembers before it forgets the least recent.
+MAX_BOOK_ENTRIES = 100_000
+
+Moment = Literal["reply", "request"]
+
+
+class CallBook:
+    """
+    The calls the engine has seen or speculated, by cache key (least recent forgotten
+    first, beyond ``limit``).
+    """
+
+    def __init__(self, limit: int = MAX_BOOK_ENTRIES) -> None:
+        self.limit = limit
+        self._calls: OrderedDict[str, ToolCall] = OrderedDict()
+
+    def add(self, call: ToolCall) -> str:
+        """
+        Remember ``call``; its key.
+        """
+        key = call.key
+        self._calls[key] = call
+        self._calls.move_to_end(key)
+        while len(self._calls) > self.limit:
+            self._calls.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> ToolCall | None:
+        """
+        The call behind ``key``, if remembered.
+        """
+        return self._calls.get(key)
+
+
+class CallAdapter:
+    """
+    A :class:`~preload.ListingSource` over a call source: it has the keys of the calls
+    in the book whose tool the call source knows, and fetching one runs the call. A
+    failing tool is logged once (at WARNING), then at DEBUG.
+
+    Args:
+        source: The call source.
+        book: The registry of call keys.
+    """
+
+    def __init__(self, source: CallSource, book: CallBook) -> None:
+        self.source = source
+        self.name = source.name
+        self.book = book
+        self._logged: set[str] = set()
+
+    def __contains__(self, key: object) -> bool:
+        call = self.book.get(key) if isinstance(key, str) else None
+        return call is not None and self.source.read_only(call.name) is not None
+
+    def category(self, key: str) -> str:
+        """
+        Call results are working memory.
+        """
+        return "working_memory"
+
+    async def fetch(self, key: str) -> str:
+        """
+        Run the call behind ``key``.
+
+        Raises:
+            MissingItemError: The book no longer has the key.
+            Exception: Whatever the call raised.
+        """
+        call = self.book.get(key)
+        if call is None:
+            raise MissingItemError(self.name, key)
+        try:
+            return await self.source.call(call.name, call.args)
+        except Exception as exc:
+            if call.name not in self._logged:
+                self._logged.add(call.name)
+                logger.warning(
+                    "call source %r: tool %r failed (%r); later failures are logged at DEBUG",
+                    self.name,
+                    call.name,
+                    exc,
+                )
+            else:
+                logger.debug("call source %r: tool %r failed: %r", self.name, call.name, exc)
+            raise
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeculatedCall:
+    """
+    A call the engine ran before it was asked for, and why.
+
+    ``evidence`` tells where each argument's value came from (``user``, ``agent``, an
+    earlier call's argument, a default...), as the forecaster gave it; ``status`` is
+    ``pending`` until the session makes the call (``used``) or ends (``wasted``).
+
+    .. versionadded:: 0.3
+    """
+
+    name: str
+    args: Mapping[str, Any]
+    p: float
+    moment: Moment
+    evidence: Mapping[str, str] = field(default_factory=dict)
+    status: Literal["pending", "used", "wasted"] = "pending"
+
+    def describe(self) -> str:
+        """
+        One line: the call, its probability, when and on what evidence.
+        """
+        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        why = ", ".join(f"{k} from {v}" for k, v in self.evidence.items()) or "no evidence"
+        return f"{self.name}({args}) p={self.p:.2f} at the {self.moment} [{self.status}; {why}]"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStatistics:
+    """
+    The engine's call counters: what the agent called and what was speculated.
+
+    ``call_hits`` counts read-only calls whose result was warm when asked, and
+    ``call_joins`` those that joined a load in flight; ``speculative_wasted`` counts
+    speculated calls that their session never made, once the session ended.
+
+    .. versionadded:: 0.3
+    """
+
+    calls: int = 0
+    read_only_calls: int = 0
+    call_hits: int = 0
+    call_joins: int = 0
+    call_misses: int = 0
+    call_failures: int = 0
+    speculative: int = 0
+    speculative_used: int = 0
+    speculative_wasted: int = 0
+    speculative_skipped: int = 0
+
+
+class SpeculationLedger:
+    """
+    Per session, the calls speculated for it and whether it made them.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, dict[str, SpeculatedCall]] = {}
+        self.used = 0
+        self.wasted = 0
+
+    def add(self, session: str, key: str, call: SpeculatedCall) -> bool:
+        """
+        Record a speculation; False when this session already speculated the key.
+        """
+        calls = self._sessions.setdefault(session, {})
+        if key in calls and calls[key].status == "pending":
+            return False
+        calls[key] = call
+        return True
+
+    def pending(self, session: str, key: str) -> bool:
+        """
+        Whether ``session`` has a speculation of ``key`` it has not made yet.
+        """
+        call = self._sessions.get(session, {}).get(key)
+        return call is not None and call.status == "pending"
+
+    def use(self, session: str, key: str) -> SpeculatedCall | None:
+        """
+        ``session`` made the call ``key``: its pending speculation, now used.
+        """
+        calls = self._sessions.get(session, {})
+        call = calls.get(key)
+        if call is None or call.status != "pending":
+            return None
+        calls[key] = used = replace(call, status="used")
+        self.used += 1
+        return used
+
+    def of(self, session: str) -> list[SpeculatedCall]:
+        """
+        ``session``'s speculations, oldest first.
+        """
+        return list(self._sessions.get(session, {}).values())
+
+    def end(self, session: str) -> int:
+        """
+        Forget ``session``; its speculations never used count as wasted (returned).
+        """
+        calls = self._sessions.pop(session, {})
+        wasted = sum(c.status == "pending" for c in calls.values())
+        self.wasted += wasted
+        return wasted

@@ -1,0 +1,164 @@
+"""
+Forecasting a turn's tool calls, off the request path: the :class:`CallPredictor`
+protocol the engine speculates from, the engine's own (over graph's
+:class:`~graph.CallForecaster`) and the replay's oracle.
+
+The engine asks twice a turn: after the reply, for the next turn's calls (``request``
+None), and the moment a request arrives, for its own calls (``request`` its turn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from sklearn.exceptions import NotFittedError
+
+from graph import CallForecaster, CallGuess
+
+if TYPE_CHECKING:
+    from .._sessions import Session
+    from ._forecasting import TurnMapping
+
+__all__ = ["CallPredictor", "EngineCallPredictor", "OracleCallPredictor"]
+
+
+@runtime_checkable
+class CallPredictor(Protocol):
+    """
+    Forecasts the calls of a turn, with their arguments and probabilities.
+
+    .. versionadded:: 0.3
+    """
+
+    def predict_calls(
+        self,
+        session_id: str,
+        history: Sequence[TurnMapping],
+        request: TurnMapping | None,
+        *,
+        k: int,
+    ) -> Sequence[CallGuess]:
+        """
+        The likeliest calls of the turn after ``history`` (``request`` when its text
+        has arrived), most probable first.
+        """
+        ...
+
+    def observe_session(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+        """
+        Learn from a session that ended (its turns with their ``tool_calls``).
+        """
+        ...
+
+
+class EngineCallPredictor:
+    """
+    The engine's call predictor: graph's :class:`~graph.CallForecaster`, fitted on
+    session logs and updated online from every session that ends. Until it has seen
+    a session with calls it forecasts none.
+
+    Args:
+        model: The forecaster (a new one with its defaults when None).
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(self, model: CallForecaster | None = None) -> None:
+        self.model = model if model is not None else CallForecaster()
+        self._fitted = hasattr(self.model, "counts_")
+
+    def fit(self, sessions: Sequence[Session]) -> EngineCallPredictor:
+        """
+        Learn from recorded sessions before serving.
+        """
+        self.model.fit([s.as_mapping() for s in sessions])
+        self._fitted = True
+        return self
+
+    def predict_calls(
+        self,
+        session_id: str,
+        history: Sequence[TurnMapping],
+        request: TurnMapping | None,
+        *,
+        k: int,
+    ) -> Sequence[CallGuess]:
+        """
+        The model's guesses for the turn (none before it has learned anything).
+        """
+        if not self._fitted:
+            return []
+        try:
+            return self.model.predict(history, request, k=k)
+        except NotFittedError:
+            return []
+
+    def observe_session(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+        """
+        Learn from a session that ended, when it made calls.
+        """
+        if not any(turn.get("tool_calls") for turn in turns):
+            return
+        self.model.partial_fit([{"user": user, "turns": list(turns)}])
+        self._fitted = True
+
+    def save(self, path: str | Path) -> None:
+        """
+        Write the model as versioned JSON.
+        """
+        self.model.save(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EngineCallPredictor:
+        """
+        Read a model :meth:`save` wrote.
+        """
+        return cls(CallForecaster.load(path))
+
+
+class OracleCallPredictor:
+    """
+    The ceiling: knows every session's calls and forecasts exactly the read-only calls
+    of the turn ahead, with certainty, as early as the engine asks.
+
+    Args:
+        sessions: The sessions it will be asked about, by id.
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(self, sessions: Mapping[str, Session]) -> None:
+        self.sessions = sessions
+
+    def predict_calls(
+        self,
+        session_id: str,
+        history: Sequence[TurnMapping],
+        request: TurnMapping | None,
+        *,
+        k: int,
+    ) -> Sequence[CallGuess]:
+        """
+        The read-only calls the session's turn after ``history`` makes.
+        """
+        session = self.sessions.get(session_id)
+        index = len(history)
+        if session is None or index >= len(session.turns):
+            return []
+        calls = [c for c in session.turns[index].tool_calls if c.read_only]
+        return [
+            CallGuess(
+                name=c.name,
+                args={k: str(v) for k, v in c.args.items()},
+                p=1.0,
+                evidence=dict.fromkeys(c.args, "oracle"),
+            )
+            for c in calls[:k]
+        ]
+
+    def observe_session(self, turns: Sequence[Any], user: str | None) -> None:
+        """
+        Nothing to learn.
+        """

@@ -1,0 +1,125 @@
+"""
+Sources with simulated latency for replays: documents (:class:`SimulatedSource`) and
+tool calls (:class:`SimulatedCallSource`), each drawing its latencies from the
+replay's distributions with its own seeded generator.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+if TYPE_CHECKING:
+    from .._config import LatencyConfig
+    from .._sessions import Session
+    from .._sources import DictSource
+
+__all__ = ["SimulatedCallSource", "SimulatedSource"]
+
+
+def draw(dist: LatencyConfig, rng: random.Random) -> float:
+    """
+    One latency from ``dist``, in seconds.
+    """
+    if dist.distribution == "constant":
+        return dist.median_ms / 1000
+    return rng.lognormvariate(math.log(dist.median_ms / 1000), dist.sigma)
+
+
+class SimulatedSource:
+    """
+    A source whose loads take a random time, drawn per item kind (the key's text
+    before its first ``:``) or else from the default distribution.
+
+    Args:
+        inner: Where the texts come from.
+        latency: Distributions by kind; ``default`` applies to the rest.
+        rng: The random generator (seeded by the replay).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self, inner: DictSource, latency: Mapping[str, LatencyConfig], rng: random.Random
+    ) -> None:
+        self.name = inner.name
+        self.inner = inner
+        self.latency = latency
+        self.rng = rng
+        self.calls = 0
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.inner
+
+    def category(self, key: str) -> str:
+        """
+        The inner source's category of ``key``.
+        """
+        return self.inner.category(key)
+
+    def delay(self, key: str) -> float:
+        """
+        Draw one load latency for ``key`` in seconds.
+        """
+        kind = key.split(":", 1)[0]
+        return draw(self.latency.get(kind) or self.latency["default"], self.rng)
+
+    async def fetch(self, key: str) -> str:
+        """
+        The inner text, after the drawn latency.
+        """
+        self.calls += 1
+        await anyio.sleep(self.delay(key))
+        return await self.inner.fetch(key)
+
+
+class SimulatedCallSource:
+    """
+    The backend of the sessions' tool calls: it knows each tool the sessions call, and
+    whether it only reads (as most of its recorded calls say), and answers a call after
+    a latency drawn from ``latency`` (the ``db`` distribution in a replay) with a text
+    made from the call.
+
+    Args:
+        sessions: The sessions whose calls define the tools.
+        latency: The distribution of a call's latency.
+        rng: The random generator (seeded by the replay).
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(
+        self, sessions: Iterable[Session], latency: LatencyConfig, rng: random.Random
+    ) -> None:
+        self.name = "backend"
+        self.latency = latency
+        self.rng = rng
+        self.calls = 0
+        votes: dict[str, list[int]] = {}
+        for session in sessions:
+            for turn in session.turns:
+                for call in turn.tool_calls:
+                    vote = votes.setdefault(call.name, [0, 0])
+                    vote[0] += 1
+                    vote[1] += call.read_only
+        self.tools = {name: 2 * ro > n for name, (n, ro) in votes.items()}
+
+    def read_only(self, name: str) -> bool | None:
+        """
+        Whether the tool only reads; None for a tool no session calls.
+        """
+        return self.tools.get(name)
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> str:
+        """
+        A result naming the call, after the drawn latency.
+        """
+        self.calls += 1
+        await anyio.sleep(draw(self.latency, self.rng))
+        shown = json.dumps(dict(args), sort_keys=True, ensure_ascii=False)
+        return f"{name} results for {shown}"

@@ -1,0 +1,347 @@
+"""
+engine.call and speculative calls, end to end with the real engine, cache, tokenizer
+and graph's call forecaster; the call sources and predictors are the public test
+doubles of preload.testing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from dataclasses import replace
+from typing import Any
+
+import anyio
+import pytest
+
+from preload import DictSource, EngineConfig, PreloadEngine, Session, Turn, UnknownToolError
+from preload.calls import ToolCall, call_key, in_session
+from preload.learning import EngineCallPredictor
+from preload.testing import ScriptedCallPredictor, ScriptedCallSource
+
+FIND = "Restaurants:Find"
+RESERVE = "Restaurants:Reserve"
+SAN_JOSE = {"city": "San Jose", "cuisine": "Italian"}
+
+
+def _engine(
+    source: ScriptedCallSource,
+    predictor: object = None,
+    **calls: Any,
+) -> PreloadEngine:
+    config = EngineConfig()
+    if calls:
+        config = config.replace(calls=replace(config.calls, **calls))
+    return PreloadEngine(
+        config,
+        sources={"kb": DictSource({"k": "text"})},
+        call_sources=[source],
+        call_predictor=predictor,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_read_only_result_is_shared_and_a_transactional_one_never() -> None:
+    """
+    Two sessions of a tenant make the same read-only call: the tool runs once. A call
+    that is not read-only runs every time and is never cached.
+    """
+    source = ScriptedCallSource({FIND: True, RESERVE: False})
+    async with _engine(source, speculate=False) as engine:
+        for session in ("a", "b"):
+            await engine.handle(session_id=session, text="italian in san jose")
+            assert "Restaurants:Find answered" in await engine.call(session, FIND, SAN_JOSE)
+            await engine.call(session, RESERVE, SAN_JOSE)
+        stats = engine.call_statistics()
+    assert 1 == source.calls[call_key(FIND, SAN_JOSE)]
+    assert 2 == source.calls[call_key(RESERVE, SAN_JOSE)]
+    assert (4, 2, 1, 1) == (stats.calls, stats.read_only_calls, stats.call_hits, stats.call_misses)
+
+
+async def test_bad_calls_are_refused_naming_the_tool_or_the_argument() -> None:
+    """
+    A tool no call source knows, and arguments that are not JSON, are clear errors;
+    nothing runs.
+    """
+    source = ScriptedCallSource({FIND: True})
+    async with _engine(source) as engine:
+        with pytest.raises(UnknownToolError, match=r"no call source knows the tool 'Nope'"):
+            await engine.call("s", "Nope", {})
+        with pytest.raises(TypeError, match=r"args\['when'\] is datetime"):
+            import datetime
+
+            await engine.call("s", FIND, {"when": datetime.datetime.now()})
+        with pytest.raises(TypeError, match="session_id must be a str"):
+            await engine.call(None, FIND, {})  # type: ignore[arg-type]
+    assert [] == source.made
+
+
+async def test_a_speculated_call_is_a_hit_and_its_explanation_says_why() -> None:
+    """
+    The predictor forecasts the call when the request arrives; the engine runs it in
+    the background, and the agent's call is served from it (the tool ran once).
+    A call speculated after the reply shows in the next context's explain().
+    """
+    source = ScriptedCallSource({FIND: True})
+    predictor = ScriptedCallPredictor([(FIND, SAN_JOSE, 0.9)])
+    async with _engine(source, predictor) as engine:
+        await engine.handle(session_id="s", text="italian food in San Jose")
+        await engine.wait_idle()
+        assert 1 == source.calls[call_key(FIND, SAN_JOSE)]  # before the agent asked
+        await engine.call("s", FIND, SAN_JOSE)
+        engine.reply("s", "Here are three.")
+        stats = engine.call_statistics()
+        assert (1, 1, 1) == (stats.call_hits, stats.speculative, stats.speculative_used)
+        assert 1 == source.calls[call_key(FIND, SAN_JOSE)]
+        await engine.wait_idle()
+        spoken = [c for c in engine.speculations_of("s") if c.moment == "request"]
+        assert ["used"] == [c.status for c in spoken]
+    predictor = ScriptedCallPredictor([(FIND, {"city": "Oslo"}, 0.9)], moments=frozenset({"reply"}))
+    async with _engine(ScriptedCallSource({FIND: True}), predictor) as engine:
+        await engine.handle(session_id="s", text="hi")
+        engine.reply("s", "hello")
+        await engine.wait_idle()
+        ctx = await engine.handle(session_id="s", text="now Oslo")
+    assert "call Restaurants:Find(city='Oslo') p=0.90 at the reply [pending; city from script]" in (
+        ctx.explain()
+    )
+
+
+async def test_a_call_that_is_not_read_only_is_never_speculated() -> None:
+    """
+    However sure the predictor is, a tool not declared read-only (or unknown) never
+    runs before the agent asks.
+    """
+    source = ScriptedCallSource({FIND: True, RESERVE: False})
+    predictor = ScriptedCallPredictor(
+        [(RESERVE, SAN_JOSE, 1.0), ("Unknown:Tool", {}, 1.0), (FIND, SAN_JOSE, 0.5)]
+    )
+    async with _engine(source, predictor, guesses=3) as engine:
+        for turn in range(3):
+            await engine.handle(session_id="s", text=f"turn {turn}")
+            engine.reply("s", "ok")
+            await engine.wait_idle()
+        assert [] == [name for name, _ in source.made if name != FIND]
+        await engine.call("s", RESERVE, SAN_JOSE)
+    assert [FIND, RESERVE] == [name for name, _ in source.made]
+
+
+async def test_speculation_keeps_to_its_per_turn_and_per_source_budgets() -> None:
+    """
+    Five likely calls, two a turn: two run and three are counted as skipped; with one
+    call at a time per source, the second waits for the first to finish.
+    """
+    source = ScriptedCallSource({FIND: True}, gate=anyio.Event())
+    guesses = [(FIND, {"city": c}, 0.9) for c in ("A", "B", "C", "D", "E")]
+    async with _engine(source, ScriptedCallPredictor(guesses), guesses=5, max_per_turn=2) as e:
+        await e.handle(session_id="s", text="go")
+        await anyio.wait_all_tasks_blocked()
+        assert 2 == len(source.made)
+        assert (2, 3) == (e.call_statistics().speculative, e.call_statistics().speculative_skipped)
+        assert source.gate is not None
+        source.gate.set()
+    source = ScriptedCallSource({FIND: True}, gate=anyio.Event())
+    predictor = ScriptedCallPredictor(guesses)
+    async with _engine(source, predictor, guesses=5, max_in_flight_per_source=1) as e:
+        await e.handle(session_id="s", text="go")
+        await anyio.wait_all_tasks_blocked()
+        assert 1 == len(source.made)
+        assert source.gate is not None
+        source.gate.set()
+
+
+async def test_a_failing_speculative_call_costs_the_request_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """
+    A tool that fails when speculated: the failure is not cached, it is logged once,
+    the source cools down, and the agent's own call still reaches the tool (and gets
+    its error, as it would without the engine).
+    """
+    source = ScriptedCallSource({FIND: True}, fail={FIND: ConnectionError("backend down")})
+    predictor = ScriptedCallPredictor([(FIND, {"city": c}, 0.9) for c in "ABCDEFGH"])
+    config = {"guesses": 8, "max_per_turn": 8}
+    with caplog.at_level(logging.DEBUG, logger="preload.calls"):
+        async with _engine(source, predictor, **config) as engine:
+            ctx = await engine.handle(session_id="s", text="go")
+            await engine.wait_idle()
+            assert 0 == ctx.misses
+            failures = engine._call_loader.statistics().failures
+            assert source.name in engine._call_loader.cooling()
+            made = len(source.made)
+            with pytest.raises(ConnectionError, match="backend down"):
+                await engine.call("s", FIND, {"city": "A"})
+            assert made + 1 == len(source.made)  # asked directly, despite the cool-down
+    assert failures >= 5
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name.startswith("preload.calls")
+    ]
+    assert 1 == len(warnings)
+    assert "tool 'Restaurants:Find' failed" in warnings[0].getMessage()
+
+
+async def test_speculations_never_made_count_as_wasted() -> None:
+    """
+    A speculated call the session never makes is wasted when the session ends.
+    """
+    source = ScriptedCallSource({FIND: True})
+    async with _engine(source, ScriptedCallPredictor([(FIND, SAN_JOSE, 0.9)])) as engine:
+        await engine.handle(session_id="s", text="go")
+        await engine.wait_idle()
+        engine.end_session("s")
+        stats = engine.call_statistics()
+    assert (1, 0, 1) == (stats.speculative, stats.speculative_used, stats.speculative_wasted)
+
+
+async def test_a_wrapped_tool_calls_through_the_engine_for_the_current_session() -> None:
+    """
+    engine.tool wraps an async function: called after handle in the same task, it
+    goes through engine.call (cached, recorded in the turn); outside a session it says
+    how to give one.
+    """
+    runs: list[str] = []
+
+    async def weather(city: str, unit: str = "C") -> dict[str, object]:
+        runs.append(city)
+        return {"city": city, "unit": unit, "t": 21}
+
+    async with _engine(ScriptedCallSource({})) as engine:
+        forecast = engine.tool(weather, read_only=True)
+        await engine.handle(session_id="s", text="weather in Oslo?")
+        assert '{"city": "Oslo", "unit": "C", "t": 21}' == await forecast("Oslo")
+        with in_session("other"):
+            await forecast(city="Oslo")
+        assert ["Oslo"] == runs  # the same call: one run
+        assert weather.__name__ == forecast.__name__
+
+    async def outside() -> None:
+        with pytest.raises(LookupError, match="outside a session"):
+            await forecast("Oslo")
+
+    async with _engine(ScriptedCallSource({})) as engine:
+        forecast = engine.tool(weather, read_only=True)
+        await asyncio.create_task(outside(), context=contextvars.Context())  # a fresh task
+
+
+async def test_the_engine_learns_calls_from_sessions_that_end() -> None:
+    """
+    With graph's call forecaster behind it, the engine learns from finished sessions
+    that the search takes the city and the cuisine the user says: a new session's
+    search, in a combination no session made, is then speculated and served as a hit.
+    """
+    source = ScriptedCallSource({FIND: True})
+    cities = ["Lisbon", "Osaka", "Denver", "Hanoi", "Oslo", "Toronto"]
+    cuisines = ["Thai", "Italian", "Greek"]
+    async with _engine(source, EngineCallPredictor()) as engine:
+        for i in range(24):
+            sid, args = f"s{i}", {"city": cities[i % 6], "cuisine": cuisines[i % 3]}
+            text = f"Find {args['cuisine']} restaurants in {args['city']}"
+            await engine.handle(session_id=sid, text=text, state=FIND)
+            await engine.call(sid, FIND, args)
+            engine.reply(sid, f"Found some in {args['city']}.")
+            engine.end_session(sid)
+            await engine.wait_idle()
+        before = engine.call_statistics()
+        new = {"city": "Osaka", "cuisine": "Thai"}  # sessions said Osaka with Italian only
+        await engine.handle(session_id="new", text="Find Thai restaurants in Osaka", state=FIND)
+        await engine.wait_idle()
+        await engine.call("new", FIND, new)
+        after = engine.call_statistics()
+    assert 1 == source.calls[call_key(FIND, new)]
+    assert (before.speculative + 1, before.call_hits + 1) == (after.speculative, after.call_hits)
+
+
+async def test_a_call_joins_the_history_of_its_turn() -> None:
+    """
+    The call and its result are recorded on the turn, so the history and the call
+    forecaster see them.
+    """
+    source = ScriptedCallSource({FIND: True})
+    predictor = ScriptedCallPredictor([])
+    async with _engine(source, predictor) as engine:
+        await engine.handle(session_id="s", text="italian please")
+        await engine.call("s", FIND, SAN_JOSE)
+        engine.reply("s", "Found one.")
+        engine.end_session("s")
+        await engine.wait_idle()
+    [[turn]] = predictor.observed
+    assert [ToolCall(name=FIND, args=SAN_JOSE, read_only=True).as_mapping()] == [
+        {k: v for k, v in c.items() if k != "result"} for c in turn["tool_calls"]
+    ]
+    assert "Restaurants:Find answered" in turn["tool_calls"][0]["result"]
+
+
+def test_sessions_read_their_tool_calls() -> None:
+    """
+    A Turn's tool_calls survive as_mapping.
+    """
+    turn = Turn(t=0, text="x", tool_calls=(ToolCall(name=FIND, args=SAN_JOSE, read_only=True),))
+    session = Session(session_id="s", turns=(turn,))
+    assert [{"name": FIND, "args": SAN_JOSE, "read_only": True}] == (
+        session.as_mapping()["turns"][0]["tool_calls"]
+    )
+
+
+async def test_a_learned_transactional_call_is_never_run_ahead() -> None:
+    """
+    A predictor trained on sessions where every search is followed by a reservation
+    with the same arguments would guess the reservation; the engine never runs it
+    before the agent does.
+    """
+    train = [
+        Session(
+            session_id=f"t{i}",
+            turns=(
+                Turn(
+                    t=0,
+                    text=f"Find Thai in {city}",
+                    state=FIND,
+                    tool_calls=(ToolCall(name=FIND, args={"city": city}, read_only=True),),
+                    system=f"Found one in {city}. Book it?",
+                ),
+                Turn(
+                    t=20,
+                    text="Yes, book it",
+                    state=RESERVE,
+                    tool_calls=(ToolCall(name=RESERVE, args={"city": city}),),
+                    system="Booked.",
+                ),
+            ),
+        )
+        for i, city in enumerate(["Lisbon", "Osaka", "Denver", "Hanoi"] * 10)
+    ]
+    source = ScriptedCallSource({FIND: True, RESERVE: False})
+    predictor = EngineCallPredictor().fit(train)
+    first = train[0].turns[0].as_mapping()
+    unfiltered = predictor.model.predict([first], None, k=3, read_only=False)
+    assert RESERVE in [g.name for g in unfiltered]  # what a careless engine would run
+    async with _engine(source, predictor, threshold=0.0) as engine:
+        for turn in train[0].turns:
+            await engine.handle(session_id="s", text=turn.text, state=turn.state)
+            await engine.wait_idle()
+            for call in turn.tool_calls:
+                await engine.call("s", call.name, call.args)
+            assert turn.system is not None
+            engine.reply("s", turn.system)
+            await engine.wait_idle()
+    assert 1 == sum(name == RESERVE for name, _ in source.made)  # the agent's own
+    assert engine.call_statistics().call_hits == 1  # the search was speculated
+
+
+async def test_a_hanging_speculative_call_holds_up_nothing() -> None:
+    """
+    A tool that never answers when run ahead: the next requests are served, and
+    closing the engine cancels the call instead of waiting for it.
+    """
+    source = ScriptedCallSource({FIND: True}, hang={FIND})
+    async with _engine(source, ScriptedCallPredictor([(FIND, SAN_JOSE, 0.9)])) as engine:
+        await engine.handle(session_id="s", text="go")
+        await anyio.wait_all_tasks_blocked()
+        assert 1 == len(source.made)  # running, and hanging
+        for turn in range(3):
+            ctx = await engine.handle(session_id="s", text=f"again {turn}")
+            assert 0 == ctx.misses
+        assert 1 == engine._call_loader.in_flight
+    assert 1 == len(source.made)
