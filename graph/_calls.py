@@ -47,7 +47,8 @@ _PRIOR: dict[str, tuple[float, float]] = {
     "call": (0.5, 0.4),
     "default": (0.3, 0.3),
 }
-_STATUS = ("new", "same", "changed")
+#: predict reads the calls of this many times ``max_turns`` latest turns of a history.
+_HISTORY_TURNS = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,8 +318,11 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         Args:
             history: The session's completed turns (``text``, ``state``, ``system``,
                 ``tool_calls``; any may be missing). Items that are not mappings are
-                skipped; texts of the latest ``max_turns`` turns are read, each cut to
-                its last 2,000 characters.
+                skipped. Only the latest ``4 * max_turns`` turns are read (their texts
+                scanned for known values and aliases, their calls for the values later
+                calls copy), and normalized values only in the latest ``max_turns``; each
+                text is cut to its last 2,000 characters. So the work is bounded
+                whatever the history's length.
             request: The current turn's mapping once its text arrived (``text``, maybe
                 ``state``), or None to forecast the next turn's calls from the history.
             k: At most this many guesses.
@@ -338,7 +342,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             raise TypeError(f"request must be a turn mapping or None, got {request!r:.80}")
         counts = self.counts_
         view = SessionView(counts, self.max_turns)
-        for turn in history[-4 * self.max_turns :] if len(history) > 400 else history:
+        for turn in history[-_HISTORY_TURNS * self.max_turns :]:
             if isinstance(turn, Mapping):
                 view.add_turn(turn)
         drafts, _ = self._drafts(view, request, counts, self._anchor(counts))

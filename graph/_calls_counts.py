@@ -59,8 +59,8 @@ _ALIAS_SHARE = 0.5
 _ALIAS_LIFT = 2.0
 #: ... and it is said before at most this share of the call's calls ("I", "is").
 _ALIAS_COMMON = 0.25
-#: Scanned texts cached per counts.
-_MAX_CACHED = 20_000
+#: Scanned texts cached per counts (a few MB).
+_MAX_CACHED = 4096
 #: The context of the first turn (no previous turn).
 START = ""
 #: How many earlier calls an argument's value is compared with, when learning which

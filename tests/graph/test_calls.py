@@ -138,7 +138,7 @@ def test_parameter_flow_carries_an_unseen_value(model: CallForecaster) -> None:
     book = next(g for g in guesses if g.name == BOOK)
     assert turns[3]["tool_calls"][0]["args"] == dict(book.args)
     assert "Timbuktu" == book.args["city"]
-    assert book.evidence["city"] in {"call:Restaurants:Find.city", "user"}
+    assert "call:Restaurants:Find.city" == book.evidence["city"]
     assert "agent" == book.evidence["restaurant_name"]
     assert "normalized:number" == book.evidence["party_size"]
 
@@ -248,6 +248,17 @@ def test_bad_shapes_are_skipped_in_fit_and_refused_in_predict() -> None:
         model.predict("a text", None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="request"):
         model.predict([], "a text")  # type: ignore[arg-type]
+
+
+def test_long_inputs_are_cut(model: CallForecaster) -> None:
+    """
+    A request of a million characters is read by its end; a history of a thousand
+    turns by its latest turns.
+    """
+    request = {"text": "blah " * 200_000 + "Thai food in Reno please.", "state": "R:Find"}
+    history = [{"text": "Hi.", "system": "Hello."}] * 1000
+    guess = model.predict(history, request)[0]
+    assert (FIND, "Reno") == (guess.name, guess.args["city"])
 
 
 def test_sessions_without_calls_predict_nothing() -> None:
