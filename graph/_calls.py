@@ -129,7 +129,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         self,
         *,
         holdout: float = 0.2,
-        max_judged: int | None = 2000,
+        max_judged: int | None = 5000,
         alpha: float = 1.0,
         max_names: int = 6,
         alternatives: int = 2,

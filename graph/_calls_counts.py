@@ -155,6 +155,7 @@ class CallCounts:
         self.alias_index = PhraseIndex()
         self.alias_keys: list[dict[int, str]] = []
         self._aliases_stale = False
+        self._aliases_built = 0
         self._derived: dict[Any, Any] = {}
         #: What the forecast worked out from these counts (emptied when they change).
         self.memo: dict[Any, Any] = {}
@@ -241,14 +242,23 @@ class CallCounts:
                     per_value = per_key.setdefault(gram, {})
                     per_value[value] = per_value.get(value, 0.0) + 1.0
 
-    def aliases(self) -> None:
+    def aliases(self, *, now: bool = True) -> None:
         """
         Rebuild the index of aliases (words said in place of a value: "SFO" for "San
         Francisco", "pets" for ``True``) if sessions were added since it was built.
+
+        Args:
+            now: Rebuild whatever was added; if False, only once the sessions added
+                make up a twentieth of all (sessions judged one by one meanwhile are
+                judged with the aliases of a little earlier).
         """
         if not self._aliases_stale:
             return
+        if not now and self.n_sessions - self._aliases_built < max(1, self.n_sessions // 20):
+            return
         self._aliases_stale = False
+        self._aliases_built = self.n_sessions
+        self.scans.clear()
         self.alias_index = PhraseIndex()
         self.alias_keys = []
         for key, per_key in self.said.items():
@@ -383,8 +393,9 @@ class CallCounts:
 
     def to_json(self) -> dict[str, Any]:
         """
-        Return the counts as JSON-ready data.
+        Return the counts as JSON-ready data (alias counts said once are left out).
         """
+        said = self._said_twice()
         return {
             "n_sessions": self.n_sessions,
             "names": self.names,
@@ -396,16 +407,29 @@ class CallCounts:
             "contexts": [[list(c), e] for c, e in self.contexts.items()],
             "dates": self.dates,
             "hours": {str(h): n for h, n in self.hours.items()},
-            "said": [[list(k), v] for k, v in self.said.items()],
+            "said": [[list(k), v] for k, v in said.items()],
             "words": {
-                name: {g: n for g, n in per.items() if n >= 2 or g in keep}
+                name: {g: per[g] for g in grams if g in per}
                 for name, per in self.words.items()
-                for keep in [self._said_grams(name)]
+                for grams in [{g for (n, _), kept in said.items() if n == name for g in kept}]
             },
         }
 
-    def _said_grams(self, name: str) -> set[str]:
-        return {g for (n, _), per in self.said.items() if n == name for g in per}
+    def _said_twice(self) -> dict[Key, dict[str, dict[str, float]]]:
+        """
+        The alias counts worth saving: words said at least twice in place of a value
+        (the rest is most of the counts and could make an alias only with more data).
+        """
+        out: dict[Key, dict[str, dict[str, float]]] = {}
+        for key, grams in self.said.items():
+            kept = {}
+            for gram, per_value in grams.items():
+                twice = {v: n for v, n in per_value.items() if n >= 2}
+                if twice:
+                    kept[gram] = twice
+            if kept:
+                out[key] = kept
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CallCounts:
@@ -463,7 +487,7 @@ class SessionView:
     """
 
     def __init__(self, counts: CallCounts, max_turns: int) -> None:
-        counts.aliases()
+        counts.aliases(now=False)
         self.counts = counts
         self.max_turns = max_turns
         self.user: list[TextScan] = []
