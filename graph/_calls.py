@@ -204,6 +204,9 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         """
         Add sessions: each is first judged by what was learned so far, then counted.
 
+        New values are known at once; aliases are rebuilt once the sessions added since
+        the last rebuild make up a twentieth of all.
+
         Args:
             sessions: As for :meth:`fit`.
             y: Ignored.
@@ -218,7 +221,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 self._judge(session, self.counts_)
             self.counts_.add(session)
             self.n_sessions_ += 1
-        self.counts_.aliases()
+        self.counts_.aliases(now=False)  # in steps: a rebuild costs all alias counts
         return self
 
     def _judge(self, session: Any, counts: CallCounts) -> None:
