@@ -192,8 +192,12 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             if i not in counted:
                 self.counts_.add(session)
         if self.counts_.n_sessions:
+            # first which sources and words to trust, then how likely the calls built
+            # with them are: calibrated on the forecasts predict will make
             for i in held:
-                self._judge(sessions[i], self.counts_)
+                self._judge(sessions[i], self.counts_, calibrate=False)
+            for i in held:
+                self._judge(sessions[i], self.counts_, learn=False)
         for i in held:
             self.counts_.add(sessions[i])
         self.counts_.aliases()
@@ -224,23 +228,29 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         self.counts_.aliases(now=False)  # in steps: a rebuild costs all alias counts
         return self
 
-    def _judge(self, session: Any, counts: CallCounts) -> None:
+    def _judge(
+        self, session: Any, counts: CallCounts, *, learn: bool = True, calibrate: bool = True
+    ) -> None:
         """
         Forecast every turn of a held-out session with ``counts`` (after the previous
-        reply, and once the request arrived), and count what was right.
+        reply, and once the request arrived), and count what was right: for each
+        source and the words around values (``learn``), for each calibration cell
+        (``calibrate``).
         """
         view = SessionView(counts, self.max_turns)
         anchor = self._anchor(counts)
         for turn in turns_of(session):
             truth = {(n, frozenset(a.items())) for n, a, _ in calls_of(turn)}
-            for request in (None, turn):
+            cands: dict[str, dict[str, list[_Cand]]] = {}
+            for request in (None, turn) if calibrate else (turn,):
                 drafts, cands = self._drafts(view, request, counts, anchor)
-                for draft in drafts:
+                for draft in drafts if calibrate else ():
                     cell = self.calib_.setdefault(draft.cell, [0.0, 0.0, 0.0])
                     cell[0] += 1.0
                     cell[1] += float((draft.name, frozenset(draft.args.items())) in truth)
                     cell[2] += draft.p0
-            self._judge_sources(turn, cands, view, counts, anchor)
+            if learn:
+                self._judge_sources(turn, cands, view, counts, anchor)
             view.add_turn(turn)
 
     def _judge_sources(
