@@ -3,13 +3,21 @@ Benchmark of next-state and next-needs forecasts: ours against the predictors a 
 could pick instead (most-frequent, order-1/2/3 Markov dict counts with backoff, ``vlmc``
 and ``cpt`` from PyPI), trained on one split and measured on another.
 
-Run ``python -m simulations.predictor_bench`` (both corpora under ../shared/data), or
-``--train F --dev F`` for one pair of files; ``--json PATH`` writes the results. The
-peers ``vlmc`` and ``cpt`` are only imported here (install the ``bench`` extra).
+Run ``python -m simulations.predictor_bench`` (both corpora under ../shared/data and
+two generated sequence-only sets), or ``--train F --dev F`` for one pair of files;
+``--json PATH`` writes the results. The peers ``vlmc`` and ``cpt`` are only imported
+here (install the ``bench`` extra).
+
+Rows: ``ours-seq`` is ``FollowUpPredictor`` with its defaults and no text (it chooses
+its own order, blending and discount on the train file); ``ours+text`` the same with
+the turns' words. The generated sets (``varorder``: the next state depends on the last
+1, 2 or 3 states depending on the current one; ``drift``: an order-2 source whose
+transitions change as sessions go by, dev after train) test that the search finds the
+order the source has, and carry no needs (their need columns are blank).
 
 Every predictor is fit and measured in its own spawned process, so its peak memory
 (``ru_maxrss`` during fit, over the process's size after loading the data) is its own.
-Settings of the peers and of ours are chosen on a split of the *train* file only.
+Settings of the peers (vlmc) are chosen on a split of the *train* file only.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import os
 import random
 import resource
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -180,6 +189,11 @@ class Ours:
         self.model = FollowUpPredictor(text=self.text, **self.params)
         self.model.fit(sessions if self.text else [states(s) for s in sessions])
 
+    def chosen(self) -> dict[str, Any]:
+        """The order, blending and discount the fit used."""
+        m = self.model
+        return {"order": m.order_, "method": m.method_, "discount": m.discount_}
+
     def predict(self, history: Sequence[Any], k: int) -> list[tuple[str, float]]:
         """Forecast from the turns (or states) so far."""
         return self.model.predict_proba(history, k=k)
@@ -225,10 +239,8 @@ def make(name: str, settings: dict[str, Any]) -> Any:
         return VLMCPeer(settings.get("depth", 3), settings.get("beta", 0.5))
     if name == "cpt":
         return CPTPeer()
-    if name in ("ours", "ours+text"):
+    if name in ("ours-seq", "ours+text"):
         return Ours(name == "ours+text", **settings)
-    if name == "ours-o3":
-        return Ours(False, **{**settings, "order": min(3, settings.get("order", 3))})
     raise ValueError(name)
 
 
@@ -254,10 +266,13 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     peak = max(maxrss_mb() - base, 0.0)
     retained = rss_mb() - base
 
-    needs = NeedsModel().fit(train)
+    extra: dict[str, Any] = {}
+    if isinstance(model, Ours):
+        extra = single_fit(model, train)
+    needs = NeedsModel().fit(train) if job.get("needs", True) else None
     forecaster = None
     needs_fit_s = 0.0
-    if name in ("ours", "ours+text"):
+    if name in ("ours-seq", "ours+text") and needs is not None:
         from graph import FollowUpPredictor
 
         t0 = time.perf_counter()
@@ -286,6 +301,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
             nchg += 1
             c1 += hit1
             c3 += hit3
+        if needs is None:
+            continue
         if forecaster is not None:
             top = [n for n, _ in forecaster.predict_proba(turns_so_far, k=5)]
         else:
@@ -314,8 +331,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "top3": h3 / n,
         "change_top1": c1 / max(nchg, 1),
         "change_top3": c3 / max(nchg, 1),
-        "need_recall5": need_hit / max(need_true, 1),
-        "need_precision5": need_hit / max(need_pred, 1),
+        "need_recall5": need_hit / need_true if need_true else None,
+        "need_precision5": need_hit / need_pred if need_pred else None,
         "fit_s": fit_s,
         "needs_fit_s": needs_fit_s,
         "pred_per_s": reps * len(histories) / elapsed,
@@ -323,7 +340,22 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "retained_mb": retained,
         "turns": n,
         "change_turns": nchg,
+        **extra,
     }
+
+
+def single_fit(model: Ours, train: list[dict[str, Any]]) -> dict[str, Any]:
+    """
+    What the search chose, and the time of one fit with everything given at that order
+    (Kneser-Ney, discount 0.75: a fit without any search), for the search's cost ratio.
+    """
+    from graph import FollowUpPredictor
+
+    chosen = model.chosen()
+    data = train if model.text else [states(s) for s in train]
+    t0 = time.perf_counter()
+    FollowUpPredictor(order=chosen["order"], method="kn", discount=0.75, text=model.text).fit(data)
+    return {"chosen": chosen, "single_fit_s": time.perf_counter() - t0}
 
 
 def _strip_text(session: dict[str, Any]) -> dict[str, Any]:
@@ -340,7 +372,7 @@ def _strip_text(session: dict[str, Any]) -> dict[str, Any]:
 
 
 def choose(train: Path) -> dict[str, dict[str, Any]]:
-    """Pick vlmc's and our sequence settings on a held-out part of the train file."""
+    """Pick vlmc's settings on a held-out part of the train file (ours tunes itself)."""
     sessions = load_sessions(train)
     fit, held = split_train(sessions)
     fit_states = [states(s) for s in fit]
@@ -356,26 +388,99 @@ def choose(train: Path) -> dict[str, dict[str, Any]]:
             peer = VLMCPeer(depth, beta)
             peer.fit(fit_states)
             best_v = max(best_v, (score(peer), {"depth": depth, "beta": beta}), key=lambda x: x[0])
-    best_o: tuple[float, dict[str, Any]] = (-1.0, {})
-    for method in ("kn", "ad", "ppm"):
-        for order in (1, 2, 3, 4, 5):
-            ours = Ours(False, order=order, method=method)
-            ours.fit_sessions(fit)
-            best_o = max(
-                best_o, (score(ours), {"order": order, "method": method}), key=lambda x: x[0]
-            )
-    print(
-        f"  chosen on train split: vlmc {best_v[1]} (top3 {best_v[0]:.3f}), "
-        f"ours {best_o[1]} (top3 {best_o[0]:.3f})"
-    )
-    return {"vlmc": best_v[1], "ours": best_o[1], "ours+text": best_o[1], "ours-o3": best_o[1]}
+    print(f"  chosen on train split: vlmc {best_v[1]} (top3 {best_v[0]:.3f})")
+    return {"vlmc": best_v[1]}
 
 
-# -- the generated set ---------------------------------------------------------------------
+# -- the generated sequence-only sets ------------------------------------------------------
+
+
+def variable_order(n_sessions: int, seed: int) -> list[list[str]]:
+    """
+    Sessions of 20 states where the next state depends on the last 1, 2 or 3 states
+    (state ``s`` looks back ``1 + s % 3``): 70 % of the time a fixed function of that
+    context, else one of the current state's 4 usual successors.
+    """
+    n = 20
+    world = random.Random(5)  # the source: the same for train and dev
+    succ = {s: world.sample(range(n), 4) for s in range(n)}
+    rng = random.Random(seed)  # the sessions
+    out = []
+    for _ in range(n_sessions):
+        seq = [rng.randrange(n)]
+        for _ in range(rng.randint(4, 14)):
+            last = seq[-1]
+            ctx = tuple(seq[-(1 + last % 3) :])
+            fixed = random.Random(repr(ctx)).randrange(n)
+            seq.append(fixed if rng.random() < 0.7 else rng.choice(succ[last]))
+        out.append([f"v{s}" for s in seq])
+    return out
+
+
+def drifting(n_sessions: int, seed: int, start: int) -> list[list[str]]:
+    """
+    Sessions of 17 states (as many as a web clickstream's page categories) from an
+    order-2 source, 75 % a fixed function of the last two states, else uniform; every
+    500 sessions a tenth of the two-state contexts get a new next state. Sessions
+    ``start .. start + n_sessions`` of that one history (dev follows train).
+    """
+    n = 17
+    world = random.Random(7)
+    table = {(a, b): world.randrange(n) for a in range(n) for b in range(n)}
+    contexts = sorted(table)
+    rng = random.Random(seed)
+    out = []
+    for i in range(start + n_sessions):
+        if i and i % 500 == 0:
+            for ctx in world.sample(contexts, len(contexts) // 10):
+                table[ctx] = world.randrange(n)
+        seq = [rng.randrange(n), rng.randrange(n)]
+        for _ in range(rng.randint(3, 12)):
+            ctx = (seq[-2], seq[-1])
+            seq.append(table[ctx] if rng.random() < 0.75 else rng.randrange(n))
+        if i >= start:
+            out.append([f"p{s}" for s in seq])
+    return out
+
+
+def write_generated(folder: Path) -> list[tuple[str, Path, Path, str]]:
+    """
+    Write the generated sets as session logs (states only) and say what they are.
+    """
+    sets = {
+        "varorder": (
+            variable_order(4000, 1001),
+            variable_order(1000, 1002),
+            "variable-order source (20 states, depth 1-3), 4000 train / 1000 dev sessions",
+        ),
+        "drift": (
+            drifting(6000, 11, 0),
+            drifting(1000, 11, 6000),
+            "drifting order-2 source (17 states), sessions 0-5999 train / 6000-6999 dev",
+        ),
+    }
+    out = []
+    for name, (train, dev, what) in sets.items():
+        paths = []
+        for split, seqs in (("train", train), ("dev", dev)):
+            path = folder / f"{name}-{split}.jsonl"
+            with open(path, "w", encoding="utf-8") as fh:
+                for i, seq in enumerate(seqs):
+                    turns = [{"t": 20.0 * j, "state": s} for j, s in enumerate(seq)]
+                    fh.write(json.dumps({"session_id": f"{split}{i}", "turns": turns}) + "\n")
+            paths.append(path)
+        out.append((name, paths[0], paths[1], what))
+    return out
+
+
+# -- the 1M-sequence fit ---------------------------------------------------------------------
 
 
 def generated(job: dict[str, Any]) -> dict[str, Any]:
-    """Fit ours on N generated sequences in chunks; report time, peak memory and edges."""
+    """
+    Fit ours (defaults: with the search) on N generated sequences in one call; report
+    time, peak memory, edges and what the search chose.
+    """
     from graph import FollowUpPredictor
 
     n, n_states, cap = job["n"], job["states"], job["max_edges"]
@@ -394,24 +499,16 @@ def generated(job: dict[str, Any]) -> dict[str, Any]:
             out.append(seq)
         return out
 
-    model = FollowUpPredictor(order=3, max_edges=cap, text=False)
+    t0 = time.perf_counter()
+    data = chunk(n)
+    gen_s = time.perf_counter() - t0
+    model = FollowUpPredictor(max_edges=cap, text=False)
     gc.collect()
     base = rss_mb()
     reset_peak()
-    gen_s = fit_s = 0.0
-    done = 0
-    model.fit([])
-    while done < n:
-        size = min(100_000, n - done)
-        t0 = time.perf_counter()
-        batch = chunk(size)
-        t1 = time.perf_counter()
-        model.partial_fit(batch)
-        t2 = time.perf_counter()
-        gen_s += t1 - t0
-        fit_s += t2 - t1
-        done += size
-        del batch
+    t0 = time.perf_counter()
+    model.fit(data)
+    fit_s = time.perf_counter() - t0
     return {
         "sequences": n,
         "transitions": model.counts_.n_transitions,
@@ -420,13 +517,14 @@ def generated(job: dict[str, Any]) -> dict[str, Any]:
         "edges": model.graph_.n_edges,
         "max_edges": cap,
         "peak_mb": max(maxrss_mb() - base, 0.0),
+        "chosen": {"order": model.order_, "method": model.method_, "discount": model.discount_},
     }
 
 
 # -- main ------------------------------------------------------------------------------------
 
 NAMES = (
-    "most-frequent", "markov1", "markov2", "markov3", "vlmc", "cpt", "ours-o3", "ours", "ours+text",
+    "most-frequent", "markov1", "markov2", "markov3", "vlmc", "cpt", "ours-seq", "ours+text",
 )  # fmt: skip
 
 
@@ -440,7 +538,7 @@ def in_process(
 
 
 def print_table(corpus: str, rows: list[dict[str, Any]]) -> None:
-    """Print one corpus's results."""
+    """Print one data set's results."""
     head = (
         f"{'predictor':<14}{'top1':>7}{'top3':>7}{'chg1':>7}{'chg3':>7}{'nR@5':>7}"
         f"{'nP@5':>7}{'fit_s':>8}{'pred/s':>10}{'peakMB':>8}"
@@ -448,12 +546,47 @@ def print_table(corpus: str, rows: list[dict[str, Any]]) -> None:
     print(f"\n[{corpus}]")
     print(head)
     for r in rows:
+        recall = "" if r["need_recall5"] is None else f"{r['need_recall5']:.3f}"
+        precision = "" if r["need_precision5"] is None else f"{r['need_precision5']:.3f}"
         print(
             f"{r['name']:<14}{r['top1'] * 100:>7.1f}{r['top3'] * 100:>7.1f}"
             f"{r['change_top1'] * 100:>7.1f}{r['change_top3'] * 100:>7.1f}"
-            f"{r['need_recall5']:>7.3f}{r['need_precision5']:>7.3f}{r['fit_s']:>8.2f}"
+            f"{recall:>7}{precision:>7}{r['fit_s']:>8.2f}"
             f"{r['pred_per_s']:>10.0f}{r['peak_mb']:>8.1f}"
         )
+    fixed = [r["top3"] for r in rows if r["name"] in ("markov1", "markov2", "markov3")]
+    for r in rows:
+        if "chosen" not in r:
+            continue
+        c = r["chosen"]
+        disc = f" D={c['discount']:g}" if c["method"] in ("kn", "ad") else ""
+        margin = (
+            f"; top3 {(r['top3'] - max(fixed)) * 100:+.1f} vs best fixed order" if fixed else ""
+        )
+        print(
+            f"  {r['name']} chose order {c['order']} {c['method']}{disc}; fit {r['fit_s']:.2f}s "
+            f"with the search vs {r['single_fit_s']:.2f}s for one fit at that order "
+            f"(x{r['fit_s'] / max(r['single_fit_s'], 1e-9):.1f}){margin}"
+        )
+
+
+def run_set(corpus: str, train: Path, dev: Path, names: list[str], needs: bool) -> dict[str, Any]:
+    """Fit and measure every predictor on one train/dev pair and print the table."""
+    settings = choose(train) if "vlmc" in names else {}
+    rows = []
+    for name in names:
+        job = {
+            "name": name,
+            "train": str(train),
+            "dev": str(dev),
+            "settings": settings.get(name, {}),
+            "needs": needs,
+        }
+        rows.append(in_process(run_one, job))
+        r = rows[-1]
+        print(f"  {name}: top3 {r['top3'] * 100:.1f} fit {r['fit_s']:.1f}s", flush=True)
+    print_table(corpus, rows)
+    return {"train": display(train), "dev": display(dev), "settings": settings, "predictors": rows}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -470,6 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="generated sequences for the fit-time/memory run (0 to skip)",
     )
     ap.add_argument("--max-edges", type=int, default=200_000, help="edge cap in that run")
+    ap.add_argument("--no-sets", action="store_true", help="skip the generated sequence-only sets")
     args = ap.parse_args(argv)
     if (args.train is None) != (args.dev is None):
         ap.error("--train and --dev go together")
@@ -485,32 +619,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {"corpora": {}}
     for corpus, train, dev in pairs:
         print(f"{corpus}: train {display(train)} -> dev {display(dev)}")
-        settings = choose(train)
-        rows = []
-        for name in names:
-            job = {
-                "name": name,
-                "train": str(train),
-                "dev": str(dev),
-                "settings": settings.get(name, {}),
-            }
-            rows.append(in_process(run_one, job))
-            r = rows[-1]
-            print(f"  {name}: top3 {r['top3'] * 100:.1f} fit {r['fit_s']:.1f}s", flush=True)
-        print_table(corpus, rows)
-        results["corpora"][corpus] = {
-            "train": display(train),
-            "dev": display(dev),
-            "settings": settings,
-            "predictors": rows,
-        }
+        results["corpora"][corpus] = run_set(corpus, train, dev, names, needs=True)
+    if not args.train and not args.no_sets:
+        with tempfile.TemporaryDirectory() as tmp:
+            for corpus, train, dev, what in write_generated(Path(tmp)):
+                print(f"\n{corpus}: generated here, {what} (written to a temporary folder)")
+                results["corpora"][corpus] = {
+                    **run_set(corpus, train, dev, names, needs=False),
+                    "train": what,
+                    "dev": what,
+                }
     if args.generated:
         job = {"n": args.generated, "states": 300, "max_edges": args.max_edges}
         gen = in_process(generated, job)
+        c = gen["chosen"]
         print(
-            f"\n[generated] {gen['sequences']} sequences, {gen['transitions']} transitions: "
-            f"fit {gen['fit_s']:.1f}s (generation {gen['generate_s']:.1f}s apart), "
-            f"peak {gen['peak_mb']:.0f} MB, {gen['edges']} edges (cap {gen['max_edges']})"
+            f"\n[generated] {gen['sequences']} sequences, {gen['transitions']} transitions, "
+            f"one fit with the search: {gen['fit_s']:.1f}s (generation {gen['generate_s']:.1f}s "
+            f"apart), peak {gen['peak_mb']:.0f} MB, {gen['edges']} edges (cap "
+            f"{gen['max_edges']}); chose order {c['order']} {c['method']}"
         )
         results["generated"] = gen
     if args.json:
