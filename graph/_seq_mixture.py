@@ -35,7 +35,7 @@ _N_RATIO = len(_RATIO_EDGES) + 1
 N_BUCKETS_PER_LEVEL = 2 * _N_TOTAL * _N_RATIO
 #: Pseudo-turns that pull a bucket's weight to its length's pooled weight.
 _PRIOR = 4.0
-_EM_STEPS = 25
+_EM_STEPS = 12
 _FLOOR = 1e-12
 
 
