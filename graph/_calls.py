@@ -245,10 +245,12 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             for request in (None, turn) if calibrate else (turn,):
                 drafts, cands = self._drafts(view, request, counts, anchor)
                 for draft in drafts if calibrate else ():
-                    cell = self.calib_.setdefault(draft.cell, [0.0, 0.0, 0.0])
-                    cell[0] += 1.0
-                    cell[1] += float((draft.name, frozenset(draft.args.items())) in truth)
-                    cell[2] += draft.p0
+                    hit = float((draft.name, frozenset(draft.args.items())) in truth)
+                    for key in (draft.cell, draft.cell[:2]):  # the cell, and its band
+                        cell = self.calib_.setdefault(key, [0.0, 0.0, 0.0])
+                        cell[0] += 1.0
+                        cell[1] += hit
+                        cell[2] += draft.p0
             if learn:
                 self._judge_sources(turn, cands, view, counts, anchor)
             view.add_turn(turn)
@@ -379,6 +381,11 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         return dt.date.fromisoformat(self.anchor) if self.anchor else counts.anchor()
 
     def _calibrated(self, draft: _Draft) -> float:
+        """
+        Return P(the exact call is made): the share of held-out forecasts in the
+        draft's band of uncalibrated p that were right, then in its cell, each shrunk
+        towards the one before by ``prior_weight`` pseudo-counts.
+        """
         m = self.prior_weight
         coarse = self.calib_.get(draft.cell[:2])
         p = draft.p0
