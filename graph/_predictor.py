@@ -77,8 +77,12 @@ class FollowUpPredictor(BaseEstimator):
         discount: The absolute discount of ``"kn"`` and ``"ad"`` (0 < discount < 1),
             or ``"auto"``.
         half_life: Time decay: counts halve every ``half_life`` observed turns.
-            None (the default) keeps every count forever. The search scores undecayed
-            counts.
+            None (the default) keeps every count forever. ``"auto"`` lets the search
+            try half-lives of 1/16 and 1/4 of the training transitions on the last
+            sessions, for the chosen candidate, and keep one only if it wins by more
+            than a standard error. Not the default: on logs sorted by task rather than
+            time (SGD's and STAR's train files) the last sessions favour decay that
+            the held-out dev sessions do not.
         max_edges: Cap on stored transitions; the rarest long-context ones are pruned
             beyond it. None (the default) for no cap.
         user_weight: Pseudo-count of the global model against a user's own: a user with
@@ -124,7 +128,7 @@ class FollowUpPredictor(BaseEstimator):
         order: int | str = _AUTO,
         method: str = _AUTO,
         discount: float | str = _AUTO,
-        half_life: float | None = None,
+        half_life: float | str | None = None,
         max_edges: int | None = None,
         user_weight: float = 20.0,
         user_order: int = 1,
@@ -158,8 +162,10 @@ class FollowUpPredictor(BaseEstimator):
             not isinstance(self.discount, (int, float)) or not 0.0 < self.discount < 1.0
         ):
             raise ValueError(f"discount must be in (0, 1) or 'auto', got {self.discount!r}")
-        if self.half_life is not None and self.half_life <= 0:
-            raise ValueError(f"half_life must be > 0 or None, got {self.half_life!r}")
+        if self.half_life not in (None, _AUTO) and (
+            not isinstance(self.half_life, (int, float)) or self.half_life <= 0
+        ):
+            raise ValueError(f"half_life must be > 0, None or 'auto', got {self.half_life!r}")
         if self.max_edges is not None and self.max_edges < 1:
             raise ValueError(f"max_edges must be >= 1 or None, got {self.max_edges!r}")
         if self.user_weight < 0:
@@ -174,7 +180,7 @@ class FollowUpPredictor(BaseEstimator):
         """
         discounted = self.method in (_AUTO, "kn", "ad")
         return (
-            _AUTO in (self.order, self.method)
+            _AUTO in (self.order, self.method, self.half_life)
             or self.method == "mix"
             or (discounted and self.discount == _AUTO)
         )
@@ -184,7 +190,7 @@ class FollowUpPredictor(BaseEstimator):
             order=order,
             method=self.method_,
             discount=self.discount_,
-            half_life=self.half_life,
+            half_life=self.half_life_,
             max_edges=self.max_edges,
             mixture=self.mixture_,
         )
@@ -195,6 +201,9 @@ class FollowUpPredictor(BaseEstimator):
         self.method_: str = DEFAULT_METHOD if self.method == _AUTO else str(self.method)
         self.discount_: float = DEFAULT_DISCOUNT if self.discount == _AUTO else float(self.discount)
         self.mixture_: tuple[float, ...] | None = None
+        self.half_life_: float | None = (
+            None if self.half_life in (None, _AUTO) else float(self.half_life)
+        )
         self.tuning_: Choice | None = None
         self.counts_ = self._new_counts(self.order_)
         self.user_counts_: dict[str, SeqCounts] = {}
@@ -262,7 +271,7 @@ class FollowUpPredictor(BaseEstimator):
         for name in names:
             check_name(name)
         windows = self._tune(batch) if first and batch and self._searching() else None
-        if windows is not None and self.half_life is None:
+        if windows is not None and self.half_life_ is None:
             self.counts_.add_windows(windows)
         else:
             self.counts_.add_batch(batch)
@@ -295,13 +304,20 @@ class FollowUpPredictor(BaseEstimator):
         methods = METHODS if self.method == _AUTO else (self.method_,)
         discounts = DISCOUNTS if self.discount == _AUTO else (self.discount_,)
         windows = Windows(batch, max(orders))
-        choice = search(windows, orders=orders, methods=methods, discounts=discounts)
+        choice = search(
+            windows,
+            orders=orders,
+            methods=methods,
+            discounts=discounts,
+            decay=self.half_life == _AUTO,
+        )
         if choice is None:
             return windows
         self.order_, self.method_ = choice.order, choice.method
         if choice.method in ("kn", "ad"):
             self.discount_ = choice.discount
         self.mixture_ = choice.mixture
+        self.half_life_ = choice.half_life if self.half_life == _AUTO else self.half_life_
         self.tuning_ = choice
         self.counts_ = self._new_counts(self.order_)
         return windows
@@ -336,7 +352,7 @@ class FollowUpPredictor(BaseEstimator):
                 order=self.user_order,
                 method=self.method_ if self.method_ != "mix" else "kn",
                 discount=self.discount_,
-                half_life=self.half_life,
+                half_life=self.half_life_,
                 max_edges=self.max_edges,
             )
         return counts
@@ -523,6 +539,7 @@ class FollowUpPredictor(BaseEstimator):
         """
         self.order_, self.method_ = other.order_, other.method_
         self.discount_, self.mixture_ = other.discount_, other.mixture_
+        self.half_life_ = other.half_life_
         self.tuning_ = other.tuning_
         self.counts_ = self._new_counts(self.order_)
 
@@ -552,6 +569,8 @@ class FollowUpPredictor(BaseEstimator):
             )
             if value != _AUTO
         ]
+        if self.half_life_ is not None:
+            uses += f", counts halving every {self.half_life_:g} turns"
         lines = [f"Sequence forecast: {uses}."]
         choice = self.tuning_
         if choice is None:
@@ -595,6 +614,7 @@ class FollowUpPredictor(BaseEstimator):
                 "method": self.method_,
                 "discount": self.discount_,
                 "mixture": None if self.mixture_ is None else list(self.mixture_),
+                "half_life": self.half_life_,
                 "tuning": None if self.tuning_ is None else _choice_json(self.tuning_),
             },
             "n_sessions": self.n_sessions_,
@@ -636,6 +656,8 @@ class FollowUpPredictor(BaseEstimator):
                 model.discount_ = float(learned["discount"])
                 mixture = learned["mixture"]
                 model.mixture_ = None if mixture is None else tuple(float(w) for w in mixture)
+                half_life = learned.get("half_life")
+                model.half_life_ = None if half_life is None else float(half_life)
                 tuning = learned["tuning"]
                 model.tuning_ = None if tuning is None else _choice_from(tuning, model.mixture_)
                 model._validate_learned()
@@ -655,6 +677,8 @@ class FollowUpPredictor(BaseEstimator):
         return model
 
     def _validate_learned(self) -> None:
+        if self.half_life_ is not None and not self.half_life_ > 0:
+            raise ValueError(f"learned half_life must be > 0, got {self.half_life_!r}")
         if self.order_ < 0 or self.method_ not in METHODS or not 0.0 < self.discount_ < 1.0:
             raise ValueError(
                 f"learned parameters out of range: {(self.order_, self.method_, self.discount_)}"
@@ -702,6 +726,7 @@ def _choice_json(choice: Choice) -> dict[str, Any]:
         "order": choice.order,
         "method": choice.method,
         "discount": choice.discount,
+        "half_life": choice.half_life,
         "validation": choice.validation,
         "n_turns": choice.n_turns,
         "top3": choice.top3,
@@ -724,6 +749,7 @@ def _choice_from(blob: Mapping[str, Any], mixture: tuple[float, ...] | None) -> 
         method=str(blob["method"]),
         discount=float(blob["discount"]),
         mixture=mixture,
+        half_life=None if blob.get("half_life") is None else float(blob["half_life"]),
         validation=str(blob["validation"]),
         n_turns=int(blob["n_turns"]),
         top3=None if top3 is None else float(top3),

@@ -64,6 +64,10 @@ MAX_TURNS = 20_000
 _MIN_HOLDOUT_TURNS = 3_000
 _HOLDOUT = 0.15
 _SPREAD = 13
+#: Half-lives tried for time decay, as shares of the training transitions.
+_DECAY = (1 / 16, 1 / 4)
+#: The last sessions must hold this many turns to judge decay.
+_MIN_DECAY_TURNS = 1_000
 FOLDS = 5
 #: Top-3 rates this close to the best count as ties, broken by log-loss.
 TOLERANCE = 0.0005
@@ -82,6 +86,7 @@ class Choice:
         method: ``"kn"``, ``"ad"``, ``"ppm"`` or ``"mix"``.
         discount: The discount (used by ``"kn"`` and ``"ad"``).
         mixture: The weights of ``"mix"``, else None.
+        half_life: The time decay chosen (transitions), or None for none.
         validation: How the held-out turns were chosen (or why there was no search).
         n_turns: Held-out turns scored.
         top3: The chosen candidate's held-out top-3 hit rate (None without a search).
@@ -94,6 +99,7 @@ class Choice:
     method: str
     discount: float
     mixture: tuple[float, ...] | None = None
+    half_life: float | None = None
     validation: str = ""
     n_turns: int = 0
     top3: float | None = None
@@ -138,6 +144,7 @@ def search(
     orders: Sequence[int],
     methods: Sequence[str],
     discounts: Sequence[float],
+    decay: bool = False,
 ) -> Choice | None:
     """
     Choose the order, method and discount for the sessions of ``win``.
@@ -147,6 +154,7 @@ def search(
         orders: The orders to try.
         methods: The blendings to try.
         discounts: The discounts to try (for ``"kn"`` and ``"ad"``).
+        decay: Also try time decay (see :func:`_choose_decay`) for the chosen candidate.
 
     Returns:
         The choice, or None when there are fewer than :data:`MIN_SESSIONS` sessions or
@@ -164,6 +172,9 @@ def search(
     if not rows:  # order 0 only: nothing to choose
         return None
     order, method, discount, top3, loss, mixture, _ = _select(rows, turns.n)
+    half_life = None
+    if decay and len(folds) == 1:
+        half_life = _choose_decay(win, folds[0], top, (order, method, discount, mixture))
     board: dict[tuple[int, str], tuple[int, str, float, float, float]] = {}
     for o, m, d, t3, ll, _, _ in rows:
         held = board.get((o, m))
@@ -174,6 +185,7 @@ def search(
         method=method,
         discount=discount,
         mixture=mixture,
+        half_life=half_life,
         validation=how,
         n_turns=turns.n,
         top3=top3,
@@ -199,6 +211,68 @@ def _select(rows: list[_Row], n: int) -> _Row:
     return min(equal, key=lambda r: (r[0], r[4]))
 
 
+def _choose_decay(
+    win: Windows,
+    fold: tuple[_Bools, _Bools],
+    top: int,
+    config: tuple[int, str, float, tuple[float, ...] | None],
+) -> float | None:
+    """
+    Whether the chosen candidate forecasts the last sessions better with its counts
+    decayed (half-lives of :data:`_DECAY` of the training transitions): only the last
+    sessions' turns are scored (decay weighs the past against the present, so earlier
+    held-out sessions cannot judge it). A half-life must win by more than one standard
+    error of the paired difference to be taken.
+    """
+    train, held = fold
+    last = held & (win.session >= win.n_sessions - _last_sessions(win))
+    n_train = int((train & win.targets).sum())
+    order, method, discount, mixture = config
+    plain = _turns(win, train, last, top)
+    if plain.n < _MIN_DECAY_TURNS:
+        return None
+    base = _score_one(plain, order, method, discount, mixture)
+    best: tuple[float, float | None] = (float(base.mean()), None)
+    for share in _DECAY:
+        half_life = max(1.0, round(n_train * share))
+        weights = win.decay_weights(train, half_life)
+        hits = _score_one(_turns(win, train, last, top, weights), order, method, discount, mixture)
+        diff = hits.astype(np.float64) - base
+        se = float(diff.std()) / math.sqrt(len(diff))
+        if float(diff.mean()) > max(se, TOLERANCE) and float(hits.mean()) > best[0]:
+            best = (float(hits.mean()), half_life)
+    return best[1]
+
+
+def _last_sessions(win: Windows) -> int:
+    return max(1, math.ceil(win.n_sessions * _HOLDOUT / 2))
+
+
+def _score_one(
+    turns: _Turns, order: int, method: str, discount: float, mixture: tuple[float, ...] | None
+) -> _Bools:
+    """
+    The hits per held-out turn of one candidate.
+    """
+    if method == "mix":
+        weights = np.asarray(mixture)
+        p = _unigram(turns.raw[0])
+        for n in range(1, order + 1):
+            c = turns.raw[n]
+            lam = weights[buckets(n, c.start, c.total, c.distinct, order)]
+            p = np.where(c.present, lam * c.count / c.total + (1.0 - lam) * p, p)
+        return _metrics(turns, p)[2]
+    if method == "kn":
+        p = _unigram(turns.cont[0])
+        for n in range(1, order):
+            p = _step(p, _kn_lower(turns.raw[n], turns.cont[n]), "kn", discount)
+        return _metrics(turns, _step(p, turns.raw[order], "kn", discount))[2]
+    p = _unigram(turns.raw[0])
+    for n in range(1, order + 1):
+        p = _step(p, turns.raw[n], method, discount)
+    return _metrics(turns, p)[2]
+
+
 # -- the held-out turns --------------------------------------------------------------------
 
 
@@ -216,7 +290,7 @@ def _folds(win: Windows) -> tuple[list[tuple[_Bools, _Bools]], str]:
     n = win.n_sessions
     session = win.session
     per_session = np.bincount(session[win.scored], minlength=n)
-    n_last = max(1, math.ceil(n * _HOLDOUT / 2))
+    n_last = _last_sessions(win)
     held_sessions = (np.arange(n) >= n - n_last) | (np.arange(n) % _SPREAD == _SPREAD // 2)
     n_turns = int(per_session[held_sessions].sum())
     if n_turns >= _MIN_HOLDOUT_TURNS:
@@ -249,12 +323,15 @@ def _top_followers(level: Level, n_contexts: int, n_names: int) -> _Ints:
     return table
 
 
-def _turns(win: Windows, train: _Bools, held: _Bools, top: int) -> _Turns:
+def _turns(
+    win: Windows, train: _Bools, held: _Bools, top: int, weights: _Floats | None = None
+) -> _Turns:
     """
-    Count on ``train`` and gather the held-out turns ``held`` with their candidates.
+    Count on ``train`` (weighted by ``weights`` when given) and gather the held-out
+    turns ``held`` with their candidates.
     """
     b = win.n_names
-    raw = [win.count(n, train) for n in range(top + 1)]
+    raw = [win.count(n, train, weights) for n in range(top + 1)]
     cont = [win.continuation(raw[n + 1], n) for n in range(top)]
     pos = np.flatnonzero(held & win.scored)
     target = win.ids[pos]

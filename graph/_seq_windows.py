@@ -130,17 +130,37 @@ class Windows:
         """
         return len(self.first[n])
 
-    def count(self, n: int, where: _Bools | None = None) -> Level:
+    def count(self, n: int, where: _Bools | None = None, weights: _Floats | None = None) -> Level:
         """
         Count the transitions from contexts of length ``n`` at the positions ``where``
-        (every position when None).
+        (every position when None), each weighing ``weights[position]`` (1 when None).
         """
         mask = self.targets & (self.context[n] >= 0)
         if where is not None:
             mask &= where
         keys = self.context[n][mask] * self.n_names + self.ids[mask]
-        uniq, counts = np.unique(keys, return_counts=True)
-        return Level(uniq, counts.astype(np.float64), self.n_contexts(n), self.n_names)
+        if weights is None:
+            uniq, counts = np.unique(keys, return_counts=True)
+            return Level(uniq, counts.astype(np.float64), self.n_contexts(n), self.n_names)
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        summed = np.bincount(inverse, weights=weights[mask], minlength=len(uniq))
+        level = Level(uniq, np.asarray(summed, dtype=np.float64), self.n_contexts(n), self.n_names)
+        # Distinct followers stay counted once each, as SeqCounts counts them under decay.
+        level.distinct = np.asarray(
+            np.bincount(uniq // self.n_names, minlength=self.n_contexts(n)), dtype=np.float64
+        )
+        return level
+
+    def decay_weights(self, where: _Bools, half_life: float) -> _Floats:
+        """
+        The weight of every position under time decay: the newest transition of
+        ``where`` weighs 1 and the weight halves every ``half_life`` transitions before
+        it (as :class:`SeqCounts` weighs them, rescaled).
+        """
+        counted = self.targets & where
+        index = np.cumsum(counted) - 1
+        last = int(index[-1]) if len(index) else 0
+        return np.asarray(np.exp2((index - last) / half_life), dtype=np.float64)
 
     def continuation(self, upper: Level, n: int) -> Level:
         """

@@ -285,3 +285,37 @@ def test_continuation_counts_match_kneser_ney() -> None:
         }
         assert want == got
     assert np.all(win.depth[win.ids == 0] == 0)
+
+
+def _drifting(n_sessions: int) -> list[list[str]]:
+    """
+    Sessions of 20 states from an order-1 source whose successor of every state moves
+    on every 300 sessions (90 % the current successor, else uniform).
+    """
+    rng = random.Random(3)
+    names = [f"d{i}" for i in range(20)]
+    out = []
+    for i in range(n_sessions):
+        shift = i // 300
+        seq = [rng.choice(names)]
+        for _ in range(8):
+            nxt = (names.index(seq[-1]) * 3 + shift) % 20
+            seq.append(names[nxt] if rng.random() < 0.9 else rng.choice(names))
+        out.append(seq)
+    return out
+
+
+def test_decay_is_searched_only_when_asked() -> None:
+    """
+    On a drifting source, half_life="auto" takes a decay (and it survives save and
+    load); by default there is none.
+    """
+    data = _drifting(3000)
+    assert FollowUpPredictor(text=False).fit(data).half_life_ is None
+    model = FollowUpPredictor(half_life="auto", text=False).fit(data)
+    assert model.half_life_ is not None and model.half_life_ > 0
+    assert model.counts_.half_life == model.half_life_
+    assert "halving every" in model.explain()
+    loaded = FollowUpPredictor.from_json(json.loads(json.dumps(model.to_json())))
+    assert model.half_life_ == loaded.half_life_
+    assert model.predict_proba(["d1"], k=None) == loaded.predict_proba(["d1"], k=None)
