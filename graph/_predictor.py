@@ -258,9 +258,12 @@ class FollowUpPredictor(BaseEstimator):
         with_text = False
         names: set[str] = set()
         for seq in sessions:
-            items, user = session_parts(seq)
-            with_text = with_text or any(has_text(item) for item in items[:2])
-            states = states_of(items)
+            if type(seq) is list and set(map(type, seq)) <= {str}:
+                states, user = seq, None  # a plain sequence of states: the fast path
+            else:
+                items, user = session_parts(seq)
+                with_text = with_text or any(has_text(item) for item in items[:2])
+                states = states_of(items)
             names.update(states)
             self.n_sessions_ += 1
             if not states:

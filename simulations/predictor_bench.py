@@ -10,7 +10,8 @@ here (install the ``bench`` extra).
 
 Rows: ``ours-seq`` is ``FollowUpPredictor`` with its defaults and no text (it chooses
 its own order, blending and discount on the train file); ``ours+text`` the same with
-the turns' words. The generated sets (``varorder``: the next state depends on the last
+the turns' words; ``ours-seq+decay`` (not in the default list) also searches time decay
+(``half_life="auto"``). The generated sets (``varorder``: the next state depends on the last
 1, 2 or 3 states depending on the current one; ``drift``: an order-2 source whose
 transitions change as sessions go by, dev after train) test that the search finds the
 order the source has, and carry no needs (their need columns are blank).
@@ -190,9 +191,14 @@ class Ours:
         self.model.fit(sessions if self.text else [states(s) for s in sessions])
 
     def chosen(self) -> dict[str, Any]:
-        """The order, blending and discount the fit used."""
+        """The order, blending, discount and decay the fit used."""
         m = self.model
-        return {"order": m.order_, "method": m.method_, "discount": m.discount_}
+        return {
+            "order": m.order_,
+            "method": m.method_,
+            "discount": m.discount_,
+            "half_life": m.half_life_,
+        }
 
     def predict(self, history: Sequence[Any], k: int) -> list[tuple[str, float]]:
         """Forecast from the turns (or states) so far."""
@@ -241,6 +247,8 @@ def make(name: str, settings: dict[str, Any]) -> Any:
         return CPTPeer()
     if name in ("ours-seq", "ours+text"):
         return Ours(name == "ours+text", **settings)
+    if name == "ours-seq+decay":
+        return Ours(False, half_life="auto", **settings)
     raise ValueError(name)
 
 
@@ -272,7 +280,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     needs = NeedsModel().fit(train) if job.get("needs", True) else None
     forecaster = None
     needs_fit_s = 0.0
-    if name in ("ours-seq", "ours+text") and needs is not None:
+    if name in ("ours-seq", "ours+text", "ours-seq+decay") and needs is not None:
         from graph import FollowUpPredictor
 
         t0 = time.perf_counter()
@@ -560,6 +568,8 @@ def print_table(corpus: str, rows: list[dict[str, Any]]) -> None:
             continue
         c = r["chosen"]
         disc = f" D={c['discount']:g}" if c["method"] in ("kn", "ad") else ""
+        if c.get("half_life"):
+            disc += f", half-life {c['half_life']:g} turns"
         margin = (
             f"; top3 {(r['top3'] - max(fixed)) * 100:+.1f} vs best fixed order" if fixed else ""
         )
@@ -604,6 +614,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--max-edges", type=int, default=200_000, help="edge cap in that run")
     ap.add_argument("--no-sets", action="store_true", help="skip the generated sequence-only sets")
+    ap.add_argument(
+        "--sets-only", action="store_true", help="only the generated sequence-only sets"
+    )
     args = ap.parse_args(argv)
     if (args.train is None) != (args.dev is None):
         ap.error("--train and --dev go together")
@@ -617,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     names = [n for n in args.predictors.split(",") if n]
     results: dict[str, Any] = {"corpora": {}}
-    for corpus, train, dev in pairs:
+    for corpus, train, dev in [] if args.sets_only else pairs:
         print(f"{corpus}: train {display(train)} -> dev {display(dev)}")
         results["corpora"][corpus] = run_set(corpus, train, dev, names, needs=True)
     if not args.train and not args.no_sets:
