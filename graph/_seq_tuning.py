@@ -495,6 +495,7 @@ def _score_all(
     """
     rows: list[_Row] = []
     top = max(orders)
+    lower = [_kn_lower(turns.raw[n], turns.cont[n]) for n in range(top)] if "kn" in methods else []
     for method in methods:
         if method == "mix":
             rows.extend(_score_mix(turns, orders))
@@ -507,7 +508,7 @@ def _score_all(
                         top3, loss, hits = _metrics(turns, _step(p, turns.raw[n], "kn", d))
                         rows.append((n, method, d, top3, loss, None, hits))
                     if n < top:
-                        p = _step(p, _kn_lower(turns.raw[n], turns.cont[n]), "kn", d)
+                        p = _step(p, lower[n], "kn", d)
             else:
                 p = _unigram(turns.raw[0])
                 for n in range(1, top + 1):
