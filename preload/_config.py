@@ -448,8 +448,8 @@ class CallsConfig:
     Tool calls: how the agent's calls are served and which are run speculatively.
 
     When ``speculate`` is on, the engine asks its call forecaster for ``guesses`` calls
-    twice a turn, after the reply (for the next turn) and the moment a request arrives
-    (for its own calls), and runs those of at least ``threshold`` probability whose
+    at the ``moments`` of a turn, after the reply (for the next turn) and the moment a
+    request arrives (for its own calls), and runs those of at least ``threshold`` probability whose
     tool is declared read-only: at most ``max_per_turn`` a session a turn, at most
     ``max_in_flight_per_source`` at once against one call source, ``workers`` at once
     in all. A call waits at most ``deadline_s`` for its result (joined if a speculative
@@ -460,6 +460,7 @@ class CallsConfig:
     """
 
     speculate: bool = True
+    moments: tuple[str, ...] = ("reply", "request")
     threshold: float = 0.2
     guesses: int = 3
     max_per_turn: int = 2
@@ -470,6 +471,13 @@ class CallsConfig:
     max_result_chars: int = 1_000_000
 
     def __post_init__(self) -> None:
+        if isinstance(self.moments, str) or not all(
+            m in ("reply", "request") for m in self.moments
+        ):
+            raise ConfigError(
+                "calls.moments", f"{self.moments!r}: give a list of 'reply' and 'request'"
+            )
+        object.__setattr__(self, "moments", tuple(dict.fromkeys(self.moments)))
         _probability("calls.threshold", self.threshold)
         _positive("calls.guesses", self.guesses)
         _non_negative("calls.max_per_turn", self.max_per_turn)

@@ -588,6 +588,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             call_failures=c.call_failures,
             speculative=c.speculative,
             speculative_used=self._speculation.used,
+            used_after_reply=self._speculation.used_by_moment["reply"],
+            used_at_request=self._speculation.used_by_moment["request"],
             speculative_wasted=self._speculation.wasted,
             speculative_skipped=c.speculative_skipped,
         )
@@ -755,7 +757,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         calls = self.config.calls
         predictor = self.call_predictor
-        if predictor is None or not calls.speculate or not session.turns:
+        if predictor is None or not calls.speculate or moment not in calls.moments:
             return
         turns = session.turns
         history, request = (turns[:-1], turns[-1]) if moment == "request" else (turns, None)

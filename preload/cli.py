@@ -384,6 +384,13 @@ def _print_report(report: ReplayReport, skipped: int, console: Console) -> None:
         )
     if skipped:
         console.print(f"[yellow]{plural(skipped, 'bad line')} skipped")
+    ahead = [
+        f"{n} {r.used_at_request} as the request arrived, {r.used_after_reply} after the reply"
+        for n, r in report.strategies.items()
+        if r.used_at_request or r.used_after_reply
+    ]
+    if ahead:
+        console.print("calls run ahead and then made: " + "; ".join(ahead))
     strategies = plural(len(report.strategies), "strategy", "strategies")
     console.print(
         f"wall {report.wall_s:.1f} s, virtual {report.virtual_s:.0f} s, "

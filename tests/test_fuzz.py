@@ -77,14 +77,35 @@ def _record(required: dict[str, Any], optional: dict[str, Any]) -> st.SearchStra
     )
 
 
+calls = _record(
+    {"name": _maybe(names)},
+    {
+        "args": _maybe(st.dictionaries(st.text(max_size=3), _maybe(texts), max_size=2)),
+        "read_only": _maybe(st.booleans()),
+    },
+)
 turns = _record(
     {"t": times, "text": _maybe(texts)},
     {
         "state": _maybe(st.one_of(st.none(), names)),
         "needs": _maybe(st.lists(_maybe(keys), max_size=3)),
         "system": _maybe(texts),
+        "tool_calls": _maybe(st.lists(calls, max_size=2)),
         "extra": wrong,
     },
+)
+#: Well-formed calls, read-only or not, with arguments the texts may say.
+valid_calls = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["Find", "Book", "a:b"]),
+            "args": st.dictionaries(
+                st.sampled_from(["city", "n"]), st.sampled_from(["Oslo", "2", "", "Ж"])
+            ),
+            "read_only": st.booleans(),
+        }
+    ),
+    max_size=2,
 )
 
 # A well-formed session now and then, so that runs get past the readers.
@@ -99,7 +120,7 @@ valid_turns = st.lists(
             "state": st.one_of(st.none(), st.sampled_from(["a:b", "a:c", "b:d"]), names),
             "needs": st.lists(st.one_of(st.sampled_from(["k1", "k2", "k3"]), keys), max_size=3),
         },
-        optional={"system": texts},
+        optional={"system": texts, "tool_calls": valid_calls},
     ),
     min_size=1,
     max_size=4,

@@ -148,8 +148,10 @@ class CallStatistics:
     The engine's call counters: what the agent called and what was speculated.
 
     ``call_hits`` counts read-only calls whose result was warm when asked, and
-    ``call_joins`` those that joined a load in flight; ``speculative_wasted`` counts
-    speculated calls that their session never made, once the session ended.
+    ``call_joins`` those that joined a load in flight; ``speculative_used`` counts
+    the speculated calls the session made (``used_after_reply`` and ``used_at_request``
+    by the moment they were run), ``speculative_wasted`` those it never made, once the
+    session ended.
 
     .. versionadded:: 0.3
     """
@@ -162,6 +164,8 @@ class CallStatistics:
     call_failures: int = 0
     speculative: int = 0
     speculative_used: int = 0
+    used_after_reply: int = 0
+    used_at_request: int = 0
     speculative_wasted: int = 0
     speculative_skipped: int = 0
 
@@ -174,6 +178,7 @@ class SpeculationLedger:
     def __init__(self) -> None:
         self._sessions: dict[str, dict[str, SpeculatedCall]] = {}
         self.used = 0
+        self.used_by_moment: dict[Moment, int] = {"reply": 0, "request": 0}
         self.wasted = 0
 
     def add(self, session: str, key: str, call: SpeculatedCall) -> bool:
@@ -203,6 +208,7 @@ class SpeculationLedger:
             return None
         calls[key] = used = replace(call, status="used")
         self.used += 1
+        self.used_by_moment[call.moment] += 1
         return used
 
     def of(self, session: str) -> list[SpeculatedCall]:

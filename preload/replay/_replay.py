@@ -310,6 +310,8 @@ class _Run:
             speculative_wasted=c.speculative_wasted / calls if calls else None,
             turn_wait_p95_ms=_percentiles(self.turn_waits, (95,))[0],
             read_only_calls=calls,
+            used_after_reply=c.used_after_reply,
+            used_at_request=c.used_at_request,
             waits_ms=tuple(w * 1000 for w in self.waits),
         )
 

@@ -76,6 +76,8 @@ class StrategyReport:
     speculative_wasted: float | None = None
     turn_wait_p95_ms: float = 0.0
     read_only_calls: int = 0
+    used_after_reply: int = 0
+    used_at_request: int = 0
     wall_s: float = field(default=0.0, compare=False)
     waits_ms: tuple[float, ...] = field(default=(), repr=False)
 

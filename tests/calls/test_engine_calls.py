@@ -345,3 +345,29 @@ async def test_a_hanging_speculative_call_holds_up_nothing() -> None:
             assert 0 == ctx.misses
         assert 1 == engine._call_loader.in_flight
     assert 1 == len(source.made)
+
+
+@pytest.mark.parametrize("moments", [("request",), ("reply",), ("reply", "request")])
+async def test_speculation_runs_at_the_configured_moments(moments: tuple[str, ...]) -> None:
+    """
+    calls.moments chooses when the engine asks; each used speculation is counted by
+    the moment it was run at.
+    """
+    source = ScriptedCallSource({FIND: True})
+    predictor = ScriptedCallPredictor([(FIND, SAN_JOSE, 0.9)])
+    async with _engine(source, predictor, moments=moments) as engine:
+        await engine.handle(session_id="s", text="hi")
+        await engine.wait_idle()
+        engine.reply("s", "hello")
+        await engine.wait_idle()
+        await engine.handle(session_id="s", text="italian in san jose")
+        await engine.call("s", FIND, SAN_JOSE)
+        stats = engine.call_statistics()
+    asked = {"request" if request else "reply" for _, _, request in predictor.asked}
+    assert set(moments) == asked
+    first = "request" if "request" in moments else "reply"
+    assert (1, first == "reply", first == "request") == (
+        stats.speculative_used,
+        stats.used_after_reply,
+        stats.used_at_request,
+    )
