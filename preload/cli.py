@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from graph import StateEncoder
+from graph import InvalidStateError, StateEncoder
 
 from ._config import EngineConfig
 from ._errors import ConfigError, PreloadError
@@ -496,6 +496,8 @@ def _train(args: argparse.Namespace) -> int:
         model.fit(sessions)
     except PreloadError:
         raise
+    except InvalidStateError as exc:  # a state name graph cannot take
+        raise _ArgumentError("--sessions", f"{args.sessions}: {exc}") from None
     except ValueError as exc:  # the state encoder cannot learn from these texts
         if not any(t.state is None for s in sessions for t in s.turns):
             raise

@@ -463,3 +463,16 @@ def test_the_configured_item_limit_applies_to_the_knowledge_file(
         rf"limit of {longest - 1:,} \(preloader.max_item_chars\)",
         _error(capsys),
     )
+
+
+def test_train_refuses_a_state_name_graph_cannot_take(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    A state holding graph's key separator is a one-line error naming the file, not a
+    traceback (found by the fuzz test).
+    """
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"session_id": "s", "turns": [{"t": 0, "state": "a\x1fb"}]}) + "\n")
+    assert 2 == main(["train", "--sessions", str(path), "--out", str(tmp_path / "m.json")])
+    assert f"argument --sessions: {path}" in _error(capsys)
