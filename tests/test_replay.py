@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,7 +17,7 @@ import pytest
 from preload import ConfigError, EngineConfig, InputError
 from preload.replay import generate_demo, replay
 from preload.replay._replay import arrivals
-from preload.replay._workers import _portable
+from preload.replay._workers import _portable, _revive
 
 
 def test_same_seed_gives_the_same_report() -> None:
@@ -238,7 +237,7 @@ def test_an_error_in_a_worker_arrives_as_itself() -> None:
     preload's errors build their message from several arguments; one raised in a
     worker process reaches the caller with its type, message and attributes.
     """
-    error = pickle.loads(_portable(ConfigError("replay.seed", "is odd", "c.toml")))
+    error = _revive(_portable(ConfigError("replay.seed", "is odd", "c.toml")))
     assert isinstance(error, ConfigError)
     assert ("replay.seed", "c.toml") == (error.key, error.source)
     assert "c.toml: config key 'replay.seed': is odd" == str(error)

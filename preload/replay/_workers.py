@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import json
 import multiprocessing
-import pickle
 import signal
 import threading
 import traceback
@@ -49,35 +50,55 @@ class _RemoteTraceback(Exception):
         return f"\n\nin the worker process:\n{self.args[0]}"
 
 
-def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+#: The packages whose exceptions a worker's failure is rebuilt as; others arrive as
+#: RuntimeError with their text.
+_REVIVABLE = ("preload.", "graph.", "builtins")
+
+
+def _portable(exc: BaseException) -> dict[str, Any]:
+    """
+    An exception as JSON: its type, its arguments and its attributes. preload's
+    errors build their message in ``__init__`` from other arguments, so they are
+    rebuilt without calling it (:func:`_revive`).
+    """
+    cls = type(exc)
+    data = {
+        "module": cls.__module__,
+        "type": cls.__qualname__,
+        "args": list(exc.args),
+        "state": dict(getattr(exc, "__dict__", {})),
+        "text": f"{cls.__qualname__}: {exc}",
+    }
+    try:
+        json.dumps(data)
+    except (TypeError, ValueError):  # not JSON: send its text instead
+        data.update(args=[], state={})
+        data["module"], data["type"] = "builtins", "RuntimeError"
+        data["args"] = [data["text"]]
+    return data
+
+
+def _revive(data: dict[str, Any]) -> BaseException:
+    """
+    The exception :func:`_portable` described, as itself where its type is preload's,
+    graph's or a built-in one; else a RuntimeError with its text.
+    """
+    module, name = str(data.get("module")), str(data.get("type"))
+    cls: Any = None
+    if module.startswith(_REVIVABLE):
+        cls = getattr(importlib.import_module(module), name, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+        return RuntimeError(str(data.get("text")))
+    args = tuple(data.get("args") or ())
     exc = cls.__new__(cls, *args)
     exc.args = args
-    exc.__dict__.update(state)
+    if hasattr(exc, "__dict__"):
+        exc.__dict__.update(data.get("state") or {})
     return exc
 
 
-class _Portable:
-    """
-    Pickles an exception so that it unpickles as itself: preload's errors build their
-    message in ``__init__`` from other arguments, and default pickling would call
-    ``__init__`` with the message alone.
-    """
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        exc = self.exc
-        return (_rebuild, (type(exc), exc.args, dict(getattr(exc, "__dict__", {}))))
-
-
-def _portable(exc: BaseException) -> bytes:
-    try:
-        data = pickle.dumps(_Portable(exc))
-        pickle.loads(data)
-    except Exception:  # noqa: BLE001  any failure to round-trip: send its text instead
-        data = pickle.dumps(RuntimeError(f"{type(exc).__qualname__}: {exc}"))
-    return data
+def _send(conn: Connection, message: Any) -> None:
+    conn.send_bytes(json.dumps(message).encode("utf-8"))
 
 
 def _worker(name: str, job: Job, conn: Connection) -> None:
@@ -85,10 +106,10 @@ def _worker(name: str, job: Job, conn: Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     try:
-        result = job(name, lambda n: conn.send(("progress", n)))
-        conn.send(("done", result))
+        result = job(name, lambda n: _send(conn, ["progress", n]))
+        _send(conn, ["done", result])
     except BaseException as exc:  # noqa: BLE001  the parent raises it
-        conn.send(("failed", _portable(exc), traceback.format_exc()))
+        _send(conn, ["failed", _portable(exc), traceback.format_exc()])
     finally:
         conn.close()
 
@@ -104,7 +125,7 @@ def run_in_processes(
     time, in the order given; return each name's result.
 
     ``job`` and what it reads are inherited by the fork, never pickled; its result and
-    its exceptions are pickled back.
+    its exceptions come back as JSON (never pickle).
 
     Raises:
         BaseException: The first exception of a job (as itself), or whatever
@@ -158,7 +179,7 @@ def _receive(
     Handle one message from a worker; False once its pipe is closed.
     """
     try:
-        kind, *payload = conn.recv()
+        kind, *payload = json.loads(conn.recv_bytes())
     except EOFError:
         return False
     if kind == "progress":
@@ -167,7 +188,7 @@ def _receive(
     elif kind == "done":
         results[name] = payload[0]
     else:
-        exc = pickle.loads(payload[0])
+        exc = _revive(payload[0])
         raise exc from _RemoteTraceback(payload[1])
     return True
 
