@@ -12,6 +12,22 @@ from pathlib import Path
 README = Path(__file__).parent.parent / "README.md"
 
 
+def _run(code: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    """
+    Run ``code`` as a script in ``folder``, as a user would.
+    """
+    script = folder / "example.py"
+    script.write_text(code, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, str(script)],
+        check=False,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_the_library_example_runs_as_a_script(tmp_path: Path) -> None:
     """
     The first Python block of the README is a complete script: it prints the context and
@@ -19,16 +35,7 @@ def test_the_library_example_runs_as_a_script(tmp_path: Path) -> None:
     """
     block = re.search(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
     assert block is not None
-    script = tmp_path / "example.py"
-    script.write_text(block.group(1), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        check=False,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _run(block.group(1), tmp_path)
     assert 0 == done.returncode, done.stderr
     assert "tokens" in done.stdout
     assert "MetricsSnapshot(requests=1" in done.stdout
@@ -42,16 +49,7 @@ def test_the_tool_call_example_runs_as_a_script(tmp_path: Path) -> None:
     """
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
     [block] = [b for b in blocks if "call_sources=[backend]" in b]
-    script = tmp_path / "tools.py"
-    script.write_text(block, encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        check=False,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _run(block, tmp_path)
     assert 0 == done.returncode, done.stderr
     assert [
         "3 Italian restaurants in San Jose",

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 #: Call keys the registry remembers before it forgets the least recent.
 MAX_BOOK_ENTRIES = 100_000
 
+#: Speculations a session's ledger keeps (the request path describes its pending ones).
+MAX_PER_SESSION = 32
+
 Moment = Literal["reply", "request"]
 
 
@@ -188,7 +191,11 @@ class SpeculationLedger:
         calls = self._sessions.setdefault(session, {})
         if key in calls and calls[key].status == "pending":
             return False
+        calls.pop(key, None)
         calls[key] = call
+        while len(calls) > MAX_PER_SESSION:  # the oldest go; unused, they were wasted
+            oldest = calls.pop(next(iter(calls)))
+            self.wasted += oldest.status == "pending"
         return True
 
     def pending(self, session: str, key: str) -> bool:
