@@ -609,6 +609,24 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._sessions.get(session_id)
         return session.forecast if session is not None else None
 
+    def history(self, session_id: str, available_tokens: int | None = None) -> str:
+        """
+        The session's own history (its exchanges so far, the last request included),
+        compressed to fit ``available_tokens`` (the ``user_history`` category's maximum
+        when None); empty for a session the engine does not know. What adapters put
+        in place of a framework's message history.
+
+        .. versionadded:: 0.4
+        """
+        self._check_open()
+        session = self._sessions.get(session_id)
+        if session is None:
+            return ""
+        history = self._history(session, complete=True)
+        if available_tokens is None:
+            available_tokens = history.max_tokens
+        return history.get_context(available_tokens)
+
     def statistics(self) -> EngineStatistics:
         """
         A frozen snapshot of the engine's own request counters.

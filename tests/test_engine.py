@@ -377,3 +377,22 @@ async def test_a_one_megabyte_message_does_not_hold_up_other_sessions(
     assert gaps[-1] < 1.0, gaps[-5:]
     history = next(item for item in after.items if item.key == "history")
     assert "Alice wants" in history.text
+
+
+async def test_history_gives_the_sessions_exchanges_within_tokens(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    ``history`` holds the session's exchanges, the unanswered request included, cut
+    to the tokens asked for; another session's history is empty.
+    """
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        await engine.handle(session_id="s1", text="find me a flight to Denver")
+        engine.reply("s1", "I found three flights to Denver on Friday.")
+        await engine.handle(session_id="s1", text="the cheapest one please")
+        await engine.wait_idle()
+        whole = engine.history("s1")
+        short = engine.history("s1", available_tokens=8)
+        assert "" == engine.history("s2")
+    assert "Denver" in whole and "cheapest" in whole
+    assert TiktokenCounter().count(short) <= 8 < TiktokenCounter().count(whole)
