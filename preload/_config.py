@@ -33,6 +33,7 @@ __all__ = [
     "PredictionConfig",
     "PreloaderConfig",
     "ReplayConfig",
+    "ServerConfig",
     "SwapConfig",
     "TokensConfig",
 ]
@@ -528,6 +529,38 @@ class CompressionConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """
+    What ``preload serve`` adds around the engine.
+
+    A request body above ``max_body_bytes`` is refused with 413 before it is read
+    whole; texts above ``[limits]`` get 413 too. Sessions live in the store of the
+    cache's backend (Redis when ``cache.backend = "redis"``, so that any replica
+    serves any turn) for ``session_ttl_s`` after their last turn. A request holds its
+    session's lease (at most ``lease_ttl_s``, should its replica die) and waits at
+    most ``lease_wait_s`` for another request of the same session (then 409).
+    ``switch_interval_s`` is the interpreter's thread switch interval in the server
+    process: short, so that the learner's worker thread never holds the event loop
+    up for long.
+
+    .. versionadded:: 0.4
+    """
+
+    max_body_bytes: int = 1_000_000
+    session_ttl_s: float = 7 * 86_400
+    lease_ttl_s: float = 15.0
+    lease_wait_s: float = 5.0
+    switch_interval_s: float = 0.0005
+
+    def __post_init__(self) -> None:
+        _positive("server.max_body_bytes", self.max_body_bytes)
+        _positive("server.session_ttl_s", self.session_ttl_s)
+        _positive("server.lease_ttl_s", self.lease_ttl_s)
+        _positive("server.lease_wait_s", self.lease_wait_s)
+        _positive("server.switch_interval_s", self.switch_interval_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EngineConfig:
     """
     The whole engine configuration.
@@ -546,6 +579,7 @@ class EngineConfig:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
     def __post_init__(self) -> None:
         if not self.tenant:

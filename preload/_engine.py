@@ -16,7 +16,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -59,6 +60,8 @@ from .window import Context, HierarchicalBudgetManager, SwapController
 __all__ = ["PreloadEngine"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 #: Exchanges longer than this (characters, request and reply) are recorded in the
@@ -178,7 +181,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._pending = 0
         self._learned = anyio.Event()
         self._offload = offload
-        self._cpu = anyio.CapacityLimiter(1)  # one worker thread for long messages
+        self._cpu = anyio.CapacityLimiter(1)  # one worker thread for the history
+        self._learning = anyio.CapacityLimiter(1)  # one for the forecasters
         self._init_calls(call_sources, call_predictor)
 
     def _init_calls(
@@ -263,7 +267,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             session_id: The conversation this request belongs to.
             text: The request's text.
             state: Its state label (intent, tool call, page category), when known;
-                otherwise the forecaster names it from the text, if it can.
+                otherwise the forecaster names it from the text, if it can (in the
+                background, with the learning: the request path never runs a model).
             needs: The items this request is known to need; they are loaded now if
                 they are not warm. Predicted items are added only when warm.
             user: Who asks (enables per-user learning).
@@ -282,8 +287,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         needs = self._check_request(session_id, text, state, needs, user)
         start = anyio.current_time()
         session = self._session(session_id, user)
-        if state is None and self._namer is not None:
-            state = self._namer.encode(text)
         window_text = text
         if self._offload and len(text) > OFFLOAD_CHARS:
             window_text = await anyio.to_thread.run_sync(self._fit_request, text, limiter=self._cpu)
@@ -609,6 +612,59 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._sessions.get(session_id)
         return session.forecast if session is not None else None
 
+    def turns_of(self, session_id: str, start: int = 0) -> list[dict[str, Any]]:
+        """
+        The session's turns from ``start`` on, as JSON-ready mappings (``text``,
+        ``state``, ``needs``, ``system``: the reply, ``tool_calls`` with their
+        results), copies; empty for a session the engine does not know. With
+        :meth:`restore`, what keeps a session in a store that replicas share.
+
+        .. versionadded:: 0.4
+        """
+        session = self._sessions.get(session_id)
+        if session is None:
+            return []
+        return [_stored(turn) for turn in session.turns[start:]]
+
+    def restore(
+        self,
+        session_id: str,
+        turns: Sequence[Mapping[str, Any]],
+        *,
+        start: int = 0,
+        user: str | None = None,
+    ) -> None:
+        """
+        Make the session's turns from ``start`` on those given (as :meth:`turns_of`
+        gives them; another replica served them), creating the session if need be.
+        The history records the new exchanges as it would have; when a turn it has
+        recorded changed, it is rebuilt from the turns.
+
+        Raises:
+            ValueError: ``start`` is past the session's turns.
+
+        .. versionadded:: 0.4
+        """
+        self._check_open()
+        _check_id("session_id", session_id)
+        session = self._session(session_id, user)
+        if not 0 <= start <= len(session.turns):
+            raise ValueError(
+                f"start {start} is past session {session_id!r}'s {len(session.turns)} turns"
+            )
+        new = [_stored(turn) for turn in turns]
+        if session.recorded > start:
+            old = session.turns[start : session.recorded]
+            same = len(new) >= len(old) and all(
+                (a.get("text"), a.get("system")) == (b.get("text"), b.get("system"))
+                for a, b in zip(old, new, strict=False)
+            )
+            if not same and not session.recording:
+                session.history = None
+                session.recorded = 0
+        session.turns[start:] = new
+        session.recorded = min(session.recorded, len(session.turns))
+
     def history(self, session_id: str, available_tokens: int | None = None) -> str:
         """
         The session's own history (its exchanges so far, the last request included),
@@ -696,10 +752,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     async def _record(self, session: _Session) -> None:
         """
-        The learner's part of the history: what is cheap inline, a long exchange
-        prepared in a worker thread while the loop serves other requests.
+        The learner's part of the history: each answered exchange prepared (its
+        levels, tokens and facts: the work that grows with its size) in a worker
+        thread while the loop serves other requests, then merged on the loop (work that
+        grows with its facts). Without offloading, short exchanges are recorded inline.
         """
-        history = self._history(session, complete=False)
+        history = (
+            self._conversation(session) if self._offload else self._history(session, complete=False)
+        )
         while session.recorded < len(session.turns) and not session.recording:
             turn = session.turns[session.recorded]
             if session.recorded == len(session.turns) - 1 and turn.get("system") is None:
@@ -714,7 +774,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 session.recording = False
             history.add_prepared(prepared)
             session.recorded += 1
-            self._history(session, complete=False)
 
     # -- background -------------------------------------------------------------------
 
@@ -740,7 +799,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     async def _learn(self, kind: str, session_id: str) -> None:
         if kind == "end":
-            self._learn_calls(session_id)
+            await self._learn_calls(session_id)
             return
         session = self._sessions.get(session_id)
         if session is None:
@@ -750,23 +809,51 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if kind == "turn":
             session.learning = False
             if not answered and not last.get("tool_calls"):
-                self._speculate(session, "request")  # first: the agent is deciding now
+                await self._speculate(session, "request")  # first: the agent decides now
         if answered:
-            self._speculate(session, "reply")
+            await self._speculate(session, "reply")
         await self._record(session)  # off the request path
         if kind == "reply" and not self.forecaster.uses_reply:
             return
         try:
-            if kind == "turn":
-                self.forecaster.observe(session.turns, session.user)
-            forecast = self.forecaster.forecast(session.turns, session.user, session_id)
+            forecast = await self._off_loop(
+                self._observe_and_forecast, kind, list(session.turns), session.user, session_id
+            )
         except Exception:  # a forecaster's bug must not stop the engine
             logger.exception("forecast failed for session %s", session_id)
             return
+        if self._sessions.get(session_id) is not session:
+            return  # ended meanwhile
         session.forecast = forecast
         self._preload(session, forecast)
 
-    def _speculate(self, session: _Session, moment: Literal["reply", "request"]) -> None:
+    async def _off_loop(self, function: Callable[..., T], *args: Any) -> T:
+        """
+        ``function(*args)`` in the learner's worker thread when the engine offloads
+        (one at a time: the forecaster and the call predictor are only ever used from
+        there), inline otherwise (a virtual-clock replay stays deterministic).
+        """
+        if not self._offload:
+            return function(*args)
+        return await anyio.to_thread.run_sync(function, *args, limiter=self._learning)
+
+    def _observe_and_forecast(
+        self, kind: str, turns: list[dict[str, Any]], user: str | None, session_id: str
+    ) -> Forecast:
+        """
+        The learner's CPU work for one event (in its worker thread): name the states of
+        requests that came without one, learn from a new turn, forecast the next.
+        """
+        if self._namer is not None:
+            for turn in turns:
+                if turn.get("state") is None and not turn.get("named"):
+                    turn["state"] = self._namer.encode(turn.get("text") or "")
+                    turn["named"] = True
+        if kind == "turn":
+            self.forecaster.observe(turns, user)
+        return self.forecaster.forecast(turns, user, session_id)
+
+    async def _speculate(self, session: _Session, moment: Literal["reply", "request"]) -> None:
         """
         Run the likely read-only calls of the session's next turn (after the reply) or
         of its current one (when the request arrived), within the per-turn and
@@ -780,7 +867,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         turns = session.turns
         history, request = (turns[:-1], turns[-1]) if moment == "request" else (turns, None)
         try:
-            guesses = predictor.predict_calls(session.id, history, request, k=calls.guesses)
+            guesses = await self._off_loop(
+                partial(predictor.predict_calls, k=calls.guesses), session.id, history, request
+            )
         except Exception:  # a predictor's bug must not stop the engine
             logger.exception("call forecast failed for session %s", session.id)
             return
@@ -826,7 +915,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         except UnknownToolError:
             return None
 
-    def _learn_calls(self, session_id: str) -> None:
+    async def _learn_calls(self, session_id: str) -> None:
         """
         The call predictor learns from a session that ended.
         """
@@ -834,7 +923,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if session is None or self.call_predictor is None:
             return
         try:
-            self.call_predictor.observe_session(session.turns, session.user)
+            await self._off_loop(self.call_predictor.observe_session, session.turns, session.user)
         except Exception:  # a predictor's bug must not stop the engine
             logger.exception("call learning failed for session %s", session_id)
 
@@ -892,6 +981,21 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             raise EngineStateError(
                 "the engine is not open; use it inside 'async with PreloadEngine(...)'"
             )
+
+
+def _stored(turn: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    A turn as :meth:`PreloadEngine.turns_of` gives it: its known keys, copied.
+    """
+    out: dict[str, Any] = {
+        "text": turn.get("text") or "",
+        "state": turn.get("state"),
+        "needs": list(turn.get("needs") or ()),
+        "system": turn.get("system"),
+    }
+    if turn.get("tool_calls"):
+        out["tool_calls"] = [dict(call) for call in turn["tool_calls"]]
+    return out
 
 
 def _check_type(name: str, value: object, kind: type, *, optional: bool = False) -> None:

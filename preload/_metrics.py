@@ -49,7 +49,8 @@ class MetricsSnapshot:
     demand. ``wasted`` preloads were never used by the session that caused them;
     ``evicted_unused`` preloads left the cache (evicted or expired) before anyone read
     them. ``loads`` and ``preloads`` count calls to sources (on demand and in the
-    background); ``remote_loads`` were satisfied by a value another replica stored,
+    background); ``remote_loads`` were satisfied by a value another replica stored, and
+    ``remote_hits`` are a request's hits on one,
     ``lease_waits`` waited for another replica's load. ``shed`` preloads were dropped
     from a full queue, ``cancelled`` ones were dropped or stopped because nobody wanted
     them any more (or the engine closed). ``failures`` are loads that failed after
@@ -79,6 +80,7 @@ class MetricsSnapshot:
     cooldowns: int = 0
     cooldown_skips: int = 0
     remote_loads: int = 0
+    remote_hits: int = 0
     lease_waits: int = 0
     learner_drops: int = 0
     replies_truncated: int = 0

@@ -43,6 +43,7 @@ COUNTERS = {
     "cooldowns": "Times a failing source was put to rest.",
     "cooldown_skips": "Loads not attempted because their source was cooling down.",
     "remote_loads": "Loads satisfied by a value another replica stored.",
+    "remote_hits": "Needed items warm because another replica stored them.",
     "lease_waits": "Loads that waited for another replica holding the lease.",
     "learner_drops": "Turns the background learner never saw (its queue was full).",
     "replies_truncated": "Replies cut to limits.max_reply_chars before joining the history.",

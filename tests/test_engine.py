@@ -396,3 +396,30 @@ async def test_history_gives_the_sessions_exchanges_within_tokens(
         assert "" == engine.history("s2")
     assert "Denver" in whole and "cheapest" in whole
     assert TiktokenCounter().count(short) <= 8 < TiktokenCounter().count(whole)
+
+
+async def test_restore_continues_a_session_another_replica_served(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    Turns given by ``turns_of`` on one engine and ``restore`` on another make the
+    second continue the session: its history holds the first engine's exchanges,
+    and a turn that changed since it was recorded rebuilds the history.
+    """
+    sources = {"kb": DictSource(knowledge)}
+    async with (
+        PreloadEngine(config, sources=sources) as a,
+        PreloadEngine(config, sources=sources) as b,
+    ):
+        await a.handle(session_id="s", text="a table for two in Oakland", needs=["service:Flights"])
+        a.reply("s", "Rintaro has a table at 7 pm.")
+        b.restore("s", a.turns_of("s"), user="u")
+        await b.handle(session_id="s", text="book it")
+        assert ["a table for two in Oakland", "book it"] == [t["text"] for t in b.turns_of("s")]
+        assert "Rintaro" in b.history("s")
+        assert ["service:Flights"] == b.turns_of("s")[0]["needs"]
+        changed = {**b.turns_of("s")[0], "system": "Nothing is free in Oakland tonight."}
+        b.restore("s", [changed], start=0)
+        assert "Rintaro" not in b.history("s") and "Nothing is free" in b.history("s")
+        with pytest.raises(ValueError, match="past session 's'"):
+            b.restore("s", [], start=5)

@@ -243,6 +243,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
                     continue
             cold.append((key, source, ck))
         if cold and cache is not None:
+            unknown = {ck for _, _, ck in cold if ck not in cache}  # another replica's
             items = await cache.get_objects([ck for _, _, ck in cold], decode_item)
             still = []
             for (key, source, ck), item in zip(cold, items, strict=True):
@@ -250,6 +251,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
                     still.append((key, source, ck))
                 else:
                     out[key] = Fetched(key=key, status="hit", item=item)
+                    self._counters.remote_hits += ck in unknown
             cold = still
         if cold:
             await self._wait_loads(cold, out, deadline_s)

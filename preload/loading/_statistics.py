@@ -21,7 +21,9 @@ class PreloaderStatistics:
     ``loads`` and ``preloads`` count calls to sources (on demand and in the
     background); ``preloads_used`` were read by a session they were loaded for,
     ``wasted`` ones were never read by any of them before it ended. ``missing`` keys
-    no source has. ``remote_loads`` were satisfied by a value another replica stored,
+    no source has. ``remote_loads`` were satisfied by a value another replica stored, and
+    ``remote_hits`` are a request's hits on one (found on the shared cache, not known
+    to this process),
     ``lease_waits`` waited for another replica's load. ``shed`` preloads were dropped
     from a full queue, ``cancelled`` ones were dropped or stopped because nobody
     wanted them any more (or the preloader closed). ``failures`` are loads that failed
@@ -45,6 +47,7 @@ class PreloaderStatistics:
     cooldowns: int = 0
     cooldown_skips: int = 0
     remote_loads: int = 0
+    remote_hits: int = 0
     lease_waits: int = 0
     queued: int = 0
     in_flight: int = 0
@@ -69,6 +72,7 @@ class Counters:
     cooldowns: int = 0
     cooldown_skips: int = 0
     remote_loads: int = 0
+    remote_hits: int = 0
     lease_waits: int = 0
     latency_counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
     latency_sum: float = 0.0

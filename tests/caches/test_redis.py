@@ -179,8 +179,11 @@ async def test_a_preload_by_one_replica_is_a_hit_for_another(
         await a.wait_idle()
         got = await b.get("k")
         assert not b.schedule("k", 0.9)  # B knows it warm now
+        again = await b.get("k")
     assert ("hit", "shared ✓") == (got.status, got.item.full.text if got.item else None)
     assert (1, 0) == (source_a.calls.total(), source_b.calls.total())
+    # The first hit was A's doing; the second, B's own copy.
+    assert ("hit", 1, 0) == (again.status, b.statistics().remote_hits, a.statistics().remote_hits)
 
 
 async def test_concurrent_demand_on_two_replicas_loads_once(
