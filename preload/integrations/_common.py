@@ -1,0 +1,221 @@
+"""
+What every adapter shares: the engine reached through a guard that degrades instead of
+raising (and says so once in the log), the context rendered for a framework's prompt,
+and tools whose calls go through ``engine.call``.
+
+No module here imports an agent framework.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import EngineStateError
+from ..calls import call_key, current_session
+
+if TYPE_CHECKING:
+    from .._engine import PreloadEngine
+    from ..window import Context
+
+__all__ = ["CONTEXT_HEADER", "HISTORY_HEADER", "EngineLink", "as_text", "render", "tool"]
+
+logger = logging.getLogger("preload.integrations")
+
+#: The first line of the message that carries the engine's context to the model.
+CONTEXT_HEADER = "Context for this request (preloaded by the application):"
+
+#: The first line of the message that carries a compressed history to the model.
+HISTORY_HEADER = "The conversation so far (compressed):"
+
+#: The engines whose failure an adapter has logged: each is said once, whichever adapter
+#: or tool meets it first.
+_told: weakref.WeakSet[PreloadEngine] = weakref.WeakSet()
+
+#: Keys of the request's needs, from its text.
+NeedsFunction = Callable[[str], Sequence[str]]
+
+#: The request's state label, from its text.
+StateFunction = Callable[[str], "str | None"]
+
+#: Items of a context the adapters leave out: the framework sends the request as the
+#: user's own message, and the agent's instructions stand in for the engine's system
+#: prompt (whose room in the budget they take).
+_LEFT_OUT = frozenset({"system", "request"})
+
+
+def render(context: Context) -> str:
+    """
+    The context as prompt text without the engine's system prompt and the request:
+    the session's compressed history and the items gathered for the request, category
+    by category (as :meth:`~preload.window.Context.render` lays them out).
+    """
+    by_category: dict[str, list[str]] = {}
+    for item in context.items:
+        if item.key not in _LEFT_OUT and item.text:
+            by_category.setdefault(item.category, []).append(item.text)
+    parts = [f"## {category}\n" + "\n\n".join(texts) for category, texts in by_category.items()]
+    return "\n\n".join(parts)
+
+
+def as_text(value: object) -> str:
+    """
+    A value as the text a history records: a string as it is, anything else as JSON
+    (as the engine's tool sets turn results into text).
+    """
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+class EngineLink:
+    """
+    An adapter's way to the engine: each operation returns None (or nothing) instead of
+    raising when the engine is closed or fails. An engine's first failure is logged as
+    a warning, once for all its adapters and tools; later ones at DEBUG. The user's agent then runs without the extra
+    context, as it would without the adapter.
+
+    Args:
+        engine: The engine.
+        adapter: The adapter's name, for the log.
+        needs: The keys a request needs, from its text (none declared when None: the
+            engine adds its warm predictions).
+        state: The request's state label, from its text (the engine names it when
+            None, if its forecaster can).
+    """
+
+    def __init__(
+        self,
+        engine: PreloadEngine,
+        *,
+        adapter: str,
+        needs: NeedsFunction | None = None,
+        state: StateFunction | None = None,
+    ) -> None:
+        self.engine = engine
+        self.adapter = adapter
+        self.needs = needs
+        self.state = state
+        self.failures = 0
+
+    def failed(self, action: str, exc: BaseException) -> None:
+        """
+        Count a failure; the engine's first is logged as a warning, the others at DEBUG.
+        """
+        self.failures += 1
+        if self.engine not in _told:
+            _told.add(self.engine)
+            logger.warning(
+                "%s: the engine could not %s (%s: %s); agents run without its context while "
+                "it fails (said once; later failures are logged at DEBUG)",
+                self.adapter,
+                action,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            logger.debug("%s: the engine could not %s: %r", self.adapter, action, exc)
+
+    async def handle(self, session_id: str, text: str, user: str | None = None) -> Context | None:
+        """
+        ``engine.handle`` for the request, or None when the engine fails.
+        """
+        try:
+            needs = list(self.needs(text)) if self.needs is not None else []
+            state = self.state(text) if self.state is not None else None
+            return await self.engine.handle(
+                session_id=session_id, text=text, state=state, needs=needs, user=user
+            )
+        except Exception as exc:  # noqa: BLE001 - the agent never breaks because of the engine
+            self.failed("serve the request", exc)
+            return None
+
+    def reply(self, session_id: str, text: str) -> None:
+        """
+        ``engine.reply``; a failure is logged, never raised.
+        """
+        try:
+            self.engine.reply(session_id, text)
+        except Exception as exc:  # noqa: BLE001 - logged once, never raised
+            self.failed("record the reply", exc)
+
+    def history(self, session_id: str, available_tokens: int | None) -> str | None:
+        """
+        ``engine.history``, or None when the engine fails.
+        """
+        try:
+            return self.engine.history(session_id, available_tokens)
+        except Exception as exc:  # noqa: BLE001 - logged once, never raised
+            self.failed("give the history", exc)
+            return None
+
+    def end_session(self, session_id: str) -> None:
+        """
+        ``engine.end_session``; a failure is logged, never raised.
+        """
+        try:
+            self.engine.end_session(session_id)
+        except Exception as exc:  # noqa: BLE001 - logged once, never raised
+            self.failed("end the session", exc)
+
+
+def tool(
+    engine: PreloadEngine,
+    function: Callable[..., Awaitable[Any]],
+    *,
+    read_only: bool,
+    name: str | None = None,
+) -> Callable[..., Awaitable[str]]:
+    """
+    Register an async tool with the engine and return a function with its signature
+    (and docstring, so a framework builds the same schema) that calls it through
+    :meth:`~preload.PreloadEngine.call` for the current session: a read-only call is
+    served from its speculative result when the engine ran it ahead, or from the cache.
+
+    The adapters set the current session around each tool call. When there is none,
+    when the arguments are not JSON, or when the engine is closed, the tool runs
+    directly (logged once): the agent never loses a tool because of the engine. What
+    the tool itself raises propagates unchanged, and the tool never runs twice.
+
+    Args:
+        engine: The engine.
+        function: The async tool.
+        read_only: Whether it only reads, so that the engine may run it ahead.
+        name: Its name (the function's when None).
+
+    Returns:
+        The wrapped tool; it returns text (JSON for results that are not strings).
+
+    Raises:
+        TypeError: ``function`` is not an async function.
+        ValueError: The name is taken or invalid.
+
+    .. versionadded:: 0.4
+    """
+    tool_name = name or function.__name__
+    through = engine.tool(function, name=tool_name, read_only=read_only)
+    signature = inspect.signature(function)
+    link = EngineLink(engine, adapter=f"tool {tool_name!r}")
+
+    @functools.wraps(function)
+    async def wrapped(*args: Any, **kwargs: Any) -> str:
+        if current_session.get() is not None:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            try:
+                call_key(tool_name, dict(bound.arguments))
+            except (TypeError, ValueError) as exc:
+                link.failed("take the call's arguments", exc)
+            else:
+                try:
+                    return await through(*args, **kwargs)
+                except EngineStateError as exc:  # raised before the tool runs
+                    link.failed("make the call", exc)
+        return as_text(await function(*args, **kwargs))
+
+    return wrapped

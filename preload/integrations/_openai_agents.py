@@ -1,0 +1,218 @@
+"""
+OpenAI Agents SDK: the engine behind a ``Session``.
+
+The SDK's ``Runner`` reads a session's items before a run (``get_items``), stores the
+run's input before the first model call and its output items as they come
+(``add_items``), and runs ``RunConfig.call_model_input_filter`` just before each model
+call. :class:`PreloadSession` uses all three: ``get_items`` gives the engine's
+compressed history, ``add_items`` asks the engine for a new user message's context and
+records the answer, and :meth:`PreloadSession.input_filter` gives the model the context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+try:
+    from agents import ModelInputData
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "preload.integrations.openai_agents needs the OpenAI Agents SDK: "
+        "pip install 'preload[openai-agents]'"
+    ) from exc
+
+from ..calls import current_session
+from ._common import (
+    CONTEXT_HEADER,
+    HISTORY_HEADER,
+    EngineLink,
+    NeedsFunction,
+    StateFunction,
+    render,
+)
+
+if TYPE_CHECKING:
+    from agents import CallModelData, SessionSettings, TResponseInputItem
+
+    from .._engine import PreloadEngine
+    from ..window import Context
+
+__all__ = ["PreloadSession", "item_text"]
+
+
+class PreloadSession:
+    """
+    An OpenAI Agents SDK session (the SDK's ``Session`` protocol) whose history the
+    engine keeps, compressed within a budget in tokens::
+
+        session = PreloadSession(engine, "user-42-chat")
+        config = RunConfig(call_model_input_filter=session.input_filter)
+        result = await Runner.run(agent, text, session=session, run_config=config)
+
+    - ``get_items()`` (the SDK's call before a run) gives one system message with the
+      session's history from :meth:`~preload.PreloadEngine.history`, then the items of
+      a turn still under way, whole (a tool call is never split from its output).
+    - ``add_items`` keeps the items; a user message is a request
+      (:meth:`~preload.PreloadEngine.handle`), the assistant's messages its reply
+      (:meth:`~preload.PreloadEngine.reply`). Tool calls made through tools wrapped by
+      :func:`preload.integrations.tool` join the turn through the engine.
+    - :meth:`input_filter`, given as ``RunConfig.call_model_input_filter``, puts the
+      engine's context for the request (the compressed history and the items gathered
+      for it, within the budget) in place of the earlier items, and sets the session
+      for wrapped tools. Without it the model gets the compressed history only.
+    - ``get_items(limit=N)`` gives the last N items as they were added (the SDK reads
+      such tails to check its own writes); ``pop_item`` and ``clear_session`` act on
+      the items, and ``clear_session`` ends the engine's session too.
+
+    The items are kept in memory. If the engine is closed or fails, the session gives
+    the items as a plain in-memory session would and the filter leaves the input as it
+    is; an engine's first failure is logged once.
+
+    Args:
+        engine: The engine (open while the agent runs).
+        session_id: The engine's session and the SDK's ``session_id``.
+        user: Who the session is for.
+        available_tokens: The tokens of history ``get_items`` gives (the engine's
+            ``user_history`` maximum when None).
+        needs: The keys a request needs, from its text.
+        state: The request's state label, from its text.
+        session_settings: The SDK's session settings (its ``limit``, when set, makes the
+            SDK ask for raw tails).
+
+    .. versionadded:: 0.4
+    """
+
+    def __init__(
+        self,
+        engine: PreloadEngine,
+        session_id: str,
+        *,
+        user: str | None = None,
+        available_tokens: int | None = None,
+        needs: NeedsFunction | None = None,
+        state: StateFunction | None = None,
+        session_settings: SessionSettings | None = None,
+    ) -> None:
+        self.engine = engine
+        self.session_id = session_id
+        self.user = user
+        self.available_tokens = available_tokens
+        self.session_settings = session_settings
+        self.items: list[TResponseInputItem] = []
+        self._link = EngineLink(engine, adapter="openai-agents", needs=needs, state=state)
+        self._turn: int | None = None  # where the current turn starts in self.items
+        self._answered = False
+        self._context: Context | None = None
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        """
+        The history compressed within the budget, then a turn still under way; with a
+        ``limit``, the last ``limit`` items as added.
+        """
+        if limit is not None:
+            return list(self.items[-limit:]) if limit > 0 else []
+        history = self._link.history(self.session_id, self.available_tokens)
+        if history is None:
+            return list(self.items)
+        head: list[TResponseInputItem] = []
+        if history:
+            head.append(_system(f"{HISTORY_HEADER}\n{history}"))
+        under_way = (
+            self.items[self._turn :] if self._turn is not None and not self._answered else []
+        )
+        return [*head, *under_way]
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        """
+        Keep the items: a user message starts a turn (the engine's request), the
+        assistant's messages are its reply.
+        """
+        for item in items:
+            self.items.append(item)
+            role, kind = _get(item, "role"), _get(item, "type")
+            if role == "user" and kind in (None, "message"):
+                self._turn, self._answered = len(self.items) - 1, False
+                self._context = await self._link.handle(self.session_id, item_text(item), self.user)
+            elif role == "assistant" and kind in (None, "message") and self._turn is not None:
+                self._answered = True
+                if self._context is not None:
+                    self._link.reply(self.session_id, self._reply())
+
+    def _reply(self) -> str:
+        assert self._turn is not None
+        texts = (
+            item_text(item)
+            for item in self.items[self._turn + 1 :]
+            if _get(item, "role") == "assistant"
+        )
+        return "\n".join(text for text in texts if text)
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        """
+        Remove and return the latest item (the engine keeps what it recorded).
+        """
+        if not self.items:
+            return None
+        item = self.items.pop()
+        if self._turn is not None and self._turn >= len(self.items):
+            self._turn, self._context = None, None
+        return item
+
+    async def clear_session(self) -> None:
+        """
+        Forget the items, and end the engine's session.
+        """
+        self.items.clear()
+        self._turn, self._context, self._answered = None, None, False
+        self._link.end_session(self.session_id)
+
+    def input_filter(self, data: CallModelData[Any]) -> ModelInputData:
+        """
+        A ``RunConfig.call_model_input_filter``: the engine's context in place of the
+        items before the current user message, which stays with what follows it.
+        """
+        current_session.set(self.session_id)  # for wrapped tools, in the run's task
+        model_data = data.model_data
+        context = self._context
+        start = _last_user_message(model_data.input)
+        if context is None or start is None:
+            return model_data
+        rendered = render(context)
+        head = [_system(f"{CONTEXT_HEADER}\n\n{rendered}")] if rendered else []
+        return ModelInputData(
+            input=[*head, *model_data.input[start:]], instructions=model_data.instructions
+        )
+
+
+def item_text(item: TResponseInputItem) -> str:
+    """
+    The text of a message item: its content when a string, else its text parts.
+
+    .. versionadded:: 0.4
+    """
+    content = _get(item, "content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part["text"]
+            for part in content
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def _get(item: TResponseInputItem, key: str) -> Any:
+    return cast(Mapping[str, Any], item).get(key)
+
+
+def _system(text: str) -> TResponseInputItem:
+    return cast("TResponseInputItem", {"role": "system", "content": text})
+
+
+def _last_user_message(items: list[TResponseInputItem]) -> int | None:
+    for index in range(len(items) - 1, -1, -1):
+        if _get(items[index], "role") == "user" and _get(items[index], "type") in (None, "message"):
+            return index
+    return None
