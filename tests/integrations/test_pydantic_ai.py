@@ -1,0 +1,219 @@
+"""
+Pydantic AI end to end: an ``Agent`` with ``PreloadCapability`` and a wrapped tool,
+driven by ``FunctionModel`` through the agent's own loop, on a real engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pydantic_ai import Agent
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    SystemPromptPart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from preload import DictSource, EngineConfig, PreloadEngine, TiktokenCounter
+from preload.integrations import CONTEXT_HEADER, tool
+from preload.integrations.pydantic_ai import PreloadCapability, current_turn
+
+pytest.importorskip("pydantic_ai")
+
+Seen = list[list[ModelMessage]]
+
+#: The knowledge items the requests need (the conftest's knowledge base).
+KNOWLEDGE_TEXTS = (
+    "Weather service WX-7: forecasts by city and date, in Celsius.",
+    "Hotels service: search by city, price band and rating.",
+)
+
+
+def _model(seen: Seen, city: str = "Paris", day: str = "today") -> FunctionModel:
+    """
+    A model that records what it receives, calls the forecast tool once a turn, then
+    answers.
+    """
+
+    async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen.append(list(messages))
+        last = messages[-1]
+        if any(isinstance(part, ToolReturnPart) for part in last.parts):
+            return ModelResponse(parts=[TextPart(f"It will be mild in {city} {day}.")])
+        return ModelResponse(parts=[ToolCallPart("forecast", {"city": city, "day": day})])
+
+    return FunctionModel(answer)
+
+
+def _texts(messages: list[ModelMessage]) -> list[str]:
+    """
+    Every text a model received, tool calls and results included.
+    """
+    texts: list[str] = []
+    for message in messages:
+        for part in message.parts:
+            if isinstance(part, ToolCallPart):
+                texts.append(part.args_as_json_str())
+            elif isinstance(part, ToolReturnPart):
+                texts.append(part.model_response_str())
+            elif isinstance(part, SystemPromptPart | UserPromptPart | TextPart):
+                texts.append(str(part.content))
+    return texts
+
+
+def _assert_calls_whole(messages: list[ModelMessage]) -> None:
+    """
+    Every tool result the model received comes with its call, and every call with its
+    result (the turn's last call may wait for it).
+    """
+    calls = {p.tool_call_id for m in messages for p in m.parts if isinstance(p, ToolCallPart)}
+    results = {p.tool_call_id for m in messages for p in m.parts if isinstance(p, ToolReturnPart)}
+    assert results <= calls
+    assert len(calls - results) <= 1
+
+
+async def test_the_model_receives_the_engines_context(
+    make_engine: Callable[[], PreloadEngine], backend: Any, needs: Callable[[str], list[str]]
+) -> None:
+    """
+    The first model request of a run holds the engine's context: the knowledge the
+    request needs, under the context header.
+    """
+    async with make_engine() as engine:
+        seen: Seen = []
+        agent = Agent(
+            _model(seen),
+            capabilities=[PreloadCapability(engine, session_id="s1", needs=needs)],
+            tools=[tool(engine, backend.forecast, read_only=True)],
+        )
+        result = await agent.run("What is the weather in Paris today?")
+        assert "It will be mild in Paris today." == result.output
+        first = "\n".join(_texts(seen[0]))
+        assert CONTEXT_HEADER in first
+        assert "Weather service WX-7" in first
+
+
+async def test_the_history_stays_within_the_budget_across_20_turns(
+    make_engine: Callable[[], PreloadEngine],
+    backend: Any,
+    needs: Callable[[str], list[str]],
+    texts: list[str],
+    counter: TiktokenCounter,
+    history_budget: int,
+) -> None:
+    """
+    Over twenty turns whose messages outgrow the history budget, every model request
+    fits the engine's budget, the earlier turns arrive compressed (the first turn's
+    fact is still there, its words are not), and no tool call is split from its result.
+    """
+    async with make_engine() as engine:
+        seen: Seen = []
+        agent = Agent(
+            _model(seen),
+            system_prompt="You plan trips.",
+            capabilities=[PreloadCapability(engine, session_id="s20", needs=needs)],
+            tools=[tool(engine, backend.forecast, read_only=True)],
+        )
+        history: list[ModelMessage] = []
+        for text in texts:
+            result = await agent.run(text, message_history=history)
+            history = result.all_messages()
+            await engine.wait_idle()
+        assert 40 == len(seen)
+        raw = sum(counter.count(t) for t in _texts(history))
+        assert raw > history_budget  # the whole conversation would not fit
+        room = history_budget + sum(counter.count(t) for t in KNOWLEDGE_TEXTS) + 64
+        for messages in seen:
+            start = current_turn(messages)
+            assert start is not None
+            before = sum(counter.count(t) for t in _texts(messages[:start]))
+            assert before <= room  # the history, the knowledge and the system prompt
+            total = sum(counter.count(t) for t in _texts(messages))
+            assert total <= engine.config.budget.total_tokens
+            _assert_calls_whole(messages)
+        last = "\n".join(_texts(seen[-1]))
+        assert "QX-4471" in last  # the first turn's fact, kept
+        assert texts[0] not in last  # but not its words verbatim
+        assert "You plan trips." in last  # the agent's own system prompt stays
+
+
+async def test_a_read_only_tool_is_served_warm_on_the_second_turn(
+    make_engine: Callable[[], PreloadEngine], backend: Any, needs: Callable[[str], list[str]]
+) -> None:
+    """
+    The second turn's call of a wrapped read-only tool is served by the engine (a hit)
+    without running the tool again.
+    """
+    async with make_engine() as engine:
+        seen: Seen = []
+        agent = Agent(
+            _model(seen),
+            capabilities=[PreloadCapability(engine, session_id="warm", needs=needs)],
+            tools=[tool(engine, backend.forecast, read_only=True)],
+        )
+        first = await agent.run("Weather in Paris today?")
+        await engine.wait_idle()
+        await agent.run("And once more, please?", message_history=first.all_messages())
+        assert {("Paris", "today"): 1} == dict(backend.runs)
+        stats = engine.call_statistics()
+        assert (2, 1, 1) == (stats.calls, stats.call_misses, stats.call_hits)
+
+
+async def test_closing_the_engine_mid_conversation_degrades(
+    backend: Any, needs: Callable[[str], list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    After the engine closes, the agent keeps running: the model gets the messages it
+    would get without the engine, the tool runs directly, and the log says so once.
+    """
+    seen: Seen = []
+    async with PreloadEngine(EngineConfig(), sources={"kb": DictSource({})}) as engine:
+        agent = Agent(
+            _model(seen),
+            capabilities=[PreloadCapability(engine, session_id="closing", needs=needs)],
+            tools=[tool(engine, backend.forecast, read_only=True)],
+        )
+        result = await agent.run("Weather in Paris today?")
+    with caplog.at_level(logging.DEBUG, logger="preload.integrations"):
+        for text in ("And tomorrow?", "And the day after?"):
+            result = await agent.run(text, message_history=result.all_messages())
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert 1 == len(warnings)
+    assert "said once" in warnings[0].getMessage()
+    assert "It will be mild in Paris today." == result.output
+    assert 3 == backend.runs[("Paris", "today")]
+    degraded = seen[-1]
+    assert CONTEXT_HEADER not in "\n".join(_texts(degraded))
+    start = current_turn(degraded)
+    assert start is not None and start > 0  # the earlier messages, as they were
+
+
+async def test_the_reply_joins_the_engines_history(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    The run's output is recorded as the reply, in the background: after the engine is
+    idle, the session's history holds the exchange.
+    """
+    async with make_engine() as engine:
+        seen: Seen = []
+        agent = Agent(
+            _model(seen, city="Oslo"),
+            capabilities=[PreloadCapability(engine, session_id="reply")],
+            tools=[tool(engine, backend.forecast, read_only=True)],
+        )
+        await agent.run("Weather in Oslo?")
+        await engine.wait_idle()
+        history = engine.history("reply")
+        assert "Weather in Oslo?" in history
+        assert "It will be mild in Oslo today." in history
+        assert all(isinstance(m, ModelRequest | ModelResponse) for m in seen[0])
