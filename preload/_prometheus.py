@@ -15,7 +15,7 @@ copied into Prometheus' own mutable metrics, so there is no second source of tru
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -67,24 +67,35 @@ class PrometheusCollector:
     A custom collector over the engine's metric snapshots.
 
     Args:
-        snapshot: Returns the current snapshot (``engine.metrics``).
+        snapshot: Returns the current snapshot (``engine.metrics``), or with ``label``
+            a mapping of the label's values to snapshots (one engine per tenant).
         prefix: The prefix of every metric name.
+        label: The name of the label that tells the snapshots of a mapping apart.
 
     Raises:
         ImportError: prometheus-client is not installed (``pip install 'preload[prometheus]'``).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.4
+       ``label``.
     """
 
-    def __init__(self, snapshot: Callable[[], MetricsSnapshot], *, prefix: str = "preload") -> None:
+    def __init__(
+        self,
+        snapshot: Callable[[], MetricsSnapshot | Mapping[str, MetricsSnapshot]],
+        *,
+        prefix: str = "preload",
+        label: str | None = None,
+    ) -> None:
         import prometheus_client  # noqa: F401 (fail early when the extra is missing)
 
         self.snapshot = snapshot
         self.prefix = prefix
+        self.label = label
 
     def collect(self) -> Iterator[Any]:
         """
-        The metric families of one snapshot.
+        The metric families of one snapshot (or one per label value).
         """
         from prometheus_client.core import (
             CounterMetricFamily,
@@ -92,19 +103,38 @@ class PrometheusCollector:
             HistogramMetricFamily,
         )
 
-        snap = self.snapshot()
+        taken = self.snapshot()
+        if self.label is None:
+            assert not isinstance(taken, Mapping)
+            snaps: dict[str, MetricsSnapshot] = {"": taken}
+            labels: list[str] = []
+        else:
+            assert isinstance(taken, Mapping)
+            snaps, labels = dict(taken), [self.label]
         for name, doc in COUNTERS.items():
-            yield CounterMetricFamily(f"{self.prefix}_{name}", doc, value=getattr(snap, name))
+            counter = CounterMetricFamily(f"{self.prefix}_{name}", doc, labels=labels)
+            for value, snap in snaps.items():
+                counter.add_metric([value] if labels else [], getattr(snap, name))
+            yield counter
         for name, doc in GAUGES.items():
-            yield GaugeMetricFamily(f"{self.prefix}_{name}", doc, value=float(getattr(snap, name)))
-        buckets: list[tuple[str, float]] = []
-        total = 0
-        for bound, count in snap.load_latency_buckets:
-            total += count
-            buckets.append(("+Inf" if math.isinf(bound) else repr(bound), total))
-        yield HistogramMetricFamily(
+            gauge = GaugeMetricFamily(f"{self.prefix}_{name}", doc, labels=labels)
+            for value, snap in snaps.items():
+                gauge.add_metric([value] if labels else [], float(getattr(snap, name)))
+            yield gauge
+        histogram = HistogramMetricFamily(
             f"{self.prefix}_load_latency_seconds",
             "Latency of successful source loads.",
-            buckets=buckets or [("+Inf", 0)],
-            sum_value=snap.load_latency_sum,
+            labels=labels,
         )
+        for value, snap in snaps.items():
+            buckets: list[tuple[str, float]] = []
+            total = 0
+            for bound, count in snap.load_latency_buckets:
+                total += count
+                buckets.append(("+Inf" if math.isinf(bound) else repr(bound), total))
+            histogram.add_metric(
+                [value] if labels else [],
+                buckets or [("+Inf", 0)],
+                sum_value=snap.load_latency_sum,
+            )
+        yield histogram

@@ -1,0 +1,592 @@
+"""
+The HTTP API: an ASGI app (FastAPI) over one engine per tenant.
+
+``create_app`` builds it from a :class:`ServerSettings`; ``app_from_environment`` is
+the factory ``preload serve`` gives uvicorn (its worker processes read the settings
+from ``PRELOAD_SERVE_SETTINGS``). The routes are under ``/v1``; ``docs/server.md``
+describes each with its errors.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio
+from fastapi import Depends, FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._config import EngineConfig
+from .._engine import PreloadEngine
+from .._errors import InputTooLargeError, UnknownToolError
+from .._sources import JsonlKnowledgeSource, Source
+from ..learning import EngineForecaster, Forecaster
+from ._gate import SessionGate
+from ._keys import NAME_PATTERN, KeyRing
+from ._monitor import LoopMonitor, Reservoir
+from ._store import (
+    MemorySessionStore,
+    RedisSessionStore,
+    SessionBusy,
+    SessionStore,
+    StoreConflict,
+    StoreUnavailable,
+    new_epoch,
+)
+
+if TYPE_CHECKING:
+    from ..calls import CallSource
+
+__all__ = ["ServerSettings", "app_from_environment", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+#: The environment variable through which ``preload serve`` hands its settings to
+#: uvicorn's worker processes.
+SETTINGS_ENV = "PRELOAD_SERVE_SETTINGS"
+
+#: The environment variable that may hold the keys (``tenant:sha256,...``).
+KEYS_ENV = "PRELOAD_API_KEYS"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    """
+    What a server is made of; all paths, so that worker processes can rebuild it.
+
+    Args:
+        config: The engine configuration file (the embedded default when None).
+        model: A model file from ``preload train``, loaded for every tenant at start.
+        knowledge: A knowledge file (JSONL) every tenant reads from.
+        keys: The keys file (else ``PRELOAD_API_KEYS``).
+        sources: ``module:attribute``, a callable taking the tenant and returning more
+            sources by name.
+        tools: ``module:attribute``, a callable taking the tenant and returning call
+            sources for ``/calls``.
+    """
+
+    config: str | None = None
+    model: str | None = None
+    knowledge: str | None = None
+    keys: str | None = None
+    sources: str | None = None
+    tools: str | None = None
+
+    def to_json(self) -> str:
+        """
+        The settings as JSON, for the environment of worker processes.
+        """
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServerSettings:
+        """
+        Settings from :meth:`to_json`.
+        """
+        return cls(**json.loads(text))
+
+
+class RequestIn(BaseModel):
+    """
+    ``POST /v1/sessions/{id}/requests``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    state: str | None = None
+    needs: list[str] = Field(default_factory=list)
+    user: str | None = None
+    request_id: str | None = Field(default=None, max_length=128)
+
+
+class ReplyIn(BaseModel):
+    """
+    ``POST /v1/sessions/{id}/replies``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+
+
+class CallIn(BaseModel):
+    """
+    ``POST /v1/sessions/{id}/calls``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApiError(Exception):
+    """
+    An error the API answers with its status, code and message.
+    """
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+SessionId = Annotated[str, Path(pattern=NAME_PATTERN, description="The session's id.")]
+
+
+@dataclass(slots=True)
+class _Server:
+    config: EngineConfig
+    keys: KeyRing
+    store: SessionStore
+    gates: dict[str, SessionGate]
+    monitor: LoopMonitor
+    timings: Reservoir
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """
+    The API over one engine per tenant of the keys.
+
+    Raises:
+        ConfigError, InputError: A file of the settings is not usable.
+        ValueError: ``PRELOAD_API_KEYS`` is malformed, or no keys are given.
+    """
+    settings = settings or ServerSettings()
+    config = EngineConfig.from_toml(settings.config) if settings.config else EngineConfig()
+    keys = _keys(settings)
+    knowledge = JsonlKnowledgeSource(settings.knowledge) if settings.knowledge else None
+    more_sources = _factory(settings.sources, "--sources")
+    tools = _factory(settings.tools, "--tools")
+    sys.setswitchinterval(config.server.switch_interval_s)
+    timings = Reservoir()
+
+    def engine_of(tenant: str) -> PreloadEngine:
+        sources: dict[str, Source] = {} if knowledge is None else {knowledge.name: knowledge}
+        if more_sources is not None:
+            sources.update(more_sources(tenant))
+        forecaster: Forecaster | None = None
+        if settings.model:
+            forecaster = EngineForecaster.load(settings.model)
+        call_sources: Sequence[CallSource] = tools(tenant) if tools is not None else ()
+        return PreloadEngine(
+            replace(config, tenant=tenant),
+            sources=sources,
+            forecaster=forecaster,
+            call_sources=call_sources,
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            store = _store(config)
+            stack.push_async_callback(store.aclose)
+            await store.ping()  # fail fast: the store is required
+            gates = {}
+            for tenant in keys.tenants:
+                engine = await stack.enter_async_context(engine_of(tenant))
+                gates[tenant] = SessionGate(tenant, engine, store, max_sessions=engine.max_sessions)
+            monitor = LoopMonitor()
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            tg.start_soon(monitor.run)
+            stack.callback(tg.cancel_scope.cancel)
+            app.state.server = _Server(config, keys, store, gates, monitor, timings)
+            logger.info("serving tenants %s on a %s store", keys.tenants, type(store).__name__)
+            yield
+
+    app = FastAPI(
+        title="preload",
+        version="1",
+        summary="Predictive context preloading: the context of each request, within budget.",
+        lifespan=lifespan,
+    )
+    _add_errors(app)
+    _add_routes(app)
+    app.add_middleware(_Limits, max_body_bytes=config.server.max_body_bytes, timings=timings)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """
+    The app of the settings in ``PRELOAD_SERVE_SETTINGS`` (uvicorn's factory).
+    """
+    return create_app(ServerSettings.from_json(os.environ.get(SETTINGS_ENV, "{}")))
+
+
+def _keys(settings: ServerSettings) -> KeyRing:
+    if settings.keys:
+        return KeyRing.from_file(settings.keys)
+    value = os.environ.get(KEYS_ENV)
+    if not value:
+        raise ValueError(
+            f"no API keys: pass --keys FILE or set {KEYS_ENV}; make one with "
+            "'preload keys new --tenant NAME --keys keys.jsonl'"
+        )
+    return KeyRing.from_env(value)
+
+
+def _store(config: EngineConfig) -> SessionStore:
+    server = config.server
+    if config.cache.backend == "redis":
+        return RedisSessionStore(
+            config.cache.redis_url,
+            prefix=f"{config.cache.namespace or 'preload'}:session",
+            session_ttl_s=server.session_ttl_s,
+            lease_ttl_s=server.lease_ttl_s,
+            lease_wait_s=server.lease_wait_s,
+            timeout_s=max(config.cache.redis_timeout_s, 1.0),
+        )
+    return MemorySessionStore(lease_wait_s=server.lease_wait_s)
+
+
+def _factory(spec: str | None, option: str) -> Callable[[str], Any] | None:
+    """
+    The callable ``module:attribute`` names.
+
+    Raises:
+        ValueError: It cannot be imported.
+        TypeError: It is not callable.
+    """
+    if spec is None:
+        return None
+    module, sep, attribute = spec.partition(":")
+    if not sep or not module or not attribute:
+        raise ValueError(f"{option} {spec!r}: expected module:attribute")
+    try:
+        found = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{option} {spec!r}: cannot import it: {exc}") from None
+    if not callable(found):
+        raise TypeError(f"{option} {spec!r} is not callable")
+    return found  # type: ignore[no-any-return]
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": "1"}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _add_errors(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return _error(exc.status, exc.code, exc.message, exc.field)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0]
+        where = [str(p) for p in first.get("loc", ()) if p not in ("body", "path", "query")]
+        field = ".".join(where) or "body"
+        return _error(422, "invalid_request", f"{field}: {first.get('msg', 'invalid')}", field)
+
+    async def too_large(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, InputTooLargeError)
+        return _error(413, "too_large", str(exc), exc.key)
+
+    async def busy(request: Request, exc: Exception) -> Response:
+        return _error(409, "session_busy", "another request of this session is still being served")
+
+    async def conflict(request: Request, exc: Exception) -> Response:
+        return _error(409, "conflict", "the session changed meanwhile; send the request again")
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        logger.warning("session store unavailable: %s", exc)
+        return _error(503, "store_unavailable", "the session store cannot be reached; retry")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(InputTooLargeError, too_large)
+    app.add_exception_handler(SessionBusy, busy)
+    app.add_exception_handler(StoreConflict, conflict)
+    app.add_exception_handler(StoreUnavailable, unavailable)
+
+
+# -- routes ----------------------------------------------------------------------------
+
+
+def _server(request: Request) -> _Server:
+    server: _Server = request.app.state.server
+    return server
+
+
+def _gate(request: Request) -> SessionGate:
+    """
+    The gate of the tenant whose key the request carries.
+
+    Raises:
+        ApiError: 401, no key or an unknown one.
+    """
+    server = _server(request)
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <key>'")
+    tenant = server.keys.tenant_of(key.strip())
+    if tenant is None:
+        raise ApiError(401, "unauthorized", "unknown API key")
+    return server.gates[tenant]
+
+
+Gate = Annotated[SessionGate, Depends(_gate)]
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.post("/v1/sessions/{session_id}/requests")
+    async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> dict[str, Any]:
+        """
+        Serve a request: its context within budget, from what is warm.
+        """
+        async with gate.store.lease(gate.tenant, session_id):
+            synced = await gate.sync(session_id)
+            last = synced.last or {}
+            repeat = body.request_id is not None and last.get("request_id") == body.request_id
+            if repeat:  # a retry of a turn the store accepted: serve it again
+                gate.rewind(session_id, synced.count - 1)
+            ctx = await gate.engine.handle(
+                session_id=session_id,
+                text=body.text,
+                state=body.state,
+                needs=body.needs,
+                user=body.user,
+            )
+            turn = synced.count - 1 if repeat else synced.count
+            if not repeat:
+                await _write(gate, session_id, synced.count, synced.epoch, body)
+        return {
+            "session_id": session_id,
+            "turn": turn,
+            "text": ctx.render(),
+            "tokens": ctx.tokens,
+            "budget": ctx.budget,
+            "items": [
+                {
+                    "key": item.key,
+                    "category": item.category,
+                    "level": item.level,
+                    "tokens": item.tokens,
+                    "reason": item.reason,
+                }
+                for item in ctx.items
+            ],
+            "explain": ctx.explain(),
+            "waited_ms": ctx.waited_s * 1000,
+            "hits": ctx.hits,
+            "partial_hits": ctx.partial_hits,
+            "misses": ctx.misses,
+            "missing": list(ctx.missing),
+            "speculated": list(ctx.speculated),
+            "repeated": repeat,
+        }
+
+    @app.post("/v1/sessions/{session_id}/replies", status_code=204)
+    async def post_reply(session_id: SessionId, body: ReplyIn, gate: Gate) -> Response:
+        """
+        Record the agent's reply to the session's last request.
+        """
+        limit = gate.engine.config.limits.max_reply_chars
+        if len(body.text) > limit:
+            raise InputTooLargeError("reply text (characters)", len(body.text), limit, "text")
+        async with gate.store.lease(gate.tenant, session_id):
+            synced = await gate.sync(session_id)
+            if not synced.count:
+                raise _no_session(session_id)
+            gate.engine.reply(session_id, body.text)
+            await _rewrite(gate, session_id, synced)
+        return Response(status_code=204)
+
+    @app.post("/v1/sessions/{session_id}/calls")
+    async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str, Any]:
+        """
+        Make a tool call for the session's current request, served from its
+        speculative result when there is one.
+        """
+        async with gate.store.lease(gate.tenant, session_id):
+            synced = await gate.sync(session_id)
+            if not synced.count:
+                raise _no_session(session_id)
+            try:
+                result = await gate.engine.call(session_id, body.name, body.args)
+            except UnknownToolError as exc:
+                raise ApiError(404, "unknown_tool", str(exc), "name") from None
+            except (TypeError, ValueError) as exc:
+                raise ApiError(422, "invalid_request", f"args: {exc}", "args") from None
+            except TimeoutError as exc:
+                raise ApiError(504, "tool_timeout", str(exc)) from None
+            except Exception as exc:  # the tool's own failure
+                raise ApiError(502, "tool_failed", f"{type(exc).__name__}: {exc}") from exc
+            await _rewrite(gate, session_id, synced)
+        return {"name": body.name, "result": result}
+
+    @app.get("/v1/sessions/{session_id}")
+    async def get_session(session_id: SessionId, gate: Gate) -> dict[str, Any]:
+        """
+        The session's turns as stored, oldest first.
+        """
+        stored = await gate.store.read(gate.tenant, session_id)
+        if not stored.count:
+            raise _no_session(session_id)
+        return {"session_id": session_id, "user": stored.user, "turns": stored.turns}
+
+    @app.delete("/v1/sessions/{session_id}", status_code=204)
+    async def delete_session(session_id: SessionId, gate: Gate) -> Response:
+        """
+        Forget the session everywhere.
+        """
+        async with gate.store.lease(gate.tenant, session_id):
+            existed = await gate.store.delete(gate.tenant, session_id)
+            gate.forget(session_id)
+        if not existed:
+            raise _no_session(session_id)
+        return Response(status_code=204)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """
+        The process is up.
+        """
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> dict[str, str]:
+        """
+        The process can serve: its session store answers.
+        """
+        await _server(request).store.ping()
+        return {"status": "ready"}
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        """
+        Prometheus metrics: every tenant's engine, request times, event-loop lag.
+        """
+        from ._metrics import render
+
+        body, content_type = render(_server(request))
+        return Response(body, media_type=content_type)
+
+
+async def _write(
+    gate: SessionGate, session_id: str, count: int, epoch: str, body: RequestIn
+) -> None:
+    """
+    Store the turn the engine just added after the ``count`` stored ones; when the
+    store refuses, take it back from the engine too.
+    """
+    turn = gate.engine.turns_of(session_id, count)[0]
+    turn["request_id"] = body.request_id
+    epoch = epoch or new_epoch()
+    try:
+        await gate.store.append(
+            gate.tenant, session_id, turn, expected=count, epoch=epoch, user=body.user
+        )
+    except BaseException:
+        gate.rewind(session_id, count)
+        gate.forget(session_id)
+        raise
+    gate.remember(session_id, epoch, count + 1)
+
+
+async def _rewrite(gate: SessionGate, session_id: str, synced: Any) -> None:
+    """
+    Store the engine's last turn of the session in place of the stored one.
+    """
+    turn = gate.engine.turns_of(session_id, synced.count - 1)[0]
+    turn["request_id"] = (synced.last or {}).get("request_id")
+    try:
+        await gate.store.update_last(
+            gate.tenant, session_id, turn, count=synced.count, epoch=synced.epoch
+        )
+    except BaseException:
+        gate.forget(session_id)  # the engine's copy is ahead: rebuild it next time
+        raise
+
+
+def _no_session(session_id: str) -> ApiError:
+    return ApiError(404, "no_session", f"no session {session_id!r}")
+
+
+class _Limits:
+    """
+    ASGI middleware: refuses a body above ``max_body_bytes`` with 413 (by its
+    Content-Length, or as a chunked body streams in), and times every request of the
+    API (the ``Server-Timing`` header, and ``timings`` for the metrics).
+    """
+
+    def __init__(self, app: Any, *, max_body_bytes: int, timings: Reservoir) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.timings = timings
+
+    async def __call__(
+        self,
+        scope: Mapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = anyio.current_time()
+        limit = self.max_body_bytes
+        too_large = _error(413, "too_large", f"the body is above {limit:,} bytes", "body")
+        length = dict(scope.get("headers") or ()).get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > limit:
+                await too_large(scope, receive, send)  # type: ignore[arg-type]
+                return
+        elif scope.get("method") in ("POST", "PUT", "PATCH"):  # chunked: read it here
+            chunks, size, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                more = message.get("more_body", False)
+                if size > limit:
+                    await too_large(scope, receive, send)  # type: ignore[arg-type]
+                    return
+            body = b"".join(chunks)
+            delivered = False
+
+            async def replay() -> Any:
+                nonlocal delivered
+                if delivered:
+                    return await receive()
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            receive = replay
+        timed_path = str(scope.get("path", "")).startswith("/v1/")
+
+        async def timed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                elapsed = anyio.current_time() - start
+                message = dict(message)
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"server-timing", f"app;dur={elapsed * 1000:.3f}".encode()),
+                ]
+                if timed_path:
+                    self.timings.add(elapsed)
+            await send(message)
+
+        await self.app(scope, receive, timed)

@@ -1,0 +1,112 @@
+"""
+The server's sessions: the engine's view of each kept equal to the store's.
+
+Every change to a session happens under its lease, in three steps: :meth:`SessionGate.sync`
+brings the engine's copy up to the store's (only the turns it lacks, or all of them when
+the session was deleted and made anew since), the engine serves, and the new or changed
+turn is written back with a version check. A replica that dies loses nothing the store
+accepted, and the next request of the session, on any replica, finds it as it was left.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._engine import PreloadEngine
+    from ._store import SessionStore, StoredSession
+
+__all__ = ["SessionGate", "Synced"]
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """
+    A session after :meth:`SessionGate.sync`: its epoch (empty when it does not
+    exist), its turn count and its last turn as stored.
+    """
+
+    epoch: str
+    count: int
+    last: dict[str, Any] | None
+    user: str | None
+
+
+@dataclass(slots=True)
+class _Known:
+    epoch: str
+    count: int
+
+
+class SessionGate:
+    """
+    Keeps one tenant's engine in step with the session store.
+
+    Args:
+        tenant: The tenant.
+        engine: Its engine.
+        store: Where sessions live.
+        max_sessions: Sessions whose state this replica remembers.
+    """
+
+    def __init__(
+        self, tenant: str, engine: PreloadEngine, store: SessionStore, *, max_sessions: int
+    ) -> None:
+        self.tenant = tenant
+        self.engine = engine
+        self.store = store
+        self.max_sessions = max_sessions
+        self._known: OrderedDict[str, _Known] = OrderedDict()
+
+    async def sync(self, session_id: str) -> Synced:
+        """
+        Bring the engine's copy of the session up to the store's (hold the lease).
+        """
+        known = self._known.get(session_id)
+        start = max(known.count - 1, 0) if known is not None else 0
+        stored = await self.store.read(self.tenant, session_id, start)
+        if not stored.count:
+            self.forget(session_id)
+            return Synced("", 0, None, None)
+        if known is None or not self._continues(session_id, known, stored):
+            if known is not None or self.engine.turns_of(session_id):
+                self.engine.end_session(session_id)
+            if start:
+                stored = await self.store.read(self.tenant, session_id, 0)
+            start = 0
+        self.engine.restore(session_id, stored.turns, start=start, user=stored.user)
+        self.remember(session_id, stored.epoch, stored.count)
+        return Synced(stored.epoch, stored.count, stored.turns[-1], stored.user)
+
+    def _continues(self, session_id: str, known: _Known, stored: StoredSession) -> bool:
+        """
+        Whether the stored session is the one the engine holds, with at least the
+        turns it had (else the engine's copy is dropped and rebuilt).
+        """
+        held = len(self.engine.turns_of(session_id, max(known.count - 1, 0)))
+        return stored.epoch == known.epoch and stored.count >= known.count and held == 1
+
+    def remember(self, session_id: str, epoch: str, count: int) -> None:
+        """
+        Note that the engine's copy of the session is the stored one of ``count`` turns.
+        """
+        self._known[session_id] = _Known(epoch, count)
+        self._known.move_to_end(session_id)
+        while len(self._known) > self.max_sessions:
+            self._known.popitem(last=False)
+
+    def forget(self, session_id: str) -> None:
+        """
+        Drop the session from this replica (deleted, or gone from the store).
+        """
+        if self._known.pop(session_id, None) is not None or self.engine.turns_of(session_id):
+            self.engine.end_session(session_id)
+
+    def rewind(self, session_id: str, count: int) -> None:
+        """
+        Drop the engine's turns past ``count`` (a write the store refused).
+        """
+        if len(self.engine.turns_of(session_id, count)):
+            self.engine.restore(session_id, [], start=count)

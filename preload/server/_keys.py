@@ -1,0 +1,171 @@
+"""
+API keys: which tenant a bearer key belongs to.
+
+Keys are never stored, only their SHA-256 digests. A keys file is JSON lines,
+``{"tenant": "acme", "sha256": "<64 hex digits>"}``; the environment variable
+``PRELOAD_API_KEYS`` holds the same as ``tenant:digest`` pairs separated by commas.
+``preload keys new --tenant acme --keys keys.jsonl`` makes a key, prints it once and
+appends its digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from .._errors import InputError
+
+__all__ = ["NAME_PATTERN", "KeyRing", "append_key", "digest", "new_key"]
+
+#: What a tenant name and a session id may be: what fits in a URL path and a Redis key
+#: as it is.
+NAME_PATTERN = r"^[A-Za-z0-9._~-]{1,128}$"
+
+_NAME = re.compile(NAME_PATTERN)
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+#: The largest keys file read, in bytes.
+MAX_KEYS_FILE_BYTES = 10_000_000
+
+
+def digest(key: str) -> str:
+    """
+    The SHA-256 digest of a key, in hex: what a keys file stores.
+    """
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    """
+    A new random API key (256 bits, URL-safe).
+    """
+    return "pk_" + secrets.token_urlsafe(32)
+
+
+class KeyRing:
+    """
+    The tenants of the keys a server accepts.
+
+    Args:
+        digests: Each key's SHA-256 digest (hex) and its tenant.
+
+    Raises:
+        ValueError: A digest is not 64 hex digits, or a tenant name is not
+            :data:`NAME_PATTERN`.
+    """
+
+    def __init__(self, digests: Mapping[str, str]) -> None:
+        for hexdigest, tenant in digests.items():
+            _check_digest(hexdigest)
+            _check_tenant(tenant)
+        self._tenants = dict(digests)
+
+    @property
+    def tenants(self) -> list[str]:
+        """
+        The tenants, sorted.
+        """
+        return sorted(set(self._tenants.values()))
+
+    def tenant_of(self, key: str) -> str | None:
+        """
+        The tenant of a presented key, or None.
+        """
+        # A lookup by digest: what an attacker can time is the digest of their guess.
+        return self._tenants.get(digest(key))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> KeyRing:
+        """
+        Read a keys file.
+
+        Raises:
+            InputError: The file is missing, too large, or a line is not a key entry
+                (the message names the line).
+        """
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+            if size > MAX_KEYS_FILE_BYTES:
+                raise InputError(path, None, f"{size:,} bytes, above {MAX_KEYS_FILE_BYTES:,}")
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(path, None, "not UTF-8 text") from None
+        digests: dict[str, str] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(path, number, f"not JSON: {exc.msg}") from None
+            if not isinstance(row, dict) or set(row) != {"tenant", "sha256"}:
+                raise InputError(
+                    path, number, 'expected {"tenant": "...", "sha256": "<64 hex digits>"}'
+                )
+            try:
+                _check_tenant(row["tenant"])
+                _check_digest(row["sha256"])
+            except ValueError as exc:
+                raise InputError(path, number, str(exc)) from None
+            digests[row["sha256"]] = row["tenant"]
+        if not digests:
+            raise InputError(path, None, "holds no key; add one with 'preload keys new'")
+        return cls(digests)
+
+    @classmethod
+    def from_env(cls, value: str) -> KeyRing:
+        """
+        Keys from ``PRELOAD_API_KEYS``: ``tenant:sha256`` pairs separated by commas.
+
+        Raises:
+            ValueError: A pair is malformed (the message names it by position).
+        """
+        digests: dict[str, str] = {}
+        for i, pair in enumerate(p.strip() for p in value.split(",")):
+            if not pair:
+                continue
+            tenant, sep, hexdigest = pair.partition(":")
+            if not sep:
+                raise ValueError(f"PRELOAD_API_KEYS pair {i + 1}: expected tenant:sha256")
+            try:
+                _check_tenant(tenant)
+                _check_digest(hexdigest)
+            except ValueError as exc:
+                raise ValueError(f"PRELOAD_API_KEYS pair {i + 1}: {exc}") from None
+            digests[hexdigest] = tenant
+        if not digests:
+            raise ValueError("PRELOAD_API_KEYS holds no key")
+        return cls(digests)
+
+
+def append_key(path: str | Path, tenant: str) -> str:
+    """
+    Make a key for ``tenant``, append its digest to the keys file, and return it.
+    """
+    _check_tenant(tenant)
+    key = new_key()
+    with Path(path).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"tenant": tenant, "sha256": digest(key)}) + "\n")
+    return key
+
+
+def _check_tenant(tenant: object) -> None:
+    if not isinstance(tenant, str) or not _NAME.match(tenant):
+        raise ValueError(
+            f"tenant {tenant!r} must be 1 to 128 letters, digits or . _ ~ - characters"
+        )
+
+
+def _check_digest(hexdigest: object) -> None:
+    if not isinstance(hexdigest, str) or not _DIGEST.match(hexdigest):
+        raise ValueError(
+            "sha256 must be the key's SHA-256 digest as 64 lowercase hex digits "
+            "(never the key itself)"
+        )

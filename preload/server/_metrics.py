@@ -1,0 +1,81 @@
+"""
+``GET /metrics``: every tenant's engine (labelled ``tenant``), the API's request
+times and the event loop's lag, in Prometheus' text format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .._prometheus import PrometheusCollector
+
+if TYPE_CHECKING:
+    from ._app import _Server
+    from ._monitor import Reservoir
+
+__all__ = ["render"]
+
+
+class _ServerCollector:
+    """
+    The server's own families: request times and loop lag, as summaries of the recent
+    observations (quantiles 0.5, 0.95, 0.99), and the loop's largest lag.
+    """
+
+    def __init__(self, server: _Server) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
+
+        yield _summary(
+            SummaryMetricFamily,
+            "preload_http_request_seconds",
+            "Time to serve an API request, from its arrival to its response's start.",
+            self.server.timings,
+        )
+        yield _summary(
+            SummaryMetricFamily,
+            "preload_loop_lag_seconds",
+            "How late a 10 ms timer on the event loop fires.",
+            self.server.monitor.lags,
+        )
+        yield GaugeMetricFamily(
+            "preload_loop_lag_max_seconds",
+            "The largest lag among the recent ones.",
+            value=self.server.monitor.lags.maximum(),
+        )
+
+
+def _summary(kind: Any, name: str, doc: str, reservoir: Reservoir) -> Any:
+    quantiles = reservoir.quantiles()
+    family = kind(name, doc, labels=["quantile"])
+    for q, value in quantiles.items():
+        family.samples.append(_sample(name, q, value))
+    family.samples.append(_sample(name + "_count", None, float(reservoir.count)))
+    family.samples.append(_sample(name + "_sum", None, reservoir.total))
+    return family
+
+
+def _sample(name: str, q: float | None, value: float) -> Any:
+    from prometheus_client.samples import Sample
+
+    return Sample(name, {} if q is None else {"quantile": str(q)}, value)
+
+
+def render(server: _Server) -> tuple[bytes, str]:
+    """
+    The metrics page and its content type.
+    """
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(
+        PrometheusCollector(
+            lambda: {tenant: gate.engine.metrics() for tenant, gate in server.gates.items()},
+            label="tenant",
+        )
+    )
+    registry.register(_ServerCollector(server))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

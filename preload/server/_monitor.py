@@ -1,0 +1,68 @@
+"""
+What the server watches about itself: the event loop's lag and its request times.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import anyio
+
+__all__ = ["LoopMonitor", "Reservoir"]
+
+
+class Reservoir:
+    """
+    The last ``size`` observations (seconds), for quantiles over recent traffic.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._values: deque[float] = deque(maxlen=size)
+        self.count = 0
+        self.total = 0.0
+
+    def add(self, seconds: float) -> None:
+        """
+        Record one observation.
+        """
+        self._values.append(seconds)
+        self.count += 1
+        self.total += seconds
+
+    def quantiles(self, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> dict[float, float]:
+        """
+        The quantiles of the observations kept (0 when there are none).
+        """
+        ordered = sorted(self._values)
+        if not ordered:
+            return dict.fromkeys(qs, 0.0)
+        return {q: ordered[min(int(q * len(ordered)), len(ordered) - 1)] for q in qs}
+
+    def maximum(self) -> float:
+        """
+        The largest observation kept.
+        """
+        return max(self._values, default=0.0)
+
+
+class LoopMonitor:
+    """
+    Measures the event loop's lag: how late a timer of ``interval_s`` fires, every
+    ``interval_s``. A loop that something blocks fires late by as long.
+
+    Args:
+        interval_s: The timer.
+    """
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.lags = Reservoir(30_000)
+
+    async def run(self) -> None:
+        """
+        Measure until cancelled.
+        """
+        while True:
+            start = anyio.current_time()
+            await anyio.sleep(self.interval_s)
+            self.lags.add(max(anyio.current_time() - start - self.interval_s, 0.0))

@@ -1,0 +1,102 @@
+"""
+``preload serve`` and ``preload keys new``: checked before uvicorn starts, so that a bad
+file or an unreachable Redis is one clear line, not a traceback from a worker.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .._config import EngineConfig
+from .._errors import PreloadError
+from ._app import SETTINGS_ENV, ServerSettings, create_app
+from ._keys import KeyRing, append_key
+
+__all__ = ["ServeError", "check", "new_key_command", "serve"]
+
+
+class ServeError(PreloadError):
+    """
+    The server cannot start: the message says why.
+    """
+
+
+def check(settings: ServerSettings, workers: int) -> EngineConfig:
+    """
+    Everything the server needs, tried once: the files, the keys, the tools, Redis.
+
+    Raises:
+        ServeError: What is wrong, in one line.
+        PreloadError: A file is not usable (it names the file and the line).
+    """
+    config = EngineConfig.from_toml(settings.config) if settings.config else EngineConfig()
+    try:
+        create_app(settings)  # reads the keys, the knowledge and the factories
+        if settings.model:
+            from ..learning import EngineForecaster
+
+            EngineForecaster.load(settings.model)
+    except (ValueError, TypeError, OSError) as exc:
+        raise ServeError(str(exc)) from None
+    if config.cache.backend != "redis":
+        if workers > 1:
+            raise ServeError(
+                f"--workers {workers} needs a store the workers share: set "
+                'cache.backend = "redis" in the config (configs/server.toml does)'
+            )
+        return config
+    try:
+        import redis
+    except ImportError:  # pragma: no cover (the server extra brings it)
+        raise ServeError("the Redis store needs: pip install 'preload[server]'") from None
+    client = redis.Redis.from_url(
+        config.cache.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+    )
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        raise ServeError(
+            f"cannot reach Redis at {config.cache.redis_url} (cache.redis_url): {exc}; "
+            'start redis-server, or set cache.backend = "memory" for one process'
+        ) from None
+    finally:
+        client.close()
+    return config
+
+
+def serve(settings: ServerSettings, *, host: str, port: int, workers: int, log_level: str) -> int:
+    """
+    Check, then run uvicorn until SIGTERM or SIGINT (it stops accepting, finishes the
+    requests in flight, and the app closes its engines and the store).
+    """
+    check(settings, workers)
+    import uvicorn
+
+    os.environ[SETTINGS_ENV] = settings.to_json()
+    uvicorn.run(
+        "preload.server._app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=30,
+        access_log=False,
+    )
+    return 0
+
+
+def new_key_command(tenant: str, keys: Path) -> str:
+    """
+    A new key for ``tenant``, its digest appended to ``keys``.
+
+    Raises:
+        ServeError: The tenant name is invalid or the file cannot be written.
+    """
+    try:
+        key = append_key(keys, tenant)
+        KeyRing.from_file(keys)  # the file still reads
+    except (ValueError, OSError) as exc:
+        raise ServeError(str(exc)) from None
+    return key

@@ -1,0 +1,194 @@
+"""
+The HTTP API through real ``preload serve`` replicas on a real Redis: keys and
+tenants, validation and limits, two replicas sharing and racing on one session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import RedisServer
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(name="replicas")
+def _replicas(redis_server: RedisServer, start_server: Any) -> tuple[Any, Any]:
+    """
+    Two replicas on the shared Redis.
+    """
+    return start_server(redis_server.url), start_server(redis_server.url)
+
+
+def test_keys_and_tenant_isolation(
+    replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    No key or an unknown one is 401; another tenant's key on a session is 404 for
+    reading, replying and deleting, and its request starts a session of its own that
+    holds nothing of the first; each tenant gets its own item for the same key,
+    though the other's is warm in the shared cache.
+    """
+    a, _ = replicas
+    acme, beta = keys[1]["acme"], keys[1]["beta"]
+    with httpx.Client(base_url=a.url, timeout=30) as http:
+        url = "/v1/sessions/s1"
+        assert 401 == http.post(f"{url}/requests", json={"text": "hi"}).status_code
+        wrong = http.post(f"{url}/requests", json={"text": "hi"}, headers=bearer("pk_nope"))
+        assert (401, "unauthorized") == (wrong.status_code, wrong.json()["error"]["code"])
+        first = http.post(
+            f"{url}/requests",
+            json={"text": "my booking code is ZX81", "needs": ["secret"]},
+            headers=bearer(acme),
+        )
+        assert 200 == first.status_code
+        assert "the secret of tenant acme" in first.json()["text"]
+        assert (
+            204
+            == http.post(
+                f"{url}/replies", json={"text": "Noted: ZX81."}, headers=bearer(acme)
+            ).status_code
+        )
+        for method, path, body in [
+            ("GET", url, None),
+            ("DELETE", url, None),
+            ("POST", f"{url}/replies", {"text": "mine now"}),
+        ]:
+            got = http.request(method, path, json=body, headers=bearer(beta))
+            assert (404, "no_session") == (got.status_code, got.json()["error"]["code"])
+        other = http.post(
+            f"{url}/requests",
+            json={"text": "what was my code?", "needs": ["secret"]},
+            headers=bearer(beta),
+        ).json()
+        assert 0 == other["turn"]
+        assert "ZX81" not in other["text"] and "acme" not in other["text"]
+        assert "the secret of tenant beta" in other["text"]
+        mine = http.get(url, headers=bearer(acme)).json()
+    assert [("my booking code is ZX81", "Noted: ZX81.")] == [
+        (t["text"], t["system"]) for t in mine["turns"]
+    ]
+
+
+def test_validation_and_size_limits(
+    replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    A malformed body is 422 naming the field; a body, a text, a reply or needs above
+    their limits are 413; every error is JSON with a code and a message.
+    """
+    a, _ = replicas
+    headers = bearer(keys[1]["acme"])
+    with httpx.Client(base_url=a.url, timeout=30, headers=headers) as http:
+        url = "/v1/sessions/v1/requests"
+        cases = [
+            (url, {}, 422, "text"),
+            (url, {"text": "hi", "needs": "service:hotels"}, 422, "needs"),
+            (url, {"text": 5}, 422, "text"),
+            (url, {"text": "hi", "colour": "red"}, 422, "colour"),
+            ("/v1/sessions/bad id!/requests", {"text": "hi"}, 422, "session_id"),
+            (url, {"text": "x" * 2001}, 413, "limits.max_request_chars"),
+            (url, {"text": "hi", "needs": [f"k{i}" for i in range(9)]}, 413, "limits.max_needs"),
+        ]
+        for path, body, status, field in cases:
+            got = http.post(path, json=body)
+            error = got.json()["error"]
+            assert (status, field) == (got.status_code, error.get("field")), body
+            assert error["code"] and error["message"]
+        huge = http.post(url, content=json.dumps({"text": "y" * 30000}))
+        assert (413, "body") == (huge.status_code, huge.json()["error"]["field"])
+
+        def chunks() -> Any:
+            yield b'{"text": "'
+            for _ in range(30):
+                yield b"z" * 1000
+            yield b'"}'
+
+        streamed = http.post(url, content=chunks(), headers={"content-type": "application/json"})
+        assert 413 == streamed.status_code
+        assert 200 == http.post(url, json={"text": "hello"}).status_code
+        long_reply = http.post("/v1/sessions/v1/replies", json={"text": "r" * 2001})
+        assert 413 == long_reply.status_code
+        assert ["hello"] == [t["text"] for t in http.get("/v1/sessions/v1").json()["turns"]]
+
+
+def test_two_replicas_share_one_session(
+    replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    Turns alternate between replicas: each finds the session as the other left it
+    (its history holds the other's exchanges), an item one replica loaded is a hit on
+    the other, and a retried request (same request_id) is not recorded twice.
+    """
+    a, b = replicas
+    headers = bearer(keys[1]["acme"])
+    with (
+        httpx.Client(base_url=a.url, timeout=30, headers=headers) as on_a,
+        httpx.Client(base_url=b.url, timeout=30, headers=headers) as on_b,
+    ):
+        url = "/v1/sessions/shared"
+        one = on_a.post(
+            f"{url}/requests",
+            json={"text": "a hotel in Lisbon", "needs": ["service:hotels"], "request_id": "r1"},
+        ).json()
+        assert (
+            204 == on_a.post(f"{url}/replies", json={"text": "Hotel Avenida is free."}).status_code
+        )
+        two = on_b.post(
+            f"{url}/requests",
+            json={"text": "book it", "needs": ["service:hotels"], "request_id": "r2"},
+        ).json()
+        again = on_a.post(
+            f"{url}/requests",
+            json={"text": "book it", "needs": ["service:hotels"], "request_id": "r2"},
+        ).json()
+        assert 204 == on_a.post(f"{url}/replies", json={"text": "Booked."}).status_code
+        stored = on_b.get(url).json()["turns"]
+        metrics = on_b.get("/metrics").text
+    assert (1, 0) == (one["misses"], one["hits"])
+    assert (0, 1) == (two["misses"], two["hits"])  # loaded by A, warm for B
+    assert "Hotel Avenida" in two["text"]  # A's exchange is in B's history
+    assert (1, 1, True) == (two["turn"], again["turn"], again["repeated"])
+    assert [("a hotel in Lisbon", "Hotel Avenida is free."), ("book it", "Booked.")] == [
+        (t["text"], t["system"]) for t in stored
+    ]
+    assert 'preload_remote_hits_total{tenant="acme"} 1.0' in metrics
+
+
+async def test_two_replicas_racing_on_one_session(
+    replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    Concurrent requests of one session on both replicas are served one at a time:
+    every request is accepted, each gets its own turn, and the stored turns are
+    exactly the requests, in the order of their turns.
+    """
+    a, b = replicas
+    headers = bearer(keys[1]["acme"])
+    async with httpx.AsyncClient(timeout=60, headers=headers) as http:
+
+        async def ask(i: int) -> dict[str, Any]:
+            replica = (a, b)[i % 2]
+            got = await http.post(
+                f"{replica.url}/v1/sessions/race/requests", json={"text": f"request {i}"}
+            )
+            assert 200 == got.status_code, got.text
+            return dict(got.json())
+
+        answers = await asyncio.gather(*(ask(i) for i in range(12)))
+        stored = (await http.get(f"{a.url}/v1/sessions/race")).json()["turns"]
+    turns = {answer["turn"]: answer for answer in answers}
+    assert list(range(12)) == sorted(turns)
+    assert [t["text"] for t in stored] == [
+        next(f"request {i}" for i, x in enumerate(answers) if x["turn"] == n) for n in range(12)
+    ]
