@@ -1,0 +1,232 @@
+"""
+LangChain v1 end to end: ``create_agent`` with ``PreloadMiddleware`` and a wrapped
+tool, driven by ``GenericFakeChatModel`` through the agent's own graph on a real
+engine; and ``CompressedChatMessageHistory``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from langchain.agents import create_agent
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.tools import StructuredTool
+from langgraph.checkpoint.memory import InMemorySaver
+
+from preload import CompressedConversation, PreloadEngine, TiktokenCounter
+from preload.integrations import CONTEXT_HEADER, HISTORY_HEADER, tool
+from preload.integrations.langchain import CompressedChatMessageHistory, PreloadMiddleware
+
+KNOWLEDGE_TEXTS = (
+    "Weather service WX-7: forecasts by city and date, in Celsius.",
+    "Hotels service: search by city, price band and rating.",
+)
+
+
+class _Model(GenericFakeChatModel):
+    """
+    LangChain's fake chat model, recording what it receives; tools are bound as they
+    are (the scripted messages make the calls).
+    """
+
+    seen: list[list[BaseMessage]]
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> _Model:  # type: ignore[override]
+        return self
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
+        self.seen.append(list(messages))
+        return super()._generate(messages, *args, **kwargs)
+
+
+def _script(turns: int, city: str = "Paris", day: str = "today") -> Iterator[AIMessage]:
+    """
+    Each turn: a forecast call, then the answer.
+    """
+    for i in range(turns):
+        call = {"name": "forecast", "args": {"city": city, "day": day}, "id": f"call-{i}"}
+        yield AIMessage("", tool_calls=[call])
+        yield AIMessage(f"It will be mild in {city} {day}.")
+
+
+def _agent(engine: PreloadEngine, backend: Any, model: _Model, **options: Any) -> Any:
+    forecast = StructuredTool.from_function(
+        coroutine=tool(engine, backend.forecast, read_only=True), name="forecast"
+    )
+    return create_agent(
+        model,
+        tools=[forecast],
+        system_prompt="You plan trips.",
+        middleware=[PreloadMiddleware(engine, **options)],
+        checkpointer=InMemorySaver(),
+    )
+
+
+def _texts(messages: list[BaseMessage]) -> list[str]:
+    texts = [str(m.text) for m in messages]
+    texts.extend(str(c["args"]) for m in messages if isinstance(m, AIMessage) for c in m.tool_calls)
+    return texts
+
+
+def _assert_calls_whole(messages: list[BaseMessage]) -> None:
+    calls = {c["id"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
+    results = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+    assert results <= calls
+    assert len(calls - results) <= 1
+
+
+def _config(thread: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread}}
+
+
+async def test_the_model_receives_the_engines_context(
+    make_engine: Callable[[], PreloadEngine], backend: Any, needs: Callable[[str], list[str]]
+) -> None:
+    """
+    The model's system message holds the agent's prompt and the engine's context; the
+    session is the thread.
+    """
+    async with make_engine() as engine:
+        model = _Model(messages=_script(1), seen=[])
+        agent = _agent(engine, backend, model, needs=needs)
+        state = await agent.ainvoke(
+            {"messages": [HumanMessage("Weather in Paris?")]}, _config("t1")
+        )
+        assert "It will be mild in Paris today." == state["messages"][-1].text
+        system = model.seen[0][0]
+        assert isinstance(system, SystemMessage)
+        assert "You plan trips." in system.text
+        assert CONTEXT_HEADER in system.text
+        assert "Weather service WX-7" in system.text
+        await engine.wait_idle()
+        assert "It will be mild in Paris today." in engine.history("t1")
+
+
+async def test_the_history_stays_within_the_budget_across_20_turns(
+    make_engine: Callable[[], PreloadEngine],
+    backend: Any,
+    needs: Callable[[str], list[str]],
+    texts: list[str],
+    counter: TiktokenCounter,
+    history_budget: int,
+) -> None:
+    """
+    Over twenty turns on one thread, whose messages outgrow the history budget, every
+    model call gets the system message and the current turn whole, within the budget,
+    with the first turn's fact kept and no tool call split from its result.
+    """
+    async with make_engine() as engine:
+        model = _Model(messages=_script(20), seen=[])
+        agent = _agent(engine, backend, model, needs=needs)
+        for text in texts:
+            state = await agent.ainvoke({"messages": [HumanMessage(text)]}, _config("t20"))
+            await engine.wait_idle()
+        assert 40 == len(model.seen)
+        raw = sum(counter.count(t) for t in _texts(state["messages"]))
+        assert raw > history_budget
+        room = history_budget + sum(counter.count(t) for t in KNOWLEDGE_TEXTS) + 64
+        for messages in model.seen:
+            humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+            assert [1] == humans  # the system message, then the current turn
+            assert counter.count(messages[0].text) <= room
+            total = sum(counter.count(t) for t in _texts(messages))
+            assert total <= engine.config.budget.total_tokens
+            _assert_calls_whole(messages)
+        last = model.seen[-1][0].text
+        assert "QX-4471" in last
+        assert texts[0] not in last
+
+
+async def test_a_read_only_tool_is_served_warm_on_the_second_turn(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    The second turn's call of the wrapped read-only tool is an engine hit; the tool
+    ran once.
+    """
+    async with make_engine() as engine:
+        agent = _agent(engine, backend, _Model(messages=_script(2), seen=[]))
+        for text in ("Weather in Paris today?", "Again, please?"):
+            await agent.ainvoke({"messages": [HumanMessage(text)]}, _config("warm"))
+            await engine.wait_idle()
+        assert {("Paris", "today"): 1} == dict(backend.runs)
+        stats = engine.call_statistics()
+        assert (2, 1, 1) == (stats.calls, stats.call_misses, stats.call_hits)
+
+
+async def test_closing_the_engine_mid_conversation_degrades(
+    make_engine: Callable[[], PreloadEngine],
+    backend: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """
+    After the engine closes, the agent keeps answering with the thread's messages as
+    they are; the tool runs directly; the log says so once.
+    """
+    model = _Model(messages=_script(3), seen=[])
+    async with make_engine() as engine:
+        agent = _agent(engine, backend, model)
+        await agent.ainvoke({"messages": [HumanMessage("Weather in Paris?")]}, _config("c"))
+    with caplog.at_level(logging.DEBUG, logger="preload.integrations"):
+        for text in ("And tomorrow?", "And after?"):
+            state = await agent.ainvoke({"messages": [HumanMessage(text)]}, _config("c"))
+    assert 1 == len([r for r in caplog.records if r.levelno == logging.WARNING])
+    assert "It will be mild in Paris today." == state["messages"][-1].text
+    assert 3 == backend.runs[("Paris", "today")]
+    last = model.seen[-1]
+    assert CONTEXT_HEADER not in last[0].text
+    assert 3 == len([m for m in last if isinstance(m, HumanMessage)])  # the whole thread
+
+
+def test_the_chat_history_keeps_a_budget_in_tokens(
+    counter: TiktokenCounter, texts: list[str]
+) -> None:
+    """
+    The chat message history gives the compressed history within its budget as one
+    system message; an exchange under way (a call without its answer yet) stays whole
+    after it; the first turn's fact is kept.
+    """
+    history = CompressedChatMessageHistory(1500, counter=counter)
+    for i, text in enumerate(texts):
+        call = {"name": "forecast", "args": {"city": "Oslo", "day": str(i)}, "id": f"c{i}"}
+        history.add_messages(
+            [
+                HumanMessage(text),
+                AIMessage("", tool_calls=[call]),
+                ToolMessage(f"Oslo on {i}: 21 C", tool_call_id=f"c{i}"),
+                AIMessage(f"Mild, day {i}."),
+            ]
+        )
+    call = {"name": "forecast", "args": {"city": "Oslo", "day": "x"}, "id": "open"}
+    history.add_messages([HumanMessage("And next week?"), AIMessage("", tool_calls=[call])])
+    assert history.conversation.tokens > 1500  # more than the budget holds whole
+    messages = history.messages
+    assert isinstance(messages[0], SystemMessage)
+    assert messages[0].text.startswith(HISTORY_HEADER)
+    assert counter.count(messages[0].text) <= 1500 + counter.count(HISTORY_HEADER) + 1
+    assert "QX-4471" in messages[0].text
+    assert [HumanMessage, AIMessage] == [type(m) for m in messages[1:]]
+    history.clear()
+    assert [] == history.messages
+    assert isinstance(history.conversation, CompressedConversation)
+
+
+async def test_the_chat_history_records_off_the_event_loop(counter: TiktokenCounter) -> None:
+    """
+    ``aadd_messages`` and ``aget_messages`` (LangChain's defaults: a worker thread)
+    record the exchange and give it back.
+    """
+    history = CompressedChatMessageHistory(400, counter=counter)
+    await history.aadd_messages([HumanMessage("Book Rintaro for 4 at 7 pm"), AIMessage("Done.")])
+    messages = await history.aget_messages()
+    assert "Rintaro" in messages[0].text
