@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 try:
-    from agents import ModelInputData
+    from agents.run_config import ModelInputData
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "preload.integrations.openai_agents needs the OpenAI Agents SDK: "
@@ -33,7 +33,9 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from agents import CallModelData, SessionSettings, TResponseInputItem
+    from agents.items import TResponseInputItem
+    from agents.memory import SessionSettings
+    from agents.run_config import CallModelData
 
     from .._engine import PreloadEngine
     from ..window import Context

@@ -1,0 +1,221 @@
+"""
+OpenAI Agents SDK end to end: ``Runner.run`` with a ``PreloadSession`` and its input
+filter, a wrapped tool and a small fake ``Model``, on a real engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from agents import Agent, RunConfig, Runner, function_tool, set_tracing_disabled
+from agents.items import ModelResponse
+from agents.models.interface import Model
+from agents.usage import Usage
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
+
+from preload.integrations import CONTEXT_HEADER, HISTORY_HEADER, tool
+from preload.integrations.openai_agents import PreloadSession, item_text
+
+if TYPE_CHECKING:
+    from preload import PreloadEngine, TiktokenCounter
+
+KNOWLEDGE_TEXTS = (
+    "Weather service WX-7: forecasts by city and date, in Celsius.",
+    "Hotels service: search by city, price band and rating.",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_tracing() -> None:
+    """
+    The SDK's tracing off: nothing leaves the machine.
+    """
+    set_tracing_disabled(True)
+
+
+class _Model(Model):
+    """
+    A fake model: records its input; calls the forecast tool, then answers.
+    """
+
+    def __init__(self, city: str = "Paris", day: str = "today") -> None:
+        self.city, self.day = city, day
+        self.seen: list[list[Mapping[str, Any]]] = []
+
+    async def get_response(
+        self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any
+    ) -> ModelResponse:
+        items = [input] if isinstance(input, str) else list(input)
+        self.seen.append(items)
+        n = len(self.seen)
+        if items and items[-1].get("type") == "function_call_output":
+            text = f"It will be mild in {self.city} {self.day}."
+            out: list[Any] = [
+                ResponseOutputMessage(
+                    id=f"m{n}",
+                    type="message",
+                    role="assistant",
+                    status="completed",
+                    content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+                )
+            ]
+        else:
+            args = json.dumps({"city": self.city, "day": self.day})
+            out = [
+                ResponseFunctionToolCall(
+                    type="function_call", call_id=f"c{n}", name="forecast", arguments=args
+                )
+            ]
+        return ModelResponse(output=out, usage=Usage(), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+def _agent(engine: PreloadEngine, backend: Any, model: _Model) -> Agent[Any]:
+    forecast = function_tool(tool(engine, backend.forecast, read_only=True))
+    return Agent(name="planner", instructions="You plan trips.", model=model, tools=[forecast])
+
+
+def _texts(items: list[Mapping[str, Any]]) -> list[str]:
+    texts = [item_text(item) for item in items]  # type: ignore[arg-type]
+    texts.extend(str(item.get("arguments") or item.get("output") or "") for item in items)
+    return texts
+
+
+def _assert_calls_whole(items: list[Mapping[str, Any]]) -> None:
+    calls = {i["call_id"] for i in items if i.get("type") == "function_call"}
+    results = {i["call_id"] for i in items if i.get("type") == "function_call_output"}
+    assert results <= calls
+    assert len(calls - results) <= 1
+
+
+async def test_the_model_receives_the_engines_context(
+    make_engine: Callable[[], PreloadEngine], backend: Any, needs: Callable[[str], list[str]]
+) -> None:
+    """
+    Every model call of the run gets the engine's context, then the turn's items.
+    """
+    async with make_engine() as engine:
+        model = _Model()
+        session = PreloadSession(engine, "o1", needs=needs)
+        config = RunConfig(call_model_input_filter=session.input_filter)
+        agent = _agent(engine, backend, model)
+        result = await Runner.run(agent, "Weather in Paris?", session=session, run_config=config)
+        assert "It will be mild in Paris today." == result.final_output
+        for items in model.seen:
+            assert CONTEXT_HEADER in item_text(items[0])  # type: ignore[arg-type]
+            assert "Weather service WX-7" in item_text(items[0])  # type: ignore[arg-type]
+        await engine.wait_idle()
+        assert "It will be mild in Paris today." in engine.history("o1")
+
+
+async def test_the_history_stays_within_the_budget_across_20_turns(
+    make_engine: Callable[[], PreloadEngine],
+    backend: Any,
+    needs: Callable[[str], list[str]],
+    texts: list[str],
+    counter: TiktokenCounter,
+    history_budget: int,
+) -> None:
+    """
+    Over twenty runs on one session, ``get_items`` gives the history compressed within
+    the budget and every model call gets the context and the turn whole, within the
+    budget, with the first turn's fact kept and no call split from its output.
+    """
+    async with make_engine() as engine:
+        model = _Model()
+        session = PreloadSession(engine, "o20", needs=needs)
+        config = RunConfig(call_model_input_filter=session.input_filter)
+        agent = _agent(engine, backend, model)
+        for text in texts:
+            await Runner.run(agent, text, session=session, run_config=config)
+            await engine.wait_idle()
+        assert 40 == len(model.seen)
+        assert sum(counter.count(t) for t in _texts(session.items)) > history_budget  # type: ignore[arg-type]
+        items = await session.get_items()
+        assert 1 == len(items)
+        assert item_text(items[0]).startswith(HISTORY_HEADER)
+        assert counter.count(item_text(items[0])) <= history_budget + 16
+        room = history_budget + sum(counter.count(t) for t in KNOWLEDGE_TEXTS) + 64
+        for seen in model.seen:
+            assert counter.count(item_text(seen[0])) <= room  # type: ignore[arg-type]
+            assert 1 == len([i for i in seen if i.get("role") == "user"])
+            total = sum(counter.count(t) for t in _texts(seen))
+            assert total <= engine.config.budget.total_tokens
+            _assert_calls_whole(seen)
+        last = item_text(model.seen[-1][0])  # type: ignore[arg-type]
+        assert "QX-4471" in last
+        assert texts[0] not in last
+        assert texts[-1] == (await session.get_items(limit=4))[0]["content"]  # raw tails
+
+
+async def test_a_read_only_tool_is_served_warm_on_the_second_turn(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    The second run's call of the wrapped read-only tool is an engine hit; the tool ran
+    once.
+    """
+    async with make_engine() as engine:
+        session = PreloadSession(engine, "warm")
+        config = RunConfig(call_model_input_filter=session.input_filter)
+        agent = _agent(engine, backend, _Model())
+        for text in ("Weather in Paris today?", "Again, please?"):
+            await Runner.run(agent, text, session=session, run_config=config)
+            await engine.wait_idle()
+        assert {("Paris", "today"): 1} == dict(backend.runs)
+        stats = engine.call_statistics()
+        assert (2, 1, 1) == (stats.calls, stats.call_misses, stats.call_hits)
+
+
+async def test_closing_the_engine_mid_conversation_degrades(
+    make_engine: Callable[[], PreloadEngine],
+    backend: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """
+    After the engine closes, runs go on with the session's items as a plain session
+    gives them; the tool runs directly; the log says so once.
+    """
+    model = _Model()
+    async with make_engine() as engine:
+        session = PreloadSession(engine, "closing")
+        config = RunConfig(call_model_input_filter=session.input_filter)
+        agent = _agent(engine, backend, model)
+        await Runner.run(agent, "Weather in Paris?", session=session, run_config=config)
+    with caplog.at_level(logging.DEBUG, logger="preload.integrations"):
+        for text in ("And tomorrow?", "And after?"):
+            result = await Runner.run(agent, text, session=session, run_config=config)
+        await session.clear_session()
+    assert 1 == len([r for r in caplog.records if r.levelno == logging.WARNING])
+    assert "It will be mild in Paris today." == result.final_output
+    assert 3 == backend.runs[("Paris", "today")]
+    last = model.seen[-1]
+    assert CONTEXT_HEADER not in "\n".join(_texts(last))
+    assert 3 == len([i for i in last if i.get("role") == "user"])  # the items, as they were
+    assert [] == await session.get_items()
+
+
+async def test_pop_item_and_clear_session(make_engine: Callable[[], PreloadEngine]) -> None:
+    """
+    ``pop_item`` gives back the latest item; ``clear_session`` forgets the items and
+    ends the engine's session.
+    """
+    async with make_engine() as engine:
+        session = PreloadSession(engine, "pop")
+        await session.add_items([{"role": "user", "content": "Find me a drama"}])
+        assert "Find me a drama" == (await session.pop_item() or {}).get("content")
+        assert await session.pop_item() is None
+        await session.add_items([{"role": "user", "content": "Find me a drama"}])
+        await session.clear_session()
+        assert [] == await session.get_items()
+        assert "" == engine.history("pop")
