@@ -9,6 +9,7 @@ describes each with its errors.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
@@ -30,7 +31,7 @@ from .._engine import PreloadEngine
 from .._errors import InputTooLargeError, UnknownToolError
 from .._sources import JsonlKnowledgeSource, Source
 from ..learning import EngineForecaster, Forecaster
-from ._gate import SessionGate
+from ._gate import Change, SessionGate
 from ._keys import NAME_PATTERN, KeyRing
 from ._monitor import LoopMonitor, Reservoir
 from ._store import (
@@ -203,6 +204,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             tg.start_soon(monitor.run)
             stack.callback(tg.cancel_scope.cancel)
             app.state.server = _Server(config, keys, store, gates, monitor, timings)
+            # What start-up made (the models above all) lives as long as the process:
+            # out of the collector's sight, a full collection no longer walks it while
+            # requests wait.
+            gc.collect()
+            gc.freeze()
             logger.info("serving tenants %s on a %s store", keys.tenants, type(store).__name__)
             yield
 
@@ -354,8 +360,8 @@ def _add_routes(app: FastAPI) -> None:
         """
         Serve a request: its context within budget, from what is warm.
         """
-        async with gate.store.lease(gate.tenant, session_id):
-            synced = await gate.sync(session_id)
+        async with gate.change(session_id) as change:
+            synced = change.synced
             last = synced.last or {}
             repeat = body.request_id is not None and last.get("request_id") == body.request_id
             if repeat:  # a retry of a turn the store accepted: serve it again
@@ -369,7 +375,7 @@ def _add_routes(app: FastAPI) -> None:
             )
             turn = synced.count - 1 if repeat else synced.count
             if not repeat:
-                await _write(gate, session_id, synced.count, synced.epoch, body)
+                await _write(gate, change, session_id, body)
         return {
             "session_id": session_id,
             "turn": turn,
@@ -404,12 +410,11 @@ def _add_routes(app: FastAPI) -> None:
         limit = gate.engine.config.limits.max_reply_chars
         if len(body.text) > limit:
             raise InputTooLargeError("reply text (characters)", len(body.text), limit, "text")
-        async with gate.store.lease(gate.tenant, session_id):
-            synced = await gate.sync(session_id)
-            if not synced.count:
+        async with gate.change(session_id) as change:
+            if not change.synced.count:
                 raise _no_session(session_id)
             gate.engine.reply(session_id, body.text)
-            await _rewrite(gate, session_id, synced)
+            await _rewrite(gate, change, session_id)
         return Response(status_code=204)
 
     @app.post("/v1/sessions/{session_id}/calls")
@@ -418,9 +423,8 @@ def _add_routes(app: FastAPI) -> None:
         Make a tool call for the session's current request, served from its
         speculative result when there is one.
         """
-        async with gate.store.lease(gate.tenant, session_id):
-            synced = await gate.sync(session_id)
-            if not synced.count:
+        async with gate.change(session_id) as change:
+            if not change.synced.count:
                 raise _no_session(session_id)
             try:
                 result = await gate.engine.call(session_id, body.name, body.args)
@@ -432,7 +436,7 @@ def _add_routes(app: FastAPI) -> None:
                 raise ApiError(504, "tool_timeout", str(exc)) from None
             except Exception as exc:  # the tool's own failure
                 raise ApiError(502, "tool_failed", f"{type(exc).__name__}: {exc}") from exc
-            await _rewrite(gate, session_id, synced)
+            await _rewrite(gate, change, session_id)
         return {"name": body.name, "result": result}
 
     @app.get("/v1/sessions/{session_id}")
@@ -450,7 +454,7 @@ def _add_routes(app: FastAPI) -> None:
         """
         Forget the session everywhere.
         """
-        async with gate.store.lease(gate.tenant, session_id):
+        async with gate.change(session_id):
             existed = await gate.store.delete(gate.tenant, session_id)
             gate.forget(session_id)
         if not existed:
@@ -483,20 +487,17 @@ def _add_routes(app: FastAPI) -> None:
         return Response(body, media_type=content_type)
 
 
-async def _write(
-    gate: SessionGate, session_id: str, count: int, epoch: str, body: RequestIn
-) -> None:
+async def _write(gate: SessionGate, change: Change, session_id: str, body: RequestIn) -> None:
     """
-    Store the turn the engine just added after the ``count`` stored ones; when the
-    store refuses, take it back from the engine too.
+    Store the turn the engine just added after the stored ones; when the store
+    refuses, take it back from the engine too.
     """
+    count = change.synced.count
     turn = gate.engine.turns_of(session_id, count)[0]
     turn["request_id"] = body.request_id
-    epoch = epoch or new_epoch()
+    epoch = change.synced.epoch or new_epoch()
     try:
-        await gate.store.append(
-            gate.tenant, session_id, turn, expected=count, epoch=epoch, user=body.user
-        )
+        await change.held.append(turn, expected=count, epoch=epoch, user=body.user)
     except BaseException:
         gate.rewind(session_id, count)
         gate.forget(session_id)
@@ -504,16 +505,15 @@ async def _write(
     gate.remember(session_id, epoch, count + 1)
 
 
-async def _rewrite(gate: SessionGate, session_id: str, synced: Any) -> None:
+async def _rewrite(gate: SessionGate, change: Change, session_id: str) -> None:
     """
     Store the engine's last turn of the session in place of the stored one.
     """
+    synced = change.synced
     turn = gate.engine.turns_of(session_id, synced.count - 1)[0]
     turn["request_id"] = (synced.last or {}).get("request_id")
     try:
-        await gate.store.update_last(
-            gate.tenant, session_id, turn, count=synced.count, epoch=synced.epoch
-        )
+        await change.held.update_last(turn, count=synced.count, epoch=synced.epoch)
     except BaseException:
         gate.forget(session_id)  # the engine's copy is ahead: rebuild it next time
         raise

@@ -1,24 +1,27 @@
 """
 The server's sessions: the engine's view of each kept equal to the store's.
 
-Every change to a session happens under its lease, in three steps: :meth:`SessionGate.sync`
-brings the engine's copy up to the store's (only the turns it lacks, or all of them when
-the session was deleted and made anew since), the engine serves, and the new or changed
-turn is written back with a version check. A replica that dies loses nothing the store
+Every change to a session happens under its lease (:meth:`SessionGate.change`), in three
+steps: taking the lease reads the session and brings the engine's copy up to the store's
+(only the turns it lacks, or all of them when the session was deleted and made anew
+since), the engine serves, and the new or changed turn is written back with a version
+check, which also releases the lease. A replica that dies loses nothing the store
 accepted, and the next request of the session, on any replica, finds it as it was left.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .._engine import PreloadEngine
-    from ._store import SessionStore, StoredSession
+    from ._store import Held, SessionStore, StoredSession
 
-__all__ = ["SessionGate", "Synced"]
+__all__ = ["Change", "SessionGate", "Synced"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,16 @@ class Synced:
     count: int
     last: dict[str, Any] | None
     user: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """
+    A session under its lease: as synced, and the hold through which it is written.
+    """
+
+    synced: Synced
+    held: Held
 
 
 @dataclass(slots=True)
@@ -60,13 +73,22 @@ class SessionGate:
         self.max_sessions = max_sessions
         self._known: OrderedDict[str, _Known] = OrderedDict()
 
-    async def sync(self, session_id: str) -> Synced:
+    @asynccontextmanager
+    async def change(self, session_id: str) -> AsyncIterator[Change]:
         """
-        Bring the engine's copy of the session up to the store's (hold the lease).
+        Hold the session's lease with the engine's copy brought up to the store's.
         """
         known = self._known.get(session_id)
         start = max(known.count - 1, 0) if known is not None else 0
-        stored = await self.store.read(self.tenant, session_id, start)
+        async with self.store.hold(self.tenant, session_id, start) as held:
+            yield Change(await self._sync(session_id, held, known, start), held)
+
+    async def _sync(self, session_id: str, held: Held, known: _Known | None, start: int) -> Synced:
+        """
+        Bring the engine's copy of the session up to the store's: the turns it lacks,
+        or all of them when the stored session is not the one it holds.
+        """
+        stored = held.stored
         if not stored.count:
             self.forget(session_id)
             return Synced("", 0, None, None)
@@ -74,7 +96,7 @@ class SessionGate:
             if known is not None or self.engine.turns_of(session_id):
                 self.engine.end_session(session_id)
             if start:
-                stored = await self.store.read(self.tenant, session_id, 0)
+                stored = await held.read(0)
             start = 0
         self.engine.restore(session_id, stored.turns, start=start, user=stored.user)
         self.remember(session_id, stored.epoch, stored.count)

@@ -88,6 +88,7 @@ def test_redis_unreachable_at_start_fails_fast(
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert 2 == done.returncode
     assert f"cannot reach Redis at redis://127.0.0.1:{port}/0 (cache.redis_url)" in done.stderr

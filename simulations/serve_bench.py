@@ -1,0 +1,557 @@
+"""
+Two ``preload serve`` replicas on one Redis, under load and faults, over real HTTP.
+
+Reads ``../shared/data/<dataset>/`` (dev sessions to replay, train sessions for the
+model, the knowledge file). It starts a ``redis-server`` (append-only file on, as
+``configs/server.toml`` asks) on a free loopback port and two replicas as subprocesses,
+trains a model with ``preload train`` unless one is given, then replays dev sessions
+with ``httpx.AsyncClient``: each turn's request (its text, state and needs), then its
+reply, then a think time (the log's gap divided by ``--compress``), with requests paced
+to ``--rate`` a second and alternating between the replicas. The source behind the
+knowledge has a lognormal latency (median 150 ms, p95 1 s).
+
+Faults, unless ``--no-faults``: at 25 % of the run one replica is killed with SIGKILL and
+restarted; at 50 % redis-server is restarted (SIGTERM, then started on its AOF); at 70 %
+the source hangs for 10 s. A request that fails (connection refused, 503, 409) is
+retried with the same ``request_id``, on the other replica; the server records a
+retried turn once. A fault's window runs from its start to 2 s after it is repaired.
+
+Report (a table, and ``--json PATH``): requests accepted, failed (outside the fault
+windows, and in all), retried; client and server time at p50/p95/p99, and the client's
+p99 on turns whose needs were all warm; the event loop's lag p99 (each replica's
+``/metrics``, read before it is killed and at the end: the largest); the hit rate;
+cross-replica hits (items one replica stored that the other used); turns lost (every
+accepted turn must be in its session as ``GET /v1/sessions/{id}`` gives it).
+
+    python -m simulations.serve_bench [--dataset star] [--rate 100] [--duration 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from preload import read_sessions
+from preload.server import append_key
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Redis:
+    """
+    A redis-server with its append-only file in ``folder``.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        with redis.Redis(port=self.port, socket_connect_timeout=0.2) as client:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except (redis.ConnectionError, redis.BusyLoadingError):
+                    if time.monotonic() > deadline or self.process.poll() is not None:
+                        raise
+                    time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # a clean shutdown: the AOF is flushed
+            self.process.wait(timeout=30)
+        self.process = None
+
+
+class Replica:
+    """
+    One ``preload serve`` process on a fixed port (restarted on the same one).
+    """
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.port = free_port()
+        self.args = [*args, "--port", str(self.port)]
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> float:
+        """
+        Start it; returns once /readyz answers, with the seconds that took.
+        """
+        began = time.monotonic()
+        self.process = subprocess.Popen(
+            self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        while True:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return time.monotonic() - began
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"replica {self.name} exited with {self.process.returncode}")
+            if time.monotonic() - began > 120:
+                raise TimeoutError(f"replica {self.name} not ready in 120 s")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Outcome:
+    start: float
+    client_s: float
+    server_s: float
+    status: int
+    attempts: int
+    warm: bool
+    needs: int
+    hits: int
+
+
+@dataclass
+class Run:
+    outcomes: list[Outcome] = field(default_factory=list)
+    accepted: dict[str, list[str]] = field(default_factory=dict)
+    windows: list[tuple[str, float, float]] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+    remote_hits: list[float] = field(default_factory=list)
+    replies_failed: int = 0
+    wall_s: float = 0.0
+    lost: int = 0
+
+    def in_fault(self, at: float) -> bool:
+        return any(a <= at <= b for _, a, b in self.windows)
+
+
+class Pacer:
+    """
+    Hands out request slots at ``rate`` a second.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1 / rate
+        self.next = time.monotonic()
+
+    async def slot(self) -> None:
+        now = time.monotonic()
+        self.next = max(self.next + self.interval, now)
+        if self.next > now:
+            await asyncio.sleep(self.next - now)
+
+
+RETRY = {409, 502, 503, 504}
+
+
+async def post(
+    http: httpx.AsyncClient, replicas: list[Replica], first: int, path: str, body: Any
+) -> tuple[httpx.Response | None, int, float]:
+    """
+    POST with retries on the other replica; the response (None when every attempt
+    failed), the attempts, the last attempt's client time.
+    """
+    pause = 0.05
+    elapsed = 0.0
+    for attempt in range(40):
+        replica = replicas[(first + attempt) % len(replicas)]
+        began = time.monotonic()
+        try:
+            response = await http.post(f"{replica.url}{path}", json=body)
+        except httpx.TransportError:
+            response = None
+        elapsed = time.monotonic() - began
+        if response is not None and response.status_code not in RETRY:
+            return response, attempt + 1, elapsed
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
+    return None, 40, elapsed
+
+
+async def replay_session(
+    session: Any,
+    http: httpx.AsyncClient,
+    replicas: list[Replica],
+    pacer: Pacer,
+    run: Run,
+    stop_at: float,
+    counter: list[int],
+    compress: float,
+) -> None:
+    sid = session.session_id
+    accepted = run.accepted.setdefault(sid, [])
+    previous_t = 0.0
+    for i, turn in enumerate(session.turns):
+        think = min(max((turn.t - previous_t) / compress, 0.05), 3.0) if i else 0.0
+        previous_t = turn.t
+        await asyncio.sleep(think)
+        await pacer.slot()
+        if time.monotonic() >= stop_at:
+            return
+        counter[0] += 1
+        rid = f"{sid}:{i}"
+        body = {
+            "text": turn.text,
+            "state": turn.state,
+            "needs": list(turn.needs),
+            "request_id": rid,
+        }
+        started = time.monotonic()
+        response, attempts, client_s = await post(
+            http, replicas, counter[0], f"/v1/sessions/{sid}/requests", body
+        )
+        status = response.status_code if response is not None else 0
+        server_s = 0.0
+        warm = False
+        hits = 0
+        if response is not None and status == 200:
+            accepted.append(rid)
+            timing = re.search(r"dur=([0-9.]+)", response.headers.get("server-timing", ""))
+            server_s = float(timing.group(1)) / 1000 if timing else 0.0
+            got = response.json()
+            hits = got["hits"]
+            warm = bool(turn.needs) and got["misses"] == 0 and got["partial_hits"] == 0
+        run.outcomes.append(
+            Outcome(started, client_s, server_s, status, attempts, warm, len(turn.needs), hits)
+        )
+        if status != 200:
+            return  # the session cannot go on without its turn
+        if turn.system:
+            replied, _, _ = await post(
+                http, replicas, counter[0] + 1, f"/v1/sessions/{sid}/replies", {"text": turn.system}
+            )
+            if replied is None or replied.status_code != 204:
+                run.replies_failed += 1
+
+
+def scrape(replica: Replica) -> tuple[float, float]:
+    """
+    The replica's loop-lag p99 (seconds) and its cross-replica hits, from /metrics.
+    """
+    text = httpx.get(f"{replica.url}/metrics", timeout=10).text
+    lag = re.search(r'preload_loop_lag_seconds\{quantile="0.99"\} ([0-9.e+-]+)', text)
+    hits = sum(
+        float(v) for v in re.findall(r"preload_remote_hits_total\{[^}]*\} ([0-9.e+-]+)", text)
+    )
+    return (float(lag.group(1)) if lag else math.nan), hits
+
+
+async def faults(
+    run: Run, replicas: list[Replica], server: Redis, began: float, duration: float
+) -> None:
+    """
+    Kill and restart a replica, restart Redis, hang the source: each in its window.
+    """
+    import redis.asyncio
+
+    loop = asyncio.get_running_loop()
+
+    async def at(fraction: float) -> None:
+        await asyncio.sleep(max(began + fraction * duration - time.monotonic(), 0))
+
+    await at(0.25)
+    victim = replicas[1]
+    lag, hits = await loop.run_in_executor(None, scrape, victim)
+    run.lags.append(lag)
+    run.remote_hits.append(hits)
+    start = time.monotonic()
+    victim.kill()
+    await loop.run_in_executor(None, victim.start)
+    run.windows.append(("replica SIGKILL + restart", start, time.monotonic() + 2))
+    await at(0.5)
+    start = time.monotonic()
+    await loop.run_in_executor(None, server.stop)
+    await loop.run_in_executor(None, server.start)
+    run.windows.append(("redis-server restart", start, time.monotonic() + 2))
+    await at(0.7)
+    start = time.monotonic()
+    client = redis.asyncio.Redis.from_url(server.url)
+    await client.set("bench:hang", "1", px=10_000)
+    await client.aclose()
+    run.windows.append(("source hangs 10 s", start, start + 10 + 2))
+
+
+def quantiles(values: list[float]) -> tuple[float, float, float]:
+    if not values:
+        return (math.nan, math.nan, math.nan)
+    p = np.percentile(np.array(values) * 1000, [50, 95, 99])
+    return float(p[0]), float(p[1]), float(p[2])
+
+
+@contextmanager
+def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, list[Replica]]]:
+    data = DATA / args.dataset
+    redis = Redis(folder)
+    redis.start()
+    replicas: list[Replica] = []
+    try:
+        keys = folder / "keys.jsonl"
+        key = append_key(keys, "bench")
+        config = folder / "server.toml"
+        config.write_text(
+            (ROOT / "configs" / "server.toml")
+            .read_text(encoding="utf-8")
+            .replace("redis://127.0.0.1:6379/0", redis.url),
+            encoding="utf-8",
+        )
+        command = [sys.executable, "-m", "preload", "serve", "--config", str(config)]
+        command += ["--keys", str(keys), "--sources", "simulations.serve_plugins:sources"]
+        command += ["--log-level", "warning"]
+        if args.model is not None:
+            command += ["--model", str(args.model)]
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "PRELOAD_BENCH_KNOWLEDGE": str(data / "knowledge.jsonl"),
+            "PRELOAD_BENCH_REDIS": redis.url,
+        }
+        for name in ("a", "b"):
+            replicas.append(Replica(name, command, env))
+            replicas[-1].start()
+        args.key = key
+        yield redis, replicas
+    finally:
+        for replica in replicas:
+            replica.stop()
+        redis.stop()
+
+
+async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica]) -> Run:
+    sessions, _ = read_sessions(DATA / args.dataset / "sessions-dev.jsonl")
+    random.Random(args.seed).shuffle(sessions)
+    run = Run()
+    pacer = Pacer(args.rate)
+    limits = httpx.Limits(
+        max_connections=args.concurrency * 2, max_keepalive_connections=args.concurrency * 2
+    )
+    headers = {"Authorization": f"Bearer {args.key}"}
+    began = time.monotonic()
+    stop_at = began + args.duration
+    counter = [0]
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    for session in sessions:
+        queue.put_nowait(session)
+    async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as http:
+
+        async def worker() -> None:
+            while time.monotonic() < stop_at and not queue.empty():
+                session = queue.get_nowait()
+                await replay_session(
+                    session, http, replicas, pacer, run, stop_at, counter, args.compress
+                )
+
+        tasks = [asyncio.create_task(worker()) for _ in range(args.concurrency)]
+        if args.faults:
+            tasks.append(asyncio.create_task(faults(run, replicas, redis, began, args.duration)))
+        await asyncio.gather(*tasks)
+        run.wall_s = time.monotonic() - began
+        for replica in replicas:
+            lag, hits = scrape(replica)
+            run.lags.append(lag)
+            run.remote_hits.append(hits)
+        lost = 0
+        for sid, rids in run.accepted.items():
+            if not rids:
+                continue
+            got = await http.get(f"{replicas[0].url}/v1/sessions/{sid}")
+            stored = (
+                {t.get("request_id") for t in got.json().get("turns", [])}
+                if got.status_code == 200
+                else set()
+            )
+            lost += sum(rid not in stored for rid in rids)
+        run.lost = lost
+    return run
+
+
+def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    done = run.outcomes
+    ok = [o for o in done if o.status == 200]
+    failed = [o for o in done if o.status != 200]
+    outside = [o for o in failed if not run.in_fault(o.start)]
+    warm = [o.client_s for o in ok if o.warm]
+    needs = sum(o.needs for o in ok)
+    client = quantiles([o.client_s for o in ok])
+    server = quantiles([o.server_s for o in ok])
+    return {
+        "dataset": f"{args.dataset} dev (../shared/data/{args.dataset})",
+        "rate": len(ok) / run.wall_s,
+        "target_rate": args.rate,
+        "wall_s": run.wall_s,
+        "accepted": len(ok),
+        "failed": len(failed),
+        "failed_outside_faults": len(outside),
+        "retried": sum(o.attempts > 1 for o in done),
+        "replies_failed": run.replies_failed,
+        "client_p50_ms": client[0],
+        "client_p95_ms": client[1],
+        "client_p99_ms": client[2],
+        "client_p99_warm_ms": quantiles(warm)[2],
+        "warm_turns": len(warm),
+        "server_p50_ms": server[0],
+        "server_p95_ms": server[1],
+        "server_p99_ms": server[2],
+        "loop_lag_p99_ms": max(run.lags) * 1000 if run.lags else math.nan,
+        "hit_rate": sum(o.hits for o in ok) / needs if needs else math.nan,
+        "cross_replica_hits": int(sum(run.remote_hits)),
+        "turns_lost": run.lost,
+        "faults": [
+            {
+                "fault": f,
+                "from_s": a - run.outcomes[0].start if run.outcomes else 0,
+                "to_s": b - run.outcomes[0].start if run.outcomes else 0,
+            }
+            for f, a, b in run.windows
+        ],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=["star", "sgd"], default="star")
+    parser.add_argument("--rate", type=float, default=100.0, help="requests a second")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--concurrency", type=int, default=160, help="sessions at once")
+    parser.add_argument("--compress", type=float, default=30.0, help="think-time divisor")
+    parser.add_argument("--model", type=Path, help="model file (else trained on train)")
+    parser.add_argument("--no-faults", dest="faults", action="store_false")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        sys.exit("serve_bench needs redis-server (apt-get install -y redis-server)")
+    print(f"data: {DATA / args.dataset} (sessions-dev, sessions-train, knowledge)")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if args.model is None:
+            args.model = folder / "model.json"
+            began = time.monotonic()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "preload",
+                    "train",
+                    "--sessions",
+                    str(DATA / args.dataset / "sessions-train.jsonl"),
+                    "--out",
+                    str(args.model),
+                ],
+                check=True,
+            )
+            print(f"trained the model on sessions-train in {time.monotonic() - began:.0f} s")
+        with cluster(args, folder) as (redis, replicas):
+            run = asyncio.run(drive(args, redis, replicas))
+    out = report(args, run)
+    print_table(out)
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+
+
+def print_table(out: dict[str, Any]) -> None:
+    print(
+        f"{out['dataset']}: {out['wall_s']:.0f} s at {out['rate']:.1f} requests/s "
+        f"(target {out['target_rate']:.0f}), two replicas, one Redis"
+    )
+    for fault in out["faults"]:
+        print(f"  fault: {fault['fault']:<28} {fault['from_s']:6.1f} s .. {fault['to_s']:6.1f} s")
+    rows = [
+        ("requests accepted", f"{out['accepted']}"),
+        ("failed (outside faults / all)", f"{out['failed_outside_faults']} / {out['failed']}"),
+        ("retried", f"{out['retried']}"),
+        ("replies failed", f"{out['replies_failed']}"),
+        (
+            "client ms p50 / p95 / p99",
+            f"{out['client_p50_ms']:.1f} / {out['client_p95_ms']:.1f} / {out['client_p99_ms']:.1f}",
+        ),
+        (
+            "client p99 ms, warm turns",
+            f"{out['client_p99_warm_ms']:.1f} ({out['warm_turns']} turns)",
+        ),
+        (
+            "server ms p50 / p95 / p99",
+            f"{out['server_p50_ms']:.1f} / {out['server_p95_ms']:.1f} / {out['server_p99_ms']:.1f}",
+        ),
+        ("event-loop lag p99 ms", f"{out['loop_lag_p99_ms']:.2f}"),
+        ("hit rate", f"{out['hit_rate']:.3f}"),
+        ("cross-replica hits", f"{out['cross_replica_hits']}"),
+        ("turns lost", f"{out['turns_lost']}"),
+    ]
+    for name, value in rows:
+        print(f"  {name:<32} {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""
+The source ``serve_bench`` gives its replicas (``preload serve --sources
+simulations.serve_plugins:sources``): the knowledge file of
+``PRELOAD_BENCH_KNOWLEDGE`` behind a lognormal latency (median
+``PRELOAD_BENCH_MEDIAN_MS``, p95 ``PRELOAD_BENCH_P95_MS``), which hangs while the
+Redis key ``bench:hang`` (at ``PRELOAD_BENCH_REDIS``) lives: the bench's "the source
+hangs for 10 s" fault.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from typing import Any
+
+import anyio
+
+from preload import JsonlKnowledgeSource, Source
+
+_Z95 = 1.6448536269514722
+
+
+class SlowKnowledge:
+    """
+    A knowledge file with a source's latency, and a switch that makes it hang.
+    """
+
+    def __init__(self, path: str, median_ms: float, p95_ms: float, redis_url: str) -> None:
+        self.inner = JsonlKnowledgeSource(path)
+        self.name = self.inner.name
+        self.mu = math.log(median_ms / 1000)
+        self.sigma = max(math.log(p95_ms / median_ms) / _Z95, 1e-9)
+        self.redis_url = redis_url
+        self._redis: Any = None
+        self._rng = random.Random()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.inner
+
+    def category(self, key: str) -> str:
+        return self.inner.category(key)
+
+    async def fetch(self, key: str) -> str:
+        import redis.asyncio
+        from redis.exceptions import RedisError
+
+        if self._redis is None:
+            self._redis = redis.asyncio.Redis.from_url(self.redis_url, socket_timeout=1.0)
+        try:
+            hang_ms = await self._redis.pttl("bench:hang")
+        except (RedisError, OSError):  # Redis restarting: no hang switch to read
+            hang_ms = -2
+        if hang_ms > 0:
+            await anyio.sleep(hang_ms / 1000)
+        await anyio.sleep(self._rng.lognormvariate(self.mu, self.sigma))
+        return await self.inner.fetch(key)
+
+
+def sources(tenant: str) -> dict[str, Source]:
+    """
+    The bench's knowledge source, for every tenant.
+    """
+    source = SlowKnowledge(
+        os.environ["PRELOAD_BENCH_KNOWLEDGE"],
+        float(os.environ.get("PRELOAD_BENCH_MEDIAN_MS", "150")),
+        float(os.environ.get("PRELOAD_BENCH_P95_MS", "1000")),
+        os.environ["PRELOAD_BENCH_REDIS"],
+    )
+    return {source.name: source}
