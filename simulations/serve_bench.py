@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -463,6 +464,7 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "failed": len(failed),
         "failed_outside_faults": len(outside),
         "retried": sum(o.attempts > 1 for o in done),
+        "failed_statuses": dict(Counter(str(o.status) for o in failed)),
         "replies_failed": run.replies_failed,
         "client_p50_ms": client[0],
         "client_p95_ms": client[1],
@@ -542,6 +544,7 @@ def print_table(out: dict[str, Any]) -> None:
         ("requests accepted", f"{out['accepted']}"),
         ("failed (outside faults / all)", f"{out['failed_outside_faults']} / {out['failed']}"),
         ("retried", f"{out['retried']}"),
+        ("failed by status (0: no answer)", f"{out['failed_statuses']}"),
         ("replies failed", f"{out['replies_failed']}"),
         (
             "client ms p50 / p95 / p99",

@@ -38,7 +38,7 @@ class _ServerCollector:
         yield _summary(
             SummaryMetricFamily,
             "preload_loop_lag_seconds",
-            "How late a 10 ms timer on the event loop fires.",
+            "How long a task that yields waits for the event loop (sampled every 10 ms).",
             self.server.monitor.lags,
         )
         yield GaugeMetricFamily(
