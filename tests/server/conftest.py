@@ -55,6 +55,8 @@ class ServerProcess:
             str(knowledge),
             "--sources",
             "plugins:sources",
+            "--tools",
+            "plugins:tools",
             "--port",
             str(self.port),
             "--log-level",

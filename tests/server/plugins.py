@@ -4,6 +4,7 @@ tests put this folder on PYTHONPATH).
 
 - ``private``: one item, ``secret``, whose text names the tenant: what tenant
   isolation must never mix up.
+- ``tools``: call sources for ``--tools plugins:tools``.
 - ``gate``: items ``slow:*`` whose load connects to the test's listener on
   ``PRELOAD_TEST_GATE_PORT`` and waits for a byte from it, so that the test knows a
   request is in flight (its listener accepted) and decides when it ends.
@@ -16,6 +17,7 @@ import os
 import anyio
 
 from preload import DictSource, MissingItemError, Source
+from preload.calls import CallSource, ToolSet
 
 
 class GatedSource:
@@ -45,3 +47,27 @@ def sources(tenant: str) -> dict[str, Source]:
         "private": DictSource({"secret": f"the secret of tenant {tenant}"}, name="private"),
         "gate": GatedSource(),
     }
+
+
+def tools(tenant: str) -> list[CallSource]:
+    """
+    A tenant's tools: a read-only search that counts its runs in its answer, a booking
+    that is not read-only, and a tool that always fails.
+    """
+    runs = {"n": 0}
+    toolset = ToolSet("hotels")
+
+    async def find_hotels(city: str) -> str:
+        runs["n"] += 1
+        return f"run {runs['n']}: hotels in {city} for {tenant}"
+
+    async def book_hotel(name: str) -> str:
+        return f"booked {name}"
+
+    async def broken() -> str:
+        raise RuntimeError("the backend is down")
+
+    toolset.add("find_hotels", find_hotels, read_only=True)
+    toolset.add("book_hotel", book_hotel, read_only=False)
+    toolset.add("broken", broken, read_only=True)
+    return [toolset]

@@ -192,3 +192,54 @@ async def test_two_replicas_racing_on_one_session(
     assert [t["text"] for t in stored] == [
         next(f"request {i}" for i, x in enumerate(answers) if x["turn"] == n) for n in range(12)
     ]
+
+
+def test_calls_run_through_the_engine_and_join_the_turn(
+    replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    A read-only call's result is shared by the tenant's sessions (the same call is not
+    run again), a call that is not read-only runs each time, both join the session's
+    last turn with their results; an unknown tool is 404, a failing one 502, bad
+    arguments 422, and a call before any request is 404.
+    """
+    a, b = replicas
+    headers = bearer(keys[1]["acme"])
+    with (
+        httpx.Client(base_url=a.url, timeout=30, headers=headers) as on_a,
+        httpx.Client(base_url=b.url, timeout=30, headers=headers) as on_b,
+    ):
+        none = on_a.post("/v1/sessions/fresh/calls", json={"name": "find_hotels"})
+        assert (404, "no_session") == (none.status_code, none.json()["error"]["code"])
+        on_a.post("/v1/sessions/c1/requests", json={"text": "hotels in Porto?"})
+        first = on_a.post(
+            "/v1/sessions/c1/calls", json={"name": "find_hotels", "args": {"city": "Porto"}}
+        ).json()
+        booked = on_a.post(
+            "/v1/sessions/c1/calls", json={"name": "book_hotel", "args": {"name": "Grande"}}
+        ).json()
+        on_b.post("/v1/sessions/c2/requests", json={"text": "and in Porto for me?"})
+        shared = on_b.post(
+            "/v1/sessions/c2/calls", json={"name": "find_hotels", "args": {"city": "Porto"}}
+        ).json()
+        errors = [
+            on_a.post("/v1/sessions/c1/calls", json=body)
+            for body in (
+                {"name": "teleport"},
+                {"name": "broken"},
+                {"name": "find_hotels", "args": {"city": "P" * 12_000}},
+                {"name": "find_hotels", "args": [1]},
+            )
+        ]
+        turn = on_b.get("/v1/sessions/c1").json()["turns"][0]
+    assert "run 1: hotels in Porto for acme" == first["result"] == shared["result"]
+    assert "booked Grande" == booked["result"]
+    assert [("find_hotels", first["result"]), ("book_hotel", "booked Grande")] == [
+        (call["name"], call["result"]) for call in turn["tool_calls"]
+    ]
+    assert [
+        (404, "unknown_tool"),
+        (502, "tool_failed"),
+        (422, "invalid_request"),
+        (422, "invalid_request"),
+    ] == [(e.status_code, e.json()["error"]["code"]) for e in errors]

@@ -1,0 +1,103 @@
+"""
+API keys: digests in a file or the environment, and the command that makes them; what
+``preload serve`` refuses before it listens.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from preload import InputError
+from preload.cli import main
+from preload.server import KeyRing, append_key, digest
+
+
+def test_a_key_maps_to_its_tenant_by_digest_only(tmp_path: Path) -> None:
+    """
+    The file holds digests, never keys; a key finds its tenant, another key none.
+    """
+    path = tmp_path / "keys.jsonl"
+    acme, beta = append_key(path, "acme"), append_key(path, "beta")
+    text = path.read_text(encoding="utf-8")
+    assert acme not in text and digest(acme) in text
+    ring = KeyRing.from_file(path)
+    assert ("acme", "beta", None) == (
+        ring.tenant_of(acme),
+        ring.tenant_of(beta),
+        ring.tenant_of("x"),
+    )
+    assert ["acme", "beta"] == ring.tenants
+    env = KeyRing.from_env(f"acme:{digest(acme)}, beta:{digest(beta)}")
+    assert "beta" == env.tenant_of(beta)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("not json", "not JSON"),
+        (json.dumps({"tenant": "acme"}), 'expected {"tenant"'),
+        (json.dumps({"tenant": "acme", "sha256": "pk_plaintext"}), "64 lowercase hex digits"),
+        (json.dumps({"tenant": "a b", "sha256": "0" * 64}), "tenant 'a b'"),
+    ],
+)
+def test_a_bad_keys_line_is_named(tmp_path: Path, line: str, problem: str) -> None:
+    """
+    A malformed line of a keys file is an InputError naming the file and the line.
+    """
+    path = tmp_path / "keys.jsonl"
+    path.write_text(json.dumps({"tenant": "ok", "sha256": "f" * 64}) + "\n" + line + "\n")
+    with pytest.raises(InputError, match=problem) as caught:
+        KeyRing.from_file(path)
+    assert (str(path), 2) == (str(caught.value.path), caught.value.line)
+
+
+def test_bad_environment_keys_are_named() -> None:
+    """
+    A malformed pair of PRELOAD_API_KEYS is named by its position.
+    """
+    with pytest.raises(ValueError, match="pair 2: expected tenant:sha256"):
+        KeyRing.from_env(f"acme:{'a' * 64},nonsense")
+    with pytest.raises(ValueError, match="holds no key"):
+        KeyRing.from_env(" , ")
+
+
+def test_keys_new_prints_the_key_once_and_stores_its_digest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    ``preload keys new`` prints a key that the file's digest maps to the tenant.
+    """
+    path = tmp_path / "keys.jsonl"
+    assert 0 == main(["keys", "new", "--tenant", "acme", "--keys", str(path)])
+    key = capsys.readouterr().out.strip()
+    assert "acme" == KeyRing.from_file(path).tenant_of(key)
+    assert 2 == main(["keys", "new", "--tenant", "no spaces", "--keys", str(path)])
+    assert "tenant 'no spaces'" in capsys.readouterr().err
+
+
+def test_serve_refuses_what_it_cannot_serve_before_listening(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    No keys, workers without a shared store, a missing file and a tools callable that
+    cannot be imported: each one line and exit code 2, before anything listens.
+    """
+    monkeypatch.delenv("PRELOAD_API_KEYS", raising=False)
+    keys = tmp_path / "keys.jsonl"
+    append_key(keys, "acme")
+    cases = [
+        ([], "no API keys: pass --keys FILE or set PRELOAD_API_KEYS"),
+        (["--keys", str(keys), "--workers", "2"], "--workers 2 needs a store the workers share"),
+        (["--keys", str(tmp_path / "nope.jsonl")], "argument --keys"),
+        (
+            ["--keys", str(keys), "--tools", "no_such_module:tools"],
+            "--tools 'no_such_module:tools'",
+        ),
+    ]
+    for args, message in cases:
+        assert 2 == main(["serve", "--port", "0", *args])
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
