@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
+import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from agents import Agent, RunConfig, Runner, function_tool, set_tracing_disabled
@@ -21,11 +23,11 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 
+from preload import DictSource, EngineConfig, PreloadEngine, TiktokenCounter
 from preload.integrations import CONTEXT_HEADER, HISTORY_HEADER, tool
 from preload.integrations.openai_agents import PreloadSession, item_text
 
-if TYPE_CHECKING:
-    from preload import PreloadEngine, TiktokenCounter
+from .conftest import KNOWLEDGE
 
 KNOWLEDGE_TEXTS = (
     "Weather service WX-7: forecasts by city and date, in Celsius.",
@@ -219,3 +221,46 @@ async def test_pop_item_and_clear_session(make_engine: Callable[[], PreloadEngin
         await session.clear_session()
         assert [] == await session.get_items()
         assert "" == engine.history("pop")
+
+
+class _LoopTokenizer(TiktokenCounter):
+    """
+    The real tokenizer, noting how many characters it tokenizes on the event loop's
+    thread (the hot path), where a count not in its cache costs a tokenization.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop_chars = 0
+
+    def count(self, text: str) -> int:
+        if threading.current_thread() is threading.main_thread() and text not in self._cache:
+            self.loop_chars += len(text)
+        return super().count(text)
+
+
+async def test_token_counts_on_the_hot_path_stay_flat_as_the_history_grows(
+    backend: Any, needs: Callable[[str], list[str]], texts: list[str], history_budget: int
+) -> None:
+    """
+    Counting tokens on the event loop costs a turn at most about its history budget's
+    text, not its whole history: the parts of the history are counted once (the
+    counter's cache), the joined text is estimated from them, and exchanges are counted
+    in the worker thread that records them. Once the history overflows its budget, what
+    a turn tokenizes on the loop stops growing, though the history keeps growing.
+    """
+    counter = _LoopTokenizer()
+    engine = PreloadEngine(EngineConfig(), sources={"kb": DictSource(KNOWLEDGE)}, counter=counter)
+    async with engine:
+        session = PreloadSession(engine, "flat", needs=needs)
+        config = RunConfig(call_model_input_filter=session.input_filter)
+        agent = _agent(engine, backend, _Model())
+        per_turn = []
+        for text in texts:
+            before = counter.loop_chars
+            await Runner.run(agent, text, session=session, run_config=config)
+            await engine.wait_idle()
+            per_turn.append(counter.loop_chars - before)
+    budget_chars = 4 * history_budget  # about four characters a token
+    assert max(per_turn) <= 3 * budget_chars
+    assert statistics.median(per_turn[-5:]) <= 1.25 * statistics.median(per_turn[12:15])
