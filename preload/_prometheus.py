@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._metrics import MetricsSnapshot
+    from .calls import CallStatistics
 
 __all__ = ["PrometheusCollector"]
 
@@ -52,6 +53,22 @@ COUNTERS = {
     "tokens": "Context tokens assembled.",
 }
 
+#: Call statistics exported as counters (``calls=``).
+CALL_COUNTERS = {
+    "calls": "Tool calls the agent made through the engine.",
+    "read_only_calls": "Of those, calls of read-only tools.",
+    "call_hits": "Read-only calls whose result was warm when asked.",
+    "call_joins": "Read-only calls that joined a call in flight.",
+    "call_misses": "Read-only calls run when asked.",
+    "call_failures": "Calls that failed or ran out of time.",
+    "speculative": "Calls run ahead of the agent.",
+    "speculative_used": "Calls run ahead that the session then made.",
+    "speculative_used_after_reply": "Of those, the ones run after the previous reply.",
+    "speculative_used_at_request": "Of those, the ones run as the request arrived.",
+    "speculative_wasted": "Calls run ahead that the session never made.",
+    "speculative_skipped": "Calls not run ahead: over the per-turn or per-source budget.",
+}
+
 #: Snapshot fields exported as gauges.
 GAUGES = {
     "queued": "Preloads waiting for a worker.",
@@ -71,13 +88,15 @@ class PrometheusCollector:
             a mapping of the label's values to snapshots (one engine per tenant).
         prefix: The prefix of every metric name.
         label: The name of the label that tells the snapshots of a mapping apart.
+        calls: Returns the call statistics (``engine.call_statistics``), or with
+            ``label`` a mapping of them, exported as counters too.
 
     Raises:
         ImportError: prometheus-client is not installed (``pip install 'preload[prometheus]'``).
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.4
-       ``label``.
+       ``label`` and ``calls``.
     """
 
     def __init__(
@@ -86,12 +105,14 @@ class PrometheusCollector:
         *,
         prefix: str = "preload",
         label: str | None = None,
+        calls: Callable[[], CallStatistics | Mapping[str, CallStatistics]] | None = None,
     ) -> None:
         import prometheus_client  # noqa: F401 (fail early when the extra is missing)
 
         self.snapshot = snapshot
         self.prefix = prefix
         self.label = label
+        self.calls = calls
 
     def collect(self) -> Iterator[Any]:
         """
@@ -138,3 +159,19 @@ class PrometheusCollector:
                 sum_value=snap.load_latency_sum,
             )
         yield histogram
+        if self.calls is not None:
+            yield from self._calls(CounterMetricFamily, labels)
+
+    def _calls(self, family: Any, labels: list[str]) -> Iterator[Any]:
+        """
+        The call counters' families.
+        """
+        assert self.calls is not None
+        taken = self.calls()
+        stats = dict(taken) if isinstance(taken, Mapping) else {"": taken}
+        for name, doc in CALL_COUNTERS.items():
+            field = name.removeprefix("speculative_") if "used_" in name else name
+            counter = family(f"{self.prefix}_{name}", doc, labels=labels)
+            for value, snap in stats.items():
+                counter.add_metric([value] if labels else [], getattr(snap, field))
+            yield counter

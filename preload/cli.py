@@ -35,7 +35,7 @@ from ._config import EngineConfig
 from ._errors import ConfigError, PreloadError
 from ._sessions import Session, read_sessions
 from ._sources import DictSource, JsonlKnowledgeSource
-from .learning import EngineForecaster
+from .learning import EngineCallPredictor, EngineForecaster
 from .replay import (
     REPORT_COLUMNS,
     STRATEGIES,
@@ -162,6 +162,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--sessions", type=Path, required=True, help="session log (JSONL)")
     train.add_argument("--out", type=Path, required=True, help="model file to write (JSON)")
+    train.add_argument(
+        "--calls-out",
+        type=Path,
+        help="also fit the call forecaster on the sessions' tool_calls and write it (JSON)",
+    )
     train.add_argument("--config", type=Path, help="TOML configuration")
     train.add_argument("--skip-bad-lines", action="store_true", help="report and skip bad lines")
     train.set_defaults(run=_train)
@@ -207,6 +212,9 @@ def _serve_parsers(sub: Any) -> None:
     )
     serve.add_argument("--sources", help="module:callable giving a tenant's extra sources")
     serve.add_argument("--tools", help="module:callable giving a tenant's call sources")
+    serve.add_argument(
+        "--calls-model", type=Path, help="call forecaster from 'train --calls-out', loaded at start"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=_at_least(0), default=8000, help="port (0: any free one)")
     serve.add_argument("--workers", type=_at_least(1), default=1, help="worker processes")
@@ -236,10 +244,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise _ArgumentError(
             None, f"the server needs its extra: pip install 'preload[server]' ({exc.name})"
         ) from None
-    for name in ("config", "model", "knowledge", "keys"):
+    for name in ("config", "model", "knowledge", "keys", "calls_model"):
         path = getattr(args, name)
         if path is not None and not path.is_file():
-            raise _ArgumentError(f"--{name}", f"{path}: no such file")
+            raise _ArgumentError(f"--{name.replace('_', '-')}", f"{path}: no such file")
     settings = ServerSettings(
         config=_text(args.config),
         model=_text(args.model),
@@ -247,6 +255,7 @@ def _serve(args: argparse.Namespace) -> int:
         keys=_text(args.keys),
         sources=args.sources,
         tools=args.tools,
+        calls_model=_text(args.calls_model),
     )
     return serve(
         settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
@@ -563,10 +572,17 @@ def _report_skipped(console: Console, errors: Sequence[PreloadError]) -> int:
 def _train(args: argparse.Namespace) -> int:
     console = _err_console()
     _check_output_file("--out", args.out)
+    if args.calls_out is not None:
+        _check_output_file("--calls-out", args.calls_out)
     config = _config(args.config)
     sessions, errors = read_sessions(args.sessions, skip_bad_lines=args.skip_bad_lines)
     _report_skipped(console, errors)
     _check_states("--sessions", args.sessions, sessions)
+    calls = sum(len(t.tool_calls) for s in sessions for t in s.turns)
+    if args.calls_out is not None and not calls:
+        raise _ArgumentError(
+            "--calls-out", f"{args.sessions}: no turn has tool_calls to learn from"
+        )
     model = EngineForecaster.from_config(config)
     try:
         model.fit(sessions)
@@ -587,6 +603,12 @@ def _train(args: argparse.Namespace) -> int:
         f"trained on {plural(len(sessions), 'session')} ({plural(model.n_states, 'state')}); "
         f"wrote {escape(str(args.out))}"
     )
+    if args.calls_out is not None:
+        EngineCallPredictor().fit(sessions).save(args.calls_out)
+        console.print(
+            f"fitted the call forecaster on {plural(calls, 'call')}; "
+            f"wrote {escape(str(args.calls_out))}"
+        )
     return 0
 
 

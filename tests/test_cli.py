@@ -476,3 +476,49 @@ def test_train_refuses_a_state_name_graph_cannot_take(
     path.write_text(json.dumps({"session_id": "s", "turns": [{"t": 0, "state": "a\x1fb"}]}) + "\n")
     assert 2 == main(["train", "--sessions", str(path), "--out", str(tmp_path / "m.json")])
     assert f"argument --sessions: {path}" in _error(capsys)
+
+
+def test_train_writes_the_call_forecaster_with_calls_out(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    ``--calls-out`` also fits the call forecaster on the sessions' tool_calls and writes
+    it, for ``serve --calls-model``; sessions without calls are refused naming it.
+    """
+    from preload.learning import EngineCallPredictor
+
+    rows = [
+        {
+            "session_id": f"c{i}",
+            "turns": [
+                {
+                    "t": 0,
+                    "text": "hotels in Porto",
+                    "state": "Hotels:Find",
+                    "tool_calls": [
+                        {"name": "find_hotels", "args": {"city": "Porto"}, "read_only": True}
+                    ],
+                },
+                {"t": 9, "text": "book the first", "state": "Hotels:Book"},
+            ],
+        }
+        for i in range(6)
+    ]
+    with_calls = tmp_path / "calls-sessions.jsonl"
+    with_calls.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    model, calls = tmp_path / "model.json", tmp_path / "calls.json"
+    args = ["train", "--sessions", str(with_calls), "--out", str(model)]
+    assert 0 == main([*args, "--calls-out", str(calls)])
+    assert "fitted the call forecaster on 6 calls" in _error(capsys)
+    guesses = EngineCallPredictor.load(calls).predict_calls(
+        "s", [], {"text": "hotels in Porto", "state": "Hotels:Find"}, k=1
+    )
+    assert [("find_hotels", {"city": "Porto"})] == [(g.name, dict(g.args)) for g in guesses]
+    for row in rows:
+        del row["turns"][0]["tool_calls"]
+    without = tmp_path / "plain.jsonl"
+    without.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    plain = ["train", "--sessions", str(without), "--out", str(tmp_path / "m2.json")]
+    assert 2 == main([*plain, "--calls-out", str(tmp_path / "none.json")])
+    assert "argument --calls-out: " in _error(capsys)
+    assert not (tmp_path / "m2.json").exists()  # refused before anything was trained

@@ -31,7 +31,7 @@ from .._config import EngineConfig
 from .._engine import PreloadEngine
 from .._errors import InputTooLargeError, UnknownToolError
 from .._sources import JsonlKnowledgeSource, Source
-from ..learning import EngineForecaster, Forecaster
+from ..learning import EngineCallPredictor, EngineForecaster, Forecaster
 from ._gate import Change, SessionGate
 from ._keys import NAME_PATTERN, KeyRing
 from ._monitor import LoopMonitor, Reservoir
@@ -74,6 +74,8 @@ class ServerSettings:
             sources by name.
         tools: ``module:attribute``, a callable taking the tenant and returning call
             sources for ``/calls``.
+        calls_model: A call forecaster from ``preload train --calls-out``, loaded for
+            every tenant at start (else each learns from its own sessions).
     """
 
     config: str | None = None
@@ -82,6 +84,7 @@ class ServerSettings:
     keys: str | None = None
     sources: str | None = None
     tools: str | None = None
+    calls_model: str | None = None
 
     def to_json(self) -> str:
         """
@@ -183,11 +186,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if settings.model:
             forecaster = EngineForecaster.load(settings.model)
         call_sources: Sequence[CallSource] = tools(tenant) if tools is not None else ()
+        call_predictor = (
+            EngineCallPredictor.load(settings.calls_model) if settings.calls_model else None
+        )
         return PreloadEngine(
             replace(config, tenant=tenant),
             sources=sources,
             forecaster=forecaster,
             call_sources=call_sources,
+            call_predictor=call_predictor,
         )
 
     @asynccontextmanager

@@ -37,6 +37,10 @@ def check(settings: ServerSettings, workers: int) -> EngineConfig:
             from ..learning import EngineForecaster
 
             EngineForecaster.load(settings.model)
+        if settings.calls_model:
+            from ..learning import EngineCallPredictor
+
+            EngineCallPredictor.load(settings.calls_model)
     except (ValueError, TypeError, OSError) as exc:
         raise ServeError(str(exc)) from None
     if config.cache.backend != "redis":
