@@ -78,11 +78,12 @@ class FollowUpPredictor(BaseEstimator):
             or ``"auto"``.
         half_life: Time decay: counts halve every ``half_life`` observed turns.
             None (the default) keeps every count forever. ``"auto"`` lets the search
-            try half-lives of 1/16 and 1/4 of the training transitions on the last
-            sessions, for the chosen candidate, and keep one only if it wins by more
-            than a standard error. Not the default: on logs sorted by task rather than
-            time (SGD's and STAR's train files) the last sessions favour decay that
-            the held-out dev sessions do not.
+            decide, when the log drifts (the newest of 8 equal parts of the training
+            transitions forecasts the last sessions better than every older part: a
+            log sorted by task rather than time does not pass), by trying half-lives
+            of 1/64, 1/16 and 1/4 of the training transitions on the last sessions
+            for the chosen candidate; one is kept only if it wins by more than a
+            standard error.
         max_edges: Cap on stored transitions; the rarest long-context ones are pruned
             beyond it. None (the default) for no cap.
         user_weight: Pseudo-count of the global model against a user's own: a user with
@@ -274,7 +275,7 @@ class FollowUpPredictor(BaseEstimator):
         for name in names:
             check_name(name)
         windows = self._tune(batch) if first and batch and self._searching() else None
-        if windows is not None and self.half_life_ is None:
+        if windows is not None:
             self.counts_.add_windows(windows)
         else:
             self.counts_.add_batch(batch)

@@ -82,38 +82,31 @@ class SeqCounts:
         Args:
             sequences: State sequences (already validated).
         """
-        if self.half_life is not None:
-            self._add_decayed(sequences)
-        else:
-            self.add_windows(Windows(sequences, self.order))
+        self.add_windows(Windows(sequences, self.order))
 
     def add_windows(self, windows: Windows) -> None:
         """
-        Add every transition of ``windows`` from contexts of at most ``order`` states.
+        Add every transition of ``windows`` from contexts of at most ``order`` states
+        (under time decay, weighed as :meth:`add_one` would weigh them one by one).
 
         Args:
             windows: Sessions laid out by :class:`Windows`, with contexts of at least
                 ``min(order, windows.order)`` states.
         """
+        n_new = int(windows.targets.sum())
+        weights = None
+        if self.half_life is not None and n_new:
+            # The newest transition weighs 1 and the stored counts age by the batch.
+            weights = windows.decay_weights(windows.targets, self.half_life)
+            if self.n_transitions:
+                self.graph.scale(2.0 ** (-n_new / self.half_life) / self.weight)
+                self._invalidate_all()
+            self.weight = 1.0
         agg: dict[tuple[str, str], float] = {}
         for n in range(min(self.order, windows.order) + 1):
-            for key, nxt, count in windows.edges(n, windows.count(n)):
+            for key, nxt, count in windows.edges(n, windows.count(n, weights=weights)):
                 agg[(key, nxt)] = count
-        self.n_transitions += int(windows.targets.sum())
-        self._apply(agg)
-
-    def _add_decayed(self, sequences: Iterable[Sequence[str]]) -> None:
-        agg: dict[tuple[str, str], float] = {}
-        order = self.order
-        for seq in sequences:
-            padded = [BOS, *seq]
-            for i in range(1, len(padded)):
-                w = self._next_weight()
-                nxt = padded[i]
-                for key in context_keys(padded, i, order):
-                    edge = (key, nxt)
-                    agg[edge] = agg.get(edge, 0.0) + w
-                self.n_transitions += 1
+        self.n_transitions += n_new
         self._apply(agg)
 
     def add_one(self, padded: Sequence[str]) -> None:
@@ -132,9 +125,8 @@ class SeqCounts:
     def _next_weight(self) -> float:
         self.weight *= self._growth
         if self.weight > _RESCALE_AT:
-            factor = 1.0 / self.weight
-            self.graph.scale(factor)
-            self.cont.scale(factor)
+            # Continuation counts are distinct contexts, not weighted: they stay.
+            self.graph.scale(1.0 / self.weight)
             self.weight = 1.0
             self._invalidate_all()
         return self.weight

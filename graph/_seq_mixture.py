@@ -71,10 +71,16 @@ def buckets(n: int, start: _Bools, total: _Floats, distinct: _Floats, n_levels: 
 
 
 def fit_mixture(
-    unigram: _Floats, probs: Sequence[_Floats], present: Sequence[_Bools], index: Sequence[_Ints]
-) -> tuple[float, ...]:
+    unigram: _Floats,
+    probs: Sequence[_Floats],
+    present: Sequence[_Bools],
+    index: Sequence[_Ints],
+    group: _Ints | None = None,
+    n_groups: int = 1,
+) -> list[tuple[float, ...]]:
     """
-    Fit the weights of a mixture of ``len(probs)`` context lengths by EM.
+    Fit the weights of a mixture of ``len(probs)`` context lengths by EM, one table per
+    group of turns (the groups are fit apart, in one pass of array operations).
 
     Args:
         unigram: Per held-out turn, the unigram probability of the state that followed.
@@ -82,37 +88,43 @@ def fit_mixture(
             state after the turn's context of that length.
         present: Per length, whether the turn had a counted context of that length.
         index: Per length, the turn's context's bucket (see :func:`buckets`).
+        group: Per turn, its group (0 .. ``n_groups`` - 1); None for one group.
+        n_groups: How many groups.
 
     Returns:
-        The table of weights, :data:`N_BUCKETS_PER_LEVEL` per length.
+        Per group, the table of weights, :data:`N_BUCKETS_PER_LEVEL` per length.
     """
     n_levels = len(probs)
     size = n_levels * N_BUCKETS_PER_LEVEL
-    table = np.full(size, 0.6)
+    offset = 0 if group is None else group * size
+    dummy = n_groups * size  # where turns without a context of a length put their mass
+    slots = [np.where(has, idx + offset, dummy) for has, idx in zip(present, index, strict=True)]
+    table = np.full(dummy + 1, 0.6)
+    table[dummy] = 0.0
     for _ in range(_EM_STEPS):
         # Forward: P_n of the true state under the mixture up to length n.
         below = [np.maximum(unigram, _FLOOR)]
         lams = []
-        for q, has, idx in zip(probs, present, index, strict=True):
-            lam = np.where(has, table[np.maximum(idx, 0)], 0.0)
+        for q, slot in zip(probs, slots, strict=True):
+            lam = table[slot]
             lams.append(lam)
             below.append(lam * q + (1.0 - lam) * below[-1])
         total = np.maximum(below[-1], _FLOOR)
         # Backward: the posterior of stopping at length n, and of reaching it.
-        reach = np.ones_like(total)
-        stop_sum = np.zeros(size)
-        reach_sum = np.zeros(size)
+        reach = 1.0 / total
+        stop_sum = np.zeros(dummy + 1)
+        reach_sum = np.zeros(dummy + 1)
         for n in range(n_levels - 1, -1, -1):
-            has, idx, lam = present[n], index[n], lams[n]
-            stop = reach * lam * probs[n] / total
-            arrive = reach * below[n + 1] / total
-            stop_sum += np.bincount(idx[has], weights=stop[has], minlength=size)
-            reach_sum += np.bincount(idx[has], weights=arrive[has], minlength=size)
+            lam = lams[n]
+            stop_sum += np.bincount(slots[n], weights=reach * lam * probs[n], minlength=dummy + 1)
+            reach_sum += np.bincount(slots[n], weights=reach * below[n + 1], minlength=dummy + 1)
             reach = reach * (1.0 - lam)
-        pooled = stop_sum.reshape(n_levels, -1).sum(1) / np.maximum(
-            reach_sum.reshape(n_levels, -1).sum(1), _FLOOR
-        )
-        prior = np.repeat(np.clip(pooled, 0.05, 0.95), N_BUCKETS_PER_LEVEL)
-        table = (stop_sum + _PRIOR * prior) / (reach_sum + _PRIOR)
-        table = np.clip(table, 0.01, 0.99)
-    return tuple(round(float(w), 6) for w in table)
+        stop_g = stop_sum[:dummy].reshape(n_groups, n_levels, -1)
+        reach_g = reach_sum[:dummy].reshape(n_groups, n_levels, -1)
+        pooled = stop_g.sum(2) / np.maximum(reach_g.sum(2), _FLOOR)
+        prior = np.clip(pooled, 0.05, 0.95)[:, :, None]
+        fitted = np.clip((stop_g + _PRIOR * prior) / (reach_g + _PRIOR), 0.01, 0.99)
+        table[:dummy] = fitted.reshape(-1)
+    return [
+        tuple(round(float(w), 6) for w in table[g * size : (g + 1) * size]) for g in range(n_groups)
+    ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -65,7 +65,10 @@ _MIN_HOLDOUT_TURNS = 3_000
 _HOLDOUT = 0.15
 _SPREAD = 13
 #: Half-lives tried for time decay, as shares of the training transitions.
-_DECAY = (1 / 16, 1 / 4)
+_DECAY = (1 / 64, 1 / 16, 1 / 4)
+#: Equal parts of the training transitions whose forecasts of the last sessions tell
+#: drift (the newest part forecasts best) from a log sorted some other way.
+_SEGMENTS = 8
 #: The last sessions must hold this many turns to judge decay.
 _MIN_DECAY_TURNS = 1_000
 FOLDS = 5
@@ -136,6 +139,19 @@ class _Turns:
     rank: _Ints  # per pair: the candidate's place in name order (the forecast's ties)
     raw: list[_Counts]  # per length 0..max: plain counts
     cont: list[_Counts]  # per length 0..max-1: continuation counts
+    #: Per pair after the targets: the candidate comes before its turn's target in
+    #: name order (it wins a tie), and which turn it belongs to.
+    earlier: _Bools = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    rival_turn: _Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def _with_ties(turns: _Turns) -> _Turns:
+    """
+    ``turns`` with what every candidate's comparison with its target needs.
+    """
+    rival = turns.turn[turns.n :]
+    earlier = turns.rank[turns.n :] < turns.rank[rival]
+    return _Turns(turns.n, turns.turn, turns.rank, turns.raw, turns.cont, earlier, rival)
 
 
 def search(
@@ -174,7 +190,7 @@ def search(
     order, method, discount, top3, loss, mixture, _ = _select(rows, turns.n)
     half_life = None
     if decay and len(folds) == 1:
-        half_life = _choose_decay(win, folds[0], top, (order, method, discount, mixture))
+        half_life = _choose_decay(win, folds[0], (order, method, discount, mixture))
     board: dict[tuple[int, str], tuple[int, str, float, float, float]] = {}
     for o, m, d, t3, ll, _, _ in rows:
         held = board.get((o, m))
@@ -214,34 +230,90 @@ def _select(rows: list[_Row], n: int) -> _Row:
 def _choose_decay(
     win: Windows,
     fold: tuple[_Bools, _Bools],
-    top: int,
     config: tuple[int, str, float, tuple[float, ...] | None],
 ) -> float | None:
     """
     Whether the chosen candidate forecasts the last sessions better with its counts
-    decayed (half-lives of :data:`_DECAY` of the training transitions): only the last
-    sessions' turns are scored (decay weighs the past against the present, so earlier
-    held-out sessions cannot judge it). A half-life must win by more than one standard
-    error of the paired difference to be taken.
+    decayed (half-lives of :data:`_DECAY` of the training transitions).
+
+    Decay weighs each count by its age, which is right only when the newer the counts,
+    the better they forecast what comes next: it is tried only when :func:`_drifts`
+    finds that on the log. Only the last sessions' turns are scored (decay weighs the
+    past against the present, so earlier held-out sessions cannot judge it), from
+    counts up to the chosen order. A half-life must win by more than one standard error
+    of the paired difference to be taken.
     """
     train, held = fold
     last = held & (win.session >= win.n_sessions - _last_sessions(win))
-    n_train = int((train & win.targets).sum())
     order, method, discount, mixture = config
-    plain = _turns(win, train, last, top)
-    if plain.n < _MIN_DECAY_TURNS:
+    if int((last & win.scored).sum()) < _MIN_DECAY_TURNS or not _drifts(win, train, last, order):
         return None
+    n_train = int((train & win.targets).sum())
+    plain = _turns(win, train, last, order)
     base = _score_one(plain, order, method, discount, mixture)
     best: tuple[float, float | None] = (float(base.mean()), None)
     for share in _DECAY:
         half_life = max(1.0, round(n_train * share))
         weights = win.decay_weights(train, half_life)
-        hits = _score_one(_turns(win, train, last, top, weights), order, method, discount, mixture)
+        turns = _turns(win, train, last, order, weights)
+        hits = _score_one(turns, order, method, discount, mixture)
         diff = hits.astype(np.float64) - base
         se = float(diff.std()) / math.sqrt(len(diff))
         if float(diff.mean()) > max(se, TOLERANCE) and float(hits.mean()) > best[0]:
             best = (float(hits.mean()), half_life)
     return best[1]
+
+
+def _drifts(win: Windows, train: _Bools, last: _Bools, order: int) -> bool:
+    """
+    Whether the log drifts: of :data:`_SEGMENTS` equal parts of the training
+    transitions, the newest forecasts the last sessions better than every older part
+    (by more than one standard error of their paired difference).
+
+    Each part forecasts with its own counts, the top 3 followers of the longest context
+    (up to ``order`` states) it has seen. That is what weighing counts by their age
+    assumes, whether the log drifts steadily or switches at some point. On a log
+    sorted by task or domain an older part that holds the last sessions' tasks
+    forecasts them as well as the newest or better, and decay would only fit the
+    log's last tasks; on a log that does not change, no part does better.
+    """
+    positions = np.flatnonzero(train & win.targets)
+    query = np.flatnonzero(last & win.scored)
+    if len(positions) < _SEGMENTS or len(query) == 0:
+        return False
+    rates = []
+    for part in np.array_split(positions, _SEGMENTS):
+        where = np.zeros(len(win.ids), dtype=bool)
+        where[part] = True
+        rates.append(_backoff_hits(win, where, query, order).astype(np.float64))
+    newest = rates[-1]
+    for older in rates[:-1]:
+        diff = newest - older
+        se = float(diff.std()) / math.sqrt(len(diff))
+        if float(diff.mean()) <= max(se, TOLERANCE):
+            return False
+    return True
+
+
+def _backoff_hits(win: Windows, where: _Bools, query: _Ints, order: int) -> _Bools:
+    """
+    Per position of ``query``, whether its state is among the top 3 followers of its
+    longest context (up to ``order`` states) counted at the positions ``where``.
+    """
+    target = win.ids[query]
+    hits = np.zeros(len(query), dtype=bool)
+    done = np.zeros(len(query), dtype=bool)
+    for n in range(order, -1, -1):
+        level = win.count(n, where)
+        ctx = win.context[n][query]
+        seen = ~done & (ctx >= 0)
+        if n > 0:
+            seen &= _take(level.totals, ctx) > 0
+        table = _top_followers(level, win.n_contexts(n), win.n_names)
+        at = np.flatnonzero(seen)
+        hits[at] = (table[ctx[at]] == target[at, None]).any(axis=1)
+        done |= seen
+    return hits
 
 
 def _last_sessions(win: Windows) -> int:
@@ -352,12 +424,14 @@ def _turns(
     turn = np.concatenate([np.arange(len(pos)), rows])
     cand = np.concatenate([target, cands[keep]])
     by_name = np.argsort(np.argsort(np.asarray(win.names, dtype=object)))
-    return _Turns(
-        n=len(pos),
-        turn=turn,
-        rank=by_name[cand].astype(np.int64),
-        raw=[_at(win, raw[n], n, ctx[n], turn, cand) for n in range(top + 1)],
-        cont=[_at(win, cont[n], n, ctx[n], turn, cand) for n in range(top)],
+    return _with_ties(
+        _Turns(
+            n=len(pos),
+            turn=turn,
+            rank=by_name[cand].astype(np.int64),
+            raw=[_at(win, raw[n], n, ctx[n], turn, cand) for n in range(top + 1)],
+            cont=[_at(win, cont[n], n, ctx[n], turn, cand) for n in range(top)],
+        )
     )
 
 
@@ -422,12 +496,14 @@ def _concat(parts: list[_Turns]) -> _Turns | None:
             out.append(_Counts(**fields))
         return out
 
-    return _Turns(
-        n=int(offsets[-1]),
-        turn=np.concatenate([order_t, order_r]),
-        rank=np.concatenate([p.rank[: p.n] for p in parts] + [p.rank[p.n :] for p in parts]),
-        raw=join([p.raw for p in parts]),
-        cont=join([p.cont for p in parts]),
+    return _with_ties(
+        _Turns(
+            n=int(offsets[-1]),
+            turn=np.concatenate([order_t, order_r]),
+            rank=np.concatenate([p.rank[: p.n] for p in parts] + [p.rank[p.n :] for p in parts]),
+            raw=join([p.raw for p in parts]),
+            cont=join([p.cont for p in parts]),
+        )
     )
 
 
@@ -441,12 +517,13 @@ def _metrics(turns: _Turns, p: _Floats) -> tuple[float, float, _Bools]:
     """
     The top-3 hit rate, the log-loss and the hits per turn of the pair probabilities.
     """
-    target = p[: turns.n]
-    at = target[turns.turn]
+    n = turns.n
+    target = p[:n]
+    at = target[turns.rival_turn]
+    diff = p[n:] - at
     slack = at * 1e-9 + 1e-15
-    ahead = (p > at + slack) | ((np.abs(p - at) <= slack) & (turns.rank < turns.rank[turns.turn]))
-    above = np.bincount(turns.turn, weights=ahead, minlength=turns.n)
-    hits = above < 3
+    ahead = (diff > slack) | (turns.earlier & (diff >= -slack))
+    hits = np.bincount(turns.rival_turn[ahead], minlength=n) < 3
     loss = float(-np.mean(np.log(np.maximum(target, _FLOOR))))
     return float(np.mean(hits)), loss, hits
 
@@ -530,10 +607,12 @@ def _score_mix(turns: _Turns, orders: Sequence[int]) -> list[_Row]:
     raw = turns.raw
     even = np.arange(n_turns) % 2 == 0
     pair_even = even[turns.turn]
+    half = (~even).astype(np.int64)
     for order in orders:
-        inputs = _mix_inputs(turns, order)
-        on_even = np.asarray(_fit_on(inputs, even))
-        on_odd = np.asarray(_fit_on(inputs, ~even))
+        unigram, probs, present, index = _mix_inputs(turns, order)
+        on_even, on_odd = map(
+            np.asarray, fit_mixture(unigram, probs, present, index, group=half, n_groups=2)
+        )
         p = _unigram(raw[0])
         for n in range(1, order + 1):
             c = raw[n]
@@ -564,16 +643,3 @@ def _mix_inputs(turns: _Turns, order: int) -> _MixInputs:
         present.append(c.turn_present)
         index.append(buckets(n, c.turn_start, c.turn_total, c.turn_distinct, order))
     return unigram, probs, present, index
-
-
-def _fit_on(inputs: _MixInputs, mask: _Bools) -> tuple[float, ...]:
-    """
-    The mixture's weights fit on the held-out turns ``mask``.
-    """
-    unigram, probs, present, index = inputs
-    return fit_mixture(
-        unigram[mask],
-        [q[mask] for q in probs],
-        [h[mask] for h in present],
-        [i[mask] for i in index],
-    )

@@ -23,6 +23,9 @@ _Ints: TypeAlias = "np.ndarray[Any, np.dtype[np.int64]]"
 _Floats: TypeAlias = "np.ndarray[Any, np.dtype[np.float64]]"
 _Bools: TypeAlias = "np.ndarray[Any, np.dtype[np.bool_]]"
 
+#: A lookup indexes a dense table when it has at most this many slots per key involved.
+_DENSE = 8
+
 
 class Level:
     """
@@ -35,11 +38,12 @@ class Level:
         distinct: Per context id, how many different states followed it.
     """
 
-    __slots__ = ("counts", "distinct", "keys", "totals")
+    __slots__ = ("counts", "distinct", "keys", "size", "totals")
 
     def __init__(self, keys: _Ints, counts: _Floats, n_contexts: int, n_names: int) -> None:
         self.keys = keys
         self.counts = counts
+        self.size = n_contexts * n_names
         ctx = keys // n_names
         self.totals: _Floats = np.asarray(
             np.bincount(ctx, weights=counts, minlength=n_contexts), dtype=np.float64
@@ -54,6 +58,11 @@ class Level:
         """
         if len(self.keys) == 0:
             return np.zeros(queries.shape, dtype=np.float64)
+        if self.size <= _DENSE * (len(queries) + len(self.keys)):
+            # A table of every key costs no more than the search: index it directly.
+            dense = np.zeros(self.size, dtype=np.float64)
+            dense[self.keys] = self.counts
+            return dense[queries]
         at = np.searchsorted(self.keys, queries)
         at = np.minimum(at, len(self.keys) - 1)
         found = self.keys[at] == queries
@@ -141,17 +150,25 @@ class Windows:
         if where is not None:
             mask &= where
         keys = self.context[n][mask] * self.n_names + self.ids[mask]
-        if weights is None:
-            uniq, counts = np.unique(keys, return_counts=True)
-            return Level(uniq, counts.astype(np.float64), self.n_contexts(n), self.n_names)
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        summed = np.bincount(inverse, weights=weights[mask], minlength=len(uniq))
-        level = Level(uniq, np.asarray(summed, dtype=np.float64), self.n_contexts(n), self.n_names)
-        # Distinct followers stay counted once each, as SeqCounts counts them under decay.
-        level.distinct = np.asarray(
-            np.bincount(uniq // self.n_names, minlength=self.n_contexts(n)), dtype=np.float64
-        )
-        return level
+        size = self.n_contexts(n) * self.n_names
+        counts: _Floats
+        if size <= _DENSE * len(keys):  # a table of every key is no bigger: no sort
+            seen = np.bincount(keys, minlength=size)
+            uniq: _Ints = np.flatnonzero(seen)
+            if weights is None:
+                counts = seen[uniq].astype(np.float64)
+            else:
+                summed = np.bincount(keys, weights=weights[mask], minlength=size)
+                counts = np.asarray(summed[uniq], dtype=np.float64)
+        elif weights is None:
+            uniq, found = np.unique(keys, return_counts=True)
+            counts = found.astype(np.float64)
+        else:
+            uniq, inverse = np.unique(keys, return_inverse=True)
+            summed = np.bincount(inverse, weights=weights[mask], minlength=len(uniq))
+            counts = np.asarray(summed, dtype=np.float64)
+        # Distinct followers are counted once each, weighed or not (as SeqCounts counts).
+        return Level(uniq, np.asarray(counts, dtype=np.float64), self.n_contexts(n), self.n_names)
 
     def decay_weights(self, where: _Bools, half_life: float) -> _Floats:
         """

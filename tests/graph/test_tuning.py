@@ -319,3 +319,77 @@ def test_decay_is_searched_only_when_asked() -> None:
     loaded = FollowUpPredictor.from_json(json.loads(json.dumps(model.to_json())))
     assert model.half_life_ == loaded.half_life_
     assert model.predict_proba(["d1"], k=None) == loaded.predict_proba(["d1"], k=None)
+
+
+def _sorted_by_task(n_blocks: int, per_block: int = 150) -> list[list[str]]:
+    """
+    Sessions of four tasks, each with its own successor over the same 20 states (90 %
+    of the time), in blocks of one task that come round in turn: a log sorted by task,
+    not time (no task drifts).
+    """
+    rng = random.Random(4)
+    names = [f"t{i}" for i in range(20)]
+    out = []
+    for block in range(n_blocks):
+        task = block % 4
+        for _ in range(per_block):
+            seq = [rng.choice(names)]
+            for _ in range(8):
+                nxt = (names.index(seq[-1]) * 7 + 5 * task + 1) % 20
+                seq.append(names[nxt] if rng.random() < 0.9 else rng.choice(names))
+            out.append(seq)
+    return out
+
+
+def _last_fold(seqs: list[list[str]], order: int) -> tuple[Windows, np.ndarray, np.ndarray]:
+    """
+    The windows, training positions and last sessions' positions the decay search uses.
+    """
+    from graph._seq_tuning import _last_sessions
+
+    win = Windows(seqs, order)
+    folds, _ = _folds(win)
+    assert 1 == len(folds)  # decay is judged on the last sessions only
+    train, held = folds[0]
+    last = held & (win.session >= win.n_sessions - _last_sessions(win))
+    return win, train, last
+
+
+def test_drift_is_told_from_a_log_sorted_by_task() -> None:
+    """
+    Decay is tried on a log whose newest part forecasts its end better than any older
+    part, not on one sorted by task, where the last sessions' task recurs in older
+    parts (though there too the newest counts forecast the last sessions well), nor on
+    one that does not change.
+    """
+    from graph._seq_tuning import _drifts
+
+    assert _drifts(*_last_fold(_drifting(3000), 1), 1)
+    tasks = _sorted_by_task(28)
+    assert not _drifts(*_last_fold(tasks, 1), 1)
+    assert FollowUpPredictor(half_life="auto", text=False).fit(tasks).half_life_ is None
+    assert not _drifts(*_last_fold(_source(1, 3000, n_states=20), 1), 1)
+
+
+@pytest.mark.parametrize("method", ["kn", "ad", "ppm"])
+def test_decayed_fit_counts_like_observing_one_by_one(method: str) -> None:
+    """
+    A decayed fit, counted from the windows at once, forecasts as observing every turn
+    in order does, also once the weights have been rescaled (past 40 half-lives) and
+    after a second batch.
+    """
+    seqs = _source(2, 40, seed=5)
+    params = {"order": 2, "method": method, "discount": 0.6, "half_life": 3, "text": False}
+    fitted = FollowUpPredictor(**params).fit(seqs[:30]).partial_fit(seqs[30:])
+    observed = FollowUpPredictor(**params)
+    for seq in seqs:
+        for i in range(1, len(seq) + 1):
+            observed.observe(seq[:i])
+    assert observed.counts_.n_transitions == fitted.counts_.n_transitions
+    for history in ([], ["s1"], ["s2", "s3"], ["s0", "s5", "s4"]):
+        want = dict(observed.predict_proba(history, k=None))
+        got = dict(fitted.predict_proba(history, k=None))
+        assert want.keys() == got.keys()
+        assert [pytest.approx(want[s], rel=1e-9) for s in sorted(want)] == [
+            got[s] for s in sorted(want)
+        ]
