@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 from ._errors import ConfigError
 
 __all__ = [
+    "MAX_TENANTS",
     "MAX_TEXT_CHARS",
     "BudgetConfig",
     "CacheConfig",
@@ -32,6 +33,7 @@ __all__ = [
     "LimitsConfig",
     "PredictionConfig",
     "PreloaderConfig",
+    "PricingConfig",
     "ReplayConfig",
     "ServerConfig",
     "SwapConfig",
@@ -80,7 +82,19 @@ class CacheConfig:
     unreachable the cache serves from memory and tries Redis again every
     ``redis_retry_s`` seconds.
 
+    ``eviction`` chooses what the memory backend drops when it is full: ``"lru"`` (the
+    default) the least recently used; ``"value"``
+    drops the entry of least expected value (the chance that a live session uses it
+    before it expires, from the sessions' forecasts, times the load time it saves)
+    among the ``eviction_sample`` least recently used, and refuses a preload worth
+    less than what it would evict; entries no forecast wants go least recently used
+    first, so without forecasts it is LRU; it is the choice for a cache shared by
+    many sessions and smaller than what they need. ``eviction_sample`` bounds the
+    work of one eviction. Redis keeps LRU.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.5
+       ``eviction`` and ``eviction_sample``.
     """
 
     backend: Literal["memory", "redis"] = "memory"
@@ -95,9 +109,13 @@ class CacheConfig:
     redis_timeout_s: float = 0.25
     redis_retry_s: float = 1.0
     redis_pool_size: int = 64
+    eviction: Literal["value", "lru"] = "lru"
+    eviction_sample: int = 64
 
     def __post_init__(self) -> None:
         _choice("cache.backend", self.backend, ("memory", "redis"))
+        _choice("cache.eviction", self.eviction, ("value", "lru"))
+        _positive("cache.eviction_sample", self.eviction_sample)
         _non_negative("cache.decoded_entries", self.decoded_entries)
         _positive("cache.redis_timeout_s", self.redis_timeout_s)
         _non_negative("cache.redis_retry_s", self.redis_retry_s)
@@ -296,15 +314,34 @@ class SwapConfig:
     exact knapsack; above, by the convex-hull greedy (the request-path default: 0,
     always the greedy, which is well under a millisecond).
 
+    An item already in the window keeps ``hysteresis`` of value over a newcomer, plus
+    the price of the cached prompt tokens its leaving would invalidate (``[pricing]``),
+    so that it does not flap in and out on a small change of value. ``layout``
+    orders the window for the provider's prompt cache: ``"stable"`` puts the system
+    prompt first, then the item categories, each with the items that stay in their
+    place and this turn's newcomers after them, then the history and the request
+    (the most volatile last); ``"category"`` is the fixed category order with
+    this turn's items in the order chosen (no prefix awareness).
+
     .. versionadded:: 0.2
+    .. versionchanged:: 0.5
+       ``hysteresis`` and ``layout``.
     """
 
     swap_threshold: float = 0.2
     exact_items: int = 0
+    hysteresis: float = 0.1
+    layout: Literal["stable", "category"] = "stable"
 
     def __post_init__(self) -> None:
         _probability("swap.swap_threshold", self.swap_threshold)
         _non_negative("swap.exact_items", self.exact_items)
+        _probability("swap.hysteresis", self.hysteresis)
+        _choice("swap.layout", self.layout, ("stable", "category"))
+
+
+#: The most tenants a replay spreads its sessions over (``replay.tenants``).
+MAX_TENANTS = 1000
 
 
 #: The longest request or reply text (characters) a chat server takes by default
@@ -417,7 +454,14 @@ class ReplayConfig:
     that they overlap in time as on a real server. At a turn that makes tool calls,
     the agent's model decides for a time drawn from ``agent`` before it makes them.
 
+    With ``tenants`` above 1, each session belongs to one of that many tenants (a
+    stable hash of its id); every tenant has its own engine and its own copy of the
+    knowledge under its own cache namespace, and all of them share one cache, as on
+    a server that hosts them (at most ``MAX_TENANTS``).
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.5
+       ``tenants``.
     """
 
     arrival_rate: float = 0.5
@@ -428,8 +472,13 @@ class ReplayConfig:
     )
     demo_sessions: int = 300
     processes: int = 0
+    tenants: int = 1
 
     def __post_init__(self) -> None:
+        if type(self.tenants) is not int or not 1 <= self.tenants <= MAX_TENANTS:
+            raise ConfigError(
+                "replay.tenants", f"must be from 1 to {MAX_TENANTS}, got {self.tenants!r}"
+            )
         _positive("replay.arrival_rate", self.arrival_rate)
         _positive("replay.demo_sessions", self.demo_sessions)
         _non_negative("replay.processes", self.processes)
@@ -529,6 +578,41 @@ class CompressionConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PricingConfig:
+    """
+    What the model provider charges for input, in a currency per million tokens, and
+    how its prompt cache works: a prompt whose beginning is identical to one sent
+    within ``cache_ttl_s`` reads those tokens at ``cached_input``; tokens written to
+    the cache cost ``cache_write``; a prefix shorter than ``min_prefix_tokens`` is
+    never cached. The swap controller prices each window with it
+    (``Context.input_cost``) and counts what leaving the window would invalidate in
+    the swap cost. The defaults are a typical provider's: cached input 0.1x the input
+    price, cache writes 1.25x, 1,024 tokens, five minutes.
+
+    .. versionadded:: 0.5
+    """
+
+    input: float = 3.0
+    cached_input: float = 0.3
+    cache_write: float = 3.75
+    min_prefix_tokens: int = 1024
+    cache_ttl_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        _non_negative("pricing.input", self.input)
+        _non_negative("pricing.cached_input", self.cached_input)
+        _non_negative("pricing.cache_write", self.cache_write)
+        if self.cached_input > self.input:
+            raise ConfigError(
+                "pricing.cached_input",
+                f"{self.cached_input!r} is above the input price {self.input!r}; "
+                "cached input costs a fraction of the input price",
+            )
+        _positive("pricing.min_prefix_tokens", self.min_prefix_tokens)
+        _non_negative("pricing.cache_ttl_s", self.cache_ttl_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
     """
     What ``preload serve`` adds around the engine.
@@ -580,6 +664,7 @@ class EngineConfig:
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
 
     def __post_init__(self) -> None:
         if not self.tenant:

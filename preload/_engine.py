@@ -171,7 +171,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             close_cache=cache is _Default.CACHE,
         )
         self.swap = SwapController(
-            HierarchicalBudgetManager(self.config.budget), self.counter, config=self.config.swap
+            HierarchicalBudgetManager(self.config.budget),
+            self.counter,
+            config=self.config.swap,
+            pricing=self.config.pricing,
         )
         self.max_sessions = max_sessions
         self._counters = _Counters()

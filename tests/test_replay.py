@@ -98,6 +98,9 @@ def test_report_json_has_exactly_the_contract_keys() -> None:
         "speculative_calls",
         "speculative_wasted",
         "turn_wait_p95_ms",
+        "prefix_reused_tokens",
+        "input_cost_per_turn",
+        "needs_in_window_recall",
     }
     assert all(keys == set(v) for v in out["strategies"].values())
     assert None is out["strategies"]["cold"]["top1"]

@@ -14,6 +14,8 @@ from __future__ import annotations
 from ._base import CacheBackend as CacheBackend
 from ._base import CacheStatistics as CacheStatistics
 from ._base import cache_key as cache_key
+from ._demand import Demand as Demand
+from ._demand import EntryValue as EntryValue
 from ._factory import make_cache as make_cache
 from ._memory import MemoryCache as MemoryCache
 from ._redis import RedisCache as RedisCache
@@ -23,6 +25,8 @@ from ._serialization import MsgPackSerializer as MsgPackSerializer
 __all__ = [
     "CacheBackend",
     "CacheStatistics",
+    "Demand",
+    "EntryValue",
     "JsonSerializer",
     "MemoryCache",
     "MsgPackSerializer",

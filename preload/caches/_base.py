@@ -40,7 +40,8 @@ class CacheStatistics:
     A snapshot of the cache.
 
     ``evicted_unused`` counts preloaded entries that were evicted or expired before
-    anyone read them (wasted preloads). ``backend_up`` is False while a shared
+    anyone read them (wasted preloads); ``rejected`` counts preloads refused because
+    they were worth less than what they would have evicted. ``backend_up`` is False while a shared
     backend is unreachable and the cache serves from its memory fallback.
 
     .. versionadded:: 0.1
@@ -53,6 +54,7 @@ class CacheStatistics:
     evictions: int
     expirations: int
     evicted_unused: int = 0
+    rejected: int = 0
     backend: str = "memory"
     backend_up: bool = True
     backend_errors: int = 0

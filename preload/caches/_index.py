@@ -15,10 +15,14 @@ objects it decoded from Redis with them (and its memory fallback is a
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
+
+if TYPE_CHECKING:
+    from ._demand import EntryValue
 
 __all__ = ["DecodedObjects", "EntryIndex"]
 
@@ -30,14 +34,31 @@ class EntryIndex:
     An LRU index of entries: size in bytes, expiry, and whether a preloaded entry has
     been read, within ``max_entries`` and ``max_bytes``.
 
+    With ``value``, eviction is value-aware: of the ``sample`` least recently used
+    entries, the one worth least goes first (ties: the least recently used), and a
+    preload just added that is worth less than all of them is refused (dropped
+    itself, counted in ``rejected``). Without, it is LRU.
+
     Args:
         max_entries: The most entries it holds.
         max_bytes: The most bytes they add up to (None: no bound).
+        value: What keeping an entry is worth (None: LRU).
+        sample: How many of the least recently used entries one eviction compares.
     """
 
-    def __init__(self, *, max_entries: int, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        max_bytes: int | None = None,
+        value: EntryValue | None = None,
+        sample: int = 64,
+    ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        self.value = value
+        self.sample = max(1, sample)
+        self._newest_preload: str | None = None
         self._sizes: OrderedDict[str, int] = OrderedDict()
         self._expires: dict[str, float] = {}
         self._unread: set[str] = set()
@@ -49,6 +70,8 @@ class EntryIndex:
         self.expirations = 0
         #: Preloaded entries evicted or expired before anyone read them.
         self.evicted_unused = 0
+        #: Preloads refused because they were worth less than what they would evict.
+        self.rejected = 0
 
     def __contains__(self, key: object) -> bool:
         """
@@ -88,6 +111,7 @@ class EntryIndex:
             self._unread.add(key)
         else:
             self._unread.discard(key)
+        self._newest_preload = key if unread else None
 
     def evict(self) -> str | None:
         """
@@ -99,11 +123,44 @@ class EntryIndex:
         over_bytes = self.max_bytes is not None and self.bytes > self.max_bytes
         if not self._sizes or (len(self._sizes) <= self.max_entries and not over_bytes):
             return None
-        old = next(iter(self._sizes))
+        old = next(iter(self._sizes)) if self.value is None else self._victim()
         self._drop(old)
-        self.evictions += 1
+        if old == self._newest_preload:
+            self.rejected += 1
+            self._newest_preload = None
+        else:
+            self.evictions += 1
         self._settle_unread(old)
         return old
+
+    def admits(self, key: str) -> bool:
+        """
+        Whether a preload of ``key`` would stay if it were added now: the index has
+        room, or it is not value-aware, or ``key`` is worth more than the entry it
+        would evict.
+        """
+        if self.value is None or key in self._sizes or len(self._sizes) < self.max_entries:
+            return True
+        value = self.value.value
+        least = min(value(k) for k in itertools.islice(self._sizes, self.sample))
+        return value(key) >= least
+
+    def _victim(self) -> str:
+        """
+        The entry worth least among the ``sample`` least recently used (the first
+        among equals), or the preload just added when it is worth less still.
+        """
+        assert self.value is not None
+        value = self.value.value
+        victim, least = "", float("inf")
+        for key in itertools.islice(self._sizes, self.sample):
+            v = value(key)
+            if v < least:
+                victim, least = key, v
+        newest = self._newest_preload
+        if newest is not None and newest in self._sizes and value(newest) < least:
+            return newest
+        return victim
 
     def expire(self, key: str) -> None:
         """

@@ -18,6 +18,7 @@ from aiocache import SimpleMemoryCache
 from .._config import CacheConfig
 from .._errors import CacheError
 from ._base import LOCAL_LEASE, CacheStatistics, read_objects
+from ._demand import Demand, EntryValue
 from ._index import DecodedObjects, EntryIndex
 from ._serialization import encode, identity, make_serializer
 
@@ -29,13 +30,23 @@ logger = logging.getLogger(__name__)
 class MemoryCache:
     """
     The cache in this process: plain data under a key, within a bound of entries and
-    bytes, evicting the least recently used (aiocache's ``SimpleMemoryCache``).
+    bytes, evicting the least recently used or the least valuable
+    (``cache.eviction``; aiocache's ``SimpleMemoryCache``).
+
+    With ``cache.eviction = "value"`` the cache keeps a :class:`~preload.caches.Demand`
+    (:attr:`demand`) that the preloaders writing to it fill with their sessions'
+    forecasts; eviction drops the entry worth least and a preload worth less than
+    what it would evict is refused.
 
     Args:
         config: The cache section of the engine configuration.
         on_evict: Called with the key of every entry evicted to make room.
+        value: What keeping an entry is worth, when not the sessions' demand (a
+            replay's oracle); implies value-aware eviction.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.5
+       Value-aware eviction, ``value``.
     """
 
     #: Whether other processes read and write the same store.
@@ -46,13 +57,21 @@ class MemoryCache:
         config: CacheConfig | None = None,
         *,
         on_evict: Callable[[str], None] | None = None,
+        value: EntryValue | None = None,
     ) -> None:
         self.config = config or CacheConfig()
         self._serializer = make_serializer(self.config)
         # aiocache's own timeout goes through asyncio.wait_for: deadlines are ours.
         self._backend = SimpleMemoryCache(serializer=self._serializer, timeout=None)
+        #: The live sessions' forecasts, when eviction is by their value.
+        self.demand: Demand | None = None
+        if value is None and self.config.eviction == "value":
+            value = self.demand = Demand()
         self._index = EntryIndex(
-            max_entries=self.config.max_entries, max_bytes=self.config.max_bytes
+            max_entries=self.config.max_entries,
+            max_bytes=self.config.max_bytes,
+            value=value,
+            sample=self.config.eviction_sample,
         )
         self._objects: DecodedObjects[Any] = DecodedObjects(self.config.decoded_entries)
         self._on_evict = on_evict
@@ -96,6 +115,16 @@ class MemoryCache:
         self._index.read(key)
         self._hits += 1
         return obj
+
+    def admits(self, key: str) -> bool:
+        """
+        Whether a preload of ``key`` stored now would be kept (see ``cache.eviction``):
+        always, unless the cache is full and ``key`` is worth no more than the entry
+        it would evict. Bounded by ``cache.eviction_sample``.
+
+        .. versionadded:: 0.5
+        """
+        return self._index.admits(key)
 
     def remember(self, key: str, obj: Any) -> None:
         """
@@ -243,6 +272,7 @@ class MemoryCache:
             evictions=self._index.evictions,
             expirations=self._index.expirations,
             evicted_unused=self._index.evicted_unused,
+            rejected=self._index.rejected,
         )
 
     async def close(self) -> None:

@@ -32,6 +32,16 @@ class Refused(SourceError):
     """
 
 
+#: The load time assumed before any load of a source has been timed.
+DEFAULT_LATENCY_S = 0.15
+
+#: The weight of a new load in the moving average of a kind's load time.
+LATENCY_EWMA = 0.05
+
+#: The most (source, kind) pairs whose load times are kept apart.
+MAX_LATENCY_KINDS = 1024
+
+
 class SourceGuard:
     """
     Calls sources within their limits and keeps track of the failing ones.
@@ -48,6 +58,8 @@ class SourceGuard:
         self._source_limiters: dict[str, anyio.CapacityLimiter] = {}
         self._failing: Counter[str] = Counter()
         self._cooling: dict[str, float] = {}
+        # (source, kind) -> the mean load time, an exponential moving average
+        self._latency: dict[tuple[str, str], float] = {}
 
     async def fetch(
         self,
@@ -91,11 +103,33 @@ class SourceGuard:
                 pause *= 2
                 continue
             self._failing.pop(source.name, None)
-            self._counters.observe_load(anyio.current_time() - start)
+            took = anyio.current_time() - start
+            self._counters.observe_load(took)
+            self._learn_latency(source.name, key, took)
             if debug:
                 logger.debug("preload.load.complete %s %s", source.name, key)
             return item
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def expected_latency(self, source: str, key: str) -> float:
+        """
+        The load time to expect for ``key`` from ``source``: the moving average of
+        its kind's loads (the key's text before the first ``:``), else of the
+        source's, else ``DEFAULT_LATENCY_S``.
+        """
+        kind = key.split(":", 1)[0]
+        seen = self._latency.get((source, kind))
+        if seen is None:
+            seen = self._latency.get((source, ""), DEFAULT_LATENCY_S)
+        return seen
+
+    def _learn_latency(self, source: str, key: str, seconds: float) -> None:
+        kind = key.split(":", 1)[0]
+        if len(self._latency) >= MAX_LATENCY_KINDS and (source, kind) not in self._latency:
+            kind = ""
+        for k in {(source, kind), (source, "")}:
+            old = self._latency.get(k)
+            self._latency[k] = seconds if old is None else old + LATENCY_EWMA * (seconds - old)
 
     def is_cooling(self, source: Source) -> bool:
         """

@@ -34,7 +34,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._config import PreloaderConfig
 from .._errors import CacheError, EngineStateError, MissingItemError
 from .._lifecycle import Lifecycle
-from ..caches import cache_key
+from ..caches import MemoryCache, cache_key
 from ._building import ItemBuilder
 from ._flights import Cancelled, Fetched, Flight
 from ._guard import SourceGuard
@@ -104,6 +104,10 @@ class Preloader(anyio.AsyncContextManagerMixin):
         self._tg: TaskGroup | None = None
         self._state = Lifecycle.UNOPENED
         self._idle = anyio.Event()
+        self._value_cache: MemoryCache | None = None
+        if isinstance(cache, MemoryCache) and cache.config.eviction == "value":
+            self._value_cache = cache
+        self._not_admitted = 0
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[Preloader]:
@@ -394,6 +398,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
 
         .. versionadded:: 0.1
         """
+        self._register_demand(session, values)
         cancelled = self._queue.reprice(session, values, self._worthy)
         for ck, flight in list(self._flights.items()):
             if not flight.preload or session not in flight.sessions:
@@ -411,6 +416,22 @@ class Preloader(anyio.AsyncContextManagerMixin):
         if cancelled:
             self._signal_idle()
         return cancelled
+
+    def _register_demand(self, session: str, values: Mapping[str, float]) -> None:
+        """
+        Tell a value-aware cache what ``session`` now expects to use: each key's
+        chance of use and the load time a hit on it saves.
+        """
+        cache = self._value_cache
+        if cache is None or cache.demand is None:
+            return
+        wants: dict[str, tuple[float, float]] = {}
+        for key, p in values.items():
+            routed = self.key_of(key)
+            if routed is not None:
+                source, ck = routed
+                wants[ck] = (p, self._guard.expected_latency(source.name, key))
+        cache.demand.forecast(f"{len(self.tenant)}.{self.tenant}:{session}", wants)
 
     def cancel(self, key: str) -> bool:
         """
@@ -438,6 +459,16 @@ class Preloader(anyio.AsyncContextManagerMixin):
             if self._idle.is_set():
                 self._idle = anyio.Event()
             await self._idle.wait()
+
+    @property
+    def not_admitted(self) -> int:
+        """
+        Preloads not started because the value-aware cache was full of entries
+        worth more (``cache.eviction = "value"``).
+
+        .. versionadded:: 0.5
+        """
+        return self._not_admitted
 
     @property
     def queued(self) -> int:
@@ -484,6 +515,10 @@ class Preloader(anyio.AsyncContextManagerMixin):
                 routed = self.key_of(job.key)
                 assert routed is not None
                 if ck in self._flights or (self.cache is not None and ck in self.cache):
+                    self._signal_idle()
+                    continue
+                if self._value_cache is not None and not self._value_cache.admits(ck):
+                    self._not_admitted += 1  # it would evict something worth more
                     self._signal_idle()
                     continue
                 sessions = {s: v for s, v in job.values.items() if s is not None}

@@ -13,13 +13,14 @@ run in parallel processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, fields, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import numpy as np
@@ -28,6 +29,7 @@ from .._config import EngineConfig
 from .._engine import PreloadEngine
 from .._errors import ConfigError, InputError, PreloadError
 from .._sources import DictSource
+from .._tokens import TiktokenCounter
 from ..caches import MemoryCache
 from ..learning import (
     CallPredictor,
@@ -43,15 +45,22 @@ from ..learning import (
 from ._clock import VirtualClockLoop
 from ._report import ReplayReport, StrategyReport
 from ._simulated import SimulatedCallSource, SimulatedSource, draw
+from ._tenants import BeladyValue, tenant_name, tenant_of, with_capacity
 from ._workers import cancel_on_signal, run_here, run_in_processes
 
 if TYPE_CHECKING:
     from .._sessions import Session, Turn
+    from ..window import Context
 
-__all__ = ["MAX_VIRTUAL_S", "STRATEGIES", "check_timeline", "replay"]
+__all__ = ["ALL_STRATEGIES", "MAX_VIRTUAL_S", "STRATEGIES", "check_timeline", "replay"]
 
-#: Every strategy a replay knows, in report order.
+#: The strategies a replay runs unless told otherwise, in report order.
 STRATEGIES = ("cold", "lru", "popular", "markov1", "engine", "oracle")
+
+#: Every strategy a replay knows: the default ones and ``global_oracle`` (knows every
+#: session's future needs and times, preloads exactly what will be used and evicts
+#: what is used furthest in the future: the ceiling of a shared cache).
+ALL_STRATEGIES = (*STRATEGIES, "global_oracle")
 
 #: Virtual seconds a session lingers after its last turn before it ends (its
 #: preloads made after the last turn count as wasted, as on a real server).
@@ -78,9 +87,9 @@ def make_forecaster(name: str, config: EngineConfig, sessions: Mapping[str, Sess
         return MarkovForecaster(1, top_states=p.top_states)
     if name == "engine":
         return EngineForecaster.from_config(config)
-    if name == "oracle":
+    if name in ("oracle", "global_oracle"):
         return OracleForecaster(sessions)
-    raise ConfigError("strategies", f"unknown strategy {name!r}; choose from {STRATEGIES}")
+    raise ConfigError("strategies", f"unknown strategy {name!r}; choose from {ALL_STRATEGIES}")
 
 
 def arrivals(n: int, rate: float, seed: int) -> list[float]:
@@ -139,21 +148,31 @@ async def replay_strategy(
         random.Random(seed + 3),
     )
     source = SimulatedSource(knowledge, config.replay.latency, random.Random(seed + 1))
-    engine = PreloadEngine(
-        _strategy_config(name, config),
-        sources={source.name: source},
-        forecaster=forecaster,
-        cache=None if name == "cold" else MemoryCache(config.cache),
-        offload=False,
-        call_sources=[calls],
-        call_predictor=_call_predictor(name, sessions, train),
-    )
-    run = _Run(engine, config, seed, forecaster.predicts_states, progress)
     starts = arrivals(len(sessions), config.replay.arrival_rate, seed)
+    cache = _strategy_cache(name, config, sessions, starts, source.name)
+    counter = TiktokenCounter(config.tokens.encoding, cache_size=config.tokens.cache_size)
+    call_predictor = _call_predictor(name, sessions, train)
+    engines = [
+        PreloadEngine(
+            _strategy_config(name, config).replace(tenant=tenant_name(i, config)),
+            sources={source.name: source},
+            forecaster=forecaster,
+            cache=cache,
+            counter=counter,
+            offload=False,
+            call_sources=[calls],
+            call_predictor=call_predictor,
+        )
+        for i in range(config.replay.tenants)
+    ]
+    run = _Run(engines, config, seed, forecaster.predicts_states, progress)
     try:
-        async with engine, anyio.create_task_group() as tg:
-            for session, start in zip(sessions, starts, strict=True):
-                tg.start_soon(run.session, session, start)
+        async with contextlib.AsyncExitStack() as stack:
+            for engine in engines:
+                await stack.enter_async_context(engine)
+            async with anyio.create_task_group() as tg:
+                for session, start in zip(sessions, starts, strict=True):
+                    tg.start_soon(run.session, session, start)
     except BaseExceptionGroup as group:
         leaves = list(_leaves(group))
         if leaves and all(isinstance(e, PreloadError) for e in leaves):
@@ -162,11 +181,33 @@ async def replay_strategy(
     return run.report()
 
 
+def _strategy_cache(
+    name: str,
+    config: EngineConfig,
+    sessions: Sequence[Session],
+    starts: Sequence[float],
+    source: str,
+) -> MemoryCache | None:
+    """
+    The cache every tenant of a strategy shares: none for ``cold``; LRU for ``lru``
+    (it forecasts nothing); for ``global_oracle``, every entry is worth how soon it
+    is used next (Belady), compared over the whole cache; else the configured one.
+    """
+    if name == "cold":
+        return None
+    if name == "lru":
+        return MemoryCache(replace(config.cache, eviction="lru"))
+    if name == "global_oracle":
+        whole = replace(config.cache, eviction="value", eviction_sample=config.cache.max_entries)
+        return MemoryCache(whole, value=BeladyValue.of(sessions, starts, source, config))
+    return MemoryCache(config.cache)
+
+
 def _strategy_config(name: str, config: EngineConfig) -> EngineConfig:
     """
-    The strategy's configuration: only ``engine`` and ``oracle`` speculate calls.
+    The strategy's configuration: only ``engine`` and the oracles speculate calls.
     """
-    if name in ("engine", "oracle") or not config.calls.speculate:
+    if name in ("engine", "oracle", "global_oracle") or not config.calls.speculate:
         return config
     return config.replace(calls=replace(config.calls, speculate=False))
 
@@ -174,7 +215,7 @@ def _strategy_config(name: str, config: EngineConfig) -> EngineConfig:
 def _call_predictor(
     name: str, sessions: Sequence[Session], train: Sequence[Session]
 ) -> CallPredictor | None:
-    if name == "oracle":
+    if name in ("oracle", "global_oracle"):
         return OracleCallPredictor({s.session_id: s for s in sessions})
     if name != "engine":
         return None
@@ -192,13 +233,13 @@ class _Run:
 
     def __init__(
         self,
-        engine: PreloadEngine,
+        engines: Sequence[PreloadEngine],
         config: EngineConfig,
         seed: int,
         judge_states: bool,
         progress: Callable[[int], None] | None,
     ) -> None:
-        self.engine = engine
+        self.engines = engines
         self.agent = config.replay.agent
         self.seed = seed
         self.judge_states = judge_states
@@ -211,16 +252,26 @@ class _Run:
         self.missing: set[str] = set()
         self.failed_calls = 0
         self.virtual_end = 0.0
+        self.reused: list[int] = []
+        self.costs: list[float] = []
+        self.naive_costs: list[float] = []
+        self.recall = [0, 0]  # needs in the window, needs
+
+    def engine_of(self, session_id: str) -> PreloadEngine:
+        """
+        The engine of the session's tenant.
+        """
+        return self.engines[tenant_of(session_id, len(self.engines))]
 
     async def session(self, session: Session, start: float) -> None:
         """
         Replay one session from ``start`` on.
         """
-        engine = self.engine
+        engine = self.engine_of(session.session_id)
         for i, turn in enumerate(session.turns):
             await anyio.sleep_until(start + turn.t)
             if i > 0:
-                self._judge(session.session_id, turn)
+                self._judge(engine, session.session_id, turn)
             ctx = await engine.handle(
                 session_id=session.session_id,
                 text=turn.text,
@@ -229,8 +280,9 @@ class _Run:
                 user=session.user,
             )
             waited = ctx.waited_s
+            self._price(ctx, turn)
             if turn.tool_calls:
-                waited += await self._calls(session.session_id, i, turn)
+                waited += await self._calls(engine, session.session_id, i, turn)
             if turn.system:
                 engine.reply(session.session_id, turn.system)
             self.waits.append(ctx.waited_s)
@@ -242,14 +294,27 @@ class _Run:
         await anyio.sleep(SESSION_TAIL_S)
         engine.end_session(session.session_id)
 
-    def _judge(self, session_id: str, turn: Turn) -> None:
+    def _price(self, ctx: Context, turn: Turn) -> None:
+        """
+        What the provider would charge for the window, laid out as configured and
+        naively, and how many of the turn's needs it holds.
+        """
+        self.reused.append(ctx.prefix_reused_tokens)
+        self.costs.append(ctx.input_cost)
+        self.naive_costs.append(ctx.naive_input_cost)
+        if turn.needs:
+            held = {item.key for item in ctx.items}
+            self.recall[0] += sum(need in held for need in turn.needs)
+            self.recall[1] += len(turn.needs)
+
+    def _judge(self, engine: PreloadEngine, session_id: str, turn: Turn) -> None:
         """
         Count whether the forecast made before ``turn`` had its state first, or in
         the first three.
         """
         if not self.judge_states or turn.state is None:
             return
-        forecast = self.engine.forecast_of(session_id)
+        forecast = engine.forecast_of(session_id)
         if forecast is None:
             return
         states = [s for s, _ in forecast.states[:3]]
@@ -257,7 +322,7 @@ class _Run:
         self.top[1] += bool(states) and states[0] == turn.state
         self.top[2] += turn.state in states
 
-    async def _calls(self, session_id: str, index: int, turn: Turn) -> float:
+    async def _calls(self, engine: PreloadEngine, session_id: str, index: int, turn: Turn) -> float:
         """
         The agent decides (a drawn delay, the same for every strategy), then makes the
         turn's calls one after the other; the time they waited for results.
@@ -268,7 +333,7 @@ class _Run:
         for call in turn.tool_calls:
             start = anyio.current_time()
             try:
-                await self.engine.call(session_id, call.name, call.args)
+                await engine.call(session_id, call.name, call.args)
             except Exception:  # noqa: BLE001  a failed call is counted; the turn goes on
                 self.failed_calls += 1
             wait = anyio.current_time() - start
@@ -281,8 +346,8 @@ class _Run:
         """
         The strategy's figures.
         """
-        m = self.engine.metrics()
-        c = self.engine.call_statistics()
+        m = _total([e.metrics() for e in self.engines])
+        c = _total([e.call_statistics() for e in self.engines])
         served = m.hits + m.partial_hits + m.misses
         ms = _percentiles(self.waits, (50, 95, 99))
         calls = c.read_only_calls
@@ -313,7 +378,33 @@ class _Run:
             used_after_reply=c.used_after_reply,
             used_at_request=c.used_at_request,
             waits_ms=tuple(w * 1000 for w in self.waits),
+            prefix_reused_tokens=_mean(self.reused),
+            input_cost_per_turn=_mean(self.costs),
+            naive_input_cost_per_turn=_mean(self.naive_costs),
+            needs_in_window_recall=self.recall[0] / self.recall[1] if self.recall[1] else None,
         )
+
+
+def _mean(values: Sequence[float]) -> float:
+    return round(float(np.mean(values)), 6) if values else 0.0
+
+
+S = TypeVar("S")
+
+
+def _total(snapshots: Sequence[S]) -> S:
+    """
+    The snapshots of every tenant's engine as one: counts added up.
+    """
+    first = snapshots[0]
+    if len(snapshots) == 1:
+        return first
+    sums = {
+        f.name: sum(getattr(s, f.name) for s in snapshots)
+        for f in fields(first)  # type: ignore[arg-type]
+        if type(getattr(first, f.name)) in (int, float)
+    }
+    return replace(first, **sums)  # type: ignore[type-var]
 
 
 def _percentiles(seconds: Sequence[float], qs: Sequence[float]) -> tuple[float, ...]:
@@ -363,7 +454,15 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
 
 
 # Rough relative cost of each strategy's replay, to balance the worker processes.
-_COST = {"engine": 6, "markov1": 3, "cold": 3, "oracle": 1, "popular": 1, "lru": 1}
+_COST = {
+    "engine": 6,
+    "markov1": 3,
+    "cold": 3,
+    "global_oracle": 2,
+    "oracle": 1,
+    "popular": 1,
+    "lru": 1,
+}
 
 #: Turns a strategy replays between two progress reports.
 _PROGRESS_EVERY = 250
@@ -425,6 +524,8 @@ def replay(
     name: str = "sessions",
     on_progress: Callable[[str, int], None] | None = None,
     processes: int | None = None,
+    tenants: int | None = None,
+    capacity: float | None = None,
 ) -> ReplayReport:
     """
     Replay sessions through several strategies and report each one's figures.
@@ -443,14 +544,28 @@ def replay(
             strategy); 1 replays in this process. An interrupted replay (Ctrl-C, or an
             exception raised by a signal handler) kills its workers before the
             exception leaves.
+        tenants: Spread the sessions over this many tenants sharing one cache (the
+            config's ``replay.tenants`` when None).
+        capacity: Size the cache to this fraction of the working set, in entries and
+            bytes (the config's ``cache.max_entries`` and ``max_bytes`` when None).
 
     Raises:
         ConfigError: A strategy is unknown or named twice, the cache is not in memory,
-            or the arrival rate spreads the sessions beyond what the clock tells apart.
+            the tenants or the capacity are out of range, or the arrival rate spreads
+            the sessions beyond what the clock tells apart.
+
+    .. versionchanged:: 0.5
+       ``tenants``, ``capacity`` and the ``global_oracle`` strategy.
     """
     config = config or EngineConfig()
+    if tenants is not None:
+        if isinstance(tenants, bool) or not isinstance(tenants, int) or tenants < 1:
+            raise ConfigError("tenants", f"must be 1 or more, got {tenants!r}")
+        config = config.replace(replay=replace(config.replay, tenants=tenants))
     _check(strategies, config, processes)
     source = knowledge if isinstance(knowledge, DictSource) else DictSource(knowledge, name="kb")
+    if capacity is not None:
+        config = with_capacity(config, capacity, sessions, source)
     seed = config.replay.seed if seed is None else seed
     check_timeline(sessions, config, seed)
     start = time.perf_counter()
@@ -484,8 +599,8 @@ def replay(
 
 def _check(strategies: Sequence[str], config: EngineConfig, processes: int | None) -> None:
     for s in strategies:
-        if s not in STRATEGIES:
-            raise ConfigError("strategies", f"unknown strategy {s!r}; choose from {STRATEGIES}")
+        if s not in ALL_STRATEGIES:
+            raise ConfigError("strategies", f"unknown strategy {s!r}; choose from {ALL_STRATEGIES}")
     if len(set(strategies)) != len(strategies):
         raise ConfigError("strategies", f"{list(strategies)} names a strategy twice")
     if config.cache.backend != "memory":

@@ -27,6 +27,9 @@ CONTRACT_KEYS = (
     "speculative_calls",
     "speculative_wasted",
     "turn_wait_p95_ms",
+    "prefix_reused_tokens",
+    "input_cost_per_turn",
+    "needs_in_window_recall",
 )
 
 
@@ -48,11 +51,20 @@ class StrategyReport:
     context and its calls together. They are None when the sessions make no
     read-only call.
 
+    ``prefix_reused_tokens`` is the mean of the window's tokens per turn that the
+    provider's prompt cache served (``[pricing]``), ``input_cost_per_turn`` the mean
+    priced input of a window (in the pricing's currency per turn), and
+    ``naive_input_cost_per_turn`` what the same windows would cost laid out without
+    prefix awareness; ``needs_in_window_recall`` is the share of the turns' needs
+    the windows held (None when no turn has needs).
+
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        ``waits_ms``.
     .. versionchanged:: 0.3
        The call keys.
+    .. versionchanged:: 0.5
+       The prompt-cache keys.
     """
 
     hit_rate: float
@@ -78,6 +90,10 @@ class StrategyReport:
     read_only_calls: int = 0
     used_after_reply: int = 0
     used_at_request: int = 0
+    prefix_reused_tokens: float = 0.0
+    input_cost_per_turn: float = 0.0
+    naive_input_cost_per_turn: float = 0.0
+    needs_in_window_recall: float | None = None
     wall_s: float = field(default=0.0, compare=False)
     waits_ms: tuple[float, ...] = field(default=(), repr=False)
 

@@ -10,12 +10,16 @@ in the window keep their place. Every decision is recorded for :meth:`Context.ex
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .._config import CATEGORIES, SwapConfig
+import anyio
+
+from .._config import CATEGORIES, PricingConfig, SwapConfig
 from ._knapsack import Option, select
+from ._prompt_cache import PromptCache, Segment
 
 if TYPE_CHECKING:
     from .._tokens import TokenCounter
@@ -30,6 +34,18 @@ RENDER_OVERHEAD = 64
 
 #: Categories that knowledge items may occupy.
 ITEM_CATEGORIES = ("task_context", "domain_knowledge", "examples")
+
+#: The stable-to-volatile order of the categories (``swap.layout = "stable"``): the
+#: system prompt, the items, the history (it grows every turn), the request.
+STABLE_ORDER = (
+    "system",
+    "task_context",
+    "domain_knowledge",
+    "examples",
+    "user_history",
+    "working_memory",
+    "response_buffer",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,13 +103,16 @@ class Context:
     partial_hits: int = 0
     missing: tuple[str, ...] = ()
     speculated: tuple[str, ...] = ()
+    prefix_reused_tokens: int = 0
+    input_cost: float = 0.0
+    naive_input_cost: float = 0.0
 
     def render(self) -> str:
         """
-        The context as prompt text, category by category.
+        The context as prompt text, category by category in the window's layout.
         """
         parts: list[str] = []
-        for category in CATEGORIES:
+        for category in dict.fromkeys(item.category for item in self.items):
             texts = [item.text for item in self.items if item.category == category and item.text]
             if texts:
                 parts.append(f"## {category}\n" + "\n\n".join(texts))
@@ -108,7 +127,12 @@ class Context:
                 f"context for {self.session_id}: {self.tokens} of {self.budget} tokens; "
                 f"the response keeps {self.reserved} (its reservation and what the context "
                 f"left unused); waited {self.waited_s * 1000:.0f} ms"
-            )
+            ),
+            (
+                f"  prompt cache: {self.prefix_reused_tokens} tokens reused; input costs "
+                f"{self.input_cost:.6f} (laid out without prefix awareness: "
+                f"{self.naive_input_cost:.6f})"
+            ),
         ]
         by_key = {item.key: item for item in self.items}
         for decision in self.decisions:
@@ -130,6 +154,8 @@ class Context:
 @dataclass(slots=True)
 class _Window:
     keys: list[str] = field(default_factory=list)
+    cache: PromptCache = field(default_factory=PromptCache)
+    naive: PromptCache = field(default_factory=PromptCache)
 
 
 @dataclass(slots=True)
@@ -188,6 +214,9 @@ class SwapController:
             the exact knapsack; above, by the convex-hull greedy (the request path
             default: 0, always the greedy, which is well under a millisecond); when
             given, overrides ``config.exact_items``.
+        pricing: What the provider charges and how its prompt cache works: each
+            window is priced by it, and what an item's leaving would invalidate is
+            part of its swap cost (defaults when None).
 
     Raises:
         ConfigError: ``swap_threshold`` or ``exact_items`` is out of range.
@@ -195,6 +224,8 @@ class SwapController:
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
         The ``config`` parameter.
+    .. versionchanged:: 0.5
+        ``pricing``; the stable-to-volatile layout (``swap.layout``).
     """
 
     def __init__(
@@ -205,8 +236,10 @@ class SwapController:
         config: SwapConfig | None = None,
         swap_threshold: float | None = None,
         exact_items: int | None = None,
+        pricing: PricingConfig | None = None,
     ) -> None:
         config = config or SwapConfig()
+        self.pricing = pricing or PricingConfig()
         if swap_threshold is not None:
             config = replace(config, swap_threshold=swap_threshold)
         if exact_items is not None:
@@ -268,6 +301,7 @@ class SwapController:
             system: The system prompt (the configured one when None).
         """
         window = self._windows.setdefault(session_id, _Window())
+        now = _now()
         system_text = self.budget.config.system_prompt if system is None else system
         request_tokens = self.counter.count(request)
         system_tokens = self.counter.count(system_text)
@@ -291,8 +325,30 @@ class SwapController:
         _put_required(draft, spare, required)
         candidates = self._candidates(draft, window, required, optional)
         if candidates:
-            self._put_predicted(draft, spare, candidates)
-        return self._close(session_id, window, draft, allocation)
+            self._put_predicted(draft, spare, candidates, self._keep_bonus(window, now))
+        return self._close(session_id, window, draft, allocation, now)
+
+    def _keep_bonus(self, window: _Window, now: float) -> dict[str, tuple[float, int]]:
+        """
+        What staying is worth to each item of the window over a newcomer: the
+        hysteresis, plus the cached prompt tokens its leaving would invalidate,
+        priced as the share of a whole window at the input price that their cache
+        write would cost instead of their read; and those tokens.
+        """
+        pricing, cache = self.pricing, window.cache
+        per_token = 0.0
+        if pricing.input > 0:
+            per_token = (pricing.cache_write - pricing.cached_input) / pricing.input
+        bonus: dict[str, tuple[float, int]] = {}
+        where: dict[object, int] = {}
+        for i, ident in enumerate(cache.ids):
+            where.setdefault(_key_of(ident), i)
+        for key in window.keys:
+            index = where.get(key, -1)
+            lost = cache.cached_after(index, now, pricing) if index >= 0 else 0
+            extra = per_token * lost / max(1, self.budget.total)
+            bonus[key] = (self.config.hysteresis + extra, lost)
+        return bonus
 
     def _cut(self, text: str, tokens: int, room: int) -> tuple[str, int, str]:
         if tokens <= room:
@@ -361,12 +417,18 @@ class SwapController:
         draft: _Draft,
         spare: _Spare,
         candidates: Sequence[tuple[Representation, float, bool]],
+        keep: dict[str, tuple[float, int]],
     ) -> None:
         """
         Which candidates and which level of each: a multiple-choice knapsack on value
-        (predicted value x level quality; +0.1 for staying in the window) per token.
+        (predicted value x level quality; plus, for staying in the window, the
+        hysteresis and the price of the cached tokens its leaving would invalidate)
+        per token.
         """
-        options = [_options(rep, value, sticky) for rep, value, sticky in candidates]
+        options = [
+            _options(rep, value, keep.get(rep.key, (0.0, 0))[0] if sticky else 0.0)
+            for rep, value, sticky in candidates
+        ]
         selection = select(options, spare.room(ITEM_CATEGORIES[0]), exact_items=self.exact_items)
         for (rep, value, sticky), choice in zip(candidates, selection.choices, strict=True):
             if choice < 0:
@@ -379,27 +441,42 @@ class SwapController:
                 continue
             level = rep.levels[choice]
             spare.take(_category(rep), level.tokens)
+            lost = keep.get(rep.key, (0.0, 0))[1] if sticky else 0
             reason = (
                 f"predicted, value {value:.2f} x quality {level.quality:.2f}"
-                + (" (kept in window)" if sticky else "")
+                + (" (kept in window" if sticky else "")
+                + (f"; leaving would invalidate {lost} cached tok" if lost else "")
+                + (")" if sticky else "")
                 + (f"; {rep.levels[0].tokens - level.tokens} tok saved" if choice else "")
             )
             draft.include(_item(rep, level, value, reason))
 
     def _close(
-        self, session_id: str, window: _Window, draft: _Draft, allocation: Allocation
+        self,
+        session_id: str,
+        window: _Window,
+        draft: _Draft,
+        allocation: Allocation,
+        now: float,
     ) -> Context:
         """
-        The context: items by category, in the window's order where they were in it
-        already; the window now holds them. Its tokens count the render's headers and
-        separators too.
+        The context: items laid out by ``swap.layout``; the window now holds them.
+        Its tokens count the render's headers and separators too. The window is
+        priced as laid out, and as it would be laid out without prefix awareness
+        (the category order, this turn's items in the order chosen).
         """
-        items = draft.items
-        order = {key: i for i, key in enumerate(window.keys)}
-        items.sort(key=lambda it: (CATEGORIES.index(it.category), order.get(it.key, len(order))))
+        chosen = list(draft.items)
+        items = self._layout(window, chosen)
         window.keys = [it.key for it in items]
         headers = {item.category for item in items if item.text}
         overhead = sum(self.counter.count(f"## {c}\n") + 1 for c in headers) + len(items)
+        charge = window.cache.charge(
+            _segments(items), extra_tokens=overhead, volatile=1, now=now, pricing=self.pricing
+        )
+        naive = sorted(chosen, key=lambda it: CATEGORIES.index(it.category))
+        naive_charge = window.naive.charge(
+            _segments(naive), extra_tokens=overhead, volatile=1, now=now, pricing=self.pricing
+        )
         return Context(
             session_id=session_id,
             items=tuple(items),
@@ -407,7 +484,46 @@ class SwapController:
             budget=self.budget.total,
             reserved=allocation["response_buffer"],
             tokens=sum(item.tokens for item in items) + overhead,
+            prefix_reused_tokens=charge.reused,
+            input_cost=charge.cost,
+            naive_input_cost=naive_charge.cost,
         )
+
+    def _layout(self, window: _Window, items: list[ContextItem]) -> list[ContextItem]:
+        """
+        The window's order: by category (stable to volatile, or the fixed order),
+        and within a category the items that stay in their place, then newcomers.
+        """
+        order = {key: i for i, key in enumerate(window.keys)}
+        if self.config.layout == "stable":
+            rank = STABLE_ORDER.index
+        else:
+            rank = CATEGORIES.index
+        return sorted(items, key=lambda it: (rank(it.category), order.get(it.key, len(order))))
+
+
+def _segments(items: Sequence[ContextItem]) -> list[Segment]:
+    """
+    The prompt's segments, one an item: what identifies its text, and its tokens.
+    The request is always last.
+    """
+    body = [it for it in items if it.category != "working_memory"]
+    tail = [it for it in items if it.category == "working_memory"]
+    return [((it.key, hash(it.text)), it.tokens) for it in [*body, *tail]]
+
+
+def _key_of(ident: object) -> object:
+    return ident[0] if isinstance(ident, tuple) else ident
+
+
+def _now() -> float:
+    """
+    The event loop's clock (virtual in a replay), else the monotonic clock.
+    """
+    try:
+        return anyio.current_time()
+    except Exception:  # noqa: BLE001  no event loop: a caller outside async code
+        return time.monotonic()
 
 
 def _demand(
@@ -448,11 +564,10 @@ def _put_required(draft: _Draft, spare: _Spare, required: Sequence[Representatio
         draft.include(_item(rep, level, 1.0, "needed this turn"))
 
 
-def _options(rep: Representation, value: float, sticky: bool) -> list[Option]:
+def _options(rep: Representation, value: float, bonus: float) -> list[Option]:
     """
-    An item's knapsack options, one a level.
+    An item's knapsack options, one a level; ``bonus`` is what staying is worth.
     """
-    bonus = 0.1 if sticky else 0.0
     return [
         Option(value=(value + bonus) * max(level.quality, 0.05), tokens=level.tokens)
         for level in rep.levels

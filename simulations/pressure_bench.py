@@ -1,0 +1,169 @@
+"""
+Swap under pressure: many tenants share a cache smaller than their working set.
+
+    python -m simulations.pressure_bench [--data ../shared/data] [--corpora sgd,star]
+        [--tenants 20] [--capacities 0.01,0.05,0.2,1] [--config F] [--limit N]
+        [--json out.json] [--plot DIR]
+
+Reads ``<data>/<corpus>/sessions-train.jsonl`` (to pre-fit the learning strategies),
+``sessions-dev.jsonl`` (replayed) and ``knowledge.jsonl`` from the shared corpora
+beside the project. The dev sessions are spread over ``--tenants`` tenants (a stable
+hash of the session id), each with its own copy of the knowledge under its own cache
+namespace, all in one cache sized to each fraction of their working set (entries and
+bytes). Prints, per corpus, the hit rate and p95 wait of cold, lru, markov1, engine,
+oracle and global_oracle at each capacity, and the engine's priced input cost per turn
+with the stable-to-volatile layout and laid out naively (the same windows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from preload import EngineConfig, JsonlKnowledgeSource, read_sessions
+from preload.replay import replay
+
+STRATEGIES = ("cold", "lru", "markov1", "engine", "oracle", "global_oracle")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    default = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    parser.add_argument("--data", type=Path, default=default)
+    parser.add_argument("--corpora", default="sgd,star")
+    parser.add_argument("--tenants", type=int, default=20)
+    parser.add_argument("--capacities", default="0.01,0.05,0.2,1")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--processes", type=int)
+    parser.add_argument(
+        "--eviction", choices=("value", "lru"), default="value", help="the cache's eviction"
+    )
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--plot", type=Path, help="write sweep_<corpus>.png and cost.png here")
+    args = parser.parse_args()
+    config = EngineConfig.from_toml(args.config) if args.config else EngineConfig()
+    config = config.replace(
+        replay=replace(config.replay, tenants=args.tenants),
+        cache=replace(config.cache, eviction=args.eviction),
+    )
+    capacities = [float(c) for c in args.capacities.split(",")]
+    console = Console(width=150, emoji=False, highlight=False)
+    results: dict[str, Any] = {}
+    for corpus in args.corpora.split(","):
+        folder = args.data / corpus
+        console.print(
+            f"data: {folder} (train -> dev), {args.tenants} tenants, "
+            f"cache.eviction = {args.eviction!r} (lru always LRU)"
+        )
+        train, _ = read_sessions(folder / "sessions-train.jsonl")
+        dev, _ = read_sessions(folder / "sessions-dev.jsonl", limit=args.limit)
+        knowledge = JsonlKnowledgeSource(folder / "knowledge.jsonl")
+        sweep: dict[str, dict[str, dict[str, float]]] = {}
+        cost: dict[str, float | None] = {}
+        wall = 0.0
+        for fraction in capacities:
+            report = replay(
+                dev,
+                knowledge,
+                config,
+                strategies=STRATEGIES,
+                train=train,
+                capacity=fraction,
+                name=f"{corpus}/dev",
+                processes=args.processes,
+            )
+            wall += report.wall_s
+            sweep[f"{fraction:g}"] = {
+                name: {"hit_rate": round(r.hit_rate, 4), "p95_ms": r.p95_ms}
+                for name, r in report.strategies.items()
+            }
+            if fraction == max(capacities):
+                engine = report.strategies["engine"]
+                cost = {
+                    "prefix_aware": round(engine.input_cost_per_turn, 6),
+                    "naive": round(engine.naive_input_cost_per_turn, 6),
+                    "recall_prefix_aware": engine.needs_in_window_recall,
+                    "recall_naive": engine.needs_in_window_recall,
+                    "prefix_reused_tokens": engine.prefix_reused_tokens,
+                    "tokens_per_turn": engine.tokens_per_turn,
+                }
+        results[corpus] = {"capacity": sweep, "cost": cost}
+        console.print(_table(corpus, len(dev), sweep))
+        console.print(_cost_line(cost))
+        console.print(f"wall {wall:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.plot:
+        _plot(results, args.plot)
+        console.print(f"plots in {args.plot}")
+
+
+def _table(corpus: str, sessions: int, sweep: dict[str, dict[str, dict[str, float]]]) -> Table:
+    table = Table(title=f"{corpus}/dev: {sessions} sessions; hit rate / p95 ms by capacity")
+    table.add_column("strategy")
+    for fraction in sweep:
+        table.add_column(f"{float(fraction):.0%}", justify="right")
+    for name in STRATEGIES:
+        cells = [
+            f"{sweep[f][name]['hit_rate']:.3f} / {sweep[f][name]['p95_ms']:.0f}" for f in sweep
+        ]
+        table.add_row(name, *cells)
+    return table
+
+
+def _cost_line(cost: dict[str, float | None]) -> str:
+    aware, naive = cost.get("prefix_aware") or 0.0, cost.get("naive") or 0.0
+    ratio = aware / naive if naive else float("nan")
+    return (
+        f"engine input cost per turn: {aware:.6f} stable-to-volatile, {naive:.6f} naive "
+        f"(ratio {ratio:.2f}); prefix reused {cost.get('prefix_reused_tokens')} of "
+        f"{cost.get('tokens_per_turn')} tokens a turn; needs in window {cost.get('recall_naive')}"
+    )
+
+
+def _plot(results: dict[str, Any], folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for corpus, data in results.items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        fractions = list(data["capacity"])
+        for name in STRATEGIES:
+            rates = [data["capacity"][f][name]["hit_rate"] for f in fractions]
+            ax.plot([float(f) * 100 for f in fractions], rates, marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("cache capacity, % of the working set")
+        ax.set_ylabel("hit rate")
+        ax.set_title(f"{corpus}/dev, shared cache")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / f"sweep_{corpus}.png", dpi=120)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    corpora = list(results)
+    xs = range(len(corpora))
+    aware = [results[c]["cost"].get("prefix_aware") or 0.0 for c in corpora]
+    naive = [results[c]["cost"].get("naive") or 0.0 for c in corpora]
+    ax.bar([x - 0.2 for x in xs], naive, width=0.4, label="naive layout")
+    ax.bar([x + 0.2 for x in xs], aware, width=0.4, label="stable-to-volatile")
+    ax.set_xticks(list(xs), corpora)
+    ax.set_ylabel("priced input per turn")
+    ax.set_title("engine: the same windows, two layouts")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "cost.png", dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
