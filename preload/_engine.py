@@ -794,6 +794,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             async for kind, session_id in events:
                 try:
                     await self._learn(kind, session_id)
+                except Exception:  # a bug in learning must never stop the serving
+                    logger.exception("learning from %s of session %s failed", kind, session_id)
                 finally:
                     self._pending -= 1
                     if not self._pending:
@@ -805,7 +807,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             await self._learn_calls(session_id)
             return
         session = self._sessions.get(session_id)
-        if session is None:
+        if session is None or not session.turns:  # ended, or its turns taken back
             return
         last = session.turns[-1]
         answered = last.get("system") is not None

@@ -125,8 +125,11 @@ class Replica:
     One ``preload serve`` process on a fixed port (restarted on the same one).
     """
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log: Path | None = None
+    ) -> None:
         self.name = name
+        self.log = log
         self.port = free_port()
         self.args = [*args, "--port", str(self.port)]
         self.env = env
@@ -141,9 +144,12 @@ class Replica:
         Start it; returns once /readyz answers, with the seconds that took.
         """
         began = time.monotonic()
-        self.process = subprocess.Popen(
-            self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        out: Any = subprocess.DEVNULL
+        if self.log is not None:
+            out = self.log.open("ab")
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=out)
+        if self.log is not None:
+            out.close()
         while True:
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
@@ -380,7 +386,8 @@ def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, lis
             "PRELOAD_BENCH_REDIS": redis.url,
         }
         for name in ("a", "b"):
-            replicas.append(Replica(name, command, env))
+            log = args.logs / f"replica-{name}.log" if args.logs is not None else None
+            replicas.append(Replica(name, command, env, log))
             replicas[-1].start()
         args.key = key
         yield redis, replicas
@@ -515,6 +522,7 @@ def main() -> None:
     parser.add_argument("--no-faults", dest="faults", action="store_false")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--logs", type=Path, help="folder for the replicas' logs")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("serve_bench needs redis-server (apt-get install -y redis-server)")

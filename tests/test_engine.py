@@ -423,3 +423,22 @@ async def test_restore_continues_a_session_another_replica_served(
         assert "Rintaro" not in b.history("s") and "Nothing is free" in b.history("s")
         with pytest.raises(ValueError, match="past session 's'"):
             b.restore("s", [], start=5)
+
+
+async def test_a_session_whose_turns_were_taken_back_does_not_stop_the_learner(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    A turn taken back (``restore`` to none: a server whose store refused the write)
+    while its event waits for the learner leaves the engine serving: the learner skips
+    it, and the next requests are served and learned from.
+    """
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        await engine.handle(session_id="gone", text="find me a flight")
+        engine.restore("gone", [], start=0)  # before the learner sees the turn
+        await engine.wait_idle()
+        for _ in range(2):
+            await engine.handle(session_id="next", text="a flight", state="Flights:Search")
+        await engine.wait_idle()
+        assert engine.forecast_of("next") is not None
+        assert [] == engine.turns_of("gone")
