@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import signal
 import sys
@@ -37,6 +38,7 @@ from ._sessions import Session, read_sessions
 from ._sources import DictSource, JsonlKnowledgeSource
 from .learning import EngineCallPredictor, EngineForecaster
 from .replay import (
+    ALL_STRATEGIES,
     REPORT_COLUMNS,
     STRATEGIES,
     ReplayReport,
@@ -60,7 +62,9 @@ _STRATEGY_HELP = {
     "popular": "preloads the needs used most overall",
     "markov1": "preloads the needs of the likeliest next state after this one",
     "engine": "the engine as configured (its forecaster, value threshold, swap)",
-    "oracle": "preloads exactly the next turn's needs: the ceiling",
+    "oracle": "preloads exactly the next turn's needs: the ceiling of one session",
+    "global_oracle": "knows every session's future: preloads what will be used, evicts "
+    "what is used furthest ahead (Belady); the ceiling of a shared cache (not run by default)",
 }
 
 _EXIT_CODES = """\
@@ -305,7 +309,8 @@ def _simulate_parser(sub: Any) -> None:
         "--strategies",
         type=_strategies,
         default=list(STRATEGIES),
-        help=f"comma-separated subset of {','.join(STRATEGIES)}, each once",
+        help=f"comma-separated subset of {','.join(ALL_STRATEGIES)}, each once "
+        f"(default: {','.join(STRATEGIES)})",
     )
     sim.add_argument("--seed", type=int, help="fixes arrivals and latencies")
     sim.add_argument("--skip-bad-lines", action="store_true", help="report and skip bad lines")
@@ -319,6 +324,18 @@ def _simulate_parser(sub: Any) -> None:
         type=_at_least(0),
         help="worker processes (default, or 0: the config's, else one per core; "
         "1 replays in this process)",
+    )
+    sim.add_argument(
+        "--tenants",
+        type=_at_least(1),
+        help="spread the sessions over N tenants sharing one cache, each with its own copy "
+        "of the knowledge (default: the config's replay.tenants, 1)",
+    )
+    sim.add_argument(
+        "--capacity",
+        type=_fraction,
+        help="size the cache to this fraction of the working set, in entries and bytes "
+        "(e.g. 0.05; default: the config's cache.max_entries and max_bytes)",
     )
     sim.set_defaults(run=_simulate)
 
@@ -336,13 +353,25 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(
+            f"must be a positive fraction of the working set (e.g. 0.05), got {text}"
+        )
+    return value
+
+
 def _strategies(text: str) -> list[str]:
     names = [s.strip() for s in text.split(",") if s.strip()]
-    choices = ", ".join(STRATEGIES)
+    choices = ", ".join(ALL_STRATEGIES)
     if not names:
         raise argparse.ArgumentTypeError(f"names no strategy; choose from {choices}")
     for name in names:
-        if name not in STRATEGIES:
+        if name not in ALL_STRATEGIES:
             raise argparse.ArgumentTypeError(f"unknown strategy {name!r}; choose from {choices}")
         if names.count(name) > 1:
             raise argparse.ArgumentTypeError(f"names {name!r} twice; give each strategy once")
@@ -442,6 +471,8 @@ def _simulate(args: argparse.Namespace) -> int:
                 name=name,
                 processes=args.processes,
                 on_progress=advance,
+                tenants=args.tenants,
+                capacity=args.capacity,
             )
         except ConfigError as exc:
             if exc.source is not None or args.config is None:

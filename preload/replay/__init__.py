@@ -9,6 +9,7 @@ from ._clock import VirtualClockLoop as VirtualClockLoop
 from ._demo import DemoData as DemoData
 from ._demo import generate_demo as generate_demo
 from ._plot import plot_report as plot_report
+from ._replay import ALL_STRATEGIES as ALL_STRATEGIES
 from ._replay import MAX_VIRTUAL_S as MAX_VIRTUAL_S
 from ._replay import STRATEGIES as STRATEGIES
 from ._replay import replay as replay
@@ -20,6 +21,7 @@ from ._table import REPORT_COLUMNS as REPORT_COLUMNS
 from ._table import report_table as report_table
 
 __all__ = [
+    "ALL_STRATEGIES",
     "MAX_VIRTUAL_S",
     "REPORT_COLUMNS",
     "STRATEGIES",

@@ -1,0 +1,219 @@
+"""
+Swap under pressure: tenants sharing one cache smaller than their working set,
+value-aware eviction and admission, the global oracle, and the provider's prompt cache.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from preload import ConfigError, DictSource, EngineConfig
+from preload._config import PricingConfig
+from preload.caches import Demand, MemoryCache
+from preload.caches._index import EntryIndex
+from preload.cli import main
+from preload.replay import generate_demo, replay
+from preload.replay._tenants import BeladyValue, tenant_of, working_set
+from preload.window._prompt_cache import PromptCache
+
+
+class _Values:
+    """
+    Fixed entry values, for the index.
+    """
+
+    def __init__(self, values: dict[str, float]) -> None:
+        self.values = values
+
+    def value(self, key: str) -> float:
+        """
+        The value of ``key`` (0 when unknown).
+        """
+        return self.values.get(key, 0.0)
+
+
+def test_demand_pools_the_live_sessions_forecasts() -> None:
+    """
+    An entry's chance of use is 1 - prod(1 - p) over the sessions forecasting it,
+    times the load time saved; a session that ends or forecasts again takes its
+    part away, a certain use included.
+    """
+    demand = Demand()
+    demand.forecast("s1", {"a": (0.5, 2.0), "b": (1.0, 1.0)})
+    demand.forecast("s2", {"a": (0.5, 2.0), "b": (0.5, 1.0)})
+    assert 0.75 == pytest.approx(demand.chance("a"))
+    assert 1.5 == pytest.approx(demand.value("a"))
+    assert 1.0 == demand.chance("b")
+    demand.end("s1")
+    assert (0.5, 0.5) == pytest.approx((demand.chance("a"), demand.chance("b")))
+    demand.forecast("s2", {})
+    assert (0.0, 0.0, 0) == (demand.value("a"), demand.value("b"), len(demand))
+
+
+def test_value_aware_eviction_drops_the_least_valuable_and_refuses_a_weak_preload() -> None:
+    """
+    Of the least recently used entries, the one worth least goes (ties: the oldest);
+    a preload worth less than everything held is not kept; without values it is LRU.
+    """
+    values = _Values({"a": 3.0, "b": 0.0, "c": 2.0, "d": 1.0})
+    index = EntryIndex(max_entries=3, value=values, sample=8)
+    for key in ("a", "b", "c"):
+        index.add(key, 1, ttl=None)
+    index.add("d", 1, ttl=None, unread=True)
+    assert "b" == index.evict()  # worth 0, though not the oldest
+    assert None is index.evict()
+    values.values["e"] = 0.5
+    assert not index.admits("e")
+    index.add("e", 1, ttl=None, unread=True)
+    assert "e" == index.evict()
+    assert (1, 1, 1) == (index.evictions, index.rejected, index.evicted_unused)
+    lru = EntryIndex(max_entries=1)
+    lru.add("x", 1, ttl=None)
+    lru.add("y", 1, ttl=None, unread=True)
+    assert "x" == lru.evict()
+
+
+async def test_a_value_aware_memory_cache_keeps_what_sessions_forecast() -> None:
+    """
+    With ``cache.eviction = "value"`` the cache's demand decides: an entry a live
+    session forecasts outlives an older one nobody wants, and a newer one nobody
+    wants.
+    """
+    cache = MemoryCache(EngineConfig().cache.__class__(max_entries=2, eviction="value"))
+    assert cache.demand is not None
+    cache.demand.forecast("s1", {"wanted": (0.9, 0.5)})
+    await cache.set("wanted", "w")
+    await cache.set("other", "o")
+    await cache.set("newest", "n")
+    assert ("wanted" in cache, "other" in cache, "newest" in cache) == (True, False, True)
+    await cache.set("last", "l", preload=True)
+    assert "wanted" in cache
+    assert cache.admits("wanted")
+
+
+async def test_belady_values_the_soonest_use_highest() -> None:
+    """
+    The global oracle's value grows as the next use nears and is 0 for an entry
+    never used again.
+    """
+    now = anyio.current_time()
+    belady = BeladyValue({"soon": [now + 1.0], "later": [now + 50.0], "past": [now - 5.0]})
+    assert belady.value("soon") > belady.value("later") > belady.value("past") == 0.0
+    assert 0.0 == belady.value("unknown")
+
+
+def test_the_prompt_cache_reads_a_shared_prefix_and_prices_it() -> None:
+    """
+    The second prompt reads the segments it shares with the first from the cache
+    once they reach the minimum prefix; a change in the first segment invalidates
+    everything after it; a prefix expires after the TTL; the price follows.
+    """
+    pricing = PricingConfig(
+        input=1.0, cached_input=0.1, cache_write=1.25, min_prefix_tokens=100, cache_ttl_s=60.0
+    )
+    cache = PromptCache()
+    prompt = [("system", 80), ("item", 40), ("request", 10)]
+    first = cache.charge(prompt, extra_tokens=0, volatile=1, now=0.0, pricing=pricing)
+    assert (0, 120, 10) == (first.reused, first.written, first.uncached)
+    second = cache.charge(prompt, extra_tokens=0, volatile=1, now=10.0, pricing=pricing)
+    assert (120, 0, 10) == (second.reused, second.written, second.uncached)
+    assert (120 * 0.1 + 10) / 1e6 == pytest.approx(second.cost)
+    assert 40 == cache.cached_after(1, 10.0, pricing)
+    changed = [("system2", 80), ("item", 40), ("request", 10)]
+    third = cache.charge(changed, extra_tokens=0, volatile=1, now=20.0, pricing=pricing)
+    assert 0 == third.reused
+    late = cache.charge(changed, extra_tokens=0, volatile=1, now=200.0, pricing=pricing)
+    assert 0 == late.reused
+    short = PromptCache().charge(
+        [("a", 50), ("r", 5)], extra_tokens=0, volatile=1, now=0.0, pricing=pricing
+    )
+    assert (0, 0, 55) == (short.reused, short.written, short.uncached)
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "key"),
+    [
+        ("replay", {"tenants": 0}, "replay.tenants"),
+        ("cache", {"max_entries": 0}, "cache.max_entries"),
+        ("cache", {"max_bytes": -1}, "cache.max_bytes"),
+        ("cache", {"eviction_sample": 0}, "cache.eviction_sample"),
+        ("pricing", {"input": -1.0}, "pricing.input"),
+        ("pricing", {"cache_write": -0.5}, "pricing.cache_write"),
+        ("pricing", {"input": 1.0, "cached_input": 2.0}, "pricing.cached_input"),
+        ("swap", {"layout": "random"}, "swap.layout"),
+    ],
+)
+def test_bad_pressure_settings_name_the_key(
+    section: str, values: dict[str, object], key: str
+) -> None:
+    """
+    A capacity of 0 or below, a tenant count below 1, a negative price or a cached
+    price above the input price is refused naming the key.
+    """
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        EngineConfig.from_dict({section: values})
+
+
+@pytest.mark.parametrize("capacity", [0.0, -0.5])
+def test_a_capacity_of_zero_or_below_is_refused(capacity: float) -> None:
+    """
+    ``replay(capacity=...)`` names the key; so does ``tenants`` below 1.
+    """
+    demo = generate_demo(5, seed=1)
+    with pytest.raises(ConfigError, match="capacity"):
+        replay(demo.sessions, demo.knowledge, strategies=["lru"], capacity=capacity)
+    with pytest.raises(ConfigError, match="tenants"):
+        replay(demo.sessions, demo.knowledge, strategies=["lru"], tenants=0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tenants", "0"], "argument --tenants: must be 1 or more, got 0"),
+        (["--capacity", "0"], "argument --capacity: must be a positive fraction"),
+        (["--capacity", "-1"], "argument --capacity: must be a positive fraction"),
+        (["--strategies", "global"], "argument --strategies: unknown strategy 'global'"),
+    ],
+)
+def test_simulate_names_a_bad_pressure_argument(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    The command refuses the argument with one line naming it and exit code 2.
+    """
+    assert 2 == main(["simulate", *args])
+    assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_tenants_share_one_cache_under_pressure() -> None:
+    """
+    Sessions spread over tenants by a stable hash; the cache sized to 5 % of the
+    working set (every tenant's own copy counted) holds far less than at 100 %;
+    the global oracle is the ceiling of the shared cache, and every strategy
+    reports the prompt-cache keys.
+    """
+    demo = generate_demo(60, seed=4)
+    assert [tenant_of(s.session_id, 4) for s in demo.sessions] == [
+        tenant_of(s.session_id, 4) for s in demo.sessions
+    ]
+    assert len({tenant_of(s.session_id, 4) for s in demo.sessions}) == 4
+    config = EngineConfig.from_dict({"replay": {"tenants": 4}})
+    knowledge = DictSource(demo.knowledge, name="kb")
+    one, _ = working_set(demo.sessions, knowledge, EngineConfig())
+    many, size = working_set(demo.sessions, knowledge, config)
+    assert one < many and size > 0
+    strategies = ["lru", "oracle", "global_oracle"]
+    small = replay(
+        demo.sessions, demo.knowledge, config, strategies=strategies, capacity=0.05, processes=1
+    )
+    whole = replay(
+        demo.sessions, demo.knowledge, config, strategies=strategies, capacity=1.0, processes=1
+    )
+    s, w = small.strategies, whole.strategies
+    assert s["lru"].hit_rate < w["lru"].hit_rate
+    assert s["global_oracle"].hit_rate >= s["oracle"].hit_rate
+    assert s["global_oracle"].hit_rate > s["lru"].hit_rate
+    for report in (*s.values(), *w.values()):
+        assert report.input_cost_per_turn > 0
+        assert report.needs_in_window_recall is not None
