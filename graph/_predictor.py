@@ -62,8 +62,10 @@ class FollowUpPredictor(BaseEstimator):
     (the last ones and every 13th earlier one, or 5 folds when those hold fewer than
     3,000 turns), scores every candidate order, blending and discount on the held-out
     turns from those counts (top-3 hits first, then log-loss; the simplest candidate
-    within one standard error of the best wins), then counts all the sessions. An
-    explicit value is kept and only the others are searched. With fewer than 20
+    within one standard error of the best wins), tries time decay for it when the log
+    drifts (see ``half_life``; never with folds), then counts all the sessions. An
+    explicit value is kept and only the others are searched (``half_life=None`` as
+    well, for a fit that searches nothing). With fewer than 20
     sessions there is nothing to validate on: the defaults ``order=2``, ``"kn"``,
     ``discount=0.75`` are used, with a warning when the order was to be chosen
     (silently when only the smoothing was, and for ``fit([])``, which starts an empty
@@ -77,7 +79,7 @@ class FollowUpPredictor(BaseEstimator):
         discount: The absolute discount of ``"kn"`` and ``"ad"`` (0 < discount < 1),
             or ``"auto"``.
         half_life: Time decay: counts halve every ``half_life`` observed turns.
-            None (the default) keeps every count forever. ``"auto"`` lets the search
+            None keeps every count forever. ``"auto"`` (the default) lets the search
             decide, when the log drifts (the newest of 8 equal parts of the training
             transitions forecasts the last sessions better than every older part: a
             log sorted by task rather than time does not pass), by trying half-lives
@@ -115,7 +117,8 @@ class FollowUpPredictor(BaseEstimator):
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
-       ``order``, ``method`` and ``discount`` default to ``"auto"``; ``"mix"``.
+       ``order``, ``method``, ``discount`` and ``half_life`` default to ``"auto"``;
+       ``"mix"``.
     """
 
     #: Fewer sessions with states than this are too few to choose the parameters on.
@@ -129,7 +132,7 @@ class FollowUpPredictor(BaseEstimator):
         order: int | str = _AUTO,
         method: str = _AUTO,
         discount: float | str = _AUTO,
-        half_life: float | str | None = None,
+        half_life: float | str | None = _AUTO,
         max_edges: int | None = None,
         user_weight: float = 20.0,
         user_order: int = 1,

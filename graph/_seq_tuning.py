@@ -281,11 +281,10 @@ def _drifts(win: Windows, train: _Bools, last: _Bools, order: int) -> bool:
     query = np.flatnonzero(last & win.scored)
     if len(positions) < _SEGMENTS or len(query) == 0:
         return False
-    rates = []
-    for part in np.array_split(positions, _SEGMENTS):
-        where = np.zeros(len(win.ids), dtype=bool)
-        where[part] = True
-        rates.append(_backoff_hits(win, where, query, order).astype(np.float64))
+    rates = [
+        _backoff_hits(win, part, query, order).astype(np.float64)
+        for part in np.array_split(positions, _SEGMENTS)
+    ]
     newest = rates[-1]
     for older in rates[:-1]:
         diff = newest - older
@@ -295,16 +294,16 @@ def _drifts(win: Windows, train: _Bools, last: _Bools, order: int) -> bool:
     return True
 
 
-def _backoff_hits(win: Windows, where: _Bools, query: _Ints, order: int) -> _Bools:
+def _backoff_hits(win: Windows, part: _Ints, query: _Ints, order: int) -> _Bools:
     """
     Per position of ``query``, whether its state is among the top 3 followers of its
-    longest context (up to ``order`` states) counted at the positions ``where``.
+    longest context (up to ``order`` states) counted at the positions ``part``.
     """
     target = win.ids[query]
     hits = np.zeros(len(query), dtype=bool)
     done = np.zeros(len(query), dtype=bool)
     for n in range(order, -1, -1):
-        level = win.count(n, where)
+        level = win.count_at(n, part)
         ctx = win.context[n][query]
         seen = ~done & (ctx >= 0)
         if n > 0:

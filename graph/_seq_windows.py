@@ -150,6 +150,18 @@ class Windows:
         if where is not None:
             mask &= where
         keys = self.context[n][mask] * self.n_names + self.ids[mask]
+        return self._level(n, keys, None if weights is None else weights[mask])
+
+    def count_at(self, n: int, positions: _Ints) -> Level:
+        """
+        Count the transitions from contexts of length ``n`` at ``positions`` (indices;
+        those without a state or a context that long are skipped).
+        """
+        ctx = self.context[n][positions]
+        keep = (ctx >= 0) & self.targets[positions]
+        return self._level(n, ctx[keep] * self.n_names + self.ids[positions[keep]], None)
+
+    def _level(self, n: int, keys: _Ints, weights: _Floats | None) -> Level:
         size = self.n_contexts(n) * self.n_names
         counts: _Floats
         if size <= _DENSE * len(keys):  # a table of every key is no bigger: no sort
@@ -158,14 +170,14 @@ class Windows:
             if weights is None:
                 counts = seen[uniq].astype(np.float64)
             else:
-                summed = np.bincount(keys, weights=weights[mask], minlength=size)
+                summed = np.bincount(keys, weights=weights, minlength=size)
                 counts = np.asarray(summed[uniq], dtype=np.float64)
         elif weights is None:
             uniq, found = np.unique(keys, return_counts=True)
             counts = found.astype(np.float64)
         else:
             uniq, inverse = np.unique(keys, return_inverse=True)
-            summed = np.bincount(inverse, weights=weights[mask], minlength=len(uniq))
+            summed = np.bincount(inverse, weights=weights, minlength=len(uniq))
             counts = np.asarray(summed, dtype=np.float64)
         # Distinct followers are counted once each, weighed or not (as SeqCounts counts).
         return Level(uniq, np.asarray(counts, dtype=np.float64), self.n_contexts(n), self.n_names)

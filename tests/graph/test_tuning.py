@@ -98,7 +98,12 @@ def test_explicit_parameters_win() -> None:
     assert 4 == model.order_
     assert model.tuning_ is not None
     assert {4} == {row[0] for row in model.tuning_.board}
-    fixed = FollowUpPredictor(order=1, method="ad", discount=0.3, text=False).fit(data)
+    given = {"order": 1, "method": "ad", "discount": 0.3, "text": False}
+    decay_only = FollowUpPredictor(**given).fit(data)
+    assert (1, "ad", 0.3) == (decay_only.order_, decay_only.method_, decay_only.discount_)
+    assert decay_only.tuning_ is not None
+    assert ((1, "ad", 0.3),) == tuple(row[:3] for row in decay_only.tuning_.board)
+    fixed = FollowUpPredictor(half_life=None, **given).fit(data)
     assert (1, "ad", 0.3, None) == (fixed.order_, fixed.method_, fixed.discount_, fixed.tuning_)
     assert "nothing was searched" in fixed.explain()
 
@@ -305,14 +310,14 @@ def _drifting(n_sessions: int) -> list[list[str]]:
     return out
 
 
-def test_decay_is_searched_only_when_asked() -> None:
+def test_decay_is_searched_by_default() -> None:
     """
-    On a drifting source, half_life="auto" takes a decay (and it survives save and
-    load); by default there is none.
+    On a drifting source the defaults take a decay (and it survives save and load);
+    ``half_life=None`` keeps every count.
     """
     data = _drifting(3000)
-    assert FollowUpPredictor(text=False).fit(data).half_life_ is None
-    model = FollowUpPredictor(half_life="auto", text=False).fit(data)
+    assert FollowUpPredictor(half_life=None, text=False).fit(data).half_life_ is None
+    model = FollowUpPredictor(text=False).fit(data)
     assert model.half_life_ is not None and model.half_life_ > 0
     assert model.counts_.half_life == model.half_life_
     assert "halving every" in model.explain()
