@@ -101,7 +101,8 @@ def test_redis_down_mid_run_is_503_then_serves_again(
     """
     While Redis is down a request is refused with 503 (store_unavailable,
     Retry-After) and /readyz says not ready; nothing is accepted that Redis did not
-    store. Once Redis is back the same server serves again.
+    store, a session's first turn included. Once Redis is back the same server serves
+    again, those sessions too.
     """
     replica = start_server(own_redis_server.url)
     headers = {"Authorization": f"Bearer {keys[1]['acme']}"}
@@ -114,6 +115,8 @@ def test_redis_down_mid_run_is_503_then_serves_again(
             down.json()["error"]["code"],
             down.headers.get("retry-after"),
         )
+        first = http.post("/v1/sessions/new/requests", json={"text": "a first turn"})
+        assert 503 == first.status_code  # refused: its engine copy is taken back too
         assert 503 == http.get("/readyz").status_code
         assert 200 == http.get("/healthz").status_code
         own_redis_server.start()
@@ -127,3 +130,5 @@ def test_redis_down_mid_run_is_503_then_serves_again(
         assert 200 == statuses[-1], statuses
         assert 200 == http.get("/readyz").status_code
         assert ["three"] == [t["text"] for t in http.get("/v1/sessions/b").json()["turns"]]
+        again = http.post("/v1/sessions/new/requests", json={"text": "a first turn"})
+        assert (200, 0) == (again.status_code, again.json()["turn"])
