@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["FollowUpPredictor"]
 
 _FORMAT = "graph.FollowUpPredictor"
-_VERSION = 2  # 2: the learned order_, method_, discount_, mixture_ and the search's summary
+_VERSION = 3  # 2: the learned order_, method_, discount_, mixture_ and the search's summary
+# 3: the summary says why time decay was or was not taken
 _AUTO = "auto"
 
 
@@ -600,6 +601,8 @@ class FollowUpPredictor(BaseEstimator):
             for o, m, d, t3, ll in choice.board:
                 disc = f" D={d:g}" if m in ("kn", "ad") else ""
                 lines.append(f"  order {o} {m}{disc}: {_pct(t3)}, {ll:.3f}")
+            if choice.decay:
+                lines.append(f"Time decay: {choice.decay}.")
         if self.text_ is not None:
             lines.append(f"Text forecast blended in ({self.blend_[0]}, learned on held-out turns).")
         return "\n".join(lines)
@@ -647,12 +650,13 @@ class FollowUpPredictor(BaseEstimator):
             A fitted predictor.
 
         Version 1 documents (before the search) are read too: their parameters are what
-        they learned with.
+        they learned with; so are version 2 documents (their search's summary does not
+        say why time decay was or was not taken).
 
         Raises:
             ModelFileError: If the data is corrupt or of an unknown version.
         """
-        check_document(data, _FORMAT, _VERSION, source, older=(1,))
+        check_document(data, _FORMAT, _VERSION, source, older=(1, 2))
         with map_corrupt_data(source, "predictor data"):
             model = cls(**data["params"])
             model._reset()
@@ -739,6 +743,7 @@ def _choice_json(choice: Choice) -> dict[str, Any]:
         "top3": choice.top3,
         "log_loss": choice.log_loss,
         "board": [list(row) for row in choice.board],
+        "decay": choice.decay,
     }
 
 
@@ -762,4 +767,5 @@ def _choice_from(blob: Mapping[str, Any], mixture: tuple[float, ...] | None) -> 
         top3=None if top3 is None else float(top3),
         log_loss=None if loss is None else float(loss),
         board=board,
+        decay=str(blob.get("decay", "")),
     )

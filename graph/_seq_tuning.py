@@ -96,6 +96,7 @@ class Choice:
         log_loss: Its held-out log-loss in nats.
         board: The best candidate of every order and method,
             ``(order, method, discount, top3, log_loss)``, best first.
+        decay: Why time decay was or was not taken ("" when it was not searched).
     """
 
     order: int
@@ -108,6 +109,7 @@ class Choice:
     top3: float | None = None
     log_loss: float | None = None
     board: tuple[tuple[int, str, float, float, float], ...] = ()
+    decay: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +190,11 @@ def search(
     if not rows:  # order 0 only: nothing to choose
         return None
     order, method, discount, top3, loss, mixture, _ = _select(rows, turns.n)
-    half_life = None
+    half_life, why = None, ""
     if decay and len(folds) == 1:
-        half_life = _choose_decay(win, folds[0], (order, method, discount, mixture))
+        half_life, why = _choose_decay(win, folds[0], (order, method, discount, mixture))
+    elif decay:
+        why = "not judged: validated on folds (too few held-out turns)"
     board: dict[tuple[int, str], tuple[int, str, float, float, float]] = {}
     for o, m, d, t3, ll, _, _ in rows:
         held = board.get((o, m))
@@ -202,6 +206,7 @@ def search(
         discount=discount,
         mixture=mixture,
         half_life=half_life,
+        decay=why,
         validation=how,
         n_turns=turns.n,
         top3=top3,
@@ -231,10 +236,10 @@ def _choose_decay(
     win: Windows,
     fold: tuple[_Bools, _Bools],
     config: tuple[int, str, float, tuple[float, ...] | None],
-) -> float | None:
+) -> tuple[float | None, str]:
     """
     Whether the chosen candidate forecasts the last sessions better with its counts
-    decayed (half-lives of :data:`_DECAY` of the training transitions).
+    decayed (half-lives of :data:`_DECAY` of the training transitions), and why.
 
     Decay weighs each count by its age, which is right only when the newer the counts,
     the better they forecast what comes next: it is tried only when :func:`_drifts`
@@ -246,8 +251,13 @@ def _choose_decay(
     train, held = fold
     last = held & (win.session >= win.n_sessions - _last_sessions(win))
     order, method, discount, mixture = config
-    if int((last & win.scored).sum()) < _MIN_DECAY_TURNS or not _drifts(win, train, last, order):
-        return None
+    if int((last & win.scored).sum()) < _MIN_DECAY_TURNS:
+        return None, f"not judged: fewer than {_MIN_DECAY_TURNS} turns in the last sessions"
+    if not _drifts(win, train, last, order):
+        return None, (
+            "not tried: the log does not drift (an older part of it forecasts its last "
+            "sessions as well as the newest part)"
+        )
     n_train = int((train & win.targets).sum())
     plain = _turns(win, train, last, order)
     base = _score_one(plain, order, method, discount, mixture)
@@ -261,7 +271,10 @@ def _choose_decay(
         se = float(diff.std()) / math.sqrt(len(diff))
         if float(diff.mean()) > max(se, TOLERANCE) and float(hits.mean()) > best[0]:
             best = (float(hits.mean()), half_life)
-    return best[1]
+    rates = f"top-3 on the last sessions {best[0] * 100:.1f} % against {base.mean() * 100:.1f} %"
+    if best[1] is None:
+        return None, "the log drifts, but no half-life won by a standard error"
+    return best[1], f"the log drifts; {rates} without"
 
 
 def _drifts(win: Windows, train: _Bools, last: _Bools, order: int) -> bool:

@@ -187,6 +187,24 @@ def test_single_state_and_single_turn_sessions() -> None:
     assert pytest.approx(1.0) == sum(p for _, p in single.predict_proba(["b"], k=None))
 
 
+def test_degenerate_corpora_large_enough_to_judge_decay() -> None:
+    """
+    One state, and one turn per session, also fit where the search judges decay (a
+    single held-out part with enough last turns): no decay, full forecasts.
+    """
+    from graph._seq_tuning import _folds
+
+    one_state = [["a"] * 10] * 3000
+    assert 1 == len(_folds(Windows(one_state, 1))[0])
+    model = FollowUpPredictor(text=False).fit(one_state)
+    assert (None, "a") == (model.half_life_, model.predict_proba(["a"], k=1)[0][0])
+    assert pytest.approx(1.0) == sum(p for _, p in model.predict_proba(["a"] * 3, k=None))
+    assert model.tuning_ is not None and "does not drift" in model.tuning_.decay
+    single = FollowUpPredictor(text=False).fit([[s] for s in "abcd" * 1000])
+    assert single.half_life_ is None
+    assert ["a", "b", "c", "d"] == sorted(s for s, _ in single.predict_proba([], k=None))
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.lists(st.sampled_from("xyz"), min_size=1, max_size=5), min_size=20, max_size=45))
 def test_any_small_corpus_fits(seqs: list[list[str]]) -> None:
@@ -249,6 +267,25 @@ def test_version_1_files_still_load(tmp_path: Path) -> None:
     old = FollowUpPredictor.load(path)
     assert (2, "kn", 0.6) == (old.order_, old.method_, old.discount_)
     assert model.predict_proba(["s1"], k=None) == old.predict_proba(["s1"], k=None)
+
+
+def test_version_2_files_still_load(tmp_path: Path) -> None:
+    """
+    A file written before the search said why decay was or was not taken (version 2)
+    loads and forecasts as it did; its explanation leaves the reason out.
+    """
+    model = FollowUpPredictor(text=False).fit(_drifting(3000))
+    assert model.tuning_ is not None and "the log drifts" in model.tuning_.decay
+    assert "Time decay: the log drifts" in model.explain()
+    data = model.to_json()
+    data["version"] = 2
+    del data["learned"]["tuning"]["decay"]
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    old = FollowUpPredictor.load(path)
+    assert model.half_life_ == old.half_life_
+    assert model.predict_proba(["d1"], k=None) == old.predict_proba(["d1"], k=None)
+    assert "Time decay" not in old.explain()
 
 
 def test_corrupt_learned_section_is_refused(tmp_path: Path) -> None:
