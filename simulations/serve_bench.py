@@ -71,8 +71,9 @@ class Redis:
     A redis-server with its append-only file in ``folder``.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, nice: int = 0) -> None:
         self.folder = folder
+        self.nice = nice
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -101,6 +102,7 @@ class Redis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,  # noqa: PLW1509
         )
         deadline = time.monotonic() + 30
         with redis.Redis(port=self.port, socket_connect_timeout=0.2) as client:
@@ -361,7 +363,7 @@ def quantiles(values: list[float]) -> tuple[float, float, float]:
 @contextmanager
 def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, list[Replica]]]:
     data = DATA / args.dataset
-    redis = Redis(folder)
+    redis = Redis(folder, args.redis_nice)
     redis.start()
     replicas: list[Replica] = []
     try:
@@ -467,6 +469,7 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "dataset": f"{args.dataset} dev (../shared/data/{args.dataset})",
         "rate": len(ok) / run.wall_s,
         "target_rate": args.rate,
+        "redis_nice": args.redis_nice,
         "wall_s": run.wall_s,
         "accepted": len(ok),
         "failed": len(failed),
@@ -523,6 +526,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--logs", type=Path, help="folder for the replicas' logs")
+    parser.add_argument(
+        "--redis-nice",
+        type=int,
+        default=0,
+        help="niceness of redis-server (negative: as if it had a core of its own)",
+    )
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("serve_bench needs redis-server (apt-get install -y redis-server)")
@@ -558,6 +567,7 @@ def print_table(out: dict[str, Any]) -> None:
     print(
         f"{out['dataset']}: {out['wall_s']:.0f} s at {out['rate']:.1f} requests/s "
         f"(target {out['target_rate']:.0f}), two replicas, one Redis"
+        + (f" (nice {out['redis_nice']})" if out["redis_nice"] else "")
     )
     for fault in out["faults"]:
         print(f"  fault: {fault['fault']:<28} {fault['from_s']:6.1f} s .. {fault['to_s']:6.1f} s")
