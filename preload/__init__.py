@@ -51,6 +51,7 @@ from ._sources import DirectorySource as DirectorySource
 from ._sources import JsonlKnowledgeSource as JsonlKnowledgeSource
 from ._sources import KnowledgeItem as KnowledgeItem
 from ._sources import ListingSource as ListingSource
+from ._sources import SearchingSource as SearchingSource
 from ._sources import Source as Source
 from ._sources import SourceRouter as SourceRouter
 from ._sources import read_knowledge as read_knowledge
@@ -106,6 +107,7 @@ __all__ = [
     "PreloaderConfig",
     "PrometheusCollector",
     "ReplayConfig",
+    "SearchingSource",
     "ServerConfig",
     "Session",
     "Source",

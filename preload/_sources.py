@@ -20,6 +20,7 @@ import anyio
 
 from ._config import PreloaderConfig
 from ._errors import InputError, MissingItemError
+from ._retrieval import MAX_SEARCH_LIMIT, TfidfIndex
 from ._sessions import decode_line, json_type, open_jsonl, quoted
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "JsonlKnowledgeSource",
     "KnowledgeItem",
     "ListingSource",
+    "SearchingSource",
     "Source",
     "SourceRouter",
     "read_knowledge",
@@ -90,6 +92,23 @@ class CategorizingSource(Source, Protocol):
         ...
 
 
+@runtime_checkable
+class SearchingSource(Source, Protocol):
+    """
+    A source that can search its items by text: what the engine retrieves from when a
+    request comes without known needs.
+
+    .. versionadded:: 0.4
+    """
+
+    async def search(self, query: str, limit: int) -> list[tuple[str, float]]:
+        """
+        The keys of the ``limit`` items most relevant to ``query``, most relevant
+        first, with a relevance score in 0..1.
+        """
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KnowledgeItem:
     """
@@ -136,6 +155,8 @@ class DictSource:
         self.name = name
         self._items = dict(items)
         self._categories = dict(categories or {})
+        self._index: TfidfIndex | None = None
+        self._indexing = anyio.Lock()
 
     def __contains__(self, key: object) -> bool:
         return key in self._items
@@ -154,6 +175,25 @@ class DictSource:
         The context category of ``key``.
         """
         return self._categories.get(key, "domain_knowledge")
+
+    async def search(self, query: str, limit: int) -> list[tuple[str, float]]:
+        """
+        The keys of the ``limit`` items whose texts are most similar to ``query``
+        (TF-IDF cosine, above 0), most similar first. The index is built on the first
+        search, and every search runs, in a worker thread: the event loop never does
+        work that grows with the items. A query is cut to ``MAX_QUERY_CHARS``.
+
+        Raises:
+            ValueError: ``limit`` is below 1 or above ``MAX_SEARCH_LIMIT`` (1,000).
+
+        .. versionadded:: 0.4
+        """
+        if not 1 <= limit <= MAX_SEARCH_LIMIT:
+            raise ValueError(f"limit must be 1 to {MAX_SEARCH_LIMIT}, not {limit}")
+        async with self._indexing:
+            if self._index is None:
+                self._index = await anyio.to_thread.run_sync(TfidfIndex, self._items)
+        return await anyio.to_thread.run_sync(self._index.search, query, limit)
 
     async def fetch(self, key: str) -> str:
         """
