@@ -25,6 +25,7 @@ from ._config import LimitsConfig as LimitsConfig
 from ._config import PredictionConfig as PredictionConfig
 from ._config import PreloaderConfig as PreloaderConfig
 from ._config import ReplayConfig as ReplayConfig
+from ._config import RetrievalConfig as RetrievalConfig
 from ._config import ServerConfig as ServerConfig
 from ._config import SwapConfig as SwapConfig
 from ._config import TokensConfig as TokensConfig
@@ -107,6 +108,7 @@ __all__ = [
     "PreloaderConfig",
     "PrometheusCollector",
     "ReplayConfig",
+    "RetrievalConfig",
     "SearchingSource",
     "ServerConfig",
     "Session",

@@ -35,6 +35,7 @@ __all__ = [
     "PreloaderConfig",
     "PricingConfig",
     "ReplayConfig",
+    "RetrievalConfig",
     "ServerConfig",
     "SwapConfig",
     "TokensConfig",
@@ -539,6 +540,35 @@ class CallsConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RetrievalConfig:
+    """
+    What the engine does for a request that comes without known needs (``needs=()``),
+    when ``search`` is on: it asks every source that can search (:class:`~preload.SearchingSource`) for the
+    ``limit`` items most relevant to the request's text, keeps those scoring at least
+    ``min_score``, takes them from the cache or loads them within the request deadline,
+    and lets the window choose among them and the warm predictions by value per token.
+    ``value_model`` turns on the content-value predictor learned from
+    :meth:`~preload.PreloadEngine.feedback`: once it has seen ``min_feedback`` items
+    judged, its P(used) replaces the fixed value of each candidate.
+
+    .. versionadded:: 0.4
+    """
+
+    search: bool = True
+    limit: int = 8
+    min_score: float = 0.05
+    value_model: bool = True
+    min_feedback: int = 200
+
+    def __post_init__(self) -> None:
+        _positive("retrieval.limit", self.limit)
+        if self.limit > 1000:
+            raise ConfigError("retrieval.limit", f"must be at most 1000, not {self.limit}")
+        _probability("retrieval.min_score", self.min_score)
+        _positive("retrieval.min_feedback", self.min_feedback)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompressionConfig:
     """
     How items and conversation histories are compressed.
@@ -664,6 +694,7 @@ class EngineConfig:
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
 
     def __post_init__(self) -> None:

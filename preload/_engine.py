@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -26,7 +26,7 @@ from ._config import EngineConfig
 from ._errors import EngineStateError, InputTooLargeError, UnknownToolError
 from ._lifecycle import Lifecycle
 from ._metrics import EngineStatistics, MetricsSnapshot, compose
-from ._sources import Source, SourceRouter
+from ._sources import SearchingSource, Source, SourceRouter
 from ._tokens import TiktokenCounter, TokenCounter
 from .caches import CacheBackend, make_cache
 from .calls import (
@@ -48,11 +48,13 @@ from .compression import Compressor, MultiLevelCompressor, Representation, Trunc
 from .history import CompressedConversation
 from .learning import (
     CallPredictor,
+    Candidate,
     EngineCallPredictor,
     EngineForecaster,
     Forecast,
     Forecaster,
     StateNamer,
+    ValuePredictor,
 )
 from .loading import OFFLOAD_CHARS, Fetched, Preloader
 from .window import Context, HierarchicalBudgetManager, SwapController
@@ -69,6 +71,13 @@ T = TypeVar("T")
 HISTORY_OFFLOAD_CHARS = 2_000
 
 
+#: Judged windows a session keeps for the learner; feedback past them is ignored.
+_MAX_JUDGED = 16
+
+#: Window categories that feedback does not judge: the engine's own parts.
+_NOT_JUDGED = frozenset({"system", "working_memory", "user_history"})
+
+
 class _Default(enum.Enum):
     CACHE = 1
 
@@ -82,6 +91,9 @@ class _Counters:
     tokens: int = 0
     learner_drops: int = 0
     replies_truncated: int = 0
+    retrieved: int = 0
+    feedback: int = 0
+    feedback_ignored: int = 0
 
 
 @dataclass(slots=True)
@@ -107,6 +119,15 @@ class _Session:
     recorded: int = 0  # turns already in the history
     recording: bool = False  # the learner prepares the next exchange in a worker thread
     speculated: int = 0  # speculative calls started since the last request
+    # The last window's candidates with their text and tokens; this request's candidates.
+    window: dict[str, tuple[Candidate, str, int]] = field(default_factory=dict)
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+    # Judged windows waiting for the learner: candidates, keys, whether each was used.
+    judged: list[tuple[list[tuple[Candidate, str, int]], list[str], list[bool]]] = field(
+        default_factory=list
+    )
+    last_in: dict[str, int] = field(default_factory=dict)  # key -> turn last in a window
+    shown: Counter[str] = field(default_factory=Counter)  # key -> windows it was in
 
 
 class PreloadEngine(anyio.AsyncContextManagerMixin):
@@ -184,6 +205,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._pending = 0
         self._learned = anyio.Event()
         self._offload = offload
+        self._searchers = [s for s in sources.values() if isinstance(s, SearchingSource)]
+        retrieval = self.config.retrieval
+        self.values = (
+            ValuePredictor(min_feedback=retrieval.min_feedback) if retrieval.value_model else None
+        )
         self._cpu = anyio.CapacityLimiter(1)  # one worker thread for the history
         self._learning = anyio.CapacityLimiter(1)  # one for the forecasters
         self._init_calls(call_sources, call_predictor)
@@ -295,6 +321,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             window_text = await anyio.to_thread.run_sync(self._fit_request, text, limiter=self._cpu)
         required, counts, missing = await self._gather(session, needs)
         optional = await self._warm_predictions(session, set(needs))
+        if not needs and self._searchers and self.config.retrieval.search:
+            optional = await self._retrieve(session, window_text, optional)
         context = self.swap.assemble(
             session_id,
             request=window_text,
@@ -314,6 +342,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             ),
         )
         session.speculated = 0
+        self._note_window(session, context)
         current_session.set(session_id)  # for tools wrapped by engine.tool
         self._counters.requests += 1
         self._counters.tokens += context.tokens
@@ -398,6 +427,163 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._counters.partial_hits += counts["partial"]
         self._counters.misses += counts["miss"]
         return required, counts, missing
+
+    async def _retrieve(
+        self,
+        session: _Session,
+        text: str,
+        predicted: list[tuple[Representation, float]],
+    ) -> list[tuple[Representation, float]]:
+        """
+        A request without known needs: the items the searching sources find most
+        relevant to its text (searched in worker threads), from the cache or loaded
+        within the request deadline, beside the warm predictions; each valued by the
+        content-value predictor once it has learned enough, else by the larger of its
+        relevance and its forecast probability.
+        """
+        retrieval = self.config.retrieval
+        relevance: dict[str, float] = {}
+        for source in self._searchers:
+            try:
+                found = await source.search(text, retrieval.limit)
+            except Exception:  # a source's search must not fail the request
+                logger.exception("search failed in source %s", source.name)
+                continue
+            for key, score in found:
+                if score >= retrieval.min_score:
+                    relevance[key] = max(relevance.get(key, 0.0), score)
+        items = {item.key: (item, p) for item, p in predicted}
+        wanted = [key for key in relevance if key not in items]
+        if wanted:
+            fetched = await self.preloader.get_many(
+                wanted, deadline_s=self.config.preloader.request_deadline_s
+            )
+            for key in wanted:
+                got = fetched[key]
+                if got.item is not None:
+                    items[key] = (got.item, 0.0)
+                    self._counters.retrieved += 1
+        learned = None
+        if self.values is not None and self.values.ready:
+            forecast = dict(session.forecast.needs) if session.forecast is not None else {}
+            session.candidates = {
+                key: self._candidate(session, key, relevance.get(key, 0.0), forecast.get(key, p))
+                for key, (item, p) in items.items()
+            }
+            rows = [
+                self.values.row(
+                    _with_density(session.candidates[key], item.full.text, item.full.tokens),
+                    session.user,
+                )
+                for key, (item, _) in items.items()
+            ]
+            learned = self.values.predict(rows)
+        out = []
+        for i, (key, (item, p)) in enumerate(items.items()):
+            value = learned[i] if learned is not None else max(relevance.get(key, 0.0), p)
+            out.append((item, value))
+        return out
+
+    def _candidate(
+        self, session: _Session, key: str, relevance: float, forecast: float
+    ) -> Candidate:
+        """
+        What is known of a window candidate now (its density is measured later, with
+        its text: :func:`_with_density`).
+        """
+        routed = self.preloader.key_of(key)
+        last = session.last_in.get(key)
+        return Candidate(
+            key=key,
+            source=routed[0].name if routed is not None else "",
+            kind=key.split(":", 1)[0] if ":" in key else "",
+            relevance=relevance,
+            forecast=forecast,
+            turns_since=None if last is None else len(session.turns) - last,
+            shown=session.shown[key],
+        )
+
+    def _note_window(self, session: _Session, context: Context) -> None:
+        """
+        Remember the window's items as candidates (cheap: their features are computed
+        by the learner, should feedback come), for :meth:`feedback` and for what later
+        windows know of them.
+        """
+        window: dict[str, tuple[Candidate, str, int]] = {}
+        forecast = dict(session.forecast.needs) if session.forecast is not None else {}
+        for item in context.items:
+            if item.category in _NOT_JUDGED:
+                continue
+            known = session.candidates.get(item.key)
+            if known is None:
+                known = self._candidate(session, item.key, 0.0, forecast.get(item.key, 0.0))
+            window[item.key] = (known, item.text, item.tokens)
+        turn = len(session.turns)
+        for key in window:
+            session.last_in[key] = turn
+            session.shown[key] += 1
+        session.window = window
+        session.candidates = {}
+
+    def feedback(self, session_id: str, *, used: Sequence[str], score: float | None = None) -> None:
+        """
+        Record which items of the session's last window the answer used (and,
+        optionally, a task score). The content-value predictor learns from it in the
+        background; nothing waits for it. Feedback for a session the engine does not
+        know, or with no window yet, and keys that were not in the window, are ignored
+        and counted (``feedback_ignored``), never an error.
+
+        Raises:
+            TypeError: ``used`` is one string, or holds something else than strings.
+
+        .. versionadded:: 0.4
+        """
+        self._check_open()
+        if isinstance(used, str | bytes):
+            raise TypeError(f"used must be a sequence of keys, not one string; write [{used!r}]")
+        keys = list(dict.fromkeys(used))
+        for i, key in enumerate(keys):
+            if not isinstance(key, str):
+                raise TypeError(f"used[{i}] must be a string key, not {type(key).__name__}")
+        session = self._sessions.get(session_id) if isinstance(session_id, str) else None
+        if session is None or not session.window:
+            self._counters.feedback_ignored += 1
+            return
+        self._counters.feedback_ignored += sum(key not in session.window for key in keys)
+        shown = list(session.window)
+        if len(session.judged) < _MAX_JUDGED:
+            session.judged.append(
+                ([session.window[k] for k in shown], shown, [key in keys for key in shown])
+            )
+            self._counters.feedback += len(shown)
+            self._notify("feedback", session_id)
+        else:
+            self._counters.feedback_ignored += 1
+
+    async def _learn_feedback(self, session: _Session) -> None:
+        """
+        The value predictor learns from the session's judged window (worker thread).
+        """
+        judged, session.judged = session.judged, []
+        if self.values is None:
+            return
+        for shown, keys, labels in judged:
+            await self._off_loop(self._learn_values, shown, keys, labels, session.user)
+
+    def _learn_values(
+        self,
+        shown: list[tuple[Candidate, str, int]],
+        keys: list[str],
+        labels: list[bool],
+        user: str | None,
+    ) -> None:
+        """
+        The value predictor's features of a judged window, and its learning from them
+        (in the learner's worker thread).
+        """
+        assert self.values is not None
+        rows = [self.values.row(_with_density(c, text, tokens), user) for c, text, tokens in shown]
+        self.values.learn(rows, keys, labels, user)
 
     def reply(self, session_id: str, text: str) -> None:
         """
@@ -809,6 +995,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._sessions.get(session_id)
         if session is None or not session.turns:  # ended, or its turns taken back
             return
+        if kind == "feedback":
+            await self._learn_feedback(session)
+            return
         last = session.turns[-1]
         answered = last.get("system") is not None
         if kind == "turn":
@@ -986,6 +1175,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             raise EngineStateError(
                 "the engine is not open; use it inside 'async with PreloadEngine(...)'"
             )
+
+
+def _with_density(candidate: Candidate, text: str, tokens: int) -> Candidate:
+    """
+    The candidate with its density: distinct words a token of its text.
+    """
+    return replace(candidate, density=len(set(text.split())) / max(tokens, 1))
 
 
 def _stored(turn: Mapping[str, Any]) -> dict[str, Any]:

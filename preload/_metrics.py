@@ -25,9 +25,14 @@ class EngineStatistics:
     (warm), ``partial_hits`` (a preload in flight, waited for) and ``misses``
     (loaded on demand), the context ``tokens`` assembled, ``learner_drops``: turns
     the background learner never saw because its queue was full, and
-    ``replies_truncated``: replies cut to ``limits.max_reply_chars``.
+    ``replies_truncated``: replies cut to ``limits.max_reply_chars``. ``retrieved``
+    items were found by searching for requests without known needs; ``feedback``
+    counts the window items judged by :meth:`~preload.PreloadEngine.feedback`, and
+    ``feedback_ignored`` the feedback that named no known window or keys not in it.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.4
+       ``retrieved``, ``feedback``, ``feedback_ignored``.
     """
 
     requests: int = 0
@@ -37,6 +42,9 @@ class EngineStatistics:
     tokens: int = 0
     learner_drops: int = 0
     replies_truncated: int = 0
+    retrieved: int = 0
+    feedback: int = 0
+    feedback_ignored: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +92,9 @@ class MetricsSnapshot:
     lease_waits: int = 0
     learner_drops: int = 0
     replies_truncated: int = 0
+    retrieved: int = 0
+    feedback: int = 0
+    feedback_ignored: int = 0
     queued: int = 0
     in_flight: int = 0
     cache_entries: int = 0

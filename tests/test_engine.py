@@ -16,6 +16,7 @@ from preload import (
     EngineStateError,
     InputTooLargeError,
     PreloadEngine,
+    RetrievalConfig,
     Session,
     TiktokenCounter,
     Turn,
@@ -220,8 +221,9 @@ async def test_turns_the_learner_never_saw_reach_the_snapshot(
     Requests that never yield to the loop fill the learner's bounded stream; the turns
     that did not fit are dropped, never waited for, and counted in the metrics.
     """
+    no_search = config.replace(retrieval=RetrievalConfig(search=False))  # it would yield
     async with PreloadEngine(
-        config, sources={"kb": DictSource(knowledge)}, forecaster=MarkovForecaster(1)
+        no_search, sources={"kb": DictSource(knowledge)}, forecaster=MarkovForecaster(1)
     ) as engine:
         for i in range(5000):
             await engine.handle(session_id=f"s{i % 50}", text="hi", state="Flights:Search")

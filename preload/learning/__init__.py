@@ -1,7 +1,7 @@
 """
 Learning what the next request needs, off the request path: the forecaster protocol,
-the engine's forecaster, the baselines a replay compares it with, and the importance
-scorer.
+the engine's forecaster, the baselines a replay compares it with, the importance
+scorer, and the content-value predictor learned from feedback.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from ._forecasting import Forecaster as Forecaster
 from ._forecasting import StateNamer as StateNamer
 from ._importance import Importance as Importance
 from ._importance import ImportanceScorer as ImportanceScorer
+from ._value import Candidate as Candidate
+from ._value import ValuePredictor as ValuePredictor
 
 __all__ = [
     "CallPredictor",
+    "Candidate",
     "EngineCallPredictor",
     "EngineForecaster",
     "Forecast",
@@ -34,4 +37,5 @@ __all__ = [
     "OracleForecaster",
     "PopularForecaster",
     "StateNamer",
+    "ValuePredictor",
 ]

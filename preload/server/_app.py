@@ -124,6 +124,17 @@ class ReplyIn(BaseModel):
     text: str
 
 
+class FeedbackIn(BaseModel):
+    """
+    ``POST /v1/sessions/{id}/feedback``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    used: list[str] = Field(max_length=1_000)
+    score: float | None = None
+
+
 class CallIn(BaseModel):
     """
     ``POST /v1/sessions/{id}/calls``.
@@ -446,6 +457,16 @@ def _add_routes(app: FastAPI) -> None:
                 raise ApiError(502, "tool_failed", f"{type(exc).__name__}: {exc}") from exc
             await _rewrite(gate, change, session_id)
         return {"name": body.name, "result": result}
+
+    @app.post("/v1/sessions/{session_id}/feedback", status_code=202)
+    async def post_feedback(session_id: SessionId, body: FeedbackIn, gate: Gate) -> Response:
+        """
+        Which items of the last window the answer used: the content-value predictor
+        learns from it in the background. Feedback the replica cannot place (no window
+        of that session here, keys not in it) is counted, never an error.
+        """
+        gate.engine.feedback(session_id, used=body.used, score=body.score)
+        return Response(status_code=202)
 
     @app.get("/v1/sessions/{session_id}")
     async def get_session(session_id: SessionId, gate: Gate) -> dict[str, Any]:

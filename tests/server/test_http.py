@@ -243,3 +243,25 @@ def test_calls_run_through_the_engine_and_join_the_turn(
         (422, "invalid_request"),
         (422, "invalid_request"),
     ] == [(e.status_code, e.json()["error"]["code"]) for e in errors]
+
+
+def test_feedback_is_accepted_and_counted(
+    replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    Feedback on the window a replica served is taken (202) and counted; feedback it
+    cannot place is counted as ignored, never an error; a bad body is 422.
+    """
+    a, _ = replicas
+    with httpx.Client(base_url=a.url, timeout=30, headers=bearer(keys[1]["acme"])) as http:
+        http.post("/v1/sessions/f1/requests", json={"text": "hi", "needs": ["service:hotels"]})
+        assert (
+            202
+            == http.post("/v1/sessions/f1/feedback", json={"used": ["service:hotels"]}).status_code
+        )
+        assert 202 == http.post("/v1/sessions/nope/feedback", json={"used": []}).status_code
+        bad = http.post("/v1/sessions/f1/feedback", json={"used": "service:hotels"})
+        metrics = http.get("/metrics").text
+    assert (422, "used") == (bad.status_code, bad.json()["error"]["field"])
+    assert 'preload_feedback_total{tenant="acme"} 1.0' in metrics
+    assert 'preload_feedback_ignored_total{tenant="acme"} 1.0' in metrics
