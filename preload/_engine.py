@@ -121,7 +121,7 @@ class _Session:
     speculated: int = 0  # speculative calls started since the last request
     # The last window's candidates with their text and tokens; this request's candidates.
     window: dict[str, tuple[Candidate, str, int]] = field(default_factory=dict)
-    candidates: dict[str, Candidate] = field(default_factory=dict)
+    candidates: dict[str, tuple[Candidate, str, int]] = field(default_factory=dict)
     # Judged windows waiting for the learner: candidates, keys, whether each was used.
     judged: list[tuple[list[tuple[Candidate, str, int]], list[str], list[bool]]] = field(
         default_factory=list
@@ -464,18 +464,20 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                     items[key] = (got.item, 0.0)
                     self._counters.retrieved += 1
         learned = None
-        if self.values is not None and self.values.ready:
+        if self.values is not None:  # what feedback on this window will be learned from
             forecast = dict(session.forecast.needs) if session.forecast is not None else {}
             session.candidates = {
-                key: self._candidate(session, key, relevance.get(key, 0.0), forecast.get(key, p))
+                key: (
+                    self._candidate(session, key, relevance.get(key, 0.0), forecast.get(key, p)),
+                    item.full.text,
+                    item.full.tokens,
+                )
                 for key, (item, p) in items.items()
             }
+        if self.values is not None and self.values.ready:
             rows = [
-                self.values.row(
-                    _with_density(session.candidates[key], item.full.text, item.full.tokens),
-                    session.user,
-                )
-                for key, (item, _) in items.items()
+                self.values.row(_with_density(*session.candidates[key]), session.user)
+                for key in items
             ]
             learned = self.values.predict(rows)
         out = []
@@ -505,24 +507,29 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     def _note_window(self, session: _Session, context: Context) -> None:
         """
-        Remember the window's items as candidates (cheap: their features are computed
-        by the learner, should feedback come), for :meth:`feedback` and for what later
-        windows know of them.
+        Remember what feedback will judge: the window's items and the candidates the
+        window passed over (so that the predictor also learns from what it left out,
+        not only from what it chose), cheaply: their features are computed by the
+        learner, should feedback come. The items shown are noted for later windows.
         """
-        window: dict[str, tuple[Candidate, str, int]] = {}
+        judged = dict(session.candidates)
         forecast = dict(session.forecast.needs) if session.forecast is not None else {}
+        shown = []
         for item in context.items:
             if item.category in _NOT_JUDGED:
                 continue
-            known = session.candidates.get(item.key)
-            if known is None:
-                known = self._candidate(session, item.key, 0.0, forecast.get(item.key, 0.0))
-            window[item.key] = (known, item.text, item.tokens)
+            shown.append(item.key)
+            if item.key not in judged:
+                judged[item.key] = (
+                    self._candidate(session, item.key, 0.0, forecast.get(item.key, 0.0)),
+                    item.text,
+                    item.tokens,
+                )
         turn = len(session.turns)
-        for key in window:
+        for key in shown:
             session.last_in[key] = turn
             session.shown[key] += 1
-        session.window = window
+        session.window = judged
         session.candidates = {}
 
     def feedback(self, session_id: str, *, used: Sequence[str], score: float | None = None) -> None:
