@@ -133,12 +133,17 @@ async def test_history_holds_each_exchange_once(
     knowledge: dict[str, str], config: EngineConfig
 ) -> None:
     """
-    Earlier requests and replies reach the next context's history, each exactly once.
+    Earlier requests and replies reach the next context's history, each exactly once
+    (the learner records each exchange in a worker thread while the user reads; an
+    exchange it is still preparing when the next request comes is left out of that
+    window, never recorded twice).
     """
     async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
         await engine.handle(session_id="h", text="I want to fly to Osaka on May 3")
         engine.reply("h", "Which airport do you leave from?")
+        await engine.wait_idle()  # the user reads the reply
         await engine.handle(session_id="h", text="From Lisbon, please")
+        await engine.wait_idle()
         ctx = await engine.handle(session_id="h", text="Book the cheapest one")
     history = [item.text for item in ctx.items if item.category == "user_history"]
     assert 1 == len(history)
