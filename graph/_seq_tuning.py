@@ -1,7 +1,8 @@
 """
-The search behind ``FollowUpPredictor(order="auto", method="auto", discount="auto")``:
-which longest context, which blending of the orders and which discount forecast the
-next state best on turns the counts did not see.
+The search behind ``FollowUpPredictor(order="auto", method="auto", discount="auto",
+half_life="auto")``: which longest context, which blending of the orders, which
+discount and which time decay forecast the next state best on turns the counts did not
+see.
 
 The transitions are counted once, at the longest order searched, on the training part
 (:class:`Windows` keeps every context's id, so counting a subset is a sort). The
@@ -13,6 +14,10 @@ refit. The validation part is the last sessions (at most :data:`MAX_TURNS` turns
 
 A candidate wins by its top-3 hit rate; candidates within :data:`TOLERANCE` of the
 best are told apart by their log-loss.
+
+With ``half_life="auto"`` the chosen candidate is then tried with its counts decayed,
+on the last sessions only, when the log drifts (:func:`_drifts`: the newest part of the
+training transitions forecasts the last sessions better than every older part).
 """
 
 from __future__ import annotations
