@@ -452,6 +452,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             for key, score in found:
                 if score >= retrieval.min_score:
                     relevance[key] = max(relevance.get(key, 0.0), score)
+        if relevance:  # relative to the best match: a cosine is no probability of use
+            top = max(relevance.values())
+            relevance = {key: score / top for key, score in relevance.items()}
         items = {item.key: (item, p) for item, p in predicted}
         wanted = [key for key in relevance if key not in items]
         if wanted:
