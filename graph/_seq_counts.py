@@ -229,7 +229,7 @@ class SeqCounts:
         if not self.mixture:
             return total / (total + distinct)  # no weights learned: PPM-C's escape
         n = key.count(SEP) + 1
-        return self.mixture[bucket(n, key[1] == BOS, total, distinct, self._mix_levels)]
+        return self.mixture[bucket(n, key[1:2] == BOS, total, distinct, self._mix_levels)]
 
     def _unigram(self) -> tuple[dict[str, float], list[tuple[str, float]]]:
         if self._uni is None:
@@ -268,7 +268,7 @@ class SeqCounts:
         top = len(keys) - 1
         for n in range(top, 0, -1):
             key = keys[n]
-            use_cont = kn and n < self.order and key[1] != BOS
+            use_cont = kn and n < self.order and key[1:2] != BOS
             level = self._level(key, use_cont)
             if level is None:
                 continue

@@ -256,3 +256,15 @@ def test_decay_follows_drift() -> None:
     assert "b" == FollowUpPredictor(order=1).fit(old + new).predict_proba(["a"], k=1)[0][0]
     decayed = FollowUpPredictor(order=1, half_life=5).fit(old + new)
     assert "c" == decayed.predict_proba(["a"], k=1)[0][0]
+
+
+def test_an_empty_state_name_in_a_history_is_no_crash() -> None:
+    """
+    A history holding an empty state name (a request whose label was "") is predicted
+    from, as an unseen state, never an IndexError (found by the CLI fuzz test).
+    """
+    sessions = [["a", "b", "c"], ["a", "b", "d"]] * 15
+    model = FollowUpPredictor(order=2, method="kn", text=False).fit(
+        [{"turns": [{"state": s} for s in seq]} for seq in sessions]
+    )
+    assert model.predict_proba(["a", ""], k=2)
