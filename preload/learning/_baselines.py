@@ -155,7 +155,10 @@ class MarkovForecaster:
         self.order = order
         self.top_states = top_states
         self.persistence = persistence
-        self.predictor = FollowUpPredictor(order=order, text=False)
+        # Fixed: Kneser-Ney at 0.75, no decay; nothing searched (a baseline must not tune).
+        self.predictor = FollowUpPredictor(
+            order=order, text=False, method="kn", discount=0.75, half_life=None
+        )
         self.needs_model = NeedsModel()
         self._fitted = False
 
