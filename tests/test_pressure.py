@@ -14,7 +14,13 @@ from preload.caches import Demand, MemoryCache
 from preload.caches._index import EntryIndex
 from preload.cli import main
 from preload.replay import generate_demo, replay
-from preload.replay._tenants import BeladyValue, tenant_of, working_set
+from preload.replay._tenants import (
+    BeladyValue,
+    _measure,
+    tenant_of,
+    with_capacity,
+    working_set,
+)
 from preload.window._prompt_cache import PromptCache
 
 
@@ -203,6 +209,9 @@ def test_tenants_share_one_cache_under_pressure() -> None:
     one, _ = working_set(demo.sessions, knowledge, EngineConfig())
     many, size = working_set(demo.sessions, knowledge, config)
     assert one < many and size > 0
+    tiny = with_capacity(config, 0.0001, demo.sessions, knowledge)
+    assert 1 == tiny.cache.max_entries
+    assert tiny.cache.max_bytes == _measure(demo.sessions, knowledge, config)[2]  # the largest
     strategies = ["lru", "oracle", "global_oracle"]
     small = replay(
         demo.sessions, demo.knowledge, config, strategies=strategies, capacity=0.05, processes=1

@@ -57,6 +57,16 @@ def working_set(
     each distinct item a tenant's sessions need, at its cached size (every level of
     it, serialized as the cache does).
     """
+    entries, size, _ = _measure(sessions, knowledge, config)
+    return entries, size
+
+
+def _measure(
+    sessions: Sequence[Session], knowledge: DictSource, config: EngineConfig
+) -> tuple[int, int, int]:
+    """
+    The working set's entries and bytes, and the bytes of its largest item.
+    """
     tenants = config.replay.tenants
     needed: list[set[str]] = [set() for _ in range(tenants)]
     for s in sessions:
@@ -76,7 +86,7 @@ def working_set(
         )
         size[key] = len(serializer.dumps(item.to_dict()))
     entries = sum(len(mine) for mine in needed)
-    return entries, sum(size[k] for mine in needed for k in mine)
+    return entries, sum(size[k] for mine in needed for k in mine), max(size.values(), default=1)
 
 
 async def _texts(knowledge: DictSource, keys: Sequence[str]) -> list[str]:
@@ -102,11 +112,12 @@ def with_capacity(
         )
     if not math.isfinite(fraction):
         raise ConfigError("capacity", f"must be finite, got {fraction!r}")
-    entries, size = working_set(sessions, knowledge, config)
+    entries, size, largest = _measure(sessions, knowledge, config)
+    floor = config.cache.max_bytes if fraction >= 1 else largest
     cache = replace(
         config.cache,
         max_entries=max(1, round(entries * fraction)),
-        max_bytes=max(config.cache.max_bytes if fraction >= 1 else 1, round(size * fraction)),
+        max_bytes=max(floor, round(size * fraction)),
     )
     return config.replace(cache=cache)
 
