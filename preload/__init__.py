@@ -24,6 +24,7 @@ from ._config import LatencyConfig as LatencyConfig
 from ._config import LimitsConfig as LimitsConfig
 from ._config import PredictionConfig as PredictionConfig
 from ._config import PreloaderConfig as PreloaderConfig
+from ._config import PricingConfig as PricingConfig
 from ._config import ReplayConfig as ReplayConfig
 from ._config import RetrievalConfig as RetrievalConfig
 from ._config import ServerConfig as ServerConfig
@@ -106,6 +107,7 @@ __all__ = [
     "PreloadEngine",
     "PreloadError",
     "PreloaderConfig",
+    "PricingConfig",
     "PrometheusCollector",
     "ReplayConfig",
     "RetrievalConfig",
