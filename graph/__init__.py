@@ -55,6 +55,7 @@ from ._errors import GraphError as GraphError
 from ._errors import InvalidStateError as InvalidStateError
 from ._errors import ModelFileError as ModelFileError
 from ._graph import PatternGraph as PatternGraph
+from ._keys import check_name as check_name
 from ._needs_forecast import NeedsForecaster as NeedsForecaster
 from ._predictor import FollowUpPredictor as FollowUpPredictor
 from ._state_encoder import StateEncoder as StateEncoder
@@ -75,4 +76,5 @@ __all__ = [
     "PatternGraph",
     "StateEncoder",
     "TextForecaster",
+    "check_name",
 ]

@@ -22,6 +22,9 @@ from typing import Any, Literal, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from graph import InvalidStateError
+from graph import check_name as check_graph_name
+
 from ._config import EngineConfig
 from ._errors import EngineStateError, InputTooLargeError, UnknownToolError
 from ._lifecycle import Lifecycle
@@ -309,7 +312,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             EngineStateError: The engine is not open.
             TypeError: An argument has the wrong type (``needs`` must be a sequence
                 of keys, not one string).
-            ValueError: ``session_id`` is empty.
+            ValueError: ``session_id`` is empty, or ``state`` or a need holds a control
+                character the forecaster reserves.
             InputTooLargeError: The text or the needs are above ``[limits]``.
         """
         self._check_open()
@@ -377,6 +381,15 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         for i, key in enumerate(needs):
             if not isinstance(key, str):
                 raise TypeError(f"needs[{i}] must be a string key, not {type(key).__name__}")
+        for where, name in [("state", state), *((f"needs[{i}]", k) for i, k in enumerate(needs))]:
+            if isinstance(name, str):
+                try:
+                    check_graph_name(name)
+                except InvalidStateError as exc:
+                    raise ValueError(
+                        f"{where} {name[:60]!r} holds the control character {exc.char!r}, "
+                        "which the forecaster reserves; remove it"
+                    ) from None
         assert isinstance(text, str)
         if len(text) > limits.max_request_chars:
             raise InputTooLargeError(

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from graph import InvalidStateError
+from graph import check_name as check_graph_name
+
 from ._config import MAX_TEXT_CHARS, LimitsConfig
 from ._errors import EmptyInputError, InputError
 from .calls import MAX_CALLS_PER_TURN, ToolCall, canonical_args, check_name
@@ -358,12 +361,16 @@ def _read_turn(raw: Any, index: int, max_text_chars: int) -> Turn:
     state = raw.get("state")
     if state is not None and not isinstance(state, str):
         raise _TurnProblem(f"'state' must be a string, not {json_type(state)}")
+    if state is not None:
+        _check_label("'state'", state)
     needs = raw.get("needs", [])
     if not isinstance(needs, list):
         raise _TurnProblem(f"'needs' must be a list of strings, not {json_type(needs)}")
     if not all(isinstance(n, str) for n in needs):
         i, bad = next((i, n) for i, n in enumerate(needs) if not isinstance(n, str))
         raise _TurnProblem(f"'needs' must be a list of strings; needs[{i}] is {json_type(bad)}")
+    for i, need in enumerate(needs):
+        _check_label(f"needs[{i}]", need)
     if len(needs) > MAX_NEEDS:
         raise _TurnProblem(
             f"'needs' has {len(needs):,} keys, above the limit of {MAX_NEEDS} a request "
@@ -385,6 +392,22 @@ def _read_turn(raw: Any, index: int, max_text_chars: int) -> Turn:
         tool_calls=_tool_calls(raw.get("tool_calls", [])),
         extra=extra,
     )
+
+
+def _check_label(where: str, name: str) -> None:
+    """
+    A state or need name graph can learn from: none of its reserved control characters.
+
+    Raises:
+        _TurnProblem: The name holds one.
+    """
+    try:
+        check_graph_name(name)
+    except InvalidStateError as exc:
+        raise _TurnProblem(
+            f"{where} {quoted(name)} holds the control character {exc.char!r}, which the "
+            "forecaster reserves; remove it"
+        ) from None
 
 
 def _tool_calls(raw: object) -> tuple[ToolCall, ...]:

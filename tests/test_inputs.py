@@ -12,10 +12,12 @@ import pytest
 
 from preload import (
     EmptyInputError,
+    EngineConfig,
     InputError,
     JsonlKnowledgeSource,
     KnowledgeItem,
     MissingItemError,
+    PreloadEngine,
     PreloaderConfig,
     read_knowledge,
     read_sessions,
@@ -672,3 +674,35 @@ def test_tool_calls_of_the_wrong_shape_are_named_and_skippable(
         read_sessions(path)
     sessions, errors = read_sessions(path, skip_bad_lines=True)
     assert (["good"], [2]) == ([s.session_id for s in sessions], [e.line for e in errors])
+
+
+def test_a_name_with_a_reserved_control_character_is_refused_with_its_line(
+    tmp_path: Path,
+) -> None:
+    """
+    A state or need holding a control character the forecaster reserves is refused by
+    the reader naming the file, the line and the field (the fuzz test found it
+    reaching the forecaster).
+    """
+    path = tmp_path / "s.jsonl"
+    path.write_text(
+        '{"session_id": "a", "turns": [{"t": 0, "needs": ["ok"]}]}\n'
+        '{"session_id": "b", "turns": [{"t": 0, "needs": ["k\\u001e"]}]}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match=r"needs\[0\] 'k\\x1e' holds the control character") as e:
+        read_sessions(path)
+    assert 2 == e.value.line
+
+
+async def test_the_engine_refuses_a_reserved_character_in_a_request() -> None:
+    """
+    ``handle`` refuses a state or need holding a reserved control character with a
+    ValueError naming it, before anything is served.
+    """
+    async with PreloadEngine(EngineConfig(), sources={}) as engine:
+        with pytest.raises(ValueError, match=r"needs\[1\] 'b\\x1f'"):
+            await engine.handle(session_id="s", text="hi", needs=["a", "b\x1f"])
+        with pytest.raises(ValueError, match="^state"):
+            await engine.handle(session_id="s", text="hi", state="x\x02")
+        assert 0 == engine.statistics().requests

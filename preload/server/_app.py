@@ -385,13 +385,19 @@ def _add_routes(app: FastAPI) -> None:
             repeat = body.request_id is not None and last.get("request_id") == body.request_id
             if repeat:  # a retry of a turn the store accepted: serve it again
                 gate.rewind(session_id, synced.count - 1)
-            ctx = await gate.engine.handle(
-                session_id=session_id,
-                text=body.text,
-                state=body.state,
-                needs=body.needs,
-                user=body.user,
-            )
+            try:
+                ctx = await gate.engine.handle(
+                    session_id=session_id,
+                    text=body.text,
+                    state=body.state,
+                    needs=body.needs,
+                    user=body.user,
+                )
+            except InputTooLargeError:
+                raise
+            except ValueError as exc:  # a name the forecaster cannot take
+                field = "state" if str(exc).startswith("state") else "needs"
+                raise ApiError(422, "invalid_request", str(exc), field) from None
             turn = synced.count - 1 if repeat else synced.count
             if not repeat:
                 await _write(gate, change, session_id, body)

@@ -96,6 +96,8 @@ def test_validation_and_size_limits(
             (url, {"text": "hi", "needs": "service:hotels"}, 422, "needs"),
             (url, {"text": 5}, 422, "text"),
             (url, {"text": "hi", "colour": "red"}, 422, "colour"),
+            (url, {"text": "hi", "needs": ["a\x1e"]}, 422, "needs"),
+            (url, {"text": "hi", "state": "s\x02"}, 422, "state"),
             ("/v1/sessions/bad id!/requests", {"text": "hi"}, 422, "session_id"),
             (url, {"text": "x" * 2001}, 413, "limits.max_request_chars"),
             (url, {"text": "hi", "needs": [f"k{i}" for i in range(9)]}, 413, "limits.max_needs"),
