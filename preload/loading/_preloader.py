@@ -52,6 +52,9 @@ __all__ = ["Preloader"]
 
 logger = logging.getLogger(__name__)
 
+#: Keys the preloader remembers warning about when the cache refused them.
+MAX_NOT_CACHED = 10_000
+
 #: Routes remembered by :meth:`Preloader.key_of` before the memo starts over.
 MAX_ROUTES = 100_000
 
@@ -94,6 +97,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
         self.compressor = compressor
         self.tenant = tenant
         self._counters = Counters()
+        self._not_cached: set[str] = set()  # keys the cache refused, warned about once
         self._guard = SourceGuard(self.config, self._counters)
         self._builder = ItemBuilder(compressor, sources.category, offload=offload)
         self._routes: dict[str, tuple[Source, str] | None] = {}
@@ -593,8 +597,12 @@ class Preloader(anyio.AsyncContextManagerMixin):
                 ttl = cache.config.ttl_for(flight.source.name, flight.key)
                 try:
                     await cache.set(ck, item.to_dict(), ttl=ttl, obj=item, preload=flight.preload)
-                except CacheError as exc:
-                    logger.warning("not caching %s: %s", flight.key, exc)
+                except CacheError as exc:  # said once a key (a small cache refuses often)
+                    known = flight.key in self._not_cached
+                    if not known and len(self._not_cached) < MAX_NOT_CACHED:
+                        self._not_cached.add(flight.key)
+                    log = logger.debug if known else logger.warning
+                    log("not caching %s: %s", flight.key, exc)
             return item
         finally:
             if token is not None and cache is not None and cache.shared:

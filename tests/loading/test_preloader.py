@@ -5,6 +5,7 @@ The preloader: single-flight, background loads, failures counted, clean shutdown
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import anyio
 import pytest
@@ -410,3 +411,27 @@ async def test_peek_many_returns_what_is_warm_and_never_loads(
         got = await preloader.peek_many(["service:Flights", "service:Hotels", "nowhere"])
     assert ["service:Flights"] == list(got)
     assert 1 == source.calls.total()
+
+
+async def test_a_key_the_cache_refuses_is_warned_about_once(
+    counter: TiktokenCounter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    An item larger than the cache's byte bound is served but not cached; the warning
+    says so the first time, later loads of the same key only at DEBUG (a small cache
+    under pressure refuses often, and the log must stay readable).
+    """
+    caplog.set_level(logging.DEBUG, logger="preload.loading")
+    source = ScriptedSource({"big": "word " * 2_000})
+    preloader = Preloader(
+        sources=SourceRouter({source.name: source}),
+        cache=MemoryCache(CacheConfig(max_bytes=1_000)),
+        compressor=TruncatingCompressor(counter),
+    )
+    async with preloader:
+        for _ in range(3):
+            got = await preloader.get("big", deadline_s=10)
+            assert got.item is not None
+    refused = [r for r in caplog.records if "not caching big" in r.getMessage()]
+    assert ["WARNING", "DEBUG", "DEBUG"] == [r.levelname for r in refused]
+    assert 3 == source.calls.total()
