@@ -22,13 +22,11 @@ from typing import Any, Literal, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from graph import InvalidStateError
-from graph import check_name as check_graph_name
-
 from ._config import EngineConfig
 from ._errors import EngineStateError, InputTooLargeError, UnknownToolError
 from ._lifecycle import Lifecycle
 from ._metrics import EngineStatistics, MetricsSnapshot, compose
+from ._sessions import name_problem
 from ._sources import SearchingSource, Source, SourceRouter
 from ._tokens import TiktokenCounter, TokenCounter
 from .caches import CacheBackend, make_cache
@@ -382,14 +380,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if not isinstance(key, str):
                 raise TypeError(f"needs[{i}] must be a string key, not {type(key).__name__}")
         for where, name in [("state", state), *((f"needs[{i}]", k) for i, k in enumerate(needs))]:
-            if isinstance(name, str):
-                try:
-                    check_graph_name(name)
-                except InvalidStateError as exc:
-                    raise ValueError(
-                        f"{where} {name[:60]!r} holds the control character {exc.char!r}, "
-                        "which the forecaster reserves; remove it"
-                    ) from None
+            problem = name_problem(where, name) if isinstance(name, str) else None
+            if problem is not None:
+                raise ValueError(problem)
         assert isinstance(text, str)
         if len(text) > limits.max_request_chars:
             raise InputTooLargeError(
@@ -535,7 +528,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if item.category in _NOT_JUDGED:
                 continue
             shown.append(item.key)
-            if item.key not in judged:
+            if self.values is not None and item.key not in judged:  # else nothing learns
                 judged[item.key] = (
                     self._candidate(session, item.key, 0.0, forecast.get(item.key, 0.0)),
                     item.text,
@@ -850,7 +843,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         Make the session's turns from ``start`` on those given (as :meth:`turns_of`
         gives them; another replica served them), creating the session if need be.
         The history records the new exchanges as it would have; when a turn it has
-        recorded changed, it is rebuilt from the turns.
+        recorded changed, it is rebuilt from the turns. A session left without turns
+        is ended.
 
         Raises:
             ValueError: ``start`` is past the session's turns.
@@ -876,6 +870,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 session.recorded = 0
         session.turns[start:] = new
         session.recorded = min(session.recorded, len(session.turns))
+        if not session.turns:  # nothing left: as if it had never begun
+            self.end_session(session_id)
 
     def history(self, session_id: str, available_tokens: int | None = None) -> str:
         """

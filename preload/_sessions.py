@@ -30,7 +30,7 @@ from .calls import MAX_CALLS_PER_TURN, ToolCall, canonical_args, check_name
 #: The most needs one turn may declare: what the engine takes in one request.
 MAX_NEEDS = LimitsConfig().max_needs
 
-__all__ = ["MAX_SESSION_SECONDS", "Session", "Turn", "read_sessions"]
+__all__ = ["MAX_SESSION_SECONDS", "Session", "Turn", "name_problem", "read_sessions"]
 
 #: The latest time a turn may have, in seconds since its session began (about 116 days).
 #: The replay runs sessions on a virtual clock that counts seconds in a float: around
@@ -394,20 +394,29 @@ def _read_turn(raw: Any, index: int, max_text_chars: int) -> Turn:
     )
 
 
-def _check_label(where: str, name: str) -> None:
+def name_problem(where: str, name: str) -> str | None:
     """
-    A state or need name graph can learn from: none of its reserved control characters.
-
-    Raises:
-        _TurnProblem: The name holds one.
+    What is wrong with a state or need name graph cannot learn from (one of its
+    reserved control characters), or None; ``where`` names it in the message.
     """
     try:
         check_graph_name(name)
     except InvalidStateError as exc:
-        raise _TurnProblem(
+        return (
             f"{where} {quoted(name)} holds the control character {exc.char!r}, which the "
             "forecaster reserves; remove it"
-        ) from None
+        )
+    return None
+
+
+def _check_label(where: str, name: str) -> None:
+    """
+    Raises:
+        _TurnProblem: The state or need name holds a reserved control character.
+    """
+    problem = name_problem(where, name)
+    if problem is not None:
+        raise _TurnProblem(problem)
 
 
 def _tool_calls(raw: object) -> tuple[ToolCall, ...]:

@@ -128,10 +128,8 @@ class SessionGate:
 
     def rewind(self, session_id: str, count: int) -> None:
         """
-        Drop the engine's turns past ``count`` (a write the store refused); a session
-        left with none is ended.
+        Drop the engine's turns past ``count`` (a write the store refused; a session
+        left with none is ended).
         """
-        if not count:
-            self.engine.end_session(session_id)
-        elif len(self.engine.turns_of(session_id, count)):
+        if len(self.engine.turns_of(session_id, count)):
             self.engine.restore(session_id, [], start=count)

@@ -29,6 +29,8 @@ from typing import Any, Protocol
 
 import anyio
 
+from ..caches._redis import RELEASE_SCRIPT
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -81,11 +83,6 @@ end
 if redis.call('get', KEYS[3]) == ARGV[5] then redis.call('del', KEYS[3]) end
 return out
 """
-
-RELEASE_SCRIPT = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
-    "else return 0 end"
-)
 
 
 class StoreUnavailable(Exception):

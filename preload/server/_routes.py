@@ -1,0 +1,320 @@
+"""
+The routes of the API under ``/v1``, and the probes: one function a route, each change
+to a session under its lease (:meth:`SessionGate.change`), written back before the
+answer leaves.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._errors import InputTooLargeError, UnknownToolError
+from .._sessions import name_problem
+from ._gate import Change, SessionGate
+from ._keys import NAME_PATTERN
+from ._store import new_epoch
+
+if TYPE_CHECKING:
+    from ..window import Context
+    from ._app import _Server
+
+__all__ = ["ApiError", "router"]
+
+router = APIRouter()
+
+
+class RequestIn(BaseModel):
+    """
+    ``POST /v1/sessions/{id}/requests``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    state: str | None = None
+    needs: list[str] = Field(default_factory=list)
+    user: str | None = None
+    request_id: str | None = Field(default=None, max_length=128)
+
+
+class ReplyIn(BaseModel):
+    """
+    ``POST /v1/sessions/{id}/replies``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+
+
+class FeedbackIn(BaseModel):
+    """
+    ``POST /v1/sessions/{id}/feedback``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    used: list[str] = Field(max_length=1_000)
+    score: float | None = None
+
+
+class CallIn(BaseModel):
+    """
+    ``POST /v1/sessions/{id}/calls``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApiError(Exception):
+    """
+    An error the API answers with its status, code and message.
+    """
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+SessionId = Annotated[str, Path(pattern=NAME_PATTERN, description="The session's id.")]
+
+
+def _server(request: Request) -> _Server:
+    server: _Server = request.app.state.server
+    return server
+
+
+def _gate(request: Request) -> SessionGate:
+    """
+    The gate of the tenant whose key the request carries.
+
+    Raises:
+        ApiError: 401, no key or an unknown one.
+    """
+    server = _server(request)
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <key>'")
+    tenant = server.keys.tenant_of(key.strip())
+    if tenant is None:
+        raise ApiError(401, "unauthorized", "unknown API key")
+    return server.gates[tenant]
+
+
+Gate = Annotated[SessionGate, Depends(_gate)]
+
+
+@router.post("/v1/sessions/{session_id}/requests")
+async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> dict[str, Any]:
+    """
+    Serve a request: its context within budget, from what is warm.
+    """
+    _check_names(body)
+    async with gate.change(session_id) as change:
+        synced = change.synced
+        last = synced.last or {}
+        repeat = body.request_id is not None and last.get("request_id") == body.request_id
+        if repeat:  # a retry of a turn the store accepted: serve it again
+            gate.rewind(session_id, synced.count - 1)
+        ctx = await gate.engine.handle(
+            session_id=session_id,
+            text=body.text,
+            state=body.state,
+            needs=body.needs,
+            user=body.user,
+        )
+        if not repeat:
+            await _write(gate, change, session_id, body)
+    turn = synced.count - 1 if repeat else synced.count
+    return _answer(session_id, ctx, turn=turn, repeat=repeat)
+
+
+def _check_names(body: RequestIn) -> None:
+    """
+    Raises:
+        ApiError: 422, a state or need the forecaster cannot take, named.
+    """
+    named = [("state", body.state), *((f"needs[{i}]", k) for i, k in enumerate(body.needs))]
+    for where, name in named:
+        problem = name_problem(where, name) if name is not None else None
+        if problem is not None:
+            raise ApiError(422, "invalid_request", problem, where.split("[")[0])
+
+
+def _answer(session_id: str, ctx: Context, *, turn: int, repeat: bool) -> dict[str, Any]:
+    """
+    The answer to a request: its context as JSON.
+    """
+    return {
+        "session_id": session_id,
+        "turn": turn,
+        "text": ctx.render(),
+        "tokens": ctx.tokens,
+        "budget": ctx.budget,
+        "items": [
+            {
+                "key": item.key,
+                "category": item.category,
+                "level": item.level,
+                "tokens": item.tokens,
+                "reason": item.reason,
+            }
+            for item in ctx.items
+        ],
+        "explain": ctx.explain(),
+        "waited_ms": ctx.waited_s * 1000,
+        "hits": ctx.hits,
+        "partial_hits": ctx.partial_hits,
+        "misses": ctx.misses,
+        "missing": list(ctx.missing),
+        "speculated": list(ctx.speculated),
+        "repeated": repeat,
+    }
+
+
+@router.post("/v1/sessions/{session_id}/replies", status_code=204)
+async def post_reply(session_id: SessionId, body: ReplyIn, gate: Gate) -> Response:
+    """
+    Record the agent's reply to the session's last request.
+    """
+    limit = gate.engine.config.limits.max_reply_chars
+    if len(body.text) > limit:
+        raise InputTooLargeError("reply text (characters)", len(body.text), limit, "text")
+    async with gate.change(session_id) as change:
+        if not change.synced.count:
+            raise _no_session(session_id)
+        gate.engine.reply(session_id, body.text)
+        await _rewrite(gate, change, session_id)
+    return Response(status_code=204)
+
+
+@router.post("/v1/sessions/{session_id}/calls")
+async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str, Any]:
+    """
+    Make a tool call for the session's current request, served from its speculative
+    result when there is one.
+    """
+    async with gate.change(session_id) as change:
+        if not change.synced.count:
+            raise _no_session(session_id)
+        try:
+            result = await gate.engine.call(session_id, body.name, body.args)
+        except UnknownToolError as exc:
+            raise ApiError(404, "unknown_tool", str(exc), "name") from None
+        except (TypeError, ValueError) as exc:
+            raise ApiError(422, "invalid_request", f"args: {exc}", "args") from None
+        except TimeoutError as exc:
+            raise ApiError(504, "tool_timeout", str(exc)) from None
+        except Exception as exc:  # the tool's own failure
+            raise ApiError(502, "tool_failed", f"{type(exc).__name__}: {exc}") from exc
+        await _rewrite(gate, change, session_id)
+    return {"name": body.name, "result": result}
+
+
+@router.post("/v1/sessions/{session_id}/feedback", status_code=202)
+async def post_feedback(session_id: SessionId, body: FeedbackIn, gate: Gate) -> Response:
+    """
+    Which items of the last window the answer used: the content-value predictor
+    learns from it in the background. Feedback the replica cannot place (no window
+    of that session here, keys not in it) is counted, never an error.
+    """
+    gate.engine.feedback(session_id, used=body.used, score=body.score)
+    return Response(status_code=202)
+
+
+@router.get("/v1/sessions/{session_id}")
+async def get_session(session_id: SessionId, gate: Gate) -> dict[str, Any]:
+    """
+    The session's turns as stored, oldest first.
+    """
+    stored = await gate.store.read(gate.tenant, session_id)
+    if not stored.count:
+        raise _no_session(session_id)
+    return {"session_id": session_id, "user": stored.user, "turns": stored.turns}
+
+
+@router.delete("/v1/sessions/{session_id}", status_code=204)
+async def delete_session(session_id: SessionId, gate: Gate) -> Response:
+    """
+    Forget the session everywhere.
+    """
+    async with gate.change(session_id):
+        existed = await gate.store.delete(gate.tenant, session_id)
+        gate.forget(session_id)
+    if not existed:
+        raise _no_session(session_id)
+    return Response(status_code=204)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """
+    The process is up.
+    """
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> dict[str, str]:
+    """
+    The process can serve: its session store answers.
+    """
+    await _server(request).store.ping()
+    return {"status": "ready"}
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """
+    Prometheus metrics: every tenant's engine, request times, event-loop lag.
+    """
+    from ._metrics import render
+
+    body, content_type = render(_server(request))
+    return Response(body, media_type=content_type)
+
+
+async def _write(gate: SessionGate, change: Change, session_id: str, body: RequestIn) -> None:
+    """
+    Store the turn the engine just added after the stored ones; when the store
+    refuses, take it back from the engine too.
+    """
+    count = change.synced.count
+    turn = gate.engine.turns_of(session_id, count)[0]
+    turn["request_id"] = body.request_id
+    epoch = change.synced.epoch or new_epoch()
+    try:
+        await change.held.append(turn, expected=count, epoch=epoch, user=body.user)
+    except BaseException:
+        gate.rewind(session_id, count)
+        gate.forget(session_id)
+        raise
+    gate.remember(session_id, epoch, count + 1)
+
+
+async def _rewrite(gate: SessionGate, change: Change, session_id: str) -> None:
+    """
+    Store the engine's last turn of the session in place of the stored one.
+    """
+    synced = change.synced
+    turn = gate.engine.turns_of(session_id, synced.count - 1)[0]
+    turn["request_id"] = (synced.last or {}).get("request_id")
+    try:
+        await change.held.update_last(turn, count=synced.count, epoch=synced.epoch)
+    except BaseException:
+        gate.forget(session_id)  # the engine's copy is ahead: rebuild it next time
+        raise
+
+
+def _no_session(session_id: str) -> ApiError:
+    return ApiError(404, "no_session", f"no session {session_id!r}")
