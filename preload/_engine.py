@@ -118,7 +118,9 @@ class _Session:
     learning: bool = False  # a "turn" event is queued and will see the reply too
     history: CompressedConversation | None = None
     recorded: int = 0  # turns already in the history
-    recording: bool = False  # the learner prepares the next exchange in a worker thread
+    # Held while the next exchange is prepared in a worker thread (by the learner, or
+    # by a request catching up); requests wait for a short one rather than skip it.
+    recording: anyio.Lock = field(default_factory=anyio.Lock)
     speculated: int = 0  # speculative calls started since the last request
     # The last window's candidates with their text and tokens; this request's candidates.
     window: dict[str, tuple[Candidate, str, int]] = field(default_factory=dict)
@@ -330,7 +332,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             request=window_text,
             required=required,
             optional=optional,
-            conversation=self._history(session, complete=True),
+            conversation=await self._caught_up(session),
         )
         context = replace(
             context,
@@ -865,7 +867,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 (a.get("text"), a.get("system")) == (b.get("text"), b.get("system"))
                 for a, b in zip(old, new, strict=False)
             )
-            if not same and not session.recording:
+            if not same and not session.recording.locked():
                 session.history = None
                 session.recorded = 0
         session.turns[start:] = new
@@ -946,7 +948,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         never does work that grows with a message's size.
         """
         history = self._conversation(session)
-        while session.recorded < len(session.turns) and not session.recording:
+        while session.recorded < len(session.turns) and not session.recording.locked():
             turn = session.turns[session.recorded]
             last = session.recorded == len(session.turns) - 1
             if not complete and last and turn.get("system") is None:
@@ -958,6 +960,18 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             session.recorded += 1
         return history
 
+    async def _caught_up(self, session: _Session) -> CompressedConversation:
+        """
+        The history a request's window holds. Exchanges the learner has not recorded
+        yet (a reply that came a moment ago, turns another replica served) are
+        prepared in the worker thread first, as the learner would, so that the loop
+        serves other requests meanwhile; a long one is left to the learner.
+        """
+        if self._offload:
+            while await self._record_next(session, complete=True):
+                pass
+        return self._history(session, complete=True)
+
     async def _record(self, session: _Session) -> None:
         """
         The learner's part of the history: each answered exchange prepared (its
@@ -965,23 +979,47 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         thread while the loop serves other requests, then merged on the loop (work that
         grows with its facts). Without offloading, short exchanges are recorded inline.
         """
-        history = (
-            self._conversation(session) if self._offload else self._history(session, complete=False)
-        )
-        while session.recorded < len(session.turns) and not session.recording:
+        if not self._offload:
+            self._history(session, complete=False)
+            return
+        while await self._record_next(session, complete=False):
+            pass
+
+    async def _record_next(self, session: _Session, *, complete: bool) -> bool:
+        """
+        Record the session's next exchange, prepared in the history's worker thread;
+        False when there is none to record: all are, the last is unanswered and not
+        ``complete``, or (for a request, ``complete``) it is long.
+        """
+        if complete and self._long(session):  # never wait behind a long one
+            return False
+        async with session.recording:
+            if session.recorded >= len(session.turns):
+                return False
             turn = session.turns[session.recorded]
-            if session.recorded == len(session.turns) - 1 and turn.get("system") is None:
-                return
+            last = session.recorded == len(session.turns) - 1
+            if not complete and last and turn.get("system") is None:
+                return False
+            if complete and self._long(session):
+                return False
+            history = self._conversation(session)
             user, agent = turn["text"] or "", turn.get("system") or ""
-            session.recording = True
-            try:
-                prepared = await anyio.to_thread.run_sync(
-                    history.prepare, user, agent, limiter=self._cpu
-                )
-            finally:
-                session.recording = False
+            prepared = await anyio.to_thread.run_sync(
+                history.prepare, user, agent, limiter=self._cpu
+            )
             history.add_prepared(prepared)
             session.recorded += 1
+            return True
+
+    @staticmethod
+    def _long(session: _Session) -> bool:
+        """
+        The session's next exchange to record is too long for a request to wait for.
+        """
+        if session.recorded >= len(session.turns):
+            return False
+        turn = session.turns[session.recorded]
+        return len(turn["text"] or "") + len(turn.get("system") or "") > HISTORY_OFFLOAD_CHARS
 
     # -- background -------------------------------------------------------------------
 

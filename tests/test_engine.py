@@ -5,6 +5,7 @@ The engine end to end with real parts: tokenizer, aiocache, task groups.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import anyio
 import pytest
@@ -22,6 +23,7 @@ from preload import (
     Turn,
 )
 from preload.compression import MultiLevelCompressor
+from preload.history import CompressedConversation, PreparedExchange
 from preload.learning import MarkovForecaster
 
 
@@ -227,8 +229,11 @@ async def test_turns_the_learner_never_saw_reach_the_snapshot(
     that did not fit are dropped, never waited for, and counted in the metrics.
     """
     no_search = config.replace(retrieval=RetrievalConfig(search=False))  # it would yield
-    async with PreloadEngine(
-        no_search, sources={"kb": DictSource(knowledge)}, forecaster=MarkovForecaster(1)
+    async with PreloadEngine(  # and so would recording the last request in a worker thread
+        no_search,
+        sources={"kb": DictSource(knowledge)},
+        forecaster=MarkovForecaster(1),
+        offload=False,
     ) as engine:
         for i in range(5000):
             await engine.handle(session_id=f"s{i % 50}", text="hi", state="Flights:Search")
@@ -384,6 +389,32 @@ async def test_a_one_megabyte_message_does_not_hold_up_other_sessions(
     assert gaps[-1] < 1.0, gaps[-5:]
     history = next(item for item in after.items if item.key == "history")
     assert "Alice wants" in history.text
+
+
+async def test_a_request_records_the_exchange_the_learner_has_not_yet_off_the_loop(
+    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A request that arrives right after a reply (before the learner ran) still finds
+    that exchange in its window, and the exchange was prepared in a worker thread,
+    not on the loop that serves requests.
+    """
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    prepare = CompressedConversation.prepare
+
+    def spy(self: CompressedConversation, user: str, agent: str = "") -> PreparedExchange:
+        threads.append(threading.get_ident())
+        return prepare(self, user, agent)
+
+    monkeypatch.setattr(CompressedConversation, "prepare", spy)
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        await engine.handle(session_id="s", text="find me a flight to Denver")
+        engine.reply("s", "The Zephyr flight to Denver leaves on Friday.")
+        after = await engine.handle(session_id="s", text="book it")  # the learner has not run
+    history = next(item for item in after.items if item.key == "history")
+    assert "Zephyr" in history.text
+    assert threads and loop_thread not in threads
 
 
 async def test_history_gives_the_sessions_exchanges_within_tokens(
