@@ -154,6 +154,23 @@ class EngineLink:
             self.failed("give the history", exc)
             return None
 
+    def take_back(self, session_id: str, *, reply: str | None, drop: bool) -> None:
+        """
+        Change the session's last turn in the engine: ``drop`` takes it out (its
+        request was removed), else its reply becomes ``reply`` (None: unanswered).
+        The engine's history forgets what it had recorded of it. A failure is logged,
+        never raised.
+        """
+        try:
+            turns = self.engine.turns_of(session_id)
+            if not turns:
+                return
+            last = len(turns) - 1
+            kept = [] if drop else [{**turns[last], "system": reply}]
+            self.engine.restore(session_id, kept, start=last)
+        except Exception as exc:  # noqa: BLE001 - logged once, never raised
+            self.failed("take the turn back", exc)
+
     def end_session(self, session_id: str) -> None:
         """
         ``engine.end_session``; a failure is logged, never raised.

@@ -64,8 +64,10 @@ class PreloadSession:
       for it, within the budget) in place of the earlier items, and sets the session
       for wrapped tools. Without it the model gets the compressed history only.
     - ``get_items(limit=N)`` gives the last N items as they were added (the SDK reads
-      such tails to check its own writes); ``pop_item`` and ``clear_session`` act on
-      the items, and ``clear_session`` ends the engine's session too.
+      such tails to check its own writes); ``pop_item`` removes the latest item and
+      takes it back from the engine too (a turn's request takes its turn out of the
+      engine's history, an assistant message is cut from the turn's reply);
+      ``clear_session`` forgets the items and ends the engine's session.
 
     The items are kept in memory. If the engine is closed or fails, the session gives
     the items as a plain in-memory session would and the filter leaves the input as it
@@ -103,7 +105,7 @@ class PreloadSession:
         self.session_settings = session_settings
         self.items: list[TResponseInputItem] = []
         self._link = EngineLink(engine, adapter="openai-agents", needs=needs, state=state)
-        self._turn: int | None = None  # where the current turn starts in self.items
+        self._turns: list[int] = []  # where each turn starts in self.items
         self._answered = False
         self._context: Context | None = None
 
@@ -134,7 +136,8 @@ class PreloadSession:
             self.items.append(item)
             role, kind = _get(item, "role"), _get(item, "type")
             if role == "user" and kind in (None, "message"):
-                self._turn, self._answered = len(self.items) - 1, False
+                self._turns.append(len(self.items) - 1)
+                self._answered = False
                 self._context = await self._link.handle(self.session_id, item_text(item), self.user)
             elif role == "assistant" and kind in (None, "message") and self._turn is not None:
                 self._answered = True
@@ -152,13 +155,23 @@ class PreloadSession:
 
     async def pop_item(self) -> TResponseInputItem | None:
         """
-        Remove and return the latest item (the engine keeps what it recorded).
+        Remove and return the latest item, and take it back from the engine: the
+        request of a turn takes the turn out of the engine's history, an assistant
+        message is cut from the turn's reply.
         """
         if not self.items:
             return None
         item = self.items.pop()
-        if self._turn is not None and self._turn >= len(self.items):
-            self._turn, self._context = None, None
+        turn = self._turn
+        if turn is not None and turn >= len(self.items):  # the turn's request
+            self._turns.pop()
+            self._context = None
+            self._answered = self._turn is not None and bool(self._reply())
+            self._link.take_back(self.session_id, reply=None, drop=True)
+        elif turn is not None and _get(item, "role") == "assistant":
+            reply = self._reply()
+            self._answered = bool(reply)
+            self._link.take_back(self.session_id, reply=reply or None, drop=False)
         return item
 
     async def clear_session(self) -> None:
@@ -166,8 +179,16 @@ class PreloadSession:
         Forget the items, and end the engine's session.
         """
         self.items.clear()
-        self._turn, self._context, self._answered = None, None, False
+        self._turns.clear()
+        self._context, self._answered = None, False
         self._link.end_session(self.session_id)
+
+    @property
+    def _turn(self) -> int | None:
+        """
+        Where the latest turn starts in the items.
+        """
+        return self._turns[-1] if self._turns else None
 
     def input_filter(self, data: CallModelData[Any]) -> ModelInputData:
         """

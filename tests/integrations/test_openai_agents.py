@@ -223,6 +223,29 @@ async def test_pop_item_and_clear_session(make_engine: Callable[[], PreloadEngin
         assert "" == engine.history("pop")
 
 
+async def test_pop_item_takes_the_turn_back_from_the_engine(
+    make_engine: Callable[[], PreloadEngine],
+) -> None:
+    """
+    Popping an assistant message cuts it from the engine's reply; popping the turn's
+    request takes the turn out of the engine's history, the earlier turn kept whole.
+    """
+    async with make_engine() as engine:
+        session = PreloadSession(engine, "undo")
+        await session.add_items([{"role": "user", "content": "Find me a drama"}])
+        await session.add_items([{"role": "assistant", "content": "Try Vertigo tonight."}])
+        await session.add_items([{"role": "user", "content": "Something with Zorro"}])
+        await session.add_items([{"role": "assistant", "content": "Zorro plays at nine."}])
+        assert "Zorro plays at nine." == (await session.pop_item() or {}).get("content")
+        assert engine.turns_of("undo")[-1]["system"] is None
+        assert "Zorro plays" not in engine.history("undo")
+        assert "Something with Zorro" == (await session.pop_item() or {}).get("content")
+        assert ["Find me a drama"] == [t["text"] for t in engine.turns_of("undo")]
+        history = engine.history("undo")
+        assert "Zorro" not in history and "Vertigo" in history
+        assert [] == [i for i in await session.get_items() if i.get("role") == "user"]
+
+
 class _LoopTokenizer(TiktokenCounter):
     """
     The real tokenizer, noting how many characters it tokenizes on the event loop's
