@@ -14,12 +14,14 @@ path), :mod:`preload.caches`, :mod:`preload.compression`, :mod:`preload.history`
 
 from __future__ import annotations
 
+from ._config import ArmConfig as ArmConfig
 from ._config import BudgetConfig as BudgetConfig
 from ._config import CacheConfig as CacheConfig
 from ._config import CallsConfig as CallsConfig
 from ._config import CategoryConfig as CategoryConfig
 from ._config import CompressionConfig as CompressionConfig
 from ._config import EngineConfig as EngineConfig
+from ._config import ExperimentsConfig as ExperimentsConfig
 from ._config import LatencyConfig as LatencyConfig
 from ._config import LimitsConfig as LimitsConfig
 from ._config import PredictionConfig as PredictionConfig
@@ -73,6 +75,7 @@ from .window import HierarchicalBudgetManager as HierarchicalBudgetManager
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArmConfig",
     "BudgetConfig",
     "CacheConfig",
     "CacheError",
@@ -91,6 +94,7 @@ __all__ = [
     "EngineForecaster",
     "EngineStateError",
     "EngineStatistics",
+    "ExperimentsConfig",
     "Forecast",
     "Forecaster",
     "HierarchicalBudgetManager",

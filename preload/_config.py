@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 import types
 import typing
@@ -21,14 +22,17 @@ from typing import Any, Literal, TypeVar
 from ._errors import ConfigError
 
 __all__ = [
+    "ARM_KEYS",
     "MAX_TENANTS",
     "MAX_TEXT_CHARS",
+    "ArmConfig",
     "BudgetConfig",
     "CacheConfig",
     "CallsConfig",
     "CategoryConfig",
     "CompressionConfig",
     "EngineConfig",
+    "ExperimentsConfig",
     "LatencyConfig",
     "LimitsConfig",
     "PredictionConfig",
@@ -696,10 +700,28 @@ class EngineConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
+    experiments: ExperimentsConfig = field(default_factory=lambda: ExperimentsConfig())
 
     def __post_init__(self) -> None:
         if not self.tenant:
             raise ConfigError("tenant", "must not be empty")
+        for arm in self.experiments.arms:
+            self.arm_config(arm)  # each overlay checked against the whole schema
+
+    def arm_config(self, arm: str) -> EngineConfig:
+        """
+        The configuration a session of the experiment's ``arm`` is served with: this
+        one with the arm's overlay merged in (and no experiment of its own).
+
+        Raises:
+            KeyError: The experiment has no such arm.
+            ConfigError: The overlay holds an unknown key, a bad value, or a key that
+                is engine-wide (not in :data:`ARM_KEYS`), named as
+                ``experiments.arms.<arm>.<section>.<key>``.
+
+        .. versionadded:: 0.6
+        """
+        return _arm_config(self, arm)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> EngineConfig:
@@ -730,6 +752,126 @@ class EngineConfig:
         A copy with some top-level fields replaced.
         """
         return dataclasses.replace(self, **changes)
+
+
+# -- experiments ----------------------------------------------------------------------
+
+#: What an arm's overlay may change, by section: every key (None), or these keys. The
+#: rest is engine-wide (one cache, one tokenizer, one forecaster, one preloader for all
+#: the sessions of an engine) and an overlay of it is a config error.
+ARM_KEYS: dict[str, frozenset[str] | None] = {
+    "swap": None,
+    "budget": None,
+    "pricing": None,
+    "retrieval": frozenset({"search", "limit", "min_score"}),
+    "preloader": frozenset({"max_preloads_per_turn", "request_deadline_s"}),
+    "compression": frozenset({"history_raw_turns"}),
+}
+
+_ARM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArmConfig:
+    """
+    One arm of an experiment: its share of the sessions (``weight``, relative to the
+    other arms') and what it changes (``overlay``: nested tables of the config's
+    keys, as in a config file, within :data:`ARM_KEYS`).
+
+    .. versionadded:: 0.6
+    """
+
+    weight: float = 1.0
+    overlay: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (self.weight > 0 and math.isfinite(self.weight)):
+            raise ConfigError("weight", f"must be a positive number, got {self.weight!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExperimentsConfig:
+    """
+    An A/B test: each session is served with the configuration of one arm, chosen
+    by a stable hash of (``name``, ``salt``, session id) with the arms' weights
+    (:func:`preload.experiments.assign`), and each arm's outcomes are recorded. No
+    arms: no experiment. A new ``salt`` reshuffles the sessions over the arms.
+
+    .. versionadded:: 0.6
+    """
+
+    name: str = ""
+    salt: str = ""
+    arms: dict[str, ArmConfig] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.arms:
+            return
+        if not self.name:
+            raise ConfigError("experiments.name", "an experiment with arms needs a name")
+        if len(self.arms) < 2:
+            raise ConfigError(
+                "experiments.arms", f"an experiment needs two arms or more, got {list(self.arms)}"
+            )
+        for arm in self.arms:
+            if not _ARM_NAME.fullmatch(arm):
+                raise ConfigError(
+                    f"experiments.arms.{arm}",
+                    "an arm's name is 1 to 64 letters, digits, '_' or '-'",
+                )
+
+    @property
+    def enabled(self) -> bool:
+        """
+        Whether there is an experiment to run.
+        """
+        return bool(self.arms)
+
+
+def _arm_config(config: EngineConfig, arm: str) -> EngineConfig:
+    overlay = config.experiments.arms[arm].overlay
+    prefix = f"experiments.arms.{arm}.overlay."
+    base = dataclasses.asdict(config)
+    del base["experiments"]
+    try:
+        merged = _build(EngineConfig, _merge(base, overlay), "", None)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc.key}", exc.problem) from None
+    for section, value in overlay.items():
+        if section not in ARM_KEYS:
+            raise ConfigError(
+                f"{prefix}{section}",
+                f"is engine-wide; an arm can change only {_arm_keys_text()}",
+            )
+        allowed = ARM_KEYS[section]
+        for key in value:
+            if allowed is not None and key not in allowed:
+                raise ConfigError(
+                    f"{prefix}{section}.{key}",
+                    f"is engine-wide; an arm can change only {_arm_keys_text()}",
+                )
+    return merged
+
+
+def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """
+    ``base`` with ``overlay``'s tables merged in, key by key; other values replaced.
+    """
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _arm_keys_text() -> str:
+    parts = [
+        section if keys is None else ", ".join(f"{section}.{k}" for k in sorted(keys))
+        for section, keys in ARM_KEYS.items()
+    ]
+    return ", ".join(parts)
 
 
 def _build(cls: type[T], data: Any, prefix: str, source: str | Path | None) -> T:

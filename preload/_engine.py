@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections import Counter, OrderedDict
+import math
+from collections import Counter, OrderedDict, deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -46,6 +47,7 @@ from .calls import (
     through_engine,
 )
 from .compression import Compressor, MultiLevelCompressor, Representation, TruncatingCompressor
+from .experiments import ArmStatistics, OutcomeTally, SessionOutcome, assign
 from .history import CompressedConversation
 from .learning import (
     CallPredictor,
@@ -77,6 +79,10 @@ _MAX_JUDGED = 16
 
 #: Window categories that feedback does not judge: the engine's own parts.
 _NOT_JUDGED = frozenset({"system", "working_memory", "user_history"})
+
+#: Outcomes of ended sessions an engine keeps for :meth:`PreloadEngine.experiment_outcomes`;
+#: the oldest go first.
+MAX_OUTCOMES = 100_000
 
 
 class _Default(enum.Enum):
@@ -110,9 +116,26 @@ class _CallCounters:
 
 
 @dataclass(slots=True, eq=False)
+class _Arm:
+    """
+    One arm of the engine's experiment: its merged configuration, the swap controller
+    that applies its window settings, and its running counts.
+    """
+
+    name: str
+    config: EngineConfig
+    swap: SwapController
+    tally: OutcomeTally = field(default_factory=OutcomeTally)
+
+
+@dataclass(slots=True, eq=False)
 class _Session:
     id: str
     user: str | None
+    config: EngineConfig  # the engine's, or its experiment arm's
+    swap: SwapController
+    arm: _Arm | None = None
+    tally: OutcomeTally | None = None  # the session's outcome, in an experiment
     turns: list[dict[str, Any]] = field(default_factory=list)
     forecast: Forecast | None = None
     learning: bool = False  # a "turn" event is queued and will see the reply too
@@ -194,12 +217,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             offload=offload,
             close_cache=cache is _Default.CACHE,
         )
-        self.swap = SwapController(
-            HierarchicalBudgetManager(self.config.budget),
-            self.counter,
-            config=self.config.swap,
-            pricing=self.config.pricing,
-        )
+        self.swap = self._swap_controller(self.config)
+        self._arms = {arm: self._arm(arm) for arm in self.config.experiments.arms}
+        self._weights = {arm: a.weight for arm, a in self.config.experiments.arms.items()}
+        self._outcomes: deque[SessionOutcome] = deque(maxlen=MAX_OUTCOMES)
         self.max_sessions = max_sessions
         self._counters = _Counters()
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
@@ -254,6 +275,28 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._speculating: dict[str, set[str]] = {}  # call source -> keys in flight
         self._call_counters = _CallCounters()
         self._ended: dict[str, _Session] = {}  # sessions whose calls the learner learns
+
+    def _swap_controller(self, config: EngineConfig) -> SwapController:
+        """
+        A swap controller with ``config``'s window settings.
+        """
+        return SwapController(
+            HierarchicalBudgetManager(config.budget),
+            self.counter,
+            config=config.swap,
+            pricing=config.pricing,
+        )
+
+    def _arm(self, name: str) -> _Arm:
+        """
+        An experiment arm; it shares the engine's swap controller when it leaves the
+        window settings (``swap``, ``budget``, ``pricing``) as they are.
+        """
+        config = self.config.arm_config(name)
+        window = (config.swap, config.budget, config.pricing)
+        same = window == (self.config.swap, self.config.budget, self.config.pricing)
+        swap = self.swap if same else self._swap_controller(config)
+        return _Arm(name=name, config=config, swap=swap)
 
     @staticmethod
     def default_compressor(config: EngineConfig, counter: TokenCounter) -> Compressor:
@@ -322,12 +365,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._session(session_id, user)
         window_text = text
         if self._offload and len(text) > OFFLOAD_CHARS:
-            window_text = await anyio.to_thread.run_sync(self._fit_request, text, limiter=self._cpu)
+            window_text = await anyio.to_thread.run_sync(
+                self._fit_request, session.config, text, limiter=self._cpu
+            )
         required, counts, missing = await self._gather(session, needs)
         optional = await self._warm_predictions(session, set(needs))
-        if not needs and self._searchers and self.config.retrieval.search:
+        if not needs and self._searchers and session.config.retrieval.search:
             optional = await self._retrieve(session, window_text, optional)
-        context = self.swap.assemble(
+        context = session.swap.assemble(
             session_id,
             request=window_text,
             required=required,
@@ -345,6 +390,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 c.describe() for c in self._speculation.of(session_id) if c.status == "pending"
             ),
         )
+        if session.arm is not None:
+            context = replace(
+                context, experiment=self.config.experiments.name, arm=session.arm.name
+            )
+            self._tally_turn(session, context, needs)
         session.speculated = 0
         self._note_window(session, context)
         current_session.set(session_id)  # for tools wrapped by engine.tool
@@ -395,13 +445,30 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
         return list(dict.fromkeys(needs))
 
-    def _fit_request(self, text: str) -> str:
+    def _tally_turn(self, session: _Session, context: Context, needs: list[str]) -> None:
+        """
+        Count a request of an experiment's session in its outcome and its arm's.
+        """
+        held = {item.key for item in context.items}
+        for tally in (session.tally, session.arm.tally if session.arm is not None else None):
+            if tally is not None:
+                tally.turn(
+                    hits=context.hits,
+                    partial_hits=context.partial_hits,
+                    misses=context.misses,
+                    tokens=context.tokens,
+                    needs=len(needs),
+                    held=sum(need in held for need in needs),
+                    wait_s=context.waited_s,
+                )
+
+    def _fit_request(self, config: EngineConfig, text: str) -> str:
         """
         A long request cut to what its category may ever hold, with its tokens counted
         (in a worker thread: tokenizing a long text would hold up the loop). The swap
         controller cuts it further to what the turn leaves it, as it would the whole.
         """
-        budget = self.config.budget
+        budget = config.budget
         category = budget.categories.get("working_memory")
         cap = category.max if category is not None and category.max else budget.total_tokens
         cut = self.counter.truncate(text, cap)
@@ -416,7 +483,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         joined or loaded at once within the request deadline.
         """
         fetched: dict[str, Fetched] = await self.preloader.get_many(
-            needs, deadline_s=self.config.preloader.request_deadline_s
+            needs, deadline_s=session.config.preloader.request_deadline_s
         )
         required: list[Representation] = []
         counts = {"hit": 0, "partial": 0, "miss": 0}
@@ -449,7 +516,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         content-value predictor once it has learned enough, else by the larger of its
         relevance and its forecast probability.
         """
-        retrieval = self.config.retrieval
+        retrieval = session.config.retrieval
         relevance: dict[str, float] = {}
         for source in self._searchers:
             try:
@@ -467,7 +534,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         wanted = [key for key in relevance if key not in items]
         if wanted:
             fetched = await self.preloader.get_many(
-                wanted, deadline_s=self.config.preloader.request_deadline_s
+                wanted, deadline_s=session.config.preloader.request_deadline_s
             )
             for key in wanted:
                 got = fetched[key]
@@ -549,16 +616,25 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         optionally, a task score). The content-value predictor learns from it in the
         background; nothing waits for it. Feedback for a session the engine does not
         know, or with no window yet, and keys that were not in the window, are ignored
-        and counted (``feedback_ignored``), never an error.
+        and counted (``feedback_ignored``), never an error. In an experiment, the
+        share of the window used and the score join the session's outcome
+        (:meth:`experiment_outcomes`).
 
         Raises:
-            TypeError: ``used`` is one string, or holds something else than strings.
+            TypeError: ``used`` is one string, or holds something else than strings;
+                ``score`` is not a finite number.
 
         .. versionadded:: 0.4
         """
         self._check_open()
         if isinstance(used, str | bytes):
             raise TypeError(f"used must be a sequence of keys, not one string; write [{used!r}]")
+        if score is not None and (
+            isinstance(score, bool)
+            or not isinstance(score, int | float)
+            or not math.isfinite(score)
+        ):
+            raise TypeError(f"score must be a finite number or None, not {score!r}")
         keys = list(dict.fromkeys(used))
         for i, key in enumerate(keys):
             if not isinstance(key, str):
@@ -569,6 +645,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             return
         self._counters.feedback_ignored += sum(key not in session.window for key in keys)
         shown = list(session.window)
+        if session.arm is not None:
+            for tally in (session.tally, session.arm.tally):
+                assert tally is not None
+                tally.feedback(
+                    items=len(shown),
+                    used=sum(key in session.window for key in keys),
+                    score=None if score is None else float(score),
+                )
         if len(session.judged) < _MAX_JUDGED:
             session.judged.append(
                 ([session.window[k] for k in shown], shown, [key in keys for key in shown])
@@ -812,6 +896,43 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if session is not None:
             self._finish(session)
 
+    def _outcome(self, session: _Session) -> SessionOutcome:
+        assert session.arm is not None and session.tally is not None
+        return session.tally.outcome(self.config.experiments.name, session.arm.name, session.id)
+
+    def arm_of(self, session_id: str) -> str | None:
+        """
+        The experiment arm that serves a session: the arm its id is assigned to (so
+        also for a session the engine has not seen yet); None without an experiment.
+
+        .. versionadded:: 0.6
+        """
+        if not self._arms:
+            return None
+        experiment = self.config.experiments
+        return assign(experiment.name, experiment.salt, session_id, self._weights)
+
+    def experiment_outcomes(self) -> list[SessionOutcome]:
+        """
+        The outcome of every session of the experiment: those that ended (the last
+        ``MAX_OUTCOMES``), then the live ones so far; empty without an experiment.
+        Write them for ``preload report`` with
+        :func:`~preload.experiments.write_outcomes`.
+
+        .. versionadded:: 0.6
+        """
+        live = [self._outcome(s) for s in self._sessions.values() if s.tally and s.tally.requests]
+        return [*self._outcomes, *live]
+
+    def arm_statistics(self) -> dict[str, ArmStatistics]:
+        """
+        Each experiment arm's counts so far (sessions assigned, requests, hits,
+        tokens, needs held, waits, feedback); empty without an experiment.
+
+        .. versionadded:: 0.6
+        """
+        return {name: arm.tally.statistics() for name, arm in self._arms.items()}
+
     def forecast_of(self, session_id: str) -> Forecast | None:
         """
         The latest forecast made for a session's next request, if any.
@@ -915,7 +1036,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         forecast = session.forecast
         if forecast is None:
             return []
-        likely = forecast.needs[: self.config.preloader.max_preloads_per_turn]
+        likely = forecast.needs[: session.config.preloader.max_preloads_per_turn]
         wanted = {
             key: p
             for key, p in self.preloader.worth(likely)
@@ -928,12 +1049,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     def _conversation(self, session: _Session) -> CompressedConversation:
         if session.history is None:
-            budget = self.config.budget
+            budget = session.config.budget
             cap = budget.categories.get("user_history")
             session.history = CompressedConversation(
                 (cap.max if cap is not None and cap.max else budget.total_tokens),
                 counter=self.counter,
-                raw_turns=self.config.compression.history_raw_turns,
+                raw_turns=session.config.compression.history_raw_turns,
             )
         return session.history
 
@@ -1196,7 +1317,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 await self._call_loader.wait_idle()
 
     def _preload(self, session: _Session, forecast: Forecast) -> None:
-        limit = self.config.preloader.max_preloads_per_turn
+        limit = session.config.preloader.max_preloads_per_turn
         self.preloader.reprioritize(session.id, dict(forecast.needs))
         scheduled = 0
         for key, p in self.preloader.worth(forecast.needs):
@@ -1210,7 +1331,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     def _session(self, session_id: str, user: str | None) -> _Session:
         session = self._sessions.get(session_id)
         if session is None:
-            session = self._sessions[session_id] = _Session(id=session_id, user=user)
+            session = self._sessions[session_id] = self._new_session(session_id, user)
             while len(self._sessions) > self.max_sessions:
                 _, old = self._sessions.popitem(last=False)
                 self._finish(old)
@@ -1218,9 +1339,29 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self._sessions.move_to_end(session_id)
         return session
 
+    def _new_session(self, session_id: str, user: str | None) -> _Session:
+        """
+        A new session, served by its experiment arm when there is an experiment.
+        """
+        if not self._arms:
+            return _Session(id=session_id, user=user, config=self.config, swap=self.swap)
+        experiment = self.config.experiments
+        arm = self._arms[assign(experiment.name, experiment.salt, session_id, self._weights)]
+        arm.tally.sessions += 1
+        return _Session(
+            id=session_id,
+            user=user,
+            config=arm.config,
+            swap=arm.swap,
+            arm=arm,
+            tally=OutcomeTally(),
+        )
+
     def _finish(self, session: _Session) -> None:
         self.preloader.end_session(session.id)
-        self.swap.forget(session.id)
+        session.swap.forget(session.id)
+        if session.arm is not None and session.tally is not None and session.tally.requests:
+            self._outcomes.append(self._outcome(session))
         self._speculation.end(session.id)
         made_calls = any(turn.get("tool_calls") for turn in session.turns)
         if made_calls and self.call_predictor is not None and self._state is Lifecycle.OPENED:

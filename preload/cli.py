@@ -1,5 +1,5 @@
 """
-The ``preload`` command: ``simulate``, ``train`` and ``predict``.
+The ``preload`` command: ``simulate``, ``report``, ``train`` and ``predict``.
 
 Bad input ends with a one-line ``error: ...`` naming the file, line, key or argument,
 and exit code 2, never a traceback; every argument and output path is checked before
@@ -36,6 +36,7 @@ from ._config import EngineConfig
 from ._errors import ConfigError, PreloadError
 from ._sessions import Session, read_sessions
 from ._sources import DictSource, JsonlKnowledgeSource
+from .experiments import experiment_table, read_outcomes, summarize, write_outcomes
 from .learning import EngineCallPredictor, EngineForecaster
 from .replay import (
     ALL_STRATEGIES,
@@ -157,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"preload {version('preload')}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     _simulate_parser(sub)
+    _report_parser(sub)
 
     train = sub.add_parser(
         "train",
@@ -337,7 +339,64 @@ def _simulate_parser(sub: Any) -> None:
         help="size the cache to this fraction of the working set, in entries and bytes "
         "(e.g. 0.05; default: the config's cache.max_entries and max_bytes)",
     )
+    sim.add_argument(
+        "--experiment-out",
+        type=Path,
+        help="write each session's outcome in the config's experiment (engine strategy) "
+        "to this JSONL file, for 'preload report'",
+    )
     sim.set_defaults(run=_simulate)
+
+
+def _report_parser(sub: Any) -> None:
+    report = sub.add_parser(
+        "report",
+        help="print an A/B test's outcomes per arm with 95 %% confidence intervals",
+        description="Read an outcomes file (from 'simulate --experiment-out' or "
+        "engine.experiment_outcomes()) and print, for each experiment, arm and metric, the "
+        "mean over sessions with its t confidence interval, and each arm minus the control "
+        "with Welch's interval and p-value. See docs/experiments.md.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("outcomes", type=Path, metavar="OUTCOMES", help="outcomes file (JSONL)")
+    report.add_argument(
+        "--control",
+        help="the arm the others are compared with (default: 'control', else the first)",
+    )
+    report.add_argument(
+        "--confidence",
+        type=_confidence,
+        default=0.95,
+        help="confidence level of the intervals (default 0.95)",
+    )
+    report.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    report.set_defaults(run=_report)
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.5 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be within [0.5, 1), e.g. 0.95, got {text}")
+    return value
+
+
+def _report(args: argparse.Namespace) -> int:
+    outcomes = read_outcomes(args.outcomes)
+    try:
+        summaries = summarize(outcomes, control=args.control, confidence=args.confidence)
+    except ConfigError as exc:
+        raise _ArgumentError(None, f"{args.outcomes}: {exc.problem}") from None
+    if args.json:
+        sys.stdout.write(json.dumps([s.to_json() for s in summaries], indent=2) + "\n")
+        return 0
+    out = _out_console()
+    for summary in summaries:
+        out.print(experiment_table(summary))
+    return 0
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -438,6 +497,8 @@ def _simulate(args: argparse.Namespace) -> int:
     console = _err_console()
     if args.json is not None:
         _check_output_file("--json", args.json)
+    if args.experiment_out is not None:
+        _check_output_file("--experiment-out", args.experiment_out)
     if args.plot is not None:
         if importlib.util.find_spec("matplotlib") is None:
             raise _ArgumentError(
@@ -446,6 +507,15 @@ def _simulate(args: argparse.Namespace) -> int:
         _check_writable_folder("--plot", args.plot, create=True)
     config = _config(args.config)
     strategies: list[str] = args.strategies
+    if args.experiment_out is not None and not config.experiments.enabled:
+        raise _ArgumentError(
+            "--experiment-out", "the config has no [experiments] with arms to record outcomes of"
+        )
+    if config.experiments.enabled and "engine" not in strategies:
+        console.print(
+            "[yellow]the config's experiment runs in the engine strategy only, "
+            "which --strategies leaves out"
+        )
     seed = config.replay.seed if args.seed is None else args.seed
     sessions, knowledge, name, skipped = _read_inputs(args, config, seed, console)
     train: list[Session] = []
@@ -483,14 +553,29 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_report(report: ReplayReport, skipped: int, console: Console) -> None:
-    """
-    The table on stdout; what was missing or skipped, and the times, on stderr.
-    """
+def _out_console() -> Console:
     out = Console(emoji=False, highlight=False)
     if not out.is_terminal:
         out = Console(width=180, emoji=False, highlight=False)
+    return out
+
+
+def _print_report(report: ReplayReport, skipped: int, console: Console) -> None:
+    """
+    The table on stdout (and the experiment's, per arm); what was missing or skipped,
+    and the times, on stderr.
+    """
+    out = _out_console()
     out.print(report_table(report))
+    engine = report.strategies.get("engine")
+    if engine is not None and engine.outcomes:
+        try:
+            summaries = summarize(engine.outcomes)
+        except ConfigError as exc:  # one arm only: nothing to compare
+            console.print(f"[yellow]experiment: {escape(exc.problem)}")
+            summaries = []
+        for summary in summaries:
+            out.print(experiment_table(summary))
     if report.missing_keys:
         shown = escape(", ".join(report.missing_keys[:5]))
         more = f" and {len(report.missing_keys) - 5} more" if len(report.missing_keys) > 5 else ""
@@ -521,6 +606,15 @@ def _write_outputs(args: argparse.Namespace, report: ReplayReport, console: Cons
     """
     if args.json is not None:
         _write_text("--json", args.json, json.dumps(report.to_json(), indent=2) + "\n")
+    engine = report.strategies.get("engine")
+    if args.experiment_out is not None and engine is not None:
+        try:
+            n = write_outcomes(args.experiment_out, engine.outcomes)
+        except OSError as exc:
+            raise _ArgumentError(
+                "--experiment-out", f"cannot write {args.experiment_out}: {exc.strerror or exc}"
+            ) from None
+        console.print(f"wrote {plural(n, 'session outcome')} to {escape(str(args.experiment_out))}")
     if args.plot is not None:
         try:
             paths = plot_report(report, args.plot)

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import numpy as np
 
-from .._config import EngineConfig
+from .._config import EngineConfig, ExperimentsConfig
 from .._engine import PreloadEngine
 from .._errors import ConfigError, InputError, PreloadError
 from .._sources import DictSource
 from .._tokens import TiktokenCounter
 from ..caches import MemoryCache
+from ..experiments import SessionOutcome
 from ..learning import (
     CallPredictor,
     EngineCallPredictor,
@@ -205,8 +206,12 @@ def _strategy_cache(
 
 def _strategy_config(name: str, config: EngineConfig) -> EngineConfig:
     """
-    The strategy's configuration: only ``engine`` and the oracles speculate calls.
+    The strategy's configuration: only ``engine`` and the oracles speculate calls;
+    only ``engine`` runs the experiment (``[experiments]``), the others the base
+    configuration.
     """
+    if name != "engine" and config.experiments.enabled:
+        config = config.replace(experiments=ExperimentsConfig())
     if name in ("engine", "oracle", "global_oracle") or not config.calls.speculate:
         return config
     return config.replace(calls=replace(config.calls, speculate=False))
@@ -279,6 +284,8 @@ class _Run:
                 needs=turn.needs,
                 user=session.user,
             )
+            if ctx.arm is not None:  # an experiment: the answer used the turn's needs
+                engine.feedback(session.session_id, used=turn.needs)
             waited = ctx.waited_s
             self._price(ctx, turn)
             if turn.tool_calls:
@@ -382,6 +389,7 @@ class _Run:
             input_cost_per_turn=_mean(self.costs),
             naive_input_cost_per_turn=_mean(self.naive_costs),
             needs_in_window_recall=self.recall[0] / self.recall[1] if self.recall[1] else None,
+            outcomes=tuple(o for e in self.engines for o in e.experiment_outcomes()),
         )
 
 
@@ -615,4 +623,5 @@ def _check(strategies: Sequence[str], config: EngineConfig, processes: int | Non
 
 
 def _strategy_report(data: dict[str, Any]) -> StrategyReport:
-    return StrategyReport(**{**data, "waits_ms": tuple(data["waits_ms"])})
+    outcomes = tuple(SessionOutcome(**o) for o in data["outcomes"])
+    return StrategyReport(**{**data, "waits_ms": tuple(data["waits_ms"]), "outcomes": outcomes})

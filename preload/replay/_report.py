@@ -5,7 +5,10 @@ What a replay reports: each strategy's figures, and the whole run's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..experiments import SessionOutcome
 
 __all__ = ["CONTRACT_KEYS", "ReplayReport", "StrategyReport"]
 
@@ -58,6 +61,10 @@ class StrategyReport:
     prefix awareness; ``needs_in_window_recall`` is the share of the turns' needs
     the windows held (None when no turn has needs).
 
+    ``outcomes`` holds each session's outcome when the strategy ran an experiment
+    (``[experiments]``; only ``engine`` does), for :func:`preload.experiments.summarize`;
+    like ``waits_ms`` it stays out of the JSON report.
+
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        ``waits_ms``.
@@ -65,6 +72,8 @@ class StrategyReport:
        The call keys.
     .. versionchanged:: 0.5
        The prompt-cache keys.
+    .. versionchanged:: 0.6
+       ``outcomes``.
     """
 
     hit_rate: float
@@ -96,6 +105,7 @@ class StrategyReport:
     needs_in_window_recall: float | None = None
     wall_s: float = field(default=0.0, compare=False)
     waits_ms: tuple[float, ...] = field(default=(), repr=False)
+    outcomes: tuple[SessionOutcome, ...] = field(default=(), repr=False, compare=False)
 
     def contract(self) -> dict[str, Any]:
         """

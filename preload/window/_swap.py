@@ -86,9 +86,12 @@ class Context:
     ``tokens`` counts the items plus the headers and separators :meth:`render` adds;
     ``reserved`` is what the response keeps: the response buffer's reservation plus
     whatever the context left unused; ``tokens + reserved <= budget``. ``missing``
-    are needs no source had, or whose load failed or ran out of time.
+    are needs no source had, or whose load failed or ran out of time. ``experiment``
+    and ``arm`` name the A/B test arm that served the session, if any.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.6
+       ``experiment`` and ``arm``.
     """
 
     session_id: str
@@ -106,6 +109,8 @@ class Context:
     prefix_reused_tokens: int = 0
     input_cost: float = 0.0
     naive_input_cost: float = 0.0
+    experiment: str | None = None
+    arm: str | None = None
 
     def render(self) -> str:
         """
@@ -134,6 +139,8 @@ class Context:
                 f"{self.naive_input_cost:.6f})"
             ),
         ]
+        if self.arm is not None:
+            lines.append(f"  experiment {self.experiment}: served by arm {self.arm}")
         by_key = {item.key: item for item in self.items}
         for decision in self.decisions:
             item = by_key.get(decision.key)

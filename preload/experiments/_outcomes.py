@@ -1,0 +1,306 @@
+"""
+What an experiment measures: each session's outcome, tallied as its turns are served,
+and the JSONL file of outcomes that ``preload report`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .._errors import EmptyInputError, InputError
+
+__all__ = [
+    "MAX_OUTCOME_LINE_CHARS",
+    "MAX_OUTCOME_SESSIONS",
+    "METRICS",
+    "ArmStatistics",
+    "OutcomeTally",
+    "SessionOutcome",
+    "read_outcomes",
+    "write_outcomes",
+]
+
+#: The metrics of a session's outcome, in report order, and what each one is.
+METRICS: dict[str, str] = {
+    "hit_rate": "share of the session's needed items warm when its turns arrived",
+    "wait_ms": "mean wait of a turn for its context (ms)",
+    "tokens_per_turn": "mean context tokens of a turn",
+    "recall": "share of the turns' known needs the windows held",
+    "used_share": "share of the judged window items the answers used (feedback)",
+    "score": "mean task score given by feedback(score=)",
+}
+
+#: Metrics that are shares, within [0, 1].
+_SHARES = frozenset({"hit_rate", "recall", "used_share"})
+
+#: Metrics that are never negative.
+_NON_NEGATIVE = frozenset({"wait_ms", "tokens_per_turn"})
+
+#: The longest line of an outcomes file (characters).
+MAX_OUTCOME_LINE_CHARS = 65_536
+
+#: The most sessions an outcomes file may hold (about 200 bytes each in memory).
+MAX_OUTCOME_SESSIONS = 5_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionOutcome:
+    """
+    One session's outcome in an experiment: the unit its statistics count. A metric
+    is None when the session gave nothing to measure it by (no needs, no feedback,
+    no score).
+
+    .. versionadded:: 0.6
+    """
+
+    experiment: str
+    arm: str
+    session_id: str
+    turns: int
+    hit_rate: float | None = None
+    wait_ms: float | None = None
+    tokens_per_turn: float | None = None
+    recall: float | None = None
+    used_share: float | None = None
+    score: float | None = None
+
+    def metric(self, name: str) -> float | None:
+        """
+        The value of one of :data:`METRICS`.
+        """
+        value: float | None = getattr(self, name)
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The outcome as one line of an outcomes file holds it.
+        """
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArmStatistics:
+    """
+    What the sessions of one arm added up to so far (counters; the Prometheus
+    exporter's ``arm`` label). ``wait_s`` is the sum of the turns' waits,
+    ``score_sum`` of the scores given.
+
+    .. versionadded:: 0.6
+    """
+
+    sessions: int = 0
+    requests: int = 0
+    hits: int = 0
+    partial_hits: int = 0
+    misses: int = 0
+    tokens: int = 0
+    needs: int = 0
+    needs_in_window: int = 0
+    wait_s: float = 0.0
+    feedback_items: int = 0
+    feedback_used: int = 0
+    scores: int = 0
+    score_sum: float = 0.0
+
+
+@dataclass(slots=True)
+class OutcomeTally:
+    """
+    A session's (or an arm's) running counts, kept on the request path: a few
+    additions a turn.
+
+    .. versionadded:: 0.6
+    """
+
+    sessions: int = 0
+    requests: int = 0
+    hits: int = 0
+    partial_hits: int = 0
+    misses: int = 0
+    tokens: int = 0
+    needs: int = 0
+    needs_in_window: int = 0
+    wait_s: float = 0.0
+    feedback_items: int = 0
+    feedback_used: int = 0
+    scores: int = 0
+    score_sum: float = 0.0
+
+    def turn(
+        self,
+        *,
+        hits: int,
+        partial_hits: int,
+        misses: int,
+        tokens: int,
+        needs: int,
+        held: int,
+        wait_s: float,
+    ) -> None:
+        """
+        Count one request served.
+        """
+        self.requests += 1
+        self.hits += hits
+        self.partial_hits += partial_hits
+        self.misses += misses
+        self.tokens += tokens
+        self.needs += needs
+        self.needs_in_window += held
+        self.wait_s += wait_s
+
+    def feedback(self, *, items: int, used: int, score: float | None) -> None:
+        """
+        Count one window judged by feedback, and its score.
+        """
+        self.feedback_items += items
+        self.feedback_used += used
+        if score is not None:
+            self.scores += 1
+            self.score_sum += score
+
+    def statistics(self) -> ArmStatistics:
+        """
+        A frozen copy of the counts.
+        """
+        return ArmStatistics(**asdict(self))
+
+    def outcome(self, experiment: str, arm: str, session_id: str) -> SessionOutcome:
+        """
+        The session's outcome from its counts.
+        """
+        served = self.hits + self.partial_hits + self.misses
+        turns = self.requests
+        return SessionOutcome(
+            experiment=experiment,
+            arm=arm,
+            session_id=session_id,
+            turns=turns,
+            hit_rate=self.hits / served if served else None,
+            wait_ms=self.wait_s * 1000 / turns if turns else None,
+            tokens_per_turn=self.tokens / turns if turns else None,
+            recall=self.needs_in_window / self.needs if self.needs else None,
+            used_share=self.feedback_used / self.feedback_items if self.feedback_items else None,
+            score=self.score_sum / self.scores if self.scores else None,
+        )
+
+
+def write_outcomes(path: str | Path, outcomes: Iterable[SessionOutcome]) -> int:
+    """
+    Write outcomes to a JSONL file, one session a line (see ``docs/experiments.md``),
+    atomically (through a temporary file beside it); the number written.
+
+    Raises:
+        OSError: The file cannot be written.
+
+    .. versionadded:: 0.6
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    n = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            for outcome in outcomes:
+                out.write(json.dumps(outcome.to_json(), separators=(",", ":")) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+def read_outcomes(path: str | Path) -> list[SessionOutcome]:
+    """
+    Read an outcomes file. Blank lines are skipped; keys other than the outcome's
+    are ignored.
+
+    Raises:
+        InputError: The file cannot be read, or a line is not an outcome (named by
+            file and line: not a JSON object, a missing or mistyped key, a share
+            outside [0, 1], a negative wait, a line above
+            :data:`MAX_OUTCOME_LINE_CHARS`, more than :data:`MAX_OUTCOME_SESSIONS`
+            lines), or the same session appears twice in an experiment.
+        EmptyInputError: The file holds no outcome.
+
+    .. versionadded:: 0.6
+    """
+    path = Path(path)
+    out: list[SessionOutcome] = []
+    seen: dict[tuple[str, str], int] = {}
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if len(line) > MAX_OUTCOME_LINE_CHARS:
+                    raise InputError(
+                        path, number, f"line longer than {MAX_OUTCOME_LINE_CHARS} characters"
+                    )
+                if not line.strip():
+                    continue
+                if len(out) >= MAX_OUTCOME_SESSIONS:
+                    raise InputError(
+                        path, number, f"more than {MAX_OUTCOME_SESSIONS} outcomes; split the file"
+                    )
+                outcome = _parse(path, number, line)
+                where = (outcome.experiment, outcome.session_id)
+                if where in seen:
+                    raise InputError(
+                        path,
+                        number,
+                        f"session {outcome.session_id!r} of experiment {outcome.experiment!r} "
+                        f"is already on line {seen[where]}",
+                    )
+                seen[where] = number
+                out.append(outcome)
+    except FileNotFoundError:
+        raise InputError(path, None, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, None, f"not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    if not out:
+        raise EmptyInputError(path, "outcomes")
+    return out
+
+
+def _parse(path: Path, number: int, line: str) -> SessionOutcome:
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        raise InputError(path, number, f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, number, f"expected a JSON object, got {type(data).__name__}")
+    fields: dict[str, Any] = {}
+    for key in ("experiment", "arm", "session_id"):
+        value = data.get(key)
+        if not isinstance(value, str) or not value:
+            raise InputError(path, number, f"'{key}' must be a non-empty string, got {value!r}")
+        fields[key] = value
+    turns = data.get("turns")
+    if type(turns) is not int or turns < 0:
+        raise InputError(path, number, f"'turns' must be a whole number >= 0, got {turns!r}")
+    fields["turns"] = turns
+    for key in METRICS:
+        value = data.get(key)
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise InputError(
+                path, number, f"'{key}' must be a finite number or null, got {value!r}"
+            )
+        if key in _SHARES and not 0.0 <= value <= 1.0:
+            raise InputError(path, number, f"'{key}' is a share: within [0, 1], got {value!r}")
+        if key in _NON_NEGATIVE and value < 0:
+            raise InputError(path, number, f"'{key}' must not be negative, got {value!r}")
+        fields[key] = float(value)
+    return SessionOutcome(**fields)
