@@ -1,0 +1,113 @@
+"""
+The engine serves each session of an experiment with its arm's configuration, names
+the arm in the context, and records each session's and arm's outcomes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from preload import DictSource, EngineConfig, PreloadEngine
+from preload.learning import NullForecaster
+
+ITEMS = {
+    "db:hotels": "Hotels in Lisbon: rooms by price, rating and distance to the station.",
+    "db:trains": "Trains from Lisbon to Porto: departures, platforms and fares.",
+}
+
+CONFIG = {
+    "experiments": {
+        "name": "budget",
+        "arms": {
+            "control": {},
+            "small": {"overlay": {"budget": {"total_tokens": 4000}}},
+        },
+    }
+}
+
+
+def _ids_by_arm(engine: PreloadEngine) -> dict[str, str]:
+    """
+    One session id of each arm.
+    """
+    out: dict[str, str] = {}
+    for i in range(100):
+        arm = engine.arm_of(f"s{i}")
+        assert arm is not None
+        out.setdefault(arm, f"s{i}")
+    return out
+
+
+async def test_a_session_is_served_with_its_arms_config() -> None:
+    """
+    A session of the "small" arm gets a 4,000-token window, one of the control the
+    base's 8,000; the context and its explanation name the arm; the arm of a session
+    stays the same on every request.
+    """
+    config = EngineConfig.from_dict(CONFIG)
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(ITEMS)}, forecaster=NullForecaster()
+    ) as engine:
+        ids = _ids_by_arm(engine)
+        small = await engine.handle(session_id=ids["small"], text="hotels", needs=["db:hotels"])
+        again = await engine.handle(session_id=ids["small"], text="trains", needs=["db:trains"])
+        base = await engine.handle(session_id=ids["control"], text="hotels", needs=["db:hotels"])
+    assert (4000, 4000, 8000) == (small.budget, again.budget, base.budget)
+    assert ("budget", "small", "control") == (small.experiment, small.arm, base.arm)
+    assert "experiment budget: served by arm small" in small.explain()
+
+
+async def test_outcomes_are_recorded_per_session_and_arm() -> None:
+    """
+    Turns, hit rate, tokens, recall of the declared needs, the share of the window
+    the answer used and the task score join the session's outcome and its arm's
+    counts; an ended session's outcome is kept.
+    """
+    config = EngineConfig.from_dict(CONFIG)
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(ITEMS)}, forecaster=NullForecaster()
+    ) as engine:
+        ids = _ids_by_arm(engine)
+        sid = ids["small"]
+        ctx = await engine.handle(session_id=sid, text="hotels", needs=["db:hotels"])
+        engine.feedback(sid, used=["db:hotels"], score=0.5)
+        await engine.handle(session_id=sid, text="hotels again", needs=["db:hotels"])
+        engine.feedback(sid, used=[], score=1.0)
+        engine.end_session(sid)
+        await engine.handle(session_id=ids["control"], text="trains", needs=["db:trains"])
+        with pytest.raises(TypeError, match="score must be a finite number"):
+            engine.feedback(ids["control"], used=[], score=float("nan"))
+        outcomes = {o.session_id: o for o in engine.experiment_outcomes()}
+        stats = engine.arm_statistics()
+    small = outcomes[sid]
+    assert ("budget", "small", 2) == (small.experiment, small.arm, small.turns)
+    assert (0.5, 1.0, 0.75, 0.5) == (small.hit_rate, small.recall, small.score, small.used_share)
+    assert small.tokens_per_turn is not None and small.tokens_per_turn >= ctx.tokens / 2
+    assert ("control", None, None) == (
+        outcomes[ids["control"]].arm,
+        outcomes[ids["control"]].score,
+        outcomes[ids["control"]].used_share,
+    )
+    assert (1, 2, 2, 1.5) == (
+        stats["small"].sessions,
+        stats["small"].requests,
+        stats["small"].scores,
+        stats["small"].score_sum,
+    )
+    assert 1 == stats["control"].requests
+
+
+async def test_without_experiment_nothing_is_assigned() -> None:
+    """
+    The default configuration runs no experiment: no arm, no outcomes.
+    """
+    async with PreloadEngine(
+        EngineConfig(), sources={"kb": DictSource(ITEMS)}, forecaster=NullForecaster()
+    ) as engine:
+        ctx = await engine.handle(session_id="s", text="hotels", needs=["db:hotels"])
+        assert (None, [], {}) == (
+            engine.arm_of("s"),
+            engine.experiment_outcomes(),
+            engine.arm_statistics(),
+        )
+    assert ctx.arm is None and "experiment" not in ctx.explain()
