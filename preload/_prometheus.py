@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._metrics import MetricsSnapshot
     from .calls import CallStatistics
+    from .experiments import ArmStatistics
 
 __all__ = ["PrometheusCollector"]
 
@@ -72,6 +73,23 @@ CALL_COUNTERS = {
     "speculative_skipped": "Calls not run ahead: over the per-turn or per-source budget.",
 }
 
+#: Experiment arm counts exported as counters (``arms=``), labelled ``arm``.
+ARM_COUNTERS = {
+    "sessions": "Sessions assigned to the experiment arm.",
+    "requests": "Requests the arm served.",
+    "hits": "Needed items warm in the arm's requests.",
+    "partial_hits": "Needed items whose preload was in flight in the arm's requests.",
+    "misses": "Needed items loaded on demand in the arm's requests.",
+    "tokens": "Context tokens the arm assembled.",
+    "needs": "Known needs of the arm's requests.",
+    "needs_in_window": "Of those, the needs its windows held.",
+    "wait_s": "Seconds the arm's requests waited for their context.",
+    "feedback_items": "Window items of the arm judged by feedback.",
+    "feedback_used": "Of those, the items the answers used.",
+    "scores": "Task scores given to the arm's sessions by feedback.",
+    "score_sum": "The sum of those scores.",
+}
+
 #: Snapshot fields exported as gauges.
 GAUGES = {
     "queued": "Preloads waiting for a worker.",
@@ -93,6 +111,9 @@ class PrometheusCollector:
         label: The name of the label that tells the snapshots of a mapping apart.
         calls: Returns the call statistics (``engine.call_statistics``), or with
             ``label`` a mapping of them, exported as counters too.
+        arms: Returns the experiment arms' counts (``engine.arm_statistics``), or
+            with ``label`` a mapping of them, exported as ``<prefix>_arm_<count>``
+            counters with an ``arm`` label.
 
     Raises:
         ImportError: prometheus-client is not installed (``pip install 'preload[prometheus]'``).
@@ -100,6 +121,8 @@ class PrometheusCollector:
     .. versionadded:: 0.1
     .. versionchanged:: 0.4
        ``label`` and ``calls``.
+    .. versionchanged:: 0.6
+       ``arms``.
     """
 
     def __init__(
@@ -109,6 +132,8 @@ class PrometheusCollector:
         prefix: str = "preload",
         label: str | None = None,
         calls: Callable[[], CallStatistics | Mapping[str, CallStatistics]] | None = None,
+        arms: Callable[[], Mapping[str, ArmStatistics] | Mapping[str, Mapping[str, ArmStatistics]]]
+        | None = None,
     ) -> None:
         import prometheus_client  # noqa: F401 (fail early when the extra is missing)
 
@@ -116,6 +141,7 @@ class PrometheusCollector:
         self.prefix = prefix
         self.label = label
         self.calls = calls
+        self.arms = arms
 
     def collect(self) -> Iterator[Any]:
         """
@@ -164,6 +190,22 @@ class PrometheusCollector:
         yield histogram
         if self.calls is not None:
             yield from self._calls(CounterMetricFamily, labels)
+        if self.arms is not None:
+            yield from self._arms(CounterMetricFamily, labels)
+
+    def _arms(self, family: Any, labels: list[str]) -> Iterator[Any]:
+        """
+        The experiment arms' counter families, labelled by arm.
+        """
+        assert self.arms is not None
+        taken: Any = self.arms()
+        by_label: dict[str, Mapping[str, ArmStatistics]] = dict(taken) if labels else {"": taken}
+        for name, doc in ARM_COUNTERS.items():
+            counter = family(f"{self.prefix}_arm_{name}", doc, labels=[*labels, "arm"])
+            for value, arms in by_label.items():
+                for arm, stats in arms.items():
+                    counter.add_metric([value, arm] if labels else [arm], getattr(stats, name))
+            yield counter
 
     def _calls(self, family: Any, labels: list[str]) -> Iterator[Any]:
         """

@@ -111,3 +111,26 @@ async def test_without_experiment_nothing_is_assigned() -> None:
             engine.arm_statistics(),
         )
     assert ctx.arm is None and "experiment" not in ctx.explain()
+
+
+async def test_arm_counters_export_to_prometheus() -> None:
+    """
+    ``arms=engine.arm_statistics`` exports each arm's counts with an ``arm`` label.
+    """
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from preload import PrometheusCollector
+
+    async with PreloadEngine(
+        EngineConfig.from_dict(CONFIG),
+        sources={"kb": DictSource(ITEMS)},
+        forecaster=NullForecaster(),
+    ) as engine:
+        ids = _ids_by_arm(engine)
+        for _ in range(3):
+            await engine.handle(session_id=ids["small"], text="hotels", needs=["db:hotels"])
+        registry = prometheus_client.CollectorRegistry()
+        registry.register(PrometheusCollector(engine.metrics, arms=engine.arm_statistics))
+        text = prometheus_client.generate_latest(registry).decode()
+    assert 'preload_arm_requests_total{arm="small"} 3.0' in text
+    assert 'preload_arm_requests_total{arm="control"} 0.0' in text
+    assert 'preload_arm_needs_in_window_total{arm="small"} 3.0' in text
