@@ -620,21 +620,22 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         share of the window used and the score join the session's outcome
         (:meth:`experiment_outcomes`).
 
+        A score that is not finite (NaN, infinite) is left out and counted.
+
         Raises:
             TypeError: ``used`` is one string, or holds something else than strings;
-                ``score`` is not a finite number.
+                ``score`` is not a number.
 
         .. versionadded:: 0.4
         """
         self._check_open()
         if isinstance(used, str | bytes):
             raise TypeError(f"used must be a sequence of keys, not one string; write [{used!r}]")
-        if score is not None and (
-            isinstance(score, bool)
-            or not isinstance(score, int | float)
-            or not math.isfinite(score)
-        ):
-            raise TypeError(f"score must be a finite number or None, not {score!r}")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+            raise TypeError(f"score must be a number or None, not {type(score).__name__}")
+        if score is not None and not math.isfinite(score):
+            self._counters.feedback_ignored += 1  # NaN or infinite: the score is left out
+            score = None
         keys = list(dict.fromkeys(used))
         for i, key in enumerate(keys):
             if not isinstance(key, str):

@@ -75,15 +75,18 @@ async def test_outcomes_are_recorded_per_session_and_arm() -> None:
         engine.feedback(sid, used=[], score=1.0)
         engine.end_session(sid)
         await engine.handle(session_id=ids["control"], text="trains", needs=["db:trains"])
-        with pytest.raises(TypeError, match="score must be a finite number"):
-            engine.feedback(ids["control"], used=[], score=float("nan"))
+        with pytest.raises(TypeError, match="score must be a number or None, not str"):
+            engine.feedback(ids["control"], used=[], score="good")  # type: ignore[arg-type]
+        ignored = engine.statistics().feedback_ignored
+        engine.feedback(ids["control"], used=[], score=float("nan"))
+        assert ignored + 1 == engine.statistics().feedback_ignored
         outcomes = {o.session_id: o for o in engine.experiment_outcomes()}
         stats = engine.arm_statistics()
     small = outcomes[sid]
     assert ("budget", "small", 2) == (small.experiment, small.arm, small.turns)
     assert (0.5, 1.0, 0.75, 0.5) == (small.hit_rate, small.recall, small.score, small.used_share)
     assert small.tokens_per_turn is not None and small.tokens_per_turn >= ctx.tokens / 2
-    assert ("control", None, None) == (
+    assert ("control", None, 0.0) == (  # judged, nothing used; the NaN score left out
         outcomes[ids["control"]].arm,
         outcomes[ids["control"]].score,
         outcomes[ids["control"]].used_share,

@@ -15,6 +15,14 @@ from preload import (
     MetricsSnapshot,
     PreloadEngine,
 )
+from preload.experiments import (
+    ArmStatistics,
+    ExperimentSummary,
+    SessionOutcome,
+    read_outcomes,
+    summarize,
+    write_outcomes,
+)
 from preload.replay import ReplayReport, generate_demo, replay
 
 
@@ -49,3 +57,20 @@ def compare() -> ReplayReport:
     states, needs = forecaster.predict(["Flights:SearchFlights"], k=3)
     assert all(isinstance(p, float) for _, p in states + needs)
     return replay(demo.sessions, demo.knowledge, strategies=["lru", "engine"], processes=1)
+
+
+async def experiment(path: str) -> list[ExperimentSummary]:
+    """
+    An A/B test on a live engine: the arm of a session, its outcomes, the report.
+    """
+    config = EngineConfig.from_toml("configs/experiment.toml")
+    async with PreloadEngine(config, sources={"kb": DictSource({"k": "v"})}) as engine:
+        ctx = await engine.handle(session_id="s1", text="hello", needs=["k"])
+        engine.feedback("s1", used=["k"], score=1.0)
+        arm: str | None = engine.arm_of("s1")
+        assert arm == ctx.arm
+        stats: dict[str, ArmStatistics] = engine.arm_statistics()
+        assert stats
+        outcomes: list[SessionOutcome] = engine.experiment_outcomes()
+    write_outcomes(path, outcomes)
+    return summarize(read_outcomes(path), control="control", confidence=0.9)
