@@ -76,6 +76,7 @@ def render(server: _Server) -> tuple[bytes, str]:
             lambda: {tenant: gate.engine.metrics() for tenant, gate in server.gates.items()},
             label="tenant",
             calls=lambda: {t: gate.engine.call_statistics() for t, gate in server.gates.items()},
+            arms=lambda: {t: gate.engine.arm_statistics() for t, gate in server.gates.items()},
         )
     )
     registry.register(_ServerCollector(server))

@@ -114,10 +114,10 @@ class ServerProcess:
             self.process.stdout.close()
 
 
-def write_config(path: Path, redis_url: str, **server: object) -> Path:
+def write_config(path: Path, redis_url: str, more: str = "", **server: object) -> Path:
     """
     A server configuration on ``redis_url`` with small limits, so that tests can
-    exceed them cheaply.
+    exceed them cheaply; ``more`` is TOML added at the end.
     """
     extra = "\n".join(f"{k} = {v!r}" for k, v in server.items())
     path.write_text(
@@ -139,6 +139,7 @@ max_needs = 8
 max_body_bytes = 20000
 lease_wait_s = 20.0
 {extra}
+{more}
 """,
         encoding="utf-8",
     )
@@ -172,8 +173,10 @@ def _start_server(
     """
     started: list[ServerProcess] = []
 
-    def start(redis_url: str, env: dict[str, str] | None = None, **server: object) -> ServerProcess:
-        config = write_config(tmp_path / f"server{len(started)}.toml", redis_url, **server)
+    def start(
+        redis_url: str, env: dict[str, str] | None = None, more: str = "", **server: object
+    ) -> ServerProcess:
+        config = write_config(tmp_path / f"server{len(started)}.toml", redis_url, more, **server)
         replica = ServerProcess(config, keys[0], knowledge_file, env or {})
         started.append(replica)
         replica.start()

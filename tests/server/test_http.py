@@ -267,3 +267,34 @@ def test_feedback_is_accepted_and_counted(
     assert (422, "used") == (bad.status_code, bad.json()["error"]["field"])
     assert 'preload_feedback_total{tenant="acme"} 1.0' in metrics
     assert 'preload_feedback_ignored_total{tenant="acme"} 1.0' in metrics
+
+
+def test_an_experiments_arms_are_counted_by_tenant_and_arm(
+    start_server: Any, redis_server: RedisServer, keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    A server whose config runs an experiment serves each session with its arm and
+    exports the arms' counters labelled by tenant and arm.
+    """
+    more = """
+[experiments]
+name = "budget"
+[experiments.arms.control]
+weight = 1
+[experiments.arms.small]
+weight = 1
+overlay = { budget = { total_tokens = 4000 } }
+"""
+    server = start_server(redis_server.url, more=more)
+    with httpx.Client(base_url=server.url, timeout=30, headers=bearer(keys[1]["acme"])) as http:
+        for i in range(8):
+            http.post(f"/v1/sessions/x{i}/requests", json={"text": "hi"}).raise_for_status()
+        budgets = {http.post("/v1/sessions/x0/requests", json={"text": "again"}).json()["budget"]}
+        metrics = http.get("/metrics").text
+    sessions = {
+        line.split('arm="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("preload_arm_sessions_total{") and 'tenant="acme"' in line
+    }
+    assert {"control", "small"} >= set(sessions) and 8 == sum(sessions.values())
+    assert budgets <= {4000, 8000}
