@@ -4,8 +4,8 @@ learned online from feedback on what answers used.
 
 Each candidate of a window is described by a few features (its relevance to the
 request, the forecast's probability, how useful it and its user's items have been, its
-density, how recently and how often the session saw it, and its source and kind,
-hashed). A scikit-learn ``SGDClassifier(loss="log_loss")`` learns from them with
+density, how recently and how often the session saw it, how recently an answer of
+the session used it, and its source and kind, hashed). A scikit-learn ``SGDClassifier(loss="log_loss")`` learns from them with
 ``partial_fit``; until it has seen ``min_feedback`` judged items of both outcomes it
 answers None and the fixed values serve. Saved as versioned JSON, never pickle.
 """
@@ -28,13 +28,16 @@ from .._errors import InputError
 __all__ = ["Candidate", "ValuePredictor"]
 
 _FORMAT = "preload.value-predictor"
-_VERSION = 1
+_VERSION = 2
 
 #: Buckets of the hashed source and kind features.
 HASHED = 16
 
 #: Items whose usefulness is remembered; the least recent go first.
 MAX_ITEMS = 100_000
+
+_EPS = 1e-3
+_LOG_ODDS_MAX = math.log((1 - _EPS) / _EPS)
 
 #: The named features, before the hashed ones.
 FEATURES = (
@@ -45,6 +48,12 @@ FEATURES = (
     "density",
     "recency",
     "engagement",
+    "used_recently",
+    "useful_here",
+    "log_odds_relevance",
+    "log_odds_forecast",
+    "log_odds_item_useful",
+    "log_odds_useful_here",
 )
 
 
@@ -56,7 +65,10 @@ class Candidate:
     ``relevance``: its similarity to the request (0..1); ``forecast``: the forecast's
     probability that the turn needs it; ``density``: distinct words per token;
     ``turns_since``: turns since the session last had it in a window (None: never);
-    ``shown``: windows of the session it was in.
+    ``shown``: windows of the session it was in; ``used_since``: turns since an answer
+    of the session last used it, as feedback said (None: never); ``context``: the
+    request's state, when known (its usefulness is also learned per state);
+    ``category``: the window category it takes (not a feature: the adaptive budget's).
 
     .. versionadded:: 0.4
     """
@@ -69,6 +81,9 @@ class Candidate:
     density: float = 0.0
     turns_since: int | None = None
     shown: int = 0
+    used_since: int | None = None
+    context: str = ""
+    category: str = ""
 
 
 class ValuePredictor:
@@ -94,6 +109,17 @@ class ValuePredictor:
         self.item_used: Counter[str] = Counter()
         self.user_shown: Counter[str] = Counter()
         self.user_used: Counter[str] = Counter()
+        self.here_shown: Counter[str] = Counter()
+        self.here_used: Counter[str] = Counter()
+        self._weights: tuple[Any, float] | None = None
+
+    def _publish(self) -> None:
+        """
+        A copy of the model's weights for :meth:`predict`, rebound whole: the request
+        path reads them while the learner's thread fits the model, never a model
+        half-updated.
+        """
+        self._weights = (self.model.coef_[0].copy(), float(self.model.intercept_[0]))
 
     @property
     def ready(self) -> bool:
@@ -111,6 +137,9 @@ class ValuePredictor:
         who = user or ""
         mine = (self.user_used[who] + 1) / (self.user_shown[who] + 2)
         recency = 0.0 if candidate.turns_since is None else 1 / (1 + candidate.turns_since)
+        used = 0.0 if candidate.used_since is None else 1 / (1 + candidate.used_since)
+        pair = _pair(candidate.context, key)  # smoothed towards the item's own usefulness
+        here = (self.here_used[pair] + 2 * item) / (self.here_shown[pair] + 2)
         named = [
             candidate.relevance,
             candidate.forecast,
@@ -119,6 +148,12 @@ class ValuePredictor:
             min(candidate.density, 1.0),
             recency,
             math.log1p(candidate.shown),
+            used,
+            here,
+            _log_odds(candidate.relevance),
+            _log_odds(candidate.forecast),
+            _log_odds(item),
+            _log_odds(here),
         ]
         hashed = [0.0] * HASHED
         for part in (f"source={candidate.source}", f"kind={candidate.kind}"):
@@ -129,9 +164,12 @@ class ValuePredictor:
         """
         P(used) of each row, or None until :attr:`ready`.
         """
-        if not self.ready or not rows:
+        weights = self._weights
+        if not self.ready or not rows or weights is None:
             return None
-        return [float(p) for p in self.model.predict_proba(np.asarray(rows))[:, 1]]
+        coef, intercept = weights
+        margins = np.asarray(rows, dtype=float) @ coef + intercept
+        return [float(p) for p in 1.0 / (1.0 + np.exp(-np.clip(margins, -30.0, 30.0)))]
 
     def learn(
         self,
@@ -139,17 +177,23 @@ class ValuePredictor:
         keys: Sequence[str],
         used: Sequence[bool],
         user: str | None,
+        contexts: Sequence[str] = (),
     ) -> None:
         """
         Learn from one window's candidates and whether the answer used each (CPU work:
-        the engine calls it from its learner's worker thread).
+        the engine calls it from its learner's worker thread). ``contexts``: the
+        request's state of each (none known when empty).
         """
         if not rows:
             return
         self.model.partial_fit(np.asarray(rows), np.asarray(used, dtype=int), classes=[0, 1])
+        self._publish()
         self.seen += len(rows)
         who = user or ""
-        for key, was in zip(keys, used, strict=True):
+        for i, (key, was) in enumerate(zip(keys, used, strict=True)):
+            pair = _pair(contexts[i] if contexts else "", key)
+            self.here_shown[pair] += 1
+            self.here_used[pair] += bool(was)
             self.outcomes[bool(was)] += 1
             self.item_shown[key] += 1
             self.item_used[key] += bool(was)
@@ -159,6 +203,10 @@ class ValuePredictor:
             for key, _ in self.item_shown.most_common()[MAX_ITEMS // 2 :]:
                 del self.item_shown[key]
                 self.item_used.pop(key, None)
+        if len(self.here_shown) > MAX_ITEMS:
+            for pair, _ in self.here_shown.most_common()[MAX_ITEMS // 2 :]:
+                del self.here_shown[pair]
+                self.here_used.pop(pair, None)
 
     def save(self, path: str | Path) -> None:
         """
@@ -176,6 +224,7 @@ class ValuePredictor:
             "intercept": self.model.intercept_.tolist() if fitted else None,
             "items": {k: [self.item_shown[k], self.item_used[k]] for k in self.item_shown},
             "users": {u: [self.user_shown[u], self.user_used[u]] for u in self.user_shown},
+            "in_context": {p: [self.here_shown[p], self.here_used[p]] for p in self.here_shown},
         }
         Path(path).write_text(json.dumps(document), encoding="utf-8")
 
@@ -209,8 +258,28 @@ class ValuePredictor:
             out.model.intercept_ = np.asarray(data["intercept"], dtype=float)
             out.model.classes_ = np.asarray([0, 1])
             out.model.t_ = 1.0 + out.seen
+            out._publish()
         for key, (shown, used) in data["items"].items():
             out.item_shown[key], out.item_used[key] = shown, used
         for user, (shown, used) in data["users"].items():
             out.user_shown[user], out.user_used[user] = shown, used
+        for pair, (shown, used) in data["in_context"].items():
+            out.here_shown[pair], out.here_used[pair] = shown, used
         return out
+
+
+def _pair(context: str, key: str) -> str:
+    """
+    The counters' key of an item in a context (a unit separator between them).
+    """
+    return f"{context}\x1f{key}"
+
+
+def _log_odds(p: float) -> float:
+    """
+    ``p``'s log-odds scaled to [-1, 1] (``p`` clipped to [0.001, 0.999]): the form in
+    which a logistic model adds up probabilities, so that a forecast of 0.1 differs
+    from none as much as 0.5 from 0.9.
+    """
+    q = min(max(p, _EPS), 1 - _EPS)
+    return math.log(q / (1 - q)) / _LOG_ODDS_MAX
