@@ -14,6 +14,7 @@ path), :mod:`preload.caches`, :mod:`preload.compression`, :mod:`preload.history`
 
 from __future__ import annotations
 
+from ._config import AdaptiveBudgetConfig as AdaptiveBudgetConfig
 from ._config import ArmConfig as ArmConfig
 from ._config import BudgetConfig as BudgetConfig
 from ._config import CacheConfig as CacheConfig
@@ -24,6 +25,7 @@ from ._config import EngineConfig as EngineConfig
 from ._config import ExperimentsConfig as ExperimentsConfig
 from ._config import LatencyConfig as LatencyConfig
 from ._config import LimitsConfig as LimitsConfig
+from ._config import ObjectivesConfig as ObjectivesConfig
 from ._config import PredictionConfig as PredictionConfig
 from ._config import PreloaderConfig as PreloaderConfig
 from ._config import PricingConfig as PricingConfig
@@ -75,6 +77,7 @@ from .window import HierarchicalBudgetManager as HierarchicalBudgetManager
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptiveBudgetConfig",
     "ArmConfig",
     "BudgetConfig",
     "CacheConfig",
@@ -107,6 +110,7 @@ __all__ = [
     "ListingSource",
     "MetricsSnapshot",
     "MissingItemError",
+    "ObjectivesConfig",
     "PredictionConfig",
     "PreloadEngine",
     "PreloadError",

@@ -25,6 +25,8 @@ __all__ = [
     "ARM_KEYS",
     "MAX_TENANTS",
     "MAX_TEXT_CHARS",
+    "OBJECTIVES",
+    "AdaptiveBudgetConfig",
     "ArmConfig",
     "BudgetConfig",
     "CacheConfig",
@@ -35,6 +37,7 @@ __all__ = [
     "ExperimentsConfig",
     "LatencyConfig",
     "LimitsConfig",
+    "ObjectivesConfig",
     "PredictionConfig",
     "PreloaderConfig",
     "PricingConfig",
@@ -243,6 +246,83 @@ def _default_categories() -> dict[str, CategoryConfig]:
     }
 
 
+#: The objectives a window is chosen by on the Pareto frontier (``[budget.objectives]``).
+OBJECTIVES = ("relevance", "completeness", "efficiency", "diversity")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdaptiveBudgetConfig:
+    """
+    The adaptive budget (``[budget.adaptive]``): when ``enabled``, each item
+    category's share of its range (from its ``min`` to its ``max``, hard limits) is
+    learned from feedback, off the request path. After every judged window the share
+    moves by ``learning_rate`` towards 1 when the category's marginal tokens (its
+    item of least value per token in the window, or a used item it had no room for)
+    brought used content, and towards its ``min`` when they did not; the break-even
+    use rate is ``swap.swap_threshold``, the value a newcomer must reach. A category
+    keeps its configured maximum until it has ``min_evidence`` judged windows.
+
+    .. versionadded:: 0.5
+    """
+
+    enabled: bool = False
+    learning_rate: float = 0.05
+    min_evidence: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 < self.learning_rate <= 1:
+            raise ConfigError(
+                "budget.adaptive.learning_rate",
+                f"must be within (0, 1], got {self.learning_rate!r}",
+            )
+        _positive("budget.adaptive.min_evidence", self.min_evidence)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectivesConfig:
+    """
+    The weights a window is picked with from the Pareto frontier of candidate windows
+    (``[budget.objectives]``): ``relevance`` (the share of the candidates' value the
+    window holds), ``completeness`` (the share of the predicted needs' probability
+    it covers), ``efficiency`` (value per token, relative to the best item's) and
+    ``diversity`` (the share of the candidates' distinct sources and kinds it holds).
+    With relevance alone (the default) the window is the knapsack's and no frontier
+    is computed.
+
+    .. versionadded:: 0.5
+    """
+
+    relevance: float = 1.0
+    completeness: float = 0.0
+    efficiency: float = 0.0
+    diversity: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, weight in self.weights.items():
+            if not (weight >= 0 and math.isfinite(weight)):
+                raise ConfigError(
+                    f"budget.objectives.{name}", f"must be a finite weight >= 0, got {weight!r}"
+                )
+        if not sum(self.weights.values()) > 0:
+            raise ConfigError(
+                "budget.objectives", f"the weights are all 0; give at least one of {OBJECTIVES}"
+            )
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """
+        The weight of each objective, in :data:`OBJECTIVES` order.
+        """
+        return {name: float(getattr(self, name)) for name in OBJECTIVES}
+
+    @property
+    def pareto(self) -> bool:
+        """
+        Whether a frontier is computed: a weight other than relevance is set.
+        """
+        return any(self.weights[name] > 0 for name in OBJECTIVES[1:])
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BudgetConfig:
     """
@@ -252,7 +332,9 @@ class BudgetConfig:
     ``knapsack_exact_items`` candidates and by the convex-hull greedy above that. The
     ``importance_*`` weights blend the importance scorer's signals (recency with a
     half-life of ``recency_half_life`` turns, relevance to the request, explicit user
-    references, information density, historical utility).
+    references, information density, historical utility). ``adaptive`` learns the
+    categories' shares from feedback (:class:`AdaptiveBudgetConfig`); ``objectives``
+    weighs the Pareto choice of a window (:class:`ObjectivesConfig`).
 
     .. versionadded:: 0.1
     """
@@ -268,6 +350,8 @@ class BudgetConfig:
     importance_density: float = 0.1
     importance_utility: float = 0.2
     recency_half_life: float = 4.0
+    adaptive: AdaptiveBudgetConfig = field(default_factory=AdaptiveBudgetConfig)
+    objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig)
 
     def __post_init__(self) -> None:
         _positive("budget.total_tokens", self.total_tokens)
@@ -888,7 +972,8 @@ def _build(cls: type[T], data: Any, prefix: str, source: str | Path | None) -> T
     try:
         return cls(**kwargs)
     except ConfigError as exc:
-        key = exc.key if exc.key.startswith(prefix) else f"{prefix}{exc.key}"
+        named = exc.key.startswith(prefix) or exc.key == prefix.rstrip(".")
+        key = exc.key if named else f"{prefix}{exc.key}"
         raise ConfigError(key, exc.problem, source) from None
 
 

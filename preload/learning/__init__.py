@@ -1,11 +1,14 @@
 """
 Learning what the next request needs, off the request path: the forecaster protocol,
 the engine's forecaster, the baselines a replay compares it with, the importance
-scorer, and the content-value predictor learned from feedback.
+scorer, and what is learned from feedback: the content-value predictor and the
+adaptive budget.
 """
 
 from __future__ import annotations
 
+from ._adaptive import AdaptiveBudget as AdaptiveBudget
+from ._adaptive import JudgedItem as JudgedItem
 from ._baselines import MarkovForecaster as MarkovForecaster
 from ._baselines import NullForecaster as NullForecaster
 from ._baselines import OracleForecaster as OracleForecaster
@@ -23,6 +26,7 @@ from ._value import Candidate as Candidate
 from ._value import ValuePredictor as ValuePredictor
 
 __all__ = [
+    "AdaptiveBudget",
     "CallPredictor",
     "Candidate",
     "EngineCallPredictor",
@@ -31,6 +35,7 @@ __all__ = [
     "Forecaster",
     "Importance",
     "ImportanceScorer",
+    "JudgedItem",
     "MarkovForecaster",
     "NullForecaster",
     "OracleCallPredictor",

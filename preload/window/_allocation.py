@@ -63,14 +63,24 @@ class HierarchicalBudgetManager:
         """
         return self.config.total_tokens
 
-    def allocate(self, demand: Mapping[str, int], total: int | None = None) -> Allocation:
+    def allocate(
+        self,
+        demand: Mapping[str, int],
+        total: int | None = None,
+        *,
+        caps: Mapping[str, int] | None = None,
+    ) -> Allocation:
         """
         Tokens for each category given what each would use now (``demand``).
 
         Every category with demand gets up to its minimum first (by priority), then
         the rest is handed out by priority up to each category's maximum and demand;
         the response buffer keeps its minimum and takes what is left, so nothing is
-        reserved for a category with nothing to use it.
+        reserved for a category with nothing to use it. ``caps`` (the adaptive
+        budget's) lower a category's maximum, never below its minimum.
+
+        .. versionchanged:: 0.5
+           ``caps``.
         """
         total = self.config.total_tokens if total is None else total
         cats = self.config.categories
@@ -91,6 +101,8 @@ class HierarchicalBudgetManager:
             cap = max(0, demand.get(name, 0))
             if cat.max:
                 cap = min(cap, cat.max)
+            if caps is not None and name in caps:
+                cap = min(cap, max(caps[name], cat.min))
             give = min(max(0, cap - tokens[name]), left)
             tokens[name] += give
             left -= give
