@@ -11,7 +11,7 @@ in the window keep their place. Every decision is recorded for :meth:`Context.ex
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ import anyio
 
 from .._config import CATEGORIES, PricingConfig, SwapConfig
 from ._knapsack import Option, select
+from ._pareto import MAX_CANDIDATES, choose
 from ._prompt_cache import PromptCache, Segment
 
 if TYPE_CHECKING:
@@ -87,11 +88,13 @@ class Context:
     ``reserved`` is what the response keeps: the response buffer's reservation plus
     whatever the context left unused; ``tokens + reserved <= budget``. ``missing``
     are needs no source had, or whose load failed or ran out of time. ``experiment``
-    and ``arm`` name the A/B test arm that served the session, if any.
+    and ``arm`` name the A/B test arm that served the session, if any. ``choice``
+    explains the Pareto choice of the window, when ``[budget.objectives]`` asked for
+    one: the chosen point and the nearest alternative.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.6
-       ``experiment`` and ``arm``.
+       ``experiment``, ``arm`` and ``choice``.
     """
 
     session_id: str
@@ -111,6 +114,7 @@ class Context:
     naive_input_cost: float = 0.0
     experiment: str | None = None
     arm: str | None = None
+    choice: tuple[str, ...] = ()
 
     def render(self) -> str:
         """
@@ -155,6 +159,7 @@ class Context:
             f"  miss {key}: needed, but no source has it or its load failed" for key in self.missing
         )
         lines.extend(f"  call {line}" for line in self.speculated)
+        lines.extend(f"  {line}" for line in self.choice)
         return "\n".join(lines)
 
 
@@ -175,6 +180,7 @@ class _Draft:
     left: dict[str, int]
     items: list[ContextItem] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def put(self, key: str, category: str, text: str, tokens: int, level: str, reason: str) -> None:
         """
@@ -286,6 +292,8 @@ class SwapController:
         history: Sequence[str] = (),
         system: str | None = None,
         conversation: CompressedConversation | None = None,
+        caps: Mapping[str, int] | None = None,
+        forecast: Mapping[str, float] | None = None,
     ) -> Context:
         """
         The context for one request.
@@ -306,6 +314,9 @@ class SwapController:
                 ``history`` and fills the history budget with recent exchanges and the
                 facts stated so far.
             system: The system prompt (the configured one when None).
+            caps: Lower maxima of some categories (the adaptive budget's).
+            forecast: The forecast's probability of the items that are predicted
+                needs: what the Pareto choice's completeness covers.
         """
         window = self._windows.setdefault(session_id, _Window())
         now = _now()
@@ -318,7 +329,7 @@ class SwapController:
             else [self.counter.count(h) for h in history]
         )
         demand = _demand(system_tokens, request_tokens, sum(history_tokens), required, optional)
-        allocation = self.budget.allocate(demand, self.budget.total - RENDER_OVERHEAD)
+        allocation = self.budget.allocate(demand, self.budget.total - RENDER_OVERHEAD, caps=caps)
         draft = _Draft(left=dict(allocation.tokens))
         system_cut = self._cut(system_text, system_tokens, draft.left["system"])
         draft.put("system", "system", *system_cut, "system prompt")
@@ -332,7 +343,8 @@ class SwapController:
         _put_required(draft, spare, required)
         candidates = self._candidates(draft, window, required, optional)
         if candidates:
-            self._put_predicted(draft, spare, candidates, self._keep_bonus(window, now))
+            keep = self._keep_bonus(window, now)
+            self._put_predicted(draft, spare, candidates, keep, forecast or {})
         return self._close(session_id, window, draft, allocation, now)
 
     def _keep_bonus(self, window: _Window, now: float) -> dict[str, tuple[float, int]]:
@@ -425,19 +437,40 @@ class SwapController:
         spare: _Spare,
         candidates: Sequence[tuple[Representation, float, bool]],
         keep: dict[str, tuple[float, int]],
+        forecast: Mapping[str, float],
     ) -> None:
         """
         Which candidates and which level of each: a multiple-choice knapsack on value
         (predicted value x level quality; plus, for staying in the window, the
         hysteresis and the price of the cached tokens its leaving would invalidate)
-        per token.
+        per token; with objectives beyond relevance, the Pareto choice among windows.
         """
         options = [
             _options(rep, value, keep.get(rep.key, (0.0, 0))[0] if sticky else 0.0)
             for rep, value, sticky in candidates
         ]
-        selection = select(options, spare.room(ITEM_CATEGORIES[0]), exact_items=self.exact_items)
-        for (rep, value, sticky), choice in zip(candidates, selection.choices, strict=True):
+        room = spare.room(ITEM_CATEGORIES[0])
+        selection = select(options, room, exact_items=self.exact_items)
+        choices = selection.choices
+        objectives = self.budget.config.objectives
+        if objectives.pareto and len(candidates) <= MAX_CANDIDATES:
+            picked = choose(
+                options,
+                room,
+                first=choices,
+                values=[value for _, value, _ in candidates],
+                groups=[(rep.source, _kind(rep.key)) for rep, _, _ in candidates],
+                predicted=[forecast.get(rep.key, 0.0) for rep, _, _ in candidates],
+                weights=objectives.weights,
+            )
+            choices = picked.chosen.choices
+            draft.notes.extend(picked.explain())
+        for (rep, value, sticky), choice, first in zip(
+            candidates, choices, selection.choices, strict=True
+        ):
+            if choice < 0 and first >= 0:
+                draft.exclude(rep.key, f"value {value:.2f}: left out by the Pareto choice")
+                continue
             if choice < 0:
                 smallest = rep.levels[-1]
                 draft.exclude(
@@ -494,6 +527,7 @@ class SwapController:
             prefix_reused_tokens=charge.reused,
             input_cost=charge.cost,
             naive_input_cost=naive_charge.cost,
+            choice=tuple(draft.notes),
         )
 
     def _layout(self, window: _Window, items: list[ContextItem]) -> list[ContextItem]:
@@ -591,6 +625,10 @@ def _item(rep: Representation, level: Level, value: float, reason: str) -> Conte
         value=value,
         reason=reason,
     )
+
+
+def _kind(key: str) -> str:
+    return key.split(":", 1)[0] if ":" in key else ""
 
 
 def _category(rep: Representation) -> str:
