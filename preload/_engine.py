@@ -50,17 +50,20 @@ from .compression import Compressor, MultiLevelCompressor, Representation, Trunc
 from .experiments import ArmStatistics, OutcomeTally, SessionOutcome, assign
 from .history import CompressedConversation
 from .learning import (
+    AdaptiveBudget,
     CallPredictor,
     Candidate,
     EngineCallPredictor,
     EngineForecaster,
     Forecast,
     Forecaster,
+    JudgedItem,
     StateNamer,
     ValuePredictor,
 )
 from .loading import OFFLOAD_CHARS, Fetched, Preloader
 from .window import Context, HierarchicalBudgetManager, SwapController
+from .window._swap import ITEM_CATEGORIES
 
 __all__ = ["PreloadEngine"]
 
@@ -76,6 +79,12 @@ HISTORY_OFFLOAD_CHARS = 2_000
 
 #: Judged windows a session keeps for the learner; feedback past them is ignored.
 _MAX_JUDGED = 16
+
+#: Items a session remembers as used (feedback), the least recently used going first.
+_MAX_USED = 256
+
+#: Turns an item an answer used stays a candidate of the session's windows.
+_CARRY_TURNS = 3
 
 #: Window categories that feedback does not judge: the engine's own parts.
 _NOT_JUDGED = frozenset({"system", "working_memory", "user_history"})
@@ -115,6 +124,19 @@ class _CallCounters:
     speculative_skipped: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """
+    A window judged by feedback, waiting for the learner: its candidates (with their
+    text and tokens), their keys, whether the answer used each, and where each stood.
+    """
+
+    candidates: list[tuple[Candidate, str, int]]
+    keys: list[str]
+    used: list[bool]
+    placed: list[tuple[str, int, float, bool, bool]]
+
+
 @dataclass(slots=True, eq=False)
 class _Arm:
     """
@@ -125,6 +147,7 @@ class _Arm:
     name: str
     config: EngineConfig
     swap: SwapController
+    adaptive: AdaptiveBudget | None = None
     tally: OutcomeTally = field(default_factory=OutcomeTally)
 
 
@@ -134,6 +157,7 @@ class _Session:
     user: str | None
     config: EngineConfig  # the engine's, or its experiment arm's
     swap: SwapController
+    adaptive: AdaptiveBudget | None = None  # the engine's, or its experiment arm's
     arm: _Arm | None = None
     tally: OutcomeTally | None = None  # the session's outcome, in an experiment
     turns: list[dict[str, Any]] = field(default_factory=list)
@@ -149,11 +173,15 @@ class _Session:
     window: dict[str, tuple[Candidate, str, int]] = field(default_factory=dict)
     candidates: dict[str, tuple[Candidate, str, int]] = field(default_factory=dict)
     # Judged windows waiting for the learner: candidates, keys, whether each was used.
-    judged: list[tuple[list[tuple[Candidate, str, int]], list[str], list[bool]]] = field(
-        default_factory=list
-    )
+    judged: list[_Judged] = field(default_factory=list)
+    # What the adaptive budget judges of the last window: key -> (category, tokens,
+    # value, in the window, left out for lack of room).
+    placed: dict[str, tuple[str, int, float, bool, bool]] = field(default_factory=dict)
     last_in: dict[str, int] = field(default_factory=dict)  # key -> turn last in a window
     shown: Counter[str] = field(default_factory=Counter)  # key -> windows it was in
+    used_at: dict[str, int] = field(default_factory=dict)  # key -> turn feedback said used it
+    last_shown: list[str] = field(default_factory=list)  # the judged items of the last window
+    state: str = ""  # the state of the request being served, when given
 
 
 class PreloadEngine(anyio.AsyncContextManagerMixin):
@@ -218,6 +246,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             close_cache=cache is _Default.CACHE,
         )
         self.swap = self._swap_controller(self.config)
+        self.adaptive = self._adaptive_budget(self.config)
         self._arms = {arm: self._arm(arm) for arm in self.config.experiments.arms}
         self._weights = {arm: a.weight for arm, a in self.config.experiments.arms.items()}
         self._outcomes: deque[SessionOutcome] = deque(maxlen=MAX_OUTCOMES)
@@ -234,6 +263,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self.values = (
             ValuePredictor(min_feedback=retrieval.min_feedback) if retrieval.value_model else None
         )
+        adapting = [self.adaptive, *(arm.adaptive for arm in self._arms.values())]
+        self._judging = self.values is not None or any(a is not None for a in adapting)
         self._cpu = anyio.CapacityLimiter(1)  # one worker thread for the history
         self._learning = anyio.CapacityLimiter(1)  # one for the forecasters
         self._init_calls(call_sources, call_predictor)
@@ -287,6 +318,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             pricing=config.pricing,
         )
 
+    @staticmethod
+    def _adaptive_budget(config: EngineConfig) -> AdaptiveBudget | None:
+        """
+        The adaptive budget of ``config``, when ``budget.adaptive.enabled``.
+        """
+        if not config.budget.adaptive.enabled:
+            return None
+        return AdaptiveBudget(
+            config.budget, break_even=config.swap.swap_threshold, categories=ITEM_CATEGORIES
+        )
+
     def _arm(self, name: str) -> _Arm:
         """
         An experiment arm; it shares the engine's swap controller when it leaves the
@@ -296,7 +338,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         window = (config.swap, config.budget, config.pricing)
         same = window == (self.config.swap, self.config.budget, self.config.pricing)
         swap = self.swap if same else self._swap_controller(config)
-        return _Arm(name=name, config=config, swap=swap)
+        adaptive = self.adaptive if same else self._adaptive_budget(config)
+        return _Arm(name=name, config=config, swap=swap, adaptive=adaptive)
 
     @staticmethod
     def default_compressor(config: EngineConfig, counter: TokenCounter) -> Compressor:
@@ -363,6 +406,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         needs = self._check_request(session_id, text, state, needs, user)
         start = anyio.current_time()
         session = self._session(session_id, user)
+        session.state = state or ""
         window_text = text
         if self._offload and len(text) > OFFLOAD_CHARS:
             window_text = await anyio.to_thread.run_sync(
@@ -378,6 +422,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             required=required,
             optional=optional,
             conversation=await self._caught_up(session),
+            caps=session.adaptive.caps() if session.adaptive is not None else None,
+            forecast=self._forecast_for_choice(session),
         )
         context = replace(
             context,
@@ -404,6 +450,16 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.learning = True
         self._notify("turn", session_id)
         return context
+
+    def _forecast_for_choice(self, session: _Session) -> dict[str, float] | None:
+        """
+        The forecast's probabilities of the predicted needs, for a Pareto choice
+        (None when none is asked for: the work is skipped).
+        """
+        if not session.config.budget.objectives.pareto or session.forecast is None:
+            return None
+        limit = session.config.preloader.max_preloads_per_turn
+        return dict(session.forecast.needs[:limit])
 
     def _check_request(
         self,
@@ -541,12 +597,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 if got.item is not None:
                     items[key] = (got.item, 0.0)
                     self._counters.retrieved += 1
+        carried = set()
+        if self.values is not None and self.values.ready:
+            carried = await self._carry(session, items)
         learned = None
-        if self.values is not None:  # what feedback on this window will be learned from
+        if self._judging:  # what feedback on this window will be learned from
             forecast = dict(session.forecast.needs) if session.forecast is not None else {}
             session.candidates = {
                 key: (
-                    self._candidate(session, key, relevance.get(key, 0.0), forecast.get(key, p)),
+                    self._candidate(
+                        session, key, relevance.get(key, 0.0), forecast.get(key, p), item.category
+                    ),
                     item.full.text,
                     item.full.tokens,
                 )
@@ -559,13 +620,39 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             ]
             learned = self.values.predict(rows)
         out = []
+        floor = session.config.swap.swap_threshold - session.config.swap.hysteresis
         for i, (key, (item, p)) in enumerate(items.items()):
             value = learned[i] if learned is not None else max(relevance.get(key, 0.0), p)
+            if key in carried and value < floor:
+                continue  # it would stay only by its place in the window
             out.append((item, value))
         return out
 
+    async def _carry(
+        self, session: _Session, items: dict[str, tuple[Representation, float]]
+    ) -> set[str]:
+        """
+        The items of the session's last window, and those its answers used in the last
+        ``_CARRY_TURNS`` turns, that are still warm, as candidates beside the retrieved
+        ones: the value predictor weighs what the session just had and used (its
+        recency features) against what the search found; the fixed rule cannot, so
+        they are offered only once the predictor answers, and only while their P(used)
+        with the hysteresis reaches the swap threshold (an item the window already
+        holds stays otherwise, whatever its value). Returns the keys carried.
+        """
+        now = len(session.turns)
+        keys = [*session.last_shown]
+        keys += [k for k, t in session.used_at.items() if now - t <= _CARRY_TURNS]
+        wanted = [k for k in dict.fromkeys(keys) if k not in items and self.preloader.is_ready(k)]
+        if not wanted:
+            return set()
+        found = await self.preloader.peek_many(wanted)
+        for key, item in found.items():
+            items[key] = (item, 0.0)
+        return set(found)
+
     def _candidate(
-        self, session: _Session, key: str, relevance: float, forecast: float
+        self, session: _Session, key: str, relevance: float, forecast: float, category: str
     ) -> Candidate:
         """
         What is known of a window candidate now (its density is measured later, with
@@ -573,6 +660,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         routed = self.preloader.key_of(key)
         last = session.last_in.get(key)
+        used = session.used_at.get(key)
         return Candidate(
             key=key,
             source=routed[0].name if routed is not None else "",
@@ -581,6 +669,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             forecast=forecast,
             turns_since=None if last is None else len(session.turns) - last,
             shown=session.shown[key],
+            used_since=None if used is None else len(session.turns) - used,
+            context=session.state,
+            category=category if category in ITEM_CATEGORIES else "domain_knowledge",
         )
 
     def _note_window(self, session: _Session, context: Context) -> None:
@@ -597,9 +688,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if item.category in _NOT_JUDGED:
                 continue
             shown.append(item.key)
-            if self.values is not None and item.key not in judged:  # else nothing learns
+            if self._judging and item.key not in judged:  # else nothing learns
                 judged[item.key] = (
-                    self._candidate(session, item.key, 0.0, forecast.get(item.key, 0.0)),
+                    self._candidate(
+                        session, item.key, 0.0, forecast.get(item.key, 0.0), item.category
+                    ),
                     item.text,
                     item.tokens,
                 )
@@ -607,7 +700,25 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         for key in shown:
             session.last_in[key] = turn
             session.shown[key] += 1
+        session.last_shown = shown
         session.window = judged
+        if session.adaptive is not None:
+            inside = {item.key: item for item in context.items}
+            no_room = {
+                d.key
+                for d in context.decisions
+                if not d.included and d.reason.startswith("no room")
+            }
+            session.placed = {}
+            for key, (candidate, _, tokens) in judged.items():
+                got = inside.get(key)
+                session.placed[key] = (
+                    candidate.category,
+                    got.tokens if got is not None else tokens,
+                    got.value if got is not None else 0.0,
+                    got is not None,
+                    key in no_room,
+                )
         session.candidates = {}
 
     def feedback(self, session_id: str, *, used: Sequence[str], score: float | None = None) -> None:
@@ -645,6 +756,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self._counters.feedback_ignored += 1
             return
         self._counters.feedback_ignored += sum(key not in session.window for key in keys)
+        turn = len(session.turns) - 1
+        for key in keys:
+            if key in session.window:
+                session.used_at.pop(key, None)
+                session.used_at[key] = turn
+        while len(session.used_at) > _MAX_USED:
+            del session.used_at[next(iter(session.used_at))]
         shown = list(session.window)
         if session.arm is not None:
             for tally in (session.tally, session.arm.tally):
@@ -656,7 +774,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 )
         if len(session.judged) < _MAX_JUDGED:
             session.judged.append(
-                ([session.window[k] for k in shown], shown, [key in keys for key in shown])
+                _Judged(
+                    candidates=[session.window[k] for k in shown],
+                    keys=shown,
+                    used=[key in keys for key in shown],
+                    placed=[session.placed[k] for k in shown if k in session.placed],
+                )
             )
             self._counters.feedback += len(shown)
             self._notify("feedback", session_id)
@@ -665,28 +788,41 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     async def _learn_feedback(self, session: _Session) -> None:
         """
-        The value predictor learns from the session's judged window (worker thread).
+        The value predictor and the adaptive budget learn from the session's judged
+        windows (in the learner's worker thread).
         """
         judged, session.judged = session.judged, []
-        if self.values is None:
-            return
-        for shown, keys, labels in judged:
-            await self._off_loop(self._learn_values, shown, keys, labels, session.user)
+        for window in judged:
+            await self._off_loop(self._learn_window, window, session.user, session.adaptive)
 
-    def _learn_values(
-        self,
-        shown: list[tuple[Candidate, str, int]],
-        keys: list[str],
-        labels: list[bool],
-        user: str | None,
+    def _learn_window(
+        self, window: _Judged, user: str | None, adaptive: AdaptiveBudget | None
     ) -> None:
         """
-        The value predictor's features of a judged window, and its learning from them
-        (in the learner's worker thread).
+        The value predictor's features of a judged window, and its learning from them;
+        the adaptive budget's (in the learner's worker thread).
         """
-        assert self.values is not None
+        if adaptive is not None and len(window.placed) == len(window.keys):
+            adaptive.observe(
+                [
+                    JudgedItem(
+                        category=category,
+                        tokens=tokens,
+                        value=value,
+                        included=included,
+                        no_room=no_room,
+                        used=used,
+                    )
+                    for (category, tokens, value, included, no_room), used in zip(
+                        window.placed, window.used, strict=True
+                    )
+                ]
+            )
+        if self.values is None:
+            return
+        shown = window.candidates
         rows = [self.values.row(_with_density(c, text, tokens), user) for c, text, tokens in shown]
-        self.values.learn(rows, keys, labels, user)
+        self.values.learn(rows, window.keys, window.used, user, [c.context for c, _, _ in shown])
 
     def reply(self, session_id: str, text: str) -> None:
         """
@@ -1345,7 +1481,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         A new session, served by its experiment arm when there is an experiment.
         """
         if not self._arms:
-            return _Session(id=session_id, user=user, config=self.config, swap=self.swap)
+            return _Session(
+                id=session_id, user=user, config=self.config, swap=self.swap, adaptive=self.adaptive
+            )
         experiment = self.config.experiments
         arm = self._arms[assign(experiment.name, experiment.salt, session_id, self._weights)]
         arm.tally.sessions += 1
@@ -1354,6 +1492,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             user=user,
             config=arm.config,
             swap=arm.swap,
+            adaptive=arm.adaptive,
             arm=arm,
             tally=OutcomeTally(),
         )

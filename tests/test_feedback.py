@@ -79,3 +79,60 @@ async def test_learned_values_replace_the_fixed_ones_once_enough_feedback_came()
     after = {item.key: item.value for item in last.items}
     assert before["db:music"] > before["db:trains"]
     assert after["db:trains"] > 0.5 > after.get("db:music", 0.0)  # not worth a place now
+
+
+async def test_items_an_answer_just_used_stay_candidates_once_learned() -> None:
+    """
+    Once the value predictor answers, an item the session's last answer used is a
+    candidate of the next window even when the search no longer finds it, and its
+    recent use makes it worth its place.
+    """
+    items = {
+        "db:trains": "Trains to Porto: platforms and fares.",
+        "db:music": "Concerts tonight: fado, jazz and tickets.",
+        "db:bus": "Buses to Porto, and concerts tonight on the bus.",
+    }
+    config = EngineConfig(retrieval=RetrievalConfig(min_feedback=40))
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(items)}, forecaster=NullForecaster()
+    ) as engine:
+        for i in range(30):  # what a session used, it uses again on its next turn
+            await engine.handle(session_id=f"s{i}", text="trains to Porto")
+            engine.feedback(f"s{i}", used=["db:trains"])
+            await engine.handle(session_id=f"s{i}", text="and concerts tonight?")
+            engine.feedback(f"s{i}", used=["db:trains", "db:music"])
+            await engine.wait_idle()
+        assert engine.values is not None and engine.values.ready
+        await engine.handle(session_id="new", text="trains to Porto")
+        engine.feedback("new", used=["db:trains"])
+        await engine.wait_idle()
+        ctx = await engine.handle(session_id="new", text="concerts tonight")
+    assert {"db:trains", "db:music"} <= {item.key for item in ctx.items}
+    assert "db:trains" not in dict(await DictSource(items).search("concerts tonight", 8))
+
+
+async def test_the_adaptive_budget_learns_from_feedback_off_the_request_path() -> None:
+    """
+    With ``budget.adaptive.enabled`` feedback reaches the adaptive budget through the
+    learner; windows whose marginal items go unused shrink the category's cap, and
+    ``explain`` says why.
+    """
+    items = {f"db:{i}": f"Hotel {i} in Lisbon: rooms, prices and ratings." for i in range(6)}
+    config = EngineConfig.from_dict(
+        {"budget": {"adaptive": {"enabled": True, "min_evidence": 5, "learning_rate": 0.2}}}
+    )
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(items)}, forecaster=NullForecaster()
+    ) as engine:
+        for i in range(30):
+            await engine.handle(session_id=f"s{i}", text="hotel rooms in Lisbon")
+            engine.feedback(f"s{i}", used=[])
+        await engine.wait_idle()
+        adaptive = engine.adaptive
+        assert adaptive is not None
+        assert adaptive.evidence["domain_knowledge"] == 30
+        cap = adaptive.caps()["domain_knowledge"]
+        assert config.budget.categories["domain_knowledge"].min == cap
+        shrunk = await engine.handle(session_id="last", text="hotel rooms in Lisbon")
+    assert sum(it.tokens for it in shrunk.items if it.category == "domain_knowledge") <= cap
+    assert "domain_knowledge: up to" in adaptive.explain()
