@@ -569,8 +569,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         A request without known needs: the items the searching sources find most
         relevant to its text (searched in worker threads), from the cache or loaded
         within the request deadline, beside the warm predictions; each valued by the
-        content-value predictor once it has learned enough, else by the larger of its
-        relevance and its forecast probability.
+        content-value predictor once it has learned enough (and then with the items the
+        session just had or used, :meth:`_carry`), else by the larger of its relevance
+        and its forecast probability.
         """
         retrieval = session.config.retrieval
         relevance: dict[str, float] = {}
