@@ -262,7 +262,7 @@ class AdaptiveBudgetConfig:
     use rate is ``swap.swap_threshold``, the value a newcomer must reach. A category
     keeps its configured maximum until it has ``min_evidence`` judged windows.
 
-    .. versionadded:: 0.5
+    .. versionadded:: 0.6
     """
 
     enabled: bool = False
@@ -289,7 +289,7 @@ class ObjectivesConfig:
     With relevance alone (the default) the window is the knapsack's and no frontier
     is computed.
 
-    .. versionadded:: 0.5
+    .. versionadded:: 0.6
     """
 
     relevance: float = 1.0

@@ -136,3 +136,33 @@ async def test_the_adaptive_budget_learns_from_feedback_off_the_request_path() -
         shrunk = await engine.handle(session_id="last", text="hotel rooms in Lisbon")
     assert sum(it.tokens for it in shrunk.items if it.category == "domain_knowledge") <= cap
     assert "domain_knowledge: up to" in adaptive.explain()
+
+
+async def test_an_arm_that_adapts_its_budget_learns_on_its_own() -> None:
+    """
+    An experiment arm whose overlay enables the adaptive budget has its own; only its
+    sessions teach it, and the other arm (and the engine) have none.
+    """
+    items = {f"db:{i}": f"Hotel {i} in Lisbon: rooms, prices and ratings." for i in range(4)}
+    adaptive = {"adaptive": {"enabled": True, "min_evidence": 1}}
+    config = EngineConfig.from_dict(
+        {
+            "experiments": {
+                "name": "adapt",
+                "arms": {"control": {}, "adaptive": {"overlay": {"budget": adaptive}}},
+            }
+        }
+    )
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(items)}, forecaster=NullForecaster()
+    ) as engine:
+        for i in range(20):
+            await engine.handle(session_id=f"s{i}", text="hotel rooms in Lisbon")
+            engine.feedback(f"s{i}", used=[])
+        await engine.wait_idle()
+        arms = {name: arm.adaptive for name, arm in engine._arms.items()}
+        learned = engine.arm_statistics()["adaptive"].sessions
+    assert engine.adaptive is None and arms["control"] is None
+    budget = arms["adaptive"]
+    assert budget is not None
+    assert 0 < learned == budget.evidence["domain_knowledge"] < 20

@@ -35,7 +35,7 @@ class JudgedItem:
     its tokens and value in the window (``included``), or whether it was left out for
     lack of room (``no_room``), and whether the answer used it.
 
-    .. versionadded:: 0.5
+    .. versionadded:: 0.6
     """
 
     category: str
@@ -55,7 +55,7 @@ class AdaptiveBudget:
         break_even: The marginal use rate at which a category neither grows nor shrinks.
         categories: The categories it adapts (those feedback judges).
 
-    .. versionadded:: 0.5
+    .. versionadded:: 0.6
     """
 
     def __init__(

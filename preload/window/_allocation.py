@@ -79,7 +79,7 @@ class HierarchicalBudgetManager:
         reserved for a category with nothing to use it. ``caps`` (the adaptive
         budget's) lower a category's maximum, never below its minimum.
 
-        .. versionchanged:: 0.5
+        .. versionchanged:: 0.6
            ``caps``.
         """
         total = self.config.total_tokens if total is None else total

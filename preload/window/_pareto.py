@@ -47,7 +47,7 @@ class WindowPoint:
     A candidate window: how it was built, its choice of option per item (-1: out),
     and its objectives.
 
-    .. versionadded:: 0.5
+    .. versionadded:: 0.6
     """
 
     name: str
@@ -92,7 +92,7 @@ class Choice:
     """
     The window chosen from the frontier, the frontier, and the nearest alternative.
 
-    .. versionadded:: 0.5
+    .. versionadded:: 0.6
     """
 
     chosen: WindowPoint
