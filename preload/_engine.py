@@ -18,6 +18,7 @@ from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -260,8 +261,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._offload = offload
         self._searchers = [s for s in sources.values() if isinstance(s, SearchingSource)]
         retrieval = self.config.retrieval
+        saved = getattr(self.forecaster, "values", None)  # a model file's, learned before
         self.values = (
-            ValuePredictor(min_feedback=retrieval.min_feedback) if retrieval.value_model else None
+            (saved if isinstance(saved, ValuePredictor) else None)
+            or ValuePredictor(min_feedback=retrieval.min_feedback)
+            if retrieval.value_model
+            else None
         )
         adapting = [self.adaptive, *(arm.adaptive for arm in self._arms.values())]
         self._judging = self.values is not None or any(a is not None for a in adapting)
@@ -1133,6 +1138,27 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.recorded = min(session.recorded, len(session.turns))
         if not session.turns:  # nothing left: as if it had never begun
             self.end_session(session_id)
+
+    async def save_model(self, path: str | Path) -> None:
+        """
+        Write the forecaster with the content-value predictor learned from feedback so
+        far, in one versioned JSON file: what ``EngineForecaster.load`` and ``preload
+        serve --model`` read, the value predictor then serving from the start. Written
+        from the learner's worker thread, so nothing learns while it is written.
+
+        Raises:
+            TypeError: The engine's forecaster is not an :class:`EngineForecaster`.
+            EngineStateError: The engine is not open, or its forecaster never fitted.
+            InputError: The file cannot be written.
+
+        .. versionadded:: 0.6
+        """
+        self._check_open()
+        forecaster = self.forecaster
+        if not isinstance(forecaster, EngineForecaster):
+            raise TypeError(f"only an EngineForecaster is saved, not {type(forecaster).__name__}")
+        forecaster.values = self.values
+        await self._off_loop(forecaster.save, path)
 
     def history(self, session_id: str, available_tokens: int | None = None) -> str:
         """

@@ -5,9 +5,21 @@ values the candidates, and learns what answers used from feedback.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from preload import DictSource, EngineConfig, PreloadEngine, RetrievalConfig
+from preload import (
+    DictSource,
+    EngineConfig,
+    EngineForecaster,
+    InputError,
+    PreloadEngine,
+    RetrievalConfig,
+    Session,
+    Turn,
+)
 from preload.learning import NullForecaster
 
 ITEMS = {
@@ -79,6 +91,46 @@ async def test_learned_values_replace_the_fixed_ones_once_enough_feedback_came()
     after = {item.key: item.value for item in last.items}
     assert before["db:music"] > before["db:trains"]
     assert after["db:trains"] > 0.5 > after.get("db:music", 0.0)  # not worth a place now
+
+
+async def test_the_learned_values_are_saved_and_loaded_with_the_forecaster(
+    tmp_path: Path,
+) -> None:
+    """
+    ``save_model`` writes the forecaster with the value predictor learned from
+    feedback; an engine given the loaded forecaster values the items as learned from
+    its first request. A corrupt ``values`` section is an InputError naming it.
+    """
+    items = {
+        "db:trains": "Lisbon tonight: trains to Porto, platforms and fares.",
+        "db:music": "Lisbon tonight: concerts tonight, fado tonight, jazz and tickets.",
+    }
+    text = "what is on in Lisbon tonight"
+    turn = Turn(t=0, state="Lisbon:Search", needs=("db:trains",))
+    forecaster = EngineForecaster(2).fit(
+        [Session(session_id=f"s{i}", turns=(turn,)) for i in range(4)]
+    )
+    config = EngineConfig(retrieval=RetrievalConfig(min_feedback=60))
+    path = tmp_path / "model.json"
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(items)}, forecaster=forecaster
+    ) as engine:
+        for i in range(40):
+            await engine.handle(session_id=f"s{i}", text=text)
+            engine.feedback(f"s{i}", used=["db:trains"])
+        await engine.wait_idle()
+        await engine.save_model(path)
+    loaded = EngineForecaster.load(path)
+    async with PreloadEngine(config, sources={"kb": DictSource(items)}, forecaster=loaded) as fresh:
+        assert fresh.values is loaded.values and fresh.values is not None and fresh.values.ready
+        first = await fresh.handle(session_id="new", text=text)
+    values = {item.key: item.value for item in first.items}
+    assert values["db:trains"] > 0.5 > values.get("db:music", 0.0)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["values"]["coef"] = "nonsense"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(InputError, match="values: corrupt value predictor"):
+        EngineForecaster.load(path)
 
 
 async def test_items_an_answer_just_used_stay_candidates_once_learned() -> None:

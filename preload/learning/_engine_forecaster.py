@@ -18,6 +18,7 @@ from graph import FollowUpPredictor, ModelFileError, NeedsForecaster, NeedsModel
 from .._errors import EngineStateError, InputError
 from ._baselines import UserNeeds
 from ._forecasting import Forecast, TurnMapping, ranked
+from ._value import ValuePredictor
 
 if TYPE_CHECKING:
     from .._config import EngineConfig
@@ -34,7 +35,8 @@ class EngineForecaster:
     :class:`graph.NeedsForecaster`, which learns from held-out sessions how to mix the
     state forecast, P(need | state), persistence and the words of the request and the
     reply into P(need used next turn); plus each user's own needs. ``save`` and
-    ``load`` keep it as versioned JSON.
+    ``load`` keep it as versioned JSON, with the content-value predictor learned
+    from feedback when :attr:`values` holds one (``PreloadEngine.save_model``).
 
     The state forecast chooses its own order, blending and discount on held-out
     training sessions when they are ``"auto"`` (see :class:`graph.FollowUpPredictor`);
@@ -79,6 +81,9 @@ class EngineForecaster:
             max_mixer_turns=mixer_turns,
         )
         self.encoder: StateEncoder | None = None
+        #: The content-value predictor saved and loaded with it (the engine's, when it
+        #: learns from feedback); None when there is none.
+        self.values: ValuePredictor | None = None
         self._users = UserNeeds()
         self._fitted = False
 
@@ -212,6 +217,8 @@ class EngineForecaster:
             "users": {u: m.to_json() for u, (m, _) in self._users.users.items()},
             "user_turns": {u: n[0] for u, (_, n) in self._users.users.items()},
         }
+        if self.values is not None:
+            data["values"] = self.values.to_json()
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
@@ -258,10 +265,16 @@ class EngineForecaster:
             for user, blob in data["users"].items():
                 model = NeedsModel.from_json(blob, source=path)
                 self._users.users[str(user)] = (model, [int(data["user_turns"][user])])
+            values = data.get("values")
         except ModelFileError as exc:
             raise InputError(path, None, exc.problem) from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(path, None, f"corrupt model file: {exc!r}") from None
+        if values is not None:
+            try:
+                self.values = ValuePredictor.from_json(values)
+            except ValueError as exc:
+                raise InputError(path, None, f"values: {exc}") from None
         self._fitted = True
         return self
 

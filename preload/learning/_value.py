@@ -208,12 +208,15 @@ class ValuePredictor:
                 del self.here_shown[pair]
                 self.here_used.pop(pair, None)
 
-    def save(self, path: str | Path) -> None:
+    def to_json(self) -> dict[str, Any]:
         """
-        Write it as versioned JSON.
+        What it has learned, as a JSON-ready mapping with its format and version (what
+        :meth:`save` writes, and what a forecaster's model file holds under ``values``).
+
+        .. versionadded:: 0.6
         """
         fitted = hasattr(self.model, "coef_")
-        document = {
+        return {
             "format": _FORMAT,
             "version": _VERSION,
             "min_feedback": self.min_feedback,
@@ -226,7 +229,47 @@ class ValuePredictor:
             "users": {u: [self.user_shown[u], self.user_used[u]] for u in self.user_shown},
             "in_context": {p: [self.here_shown[p], self.here_used[p]] for p in self.here_shown},
         }
-        Path(path).write_text(json.dumps(document), encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, data: object) -> ValuePredictor:
+        """
+        Rebuild what :meth:`to_json` gave.
+
+        Raises:
+            ValueError: ``data`` is not this format and version, or is corrupt.
+
+        .. versionadded:: 0.6
+        """
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise ValueError(f"not a {_FORMAT} file")
+        if data.get("version") != _VERSION:
+            raise ValueError(f"version {data.get('version')!r}; this preload reads {_VERSION}")
+        try:
+            out = cls(min_feedback=int(data["min_feedback"]), alpha=float(data["alpha"]))
+            out.seen = int(data["seen"])
+            used, unused = int(data["outcomes"]["used"]), int(data["outcomes"]["unused"])
+            out.outcomes = Counter({True: used, False: unused}) + Counter()  # no zero counts
+            if data["coef"] is not None:
+                out.model.coef_ = np.asarray(data["coef"], dtype=float).reshape(1, -1)
+                out.model.intercept_ = np.asarray(data["intercept"], dtype=float).reshape(1)
+                out.model.classes_ = np.asarray([0, 1])
+                out.model.t_ = 1.0 + out.seen
+                out._publish()
+            for key, (shown, was_used) in data["items"].items():
+                out.item_shown[str(key)], out.item_used[str(key)] = int(shown), int(was_used)
+            for user, (shown, was_used) in data["users"].items():
+                out.user_shown[str(user)], out.user_used[str(user)] = int(shown), int(was_used)
+            for pair, (shown, was_used) in data["in_context"].items():
+                out.here_shown[str(pair)], out.here_used[str(pair)] = int(shown), int(was_used)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"corrupt value predictor: {exc!r}") from None
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """
+        Write it as versioned JSON.
+        """
+        Path(path).write_text(json.dumps(self.to_json()), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> ValuePredictor:
@@ -243,29 +286,10 @@ class ValuePredictor:
             raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(path, None, f"not a JSON value predictor ({exc})") from None
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise InputError(path, None, f"not a {_FORMAT} file")
-        if data.get("version") != _VERSION:
-            raise InputError(
-                path, None, f"version {data.get('version')!r}; this preload reads {_VERSION}"
-            )
-        out = cls(min_feedback=int(data["min_feedback"]), alpha=float(data["alpha"]))
-        out.seen = int(data["seen"])
-        out.outcomes = Counter({True: data["outcomes"]["used"], False: data["outcomes"]["unused"]})
-        out.outcomes += Counter()  # drop zero counts
-        if data["coef"] is not None:
-            out.model.coef_ = np.asarray(data["coef"], dtype=float)
-            out.model.intercept_ = np.asarray(data["intercept"], dtype=float)
-            out.model.classes_ = np.asarray([0, 1])
-            out.model.t_ = 1.0 + out.seen
-            out._publish()
-        for key, (shown, used) in data["items"].items():
-            out.item_shown[key], out.item_used[key] = shown, used
-        for user, (shown, used) in data["users"].items():
-            out.user_shown[user], out.user_used[user] = shown, used
-        for pair, (shown, used) in data["in_context"].items():
-            out.here_shown[pair], out.here_used[pair] = shown, used
-        return out
+        try:
+            return cls.from_json(data)
+        except ValueError as exc:
+            raise InputError(path, None, str(exc)) from None
 
 
 def _pair(context: str, key: str) -> str:
