@@ -64,7 +64,11 @@ class FollowUpPredictor(BaseEstimator):
     3,000 turns), scores every candidate order, blending and discount on the held-out
     turns from those counts (top-3 hits first, then log-loss; the simplest candidate
     within one standard error of the best wins), tries time decay for it when the log
-    drifts (see ``half_life``; never with folds), then counts all the sessions. An
+    drifts (see ``half_life``; never with folds), then counts all the sessions. With
+    2,000 held-out turns or more the candidates are raced: every one is scored on an
+    evenly spread sample of about 1,000 of them, and only the few that lead (the 3
+    best, and of those within two standard errors of the best, the lowest log-loss of
+    each order up to the best's) on the rest as well. An
     explicit value is kept and only the others are searched (``half_life=None`` as
     well, for a fit that searches nothing). With fewer than 20
     sessions there is nothing to validate on: the defaults ``order=2``, ``"kn"``,
@@ -597,7 +601,13 @@ class FollowUpPredictor(BaseEstimator):
             )
             if given:
                 lines.append("Given, not searched: " + ", ".join(given) + ".")
-            lines.append("Best of each order and blending (top-3, log-loss):")
+            if choice.race:
+                lines.append(f"Raced: {choice.race}.")
+                lines.append(
+                    "Best of each order and blending in the race's first round (top-3, log-loss):"
+                )
+            else:
+                lines.append("Best of each order and blending (top-3, log-loss):")
             for o, m, d, t3, ll in choice.board:
                 disc = f" D={d:g}" if m in ("kn", "ad") else ""
                 lines.append(f"  order {o} {m}{disc}: {_pct(t3)}, {ll:.3f}")
@@ -744,6 +754,7 @@ def _choice_json(choice: Choice) -> dict[str, Any]:
         "log_loss": choice.log_loss,
         "board": [list(row) for row in choice.board],
         "decay": choice.decay,
+        "race": choice.race,
     }
 
 
@@ -768,4 +779,5 @@ def _choice_from(blob: Mapping[str, Any], mixture: tuple[float, ...] | None) -> 
         log_loss=None if loss is None else float(loss),
         board=board,
         decay=str(blob.get("decay", "")),
+        race=str(blob.get("race", "")),
     )

@@ -65,9 +65,14 @@ def buckets(n: int, start: _Bools, total: _Floats, distinct: _Floats, n_levels: 
     Vectorised :func:`bucket` for contexts of one length ``n``.
     """
     level = min(n, n_levels) - 1
-    tb = np.clip(np.floor(np.log2(np.maximum(total, 1.0))), 0, _N_TOTAL - 1).astype(np.int64)
-    rb = np.searchsorted(np.asarray(_RATIO_EDGES), total / np.maximum(distinct, 1.0), "right")
-    return ((level * 2 + start.astype(np.int64)) * _N_TOTAL + tb) * _N_RATIO + rb
+    # frexp's exponent is floor(log2(x)) + 1 for x >= 1, exactly.
+    tb = np.minimum(np.frexp(np.maximum(total, 1.0))[1] - 1, _N_TOTAL - 1).astype(np.int64)
+    ratio = total / np.maximum(distinct, 1.0)
+    rb = (ratio >= _RATIO_EDGES[0]).astype(np.int64)
+    for edge in _RATIO_EDGES[1:]:
+        rb += ratio >= edge
+    index: _Ints = ((level * 2 + start.astype(np.int64)) * _N_TOTAL + tb) * _N_RATIO + rb
+    return index
 
 
 def fit_mixture(
@@ -101,6 +106,8 @@ def fit_mixture(
     slots = [np.where(has, idx + offset, dummy) for has, idx in zip(present, index, strict=True)]
     table = np.full(dummy + 1, 0.6)
     table[dummy] = 0.0
+    # Every length's slots in one array: one bincount per step for all of them.
+    all_slots = np.concatenate(slots)
     for _ in range(_EM_STEPS):
         # Forward: P_n of the true state under the mixture up to length n.
         below = [np.maximum(unigram, _FLOOR)]
@@ -112,19 +119,20 @@ def fit_mixture(
         total = np.maximum(below[-1], _FLOOR)
         # Backward: the posterior of stopping at length n, and of reaching it.
         reach = 1.0 / total
-        stop_sum = np.zeros(dummy + 1)
-        reach_sum = np.zeros(dummy + 1)
+        stops: list[_Floats] = [reach] * n_levels
+        reaches: list[_Floats] = [reach] * n_levels
         for n in range(n_levels - 1, -1, -1):
             lam = lams[n]
-            stop_sum += np.bincount(slots[n], weights=reach * lam * probs[n], minlength=dummy + 1)
-            reach_sum += np.bincount(slots[n], weights=reach * below[n + 1], minlength=dummy + 1)
+            stops[n] = reach * lam * probs[n]
+            reaches[n] = reach * below[n + 1]
             reach = reach * (1.0 - lam)
+        stop_sum = np.bincount(all_slots, weights=np.concatenate(stops), minlength=dummy + 1)
+        reach_sum = np.bincount(all_slots, weights=np.concatenate(reaches), minlength=dummy + 1)
         stop_g = stop_sum[:dummy].reshape(n_groups, n_levels, -1)
         reach_g = reach_sum[:dummy].reshape(n_groups, n_levels, -1)
         pooled = stop_g.sum(2) / np.maximum(reach_g.sum(2), _FLOOR)
         prior = np.clip(pooled, 0.05, 0.95)[:, :, None]
         fitted = np.clip((stop_g + _PRIOR * prior) / (reach_g + _PRIOR), 0.01, 0.99)
         table[:dummy] = fitted.reshape(-1)
-    return [
-        tuple(round(float(w), 6) for w in table[g * size : (g + 1) * size]) for g in range(n_groups)
-    ]
+    rounded = np.round(table[:dummy], 6).tolist()
+    return [tuple(rounded[g * size : (g + 1) * size]) for g in range(n_groups)]

@@ -12,27 +12,36 @@ contexts, so a candidate costs a few array operations per context length, never 
 refit. The validation part is the last sessions (at most :data:`MAX_TURNS` turns), or
 :data:`FOLDS` folds of the sessions when the last ones hold too few turns.
 
-A candidate wins by its top-3 hit rate; candidates within :data:`TOLERANCE` of the
-best are told apart by their log-loss.
+The candidates are raced (:func:`_race`): every one is scored on an evenly spread
+sample of about :data:`RACE_TURNS` held-out turns, and only the few that lead
+(:func:`_leaders`) on the rest; the mixture's weights of a leader are fit again on all
+the held-out turns, with the same halves as without a race.
+
+A candidate wins by its top-3 hit rate; candidates within one standard error of the
+best are told apart by their order, then their log-loss (:func:`_select`).
 
 With ``half_life="auto"`` the chosen candidate is then tried with its counts decayed,
-on the last sessions only, when the log drifts (:func:`_drifts`: the newest part of the
-training transitions forecasts the last sessions better than every older part).
+on the last sessions only (at most :data:`_MAX_DECAY_TURNS` of their turns), when the
+log drifts (:func:`_drifts`: the newest part of the training transitions forecasts the
+last sessions better than every older part). The decayed counts are the same
+transitions weighed by age, so they are found once for every half-life
+(:func:`_decayed`) and scored on the same candidates (:func:`_reweigh`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 from ._seq_mixture import buckets, fit_mixture
+from ._seq_windows import Level
 
 if TYPE_CHECKING:
-    from ._seq_windows import Level, Windows
+    from ._seq_windows import Windows
 
 __all__ = [
     "DEFAULT_DISCOUNT",
@@ -44,6 +53,7 @@ __all__ = [
     "MAX_TURNS",
     "METHODS",
     "MIN_SESSIONS",
+    "RACE_TURNS",
     "TOLERANCE",
     "Choice",
     "search",
@@ -76,7 +86,14 @@ _DECAY = (1 / 64, 1 / 16, 1 / 4)
 _SEGMENTS = 8
 #: The last sessions must hold this many turns to judge decay.
 _MIN_DECAY_TURNS = 1_000
+#: At most this many of the last sessions' turns (evenly spread) judge decay.
+_MAX_DECAY_TURNS = 2 * _MIN_DECAY_TURNS
 FOLDS = 5
+#: The race's first round scores every candidate on about this many held-out turns.
+RACE_TURNS = 1_000
+#: Candidates that go on to the race's second round, besides the lowest log-loss of
+#: each order close to the lead.
+_KEEP = 3
 #: Top-3 rates this close to the best count as ties, broken by log-loss.
 TOLERANCE = 0.0005
 #: Followers of each context that are candidates for the top 3.
@@ -102,6 +119,8 @@ class Choice:
         board: The best candidate of every order and method,
             ``(order, method, discount, top3, log_loss)``, best first.
         decay: Why time decay was or was not taken ("" when it was not searched).
+        race: How the candidates were raced on the held-out turns ("" when every
+            candidate was scored on all of them); ``board`` holds the first round.
     """
 
     order: int
@@ -115,6 +134,7 @@ class Choice:
     log_loss: float | None = None
     board: tuple[tuple[int, str, float, float, float], ...] = ()
     decay: str = ""
+    race: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +162,9 @@ class _Turns:
     """
 
     n: int
+    pos: _Ints  # per turn: its position in the windows
     turn: _Ints  # per pair: which turn
+    cand: _Ints  # per pair: the candidate state's id
     rank: _Ints  # per pair: the candidate's place in name order (the forecast's ties)
     raw: list[_Counts]  # per length 0..max: plain counts
     cont: list[_Counts]  # per length 0..max-1: continuation counts
@@ -158,7 +180,7 @@ def _with_ties(turns: _Turns) -> _Turns:
     """
     rival = turns.turn[turns.n :]
     earlier = turns.rank[turns.n :] < turns.rank[rival]
-    return _Turns(turns.n, turns.turn, turns.rank, turns.raw, turns.cont, earlier, rival)
+    return replace(turns, earlier=earlier, rival_turn=rival)
 
 
 def search(
@@ -186,22 +208,19 @@ def search(
     if win.n_sessions < MIN_SESSIONS:
         return None
     folds, how = _folds(win)
-    top = max(orders)
-    parts = [_turns(win, train, held, top) for train, held in folds]
-    turns = _concat([p for p in parts if p.n])
-    if turns is None:
+    race = _race(win, folds, _plan(orders, methods, discounts), max(orders))
+    if race is None:
         return None
-    rows = _score_all(turns, orders, methods, discounts)
-    if not rows:  # order 0 only: nothing to choose
-        return None
-    order, method, discount, top3, loss, mixture, _ = _select(rows, turns.n)
+    n_turns = sum(t.n for t in race.parts)
+    order, method, discount, top3, loss, mixture, _ = _select(race.rows, n_turns)
     half_life, why = None, ""
     if decay and len(folds) == 1:
-        half_life, why = _choose_decay(win, folds[0], (order, method, discount, mixture))
+        config = (order, method, discount, mixture)
+        half_life, why = _choose_decay(win, folds[0], config, race.counted[0])
     elif decay:
         why = "not judged: validated on folds (too few held-out turns)"
     board: dict[tuple[int, str], tuple[int, str, float, float, float]] = {}
-    for o, m, d, t3, ll, _, _ in rows:
+    for o, m, d, t3, ll, _, _ in race.first:
         held = board.get((o, m))
         if held is None or (t3, -ll) > (held[3], -held[4]):
             board[(o, m)] = (o, m, d, t3, ll)
@@ -213,11 +232,111 @@ def search(
         half_life=half_life,
         decay=why,
         validation=how,
-        n_turns=turns.n,
+        n_turns=n_turns,
         top3=top3,
         log_loss=loss,
         board=tuple(sorted(board.values(), key=lambda r: (-r[3], r[4]))),
+        race=race.summary,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Race:
+    """
+    What :func:`_race` found.
+    """
+
+    rows: list[_Row]  # the candidates scored on every held-out turn
+    first: list[_Row]  # every candidate, on the first round's turns
+    parts: list[_Turns]  # the held-out turns of each round
+    counted: list[_Counted]  # per fold, the counts of its training part
+    summary: str  # what the race did ("" without one)
+
+
+def _race(win: Windows, folds: list[tuple[_Bools, _Bools]], plan: _Plan, top: int) -> _Race | None:
+    """
+    Score the candidates of ``plan`` on the held-out turns of ``folds``, racing them:
+    every candidate on a sample of about :data:`RACE_TURNS` turns, the few that lead
+    (:func:`_leaders`) on the rest as well. With fewer than twice that many held-out
+    turns, every candidate on all of them. None when no held-out turn has a context.
+
+    Each fold's training part is counted once, up to ``top``; the second round gathers
+    its turns only up to the longest context a leader uses.
+    """
+    held = [np.flatnonzero(h & win.scored) for _, h in folds]
+    every = sum(len(h) for h in held) // RACE_TURNS
+    counted = [_count(win, train, top) for train, _ in folds]
+    first_masks, rest_masks = [], []
+    for positions in held:
+        first = np.zeros(len(win.ids), dtype=bool)
+        first[positions[every // 2 :: every] if every >= 2 else positions] = True
+        others = np.zeros(len(win.ids), dtype=bool)
+        others[positions] = True
+        first_masks.append(first)
+        rest_masks.append(others & ~first)
+    sample = _concat(
+        [
+            t
+            for t in (_gather(win, c, m, top) for c, m in zip(counted, first_masks, strict=True))
+            if t.n
+        ]
+    )
+    if sample is None:
+        return None
+    first_rows = _score([sample], plan)
+    if every < 2:
+        return _Race(first_rows, first_rows, [sample], counted, "")
+    leaders = _leaders(first_rows, sample.n)
+    again: _Plan = {}
+    for o, m, d, *_ in leaders:
+        again.setdefault((m, d), set()).add(o)
+    longest = max(r[0] for r in leaders)
+    kn = any(m == "kn" for m, _ in again)
+    rest = _concat(
+        [
+            t
+            for t in (
+                _gather(win, c, m, longest, continuation=kn)
+                for c, m in zip(counted, rest_masks, strict=True)
+            )
+            if t.n
+        ]
+    )
+    if rest is None:
+        return _Race(first_rows, first_rows, [sample], counted, "")
+    plain = {key: o for key, o in again.items() if key[0] != "mix"}
+    known = {(r[0], r[1], r[2]): r for r in first_rows}
+    sizes = [sample.n, rest.n]
+    rows = [_join([known[(r[0], r[1], r[2])], r], sizes) for r in _score([rest], plain)]
+    mix = {key: o for key, o in again.items() if key[0] == "mix"}
+    rows.extend(_score([sample, rest], mix))
+    summary = f"every candidate on {sample.n} of them, the {len(leaders)} leading on all"
+    return _Race(rows, first_rows, [sample, rest], counted, summary)
+
+
+def _leaders(rows: list[_Row], n: int) -> list[_Row]:
+    """
+    The candidates of a race's first round that go on: the :data:`_KEEP` best (top-3,
+    then log-loss) and, of those within two standard errors of the paired difference
+    from the best top-3, the lowest log-loss of each order up to the best's (what
+    :func:`_select` prefers among equals).
+    """
+    ranked = sorted(rows, key=lambda r: (-r[3], r[4]))
+    best = ranked[0]
+    keep = {(r[0], r[1], r[2]): r for r in ranked[:_KEEP]}
+    by_order: dict[int, _Row] = {}
+    for row in rows:
+        if row[0] > best[0]:
+            continue
+        diff = best[6].astype(np.float64) - row[6]
+        se = float(diff.std()) / math.sqrt(max(n, 1))
+        if row[3] >= best[3] - max(2.0 * se, TOLERANCE):
+            held = by_order.get(row[0])
+            if held is None or row[4] < held[4]:
+                by_order[row[0]] = row
+    for row in by_order.values():
+        keep.setdefault((row[0], row[1], row[2]), row)
+    return list(keep.values())
 
 
 def _select(rows: list[_Row], n: int) -> _Row:
@@ -230,6 +349,8 @@ def _select(rows: list[_Row], n: int) -> _Row:
     best = max(rows, key=lambda r: (r[3], -r[4]))
     equal = []
     for row in rows:
+        if row[0] > best[0]:
+            continue
         diff = best[6].astype(np.float64) - row[6]
         se = float(diff.std()) / math.sqrt(max(n, 1))
         if row[3] >= best[3] - max(se, TOLERANCE):
@@ -241,6 +362,7 @@ def _choose_decay(
     win: Windows,
     fold: tuple[_Bools, _Bools],
     config: tuple[int, str, float, tuple[float, ...] | None],
+    counted: _Counted,
 ) -> tuple[float | None, str]:
     """
     Whether the chosen candidate forecasts the last sessions better with its counts
@@ -251,27 +373,31 @@ def _choose_decay(
     finds that on the log. Only the last sessions' turns are scored (decay weighs the
     past against the present, so earlier held-out sessions cannot judge it), from
     counts up to the chosen order. A half-life must win by more than one standard error
-    of the paired difference to be taken.
+    of the paired difference to be taken. ``counted`` holds the training part's
+    counts: the decayed ones count the same transitions (the continuation counts do not
+    change), so every half-life is scored on the same candidates.
     """
     train, held = fold
     last = held & (win.session >= win.n_sessions - _last_sessions(win))
     order, method, discount, mixture = config
-    if int((last & win.scored).sum()) < _MIN_DECAY_TURNS:
+    recent = np.flatnonzero(last & win.scored)
+    if len(recent) < _MIN_DECAY_TURNS:
         return None, f"not judged: fewer than {_MIN_DECAY_TURNS} turns in the last sessions"
-    if not _drifts(win, train, last, order):
+    judged = np.zeros(len(win.ids), dtype=bool)
+    judged[recent[:: math.ceil(len(recent) / _MAX_DECAY_TURNS)]] = True
+    if not _drifts(win, train, judged, order):
         return None, (
             "not tried: the log does not drift (an older part of it forecasts its last "
             "sessions as well as the newest part)"
         )
     n_train = int((train & win.targets).sum())
-    plain = _turns(win, train, last, order)
+    half_lives = [max(1.0, round(n_train * share)) for share in _DECAY]
+    weighted = _decayed(win, counted, train, order, half_lives)
+    plain = _gather(win, counted, judged, order, continuation=method == "kn", more=weighted)
     base = _score_one(plain, order, method, discount, mixture)
     best: tuple[float, float | None] = (float(base.mean()), None)
-    for share in _DECAY:
-        half_life = max(1.0, round(n_train * share))
-        weights = win.decay_weights(train, half_life)
-        turns = _turns(win, train, last, order, weights)
-        hits = _score_one(turns, order, method, discount, mixture)
+    for half_life, counts in zip(half_lives, weighted, strict=True):
+        hits = _score_one(_reweigh(win, plain, counts), order, method, discount, mixture)
         diff = hits.astype(np.float64) - base
         se = float(diff.std()) / math.sqrt(len(diff))
         if float(diff.mean()) > max(se, TOLERANCE) and float(hits.mean()) > best[0]:
@@ -280,6 +406,42 @@ def _choose_decay(
     if best[1] is None:
         return None, "the log drifts, but no half-life won by a standard error"
     return best[1], f"the log drifts; {rates} without"
+
+
+def _decayed(
+    win: Windows, counted: _Counted, train: _Bools, order: int, half_lives: Sequence[float]
+) -> list[_Counted]:
+    """
+    The counts of ``counted`` (on ``train``, up to ``order``) under each half-life: the
+    same transitions, weighed by their age (see :meth:`Windows.decay_weights`), found
+    once for every half-life; without continuation counts (decay does not change them).
+    """
+    ages = [win.decay_weights(train, h) for h in half_lives]
+    levels: list[list[Level]] = [[] for _ in half_lives]
+    for n in range(order + 1):
+        plain = counted.raw[n]
+        mask = train & win.targets & (win.context[n] >= 0)
+        keys = win.context[n][mask] * win.n_names + win.ids[mask]
+        if plain.size <= 8 * len(keys):  # a table of every key is no bigger: no search
+            where = np.zeros(plain.size, dtype=np.int64)
+            where[plain.keys] = np.arange(len(plain.keys))
+            slot = where[keys]
+        else:
+            slot = np.searchsorted(plain.keys, keys)
+        for weights, out in zip(ages, levels, strict=True):
+            counts = np.bincount(slot, weights=weights[mask], minlength=len(plain.keys))
+            out.append(Level(plain.keys, counts.astype(np.float64), win.n_contexts(n), win.n_names))
+    b = win.n_names
+    return [
+        _Counted(
+            raw=raw,
+            cont=[],
+            raw_top=[_top_followers(level, win.n_contexts(n), b) for n, level in enumerate(raw)],
+            cont_top=[],
+            by_name=counted.by_name,
+        )
+        for raw in levels
+    ]
 
 
 def _drifts(win: Windows, train: _Bools, last: _Bools, order: int) -> bool:
@@ -406,10 +568,51 @@ def _top_followers(level: Level, n_contexts: int, n_names: int) -> _Ints:
     ctx = level.keys // n_names
     order = np.lexsort((-level.counts, ctx))
     ctx_sorted = ctx[order]
-    rank = np.arange(len(order)) - np.searchsorted(ctx_sorted, ctx_sorted, "left")
+    at = np.arange(len(order))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ctx_sorted[1:] != ctx_sorted[:-1]
+    rank = at - np.maximum.accumulate(np.where(first, at, 0))
     keep = rank < _TOP
     table[ctx_sorted[keep], rank[keep]] = (level.keys % n_names)[order][keep]
     return table
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """
+    The counts of the training positions of a fold, up to the longest context searched,
+    and the likeliest followers of every context: what gathering held-out turns needs.
+    """
+
+    raw: list[Level]  # per length 0..top
+    cont: list[Level]  # per length 0..top-1
+    raw_top: list[_Ints]  # per length: :func:`_top_followers` of ``raw``
+    cont_top: list[_Ints]
+    by_name: _Ints  # per id: its place in name order
+
+
+def _count(
+    win: Windows,
+    train: _Bools,
+    top: int,
+    weights: _Floats | None = None,
+    *,
+    continuation: bool = True,
+) -> _Counted:
+    """
+    Count on ``train`` (weighted by ``weights`` when given), contexts up to ``top``; the
+    continuation counts too unless ``continuation`` is False.
+    """
+    b = win.n_names
+    raw = [win.count(n, train, weights) for n in range(top + 1)]
+    cont = [win.continuation(raw[n + 1], n) for n in range(top)] if continuation else []
+    return _Counted(
+        raw=raw,
+        cont=cont,
+        raw_top=[_top_followers(raw[n], win.n_contexts(n), b) for n in range(top + 1)],
+        cont_top=[_top_followers(level, win.n_contexts(n), b) for n, level in enumerate(cont)],
+        by_name=np.argsort(np.argsort(np.asarray(win.names, dtype=object))),
+    )
 
 
 def _turns(
@@ -419,16 +622,33 @@ def _turns(
     Count on ``train`` (weighted by ``weights`` when given) and gather the held-out
     turns ``held`` with their candidates.
     """
-    b = win.n_names
-    raw = [win.count(n, train, weights) for n in range(top + 1)]
-    cont = [win.continuation(raw[n + 1], n) for n in range(top)]
+    return _gather(win, _count(win, train, top, weights), held, top)
+
+
+def _gather(
+    win: Windows,
+    counted: _Counted,
+    held: _Bools,
+    top: int,
+    *,
+    continuation: bool = True,
+    more: Sequence[_Counted] = (),
+) -> _Turns:
+    """
+    The held-out turns ``held`` with their candidates (the likeliest followers of each
+    of their contexts up to ``top`` states, in ``counted`` and in ``more``) and their
+    counts in ``counted`` (without the continuation counts unless ``continuation``).
+    """
+    raw, cont = counted.raw, counted.cont
     pos = np.flatnonzero(held & win.scored)
     target = win.ids[pos]
     ctx = [win.context[n][pos] for n in range(top + 1)]
     columns = []
     for n in range(top + 1):
-        for level in (raw[n], cont[n]) if n < top else (raw[n],):
-            table = _top_followers(level, win.n_contexts(n), b)
+        tables = [counted.raw_top[n], *(c.raw_top[n] for c in more)]
+        if n < top:
+            tables.append(counted.cont_top[n])
+        for table in tables:
             if len(table) == 0:  # no session is that long
                 columns.append(np.full((len(pos), _TOP), -1, dtype=np.int64))
                 continue
@@ -440,16 +660,37 @@ def _turns(
     rows, _ = np.nonzero(keep)
     turn = np.concatenate([np.arange(len(pos)), rows])
     cand = np.concatenate([target, cands[keep]])
-    by_name = np.argsort(np.argsort(np.asarray(win.names, dtype=object)))
     return _with_ties(
         _Turns(
             n=len(pos),
+            pos=pos,
             turn=turn,
-            rank=by_name[cand].astype(np.int64),
+            cand=cand,
+            rank=counted.by_name[cand].astype(np.int64),
             raw=[_at(win, raw[n], n, ctx[n], turn, cand) for n in range(top + 1)],
-            cont=[_at(win, cont[n], n, ctx[n], turn, cand) for n in range(top)],
+            cont=[_at(win, cont[n], n, ctx[n], turn, cand) for n in range(top)]
+            if continuation
+            else [],
         )
     )
+
+
+def _reweigh(win: Windows, turns: _Turns, counted: _Counted) -> _Turns:
+    """
+    ``turns`` with the plain counts of ``counted``, counted on the same positions with
+    other weights (which change counts and totals, not which contexts and followers
+    were seen, nor the continuation counts).
+    """
+    raw = []
+    for n, c in enumerate(turns.raw):
+        level = counted.raw[n]
+        ctx = win.context[n][turns.pos]
+        total = np.where(c.turn_present, _take(level.totals, ctx), 1.0)
+        pair_ctx = ctx[turns.turn]
+        key = np.maximum(pair_ctx, 0) * win.n_names + turns.cand
+        count = np.where(pair_ctx >= 0, level.lookup(key), 0.0)
+        raw.append(replace(c, count=count, total=total[turns.turn], turn_total=total))
+    return replace(turns, raw=raw)
 
 
 def _take(values: np.ndarray[Any, Any], ctx: _Ints) -> np.ndarray[Any, Any]:
@@ -516,7 +757,9 @@ def _concat(parts: list[_Turns]) -> _Turns | None:
     return _with_ties(
         _Turns(
             n=int(offsets[-1]),
+            pos=np.concatenate([p.pos for p in parts]),
             turn=np.concatenate([order_t, order_r]),
+            cand=np.concatenate([p.cand[: p.n] for p in parts] + [p.cand[p.n :] for p in parts]),
             rank=np.concatenate([p.rank[: p.n] for p in parts] + [p.rank[p.n :] for p in parts]),
             raw=join([p.raw for p in parts]),
             cont=join([p.cont for p in parts]),
@@ -581,82 +824,176 @@ def _kn_lower(raw: _Counts, cont: _Counts) -> _Counts:
     )
 
 
+#: Which candidates to score: per ``(method, discount)``, the orders.
+_Plan: TypeAlias = "dict[tuple[str, float], set[int]]"
+
+
+def _plan(orders: Sequence[int], methods: Sequence[str], discounts: Sequence[float]) -> _Plan:
+    """
+    Every candidate: each discount for ``"kn"`` and ``"ad"``, one for ``"ppm"`` (which has
+    none) and ``"mix"`` (which learns its weights instead).
+    """
+    plan: _Plan = {}
+    for method in methods:
+        if method in ("kn", "ad"):
+            chosen = discounts
+        elif method == "mix":
+            chosen = (DEFAULT_DISCOUNT,)
+        else:
+            chosen = discounts[:1]
+        for d in chosen:
+            plan[(method, d)] = set(orders)
+    return plan
+
+
 def _score_all(
     turns: _Turns, orders: Sequence[int], methods: Sequence[str], discounts: Sequence[float]
 ) -> list[_Row]:
     """
-    Every candidate's ``(order, method, discount, top3, log_loss, mixture)``.
+    Every candidate's ``(order, method, discount, top3, log_loss, mixture, hits)``.
+    """
+    return _score([turns], _plan(orders, methods, discounts))
+
+
+def _score(parts: list[_Turns], plan: _Plan) -> list[_Row]:
+    """
+    The candidates of ``plan`` scored on the turns of every part (as one set of turns:
+    the mixture's weights are fit on all of them).
+    """
+    rows: list[_Row] = []
+    for (method, d), orders in plan.items():
+        if method == "mix":
+            rows.extend(_score_mix(parts, sorted(orders)))
+            continue
+        per_part = [_score_pass(t, method, d, orders) for t in parts]
+        rows.extend(_join(list(same), [t.n for t in parts]) for same in zip(*per_part, strict=True))
+    return rows
+
+
+def _join(rows: list[_Row], sizes: list[int]) -> _Row:
+    """
+    One candidate's rows on disjoint sets of turns as its row on all of them.
+    """
+    if len(rows) == 1:
+        return rows[0]
+    n = max(sum(sizes), 1)
+    hits = np.concatenate([r[6] for r in rows])
+    loss = sum(r[4] * size for r, size in zip(rows, sizes, strict=True)) / n
+    o, m, d, _, _, mixture, _ = rows[0]
+    return (o, m, d, float(hits.mean()) if len(hits) else 0.0, loss, mixture, hits)
+
+
+def _score_pass(turns: _Turns, method: str, d: float, orders: set[int]) -> list[_Row]:
+    """
+    The rows of ``method`` with discount ``d`` at ``orders``, from one pass up the
+    context lengths.
     """
     rows: list[_Row] = []
     top = max(orders)
-    lower = [_kn_lower(turns.raw[n], turns.cont[n]) for n in range(top)] if "kn" in methods else []
-    for method in methods:
-        if method == "mix":
-            rows.extend(_score_mix(turns, orders))
-            continue
-        for d in discounts if method in ("kn", "ad") else discounts[:1]:
-            if method == "kn":
-                p = _unigram(turns.cont[0])
-                for n in range(1, top + 1):
-                    if n in orders:
-                        top3, loss, hits = _metrics(turns, _step(p, turns.raw[n], "kn", d))
-                        rows.append((n, method, d, top3, loss, None, hits))
-                    if n < top:
-                        p = _step(p, lower[n], "kn", d)
-            else:
-                p = _unigram(turns.raw[0])
-                for n in range(1, top + 1):
-                    p = _step(p, turns.raw[n], method, d)
-                    if n in orders:
-                        top3, loss, hits = _metrics(turns, p)
-                        rows.append((n, method, d, top3, loss, None, hits))
+    if method == "kn":
+        p = _unigram(turns.cont[0])
+        for n in range(1, top + 1):
+            if n in orders:
+                top3, loss, hits = _metrics(turns, _step(p, turns.raw[n], "kn", d))
+                rows.append((n, method, d, top3, loss, None, hits))
+            if n < top:
+                p = _step(p, _kn_lower(turns.raw[n], turns.cont[n]), "kn", d)
+        return rows
+    p = _unigram(turns.raw[0])
+    for n in range(1, top + 1):
+        p = _step(p, turns.raw[n], method, d)
+        if n in orders:
+            top3, loss, hits = _metrics(turns, p)
+            rows.append((n, method, d, top3, loss, None, hits))
     return rows
 
 
-def _score_mix(turns: _Turns, orders: Sequence[int]) -> list[_Row]:
+def _score_mix(parts: list[_Turns], orders: Sequence[int]) -> list[_Row]:
     """
-    The mixture of every order, scored by cross-fitting (weights fit on the even
-    held-out turns score the odd ones and the other way round); it keeps the average
-    of the two fits' weights.
+    The mixture of every order, scored by cross-fitting on the turns of every part
+    (weights fit on every other turn, in the order of their positions, score the
+    others and the other way round: the same halves however the turns are split into
+    parts); it keeps the average of the two fits' weights.
     """
     rows: list[_Row] = []
-    n_turns = turns.n
-    raw = turns.raw
-    even = np.arange(n_turns) % 2 == 0
-    pair_even = even[turns.turn]
-    half = (~even).astype(np.int64)
+    pos = np.concatenate([t.pos for t in parts])
+    half = np.empty(len(pos), dtype=np.int64)
+    half[np.argsort(pos, kind="stable")] = np.arange(len(pos)) % 2
+    levels = [_MixLevels(t) for t in parts]
     for order in orders:
-        unigram, probs, present, index = _mix_inputs(turns, order)
+        inputs = [lv.inputs(order) for lv in levels]
+        unigram = np.concatenate([i[0] for i in inputs])
+        probs, present, index = (
+            [np.concatenate([i[k][n] for i in inputs]) for n in range(order)] for k in (1, 2, 3)
+        )
         on_even, on_odd = map(
             np.asarray, fit_mixture(unigram, probs, present, index, group=half, n_groups=2)
         )
-        p = _unigram(raw[0])
-        for n in range(1, order + 1):
-            c = raw[n]
-            idx = buckets(n, c.start, c.total, c.distinct, order)
-            lam = np.where(pair_even, on_odd[idx], on_even[idx])
-            p = np.where(c.present, lam * c.count / c.total + (1.0 - lam) * p, p)
-        top3, loss, hits = _metrics(turns, p)
-        table = tuple(round(float(w), 6) for w in (on_even + on_odd) / 2.0)
-        rows.append((order, "mix", DEFAULT_DISCOUNT, top3, loss, table, hits))
+        table = tuple(np.round((on_even + on_odd) / 2.0, 6).tolist())
+        scored: list[_Row] = []
+        offset = 0
+        for turns, lv in zip(parts, levels, strict=True):
+            pair_even = half[offset : offset + turns.n][turns.turn] == 0
+            offset += turns.n
+            lam = [np.where(pair_even, on_odd[i], on_even[i]) for i in lv.pair_index(order)]
+            top3, loss, hits = _metrics(turns, lv.forecast(lam))
+            scored.append((order, "mix", DEFAULT_DISCOUNT, top3, loss, table, hits))
+        rows.append(_join(scored, [t.n for t in parts]))
     return rows
 
 
+class _MixLevels:
+    """
+    What the mixture needs of held-out turns, per context length, computed once for
+    every order (a context's bucket does not depend on the order: see :func:`buckets`).
+    """
+
+    def __init__(self, turns: _Turns) -> None:
+        self.turns = turns
+        self._pair: dict[int, _Ints] = {}
+        self._turn: dict[int, _Ints] = {}
+
+    def pair_index(self, order: int) -> list[_Ints]:
+        """
+        Per length 1..``order``, each pair's bucket.
+        """
+        raw = self.turns.raw
+        for n in range(1, order + 1):
+            if n not in self._pair:
+                c = raw[n]
+                self._pair[n] = buckets(n, c.start, c.total, c.distinct, n)
+        return [self._pair[n] for n in range(1, order + 1)]
+
+    def forecast(self, lam: list[_Floats]) -> _Floats:
+        """
+        The probability at every pair under the weights ``lam`` (per length, per pair).
+        """
+        raw = self.turns.raw
+        p = _unigram(raw[0])
+        for n, weight in enumerate(lam, start=1):
+            c = raw[n]
+            p = np.where(c.present, weight * c.count / c.total + (1.0 - weight) * p, p)
+        return p
+
+    def inputs(self, order: int) -> _MixInputs:
+        """
+        Per held-out turn, the target's unigram probability and, per context length,
+        its relative frequency, whether the context was counted and the context's
+        bucket.
+        """
+        turns = self.turns
+        n_turns = turns.n
+        raw = turns.raw
+        unigram = raw[0].count[:n_turns] / raw[0].turn_total
+        probs, present, index = [], [], []
+        for n in range(1, order + 1):
+            c = raw[n]
+            probs.append(c.count[:n_turns] / c.turn_total)
+            present.append(c.turn_present)
+            if n not in self._turn:
+                self._turn[n] = buckets(n, c.turn_start, c.turn_total, c.turn_distinct, n)
+            index.append(self._turn[n])
+        return unigram, probs, present, index
+
+
 _MixInputs: TypeAlias = "tuple[_Floats, list[_Floats], list[_Bools], list[_Ints]]"
-
-
-def _mix_inputs(turns: _Turns, order: int) -> _MixInputs:
-    """
-    Per held-out turn, the target's unigram probability and, per context length, its
-    relative frequency, whether the context was counted and the context's bucket.
-    """
-    n_turns = turns.n
-    raw = turns.raw
-    unigram = raw[0].count[:n_turns] / raw[0].turn_total
-    probs, present, index = [], [], []
-    for n in range(1, order + 1):
-        c = raw[n]
-        probs.append(c.count[:n_turns] / c.turn_total)
-        present.append(c.turn_present)
-        index.append(buckets(n, c.turn_start, c.turn_total, c.turn_distinct, order))
-    return unigram, probs, present, index
