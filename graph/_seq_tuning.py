@@ -87,7 +87,7 @@ _SEGMENTS = 8
 #: The last sessions must hold this many turns to judge decay.
 _MIN_DECAY_TURNS = 1_000
 #: At most this many of the last sessions' turns (evenly spread) judge decay.
-_MAX_DECAY_TURNS = 2 * _MIN_DECAY_TURNS
+_MAX_DECAY_TURNS = 1_500
 FOLDS = 5
 #: The race's first round scores every candidate on about this many held-out turns.
 RACE_TURNS = 1_000
@@ -461,10 +461,7 @@ def _drifts(win: Windows, train: _Bools, last: _Bools, order: int) -> bool:
     query = np.flatnonzero(last & win.scored)
     if len(positions) < _SEGMENTS or len(query) == 0:
         return False
-    rates = [
-        _backoff_hits(win, part, query, order).astype(np.float64)
-        for part in np.array_split(positions, _SEGMENTS)
-    ]
+    rates = list(_backoff_hits(win, np.array_split(positions, _SEGMENTS), query, order))
     newest = rates[-1]
     for older in rates[:-1]:
         diff = newest - older
@@ -474,25 +471,43 @@ def _drifts(win: Windows, train: _Bools, last: _Bools, order: int) -> bool:
     return True
 
 
-def _backoff_hits(win: Windows, part: _Ints, query: _Ints, order: int) -> _Bools:
+def _backoff_hits(win: Windows, parts: list[_Ints], query: _Ints, order: int) -> _Floats:
     """
-    Per position of ``query``, whether its state is among the top 3 followers of its
-    longest context (up to ``order`` states) counted at the positions ``part``.
+    Per part of the positions ``parts`` and per position of ``query``, whether its state
+    is among the top 3 followers of its longest context (up to ``order`` states)
+    counted at the positions of that part (1.0 or 0.0). Every part is counted in one
+    pass: a context of part ``k`` is context ``k * n_contexts + id``.
     """
+    b = win.n_names
+    n_parts = len(parts)
+    part_of = np.concatenate([np.full(len(p), k, dtype=np.int64) for k, p in enumerate(parts)])
+    positions = np.concatenate(parts)
     target = win.ids[query]
-    hits = np.zeros(len(query), dtype=bool)
-    done = np.zeros(len(query), dtype=bool)
+    hits = np.zeros((n_parts, len(query)), dtype=bool)
+    done = np.zeros((n_parts, len(query)), dtype=bool)
     for n in range(order, -1, -1):
-        level = win.count_at(n, part)
+        n_ctx = win.n_contexts(n)
+        ctx_at = win.context[n][positions]
+        keep = (ctx_at >= 0) & win.targets[positions]
+        keys = (part_of[keep] * n_ctx + ctx_at[keep]) * b + win.ids[positions[keep]]
+        size = n_parts * n_ctx * b
+        if size <= 8 * len(keys):  # a table of every key is no bigger: no sort
+            dense = np.bincount(keys, minlength=size)
+            uniq = np.flatnonzero(dense)
+            counts = dense[uniq]
+        else:
+            uniq, counts = np.unique(keys, return_counts=True)
+        level = Level(uniq, counts.astype(np.float64), n_parts * n_ctx, b)
+        table = _top_followers(level, n_parts * n_ctx, b)
         ctx = win.context[n][query]
-        seen = ~done & (ctx >= 0)
+        ids = np.arange(n_parts)[:, None] * n_ctx + np.maximum(ctx, 0)[None, :]
+        seen = ~done & (ctx >= 0)[None, :]
         if n > 0:
-            seen &= _take(level.totals, ctx) > 0
-        table = _top_followers(level, win.n_contexts(n), win.n_names)
-        at = np.flatnonzero(seen)
-        hits[at] = (table[ctx[at]] == target[at, None]).any(axis=1)
+            seen &= level.totals[ids] > 0
+        rows, cols = np.nonzero(seen)
+        hits[rows, cols] = (table[ids[rows, cols]] == target[cols, None]).any(axis=1)
         done |= seen
-    return hits
+    return hits.astype(np.float64)
 
 
 def _last_sessions(win: Windows) -> int:

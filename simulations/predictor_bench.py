@@ -3,8 +3,9 @@ Benchmark of next-state and next-needs forecasts: ours against the predictors a 
 could pick instead (most-frequent, order-1/2/3 Markov dict counts with backoff, ``vlmc``
 and ``cpt`` from PyPI), trained on one split and measured on another.
 
-Run ``python -m simulations.predictor_bench`` (both corpora under ../shared/data and
-two generated sequence-only sets), or ``--train F --dev F`` for one pair of files;
+Run ``python -m simulations.predictor_bench`` (both corpora under ../shared/data, or
+``--data DIR``, and two generated sequence-only sets), or ``--train F --dev F`` for one
+pair of files;
 ``--json PATH`` writes the results. The peers ``vlmc`` and ``cpt`` are only imported
 here (install the ``bench`` extra).
 
@@ -12,12 +13,12 @@ Rows: ``markov1..3`` are fixed: plain counts of their order with backoff, nothin
 tuned. ``ours-seq`` is ``FollowUpPredictor`` with its defaults and no text (it chooses
 its own order, blending, discount and, when the log drifts, time decay on the train
 file); ``ours+text`` the same with the turns' words; ``ours-seq-nodecay`` (not in the
-default list) never decays (``half_life=None``). The generated sets (``varorder``: the
-next state depends on the last 1, 2 or 3 states depending on the current one;
-``drift``: an order-2 source whose transitions change as sessions go by, dev after
-train) test that the search finds the order the source has, and carry no needs (their
-need columns are blank); the top-3 of the source itself on dev, the ceiling, is
-printed with each.
+default list) never decays (``half_life=None``). The generated sets (``varorder``: after
+most of its 30 states the next depends on the current state alone, after a few on the
+last 2 or the last 4 states, so that no fixed order fits; ``drift``: an order-2 source
+whose transitions change as sessions go by, dev after train) test that the search finds
+the order the source has, and carry no needs (their need columns are blank); the top-3
+of the source itself on dev, the ceiling, is printed with each.
 
 Every predictor is fit and measured in its own spawned process, so its peak memory
 (``ru_maxrss`` during fit, over the process's size after loading the data) is its own.
@@ -427,24 +428,67 @@ def choose(train: Path) -> dict[str, dict[str, Any]]:
 # -- the generated sequence-only sets ------------------------------------------------------
 
 
+#: The variable-order source: states, how many look back further than one state, and
+#: the weights of each state's usual successors.
+VAR_STATES = 30
+VAR_LONG = (4, 4)  # states that look back 2, and states that look back 4
+VAR_WEIGHTS = (0.3, 0.22, 0.16, 0.13, 0.11, 0.08)
+#: How often a state that looks back goes to the state its longer context determines.
+VAR_DETERMINED = 0.75
+
+
+def _variable_source() -> tuple[list[int], dict[int, list[int]]]:
+    """
+    How far each state of the variable-order source looks back, and its successors.
+    """
+    world = random.Random(5)  # the source: the same for train and dev
+    shuffled = list(range(VAR_STATES))
+    world.shuffle(shuffled)
+    depth = [1] * VAR_STATES
+    n_two, n_four = VAR_LONG
+    for s in shuffled[:n_two]:
+        depth[s] = 2
+    for s in shuffled[n_two : n_two + n_four]:
+        depth[s] = 4
+    succ = {s: world.sample(range(VAR_STATES), len(VAR_WEIGHTS)) for s in range(VAR_STATES)}
+    return depth, succ
+
+
+def _variable_dist(
+    seq: list[int], depth: list[int], succ: dict[int, list[int]]
+) -> dict[int, float]:
+    """
+    The source's distribution of the state after ``seq``.
+    """
+    last = seq[-1]
+    p: dict[int, float] = {}
+    share = 1.0
+    if depth[last] > 1 and len(seq) >= depth[last]:
+        fixed = random.Random(repr(tuple(seq[-depth[last] :]))).randrange(VAR_STATES)
+        p[fixed] = VAR_DETERMINED
+        share = 1.0 - VAR_DETERMINED
+    for s, w in zip(succ[last], VAR_WEIGHTS, strict=True):
+        p[s] = p.get(s, 0.0) + share * w
+    return p
+
+
 def variable_order(n_sessions: int, seed: int) -> list[list[str]]:
     """
-    Sessions of 20 states where the next state depends on the last 1, 2 or 3 states
-    (state ``s`` looks back ``1 + s % 3``): 70 % of the time a fixed function of that
-    context, else one of the current state's 4 usual successors.
+    Sessions of 7 to 17 states from a source of 30 states whose memory depends on the
+    state: after most states (22) the next one follows the current state alone (one
+    of its 6 usual successors, weighted 0.30 down to 0.08); after 4 states it is, 75 %
+    of the time, a fixed function of the last 2 states, and after 4 others of the last
+    4 (else one of the usual successors). No fixed order fits: order 1 misses the long
+    contexts, orders 3 and 4 split the short ones into contexts too rare to count well.
     """
-    n = 20
-    world = random.Random(5)  # the source: the same for train and dev
-    succ = {s: world.sample(range(n), 4) for s in range(n)}
+    depth, succ = _variable_source()
     rng = random.Random(seed)  # the sessions
     out = []
     for _ in range(n_sessions):
-        seq = [rng.randrange(n)]
-        for _ in range(rng.randint(4, 14)):
-            last = seq[-1]
-            ctx = tuple(seq[-(1 + last % 3) :])
-            fixed = random.Random(repr(ctx)).randrange(n)
-            seq.append(fixed if rng.random() < 0.7 else rng.choice(succ[last]))
+        seq = [rng.randrange(VAR_STATES)]
+        for _ in range(rng.randint(6, 16)):
+            p = _variable_dist(seq, depth, succ)
+            seq.append(rng.choices(list(p), weights=list(p.values()))[0])
         out.append([f"v{s}" for s in seq])
     return out
 
@@ -454,18 +498,8 @@ def variable_order_oracle(dev: list[list[str]]) -> float:
     The top-3 hit rate of the variable-order source itself on ``dev`` (its three
     likeliest next states, ties by name): the ceiling of any forecast.
     """
-    n = 20
-    world = random.Random(5)
-    succ = {s: world.sample(range(n), 4) for s in range(n)}
-
-    def dist(seq: list[int]) -> dict[int, float]:
-        last = seq[-1]
-        fixed = random.Random(repr(tuple(seq[-(1 + last % 3) :]))).randrange(n)
-        p = dict.fromkeys(succ[last], 0.3 / 4)
-        p[fixed] = p.get(fixed, 0.0) + 0.7
-        return p
-
-    return _oracle_rate(dev, lambda _, seq: dist([int(s[1:]) for s in seq]))
+    depth, succ = _variable_source()
+    return _oracle_rate(dev, lambda _, seq: _variable_dist([int(s[1:]) for s in seq], depth, succ))
 
 
 def _drift_tables(n_sessions: int) -> list[dict[tuple[int, int], int]]:
@@ -555,8 +589,9 @@ def write_generated(folder: Path) -> list[tuple[str, Path, Path, str]]:
             variable_order(4000, 1001),
             var_dev,
             (
-                "variable-order source (20 states, depth 1-3), 4000 train / 1000 dev "
-                f"sessions; the source itself: top3 {variable_order_oracle(var_dev) * 100:.1f}"
+                "variable-order source (30 states: 22 look back 1, 4 look back 2, 4 look "
+                "back 4), 4000 train / 1000 dev sessions; the source itself: top3 "
+                f"{variable_order_oracle(var_dev) * 100:.1f}"
             ),
         ),
         "drift": (
@@ -707,6 +742,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", type=Path, help="train session log (default: both corpora)")
     ap.add_argument("--dev", type=Path, help="evaluation session log")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=DATA,
+        help="the folder holding sgd/ and star/ (default: ../shared/data)",
+    )
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--predictors", default=",".join(NAMES), help="comma-separated subset")
     ap.add_argument(
@@ -727,7 +768,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [(args.train.stem, args.train, args.dev)]
         if args.train
         else [
-            (c, DATA / c / "sessions-train.jsonl", DATA / c / "sessions-dev.jsonl")
+            (c, args.data / c / "sessions-train.jsonl", args.data / c / "sessions-dev.jsonl")
             for c in ("sgd", "star")
         ]
     )
