@@ -876,11 +876,17 @@ def _score(parts: list[_Turns], plan: _Plan) -> list[_Row]:
     the mixture's weights are fit on all of them).
     """
     rows: list[_Row] = []
+    lower: list[list[_Counts]] = []
     for (method, d), orders in plan.items():
         if method == "mix":
             rows.extend(_score_mix(parts, sorted(orders)))
             continue
-        per_part = [_score_pass(t, method, d, orders) for t in parts]
+        if method == "kn" and not lower:  # the same for every discount
+            lower = [[_kn_lower(t.raw[n], t.cont[n]) for n in range(len(t.cont))] for t in parts]
+        per_part = [
+            _score_pass(t, method, d, orders, lower[i] if method == "kn" else [])
+            for i, t in enumerate(parts)
+        ]
         rows.extend(_join(list(same), [t.n for t in parts]) for same in zip(*per_part, strict=True))
     return rows
 
@@ -898,10 +904,12 @@ def _join(rows: list[_Row], sizes: list[int]) -> _Row:
     return (o, m, d, float(hits.mean()) if len(hits) else 0.0, loss, mixture, hits)
 
 
-def _score_pass(turns: _Turns, method: str, d: float, orders: set[int]) -> list[_Row]:
+def _score_pass(
+    turns: _Turns, method: str, d: float, orders: set[int], lower: list[_Counts]
+) -> list[_Row]:
     """
     The rows of ``method`` with discount ``d`` at ``orders``, from one pass up the
-    context lengths.
+    context lengths (``lower``: what Kneser-Ney counts below the top order, per length).
     """
     rows: list[_Row] = []
     top = max(orders)
@@ -912,7 +920,7 @@ def _score_pass(turns: _Turns, method: str, d: float, orders: set[int]) -> list[
                 top3, loss, hits = _metrics(turns, _step(p, turns.raw[n], "kn", d))
                 rows.append((n, method, d, top3, loss, None, hits))
             if n < top:
-                p = _step(p, _kn_lower(turns.raw[n], turns.cont[n]), "kn", d)
+                p = _step(p, lower[n], "kn", d)
         return rows
     p = _unigram(turns.raw[0])
     for n in range(1, top + 1):

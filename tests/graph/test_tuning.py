@@ -329,19 +329,19 @@ def test_continuation_counts_match_kneser_ney() -> None:
     assert np.all(win.depth[win.ids == 0] == 0)
 
 
-def _drifting(n_sessions: int) -> list[list[str]]:
+def _drifting(n_sessions: int, n_states: int = 20) -> list[list[str]]:
     """
-    Sessions of 20 states from an order-1 source whose successor of every state moves
+    Sessions of ``n_states`` states from an order-1 source whose successor of every state moves
     on every 300 sessions (90 % the current successor, else uniform).
     """
     rng = random.Random(3)
-    names = [f"d{i}" for i in range(20)]
+    names = [f"d{i}" for i in range(n_states)]
     out = []
     for i in range(n_sessions):
         shift = i // 300
         seq = [rng.choice(names)]
         for _ in range(8):
-            nxt = (names.index(seq[-1]) * 3 + shift) % 20
+            nxt = (names.index(seq[-1]) * 3 + shift) % n_states
             seq.append(names[nxt] if rng.random() < 0.9 else rng.choice(names))
         out.append(seq)
     return out
@@ -435,3 +435,106 @@ def test_decayed_fit_counts_like_observing_one_by_one(method: str) -> None:
         assert [pytest.approx(want[s], rel=1e-9) for s in sorted(want)] == [
             got[s] for s in sorted(want)
         ]
+
+
+def _race_rows(
+    seqs: list[list[str]], top: int, race_turns: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[tuple[int, str, float], tuple[float, float, tuple[float, ...] | None]], str]:
+    """
+    Every candidate scored on all the held-out turns by :func:`_race` with first
+    rounds of ``race_turns`` turns, by ``(order, method, discount)``, and the race's
+    summary.
+    """
+    from graph import _seq_tuning
+
+    monkeypatch.setattr(_seq_tuning, "RACE_TURNS", race_turns)
+    win = Windows(seqs, top)
+    folds, _ = _folds(win)
+    race = _seq_tuning._race(
+        win, folds, _seq_tuning._plan(range(1, top + 1), METHODS, DISCOUNTS), top
+    )
+    assert race is not None
+    rows = {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in race.rows}
+    return rows, race.summary
+
+
+def test_race_scores_its_leaders_as_a_full_search_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    The candidates that reach the race's second round get the top-3 and log-loss that
+    scoring every candidate on every held-out turn gives them (four states: every
+    state is a candidate; the mixture's weights are fit on the same halves), and the
+    race scores only a few of them on all the turns.
+    """
+    seqs = _source(2, 700, seed=3, n_states=4)
+    full, no_race = _race_rows(seqs, 3, 10**9, monkeypatch)
+    raced, summary = _race_rows(seqs, 3, 300, monkeypatch)
+    assert "" == no_race
+    assert summary.startswith("every candidate on ")
+    assert len(raced) < len(full)
+    for key, (top3, loss, mixture) in raced.items():
+        want_top3, want_loss, want_mixture = full[key]
+        assert pytest.approx(want_top3, abs=1e-12) == top3
+        assert pytest.approx(want_loss, rel=1e-9) == loss
+        assert want_mixture == mixture
+
+
+def test_race_keeps_the_clearly_best_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    On a set large enough to race, where order 3 is clearly best, the race finds the
+    order that scoring every candidate on every turn finds, and says how it raced.
+    """
+    from graph import _seq_tuning
+
+    seqs = _source(3, 2500, seed=11, n_states=8)
+    raced = FollowUpPredictor(text=False, half_life=None).fit(seqs)
+    assert raced.tuning_ is not None
+    assert raced.tuning_.race.startswith("every candidate on ")
+    assert "Raced: every candidate on " in raced.explain()
+    monkeypatch.setattr(_seq_tuning, "RACE_TURNS", 10**9)
+    full = FollowUpPredictor(text=False, half_life=None).fit(seqs)
+    assert full.tuning_ is not None
+    assert "" == full.tuning_.race
+    assert 3 == raced.order_ == full.order_
+    # The blendings tie at order 3; the one the race took scores as well on all turns.
+    assert raced.tuning_.top3 is not None and full.tuning_.top3 is not None
+    assert raced.tuning_.top3 >= full.tuning_.top3 - 0.01
+    loaded = FollowUpPredictor.from_json(json.loads(json.dumps(raced.to_json())))
+    assert raced.explain() == loaded.explain()
+
+
+def test_explicit_parameters_win_in_a_race() -> None:
+    """
+    Given parameters are kept when the search races what is left to choose.
+    """
+    seqs = _source(3, 2500, seed=11, n_states=8)
+    model = FollowUpPredictor(order=1, method="ad", text=False, half_life=None).fit(seqs)
+    assert model.tuning_ is not None
+    assert model.tuning_.race != ""
+    assert (1, "ad") == (model.order_, model.method_)
+    assert {(1, "ad")} == {row[:2] for row in model.tuning_.board}
+
+
+def test_decayed_counts_are_the_weighted_counts() -> None:
+    """
+    The counts of every half-life, found in one pass from the plain ones, are what
+    counting with that half-life's weights gives; scoring them on the plain turns'
+    candidates gives the hits of gathering the decayed turns afresh (four states:
+    every state is a candidate).
+    """
+    from graph._seq_tuning import _count, _decayed, _gather, _reweigh, _score_one
+
+    win, train, last = _last_fold(_drifting(3000, n_states=4), 2)
+    plain = _count(win, train, 2)
+    half_lives = [50.0, 400.0]
+    decayed = _decayed(win, plain, train, 2, half_lives)
+    turns = _gather(win, plain, last, 2)
+    for half_life, counted in zip(half_lives, decayed, strict=True):
+        weights = win.decay_weights(train, half_life)
+        for n in range(3):
+            want = win.count(n, train, weights)
+            assert want.keys.tolist() == counted.raw[n].keys.tolist()
+            assert np.allclose(want.counts, counted.raw[n].counts, rtol=1e-12)
+        fresh = _turns(win, train, last, 2, weights)
+        for method in ("kn", "ad", "ppm"):
+            got = _score_one(_reweigh(win, turns, counted), 2, method, 0.7, None)
+            assert got.tolist() == _score_one(fresh, 2, method, 0.7, None).tolist()
