@@ -100,34 +100,35 @@ def fit_mixture(
         Per group, the table of weights, :data:`N_BUCKETS_PER_LEVEL` per length.
     """
     n_levels = len(probs)
+    if n_levels == 0:
+        return [() for _ in range(n_groups)]
     size = n_levels * N_BUCKETS_PER_LEVEL
     offset = 0 if group is None else group * size
     dummy = n_groups * size  # where turns without a context of a length put their mass
     slots = [np.where(has, idx + offset, dummy) for has, idx in zip(present, index, strict=True)]
     table = np.full(dummy + 1, 0.6)
     table[dummy] = 0.0
-    # Every length's slots in one array: one bincount per step for all of them.
-    all_slots = np.concatenate(slots)
+    # Every length as a row of one array: a step is a few operations on all of them.
+    slot_rows = np.stack(slots)
+    flat_slots = slot_rows.reshape(-1)
+    prob_rows = np.stack(probs)
     for _ in range(_EM_STEPS):
+        lams = table[slot_rows]
         # Forward: P_n of the true state under the mixture up to length n.
-        below = [np.maximum(unigram, _FLOOR)]
-        lams = []
-        for q, slot in zip(probs, slots, strict=True):
-            lam = table[slot]
-            lams.append(lam)
-            below.append(lam * q + (1.0 - lam) * below[-1])
+        below = np.empty((n_levels + 1, len(unigram)))
+        below[0] = np.maximum(unigram, _FLOOR)
+        for n in range(n_levels):
+            below[n + 1] = lams[n] * prob_rows[n] + (1.0 - lams[n]) * below[n]
         total = np.maximum(below[-1], _FLOOR)
         # Backward: the posterior of stopping at length n, and of reaching it.
-        reach = 1.0 / total
-        stops: list[_Floats] = [reach] * n_levels
-        reaches: list[_Floats] = [reach] * n_levels
-        for n in range(n_levels - 1, -1, -1):
-            lam = lams[n]
-            stops[n] = reach * lam * probs[n]
-            reaches[n] = reach * below[n + 1]
-            reach = reach * (1.0 - lam)
-        stop_sum = np.bincount(all_slots, weights=np.concatenate(stops), minlength=dummy + 1)
-        reach_sum = np.bincount(all_slots, weights=np.concatenate(reaches), minlength=dummy + 1)
+        reach = np.empty((n_levels, len(unigram)))
+        reach[-1] = 1.0 / total
+        for n in range(n_levels - 1, 0, -1):
+            reach[n - 1] = reach[n] * (1.0 - lams[n])
+        stops = (reach * lams * prob_rows).reshape(-1)
+        reaches = (reach * below[1:]).reshape(-1)
+        stop_sum = np.bincount(flat_slots, weights=stops, minlength=dummy + 1)
+        reach_sum = np.bincount(flat_slots, weights=reaches, minlength=dummy + 1)
         stop_g = stop_sum[:dummy].reshape(n_groups, n_levels, -1)
         reach_g = reach_sum[:dummy].reshape(n_groups, n_levels, -1)
         pooled = stop_g.sum(2) / np.maximum(reach_g.sum(2), _FLOOR)
