@@ -412,21 +412,42 @@ class SwapConfig:
     (the most volatile last); ``"category"`` is the fixed category order with
     this turn's items in the order chosen (no prefix awareness).
 
+    With ``tenant_tokens`` above 0 (the stable layout only), the window starts, right
+    after the system prompt, with the tenant-wide layer: up to that many tokens of
+    the items held by at least ``tenant_min_share`` of the tenant's sessions (learned
+    from the tenant's windows, chosen again every ``tenant_refresh`` new sessions,
+    members keeping ``hysteresis`` over newcomers and their place), in a fixed order,
+    so that every session of the tenant sends the same prefix.
+
     .. versionadded:: 0.2
     .. versionchanged:: 0.5
        ``hysteresis`` and ``layout``.
+    .. versionchanged:: 0.6
+       ``tenant_tokens``, ``tenant_min_share`` and ``tenant_refresh``.
     """
 
     swap_threshold: float = 0.2
     exact_items: int = 0
     hysteresis: float = 0.1
     layout: Literal["stable", "category"] = "stable"
+    tenant_tokens: int = 0
+    tenant_min_share: float = 0.03
+    tenant_refresh: int = 10
 
     def __post_init__(self) -> None:
         _probability("swap.swap_threshold", self.swap_threshold)
         _non_negative("swap.exact_items", self.exact_items)
         _probability("swap.hysteresis", self.hysteresis)
         _choice("swap.layout", self.layout, ("stable", "category"))
+        _non_negative("swap.tenant_tokens", self.tenant_tokens)
+        _probability("swap.tenant_min_share", self.tenant_min_share)
+        _positive("swap.tenant_refresh", self.tenant_refresh)
+        if self.tenant_tokens and self.layout != "stable":
+            raise ConfigError(
+                "swap.tenant_tokens",
+                f'{self.tenant_tokens!r} needs layout = "stable" (the tenant-wide layer '
+                "is a prompt prefix); set it to 0 with the category layout",
+            )
 
 
 #: The most tenants a replay spreads its sessions over (``replay.tenants``).

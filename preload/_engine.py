@@ -321,6 +321,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self.counter,
             config=config.swap,
             pricing=config.pricing,
+            ttl_of=self._ttl_of,
         )
 
     @staticmethod
@@ -345,6 +346,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         swap = self.swap if same else self._swap_controller(config)
         adaptive = self.adaptive if same else self._adaptive_budget(config)
         return _Arm(name=name, config=config, swap=swap, adaptive=adaptive)
+
+    def _ttl_of(self, key: str) -> float | None:
+        """
+        How long ``key`` lives in the cache (None: until evicted).
+        """
+        routed = self.preloader.key_of(key)
+        return self.config.cache.ttl_for(routed[0].name if routed else "", key)
 
     @staticmethod
     def default_compressor(config: EngineConfig, counter: TokenCounter) -> Compressor:

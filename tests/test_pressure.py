@@ -21,7 +21,7 @@ from preload.replay._tenants import (
     with_capacity,
     working_set,
 )
-from preload.window._prompt_cache import PromptCache
+from preload.window._prompt_cache import Charge, PromptCache, SessionPrefix
 
 
 class _Values:
@@ -119,22 +119,48 @@ def test_the_prompt_cache_reads_a_shared_prefix_and_prices_it() -> None:
         input=1.0, cached_input=0.1, cache_write=1.25, min_prefix_tokens=100, cache_ttl_s=60.0
     )
     cache = PromptCache()
+    mine = SessionPrefix()
     prompt = [("system", 80), ("item", 40), ("request", 10)]
-    first = cache.charge(prompt, extra_tokens=0, volatile=1, now=0.0, pricing=pricing)
+    first = cache.charge(prompt, volatile=1, now=0.0, pricing=pricing, session=mine)
     assert (0, 120, 10) == (first.reused, first.written, first.uncached)
-    second = cache.charge(prompt, extra_tokens=0, volatile=1, now=10.0, pricing=pricing)
+    second = cache.charge(prompt, volatile=1, now=10.0, pricing=pricing)
     assert (120, 0, 10) == (second.reused, second.written, second.uncached)
     assert (120 * 0.1 + 10) / 1e6 == pytest.approx(second.cost)
-    assert 40 == cache.cached_after(1, 10.0, pricing)
+    assert 40 == mine.cached_after(1, 10.0, pricing)
     changed = [("system2", 80), ("item", 40), ("request", 10)]
-    third = cache.charge(changed, extra_tokens=0, volatile=1, now=20.0, pricing=pricing)
+    third = cache.charge(changed, volatile=1, now=20.0, pricing=pricing)
     assert 0 == third.reused
-    late = cache.charge(changed, extra_tokens=0, volatile=1, now=200.0, pricing=pricing)
+    late = cache.charge(changed, volatile=1, now=200.0, pricing=pricing)
     assert 0 == late.reused
-    short = PromptCache().charge(
-        [("a", 50), ("r", 5)], extra_tokens=0, volatile=1, now=0.0, pricing=pricing
-    )
+    short = PromptCache().charge([("a", 50), ("r", 5)], volatile=1, now=0.0, pricing=pricing)
     assert (0, 0, 55) == (short.reused, short.written, short.uncached)
+
+
+def test_the_prompt_cache_is_shared_by_the_tenants_sessions() -> None:
+    """
+    A prefix another session of the tenant wrote is read (not only the session's
+    own last one); two prefixes that part after the first segment both stay cached;
+    a read keeps a prefix alive past its TTL; expired prefixes are swept away.
+    """
+    pricing = PricingConfig(
+        input=1.0, cached_input=0.1, cache_write=1.25, min_prefix_tokens=100, cache_ttl_s=60.0
+    )
+    cache = PromptCache()
+    a = [("system", 60), ("tenant", 60), ("a", 30), ("request", 5)]
+    b = [("system", 60), ("tenant", 60), ("b", 30), ("request", 5)]
+    assert 0 == cache.charge(a, volatile=1, now=0.0, pricing=pricing).reused
+    assert (120, 30) == _read_write(cache.charge(b, volatile=1, now=1.0, pricing=pricing))
+    assert (150, 0) == _read_write(cache.charge(a, volatile=1, now=50.0, pricing=pricing))
+    # b's own segment was last used at 1 s: only the shared part is still cached
+    assert (120, 30) == _read_write(cache.charge(b, volatile=1, now=100.0, pricing=pricing))
+    nodes = len(cache)
+    for i in range(1100):  # far later, many different prompts: the old ones are swept
+        cache.charge([(f"p{i}", 100), ("r", 5)], volatile=1, now=1000.0 + i, pricing=pricing)
+    assert nodes < len(cache) < 200  # the last minute's (TTL), and a few since the sweep
+
+
+def _read_write(charge: Charge) -> tuple[int, int]:
+    return charge.reused, charge.written
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,12 @@ import anyio
 from .._config import CATEGORIES, PricingConfig, SwapConfig
 from ._knapsack import Option, select
 from ._pareto import MAX_CANDIDATES, choose
-from ._prompt_cache import PromptCache, Segment
+from ._prompt_cache import PromptCache, Segment, SessionPrefix
+from ._tenant_layer import SharedItem, TenantLayer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .._tokens import TokenCounter
     from ..compression import Level, Representation
     from ..history import CompressedConversation
@@ -32,6 +35,9 @@ __all__ = ["Context", "ContextItem", "Decision", "SwapController"]
 
 #: Tokens kept aside for what :meth:`Context.render` adds (headers, separators).
 RENDER_OVERHEAD = 64
+
+#: The header of the tenant-wide items (``swap.tenant_tokens``).
+TENANT_SECTION = "tenant_knowledge"
 
 #: Categories that knowledge items may occupy.
 ITEM_CATEGORIES = ("task_context", "domain_knowledge", "examples")
@@ -64,6 +70,14 @@ class ContextItem:
     tokens: int
     value: float
     reason: str
+    shared: bool = False
+
+    @property
+    def section(self) -> str:
+        """
+        The header it goes under: the tenant-wide layer's, else its category's.
+        """
+        return TENANT_SECTION if self.shared else self.category
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,13 +132,13 @@ class Context:
 
     def render(self) -> str:
         """
-        The context as prompt text, category by category in the window's layout.
+        The context as prompt text in the window's layout: each run of items of one
+        section (the tenant-wide layer, or a category) under its header. A header
+        depends only on what comes before it, so it never breaks a cached prefix.
         """
         parts: list[str] = []
-        for category in dict.fromkeys(item.category for item in self.items):
-            texts = [item.text for item in self.items if item.category == category and item.text]
-            if texts:
-                parts.append(f"## {category}\n" + "\n\n".join(texts))
+        for section, texts in _runs(self.items):
+            parts.append(f"## {section}\n" + "\n\n".join(texts))
         return "\n\n".join(parts)
 
     def explain(self) -> str:
@@ -166,8 +180,7 @@ class Context:
 @dataclass(slots=True)
 class _Window:
     keys: list[str] = field(default_factory=list)
-    cache: PromptCache = field(default_factory=PromptCache)
-    naive: PromptCache = field(default_factory=PromptCache)
+    prefix: SessionPrefix = field(default_factory=SessionPrefix)
 
 
 @dataclass(slots=True)
@@ -229,7 +242,10 @@ class SwapController:
             given, overrides ``config.exact_items``.
         pricing: What the provider charges and how its prompt cache works: each
             window is priced by it, and what an item's leaving would invalidate is
-            part of its swap cost (defaults when None).
+            part of its swap cost (defaults when None). The provider's cache is
+            shared by every session of the controller (one tenant's).
+        ttl_of: An item's time to live in seconds, by key (None: forever); the
+            tenant-wide layer leaves out an item not seen again within it.
 
     Raises:
         ConfigError: ``swap_threshold`` or ``exact_items`` is out of range.
@@ -239,6 +255,9 @@ class SwapController:
         The ``config`` parameter.
     .. versionchanged:: 0.5
         ``pricing``; the stable-to-volatile layout (``swap.layout``).
+    .. versionchanged:: 0.6
+        The provider's cache is the tenant's (shared by its sessions); the tenant-wide
+        layer (``swap.tenant_tokens``); ``ttl_of``.
     """
 
     def __init__(
@@ -250,6 +269,7 @@ class SwapController:
         swap_threshold: float | None = None,
         exact_items: int | None = None,
         pricing: PricingConfig | None = None,
+        ttl_of: Callable[[str], float | None] | None = None,
     ) -> None:
         config = config or SwapConfig()
         self.pricing = pricing or PricingConfig()
@@ -261,6 +281,17 @@ class SwapController:
         self.counter = counter
         self.config = config
         self._windows: dict[str, _Window] = {}
+        self.prompt_cache = PromptCache()  # the tenant's, as laid out
+        self._naive_cache = PromptCache()  # the tenant's, laid out naively
+        self.tenant: TenantLayer | None = None
+        if config.tenant_tokens > 0:
+            self.tenant = TenantLayer(
+                max_tokens=config.tenant_tokens,
+                min_share=config.tenant_min_share,
+                refresh=config.tenant_refresh,
+                hysteresis=config.hysteresis,
+                ttl_of=ttl_of,
+            )
 
     @property
     def swap_threshold(self) -> float:
@@ -281,6 +312,8 @@ class SwapController:
         Drop a session's window.
         """
         self._windows.pop(session_id, None)
+        if self.tenant is not None:
+            self.tenant.forget(session_id)
 
     def assemble(
         self,
@@ -300,8 +333,8 @@ class SwapController:
 
         The budget is split across categories by what each would use; the system
         prompt, the request and the history go in first, then this turn's needs, then
-        the predicted items that win the knapsack; the items keep their order in the
-        session's window.
+        the tenant-wide items (``swap.tenant_tokens``), then the predicted items that
+        win the knapsack; the items keep their order in the session's window.
 
         Args:
             session_id: Whose window this is.
@@ -328,8 +361,14 @@ class SwapController:
             if conversation is not None
             else [self.counter.count(h) for h in history]
         )
-        demand = _demand(system_tokens, request_tokens, sum(history_tokens), required, optional)
-        allocation = self.budget.allocate(demand, self.budget.total - RENDER_OVERHEAD, caps=caps)
+        shared = self.tenant.items(now) if self.tenant is not None else []
+        demand = _demand(
+            system_tokens, request_tokens, sum(history_tokens), required, optional, shared
+        )
+        overhead = RENDER_OVERHEAD
+        if shared:
+            overhead += self.counter.count(f"## {TENANT_SECTION}\n") + 1
+        allocation = self.budget.allocate(demand, self.budget.total - overhead, caps=caps)
         draft = _Draft(left=dict(allocation.tokens))
         system_cut = self._cut(system_text, system_tokens, draft.left["system"])
         draft.put("system", "system", *system_cut, "system prompt")
@@ -340,12 +379,39 @@ class SwapController:
         else:
             self._put_history(draft, history, history_tokens)
         spare = _Spare(draft.left)
-        _put_required(draft, spare, required)
+        layer = {item.key: item for item in shared}
+        _put_required(draft, spare, required, layer)
+        _put_shared(draft, spare, shared)
         candidates = self._candidates(draft, window, required, optional)
         if candidates:
             keep = self._keep_bonus(window, now)
             self._put_predicted(draft, spare, candidates, keep, forecast or {})
-        return self._close(session_id, window, draft, allocation, now)
+        context = self._close(session_id, window, draft, allocation, now)
+        if self.tenant is not None:
+            self._learn_shared(session_id, context, [*required, *(r for r, _ in optional)], now)
+        return context
+
+    def _learn_shared(
+        self,
+        session_id: str,
+        context: Context,
+        reps: Sequence[Representation],
+        now: float,
+    ) -> None:
+        """
+        The tenant-wide layer learns what this window held on its own merit: this
+        turn's needs and the predicted items chosen (a tenant-wide item counts only
+        when the turn needed or predicted it), each at its full level.
+        """
+        assert self.tenant is not None
+        by_key = {rep.key: rep for rep in reps}
+        held = []
+        for item in context.items:
+            rep = by_key.get(item.key)
+            if rep is not None:
+                full = rep.levels[0]
+                held.append((rep.key, _category(rep), full.text, full.tokens))
+        self.tenant.observe(session_id, held, now)
 
     def _keep_bonus(self, window: _Window, now: float) -> dict[str, tuple[float, int]]:
         """
@@ -354,7 +420,7 @@ class SwapController:
         priced as the share of a whole window at the input price that their cache
         write would cost instead of their read; and those tokens.
         """
-        pricing, cache = self.pricing, window.cache
+        pricing, cache = self.pricing, window.prefix
         per_token = 0.0
         if pricing.input > 0:
             per_token = (pricing.cache_write - pricing.cached_input) / pricing.input
@@ -415,7 +481,7 @@ class SwapController:
         already in the window (sticky); the others are refused below the swap cost.
         """
         in_window = set(window.keys)
-        have = {rep.key for rep in required}
+        have = {rep.key for rep in required} | {item.key for item in draft.items}
         candidates: list[tuple[Representation, float, bool]] = []
         for rep, value in optional:
             if rep.key in have:
@@ -503,19 +569,27 @@ class SwapController:
         The context: items laid out by ``swap.layout``; the window now holds them.
         Its tokens count the render's headers and separators too. The window is
         priced as laid out, and as it would be laid out without prefix awareness
-        (the category order, this turn's items in the order chosen).
+        (the category order, this turn's items in the order chosen, tenant-wide
+        items under their categories, the cache written up to the request), both
+        against the tenant's prompt cache. The stable layout writes the cache up to
+        its last item: the history and the request change every turn.
         """
         chosen = list(draft.items)
         items = self._layout(window, chosen)
         window.keys = [it.key for it in items]
-        headers = {item.category for item in items if item.text}
-        overhead = sum(self.counter.count(f"## {c}\n") + 1 for c in headers) + len(items)
-        charge = window.cache.charge(
-            _segments(items), extra_tokens=overhead, volatile=1, now=now, pricing=self.pricing
+        segments = self._segments(items)
+        volatile = 1
+        if self.config.layout == "stable":
+            volatile = sum(it.category in _VOLATILE for it in items)
+        charge = self.prompt_cache.charge(
+            segments, volatile=volatile, now=now, pricing=self.pricing, session=window.prefix
         )
-        naive = sorted(chosen, key=lambda it: CATEGORIES.index(it.category))
-        naive_charge = window.naive.charge(
-            _segments(naive), extra_tokens=overhead, volatile=1, now=now, pricing=self.pricing
+        naive = sorted(
+            (replace(it, shared=False) for it in chosen),
+            key=lambda it: CATEGORIES.index(it.category),
+        )
+        naive_charge = self._naive_cache.charge(
+            self._segments(naive), volatile=1, now=now, pricing=self.pricing
         )
         return Context(
             session_id=session_id,
@@ -523,7 +597,7 @@ class SwapController:
             decisions=tuple(draft.decisions),
             budget=self.budget.total,
             reserved=allocation["response_buffer"],
-            tokens=sum(item.tokens for item in items) + overhead,
+            tokens=sum(tokens for _, tokens in segments),
             prefix_reused_tokens=charge.reused,
             input_cost=charge.cost,
             naive_input_cost=naive_charge.cost,
@@ -532,25 +606,70 @@ class SwapController:
 
     def _layout(self, window: _Window, items: list[ContextItem]) -> list[ContextItem]:
         """
-        The window's order: by category (stable to volatile, or the fixed order),
-        and within a category the items that stay in their place, then newcomers.
+        The window's order. Stable to volatile: the system prompt, the tenant-wide
+        items in the layer's order, then by category the items that stay in their
+        place and then newcomers, the history, the request. Or the fixed category
+        order, within a category the items that stay, then newcomers.
         """
         order = {key: i for i, key in enumerate(window.keys)}
-        if self.config.layout == "stable":
-            rank = STABLE_ORDER.index
+        if self.config.layout != "stable":
+            return sorted(
+                items,
+                key=lambda it: (CATEGORIES.index(it.category), order.get(it.key, len(order))),
+            )
+        layer = {key: i for i, key in enumerate(self.tenant.keys if self.tenant else ())}
+
+        def rank(it: ContextItem) -> tuple[int, int, int]:
+            if it.category == "system":
+                return (0, 0, 0)
+            if it.shared:
+                return (1, layer.get(it.key, len(layer)), 0)
+            return (2, STABLE_ORDER.index(it.category), order.get(it.key, len(order)))
+
+        return sorted(items, key=rank)
+
+    def _segments(self, items: Sequence[ContextItem]) -> list[Segment]:
+        """
+        The prompt's segments, one an item, the request last: what identifies its
+        text (with the header that opens its run, if it does), and its tokens with
+        that header and its separator, as :meth:`Context.render` writes them.
+        """
+        body = [it for it in items if it.category != "working_memory"]
+        tail = [it for it in items if it.category == "working_memory"]
+        segments: list[Segment] = []
+        section = None
+        for it in [*body, *tail]:
+            if not it.text:
+                segments.append(((it.key, None, None), it.tokens))
+                continue
+            opens = it.section != section
+            section = it.section
+            extra = 1
+            if opens:
+                extra += self.counter.count(f"## {section}\n") + 1
+            ident = (it.key, hash(it.text), section if opens else None)
+            segments.append((ident, it.tokens + extra))
+        return segments
+
+
+#: The parts of a window that change every turn: the stable layout writes the
+#: provider's cache up to them.
+_VOLATILE = ("user_history", "working_memory", "response_buffer")
+
+
+def _runs(items: Sequence[ContextItem]) -> list[tuple[str, list[str]]]:
+    """
+    The items' texts in runs of one section each, in order.
+    """
+    runs: list[tuple[str, list[str]]] = []
+    for item in items:
+        if not item.text:
+            continue
+        if runs and runs[-1][0] == item.section:
+            runs[-1][1].append(item.text)
         else:
-            rank = CATEGORIES.index
-        return sorted(items, key=lambda it: (rank(it.category), order.get(it.key, len(order))))
-
-
-def _segments(items: Sequence[ContextItem]) -> list[Segment]:
-    """
-    The prompt's segments, one an item: what identifies its text, and its tokens.
-    The request is always last.
-    """
-    body = [it for it in items if it.category != "working_memory"]
-    tail = [it for it in items if it.category == "working_memory"]
-    return [((it.key, hash(it.text)), it.tokens) for it in [*body, *tail]]
+            runs.append((item.section, [item.text]))
+    return runs
 
 
 def _key_of(ident: object) -> object:
@@ -573,26 +692,44 @@ def _demand(
     history_tokens: int,
     required: Sequence[Representation],
     optional: Sequence[tuple[Representation, float]],
+    shared: Sequence[SharedItem] = (),
 ) -> dict[str, int]:
     """
-    The tokens each category would use now: the fixed parts and every item at full.
+    The tokens each category would use now: the fixed parts and every item at full
+    (a tenant-wide item once).
     """
     demand: dict[str, int] = {
         "system": system_tokens,
         "working_memory": request_tokens,
         "user_history": history_tokens,
     }
+    layer = {item.key: item for item in shared}
     for rep in [*required, *(rep for rep, _ in optional)]:
-        demand[_category(rep)] = demand.get(_category(rep), 0) + rep.tokens
+        if rep.key not in layer:
+            demand[_category(rep)] = demand.get(_category(rep), 0) + rep.tokens
+    for item in shared:
+        cat = item.category if item.category in ITEM_CATEGORIES else "domain_knowledge"
+        demand[cat] = demand.get(cat, 0) + item.tokens
     return demand
 
 
-def _put_required(draft: _Draft, spare: _Spare, required: Sequence[Representation]) -> None:
+def _put_required(
+    draft: _Draft,
+    spare: _Spare,
+    required: Sequence[Representation],
+    layer: dict[str, SharedItem],
+) -> None:
     """
-    This turn's needs, in order, each at the richest level the room left allows.
+    This turn's needs, in order, each at the richest level the room left allows; a
+    need of the tenant-wide layer as the layer holds it, when it fits.
     """
     for rep in required:
         cat = _category(rep)
+        shared = layer.get(rep.key)
+        if shared is not None and shared.tokens <= spare.room(cat):
+            spare.take(cat, shared.tokens)
+            draft.include(_shared_item(shared, cat, f"needed this turn; {_shared_reason(shared)}"))
+            continue
         level = rep.best_within(spare.room(cat))
         if level is None:
             draft.exclude(
@@ -603,6 +740,39 @@ def _put_required(draft: _Draft, spare: _Spare, required: Sequence[Representatio
             continue
         spare.take(cat, level.tokens)
         draft.include(_item(rep, level, 1.0, "needed this turn"))
+
+
+def _put_shared(draft: _Draft, spare: _Spare, shared: Sequence[SharedItem]) -> None:
+    """
+    The tenant-wide items this turn's needs did not bring, each whole where it fits.
+    """
+    have = {item.key for item in draft.items}
+    for item in shared:
+        if item.key in have:
+            continue
+        cat = item.category if item.category in ITEM_CATEGORIES else "domain_knowledge"
+        if item.tokens > spare.room(cat):
+            draft.exclude(item.key, f"{_shared_reason(item)}, but no room ({item.tokens} tok)")
+            continue
+        spare.take(cat, item.tokens)
+        draft.include(_shared_item(item, cat, _shared_reason(item)))
+
+
+def _shared_reason(item: SharedItem) -> str:
+    return f"tenant-wide: held by {item.share:.0%} of the tenant's sessions"
+
+
+def _shared_item(item: SharedItem, category: str, reason: str) -> ContextItem:
+    return ContextItem(
+        key=item.key,
+        category=category,
+        level="full",
+        text=item.text,
+        tokens=item.tokens,
+        value=item.share,
+        reason=reason,
+        shared=True,
+    )
 
 
 def _options(rep: Representation, value: float, bonus: float) -> list[Option]:
