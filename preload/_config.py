@@ -164,7 +164,17 @@ class PreloaderConfig:
     ``lease_poll_s`` on. Closing waits up to ``drain_s`` for loads to finish, then
     cancels the rest.
 
+    The engine learns per state how long users think (from the reply to the next
+    request). With ``just_in_time``, it starts a preload at the ``jit_quantile`` of
+    that think time after the reply, minus the load's expected latency, minus
+    ``jit_margin_s``, instead of at once (never later than now: a think time shorter
+    than the load starts it at once). With ``ttl_aware``, an item whose time to live
+    in the cache would end before its expected use (the median think time) is not
+    preloaded (``ttl_skipped``).
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.6
+       ``just_in_time``, ``jit_quantile``, ``jit_margin_s`` and ``ttl_aware``.
     """
 
     workers: int = 8
@@ -184,6 +194,10 @@ class PreloaderConfig:
     lease_ttl_s: float = 30.0
     lease_poll_s: float = 0.005
     drain_s: float = 0.0
+    just_in_time: bool = False
+    jit_quantile: float = 0.1
+    jit_margin_s: float = 1.0
+    ttl_aware: bool = False
 
     def __post_init__(self) -> None:
         _positive("preloader.workers", self.workers)
@@ -205,6 +219,17 @@ class PreloaderConfig:
         _positive("preloader.lease_ttl_s", self.lease_ttl_s)
         _positive("preloader.lease_poll_s", self.lease_poll_s)
         _non_negative("preloader.drain_s", self.drain_s)
+        _flag("preloader.just_in_time", self.just_in_time)
+        _flag("preloader.ttl_aware", self.ttl_aware)
+        if not 0.0 < self.jit_quantile < 1.0:
+            raise ConfigError(
+                "preloader.jit_quantile", f"must be within (0, 1), got {self.jit_quantile!r}"
+            )
+        _non_negative("preloader.jit_margin_s", self.jit_margin_s)
+        if not math.isfinite(self.jit_margin_s):
+            raise ConfigError(
+                "preloader.jit_margin_s", f"must be finite, got {self.jit_margin_s!r}"
+            )
 
     def timeout_for(self, source: str) -> float:
         """
@@ -1038,6 +1063,11 @@ def _non_negative(key: str, value: float) -> None:
 def _probability(key: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ConfigError(key, f"must be within [0, 1], got {value!r}")
+
+
+def _flag(key: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {value!r}")
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:

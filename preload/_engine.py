@@ -60,6 +60,7 @@ from .learning import (
     Forecaster,
     JudgedItem,
     StateNamer,
+    ThinkTimes,
     ValuePredictor,
 )
 from .loading import OFFLOAD_CHARS, Fetched, Preloader
@@ -93,6 +94,8 @@ _NOT_JUDGED = frozenset({"system", "working_memory", "user_history"})
 #: Outcomes of ended sessions an engine keeps for :meth:`PreloadEngine.experiment_outcomes`;
 #: the oldest go first.
 MAX_OUTCOMES = 100_000
+#: Preloads left out for their time to live that one context explains.
+MAX_EXPLAINED = 8
 
 
 class _Default(enum.Enum):
@@ -111,6 +114,8 @@ class _Counters:
     retrieved: int = 0
     feedback: int = 0
     feedback_ignored: int = 0
+    deferred: int = 0
+    ttl_skipped: int = 0
 
 
 @dataclass(slots=True)
@@ -183,6 +188,10 @@ class _Session:
     used_at: dict[str, int] = field(default_factory=dict)  # key -> turn feedback said used it
     last_shown: list[str] = field(default_factory=list)  # the judged items of the last window
     state: str = ""  # the state of the request being served, when given
+    answered_at: float | None = None  # the last reply (else the last context) was then
+    think: tuple[str | None, float] | None = None  # a think time for the learner
+    deferred: anyio.CancelScope | None = None  # the preloads started just in time
+    ttl_skipped: list[str] = field(default_factory=list)  # the last forecast's, explained
 
 
 class PreloadEngine(anyio.AsyncContextManagerMixin):
@@ -270,6 +279,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         )
         adapting = [self.adaptive, *(arm.adaptive for arm in self._arms.values())]
         self._judging = self.values is not None or any(a is not None for a in adapting)
+        self.think_times = ThinkTimes()
+        self._tg: anyio.abc.TaskGroup | None = None
         self._cpu = anyio.CapacityLimiter(1)  # one worker thread for the history
         self._learning = anyio.CapacityLimiter(1)  # one for the forecasters
         self._init_calls(call_sources, call_predictor)
@@ -368,6 +379,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         send, receive = anyio.create_memory_object_stream[tuple[str, str]](4096)
         async with self.preloader, self._call_loader, anyio.create_task_group() as tg:
             self._events = send
+            self._tg = tg
             tg.start_soon(self._learner, receive)
             self._state = Lifecycle.OPENED
             try:
@@ -420,6 +432,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         start = anyio.current_time()
         session = self._session(session_id, user)
         session.state = state or ""
+        self._arrived(session, start)
         window_text = text
         if self._offload and len(text) > OFFLOAD_CHARS:
             window_text = await anyio.to_thread.run_sync(
@@ -448,12 +461,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             speculated=tuple(
                 c.describe() for c in self._speculation.of(session_id) if c.status == "pending"
             ),
+            ttl_skipped=tuple(session.ttl_skipped),
         )
         if session.arm is not None:
             context = replace(
                 context, experiment=self.config.experiments.name, arm=session.arm.name
             )
             self._tally_turn(session, context, needs)
+        session.answered_at = anyio.current_time()
         session.speculated = 0
         self._note_window(session, context)
         current_session.set(session_id)  # for tools wrapped by engine.tool
@@ -473,6 +488,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             return None
         limit = session.config.preloader.max_preloads_per_turn
         return dict(session.forecast.needs[:limit])
+
+    def _arrived(self, session: _Session, now: float) -> None:
+        """
+        A request of ``session`` arrived: its preloads waiting to start just in time
+        are no longer wanted, and the time since the last answer is a think time.
+        """
+        if session.deferred is not None:
+            session.deferred.cancel()
+            session.deferred = None
+        if session.turns and session.answered_at is not None:
+            session.think = (session.turns[-1].get("state"), now - session.answered_at)
 
     def _check_request(
         self,
@@ -858,6 +884,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             text = text[:limit]
             self._counters.replies_truncated += 1
         session.turns[-1]["system"] = text
+        session.answered_at = anyio.current_time()
         if not session.learning:  # else the queued "turn" event sees the reply too
             self._notify("reply", session_id)
 
@@ -1352,6 +1379,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         answered = last.get("system") is not None
         if kind == "turn":
             session.learning = False
+            if session.think is not None:
+                self.think_times.observe(*session.think)
+                session.think = None
             if not answered and not last.get("tool_calls"):
                 await self._speculate(session, "request")  # first: the agent decides now
         if answered:
@@ -1489,16 +1519,101 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 await self._call_loader.wait_idle()
 
     def _preload(self, session: _Session, forecast: Forecast) -> None:
+        """
+        Preload the forecast's likely needs: at once, or, when the cache is crowded
+        (a preload would evict something) or the item would expire before its use,
+        just in time (each at the early think time after the answer, less its load's
+        latency and the margin), leaving out those whose time to live would end
+        before their expected use even so.
+        """
         limit = session.config.preloader.max_preloads_per_turn
         self.preloader.reprioritize(session.id, dict(forecast.needs))
+        if session.deferred is not None:
+            session.deferred.cancel()
+            session.deferred = None
+        timing = self._timing(session)
+        session.ttl_skipped = []
+        later: list[tuple[float, str, float]] = []
         scheduled = 0
         for key, p in self.preloader.worth(forecast.needs):
             if scheduled >= limit:
                 break
             if self.preloader.is_ready(key):
                 continue
-            if self.preloader.schedule(key, p, session=session.id):
+            start_at = self._start_at(session, key, timing)
+            if start_at is None:
+                continue
+            if start_at > anyio.current_time():
+                later.append((start_at, key, p))
                 scheduled += 1
+            elif self.preloader.schedule(key, p, session=session.id):
+                scheduled += 1
+        if later and self._tg is not None:
+            self._counters.deferred += len(later)
+            session.deferred = anyio.CancelScope()
+            self._tg.start_soon(self._preload_later, session, sorted(later), session.deferred)
+
+    def _timing(self, session: _Session) -> tuple[float, float, float] | None:
+        """
+        When the session's last answer was, and the early (``jit_quantile``) and the
+        median think time after its state; None when nothing is known or asked for.
+        """
+        config = session.config.preloader
+        if not (config.just_in_time or config.ttl_aware) or not session.turns:
+            return None
+        state = session.turns[-1].get("state")
+        early = self.think_times.quantile(state, config.jit_quantile)
+        typical = self.think_times.quantile(state, 0.5)
+        if early is None or typical is None:
+            return None
+        now = anyio.current_time()
+        anchor = session.answered_at if session.answered_at is not None else now
+        return anchor, early, typical
+
+    def _start_at(
+        self, session: _Session, key: str, timing: tuple[float, float, float] | None
+    ) -> float | None:
+        """
+        When to start preloading ``key``: now, or just in time; None when its time to
+        live would end before its expected use (counted and explained).
+        """
+        now = anyio.current_time()
+        if timing is None:
+            return now
+        config = session.config.preloader
+        anchor, early, typical = timing
+        latency = self.preloader.expected_latency(key)
+        start_at = now
+        if config.just_in_time:
+            start_at = max(now, anchor + early - latency - config.jit_margin_s)
+        ttl = self.preloader.ttl_of(key)
+        use = anchor + typical
+        if config.ttl_aware and ttl is not None and start_at + latency + ttl < use:
+            self._counters.ttl_skipped += 1
+            if len(session.ttl_skipped) < MAX_EXPLAINED:
+                session.ttl_skipped.append(
+                    f"{key}: not preloaded, its TTL ({ttl:.0f} s) would end before its "
+                    f"expected use in {use - now:.0f} s"
+                )
+            return None
+        return start_at
+
+    async def _preload_later(
+        self, session: _Session, jobs: list[tuple[float, str, float]], scope: anyio.CancelScope
+    ) -> None:
+        """
+        Start each of ``jobs`` (start time, key, value) at its time, unless the session
+        asked, forecast again or ended meanwhile (the scope is cancelled then).
+        """
+        with scope:
+            for start_at, key, p in jobs:
+                await anyio.sleep_until(start_at)
+                if self._sessions.get(session.id) is not session:
+                    return
+                if not self.preloader.is_ready(key):
+                    self.preloader.schedule(key, p, session=session.id)
+        if session.deferred is scope:
+            session.deferred = None
 
     def _session(self, session_id: str, user: str | None) -> _Session:
         session = self._sessions.get(session_id)
@@ -1533,6 +1648,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         )
 
     def _finish(self, session: _Session) -> None:
+        if session.deferred is not None:
+            session.deferred.cancel()
+            session.deferred = None
         self.preloader.end_session(session.id)
         session.swap.forget(session.id)
         if session.arm is not None and session.tally is not None and session.tally.requests:

@@ -29,6 +29,9 @@ class EngineStatistics:
     items were found by searching for requests without known needs; ``feedback``
     counts the window items judged by :meth:`~preload.PreloadEngine.feedback`, and
     ``feedback_ignored`` the feedback that named no known window or keys not in it.
+    ``deferred`` preloads were started just in time rather than at once
+    (``preloader.just_in_time``); ``ttl_skipped`` were not preloaded because their
+    time to live would end before their expected use (``preloader.ttl_aware``).
 
     .. versionadded:: 0.2
     .. versionchanged:: 0.4
@@ -45,6 +48,8 @@ class EngineStatistics:
     retrieved: int = 0
     feedback: int = 0
     feedback_ignored: int = 0
+    deferred: int = 0
+    ttl_skipped: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +100,8 @@ class MetricsSnapshot:
     retrieved: int = 0
     feedback: int = 0
     feedback_ignored: int = 0
+    deferred: int = 0
+    ttl_skipped: int = 0
     queued: int = 0
     in_flight: int = 0
     cache_entries: int = 0

@@ -3,6 +3,7 @@ Swap under pressure: many tenants share a cache smaller than their working set.
 
     python -m simulations.pressure_bench [--data ../shared/data] [--corpora sgd,star]
         [--tenants 20] [--capacities 0.01,0.05,0.2,1] [--config F] [--limit N]
+        [--no-jit] [--tenant-tokens 1500] [--low sgd=0.01,star=0.05]
         [--json out.json] [--plot DIR]
 
 Reads ``<data>/<corpus>/sessions-train.jsonl`` (to pre-fit the learning strategies),
@@ -13,6 +14,13 @@ namespace, all in one cache sized to each fraction of their working set (entries
 bytes). Prints, per corpus, the hit rate and p95 wait of cold, lru, markov1, engine,
 oracle and global_oracle at each capacity, and the engine's priced input cost per turn
 with the stable-to-volatile layout and laid out naively (the same windows).
+
+Unless ``--no-jit``, every strategy preloads just in time and leaves out items whose
+TTL would end before their expected use (``preloader.just_in_time`` and
+``ttl_aware``); at the ``--low`` capacities the engine is replayed once more without
+them, to show what they bring. The windows carry a tenant-wide layer of
+``--tenant-tokens`` (``swap.tenant_tokens``); at the largest capacity the engine is
+replayed once more without it, to show what the windows cost without it.
 """
 
 from __future__ import annotations
@@ -45,6 +53,13 @@ def main() -> None:
     parser.add_argument(
         "--eviction", choices=("value", "lru"), default="value", help="the cache's eviction"
     )
+    parser.add_argument(
+        "--no-jit", action="store_true", help="preload at once, TTLs unchecked (as before)"
+    )
+    parser.add_argument("--tenant-tokens", type=int, default=1500, help="swap.tenant_tokens")
+    parser.add_argument(
+        "--low", default="sgd=0.01,star=0.05", help="where to show what JIT and TTLs bring"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path, help="write sweep_<corpus>.png and cost.png here")
     args = parser.parse_args()
@@ -52,7 +67,12 @@ def main() -> None:
     config = config.replace(
         replay=replace(config.replay, tenants=args.tenants),
         cache=replace(config.cache, eviction=args.eviction),
+        swap=replace(config.swap, tenant_tokens=args.tenant_tokens),
+        preloader=replace(
+            config.preloader, just_in_time=not args.no_jit, ttl_aware=not args.no_jit
+        ),
     )
+    low = dict(item.split("=") for item in args.low.split(",") if item)
     capacities = [float(c) for c in args.capacities.split(",")]
     console = Console(width=150, emoji=False, highlight=False)
     results: dict[str, Any] = {}
@@ -60,7 +80,9 @@ def main() -> None:
         folder = args.data / corpus
         console.print(
             f"data: {folder} (train -> dev), {args.tenants} tenants, "
-            f"cache.eviction = {args.eviction!r} (lru always LRU)"
+            f"cache.eviction = {args.eviction!r} (lru always LRU), "
+            f"preloader.just_in_time = ttl_aware = {not args.no_jit} (every strategy), "
+            f"swap.tenant_tokens = {args.tenant_tokens}"
         )
         train, _ = read_sessions(folder / "sessions-train.jsonl")
         dev, _ = read_sessions(folder / "sessions-dev.jsonl", limit=args.limit)
@@ -94,15 +116,65 @@ def main() -> None:
                     "prefix_reused_tokens": engine.prefix_reused_tokens,
                     "tokens_per_turn": engine.tokens_per_turn,
                 }
+                late = {"deferred": engine.deferred, "ttl_skipped": engine.ttl_skipped}
         results[corpus] = {"capacity": sweep, "cost": cost}
         console.print(_table(corpus, len(dev), sweep))
         console.print(_cost_line(cost))
+        run = {"dev": dev, "knowledge": knowledge, "train": train, "processes": args.processes}
+        if args.tenant_tokens:
+            plain = config.replace(swap=replace(config.swap, tenant_tokens=0))
+            engine = _engine(run, plain, max(capacities), corpus)
+            cost["without_tenant_layer"] = round(engine.input_cost_per_turn, 6)
+            cost["recall_without_tenant_layer"] = engine.needs_in_window_recall
+            cost["tokens_per_turn_without_tenant_layer"] = engine.tokens_per_turn
+            console.print(
+                f"engine without the tenant-wide layer (swap.tenant_tokens = 0): "
+                f"{engine.input_cost_per_turn:.6f} a turn, {engine.tokens_per_turn:.0f} "
+                f"tokens, needs in window {engine.needs_in_window_recall}"
+            )
+        if corpus in low and not args.no_jit:
+            fraction = float(low[corpus])
+            at = sweep.get(f"{fraction:g}", {}).get("engine")
+            off = config.replace(
+                preloader=replace(config.preloader, just_in_time=False, ttl_aware=False)
+            )
+            engine = _engine(run, off, fraction, corpus)
+            results[corpus]["jit"] = {
+                "capacity": fraction,
+                "engine_jit": at,
+                "engine_at_once": {"hit_rate": round(engine.hit_rate, 4), "p95_ms": engine.p95_ms},
+                **late,
+            }
+            console.print(
+                f"at {fraction:.0%}: engine {at['hit_rate'] if at else float('nan'):.3f} just in "
+                f"time with TTLs checked, {engine.hit_rate:.3f} preloading at once "
+                f"(p95 {at['p95_ms'] if at else float('nan'):.0f} / {engine.p95_ms:.0f} ms); "
+                f"at {max(capacities):.0%} the engine deferred {late['deferred']} preloads "
+                f"and left out {late['ttl_skipped']} for their TTL"
+            )
         console.print(f"wall {wall:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     if args.plot:
         _plot(results, args.plot)
         console.print(f"plots in {args.plot}")
+
+
+def _engine(run: dict[str, Any], config: EngineConfig, fraction: float, corpus: str) -> Any:
+    """
+    The engine alone, replayed once more under ``config``.
+    """
+    report = replay(
+        run["dev"],
+        run["knowledge"],
+        config,
+        strategies=("engine",),
+        train=run["train"],
+        capacity=fraction,
+        name=f"{corpus}/dev",
+        processes=1,
+    )
+    return report.strategies["engine"]
 
 
 def _table(corpus: str, sessions: int, sweep: dict[str, dict[str, dict[str, float]]]) -> Table:

@@ -22,6 +22,7 @@ from ._forecasting import Forecaster as Forecaster
 from ._forecasting import StateNamer as StateNamer
 from ._importance import Importance as Importance
 from ._importance import ImportanceScorer as ImportanceScorer
+from ._think_time import ThinkTimes as ThinkTimes
 from ._value import Candidate as Candidate
 from ._value import ValuePredictor as ValuePredictor
 
@@ -42,5 +43,6 @@ __all__ = [
     "OracleForecaster",
     "PopularForecaster",
     "StateNamer",
+    "ThinkTimes",
     "ValuePredictor",
 ]

@@ -437,6 +437,28 @@ class Preloader(anyio.AsyncContextManagerMixin):
                 wants[ck] = (p, self._guard.expected_latency(source.name, key))
         cache.demand.forecast(f"{len(self.tenant)}.{self.tenant}:{session}", wants)
 
+    def expected_latency(self, key: str) -> float:
+        """
+        The load time to expect for ``key`` (its kind's or its source's moving
+        average; 0 when no source has it).
+
+        .. versionadded:: 0.6
+        """
+        routed = self.key_of(key)
+        return 0.0 if routed is None else self._guard.expected_latency(routed[0].name, key)
+
+    def ttl_of(self, key: str) -> float | None:
+        """
+        How long ``key`` lives in the cache once loaded (None: until evicted, or no
+        cache).
+
+        .. versionadded:: 0.6
+        """
+        routed = self.key_of(key)
+        if routed is None or self.cache is None:
+            return None
+        return self.cache.config.ttl_for(routed[0].name, key)
+
     def cancel(self, key: str) -> bool:
         """
         Drop the queued background load of ``key``, if it has not started.

@@ -390,6 +390,8 @@ class _Run:
             naive_input_cost_per_turn=_mean(self.naive_costs),
             needs_in_window_recall=self.recall[0] / self.recall[1] if self.recall[1] else None,
             outcomes=tuple(o for e in self.engines for o in e.experiment_outcomes()),
+            deferred=m.deferred,
+            ttl_skipped=m.ttl_skipped,
         )
 
 

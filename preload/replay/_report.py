@@ -59,7 +59,9 @@ class StrategyReport:
     priced input of a window (in the pricing's currency per turn), and
     ``naive_input_cost_per_turn`` what the same windows would cost laid out without
     prefix awareness; ``needs_in_window_recall`` is the share of the turns' needs
-    the windows held (None when no turn has needs).
+    the windows held (None when no turn has needs). ``deferred`` preloads were
+    started just in time, ``ttl_skipped`` ones left out because their time to live
+    would end before their expected use (``[preloader]``).
 
     ``outcomes`` holds each session's outcome when the strategy ran an experiment
     (``[experiments]``; only ``engine`` does), for :func:`preload.experiments.summarize`;
@@ -73,7 +75,7 @@ class StrategyReport:
     .. versionchanged:: 0.5
        The prompt-cache keys.
     .. versionchanged:: 0.6
-       ``outcomes``.
+       ``outcomes``; ``deferred`` and ``ttl_skipped``.
     """
 
     hit_rate: float
@@ -103,6 +105,8 @@ class StrategyReport:
     input_cost_per_turn: float = 0.0
     naive_input_cost_per_turn: float = 0.0
     needs_in_window_recall: float | None = None
+    deferred: int = 0
+    ttl_skipped: int = 0
     wall_s: float = field(default=0.0, compare=False)
     waits_ms: tuple[float, ...] = field(default=(), repr=False)
     outcomes: tuple[SessionOutcome, ...] = field(default=(), repr=False, compare=False)

@@ -123,6 +123,7 @@ class Context:
     partial_hits: int = 0
     missing: tuple[str, ...] = ()
     speculated: tuple[str, ...] = ()
+    ttl_skipped: tuple[str, ...] = ()
     prefix_reused_tokens: int = 0
     input_cost: float = 0.0
     naive_input_cost: float = 0.0
@@ -174,6 +175,7 @@ class Context:
         )
         lines.extend(f"  call {line}" for line in self.speculated)
         lines.extend(f"  {line}" for line in self.choice)
+        lines.extend(f"  skip {line}" for line in self.ttl_skipped)
         return "\n".join(lines)
 
 
