@@ -174,6 +174,14 @@ def _read_write(charge: Charge) -> tuple[int, int]:
         ("pricing", {"cache_write": -0.5}, "pricing.cache_write"),
         ("pricing", {"input": 1.0, "cached_input": 2.0}, "pricing.cached_input"),
         ("swap", {"layout": "random"}, "swap.layout"),
+        ("swap", {"tenant_tokens": -1}, "swap.tenant_tokens"),
+        ("swap", {"tenant_tokens": 500, "layout": "category"}, "swap.tenant_tokens"),
+        ("swap", {"tenant_min_share": 1.5}, "swap.tenant_min_share"),
+        ("swap", {"tenant_refresh": 0}, "swap.tenant_refresh"),
+        ("preloader", {"just_in_time": "on"}, "preloader.just_in_time"),
+        ("preloader", {"jit_quantile": 0.0}, "preloader.jit_quantile"),
+        ("preloader", {"jit_margin_s": -2.0}, "preloader.jit_margin_s"),
+        ("preloader", {"ttl_aware": "yes"}, "preloader.ttl_aware"),
     ],
 )
 def test_bad_pressure_settings_name_the_key(
@@ -181,7 +189,8 @@ def test_bad_pressure_settings_name_the_key(
 ) -> None:
     """
     A capacity of 0 or below, a tenant count below 1, a negative price or a cached
-    price above the input price is refused naming the key.
+    price above the input price is refused naming the key; so are bad tenant-layer
+    and just-in-time settings.
     """
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         EngineConfig.from_dict({section: values})
