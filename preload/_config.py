@@ -165,10 +165,12 @@ class PreloaderConfig:
     cancels the rest.
 
     The engine learns per state how long users think (from the reply to the next
-    request). With ``just_in_time``, it starts a preload at the ``jit_quantile`` of
-    that think time after the reply, minus the load's expected latency, minus
-    ``jit_margin_s``, instead of at once (never later than now: a think time shorter
-    than the load starts it at once). With ``ttl_aware``, an item whose time to live
+    request). With ``just_in_time``, when the cache is crowded (90 % of its entries or
+    bytes: a preload would evict something) or the item would expire before its
+    use, it starts a preload at the ``jit_quantile`` of that think time after the
+    reply, minus the load's expected latency, minus ``jit_margin_s``, instead of at
+    once (never later than now: a think time shorter than the load starts it at
+    once). With ``ttl_aware``, an item whose time to live
     in the cache would end before its expected use (the median think time) is not
     preloaded (``ttl_skipped``).
 

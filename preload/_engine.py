@@ -1583,11 +1583,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         config = session.config.preloader
         anchor, early, typical = timing
         latency = self.preloader.expected_latency(key)
-        start_at = now
-        if config.just_in_time:
-            start_at = max(now, anchor + early - latency - config.jit_margin_s)
         ttl = self.preloader.ttl_of(key)
         use = anchor + typical
+        expires = ttl is not None and now + latency + ttl < use
+        start_at = now
+        if config.just_in_time and (expires or self.preloader.crowded):
+            start_at = max(now, anchor + early - latency - config.jit_margin_s)
         if config.ttl_aware and ttl is not None and start_at + latency + ttl < use:
             self._counters.ttl_skipped += 1
             if len(session.ttl_skipped) < MAX_EXPLAINED:

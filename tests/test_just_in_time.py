@@ -73,18 +73,20 @@ def _run(
     turns: int,
     prefix: str = "",
     needs: bool = False,
+    max_entries: int = 3,
     **preloader: Any,
 ) -> tuple[_TimedSource, list[float], PreloadEngine, list[str]]:
     """
     One session of ``turns`` turns ``think`` seconds apart (each answered at once;
-    turn i needs ``k<i>`` when ``needs``), on the virtual clock; the source, when each turn was answered, the engine and
+    turn i needs ``k<i>`` when ``needs``), with a cache of ``max_entries`` (small: it
+    is crowded soon), on the virtual clock; the source, when each turn was answered, the engine and
     each context's explanation.
     """
     source = _TimedSource({f"{prefix}k{i}": f"item {i}" for i in range(turns + 1)}, latency=latency)
     base = EngineConfig()
     config = base.replace(
         preloader=replace(base.preloader, **preloader),
-        cache=replace(base.cache, ttl={"db": 5.0}),
+        cache=replace(base.cache, ttl={"db": 5.0}, max_entries=max_entries),
     )
     engine = PreloadEngine(
         config, sources={"kb": source}, forecaster=_NextKey(prefix), offload=False
@@ -125,8 +127,9 @@ def test_think_times_are_learned_per_state_with_a_global_fallback() -> None:
 
 def test_a_preload_starts_just_in_time() -> None:
     """
-    Until think times are known, preloads start at once; then at the reply plus the
-    think time, less the load's latency and the margin, not before.
+    Until think times are known, preloads start at once; then, the cache being
+    crowded, at the reply plus the think time, less the load's latency and the
+    margin, not before.
     """
     source, times, engine, _ = _run(
         think=20.0,
@@ -143,6 +146,18 @@ def test_a_preload_starts_just_in_time() -> None:
     assert times[6] + 20.0 - 1.0 - 1.0 < start < times[6] + 20.0 - 1.0
     assert engine.metrics().deferred >= 2
     assert 7 == engine.metrics().hits  # every turn but the first: loaded before it came
+
+
+def test_a_cache_with_room_preloads_at_once() -> None:
+    """
+    Just in time or not, a preload that evicts nothing starts as the forecast comes.
+    """
+    source, times, engine, _ = _run(
+        think=20.0, latency=0.5, turns=8, needs=True, max_entries=256, just_in_time=True
+    )
+    for i in range(1, 8):
+        assert source.started_at[f"k{i}"] - times[i - 1] < 0.01
+    assert 0 == engine.metrics().deferred
 
 
 def test_a_think_time_shorter_than_the_load_does_not_delay_it() -> None:

@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 #: Keys the preloader remembers warning about when the cache refused them.
 MAX_NOT_CACHED = 10_000
 
+#: The share of its entries or bytes at which the cache is :attr:`Preloader.crowded`.
+CROWDED_SHARE = 0.9
+
 #: Routes remembered by :meth:`Preloader.key_of` before the memo starts over.
 MAX_ROUTES = 100_000
 
@@ -446,6 +449,26 @@ class Preloader(anyio.AsyncContextManagerMixin):
         """
         routed = self.key_of(key)
         return 0.0 if routed is None else self._guard.expected_latency(routed[0].name, key)
+
+    @property
+    def crowded(self) -> bool:
+        """
+        Whether a new entry would likely evict another: the in-memory cache holds
+        :data:`CROWDED_SHARE` of its entries or bytes (a shared cache always counts as
+        crowded: its bound is Redis's own).
+
+        .. versionadded:: 0.6
+        """
+        cache = self.cache
+        if cache is None:
+            return False
+        if not isinstance(cache, MemoryCache):
+            return True
+        stats, config = cache.statistics(), cache.config
+        return (
+            stats.entries >= CROWDED_SHARE * config.max_entries
+            or stats.bytes >= CROWDED_SHARE * config.max_bytes
+        )
 
     def ttl_of(self, key: str) -> float | None:
         """
