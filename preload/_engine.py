@@ -167,6 +167,8 @@ class _Session:
     arm: _Arm | None = None
     tally: OutcomeTally | None = None  # the session's outcome, in an experiment
     turns: list[dict[str, Any]] = field(default_factory=list)
+    # The last window and what it was given, for the tenant-wide layer to learn from.
+    shared: tuple[Context, list[Representation], float] | None = None
     forecast: Forecast | None = None
     learning: bool = False  # a "turn" event is queued and will see the reply too
     history: CompressedConversation | None = None
@@ -451,6 +453,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             caps=session.adaptive.caps() if session.adaptive is not None else None,
             forecast=self._forecast_for_choice(session),
         )
+        if session.swap.tenant is not None:  # the tenant-wide layer learns in the learner
+            session.shared = (context, [*required, *(r for r, _ in optional)], anyio.current_time())
         context = replace(
             context,
             waited_s=anyio.current_time() - start,
@@ -1379,6 +1383,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         answered = last.get("system") is not None
         if kind == "turn":
             session.learning = False
+            if session.shared is not None:
+                session.swap.learn_shared(session_id, *session.shared)
+                session.shared = None
             if session.think is not None:
                 self.think_times.observe(*session.think)
                 session.think = None

@@ -261,3 +261,29 @@ def test_tenants_share_one_cache_under_pressure() -> None:
     for report in (*s.values(), *w.values()):
         assert report.input_cost_per_turn > 0
         assert report.needs_in_window_recall is not None
+
+
+async def test_the_engine_learns_the_tenant_layer_in_its_learner() -> None:
+    """
+    Through the engine, the tenant-wide layer learns from the windows in the learner
+    (after the answers left): once most sessions held an item, a new session's window
+    starts with it right after the system prompt.
+    """
+    from preload import PreloadEngine
+    from preload.learning import NullForecaster
+
+    knowledge = {"db:common": "Shared hotel rules for every guest. " * 8, "db:own": "Own."}
+    config = EngineConfig.from_dict(
+        {"swap": {"tenant_tokens": 500, "tenant_min_share": 0.5, "tenant_refresh": 2}}
+    )
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(knowledge)}, forecaster=NullForecaster()
+    ) as engine:
+        before = await engine.handle(session_id="s0", text="hi", needs=["db:common"])
+        for i in range(1, 5):
+            await engine.handle(session_id=f"s{i}", text="hi", needs=["db:common"])
+        await engine.wait_idle()
+        after = await engine.handle(session_id="new", text="hi", needs=["db:own"])
+    assert not any(item.shared for item in before.items)
+    assert ["system", "db:common"] == [item.key for item in after.items][:2]
+    assert after.items[1].shared

@@ -388,12 +388,9 @@ class SwapController:
         if candidates:
             keep = self._keep_bonus(window, now)
             self._put_predicted(draft, spare, candidates, keep, forecast or {})
-        context = self._close(session_id, window, draft, allocation, now)
-        if self.tenant is not None:
-            self._learn_shared(session_id, context, [*required, *(r for r, _ in optional)], now)
-        return context
+        return self._close(session_id, window, draft, allocation, now)
 
-    def _learn_shared(
+    def learn_shared(
         self,
         session_id: str,
         context: Context,
@@ -401,11 +398,15 @@ class SwapController:
         now: float,
     ) -> None:
         """
-        The tenant-wide layer learns what this window held on its own merit: this
-        turn's needs and the predicted items chosen (a tenant-wide item counts only
-        when the turn needed or predicted it), each at its full level.
+        The tenant-wide layer learns what a window :meth:`assemble` laid out held on
+        its own merit: the turn's needs and the predicted items chosen (``reps``, what
+        was given as required and optional; a tenant-wide item counts only when the
+        turn needed or predicted it), each at its full level. Learning, not assembly:
+        the engine calls it from its learner, after the answer has left. Nothing to
+        do without the layer (``swap.tenant_tokens = 0``).
         """
-        assert self.tenant is not None
+        if self.tenant is None:
+            return
         by_key = {rep.key: rep for rep in reps}
         held = []
         for item in context.items:

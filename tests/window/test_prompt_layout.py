@@ -117,7 +117,9 @@ def test_a_new_session_reads_the_tenant_prefix_other_sessions_wrote() -> None:
     swap = _tenant_swap()
     common, other = _rep("common", 80), _rep("other", 40)
     for i in range(4):
-        swap.assemble(f"s{i}", request="hello", required=[common, _rep(f"own{i}", 30)])
+        required = [common, _rep(f"own{i}", 30)]
+        window = swap.assemble(f"s{i}", request="hello", required=required)
+        swap.learn_shared(f"s{i}", window, required, 0.0)  # the engine's learner does this
     ctx = swap.assemble("new", request="hi", required=[_rep("mine", 30)], optional=[(other, 0.9)])
     keys = [it.key for it in ctx.items]
     assert ["system", "common"] == keys[:2]
