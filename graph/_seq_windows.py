@@ -38,12 +38,14 @@ class Level:
         distinct: Per context id, how many different states followed it.
     """
 
-    __slots__ = ("counts", "distinct", "keys", "size", "totals")
+    __slots__ = ("_dense", "counts", "distinct", "keys", "n_names", "size", "totals")
 
     def __init__(self, keys: _Ints, counts: _Floats, n_contexts: int, n_names: int) -> None:
         self.keys = keys
         self.counts = counts
+        self.n_names = n_names
         self.size = n_contexts * n_names
+        self._dense: _Floats | None = None
         ctx = keys // n_names
         self.totals: _Floats = np.asarray(
             np.bincount(ctx, weights=counts, minlength=n_contexts), dtype=np.float64
@@ -58,15 +60,39 @@ class Level:
         """
         if len(self.keys) == 0:
             return np.zeros(queries.shape, dtype=np.float64)
-        if self.size <= _DENSE * (len(queries) + len(self.keys)):
-            # A table of every key costs no more than the search: index it directly.
-            dense = np.zeros(self.size, dtype=np.float64)
-            dense[self.keys] = self.counts
+        dense = self._table(len(queries))
+        if dense is not None:
             return dense[queries]
         at = np.searchsorted(self.keys, queries)
         at = np.minimum(at, len(self.keys) - 1)
         found = self.keys[at] == queries
         return np.where(found, self.counts[at], 0.0)
+
+    def pairs(self, ctx: _Ints, nxt: _Ints) -> _Floats:
+        """
+        Return the count of each (context id, next id) pair, 0 where unseen or where
+        the context id is -1 (no context that long).
+        """
+        if len(self.keys) == 0:
+            return np.zeros(ctx.shape, dtype=np.float64)
+        dense = self._table(len(ctx))
+        if dense is not None:
+            # A context id of -1 lands on the zeros past the table (negative index).
+            at: _Floats = dense[ctx * self.n_names + nxt]
+            return at
+        found = self.lookup(np.maximum(ctx, 0) * self.n_names + nxt)
+        counts: _Floats = np.where(ctx >= 0, found, 0.0)
+        return counts
+
+    def _table(self, n_queries: int) -> _Floats | None:
+        """
+        The counts as a table of every key (and ``n_names`` zeros past it), kept for
+        the next lookups, when it costs no more than searching: else None.
+        """
+        if self._dense is None and self.size <= _DENSE * (n_queries + len(self.keys)):
+            self._dense = np.zeros(self.size + self.n_names, dtype=np.float64)
+            self._dense[self.keys] = self.counts
+        return self._dense
 
 
 class Windows:
@@ -120,8 +146,15 @@ class Windows:
         valid = self.depth >= n
         oldest = np.zeros_like(self.ids)
         oldest[n:] = self.ids[:-n] if n < len(self.ids) else oldest[n:]
-        pair = oldest * n_prev + prev
-        uniq, inv = np.unique(pair[valid], return_inverse=True)
+        pair = (oldest * n_prev + prev)[valid]
+        size = self.n_names * n_prev
+        if size <= _DENSE * len(pair):  # a table of every pair is no bigger: no sort
+            seen = np.zeros(size, dtype=bool)
+            seen[pair] = True
+            uniq: _Ints = np.flatnonzero(seen)
+            inv = (np.cumsum(seen) - 1)[pair]
+        else:
+            uniq, inv = np.unique(pair, return_inverse=True)
         ctx = np.full(len(self.ids), -1, dtype=np.int64)
         ctx[valid] = inv
         self.context.append(ctx)
