@@ -525,7 +525,9 @@ def _score_one(
         p = _unigram(turns.raw[0])
         for n in range(1, order + 1):
             c = turns.raw[n]
-            lam = weights[buckets(n, c.start, c.total, c.distinct, order)]
+            lam = weights[buckets(n, c.turn_start, c.turn_total, c.turn_distinct, order)][
+                turns.turn
+            ]
             p = np.where(c.present, lam * c.count / c.total + (1.0 - lam) * p, p)
         return _metrics(turns, p)[2]
     if method == "kn":
@@ -702,8 +704,7 @@ def _reweigh(win: Windows, turns: _Turns, counted: _Counted) -> _Turns:
         ctx = win.context[n][turns.pos]
         total = np.where(c.turn_present, _take(level.totals, ctx), 1.0)
         pair_ctx = ctx[turns.turn]
-        key = np.maximum(pair_ctx, 0) * win.n_names + turns.cand
-        count = np.where(pair_ctx >= 0, level.lookup(key), 0.0)
+        count = level.pairs(pair_ctx, turns.cand)
         raw.append(replace(c, count=count, total=total[turns.turn], turn_total=total))
     return replace(turns, raw=raw)
 
@@ -725,8 +726,7 @@ def _at(win: Windows, level: Level, n: int, ctx: _Ints, turn: _Ints, cand: _Ints
     distinct = _take(level.distinct, ctx)
     present = total > 0
     start = (ctx >= 0) & (_take(win.first[n], ctx) == 0) if n > 0 else np.zeros_like(present)
-    pair_ctx = ctx[turn]
-    count = np.where(pair_ctx >= 0, level.lookup(np.maximum(pair_ctx, 0) * win.n_names + cand), 0.0)
+    count = level.pairs(ctx[turn], cand)
     return _Counts(
         count=count,
         total=np.where(present, total, 1.0)[turn],
@@ -953,12 +953,14 @@ def _score_mix(parts: list[_Turns], orders: Sequence[int]) -> list[_Row]:
             np.asarray, fit_mixture(unigram, probs, present, index, group=half, n_groups=2)
         )
         table = tuple(np.round((on_even + on_odd) / 2.0, 6).tolist())
+        # An even turn takes the weights fit on the odd ones: the second half.
+        both = np.concatenate([on_even, on_odd])
         scored: list[_Row] = []
         offset = 0
         for turns, lv in zip(parts, levels, strict=True):
-            pair_even = half[offset : offset + turns.n][turns.turn] == 0
+            shift = np.where(half[offset : offset + turns.n] == 0, len(on_even), 0)
             offset += turns.n
-            lam = [np.where(pair_even, on_odd[i], on_even[i]) for i in lv.pair_index(order)]
+            lam = [both[i + shift] for i in lv.turn_index(order)]
             top3, loss, hits = _metrics(turns, lv.forecast(lam))
             scored.append((order, "mix", DEFAULT_DISCOUNT, top3, loss, table, hits))
         rows.append(_join(scored, [t.n for t in parts]))
@@ -969,33 +971,36 @@ class _MixLevels:
     """
     What the mixture needs of held-out turns, per context length, computed once for
     every order (a context's bucket does not depend on the order: see :func:`buckets`).
+    A bucket and its weight belong to a turn's context, the same at each of its pairs:
+    they are found per turn and spread over its pairs last.
     """
 
     def __init__(self, turns: _Turns) -> None:
         self.turns = turns
-        self._pair: dict[int, _Ints] = {}
         self._turn: dict[int, _Ints] = {}
 
-    def pair_index(self, order: int) -> list[_Ints]:
+    def turn_index(self, order: int) -> list[_Ints]:
         """
-        Per length 1..``order``, each pair's bucket.
+        Per length 1..``order``, each turn's context's bucket.
         """
         raw = self.turns.raw
         for n in range(1, order + 1):
-            if n not in self._pair:
+            if n not in self._turn:
                 c = raw[n]
-                self._pair[n] = buckets(n, c.start, c.total, c.distinct, n)
-        return [self._pair[n] for n in range(1, order + 1)]
+                self._turn[n] = buckets(n, c.turn_start, c.turn_total, c.turn_distinct, n)
+        return [self._turn[n] for n in range(1, order + 1)]
 
     def forecast(self, lam: list[_Floats]) -> _Floats:
         """
-        The probability at every pair under the weights ``lam`` (per length, per pair).
+        The probability at every pair under the weights ``lam`` (per length, per turn).
         """
         raw = self.turns.raw
+        turn = self.turns.turn
         p = _unigram(raw[0])
         for n, weight in enumerate(lam, start=1):
             c = raw[n]
-            p = np.where(c.present, weight * c.count / c.total + (1.0 - weight) * p, p)
+            w = weight[turn]
+            p = np.where(c.present, w * c.count / c.total + (1.0 - w) * p, p)
         return p
 
     def inputs(self, order: int) -> _MixInputs:
@@ -1008,15 +1013,12 @@ class _MixLevels:
         n_turns = turns.n
         raw = turns.raw
         unigram = raw[0].count[:n_turns] / raw[0].turn_total
-        probs, present, index = [], [], []
+        probs, present = [], []
         for n in range(1, order + 1):
             c = raw[n]
             probs.append(c.count[:n_turns] / c.turn_total)
             present.append(c.turn_present)
-            if n not in self._turn:
-                self._turn[n] = buckets(n, c.turn_start, c.turn_total, c.turn_distinct, n)
-            index.append(self._turn[n])
-        return unigram, probs, present, index
+        return unigram, probs, present, self.turn_index(order)
 
 
 _MixInputs: TypeAlias = "tuple[_Floats, list[_Floats], list[_Bools], list[_Ints]]"
