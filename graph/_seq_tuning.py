@@ -579,11 +579,18 @@ def _folds(win: Windows) -> tuple[list[tuple[_Bools, _Bools]], str]:
 
 def _top_followers(level: Level, n_contexts: int, n_names: int) -> _Ints:
     """
-    The :data:`_TOP` most counted followers of every context (-1 where fewer).
+    The :data:`_TOP` most counted followers of every context, ``n_names`` where fewer,
+    and a last row of ``n_names`` only: the row of context id -1 (no context).
     """
-    table = np.full((n_contexts, _TOP), -1, dtype=np.int64)
+    table = np.full((n_contexts + 1, _TOP), n_names, dtype=np.int64)
     ctx = level.keys // n_names
-    order = np.lexsort((-level.counts, ctx))
+    counts = level.counts
+    most = float(counts.max()) if len(counts) else 0.0
+    if most * (n_contexts + 1) < 2**53 and np.array_equal(counts, np.floor(counts)):
+        # Whole counts: one sort of ``ctx``, then the count downwards, then the key.
+        order = np.argsort(ctx * (int(most) + 1) + (most - counts).astype(np.int64), kind="stable")
+    else:
+        order = np.lexsort((-counts, ctx))
     ctx_sorted = ctx[order]
     at = np.arange(len(order))
     first = np.ones(len(order), dtype=bool)
@@ -660,23 +667,12 @@ def _gather(
     pos = np.flatnonzero(held & win.scored)
     target = win.ids[pos]
     ctx = [win.context[n][pos] for n in range(top + 1)]
-    columns = []
+    tables: list[tuple[int, _Ints]] = []
     for n in range(top + 1):
-        tables = [counted.raw_top[n], *(c.raw_top[n] for c in more)]
+        tables.extend((n, t) for t in (counted.raw_top[n], *(c.raw_top[n] for c in more)))
         if n < top:
-            tables.append(counted.cont_top[n])
-        for table in tables:
-            if len(table) == 0:  # no session is that long
-                columns.append(np.full((len(pos), _TOP), -1, dtype=np.int64))
-                continue
-            columns.append(np.where(ctx[n][:, None] >= 0, table[np.maximum(ctx[n], 0)], -1))
-    cands = np.sort(np.hstack(columns), axis=1)
-    dup = np.zeros_like(cands, dtype=bool)
-    dup[:, 1:] = cands[:, 1:] == cands[:, :-1]
-    keep = (cands >= 0) & ~dup & (cands != target[:, None])
-    rows, _ = np.nonzero(keep)
-    turn = np.concatenate([np.arange(len(pos)), rows])
-    cand = np.concatenate([target, cands[keep]])
+            tables.append((n, counted.cont_top[n]))
+    turn, cand = _candidates(win.n_names, target, [table[ctx[n]] for n, table in tables])
     return _with_ties(
         _Turns(
             n=len(pos),
@@ -690,6 +686,30 @@ def _gather(
             else [],
         )
     )
+
+
+def _candidates(b: int, target: _Ints, columns: list[_Ints]) -> tuple[_Ints, _Ints]:
+    """
+    The (turn, candidate) pairs of the turns whose targets are ``target``: each turn's
+    target first, then the other states in ``columns`` (per table, each turn's
+    followers; ``b``, the number of states, for none) in id order.
+    """
+    n = len(target)
+    if b + 1 <= 2 * _TOP * len(columns):  # few states: mark them in a turn x state table
+        marked = np.zeros((n, b + 1), dtype=bool)
+        rows = np.arange(n)[:, None]
+        for column in columns:
+            marked[rows, column] = True
+        marked[np.arange(n), target] = False
+        turns, others = np.nonzero(marked[:, :b])
+    else:
+        cands = np.sort(np.hstack(columns), axis=1)
+        dup = np.zeros_like(cands, dtype=bool)
+        dup[:, 1:] = cands[:, 1:] == cands[:, :-1]
+        keep = (cands < b) & ~dup & (cands != target[:, None])
+        turns, _ = np.nonzero(keep)
+        others = cands[keep]
+    return np.concatenate([np.arange(n), turns]), np.concatenate([target, others])
 
 
 def _reweigh(win: Windows, turns: _Turns, counted: _Counted) -> _Turns:

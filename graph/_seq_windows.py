@@ -25,6 +25,11 @@ _Bools: TypeAlias = "np.ndarray[Any, np.dtype[np.bool_]]"
 
 #: A lookup indexes a dense table when it has at most this many slots per key involved.
 _DENSE = 8
+#: Distinct keys are counted in a table of every key when it has at most this many
+#: slots per key counted (a pass over the table costs far less than sorting the keys).
+_SPARSE_COUNT = 32
+#: ... and at most this many slots in all.
+_TABLE_MAX = 1 << 24
 
 
 class Level:
@@ -234,7 +239,14 @@ class Windows:
         """
         b = self.n_names
         parents = self.parent[n + 1][upper.keys // b]
-        uniq, counts = np.unique(parents * b + upper.keys % b, return_counts=True)
+        keys = parents * b + upper.keys % b
+        size = self.n_contexts(n) * b
+        if size <= min(_SPARSE_COUNT * len(keys), _TABLE_MAX):  # a table beats a sort
+            seen = np.bincount(keys, minlength=size)
+            uniq: _Ints = np.flatnonzero(seen)
+            counts = seen[uniq]
+        else:
+            uniq, counts = np.unique(keys, return_counts=True)
         return Level(uniq, counts.astype(np.float64), self.n_contexts(n), b)
 
     def context_keys(self, n: int) -> list[str]:
