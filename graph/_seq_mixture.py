@@ -112,19 +112,21 @@ def fit_mixture(
     slot_rows = np.stack(slots)
     flat_slots = slot_rows.reshape(-1)
     prob_rows = np.stack(probs)
+    below = np.empty((n_levels + 1, len(unigram)))
+    below[0] = np.maximum(unigram, _FLOOR)
+    reach = np.empty((n_levels, len(unigram)))
     for _ in range(_EM_STEPS):
         lams = table[slot_rows]
+        rest = 1.0 - lams
+        own = lams * prob_rows
         # Forward: P_n of the true state under the mixture up to length n.
-        below = np.empty((n_levels + 1, len(unigram)))
-        below[0] = np.maximum(unigram, _FLOOR)
         for n in range(n_levels):
-            below[n + 1] = lams[n] * prob_rows[n] + (1.0 - lams[n]) * below[n]
+            below[n + 1] = own[n] + rest[n] * below[n]
         total = np.maximum(below[-1], _FLOOR)
         # Backward: the posterior of stopping at length n, and of reaching it.
-        reach = np.empty((n_levels, len(unigram)))
         reach[-1] = 1.0 / total
         for n in range(n_levels - 1, 0, -1):
-            reach[n - 1] = reach[n] * (1.0 - lams[n])
+            reach[n - 1] = reach[n] * rest[n]
         stops = (reach * lams * prob_rows).reshape(-1)
         reaches = (reach * below[1:]).reshape(-1)
         stop_sum = np.bincount(flat_slots, weights=stops, minlength=dummy + 1)

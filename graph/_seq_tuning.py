@@ -92,8 +92,12 @@ FOLDS = 5
 #: The race's first round scores every candidate on about this many held-out turns.
 RACE_TURNS = 1_000
 #: Candidates that go on to the race's second round, besides the lowest log-loss of
-#: each order close to the lead.
-_KEEP = 3
+#: each order close to the lead: the leader only. A runner-up that is not the lowest
+#: log-loss of its order could only displace the leader, never be what
+#: :func:`_select` keeps among equals, and scoring it on every turn costs as much as
+#: the rest of the second round (on the drifting set, a Kneser-Ney runner-up costs
+#: the continuation counts of every held-out turn).
+_KEEP = 1
 #: Top-3 rates this close to the best count as ties, broken by log-loss.
 TOLERANCE = 0.0005
 #: Followers of each context that are candidates for the top 3.
@@ -316,10 +320,10 @@ def _race(win: Windows, folds: list[tuple[_Bools, _Bools]], plan: _Plan, top: in
 
 def _leaders(rows: list[_Row], n: int) -> list[_Row]:
     """
-    The candidates of a race's first round that go on: the :data:`_KEEP` best (top-3,
-    then log-loss) and, of those within two standard errors of the paired difference
-    from the best top-3, the lowest log-loss of each order up to the best's (what
-    :func:`_select` prefers among equals).
+    The candidates of a race's first round that go on: the best (top-3, then
+    log-loss; the :data:`_KEEP` best) and, of those within two standard errors of the
+    paired difference from the best top-3, the lowest log-loss of each order up to the
+    best's (what :func:`_select` prefers among equals).
     """
     ranked = sorted(rows, key=lambda r: (-r[3], r[4]))
     best = ranked[0]
@@ -480,8 +484,9 @@ def _backoff_hits(win: Windows, parts: list[_Ints], query: _Ints, order: int) ->
     """
     b = win.n_names
     n_parts = len(parts)
-    part_of = np.concatenate([np.full(len(p), k, dtype=np.int64) for k, p in enumerate(parts)])
+    part_of = np.repeat(np.arange(n_parts, dtype=np.int64), [len(p) for p in parts])
     positions = np.concatenate(parts)
+    ids_at = win.ids[positions]
     target = win.ids[query]
     hits = np.zeros((n_parts, len(query)), dtype=bool)
     done = np.zeros((n_parts, len(query)), dtype=bool)
@@ -489,7 +494,7 @@ def _backoff_hits(win: Windows, parts: list[_Ints], query: _Ints, order: int) ->
         n_ctx = win.n_contexts(n)
         ctx_at = win.context[n][positions]
         keep = (ctx_at >= 0) & win.targets[positions]
-        keys = (part_of[keep] * n_ctx + ctx_at[keep]) * b + win.ids[positions[keep]]
+        keys = (part_of[keep] * n_ctx + ctx_at[keep]) * b + ids_at[keep]
         size = n_parts * n_ctx * b
         if size <= 8 * len(keys):  # a table of every key is no bigger: no sort
             dense = np.bincount(keys, minlength=size)
