@@ -67,8 +67,8 @@ class FollowUpPredictor(BaseEstimator):
     drifts (see ``half_life``; never with folds), then counts all the sessions. With
     2,000 held-out turns or more the candidates are raced: every one is scored on an
     evenly spread sample of about 1,000 of them, and only the few that lead (the
-    best, and of those within two standard errors of it, the lowest log-loss of each
-    order up to the best's) on the rest as well. An
+    best, and of those within two standard errors of it, the best top-3 and the lowest
+    log-loss of each order up to the best's) on the rest as well. An
     explicit value is kept and only the others are searched (``half_life=None`` as
     well, for a fit that searches nothing). With fewer than 20
     sessions there is nothing to validate on: the defaults ``order=2``, ``"kn"``,

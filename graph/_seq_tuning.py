@@ -91,13 +91,6 @@ _MAX_DECAY_TURNS = 1_500
 FOLDS = 5
 #: The race's first round scores every candidate on about this many held-out turns.
 RACE_TURNS = 1_000
-#: Candidates that go on to the race's second round, besides the lowest log-loss of
-#: each order close to the lead: the leader only. A runner-up that is not the lowest
-#: log-loss of its order could only displace the leader, never be what
-#: :func:`_select` keeps among equals, and scoring it on every turn costs as much as
-#: the rest of the second round (on the drifting set, a Kneser-Ney runner-up costs
-#: the continuation counts of every held-out turn).
-_KEEP = 1
 #: Top-3 rates this close to the best count as ties, broken by log-loss.
 TOLERANCE = 0.0005
 #: Followers of each context that are candidates for the top 3.
@@ -265,7 +258,9 @@ def _race(win: Windows, folds: list[tuple[_Bools, _Bools]], plan: _Plan, top: in
     turns, every candidate on all of them. None when no held-out turn has a context.
 
     Each fold's training part is counted once, up to ``top``; the second round gathers
-    its turns only up to the longest context a leader uses.
+    its turns only up to the longest context a leader uses, and with the continuation
+    counts (and their likeliest followers as candidates) only when a leader is
+    Kneser-Ney, the one blending that uses them.
     """
     held = [np.flatnonzero(h & win.scored) for _, h in folds]
     every = sum(len(h) for h in held) // RACE_TURNS
@@ -320,25 +315,33 @@ def _race(win: Windows, folds: list[tuple[_Bools, _Bools]], plan: _Plan, top: in
 
 def _leaders(rows: list[_Row], n: int) -> list[_Row]:
     """
-    The candidates of a race's first round that go on: the best (top-3, then
-    log-loss; the :data:`_KEEP` best) and, of those within two standard errors of the
-    paired difference from the best top-3, the lowest log-loss of each order up to the
-    best's (what :func:`_select` prefers among equals).
+    The candidates of a race's first round that go on: of those within two standard
+    errors of the paired difference from the best top-3, for each order up to the
+    best's, the best top-3 (then log-loss) and the lowest log-loss: what
+    :func:`_select` keeps among equals (the lowest order, then the lowest log-loss, of
+    those within a standard error), and the best itself.
+
+    A runner-up of the best's order with neither is not scored again: it could only
+    displace the best, and scoring it on every turn costs as much as the rest of the
+    second round (on the drifting set, a Kneser-Ney runner-up would cost the
+    continuation counts of every held-out turn).
     """
-    ranked = sorted(rows, key=lambda r: (-r[3], r[4]))
-    best = ranked[0]
-    keep = {(r[0], r[1], r[2]): r for r in ranked[:_KEEP]}
-    by_order: dict[int, _Row] = {}
+    best = max(rows, key=lambda r: (r[3], -r[4]))
+    top: dict[int, _Row] = {}
+    low: dict[int, _Row] = {}
     for row in rows:
         if row[0] > best[0]:
             continue
         diff = best[6].astype(np.float64) - row[6]
         se = float(diff.std()) / math.sqrt(max(n, 1))
         if row[3] >= best[3] - max(2.0 * se, TOLERANCE):
-            held = by_order.get(row[0])
-            if held is None or row[4] < held[4]:
-                by_order[row[0]] = row
-    for row in by_order.values():
+            o = row[0]
+            if o not in top or (row[3], -row[4]) > (top[o][3], -top[o][4]):
+                top[o] = row
+            if o not in low or row[4] < low[o][4]:
+                low[o] = row
+    keep = {(best[0], best[1], best[2]): best}
+    for row in [*top.values(), *low.values()]:
         keep.setdefault((row[0], row[1], row[2]), row)
     return list(keep.values())
 
@@ -420,12 +423,17 @@ def _decayed(
     same transitions, weighed by their age (see :meth:`Windows.decay_weights`), found
     once for every half-life; without continuation counts (decay does not change them).
     """
-    ages = [win.decay_weights(train, h) for h in half_lives]
+    positions = np.flatnonzero(train & win.targets)
+    # The newest weighs 1 (as Windows.decay_weights weighs them, at these positions).
+    age = np.arange(len(positions), dtype=np.int64) - (len(positions) - 1)
+    ages = [np.exp2(age / h) for h in half_lives]
+    ids = win.ids[positions]
     levels: list[list[Level]] = [[] for _ in half_lives]
     for n in range(order + 1):
         plain = counted.raw[n]
-        mask = train & win.targets & (win.context[n] >= 0)
-        keys = win.context[n][mask] * win.n_names + win.ids[mask]
+        ctx = win.context[n][positions]
+        mask = ctx >= 0
+        keys = ctx[mask] * win.n_names + ids[mask]
         if plain.size <= 8 * len(keys):  # a table of every key is no bigger: no search
             where = np.zeros(plain.size, dtype=np.int64)
             where[plain.keys] = np.arange(len(plain.keys))
@@ -493,7 +501,7 @@ def _backoff_hits(win: Windows, parts: list[_Ints], query: _Ints, order: int) ->
     for n in range(order, -1, -1):
         n_ctx = win.n_contexts(n)
         ctx_at = win.context[n][positions]
-        keep = (ctx_at >= 0) & win.targets[positions]
+        keep = ctx_at >= 0  # the positions are transitions: their targets are states
         keys = (part_of[keep] * n_ctx + ctx_at[keep]) * b + ids_at[keep]
         size = n_parts * n_ctx * b
         if size <= 8 * len(keys):  # a table of every key is no bigger: no sort
@@ -666,7 +674,8 @@ def _gather(
     """
     The held-out turns ``held`` with their candidates (the likeliest followers of each
     of their contexts up to ``top`` states, in ``counted`` and in ``more``) and their
-    counts in ``counted`` (without the continuation counts unless ``continuation``).
+    counts in ``counted`` (without the continuation counts, nor their followers as
+    candidates, unless ``continuation``).
     """
     raw, cont = counted.raw, counted.cont
     pos = np.flatnonzero(held & win.scored)
@@ -675,7 +684,7 @@ def _gather(
     tables: list[tuple[int, _Ints]] = []
     for n in range(top + 1):
         tables.extend((n, t) for t in (counted.raw_top[n], *(c.raw_top[n] for c in more)))
-        if n < top:
+        if n < top and continuation:
             tables.append((n, counted.cont_top[n]))
     turn, cand = _candidates(win.n_names, target, [table[ctx[n]] for n, table in tables])
     return _with_ties(
