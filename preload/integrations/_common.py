@@ -13,7 +13,7 @@ import inspect
 import json
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import EngineStateError
@@ -170,6 +170,27 @@ class EngineLink:
             self.engine.restore(session_id, kept, start=last)
         except Exception as exc:  # noqa: BLE001 - logged once, never raised
             self.failed("take the turn back", exc)
+
+    def seed(
+        self, session_id: str, turns: Sequence[Mapping[str, Any]], user: str | None = None
+    ) -> bool:
+        """
+        Give the engine a stored session's turns (``text``, ``system``: the reply) when
+        it has none for the session (an application restarted with a stored history):
+        ``engine.restore``, whose history records them as it would have. A session the
+        engine knows is left as it is. Returns whether the turns were given; a failure
+        is logged, never raised.
+        """
+        if not turns:
+            return False
+        try:
+            if self.engine.turns_of(session_id):
+                return False
+            self.engine.restore(session_id, turns, user=user)
+        except Exception as exc:  # noqa: BLE001 - logged once, never raised
+            self.failed("seed the session from its stored history", exc)
+            return False
+        return True
 
     def end_session(self, session_id: str) -> None:
         """

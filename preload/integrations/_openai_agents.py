@@ -34,7 +34,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
-    from agents.memory import SessionSettings
+    from agents.memory import Session, SessionSettings
     from agents.run_config import CallModelData
 
     from .._engine import PreloadEngine
@@ -69,9 +69,17 @@ class PreloadSession:
       engine's history, an assistant message is cut from the turn's reply);
       ``clear_session`` forgets the items and ends the engine's session.
 
-    The items are kept in memory. If the engine is closed or fails, the session gives
-    the items as a plain in-memory session would and the filter leaves the input as it
-    is; an engine's first failure is logged once.
+    The items are kept in memory, and in ``store`` when one is given: another SDK
+    session (``SQLiteSession``, a database-backed one) that keeps them across restarts.
+    Its items are read on the first call; when the engine has no turns for the session
+    (an application restarted with a stored history), they seed it
+    (:meth:`~preload.PreloadEngine.restore`: each user message a turn, the assistant's
+    messages after it its reply), so that its compressed history and the forecast go on
+    from them. Items added, popped or cleared are written to the store as well.
+
+    If the engine is closed or fails, the session gives the items as a plain in-memory
+    session would and the filter leaves the input as it is; an engine's first failure
+    is logged once.
 
     Args:
         engine: The engine (open while the agent runs).
@@ -83,8 +91,11 @@ class PreloadSession:
         state: The request's state label, from its text.
         session_settings: The SDK's session settings (its ``limit``, when set, makes the
             SDK ask for raw tails).
+        store: An SDK session that keeps the items (None: memory only).
 
     .. versionadded:: 0.4
+    .. versionchanged:: 0.6
+        ``store``: a stored history seeds a session the engine has not seen.
     """
 
     def __init__(
@@ -97,13 +108,16 @@ class PreloadSession:
         needs: NeedsFunction | None = None,
         state: StateFunction | None = None,
         session_settings: SessionSettings | None = None,
+        store: Session | None = None,
     ) -> None:
         self.engine = engine
         self.session_id = session_id
         self.user = user
         self.available_tokens = available_tokens
         self.session_settings = session_settings
+        self.store = store
         self.items: list[TResponseInputItem] = []
+        self._loaded = store is None
         self._link = EngineLink(engine, adapter="openai-agents", needs=needs, state=state)
         self._turns: list[int] = []  # where each turn starts in self.items
         self._answered = False
@@ -114,6 +128,7 @@ class PreloadSession:
         The history compressed within the budget, then a turn still under way; with a
         ``limit``, the last ``limit`` items as added.
         """
+        await self._load()
         if limit is not None:
             return list(self.items[-limit:]) if limit > 0 else []
         history = self._link.history(self.session_id, self.available_tokens)
@@ -132,10 +147,13 @@ class PreloadSession:
         Keep the items: a user message starts a turn (the engine's request), the
         assistant's messages are its reply.
         """
+        await self._load()
+        if self.store is not None:
+            await self.store.add_items(items)
         for item in items:
             self.items.append(item)
             role, kind = _get(item, "role"), _get(item, "type")
-            if role == "user" and kind in (None, "message"):
+            if _is_request(item):
                 self._turns.append(len(self.items) - 1)
                 self._answered = False
                 self._context = await self._link.handle(self.session_id, item_text(item), self.user)
@@ -144,11 +162,16 @@ class PreloadSession:
                 if self._context is not None:
                     self._link.reply(self.session_id, self._reply())
 
-    def _reply(self) -> str:
-        assert self._turn is not None
+    def _reply(self, start: int | None = None, end: int | None = None) -> str:
+        """
+        The assistant's messages of the turn starting at ``start`` (the latest when
+        None), up to ``end``.
+        """
+        start = self._turn if start is None else start
+        assert start is not None
         texts = (
             item_text(item)
-            for item in self.items[self._turn + 1 :]
+            for item in self.items[start + 1 : end]
             if _get(item, "role") == "assistant"
         )
         return "\n".join(text for text in texts if text)
@@ -159,8 +182,11 @@ class PreloadSession:
         request of a turn takes the turn out of the engine's history, an assistant
         message is cut from the turn's reply.
         """
+        await self._load()
         if not self.items:
             return None
+        if self.store is not None:
+            await self.store.pop_item()
         item = self.items.pop()
         turn = self._turn
         if turn is not None and turn >= len(self.items):  # the turn's request
@@ -176,12 +202,33 @@ class PreloadSession:
 
     async def clear_session(self) -> None:
         """
-        Forget the items, and end the engine's session.
+        Forget the items (in the store too), and end the engine's session.
         """
+        self._loaded = True
+        if self.store is not None:
+            await self.store.clear_session()
         self.items.clear()
         self._turns.clear()
         self._context, self._answered = None, False
         self._link.end_session(self.session_id)
+
+    async def _load(self) -> None:
+        """
+        Once: the store's items, and the engine's session seeded from them when the
+        engine has no turns for it.
+        """
+        if self._loaded or self.store is None:
+            return
+        self._loaded = True
+        self.items = list(await self.store.get_items())
+        self._turns = [i for i, item in enumerate(self.items) if _is_request(item)]
+        self._answered = self._turn is not None and bool(self._reply())
+        ends = [*self._turns[1:], len(self.items)][: len(self._turns)]
+        turns = [
+            {"text": item_text(self.items[start]), "system": self._reply(start, end) or None}
+            for start, end in zip(self._turns, ends, strict=True)
+        ]
+        self._link.seed(self.session_id, turns, self.user)
 
     @property
     def _turn(self) -> int | None:
@@ -234,8 +281,15 @@ def _system(text: str) -> TResponseInputItem:
     return cast("TResponseInputItem", {"role": "system", "content": text})
 
 
+def _is_request(item: TResponseInputItem) -> bool:
+    """
+    Whether the item is a user message: a turn's request.
+    """
+    return _get(item, "role") == "user" and _get(item, "type") in (None, "message")
+
+
 def _last_user_message(items: list[TResponseInputItem]) -> int | None:
     for index in range(len(items) - 1, -1, -1):
-        if _get(items[index], "role") == "user" and _get(items[index], "type") in (None, "message"):
+        if _is_request(items[index]):
             return index
     return None

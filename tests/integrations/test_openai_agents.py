@@ -13,7 +13,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from agents import Agent, RunConfig, Runner, function_tool, set_tracing_disabled
+from agents import (
+    Agent,
+    RunConfig,
+    Runner,
+    SQLiteSession,
+    function_tool,
+    set_tracing_disabled,
+)
 from agents.items import ModelResponse
 from agents.models.interface import Model
 from agents.usage import Usage
@@ -244,6 +251,87 @@ async def test_pop_item_takes_the_turn_back_from_the_engine(
         history = engine.history("undo")
         assert "Zorro" not in history and "Vertigo" in history
         assert [] == [i for i in await session.get_items() if i.get("role") == "user"]
+
+
+async def test_a_stored_history_seeds_a_session_the_engine_has_not_seen(
+    make_engine: Callable[[], PreloadEngine], backend: Any, tmp_path: Any
+) -> None:
+    """
+    A restarted application: a fresh engine and a session over the SDK's SQLite store
+    that kept the first run's items. The stored turn seeds the engine, whose context
+    for the next request holds it; the store keeps both runs' items.
+    """
+    db = tmp_path / "sessions.db"
+    async with make_engine() as engine:
+        session = PreloadSession(engine, "kept", store=SQLiteSession("kept", db))
+        config = RunConfig(call_model_input_filter=session.input_filter)
+        await Runner.run(
+            _agent(engine, backend, _Model()),
+            "Weather in Paris?",
+            session=session,
+            run_config=config,
+        )
+    async with make_engine() as engine:
+        assert [] == engine.turns_of("kept")
+        model = _Model("Oslo", "tomorrow")
+        session = PreloadSession(engine, "kept", store=SQLiteSession("kept", db))
+        config = RunConfig(call_model_input_filter=session.input_filter)
+        result = await Runner.run(
+            _agent(engine, backend, model), "And Oslo?", session=session, run_config=config
+        )
+        assert "It will be mild in Oslo tomorrow." == result.final_output
+        turns = engine.turns_of("kept")
+        assert ["Weather in Paris?", "And Oslo?"] == [t["text"] for t in turns]
+        assert "It will be mild in Paris today." == turns[0]["system"]
+        context = item_text(model.seen[0][0])  # type: ignore[arg-type]
+        assert CONTEXT_HEADER in context and "Weather in Paris?" in context
+        await engine.wait_idle()
+        assert "It will be mild in Paris today." in engine.history("kept")
+    stored = await SQLiteSession("kept", db).get_items()
+    assert ["Weather in Paris?", "And Oslo?"] == [
+        item_text(i) for i in stored if i.get("role") == "user"
+    ]
+    assert stored == session.items
+
+
+async def test_a_stored_history_leaves_a_session_the_engine_knows(
+    make_engine: Callable[[], PreloadEngine],
+) -> None:
+    """
+    When the engine already has turns for the session, the store's items do not
+    replace them; items added, popped and cleared go to the store as well.
+    """
+    store = SQLiteSession("both")
+    await store.add_items([{"role": "user", "content": "An old request"}])
+    async with make_engine() as engine:
+        await PreloadSession(engine, "both").add_items([{"role": "user", "content": "Live one"}])
+        session = PreloadSession(engine, "both", store=store)
+        assert "An old request" == item_text((await session.get_items(limit=1))[0])
+        assert ["Live one"] == [t["text"] for t in engine.turns_of("both")]
+        await session.add_items([{"role": "assistant", "content": "Noted."}])
+        assert ["An old request", "Noted."] == [item_text(i) for i in await store.get_items()]
+        assert "Noted." == item_text(await session.pop_item() or {})  # type: ignore[arg-type]
+        assert ["An old request"] == [item_text(i) for i in await store.get_items()]
+        await session.clear_session()
+        assert [] == await store.get_items()
+        assert [] == engine.turns_of("both")
+
+
+async def test_a_stored_history_seeds_nothing_when_the_engine_is_closed(
+    make_engine: Callable[[], PreloadEngine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    With the engine closed, the stored items are given as a plain session gives them
+    and the failure to seed is logged, never raised.
+    """
+    store = SQLiteSession("shut")
+    await store.add_items([{"role": "user", "content": "Find me a drama"}])
+    engine = make_engine()
+    session = PreloadSession(engine, "shut", store=store)
+    with caplog.at_level(logging.WARNING, logger="preload.integrations"):
+        items = await session.get_items()
+    assert ["Find me a drama"] == [item_text(i) for i in items]
+    assert any("seed the session" in r.getMessage() for r in caplog.records)
 
 
 class _LoopTokenizer(TiktokenCounter):
