@@ -153,11 +153,11 @@ class Windows:
         oldest[n:] = self.ids[:-n] if n < len(self.ids) else oldest[n:]
         pair = (oldest * n_prev + prev)[valid]
         size = self.n_names * n_prev
-        if size <= _DENSE * len(pair):  # a table of every pair is no bigger: no sort
+        if size <= min(_DENSE * len(pair), _TABLE_MAX):  # a table of every pair: no sort
             seen = np.zeros(size, dtype=bool)
             seen[pair] = True
             uniq: _Ints = np.flatnonzero(seen)
-            inv = (np.cumsum(seen) - 1)[pair]
+            inv = (np.cumsum(seen, dtype=np.int32) - 1)[pair].astype(np.int64)
         else:
             uniq, inv = np.unique(pair, return_inverse=True)
         ctx = np.full(len(self.ids), -1, dtype=np.int64)
