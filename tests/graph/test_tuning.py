@@ -538,3 +538,61 @@ def test_decayed_counts_are_the_weighted_counts() -> None:
         for method in ("kn", "ad", "ppm"):
             got = _score_one(_reweigh(win, turns, counted), 2, method, 0.7, None)
             assert got.tolist() == _score_one(fresh, 2, method, 0.7, None).tolist()
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=9), min_size=1, max_size=40
+    ),
+    st.integers(1, 4),
+    st.integers(0, 2),
+)
+@settings(max_examples=40, deadline=None)
+def test_pair_counts_and_candidates_take_either_path_alike(
+    seqs: list[list[str]], n: int, queries: int
+) -> None:
+    """
+    Counts at (context, next) pairs are the same from the dense table and from the
+    sorted keys (0 for the -1 context), and a turn's candidates are the same marked in a
+    turn x state table and sorted.
+    """
+    from graph import _seq_windows
+    from graph._seq_tuning import _candidates, _count, _top_followers
+
+    win = Windows(seqs, 4)
+    level = win.count(n)
+    rng = np.random.default_rng(len(seqs))
+    size = 1 + queries * 50
+    ctx = rng.integers(-1, max(win.n_contexts(n), 1), size)
+    nxt = rng.integers(0, win.n_names, size)
+    want = [
+        level.counts[level.keys.tolist().index(k)] if c >= 0 and k in level.keys else 0.0
+        for c, k in zip(ctx.tolist(), (ctx * win.n_names + nxt).tolist(), strict=True)
+    ]
+    assert want == level.pairs(ctx, nxt).tolist()
+    sparse = _seq_windows.Level(level.keys, level.counts, win.n_contexts(n), win.n_names)
+    old, _seq_windows._DENSE = _seq_windows._DENSE, 0  # never a table: the sorted keys
+    try:
+        assert want == sparse.pairs(ctx, nxt).tolist()
+    finally:
+        _seq_windows._DENSE = old
+    counted = _count(win, win.targets, 4)
+    pos = np.flatnonzero(win.scored)
+    if len(pos) == 0:
+        return
+    tables = [*counted.raw_top, *counted.cont_top]
+    lengths = [*range(5), *range(4)]
+    columns = [t[win.context[k][pos]] for t, k in zip(tables, lengths, strict=True)]
+    target = win.ids[pos]
+    marked = _candidates(win.n_names, target, columns)
+    assert win.n_names + 1 <= 2 * 3 * len(columns)  # the marked table was used
+    few = _candidates(win.n_names, target, columns[:1])
+    wide = [
+        np.pad(c, ((0, 0), (0, 3 * len(columns))), constant_values=win.n_names) for c in columns
+    ]  # as many columns as there are states: sorted
+    sorted_ = _candidates(win.n_names, target, [np.hstack(wide)])
+    assert [a.tolist() for a in marked] == [a.tolist() for a in sorted_]
+    assert set(zip(*(a.tolist() for a in few), strict=True)) <= set(
+        zip(*(a.tolist() for a in marked), strict=True)
+    )
+    assert _top_followers(level, win.n_contexts(n), win.n_names)[-1].tolist() == [win.n_names] * 3
