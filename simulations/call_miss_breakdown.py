@@ -1,0 +1,266 @@
+"""
+Where the call forecast's misses come from: fit ``graph.CallForecaster`` on a corpus's
+train sessions, then follow the engine's speculation policy over the dev sessions (the
+guesses at its moments, after the previous reply if listed and at the request,
+``p >= threshold``, at most ``max_per_turn`` started per turn, ``guesses`` asked at
+each moment) and sort every read-only call the sessions made into one cause.
+
+Run ``python -m simulations.call_miss_breakdown`` (reads SGD and STAR under
+``../shared/data`` from the repository root; ``--data DIR`` for another place,
+``--corpus sgd`` for one, ``--limit N`` dev sessions, 400 by default as in the replay
+figures; ``--threshold``, ``--max-per-turn``, ``--guesses``, ``--moments`` as
+``[calls]``, whose defaults they take).
+
+Causes, each call counted once, in this order:
+
+- ``hit``: the exact call was speculated at one of the moments;
+- ``budget``: it was a guess with ``p >= threshold`` but the turn's budget was spent;
+- ``below threshold``: it was among the guesses, less likely than the threshold;
+- ``beyond k``: it was among the first 10 guesses but not the first ``guesses``;
+- ``name not forecast``: no guess among the first 10 has the call's name;
+- ``wrong args``: a guess has the name but none the arguments; the first wrong
+  argument of the likeliest such guess (in the order of the call's arguments) says
+  where the right value was, the first place that has it:
+  ``request`` (said in the request, verbatim up to case), ``agent last`` (the previous
+  reply), ``user past`` / ``agent past`` (earlier requests or replies), ``call arg`` (an
+  earlier call's argument), ``same-turn call`` (an earlier call of this turn),
+  ``normalize:<format>`` (a date, time, number or boolean value not said verbatim:
+  it needed normalizing), ``nowhere`` (in none of them); each with ``:missing`` when the
+  guess left the argument out, ``:extra`` when it gave one the call did not have.
+
+The wrong-arguments rows also say whether the right value was ever seen in training
+(``unseen``: the value index could not find it in the text however it was said).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from graph import CallForecaster, CallGuess
+from graph._calls_text import tokenize
+from preload import CallsConfig
+
+from .call_forecast_bench import history_turn, load_sessions, request_turn
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+WIDE = 10
+
+
+def _said(value: str, texts: Sequence[str]) -> bool:
+    phrase = " ".join(tokenize(value))
+    return bool(phrase) and any(f" {phrase} " in f" {' '.join(tokenize(t))} " for t in texts)
+
+
+def value_kind(value: str) -> str | None:
+    """
+    The format a value needs normalizing into, or None for a plain one.
+    """
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", value):
+        return "date"
+    if re.fullmatch(r"\d\d:\d\d", value):
+        return "time"
+    if value.isdigit():
+        return "int"
+    if value in ("True", "False", "dontcare", "true", "false"):
+        return "bool"
+    return None
+
+
+def where(
+    value: str,
+    history: Sequence[Mapping[str, Any]],
+    request: Mapping[str, Any],
+    same_turn: Sequence[Mapping[str, Any]],
+) -> str:
+    """
+    The first place that holds ``value``: the request, the last reply, earlier texts,
+    earlier calls, or the format it needed normalizing into.
+    """
+    if _said(value, [request.get("text") or ""]):
+        return "request"
+    if history and _said(value, [history[-1].get("system") or ""]):
+        return "agent last"
+    if _said(value, [t.get("text") or "" for t in history]):
+        return "user past"
+    if _said(value, [t.get("system") or "" for t in history[:-1]]):
+        return "agent past"
+    for call in same_turn:
+        if value in (call.get("args") or {}).values():
+            return "same-turn call"
+    for turn in history:
+        for call in turn.get("tool_calls") or ():
+            if value in (call.get("args") or {}).values():
+                return "call arg"
+    kind = value_kind(value)
+    return f"normalize:{kind}" if kind else "nowhere"
+
+
+def classify(
+    call: Mapping[str, Any],
+    spec: set[tuple[str, frozenset[tuple[str, str]]]],
+    flagged: set[tuple[str, frozenset[tuple[str, str]]]],
+    wide: list[CallGuess],
+    k: int,
+    threshold: float,
+    history: Sequence[Mapping[str, Any]],
+    request: Mapping[str, Any],
+    same_turn: Sequence[Mapping[str, Any]],
+    seen: Mapping[tuple[str, str], set[str]],
+) -> str:
+    """
+    The cause of one read-only call's hit or miss.
+    """
+    name, args = call["name"], dict(call["args"])
+    exact = (name, frozenset(args.items()))
+    if exact in spec:
+        return "hit"
+    if exact in flagged:
+        return "budget"
+    keys = [(g.name, frozenset(g.args.items())) for g in wide]
+    if exact in keys:
+        rank = keys.index(exact)
+        return "below threshold" if rank < k and wide[rank].p < threshold else "beyond k"
+    same = [g for g in wide if g.name == name]
+    if not same:
+        return "name not forecast"
+    guess = max(same, key=lambda g: g.p)
+    for arg, value in args.items():
+        got = guess.args.get(arg)
+        if got == value:
+            continue
+        place = where(value, history, request, same_turn)
+        unseen = "" if value in seen.get((name, arg), ()) else ", unseen"
+        tail = ":missing" if got is None else ""
+        return f"wrong args: {place}{tail}{unseen}"
+    return "wrong args: :extra"
+
+
+def breakdown(
+    model: CallForecaster,
+    sessions: Sequence[Mapping[str, Any]],
+    seen: Mapping[tuple[str, str], set[str]],
+    *,
+    threshold: float,
+    max_per_turn: int,
+    guesses: int,
+    moments: Sequence[str] = ("reply", "request"),
+) -> tuple[Counter[str], int]:
+    """
+    Sort every read-only call of ``sessions`` into its cause; also return the number of
+    speculated calls.
+    """
+    causes: Counter[str] = Counter()
+    n_spec = 0
+    budget = 0
+    for session in sessions:
+        history: list[dict[str, Any]] = []
+        for turn in session["turns"]:
+            request = request_turn(turn)
+            spec: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+            flagged: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+            for moment in [
+                m for name, m in (("reply", None), ("request", request)) if name in moments
+            ]:
+                if moment is not None:
+                    budget = 0  # the request resets the turn's count (after its own moment)
+                for g in model.predict(history, moment, k=guesses):
+                    key = (g.name, frozenset(g.args.items()))
+                    if g.p < threshold or key in spec:
+                        continue
+                    if budget >= max_per_turn:
+                        flagged.add(key)
+                        continue
+                    spec.add(key)
+                    budget += 1
+                    n_spec += 1
+            wide = model.predict(history, request, k=WIDE)
+            done: list[dict[str, Any]] = []
+            for call in turn.get("tool_calls") or ():
+                if call.get("read_only"):
+                    causes[
+                        classify(
+                            call,
+                            spec,
+                            flagged,
+                            wide,
+                            guesses,
+                            threshold,
+                            history,
+                            request,
+                            done,
+                            seen,
+                        )
+                    ] += 1
+                done.append(call)
+            history.append(history_turn(turn))
+    return causes, n_spec
+
+
+def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
+    """
+    Fit on the corpus's train split and print the breakdown on its dev split.
+    """
+    train = load_sessions(data / corpus / "sessions-train.jsonl")
+    dev = load_sessions(data / corpus / "sessions-dev.jsonl")[: options.limit]
+    seen: dict[tuple[str, str], set[str]] = {}
+    for session in train:
+        for turn in session["turns"]:
+            for call in turn.get("tool_calls") or ():
+                for arg, value in call["args"].items():
+                    seen.setdefault((call["name"], arg), set()).add(value)
+    start = time.perf_counter()
+    model = CallForecaster().fit(train)
+    fit_s = time.perf_counter() - start
+    causes, n_spec = breakdown(
+        model,
+        dev,
+        seen,
+        threshold=options.threshold,
+        max_per_turn=options.max_per_turn,
+        guesses=options.guesses,
+        moments=options.moments.split(","),
+    )
+    total = sum(causes.values())
+    print(
+        f"\n{corpus}: fit on {len(train)} train sessions in {fit_s:.0f} s; {len(dev)} dev "
+        f"sessions, {total} read-only calls; threshold {options.threshold}, max_per_turn "
+        f"{options.max_per_turn}, guesses {options.guesses}, moments {options.moments}; "
+        f"{n_spec / max(total, 1):.2f} speculated per read-only call"
+    )
+    for cause, n in sorted(causes.items(), key=lambda it: (-it[1], it[0])):
+        print(f"  {cause:<44} {n:5d} {n / max(total, 1):6.1%}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """
+    Parse the arguments and print the breakdowns.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with sgd/ and star/")
+    parser.add_argument("--corpus", choices=("sgd", "star"), action="append")
+    parser.add_argument("--limit", type=int, default=400, help="dev sessions (400)")
+    calls = CallsConfig()
+    parser.add_argument("--threshold", type=float, default=calls.threshold)
+    parser.add_argument("--max-per-turn", type=int, default=calls.max_per_turn)
+    parser.add_argument("--guesses", type=int, default=calls.guesses)
+    parser.add_argument(
+        "--moments",
+        default=",".join(calls.moments),
+        help="comma-separated: reply, request (default: the configuration's)",
+    )
+    options = parser.parse_args(argv)
+    print(f"reading session logs from {os.path.relpath(options.data, REPO)}")
+    for corpus in options.corpus or ("sgd", "star"):
+        bench(options.data, corpus, options)
+
+
+if __name__ == "__main__":
+    main()
