@@ -27,7 +27,19 @@ from typing import Any, TypeAlias
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ._calls_counts import CallCounts, Key, SessionView, TextScan, calls_of, mention, turns_of
+from ._calls_counts import (
+    CallCounts,
+    Key,
+    Mention,
+    SessionView,
+    TextScan,
+    calls_of,
+    mention,
+    mention_options,
+    rank_mentions,
+    span_mentions,
+    turns_of,
+)
 from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
 
 __all__ = ["CallForecaster", "CallGuess"]
@@ -41,6 +53,7 @@ _Cand: TypeAlias = "tuple[str, str, str]"
 #: the argument is given, and how often the argument is given when the source has a value.
 _PRIOR: dict[str, tuple[float, float]] = {
     "user:now": (0.6, 0.6),
+    "user:span": (0.3, 0.3),
     "agent:last": (0.5, 0.4),
     "user:past": (0.4, 0.4),
     "agent:past": (0.2, 0.2),
@@ -240,11 +253,13 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         view = SessionView(counts, self.max_turns)
         anchor = self._anchor(counts)
         for turn in turns_of(session):
-            truth = {(n, frozenset(a.items())) for n, a, _ in calls_of(turn)}
             cands: dict[str, dict[str, list[_Cand]]] = {}
-            for request in (None, turn) if calibrate else (turn,):
+            # learning alone needs the candidates of the names called, worked out
+            # where they are judged: forecasting every likely name is calibration's
+            for request in (None, turn) if calibrate else ():
+                truth = {(n, frozenset(a.items())) for n, a, _ in calls_of(turn)}
                 drafts, cands = self._drafts(view, request, counts, anchor)
-                for draft in drafts if calibrate else ():
+                for draft in drafts:
                     hit = float((draft.name, frozenset(draft.args.items())) in truth)
                     for key in (draft.cell, draft.cell[:2]):  # the cell, and its band
                         cell = self.calib_.setdefault(key, [0.0, 0.0, 0.0])
@@ -300,12 +315,16 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         counts: CallCounts,
         anchor: dt.date | None,
     ) -> None:
+        """
+        Count the words around each value a text says of an argument (in the request,
+        capitalized names too, for an argument of that format) as going with the right
+        value or a wrong one.
+        """
         _, _, fmt, kid = counts.key_info(key)
-        for scan in scans:
-            found = list(scan.found.get(kid, ()))
-            if fmt is not None:
-                mention(scan, kid, fmt, counts, anchor)  # works out the normalized ones
-                found.extend(scan.norm.get(fmt, ()))
+        for i, scan in enumerate(scans):
+            found = mention_options(scan, kid, fmt, counts, anchor)
+            if fmt == "name" and i == 0:
+                found = [*found, *span_mentions(scan)]
             if len(found) < 2 and not (found and found[0][2] != truth):
                 continue  # nothing to choose between
             cues = self.cues_.setdefault(key, {})
@@ -471,14 +490,34 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             past = view.memo[name] = self._past_candidates(name, view, counts, anchor)
         if scan is None:
             return past
-        out: dict[str, list[_Cand]] = {}
-        for arg, options in past.items():
+        chosen: dict[str, Mention] = {}
+        for arg in past:
             _, _, fmt, kid = counts.key_info((name, arg))
             got = mention(scan, kid, fmt, counts, anchor, self._cue_w.get((name, arg)))
-            if got is None:
-                out[arg] = options
-            else:
-                out[arg] = [("user:now", got[2], _how(got[3], "user")), *options]
+            if got is not None:
+                chosen[arg] = got
+        # an open class of names: capitalized words that are no known value, for a
+        # value the training calls never had
+        spans: dict[str, Mention] = {}
+        taken = [(m[0], m[1]) for found in scan.found.values() for m in found if not m[3]]
+        for arg in past:
+            if counts.key_info((name, arg))[2] != "name":
+                continue
+            free = [m for m in span_mentions(scan) if not _overlaps(m, taken)]
+            if free:
+                best = rank_mentions(scan, free, self._cue_w.get((name, arg)))[0][1]
+                spans[arg] = best
+                taken.append((best[0], best[1]))
+        out: dict[str, list[_Cand]] = {}
+        for arg, options in past.items():
+            front: list[_Cand] = []
+            got = chosen.get(arg)
+            if got is not None:
+                front.append(("user:now", got[2], _how(got[3], "user")))
+            span = spans.get(arg)
+            if span is not None and (got is None or span[2] != got[2]):
+                front.append(("user:span", span[2], "normalized:span"))
+            out[arg] = [*front, *options] if front else options
         return out
 
     def _past_candidates(
@@ -561,7 +600,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 args[arg] = value
                 evidence[arg] = how
                 p0 *= right
-                fresh = fresh or kind == "user:now"
+                fresh = fresh or kind in ("user:now", "user:span")
                 if runner is not None:
                     variants.append((runner[0] / right, arg, runner[2][1], runner[2][2]))
                 if presence < 0.5:
@@ -680,6 +719,10 @@ def _draft(
 
 def _how(how: str, side: str) -> str:
     return f"normalized:{how}" if how else side
+
+
+def _overlaps(found: Mention, taken: list[tuple[int, int]]) -> bool:
+    return any(found[0] < stop and start < found[1] for start, stop in taken)
 
 
 def _scan_of(view: SessionView, turn: Mapping[str, Any]) -> TextScan:

@@ -21,6 +21,7 @@ from typing import Any, TypeAlias
 from ._calls_text import (
     MAX_TEXT,
     PhraseIndex,
+    name_spans,
     normalized_mentions,
     token_ends,
     tokenize,
@@ -37,6 +38,9 @@ __all__ = [
     "TextScan",
     "calls_of",
     "mention",
+    "mention_options",
+    "rank_mentions",
+    "span_mentions",
     "turns_of",
 ]
 
@@ -120,6 +124,8 @@ class TextScan:
     norm: dict[str, list[Mention]] = field(default_factory=dict)
     #: key id -> its last mention
     last: dict[int, Mention] = field(default_factory=dict)
+    #: the text as written (cut as ``low``), where capitalized names are looked for
+    raw: str = ""
 
     def context(self, start: int, stop: int) -> list[str]:
         """
@@ -523,7 +529,8 @@ class SessionView:
                 for pid, start, after in index.scan(toks):
                     for kid, value in keys[pid].items():
                         found.setdefault(kid, []).append((start, after, value, how))
-        scan = TextScan(low, toks, ends, found)
+        raw = text[-MAX_TEXT:]
+        scan = TextScan(low, toks, ends, found, raw=raw if len(raw) == len(low) else "")
         scan.last = {kid: max(got, key=_later) for kid, got in found.items()}
         if len(cache) >= _MAX_CACHED:
             cache.clear()
@@ -589,18 +596,12 @@ def _later(found: Mention) -> tuple[int, int]:
     return found[1], 2 if not how else 0 if how == "alias" else 1
 
 
-def mention(
-    scan: TextScan,
-    kid: int,
-    fmt: str | None,
-    counts: CallCounts,
-    anchor: dt.date | None,
-    cues: Mapping[str, float] | None = None,
-) -> Mention | None:
+def mention_options(
+    scan: TextScan, kid: int, fmt: str | None, counts: CallCounts, anchor: dt.date | None
+) -> list[Mention]:
     """
-    Return what a text says of an argument: of its known values, aliases and
-    normalized values (for arguments of a format), the one whose surrounding words
-    best fit ``cues`` (word -> weight), the last one on a tie.
+    Return what a text says of an argument: its known values and aliases, and, for an
+    argument of a format, the values said in words or another format.
     """
     options = scan.found.get(kid, [])
     if fmt is not None and scan.toks:
@@ -614,6 +615,56 @@ def mention(
             ]
         if norm:
             options = [*options, *norm]
+    return options
+
+
+def span_mentions(scan: TextScan) -> list[Mention]:
+    """
+    Return the runs of capitalized words of a text (see
+    :func:`~graph._calls_text.name_spans`) as mentions, worked out once per scan.
+    """
+    got = scan.norm.get("\0span")
+    if got is None:
+        got = scan.norm["\0span"] = [
+            (bisect_right(scan.ends, start), bisect_left(scan.ends, end) + 1, value, "span")
+            for value, start, end in (name_spans(scan.raw) if scan.toks else ())
+        ]
+    return got
+
+
+def rank_mentions(
+    scan: TextScan,
+    options: list[Mention],
+    cues: Mapping[str, float] | None,
+    extra: Iterable[str] = (),
+) -> list[tuple[float, Mention]]:
+    """
+    Return ``options`` with how well their surrounding words (and the ``extra`` words,
+    the same for all: the question the request answers) fit ``cues``, best first; on a
+    tie the later one, a known value before a normalized one before an alias.
+    """
+    if not cues:
+        return sorted(((0.0, m) for m in options), key=lambda it: _later(it[1]), reverse=True)
+    base = sum(cues.get(w, 0.0) for w in extra)
+    scored = [(base + sum(cues.get(w, 0.0) for w in scan.context(m[0], m[1])), m) for m in options]
+    scored.sort(key=lambda it: (it[0], *_later(it[1])), reverse=True)
+    return scored
+
+
+def mention(
+    scan: TextScan,
+    kid: int,
+    fmt: str | None,
+    counts: CallCounts,
+    anchor: dt.date | None,
+    cues: Mapping[str, float] | None = None,
+) -> Mention | None:
+    """
+    Return what a text says of an argument: of its known values, aliases and
+    normalized values (for arguments of a format), the one whose surrounding words
+    best fit ``cues`` (word -> weight), the last one on a tie.
+    """
+    options = mention_options(scan, kid, fmt, counts, anchor)
     if not options:
         return None
     if len(options) == 1:

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_PHRASE",
     "MAX_TEXT",
     "PhraseIndex",
+    "name_spans",
     "normalized_mentions",
     "token_ends",
     "tokenize",
@@ -131,6 +132,18 @@ _TIME_RULES: Final = (
         r"(?=\s+(?:in\s+the\s+(?:evening|afternoon|morning)|at\s+night|tonight))"
     ),
 )
+#: Distinct values an argument needs before capitalized words in a request are taken
+#: for values it never had (:func:`name_spans`).
+NAME_MIN_VALUES: Final = 30
+_NAME = re.compile(r"[A-Z0-9][\w'&.-]*(?:[ -](?:of|the|de|la|and|&|[A-Z0-9][\w'&.-]*))*")
+_SPAN = re.compile(
+    r"(?<![\w'])[A-Z][\w'&-]*(?:[ ]+(?:(?:of|the|de|la|and|&)[ ]+)?[A-Z0-9][\w'&-]*)*"
+)
+_SPAN_JOINERS: Final = frozenset({"of", "the", "de", "la", "and", "&"})
+_SPAN_SKIP: Final = frozenset(
+    {"i", "i'm", "i'd", "i'll", "i've", "ok", "okay", *_MONTHS, *_WEEKDAYS}
+)
+_SENTENCE_START = re.compile(r"(?:^|[.!?]\s*|\n\s*)$")
 _NOON = re.compile(r"\b(?:noon|midday)\b")
 _PM_AFTER = re.compile(r"^\W*(?:in\s+the\s+)?(evening|night|afternoon|tonight|pm|p\.m)")
 _AM_AFTER = re.compile(r"^\W*(?:in\s+the\s+)?(morning|am|a\.m)")
@@ -208,9 +221,10 @@ class PhraseIndex:
 def value_format(values: Iterable[str]) -> str | None:
     """
     Return the format most of ``values`` share: ``"date"`` (``YYYY-MM-DD``), ``"time"``
-    (``HH:MM``), ``"int"``, or None.
+    (``HH:MM``), ``"int"``, ``"name"`` (an open class of capitalized names: at least
+    :data:`NAME_MIN_VALUES` distinct values, most of them capitalized words), or None.
     """
-    counts = {"date": 0, "time": 0, "int": 0}
+    counts = {"date": 0, "time": 0, "int": 0, "name": 0}
     n = 0
     for value in values:
         n += 1
@@ -220,8 +234,42 @@ def value_format(values: Iterable[str]) -> str | None:
             counts["time"] += 1
         elif value.isdigit():
             counts["int"] += 1
+        elif _NAME.fullmatch(value):
+            counts["name"] += 1
     best = max(counts, key=lambda k: counts[k])
+    if best == "name" and n < NAME_MIN_VALUES:
+        return None
     return best if n and counts[best] >= 0.8 * n else None
+
+
+def name_spans(raw: str) -> list[tuple[str, int, int]]:
+    """
+    Return the runs of capitalized words in a text as written (``"Likarion Wainaina"``,
+    ``"Yours Truly"``): candidate values of open-class arguments the training calls
+    never had. A single word that begins a sentence, and month and weekday names, are
+    left out: their capital says nothing.
+
+    Args:
+        raw: A request as written (its last :data:`MAX_TEXT` characters are read).
+
+    Returns:
+        ``(span, start offset, end offset)`` in the order of the text.
+    """
+    raw = raw[-MAX_TEXT:]
+    out: list[tuple[str, int, int]] = []
+    for m in _SPAN.finditer(raw):
+        words = m.group().split()
+        while words and words[-1].lower() in _SPAN_JOINERS:
+            words.pop()
+        if not words:
+            continue
+        if all(w.lower() in _SPAN_SKIP for w in words):
+            continue
+        if len(words) == 1 and _SENTENCE_START.search(raw[: m.start()]):
+            continue
+        span = " ".join(words)
+        out.append((span, m.start(), m.start() + len(span)))
+    return out
 
 
 def normalized_mentions(

@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from graph import CallForecaster, CallGuess, ModelFileError
-from graph._calls_text import PhraseIndex, normalized_mentions, tokenize, value_format
+from graph._calls_text import (
+    NAME_MIN_VALUES,
+    PhraseIndex,
+    name_spans,
+    normalized_mentions,
+    tokenize,
+    value_format,
+)
 
 CITIES = ["San Jose", "Fresno", "Oakland", "Berkeley", "Napa", "Sacramento", "Davis", "Reno"]
 CUISINES = ["Italian", "Thai", "Mexican", "Indian"]
@@ -401,3 +408,56 @@ def test_value_formats() -> None:
     assert "int" == value_format(["1", "2", "3", "4", "x"])
     assert value_format(["San Jose", "1"]) is None
     assert value_format([]) is None
+    names = [f"Person {chr(65 + i % 26)}{i}" for i in range(NAME_MIN_VALUES)]
+    assert "name" == value_format(names)
+    assert value_format(names[:-1]) is None  # too few to be an open class
+
+
+def test_name_spans_are_runs_of_capitalized_words() -> None:
+    """
+    Runs of capitalized words are found as written (joined by "of"); a single word
+    opening a sentence, "I", months and weekdays are not names.
+    """
+    text = "Search a film directed by Likarion Wainaina. Drama is fine. I like Bank of America on Monday in March."
+    assert ["Likarion Wainaina", "Bank of America"] == [s for s, _, _ in name_spans(text)]
+    span, start, end = name_spans("with Stycie Waweru in it")[0]
+    assert "Stycie Waweru" == span == "with Stycie Waweru in it"[start:end]
+
+
+FIRST = ["Ann", "Bob", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hal"]
+LAST = ["Reyes", "Okafor", "Lindqvist", "Tanaka", "Moreau", "Novak"]
+
+
+def movie_session(rng: random.Random, director: str) -> dict[str, Any]:
+    """
+    A movie search whose director the user names (any name: an open class).
+    """
+    genre = rng.choice(["Drama", "Comedy"])
+    return {
+        "turns": [
+            {
+                "text": f"I want a {genre.lower()} film directed by {director} please.",
+                "state": "M:Find",
+                "system": "Found one.",
+                "tool_calls": [_call("Movies:Find", {"director": director, "genre": genre})],
+            },
+            {"text": "Thanks.", "state": "M:Bye", "system": "Bye."},
+        ]
+    }
+
+
+def test_an_unseen_name_is_taken_from_the_request() -> None:
+    """
+    An argument whose values are an open class of names (directors) is filled with
+    the capitalized words of the request when they are no value it was trained on
+    (as the held-out sessions of the fit showed: each director is named once).
+    """
+    rng = random.Random(3)
+    directors = [f"{a} {b}" for a in FIRST for b in LAST]
+    model = CallForecaster().fit([movie_session(rng, d) for d in directors])
+    guesses = model.predict(
+        [], {"text": "A drama film directed by Likarion Wainaina please.", "state": "M:Find"}
+    )
+    best = guesses[0]
+    assert {"director": "Likarion Wainaina", "genre": "Drama"} == dict(best.args)
+    assert "normalized:span" == best.evidence["director"]
