@@ -635,9 +635,10 @@ class CallsConfig:
     Tool calls: how the agent's calls are served and which are run speculatively.
 
     When ``speculate`` is on, the engine asks its call forecaster for ``guesses`` calls
-    at the ``moments`` of a turn, after the reply (for the next turn) and the moment a
-    request arrives (for its own calls), and runs those of at least ``threshold`` probability whose
-    tool is declared read-only: at most ``max_per_turn`` a session a turn, at most
+    at the ``moments`` of a turn, the moment a request arrives (for its own calls) and,
+    if listed, after the reply (for the next turn), and runs those of at least
+    ``threshold`` probability whose tool is declared read-only: at most
+    ``max_per_turn`` a session a turn, at most
     ``max_in_flight_per_source`` at once against one call source, ``workers`` at once
     in all. A call waits at most ``deadline_s`` for its result (joined if a speculative
     call is in flight); each call to a source has ``timeout_s``. Results longer than
@@ -647,10 +648,10 @@ class CallsConfig:
     """
 
     speculate: bool = True
-    moments: tuple[str, ...] = ("reply", "request")
-    threshold: float = 0.2
-    guesses: int = 3
-    max_per_turn: int = 2
+    moments: tuple[str, ...] = ("request",)
+    threshold: float = 0.03
+    guesses: int = 5
+    max_per_turn: int = 3
     max_in_flight_per_source: int = 8
     workers: int = 8
     deadline_s: float = 30.0

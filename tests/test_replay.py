@@ -16,7 +16,7 @@ import pytest
 
 from preload import ConfigError, EngineConfig, InputError
 from preload.replay import generate_demo, replay
-from preload.replay._replay import arrivals
+from preload.replay._replay import _strategy_config, arrivals
 from preload.replay._workers import _portable, _revive
 
 
@@ -265,3 +265,17 @@ def test_training_on_texts_it_cannot_learn_from_is_an_input_error(processes: int
             train=stateless,
             processes=processes,
         )
+
+
+def test_the_oracle_speculates_at_the_earliest_moment_whatever_the_engines_are() -> None:
+    """
+    The engine speculates at the configured moments (the request's by default); the
+    oracle, the ceiling, also after the reply; strategies that forecast nothing never.
+    """
+    config = EngineConfig()
+    assert ("request",) == _strategy_config("engine", config).calls.moments
+    assert ("reply", "request") == _strategy_config("oracle", config).calls.moments
+    assert ("reply", "request") == _strategy_config("global_oracle", config).calls.moments
+    assert not _strategy_config("lru", config).calls.speculate
+    off = config.replace(calls=replace(config.calls, speculate=False))
+    assert not _strategy_config("oracle", off).calls.speculate

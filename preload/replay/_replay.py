@@ -206,13 +206,16 @@ def _strategy_cache(
 
 def _strategy_config(name: str, config: EngineConfig) -> EngineConfig:
     """
-    The strategy's configuration: only ``engine`` and the oracles speculate calls;
-    only ``engine`` runs the experiment (``[experiments]``), the others the base
-    configuration.
+    The strategy's configuration: only ``engine`` and the oracles speculate calls (the
+    oracles after the reply too, the earliest moment); only ``engine`` runs the
+    experiment (``[experiments]``), the others the base configuration.
     """
     if name != "engine" and config.experiments.enabled:
         config = config.replace(experiments=ExperimentsConfig())
-    if name in ("engine", "oracle", "global_oracle") or not config.calls.speculate:
+    if name in ("oracle", "global_oracle") and config.calls.speculate:
+        # the ceiling runs each call at the earliest moment, whatever the engine's are
+        return config.replace(calls=replace(config.calls, moments=("reply", "request")))
+    if name == "engine" or not config.calls.speculate:
         return config
     return config.replace(calls=replace(config.calls, speculate=False))
 
