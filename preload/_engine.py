@@ -283,7 +283,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._judging = self.values is not None or any(a is not None for a in adapting)
         self.think_times = ThinkTimes()
         self._tg: anyio.abc.TaskGroup | None = None
-        self._cpu = anyio.CapacityLimiter(1)  # one worker thread for the history
+        self._cpu = anyio.CapacityLimiter(1)  # one worker thread for the learner's history
+        # One for requests' own work (catching their history up, fitting a long text):
+        # a request never queues behind the learner's work for other sessions.
+        self._serving = anyio.CapacityLimiter(1)
         self._learning = anyio.CapacityLimiter(1)  # one for the forecasters
         self._init_calls(call_sources, call_predictor)
 
@@ -438,18 +441,25 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         window_text = text
         if self._offload and len(text) > OFFLOAD_CHARS:
             window_text = await anyio.to_thread.run_sync(
-                self._fit_request, session.config, text, limiter=self._cpu
+                self._fit_request, session.config, text, limiter=self._serving
             )
-        required, counts, missing = await self._gather(session, needs)
-        optional = await self._warm_predictions(session, set(needs))
+        caught_up = self._catch_up(session)  # while the cache reads the items
+        likely = self._warm_predictions(session, set(needs))  # read with the needs
+        required, counts, missing, found = await self._gather(session, needs, likely)
+        if found is None:  # it waited for loads: the likely keys warm now
+            likely = self._warm_predictions(session, set(needs))
+            found = await self.preloader.peek_many(list(likely))
+        optional = [(found[key], p) for key, p in likely.items() if key in found]
         if not needs and self._searchers and session.config.retrieval.search:
             optional = await self._retrieve(session, window_text, optional)
+        if caught_up is not None:
+            await caught_up.wait()
         context = session.swap.assemble(
             session_id,
             request=window_text,
             required=required,
             optional=optional,
-            conversation=await self._caught_up(session),
+            conversation=self._history(session, complete=True),
             caps=session.adaptive.caps() if session.adaptive is not None else None,
             forecast=self._forecast_for_choice(session),
         )
@@ -575,15 +585,18 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         return cut
 
     async def _gather(
-        self, session: _Session, needs: list[str]
-    ) -> tuple[list[Representation], dict[str, int], list[str]]:
+        self, session: _Session, needs: list[str], likely: Mapping[str, float]
+    ) -> tuple[list[Representation], dict[str, int], list[str], dict[str, Representation] | None]:
         """
-        This turn's needs: hits without a task (one round trip on Redis), misses
-        joined or loaded at once within the request deadline.
+        This turn's needs: hits without a task (one round trip on Redis, which also
+        reads the ``likely`` keys: those warm are returned, or None when the request
+        then waited for loads, after which others may be), misses joined or loaded at
+        once within the request deadline.
         """
         fetched: dict[str, Fetched] = await self.preloader.get_many(
-            needs, deadline_s=session.config.preloader.request_deadline_s
+            needs, deadline_s=session.config.preloader.request_deadline_s, peek=list(likely)
         )
+        found = {key: fetched[key].item for key in likely if key in fetched}
         required: list[Representation] = []
         counts = {"hit": 0, "partial": 0, "miss": 0}
         missing: list[str] = []
@@ -600,7 +613,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._counters.hits += counts["hit"]
         self._counters.partial_hits += counts["partial"]
         self._counters.misses += counts["miss"]
-        return required, counts, missing
+        if any(fetched[key].waited_s for key in needs):
+            return required, counts, missing, None
+        return required, counts, missing, {k: v for k, v in found.items() if v is not None}
 
     async def _retrieve(
         self,
@@ -1233,22 +1248,20 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         cache = self.cache.statistics() if self.cache is not None else None
         return compose(self.statistics(), self.preloader.statistics(), cache)
 
-    async def _warm_predictions(
-        self, session: _Session, needed: set[str]
-    ) -> list[tuple[Representation, float]]:
+    def _warm_predictions(self, session: _Session, needed: set[str]) -> dict[str, float]:
+        """
+        The forecast's keys worth offering that this replica knows warm, with their
+        probabilities (the request reads them with its needs).
+        """
         forecast = session.forecast
         if forecast is None:
-            return []
+            return {}
         likely = forecast.needs[: session.config.preloader.max_preloads_per_turn]
-        wanted = {
+        return {
             key: p
             for key, p in self.preloader.worth(likely)
             if key not in needed and self.preloader.is_ready(key)
         }
-        if not wanted:
-            return []
-        items = await self.preloader.peek_many(list(wanted))
-        return [(items[key], p) for key, p in wanted.items() if key in items]
 
     def _conversation(self, session: _Session) -> CompressedConversation:
         if session.history is None:
@@ -1284,12 +1297,35 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             session.recorded += 1
         return history
 
+    def _catch_up(self, session: _Session) -> anyio.Event | None:
+        """
+        Start bringing the history a request's window holds up to date, when it lacks
+        exchanges a worker thread should prepare (:meth:`_caught_up`), in the engine's
+        task group, so that the request's cache reads go on meanwhile; the event is
+        set once it is done. None when there is nothing to wait for.
+        """
+        if not self._offload or session.recorded >= len(session.turns) or self._long(session):
+            return None
+        assert self._tg is not None
+        done = anyio.Event()
+
+        async def catch_up() -> None:
+            try:
+                await self._caught_up(session)
+            except Exception:  # the window then holds the history as it is
+                logger.exception("catching up the history of session %s failed", session.id)
+            finally:
+                done.set()
+
+        self._tg.start_soon(catch_up)
+        return done
+
     async def _caught_up(self, session: _Session) -> CompressedConversation:
         """
         The history a request's window holds. Exchanges the learner has not recorded
         yet (a reply that came a moment ago, turns another replica served) are
-        prepared in the worker thread first, as the learner would, so that the loop
-        serves other requests meanwhile; a long one is left to the learner.
+        prepared in the requests' worker thread first, as the learner would, so that
+        the loop serves other requests meanwhile; a long one is left to the learner.
         """
         if self._offload:
             while await self._record_next(session, complete=True):
@@ -1311,9 +1347,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     async def _record_next(self, session: _Session, *, complete: bool) -> bool:
         """
-        Record the session's next exchange, prepared in the history's worker thread;
-        False when there is none to record: all are, the last is unanswered and not
-        ``complete``, or (for a request, ``complete``) it is long.
+        Record the session's next exchange, prepared in a worker thread (the learner's
+        history thread, or for a request, ``complete``, the requests' own: it never
+        queues behind the learner's work for other sessions); False when there is
+        none to record: all are, the last is unanswered and not ``complete``, or (for a
+        request) it is long.
         """
         if complete and self._long(session):  # never wait behind a long one
             return False
@@ -1329,7 +1367,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             history = self._conversation(session)
             user, agent = turn["text"] or "", turn.get("system") or ""
             prepared = await anyio.to_thread.run_sync(
-                history.prepare, user, agent, limiter=self._cpu
+                history.prepare, user, agent, limiter=self._serving if complete else self._cpu
             )
             history.add_prepared(prepared)
             session.recorded += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import anyio
 import pytest
@@ -415,6 +416,108 @@ async def test_a_request_records_the_exchange_the_learner_has_not_yet_off_the_lo
     history = next(item for item in after.items if item.key == "history")
     assert "Zephyr" in history.text
     assert threads and loop_thread not in threads
+
+
+class _HeldLearner:
+    """
+    Holds the learner's history thread: preparing an exchange whose request holds
+    ``word`` waits (in that worker thread) until :attr:`release` is set;
+    :attr:`entered` is set once it waits. ``started`` gets the requests of the
+    other exchanges as their preparing begins.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, word: str) -> None:
+        self.word = word
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.started: list[str] = []
+        self.on_start: list[anyio.Event] = []
+        prepare = CompressedConversation.prepare
+
+        def held(conversation: CompressedConversation, user: str, agent: str = "") -> Any:
+            if word in user:
+                self.entered.set()
+                self.release.wait()
+            else:
+                self.started.append(user)
+                for event in self.on_start:
+                    anyio.from_thread.run_sync(event.set)
+            return prepare(conversation, user, agent)
+
+        monkeypatch.setattr(CompressedConversation, "prepare", held)
+
+    async def hold(self, engine: PreloadEngine) -> None:
+        """
+        Make the learner prepare session ``held``'s exchange, and wait until it is
+        stuck in it.
+        """
+        await engine.handle(session_id="held", text=f"a cabin in {self.word}")
+        engine.reply("held", "Two cabins are free.")
+        await anyio.to_thread.run_sync(self.entered.wait)
+
+
+async def test_a_request_catching_up_never_queues_behind_the_learner(
+    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    While the learner's history thread is busy with another session's exchange (held
+    here until the end), a request that must record its own session's last exchange
+    first prepares it in the requests' worker thread and is served: it does not wait
+    for the learner.
+    """
+    learner = _HeldLearner(monkeypatch, "Aspen")
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        try:
+            await learner.hold(engine)
+            await engine.handle(session_id="s", text="find me a flight to Denver")
+            engine.reply("s", "The Zephyr flight to Denver leaves on Friday.")
+            with anyio.fail_after(30):  # a guard: before, this waited for the release
+                after = await engine.handle(session_id="s", text="book it")
+            held = not learner.release.is_set()
+        finally:
+            learner.release.set()
+    history = next(item for item in after.items if item.key == "history")
+    assert "Zephyr" in history.text
+    assert held and ["find me a flight to Denver"] == learner.started
+
+
+async def test_a_request_catches_up_while_its_needs_load(
+    knowledge: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A request's history catch-up runs while its needs are read: here the need's
+    source answers only once the exchange is being prepared (the learner's history
+    thread held on another session, so the request's own catch-up is the one), and
+    the request gets both the item and the exchange in its window.
+    """
+    learner = _HeldLearner(monkeypatch, "Aspen")
+    preparing = anyio.Event()
+    learner.on_start.append(preparing)
+
+    class AfterPreparing:
+        name = "slow"
+
+        def __contains__(self, key: object) -> bool:
+            return key == "db:trains"
+
+        async def fetch(self, key: str) -> str:
+            await preparing.wait()
+            return "Trains leave Denver at 9 and 17."
+
+    config = EngineConfig.from_dict({"preloader": {"request_deadline_s": 60.0}})
+    sources = {"kb": DictSource(knowledge), "slow": AfterPreparing()}
+    async with PreloadEngine(config, sources=sources) as engine:
+        try:
+            await learner.hold(engine)
+            await engine.handle(session_id="s", text="find me a flight to Denver")
+            engine.reply("s", "The Zephyr flight to Denver leaves on Friday.")
+            with anyio.fail_after(30):  # a guard: before, the need waited for its deadline
+                after = await engine.handle(session_id="s", text="or a train?", needs=["db:trains"])
+        finally:
+            learner.release.set()
+    keys = {item.key: item.text for item in after.items}
+    assert "Trains leave Denver" in keys["db:trains"] and "Zephyr" in keys["history"]
+    assert () == after.missing
 
 
 async def test_history_gives_the_sessions_exchanges_within_tokens(

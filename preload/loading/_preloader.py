@@ -226,15 +226,19 @@ class Preloader(anyio.AsyncContextManagerMixin):
         return (await self.get_many((key,), deadline_s=deadline_s))[key]
 
     async def get_many(
-        self, keys: Sequence[str], *, deadline_s: float | None = None
+        self, keys: Sequence[str], *, deadline_s: float | None = None, peek: Sequence[str] = ()
     ) -> dict[str, Fetched]:
         """
         The representations of ``keys`` for one request, in their order: hits from the
         cache (one round trip for all of them on Redis), then the rest by joining the
         loads in flight or loading now, all within one deadline of ``deadline_s``
-        (``request_deadline_s`` when None).
+        (``request_deadline_s`` when None). ``peek`` are more keys read in the same
+        round trip and never loaded (as :meth:`peek_many`): those in the cache follow
+        as hits, the others are left out.
 
         .. versionadded:: 0.1
+        .. versionchanged:: 0.6
+           ``peek``.
         """
         self._check_open()
         out: dict[str, Fetched] = {}
@@ -253,11 +257,21 @@ class Preloader(anyio.AsyncContextManagerMixin):
                     out[key] = Fetched(key=key, status="hit", item=item)
                     continue
             cold.append((key, source, ck))
-        if cold and cache is not None:
+        peeked: list[tuple[str, str]] = []
+        if cache is not None:
+            routes = ((key, self.key_of(key)) for key in peek if key not in out)
+            peeked = [(key, r[1]) for key, r in routes if r is not None]
+        found: dict[str, Fetched] = {}
+        if (cold or peeked) and cache is not None:
             unknown = {ck for _, _, ck in cold if ck not in cache}  # another replica's
-            items = await cache.get_objects([ck for _, _, ck in cold], decode_item)
+            items = await cache.get_objects(
+                [*(ck for _, _, ck in cold), *(ck for _, ck in peeked)], decode_item
+            )
+            for (key, _), item in zip(peeked, items[len(cold) :], strict=True):
+                if item is not None:
+                    found[key] = Fetched(key=key, status="hit", item=item)
             still = []
-            for (key, source, ck), item in zip(cold, items, strict=True):
+            for (key, source, ck), item in zip(cold, items[: len(cold)], strict=True):
                 if item is None:
                     still.append((key, source, ck))
                 else:
@@ -266,7 +280,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
             cold = still
         if cold:
             await self._wait_loads(cold, out, deadline_s)
-        return {key: out[key] for key in keys}
+        return {**{key: out[key] for key in keys}, **found}
 
     async def _wait_loads(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import anyio
 import pytest
@@ -308,6 +309,37 @@ async def test_get_many_serves_hits_and_loads_the_rest_within_one_deadline(
     assert ["stuck", "service:Flights", "intent:Flights:Book", "nowhere"] == list(got)
     assert ["failed", "hit", "miss", "missing"] == [f.status for f in got.values()]
     assert got["stuck"].waited_s >= 0.05
+
+
+async def test_get_many_peeks_at_more_keys_in_the_same_read(
+    knowledge: dict[str, str], counter: TiktokenCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    ``peek`` keys are read with the needs in one cache read (one round trip on
+    Redis): those warm follow the needs as hits, the others are left out and never
+    loaded.
+    """
+    source = ScriptedSource(knowledge)
+    async with make(source, counter) as preloader:
+        await preloader.get_many(["service:Flights", "service:Hotels"])
+        assert preloader.cache is not None
+        reads: list[list[str]] = []
+        get_objects = preloader.cache.get_objects
+
+        async def counted(keys: list[str], decode: Any) -> list[Any]:
+            reads.append(list(keys))
+            return await get_objects(keys, decode)
+
+        monkeypatch.setattr(preloader.cache, "peek_object", lambda key: None)  # as on Redis
+        monkeypatch.setattr(preloader.cache, "get_objects", counted)
+        got = await preloader.get_many(
+            ["service:Flights"], peek=["service:Hotels", "intent:Flights:Book", "nowhere"]
+        )
+    assert [("service:Flights", "hit"), ("service:Hotels", "hit")] == [
+        (k, f.status) for k, f in got.items()
+    ]
+    assert [3] == [len(keys) for keys in reads]  # the need and both routed peeks, at once
+    assert {"service:Flights": 1, "service:Hotels": 1} == dict(source.calls)
 
 
 def test_close_drains_within_the_deadline(counter: TiktokenCounter) -> None:
