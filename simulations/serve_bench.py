@@ -1,8 +1,8 @@
 """
 Two ``preload serve`` replicas on one Redis, under load and faults, over real HTTP.
 
-Reads ``../shared/data/<dataset>/`` (dev sessions to replay, train sessions for the
-model, the knowledge file). It starts a ``redis-server`` (append-only file on, as
+Reads ``<data>/<dataset>/`` (``--data``, ``../shared/data`` by default: dev sessions to
+replay, train sessions for the model, the knowledge file), and says which. It starts a ``redis-server`` (append-only file on, as
 ``configs/server.toml`` asks) on a free loopback port and two replicas as subprocesses,
 trains a model with ``preload train`` unless one is given, then replays dev sessions
 with ``httpx.AsyncClient``: each turn's request (its text, state and needs), then its
@@ -21,9 +21,12 @@ windows, and in all), retried; client and server time at p50/p95/p99, and the cl
 p99 on turns whose needs were all warm; the event loop's lag p99 (each replica's
 ``/metrics``, read before it is killed and at the end: the largest); the hit rate;
 cross-replica hits (items one replica stored that the other used); turns lost (every
-accepted turn must be in its session as ``GET /v1/sessions/{id}`` gives it).
+accepted turn must be in its session as ``GET /v1/sessions/{id}`` gives it); the garbage
+collector's pauses (each replica's ``/metrics``: how many, their total, the longest;
+every thread of the replica stands still meanwhile).
 
-    python -m simulations.serve_bench [--dataset star] [--rate 100] [--duration 60]
+    python -m simulations.serve_bench [--data ../shared/data] [--dataset star] [--rate 100]
+        [--duration 60]
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ import numpy as np
 from preload import read_sessions
 from preload.server import append_key
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # --data's default
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -198,6 +201,7 @@ class Run:
     windows: list[tuple[str, float, float]] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
     remote_hits: list[float] = field(default_factory=list)
+    gc: list[tuple[float, float, float]] = field(default_factory=list)  # max, count, sum
     replies_failed: int = 0
     client_lags: list[float] = field(default_factory=list)
     wall_s: float = 0.0
@@ -306,16 +310,28 @@ async def replay_session(
                 run.replies_failed += 1
 
 
-def scrape(replica: Replica) -> tuple[float, float]:
+def scrape(replica: Replica, run: Run) -> None:
     """
-    The replica's loop-lag p99 (seconds) and its cross-replica hits, from /metrics.
+    The replica's loop-lag p99, its cross-replica hits and its garbage collector's
+    pauses, from /metrics, into ``run``.
     """
     text = httpx.get(f"{replica.url}/metrics", timeout=10).text
-    lag = re.search(r'preload_loop_lag_seconds\{quantile="0.99"\} ([0-9.e+-]+)', text)
-    hits = sum(
-        float(v) for v in re.findall(r"preload_remote_hits_total\{[^}]*\} ([0-9.e+-]+)", text)
+
+    def value(pattern: str) -> float:
+        found = re.search(pattern + r" ([0-9.e+-]+)", text)
+        return float(found.group(1)) if found else math.nan
+
+    run.lags.append(value(r'preload_loop_lag_seconds\{quantile="0.99"\}'))
+    run.remote_hits.append(
+        sum(float(v) for v in re.findall(r"preload_remote_hits_total\{[^}]*\} ([0-9.e+-]+)", text))
     )
-    return (float(lag.group(1)) if lag else math.nan), hits
+    run.gc.append(
+        (
+            value("preload_gc_pause_max_seconds"),
+            value("preload_gc_pause_seconds_count"),
+            value("preload_gc_pause_seconds_sum"),
+        )
+    )
 
 
 async def faults(
@@ -333,9 +349,7 @@ async def faults(
 
     await at(0.25)
     victim = replicas[1]
-    lag, hits = await loop.run_in_executor(None, scrape, victim)
-    run.lags.append(lag)
-    run.remote_hits.append(hits)
+    await loop.run_in_executor(None, scrape, victim, run)
     start = time.monotonic()
     victim.kill()
     await loop.run_in_executor(None, victim.start)
@@ -362,7 +376,7 @@ def quantiles(values: list[float]) -> tuple[float, float, float]:
 
 @contextmanager
 def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, list[Replica]]]:
-    data = DATA / args.dataset
+    data = args.data / args.dataset
     redis = Redis(folder, args.redis_nice)
     redis.start()
     replicas: list[Replica] = []
@@ -400,7 +414,7 @@ def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, lis
 
 
 async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica]) -> Run:
-    sessions, _ = read_sessions(DATA / args.dataset / "sessions-dev.jsonl")
+    sessions, _ = read_sessions(args.data / args.dataset / "sessions-dev.jsonl")
     random.Random(args.seed).shuffle(sessions)
     run = Run()
     pacer = Pacer(args.rate)
@@ -437,9 +451,7 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
         await asyncio.gather(*tasks)
         run.wall_s = time.monotonic() - began
         for replica in replicas:
-            lag, hits = scrape(replica)
-            run.lags.append(lag)
-            run.remote_hits.append(hits)
+            scrape(replica, run)
         lost = 0
         for sid, rids in run.accepted.items():
             if not rids:
@@ -466,7 +478,7 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     client = quantiles([o.client_s for o in ok])
     server = quantiles([o.server_s for o in ok])
     return {
-        "dataset": f"{args.dataset} dev (../shared/data/{args.dataset})",
+        "dataset": f"{args.dataset} dev ({args.data / args.dataset})",
         "rate": len(ok) / run.wall_s,
         "target_rate": args.rate,
         "redis_nice": args.redis_nice,
@@ -490,6 +502,9 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "loop_lag_p99_ms": max(run.lags) * 1000 if run.lags else math.nan,
         "hit_rate": sum(o.hits for o in ok) / needs if needs else math.nan,
         "cross_replica_hits": int(sum(run.remote_hits)),
+        "gc_pause_max_ms": max((g[0] for g in run.gc), default=math.nan) * 1000,
+        "gc_pauses": int(sum(g[1] for g in run.gc)),
+        "gc_pause_total_ms": sum(g[2] for g in run.gc) * 1000,
         "turns_lost": run.lost,
         "faults": [
             {
@@ -516,6 +531,9 @@ def _run(main: Any) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data", type=Path, default=DATA, help="the folder holding star/ and sgd/ (../shared/data)"
+    )
     parser.add_argument("--dataset", choices=["star", "sgd"], default="star")
     parser.add_argument("--rate", type=float, default=100.0, help="requests a second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
@@ -535,7 +553,9 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("serve_bench needs redis-server (apt-get install -y redis-server)")
-    print(f"data: {DATA / args.dataset} (sessions-dev, sessions-train, knowledge)")
+    if not (args.data / args.dataset / "sessions-dev.jsonl").is_file():
+        sys.exit(f"serve_bench: no {args.data / args.dataset / 'sessions-dev.jsonl'} (--data DIR)")
+    print(f"data: {args.data / args.dataset} (sessions-dev, sessions-train, knowledge)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if args.model is None:
@@ -548,7 +568,7 @@ def main() -> None:
                     "preload",
                     "train",
                     "--sessions",
-                    str(DATA / args.dataset / "sessions-train.jsonl"),
+                    str(args.data / args.dataset / "sessions-train.jsonl"),
                     "--out",
                     str(args.model),
                 ],
@@ -596,6 +616,10 @@ def print_table(out: dict[str, Any]) -> None:
         ("event-loop lag p99 ms", f"{out['loop_lag_p99_ms']:.2f}"),
         ("hit rate", f"{out['hit_rate']:.3f}"),
         ("cross-replica hits", f"{out['cross_replica_hits']}"),
+        (
+            "GC pauses: count / total / max ms",
+            (f"{out['gc_pauses']} / {out['gc_pause_total_ms']:.0f} / {out['gc_pause_max_ms']:.1f}"),
+        ),
         ("turns lost", f"{out['turns_lost']}"),
     ]
     for name, value in rows:

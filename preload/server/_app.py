@@ -33,7 +33,7 @@ from .._sources import JsonlKnowledgeSource, Source
 from ..learning import EngineCallPredictor, EngineForecaster, Forecaster
 from ._gate import SessionGate
 from ._keys import KeyRing
-from ._monitor import LoopMonitor, Reservoir
+from ._monitor import LoopMonitor, Reservoir, watch_gc
 from ._routes import ApiError, router
 from ._store import (
     MemorySessionStore,
@@ -107,6 +107,7 @@ class _Server:
     gates: dict[str, SessionGate]
     monitor: LoopMonitor
     timings: Reservoir
+    gc_pauses: Reservoir
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -159,12 +160,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             tg = await stack.enter_async_context(anyio.create_task_group())
             tg.start_soon(monitor.run)
             stack.callback(tg.cancel_scope.cancel)
-            app.state.server = _Server(config, keys, store, gates, monitor, timings)
+            gc_pauses = Reservoir()
+            app.state.server = _Server(config, keys, store, gates, monitor, timings, gc_pauses)
             # What start-up made (the models above all) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it while
             # requests wait.
             gc.collect()
             gc.freeze()
+            stack.enter_context(watch_gc(gc_pauses))  # the pauses while serving
             logger.info("serving tenants %s on a %s store", keys.tenants, type(store).__name__)
             yield
 

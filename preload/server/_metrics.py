@@ -1,6 +1,7 @@
 """
 ``GET /metrics``: every tenant's engine (labelled ``tenant``), the API's request
-times and the event loop's lag, in Prometheus' text format.
+times, the event loop's lag and the garbage collector's pauses, in Prometheus' text
+format.
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ class _ServerCollector:
             "preload_loop_lag_max_seconds",
             "The largest lag among the recent ones.",
             value=self.server.monitor.lags.maximum(),
+        )
+        yield _summary(
+            SummaryMetricFamily,
+            "preload_gc_pause_seconds",
+            "How long each garbage collection stopped every thread.",
+            self.server.gc_pauses,
+        )
+        yield GaugeMetricFamily(
+            "preload_gc_pause_max_seconds",
+            "The longest garbage collection among the recent ones.",
+            value=self.server.gc_pauses.maximum(),
         )
 
 

@@ -1,16 +1,21 @@
 """
-What the server watches about itself: the event loop's lag and its request times.
+What the server watches about itself: the event loop's lag, its request times and the
+pauses of Python's garbage collector.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["LoopMonitor", "Reservoir"]
+__all__ = ["LoopMonitor", "Reservoir", "watch_gc"]
 
 
 class Reservoir:
@@ -71,3 +76,25 @@ class LoopMonitor:
             start = time.perf_counter()
             await anyio.lowlevel.checkpoint()
             self.lags.add(time.perf_counter() - start)
+
+
+@contextmanager
+def watch_gc(pauses: Reservoir) -> Iterator[None]:
+    """
+    Record in ``pauses`` how long each collection of the garbage collector takes (every
+    thread stands still meanwhile: a request in flight waits as long), while in the
+    block.
+    """
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.add(time.perf_counter() - started[0])
+
+    gc.callbacks.append(callback)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(callback)

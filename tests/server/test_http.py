@@ -165,6 +165,8 @@ def test_two_replicas_share_one_session(
         (t["text"], t["system"]) for t in stored
     ]
     assert 'preload_remote_hits_total{tenant="acme"} 1.0' in metrics
+    assert "preload_gc_pause_seconds_count " in metrics
+    assert "preload_gc_pause_max_seconds " in metrics
 
 
 async def test_two_replicas_racing_on_one_session(
