@@ -246,6 +246,8 @@ async def post(
             response = await http.post(f"{replica.url}{path}", json=body)
         except httpx.TransportError:
             response = None
+        except AttributeError:  # httpcore on anyio: a socket the killed replica reset
+            response = None  # while it connected ('NoneType' has no 'getpeername')
         elapsed = time.monotonic() - began
         if response is not None and response.status_code not in RETRY:
             return response, attempt + 1, elapsed
