@@ -94,7 +94,7 @@ _NOT_JUDGED = frozenset({"system", "working_memory", "user_history"})
 #: Outcomes of ended sessions an engine keeps for :meth:`PreloadEngine.experiment_outcomes`;
 #: the oldest go first.
 MAX_OUTCOMES = 100_000
-#: Preloads left out for their time to live that one context explains.
+#: Preloads left out for their time to live, or deferred, that one context explains.
 MAX_EXPLAINED = 8
 
 
@@ -194,6 +194,10 @@ class _Session:
     think: tuple[str | None, float] | None = None  # a think time for the learner
     deferred: anyio.CancelScope | None = None  # the preloads started just in time
     ttl_skipped: list[str] = field(default_factory=list)  # the last forecast's, explained
+    # The last forecast's deferred preloads: key -> (start time, started yet).
+    deferrals: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    # Keys preloaded for the next request since the last one: one preload a key a turn.
+    preloaded: set[str] = field(default_factory=set)
 
 
 class PreloadEngine(anyio.AsyncContextManagerMixin):
@@ -269,6 +273,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._state = Lifecycle.UNOPENED
         self._pending = 0
         self._learned = anyio.Event()
+        self._deferring = 0  # sessions with preloads waiting to start just in time
+        self._deferral = anyio.Event()  # set when one starts a preload or ends
         self._offload = offload
         self._searchers = [s for s in sources.values() if isinstance(s, SearchingSource)]
         retrieval = self.config.retrieval
@@ -476,6 +482,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 c.describe() for c in self._speculation.of(session_id) if c.status == "pending"
             ),
             ttl_skipped=tuple(session.ttl_skipped),
+            deferred=self._explain_deferrals(session, start),
         )
         if session.arm is not None:
             context = replace(
@@ -511,6 +518,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if session.deferred is not None:
             session.deferred.cancel()
             session.deferred = None
+        session.preloaded.clear()
         if session.turns and session.answered_at is not None:
             session.think = (session.turns[-1].get("state"), now - session.answered_at)
 
@@ -610,6 +618,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 required.append(got.item)
             if got.status in ("hit", "partial"):
                 self.preloader.claim(session.id, key)
+            elif got.status == "miss":  # a preload for it left the cache before its use?
+                self.preloader.lose(session.id, key)
         self._counters.hits += counts["hit"]
         self._counters.partial_hits += counts["partial"]
         self._counters.misses += counts["miss"]
@@ -1553,15 +1563,24 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         tests, benchmarks and graceful draining; the request path never waits for it.
         """
         self._check_open()
-        while self._pending or not self.preloader.idle or not self._call_loader.idle:
+        while (
+            self._pending
+            or not self.preloader.idle
+            or not self._call_loader.idle
+            or self._deferring
+        ):
             if self._pending:
                 if self._learned.is_set():
                     self._learned = anyio.Event()
                 await self._learned.wait()
             elif not self.preloader.idle:
                 await self.preloader.wait_idle()
-            else:
+            elif not self._call_loader.idle:
                 await self._call_loader.wait_idle()
+            else:  # preloads waiting to start just in time (at their start times)
+                if self._deferral.is_set():
+                    self._deferral = anyio.Event()
+                await self._deferral.wait()
 
     def _preload(self, session: _Session, forecast: Forecast) -> None:
         """
@@ -1570,6 +1589,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         just in time (each at the early think time after the answer, less its load's
         latency and the margin), leaving out those whose time to live would end
         before their expected use even so.
+
+        A preload is worth its chance of use times the cache's :attr:`survival
+        <preload.loading.Preloader.survival>` (the share of needed preloads still
+        there when needed), except the likeliest need's, so that under pressure only
+        the likeliest are preloaded and the survival keeps being measured. A key
+        preloaded for this turn that has left the cache is not preloaded again
+        before the next request.
         """
         limit = session.config.preloader.max_preloads_per_turn
         self.preloader.reprioritize(session.id, dict(forecast.needs))
@@ -1578,13 +1604,18 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             session.deferred = None
         timing = self._timing(session)
         session.ttl_skipped = []
+        session.deferrals = {}
         later: list[tuple[float, str, float]] = []
         scheduled = 0
-        for key, p in self.preloader.worth(forecast.needs):
+        survival = self.preloader.survival
+        values = [(k, p if i == 0 else p * survival) for i, (k, p) in enumerate(forecast.needs)]
+        for key, p in self.preloader.worth(values):
             if scheduled >= limit:
                 break
             if self.preloader.is_ready(key):
                 continue
+            if key in session.preloaded and not self.preloader.is_pending(key):
+                continue  # preloaded for this turn and lost: the cache has no room for it
             start_at = self._start_at(session, key, timing)
             if start_at is None:
                 continue
@@ -1592,10 +1623,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 later.append((start_at, key, p))
                 scheduled += 1
             elif self.preloader.schedule(key, p, session=session.id):
+                session.preloaded.add(key)
                 scheduled += 1
         if later and self._tg is not None:
             self._counters.deferred += len(later)
+            session.deferrals = {key: (at, False) for at, key, _ in later[:MAX_EXPLAINED]}
             session.deferred = anyio.CancelScope()
+            self._deferring += 1
             self._tg.start_soon(self._preload_later, session, sorted(later), session.deferred)
 
     def _timing(self, session: _Session) -> tuple[float, float, float] | None:
@@ -1650,16 +1684,44 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         Start each of ``jobs`` (start time, key, value) at its time, unless the session
         asked, forecast again or ended meanwhile (the scope is cancelled then).
+        :meth:`wait_idle` waits for this to end.
         """
-        with scope:
-            for start_at, key, p in jobs:
-                await anyio.sleep_until(start_at)
-                if self._sessions.get(session.id) is not session:
-                    return
-                if not self.preloader.is_ready(key):
-                    self.preloader.schedule(key, p, session=session.id)
-        if session.deferred is scope:
-            session.deferred = None
+        try:
+            with scope:
+                for start_at, key, p in jobs:
+                    await anyio.sleep_until(start_at)
+                    if self._sessions.get(session.id) is not session:
+                        return
+                    if key in session.deferrals:
+                        session.deferrals[key] = (start_at, True)
+                    if not self.preloader.is_ready(key) and self.preloader.schedule(
+                        key, p, session=session.id
+                    ):
+                        session.preloaded.add(key)
+                        self._deferral.set()
+        finally:
+            if session.deferred is scope:
+                session.deferred = None
+            self._deferring -= 1
+            self._deferral.set()
+
+    def _explain_deferrals(self, session: _Session, now: float) -> tuple[str, ...]:
+        """
+        The ``explain()`` lines of the preloads the last forecast deferred: when each
+        was to start, relative to the last answer, and whether it had by ``now``.
+        """
+        anchor = session.answered_at if session.answered_at is not None else now
+        lines = []
+        for key, (at, started) in session.deferrals.items():
+            when = f"{at - anchor:.1f} s after the last answer"
+            if started:
+                lines.append(f"{key}: preloaded just in time, started {when}")
+            else:
+                lines.append(
+                    f"{key}: to be preloaded just in time, {when}; the request came "
+                    f"{at - now:.1f} s before that"
+                )
+        return tuple(lines)
 
     def _session(self, session_id: str, user: str | None) -> _Session:
         session = self._sessions.get(session_id)

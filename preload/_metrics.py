@@ -60,8 +60,10 @@ class MetricsSnapshot:
     ``hits`` were ready in the cache when their request arrived; ``partial_hits`` were
     being preloaded and the request waited for the rest; ``misses`` were loaded on
     demand. ``wasted`` preloads were never used by the session that caused them;
-    ``evicted_unused`` preloads left the cache (evicted or expired) before anyone read
-    them. ``loads`` and ``preloads`` count calls to sources (on demand and in the
+    ``preloads_lost`` (also wasted) were needed by that session after they had left
+    the cache; ``evicted_unused`` preloads left the cache (evicted or expired) before
+    anyone read them; ``rejected`` preloads were refused by a value-aware cache
+    (``cache.eviction = "value"``: worth less than what they would evict). ``loads`` and ``preloads`` count calls to sources (on demand and in the
     background); ``remote_loads`` were satisfied by a value another replica stored, and
     ``remote_hits`` are a request's hits on one,
     ``lease_waits`` waited for another replica's load. ``shed`` preloads were dropped
@@ -74,6 +76,8 @@ class MetricsSnapshot:
     ``backend_up`` are gauges read when the snapshot is taken.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.6
+       ``preloads_lost``, ``rejected``.
     """
 
     requests: int = 0
@@ -84,7 +88,9 @@ class MetricsSnapshot:
     loads: int = 0
     preloads: int = 0
     preloads_used: int = 0
+    preloads_lost: int = 0
     wasted: int = 0
+    rejected: int = 0
     shed: int = 0
     cancelled: int = 0
     failures: int = 0

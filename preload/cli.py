@@ -289,6 +289,15 @@ def _simulate_parser(sub: Any) -> None:
             "columns of the table:",
             *(f"  {n:<{width}}  {text}" for n, text in REPORT_COLUMNS.items()),
             "",
+            "the 'preloads' line under it, per strategy that has any:",
+            "  deferred   started just in time rather than at once (preloader.just_in_time)",
+            '  rejected   refused by the value-aware cache (cache.eviction = "value"): worth',
+            "             less, times the share of preloads that survive until their use,",
+            "             than what they would evict",
+            "  lost       needed by their session after they had left the cache (evicted",
+            "             by other loads, or expired, before their use)",
+            "  left out for their TTL   would expire before their use (preloader.ttl_aware)",
+            "",
             "--plot writes wait_cdf, p99 and rates charts, each as PNG and SVG (needs the",
             "'plot' extra: pip install 'preload[plot]').",
             "",
@@ -592,6 +601,14 @@ def _print_report(report: ReplayReport, skipped: int, console: Console) -> None:
     ]
     if ahead:
         console.print("calls run ahead and then made: " + "; ".join(ahead))
+    held = [
+        f"{n} {r.deferred} deferred, {r.rejected} rejected, {r.preloads_lost} lost, "
+        f"{r.ttl_skipped} left out for their TTL"
+        for n, r in report.strategies.items()
+        if r.deferred or r.rejected or r.preloads_lost or r.ttl_skipped
+    ]
+    if held:
+        console.print("preloads " + "; ".join(held) + " (see 'preload simulate --help')")
     strategies = plural(len(report.strategies), "strategy", "strategies")
     console.print(
         f"wall {report.wall_s:.1f} s, virtual {report.virtual_s:.0f} s, "

@@ -7,6 +7,7 @@ TTL would end before its expected use left out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -219,3 +220,48 @@ def test_bad_just_in_time_settings_name_the_key(values: dict[str, Any], key: str
     """
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         replace(EngineConfig().preloader, **values)
+
+
+def test_a_deferred_preload_is_explained() -> None:
+    """
+    The context of a request says which of its preloads were deferred and when they
+    started, after the last answer.
+    """
+    _, _, _, explained = _run(
+        think=20.0, latency=0.5, turns=8, needs=True, just_in_time=True, jit_quantile=0.5
+    )
+    line = next(x for x in explained[7].splitlines() if x.startswith("  defer k7"))
+    # think time 20 s, less the load's expected latency (0.5 s and up) and the 1 s margin
+    assert re.search(r"preloaded just in time, started 18\.\d s after the last answer", line)
+    assert not any("defer" in text for text in explained[:2])  # no think times known yet
+
+
+def test_wait_idle_waits_for_the_deferred_preloads() -> None:
+    """
+    ``wait_idle`` returns once the preloads waiting to start just in time have
+    started and finished, on the virtual clock: not before their start time.
+    """
+    source = _TimedSource({f"k{i}": f"item {i}" for i in range(9)}, latency=0.5)
+    base = EngineConfig()
+    config = base.replace(
+        preloader=replace(base.preloader, just_in_time=True, jit_quantile=0.5),
+        cache=replace(base.cache, max_entries=3),
+    )
+    engine = PreloadEngine(config, sources={"kb": source}, forecaster=_NextKey(), offload=False)
+    idle_at: list[float] = []
+
+    async def main() -> None:
+        async with engine:
+            for i in range(8):
+                await anyio.sleep_until(i * 20.0)
+                await engine.handle(session_id="s", text=f"q{i}", state="ask", needs=[f"k{i}"])
+                engine.reply("s", "ok")
+            answered = anyio.current_time()
+            await engine.wait_idle()
+            idle_at.extend((answered, anyio.current_time()))
+
+    anyio.run(main, backend_options={"loop_factory": VirtualClockLoop})
+    answered, idle = idle_at
+    assert answered + 18.0 < source.started_at["k8"] < idle
+    assert engine.preloader.is_ready("k8")
+    assert 0 == engine.metrics().queued + engine.metrics().in_flight

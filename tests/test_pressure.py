@@ -5,14 +5,19 @@ value-aware eviction and admission, the global oracle, and the provider's prompt
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import anyio
 import pytest
 
-from preload import ConfigError, DictSource, EngineConfig
+from preload import ConfigError, DictSource, EngineConfig, PreloadEngine
 from preload._config import PricingConfig
 from preload.caches import Demand, MemoryCache
 from preload.caches._index import EntryIndex
 from preload.cli import main
+from preload.learning import Forecast
+from preload.loading._ledger import SURVIVAL_WEIGHT, PreloadLedger
 from preload.replay import generate_demo, replay
 from preload.replay._tenants import (
     BeladyValue,
@@ -21,6 +26,7 @@ from preload.replay._tenants import (
     with_capacity,
     working_set,
 )
+from preload.testing import ScriptedSource
 from preload.window._prompt_cache import Charge, PromptCache, SessionPrefix
 
 
@@ -41,15 +47,16 @@ class _Values:
 
 def test_demand_pools_the_live_sessions_forecasts() -> None:
     """
-    An entry's chance of use is 1 - prod(1 - p) over the sessions forecasting it,
-    times the load time saved; a session that ends or forecasts again takes its
-    part away, a certain use included.
+    An entry's worth is its chance of use, 1 - prod(1 - p) over the sessions
+    forecasting it (every hit alike, whatever the load time it saves); a session
+    that ends or forecasts again takes its part away, a certain use included.
     """
     demand = Demand()
     demand.forecast("s1", {"a": (0.5, 2.0), "b": (1.0, 1.0)})
     demand.forecast("s2", {"a": (0.5, 2.0), "b": (0.5, 1.0)})
     assert 0.75 == pytest.approx(demand.chance("a"))
-    assert 1.5 == pytest.approx(demand.value("a"))
+    assert 0.75 == pytest.approx(demand.value("a"))
+    assert (2.0, 1.0) == (demand.saved("a"), demand.saved("b"))
     assert 1.0 == demand.chance("b")
     demand.end("s1")
     assert (0.5, 0.5) == pytest.approx((demand.chance("a"), demand.chance("b")))
@@ -287,3 +294,147 @@ async def test_the_engine_learns_the_tenant_layer_in_its_learner() -> None:
     assert not any(item.shared for item in before.items)
     assert ["system", "db:common"] == [item.key for item in after.items][:2]
     assert after.items[1].shared
+
+
+class _Scripted:
+    """
+    Forecasts what the test sets in ``needs``, again after each reply.
+    """
+
+    predicts_states = False
+    uses_reply = True
+
+    def __init__(self) -> None:
+        self.needs: tuple[tuple[str, float], ...] = ()
+
+    def fit(self, sessions: object) -> None:
+        """
+        Nothing to learn.
+        """
+
+    def observe(self, turns: object, user: str | None) -> None:
+        """
+        Nothing to learn.
+        """
+
+    def forecast(self, turns: object, user: str | None, session_id: str) -> Forecast:
+        """
+        The needs the test set.
+        """
+        return Forecast(needs=self.needs)
+
+
+def _squeezed(forecaster: _Scripted, max_entries: int = 1) -> tuple[PreloadEngine, ScriptedSource]:
+    """
+    An engine over a scripted source whose cache holds ``max_entries`` entries.
+    """
+    source = ScriptedSource({k: f"item {k}" for k in ("a", "b", "c", "x")}, name="kb")
+    config = EngineConfig.from_dict({"cache": {"max_entries": max_entries}})
+    return PreloadEngine(config, sources={"kb": source}, forecaster=forecaster), source
+
+
+async def test_a_preload_lost_before_its_use_is_counted_and_not_made_again_that_turn() -> None:
+    """
+    A preload evicted by another session's load before its own session needed it is
+    lost: counted (and wasted), and the survival falls; a forecast made again before
+    that session's next request (after the reply) does not preload it again, where
+    it would only evict and be evicted; the next turn's forecast may.
+    """
+    forecaster = _Scripted()
+    engine, source = _squeezed(forecaster)
+    async with engine:
+        forecaster.needs = (("a", 0.9),)
+        await engine.handle(session_id="s1", text="q", needs=[])
+        await engine.wait_idle()
+        assert 1 == source.calls["a"] and engine.preloader.is_ready("a")
+        forecaster.needs = ()
+        await engine.handle(session_id="s2", text="q", needs=["x"])  # evicts "a"
+        await engine.wait_idle()
+        forecaster.needs = (("a", 0.9),)
+        engine.reply("s1", "answer")  # forecasts "a" again: not preloaded again
+        await engine.wait_idle()
+        assert 1 == source.calls["a"]
+        ctx = await engine.handle(session_id="s1", text="q", needs=["a"])
+        await engine.wait_idle()
+        snapshot = engine.metrics()
+        assert (1, 0, 1) == (ctx.misses, snapshot.preloads_used, snapshot.preloads_lost)
+        assert engine.preloader.survival < 1.0
+        engine.end_session("s1")
+        assert 1 == engine.metrics().wasted
+
+
+async def test_under_pressure_only_the_likeliest_need_is_preloaded() -> None:
+    """
+    A preload is worth its chance of use times the share of needed preloads that
+    survived until their use: when few survive, only the forecast's likeliest need
+    (kept on its own chance, so that the survival keeps being measured) clears the
+    value threshold.
+    """
+    forecaster = _Scripted()
+    engine, source = _squeezed(forecaster, max_entries=8)
+    async with engine:
+        engine.preloader._ledger.survival = 0.1
+        forecaster.needs = (("a", 0.9), ("b", 0.8), ("c", 0.5))
+        await engine.handle(session_id="s1", text="q", needs=[])
+        await engine.wait_idle()
+        assert (1, 0, 0) == (source.calls["a"], source.calls["b"], source.calls["c"])
+        engine.preloader._ledger.survival = 1.0
+        engine.reply("s1", "answer")
+        await engine.wait_idle()
+        assert (1, 1, 1) == (source.calls["a"], source.calls["b"], source.calls["c"])
+
+
+def test_the_survival_is_a_moving_share_of_needed_preloads_still_there() -> None:
+    """
+    Each needed preload moves the survival toward 1 when it was read, toward 0 when
+    it was lost; a need that was not preloaded for the session moves nothing.
+    """
+    ledger = PreloadLedger()
+    ledger.loaded("a", {"s"})
+    ledger.loaded("b", {"s"})
+    assert not ledger.lose("s", "c") and not ledger.lose("t", "a")
+    assert 1.0 == ledger.survival
+    assert ledger.lose("s", "a")
+    assert 1.0 - SURVIVAL_WEIGHT == pytest.approx(ledger.survival)
+    assert ledger.read("s", "b")
+    assert (1, 1, 1) == (ledger.used, ledger.lost, ledger.wasted)
+    assert 1.0 - SURVIVAL_WEIGHT < ledger.survival < 1.0
+
+
+def test_admission_counts_the_bytes_bound_and_the_survival() -> None:
+    """
+    A cache full by bytes (not by entries) has no room either; a preload is admitted
+    only when its worth, times the chance it survives until its use, reaches the
+    weakest entry's it would evict.
+    """
+    values = _Values({"a": 1.0, "b": 1.0, "new": 2.0})
+    index = EntryIndex(max_entries=10, max_bytes=100, value=values, sample=8)
+    index.add("a", 50, ttl=None)
+    assert index.admits("weak")  # room for one more of the mean size
+    index.add("b", 50, ttl=None)
+    assert not index.admits("weak")  # full by bytes: worth 0 against 1
+    assert index.admits("new")
+    assert not index.admits("new", 0.4)  # 2 x 0.4 < 1
+
+
+def test_simulate_reports_the_preloads_held_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    Under pressure the command's report says, per strategy, the preloads deferred,
+    rejected by the value-aware cache, lost before their use and left out for their
+    TTL; the JSON report has them as keys.
+    """
+    config = tmp_path / "pressure.toml"
+    config.write_text(
+        '[cache]\neviction = "value"\n[preloader]\njust_in_time = true\nttl_aware = true\n'
+    )
+    out = tmp_path / "report.json"
+    args = ["simulate", "--limit", "40", "--tenants", "4", "--capacity", "0.05"]
+    args += ["--config", str(config), "--strategies", "lru,engine", "--processes", "1"]
+    assert 0 == main([*args, "--json", str(out)])
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("preloads "))
+    assert "engine " in line and " deferred, " in line and " rejected, " in line
+    engine = json.loads(out.read_text())["strategies"]["engine"]
+    assert engine["deferred"] > 0 and engine["preloads_lost"] > 0
+    assert {"rejected", "ttl_skipped"} <= set(engine)

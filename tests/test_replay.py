@@ -101,6 +101,10 @@ def test_report_json_has_exactly_the_contract_keys() -> None:
         "prefix_reused_tokens",
         "input_cost_per_turn",
         "needs_in_window_recall",
+        "deferred",
+        "rejected",
+        "preloads_lost",
+        "ttl_skipped",
     }
     assert all(keys == set(v) for v in out["strategies"].values())
     assert None is out["strategies"]["cold"]["top1"]

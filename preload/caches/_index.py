@@ -133,17 +133,29 @@ class EntryIndex:
         self._settle_unread(old)
         return old
 
-    def admits(self, key: str) -> bool:
+    def admits(self, key: str, survival: float = 1.0) -> bool:
         """
         Whether a preload of ``key`` would stay if it were added now: the index has
-        room, or it is not value-aware, or ``key`` is worth more than the entry it
+        room, or it is not value-aware, or ``key``'s worth times ``survival`` (the
+        chance that it is still held when used) is at least that of the entry it
         would evict.
         """
-        if self.value is None or key in self._sizes or len(self._sizes) < self.max_entries:
+        if self.value is None or key in self._sizes or self._has_room():
             return True
         value = self.value.value
         least = min(value(k) for k in itertools.islice(self._sizes, self.sample))
-        return value(key) >= least
+        return value(key) * survival >= least
+
+    def _has_room(self) -> bool:
+        """
+        Whether one more entry of the mean size fits in both bounds.
+        """
+        held = len(self._sizes)
+        if held >= self.max_entries:
+            return False
+        return (
+            self.max_bytes is None or not held or self.bytes * (held + 1) <= self.max_bytes * held
+        )
 
     def _victim(self) -> str:
         """

@@ -116,15 +116,18 @@ class MemoryCache:
         self._hits += 1
         return obj
 
-    def admits(self, key: str) -> bool:
+    def admits(self, key: str, survival: float = 1.0) -> bool:
         """
         Whether a preload of ``key`` stored now would be kept (see ``cache.eviction``):
-        always, unless the cache is full and ``key`` is worth no more than the entry
-        it would evict. Bounded by ``cache.eviction_sample``.
+        always, unless the cache is full and ``key``'s worth, times ``survival`` (the
+        chance that it stays until its use), is less than that of the entry it would
+        evict. Bounded by ``cache.eviction_sample``.
 
         .. versionadded:: 0.5
+        .. versionchanged:: 0.6
+           ``survival``.
         """
-        return self._index.admits(key)
+        return self._index.admits(key, survival)
 
     def remember(self, key: str, obj: Any) -> None:
         """

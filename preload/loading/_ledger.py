@@ -5,13 +5,22 @@ whether that session read it.
 One load has one owner, the first session that asked for it (by name, so that a
 replay counts the same way every time). A session that reads the item claims it
 (``preloads_used``); what a session never read counts as ``wasted`` when it ends.
+
+A preload its session needed but that had left the cache first (another entry's load
+evicted it, or it expired) is *lost* (``preloads_lost``, and wasted). The share of the
+needed preloads that were still there, a moving average, is the cache's
+:attr:`PreloadLedger.survival`: near 1 while the cache holds what is preloaded, low
+when preloads evict each other before their use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-__all__ = ["PreloadLedger"]
+__all__ = ["SURVIVAL_WEIGHT", "PreloadLedger"]
+
+#: The weight of the latest outcome in :attr:`PreloadLedger.survival`.
+SURVIVAL_WEIGHT = 1 / 32
 
 
 class PreloadLedger:
@@ -23,6 +32,9 @@ class PreloadLedger:
         self._owned: dict[str, set[str]] = {}
         self.used = 0
         self.wasted = 0
+        self.lost = 0
+        #: The moving share of needed preloads still there when needed (1 at first).
+        self.survival = 1.0
 
     def __len__(self) -> int:
         return len(self._owned)
@@ -49,7 +61,28 @@ class PreloadLedger:
             return False
         owned.discard(key)
         self.used += 1
+        self._survived(True)
         return True
+
+    def lose(self, session: str, key: str) -> bool:
+        """
+        ``session`` needed ``key`` and it was not in the cache: if it was preloaded
+        for this session and not read yet, that preload was lost (and wasted).
+
+        Returns:
+            Whether it was such a preload.
+        """
+        owned = self._owned.get(session)
+        if owned is None or key not in owned:
+            return False
+        owned.discard(key)
+        self.lost += 1
+        self.wasted += 1
+        self._survived(False)
+        return True
+
+    def _survived(self, kept: bool) -> None:
+        self.survival += SURVIVAL_WEIGHT * (float(kept) - self.survival)
 
     def end(self, session: str) -> None:
         """

@@ -17,7 +17,9 @@ at most, then cancels every pending load.
 
 The preloader also keeps the ledger of which session each preload was for: a session
 that reads one claims it (``preloads_used``); one it never read counts as ``wasted``
-when the session ends.
+when the session ends; one it needed after it had left the cache is lost
+(``preloads_lost``), and the share of needed preloads that were not lost is the
+cache's :attr:`Preloader.survival`.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
         self._value_cache: MemoryCache | None = None
         if isinstance(cache, MemoryCache) and cache.config.eviction == "value":
             self._value_cache = cache
-        self._not_admitted = 0
+        self._rejected = 0
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[Preloader]:
@@ -345,6 +347,30 @@ class Preloader(anyio.AsyncContextManagerMixin):
         """
         return self._ledger.read(session, key)
 
+    def lose(self, session: str, key: str) -> bool:
+        """
+        ``session`` needed ``key`` and it was not in the cache nor in flight: if it
+        was preloaded for this session and not read yet, that preload was lost (it
+        left the cache before its use), which lowers :attr:`survival`.
+
+        Returns:
+            Whether it was such a preload.
+
+        .. versionadded:: 0.6
+        """
+        return self._ledger.lose(session, key)
+
+    @property
+    def survival(self) -> float:
+        """
+        The moving share of the preloads their sessions needed that were still in the
+        cache (or in flight) when needed: 1 while the cache holds what is preloaded,
+        low when preloads evict each other before their use.
+
+        .. versionadded:: 0.6
+        """
+        return self._ledger.survival
+
     def end_session(self, session: str) -> None:
         """
         ``session`` is over: drop the preloads only it wanted, and count those loaded
@@ -526,12 +552,13 @@ class Preloader(anyio.AsyncContextManagerMixin):
     @property
     def not_admitted(self) -> int:
         """
-        Preloads not started because the value-aware cache was full of entries
-        worth more (``cache.eviction = "value"``).
+        Preloads the value-aware cache refused (``cache.eviction = "value"``): not
+        started because it was full of entries worth more, or dropped as soon as
+        stored for the same reason (``rejected`` in :meth:`statistics`).
 
         .. versionadded:: 0.5
         """
-        return self._not_admitted
+        return self._rejected
 
     @property
     def queued(self) -> int:
@@ -565,7 +592,9 @@ class Preloader(anyio.AsyncContextManagerMixin):
             queued=len(self._queue),
             in_flight=len(self._flights),
             preloads_used=self._ledger.used,
+            preloads_lost=self._ledger.lost,
             wasted=self._ledger.wasted,
+            rejected=self._rejected,
         )
 
     async def _worker(self, tickets: MemoryObjectReceiveStream[None]) -> None:
@@ -580,8 +609,10 @@ class Preloader(anyio.AsyncContextManagerMixin):
                 if ck in self._flights or (self.cache is not None and ck in self.cache):
                     self._signal_idle()
                     continue
-                if self._value_cache is not None and not self._value_cache.admits(ck):
-                    self._not_admitted += 1  # it would evict something worth more
+                if self._value_cache is not None and not self._value_cache.admits(
+                    ck, self.survival
+                ):
+                    self._rejected += 1  # it would evict something worth more
                     self._signal_idle()
                     continue
                 sessions = {s: v for s, v in job.values.items() if s is not None}
@@ -656,6 +687,9 @@ class Preloader(anyio.AsyncContextManagerMixin):
                 ttl = cache.config.ttl_for(flight.source.name, flight.key)
                 try:
                     await cache.set(ck, item.to_dict(), ttl=ttl, obj=item, preload=flight.preload)
+                    valued = self._value_cache
+                    if flight.preload and valued is cache is not None and ck not in valued:
+                        self._rejected += 1  # it evicted itself: worth least of all
                 except CacheError as exc:  # said once a key (a small cache refuses often)
                     known = flight.key in self._not_cached
                     if not known and len(self._not_cached) < MAX_NOT_CACHED:

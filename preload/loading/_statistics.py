@@ -20,7 +20,10 @@ class PreloaderStatistics:
 
     ``loads`` and ``preloads`` count calls to sources (on demand and in the
     background); ``preloads_used`` were read by a session they were loaded for,
-    ``wasted`` ones were never read by any of them before it ended. ``missing`` keys
+    ``wasted`` ones were never read by any of them before it ended;
+    ``preloads_lost`` (also wasted) were needed by their session after they had left
+    the cache; ``rejected`` preloads were refused by a value-aware cache (worth less
+    than what they would evict). ``missing`` keys
     no source has. ``remote_loads`` were satisfied by a value another replica stored, and
     ``remote_hits`` are a request's hits on one (found on the shared cache, not known
     to this process),
@@ -32,12 +35,16 @@ class PreloaderStatistics:
     when the snapshot is taken.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.6
+       ``preloads_lost``, ``rejected``.
     """
 
     loads: int = 0
     preloads: int = 0
     preloads_used: int = 0
+    preloads_lost: int = 0
     wasted: int = 0
+    rejected: int = 0
     missing: int = 0
     shed: int = 0
     cancelled: int = 0
@@ -85,7 +92,14 @@ class Counters:
         self.latency_sum += seconds
 
     def snapshot(
-        self, *, queued: int, in_flight: int, preloads_used: int, wasted: int
+        self,
+        *,
+        queued: int,
+        in_flight: int,
+        preloads_used: int,
+        preloads_lost: int,
+        wasted: int,
+        rejected: int,
     ) -> PreloaderStatistics:
         """
         A frozen copy, with the gauges the preloader reads now and the ledger's counts.
@@ -93,7 +107,9 @@ class Counters:
         return PreloaderStatistics(
             **{name: getattr(self, name) for name in _COUNTED},
             preloads_used=preloads_used,
+            preloads_lost=preloads_lost,
             wasted=wasted,
+            rejected=rejected,
             queued=queued,
             in_flight=in_flight,
             load_latency_buckets=tuple(zip(LATENCY_BUCKETS, self.latency_counts, strict=True)),

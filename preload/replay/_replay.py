@@ -395,6 +395,8 @@ class _Run:
             outcomes=tuple(o for e in self.engines for o in e.experiment_outcomes()),
             deferred=m.deferred,
             ttl_skipped=m.ttl_skipped,
+            rejected=m.rejected,
+            preloads_lost=m.preloads_lost,
         )
 
 

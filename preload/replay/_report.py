@@ -33,6 +33,10 @@ CONTRACT_KEYS = (
     "prefix_reused_tokens",
     "input_cost_per_turn",
     "needs_in_window_recall",
+    "deferred",
+    "rejected",
+    "preloads_lost",
+    "ttl_skipped",
 )
 
 
@@ -61,7 +65,11 @@ class StrategyReport:
     prefix awareness; ``needs_in_window_recall`` is the share of the turns' needs
     the windows held (None when no turn has needs). ``deferred`` preloads were
     started just in time, ``ttl_skipped`` ones left out because their time to live
-    would end before their expected use (``[preloader]``).
+    would end before their expected use (``[preloader]``); ``rejected`` ones were
+    refused by the value-aware cache (``cache.eviction = "value"``: worth less, times
+    the cache's survival, than what they would evict), and ``preloads_lost`` ones
+    were needed by their session after they had left the cache (evicted by others
+    before their use: the cache's thrash).
 
     ``outcomes`` holds each session's outcome when the strategy ran an experiment
     (``[experiments]``; only ``engine`` does), for :func:`preload.experiments.summarize`;
@@ -75,7 +83,8 @@ class StrategyReport:
     .. versionchanged:: 0.5
        The prompt-cache keys.
     .. versionchanged:: 0.6
-       ``outcomes``; ``deferred`` and ``ttl_skipped``.
+       ``outcomes``; ``deferred``, ``ttl_skipped``, ``rejected`` and ``preloads_lost``
+       (in the JSON report too).
     """
 
     hit_rate: float
@@ -107,6 +116,8 @@ class StrategyReport:
     needs_in_window_recall: float | None = None
     deferred: int = 0
     ttl_skipped: int = 0
+    rejected: int = 0
+    preloads_lost: int = 0
     wall_s: float = field(default=0.0, compare=False)
     waits_ms: tuple[float, ...] = field(default=(), repr=False)
     outcomes: tuple[SessionOutcome, ...] = field(default=(), repr=False, compare=False)

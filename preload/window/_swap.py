@@ -104,11 +104,13 @@ class Context:
     are needs no source had, or whose load failed or ran out of time. ``experiment``
     and ``arm`` name the A/B test arm that served the session, if any. ``choice``
     explains the Pareto choice of the window, when ``[budget.objectives]`` asked for
-    one: the chosen point and the nearest alternative.
+    one: the chosen point and the nearest alternative. ``ttl_skipped`` and
+    ``deferred`` explain the preloads for this request that the last forecast left
+    out for their time to live, or started just in time (``[preloader]``).
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.6
-       ``experiment``, ``arm`` and ``choice``.
+       ``experiment``, ``arm``, ``choice`` and ``deferred``.
     """
 
     session_id: str
@@ -124,6 +126,7 @@ class Context:
     missing: tuple[str, ...] = ()
     speculated: tuple[str, ...] = ()
     ttl_skipped: tuple[str, ...] = ()
+    deferred: tuple[str, ...] = ()
     prefix_reused_tokens: int = 0
     input_cost: float = 0.0
     naive_input_cost: float = 0.0
@@ -176,6 +179,7 @@ class Context:
         lines.extend(f"  call {line}" for line in self.speculated)
         lines.extend(f"  {line}" for line in self.choice)
         lines.extend(f"  skip {line}" for line in self.ttl_skipped)
+        lines.extend(f"  defer {line}" for line in self.deferred)
         return "\n".join(lines)
 
 
