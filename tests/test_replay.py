@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from preload import ConfigError, EngineConfig, InputError
-from preload.replay import generate_demo, replay
+from preload.replay import fit_strategies, generate_demo, replay
 from preload.replay._replay import _strategy_config, arrivals
 from preload.replay._workers import _portable, _revive
 
@@ -283,3 +283,29 @@ def test_the_oracle_speculates_at_the_earliest_moment_whatever_the_engines_are()
     assert not _strategy_config("lru", config).calls.speculate
     off = config.replace(calls=replace(config.calls, speculate=False))
     assert not _strategy_config("oracle", off).calls.speculate
+
+
+def test_strategies_fitted_once_replay_as_if_fitted_each_time() -> None:
+    """
+    Fitted once (fit_strategies), the learning strategies give every replay the
+    figures a replay that fits its own gives, again and again: each replay learns
+    online into its own copy, never into the fitted state.
+    """
+    train = generate_demo(30, seed=5).sessions
+    demo = generate_demo(15, seed=6)
+    strategies = ["markov1", "engine"]
+    config = EngineConfig.from_dict({"replay": {"tenants": 2}})
+    fitted = fit_strategies(train, config, strategies=strategies)
+    assert {"markov1", "engine"} == set(fitted.forecasters)
+    own = replay(
+        demo.sessions, demo.knowledge, config, strategies=strategies, train=train, processes=1
+    )
+    once = [
+        replay(
+            demo.sessions, demo.knowledge, config, strategies=strategies, fitted=fitted, processes=1
+        )
+        for _ in range(2)
+    ]
+    for report in once:
+        assert own.strategies == report.strategies
+    assert own.strategies["engine"].top1 is not None

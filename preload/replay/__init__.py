@@ -10,8 +10,11 @@ from ._demo import DemoData as DemoData
 from ._demo import generate_demo as generate_demo
 from ._plot import plot_report as plot_report
 from ._replay import ALL_STRATEGIES as ALL_STRATEGIES
+from ._replay import LEARNING_STRATEGIES as LEARNING_STRATEGIES
 from ._replay import MAX_VIRTUAL_S as MAX_VIRTUAL_S
 from ._replay import STRATEGIES as STRATEGIES
+from ._replay import FittedStrategies as FittedStrategies
+from ._replay import fit_strategies as fit_strategies
 from ._replay import replay as replay
 from ._report import ReplayReport as ReplayReport
 from ._report import StrategyReport as StrategyReport
@@ -22,15 +25,18 @@ from ._table import report_table as report_table
 
 __all__ = [
     "ALL_STRATEGIES",
+    "LEARNING_STRATEGIES",
     "MAX_VIRTUAL_S",
     "REPORT_COLUMNS",
     "STRATEGIES",
     "DemoData",
+    "FittedStrategies",
     "ReplayReport",
     "SimulatedCallSource",
     "SimulatedSource",
     "StrategyReport",
     "VirtualClockLoop",
+    "fit_strategies",
     "generate_demo",
     "plot_report",
     "replay",

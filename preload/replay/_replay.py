@@ -19,7 +19,7 @@ import random
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -53,7 +53,16 @@ if TYPE_CHECKING:
     from .._sessions import Session, Turn
     from ..window import Context
 
-__all__ = ["ALL_STRATEGIES", "MAX_VIRTUAL_S", "STRATEGIES", "check_timeline", "replay"]
+__all__ = [
+    "ALL_STRATEGIES",
+    "LEARNING_STRATEGIES",
+    "MAX_VIRTUAL_S",
+    "STRATEGIES",
+    "FittedStrategies",
+    "check_timeline",
+    "fit_strategies",
+    "replay",
+]
 
 #: The strategies a replay runs unless told otherwise, in report order.
 STRATEGIES = ("cold", "lru", "popular", "markov1", "engine", "oracle")
@@ -62,6 +71,9 @@ STRATEGIES = ("cold", "lru", "popular", "markov1", "engine", "oracle")
 #: session's future needs and times, preloads exactly what will be used and evicts
 #: what is used furthest in the future: the ceiling of a shared cache).
 ALL_STRATEGIES = (*STRATEGIES, "global_oracle")
+
+#: The strategies that learn from training sessions (the others fit nothing).
+LEARNING_STRATEGIES = ("popular", "markov1", "engine")
 
 #: Virtual seconds a session lingers after its last turn before it ends (its
 #: preloads made after the last turn count as wasted, as on a real server).
@@ -129,6 +141,54 @@ def check_timeline(sessions: Sequence[Session], config: EngineConfig, seed: int)
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FittedStrategies:
+    """
+    The learning strategies fitted once on training sessions (:func:`fit_strategies`),
+    for several replays of the same sessions, such as a sweep of cache capacities.
+
+    A replay given them runs every strategy in a forked worker process, which learns
+    online into its own copy: each replay starts from the same fitted state and
+    reports what a replay that fitted its own would.
+
+    .. versionadded:: 0.6
+    """
+
+    #: The fitted forecaster of each learning strategy, by strategy name.
+    forecasters: Mapping[str, Forecaster]
+    #: The engine strategy's call predictor, fitted on the training sessions' calls.
+    call_predictor: CallPredictor | None = None
+
+
+def fit_strategies(
+    train: Sequence[Session],
+    config: EngineConfig | None = None,
+    *,
+    strategies: Sequence[str] = LEARNING_STRATEGIES,
+) -> FittedStrategies:
+    """
+    Fit the learning strategies among ``strategies`` on ``train`` once, as
+    :func:`replay` would with ``train=train`` (``config``'s ``[prediction]``).
+
+    Raises:
+        ConfigError: A strategy is unknown.
+        InputError: A strategy cannot learn from ``train``.
+
+    .. versionadded:: 0.6
+    """
+    config = config or EngineConfig()
+    learning = [name for name in strategies if name in LEARNING_STRATEGIES]
+    for name in strategies:
+        if name not in ALL_STRATEGIES:
+            raise ConfigError(
+                "strategies", f"unknown strategy {name!r}; choose from {ALL_STRATEGIES}"
+            )
+    return FittedStrategies(
+        forecasters={name: _fitted(name, config, (), train) for name in learning},
+        call_predictor=_call_predictor("engine", (), train) if "engine" in learning else None,
+    )
+
+
 async def replay_strategy(
     name: str,
     sessions: Sequence[Session],
@@ -138,11 +198,17 @@ async def replay_strategy(
     train: Sequence[Session] = (),
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    fitted: FittedStrategies | None = None,
 ) -> StrategyReport:
     """
     Replay ``sessions`` through one strategy; run it on a :class:`VirtualClockLoop`.
+    With ``fitted``, its learning strategies' forecasters and call predictor are used
+    as they are (the caller runs this in a process of its own).
     """
-    forecaster = _fitted(name, config, sessions, train)
+    if fitted is not None and name in fitted.forecasters:
+        forecaster = fitted.forecasters[name]
+    else:
+        forecaster = _fitted(name, config, sessions, train)
     calls = SimulatedCallSource(
         [*train, *sessions],
         config.replay.latency_for("db"),
@@ -152,7 +218,10 @@ async def replay_strategy(
     starts = arrivals(len(sessions), config.replay.arrival_rate, seed)
     cache = _strategy_cache(name, config, sessions, starts, source.name)
     counter = TiktokenCounter(config.tokens.encoding, cache_size=config.tokens.cache_size)
-    call_predictor = _call_predictor(name, sessions, train)
+    if name == "engine" and fitted is not None and fitted.call_predictor is not None:
+        call_predictor: CallPredictor | None = fitted.call_predictor
+    else:
+        call_predictor = _call_predictor(name, sessions, train)
     engines = [
         PreloadEngine(
             _strategy_config(name, config).replace(tenant=tenant_name(i, config)),
@@ -513,6 +582,7 @@ def _run_strategy(name: str, on_progress: Callable[[int], None]) -> tuple[dict[s
             train=job["train"],
             seed=job["seed"],
             progress=progress,
+            fitted=job["fitted"],
         )
         virtual[0] = anyio.current_time()
         return report
@@ -541,6 +611,7 @@ def replay(
     processes: int | None = None,
     tenants: int | None = None,
     capacity: float | None = None,
+    fitted: FittedStrategies | None = None,
 ) -> ReplayReport:
     """
     Replay sessions through several strategies and report each one's figures.
@@ -563,6 +634,10 @@ def replay(
             config's ``replay.tenants`` when None).
         capacity: Size the cache to this fraction of the working set, in entries and
             bytes (the config's ``cache.max_entries`` and ``max_bytes`` when None).
+        fitted: The learning strategies fitted once (:func:`fit_strategies`), used
+            instead of fitting them on ``train`` here; every strategy then runs in a
+            forked worker process (one at a time when ``processes`` is 1), so that
+            each replay starts from the same fitted state.
 
     Raises:
         ConfigError: A strategy is unknown or named twice, the cache is not in memory,
@@ -571,6 +646,8 @@ def replay(
 
     .. versionchanged:: 0.5
        ``tenants``, ``capacity`` and the ``global_oracle`` strategy.
+    .. versionchanged:: 0.6
+       ``fitted``.
     """
     config = config or EngineConfig()
     if tenants is not None:
@@ -587,10 +664,15 @@ def replay(
     workers = processes or config.replay.processes or (os.cpu_count() or 1)
     workers = max(1, min(workers, len(strategies)))
     _JOB.update(
-        sessions=list(sessions), knowledge=source, config=config, train=list(train), seed=seed
+        sessions=list(sessions),
+        knowledge=source,
+        config=config,
+        train=list(train),
+        seed=seed,
+        fitted=fitted,
     )
     try:
-        if workers == 1:
+        if workers == 1 and fitted is None:
             results = run_here(strategies, _run_strategy, on_progress)
         else:
             # The learning strategies take longest: start them first.
