@@ -60,11 +60,12 @@ class MetricsSnapshot:
     ``hits`` were ready in the cache when their request arrived; ``partial_hits`` were
     being preloaded and the request waited for the rest; ``misses`` were loaded on
     demand. ``wasted`` preloads were never used by the session that caused them;
-    ``preloads_lost`` (also wasted) were needed by that session after they had left
+    ``preloads_lost`` were needed by that session after they had left
     the cache; ``evicted_unused`` preloads left the cache (evicted or expired) before
     anyone read them; ``rejected`` preloads were refused by a value-aware cache
-    (``cache.eviction = "value"``: worth less than what they would evict). ``loads`` and ``preloads`` count calls to sources (on demand and in the
-    background); ``remote_loads`` were satisfied by a value another replica stored, and
+    (``cache.eviction = "value"``: worth less than what they would evict). ``loads``
+    and ``preloads`` count calls to sources (on demand and in the background);
+    ``remote_loads`` were satisfied by a value another replica stored, and
     ``remote_hits`` are a request's hits on one,
     ``lease_waits`` waited for another replica's load. ``shed`` preloads were dropped
     from a full queue, ``cancelled`` ones were dropped or stopped because nobody wanted

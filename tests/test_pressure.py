@@ -336,7 +336,7 @@ def _squeezed(forecaster: _Scripted, max_entries: int = 1) -> tuple[PreloadEngin
 async def test_a_preload_lost_before_its_use_is_counted_and_not_made_again_that_turn() -> None:
     """
     A preload evicted by another session's load before its own session needed it is
-    lost: counted (and wasted), and the survival falls; a forecast made again before
+    lost: counted (wasted, as it was never read), and the survival falls; a forecast made again before
     that session's next request (after the reply) does not preload it again, where
     it would only evict and be evicted; the next turn's forecast may.
     """
@@ -396,9 +396,12 @@ def test_the_survival_is_a_moving_share_of_needed_preloads_still_there() -> None
     assert 1.0 == ledger.survival
     assert ledger.lose("s", "a")
     assert 1.0 - SURVIVAL_WEIGHT == pytest.approx(ledger.survival)
+    assert not ledger.lose("s", "a")  # found lost once
     assert ledger.read("s", "b")
-    assert (1, 1, 1) == (ledger.used, ledger.lost, ledger.wasted)
+    assert (1, 1, 0) == (ledger.used, ledger.lost, ledger.wasted)
     assert 1.0 - SURVIVAL_WEIGHT < ledger.survival < 1.0
+    ledger.end("s")  # the lost preload, never read, is wasted as before
+    assert 1 == ledger.wasted
 
 
 def test_admission_counts_the_bytes_bound_and_the_survival() -> None:

@@ -7,7 +7,9 @@ replay counts the same way every time). A session that reads the item claims it
 (``preloads_used``); what a session never read counts as ``wasted`` when it ends.
 
 A preload its session needed but that had left the cache first (another entry's load
-evicted it, or it expired) is *lost* (``preloads_lost``, and wasted). The share of the
+evicted it, or it expired) is *lost* (``preloads_lost``; used and wasted are counted as
+before: a lost preload whose key the session reads later, loaded again, counts as
+used). The share of the
 needed preloads that were still there, a moving average, is the cache's
 :attr:`PreloadLedger.survival`: near 1 while the cache holds what is preloaded, low
 when preloads evict each other before their use.
@@ -30,6 +32,7 @@ class PreloadLedger:
 
     def __init__(self) -> None:
         self._owned: dict[str, set[str]] = {}
+        self._lost: dict[str, set[str]] = {}  # owned preloads found lost, by session
         self.used = 0
         self.wasted = 0
         self.lost = 0
@@ -61,23 +64,30 @@ class PreloadLedger:
             return False
         owned.discard(key)
         self.used += 1
-        self._survived(True)
+        lost = self._lost.get(session)
+        if lost is None or key not in lost:
+            self._survived(True)
+        else:
+            lost.discard(key)
         return True
 
     def lose(self, session: str, key: str) -> bool:
         """
         ``session`` needed ``key`` and it was not in the cache: if it was preloaded
-        for this session and not read yet, that preload was lost (and wasted).
+        for this session and not read yet (nor found lost before), that preload was
+        lost.
 
         Returns:
             Whether it was such a preload.
         """
         owned = self._owned.get(session)
-        if owned is None or key not in owned:
+        lost = self._lost.setdefault(session, set())
+        if owned is None or key not in owned or key in lost:
+            if not lost:
+                del self._lost[session]
             return False
-        owned.discard(key)
+        lost.add(key)
         self.lost += 1
-        self.wasted += 1
         self._survived(False)
         return True
 
@@ -89,3 +99,4 @@ class PreloadLedger:
         ``session`` is over: what it never read is wasted.
         """
         self.wasted += len(self._owned.pop(session, ()))
+        self._lost.pop(session, None)

@@ -21,7 +21,7 @@ class PreloaderStatistics:
     ``loads`` and ``preloads`` count calls to sources (on demand and in the
     background); ``preloads_used`` were read by a session they were loaded for,
     ``wasted`` ones were never read by any of them before it ended;
-    ``preloads_lost`` (also wasted) were needed by their session after they had left
+    ``preloads_lost`` were needed by their session after they had left
     the cache; ``rejected`` preloads were refused by a value-aware cache (worth less
     than what they would evict). ``missing`` keys
     no source has. ``remote_loads`` were satisfied by a value another replica stored, and
