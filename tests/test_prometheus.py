@@ -37,6 +37,8 @@ async def test_metrics_export_to_prometheus(config: EngineConfig) -> None:
     assert 1.0 == samples["preload_backend_up"]
     assert 1.0 == samples['preload_load_latency_seconds_bucket{le="+Inf"}']
     assert 1.0 == samples["preload_load_latency_seconds_count"]
+    for held_back in ("preloads_lost", "rejected", "deferred", "ttl_skipped"):
+        assert 0.0 == samples[f"preload_{held_back}_total"]
 
 
 async def test_engines_by_label_with_their_call_counters(config: EngineConfig) -> None:
