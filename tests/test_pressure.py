@@ -400,6 +400,9 @@ def test_the_survival_is_a_moving_share_of_needed_preloads_still_there() -> None
     assert ledger.read("s", "b")
     assert (1, 1, 0) == (ledger.used, ledger.lost, ledger.wasted)
     assert 1.0 - SURVIVAL_WEIGHT < ledger.survival < 1.0
+    ledger.loaded("a", {"s"})  # preloaded again: this preload's outcome counts
+    assert ledger.lose("s", "a")
+    assert 2 == ledger.lost
     ledger.end("s")  # the lost preload, never read, is wasted as before
     assert 1 == ledger.wasted
 

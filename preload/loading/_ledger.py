@@ -53,7 +53,11 @@ class PreloadLedger:
         A background load of ``key`` started for ``sessions`` (none: nobody owns it).
         """
         if sessions:
-            self._owned.setdefault(min(sessions), set()).add(key)
+            owner = min(sessions)
+            self._owned.setdefault(owner, set()).add(key)
+            lost = self._lost.get(owner)
+            if lost is not None:
+                lost.discard(key)  # a new preload of it: its own outcome counts
 
     def read(self, session: str, key: str) -> bool:
         """
