@@ -62,6 +62,8 @@ _PRIOR: dict[str, tuple[float, float]] = {
 }
 #: predict reads the calls of this many times ``max_turns`` latest turns of a history.
 _HISTORY_TURNS = 4
+#: The last words of the agent's reply that are cues of the argument a request fills.
+_ASKED = 8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +97,19 @@ class _Draft:
 
 
 def _kind(kind: str) -> str:
-    return "call" if kind.startswith("call:") else kind
+    """
+    The source a candidate's kind belongs to (its prior): ``call:<name>.<arg>`` is a
+    ``call``, ``user:now/alias`` (said as an alias, or normalized) is ``user:now``.
+    """
+    return "call" if kind.startswith("call:") else kind.partition("/")[0]
+
+
+def _said_kind(kind: str, how: str) -> str:
+    """
+    A text source's kind, told apart by how the value was said (verbatim, as an alias,
+    normalized by a rule): each has its own precision and rate of being given.
+    """
+    return f"{kind}/{how}" if how else kind
 
 
 def _bin(p: float) -> str:
@@ -284,6 +298,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         each value said in the request or the last reply went with the right one.
         """
         done: set[str] = set()
+        asked = _asked(view)
         scans = [_scan_of(view, turn)]
         if view.agent:
             scans.append(view.agent[-1])
@@ -305,7 +320,10 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                         entry[1] += 1.0
                         entry[2] += float(args[arg] == value)
                 if arg in args:
-                    self._learn_cues((name, arg), args[arg], scans, counts, anchor)
+                    _, _, fmt, kid = counts.key_info((name, arg))
+                    got = view.said_options(kid, fmt, anchor, agent=False)
+                    more = [got[1]] if got is not None and got[1] is not None else []
+                    self._learn_cues((name, arg), args[arg], [*scans, *more], counts, anchor, asked)
 
     def _learn_cues(
         self,
@@ -314,11 +332,12 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         scans: list[TextScan],
         counts: CallCounts,
         anchor: dt.date | None,
+        asked: list[str],
     ) -> None:
         """
         Count the words around each value a text says of an argument (in the request,
-        capitalized names too, for an argument of that format) as going with the right
-        value or a wrong one.
+        capitalized names too, for an argument of that format, and the last words of
+        the reply it answers) as going with the right value or a wrong one.
         """
         _, _, fmt, kid = counts.key_info(key)
         for i, scan in enumerate(scans):
@@ -331,7 +350,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             weights = self._cue_w.setdefault(key, {})
             for start, after, value, _ in found:
                 right = value == truth
-                for word in scan.context(start, after):
+                words = scan.context(start, after)
+                for word in [*words, *asked] if i == 0 else words:
                     entry = cues.setdefault(word, [0.0, 0.0])
                     entry[0 if right else 1] += 1.0
                     weights[word] = math.log((entry[0] + 0.5) / (entry[1] + 0.5))
@@ -490,12 +510,18 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             past = view.memo[name] = self._past_candidates(name, view, counts, anchor)
         if scan is None:
             return past
-        chosen: dict[str, Mention] = {}
+        # one stretch of the request fills one argument: the best fits first
+        asked = _asked(view)
+        ranked: dict[str, list[tuple[float, Mention]]] = {}
+        ties: dict[str, float] = {}
         for arg in past:
             _, _, fmt, kid = counts.key_info((name, arg))
-            got = mention(scan, kid, fmt, counts, anchor, self._cue_w.get((name, arg)))
-            if got is not None:
-                chosen[arg] = got
+            said = mention_options(scan, kid, fmt, counts, anchor)
+            if said:
+                cues = self._cue_w.get((name, arg))
+                ranked[arg] = rank_mentions(scan, said, cues)
+                ties[arg] = sum(cues.get(w, 0.0) for w in asked) if cues else 0.0
+        chosen = _exclusive(ranked, ties)
         # an open class of names: capitalized words that are no known value, for a
         # value the training calls never had
         spans: dict[str, Mention] = {}
@@ -513,7 +539,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             front: list[_Cand] = []
             got = chosen.get(arg)
             if got is not None:
-                front.append(("user:now", got[2], _how(got[3], "user")))
+                front.append((_said_kind("user:now", got[3]), got[2], _how(got[3], "user")))
             span = spans.get(arg)
             if span is not None and (got is None or span[2] != got[2]):
                 front.append(("user:span", span[2], "normalized:span"))
@@ -525,18 +551,26 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
     ) -> dict[str, list[_Cand]]:
         out: dict[str, list[_Cand]] = {}
         last_agent = view.agent[-1] if view.agent else None
-        for arg in counts.arg_names(name):
+        names = counts.arg_names(name)
+        earlier = {
+            kind: self._said_earlier(name, names, view, counts, anchor, agent=agent)
+            for kind, agent in (("user:past", False), ("agent:past", True))
+        }
+        for arg in names:
             key = (name, arg)
             _, top, fmt, kid = counts.key_info(key)
             options: list[_Cand] = []
             if last_agent is not None:
                 got = mention(last_agent, kid, fmt, counts, anchor, self._cue_w.get(key))
                 if got is not None:
-                    options.append(("agent:last", got[2], _how(got[3], "agent")))
-            for kind, agent in (("user:past", False), ("agent:past", True)):
-                said = view.said_before(kid, fmt, anchor, agent=agent)
+                    options.append(
+                        (_said_kind("agent:last", got[3]), got[2], _how(got[3], "agent"))
+                    )
+            for kind in ("user:past", "agent:past"):
+                said = earlier[kind].get(arg)
                 if said is not None:
-                    options.append((kind, said[2], _how(said[3], kind[:-5])))
+                    how = _how(said[3], kind[:-5])
+                    options.append((_said_kind(kind, said[3]), said[2], how))
             for src in counts.flows(key):
                 value = view.flow_values.get(src)
                 if value is not None:
@@ -545,6 +579,39 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             if top:
                 options.append(("default", top, "default"))
             out[arg] = options
+        return out
+
+    def _said_earlier(
+        self,
+        name: str,
+        names: list[str],
+        view: SessionView,
+        counts: CallCounts,
+        anchor: dt.date | None,
+        *,
+        agent: bool,
+    ) -> dict[str, Mention]:
+        """
+        Return what the latest earlier request (or reply) that mentions each argument
+        says of it: the mention whose words best fit the argument's cues, one argument
+        per stretch of that text.
+        """
+        by_turn: dict[int, dict[str, list[tuple[float, Mention]]]] = {}
+        for arg in names:
+            _, _, fmt, kid = counts.key_info((name, arg))
+            got = view.said_options(kid, fmt, anchor, agent=agent)
+            if got is None or not got[2]:
+                continue
+            turn_no, scan, options = got
+            ranked = (
+                rank_mentions(scan, options, self._cue_w.get((name, arg)))
+                if scan is not None
+                else [(0.0, found) for found in options]
+            )
+            by_turn.setdefault(turn_no, {})[arg] = ranked
+        out: dict[str, Mention] = {}
+        for ranked_args in by_turn.values():
+            out.update(_exclusive(ranked_args))
         return out
 
     def _source(self, key: Key, kind: str, presence: float) -> tuple[float, float]:
@@ -600,7 +667,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 args[arg] = value
                 evidence[arg] = how
                 p0 *= right
-                fresh = fresh or kind in ("user:now", "user:span")
+                fresh = fresh or _kind(kind) in ("user:now", "user:span")
                 if runner is not None:
                     variants.append((runner[0] / right, arg, runner[2][1], runner[2][2]))
                 if presence < 0.5:
@@ -715,6 +782,54 @@ def _draft(
     status = "new" if last is None else "same" if last == args else "changed"
     cell = (head[0], _bin(p0), status, *head[1:], rank)
     return _Draft(name, args, evidence, min(p0, 1.0), cell)
+
+
+def _asked(view: SessionView) -> list[str]:
+    """
+    The last words of the agent's last reply (the question a request answers), as cue
+    words marked ``?``.
+    """
+    if not view.agent:
+        return []
+    return [f"?{t}" for t in view.agent[-1].toks[-_ASKED:]]
+
+
+def _exclusive(
+    ranked: Mapping[str, list[tuple[float, Mention]]], ties: Mapping[str, float] | None = None
+) -> dict[str, Mention]:
+    """
+    Give each argument its best-fitting mention that no argument chosen before it took
+    (the best fit of all first, on a tie the argument that best fits ``ties``, e.g. the
+    question the text answers): one stretch of a text fills one argument.
+    """
+    ties = ties or {}
+    pending = {arg: list(options) for arg, options in ranked.items()}
+    taken: list[tuple[int, int]] = []
+    out: dict[str, Mention] = {}
+    while pending:
+        best: tuple[tuple[float, float, int, int], str, Mention] | None = None
+        for arg, options in list(pending.items()):
+            while options and _overlaps(options[0][1], taken):
+                options.pop(0)
+            if not options:
+                del pending[arg]
+                continue
+            score, found = options[0]
+            order = (score, ties.get(arg, 0.0), *_later_key(found))
+            if best is None or order > best[0]:
+                best = (order, arg, found)
+        if best is None:
+            break
+        _, arg, found = best
+        out[arg] = found
+        taken.append((found[0], found[1]))
+        del pending[arg]
+    return out
+
+
+def _later_key(found: Mention) -> tuple[int, int]:
+    how = found[3]
+    return found[1], 2 if not how else 0 if how == "alias" else 1
 
 
 def _how(how: str, side: str) -> str:

@@ -565,27 +565,32 @@ class SessionView:
         self.prev_calls = tuple(sorted({name for name, _, _ in calls}))
         self.n_turns += 1
 
-    def said_before(
+    def said_options(
         self, kid: int, fmt: str | None, anchor: dt.date | None, *, agent: bool
-    ) -> Mention | None:
+    ) -> tuple[int, TextScan | None, list[Mention]] | None:
         """
-        Return the latest mention of an argument in the user's earlier requests (or the
-        agent's replies before the last one).
+        Return the latest earlier turn whose request (or reply before the last one)
+        mentions an argument: its number, its scan (None once it left the window of
+        texts kept) and every mention of the argument in it.
         """
         seen = (self.agent_seen if agent else self.user_seen).get(kid)
+        scans = self.agent[:-1] if agent else self.user
+        first = self.n_turns - len(self.user)
         if fmt is not None:
-            scans = self.agent[:-1] if agent else self.user
-            first = self.n_turns - len(self.user)
             for back in range(len(scans) - 1, -1, -1):
                 turn_no = first + back
                 if seen is not None and seen[0] > turn_no:
                     break
-                got = mention(scans[back], -1, fmt, self.counts, anchor)
-                if got is not None:
-                    if seen is not None and seen[0] == turn_no and _later(seen[1]) >= _later(got):
-                        break
-                    return got
-        return seen[1] if seen is not None else None
+                options = mention_options(scans[back], kid, fmt, self.counts, anchor)
+                if options:
+                    return turn_no, scans[back], options
+        if seen is None:
+            return None
+        back = seen[0] - first
+        if 0 <= back < len(scans):
+            scan = scans[back]
+            return seen[0], scan, mention_options(scan, kid, fmt, self.counts, anchor)
+        return seen[0], None, [seen[1]]
 
 
 def _later(found: Mention) -> tuple[int, int]:

@@ -152,10 +152,13 @@ def breakdown(
     max_per_turn: int,
     guesses: int,
     moments: Sequence[str] = ("reply", "request"),
+    examples: dict[str, list[str]] | None = None,
+    max_examples: int = 0,
 ) -> tuple[Counter[str], int]:
     """
     Sort every read-only call of ``sessions`` into its cause; also return the number of
-    speculated calls.
+    speculated calls. With ``examples``, the first ``max_examples`` calls of each cause
+    are described there (the request, the last reply, the call, the guesses).
     """
     causes: Counter[str] = Counter()
     n_spec = 0
@@ -185,23 +188,48 @@ def breakdown(
             done: list[dict[str, Any]] = []
             for call in turn.get("tool_calls") or ():
                 if call.get("read_only"):
-                    causes[
-                        classify(
-                            call,
-                            spec,
-                            flagged,
-                            wide,
-                            guesses,
-                            threshold,
-                            history,
-                            request,
-                            done,
-                            seen,
-                        )
-                    ] += 1
+                    cause = classify(
+                        call,
+                        spec,
+                        flagged,
+                        wide,
+                        guesses,
+                        threshold,
+                        history,
+                        request,
+                        done,
+                        seen,
+                    )
+                    causes[cause] += 1
+                    shown = None if examples is None else examples.setdefault(cause, [])
+                    if shown is not None and len(shown) < max_examples:
+                        shown.append(_example(session, history, request, call, wide))
                 done.append(call)
             history.append(history_turn(turn))
     return causes, n_spec
+
+
+def _example(
+    session: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    request: Mapping[str, Any],
+    call: Mapping[str, Any],
+    wide: Sequence[CallGuess],
+) -> str:
+    """
+    One call described: where it is, the last reply, the request, the call, the guesses.
+    """
+    lines = [
+        f"    [{session.get('session_id')} turn {len(history)}]",
+        f"      reply:   {(history[-1].get('system') or '')[:200] if history else ''}",
+        f"      request: {(request.get('text') or '')[:300]}",
+        f"      call:    {call['name']} {dict(sorted(call['args'].items()))}",
+    ]
+    lines.extend(
+        f"      guess:   {g.p:.3f} {g.name} {dict(sorted(g.args.items()))} {dict(g.evidence)}"
+        for g in wide[:4]
+    )
+    return "\n".join(lines)
 
 
 def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
@@ -216,6 +244,7 @@ def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
             for call in turn.get("tool_calls") or ():
                 for arg, value in call["args"].items():
                     seen.setdefault((call["name"], arg), set()).add(value)
+    shown: dict[str, list[str]] = {}
     start = time.perf_counter()
     model = CallForecaster().fit(train)
     fit_s = time.perf_counter() - start
@@ -227,6 +256,8 @@ def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
         max_per_turn=options.max_per_turn,
         guesses=options.guesses,
         moments=options.moments.split(","),
+        examples=shown,
+        max_examples=options.examples,
     )
     total = sum(causes.values())
     print(
@@ -237,6 +268,10 @@ def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
     )
     for cause, n in sorted(causes.items(), key=lambda it: (-it[1], it[0])):
         print(f"  {cause:<44} {n:5d} {n / max(total, 1):6.1%}")
+    for cause, lines in sorted(shown.items()):
+        if cause != "hit" or options.examples_hits:
+            print(f"\n  examples of {cause}:")
+            print("\n".join(lines))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -256,6 +291,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=",".join(calls.moments),
         help="comma-separated: reply, request (default: the configuration's)",
     )
+    parser.add_argument(
+        "--examples", type=int, default=0, help="print this many calls of each cause (0)"
+    )
+    parser.add_argument("--examples-hits", action="store_true", help="with --examples, hits too")
     options = parser.parse_args(argv)
     print(f"reading session logs from {os.path.relpath(options.data, REPO)}")
     for corpus in options.corpus or ("sgd", "star"):

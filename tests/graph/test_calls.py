@@ -461,3 +461,83 @@ def test_an_unseen_name_is_taken_from_the_request() -> None:
     best = guesses[0]
     assert {"director": "Likarion Wainaina", "genre": "Drama"} == dict(best.args)
     assert "normalized:span" == best.evidence["director"]
+
+
+CAR, HOTEL = "Cars:Find", "Hotels:Find"
+
+
+def car_session(rng: random.Random) -> dict[str, Any]:
+    """
+    A car rental whose two dates are said in one request, the pick-up one after
+    "from" or "starting", the return one after "until"; the call comes a turn later,
+    once the city is said.
+    """
+    first, last = sorted(rng.sample(range(2, 28), 2))
+    said = rng.choice(
+        [f"from the {first}th until the {last}th", f"until the {last}th, starting the {first}th"]
+    )
+    city = rng.choice(CITIES)
+    args = {"city": city, "pickup": f"2019-03-{first:02d}", "dropoff": f"2019-03-{last:02d}"}
+    return {
+        "turns": [
+            {"text": f"I need a car {said}.", "state": "C:Find", "system": "Where?"},
+            {
+                "text": f"{city}.",
+                "state": "C:Find",
+                "system": "Found one.",
+                "tool_calls": [_call(CAR, args)],
+            },
+        ]
+    }
+
+
+def test_dates_of_an_earlier_request_go_to_the_arguments_their_words_fit() -> None:
+    """
+    Two dates said in an earlier request fill the two date arguments by the words
+    around them (learned in earlier requests too), one date each: not the latest date
+    for both.
+    """
+    rng = random.Random(5)
+    model = CallForecaster(anchor="2019-03-01").fit([car_session(rng) for _ in range(80)])
+    history = [{"text": "I need a car until the 20th, starting the 9th.", "system": "Where?"}]
+    best = model.predict(history, {"text": "Reno.", "state": "C:Find"})[0]
+    expected = {"city": "Reno", "pickup": "2019-03-09", "dropoff": "2019-03-20"}
+    assert expected == dict(best.args)
+
+
+def hotel_session(rng: random.Random) -> dict[str, Any]:
+    """
+    A hotel search: the rooms said in words, a star rating said in two thirds of them.
+    """
+    rooms = rng.choice([2, 3, 4])
+    city = rng.choice(CITIES)
+    args = {"city": city, "rooms": str(rooms)}
+    text = f"{WORDS[rooms]} rooms in {city}"
+    if rng.random() < 2 / 3:
+        stars = rng.choice([2, 3, 4, 5])
+        args["stars"] = str(stars)
+        text += f" at a {stars} star hotel"
+    return {
+        "turns": [
+            {
+                "text": f"I need {text}.",
+                "state": "H:Find",
+                "system": "Found one.",
+                "tool_calls": [_call(HOTEL, args)],
+            }
+        ]
+    }
+
+
+def test_one_number_fills_one_argument() -> None:
+    """
+    A number said once fills the argument whose words it fits (rooms), not also the
+    other number argument (stars); how a value was said (verbatim or in words) is a
+    source of its own.
+    """
+    rng = random.Random(6)
+    model = CallForecaster().fit([hotel_session(rng) for _ in range(90)])
+    best = model.predict([], {"text": "I need three rooms in Napa.", "state": "H:Find"})[0]
+    assert ("Napa", "3") == (best.args["city"], best.args["rooms"])
+    assert "3" != best.args.get("stars")
+    assert {"user:now", "user:now/number"} <= set(model.sources_[(HOTEL, "rooms")])
