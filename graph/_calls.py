@@ -518,8 +518,18 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             _, _, fmt, kid = counts.key_info((name, arg))
             said = mention_options(scan, kid, fmt, counts, anchor)
             if said:
-                cues = self._cue_w.get((name, arg))
-                ranked[arg] = rank_mentions(scan, said, cues)
+                key = (name, arg)
+                cues = self._cue_w.get(key)
+                presence = counts.key_info(key)[0]
+                # the words' fit, plus how often such a mention is the argument's value
+                ranked[arg] = sorted(
+                    (
+                        (fit + self._said_logit(key, "user:now", found[3], presence), found)
+                        for fit, found in rank_mentions(scan, said, cues)
+                    ),
+                    key=lambda it: (it[0], *_later_key(it[1])),
+                    reverse=True,
+                )
                 ties[arg] = sum(cues.get(w, 0.0) for w in asked) if cues else 0.0
         chosen = _exclusive(ranked, ties)
         # an open class of names: capitalized words that are no known value, for a
@@ -603,16 +613,36 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             if got is None or not got[2]:
                 continue
             turn_no, scan, options = got
-            ranked = (
-                rank_mentions(scan, options, self._cue_w.get((name, arg)))
-                if scan is not None
-                else [(0.0, found) for found in options]
+            key = (name, arg)
+            presence = counts.key_info(key)[0]
+            side = "agent:past" if agent else "user:past"
+            ranked = sorted(
+                (
+                    (fit + self._said_logit(key, side, found[3], presence), found)
+                    for fit, found in (
+                        rank_mentions(scan, options, self._cue_w.get(key))
+                        if scan is not None
+                        else [(0.0, found) for found in options]
+                    )
+                ),
+                key=lambda it: (it[0], *_later_key(it[1])),
+                reverse=True,
             )
             by_turn.setdefault(turn_no, {})[arg] = ranked
         out: dict[str, Mention] = {}
         for ranked_args in by_turn.values():
             out.update(_exclusive(ranked_args))
         return out
+
+    def _said_logit(self, key: Key, side: str, how: str, presence: float) -> float:
+        """
+        Return the log-odds that a value a text (``side``: the request, earlier requests
+        or replies) says this way (verbatim, as an alias, normalized) is the argument's
+        value in the call.
+        """
+        right, given = self._source(key, _said_kind(side, how), presence)
+        p = min(max(right * given, 0.01), 0.99)
+        return math.log(p / (1.0 - p))
 
     def _source(self, key: Key, kind: str, presence: float) -> tuple[float, float]:
         """

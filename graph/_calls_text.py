@@ -31,7 +31,7 @@ MAX_TEXT: Final = 2000
 #: Tokens of the longest argument value looked for in a text.
 MAX_PHRASE: Final = 8
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:[:'][a-z0-9]+)*")
+_TOKEN = re.compile(r"\d+(?:\.\d+)+|[a-z0-9]+(?:[:'][a-z0-9]+)*")
 _END = ""  # the trie's key of a node's phrase id: no token is empty
 
 _NUMBERS: Final = {

@@ -541,3 +541,42 @@ def test_one_number_fills_one_argument() -> None:
     assert ("Napa", "3") == (best.args["city"], best.args["rooms"])
     assert "3" != best.args.get("stars")
     assert {"user:now", "user:now/number"} <= set(model.sources_[(HOTEL, "rooms")])
+
+
+FLAT = "Homes:Find"
+
+
+def flat_session(rng: random.Random) -> dict[str, Any]:
+    """
+    An apartment search: the bedrooms always said in digits, the bathrooms in words in
+    three quarters of them.
+    """
+    beds = rng.choice([1, 2, 3, 4])
+    args = {"beds": str(beds)}
+    text = f"An apartment with {beds} bedrooms"
+    if rng.random() < 0.75:
+        baths = rng.choice([2, 3, 4])
+        args["baths"] = str(baths)
+        text += f" and {WORDS[baths]} baths"
+    turn = {"text": f"{text}.", "state": "F:Find", "system": "Found one."}
+    return {"turns": [{**turn, "tool_calls": [_call(FLAT, args)]}]}
+
+
+def test_a_number_in_words_goes_to_the_argument_said_that_way() -> None:
+    """
+    A number said in words with no telling words around it fills the argument whose
+    values are said in words (bathrooms), not the one always said in digits.
+    """
+    rng = random.Random(7)
+    model = CallForecaster().fit([flat_session(rng) for _ in range(80)])
+    history = [{"text": "An apartment with 2 bedrooms.", "system": "More?", "state": "F:Find"}]
+    guesses = model.predict(history, {"text": "Hmm, three.", "state": "F:Find"})
+    assert "3" == guesses[0].args.get("baths")
+    assert all("3" != guess.args.get("beds") for guess in guesses)
+
+
+def test_decimal_numbers_are_one_token() -> None:
+    """
+    "4.6" is one token: its digits are no integer said on their own.
+    """
+    assert ["rated", "4.6", "or", "more", "10:30"] == tokenize("Rated 4.6 or more. 10:30")
