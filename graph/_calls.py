@@ -64,6 +64,9 @@ _PRIOR: dict[str, tuple[float, float]] = {
 _HISTORY_TURNS = 4
 #: The last words of the agent's reply that are cues of the argument a request fills.
 _ASKED = 8
+#: Earlier turns whose mentions of an argument are candidates (the latest first: a
+#: mention another argument took gives way to an earlier one).
+_PAST_TURNS = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -322,7 +325,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 if arg in args:
                     _, _, fmt, kid = counts.key_info((name, arg))
                     got = view.said_options(kid, fmt, anchor, agent=False)
-                    more = [got[1]] if got is not None and got[1] is not None else []
+                    more = [got[0][1]] if got and got[0][1] is not None else []
                     self._learn_cues((name, arg), args[arg], [*scans, *more], counts, anchor, asked)
 
     def _learn_cues(
@@ -606,33 +609,34 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         says of it: the mention whose words best fit the argument's cues, one argument
         per stretch of that text.
         """
-        by_turn: dict[int, dict[str, list[tuple[float, Mention]]]] = {}
+        ranked: dict[str, list[tuple[tuple[float, ...], int, Mention]]] = {}
+        side = "agent:past" if agent else "user:past"
         for arg in names:
-            _, _, fmt, kid = counts.key_info((name, arg))
-            got = view.said_options(kid, fmt, anchor, agent=agent)
-            if got is None or not got[2]:
-                continue
-            turn_no, scan, options = got
             key = (name, arg)
-            presence = counts.key_info(key)[0]
-            side = "agent:past" if agent else "user:past"
-            ranked = sorted(
-                (
-                    (fit + self._said_logit(key, side, found[3], presence), found)
-                    for fit, found in (
-                        rank_mentions(scan, options, self._cue_w.get(key))
-                        if scan is not None
-                        else [(0.0, found) for found in options]
+            presence, _, fmt, kid = counts.key_info(key)
+            cues = self._cue_w.get(key)
+            options: list[tuple[tuple[float, ...], int, Mention]] = []
+            for turn_no, scan, said in view.said_options(
+                kid, fmt, anchor, agent=agent, turns=_PAST_TURNS
+            ):
+                fits = (
+                    rank_mentions(scan, said, cues)
+                    if scan is not None
+                    else [(0.0, found) for found in said]
+                )
+                options.extend(
+                    (
+                        (turn_no, fit + self._said_logit(key, side, found[3], presence)),
+                        turn_no,
+                        found,
                     )
-                ),
-                key=lambda it: (it[0], *_later_key(it[1])),
-                reverse=True,
-            )
-            by_turn.setdefault(turn_no, {})[arg] = ranked
-        out: dict[str, Mention] = {}
-        for ranked_args in by_turn.values():
-            out.update(_exclusive(ranked_args))
-        return out
+                    for fit, found in fits
+                )
+            if options:
+                ranked[arg] = sorted(
+                    options, key=lambda it: (*it[0], *_later_key(it[2])), reverse=True
+                )
+        return _exclusive_turns(ranked)
 
     def _said_logit(self, key: Key, side: str, how: str, presence: float) -> float:
         """
@@ -854,6 +858,41 @@ def _exclusive(
         out[arg] = found
         taken.append((found[0], found[1]))
         del pending[arg]
+    return out
+
+
+def _exclusive_turns(
+    ranked: Mapping[str, list[tuple[tuple[float, ...], int, Mention]]],
+) -> dict[str, Mention]:
+    """
+    As :func:`_exclusive` over the mentions of several texts: each option is ``(order,
+    turn, mention)``, best first; one stretch of one turn's text fills one argument.
+    """
+    pending = {arg: list(options) for arg, options in ranked.items()}
+    taken: list[tuple[int, int, int]] = []
+    out: dict[str, Mention] = {}
+
+    def free(option: tuple[tuple[float, ...], int, Mention]) -> bool:
+        _, turn, found = option
+        return not any(t == turn and found[0] < b and a < found[1] for t, a, b in taken)
+
+    while pending:
+        best: tuple[tuple[float, ...], str] | None = None
+        for arg, options in list(pending.items()):
+            while options and not free(options[0]):
+                options.pop(0)
+            if not options:
+                del pending[arg]
+                continue
+            order = (*options[0][0], *_later_key(options[0][2]))
+            if best is None or order > best[0]:
+                best = (order, arg)
+        if best is None:
+            break
+        arg = best[1]
+        _, turn, found = pending.pop(arg)[0]
+        out[arg] = found
+        taken.append((turn, found[0], found[1]))
     return out
 
 

@@ -566,31 +566,30 @@ class SessionView:
         self.n_turns += 1
 
     def said_options(
-        self, kid: int, fmt: str | None, anchor: dt.date | None, *, agent: bool
-    ) -> tuple[int, TextScan | None, list[Mention]] | None:
+        self, kid: int, fmt: str | None, anchor: dt.date | None, *, agent: bool, turns: int = 1
+    ) -> list[tuple[int, TextScan | None, list[Mention]]]:
         """
-        Return the latest earlier turn whose request (or reply before the last one)
-        mentions an argument: its number, its scan (None once it left the window of
-        texts kept) and every mention of the argument in it.
+        Return the latest ``turns`` earlier turns whose requests (or replies before the
+        last one) mention an argument, latest first: each turn's number, its scan (None
+        once it left the window of texts kept) and every mention of the argument in it.
         """
         seen = (self.agent_seen if agent else self.user_seen).get(kid)
         scans = self.agent[:-1] if agent else self.user
         first = self.n_turns - len(self.user)
-        if fmt is not None:
-            for back in range(len(scans) - 1, -1, -1):
-                turn_no = first + back
-                if seen is not None and seen[0] > turn_no:
+        out: list[tuple[int, TextScan | None, list[Mention]]] = []
+        for back in range(len(scans) - 1, -1, -1):
+            if len(out) >= turns:
+                return out
+            if fmt is None and (seen is None or seen[0] < first + back):
+                if seen is None or seen[0] < first:
                     break
-                options = mention_options(scans[back], kid, fmt, self.counts, anchor)
-                if options:
-                    return turn_no, scans[back], options
-        if seen is None:
-            return None
-        back = seen[0] - first
-        if 0 <= back < len(scans):
-            scan = scans[back]
-            return seen[0], scan, mention_options(scan, kid, fmt, self.counts, anchor)
-        return seen[0], None, [seen[1]]
+                continue  # known values only: skip to the turn that said one
+            options = mention_options(scans[back], kid, fmt, self.counts, anchor)
+            if options:
+                out.append((first + back, scans[back], options))
+        if not out and seen is not None and seen[0] < first:
+            out.append((seen[0], None, [seen[1]]))
+        return out
 
 
 def _later(found: Mention) -> tuple[int, int]:

@@ -269,7 +269,7 @@ def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
     for cause, n in sorted(causes.items(), key=lambda it: (-it[1], it[0])):
         print(f"  {cause:<44} {n:5d} {n / max(total, 1):6.1%}")
     for cause, lines in sorted(shown.items()):
-        if cause != "hit" or options.examples_hits:
+        if lines and (cause != "hit" or options.examples_hits):
             print(f"\n  examples of {cause}:")
             print("\n".join(lines))
 

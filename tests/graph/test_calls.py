@@ -580,3 +580,43 @@ def test_decimal_numbers_are_one_token() -> None:
     "4.6" is one token: its digits are no integer said on their own.
     """
     assert ["rated", "4.6", "or", "more", "10:30"] == tokenize("Rated 4.6 or more. 10:30")
+
+
+def car_session_in_steps(rng: random.Random) -> dict[str, Any]:
+    """
+    A car rental whose pick-up date is said in one request, the return date in the
+    next, the city in the third, with the call.
+    """
+    first, last = sorted(rng.sample(range(2, 28), 2))
+    city = rng.choice(CITIES)
+    args = {"city": city, "pickup": f"2019-03-{first:02d}", "dropoff": f"2019-03-{last:02d}"}
+    return {
+        "turns": [
+            {"text": f"I need a car from the {first}th.", "state": "C:Find", "system": "Until?"},
+            {"text": f"Until the {last}th.", "state": "C:Find", "system": "Where?"},
+            {
+                "text": f"{city}.",
+                "state": "C:Find",
+                "system": "Found one.",
+                "tool_calls": [_call(CAR, args)],
+            },
+        ]
+    }
+
+
+def test_a_date_taken_by_one_argument_gives_way_to_an_earlier_turns() -> None:
+    """
+    The latest request says one date (the return's); the pick-up date comes from the
+    request before it rather than sharing the return date or falling to a default.
+    """
+    rng = random.Random(8)
+    model = CallForecaster(anchor="2019-03-01").fit(
+        [car_session_in_steps(rng) for _ in range(60)] + [car_session(rng) for _ in range(30)]
+    )
+    history = [
+        {"text": "I need a car from the 9th.", "system": "Until?", "state": "C:Find"},
+        {"text": "Until the 20th.", "system": "Where?", "state": "C:Find"},
+    ]
+    best = model.predict(history, {"text": "Reno.", "state": "C:Find"})[0]
+    expected = {"city": "Reno", "pickup": "2019-03-09", "dropoff": "2019-03-20"}
+    assert expected == dict(best.args)
