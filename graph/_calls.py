@@ -7,7 +7,9 @@ or, without one, P(name | the previous turn's state and calls), from counts
 (:class:`~graph._calls_counts.CallCounts`). Which arguments: every argument the name
 was seen with gets candidate values from each source (said in the request, in the
 agent's last reply, in earlier requests or replies, an earlier call's argument it was
-seen to copy, its most frequent value); the source most often right for that argument
+seen to copy, its most frequent value); a stretch of text fills one argument, the one
+whose cue words and way of saying values fit it best; the source most often right for
+that argument (told apart by how the value was said: verbatim, as an alias, normalized)
 wins, and an optional argument is kept when its source usually means it is given. How
 likely: the product of the name's probability and the sources' precisions, recalibrated
 on sessions the counts did not see, per whether the call is new, repeats the last call
