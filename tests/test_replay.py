@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import subprocess
 import sys
 from dataclasses import replace
@@ -17,6 +18,7 @@ import pytest
 from preload import ConfigError, EngineConfig, InputError
 from preload.replay import fit_strategies, generate_demo, replay
 from preload.replay._replay import _strategy_config, arrivals
+from preload.replay._simulated import SimulatedCallSource
 from preload.replay._workers import _portable, _revive
 
 
@@ -70,6 +72,29 @@ def test_speculated_calls_cut_the_wait_of_tool_calls() -> None:
     engine = s["engine"]
     assert engine.speculative_calls is not None and 0 < engine.speculative_calls <= 2
     assert s["oracle"].turn_wait_p95_ms < s["lru"].turn_wait_p95_ms
+
+
+def test_a_calls_latency_is_its_own_whatever_else_was_called() -> None:
+    """
+    The simulated backend draws a call's latency for the call itself: the same call
+    takes the same time after other calls were made (a strategy's speculation does
+    not shift the latencies of the agent's calls), different calls differ, and the
+    replay's seed still decides them.
+    """
+    demo = generate_demo(10, seed=2)
+    latency = EngineConfig().replay.latency_for("db")
+
+    def backend(seed: int) -> SimulatedCallSource:
+        return SimulatedCallSource(demo.sessions, latency, random.Random(seed))
+
+    shown = json.dumps({"city": "San Jose"}, sort_keys=True)
+    first = backend(3)
+    alone = first.delay("Find", shown)
+    second = backend(3)
+    others = [second.delay("Find", json.dumps({"city": f"c{i}"})) for i in range(20)]
+    assert second.delay("Find", shown) == alone
+    assert len(set(others)) == len(others)
+    assert backend(4).delay("Find", shown) != alone
 
 
 def test_report_json_has_exactly_the_contract_keys() -> None:

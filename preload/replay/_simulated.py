@@ -1,7 +1,9 @@
 """
 Sources with simulated latency for replays: documents (:class:`SimulatedSource`) and
 tool calls (:class:`SimulatedCallSource`), each drawing its latencies from the
-replay's distributions with its own seeded generator.
+replay's distributions with its own seeded generator. A tool call's latency is drawn
+for the call itself (its name and arguments, under the replay's seed), so that what a
+strategy speculates does not change the latencies of the calls the agent makes.
 """
 
 from __future__ import annotations
@@ -83,7 +85,9 @@ class SimulatedCallSource:
     The backend of the sessions' tool calls: it knows each tool the sessions call, and
     whether it only reads (as most of its recorded calls say), and answers a call after
     a latency drawn from ``latency`` (the ``db`` distribution in a replay) with a text
-    made from the call.
+    made from the call. The latency is the call's own: drawn from a generator seeded
+    by ``rng``'s first draw and the call (name and arguments), so the same call takes
+    the same time whoever makes it and however many calls other strategies ran.
 
     Args:
         sessions: The sessions whose calls define the tools.
@@ -98,7 +102,7 @@ class SimulatedCallSource:
     ) -> None:
         self.name = "backend"
         self.latency = latency
-        self.rng = rng
+        self.salt = rng.getrandbits(64)
         self.calls = 0
         votes: dict[str, list[int]] = {}
         for session in sessions:
@@ -115,11 +119,18 @@ class SimulatedCallSource:
         """
         return self.tools.get(name)
 
+    def delay(self, name: str, shown: str) -> float:
+        """
+        The latency of the call of ``name`` with the arguments ``shown`` (their JSON
+        with sorted keys), in seconds: the same for the same call.
+        """
+        return draw(self.latency, random.Random(f"{self.salt}:{name}:{shown}"))
+
     async def call(self, name: str, args: Mapping[str, Any]) -> str:
         """
         A result naming the call, after the drawn latency.
         """
         self.calls += 1
-        await anyio.sleep(draw(self.latency, self.rng))
         shown = json.dumps(dict(args), sort_keys=True, ensure_ascii=False)
+        await anyio.sleep(self.delay(name, shown))
         return f"{name} results for {shown}"
