@@ -376,6 +376,21 @@ def quantiles(values: list[float]) -> tuple[float, float, float]:
     return float(p[0]), float(p[1]), float(p[2])
 
 
+def server_config(folder: Path, redis_url: str) -> Path:
+    """
+    Write ``configs/server.toml`` into ``folder`` with its Redis URL set to
+    ``redis_url``; return the file.
+    """
+    config = folder / "server.toml"
+    config.write_text(
+        (ROOT / "configs" / "server.toml")
+        .read_text(encoding="utf-8")
+        .replace("redis://127.0.0.1:6379/0", redis_url),
+        encoding="utf-8",
+    )
+    return config
+
+
 @contextmanager
 def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, list[Replica]]]:
     data = args.data / args.dataset
@@ -385,13 +400,7 @@ def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, lis
     try:
         keys = folder / "keys.jsonl"
         key = append_key(keys, "bench")
-        config = folder / "server.toml"
-        config.write_text(
-            (ROOT / "configs" / "server.toml")
-            .read_text(encoding="utf-8")
-            .replace("redis://127.0.0.1:6379/0", redis.url),
-            encoding="utf-8",
-        )
+        config = server_config(folder, redis.url)
         command = [sys.executable, "-m", "preload", "serve", "--config", str(config)]
         command += ["--keys", str(keys), "--sources", "simulations.serve_plugins:sources"]
         command += ["--log-level", "warning"]

@@ -57,7 +57,7 @@ from preload import read_sessions
 from preload.server import ServerSettings, create_app
 from preload.server._keys import digest
 
-from .serve_bench import DATA, ROOT, Redis
+from .serve_bench import DATA, Redis, server_config
 
 KEY = "pk_profile"
 
@@ -286,13 +286,7 @@ def figures(samples: list[Sample], probe: Sample) -> dict[str, Any]:
 
 async def measure(args: argparse.Namespace, redis: Redis, folder: Path) -> dict[str, Any]:
     data = args.data / args.dataset
-    config = folder / "server.toml"
-    config.write_text(
-        (ROOT / "configs" / "server.toml")
-        .read_text(encoding="utf-8")
-        .replace("redis://127.0.0.1:6379/0", redis.url),
-        encoding="utf-8",
-    )
+    config = server_config(folder, redis.url)
     os.environ.update(
         {
             "PRELOAD_API_KEYS": f"profile:{digest(KEY)}",
