@@ -10,9 +10,10 @@ hit on a slow item saves that turn nothing while a fast one of its items is miss
 Weighting each entry by its own load time (tried) kept slow database rows a 10 %
 chance of use over fast items a 60 % chance, and lost both hit rate and p95 wait
 (the demo, 20 tenants at 5 % of the working set, no preloads: hit rate 0.091
-against 0.199 by chance alone). The load time a hit saves is kept
-(:meth:`Demand.saved`) for the preloaders' own decisions. :class:`EntryValue` is the seam the cache reads, so that a
-replay can put an oracle behind it (furthest next use first, Belady).
+against 0.199 by chance alone). The load time a hit saves is still recorded
+(:meth:`Demand.saved`), though nothing decides by it now. :class:`EntryValue` is the
+seam the cache reads, so that a replay can put an oracle behind it (furthest next
+use first, Belady).
 """
 
 from __future__ import annotations

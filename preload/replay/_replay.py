@@ -177,12 +177,8 @@ def fit_strategies(
     .. versionadded:: 0.6
     """
     config = config or EngineConfig()
+    _check_known(strategies)
     learning = [name for name in strategies if name in LEARNING_STRATEGIES]
-    for name in strategies:
-        if name not in ALL_STRATEGIES:
-            raise ConfigError(
-                "strategies", f"unknown strategy {name!r}; choose from {ALL_STRATEGIES}"
-            )
     return FittedStrategies(
         forecasters={name: _fitted(name, config, (), train) for name in learning},
         call_predictor=_call_predictor("engine", (), train) if "engine" in learning else None,
@@ -694,10 +690,14 @@ def replay(
     )
 
 
-def _check(strategies: Sequence[str], config: EngineConfig, processes: int | None) -> None:
+def _check_known(strategies: Sequence[str]) -> None:
     for s in strategies:
         if s not in ALL_STRATEGIES:
             raise ConfigError("strategies", f"unknown strategy {s!r}; choose from {ALL_STRATEGIES}")
+
+
+def _check(strategies: Sequence[str], config: EngineConfig, processes: int | None) -> None:
+    _check_known(strategies)
     if len(set(strategies)) != len(strategies):
         raise ConfigError("strategies", f"{list(strategies)} names a strategy twice")
     if config.cache.backend != "memory":
