@@ -836,38 +836,24 @@ def _exclusive(
     """
     Give each argument its best-fitting mention that no argument chosen before it took
     (the best fit of all first, on a tie the argument that best fits ``ties``, e.g. the
-    question the text answers): one stretch of a text fills one argument.
+    question the text answers): one stretch of a text fills one argument. The mentions
+    of one text: :func:`_exclusive_turns` with every mention in turn 0.
     """
     ties = ties or {}
-    pending = {arg: list(options) for arg, options in ranked.items()}
-    taken: list[tuple[int, int]] = []
-    out: dict[str, Mention] = {}
-    while pending:
-        best: tuple[tuple[float, float, int, int], str, Mention] | None = None
-        for arg, options in list(pending.items()):
-            while options and _overlaps(options[0][1], taken):
-                options.pop(0)
-            if not options:
-                del pending[arg]
-                continue
-            score, found = options[0]
-            order = (score, ties.get(arg, 0.0), *_later_key(found))
-            if best is None or order > best[0]:
-                best = (order, arg, found)
-        if best is None:
-            break
-        _, arg, found = best
-        out[arg] = found
-        taken.append((found[0], found[1]))
-        del pending[arg]
-    return out
+    return _exclusive_turns(
+        {
+            arg: [((score, ties.get(arg, 0.0)), 0, found) for score, found in options]
+            for arg, options in ranked.items()
+        }
+    )
 
 
 def _exclusive_turns(
     ranked: Mapping[str, list[tuple[tuple[float, ...], int, Mention]]],
 ) -> dict[str, Mention]:
     """
-    As :func:`_exclusive` over the mentions of several texts: each option is ``(order,
+    Give each argument its best option that no argument chosen before it took, the
+    best of all first, over the mentions of several texts: each option is ``(order,
     turn, mention)``, best first; one stretch of one turn's text fills one argument.
     """
     pending = {arg: list(options) for arg, options in ranked.items()}
