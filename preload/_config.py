@@ -792,7 +792,10 @@ class ServerConfig:
     most ``lease_wait_s`` for another request of the same session (then 409).
     ``switch_interval_s`` is the interpreter's thread switch interval in the server
     process: short, so that the learner's worker thread never holds the event loop
-    up for long.
+    up for long. ``gc_young_threshold`` is the allocations between two collections of
+    the garbage collector's youngest generation (Python's default is 700): each pass
+    stops every thread, and the older generations' passes, the long ones, come after
+    a number of young ones, so fewer of each stop fewer requests.
 
     .. versionadded:: 0.4
     """
@@ -802,6 +805,7 @@ class ServerConfig:
     lease_ttl_s: float = 15.0
     lease_wait_s: float = 5.0
     switch_interval_s: float = 0.0005
+    gc_young_threshold: int = 10_000
 
     def __post_init__(self) -> None:
         _positive("server.max_body_bytes", self.max_body_bytes)
@@ -809,6 +813,7 @@ class ServerConfig:
         _positive("server.lease_ttl_s", self.lease_ttl_s)
         _positive("server.lease_wait_s", self.lease_wait_s)
         _positive("server.switch_interval_s", self.switch_interval_s)
+        _positive("server.gc_young_threshold", self.gc_young_threshold)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

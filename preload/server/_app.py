@@ -167,6 +167,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             # requests wait.
             gc.collect()
             gc.freeze()
+            # Fewer young collections, and so fewer of the long old ones, while serving.
+            thresholds = gc.get_threshold()
+            gc.set_threshold(config.server.gc_young_threshold, *thresholds[1:])
+            stack.callback(gc.set_threshold, *thresholds)
             stack.enter_context(watch_gc(gc_pauses))  # the pauses while serving
             logger.info("serving tenants %s on a %s store", keys.tenants, type(store).__name__)
             yield
