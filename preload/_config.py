@@ -792,10 +792,11 @@ class ServerConfig:
     most ``lease_wait_s`` for another request of the same session (then 409).
     ``switch_interval_s`` is the interpreter's thread switch interval in the server
     process: short, so that the learner's worker thread never holds the event loop
-    up for long. ``gc_young_threshold`` is the allocations between two collections of
-    the garbage collector's youngest generation (Python's default is 700): each pass
-    stops every thread, and the older generations' passes, the long ones, come after
-    a number of young ones, so fewer of each stop fewer requests.
+    up for long. ``gc_thresholds`` are the garbage collector's while serving (see
+    :func:`gc.set_threshold`; Python's are 700, 10, 10): each pass stops every thread,
+    the youngest generation's passes are short and the oldest's long (it holds every
+    session the replica remembers), so young passes a little rarer and the oldest's
+    much rarer stop fewer requests for less time.
 
     .. versionadded:: 0.4
     """
@@ -805,7 +806,7 @@ class ServerConfig:
     lease_ttl_s: float = 15.0
     lease_wait_s: float = 5.0
     switch_interval_s: float = 0.0005
-    gc_young_threshold: int = 10_000
+    gc_thresholds: tuple[int, int, int] = (2000, 10, 100)
 
     def __post_init__(self) -> None:
         _positive("server.max_body_bytes", self.max_body_bytes)
@@ -813,7 +814,12 @@ class ServerConfig:
         _positive("server.lease_ttl_s", self.lease_ttl_s)
         _positive("server.lease_wait_s", self.lease_wait_s)
         _positive("server.switch_interval_s", self.switch_interval_s)
-        _positive("server.gc_young_threshold", self.gc_young_threshold)
+        gc = self.gc_thresholds
+        if len(gc) != 3 or not all(isinstance(t, int) and t > 0 for t in gc):
+            raise ConfigError(
+                "server.gc_thresholds", f"{gc!r}: give three positive integers, as [2000, 10, 100]"
+            )
+        object.__setattr__(self, "gc_thresholds", tuple(gc))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,6 +40,8 @@ def test_unknown_key_is_named_with_its_file(tmp_path: Path) -> None:
         ("[prediction]\norder = 9\n", "prediction.order"),
         ("[prediction]\nmixer_turns = 0\n", "prediction.mixer_turns"),
         ("[replay.latency.db]\nmedian_ms = 500.0\np95_ms = 100.0\n", "replay.latency.db.p95_ms"),
+        ("[server]\ngc_thresholds = [2000, 10]\n", "server.gc_thresholds"),
+        ("[server]\ngc_thresholds = [2000, 0, 10]\n", "server.gc_thresholds"),
     ],
 )
 def test_bad_values_name_their_key(tmp_path: Path, text: str, key: str) -> None:

@@ -167,10 +167,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             # requests wait.
             gc.collect()
             gc.freeze()
-            # Fewer young collections, and so fewer of the long old ones, while serving.
-            thresholds = gc.get_threshold()
-            gc.set_threshold(config.server.gc_young_threshold, *thresholds[1:])
-            stack.callback(gc.set_threshold, *thresholds)
+            # Young passes a little rarer, the long passes over the oldest much rarer.
+            stack.callback(gc.set_threshold, *gc.get_threshold())
+            gc.set_threshold(*config.server.gc_thresholds)
             stack.enter_context(watch_gc(gc_pauses))  # the pauses while serving
             logger.info("serving tenants %s on a %s store", keys.tenants, type(store).__name__)
             yield
