@@ -790,6 +790,8 @@ class ServerConfig:
     serves any turn) for ``session_ttl_s`` after their last turn. A request holds its
     session's lease (at most ``lease_ttl_s``, should its replica die) and waits at
     most ``lease_wait_s`` for another request of the same session (then 409).
+    A replica remembers the state of its ``max_sessions`` most recently active
+    sessions; a session it forgot is rebuilt from the store at its next request.
     ``switch_interval_s`` is the interpreter's thread switch interval in the server
     process: short, so that the learner's worker thread never holds the event loop
     up for long. ``gc_thresholds`` are the garbage collector's while serving (see
@@ -805,6 +807,7 @@ class ServerConfig:
     session_ttl_s: float = 7 * 86_400
     lease_ttl_s: float = 15.0
     lease_wait_s: float = 5.0
+    max_sessions: int = 2_000
     switch_interval_s: float = 0.0005
     gc_thresholds: tuple[int, int, int] = (2000, 10, 100)
 
@@ -813,6 +816,7 @@ class ServerConfig:
         _positive("server.session_ttl_s", self.session_ttl_s)
         _positive("server.lease_ttl_s", self.lease_ttl_s)
         _positive("server.lease_wait_s", self.lease_wait_s)
+        _positive("server.max_sessions", self.max_sessions)
         _positive("server.switch_interval_s", self.switch_interval_s)
         gc = self.gc_thresholds
         if len(gc) != 3 or not all(isinstance(t, int) and t > 0 for t in gc):

@@ -1147,6 +1147,15 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._sessions.get(session_id)
         return session.forecast if session is not None else None
 
+    @property
+    def sessions_remembered(self) -> int:
+        """
+        The sessions the engine holds now (at most ``max_sessions``).
+
+        .. versionadded:: 0.6
+        """
+        return len(self._sessions)
+
     def turns_of(self, session_id: str, start: int = 0) -> list[dict[str, Any]]:
         """
         The session's turns from ``start`` on, as JSON-ready mappings (``text``,

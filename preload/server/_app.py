@@ -144,6 +144,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             forecaster=forecaster,
             call_sources=call_sources,
             call_predictor=call_predictor,
+            max_sessions=config.server.max_sessions,
         )
 
     @asynccontextmanager

@@ -47,6 +47,14 @@ class _ServerCollector:
             "The largest lag among the recent ones.",
             value=self.server.monitor.lags.maximum(),
         )
+        remembered = GaugeMetricFamily(
+            "preload_sessions_remembered",
+            "Sessions whose state this replica holds (at most server.max_sessions).",
+            labels=["tenant"],
+        )
+        for tenant, gate in self.server.gates.items():
+            remembered.add_metric([tenant], gate.engine.sessions_remembered)
+        yield remembered
         yield _summary(
             SummaryMetricFamily,
             "preload_gc_pause_seconds",

@@ -300,3 +300,23 @@ overlay = { budget = { total_tokens = 4000 } }
     }
     assert {"control", "small"} >= set(sessions) and 8 == sum(sessions.values())
     assert budgets <= {4000, 8000}
+
+
+def test_a_forgotten_session_is_rebuilt_from_the_store(
+    start_server: Any, redis_server: RedisServer, keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    A replica that remembers one session forgets the first when a second comes, and
+    the first's next request finds its history as it was left.
+    """
+    replica = start_server(redis_server.url, max_sessions=1)
+    with httpx.Client(base_url=replica.url, timeout=30, headers=bearer(keys[1]["acme"])) as http:
+        http.post("/v1/sessions/first/requests", json={"text": "a table in Lisbon"})
+        http.post("/v1/sessions/first/replies", json={"text": "Casa Lisboa has one at 8."})
+        http.post("/v1/sessions/second/requests", json={"text": "a hotel in Porto"})
+        again = http.post("/v1/sessions/first/requests", json={"text": "book it"}).json()
+        sessions = http.get("/metrics").text
+    assert 1 == again["turn"]
+    assert "Casa Lisboa" in again["text"]  # rebuilt from the stored turns
+    assert "Porto" not in again["text"]
+    assert 'preload_sessions_remembered{tenant="acme"} 1.0' in sessions
