@@ -80,7 +80,7 @@ def top_up(
     text: str,
     parts: list[str],
     facts: list[str],
-    shown: Iterable[set[str]],
+    shown: Iterable[Iterable[str]],
     line: Line,
 ) -> str:
     """
@@ -91,9 +91,9 @@ def top_up(
     budget = line.budget
     covered: set[str] = set()
     for key in facts:
-        covered |= ledger.covers[key]
+        covered.update(ledger.covers[key])
     for keys in shown:
-        covered |= keys
+        covered.update(keys)
     room = budget - counter.count(text)
     if room < 1:
         return text
@@ -116,7 +116,7 @@ def top_up(
             else:
                 parts[0] = listed
             facts[:] = trial
-            covered |= ledger.covers[key]
+            covered.update(ledger.covers[key])
             text, room = joined, budget - tokens
             if room < 1:
                 break

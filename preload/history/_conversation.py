@@ -234,11 +234,11 @@ class CompressedConversation:
             for key in facts:
                 full, short, user = levels.holds(key)
                 if full:
-                    exchange.keys_full.add(key)
+                    exchange.keys_full[key] = None
                 if short:
-                    exchange.keys_compact.add(key)
+                    exchange.keys_compact[key] = None
                 if user:
-                    exchange.keys_user.add(key)
+                    exchange.keys_user[key] = None
             return
         words = levels.norm_full.text.split()
         found = (
@@ -251,7 +251,7 @@ class CompressedConversation:
             found, (exchange.keys_compact, exchange.keys_user, exchange.keys_full), strict=True
         ):
             for key in sorted(held, key=order):
-                keys.add(key)
+                keys[key] = None
 
     def _accept_offers(self, index: int) -> None:
         """
@@ -339,21 +339,21 @@ class CompressedConversation:
         full, short, user = holds
         if full:
             last = exchanges[-1]
-            last.keys_full.add(key)
+            last.keys_full[key] = None
             if short:
-                last.keys_compact.add(key)
+                last.keys_compact[key] = None
             if user:
-                last.keys_user.add(key)
+                last.keys_user[key] = None
         for i in self._holders(key):
             levels = exchanges[i].levels
             at = levels.norm_full.find(key)
             if at < 0:
                 continue
-            exchanges[i].keys_full.add(key)
+            exchanges[i].keys_full[key] = None
             if levels.norm_compact.find(key) >= 0:
-                exchanges[i].keys_compact.add(key)
+                exchanges[i].keys_compact[key] = None
             if at + len(key) + 2 <= levels.user_chars:
-                exchanges[i].keys_user.add(key)
+                exchanges[i].keys_user[key] = None
 
     def _holders(self, key: str) -> Sequence[int]:
         """

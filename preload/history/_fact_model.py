@@ -10,8 +10,7 @@ train splits by ``simulations/fit_fact_prior.py``) gives its likelihood.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -134,7 +133,7 @@ class StandingFact:
 
 def feature_rows(
     facts: Mapping[str, Fact],
-    covers: Mapping[str, AbstractSet[str]],
+    covers: Mapping[str, Collection[str]],
     last: int,
     *,
     inside: Mapping[str, int] | None = None,
@@ -211,13 +210,14 @@ class Scorer:
 
     def __init__(self) -> None:
         # key -> (the fact, inside, holds, the products of the features after the age)
-        self._kept: dict[str, tuple[Fact, int, int, list[float]]] = {}
-        self._ages: dict[int, list[float]] = {}  # age -> its features' products
+        # (tuples of floats, which the garbage collector does not track, unlike lists)
+        self._kept: dict[str, tuple[Fact, int, int, tuple[float, ...]]] = {}
+        self._ages: dict[int, tuple[float, ...]] = {}  # age -> its features' products
 
     def worth(
         self,
         facts: Mapping[str, Fact],
-        covers: Mapping[str, AbstractSet[str]],
+        covers: Mapping[str, Collection[str]],
         inside: Mapping[str, int],
         last: int,
         *,
@@ -252,16 +252,16 @@ class Scorer:
         return worth
 
 
-def _by_age(age: int) -> list[float]:
+def _by_age(age: int) -> tuple[float, ...]:
     """
     The nonzero products of the age features ("age 0" to "log(1 + age)").
     """
     row = (float(age == 0), float(age <= 2), float(age <= 5), math.log1p(age))
     products = (w * x for w, x in zip(WEIGHTS[_NUMERIC : _NUMERIC + 4], row, strict=True))
-    return [p for p in products if p != 0.0]
+    return tuple(p for p in products if p != 0.0)
 
 
-def _steady(key: str, fact: Fact, held: int, holds: int) -> list[float]:
+def _steady(key: str, fact: Fact, held: int, holds: int) -> tuple[float, ...]:
     """
     The nonzero products of the features after the age ("mentions" on), in order.
     """
@@ -284,4 +284,4 @@ def _steady(key: str, fact: Fact, held: int, holds: int) -> list[float]:
         float(fact.answered) * share,
     )
     products = (w * x for w, x in zip(WEIGHTS[_NUMERIC + 4 :], row, strict=True))
-    return [p for p in products if p != 0.0]
+    return tuple(p for p in products if p != 0.0)

@@ -15,13 +15,18 @@ if TYPE_CHECKING:
     from ._facts import Fact
     from ._matching import Occurrences
 
-__all__ = ["INDEXED_FROM", "Exchange", "Ledger", "Levels"]
+__all__ = ["INDEXED_FROM", "Exchange", "KeySet", "Ledger", "Levels"]
 
 #: Facts from which a ledger indexes its keys (and a history the words of its
 #: exchanges, and the fact model the products it keeps): below, comparing a new key
 #: with every known one costs less than the indexes' memory (real sessions state up
 #: to about 150 facts).
 INDEXED_FROM = 256
+
+#: Fact keys in the order they were added, each mapped to None: a set that the garbage
+#: collector does not track (it never tracks a dict of strings; it tracks every set), so
+#: that the many a history keeps cost nothing to its passes, which stop every thread.
+KeySet = dict[str, None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,9 +73,9 @@ class Exchange:
 
     index: int
     levels: Levels
-    keys_full: set[str] = field(default_factory=set)  # fact keys each level holds
-    keys_compact: set[str] = field(default_factory=set)
-    keys_user: set[str] = field(default_factory=set)
+    keys_full: KeySet = field(default_factory=dict)  # fact keys each level holds
+    keys_compact: KeySet = field(default_factory=dict)
+    keys_user: KeySet = field(default_factory=dict)
 
     @property
     def full(self) -> str:
@@ -86,7 +91,7 @@ class Exchange:
         """
         return self.levels.full_tokens
 
-    def keys(self, level: int) -> set[str]:
+    def keys(self, level: int) -> KeySet:
         """
         The keys of the facts ``level`` holds.
         """
@@ -118,7 +123,7 @@ class Ledger:
 
     facts: dict[str, Fact] = field(default_factory=dict)  # by normalized text
     tokens: dict[str, int] = field(default_factory=dict)  # tokens of each fact
-    covers: dict[str, set[str]] = field(default_factory=dict)  # keys inside each key
+    covers: dict[str, KeySet] = field(default_factory=dict)  # keys inside each key
     inside: dict[str, int] = field(default_factory=dict)  # keys each key is inside
     order: dict[str, int] = field(default_factory=dict)  # its place in ``facts``
     #: From INDEXED_FROM facts on: the keys by their words, and when each key was
@@ -170,11 +175,11 @@ class Ledger:
                 elif f" {other} " in padded:
                     inside.append(other)
         for other in holding:
-            covers[other].add(key)
+            covers[other][key] = None
         self.inside[key] = len(holding)
-        held = {key}
+        held = {key: None}
         for other in inside:
-            held.add(other)
+            held[other] = None
             self.inside[other] += 1
         covers[key] = held
         return holding

@@ -196,10 +196,10 @@ class _Greedy:
         if i < 0:
             key = self.keys[frm]
             self.chosen.append(key)
-            self.covered |= self.ledger.covers[key]
+            self.covered.update(self.ledger.covers[key])
         else:
             self.level[i] = to
-            self.covered |= self.exchanges[i].keys(to)
+            self.covered.update(self.exchanges[i].keys(to))
             if to < 3:
                 self.push(ratio, (i, to, 3))
 
