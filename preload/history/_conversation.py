@@ -194,7 +194,7 @@ class CompressedConversation:
                 prepared=prepared,
             )
         if self._where is not None:
-            for word in exchange.levels.norm_full.words:
+            for word in exchange.levels.distinct_words():
                 self._where.setdefault(word, []).append(index)
         # Scored and counted here, where the history changes (the engine records
         # exchanges in the background), not in get_context on the request path.
@@ -240,9 +240,9 @@ class CompressedConversation:
                 if user:
                     exchange.keys_user[key] = None
             return
-        words = levels.norm_full.text.split()
+        words = levels.norm_full.split()
         found = (
-            index.runs(levels.norm_compact.text.split()),
+            index.runs(levels.norm_compact.split()),
             index.runs(words, upto=levels.user_words),
             index.runs(words),
         )
@@ -346,11 +346,11 @@ class CompressedConversation:
                 last.keys_user[key] = None
         for i in self._holders(key):
             levels = exchanges[i].levels
-            at = levels.norm_full.find(key)
+            at = levels.find_full(key)
             if at < 0:
                 continue
             exchanges[i].keys_full[key] = None
-            if levels.norm_compact.find(key) >= 0:
+            if levels.find_compact(key) >= 0:
                 exchanges[i].keys_compact[key] = None
             if at + len(key) + 2 <= levels.user_chars:
                 exchanges[i].keys_user[key] = None
@@ -367,7 +367,7 @@ class CompressedConversation:
         if where is None:
             where = self._where = {}
             for ex in self._exchanges[:earlier]:
-                for word in ex.levels.norm_full.words:
+                for word in ex.levels.distinct_words():
                     where.setdefault(word, []).append(ex.index)
         best: list[int] | None = None
         for word in key.split(" "):

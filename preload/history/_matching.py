@@ -7,9 +7,9 @@ spaces (:func:`._words.norm`), so "``key`` is in ``text``" means that its words 
 contiguously in the text's words (``f" {key} " in f" {text} "``), which an index of the
 text's word pairs answers by looking only where the key's rarest pair starts.
 
-- :class:`Occurrences`: where a key first occurs in one normalized text (an exchange's
-  levels), from an index of its word pairs when the text is long, by a plain search
-  when it is short.
+- :class:`Occurrences`: where a key first occurs in one long normalized text (an
+  exchange's levels), from an index of its word pairs; :func:`indexed` builds one only
+  for a long text, a short one is searched directly.
 - :class:`KeyIndex`: the keys of a ledger, to find the keys inside a new key (walking
   the word prefixes of the known keys) and the keys a new key is inside (the keys that
   share its rarest word pair).
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
-__all__ = ["PREFIX_WORDS", "SCAN_CHARS", "KeyIndex", "KeyParts", "Occurrences"]
+__all__ = ["PREFIX_WORDS", "SCAN_CHARS", "KeyIndex", "KeyParts", "Occurrences", "indexed"]
 
 #: Texts shorter than this (characters) are searched directly instead of indexed.
 SCAN_CHARS = 2048
@@ -38,9 +38,10 @@ def _pairs(words: list[str]) -> list[str]:
 class Occurrences:
     """
     Where keys occur in one normalized text ``" w1 w2 ... wn "`` (padded with spaces):
-    :meth:`find` is ``text.find(f" {key} ")``. Texts of :data:`SCAN_CHARS` or more are
-    indexed once (the first position of each word, every position of each word pair);
-    a lookup then costs the occurrences of the key's rarest word pair.
+    :meth:`find` is ``text.find(f" {key} ")``, from an index of the text built once (the
+    first position of each word, every position of each word pair), at the cost of the
+    occurrences of the key's rarest word pair. Worth it for texts of :data:`SCAN_CHARS`
+    or more (:func:`indexed`).
 
     Built from the text alone; never changed afterwards, so it may be built in a worker
     thread and shared.
@@ -50,41 +51,34 @@ class Occurrences:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._firsts: dict[str, int] | None = None
-        self._pairs: dict[str, list[int]] | None = None
-        if len(text) >= SCAN_CHARS:
-            firsts: dict[str, int] = {}
-            pairs: dict[str, list[int]] = {}
-            at, prev, prev_at = 0, "", -1
-            for word in text.split():
-                if word not in firsts:
-                    firsts[word] = at
-                if prev_at >= 0:
-                    pair = f"{prev} {word}"
-                    found = pairs.get(pair)
-                    if found is None:
-                        pairs[pair] = [prev_at]
-                    else:
-                        found.append(prev_at)
-                prev, prev_at = word, at
-                at += len(word) + 1
-            self._firsts, self._pairs = firsts, pairs
+        firsts: dict[str, int] = {}
+        pairs: dict[str, list[int]] = {}
+        at, prev, prev_at = 0, "", -1
+        for word in text.split():
+            if word not in firsts:
+                firsts[word] = at
+            if prev_at >= 0:
+                pair = f"{prev} {word}"
+                found = pairs.get(pair)
+                if found is None:
+                    pairs[pair] = [prev_at]
+                else:
+                    found.append(prev_at)
+            prev, prev_at = word, at
+            at += len(word) + 1
+        self._firsts, self._pairs = firsts, pairs
 
     @property
     def words(self) -> Iterable[str]:
         """
         The distinct words of the text.
         """
-        if self._firsts is not None:
-            return self._firsts.keys()
-        return set(self.text.split())
+        return self._firsts.keys()
 
     def find(self, key: str) -> int:
         """
         Where ``f" {key} "`` first starts in the text, or -1.
         """
-        if self._pairs is None or self._firsts is None:
-            return self.text.find(f" {key} ")
         words = key.split(" ")
         if len(words) == 1:
             return self._firsts.get(key, -1)
@@ -106,6 +100,15 @@ class Occurrences:
             if begin >= 0 and text.startswith(padded, begin):
                 return begin
         return -1
+
+
+def indexed(text: str) -> Occurrences | None:
+    """
+    The :class:`Occurrences` of the normalized ``text`` if it is of :data:`SCAN_CHARS`
+    or more, else None: a short text is searched directly (and an exchange's levels
+    keep no object the garbage collector walks for it).
+    """
+    return Occurrences(text) if len(text) >= SCAN_CHARS else None
 
 
 @dataclass(frozen=True, slots=True)

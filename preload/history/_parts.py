@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from ._matching import KeyIndex, KeyParts
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ._facts import Fact
     from ._matching import Occurrences
 
@@ -42,8 +44,12 @@ class Levels:
     full_tokens: int
     compact_tokens: int
     user_tokens: int
-    norm_full: Occurrences  # of " w1 w2 ... " of full
-    norm_compact: Occurrences
+    norm_full: str  # " w1 w2 ... " of full: its words normalized, padded with spaces
+    norm_compact: str
+    #: Their indexes, for long texts only (:func:`._matching.indexed`): a short one is
+    #: searched directly, and keeps no object the garbage collector walks.
+    full_index: Occurrences | None
+    compact_index: Occurrences | None
     full_words: int  # words of the normalized full level
     compact_words: int  # and of the compact one
     user_chars: int  # characters of the normalized user level (a prefix of norm_full)
@@ -55,12 +61,33 @@ class Levels:
         """
         Whether ``key`` occurs in the full, the compact and the user level.
         """
-        at = self.norm_full.find(key)
+        at = self.find_full(key)
         return (
             at >= 0,
-            self.norm_compact.find(key) >= 0,
+            self.find_compact(key) >= 0,
             0 <= at and at + len(key) + 2 <= self.user_chars,
         )
+
+    def find_full(self, key: str) -> int:
+        """
+        Where ``f" {key} "`` first starts in :attr:`norm_full`, or -1.
+        """
+        index = self.full_index
+        return self.norm_full.find(f" {key} ") if index is None else index.find(key)
+
+    def find_compact(self, key: str) -> int:
+        """
+        Where ``f" {key} "`` first starts in :attr:`norm_compact`, or -1.
+        """
+        index = self.compact_index
+        return self.norm_compact.find(f" {key} ") if index is None else index.find(key)
+
+    def distinct_words(self) -> Iterable[str]:
+        """
+        The distinct words of :attr:`norm_full`.
+        """
+        index = self.full_index
+        return dict.fromkeys(self.norm_full.split()) if index is None else index.words
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ._answers import YES_NO, answer_of, statements, topic
 from ._facts import extract_facts
-from ._matching import KeyParts, Occurrences
+from ._matching import KeyParts, indexed
 from ._parts import Levels
 from ._words import WORD, compact, norm
 
@@ -158,6 +158,7 @@ def _levels(user: str, agent: str, counter: TokenCounter) -> Levels:
     short = f"U: {compact(user)}" + (f" | A: {compact(agent)}" if agent else "")
     said = f"User: {user}"
     norm_full, norm_compact, norm_user = norm(full), norm(short), norm(said)
+    padded_full, padded_compact = f" {norm_full} ", f" {norm_compact} "
     return Levels(
         full=full,
         compact=short,
@@ -165,8 +166,10 @@ def _levels(user: str, agent: str, counter: TokenCounter) -> Levels:
         full_tokens=counter.count(full),
         compact_tokens=counter.count(short),
         user_tokens=counter.count(said),
-        norm_full=Occurrences(f" {norm_full} "),
-        norm_compact=Occurrences(f" {norm_compact} "),
+        norm_full=padded_full,
+        norm_compact=padded_compact,
+        full_index=indexed(padded_full),
+        compact_index=indexed(padded_compact),
         full_words=norm_full.count(" ") + 1,
         compact_words=norm_compact.count(" ") + 1,
         user_chars=len(norm_user) + 2,

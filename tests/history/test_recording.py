@@ -271,13 +271,7 @@ def test_an_indexed_text_finds_what_a_search_finds(text: list[str], key: list[st
     """
     padded = f" {' '.join(text)} "
     words = " ".join(key)
-    scan = _matching.SCAN_CHARS
-    _matching.SCAN_CHARS = 0
-    try:
-        indexed = Occurrences(padded)
-    finally:
-        _matching.SCAN_CHARS = scan
-    assert padded.find(f" {words} ") == indexed.find(words)
+    assert padded.find(f" {words} ") == Occurrences(padded).find(words)
 
 
 @settings(max_examples=100, deadline=None)
