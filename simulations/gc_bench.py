@@ -10,7 +10,8 @@ per turn, the learner drained at the end. As ``preload serve`` does, what was ma
 before the sessions is frozen out of the collector's sight (:func:`gc.freeze`). Then:
 
 - tracked objects per remembered session (the count is deterministic: a busy machine
-  does not change it), with the types that make most of it;
+  does not change it), with the types that make most of it, and the references they
+  hold (a pass follows each: its length grows with both);
 - the same for the sessions' histories alone (:class:`preload.history.CompressedConversation`
   fed the same exchanges, its context taken once), the part the history code owns;
 - one full :func:`gc.collect` with the sessions remembered, and with none (the
@@ -37,12 +38,16 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # --data's defau
 TOP_TYPES = 8
 
 
-def tracked() -> Counter[str]:
+def tracked() -> tuple[Counter[str], int]:
     """
-    The objects the collector tracks (frozen ones excluded), by type name.
+    The objects the collector tracks (frozen ones excluded), by type name, and the
+    references they hold (which a pass follows, each once or twice).
     """
     gc.collect()
-    return Counter(type(o).__name__ for o in gc.get_objects())
+    objects = gc.get_objects()
+    return Counter(type(o).__name__ for o in objects), sum(
+        len(gc.get_referents(o)) for o in objects
+    )
 
 
 def fastest_collection(repeats: int) -> float:
@@ -57,13 +62,17 @@ def fastest_collection(repeats: int) -> float:
     return best
 
 
-def per_session(before: Counter[str], after: Counter[str], sessions: int) -> dict[str, Any]:
+def per_session(
+    before: tuple[Counter[str], int], after: tuple[Counter[str], int], sessions: int
+) -> dict[str, Any]:
     """
-    Tracked objects added per session, in all and by type (the most first).
+    Tracked objects added per session, in all and by type (the most first), and the
+    references they hold.
     """
-    added = after - before
+    added = after[0] - before[0]
     return {
-        "per_session": (after.total() - before.total()) / sessions,
+        "per_session": (after[0].total() - before[0].total()) / sessions,
+        "references": (after[1] - before[1]) / sessions,
         "by_type": {name: count / sessions for name, count in added.most_common(TOP_TYPES)},
     }
 
@@ -126,7 +135,10 @@ def replay_histories(sessions: list[Any]) -> dict[str, Any]:
 
 def report(name: str, figures: dict[str, Any]) -> None:
     kinds = ", ".join(f"{kind} {n:.1f}" for kind, n in figures["by_type"].items())
-    print(f"  {name}: {figures['per_session']:.1f} tracked objects per session ({kinds})")
+    print(
+        f"  {name}: {figures['per_session']:.1f} tracked objects per session ({kinds}), "
+        f"holding {figures['references']:.0f} references"
+    )
 
 
 def main() -> None:
