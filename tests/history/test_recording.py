@@ -6,6 +6,7 @@ grows with the message, not with the message times its facts.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import pickle
 import random
 import sys
@@ -152,6 +153,24 @@ def test_preparing_changes_nothing_of_the_conversation() -> None:
     for user, agent in conversation():
         reference.add_exchange(user, agent)
     assert outputs(reference) == outputs(history)
+
+
+def test_a_history_keeps_its_fact_keys_out_of_the_collectors_sight() -> None:
+    """
+    The keys each exchange level and each fact holds, and a short exchange's
+    normalized texts, are nothing the garbage collector tracks (its passes stop every
+    thread and walk every tracked object of every remembered session); a long
+    exchange keeps its index.
+    """
+    history = CompressedConversation(400, counter=COUNTER)
+    for user, agent in conversation():
+        history.add_exchange(user, agent)
+    exchanges, ledger = history._exchanges, history._ledger
+    held = [ex.keys(level) for ex in exchanges for level in (1, 2, 3)]
+    assert any(held)
+    assert not any(gc.is_tracked(keys) for keys in [*held, *ledger.covers.values()])
+    long = [ex.levels.full_index is not None for ex in exchanges]
+    assert [False, False, False, True, False, False, False] == long
 
 
 def test_a_prepared_exchange_is_a_frozen_value() -> None:
