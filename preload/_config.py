@@ -640,7 +640,8 @@ class CallsConfig:
     ``threshold`` probability whose tool is declared read-only: at most
     ``max_per_turn`` a session a turn, at most
     ``max_in_flight_per_source`` at once against one call source, ``workers`` at once
-    in all. A call waits at most ``deadline_s`` for its result (joined if a speculative
+    in all (limits of speculation only: the agent's own calls never wait for them).
+    A call waits at most ``deadline_s`` for its result (joined if a speculative
     call is in flight); each call to a source has ``timeout_s``. Results longer than
     ``max_result_chars`` are refused.
 

@@ -294,6 +294,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         # a request never queues behind the learner's work for other sessions.
         self._serving = anyio.CapacityLimiter(1)
         self._learning = anyio.CapacityLimiter(1)  # one for the forecasters
+        # One for the call predictor: a request's speculation never queues behind the
+        # forecasts of other sessions.
+        self._guessing = anyio.CapacityLimiter(1)
         self._init_calls(call_sources, call_predictor)
 
     def _init_calls(
@@ -328,6 +331,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             ),
             tenant=self.config.tenant,
             offload=self._offload,
+            limit_on_demand=False,  # the agent's own call never queues behind speculation
         )
         self._speculation = SpeculationLedger()
         self._speculating: dict[str, set[str]] = {}  # call source -> keys in flight
@@ -444,6 +448,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._session(session_id, user)
         session.state = state or ""
         self._arrived(session, start)
+        self._speculate_request(session, text, state, needs)
         window_text = text
         if self._offload and len(text) > OFFLOAD_CHARS:
             window_text = await anyio.to_thread.run_sync(
@@ -490,7 +495,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
             self._tally_turn(session, context, needs)
         session.answered_at = anyio.current_time()
-        session.speculated = 0
         self._note_window(session, context)
         current_session.set(session_id)  # for tools wrapped by engine.tool
         self._counters.requests += 1
@@ -1446,10 +1450,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if session.think is not None:
                 self.think_times.observe(*session.think)
                 session.think = None
-            if not answered and not last.get("tool_calls"):
-                await self._speculate(session, "request")  # first: the agent decides now
         if answered:
-            await self._speculate(session, "reply")
+            await self._speculate(session, "reply", list(session.turns), None)
         await self._record(session)  # off the request path
         if kind == "reply" and not self.forecaster.uses_reply:
             return
@@ -1465,15 +1467,18 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.forecast = forecast
         self._preload(session, forecast)
 
-    async def _off_loop(self, function: Callable[..., T], *args: Any) -> T:
+    async def _off_loop(
+        self, function: Callable[..., T], *args: Any, limiter: anyio.CapacityLimiter | None = None
+    ) -> T:
         """
-        ``function(*args)`` in the learner's worker thread when the engine offloads
-        (one at a time: the forecaster and the call predictor are only ever used from
-        there), inline otherwise (a virtual-clock replay stays deterministic).
+        ``function(*args)`` in a worker thread when the engine offloads, inline
+        otherwise (a virtual-clock replay stays deterministic). One at a time under
+        ``limiter``: the learner's (the forecasters are only ever used there) unless
+        told otherwise (the call predictor has its own).
         """
         if not self._offload:
             return function(*args)
-        return await anyio.to_thread.run_sync(function, *args, limiter=self._learning)
+        return await anyio.to_thread.run_sync(function, *args, limiter=limiter or self._learning)
 
     def _observe_and_forecast(
         self, kind: str, turns: list[dict[str, Any]], user: str | None, session_id: str
@@ -1491,22 +1496,58 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self.forecaster.observe(turns, user)
         return self.forecaster.forecast(turns, user, session_id)
 
-    async def _speculate(self, session: _Session, moment: Literal["reply", "request"]) -> None:
+    def _speculate_request(
+        self, session: _Session, text: str, state: str | None, needs: Sequence[str]
+    ) -> None:
         """
-        Run the likely read-only calls of the session's next turn (after the reply) or
-        of its current one (when the request arrived), within the per-turn and
-        per-source budgets of ``[calls]``. A call that is not declared read-only is
-        never run.
+        A request of ``session`` arrived: its turn's budget of speculative calls starts
+        afresh, and its likely calls start now, in a task of their own, while the
+        request gathers its context (the agent decides only once it has it): neither
+        the request nor the learner's queue of other sessions' work delays them.
+        """
+        session.speculated = 0
+        calls = self.config.calls
+        if self.call_predictor is None or not calls.speculate or "request" not in calls.moments:
+            return
+        assert self._tg is not None
+        request = {"text": text, "state": state, "needs": list(needs), "system": None}
+        self._pending += 1  # background work wait_idle waits for, as the learner's
+        self._tg.start_soon(self._speculate_now, session, list(session.turns), request)
+
+    async def _speculate_now(
+        self, session: _Session, history: list[dict[str, Any]], request: dict[str, Any]
+    ) -> None:
+        try:
+            await self._speculate(session, "request", history, request)
+        finally:
+            self._pending -= 1
+            if not self._pending:
+                self._learned.set()
+
+    async def _speculate(
+        self,
+        session: _Session,
+        moment: Literal["reply", "request"],
+        history: list[dict[str, Any]],
+        request: dict[str, Any] | None,
+    ) -> None:
+        """
+        Run the likely read-only calls of the session's next turn (after the reply:
+        ``request`` is None) or of its current one (when the request arrived), within
+        the per-turn and per-source budgets of ``[calls]``. A call that is not declared
+        read-only is never run.
         """
         calls = self.config.calls
         predictor = self.call_predictor
         if predictor is None or not calls.speculate or moment not in calls.moments:
             return
-        turns = session.turns
-        history, request = (turns[:-1], turns[-1]) if moment == "request" else (turns, None)
         try:
             guesses = await self._off_loop(
-                partial(predictor.predict_calls, k=calls.guesses), session.id, history, request
+                partial(predictor.predict_calls, k=calls.guesses),
+                session.id,
+                history,
+                request,
+                limiter=self._guessing,
             )
         except Exception:  # a predictor's bug must not stop the engine
             logger.exception("call forecast failed for session %s", session.id)
@@ -1521,8 +1562,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 continue
             if not self._call_loader.worth([(key, guess.p)]):
                 continue
-            if self._speculation.pending(session.id, key) or self._call_loader.is_ready(key):
-                continue
+            if self._call_loader.is_ready(key) or (
+                self._speculation.pending(session.id, key) and self._call_loader.is_pending(key)
+            ):
+                continue  # warm, or this session's run of it is still on its way
             running = self._speculating.setdefault(source.name, set())
             running.intersection_update([k for k in running if self._call_loader.is_pending(k)])
             if session.speculated >= calls.max_per_turn or (
@@ -1561,7 +1604,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if session is None or self.call_predictor is None:
             return
         try:
-            await self._off_loop(self.call_predictor.observe_session, session.turns, session.user)
+            await self._off_loop(
+                self.call_predictor.observe_session,
+                session.turns,
+                session.user,
+                limiter=self._guessing,
+            )
         except Exception:  # a predictor's bug must not stop the engine
             logger.exception("call learning failed for session %s", session_id)
 

@@ -184,19 +184,19 @@ class SpeculationLedger:
         self.used_by_moment: dict[Moment, int] = {"reply": 0, "request": 0}
         self.wasted = 0
 
-    def add(self, session: str, key: str, call: SpeculatedCall) -> bool:
+    def add(self, session: str, key: str, call: SpeculatedCall) -> None:
         """
-        Record a speculation; False when this session already speculated the key.
+        Record a speculation. One of the same key still pending was lost before the
+        session used it (its result left the cache, or the call failed): it counts as
+        wasted, and this one takes its place.
         """
         calls = self._sessions.setdefault(session, {})
-        if key in calls and calls[key].status == "pending":
-            return False
-        calls.pop(key, None)
+        old = calls.pop(key, None)
+        self.wasted += old is not None and old.status == "pending"
         calls[key] = call
         while len(calls) > MAX_PER_SESSION:  # the oldest go; unused, they were wasted
             oldest = calls.pop(next(iter(calls)))
             self.wasted += oldest.status == "pending"
-        return True
 
     def pending(self, session: str, key: str) -> bool:
         """

@@ -66,11 +66,13 @@ class SourceGuard:
         source: Source,
         key: str,
         finish: Callable[[str], Awaitable[Representation]],
+        *,
+        limited: bool = True,
     ) -> Representation:
         """
-        Fetch ``key`` within its source's timeout and limits and ``finish`` the text
-        (compress it), retrying a failure with exponential backoff; count the source's
-        failures toward a cool-down.
+        Fetch ``key`` within its source's timeout and limits (its concurrency limits
+        only when ``limited``) and ``finish`` the text (compress it), retrying a failure
+        with exponential backoff; count the source's failures toward a cool-down.
 
         Raises:
             MissingItemError: The source does not have ``key``.
@@ -85,8 +87,11 @@ class SourceGuard:
                 if debug:
                     logger.debug("preload.load.started %s %s", source.name, key)
                 with anyio.fail_after(self.config.timeout_for(source.name)):
-                    async with self._source_limiter(source.name), self._limiter:
-                        text: Any = await source.fetch(key)
+                    if limited:
+                        async with self._source_limiter(source.name), self._limiter:
+                            text: Any = await source.fetch(key)
+                    else:
+                        text = await source.fetch(key)
                 self._check_text(source, key, text)
                 item = await finish(text)
             except MissingItemError:

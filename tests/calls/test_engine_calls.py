@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import logging
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import anyio
@@ -18,7 +19,7 @@ import pytest
 from preload import DictSource, EngineConfig, PreloadEngine, Session, Turn, UnknownToolError
 from preload.calls import ToolCall, call_key, in_session
 from preload.learning import EngineCallPredictor
-from preload.testing import ScriptedCallPredictor, ScriptedCallSource
+from preload.testing import ScriptedCallPredictor, ScriptedCallSource, ScriptedSource
 
 FIND = "Restaurants:Find"
 RESERVE = "Restaurants:Reserve"
@@ -150,6 +151,71 @@ async def test_speculation_keeps_to_its_per_turn_and_per_source_budgets() -> Non
         assert 1 == len(source.made)
         assert source.gate is not None
         source.gate.set()
+
+
+async def test_the_agents_own_call_never_queues_behind_speculative_ones() -> None:
+    """
+    One worker for speculative calls, and it is busy with a call that hangs: the
+    agent's own call of another tool still runs at once (the speculative limits bound
+    speculation only), and it is a miss, not a wait.
+    """
+    lookup = "Restaurants:Lookup"
+    source = ScriptedCallSource({FIND: True, lookup: True}, hang={FIND})
+    predictor = ScriptedCallPredictor([(FIND, SAN_JOSE, 0.9)])
+    async with _engine(source, predictor, workers=1, max_in_flight_per_source=1) as engine:
+        await engine.handle(session_id="s", text="go")
+        await anyio.wait_all_tasks_blocked()
+        assert [FIND] == [name for name, _ in source.made]  # speculated, hanging
+        assert "answered" in await engine.call("s", lookup, {"id": "7"}, deadline_s=5.0)
+        stats = engine.call_statistics()
+    assert (1, 1) == (stats.call_misses, stats.speculative)
+
+
+async def test_a_requests_calls_are_speculated_as_it_arrives_not_after_its_context() -> None:
+    """
+    The request's context waits for a need that loads slowly; its likely call is
+    already running meanwhile (the agent decides only once it has the context), and
+    the agent's call after the context is a hit.
+    """
+    gate = anyio.Event()
+    calls = ScriptedCallSource({FIND: True})
+    config = replace(EngineConfig().calls, moments=("request",))
+    engine = PreloadEngine(
+        EngineConfig().replace(calls=config),
+        sources={"kb": ScriptedSource({"k": "text"}, name="kb", gate=gate)},
+        call_sources=[calls],
+        call_predictor=ScriptedCallPredictor([(FIND, SAN_JOSE, 0.9)]),
+    )
+    async with engine, anyio.create_task_group() as tg:
+        tg.start_soon(partial(engine.handle, session_id="s", text="italian", needs=["k"]))
+        await anyio.wait_all_tasks_blocked()
+        assert 1 == calls.calls[call_key(FIND, SAN_JOSE)]  # while the context still waits
+        assert 0 == engine.metrics().requests
+        gate.set()
+        await engine.wait_idle()
+        await engine.call("s", FIND, SAN_JOSE)
+        assert (1, 1) == (engine.call_statistics().call_hits, engine.metrics().requests)
+
+
+async def test_a_speculated_call_lost_before_its_use_runs_again() -> None:
+    """
+    A call speculated at one request and not made leaves the cache before the next
+    request guesses it again: it runs again (the first run counts as wasted), and the
+    agent's call is a hit.
+    """
+    source = ScriptedCallSource({FIND: True})
+    async with _engine(source, ScriptedCallPredictor([(FIND, SAN_JOSE, 0.9)])) as engine:
+        await engine.handle(session_id="s", text="italian?")
+        await engine.wait_idle()
+        engine.reply("s", "Where?")
+        assert engine.cache is not None
+        await engine.cache.clear()  # evicted
+        await engine.handle(session_id="s", text="San Jose")
+        await engine.wait_idle()
+        await engine.call("s", FIND, SAN_JOSE)
+        stats = engine.call_statistics()
+    assert 2 == source.calls[call_key(FIND, SAN_JOSE)]
+    assert (2, 1, 1) == (stats.speculative, stats.speculative_wasted, stats.call_hits)
 
 
 async def test_a_failing_speculative_call_costs_the_request_nothing(
