@@ -298,6 +298,11 @@ def _simulate_parser(sub: Any) -> None:
             "             by other loads, or expired, before their use)",
             "  left out for their TTL   would expire before their use (preloader.ttl_aware)",
             "",
+            "the 'slowest tenth of the read-only calls' line: of the tenth of the tool",
+            "calls that waited longest, those that ran only when the agent asked (not run",
+            "ahead, or with other arguments: a better forecast helps) and those that joined",
+            "a call in flight (run ahead, too late to finish: an earlier start helps)",
+            "",
             "--plot writes wait_cdf, p99 and rates charts, each as PNG and SVG (needs the",
             "'plot' extra: pip install 'preload[plot]').",
             "",
@@ -601,6 +606,13 @@ def _print_report(report: ReplayReport, skipped: int, console: Console) -> None:
     ]
     if ahead:
         console.print("calls run ahead and then made: " + "; ".join(ahead))
+    tails = [
+        f"{n} {r.call_tail_ran} ran when asked, {r.call_tail_joined} joined a call in flight"
+        for n, r in report.strategies.items()
+        if r.call_tail_ran or r.call_tail_joined
+    ]
+    if tails:
+        console.print("slowest tenth of the read-only calls: " + "; ".join(tails))
     held = [
         f"{n} {r.deferred} deferred, {r.rejected} rejected, {r.preloads_lost} lost, "
         f"{r.ttl_skipped} left out for their TTL"

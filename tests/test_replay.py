@@ -72,6 +72,11 @@ def test_speculated_calls_cut_the_wait_of_tool_calls() -> None:
     engine = s["engine"]
     assert engine.speculative_calls is not None and 0 < engine.speculative_calls <= 2
     assert s["oracle"].turn_wait_p95_ms < s["lru"].turn_wait_p95_ms
+    # the slowest tenth: the reactive cache's calls ran when asked; the oracle's joined
+    # the calls it ran ahead (it runs every one)
+    lru, oracle = s["lru"], s["oracle"]
+    assert (lru.call_tail_ran, 0) == (math.ceil(read_only / 10), lru.call_tail_joined)
+    assert oracle.call_tail_joined > 0 == oracle.call_tail_ran
 
 
 def test_a_calls_latency_is_its_own_whatever_else_was_called() -> None:

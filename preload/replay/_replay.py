@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
 import time
@@ -74,6 +75,10 @@ ALL_STRATEGIES = (*STRATEGIES, "global_oracle")
 
 #: The strategies that learn from training sessions (the others fit nothing).
 LEARNING_STRATEGIES = ("popular", "markov1", "engine")
+
+#: A read-only call that waited its whole latency, less this, ran only when asked (it
+#: joined no call in flight).
+RAN_TOLERANCE_S = 1e-3
 
 #: Virtual seconds a session lingers after its last turn before it ends (its
 #: preloads made after the last turn count as wasted, as on a real server).
@@ -231,7 +236,7 @@ async def replay_strategy(
         )
         for i in range(config.replay.tenants)
     ]
-    run = _Run(engines, config, seed, forecaster.predicts_states, progress)
+    run = _Run(engines, config, seed, forecaster.predicts_states, progress, calls)
     try:
         async with contextlib.AsyncExitStack() as stack:
             for engine in engines:
@@ -311,8 +316,10 @@ class _Run:
         seed: int,
         judge_states: bool,
         progress: Callable[[int], None] | None,
+        calls: SimulatedCallSource | None = None,
     ) -> None:
         self.engines = engines
+        self.calls = calls
         self.agent = config.replay.agent
         self.seed = seed
         self.judge_states = judge_states
@@ -320,6 +327,7 @@ class _Run:
         self.waits: list[float] = []
         self.turn_waits: list[float] = []
         self.call_waits: list[float] = []
+        self.call_ran: list[bool] = []  # per read-only call: it ran only when asked
         self.tokens: list[int] = []
         self.top = [0, 0, 0]  # turns judged, top-1 right, top-3 right
         self.missing: set[str] = set()
@@ -415,7 +423,27 @@ class _Run:
             waited += wait
             if call.read_only:
                 self.call_waits.append(wait)
+                self.call_ran.append(self._ran_when_asked(call.name, call.args, wait))
         return waited
+
+    def _ran_when_asked(self, name: str, args: Mapping[str, Any], wait: float) -> bool:
+        """
+        Whether a call that waited ``wait`` ran only when the agent asked (it waited its
+        whole latency), rather than joining a call in flight (it waited less).
+        """
+        if self.calls is None or wait <= 0:
+            return False
+        return wait >= self.calls.latency_of(name, args) - RAN_TOLERANCE_S
+
+    def _tail(self) -> tuple[int, int]:
+        """
+        Of the slowest tenth of the read-only calls that waited, how many ran only
+        when asked and how many joined a call in flight.
+        """
+        slowest = sorted(range(len(self.call_waits)), key=lambda i: -self.call_waits[i])
+        tail = [i for i in slowest[: math.ceil(len(slowest) / 10)] if self.call_waits[i] > 0]
+        ran = sum(self.call_ran[i] for i in tail)
+        return ran, len(tail) - ran
 
     def report(self) -> StrategyReport:
         """
@@ -427,6 +455,7 @@ class _Run:
         ms = _percentiles(self.waits, (50, 95, 99))
         calls = c.read_only_calls
         call_ms = _percentiles(self.call_waits, (50, 95)) if calls else (None, None)
+        tail_ran, tail_joined = self._tail()
         judged = self.judge_states and self.top[0]
         return StrategyReport(
             hit_rate=m.hits / served if served else 0.0,
@@ -452,6 +481,8 @@ class _Run:
             read_only_calls=calls,
             used_after_reply=c.used_after_reply,
             used_at_request=c.used_at_request,
+            call_tail_ran=tail_ran,
+            call_tail_joined=tail_joined,
             waits_ms=tuple(w * 1000 for w in self.waits),
             prefix_reused_tokens=_mean(self.reused),
             input_cost_per_turn=_mean(self.costs),

@@ -56,7 +56,10 @@ class StrategyReport:
     ``speculative_calls`` and ``speculative_wasted`` the calls run ahead, and those
     never made, per read-only call; ``turn_wait_p95_ms`` the wait of a turn for its
     context and its calls together. They are None when the sessions make no
-    read-only call.
+    read-only call. What the slowest tenth of the read-only calls that waited is made
+    of: ``call_tail_ran`` ran only when the agent asked (not run ahead, or with other
+    arguments), ``call_tail_joined`` joined a call in flight (run ahead, too late to
+    finish before the agent asked); both stay out of the JSON report.
 
     ``prefix_reused_tokens`` is the mean of the window's tokens per turn that the
     provider's prompt cache served (``[pricing]``), ``input_cost_per_turn`` the mean
@@ -85,6 +88,8 @@ class StrategyReport:
     .. versionchanged:: 0.6
        ``outcomes``; ``deferred``, ``ttl_skipped``, ``rejected`` and ``preloads_lost``
        (in the JSON report too).
+    .. versionchanged:: 0.7
+       ``call_tail_ran`` and ``call_tail_joined``.
     """
 
     hit_rate: float
@@ -110,6 +115,8 @@ class StrategyReport:
     read_only_calls: int = 0
     used_after_reply: int = 0
     used_at_request: int = 0
+    call_tail_ran: int = 0
+    call_tail_joined: int = 0
     prefix_reused_tokens: float = 0.0
     input_cost_per_turn: float = 0.0
     naive_input_cost_per_turn: float = 0.0

@@ -126,11 +126,21 @@ class SimulatedCallSource:
         """
         return draw(self.latency, random.Random(f"{self.salt}:{name}:{shown}"))
 
+    def latency_of(self, name: str, args: Mapping[str, Any]) -> float:
+        """
+        The latency of the call of ``name`` with ``args``, in seconds.
+        """
+        return self.delay(name, _shown(args))
+
     async def call(self, name: str, args: Mapping[str, Any]) -> str:
         """
         A result naming the call, after the drawn latency.
         """
         self.calls += 1
-        shown = json.dumps(dict(args), sort_keys=True, ensure_ascii=False)
+        shown = _shown(args)
         await anyio.sleep(self.delay(name, shown))
         return f"{name} results for {shown}"
+
+
+def _shown(args: Mapping[str, Any]) -> str:
+    return json.dumps(dict(args), sort_keys=True, ensure_ascii=False)
