@@ -18,7 +18,9 @@ retried turn once. A fault's window runs from its start to 2 s after it is repai
 
 Report (a table, and ``--json PATH``): requests accepted, failed (outside the fault
 windows, and in all), retried; client and server time at p50/p95/p99, and the client's
-p99 on turns whose needs were all warm; the event loop's lag p99 (each replica's
+p99 on turns whose needs were all warm, and what the slowest 1 % of those spent their
+time on (the server's lease, handle and write, from ``Server-Timing``, and the rest
+outside the server); the event loop's lag p99 (each replica's
 ``/metrics``, read before it is killed and at the end: the largest); the hit rate;
 cross-replica hits (items one replica stored that the other used); turns lost (every
 accepted turn must be in its session as ``GET /v1/sessions/{id}`` gives it); the garbage
@@ -192,6 +194,16 @@ class Outcome:
     warm: bool
     needs: int
     hits: int
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def server_timing(response: httpx.Response) -> dict[str, float]:
+    """
+    The ``Server-Timing`` durations, in seconds by name: ``app`` (the whole request in
+    the server) and, for a request, its ``lease``, ``handle`` and ``write``.
+    """
+    found = re.findall(r"(\w+);dur=([0-9.]+)", response.headers.get("server-timing", ""))
+    return {name: float(ms) / 1000 for name, ms in found}
 
 
 @dataclass
@@ -289,18 +301,27 @@ async def replay_session(
             http, replicas, counter[0], f"/v1/sessions/{sid}/requests", body
         )
         status = response.status_code if response is not None else 0
-        server_s = 0.0
+        phases: dict[str, float] = {}
         warm = False
         hits = 0
         if response is not None and status == 200:
             accepted.append(rid)
-            timing = re.search(r"dur=([0-9.]+)", response.headers.get("server-timing", ""))
-            server_s = float(timing.group(1)) / 1000 if timing else 0.0
+            phases = server_timing(response)
             got = response.json()
             hits = got["hits"]
             warm = bool(turn.needs) and got["misses"] == 0 and got["partial_hits"] == 0
         run.outcomes.append(
-            Outcome(started, client_s, server_s, status, attempts, warm, len(turn.needs), hits)
+            Outcome(
+                started,
+                client_s,
+                phases.pop("app", 0.0),
+                status,
+                attempts,
+                warm,
+                len(turn.needs),
+                hits,
+                phases,
+            )
         )
         if status != 200:
             return  # the session cannot go on without its turn
@@ -478,6 +499,31 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
     return run
 
 
+def tail(warm: list[Outcome]) -> dict[str, float]:
+    """
+    What the slowest 1 % of warm turns (by client time) spent their time on, in mean
+    milliseconds: in the server (``server``: its ``lease``, ``handle`` and ``write``)
+    and outside it (``outside``: the network, the two event loops' queues, HTTP).
+    """
+    slowest = sorted(warm, key=lambda o: o.client_s)[-max(len(warm) // 100, 1) :] if warm else []
+    if not slowest:
+        return {}
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) * 1000
+
+    return {
+        "turns": len(slowest),
+        "client_ms": mean([o.client_s for o in slowest]),
+        "server_ms": mean([o.server_s for o in slowest]),
+        **{
+            f"{phase}_ms": mean([o.phases.get(phase, 0.0) for o in slowest])
+            for phase in ("lease", "handle", "write")
+        },
+        "outside_ms": mean([o.client_s - o.server_s for o in slowest]),
+    }
+
+
 def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     done = run.outcomes
     ok = [o for o in done if o.status == 200]
@@ -506,6 +552,7 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "client_p99_warm_ms": quantiles(warm)[2],
         "warm_turns": len(warm),
         "server_p99_warm_ms": quantiles([o.server_s for o in steady])[2],
+        "warm_tail": tail(steady),
         "client_loop_lag_p99_ms": quantiles(run.client_lags)[2],
         "server_p50_ms": server[0],
         "server_p95_ms": server[1],
@@ -618,6 +665,17 @@ def print_table(out: dict[str, Any]) -> None:
                 f"{out['client_p99_warm_ms']:.1f} ({out['warm_turns']} turns outside faults; "
                 f"server {out['server_p99_warm_ms']:.1f}, client loop lag "
                 f"{out['client_loop_lag_p99_ms']:.1f})"
+            ),
+        ),
+        (
+            "slowest 1 % of warm turns, mean ms",
+            (
+                "client {client_ms:.1f} = server {server_ms:.1f} (lease {lease_ms:.1f}, handle "
+                "{handle_ms:.1f}, write {write_ms:.1f}) + outside {outside_ms:.1f}".format(
+                    **out["warm_tail"]
+                )
+                if out["warm_tail"]
+                else "-"
             ),
         ),
         (

@@ -138,7 +138,7 @@ class Sample:
 
 
 def server_time(response: httpx.Response) -> float:
-    timing = re.search(r"dur=([0-9.]+)", response.headers.get("server-timing", ""))
+    timing = re.search(r"app;dur=([0-9.]+)", response.headers.get("server-timing", ""))
     return float(timing.group(1)) / 1000 if timing else math.nan
 
 

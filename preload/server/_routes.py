@@ -7,6 +7,7 @@ answer leaves.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -122,7 +123,9 @@ async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> Re
     Serve a request: its context within budget, from what is warm.
     """
     _check_names(body)
+    began = time.perf_counter()
     async with gate.change(session_id) as change:
+        leased = time.perf_counter()
         synced = change.synced
         last = synced.last or {}
         repeat = body.request_id is not None and last.get("request_id") == body.request_id
@@ -135,10 +138,17 @@ async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> Re
             needs=body.needs,
             user=body.user,
         )
+        handled = time.perf_counter()
         if not repeat:
             await _write(gate, change, session_id, body)
+    written = time.perf_counter()
     turn = synced.count - 1 if repeat else synced.count
-    return _json(_answer(session_id, ctx, turn=turn, repeat=repeat))
+    response = _json(_answer(session_id, ctx, turn=turn, repeat=repeat))
+    phases = {"lease": leased - began, "handle": handled - leased, "write": written - handled}
+    response.headers["server-timing"] = ", ".join(
+        f"{name};dur={seconds * 1000:.3f}" for name, seconds in phases.items()
+    )
+    return response
 
 
 def _check_names(body: RequestIn) -> None:

@@ -307,15 +307,21 @@ def test_a_forgotten_session_is_rebuilt_from_the_store(
 ) -> None:
     """
     A replica that remembers one session forgets the first when a second comes, and
-    the first's next request finds its history as it was left.
+    the first's next request finds its history as it was left; its Server-Timing gives
+    the request's phases within the whole.
     """
     replica = start_server(redis_server.url, max_sessions=1)
     with httpx.Client(base_url=replica.url, timeout=30, headers=bearer(keys[1]["acme"])) as http:
         http.post("/v1/sessions/first/requests", json={"text": "a table in Lisbon"})
         http.post("/v1/sessions/first/replies", json={"text": "Casa Lisboa has one at 8."})
         http.post("/v1/sessions/second/requests", json={"text": "a hotel in Porto"})
-        again = http.post("/v1/sessions/first/requests", json={"text": "book it"}).json()
+        answer = http.post("/v1/sessions/first/requests", json={"text": "book it"})
+        again = answer.json()
         sessions = http.get("/metrics").text
+    phases = (p.strip().partition(";dur=") for p in answer.headers["server-timing"].split(","))
+    timing = {name: float(dur) for name, _, dur in phases}
+    assert ["app", "handle", "lease", "write"] == sorted(timing)
+    assert timing["lease"] + timing["handle"] + timing["write"] <= timing["app"]
     assert 1 == again["turn"]
     assert "Casa Lisboa" in again["text"]  # rebuilt from the stored turns
     assert "Porto" not in again["text"]
