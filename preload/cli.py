@@ -43,6 +43,7 @@ from .replay import (
     REPORT_COLUMNS,
     STRATEGIES,
     ReplayReport,
+    StrategyReport,
     generate_demo,
     plot_report,
     replay,
@@ -599,28 +600,35 @@ def _print_report(report: ReplayReport, skipped: int, console: Console) -> None:
         )
     if skipped:
         console.print(f"[yellow]{plural(skipped, 'bad line')} skipped")
-    ahead = [
-        f"{n} {r.used_at_request} as the request arrived, {r.used_after_reply} after the reply"
-        for n, r in report.strategies.items()
-        if r.used_at_request or r.used_after_reply
-    ]
-    if ahead:
-        console.print("calls run ahead and then made: " + "; ".join(ahead))
-    tails = [
-        f"{n} {r.call_tail_ran} ran when asked, {r.call_tail_joined} joined a call in flight"
-        for n, r in report.strategies.items()
-        if r.call_tail_ran or r.call_tail_joined
-    ]
-    if tails:
-        console.print("slowest tenth of the read-only calls: " + "; ".join(tails))
-    held = [
-        f"{n} {r.deferred} deferred, {r.rejected} rejected, {r.preloads_lost} lost, "
-        f"{r.ttl_skipped} left out for their TTL"
-        for n, r in report.strategies.items()
-        if r.deferred or r.rejected or r.preloads_lost or r.ttl_skipped
-    ]
-    if held:
-        console.print("preloads " + "; ".join(held) + " (see 'preload simulate --help')")
+    lines: tuple[tuple[str, Callable[[StrategyReport], int], Callable[[StrategyReport], str]], ...]
+    lines = (
+        (
+            "calls run ahead and then made: {}",
+            lambda r: r.used_at_request or r.used_after_reply,
+            lambda r: (
+                f"{r.used_at_request} as the request arrived, {r.used_after_reply} after the reply"
+            ),
+        ),
+        (
+            "slowest tenth of the read-only calls: {}",
+            lambda r: r.call_tail_ran or r.call_tail_joined,
+            lambda r: (
+                f"{r.call_tail_ran} ran when asked, {r.call_tail_joined} joined a call in flight"
+            ),
+        ),
+        (
+            "preloads {} (see 'preload simulate --help')",
+            lambda r: r.deferred or r.rejected or r.preloads_lost or r.ttl_skipped,
+            lambda r: (
+                f"{r.deferred} deferred, {r.rejected} rejected, {r.preloads_lost} lost, "
+                f"{r.ttl_skipped} left out for their TTL"
+            ),
+        ),
+    )
+    for template, applies, text in lines:
+        parts = [f"{n} {text(r)}" for n, r in report.strategies.items() if applies(r)]
+        if parts:
+            console.print(template.format("; ".join(parts)))
     strategies = plural(len(report.strategies), "strategy", "strategies")
     console.print(
         f"wall {report.wall_s:.1f} s, virtual {report.virtual_s:.0f} s, "
