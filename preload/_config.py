@@ -155,8 +155,9 @@ class PreloaderConfig:
     Background loading: workers, queue and limits.
 
     Every load has a timeout (``source_timeouts`` by source name, else
-    ``load_timeout_s``) and at most ``max_concurrent_loads`` run at once, fewer for a
-    source in ``source_concurrency``. A failed load is retried ``retries`` times with
+    ``load_timeout_s``). At most ``max_concurrent_loads`` preloads run at once, fewer
+    for a source in ``source_concurrency``; a load a request waits for never queues
+    behind them (it is not counted). A failed load is retried ``retries`` times with
     exponential backoff from ``retry_backoff_s``; after ``failure_threshold`` failed
     loads in a row a source cools down for ``cooldown_s`` (no calls to it). Items
     longer than ``max_item_chars`` are refused. On a shared cache one replica loads a
@@ -640,7 +641,8 @@ class CallsConfig:
     ``threshold`` probability whose tool is declared read-only: at most
     ``max_per_turn`` a session a turn, at most
     ``max_in_flight_per_source`` at once against one call source, ``workers`` at once
-    in all (limits of speculation only: the agent's own calls never wait for them).
+    in all (limits of speculation only: the agent's own calls never wait for them, as
+    a request's loads never wait for the preloads' limits).
     A call waits at most ``deadline_s`` for its result (joined if a speculative
     call is in flight); each call to a source has ``timeout_s``. Results longer than
     ``max_result_chars`` are refused.

@@ -331,7 +331,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             ),
             tenant=self.config.tenant,
             offload=self._offload,
-            limit_on_demand=False,  # the agent's own call never queues behind speculation
         )
         self._speculation = SpeculationLedger()
         self._speculating: dict[str, set[str]] = {}  # call source -> keys in flight

@@ -70,9 +70,10 @@ class SourceGuard:
         limited: bool = True,
     ) -> Representation:
         """
-        Fetch ``key`` within its source's timeout and limits (its concurrency limits
-        only when ``limited``) and ``finish`` the text (compress it), retrying a failure
-        with exponential backoff; count the source's failures toward a cool-down.
+        Fetch ``key`` within its source's timeout (and its concurrency limits when
+        ``limited``: for a preload, never for a load a request waits for) and
+        ``finish`` the text (compress it), retrying a failure with exponential backoff;
+        count the source's failures toward a cool-down.
 
         Raises:
             MissingItemError: The source does not have ``key``.

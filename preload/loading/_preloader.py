@@ -80,14 +80,11 @@ class Preloader(anyio.AsyncContextManagerMixin):
             virtual clock must not wait on threads).
         close_cache: Close the cache on exit, once every task has ended (within
             ``drain_s`` plus the cache's own timeout).
-        limit_on_demand: Whether the loads a request waits for count toward
-            ``max_concurrent_loads`` and ``source_concurrency`` too; when False those
-            limits bound only the preloads (the workers bound them anyway), so that a
-            request never queues behind speculative work (the engine's tool calls).
 
     .. versionadded:: 0.1
-    .. versionchanged:: 0.7
-       ``limit_on_demand``.
+    .. versionchanged:: 0.6
+       ``max_concurrent_loads`` and ``source_concurrency`` bound the preloads only:
+       a load a request waits for never queues behind them.
     """
 
     def __init__(
@@ -100,11 +97,9 @@ class Preloader(anyio.AsyncContextManagerMixin):
         tenant: str = "default",
         offload: bool = True,
         close_cache: bool = False,
-        limit_on_demand: bool = True,
     ) -> None:
         self.config = config or PreloaderConfig()
         self._close_cache = close_cache
-        self._limit_on_demand = limit_on_demand
         self.sources = sources
         self.cache = cache
         self.compressor = compressor
@@ -690,7 +685,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
                 flight.source,
                 flight.key,
                 lambda text: self._builder.build(flight.source.name, flight.key, text),
-                limited=flight.preload or self._limit_on_demand,
+                limited=flight.preload,
             )
             if cache is not None:
                 ttl = cache.config.ttl_for(flight.source.name, flight.key)

@@ -276,6 +276,23 @@ async def test_per_source_concurrency_and_timeouts(counter: TiktokenCounter) -> 
     assert 4 == narrow.calls.total()
 
 
+async def test_a_load_a_request_waits_for_never_queues_behind_the_preloads_limits(
+    counter: TiktokenCounter,
+) -> None:
+    """
+    The one preload a source allows at once hangs: a request's own load from that
+    source still runs at once and is served, not held until the preload times out.
+    """
+    narrow = ScriptedSource({"n0": "x", "n1": "the answer"}, name="narrow", hang={"n0"})
+    config = {"source_concurrency": {"narrow": 1}, "load_timeout_s": 60.0, "drain_s": 0.01}
+    async with make(narrow, counter, **config) as preloader:
+        preloader.schedule("n0", 0.9)
+        await narrow.started.wait()
+        with anyio.fail_after(30):  # a guard: before, it waited for the preload's timeout
+            got = await preloader.get("n1", deadline_s=30)
+        assert ("miss", 2) == (got.status, narrow.peak)  # closing cancels the hung one
+
+
 async def test_garbage_and_huge_items_are_refused_without_retries(
     counter: TiktokenCounter,
 ) -> None:
