@@ -1424,10 +1424,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 except Exception:  # a bug in learning must never stop the serving
                     logger.exception("learning from %s of session %s failed", kind, session_id)
                 finally:
-                    self._pending -= 1
-                    if not self._pending:
-                        self._learned.set()
+                    self._background_done()
                 await anyio.lowlevel.checkpoint()
+
+    def _background_done(self) -> None:
+        """
+        One piece of background work ``wait_idle`` waits for (counted in ``_pending``:
+        a learner's event, a request's speculation) is done.
+        """
+        self._pending -= 1
+        if not self._pending:
+            self._learned.set()
 
     async def _learn(self, kind: str, session_id: str) -> None:
         if kind == "end":
@@ -1519,9 +1526,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         try:
             await self._speculate(session, "request", history, request)
         finally:
-            self._pending -= 1
-            if not self._pending:
-                self._learned.set()
+            self._background_done()
 
     async def _speculate(
         self,

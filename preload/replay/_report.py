@@ -87,9 +87,7 @@ class StrategyReport:
        The prompt-cache keys.
     .. versionchanged:: 0.6
        ``outcomes``; ``deferred``, ``ttl_skipped``, ``rejected`` and ``preloads_lost``
-       (in the JSON report too).
-    .. versionchanged:: 0.7
-       ``call_tail_ran`` and ``call_tail_joined``.
+       (in the JSON report too); ``call_tail_ran`` and ``call_tail_joined``.
     """
 
     hit_rate: float

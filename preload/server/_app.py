@@ -33,7 +33,7 @@ from .._sources import JsonlKnowledgeSource, Source
 from ..learning import EngineCallPredictor, EngineForecaster, Forecaster
 from ._gate import SessionGate
 from ._keys import KeyRing
-from ._monitor import LoopMonitor, Reservoir, watch_gc
+from ._monitor import LoopMonitor, Reservoir, server_timing, watch_gc
 from ._routes import ApiError, router
 from ._store import (
     MemorySessionStore,
@@ -352,7 +352,7 @@ class _Limits:
                 message = dict(message)
                 message["headers"] = [
                     *message.get("headers", ()),
-                    (b"server-timing", f"app;dur={elapsed * 1000:.3f}".encode()),
+                    (b"server-timing", server_timing({"app": elapsed}).encode()),
                 ]
                 if timed_path:
                     self.timings.add(elapsed)

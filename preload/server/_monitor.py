@@ -8,14 +8,14 @@ from __future__ import annotations
 import gc
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["LoopMonitor", "Reservoir", "watch_gc"]
+__all__ = ["LoopMonitor", "Reservoir", "server_timing", "watch_gc"]
 
 
 class Reservoir:
@@ -98,3 +98,10 @@ def watch_gc(pauses: Reservoir) -> Iterator[None]:
         yield
     finally:
         gc.callbacks.remove(callback)
+
+
+def server_timing(durations: Mapping[str, float]) -> str:
+    """
+    A ``Server-Timing`` header's value: each duration (seconds) by name, in ms.
+    """
+    return ", ".join(f"{name};dur={seconds * 1000:.3f}" for name, seconds in durations.items())

@@ -18,6 +18,7 @@ from .._errors import InputTooLargeError, UnknownToolError
 from .._sessions import name_problem
 from ._gate import Change, SessionGate
 from ._keys import NAME_PATTERN
+from ._monitor import server_timing
 from ._store import new_epoch
 
 if TYPE_CHECKING:
@@ -144,9 +145,8 @@ async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> Re
     written = time.perf_counter()
     turn = synced.count - 1 if repeat else synced.count
     response = _json(_answer(session_id, ctx, turn=turn, repeat=repeat))
-    phases = {"lease": leased - began, "handle": handled - leased, "write": written - handled}
-    response.headers["server-timing"] = ", ".join(
-        f"{name};dur={seconds * 1000:.3f}" for name, seconds in phases.items()
+    response.headers["server-timing"] = server_timing(
+        {"lease": leased - began, "handle": handled - leased, "write": written - handled}
     )
     return response
 
