@@ -21,7 +21,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
-__all__ = ["PREFIX_WORDS", "SCAN_CHARS", "KeyIndex", "KeyParts", "Occurrences", "indexed"]
+__all__ = [
+    "PREFIX_WORDS",
+    "SCAN_CHARS",
+    "KeyIndex",
+    "KeyParts",
+    "Occurrences",
+    "find",
+    "indexed",
+]
 
 #: Texts shorter than this (characters) are searched directly instead of indexed.
 SCAN_CHARS = 2048
@@ -100,6 +108,14 @@ class Occurrences:
             if begin >= 0 and text.startswith(padded, begin):
                 return begin
         return -1
+
+
+def find(text: str, index: Occurrences | None, key: str) -> int:
+    """
+    Where ``f" {key} "`` first starts in the normalized ``text``, or -1: from its
+    ``index`` when it has one (:func:`indexed`), else by a plain search.
+    """
+    return text.find(f" {key} ") if index is None else index.find(key)
 
 
 def indexed(text: str) -> Occurrences | None:

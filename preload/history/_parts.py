@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._matching import KeyIndex, KeyParts
+from ._matching import KeyIndex, KeyParts, find
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -72,15 +72,13 @@ class Levels:
         """
         Where ``f" {key} "`` first starts in :attr:`norm_full`, or -1.
         """
-        index = self.full_index
-        return self.norm_full.find(f" {key} ") if index is None else index.find(key)
+        return find(self.norm_full, self.full_index, key)
 
     def find_compact(self, key: str) -> int:
         """
         Where ``f" {key} "`` first starts in :attr:`norm_compact`, or -1.
         """
-        index = self.compact_index
-        return self.norm_compact.find(f" {key} ") if index is None else index.find(key)
+        return find(self.norm_compact, self.compact_index, key)
 
     def distinct_words(self) -> Iterable[str]:
         """
