@@ -466,6 +466,16 @@ def test_an_unseen_name_is_taken_from_the_request() -> None:
 CAR, HOTEL = "Cars:Find", "Hotels:Find"
 
 
+def _rental(first: int, last: int, city: str, before: list[dict[str, Any]]) -> dict[str, Any]:
+    """
+    A car rental session: the turns ``before``, then the city, with the call for the
+    pick-up on the ``first`` and the return on the ``last`` of March 2019.
+    """
+    args = {"city": city, "pickup": f"2019-03-{first:02d}", "dropoff": f"2019-03-{last:02d}"}
+    call = {"text": f"{city}.", "state": "C:Find", "system": "Found one."}
+    return {"turns": [*before, {**call, "tool_calls": [_call(CAR, args)]}]}
+
+
 def car_session(rng: random.Random) -> dict[str, Any]:
     """
     A car rental whose two dates are said in one request, the pick-up one after
@@ -477,18 +487,12 @@ def car_session(rng: random.Random) -> dict[str, Any]:
         [f"from the {first}th until the {last}th", f"until the {last}th, starting the {first}th"]
     )
     city = rng.choice(CITIES)
-    args = {"city": city, "pickup": f"2019-03-{first:02d}", "dropoff": f"2019-03-{last:02d}"}
-    return {
-        "turns": [
-            {"text": f"I need a car {said}.", "state": "C:Find", "system": "Where?"},
-            {
-                "text": f"{city}.",
-                "state": "C:Find",
-                "system": "Found one.",
-                "tool_calls": [_call(CAR, args)],
-            },
-        ]
-    }
+    return _rental(
+        first,
+        last,
+        city,
+        [{"text": f"I need a car {said}.", "state": "C:Find", "system": "Where?"}],
+    )
 
 
 def test_dates_of_an_earlier_request_go_to_the_arguments_their_words_fit() -> None:
@@ -589,19 +593,15 @@ def car_session_in_steps(rng: random.Random) -> dict[str, Any]:
     """
     first, last = sorted(rng.sample(range(2, 28), 2))
     city = rng.choice(CITIES)
-    args = {"city": city, "pickup": f"2019-03-{first:02d}", "dropoff": f"2019-03-{last:02d}"}
-    return {
-        "turns": [
+    return _rental(
+        first,
+        last,
+        city,
+        [
             {"text": f"I need a car from the {first}th.", "state": "C:Find", "system": "Until?"},
             {"text": f"Until the {last}th.", "state": "C:Find", "system": "Where?"},
-            {
-                "text": f"{city}.",
-                "state": "C:Find",
-                "system": "Found one.",
-                "tool_calls": [_call(CAR, args)],
-            },
-        ]
-    }
+        ],
+    )
 
 
 def test_a_date_taken_by_one_argument_gives_way_to_an_earlier_turns() -> None:
