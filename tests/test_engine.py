@@ -23,6 +23,7 @@ from preload import (
     TiktokenCounter,
     Turn,
 )
+from preload._engine import INLINE_HISTORY_CHARS
 from preload.compression import MultiLevelCompressor
 from preload.history import CompressedConversation, PreparedExchange
 from preload.learning import MarkovForecaster
@@ -423,7 +424,8 @@ class _HeldLearner:
     Holds the learner's history thread: preparing an exchange whose request holds
     ``word`` waits (in that worker thread) until :attr:`release` is set;
     :attr:`entered` is set once it waits. ``started`` gets the requests of the
-    other exchanges as their preparing begins.
+    other exchanges as their preparing begins, ``threads`` whether it was in a worker
+    thread.
     """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, word: str) -> None:
@@ -431,6 +433,7 @@ class _HeldLearner:
         self.entered = threading.Event()
         self.release = threading.Event()
         self.started: list[str] = []
+        self.threads: list[bool] = []  # whether each of those was in a worker thread
         self.on_start: list[anyio.Event] = []
         prepare = CompressedConversation.prepare
 
@@ -440,8 +443,12 @@ class _HeldLearner:
                 self.release.wait()
             else:
                 self.started.append(user)
+                self.threads.append(threading.current_thread() is not threading.main_thread())
                 for event in self.on_start:
-                    anyio.from_thread.run_sync(event.set)
+                    if self.threads[-1]:
+                        anyio.from_thread.run_sync(event.set)
+                    else:
+                        event.set()
             return prepare(conversation, user, agent)
 
         monkeypatch.setattr(CompressedConversation, "prepare", held)
@@ -456,21 +463,24 @@ class _HeldLearner:
         await anyio.to_thread.run_sync(self.entered.wait)
 
 
+@pytest.mark.parametrize("extra", [0, INLINE_HISTORY_CHARS])
 async def test_a_request_catching_up_never_queues_behind_the_learner(
-    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
+    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch, extra: int
 ) -> None:
     """
     While the learner's history thread is busy with another session's exchange (held
     here until the end), a request that must record its own session's last exchange
-    first prepares it in the requests' worker thread and is served: it does not wait
-    for the learner.
+    first prepares it itself and is served: it does not wait for the learner. A short
+    exchange is prepared on the loop (cheaper than a thread hop), a longer one
+    (``extra`` characters more) in the requests' worker thread.
     """
     learner = _HeldLearner(monkeypatch, "Aspen")
+    reply = "The Zephyr flight to Denver leaves on Friday." + " It has seats." * (extra // 14)
     async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
         try:
             await learner.hold(engine)
             await engine.handle(session_id="s", text="find me a flight to Denver")
-            engine.reply("s", "The Zephyr flight to Denver leaves on Friday.")
+            engine.reply("s", reply)
             with anyio.fail_after(30):  # a guard: before, this waited for the release
                 after = await engine.handle(session_id="s", text="book it")
             held = not learner.release.is_set()
@@ -479,6 +489,7 @@ async def test_a_request_catching_up_never_queues_behind_the_learner(
     history = next(item for item in after.items if item.key == "history")
     assert "Zephyr" in history.text
     assert held and ["find me a flight to Denver"] == learner.started
+    assert [extra > 0] == learner.threads
 
 
 async def test_a_request_catches_up_while_its_needs_load(
