@@ -27,7 +27,11 @@ outside the server); the event loop's lag p99 (each replica's
 cross-replica hits (items one replica stored that the other used); turns lost (every
 accepted turn must be in its session as ``GET /v1/sessions/{id}`` gives it); the garbage
 collector's pauses (each replica's ``/metrics``: how many, their total, the longest;
-every thread of the replica stands still meanwhile).
+every thread of the replica stands still meanwhile); the CPU time each request cost,
+until the first fault (or the end): each replica's (``process_cpu_seconds_total``),
+redis-server's (``INFO cpu``) and the client's, and how many of the machine's cores were
+busy meanwhile, with these processes and in all (``/proc/stat``): on a shared machine
+the tail of the client's times follows how busy its cores are.
 
     python -m simulations.serve_bench [--data ../shared/data] [--dataset star] [--rate 100]
         [--duration 60]
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -218,6 +223,7 @@ class Run:
     gc: list[tuple[float, float, float]] = field(default_factory=list)  # max, count, sum
     replies_failed: int = 0
     client_lags: list[float] = field(default_factory=list)
+    cpu: list[dict[str, float]] = field(default_factory=list)  # at the start, before a fault
     wall_s: float = 0.0
     lost: int = 0
 
@@ -362,6 +368,31 @@ def scrape(replica: Replica, run: Run) -> None:
     )
 
 
+def cpu_sample(replicas: list[Replica], server: Redis) -> dict[str, float]:
+    """
+    CPU seconds used so far by each replica (``process_cpu_seconds_total`` on its
+    ``/metrics``), by redis-server (``INFO cpu``) and by this client; the machine's
+    busy seconds, all cores together (``/proc/stat``, NaN where there is none); and
+    the moment.
+    """
+    import redis
+
+    out = {"at": time.monotonic(), "client": time.process_time()}
+    for replica in replicas:
+        text = httpx.get(f"{replica.url}/metrics", timeout=10).text
+        found = re.search(r"^process_cpu_seconds_total ([0-9.e+-]+)$", text, re.MULTILINE)
+        out[f"replica {replica.name}"] = float(found.group(1)) if found else math.nan
+    with redis.Redis(port=server.port) as client:
+        info = client.info("cpu")
+    out["redis"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    out["machine"] = math.nan
+    with contextlib.suppress(OSError):
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = ticks[3] + ticks[4]  # idle, iowait
+        out["machine"] = (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 async def faults(
     run: Run, replicas: list[Replica], server: Redis, began: float, duration: float
 ) -> None:
@@ -377,6 +408,7 @@ async def faults(
 
     await at(0.25)
     victim = replicas[1]
+    run.cpu.append(await loop.run_in_executor(None, cpu_sample, replicas, server))
     await loop.run_in_executor(None, scrape, victim, run)
     start = time.monotonic()
     victim.kill()
@@ -455,8 +487,11 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
     random.Random(args.seed).shuffle(sessions)
     run = Run()
     pacer = Pacer(args.rate)
+    # As many connections as requests in flight, not as sessions: httpcore's pool looks
+    # at every connection it keeps for each request, so a pool of hundreds of idle ones
+    # makes the client, on the same cores as the servers, a large part of the load.
     limits = httpx.Limits(
-        max_connections=args.concurrency * 2, max_keepalive_connections=args.concurrency * 2
+        max_connections=args.connections, max_keepalive_connections=args.connections
     )
     headers = {"Authorization": f"Bearer {args.key}"}
     began = time.monotonic()
@@ -481,12 +516,15 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
                 await asyncio.sleep(0)  # how long the ready callbacks keep a task waiting
                 run.client_lags.append(time.perf_counter() - began_at)
 
+        run.cpu.append(cpu_sample(replicas, redis))
         tasks = [asyncio.create_task(worker()) for _ in range(args.concurrency)]
         tasks.append(asyncio.create_task(watch_loop()))
         if args.faults:
             tasks.append(asyncio.create_task(faults(run, replicas, redis, began, args.duration)))
         await asyncio.gather(*tasks)
         run.wall_s = time.monotonic() - began
+        if len(run.cpu) == 1:
+            run.cpu.append(cpu_sample(replicas, redis))
         for replica in replicas:
             scrape(replica, run)
         lost = 0
@@ -526,6 +564,27 @@ def tail(warm: list[Outcome]) -> dict[str, float]:
             for phase in ("lease", "handle", "write")
         },
         "outside_ms": mean([o.client_s - o.server_s for o in slowest]),
+    }
+
+
+def cpu_use(run: Run) -> dict[str, Any]:
+    """
+    From the first CPU sample to the second: the CPU milliseconds per accepted request
+    (with its reply) of each process, and the cores busy, ours and the machine's.
+    """
+    if len(run.cpu) < 2:
+        return {}
+    first, last = run.cpu[0], run.cpu[1]
+    wall = last["at"] - first["at"]
+    requests = sum(o.status == 200 and first["at"] <= o.start <= last["at"] for o in run.outcomes)
+    used = {name: last[name] - first[name] for name in first if name not in ("at", "machine")}
+    return {
+        "seconds": wall,
+        "requests": requests,
+        "ms_per_request": {name: s * 1000 / max(requests, 1) for name, s in used.items()},
+        "cores_busy": sum(used.values()) / wall,
+        "machine_cores_busy": (last["machine"] - first["machine"]) / wall,
+        "cores": os.cpu_count(),
     }
 
 
@@ -573,6 +632,7 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "gc_pauses": int(sum(g[1] for g in run.gc)),
         "gc_pause_total_ms": sum(g[2] for g in run.gc) * 1000,
         "turns_lost": run.lost,
+        "cpu": cpu_use(run),
         "faults": [
             {
                 "fault": f,
@@ -605,6 +665,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="requests a second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--concurrency", type=int, default=160, help="sessions at once")
+    parser.add_argument(
+        "--connections", type=int, default=32, help="the client's HTTP connections, at most"
+    )
     parser.add_argument("--compress", type=float, default=30.0, help="think-time divisor")
     parser.add_argument("--model", type=Path, help="model file (else trained on train)")
     parser.add_argument("--no-faults", dest="faults", action="store_false")
@@ -710,6 +773,16 @@ def print_table(out: dict[str, Any]) -> None:
         ),
         ("turns lost", f"{out['turns_lost']}"),
     ]
+    cpu = out["cpu"]
+    if cpu:
+        each = ", ".join(f"{name} {ms:.2f}" for name, ms in cpu["ms_per_request"].items())
+        rows.append((f"CPU ms a request, first {cpu['seconds']:.0f} s", each))
+        rows.append(
+            (
+                "cores busy: these processes / all",
+                f"{cpu['cores_busy']:.2f} / {cpu['machine_cores_busy']:.2f} of {cpu['cores']}",
+            )
+        )
     for name, value in rows:
         print(f"  {name:<32} {value}")
 

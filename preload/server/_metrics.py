@@ -88,9 +88,15 @@ def render(server: _Server) -> tuple[bytes, str]:
     """
     The metrics page and its content type.
     """
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        ProcessCollector,
+        generate_latest,
+    )
 
     registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)  # process_cpu_seconds_total, memory, open files
     registry.register(
         PrometheusCollector(
             lambda: {tenant: gate.engine.metrics() for tenant, gate in server.gates.items()},

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import sys
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -167,6 +169,8 @@ def test_two_replicas_share_one_session(
     assert 'preload_remote_hits_total{tenant="acme"} 1.0' in metrics
     assert "preload_gc_pause_seconds_count " in metrics
     assert "preload_gc_pause_max_seconds " in metrics
+    if sys.platform == "linux":  # prometheus_client reads /proc
+        assert re.search(r"^process_cpu_seconds_total [0-9.e+]+$", metrics, re.MULTILINE)
 
 
 async def test_two_replicas_racing_on_one_session(
