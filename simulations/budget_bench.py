@@ -42,6 +42,7 @@ from preload import TiktokenCounter
 from preload.compression import MultiLevelCompressor
 from preload.history import CompressedConversation
 from preload.window import Option, select, select_exact, select_fptas, select_greedy
+from simulations._data import add_data_arguments, corpus_folders
 
 BUDGETS = (0.10, 0.25, 0.50)
 REPEATS = 3
@@ -340,17 +341,14 @@ def knapsack_bench(instances: int = 500, seed: int = 0) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    default = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default)
-    parser.add_argument("--corpora", default="sgd,star")
+    add_data_arguments(parser, corpora="sgd,star")
     parser.add_argument("--limit", type=int, help="first N dev sessions (default: all)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args()
     counter = TiktokenCounter()
     results: dict[str, Any] = {}
-    for corpus in args.corpora.split(","):
-        folder = args.data / corpus
+    for corpus, folder in corpus_folders(args.data, args.corpora):
         path = folder / "sessions-dev.jsonl"
         with path.open(encoding="utf-8") as f:
             lines = [line for line in f if line.strip()]

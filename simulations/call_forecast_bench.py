@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from graph import CallForecaster
+from simulations._data import add_data_arguments
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.5)
 BANDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.01)
 K = 3
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     Parse the arguments and run the benchmark.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with sgd/ and star/")
+    add_data_arguments(parser)
     parser.add_argument("--corpus", choices=("sgd", "star"), action="append")
     args = parser.parse_args(argv)
     print(f"reading session logs from {os.path.relpath(args.data, REPO)}")

@@ -48,11 +48,11 @@ from typing import Any
 from graph import CallForecaster, CallGuess
 from graph._calls_text import tokenize
 from preload import CallsConfig
+from simulations._data import add_data_arguments
 
 from .call_forecast_bench import history_turn, load_sessions, request_turn
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
 WIDE = 10
 
 
@@ -281,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     Parse the arguments and print the breakdowns.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with sgd/ and star/")
+    add_data_arguments(parser)
     parser.add_argument("--corpus", choices=("sgd", "star"), action="append")
     parser.add_argument("--limit", type=int, default=400, help="dev sessions (400)")
     calls = CallsConfig()

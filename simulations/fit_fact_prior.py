@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 
 from preload import TiktokenCounter
 from preload.history import FEATURES, CompressedConversation
+from simulations._data import add_data_arguments, corpus_folders
 from simulations.budget_bench import call_values, exchange, norm
 
 
@@ -73,8 +73,7 @@ def examples(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--corpora", default="sgd,star")
+    add_data_arguments(parser, corpora="sgd,star")
     parser.add_argument("--limit", type=int, default=3000)
     parser.add_argument("--C", type=float, default=1.0)
     args = parser.parse_args(argv)
@@ -82,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     xs: list[list[float]] = []
     ys: list[int] = []
     weights: list[float] = []
-    for corpus in args.corpora.split(","):
-        path = args.data / corpus / "sessions-train.jsonl"
+    for corpus, folder in corpus_folders(args.data, args.corpora):
+        path = folder / "sessions-train.jsonl"
         with path.open(encoding="utf-8") as fh:
             sessions = [json.loads(line) for _, line in zip(range(args.limit), fh, strict=False)]
         rows, labels = examples(sessions, counter)

@@ -33,8 +33,8 @@ from typing import Any
 
 from preload import DictSource, PreloadEngine, read_knowledge, read_sessions
 from preload.history import CompressedConversation
+from simulations._data import add_data_arguments, corpus_folders
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # --data's default
 TOP_TYPES = 8
 
 
@@ -143,16 +143,12 @@ def report(name: str, figures: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--data", type=Path, default=DATA, help="the folder holding star/ and sgd/ (../shared/data)"
-    )
-    parser.add_argument("--corpora", default="star,sgd")
+    add_data_arguments(parser, corpora="star,sgd")
     parser.add_argument("--sessions", type=int, default=400, help="dev sessions to remember")
     parser.add_argument("--repeats", type=int, default=5, help="collections timed, the fastest")
     args = parser.parse_args()
     print(f"data: {args.data} (dev sessions, knowledge)")
-    for name in args.corpora.split(","):
-        corpus = args.data / name
+    for name, corpus in corpus_folders(args.data, args.corpora):
         sessions, _ = read_sessions(corpus / "sessions-dev.jsonl", limit=args.sessions)
         engine = asyncio.run(replay_engine(corpus, sessions, args.repeats))
         histories = replay_histories(sessions)

@@ -67,6 +67,7 @@ from preload import (
     read_sessions,
 )
 from preload.learning import NullForecaster
+from simulations._data import add_data_arguments, corpus_folders
 
 BUDGETS = (1000, 2000, 4000)
 METHODS = ("retriever", "fixed", "learned", "learned_adaptive")
@@ -250,17 +251,15 @@ def plot(results: dict[str, Any], folder: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default)
-    parser.add_argument("--corpora", default="sgd,star")
+    add_data_arguments(parser, corpora="sgd,star")
     parser.add_argument("--limit", type=int, default=150, help="dev sessions a corpus")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path, help="write learning_recall.png there")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.corpora.split(","):
-            results[name] = asyncio.run(corpus(name, args.data / name, args.limit, Path(tmp)))
+        for name, folder in corpus_folders(args.data, args.corpora):
+            results[name] = asyncio.run(corpus(name, folder, args.limit, Path(tmp)))
             print(
                 f"{name}: recall / facts kept / tokens per turn / request p99 ms "
                 "(wall clock, loop CPU)"

@@ -42,8 +42,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from simulations._data import add_data_arguments
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
 K = 3
 WIDE = 10
 #: Warm runs timed of the fit with the search and of one fit (the fastest kept).
@@ -757,12 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", type=Path, help="train session log (default: both corpora)")
     ap.add_argument("--dev", type=Path, help="evaluation session log")
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=DATA,
-        help="the folder holding sgd/ and star/ (default: ../shared/data)",
-    )
+    add_data_arguments(ap)
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--predictors", default=",".join(NAMES), help="comma-separated subset")
     ap.add_argument(

@@ -42,15 +42,14 @@ from rich.table import Table
 
 from preload import EngineConfig, JsonlKnowledgeSource, read_sessions
 from preload.replay import fit_strategies, replay
+from simulations._data import add_data_arguments, corpus_folders
 
 STRATEGIES = ("cold", "lru", "markov1", "engine", "oracle", "global_oracle")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    default = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default)
-    parser.add_argument("--corpora", default="sgd,star")
+    add_data_arguments(parser, corpora="sgd,star")
     parser.add_argument("--tenants", type=int, default=20)
     parser.add_argument("--capacities", default="0.01,0.05,0.2,1")
     parser.add_argument("--config", type=Path)
@@ -85,8 +84,7 @@ def main() -> None:
     capacities = [float(c) for c in args.capacities.split(",")]
     console = Console(width=150, emoji=False, highlight=False)
     results: dict[str, Any] = {}
-    for corpus in args.corpora.split(","):
-        folder = args.data / corpus
+    for corpus, folder in corpus_folders(args.data, args.corpora):
         console.print(
             f"data: {folder} (train -> dev), {args.tenants} tenants, "
             f"cache.eviction = {args.eviction!r} (lru always LRU), "

@@ -19,13 +19,12 @@ from rich.console import Console
 
 from preload import EngineConfig, JsonlKnowledgeSource, read_sessions
 from preload.replay import replay, report_table
+from simulations._data import add_data_arguments, corpus_folders
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    default = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default)
-    parser.add_argument("--corpora", default="sgd,star")
+    add_data_arguments(parser, corpora="sgd,star")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--json", type=Path)
@@ -33,8 +32,7 @@ def main() -> None:
     config = EngineConfig.from_toml(args.config) if args.config else EngineConfig()
     console = Console(width=140, emoji=False, highlight=False)
     results = {}
-    for corpus in args.corpora.split(","):
-        folder = args.data / corpus
+    for corpus, folder in corpus_folders(args.data, args.corpora):
         console.print(f"data: {folder} (train -> dev)")
         train, _ = read_sessions(folder / "sessions-train.jsonl")
         dev, _ = read_sessions(folder / "sessions-dev.jsonl", limit=args.limit)

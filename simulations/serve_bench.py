@@ -66,8 +66,8 @@ import numpy as np
 
 from preload import read_sessions
 from preload.server import append_key
+from simulations._data import add_data_arguments
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # --data's default
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -658,9 +658,7 @@ def _run(main: Any) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--data", type=Path, default=DATA, help="the folder holding star/ and sgd/ (../shared/data)"
-    )
+    add_data_arguments(parser)
     parser.add_argument("--dataset", choices=["star", "sgd"], default="star")
     parser.add_argument("--rate", type=float, default=100.0, help="requests a second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")

@@ -56,8 +56,9 @@ import numpy as np
 from preload import read_sessions
 from preload.server import ServerSettings, create_app
 from preload.server._keys import digest
+from simulations._data import add_data_arguments
 
-from .serve_bench import DATA, Redis, server_config
+from .serve_bench import Redis, server_config
 
 KEY = "pk_profile"
 
@@ -425,9 +426,7 @@ def print_report(out: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--data", type=Path, default=DATA, help="the folder holding star/ and sgd/ (../shared/data)"
-    )
+    add_data_arguments(parser)
     parser.add_argument("--dataset", choices=["star", "sgd"], default="star")
     parser.add_argument("--model", type=Path, help="a model from preload train (else none)")
     parser.add_argument("--sessions", type=int, default=40, help="sessions of the quiet pass")
