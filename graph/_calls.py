@@ -7,7 +7,8 @@ or, without one, P(name | the previous turn's state and calls), from counts
 (:class:`~graph._calls_counts.CallCounts`). Which arguments: every argument the name
 was seen with gets candidate values from each source (said in the request, in the
 agent's last reply, in earlier requests or replies, an earlier call's argument it was
-seen to copy, its most frequent value); a stretch of text fills one argument, the one
+seen to copy, the value the next call of the name was seen to give instead of the last
+one's, its most frequent value); a stretch of text fills one argument, the one
 whose cue words and way of saying values fit it best; the source most often right for
 that argument (told apart by how the value was said: verbatim, as an alias, normalized)
 wins, and an optional argument is kept when its source usually means it is given. How
@@ -60,6 +61,7 @@ _PRIOR: dict[str, tuple[float, float]] = {
     "user:past": (0.4, 0.4),
     "agent:past": (0.2, 0.2),
     "call": (0.5, 0.4),
+    "next": (0.3, 0.3),
     "default": (0.3, 0.3),
 }
 #: predict reads the calls of this many times ``max_turns`` latest turns of a history.
@@ -81,7 +83,10 @@ class CallGuess:
         args: Its complete arguments.
         p: The estimated probability that the turn makes exactly this call.
         evidence: For each argument, where its value came from: ``"user"``, ``"agent"``,
-            ``"call:<name>.<arg>"``, ``"default"`` or ``"normalized:<rule>"``.
+            ``"call:<name>.<arg>"`` (an earlier call's argument, copied),
+            ``"next:<name>.<arg>"`` (the value that most often followed the one the last
+            call of the name gave: the next day, another airline), ``"default"`` or
+            ``"normalized:<rule>"``.
 
     .. versionadded:: 0.1
     """
@@ -591,6 +596,13 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 if value is not None:
                     label = f"call:{src[0]}.{src[1]}"
                     options.append((label, value, label))
+            before = view.last_args.get(name, {}).get(arg)
+            if before is not None:
+                # what the next call of the name most often gave instead (the next day)
+                options.extend(
+                    ("next", value, f"next:{name}.{arg}")
+                    for value in counts.successors(key, before, top=1)
+                )
             if top:
                 options.append(("default", top, "default"))
             out[arg] = options

@@ -4,7 +4,8 @@ What the call forecast counts in session logs, and how it reads one session.
 :class:`CallCounts` holds the counts learned from every training session: which calls
 follow which contexts, the argument sets of each call, the values of each argument (and
 the phrase index that finds them in text), which earlier call's argument an argument
-copies, the anchor day relative dates count from. :class:`SessionView` is one session's
+copies, which value the next call of a name gives an argument in place of the last
+one's, the anchor day relative dates count from. :class:`SessionView` is one session's
 turns as the forecast reads them: each text scanned once for known values, the latest
 value of every earlier call's argument.
 """
@@ -148,6 +149,8 @@ class CallCounts:
         self.patterns: dict[str, dict[tuple[str, ...], float]] = {}
         self.values: dict[Key, dict[str, float]] = {}
         self.flow: dict[Key, dict[Key, float]] = {}
+        #: (name, arg) -> value -> the value the next call of that name gave instead -> n
+        self.succ: dict[Key, dict[str, dict[str, float]]] = {}
         self.contexts: dict[tuple[str, ...], list[Any]] = {}  # ctx -> [turns, {name: n}]
         self.dates: dict[str, float] = {}  # anchor votes
         self.hours: dict[int, float] = {}  # hour of day of time values
@@ -182,6 +185,7 @@ class CallCounts:
         prev_state: str = START
         prev_calls: tuple[str, ...] = ()
         seen: list[Call] = []
+        last: dict[str, dict[str, str]] = {}
         before: list[str] = []
         for turn in turns_of(session):
             calls = calls_of(turn)
@@ -201,6 +205,8 @@ class CallCounts:
                     entry[1][name] = entry[1].get(name, 0.0) + 1.0
             for name, args, read_only in calls:
                 self._add_call(name, args, read_only, seen, _text(turn, "text"))
+                self._add_successors(name, args, last.get(name))
+                last[name] = args
             seen.extend((name, args) for name, args, _ in calls)
             del seen[:-_MAX_FLOW_CALLS]
             prev_state = state if isinstance(state, str) else START
@@ -227,6 +233,32 @@ class CallCounts:
                         src = (earlier, other)
                         flows[src] = flows.get(src, 0.0) + 1.0
             self._vote_anchor(value, text)
+
+    def _add_successors(
+        self, name: str, args: dict[str, str], before: dict[str, str] | None
+    ) -> None:
+        """
+        Count, for each argument the previous call of ``name`` (in this session, this
+        turn or an earlier one) gave another value, the value it gave then and now:
+        the next day, the next airline, one more guest.
+        """
+        if before is None:
+            return
+        for arg, value in args.items():
+            old = before.get(arg)
+            if old is not None and old != value:
+                per_old = self.succ.setdefault((name, arg), {}).setdefault(old, {})
+                per_old[value] = per_old.get(value, 0.0) + 1.0
+
+    def successors(self, key: Key, value: str, top: int = 2) -> list[str]:
+        """
+        Return the values the next call of the name most often gave ``key`` instead of
+        ``value`` (seen at least twice), most frequent first.
+        """
+        per_old = self.succ.get(key, {}).get(value)
+        if not per_old:
+            return []
+        return sorted((v for v, n in per_old.items() if n >= 2), key=lambda v: -per_old[v])[:top]
 
     def _count_words(self, calls: list[tuple[str, dict[str, str], bool]], toks: list[str]) -> None:
         """
@@ -410,6 +442,7 @@ class CallCounts:
             },
             "values": [[list(k), v] for k, v in self.values.items()],
             "flow": [[list(k), [[list(s), c] for s, c in f.items()]] for k, f in self.flow.items()],
+            "succ": [[list(k), per] for k, per in self.succ.items()],
             "contexts": [[list(c), e] for c, e in self.contexts.items()],
             "dates": self.dates,
             "hours": {str(h): n for h, n in self.hours.items()},
@@ -457,6 +490,12 @@ class CallCounts:
         counts.flow = {
             (str(k[0]), str(k[1])): {(str(s[0]), str(s[1])): float(c) for s, c in f}
             for k, f in data["flow"]
+        }
+        counts.succ = {
+            (str(k[0]), str(k[1])): {
+                str(old): {str(v): float(n) for v, n in per.items()} for old, per in olds.items()
+            }
+            for k, olds in data.get("succ", ())  # absent from models saved before 0.3
         }
         counts.contexts = {
             tuple(map(str, c)): [float(e[0]), {str(n): float(x) for n, x in e[1].items()}]

@@ -620,3 +620,48 @@ def test_a_date_taken_by_one_argument_gives_way_to_an_earlier_turns() -> None:
     best = model.predict(history, {"text": "Reno.", "state": "C:Find"})[0]
     expected = {"city": "Reno", "pickup": "2019-03-09", "dropoff": "2019-03-20"}
     assert expected == dict(best.args)
+
+
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def forecast_session(rng: random.Random) -> dict[str, Any]:
+    """
+    The weather in a city (on a day said nowhere), then "when will it be nice
+    again?": the same lookup for the next day, said nowhere either.
+    """
+    city, day = rng.choice(CITIES), rng.randrange(7)
+    first = {"city": city, "day": DAYS[day]}
+    again = {"city": city, "day": DAYS[(day + 1) % 7]}
+    return {
+        "turns": [
+            {
+                "text": f"What is the weather in {city}?",
+                "state": "W:Get",
+                "system": "Rain all day.",
+                "tool_calls": [_call(WEATHER, first)],
+            },
+            {
+                "text": "Oh no. When will it be nice again?",
+                "state": "W:Get",
+                "system": "Sunny then.",
+                "tool_calls": [_call(WEATHER, again)],
+            },
+        ]
+    }
+
+
+def test_a_changed_value_follows_the_one_the_last_call_gave(tmp_path: Path) -> None:
+    """
+    The value a call of the same name gives next (the next day after the day looked
+    up) is learned from consecutive calls, and kept by save and load.
+    """
+    rng = random.Random(5)
+    model = CallForecaster().fit([forecast_session(rng) for _ in range(80)])
+    turns = _turns(forecast_session(random.Random(11)))
+    guess = model.predict(turns[:1], _request(turns[1]))[0]
+    assert turns[1]["tool_calls"][0]["args"] == dict(guess.args)
+    assert f"next:{WEATHER}.day" == guess.evidence["day"]
+    model.save(tmp_path / "calls.json")
+    loaded = CallForecaster.load(tmp_path / "calls.json")
+    assert [guess] == loaded.predict(turns[:1], _request(turns[1]), k=1)
