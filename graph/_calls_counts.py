@@ -64,6 +64,9 @@ _ALIAS_SHARE = 0.5
 _ALIAS_LIFT = 2.0
 #: ... and it is said before at most this share of the call's calls ("I", "is").
 _ALIAS_COMMON = 0.25
+#: A value is offered as the one that follows another once seen following it this often
+#: (as an alias must be said: a pair seen once or twice is as likely chance).
+_SUCCESSOR_MIN = 3.0
 #: Scanned texts cached per counts (a few MB).
 _MAX_CACHED = 4096
 #: The context of the first turn (no previous turn).
@@ -253,12 +256,13 @@ class CallCounts:
     def successors(self, key: Key, value: str, top: int = 2) -> list[str]:
         """
         Return the values the next call of the name most often gave ``key`` instead of
-        ``value`` (seen at least twice), most frequent first.
+        ``value`` (each seen at least ``_SUCCESSOR_MIN`` times), most frequent first.
         """
         per_old = self.succ.get(key, {}).get(value)
         if not per_old:
             return []
-        return sorted((v for v, n in per_old.items() if n >= 2), key=lambda v: -per_old[v])[:top]
+        got = (v for v, n in per_old.items() if n >= _SUCCESSOR_MIN)
+        return sorted(got, key=lambda v: -per_old[v])[:top]
 
     def _count_words(self, calls: list[tuple[str, dict[str, str], bool]], toks: list[str]) -> None:
         """
