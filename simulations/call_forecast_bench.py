@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from graph import CallForecaster
-from simulations._data import add_data_arguments
+from simulations._data import CORPORA, add_data_arguments, corpus_folders
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--corpus", choices=("sgd", "star"), action="append")
     args = parser.parse_args(argv)
     print(f"reading session logs from {os.path.relpath(args.data, REPO)}")
-    for corpus in args.corpus or ("sgd", "star"):
+    for corpus, _ in corpus_folders(args.data, ",".join(args.corpus or CORPORA)):
         bench(args.data, corpus)
 
 

@@ -48,7 +48,7 @@ from typing import Any
 from graph import CallForecaster, CallGuess
 from graph._calls_text import tokenize
 from preload import CallsConfig
-from simulations._data import add_data_arguments
+from simulations._data import CORPORA, add_data_arguments, corpus_folders
 
 from .call_forecast_bench import history_turn, load_sessions, request_turn
 
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--examples-hits", action="store_true", help="with --examples, hits too")
     options = parser.parse_args(argv)
     print(f"reading session logs from {os.path.relpath(options.data, REPO)}")
-    for corpus in options.corpus or ("sgd", "star"):
+    for corpus, _ in corpus_folders(options.data, ",".join(options.corpus or CORPORA)):
         bench(options.data, corpus, options)
 
 

@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from simulations._data import add_data_arguments
+from simulations._data import CORPORA, add_data_arguments, corpus_folders
 
 REPO = Path(__file__).resolve().parents[1]
 K = 3
@@ -779,8 +779,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         [(args.train.stem, args.train, args.dev)]
         if args.train
         else [
-            (c, args.data / c / "sessions-train.jsonl", args.data / c / "sessions-dev.jsonl")
-            for c in ("sgd", "star")
+            (c, folder / "sessions-train.jsonl", folder / "sessions-dev.jsonl")
+            for c, folder in corpus_folders(args.data, ",".join(CORPORA))
         ]
     )
     names = [n for n in args.predictors.split(",") if n]
