@@ -6,8 +6,10 @@ replay, train sessions for the model, the knowledge file), and says which. It st
 ``configs/server.toml`` asks) on a free loopback port and two replicas as subprocesses,
 trains a model with ``preload train`` unless one is given, then replays dev sessions
 with ``httpx.AsyncClient``: each turn's request (its text, state and needs), then its
-reply, then a think time (the log's gap divided by ``--compress``), with requests paced
-to ``--rate`` a second and alternating between the replicas. The source behind the
+reply, then a think time (the log's gap divided by ``--compress``), ``--concurrency``
+sessions at once (160; once every session has been played, they are played again under
+new ids, so that the load lasts the whole run), with requests
+paced to ``--rate`` a second and alternating between the replicas. The source behind the
 knowledge has a lognormal latency (median 150 ms, p95 1 s).
 
 Faults, unless ``--no-faults``: at 25 % of the run one replica is killed with SIGKILL and
@@ -33,6 +35,12 @@ redis-server's (``INFO cpu``) and the client's, and how many of the machine's co
 busy meanwhile, with these processes and in all (``/proc/stat``): on a shared machine
 the tail of the client's times follows how busy its cores are.
 
+The client is the instrument, so its own garbage collector is off while it measures
+(what it loaded frozen first, the garbage collected after): on, its passes over the
+reference cycles httpx and anyio leave stopped it for up to a quarter of a second with
+requests in flight, time it then counted as theirs. It reports its loop's longest lag
+and any collection that ran anyway. The servers' collectors stay on, as configured.
+
     python -m simulations.serve_bench [--data ../shared/data] [--dataset star] [--rate 100]
         [--duration 60]
 """
@@ -42,6 +50,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import itertools
 import json
 import math
 import os
@@ -57,7 +67,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +76,7 @@ import numpy as np
 
 from preload import read_sessions
 from preload.server import append_key
+from preload.server._monitor import Reservoir, watch_gc
 from simulations._data import add_data_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,6 +234,7 @@ class Run:
     gc: list[tuple[float, float, float]] = field(default_factory=list)  # max, count, sum
     replies_failed: int = 0
     client_lags: list[float] = field(default_factory=list)
+    client_gc: Reservoir = field(default_factory=Reservoir)  # the client's own pauses
     cpu: list[dict[str, float]] = field(default_factory=list)  # at the start, before a fault
     wall_s: float = 0.0
     lost: int = 0
@@ -482,6 +494,16 @@ def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, lis
         redis.stop()
 
 
+def played(sessions: list[Any]) -> Iterator[Any]:
+    """
+    The sessions in turn, and once all have been played, again under new ids
+    (``<id>~2``, ...), so that the load lasts the whole run.
+    """
+    for n in itertools.count(1):
+        for session in sessions:
+            yield session if n == 1 else replace(session, session_id=f"{session.session_id}~{n}")
+
+
 async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica]) -> Run:
     sessions, _ = read_sessions(args.data / args.dataset / "sessions-dev.jsonl")
     random.Random(args.seed).shuffle(sessions)
@@ -497,14 +519,12 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
     began = time.monotonic()
     stop_at = began + args.duration
     counter = [0]
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    for session in sessions:
-        queue.put_nowait(session)
+    feed = played(sessions)
     async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as http:
 
         async def worker() -> None:
-            while time.monotonic() < stop_at and not queue.empty():
-                session = queue.get_nowait()
+            while time.monotonic() < stop_at:
+                session = next(feed)
                 await replay_session(
                     session, http, replicas, pacer, run, stop_at, counter, args.compress
                 )
@@ -517,11 +537,22 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
                 run.client_lags.append(time.perf_counter() - began_at)
 
         run.cpu.append(cpu_sample(replicas, redis))
+        # The client is the instrument: its collector is off while it measures. On, it
+        # stopped the client for up to a quarter of a second with requests in flight
+        # (passes over what it loaded, and over the reference cycles httpx and anyio
+        # leave, some 40 objects a request), which the client then counted as their
+        # time. The garbage is collected once the load is over.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         tasks = [asyncio.create_task(worker()) for _ in range(args.concurrency)]
         tasks.append(asyncio.create_task(watch_loop()))
         if args.faults:
             tasks.append(asyncio.create_task(faults(run, replicas, redis, began, args.duration)))
-        await asyncio.gather(*tasks)
+        with watch_gc(run.client_gc):  # a pass the interpreter makes anyway is counted
+            await asyncio.gather(*tasks)
+        gc.enable()
+        gc.unfreeze()
         run.wall_s = time.monotonic() - began
         if len(run.cpu) == 1:
             run.cpu.append(cpu_sample(replicas, redis))
@@ -601,7 +632,10 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     server = quantiles([o.server_s for o in ok])
     return {
         "dataset": f"{args.dataset} dev ({args.data / args.dataset})",
-        "rate": len(ok) / run.wall_s,
+        # over the load (from the first request sent to the last), not the drain after it
+        "rate": len(ok) / max(max(o.start for o in done) - min(o.start for o in done), 1e-9)
+        if done
+        else 0.0,
         "target_rate": args.rate,
         "redis_nice": args.redis_nice,
         "wall_s": run.wall_s,
@@ -622,6 +656,10 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "server_p99_warm_ms": quantiles([o.server_s for o in steady])[2],
         "warm_tail": tail(steady),
         "client_loop_lag_p99_ms": quantiles(run.client_lags)[2],
+        "client_loop_lag_max_ms": max(run.client_lags, default=math.nan) * 1000,
+        "client_gc_pauses": run.client_gc.count,
+        "client_gc_pause_total_ms": run.client_gc.total * 1000,
+        "client_gc_pause_max_ms": run.client_gc.maximum() * 1000,
         "server_p50_ms": server[0],
         "server_p95_ms": server[1],
         "server_p99_ms": server[2],
@@ -662,7 +700,12 @@ def main() -> None:
     parser.add_argument("--dataset", choices=["star", "sgd"], default="star")
     parser.add_argument("--rate", type=float, default=100.0, help="requests a second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
-    parser.add_argument("--concurrency", type=int, default=160, help="sessions at once")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=160,
+        help="sessions at once (160: at most about 100 requests/s with STAR's think times)",
+    )
     parser.add_argument(
         "--connections", type=int, default=32, help="the client's HTTP connections, at most"
     )
@@ -719,7 +762,7 @@ def main() -> None:
 
 def print_table(out: dict[str, Any]) -> None:
     print(
-        f"{out['dataset']}: {out['wall_s']:.0f} s at {out['rate']:.1f} requests/s "
+        f"{out['dataset']}: {out['wall_s']:.0f} s, {out['rate']:.1f} requests/s while loaded "
         f"(target {out['target_rate']:.0f}), two replicas, one Redis"
         + (f" (nice {out['redis_nice']})" if out["redis_nice"] else "")
     )
@@ -765,6 +808,13 @@ def print_table(out: dict[str, Any]) -> None:
         ("event-loop lag p99 ms", f"{out['loop_lag_p99_ms']:.2f}"),
         ("hit rate", f"{out['hit_rate']:.3f}"),
         ("cross-replica hits", f"{out['cross_replica_hits']}"),
+        (
+            "client: loop lag max, GC pauses",
+            (
+                f"{out['client_loop_lag_max_ms']:.1f} ms; {out['client_gc_pauses']} / "
+                f"{out['client_gc_pause_total_ms']:.0f} / {out['client_gc_pause_max_ms']:.1f} ms"
+            ),
+        ),
         (
             "GC pauses: count / total / max ms",
             (f"{out['gc_pauses']} / {out['gc_pause_total_ms']:.0f} / {out['gc_pause_max_ms']:.1f}"),
