@@ -147,8 +147,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=400, help="dev sessions to remember")
     parser.add_argument("--repeats", type=int, default=5, help="collections timed, the fastest")
     args = parser.parse_args()
+    folders = corpus_folders(args.data, args.corpora)
     print(f"data: {args.data} (dev sessions, knowledge)")
-    for name, corpus in corpus_folders(args.data, args.corpora):
+    for name, corpus in folders:
         sessions, _ = read_sessions(corpus / "sessions-dev.jsonl", limit=args.sessions)
         engine = asyncio.run(replay_engine(corpus, sessions, args.repeats))
         histories = replay_histories(sessions)
