@@ -13,9 +13,9 @@ import enum
 import logging
 import math
 from collections import Counter, OrderedDict, deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -237,6 +237,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     .. versionadded:: 0.1
     """
 
+    #: How long the learner waits, at most, for the requests in flight to be served
+    #: before it starts its next piece of work (:meth:`in_flight`).
+    LEARNER_YIELD_S = 0.05
+
     def __init__(
         self,
         config: EngineConfig | None = None,
@@ -278,6 +282,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._events: MemoryObjectSendStream[tuple[str, str]] | None = None
         self._state = Lifecycle.UNOPENED
         self._pending = 0
+        self._requests = 0  # in flight (in_flight)
+        self._quiet: anyio.Event | None = None  # set once none is
         self._learned = anyio.Event()
         self._deferring = 0  # sessions with preloads waiting to start just in time
         self._deferral = anyio.Event()  # set when one starts a preload or ends
@@ -449,6 +455,45 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         self._check_open()
         needs = self._check_request(session_id, text, state, needs, user)
+        with self.in_flight():
+            return await self._handle(session_id, text, state, needs, user)
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """
+        Mark a request in flight while in the block: the learner starts no new work
+        meanwhile (for at most ``LEARNER_YIELD_S``), so that its worker threads do not
+        take the interpreter from the request. :meth:`handle` marks itself; a server
+        that does more around it (taking a lease, writing the turn) wraps all of it::
+
+            with engine.in_flight():
+                async with store.lease(session_id):
+                    context = await engine.handle(session_id=session_id, text=text)
+                    await store.append(session_id, text)
+
+        .. versionadded:: 0.6
+        """
+        if not self._requests:
+            self._quiet = anyio.Event()
+        self._requests += 1
+        try:
+            yield
+        finally:
+            self._requests -= 1
+            if not self._requests and self._quiet is not None:
+                self._quiet.set()
+
+    async def _handle(
+        self,
+        session_id: str,
+        text: str,
+        state: str | None,
+        needs: list[str],
+        user: str | None,
+    ) -> Context:
+        """
+        :meth:`handle`, its arguments checked, the request marked in flight.
+        """
         start = anyio.current_time()
         session = self._session(session_id, user)
         session.state = state or ""
@@ -1429,6 +1474,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     async def _learner(self, events: MemoryObjectReceiveStream[tuple[str, str]]) -> None:
         async with events:
             async for kind, session_id in events:
+                await self._stand_aside()
                 try:
                     await self._learn(kind, session_id)
                 except Exception:  # a bug in learning must never stop the serving
@@ -1436,6 +1482,16 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 finally:
                     self._background_done()
                 await anyio.lowlevel.checkpoint()
+
+    async def _stand_aside(self) -> None:
+        """
+        Wait, at most ``LEARNER_YIELD_S``, until no request is in flight, when the
+        engine offloads (a virtual-clock replay stays as it is): the learner's worker
+        threads would share the interpreter with it.
+        """
+        if self._offload and self._requests and self._quiet is not None:
+            with anyio.move_on_after(self.LEARNER_YIELD_S):
+                await self._quiet.wait()
 
     def _background_done(self) -> None:
         """

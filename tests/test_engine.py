@@ -393,13 +393,41 @@ async def test_a_one_megabyte_message_does_not_hold_up_other_sessions(
     assert "Alice wants" in history.text
 
 
+async def test_the_learner_starts_nothing_while_a_request_is_in_flight(
+    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    While a request is in flight (``in_flight``, as a server wraps its route around
+    ``handle``), the learner starts no new work, though it has every chance to run; it
+    learns from the turn (answered by then) once the request is done.
+    """
+    monkeypatch.setattr(PreloadEngine, "LEARNER_YIELD_S", 60.0)  # never given up here
+    order: list[str] = []
+    learn = PreloadEngine._learn
+
+    async def spy(self: PreloadEngine, kind: str, session_id: str) -> None:
+        order.append(kind)
+        await learn(self, kind, session_id)
+
+    monkeypatch.setattr(PreloadEngine, "_learn", spy)
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        with engine.in_flight():
+            await engine.handle(session_id="s", text="find me a flight to Denver")
+            engine.reply("s", "The Zephyr flight to Denver leaves on Friday.")
+            for _ in range(50):
+                await anyio.lowlevel.checkpoint()
+            order.append("served")
+        await engine.wait_idle()
+    assert ["served", "turn"] == order[:2]  # the turn, answered by now
+
+
 async def test_a_request_records_the_exchange_the_learner_has_not_yet_off_the_loop(
     knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """
     A request that arrives right after a reply (before the learner ran) still finds
-    that exchange in its window, and the exchange was prepared in a worker thread,
-    not on the loop that serves requests.
+    that exchange in its window, and the exchange, longer than a request prepares on
+    the loop (``INLINE_HISTORY_CHARS``), was prepared in a worker thread.
     """
     loop_thread = threading.get_ident()
     threads: list[int] = []
@@ -412,7 +440,9 @@ async def test_a_request_records_the_exchange_the_learner_has_not_yet_off_the_lo
     monkeypatch.setattr(CompressedConversation, "prepare", spy)
     async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
         await engine.handle(session_id="s", text="find me a flight to Denver")
-        engine.reply("s", "The Zephyr flight to Denver leaves on Friday.")
+        reply = "The Zephyr flight to Denver leaves on Friday." + " It has seats." * 40
+        assert len(reply) > INLINE_HISTORY_CHARS
+        engine.reply("s", reply)
         after = await engine.handle(session_id="s", text="book it")  # the learner has not run
     history = next(item for item in after.items if item.key == "history")
     assert "Zephyr" in history.text

@@ -76,12 +76,15 @@ class SessionGate:
     @asynccontextmanager
     async def change(self, session_id: str) -> AsyncIterator[Change]:
         """
-        Hold the session's lease with the engine's copy brought up to the store's.
+        Hold the session's lease with the engine's copy brought up to the store's; the
+        change counts as a request in flight (:meth:`PreloadEngine.in_flight`), its
+        reads and writes of the store included.
         """
         known = self._known.get(session_id)
         start = max(known.count - 1, 0) if known is not None else 0
-        async with self.store.hold(self.tenant, session_id, start) as held:
-            yield Change(await self._sync(session_id, held, known, start), held)
+        with self.engine.in_flight():
+            async with self.store.hold(self.tenant, session_id, start) as held:
+                yield Change(await self._sync(session_id, held, known, start), held)
 
     async def _sync(self, session_id: str, held: Held, known: _Known | None, start: int) -> Synced:
         """
