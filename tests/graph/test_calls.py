@@ -38,6 +38,13 @@ def _call(name: str, args: dict[str, str], read_only: bool = True) -> dict[str, 
     return {"name": name, "args": args, "read_only": read_only}
 
 
+def _turn(text: str, state: str, system: str, *calls: dict[str, Any]) -> dict[str, Any]:
+    """
+    A logged turn: the request, its state, the reply and the calls made in between.
+    """
+    return {"text": text, "state": state, "system": system, "tool_calls": list(calls)}
+
+
 def restaurant_session(
     rng: random.Random, *, city: str | None = None, size: int | None = None
 ) -> dict[str, Any]:
@@ -55,23 +62,18 @@ def restaurant_session(
         "session_id": f"r{rng.random()}",
         "turns": [
             {"text": "I am hungry.", "state": "R:Find", "system": "What kind of food?"},
-            {
-                "text": f"{cuisine} food in {city} please.",
-                "state": "R:Find",
-                "system": f"How about {place}?",
-                "tool_calls": [_call(FIND, find)],
-            },
+            _turn(
+                f"{cuisine} food in {city} please.",
+                "R:Find",
+                f"How about {place}?",
+                _call(FIND, find),
+            ),
             {
                 "text": f"Book it for {WORDS[size]} people.",
                 "state": "R:Book",
                 "system": f"A table at {place}, right?",
             },
-            {
-                "text": "Yes.",
-                "state": "R:Book",
-                "system": "Booked.",
-                "tool_calls": [_call(BOOK, book, read_only=False)],
-            },
+            _turn("Yes.", "R:Book", "Booked.", _call(BOOK, book, read_only=False)),
             {"text": "Thanks, bye.", "state": "R:Bye", "system": "Goodbye."},
         ],
     }
@@ -86,12 +88,12 @@ def weather_session(rng: random.Random) -> dict[str, Any]:
     date = (TODAY + dt.timedelta(days=shift)).isoformat()
     return {
         "turns": [
-            {
-                "text": f"What is the weather in {city} {words}?",
-                "state": "W:Get",
-                "system": "Sunny.",
-                "tool_calls": [_call(WEATHER, {"city": city, "date": date})],
-            },
+            _turn(
+                f"What is the weather in {city} {words}?",
+                "W:Get",
+                "Sunny.",
+                _call(WEATHER, {"city": city, "date": date}),
+            ),
             {"text": "Great, thanks.", "state": "W:Bye", "system": "Bye."},
         ]
     }
@@ -435,12 +437,12 @@ def movie_session(rng: random.Random, director: str) -> dict[str, Any]:
     genre = rng.choice(["Drama", "Comedy"])
     return {
         "turns": [
-            {
-                "text": f"I want a {genre.lower()} film directed by {director} please.",
-                "state": "M:Find",
-                "system": "Found one.",
-                "tool_calls": [_call("Movies:Find", {"director": director, "genre": genre})],
-            },
+            _turn(
+                f"I want a {genre.lower()} film directed by {director} please.",
+                "M:Find",
+                "Found one.",
+                _call("Movies:Find", {"director": director, "genre": genre}),
+            ),
             {"text": "Thanks.", "state": "M:Bye", "system": "Bye."},
         ]
     }
@@ -521,16 +523,7 @@ def hotel_session(rng: random.Random) -> dict[str, Any]:
         stars = rng.choice([2, 3, 4, 5])
         args["stars"] = str(stars)
         text += f" at a {stars} star hotel"
-    return {
-        "turns": [
-            {
-                "text": f"I need {text}.",
-                "state": "H:Find",
-                "system": "Found one.",
-                "tool_calls": [_call(HOTEL, args)],
-            }
-        ]
-    }
+    return {"turns": [_turn(f"I need {text}.", "H:Find", "Found one.", _call(HOTEL, args))]}
 
 
 def test_one_number_fills_one_argument() -> None:
@@ -635,18 +628,12 @@ def forecast_session(rng: random.Random) -> dict[str, Any]:
     again = {"city": city, "day": DAYS[(day + 1) % 7]}
     return {
         "turns": [
-            {
-                "text": f"What is the weather in {city}?",
-                "state": "W:Get",
-                "system": "Rain all day.",
-                "tool_calls": [_call(WEATHER, first)],
-            },
-            {
-                "text": "Oh no. When will it be nice again?",
-                "state": "W:Get",
-                "system": "Sunny then.",
-                "tool_calls": [_call(WEATHER, again)],
-            },
+            _turn(
+                f"What is the weather in {city}?", "W:Get", "Rain all day.", _call(WEATHER, first)
+            ),
+            _turn(
+                "Oh no. When will it be nice again?", "W:Get", "Sunny then.", _call(WEATHER, again)
+            ),
         ]
     }
 
