@@ -358,26 +358,37 @@ async def replay_session(
                 run.replies_failed += 1
 
 
+def metrics_of(replica: Replica) -> str:
+    """
+    The replica's ``/metrics`` page.
+    """
+    return httpx.get(f"{replica.url}/metrics", timeout=10).text
+
+
+def metric(text: str, pattern: str) -> float:
+    """
+    The value of the first sample of a metrics page whose name and labels match
+    ``pattern`` (NaN when none does).
+    """
+    found = re.search("^" + pattern + r" ([0-9.e+-]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else math.nan
+
+
 def scrape(replica: Replica, run: Run) -> None:
     """
     The replica's loop-lag p99, its cross-replica hits and its garbage collector's
     pauses, from /metrics, into ``run``.
     """
-    text = httpx.get(f"{replica.url}/metrics", timeout=10).text
-
-    def value(pattern: str) -> float:
-        found = re.search(pattern + r" ([0-9.e+-]+)", text)
-        return float(found.group(1)) if found else math.nan
-
-    run.lags.append(value(r'preload_loop_lag_seconds\{quantile="0.99"\}'))
+    text = metrics_of(replica)
+    run.lags.append(metric(text, r'preload_loop_lag_seconds\{quantile="0.99"\}'))
     run.remote_hits.append(
         sum(float(v) for v in re.findall(r"preload_remote_hits_total\{[^}]*\} ([0-9.e+-]+)", text))
     )
     run.gc.append(
         (
-            value("preload_gc_pause_max_seconds"),
-            value("preload_gc_pause_seconds_count"),
-            value("preload_gc_pause_seconds_sum"),
+            metric(text, "preload_gc_pause_max_seconds"),
+            metric(text, "preload_gc_pause_seconds_count"),
+            metric(text, "preload_gc_pause_seconds_sum"),
         )
     )
 
@@ -393,9 +404,7 @@ def cpu_sample(replicas: list[Replica], server: Redis) -> dict[str, float]:
 
     out = {"at": time.monotonic(), "client": time.process_time()}
     for replica in replicas:
-        text = httpx.get(f"{replica.url}/metrics", timeout=10).text
-        found = re.search(r"^process_cpu_seconds_total ([0-9.e+-]+)$", text, re.MULTILINE)
-        out[f"replica {replica.name}"] = float(found.group(1)) if found else math.nan
+        out[f"replica {replica.name}"] = metric(metrics_of(replica), "process_cpu_seconds_total")
     with redis.Redis(port=server.port) as client:
         info = client.info("cpu")
     out["redis"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
@@ -638,9 +647,7 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     return {
         "dataset": f"{args.dataset} dev ({args.data / args.dataset})",
         # over the load (from the first request sent to the last), not the drain after it
-        "rate": len(ok) / max(max(o.start for o in done) - min(o.start for o in done), 1e-9)
-        if done
-        else 0.0,
+        "rate": len(ok) / max(max(o.start for o in done) - first, 1e-9) if done else 0.0,
         "target_rate": args.rate,
         "redis_nice": args.redis_nice,
         "wall_s": run.wall_s,
