@@ -42,6 +42,9 @@ The client is the instrument, so its own garbage collector is off while it measu
 reference cycles httpx and anyio leave stopped it for up to a quarter of a second with
 requests in flight, time it then counted as theirs. It reports its loop's longest lag
 and any collection that ran anyway. The servers' collectors stay on, as configured.
+Its ``--connections`` are split over ``--pools`` clients (8), a session's turns all
+through one: httpcore's pool looks at every connection it keeps (a poll of each socket)
+for every request, so one pool of 32 was half of the client's CPU.
 
     python -m simulations.serve_bench [--data ../shared/data] [--dataset star] [--rate 100]
         [--duration 60]
@@ -520,24 +523,31 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
     random.Random(args.seed).shuffle(sessions)
     run = Run()
     pacer = Pacer(args.rate)
-    # As many connections as requests in flight, not as sessions: httpcore's pool looks
-    # at every connection it keeps for each request, so a pool of hundreds of idle ones
-    # makes the client, on the same cores as the servers, a large part of the load.
-    limits = httpx.Limits(
-        max_connections=args.connections, max_keepalive_connections=args.connections
-    )
+    # As many connections as requests in flight, not as sessions, and in several pools:
+    # httpcore's pool looks at every connection it keeps (a poll of each socket) for each
+    # request, so one large pool makes the client, on the same cores as the servers, a
+    # large part of the load (48 % of its CPU with one pool of 32).
+    each = max(args.connections // args.pools, len(replicas))
+    limits = httpx.Limits(max_connections=each, max_keepalive_connections=each)
     headers = {"Authorization": f"Bearer {args.key}"}
     began = time.monotonic()
     stop_at = began + args.duration
     counter = [0]
     feed = played(sessions)
-    async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        pools = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(timeout=30, limits=limits, headers=headers)
+            )
+            for _ in range(args.pools)
+        ]
+        http = pools[0]
 
-        async def worker() -> None:
+        async def worker(pool: httpx.AsyncClient) -> None:
             while time.monotonic() < stop_at:
                 session = next(feed)
                 await replay_session(
-                    session, http, replicas, pacer, run, stop_at, counter, args.compress
+                    session, pool, replicas, pacer, run, stop_at, counter, args.compress
                 )
 
         async def watch_loop() -> None:  # the client's own loop lag, part of its times
@@ -556,7 +566,9 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
         gc.collect()
         gc.freeze()
         gc.disable()
-        tasks = [asyncio.create_task(worker()) for _ in range(args.concurrency)]
+        tasks = [
+            asyncio.create_task(worker(pools[i % len(pools)])) for i in range(args.concurrency)
+        ]
         tasks.append(asyncio.create_task(watch_loop()))
         if args.faults:
             tasks.append(asyncio.create_task(faults(run, replicas, redis, began, args.duration)))
@@ -722,6 +734,9 @@ def main() -> None:
     parser.add_argument(
         "--connections", type=int, default=32, help="the client's HTTP connections, at most"
     )
+    parser.add_argument(
+        "--pools", type=int, default=8, help="HTTP clients the connections are split over"
+    )
     parser.add_argument("--compress", type=float, default=30.0, help="think-time divisor")
     parser.add_argument("--model", type=Path, help="model file (else trained on train)")
     parser.add_argument("--no-faults", dest="faults", action="store_false")
@@ -748,6 +763,8 @@ def main() -> None:
         help="niceness of redis-server (negative: as if it had a core of its own)",
     )
     args = parser.parse_args()
+    if args.pools < 1 or args.connections < 1:
+        parser.error("--pools and --connections must be at least 1")
     if shutil.which("redis-server") is None:
         sys.exit("serve_bench needs redis-server (apt-get install -y redis-server)")
     if not (args.data / args.dataset / "sessions-dev.jsonl").is_file():
