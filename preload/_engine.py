@@ -1579,7 +1579,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         session.speculated = 0
         calls = self.config.calls
-        if self.call_predictor is None or not calls.speculate or "request" not in calls.moments:
+        if (
+            self.call_predictor is None
+            or not calls.speculate
+            or "request" not in calls.moments
+            or not self._may_speculate()
+        ):
             return
         assert self._tg is not None
         request = {"text": text, "state": state, "needs": list(needs), "system": None}
@@ -1609,7 +1614,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         calls = self.config.calls
         predictor = self.call_predictor
-        if predictor is None or not calls.speculate or moment not in calls.moments:
+        if (
+            predictor is None
+            or not calls.speculate
+            or moment not in calls.moments
+            or not self._may_speculate()
+        ):
             return
         try:
             guesses = await self._off_loop(
@@ -1659,6 +1669,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                     evidence=guess.evidence,
                 ),
             )
+
+    def _may_speculate(self) -> bool:
+        """
+        Whether any call could run ahead: a call source was given, or a tool was
+        registered with :meth:`tool`. Without, no guess is worth the forecast (a
+        server with documents only pays nothing for it on a request).
+        """
+        return len(self.call_sources) > 1 or bool(self.tools.tools)
 
     def _known_source(self, name: str) -> CallSource | None:
         try:

@@ -440,3 +440,32 @@ async def test_speculation_runs_at_the_configured_moments(moments: tuple[str, ..
         stats.used_after_reply,
         stats.used_at_request,
     )
+
+
+async def test_nothing_is_forecast_for_speculation_when_no_call_could_run() -> None:
+    """
+    An engine with documents only (no call source, no tool) never asks its call
+    predictor on a request or after a reply: no guess could run. A tool registered
+    later makes the next request ask.
+    """
+    predictor = ScriptedCallPredictor([(FIND, SAN_JOSE, 0.9)])
+    config = EngineConfig()
+    config = config.replace(calls=replace(config.calls, moments=("reply", "request")))
+    engine = PreloadEngine(
+        config,
+        sources={"kb": DictSource({"k": "text"})},
+        call_predictor=predictor,  # type: ignore[arg-type]
+    )
+    async with engine:
+        await engine.handle(session_id="s", text="italian in san jose")
+        engine.reply("s", "here are some")
+        await engine.wait_idle()
+        assert [] == predictor.asked
+
+        async def find(city: str, cuisine: str) -> str:
+            return f"{cuisine} in {city}"
+
+        engine.tool(find, name=FIND, read_only=True)
+        await engine.handle(session_id="s", text="and in oslo?")
+        await engine.wait_idle()
+        assert [("s", 1, True)] == predictor.asked
