@@ -800,8 +800,9 @@ class ServerConfig:
     up for long. ``gc_thresholds`` are the garbage collector's while serving (see
     :func:`gc.set_threshold`; Python's are 700, 10, 10): each pass stops every thread,
     the youngest generation's passes are short and the oldest's long (it holds every
-    session the replica remembers), so young passes a little rarer and the oldest's
-    much rarer stop fewer requests for less time.
+    session the replica remembers), so young passes a little rarer, the middle one's
+    more frequent and so shorter, and the oldest's much rarer stop fewer requests for
+    less time.
 
     .. versionadded:: 0.4
     """
@@ -812,7 +813,7 @@ class ServerConfig:
     lease_wait_s: float = 5.0
     max_sessions: int = 2_000
     switch_interval_s: float = 0.0005
-    gc_thresholds: tuple[int, int, int] = (2000, 10, 100)
+    gc_thresholds: tuple[int, int, int] = (2000, 2, 500)
 
     def __post_init__(self) -> None:
         _positive("server.max_body_bytes", self.max_body_bytes)
@@ -824,7 +825,7 @@ class ServerConfig:
         gc = self.gc_thresholds
         if len(gc) != 3 or not all(isinstance(t, int) and t > 0 for t in gc):
             raise ConfigError(
-                "server.gc_thresholds", f"{gc!r}: give three positive integers, as [2000, 10, 100]"
+                "server.gc_thresholds", f"{gc!r}: give three positive integers, as [2000, 2, 500]"
             )
         object.__setattr__(self, "gc_thresholds", tuple(gc))
 
