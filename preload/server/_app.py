@@ -315,11 +315,14 @@ class _Limits:
             return
         start = time.perf_counter()  # uvloop's clock counts whole milliseconds
         limit = self.max_body_bytes
-        too_large = _error(413, "too_large", f"the body is above {limit:,} bytes", "body")
+
+        def too_large() -> JSONResponse:  # built only when sent: most bodies are not
+            return _error(413, "too_large", f"the body is above {limit:,} bytes", "body")
+
         length = dict(scope.get("headers") or ()).get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > limit:
-                await too_large(scope, receive, send)  # type: ignore[arg-type]
+                await too_large()(scope, receive, send)  # type: ignore[arg-type]
                 return
         elif scope.get("method") in ("POST", "PUT", "PATCH"):  # chunked: read it here
             chunks, size, more = [], 0, True
@@ -331,7 +334,7 @@ class _Limits:
                 size += len(chunks[-1])
                 more = message.get("more_body", False)
                 if size > limit:
-                    await too_large(scope, receive, send)  # type: ignore[arg-type]
+                    await too_large()(scope, receive, send)  # type: ignore[arg-type]
                     return
             body = b"".join(chunks)
             delivered = False
