@@ -71,7 +71,10 @@ class SeqCounts:
         self._growth = 2.0 ** (1.0 / half_life) if half_life else 1.0
         self._levels: dict[tuple[str, bool], _Level | None] = {}
         self._results: dict[tuple[str, int | None], list[tuple[str, float]]] = {}
-        self._uni: tuple[dict[str, float], list[tuple[str, float]]] | None = None
+        # The unigram: probabilities by state, and the states most probable first (names
+        # only: rebuilt after every observation, a list of pairs was most of what a
+        # serving forecaster left for the garbage collector)
+        self._uni: tuple[dict[str, float], tuple[str, ...]] | None = None
 
     # -- learning -------------------------------------------------------------------------
 
@@ -231,7 +234,7 @@ class SeqCounts:
         n = key.count(SEP) + 1
         return self.mixture[bucket(n, key[1:2] == BOS, total, distinct, self._mix_levels)]
 
-    def _unigram(self) -> tuple[dict[str, float], list[tuple[str, float]]]:
+    def _unigram(self) -> tuple[dict[str, float], tuple[str, ...]]:
         if self._uni is None:
             src = self.cont if self.method == "kn" else self.graph
             counts = src.counts_key(CTX)
@@ -241,7 +244,7 @@ class SeqCounts:
                     counts.setdefault(n, 0.0)
             total = sum(counts.values())
             probs = {n: (c / total if total > 0 else 1.0 / len(counts)) for n, c in counts.items()}
-            self._uni = (probs, sorted(probs.items(), key=_by_prob))
+            self._uni = (probs, tuple(s for s, _ in sorted(probs.items(), key=_by_prob)))
         return self._uni
 
     def predict(self, padded: Sequence[str], k: int | None) -> list[tuple[str, float]]:
@@ -276,17 +279,17 @@ class SeqCounts:
             for s, a in alphas:
                 acc[s] = acc.get(s, 0.0) + wt * a
             wt *= gamma
-        uni, uni_sorted = self._unigram()
+        uni, uni_order = self._unigram()
         if wt > 0.0:
             for s in acc:
                 acc[s] += wt * uni.get(s, 0.0)
         items = list(acc.items())
         added = 0
-        for s, p in uni_sorted:
+        for s in uni_order:
             if k is not None and added >= k:
                 break
             if s not in acc:
-                items.append((s, wt * p))
+                items.append((s, wt * uni[s]))
                 added += 1
         items.sort(key=_by_prob)
         result = items if k is None else items[:k]
