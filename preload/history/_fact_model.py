@@ -252,57 +252,48 @@ class Scorer:
         return worth
 
 
+#: The weights of the age features, and of the features after them (in order).
+_AGE_WEIGHTS = WEIGHTS[_NUMERIC : _NUMERIC + 4]
+_STEADY_WEIGHTS = WEIGHTS[_NUMERIC + 4 :]
+
+
+def _nonzero_products(weights: tuple[float, ...], row: tuple[float, ...]) -> tuple[float, ...]:
+    """
+    Each weight times its feature, in order, the zeros left out (they add nothing to
+    :func:`likelihoods`' sum). Computed for every fact after every exchange: one list
+    comprehension, not generators.
+    """
+    return tuple([p for w, x in zip(weights, row, strict=True) if (p := w * x) != 0.0])
+
+
 def _by_age(age: int) -> tuple[float, ...]:
     """
     The nonzero products of the age features ("age 0" to "log(1 + age)").
     """
     row = (float(age == 0), float(age <= 2), float(age <= 5), math.log1p(age))
-    products = (w * x for w, x in zip(WEIGHTS[_NUMERIC : _NUMERIC + 4], row, strict=True))
-    return tuple(p for p in products if p != 0.0)
-
-
-#: The weights of the features after the age, in order (see :func:`_steady`).
-(
-    _W_MENTIONS,
-    _W_ECHOED,
-    _W_ANSWERED,
-    _W_LOG_WORDS,
-    _W_ONE_WORD,
-    _W_CAPITALIZED,
-    _W_DIGIT,
-    _W_INSIDE,
-    _W_HOLDS,
-    _W_SUPERSEDED,
-    _W_ACCEPTED,
-    _W_SAID_IN,
-    _W_SHARE,
-    _W_ANSWERED_SHARE,
-) = WEIGHTS[_NUMERIC + 4 :]
+    return _nonzero_products(_AGE_WEIGHTS, row)
 
 
 def _steady(key: str, fact: Fact, held: int, holds: int) -> tuple[float, ...]:
     """
-    The nonzero products of the features after the age ("mentions" on), in order:
-    each weight times its feature, as :func:`likelihoods` multiplies them (an
-    indicator's product is its weight), written out (a fact's features are computed
-    for every fact after every exchange, so this is on the learner's hot path).
+    The nonzero products of the features after the age ("mentions" on), in order.
     """
     words = key.count(" ") + 1
     share = min(1.0, words / max(1, fact.said_in))
-    products = (
-        _W_MENTIONS * float(min(fact.mentions - 1, 3)),
-        _W_ECHOED * float(fact.echoed),
-        _W_ANSWERED * float(fact.answered),
-        _W_LOG_WORDS * math.log(words),
-        _W_ONE_WORD * float(words == 1),
-        _W_CAPITALIZED * float(fact.text[:1].isupper()),
-        _W_DIGIT * float(any(c.isdigit() for c in key)),
-        _W_INSIDE * math.log1p(held),
-        _W_HOLDS * math.log(holds),
-        _W_SUPERSEDED * float(fact.superseded_by is not None),
-        _W_ACCEPTED * float(fact.accepted),
-        _W_SAID_IN * math.log1p(fact.said_in),
-        _W_SHARE * share,
-        _W_ANSWERED_SHARE * (float(fact.answered) * share),
+    row = (
+        float(min(fact.mentions - 1, 3)),
+        float(fact.echoed),
+        float(fact.answered),
+        math.log(words),
+        float(words == 1),
+        float(fact.text[:1].isupper()),
+        float(any(c.isdigit() for c in key)),
+        math.log1p(held),
+        math.log(holds),
+        float(fact.superseded_by is not None),
+        float(fact.accepted),
+        math.log1p(fact.said_in),
+        share,
+        float(fact.answered) * share,
     )
-    return tuple([p for p in products if p != 0.0])
+    return _nonzero_products(_STEADY_WEIGHTS, row)
