@@ -1578,13 +1578,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         the request nor the learner's queue of other sessions' work delays them.
         """
         session.speculated = 0
-        calls = self.config.calls
-        if (
-            self.call_predictor is None
-            or not calls.speculate
-            or "request" not in calls.moments
-            or not self._may_speculate()
-        ):
+        if not self._speculates_at("request"):
             return
         assert self._tg is not None
         request = {"text": text, "state": state, "needs": list(needs), "system": None}
@@ -1614,12 +1608,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         calls = self.config.calls
         predictor = self.call_predictor
-        if (
-            predictor is None
-            or not calls.speculate
-            or moment not in calls.moments
-            or not self._may_speculate()
-        ):
+        if predictor is None or not self._speculates_at(moment):
             return
         try:
             guesses = await self._off_loop(
@@ -1670,13 +1659,21 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 ),
             )
 
-    def _may_speculate(self) -> bool:
+    def _speculates_at(self, moment: Literal["reply", "request"]) -> bool:
         """
-        Whether any call could run ahead: a call source was given, or a tool was
-        registered with :meth:`tool`. Without, no guess is worth the forecast (a
-        server with documents only pays nothing for it on a request).
+        Whether likely calls are forecast and run ahead at ``moment``: a predictor,
+        ``[calls]`` asking for it then, and something that could run a call (a call
+        source given, or a tool registered with :meth:`tool`). Without the last, no
+        guess could run, so a server of documents only pays nothing for it.
         """
-        return len(self.call_sources) > 1 or bool(self.tools.tools)
+        calls = self.config.calls
+        could_run = any(s is not self.tools for s in self.call_sources) or bool(self.tools.tools)
+        return (
+            self.call_predictor is not None
+            and calls.speculate
+            and moment in calls.moments
+            and could_run
+        )
 
     def _known_source(self, name: str) -> CallSource | None:
         try:
