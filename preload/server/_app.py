@@ -304,6 +304,13 @@ class _Limits:
         self.max_body_bytes = max_body_bytes
         self.timings = timings
 
+    def _too_large(self) -> JSONResponse:
+        """
+        The 413 answer to a body above the limit (made only when sent).
+        """
+        limit = self.max_body_bytes
+        return _error(413, "too_large", f"the body is above {limit:,} bytes", "body")
+
     async def __call__(
         self,
         scope: Mapping[str, Any],
@@ -315,14 +322,10 @@ class _Limits:
             return
         start = time.perf_counter()  # uvloop's clock counts whole milliseconds
         limit = self.max_body_bytes
-
-        def too_large() -> JSONResponse:  # built only when sent: most bodies are not
-            return _error(413, "too_large", f"the body is above {limit:,} bytes", "body")
-
         length = dict(scope.get("headers") or ()).get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > limit:
-                await too_large()(scope, receive, send)  # type: ignore[arg-type]
+                await self._too_large()(scope, receive, send)  # type: ignore[arg-type]
                 return
         elif scope.get("method") in ("POST", "PUT", "PATCH"):  # chunked: read it here
             chunks, size, more = [], 0, True
@@ -334,7 +337,7 @@ class _Limits:
                 size += len(chunks[-1])
                 more = message.get("more_body", False)
                 if size > limit:
-                    await too_large()(scope, receive, send)  # type: ignore[arg-type]
+                    await self._too_large()(scope, receive, send)  # type: ignore[arg-type]
                     return
             body = b"".join(chunks)
             delivered = False
