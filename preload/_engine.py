@@ -17,15 +17,15 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mappi
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._config import EngineConfig
-from ._errors import EngineStateError, InputTooLargeError, UnknownToolError
+from ._engine_calls import CallSide
+from ._errors import EngineStateError, InputTooLargeError
 from ._lifecycle import Lifecycle
 from ._metrics import EngineStatistics, MetricsSnapshot, compose
 from ._sessions import name_problem
@@ -33,28 +33,20 @@ from ._sources import SearchingSource, Source, SourceRouter
 from ._tokens import TiktokenCounter, TokenCounter
 from .caches import CacheBackend, make_cache
 from .calls import (
-    CallAdapter,
-    CallBook,
     CallSource,
     CallStatistics,
     SpeculatedCall,
-    SpeculationLedger,
-    ToolCall,
-    ToolSet,
-    call_key,
-    check_name,
     current_session,
     in_session,
     through_engine,
 )
-from .compression import Compressor, MultiLevelCompressor, Representation, TruncatingCompressor
+from .compression import Compressor, MultiLevelCompressor, Representation
 from .experiments import ArmStatistics, OutcomeTally, SessionOutcome, assign
 from .history import CompressedConversation
 from .learning import (
     AdaptiveBudget,
     CallPredictor,
     Candidate,
-    EngineCallPredictor,
     EngineForecaster,
     Forecast,
     Forecaster,
@@ -124,18 +116,6 @@ class _Counters:
     ttl_skipped: int = 0
 
 
-@dataclass(slots=True)
-class _CallCounters:
-    calls: int = 0
-    read_only_calls: int = 0
-    call_hits: int = 0
-    call_joins: int = 0
-    call_misses: int = 0
-    call_failures: int = 0
-    speculative: int = 0
-    speculative_skipped: int = 0
-
-
 @dataclass(frozen=True, slots=True)
 class _Judged:
     """
@@ -182,7 +162,6 @@ class _Session:
     # Held while the next exchange is prepared in a worker thread (by the learner, or
     # by a request catching up); requests wait for a short one rather than skip it.
     recording: anyio.Lock = field(default_factory=anyio.Lock)
-    speculated: int = 0  # speculative calls started since the last request
     # The last window's candidates with their text and tokens; this request's candidates.
     window: dict[str, tuple[Candidate, str, int]] = field(default_factory=dict)
     candidates: dict[str, tuple[Candidate, str, int]] = field(default_factory=dict)
@@ -306,48 +285,15 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         # a request never queues behind the learner's work for other sessions.
         self._serving = anyio.CapacityLimiter(1)
         self._learning = anyio.CapacityLimiter(1)  # one for the forecasters
-        # One for the call predictor: a request's speculation never queues behind the
-        # forecasts of other sessions.
-        self._guessing = anyio.CapacityLimiter(1)
-        self._init_calls(call_sources, call_predictor)
-
-    def _init_calls(
-        self, call_sources: Sequence[CallSource], call_predictor: CallPredictor | None
-    ) -> None:
-        """
-        The call side: the registry of call keys, a preloader of its own for call
-        results (its own workers, limits and statistics, the engine's cache), and the
-        ledger of speculations.
-        """
-        calls = self.config.calls
-        self.tools = ToolSet("tools")  # what engine.tool registers
-        self.call_sources = [*call_sources, self.tools]
-        self.call_predictor = call_predictor
-        if call_predictor is None and calls.speculate:
-            self.call_predictor = EngineCallPredictor()
-        self._book = CallBook()
-        self._call_loader = Preloader(
-            sources=SourceRouter({s.name: CallAdapter(s, self._book) for s in self.call_sources}),
+        self._calls = CallSide(
+            self.config,
             cache=self.cache,
-            compressor=TruncatingCompressor(self.counter, fractions=()),
-            config=replace(
-                self.config.preloader,
-                workers=calls.workers,
-                max_concurrent_loads=calls.workers,
-                request_deadline_s=calls.deadline_s,
-                load_timeout_s=calls.timeout_s,
-                source_timeouts={},
-                source_concurrency={},
-                value_threshold=calls.threshold,
-                max_item_chars=calls.max_result_chars,
-            ),
-            tenant=self.config.tenant,
-            offload=self._offload,
+            counter=self.counter,
+            offload=offload,
+            off_loop=self._off_loop,
+            call_sources=call_sources,
+            call_predictor=call_predictor,
         )
-        self._speculation = SpeculationLedger()
-        self._speculating: dict[str, set[str]] = {}  # call source -> keys in flight
-        self._call_counters = _CallCounters()
-        self._ended: dict[str, _Session] = {}  # sessions whose calls the learner learns
 
     def _swap_controller(self, config: EngineConfig) -> SwapController:
         """
@@ -403,7 +349,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if self._state is not Lifecycle.UNOPENED:
             raise EngineStateError("cannot open an engine more than once")
         send, receive = anyio.create_memory_object_stream[tuple[str, str]](4096)
-        async with self.preloader, self._call_loader, anyio.create_task_group() as tg:
+        async with self.preloader, self._calls.loader, anyio.create_task_group() as tg:
             self._events = send
             self._tg = tg
             tg.start_soon(self._learner, receive)
@@ -533,9 +479,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             partial_hits=counts["partial"],
             misses=counts["miss"],
             missing=tuple(missing),
-            speculated=tuple(
-                c.describe() for c in self._speculation.of(session_id) if c.status == "pending"
-            ),
+            speculated=self._calls.pending(session_id),
             ttl_skipped=tuple(session.ttl_skipped),
             deferred=self._explain_deferrals(session, start),
         )
@@ -1009,25 +953,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._check_open()
         _check_id("session_id", session_id)
         args = dict(args or {})
-        key = call_key(check_name(name), args)  # checks the arguments
-        source = self._call_source(name)
-        read_only = bool(source.read_only(name))
-        deadline = self.config.calls.deadline_s if deadline_s is None else deadline_s
-        counters = self._call_counters
-        counters.calls += 1
+        checked = self._calls.check(name, args)
         session = self._session(session_id, None)
-        if read_only:
-            counters.read_only_calls += 1
-            self._book.add(ToolCall(name=name, args=args, read_only=True))
-            self._speculation.use(session_id, key)
-            result = await self._read_only_call(source, name, args, key, deadline)
-        else:
-            try:
-                with anyio.fail_after(deadline):
-                    result = await source.call(name, args)
-            except BaseException:
-                counters.call_failures += 1
-                raise
+        result, read_only = await self._calls.call(session_id, name, args, checked, deadline_s)
         if session.turns:
             limit = self.config.limits.max_reply_chars
             recorded = {"name": name, "args": args, "read_only": read_only}
@@ -1035,51 +963,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 {**recorded, "result": result[:limit]}
             )
         return result
-
-    async def _read_only_call(
-        self, source: CallSource, name: str, args: dict[str, Any], key: str, deadline: float
-    ) -> str:
-        """
-        A read-only call through the call loader: a hit, a join of the load in flight,
-        or a load now. A source cooling down after failed speculation is asked
-        directly: speculation never costs the agent its own call.
-        """
-        counters = self._call_counters
-        start = anyio.current_time()
-        if source.name not in self._call_loader.cooling():
-            fetched = await self._call_loader.get(key, deadline_s=deadline)
-            if fetched.item is not None:
-                if fetched.status == "hit":
-                    counters.call_hits += 1
-                elif fetched.status == "partial":
-                    counters.call_joins += 1
-                else:
-                    counters.call_misses += 1
-                return fetched.item.levels[0].text
-            counters.call_failures += 1
-            if fetched.error is None:  # still running at the deadline
-                raise TimeoutError(f"tool {name!r}: no result within {deadline} s")
-            raise fetched.error
-        counters.call_misses += 1
-        left = deadline - (anyio.current_time() - start)
-        try:
-            with anyio.fail_after(max(left, 0.0)):
-                return await source.call(name, args)
-        except BaseException:
-            counters.call_failures += 1
-            raise
-
-    def _call_source(self, name: str) -> CallSource:
-        """
-        The first call source that knows the tool ``name``.
-
-        Raises:
-            UnknownToolError: None does.
-        """
-        for source in self.call_sources:
-            if source.read_only(name) is not None:
-                return source
-        raise UnknownToolError(name, [s.name for s in self.call_sources])
 
     def tool(
         self, function: Callable[..., Awaitable[Any]], *, name: str | None = None, read_only: bool
@@ -1103,7 +986,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         .. versionadded:: 0.3
         """
         tool_name = name or function.__name__
-        self.tools.add(tool_name, function, read_only=read_only)
+        self._calls.tools.add(tool_name, function, read_only=read_only)
         return through_engine(self.call, function, tool_name)
 
     @staticmethod
@@ -1122,7 +1005,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
         .. versionadded:: 0.3
         """
-        return self._speculation.of(session_id)
+        return self._calls.speculations_of(session_id)
 
     def call_statistics(self) -> CallStatistics:
         """
@@ -1133,21 +1016,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
         .. versionadded:: 0.3
         """
-        c = self._call_counters
-        return CallStatistics(
-            calls=c.calls,
-            read_only_calls=c.read_only_calls,
-            call_hits=c.call_hits,
-            call_joins=c.call_joins,
-            call_misses=c.call_misses,
-            call_failures=c.call_failures,
-            speculative=c.speculative,
-            speculative_used=self._speculation.used,
-            used_after_reply=self._speculation.used_by_moment["reply"],
-            used_at_request=self._speculation.used_by_moment["request"],
-            speculative_wasted=self._speculation.wasted,
-            speculative_skipped=c.speculative_skipped,
-        )
+        return self._calls.statistics()
 
     def end_session(self, session_id: str) -> None:
         """
@@ -1504,7 +1373,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     async def _learn(self, kind: str, session_id: str) -> None:
         if kind == "end":
-            await self._learn_calls(session_id)
+            await self._calls.learn_ended(session_id)
             return
         session = self._sessions.get(session_id)
         if session is None or not session.turns:  # ended, or its turns taken back
@@ -1523,7 +1392,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 self.think_times.observe(*session.think)
                 session.think = None
         if answered:
-            await self._speculate(session, "reply", list(session.turns), None)
+            await self._calls.speculate(session.id, "reply", list(session.turns), None)
         await self._record(session)  # off the request path
         if kind == "reply" and not self.forecaster.uses_reply:
             return
@@ -1577,126 +1446,21 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         request gathers its context (the agent decides only once it has it): neither
         the request nor the learner's queue of other sessions' work delays them.
         """
-        session.speculated = 0
-        if not self._speculates_at("request"):
+        self._calls.new_turn(session.id)
+        if not self._calls.speculates_at("request"):
             return
         assert self._tg is not None
         request = {"text": text, "state": state, "needs": list(needs), "system": None}
         self._pending += 1  # background work wait_idle waits for, as the learner's
-        self._tg.start_soon(self._speculate_now, session, list(session.turns), request)
+        self._tg.start_soon(self._speculate_now, session.id, list(session.turns), request)
 
     async def _speculate_now(
-        self, session: _Session, history: list[dict[str, Any]], request: dict[str, Any]
+        self, session_id: str, history: list[dict[str, Any]], request: dict[str, Any]
     ) -> None:
         try:
-            await self._speculate(session, "request", history, request)
+            await self._calls.speculate(session_id, "request", history, request)
         finally:
             self._background_done()
-
-    async def _speculate(
-        self,
-        session: _Session,
-        moment: Literal["reply", "request"],
-        history: list[dict[str, Any]],
-        request: dict[str, Any] | None,
-    ) -> None:
-        """
-        Run the likely read-only calls of the session's next turn (after the reply:
-        ``request`` is None) or of its current one (when the request arrived), within
-        the per-turn and per-source budgets of ``[calls]``. A call that is not declared
-        read-only is never run.
-        """
-        calls = self.config.calls
-        predictor = self.call_predictor
-        if predictor is None or not self._speculates_at(moment):
-            return
-        try:
-            guesses = await self._off_loop(
-                partial(predictor.predict_calls, k=calls.guesses),
-                session.id,
-                history,
-                request,
-                limiter=self._guessing,
-            )
-        except Exception:  # a predictor's bug must not stop the engine
-            logger.exception("call forecast failed for session %s", session.id)
-            return
-        for guess in guesses:
-            source = self._known_source(guess.name)
-            if source is None or source.read_only(guess.name) is not True:
-                continue  # unknown, or not declared read-only: never run ahead
-            try:
-                key = self._book.add(ToolCall(name=guess.name, args=guess.args, read_only=True))
-            except (TypeError, ValueError):
-                continue
-            if not self._call_loader.worth([(key, guess.p)]):
-                continue
-            if self._call_loader.is_ready(key) or (
-                self._speculation.pending(session.id, key) and self._call_loader.is_pending(key)
-            ):
-                continue  # warm, or this session's run of it is still on its way
-            running = self._speculating.setdefault(source.name, set())
-            running.intersection_update([k for k in running if self._call_loader.is_pending(k)])
-            if session.speculated >= calls.max_per_turn or (
-                len(running) >= calls.max_in_flight_per_source
-            ):
-                self._call_counters.speculative_skipped += 1
-                continue
-            if not self._call_loader.schedule(key, guess.p):
-                continue
-            session.speculated += 1
-            running.add(key)
-            self._call_counters.speculative += 1
-            self._speculation.add(
-                session.id,
-                key,
-                SpeculatedCall(
-                    name=guess.name,
-                    args=guess.args,
-                    p=guess.p,
-                    moment=moment,
-                    evidence=guess.evidence,
-                ),
-            )
-
-    def _speculates_at(self, moment: Literal["reply", "request"]) -> bool:
-        """
-        Whether likely calls are forecast and run ahead at ``moment``: a predictor,
-        ``[calls]`` asking for it then, and something that could run a call (a call
-        source given, or a tool registered with :meth:`tool`). Without the last, no
-        guess could run, so a server of documents only pays nothing for it.
-        """
-        calls = self.config.calls
-        could_run = any(s is not self.tools for s in self.call_sources) or bool(self.tools.tools)
-        return (
-            self.call_predictor is not None
-            and calls.speculate
-            and moment in calls.moments
-            and could_run
-        )
-
-    def _known_source(self, name: str) -> CallSource | None:
-        try:
-            return self._call_source(name)
-        except UnknownToolError:
-            return None
-
-    async def _learn_calls(self, session_id: str) -> None:
-        """
-        The call predictor learns from a session that ended.
-        """
-        session = self._ended.pop(session_id, None)
-        if session is None or self.call_predictor is None:
-            return
-        try:
-            await self._off_loop(
-                self.call_predictor.observe_session,
-                session.turns,
-                session.user,
-                limiter=self._guessing,
-            )
-        except Exception:  # a predictor's bug must not stop the engine
-            logger.exception("call learning failed for session %s", session_id)
 
     async def wait_idle(self) -> None:
         """
@@ -1708,7 +1472,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         while (
             self._pending
             or not self.preloader.idle
-            or not self._call_loader.idle
+            or not self._calls.loader.idle
             or self._deferring
         ):
             if self._pending:
@@ -1717,8 +1481,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 await self._learned.wait()
             elif not self.preloader.idle:
                 await self.preloader.wait_idle()
-            elif not self._call_loader.idle:
-                await self._call_loader.wait_idle()
+            elif not self._calls.loader.idle:
+                await self._calls.loader.wait_idle()
             else:  # preloads waiting to start just in time (at their start times)
                 if self._deferral.is_set():
                     self._deferral = anyio.Event()
@@ -1905,10 +1669,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.swap.forget(session.id)
         if session.arm is not None and session.tally is not None and session.tally.requests:
             self._outcomes.append(self._outcome(session))
-        self._speculation.end(session.id)
-        made_calls = any(turn.get("tool_calls") for turn in session.turns)
-        if made_calls and self.call_predictor is not None and self._state is Lifecycle.OPENED:
-            self._ended[session.id] = session
+        learn = self._state is Lifecycle.OPENED
+        if self._calls.end(session.id, session.turns, session.user, learn=learn):
             self._notify("end", session.id)
 
     def _check_open(self) -> None:

@@ -234,8 +234,8 @@ async def test_a_failing_speculative_call_costs_the_request_nothing(
             ctx = await engine.handle(session_id="s", text="go")
             await engine.wait_idle()
             assert 0 == ctx.misses
-            failures = engine._call_loader.statistics().failures
-            assert source.name in engine._call_loader.cooling()
+            failures = engine._calls.loader.statistics().failures
+            assert source.name in engine._calls.loader.cooling()
             made = len(source.made)
             with pytest.raises(ConnectionError, match="backend down"):
                 await engine.call("s", FIND, {"city": "A"})
@@ -412,7 +412,7 @@ async def test_a_hanging_speculative_call_holds_up_nothing() -> None:
         for turn in range(3):
             ctx = await engine.handle(session_id="s", text=f"again {turn}")
             assert 0 == ctx.misses
-        assert 1 == engine._call_loader.in_flight
+        assert 1 == engine._calls.loader.in_flight
     assert 1 == len(source.made)
 
 

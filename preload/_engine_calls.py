@@ -1,0 +1,374 @@
+"""
+The engine's call side: the agent's tool calls, the read-only ones run ahead of them
+(speculation), and what the call forecaster learns from ended sessions.
+
+:class:`CallSide` owns the call sources, the tools registered with
+:meth:`PreloadEngine.tool <preload.PreloadEngine.tool>`, a preloader of its own for call
+results (its workers, limits and statistics; the engine's cache, so results are shared
+the way items are) and the ledger of speculations. The engine keeps the sessions and
+tells it when a request arrives, when a reply is in and when a session ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from ._errors import UnknownToolError
+from ._sources import SourceRouter
+from .calls import (
+    CallAdapter,
+    CallBook,
+    CallSource,
+    CallStatistics,
+    SpeculatedCall,
+    SpeculationLedger,
+    ToolCall,
+    ToolSet,
+    call_key,
+    check_name,
+)
+from .compression import TruncatingCompressor
+from .learning import CallPredictor, EngineCallPredictor
+from .loading import Preloader
+
+if TYPE_CHECKING:
+    from ._config import EngineConfig
+    from ._tokens import TokenCounter
+    from .caches import CacheBackend
+
+logger = logging.getLogger(__name__)
+
+#: Runs a function off the event loop under a limiter (the engine's ``_off_loop``).
+OffLoop = Callable[..., Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class _CallCounters:
+    calls: int = 0
+    read_only_calls: int = 0
+    call_hits: int = 0
+    call_joins: int = 0
+    call_misses: int = 0
+    call_failures: int = 0
+    speculative: int = 0
+    speculative_skipped: int = 0
+
+
+class CallSide:
+    """
+    The engine's tool calls and speculative calls.
+
+    Args:
+        config: The engine's configuration (``[calls]`` and ``[preloader]``).
+        cache: Where call results are kept, beside the items (the engine's).
+        counter: Counts the tokens of a result.
+        offload: Whether the call loader and the predictor use worker threads.
+        off_loop: Runs a function off the event loop under a limiter.
+        call_sources: What runs the agent's calls, asked in this order.
+        call_predictor: What forecasts the calls to run ahead (the engine's own when
+            None and ``calls.speculate``).
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        cache: CacheBackend | None,
+        counter: TokenCounter,
+        offload: bool,
+        off_loop: OffLoop,
+        call_sources: Sequence[CallSource],
+        call_predictor: CallPredictor | None,
+    ) -> None:
+        calls = config.calls
+        self.calls = calls
+        self.tools = ToolSet("tools")  # what engine.tool registers
+        self.sources = [*call_sources, self.tools]
+        self.predictor = call_predictor
+        if call_predictor is None and calls.speculate:
+            self.predictor = EngineCallPredictor()
+        self._book = CallBook()
+        self.loader = Preloader(
+            sources=SourceRouter({s.name: CallAdapter(s, self._book) for s in self.sources}),
+            cache=cache,
+            compressor=TruncatingCompressor(counter, fractions=()),
+            config=replace(
+                config.preloader,
+                workers=calls.workers,
+                max_concurrent_loads=calls.workers,
+                request_deadline_s=calls.deadline_s,
+                load_timeout_s=calls.timeout_s,
+                source_timeouts={},
+                source_concurrency={},
+                value_threshold=calls.threshold,
+                max_item_chars=calls.max_result_chars,
+            ),
+            tenant=config.tenant,
+            offload=offload,
+        )
+        self._off_loop = off_loop
+        # One worker thread for the call predictor: a request's speculation never
+        # queues behind the forecasts of other sessions.
+        self._guessing = anyio.CapacityLimiter(1)
+        self._speculation = SpeculationLedger()
+        self._speculating: dict[str, set[str]] = {}  # call source -> keys in flight
+        self._this_turn: dict[str, int] = {}  # session -> calls run ahead since its request
+        self._counters = _CallCounters()
+        # Sessions that ended with calls, for the predictor to learn: their turns, user.
+        self._ended: dict[str, tuple[list[dict[str, Any]], str | None]] = {}
+
+    # -- the agent's calls ------------------------------------------------------------
+
+    def check(self, name: str, args: dict[str, Any]) -> tuple[str, CallSource]:
+        """
+        The key of the call and the source that runs it.
+
+        Raises:
+            UnknownToolError: No call source knows ``name``.
+            TypeError: ``args`` are not a mapping of strings to JSON values.
+            ValueError: ``name`` is empty, or ``args`` are above their size limit.
+        """
+        key = call_key(check_name(name), args)  # checks the arguments
+        return key, self.source_of(name)
+
+    async def call(
+        self,
+        session_id: str,
+        name: str,
+        args: dict[str, Any],
+        checked: tuple[str, CallSource],
+        deadline_s: float | None,
+    ) -> tuple[str, bool]:
+        """
+        Run one of the agent's calls, ``checked`` by :meth:`check` (see
+        :meth:`PreloadEngine.call <preload.PreloadEngine.call>`): its result, and
+        whether it is read-only.
+        """
+        key, source = checked
+        read_only = bool(source.read_only(name))
+        deadline = self.calls.deadline_s if deadline_s is None else deadline_s
+        counters = self._counters
+        counters.calls += 1
+        if read_only:
+            counters.read_only_calls += 1
+            self._book.add(ToolCall(name=name, args=args, read_only=True))
+            self._speculation.use(session_id, key)
+            return await self._read_only_call(source, name, args, key, deadline), True
+        try:
+            with anyio.fail_after(deadline):
+                return await source.call(name, args), False
+        except BaseException:
+            counters.call_failures += 1
+            raise
+
+    async def _read_only_call(
+        self, source: CallSource, name: str, args: dict[str, Any], key: str, deadline: float
+    ) -> str:
+        """
+        A read-only call through the call loader: a hit, a join of the load in flight,
+        or a load now. A source cooling down after failed speculation is asked
+        directly: speculation never costs the agent its own call.
+        """
+        counters = self._counters
+        start = anyio.current_time()
+        if source.name not in self.loader.cooling():
+            fetched = await self.loader.get(key, deadline_s=deadline)
+            if fetched.item is not None:
+                if fetched.status == "hit":
+                    counters.call_hits += 1
+                elif fetched.status == "partial":
+                    counters.call_joins += 1
+                else:
+                    counters.call_misses += 1
+                return fetched.item.levels[0].text
+            counters.call_failures += 1
+            if fetched.error is None:  # still running at the deadline
+                raise TimeoutError(f"tool {name!r}: no result within {deadline} s")
+            raise fetched.error
+        counters.call_misses += 1
+        left = deadline - (anyio.current_time() - start)
+        try:
+            with anyio.fail_after(max(left, 0.0)):
+                return await source.call(name, args)
+        except BaseException:
+            counters.call_failures += 1
+            raise
+
+    def source_of(self, name: str) -> CallSource:
+        """
+        The first call source that knows the tool ``name``.
+
+        Raises:
+            UnknownToolError: None does.
+        """
+        for source in self.sources:
+            if source.read_only(name) is not None:
+                return source
+        raise UnknownToolError(name, [s.name for s in self.sources])
+
+    def _known_source(self, name: str) -> CallSource | None:
+        try:
+            return self.source_of(name)
+        except UnknownToolError:
+            return None
+
+    # -- speculation --------------------------------------------------------------------
+
+    def new_turn(self, session_id: str) -> None:
+        """
+        A request of the session arrived: its turn's budget of speculative calls starts
+        afresh.
+        """
+        self._this_turn.pop(session_id, None)
+
+    def speculates_at(self, moment: Literal["reply", "request"]) -> bool:
+        """
+        Whether likely calls are forecast and run ahead at ``moment``: a predictor,
+        ``[calls]`` asking for it then, and something that could run a call (a call
+        source given, or a tool registered with :meth:`PreloadEngine.tool
+        <preload.PreloadEngine.tool>`). Without the last, no guess could run, so a
+        server of documents only pays nothing for it.
+        """
+        calls = self.calls
+        could_run = any(s is not self.tools for s in self.sources) or bool(self.tools.tools)
+        return (
+            self.predictor is not None and calls.speculate and moment in calls.moments and could_run
+        )
+
+    async def speculate(
+        self,
+        session_id: str,
+        moment: Literal["reply", "request"],
+        history: list[dict[str, Any]],
+        request: dict[str, Any] | None,
+    ) -> None:
+        """
+        Run the likely read-only calls of the session's next turn (after the reply:
+        ``request`` is None) or of its current one (when the request arrived), within
+        the per-turn and per-source budgets of ``[calls]``. A call that is not declared
+        read-only is never run.
+        """
+        calls = self.calls
+        predictor = self.predictor
+        if predictor is None or not self.speculates_at(moment):
+            return
+        try:
+            guesses = await self._off_loop(
+                partial(predictor.predict_calls, k=calls.guesses),
+                session_id,
+                history,
+                request,
+                limiter=self._guessing,
+            )
+        except Exception:  # a predictor's bug must not stop the engine
+            logger.exception("call forecast failed for session %s", session_id)
+            return
+        loader = self.loader
+        for guess in guesses:
+            source = self._known_source(guess.name)
+            if source is None or source.read_only(guess.name) is not True:
+                continue  # unknown, or not declared read-only: never run ahead
+            try:
+                key = self._book.add(ToolCall(name=guess.name, args=guess.args, read_only=True))
+            except (TypeError, ValueError):
+                continue
+            if not loader.worth([(key, guess.p)]):
+                continue
+            if loader.is_ready(key) or (
+                self._speculation.pending(session_id, key) and loader.is_pending(key)
+            ):
+                continue  # warm, or this session's run of it is still on its way
+            running = self._speculating.setdefault(source.name, set())
+            running.intersection_update([k for k in running if loader.is_pending(k)])
+            started = self._this_turn.get(session_id, 0)
+            if started >= calls.max_per_turn or len(running) >= calls.max_in_flight_per_source:
+                self._counters.speculative_skipped += 1
+                continue
+            if not loader.schedule(key, guess.p):
+                continue
+            self._this_turn[session_id] = started + 1
+            running.add(key)
+            self._counters.speculative += 1
+            self._speculation.add(
+                session_id,
+                key,
+                SpeculatedCall(
+                    name=guess.name,
+                    args=guess.args,
+                    p=guess.p,
+                    moment=moment,
+                    evidence=guess.evidence,
+                ),
+            )
+
+    def pending(self, session_id: str) -> tuple[str, ...]:
+        """
+        The session's speculative calls not used yet, described (for its context).
+        """
+        return tuple(
+            c.describe() for c in self._speculation.of(session_id) if c.status == "pending"
+        )
+
+    def speculations_of(self, session_id: str) -> list[SpeculatedCall]:
+        """
+        The calls speculated for a session so far, oldest first.
+        """
+        return self._speculation.of(session_id)
+
+    # -- sessions that end, and learning ----------------------------------------------
+
+    def end(
+        self, session_id: str, turns: list[dict[str, Any]], user: str | None, *, learn: bool
+    ) -> bool:
+        """
+        The session ended: its speculations not used count as wasted. With ``learn``,
+        a session that made calls is kept for the predictor (:meth:`learn_ended`);
+        whether it was.
+        """
+        self._speculation.end(session_id)
+        self._this_turn.pop(session_id, None)
+        made_calls = any(turn.get("tool_calls") for turn in turns)
+        if learn and made_calls and self.predictor is not None:
+            self._ended[session_id] = (turns, user)
+            return True
+        return False
+
+    async def learn_ended(self, session_id: str) -> None:
+        """
+        The call predictor learns from a session that ended (off the loop).
+        """
+        ended = self._ended.pop(session_id, None)
+        if ended is None or self.predictor is None:
+            return
+        try:
+            await self._off_loop(self.predictor.observe_session, *ended, limiter=self._guessing)
+        except Exception:  # a predictor's bug must not stop the engine
+            logger.exception("call learning failed for session %s", session_id)
+
+    def statistics(self) -> CallStatistics:
+        """
+        A frozen snapshot of the call counters (see :meth:`PreloadEngine.call_statistics
+        <preload.PreloadEngine.call_statistics>`).
+        """
+        c = self._counters
+        ledger = self._speculation
+        return CallStatistics(
+            calls=c.calls,
+            read_only_calls=c.read_only_calls,
+            call_hits=c.call_hits,
+            call_joins=c.call_joins,
+            call_misses=c.call_misses,
+            call_failures=c.call_failures,
+            speculative=c.speculative,
+            speculative_used=ledger.used,
+            used_after_reply=ledger.used_by_moment["reply"],
+            used_at_request=ledger.used_by_moment["request"],
+            speculative_wasted=ledger.wasted,
+            speculative_skipped=c.speculative_skipped,
+        )
