@@ -107,6 +107,7 @@ class CompressedConversation:
         self._where: dict[str, list[int]] | None = None
         self._worth: dict[str, float] = {}  # of each standing fact, by the fact model
         self._ranked: list[str] = []  # the standing facts by worth per token
+        self._scored = True  # _worth and _ranked are of the facts as they stand
         self._scorer = Scorer()
         self.decisions: tuple[HistoryDecision, ...] = ()
 
@@ -196,10 +197,15 @@ class CompressedConversation:
         if self._where is not None:
             for word in exchange.levels.distinct_words():
                 self._where.setdefault(word, []).append(index)
-        # Scored and counted here, where the history changes (the engine records
-        # exchanges in the background), not in get_context on the request path.
-        self._score()
+        # Counted here, where the history changes (the engine records exchanges in the
+        # background), not in get_context on the request path; scored here too once the
+        # history is over max_tokens, when every get_context ranks its facts. Before,
+        # only a budget below the whole history's tokens needs them (get_context scores
+        # then): most never do.
         self._join(exchange)
+        self._scored = False
+        if self._whole is None:
+            self._score()
 
     def add_exchange(self, user: str, agent: str = "") -> None:
         """
@@ -394,6 +400,7 @@ class CompressedConversation:
         tokens = ledger.tokens
         self._worth = worth
         self._ranked = sorted(worth, key=lambda k: -worth[k] / tokens[k])
+        self._scored = True
 
     def _join(self, exchange: Exchange) -> None:
         """
@@ -459,6 +466,8 @@ class CompressedConversation:
         terse = budget < TERSE
         header, sep = ("", " ") if terse else ("Known: ", ", ")
         head = self.counter.count(header) if header else 0
+        if not self._scored:
+            self._score()
         worth = self._worth
         chosen, levels, decisions = cover(
             self._ledger,

@@ -76,6 +76,22 @@ def test_a_small_budget_keeps_the_stated_facts(history: CompressedConversation) 
     assert "facts" in history.explain()
 
 
+@pytest.mark.parametrize("budget", [40, 60, 90])
+def test_a_budget_below_a_history_that_fits_ranks_its_facts_as_one_over_it(budget: int) -> None:
+    """
+    While the whole history fits ``max_tokens`` its facts are scored only when a
+    budget below it asks for them; the context is the one of a conversation whose
+    ``max_tokens`` is that budget (over it, so scored as each exchange came).
+    """
+    roomy = CompressedConversation(2000, counter=COUNTER)
+    tight = CompressedConversation(budget, counter=COUNTER)
+    for user, agent in EXCHANGES:
+        roomy.add_exchange(user, agent)
+        tight.add_exchange(user, agent)
+        assert tight.get_context(budget) == roomy.get_context(budget)
+    assert "facts" in roomy.explain()
+
+
 def test_a_corrected_fact_is_superseded() -> None:
     """
     "Actually, make it 8 pm" supersedes the time stated before.

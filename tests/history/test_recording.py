@@ -252,11 +252,13 @@ def test_a_sentence_start_is_found_without_searching_the_text_before() -> None:
 def test_the_kept_scores_are_the_fact_models_to_the_bit() -> None:
     """
     The worth kept from exchange to exchange equals the logistic model of the full
-    feature rows, value for value and in the same order.
+    feature rows, value for value and in the same order (scored when a budget below
+    the whole history asks).
     """
     history = CompressedConversation(400, counter=COUNTER)
     for user, agent in conversation():
         history.add_exchange(user, agent)
+        history.get_context(10)
         ledger = history._ledger
         rows = feature_rows(ledger.facts, ledger.covers, len(history) - 1)
         expected = likelihoods(rows)
