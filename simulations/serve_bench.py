@@ -337,7 +337,14 @@ async def replay_session(
             phases = server_timing(response)
             got = response.json()
             hits = got["hits"]
-            warm = bool(turn.needs) and got["misses"] == 0 and got["partial_hits"] == 0
+            # Every need a hit: none loaded or joined, and none the server failed to get
+            # (a load that timed out after request_deadline_s is no miss, but no hit).
+            warm = (
+                bool(turn.needs)
+                and got["misses"] == 0
+                and got["partial_hits"] == 0
+                and not got["missing"]
+            )
         run.outcomes.append(
             Outcome(
                 started,
