@@ -531,6 +531,9 @@ class PredictionConfig:
     #: Held-out turns that train the needs forecast's mixing model, at most; building
     #: its rows costs about a millisecond a turn (SGD train holds out 16,700).
     mixer_turns: int = 8000
+    #: Online observations learned this many at a time: each learning clears the
+    #: cached predictions every session's forecasts share (a server: 16).
+    observe_every: int = 1
 
     def __post_init__(self) -> None:
         if self.order != "auto" and (type(self.order) is not int or not 1 <= self.order <= 5):
@@ -546,6 +549,11 @@ class PredictionConfig:
             )
         _positive("prediction.top_states", self.top_states)
         _positive("prediction.mixer_turns", self.mixer_turns)
+        if isinstance(self.observe_every, bool) or not isinstance(self.observe_every, int):
+            raise ConfigError(
+                "prediction.observe_every", f"{self.observe_every!r} is not a whole number"
+            )
+        _positive("prediction.observe_every", self.observe_every)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

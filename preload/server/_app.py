@@ -134,6 +134,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         forecaster: Forecaster | None = None
         if settings.model:
             forecaster = EngineForecaster.load(settings.model)
+            forecaster.observe_every = config.prediction.observe_every
         call_sources: Sequence[CallSource] = tools(tenant) if tools is not None else ()
         call_predictor = (
             EngineCallPredictor.load(settings.calls_model) if settings.calls_model else None

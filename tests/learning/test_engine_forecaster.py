@@ -133,3 +133,44 @@ def test_invalid_prediction_settings_are_refused() -> None:
         PredictionConfig(discount=1.5)
     with pytest.raises(ConfigError, match=r"prediction\.order"):
         PredictionConfig(order=0)
+
+
+def test_observations_learned_in_batches_forecast_as_one_by_one_once_learned(
+    tmp_path: Path,
+) -> None:
+    """
+    With ``observe_every = 3`` the first two observations change nothing yet; the third
+    learns all three, as a forecaster learning each at once has (both asked alike:
+    some cached associations refresh only now and then, so when a forecast is made
+    matters); ``save`` learns the ones still waiting, so the file holds them all.
+    """
+    config = EngineConfig(prediction=PredictionConfig(observe_every=3))
+    waiting, batched = (EngineForecaster.from_config(config) for _ in range(2))
+    one = EngineForecaster.from_config(EngineConfig())
+    assert (3, 1) == (batched.observe_every, one.observe_every)
+    asked = [{"state": "F:Search", "needs": []}]
+    new = [
+        {"state": "F:Search", "needs": ["need:F:Search"]},
+        {"state": "F:Cancel", "needs": ["need:F:Cancel"]},
+    ]
+    for forecaster in (waiting, batched, one):
+        forecaster.fit(_sessions(60))
+    before = waiting.forecast(asked, None, "x")
+    assert before == batched.forecast(asked, None, "x") == one.forecast(asked, None, "x")
+    for _ in range(2):
+        waiting.observe(new, None)
+    assert before == waiting.forecast(asked, None, "x")
+    for _ in range(3):
+        batched.observe(new, None)
+        one.observe(new, None)
+    learned = one.forecast(asked, None, "x")
+    assert before != learned
+    assert learned == batched.forecast(asked, None, "x")
+    batched.observe(new, None)
+    one.observe(new, None)
+    for name, forecaster in (("batched", batched), ("one", one)):
+        forecaster.save(tmp_path / f"{name}.json")
+    loaded = [EngineForecaster.load(tmp_path / f"{n}.json") for n in ("batched", "one")]
+    assert loaded[0].forecast(asked, None, "x") == loaded[1].forecast(asked, None, "x")
+    with pytest.raises(ConfigError, match="prediction.observe_every"):
+        PredictionConfig(observe_every=0)
