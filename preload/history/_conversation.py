@@ -108,6 +108,7 @@ class CompressedConversation:
         self._worth: dict[str, float] = {}  # of each standing fact, by the fact model
         self._ranked: list[str] = []  # the standing facts by worth per token
         self._scored = True  # _worth and _ranked are of the facts as they stand
+        self._asked = max_tokens  # the last budget get_context was given
         self._scorer = Scorer()
         self.decisions: tuple[HistoryDecision, ...] = ()
 
@@ -197,14 +198,15 @@ class CompressedConversation:
         if self._where is not None:
             for word in exchange.levels.distinct_words():
                 self._where.setdefault(word, []).append(index)
-        # Counted here, where the history changes (the engine records exchanges in the
-        # background), not in get_context on the request path; scored here too once the
-        # history is over max_tokens, when every get_context ranks its facts. Before,
-        # only a budget below the whole history's tokens needs them (get_context scores
-        # then): most never do.
+        # Counted and scored here, where the history changes (the engine records
+        # exchanges in the background), not in get_context on the request path; but
+        # scored only when the last budget asked (max_tokens before any) is below the
+        # whole history: a context that fits returns it verbatim and reads no score,
+        # as every one did in the SGD and STAR dev replays. A budget smaller than the
+        # last one scores once in get_context.
         self._join(exchange)
         self._scored = False
-        if self._whole is None:
+        if self._whole is None or self._whole[1] > self._asked:
             self._score()
 
     def add_exchange(self, user: str, agent: str = "") -> None:
@@ -452,6 +454,7 @@ class CompressedConversation:
         :attr:`decisions` afterwards.
         """
         budget = max(0, min(available_tokens, self.max_tokens))
+        self._asked = budget
         if budget == 0 or not self._exchanges:
             self.decisions = ()
             return ""

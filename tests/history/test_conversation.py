@@ -92,6 +92,27 @@ def test_a_budget_below_a_history_that_fits_ranks_its_facts_as_one_over_it(budge
     assert "facts" in roomy.explain()
 
 
+def test_once_a_budget_below_the_history_was_asked_the_next_exchange_is_scored_on_recording() -> (
+    None
+):
+    """
+    A history that fits is not scored while recording; once a context asked for less
+    than the whole, the exchanges that follow are scored as they are recorded (in the
+    engine's background), so the next context reads the scores ready.
+    """
+    roomy = CompressedConversation(2000, counter=COUNTER)
+    for user, agent in EXCHANGES[:3]:
+        roomy.add_exchange(user, agent)
+    assert not roomy._scored
+    roomy.get_context(40)
+    roomy.add_exchange(*EXCHANGES[3])
+    assert roomy._scored
+    tight = CompressedConversation(40, counter=COUNTER)
+    for user, agent in EXCHANGES[:4]:
+        tight.add_exchange(user, agent)
+    assert tight.get_context(40) == roomy.get_context(40)
+
+
 def test_a_corrected_fact_is_superseded() -> None:
     """
     "Actually, make it 8 pm" supersedes the time stated before.
