@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -49,7 +49,7 @@ OffLoop = Callable[..., Awaitable[Any]]
 
 
 @dataclass(slots=True)
-class _CallCounters:
+class _CallCounters:  # the counted fields of CallStatistics
     calls: int = 0
     read_only_calls: int = 0
     call_hits: int = 0
@@ -356,19 +356,11 @@ class CallSide:
         A frozen snapshot of the call counters (see :meth:`PreloadEngine.call_statistics
         <preload.PreloadEngine.call_statistics>`).
         """
-        c = self._counters
         ledger = self._speculation
         return CallStatistics(
-            calls=c.calls,
-            read_only_calls=c.read_only_calls,
-            call_hits=c.call_hits,
-            call_joins=c.call_joins,
-            call_misses=c.call_misses,
-            call_failures=c.call_failures,
-            speculative=c.speculative,
+            **asdict(self._counters),
             speculative_used=ledger.used,
             used_after_reply=ledger.used_by_moment["reply"],
             used_at_request=ledger.used_by_moment["request"],
             speculative_wasted=ledger.wasted,
-            speculative_skipped=c.speculative_skipped,
         )
