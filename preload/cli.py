@@ -67,6 +67,8 @@ _STRATEGY_HELP = {
     "oracle": "preloads exactly the next turn's needs: the ceiling of one session",
     "global_oracle": "knows every session's future: preloads what will be used, evicts "
     "what is used furthest ahead (Belady); the ceiling of a shared cache (not run by default)",
+    "request_oracle": "the oracle, but a turn's calls start only as its request arrives: the "
+    "ceiling of forecasting calls from the request (not run by default)",
 }
 
 _EXIT_CODES = """\

@@ -79,6 +79,27 @@ def test_speculated_calls_cut_the_wait_of_tool_calls() -> None:
     assert oracle.call_tail_joined > 0 == oracle.call_tail_ran
 
 
+def test_the_request_oracle_runs_every_call_as_its_request_arrives() -> None:
+    """
+    ``request_oracle`` knows every call but starts it only as its request arrives: it
+    serves every read-only call from a result warm or in flight, none of them run after
+    the reply, and the calls the agent's model decides on faster than the backend
+    answers still wait, so it waits longer than the oracle, which starts them after
+    the reply.
+    """
+    demo = generate_demo(60, seed=2)
+    strategies = ["oracle", "request_oracle"]
+    report = replay(
+        demo.sessions, demo.knowledge, EngineConfig(), strategies=strategies, processes=1
+    )
+    oracle, at_request = report.strategies["oracle"], report.strategies["request_oracle"]
+    assert 1.0 == at_request.call_hit_rate
+    assert at_request.used_at_request > 0 == at_request.used_after_reply
+    assert oracle.used_after_reply > 0
+    assert oracle.call_wait_p95_ms is not None and at_request.call_wait_p95_ms is not None
+    assert oracle.call_wait_p95_ms < at_request.call_wait_p95_ms
+
+
 def test_a_calls_latency_is_its_own_whatever_else_was_called() -> None:
     """
     The simulated backend draws a call's latency for the call itself: the same call
@@ -310,6 +331,7 @@ def test_the_oracle_speculates_at_the_earliest_moment_whatever_the_engines_are()
     assert ("request",) == _strategy_config("engine", config).calls.moments
     assert ("reply", "request") == _strategy_config("oracle", config).calls.moments
     assert ("reply", "request") == _strategy_config("global_oracle", config).calls.moments
+    assert ("request",) == _strategy_config("request_oracle", config).calls.moments
     assert not _strategy_config("lru", config).calls.speculate
     off = config.replace(calls=replace(config.calls, speculate=False))
     assert not _strategy_config("oracle", off).calls.speculate

@@ -68,10 +68,15 @@ __all__ = [
 #: The strategies a replay runs unless told otherwise, in report order.
 STRATEGIES = ("cold", "lru", "popular", "markov1", "engine", "oracle")
 
-#: Every strategy a replay knows: the default ones and ``global_oracle`` (knows every
+#: Every strategy a replay knows: the default ones, ``global_oracle`` (knows every
 #: session's future needs and times, preloads exactly what will be used and evicts
-#: what is used furthest in the future: the ceiling of a shared cache).
-ALL_STRATEGIES = (*STRATEGIES, "global_oracle")
+#: what is used furthest in the future: the ceiling of a shared cache) and
+#: ``request_oracle`` (the oracle, but a turn's calls start only as its request
+#: arrives: the ceiling of forecasting calls from the request).
+ALL_STRATEGIES = (*STRATEGIES, "global_oracle", "request_oracle")
+
+#: The strategies that know the sessions' future.
+_ORACLES = ("oracle", "global_oracle", "request_oracle")
 
 #: The strategies that learn from training sessions (the others fit nothing).
 LEARNING_STRATEGIES = ("popular", "markov1", "engine")
@@ -105,7 +110,7 @@ def make_forecaster(name: str, config: EngineConfig, sessions: Mapping[str, Sess
         return MarkovForecaster(1, top_states=p.top_states)
     if name == "engine":
         return EngineForecaster.from_config(config)
-    if name in ("oracle", "global_oracle"):
+    if name in _ORACLES:
         return OracleForecaster(sessions)
     raise ConfigError("strategies", f"unknown strategy {name!r}; choose from {ALL_STRATEGIES}")
 
@@ -277,14 +282,16 @@ def _strategy_cache(
 def _strategy_config(name: str, config: EngineConfig) -> EngineConfig:
     """
     The strategy's configuration: only ``engine`` and the oracles speculate calls (the
-    oracles after the reply too, the earliest moment); only ``engine`` runs the
-    experiment (``[experiments]``), the others the base configuration.
+    oracles after the reply too, the earliest moment, but ``request_oracle`` only as
+    the request arrives); only ``engine`` runs the experiment (``[experiments]``), the
+    others the base configuration.
     """
     if name != "engine" and config.experiments.enabled:
         config = config.replace(experiments=ExperimentsConfig())
-    if name in ("oracle", "global_oracle") and config.calls.speculate:
+    if name in _ORACLES and config.calls.speculate:
         # the ceiling runs each call at the earliest moment, whatever the engine's are
-        return config.replace(calls=replace(config.calls, moments=("reply", "request")))
+        moments = ("request",) if name == "request_oracle" else ("reply", "request")
+        return config.replace(calls=replace(config.calls, moments=moments))
     if name == "engine" or not config.calls.speculate:
         return config
     return config.replace(calls=replace(config.calls, speculate=False))
@@ -293,7 +300,7 @@ def _strategy_config(name: str, config: EngineConfig) -> EngineConfig:
 def _call_predictor(
     name: str, sessions: Sequence[Session], train: Sequence[Session]
 ) -> CallPredictor | None:
-    if name in ("oracle", "global_oracle"):
+    if name in _ORACLES:
         return OracleCallPredictor({s.session_id: s for s in sessions})
     if name != "engine":
         return None
@@ -571,6 +578,7 @@ _COST = {
     "cold": 3,
     "global_oracle": 2,
     "oracle": 1,
+    "request_oracle": 1,
     "popular": 1,
     "lru": 1,
 }
