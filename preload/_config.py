@@ -806,7 +806,8 @@ class ServerConfig:
     ``switch_interval_s`` is the interpreter's thread switch interval in the server
     process: short, so that the learner's worker thread never holds the event loop
     up for long. ``gc_thresholds`` are the garbage collector's while serving (see
-    :func:`gc.set_threshold`; Python's are 700, 10, 10): each pass stops every thread,
+    :func:`gc.set_threshold`; Python's are 700, 10, 10), and the server runs its
+    passes between requests rather than inside them: each pass stops every thread,
     the youngest generation's passes are short and the oldest's long (it holds every
     session the replica remembers), so young passes a little rarer, the middle one's
     more frequent and so shorter, and the oldest's much rarer stop fewer requests for

@@ -236,7 +236,9 @@ class Run:
     windows: list[tuple[str, float, float]] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
     remote_hits: list[float] = field(default_factory=list)
-    gc: list[tuple[float, float, float]] = field(default_factory=list)  # max, count, sum
+    gc: list[tuple[float, float, float, float]] = field(
+        default_factory=list
+    )  # max, count, sum, forced
     replies_failed: int = 0
     client_lags: list[float] = field(default_factory=list)
     client_gc: Reservoir = field(default_factory=Reservoir)  # the client's own pauses
@@ -399,6 +401,7 @@ def scrape(replica: Replica, run: Run) -> None:
             metric(text, "preload_gc_pause_max_seconds"),
             metric(text, "preload_gc_pause_seconds_count"),
             metric(text, "preload_gc_pause_seconds_sum"),
+            metric(text, "preload_gc_forced_total"),
         )
     )
 
@@ -701,6 +704,7 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "gc_pause_max_ms": max((g[0] for g in run.gc), default=math.nan) * 1000,
         "gc_pauses": int(sum(g[1] for g in run.gc)),
         "gc_pause_total_ms": sum(g[2] for g in run.gc) * 1000,
+        "gc_forced": int(sum(g[3] for g in run.gc)),
         "turns_lost": run.lost,
         "cpu": cpu_use(run),
         "faults": [
@@ -862,7 +866,10 @@ def print_table(out: dict[str, Any]) -> None:
         ),
         (
             "GC pauses: count / total / max ms",
-            (f"{out['gc_pauses']} / {out['gc_pause_total_ms']:.0f} / {out['gc_pause_max_ms']:.1f}"),
+            (
+                f"{out['gc_pauses']} / {out['gc_pause_total_ms']:.0f} / "
+                f"{out['gc_pause_max_ms']:.1f} ({out['gc_forced']} with requests in flight)"
+            ),
         ),
         ("turns lost", f"{out['turns_lost']}"),
     ]

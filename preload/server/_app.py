@@ -33,7 +33,7 @@ from .._sources import JsonlKnowledgeSource, Source
 from ..learning import EngineCallPredictor, EngineForecaster, Forecaster
 from ._gate import SessionGate
 from ._keys import KeyRing
-from ._monitor import LoopMonitor, Reservoir, server_timing, watch_gc
+from ._monitor import IdleCollector, LoopMonitor, Reservoir, server_timing, watch_gc
 from ._routes import ApiError, router
 from ._store import (
     MemorySessionStore,
@@ -108,6 +108,7 @@ class _Server:
     monitor: LoopMonitor
     timings: Reservoir
     gc_pauses: Reservoir
+    collector: IdleCollector
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -126,6 +127,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     tools = _factory(settings.tools, "--tools")
     sys.setswitchinterval(config.server.switch_interval_s)
     timings = Reservoir()
+    collector = IdleCollector(config.server.gc_thresholds)
 
     def engine_of(tenant: str) -> PreloadEngine:
         sources: dict[str, Source] = {} if knowledge is None else {knowledge.name: knowledge}
@@ -163,15 +165,18 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             tg.start_soon(monitor.run)
             stack.callback(tg.cancel_scope.cancel)
             gc_pauses = Reservoir()
-            app.state.server = _Server(config, keys, store, gates, monitor, timings, gc_pauses)
+            app.state.server = _Server(
+                config, keys, store, gates, monitor, timings, gc_pauses, collector
+            )
             # What start-up made (the models above all) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it while
             # requests wait.
             gc.collect()
             gc.freeze()
-            # Young passes a little rarer, the long passes over the oldest much rarer.
-            stack.callback(gc.set_threshold, *gc.get_threshold())
-            gc.set_threshold(*config.server.gc_thresholds)
+            # Young passes a little rarer, the long passes over the oldest much rarer,
+            # and run between requests (see IdleCollector).
+            stack.enter_context(collector.serving())
+            tg.start_soon(collector.run)
             stack.enter_context(watch_gc(gc_pauses))  # the pauses while serving
             logger.info("serving tenants %s on a %s store", keys.tenants, type(store).__name__)
             yield
@@ -184,7 +189,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     _add_errors(app)
     app.include_router(router)
-    app.add_middleware(_Limits, max_body_bytes=config.server.max_body_bytes, timings=timings)
+    app.add_middleware(
+        _Limits,
+        max_body_bytes=config.server.max_body_bytes,
+        timings=timings,
+        collector=collector,
+    )
     return app
 
 
@@ -296,14 +306,18 @@ def _add_errors(app: FastAPI) -> None:
 class _Limits:
     """
     ASGI middleware: refuses a body above ``max_body_bytes`` with 413 (by its
-    Content-Length, or as a chunked body streams in), and times every request of the
-    API (the ``Server-Timing`` header, and ``timings`` for the metrics).
+    Content-Length, or as a chunked body streams in), times every request of the
+    API (the ``Server-Timing`` header, and ``timings`` for the metrics) and counts the
+    requests in flight for ``collector``.
     """
 
-    def __init__(self, app: Any, *, max_body_bytes: int, timings: Reservoir) -> None:
+    def __init__(
+        self, app: Any, *, max_body_bytes: int, timings: Reservoir, collector: IdleCollector
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.timings = timings
+        self.collector = collector
 
     def _too_large(self) -> JSONResponse:
         """
@@ -321,6 +335,18 @@ class _Limits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.collector.enter()
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self.collector.leave()  # the last one out collects what is due
+
+    async def _serve(
+        self,
+        scope: Mapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
         start = time.perf_counter()  # uvloop's clock counts whole milliseconds
         limit = self.max_body_bytes
         length = dict(scope.get("headers") or ()).get(b"content-length")

@@ -28,7 +28,11 @@ class _ServerCollector:
         self.server = server
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            SummaryMetricFamily,
+        )
 
         yield _summary(
             SummaryMetricFamily,
@@ -65,6 +69,12 @@ class _ServerCollector:
             "preload_gc_pause_max_seconds",
             "The longest garbage collection among the recent ones.",
             value=self.server.gc_pauses.maximum(),
+        )
+        yield CounterMetricFamily(
+            "preload_gc_forced",
+            "Garbage collections run while requests were in flight (the server never "
+            "idle long enough to collect between them).",
+            value=self.server.collector.forced,
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-__all__ = ["LoopMonitor", "Reservoir", "server_timing", "watch_gc"]
+__all__ = ["IdleCollector", "LoopMonitor", "Reservoir", "server_timing", "watch_gc"]
 
 
 class Reservoir:
@@ -76,6 +76,91 @@ class LoopMonitor:
             start = time.perf_counter()
             await anyio.lowlevel.checkpoint()
             self.lags.add(time.perf_counter() - start)
+
+
+class IdleCollector:
+    """
+    Python's garbage collector, run between requests rather than inside them. A pass
+    stops every thread, and Python starts one on an allocation, most often while a
+    request is being served (it and the learner allocate), so its pause adds to that
+    request's time. While :meth:`serving`, automatic collection is off: the middleware
+    counts the requests in flight (:meth:`enter`, :meth:`leave`) and, when the last one
+    ends, collects the oldest generation whose count is above its threshold, as Python
+    would have. Under a load that never leaves the server idle, :meth:`run` collects
+    anyway, every ``check_s``, once the youngest generation holds ``backlog`` times its
+    threshold, so memory stays bounded.
+
+    Args:
+        thresholds: The generations' thresholds, as :func:`gc.set_threshold` takes.
+        backlog: How many thresholds' worth of young objects may wait for an idle
+            moment.
+        check_s: How often :meth:`run` looks.
+    """
+
+    def __init__(
+        self, thresholds: tuple[int, int, int], *, backlog: int = 8, check_s: float = 0.05
+    ) -> None:
+        self.thresholds = thresholds
+        self.backlog = backlog
+        self.check_s = check_s
+        self.in_flight = 0
+        self.forced = 0  # passes run with requests in flight (the backlog was full)
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """
+        Automatic collection off in the block (as it was after it).
+        """
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            if was:
+                gc.enable()
+
+    def enter(self) -> None:
+        """
+        A request starts.
+        """
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        """
+        A request ended: collect what is due if it was the last in flight.
+        """
+        self.in_flight -= 1
+        if not self.in_flight:
+            self.collect_due()
+
+    def collect_due(self) -> int | None:
+        """
+        Collect the oldest generation whose count is above its threshold (and the
+        younger ones with it); the generation, or None when none is due.
+        """
+        counts = gc.get_count()
+        for generation in (2, 1, 0):
+            if counts[generation] > self.thresholds[generation]:
+                gc.collect(generation)
+                return generation
+        return None
+
+    def check(self) -> int | None:
+        """
+        Collect what is due, requests in flight or not, when the backlog is full.
+        """
+        if gc.get_count()[0] <= self.backlog * self.thresholds[0]:
+            return None
+        self.forced += bool(self.in_flight)
+        return self.collect_due()
+
+    async def run(self) -> None:
+        """
+        :meth:`check` every ``check_s``, until cancelled.
+        """
+        while True:
+            await anyio.sleep(self.check_s)
+            self.check()
 
 
 @contextmanager

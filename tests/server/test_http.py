@@ -169,6 +169,7 @@ def test_two_replicas_share_one_session(
     assert 'preload_remote_hits_total{tenant="acme"} 1.0' in metrics
     assert "preload_gc_pause_seconds_count " in metrics
     assert "preload_gc_pause_max_seconds " in metrics
+    assert "preload_gc_forced_total " in metrics
     if sys.platform == "linux":  # prometheus_client reads /proc
         assert re.search(r"^process_cpu_seconds_total [0-9.e+]+$", metrics, re.MULTILINE)
 

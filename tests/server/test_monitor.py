@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from preload.server._app import ServerSettings, create_app
 from preload.server._keys import append_key
-from preload.server._monitor import Reservoir, watch_gc
+from preload.server._monitor import IdleCollector, Reservoir, watch_gc
 
 from .conftest import write_config
 
@@ -33,12 +33,13 @@ def test_watch_gc_records_each_collection_while_watching() -> None:
     assert 0 < pauses.maximum() and 0 < pauses.total
 
 
-async def test_the_server_collects_young_objects_less_often_while_it_serves(
+async def test_the_server_collects_between_requests_at_its_thresholds_while_it_serves(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     """
-    Between start-up and shutdown the collector runs at ``server.gc_thresholds``; the
-    process' thresholds come back after.
+    Between start-up and shutdown Python's automatic collection is off and the server
+    collects at ``server.gc_thresholds`` between requests; the process' collector is
+    as it was after.
     """
     keys = tmp_path / "keys.jsonl"
     append_key(keys, "acme")
@@ -48,5 +49,81 @@ async def test_the_server_collects_young_objects_less_often_while_it_serves(
     app = create_app(ServerSettings(config=str(config), keys=str(keys)))
     before = gc.get_threshold()
     async with app.router.lifespan_context(app):
-        assert gc.get_threshold() == (1234, 5, 67)
+        assert not gc.isenabled()
+        assert app.state.server.collector.thresholds == (1234, 5, 67)
+    assert gc.isenabled()
     assert gc.get_threshold() == before
+
+
+class _Passes:
+    """
+    The generations of the collections run in the block.
+    """
+
+    def __init__(self) -> None:
+        self.generations: list[int] = []
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.generations.append(info["generation"])
+
+    def __enter__(self) -> Self:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+def _allocate(n: int) -> list[list[int]]:
+    return [[i] for i in range(n)]  # n objects the collector tracks
+
+
+def test_no_collection_runs_while_a_request_is_in_flight_and_the_last_one_out_collects() -> None:
+    """
+    With requests in flight, young objects pile up past the threshold and nothing is
+    collected; when the last request ends, the youngest generation is.
+    """
+    collector = IdleCollector((100, 10, 10))
+    with collector.serving(), _Passes() as passes:
+        collector.enter()
+        collector.enter()
+        kept = _allocate(500)
+        assert gc.get_count()[0] > 100
+        collector.leave()  # one still in flight
+        assert [] == passes.generations
+        collector.leave()
+        assert [0] == passes.generations
+        assert 0 == collector.forced
+    assert len(kept) == 500
+
+
+def test_the_oldest_generation_due_is_collected_with_the_younger_ones() -> None:
+    """
+    As Python would: once the youngest generation has been collected more often than
+    the middle one's threshold, a pass collects the middle one (and the youngest).
+    """
+    collector = IdleCollector((100, 1, 1000))
+    with collector.serving(), _Passes() as passes:
+        gc.collect(0)
+        gc.collect(0)  # the middle generation's count is now 2, above 1
+        assert 1 == collector.collect_due()
+        assert [0, 0, 1] == passes.generations
+
+
+def test_a_full_backlog_is_collected_even_with_requests_in_flight() -> None:
+    """
+    A server never idle still collects, once the young objects waiting reach
+    ``backlog`` thresholds, and counts that pass as forced; below that it waits.
+    """
+    collector = IdleCollector((100, 10, 10), backlog=4)
+    with collector.serving(), _Passes() as passes:
+        collector.enter()
+        gc.collect()  # counts from zero
+        kept = _allocate(200)
+        assert collector.check() is None  # above the threshold, within the backlog
+        kept += _allocate(400)
+        assert 0 == collector.check()
+        assert ([0], 1) == (passes.generations[1:], collector.forced)
+        collector.leave()
+    assert len(kept) == 600
