@@ -397,7 +397,6 @@ class CompressedConversation:
             ledger.covers,
             ledger.inside,
             len(self._exchanges) - 1,
-            keep=ledger.index is not None,
         )
         tokens = ledger.tokens
         self._worth = worth

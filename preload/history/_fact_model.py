@@ -10,12 +10,13 @@ train splits by ``simulations/fit_fact_prior.py``) gives its likelihood.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._facts import Fact
+from ._facts import Fact
 
 __all__ = ["FEATURES", "Scorer", "StandingFact", "feature_rows", "likelihoods"]
 
@@ -202,16 +203,18 @@ class Scorer:
     """
     :func:`likelihoods` of :func:`feature_rows`, the same to the last bit, kept from
     one exchange to the next: the products of a fact's features and their weights that
-    do not change with its age are kept until the fact, or how many facts it holds or
-    is held by, changes; a history's facts are scored after every exchange.
+    do not change with its age are kept until what they are made of changes (a field
+    of the fact, how many facts it holds or is held by); a history's facts are scored
+    after every exchange.
     """
 
     __slots__ = ("_ages", "_kept")
 
     def __init__(self) -> None:
-        # key -> (the fact, inside, holds, the products of the features after the age)
-        # (tuples of floats, which the garbage collector does not track, unlike lists)
-        self._kept: dict[str, tuple[Fact, int, int, tuple[float, ...]]] = {}
+        # key -> (the fact's fields, inside, holds, the products of the features after
+        # the age): strings and numbers, which the garbage collector stops tracking (a
+        # session's history costs its passes nothing more), the products packed
+        self._kept: dict[str, tuple[tuple[Any, ...], int, int, array[float]]] = {}
         self._ages: dict[int, tuple[float, ...]] = {}  # age -> its features' products
 
     def worth(
@@ -220,25 +223,24 @@ class Scorer:
         covers: Mapping[str, Collection[str]],
         inside: Mapping[str, int],
         last: int,
-        *,
-        keep: bool = True,
     ) -> dict[str, float]:
         """
-        How likely each fact is to be needed next, by key, in the order of ``facts``;
-        the products are kept for the next time only if ``keep`` (a large ledger).
+        How likely each fact is to be needed next, by key, in the order of ``facts``.
         """
-        if not keep:
-            self._kept.clear()
         kept, ages = self._kept, self._ages
         worth: dict[str, float] = {}
         exp = math.exp
         for key, fact in facts.items():
             held, holds = inside.get(key, 0), len(covers[key])
+            fields_now = _fields_of(fact)
             entry = kept.get(key)
-            if entry is None or entry[0] is not fact or entry[1] != held or entry[2] != holds:
-                entry = (fact, held, holds, _steady(key, fact, held, holds))
-                if keep:
-                    kept[key] = entry
+            if entry is None or entry[2] != holds or entry[1] != held or entry[0] != fields_now:
+                entry = kept[key] = (
+                    fields_now,
+                    held,
+                    holds,
+                    array("d", _steady(key, fact, held, holds)),
+                )
             age = last - fact.turn
             by_age = ages.get(age)
             if by_age is None:
@@ -251,6 +253,9 @@ class Scorer:
             worth[key] = 1.0 / (1.0 + exp(-max(-30.0, min(30.0, z))))
         return worth
 
+
+#: Every field of a fact, as a tuple: what its kept products are checked against.
+_fields_of = attrgetter(*(f.name for f in fields(Fact)))
 
 #: The weights of the age features, and of the features after them (in order).
 _AGE_WEIGHTS = WEIGHTS[_NUMERIC : _NUMERIC + 4]

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from preload import TiktokenCounter
 from preload.history import CompressedConversation, PreparedExchange, _facts, _matching
-from preload.history._fact_model import feature_rows, likelihoods
+from preload.history._fact_model import Scorer, feature_rows, likelihoods
+from preload.history._facts import Fact
 from preload.history._matching import KeyIndex, Occurrences
 
 COUNTER = TiktokenCounter()
@@ -263,6 +264,39 @@ def test_the_kept_scores_are_the_fact_models_to_the_bit() -> None:
         rows = feature_rows(ledger.facts, ledger.covers, len(history) - 1)
         expected = likelihoods(rows)
         assert list(expected.items()) == list(history._worth.items())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"text": "san Jose"},
+        {"kind": "choice"},
+        {"turn": 0},
+        {"role": "agent"},
+        {"superseded_by": "oakland"},
+        {"mentions": 3},
+        {"echoed": True},
+        {"answered": True},
+        {"accepted": True},
+        {"said_in": 2},
+    ],
+)
+def test_the_kept_scores_follow_any_change_of_a_fact(change: dict[str, Any]) -> None:
+    """
+    A fact stated again with any field changed is scored as the fact model scores it,
+    not with what was kept for it before; so is one that comes to hold another fact.
+    """
+    scorer = Scorer()
+    fact = Fact(text="San Jose", kind="place", turn=1, role="user", said_in=5)
+    facts: dict[str, Fact] = {"san jose": fact}
+    covers: dict[str, set[str]] = {"san jose": {"san jose"}}
+    scorer.worth(facts, covers, {}, 2)
+    facts["san jose"] = dataclasses.replace(fact, **change)
+    assert likelihoods(feature_rows(facts, covers, 2)) == scorer.worth(facts, covers, {}, 2)
+    facts["jose"] = Fact(text="Jose", kind="name", turn=2, role="user", said_in=5)
+    covers["jose"], covers["san jose"] = {"jose"}, {"san jose", "jose"}
+    expected = likelihoods(feature_rows(facts, covers, 2))
+    assert expected == scorer.worth(facts, covers, {"jose": 1}, 2)
 
 
 def test_a_history_over_max_tokens_fits_again_when_max_tokens_grows() -> None:
