@@ -331,3 +331,26 @@ def test_a_forgotten_session_is_rebuilt_from_the_store(
     assert "Casa Lisboa" in again["text"]  # rebuilt from the stored turns
     assert "Porto" not in again["text"]
     assert 'preload_sessions_remembered{tenant="acme"} 1.0' in sessions
+
+
+def test_the_collector_runs_between_requests_on_a_real_replica(
+    redis_server: RedisServer, start_server: Any, keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    With automatic collection off while serving, every pass of a replica is one its
+    middleware started when the last request in flight ended: requests one after the
+    other, at a young threshold they pass each time, leave passes counted and none
+    forced while a request was in flight.
+    """
+    replica = start_server(redis_server.url, gc_thresholds=[50, 1000, 1000])
+    acme = keys[1]["acme"]
+    with httpx.Client(base_url=replica.url, timeout=30, headers=bearer(acme)) as http:
+        for turn in range(5):
+            url = "/v1/sessions/gc/requests"
+            assert 200 == http.post(url, json={"text": f"turn {turn}"}).status_code
+        metrics = http.get("/metrics").text
+    passes = re.search(r"^preload_gc_pause_seconds_count ([0-9.e+]+)$", metrics, re.MULTILINE)
+    forced = re.search(r"^preload_gc_forced_total ([0-9.e+]+)$", metrics, re.MULTILINE)
+    assert passes is not None and forced is not None
+    assert float(passes.group(1)) >= 5
+    assert 0.0 == float(forced.group(1))
