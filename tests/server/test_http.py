@@ -337,10 +337,10 @@ def test_the_collector_runs_between_requests_on_a_real_replica(
     redis_server: RedisServer, start_server: Any, keys: tuple[Any, dict[str, str]]
 ) -> None:
     """
-    With automatic collection off while serving, every pass of a replica is one its
-    middleware started when the last request in flight ended: requests one after the
-    other, at a young threshold they pass each time, leave passes counted and none
-    forced while a request was in flight.
+    With automatic collection off while serving, a replica's passes are the ones its
+    middleware starts when the last request in flight ends (or a full backlog's):
+    requests one after the other, at a young threshold they pass each time, leave a
+    pass counted after each.
     """
     replica = start_server(redis_server.url, gc_thresholds=[50, 1000, 1000])
     acme = keys[1]["acme"]
@@ -352,5 +352,6 @@ def test_the_collector_runs_between_requests_on_a_real_replica(
     passes = re.search(r"^preload_gc_pause_seconds_count ([0-9.e+]+)$", metrics, re.MULTILINE)
     forced = re.search(r"^preload_gc_forced_total ([0-9.e+]+)$", metrics, re.MULTILINE)
     assert passes is not None and forced is not None
-    assert float(passes.group(1)) >= 5
-    assert 0.0 == float(forced.group(1))
+    # each request ended with none in flight; a backlog check may also have run one
+    # while the first, slow request waited on Redis (forced)
+    assert float(passes.group(1)) - float(forced.group(1)) >= 5
