@@ -337,58 +337,50 @@ class _Limits:
             return
         self.collector.enter()
         try:
-            await self._serve(scope, receive, send)
-        finally:
-            self.collector.leave()  # the last one out collects what is due
-
-    async def _serve(
-        self,
-        scope: Mapping[str, Any],
-        receive: Callable[[], Awaitable[Any]],
-        send: Callable[[Any], Awaitable[None]],
-    ) -> None:
-        start = time.perf_counter()  # uvloop's clock counts whole milliseconds
-        limit = self.max_body_bytes
-        length = dict(scope.get("headers") or ()).get(b"content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > limit:
-                await self._too_large()(scope, receive, send)  # type: ignore[arg-type]
-                return
-        elif scope.get("method") in ("POST", "PUT", "PATCH"):  # chunked: read it here
-            chunks, size, more = [], 0, True
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":
-                    break
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
-                more = message.get("more_body", False)
-                if size > limit:
+            start = time.perf_counter()  # uvloop's clock counts whole milliseconds
+            limit = self.max_body_bytes
+            length = dict(scope.get("headers") or ()).get(b"content-length")
+            if length is not None:
+                if not length.isdigit() or int(length) > limit:
                     await self._too_large()(scope, receive, send)  # type: ignore[arg-type]
                     return
-            body = b"".join(chunks)
-            delivered = False
+            elif scope.get("method") in ("POST", "PUT", "PATCH"):  # chunked: read it here
+                chunks, size, more = [], 0, True
+                while more:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        break
+                    chunks.append(message.get("body", b""))
+                    size += len(chunks[-1])
+                    more = message.get("more_body", False)
+                    if size > limit:
+                        await self._too_large()(scope, receive, send)  # type: ignore[arg-type]
+                        return
+                body = b"".join(chunks)
+                delivered = False
 
-            async def replay() -> Any:
-                nonlocal delivered
-                if delivered:
-                    return await receive()
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
+                async def replay() -> Any:
+                    nonlocal delivered
+                    if delivered:
+                        return await receive()
+                    delivered = True
+                    return {"type": "http.request", "body": body, "more_body": False}
 
-            receive = replay
-        timed_path = str(scope.get("path", "")).startswith("/v1/")
+                receive = replay
+            timed_path = str(scope.get("path", "")).startswith("/v1/")
 
-        async def timed(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                elapsed = time.perf_counter() - start
-                message = dict(message)
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (b"server-timing", server_timing({"app": elapsed}).encode()),
-                ]
-                if timed_path:
-                    self.timings.add(elapsed)
-            await send(message)
+            async def timed(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    elapsed = time.perf_counter() - start
+                    message = dict(message)
+                    message["headers"] = [
+                        *message.get("headers", ()),
+                        (b"server-timing", server_timing({"app": elapsed}).encode()),
+                    ]
+                    if timed_path:
+                        self.timings.add(elapsed)
+                await send(message)
 
-        await self.app(scope, receive, timed)
+            await self.app(scope, receive, timed)
+        finally:
+            self.collector.leave()  # the last one out collects what is due
