@@ -118,6 +118,7 @@ class _Counters:
     feedback_ignored: int = 0
     deferred: int = 0
     ttl_skipped: int = 0
+    history_catch_ups: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +266,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._events: MemoryObjectSendStream[tuple[str, str]] | None = None
         self._state = Lifecycle.UNOPENED
         self._pending = 0
+        self._due: dict[str, None] = {}  # sessions the learner records first (_record_soon)
         self._requests = 0  # in flight (in_flight)
         self._quiet: anyio.Event | None = None  # set once none is
         self._learned = anyio.Event()
@@ -1104,13 +1106,15 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         *,
         start: int = 0,
         user: str | None = None,
+        record: bool = False,
     ) -> None:
         """
         Make the session's turns from ``start`` on those given (as :meth:`turns_of`
         gives them; another replica served them), creating the session if need be.
-        The history records the new exchanges as it would have; when a turn it has
-        recorded changed, it is rebuilt from the turns. A session left without turns
-        is ended.
+        The history records the new exchanges as it would have (``record``: at once,
+        in the background; else when a request needs them);
+        when a turn it has recorded changed, it is rebuilt from the turns. A session
+        left without turns is ended.
 
         Raises:
             ValueError: ``start`` is past the session's turns.
@@ -1138,6 +1142,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.recorded = min(session.recorded, len(session.turns))
         if not session.turns:  # nothing left: as if it had never begun
             self.end_session(session_id)
+        elif record:
+            self._record_soon(session)
 
     async def save_model(self, path: str | Path) -> None:
         """
@@ -1241,6 +1247,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 break
             history.add_exchange(user, agent)
             session.recorded += 1
+            self._counters.history_catch_ups += complete
         return history
 
     def _catch_up(self, session: _Session) -> anyio.Event | None:
@@ -1321,6 +1328,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 )
             history.add_prepared(prepared)
             session.recorded += 1
+            self._counters.history_catch_ups += complete
             return True
 
     @staticmethod
@@ -1349,6 +1357,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             async for kind, session_id in events:
                 await self._stand_aside()
                 try:
+                    await self._record_due()
                     await self._learn(kind, session_id)
                 except Exception:  # a bug in learning must never stop the serving
                     logger.exception("learning from %s of session %s failed", kind, session_id)
@@ -1381,6 +1390,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             return
         session = self._sessions.get(session_id)
         if session is None or not session.turns:  # ended, or its turns taken back
+            return
+        if kind == "restored":  # its exchanges were recorded before (_record_due)
             return
         if kind == "feedback":
             await self._learn_feedback(session)
@@ -1457,6 +1468,31 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         request = {"text": text, "state": state, "needs": list(needs), "system": None}
         self._pending += 1  # background work wait_idle waits for, as the learner's
         self._tg.start_soon(self._speculate_now, session.id, list(session.turns), request)
+
+    def _record_soon(self, session: _Session) -> None:
+        """
+        Have the learner record the session's answered exchanges before it turns to
+        its next event (not behind its queue of other sessions' forecasts, nor beside
+        them in threads of their own, which would share the interpreter with the
+        requests all the more): turns another replica served, which a request here may
+        soon need.
+        """
+        self._due[session.id] = None
+        self._notify("restored", session.id)  # wakes the learner; wait_idle counts it
+
+    async def _record_due(self) -> None:
+        """
+        Record the exchanges of the sessions :meth:`_record_soon` named, oldest first.
+        """
+        while self._due:
+            session_id = next(iter(self._due))
+            del self._due[session_id]
+            session = self._sessions.get(session_id)
+            try:
+                if session is not None:
+                    await self._record(session)
+            except Exception:  # a request here then records them
+                logger.exception("recording the history of session %s failed", session_id)
 
     async def _speculate_now(
         self, session_id: str, history: list[dict[str, Any]], request: dict[str, Any]

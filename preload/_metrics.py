@@ -32,6 +32,9 @@ class EngineStatistics:
     ``deferred`` preloads were started just in time rather than at once
     (``preloader.just_in_time``); ``ttl_skipped`` were not preloaded because their
     time to live would end before their expected use (``preloader.ttl_aware``).
+    ``history_catch_ups`` are exchanges a request recorded in its session's history
+    itself, before its window could hold them, because the learner had not yet (a
+    reply that came a moment before, turns another replica served).
 
     .. versionadded:: 0.2
     .. versionchanged:: 0.4
@@ -50,6 +53,7 @@ class EngineStatistics:
     feedback_ignored: int = 0
     deferred: int = 0
     ttl_skipped: int = 0
+    history_catch_ups: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,7 +77,8 @@ class MetricsSnapshot:
     ``retries``; ``cooldowns`` counts sources put to rest, ``cooldown_skips`` the
     loads not attempted meanwhile. ``learner_drops`` are turns the background learner
     never saw (its queue was full); ``replies_truncated`` were cut to
-    ``limits.max_reply_chars``. ``queued``, ``in_flight``, ``cache_*`` and
+    ``limits.max_reply_chars``; ``history_catch_ups`` are exchanges a request recorded
+    in its history itself (the learner had not yet). ``queued``, ``in_flight``, ``cache_*`` and
     ``backend_up`` are gauges read when the snapshot is taken.
 
     .. versionadded:: 0.1
@@ -109,6 +114,7 @@ class MetricsSnapshot:
     feedback_ignored: int = 0
     deferred: int = 0
     ttl_skipped: int = 0
+    history_catch_ups: int = 0
     queued: int = 0
     in_flight: int = 0
     cache_entries: int = 0

@@ -52,6 +52,7 @@ COUNTERS = {
     "remote_hits": "Needed items warm because another replica stored them.",
     "lease_waits": "Loads that waited for another replica holding the lease.",
     "learner_drops": "Turns the background learner never saw (its queue was full).",
+    "history_catch_ups": "Exchanges a request recorded in its history itself, on its path.",
     "replies_truncated": "Replies cut to limits.max_reply_chars before joining the history.",
     "retrieved": "Items found by searching, for requests without known needs.",
     "feedback": "Window items judged by feedback on what the answer used.",

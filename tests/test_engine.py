@@ -607,6 +607,32 @@ async def test_restore_continues_a_session_another_replica_served(
             b.restore("s", [], start=5)
 
 
+@pytest.mark.parametrize("record", [True, False])
+async def test_restored_turns_are_recorded_in_the_background_when_asked(
+    knowledge: dict[str, str], config: EngineConfig, record: bool
+) -> None:
+    """
+    Turns restored with ``record`` join the history in the background (the learner
+    records them before its next event), so the next request has none left to record
+    itself; without it, that request records them (``history_catch_ups``).
+    """
+    sources = {"kb": DictSource(knowledge)}
+    async with (
+        PreloadEngine(config, sources=sources) as a,
+        PreloadEngine(config, sources=sources) as b,
+    ):
+        await a.handle(session_id="s", text="a table for two in Oakland")
+        a.reply("s", "Rintaro has a table at 7 pm.")
+        await b.handle(session_id="s", text="a table for two in Oakland")
+        await b.wait_idle()  # its learner done with the turn: the reply came to A
+        b.restore("s", a.turns_of("s"), record=record)
+        await b.wait_idle()
+        context = await b.handle(session_id="s", text="book it")
+        assert "Rintaro" in context.render()
+        assert (0 if record else 1) == b.statistics().history_catch_ups
+        assert b.metrics().history_catch_ups == b.statistics().history_catch_ups
+
+
 async def test_a_session_whose_turns_were_taken_back_does_not_stop_the_learner(
     knowledge: dict[str, str], config: EngineConfig
 ) -> None:
