@@ -811,7 +811,9 @@ class ServerConfig:
     the youngest generation's passes are short and the oldest's long (it holds every
     session the replica remembers), so young passes a little rarer, the middle one's
     more frequent and so shorter, and the oldest's much rarer stop fewer requests for
-    less time.
+    less time. With ``follow``, a replica follows the writes the other replicas make to
+    the sessions it holds (the store's pub/sub), so that it records their exchanges in
+    the background rather than at the session's next request here.
 
     .. versionadded:: 0.4
     """
@@ -823,6 +825,7 @@ class ServerConfig:
     max_sessions: int = 2_000
     switch_interval_s: float = 0.0005
     gc_thresholds: tuple[int, int, int] = (2000, 2, 500)
+    follow: bool = True
 
     def __post_init__(self) -> None:
         _positive("server.max_body_bytes", self.max_body_bytes)

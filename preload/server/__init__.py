@@ -12,8 +12,10 @@ any turn of any session. ``docs/server.md`` describes the API.
 from __future__ import annotations
 
 from ._app import ServerSettings, app_from_environment, create_app
+from ._follow import Follower
 from ._keys import KeyRing, append_key, digest, new_key
 from ._store import (
+    Changed,
     MemorySessionStore,
     RedisSessionStore,
     SessionBusy,
@@ -23,6 +25,8 @@ from ._store import (
 )
 
 __all__ = [
+    "Changed",
+    "Follower",
     "KeyRing",
     "MemorySessionStore",
     "RedisSessionStore",

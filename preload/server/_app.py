@@ -31,6 +31,7 @@ from .._engine import PreloadEngine
 from .._errors import InputTooLargeError
 from .._sources import JsonlKnowledgeSource, Source
 from ..learning import EngineCallPredictor, EngineForecaster, Forecaster
+from ._follow import Follower
 from ._gate import SessionGate
 from ._keys import KeyRing
 from ._monitor import IdleCollector, LoopMonitor, Reservoir, server_timing, watch_gc
@@ -109,6 +110,7 @@ class _Server:
     timings: Reservoir
     gc_pauses: Reservoir
     collector: IdleCollector
+    follower: Follower | None
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -164,9 +166,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             tg = await stack.enter_async_context(anyio.create_task_group())
             tg.start_soon(monitor.run)
             stack.callback(tg.cancel_scope.cancel)
+            follower = Follower(store, gates) if config.server.follow and store.shared else None
+            if follower is not None:
+                tg.start_soon(follower.run)
             gc_pauses = Reservoir()
             app.state.server = _Server(
-                config, keys, store, gates, monitor, timings, gc_pauses, collector
+                config, keys, store, gates, monitor, timings, gc_pauses, collector, follower
             )
             # What start-up made (the models above all) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it while

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .._engine import PreloadEngine
-    from ._store import Held, SessionStore, StoredSession
+    from ._store import Changed, Held, SessionStore, StoredSession
 
 __all__ = ["Change", "SessionGate", "Synced"]
 
@@ -51,6 +51,7 @@ class Change:
 class _Known:
     epoch: str
     count: int
+    version: int
 
 
 class SessionGate:
@@ -72,6 +73,7 @@ class SessionGate:
         self.store = store
         self.max_sessions = max_sessions
         self._known: OrderedDict[str, _Known] = OrderedDict()
+        self._changing: dict[str, int] = {}  # sessions with a change under way here
 
     @asynccontextmanager
     async def change(self, session_id: str) -> AsyncIterator[Change]:
@@ -82,9 +84,40 @@ class SessionGate:
         """
         known = self._known.get(session_id)
         start = max(known.count - 1, 0) if known is not None else 0
-        with self.engine.in_flight():
-            async with self.store.hold(self.tenant, session_id, start) as held:
-                yield Change(await self._sync(session_id, held, known, start), held)
+        self._changing[session_id] = self._changing.get(session_id, 0) + 1
+        try:
+            with self.engine.in_flight():
+                async with self.store.hold(self.tenant, session_id, start) as held:
+                    yield Change(await self._sync(session_id, held, known, start), held)
+        finally:
+            left = self._changing.pop(session_id) - 1
+            if left:
+                self._changing[session_id] = left
+
+    def follow(self, changed: Changed) -> bool:
+        """
+        Take a write another replica made to a session this one holds into the
+        engine's copy, its exchanges to be recorded in the background; whether it was
+        taken. It is only when it is the next write after the copy (its version one
+        more than the copy's): not when the session is not held here or is under a
+        change here (which brings it up to date itself), nor for a write missed, an old
+        one, the session made anew or this replica's own write. The session's next
+        change here then reads what it lacks from the store, as without following.
+        """
+        session_id = changed.session_id
+        known = self._known.get(session_id)
+        if (
+            known is None
+            or session_id in self._changing
+            or (changed.epoch, changed.version) != (known.epoch, known.version + 1)
+            or changed.count not in (known.count, known.count + 1)  # a rewrite, an append
+            or len(self.engine.turns_of(session_id, known.count - 1)) != 1  # not as known
+        ):
+            return False
+        start = changed.count - 1
+        self.engine.restore(session_id, [changed.turn], start=start, record=True)
+        self.remember(session_id, known.epoch, changed.count, changed.version)
+        return True
 
     async def _sync(self, session_id: str, held: Held, known: _Known | None, start: int) -> Synced:
         """
@@ -102,7 +135,7 @@ class SessionGate:
                 stored = await held.read(0)
             start = 0
         self.engine.restore(session_id, stored.turns, start=start, user=stored.user)
-        self.remember(session_id, stored.epoch, stored.count)
+        self.remember(session_id, stored.epoch, stored.count, stored.version)
         return Synced(stored.epoch, stored.count, stored.turns[-1], stored.user)
 
     def _continues(self, session_id: str, known: _Known, stored: StoredSession) -> bool:
@@ -113,11 +146,12 @@ class SessionGate:
         held = len(self.engine.turns_of(session_id, max(known.count - 1, 0)))
         return stored.epoch == known.epoch and stored.count >= known.count and held == 1
 
-    def remember(self, session_id: str, epoch: str, count: int) -> None:
+    def remember(self, session_id: str, epoch: str, count: int, version: int) -> None:
         """
-        Note that the engine's copy of the session is the stored one of ``count`` turns.
+        Note that the engine's copy of the session is the stored one of ``count`` turns
+        at ``version``.
         """
-        self._known[session_id] = _Known(epoch, count)
+        self._known[session_id] = _Known(epoch, count, version)
         self._known.move_to_end(session_id)
         while len(self._known) > self.max_sessions:
             self._known.popitem(last=False)

@@ -76,6 +76,19 @@ class _ServerCollector:
             "idle long enough to collect between them).",
             value=self.server.collector.forced,
         )
+        follower = self.server.follower
+        if follower is not None:
+            yield CounterMetricFamily(
+                "preload_changes_received",
+                "Writes to sessions announced by the store (this replica's own included).",
+                value=follower.received,
+            )
+            yield CounterMetricFamily(
+                "preload_changes_followed",
+                "Writes other replicas made that this replica took into its copies of "
+                "their sessions (their history recorded in the background).",
+                value=follower.followed,
+            )
 
 
 def _summary(kind: Any, name: str, doc: str, reservoir: Reservoir) -> Any:

@@ -306,12 +306,12 @@ async def _write(gate: SessionGate, change: Change, session_id: str, body: Reque
     turn["request_id"] = body.request_id
     epoch = change.synced.epoch or new_epoch()
     try:
-        await change.held.append(turn, expected=count, epoch=epoch, user=body.user)
+        version = await change.held.append(turn, expected=count, epoch=epoch, user=body.user)
     except BaseException:
         gate.rewind(session_id, count)
         gate.forget(session_id)
         raise
-    gate.remember(session_id, epoch, count + 1)
+    gate.remember(session_id, epoch, count + 1, version)
 
 
 async def _rewrite(gate: SessionGate, change: Change, session_id: str) -> None:
@@ -322,10 +322,11 @@ async def _rewrite(gate: SessionGate, change: Change, session_id: str) -> None:
     turn = gate.engine.turns_of(session_id, synced.count - 1)[0]
     turn["request_id"] = (synced.last or {}).get("request_id")
     try:
-        await change.held.update_last(turn, count=synced.count, epoch=synced.epoch)
+        version = await change.held.update_last(turn, count=synced.count, epoch=synced.epoch)
     except BaseException:
         gate.forget(session_id)  # the engine's copy is ahead: rebuild it next time
         raise
+    gate.remember(session_id, synced.epoch, synced.count, version)
 
 
 def _json(answer: dict[str, Any]) -> Response:

@@ -8,13 +8,18 @@ knows to forget it. Turns are JSON, never pickle.
 
 Every change happens under the session's lease (:meth:`SessionStore.lease`), and an
 append is also a version check: it names how many turns it expects to follow, and is
-refused (:class:`StoreConflict`) when another writer came first.
+refused (:class:`StoreConflict`) when another writer came first. Each accepted write is
+also announced (:meth:`SessionStore.changes`) with the turn it wrote, so that the other
+replicas that hold the session can bring their copies up to date in the background
+(:class:`~preload.server.Follower`).
 
 On Redis a session is two keys, ``{prefix}:{tenant}:{id}:turns`` (a list) and
 ``...:meta`` (a hash with ``epoch`` and ``user``), both expiring ``session_ttl_s``
 after the last write; a lease is ``...:lease`` (``SET NX PX`` with an owner token,
 released by compare-and-delete). Durability is Redis': run it with
-``appendonly yes`` so that a restart loses no accepted turn.
+``appendonly yes`` so that a restart loses no accepted turn. The write's script also
+publishes the change on the channel ``{prefix}:changes`` (Redis pub/sub: a replica not
+listening at that moment misses it, and catches up at the session's next change there).
 """
 
 from __future__ import annotations
@@ -23,17 +28,19 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ..caches._redis import RELEASE_SCRIPT
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "Changed",
     "Held",
     "MemorySessionStore",
     "RedisSessionStore",
@@ -45,40 +52,46 @@ __all__ = [
 ]
 
 #: Takes the lease when it is free and reads the session from ARGV[3] on, in one trip:
-#: false when another holds the lease, else {epoch, user, count, turns}.
+#: false when another holds the lease, else {epoch, user, version, count, turns}.
 HOLD_SCRIPT = """
 if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 local epoch = redis.call('hget', KEYS[2], 'epoch') or ''
 local user = redis.call('hget', KEYS[2], 'user') or ''
-return {epoch, user, redis.call('llen', KEYS[3]), redis.call('lrange', KEYS[3], ARGV[3], -1)}
+local version = redis.call('hget', KEYS[2], 'version') or 0
+return {epoch, user, version, redis.call('llen', KEYS[3]), redis.call('lrange', KEYS[3], ARGV[3], -1)}
 """
 
 #: Appends a turn only when the list has the expected length (setting the meta on the
-#: first turn, refreshing both keys' TTL), then releases the lease if it is still
-#: ARGV[6]'s. Returns the new length, or -1.
+#: first turn, counting the session's version, refreshing both keys' TTL, publishing
+#: the change on the channel ARGV[7]: ARGV[8], the version, then the turn), then
+#: releases the lease if it is still ARGV[6]'s. Returns the new version, or -1.
 APPEND_SCRIPT = """
 local n = redis.call('llen', KEYS[1])
 local out = -1
 if n == tonumber(ARGV[1]) then
   if n == 0 then redis.call('hset', KEYS[2], 'epoch', ARGV[3], 'user', ARGV[4]) end
-  out = redis.call('rpush', KEYS[1], ARGV[2])
+  redis.call('rpush', KEYS[1], ARGV[2])
+  out = redis.call('hincrby', KEYS[2], 'version', 1)
   redis.call('pexpire', KEYS[1], ARGV[5])
   redis.call('pexpire', KEYS[2], ARGV[5])
+  redis.call('publish', ARGV[7], ARGV[8] .. out .. ']\\n' .. ARGV[2])
 end
 if redis.call('get', KEYS[3]) == ARGV[6] then redis.call('del', KEYS[3]) end
 return out
 """
 
-#: Replaces the last turn when the list has the expected length and epoch, then
-#: releases the lease if it is still ARGV[5]'s. Returns the length, or -1.
+#: Replaces the last turn when the list has the expected length and epoch (counting the
+#: version, publishing the change on the channel ARGV[6] as APPEND_SCRIPT does), then
+#: releases the lease if it is still ARGV[5]'s. Returns the new version, or -1.
 UPDATE_SCRIPT = """
 local n = redis.call('llen', KEYS[1])
 local out = -1
 if n == tonumber(ARGV[1]) and n > 0 and redis.call('hget', KEYS[2], 'epoch') == ARGV[3] then
   redis.call('lset', KEYS[1], -1, ARGV[2])
+  out = redis.call('hincrby', KEYS[2], 'version', 1)
   redis.call('pexpire', KEYS[1], ARGV[4])
   redis.call('pexpire', KEYS[2], ARGV[4])
-  out = n
+  redis.call('publish', ARGV[6], ARGV[7] .. out .. ']\\n' .. ARGV[2])
 end
 if redis.call('get', KEYS[3]) == ARGV[5] then redis.call('del', KEYS[3]) end
 return out
@@ -107,13 +120,72 @@ class SessionBusy(Exception):
 class StoredSession:
     """
     A session as the store holds it: its epoch (empty when it does not exist), its
-    user, how many turns it has, and its turns from some index on.
+    user, how many turns it has, its turns from some index on, and its version (how
+    many writes it has had).
     """
 
     epoch: str
     user: str | None
     count: int
     turns: list[dict[str, Any]] = field(default_factory=list)
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """
+    A write some replica made: the session, its epoch, its turn count and version after
+    the write, and the turn written (the last of the ``count``: appended, or in place of
+    the last).
+    """
+
+    tenant: str
+    session_id: str
+    epoch: str
+    count: int
+    version: int
+    turn: dict[str, Any]
+
+    def encode(self) -> str:
+        """
+        The change as published: a JSON header line, then the turn's JSON.
+        """
+        head = _header(self.tenant, self.session_id, self.epoch, self.count)
+        return f"{head}{self.version}]\n{json.dumps(self.turn)}"
+
+    @classmethod
+    def decode(cls, message: str | bytes) -> Changed:
+        """
+        The change of a published message (UTF-8 JSON, never pickle).
+
+        Raises:
+            ValueError: It is not one.
+        """
+        if isinstance(message, bytes):
+            try:
+                message = message.decode()
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"not a session change: {exc}") from None
+        header, sep, body = message.partition("\n")
+        try:
+            tenant, session_id, epoch, count, version = json.loads(header)
+            turn = json.loads(body)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not a session change: {exc}") from None
+        numbers = (count, version)
+        if not (sep and isinstance(turn, dict) and all(type(n) is int and n > 0 for n in numbers)):
+            raise ValueError("not a session change: bad header or turn")
+        if not all(isinstance(x, str) for x in (tenant, session_id, epoch)):
+            raise ValueError("not a session change: bad header")
+        return cls(tenant, session_id, epoch, count, version, turn)
+
+
+def _header(tenant: str, session_id: str, epoch: str, count: int) -> str:
+    """
+    A change's header line as published, up to its version (which the write's script
+    adds, with the closing bracket, the line's end and the turn).
+    """
+    return json.dumps([tenant, session_id, epoch, count])[:-1] + ","
 
 
 class Held(Protocol):
@@ -133,20 +205,20 @@ class Held(Protocol):
 
     async def append(
         self, turn: Mapping[str, Any], *, expected: int, epoch: str, user: str | None
-    ) -> None:
+    ) -> int:
         """
         Add a turn after the ``expected`` ones (the first one creates the session with
-        ``epoch`` and ``user``), and release the lease.
+        ``epoch`` and ``user``), and release the lease; the session's new version.
 
         Raises:
             StoreConflict: The session does not have ``expected`` turns.
         """
         ...
 
-    async def update_last(self, turn: Mapping[str, Any], *, count: int, epoch: str) -> None:
+    async def update_last(self, turn: Mapping[str, Any], *, count: int, epoch: str) -> int:
         """
         Replace the last of the session's ``count`` turns (a reply, a call), and
-        release the lease.
+        release the lease; the session's new version.
 
         Raises:
             StoreConflict: The session changed.
@@ -188,6 +260,18 @@ class SessionStore(Protocol):
         """
         ...
 
+    def changes(self) -> AbstractAsyncContextManager[AsyncIterator[Changed]]:
+        """
+        Listen to the writes every user of the store makes (this one's too), from the
+        moment the context is entered: each accepted append or update of a turn, in the
+        order they were made. Writes made while nobody listened are not replayed.
+
+        Raises:
+            StoreUnavailable: The store cannot be reached (on entering, or while
+                iterating: the listening then ended).
+        """
+        ...
+
     async def ping(self) -> None:
         """
         Raises:
@@ -214,6 +298,7 @@ class _Session:
     epoch: str
     user: str | None
     turns: list[str]
+    version: int = 0
 
 
 class MemorySessionStore:
@@ -233,6 +318,7 @@ class MemorySessionStore:
         self.max_sessions = max_sessions
         self._sessions: dict[tuple[str, str], _Session] = {}
         self._locks: dict[tuple[str, str], tuple[anyio.Lock, int]] = {}
+        self._listeners: list[MemoryObjectSendStream[Changed]] = []
 
     @asynccontextmanager
     async def hold(self, tenant: str, session_id: str, start: int = 0) -> AsyncIterator[Held]:
@@ -260,7 +346,7 @@ class MemorySessionStore:
         if held is None:
             return StoredSession("", None, 0)
         turns = [json.loads(t) for t in held.turns[start:]]
-        return StoredSession(held.epoch, held.user, len(held.turns), turns)
+        return StoredSession(held.epoch, held.user, len(held.turns), turns, held.version)
 
     def _append(
         self,
@@ -269,7 +355,7 @@ class MemorySessionStore:
         expected: int,
         epoch: str,
         user: str | None,
-    ) -> None:
+    ) -> int:
         held = self._sessions.get(key)
         if (len(held.turns) if held is not None else 0) != expected:
             raise StoreConflict(key[1])
@@ -278,14 +364,42 @@ class MemorySessionStore:
                 del self._sessions[next(iter(self._sessions))]
             held = self._sessions[key] = _Session(epoch, user, [])
         held.turns.append(json.dumps(turn))
+        return self._announce(key, held)
 
     def _update_last(
         self, key: tuple[str, str], turn: Mapping[str, Any], count: int, epoch: str
-    ) -> None:
+    ) -> int:
         held = self._sessions.get(key)
         if held is None or len(held.turns) != count or held.epoch != epoch or not count:
             raise StoreConflict(key[1])
         held.turns[-1] = json.dumps(turn)
+        return self._announce(key, held)
+
+    def _announce(self, key: tuple[str, str], held: _Session) -> int:
+        """
+        Count the write in the session's version and tell the listeners of the turn
+        written (a listener whose buffer is full misses it, as on Redis one that is not
+        connected); the new version.
+        """
+        held.version += 1
+        if self._listeners:
+            turn = json.loads(held.turns[-1])
+            changed = Changed(*key, held.epoch, len(held.turns), held.version, turn)
+            for listener in self._listeners:
+                with suppress(anyio.WouldBlock):
+                    listener.send_nowait(changed)
+        return held.version
+
+    @asynccontextmanager
+    async def changes(self) -> AsyncIterator[AsyncIterator[Changed]]:
+        send, receive = anyio.create_memory_object_stream[Changed](1024)
+        self._listeners.append(send)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            self._listeners.remove(send)
+            send.close()
 
     async def delete(self, tenant: str, session_id: str) -> bool:
         return self._sessions.pop((tenant, session_id), None) is not None
@@ -309,11 +423,11 @@ class _MemoryHeld:
 
     async def append(
         self, turn: Mapping[str, Any], *, expected: int, epoch: str, user: str | None
-    ) -> None:
-        self.store._append((self.tenant, self.session_id), turn, expected, epoch, user)
+    ) -> int:
+        return self.store._append((self.tenant, self.session_id), turn, expected, epoch, user)
 
-    async def update_last(self, turn: Mapping[str, Any], *, count: int, epoch: str) -> None:
-        self.store._update_last((self.tenant, self.session_id), turn, count, epoch)
+    async def update_last(self, turn: Mapping[str, Any], *, count: int, epoch: str) -> int:
+        return self.store._update_last((self.tenant, self.session_id), turn, count, epoch)
 
 
 class RedisSessionStore:
@@ -347,12 +461,16 @@ class RedisSessionStore:
         from redis.asyncio import Redis
 
         self.prefix = prefix
+        self.channel = f"{prefix}:changes"
         self.session_ttl_ms = int(session_ttl_s * 1000)
         self.lease_ttl_ms = int(lease_ttl_s * 1000)
         self.lease_wait_s = lease_wait_s
         self._redis = Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True
         )
+        # what listens to the changes reads bytes: it decodes them itself, so that a
+        # message that is not text is skipped rather than ending the listening
+        self._listen = Redis.from_url(url, socket_connect_timeout=timeout_s)
         self._hold = self._redis.register_script(HOLD_SCRIPT)
         self._append = self._redis.register_script(APPEND_SCRIPT)
         self._update = self._redis.register_script(UPDATE_SCRIPT)
@@ -382,9 +500,9 @@ class RedisSessionStore:
                 pause = min(pause * 2, 0.05)
         if not got:
             raise SessionBusy(session_id)
-        epoch, user, count, raw = got
+        epoch, user, version, count, raw = got
         stored = (
-            StoredSession(epoch, user or None, count, [json.loads(t) for t in raw])
+            StoredSession(epoch, user or None, count, [json.loads(t) for t in raw], int(version))
             if count
             else StoredSession("", None, 0)
         )
@@ -409,12 +527,31 @@ class RedisSessionStore:
         if not count:
             return StoredSession("", None, 0)
         return StoredSession(
-            found.get("epoch", ""), found.get("user") or None, count, [json.loads(t) for t in raw]
+            found.get("epoch", ""),
+            found.get("user") or None,
+            count,
+            [json.loads(t) for t in raw],
+            int(found.get("version", 0)),
         )
 
     async def delete(self, tenant: str, session_id: str) -> bool:
         turns, meta, _ = self.keys(tenant, session_id)
         return bool(await self._call(self._redis.delete(turns, meta)))
+
+    @asynccontextmanager
+    async def changes(self) -> AsyncIterator[AsyncIterator[Changed]]:
+        pubsub = self._listen.pubsub()
+        try:
+            await self._call(pubsub.subscribe(self.channel))
+            while True:  # listening once Redis confirms it
+                message = await self._call(pubsub.get_message(timeout=None))
+                if message is not None and message["type"] == "subscribe":
+                    break
+            yield _Subscription(pubsub)
+        finally:
+            # the connection is dropped either way
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())
@@ -422,6 +559,7 @@ class RedisSessionStore:
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
             await self._redis.aclose()
+            await self._listen.aclose()
 
     @staticmethod
     async def _call(awaitable: Any) -> Any:
@@ -431,6 +569,29 @@ class RedisSessionStore:
             return await awaitable
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+class _Subscription:
+    """
+    The changes a Redis subscription receives; a message that is not one is logged
+    and skipped.
+    """
+
+    def __init__(self, pubsub: Any) -> None:
+        self.pubsub = pubsub
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> Changed:
+        while True:
+            message = await RedisSessionStore._call(self.pubsub.get_message(timeout=None))
+            if message is None or message["type"] != "message":
+                continue
+            try:
+                return Changed.decode(message["data"])
+            except ValueError as exc:
+                logger.warning("skipped a message on %s: %s", message.get("channel"), exc)
 
 
 @dataclass(slots=True)
@@ -447,7 +608,7 @@ class _RedisHeld:
 
     async def append(
         self, turn: Mapping[str, Any], *, expected: int, epoch: str, user: str | None
-    ) -> None:
+    ) -> int:
         keys = list(self.store.keys(self.tenant, self.session_id))
         args: list[str | int] = [
             expected,
@@ -456,13 +617,16 @@ class _RedisHeld:
             user or "",
             self.store.session_ttl_ms,
             self.token,
+            self.store.channel,
+            _header(self.tenant, self.session_id, epoch, expected + 1),
         ]
         out = await self.store._call(self.store._append(keys=keys, args=args))
         self.released = True
         if out < 0:
             raise StoreConflict(self.session_id)
+        return int(out)
 
-    async def update_last(self, turn: Mapping[str, Any], *, count: int, epoch: str) -> None:
+    async def update_last(self, turn: Mapping[str, Any], *, count: int, epoch: str) -> int:
         keys = list(self.store.keys(self.tenant, self.session_id))
         args: list[str | int] = [
             count,
@@ -470,8 +634,11 @@ class _RedisHeld:
             epoch,
             self.store.session_ttl_ms,
             self.token,
+            self.store.channel,
+            _header(self.tenant, self.session_id, epoch, count),
         ]
         out = await self.store._call(self.store._update(keys=keys, args=args))
         self.released = True
         if out < 0:
             raise StoreConflict(self.session_id)
+        return int(out)

@@ -1,0 +1,255 @@
+"""
+Replicas following each other's writes: the store announces each accepted write with
+its turn and version, and a replica takes the next write after its copy of a session
+into it, its history recorded in the background rather than at the next request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+import pytest
+import redis.asyncio
+
+from preload.server._app import ServerSettings, create_app
+from preload.server._keys import append_key
+from preload.server._store import (
+    Changed,
+    MemorySessionStore,
+    RedisSessionStore,
+    SessionStore,
+    StoreConflict,
+)
+
+from .conftest import write_config
+
+if TYPE_CHECKING:
+    from ..conftest import RedisServer
+
+
+@asynccontextmanager
+async def _store(kind: str, redis_server: RedisServer) -> AsyncIterator[SessionStore]:
+    store: SessionStore = (
+        MemorySessionStore() if kind == "memory" else RedisSessionStore(redis_server.url)
+    )
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_each_accepted_write_is_announced_with_its_turn_and_version(
+    kind: str, redis_server: RedisServer
+) -> None:
+    """
+    An append and a rewrite of the last turn are announced in order, each with the
+    session's turn count and version after it; a refused write is not announced and
+    does not count.
+    """
+    async with _store(kind, redis_server) as store, store.changes() as changes:
+        async with store.hold("acme", "s1") as held:
+            assert 1 == await held.append({"text": "hi"}, expected=0, epoch="e1", user="u")
+        async with store.hold("acme", "s1") as held:
+            with pytest.raises(StoreConflict):
+                await held.append({"text": "late"}, expected=0, epoch="e1", user="u")
+        async with store.hold("acme", "s1") as held:
+            turn = {"text": "hi", "system": "hello"}
+            assert 2 == await held.update_last(turn, count=1, epoch="e1")
+        async with store.hold("acme", "s1") as held:
+            assert (1, 2) == (held.stored.count, held.stored.version)
+        got = [await anext(aiter(changes)) for _ in range(2)]
+    assert [
+        Changed("acme", "s1", "e1", 1, 1, {"text": "hi"}),
+        Changed("acme", "s1", "e1", 1, 2, {"text": "hi", "system": "hello"}),
+    ] == got
+
+
+def test_a_change_is_decoded_from_json_only_and_a_bad_one_is_named() -> None:
+    """
+    The published form round-trips; anything else is a ValueError that says so.
+    """
+    changed = Changed("acme", "s1", "e1", 3, 7, {"text": "hi", "system": None})
+    assert changed == Changed.decode(changed.encode())
+    for bad in ["", "[1,2]\n{}", '["a","s","e",0,1]\n{}', '["a","s","e",1,1]\n[]', "x\ny"]:
+        with pytest.raises(ValueError, match="not a session change"):
+            Changed.decode(bad)
+
+
+async def test_a_bad_message_on_the_channel_is_logged_and_skipped(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    A listener goes on past a message that is not a change (logged), to the next one.
+    """
+    store = RedisSessionStore(redis_server.url)
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        async with store.changes() as changes:
+            await client.publish(store.channel, b"\x80 not json")
+            async with store.hold("acme", "s1") as held:
+                await held.append({"text": "hi"}, expected=0, epoch="e1", user=None)
+            with caplog.at_level(logging.WARNING, logger="preload.server._store"):
+                got = await anext(aiter(changes))
+    finally:
+        await client.aclose()
+        await store.aclose()
+    assert ("s1", 1) == (got.session_id, got.version)
+    assert "not a session change" in caplog.text
+
+
+@asynccontextmanager
+async def _replicas(
+    tmp_path: Path, redis_server: RedisServer, follow: bool
+) -> AsyncIterator[tuple[list[Any], list[httpx.AsyncClient]]]:
+    """
+    Two apps of ``preload serve`` in this process on one real Redis, and a client of
+    each with tenant acme's key.
+    """
+    keys = tmp_path / "keys.jsonl"
+    key = append_key(keys, "acme")
+    config = write_config(
+        tmp_path / "server.toml", redis_server.url, more=f"follow = {str(follow).lower()}"
+    )
+    settings = ServerSettings(config=str(config), keys=str(keys))
+    apps = [create_app(settings) for _ in range(2)]
+    async with AsyncExitStack() as stack:
+        clients = []
+        for app in apps:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            clients.append(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        transport=httpx.ASGITransport(app=app),
+                        base_url="http://replica",
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                )
+            )
+        yield [app.state.server for app in apps], clients
+
+
+async def _turn(client: httpx.AsyncClient, text: str, reply: str) -> dict[str, Any]:
+    for _ in range(5):  # a 503 is retried, as clients do (a pool reconnecting to Redis)
+        answer = await client.post("/v1/sessions/s/requests", json={"text": text})
+        if answer.status_code != 503:
+            break
+    assert 200 == answer.status_code, answer.text
+    assert 204 == (await client.post("/v1/sessions/s/replies", json={"text": reply})).status_code
+    return dict(answer.json())
+
+
+async def test_a_replica_follows_the_other_replicas_writes_to_the_sessions_it_holds(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """
+    B serves a session's first turn, A its second: B takes A's request and reply into
+    its copy as they are written (and no write of its own), its learner records the
+    exchange, and B's next request of the session has nothing left to catch up on.
+    A session B never served is not followed.
+    """
+    async with _replicas(tmp_path, redis_server, follow=True) as (servers, clients):
+        a, b = servers
+        with anyio.fail_after(30):
+            await a.follower.wait_until(lambda: a.follower.listening)
+            await b.follower.wait_until(lambda: b.follower.listening)
+            await _turn(clients[1], "a hotel in Lisbon", "Hotel Avenida is free.")
+            await _turn(clients[0], "book it for two nights", "Booked.")
+            other = await clients[0].post("/v1/sessions/t/requests", json={"text": "trains"})
+            assert 200 == other.status_code
+            await b.follower.wait_until(lambda: b.follower.received == 5)  # B's 2, A's 3
+            engine = b.gates["acme"].engine
+            assert ["Hotel Avenida is free.", "Booked."] == [
+                t["system"] for t in engine.turns_of("s")
+            ]
+            assert [] == engine.turns_of("t")
+            await engine.wait_idle()
+            before = engine.statistics().history_catch_ups
+            third = await clients[1].post("/v1/sessions/s/requests", json={"text": "thanks"})
+        metrics = (await clients[1].get("/metrics")).text
+    assert 2 == b.follower.followed
+    assert before == engine.statistics().history_catch_ups  # recorded in the background
+    assert "Booked." in third.json()["text"]
+    assert "preload_changes_followed_total 2.0" in metrics
+    assert "preload_changes_received_total 5.0" in metrics
+    assert 'preload_history_catch_ups_total{tenant="acme"}' in metrics
+
+
+async def test_without_following_the_next_request_catches_up_on_its_path(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """
+    With ``server.follow = false`` nothing listens, and the exchange another replica
+    served is recorded by the next request here, which counts it.
+    """
+    async with _replicas(tmp_path, redis_server, follow=False) as (servers, clients):
+        _, b = servers
+        assert b.follower is None
+        with anyio.fail_after(30):
+            await _turn(clients[1], "a hotel in Lisbon", "Hotel Avenida is free.")
+            await _turn(clients[0], "book it for two nights", "Booked.")
+            engine = b.gates["acme"].engine
+            await engine.wait_idle()
+            before = engine.statistics().history_catch_ups
+            third = await clients[1].post("/v1/sessions/s/requests", json={"text": "thanks"})
+    assert before + 1 == engine.statistics().history_catch_ups
+    assert "Booked." in third.json()["text"]
+
+
+async def test_a_write_that_does_not_follow_the_copy_is_not_taken(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """
+    A change of another epoch (the session made anew), one that skips a version (a
+    write missed) or an old one leaves the replica's copy as it was (the session's
+    next request there reads what it lacks from the store); the next write is taken.
+    """
+    async with _replicas(tmp_path, redis_server, follow=True) as (servers, clients):
+        _, b = servers
+        with anyio.fail_after(30):
+            await _turn(clients[1], "a hotel in Lisbon", "Hotel Avenida is free.")
+        stored = await b.store.read("acme", "s")
+        gate = b.gates["acme"]
+        turn = {"text": "book it", "state": None, "needs": [], "system": None}
+        epoch, version = stored.epoch, stored.version
+        for changed in [
+            Changed("acme", "s", "another", 2, version + 1, turn),
+            Changed("acme", "s", epoch, 2, version + 2, turn),
+            Changed("acme", "s", epoch, 1, version, turn),
+            Changed("acme", "s", epoch, 3, version + 1, turn),
+        ]:
+            assert not gate.follow(changed), changed
+        assert ["a hotel in Lisbon"] == [t["text"] for t in gate.engine.turns_of("s")]
+        assert gate.follow(Changed("acme", "s", epoch, 2, version + 1, turn))
+        assert ["a hotel in Lisbon", "book it"] == [t["text"] for t in gate.engine.turns_of("s")]
+
+
+async def test_following_resumes_once_redis_is_back(
+    tmp_path: Path, own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    A replica whose listening broke with Redis says so once (each of the two here),
+    listens again once Redis is back, and follows the writes made from then on.
+    """
+    async with _replicas(tmp_path, own_redis_server, follow=True) as (servers, clients):
+        a, b = servers
+        follower = b.follower
+        with anyio.fail_after(60), caplog.at_level(logging.INFO, "preload.server._follow"):
+            await follower.wait_until(lambda: follower.listening)
+            await anyio.to_thread.run_sync(own_redis_server.stop)
+            await follower.wait_until(lambda: not follower.listening)
+            await anyio.to_thread.run_sync(own_redis_server.start)
+            await follower.wait_until(lambda: follower.subscriptions == 2)
+            await a.follower.wait_until(lambda: a.follower.subscriptions == 2)
+            await _turn(clients[1], "a hotel in Lisbon", "Hotel Avenida is free.")
+            await _turn(clients[0], "book it for two nights", "Booked.")
+            await follower.wait_until(lambda: follower.followed == 2)
+    warnings = [r for r in caplog.records if "not following" in r.getMessage()]
+    again = [r for r in caplog.records if "writes again" in r.getMessage()]
+    assert (2, 2) == (len(warnings), len(again))
