@@ -42,9 +42,11 @@ The client is the instrument, so its own garbage collector is off while it measu
 reference cycles httpx and anyio leave stopped it for up to a quarter of a second with
 requests in flight, time it then counted as theirs. It reports its loop's longest lag
 and any collection that ran anyway. The servers' collectors stay on, as configured.
-Its ``--connections`` are split over ``--pools`` clients (8), a session's turns all
-through one: httpcore's pool looks at every connection it keeps (a poll of each socket)
-for every request, so one pool of 32 was half of the client's CPU.
+Each session plays through one of ``--pools`` clients (40), which keeps a connection for
+each of its sessions and replica (``--connections`` caps them in all): no request waits
+in the client for a connection another session's slow turn holds, and, since httpcore's
+pool looks at every connection it keeps (a poll of each socket) for every request, small
+pools keep the client's CPU low (one pool of 32 was half of it).
 
     python -m simulations.serve_bench [--data ../shared/data] [--dataset star] [--rate 100]
         [--duration 60]
@@ -533,11 +535,15 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
     random.Random(args.seed).shuffle(sessions)
     run = Run()
     pacer = Pacer(args.rate)
-    # As many connections as requests in flight, not as sessions, and in several pools:
-    # httpcore's pool looks at every connection it keeps (a poll of each socket) for each
-    # request, so one large pool makes the client, on the same cores as the servers, a
-    # large part of the load (48 % of its CPU with one pool of 32).
-    each = max(args.connections // args.pools, len(replicas))
+    # A connection for each session and replica, as each user of a chat server has its
+    # own, so that no request waits in the client for a connection another session's
+    # slow turn holds (with 32 for 160 sessions, warm turns queued behind cold ones for
+    # up to 1.3 s while the sessions' first turns came); in many small pools, since
+    # httpcore's pool looks at every connection it keeps (a poll of each socket) for
+    # each request (48 % of the client's CPU with one pool of 32).
+    sessions_each = -(-args.concurrency // args.pools)
+    each = args.connections // args.pools if args.connections else sessions_each * len(replicas)
+    each = max(each, len(replicas))
     limits = httpx.Limits(max_connections=each, max_keepalive_connections=each)
     headers = {"Authorization": f"Bearer {args.key}"}
     began = time.monotonic()
@@ -743,10 +749,12 @@ def main() -> None:
         help="sessions at once (160: at most about 100 requests/s with STAR's think times)",
     )
     parser.add_argument(
-        "--connections", type=int, default=32, help="the client's HTTP connections, at most"
+        "--connections",
+        type=int,
+        help="the client's HTTP connections, at most (one per session and replica)",
     )
     parser.add_argument(
-        "--pools", type=int, default=8, help="HTTP clients the connections are split over"
+        "--pools", type=int, default=40, help="HTTP clients the sessions are split over"
     )
     parser.add_argument("--compress", type=float, default=30.0, help="think-time divisor")
     parser.add_argument("--model", type=Path, help="model file (else trained on train)")
@@ -774,7 +782,7 @@ def main() -> None:
         help="niceness of redis-server (negative: as if it had a core of its own)",
     )
     args = parser.parse_args()
-    if args.pools < 1 or args.connections < 1:
+    if args.pools < 1 or (args.connections is not None and args.connections < 1):
         parser.error("--pools and --connections must be at least 1")
     if shutil.which("redis-server") is None:
         sys.exit("serve_bench needs redis-server (apt-get install -y redis-server)")
