@@ -22,7 +22,7 @@ from ._store import StoreUnavailable
 
 if TYPE_CHECKING:
     from ._gate import SessionGate
-    from ._store import SessionStore
+    from ._store import Changed, SessionStore
 
 __all__ = ["Follower"]
 
@@ -75,20 +75,28 @@ class Follower:
                         logger.info("following the other replicas' writes again")
                     down, pause = False, 0.05
                     async for changed in changes:
-                        gate = self.gates.get(changed.tenant)
                         self.received += 1
-                        if gate is not None and gate.follow(changed):
-                            self.followed += 1
+                        self._follow(changed)
                         self._moved()
             except StoreUnavailable as exc:
                 if not down:  # once an outage
                     logger.warning("not following the other replicas' writes: %s", exc)
                 down = True
+            except Exception:  # it ends this listening, never the serving
+                logger.exception("following the other replicas' writes failed")
             finally:
                 self.listening = False
             self._moved()
             await anyio.sleep(pause)  # before trying again
             pause = min(pause * 2, self.retry_max_s)
+
+    def _follow(self, changed: Changed) -> None:
+        gate = self.gates.get(changed.tenant)
+        try:
+            if gate is not None and gate.follow(changed):
+                self.followed += 1
+        except Exception:  # the session's next change here syncs it from the store
+            logger.exception("following a write to session %s failed", changed.session_id)
 
     async def wait_until(self, done: Callable[[], bool]) -> None:
         """

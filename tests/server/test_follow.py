@@ -18,6 +18,7 @@ import pytest
 import redis.asyncio
 
 from preload.server._app import ServerSettings, create_app
+from preload.server._follow import Follower
 from preload.server._keys import append_key
 from preload.server._store import (
     Changed,
@@ -253,3 +254,40 @@ async def test_following_resumes_once_redis_is_back(
     warnings = [r for r in caplog.records if "not following" in r.getMessage()]
     again = [r for r in caplog.records if "writes again" in r.getMessage()]
     assert (2, 2) == (len(warnings), len(again))
+
+
+class _BrokenGate:
+    """
+    A gate whose following fails once (failure injection), then counts.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def follow(self, changed: Changed) -> bool:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("a bug")
+        return True
+
+
+async def test_a_change_that_fails_to_be_followed_is_logged_and_the_next_one_taken(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """
+    An error while following one change is logged; the follower goes on listening.
+    """
+    store = MemorySessionStore()
+    gate = _BrokenGate()
+    follower = Follower(store, {"acme": gate})  # type: ignore[dict-item]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follower.run)
+        with anyio.fail_after(10):
+            await follower.wait_until(lambda: follower.listening)
+            for n in range(2):
+                async with store.hold("acme", "s") as held:
+                    await held.append({"text": f"turn {n}"}, expected=n, epoch="e", user=None)
+            await follower.wait_until(lambda: follower.received == 2)
+        tg.cancel_scope.cancel()
+    assert (2, 1, True) == (gate.calls, follower.followed, follower.listening is False)
+    assert "following a write to session s failed" in caplog.text
