@@ -1111,10 +1111,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         Make the session's turns from ``start`` on those given (as :meth:`turns_of`
         gives them; another replica served them), creating the session if need be.
-        The history records the new exchanges as it would have (``record``: at once,
-        in the background; else when a request needs them);
-        when a turn it has recorded changed, it is rebuilt from the turns. A session
-        left without turns is ended.
+        The history records the new exchanges as it would have: with ``record``, the
+        learner records them before its next event; otherwise the next request whose
+        window needs them does. When a turn it has recorded changed, it is rebuilt
+        from the turns. A session left without turns is ended.
 
         Raises:
             ValueError: ``start`` is past the session's turns.
