@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -151,7 +151,7 @@ class Changed:
         The change as published: a JSON header line, then the turn's JSON.
         """
         head = _header(self.tenant, self.session_id, self.epoch, self.count)
-        return f"{head}{self.version}]\n{json.dumps(self.turn)}"
+        return _message(head, self.version, json.dumps(self.turn))
 
     @classmethod
     def decode(cls, message: str | bytes) -> Changed:
@@ -186,6 +186,38 @@ def _header(tenant: str, session_id: str, epoch: str, count: int) -> str:
     adds, with the closing bracket, the line's end and the turn).
     """
     return json.dumps([tenant, session_id, epoch, count])[:-1] + ","
+
+
+def _message(header: str, version: int, turn: str) -> str:
+    """
+    A change as published, of its header up to the version (:func:`_header`) and its
+    turn in JSON: what the write scripts publish on Redis, in Lua.
+    """
+    return f"{header}{version}]\n{turn}"
+
+
+class _Changes:
+    """
+    The changes among published messages, which ``receive`` gives one at a time; a
+    message that is not one is logged and skipped.
+    """
+
+    def __init__(self, receive: Callable[[], Awaitable[str | bytes]]) -> None:
+        self.receive = receive
+
+    def __aiter__(self) -> _Changes:
+        return self
+
+    async def __anext__(self) -> Changed:
+        while True:
+            try:
+                message = await self.receive()
+            except anyio.EndOfStream:
+                raise StopAsyncIteration from None
+            try:
+                return Changed.decode(message)
+            except ValueError as exc:
+                logger.warning("skipped a published message: %s", exc)
 
 
 class Held(Protocol):
@@ -318,7 +350,7 @@ class MemorySessionStore:
         self.max_sessions = max_sessions
         self._sessions: dict[tuple[str, str], _Session] = {}
         self._locks: dict[tuple[str, str], tuple[anyio.Lock, int]] = {}
-        self._listeners: list[MemoryObjectSendStream[Changed]] = []
+        self._listeners: list[MemoryObjectSendStream[str]] = []
 
     @asynccontextmanager
     async def hold(self, tenant: str, session_id: str, start: int = 0) -> AsyncIterator[Held]:
@@ -383,20 +415,20 @@ class MemorySessionStore:
         """
         held.version += 1
         if self._listeners:
-            turn = json.loads(held.turns[-1])
-            changed = Changed(*key, held.epoch, len(held.turns), held.version, turn)
+            header = _header(*key, held.epoch, len(held.turns))
+            message = _message(header, held.version, held.turns[-1])
             for listener in self._listeners:
                 with suppress(anyio.WouldBlock):
-                    listener.send_nowait(changed)
+                    listener.send_nowait(message)
         return held.version
 
     @asynccontextmanager
     async def changes(self) -> AsyncIterator[AsyncIterator[Changed]]:
-        send, receive = anyio.create_memory_object_stream[Changed](1024)
+        send, receive = anyio.create_memory_object_stream[str](1024)
         self._listeners.append(send)
         try:
             async with receive:
-                yield receive
+                yield _Changes(receive.receive)
         finally:
             self._listeners.remove(send)
             send.close()
@@ -547,7 +579,14 @@ class RedisSessionStore:
                 message = await self._call(pubsub.get_message(timeout=None))
                 if message is not None and message["type"] == "subscribe":
                     break
-            yield _Subscription(pubsub)
+
+            async def receive() -> bytes:
+                while True:
+                    message = await self._call(pubsub.get_message(timeout=None))
+                    if message is not None and message["type"] == "message":
+                        return bytes(message["data"])
+
+            yield _Changes(receive)
         finally:
             # the connection is dropped either way
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(Exception):
@@ -569,29 +608,6 @@ class RedisSessionStore:
             return await awaitable
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
-
-
-class _Subscription:
-    """
-    The changes a Redis subscription receives; a message that is not one is logged
-    and skipped.
-    """
-
-    def __init__(self, pubsub: Any) -> None:
-        self.pubsub = pubsub
-
-    def __aiter__(self) -> _Subscription:
-        return self
-
-    async def __anext__(self) -> Changed:
-        while True:
-            message = await RedisSessionStore._call(self.pubsub.get_message(timeout=None))
-            if message is None or message["type"] != "message":
-                continue
-            try:
-                return Changed.decode(message["data"])
-            except ValueError as exc:
-                logger.warning("skipped a message on %s: %s", message.get("channel"), exc)
 
 
 @dataclass(slots=True)
