@@ -1,25 +1,40 @@
 """
 The server's sessions: the engine's view of each kept equal to the store's.
 
-Every change to a session happens under its lease (:meth:`SessionGate.change`), in three
-steps: taking the lease reads the session and brings the engine's copy up to the store's
-(only the turns it lacks, or all of them when the session was deleted and made anew
-since), the engine serves, and the new or changed turn is written back with a version
-check, which also releases the lease. A replica that dies loses nothing the store
-accepted, and the next request of the session, on any replica, finds it as it was left.
+A change to a session (:meth:`SessionGate.run`) is served one at a time in a replica,
+and written with a check that the session is as the replica knew it:
+
+- When the replica knows the session as last written (its own last write, or another
+  replica's that it followed), the engine serves from its copy as it is and the new or
+  changed turn is written without the lease, refused if the session's version moved or
+  another holds the lease: one round trip.
+- Otherwise, or when that write is refused (the engine then takes its turn back), the
+  change runs under the session's lease: taking it reads the session and brings the
+  engine's copy up to the store's (only the turns it lacks, or all of them when the
+  session was deleted and made anew since), the engine serves, and the turn is written
+  back with a count check, which also releases the lease: two round trips.
+
+A replica that dies loses nothing the store accepted, and the next request of the
+session, on any replica, finds it as it was left.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from ._store import SessionBusy, StoreConflict, StoredSession
 
 if TYPE_CHECKING:
     from .._engine import PreloadEngine
-    from ._store import Changed, Held, SessionStore, StoredSession
+    from ._store import Changed, Held, SessionStore
+
+T = TypeVar("T")
 
 __all__ = ["Change", "SessionGate", "Synced"]
 
@@ -40,11 +55,13 @@ class Synced:
 @dataclass(frozen=True, slots=True)
 class Change:
     """
-    A session under its lease: as synced, and the hold through which it is written.
+    A session being changed: as synced, the hold through which it is written, and
+    whether that is without the lease (a refused write is then served again under it).
     """
 
     synced: Synced
     held: Held
+    unleased: bool = False
 
 
 @dataclass(slots=True)
@@ -52,6 +69,7 @@ class _Known:
     epoch: str
     count: int
     version: int
+    request_id: str | None  # the last turn's, as stored
 
 
 class SessionGate:
@@ -73,26 +91,79 @@ class SessionGate:
         self.store = store
         self.max_sessions = max_sessions
         self._known: OrderedDict[str, _Known] = OrderedDict()
-        self._changing: dict[str, int] = {}  # sessions with a change under way here
+        # sessions with a change under way here, one at a time: its lock and waiters
+        self._changing: dict[str, tuple[anyio.Lock, int]] = {}
+        self.unleased = 0  # changes served from the copy as known, written without lease
+        self.conflicts = 0  # of those, the ones the store refused (served again)
+
+    async def run(self, session_id: str, serve: Callable[[Change], Awaitable[T]]) -> T:
+        """
+        ``serve`` the session's change, with the engine's copy equal to the store's
+        (see the module's description: from the copy as known, written without the
+        lease, when it can; else, or when that write is refused, under the lease),
+        after the session's other changes in this replica. ``serve`` writes through
+        the change's hold; when a write without the lease raises
+        :class:`~preload.server.StoreConflict`, it has taken its turn back from the
+        engine, and is called again. The change counts as a request in flight
+        (:meth:`PreloadEngine.in_flight`), its reads and writes of the store included.
+
+        Raises:
+            SessionBusy: Another change of the session here took longer than the
+                store's ``lease_wait_s``, or held the lease as long.
+        """
+        async with self._one_at_a_time(session_id):
+            with self.engine.in_flight():
+                known = self._known.get(session_id)
+                if known is not None and self._holds(session_id, known):
+                    as_known = StoredSession(known.epoch, None, known.count, [], known.version)
+                    held = self.store.unleased(self.tenant, session_id, as_known)
+                    self.unleased += 1
+                    try:
+                        return await serve(Change(self._synced(session_id, known), held, True))
+                    except StoreConflict:
+                        self.conflicts += 1
+                start = max(known.count - 1, 0) if known is not None else 0
+                async with self.store.hold(self.tenant, session_id, start) as held:
+                    return await serve(
+                        Change(await self._sync(session_id, held, known, start), held)
+                    )
 
     @asynccontextmanager
-    async def change(self, session_id: str) -> AsyncIterator[Change]:
-        """
-        Hold the session's lease with the engine's copy brought up to the store's; the
-        change counts as a request in flight (:meth:`PreloadEngine.in_flight`), its
-        reads and writes of the store included.
-        """
-        known = self._known.get(session_id)
-        start = max(known.count - 1, 0) if known is not None else 0
-        self._changing[session_id] = self._changing.get(session_id, 0) + 1
+    async def _one_at_a_time(self, session_id: str) -> AsyncIterator[None]:
+        lock, waiting = self._changing.get(session_id) or (anyio.Lock(), 0)
+        self._changing[session_id] = (lock, waiting + 1)
         try:
-            with self.engine.in_flight():
-                async with self.store.hold(self.tenant, session_id, start) as held:
-                    yield Change(await self._sync(session_id, held, known, start), held)
+            try:  # no trip through the loop when it is free: under load, one costs ms
+                lock.acquire_nowait()
+            except anyio.WouldBlock:
+                with anyio.move_on_after(self.store.lease_wait_s) as scope:
+                    await lock.acquire()
+                if scope.cancelled_caught:
+                    raise SessionBusy(session_id) from None
+            try:
+                yield
+            finally:
+                lock.release()
         finally:
-            left = self._changing.pop(session_id) - 1
-            if left:
-                self._changing[session_id] = left
+            lock, waiting = self._changing[session_id]
+            if waiting == 1:
+                del self._changing[session_id]
+            else:
+                self._changing[session_id] = (lock, waiting - 1)
+
+    def _holds(self, session_id: str, known: _Known) -> bool:
+        """
+        Whether the engine's copy of the session is the one known (it has its turns).
+        """
+        return len(self.engine.turns_of(session_id, max(known.count - 1, 0))) == 1
+
+    def _synced(self, session_id: str, known: _Known) -> Synced:
+        """
+        The session as known, its last turn the engine's copy with its request id.
+        """
+        last = self.engine.turns_of(session_id, known.count - 1)[0]
+        last["request_id"] = known.request_id
+        return Synced(known.epoch, known.count, last, None)
 
     def follow(self, changed: Changed) -> bool:
         """
@@ -111,12 +182,13 @@ class SessionGate:
             or session_id in self._changing
             or (changed.epoch, changed.version) != (known.epoch, known.version + 1)
             or changed.count not in (known.count, known.count + 1)  # a rewrite, an append
-            or len(self.engine.turns_of(session_id, known.count - 1)) != 1  # not as known
+            or not self._holds(session_id, known)
         ):
             return False
         start = changed.count - 1
         self.engine.restore(session_id, [changed.turn], start=start, record=True)
-        self.remember(session_id, known.epoch, changed.count, changed.version)
+        request_id = changed.turn.get("request_id")
+        self.remember(session_id, known.epoch, changed.count, changed.version, request_id)
         return True
 
     async def _sync(self, session_id: str, held: Held, known: _Known | None, start: int) -> Synced:
@@ -135,23 +207,31 @@ class SessionGate:
                 stored = await held.read(0)
             start = 0
         self.engine.restore(session_id, stored.turns, start=start, user=stored.user)
-        self.remember(session_id, stored.epoch, stored.count, stored.version)
-        return Synced(stored.epoch, stored.count, stored.turns[-1], stored.user)
+        last = stored.turns[-1]
+        self.remember(
+            session_id, stored.epoch, stored.count, stored.version, last.get("request_id")
+        )
+        return Synced(stored.epoch, stored.count, last, stored.user)
 
     def _continues(self, session_id: str, known: _Known, stored: StoredSession) -> bool:
         """
         Whether the stored session is the one the engine holds, with at least the
         turns it had (else the engine's copy is dropped and rebuilt).
         """
-        held = len(self.engine.turns_of(session_id, max(known.count - 1, 0)))
-        return stored.epoch == known.epoch and stored.count >= known.count and held == 1
+        return (
+            stored.epoch == known.epoch
+            and stored.count >= known.count
+            and self._holds(session_id, known)
+        )
 
-    def remember(self, session_id: str, epoch: str, count: int, version: int) -> None:
+    def remember(
+        self, session_id: str, epoch: str, count: int, version: int, request_id: str | None
+    ) -> None:
         """
         Note that the engine's copy of the session is the stored one of ``count`` turns
-        at ``version``.
+        at ``version``, the last one's request id ``request_id``.
         """
-        self._known[session_id] = _Known(epoch, count, version)
+        self._known[session_id] = _Known(epoch, count, version, request_id)
         self._known.move_to_end(session_id)
         while len(self._known) > self.max_sessions:
             self._known.popitem(last=False)

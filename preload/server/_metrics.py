@@ -56,9 +56,23 @@ class _ServerCollector:
             "Sessions whose state this replica holds (at most server.max_sessions).",
             labels=["tenant"],
         )
+        unleased = CounterMetricFamily(
+            "preload_changes_unleased",
+            "Changes to sessions served from this replica's copy as last written and "
+            "written without the lease (one round trip to the store).",
+            labels=["tenant"],
+        )
+        conflicts = CounterMetricFamily(
+            "preload_change_conflicts",
+            "Of those, the ones the store refused (the session had changed, or another "
+            "held its lease), then served again under the lease.",
+            labels=["tenant"],
+        )
         for tenant, gate in self.server.gates.items():
             remembered.add_metric([tenant], gate.engine.sessions_remembered)
-        yield remembered
+            unleased.add_metric([tenant], gate.unleased)
+            conflicts.add_metric([tenant], gate.conflicts)
+        yield from (remembered, unleased, conflicts)
         yield _summary(
             SummaryMetricFamily,
             "preload_gc_pause_seconds",

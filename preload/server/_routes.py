@@ -19,7 +19,7 @@ from .._sessions import name_problem
 from ._gate import Change, SessionGate
 from ._keys import NAME_PATTERN
 from ._monitor import server_timing
-from ._store import new_epoch
+from ._store import StoreConflict, new_epoch
 
 if TYPE_CHECKING:
     from ..window import Context
@@ -125,8 +125,10 @@ async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> Re
     """
     _check_names(body)
     began = time.perf_counter()
-    async with gate.change(session_id) as change:
-        leased = time.perf_counter()
+    times: list[float] = []  # when the (last) change began, when the engine served
+
+    async def serve(change: Change) -> tuple[Context, int, bool]:
+        times[:] = [time.perf_counter()]
         synced = change.synced
         last = synced.last or {}
         repeat = body.request_id is not None and last.get("request_id") == body.request_id
@@ -139,11 +141,14 @@ async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> Re
             needs=body.needs,
             user=body.user,
         )
-        handled = time.perf_counter()
+        times.append(time.perf_counter())
         if not repeat:
             await _write(gate, change, session_id, body)
+        return ctx, synced.count - 1 if repeat else synced.count, repeat
+
+    ctx, turn, repeat = await gate.run(session_id, serve)
     written = time.perf_counter()
-    turn = synced.count - 1 if repeat else synced.count
+    leased, handled = times
     response = _json(_answer(session_id, ctx, turn=turn, repeat=repeat))
     response.headers["server-timing"] = server_timing(
         {"lease": leased - began, "handle": handled - leased, "write": written - handled}
@@ -202,11 +207,15 @@ async def post_reply(session_id: SessionId, body: ReplyIn, gate: Gate) -> Respon
     limit = gate.engine.config.limits.max_reply_chars
     if len(body.text) > limit:
         raise InputTooLargeError("reply text (characters)", len(body.text), limit, "text")
-    async with gate.change(session_id) as change:
+
+    async def serve(change: Change) -> None:
         if not change.synced.count:
             raise _no_session(session_id)
+        _check_unanswered(change, session_id)
         gate.engine.reply(session_id, body.text)
         await _rewrite(gate, change, session_id)
+
+    await gate.run(session_id, serve)
     return Response(status_code=204)
 
 
@@ -216,9 +225,11 @@ async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str
     Make a tool call for the session's current request, served from its speculative
     result when there is one.
     """
-    async with gate.change(session_id) as change:
+
+    async def serve(change: Change) -> str:
         if not change.synced.count:
             raise _no_session(session_id)
+        _check_unanswered(change, session_id)
         try:
             result = await gate.engine.call(session_id, body.name, body.args)
         except UnknownToolError as exc:
@@ -230,7 +241,9 @@ async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str
         except Exception as exc:  # the tool's own failure
             raise ApiError(502, "tool_failed", f"{type(exc).__name__}: {exc}") from exc
         await _rewrite(gate, change, session_id)
-    return {"name": body.name, "result": result}
+        return result
+
+    return {"name": body.name, "result": await gate.run(session_id, serve)}
 
 
 @router.post("/v1/sessions/{session_id}/feedback", status_code=202)
@@ -260,10 +273,13 @@ async def delete_session(session_id: SessionId, gate: Gate) -> Response:
     """
     Forget the session everywhere.
     """
-    async with gate.change(session_id):
+
+    async def serve(change: Change) -> bool:
         existed = await gate.store.delete(gate.tenant, session_id)
         gate.forget(session_id)
-    if not existed:
+        return existed
+
+    if not await gate.run(session_id, serve):
         raise _no_session(session_id)
     return Response(status_code=204)
 
@@ -307,11 +323,12 @@ async def _write(gate: SessionGate, change: Change, session_id: str, body: Reque
     epoch = change.synced.epoch or new_epoch()
     try:
         version = await change.held.append(turn, expected=count, epoch=epoch, user=body.user)
-    except BaseException:
+    except BaseException as exc:
         gate.rewind(session_id, count)
-        gate.forget(session_id)
+        if not (change.unleased and isinstance(exc, StoreConflict)):  # else served again
+            gate.forget(session_id)
         raise
-    gate.remember(session_id, epoch, count + 1, version)
+    gate.remember(session_id, epoch, count + 1, version, body.request_id)
 
 
 async def _rewrite(gate: SessionGate, change: Change, session_id: str) -> None:
@@ -320,13 +337,28 @@ async def _rewrite(gate: SessionGate, change: Change, session_id: str) -> None:
     """
     synced = change.synced
     turn = gate.engine.turns_of(session_id, synced.count - 1)[0]
-    turn["request_id"] = (synced.last or {}).get("request_id")
+    request_id = turn["request_id"] = (synced.last or {}).get("request_id")
     try:
         version = await change.held.update_last(turn, count=synced.count, epoch=synced.epoch)
-    except BaseException:
-        gate.forget(session_id)  # the engine's copy is ahead: rebuild it next time
+    except BaseException as exc:
+        # the engine's copy is ahead: rebuild it next time, or (a write without the
+        # lease refused) when the change is served again under the lease
+        if not (change.unleased and isinstance(exc, StoreConflict)):
+            gate.forget(session_id)
         raise
-    gate.remember(session_id, synced.epoch, synced.count, version)
+    gate.remember(session_id, synced.epoch, synced.count, version, request_id)
+
+
+def _check_unanswered(change: Change, session_id: str) -> None:
+    """
+    Raises:
+        StoreConflict: The change is served from the copy as known here, whose last
+            turn is answered: the request a reply or call is for was most likely
+            served by another replica a moment ago, so the change is served again
+            under the lease, from the store (where it may, too, replace a reply).
+    """
+    if change.unleased and (change.synced.last or {}).get("system") is not None:
+        raise StoreConflict(session_id)
 
 
 def _json(answer: dict[str, Any]) -> Response:

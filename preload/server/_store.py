@@ -6,9 +6,12 @@ with the ``request_id`` the client sent) and an *epoch*: a token made when the s
 is created, so that a replica that remembers a session deleted since and created anew
 knows to forget it. Turns are JSON, never pickle.
 
-Every change happens under the session's lease (:meth:`SessionStore.lease`), and an
-append is also a version check: it names how many turns it expects to follow, and is
-refused (:class:`StoreConflict`) when another writer came first. Each accepted write is
+A change happens under the session's lease (:meth:`SessionStore.hold`), and an append
+is also a count check: it names how many turns it expects to follow, and is refused
+(:class:`StoreConflict`) when another writer came first. A writer that knows the
+session as last written may instead write without the lease
+(:meth:`SessionStore.unleased`): the write is refused unless the session is still at
+the version it knows and nobody holds the lease. Each accepted write is
 also announced (:meth:`SessionStore.changes`) with the turn it wrote, so that the other
 replicas that hold the session can bring their copies up to date in the background
 (:class:`~preload.server.Follower`).
@@ -61,14 +64,36 @@ local version = redis.call('hget', KEYS[2], 'version') or 0
 return {epoch, user, version, redis.call('llen', KEYS[3]), redis.call('lrange', KEYS[3], ARGV[3], -1)}
 """
 
+#: Whether a write may go ahead: under the lease (the token ARGV[{token}] given), always;
+#: without it (the token empty), only while nobody holds the lease and the session is
+#: still at the version ARGV[{version}] the writer knows.
+_MAY_WRITE = """
+local may = ARGV[{token}] ~= ''
+if not may then
+  may = redis.call('exists', KEYS[3]) == 0
+    and (redis.call('hget', KEYS[2], 'version') or '0') == ARGV[{version}]
+end
+"""
+
+#: Releases the lease if it is still the writer's (ARGV[{token}]).
+_RELEASE = """
+if ARGV[{token}] ~= '' and redis.call('get', KEYS[3]) == ARGV[{token}] then
+  redis.call('del', KEYS[3])
+end
+return out
+"""
+
 #: Appends a turn only when the list has the expected length (setting the meta on the
 #: first turn, counting the session's version, refreshing both keys' TTL, publishing
-#: the change on the channel ARGV[7]: ARGV[8], the version, then the turn), then
-#: releases the lease if it is still ARGV[6]'s. Returns the new version, or -1.
-APPEND_SCRIPT = """
+#: the change on the channel ARGV[7]: ARGV[8], the version, then the turn) and the
+#: writer may (:data:`_MAY_WRITE`), then releases the lease if it is still ARGV[6]'s.
+#: Returns the new version, or -1.
+APPEND_SCRIPT = (
+    _MAY_WRITE.format(token=6, version=9)
+    + """
 local n = redis.call('llen', KEYS[1])
 local out = -1
-if n == tonumber(ARGV[1]) then
+if may and n == tonumber(ARGV[1]) then
   if n == 0 then redis.call('hset', KEYS[2], 'epoch', ARGV[3], 'user', ARGV[4]) end
   redis.call('rpush', KEYS[1], ARGV[2])
   out = redis.call('hincrby', KEYS[2], 'version', 1)
@@ -76,26 +101,29 @@ if n == tonumber(ARGV[1]) then
   redis.call('pexpire', KEYS[2], ARGV[5])
   redis.call('publish', ARGV[7], ARGV[8] .. out .. ']\\n' .. ARGV[2])
 end
-if redis.call('get', KEYS[3]) == ARGV[6] then redis.call('del', KEYS[3]) end
-return out
 """
+    + _RELEASE.format(token=6)
+)
 
-#: Replaces the last turn when the list has the expected length and epoch (counting the
-#: version, publishing the change on the channel ARGV[6] as APPEND_SCRIPT does), then
-#: releases the lease if it is still ARGV[5]'s. Returns the new version, or -1.
-UPDATE_SCRIPT = """
+#: Replaces the last turn when the list has the expected length and epoch and the
+#: writer may (counting the version, publishing the change on the channel ARGV[6] as
+#: APPEND_SCRIPT does), then releases the lease if it is still ARGV[5]'s. Returns the
+#: new version, or -1.
+UPDATE_SCRIPT = (
+    _MAY_WRITE.format(token=5, version=8)
+    + """
 local n = redis.call('llen', KEYS[1])
 local out = -1
-if n == tonumber(ARGV[1]) and n > 0 and redis.call('hget', KEYS[2], 'epoch') == ARGV[3] then
+if may and n == tonumber(ARGV[1]) and n > 0 and redis.call('hget', KEYS[2], 'epoch') == ARGV[3] then
   redis.call('lset', KEYS[1], -1, ARGV[2])
   out = redis.call('hincrby', KEYS[2], 'version', 1)
   redis.call('pexpire', KEYS[1], ARGV[4])
   redis.call('pexpire', KEYS[2], ARGV[4])
   redis.call('publish', ARGV[6], ARGV[7] .. out .. ']\\n' .. ARGV[2])
 end
-if redis.call('get', KEYS[3]) == ARGV[5] then redis.call('del', KEYS[3]) end
-return out
 """
+    + _RELEASE.format(token=5)
+)
 
 
 class StoreUnavailable(Exception):
@@ -222,11 +250,13 @@ class _Changes:
 
 class Held(Protocol):
     """
-    A session while its lease is held: what was read when it was taken, and the writes
-    that end the change (each also releases the lease).
+    A session while its lease is held, or as known to write without it: what was read
+    when the lease was taken, and the writes that end the change (each also releases
+    the lease).
     """
 
-    #: The session as read when the lease was taken (turns from the start asked for).
+    #: The session as read when the lease was taken (turns from the start asked for),
+    #: or as known (:meth:`SessionStore.unleased`).
     stored: StoredSession
 
     async def read(self, start: int = 0) -> StoredSession:
@@ -265,6 +295,8 @@ class SessionStore(Protocol):
 
     #: Whether other processes share it (replicas need a shared one).
     shared: bool
+    #: How long a change waits for its session's lease.
+    lease_wait_s: float
 
     def hold(
         self, tenant: str, session_id: str, start: int = 0
@@ -277,6 +309,15 @@ class SessionStore(Protocol):
         Raises:
             SessionBusy: The lease was not free within the wait.
             StoreUnavailable: The store cannot be reached.
+        """
+        ...
+
+    def unleased(self, tenant: str, session_id: str, known: StoredSession) -> Held:
+        """
+        The session as the caller knows it (``known``: its epoch, turn count and
+        version; no turns need be given), to write without its lease: a write costs
+        one round trip, and is refused (:class:`StoreConflict`) unless the session is
+        still at ``known.version`` and nobody holds its lease.
         """
         ...
 
@@ -373,6 +414,9 @@ class MemorySessionStore:
             else:
                 self._locks[key] = (lock, users - 1)
 
+    def unleased(self, tenant: str, session_id: str, known: StoredSession) -> Held:
+        return _MemoryHeld(self, tenant, session_id, known, leased=False)
+
     async def read(self, tenant: str, session_id: str, start: int = 0) -> StoredSession:
         held = self._sessions.get((tenant, session_id))
         if held is None:
@@ -449,6 +493,7 @@ class _MemoryHeld:
     tenant: str
     session_id: str
     stored: StoredSession
+    leased: bool = True  # else written without the lease, at stored.version
 
     async def read(self, start: int = 0) -> StoredSession:
         return await self.store.read(self.tenant, self.session_id, start)
@@ -456,10 +501,26 @@ class _MemoryHeld:
     async def append(
         self, turn: Mapping[str, Any], *, expected: int, epoch: str, user: str | None
     ) -> int:
-        return self.store._append((self.tenant, self.session_id), turn, expected, epoch, user)
+        key = (self.tenant, self.session_id)
+        self._check(key)
+        return self.store._append(key, turn, expected, epoch, user)
 
     async def update_last(self, turn: Mapping[str, Any], *, count: int, epoch: str) -> int:
-        return self.store._update_last((self.tenant, self.session_id), turn, count, epoch)
+        key = (self.tenant, self.session_id)
+        self._check(key)
+        return self.store._update_last(key, turn, count, epoch)
+
+    def _check(self, key: tuple[str, str]) -> None:
+        """
+        Raises:
+            StoreConflict: Written without the lease, while another holds it or after
+                another write.
+        """
+        if self.leased:
+            return
+        held, lock = self.store._sessions.get(key), self.store._locks.get(key)
+        if (held.version if held else 0) != self.stored.version or (lock and lock[0].locked()):
+            raise StoreConflict(key[1])
 
 
 class RedisSessionStore:
@@ -467,7 +528,7 @@ class RedisSessionStore:
     Sessions in Redis, shared by every replica that uses the same URL and prefix.
 
     Taking the lease reads the session in the same round trip, and each write releases
-    the lease in its own: a change costs two round trips.
+    the lease in its own: a change costs two round trips, one without the lease.
 
     Args:
         url: The Redis URL (``redis://``, ``rediss://``, ``unix://``).
@@ -549,6 +610,9 @@ class RedisSessionStore:
                     except Exception:  # the lease expires on its own
                         logger.debug("lease %s not released", lease, exc_info=True)
 
+    def unleased(self, tenant: str, session_id: str, known: StoredSession) -> Held:
+        return _RedisHeld(self, tenant, session_id, known, token="")
+
     async def read(self, tenant: str, session_id: str, start: int = 0) -> StoredSession:
         turns, meta, _ = self.keys(tenant, session_id)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -616,7 +680,7 @@ class _RedisHeld:
     tenant: str
     session_id: str
     stored: StoredSession
-    token: str
+    token: str  # empty: written without the lease, at stored.version
     released: bool = False
 
     async def read(self, start: int = 0) -> StoredSession:
@@ -635,6 +699,7 @@ class _RedisHeld:
             self.token,
             self.store.channel,
             _header(self.tenant, self.session_id, epoch, expected + 1),
+            self.stored.version,
         ]
         out = await self.store._call(self.store._append(keys=keys, args=args))
         self.released = True
@@ -652,6 +717,7 @@ class _RedisHeld:
             self.token,
             self.store.channel,
             _header(self.tenant, self.session_id, epoch, count),
+            self.stored.version,
         ]
         out = await self.store._call(self.store._update(keys=keys, args=args))
         self.released = True

@@ -1,7 +1,9 @@
 """
 Replicas following each other's writes: the store announces each accepted write with
 its turn and version, and a replica takes the next write after its copy of a session
-into it, its history recorded in the background rather than at the next request.
+into it, its history recorded in the background rather than at the next request. A
+replica whose copy is the session as last written changes it without the lease, at
+that version.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from preload.server._store import (
     RedisSessionStore,
     SessionStore,
     StoreConflict,
+    StoredSession,
 )
 
 from .conftest import write_config
@@ -291,3 +294,90 @@ async def test_a_change_that_fails_to_be_followed_is_logged_and_the_next_one_tak
         tg.cancel_scope.cancel()
     assert (2, 1, True) == (gate.calls, follower.followed, follower.listening is False)
     assert "following a write to session s failed" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_write_without_the_lease_needs_the_version_known_and_a_free_lease(
+    kind: str, redis_server: RedisServer
+) -> None:
+    """
+    A write without the lease goes through only at the session's current version and
+    while nobody holds its lease; a refused one changes nothing and is not announced.
+    """
+    async with _store(kind, redis_server) as store, store.changes() as changes:
+        async with store.hold("acme", "s1") as held:
+            await held.append({"text": "hi"}, expected=0, epoch="e1", user="u")
+        known = StoredSession("e1", None, 1, [], 1)
+        behind = store.unleased("acme", "s1", StoredSession("e1", None, 1, [], 0))
+        with pytest.raises(StoreConflict):
+            await behind.update_last({"text": "hi", "system": "late"}, count=1, epoch="e1")
+        async with store.hold("acme", "s1"):
+            with pytest.raises(StoreConflict):
+                await store.unleased("acme", "s1", known).append(
+                    {"text": "held"}, expected=1, epoch="e1", user=None
+                )
+        written = store.unleased("acme", "s1", known)
+        assert 2 == await written.append({"text": "b"}, expected=1, epoch="e1", user=None)
+        answered = store.unleased("acme", "s1", StoredSession("e1", None, 2, [], 2))
+        assert 3 == await answered.update_last({"text": "b", "system": "y"}, count=2, epoch="e1")
+        stored = await store.read("acme", "s1")
+        got = [await anext(aiter(changes)) for _ in range(3)]
+    assert (2, 3) == (stored.count, stored.version)
+    assert [None, "y"] == [t.get("system") for t in stored.turns]
+    assert [(1, 1), (2, 2), (2, 3)] == [(c.count, c.version) for c in got]
+
+
+async def test_a_change_is_written_without_the_lease_and_served_again_when_refused(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """
+    A replica that made a session's last write serves its next change from its copy
+    and writes it without the lease. When another replica wrote meanwhile (unseen
+    here: nothing follows), that write is refused and the change served again under
+    the lease, from the store: accepted in its place, with the other replica's
+    exchange in its window. Each replica counts both on /metrics.
+    """
+    async with _replicas(tmp_path, redis_server, follow=False) as (servers, clients):
+        a, b = servers
+        first, second = b.gates["acme"], a.gates["acme"]
+        with anyio.fail_after(30):
+            await _turn(clients[1], "a hotel in Lisbon", "Hotel Avenida is free.")
+            assert (1, 0) == (first.unleased, first.conflicts)  # the reply
+            await _turn(clients[0], "book it for two nights", "Booked.")
+            assert (1, 0) == (second.unleased, second.conflicts)
+            third = await clients[1].post("/v1/sessions/s/requests", json={"text": "thanks"})
+            metrics = (await clients[1].get("/metrics")).text
+            stored = await b.store.read("acme", "s")
+    assert (200, 2) == (third.status_code, third.json()["turn"])
+    assert (2, 1) == (first.unleased, first.conflicts)
+    assert "Booked." in third.json()["text"]
+    assert ["a hotel in Lisbon", "book it for two nights", "thanks"] == [
+        t["text"] for t in stored.turns
+    ]
+    assert ["Hotel Avenida is free.", "Booked.", None] == [t["system"] for t in stored.turns]
+    assert 'preload_changes_unleased_total{tenant="acme"} 2.0' in metrics
+    assert 'preload_change_conflicts_total{tenant="acme"} 1.0' in metrics
+
+
+async def test_a_reply_to_a_request_another_replica_just_served_lands_on_it(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """
+    A reply reaching a replica whose copy of the session ends with an answered turn
+    (the request it answers was served by the other replica a moment ago, not yet
+    seen here) is served under the lease, from the store: it answers that request and
+    leaves the earlier answer as it was.
+    """
+    async with _replicas(tmp_path, redis_server, follow=False) as (servers, clients):
+        _, b = servers
+        with anyio.fail_after(30):
+            await _turn(clients[1], "a hotel in Lisbon", "Hotel Avenida is free.")
+            asked = await clients[0].post("/v1/sessions/s/requests", json={"text": "book it"})
+            assert 200 == asked.status_code
+            replied = await clients[1].post("/v1/sessions/s/replies", json={"text": "Booked."})
+            stored = await b.store.read("acme", "s")
+            copy = b.gates["acme"].engine.turns_of("s")
+    assert 204 == replied.status_code
+    assert ["Hotel Avenida is free.", "Booked."] == [t["system"] for t in stored.turns]
+    assert ["Hotel Avenida is free.", "Booked."] == [t["system"] for t in copy]
+    assert 1 == b.gates["acme"].conflicts
