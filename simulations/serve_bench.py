@@ -28,7 +28,9 @@ fault are served at once), and what the slowest 1 % of those spent their
 time on (the server's lease, handle and write, from ``Server-Timing``, and the rest
 outside the server); the event loop's lag p99 (each replica's
 ``/metrics``, read before it is killed and at the end: the largest); the hit rate;
-cross-replica hits (items one replica stored that the other used); turns lost (every
+cross-replica hits (items one replica stored that the other used); the changes served
+from a replica's copy and written without the session's lease, and how many of those
+the store refused (then served again under the lease); turns lost (every
 accepted turn must be in its session as ``GET /v1/sessions/{id}`` gives it); the garbage
 collector's pauses (each replica's ``/metrics``: how many, their total, the longest;
 every thread of the replica stands still meanwhile); the CPU time each request cost,
@@ -238,6 +240,7 @@ class Run:
     windows: list[tuple[str, float, float]] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
     remote_hits: list[float] = field(default_factory=list)
+    unleased: list[tuple[float, float]] = field(default_factory=list)  # changes, refused
     gc: list[tuple[float, float, float, float]] = field(
         default_factory=list
     )  # max, count, sum, forced
@@ -390,13 +393,20 @@ def metric(text: str, pattern: str) -> float:
 
 def scrape(replica: Replica, run: Run) -> None:
     """
-    The replica's loop-lag p99, its cross-replica hits and its garbage collector's
+    The replica's loop-lag p99, its cross-replica hits, its changes without the lease
+    (and the refused ones) and its garbage collector's
     pauses, from /metrics, into ``run``.
     """
     text = metrics_of(replica)
     run.lags.append(metric(text, r'preload_loop_lag_seconds\{quantile="0.99"\}'))
     run.remote_hits.append(
         sum(float(v) for v in re.findall(r"preload_remote_hits_total\{[^}]*\} ([0-9.e+-]+)", text))
+    )
+    run.unleased.append(
+        (
+            metric(text, r"preload_changes_unleased_total\{[^}]*\}"),
+            metric(text, r"preload_change_conflicts_total\{[^}]*\}"),
+        )
     )
     run.gc.append(
         (
@@ -707,6 +717,8 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "loop_lag_p99_ms": max(run.lags) * 1000 if run.lags else math.nan,
         "hit_rate": sum(o.hits for o in ok) / needs if needs else math.nan,
         "cross_replica_hits": int(sum(run.remote_hits)),
+        "unleased_changes": int(sum(u for u, _ in run.unleased if not math.isnan(u))),
+        "unleased_refused": int(sum(r for _, r in run.unleased if not math.isnan(r))),
         "gc_pause_max_ms": max((g[0] for g in run.gc), default=math.nan) * 1000,
         "gc_pauses": int(sum(g[1] for g in run.gc)),
         "gc_pause_total_ms": sum(g[2] for g in run.gc) * 1000,
@@ -865,6 +877,10 @@ def print_table(out: dict[str, Any]) -> None:
         ("event-loop lag p99 ms", f"{out['loop_lag_p99_ms']:.2f}"),
         ("hit rate", f"{out['hit_rate']:.3f}"),
         ("cross-replica hits", f"{out['cross_replica_hits']}"),
+        (
+            "changes without the lease / refused",
+            f"{out['unleased_changes']} / {out['unleased_refused']}",
+        ),
         (
             "client: loop lag max, GC pauses",
             (
