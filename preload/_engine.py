@@ -1288,9 +1288,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     async def _record(self, session: _Session) -> None:
         """
         The learner's part of the history: each answered exchange prepared (its
-        levels, tokens and facts: the work that grows with its size) in a worker
-        thread while the loop serves other requests, then merged on the loop (work that
-        grows with its facts). Without offloading, short exchanges are recorded inline.
+        levels, tokens and facts: the work that grows with its size) and entered (work
+        that grows with its facts) in a worker thread while the loop serves other
+        requests; a long one is entered on the loop, since no request waits for it
+        (:meth:`_catch_up`). Without offloading, short exchanges are recorded inline.
         """
         if not self._offload:
             self._history(session, complete=False)
@@ -1320,13 +1321,19 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 return False
             history = self._conversation(session)
             user, agent = turn["text"] or "", turn.get("system") or ""
-            if complete and len(user) + len(agent) <= INLINE_HISTORY_CHARS:
-                prepared = history.prepare(user, agent)  # short: cheaper than a thread hop
-            else:
+            size = len(user) + len(agent)
+            if complete and size <= INLINE_HISTORY_CHARS:
+                history.add_exchange(user, agent)  # short: cheaper than a thread hop
+            elif not complete and size <= HISTORY_OFFLOAD_CHARS:
+                # the learner's: prepared and entered in its thread, off the loop; a
+                # request whose window needs the history meanwhile waits for it (its
+                # catch-up takes the recording lock), so none reads it half entered
+                await anyio.to_thread.run_sync(history.add_exchange, user, agent, limiter=self._cpu)
+            else:  # a request's, or a long one (which no request waits for): entered here
                 prepared = await anyio.to_thread.run_sync(
                     history.prepare, user, agent, limiter=self._serving if complete else self._cpu
                 )
-            history.add_prepared(prepared)
+                history.add_prepared(prepared)
             session.recorded += 1
             self._counters.history_catch_ups += complete
             return True

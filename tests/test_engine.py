@@ -23,7 +23,7 @@ from preload import (
     TiktokenCounter,
     Turn,
 )
-from preload._engine import INLINE_HISTORY_CHARS
+from preload._engine import HISTORY_OFFLOAD_CHARS, INLINE_HISTORY_CHARS
 from preload.compression import MultiLevelCompressor
 from preload.history import CompressedConversation, PreparedExchange
 from preload.learning import MarkovForecaster
@@ -447,6 +447,53 @@ async def test_a_request_records_the_exchange_the_learner_has_not_yet_off_the_lo
     history = next(item for item in after.items if item.key == "history")
     assert "Zephyr" in history.text
     assert threads and loop_thread not in threads
+
+
+async def test_the_learner_enters_an_exchange_off_the_loop_and_a_request_waits_for_it(
+    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    The learner prepares and enters an answered exchange in its worker thread. A
+    request of the session that comes meanwhile waits until it is entered (it never
+    reads the history half entered) and finds it in its window. A long exchange is
+    entered on the loop, where no request waits for it.
+    """
+    entered, release = threading.Event(), threading.Event()
+    threads: list[bool] = []  # whether each exchange was entered in a worker thread
+    add = CompressedConversation.add_prepared
+
+    def held(conversation: CompressedConversation, prepared: PreparedExchange) -> None:
+        threads.append(threading.current_thread() is not threading.main_thread())
+        if threads[-1] and not release.is_set():
+            entered.set()
+            release.wait()
+        add(conversation, prepared)
+
+    monkeypatch.setattr(CompressedConversation, "add_prepared", held)
+    got: dict[str, Any] = {}
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        try:
+            await engine.handle(session_id="s", text="find me a flight to Denver")
+            engine.reply("s", "The Zephyr flight to Denver leaves on Friday.")
+            with anyio.fail_after(30):
+                await anyio.to_thread.run_sync(entered.wait)
+                async with anyio.create_task_group() as tg:
+
+                    async def ask() -> None:
+                        got["after"] = await engine.handle(session_id="s", text="book it")
+
+                    tg.start_soon(ask)
+                    await anyio.wait_all_tasks_blocked()
+                    served_before = "after" in got
+                    release.set()
+        finally:
+            release.set()
+        await engine.handle(session_id="long", text="a long one")
+        engine.reply("long", "Seats are free. " * (HISTORY_OFFLOAD_CHARS // 16 + 1))
+        await engine.wait_idle()
+    history = next(item for item in got["after"].items if item.key == "history")
+    assert not served_before and "Zephyr" in history.text
+    assert [True, False] == threads
 
 
 class _HeldLearner:
