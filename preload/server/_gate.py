@@ -96,12 +96,15 @@ class SessionGate:
         self.unleased = 0  # changes served from the copy as known, written without lease
         self.conflicts = 0  # of those, the ones the store refused (served again)
 
-    async def run(self, session_id: str, serve: Callable[[Change], Awaitable[T]]) -> T:
+    async def run(
+        self, session_id: str, serve: Callable[[Change], Awaitable[T]], *, leased: bool = False
+    ) -> T:
         """
         ``serve`` the session's change, with the engine's copy equal to the store's
         (see the module's description: from the copy as known, written without the
-        lease, when it can; else, or when that write is refused, under the lease),
-        after the session's other changes in this replica. ``serve`` writes through
+        lease, when it can; else, or when that write is refused, or always when
+        ``leased`` (a change not written through the hold: a delete), under the
+        lease), after the session's other changes in this replica. ``serve`` writes through
         the change's hold; when a write without the lease raises
         :class:`~preload.server.StoreConflict`, it has taken its turn back from the
         engine, and is called again. The change counts as a request in flight
@@ -114,7 +117,7 @@ class SessionGate:
         async with self._one_at_a_time(session_id):
             with self.engine.in_flight():
                 known = self._known.get(session_id)
-                if known is not None and self._holds(session_id, known):
+                if not leased and known is not None and self._holds(session_id, known):
                     as_known = StoredSession(known.epoch, None, known.count, [], known.version)
                     held = self.store.unleased(self.tenant, session_id, as_known)
                     self.unleased += 1

@@ -279,7 +279,7 @@ async def delete_session(session_id: SessionId, gate: Gate) -> Response:
         gate.forget(session_id)
         return existed
 
-    if not await gate.run(session_id, serve):
+    if not await gate.run(session_id, serve, leased=True):  # after changes under way
         raise _no_session(session_id)
     return Response(status_code=204)
 

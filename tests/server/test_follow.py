@@ -381,3 +381,43 @@ async def test_a_reply_to_a_request_another_replica_just_served_lands_on_it(
     assert ["Hotel Avenida is free.", "Booked."] == [t["system"] for t in stored.turns]
     assert ["Hotel Avenida is free.", "Booked."] == [t["system"] for t in copy]
     assert 1 == b.gates["acme"].conflicts
+
+
+async def test_a_delete_waits_for_a_change_another_replica_holds_the_lease_for(
+    tmp_path: Path,
+) -> None:
+    """
+    A delete is served under the session's lease even when the replica knows the
+    session as last written: it waits for the change another replica holds the lease
+    for, and the session is gone once that change is written.
+    """
+    keys = tmp_path / "keys.jsonl"
+    key = append_key(keys, "acme")
+    config = tmp_path / "server.toml"
+    config.write_text('[cache]\nbackend = "memory"\n', encoding="utf-8")
+    app = create_app(ServerSettings(config=str(config), keys=str(keys)))
+    got: dict[str, httpx.Response] = {}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://replica",
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client,
+    ):
+        store = app.state.server.store
+        with anyio.fail_after(30):
+            await _turn(client, "a hotel in Lisbon", "Hotel Avenida is free.")
+
+            async def delete() -> None:
+                got["deleted"] = await client.delete("/v1/sessions/s")
+
+            async with anyio.create_task_group() as tg, store.hold("acme", "s") as held:
+                tg.start_soon(delete)
+                await anyio.wait_all_tasks_blocked()
+                waited = "deleted" not in got
+                turn = {"text": "and a car", "system": None}
+                await held.append(turn, expected=1, epoch=held.stored.epoch, user=None)
+        left = await store.read("acme", "s")
+    assert waited and 204 == got["deleted"].status_code
+    assert 0 == left.count
