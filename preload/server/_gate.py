@@ -21,14 +21,11 @@ session, on any replica, finds it as it was left.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
-
-from ._store import SessionBusy, StoreConflict, StoredSession
+from ._store import OneAtATime, StoreConflict, StoredSession
 
 if TYPE_CHECKING:
     from .._engine import PreloadEngine
@@ -91,8 +88,7 @@ class SessionGate:
         self.store = store
         self.max_sessions = max_sessions
         self._known: OrderedDict[str, _Known] = OrderedDict()
-        # sessions with a change under way here, one at a time: its lock and waiters
-        self._changing: dict[str, tuple[anyio.Lock, int]] = {}
+        self._changing = OneAtATime(store.lease_wait_s)  # sessions with a change here
         self.unleased = 0  # changes served from the copy as known, written without lease
         self.conflicts = 0  # of those, the ones the store refused (served again)
 
@@ -114,7 +110,7 @@ class SessionGate:
             SessionBusy: Another change of the session here took longer than the
                 store's ``lease_wait_s``, or held the lease as long.
         """
-        async with self._one_at_a_time(session_id):
+        async with self._changing.hold(session_id, session_id):
             with self.engine.in_flight():
                 known = self._known.get(session_id)
                 if not leased and known is not None and self._holds(session_id, known):
@@ -130,29 +126,6 @@ class SessionGate:
                     return await serve(
                         Change(await self._sync(session_id, held, known, start), held)
                     )
-
-    @asynccontextmanager
-    async def _one_at_a_time(self, session_id: str) -> AsyncIterator[None]:
-        lock, waiting = self._changing.get(session_id) or (anyio.Lock(), 0)
-        self._changing[session_id] = (lock, waiting + 1)
-        try:
-            try:  # no trip through the loop when it is free: under load, one costs ms
-                lock.acquire_nowait()
-            except anyio.WouldBlock:
-                with anyio.move_on_after(self.store.lease_wait_s) as scope:
-                    await lock.acquire()
-                if scope.cancelled_caught:
-                    raise SessionBusy(session_id) from None
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:
-            lock, waiting = self._changing[session_id]
-            if waiting == 1:
-                del self._changing[session_id]
-            else:
-                self._changing[session_id] = (lock, waiting - 1)
 
     def _holds(self, session_id: str, known: _Known) -> bool:
         """

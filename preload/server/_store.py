@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -359,6 +359,62 @@ class SessionStore(Protocol):
         ...
 
 
+class OneAtATime:
+    """
+    One holder at a time for each key, in this process: a session's lease in the
+    memory store, or a session's changes in a replica.
+
+    Args:
+        wait_s: How long a holder waits for another before giving up.
+    """
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self._locks: dict[Hashable, tuple[anyio.Lock, int]] = {}  # with holder and waiters
+
+    def __contains__(self, key: Hashable) -> bool:
+        """
+        Whether the key is held, or waited for.
+        """
+        return key in self._locks
+
+    def held(self, key: Hashable) -> bool:
+        """
+        Whether the key is held.
+        """
+        found = self._locks.get(key)
+        return found is not None and found[0].locked()
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable, session_id: str) -> AsyncIterator[None]:
+        """
+        Hold the key in the block, once its holder (if any) is done.
+
+        Raises:
+            SessionBusy: It was not free within ``wait_s`` (``session_id`` names it).
+        """
+        lock, users = self._locks.get(key) or (anyio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            try:  # no trip through the loop when it is free: under load, one costs ms
+                lock.acquire_nowait()
+            except anyio.WouldBlock:
+                with anyio.move_on_after(self.wait_s) as scope:
+                    await lock.acquire()
+                if scope.cancelled_caught:
+                    raise SessionBusy(session_id) from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 def new_epoch() -> str:
     """
     A fresh epoch token.
@@ -390,29 +446,13 @@ class MemorySessionStore:
         self.lease_wait_s = lease_wait_s
         self.max_sessions = max_sessions
         self._sessions: dict[tuple[str, str], _Session] = {}
-        self._locks: dict[tuple[str, str], tuple[anyio.Lock, int]] = {}
+        self._locks = OneAtATime(lease_wait_s)
         self._listeners: list[MemoryObjectSendStream[str]] = []
 
     @asynccontextmanager
     async def hold(self, tenant: str, session_id: str, start: int = 0) -> AsyncIterator[Held]:
-        key = (tenant, session_id)
-        lock, users = self._locks.get(key) or (anyio.Lock(), 0)
-        self._locks[key] = (lock, users + 1)
-        try:
-            with anyio.move_on_after(self.lease_wait_s) as scope:
-                await lock.acquire()
-            if scope.cancelled_caught:
-                raise SessionBusy(session_id)
-            try:
-                yield _MemoryHeld(self, tenant, session_id, await self.read(*key, start))
-            finally:
-                lock.release()
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+        async with self._locks.hold((tenant, session_id), session_id):
+            yield _MemoryHeld(self, tenant, session_id, await self.read(tenant, session_id, start))
 
     def unleased(self, tenant: str, session_id: str, known: StoredSession) -> Held:
         return _MemoryHeld(self, tenant, session_id, known, leased=False)
@@ -518,8 +558,8 @@ class _MemoryHeld:
         """
         if self.leased:
             return
-        held, lock = self.store._sessions.get(key), self.store._locks.get(key)
-        if (held.version if held else 0) != self.stored.version or (lock and lock[0].locked()):
+        held = self.store._sessions.get(key)
+        if (held.version if held else 0) != self.stored.version or self.store._locks.held(key):
             raise StoreConflict(key[1])
 
 
