@@ -1,6 +1,7 @@
 """
 The routes of the API under ``/v1``, and the probes: one function a route, each change
-to a session under its lease (:meth:`SessionGate.change`), written back before the
+to a session served through its gate (:meth:`SessionGate.run`: one at a time, written
+with a check that the session is as the replica knew it) and written back before the
 answer leaves.
 """
 
