@@ -67,6 +67,7 @@ class _Known:
     count: int
     version: int
     request_id: str | None  # the last turn's, as stored
+    as_stored: bool = True  # the engine's copy is as stored (else read it again)
 
 
 class SessionGate:
@@ -113,7 +114,12 @@ class SessionGate:
         async with self._changing.hold(session_id, session_id):
             with self.engine.in_flight():
                 known = self._known.get(session_id)
-                if not leased and known is not None and self._holds(session_id, known):
+                if (
+                    not leased
+                    and known is not None
+                    and known.as_stored
+                    and self._holds(session_id, known)
+                ):
                     as_known = StoredSession(known.epoch, None, known.count, [], known.version)
                     held = self.store.unleased(self.tenant, session_id, as_known)
                     self.unleased += 1
@@ -211,6 +217,15 @@ class SessionGate:
         self._known.move_to_end(session_id)
         while len(self._known) > self.max_sessions:
             self._known.popitem(last=False)
+
+    def read_again(self, session_id: str) -> None:
+        """
+        Have the session's next change here read it from the store, under the lease:
+        the engine's copy may differ from it (a turn served again without a write).
+        """
+        known = self._known.get(session_id)
+        if known is not None:
+            known.as_stored = False
 
     def forget(self, session_id: str) -> None:
         """

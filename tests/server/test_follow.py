@@ -421,3 +421,39 @@ async def test_a_delete_waits_for_a_change_another_replica_holds_the_lease_for(
         left = await store.read("acme", "s")
     assert waited and 204 == got["deleted"].status_code
     assert 0 == left.count
+
+
+async def test_after_a_retried_request_the_next_one_reads_the_session_again(
+    tmp_path: Path,
+) -> None:
+    """
+    A retry of a request the store accepted is served again without a write, so the
+    replica's copy of the session may differ from the store's (here the retry came
+    after the reply): the next change reads the session under the lease, and its
+    window holds the reply.
+    """
+    keys = tmp_path / "keys.jsonl"
+    key = append_key(keys, "acme")
+    config = tmp_path / "server.toml"
+    config.write_text('[cache]\nbackend = "memory"\n', encoding="utf-8")
+    app = create_app(ServerSettings(config=str(config), keys=str(keys)))
+    first = {"text": "a hotel in Lisbon", "request_id": "r1"}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://replica",
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client,
+    ):
+        with anyio.fail_after(30):
+            assert 200 == (await client.post("/v1/sessions/s/requests", json=first)).status_code
+            reply = {"text": "Hotel Avenida is free."}
+            assert 204 == (await client.post("/v1/sessions/s/replies", json=reply)).status_code
+            again = await client.post("/v1/sessions/s/requests", json=first)
+            after = await client.post("/v1/sessions/s/requests", json={"text": "book it"})
+            stored = await app.state.server.store.read("acme", "s")
+    assert (0, True) == (again.json()["turn"], again.json()["repeated"])
+    assert (200, 1) == (after.status_code, after.json()["turn"])
+    assert "Hotel Avenida is free." in after.json()["text"]
+    assert ["Hotel Avenida is free.", None] == [t["system"] for t in stored.turns]
