@@ -152,15 +152,17 @@ class SessionGate:
         Take a write another replica made to a session this one holds into the
         engine's copy, its exchanges to be recorded in the background; whether it was
         taken. It is only when it is the next write after the copy (its version one
-        more than the copy's): not when the session is not held here or is under a
-        change here (which brings it up to date itself), nor for a write missed, an old
-        one, the session made anew or this replica's own write. The session's next
+        more than the copy's): not when the session is not held here, is under a
+        change here (which brings it up to date itself) or is to be read again
+        (:meth:`read_again`), nor for a write missed, an old one, the session made anew
+        or this replica's own write. The session's next
         change here then reads what it lacks from the store, as without following.
         """
         session_id = changed.session_id
         known = self._known.get(session_id)
         if (
             known is None
+            or not known.as_stored  # its next change reads it from the store
             or session_id in self._changing
             or (changed.epoch, changed.version) != (known.epoch, known.version + 1)
             or changed.count not in (known.count, known.count + 1)  # a rewrite, an append

@@ -212,7 +212,8 @@ async def test_a_write_that_does_not_follow_the_copy_is_not_taken(
     """
     A change of another epoch (the session made anew), one that skips a version (a
     write missed) or an old one leaves the replica's copy as it was (the session's
-    next request there reads what it lacks from the store); the next write is taken.
+    next request there reads what it lacks from the store); the next write is taken,
+    but none once the copy is to be read again.
     """
     async with _replicas(tmp_path, redis_server, follow=True) as (servers, clients):
         _, b = servers
@@ -232,6 +233,8 @@ async def test_a_write_that_does_not_follow_the_copy_is_not_taken(
         assert ["a hotel in Lisbon"] == [t["text"] for t in gate.engine.turns_of("s")]
         assert gate.follow(Changed("acme", "s", epoch, 2, version + 1, turn))
         assert ["a hotel in Lisbon", "book it"] == [t["text"] for t in gate.engine.turns_of("s")]
+        gate.read_again("s")  # its copy may differ from the store's: not followed
+        assert not gate.follow(Changed("acme", "s", epoch, 2, version + 2, turn))
 
 
 async def test_following_resumes_once_redis_is_back(
