@@ -100,8 +100,9 @@ class SessionGate:
         ``serve`` the session's change, with the engine's copy equal to the store's
         (see the module's description: from the copy as known, written without the
         lease, when it can; else, or when that write is refused, or always when
-        ``leased`` (a change not written through the hold: a delete), under the
-        lease), after the session's other changes in this replica. ``serve`` writes through
+        ``leased`` (a delete, which writes nothing through the hold; a tool call, which
+        must not run twice), under the lease), after the session's other changes in
+        this replica. ``serve`` writes through
         the change's hold; when a write without the lease raises
         :class:`~preload.server.StoreConflict`, it has taken its turn back from the
         engine, and is called again. The change counts as a request in flight

@@ -231,7 +231,6 @@ async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str
     async def serve(change: Change) -> str:
         if not change.synced.count:
             raise _no_session(session_id)
-        _check_unanswered(change, session_id)
         try:
             result = await gate.engine.call(session_id, body.name, body.args)
         except UnknownToolError as exc:
@@ -245,7 +244,8 @@ async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str
         await _rewrite(gate, change, session_id)
         return result
 
-    return {"name": body.name, "result": await gate.run(session_id, serve)}
+    # under the lease: a write without it, refused after the tool ran, would run it again
+    return {"name": body.name, "result": await gate.run(session_id, serve, leased=True)}
 
 
 @router.post("/v1/sessions/{session_id}/feedback", status_code=202)
@@ -355,9 +355,9 @@ def _check_unanswered(change: Change, session_id: str) -> None:
     """
     Raises:
         StoreConflict: The change is served from the copy as known here, whose last
-            turn is answered: the request a reply or call is for was most likely
-            served by another replica a moment ago, so the change is served again
-            under the lease, from the store (where it may, too, replace a reply).
+            turn is answered: the request a reply is for was most likely served by
+            another replica a moment ago, so the change is served again under the
+            lease, from the store (where it may, too, replace a reply).
     """
     if change.unleased and (change.synced.last or {}).get("system") is not None:
         raise StoreConflict(session_id)

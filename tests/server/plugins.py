@@ -52,9 +52,11 @@ def sources(tenant: str) -> dict[str, Source]:
 def tools(tenant: str) -> list[CallSource]:
     """
     A tenant's tools: a read-only search that counts its runs in its answer, a booking
-    that is not read-only, and a tool that always fails.
+    that is not read-only, another that counts its runs (``book_room``), and a tool
+    that always fails.
     """
     runs = {"n": 0}
+    bookings = {"n": 0}
     toolset = ToolSet("hotels")
 
     async def find_hotels(city: str) -> str:
@@ -64,10 +66,15 @@ def tools(tenant: str) -> list[CallSource]:
     async def book_hotel(name: str) -> str:
         return f"booked {name}"
 
+    async def book_room(name: str) -> str:
+        bookings["n"] += 1
+        return f"booking {bookings['n']}: {name}"
+
     async def broken() -> str:
         raise RuntimeError("the backend is down")
 
     toolset.add("find_hotels", find_hotels, read_only=True)
     toolset.add("book_hotel", book_hotel, read_only=False)
+    toolset.add("book_room", book_room, read_only=False)
     toolset.add("broken", broken, read_only=True)
     return [toolset]

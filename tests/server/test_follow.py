@@ -110,18 +110,18 @@ async def test_a_bad_message_on_the_channel_is_logged_and_skipped(
 
 @asynccontextmanager
 async def _replicas(
-    tmp_path: Path, redis_server: RedisServer, follow: bool
+    tmp_path: Path, redis_server: RedisServer, follow: bool, tools: str | None = None
 ) -> AsyncIterator[tuple[list[Any], list[httpx.AsyncClient]]]:
     """
-    Two apps of ``preload serve`` in this process on one real Redis, and a client of
-    each with tenant acme's key.
+    Two apps of ``preload serve`` in this process on one real Redis (with ``tools``,
+    as ``--tools`` takes them), and a client of each with tenant acme's key.
     """
     keys = tmp_path / "keys.jsonl"
     key = append_key(keys, "acme")
     config = write_config(
         tmp_path / "server.toml", redis_server.url, more=f"follow = {str(follow).lower()}"
     )
-    settings = ServerSettings(config=str(config), keys=str(keys))
+    settings = ServerSettings(config=str(config), keys=str(keys), tools=tools)
     apps = [create_app(settings) for _ in range(2)]
     async with AsyncExitStack() as stack:
         clients = []
@@ -460,3 +460,25 @@ async def test_after_a_retried_request_the_next_one_reads_the_session_again(
     assert (200, 1) == (after.status_code, after.json()["turn"])
     assert "Hotel Avenida is free." in after.json()["text"]
     assert ["Hotel Avenida is free.", None] == [t["system"] for t in stored.turns]
+
+
+async def test_a_tool_call_is_served_under_the_lease(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A tool call is always served under the session's lease, so that it runs once: a
+    write without the lease refused after the tool ran (another replica wrote to the
+    session meanwhile, unseen here) would have it run again.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    async with _replicas(tmp_path, redis_server, follow=False, tools="plugins:tools") as (
+        _,
+        clients,
+    ):
+        with anyio.fail_after(30):
+            asked = await clients[1].post("/v1/sessions/s/requests", json={"text": "a room"})
+            assert 200 == asked.status_code
+            call = {"name": "book_room", "args": {"name": "Avenida"}}
+            assert 200 == (await clients[0].post("/v1/sessions/s/calls", json=call)).status_code
+            again = await clients[1].post("/v1/sessions/s/calls", json=call)
+    assert "booking 1: Avenida" == again.json()["result"]
