@@ -127,16 +127,34 @@ async def _replicas(
         clients = []
         for app in apps:
             await stack.enter_async_context(app.router.lifespan_context(app))
-            clients.append(
-                await stack.enter_async_context(
-                    httpx.AsyncClient(
-                        transport=httpx.ASGITransport(app=app),
-                        base_url="http://replica",
-                        headers={"Authorization": f"Bearer {key}"},
-                    )
-                )
-            )
+            clients.append(await stack.enter_async_context(_client(app, key)))
         yield [app.state.server for app in apps], clients
+
+
+def _client(app: Any, key: str) -> httpx.AsyncClient:
+    """
+    A client of the app in this process, with the key.
+    """
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://replica",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+
+@asynccontextmanager
+async def _memory_replica(tmp_path: Path) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """
+    One app of ``preload serve`` in this process on the memory store, and a client
+    with tenant acme's key.
+    """
+    keys = tmp_path / "keys.jsonl"
+    key = append_key(keys, "acme")
+    config = tmp_path / "server.toml"
+    config.write_text('[cache]\nbackend = "memory"\n', encoding="utf-8")
+    app = create_app(ServerSettings(config=str(config), keys=str(keys)))
+    async with app.router.lifespan_context(app), _client(app, key) as client:
+        yield app, client
 
 
 async def _turn(client: httpx.AsyncClient, text: str, reply: str) -> dict[str, Any]:
@@ -394,20 +412,8 @@ async def test_a_delete_waits_for_a_change_another_replica_holds_the_lease_for(
     session as last written: it waits for the change another replica holds the lease
     for, and the session is gone once that change is written.
     """
-    keys = tmp_path / "keys.jsonl"
-    key = append_key(keys, "acme")
-    config = tmp_path / "server.toml"
-    config.write_text('[cache]\nbackend = "memory"\n', encoding="utf-8")
-    app = create_app(ServerSettings(config=str(config), keys=str(keys)))
     got: dict[str, httpx.Response] = {}
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://replica",
-            headers={"Authorization": f"Bearer {key}"},
-        ) as client,
-    ):
+    async with _memory_replica(tmp_path) as (app, client):
         store = app.state.server.store
         with anyio.fail_after(30):
             await _turn(client, "a hotel in Lisbon", "Hotel Avenida is free.")
@@ -435,20 +441,8 @@ async def test_after_a_retried_request_the_next_one_reads_the_session_again(
     after the reply): the next change reads the session under the lease, and its
     window holds the reply.
     """
-    keys = tmp_path / "keys.jsonl"
-    key = append_key(keys, "acme")
-    config = tmp_path / "server.toml"
-    config.write_text('[cache]\nbackend = "memory"\n', encoding="utf-8")
-    app = create_app(ServerSettings(config=str(config), keys=str(keys)))
     first = {"text": "a hotel in Lisbon", "request_id": "r1"}
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://replica",
-            headers={"Authorization": f"Bearer {key}"},
-        ) as client,
-    ):
+    async with _memory_replica(tmp_path) as (app, client):
         with anyio.fail_after(30):
             assert 200 == (await client.post("/v1/sessions/s/requests", json=first)).status_code
             reply = {"text": "Hotel Avenida is free."}
