@@ -230,6 +230,16 @@ class SessionGate:
         if known is not None:
             known.as_stored = False
 
+    def failed(self, change: Change, session_id: str, error: BaseException) -> None:
+        """
+        A write of the change failed with ``error``, the engine's copy possibly ahead
+        of the store's: forget the copy (the session's next change rebuilds it), unless
+        a write without the lease was refused, since the change is then served again
+        under the lease, which brings the copy up to the store's.
+        """
+        if not (change.unleased and isinstance(error, StoreConflict)):
+            self.forget(session_id)
+
     def forget(self, session_id: str) -> None:
         """
         Drop the session from this replica (deleted, or gone from the store).

@@ -327,8 +327,7 @@ async def _write(gate: SessionGate, change: Change, session_id: str, body: Reque
         version = await change.held.append(turn, expected=count, epoch=epoch, user=body.user)
     except BaseException as exc:
         gate.rewind(session_id, count)
-        if not (change.unleased and isinstance(exc, StoreConflict)):  # else served again
-            gate.forget(session_id)
+        gate.failed(change, session_id, exc)
         raise
     gate.remember(session_id, epoch, count + 1, version, body.request_id)
 
@@ -343,10 +342,7 @@ async def _rewrite(gate: SessionGate, change: Change, session_id: str) -> None:
     try:
         version = await change.held.update_last(turn, count=synced.count, epoch=synced.epoch)
     except BaseException as exc:
-        # the engine's copy is ahead: rebuild it next time, or (a write without the
-        # lease refused) when the change is served again under the lease
-        if not (change.unleased and isinstance(exc, StoreConflict)):
-            gate.forget(session_id)
+        gate.failed(change, session_id, exc)  # the engine's copy is ahead
         raise
     gate.remember(session_id, synced.epoch, synced.count, version, request_id)
 
