@@ -105,8 +105,11 @@ class SessionGate:
         this replica. ``serve`` writes through
         the change's hold; when a write without the lease raises
         :class:`~preload.server.StoreConflict`, it has taken its turn back from the
-        engine, and is called again. The change counts as a request in flight
-        (:meth:`PreloadEngine.in_flight`), its reads and writes of the store included.
+        engine, and is called again. A change that writes nothing (a retried request
+        served again, a failure) may still have changed the engine's copy, so the
+        session's next change reads it again (:meth:`read_again`). The change counts
+        as a request in flight (:meth:`PreloadEngine.in_flight`), its reads and writes
+        of the store included.
 
         Raises:
             SessionBusy: Another change of the session here took longer than the
@@ -124,15 +127,28 @@ class SessionGate:
                     as_known = StoredSession(known.epoch, None, known.count, [], known.version)
                     held = self.store.unleased(self.tenant, session_id, as_known)
                     self.unleased += 1
+                    change = Change(self._synced(session_id, known), held, True)
                     try:
-                        return await serve(Change(self._synced(session_id, known), held, True))
+                        return await self._serve(session_id, serve, change)
                     except StoreConflict:
                         self.conflicts += 1
                 start = max(known.count - 1, 0) if known is not None else 0
                 async with self.store.hold(self.tenant, session_id, start) as held:
-                    return await serve(
-                        Change(await self._sync(session_id, held, known, start), held)
-                    )
+                    synced = await self._sync(session_id, held, known, start)
+                    return await self._serve(session_id, serve, Change(synced, held))
+
+    async def _serve(
+        self, session_id: str, serve: Callable[[Change], Awaitable[T]], change: Change
+    ) -> T:
+        """
+        ``serve(change)``; when it wrote nothing, the session is to be read again.
+        """
+        before = self._known.get(session_id)
+        try:
+            return await serve(change)
+        finally:
+            if before is not None and self._known.get(session_id) is before:
+                self.read_again(session_id)
 
     def _holds(self, session_id: str, known: _Known) -> bool:
         """
@@ -224,7 +240,7 @@ class SessionGate:
     def read_again(self, session_id: str) -> None:
         """
         Have the session's next change here read it from the store, under the lease:
-        the engine's copy may differ from it (a turn served again without a write).
+        the engine's copy may differ from it (a change that wrote nothing).
         """
         known = self._known.get(session_id)
         if known is not None:

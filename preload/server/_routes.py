@@ -135,7 +135,6 @@ async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> Re
         repeat = body.request_id is not None and last.get("request_id") == body.request_id
         if repeat:  # a retry of a turn the store accepted: serve it again, unwritten
             gate.rewind(session_id, synced.count - 1)
-            gate.read_again(session_id)  # the copy may now lack what came after it
         ctx = await gate.engine.handle(
             session_id=session_id,
             text=body.text,
