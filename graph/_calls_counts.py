@@ -58,12 +58,11 @@ _CUE_BEFORE = 3
 _CUE_AFTER = 2
 #: An alias is a word or two said in place of a value at least this often ...
 _ALIAS_MIN = 3.0
-#: ... in at least this share of the calls whose requests said it, this many times as
-#: often as the value is given anyway ...
+#: ... in at least this share of the calls whose requests said it, and this many times
+#: as often as the value is given anyway (which keeps out the words said before any
+#: call, "I", "is", however often they are said).
 _ALIAS_SHARE = 0.5
 _ALIAS_LIFT = 2.0
-#: ... and it is said before at most this share of the call's calls ("I", "is").
-_ALIAS_COMMON = 0.25
 #: A value is offered as the one that follows another once seen following it this often
 #: (as an alias must be said: a pair seen once or twice is as likely chance).
 _SUCCESSOR_MIN = 3.0
@@ -316,12 +315,8 @@ class CallCounts:
                 value, n = max(per_value.items(), key=lambda it: (it[1], it[0]))
                 said = per_name.get(gram, n)
                 share = n / said
-                if (
-                    n < _ALIAS_MIN
-                    or share < max(_ALIAS_SHARE, _ALIAS_LIFT * values[value] / calls)
-                    or said > _ALIAS_COMMON * calls
-                ):
-                    continue  # too rare, no likelier after the words, or words said anyway
+                if n < _ALIAS_MIN or share < max(_ALIAS_SHARE, _ALIAS_LIFT * values[value] / calls):
+                    continue  # too rare, or the value is no likelier after the words
                 pid = self.alias_index.add(gram.split(" "))
                 while len(self.alias_keys) <= pid:
                     self.alias_keys.append({})

@@ -32,6 +32,7 @@ PLACES = ["Luigi's", "Bangkok Garden", "Casa Azul", "Taj Palace", "Blue Door"]
 WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 TODAY = dt.date(2019, 3, 1)
 FIND, BOOK, WEATHER = "Restaurants:Find", "Restaurants:Reserve", "Weather:Get"
+SALON = "Salons:Find"
 
 
 def _call(name: str, args: dict[str, str], read_only: bool = True) -> dict[str, Any]:
@@ -652,3 +653,34 @@ def test_a_changed_value_follows_the_one_the_last_call_gave(tmp_path: Path) -> N
     model.save(tmp_path / "calls.json")
     loaded = CallForecaster.load(tmp_path / "calls.json")
     assert [guess] == loaded.predict(turns[:1], _request(turns[1]), k=1)
+
+
+def salon_session(rng: random.Random) -> dict[str, Any]:
+    """
+    A salon search in a city; in two sessions of five the user asks for a unisex salon,
+    and the call then has ``is_unisex`` (an argument given only then).
+    """
+    city, unisex = rng.choice(CITIES), rng.random() < 0.4
+    args = {"city": city, **({"is_unisex": "True"} if unisex else {})}
+    what = "a unisex salon" if unisex else "a salon"
+    return {
+        "turns": [
+            _turn(f"Find me {what} in {city}.", "S:Find", "Found one.", _call(SALON, args)),
+            {"text": "Thanks.", "state": "S:Bye", "system": "Bye."},
+        ]
+    }
+
+
+def test_a_word_said_before_many_of_a_names_calls_is_still_an_alias() -> None:
+    """
+    "unisex" comes before 40 % of the searches, and always means ``is_unisex=True``:
+    an alias of that value, however common before the name's calls.
+    """
+    rng = random.Random(3)
+    model = CallForecaster().fit([salon_session(rng) for _ in range(100)])
+    request = {"text": "Find me a unisex salon in Napa.", "state": "S:Find"}
+    guess = model.predict([], request)[0]
+    assert {"city": "Napa", "is_unisex": "True"} == dict(guess.args)
+    assert "normalized:alias" == guess.evidence["is_unisex"]
+    plain = model.predict([], {"text": "Find me a salon in Napa.", "state": "S:Find"})[0]
+    assert {"city": "Napa"} == dict(plain.args)
