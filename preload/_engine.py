@@ -1129,13 +1129,16 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 f"start {start} is past session {session_id!r}'s {len(session.turns)} turns"
             )
         new = [_stored(turn) for turn in turns]
-        if session.recorded > start:
-            old = session.turns[start : session.recorded]
+        # the exchange being recorded now counts as recorded: if it changed, the
+        # recording ends in the history dropped here, and is not counted (_record_next)
+        upto = session.recorded + session.recording.locked()
+        if upto > start:
+            old = session.turns[start:upto]
             same = len(new) >= len(old) and all(
                 (a.get("text"), a.get("system")) == (b.get("text"), b.get("system"))
                 for a, b in zip(old, new, strict=False)
             )
-            if not same and not session.recording.locked():
+            if not same:
                 session.history = None
                 session.recorded = 0
         session.turns[start:] = new
@@ -1334,8 +1337,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                     history.prepare, user, agent, limiter=self._serving if complete else self._cpu
                 )
                 history.add_prepared(prepared)
-            session.recorded += 1
-            self._counters.history_catch_ups += complete
+            if session.history is history:  # else restore dropped it meanwhile
+                session.recorded += 1
+                self._counters.history_catch_ups += complete
             return True
 
     @staticmethod

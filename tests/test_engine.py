@@ -540,6 +540,29 @@ class _HeldLearner:
         await anyio.to_thread.run_sync(self.entered.wait)
 
 
+async def test_a_turn_restored_while_its_exchange_is_recorded_replaces_it_in_the_history(
+    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    The learner is recording a session's exchange in its worker thread when the
+    session's turns are restored with another version of that turn (the store's, after
+    a write of this replica was refused): the history is rebuilt from the restored
+    turn, and the exchange that was being recorded is not in it.
+    """
+    learner = _HeldLearner(monkeypatch, "Aspen")
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        try:
+            with anyio.fail_after(30):
+                await learner.hold(engine)
+            engine.restore("held", [{"text": "a cabin in Vail", "system": "One is free."}])
+        finally:
+            learner.release.set()
+        await engine.wait_idle()
+        after = await engine.handle(session_id="held", text="book it")
+    history = next(item for item in after.items if item.key == "history")
+    assert "Vail" in history.text and "Aspen" not in history.text
+
+
 @pytest.mark.parametrize("extra", [0, INLINE_HISTORY_CHARS])
 async def test_a_request_catching_up_never_queues_behind_the_learner(
     knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch, extra: int
