@@ -80,7 +80,8 @@ class CallGuess:
 
     Attributes:
         name: The call's name, as the logs name it.
-        args: Its complete arguments.
+        args: Its complete arguments, JSON values typed as most of each argument's
+            training calls typed it (a string where they gave no other type).
         p: The estimated probability that the turn makes exactly this call.
         evidence: For each argument, where its value came from: ``"user"``, ``"agent"``,
             ``"call:<name>.<arg>"`` (an earlier call's argument, copied),
@@ -92,7 +93,7 @@ class CallGuess:
     """
 
     name: str
-    args: Mapping[str, str]
+    args: Mapping[str, Any]
     p: float
     evidence: Mapping[str, str]
 
@@ -418,7 +419,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             out.append(
                 CallGuess(
                     name=draft.name,
-                    args=draft.args,
+                    args={a: counts.typed((draft.name, a), v) for a, v in draft.args.items()},
                     p=self._calibrated(draft),
                     evidence=draft.evidence,
                 )

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
+import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -42,6 +44,7 @@ __all__ = [
     "mention_options",
     "rank_mentions",
     "span_mentions",
+    "surface",
     "turns_of",
 ]
 
@@ -53,6 +56,8 @@ Key: TypeAlias = "tuple[str, str]"
 #: A call as the logs record it: its name and its complete arguments.
 Call: TypeAlias = "tuple[str, dict[str, str]]"
 
+#: A JSON number, as :func:`surface` writes one.
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
 #: Words before and after a mention that tell which argument it fills.
 _CUE_BEFORE = 3
 _CUE_AFTER = 2
@@ -85,26 +90,80 @@ def turns_of(session: Any) -> list[Mapping[str, Any]]:
     return [turn for turn in turns if isinstance(turn, Mapping)]
 
 
-def calls_of(turn: Mapping[str, Any]) -> list[tuple[str, dict[str, str], bool]]:
+def _raw_calls(turn: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], bool]]:
     """
-    Return a turn's well-formed ``tool_calls`` as ``(name, args, read_only)``; malformed
-    calls and arguments (not strings) are skipped.
+    A turn's well-formed ``tool_calls`` as ``(name, args, read_only)``, their arguments
+    as the log gives them (malformed calls are skipped).
     """
     raw = turn.get("tool_calls")
     if not isinstance(raw, (list, tuple)):
-        return []
-    out: list[tuple[str, dict[str, str], bool]] = []
+        return
     for call in raw:
         if not isinstance(call, Mapping):
             continue
         name, args = call.get("name"), call.get("args")
-        if not isinstance(name, str) or not name:
-            continue
-        if not isinstance(args, Mapping):
-            args = {}
-        clean = {a: v for a, v in args.items() if isinstance(a, str) and isinstance(v, str)}
-        out.append((name, clean, call.get("read_only") is True))
+        if isinstance(name, str) and name:
+            yield name, args if isinstance(args, Mapping) else {}, call.get("read_only") is True
+
+
+def calls_of(turn: Mapping[str, Any]) -> list[tuple[str, dict[str, str], bool]]:
+    """
+    Return a turn's well-formed ``tool_calls`` as ``(name, args, read_only)``, each
+    argument's value as its :func:`surface`; malformed calls and arguments are skipped.
+    """
+    out: list[tuple[str, dict[str, str], bool]] = []
+    for name, args, read_only in _raw_calls(turn):
+        clean = {}
+        for arg, value in args.items():
+            text = surface(value) if isinstance(arg, str) else None
+            if text is not None:
+                clean[arg] = text
+        out.append((name, clean, read_only))
     return out
+
+
+def surface(value: object) -> str | None:
+    """
+    The text the forecast handles a JSON argument value as: a string itself, a boolean
+    ``"True"``/``"False"``, a number as JSON writes it, null ``"null"``, a list or an
+    object its compact JSON; None for what is not JSON. :meth:`CallCounts.typed` turns
+    it back into the value, typed as the argument's training calls typed it.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value)
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):  # not JSON, a NaN, a loop
+        return None
+
+
+def _shape(text: str) -> str | None:
+    """
+    Which JSON type other than a string a surface could be the text of, if any.
+    """
+    if _NUMBER.fullmatch(text):
+        return "number"
+    if text in ("True", "False", "null"):
+        return text
+    return "json" if text[:1] in ("[", "{") else None
+
+
+def _kind(value: object) -> str:
+    """
+    The JSON type of an argument's value: ``str``, ``bool``, ``int``, ``float``,
+    ``null`` or ``json`` (a list or an object).
+    """
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    return "null" if value is None else "json"
 
 
 def _text(turn: Mapping[str, Any] | None, field_name: str) -> str:
@@ -150,6 +209,9 @@ class CallCounts:
         self.names: dict[str, list[float]] = {}  # name -> [calls, read-only calls]
         self.patterns: dict[str, dict[tuple[str, ...], float]] = {}
         self.values: dict[Key, dict[str, float]] = {}
+        #: (name, arg) -> surface -> JSON type (``int``, ``bool``, ...) -> n, for the
+        #: values that are not strings or are strings shaped like another type ("2")
+        self.kinds: dict[Key, dict[str, dict[str, float]]] = {}
         self.flow: dict[Key, dict[Key, float]] = {}
         #: (name, arg) -> value -> the value the next call of that name gave instead -> n
         self.succ: dict[Key, dict[str, dict[str, float]]] = {}
@@ -205,6 +267,13 @@ class CallCounts:
                 entry[0] += 1.0
                 for name in names:
                     entry[1][name] = entry[1].get(name, 0.0) + 1.0
+            for name, args, _ in _raw_calls(turn):
+                for arg, value in args.items():
+                    text = surface(value) if isinstance(arg, str) else None
+                    kind = _kind(value)
+                    if text is not None and (kind != "str" or _shape(text) is not None):
+                        per = self.kinds.setdefault((name, arg), {}).setdefault(text, {})
+                        per[kind] = per.get(kind, 0.0) + 1.0
             for name, args, read_only in calls:
                 self._add_call(name, args, read_only, seen, _text(turn, "text"))
                 self._add_successors(name, args, last.get(name))
@@ -400,6 +469,39 @@ class CallCounts:
             self._derived[key] = info
         return info
 
+    def typed(self, key: Key, text: str) -> Any:
+        """
+        Return an argument's value from its :func:`surface`: typed as the argument's
+        training calls most often typed that value, or for a value they never gave,
+        the values of its shape (numbers, booleans, lists); a string otherwise.
+        """
+        shape = _shape(text)
+        per = self.kinds.get(key) if shape is not None else None
+        if not per:
+            return text
+        seen = per.get(text)
+        if seen is None:
+            seen = self._derived.get(("shape", key, shape))
+            if seen is None:
+                seen = {}
+                for other, kinds in per.items():
+                    if _shape(other) == shape:
+                        for kind, n in kinds.items():
+                            seen[kind] = seen.get(kind, 0.0) + n
+                self._derived["shape", key, shape] = seen
+        kind = max(seen, key=lambda k: (seen[k], k)) if seen else "str"
+        if kind == "str":
+            return text
+        try:
+            value = json.loads({"True": "true", "False": "false"}.get(text, text))
+        except ValueError:  # "[draft" in the shape of a list
+            return text
+        if kind == "float":
+            return float(value)
+        if kind == "int" and isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
     def arg_names(self, name: str) -> list[str]:
         """
         Return every argument a call was seen with, most frequent first.
@@ -440,6 +542,7 @@ class CallCounts:
                 n: [[list(p), c] for p, c in ps.items()] for n, ps in self.patterns.items()
             },
             "values": [[list(k), v] for k, v in self.values.items()],
+            "kinds": [[list(k), v] for k, v in self.kinds.items()],
             "flow": [[list(k), [[list(s), c] for s, c in f.items()]] for k, f in self.flow.items()],
             "succ": [[list(k), per] for k, per in self.succ.items()],
             "contexts": [[list(c), e] for c, e in self.contexts.items()],
@@ -486,6 +589,12 @@ class CallCounts:
             counts.values[key] = {str(v): float(c) for v, c in vals.items()}
             for value in counts.values[key]:
                 counts._index_value(key, value)
+        counts.kinds = {  # absent from models saved before 0.7: strings, then
+            (str(k[0]), str(k[1])): {
+                str(v): {str(t): float(n) for t, n in kinds.items()} for v, kinds in per.items()
+            }
+            for k, per in data.get("kinds", ())
+        }
         counts.flow = {
             (str(k[0]), str(k[1])): {(str(s[0]), str(s[1])): float(c) for s, c in f}
             for k, f in data["flow"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preload import ConfigError, EngineConfig, InputError
+from preload import ConfigError, EngineConfig, InputError, ToolCall
 from preload.replay import fit_strategies, generate_demo, replay
 from preload.replay._replay import _strategy_config, arrivals
 from preload.replay._simulated import SimulatedCallSource
@@ -98,6 +98,38 @@ def test_the_request_oracle_runs_every_call_as_its_request_arrives() -> None:
     assert oracle.used_after_reply > 0
     assert oracle.call_wait_p95_ms is not None and at_request.call_wait_p95_ms is not None
     assert oracle.call_wait_p95_ms < at_request.call_wait_p95_ms
+
+
+def test_calls_with_typed_arguments_are_forecast_with_their_types() -> None:
+    """
+    Arguments that are JSON numbers, booleans and lists (not strings, as in the
+    shipped data) keep their types: the oracle runs every read-only call ahead with the
+    very arguments the agent then gives (a ``2`` made ``"2"`` would be another call), and
+    the engine, whose forecaster learned the types, serves as many ahead as without them
+    (the extra arguments have the same value in every call).
+    """
+    demo = generate_demo(60, seed=2)
+
+    def typed(call: ToolCall) -> ToolCall:
+        extra = {"party": 2, "outdoor": True, "tags": ["quiet", "open"], "rating": 4.5}
+        return replace(call, args={**call.args, **extra})
+
+    sessions = [
+        replace(
+            session,
+            turns=tuple(
+                replace(turn, tool_calls=tuple(map(typed, turn.tool_calls)))
+                for turn in session.turns
+            ),
+        )
+        for session in demo.sessions
+    ]
+    strategies = ["engine", "request_oracle"]
+    report = replay(sessions, demo.knowledge, EngineConfig(), strategies=strategies, processes=1)
+    plain = replay(demo.sessions, demo.knowledge, EngineConfig(), strategies=["engine"])
+    engine, at_request = report.strategies["engine"], report.strategies["request_oracle"]
+    assert 1.0 == at_request.call_hit_rate
+    assert plain.strategies["engine"].call_hit_rate == engine.call_hit_rate
 
 
 def test_a_calls_latency_is_its_own_whatever_else_was_called() -> None:

@@ -151,7 +151,7 @@ class OracleCallPredictor:
         return [
             CallGuess(
                 name=c.name,
-                args={k: str(v) for k, v in c.args.items()},
+                args=dict(c.args),
                 p=1.0,
                 evidence=dict.fromkeys(c.args, "oracle"),
             )

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from graph import CallForecaster, CallGuess, ModelFileError
+from graph._calls_counts import surface
 from graph._calls_text import (
     NAME_MIN_VALUES,
     PhraseIndex,
@@ -25,6 +26,7 @@ from graph._calls_text import (
     tokenize,
     value_format,
 )
+from preload.calls import call_key
 
 CITIES = ["San Jose", "Fresno", "Oakland", "Berkeley", "Napa", "Sacramento", "Davis", "Reno"]
 CUISINES = ["Italian", "Thai", "Mexican", "Indian"]
@@ -684,3 +686,76 @@ def test_a_word_said_before_many_of_a_names_calls_is_still_an_alias() -> None:
     assert "normalized:alias" == guess.evidence["is_unisex"]
     plain = model.predict([], {"text": "Find me a salon in Napa.", "state": "S:Find"})[0]
     assert {"city": "Napa"} == dict(plain.args)
+
+
+def typed_session(rng: random.Random, **kw: Any) -> dict[str, Any]:
+    """
+    A restaurant session whose calls give JSON types: the party size a number, the
+    search a boolean and a list.
+    """
+    session = restaurant_session(rng, **kw)
+    find, book = (turn["tool_calls"][0] for turn in session["turns"] if "tool_calls" in turn)
+    find["args"].update(open=True, tags=["quiet"])
+    book["args"]["party_size"] = int(book["args"]["party_size"])
+    return session
+
+
+def test_arguments_are_forecast_with_the_json_types_the_calls_gave(tmp_path: Path) -> None:
+    """
+    A number, a boolean and a list come back as such, not as their text (``5``, not
+    ``"5"``: another call), a number said in words too; saving and loading keeps the
+    types.
+    """
+    rng = random.Random(4)
+    model = CallForecaster().fit([typed_session(rng) for _ in range(80)])
+    turns = _turns(typed_session(random.Random(3), city="Napa", size=5))
+    find = model.predict(turns[:1], _request(turns[1]))[0]
+    assert {"open": True, "tags": ["quiet"]}.items() <= find.args.items()
+    guesses = model.predict(turns[:3], _request(turns[3]), read_only=False)
+    made = call_key(BOOK, turns[3]["tool_calls"][0]["args"])
+    book = next(g for g in guesses if call_key(g.name, g.args) == made)
+    assert 5 == book.args["party_size"] and "normalized:number" == book.evidence["party_size"]
+    model.save(tmp_path / "calls.json")
+    loaded = CallForecaster.load(tmp_path / "calls.json")
+    assert guesses == loaded.predict(turns[:3], _request(turns[3]), read_only=False)
+
+
+def test_an_argument_of_mixed_types_types_each_value_as_the_calls_did() -> None:
+    """
+    An argument the logs give as numbers and as strings: a value is typed as the calls
+    gave it most often, a value they never gave as the values of its shape were.
+    """
+    given: list[object] = [2, 2, 3, "dontcare", "7", 4.5]
+    model = CallForecaster(holdout=0.0).fit(
+        [{"turns": [_turn("Hi.", "S", "Ok.", _call(SALON, {"n": n, "city": "3"}))]} for n in given]
+    )
+    typed = model.counts_.typed
+    assert [2, 3, "dontcare", "7", 9, 4.5] == [
+        typed((SALON, "n"), text) for text in ("2", "3", "dontcare", "7", "9", "4.5")
+    ]
+    assert isinstance(typed((SALON, "n"), "9"), int)
+    assert "3" == typed((SALON, "city"), "3")  # a string shaped like a number
+    assert "True" == typed((SALON, "n"), "True")  # no call gave a boolean
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("2", "2"),
+        (2, "2"),
+        (2.5, "2.5"),
+        (True, "True"),
+        (False, "False"),
+        (None, "null"),
+        (["b", 1], '["b",1]'),
+        ({"z": 1, "a": [True]}, '{"a":[true],"z":1}'),
+        (float("nan"), None),
+        ({1, 2}, None),
+    ],
+)
+def test_the_surface_of_each_json_value(value: object, text: str | None) -> None:
+    """
+    What the forecast reads a value as: strings as they are, JSON for the rest (keys
+    sorted), booleans as the shipped data writes them, and nothing for what is not JSON.
+    """
+    assert text == surface(value)
