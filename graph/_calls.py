@@ -43,6 +43,7 @@ from ._calls_counts import (
     span_mentions,
     turns_of,
 )
+from ._calls_names import name_tokens
 from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
 
 __all__ = ["CallForecaster", "CallGuess"]
@@ -447,16 +448,31 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         return min(max(p, 0.0), 1.0)
 
     def _name_probs(
-        self, view: SessionView, request: Mapping[str, Any] | None, counts: CallCounts
+        self,
+        view: SessionView,
+        request: Mapping[str, Any] | None,
+        scan: TextScan | None,
+        counts: CallCounts,
     ) -> list[tuple[str, float]]:
         """
         Return the likeliest names of the turn's calls and P(name called | context),
         smoothed from the request's state to the previous turn's state and calls, to
-        the previous state, to every turn; names below ``min_p`` are left out.
+        the previous state, to every turn; for a request without a state, read from its
+        words (``scan``), the reply's last words and the previous turn's calls. Names
+        below ``min_p`` are left out.
         """
         state = request.get("state") if request is not None else None
         if not isinstance(state, str):
             state = None
+            if scan is not None and counts.name_words.turns:
+                reply = view.agent[-1].toks if view.agent else []
+                said = counts.name_words.posterior(
+                    name_tokens(scan.toks, reply, view.prev_calls, view.called)
+                )
+                return sorted(
+                    ((name, p) for name, p in said.items() if name and p >= self.min_p),
+                    key=lambda it: (-it[1], it[0]),
+                )[: self.max_names]
         ctxs: list[tuple[str, ...]] = [
             ("*",),
             ("p", view.prev_state),
@@ -498,7 +514,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         moment = "r" if request is not None else "a"
         drafts: list[_Draft] = []
         all_cands: dict[str, dict[str, list[_Cand]]] = {}
-        for name, q in self._name_probs(view, request, counts):
+        for name, q in self._name_probs(view, request, scan, counts):
             cands = self._candidates(name, view, scan, counts, anchor)
             all_cands[name] = cands
             drafts.extend(self._assemble(name, q, cands, view, counts, moment))

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from ._calls_names import NameWords, name_tokens
 from ._calls_text import (
     MAX_TEXT,
     PhraseIndex,
@@ -216,6 +217,8 @@ class CallCounts:
         #: (name, arg) -> value -> the value the next call of that name gave instead -> n
         self.succ: dict[Key, dict[str, dict[str, float]]] = {}
         self.contexts: dict[tuple[str, ...], list[Any]] = {}  # ctx -> [turns, {name: n}]
+        #: the names each turn called by its words, for requests without a state
+        self.name_words = NameWords()
         self.dates: dict[str, float] = {}  # anchor votes
         self.hours: dict[int, float] = {}  # hour of day of time values
         self.index = PhraseIndex()
@@ -251,6 +254,8 @@ class CallCounts:
         seen: list[Call] = []
         last: dict[str, dict[str, str]] = {}
         before: list[str] = []
+        reply: list[str] = []
+        called: set[str] = set()
         for turn in turns_of(session):
             calls = calls_of(turn)
             now = tokenize(_text(turn, "text"))
@@ -259,6 +264,9 @@ class CallCounts:
             before = now
             state = turn.get("state")
             names = tuple(sorted({name for name, _, _ in calls}))
+            self.name_words.add(name_tokens(now, reply, prev_calls, called), names)
+            reply = tokenize(_text(turn, "system"))
+            called.update(names)
             ctxs = [("p", prev_state, *prev_calls), ("p", prev_state), ("*",)]
             if isinstance(state, str):
                 ctxs.append(("s", state))
@@ -546,6 +554,7 @@ class CallCounts:
             "flow": [[list(k), [[list(s), c] for s, c in f.items()]] for k, f in self.flow.items()],
             "succ": [[list(k), per] for k, per in self.succ.items()],
             "contexts": [[list(c), e] for c, e in self.contexts.items()],
+            "name_words": self.name_words.to_json(),
             "dates": self.dates,
             "hours": {str(h): n for h, n in self.hours.items()},
             "said": [[list(k), v] for k, v in said.items()],
@@ -609,6 +618,8 @@ class CallCounts:
             tuple(map(str, c)): [float(e[0]), {str(n): float(x) for n, x in e[1].items()}]
             for c, e in data["contexts"]
         }
+        if "name_words" in data:  # absent from models saved before 0.7
+            counts.name_words = NameWords.from_json(data["name_words"])
         counts.dates = {str(d): float(n) for d, n in data["dates"].items()}
         counts.hours = {int(h): float(n) for h, n in data["hours"].items()}
         counts.said = {
@@ -651,6 +662,7 @@ class SessionView:
         self.last_args: dict[str, dict[str, str]] = {}
         self.prev_state = START
         self.prev_calls: tuple[str, ...] = ()
+        self.called: set[str] = set()  # every name an earlier turn called
         self.n_turns = 0
         #: What the forecast worked out from the turns so far (emptied by add_turn).
         self.memo: dict[str, Any] = {}
@@ -710,6 +722,7 @@ class SessionView:
         state = turn.get("state")
         self.prev_state = state if isinstance(state, str) else START
         self.prev_calls = tuple(sorted({name for name, _, _ in calls}))
+        self.called.update(self.prev_calls)
         self.n_turns += 1
 
     def said_options(

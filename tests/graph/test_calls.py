@@ -18,6 +18,7 @@ from sklearn.base import clone
 
 from graph import CallForecaster, CallGuess, ModelFileError
 from graph._calls_counts import surface
+from graph._calls_names import NameWords, name_tokens
 from graph._calls_text import (
     NAME_MIN_VALUES,
     PhraseIndex,
@@ -34,7 +35,7 @@ PLACES = ["Luigi's", "Bangkok Garden", "Casa Azul", "Taj Palace", "Blue Door"]
 WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 TODAY = dt.date(2019, 3, 1)
 FIND, BOOK, WEATHER = "Restaurants:Find", "Restaurants:Reserve", "Weather:Get"
-SALON = "Salons:Find"
+SALON, HOTEL = "Salons:Find", "Hotels:Find"
 
 
 def _call(name: str, args: dict[str, str], read_only: bool = True) -> dict[str, Any]:
@@ -759,3 +760,62 @@ def test_the_surface_of_each_json_value(value: object, text: str | None) -> None
     sorted), booleans as the shipped data writes them, and nothing for what is not JSON.
     """
     assert text == surface(value)
+
+
+def city_session(rng: random.Random, *, state: bool = True) -> dict[str, Any]:
+    """
+    One lookup by city: a hotel search in two sessions of three, else the weather.
+    The two calls take the same argument; only the request's words tell them apart.
+    """
+    city = rng.choice(CITIES)
+    name, text = (
+        (HOTEL, f"Find me a hotel in {city}.")
+        if rng.random() < 2 / 3
+        else ("Weather:Now", f"How is the weather in {city}?")
+    )
+    turn = _turn(text, name, "Here you go.", _call(name, {"city": city}))
+    if not state:
+        del turn["state"]
+    return {"turns": [turn, {"text": "Thanks.", "system": "Bye."}]}
+
+
+@pytest.mark.parametrize("trained_with_states", [False, True])
+def test_a_request_without_a_state_is_read_from_its_words(
+    trained_with_states: bool, tmp_path: Path
+) -> None:
+    """
+    Logs and requests without states: which call a turn makes comes from its words (a
+    weather question is a weather lookup, though most sessions search hotels), also
+    for a model whose training turns had states (a client that sends none); the saved
+    model reads them the same way.
+    """
+    rng = random.Random(5)
+    train = [city_session(rng, state=trained_with_states) for _ in range(90)]
+    model = CallForecaster().fit(train)
+    call = next(c for s in train for c in s["turns"][0]["tool_calls"] if c["name"] != HOTEL)
+    ask = {"text": f"How is the weather in {call['args']['city']}?"}
+    guess = model.predict([], ask)[0]
+    assert (call["name"], call["args"]) == (guess.name, dict(guess.args))
+    assert HOTEL == model.predict([], {"text": "Find me a hotel in Reno."})[0].name
+    model.save(tmp_path / "calls.json")
+    assert [guess] == CallForecaster.load(tmp_path / "calls.json").predict([], ask, k=1)
+
+
+def test_name_words_weigh_words_and_earlier_calls() -> None:
+    """
+    P(name | features) sums to one over the names and "" (no call), rises with the
+    words that came with the name, and counts the session's earlier calls.
+    """
+    words = NameWords()
+    for _ in range(3):
+        words.add(name_tokens(["weather", "in", "reno"], [], [], []), ["W"])
+        words.add(name_tokens(["book", "it"], [], [], ["F"]), ["B"])
+        words.add(name_tokens(["thanks"], [], [], []), [])
+    post = words.posterior(name_tokens(["weather", "tomorrow"], [], [], []))
+    assert pytest.approx(1.0) == sum(post.values())
+    assert max(post, key=post.__getitem__) == "W"
+    said = words.posterior(name_tokens(["it"], [], [], ["F"]))
+    assert said["B"] > words.posterior(name_tokens(["it"], [], [], []))["B"]
+    assert {} == NameWords().posterior({"weather"})
+    again = NameWords.from_json(words.to_json())
+    assert post == again.posterior(name_tokens(["weather", "tomorrow"], [], [], []))
