@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any, Final
 
 __all__ = [
@@ -218,28 +218,31 @@ class PhraseIndex:
         return out
 
 
-def value_format(values: Iterable[str]) -> str | None:
+def value_format(values: Mapping[str, float]) -> str | None:
     """
-    Return the format most of ``values`` share: ``"date"`` (``YYYY-MM-DD``), ``"time"``
-    (``HH:MM``), ``"int"``, ``"name"`` (an open class of capitalized names: at least
-    :data:`NAME_MIN_VALUES` distinct values, most of them capitalized words), or None.
+    Return the format most of ``values`` (value -> calls that gave it) share:
+    ``"date"`` (``YYYY-MM-DD``), ``"time"`` (``HH:MM``), ``"int"``, ``"name"`` (an
+    open class of capitalized names: at least :data:`NAME_MIN_VALUES` distinct values,
+    most of them capitalized words), or None. Shares count calls, so that a value given
+    now and then besides the format's ("dontcare" among a few party sizes) does not hide
+    it.
     """
-    counts = {"date": 0, "time": 0, "int": 0, "name": 0}
-    n = 0
-    for value in values:
-        n += 1
+    counts = {"date": 0.0, "time": 0.0, "int": 0.0, "name": 0.0}
+    total = 0.0
+    for value, n in values.items():
+        total += n
         if re.fullmatch(r"\d{4}-\d\d-\d\d", value):
-            counts["date"] += 1
+            counts["date"] += n
         elif re.fullmatch(r"\d\d:\d\d", value):
-            counts["time"] += 1
+            counts["time"] += n
         elif value.isdigit():
-            counts["int"] += 1
+            counts["int"] += n
         elif _NAME.fullmatch(value):
-            counts["name"] += 1
+            counts["name"] += n
     best = max(counts, key=lambda k: counts[k])
-    if best == "name" and n < NAME_MIN_VALUES:
+    if best == "name" and len(values) < NAME_MIN_VALUES:
         return None
-    return best if n and counts[best] >= 0.8 * n else None
+    return best if total and counts[best] >= 0.8 * total else None
 
 
 def name_spans(raw: str) -> list[tuple[str, int, int]]:

@@ -407,16 +407,23 @@ def test_phrase_index_finds_every_phrase_in_one_pass() -> None:
 
 def test_value_formats() -> None:
     """
-    A format is the one most values share.
+    A format is the one most calls' values share, however few distinct values the
+    format has ("dontcare" now and then besides three party sizes).
     """
-    assert "date" == value_format(["2019-03-01", "2019-03-02"])
-    assert "time" == value_format(["18:30", "09:00", "noonish"][:2])
-    assert "int" == value_format(["1", "2", "3", "4", "x"])
-    assert value_format(["San Jose", "1"]) is None
-    assert value_format([]) is None
+
+    def once(*values: str) -> dict[str, float]:
+        return dict.fromkeys(values, 1.0)
+
+    assert "date" == value_format(once("2019-03-01", "2019-03-02"))
+    assert "time" == value_format(once("18:30", "09:00"))
+    assert "int" == value_format(once("1", "2", "3", "4", "x"))
+    assert "int" == value_format({"2": 30.0, "3": 25.0, "4": 20.0, "dontcare": 7.0})
+    assert value_format({"2": 3.0, "dontcare": 7.0}) is None
+    assert value_format(once("San Jose", "1")) is None
+    assert value_format({}) is None
     names = [f"Person {chr(65 + i % 26)}{i}" for i in range(NAME_MIN_VALUES)]
-    assert "name" == value_format(names)
-    assert value_format(names[:-1]) is None  # too few to be an open class
+    assert "name" == value_format(once(*names))
+    assert value_format(once(*names[:-1])) is None  # too few to be an open class
 
 
 def test_name_spans_are_runs_of_capitalized_words() -> None:
