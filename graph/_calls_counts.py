@@ -136,7 +136,7 @@ def surface(value: object) -> str | None:
         return str(value)
     try:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError):  # not JSON, a NaN, a loop
+    except (TypeError, ValueError, RecursionError):  # not JSON, a NaN, a loop, too deep
         return None
 
 

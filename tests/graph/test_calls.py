@@ -769,6 +769,16 @@ def test_the_surface_of_each_json_value(value: object, text: str | None) -> None
     assert text == surface(value)
 
 
+def test_a_value_nested_too_deep_has_no_surface() -> None:
+    """
+    A value nested past the interpreter's recursion limit is skipped, not a crash.
+    """
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert surface(deep) is None
+
+
 def city_session(rng: random.Random, *, state: bool = True) -> dict[str, Any]:
     """
     One lookup by city: a hotel search in two sessions of three, else the weather.
