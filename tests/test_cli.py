@@ -16,7 +16,7 @@ import pytest
 from preload import EngineConfig, read_sessions
 from preload.cli import main
 from preload.learning import EngineForecaster
-from preload.replay import generate_demo, plot_report, replay
+from preload.replay import REPORT_COLUMNS, generate_demo, plot_report, replay
 
 
 @pytest.fixture(name="files")
@@ -277,6 +277,28 @@ def test_output_paths_are_checked_before_the_replay(
     assert err.startswith(f"error: argument {argument}: ")
     assert message in err
     assert "absent.jsonl" not in err
+
+
+def test_a_log_of_calls_without_needs_has_no_hit_rate(
+    write_jsonl: Callable[[Path, list[object]], Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """
+    Sessions that carry tool calls but no needs (no state either): the replay measures
+    the calls, and the table shows no hit rate of needs rather than 0.000.
+    """
+    call = {"name": "Weather:Now", "args": {"city": "Reno", "days": 2}, "read_only": True}
+    turn = {"t": 0.0, "text": "Weather in Reno?", "system": "Sunny.", "tool_calls": [call]}
+    rows: list[object] = [{"session_id": f"s{i}", "turns": [turn]} for i in range(4)]
+    sessions = write_jsonl(tmp_path / "calls.jsonl", rows)
+    assert 0 == main(["simulate", "--sessions", str(sessions), "--strategies", "lru,engine"])
+    rows_out = [line for line in capsys.readouterr().out.splitlines() if "│ lru " in line]
+    cells = dict(
+        zip(["", *REPORT_COLUMNS], (c.strip() for c in rows_out[0].split("│")), strict=False)
+    )
+    assert "-" == cells["hit rate"]
+    assert "0.750" == cells["call hit"]  # the three repeats
 
 
 def test_plural_wording_and_the_column_legend(

@@ -17,7 +17,8 @@ __all__ = ["REPORT_COLUMNS", "plural", "report_table"]
 #: Each column of the table and what it means (the table's legend).
 REPORT_COLUMNS: dict[str, str] = {
     "strategy": "what decided the preloads (see 'preload simulate --help')",
-    "hit rate": "share of the turns' needs already in the cache when the turn arrived",
+    "hit rate": "share of the turns' needs already in the cache when the turn arrived"
+    " (- for sessions without needs)",
     "wasted": "share of preloads that their session never used",
     "p50 ms": "median wait of a turn for the needs it had to load (ms, virtual time)",
     "p95 ms": "95th percentile of that wait: one turn in 20 waited longer",
@@ -63,7 +64,7 @@ def report_table(report: ReplayReport, *, legend: bool = True) -> Table:
     for name, r in report.strategies.items():
         table.add_row(
             name,
-            f"{r.hit_rate:.3f}",
+            f"{r.hit_rate:.3f}" if report.needs else "-",  # logs of calls alone: no needs
             f"{r.wasted_ratio:.3f}",
             f"{r.p50_ms:.0f}",
             f"{r.p95_ms:.0f}",
