@@ -312,6 +312,7 @@ async def replay_session(
     stop_at: float,
     counter: list[int],
     compress: float,
+    send_state: bool = True,
 ) -> None:
     sid = session.session_id
     accepted = run.accepted.setdefault(sid, [])
@@ -327,7 +328,7 @@ async def replay_session(
         rid = f"{sid}:{i}"
         body = {
             "text": turn.text,
-            "state": turn.state,
+            "state": turn.state if send_state else None,
             "needs": list(turn.needs),
             "request_id": rid,
         }
@@ -573,7 +574,15 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
             while time.monotonic() < stop_at:
                 session = next(feed)
                 await replay_session(
-                    session, pool, replicas, pacer, run, stop_at, counter, args.compress
+                    session,
+                    pool,
+                    replicas,
+                    pacer,
+                    run,
+                    stop_at,
+                    counter,
+                    args.compress,
+                    args.send_state,
                 )
 
         async def watch_loop() -> None:  # the client's own loop lag, part of its times
@@ -771,6 +780,13 @@ def main() -> None:
     parser.add_argument("--compress", type=float, default=30.0, help="think-time divisor")
     parser.add_argument("--model", type=Path, help="model file (else trained on train)")
     parser.add_argument("--no-faults", dest="faults", action="store_false")
+    parser.add_argument(
+        "--no-state",
+        dest="send_state",
+        action="store_false",
+        help="send requests without their state, as most clients would: the replicas "
+        "name it (the needs forecast) or read the words (the call forecast)",
+    )
     parser.add_argument(
         "--warmup",
         type=float,
