@@ -784,8 +784,8 @@ def main() -> None:
         "--no-state",
         dest="send_state",
         action="store_false",
-        help="send requests without their state, as most clients would: the replicas "
-        "name it (the needs forecast) or read the words (the call forecast)",
+        help="send requests without their state, as most clients would: the forecasts "
+        "then go by the words",
     )
     parser.add_argument(
         "--warmup",
