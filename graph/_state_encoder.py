@@ -5,7 +5,8 @@ no state label (nearest labelled centroid, or clusters).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.neighbors import NearestCentroid
 from sklearn.utils.validation import check_is_fitted
 
+from ._persistence import check_document, decode_floats, encode_floats, map_corrupt_data
+
 __all__ = ["StateEncoder"]
+
+_FORMAT = "graph.StateEncoder"
+_VERSION = 1
 
 
 class StateEncoder(TransformerMixin, BaseEstimator):
@@ -31,9 +37,10 @@ class StateEncoder(TransformerMixin, BaseEstimator):
 
     Attributes:
         vectorizer_: The fitted :class:`~sklearn.feature_extraction.text.TfidfVectorizer`.
-        model_: The fitted :class:`~sklearn.neighbors.NearestCentroid` or
-            :class:`~sklearn.cluster.MiniBatchKMeans`.
-        states_: The state names, in the model's class order.
+        centroids_: One row per state: the labelled states' centroids
+            (:class:`~sklearn.neighbors.NearestCentroid`) or the clusters' centres
+            (:class:`~sklearn.cluster.MiniBatchKMeans`); a text gets the nearest one's.
+        states_: The state names, in the order of ``centroids_``.
 
     .. versionadded:: 0.1
     """
@@ -74,19 +81,19 @@ class StateEncoder(TransformerMixin, BaseEstimator):
         labels = list(y) if y is not None else []
         known = [i for i, label in enumerate(labels) if label is not None]
         if len({labels[i] for i in known}) >= 2:
-            self.model_: Any = NearestCentroid()
-            self.model_.fit(matrix[known], [str(labels[i]) for i in known])
-            self.states_ = [str(c) for c in self.model_.classes_]
+            nearest = NearestCentroid().fit(matrix[known], [str(labels[i]) for i in known])
+            self.centroids_ = np.asarray(nearest.centroids_, dtype=np.float64)
+            self.states_ = [str(c) for c in nearest.classes_]
         else:
             if len(texts) < self.n_states:
                 raise ValueError(
                     f"StateEncoder needs at least n_states={self.n_states} texts to cluster, "
                     f"got {len(texts)}; lower n_states or pass labels"
                 )
-            self.model_ = MiniBatchKMeans(
+            kmeans = MiniBatchKMeans(
                 n_clusters=self.n_states, random_state=self.random_state, n_init=3
-            )
-            self.model_.fit(matrix)
+            ).fit(matrix)
+            self.centroids_ = np.asarray(kmeans.cluster_centers_, dtype=np.float64)
             self.states_ = [f"cluster:{i}" for i in range(self.n_states)]
         return self
 
@@ -102,13 +109,56 @@ class StateEncoder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         matrix = self.vectorizer_.transform(list(X))
-        pred = np.asarray(self.model_.predict(matrix))
-        if isinstance(self.model_, NearestCentroid):
-            return [str(s) for s in pred]
-        return [self.states_[int(i)] for i in pred]
+        # the nearest centroid: |x - c|^2 = |x|^2 - 2 x.c + |c|^2, |x|^2 the same for all
+        far = (self.centroids_**2).sum(axis=1) - 2.0 * np.asarray(matrix @ self.centroids_.T)
+        return [self.states_[int(i)] for i in far.argmin(axis=1)]
 
     def predict(self, X: Iterable[str]) -> list[str]:
         """
         Alias of :meth:`transform`.
         """
         return self.transform(X)
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The fitted encoder as JSON-ready data: its parameters, the vectorizer's
+        vocabulary and IDF weights, the states and their centroids.
+
+        .. versionadded:: 0.7
+        """
+        check_is_fitted(self)
+        vec = self.vectorizer_
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "params": {**self.get_params(), "ngram_range": list(self.ngram_range)},
+            "vocabulary": {str(t): int(i) for t, i in vec.vocabulary_.items()},
+            "idf": encode_floats(vec.idf_),
+            "states": self.states_,
+            "centroids": encode_floats(self.centroids_),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, source: str | Path = "<json>") -> StateEncoder:
+        """
+        Rebuild an encoder from :meth:`to_json` output; it names texts as the one saved.
+
+        Raises:
+            ModelFileError: The data is not such an encoder, or is corrupt.
+
+        .. versionadded:: 0.7
+        """
+        check_document(data, _FORMAT, _VERSION, source)
+        with map_corrupt_data(source, "state encoder"):
+            params = dict(data["params"])
+            params["ngram_range"] = tuple(int(n) for n in params["ngram_range"])
+            self = cls(**params)
+            vocabulary = {str(t): int(i) for t, i in data["vocabulary"].items()}
+            states = [str(s) for s in data["states"]]
+            self.vectorizer_ = TfidfVectorizer(
+                ngram_range=self.ngram_range, sublinear_tf=True, vocabulary=vocabulary
+            ).fit([""])  # the vocabulary is given; the weights are set below
+            self.vectorizer_.idf_ = decode_floats(data["idf"], (len(vocabulary),))
+            self.centroids_ = decode_floats(data["centroids"], (len(states), len(vocabulary)))
+            self.states_ = states
+        return self

@@ -240,6 +240,8 @@ class EngineForecaster:
         }
         if self.values is not None:
             data["values"] = self.values.to_json()
+        if self.encoder is not None:  # names the states of requests that come without
+            data["encoder"] = self.encoder.to_json()
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
@@ -287,6 +289,8 @@ class EngineForecaster:
                 model = NeedsModel.from_json(blob, source=path)
                 self._users.users[str(user)] = (model, [int(data["user_turns"][user])])
             values = data.get("values")
+            if "encoder" in data:  # absent when every training turn had a state
+                self.encoder = StateEncoder.from_json(data["encoder"], source=path)
         except ModelFileError as exc:
             raise InputError(path, None, exc.problem) from exc
         except (KeyError, TypeError, ValueError) as exc:

@@ -174,3 +174,31 @@ def test_observations_learned_in_batches_forecast_as_one_by_one_once_learned(
     assert loaded[0].forecast(asked, None, "x") == loaded[1].forecast(asked, None, "x")
     with pytest.raises(ConfigError, match="prediction.observe_every"):
         PredictionConfig(observe_every=0)
+
+
+def test_a_model_trained_without_states_names_requests_after_loading(tmp_path: Path) -> None:
+    """
+    Trained on turns without states, the forecaster names the state of a request from
+    its text (clusters of the training texts); the saved model keeps that encoder, so a
+    server that loads it names requests, and forecasts, as the one trained.
+    """
+    words = {"F:Search": "find a flight", "F:Book": "book that flight", "F:Review": "rate it",
+             "H:Search": "find a hotel", "H:Book": "book the hotel", "H:Review": "review it"}  # fmt: skip
+    sessions = [
+        Session(
+            session_id=s.session_id,
+            turns=tuple(
+                Turn(t=t.t, text=f"{words[t.state or '']} {i}", needs=t.needs) for t in s.turns
+            ),
+        )
+        for i, s in enumerate(_sessions(60))
+    ]
+    forecaster = EngineForecaster()
+    forecaster.fit(sessions)
+    forecaster.save(tmp_path / "model.json")
+    loaded = EngineForecaster.load(tmp_path / "model.json")
+    texts = [*words.values(), "please find me a hotel"]
+    named = [forecaster.encode(text) for text in texts]
+    assert all(named) and named == [loaded.encode(text) for text in texts]
+    turns = [{"state": named[0], "needs": []}]
+    assert forecaster.forecast(turns, None, "x") == loaded.forecast(turns, None, "x")
