@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,16 +40,18 @@ _CORRUPT: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError, Attrib
 def atomic_write_json(path: str | Path, data: Any) -> None:
     """
     Write ``data`` as compact JSON to ``path`` through a temporary file and
-    :func:`os.replace`, so a reader never sees half a file.
+    :func:`os.replace`, so a reader never sees half a file. The file gets the mode
+    any new file gets (the umask's), not the owner-only mode of :func:`tempfile.mkstemp`:
+    a model trained by one user is served by another.
 
     Args:
         path: The destination.
         data: Anything :func:`json.dump` accepts.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open(tmp, "x", encoding="utf-8") as fh:
             json.dump(data, fh, separators=(",", ":"))
             fh.flush()
             os.fsync(fh.fileno())

@@ -31,6 +31,17 @@ def test_atomic_write_is_compact_and_leaves_no_temporary_file(tmp_path: Path) ->
     assert {"format": "x", "version": 1, "a": [1, 2.5]} == read_json(path)
 
 
+def test_a_written_model_has_the_mode_of_any_new_file(tmp_path: Path) -> None:
+    """
+    The model file is as readable as any file the process creates (the umask's mode),
+    not owner-only as a temporary file is: another user may serve it.
+    """
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x", encoding="utf-8")
+    atomic_write_json(tmp_path / "m.json", {"a": 1})
+    assert plain.stat().st_mode == (tmp_path / "m.json").stat().st_mode
+
+
 def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     """
     Data JSON cannot encode leaves the previous file untouched and no temporary file.
