@@ -143,15 +143,20 @@ def _client(app: Any, key: str) -> httpx.AsyncClient:
 
 
 @asynccontextmanager
-async def _memory_replica(tmp_path: Path) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+async def _memory_replica(
+    tmp_path: Path, *, lease_wait_s: float = 5.0
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """
     One app of ``preload serve`` in this process on the memory store, and a client
-    with tenant acme's key.
+    with tenant acme's key; a change waits ``lease_wait_s`` for another (then 409).
     """
     keys = tmp_path / "keys.jsonl"
     key = append_key(keys, "acme")
     config = tmp_path / "server.toml"
-    config.write_text('[cache]\nbackend = "memory"\n', encoding="utf-8")
+    config.write_text(
+        f'[cache]\nbackend = "memory"\n[server]\nlease_wait_s = {lease_wait_s}\n',
+        encoding="utf-8",
+    )
     app = create_app(ServerSettings(config=str(config), keys=str(keys)))
     async with app.router.lifespan_context(app), _client(app, key) as client:
         yield app, client
@@ -413,7 +418,10 @@ async def test_a_delete_waits_for_a_change_another_replica_holds_the_lease_for(
     for, and the session is gone once that change is written.
     """
     got: dict[str, httpx.Response] = {}
-    async with _memory_replica(tmp_path) as (app, client):
+    # the delete may wait longer than anyio.wait_all_tasks_blocked takes to see it
+    # blocked: that took over the default 5 s in about one run in six, and the delete
+    # then gave up with 409 before the check
+    async with _memory_replica(tmp_path, lease_wait_s=25.0) as (app, client):
         store = app.state.server.store
         with anyio.fail_after(30):
             await _turn(client, "a hotel in Lisbon", "Hotel Avenida is free.")
@@ -428,7 +436,8 @@ async def test_a_delete_waits_for_a_change_another_replica_holds_the_lease_for(
                 turn = {"text": "and a car", "system": None}
                 await held.append(turn, expected=1, epoch=held.stored.epoch, user=None)
         left = await store.read("acme", "s")
-    assert waited and 204 == got["deleted"].status_code
+    assert waited, got["deleted"].text
+    assert 204 == got["deleted"].status_code
     assert 0 == left.count
 
 
