@@ -44,6 +44,7 @@ from ._calls_counts import (
     turns_of,
 )
 from ._calls_names import name_tokens
+from ._calls_text import asked_words
 from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
 
 __all__ = ["CallForecaster", "CallGuess"]
@@ -68,7 +69,6 @@ _PRIOR: dict[str, tuple[float, float]] = {
 #: predict reads the calls of this many times ``max_turns`` latest turns of a history.
 _HISTORY_TURNS = 4
 #: The last words of the agent's reply that are cues of the argument a request fills.
-_ASKED = 8
 #: Earlier turns whose mentions of an argument are candidates (the latest first: a
 #: mention another argument took gives way to an earlier one).
 _PAST_TURNS = 3
@@ -465,9 +465,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         if not isinstance(state, str):
             state = None
             if scan is not None and counts.name_words.turns:
-                reply = view.agent[-1].toks if view.agent else []
                 said = counts.name_words.posterior(
-                    name_tokens(scan.toks, reply, view.prev_calls, view.called)
+                    name_tokens(scan.toks, _asked(view), view.prev_calls, view.called)
                 )
                 return sorted(
                     ((name, p) for name, p in said.items() if name and p >= self.min_p),
@@ -854,9 +853,7 @@ def _asked(view: SessionView) -> list[str]:
     The last words of the agent's last reply (the question a request answers), as cue
     words marked ``?``.
     """
-    if not view.agent:
-        return []
-    return [f"?{t}" for t in view.agent[-1].toks[-_ASKED:]]
+    return asked_words(view.agent[-1].toks) if view.agent else []
 
 
 def _exclusive(

@@ -25,6 +25,7 @@ from ._calls_names import NameWords, name_tokens
 from ._calls_text import (
     MAX_TEXT,
     PhraseIndex,
+    asked_words,
     name_spans,
     normalized_mentions,
     token_ends,
@@ -264,7 +265,7 @@ class CallCounts:
             before = now
             state = turn.get("state")
             names = tuple(sorted({name for name, _, _ in calls}))
-            self.name_words.add(name_tokens(now, reply, prev_calls, called), names)
+            self.name_words.add(name_tokens(now, asked_words(reply), prev_calls, called), names)
             reply = tokenize(_text(turn, "system"))
             called.update(names)
             ctxs = [("p", prev_state, *prev_calls), ("p", prev_state), ("*",)]

@@ -15,21 +15,20 @@ __all__ = ["NameWords", "name_tokens"]
 
 #: Pseudo-count of every (word, name) pair: Laplace smoothing.
 _ALPHA = 0.5
-#: The last words of the reply a request answers that count ("Shall I book it?").
-_REPLY_WORDS = 8
 
 
 def name_tokens(
-    request: Iterable[str], reply: list[str], before: Iterable[str], earlier: Iterable[str]
+    request: Iterable[str], asked: Iterable[str], before: Iterable[str], earlier: Iterable[str]
 ) -> set[str]:
     """
     The features of a turn: its request's words, the last words of the reply it
-    answers (``a:`` before each), the names the turn before called (``@`` before) and
-    those any earlier turn called (``@@``: a session keeps to its tools).
+    answers (``asked``, as :func:`~graph._calls_text.asked_words` marks them), the names
+    the turn before called (``@`` before) and those any earlier turn called (``@@``: a
+    session keeps to its tools).
     """
     return {
         *request,
-        *(f"a:{word}" for word in reply[-_REPLY_WORDS:]),
+        *asked,
         *(f"@{name}" for name in before),
         *(f"@@{name}" for name in earlier),
     }

@@ -15,9 +15,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 __all__ = [
+    "ASKED",
     "MAX_PHRASE",
     "MAX_TEXT",
     "PhraseIndex",
+    "asked_words",
     "name_spans",
     "normalized_mentions",
     "token_ends",
@@ -147,6 +149,19 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?]\s*|\n\s*)$")
 _NOON = re.compile(r"\b(?:noon|midday)\b")
 _PM_AFTER = re.compile(r"^\W*(?:in\s+the\s+)?(evening|night|afternoon|tonight|pm|p\.m)")
 _AM_AFTER = re.compile(r"^\W*(?:in\s+the\s+)?(morning|am|a\.m)")
+
+
+#: The last words of the reply a request answers that tell what it answers (the
+#: question: "Where are you going?", "Shall I book it?").
+ASKED = 8
+
+
+def asked_words(reply: list[str]) -> list[str]:
+    """
+    The last :data:`ASKED` words of a reply's tokens, marked ``?`` as cues of what the
+    request after it answers.
+    """
+    return [f"?{t}" for t in reply[-ASKED:]]
 
 
 def tokenize(text: str) -> list[str]:
