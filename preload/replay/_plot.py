@@ -169,27 +169,30 @@ def _p99(figure: Any, report: ReplayReport) -> None:
 def _rates(figure: Any, report: ReplayReport) -> None:
     names = list(report.strategies)
     hit, wasted = figure.subplots(1, 2, sharey=True)
-    _dots(hit, names, [report.strategies[n].hit_rate for n in names], "hit rate (higher is better)")
+    hit_values = [
+        math.nan if (rate := report.strategies[n].hit_rate) is None else rate for n in names
+    ]
+    _dots(hit, names, hit_values, "hit rate (higher is better)", "no needs")
     wasted_values = [
         report.strategies[n].wasted_ratio if report.strategies[n].preloads else math.nan
         for n in names
     ]
-    _dots(wasted, names, wasted_values, "wasted preloads (lower is better)")
+    _dots(wasted, names, wasted_values, "wasted preloads (lower is better)", "no preloads")
     hit.set_yticks(range(len(names)), names)
     hit.invert_yaxis()
     figure.suptitle(f"{report.name}: hit rate and wasted preloads, axes zoomed to the strategies")
 
 
-def _dots(ax: Any, names: list[str], values: list[float], title: str) -> None:
+def _dots(ax: Any, names: list[str], values: list[float], title: str, missing: str) -> None:
     """
     One dot per strategy on an axis zoomed to where most of them lie; a value off the
-    axis sits at its edge with its figure, a missing one (nan) is marked as none.
+    axis sits at its edge with its figure, a missing one (nan) says ``missing``.
     """
     present = sorted(v for v in values if not math.isnan(v))
     lo, hi = _zoom(present)
     for row, (name, value) in enumerate(zip(names, values, strict=True)):
         if math.isnan(value):
-            ax.text(lo, row, "  no preloads", va="center", color="#555555")
+            ax.text(lo, row, f"  {missing}", va="center", color="#555555")
             continue
         shown = min(max(value, lo), hi)
         marker = "<" if value < lo else ">" if value > hi else "o"

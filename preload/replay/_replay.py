@@ -465,7 +465,7 @@ class _Run:
         tail_ran, tail_joined = self._tail()
         judged = self.judge_states and self.top[0]
         return StrategyReport(
-            hit_rate=m.hits / served if served else 0.0,
+            hit_rate=m.hits / served if served else None,
             wasted_ratio=m.wasted / m.preloads if m.preloads else 0.0,
             p50_ms=ms[0],
             p95_ms=ms[1],

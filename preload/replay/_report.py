@@ -88,9 +88,12 @@ class StrategyReport:
     .. versionchanged:: 0.6
        ``outcomes``; ``deferred``, ``ttl_skipped``, ``rejected`` and ``preloads_lost``
        (in the JSON report too); ``call_tail_ran`` and ``call_tail_joined``.
+    .. versionchanged:: 0.7
+       ``hit_rate`` is None when no turn had needs (logs of tool calls alone), as
+       ``call_hit_rate`` is when there were no calls.
     """
 
-    hit_rate: float
+    hit_rate: float | None
     wasted_ratio: float
     p50_ms: float
     p95_ms: float

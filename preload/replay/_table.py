@@ -64,7 +64,7 @@ def report_table(report: ReplayReport, *, legend: bool = True) -> Table:
     for name, r in report.strategies.items():
         table.add_row(
             name,
-            f"{r.hit_rate:.3f}" if report.needs else "-",  # logs of calls alone: no needs
+            _maybe(r.hit_rate, ".3f"),
             f"{r.wasted_ratio:.3f}",
             f"{r.p50_ms:.0f}",
             f"{r.p95_ms:.0f}",
