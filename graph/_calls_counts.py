@@ -147,8 +147,10 @@ def _shape(text: str) -> str | None:
     """
     if _NUMBER.fullmatch(text):
         return "number"
-    if text in ("True", "False", "null"):
-        return text
+    if text in ("True", "False"):
+        return "bool"
+    if text == "null":
+        return "null"
     return "json" if text[:1] in ("[", "{") else None
 
 

@@ -744,6 +744,10 @@ def test_an_argument_of_mixed_types_types_each_value_as_the_calls_did() -> None:
     assert isinstance(typed((SALON, "n"), "9"), int)
     assert "3" == typed((SALON, "city"), "3")  # a string shaped like a number
     assert "True" == typed((SALON, "n"), "True")  # no call gave a boolean
+    flags = CallForecaster(holdout=0.0).fit(
+        [{"turns": [_turn("Hi.", "S", "Ok.", _call(SALON, {"open": True}))]}] * 3
+    )
+    assert False is flags.counts_.typed((SALON, "open"), "False")  # only true ones seen
 
 
 @pytest.mark.parametrize(
