@@ -143,20 +143,15 @@ def _client(app: Any, key: str) -> httpx.AsyncClient:
 
 
 @asynccontextmanager
-async def _memory_replica(
-    tmp_path: Path, *, lease_wait_s: float = 5.0
-) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+async def _memory_replica(tmp_path: Path) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """
     One app of ``preload serve`` in this process on the memory store, and a client
-    with tenant acme's key; a change waits ``lease_wait_s`` for another (then 409).
+    with tenant acme's key.
     """
     keys = tmp_path / "keys.jsonl"
     key = append_key(keys, "acme")
     config = tmp_path / "server.toml"
-    config.write_text(
-        f'[cache]\nbackend = "memory"\n[server]\nlease_wait_s = {lease_wait_s}\n',
-        encoding="utf-8",
-    )
+    config.write_text('[cache]\nbackend = "memory"\n', encoding="utf-8")
     app = create_app(ServerSettings(config=str(config), keys=str(keys)))
     async with app.router.lifespan_context(app), _client(app, key) as client:
         yield app, client
@@ -418,10 +413,7 @@ async def test_a_delete_waits_for_a_change_another_replica_holds_the_lease_for(
     for, and the session is gone once that change is written.
     """
     got: dict[str, httpx.Response] = {}
-    # the delete may wait longer than anyio.wait_all_tasks_blocked takes to see it
-    # blocked: that took over the default 5 s in about one run in six, and the delete
-    # then gave up with 409 before the check
-    async with _memory_replica(tmp_path, lease_wait_s=25.0) as (app, client):
+    async with _memory_replica(tmp_path) as (app, client):
         store = app.state.server.store
         with anyio.fail_after(30):
             await _turn(client, "a hotel in Lisbon", "Hotel Avenida is free.")
@@ -429,9 +421,22 @@ async def test_a_delete_waits_for_a_change_another_replica_holds_the_lease_for(
             async def delete() -> None:
                 got["deleted"] = await client.delete("/v1/sessions/s")
 
+            # The replica's loop monitors wake every 10 and 50 ms, so that
+            # anyio.wait_all_tasks_blocked could take seconds to find the delete
+            # blocked: the store's own hold says when the delete asks for the lease.
+            asked = anyio.Event()
+            hold = store.hold
+
+            @asynccontextmanager
+            async def observed(tenant: str, session_id: str, start: int = 0) -> Any:
+                asked.set()
+                async with hold(tenant, session_id, start) as held:
+                    yield held
+
             async with anyio.create_task_group() as tg, store.hold("acme", "s") as held:
+                store.hold = observed
                 tg.start_soon(delete)
-                await anyio.wait_all_tasks_blocked()
+                await asked.wait()
                 waited = "deleted" not in got
                 turn = {"text": "and a car", "system": None}
                 await held.append(turn, expected=1, epoch=held.stored.epoch, user=None)
