@@ -69,6 +69,9 @@ _STRATEGY_HELP = {
     "what is used furthest ahead (Belady); the ceiling of a shared cache (not run by default)",
     "request_oracle": "the oracle, but a turn's calls start only as its request arrives: the "
     "ceiling of forecasting calls from the request (not run by default)",
+    "said_oracle": "the oracle, but a call starts before its request only when every argument "
+    "value was said (or given to an earlier call) by then: the ceiling of forecasting calls "
+    "from what was said (not run by default)",
 }
 
 _EXIT_CODES = """\

@@ -11,11 +11,13 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from preload import ConfigError, EngineConfig, InputError, ToolCall
+from preload import ConfigError, EngineConfig, InputError, Session, ToolCall, Turn
+from preload.learning import OracleCallPredictor
 from preload.replay import fit_strategies, generate_demo, replay
 from preload.replay._replay import _strategy_config, arrivals
 from preload.replay._simulated import SimulatedCallSource
@@ -98,6 +100,64 @@ def test_the_request_oracle_runs_every_call_as_its_request_arrives() -> None:
     assert oracle.used_after_reply > 0
     assert oracle.call_wait_p95_ms is not None and at_request.call_wait_p95_ms is not None
     assert oracle.call_wait_p95_ms < at_request.call_wait_p95_ms
+
+
+def test_the_said_oracle_runs_after_the_reply_only_the_calls_whose_values_were_said() -> None:
+    """
+    ``said_oracle`` forecasts after the reply only a call whose every value was said
+    (whole words, any case) or given to an earlier call, a date or a boolean excused;
+    a value first said in the request waits for it, and so does a value said only
+    inside a longer word.
+    """
+    book = ToolCall(name="Restaurants:Book", args={"table": "A7"})
+    find = ToolCall(
+        name="Restaurants:Find", args={"city": "San Jose", "cuisine": "Italian"}, read_only=True
+    )
+    again = ToolCall(
+        name="Restaurants:Find", args={"city": "San Jose", "cuisine": "Thai"}, read_only=True
+    )
+    table = {"table": "A7", "date": "2019-03-14", "outdoor": True}
+    seats = ToolCall(name="Restaurants:Seats", args=table, read_only=True)
+    inside = ToolCall(name="Restaurants:Find", args={"cuisine": "Ital"}, read_only=True)
+    turns = (
+        Turn(
+            t=0.0, text="Italian food in san jose?", system="Lupa is Italian.", tool_calls=(book,)
+        ),
+        Turn(t=1.0, text="yes", system="Anything else?", tool_calls=(find,)),
+        Turn(t=2.0, text="Thai instead", tool_calls=(again, seats, inside)),
+    )
+    sessions = {"s": Session(session_id="s", turns=turns)}
+    oracle = OracleCallPredictor(sessions, said_first=True)
+    history = [t.as_mapping() for t in turns]
+
+    def names(upto: int, request: bool) -> list[dict[str, Any]]:
+        req = history[upto] if request else None
+        return [dict(g.args) for g in oracle.predict_calls("s", history[:upto], req, k=5)]
+
+    assert [find.args] == names(1, request=False)
+    assert [seats.args] == names(2, request=False)  # A7 given to a call, never said
+    assert [again.args, seats.args, inside.args] == names(2, request=True)
+    everything = OracleCallPredictor(sessions)
+    assert 3 == len(everything.predict_calls("s", history[:2], None, k=5))
+
+
+def test_the_said_oracle_waits_between_the_oracle_and_the_request_oracle() -> None:
+    """
+    On the demo, ``said_oracle`` serves every read-only call ahead, some of them run
+    after the reply (fewer than the oracle's), and its calls wait no longer than the
+    request oracle's.
+    """
+    demo = generate_demo(60, seed=2)
+    strategies = ["oracle", "request_oracle", "said_oracle"]
+    report = replay(
+        demo.sessions, demo.knowledge, EngineConfig(), strategies=strategies, processes=1
+    )
+    s = report.strategies
+    said, oracle, at_request = s["said_oracle"], s["oracle"], s["request_oracle"]
+    assert 1.0 == said.call_hit_rate
+    assert 0 < said.used_after_reply < oracle.used_after_reply
+    assert said.call_wait_p95_ms is not None and at_request.call_wait_p95_ms is not None
+    assert said.call_wait_p95_ms <= at_request.call_wait_p95_ms
 
 
 def test_calls_with_typed_arguments_are_forecast_with_their_types() -> None:

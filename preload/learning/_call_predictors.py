@@ -9,7 +9,8 @@ None), and the moment a request arrives, for its own calls (``request`` its turn
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -125,12 +126,21 @@ class OracleCallPredictor:
 
     Args:
         sessions: The sessions it will be asked about, by id.
+        said_first: Before the request arrives (after the reply), forecast only the
+            calls whose every argument value was said by then (a request's or a
+            reply's whole words, in any case) or given to an earlier call: the
+            ceiling of forecasting calls from what was said. A boolean, a date
+            (``2019-03-14``) or ``dontcare`` counts as said: it needs normalizing ("the
+            14th", "any") more than saying.
 
     .. versionadded:: 0.3
+    .. versionchanged:: 0.7
+       ``said_first``.
     """
 
-    def __init__(self, sessions: Mapping[str, Session]) -> None:
+    def __init__(self, sessions: Mapping[str, Session], *, said_first: bool = False) -> None:
         self.sessions = sessions
+        self.said_first = said_first
 
     def predict_calls(
         self,
@@ -148,6 +158,9 @@ class OracleCallPredictor:
         if session is None or index >= len(session.turns):
             return []
         calls = [c for c in session.turns[index].tool_calls if c.read_only]
+        if self.said_first and request is None:
+            said = _Said(history)
+            calls = [c for c in calls if all(said.has(v) for v in _leaves(c.args))]
         return [
             CallGuess(
                 name=c.name,
@@ -162,3 +175,51 @@ class OracleCallPredictor:
         """
         Nothing to learn.
         """
+
+
+_WORD = re.compile(r"\w+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    """
+    The values in an argument's value, lists and objects opened.
+    """
+    if isinstance(value, Mapping):
+        for inner in value.values():
+            yield from _leaves(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _leaves(inner)
+    else:
+        yield value
+
+
+class _Said:
+    """
+    What a session said and gave its calls, up to a moment.
+    """
+
+    def __init__(self, history: Sequence[TurnMapping]) -> None:
+        words: list[str] = []
+        given: set[str] = set()
+        for turn in history:
+            for key in ("text", "system"):
+                words += _WORD.findall(str(turn.get(key) or "").lower())
+            for call in turn.get("tool_calls") or ():
+                args = call.get("args") if isinstance(call, Mapping) else None
+                given.update(str(v).lower() for v in _leaves(args or {}))
+        self.text = f" {' '.join(words)} "
+        self.given = given
+
+    def has(self, value: Any) -> bool:
+        """
+        Whether ``value`` was said or given (or needs normalizing, not saying).
+        """
+        if value is None or isinstance(value, bool):
+            return True
+        low = str(value).lower()
+        if low in self.given or low in ("true", "false", "dontcare") or _DATE.fullmatch(low):
+            return True
+        phrase = " ".join(_WORD.findall(low))
+        return bool(phrase) and f" {phrase} " in self.text

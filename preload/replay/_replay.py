@@ -72,11 +72,13 @@ STRATEGIES = ("cold", "lru", "popular", "markov1", "engine", "oracle")
 #: session's future needs and times, preloads exactly what will be used and evicts
 #: what is used furthest in the future: the ceiling of a shared cache) and
 #: ``request_oracle`` (the oracle, but a turn's calls start only as its request
-#: arrives: the ceiling of forecasting calls from the request).
-ALL_STRATEGIES = (*STRATEGIES, "global_oracle", "request_oracle")
+#: arrives: the ceiling of forecasting calls from the request) and ``said_oracle``
+#: (the oracle, but a call starts before its request only when its arguments were
+#: said by then: the ceiling of forecasting calls from what was said).
+ALL_STRATEGIES = (*STRATEGIES, "global_oracle", "request_oracle", "said_oracle")
 
 #: The strategies that know the sessions' future.
-_ORACLES = ("oracle", "global_oracle", "request_oracle")
+_ORACLES = ("oracle", "global_oracle", "request_oracle", "said_oracle")
 
 #: The strategies that learn from training sessions (the others fit nothing).
 LEARNING_STRATEGIES = ("popular", "markov1", "engine")
@@ -283,8 +285,9 @@ def _strategy_config(name: str, config: EngineConfig) -> EngineConfig:
     """
     The strategy's configuration: only ``engine`` and the oracles speculate calls (the
     oracles after the reply too, the earliest moment, but ``request_oracle`` only as
-    the request arrives); only ``engine`` runs the experiment (``[experiments]``), the
-    others the base configuration.
+    the request arrives; ``said_oracle`` runs only what was said after the reply);
+    only ``engine`` runs the experiment (``[experiments]``), the others the base
+    configuration.
     """
     if name != "engine" and config.experiments.enabled:
         config = config.replace(experiments=ExperimentsConfig())
@@ -301,7 +304,8 @@ def _call_predictor(
     name: str, sessions: Sequence[Session], train: Sequence[Session]
 ) -> CallPredictor | None:
     if name in _ORACLES:
-        return OracleCallPredictor({s.session_id: s for s in sessions})
+        by_id = {s.session_id: s for s in sessions}
+        return OracleCallPredictor(by_id, said_first=name == "said_oracle")
     if name != "engine":
         return None
     predictor = EngineCallPredictor()
@@ -579,6 +583,7 @@ _COST = {
     "global_oracle": 2,
     "oracle": 1,
     "request_oracle": 1,
+    "said_oracle": 1,
     "popular": 1,
     "lru": 1,
 }
