@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from graph import CallForecaster, CallGuess
+from graph._calls_counts import surface
 from graph._calls_text import tokenize
 from preload import CallsConfig
 from simulations._data import CORPORA, add_data_arguments, corpus_folders
@@ -77,22 +78,24 @@ def value_kind(value: str) -> str | None:
 
 
 def where(
-    value: str,
+    value: Any,
     history: Sequence[Mapping[str, Any]],
     request: Mapping[str, Any],
     same_turn: Sequence[Mapping[str, Any]],
 ) -> str:
     """
-    The first place that holds ``value``: the request, the last reply, earlier texts,
-    earlier calls, or the format it needed normalizing into.
+    The first place that holds ``value`` (a JSON value, said as its text): the
+    request, the last reply, earlier texts, earlier calls, or the format it needed
+    normalizing into.
     """
-    if _said(value, [request.get("text") or ""]):
+    text = surface(value) or ""
+    if _said(text, [request.get("text") or ""]):
         return "request"
-    if history and _said(value, [history[-1].get("system") or ""]):
+    if history and _said(text, [history[-1].get("system") or ""]):
         return "agent last"
-    if _said(value, [t.get("text") or "" for t in history]):
+    if _said(text, [t.get("text") or "" for t in history]):
         return "user past"
-    if _said(value, [t.get("system") or "" for t in history[:-1]]):
+    if _said(text, [t.get("system") or "" for t in history[:-1]]):
         return "agent past"
     for call in same_turn:
         if value in (call.get("args") or {}).values():
@@ -101,7 +104,7 @@ def where(
         for call in turn.get("tool_calls") or ():
             if value in (call.get("args") or {}).values():
                 return "call arg"
-    kind = value_kind(value)
+    kind = value_kind(text)
     return f"normalize:{kind}" if kind else "nowhere"
 
 
