@@ -558,10 +558,12 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 )
                 ties[arg] = sum(cues.get(w, 0.0) for w in asked) if cues else 0.0
         chosen = _exclusive(ranked, ties)
-        # an open class of names: capitalized words that are no known value, for a
-        # value the training calls never had
+        # an open class of names: capitalized words that are no known value of this
+        # name's arguments (another tool's may be), for a value the training calls
+        # never had
         spans: dict[str, Mention] = {}
-        taken = [(m[0], m[1]) for found in scan.found.values() for m in found if not m[3]]
+        kids = [counts.key_info((name, arg))[3] for arg in past]
+        taken = [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
         for arg in past:
             if counts.key_info((name, arg))[2] != "name":
                 continue

@@ -476,6 +476,43 @@ def test_an_unseen_name_is_taken_from_the_request() -> None:
     assert "normalized:span" == best.evidence["director"]
 
 
+def cast_session(rng: random.Random, director: str, star: str) -> dict[str, Any]:
+    """
+    A movie search whose star and director the user names, the star first.
+    """
+    return {
+        "turns": [
+            _turn(
+                f"A film with {star} in it, directed by {director}.",
+                "M:Find",
+                "Found one.",
+                _call("Movies:Find", {"director": director, "star": star}),
+            )
+        ]
+    }
+
+
+def test_unseen_names_go_to_the_arguments_their_words_fit() -> None:
+    """
+    Two unseen names in one request fill the two arguments whose cue words precede
+    them ("with ... in it", "directed by"), though one of them is a value another
+    tool's argument was trained on (a known author does not stop it being a director).
+    """
+    rng = random.Random(5)
+    names = [f"{a} {b}" for a in FIRST for b in LAST]
+    sessions = [cast_session(rng, d, rng.choice(names)) for d in names]
+    book = _turn(
+        "Books by Likarion Wainaina?",
+        "B:Find",
+        "One.",
+        _call("Books:Find", {"author": "Likarion Wainaina"}),
+    )
+    model = CallForecaster().fit([*sessions, *[{"turns": [book]}] * 5])
+    text = "A film with Stycie Waweru in it, directed by Likarion Wainaina."
+    best = model.predict([], {"text": text, "state": "M:Find"})[0]
+    assert {"director": "Likarion Wainaina", "star": "Stycie Waweru"} == dict(best.args)
+
+
 CAR, HOTEL = "Cars:Find", "Hotels:Find"
 
 
