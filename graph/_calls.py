@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._calls_counts import (
+    PATH,
     CallCounts,
     Key,
     Mention,
@@ -39,6 +40,7 @@ from ._calls_counts import (
     calls_of,
     mention,
     mention_options,
+    nested,
     rank_mentions,
     span_mentions,
     turns_of,
@@ -82,13 +84,16 @@ class CallGuess:
     Attributes:
         name: The call's name, as the logs name it.
         args: Its complete arguments, JSON values typed as most of each argument's
-            training calls typed it (a string where they gave no other type).
+            training calls typed it (a string where they gave no other type). The
+            values inside an object argument are forecast one by one, as arguments of
+            their own.
         p: The estimated probability that the turn makes exactly this call.
         evidence: For each argument, where its value came from: ``"user"``, ``"agent"``,
             ``"call:<name>.<arg>"`` (an earlier call's argument, copied),
             ``"next:<name>.<arg>"`` (the value that most often followed the one the last
             call of the name gave: the next day, another airline), ``"default"`` or
-            ``"normalized:<rule>"``.
+            ``"normalized:<rule>"``. An argument inside an object argument is named by
+            its path, dotted (``filters.city``).
 
     .. versionadded:: 0.1
     """
@@ -420,9 +425,14 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             out.append(
                 CallGuess(
                     name=draft.name,
-                    args={a: counts.typed((draft.name, a), v) for a, v in draft.args.items()},
+                    args=nested(
+                        {a: counts.typed((draft.name, a), v) for a, v in draft.args.items()}
+                    ),
                     p=self._calibrated(draft),
-                    evidence=draft.evidence,
+                    evidence={
+                        a.replace(PATH, "."): e.replace(PATH, ".")
+                        for a, e in draft.evidence.items()
+                    },
                 )
             )
         out.sort(key=lambda g: -g.p)

@@ -19,7 +19,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from ._calls_names import NameWords, name_tokens
 from ._calls_text import (
@@ -92,10 +92,58 @@ def turns_of(session: Any) -> list[Mapping[str, Any]]:
     return [turn for turn in turns if isinstance(turn, Mapping)]
 
 
+#: Joins the keys of an argument nested in an object argument into one argument's name
+#: (``{"filters": {"city": "Paris"}}`` is the argument ``filters\x1fcity``):
+#: :func:`nested` puts them back.
+PATH: Final = "\x1f"
+#: Objects nested deeper than this are one value.
+_MAX_DEPTH: Final = 4
+
+
+def _flat(args: Mapping[Any, Any], prefix: str = "", depth: int = 0) -> dict[Any, Any]:
+    """
+    The arguments with the values of each object argument (a non-empty object whose
+    keys are strings) as arguments of their own, named by their path.
+    """
+    out: dict[Any, Any] = {}
+    for arg, value in args.items():
+        if not isinstance(arg, str) or PATH in arg:
+            continue
+        if (
+            isinstance(value, Mapping)
+            and value
+            and depth < _MAX_DEPTH
+            and all(isinstance(k, str) for k in value)
+        ):
+            out.update(_flat(value, f"{prefix}{arg}{PATH}", depth + 1))
+        else:
+            out[f"{prefix}{arg}"] = value
+    return out
+
+
+def nested(args: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    The arguments as the call gives them: each argument named by a path (see
+    :data:`PATH`) back inside its objects.
+    """
+    out: dict[str, Any] = {}
+    for arg, value in args.items():
+        *outer, last = arg.split(PATH)
+        into = out
+        for key in outer:
+            inner = into.get(key)
+            if not isinstance(inner, dict):
+                inner = into[key] = {}
+            into = inner
+        into[last] = value
+    return out
+
+
 def _raw_calls(turn: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], bool]]:
     """
     A turn's well-formed ``tool_calls`` as ``(name, args, read_only)``, their arguments
-    as the log gives them (malformed calls are skipped).
+    as the log gives them, those inside object arguments as arguments of their own
+    (see :data:`PATH`); malformed calls are skipped.
     """
     raw = turn.get("tool_calls")
     if not isinstance(raw, (list, tuple)):
@@ -105,7 +153,8 @@ def _raw_calls(turn: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]
             continue
         name, args = call.get("name"), call.get("args")
         if isinstance(name, str) and name:
-            yield name, args if isinstance(args, Mapping) else {}, call.get("read_only") is True
+            flat = _flat(args) if isinstance(args, Mapping) else {}
+            yield name, flat, call.get("read_only") is True
 
 
 def calls_of(turn: Mapping[str, Any]) -> list[tuple[str, dict[str, str], bool]]:

@@ -192,6 +192,35 @@ def test_calls_with_typed_arguments_are_forecast_with_their_types() -> None:
     assert plain.strategies["engine"].call_hit_rate == engine.call_hit_rate
 
 
+def test_arguments_inside_an_object_argument_are_forecast_one_by_one() -> None:
+    """
+    A tool whose arguments sit inside an object (``{"query": {"city": ...}}``) is
+    served ahead as often as with the same arguments at the top: each value inside is
+    forecast on its own and the object put back together, rather than the whole
+    object being one value that must have been seen before.
+    """
+    demo = generate_demo(60, seed=2)
+
+    def inside(call: ToolCall) -> ToolCall:
+        return replace(call, args={"query": dict(call.args)} if call.args else {})
+
+    sessions = [
+        replace(
+            session,
+            turns=tuple(
+                replace(turn, tool_calls=tuple(map(inside, turn.tool_calls)))
+                for turn in session.turns
+            ),
+        )
+        for session in demo.sessions
+    ]
+    report = replay(sessions, demo.knowledge, EngineConfig(), strategies=["engine"])
+    plain = replay(demo.sessions, demo.knowledge, EngineConfig(), strategies=["engine"])
+    engine = report.strategies["engine"]
+    assert engine.call_hit_rate is not None and engine.call_hit_rate > 0.1
+    assert plain.strategies["engine"].call_hit_rate == engine.call_hit_rate
+
+
 def test_a_calls_latency_is_its_own_whatever_else_was_called() -> None:
     """
     The simulated backend draws a call's latency for the call itself: the same call

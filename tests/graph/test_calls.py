@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from graph import CallForecaster, CallGuess, ModelFileError
-from graph._calls_counts import surface
+from graph._calls_counts import PATH, _flat, nested, surface
 from graph._calls_names import NameWords, name_tokens
 from graph._calls_text import (
     NAME_MIN_VALUES,
@@ -511,6 +511,44 @@ def test_unseen_names_go_to_the_arguments_their_words_fit() -> None:
     text = "A film with Stycie Waweru in it, directed by Likarion Wainaina."
     best = model.predict([], {"text": text, "state": "M:Find"})[0]
     assert {"director": "Likarion Wainaina", "star": "Stycie Waweru"} == dict(best.args)
+
+
+_KEYS = st.text(st.characters(blacklist_characters=PATH), min_size=1, max_size=5)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(_KEYS, _JSON, max_size=4))
+@settings(max_examples=200, deadline=None)
+def test_arguments_inside_objects_come_back_as_they_were(args: dict[str, Any]) -> None:
+    """
+    The arguments inside object arguments, forecast as arguments of their own, are
+    put back inside their objects as the call gave them.
+    """
+    assert args == nested(_flat(args))
+
+
+def test_values_inside_an_object_argument_are_forecast_one_by_one() -> None:
+    """
+    A search whose arguments sit inside ``filters`` is forecast value by value: a city
+    said in the request fills ``filters.city`` (named so in the evidence), and the call
+    comes back with the object.
+    """
+    rng = random.Random(2)
+    sessions = []
+    for city in CITIES * 3:
+        cuisine = rng.choice(["Italian", "Thai"])
+        text = f"{cuisine} food in {city}, please."
+        args = {"filters": {"city": city, "cuisine": cuisine}, "limit": 5}
+        turn = _turn(text, "R:Find", "Found one.", _call("Restaurants:Find", args))
+        sessions.append({"turns": [turn]})
+    model = CallForecaster().fit(sessions)
+    guess = model.predict([], {"text": "Thai food in Fresno, please.", "state": "R:Find"})[0]
+    assert {"filters": {"city": "Fresno", "cuisine": "Thai"}, "limit": 5} == guess.args
+    assert "user" == guess.evidence["filters.city"]
 
 
 CAR, HOTEL = "Cars:Find", "Hotels:Find"
