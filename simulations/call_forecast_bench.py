@@ -53,15 +53,18 @@ def load_sessions(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def read_only_calls(turn: Mapping[str, Any]) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+def exact(name: str, args: Mapping[str, Any]) -> str:
+    """
+    One call, name and arguments (any JSON values), as a hashable text.
+    """
+    return f"{name} {json.dumps(args, sort_keys=True)}"
+
+
+def read_only_calls(turn: Mapping[str, Any]) -> set[str]:
     """
     The read-only calls a turn made, as hashable ``(name, args)``.
     """
-    return {
-        (c["name"], frozenset(c["args"].items()))
-        for c in turn.get("tool_calls") or ()
-        if c.get("read_only")
-    }
+    return {exact(c["name"], c["args"]) for c in turn.get("tool_calls") or () if c.get("read_only")}
 
 
 def history_turn(turn: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,14 +102,14 @@ def evaluate(sessions: list[dict[str, Any]], forecast: Forecast, moment: str) ->
             n_turns += 1
             n_calls += len(truth)
             for i, threshold in enumerate(THRESHOLDS):
-                chosen = {(n, frozenset(a.items())) for n, a, p in guesses if p >= threshold}
+                chosen = {exact(n, a) for n, a, p in guesses if p >= threshold}
                 made[i] += len(chosen)
                 hits[i] += len(chosen & truth)
             for name, args, p in guesses:
                 band = bands[next(i for i, top in enumerate(BANDS[1:]) if p < top)]
                 band[0] += 1
                 band[1] += p
-                band[2] += (name, frozenset(args.items())) in truth
+                band[2] += exact(name, args) in truth
             history.append(history_turn(turn))
     return {
         "calls": n_calls,

@@ -51,7 +51,7 @@ from graph._calls_text import tokenize
 from preload import CallsConfig
 from simulations._data import CORPORA, add_data_arguments, corpus_folders
 
-from .call_forecast_bench import history_turn, load_sessions, request_turn
+from .call_forecast_bench import exact, history_turn, load_sessions, request_turn
 
 REPO = Path(__file__).resolve().parents[1]
 WIDE = 10
@@ -110,8 +110,8 @@ def where(
 
 def classify(
     call: Mapping[str, Any],
-    spec: set[tuple[str, frozenset[tuple[str, str]]]],
-    flagged: set[tuple[str, frozenset[tuple[str, str]]]],
+    spec: set[str],
+    flagged: set[str],
     wide: list[CallGuess],
     k: int,
     threshold: float,
@@ -124,14 +124,14 @@ def classify(
     The cause of one read-only call's hit or miss.
     """
     name, args = call["name"], dict(call["args"])
-    exact = (name, frozenset(args.items()))
-    if exact in spec:
+    call_id = exact(name, args)
+    if call_id in spec:
         return "hit"
-    if exact in flagged:
+    if call_id in flagged:
         return "budget"
-    keys = [(g.name, frozenset(g.args.items())) for g in wide]
-    if exact in keys:
-        rank = keys.index(exact)
+    keys = [exact(g.name, g.args) for g in wide]
+    if call_id in keys:
+        rank = keys.index(call_id)
         return "below threshold" if rank < k and wide[rank].p < threshold else "beyond k"
     same = [g for g in wide if g.name == name]
     if not same:
@@ -142,7 +142,7 @@ def classify(
         if got == value:
             continue
         place = where(value, history, request, same_turn)
-        unseen = "" if value in seen.get((name, arg), ()) else ", unseen"
+        unseen = "" if surface(value) in seen.get((name, arg), ()) else ", unseen"
         tail = ":missing" if got is None else ""
         return f"wrong args: {place}{tail}{unseen}"
     return "wrong args: :extra"
@@ -172,15 +172,15 @@ def breakdown(
         history: list[dict[str, Any]] = []
         for turn in session["turns"]:
             request = request_turn(turn)
-            spec: set[tuple[str, frozenset[tuple[str, str]]]] = set()
-            flagged: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+            spec: set[str] = set()
+            flagged: set[str] = set()
             for moment in [
                 m for name, m in (("reply", None), ("request", request)) if name in moments
             ]:
                 if moment is not None:
                     budget = 0  # the request resets the turn's count (after its own moment)
                 for g in model.predict(history, moment, k=guesses):
-                    key = (g.name, frozenset(g.args.items()))
+                    key = exact(g.name, g.args)
                     if g.p < threshold or key in spec:
                         continue
                     if budget >= max_per_turn:
@@ -248,7 +248,7 @@ def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
         for turn in session["turns"]:
             for call in turn.get("tool_calls") or ():
                 for arg, value in call["args"].items():
-                    seen.setdefault((call["name"], arg), set()).add(value)
+                    seen.setdefault((call["name"], arg), set()).add(surface(value) or "")
     shown: dict[str, list[str]] = {}
     start = time.perf_counter()
     model = CallForecaster().fit(train)
