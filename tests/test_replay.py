@@ -9,6 +9,7 @@ import math
 import random
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,24 @@ def test_the_said_oracle_waits_between_the_oracle_and_the_request_oracle() -> No
     assert said.call_wait_p95_ms <= at_request.call_wait_p95_ms
 
 
+def _each_call(
+    sessions: Sequence[Session], change: Callable[[ToolCall], ToolCall]
+) -> list[Session]:
+    """
+    The sessions with ``change`` made to each of their tool calls.
+    """
+    return [
+        replace(
+            session,
+            turns=tuple(
+                replace(turn, tool_calls=tuple(map(change, turn.tool_calls)))
+                for turn in session.turns
+            ),
+        )
+        for session in sessions
+    ]
+
+
 def test_calls_with_typed_arguments_are_forecast_with_their_types() -> None:
     """
     Arguments that are JSON numbers, booleans and lists (not strings, as in the
@@ -174,16 +193,7 @@ def test_calls_with_typed_arguments_are_forecast_with_their_types() -> None:
         extra = {"party": 2, "outdoor": True, "tags": ["quiet", "open"], "rating": 4.5}
         return replace(call, args={**call.args, **extra})
 
-    sessions = [
-        replace(
-            session,
-            turns=tuple(
-                replace(turn, tool_calls=tuple(map(typed, turn.tool_calls)))
-                for turn in session.turns
-            ),
-        )
-        for session in demo.sessions
-    ]
+    sessions = _each_call(demo.sessions, typed)
     strategies = ["engine", "request_oracle"]
     report = replay(sessions, demo.knowledge, EngineConfig(), strategies=strategies, processes=1)
     plain = replay(demo.sessions, demo.knowledge, EngineConfig(), strategies=["engine"])
@@ -204,16 +214,7 @@ def test_arguments_inside_an_object_argument_are_forecast_one_by_one() -> None:
     def inside(call: ToolCall) -> ToolCall:
         return replace(call, args={"query": dict(call.args)} if call.args else {})
 
-    sessions = [
-        replace(
-            session,
-            turns=tuple(
-                replace(turn, tool_calls=tuple(map(inside, turn.tool_calls)))
-                for turn in session.turns
-            ),
-        )
-        for session in demo.sessions
-    ]
+    sessions = _each_call(demo.sessions, inside)
     report = replay(sessions, demo.knowledge, EngineConfig(), strategies=["engine"])
     plain = replay(demo.sessions, demo.knowledge, EngineConfig(), strategies=["engine"])
     engine = report.strategies["engine"]
