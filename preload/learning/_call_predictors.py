@@ -141,6 +141,7 @@ class OracleCallPredictor:
     def __init__(self, sessions: Mapping[str, Session], *, said_first: bool = False) -> None:
         self.sessions = sessions
         self.said_first = said_first
+        self._said: dict[str, _Said] = {}  # what each session said so far
 
     def predict_calls(
         self,
@@ -159,7 +160,13 @@ class OracleCallPredictor:
             return []
         calls = [c for c in session.turns[index].tool_calls if c.read_only]
         if self.said_first and request is None:
-            said = _Said(history)
+            said = self._said.get(session_id)
+            if said is None or said.turns > index:
+                said = self._said[session_id] = _Said()
+            for turn in history[said.turns :]:  # each turn read once
+                said.add(turn)
+            if index == len(session.turns) - 1:  # no turn after this one
+                del self._said[session_id]
             calls = [c for c in calls if all(said.has(v) for v in _leaves(c.args))]
         return [
             CallGuess(
@@ -197,20 +204,24 @@ def _leaves(value: Any) -> Iterator[Any]:
 
 class _Said:
     """
-    What a session said and gave its calls, up to a moment.
+    What a session said (its words, turn by turn) and gave its calls, so far.
     """
 
-    def __init__(self, history: Sequence[TurnMapping]) -> None:
-        words: list[str] = []
-        given: set[str] = set()
-        for turn in history:
-            for key in ("text", "system"):
-                words += _WORD.findall(str(turn.get(key) or "").lower())
-            for call in turn.get("tool_calls") or ():
-                args = call.get("args") if isinstance(call, Mapping) else None
-                given.update(str(v).lower() for v in _leaves(args or {}))
-        self.text = f" {' '.join(words)} "
-        self.given = given
+    def __init__(self) -> None:
+        self.turns = 0
+        self._words: list[str] = []
+        self._given: set[str] = set()
+
+    def add(self, turn: TurnMapping) -> None:
+        """
+        Take the next turn in.
+        """
+        for key in ("text", "system"):
+            self._words.append(" ".join(_WORD.findall(str(turn.get(key) or "").lower())))
+        for call in turn.get("tool_calls") or ():
+            args = call.get("args") if isinstance(call, Mapping) else None
+            self._given.update(str(v).lower() for v in _leaves(args or {}))
+        self.turns += 1
 
     def has(self, value: Any) -> bool:
         """
@@ -219,7 +230,7 @@ class _Said:
         if value is None or isinstance(value, bool):
             return True
         low = str(value).lower()
-        if low in self.given or low in ("true", "false", "dontcare") or _DATE.fullmatch(low):
+        if low in self._given or low in ("true", "false", "dontcare") or _DATE.fullmatch(low):
             return True
         phrase = " ".join(_WORD.findall(low))
-        return bool(phrase) and f" {phrase} " in self.text
+        return bool(phrase) and any(f" {phrase} " in f" {words} " for words in self._words)
