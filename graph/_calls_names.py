@@ -65,7 +65,7 @@ class NameWords:
         if not self.turns:
             return {}
         known = [t for t in tokens if t in self.words]
-        vocab = len(self.words)
+        vocab = max(len(self.words), 1)  # (turns without a word: none counted)
         total = sum(self.turns.values())
         k = len(known)
         scores = {

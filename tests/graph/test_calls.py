@@ -913,5 +913,9 @@ def test_name_words_weigh_words_and_earlier_calls() -> None:
     said = words.posterior(name_tokens(["it"], [], [], ["F"]))
     assert said["B"] > words.posterior(name_tokens(["it"], [], [], []))["B"]
     assert {} == NameWords().posterior({"weather"})
+    wordless = NameWords()  # turns without a word: no feature ever counted
+    wordless.add(set(), ["W"])
+    wordless.add(set(), [])
+    assert {"W": 0.5, "": 0.5} == wordless.posterior(set())
     again = NameWords.from_json(words.to_json())
     assert post == again.posterior(name_tokens(["weather", "tomorrow"], [], [], []))
