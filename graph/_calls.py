@@ -61,6 +61,7 @@ _Cand: TypeAlias = "tuple[str, str, str]"
 _PRIOR: dict[str, tuple[float, float]] = {
     "user:now": (0.6, 0.6),
     "user:span": (0.3, 0.3),
+    "user:cued": (0.6, 0.6),
     "agent:last": (0.5, 0.4),
     "user:past": (0.4, 0.4),
     "agent:past": (0.2, 0.2),
@@ -570,8 +571,11 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         chosen = _exclusive(ranked, ties)
         # an open class of names: capitalized words that are no known value of this
         # name's arguments (another tool's may be), for a value the training calls
-        # never had
-        spans: dict[str, Mention] = {}
+        # never had. A span after words that went with the argument's values is a
+        # source of its own ("directed by Gavin Hood"), trusted as a value said; its
+        # rates are learned apart from those of any capitalized words ("Hi, Gavin
+        # Hood here").
+        spans: dict[str, tuple[str, Mention]] = {}
         kids = [counts.key_info((name, arg))[3] for arg in past]
         taken = [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
         for arg in past:
@@ -579,8 +583,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 continue
             free = [m for m in span_mentions(scan) if not _overlaps(m, taken)]
             if free:
-                best = rank_mentions(scan, free, self._cue_w.get((name, arg)))[0][1]
-                spans[arg] = best
+                fit, best = rank_mentions(scan, free, self._cue_w.get((name, arg)))[0]
+                spans[arg] = ("user:cued" if fit > 0 else "user:span", best)
                 taken.append((best[0], best[1]))
         out: dict[str, list[_Cand]] = {}
         for arg, options in past.items():
@@ -588,9 +592,9 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             got = chosen.get(arg)
             if got is not None:
                 front.append((_said_kind("user:now", got[3]), got[2], _how(got[3], "user")))
-            span = spans.get(arg)
-            if span is not None and (got is None or span[2] != got[2]):
-                front.append(("user:span", span[2], "normalized:span"))
+            kind_span = spans.get(arg)
+            if kind_span is not None and (got is None or kind_span[1][2] != got[2]):
+                front.append((kind_span[0], kind_span[1][2], "normalized:span"))
             out[arg] = [*front, *options] if front else options
         return out
 
@@ -743,7 +747,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 args[arg] = value
                 evidence[arg] = how
                 p0 *= right
-                fresh = fresh or _kind(kind) in ("user:now", "user:span")
+                fresh = fresh or _kind(kind) in ("user:now", "user:span", "user:cued")
                 if runner is not None:
                     variants.append((runner[0] / right, arg, runner[2][1], runner[2][2]))
                 if presence < 0.5:

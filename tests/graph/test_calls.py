@@ -513,6 +513,32 @@ def test_unseen_names_go_to_the_arguments_their_words_fit() -> None:
     assert {"director": "Likarion Wainaina", "star": "Stycie Waweru"} == dict(best.args)
 
 
+def test_a_name_after_the_words_that_go_with_an_argument_is_trusted_more() -> None:
+    """
+    A capitalized name after the words that came with an optional argument's values
+    ("directed by") fills it; one after other words ("Hi, ... here") does not, though
+    both are names the training calls never had: each is a source with its own rates.
+    """
+    rng = random.Random(3)
+    names = [f"{a} {b}" for a in FIRST for b in LAST]
+
+    def session(directed: bool) -> dict[str, Any]:
+        name, other = rng.choice(names), rng.choice(names)
+        if directed:
+            text = f"Hi, {other} here. A drama film directed by {name} please."
+            args = {"director": name, "genre": "Drama"}
+        else:
+            text, args = f"Hi, {name} here. A drama film please.", {"genre": "Drama"}
+        return {"turns": [_turn(text, "M:Find", "Found one.", _call("Movies:Find", args))]}
+
+    model = CallForecaster().fit([session(i % 3 == 0) for i in range(3 * len(names))])
+    cued = "Hi, Stycie Waweru here. A drama film directed by Likarion Wainaina please."
+    best = model.predict([], {"text": cued, "state": "M:Find"})[0]
+    assert {"director": "Likarion Wainaina", "genre": "Drama"} == dict(best.args)
+    plain = "Hi, Likarion Wainaina here. A drama film please."
+    assert {"genre": "Drama"} == dict(model.predict([], {"text": plain, "state": "M:Find"})[0].args)
+
+
 _KEYS = st.text(st.characters(blacklist_characters=PATH), min_size=1, max_size=5)
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
