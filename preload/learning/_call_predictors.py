@@ -216,8 +216,8 @@ class _Said:
         """
         Take the next turn in.
         """
-        for key in ("text", "system"):
-            self._words.append(" ".join(_WORD.findall(str(turn.get(key) or "").lower())))
+        for key in ("text", "system"):  # padded, so that a phrase is found whole
+            self._words.append(f" {' '.join(_WORD.findall(str(turn.get(key) or '').lower()))} ")
         for call in turn.get("tool_calls") or ():
             args = call.get("args") if isinstance(call, Mapping) else None
             self._given.update(str(v).lower() for v in _leaves(args or {}))
@@ -233,4 +233,4 @@ class _Said:
         if low in self._given or low in ("true", "false", "dontcare") or _DATE.fullmatch(low):
             return True
         phrase = " ".join(_WORD.findall(low))
-        return bool(phrase) and any(f" {phrase} " in f" {words} " for words in self._words)
+        return bool(phrase) and any(f" {phrase} " in words for words in self._words)
