@@ -158,6 +158,8 @@ class _Session:
     arm: _Arm | None = None
     tally: OutcomeTally | None = None  # the session's outcome, in an experiment
     turns: list[dict[str, Any]] = field(default_factory=list)
+    # turn -> its text and what it added to the tallies, to take back if it is dropped
+    counted: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     # The last window and what it was given, for the tenant-wide layer to learn from.
     shared: tuple[Context, list[Representation], float] | None = None
     forecast: Forecast | None = None
@@ -493,7 +495,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             context = replace(
                 context, experiment=self.config.experiments.name, arm=session.arm.name
             )
-            self._tally_turn(session, context, needs)
+            self._tally_turn(session, context, needs, text)
         session.answered_at = anyio.current_time()
         self._note_window(session, context)
         current_session.set(session_id)  # for tools wrapped by engine.tool
@@ -566,22 +568,37 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
         return list(dict.fromkeys(needs))
 
-    def _tally_turn(self, session: _Session, context: Context, needs: list[str]) -> None:
+    def _tally_turn(self, session: _Session, context: Context, needs: list[str], text: str) -> None:
         """
-        Count a request of an experiment's session in its outcome and its arm's.
+        Count a request of an experiment's session in its outcome and its arm's (the
+        turn the session is about to take).
         """
         held = {item.key for item in context.items}
-        for tally in (session.tally, session.arm.tally if session.arm is not None else None):
-            if tally is not None:
-                tally.turn(
-                    hits=context.hits,
-                    partial_hits=context.partial_hits,
-                    misses=context.misses,
-                    tokens=context.tokens,
-                    needs=len(needs),
-                    held=sum(need in held for need in needs),
-                    wait_s=context.waited_s,
-                )
+        counts: dict[str, Any] = {
+            "hits": context.hits,
+            "partial_hits": context.partial_hits,
+            "misses": context.misses,
+            "tokens": context.tokens,
+            "needs": len(needs),
+            "held": sum(need in held for need in needs),
+            "wait_s": context.waited_s,
+        }
+        for tally in _tallies(session):
+            tally.turn(**counts)
+        session.counted[len(session.turns)] = (text, counts)
+
+    def _take_back(self, session: _Session, start: int, new: list[dict[str, Any]]) -> None:
+        """
+        Take the turns counted from ``start`` on out of the tallies, except those
+        ``new`` (the turns from ``start`` on) keeps: a turn served here, then dropped or
+        replaced, counts once when it is served again.
+        """
+        for turn in [t for t in session.counted if t >= start]:
+            text, counts = session.counted[turn]
+            if turn - start >= len(new) or new[turn - start]["text"] != text:
+                del session.counted[turn]
+                for tally in _tallies(session):
+                    tally.take_back(**counts)
 
     def _fit_request(self, config: EngineConfig, text: str) -> str:
         """
@@ -1114,7 +1131,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         The history records the new exchanges as it would have: with ``record``, the
         learner records them before its next event; otherwise the next request whose
         window needs them does. When a turn it has recorded changed, it is rebuilt
-        from the turns. A session left without turns is ended.
+        from the turns. The turns served here that are dropped or changed leave the
+        experiment's counts (a turn served again counts once); a session left without
+        turns is kept, with what it preloaded and speculated, for its request served
+        again (:meth:`end_session` ends it).
 
         Raises:
             ValueError: ``start`` is past the session's turns.
@@ -1123,6 +1143,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         self._check_open()
         _check_id("session_id", session_id)
+        if session_id not in self._sessions and not turns and start == 0:
+            return  # nothing to take back, nothing to begin
         session = self._session(session_id, user)
         if not 0 <= start <= len(session.turns):
             raise ValueError(
@@ -1141,11 +1163,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if not same:
                 session.history = None
                 session.recorded = 0
+        self._take_back(session, start, new)
+        if len(new) < len(session.turns) - start:  # a turn dropped: its answer too
+            session.answered_at = None
         session.turns[start:] = new
         session.recorded = min(session.recorded, len(session.turns))
-        if not session.turns:  # nothing left: as if it had never begun
-            self.end_session(session_id)
-        elif record:
+        if record and session.turns:
             self._record_soon(session)
 
     async def save_model(self, path: str | Path) -> None:
@@ -1729,6 +1752,15 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             raise EngineStateError(
                 "the engine is not open; use it inside 'async with PreloadEngine(...)'"
             )
+
+
+def _tallies(session: _Session) -> list[OutcomeTally]:
+    """
+    The tallies a request of the session counts in: its own and its arm's, in an
+    experiment.
+    """
+    arm = session.arm.tally if session.arm is not None else None
+    return [t for t in (session.tally, arm) if t is not None]
 
 
 def _with_density(candidate: Candidate, text: str, tokens: int) -> Candidate:

@@ -146,14 +146,45 @@ class OutcomeTally:
         """
         Count one request served.
         """
-        self.requests += 1
-        self.hits += hits
-        self.partial_hits += partial_hits
-        self.misses += misses
-        self.tokens += tokens
-        self.needs += needs
-        self.needs_in_window += held
-        self.wait_s += wait_s
+        self._add(1, hits, partial_hits, misses, tokens, needs, held, wait_s)
+
+    def take_back(
+        self,
+        *,
+        hits: int,
+        partial_hits: int,
+        misses: int,
+        tokens: int,
+        needs: int,
+        held: int,
+        wait_s: float,
+    ) -> None:
+        """
+        Uncount a request counted with :meth:`turn` (its turn was taken back).
+
+        .. versionadded:: 0.7
+        """
+        self._add(-1, hits, partial_hits, misses, tokens, needs, held, wait_s)
+
+    def _add(
+        self,
+        sign: int,
+        hits: int,
+        partial_hits: int,
+        misses: int,
+        tokens: int,
+        needs: int,
+        held: int,
+        wait_s: float,
+    ) -> None:
+        self.requests += sign
+        self.hits += sign * hits
+        self.partial_hits += sign * partial_hits
+        self.misses += sign * misses
+        self.tokens += sign * tokens
+        self.needs += sign * needs
+        self.needs_in_window += sign * held
+        self.wait_s += sign * wait_s
 
     def feedback(self, *, items: int, used: int, score: float | None) -> None:
         """

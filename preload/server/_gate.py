@@ -260,13 +260,14 @@ class SessionGate:
         """
         Drop the session from this replica (deleted, or gone from the store).
         """
-        if self._known.pop(session_id, None) is not None or self.engine.turns_of(session_id):
-            self.engine.end_session(session_id)
+        self._known.pop(session_id, None)
+        self.engine.end_session(session_id)
 
     def rewind(self, session_id: str, count: int) -> None:
         """
-        Drop the engine's turns past ``count`` (a write the store refused; a session
-        left with none is ended).
+        Drop the engine's turns past ``count`` (a write the store refused, a retry to
+        serve again): they leave the experiment's counts; a session left with none is
+        kept for the request served again.
         """
         if len(self.engine.turns_of(session_id, count)):
             self.engine.restore(session_id, [], start=count)

@@ -137,3 +137,30 @@ async def test_arm_counters_export_to_prometheus() -> None:
     assert 'preload_arm_requests_total{arm="small"} 3.0' in text
     assert 'preload_arm_requests_total{arm="control"} 0.0' in text
     assert 'preload_arm_needs_in_window_total{arm="small"} 3.0' in text
+
+
+async def test_a_turn_taken_back_and_served_again_counts_once() -> None:
+    """
+    A server takes a turn back when the store refused it, or to serve a client's
+    retry again: the turns dropped leave the session's and the arm's counts, so the
+    turn served again counts once; a first turn taken back neither ends the session
+    (no outcome of it, its arm's sessions counted once) nor loses what it ran.
+    """
+    config = EngineConfig.from_dict(CONFIG)
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(ITEMS)}, forecaster=NullForecaster()
+    ) as engine:
+        sid = _ids_by_arm(engine)["small"]
+        await engine.handle(session_id=sid, text="hotels", needs=["db:hotels"])
+        engine.restore(sid, [], start=0)  # a retry of the first request
+        await engine.handle(session_id=sid, text="hotels", needs=["db:hotels"])
+        engine.reply(sid, "Hotel Avenida.")
+        await engine.handle(session_id=sid, text="trains", needs=["db:trains"])
+        engine.restore(sid, [], start=1)  # the store refused the second turn
+        await engine.handle(session_id=sid, text="trains", needs=["db:trains"])
+        turns = engine.turns_of(sid)
+        engine.restore(sid, turns[1:], start=1)  # the same turn synced back: kept
+        outcomes = engine.experiment_outcomes()
+        stats = engine.arm_statistics()["small"]
+    assert [(sid, 2)] == [(o.session_id, o.turns) for o in outcomes]
+    assert (1, 2, 2) == (stats.sessions, stats.requests, stats.misses + stats.hits)

@@ -281,7 +281,8 @@ def test_an_experiments_arms_are_counted_by_tenant_and_arm(
 ) -> None:
     """
     A server whose config runs an experiment serves each session with its arm and
-    exports the arms' counters labelled by tenant and arm.
+    exports the arms' counters labelled by tenant and arm; a retried request (the
+    first of its session) counts once, its session too.
     """
     more = """
 [experiments]
@@ -295,15 +296,22 @@ overlay = { budget = { total_tokens = 4000 } }
     server = start_server(redis_server.url, more=more)
     with httpx.Client(base_url=server.url, timeout=30, headers=bearer(keys[1]["acme"])) as http:
         for i in range(8):
-            http.post(f"/v1/sessions/x{i}/requests", json={"text": "hi"}).raise_for_status()
+            body = {"text": "hi", "request_id": f"r{i}"}
+            http.post(f"/v1/sessions/x{i}/requests", json=body).raise_for_status()
+        retried = http.post("/v1/sessions/x7/requests", json=body).json()
         budgets = {http.post("/v1/sessions/x0/requests", json={"text": "again"}).json()["budget"]}
         metrics = http.get("/metrics").text
-    sessions = {
-        line.split('arm="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("preload_arm_sessions_total{") and 'tenant="acme"' in line
-    }
+
+    def by_arm(count: str) -> dict[str, float]:
+        return {
+            line.split('arm="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith(f"preload_arm_{count}_total{{") and 'tenant="acme"' in line
+        }
+
+    sessions = by_arm("sessions")
     assert {"control", "small"} >= set(sessions) and 8 == sum(sessions.values())
+    assert (True, 9) == (retried["repeated"], sum(by_arm("requests").values()))
     assert budgets <= {4000, 8000}
 
 
