@@ -66,8 +66,8 @@ _CUE_AFTER = 2
 #: An alias is a word or two said in place of a value at least this often ...
 _ALIAS_MIN = 3.0
 #: ... in at least this share of the calls whose requests said it, and this many times
-#: as often as the value is given anyway (which keeps out the words said before any
-#: call, "I", "is", however often they are said).
+#: as often as the value is given without them (which keeps out the words said before
+#: any call, "I", "is", however often they are said).
 _ALIAS_SHARE = 0.5
 _ALIAS_LIFT = 2.0
 #: A value is offered as the one that follows another once seen following it this often
@@ -444,7 +444,9 @@ class CallCounts:
                 value, n = max(per_value.items(), key=lambda it: (it[1], it[0]))
                 said = per_name.get(gram, n)
                 share = n / said
-                if n < _ALIAS_MIN or share < max(_ALIAS_SHARE, _ALIAS_LIFT * values[value] / calls):
+                unsaid = calls - said  # the value's share where the words were not said
+                other = (values[value] - n) / unsaid if unsaid > 0 else values[value] / calls
+                if n < _ALIAS_MIN or share < max(_ALIAS_SHARE, _ALIAS_LIFT * other):
                     continue  # too rare, or the value is no likelier after the words
                 pid = self.alias_index.add(gram.split(" "))
                 while len(self.alias_keys) <= pid:

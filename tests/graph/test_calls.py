@@ -797,6 +797,37 @@ def test_a_word_said_before_many_of_a_names_calls_is_still_an_alias() -> None:
     assert {"city": "Napa"} == dict(plain.args)
 
 
+def event_session(rng: random.Random) -> dict[str, Any]:
+    """
+    An event search in a city: three users in five ask for a concert, the others for a
+    game, and nine times in ten the category is the one they asked for (``Music``,
+    ``Sports``).
+    """
+    city, concert = rng.choice(CITIES), rng.random() < 0.6
+    category = ("Music" if concert else "Sports") if rng.random() < 0.9 else "Theater"
+    what = "a concert" if concert else "a game"
+    args = {"city": city, "category": category}
+    return {
+        "turns": [
+            _turn(f"Find me {what} in {city}.", "E:Find", "Found one.", _call("E:Find", args)),
+            {"text": "Thanks.", "state": "E:Bye", "system": "Bye."},
+        ]
+    }
+
+
+def test_a_word_that_makes_a_common_value_likelier_is_an_alias() -> None:
+    """
+    "concert" comes before three searches in five, and nine times in ten means
+    ``Music``, itself more than half the searches: an alias, for ``Music`` is so much
+    likelier after it than without it (twice its share overall it cannot be).
+    """
+    rng = random.Random(2)
+    model = CallForecaster().fit([event_session(rng) for _ in range(100)])
+    guess = model.predict([], {"text": "Find me a concert in Napa.", "state": "E:Find"})[0]
+    assert {"city": "Napa", "category": "Music"} == dict(guess.args)
+    assert "normalized:alias" == guess.evidence["category"]
+
+
 def typed_session(rng: random.Random, **kw: Any) -> dict[str, Any]:
     """
     A restaurant session whose calls give JSON types: the party size a number, the
