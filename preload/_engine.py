@@ -158,8 +158,8 @@ class _Session:
     arm: _Arm | None = None
     tally: OutcomeTally | None = None  # the session's outcome, in an experiment
     turns: list[dict[str, Any]] = field(default_factory=list)
-    # turn -> its text and what it added to the tallies, to take back if it is dropped
-    counted: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # turn -> its text's hash and what it added to the tallies, to take back if dropped
+    counted: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     # The last window and what it was given, for the tenant-wide layer to learn from.
     shared: tuple[Context, list[Representation], float] | None = None
     forecast: Forecast | None = None
@@ -585,7 +585,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         }
         for tally in _tallies(session):
             tally.turn(**counts)
-        session.counted[len(session.turns)] = (text, counts)
+        session.counted[len(session.turns)] = (hash(text), counts)
 
     def _take_back(self, session: _Session, start: int, new: list[dict[str, Any]]) -> None:
         """
@@ -593,9 +593,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         ``new`` (the turns from ``start`` on) keeps: a turn served here, then dropped or
         replaced, counts once when it is served again.
         """
-        for turn in [t for t in session.counted if t >= start]:
+        for turn in range(start, len(session.turns)):
+            if turn not in session.counted:
+                continue
             text, counts = session.counted[turn]
-            if turn - start >= len(new) or new[turn - start]["text"] != text:
+            if turn - start >= len(new) or hash(new[turn - start]["text"]) != text:
                 del session.counted[turn]
                 for tally in _tallies(session):
                     tally.take_back(**counts)
