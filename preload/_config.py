@@ -650,12 +650,18 @@ class CallsConfig:
     ``max_per_turn`` a session a turn, at most
     ``max_in_flight_per_source`` at once against one call source, ``workers`` at once
     in all (limits of speculation only: the agent's own calls never wait for them, as
-    a request's loads never wait for the preloads' limits).
+    a request's loads never wait for the preloads' limits), and about ``max_per_call``
+    for each read-only call the agents make, the likeliest guesses first
+    (:class:`~preload.calls.CallRationing`; ``inf``: no such bound). A forecaster
+    surer than it should be on a new kind of session costs the call sources that much,
+    no more.
     A call waits at most ``deadline_s`` for its result (joined if a speculative
     call is in flight); each call to a source has ``timeout_s``. Results longer than
     ``max_result_chars`` are refused.
 
     .. versionadded:: 0.3
+    .. versionchanged:: 0.7
+       ``max_per_call``.
     """
 
     speculate: bool = True
@@ -663,6 +669,7 @@ class CallsConfig:
     threshold: float = 0.03
     guesses: int = 5
     max_per_turn: int = 3
+    max_per_call: float = 2.0
     max_in_flight_per_source: int = 8
     workers: int = 8
     deadline_s: float = 30.0
@@ -680,6 +687,7 @@ class CallsConfig:
         _probability("calls.threshold", self.threshold)
         _positive("calls.guesses", self.guesses)
         _non_negative("calls.max_per_turn", self.max_per_turn)
+        _positive("calls.max_per_call", self.max_per_call)
         _positive("calls.max_in_flight_per_source", self.max_in_flight_per_source)
         _positive("calls.workers", self.workers)
         _positive("calls.deadline_s", self.deadline_s)

@@ -24,6 +24,7 @@ from ._sources import SourceRouter
 from .calls import (
     CallAdapter,
     CallBook,
+    CallRationing,
     CallSource,
     CallStatistics,
     SpeculatedCall,
@@ -119,6 +120,7 @@ class CallSide:
         self._speculation = SpeculationLedger()
         self._speculating: dict[str, set[str]] = {}  # call source -> keys in flight
         self._this_turn: dict[str, int] = {}  # session -> calls run ahead since its request
+        self._rationing = CallRationing(calls.max_per_call)  # speculation per call made
         self._counters = _CallCounters()
         # Sessions that ended with calls, for the predictor to learn: their turns, user.
         self._ended: dict[str, tuple[list[dict[str, Any]], str | None]] = {}
@@ -157,6 +159,7 @@ class CallSide:
         counters.calls += 1
         if read_only:
             counters.read_only_calls += 1
+            self._rationing.called()
             self._book.add(ToolCall(name=name, args=args, read_only=True))
             self._speculation.use(session_id, key)
             return await self._read_only_call(source, name, args, key, deadline), True
@@ -251,7 +254,8 @@ class CallSide:
         """
         Run the likely read-only calls of the session's next turn (after the reply:
         ``request`` is None) or of its current one (when the request arrived), within
-        the per-turn and per-source budgets of ``[calls]``. A call that is not declared
+        the budgets of ``[calls]`` (a turn's, a source's, and what each read-only call
+        made allows, spent on the likeliest guesses). A call that is not declared
         read-only is never run.
         """
         calls = self.calls
@@ -287,11 +291,16 @@ class CallSide:
             running = self._speculating.setdefault(source.name, set())
             running.intersection_update([k for k in running if loader.is_pending(k)])
             started = self._this_turn.get(session_id, 0)
-            if started >= calls.max_per_turn or len(running) >= calls.max_in_flight_per_source:
+            if (
+                started >= calls.max_per_turn
+                or len(running) >= calls.max_in_flight_per_source
+                or not self._rationing.admits(guess.p)
+            ):
                 self._counters.speculative_skipped += 1
                 continue
             if not loader.schedule(key, guess.p):
                 continue
+            self._rationing.spend()
             self._this_turn[session_id] = started + 1
             running.add(key)
             self._counters.speculative += 1

@@ -75,7 +75,7 @@ CALL_COUNTERS = {
     "speculative_used_after_reply": "Of those, the ones run after the previous reply.",
     "speculative_used_at_request": "Of those, the ones run as the request arrived.",
     "speculative_wasted": "Calls run ahead that the session never made.",
-    "speculative_skipped": "Calls not run ahead: over the per-turn or per-source budget.",
+    "speculative_skipped": "Calls not run ahead: over the per-turn, per-source or per-call budget.",
 }
 
 #: Experiment arm counts exported as counters (``arms=``), labelled ``arm``.

@@ -12,6 +12,7 @@ from ._call import ToolCall as ToolCall
 from ._call import call_key as call_key
 from ._call import canonical_args as canonical_args
 from ._call import check_name as check_name
+from ._rationing import CallRationing as CallRationing
 from ._sources import CallSource as CallSource
 from ._sources import Tool as Tool
 from ._sources import ToolSet as ToolSet
@@ -30,6 +31,7 @@ __all__ = [
     "MAX_CALLS_PER_TURN",
     "CallAdapter",
     "CallBook",
+    "CallRationing",
     "CallSource",
     "CallStatistics",
     "SpeculatedCall",

@@ -154,7 +154,8 @@ class CallStatistics:
     ``call_joins`` those that joined a load in flight; ``speculative_used`` counts
     the speculated calls the session made (``used_after_reply`` and ``used_at_request``
     by the moment they were run), ``speculative_wasted`` those it never made, once the
-    session ended.
+    session ended; ``speculative_skipped`` the likely calls not run for a budget of
+    ``[calls]`` (a turn's, a source's, or the allowance per read-only call).
 
     .. versionadded:: 0.3
     """

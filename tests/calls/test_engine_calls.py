@@ -153,6 +153,29 @@ async def test_speculation_keeps_to_its_per_turn_and_per_source_budgets() -> Non
         source.gate.set()
 
 
+async def test_speculation_keeps_to_its_allowance_per_read_only_call() -> None:
+    """
+    A predictor sure of forty calls a turn, at most 0.1 speculative calls per read-only
+    call: the allowance (50 calls' worth, 5 calls) runs out on the first turn; ten
+    read-only calls of the agent then allow one more, and no other.
+    """
+    source = ScriptedCallSource({FIND: True})
+    guesses = [(FIND, {"city": f"c{i}"}, 0.9) for i in range(40)]
+    predictor = ScriptedCallPredictor(guesses, moments=frozenset({"request"}))
+    config = {"guesses": 40, "max_per_turn": 40, "max_per_call": 0.1}
+    async with _engine(source, predictor, **config) as engine:
+        await engine.handle(session_id="s", text="go")
+        await engine.wait_idle()
+        first = engine.call_statistics()
+        for i in range(10):
+            await engine.call("s", FIND, {"city": f"made {i}"})
+        await engine.handle(session_id="s", text="again")
+        await engine.wait_idle()
+        second = engine.call_statistics()
+    assert (5, 35) == (first.speculative, first.speculative_skipped)
+    assert (6, 10) == (second.speculative, second.read_only_calls)
+
+
 async def test_the_agents_own_call_never_queues_behind_speculative_ones() -> None:
     """
     One worker for speculative calls, and it is busy with a call that hangs: the
