@@ -600,7 +600,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if turn - start >= len(new) or hash(new[turn - start]["text"]) != text:
                 del session.counted[turn]
                 for tally in _tallies(session):
-                    tally.take_back(**counts)
+                    tally.turn(**counts, count=-1)
 
     def _fit_request(self, config: EngineConfig, text: str) -> str:
         """

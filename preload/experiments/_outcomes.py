@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .._errors import EmptyInputError, InputError
 
@@ -142,49 +142,23 @@ class OutcomeTally:
         needs: int,
         held: int,
         wait_s: float,
+        count: Literal[1, -1] = 1,
     ) -> None:
         """
-        Count one request served.
-        """
-        self._add(1, hits, partial_hits, misses, tokens, needs, held, wait_s)
+        Count one request served (``count=-1``: take back one counted, whose turn was
+        taken back).
 
-    def take_back(
-        self,
-        *,
-        hits: int,
-        partial_hits: int,
-        misses: int,
-        tokens: int,
-        needs: int,
-        held: int,
-        wait_s: float,
-    ) -> None:
+        .. versionchanged:: 0.7
+           ``count``.
         """
-        Uncount a request counted with :meth:`turn` (its turn was taken back).
-
-        .. versionadded:: 0.7
-        """
-        self._add(-1, hits, partial_hits, misses, tokens, needs, held, wait_s)
-
-    def _add(
-        self,
-        sign: int,
-        hits: int,
-        partial_hits: int,
-        misses: int,
-        tokens: int,
-        needs: int,
-        held: int,
-        wait_s: float,
-    ) -> None:
-        self.requests += sign
-        self.hits += sign * hits
-        self.partial_hits += sign * partial_hits
-        self.misses += sign * misses
-        self.tokens += sign * tokens
-        self.needs += sign * needs
-        self.needs_in_window += sign * held
-        self.wait_s += sign * wait_s
+        self.requests += count
+        self.hits += count * hits
+        self.partial_hits += count * partial_hits
+        self.misses += count * misses
+        self.tokens += count * tokens
+        self.needs += count * needs
+        self.needs_in_window += count * held
+        self.wait_s += count * wait_s
 
     def feedback(self, *, items: int, used: int, score: float | None) -> None:
         """
