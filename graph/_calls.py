@@ -33,10 +33,12 @@ from sklearn.utils.validation import check_is_fitted
 from ._calls_counts import (
     PATH,
     CallCounts,
+    CueWeights,
     Key,
     Mention,
     SessionView,
     TextScan,
+    arg_words,
     calls_of,
     mention,
     mention_options,
@@ -212,7 +214,9 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         self.sources_: dict[Key, dict[str, list[float]]] = {}
         self.calib_: dict[tuple[str, ...], list[float]] = {}
         self.cues_: dict[Key, dict[str, list[float]]] = {}
-        self._cue_w: dict[Key, dict[str, float]] = {}
+        # the cue counts of every argument whose name has a word, and each key's weights
+        self._word_cues: dict[str, dict[str, list[float]]] = {}
+        self._cue_w: dict[Key, CueWeights] = {}
         self.n_sessions_ = 0
 
     def fit(self, sessions: Iterable[Any], y: object = None) -> CallForecaster:
@@ -355,24 +359,26 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         """
         Count the words around each value a text says of an argument (in the request,
         capitalized names too, for an argument of that format, and the last words of
-        the reply it answers) as going with the right value or a wrong one.
+        the reply it answers) as going with the right value or a wrong one; for the
+        argument, and for every word of its name (:class:`CueWeights`). A text that
+        says only the right value counts too: which argument takes a value is a choice
+        between arguments, and words counted only where they went wrong would weigh
+        against every argument.
         """
         _, _, fmt, kid = counts.key_info(key)
         for i, scan in enumerate(scans):
             found = mention_options(scan, kid, fmt, counts, anchor)
             if fmt == "name" and i == 0:
                 found = [*found, *span_mentions(scan)]
-            if len(found) < 2 and not (found and found[0][2] != truth):
-                continue  # nothing to choose between
             cues = self.cues_.setdefault(key, {})
-            weights = self._cue_w.setdefault(key, {})
+            pooled = [self._word_cues.setdefault(w, {}) for w in arg_words(key[1])]
             for start, after, value, _ in found:
                 right = value == truth
                 words = scan.context(start, after)
                 for word in [*words, *asked] if i == 0 else words:
-                    entry = cues.setdefault(word, [0.0, 0.0])
-                    entry[0 if right else 1] += 1.0
-                    weights[word] = math.log((entry[0] + 0.5) / (entry[1] + 0.5))
+                    for tally in (cues, *pooled):
+                        entry = tally.setdefault(word, [0.0, 0.0])
+                        entry[0 if right else 1] += 1.0
 
     # -- forecasting ----------------------------------------------------------------
 
@@ -556,7 +562,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             said = mention_options(scan, kid, fmt, counts, anchor)
             if said:
                 key = (name, arg)
-                cues = self._cue_w.get(key)
+                cues = self._cues_of(key)
                 presence = counts.key_info(key)[0]
                 # the words' fit, plus how often such a mention is the argument's value
                 ranked[arg] = sorted(
@@ -583,7 +589,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 continue
             free = [m for m in span_mentions(scan) if not _overlaps(m, taken)]
             if free:
-                fit, best = rank_mentions(scan, free, self._cue_w.get((name, arg)))[0]
+                fit, best = rank_mentions(scan, free, self._cues_of((name, arg)))[0]
                 spans[arg] = ("user:cued" if fit > 0 else "user:span", best)
                 taken.append((best[0], best[1]))
         out: dict[str, list[_Cand]] = {}
@@ -613,7 +619,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             _, top, fmt, kid = counts.key_info(key)
             options: list[_Cand] = []
             if last_agent is not None:
-                got = mention(last_agent, kid, fmt, counts, anchor, self._cue_w.get(key))
+                got = mention(last_agent, kid, fmt, counts, anchor, self._cues_of(key))
                 if got is not None:
                     options.append(
                         (_said_kind("agent:last", got[3]), got[2], _how(got[3], "agent"))
@@ -660,7 +666,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         for arg in names:
             key = (name, arg)
             presence, _, fmt, kid = counts.key_info(key)
-            cues = self._cue_w.get(key)
+            cues = self._cues_of(key)
             options: list[tuple[tuple[float, ...], int, Mention]] = []
             for turn_no, scan, said in view.said_options(
                 kid, fmt, anchor, agent=agent, turns=_PAST_TURNS
@@ -683,6 +689,16 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                     options, key=lambda it: (*it[0], *_later_key(it[2])), reverse=True
                 )
         return _exclusive_turns(ranked)
+
+    def _cues_of(self, key: Key) -> CueWeights:
+        """
+        Return the argument's cue weights (kept: they read the counts as they grow).
+        """
+        got = self._cue_w.get(key)
+        if got is None:
+            pooled = [self._word_cues.setdefault(w, {}) for w in arg_words(key[1])]
+            got = self._cue_w[key] = CueWeights(self.cues_.setdefault(key, {}), pooled)
+        return got
 
     def _said_logit(self, key: Key, side: str, how: str, presence: float) -> float:
         """
@@ -818,10 +834,15 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             model.calib_ = {tuple(map(str, c)): [float(x) for x in e] for c, e in data["calib"]}
             for k, words in data["cues"]:
                 key = (str(k[0]), str(k[1]))
-                model.cues_[key] = {str(w): [float(e[0]), float(e[1])] for w, e in words.items()}
-                model._cue_w[key] = {
-                    w: math.log((e[0] + 0.5) / (e[1] + 0.5)) for w, e in model.cues_[key].items()
+                own = model.cues_[key] = {
+                    str(w): [float(e[0]), float(e[1])] for w, e in words.items()
                 }
+                for name_word in arg_words(key[1]):
+                    pooled = model._word_cues.setdefault(name_word, {})
+                    for w, (right, wrong) in own.items():
+                        entry = pooled.setdefault(w, [0.0, 0.0])
+                        entry[0] += right
+                        entry[1] += wrong
         return model
 
     def save(self, path: str | Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import math
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping
@@ -37,10 +38,12 @@ __all__ = [
     "START",
     "Call",
     "CallCounts",
+    "CueWeights",
     "Key",
     "Mention",
     "SessionView",
     "TextScan",
+    "arg_words",
     "calls_of",
     "mention",
     "mention_options",
@@ -73,6 +76,8 @@ _ALIAS_LIFT = 2.0
 #: A value is offered as the one that follows another once seen following it this often
 #: (as an alias must be said: a pair seen once or twice is as likely chance).
 _SUCCESSOR_MIN = 3.0
+#: The words of an argument's name: lowercase runs, capitalized words, acronyms, digits.
+_ARG_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 #: Scanned texts cached per counts (a few MB).
 _MAX_CACHED = 4096
 #: The context of the first turn (no previous turn).
@@ -850,10 +855,62 @@ def span_mentions(scan: TextScan) -> list[Mention]:
     return got
 
 
+class CueWeights:
+    """
+    How much each word around a mention says it is one argument's value: the log-odds
+    of the word beside the argument's right values against its wrong ones. The
+    argument's own counts, with a prior worth ``POOL`` of its own (once ``POOL_MIN``
+    counts stand behind it) from the arguments whose names share a word with its name
+    (``origin`` in ``origin_city`` and ``origin_airport``; "from" before a city is an
+    origin's in every tool), so that a tool seen little, or new, is not left with only
+    its own few texts. It reads the counts as they are (learning goes on).
+    """
+
+    POOL = 4.0
+    POOL_MIN = 5.0
+
+    __slots__ = ("own", "pooled")
+
+    def __init__(self, own: dict[str, list[float]], pooled: list[dict[str, list[float]]]) -> None:
+        self.own = own
+        self.pooled = pooled
+
+    def get(self, word: str, default: float = 0.0) -> float:
+        """
+        Return the word's weight, ``default`` for a word never counted.
+        """
+        entry = self.own.get(word)
+        right, wrong = (entry[0], entry[1]) if entry is not None else (0.0, 0.0)
+        pooled_right = pooled_wrong = 0.0
+        for counts in self.pooled:
+            got = counts.get(word)
+            if got is not None:
+                pooled_right += got[0]
+                pooled_wrong += got[1]
+        pooled = pooled_right + pooled_wrong
+        if pooled >= self.POOL_MIN:
+            right += self.POOL * pooled_right / pooled
+            wrong += self.POOL * pooled_wrong / pooled
+        elif entry is None:
+            return default
+        return math.log((right + 0.5) / (wrong + 0.5))
+
+    def __bool__(self) -> bool:
+        return bool(self.own) or any(self.pooled)
+
+
+def arg_words(arg: str) -> list[str]:
+    """
+    Return the words of an argument's name, lowercased (``origin_city``,
+    ``OriginCity`` and ``filters.origin_city`` all have ``origin`` and ``city``).
+    """
+    return sorted({w.lower() for w in _ARG_WORD.findall(arg)})
+
+
 def rank_mentions(
     scan: TextScan,
     options: list[Mention],
-    cues: Mapping[str, float] | None,
+    cues: CueWeights | None,
     extra: Iterable[str] = (),
 ) -> list[tuple[float, Mention]]:
     """
@@ -875,7 +932,7 @@ def mention(
     fmt: str | None,
     counts: CallCounts,
     anchor: dt.date | None,
-    cues: Mapping[str, float] | None = None,
+    cues: CueWeights | None = None,
 ) -> Mention | None:
     """
     Return what a text says of an argument: of its known values, aliases and

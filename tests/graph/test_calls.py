@@ -828,6 +828,39 @@ def test_a_word_that_makes_a_common_value_likelier_is_an_alias() -> None:
     assert "normalized:alias" == guess.evidence["category"]
 
 
+def trip_session(rng: random.Random, name: str, key: str, said: str) -> dict[str, Any]:
+    """
+    A search from one city to another by a tool whose arguments are ``origin_<key>``
+    and ``destination_<key>``, said as ``said`` says (``{o}`` the origin, ``{d}`` the
+    destination).
+    """
+    origin, destination = rng.sample(CITIES, 2)
+    args = {f"origin_{key}": origin, f"destination_{key}": destination}
+    text = said.format(o=origin, d=destination)
+    return {"turns": [_turn(text, name, "Found one.", _call(name, args))]}
+
+
+def test_a_tool_takes_cue_words_from_arguments_named_alike() -> None:
+    """
+    Flights were searched "from A to B" and "to B from A"; buses only "leaving A for
+    B". A bus "to Napa from Davis" still goes from Davis: the words around a city that
+    say which argument it fills are learned for ``origin`` and ``destination``
+    wherever they are words of an argument's name.
+    """
+    rng = random.Random(6)
+    flights = [
+        trip_session(
+            rng, "F:Find", "city", "Fly from {o} to {d}." if i % 2 else "Fly to {d} from {o}."
+        )
+        for i in range(60)
+    ]
+    buses = [trip_session(rng, "B:Find", "stop", "Leaving {o} for {d}.") for _ in range(30)]
+    model = CallForecaster().fit([*flights, *buses])
+    request = {"text": "I need a bus to Napa from Davis.", "state": "B:Find"}
+    bus = next(g for g in model.predict([], request, k=10) if g.name == "B:Find")
+    assert {"origin_stop": "Davis", "destination_stop": "Napa"} == dict(bus.args)
+
+
 def typed_session(rng: random.Random, **kw: Any) -> dict[str, Any]:
     """
     A restaurant session whose calls give JSON types: the party size a number, the
