@@ -370,15 +370,12 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             found = mention_options(scan, kid, fmt, counts, anchor)
             if fmt == "name" and i == 0:
                 found = [*found, *span_mentions(scan)]
-            cues = self.cues_.setdefault(key, {})
-            pooled = [self._word_cues.setdefault(w, {}) for w in arg_words(key[1])]
+            cues = self._cues_of(key)
             for start, after, value, _ in found:
                 right = value == truth
                 words = scan.context(start, after)
                 for word in [*words, *asked] if i == 0 else words:
-                    for tally in (cues, *pooled):
-                        entry = tally.setdefault(word, [0.0, 0.0])
-                        entry[0 if right else 1] += 1.0
+                    cues.add(word, float(right), float(not right))
 
     # -- forecasting ----------------------------------------------------------------
 
@@ -834,15 +831,9 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             model.calib_ = {tuple(map(str, c)): [float(x) for x in e] for c, e in data["calib"]}
             for k, words in data["cues"]:
                 key = (str(k[0]), str(k[1]))
-                own = model.cues_[key] = {
-                    str(w): [float(e[0]), float(e[1])] for w, e in words.items()
-                }
-                for name_word in arg_words(key[1]):
-                    pooled = model._word_cues.setdefault(name_word, {})
-                    for w, (right, wrong) in own.items():
-                        entry = pooled.setdefault(w, [0.0, 0.0])
-                        entry[0] += right
-                        entry[1] += wrong
+                cues = model._cues_of(key)
+                for w, e in words.items():
+                    cues.add(str(w), float(e[0]), float(e[1]))
         return model
 
     def save(self, path: str | Path) -> None:

@@ -875,6 +875,16 @@ class CueWeights:
         self.own = own
         self.pooled = pooled
 
+    def add(self, word: str, right: float, wrong: float) -> None:
+        """
+        Count ``word`` beside the argument's right values ``right`` times and beside
+        wrong ones ``wrong`` times, for the argument and for the words of its name.
+        """
+        for counts in (self.own, *self.pooled):
+            entry = counts.setdefault(word, [0.0, 0.0])
+            entry[0] += right
+            entry[1] += wrong
+
     def get(self, word: str, default: float = 0.0) -> float:
         """
         Return the word's weight, ``default`` for a word never counted.
