@@ -6,6 +6,7 @@ read-only call the agents make, spent on the likeliest guesses.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import deque
 
 __all__ = ["CallRationing"]
@@ -20,9 +21,10 @@ class CallRationing:
     - a *bar*: the probability a guess needs to run, so that of the last ``WINDOW``
       guesses that passed every other test (the threshold, the turn's and the
       source's budgets) those that run are about ``per_call`` for each read-only call
-      made meanwhile, the likeliest first. It is the ``per_call x calls``-th largest of
-      their probabilities, recomputed every ``EVERY`` guesses; the calls count
-      ``PRIOR_CALLS`` more, so that a new engine runs its first guesses;
+      made meanwhile, the likeliest first: the ``per_call x calls``-th largest of their
+      probabilities (the window is kept sorted as guesses come and go, so finding it
+      costs the event loop no sort); the calls count ``PRIOR_CALLS`` more, so that a
+      new engine runs its first guesses;
     - an *allowance*, for what the bar cannot tell apart (many guesses of one
       probability): it starts at ``ALLOWANCE_CALLS`` calls' worth, each read-only call
       adds ``per_call`` to it (up to that much) and each speculative call takes one.
@@ -33,16 +35,14 @@ class CallRationing:
     """
 
     WINDOW = 2048
-    EVERY = 64
     PRIOR_CALLS = 25
     ALLOWANCE_CALLS = 50
 
     def __init__(self, per_call: float) -> None:
         self.per_call = per_call
-        self.bar = 0.0
         self.calls = 0  # read-only calls made
-        self._guesses: deque[tuple[float, int]] = deque(maxlen=self.WINDOW)  # p, calls then
-        self._since = 0
+        self._guesses: deque[tuple[float, int]] = deque()  # p, calls made before it
+        self._ranked: list[float] = []  # the window's probabilities, ascending
         self._most = per_call * self.ALLOWANCE_CALLS
         self._allowance = self._most
 
@@ -60,24 +60,26 @@ class CallRationing:
         """
         if math.isinf(self.per_call):
             return True
+        if len(self._guesses) == self.WINDOW:
+            old, _ = self._guesses.popleft()
+            del self._ranked[bisect_left(self._ranked, old)]
         self._guesses.append((p, self.calls))
-        self._since += 1
-        if self._since >= self.EVERY:
-            self._since = 0
-            self._settle()
+        insort(self._ranked, p)
         return p >= self.bar and self._allowance >= 1.0 - 1e-9  # ten calls of 0.1 allow one
+
+    @property
+    def bar(self) -> float:
+        """
+        The probability a guess needs now.
+        """
+        calls = self.calls - self._guesses[0][1] + self.PRIOR_CALLS if self._guesses else 0
+        k = int(self.per_call * calls)
+        if k >= len(self._ranked):
+            return 0.0
+        return self._ranked[-k] if k >= 1 else math.inf
 
     def spend(self) -> None:
         """
         A speculative call was started.
         """
         self._allowance -= 1.0
-
-    def _settle(self) -> None:
-        calls = self.calls - self._guesses[0][1] + self.PRIOR_CALLS
-        k = int(self.per_call * calls)
-        if k >= len(self._guesses):
-            self.bar = 0.0
-            return
-        ranked = sorted((p for p, _ in self._guesses), reverse=True)
-        self.bar = ranked[k - 1] if k >= 1 else math.inf
