@@ -40,6 +40,7 @@ from ._calls_counts import (
     TextScan,
     arg_words,
     calls_of,
+    later_key,
     mention,
     mention_options,
     nested,
@@ -567,7 +568,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                         (fit + self._said_logit(key, "user:now", found[3], presence), found)
                         for fit, found in rank_mentions(scan, said, cues)
                     ),
-                    key=lambda it: (it[0], *_later_key(it[1])),
+                    key=lambda it: (it[0], *later_key(it[1])),
                     reverse=True,
                 )
                 ties[arg] = sum(cues.get(w, 0.0) for w in asked) if cues else 0.0
@@ -683,7 +684,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 )
             if options:
                 ranked[arg] = sorted(
-                    options, key=lambda it: (*it[0], *_later_key(it[2])), reverse=True
+                    options, key=lambda it: (*it[0], *later_key(it[2])), reverse=True
                 )
         return _exclusive_turns(ranked)
 
@@ -926,7 +927,7 @@ def _exclusive_turns(
             if not options:
                 del pending[arg]
                 continue
-            order = (*options[0][0], *_later_key(options[0][2]))
+            order = (*options[0][0], *later_key(options[0][2]))
             if best is None or order > best[0]:
                 best = (order, arg)
         if best is None:
@@ -936,11 +937,6 @@ def _exclusive_turns(
         out[arg] = found
         taken.append((turn, found[0], found[1]))
     return out
-
-
-def _later_key(found: Mention) -> tuple[int, int]:
-    how = found[3]
-    return found[1], 2 if not how else 0 if how == "alias" else 1
 
 
 def _how(how: str, side: str) -> str:

@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: A value said in a text: ``(first token, token after, value, how)``; ``how`` is ""
-#: for a known value, else ``"alias"`` or a normalization rule.
+#: for a known value, else ``"alias"`` (or ``"hint"``) or a normalization rule.
 Mention: TypeAlias = "tuple[int, int, str, str]"
 #: One argument of one call: ``(call name, argument name)``.
 Key: TypeAlias = "tuple[str, str]"
@@ -73,6 +73,13 @@ _ALIAS_MIN = 3.0
 #: any call, "I", "is", however often they are said).
 _ALIAS_SHARE = 0.5
 _ALIAS_LIFT = 2.0
+#: An alias followed by its value in fewer than this share of the calls whose requests
+#: said it is a mere hint ("salon" for a unisex salon, "one" of "one way" for one
+#: traveller), a source of its own (``how`` is ``"hint"``): its precision and its rate
+#: of being given are learned apart from those of sure aliases ("wifi" for ``True``).
+_ALIAS_SURE = 0.8
+#: How a mention said a value in place of it: as a sure alias or as a hint.
+ALIAS_HOWS = ("alias", "hint")
 #: A value is offered as the one that follows another once seen following it this often
 #: (as an alias must be said: a pair seen once or twice is as likely chance).
 _SUCCESSOR_MIN = 3.0
@@ -287,6 +294,7 @@ class CallCounts:
         self.words: dict[str, dict[str, float]] = {}
         self.alias_index = PhraseIndex()
         self.alias_keys: list[dict[int, str]] = []
+        self.alias_hints: set[tuple[int, int]] = set()  # (phrase, argument) of the hints
         self._aliases_stale = False
         self._aliases_built = 0
         self._derived: dict[Any, Any] = {}
@@ -436,6 +444,7 @@ class CallCounts:
         self.scans.clear()
         self.alias_index = PhraseIndex()
         self.alias_keys = []
+        self.alias_hints = set()
         for key, per_key in self.said.items():
             per_name = self.words.get(key[0], {})
             kid = self.key_ids.get(key)
@@ -457,6 +466,8 @@ class CallCounts:
                 while len(self.alias_keys) <= pid:
                     self.alias_keys.append({})
                 self.alias_keys[pid][kid] = value
+                if share < _ALIAS_SURE:
+                    self.alias_hints.add((pid, kid))
 
     def _index_value(self, key: Key, value: str) -> None:
         kid = self.key_ids.get(key)
@@ -746,10 +757,11 @@ class SessionView:
             ):
                 for pid, start, after in index.scan(toks):
                     for kid, value in keys[pid].items():
-                        found.setdefault(kid, []).append((start, after, value, how))
+                        said = "hint" if how and (pid, kid) in counts.alias_hints else how
+                        found.setdefault(kid, []).append((start, after, value, said))
         raw = text[-MAX_TEXT:]
         scan = TextScan(low, toks, ends, found, raw=raw if len(raw) == len(low) else "")
-        scan.last = {kid: max(got, key=_later) for kid, got in found.items()}
+        scan.last = {kid: max(got, key=later_key) for kid, got in found.items()}
         if len(cache) >= _MAX_CACHED:
             cache.clear()
         cache[text] = scan
@@ -811,12 +823,12 @@ class SessionView:
         return out
 
 
-def _later(found: Mention) -> tuple[int, int]:
+def later_key(found: Mention) -> tuple[int, int]:
     """
     Order mentions by where they end, then known values before normalized before aliases.
     """
     how = found[3]
-    return found[1], 2 if not how else 0 if how == "alias" else 1
+    return found[1], 2 if not how else 0 if how in ALIAS_HOWS else 1
 
 
 def mention_options(
@@ -929,10 +941,10 @@ def rank_mentions(
     tie the later one, a known value before a normalized one before an alias.
     """
     if not cues:
-        return sorted(((0.0, m) for m in options), key=lambda it: _later(it[1]), reverse=True)
+        return sorted(((0.0, m) for m in options), key=lambda it: later_key(it[1]), reverse=True)
     base = sum(cues.get(w, 0.0) for w in extra)
     scored = [(base + sum(cues.get(w, 0.0) for w in scan.context(m[0], m[1])), m) for m in options]
-    scored.sort(key=lambda it: (it[0], *_later(it[1])), reverse=True)
+    scored.sort(key=lambda it: (it[0], *later_key(it[1])), reverse=True)
     return scored
 
 
@@ -955,9 +967,9 @@ def mention(
     if len(options) == 1:
         return options[0]
     if not cues:
-        return max(options, key=_later)
+        return max(options, key=later_key)
 
     def fit(found: Mention) -> tuple[float, int, int]:
-        return sum(cues.get(w, 0.0) for w in scan.context(found[0], found[1])), *_later(found)
+        return sum(cues.get(w, 0.0) for w in scan.context(found[0], found[1])), *later_key(found)
 
     return max(options, key=fit)

@@ -797,6 +797,36 @@ def test_a_word_said_before_many_of_a_names_calls_is_still_an_alias() -> None:
     assert {"city": "Napa"} == dict(plain.args)
 
 
+def stylist_session(rng: random.Random) -> dict[str, Any]:
+    """
+    A search for a hair stylist in a city: two users in five ask for a unisex salon
+    (the call then has ``is_unisex``), one in four for a salon, the rest for a stylist.
+    """
+    city, roll = rng.choice(CITIES), rng.random()
+    what = "a unisex salon" if roll < 0.4 else "a salon" if roll < 0.65 else "a stylist"
+    args = {"city": city, **({"is_unisex": "True"} if roll < 0.4 else {})}
+    return {
+        "turns": [
+            _turn(f"Find me {what} in {city}.", "S:Find", "Found one.", _call(SALON, args)),
+            {"text": "Thanks.", "state": "S:Bye", "system": "Bye."},
+        ]
+    }
+
+
+def test_a_word_followed_by_its_value_only_some_of_the_time_is_a_mere_hint() -> None:
+    """
+    "salon" comes before three searches in five with ``is_unisex=True``: an alias, but
+    a hint only, whose value is given far less often than a sure alias's ("unisex"). A
+    plain salon search leaves the argument out.
+    """
+    rng = random.Random(4)
+    model = CallForecaster().fit([stylist_session(rng) for _ in range(200)])
+    unisex = {"text": "Find me a unisex salon in Napa.", "state": "S:Find"}
+    assert {"city": "Napa", "is_unisex": "True"} == dict(model.predict([], unisex)[0].args)
+    plain = model.predict([], {"text": "Find me a salon in Napa.", "state": "S:Find"})[0]
+    assert {"city": "Napa"} == dict(plain.args)
+
+
 def event_session(rng: random.Random) -> dict[str, Any]:
     """
     An event search in a city: three users in five ask for a concert, the others for a
