@@ -113,6 +113,7 @@ _WEEKDAYS: Final = {
 _HOUR_WORDS: Final = {w: n for w, n in _NUMBERS.items() if 1 <= n <= 12 and w not in ("single",)}
 
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_WEEKDAY = "(" + "|".join(_WEEKDAYS) + r")\b"
 _MONTH = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
 _DATE_RULES: Final = (
     ("month_day", re.compile(rf"\b{_MONTH}\s+(?:the\s+)?{_DAY}\b")),
@@ -121,6 +122,8 @@ _DATE_RULES: Final = (
     ("next_month_day", re.compile(rf"\b{_DAY}\s+(?:of\s+)?next\s+month\b")),
     ("the_day", re.compile(r"\bthe\s+(\d{1,2})(?:st|nd|rd|th)\b")),
     ("relative", re.compile(r"\b(day\s+after\s+tomorrow|today|tonight|tomorrow)\b")),
+    ("weekday_next_week", re.compile(rf"\b{_WEEKDAY}\s+(?:of\s+)?next\s+week\b")),
+    ("next_week_weekday", re.compile(rf"\bnext\s+week(?:'s)?\s+(?:on\s+)?{_WEEKDAY}")),
     ("weekday", re.compile(r"\b(?:(next|this|on)\s+)?(" + "|".join(_WEEKDAYS) + r")\b")),
 )
 _ORDINAL_WORDS = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\b")
@@ -400,6 +403,9 @@ def _date_of(rule: str, groups: tuple[str | Any, ...], anchor: dt.date) -> dt.da
         word = groups[0]
         shift = 2 if word.startswith("day") else 1 if word == "tomorrow" else 0
         return anchor + dt.timedelta(days=shift)
+    if rule in ("weekday_next_week", "next_week_weekday"):
+        # that day of the week after the anchor's (weeks start on Monday)
+        return anchor + dt.timedelta(days=7 - anchor.weekday() + _WEEKDAYS[groups[0]])
     # weekday: the first such day after the anchor ("this"/bare may be the anchor itself)
     ahead = (_WEEKDAYS[groups[1]] - anchor.weekday()) % 7
     if ahead == 0 and groups[0] == "next":

@@ -352,12 +352,17 @@ _FITTED = CallForecaster().fit(sessions(30))
         ("the day after tomorrow", "2019-03-03"),
         ("next Monday", "2019-03-04"),
         ("next Friday", "2019-03-08"),
+        ("until Friday next week", "2019-03-08"),
+        ("Monday next week", "2019-03-04"),
+        ("next week on Sunday", "2019-03-10"),
+        ("Sunday of next week", "2019-03-10"),
         ("the 2nd of next month", "2019-04-02"),
     ],
 )
 def test_dates_said_in_words(text: str, value: str) -> None:
     """
-    Relative and partial dates count from the anchor day (a Friday here).
+    Relative and partial dates count from the anchor day (a Friday here); a day "next
+    week" is that day of the week after the anchor's.
     """
     got = normalized_mentions(text, "date", TODAY)
     assert value == got[-1][0]
