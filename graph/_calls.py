@@ -48,7 +48,7 @@ from ._calls_counts import (
     span_mentions,
     turns_of,
 )
-from ._calls_names import name_tokens
+from ._calls_names import NameTemperature, name_tokens
 from ._calls_text import asked_words
 from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
 
@@ -168,6 +168,9 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         counts_: The :class:`~graph._calls_counts.CallCounts`.
         sources_: ``{(name, arg): {source: [available, given, right]}}`` on held-out turns.
         calib_: ``{cell: [guesses, hits, sum of uncalibrated p]}`` on held-out turns.
+        name_temperature_: How much the posterior of the names read from a request's
+            words is softened (:class:`~graph._calls_names.NameTemperature`), chosen on
+            held-out turns.
         n_sessions_: Sessions learned from.
 
     .. versionadded:: 0.1
@@ -214,6 +217,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         self.counts_ = CallCounts()
         self.sources_: dict[Key, dict[str, list[float]]] = {}
         self.calib_: dict[tuple[str, ...], list[float]] = {}
+        self.name_temperature_ = NameTemperature()
         self.cues_: dict[Key, dict[str, list[float]]] = {}
         # the cue counts of every argument whose name has a word, and each key's weights
         self._word_cues: dict[str, dict[str, list[float]]] = {}
@@ -305,7 +309,20 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                         cell[2] += draft.p0
             if learn:
                 self._judge_sources(turn, cands, view, counts, anchor)
+                self._judge_names(turn, view, counts)
             view.add_turn(turn)
+
+    def _judge_names(self, turn: Mapping[str, Any], view: SessionView, counts: CallCounts) -> None:
+        """
+        Count how likely the names read from the request's words made those it called,
+        at each temperature.
+        """
+        if counts.name_words.turns and not self.name_temperature_.settled:
+            tokens = name_tokens(
+                _scan_of(view, turn).toks, _asked(view), view.prev_calls, view.called
+            )
+            names = [name for name, _, _ in calls_of(turn)]
+            self.name_temperature_.observe(counts.name_words.scores(tokens), names)
 
     def _judge_sources(
         self,
@@ -481,7 +498,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             state = None
             if scan is not None and counts.name_words.turns:
                 said = counts.name_words.posterior(
-                    name_tokens(scan.toks, _asked(view), view.prev_calls, view.called)
+                    name_tokens(scan.toks, _asked(view), view.prev_calls, view.called),
+                    self.name_temperature_.best,
                 )
                 return sorted(
                     ((name, p) for name, p in said.items() if name and p >= self.min_p),
@@ -801,6 +819,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             "sources": [[list(k), v] for k, v in self.sources_.items()],
             "calib": [[list(c), e] for c, e in self.calib_.items()],
             "cues": [[list(k), v] for k, v in self.cues_.items()],
+            "name_temperature": self.name_temperature_.to_json(),
         }
 
     @classmethod
@@ -830,6 +849,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 for k, v in data["sources"]
             }
             model.calib_ = {tuple(map(str, c)): [float(x) for x in e] for c, e in data["calib"]}
+            if "name_temperature" in data:  # absent from models saved before it was learned
+                model.name_temperature_ = NameTemperature.from_json(data["name_temperature"])
             for k, words in data["cues"]:
                 key = (str(k[0]), str(k[1]))
                 cues = model._cues_of(key)

@@ -269,7 +269,8 @@ def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
         f"\n{corpus}: fit on {len(train)} train sessions in {fit_s:.0f} s; {len(dev)} dev "
         f"sessions, {total} read-only calls; threshold {options.threshold}, max_per_turn "
         f"{options.max_per_turn}, guesses {options.guesses}, moments {options.moments}; "
-        f"{n_spec / max(total, 1):.2f} speculated per read-only call"
+        f"{n_spec / max(total, 1):.2f} speculated per read-only call; names read from "
+        f"words at temperature {model.name_temperature_.best:g}"
     )
     for cause, n in sorted(causes.items(), key=lambda it: (-it[1], it[0])):
         print(f"  {cause:<44} {n:5d} {n / max(total, 1):6.1%}")

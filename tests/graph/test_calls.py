@@ -18,7 +18,7 @@ from sklearn.base import clone
 
 from graph import CallForecaster, CallGuess, ModelFileError
 from graph._calls_counts import PATH, _flat, nested, surface
-from graph._calls_names import NameWords, name_tokens
+from graph._calls_names import TEMPERATURES, NameTemperature, NameWords, name_tokens
 from graph._calls_text import (
     NAME_MIN_VALUES,
     PhraseIndex,
@@ -1044,3 +1044,58 @@ def test_name_words_weigh_words_and_earlier_calls() -> None:
     assert {"W": 0.5, "": 0.5} == wordless.posterior(set())
     again = NameWords.from_json(words.to_json())
     assert post == again.posterior(name_tokens(["weather", "tomorrow"], [], [], []))
+
+
+def test_the_name_temperature_is_the_one_held_out_turns_were_likeliest_at() -> None:
+    """
+    Scores that make one name a hundred thousand times likelier, when each of two
+    names is called half the time, want the softest temperature; scores as sure and
+    right, the sharpest. Before any turn the posterior is left as it is.
+    """
+    assert 1.0 == NameTemperature().best
+    overconfident, sure = NameTemperature(), NameTemperature()
+    for i in range(20):
+        overconfident.observe({"A": 0.0, "B": -12.0, "": -20.0}, ["A" if i % 2 else "B"])
+        sure.observe({"A": 0.0, "B": -12.0, "": -20.0}, ["A"])
+    assert max(TEMPERATURES) == overconfident.best
+    assert 1.0 == sure.best
+    sure.observe({"A": 0.0}, ["Z"])  # a name never counted says nothing
+    assert 20.0 == sure.turns
+    again = NameTemperature.from_json(overconfident.to_json())
+    assert (again.nll, again.best) == (overconfident.nll, overconfident.best)
+
+
+def twin_session(rng: random.Random) -> dict[str, Any]:
+    """
+    A movie search by one of two services that the words cannot tell apart (a session
+    is given one at random), asked in many words, all chance's but the genre.
+    """
+    name = rng.choice(["Media1:Find", "Media2:Find"])
+    genre = rng.choice(["comedy", "drama", "horror"])
+    return {
+        "turns": [
+            {
+                "text": f"Find me a {genre} movie {' '.join(rng.sample(FILLER, 30))}.",
+                "system": "Found one.",
+                "tool_calls": [_call(name, {"genre": genre.title()})],
+            }
+        ]
+    }
+
+
+FILLER = [f"w{i}" for i in range(300)]
+
+
+def test_names_the_words_cannot_tell_apart_are_both_forecast() -> None:
+    """
+    Naive Bayes counts each chance word as evidence: at its own temperature it gives
+    one of two equally likely services 0.997 here, and the other is not forecast.
+    Softened by the temperature learned on held-out turns, both are, about as likely.
+    """
+    model = CallForecaster().fit([twin_session(random.Random(i)) for i in range(60)])
+    assert model.name_temperature_.best > 1.0
+    words = " ".join(random.Random(0).sample(FILLER, 30))
+    guesses = model.predict([], {"text": f"Find me a comedy movie {words}."}, k=5)
+    found = {g.name: g.p for g in guesses if g.args == {"genre": "Comedy"}}
+    assert {"Media1:Find", "Media2:Find"} == set(found)
+    assert abs(found["Media1:Find"] - found["Media2:Find"]) < 0.3
