@@ -182,6 +182,8 @@ class NameTemperature:
         """
         out = cls()
         if [float(t) for t in data["temperatures"]] == list(TEMPERATURES):
-            out.nll = [float(x) for x in data["nll"]]
-            out.turns = float(data["turns"])
+            nll = [float(x) for x in data["nll"]]
+            if len(nll) != len(TEMPERATURES):
+                raise ValueError(f"{len(nll)} sums for {len(TEMPERATURES)} temperatures")
+            out.nll, out.turns = nll, float(data["turns"])
         return out

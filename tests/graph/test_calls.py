@@ -7,6 +7,7 @@ lookup on a relative date, and a help desk that never calls anything.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,11 @@ def test_load_refuses_a_corrupt_file(tmp_path: Path) -> None:
         CallForecaster.load(path)
     path.write_text('{"format": "graph.CallForecaster", "version": 99}')
     with pytest.raises(ModelFileError, match="unknown version"):
+        CallForecaster.load(path)
+    data = CallForecaster().fit(sessions(4)).to_json()
+    data["name_temperature"]["nll"] = [1.0, 2.0]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match=r"bad\.json.*2 sums for 7 temperatures"):
         CallForecaster.load(path)
 
 
