@@ -318,11 +318,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         at each temperature.
         """
         if counts.name_words.turns and not self.name_temperature_.settled:
-            tokens = name_tokens(
-                _scan_of(view, turn).toks, _asked(view), view.prev_calls, view.called
-            )
-            names = [name for name, _, _ in calls_of(turn)]
-            self.name_temperature_.observe(counts.name_words.scores(tokens), names)
+            scores = counts.name_words.scores(_name_features(_scan_of(view, turn), view))
+            self.name_temperature_.observe(scores, [name for name, _, _ in calls_of(turn)])
 
     def _judge_sources(
         self,
@@ -498,8 +495,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             state = None
             if scan is not None and counts.name_words.turns:
                 said = counts.name_words.posterior(
-                    name_tokens(scan.toks, _asked(view), view.prev_calls, view.called),
-                    self.name_temperature_.best,
+                    _name_features(scan, view), self.name_temperature_.best
                 )
                 return sorted(
                     ((name, p) for name, p in said.items() if name and p >= self.min_p),
@@ -896,6 +892,13 @@ def _draft(
     status = "new" if last is None else "same" if last == args else "changed"
     cell = (head[0], _bin(p0), status, *head[1:], rank)
     return _Draft(name, args, evidence, min(p0, 1.0), cell)
+
+
+def _name_features(scan: TextScan, view: SessionView) -> set[str]:
+    """
+    What the names a request calls are read from (:func:`~graph._calls_names.name_tokens`).
+    """
+    return name_tokens(scan.toks, _asked(view), view.prev_calls, view.called)
 
 
 def _asked(view: SessionView) -> list[str]:
