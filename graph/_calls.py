@@ -14,8 +14,10 @@ that argument (told apart by how the value was said: verbatim, as an alias, norm
 wins, and an optional argument is kept when its source usually means it is given. How
 likely: the product of the name's probability and the sources' precisions, recalibrated
 on sessions the counts did not see, per whether the call is new, repeats the last call
-of that name or changes it, whether its required arguments were all found, and whether
-the request itself supplied one.
+of that name or changes it, whether its required arguments were all found, whether
+the request itself supplied one, and whether it is the likeliest call of its name or a
+variant of it (an optional argument left out, one put in, or a runner-up value: each
+kind apart, for they are right at very different rates).
 """
 
 from __future__ import annotations
@@ -757,8 +759,9 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         p0 = q
         complete = True
         fresh = False
-        # (factor on p0, argument, value or None to leave it out, evidence)
-        variants: list[tuple[float, str, str | None, str]] = []
+        # (factor on p0, argument, value or None to leave it out, evidence, kind: "1d"
+        # an optional argument dropped, "1a" one added, "1v" a runner-up value)
+        variants: list[tuple[float, str, str | None, str, str]] = []
         for arg, options in cands.items():
             key = (name, arg)
             presence = counts.key_info(key)[0]
@@ -777,26 +780,26 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 p0 *= right
                 fresh = fresh or _kind(kind) in ("user:now", "user:span", "user:cued")
                 if runner is not None:
-                    variants.append((runner[0] / right, arg, runner[2][1], runner[2][2]))
+                    variants.append((runner[0] / right, arg, runner[2][1], runner[2][2], "1v"))
                 if presence < 0.5:
-                    variants.append(((1.0 - given) / (given * right), arg, None, ""))
+                    variants.append(((1.0 - given) / (given * right), arg, None, "", "1d"))
             else:
                 p0 *= 1.0 - given
                 if kind != "default":
-                    variants.append((given * right / (1.0 - given), arg, value, how))
+                    variants.append((given * right / (1.0 - given), arg, value, how, "1a"))
             if presence >= 0.5 and (kind == "default" and right < 0.5 or given < 0.5):
                 complete = False
         last = view.last_args.get(name)
         head = (moment, str(int(complete)), str(int(fresh)))
         drafts = [_draft(name, args, evidence, p0, last, head, "0")]
         variants.sort(key=lambda it: -it[0])
-        for factor, arg, alt, alt_how in variants[: self.alternatives]:
+        for factor, arg, alt, alt_how, rank in variants[: self.alternatives]:
             alt_args, alt_evidence = dict(args), dict(evidence)
             if alt is None:
                 del alt_args[arg], alt_evidence[arg]
             else:
                 alt_args[arg], alt_evidence[arg] = alt, alt_how
-            drafts.append(_draft(name, alt_args, alt_evidence, p0 * factor, last, head, "1"))
+            drafts.append(_draft(name, alt_args, alt_evidence, p0 * factor, last, head, rank))
         return drafts
 
     # -- saving ---------------------------------------------------------------------
