@@ -666,7 +666,7 @@ class CallsConfig:
 
     speculate: bool = True
     moments: tuple[str, ...] = ("request",)
-    threshold: float = 0.03
+    threshold: float = 0.02
     guesses: int = 5
     max_per_turn: int = 3
     max_per_call: float = 2.0

@@ -184,8 +184,9 @@ def test_calls_with_typed_arguments_are_forecast_with_their_types() -> None:
     Arguments that are JSON numbers, booleans and lists (not strings, as in the
     shipped data) keep their types: the oracle runs every read-only call ahead with the
     very arguments the agent then gives (a ``2`` made ``"2"`` would be another call), and
-    the engine, whose forecaster learned the types, serves as many ahead as without them
-    (the extra arguments have the same value in every call).
+    the engine, whose forecaster learned the types, serves as many ahead as without
+    them, give or take a forecast near the threshold (the extra arguments have the same
+    value in every call). Typed values made strings would serve none.
     """
     demo = generate_demo(60, seed=2)
 
@@ -199,7 +200,10 @@ def test_calls_with_typed_arguments_are_forecast_with_their_types() -> None:
     plain = replay(demo.sessions, demo.knowledge, EngineConfig(), strategies=["engine"])
     engine, at_request = report.strategies["engine"], report.strategies["request_oracle"]
     assert 1.0 == at_request.call_hit_rate
-    assert plain.strategies["engine"].call_hit_rate == engine.call_hit_rate
+    plain_hit = plain.strategies["engine"].call_hit_rate
+    assert plain_hit is not None and engine.call_hit_rate is not None
+    assert plain_hit > 0.1
+    assert abs(engine.call_hit_rate - plain_hit) <= 0.01
 
 
 def test_arguments_inside_an_object_argument_are_forecast_one_by_one() -> None:
