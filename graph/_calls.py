@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -403,6 +403,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         *,
         k: int = 3,
         read_only: bool = True,
+        names: Callable[[str], bool] | None = None,
     ) -> list[CallGuess]:
         """
         Forecast the calls of a turn.
@@ -419,6 +420,9 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 ``state``), or None to forecast the next turn's calls from the history.
             k: At most this many guesses.
             read_only: Only names that were read-only in most of their training calls.
+            names: Only names it holds true for (the tools a tenant has, say); None for
+                every name. Either filter leaves room among the ``max_names`` a turn
+                considers for the names it keeps.
 
         Returns:
             Up to ``k`` guesses, most probable first.
@@ -437,25 +441,25 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         for turn in history[-_HISTORY_TURNS * self.max_turns :]:
             if isinstance(turn, Mapping):
                 view.add_turn(turn)
-        drafts, _ = self._drafts(view, request, counts, self._anchor(counts))
-        out: list[CallGuess] = []
-        for draft in drafts:
-            entry = counts.names.get(draft.name)
-            if read_only and (entry is None or entry[1] * 2 <= entry[0]):
-                continue
-            out.append(
-                CallGuess(
-                    name=draft.name,
-                    args=nested(
-                        {a: counts.typed((draft.name, a), v) for a, v in draft.args.items()}
-                    ),
-                    p=self._calibrated(draft),
-                    evidence={
-                        a.replace(PATH, "."): e.replace(PATH, ".")
-                        for a, e in draft.evidence.items()
-                    },
-                )
+
+        def keep(name: str) -> bool:
+            if names is not None and not names(name):
+                return False
+            entry = counts.names.get(name)
+            return not read_only or (entry is not None and entry[1] * 2 > entry[0])
+
+        drafts, _ = self._drafts(view, request, counts, self._anchor(counts), keep)
+        out = [
+            CallGuess(
+                name=draft.name,
+                args=nested({a: counts.typed((draft.name, a), v) for a, v in draft.args.items()}),
+                p=self._calibrated(draft),
+                evidence={
+                    a.replace(PATH, "."): e.replace(PATH, ".") for a, e in draft.evidence.items()
+                },
             )
+            for draft in drafts
+        ]
         out.sort(key=lambda g: -g.p)
         return out[: max(k, 0)]
 
@@ -486,10 +490,10 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         counts: CallCounts,
     ) -> list[tuple[str, float]]:
         """
-        Return the likeliest names of the turn's calls and P(name called | context),
-        smoothed from the request's state to the previous turn's state and calls, to
-        the previous state, to every turn; for a request without a state, read from its
-        words (``scan``), the reply's last words and the previous turn's calls. Names
+        Return the names of the turn's calls and P(name called | context), likeliest
+        first, smoothed from the request's state to the previous turn's state and calls,
+        to the previous state, to every turn; for a request without a state, read from
+        its words (``scan``), the reply's last words and the previous turn's calls. Names
         below ``min_p`` are left out.
         """
         state = request.get("state") if request is not None else None
@@ -502,7 +506,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 return sorted(
                     ((name, p) for name, p in said.items() if name and p >= self.min_p),
                     key=lambda it: (-it[1], it[0]),
-                )[: self.max_names]
+                )
         ctxs: list[tuple[str, ...]] = [
             ("*",),
             ("p", view.prev_state),
@@ -511,7 +515,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         if state is not None:
             ctxs.append(("s", state))
         memo = counts.memo
-        memo_key = (self.alpha, self.min_p, self.max_names, state, *ctxs[2])
+        memo_key = (self.alpha, self.min_p, state, *ctxs[2])
         hit = memo.get(memo_key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
@@ -528,7 +532,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         ranked = sorted(
             ((name, p) for name, p in probs.items() if p >= self.min_p),
             key=lambda it: (-it[1], it[0]),
-        )[: self.max_names]
+        )
         if len(memo) < 100_000:
             memo[memo_key] = ranked
         return ranked
@@ -539,12 +543,20 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         request: Mapping[str, Any] | None,
         counts: CallCounts,
         anchor: dt.date | None,
+        keep: Callable[[str], bool] | None = None,
     ) -> tuple[list[_Draft], dict[str, dict[str, list[_Cand]]]]:
+        """
+        Return the calls of the ``max_names`` likeliest names (of those ``keep`` holds
+        true for), each with its variants, and every argument's candidates.
+        """
         scan = _scan_of(view, request) if request is not None else None
         moment = "r" if request is not None else "a"
         drafts: list[_Draft] = []
         all_cands: dict[str, dict[str, list[_Cand]]] = {}
-        for name, q in self._name_probs(view, request, scan, counts):
+        ranked = self._name_probs(view, request, scan, counts)
+        if keep is not None:
+            ranked = [(name, q) for name, q in ranked if keep(name)]
+        for name, q in ranked[: self.max_names]:
             cands = self._candidates(name, view, scan, counts, anchor)
             all_cands[name] = cands
             drafts.extend(self._assemble(name, q, cands, view, counts, moment))

@@ -16,6 +16,7 @@ from ._baselines import PopularForecaster as PopularForecaster
 from ._call_predictors import CallPredictor as CallPredictor
 from ._call_predictors import EngineCallPredictor as EngineCallPredictor
 from ._call_predictors import OracleCallPredictor as OracleCallPredictor
+from ._call_predictors import read_only_tools as read_only_tools
 from ._engine_forecaster import EngineForecaster as EngineForecaster
 from ._forecasting import Forecast as Forecast
 from ._forecasting import Forecaster as Forecaster
@@ -45,4 +46,5 @@ __all__ = [
     "StateNamer",
     "ThinkTimes",
     "ValuePredictor",
+    "read_only_tools",
 ]

@@ -10,7 +10,7 @@ None), and the moment a request arrives, for its own calls (``request`` its turn
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -20,9 +20,10 @@ from graph import CallForecaster, CallGuess
 
 if TYPE_CHECKING:
     from .._sessions import Session
+    from ..calls import CallSource
     from ._forecasting import TurnMapping
 
-__all__ = ["CallPredictor", "EngineCallPredictor", "OracleCallPredictor"]
+__all__ = ["CallPredictor", "EngineCallPredictor", "OracleCallPredictor", "read_only_tools"]
 
 
 @runtime_checkable
@@ -62,12 +63,21 @@ class EngineCallPredictor:
 
     Args:
         model: The forecaster (a new one with its defaults when None).
+        tools: Forecast only the names it holds true for (the read-only tools of the
+            engine's call sources, say: :func:`read_only_tools`); None for every name
+            the model knows. A model fitted on the logs of many tenants then spends its
+            guesses on the tools this one has.
 
     .. versionadded:: 0.3
+    .. versionchanged:: 0.8
+       ``tools``.
     """
 
-    def __init__(self, model: CallForecaster | None = None) -> None:
+    def __init__(
+        self, model: CallForecaster | None = None, *, tools: Callable[[str], bool] | None = None
+    ) -> None:
         self.model = model if model is not None else CallForecaster()
+        self.tools = tools
         self._fitted = hasattr(self.model, "counts_")
 
     def fit(self, sessions: Sequence[Session]) -> EngineCallPredictor:
@@ -92,7 +102,7 @@ class EngineCallPredictor:
         if not self._fitted:
             return []
         try:
-            return self.model.predict(history, request, k=k)
+            return self.model.predict(history, request, k=k, names=self.tools)
         except NotFittedError:
             return []
 
@@ -112,11 +122,28 @@ class EngineCallPredictor:
         self.model.save(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> EngineCallPredictor:
+    def load(
+        cls, path: str | Path, *, tools: Callable[[str], bool] | None = None
+    ) -> EngineCallPredictor:
         """
-        Read a model :meth:`save` wrote.
+        Read a model :meth:`save` wrote (``tools`` as for the constructor).
         """
-        return cls(CallForecaster.load(path))
+        return cls(CallForecaster.load(path), tools=tools)
+
+
+def read_only_tools(sources: Sequence[CallSource]) -> Callable[[str], bool]:
+    """
+    Whether one of ``sources`` declares a tool read-only: what the engine may run ahead
+    (for :class:`EngineCallPredictor`'s ``tools``).
+
+    .. versionadded:: 0.8
+    """
+    sources = tuple(sources)
+
+    def read_only(name: str) -> bool:
+        return any(source.read_only(name) is True for source in sources)
+
+    return read_only
 
 
 class OracleCallPredictor:

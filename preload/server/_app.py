@@ -30,7 +30,7 @@ from .._config import EngineConfig
 from .._engine import PreloadEngine
 from .._errors import InputTooLargeError
 from .._sources import JsonlKnowledgeSource, Source
-from ..learning import EngineCallPredictor, EngineForecaster, Forecaster
+from ..learning import EngineCallPredictor, EngineForecaster, Forecaster, read_only_tools
 from ._follow import Follower
 from ._gate import SessionGate
 from ._keys import KeyRing
@@ -141,7 +141,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             forecaster.observe_every = config.prediction.observe_every
         call_sources: Sequence[CallSource] = tools(tenant) if tools is not None else ()
         call_predictor = (
-            EngineCallPredictor.load(settings.calls_model) if settings.calls_model else None
+            EngineCallPredictor.load(settings.calls_model, tools=read_only_tools(call_sources))
+            if settings.calls_model
+            else None
         )
         return PreloadEngine(
             replace(config, tenant=tenant),

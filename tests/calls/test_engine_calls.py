@@ -16,9 +16,10 @@ from typing import Any
 import anyio
 import pytest
 
+from graph import CallForecaster
 from preload import DictSource, EngineConfig, PreloadEngine, Session, Turn, UnknownToolError
 from preload.calls import ToolCall, call_key, in_session
-from preload.learning import EngineCallPredictor
+from preload.learning import EngineCallPredictor, read_only_tools
 from preload.testing import ScriptedCallPredictor, ScriptedCallSource, ScriptedSource
 
 FIND = "Restaurants:Find"
@@ -420,6 +421,47 @@ async def test_a_learned_transactional_call_is_never_run_ahead() -> None:
             await engine.wait_idle()
     assert 1 == sum(name == RESERVE for name, _ in source.made)  # the agent's own
     assert engine.call_statistics().call_hits == 1  # the search was speculated
+
+
+async def test_a_predictor_told_the_tenants_tools_forecasts_those() -> None:
+    """
+    A model fitted on two tenants' logs, with room for one name a turn, forecasts the
+    tool most searches used, which this tenant lacks: nothing is run ahead. Told the
+    tenant's read-only tools, it forecasts the one the tenant has, and the agent's call
+    is served ahead.
+    """
+    cafes = "Cafes:Find"
+    train = [
+        Session(
+            session_id=f"t{i}",
+            turns=(
+                Turn(
+                    t=0,
+                    text=f"Find one in {city}",
+                    state=FIND,
+                    tool_calls=(
+                        ToolCall(
+                            name=FIND if i % 3 else cafes, args={"city": city}, read_only=True
+                        ),
+                    ),
+                    system="Found one.",
+                ),
+            ),
+        )
+        for i, city in enumerate(["Lisbon", "Osaka", "Denver", "Hanoi"] * 15)
+    ]
+    hits = []
+    for told in (False, True):
+        source = ScriptedCallSource({cafes: True})
+        predictor = EngineCallPredictor(
+            CallForecaster(max_names=1), tools=read_only_tools([source]) if told else None
+        ).fit(train)
+        async with _engine(source, predictor, threshold=0.0) as engine:
+            await engine.handle(session_id="s", text="Find one in Osaka", state=FIND)
+            await engine.wait_idle()
+            await engine.call("s", cafes, {"city": "Osaka"})
+            hits.append(engine.call_statistics().call_hits)
+    assert [0, 1] == hits
 
 
 async def test_a_hanging_speculative_call_holds_up_nothing() -> None:

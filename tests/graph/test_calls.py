@@ -1141,3 +1141,32 @@ def test_each_kind_of_variant_is_calibrated_on_its_own() -> None:
     assert {"0", "1d", "1v"} <= set(seen)
     assert seen["1d"][1] / seen["1d"][0] > 0.1
     assert seen["1v"][1] / seen["1v"][0] < 0.02
+
+
+def either_session(rng: random.Random) -> dict[str, Any]:
+    """
+    A search in a city that two tools in three make with the salon tool, the rest with
+    the hotel tool, from the same words and state.
+    """
+    city = rng.choice(CITIES)
+    name = SALON if rng.random() < 0.67 else HOTEL
+    return {
+        "turns": [
+            _turn(f"Find one in {city}.", "X:Find", "Found one.", _call(name, {"city": city}))
+        ]
+    }
+
+
+def test_names_left_out_leave_room_for_the_names_kept() -> None:
+    """
+    With room for one name a turn, the likelier tool takes it; told which names to
+    keep (the tools a tenant has), the forecast gives that room to the other.
+    """
+    rng = random.Random(6)
+    model = CallForecaster(max_names=1).fit([either_session(rng) for _ in range(200)])
+    request = {"text": "Find one in Napa.", "state": "X:Find"}
+    assert {SALON} == {g.name for g in model.predict([], request)}
+    kept = model.predict([], request, names=lambda name: name == HOTEL)
+    assert kept
+    assert {HOTEL} == {g.name for g in kept}
+    assert {"city": "Napa"} == dict(kept[0].args)
