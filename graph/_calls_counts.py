@@ -293,8 +293,7 @@ class CallCounts:
         self.said: dict[Key, dict[str, dict[str, float]]] = {}
         self.words: dict[str, dict[str, float]] = {}
         self.alias_index = PhraseIndex()
-        self.alias_keys: list[dict[int, str]] = []
-        self.alias_hints: set[tuple[int, int]] = set()  # (phrase, argument) of the hints
+        self.alias_keys: list[dict[int, tuple[str, str]]] = []  # argument -> (value, how)
         self._aliases_stale = False
         self._aliases_built = 0
         self._derived: dict[Any, Any] = {}
@@ -444,7 +443,6 @@ class CallCounts:
         self.scans.clear()
         self.alias_index = PhraseIndex()
         self.alias_keys = []
-        self.alias_hints = set()
         for key, per_key in self.said.items():
             per_name = self.words.get(key[0], {})
             kid = self.key_ids.get(key)
@@ -465,9 +463,7 @@ class CallCounts:
                 pid = self.alias_index.add(gram.split(" "))
                 while len(self.alias_keys) <= pid:
                     self.alias_keys.append({})
-                self.alias_keys[pid][kid] = value
-                if share < _ALIAS_SURE:
-                    self.alias_hints.add((pid, kid))
+                self.alias_keys[pid][kid] = (value, "alias" if share >= _ALIAS_SURE else "hint")
 
     def _index_value(self, key: Key, value: str) -> None:
         kid = self.key_ids.get(key)
@@ -751,14 +747,12 @@ class SessionView:
         found: dict[int, list[Mention]] = {}
         if toks:
             counts = self.counts
-            for index, keys, how in (
-                (counts.index, counts.phrase_keys, ""),
-                (counts.alias_index, counts.alias_keys, "alias"),
-            ):
-                for pid, start, after in index.scan(toks):
-                    for kid, value in keys[pid].items():
-                        said = "hint" if how and (pid, kid) in counts.alias_hints else how
-                        found.setdefault(kid, []).append((start, after, value, said))
+            for pid, start, after in counts.index.scan(toks):
+                for kid, value in counts.phrase_keys[pid].items():
+                    found.setdefault(kid, []).append((start, after, value, ""))
+            for pid, start, after in counts.alias_index.scan(toks):
+                for kid, (value, how) in counts.alias_keys[pid].items():
+                    found.setdefault(kid, []).append((start, after, value, how))
         raw = text[-MAX_TEXT:]
         scan = TextScan(low, toks, ends, found, raw=raw if len(raw) == len(low) else "")
         scan.last = {kid: max(got, key=later_key) for kid, got in found.items()}

@@ -124,7 +124,7 @@ _DATE_RULES: Final = (
     ("relative", re.compile(r"\b(day\s+after\s+tomorrow|today|tonight|tomorrow)\b")),
     ("weekday_next_week", re.compile(rf"\b{_WEEKDAY}\s+(?:of\s+)?next\s+week\b")),
     ("next_week_weekday", re.compile(rf"\bnext\s+week(?:'s)?\s+(?:on\s+)?{_WEEKDAY}")),
-    ("weekday", re.compile(r"\b(?:(next|this|on)\s+)?(" + "|".join(_WEEKDAYS) + r")\b")),
+    ("weekday", re.compile(rf"\b(?:(next|this|on)\s+)?{_WEEKDAY}")),
 )
 _ORDINAL_WORDS = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\b")
 _TIME_RULES: Final = (
