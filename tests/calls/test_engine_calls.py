@@ -43,6 +43,23 @@ def _engine(
     )
 
 
+def _city_turn(
+    t: float,
+    text: str,
+    state: str,
+    city: str,
+    system: str,
+    *,
+    name: str | None = None,
+    read_only: bool = True,
+) -> Turn:
+    """
+    A turn whose one call (of ``name``, by default the state's) is for a city.
+    """
+    call = ToolCall(name=name or state, args={"city": city}, read_only=read_only)
+    return Turn(t=t, text=text, state=state, tool_calls=(call,), system=system)
+
+
 async def test_a_read_only_result_is_shared_and_a_transactional_one_never() -> None:
     """
     Two sessions of a tenant make the same read-only call: the tool runs once. A call
@@ -387,20 +404,8 @@ async def test_a_learned_transactional_call_is_never_run_ahead() -> None:
         Session(
             session_id=f"t{i}",
             turns=(
-                Turn(
-                    t=0,
-                    text=f"Find Thai in {city}",
-                    state=FIND,
-                    tool_calls=(ToolCall(name=FIND, args={"city": city}, read_only=True),),
-                    system=f"Found one in {city}. Book it?",
-                ),
-                Turn(
-                    t=20,
-                    text="Yes, book it",
-                    state=RESERVE,
-                    tool_calls=(ToolCall(name=RESERVE, args={"city": city}),),
-                    system="Booked.",
-                ),
+                _city_turn(0, f"Find Thai in {city}", FIND, city, f"Found one in {city}. Book it?"),
+                _city_turn(20, "Yes, book it", RESERVE, city, "Booked.", read_only=False),
             ),
         )
         for i, city in enumerate(["Lisbon", "Osaka", "Denver", "Hanoi"] * 10)
@@ -435,16 +440,13 @@ async def test_a_predictor_told_the_tenants_tools_forecasts_those() -> None:
         Session(
             session_id=f"t{i}",
             turns=(
-                Turn(
-                    t=0,
-                    text=f"Find one in {city}",
-                    state=FIND,
-                    tool_calls=(
-                        ToolCall(
-                            name=FIND if i % 3 else cafes, args={"city": city}, read_only=True
-                        ),
-                    ),
-                    system="Found one.",
+                _city_turn(
+                    0,
+                    f"Find one in {city}",
+                    FIND,
+                    city,
+                    "Found one.",
+                    name=cafes if i % 3 == 0 else FIND,
                 ),
             ),
         )
