@@ -174,11 +174,11 @@ def breakdown(
             request = request_turn(turn)
             spec: set[str] = set()
             flagged: set[str] = set()
-            for moment in [
-                m for name, m in (("reply", None), ("request", request)) if name in moments
-            ]:
+            for name, moment in (("reply", None), ("request", request)):
                 if moment is not None:
-                    budget = 0  # the request resets the turn's count (after its own moment)
+                    budget = 0  # the request resets the turn's count, as in the engine
+                if name not in moments:
+                    continue
                 for g in model.predict(history, moment, k=guesses):
                     key = exact(g.name, g.args)
                     if g.p < threshold or key in spec:
