@@ -650,11 +650,12 @@ class CallsConfig:
     ``max_per_turn`` a session a turn, at most
     ``max_in_flight_per_source`` at once against one call source, ``workers`` at once
     in all (limits of speculation only: the agent's own calls never wait for them, as
-    a request's loads never wait for the preloads' limits), and about ``max_per_call``
-    for each read-only call the agents make, the likeliest guesses first
+    a request's loads never wait for the preloads' limits), and at most
+    ``max_per_call`` for each read-only call the agents make (and two calls' worth for
+    an engine's first turn), the likeliest guesses first
     (:class:`~preload.calls.CallRationing`; ``inf``: no such bound). A forecaster
     surer than it should be on a new kind of session costs the call sources that much,
-    no more.
+    no more, however few calls the engine serves.
     A call waits at most ``deadline_s`` for its result (joined if a speculative
     call is in flight); each call to a source has ``timeout_s``. Results longer than
     ``max_result_chars`` are refused.
@@ -662,6 +663,8 @@ class CallsConfig:
     .. versionadded:: 0.3
     .. versionchanged:: 0.7
        ``max_per_call``.
+    .. versionchanged:: 0.8
+       ``max_per_call`` is 1.9 (was 2.0) and bounds an engine from its first call on.
     """
 
     speculate: bool = True
@@ -669,7 +672,7 @@ class CallsConfig:
     threshold: float = 0.02
     guesses: int = 5
     max_per_turn: int = 3
-    max_per_call: float = 2.0
+    max_per_call: float = 1.9
     max_in_flight_per_source: int = 8
     workers: int = 8
     deadline_s: float = 30.0

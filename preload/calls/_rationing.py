@@ -1,6 +1,7 @@
 """
-The per-call budget of speculation: about ``max_per_call`` speculative calls for each
-read-only call the agents make, spent on the likeliest guesses.
+The per-call budget of speculation: at most ``max_per_call`` speculative calls for each
+read-only call the agents make (and two calls' worth for an engine's first turn), spent
+on the likeliest guesses.
 """
 
 from __future__ import annotations
@@ -26,16 +27,23 @@ class CallRationing:
       costs the event loop no sort); the calls count ``PRIOR_CALLS`` more, so that a
       new engine runs its first guesses;
     - an *allowance*, for what the bar cannot tell apart (many guesses of one
-      probability): it starts at ``ALLOWANCE_CALLS`` calls' worth, each read-only call
-      adds ``per_call`` to it (up to that much) and each speculative call takes one.
+      probability), and what makes the budget hold from the first call on: it starts
+      at ``START_CALLS`` calls' worth (a new engine's first turn), each read-only call
+      adds ``per_call`` to it (up to ``ALLOWANCE_CALLS`` calls' worth) and each
+      speculative call takes one. So an engine never runs more than ``per_call x
+      (START_CALLS + calls)`` speculative calls, however few calls it serves.
 
     ``per_call`` may be ``inf``: no bound.
 
     .. versionadded:: 0.7
+    .. versionchanged:: 0.8
+       The allowance starts at ``START_CALLS`` calls' worth (it was ``ALLOWANCE_CALLS``,
+       which let a replay of a few sessions spend 2.3 a call at 2 per call).
     """
 
     WINDOW = 2048
     PRIOR_CALLS = 25
+    START_CALLS = 2
     ALLOWANCE_CALLS = 50
 
     def __init__(self, per_call: float) -> None:
@@ -44,7 +52,7 @@ class CallRationing:
         self._guesses: deque[tuple[float, int]] = deque()  # p, calls made before it
         self._ranked: list[float] = []  # the window's probabilities, ascending
         self._most = per_call * self.ALLOWANCE_CALLS
-        self._allowance = self._most
+        self._allowance = per_call * self.START_CALLS
 
     def called(self) -> None:
         """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -173,14 +174,15 @@ async def test_speculation_keeps_to_its_per_turn_and_per_source_budgets() -> Non
 
 async def test_speculation_keeps_to_its_allowance_per_read_only_call() -> None:
     """
-    A predictor sure of forty calls a turn, at most 0.1 speculative calls per read-only
-    call: the allowance (50 calls' worth, 5 calls) runs out on the first turn; ten
-    read-only calls of the agent then allow one more, and no other.
+    A predictor sure of forty calls a turn, at most half a speculative call per
+    read-only call: the allowance (two calls' worth for a new engine: one call) runs
+    out on the first turn; ten read-only calls of the agent then allow five more, and
+    no other.
     """
     source = ScriptedCallSource({FIND: True})
     guesses = [(FIND, {"city": f"c{i}"}, 0.9) for i in range(40)]
     predictor = ScriptedCallPredictor(guesses, moments=frozenset({"request"}))
-    config = {"guesses": 40, "max_per_turn": 40, "max_per_call": 0.1}
+    config = {"guesses": 40, "max_per_turn": 40, "max_per_call": 0.5}
     async with _engine(source, predictor, **config) as engine:
         await engine.handle(session_id="s", text="go")
         await engine.wait_idle()
@@ -190,7 +192,7 @@ async def test_speculation_keeps_to_its_allowance_per_read_only_call() -> None:
         await engine.handle(session_id="s", text="again")
         await engine.wait_idle()
         second = engine.call_statistics()
-    assert (5, 35) == (first.speculative, first.speculative_skipped)
+    assert (1, 39) == (first.speculative, first.speculative_skipped)
     assert (6, 10) == (second.speculative, second.read_only_calls)
 
 
@@ -269,7 +271,7 @@ async def test_a_failing_speculative_call_costs_the_request_nothing(
     """
     source = ScriptedCallSource({FIND: True}, fail={FIND: ConnectionError("backend down")})
     predictor = ScriptedCallPredictor([(FIND, {"city": c}, 0.9) for c in "ABCDEFGH"])
-    config = {"guesses": 8, "max_per_turn": 8}
+    config = {"guesses": 8, "max_per_turn": 8, "max_per_call": math.inf}
     with caplog.at_level(logging.DEBUG, logger="preload.calls"):
         async with _engine(source, predictor, **config) as engine:
             ctx = await engine.handle(session_id="s", text="go")

@@ -33,21 +33,43 @@ def test_the_bar_lets_the_likeliest_guesses_through_at_the_rate_asked() -> None:
 
 def test_the_allowance_bounds_guesses_the_bar_cannot_tell_apart() -> None:
     """
-    Every guess equally likely: the bar lets them all through, the allowance (50
-    calls' worth) does not; each read-only call then allows ``per_call`` more.
+    Every guess equally likely: the bar lets them all through, the allowance does not:
+    a new engine's first turn gets two calls' worth, then each read-only call allows
+    ``per_call`` more.
     """
-    rationing = CallRationing(0.1)
+    rationing = CallRationing(2.0)
     ran = 0
     for _ in range(100):
         if rationing.admits(0.9):
             rationing.spend()
             ran += 1
-    assert 5 == ran
+    assert 4 == ran
     for _ in range(10):
         rationing.called()
-    assert rationing.admits(0.9)
-    rationing.spend()
-    assert not rationing.admits(0.9)
+    for _ in range(100):
+        if rationing.admits(0.9):
+            rationing.spend()
+            ran += 1
+    assert 24 == ran
+
+
+def test_speculation_never_outruns_the_calls_made_however_few() -> None:
+    """
+    Guesses of every probability, read-only calls now and then: at every moment the
+    speculative calls run are at most ``per_call`` for each call made, plus the first
+    turn's two calls' worth (a replay of a few sessions stays within its budget).
+    """
+    rng = random.Random(1)
+    rationing = CallRationing(1.5)
+    ran = 0
+    for _ in range(5000):
+        if rng.random() < 0.05:
+            rationing.called()
+        if rationing.admits(rng.random()):
+            rationing.spend()
+            ran += 1
+        assert ran <= 1.5 * (rationing.calls + CallRationing.START_CALLS)
+    assert ran >= 1.5 * rationing.calls * 0.8  # and it spends most of what it may
 
 
 def test_an_unbounded_budget_admits_everything() -> None:
