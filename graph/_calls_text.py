@@ -138,8 +138,11 @@ _TIME_RULES: Final = (
     ),
 )
 #: Distinct values an argument needs before capitalized words in a request are taken
-#: for values it never had (:func:`name_spans`).
+#: for values it never had (:func:`name_spans`); or at least ``NAME_FEW_VALUES`` of
+#: which values given once make up ``NAME_NEW_SHARE`` of its calls (little training).
 NAME_MIN_VALUES: Final = 30
+NAME_FEW_VALUES: Final = 5
+NAME_NEW_SHARE: Final = 0.1
 _NAME = re.compile(r"[A-Z0-9][\w'&.-]*(?:[ -](?:of|the|de|la|and|&|[A-Z0-9][\w'&.-]*))*")
 _SPAN = re.compile(
     r"(?<![\w'])[A-Z][\w'&-]*(?:[ ]+(?:(?:of|the|de|la|and|&)[ ]+)?[A-Z0-9][\w'&-]*)*"
@@ -241,7 +244,7 @@ def value_format(values: Mapping[str, float]) -> str | None:
     Return the format most of ``values`` (value -> calls that gave it) share:
     ``"date"`` (``YYYY-MM-DD``), ``"time"`` (``HH:MM``), ``"int"``, ``"name"`` (an
     open class of capitalized names: at least :data:`NAME_MIN_VALUES` distinct values,
-    most of them capitalized words), or None. Shares count calls, so that a value given
+    or fewer of which many were given once, most of them capitalized words), or None. Shares count calls, so that a value given
     now and then besides the format's ("dontcare" among a few party sizes) does not hide
     it.
     """
@@ -258,9 +261,21 @@ def value_format(values: Mapping[str, float]) -> str | None:
         elif _NAME.fullmatch(value):
             counts["name"] += n
     best = max(counts, key=lambda k: counts[k])
-    if best == "name" and len(values) < NAME_MIN_VALUES:
+    if best == "name" and not _open_class(values, total):
         return None
     return best if total and counts[best] >= 0.8 * total else None
+
+
+def _open_class(values: Mapping[str, float], total: float) -> bool:
+    """
+    Whether an argument's values look like an open class, whose next value may well be
+    one never seen: many distinct values, or a few of which those given once make up a
+    good share of the calls (Good-Turing's estimate of the chance of a new value).
+    """
+    if len(values) >= NAME_MIN_VALUES:
+        return True
+    once = sum(1 for n in values.values() if n <= 1.0)
+    return len(values) >= NAME_FEW_VALUES and once >= NAME_NEW_SHARE * total
 
 
 def name_spans(raw: str) -> list[tuple[str, int, int]]:

@@ -301,11 +301,12 @@ def test_a_single_session_is_enough() -> None:
 
 def test_partial_fit_adds_sessions_and_clone_keeps_params() -> None:
     """
-    partial_fit learns a city it had not seen; clone and set_params keep the settings.
+    partial_fit learns a city it had not seen (said in lower case, so not taken for a
+    new name); clone and set_params keep the settings.
     """
     model = CallForecaster(max_names=4).fit(sessions(30))
     fresh = restaurant_session(random.Random(9), city="Eureka")
-    request = {"text": "Thai food in Eureka please.", "state": "R:Find"}
+    request = {"text": "thai food in eureka please.", "state": "R:Find"}
     before = model.predict([], request)
     model.partial_fit([fresh])
     after = model.predict([], request)
@@ -434,7 +435,20 @@ def test_value_formats() -> None:
     assert value_format({}) is None
     names = [f"Person {chr(65 + i % 26)}{i}" for i in range(NAME_MIN_VALUES)]
     assert "name" == value_format(once(*names))
-    assert value_format(once(*names[:-1])) is None  # too few to be an open class
+
+
+def test_an_open_class_is_told_by_its_values_given_once() -> None:
+    """
+    Names are an open class when there are many, or when few were seen but those
+    given once are a good share of the calls (the next call may well give a new one);
+    a closed set seen often is not one, however many values it has short of
+    ``NAME_MIN_VALUES``, nor a handful of names.
+    """
+    names = [f"Person {chr(65 + i % 26)}{i}" for i in range(NAME_MIN_VALUES)]
+    assert value_format(dict.fromkeys(names[:-1], 10.0)) is None  # closed: seen often
+    assert "name" == value_format(dict.fromkeys(names[:6], 1.0))  # few, all new
+    assert value_format(dict.fromkeys(names[:4], 1.0)) is None  # too few to tell
+    assert value_format({**dict.fromkeys(names[:8], 20.0), names[8]: 1.0}) is None
 
 
 def test_name_spans_are_runs_of_capitalized_words() -> None:
@@ -485,6 +499,21 @@ def test_an_unseen_name_is_taken_from_the_request() -> None:
     best = guesses[0]
     assert {"director": "Likarion Wainaina", "genre": "Drama"} == dict(best.args)
     assert "normalized:span" == best.evidence["director"]
+
+
+def test_an_unseen_name_is_taken_from_the_request_after_little_training() -> None:
+    """
+    Six sessions, each naming another director: too few directors for an open class
+    by their number, but every one was new, so the next may be too, and an unseen
+    director named in the request is taken from its capitalized words.
+    """
+    rng = random.Random(4)
+    directors = [f"{a} {b}" for a, b in zip(FIRST, LAST, strict=False)]
+    model = CallForecaster().fit([movie_session(rng, d) for d in directors])
+    guesses = model.predict(
+        [], {"text": "A drama film directed by Likarion Wainaina please.", "state": "M:Find"}
+    )
+    assert {"director": "Likarion Wainaina", "genre": "Drama"} in [dict(g.args) for g in guesses]
 
 
 def cast_session(rng: random.Random, director: str, star: str) -> dict[str, Any]:
