@@ -294,17 +294,23 @@ def name_spans(raw: str) -> list[tuple[str, int, int]]:
     raw = raw[-MAX_TEXT:]
     out: list[tuple[str, int, int]] = []
     for m in _SPAN.finditer(raw):
-        words = m.group().split()
-        while words and words[-1].lower() in _SPAN_JOINERS:
-            words.pop()
-        if not words:
-            continue
-        if all(w.lower() in _SPAN_SKIP for w in words):
-            continue
-        if len(words) == 1 and _SENTENCE_START.search(raw[: m.start()]):
-            continue
-        span = " ".join(words)
-        out.append((span, m.start(), m.start() + len(span)))
+        # a word whose capital says nothing ends a run ("Hi I'm Angela": "Hi", "Angela")
+        runs: list[list[re.Match[str]]] = [[]]
+        for w in re.finditer(r"\S+", m.group()):
+            if w.group().lower() in _SPAN_SKIP:
+                runs.append([])
+            else:
+                runs[-1].append(w)
+        for words in runs:
+            while words and words[-1].group().lower() in _SPAN_JOINERS:
+                words.pop()
+            if not words or not words[0].group()[0].isupper():
+                continue
+            start = m.start() + words[0].start()
+            if len(words) == 1 and _SENTENCE_START.search(raw[:start]):
+                continue
+            end = m.start() + words[-1].end()
+            out.append((" ".join(w.group() for w in words), start, end))
     return out
 
 

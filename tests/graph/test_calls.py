@@ -462,6 +462,23 @@ def test_name_spans_are_runs_of_capitalized_words() -> None:
     assert "Stycie Waweru" == span == "with Stycie Waweru in it"[start:end]
 
 
+def test_words_whose_capital_says_nothing_end_a_name() -> None:
+    """
+    "I", "I'm", months and weekdays inside a run of capitalized words split it: what
+    is left of the run either side is a name of its own (a single word still not at a
+    sentence's start), found where it is written.
+    """
+    for text, names in [
+        ("Hi I'm Angela Diaz, where is my ride?", ["Angela Diaz"]),
+        ("And I want it in San Rafael.", ["San Rafael"]),
+        ("Fly on Friday March 3rd to New York", ["New York"]),
+        ("We met Tom on Monday Night Football", ["Tom", "Night Football"]),
+    ]:
+        found = name_spans(text)
+        assert names == [s for s, _, _ in found]
+        assert all(text[start:end] == s for s, start, end in found)
+
+
 FIRST = ["Ann", "Bob", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hal"]
 LAST = ["Reyes", "Okafor", "Lindqvist", "Tanaka", "Moreau", "Novak"]
 
