@@ -141,7 +141,7 @@ _TIME_RULES: Final = (
 #: for values it never had (:func:`name_spans`); or at least ``NAME_FEW_VALUES`` of
 #: which values given once make up ``NAME_NEW_SHARE`` of its calls (little training).
 NAME_MIN_VALUES: Final = 30
-NAME_FEW_VALUES: Final = 5
+NAME_FEW_VALUES: Final = 3
 NAME_NEW_SHARE: Final = 0.1
 _NAME = re.compile(r"[A-Z0-9][\w'&.-]*(?:[ -](?:of|the|de|la|and|&|[A-Z0-9][\w'&.-]*))*")
 _SPAN = re.compile(

@@ -442,12 +442,13 @@ def test_an_open_class_is_told_by_its_values_given_once() -> None:
     Names are an open class when there are many, or when few were seen but those
     given once are a good share of the calls (the next call may well give a new one);
     a closed set seen often is not one, however many values it has short of
-    ``NAME_MIN_VALUES``, nor a handful of names.
+    ``NAME_MIN_VALUES``, nor two names.
     """
     names = [f"Person {chr(65 + i % 26)}{i}" for i in range(NAME_MIN_VALUES)]
     assert value_format(dict.fromkeys(names[:-1], 10.0)) is None  # closed: seen often
     assert "name" == value_format(dict.fromkeys(names[:6], 1.0))  # few, all new
-    assert value_format(dict.fromkeys(names[:4], 1.0)) is None  # too few to tell
+    assert "name" == value_format(dict.fromkeys(names[:3], 1.0))
+    assert value_format(dict.fromkeys(names[:2], 1.0)) is None  # too few to tell
     assert value_format({**dict.fromkeys(names[:8], 20.0), names[8]: 1.0}) is None
 
 
