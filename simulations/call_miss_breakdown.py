@@ -8,7 +8,8 @@ each moment) and sort every read-only call the sessions made into one cause.
 Run ``python -m simulations.call_miss_breakdown`` (reads SGD and STAR under
 ``../shared/data`` from the repository root; ``--data DIR`` for another place,
 ``--corpus sgd`` for one, ``--limit N`` dev sessions, 400 by default as in the replay
-figures; ``--threshold``, ``--max-per-turn``, ``--guesses``, ``--moments`` as
+figures; ``--train-sample N`` to fit on N train sessions drawn at random, as a corpus
+with little training would be; ``--threshold``, ``--max-per-turn``, ``--guesses``, ``--moments`` as
 ``[calls]``, whose defaults they take; ``--examples N`` prints the first N calls of
 each cause: the last reply, the request, the call and the first guesses with their
 evidence).
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import time
 from collections import Counter
@@ -242,6 +244,8 @@ def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
     Fit on the corpus's train split and print the breakdown on its dev split.
     """
     train = load_sessions(data / corpus / "sessions-train.jsonl")
+    if 0 < options.train_sample < len(train):
+        train = random.Random(0).sample(train, options.train_sample)
     dev = load_sessions(data / corpus / "sessions-dev.jsonl")[: options.limit]
     seen: dict[tuple[str, str], set[str]] = {}
     for session in train:
@@ -288,6 +292,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_data_arguments(parser)
     parser.add_argument("--corpus", choices=("sgd", "star"), action="append")
     parser.add_argument("--limit", type=int, default=400, help="dev sessions (400)")
+    parser.add_argument(
+        "--train-sample",
+        type=int,
+        default=0,
+        help="fit on this many train sessions drawn at random (seed 0), as a corpus with "
+        "little training would be (0: all)",
+    )
     calls = CallsConfig()
     parser.add_argument("--threshold", type=float, default=calls.threshold)
     parser.add_argument("--max-per-turn", type=int, default=calls.max_per_turn)
