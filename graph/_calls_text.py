@@ -151,6 +151,7 @@ _SPAN_JOINERS: Final = frozenset({"of", "the", "de", "la", "and", "&"})
 _SPAN_SKIP: Final = frozenset(
     {"i", "i'm", "i'd", "i'll", "i've", "ok", "okay", *_MONTHS, *_WEEKDAYS}
 )
+_WORD = re.compile(r"\S+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?]\s*|\n\s*)$")
 _NOON = re.compile(r"\b(?:noon|midday)\b")
 _PM_AFTER = re.compile(r"^\W*(?:in\s+the\s+)?(evening|night|afternoon|tonight|pm|p\.m)")
@@ -244,9 +245,9 @@ def value_format(values: Mapping[str, float]) -> str | None:
     Return the format most of ``values`` (value -> calls that gave it) share:
     ``"date"`` (``YYYY-MM-DD``), ``"time"`` (``HH:MM``), ``"int"``, ``"name"`` (an
     open class of capitalized names: at least :data:`NAME_MIN_VALUES` distinct values,
-    or fewer of which many were given once, most of them capitalized words), or None. Shares count calls, so that a value given
-    now and then besides the format's ("dontcare" among a few party sizes) does not hide
-    it.
+    or fewer of which many were given once, most of them capitalized words), or None.
+    Shares count calls, so that a value given now and then besides the format's
+    ("dontcare" among a few party sizes) does not hide it.
     """
     counts = {"date": 0.0, "time": 0.0, "int": 0.0, "name": 0.0}
     total = 0.0
@@ -282,8 +283,9 @@ def name_spans(raw: str) -> list[tuple[str, int, int]]:
     """
     Return the runs of capitalized words in a text as written (``"Likarion Wainaina"``,
     ``"Yours Truly"``): candidate values of open-class arguments the training calls
-    never had. A single word that begins a sentence, and month and weekday names, are
-    left out: their capital says nothing.
+    never had. A single word that begins a sentence is left out, and "I", "I'm", month
+    and weekday names end a run (a run either side of them is a name of its own): their
+    capital says nothing.
 
     Args:
         raw: A request as written (its last :data:`MAX_TEXT` characters are read).
@@ -296,7 +298,7 @@ def name_spans(raw: str) -> list[tuple[str, int, int]]:
     for m in _SPAN.finditer(raw):
         # a word whose capital says nothing ends a run ("Hi I'm Angela": "Hi", "Angela")
         runs: list[list[re.Match[str]]] = [[]]
-        for w in re.finditer(r"\S+", m.group()):
+        for w in _WORD.finditer(m.group()):
             if w.group().lower() in _SPAN_SKIP:
                 runs.append([])
             else:

@@ -9,8 +9,8 @@ Run ``python -m simulations.call_miss_breakdown`` (reads SGD and STAR under
 ``../shared/data`` from the repository root; ``--data DIR`` for another place,
 ``--corpus sgd`` for one, ``--limit N`` dev sessions, 400 by default as in the replay
 figures; ``--train-sample N`` to fit on N train sessions drawn at random, as a corpus
-with little training would be; ``--threshold``, ``--max-per-turn``, ``--guesses``, ``--moments`` as
-``[calls]``, whose defaults they take; ``--examples N`` prints the first N calls of
+with little training would be; ``--threshold``, ``--max-per-turn``, ``--guesses``,
+``--moments`` as ``[calls]``, whose defaults they take; ``--examples N`` prints the first N calls of
 each cause: the last reply, the request, the call and the first guesses with their
 evidence).
 
