@@ -24,7 +24,7 @@ class CallRationing:
       source's budgets) those that run are about ``per_call`` for each read-only call
       made meanwhile, the likeliest first: the ``per_call x calls``-th largest of their
       probabilities (the window is kept sorted as guesses come and go, so finding it
-      costs the event loop no sort); the calls count ``PRIOR_CALLS`` more, so that a
+      costs the event loop no sort); the calls count ``START_CALLS`` more, so that a
       new engine runs its first guesses;
     - an *allowance*, for what the bar cannot tell apart (many guesses of one
       probability), and what makes the budget hold from the first call on: it starts
@@ -42,7 +42,6 @@ class CallRationing:
     """
 
     WINDOW = 2048
-    PRIOR_CALLS = 25
     START_CALLS = 2
     ALLOWANCE_CALLS = 50
 
@@ -80,7 +79,7 @@ class CallRationing:
         """
         The probability a guess needs now.
         """
-        calls = self.calls - self._guesses[0][1] + self.PRIOR_CALLS if self._guesses else 0
+        calls = self.calls - self._guesses[0][1] + self.START_CALLS if self._guesses else 0
         k = int(self.per_call * calls)
         if k >= len(self._ranked):
             return 0.0
