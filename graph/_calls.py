@@ -606,18 +606,23 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         # never had. A span after words that went with the argument's values is a
         # source of its own ("directed by Gavin Hood"), trusted as a value said; its
         # rates are learned apart from those of any capitalized words ("Hi, Gavin
-        # Hood here").
+        # Hood here"). The best fits are taken first, whichever arguments they fill.
         spans: dict[str, tuple[str, Mention]] = {}
         kids = [counts.key_info((name, arg))[3] for arg in past]
         taken = [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
-        for arg in past:
-            if counts.key_info((name, arg))[2] != "name":
+        free = [m for m in span_mentions(scan) if not _overlaps(m, taken)]
+        fits = [
+            (fit, arg, found)
+            for arg in past
+            if free and counts.key_info((name, arg))[2] == "name"
+            for fit, found in rank_mentions(scan, free, self._cues_of((name, arg)))
+        ]
+        fits.sort(key=lambda it: it[0], reverse=True)  # the best fit first, of any argument
+        for fit, arg, best in fits:
+            if arg in spans or _overlaps(best, taken):
                 continue
-            free = [m for m in span_mentions(scan) if not _overlaps(m, taken)]
-            if free:
-                fit, best = rank_mentions(scan, free, self._cues_of((name, arg)))[0]
-                spans[arg] = ("user:cued" if fit > 0 else "user:span", best)
-                taken.append((best[0], best[1]))
+            spans[arg] = ("user:cued" if fit > 0 else "user:span", best)
+            taken.append((best[0], best[1]))
         out: dict[str, list[_Cand]] = {}
         for arg, options in past.items():
             front: list[_Cand] = []

@@ -597,6 +597,28 @@ def test_a_name_after_the_words_that_go_with_an_argument_is_trusted_more() -> No
     assert {"genre": "Drama"} == dict(model.predict([], {"text": plain, "state": "M:Find"})[0].args)
 
 
+def test_an_unseen_name_goes_to_the_argument_whose_words_fit_it_best() -> None:
+    """
+    A name the request gives goes to the argument whose cue words come before it
+    ("directed by"), though another argument that may take a name (the star) is the
+    more frequent one and was asked first.
+    """
+
+    def session(i: int, name: str) -> dict[str, Any]:
+        if i % 3:
+            text, args = f"A drama film with {name} in it.", {"star": name, "genre": "Drama"}
+        else:
+            text, args = f"A drama film directed by {name}.", {"director": name, "genre": "Drama"}
+        return {"turns": [_turn(text, "M:Find", "Found one.", _call("Movies:Find", args))]}
+
+    names = [f"{a} {b}" for a in FIRST for b in LAST]
+    model = CallForecaster().fit([session(i, name) for i, name in enumerate(names)])
+    assert ["genre", "star", "director"] == model.counts_.arg_names("Movies:Find")
+    text = "A drama film directed by Likarion Wainaina."
+    best = model.predict([], {"text": text, "state": "M:Find"})[0]
+    assert {"director": "Likarion Wainaina", "genre": "Drama"} == dict(best.args)
+
+
 _KEYS = st.text(st.characters(blacklist_characters=PATH), min_size=1, max_size=5)
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
