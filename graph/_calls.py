@@ -386,10 +386,10 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         for i, scan in enumerate(scans):
             found = mention_options(scan, kid, fmt, counts, anchor)
             if fmt == "name" and i == 0:
-                found = [*found, *span_mentions(scan)]
+                found = [*found, *span_mentions(scan, counts)]
             cues = self._cues_of(key)
-            for start, after, value, _ in found:
-                right = value == truth
+            for start, after, value, how in found:
+                right = (counts.cased(key, value) if how == "words" else value) == truth
                 words = scan.context(start, after)
                 for word in [*words, *asked] if i == 0 else words:
                     cues.add(word, float(right), float(not right))
@@ -601,16 +601,17 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 )
                 ties[arg] = sum(cues.get(w, 0.0) for w in asked) if cues else 0.0
         chosen = _exclusive(ranked, ties)
-        # an open class of names: capitalized words that are no known value of this
-        # name's arguments (another tool's may be), for a value the training calls
-        # never had. A span after words that went with the argument's values is a
-        # source of its own ("directed by Gavin Hood"), trusted as a value said; its
-        # rates are learned apart from those of any capitalized words ("Hi, Gavin
-        # Hood here"). The best fits are taken first, whichever arguments they fill.
+        # an open class of names: capitalized words (in a text without capitals,
+        # uncommon words) that are no known value of this name's arguments (another
+        # tool's may be), for a value the training calls never had. A span after words
+        # that went with the argument's values is a source of its own ("directed by
+        # Gavin Hood"), trusted as a value said; its rates are learned apart from those
+        # of any capitalized words ("Hi, Gavin Hood here"), and those of uncommon words
+        # apart again. The best fits are taken first, whichever arguments they fill.
         spans: dict[str, tuple[str, Mention]] = {}
         kids = [counts.key_info((name, arg))[3] for arg in past]
         taken = [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
-        free = [m for m in span_mentions(scan) if not _overlaps(m, taken)]
+        free = [m for m in span_mentions(scan, counts) if not _overlaps(m, taken)]
         fits = [
             (fit, arg, found)
             for arg in past
@@ -621,7 +622,11 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         for fit, arg, best in fits:
             if arg in spans or _overlaps(best, taken):
                 continue
-            spans[arg] = ("user:cued" if fit > 0 else "user:span", best)
+            kind = "user:cued" if fit > 0 else "user:span"
+            if best[3] == "words":  # its own rates: uncommon words are not names
+                kind = _said_kind(kind, "words")
+                best = (best[0], best[1], counts.cased((name, arg), best[2]), best[3])
+            spans[arg] = (kind, best)
             taken.append((best[0], best[1]))
         out: dict[str, list[_Cand]] = {}
         for arg, options in past.items():
@@ -631,7 +636,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 front.append((_said_kind("user:now", got[3]), got[2], _how(got[3], "user")))
             kind_span = spans.get(arg)
             if kind_span is not None and (got is None or kind_span[1][2] != got[2]):
-                front.append((kind_span[0], kind_span[1][2], "normalized:span"))
+                front.append((kind_span[0], kind_span[1][2], f"normalized:{kind_span[1][3]}"))
             out[arg] = [*front, *options] if front else options
         return out
 

@@ -24,11 +24,14 @@ from typing import Any, Final, TypeAlias
 
 from ._calls_names import NameWords, name_tokens
 from ._calls_text import (
+    COMMON_SHARE,
     MAX_TEXT,
     PhraseIndex,
     asked_words,
     name_spans,
     normalized_mentions,
+    rare_runs,
+    recased,
     token_ends,
     tokenize,
     value_format,
@@ -522,6 +525,43 @@ class CallCounts:
             self._derived["pm"] = got
         return got
 
+    def common(self, word: str) -> bool:
+        """
+        Whether a word is in at least :data:`~graph._calls_text.COMMON_SHARE` of the
+        requests counted, and two at least (remembered per word while the counts stay
+        the same).
+        """
+        seen: dict[str, bool] | None = self._derived.get("common")
+        if seen is None:
+            seen = self._derived["common"] = {}
+        got = seen.get(word)
+        if got is None:
+            words = self.name_words
+            total = self._derived.get("turns")
+            if total is None:
+                total = self._derived["turns"] = sum(words.turns.values())
+            # a word said once is never common: the saved counts leave such words out
+            got = seen[word] = sum(words.words.get(word, {}).values()) >= max(
+                2.0, COMMON_SHARE * total
+            )
+        return got
+
+    def cased(self, key: Key, value: str) -> str:
+        """
+        Return a name found in lower case as the argument's values are written: each
+        word capitalized (:func:`~graph._calls_text.recased`) when most of its values
+        begin with a capital (worked out once per argument while the counts stay the
+        same), as it is otherwise.
+        """
+        if not value.islower():
+            return value
+        upper = self._derived.get(("upper", key))
+        if upper is None:
+            values = self.values.get(key, {})
+            capital = sum(n for v, n in values.items() if v[:1].isupper())
+            upper = self._derived["upper", key] = 2 * capital > sum(values.values())
+        return recased(value) if upper else value
+
     def key_info(self, key: Key) -> tuple[float, str, str | None, int]:
         """
         Return an argument's presence rate in its call, its most frequent value, its
@@ -847,17 +887,26 @@ def mention_options(
     return options
 
 
-def span_mentions(scan: TextScan) -> list[Mention]:
+def span_mentions(scan: TextScan, counts: CallCounts) -> list[Mention]:
     """
-    Return the runs of capitalized words of a text (see
-    :func:`~graph._calls_text.name_spans`) as mentions, worked out once per scan.
+    Return the names a text may give values it never had, as mentions, worked out once
+    per scan: its runs of capitalized words (see :func:`~graph._calls_text.name_spans`,
+    ``how`` ``"span"``), or in a text written without capitals, its runs of words
+    uncommon in the requests counted (:func:`~graph._calls_text.rare_runs`, ``how``
+    ``"words"``: :meth:`CallCounts.cased` writes one as an argument's values are).
     """
     got = scan.norm.get("\0span")
     if got is None:
-        got = scan.norm["\0span"] = [
+        got = [
             (bisect_right(scan.ends, start), bisect_left(scan.ends, end) + 1, value, "span")
             for value, start, end in (name_spans(scan.raw) if scan.toks else ())
         ]
+        if not got and scan.toks and scan.raw == scan.low:  # written without capitals
+            got = [
+                (first, after, value, "words")
+                for first, after, value in rare_runs(scan.toks, scan.ends, scan.low, counts.common)
+            ]
+        scan.norm["\0span"] = got
     return got
 
 

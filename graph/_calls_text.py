@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 __all__ = [
@@ -22,6 +22,8 @@ __all__ = [
     "asked_words",
     "name_spans",
     "normalized_mentions",
+    "rare_runs",
+    "recased",
     "token_ends",
     "tokenize",
     "value_format",
@@ -143,7 +145,14 @@ _TIME_RULES: Final = (
 NAME_MIN_VALUES: Final = 30
 NAME_FEW_VALUES: Final = 3
 NAME_NEW_SHARE: Final = 0.1
+#: A word in at least this share of the training requests is a common word: in a text
+#: written without capitals, names are the runs of the other words (:func:`rare_runs`).
+COMMON_SHARE: Final = 0.002
+#: Words of the longest such run.
+_MAX_RUN: Final = 4
 _NAME = re.compile(r"[A-Z0-9][\w'&.-]*(?:[ -](?:of|the|de|la|and|&|[A-Z0-9][\w'&.-]*))*")
+#: A name as a corpus written without capitals gives it ("walnut creek").
+_LOWER_NAME = re.compile(r"[a-z][\w'&.-]*(?:[ -][\w'&.-]+)*")
 _SPAN = re.compile(
     r"(?<![\w'])[A-Z][\w'&-]*(?:[ ]+(?:(?:of|the|de|la|and|&)[ ]+)?[A-Z0-9][\w'&-]*)*"
 )
@@ -244,8 +253,8 @@ def value_format(values: Mapping[str, float]) -> str | None:
     """
     Return the format most of ``values`` (value -> calls that gave it) share:
     ``"date"`` (``YYYY-MM-DD``), ``"time"`` (``HH:MM``), ``"int"``, ``"name"`` (an
-    open class of capitalized names: at least :data:`NAME_MIN_VALUES` distinct values,
-    or fewer of which many were given once, most of them capitalized words), or None.
+    open class of names: at least :data:`NAME_MIN_VALUES` distinct values, or fewer of
+    which many were given once, most of them words), or None.
     Shares count calls, so that a value given now and then besides the format's
     ("dontcare" among a few party sizes) does not hide it.
     """
@@ -259,7 +268,7 @@ def value_format(values: Mapping[str, float]) -> str | None:
             counts["time"] += n
         elif value.isdigit():
             counts["int"] += n
-        elif _NAME.fullmatch(value):
+        elif _NAME.fullmatch(value) or _LOWER_NAME.fullmatch(value):
             counts["name"] += n
     best = max(counts, key=lambda k: counts[k])
     if best == "name" and not _open_class(values, total):
@@ -314,6 +323,61 @@ def name_spans(raw: str) -> list[tuple[str, int, int]]:
             end = m.start() + words[-1].end()
             out.append((" ".join(w.group() for w in words), start, end))
     return out
+
+
+def rare_runs(
+    toks: list[str], ends: list[int], text: str, common: Callable[[str], bool]
+) -> list[tuple[int, int, str]]:
+    """
+    Return the runs of uncommon words in a text's tokens (``"walnut creek"`` in "look
+    in walnut creek"): candidate values of open-class arguments where a text has no
+    capitalized names to go by (written in lower case, or a user who does not
+    capitalize). A run holds letters only, at most :data:`_MAX_RUN` words, may have
+    "of", "the" (...) inside, and "i", month and weekday names end it, as for
+    :func:`name_spans`.
+
+    Args:
+        toks: The text's tokens (:func:`token_ends`).
+        ends: Where each token ends in ``text``.
+        text: The text the tokens were read from (cut as they were).
+        common: Whether a (lower-case) word is common: never part of a name.
+
+    Returns:
+        ``(first token, token after, the run as written)`` in the order of the text.
+    """
+    out: list[tuple[int, int, str]] = []
+    run: list[int] = []
+
+    def close() -> None:
+        while run and toks[run[-1]] in _SPAN_JOINERS:
+            run.pop()
+        if run and len(run) <= _MAX_RUN:
+            first, last = run[0], run[-1]
+            out.append((first, last + 1, text[ends[first] - len(toks[first]) : ends[last]]))
+        run.clear()
+
+    for i, tok in enumerate(toks):
+        if run and tok in _SPAN_JOINERS:
+            run.append(i)
+        elif tok.isalpha() and tok not in _SPAN_SKIP and not common(tok):
+            if run and ends[i] - len(tok) - ends[run[-1]] > 1:  # not the next word
+                close()
+            run.append(i)
+        else:
+            close()
+    close()
+    return out
+
+
+def recased(value: str) -> str:
+    """
+    Return a name found in lower case with each word capitalized, but "of", "the" (...)
+    inside it (``"bank of america"``: ``"Bank of America"``).
+    """
+    return " ".join(
+        w if i and w in _SPAN_JOINERS else w[:1].upper() + w[1:]
+        for i, w in enumerate(value.split(" "))
+    )
 
 
 def normalized_mentions(

@@ -25,6 +25,9 @@ from graph._calls_text import (
     PhraseIndex,
     name_spans,
     normalized_mentions,
+    rare_runs,
+    recased,
+    token_ends,
     tokenize,
     value_format,
 )
@@ -301,8 +304,8 @@ def test_a_single_session_is_enough() -> None:
 
 def test_partial_fit_adds_sessions_and_clone_keeps_params() -> None:
     """
-    partial_fit learns a city it had not seen (said in lower case, so not taken for a
-    new name); clone and set_params keep the settings.
+    partial_fit learns a city it had not seen: before, only the request's uncommon
+    words offered it; after, it is a value said. clone and set_params keep the settings.
     """
     model = CallForecaster(max_names=4).fit(sessions(30))
     fresh = restaurant_session(random.Random(9), city="Eureka")
@@ -310,8 +313,10 @@ def test_partial_fit_adds_sessions_and_clone_keeps_params() -> None:
     before = model.predict([], request)
     model.partial_fit([fresh])
     after = model.predict([], request)
-    assert "Eureka" not in [g.args.get("city") for g in before]
-    assert "Eureka" == after[0].args["city"]
+    assert {"normalized:words"} == {
+        g.evidence["city"] for g in before if g.args.get("city") == "Eureka"
+    }
+    assert ("Eureka", "user") == (after[0].args["city"], after[0].evidence["city"])
     twin = clone(model).set_params(min_p=0.2)
     assert {**model.get_params(), "min_p": 0.2} == twin.get_params()
     assert not hasattr(twin, "counts_")
@@ -435,6 +440,7 @@ def test_value_formats() -> None:
     assert value_format({}) is None
     names = [f"Person {chr(65 + i % 26)}{i}" for i in range(NAME_MIN_VALUES)]
     assert "name" == value_format(once(*names))
+    assert "name" == value_format(once(*(name.lower() for name in names)))  # no capitals
 
 
 def test_an_open_class_is_told_by_its_values_given_once() -> None:
@@ -478,6 +484,45 @@ def test_words_whose_capital_says_nothing_end_a_name() -> None:
         found = name_spans(text)
         assert names == [s for s, _, _ in found]
         assert all(text[start:end] == s for s, start, end in found)
+
+
+def test_rare_runs_are_the_runs_of_uncommon_words() -> None:
+    """
+    In a text without capitals, runs of uncommon words are found as written, "of" may
+    join them, punctuation, "i", months, numbers and common words end them, and a run
+    longer than a name is no name.
+    """
+    common = {"look", "in", "or", "please", "the", "a", "film", "by", "on", "of", "for"}
+    text = "look in walnut creek, or gilroy please. i like bank of america on monday for 2 quokkas"
+    toks, ends = token_ends(text)
+    found = rare_runs(toks, ends, text, common.__contains__)
+    assert ["walnut creek", "gilroy", "like bank of america", "quokkas"] == [
+        run for _, _, run in found
+    ]
+    assert all(" ".join(toks[a:b]) == run for a, b, run in found)
+    long = "zyx wvu tsr qpo nml"
+    assert [] == rare_runs(*token_ends(long), long, common.__contains__)
+    assert "Bank of America" == recased("bank of america")
+
+
+def test_an_unseen_name_is_taken_from_a_request_without_capitals() -> None:
+    """
+    Requests written without capitals: an unseen director is taken from the request's
+    uncommon words after "directed by", in lower case where the directors the calls
+    gave were, capitalized where they were capitalized.
+    """
+    rng = random.Random(3)
+    directors = [f"{a} {b}" for a in FIRST for b in LAST]
+    text = "a drama film directed by likarion wainaina please."
+    for case in (str.lower, str):
+        sessions = [movie_session(rng, case(d)) for d in directors]
+        for session in sessions:
+            for turn in session["turns"]:
+                turn["text"] = turn["text"].lower()
+        model = CallForecaster().fit(sessions)
+        best = model.predict([], {"text": text, "state": "M:Find"})[0]
+        assert {"director": case("Likarion Wainaina"), "genre": "Drama"} == dict(best.args)
+        assert "normalized:words" == best.evidence["director"]
 
 
 FIRST = ["Ann", "Bob", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hal"]
