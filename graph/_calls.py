@@ -699,14 +699,16 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         """
         ranked: dict[str, list[tuple[tuple[float, ...], int, Mention]]] = {}
         side = "agent:past" if agent else "user:past"
+        kids = [counts.key_info((name, arg))[3] for arg in names]
         for arg in names:
             key = (name, arg)
             presence, _, fmt, kid = counts.key_info(key)
             cues = self._cues_of(key)
             options: list[tuple[tuple[float, ...], int, Mention]] = []
-            for turn_no, scan, said in view.said_options(
-                kid, fmt, anchor, agent=agent, turns=_PAST_TURNS
-            ):
+            said_before = view.said_options(kid, fmt, anchor, agent=agent, turns=_PAST_TURNS)
+            if not said_before and fmt == "name" and not agent:
+                options = self._past_spans(key, kids, view, counts, presence, cues)
+            for turn_no, scan, said in said_before:
                 fits = (
                     rank_mentions(scan, said, cues)
                     if scan is not None
@@ -725,6 +727,34 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                     options, key=lambda it: (*it[0], *later_key(it[2])), reverse=True
                 )
         return _exclusive_turns(ranked)
+
+    def _past_spans(
+        self,
+        key: Key,
+        kids: list[int],
+        view: SessionView,
+        counts: CallCounts,
+        presence: float,
+        cues: CueWeights,
+    ) -> list[tuple[tuple[float, ...], int, Mention]]:
+        """
+        Return the names the latest earlier requests give (:func:`span_mentions`) that
+        are no known value of the tool's arguments, as options of an argument of an open
+        class of names that none of those requests mentions ("I need a counselor in
+        Gilroy", then "A family counselor"): a source of its own, with its own rates.
+        """
+        out: list[tuple[tuple[float, ...], int, Mention]] = []
+        first = view.n_turns - len(view.user)
+        for back in range(len(view.user) - 1, max(-1, len(view.user) - 1 - _PAST_TURNS), -1):
+            scan = view.user[back]
+            known = [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
+            free = [m for m in span_mentions(scan, counts) if not _overlaps(m, known)]
+            for fit, found in rank_mentions(scan, free, cues):
+                if found[3] == "words":
+                    found = (found[0], found[1], counts.cased(key, found[2]), found[3])
+                logit = self._said_logit(key, "user:past", found[3], presence)
+                out.append(((first + back, fit + logit), first + back, found))
+        return out
 
     def _cues_of(self, key: Key) -> CueWeights:
         """

@@ -664,6 +664,37 @@ def test_an_unseen_name_goes_to_the_argument_whose_words_fit_it_best() -> None:
     assert {"director": "Likarion Wainaina", "genre": "Drama"} == dict(best.args)
 
 
+def test_an_unseen_name_said_in_an_earlier_request_is_taken() -> None:
+    """
+    A city no call gave, said a turn before the call ("a counselor in ..."), then not
+    again ("A family counselor."), fills the call's city: the earlier request's names
+    are a source of their own.
+    """
+
+    def session(city: str) -> dict[str, Any]:
+        return {
+            "turns": [
+                {
+                    "text": f"I need a counselor in {city}.",
+                    "state": "S:Ask",
+                    "system": "What kind?",
+                },
+                _turn(
+                    "A family counselor.",
+                    "S:Find",
+                    "Found one.",
+                    _call("S:Find", {"city": city, "type": "Family Counselor"}),
+                ),
+            ]
+        }
+
+    model = CallForecaster().fit([session(f"{a} {b}") for a in FIRST for b in LAST])
+    said, request = session("Likarion Wainaina")["turns"]
+    best = model.predict([said], request)[0]
+    assert {"city": "Likarion Wainaina", "type": "Family Counselor"} == dict(best.args)
+    assert "normalized:span" == best.evidence["city"]
+
+
 _KEYS = st.text(st.characters(blacklist_characters=PATH), min_size=1, max_size=5)
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
