@@ -546,6 +546,13 @@ class CallCounts:
             )
         return got
 
+    def opener(self, word: str) -> bool:
+        """
+        Whether a word that opens a sentence is no part of a name after it: a common
+        word (:meth:`common`) that begins no known value ("To" in "To Sydney").
+        """
+        return self.common(word) and not self.index.starts(word)
+
     def cased(self, key: Key, value: str) -> str:
         """
         Return a name found in lower case as the argument's values are written: each
@@ -899,7 +906,7 @@ def span_mentions(scan: TextScan, counts: CallCounts) -> list[Mention]:
     if got is None:
         got = [
             (bisect_right(scan.ends, start), bisect_left(scan.ends, end) + 1, value, "span")
-            for value, start, end in (name_spans(scan.raw) if scan.toks else ())
+            for value, start, end in (name_spans(scan.raw, counts.opener) if scan.toks else ())
         ]
         if not got and scan.toks and scan.raw == scan.low:  # written without capitals
             got = [

@@ -227,6 +227,12 @@ class PhraseIndex:
             self.phrases.append(" ".join(toks))
         return int(pid)
 
+    def starts(self, tok: str) -> bool:
+        """
+        Whether some phrase begins with the token.
+        """
+        return tok in self._root
+
     def scan(self, toks: list[str]) -> list[tuple[int, int, int]]:
         """
         Return ``(phrase id, its first token, the token after it)`` for every phrase in
@@ -288,7 +294,7 @@ def _open_class(values: Mapping[str, float], total: float) -> bool:
     return len(values) >= NAME_FEW_VALUES and once >= NAME_NEW_SHARE * total
 
 
-def name_spans(raw: str) -> list[tuple[str, int, int]]:
+def name_spans(raw: str, opener: Callable[[str], bool] | None = None) -> list[tuple[str, int, int]]:
     """
     Return the runs of capitalized words in a text as written (``"Likarion Wainaina"``,
     ``"Yours Truly"``): candidate values of open-class arguments the training calls
@@ -298,6 +304,8 @@ def name_spans(raw: str) -> list[tuple[str, int, int]]:
 
     Args:
         raw: A request as written (its last :data:`MAX_TEXT` characters are read).
+        opener: Whether a (lower-case) word that opens a sentence and a run is no part
+            of the name: "To" in "To Sydney, please" (None: every word may be).
 
     Returns:
         ``(span, start offset, end offset)`` in the order of the text.
@@ -318,6 +326,18 @@ def name_spans(raw: str) -> list[tuple[str, int, int]]:
             if not words or not words[0].group()[0].isupper():
                 continue
             start = m.start() + words[0].start()
+            if (
+                opener is not None
+                and len(words) > 1
+                and opener(words[0].group().lower())
+                and _SENTENCE_START.search(raw[:start])
+            ):
+                del words[0]
+                while words and words[0].group().lower() in _SPAN_JOINERS:
+                    del words[0]
+                if not words:
+                    continue
+                start = m.start() + words[0].start()
             if len(words) == 1 and _SENTENCE_START.search(raw[:start]):
                 continue
             end = m.start() + words[-1].end()

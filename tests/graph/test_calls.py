@@ -525,6 +525,22 @@ def test_an_unseen_name_is_taken_from_a_request_without_capitals() -> None:
         assert "normalized:words" == best.evidence["director"]
 
 
+def test_a_common_word_opening_a_sentence_is_no_part_of_a_name() -> None:
+    """
+    A capitalized word that opens a sentence and a run is left out of the name when
+    the opener test says it is no part of one ("To" before "Sydney"), kept otherwise
+    ("San" before "Jose").
+    """
+    opener = {"to", "check"}.__contains__
+    text = "To Sydney, Australia. San Jose is nice. Check Paris."
+    assert ["To Sydney", "Australia", "San Jose", "Check Paris"] == [
+        s for s, _, _ in name_spans(text)
+    ]
+    found = name_spans(text, opener)
+    assert ["Sydney", "Australia", "San Jose", "Paris"] == [s for s, _, _ in found]
+    assert all(text[start:end] == s for s, start, end in found)
+
+
 FIRST = ["Ann", "Bob", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hal"]
 LAST = ["Reyes", "Okafor", "Lindqvist", "Tanaka", "Moreau", "Novak"]
 
