@@ -41,7 +41,9 @@ from ._calls_counts import (
     SessionView,
     TextScan,
     arg_words,
+    as_written,
     calls_of,
+    free_spans,
     later_key,
     mention,
     mention_options,
@@ -388,8 +390,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             if fmt == "name" and i == 0:
                 found = [*found, *span_mentions(scan, counts)]
             cues = self._cues_of(key)
-            for start, after, value, how in found:
-                right = (counts.cased(key, value) if how == "words" else value) == truth
+            for start, after, value, _ in (as_written(counts, key, m) for m in found):
+                right = value == truth
                 words = scan.context(start, after)
                 for word in [*words, *asked] if i == 0 else words:
                     cues.add(word, float(right), float(not right))
@@ -609,9 +611,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         # of any capitalized words ("Hi, Gavin Hood here"), and those of uncommon words
         # apart again. The best fits are taken first, whichever arguments they fill.
         spans: dict[str, tuple[str, Mention]] = {}
-        kids = [counts.key_info((name, arg))[3] for arg in past]
-        taken = [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
-        free = [m for m in span_mentions(scan, counts) if not _overlaps(m, taken)]
+        free, taken = free_spans(scan, counts, [counts.key_info((name, a))[3] for a in past])
         fits = [
             (fit, arg, found)
             for arg in past
@@ -625,8 +625,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             kind = "user:cued" if fit > 0 else "user:span"
             if best[3] == "words":  # its own rates: uncommon words are not names
                 kind = _said_kind(kind, "words")
-                best = (best[0], best[1], counts.cased((name, arg), best[2]), best[3])
-            spans[arg] = (kind, best)
+            spans[arg] = (kind, as_written(counts, (name, arg), best))
             taken.append((best[0], best[1]))
         out: dict[str, list[_Cand]] = {}
         for arg, options in past.items():
@@ -747,11 +746,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         first = view.n_turns - len(view.user)
         for back in range(len(view.user) - 1, max(-1, len(view.user) - 1 - _PAST_TURNS), -1):
             scan = view.user[back]
-            known = [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
-            free = [m for m in span_mentions(scan, counts) if not _overlaps(m, known)]
-            for fit, found in rank_mentions(scan, free, cues):
-                if found[3] == "words":
-                    found = (found[0], found[1], counts.cased(key, found[2]), found[3])
+            for fit, found in rank_mentions(scan, free_spans(scan, counts, kids)[0], cues):
+                found = as_written(counts, key, found)
                 logit = self._said_logit(key, "user:past", found[3], presence)
                 out.append(((first + back, fit + logit), first + back, found))
         return out

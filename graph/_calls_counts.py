@@ -47,7 +47,9 @@ __all__ = [
     "SessionView",
     "TextScan",
     "arg_words",
+    "as_written",
     "calls_of",
+    "free_spans",
     "mention",
     "mention_options",
     "rank_mentions",
@@ -892,6 +894,34 @@ def mention_options(
         if norm:
             options = [*options, *norm]
     return options
+
+
+def free_spans(
+    scan: TextScan, counts: CallCounts, kids: Iterable[int]
+) -> tuple[list[Mention], list[tuple[int, int]]]:
+    """
+    Return a text's names (:func:`span_mentions`) that overlap no known value it says
+    of the arguments ``kids`` (key ids), candidates for values those never had; and
+    the stretches of those known values.
+    """
+    known = [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
+    free = [
+        m
+        for m in span_mentions(scan, counts)
+        if not any(m[0] < stop and start < m[1] for start, stop in known)
+    ]
+    return free, known
+
+
+def as_written(counts: CallCounts, key: Key, found: Mention) -> Mention:
+    """
+    Return a name mention with its value as the argument's values are written: a run
+    of uncommon words (``how`` ``"words"``) capitalized where they are
+    (:meth:`CallCounts.cased`); any other mention as it is.
+    """
+    if found[3] != "words":
+        return found
+    return (found[0], found[1], counts.cased(key, found[2]), found[3])
 
 
 def span_mentions(scan: TextScan, counts: CallCounts) -> list[Mention]:
