@@ -279,6 +279,8 @@ class CallCounts:
         self.names: dict[str, list[float]] = {}  # name -> [calls, read-only calls]
         self.patterns: dict[str, dict[tuple[str, ...], float]] = {}
         self.values: dict[Key, dict[str, float]] = {}
+        #: (name, arg) -> [calls that gave it, those whose value began with a capital]
+        self.casing: dict[Key, list[float]] = {}
         #: (name, arg) -> surface -> JSON type (``int``, ``bool``, ...) -> n, for the
         #: values that are not strings or are strings shaped like another type ("2")
         self.kinds: dict[Key, dict[str, dict[str, float]]] = {}
@@ -373,6 +375,9 @@ class CallCounts:
             key = (name, arg)
             vals = self.values.setdefault(key, {})
             vals[value] = vals.get(value, 0.0) + 1.0
+            casing = self.casing.setdefault(key, [0.0, 0.0])
+            casing[0] += 1.0
+            casing[1] += float(value[:1].isupper())
             self._index_value(key, value)
             flows = self.flow.setdefault(key, {})
             for earlier, earlier_args in seen:
@@ -530,23 +535,11 @@ class CallCounts:
     def common(self, word: str) -> bool:
         """
         Whether a word is in at least :data:`~graph._calls_text.COMMON_SHARE` of the
-        requests counted, and two at least (remembered per word while the counts stay
-        the same).
+        requests counted, and two at least (a word said once is never common: the
+        saved counts leave such words out).
         """
-        seen: dict[str, bool] | None = self._derived.get("common")
-        if seen is None:
-            seen = self._derived["common"] = {}
-        got = seen.get(word)
-        if got is None:
-            words = self.name_words
-            total = self._derived.get("turns")
-            if total is None:
-                total = self._derived["turns"] = sum(words.turns.values())
-            # a word said once is never common: the saved counts leave such words out
-            got = seen[word] = sum(words.words.get(word, {}).values()) >= max(
-                2.0, COMMON_SHARE * total
-            )
-        return got
+        words = self.name_words
+        return words.df.get(word, 0.0) >= max(2.0, COMMON_SHARE * words.total)
 
     def opener(self, word: str) -> bool:
         """
@@ -558,18 +551,11 @@ class CallCounts:
     def cased(self, key: Key, value: str) -> str:
         """
         Return a name found in lower case as the argument's values are written: each
-        word capitalized (:func:`~graph._calls_text.recased`) when most of its values
-        begin with a capital (worked out once per argument while the counts stay the
-        same), as it is otherwise.
+        word capitalized (:func:`~graph._calls_text.recased`) when most of its calls
+        gave a value that begins with a capital, as it is otherwise.
         """
-        if not value.islower():
-            return value
-        upper = self._derived.get(("upper", key))
-        if upper is None:
-            values = self.values.get(key, {})
-            capital = sum(n for v, n in values.items() if v[:1].isupper())
-            upper = self._derived["upper", key] = 2 * capital > sum(values.values())
-        return recased(value) if upper else value
+        calls, capital = self.casing.get(key, (0.0, 0.0))
+        return recased(value) if value.islower() and 2 * capital > calls else value
 
     def key_info(self, key: Key) -> tuple[float, str, str | None, int]:
         """
@@ -711,8 +697,11 @@ class CallCounts:
         for (name, arg), vals in data["values"]:
             key = (str(name), str(arg))
             counts.values[key] = {str(v): float(c) for v, c in vals.items()}
-            for value in counts.values[key]:
+            for value, n in counts.values[key].items():
                 counts._index_value(key, value)
+                casing = counts.casing.setdefault(key, [0.0, 0.0])
+                casing[0] += n
+                casing[1] += n * float(value[:1].isupper())
         counts.kinds = {  # absent from models saved before 0.7: strings, then
             (str(k[0]), str(k[1])): {
                 str(v): {str(t): float(n) for t, n in kinds.items()} for v, kinds in per.items()

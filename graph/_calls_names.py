@@ -50,17 +50,23 @@ class NameWords:
         self.turns: dict[str, float] = {}  # name -> turns that called it
         self.tokens: dict[str, float] = {}  # name -> features of those turns
         self.words: dict[str, dict[str, float]] = {}  # feature -> name -> turns
+        #: the turns counted (once per name a turn called) and, per feature, those of
+        #: them that had it: the sums of ``turns`` and of ``words``, kept as they grow
+        self.total = 0.0
+        self.df: dict[str, float] = {}
 
     def add(self, tokens: set[str], names: Iterable[str]) -> None:
         """
         Count one turn: its features and the names it called.
         """
         for name in set(names) or {""}:
+            self.total += 1.0
             self.turns[name] = self.turns.get(name, 0.0) + 1.0
             self.tokens[name] = self.tokens.get(name, 0.0) + len(tokens)
             for token in tokens:
                 per = self.words.setdefault(token, {})
                 per[name] = per.get(name, 0.0) + 1.0
+                self.df[token] = self.df.get(token, 0.0) + 1.0
 
     def posterior(self, tokens: set[str], temperature: float = 1.0) -> dict[str, float]:
         """
@@ -84,7 +90,7 @@ class NameWords:
             return {}
         known = [t for t in tokens if t in self.words]
         vocab = max(len(self.words), 1)  # (turns without a word: none counted)
-        total = sum(self.turns.values())
+        total = self.total
         k = len(known)
         scores = {
             name: math.log(n / total) - k * math.log((self.tokens[name] + _ALPHA * vocab) / _ALPHA)
@@ -118,6 +124,8 @@ class NameWords:
         out.words = {
             str(t): {str(n): float(c) for n, c in per.items()} for t, per in data["words"].items()
         }
+        out.total = sum(out.turns.values())
+        out.df = {t: sum(per.values()) for t, per in out.words.items()}
         return out
 
 
