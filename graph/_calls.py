@@ -43,11 +43,13 @@ from ._calls_counts import (
     arg_words,
     as_written,
     calls_of,
+    code_mentions,
     free_spans,
     later_key,
     mention,
     mention_options,
     nested,
+    open_mentions,
     rank_mentions,
     span_mentions,
     turns_of,
@@ -387,8 +389,9 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         _, _, fmt, kid = counts.key_info(key)
         for i, scan in enumerate(scans):
             found = mention_options(scan, kid, fmt, counts, anchor)
-            if fmt == "name" and i == 0:
-                found = [*found, *span_mentions(scan, counts)]
+            if i == 0:
+                names = span_mentions(scan, counts) if fmt == "name" else []
+                found = [*found, *names, *code_mentions(scan, counts, key)]
             cues = self._cues_of(key)
             for start, after, value, _ in (as_written(counts, key, m) for m in found):
                 right = value == truth
@@ -612,19 +615,23 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         # apart again. The best fits are taken first, whichever arguments they fill.
         spans: dict[str, tuple[str, Mention]] = {}
         free, taken = free_spans(scan, counts, [counts.key_info((name, a))[3] for a in past])
+        known = list(taken)
         fits = [
             (fit, arg, found)
             for arg in past
-            if free and counts.key_info((name, arg))[2] == "name"
-            for fit, found in rank_mentions(scan, free, self._cues_of((name, arg)))
+            for fit, found in rank_mentions(
+                scan,
+                open_mentions(scan, counts, (name, arg), free, known),
+                self._cues_of((name, arg)),
+            )
         ]
         fits.sort(key=lambda it: it[0], reverse=True)  # the best fit first, of any argument
         for fit, arg, best in fits:
             if arg in spans or _overlaps(best, taken):
                 continue
             kind = "user:cued" if fit > 0 else "user:span"
-            if best[3] == "words":  # its own rates: uncommon words are not names
-                kind = _said_kind(kind, "words")
+            if best[3] != "span":  # its own rates: uncommon words and codes are not names
+                kind = _said_kind(kind, best[3])
             spans[arg] = (kind, as_written(counts, (name, arg), best))
             taken.append((best[0], best[1]))
         out: dict[str, list[_Cand]] = {}
@@ -705,7 +712,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             cues = self._cues_of(key)
             options: list[tuple[tuple[float, ...], int, Mention]] = []
             said_before = view.said_options(kid, fmt, anchor, agent=agent, turns=_PAST_TURNS)
-            if not said_before and fmt == "name" and not agent:
+            if not said_before and not agent and (fmt == "name" or counts.shapes(key)):
                 options = self._past_spans(key, kids, view, counts, presence, cues)
             for turn_no, scan, said in said_before:
                 fits = (
@@ -746,7 +753,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         first = view.n_turns - len(view.user)
         for back in range(len(view.user) - 1, max(-1, len(view.user) - 1 - _PAST_TURNS), -1):
             scan = view.user[back]
-            for fit, found in rank_mentions(scan, free_spans(scan, counts, kids)[0], cues):
+            free = open_mentions(scan, counts, key, *free_spans(scan, counts, kids))
+            for fit, found in rank_mentions(scan, free, cues):
                 found = as_written(counts, key, found)
                 logit = self._said_logit(key, "user:past", found[3], presence)
                 out.append(((first + back, fit + logit), first + back, found))

@@ -28,6 +28,8 @@ from ._calls_text import (
     MAX_TEXT,
     PhraseIndex,
     asked_words,
+    code_shapes,
+    code_tokens,
     name_spans,
     normalized_mentions,
     rare_runs,
@@ -49,9 +51,11 @@ __all__ = [
     "arg_words",
     "as_written",
     "calls_of",
+    "code_mentions",
     "free_spans",
     "mention",
     "mention_options",
+    "open_mentions",
     "rank_mentions",
     "span_mentions",
     "surface",
@@ -258,6 +262,8 @@ class TextScan:
     last: dict[int, Mention] = field(default_factory=dict)
     #: the text as written (cut as ``low``), where capitalized names are looked for
     raw: str = ""
+    #: its codes (:func:`code_mentions`): first token, token after, value, shapes
+    codes: list[tuple[int, int, str, str, str]] | None = None
 
     def context(self, start: int, stop: int) -> list[str]:
         """
@@ -611,6 +617,17 @@ class CallCounts:
             return int(value)
         return value
 
+    def shapes(self, key: Key) -> tuple[frozenset[str], frozenset[str]] | None:
+        """
+        Return the shapes of an argument's values if they are an open class of codes
+        (see :func:`~graph._calls_text.code_shapes`), else None.
+        """
+        derived = ("codes", key)
+        if derived not in self._derived:
+            self._derived[derived] = code_shapes(self.values.get(key, {}))
+        got: tuple[frozenset[str], frozenset[str]] | None = self._derived[derived]
+        return got
+
     def arg_names(self, name: str) -> list[str]:
         """
         Return every argument a call was seen with, most frequent first.
@@ -900,6 +917,52 @@ def free_spans(
         if not any(m[0] < stop and start < m[1] for start, stop in known)
     ]
     return free, known
+
+
+def code_mentions(scan: TextScan, counts: CallCounts, key: Key) -> list[Mention]:
+    """
+    Return the codes a text says in one of the shapes of an argument's values (an open
+    class of codes, :meth:`CallCounts.shapes`), as mentions (``how`` ``"code"``): an
+    order number, a user id or an e-mail address never seen. The text's codes are
+    worked out once per scan.
+    """
+    shapes = counts.shapes(key)
+    if shapes is None or not scan.toks:
+        return []
+    got = scan.codes
+    if got is None:
+        got = scan.codes = [
+            (bisect_right(scan.ends, start), bisect_left(scan.ends, end) + 1, value, fine, coarse)
+            for value, fine, coarse, start, end in code_tokens(scan.raw)
+        ]
+    fine, coarse = shapes
+    return [
+        (first, after, value, "code")
+        for first, after, value, fine_shape, coarse_shape in got
+        if fine_shape in fine or coarse_shape in coarse
+    ]
+
+
+def open_mentions(
+    scan: TextScan,
+    counts: CallCounts,
+    key: Key,
+    free: list[Mention],
+    known: list[tuple[int, int]],
+) -> list[Mention]:
+    """
+    Return what a text may give an argument whose next value may be one no training
+    call had: its ``free`` names (:func:`free_spans`) for an open class of names, and
+    for an open class of codes, its codes in the argument's shapes that overlap no
+    ``known`` value's stretch.
+    """
+    names = free if counts.key_info(key)[2] == "name" else []
+    codes = [
+        m
+        for m in code_mentions(scan, counts, key)
+        if not any(m[0] < stop and start < m[1] for start, stop in known)
+    ]
+    return [*names, *codes] if codes else names
 
 
 def as_written(counts: CallCounts, key: Key, found: Mention) -> Mention:

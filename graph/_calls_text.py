@@ -20,6 +20,8 @@ __all__ = [
     "MAX_TEXT",
     "PhraseIndex",
     "asked_words",
+    "code_shapes",
+    "code_tokens",
     "name_spans",
     "normalized_mentions",
     "rare_runs",
@@ -161,6 +163,16 @@ _SPAN_SKIP: Final = frozenset(
     {"i", "i'm", "i'd", "i'll", "i've", "ok", "okay", *_MONTHS, *_WEEKDAYS}
 )
 _WORD = re.compile(r"\S+")
+#: Characters of the longest code (:func:`code_shapes`).
+MAX_CODE: Final = 64
+#: A code: signs, letters and digits, with a digit or one of ``#@_`` among them.
+_CODE = re.compile(r"[\w#@+./:-]*[\d#@_][\w#@+./:-]*")
+_DATE_OR_TIME = re.compile(r"\d{4}-\d\d-\d\d|\d{1,2}:\d\d")
+#: What is stripped around a code in a text ("(order #W4817420)." "$47").
+_CODE_LEAD: Final = "([{<\"'$€£"
+_CODE_TRAIL: Final = ")]}>\"'.,;:!?"
+_DIGIT = re.compile(r"\d")
+_LETTERS = re.compile(r"[A-Z]+|[^\W\d_A-Z]+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?]\s*|\n\s*)$")
 _NOON = re.compile(r"\b(?:noon|midday)\b")
 _PM_AFTER = re.compile(r"^\W*(?:in\s+the\s+)?(evening|night|afternoon|tonight|pm|p\.m)")
@@ -253,6 +265,77 @@ class PhraseIndex:
                 node = node.get(toks[j])
                 j += 1
         return out
+
+
+def code_shapes(values: Mapping[str, float]) -> tuple[frozenset[str], frozenset[str]] | None:
+    """
+    Return the shapes of an argument's values when they are an open class of codes
+    (order numbers, user ids, e-mail addresses, zip codes: one token each that holds
+    a digit or one of ``#@_``, in at least 80 % of the calls, and an open class as
+    names are): a token of a text in one of those shapes may be a value never seen.
+    A fine shape keeps each digit and sign and one letter for a run of letters of one
+    case (``#W4817420``: ``#A9999999``; ``mia_garcia_4516``: ``a_a_9999``); a coarse
+    one, the length and the kinds of characters (for codes of random letters and
+    digits). None for any other argument.
+    """
+    total = coded = 0.0
+    fine: set[str] = set()
+    coarse: set[str] = set()
+    for value, n in values.items():
+        total += n
+        if _code_like(value):
+            coded += n
+            fine.add(_fine_shape(value))
+            coarse.add(_coarse_shape(value))
+    if not total or coded < 0.8 * total or not _open_class(values, total):
+        return None
+    return frozenset(fine), frozenset(coarse)
+
+
+def code_tokens(raw: str) -> list[tuple[str, str, str, int, int]]:
+    """
+    Return the tokens of a text as written that look like codes (see
+    :func:`code_shapes`), stripped of the punctuation around them: ``(value, fine
+    shape, coarse shape, start offset, end offset)`` in the order of the text (its last
+    :data:`MAX_TEXT` characters are read).
+    """
+    raw = raw[-MAX_TEXT:]
+    out: list[tuple[str, str, str, int, int]] = []
+    for m in _WORD.finditer(raw):
+        word = m.group()
+        start = len(word) - len(word.lstrip(_CODE_LEAD))
+        end = len(word.rstrip(_CODE_TRAIL))
+        value = word[start:end]
+        if _code_like(value):
+            out.append(
+                (
+                    value,
+                    _fine_shape(value),
+                    _coarse_shape(value),
+                    m.start() + start,
+                    m.start() + end,
+                )
+            )
+    return out
+
+
+def _code_like(value: str) -> bool:
+    return (
+        2 <= len(value) <= MAX_CODE
+        and _CODE.fullmatch(value) is not None
+        and _DATE_OR_TIME.fullmatch(value) is None
+    )
+
+
+def _fine_shape(value: str) -> str:
+    return _LETTERS.sub(lambda m: "A" if m.group()[0].isupper() else "a", _DIGIT.sub("9", value))
+
+
+def _coarse_shape(value: str) -> str:
+    kinds = {
+        "9" if c.isdigit() else "A" if c.isupper() else "a" if c.isalpha() else "." for c in value
+    }
+    return f"{len(value)}:{''.join(sorted(kinds))}"
 
 
 def value_format(values: Mapping[str, float]) -> str | None:

@@ -23,6 +23,8 @@ from graph._calls_names import TEMPERATURES, NameTemperature, NameWords, name_to
 from graph._calls_text import (
     NAME_MIN_VALUES,
     PhraseIndex,
+    code_shapes,
+    code_tokens,
     name_spans,
     normalized_mentions,
     rare_runs,
@@ -709,6 +711,134 @@ def test_an_unseen_name_said_in_an_earlier_request_is_taken() -> None:
     best = model.predict([said], request)[0]
     assert {"city": "Likarion Wainaina", "type": "Family Counselor"} == dict(best.args)
     assert "normalized:span" == best.evidence["city"]
+
+
+def test_code_shapes_are_told_by_the_values_of_an_open_class() -> None:
+    """
+    An argument whose values are one token with a digit or a sign ids are made of,
+    each new, has the shapes of its values; names, closed sets, dates and times have
+    none.
+    """
+    orders = {f"#W{n:07d}": 1.0 for n in range(0, 40_000, 1000)}
+    fine, coarse = code_shapes(orders) or ((), ())
+    assert {"#A9999999"} == set(fine)
+    assert {"9:.9A"} == set(coarse)
+    users = {"mia_garcia_4516": 1.0, "ivan_li_2020": 1.0, "ann_okafor_0001": 1.0}
+    assert {"a_a_9999"} == set((code_shapes(users) or ((), ()))[0])
+    assert code_shapes({"San Jose": 1.0, "Fresno": 1.0, "Napa": 1.0}) is None
+    assert code_shapes({"#W0000001": 40.0, "#W0000002": 40.0, "#W0000003": 40.0}) is None
+    assert code_shapes({f"2019-03-{d:02d}": 1.0 for d in range(1, 29)}) is None
+    assert code_shapes({f"{h:02d}:30": 1.0 for h in range(24)}) is None
+
+
+def test_code_tokens_are_stripped_of_the_punctuation_around_them() -> None:
+    text = "Order (#W4817420), then mail jo.li7@example.com. Zip: 94103! Not 5."
+    found = code_tokens(text)
+    assert ["#W4817420", "jo.li7@example.com", "94103"] == [v for v, *_ in found]
+    assert all(text[start:end] == v for v, _, _, start, end in found)
+    assert ("#A9999999", "9:.9A") == found[0][1:3]
+
+
+def order_session(rng: random.Random, order: str, email: str) -> dict[str, Any]:
+    """
+    A retail help desk: the user gives an e-mail address, then an order number; each
+    session's are new.
+    """
+    return {
+        "turns": [
+            _turn(
+                rng.choice([f"Hi, my email is {email}", f"You can find me by {email}."]),
+                "R:Auth",
+                "Found you.",
+                _call("R:FindUser", {"email": email}),
+            ),
+            _turn(
+                rng.choice([f"Where is order {order}?", f"Please check {order} for me"]),
+                "R:Order",
+                "It has shipped.",
+                _call("R:Order", {"order_id": order}),
+            ),
+        ]
+    }
+
+
+def _orders(n: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        order_session(
+            rng,
+            f"#W{rng.randrange(10**7):07d}",
+            f"{rng.choice(FIRST).lower()}.{rng.choice(LAST).lower()}{rng.randrange(99)}@mail.com",
+        )
+        for _ in range(n)
+    ]
+
+
+def test_an_unseen_code_is_taken_from_the_request() -> None:
+    """
+    Order numbers and e-mail addresses are new in every session, so no known value
+    can fill them: a token of the request in one of the shapes of the argument's
+    values does, and a token of another argument's shape does not.
+    """
+    model = CallForecaster().fit(_orders(40, 0))
+    request = {
+        "text": "Where is order #W1234567? Mail me at ann.novak5@mail.com",
+        "state": "R:Order",
+    }
+    best = model.predict([], request)[0]
+    assert ("R:Order", {"order_id": "#W1234567"}) == (best.name, dict(best.args))
+    assert "normalized:code" == best.evidence["order_id"]
+    auth = {"text": "hello, my email is eli.tanaka42@mail.com", "state": "R:Auth"}
+    assert {"email": "eli.tanaka42@mail.com"} == dict(model.predict([], auth)[0].args)
+
+
+def test_an_unseen_code_said_in_an_earlier_request_is_taken() -> None:
+    """
+    An order number said a turn before the call, and not again, fills the call.
+    """
+
+    def session(order: str) -> dict[str, Any]:
+        return {
+            "turns": [
+                {"text": f"I have a question about order {order}.", "system": "Sure, what?"},
+                _turn(
+                    "Where is it?",
+                    "R:Order",
+                    "It has shipped.",
+                    _call("R:Order", {"order_id": order}),
+                ),
+            ]
+        }
+
+    rng = random.Random(5)
+    model = CallForecaster().fit([session(f"#W{rng.randrange(10**7):07d}") for _ in range(40)])
+    said, request = session("#W7654321")["turns"]
+    best = model.predict([said], request)[0]
+    assert {"order_id": "#W7654321"} == dict(best.args)
+    assert "normalized:code" == best.evidence["order_id"]
+
+
+def test_an_unseen_number_of_an_open_class_is_taken_from_the_request() -> None:
+    """
+    A zip code is a number, but an open class: one never seen, said in digits, fills it.
+    """
+
+    def session(zip_code: str) -> dict[str, Any]:
+        return {
+            "turns": [
+                _turn(
+                    f"I'm in {zip_code}, any stores near me?",
+                    "S:Find",
+                    "Two.",
+                    _call("S:Find", {"zip": zip_code}),
+                )
+            ]
+        }
+
+    rng = random.Random(6)
+    model = CallForecaster().fit([session(str(rng.randrange(10_000, 99_999))) for _ in range(40)])
+    best = model.predict([], session("94103")["turns"][0])[0]
+    assert {"zip": "94103"} == dict(best.args)
 
 
 _KEYS = st.text(st.characters(blacklist_characters=PATH), min_size=1, max_size=5)
