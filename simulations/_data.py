@@ -11,13 +11,16 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["CORPORA", "DATA", "add_data_arguments", "corpus_folders"]
+__all__ = ["CORPORA", "DATA", "GENERATED", "add_data_arguments", "corpus_folders"]
 
 #: ``--data``'s default: ``../shared/data`` beside the project.
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 #: The corpora a ``--data`` folder holds, each in a folder of its name.
 CORPORA = ("sgd", "star")
+#: Generated corpora a benchmark also takes by name, once written into a ``--data``
+#: folder (``python -m simulations.retail_corpus DIR``).
+GENERATED = ("retail",)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, corpora: str | None = None) -> None:
@@ -44,8 +47,9 @@ def corpus_folders(data: Path, names: str) -> list[tuple[str, Path]]:
     """
     folders = []
     for name in names.split(","):
-        if name not in CORPORA:
-            sys.exit(f"--corpora: unknown corpus {name!r} (known: {', '.join(CORPORA)})")
+        if name not in CORPORA + GENERATED:
+            known = ", ".join(CORPORA + GENERATED)
+            sys.exit(f"--corpora: unknown corpus {name!r} (known: {known})")
         folder = data / name
         if not folder.is_dir():
             sys.exit(f"--data: no folder {folder} (--data DIR: the folder holding sgd/ and star/)")

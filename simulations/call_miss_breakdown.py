@@ -51,7 +51,7 @@ from graph import CallForecaster, CallGuess
 from graph._calls_counts import surface
 from graph._calls_text import tokenize
 from preload import CallsConfig
-from simulations._data import CORPORA, add_data_arguments, corpus_folders
+from simulations._data import CORPORA, GENERATED, add_data_arguments, corpus_folders
 
 from .call_forecast_bench import exact, history_turn, load_sessions, request_turn
 
@@ -290,7 +290,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_data_arguments(parser)
-    parser.add_argument("--corpus", choices=("sgd", "star"), action="append")
+    parser.add_argument(
+        "--corpus",
+        choices=CORPORA + GENERATED,
+        action="append",
+        help="sgd, star (default: both), or retail once written (simulations.retail_corpus)",
+    )
     parser.add_argument("--limit", type=int, default=400, help="dev sessions (400)")
     parser.add_argument(
         "--train-sample",

@@ -1,0 +1,200 @@
+"""
+A generated retail help desk in the session-log format, for what the shipped corpora
+hardly have: calls whose arguments are codes new in every session (user ids, order
+numbers, e-mail addresses, zip codes, parcel tracking numbers), as an agent's tools
+take them. A session signs the user in (by user id, by e-mail then the account, or by
+name and zip code), then asks about one to three orders (their status, a return, a
+parcel), and says goodbye. The account after an e-mail sign-in is looked up by a user
+id no text says (it came from the first call's result, which logs do not carry): no
+forecast can get it, about 8 % of the read-only calls.
+
+``python -m simulations.retail_corpus OUT`` writes ``OUT/retail/`` with
+``sessions-train.jsonl`` (1,500 sessions), ``sessions-dev.jsonl`` (400) and
+``knowledge.jsonl``, as the shared corpora's folders are laid out (``--no-states``:
+turns without states). Then ``python -m simulations.call_miss_breakdown --data OUT
+--corpus retail`` or ``preload simulate --sessions OUT/retail/sessions-dev.jsonl
+--train OUT/retail/sessions-train.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import string
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "session", "write"]
+
+_FIRST = "mia noah emma liam olivia ava lucas ethan yusuf sofia amelia omar chen aisha ivan"
+_LAST = "garcia smith kim nguyen patel rossi muller silva brown khan lopez wang ito"
+_ITEMS = ("water bottle", "desk lamp", "hiking boots", "t-shirt", "laptop", "backpack")
+_SPLITS = (("train", 1500), ("dev", 400))
+
+
+class _Session:
+    """
+    One session's turns as they are written: request, state, reply and calls.
+    """
+
+    def __init__(self, rng: random.Random, states: bool) -> None:
+        self.rng = rng
+        self.states = states
+        self.turns: list[dict[str, Any]] = []
+        self.t = 0.0
+
+    def turn(
+        self, text: str, system: str, state: str, *calls: tuple[str, dict[str, str], bool]
+    ) -> None:
+        turn: dict[str, Any] = {"t": round(self.t, 1), "text": text, "system": system}
+        if self.states:
+            turn["state"] = state
+        if calls:
+            turn["tool_calls"] = [
+                {"name": name, "args": args, "read_only": read_only}
+                for name, args, read_only in calls
+            ]
+        self.turns.append(turn)
+        self.t += self.rng.uniform(10.0, 40.0)
+
+
+def session(rng: random.Random, session_id: str, *, states: bool = True) -> dict[str, Any]:
+    """
+    One generated session (see the module's docstring).
+    """
+    s = _Session(rng, states)
+    first, last = rng.choice(_FIRST.split()), rng.choice(_LAST.split())
+    user = f"{first}_{last}_{rng.randint(1000, 9999)}"
+    how = rng.random()
+    if how < 0.5:
+        s.turn(
+            rng.choice(
+                [
+                    f"Hi, my user id is {user}.",
+                    f"hello, I need help with an order. user id {user}",
+                    f"My user ID: {user}, please help",
+                    f"Hey there. I'm {first.title()}, my id is {user}",
+                ]
+            ),
+            f"Thanks. I found your account, {first.title()}. What can I do for you?",
+            "auth",
+            ("get_user_details", {"user_id": user}, True),
+        )
+    elif how < 0.8:
+        domain = rng.choice(["example.com", "gmail.com", "mail.net"])
+        email = f"{first}.{last}{rng.randint(1, 99)}@{domain}"
+        s.turn(
+            rng.choice(
+                [
+                    f"Hi, I can't remember my id but my email is {email}",
+                    f"my email address is {email}",
+                    f"You can find me by email: {email}.",
+                ]
+            ),
+            "Thanks, I found your user id.",
+            "auth",
+            ("find_user_id_by_email", {"email": email}, True),
+        )
+        s.turn(
+            "Great, can you check my account?",
+            f"Sure, {first.title()}.",
+            "account",
+            ("get_user_details", {"user_id": user}, True),
+        )
+    else:
+        zip_code = str(rng.randint(10000, 99999))
+        name = f"{first.title()} {last.title()}"
+        s.turn(
+            rng.choice(
+                [f"I'm {name}, zip code {zip_code}", f"My name is {name} and my zip is {zip_code}."]
+            ),
+            "Thanks, I found you.",
+            "auth",
+            (
+                "find_user_id_by_name_zip",
+                {"first_name": first.title(), "last_name": last.title(), "zip": zip_code},
+                True,
+            ),
+        )
+    for _ in range(rng.randint(1, 3)):
+        order = "#W" + "".join(rng.choice(string.digits) for _ in range(7))
+        kind = rng.random()
+        if kind < 0.5:
+            s.turn(
+                rng.choice(
+                    [
+                        f"What's the status of order {order}?",
+                        f"can you check order {order} for me",
+                        f"I'd like to know about my order {order}.",
+                        f"Order number {order}, where is it?",
+                    ]
+                ),
+                f"Order {order} has been shipped. Anything else?",
+                "order",
+                ("get_order_details", {"order_id": order}, True),
+            )
+        elif kind < 0.8:
+            item = rng.choice(_ITEMS)
+            s.turn(
+                f"I want to return the {item} from order {order}",
+                "Let me look at that order.",
+                "order",
+                ("get_order_details", {"order_id": order}, True),
+            )
+            s.turn(
+                "Yes please go ahead with the return.",
+                "The return is on its way.",
+                "return",
+                ("return_items", {"order_id": order, "item": item}, False),
+            )
+        else:
+            parcel = "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(12))
+            s.turn(
+                rng.choice(
+                    [
+                        f"Where is my package? The tracking number is {parcel}",
+                        f"track {parcel} please",
+                    ]
+                ),
+                "It is in transit.",
+                "track",
+                ("track_package", {"tracking_id": parcel}, True),
+            )
+    s.turn("Thanks, bye!", "Goodbye!", "bye")
+    return {"session_id": session_id, "turns": s.turns}
+
+
+def write(out: Path, *, seed: int = 0, states: bool = True) -> Path:
+    """
+    Write the corpus's folder ``out/retail`` and return it.
+    """
+    folder = out / "retail"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    for split, n in _SPLITS:
+        with open(folder / f"sessions-{split}.jsonl", "w", encoding="utf-8") as fh:
+            for i in range(n):
+                line = session(rng, f"retail-{split}-{i}", states=states)
+                fh.write(json.dumps(line) + "\n")
+    policy = {"key": "doc:returns", "kind": "doc", "text": "Items may be returned in 30 days."}
+    (folder / "knowledge.jsonl").write_text(json.dumps(policy) + "\n", encoding="utf-8")
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """
+    Parse the arguments and write the corpus.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("out", type=Path, help="the folder to write retail/ in")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-states", action="store_true", help="turns without states")
+    options = parser.parse_args(argv)
+    folder = write(options.out, seed=options.seed, states=not options.no_states)
+    print(f"wrote a generated retail help desk to {folder}")
+
+
+if __name__ == "__main__":
+    main()
