@@ -43,15 +43,14 @@ from ._calls_counts import (
     arg_words,
     as_written,
     calls_of,
-    code_mentions,
     free_spans,
     later_key,
     mention,
     mention_options,
     nested,
+    open_class_mentions,
     open_mentions,
     rank_mentions,
-    span_mentions,
     turns_of,
 )
 from ._calls_names import NameTemperature, name_tokens
@@ -76,6 +75,7 @@ _PRIOR: dict[str, tuple[float, float]] = {
     "agent:past": (0.2, 0.2),
     "call": (0.5, 0.4),
     "next": (0.3, 0.3),
+    "result": (0.4, 0.3),
     "default": (0.3, 0.3),
 }
 #: predict reads the calls of this many times ``max_turns`` latest turns of a history.
@@ -101,7 +101,8 @@ class CallGuess:
         evidence: For each argument, where its value came from: ``"user"``, ``"agent"``,
             ``"call:<name>.<arg>"`` (an earlier call's argument, copied),
             ``"next:<name>.<arg>"`` (the value that most often followed the one the last
-            call of the name gave: the next day, another airline), ``"default"`` or
+            call of the name gave: the next day, another airline), ``"result"`` (given
+            by an earlier call's result: the user id a lookup returned), ``"default"`` or
             ``"normalized:<rule>"``. An argument inside an object argument is named by
             its path, dotted (``filters.city``).
 
@@ -366,7 +367,9 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                     _, _, fmt, kid = counts.key_info((name, arg))
                     got = view.said_options(kid, fmt, anchor, agent=False)
                     more = [got[0][1]] if got and got[0][1] is not None else []
-                    self._learn_cues((name, arg), args[arg], [*scans, *more], counts, anchor, asked)
+                    self._learn_cues(
+                        (name, arg), args[arg], [*scans, *more], counts, anchor, asked, view.results
+                    )
 
     def _learn_cues(
         self,
@@ -376,27 +379,40 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         counts: CallCounts,
         anchor: dt.date | None,
         asked: list[str],
+        results: Sequence[TextScan] = (),
     ) -> None:
         """
-        Count the words around each value a text says of an argument (in the request,
-        capitalized names too, for an argument of that format, and the last words of
-        the reply it answers) as going with the right value or a wrong one; for the
-        argument, and for every word of its name (:class:`CueWeights`). A text that
+        Count the words around each value a text says of an argument (in the request
+        and in earlier calls' ``results``, names and codes never seen too, for an
+        argument of an open class; in the request, the last words of the reply it
+        answers too; in a result that has the right value, where each stands in its
+        list) as going with the right value or a wrong one; for the argument,
+        and for every word of its name (:class:`CueWeights`). A text that
         says only the right value counts too: which argument takes a value is a choice
         between arguments, and words counted only where they went wrong would weigh
         against every argument.
         """
         _, _, fmt, kid = counts.key_info(key)
-        for i, scan in enumerate(scans):
+        cues = self._cues_of(key)
+        texts = []
+        for i, scan in enumerate([*scans, *results]):
             found = mention_options(scan, kid, fmt, counts, anchor)
-            if i == 0:
-                names = span_mentions(scan, counts) if fmt == "name" else []
-                found = [*found, *names, *code_mentions(scan, counts, key)]
-            cues = self._cues_of(key)
-            for start, after, value, _ in (as_written(counts, key, m) for m in found):
+            if i == 0 or i >= len(scans):
+                found = [*found, *open_class_mentions(scan, counts, key)]
+            texts.append((scan, found))
+        given = (as_written(counts, key, m)[2] for _, found in texts[len(scans) :] for m in found)
+        if truth not in given:  # the results count where one had the value: which of theirs
+            del texts[len(scans) :]
+        for i, (scan, found) in enumerate(texts):
+            for m in found:
+                start, after, value, _ = as_written(counts, key, m)
                 right = value == truth
                 words = scan.context(start, after)
-                for word in [*words, *asked] if i == 0 else words:
+                if i == 0:
+                    words.extend(asked)
+                elif i >= len(scans):
+                    words.extend(_listed(m, found))
+                for word in words:
                     cues.add(word, float(right), float(not right))
 
     # -- forecasting ----------------------------------------------------------------
@@ -652,6 +668,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         out: dict[str, list[_Cand]] = {}
         last_agent = view.agent[-1] if view.agent else None
         names = counts.arg_names(name)
+        kids = [counts.key_info((name, arg))[3] for arg in names]
         earlier = {
             kind: self._said_earlier(name, names, view, counts, anchor, agent=agent)
             for kind, agent in (("user:past", False), ("agent:past", True))
@@ -671,6 +688,9 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 if said is not None:
                     how = _how(said[3], kind[:-5])
                     options.append((_said_kind(kind, said[3]), said[2], how))
+            given = self._from_results(key, kids, view, counts, anchor) if view.results else None
+            if given is not None:
+                options.append((_said_kind("result", given[3]), given[2], "result"))
             for src in counts.flows(key):
                 value = view.flow_values.get(src)
                 if value is not None:
@@ -759,6 +779,34 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 logit = self._said_logit(key, "user:past", found[3], presence)
                 out.append(((first + back, fit + logit), first + back, found))
         return out
+
+    def _from_results(
+        self,
+        key: Key,
+        kids: list[int],
+        view: SessionView,
+        counts: CallCounts,
+        anchor: dt.date | None,
+    ) -> Mention | None:
+        """
+        Return what the latest calls' results give an argument (a lookup's user id, a
+        search's first restaurant): of their known values, values said another way,
+        and, for an open class, names and codes no call had, the one whose surrounding
+        words and place in its result's list best fit the argument's cues.
+        """
+        _, _, fmt, kid = counts.key_info(key)
+        cues = self._cues_of(key)
+        best: tuple[float, int, int, Mention] | None = None
+        for i, scan in enumerate(view.results):
+            options = mention_options(scan, kid, fmt, counts, anchor)
+            options = [*options, *open_mentions(scan, counts, key, *free_spans(scan, counts, kids))]
+            for fit, m in rank_mentions(scan, options, cues):
+                # where it stands in its result's list counts too; on a tie, the latest
+                # result, and in it the first (a result lists its best first)
+                score = (fit + sum(cues.get(w, 0.0) for w in _listed(m, options)), i, -m[0], m)
+                if best is None or score[:3] > best[:3]:
+                    best = score
+        return None if best is None else as_written(counts, key, best[3])
 
     def _cues_of(self, key: Key) -> CueWeights:
         """
@@ -1024,6 +1072,19 @@ def _exclusive_turns(
 
 def _how(how: str, side: str) -> str:
     return f"normalized:{how}" if how else side
+
+
+def _listed(found: Mention, options: Sequence[Mention]) -> list[str]:
+    """
+    Return cue words for where a mention stands among a result's values of one
+    argument: ``^first``, ``^last`` (both for the only one), or none between.
+    """
+    words = []
+    if found[0] == min(m[0] for m in options):
+        words.append("^first")
+    if found[0] == max(m[0] for m in options):
+        words.append("^last")
+    return words
 
 
 def _overlaps(found: Mention, taken: list[tuple[int, int]]) -> bool:

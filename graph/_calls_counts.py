@@ -55,8 +55,10 @@ __all__ = [
     "free_spans",
     "mention",
     "mention_options",
+    "open_class_mentions",
     "open_mentions",
     "rank_mentions",
+    "results_of",
     "span_mentions",
     "surface",
     "turns_of",
@@ -101,6 +103,10 @@ START = ""
 #: How many earlier calls an argument's value is compared with, when learning which
 #: earlier argument it copies.
 _MAX_FLOW_CALLS = 12
+#: Results of the latest calls a session view keeps scanned, and the characters read
+#: of each (its beginning, where a lookup's ids and names are).
+_MAX_RESULTS = 8
+_RESULT_CHARS = MAX_TEXT
 
 
 def turns_of(session: Any) -> list[Mapping[str, Any]]:
@@ -176,6 +182,20 @@ def _raw_calls(turn: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]
         if isinstance(name, str) and name:
             flat = _flat(args) if isinstance(args, Mapping) else {}
             yield name, flat, call.get("read_only") is True
+
+
+def results_of(turn: Mapping[str, Any]) -> list[str]:
+    """
+    Return the results a turn's ``tool_calls`` recorded (``result``, text), in order.
+    """
+    raw = turn.get("tool_calls")
+    if not isinstance(raw, (list, tuple)):
+        return []
+    return [
+        call["result"]
+        for call in raw
+        if isinstance(call, Mapping) and isinstance(call.get("result"), str) and call["result"]
+    ]
 
 
 def calls_of(turn: Mapping[str, Any]) -> list[tuple[str, dict[str, str], bool]]:
@@ -784,6 +804,8 @@ class SessionView:
         self.prev_state = START
         self.prev_calls: tuple[str, ...] = ()
         self.called: set[str] = set()  # every name an earlier turn called
+        #: the results of the latest calls that gave one, scanned, the latest last
+        self.results: list[TextScan] = []
         self.n_turns = 0
         #: What the forecast worked out from the turns so far (emptied by add_turn).
         self.memo: dict[str, Any] = {}
@@ -839,6 +861,9 @@ class SessionView:
             self.last_args[name] = args
             for arg, value in args.items():
                 self.flow_values[(name, arg)] = value
+        for result in results_of(turn):
+            self.results.append(self.scan(result[:_RESULT_CHARS]))
+        del self.results[:-_MAX_RESULTS]
         state = turn.get("state")
         self.prev_state = state if isinstance(state, str) else START
         self.prev_calls = tuple(sorted({name for name, _, _ in calls}))
@@ -952,17 +977,28 @@ def open_mentions(
 ) -> list[Mention]:
     """
     Return what a text may give an argument whose next value may be one no training
-    call had: its ``free`` names (:func:`free_spans`) for an open class of names, and
-    for an open class of codes, its codes in the argument's shapes that overlap no
-    ``known`` value's stretch.
+    call had: for an open class of codes, its codes in the argument's shapes that
+    overlap no ``known`` value's stretch; for an open class of names, its ``free``
+    names (:func:`free_spans`).
     """
-    names = free if counts.key_info(key)[2] == "name" else []
-    codes = [
+    if counts.shapes(key) is None:
+        return free if counts.key_info(key)[2] == "name" else []
+    return [
         m
         for m in code_mentions(scan, counts, key)
         if not any(m[0] < stop and start < m[1] for start, stop in known)
     ]
-    return [*names, *codes] if codes else names
+
+
+def open_class_mentions(scan: TextScan, counts: CallCounts, key: Key) -> list[Mention]:
+    """
+    Return every value never seen a text may give an argument of an open class (its
+    codes in the argument's shapes, or its names), known values or not: what the
+    words around them are learned from.
+    """
+    if counts.shapes(key) is not None:
+        return code_mentions(scan, counts, key)
+    return span_mentions(scan, counts) if counts.key_info(key)[2] == "name" else []
 
 
 def as_written(counts: CallCounts, key: Key, found: Mention) -> Mention:

@@ -389,7 +389,7 @@ def _read_turn(raw: Any, index: int, max_text_chars: int) -> Turn:
         state=state,
         needs=tuple(dict.fromkeys(needs)),
         system=system,
-        tool_calls=_tool_calls(raw.get("tool_calls", [])),
+        tool_calls=_tool_calls(raw.get("tool_calls", []), max_text_chars),
         extra=extra,
     )
 
@@ -419,10 +419,11 @@ def _check_label(where: str, name: str) -> None:
         raise _TurnProblem(problem)
 
 
-def _tool_calls(raw: object) -> tuple[ToolCall, ...]:
+def _tool_calls(raw: object, max_text_chars: int) -> tuple[ToolCall, ...]:
     """
-    A turn's ``tool_calls``: objects with a ``name``, JSON ``args`` and a boolean
-    ``read_only`` (false when absent).
+    A turn's ``tool_calls``: objects with a ``name``, JSON ``args``, a boolean
+    ``read_only`` (false when absent) and a ``result`` (a string of at most
+    ``max_text_chars`` characters, or null or absent when the log does not say it).
 
     Raises:
         _TurnProblem: The list or one of its calls does not follow the format.
@@ -458,8 +459,13 @@ def _tool_calls(raw: object) -> tuple[ToolCall, ...]:
             raise _TurnProblem(
                 f"{where}.read_only must be true or false, not {json_type(read_only)}"
             )
+        result = call.get("result")
+        if result is not None and not isinstance(result, str):
+            raise _TurnProblem(f"{where}.result must be a string or null, not {json_type(result)}")
+        if result is not None and len(result) > max_text_chars:
+            raise _TurnProblem(_too_long(f"{where}.result", result, max_text_chars))
         assert isinstance(name, str)
-        calls.append(ToolCall(name=name, args=args, read_only=read_only))
+        calls.append(ToolCall(name=name, args=args, read_only=read_only, result=result))
     return tuple(calls)
 
 
@@ -488,7 +494,7 @@ def _bad_time(t: float) -> str:
 
 def _too_long(name: str, text: str, limit: int) -> str:
     """
-    The message for a ``text`` or ``system`` above the limit.
+    The message for a ``text``, ``system`` or call ``result`` above the limit.
     """
     return (
         f"{name!r} is {len(text):,} characters, above the limit of {limit:,} "

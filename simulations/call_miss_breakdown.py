@@ -27,6 +27,7 @@ Causes, each call counted once, in this order:
   ``request`` (said in the request, verbatim up to case), ``agent last`` (the previous
   reply), ``user past`` / ``agent past`` (earlier requests or replies), ``call arg`` (an
   earlier call's argument), ``same-turn call`` (an earlier call of this turn),
+  ``call result`` (said in an earlier turn's call result, where the log has them),
   ``normalize:<format>`` (a date, time, number or boolean value not said verbatim:
   it needed normalizing), ``nowhere`` (in none of them); each with ``:missing`` when the
   guess left the argument out, ``:extra`` when it gave one the call did not have.
@@ -87,8 +88,8 @@ def where(
 ) -> str:
     """
     The first place that holds ``value`` (a JSON value, said as its text): the
-    request, the last reply, earlier texts, earlier calls, or the format it needed
-    normalizing into.
+    request, the last reply, earlier texts, earlier calls' arguments, their results,
+    or the format it needed normalizing into.
     """
     text = surface(value) or ""
     if _said(text, [request.get("text") or ""]):
@@ -106,6 +107,9 @@ def where(
         for call in turn.get("tool_calls") or ():
             if value in (call.get("args") or {}).values():
                 return "call arg"
+    results = [c.get("result") or "" for t in history for c in t.get("tool_calls") or ()]
+    if _said(text, results):
+        return "call result"
     kind = value_kind(text)
     return f"normalize:{kind}" if kind else "nowhere"
 

@@ -2,11 +2,14 @@
 A generated retail help desk in the session-log format, for what the shipped corpora
 hardly have: calls whose arguments are codes new in every session (user ids, order
 numbers, e-mail addresses, zip codes, parcel tracking numbers), as an agent's tools
-take them. A session signs the user in (by user id, by e-mail then the account, or by
-name and zip code), then asks about one to three orders (their status, a return, a
-parcel), and says goodbye. The account after an e-mail sign-in is looked up by a user
-id no text says (it came from the first call's result, which logs do not carry): no
-forecast can get it, about 8 % of the read-only calls.
+take them, and calls whose arguments only an earlier call's result gives. A session
+signs the user in (by user id; or by e-mail, or by name and zip code, whose lookup
+returns the user id, and then opens the account), then asks about one to three orders
+(by number, or "my latest order", which the account's result lists first; the status,
+a return, or the parcel, whose tracking number the order's result gives), and says
+goodbye. Every call records its result (``result``), as an agent's log does;
+``--no-results`` leaves them out, as the shipped corpora do (about a third of the
+read-only calls then have an argument no text says).
 
 ``python -m simulations.retail_corpus OUT`` writes ``OUT/retail/`` with
 ``sessions-train.jsonl`` (1,500 sessions), ``sessions-dev.jsonl`` (400) and
@@ -36,17 +39,19 @@ _SPLITS = (("train", 1500), ("dev", 400))
 
 class _Session:
     """
-    One session's turns as they are written: request, state, reply and calls.
+    One session's turns as they are written: request, state, reply and calls (each
+    ``(name, args, read_only, result)``).
     """
 
-    def __init__(self, rng: random.Random, states: bool) -> None:
+    def __init__(self, rng: random.Random, *, states: bool, results: bool) -> None:
         self.rng = rng
         self.states = states
+        self.results = results
         self.turns: list[dict[str, Any]] = []
         self.t = 0.0
 
     def turn(
-        self, text: str, system: str, state: str, *calls: tuple[str, dict[str, str], bool]
+        self, text: str, system: str, state: str, *calls: tuple[str, dict[str, str], bool, str]
     ) -> None:
         turn: dict[str, Any] = {"t": round(self.t, 1), "text": text, "system": system}
         if self.states:
@@ -54,19 +59,29 @@ class _Session:
         if calls:
             turn["tool_calls"] = [
                 {"name": name, "args": args, "read_only": read_only}
-                for name, args, read_only in calls
+                | ({"result": result} if self.results else {})
+                for name, args, read_only, result in calls
             ]
         self.turns.append(turn)
         self.t += self.rng.uniform(10.0, 40.0)
 
 
-def session(rng: random.Random, session_id: str, *, states: bool = True) -> dict[str, Any]:
+def _code(rng: random.Random, alphabet: str, n: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def session(
+    rng: random.Random, session_id: str, *, states: bool = True, results: bool = True
+) -> dict[str, Any]:
     """
     One generated session (see the module's docstring).
     """
-    s = _Session(rng, states)
+    s = _Session(rng, states=states, results=results)
     first, last = rng.choice(_FIRST.split()), rng.choice(_LAST.split())
     user = f"{first}_{last}_{rng.randint(1000, 9999)}"
+    orders = ["#W" + _code(rng, string.digits, 7) for _ in range(rng.randint(1, 4))]
+    account = json.dumps({"user_id": user, "name": f"{first} {last}".title(), "orders": orders})
+    get_user = ("get_user_details", {"user_id": user}, True, account)
     how = rng.random()
     if how < 0.5:
         s.turn(
@@ -80,48 +95,45 @@ def session(rng: random.Random, session_id: str, *, states: bool = True) -> dict
             ),
             f"Thanks. I found your account, {first.title()}. What can I do for you?",
             "auth",
-            ("get_user_details", {"user_id": user}, True),
+            get_user,
         )
-    elif how < 0.8:
-        domain = rng.choice(["example.com", "gmail.com", "mail.net"])
-        email = f"{first}.{last}{rng.randint(1, 99)}@{domain}"
-        s.turn(
-            rng.choice(
+    else:
+        if how < 0.8:
+            domain = rng.choice(["example.com", "gmail.com", "mail.net"])
+            email = f"{first}.{last}{rng.randint(1, 99)}@{domain}"
+            text = rng.choice(
                 [
                     f"Hi, I can't remember my id but my email is {email}",
                     f"my email address is {email}",
                     f"You can find me by email: {email}.",
                 ]
-            ),
-            "Thanks, I found your user id.",
-            "auth",
-            ("find_user_id_by_email", {"email": email}, True),
-        )
-        s.turn(
-            "Great, can you check my account?",
-            f"Sure, {first.title()}.",
-            "account",
-            ("get_user_details", {"user_id": user}, True),
-        )
-    else:
-        zip_code = str(rng.randint(10000, 99999))
-        name = f"{first.title()} {last.title()}"
-        s.turn(
-            rng.choice(
+            )
+            lookup = ("find_user_id_by_email", {"email": email}, True, user)
+        else:
+            zip_code = str(rng.randint(10000, 99999))
+            name = f"{first.title()} {last.title()}"
+            text = rng.choice(
                 [f"I'm {name}, zip code {zip_code}", f"My name is {name} and my zip is {zip_code}."]
-            ),
-            "Thanks, I found you.",
-            "auth",
-            (
-                "find_user_id_by_name_zip",
-                {"first_name": first.title(), "last_name": last.title(), "zip": zip_code},
-                True,
-            ),
-        )
+            )
+            args = {"first_name": first.title(), "last_name": last.title(), "zip": zip_code}
+            lookup = ("find_user_id_by_name_zip", args, True, user)
+        s.turn(text, "Thanks, I found your user id.", "auth", lookup)
+        s.turn("Great, can you check my account?", f"Sure, {first.title()}.", "account", get_user)
     for _ in range(rng.randint(1, 3)):
-        order = "#W" + "".join(rng.choice(string.digits) for _ in range(7))
+        said = rng.random() < 0.6
+        order = "#W" + _code(rng, string.digits, 7) if said else orders[0]
+        parcel = _code(rng, string.ascii_uppercase + string.digits, 12)
+        details = json.dumps({"order_id": order, "status": "shipped", "tracking_id": parcel})
+        get_order = ("get_order_details", {"order_id": order}, True, details)
         kind = rng.random()
-        if kind < 0.5:
+        if not said:
+            s.turn(
+                rng.choice(["Can you check my latest order?", "what about my most recent order"]),
+                f"Your latest order {order} has shipped.",
+                "order",
+                get_order,
+            )
+        elif kind < 0.6:
             s.turn(
                 rng.choice(
                     [
@@ -133,40 +145,35 @@ def session(rng: random.Random, session_id: str, *, states: bool = True) -> dict
                 ),
                 f"Order {order} has been shipped. Anything else?",
                 "order",
-                ("get_order_details", {"order_id": order}, True),
+                get_order,
             )
-        elif kind < 0.8:
+        else:
             item = rng.choice(_ITEMS)
             s.turn(
                 f"I want to return the {item} from order {order}",
                 "Let me look at that order.",
                 "order",
-                ("get_order_details", {"order_id": order}, True),
+                get_order,
             )
             s.turn(
                 "Yes please go ahead with the return.",
                 "The return is on its way.",
                 "return",
-                ("return_items", {"order_id": order, "item": item}, False),
+                ("return_items", {"order_id": order, "item": item}, False, '{"ok": true}'),
             )
-        else:
-            parcel = "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(12))
+            continue
+        if rng.random() < 0.4:
             s.turn(
-                rng.choice(
-                    [
-                        f"Where is my package? The tracking number is {parcel}",
-                        f"track {parcel} please",
-                    ]
-                ),
+                rng.choice(["Where is the package now?", "can you track it?"]),
                 "It is in transit.",
                 "track",
-                ("track_package", {"tracking_id": parcel}, True),
+                ("track_package", {"tracking_id": parcel}, True, '{"where": "in transit"}'),
             )
     s.turn("Thanks, bye!", "Goodbye!", "bye")
     return {"session_id": session_id, "turns": s.turns}
 
 
-def write(out: Path, *, seed: int = 0, states: bool = True) -> Path:
+def write(out: Path, *, seed: int = 0, states: bool = True, results: bool = True) -> Path:
     """
     Write the corpus's folder ``out/retail`` and return it.
     """
@@ -176,7 +183,7 @@ def write(out: Path, *, seed: int = 0, states: bool = True) -> Path:
     for split, n in _SPLITS:
         with open(folder / f"sessions-{split}.jsonl", "w", encoding="utf-8") as fh:
             for i in range(n):
-                line = session(rng, f"retail-{split}-{i}", states=states)
+                line = session(rng, f"retail-{split}-{i}", states=states, results=results)
                 fh.write(json.dumps(line) + "\n")
     policy = {"key": "doc:returns", "kind": "doc", "text": "Items may be returned in 30 days."}
     (folder / "knowledge.jsonl").write_text(json.dumps(policy) + "\n", encoding="utf-8")
@@ -191,8 +198,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("out", type=Path, help="the folder to write retail/ in")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-states", action="store_true", help="turns without states")
+    parser.add_argument("--no-results", action="store_true", help="calls without results")
     options = parser.parse_args(argv)
-    folder = write(options.out, seed=options.seed, states=not options.no_states)
+    folder = write(
+        options.out,
+        seed=options.seed,
+        states=not options.no_states,
+        results=not options.no_results,
+    )
     print(f"wrote a generated retail help desk to {folder}")
 
 

@@ -24,6 +24,7 @@ from preload import (
 )
 from preload._config import MAX_TEXT_CHARS
 from preload._sessions import MAX_SESSION_SECONDS
+from preload.calls import ToolCall
 
 GOOD = {
     "session_id": "s1",
@@ -633,6 +634,32 @@ def test_tool_calls_are_read_with_their_arguments(
         first.read_only,
     )
     assert ("B", {}, False) == (second.name, dict(second.args), second.read_only)
+    assert (None, None) == (first.result, second.result)
+
+
+def test_a_calls_result_is_read_and_written_back(
+    write_jsonl: Callable[[Path, list[object]], Path], tmp_path: Path
+) -> None:
+    """
+    A call's ``result`` (a string, or null) is kept, is no part of the call's
+    identity, and comes back in the session's mapping.
+    """
+    calls = [
+        {"name": "Users:Find", "args": {"email": "a@b.c"}, "result": "u_1"},
+        {"name": "B", "result": None},
+    ]
+    rows: list[object] = [
+        {"session_id": "s", "turns": [{"t": 0, "text": "x", "tool_calls": calls}]}
+    ]
+    [session], _ = read_sessions(write_jsonl(tmp_path / "s.jsonl", rows))
+    first, second = session.turns[0].tool_calls
+    assert ("u_1", None) == (first.result, second.result)
+    assert first == ToolCall(name="Users:Find", args={"email": "a@b.c"})
+    written = session.as_mapping()["turns"][0]["tool_calls"]
+    assert [
+        calls[0] | {"read_only": False},
+        {"name": "B", "args": {}, "read_only": False},
+    ] == written
 
 
 @pytest.mark.parametrize(
@@ -652,6 +679,14 @@ def test_tool_calls_are_read_with_their_arguments(
             r"tool_calls\[0\]\.read_only must be true or false, not a string",
         ),
         ([{"name": "a"}] * 33, "'tool_calls' has 33 calls, above the limit of 32 a turn"),
+        (
+            [{"name": "a", "result": {"id": 1}}],
+            r"tool_calls\[0\]\.result must be a string or null, not an object",
+        ),
+        (
+            [{"name": "a"}, {"name": "a", "result": "x" * 100_001}],
+            r"'tool_calls\[1\]\.result' is 100,001 characters, above the limit of 100,000",
+        ),
     ],
 )
 def test_tool_calls_of_the_wrong_shape_are_named_and_skippable(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from preload import ConfigError, EngineConfig, InputError, Session, ToolCall, Turn
+from preload import ConfigError, EngineConfig, InputError, LatencyConfig, Session, ToolCall, Turn
 from preload.learning import OracleCallPredictor
 from preload.replay import fit_strategies, generate_demo, replay
 from preload.replay._replay import _strategy_config, arrivals
@@ -247,6 +247,22 @@ def test_a_calls_latency_is_its_own_whatever_else_was_called() -> None:
     assert second.delay("Find", shown) == alone
     assert len(set(others)) == len(others)
     assert backend(4).delay("Find", shown) != alone
+
+
+async def test_the_backend_answers_a_call_with_the_result_its_log_recorded() -> None:
+    """
+    A call the sessions recorded a result for is answered with that result (so that
+    the engine's forecasts read it, as they would a real tool's); another, with a text
+    naming the call.
+    """
+    looked_up = ToolCall(name="Users:Find", args={"email": "a@b.c"}, read_only=True, result="u_1")
+    turn = Turn(t=0, text="my email is a@b.c", tool_calls=(looked_up,))
+    latency = LatencyConfig(distribution="constant", median_ms=1)
+    backend = SimulatedCallSource(
+        [Session(session_id="s", turns=(turn,))], latency, random.Random(0)
+    )
+    assert "u_1" == await backend.call("Users:Find", {"email": "a@b.c"})
+    assert "Users:Find results for" in await backend.call("Users:Find", {"email": "x@y.z"})
 
 
 def test_report_json_has_exactly_the_contract_keys() -> None:

@@ -47,16 +47,23 @@ _MAX_DEPTH = 8
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCall:
     """
-    One call a turn made: the tool's name, its arguments and whether it only reads.
+    One call a turn made: the tool's name, its arguments, whether it only reads, and
+    its result when known.
 
-    ``read_only`` calls may be run speculatively; others never are.
+    ``read_only`` calls may be run speculatively; others never are. ``result`` is what
+    the call returned, as text, if the log says it (None otherwise): the forecast finds
+    later calls' arguments in it (a user id a lookup returned). It is no part of the
+    call's identity: two calls with the same name and arguments are equal.
 
     .. versionadded:: 0.3
+    .. versionchanged:: 0.9
+       ``result``.
     """
 
     name: str
     args: Mapping[str, Any] = field(default_factory=dict)
     read_only: bool = False
+    result: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -69,7 +76,14 @@ class ToolCall:
         """
         The call as a session-log mapping.
         """
-        return {"name": self.name, "args": dict(self.args), "read_only": self.read_only}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "args": dict(self.args),
+            "read_only": self.read_only,
+        }
+        if self.result is not None:
+            out["result"] = self.result
+        return out
 
 
 def call_key(name: str, args: Mapping[str, Any]) -> str:

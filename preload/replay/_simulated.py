@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..calls import canonical_args
+
 if TYPE_CHECKING:
     from .._config import LatencyConfig
     from .._sessions import Session
@@ -84,8 +86,10 @@ class SimulatedCallSource:
     """
     The backend of the sessions' tool calls: it knows each tool the sessions call, and
     whether it only reads (as most of its recorded calls say), and answers a call after
-    a latency drawn from ``latency`` (the ``db`` distribution in a replay) with a text
-    made from the call. The latency is the call's own: drawn from a generator seeded
+    a latency drawn from ``latency`` (the ``db`` distribution in a replay) with the
+    result the sessions recorded for the call (name and arguments; the last one, if
+    they recorded several), or for a call they recorded none for, a text made from the
+    call. The latency is the call's own: drawn from a generator seeded
     by ``rng``'s first draw and the call (name and arguments), so the same call takes
     the same time whoever makes it and however many calls other strategies ran.
 
@@ -105,12 +109,15 @@ class SimulatedCallSource:
         self.salt = rng.getrandbits(64)
         self.calls = 0
         votes: dict[str, list[int]] = {}
+        self.results: dict[tuple[str, str], str] = {}
         for session in sessions:
             for turn in session.turns:
                 for call in turn.tool_calls:
                     vote = votes.setdefault(call.name, [0, 0])
                     vote[0] += 1
                     vote[1] += call.read_only
+                    if call.result is not None:
+                        self.results[call.name, canonical_args(call.args)] = call.result
         self.tools = {name: 2 * ro > n for name, (n, ro) in votes.items()}
 
     def read_only(self, name: str) -> bool | None:
@@ -134,12 +141,13 @@ class SimulatedCallSource:
 
     async def call(self, name: str, args: Mapping[str, Any]) -> str:
         """
-        A result naming the call, after the drawn latency.
+        The recorded result of the call (or one naming it), after the drawn latency.
         """
         self.calls += 1
         shown = _shown(args)
         await anyio.sleep(self.delay(name, shown))
-        return f"{name} results for {shown}"
+        recorded = self.results.get((name, canonical_args(args))) if self.results else None
+        return recorded if recorded is not None else f"{name} results for {shown}"
 
 
 def _shown(args: Mapping[str, Any]) -> str:

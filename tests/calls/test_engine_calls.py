@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -363,6 +364,54 @@ async def test_the_engine_learns_calls_from_sessions_that_end() -> None:
         after = engine.call_statistics()
     assert 1 == source.calls[call_key(FIND, new)]
     assert (before.speculative + 1, before.call_hits + 1) == (after.speculative, after.call_hits)
+
+
+class _Accounts(ScriptedCallSource):
+    """
+    A user lookup whose result is the user's id (made from the e-mail address), and
+    an account call by that id.
+    """
+
+    def __init__(self) -> None:
+        super().__init__({"Users:Find": True, "Users:Get": True})
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> str:
+        answer = await super().call(name, args)
+        if name == "Users:Find":
+            return str(args["email"]).split("@")[0].replace(".", "_")
+        return answer
+
+
+async def test_a_value_an_earlier_calls_result_gave_is_speculated() -> None:
+    """
+    The engine records each call's result in its turn, and the call forecaster learns
+    from ended sessions that the account call takes the id the lookup returned: in a
+    new session, that id, which no text says, is run ahead and served as a hit.
+    """
+    source = _Accounts()
+    async with _engine(source, EngineCallPredictor(), threshold=0.2, guesses=3) as engine:
+        for i in range(30):
+            sid, email = f"s{i}", f"user.{i:04d}@mail.com"
+            await engine.handle(session_id=sid, text=f"my email is {email}", state="Auth")
+            await engine.call(sid, "Users:Find", {"email": email})
+            engine.reply(sid, "Found you.")
+            await engine.handle(session_id=sid, text="check my account", state="Account")
+            await engine.call(sid, "Users:Get", {"user_id": f"user_{i:04d}"})
+            engine.reply(sid, "Here it is.")
+            engine.end_session(sid)
+            await engine.wait_idle()
+        await engine.handle(session_id="new", text="my email is zed.9999@mail.com", state="Auth")
+        await engine.call("new", "Users:Find", {"email": "zed.9999@mail.com"})
+        engine.reply("new", "Found you.")
+        before = engine.call_statistics()
+        await engine.handle(session_id="new", text="check my account", state="Account")
+        await engine.wait_idle()
+        await engine.call("new", "Users:Get", {"user_id": "zed_9999"})
+        after = engine.call_statistics()
+        [speculated] = [c for c in engine.speculations_of("new") if c.name == "Users:Get"]
+    assert 1 == source.calls[call_key("Users:Get", {"user_id": "zed_9999"})]
+    assert before.call_hits + 1 == after.call_hits
+    assert "result" == speculated.evidence["user_id"]
 
 
 async def test_a_call_joins_the_history_of_its_turn() -> None:

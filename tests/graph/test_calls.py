@@ -841,6 +841,88 @@ def test_an_unseen_number_of_an_open_class_is_taken_from_the_request() -> None:
     assert {"zip": "94103"} == dict(best.args)
 
 
+def account_session(rng: random.Random, user: str, orders: list[str]) -> dict[str, Any]:
+    """
+    The user signs in by e-mail, whose lookup returns the user id, then opens the
+    account (by that id, which no text says), whose result lists the orders, latest
+    first, then asks about the latest (whose number no text says either).
+    """
+    email = f"{user.replace('_', '.')}@mail.com"
+    account = json.dumps({"user_id": user, "orders": orders})
+    return {
+        "turns": [
+            _turn(
+                f"My email is {email}",
+                "A:Auth",
+                "Found you.",
+                _call("A:FindUser", {"email": email}) | {"result": user},
+            ),
+            _turn(
+                rng.choice(["Check my account please", "Can you open my account?"]),
+                "A:Account",
+                "Here it is.",
+                _call("A:GetUser", {"user_id": user}) | {"result": account},
+            ),
+            _turn(
+                rng.choice(["What about my latest order?", "and my most recent order"]),
+                "A:Order",
+                "It has shipped.",
+                _call("A:GetOrder", {"order_id": orders[0]}) | {"result": '{"status": "ok"}'},
+            ),
+        ]
+    }
+
+
+def _accounts(n: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        account_session(
+            rng,
+            f"{rng.choice(FIRST).lower()}_{rng.randrange(10_000):04d}",
+            [f"#W{rng.randrange(10**7):07d}" for _ in range(rng.randint(2, 4))],
+        )
+        for _ in range(n)
+    ]
+
+
+def test_an_argument_only_an_earlier_calls_result_gives_is_taken() -> None:
+    """
+    A user id that only the lookup's result holds fills the next call, and of the
+    orders the account's result lists, the first (where the training sessions' latest
+    order stood) fills the order's.
+    """
+    model = CallForecaster().fit(_accounts(60, 0))
+    auth, account, order = account_session(
+        random.Random(1), "zed_0042", ["#W1000001", "#W2000002", "#W3000003"]
+    )["turns"]
+    best = model.predict([auth], account)[0]
+    assert ("A:GetUser", {"user_id": "zed_0042"}) == (best.name, dict(best.args))
+    assert "result" == best.evidence["user_id"]
+    best = model.predict([auth, account], order)[0]
+    assert ("A:GetOrder", {"order_id": "#W1000001"}) == (best.name, dict(best.args))
+    assert "result" == best.evidence["order_id"]
+
+
+def test_a_log_without_results_gives_no_value_from_them() -> None:
+    """
+    The same sessions without results: nothing says the user id, so no guess has it.
+    """
+
+    def bare(session: dict[str, Any]) -> dict[str, Any]:
+        turns = [
+            dict(
+                t,
+                tool_calls=[{k: v for k, v in c.items() if k != "result"} for c in t["tool_calls"]],
+            )
+            for t in session["turns"]
+        ]
+        return {"turns": turns}
+
+    model = CallForecaster().fit([bare(s) for s in _accounts(60, 0)])
+    auth, account, _ = bare(account_session(random.Random(1), "zed_0042", ["#W1000001"]))["turns"]
+    assert all(g.args.get("user_id") != "zed_0042" for g in model.predict([auth], account))
+
+
 _KEYS = st.text(st.characters(blacklist_characters=PATH), min_size=1, max_size=5)
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
