@@ -75,7 +75,7 @@ _PRIOR: dict[str, tuple[float, float]] = {
     "agent:past": (0.2, 0.2),
     "call": (0.5, 0.4),
     "next": (0.3, 0.3),
-    "result": (0.4, 0.3),
+    "result": (0.2, 0.2),
     "default": (0.3, 0.3),
 }
 #: predict reads the calls of this many times ``max_turns`` latest turns of a history.
@@ -397,8 +397,10 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         texts = []
         for i, scan in enumerate([*scans, *results]):
             found = mention_options(scan, kid, fmt, counts, anchor)
-            if i == 0 or i >= len(scans):
+            if i == 0:
                 found = [*found, *open_class_mentions(scan, counts, key)]
+            elif i >= len(scans):
+                found = [*found, *_result_names(open_class_mentions(scan, counts, key))]
             texts.append((scan, found))
         given = (as_written(counts, key, m)[2] for _, found in texts[len(scans) :] for m in found)
         if truth not in given:  # the results count where one had the value: which of theirs
@@ -407,11 +409,12 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             for m in found:
                 start, after, value, _ = as_written(counts, key, m)
                 right = value == truth
-                words = scan.context(start, after)
-                if i == 0:
-                    words.extend(asked)
-                elif i >= len(scans):
-                    words.extend(_listed(m, found))
+                if i >= len(scans):
+                    words = _result_words(scan, m, found)
+                else:
+                    words = scan.context(start, after)
+                    if i == 0:
+                        words.extend(asked)
                 for word in words:
                     cues.add(word, float(right), float(not right))
 
@@ -799,11 +802,13 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         best: tuple[float, int, int, Mention] | None = None
         for i, scan in enumerate(view.results):
             options = mention_options(scan, kid, fmt, counts, anchor)
-            options = [*options, *open_mentions(scan, counts, key, *free_spans(scan, counts, kids))]
-            for fit, m in rank_mentions(scan, options, cues):
-                # where it stands in its result's list counts too; on a tie, the latest
-                # result, and in it the first (a result lists its best first)
-                score = (fit + sum(cues.get(w, 0.0) for w in _listed(m, options)), i, -m[0], m)
+            free = open_mentions(scan, counts, key, *free_spans(scan, counts, kids))
+            options = [*options, *_result_names(free)]
+            for m in options:
+                # on a tie, the latest result, and in it the first (a result lists its
+                # best first)
+                fit = sum(cues.get(w, 0.0) for w in _result_words(scan, m, options))
+                score = (fit, i, -m[0], m)
                 if best is None or score[:3] > best[:3]:
                     best = score
         return None if best is None else as_written(counts, key, best[3])
@@ -1074,12 +1079,23 @@ def _how(how: str, side: str) -> str:
     return f"normalized:{how}" if how else side
 
 
-def _listed(found: Mention, options: Sequence[Mention]) -> list[str]:
+def _result_names(found: list[Mention]) -> list[Mention]:
     """
-    Return cue words for where a mention stands among a result's values of one
-    argument: ``^first``, ``^last`` (both for the only one), or none between.
+    Return the names and codes a call's result may give: not its runs of uncommon
+    words (a result written in lower case is no user who does not capitalize: its
+    words are field names and data, ``"status": "shipped"``).
     """
-    words = []
+    return [m for m in found if m[3] != "words"]
+
+
+def _result_words(scan: TextScan, found: Mention, options: Sequence[Mention]) -> list[str]:
+    """
+    Return the cue words of a value in a call's result: the words around it, marked
+    as a result's (``r<city``: the words of results and of requests are weighed
+    apart), and where it stands among the result's values of the argument: ``^first``,
+    ``^last`` (both for the only one), or neither.
+    """
+    words = [f"r{w}" for w in scan.context(found[0], found[1])]
     if found[0] == min(m[0] for m in options):
         words.append("^first")
     if found[0] == max(m[0] for m in options):

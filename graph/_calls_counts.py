@@ -978,8 +978,8 @@ def open_mentions(
     """
     Return what a text may give an argument whose next value may be one no training
     call had: for an open class of codes, its codes in the argument's shapes that
-    overlap no ``known`` value's stretch; for an open class of names, its ``free``
-    names (:func:`free_spans`).
+    overlap no ``known`` value's stretch; else, for an open class of names, its
+    ``free`` names (:func:`free_spans`).
     """
     if counts.shapes(key) is None:
         return free if counts.key_info(key)[2] == "name" else []
@@ -993,7 +993,7 @@ def open_mentions(
 def open_class_mentions(scan: TextScan, counts: CallCounts, key: Key) -> list[Mention]:
     """
     Return every value never seen a text may give an argument of an open class (its
-    codes in the argument's shapes, or its names), known values or not: what the
+    codes in the argument's shapes, or else its names), known values or not: what the
     words around them are learned from.
     """
     if counts.shapes(key) is not None:

@@ -253,7 +253,7 @@ async def test_the_backend_answers_a_call_with_the_result_its_log_recorded() -> 
     """
     A call the sessions recorded a result for is answered with that result (so that
     the engine's forecasts read it, as they would a real tool's); another, with a text
-    naming the call.
+    that says nothing a forecast could take for a value.
     """
     looked_up = ToolCall(name="Users:Find", args={"email": "a@b.c"}, read_only=True, result="u_1")
     turn = Turn(t=0, text="my email is a@b.c", tool_calls=(looked_up,))
@@ -262,7 +262,7 @@ async def test_the_backend_answers_a_call_with_the_result_its_log_recorded() -> 
         [Session(session_id="s", turns=(turn,))], latency, random.Random(0)
     )
     assert "u_1" == await backend.call("Users:Find", {"email": "a@b.c"})
-    assert "Users:Find results for" in await backend.call("Users:Find", {"email": "x@y.z"})
+    assert "(answered)" == await backend.call("Users:Find", {"email": "x@y.z"})
 
 
 def test_report_json_has_exactly_the_contract_keys() -> None:

@@ -88,8 +88,9 @@ class SimulatedCallSource:
     whether it only reads (as most of its recorded calls say), and answers a call after
     a latency drawn from ``latency`` (the ``db`` distribution in a replay) with the
     result the sessions recorded for the call (name and arguments; the last one, if
-    they recorded several), or for a call they recorded none for, a text made from the
-    call. The latency is the call's own: drawn from a generator seeded
+    they recorded several), or for a call they recorded none for, ``"(answered)"``
+    (naming none of the call's arguments, nor anything a forecast could take for a
+    value, as if a real result had given it). The latency is the call's own: drawn from a generator seeded
     by ``rng``'s first draw and the call (name and arguments), so the same call takes
     the same time whoever makes it and however many calls other strategies ran.
 
@@ -141,13 +142,13 @@ class SimulatedCallSource:
 
     async def call(self, name: str, args: Mapping[str, Any]) -> str:
         """
-        The recorded result of the call (or one naming it), after the drawn latency.
+        The recorded result of the call (or ``"(answered)"``), after the drawn latency.
         """
         self.calls += 1
         shown = _shown(args)
         await anyio.sleep(self.delay(name, shown))
         recorded = self.results.get((name, canonical_args(args))) if self.results else None
-        return recorded if recorded is not None else f"{name} results for {shown}"
+        return recorded if recorded is not None else "(answered)"
 
 
 def _shown(args: Mapping[str, Any]) -> str:

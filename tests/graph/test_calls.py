@@ -923,6 +923,19 @@ def test_a_log_without_results_gives_no_value_from_them() -> None:
     assert all(g.args.get("user_id") != "zed_0042" for g in model.predict([auth], account))
 
 
+def test_a_result_in_lower_case_gives_no_names() -> None:
+    """
+    A result written in lower case is data, not a user who does not capitalize: its
+    uncommon words are no candidate name (a replay's result that says only
+    "(answered)" gave "Answered" as a director before).
+    """
+    rng = random.Random(3)
+    model = CallForecaster().fit([movie_session(rng, f"{a} {b}") for a in FIRST for b in LAST])
+    said = _turn("Hello.", "M:Hello", "Hello.", _call("M:Ping", {}) | {"result": "(answered)"})
+    request = {"text": "a drama film please", "state": "M:Find"}
+    assert all(g.args.get("director") != "Answered" for g in model.predict([said], request, k=10))
+
+
 _KEYS = st.text(st.characters(blacklist_characters=PATH), min_size=1, max_size=5)
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
