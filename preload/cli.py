@@ -70,7 +70,8 @@ _STRATEGY_HELP = {
     "request_oracle": "the oracle, but a turn's calls start only as its request arrives: the "
     "ceiling of forecasting calls from the request (not run by default)",
     "said_oracle": "the oracle, but a call starts before its request only when every argument "
-    "value was said (or given to an earlier call) by then: the ceiling of forecasting calls "
+    "value was said (in a text or a result, or given to an earlier call) by then: the "
+    "ceiling of forecasting calls "
     "from what was said (not run by default)",
 }
 

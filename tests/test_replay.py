@@ -142,6 +142,27 @@ def test_the_said_oracle_runs_after_the_reply_only_the_calls_whose_values_were_s
     assert 3 == len(everything.predict_calls("s", history[:2], None, k=5))
 
 
+def test_the_said_oracle_counts_what_an_earlier_call_returned_as_said() -> None:
+    """
+    A value only an earlier call's result holds (the user id a lookup returned) was
+    said to the agent: the call taking it may start after the reply.
+    """
+    lookup = ToolCall(name="Users:Find", args={"email": "a@b.c"}, read_only=True, result="u_17")
+    account = ToolCall(name="Users:Get", args={"user_id": "u_17"}, read_only=True)
+    turns = (
+        Turn(t=0.0, text="my email is a@b.c", system="Found you.", tool_calls=(lookup,)),
+        Turn(t=1.0, text="my account please", tool_calls=(account,)),
+    )
+    oracle = OracleCallPredictor({"s": Session(session_id="s", turns=turns)}, said_first=True)
+    history = [t.as_mapping() for t in turns]
+    assert [account.args] == [
+        dict(g.args) for g in oracle.predict_calls("s", history[:1], None, k=5)
+    ]
+    history[0]["tool_calls"][0].pop("result")
+    fresh = OracleCallPredictor({"s": Session(session_id="s", turns=turns)}, said_first=True)
+    assert [] == fresh.predict_calls("s", history[:1], None, k=5)
+
+
 def test_the_said_oracle_waits_between_the_oracle_and_the_request_oracle() -> None:
     """
     On the demo, ``said_oracle`` serves every read-only call ahead, some of them run

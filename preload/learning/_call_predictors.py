@@ -154,8 +154,9 @@ class OracleCallPredictor:
     Args:
         sessions: The sessions it will be asked about, by id.
         said_first: Before the request arrives (after the reply), forecast only the
-            calls whose every argument value was said by then (a request's or a
-            reply's whole words, in any case) or given to an earlier call: the
+            calls whose every argument value was said by then (a request's, a
+            reply's or an earlier call's result's whole words, in any case) or given
+            to an earlier call: the
             ceiling of forecasting calls from what was said. A boolean, a date
             (``2019-03-14``) or ``dontcare`` counts as said: it needs normalizing ("the
             14th", "any") more than saying.
@@ -231,7 +232,8 @@ def _leaves(value: Any) -> Iterator[Any]:
 
 class _Said:
     """
-    What a session said (its words, turn by turn) and gave its calls, so far.
+    What a session said (its words, turn by turn, its calls' results too) and gave its
+    calls, so far.
     """
 
     def __init__(self) -> None:
@@ -248,6 +250,9 @@ class _Said:
         for call in turn.get("tool_calls") or ():
             args = call.get("args") if isinstance(call, Mapping) else None
             self._given.update(str(v).lower() for v in _leaves(args or {}))
+            result = call.get("result") if isinstance(call, Mapping) else None
+            if isinstance(result, str):  # what it returned was said to the agent
+                self._words.append(f" {' '.join(_WORD.findall(result.lower()))} ")
         self.turns += 1
 
     def has(self, value: Any) -> bool:
