@@ -406,11 +406,12 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         if truth not in given:  # the results count where one had the value: which of theirs
             del texts[len(scans) :]
         for i, (scan, found) in enumerate(texts):
+            ends = _ends(found)
             for m in found:
                 start, after, value, _ = as_written(counts, key, m)
                 right = value == truth
                 if i >= len(scans):
-                    words = _result_words(scan, m, found)
+                    words = _result_words(scan, m, ends)
                 else:
                     words = scan.context(start, after)
                     if i == 0:
@@ -804,10 +805,11 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             options = mention_options(scan, kid, fmt, counts, anchor)
             free = open_mentions(scan, counts, key, *free_spans(scan, counts, kids))
             options = [*options, *_result_names(free)]
+            ends = _ends(options)
             for m in options:
                 # on a tie, the latest result, and in it the first (a result lists its
                 # best first)
-                fit = sum(cues.get(w, 0.0) for w in _result_words(scan, m, options))
+                fit = sum(cues.get(w, 0.0) for w in _result_words(scan, m, ends))
                 score = (fit, i, -m[0], m)
                 if best is None or score[:3] > best[:3]:
                     best = score
@@ -1088,17 +1090,26 @@ def _result_names(found: list[Mention]) -> list[Mention]:
     return [m for m in found if m[3] != "words"]
 
 
-def _result_words(scan: TextScan, found: Mention, options: Sequence[Mention]) -> list[str]:
+def _ends(options: Sequence[Mention]) -> tuple[int, int]:
+    """
+    Return where the first and the last of a text's mentions start (token indexes).
+    """
+    starts = [m[0] for m in options]
+    return (min(starts), max(starts)) if starts else (0, 0)
+
+
+def _result_words(scan: TextScan, found: Mention, ends: tuple[int, int]) -> list[str]:
     """
     Return the cue words of a value in a call's result: the words around it, marked
     as a result's (``r<city``: the words of results and of requests are weighed
-    apart), and where it stands among the result's values of the argument: ``^first``,
-    ``^last`` (both for the only one), or neither.
+    apart), and where it stands among the result's values of the argument (``ends``:
+    where the first and the last start): ``^first``, ``^last`` (both for the only
+    one), or neither.
     """
     words = [f"r{w}" for w in scan.context(found[0], found[1])]
-    if found[0] == min(m[0] for m in options):
+    if found[0] == ends[0]:
         words.append("^first")
-    if found[0] == max(m[0] for m in options):
+    if found[0] == ends[1]:
         words.append("^last")
     return words
 
