@@ -646,7 +646,9 @@ class CallsConfig:
     When ``speculate`` is on, the engine asks its call forecaster for ``guesses`` calls
     at the ``moments`` of a turn, the moment a request arrives (for its own calls) and,
     if listed, after the reply (for the next turn), and runs those of at least
-    ``threshold`` probability whose tool is declared read-only: at most
+    ``threshold`` probability (``reply_threshold`` after the reply, when a guess is
+    seldom right unless an earlier call's result settles it) whose tool is declared
+    read-only: at most
     ``max_per_turn`` a session a turn, at most
     ``max_in_flight_per_source`` at once against one call source, ``workers`` at once
     in all (limits of speculation only: the agent's own calls never wait for them, as
@@ -665,11 +667,14 @@ class CallsConfig:
        ``max_per_call``.
     .. versionchanged:: 0.8
        ``max_per_call`` is 1.9 (was 2.0) and bounds an engine from its first call on.
+    .. versionchanged:: 0.9
+       ``reply_threshold``; ``moments`` are both by default (were ``("request",)``).
     """
 
     speculate: bool = True
-    moments: tuple[str, ...] = ("request",)
+    moments: tuple[str, ...] = ("reply", "request")
     threshold: float = 0.02
+    reply_threshold: float = 0.2
     guesses: int = 5
     max_per_turn: int = 3
     max_per_call: float = 1.9
@@ -688,6 +693,7 @@ class CallsConfig:
             )
         object.__setattr__(self, "moments", tuple(dict.fromkeys(self.moments)))
         _probability("calls.threshold", self.threshold)
+        _probability("calls.reply_threshold", self.reply_threshold)
         _positive("calls.guesses", self.guesses)
         _non_negative("calls.max_per_turn", self.max_per_turn)
         _positive("calls.max_per_call", self.max_per_call)

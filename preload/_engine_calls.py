@@ -282,7 +282,9 @@ class CallSide:
                 key = self._book.add(ToolCall(name=guess.name, args=guess.args, read_only=True))
             except (TypeError, ValueError):
                 continue
-            if not loader.worth([(key, guess.p)]):
+            if not loader.worth([(key, guess.p)]) or (
+                moment == "reply" and guess.p < calls.reply_threshold
+            ):
                 continue
             if loader.is_ready(key) or (
                 self._speculation.pending(session_id, key) and loader.is_pending(key)

@@ -487,10 +487,13 @@ def test_training_on_texts_it_cannot_learn_from_is_an_input_error(processes: int
 
 def test_the_oracle_speculates_at_the_earliest_moment_whatever_the_engines_are() -> None:
     """
-    The engine speculates at the configured moments (the request's by default); the
-    oracle, the ceiling, also after the reply; strategies that forecast nothing never.
+    The engine speculates at the configured moments (both by default); the oracle,
+    the ceiling, also after the reply whatever they are; strategies that forecast
+    nothing never.
     """
     config = EngineConfig()
+    assert ("reply", "request") == _strategy_config("engine", config).calls.moments
+    config = config.replace(calls=replace(config.calls, moments=("request",)))
     assert ("request",) == _strategy_config("engine", config).calls.moments
     assert ("reply", "request") == _strategy_config("oracle", config).calls.moments
     assert ("reply", "request") == _strategy_config("global_oracle", config).calls.moments

@@ -560,6 +560,29 @@ async def test_speculation_runs_at_the_configured_moments(moments: tuple[str, ..
     )
 
 
+@pytest.mark.parametrize(("reply_threshold", "run"), [(0.2, 0), (0.05, 1)])
+async def test_a_guess_after_the_reply_needs_the_reply_threshold(
+    reply_threshold: float, run: int
+) -> None:
+    """
+    After the reply a guess runs only from calls.reply_threshold on (as the request
+    arrives, from calls.threshold on): a guess of p 0.1 runs at the request, but after
+    the reply only under a lower bar.
+    """
+    source = ScriptedCallSource({FIND: True})
+    predictor = ScriptedCallPredictor([(FIND, SAN_JOSE, 0.1)], moments=frozenset({"reply"}))
+    async with _engine(source, predictor, reply_threshold=reply_threshold) as engine:
+        await engine.handle(session_id="s", text="hi")
+        engine.reply("s", "hello")
+        await engine.wait_idle()
+        assert run == engine.call_statistics().speculative
+    anytime = ScriptedCallPredictor([(FIND, SAN_JOSE, 0.1)], moments=frozenset({"request"}))
+    async with _engine(ScriptedCallSource({FIND: True}), anytime) as engine:
+        await engine.handle(session_id="s", text="hi")
+        await engine.wait_idle()
+        assert 1 == engine.call_statistics().speculative
+
+
 async def test_nothing_is_forecast_for_speculation_when_no_call_could_run() -> None:
     """
     An engine with documents only (no call source, no tool) never asks its call
