@@ -739,6 +739,21 @@ def test_code_tokens_are_stripped_of_the_punctuation_around_them() -> None:
     assert ("#A9999999", "9:.9A") == found[0][1:3]
 
 
+@given(st.text(alphabet=st.sampled_from("aZ9#@_.-,:()' \n"), max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_code_tokens_are_where_they_say_and_in_their_shapes(text: str) -> None:
+    """
+    Whatever the text, each code found is the text at its offsets, holds a digit or
+    one of #@_, and has the shapes it would give as a value (so an argument with such
+    values finds it).
+    """
+    for value, fine, coarse, start, end in code_tokens(text):
+        assert text[-2000:][start:end] == value
+        assert any(c.isdigit() or c in "#@_" for c in value)
+        shapes = code_shapes({value: 1.0, "q1": 1.0, "r2": 1.0})
+        assert shapes is not None and fine in shapes[0] and coarse in shapes[1]
+
+
 def order_session(rng: random.Random, order: str, email: str) -> dict[str, Any]:
     """
     A retail help desk: the user gives an e-mail address, then an order number; each
