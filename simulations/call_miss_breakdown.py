@@ -1,16 +1,17 @@
 """
 Where the call forecast's misses come from: fit ``graph.CallForecaster`` on a corpus's
 train sessions, then follow the engine's speculation policy over the dev sessions (the
-guesses at its moments, after the previous reply if listed and at the request,
-``p >= threshold``, at most ``max_per_turn`` started per turn, ``guesses`` asked at
-each moment) and sort every read-only call the sessions made into one cause.
+guesses at its moments, after the previous reply if listed and at the request, of
+``p >= threshold``, or ``reply_threshold`` after the reply, at most ``max_per_turn``
+started per turn, ``guesses`` asked at each moment) and sort every read-only call the
+sessions made into one cause.
 
 Run ``python -m simulations.call_miss_breakdown`` (reads SGD and STAR under
 ``../shared/data`` from the repository root; ``--data DIR`` for another place,
 ``--corpus sgd`` for one, ``--limit N`` dev sessions, 400 by default as in the replay
 figures; ``--train-sample N`` to fit on N train sessions drawn at random, as a corpus
-with little training would be; ``--threshold``, ``--max-per-turn``, ``--guesses``,
-``--moments`` as ``[calls]``, whose defaults they take; ``--examples N`` prints the first N calls of
+with little training would be; ``--threshold``, ``--reply-threshold``,
+``--max-per-turn``, ``--guesses``, ``--moments`` as ``[calls]``, whose defaults they take; ``--examples N`` prints the first N calls of
 each cause: the last reply, the request, the call and the first guesses with their
 evidence).
 
@@ -163,12 +164,13 @@ def breakdown(
     max_per_turn: int,
     guesses: int,
     moments: Sequence[str] = ("reply", "request"),
+    reply_threshold: float | None = None,
     examples: dict[str, list[str]] | None = None,
     max_examples: int = 0,
 ) -> tuple[Counter[str], int]:
     """
     Sort every read-only call of ``sessions`` into its cause; also return the number of
-    speculated calls. With ``examples``, the first ``max_examples`` calls of each cause
+    speculated calls (a guess after the reply needs ``reply_threshold``, when given). With ``examples``, the first ``max_examples`` calls of each cause
     are described there (the request, the last reply, the call, the guesses).
     """
     causes: Counter[str] = Counter()
@@ -187,7 +189,10 @@ def breakdown(
                     continue
                 for g in model.predict(history, moment, k=guesses):
                     key = exact(g.name, g.args)
-                    if g.p < threshold or key in spec:
+                    bar = threshold
+                    if moment is None and reply_threshold is not None:
+                        bar = reply_threshold  # after the reply
+                    if g.p < bar or key in spec:
                         continue
                     if budget >= max_per_turn:
                         flagged.add(key)
@@ -266,6 +271,7 @@ def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
         dev,
         seen,
         threshold=options.threshold,
+        reply_threshold=options.reply_threshold,
         max_per_turn=options.max_per_turn,
         guesses=options.guesses,
         moments=options.moments.split(","),
@@ -275,7 +281,8 @@ def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
     total = sum(causes.values())
     print(
         f"\n{corpus}: fit on {len(train)} train sessions in {fit_s:.0f} s; {len(dev)} dev "
-        f"sessions, {total} read-only calls; threshold {options.threshold}, max_per_turn "
+        f"sessions, {total} read-only calls; threshold {options.threshold} (after the reply "
+        f"{options.reply_threshold}), max_per_turn "
         f"{options.max_per_turn}, guesses {options.guesses}, moments {options.moments}; "
         f"{n_spec / max(total, 1):.2f} speculated per read-only call; names read from "
         f"words at temperature {model.name_temperature_.best:g}"
@@ -310,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     calls = CallsConfig()
     parser.add_argument("--threshold", type=float, default=calls.threshold)
+    parser.add_argument("--reply-threshold", type=float, default=calls.reply_threshold)
     parser.add_argument("--max-per-turn", type=int, default=calls.max_per_turn)
     parser.add_argument("--guesses", type=int, default=calls.guesses)
     parser.add_argument(
