@@ -901,7 +901,11 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             if presence >= 0.5 and (kind == "default" and right < 0.5 or given < 0.5):
                 complete = False
         last = view.last_args.get(name)
-        head = (moment, str(int(complete)), str(int(fresh)))
+        # read-only calls apart: after the reply, a transactional call ("Shall I book
+        # it?") is far likelier to come than a search, and pooled they looked alike
+        entry = counts.names.get(name)
+        read_only = entry is not None and entry[1] * 2 > entry[0]
+        head = (moment, str(int(complete)), str(int(fresh)), "ro" if read_only else "tx")
         drafts = [_draft(name, args, evidence, p0, last, head, "0")]
         variants.sort(key=lambda it: -it[0])
         for factor, arg, alt, alt_how, rank in variants[: self.alternatives]:
@@ -1000,7 +1004,7 @@ def _draft(
     evidence: dict[str, str],
     p0: float,
     last: dict[str, str] | None,
-    head: tuple[str, str, str],
+    head: tuple[str, ...],
     rank: str,
 ) -> _Draft:
     status = "new" if last is None else "same" if last == args else "changed"
