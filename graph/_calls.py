@@ -43,13 +43,14 @@ from ._calls_counts import (
     arg_words,
     as_written,
     calls_of,
-    free_spans,
+    known_stretches,
     later_key,
     mention,
     mention_options,
     nested,
     open_class_mentions,
     open_mentions,
+    overlaps,
     rank_mentions,
     turns_of,
 )
@@ -470,8 +471,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         def keep(name: str) -> bool:
             if names is not None and not names(name):
                 return False
-            entry = counts.names.get(name)
-            return not read_only or (entry is not None and entry[1] * 2 > entry[0])
+            return not read_only or counts.read_only(name)
 
         drafts, _ = self._drafts(view, request, counts, self._anchor(counts), keep)
         out = [
@@ -634,20 +634,18 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         # of any capitalized words ("Hi, Gavin Hood here"), and those of uncommon words
         # apart again. The best fits are taken first, whichever arguments they fill.
         spans: dict[str, tuple[str, Mention]] = {}
-        free, taken = free_spans(scan, counts, [counts.key_info((name, a))[3] for a in past])
-        known = list(taken)
+        known = known_stretches(scan, [counts.key_info((name, a))[3] for a in past])
+        taken = list(known)
         fits = [
             (fit, arg, found)
             for arg in past
             for fit, found in rank_mentions(
-                scan,
-                open_mentions(scan, counts, (name, arg), free, known),
-                self._cues_of((name, arg)),
+                scan, open_mentions(scan, counts, (name, arg), known), self._cues_of((name, arg))
             )
         ]
         fits.sort(key=lambda it: it[0], reverse=True)  # the best fit first, of any argument
         for fit, arg, best in fits:
-            if arg in spans or _overlaps(best, taken):
+            if arg in spans or overlaps(best, taken):
                 continue
             kind = "user:cued" if fit > 0 else "user:span"
             if best[3] != "span":  # its own rates: uncommon words and codes are not names
@@ -736,7 +734,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             cues = self._cues_of(key)
             options: list[tuple[tuple[float, ...], int, Mention]] = []
             said_before = view.said_options(kid, fmt, anchor, agent=agent, turns=_PAST_TURNS)
-            if not said_before and not agent and (fmt == "name" or counts.shapes(key)):
+            if not said_before and not agent:  # an open class: names or codes new to it
                 options = self._past_spans(key, kids, view, counts, presence, cues)
             for turn_no, scan, said in said_before:
                 fits = (
@@ -777,7 +775,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         first = view.n_turns - len(view.user)
         for back in range(len(view.user) - 1, max(-1, len(view.user) - 1 - _PAST_TURNS), -1):
             scan = view.user[back]
-            free = open_mentions(scan, counts, key, *free_spans(scan, counts, kids))
+            free = open_mentions(scan, counts, key, known_stretches(scan, kids))
             for fit, found in rank_mentions(scan, free, cues):
                 found = as_written(counts, key, found)
                 logit = self._said_logit(key, "user:past", found[3], presence)
@@ -803,7 +801,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         best: tuple[float, int, int, Mention] | None = None
         for i, scan in enumerate(view.results):
             options = mention_options(scan, kid, fmt, counts, anchor)
-            free = open_mentions(scan, counts, key, *free_spans(scan, counts, kids))
+            free = open_mentions(scan, counts, key, known_stretches(scan, kids))
             options = [*options, *_result_names(free)]
             ends = _ends(options)
             for m in options:
@@ -903,9 +901,12 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         last = view.last_args.get(name)
         # read-only calls apart: after the reply, a transactional call ("Shall I book
         # it?") is far likelier to come than a search, and pooled they looked alike
-        entry = counts.names.get(name)
-        read_only = entry is not None and entry[1] * 2 > entry[0]
-        head = (moment, str(int(complete)), str(int(fresh)), "ro" if read_only else "tx")
+        head = (
+            moment,
+            str(int(complete)),
+            str(int(fresh)),
+            "ro" if counts.read_only(name) else "tx",
+        )
         drafts = [_draft(name, args, evidence, p0, last, head, "0")]
         variants.sort(key=lambda it: -it[0])
         for factor, arg, alt, alt_how, rank in variants[: self.alternatives]:
@@ -1116,10 +1117,6 @@ def _result_words(scan: TextScan, found: Mention, ends: tuple[int, int]) -> list
     if found[0] == ends[1]:
         words.append("^last")
     return words
-
-
-def _overlaps(found: Mention, taken: list[tuple[int, int]]) -> bool:
-    return any(found[0] < stop and start < found[1] for start, stop in taken)
 
 
 def _scan_of(view: SessionView, turn: Mapping[str, Any]) -> TextScan:

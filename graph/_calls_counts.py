@@ -52,11 +52,12 @@ __all__ = [
     "as_written",
     "calls_of",
     "code_mentions",
-    "free_spans",
+    "known_stretches",
     "mention",
     "mention_options",
     "open_class_mentions",
     "open_mentions",
+    "overlaps",
     "rank_mentions",
     "results_of",
     "span_mentions",
@@ -166,18 +167,22 @@ def nested(args: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _call_entries(turn: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """
+    A turn's ``tool_calls`` entries that are mappings (others are skipped).
+    """
+    raw = turn.get("tool_calls")
+    if isinstance(raw, (list, tuple)):
+        yield from (call for call in raw if isinstance(call, Mapping))
+
+
 def _raw_calls(turn: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], bool]]:
     """
     A turn's well-formed ``tool_calls`` as ``(name, args, read_only)``, their arguments
     as the log gives them, those inside object arguments as arguments of their own
     (see :data:`PATH`); malformed calls are skipped.
     """
-    raw = turn.get("tool_calls")
-    if not isinstance(raw, (list, tuple)):
-        return
-    for call in raw:
-        if not isinstance(call, Mapping):
-            continue
+    for call in _call_entries(turn):
         name, args = call.get("name"), call.get("args")
         if isinstance(name, str) and name:
             flat = _flat(args) if isinstance(args, Mapping) else {}
@@ -188,14 +193,8 @@ def results_of(turn: Mapping[str, Any]) -> list[str]:
     """
     Return the results a turn's ``tool_calls`` recorded (``result``, text), in order.
     """
-    raw = turn.get("tool_calls")
-    if not isinstance(raw, (list, tuple)):
-        return []
-    return [
-        call["result"]
-        for call in raw
-        if isinstance(call, Mapping) and isinstance(call.get("result"), str) and call["result"]
-    ]
+    results = (call.get("result") for call in _call_entries(turn))
+    return [result for result in results if isinstance(result, str) and result]
 
 
 def calls_of(turn: Mapping[str, Any]) -> list[tuple[str, dict[str, str], bool]]:
@@ -637,6 +636,13 @@ class CallCounts:
             return int(value)
         return value
 
+    def read_only(self, name: str) -> bool:
+        """
+        Whether most of the calls of ``name`` counted were read-only.
+        """
+        entry = self.names.get(name)
+        return entry is not None and entry[1] * 2 > entry[0]
+
     def shapes(self, key: Key) -> tuple[frozenset[str], frozenset[str]] | None:
         """
         Return the shapes of an argument's values if they are an open class of codes
@@ -927,21 +933,19 @@ def mention_options(
     return options
 
 
-def free_spans(
-    scan: TextScan, counts: CallCounts, kids: Iterable[int]
-) -> tuple[list[Mention], list[tuple[int, int]]]:
+def known_stretches(scan: TextScan, kids: Iterable[int]) -> list[tuple[int, int]]:
     """
-    Return a text's names (:func:`span_mentions`) that overlap no known value it says
-    of the arguments ``kids`` (key ids), candidates for values those never had; and
-    the stretches of those known values.
+    Return the stretches (first token, token after) of the known values a text says
+    of the arguments ``kids`` (key ids), verbatim: no name or code there is new.
     """
-    known = [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
-    free = [
-        m
-        for m in span_mentions(scan, counts)
-        if not any(m[0] < stop and start < m[1] for start, stop in known)
-    ]
-    return free, known
+    return [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
+
+
+def overlaps(found: Mention, stretches: Iterable[tuple[int, int]]) -> bool:
+    """
+    Whether a mention overlaps one of ``stretches`` (first token, token after).
+    """
+    return any(found[0] < stop and start < found[1] for start, stop in stretches)
 
 
 def code_mentions(scan: TextScan, counts: CallCounts, key: Key) -> list[Mention]:
@@ -969,25 +973,14 @@ def code_mentions(scan: TextScan, counts: CallCounts, key: Key) -> list[Mention]
 
 
 def open_mentions(
-    scan: TextScan,
-    counts: CallCounts,
-    key: Key,
-    free: list[Mention],
-    known: list[tuple[int, int]],
+    scan: TextScan, counts: CallCounts, key: Key, known: list[tuple[int, int]]
 ) -> list[Mention]:
     """
     Return what a text may give an argument whose next value may be one no training
-    call had: for an open class of codes, its codes in the argument's shapes that
-    overlap no ``known`` value's stretch; else, for an open class of names, its
-    ``free`` names (:func:`free_spans`).
+    call had (:func:`open_class_mentions`) that overlaps no ``known`` value's stretch
+    (:func:`known_stretches`).
     """
-    if counts.shapes(key) is None:
-        return free if counts.key_info(key)[2] == "name" else []
-    return [
-        m
-        for m in code_mentions(scan, counts, key)
-        if not any(m[0] < stop and start < m[1] for start, stop in known)
-    ]
+    return [m for m in open_class_mentions(scan, counts, key) if not overlaps(m, known)]
 
 
 def open_class_mentions(scan: TextScan, counts: CallCounts, key: Key) -> list[Mention]:

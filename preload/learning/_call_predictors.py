@@ -245,14 +245,13 @@ class _Said:
         """
         Take the next turn in.
         """
-        for key in ("text", "system"):  # padded, so that a phrase is found whole
-            self._words.append(f" {' '.join(_WORD.findall(str(turn.get(key) or '').lower()))} ")
-        for call in turn.get("tool_calls") or ():
-            args = call.get("args") if isinstance(call, Mapping) else None
-            self._given.update(str(v).lower() for v in _leaves(args or {}))
-            result = call.get("result") if isinstance(call, Mapping) else None
-            if isinstance(result, str):  # what it returned was said to the agent
-                self._words.append(f" {' '.join(_WORD.findall(result.lower()))} ")
+        calls = [call for call in turn.get("tool_calls") or () if isinstance(call, Mapping)]
+        # what the calls returned was said to the agent too
+        texts = [turn.get("text"), turn.get("system"), *(call.get("result") for call in calls)]
+        for text in texts:  # padded, so that a phrase is found whole
+            self._words.append(f" {' '.join(_WORD.findall(str(text or '').lower()))} ")
+        for call in calls:
+            self._given.update(str(v).lower() for v in _leaves(call.get("args") or {}))
         self.turns += 1
 
     def has(self, value: Any) -> bool:

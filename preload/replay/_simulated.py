@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..calls import canonical_args
+from ..calls import call_key
 
 if TYPE_CHECKING:
     from .._config import LatencyConfig
@@ -90,8 +90,8 @@ class SimulatedCallSource:
     result the sessions recorded for the call (name and arguments; the last one, if
     they recorded several), or for a call they recorded none for, ``"(answered)"``
     (naming none of the call's arguments, nor anything a forecast could take for a
-    value, as if a real result had given it). The latency is the call's own: drawn from a generator seeded
-    by ``rng``'s first draw and the call (name and arguments), so the same call takes
+    value, as if a real result had given it). The latency is the call's own: drawn from
+    a generator seeded by ``rng``'s first draw and the call (name and arguments), so the same call takes
     the same time whoever makes it and however many calls other strategies ran.
 
     Args:
@@ -110,7 +110,7 @@ class SimulatedCallSource:
         self.salt = rng.getrandbits(64)
         self.calls = 0
         votes: dict[str, list[int]] = {}
-        self.results: dict[tuple[str, str], str] = {}
+        self.results: dict[str, str] = {}  # by call key
         for session in sessions:
             for turn in session.turns:
                 for call in turn.tool_calls:
@@ -118,7 +118,7 @@ class SimulatedCallSource:
                     vote[0] += 1
                     vote[1] += call.read_only
                     if call.result is not None:
-                        self.results[call.name, canonical_args(call.args)] = call.result
+                        self.results[call.key] = call.result
         self.tools = {name: 2 * ro > n for name, (n, ro) in votes.items()}
 
     def read_only(self, name: str) -> bool | None:
@@ -147,7 +147,7 @@ class SimulatedCallSource:
         self.calls += 1
         shown = _shown(args)
         await anyio.sleep(self.delay(name, shown))
-        recorded = self.results.get((name, canonical_args(args))) if self.results else None
+        recorded = self.results.get(call_key(name, args)) if self.results else None
         return recorded if recorded is not None else "(answered)"
 
 
