@@ -368,9 +368,11 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                     _, _, fmt, kid = counts.key_info((name, arg))
                     got = view.said_options(kid, fmt, anchor, agent=False)
                     more = [got[0][1]] if got and got[0][1] is not None else []
-                    self._learn_cues(
-                        (name, arg), args[arg], [*scans, *more], counts, anchor, asked, view.results
-                    )
+                    self._learn_cues((name, arg), args[arg], [*scans, *more], counts, anchor, asked)
+                    if view.results:
+                        self._learn_result_cues(
+                            (name, arg), args[arg], view.results, counts, anchor
+                        )
 
     def _learn_cues(
         self,
@@ -380,45 +382,69 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         counts: CallCounts,
         anchor: dt.date | None,
         asked: list[str],
-        results: Sequence[TextScan] = (),
     ) -> None:
         """
-        Count the words around each value a text says of an argument (in the request
-        and in earlier calls' ``results``, names and codes never seen too, for an
-        argument of an open class; in the request, the last words of the reply it
-        answers too; in a result that has the right value, where each stands in its
-        list) as going with the right value or a wrong one; for the argument,
-        and for every word of its name (:class:`CueWeights`). A text that
-        says only the right value counts too: which argument takes a value is a choice
-        between arguments, and words counted only where they went wrong would weigh
-        against every argument.
+        Count the words around each value a text says of an argument (in the request,
+        names and codes never seen too, for an argument of an open class, and the last
+        words of the reply it answers) as going with the right value or a wrong one;
+        for the argument, and for every word of its name (:class:`CueWeights`). A text
+        that says only the right value counts too: which argument takes a value is a
+        choice between arguments, and words counted only where they went wrong would
+        weigh against every argument.
         """
         _, _, fmt, kid = counts.key_info(key)
         cues = self._cues_of(key)
-        texts = []
-        for i, scan in enumerate([*scans, *results]):
+        for i, scan in enumerate(scans):
             found = mention_options(scan, kid, fmt, counts, anchor)
             if i == 0:
                 found = [*found, *open_class_mentions(scan, counts, key)]
-            elif i >= len(scans):
-                found = [*found, *_result_names(open_class_mentions(scan, counts, key))]
-            texts.append((scan, found))
-        given = (as_written(counts, key, m)[2] for _, found in texts[len(scans) :] for m in found)
-        if truth not in given:  # the results count where one had the value: which of theirs
-            del texts[len(scans) :]
-        for i, (scan, found) in enumerate(texts):
+            for start, after, value, _ in (as_written(counts, key, m) for m in found):
+                right = value == truth
+                words = scan.context(start, after)
+                for word in [*words, *asked] if i == 0 else words:
+                    cues.add(word, float(right), float(not right))
+
+    def _learn_result_cues(
+        self,
+        key: Key,
+        truth: str,
+        results: Sequence[TextScan],
+        counts: CallCounts,
+        anchor: dt.date | None,
+    ) -> None:
+        """
+        Where one of the latest calls' results had an argument's right value, count the
+        cue words (:func:`_result_words`) of every value they give it as going with the
+        right value or a wrong one: which of their values the call took.
+        """
+        given = [(scan, self._result_options(key, scan, counts, anchor, [])) for scan in results]
+        if not any(as_written(counts, key, m)[2] == truth for _, found in given for m in found):
+            return
+        cues = self._cues_of(key)
+        for scan, found in given:
             ends = _ends(found)
             for m in found:
-                start, after, value, _ = as_written(counts, key, m)
-                right = value == truth
-                if i >= len(scans):
-                    words = _result_words(scan, m, ends)
-                else:
-                    words = scan.context(start, after)
-                    if i == 0:
-                        words.extend(asked)
-                for word in words:
+                right = as_written(counts, key, m)[2] == truth
+                for word in _result_words(scan, m, ends):
                     cues.add(word, float(right), float(not right))
+
+    def _result_options(
+        self,
+        key: Key,
+        scan: TextScan,
+        counts: CallCounts,
+        anchor: dt.date | None,
+        known: list[tuple[int, int]],
+    ) -> list[Mention]:
+        """
+        Return what a call's result gives an argument: its known values, values said
+        another way, and for an open class, names and codes new to it that overlap no
+        ``known`` stretch; not its runs of uncommon words (a result written in lower
+        case is data, not a user who does not capitalize: ``"status": "shipped"``).
+        """
+        _, _, fmt, kid = counts.key_info(key)
+        new = [m for m in open_mentions(scan, counts, key, known) if m[3] != "words"]
+        return [*mention_options(scan, kid, fmt, counts, anchor), *new]
 
     # -- forecasting ----------------------------------------------------------------
 
@@ -796,13 +822,10 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         and, for an open class, names and codes no call had, the one whose surrounding
         words and place in its result's list best fit the argument's cues.
         """
-        _, _, fmt, kid = counts.key_info(key)
         cues = self._cues_of(key)
         best: tuple[float, int, int, Mention] | None = None
         for i, scan in enumerate(view.results):
-            options = mention_options(scan, kid, fmt, counts, anchor)
-            free = open_mentions(scan, counts, key, known_stretches(scan, kids))
-            options = [*options, *_result_names(free)]
+            options = self._result_options(key, scan, counts, anchor, known_stretches(scan, kids))
             ends = _ends(options)
             for m in options:
                 # on a tie, the latest result, and in it the first (a result lists its
@@ -1084,15 +1107,6 @@ def _exclusive_turns(
 
 def _how(how: str, side: str) -> str:
     return f"normalized:{how}" if how else side
-
-
-def _result_names(found: list[Mention]) -> list[Mention]:
-    """
-    Return the names and codes a call's result may give: not its runs of uncommon
-    words (a result written in lower case is no user who does not capitalize: its
-    words are field names and data, ``"status": "shipped"``).
-    """
-    return [m for m in found if m[3] != "words"]
 
 
 def _ends(options: Sequence[Mention]) -> tuple[int, int]:
