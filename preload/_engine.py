@@ -90,6 +90,13 @@ _MAX_USED = 256
 #: Turns an item an answer used stays a candidate of the session's windows.
 _CARRY_TURNS = 3
 
+#: Request ids a session remembers as counted (the latest), so that a request served
+#: again under one of them is not counted again.
+_MAX_REQUEST_IDS = 16
+
+#: The longest request id, in characters.
+MAX_REQUEST_ID_CHARS = 128
+
 #: Window categories that feedback does not judge: the engine's own parts.
 _NOT_JUDGED = frozenset({"system", "working_memory", "user_history"})
 
@@ -160,6 +167,8 @@ class _Session:
     turns: list[dict[str, Any]] = field(default_factory=list)
     # turn -> its text's hash and what it added to the tallies, to take back if dropped
     counted: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    # The ids of the latest requests counted in the metrics (here or by another replica).
+    request_ids: deque[str] = field(default_factory=lambda: deque(maxlen=_MAX_REQUEST_IDS))
     # The last window and what it was given, for the tenant-wide layer to learn from.
     shared: tuple[Context, list[Representation], float] | None = None
     forecast: Forecast | None = None
@@ -382,6 +391,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         state: str | None = None,
         needs: Sequence[str] = (),
         user: str | None = None,
+        request_id: str | None = None,
     ) -> Context:
         """
         Serve one request: gather its needs and assemble its context within budget.
@@ -395,6 +405,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             needs: The items this request is known to need; they are loaded now if
                 they are not warm. Predicted items are added only when warm.
             user: Who asks (enables per-user learning).
+            request_id: The request's own id (at most ``MAX_REQUEST_ID_CHARS``
+                characters), when it may be served more than once: a request served
+                again under an id the session's latest requests had (a client's retry,
+                a change a server serves again after its store refused the write) is
+                not counted again in the metrics (requests, tokens, hits, partial
+                hits, misses). The turn keeps it (:meth:`turns_of`), and the ids of
+                turns :meth:`restore` brings count as counted: another replica
+                counted them.
 
         Returns:
             The context, with how long it waited and what it hit or missed.
@@ -405,12 +423,21 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 of keys, not one string).
             ValueError: ``session_id`` is empty, or ``state`` or a need holds a control
                 character the forecaster reserves.
-            InputTooLargeError: The text or the needs are above ``[limits]``.
+            InputTooLargeError: The text or the needs are above ``[limits]``, or the
+                request id above ``MAX_REQUEST_ID_CHARS``.
+
+        .. versionchanged:: 0.10
+           ``request_id``.
         """
         self._check_open()
         needs = self._check_request(session_id, text, state, needs, user)
+        _check_type("request_id", request_id, str, optional=True)
+        if request_id is not None and len(request_id) > MAX_REQUEST_ID_CHARS:
+            raise InputTooLargeError(
+                "request id (characters)", len(request_id), MAX_REQUEST_ID_CHARS, "request_id"
+            )
         with self.in_flight():
-            return await self._handle(session_id, text, state, needs, user)
+            return await self._handle(session_id, text, state, needs, user, request_id)
 
     @contextmanager
     def in_flight(self) -> Iterator[None]:
@@ -444,12 +471,16 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         state: str | None,
         needs: list[str],
         user: str | None,
+        request_id: str | None,
     ) -> Context:
         """
         :meth:`handle`, its arguments checked, the request marked in flight.
         """
         start = anyio.current_time()
         session = self._session(session_id, user)
+        counted = request_id is None or request_id not in session.request_ids
+        if request_id is not None and counted:
+            session.request_ids.append(request_id)
         session.state = state or ""
         self._arrived(session, start)
         self._speculate_request(session, text, state, needs)
@@ -460,7 +491,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
         caught_up = self._catch_up(session)  # while the cache reads the items
         likely = self._warm_predictions(session, set(needs))  # read with the needs
-        required, counts, missing, found = await self._gather(session, needs, likely)
+        required, counts, missing, found = await self._gather(session, needs, likely, counted)
         if found is None:  # it waited for loads: the likely keys warm now
             likely = self._warm_predictions(session, set(needs))
             found = await self.preloader.peek_many(list(likely))
@@ -499,9 +530,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.answered_at = anyio.current_time()
         self._note_window(session, context)
         current_session.set(session_id)  # for tools wrapped by engine.tool
-        self._counters.requests += 1
-        self._counters.tokens += context.tokens
-        session.turns.append({"text": text, "state": state, "needs": needs, "system": None})
+        if counted:
+            self._counters.requests += 1
+            self._counters.tokens += context.tokens
+        turn = {"text": text, "state": state, "needs": needs, "system": None}
+        if request_id is not None:
+            turn["request_id"] = request_id
+        session.turns.append(turn)
         session.learning = True
         self._notify("turn", session_id)
         return context
@@ -616,13 +651,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         return cut
 
     async def _gather(
-        self, session: _Session, needs: list[str], likely: Mapping[str, float]
+        self, session: _Session, needs: list[str], likely: Mapping[str, float], counted: bool
     ) -> tuple[list[Representation], dict[str, int], list[str], dict[str, Representation] | None]:
         """
         This turn's needs: hits without a task (one round trip on Redis, which also
         reads the ``likely`` keys: those warm are returned, or None when the request
         then waited for loads, after which others may be), misses joined or loaded at
-        once within the request deadline.
+        once within the request deadline; ``counted`` in the metrics unless the
+        request is served again.
         """
         fetched: dict[str, Fetched] = await self.preloader.get_many(
             needs, deadline_s=session.config.preloader.request_deadline_s, peek=list(likely)
@@ -643,9 +679,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 self.preloader.claim(session.id, key)
             elif got.status == "miss":  # a preload for it left the cache before its use?
                 self.preloader.lose(session.id, key)
-        self._counters.hits += counts["hit"]
-        self._counters.partial_hits += counts["partial"]
-        self._counters.misses += counts["miss"]
+        if counted:
+            self._counters.hits += counts["hit"]
+            self._counters.partial_hits += counts["partial"]
+            self._counters.misses += counts["miss"]
         if any(fetched[key].waited_s for key in needs):
             return required, counts, missing, None
         return required, counts, missing, {k: v for k, v in found.items() if v is not None}
@@ -1153,6 +1190,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 f"start {start} is past session {session_id!r}'s {len(session.turns)} turns"
             )
         new = [_stored(turn) for turn in turns]
+        for turn in new:  # counted by whoever served them
+            request_id = turn.get("request_id")
+            if request_id is not None and request_id not in session.request_ids:
+                session.request_ids.append(request_id)
         # the exchange being recorded now counts as recorded: if it changed, the
         # recording ends in the history dropped here, and is not counted (_record_next)
         upto = session.recorded + session.recording.locked()
@@ -1784,6 +1825,9 @@ def _stored(turn: Mapping[str, Any]) -> dict[str, Any]:
     }
     if turn.get("tool_calls"):
         out["tool_calls"] = [dict(call) for call in turn["tool_calls"]]
+    request_id = turn.get("request_id")
+    if isinstance(request_id, str) and request_id:
+        out["request_id"] = request_id
     return out
 
 

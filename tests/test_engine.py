@@ -677,6 +677,42 @@ async def test_restore_continues_a_session_another_replica_served(
             b.restore("s", [], start=5)
 
 
+async def test_a_request_served_again_under_its_id_is_counted_once(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    A request taken back and served again under the same ``request_id`` (a retry)
+    is not counted again in the metrics, though its needs are warm now; nor is one
+    another replica served, its turn restored with its id. Without an id, or under
+    a new one, a request counts.
+    """
+    sources = {"kb": DictSource(knowledge)}
+    async with (
+        PreloadEngine(config, sources=sources) as a,
+        PreloadEngine(config, sources=sources) as b,
+    ):
+        need = ["service:Flights"]
+        await a.handle(session_id="s", text="flights to Denver", needs=need, request_id="r1")
+        a.restore("s", [], start=0)  # the store refused it: taken back, served again
+        again = await a.handle(
+            session_id="s", text="flights to Denver", needs=need, request_id="r1"
+        )
+        assert "r1" == a.turns_of("s")[0]["request_id"]
+        b.restore("s", a.turns_of("s"))
+        b.restore("s", [], start=0)  # a retry of r1 reaches B: B never counted it
+        await b.handle(session_id="s", text="flights to Denver", needs=need, request_id="r1")
+        await b.handle(session_id="s", text="the cheapest", needs=need, request_id="r2")
+        await b.handle(session_id="s", text="and the return", needs=need)
+        first, second = a.metrics(), b.metrics()
+        with pytest.raises(InputTooLargeError, match="request_id"):
+            await a.handle(session_id="s", text="hi", request_id="x" * 129)
+        with pytest.raises(TypeError, match="request_id"):
+            await a.handle(session_id="s", text="hi", request_id=7)  # type: ignore[arg-type]
+    assert (1, 1) == (again.hits, first.requests)
+    assert (1, 0, 1) == (first.misses, first.hits, first.loads)
+    assert (2, 2, 0) == (second.requests, second.hits, second.misses)
+
+
 @pytest.mark.parametrize("record", [True, False])
 async def test_restored_turns_are_recorded_in_the_background_when_asked(
     knowledge: dict[str, str], config: EngineConfig, record: bool

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -127,6 +128,8 @@ async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> Re
     _check_names(body)
     began = time.perf_counter()
     times: list[float] = []  # when the (last) change began, when the engine served
+    # served again (a retry, or after the store refused the write), it counts once
+    request_id = body.request_id or f"~{uuid.uuid4().hex}"
 
     async def serve(change: Change) -> tuple[Context, int, bool]:
         times[:] = [time.perf_counter()]
@@ -141,6 +144,7 @@ async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> Re
             state=body.state,
             needs=body.needs,
             user=body.user,
+            request_id=request_id,
         )
         times.append(time.perf_counter())
         if not repeat:

@@ -132,7 +132,8 @@ def test_two_replicas_share_one_session(
     """
     Turns alternate between replicas: each finds the session as the other left it
     (its history holds the other's exchanges), an item one replica loaded is a hit on
-    the other, and a retried request (same request_id) is not recorded twice.
+    the other, and a retried request (same request_id) is neither recorded nor
+    counted twice, though it reached the other replica.
     """
     a, b = replicas
     headers = bearer(keys[1]["acme"])
@@ -159,6 +160,7 @@ def test_two_replicas_share_one_session(
         assert 204 == on_a.post(f"{url}/replies", json={"text": "Booked."}).status_code
         stored = on_b.get(url).json()["turns"]
         metrics = on_b.get("/metrics").text
+        metrics_a = on_a.get("/metrics").text
     assert (1, 0) == (one["misses"], one["hits"])
     assert (0, 1) == (two["misses"], two["hits"])  # loaded by A, warm for B
     assert "Hotel Avenida" in two["text"]  # A's exchange is in B's history
@@ -167,6 +169,8 @@ def test_two_replicas_share_one_session(
         (t["text"], t["system"]) for t in stored
     ]
     assert 'preload_remote_hits_total{tenant="acme"} 1.0' in metrics
+    requests = 'preload_requests_total{tenant="acme"} 1.0'  # "book it" is B's, once
+    assert requests in metrics and requests in metrics_a
     assert "preload_gc_pause_seconds_count " in metrics
     assert "preload_gc_pause_max_seconds " in metrics
     assert "preload_gc_forced_total " in metrics
@@ -180,7 +184,8 @@ async def test_two_replicas_racing_on_one_session(
     """
     Concurrent requests of one session on both replicas are served one at a time:
     every request is accepted, each gets its own turn, and the stored turns are
-    exactly the requests, in the order of their turns.
+    exactly the requests, in the order of their turns. A request served again after
+    the store refused its write counts once in the replicas' metrics.
     """
     a, b = replicas
     headers = bearer(keys[1]["acme"])
@@ -196,11 +201,17 @@ async def test_two_replicas_racing_on_one_session(
 
         answers = await asyncio.gather(*(ask(i) for i in range(12)))
         stored = (await http.get(f"{a.url}/v1/sessions/race")).json()["turns"]
+        metrics = [(await http.get(f"{r.url}/metrics")).text for r in (a, b)]
     turns = {answer["turn"]: answer for answer in answers}
     assert list(range(12)) == sorted(turns)
     assert [t["text"] for t in stored] == [
         next(f"request {i}" for i, x in enumerate(answers) if x["turn"] == n) for n in range(12)
     ]
+    counted = [
+        re.search(r'^preload_requests_total\{tenant="acme"\} ([0-9.]+)$', text, re.MULTILINE)
+        for text in metrics
+    ]
+    assert 12 == sum(float(m.group(1)) for m in counted if m is not None)
 
 
 def test_calls_run_through_the_engine_and_join_the_turn(
