@@ -165,8 +165,9 @@ class _Session:
     arm: _Arm | None = None
     tally: OutcomeTally | None = None  # the session's outcome, in an experiment
     turns: list[dict[str, Any]] = field(default_factory=list)
-    # turn -> its text's hash and what it added to the tallies, to take back if dropped
-    counted: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    # turn -> its text's hash, what it added to the tallies (to take back if dropped)
+    # and its request id (a turn with one is served again under it, and not counted)
+    counted: dict[int, tuple[int, dict[str, Any], str | None]] = field(default_factory=dict)
     # The ids of the latest requests counted in the metrics (here or by another replica).
     request_ids: deque[str] = field(default_factory=lambda: deque(maxlen=_MAX_REQUEST_IDS))
     # The last window and what it was given, for the tenant-wide layer to learn from.
@@ -410,7 +411,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 again under an id the session's latest requests had (a client's retry,
                 a change a server serves again after its store refused the write) is
                 not counted again in the metrics (requests, tokens, hits, partial
-                hits, misses). The turn keeps it (:meth:`turns_of`), and the ids of
+                hits, misses) nor in an experiment's outcomes: it counts as it was
+                first served. The turn keeps it (:meth:`turns_of`), and the ids of
                 turns :meth:`restore` brings count as counted: another replica
                 counted them.
 
@@ -526,7 +528,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             context = replace(
                 context, experiment=self.config.experiments.name, arm=session.arm.name
             )
-            self._tally_turn(session, context, needs, text)
+            if counted:
+                self._tally_turn(session, context, needs, text, request_id)
         session.answered_at = anyio.current_time()
         self._note_window(session, context)
         current_session.set(session_id)  # for tools wrapped by engine.tool
@@ -603,7 +606,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
         return list(dict.fromkeys(needs))
 
-    def _tally_turn(self, session: _Session, context: Context, needs: list[str], text: str) -> None:
+    def _tally_turn(
+        self,
+        session: _Session,
+        context: Context,
+        needs: list[str],
+        text: str,
+        request_id: str | None,
+    ) -> None:
         """
         Count a request of an experiment's session in its outcome and its arm's (the
         turn the session is about to take).
@@ -620,22 +630,24 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         }
         for tally in _tallies(session):
             tally.turn(**counts)
-        session.counted[len(session.turns)] = (hash(text), counts)
+        session.counted[len(session.turns)] = (hash(text), counts, request_id)
 
     def _take_back(self, session: _Session, start: int, new: list[dict[str, Any]]) -> None:
         """
         Take the turns counted from ``start`` on out of the tallies, except those
         ``new`` (the turns from ``start`` on) keeps: a turn served here, then dropped or
-        replaced, counts once when it is served again.
+        replaced, counts once when it is served again. A turn with a request id stays
+        counted, as it was first served: it is served again under that id, uncounted.
         """
         for turn in range(start, len(session.turns)):
             if turn not in session.counted:
                 continue
-            text, counts = session.counted[turn]
+            text, counts, request_id = session.counted[turn]
             if turn - start >= len(new) or hash(new[turn - start]["text"]) != text:
                 del session.counted[turn]
-                for tally in _tallies(session):
-                    tally.turn(**counts, count=-1)
+                if request_id is None:
+                    for tally in _tallies(session):
+                        tally.turn(**counts, count=-1)
 
     def _fit_request(self, config: EngineConfig, text: str) -> str:
         """
@@ -1171,7 +1183,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         learner records them before its next event; otherwise the next request whose
         window needs them does. When a turn it has recorded changed, it is rebuilt
         from the turns. The turns served here that are dropped or changed leave the
-        experiment's counts (a turn served again counts once); a session left without
+        experiment's counts (a turn served again counts once; one with a request id stays
+        counted as first served, see :meth:`handle`); a session left without
         turns is kept, with what it preloaded and speculated, for its request served
         again (:meth:`end_session` ends it).
 

@@ -164,3 +164,28 @@ async def test_a_turn_taken_back_and_served_again_counts_once() -> None:
         stats = engine.arm_statistics()["small"]
     assert [(sid, 2)] == [(o.session_id, o.turns) for o in outcomes]
     assert (1, 2, 2) == (stats.sessions, stats.requests, stats.misses + stats.hits)
+
+
+async def test_a_turn_served_again_under_its_request_id_counts_as_first_served() -> None:
+    """
+    A turn with a request id, taken back and served again under it, stays in the
+    counts as it was first served: the arm's requests never go down (Prometheus
+    exports them as counters), and the retry's hit (its need warm by then) does not
+    replace the first serving's miss.
+    """
+    config = EngineConfig.from_dict(CONFIG)
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(ITEMS)}, forecaster=NullForecaster()
+    ) as engine:
+        sid = _ids_by_arm(engine)["small"]
+        await engine.handle(session_id=sid, text="hotels", needs=["db:hotels"], request_id="r1")
+        engine.restore(sid, [], start=0)  # a retry of it
+        taken_back = engine.arm_statistics()["small"].requests
+        again = await engine.handle(
+            session_id=sid, text="hotels", needs=["db:hotels"], request_id="r1"
+        )
+        stats = engine.arm_statistics()["small"]
+        outcomes = engine.experiment_outcomes()
+    assert (1, 1) == (taken_back, again.hits)
+    assert (1, 1, 0) == (stats.requests, stats.misses, stats.hits)
+    assert [(sid, 1, 0.0)] == [(o.session_id, o.turns, o.hit_rate) for o in outcomes]
