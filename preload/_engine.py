@@ -1157,7 +1157,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         The session's turns from ``start`` on, as JSON-ready mappings (``text``,
         ``state``, ``needs``, ``system``: the reply, ``tool_calls`` with their
-        results), copies; empty for a session the engine does not know. With
+        results, ``request_id`` when :meth:`handle` was given one), copies; empty for
+        a session the engine does not know. With
         :meth:`restore`, what keeps a session in a store that replicas share.
 
         .. versionadded:: 0.4
