@@ -481,8 +481,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         start = anyio.current_time()
         session = self._session(session_id, user)
         counted = request_id is None or request_id not in session.request_ids
-        if request_id is not None and counted:
-            session.request_ids.append(request_id)
         session.state = state or ""
         self._arrived(session, start)
         self._speculate_request(session, text, state, needs)
@@ -533,9 +531,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.answered_at = anyio.current_time()
         self._note_window(session, context)
         current_session.set(session_id)  # for tools wrapped by engine.tool
-        if counted:
+        if counted:  # its id remembered once it counts: a request that failed did not
             self._counters.requests += 1
             self._counters.tokens += context.tokens
+            if request_id is not None:
+                session.request_ids.append(request_id)
         turn = {"text": text, "state": state, "needs": needs, "system": None}
         if request_id is not None:
             turn["request_id"] = request_id
