@@ -630,6 +630,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         }
         for tally in _tallies(session):
             tally.turn(**counts)
+        if not session.turns and session.arm is not None:
+            # a session counts in its arm where its first turn is served, not again on
+            # every replica (or after every restart) that continues it
+            session.arm.tally.sessions += 1
         session.counted[len(session.turns)] = (hash(text), counts, request_id)
 
     def _take_back(self, session: _Session, start: int, new: list[dict[str, Any]]) -> None:
@@ -648,6 +652,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 if request_id is None:
                     for tally in _tallies(session):
                         tally.turn(**counts, count=-1)
+                    if turn == 0 and session.arm is not None:
+                        session.arm.tally.sessions -= 1
 
     def _fit_request(self, config: EngineConfig, text: str) -> str:
         """
@@ -1781,7 +1787,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
         experiment = self.config.experiments
         arm = self._arms[assign(experiment.name, experiment.salt, session_id, self._weights)]
-        arm.tally.sessions += 1
         return _Session(
             id=session_id,
             user=user,

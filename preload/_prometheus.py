@@ -80,7 +80,7 @@ CALL_COUNTERS = {
 
 #: Experiment arm counts exported as counters (``arms=``), labelled ``arm``.
 ARM_COUNTERS = {
-    "sessions": "Sessions assigned to the experiment arm.",
+    "sessions": "Sessions of the experiment arm whose first turn this engine served.",
     "requests": "Requests the arm served.",
     "hits": "Needed items warm in the arm's requests.",
     "partial_hits": "Needed items whose preload was in flight in the arm's requests.",

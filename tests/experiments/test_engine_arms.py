@@ -166,6 +166,28 @@ async def test_a_turn_taken_back_and_served_again_counts_once() -> None:
     assert (1, 2, 2) == (stats.sessions, stats.requests, stats.misses + stats.hits)
 
 
+async def test_a_session_counts_in_its_arm_where_it_began() -> None:
+    """
+    A session continued on another replica (its turns restored there) counts in its
+    arm's sessions on the replica that served its first turn only, so that the
+    replicas' counts add up to the sessions; its requests count where served.
+    """
+    config = EngineConfig.from_dict(CONFIG)
+    sources = {"kb": DictSource(ITEMS)}
+    async with (
+        PreloadEngine(config, sources=sources, forecaster=NullForecaster()) as a,
+        PreloadEngine(config, sources=sources, forecaster=NullForecaster()) as b,
+    ):
+        sid = _ids_by_arm(a)["small"]
+        await a.handle(session_id=sid, text="hotels", needs=["db:hotels"])
+        a.reply(sid, "Hotel Avenida.")
+        b.restore(sid, a.turns_of(sid))
+        await b.handle(session_id=sid, text="trains", needs=["db:trains"])
+        on_a, on_b = a.arm_statistics()["small"], b.arm_statistics()["small"]
+    assert (1, 1) == (on_a.sessions, on_a.requests)
+    assert (0, 1) == (on_b.sessions, on_b.requests)
+
+
 async def test_a_turn_served_again_under_its_request_id_counts_as_first_served() -> None:
     """
     A turn with a request id, taken back and served again under it, stays in the
