@@ -94,8 +94,8 @@ _CARRY_TURNS = 3
 #: again under one of them is not counted again.
 _MAX_REQUEST_IDS = 16
 
-#: The longest request id, in characters.
-MAX_REQUEST_ID_CHARS = 128
+#: The longest request id or call id, in characters.
+MAX_ID_CHARS = 128
 
 #: Window categories that feedback does not judge: the engine's own parts.
 _NOT_JUDGED = frozenset({"system", "working_memory", "user_history"})
@@ -406,7 +406,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             needs: The items this request is known to need; they are loaded now if
                 they are not warm. Predicted items are added only when warm.
             user: Who asks (enables per-user learning).
-            request_id: The request's own id (at most ``MAX_REQUEST_ID_CHARS``
+            request_id: The request's own id (at most ``MAX_ID_CHARS``
                 characters), when it may be served more than once: a request served
                 again under an id the session's latest requests had (a client's retry,
                 a change a server serves again after its store refused the write) is
@@ -423,21 +423,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             EngineStateError: The engine is not open.
             TypeError: An argument has the wrong type (``needs`` must be a sequence
                 of keys, not one string).
-            ValueError: ``session_id`` is empty, or ``state`` or a need holds a control
-                character the forecaster reserves.
-            InputTooLargeError: The text or the needs are above ``[limits]``, or the
-                request id above ``MAX_REQUEST_ID_CHARS``.
+            ValueError: ``session_id`` is empty, ``state`` or a need holds a control
+                character the forecaster reserves, or ``request_id`` is above
+                ``MAX_ID_CHARS``.
+            InputTooLargeError: The text or the needs are above ``[limits]``.
 
         .. versionchanged:: 0.10
            ``request_id``.
         """
         self._check_open()
         needs = self._check_request(session_id, text, state, needs, user)
-        _check_type("request_id", request_id, str, optional=True)
-        if request_id is not None and len(request_id) > MAX_REQUEST_ID_CHARS:
-            raise InputTooLargeError(
-                "request id (characters)", len(request_id), MAX_REQUEST_ID_CHARS, "request_id"
-            )
+        _check_optional_id("request_id", request_id)
         with self.in_flight():
             return await self._handle(session_id, text, state, needs, user, request_id)
 
@@ -1002,6 +998,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         args: Mapping[str, Any] | None = None,
         *,
         deadline_s: float | None = None,
+        call_id: str | None = None,
     ) -> str:
         """
         Make a tool call for the session's current request and return its result.
@@ -1017,21 +1014,41 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             name: The tool.
             args: Its arguments: a mapping of strings to JSON values.
             deadline_s: How long to wait for the result (``calls.deadline_s`` when None).
+            call_id: The call's own id (at most ``MAX_ID_CHARS`` characters), which
+                makes it safe to retry: a call whose id the session's last turn already
+                holds (:meth:`recorded_call`) is not run again, and its recorded result
+                is returned (as recorded: cut to ``limits.max_reply_chars``). A call
+                that failed was not recorded, and runs again.
 
         Returns:
             The tool's result, as text.
 
         Raises:
             UnknownToolError: No call source knows ``name``.
-            TypeError: ``args`` are not a mapping of strings to JSON values.
-            ValueError: ``name`` is empty, or ``args`` are above their size limit.
+            TypeError: ``args`` are not a mapping of strings to JSON values, or
+                ``call_id`` is not a string.
+            ValueError: ``name`` is empty, ``args`` are above their size limit, or
+                ``call_id`` is above ``MAX_ID_CHARS`` or was given to a call of another
+                tool in this turn.
             TimeoutError: No result within the deadline.
             Exception: What the tool raised.
 
         .. versionadded:: 0.3
+        .. versionchanged:: 0.10
+           ``call_id``.
         """
         self._check_open()
         _check_id("session_id", session_id)
+        _check_optional_id("call_id", call_id)
+        if call_id is not None:
+            done = self.recorded_call(session_id, call_id)
+            if done is not None:
+                if done[0] != name:
+                    raise ValueError(
+                        f"call_id {call_id!r} was given to a call of {done[0]!r} in this "
+                        f"turn, not of {name!r}"
+                    )
+                return done[1]
         args = dict(args or {})
         checked = self._calls.check(name, args)
         session = self._session(session_id, None)
@@ -1039,10 +1056,27 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if session.turns:
             limit = self.config.limits.max_reply_chars
             recorded = {"name": name, "args": args, "read_only": read_only}
+            if call_id is not None:
+                recorded["call_id"] = call_id
             session.turns[-1].setdefault("tool_calls", []).append(
                 {**recorded, "result": result[:limit]}
             )
         return result
+
+    def recorded_call(self, session_id: str, call_id: str) -> tuple[str, str] | None:
+        """
+        The tool and the recorded result of the call with id ``call_id`` in the
+        session's last turn (see :meth:`call`), or None when it holds none.
+
+        .. versionadded:: 0.10
+        """
+        session = self._sessions.get(session_id)
+        if session is None or not session.turns:
+            return None
+        for done in reversed(session.turns[-1].get("tool_calls") or ()):
+            if done.get("call_id") == call_id:
+                return str(done.get("name")), str(done.get("result") or "")
+        return None
 
     def tool(
         self, function: Callable[..., Awaitable[Any]], *, name: str | None = None, read_only: bool
@@ -1856,6 +1890,17 @@ def _check_type(name: str, value: object, kind: type, *, optional: bool = False)
     if not isinstance(value, kind):
         wanted = f"{kind.__name__} or None" if optional else kind.__name__
         raise TypeError(f"{name} must be a {wanted}, not {type(value).__name__}")
+
+
+def _check_optional_id(name: str, value: object) -> None:
+    """
+    Raises:
+        TypeError: ``value`` is neither a string nor None.
+        ValueError: It is above ``MAX_ID_CHARS`` characters.
+    """
+    _check_type(name, value, str, optional=True)
+    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
+        raise ValueError(f"{name} has {len(value):,} characters, above the limit of {MAX_ID_CHARS}")
 
 
 def _check_id(name: str, value: object) -> None:

@@ -704,7 +704,7 @@ async def test_a_request_served_again_under_its_id_is_counted_once(
         await b.handle(session_id="s", text="the cheapest", needs=need, request_id="r2")
         await b.handle(session_id="s", text="and the return", needs=need)
         first, second = a.metrics(), b.metrics()
-        with pytest.raises(InputTooLargeError, match="request_id"):
+        with pytest.raises(ValueError, match="request_id has 129 characters"):
             await a.handle(session_id="s", text="hi", request_id="x" * 129)
         with pytest.raises(TypeError, match="request_id"):
             await a.handle(session_id="s", text="hi", request_id=7)  # type: ignore[arg-type]

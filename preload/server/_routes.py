@@ -76,6 +76,7 @@ class CallIn(BaseModel):
 
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
+    call_id: str | None = Field(default=None, max_length=128)
 
 
 class ApiError(Exception):
@@ -231,11 +232,18 @@ async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str
     result when there is one.
     """
 
-    async def serve(change: Change) -> str:
+    async def serve(change: Change) -> tuple[str, bool]:
         if not change.synced.count:
             raise _no_session(session_id)
+        if body.call_id is not None:  # a retry of a call this turn made: not run again
+            done = gate.engine.recorded_call(session_id, body.call_id)
+            if done is not None and done[0] != body.name:
+                message = f"call_id {body.call_id!r} was given to a call of {done[0]!r}"
+                raise ApiError(422, "invalid_request", message, "call_id")
+            if done is not None:
+                return done[1], True
         try:
-            result = await gate.engine.call(session_id, body.name, body.args)
+            result = await gate.engine.call(session_id, body.name, body.args, call_id=body.call_id)
         except UnknownToolError as exc:
             raise ApiError(404, "unknown_tool", str(exc), "name") from None
         except (TypeError, ValueError) as exc:
@@ -245,10 +253,11 @@ async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str
         except Exception as exc:  # the tool's own failure
             raise ApiError(502, "tool_failed", f"{type(exc).__name__}: {exc}") from exc
         await _rewrite(gate, change, session_id)
-        return result
+        return result, False
 
     # under the lease: a write without it, refused after the tool ran, would run it again
-    return {"name": body.name, "result": await gate.run(session_id, serve, leased=True)}
+    result, repeated = await gate.run(session_id, serve, leased=True)
+    return {"name": body.name, "result": result, "repeated": repeated}
 
 
 @router.post("/v1/sessions/{session_id}/feedback", status_code=202)

@@ -265,6 +265,33 @@ def test_calls_run_through_the_engine_and_join_the_turn(
     ] == [(e.status_code, e.json()["error"]["code"]) for e in errors]
 
 
+def test_a_call_retried_under_its_call_id_on_another_replica_is_not_run_again(
+    replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    A booking retried with the same ``call_id`` on the other replica gets the
+    recorded result (``"repeated": true``) and the turn holds one booking; the id
+    given to another tool's call is 422 naming ``call_id``.
+    """
+    a, b = replicas
+    headers = bearer(keys[1]["acme"])
+    book = {"name": "book_hotel", "args": {"name": "Grande"}, "call_id": "b1"}
+    with (
+        httpx.Client(base_url=a.url, timeout=30, headers=headers) as on_a,
+        httpx.Client(base_url=b.url, timeout=30, headers=headers) as on_b,
+    ):
+        on_a.post("/v1/sessions/k1/requests", json={"text": "book the Grande"})
+        first = on_a.post("/v1/sessions/k1/calls", json=book).json()
+        again = on_b.post("/v1/sessions/k1/calls", json=book).json()
+        other = on_b.post("/v1/sessions/k1/calls", json={**book, "name": "find_hotels"})
+        turn = on_a.get("/v1/sessions/k1").json()["turns"][0]
+    assert ("booked Grande", False) == (first["result"], first["repeated"])
+    assert ("booked Grande", True) == (again["result"], again["repeated"])
+    assert [("book_hotel", "b1")] == [(c["name"], c["call_id"]) for c in turn["tool_calls"]]
+    error = other.json()["error"]
+    assert (422, "call_id") == (other.status_code, error["field"])
+
+
 def test_feedback_is_accepted_and_counted(
     replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
 ) -> None:
