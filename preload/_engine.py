@@ -191,6 +191,7 @@ class _Session:
     shown: Counter[str] = field(default_factory=Counter)  # key -> windows it was in
     used_at: dict[str, int] = field(default_factory=dict)  # key -> turn feedback said used it
     last_shown: list[str] = field(default_factory=list)  # the judged items of the last window
+    window_judged: bool = False  # feedback judged the last window (a window is judged once)
     state: str = ""  # the state of the request being served, when given
     answered_at: float | None = None  # the last reply (else the last context) was then
     think: tuple[str | None, float] | None = None  # a think time for the learner
@@ -845,6 +846,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             session.shown[key] += 1
         session.last_shown = shown
         session.window = judged
+        session.window_judged = False
         if session.adaptive is not None:
             inside = {item.key: item for item in context.items}
             no_room = {
@@ -870,7 +872,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         optionally, a task score). The content-value predictor learns from it in the
         background; nothing waits for it. Feedback for a session the engine does not
         know, or with no window yet, and keys that were not in the window, are ignored
-        and counted (``feedback_ignored``), never an error. In an experiment, the
+        and counted (``feedback_ignored``), never an error. A window is judged once:
+        feedback on a window already judged (a client's retry) is ignored and counted
+        too, so that it does not count twice in what is learned or in an experiment. In an experiment, the
         share of the window used and the score join the session's outcome
         (:meth:`experiment_outcomes`).
 
@@ -895,9 +899,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if not isinstance(key, str):
                 raise TypeError(f"used[{i}] must be a string key, not {type(key).__name__}")
         session = self._sessions.get(session_id) if isinstance(session_id, str) else None
-        if session is None or not session.window:
+        if session is None or not session.window or session.window_judged:
             self._counters.feedback_ignored += 1
             return
+        session.window_judged = True
         self._counters.feedback_ignored += sum(key not in session.window for key in keys)
         turn = len(session.turns) - 1
         for key in keys:

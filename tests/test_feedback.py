@@ -64,6 +64,29 @@ async def test_feedback_is_checked_counted_and_never_raises_for_unknowns() -> No
     assert stats.feedback >= 1
 
 
+async def test_a_window_is_judged_once() -> None:
+    """
+    Feedback sent again on the same window (a client's retry) is ignored and counted:
+    the window's items are learned from once and its score joins the arm once; the
+    next request's window takes feedback again.
+    """
+    arms = {"a": {"weight": 1}, "b": {"weight": 1}}
+    config = EngineConfig.from_dict({"experiments": {"name": "once", "arms": arms}})
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(ITEMS)}, forecaster=NullForecaster()
+    ) as engine:
+        await engine.handle(session_id="s", text="hotel rooms in Lisbon")
+        engine.feedback("s", used=["db:hotels"], score=1.0)
+        engine.feedback("s", used=["db:hotels"], score=1.0)
+        once = engine.statistics()
+        await engine.handle(session_id="s", text="and trains to Porto")
+        engine.feedback("s", used=["db:trains"], score=0.5)
+        stats, arm = engine.statistics(), engine.arm_statistics()[str(engine.arm_of("s"))]
+    assert 1 == once.feedback_ignored == stats.feedback_ignored
+    assert stats.feedback > once.feedback  # the next window was judged
+    assert (2, 1.5) == (arm.scores, arm.score_sum)
+
+
 async def test_learned_values_replace_the_fixed_ones_once_enough_feedback_came() -> None:
     """
     Both items match the request, the concerts better; answers always use the trains
