@@ -36,6 +36,7 @@ from .calls import (
     CallSource,
     CallStatistics,
     SpeculatedCall,
+    call_key,
     current_session,
     in_session,
     through_engine,
@@ -1020,10 +1021,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             args: Its arguments: a mapping of strings to JSON values.
             deadline_s: How long to wait for the result (``calls.deadline_s`` when None).
             call_id: The call's own id (at most ``MAX_ID_CHARS`` characters), which
-                makes it safe to retry: a call whose id the session's last turn already
-                holds (:meth:`recorded_call`) is not run again, and its recorded result
-                is returned (as recorded: cut to ``limits.max_reply_chars``). A call
-                that failed was not recorded, and runs again.
+                makes it safe to retry: the same call (tool and arguments) under an id
+                the session's last turn already holds (:meth:`repeated_call`) is not
+                run again, and its recorded result is returned (as recorded: cut to
+                ``limits.max_reply_chars``). A call that failed was not recorded, and
+                runs again.
 
         Returns:
             The tool's result, as text.
@@ -1033,8 +1035,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             TypeError: ``args`` are not a mapping of strings to JSON values, or
                 ``call_id`` is not a string.
             ValueError: ``name`` is empty, ``args`` are above their size limit, or
-                ``call_id`` is above ``MAX_ID_CHARS`` or was given to a call of another
-                tool in this turn.
+                ``call_id`` is above ``MAX_ID_CHARS`` or was given to another call
+                (another tool, or other arguments) in this turn.
             TimeoutError: No result within the deadline.
             Exception: What the tool raised.
 
@@ -1045,17 +1047,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._check_open()
         _check_id("session_id", session_id)
         _check_optional_id("call_id", call_id)
-        if call_id is not None:
-            done = self.recorded_call(session_id, call_id)
-            if done is not None:
-                if done[0] != name:
-                    raise ValueError(
-                        f"call_id {call_id!r} was given to a call of {done[0]!r} in this "
-                        f"turn, not of {name!r}"
-                    )
-                return done[1]
         args = dict(args or {})
         checked = self._calls.check(name, args)
+        if call_id is not None:
+            done = self.repeated_call(session_id, call_id, name, args)
+            if done is not None:
+                return done
         session = self._session(session_id, None)
         result, read_only = await self._calls.call(session_id, name, args, checked, deadline_s)
         if session.turns:
@@ -1068,10 +1065,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
         return result
 
-    def recorded_call(self, session_id: str, call_id: str) -> tuple[str, str] | None:
+    def repeated_call(
+        self, session_id: str, call_id: str, name: str, args: Mapping[str, Any]
+    ) -> str | None:
         """
-        The tool and the recorded result of the call with id ``call_id`` in the
-        session's last turn (see :meth:`call`), or None when it holds none.
+        The recorded result of the call with id ``call_id`` in the session's last turn
+        (see :meth:`call`), when that call is of the tool ``name`` with ``args``; None
+        when the turn holds no call with that id.
+
+        Raises:
+            ValueError: The id was given to another call (another tool, or other
+                arguments) in this turn.
 
         .. versionadded:: 0.10
         """
@@ -1079,8 +1083,16 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if session is None or not session.turns:
             return None
         for done in reversed(session.turns[-1].get("tool_calls") or ()):
-            if done.get("call_id") == call_id:
-                return str(done.get("name")), str(done.get("result") or "")
+            if done.get("call_id") != call_id:
+                continue
+            if done.get("name") != name or call_key(name, done.get("args") or {}) != call_key(
+                name, args
+            ):
+                raise ValueError(
+                    f"call_id {call_id!r} was given to another call in this turn "
+                    f"({done.get('name')!r} with other arguments, or another tool)"
+                )
+            return str(done.get("result") or "")
         return None
 
     def tool(

@@ -236,12 +236,12 @@ async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str
         if not change.synced.count:
             raise _no_session(session_id)
         if body.call_id is not None:  # a retry of a call this turn made: not run again
-            done = gate.engine.recorded_call(session_id, body.call_id)
-            if done is not None and done[0] != body.name:
-                message = f"call_id {body.call_id!r} was given to a call of {done[0]!r}"
-                raise ApiError(422, "invalid_request", message, "call_id")
+            try:
+                done = gate.engine.repeated_call(session_id, body.call_id, body.name, body.args)
+            except (TypeError, ValueError) as exc:
+                raise ApiError(422, "invalid_request", str(exc), "call_id") from None
             if done is not None:
-                return done[1], True
+                return done, True
         try:
             result = await gate.engine.call(session_id, body.name, body.args, call_id=body.call_id)
         except UnknownToolError as exc:

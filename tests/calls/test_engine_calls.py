@@ -83,17 +83,18 @@ async def test_a_call_retried_under_its_call_id_is_not_run_again() -> None:
     """
     A transactional call retried under its ``call_id`` returns the recorded result
     without running the tool again; a call that failed was not recorded and runs
-    again; an id given to another tool's call, or too long, is refused. Without an
-    id, a call runs each time.
+    again; an id given to another call (another tool, other arguments), or too long,
+    is refused. Without an id, a call runs each time.
     """
     source = ScriptedCallSource({FIND: True, RESERVE: False})
     async with _engine(source, speculate=False) as engine:
         await engine.handle(session_id="s", text="book Rintaro")
         first = await engine.call("s", RESERVE, SAN_JOSE, call_id="c1")
         again = await engine.call("s", RESERVE, SAN_JOSE, call_id="c1")
-        recorded = engine.recorded_call("s", "c1")
-        with pytest.raises(ValueError, match="call_id 'c1' was given to a call of"):
-            await engine.call("s", FIND, SAN_JOSE, call_id="c1")
+        recorded = engine.repeated_call("s", "c1", RESERVE, SAN_JOSE)
+        for other in ((FIND, SAN_JOSE), (RESERVE, {"city": "Napa"})):
+            with pytest.raises(ValueError, match="call_id 'c1' was given to another call"):
+                await engine.call("s", *other, call_id="c1")
         with pytest.raises(ValueError, match="call_id has 129 characters"):
             await engine.call("s", RESERVE, SAN_JOSE, call_id="c" * 129)
         source.fail[RESERVE] = RuntimeError("the booking desk is down")
@@ -103,7 +104,7 @@ async def test_a_call_retried_under_its_call_id_is_not_run_again() -> None:
         await engine.call("s", RESERVE, {"city": "Napa"}, call_id="c2")
         await engine.call("s", RESERVE, SAN_JOSE)
         turn = engine.turns_of("s")[0]
-    assert (first, (RESERVE, first)) == (again, recorded)
+    assert first == again == recorded
     assert 2 == source.calls[call_key(RESERVE, SAN_JOSE)]  # c1 once, and once without an id
     assert ["c1", "c2", None] == [c.get("call_id") for c in turn["tool_calls"]]
 

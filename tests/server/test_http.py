@@ -271,7 +271,7 @@ def test_a_call_retried_under_its_call_id_on_another_replica_is_not_run_again(
     """
     A booking retried with the same ``call_id`` on the other replica gets the
     recorded result (``"repeated": true``) and the turn holds one booking; the id
-    given to another tool's call is 422 naming ``call_id``.
+    given to another call (another hotel) is 422 naming ``call_id``.
     """
     a, b = replicas
     headers = bearer(keys[1]["acme"])
@@ -283,7 +283,7 @@ def test_a_call_retried_under_its_call_id_on_another_replica_is_not_run_again(
         on_a.post("/v1/sessions/k1/requests", json={"text": "book the Grande"})
         first = on_a.post("/v1/sessions/k1/calls", json=book).json()
         again = on_b.post("/v1/sessions/k1/calls", json=book).json()
-        other = on_b.post("/v1/sessions/k1/calls", json={**book, "name": "find_hotels"})
+        other = on_b.post("/v1/sessions/k1/calls", json={**book, "args": {"name": "Ritz"}})
         turn = on_a.get("/v1/sessions/k1").json()["turns"][0]
     assert ("booked Grande", False) == (first["result"], first["repeated"])
     assert ("booked Grande", True) == (again["result"], again["repeated"])
