@@ -1085,12 +1085,15 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         for done in reversed(session.turns[-1].get("tool_calls") or ()):
             if done.get("call_id") != call_id:
                 continue
-            if done.get("name") != name or call_key(name, done.get("args") or {}) != call_key(
-                name, args
-            ):
+            other = done.get("name")
+            if other != name:
                 raise ValueError(
-                    f"call_id {call_id!r} was given to another call in this turn "
-                    f"({done.get('name')!r} with other arguments, or another tool)"
+                    f"call_id {call_id!r} was given to another call in this turn: of {other!r}"
+                )
+            if call_key(name, done.get("args") or {}) != call_key(name, args):
+                raise ValueError(
+                    f"call_id {call_id!r} was given to another call in this turn: of "
+                    f"{name!r} with other arguments"
                 )
             return str(done.get("result") or "")
         return None
