@@ -193,6 +193,7 @@ class _Session:
     used_at: dict[str, int] = field(default_factory=dict)  # key -> turn feedback said used it
     last_shown: list[str] = field(default_factory=list)  # the judged items of the last window
     window_judged: bool = False  # feedback judged the last window (a window is judged once)
+    in_arm: bool = False  # counted in its arm's sessions here (where its first turn was served)
     state: str = ""  # the state of the request being served, when given
     answered_at: float | None = None  # the last reply (else the last context) was then
     think: tuple[str | None, float] | None = None  # a think time for the learner
@@ -628,10 +629,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         }
         for tally in _tallies(session):
             tally.turn(**counts)
-        if not session.turns and session.arm is not None:
-            # a session counts in its arm where its first turn is served, not again on
-            # every replica (or after every restart) that continues it
+        if not session.turns and not session.in_arm and session.arm is not None:
+            # a session counts in its arm where its first turn is served, once: not
+            # again on every replica (or after every restart) that continues it
             session.arm.tally.sessions += 1
+            session.in_arm = True
         session.counted[len(session.turns)] = (hash(text), counts, request_id)
 
     def _take_back(self, session: _Session, start: int, new: list[dict[str, Any]]) -> None:
@@ -650,8 +652,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 if request_id is None:
                     for tally in _tallies(session):
                         tally.turn(**counts, count=-1)
-                    if turn == 0 and session.arm is not None:
-                        session.arm.tally.sessions -= 1
 
     def _fit_request(self, config: EngineConfig, text: str) -> str:
         """

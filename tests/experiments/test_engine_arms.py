@@ -5,7 +5,10 @@ the arm in the context, and records each session's and arm's outcomes.
 
 from __future__ import annotations
 
+import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from preload import DictSource, EngineConfig, PreloadEngine
 from preload.learning import NullForecaster
@@ -211,3 +214,45 @@ async def test_a_turn_served_again_under_its_request_id_counts_as_first_served()
     assert (1, 1) == (taken_back, again.hits)
     assert (1, 1, 0) == (stats.requests, stats.misses, stats.hits)
     assert [(sid, 1, 0.0)] == [(o.session_id, o.turns, o.hit_rate) for o in outcomes]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(["new", "plain", "retry", "refused"]), min_size=1, max_size=8))
+def test_requests_count_once_whatever_is_served_again(steps: list[str]) -> None:
+    """
+    Whatever the order of new requests (with an id, or without one), retries (the last
+    turn taken back and served again under its id) and changes refused (taken back,
+    not served again): the engine counts every request once; the arm counts those
+    with an id once, as first served, and those without one while their turn stands;
+    the session counts once.
+    """
+
+    async def main() -> tuple[int, int, int, int]:
+        config = EngineConfig.from_dict(CONFIG)
+        async with PreloadEngine(
+            config, sources={"kb": DictSource(ITEMS)}, forecaster=NullForecaster()
+        ) as engine:
+            sid = _ids_by_arm(engine)["small"]
+            turns: list[str | None] = []  # the request ids of the session's turns
+            for i, step in enumerate(steps):
+                if step in ("new", "plain"):
+                    turns.append(f"r{i}" if step == "new" else None)
+                elif turns:
+                    engine.restore(sid, [], start=len(turns) - 1)
+                    dropped = turns.pop()
+                    if step == "refused" or dropped is None:
+                        continue  # not served again (a request without an id is new)
+                    turns.append(dropped)
+                else:
+                    continue
+                await engine.handle(
+                    session_id=sid, text=f"hotels {i}", needs=["db:hotels"], request_id=turns[-1]
+                )
+            arm = engine.arm_statistics()["small"]
+            standing = turns.count(None)  # requests without an id whose turn stands
+            return engine.metrics().requests, arm.requests, standing, arm.sessions
+
+    requests, arm_requests, standing, sessions = anyio.run(main)
+    with_id = [step for step in steps if step == "new"]
+    made = len(with_id) + steps.count("plain")
+    assert (made, len(with_id) + standing, int(made > 0)) == (requests, arm_requests, sessions)
