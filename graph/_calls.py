@@ -53,9 +53,10 @@ from ._calls_counts import (
     overlaps,
     rank_mentions,
     turns_of,
+    whole_forms,
 )
 from ._calls_names import NameTemperature, name_tokens
-from ._calls_text import asked_words
+from ._calls_text import MAX_TEXT, asked_words
 from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
 
 __all__ = ["CallForecaster", "CallGuess"]
@@ -71,6 +72,7 @@ _PRIOR: dict[str, tuple[float, float]] = {
     "user:now": (0.6, 0.6),
     "user:span": (0.3, 0.3),
     "user:cued": (0.6, 0.6),
+    "user:whole": (0.5, 0.5),
     "agent:last": (0.5, 0.4),
     "user:past": (0.4, 0.4),
     "agent:past": (0.2, 0.2),
@@ -103,8 +105,9 @@ class CallGuess:
             ``"call:<name>.<arg>"`` (an earlier call's argument, copied),
             ``"next:<name>.<arg>"`` (the value that most often followed the one the last
             call of the name gave: the next day, another airline), ``"result"`` (given
-            by an earlier call's result: the user id a lookup returned), ``"default"`` or
-            ``"normalized:<rule>"``. An argument inside an object argument is named by
+            by an earlier call's result: the user id a lookup returned), ``"request"``
+            (the request's whole text: a search query handed on as the user wrote
+            it), ``"default"`` or ``"normalized:<rule>"``. An argument inside an object argument is named by
             its path, dotted (``filters.city``).
 
     .. versionadded:: 0.1
@@ -687,8 +690,24 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             kind_span = spans.get(arg)
             if kind_span is not None and (got is None or kind_span[1][2] != got[2]):
                 front.append((kind_span[0], kind_span[1][2], f"normalized:{kind_span[1][3]}"))
+            whole = self._whole(counts, (name, arg), scan)
+            if whole is not None:
+                front.append(("user:whole", whole, "request"))
             out[arg] = [*front, *options] if front else options
         return out
+
+    @staticmethod
+    def _whole(counts: CallCounts, key: Key, scan: TextScan) -> str | None:
+        """
+        The request's whole text, in the form the argument's training calls took it
+        most often, for an argument that takes a request whole (a search query handed
+        on as the user wrote it: :meth:`CallCounts.whole_form`); None for any other
+        argument, or a request longer than a scan reads.
+        """
+        form = counts.whole_form(key)
+        if form is None or not scan.raw or len(scan.raw) >= MAX_TEXT:
+            return None
+        return whole_forms(scan.raw).get(form) or None
 
     def _past_candidates(
         self, name: str, view: SessionView, counts: CallCounts, anchor: dt.date | None
@@ -910,7 +929,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 args[arg] = value
                 evidence[arg] = how
                 p0 *= right
-                fresh = fresh or _kind(kind) in ("user:now", "user:span", "user:cued")
+                fresh = fresh or _kind(kind) in ("user:now", "user:span", "user:cued", "user:whole")
                 if runner is not None:
                     variants.append((runner[0] / right, arg, runner[2][1], runner[2][2], "1v"))
                 if presence < 0.5:

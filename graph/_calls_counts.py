@@ -63,6 +63,7 @@ __all__ = [
     "span_mentions",
     "surface",
     "turns_of",
+    "whole_forms",
 ]
 
 #: A value said in a text: ``(first token, token after, value, how)``; ``how`` is ""
@@ -108,6 +109,27 @@ _MAX_FLOW_CALLS = 12
 #: of each (its beginning, where a lookup's ids and names are).
 _MAX_RESULTS = 8
 _RESULT_CHARS = MAX_TEXT
+
+
+#: The punctuation a request's whole text may lose as an argument's value ...
+_WHOLE_PUNCTUATION = " .,;:!?\"'"
+#: ... and how many characters it may lose so, with the spaces around it.
+_WHOLE_SLACK = 8
+#: The fewest words of a request taken whole as a query ...
+_WHOLE_WORDS = 4
+#: ... and the share of an argument's calls that took it so, for its next call to.
+_WHOLE_SHARE = 0.3
+
+
+def whole_forms(text: str) -> dict[str, str]:
+    """
+    The forms in which a request's whole text may be handed on as an argument's value
+    (a search query): as written (stripped of spaces around it), lower-cased, without
+    the punctuation around it, or both.
+    """
+    written = text.strip()
+    bare = written.strip(_WHOLE_PUNCTUATION)
+    return {"written": written, "lower": written.lower(), "bare": bare, "bare_lower": bare.lower()}
 
 
 def turns_of(session: Any) -> list[Mapping[str, Any]]:
@@ -310,6 +332,9 @@ class CallCounts:
         #: values that are not strings or are strings shaped like another type ("2")
         self.kinds: dict[Key, dict[str, dict[str, float]]] = {}
         self.flow: dict[Key, dict[Key, float]] = {}
+        #: (name, arg) -> form (see :func:`whole_forms`) -> calls whose value was their
+        #: request's whole text in that form (a search query handed on as written)
+        self.whole: dict[Key, dict[str, float]] = {}
         #: (name, arg) -> value -> the value the next call of that name gave instead -> n
         self.succ: dict[Key, dict[str, dict[str, float]]] = {}
         self.contexts: dict[tuple[str, ...], list[Any]] = {}  # ctx -> [turns, {name: n}]
@@ -411,6 +436,13 @@ class CallCounts:
                         src = (earlier, other)
                         flows[src] = flows.get(src, 0.0) + 1.0
             self._vote_anchor(value, text)
+            # a query: a request of a few words handed on whole (a value said alone is
+            # no query: "Sacramento.", "5th and Main")
+            if abs(len(value) - len(text)) <= _WHOLE_SLACK and len(value.split()) >= _WHOLE_WORDS:
+                form = next((f for f, v in whole_forms(text).items() if v == value), None)
+                if form is not None:
+                    per_form = self.whole.setdefault(key, {})
+                    per_form[form] = per_form.get(form, 0.0) + 1.0
 
     def _add_successors(
         self, name: str, args: dict[str, str], before: dict[str, str] | None
@@ -582,6 +614,18 @@ class CallCounts:
         calls, capital = self.casing.get(key, (0.0, 0.0))
         return recased(value) if value.islower() and 2 * capital > calls else value
 
+    def whole_form(self, key: Key) -> str | None:
+        """
+        The form (see :func:`whole_forms`) in which the argument takes a request's
+        whole text, when at least ``_WHOLE_SHARE`` of its calls took one (a search
+        query handed on as the user wrote it); None for any other argument.
+        """
+        forms = self.whole.get(key)
+        given = self.casing.get(key, [0.0])[0]
+        if not forms or sum(forms.values()) < _WHOLE_SHARE * given:
+            return None
+        return max(forms, key=lambda f: (forms[f], f))
+
     def key_info(self, key: Key) -> tuple[float, str, str | None, int]:
         """
         Return an argument's presence rate in its call, its most frequent value, its
@@ -697,6 +741,7 @@ class CallCounts:
             "kinds": [[list(k), v] for k, v in self.kinds.items()],
             "flow": [[list(k), [[list(s), c] for s, c in f.items()]] for k, f in self.flow.items()],
             "succ": [[list(k), per] for k, per in self.succ.items()],
+            "whole": [[list(k), per] for k, per in self.whole.items()],
             "contexts": [[list(c), e] for c, e in self.contexts.items()],
             "name_words": self.name_words.to_json(),
             "dates": self.dates,
@@ -760,6 +805,10 @@ class CallCounts:
                 str(old): {str(v): float(n) for v, n in per.items()} for old, per in olds.items()
             }
             for k, olds in data.get("succ", ())  # absent from models saved before 0.3
+        }
+        counts.whole = {  # absent from models saved before 0.10
+            (str(k[0]), str(k[1])): {str(f): float(n) for f, n in per.items()}
+            for k, per in data.get("whole", ())
         }
         counts.contexts = {
             tuple(map(str, c)): [float(e[0]), {str(n): float(x) for n, x in e[1].items()}]

@@ -444,6 +444,35 @@ async def test_a_value_an_earlier_calls_result_gave_is_speculated() -> None:
     assert "result" == speculated.evidence["user_id"]
 
 
+async def test_a_search_query_the_request_gives_whole_is_speculated() -> None:
+    """
+    An agent that hands the user's question to its search tool as written: the call
+    forecaster learns it from ended sessions, and a new question is searched for
+    the moment it arrives, its call then a hit with the request as its evidence.
+    """
+    search = "Help:Search"
+    source = ScriptedCallSource({search: True})
+    topics = ["refund", "parcel", "invoice", "coupon", "warranty", "password"]
+    async with _engine(source, EngineCallPredictor(), threshold=0.2, guesses=3) as engine:
+        for i in range(30):
+            sid, text = f"s{i}", f"How long does my {topics[i % 6]} take, case {i}?"
+            await engine.handle(session_id=sid, text=text, state="Ask")
+            await engine.call(sid, search, {"query": text})
+            engine.reply(sid, "Here is what I found.")
+            engine.end_session(sid)
+            await engine.wait_idle()
+        question = "Why was my card declined twice today?"
+        before = engine.call_statistics()
+        await engine.handle(session_id="new", text=question, state="Ask")
+        await engine.wait_idle()
+        await engine.call("new", search, {"query": question})
+        after = engine.call_statistics()
+        [speculated] = engine.speculations_of("new")
+    assert 1 == source.calls[call_key(search, {"query": question})]
+    assert before.call_hits + 1 == after.call_hits
+    assert "request" == speculated.evidence["query"]
+
+
 async def test_a_call_joins_the_history_of_its_turn() -> None:
     """
     The call and its result are recorded on the turn, so the history and the call

@@ -1571,3 +1571,39 @@ def test_names_left_out_leave_room_for_the_names_kept() -> None:
     assert kept
     assert {HOTEL} == {g.name for g in kept}
     assert {"city": "Napa"} == dict(kept[0].args)
+
+
+SEARCH = "Help:Search"
+TOPICS = ["refund", "parcel", "password", "invoice", "warranty", "address", "coupon", "order"]
+ASKS = ["Where is my {}, ticket {}?", "how do I change my {} ({})?", "Explain the {} rules {}?"]
+
+
+def help_session(rng: random.Random) -> dict[str, Any]:
+    """
+    A help desk whose agent hands the user's question to its search tool as written,
+    without its question mark, with a category said in other words.
+    """
+    text = rng.choice(ASKS).format(rng.choice(TOPICS), rng.randrange(10**6))
+    query = text.rstrip("?")
+    call = _call(SEARCH, {"query": query, "lang": "en"})
+    return {"turns": [_turn(text, "Help:Ask", "Here is what I found.", call)]}
+
+
+def test_a_query_argument_takes_the_request_whole(tmp_path: Path) -> None:
+    """
+    An argument whose training calls took the request's whole text (a search query
+    handed on as written, its question mark dropped) takes a new request's whole
+    text in the same form, saved and loaded too; an argument that never did gets no
+    such candidate.
+    """
+    rng = random.Random(7)
+    model = CallForecaster().fit([help_session(rng) for _ in range(60)])
+    model.save(tmp_path / "m.json")
+    text = "Why was my card declined twice today?"
+    for fitted in (model, CallForecaster.load(tmp_path / "m.json")):
+        best = fitted.predict([], {"text": text, "state": "Help:Ask"})[0]
+        assert {"query": text.rstrip("?"), "lang": "en"} == dict(best.args)
+        assert "request" == best.evidence["query"]
+    plain = CallForecaster().fit(sessions(30))
+    guesses = plain.predict([], {"text": "Italian food in Napa", "state": FIND})
+    assert guesses and all("request" not in g.evidence.values() for g in guesses)
