@@ -9,7 +9,10 @@ returns the user id, and then opens the account), then asks about one to three o
 a return, or the parcel, whose tracking number the order's result gives), and says
 goodbye. Every call records its result (``result``), as an agent's log does;
 ``--no-results`` leaves them out, as the shipped corpora do (about a third of the
-read-only calls then have an argument no text says).
+read-only calls then have an argument no text says). With ``--questions``, half the
+sessions also ask a policy question before goodbye, which the agent hands to its
+help-center search as the user wrote it (``search_help_center``, read-only): a query
+argument new in almost every session.
 
 ``python -m simulations.retail_corpus OUT`` writes ``OUT/retail/`` with
 ``sessions-train.jsonl`` (1,500 sessions), ``sessions-dev.jsonl`` (400) and
@@ -35,6 +38,15 @@ _FIRST = "mia noah emma liam olivia ava lucas ethan yusuf sofia amelia omar chen
 _LAST = "garcia smith kim nguyen patel rossi muller silva brown khan lopez wang ito"
 _ITEMS = ("water bottle", "desk lamp", "hiking boots", "t-shirt", "laptop", "backpack")
 _SPLITS = (("train", 1500), ("dev", 400))
+_QUESTIONS = (
+    "How long does a refund for the {item} take?",
+    "Can I still return a {item} after {days} days?",
+    "do you ship the {item} to {country}",
+    "What is the warranty on the {item} I bought in {month}?",
+    "Is there a restocking fee if I send back the {item}?",
+)
+_COUNTRIES = ("Canada", "Mexico", "Germany", "Japan", "Brazil", "Kenya", "India", "Spain")
+_MONTHS = ("January", "March", "May", "July", "September", "November")
 
 
 class _Session:
@@ -71,7 +83,12 @@ def _code(rng: random.Random, alphabet: str, n: int) -> str:
 
 
 def session(
-    rng: random.Random, session_id: str, *, states: bool = True, results: bool = True
+    rng: random.Random,
+    session_id: str,
+    *,
+    states: bool = True,
+    results: bool = True,
+    questions: bool = False,
 ) -> dict[str, Any]:
     """
     One generated session (see the module's docstring).
@@ -169,11 +186,31 @@ def session(
                 "track",
                 ("track_package", {"tracking_id": parcel}, True, '{"where": "in transit"}'),
             )
+    if questions and rng.random() < 0.5:
+        question = rng.choice(_QUESTIONS).format(
+            item=rng.choice(_ITEMS),
+            days=rng.randint(20, 90),
+            country=rng.choice(_COUNTRIES),
+            month=rng.choice(_MONTHS),
+        )
+        s.turn(
+            question,
+            "Here is what our help center says.",
+            "question",
+            ("search_help_center", {"query": question}, True, '{"articles": 3}'),
+        )
     s.turn("Thanks, bye!", "Goodbye!", "bye")
     return {"session_id": session_id, "turns": s.turns}
 
 
-def write(out: Path, *, seed: int = 0, states: bool = True, results: bool = True) -> Path:
+def write(
+    out: Path,
+    *,
+    seed: int = 0,
+    states: bool = True,
+    results: bool = True,
+    questions: bool = False,
+) -> Path:
     """
     Write the corpus's folder ``out/retail`` and return it.
     """
@@ -183,7 +220,13 @@ def write(out: Path, *, seed: int = 0, states: bool = True, results: bool = True
     for split, n in _SPLITS:
         with open(folder / f"sessions-{split}.jsonl", "w", encoding="utf-8") as fh:
             for i in range(n):
-                line = session(rng, f"retail-{split}-{i}", states=states, results=results)
+                line = session(
+                    rng,
+                    f"retail-{split}-{i}",
+                    states=states,
+                    results=results,
+                    questions=questions,
+                )
                 fh.write(json.dumps(line) + "\n")
     policy = {"key": "doc:returns", "kind": "doc", "text": "Items may be returned in 30 days."}
     (folder / "knowledge.jsonl").write_text(json.dumps(policy) + "\n", encoding="utf-8")
@@ -199,12 +242,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-states", action="store_true", help="turns without states")
     parser.add_argument("--no-results", action="store_true", help="calls without results")
+    parser.add_argument(
+        "--questions", action="store_true", help="policy questions searched for as written"
+    )
     options = parser.parse_args(argv)
     folder = write(
         options.out,
         seed=options.seed,
         states=not options.no_states,
         results=not options.no_results,
+        questions=options.questions,
     )
     print(f"wrote a generated retail help desk to {folder}")
 
