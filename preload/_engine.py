@@ -166,9 +166,8 @@ class _Session:
     arm: _Arm | None = None
     tally: OutcomeTally | None = None  # the session's outcome, in an experiment
     turns: list[dict[str, Any]] = field(default_factory=list)
-    # turn -> its text's hash, what it added to the tallies (to take back if dropped)
-    # and its request id (a turn with one is served again under it, and not counted)
-    counted: dict[int, tuple[int, dict[str, Any], str | None]] = field(default_factory=dict)
+    # turn -> its text's hash and what it added to the tallies, to take back if dropped
+    counted: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     # The ids of the latest requests counted in the metrics (here or by another replica).
     request_ids: deque[str] = field(default_factory=lambda: deque(maxlen=_MAX_REQUEST_IDS))
     # The last window and what it was given, for the tenant-wide layer to learn from.
@@ -526,7 +525,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 context, experiment=self.config.experiments.name, arm=session.arm.name
             )
             if counted:
-                self._tally_turn(session, context, needs, text, request_id)
+                self._tally_turn(session, context, needs, text)
         session.answered_at = anyio.current_time()
         self._note_window(session, context)
         current_session.set(session_id)  # for tools wrapped by engine.tool
@@ -605,14 +604,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
         return list(dict.fromkeys(needs))
 
-    def _tally_turn(
-        self,
-        session: _Session,
-        context: Context,
-        needs: list[str],
-        text: str,
-        request_id: str | None,
-    ) -> None:
+    def _tally_turn(self, session: _Session, context: Context, needs: list[str], text: str) -> None:
         """
         Count a request of an experiment's session in its outcome and its arm's (the
         turn the session is about to take).
@@ -634,7 +626,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             # again on every replica (or after every restart) that continues it
             session.arm.tally.sessions += 1
             session.in_arm = True
-        session.counted[len(session.turns)] = (hash(text), counts, request_id)
+        session.counted[len(session.turns)] = (hash(text), counts)
 
     def _take_back(self, session: _Session, start: int, new: list[dict[str, Any]]) -> None:
         """
@@ -646,10 +638,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         for turn in range(start, len(session.turns)):
             if turn not in session.counted:
                 continue
-            text, counts, request_id = session.counted[turn]
+            text, counts = session.counted[turn]
             if turn - start >= len(new) or hash(new[turn - start]["text"]) != text:
                 del session.counted[turn]
-                if request_id is None:
+                if "request_id" not in session.turns[turn]:
                     for tally in _tallies(session):
                         tally.turn(**counts, count=-1)
 

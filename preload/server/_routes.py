@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._engine import MAX_ID_CHARS
 from .._errors import InputTooLargeError, UnknownToolError
 from .._sessions import name_problem
 from ._gate import Change, SessionGate
@@ -43,7 +44,7 @@ class RequestIn(BaseModel):
     state: str | None = None
     needs: list[str] = Field(default_factory=list)
     user: str | None = None
-    request_id: str | None = Field(default=None, max_length=128)
+    request_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
 
 
 class ReplyIn(BaseModel):
@@ -76,7 +77,7 @@ class CallIn(BaseModel):
 
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
-    call_id: str | None = Field(default=None, max_length=128)
+    call_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
 
 
 class ApiError(Exception):

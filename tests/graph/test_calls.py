@@ -1581,7 +1581,7 @@ ASKS = ["Where is my {}, ticket {}?", "how do I change my {} ({})?", "Explain th
 def help_session(rng: random.Random) -> dict[str, Any]:
     """
     A help desk whose agent hands the user's question to its search tool as written,
-    without its question mark, with a category said in other words.
+    without its question mark, and a language no text says.
     """
     text = rng.choice(ASKS).format(rng.choice(TOPICS), rng.randrange(10**6))
     query = text.rstrip("?")
