@@ -81,6 +81,8 @@ _PRIOR: dict[str, tuple[float, float]] = {
     "result": (0.2, 0.2),
     "default": (0.3, 0.3),
 }
+#: The sources whose values the request itself said: a call built on one is "fresh".
+_FROM_REQUEST = frozenset({"user:now", "user:span", "user:cued", "user:whole"})
 #: predict reads the calls of this many times ``max_turns`` latest turns of a history.
 _HISTORY_TURNS = 4
 #: The last words of the agent's reply that are cues of the argument a request fills.
@@ -107,8 +109,8 @@ class CallGuess:
             call of the name gave: the next day, another airline), ``"result"`` (given
             by an earlier call's result: the user id a lookup returned), ``"request"``
             (the request's whole text: a search query handed on as the user wrote
-            it), ``"default"`` or ``"normalized:<rule>"``. An argument inside an object argument is named by
-            its path, dotted (``filters.city``).
+            it), ``"default"`` or ``"normalized:<rule>"``. An argument inside an
+            object argument is named by its path, dotted (``filters.city``).
 
     .. versionadded:: 0.1
     """
@@ -929,7 +931,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 args[arg] = value
                 evidence[arg] = how
                 p0 *= right
-                fresh = fresh or _kind(kind) in ("user:now", "user:span", "user:cued", "user:whole")
+                fresh = fresh or _kind(kind) in _FROM_REQUEST
                 if runner is not None:
                     variants.append((runner[0] / right, arg, runner[2][1], runner[2][2], "1v"))
                 if presence < 0.5:
