@@ -34,7 +34,6 @@ from ._config import RetrievalConfig as RetrievalConfig
 from ._config import ServerConfig as ServerConfig
 from ._config import SwapConfig as SwapConfig
 from ._config import TokensConfig as TokensConfig
-from ._engine import PreloadEngine as PreloadEngine
 from ._errors import CacheError as CacheError
 from ._errors import ConfigError as ConfigError
 from ._errors import EmptyInputError as EmptyInputError
@@ -66,6 +65,7 @@ from ._tokens import TokenCounter as TokenCounter
 from .calls import CallSource as CallSource
 from .calls import ToolCall as ToolCall
 from .calls import ToolSet as ToolSet
+from .engine import PreloadEngine as PreloadEngine
 from .history import CompressedConversation as CompressedConversation
 from .learning import EngineForecaster as EngineForecaster
 from .learning import Forecast as Forecast

@@ -117,14 +117,14 @@ def instrumented(engines: list[Any]) -> Iterator[None]:
     AbstractConnection.send_packed_command = counted_send  # type: ignore[method-assign]
     anyio.to_thread.run_sync = counted_run_sync  # type: ignore[assignment]
     for engine in engines:
-        engine._caught_up = timing(engine._caught_up)
+        engine._histories._caught_up = timing(engine._histories._caught_up)
     try:
         yield
     finally:
         AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
         anyio.to_thread.run_sync = run_sync
         for engine in engines:
-            del engine._caught_up
+            del engine._histories._caught_up
 
 
 @dataclass

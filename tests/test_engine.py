@@ -23,8 +23,8 @@ from preload import (
     TiktokenCounter,
     Turn,
 )
-from preload._engine import HISTORY_OFFLOAD_CHARS, INLINE_HISTORY_CHARS
 from preload.compression import MultiLevelCompressor
+from preload.engine._history import HISTORY_OFFLOAD_CHARS, INLINE_HISTORY_CHARS
 from preload.history import CompressedConversation, PreparedExchange
 from preload.learning import MarkovForecaster
 

@@ -15,6 +15,7 @@ PACKAGES = [
     "preload",
     "preload.caches",
     "preload.compression",
+    "preload.engine",
     "preload.experiments",
     "preload.history",
     "preload.integrations",

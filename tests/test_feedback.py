@@ -235,7 +235,7 @@ async def test_an_arm_that_adapts_its_budget_learns_on_its_own() -> None:
             await engine.handle(session_id=f"s{i}", text="hotel rooms in Lisbon")
             engine.feedback(f"s{i}", used=[])
         await engine.wait_idle()
-        arms = {name: arm.adaptive for name, arm in engine._arms.items()}
+        arms = {name: arm.adaptive for name, arm in engine._experiment.arms.items()}
         learned = engine.arm_statistics()["adaptive"].sessions
     assert engine.adaptive is None and arms["control"] is None
     budget = arms["adaptive"]

@@ -20,7 +20,7 @@ from .._errors import EngineStateError
 from ..calls import call_key, current_session
 
 if TYPE_CHECKING:
-    from .._engine import PreloadEngine
+    from ..engine import PreloadEngine
     from ..window import Context
 
 __all__ = ["CONTEXT_HEADER", "HISTORY_HEADER", "EngineLink", "as_text", "render", "tool"]

@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from langgraph.runtime import Runtime
     from langgraph.types import Command
 
-    from .._engine import PreloadEngine
     from .._tokens import TokenCounter
+    from ..engine import PreloadEngine
     from ..window import Context
 
 __all__ = ["CompressedChatMessageHistory", "PreloadMiddleware", "thread_id"]

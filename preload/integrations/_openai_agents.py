@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from agents.memory import Session, SessionSettings
     from agents.run_config import CallModelData
 
-    from .._engine import PreloadEngine
+    from ..engine import PreloadEngine
     from ..window import Context
 
 __all__ = ["PreloadSession", "item_text"]

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from pydantic_ai.run import AgentRunResult
     from pydantic_ai.tools import ToolDefinition
 
-    from .._engine import PreloadEngine
+    from ..engine import PreloadEngine
     from ..window import Context
 
 __all__ = ["PreloadCapability", "current_turn", "prompt_text"]

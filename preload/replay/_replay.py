@@ -27,11 +27,11 @@ import anyio
 import numpy as np
 
 from .._config import EngineConfig, ExperimentsConfig
-from .._engine import PreloadEngine
 from .._errors import ConfigError, InputError, PreloadError
 from .._sources import DictSource
 from .._tokens import TiktokenCounter
 from ..caches import MemoryCache
+from ..engine import PreloadEngine
 from ..experiments import SessionOutcome
 from ..learning import (
     CallPredictor,

@@ -27,9 +27,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from .._config import EngineConfig
-from .._engine import PreloadEngine
 from .._errors import InputTooLargeError
 from .._sources import JsonlKnowledgeSource, Source
+from ..engine import PreloadEngine
 from ..learning import EngineCallPredictor, EngineForecaster, Forecaster, read_only_tools
 from ._follow import Follower
 from ._gate import SessionGate

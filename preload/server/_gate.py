@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._store import OneAtATime, StoreConflict, StoredSession
 
 if TYPE_CHECKING:
-    from .._engine import PreloadEngine
+    from ..engine import PreloadEngine
     from ._store import Changed, Held, SessionStore
 
 T = TypeVar("T")

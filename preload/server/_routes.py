@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._engine import MAX_ID_CHARS
 from .._errors import InputTooLargeError, UnknownToolError
 from .._sessions import name_problem
+from ..engine._engine import MAX_ID_CHARS
 from ._gate import Change, SessionGate
 from ._keys import NAME_PATTERN
 from ._monitor import server_timing

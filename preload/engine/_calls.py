@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from ._errors import UnknownToolError
-from ._sources import SourceRouter
-from .calls import (
+from .._errors import UnknownToolError
+from .._sources import SourceRouter
+from ..calls import (
     CallAdapter,
     CallBook,
     CallRationing,
@@ -34,14 +34,14 @@ from .calls import (
     call_key,
     check_name,
 )
-from .compression import TruncatingCompressor
-from .learning import CallPredictor, EngineCallPredictor
-from .loading import Preloader
+from ..compression import TruncatingCompressor
+from ..learning import CallPredictor, EngineCallPredictor
+from ..loading import Preloader
 
 if TYPE_CHECKING:
-    from ._config import EngineConfig
-    from ._tokens import TokenCounter
-    from .caches import CacheBackend
+    from .._config import EngineConfig
+    from .._tokens import TokenCounter
+    from ..caches import CacheBackend
 
 logger = logging.getLogger(__name__)
 

@@ -12,27 +12,26 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._config import EngineConfig
-from ._engine_calls import CallSide
-from ._errors import EngineStateError, InputTooLargeError
-from ._lifecycle import Lifecycle
-from ._metrics import EngineStatistics, MetricsSnapshot, compose
-from ._sessions import name_problem
-from ._sources import SearchingSource, Source, SourceRouter
-from ._tokens import TiktokenCounter, TokenCounter
-from .caches import CacheBackend, make_cache
-from .calls import (
+from .._config import EngineConfig
+from .._errors import EngineStateError, InputTooLargeError
+from .._lifecycle import Lifecycle
+from .._metrics import EngineStatistics, MetricsSnapshot, compose
+from .._sessions import name_problem
+from .._sources import SearchingSource, Source, SourceRouter
+from .._tokens import TiktokenCounter, TokenCounter
+from ..caches import CacheBackend, make_cache
+from ..calls import (
     CallSource,
     CallStatistics,
     SpeculatedCall,
@@ -41,24 +40,27 @@ from .calls import (
     in_session,
     through_engine,
 )
-from .compression import Compressor, MultiLevelCompressor, Representation
-from .experiments import ArmStatistics, OutcomeTally, SessionOutcome, assign
-from .history import CompressedConversation
-from .learning import (
+from ..compression import Compressor, MultiLevelCompressor, Representation
+from ..experiments import ArmStatistics, OutcomeTally, SessionOutcome
+from ..learning import (
     AdaptiveBudget,
     CallPredictor,
-    Candidate,
     EngineForecaster,
     Forecast,
     Forecaster,
-    JudgedItem,
     StateNamer,
     ThinkTimes,
     ValuePredictor,
 )
-from .loading import Fetched, Preloader
-from .window import Context, HierarchicalBudgetManager, SwapController
-from .window._swap import ITEM_CATEGORIES
+from ..loading import Fetched, Preloader
+from ..window import Context, HierarchicalBudgetManager, SwapController
+from ..window._swap import ITEM_CATEGORIES
+from ._calls import CallSide
+from ._experiment import ExperimentSide
+from ._history import HistorySide
+from ._preloads import PreloadSide
+from ._session import Arm, Counters, EngineSession
+from ._values import ValueSide
 
 __all__ = ["PreloadEngine"]
 
@@ -71,137 +73,13 @@ T = TypeVar("T")
 #: worker thread (counting tokens: about 1.5 ms at 20,000 characters, less below).
 REQUEST_OFFLOAD_CHARS = 20_000
 
-#: Exchanges longer than this (characters, request and reply) are recorded in the
-#: history by the learner in a worker thread (about 10 ms of work a KB).
-HISTORY_OFFLOAD_CHARS = 2_000
-
-#: An exchange a request lacks (its reply reached another replica, or came a moment
-#: ago) is prepared on the loop when it is at most this long (characters, request and
-#: reply): about 0.3 ms of work (p99 1 ms), less than what a hop to a worker thread
-#: costs the request while the learner's thread holds the interpreter.
-INLINE_HISTORY_CHARS = 500
-
-
-#: Judged windows a session keeps for the learner; feedback past them is ignored.
-_MAX_JUDGED = 16
-
-#: Items a session remembers as used (feedback), the least recently used going first.
-_MAX_USED = 256
-
-#: Turns an item an answer used stays a candidate of the session's windows.
-_CARRY_TURNS = 3
-
-#: Request ids a session remembers as counted (the latest), so that a request served
-#: again under one of them is not counted again.
-_MAX_REQUEST_IDS = 16
 
 #: The longest request id or call id, in characters.
 MAX_ID_CHARS = 128
 
-#: Window categories that feedback does not judge: the engine's own parts.
-_NOT_JUDGED = frozenset({"system", "working_memory", "user_history"})
-
-#: Outcomes of ended sessions an engine keeps for :meth:`PreloadEngine.experiment_outcomes`;
-#: the oldest go first.
-MAX_OUTCOMES = 100_000
-#: Preloads left out for their time to live, or deferred, that one context explains.
-MAX_EXPLAINED = 8
-
 
 class _Default(enum.Enum):
     CACHE = 1
-
-
-@dataclass(slots=True)
-class _Counters:
-    requests: int = 0
-    hits: int = 0
-    partial_hits: int = 0
-    misses: int = 0
-    tokens: int = 0
-    learner_drops: int = 0
-    replies_truncated: int = 0
-    retrieved: int = 0
-    feedback: int = 0
-    feedback_ignored: int = 0
-    deferred: int = 0
-    ttl_skipped: int = 0
-    history_catch_ups: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Judged:
-    """
-    A window judged by feedback, waiting for the learner: its candidates (with their
-    text and tokens), their keys, whether the answer used each, and where each stood.
-    """
-
-    candidates: list[tuple[Candidate, str, int]]
-    keys: list[str]
-    used: list[bool]
-    placed: list[tuple[str, int, float, bool, bool]]
-
-
-@dataclass(slots=True, eq=False)
-class _Arm:
-    """
-    One arm of the engine's experiment: its merged configuration, the swap controller
-    that applies its window settings, and its running counts.
-    """
-
-    name: str
-    config: EngineConfig
-    swap: SwapController
-    adaptive: AdaptiveBudget | None = None
-    tally: OutcomeTally = field(default_factory=OutcomeTally)
-
-
-@dataclass(slots=True, eq=False)
-class _Session:
-    id: str
-    user: str | None
-    config: EngineConfig  # the engine's, or its experiment arm's
-    swap: SwapController
-    adaptive: AdaptiveBudget | None = None  # the engine's, or its experiment arm's
-    arm: _Arm | None = None
-    tally: OutcomeTally | None = None  # the session's outcome, in an experiment
-    turns: list[dict[str, Any]] = field(default_factory=list)
-    # turn -> its text's hash and what it added to the tallies, to take back if dropped
-    counted: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    # The ids of the latest requests counted in the metrics (here or by another replica).
-    request_ids: deque[str] = field(default_factory=lambda: deque(maxlen=_MAX_REQUEST_IDS))
-    # The last window and what it was given, for the tenant-wide layer to learn from.
-    shared: tuple[Context, list[Representation], float] | None = None
-    forecast: Forecast | None = None
-    learning: bool = False  # a "turn" event is queued and will see the reply too
-    history: CompressedConversation | None = None
-    recorded: int = 0  # turns already in the history
-    # Held while the next exchange is prepared in a worker thread (by the learner, or
-    # by a request catching up); requests wait for a short one rather than skip it.
-    recording: anyio.Lock = field(default_factory=anyio.Lock)
-    # The last window's candidates with their text and tokens; this request's candidates.
-    window: dict[str, tuple[Candidate, str, int]] = field(default_factory=dict)
-    candidates: dict[str, tuple[Candidate, str, int]] = field(default_factory=dict)
-    # Judged windows waiting for the learner: candidates, keys, whether each was used.
-    judged: list[_Judged] = field(default_factory=list)
-    # What the adaptive budget judges of the last window: key -> (category, tokens,
-    # value, in the window, left out for lack of room).
-    placed: dict[str, tuple[str, int, float, bool, bool]] = field(default_factory=dict)
-    last_in: dict[str, int] = field(default_factory=dict)  # key -> turn last in a window
-    shown: Counter[str] = field(default_factory=Counter)  # key -> windows it was in
-    used_at: dict[str, int] = field(default_factory=dict)  # key -> turn feedback said used it
-    last_shown: list[str] = field(default_factory=list)  # the judged items of the last window
-    window_judged: bool = False  # feedback judged the last window (a window is judged once)
-    in_arm: bool = False  # counted in its arm's sessions here (where its first turn was served)
-    state: str = ""  # the state of the request being served, when given
-    answered_at: float | None = None  # the last reply (else the last context) was then
-    think: tuple[str | None, float] | None = None  # a think time for the learner
-    deferred: anyio.CancelScope | None = None  # the preloads started just in time
-    ttl_skipped: list[str] = field(default_factory=list)  # the last forecast's, explained
-    # The last forecast's deferred preloads: key -> (start time, started yet).
-    deferrals: dict[str, tuple[float, bool]] = field(default_factory=dict)
-    # Keys preloaded for the next request since the last one: one preload a key a turn.
-    preloaded: set[str] = field(default_factory=set)
 
 
 class PreloadEngine(anyio.AsyncContextManagerMixin):
@@ -271,12 +149,12 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         )
         self.swap = self._swap_controller(self.config)
         self.adaptive = self._adaptive_budget(self.config)
-        self._arms = {arm: self._arm(arm) for arm in self.config.experiments.arms}
-        self._weights = {arm: a.weight for arm, a in self.config.experiments.arms.items()}
-        self._outcomes: deque[SessionOutcome] = deque(maxlen=MAX_OUTCOMES)
+        self._experiment = ExperimentSide(
+            self.config.experiments, {arm: self._arm(arm) for arm in self.config.experiments.arms}
+        )
         self.max_sessions = max_sessions
-        self._counters = _Counters()
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._counters = Counters()
+        self._sessions: OrderedDict[str, EngineSession] = OrderedDict()
         self._events: MemoryObjectSendStream[tuple[str, str]] | None = None
         self._state = Lifecycle.UNOPENED
         self._pending = 0
@@ -284,10 +162,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._requests = 0  # in flight (in_flight)
         self._quiet: anyio.Event | None = None  # set once none is
         self._learned = anyio.Event()
-        self._deferring = 0  # sessions with preloads waiting to start just in time
-        self._deferral = anyio.Event()  # set when one starts a preload or ends
         self._offload = offload
-        self._searchers = [s for s in sources.values() if isinstance(s, SearchingSource)]
         retrieval = self.config.retrieval
         saved = getattr(self.forecaster, "values", None)  # a model file's, learned before
         self.values = (
@@ -296,15 +171,30 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if retrieval.value_model
             else None
         )
-        adapting = [self.adaptive, *(arm.adaptive for arm in self._arms.values())]
-        self._judging = self.values is not None or any(a is not None for a in adapting)
+        adapting = [self.adaptive, *(arm.adaptive for arm in self._experiment.arms.values())]
+        self._values = ValueSide(
+            self.preloader,
+            [s for s in sources.values() if isinstance(s, SearchingSource)],
+            self.values,
+            judging=self.values is not None or any(a is not None for a in adapting),
+            counters=self._counters,
+            off_loop=self._off_loop,
+        )
         self.think_times = ThinkTimes()
+        self._preloads = PreloadSide(
+            self.preloader,
+            self.think_times,
+            self._counters,
+            live=lambda session: self._sessions.get(session.id) is session,
+        )
         self._tg: anyio.abc.TaskGroup | None = None
-        self._cpu = anyio.CapacityLimiter(1)  # one worker thread for the learner's history
         # One for requests' own work (catching their history up, fitting a long text):
         # a request never queues behind the learner's work for other sessions.
         self._serving = anyio.CapacityLimiter(1)
         self._learning = anyio.CapacityLimiter(1)  # one for the forecasters
+        self._histories = HistorySide(
+            self.counter, self._counters, offload=offload, serving=self._serving
+        )
         self._calls = CallSide(
             self.config,
             cache=self.cache,
@@ -338,7 +228,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             config.budget, break_even=config.swap.swap_threshold, categories=ITEM_CATEGORIES
         )
 
-    def _arm(self, name: str) -> _Arm:
+    def _arm(self, name: str) -> Arm:
         """
         An experiment arm; it shares the engine's swap controller when it leaves the
         window settings (``swap``, ``budget``, ``pricing``) as they are.
@@ -348,7 +238,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         same = window == (self.config.swap, self.config.budget, self.config.pricing)
         swap = self.swap if same else self._swap_controller(config)
         adaptive = self.adaptive if same else self._adaptive_budget(config)
-        return _Arm(name=name, config=config, swap=swap, adaptive=adaptive)
+        return Arm(name=name, config=config, swap=swap, adaptive=adaptive)
 
     def _ttl_of(self, key: str) -> float | None:
         """
@@ -487,15 +377,16 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             window_text = await anyio.to_thread.run_sync(
                 self._fit_request, session.config, text, limiter=self._serving
             )
-        caught_up = self._catch_up(session)  # while the cache reads the items
+        assert self._tg is not None
+        caught_up = self._histories.catch_up(session, self._tg)  # while the cache reads
         likely = self._warm_predictions(session, set(needs))  # read with the needs
         required, counts, missing, found = await self._gather(session, needs, likely, counted)
         if found is None:  # it waited for loads: the likely keys warm now
             likely = self._warm_predictions(session, set(needs))
             found = await self.preloader.peek_many(list(likely))
         optional = [(found[key], p) for key, p in likely.items() if key in found]
-        if not needs and self._searchers and session.config.retrieval.search:
-            optional = await self._retrieve(session, window_text, optional)
+        if not needs and self._values.searchers and session.config.retrieval.search:
+            optional = await self._values.retrieve(session, window_text, optional)
         if caught_up is not None:
             await caught_up.wait()
         context = session.swap.assemble(
@@ -503,7 +394,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             request=window_text,
             required=required,
             optional=optional,
-            conversation=self._history(session, complete=True),
+            conversation=self._histories.history(session, complete=True),
             caps=session.adaptive.caps() if session.adaptive is not None else None,
             forecast=self._forecast_for_choice(session),
         )
@@ -518,16 +409,16 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             missing=tuple(missing),
             speculated=self._calls.pending(session_id),
             ttl_skipped=tuple(session.ttl_skipped),
-            deferred=self._explain_deferrals(session, start),
+            deferred=self._preloads.explain(session, start),
         )
         if session.arm is not None:
             context = replace(
                 context, experiment=self.config.experiments.name, arm=session.arm.name
             )
             if counted:
-                self._tally_turn(session, context, needs, text)
+                self._experiment.count_turn(session, context, needs, text)
         session.answered_at = anyio.current_time()
-        self._note_window(session, context)
+        self._values.note_window(session, context)
         current_session.set(session_id)  # for tools wrapped by engine.tool
         if counted:  # its id remembered once it counts: a request that failed did not
             self._counters.requests += 1
@@ -542,7 +433,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._notify("turn", session_id)
         return context
 
-    def _forecast_for_choice(self, session: _Session) -> dict[str, float] | None:
+    def _forecast_for_choice(self, session: EngineSession) -> dict[str, float] | None:
         """
         The forecast's probabilities of the predicted needs, for a Pareto choice
         (None when none is asked for: the work is skipped).
@@ -552,7 +443,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         limit = session.config.preloader.max_preloads_per_turn
         return dict(session.forecast.needs[:limit])
 
-    def _arrived(self, session: _Session, now: float) -> None:
+    def _arrived(self, session: EngineSession, now: float) -> None:
         """
         A request of ``session`` arrived: its preloads waiting to start just in time
         are no longer wanted, and the time since the last answer is a think time.
@@ -604,47 +495,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
         return list(dict.fromkeys(needs))
 
-    def _tally_turn(self, session: _Session, context: Context, needs: list[str], text: str) -> None:
-        """
-        Count a request of an experiment's session in its outcome and its arm's (the
-        turn the session is about to take).
-        """
-        held = {item.key for item in context.items}
-        counts: dict[str, Any] = {
-            "hits": context.hits,
-            "partial_hits": context.partial_hits,
-            "misses": context.misses,
-            "tokens": context.tokens,
-            "needs": len(needs),
-            "held": sum(need in held for need in needs),
-            "wait_s": context.waited_s,
-        }
-        for tally in _tallies(session):
-            tally.turn(**counts)
-        if not session.turns and not session.in_arm and session.arm is not None:
-            # a session counts in its arm where its first turn is served, once: not
-            # again on every replica (or after every restart) that continues it
-            session.arm.tally.sessions += 1
-            session.in_arm = True
-        session.counted[len(session.turns)] = (hash(text), counts)
-
-    def _take_back(self, session: _Session, start: int, new: list[dict[str, Any]]) -> None:
-        """
-        Take the turns counted from ``start`` on out of the tallies, except those
-        ``new`` (the turns from ``start`` on) keeps: a turn served here, then dropped or
-        replaced, counts once when it is served again. A turn with a request id stays
-        counted, as it was first served: it is served again under that id, uncounted.
-        """
-        for turn in range(start, len(session.turns)):
-            if turn not in session.counted:
-                continue
-            text, counts = session.counted[turn]
-            if turn - start >= len(new) or hash(new[turn - start]["text"]) != text:
-                del session.counted[turn]
-                if "request_id" not in session.turns[turn]:
-                    for tally in _tallies(session):
-                        tally.turn(**counts, count=-1)
-
     def _fit_request(self, config: EngineConfig, text: str) -> str:
         """
         A long request cut to what its category may ever hold, with its tokens counted
@@ -659,7 +509,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         return cut
 
     async def _gather(
-        self, session: _Session, needs: list[str], likely: Mapping[str, float], counted: bool
+        self, session: EngineSession, needs: list[str], likely: Mapping[str, float], counted: bool
     ) -> tuple[list[Representation], dict[str, int], list[str], dict[str, Representation] | None]:
         """
         This turn's needs: hits without a task (one round trip on Redis, which also
@@ -695,170 +545,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             return required, counts, missing, None
         return required, counts, missing, {k: v for k, v in found.items() if v is not None}
 
-    async def _retrieve(
-        self,
-        session: _Session,
-        text: str,
-        predicted: list[tuple[Representation, float]],
-    ) -> list[tuple[Representation, float]]:
-        """
-        A request without known needs: the items the searching sources find most
-        relevant to its text (searched in worker threads), from the cache or loaded
-        within the request deadline, beside the warm predictions; each valued by the
-        content-value predictor once it has learned enough (and then with the items the
-        session just had or used, :meth:`_carry`), else by the larger of its relevance
-        and its forecast probability.
-        """
-        retrieval = session.config.retrieval
-        relevance: dict[str, float] = {}
-        for source in self._searchers:
-            try:
-                found = await source.search(text, retrieval.limit)
-            except Exception:  # a source's search must not fail the request
-                logger.exception("search failed in source %s", source.name)
-                continue
-            for key, score in found:
-                if score >= retrieval.min_score:
-                    relevance[key] = max(relevance.get(key, 0.0), score)
-        if relevance:  # relative to the best match: a cosine is no probability of use
-            top = max(relevance.values())
-            relevance = {key: score / top for key, score in relevance.items()}
-        items = {item.key: (item, p) for item, p in predicted}
-        wanted = [key for key in relevance if key not in items]
-        if wanted:
-            fetched = await self.preloader.get_many(
-                wanted, deadline_s=session.config.preloader.request_deadline_s
-            )
-            for key in wanted:
-                got = fetched[key]
-                if got.item is not None:
-                    items[key] = (got.item, 0.0)
-                    self._counters.retrieved += 1
-        carried = set()
-        if self.values is not None and self.values.ready:
-            carried = await self._carry(session, items)
-        learned = None
-        if self._judging:  # what feedback on this window will be learned from
-            forecast = dict(session.forecast.needs) if session.forecast is not None else {}
-            session.candidates = {
-                key: (
-                    self._candidate(
-                        session, key, relevance.get(key, 0.0), forecast.get(key, p), item.category
-                    ),
-                    item.full.text,
-                    item.full.tokens,
-                )
-                for key, (item, p) in items.items()
-            }
-        if self.values is not None and self.values.ready:
-            rows = [
-                self.values.row(_with_density(*session.candidates[key]), session.user)
-                for key in items
-            ]
-            learned = self.values.predict(rows)
-        out = []
-        floor = session.config.swap.swap_threshold - session.config.swap.hysteresis
-        for i, (key, (item, p)) in enumerate(items.items()):
-            value = learned[i] if learned is not None else max(relevance.get(key, 0.0), p)
-            if key in carried and value < floor:
-                continue  # it would stay only by its place in the window
-            out.append((item, value))
-        return out
-
-    async def _carry(
-        self, session: _Session, items: dict[str, tuple[Representation, float]]
-    ) -> set[str]:
-        """
-        The items of the session's last window, and those its answers used in the last
-        ``_CARRY_TURNS`` turns, that are still warm, as candidates beside the retrieved
-        ones: the value predictor weighs what the session just had and used (its
-        recency features) against what the search found; the fixed rule cannot, so
-        they are offered only once the predictor answers, and only while their P(used)
-        with the hysteresis reaches the swap threshold (an item the window already
-        holds stays otherwise, whatever its value). Returns the keys carried.
-        """
-        now = len(session.turns)
-        keys = [*session.last_shown]
-        keys += [k for k, t in session.used_at.items() if now - t <= _CARRY_TURNS]
-        wanted = [k for k in dict.fromkeys(keys) if k not in items and self.preloader.is_ready(k)]
-        if not wanted:
-            return set()
-        found = await self.preloader.peek_many(wanted)
-        for key, item in found.items():
-            items[key] = (item, 0.0)
-        return set(found)
-
-    def _candidate(
-        self, session: _Session, key: str, relevance: float, forecast: float, category: str
-    ) -> Candidate:
-        """
-        What is known of a window candidate now (its density is measured later, with
-        its text: :func:`_with_density`).
-        """
-        routed = self.preloader.key_of(key)
-        last = session.last_in.get(key)
-        used = session.used_at.get(key)
-        return Candidate(
-            key=key,
-            source=routed[0].name if routed is not None else "",
-            kind=key.split(":", 1)[0] if ":" in key else "",
-            relevance=relevance,
-            forecast=forecast,
-            turns_since=None if last is None else len(session.turns) - last,
-            shown=session.shown[key],
-            used_since=None if used is None else len(session.turns) - used,
-            context=session.state,
-            category=category if category in ITEM_CATEGORIES else "domain_knowledge",
-        )
-
-    def _note_window(self, session: _Session, context: Context) -> None:
-        """
-        Remember what feedback will judge: the window's items and the candidates the
-        window passed over (so that the predictor also learns from what it left out,
-        not only from what it chose), cheaply: their features are computed by the
-        learner, should feedback come. The items shown are noted for later windows.
-        """
-        judged = dict(session.candidates)
-        forecast = dict(session.forecast.needs) if session.forecast is not None else {}
-        shown = []
-        for item in context.items:
-            if item.category in _NOT_JUDGED:
-                continue
-            shown.append(item.key)
-            if self._judging and item.key not in judged:  # else nothing learns
-                judged[item.key] = (
-                    self._candidate(
-                        session, item.key, 0.0, forecast.get(item.key, 0.0), item.category
-                    ),
-                    item.text,
-                    item.tokens,
-                )
-        turn = len(session.turns)
-        for key in shown:
-            session.last_in[key] = turn
-            session.shown[key] += 1
-        session.last_shown = shown
-        session.window = judged
-        session.window_judged = False
-        if session.adaptive is not None:
-            inside = {item.key: item for item in context.items}
-            no_room = {
-                d.key
-                for d in context.decisions
-                if not d.included and d.reason.startswith("no room")
-            }
-            session.placed = {}
-            for key, (candidate, _, tokens) in judged.items():
-                got = inside.get(key)
-                session.placed[key] = (
-                    candidate.category,
-                    got.tokens if got is not None else tokens,
-                    got.value if got is not None else 0.0,
-                    got is not None,
-                    key in no_room,
-                )
-        session.candidates = {}
-
     def feedback(self, session_id: str, *, used: Sequence[str], score: float | None = None) -> None:
         """
         Record which items of the session's last window the answer used (and,
@@ -892,78 +578,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if not isinstance(key, str):
                 raise TypeError(f"used[{i}] must be a string key, not {type(key).__name__}")
         session = self._sessions.get(session_id) if isinstance(session_id, str) else None
-        if session is None or not session.window or session.window_judged:
+        judged = self._values.judge(session, keys) if session is not None else None
+        if judged is None:
             self._counters.feedback_ignored += 1
             return
-        session.window_judged = True
-        self._counters.feedback_ignored += sum(key not in session.window for key in keys)
-        turn = len(session.turns) - 1
-        for key in keys:
-            if key in session.window:
-                session.used_at.pop(key, None)
-                session.used_at[key] = turn
-        while len(session.used_at) > _MAX_USED:
-            del session.used_at[next(iter(session.used_at))]
-        shown = list(session.window)
-        if session.arm is not None:
-            for tally in (session.tally, session.arm.tally):
-                assert tally is not None
-                tally.feedback(
-                    items=len(shown),
-                    used=sum(key in session.window for key in keys),
-                    score=None if score is None else float(score),
-                )
-        if len(session.judged) < _MAX_JUDGED:
-            session.judged.append(
-                _Judged(
-                    candidates=[session.window[k] for k in shown],
-                    keys=shown,
-                    used=[key in keys for key in shown],
-                    placed=[session.placed[k] for k in shown if k in session.placed],
-                )
-            )
-            self._counters.feedback += len(shown)
+        assert session is not None
+        shown, used_here, queued = judged
+        self._experiment.feedback(
+            session, shown, used_here, None if score is None else float(score)
+        )
+        if queued:
             self._notify("feedback", session_id)
-        else:
-            self._counters.feedback_ignored += 1
-
-    async def _learn_feedback(self, session: _Session) -> None:
-        """
-        The value predictor and the adaptive budget learn from the session's judged
-        windows (in the learner's worker thread).
-        """
-        judged, session.judged = session.judged, []
-        for window in judged:
-            await self._off_loop(self._learn_window, window, session.user, session.adaptive)
-
-    def _learn_window(
-        self, window: _Judged, user: str | None, adaptive: AdaptiveBudget | None
-    ) -> None:
-        """
-        The value predictor's features of a judged window, and its learning from them;
-        the adaptive budget's (in the learner's worker thread).
-        """
-        if adaptive is not None and len(window.placed) == len(window.keys):
-            adaptive.observe(
-                [
-                    JudgedItem(
-                        category=category,
-                        tokens=tokens,
-                        value=value,
-                        included=included,
-                        no_room=no_room,
-                        used=used,
-                    )
-                    for (category, tokens, value, included, no_room), used in zip(
-                        window.placed, window.used, strict=True
-                    )
-                ]
-            )
-        if self.values is None:
-            return
-        shown = window.candidates
-        rows = [self.values.row(_with_density(c, text, tokens), user) for c, text, tokens in shown]
-        self.values.learn(rows, window.keys, window.used, user, [c.context for c, _, _ in shown])
 
     def reply(self, session_id: str, text: str) -> None:
         """
@@ -1152,10 +777,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if session is not None:
             self._finish(session)
 
-    def _outcome(self, session: _Session) -> SessionOutcome:
-        assert session.arm is not None and session.tally is not None
-        return session.tally.outcome(self.config.experiments.name, session.arm.name, session.id)
-
     def arm_of(self, session_id: str) -> str | None:
         """
         The experiment arm that serves a session: the arm its id is assigned to (so
@@ -1163,10 +784,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
         .. versionadded:: 0.6
         """
-        if not self._arms:
-            return None
-        experiment = self.config.experiments
-        return assign(experiment.name, experiment.salt, session_id, self._weights)
+        return self._experiment.arm_of(session_id)
 
     def experiment_outcomes(self) -> list[SessionOutcome]:
         """
@@ -1177,8 +795,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
         .. versionadded:: 0.6
         """
-        live = [self._outcome(s) for s in self._sessions.values() if s.tally and s.tally.requests]
-        return [*self._outcomes, *live]
+        return self._experiment.outcomes(self._sessions.values())
 
     def arm_statistics(self) -> dict[str, ArmStatistics]:
         """
@@ -1187,7 +804,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
         .. versionadded:: 0.6
         """
-        return {name: arm.tally.statistics() for name, arm in self._arms.items()}
+        return self._experiment.statistics()
 
     def forecast_of(self, session_id: str) -> Forecast | None:
         """
@@ -1261,7 +878,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if request_id is not None and request_id not in session.request_ids:
                 session.request_ids.append(request_id)
         # the exchange being recorded now counts as recorded: if it changed, the
-        # recording ends in the history dropped here, and is not counted (_record_next)
+        # recording ends in the history dropped here, and is not counted (HistorySide)
         upto = session.recorded + session.recording.locked()
         if upto > start:
             old = session.turns[start:upto]
@@ -1272,7 +889,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             if not same:
                 session.history = None
                 session.recorded = 0
-        self._take_back(session, start, new)
+        self._experiment.take_back(session, start, new)
         if len(new) < len(session.turns) - start:  # a turn dropped: its answer too
             session.answered_at = None
         session.turns[start:] = new
@@ -1314,7 +931,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._sessions.get(session_id)
         if session is None:
             return ""
-        history = self._history(session, complete=True)
+        history = self._histories.history(session, complete=True)
         if available_tokens is None:
             available_tokens = history.max_tokens
         return history.get_context(available_tokens)
@@ -1335,7 +952,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         cache = self.cache.statistics() if self.cache is not None else None
         return compose(self.statistics(), self.preloader.statistics(), cache)
 
-    def _warm_predictions(self, session: _Session, needed: set[str]) -> dict[str, float]:
+    def _warm_predictions(self, session: EngineSession, needed: set[str]) -> dict[str, float]:
         """
         The forecast's keys worth offering that this replica knows warm, with their
         probabilities (the request reads them with its needs).
@@ -1349,140 +966,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             for key, p in self.preloader.worth(likely)
             if key not in needed and self.preloader.is_ready(key)
         }
-
-    def _conversation(self, session: _Session) -> CompressedConversation:
-        if session.history is None:
-            budget = session.config.budget
-            cap = budget.categories.get("user_history")
-            session.history = CompressedConversation(
-                (cap.max if cap is not None and cap.max else budget.total_tokens),
-                counter=self.counter,
-                raw_turns=session.config.compression.history_raw_turns,
-            )
-        return session.history
-
-    def _history(self, session: _Session, *, complete: bool) -> CompressedConversation:
-        """
-        The session's own history, compressed to fit. The learner records exchanges in
-        the background as replies arrive (``complete=False`` leaves an unanswered last
-        request for later); a request catches up on whatever is left that is cheap to
-        record, an unanswered request joining as an exchange with an empty answer. A
-        long exchange (above ``HISTORY_OFFLOAD_CHARS``, when the engine offloads) is
-        left to the learner, which prepares it in a worker thread: the request path
-        never does work that grows with a message's size.
-        """
-        history = self._conversation(session)
-        while session.recorded < len(session.turns) and not session.recording.locked():
-            turn = session.turns[session.recorded]
-            last = session.recorded == len(session.turns) - 1
-            if not complete and last and turn.get("system") is None:
-                break
-            user, agent = turn["text"] or "", turn.get("system") or ""
-            if self._offload and len(user) + len(agent) > HISTORY_OFFLOAD_CHARS:
-                break
-            history.add_exchange(user, agent)
-            session.recorded += 1
-            self._counters.history_catch_ups += complete
-        return history
-
-    def _catch_up(self, session: _Session) -> anyio.Event | None:
-        """
-        Start bringing the history a request's window holds up to date, when it lacks
-        exchanges a worker thread should prepare (:meth:`_caught_up`), in the engine's
-        task group, so that the request's cache reads go on meanwhile; the event is
-        set once it is done. None when there is nothing to wait for.
-        """
-        if not self._offload or session.recorded >= len(session.turns) or self._long(session):
-            return None
-        assert self._tg is not None
-        done = anyio.Event()
-
-        async def catch_up() -> None:
-            try:
-                await self._caught_up(session)
-            except Exception:  # the window then holds the history as it is
-                logger.exception("catching up the history of session %s failed", session.id)
-            finally:
-                done.set()
-
-        self._tg.start_soon(catch_up)
-        return done
-
-    async def _caught_up(self, session: _Session) -> CompressedConversation:
-        """
-        The history a request's window holds. Exchanges the learner has not recorded
-        yet (a reply that came a moment ago, turns another replica served) are
-        prepared in the requests' worker thread first, as the learner would, so that
-        the loop serves other requests meanwhile; a long one is left to the learner.
-        """
-        if self._offload:
-            while await self._record_next(session, complete=True):
-                pass
-        return self._history(session, complete=True)
-
-    async def _record(self, session: _Session) -> None:
-        """
-        The learner's part of the history: each answered exchange prepared (its
-        levels, tokens and facts: the work that grows with its size) and entered (work
-        that grows with its facts) in a worker thread while the loop serves other
-        requests; a long one is entered on the loop, since no request waits for it
-        (:meth:`_catch_up`). Without offloading, short exchanges are recorded inline.
-        """
-        if not self._offload:
-            self._history(session, complete=False)
-            return
-        while await self._record_next(session, complete=False):
-            pass
-
-    async def _record_next(self, session: _Session, *, complete: bool) -> bool:
-        """
-        Record the session's next exchange, prepared in a worker thread (the learner's
-        history thread, or for a request, ``complete``, the requests' own: it never
-        queues behind the learner's work for other sessions; a request prepares a
-        short one, ``INLINE_HISTORY_CHARS``, on the loop); False when there is
-        none to record: all are, the last is unanswered and not ``complete``, or (for a
-        request) it is long.
-        """
-        if complete and self._long(session):  # never wait behind a long one
-            return False
-        async with session.recording:
-            if session.recorded >= len(session.turns):
-                return False
-            turn = session.turns[session.recorded]
-            last = session.recorded == len(session.turns) - 1
-            if not complete and last and turn.get("system") is None:
-                return False
-            if complete and self._long(session):
-                return False
-            history = self._conversation(session)
-            user, agent = turn["text"] or "", turn.get("system") or ""
-            size = len(user) + len(agent)
-            if complete and size <= INLINE_HISTORY_CHARS:
-                history.add_exchange(user, agent)  # short: cheaper than a thread hop
-            elif not complete and size <= HISTORY_OFFLOAD_CHARS:
-                # the learner's: prepared and entered in its thread, off the loop; a
-                # request whose window needs the history meanwhile waits for it (its
-                # catch-up takes the recording lock), so none reads it half entered
-                await anyio.to_thread.run_sync(history.add_exchange, user, agent, limiter=self._cpu)
-            else:  # a request's, or a long one (which no request waits for): entered here
-                prepared = await anyio.to_thread.run_sync(
-                    history.prepare, user, agent, limiter=self._serving if complete else self._cpu
-                )
-                history.add_prepared(prepared)
-            if session.history is history:  # else restore dropped it meanwhile
-                session.recorded += 1
-                self._counters.history_catch_ups += complete
-            return True
-
-    @staticmethod
-    def _long(session: _Session) -> bool:
-        """
-        The session's next exchange to record is too long for a request to wait for.
-        """
-        if session.recorded >= len(session.turns):
-            return False
-        turn = session.turns[session.recorded]
-        return len(turn["text"] or "") + len(turn.get("system") or "") > HISTORY_OFFLOAD_CHARS
 
     # -- background -------------------------------------------------------------------
 
@@ -1537,7 +1020,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if kind == "restored":  # its exchanges were recorded before (_record_due)
             return
         if kind == "feedback":
-            await self._learn_feedback(session)
+            await self._values.learn(session)
             return
         last = session.turns[-1]
         answered = last.get("system") is not None
@@ -1551,7 +1034,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 session.think = None
         if answered:
             await self._calls.speculate(session.id, "reply", list(session.turns), None)
-        await self._record(session)  # off the request path
+        await self._histories.record(session)  # off the request path
         if kind == "reply" and not self.forecaster.uses_reply:
             return
         try:
@@ -1564,7 +1047,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if self._sessions.get(session_id) is not session:
             return  # ended meanwhile
         session.forecast = forecast
-        self._preload(session, forecast)
+        assert self._tg is not None
+        self._preloads.preload(session, forecast, self._tg)
 
     async def _off_loop(
         self, function: Callable[..., T], *args: Any, limiter: anyio.CapacityLimiter | None = None
@@ -1596,7 +1080,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         return self.forecaster.forecast(turns, user, session_id)
 
     def _speculate_request(
-        self, session: _Session, text: str, state: str | None, needs: Sequence[str]
+        self, session: EngineSession, text: str, state: str | None, needs: Sequence[str]
     ) -> None:
         """
         A request of ``session`` arrived: its turn's budget of speculative calls starts
@@ -1612,7 +1096,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._pending += 1  # background work wait_idle waits for, as the learner's
         self._tg.start_soon(self._speculate_now, session.id, list(session.turns), request)
 
-    def _record_soon(self, session: _Session) -> None:
+    def _record_soon(self, session: EngineSession) -> None:
         """
         Have the learner record the session's answered exchanges before it turns to
         its next event (not behind its queue of other sessions' forecasts, nor beside
@@ -1633,7 +1117,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             session = self._sessions.get(session_id)
             try:
                 if session is not None:
-                    await self._record(session)
+                    await self._histories.record(session)
             except Exception:  # a request here then records them
                 logger.exception("recording the history of session %s failed", session_id)
 
@@ -1656,7 +1140,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self._pending
             or not self.preloader.idle
             or not self._calls.loader.idle
-            or self._deferring
+            or self._preloads.deferring
         ):
             if self._pending:
                 if self._learned.is_set():
@@ -1667,152 +1151,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             elif not self._calls.loader.idle:
                 await self._calls.loader.wait_idle()
             else:  # preloads waiting to start just in time (at their start times)
-                if self._deferral.is_set():
-                    self._deferral = anyio.Event()
-                await self._deferral.wait()
+                await self._preloads.wait()
 
-    def _preload(self, session: _Session, forecast: Forecast) -> None:
-        """
-        Preload the forecast's likely needs: at once, or, when the cache is crowded
-        (a preload would evict something) or the item would expire before its use,
-        just in time (each at the early think time after the answer, less its load's
-        latency and the margin), leaving out those whose time to live would end
-        before their expected use even so.
-
-        A preload is worth its chance of use times the cache's :attr:`survival
-        <preload.loading.Preloader.survival>` (the share of needed preloads still
-        there when needed), except the likeliest need's, so that under pressure only
-        the likeliest are preloaded and the survival keeps being measured. A key
-        preloaded for this turn that has left the cache is not preloaded again
-        before the next request.
-        """
-        limit = session.config.preloader.max_preloads_per_turn
-        self.preloader.reprioritize(session.id, dict(forecast.needs))
-        if session.deferred is not None:
-            session.deferred.cancel()
-            session.deferred = None
-        timing = self._timing(session)
-        session.ttl_skipped = []
-        session.deferrals = {}
-        later: list[tuple[float, str, float]] = []
-        scheduled = 0
-        survival = self.preloader.survival
-        values = [(k, p if i == 0 else p * survival) for i, (k, p) in enumerate(forecast.needs)]
-        for key, p in self.preloader.worth(values):
-            if scheduled >= limit:
-                break
-            if self.preloader.is_ready(key):
-                continue
-            if key in session.preloaded and not self.preloader.is_pending(key):
-                continue  # preloaded for this turn and lost: the cache has no room for it
-            start_at = self._start_at(session, key, timing)
-            if start_at is None:
-                continue
-            if start_at > anyio.current_time():
-                later.append((start_at, key, p))
-                scheduled += 1
-            elif self.preloader.schedule(key, p, session=session.id):
-                session.preloaded.add(key)
-                scheduled += 1
-        if later and self._tg is not None:
-            self._counters.deferred += len(later)
-            session.deferrals = {key: (at, False) for at, key, _ in later[:MAX_EXPLAINED]}
-            session.deferred = anyio.CancelScope()
-            self._deferring += 1
-            self._tg.start_soon(self._preload_later, session, sorted(later), session.deferred)
-
-    def _timing(self, session: _Session) -> tuple[float, float, float] | None:
-        """
-        When the session's last answer was, and the early (``jit_quantile``) and the
-        median think time after its state; None when nothing is known or asked for.
-        """
-        config = session.config.preloader
-        if not (config.just_in_time or config.ttl_aware) or not session.turns:
-            return None
-        state = session.turns[-1].get("state")
-        early = self.think_times.quantile(state, config.jit_quantile)
-        typical = self.think_times.quantile(state, 0.5)
-        if early is None or typical is None:
-            return None
-        now = anyio.current_time()
-        anchor = session.answered_at if session.answered_at is not None else now
-        return anchor, early, typical
-
-    def _start_at(
-        self, session: _Session, key: str, timing: tuple[float, float, float] | None
-    ) -> float | None:
-        """
-        When to start preloading ``key``: now, or just in time; None when its time to
-        live would end before its expected use (counted and explained).
-        """
-        now = anyio.current_time()
-        if timing is None:
-            return now
-        config = session.config.preloader
-        anchor, early, typical = timing
-        latency = self.preloader.expected_latency(key)
-        ttl = self.preloader.ttl_of(key)
-        use = anchor + typical
-        expires = ttl is not None and now + latency + ttl < use
-        start_at = now
-        if config.just_in_time and (expires or self.preloader.crowded):
-            start_at = max(now, anchor + early - latency - config.jit_margin_s)
-        if config.ttl_aware and ttl is not None and start_at + latency + ttl < use:
-            self._counters.ttl_skipped += 1
-            if len(session.ttl_skipped) < MAX_EXPLAINED:
-                session.ttl_skipped.append(
-                    f"{key}: not preloaded, its TTL ({ttl:.0f} s) would end before its "
-                    f"expected use in {use - now:.0f} s"
-                )
-            return None
-        return start_at
-
-    async def _preload_later(
-        self, session: _Session, jobs: list[tuple[float, str, float]], scope: anyio.CancelScope
-    ) -> None:
-        """
-        Start each of ``jobs`` (start time, key, value) at its time, unless the session
-        asked, forecast again or ended meanwhile (the scope is cancelled then).
-        :meth:`wait_idle` waits for this to end.
-        """
-        try:
-            with scope:
-                for start_at, key, p in jobs:
-                    await anyio.sleep_until(start_at)
-                    if self._sessions.get(session.id) is not session:
-                        return
-                    if key in session.deferrals:
-                        session.deferrals[key] = (start_at, True)
-                    if not self.preloader.is_ready(key) and self.preloader.schedule(
-                        key, p, session=session.id
-                    ):
-                        session.preloaded.add(key)
-                        self._deferral.set()
-        finally:
-            if session.deferred is scope:
-                session.deferred = None
-            self._deferring -= 1
-            self._deferral.set()
-
-    def _explain_deferrals(self, session: _Session, now: float) -> tuple[str, ...]:
-        """
-        The ``explain()`` lines of the preloads the last forecast deferred: when each
-        was to start, relative to the last answer, and whether it had by ``now``.
-        """
-        anchor = session.answered_at if session.answered_at is not None else now
-        lines = []
-        for key, (at, started) in session.deferrals.items():
-            when = f"{at - anchor:.1f} s after the last answer"
-            if started:
-                lines.append(f"{key}: preloaded just in time, started {when}")
-            else:
-                lines.append(
-                    f"{key}: to be preloaded just in time, {when}; the request came "
-                    f"{at - now:.1f} s before that"
-                )
-        return tuple(lines)
-
-    def _session(self, session_id: str, user: str | None) -> _Session:
+    def _session(self, session_id: str, user: str | None) -> EngineSession:
         session = self._sessions.get(session_id)
         if session is None:
             session = self._sessions[session_id] = self._new_session(session_id, user)
@@ -1823,17 +1164,16 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self._sessions.move_to_end(session_id)
         return session
 
-    def _new_session(self, session_id: str, user: str | None) -> _Session:
+    def _new_session(self, session_id: str, user: str | None) -> EngineSession:
         """
         A new session, served by its experiment arm when there is an experiment.
         """
-        if not self._arms:
-            return _Session(
+        arm = self._experiment.arm_for(session_id)
+        if arm is None:
+            return EngineSession(
                 id=session_id, user=user, config=self.config, swap=self.swap, adaptive=self.adaptive
             )
-        experiment = self.config.experiments
-        arm = self._arms[assign(experiment.name, experiment.salt, session_id, self._weights)]
-        return _Session(
+        return EngineSession(
             id=session_id,
             user=user,
             config=arm.config,
@@ -1843,14 +1183,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             tally=OutcomeTally(),
         )
 
-    def _finish(self, session: _Session) -> None:
+    def _finish(self, session: EngineSession) -> None:
         if session.deferred is not None:
             session.deferred.cancel()
             session.deferred = None
         self.preloader.end_session(session.id)
         session.swap.forget(session.id)
-        if session.arm is not None and session.tally is not None and session.tally.requests:
-            self._outcomes.append(self._outcome(session))
+        self._experiment.end(session)
         learn = self._state is Lifecycle.OPENED
         if self._calls.end(session.id, session.turns, session.user, learn=learn):
             self._notify("end", session.id)
@@ -1860,22 +1199,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             raise EngineStateError(
                 "the engine is not open; use it inside 'async with PreloadEngine(...)'"
             )
-
-
-def _tallies(session: _Session) -> list[OutcomeTally]:
-    """
-    The tallies a request of the session counts in: its own and its arm's, in an
-    experiment.
-    """
-    arm = session.arm.tally if session.arm is not None else None
-    return [t for t in (session.tally, arm) if t is not None]
-
-
-def _with_density(candidate: Candidate, text: str, tokens: int) -> Candidate:
-    """
-    The candidate with its density: distinct words a token of its text.
-    """
-    return replace(candidate, density=len(set(text.split())) / max(tokens, 1))
 
 
 def _stored(turn: Mapping[str, Any]) -> dict[str, Any]:

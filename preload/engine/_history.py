@@ -1,0 +1,193 @@
+"""
+The engine's history side: the session's own conversation, compressed to fit, that a
+window holds. The learner records each answered exchange in a worker thread as replies
+arrive; a request catches up on what is left that is cheap to record, and never does
+work that grows with a message's size.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+
+from ..history import CompressedConversation
+
+if TYPE_CHECKING:
+    from .._tokens import TokenCounter
+    from ._session import Counters, EngineSession
+
+__all__ = ["HISTORY_OFFLOAD_CHARS", "INLINE_HISTORY_CHARS", "HistorySide"]
+
+logger = logging.getLogger(__name__)
+
+#: Exchanges longer than this (characters, request and reply) are recorded in the
+#: history by the learner in a worker thread (about 10 ms of work a KB).
+HISTORY_OFFLOAD_CHARS = 2_000
+
+#: An exchange a request lacks (its reply reached another replica, or came a moment
+#: ago) is prepared on the loop when it is at most this long (characters, request and
+#: reply): about 0.3 ms of work (p99 1 ms), less than what a hop to a worker thread
+#: costs the request while the learner's thread holds the interpreter.
+INLINE_HISTORY_CHARS = 500
+
+
+class HistorySide:
+    """
+    Records the sessions' exchanges in their histories.
+
+    Args:
+        counter: Counts the tokens of what is recorded.
+        counters: The engine's counters (``history_catch_ups``).
+        offload: Prepare exchanges in worker threads (off for virtual-clock replays).
+        serving: The requests' own worker thread (it never queues behind the learner's).
+    """
+
+    def __init__(
+        self,
+        counter: TokenCounter,
+        counters: Counters,
+        *,
+        offload: bool,
+        serving: anyio.CapacityLimiter,
+    ) -> None:
+        self.counter = counter
+        self._counters = counters
+        self._offload = offload
+        self._serving = serving
+        self._cpu = anyio.CapacityLimiter(1)  # one worker thread for the learner's history
+
+    def _conversation(self, session: EngineSession) -> CompressedConversation:
+        if session.history is None:
+            budget = session.config.budget
+            cap = budget.categories.get("user_history")
+            session.history = CompressedConversation(
+                (cap.max if cap is not None and cap.max else budget.total_tokens),
+                counter=self.counter,
+                raw_turns=session.config.compression.history_raw_turns,
+            )
+        return session.history
+
+    def history(self, session: EngineSession, *, complete: bool) -> CompressedConversation:
+        """
+        The session's own history, compressed to fit. The learner records exchanges in
+        the background as replies arrive (``complete=False`` leaves an unanswered last
+        request for later); a request catches up on whatever is left that is cheap to
+        record, an unanswered request joining as an exchange with an empty answer. A
+        long exchange (above ``HISTORY_OFFLOAD_CHARS``, when the engine offloads) is
+        left to the learner, which prepares it in a worker thread: the request path
+        never does work that grows with a message's size.
+        """
+        history = self._conversation(session)
+        while session.recorded < len(session.turns) and not session.recording.locked():
+            turn = session.turns[session.recorded]
+            last = session.recorded == len(session.turns) - 1
+            if not complete and last and turn.get("system") is None:
+                break
+            user, agent = turn["text"] or "", turn.get("system") or ""
+            if self._offload and len(user) + len(agent) > HISTORY_OFFLOAD_CHARS:
+                break
+            history.add_exchange(user, agent)
+            session.recorded += 1
+            self._counters.history_catch_ups += complete
+        return history
+
+    def catch_up(self, session: EngineSession, tg: anyio.abc.TaskGroup) -> anyio.Event | None:
+        """
+        Start bringing the history a request's window holds up to date, when it lacks
+        exchanges a worker thread should prepare (:meth:`_caught_up`), in the engine's
+        task group, so that the request's cache reads go on meanwhile; the event is
+        set once it is done. None when there is nothing to wait for.
+        """
+        if not self._offload or session.recorded >= len(session.turns) or self._long(session):
+            return None
+        done = anyio.Event()
+
+        async def catch_up() -> None:
+            try:
+                await self._caught_up(session)
+            except Exception:  # the window then holds the history as it is
+                logger.exception("catching up the history of session %s failed", session.id)
+            finally:
+                done.set()
+
+        tg.start_soon(catch_up)
+        return done
+
+    async def _caught_up(self, session: EngineSession) -> CompressedConversation:
+        """
+        The history a request's window holds. Exchanges the learner has not recorded
+        yet (a reply that came a moment ago, turns another replica served) are
+        prepared in the requests' worker thread first, as the learner would, so that
+        the loop serves other requests meanwhile; a long one is left to the learner.
+        """
+        if self._offload:
+            while await self._record_next(session, complete=True):
+                pass
+        return self.history(session, complete=True)
+
+    async def record(self, session: EngineSession) -> None:
+        """
+        The learner's part of the history: each answered exchange prepared (its
+        levels, tokens and facts: the work that grows with its size) and entered (work
+        that grows with its facts) in a worker thread while the loop serves other
+        requests; a long one is entered on the loop, since no request waits for it
+        (:meth:`catch_up`). Without offloading, short exchanges are recorded inline.
+        """
+        if not self._offload:
+            self.history(session, complete=False)
+            return
+        while await self._record_next(session, complete=False):
+            pass
+
+    async def _record_next(self, session: EngineSession, *, complete: bool) -> bool:
+        """
+        Record the session's next exchange, prepared in a worker thread (the learner's
+        history thread, or for a request, ``complete``, the requests' own: it never
+        queues behind the learner's work for other sessions; a request prepares a
+        short one, ``INLINE_HISTORY_CHARS``, on the loop); False when there is
+        none to record: all are, the last is unanswered and not ``complete``, or (for a
+        request) it is long.
+        """
+        if complete and self._long(session):  # never wait behind a long one
+            return False
+        async with session.recording:
+            if session.recorded >= len(session.turns):
+                return False
+            turn = session.turns[session.recorded]
+            last = session.recorded == len(session.turns) - 1
+            if not complete and last and turn.get("system") is None:
+                return False
+            if complete and self._long(session):
+                return False
+            history = self._conversation(session)
+            user, agent = turn["text"] or "", turn.get("system") or ""
+            size = len(user) + len(agent)
+            if complete and size <= INLINE_HISTORY_CHARS:
+                history.add_exchange(user, agent)  # short: cheaper than a thread hop
+            elif not complete and size <= HISTORY_OFFLOAD_CHARS:
+                # the learner's: prepared and entered in its thread, off the loop; a
+                # request whose window needs the history meanwhile waits for it (its
+                # catch-up takes the recording lock), so none reads it half entered
+                await anyio.to_thread.run_sync(history.add_exchange, user, agent, limiter=self._cpu)
+            else:  # a request's, or a long one (which no request waits for): entered here
+                prepared = await anyio.to_thread.run_sync(
+                    history.prepare, user, agent, limiter=self._serving if complete else self._cpu
+                )
+                history.add_prepared(prepared)
+            if session.history is history:  # else restore dropped it meanwhile
+                session.recorded += 1
+                self._counters.history_catch_ups += complete
+            return True
+
+    @staticmethod
+    def _long(session: EngineSession) -> bool:
+        """
+        The session's next exchange to record is too long for a request to wait for.
+        """
+        if session.recorded >= len(session.turns):
+            return False
+        turn = session.turns[session.recorded]
+        return len(turn["text"] or "") + len(turn.get("system") or "") > HISTORY_OFFLOAD_CHARS
