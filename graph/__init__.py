@@ -40,9 +40,11 @@ The modules, from the bottom up (this package only re-exports their public names
     :class:`NeedsForecaster`: which needs the next turn will use.
 ``_state_encoder``
     :class:`StateEncoder`: the state of a request from its text, for unlabelled logs.
-``_calls``, ``_calls_counts``, ``_calls_text``
+``_calls``, ``_calls_counts``, ``_calls_turns``, ``_calls_view``, ``_calls_text``, ``_calls_names``
     :class:`CallForecaster`: which backend calls a turn will make, with their complete
-    arguments (:class:`CallGuess`); the counts it learns; what it reads in a text.
+    arguments (:class:`CallGuess`); the counts it learns from the logs; how it reads a
+    turn's calls, one session's turns, and the values a text says; the names a
+    request's words point to.
 
 .. versionadded:: 0.1
 """

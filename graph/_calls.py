@@ -32,31 +32,25 @@ from typing import Any, TypeAlias
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ._calls_counts import (
-    PATH,
-    CallCounts,
+from ._calls_counts import CallCounts, whole_forms
+from ._calls_names import NameTemperature, name_tokens
+from ._calls_text import MAX_TEXT, asked_words
+from ._calls_turns import PATH, Key, Mention, calls_of, nested, turns_of
+from ._calls_view import (
     CueWeights,
-    Key,
-    Mention,
     SessionView,
     TextScan,
     arg_words,
     as_written,
-    calls_of,
     known_stretches,
     later_key,
     mention,
     mention_options,
-    nested,
     open_class_mentions,
     open_mentions,
     overlaps,
     rank_mentions,
-    turns_of,
-    whole_forms,
 )
-from ._calls_names import NameTemperature, name_tokens
-from ._calls_text import MAX_TEXT, asked_words
 from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
 
 __all__ = ["CallForecaster", "CallGuess"]

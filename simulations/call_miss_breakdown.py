@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from graph import CallForecaster, CallGuess
-from graph._calls_counts import surface
 from graph._calls_text import tokenize
+from graph._calls_turns import surface
 from preload import CallsConfig
 from simulations._data import CORPORA, GENERATED, add_data_arguments, corpus_folders
 

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from graph import CallForecaster, CallGuess, ModelFileError
-from graph._calls_counts import PATH, _flat, nested, surface
 from graph._calls_names import TEMPERATURES, NameTemperature, NameWords, name_tokens
 from graph._calls_text import (
     NAME_MIN_VALUES,
@@ -33,6 +32,7 @@ from graph._calls_text import (
     tokenize,
     value_format,
 )
+from graph._calls_turns import PATH, _flat, nested, surface
 from preload.calls import call_key
 
 CITIES = ["San Jose", "Fresno", "Oakland", "Berkeley", "Napa", "Sacramento", "Davis", "Reno"]
