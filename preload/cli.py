@@ -36,7 +36,7 @@ from ._config import EngineConfig
 from ._errors import ConfigError, PreloadError
 from ._sessions import Session, read_sessions
 from ._sources import DictSource, JsonlKnowledgeSource
-from .experiments import experiment_table, read_outcomes, summarize, write_outcomes
+from .experiments import experiment_table, read_outcome_files, summarize, write_outcomes
 from .learning import EngineCallPredictor, EngineForecaster
 from .replay import (
     ALL_STRATEGIES,
@@ -373,14 +373,21 @@ def _report_parser(sub: Any) -> None:
     report = sub.add_parser(
         "report",
         help="print an A/B test's outcomes per arm with 95 %% confidence intervals",
-        description="Read an outcomes file (from 'simulate --experiment-out' or "
-        "engine.experiment_outcomes()) and print, for each experiment, arm and metric, the "
-        "mean over sessions with its t confidence interval, and each arm minus the control "
-        "with Welch's interval and p-value. See docs/experiments.md.",
+        description="Read outcomes files (from 'simulate --experiment-out' or "
+        "engine.experiment_outcomes(), one per replica) and print, for each experiment, arm "
+        "and metric, the mean over sessions with its t confidence interval, and each arm minus "
+        "the control with Welch's interval and p-value. A session that several replicas "
+        "served is merged from their files. See docs/experiments.md.",
         epilog=_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("outcomes", type=Path, metavar="OUTCOMES", help="outcomes file (JSONL)")
+    report.add_argument(
+        "outcomes",
+        type=Path,
+        nargs="+",
+        metavar="OUTCOMES",
+        help="outcomes file (JSONL); several: one per replica, a session's partial outcomes merged",
+    )
     report.add_argument(
         "--control",
         help="the arm the others are compared with (default: 'control', else the first)",
@@ -406,11 +413,12 @@ def _confidence(text: str) -> float:
 
 
 def _report(args: argparse.Namespace) -> int:
-    outcomes = read_outcomes(args.outcomes)
+    outcomes = read_outcome_files(args.outcomes)
     try:
         summaries = summarize(outcomes, control=args.control, confidence=args.confidence)
     except ConfigError as exc:
-        raise _ArgumentError(None, f"{args.outcomes}: {exc.problem}") from None
+        files = ", ".join(str(path) for path in args.outcomes)
+        raise _ArgumentError(None, f"{files}: {exc.problem}") from None
     if args.json:
         sys.stdout.write(json.dumps([s.to_json() for s in summaries], indent=2) + "\n")
         return 0

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from ._assign import assign as assign
 from ._assign import bucket as bucket
+from ._outcomes import MAX_OUTCOME_FILES as MAX_OUTCOME_FILES
 from ._outcomes import MAX_OUTCOME_LINE_CHARS as MAX_OUTCOME_LINE_CHARS
 from ._outcomes import MAX_OUTCOME_SESSIONS as MAX_OUTCOME_SESSIONS
 from ._outcomes import METRICS as METRICS
 from ._outcomes import ArmStatistics as ArmStatistics
+from ._outcomes import OutcomeCounts as OutcomeCounts
 from ._outcomes import OutcomeTally as OutcomeTally
 from ._outcomes import SessionOutcome as SessionOutcome
+from ._outcomes import read_outcome_files as read_outcome_files
 from ._outcomes import read_outcomes as read_outcomes
 from ._outcomes import write_outcomes as write_outcomes
 from ._report import ExperimentSummary as ExperimentSummary
@@ -25,6 +28,7 @@ from ._stats import mean_ci as mean_ci
 from ._stats import welch as welch
 
 __all__ = [
+    "MAX_OUTCOME_FILES",
     "MAX_OUTCOME_LINE_CHARS",
     "MAX_OUTCOME_SESSIONS",
     "METRICS",
@@ -32,12 +36,14 @@ __all__ = [
     "Difference",
     "Estimate",
     "ExperimentSummary",
+    "OutcomeCounts",
     "OutcomeTally",
     "SessionOutcome",
     "assign",
     "bucket",
     "experiment_table",
     "mean_ci",
+    "read_outcome_files",
     "read_outcomes",
     "summarize",
     "welch",

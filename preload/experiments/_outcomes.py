@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,12 +16,15 @@ from typing import Any, Literal
 from .._errors import EmptyInputError, InputError
 
 __all__ = [
+    "MAX_OUTCOME_FILES",
     "MAX_OUTCOME_LINE_CHARS",
     "MAX_OUTCOME_SESSIONS",
     "METRICS",
     "ArmStatistics",
+    "OutcomeCounts",
     "OutcomeTally",
     "SessionOutcome",
+    "read_outcome_files",
     "read_outcomes",
     "write_outcomes",
 ]
@@ -48,6 +51,77 @@ MAX_OUTCOME_LINE_CHARS = 65_536
 #: The most sessions an outcomes file may hold (about 200 bytes each in memory).
 MAX_OUTCOME_SESSIONS = 5_000_000
 
+#: The most outcomes files one report reads (one a replica).
+MAX_OUTCOME_FILES = 1_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeCounts:
+    """
+    The counts a session's outcome was worked out from: what its requests and its
+    feedback added up to on the engine that served them. Partial outcomes of one
+    session served by several replicas add up to its whole outcome
+    (:func:`read_outcome_files`). ``wait_s`` is the sum of its turns' waits,
+    ``score_sum`` of its scores.
+
+    .. versionadded:: 0.10
+    """
+
+    requests: int = 0
+    hits: int = 0
+    partial_hits: int = 0
+    misses: int = 0
+    tokens: int = 0
+    needs: int = 0
+    needs_in_window: int = 0
+    wait_s: float = 0.0
+    feedback_items: int = 0
+    feedback_used: int = 0
+    scores: int = 0
+    score_sum: float = 0.0
+
+    def __add__(self, other: OutcomeCounts) -> OutcomeCounts:
+        mine, theirs = asdict(self), asdict(other)
+        return OutcomeCounts(**{key: mine[key] + theirs[key] for key in mine})
+
+    def outcome(self, experiment: str, arm: str, session_id: str) -> SessionOutcome:
+        """
+        The session's outcome from these counts.
+        """
+        served = self.hits + self.partial_hits + self.misses
+        turns = self.requests
+        return SessionOutcome(
+            experiment=experiment,
+            arm=arm,
+            session_id=session_id,
+            turns=turns,
+            hit_rate=self.hits / served if served else None,
+            wait_ms=self.wait_s * 1000 / turns if turns else None,
+            tokens_per_turn=self.tokens / turns if turns else None,
+            recall=self.needs_in_window / self.needs if self.needs else None,
+            used_share=self.feedback_used / self.feedback_items if self.feedback_items else None,
+            score=self.score_sum / self.scores if self.scores else None,
+            counts=self,
+        )
+
+
+#: The counts that are whole numbers (the others, ``wait_s`` and ``score_sum``, are sums
+#: of seconds and scores).
+_WHOLE_COUNTS = frozenset(
+    {
+        "requests",
+        "hits",
+        "partial_hits",
+        "misses",
+        "tokens",
+        "needs",
+        "needs_in_window",
+        "feedback_items",
+        "feedback_used",
+        "scores",
+    }
+)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionOutcome:
@@ -69,6 +143,9 @@ class SessionOutcome:
     recall: float | None = None
     used_share: float | None = None
     score: float | None = None
+    #: What the metrics were worked out from, when the outcome was written with them
+    #: (an engine's since 0.10): what merges a session's partial outcomes.
+    counts: OutcomeCounts | None = None
 
     def metric(self, name: str) -> float | None:
         """
@@ -79,9 +156,13 @@ class SessionOutcome:
 
     def to_json(self) -> dict[str, Any]:
         """
-        The outcome as one line of an outcomes file holds it.
+        The outcome as one line of an outcomes file holds it (``counts`` only when
+        known).
         """
-        return asdict(self)
+        data = asdict(self)
+        if data["counts"] is None:
+            del data["counts"]
+        return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,22 +259,10 @@ class OutcomeTally:
 
     def outcome(self, experiment: str, arm: str, session_id: str) -> SessionOutcome:
         """
-        The session's outcome from its counts.
+        The session's outcome from its counts, which it carries.
         """
-        served = self.hits + self.partial_hits + self.misses
-        turns = self.requests
-        return SessionOutcome(
-            experiment=experiment,
-            arm=arm,
-            session_id=session_id,
-            turns=turns,
-            hit_rate=self.hits / served if served else None,
-            wait_ms=self.wait_s * 1000 / turns if turns else None,
-            tokens_per_turn=self.tokens / turns if turns else None,
-            recall=self.needs_in_window / self.needs if self.needs else None,
-            used_share=self.feedback_used / self.feedback_items if self.feedback_items else None,
-            score=self.score_sum / self.scores if self.scores else None,
-        )
+        counts = {key: value for key, value in asdict(self).items() if key != "sessions"}
+        return OutcomeCounts(**counts).outcome(experiment, arm, session_id)
 
 
 def write_outcomes(path: str | Path, outcomes: Iterable[SessionOutcome]) -> int:
@@ -229,15 +298,94 @@ def read_outcomes(path: str | Path) -> list[SessionOutcome]:
     Raises:
         InputError: The file cannot be read, or a line is not an outcome (named by
             file and line: not a JSON object, a missing or mistyped key, a share
-            outside [0, 1], a negative wait, a line above
-            :data:`MAX_OUTCOME_LINE_CHARS`, more than :data:`MAX_OUTCOME_SESSIONS`
-            lines), or the same session appears twice in an experiment.
+            outside [0, 1], a negative wait, ``counts`` that are not the outcome's, a
+            line above :data:`MAX_OUTCOME_LINE_CHARS`, more than
+            :data:`MAX_OUTCOME_SESSIONS` lines), or the same session appears twice in
+            an experiment.
         EmptyInputError: The file holds no outcome.
 
     .. versionadded:: 0.6
     """
-    path = Path(path)
-    out: list[SessionOutcome] = []
+    return [outcome for _, outcome in _read(Path(path))]
+
+
+def read_outcome_files(paths: Sequence[str | Path]) -> list[SessionOutcome]:
+    """
+    Read the outcomes files of one experiment's replicas (one file each, as each
+    replica's engine wrote its :meth:`~preload.PreloadEngine.experiment_outcomes`),
+    each as :func:`read_outcomes` does, and merge the partial outcomes of a session
+    that several replicas served: its counts are added up and its metrics worked out
+    from the sums, exactly as one engine that served all its turns would have.
+
+    Raises:
+        InputError: A file is bad (as :func:`read_outcomes` says), named twice, or
+            more than :data:`MAX_OUTCOME_FILES` are given; or a session in two files
+            cannot be merged: one of its lines has no ``counts`` (an outcome written
+            before 0.10), or the two name other arms (the replicas ran other
+            experiment settings). The error names both files and lines.
+        EmptyInputError: A file holds no outcome.
+
+    .. versionadded:: 0.10
+    """
+    if len(paths) > MAX_OUTCOME_FILES:
+        raise InputError(
+            Path(paths[MAX_OUTCOME_FILES]),
+            None,
+            f"more than {MAX_OUTCOME_FILES} outcomes files; merge some first",
+        )
+    merged: dict[tuple[str, str], tuple[Path, int, SessionOutcome]] = {}
+    opened: set[Path] = set()
+    for name in paths:
+        path = Path(name)
+        if path.resolve() in opened:
+            raise InputError(path, None, "named twice: each replica's file counts once")
+        opened.add(path.resolve())
+        for number, outcome in _read(path):
+            where = (outcome.experiment, outcome.session_id)
+            before = merged.get(where)
+            merged[where] = (
+                (path, number, outcome)
+                if before is None
+                else (path, number, _merge(before, path, number, outcome))
+            )
+    return [outcome for _, _, outcome in merged.values()]
+
+
+def _merge(
+    before: tuple[Path, int, SessionOutcome], path: Path, number: int, outcome: SessionOutcome
+) -> SessionOutcome:
+    """
+    A session's outcome merged from the one found ``before`` and ``outcome``
+    (``path``, line ``number``).
+    """
+    first_path, first_number, first = before
+    session = f"session {outcome.session_id!r} of experiment {outcome.experiment!r}"
+    if first.arm != outcome.arm:
+        raise InputError(
+            path,
+            number,
+            f"{session} is in arm {outcome.arm!r} here and in arm {first.arm!r} on "
+            f"{first_path}:{first_number}: the replicas assign sessions differently "
+            "(another experiment's salt or weights)",
+        )
+    if first.counts is None or outcome.counts is None:
+        where = f"{path}:{number}" if outcome.counts is None else f"{first_path}:{first_number}"
+        raise InputError(
+            path,
+            number,
+            f"{session} is also on {first_path}:{first_number}, and the outcome on {where} "
+            "has no 'counts' (written before 0.10), so the two cannot be merged",
+        )
+    return (first.counts + outcome.counts).outcome(
+        outcome.experiment, outcome.arm, outcome.session_id
+    )
+
+
+def _read(path: Path) -> list[tuple[int, SessionOutcome]]:
+    """
+    :func:`read_outcomes`, each outcome with its line number.
+    """
+    out: list[tuple[int, SessionOutcome]] = []
     seen: dict[tuple[str, str], int] = {}
     try:
         with path.open(encoding="utf-8") as lines:
@@ -262,7 +410,7 @@ def read_outcomes(path: str | Path) -> list[SessionOutcome]:
                         f"is already on line {seen[where]}",
                     )
                 seen[where] = number
-                out.append(outcome)
+                out.append((number, outcome))
     except FileNotFoundError:
         raise InputError(path, None, "file not found") from None
     except UnicodeDecodeError as exc:
@@ -308,4 +456,38 @@ def _parse(path: Path, number: int, line: str) -> SessionOutcome:
         if key in _NON_NEGATIVE and value < 0:
             raise InputError(path, number, f"'{key}' must not be negative, got {value!r}")
         fields[key] = float(value)
+    if data.get("counts") is not None:
+        fields["counts"] = _parse_counts(path, number, data["counts"], turns)
     return SessionOutcome(**fields)
+
+
+def _parse_counts(path: Path, number: int, data: object, turns: int) -> OutcomeCounts:
+    """
+    An outcome line's ``counts``: an object of the :class:`OutcomeCounts` keys, each a
+    number not negative (a whole number but for ``wait_s`` and ``score_sum``), with
+    ``requests`` equal to the line's ``turns``.
+    """
+    if not isinstance(data, dict):
+        raise InputError(path, number, f"'counts' must be a JSON object, got {data!r:.80}")
+    fields: dict[str, Any] = {}
+    for key in OutcomeCounts.__dataclass_fields__:
+        value = data.get(key, 0)
+        whole = key in _WHOLE_COUNTS
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int if whole else int | float)
+            or not math.isfinite(value)
+            or (value < 0 and key != "score_sum")
+        ):
+            wanted = "a whole number >= 0" if whole else "a finite number"
+            wanted += "" if whole or key == "score_sum" else " >= 0"
+            raise InputError(path, number, f"'counts.{key}' must be {wanted}, got {value!r}")
+        fields[key] = value if whole else float(value)
+    if fields["requests"] != turns:
+        raise InputError(
+            path,
+            number,
+            f"'counts.requests' is {fields['requests']}, but 'turns' is {turns}: "
+            "the counts are not this outcome's",
+        )
+    return OutcomeCounts(**fields)

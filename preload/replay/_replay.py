@@ -32,7 +32,7 @@ from .._sources import DictSource
 from .._tokens import TiktokenCounter
 from ..caches import MemoryCache
 from ..engine import PreloadEngine
-from ..experiments import SessionOutcome
+from ..experiments import OutcomeCounts, SessionOutcome
 from ..learning import (
     CallPredictor,
     EngineCallPredictor,
@@ -756,5 +756,8 @@ def _check(strategies: Sequence[str], config: EngineConfig, processes: int | Non
 
 
 def _strategy_report(data: dict[str, Any]) -> StrategyReport:
-    outcomes = tuple(SessionOutcome(**o) for o in data["outcomes"])
+    outcomes = tuple(
+        SessionOutcome(**{**o, "counts": OutcomeCounts(**o["counts"]) if o["counts"] else None})
+        for o in data["outcomes"]
+    )
     return StrategyReport(**{**data, "waits_ms": tuple(data["waits_ms"]), "outcomes": outcomes})

@@ -5,12 +5,15 @@ the arm in the context, and records each session's and arm's outcomes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from preload import DictSource, EngineConfig, PreloadEngine
+from preload.experiments import read_outcome_files, read_outcomes, write_outcomes
 from preload.learning import NullForecaster
 
 ITEMS = {
@@ -189,6 +192,35 @@ async def test_a_session_counts_in_its_arm_where_it_began() -> None:
         on_a, on_b = a.arm_statistics()["small"], b.arm_statistics()["small"]
     assert (1, 1) == (on_a.sessions, on_a.requests)
     assert (0, 1) == (on_b.sessions, on_b.requests)
+
+
+async def test_a_session_two_replicas_served_reports_as_one(tmp_path: Path) -> None:
+    """
+    Each replica writes the outcomes of the sessions it served; a session continued on
+    another replica has a partial outcome in each file, and the report reads the two
+    as one session with every request and feedback it had.
+    """
+    config = EngineConfig.from_dict(CONFIG)
+    sources = {"kb": DictSource(ITEMS)}
+    files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    async with (
+        PreloadEngine(config, sources=sources, forecaster=NullForecaster()) as a,
+        PreloadEngine(config, sources=sources, forecaster=NullForecaster()) as b,
+    ):
+        sid = _ids_by_arm(a)["small"]
+        await a.handle(session_id=sid, text="hotels", needs=["db:hotels"])
+        a.feedback(sid, used=["db:hotels"], score=1.0)
+        a.reply(sid, "Hotel Avenida.")
+        b.restore(sid, a.turns_of(sid))
+        await b.handle(session_id=sid, text="trains", needs=["db:trains"])
+        await b.handle(session_id=sid, text="hotels again", needs=["db:hotels"])
+        b.feedback(sid, used=[], score=0.0)
+        for engine, path in zip((a, b), files, strict=True):
+            write_outcomes(path, engine.experiment_outcomes())
+    assert [1, 2] == [read_outcomes(path)[0].turns for path in files]
+    (merged,) = read_outcome_files(files)
+    assert ("small", 3, 0.5) == (merged.arm, merged.turns, merged.score)
+    assert merged.counts is not None and (3, 2) == (merged.counts.needs, merged.counts.scores)
 
 
 async def test_a_turn_served_again_under_its_request_id_counts_as_first_served() -> None:

@@ -5,12 +5,23 @@ The outcomes file: written and read back, bad lines named by file and line.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from preload import EmptyInputError, InputError
-from preload.experiments import SessionOutcome, read_outcomes, summarize, write_outcomes
+from preload.experiments import (
+    METRICS,
+    OutcomeTally,
+    SessionOutcome,
+    read_outcome_files,
+    read_outcomes,
+    summarize,
+    write_outcomes,
+)
 
 
 def _outcome(arm: str, session: str, hit_rate: float | None) -> SessionOutcome:
@@ -99,3 +110,146 @@ def test_summaries_compare_each_arm_with_the_control() -> None:
     assert (0, None) == (summary.arms["b"]["score"].n, summary.arms["b"]["score"].mean)
     (other,) = summarize(outcomes, control="b")
     assert ["control"] == list(other.differences)
+
+
+def _tally(
+    turns: list[tuple[int, int, float]], feedback: list[tuple[int, int, float]]
+) -> OutcomeTally:
+    """
+    A tally of requests (hits, misses, wait in seconds) and feedback (items, used,
+    score).
+    """
+    tally = OutcomeTally()
+    for hits, misses, wait_s in turns:
+        tally.turn(
+            hits=hits,
+            partial_hits=0,
+            misses=misses,
+            tokens=100 * (hits + misses),
+            needs=hits + misses,
+            held=hits,
+            wait_s=wait_s,
+        )
+    for items, used, score in feedback:
+        tally.feedback(items=items, used=used, score=score)
+    return tally
+
+
+_TURN = st.tuples(
+    st.integers(0, 3), st.integers(0, 3), st.floats(0, 5, allow_nan=False, allow_infinity=False)
+)
+_FEEDBACK = st.tuples(
+    st.integers(1, 4), st.integers(0, 1), st.floats(-1, 1, allow_nan=False, allow_infinity=False)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    turns=st.lists(_TURN, min_size=2, max_size=8),
+    feedback=st.lists(_FEEDBACK, max_size=4),
+    split=st.integers(1, 7),
+    cut=st.integers(0, 4),
+)
+def test_partial_outcomes_of_replicas_merge_into_the_whole(
+    tmp_path_factory: pytest.TempPathFactory,
+    turns: list[tuple[int, int, float]],
+    feedback: list[tuple[int, int, float]],
+    split: int,
+    cut: int,
+) -> None:
+    """
+    A session whose requests and feedback two replicas shared (each served some of
+    its requests, and took feedback on its own windows), each writing its own
+    outcomes file, reads back from both files as the outcome of one engine that
+    served it all: the counts add up, and the metrics are worked out from the sums.
+    """
+    split = min(split, len(turns) - 1)
+    folder = tmp_path_factory.mktemp("replicas")
+    a, b = folder / "a.jsonl", folder / "b.jsonl"
+    other = _tally(turns, []).outcome("x", "control", "s2")
+    write_outcomes(a, [_tally(turns[:split], feedback[:cut]).outcome("x", "b", "s1"), other])
+    write_outcomes(b, [_tally(turns[split:], feedback[cut:]).outcome("x", "b", "s1")])
+    merged = {o.session_id: o for o in read_outcome_files([a, b])}
+    whole = _tally(turns, feedback).outcome("x", "b", "s1")
+    got = merged["s1"]
+    assert (whole.arm, whole.turns) == (got.arm, got.turns)
+    assert got.counts is not None and whole.counts is not None
+    assert asdict(whole.counts) == pytest.approx(asdict(got.counts))
+    for metric in METRICS:
+        expected, value = whole.metric(metric), got.metric(metric)
+        assert (expected is None) == (value is None), metric
+        if expected is not None:
+            assert value == pytest.approx(expected, abs=1e-9), metric
+    assert other == merged["s2"]
+
+
+def test_outcomes_carry_their_counts(tmp_path: Path) -> None:
+    """
+    An engine's outcome carries the counts it was worked out from, written and read
+    back with it; an outcome without them (written before 0.10) reads as before.
+    """
+    outcome = _tally([(2, 1, 0.25)], [(3, 1, 0.5)]).outcome("x", "b", "s1")
+    assert outcome.counts is not None and (2, 1) == (outcome.counts.hits, outcome.counts.misses)
+    path = tmp_path / "o.jsonl"
+    write_outcomes(path, [outcome, _outcome("control", "s2", 1.0)])
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    counts = lines[0]["counts"]
+    assert (1, 2, 1, 0.25, 3, 1, 1, 0.5) == (
+        counts["requests"],
+        counts["hits"],
+        counts["misses"],
+        counts["wait_s"],
+        counts["feedback_items"],
+        counts["feedback_used"],
+        counts["scores"],
+        counts["score_sum"],
+    )
+    assert "counts" not in lines[1]
+    assert [outcome, _outcome("control", "s2", 1.0)] == read_outcomes(path)
+
+
+def _counted(**counts: object) -> str:
+    line = {"experiment": "x", "arm": "b", "session_id": "s", "turns": 1, "counts": counts}
+    return json.dumps(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (_counted(requests=1, hits=-1), "'counts.hits' must be a whole number >= 0, got -1"),
+        (_counted(requests=1, hits=1.5), "'counts.hits' must be a whole number >= 0"),
+        (_counted(requests=1, wait_s=-0.5), "'counts.wait_s' must be a finite number >= 0"),
+        (_counted(requests=2), "'counts.requests' is 2, but 'turns' is 1"),
+        (
+            json.dumps({"experiment": "x", "arm": "b", "session_id": "s", "turns": 1, "counts": 3}),
+            "'counts' must be a JSON object",
+        ),
+    ],
+)
+def test_bad_counts_are_named_by_file_and_line(tmp_path: Path, line: str, problem: str) -> None:
+    path = tmp_path / "o.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read_outcomes(path)
+    assert f"{path}:1:" in str(info.value) and problem in str(info.value)
+
+
+def test_sessions_that_cannot_merge_are_refused_naming_both_files(tmp_path: Path) -> None:
+    """
+    A session in two files merges only when both lines carry their counts and name
+    the same arm; a file named twice is refused, since it would count twice.
+    """
+    counted = _tally([(1, 0, 0.0)], []).outcome("x", "b", "s1")
+    a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
+    write_outcomes(a, [counted])
+    write_outcomes(b, [_outcome("b", "s1", 1.0)])  # no counts
+    write_outcomes(c, [replace(counted, arm="control")])
+    with pytest.raises(InputError) as info:
+        read_outcome_files([a, b])
+    message = str(info.value)
+    assert f"{b}:1:" in message and f"also on {a}:1" in message and "no 'counts'" in message
+    with pytest.raises(InputError, match="in arm 'control' here and in arm 'b' on .*a.jsonl:1"):
+        read_outcome_files([a, c])
+    with pytest.raises(InputError, match="named twice"):
+        read_outcome_files([a, tmp_path / "." / "a.jsonl"])
+    assert [counted] == read_outcome_files([a])

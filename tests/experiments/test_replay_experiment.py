@@ -112,6 +112,13 @@ def test_simulate_writes_outcomes_and_report_reads_them(
     assert ["control"] == list(summary["differences"])
     hit: dict[str, Any] = summary["differences"]["control"]["hit_rate"]
     assert {"n", "n_control", "diff", "low", "high", "p"} == set(hit)
+    # the same sessions in two files (two replicas' outcomes) report the same
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    halves = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    halves[0].write_text("".join(lines[:10]), encoding="utf-8")
+    halves[1].write_text("".join(lines[10:]), encoding="utf-8")
+    assert 0 == main(["report", *map(str, halves), "--json", "--control", "strict"])
+    assert [summary] == json.loads(capsys.readouterr().out)
 
 
 def test_bad_experiment_input_exits_2_naming_it(
