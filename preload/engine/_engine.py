@@ -795,6 +795,17 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
         .. versionadded:: 0.6
         """
+        return list(self.iter_experiment_outcomes())
+
+    def iter_experiment_outcomes(self) -> Iterator[SessionOutcome]:
+        """
+        :meth:`experiment_outcomes`, each live session's outcome worked out as it is
+        reached (of the sessions there were when called): for a server that sends them
+        a few at a time rather than hold its event loop for all of them (about 10 µs
+        an outcome).
+
+        .. versionadded:: 0.10
+        """
         return self._experiment.outcomes(self._sessions.values())
 
     def arm_statistics(self) -> dict[str, ArmStatistics]:

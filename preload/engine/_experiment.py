@@ -10,8 +10,9 @@ dropped or replaced by another replica's, is taken out again.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..experiments import ArmStatistics, OutcomeTally, SessionOutcome, assign
@@ -116,12 +117,15 @@ class ExperimentSide:
         if session.tally is not None and session.tally.requests:
             self._outcomes.append(self._outcome(session))
 
-    def outcomes(self, live: Iterable[EngineSession]) -> list[SessionOutcome]:
+    def outcomes(self, live: Iterable[EngineSession]) -> Iterator[SessionOutcome]:
         """
-        The outcomes of the sessions that ended, then those of the ``live`` ones so far.
+        The outcomes of the sessions that ended, then those of the ``live`` ones so far,
+        each worked out as it is reached (of the sessions that had ended, and of
+        ``live``, as they were when called).
         """
-        now = [self._outcome(s) for s in live if s.tally is not None and s.tally.requests]
-        return [*self._outcomes, *now]
+        ended, sessions = list(self._outcomes), list(live)
+        now = (self._outcome(s) for s in sessions if s.tally is not None and s.tally.requests)
+        return itertools.chain(ended, now)
 
     def statistics(self) -> dict[str, ArmStatistics]:
         """

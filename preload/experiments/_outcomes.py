@@ -81,8 +81,9 @@ class OutcomeCounts:
     score_sum: float = 0.0
 
     def __add__(self, other: OutcomeCounts) -> OutcomeCounts:
-        mine, theirs = asdict(self), asdict(other)
-        return OutcomeCounts(**{key: mine[key] + theirs[key] for key in mine})
+        return OutcomeCounts(
+            **{key: getattr(self, key) + getattr(other, key) for key in _COUNT_KEYS}
+        )
 
     def outcome(self, experiment: str, arm: str, session_id: str) -> SessionOutcome:
         """
@@ -104,6 +105,10 @@ class OutcomeCounts:
             counts=self,
         )
 
+
+#: The keys of an outcome's line, but ``counts``, and of its counts.
+_OUTCOME_KEYS = ("experiment", "arm", "session_id", "turns", *METRICS)
+_COUNT_KEYS = tuple(OutcomeCounts.__dataclass_fields__)
 
 #: The counts that are whole numbers (the others, ``wait_s`` and ``score_sum``, are sums
 #: of seconds and scores).
@@ -159,9 +164,9 @@ class SessionOutcome:
         The outcome as one line of an outcomes file holds it (``counts`` only when
         known).
         """
-        data = asdict(self)
-        if data["counts"] is None:
-            del data["counts"]
+        data: dict[str, Any] = {name: getattr(self, name) for name in _OUTCOME_KEYS}
+        if self.counts is not None:
+            data["counts"] = {name: getattr(self.counts, name) for name in _COUNT_KEYS}
         return data
 
 
@@ -261,8 +266,21 @@ class OutcomeTally:
         """
         The session's outcome from its counts, which it carries.
         """
-        counts = {key: value for key, value in asdict(self).items() if key != "sessions"}
-        return OutcomeCounts(**counts).outcome(experiment, arm, session_id)
+        counts = OutcomeCounts(
+            requests=self.requests,
+            hits=self.hits,
+            partial_hits=self.partial_hits,
+            misses=self.misses,
+            tokens=self.tokens,
+            needs=self.needs,
+            needs_in_window=self.needs_in_window,
+            wait_s=self.wait_s,
+            feedback_items=self.feedback_items,
+            feedback_used=self.feedback_used,
+            scores=self.scores,
+            score_sum=self.score_sum,
+        )
+        return counts.outcome(experiment, arm, session_id)
 
 
 def write_outcomes(path: str | Path, outcomes: Iterable[SessionOutcome]) -> int:
@@ -470,7 +488,7 @@ def _parse_counts(path: Path, number: int, data: object, turns: int) -> OutcomeC
     if not isinstance(data, dict):
         raise InputError(path, number, f"'counts' must be a JSON object, got {data!r:.80}")
     fields: dict[str, Any] = {}
-    for key in OutcomeCounts.__dataclass_fields__:
+    for key in _COUNT_KEYS:
         value = data.get(key, 0)
         whole = key in _WHOLE_COUNTS
         if (

@@ -7,13 +7,17 @@ answer leaves.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio
+import anyio.lowlevel
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._errors import InputTooLargeError, UnknownToolError
@@ -297,6 +301,36 @@ async def delete_session(session_id: SessionId, gate: Gate) -> Response:
     if not await gate.run(session_id, serve, leased=True):  # after changes under way
         raise _no_session(session_id)
     return Response(status_code=204)
+
+
+#: Outcomes sent between two turns of the loop (about 20 µs each, worked out and written).
+_OUTCOMES_A_CHUNK = 200
+
+
+@router.get("/v1/experiment/outcomes")
+async def experiment_outcomes(gate: Gate) -> StreamingResponse:
+    """
+    The outcomes of the tenant's experiment sessions this replica served (those that
+    ended, then the live ones so far), as an outcomes file holds them (JSONL), a few
+    hundred at a time so that requests are served meanwhile. Each replica's, saved
+    to a file of its own, are what ``preload report`` merges.
+
+    Raises:
+        ApiError: 404, the tenant's configuration runs no experiment.
+    """
+    engine = gate.engine
+    if not engine.config.experiments.enabled:
+        raise ApiError(
+            404, "no_experiment", "this tenant's configuration has no [experiments] arms"
+        )
+    outcomes = engine.iter_experiment_outcomes()
+
+    async def lines() -> AsyncIterator[str]:
+        while chunk := list(itertools.islice(outcomes, _OUTCOMES_A_CHUNK)):
+            yield "".join(json.dumps(o.to_json(), separators=(",", ":")) + "\n" for o in chunk)
+            await anyio.lowlevel.checkpoint()  # the sending may not give the loop a turn
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
 @router.get("/healthz")

@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from preload.experiments import read_outcome_files, read_outcomes
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conftest import RedisServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -161,6 +165,7 @@ def test_two_replicas_share_one_session(
         stored = on_b.get(url).json()["turns"]
         metrics = on_b.get("/metrics").text
         metrics_a = on_a.get("/metrics").text
+        no_experiment = on_a.get("/v1/experiment/outcomes")
     assert (1, 0) == (one["misses"], one["hits"])
     assert (0, 1) == (two["misses"], two["hits"])  # loaded by A, warm for B
     assert "Hotel Avenida" in two["text"]  # A's exchange is in B's history
@@ -169,6 +174,10 @@ def test_two_replicas_share_one_session(
         (t["text"], t["system"]) for t in stored
     ]
     assert 'preload_remote_hits_total{tenant="acme"} 1.0' in metrics
+    assert (404, "no_experiment") == (
+        no_experiment.status_code,
+        no_experiment.json()["error"]["code"],
+    )
     requests = 'preload_requests_total{tenant="acme"} 1.0'  # "book it" is B's, once
     assert requests in metrics and requests in metrics_a
     assert "preload_gc_pause_seconds_count " in metrics
@@ -351,6 +360,52 @@ overlay = { budget = { total_tokens = 4000 } }
     assert {"control", "small"} >= set(sessions) and 8 == sum(sessions.values())
     assert (True, 9) == (retried["repeated"], sum(by_arm("requests").values()))
     assert budgets <= {4000, 8000}
+
+
+def test_an_experiments_outcomes_from_two_replicas_report_as_one(
+    start_server: Any, redis_server: RedisServer, keys: tuple[Any, dict[str, str]], tmp_path: Path
+) -> None:
+    """
+    Each replica gives the outcomes of the experiment sessions it served, for the
+    caller's tenant only; saved one file a replica, they report a session that both
+    served as one, with all its requests (a retry on the other replica counted once).
+    """
+    more = """
+[experiments]
+name = "budget"
+[experiments.arms.control]
+weight = 1
+[experiments.arms.small]
+weight = 1
+overlay = { budget = { total_tokens = 4000 } }
+"""
+    a, b = start_server(redis_server.url, more=more), start_server(redis_server.url, more=more)
+    acme, beta = bearer(keys[1]["acme"]), bearer(keys[1]["beta"])
+    files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    with (
+        httpx.Client(base_url=a.url, timeout=30, headers=acme) as on_a,
+        httpx.Client(base_url=b.url, timeout=30, headers=acme) as on_b,
+    ):
+        url = "/v1/sessions/shared"
+        on_a.post(f"{url}/requests", json={"text": "hotels", "request_id": "r1"}).raise_for_status()
+        on_a.post(f"{url}/replies", json={"text": "Hotel Avenida."}).raise_for_status()
+        for http in (on_b, on_a):  # served on B, retried on A
+            body = {"text": "trains", "request_id": "r2"}
+            http.post(f"{url}/requests", json=body).raise_for_status()
+        on_b.post(f"{url}/replies", json={"text": "At 9."}).raise_for_status()
+        on_b.post(f"{url}/requests", json={"text": "book both"}).raise_for_status()
+        on_b.post("/v1/sessions/alone/requests", json={"text": "hi"}).raise_for_status()
+        for http, path in zip((on_a, on_b), files, strict=True):
+            answer = http.get("/v1/experiment/outcomes")
+            assert "application/x-ndjson" == answer.headers["content-type"]
+            path.write_text(answer.text, encoding="utf-8")
+        other = on_a.get("/v1/experiment/outcomes", headers=beta)
+    assert (200, "") == (other.status_code, other.text)  # beta's: none served
+    assert {"shared": 1} == {o.session_id: o.turns for o in read_outcomes(files[0])}
+    assert {"shared": 2, "alone": 1} == {o.session_id: o.turns for o in read_outcomes(files[1])}
+    merged = {o.session_id: o for o in read_outcome_files(files)}
+    assert (3, 1) == (merged["shared"].turns, merged["alone"].turns)
+    assert {"control", "small"} >= {o.arm for o in merged.values()}
 
 
 def test_a_forgotten_session_is_rebuilt_from_the_store(
