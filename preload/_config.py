@@ -830,9 +830,14 @@ class ServerConfig:
     more frequent and so shorter, and the oldest's much rarer stop fewer requests for
     less time. With ``follow``, a replica follows the writes the other replicas make to
     the sessions it holds (the store's pub/sub), so that it records their exchanges in
-    the background rather than at the session's next request here.
+    the background rather than at the session's next request here. With
+    ``outcomes_dir``, each replica saves its tenants' experiment outcomes there (a file
+    a tenant, replica and run) every ``outcomes_every_s`` and when it stops, for
+    ``preload report`` to merge.
 
     .. versionadded:: 0.4
+    .. versionchanged:: 0.10
+       ``outcomes_dir``, ``outcomes_every_s``.
     """
 
     max_body_bytes: int = 1_000_000
@@ -843,9 +848,12 @@ class ServerConfig:
     switch_interval_s: float = 0.0005
     gc_thresholds: tuple[int, int, int] = (2000, 2, 500)
     follow: bool = True
+    outcomes_dir: str = ""
+    outcomes_every_s: float = 60.0
 
     def __post_init__(self) -> None:
         _positive("server.max_body_bytes", self.max_body_bytes)
+        _positive("server.outcomes_every_s", self.outcomes_every_s)
         _positive("server.session_ttl_s", self.session_ttl_s)
         _positive("server.lease_ttl_s", self.lease_ttl_s)
         _positive("server.lease_wait_s", self.lease_wait_s)

@@ -18,7 +18,7 @@ from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -41,7 +41,6 @@ from ..calls import (
     through_engine,
 )
 from ..compression import Compressor, MultiLevelCompressor, Representation
-from ..experiments import ArmStatistics, OutcomeTally, SessionOutcome
 from ..learning import (
     AdaptiveBudget,
     CallPredictor,
@@ -61,6 +60,9 @@ from ._history import HistorySide
 from ._preloads import PreloadSide
 from ._session import Arm, Counters, EngineSession
 from ._values import ValueSide
+
+if TYPE_CHECKING:
+    from ..experiments import ArmStatistics, SessionOutcome
 
 __all__ = ["PreloadEngine"]
 
@@ -1191,7 +1193,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             swap=arm.swap,
             adaptive=arm.adaptive,
             arm=arm,
-            tally=OutcomeTally(),
+            tally=self._experiment.tally_for(session_id),
         )
 
     def _finish(self, session: EngineSession) -> None:

@@ -11,7 +11,7 @@ dropped or replaced by another replica's, is taken out again.
 from __future__ import annotations
 
 import itertools
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,8 @@ class ExperimentSide:
         self.config = config
         self.arms = dict(arms)
         self._weights = {name: arm.weight for name, arm in config.arms.items()}
-        self._outcomes: deque[SessionOutcome] = deque(maxlen=MAX_OUTCOMES)
+        # ended sessions' outcomes by session id, the oldest first
+        self._outcomes: OrderedDict[str, SessionOutcome] = OrderedDict()
 
     def arm_of(self, session_id: str) -> str | None:
         """
@@ -58,6 +59,18 @@ class ExperimentSide:
         """
         name = self.arm_of(session_id)
         return None if name is None else self.arms[name]
+
+    def tally_for(self, session_id: str) -> OutcomeTally:
+        """
+        The tally of a session the engine takes up: new, or holding what the session
+        counted before the engine forgot it (its outcome, taken back from the ended
+        ones), so that its outcome stays one.
+        """
+        tally = OutcomeTally()
+        before = self._outcomes.pop(session_id, None)
+        if before is not None and before.counts is not None:
+            tally.add(before.counts)
+        return tally
 
     def count_turn(
         self, session: EngineSession, context: Context, needs: list[str], text: str
@@ -115,7 +128,9 @@ class ExperimentSide:
         Keep the outcome of a session that ends, when it counted a request.
         """
         if session.tally is not None and session.tally.requests:
-            self._outcomes.append(self._outcome(session))
+            self._outcomes[session.id] = self._outcome(session)
+            while len(self._outcomes) > MAX_OUTCOMES:
+                self._outcomes.popitem(last=False)
 
     def outcomes(self, live: Iterable[EngineSession]) -> Iterator[SessionOutcome]:
         """
@@ -123,7 +138,7 @@ class ExperimentSide:
         each worked out as it is reached (of the sessions that had ended, and of
         ``live``, as they were when called).
         """
-        ended, sessions = list(self._outcomes), list(live)
+        ended, sessions = list(self._outcomes.values()), list(live)
         now = (self._outcome(s) for s in sessions if s.tally is not None and s.tally.requests)
         return itertools.chain(ended, now)
 

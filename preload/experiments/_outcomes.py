@@ -256,6 +256,15 @@ class OutcomeTally:
             self.scores += 1
             self.score_sum += score
 
+    def add(self, counts: OutcomeCounts) -> None:
+        """
+        Add the counts of an earlier outcome (a session taken up again).
+
+        .. versionadded:: 0.10
+        """
+        for key in _COUNT_KEYS:
+            setattr(self, key, getattr(self, key) + getattr(counts, key))
+
     def statistics(self) -> ArmStatistics:
         """
         A frozen copy of the counts.

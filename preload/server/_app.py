@@ -15,10 +15,12 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from .._config import EngineConfig
-from .._errors import InputTooLargeError
+from .._errors import ConfigError, InputTooLargeError
 from .._sources import JsonlKnowledgeSource, Source
 from ..engine import PreloadEngine
 from ..learning import EngineCallPredictor, EngineForecaster, Forecaster, read_only_tools
@@ -35,6 +37,7 @@ from ._follow import Follower
 from ._gate import SessionGate
 from ._keys import KeyRing
 from ._monitor import IdleCollector, LoopMonitor, Reservoir, server_timing, watch_gc
+from ._outcomes import OutcomesWriter
 from ._routes import ApiError, router
 from ._store import (
     MemorySessionStore,
@@ -113,6 +116,30 @@ class _Server:
     follower: Follower | None
 
 
+def _outcomes_writer(config: EngineConfig, gates: dict[str, SessionGate]) -> OutcomesWriter | None:
+    """
+    The writer of the experiment outcomes into ``server.outcomes_dir``, when it is set
+    and some tenant runs an experiment.
+    """
+    folder = config.server.outcomes_dir
+    if not folder or not any(g.engine.config.experiments.enabled for g in gates.values()):
+        return None
+    return OutcomesWriter(Path(folder), gates, config.server.outcomes_every_s)
+
+
+def _check_folder(key: str, folder: str) -> None:
+    """
+    Raises:
+        ConfigError: ``folder`` (the value of ``key``) cannot be created or written to.
+    """
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(key, f"{folder!r}: cannot write there ({exc.strerror or exc})") from None
+
+
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """
     The API over one engine per tenant of the keys.
@@ -127,6 +154,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     knowledge = JsonlKnowledgeSource(settings.knowledge) if settings.knowledge else None
     more_sources = _factory(settings.sources, "--sources")
     tools = _factory(settings.tools, "--tools")
+    if config.server.outcomes_dir:  # fail at start, not at the first save
+        _check_folder("server.outcomes_dir", config.server.outcomes_dir)
     sys.setswitchinterval(config.server.switch_interval_s)
     timings = Reservoir()
     collector = IdleCollector(config.server.gc_thresholds)
@@ -164,10 +193,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             for tenant in keys.tenants:
                 engine = await stack.enter_async_context(engine_of(tenant))
                 gates[tenant] = SessionGate(tenant, engine, store, max_sessions=engine.max_sessions)
+            writer = _outcomes_writer(config, gates)
+            if writer is not None:  # a last save once the requests are done, engines open
+                stack.push_async_callback(writer.save)
             monitor = LoopMonitor()
             tg = await stack.enter_async_context(anyio.create_task_group())
             tg.start_soon(monitor.run)
             stack.callback(tg.cancel_scope.cancel)
+            if writer is not None:
+                tg.start_soon(writer.run)
             follower = Follower(store, gates) if config.server.follow and store.shared else None
             if follower is not None:
                 tg.start_soon(follower.run)

@@ -7,15 +7,11 @@ answer leaves.
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
-import anyio.lowlevel
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +22,7 @@ from ..engine._engine import MAX_ID_CHARS
 from ._gate import Change, SessionGate
 from ._keys import NAME_PATTERN
 from ._monitor import server_timing
+from ._outcomes import outcome_chunks
 from ._store import StoreConflict, new_epoch
 
 if TYPE_CHECKING:
@@ -303,10 +300,6 @@ async def delete_session(session_id: SessionId, gate: Gate) -> Response:
     return Response(status_code=204)
 
 
-#: Outcomes sent between two turns of the loop (about 20 µs each, worked out and written).
-_OUTCOMES_A_CHUNK = 200
-
-
 @router.get("/v1/experiment/outcomes")
 async def experiment_outcomes(gate: Gate) -> StreamingResponse:
     """
@@ -323,14 +316,7 @@ async def experiment_outcomes(gate: Gate) -> StreamingResponse:
         raise ApiError(
             404, "no_experiment", "this tenant's configuration has no [experiments] arms"
         )
-    outcomes = engine.iter_experiment_outcomes()
-
-    async def lines() -> AsyncIterator[str]:
-        while chunk := list(itertools.islice(outcomes, _OUTCOMES_A_CHUNK)):
-            yield "".join(json.dumps(o.to_json(), separators=(",", ":")) + "\n" for o in chunk)
-            await anyio.lowlevel.checkpoint()  # the sending may not give the loop a turn
-
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    return StreamingResponse(outcome_chunks(engine), media_type="application/x-ndjson")
 
 
 @router.get("/healthz")

@@ -223,6 +223,25 @@ async def test_a_session_two_replicas_served_reports_as_one(tmp_path: Path) -> N
     assert merged.counts is not None and (3, 2) == (merged.counts.needs, merged.counts.scores)
 
 
+async def test_a_session_forgotten_and_taken_up_again_has_one_outcome(tmp_path: Path) -> None:
+    """
+    A session the engine forgot (for another, past ``max_sessions``) and then took up
+    again has one outcome with all its requests, so that its file reports: the same
+    session twice in one file is refused.
+    """
+    config = EngineConfig.from_dict(CONFIG)
+    path = tmp_path / "outcomes.jsonl"
+    async with PreloadEngine(
+        config, sources={"kb": DictSource(ITEMS)}, forecaster=NullForecaster(), max_sessions=1
+    ) as engine:
+        for sid in ("s1", "s2", "s1", "s2", "s1"):
+            await engine.handle(session_id=sid, text="hotels", needs=["db:hotels"])
+        write_outcomes(path, engine.experiment_outcomes())
+        arms = engine.arm_statistics()
+    assert {"s1": 3, "s2": 2} == {o.session_id: o.turns for o in read_outcomes(path)}
+    assert 5 == sum(arm.requests for arm in arms.values())
+
+
 async def test_a_turn_served_again_under_its_request_id_counts_as_first_served() -> None:
     """
     A turn with a request id, taken back and served again under it, stays in the

@@ -379,7 +379,10 @@ weight = 1
 weight = 1
 overlay = { budget = { total_tokens = 4000 } }
 """
-    a, b = start_server(redis_server.url, more=more), start_server(redis_server.url, more=more)
+    saved = tmp_path / "outcomes"
+    a, b = (
+        start_server(redis_server.url, more=more, outcomes_dir=str(saved / name)) for name in "ab"
+    )
     acme, beta = bearer(keys[1]["acme"]), bearer(keys[1]["beta"])
     files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
     with (
@@ -406,6 +409,14 @@ overlay = { budget = { total_tokens = 4000 } }
     merged = {o.session_id: o for o in read_outcome_files(files)}
     assert (3, 1) == (merged["shared"].turns, merged["alone"].turns)
     assert {"control", "small"} >= {o.arm for o in merged.values()}
+    # stopped, each replica saved the same outcomes: a file for acme, none for beta
+    a.stop()
+    b.stop()
+    kept = sorted(saved.glob("*/*/*.jsonl"))
+    assert ["acme", "acme"] == [path.parent.name for path in kept]
+    assert [o.to_json() for o in read_outcome_files(files)] == [
+        o.to_json() for o in read_outcome_files(kept)
+    ]
 
 
 def test_a_forgotten_session_is_rebuilt_from_the_store(

@@ -95,6 +95,28 @@ def test_redis_unreachable_at_start_fails_fast(
     assert "Traceback" not in done.stderr
 
 
+def test_an_outcomes_dir_it_cannot_write_fails_at_start(
+    tmp_path: Path, keys: tuple[Any, dict[str, str]], redis_server: RedisServer
+) -> None:
+    """
+    A ``server.outcomes_dir`` that cannot be made (under a file) stops serve at start
+    with exit code 2 and one line naming the key, not at its first save.
+    """
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    config = write_config(tmp_path / "s.toml", redis_server.url, outcomes_dir=str(blocker / "x"))
+    done = subprocess.run(
+        [sys.executable, "-m", "preload", "serve", "--config", str(config), "--keys", str(keys[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 2 == done.returncode
+    assert "server.outcomes_dir" in done.stderr and "cannot write there" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_redis_down_mid_run_is_503_then_serves_again(
     own_redis_server: RedisServer, start_server: Any, keys: tuple[Any, dict[str, str]]
 ) -> None:
