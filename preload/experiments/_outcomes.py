@@ -56,15 +56,10 @@ MAX_OUTCOME_FILES = 1_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OutcomeCounts:
+class _Counts:
     """
-    The counts a session's outcome was worked out from: what its requests and its
-    feedback added up to on the engine that served them. Partial outcomes of one
-    session served by several replicas add up to its whole outcome
-    (:func:`read_outcome_files`). ``wait_s`` is the sum of its turns' waits,
-    ``score_sum`` of its scores.
-
-    .. versionadded:: 0.10
+    What requests and feedback add up to (the fields of :class:`OutcomeCounts` and
+    :class:`ArmStatistics`, which :class:`OutcomeTally` counts).
     """
 
     requests: int = 0
@@ -79,6 +74,19 @@ class OutcomeCounts:
     feedback_used: int = 0
     scores: int = 0
     score_sum: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeCounts(_Counts):
+    """
+    The counts a session's outcome was worked out from: what its requests and its
+    feedback added up to on the engine that served them. Partial outcomes of one
+    session served by several replicas add up to its whole outcome
+    (:func:`read_outcome_files`). ``wait_s`` is the sum of its turns' waits,
+    ``score_sum`` of its scores.
+
+    .. versionadded:: 0.10
+    """
 
     def __add__(self, other: OutcomeCounts) -> OutcomeCounts:
         return OutcomeCounts(
@@ -171,7 +179,7 @@ class SessionOutcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ArmStatistics:
+class ArmStatistics(_Counts):
     """
     What the sessions of one arm added up to so far (counters; the Prometheus
     exporter's ``arm`` label). ``wait_s`` is the sum of the turns' waits,
@@ -181,18 +189,6 @@ class ArmStatistics:
     """
 
     sessions: int = 0
-    requests: int = 0
-    hits: int = 0
-    partial_hits: int = 0
-    misses: int = 0
-    tokens: int = 0
-    needs: int = 0
-    needs_in_window: int = 0
-    wait_s: float = 0.0
-    feedback_items: int = 0
-    feedback_used: int = 0
-    scores: int = 0
-    score_sum: float = 0.0
 
 
 @dataclass(slots=True)
@@ -275,20 +271,7 @@ class OutcomeTally:
         """
         The session's outcome from its counts, which it carries.
         """
-        counts = OutcomeCounts(
-            requests=self.requests,
-            hits=self.hits,
-            partial_hits=self.partial_hits,
-            misses=self.misses,
-            tokens=self.tokens,
-            needs=self.needs,
-            needs_in_window=self.needs_in_window,
-            wait_s=self.wait_s,
-            feedback_items=self.feedback_items,
-            feedback_used=self.feedback_used,
-            scores=self.scores,
-            score_sum=self.score_sum,
-        )
+        counts = OutcomeCounts(**{key: getattr(self, key) for key in _COUNT_KEYS})
         return counts.outcome(experiment, arm, session_id)
 
 

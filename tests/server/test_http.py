@@ -24,6 +24,18 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
+#: A server configuration's experiment: two arms, one with a smaller budget.
+EXPERIMENT = """
+[experiments]
+name = "budget"
+[experiments.arms.control]
+weight = 1
+[experiments.arms.small]
+weight = 1
+overlay = { budget = { total_tokens = 4000 } }
+"""
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -331,16 +343,7 @@ def test_an_experiments_arms_are_counted_by_tenant_and_arm(
     exports the arms' counters labelled by tenant and arm; a retried request (the
     first of its session) counts once, its session too.
     """
-    more = """
-[experiments]
-name = "budget"
-[experiments.arms.control]
-weight = 1
-[experiments.arms.small]
-weight = 1
-overlay = { budget = { total_tokens = 4000 } }
-"""
-    server = start_server(redis_server.url, more=more)
+    server = start_server(redis_server.url, more=EXPERIMENT)
     with httpx.Client(base_url=server.url, timeout=30, headers=bearer(keys[1]["acme"])) as http:
         for i in range(8):
             body = {"text": "hi", "request_id": f"r{i}"}
@@ -370,18 +373,10 @@ def test_an_experiments_outcomes_from_two_replicas_report_as_one(
     caller's tenant only; saved one file a replica, they report a session that both
     served as one, with all its requests (a retry on the other replica counted once).
     """
-    more = """
-[experiments]
-name = "budget"
-[experiments.arms.control]
-weight = 1
-[experiments.arms.small]
-weight = 1
-overlay = { budget = { total_tokens = 4000 } }
-"""
     saved = tmp_path / "outcomes"
     a, b = (
-        start_server(redis_server.url, more=more, outcomes_dir=str(saved / name)) for name in "ab"
+        start_server(redis_server.url, more=EXPERIMENT, outcomes_dir=str(saved / name))
+        for name in "ab"
     )
     acme, beta = bearer(keys[1]["acme"]), bearer(keys[1]["beta"])
     files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]

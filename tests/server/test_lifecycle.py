@@ -72,6 +72,20 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(
         assert 1 == client.llen("test:session:acme:s:turns")
 
 
+def _serve_once(config: Path, keys: Path) -> subprocess.CompletedProcess[str]:
+    """
+    ``preload serve`` with ``config`` and ``keys``, run to its end (a server that
+    fails at start).
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "preload", "serve", "--config", str(config), "--keys", str(keys)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_redis_unreachable_at_start_fails_fast(
     tmp_path: Path, keys: tuple[Any, dict[str, str]]
 ) -> None:
@@ -83,13 +97,7 @@ def test_redis_unreachable_at_start_fails_fast(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # free, and nothing listens on it
     config = write_config(tmp_path / "s.toml", f"redis://127.0.0.1:{port}/0")
-    done = subprocess.run(
-        [sys.executable, "-m", "preload", "serve", "--config", str(config), "--keys", str(keys[0])],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _serve_once(config, keys[0])
     assert 2 == done.returncode
     assert f"cannot reach Redis at redis://127.0.0.1:{port}/0 (cache.redis_url)" in done.stderr
     assert "Traceback" not in done.stderr
@@ -105,13 +113,7 @@ def test_an_outcomes_dir_it_cannot_write_fails_at_start(
     blocker = tmp_path / "a-file"
     blocker.write_text("", encoding="utf-8")
     config = write_config(tmp_path / "s.toml", redis_server.url, outcomes_dir=str(blocker / "x"))
-    done = subprocess.run(
-        [sys.executable, "-m", "preload", "serve", "--config", str(config), "--keys", str(keys[0])],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _serve_once(config, keys[0])
     assert 2 == done.returncode
     assert "server.outcomes_dir" in done.stderr and "cannot write there" in done.stderr
     assert "Traceback" not in done.stderr
