@@ -195,7 +195,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 gates[tenant] = SessionGate(tenant, engine, store, max_sessions=engine.max_sessions)
             writer = _outcomes_writer(config, gates)
             if writer is not None:  # a last save once the requests are done, engines open
-                stack.push_async_callback(writer.save)
+                stack.push_async_callback(writer.save_logged)
             monitor = LoopMonitor()
             tg = await stack.enter_async_context(anyio.create_task_group())
             tg.start_soon(monitor.run)

@@ -78,17 +78,25 @@ class OutcomesWriter:
     async def run(self) -> None:
         """
         Save every ``every_s`` seconds, until cancelled; a save that fails is logged,
-        and the next one tries again.
+        and the next one tries again (a failure never stops the serving).
         """
         while True:
             await anyio.sleep(self.every_s)
             try:
-                await self.save()
-            except OSError:
-                logger.exception("saving the experiment outcomes to %s failed", self.folder)
+                await self.save_logged()
             finally:
                 self._saved.set()
                 self._saved = anyio.Event()
+
+    async def save_logged(self) -> None:
+        """
+        :meth:`save`, a failure logged rather than raised (the last save, as the server
+        stops, too).
+        """
+        try:
+            await self.save()
+        except Exception:
+            logger.exception("saving the experiment outcomes to %s failed", self.folder)
 
     async def next_save(self) -> None:
         """
