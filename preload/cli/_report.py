@@ -32,7 +32,8 @@ def report_parser(sub: Any) -> None:
         type=Path,
         nargs="+",
         metavar="OUTCOMES",
-        help="outcomes file (JSONL); several: one per replica, a session's partial outcomes merged",
+        help="outcomes file (JSONL), or a folder of them (*.jsonl, as server.outcomes_dir "
+        "keeps a tenant's); several: one per replica, a session's partial outcomes merged",
     )
     report.add_argument(
         "--control",

@@ -51,8 +51,8 @@ MAX_OUTCOME_LINE_CHARS = 65_536
 #: The most sessions an outcomes file may hold (about 200 bytes each in memory).
 MAX_OUTCOME_SESSIONS = 5_000_000
 
-#: The most outcomes files one report reads (one a replica).
-MAX_OUTCOME_FILES = 1_000
+#: The most outcomes files one report reads (one a replica and run).
+MAX_OUTCOME_FILES = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -325,40 +325,65 @@ def read_outcome_files(paths: Sequence[str | Path]) -> list[SessionOutcome]:
     replica's engine wrote its :meth:`~preload.PreloadEngine.experiment_outcomes`),
     each as :func:`read_outcomes` does, and merge the partial outcomes of a session
     that several replicas served: its counts are added up and its metrics worked out
-    from the sums, exactly as one engine that served all its turns would have.
+    from the sums, exactly as one engine that served all its turns would have. A
+    folder stands for its ``*.jsonl`` files (as ``server.outcomes_dir`` keeps a
+    tenant's), in the order of their names.
 
     Raises:
         InputError: A file is bad (as :func:`read_outcomes` says), named twice, or
-            more than :data:`MAX_OUTCOME_FILES` are given; or a session in two files
-            cannot be merged: one of its lines has no ``counts`` (an outcome written
-            before 0.10), or the two name other arms (the replicas ran other
-            experiment settings). The error names both files and lines.
+            more than :data:`MAX_OUTCOME_FILES` are given, or they hold more than
+            :data:`MAX_OUTCOME_SESSIONS` sessions in all; a folder holds no
+            ``*.jsonl`` file; or a session in two files cannot be merged: one of its
+            lines has no ``counts`` (an outcome written before 0.10), or the two name
+            other arms (the replicas ran other experiment settings). The error names
+            both files and lines.
         EmptyInputError: A file holds no outcome.
 
     .. versionadded:: 0.10
     """
-    if len(paths) > MAX_OUTCOME_FILES:
-        raise InputError(
-            Path(paths[MAX_OUTCOME_FILES]),
-            None,
-            f"more than {MAX_OUTCOME_FILES} outcomes files; merge some first",
-        )
+    files = _files(paths)
     merged: dict[tuple[str, str], tuple[Path, int, SessionOutcome]] = {}
-    opened: set[Path] = set()
-    for name in paths:
-        path = Path(name)
-        if path.resolve() in opened:
-            raise InputError(path, None, "named twice: each replica's file counts once")
-        opened.add(path.resolve())
+    for path in files:
         for number, outcome in _read(path):
             where = (outcome.experiment, outcome.session_id)
             before = merged.get(where)
-            merged[where] = (
-                (path, number, outcome)
-                if before is None
-                else (path, number, _merge(before, path, number, outcome))
-            )
+            if before is not None:
+                outcome = _merge(before, path, number, outcome)
+            elif len(merged) >= MAX_OUTCOME_SESSIONS:
+                raise InputError(
+                    path,
+                    number,
+                    f"more than {MAX_OUTCOME_SESSIONS} sessions in the files; report fewer",
+                )
+            merged[where] = (path, number, outcome)
     return [outcome for _, _, outcome in merged.values()]
+
+
+def _files(paths: Sequence[str | Path]) -> list[Path]:
+    """
+    The outcomes files ``paths`` name: each file, and each folder's ``*.jsonl`` files.
+
+    Raises:
+        InputError: A file named twice, a folder without outcomes files, more than
+            :data:`MAX_OUTCOME_FILES` files.
+    """
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for name in paths:
+        path = Path(name)
+        inside = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+        if not inside:
+            raise InputError(path, None, "a folder without outcomes files (*.jsonl)")
+        for file in inside:
+            if file.resolve() in seen:
+                raise InputError(file, None, "named twice: each replica's file counts once")
+            seen.add(file.resolve())
+            files.append(file)
+            if len(files) > MAX_OUTCOME_FILES:
+                raise InputError(
+                    file, None, f"more than {MAX_OUTCOME_FILES} outcomes files; report fewer"
+                )
+    return files
 
 
 def _merge(

@@ -22,6 +22,7 @@ from preload.experiments import (
     summarize,
     write_outcomes,
 )
+from preload.experiments import _outcomes as outcomes_module
 
 
 def _outcome(arm: str, session: str, hit_rate: float | None) -> SessionOutcome:
@@ -253,3 +254,33 @@ def test_sessions_that_cannot_merge_are_refused_naming_both_files(tmp_path: Path
     with pytest.raises(InputError, match="named twice"):
         read_outcome_files([a, tmp_path / "." / "a.jsonl"])
     assert [counted] == read_outcome_files([a])
+
+
+def test_a_folder_stands_for_its_outcomes_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A folder (as server.outcomes_dir keeps a tenant's) reads as its *.jsonl files, the
+    others left alone; an empty folder, a file named again through its folder, and
+    more files or sessions than the limits are refused, naming the file.
+    """
+    folder = tmp_path / "acme"
+    folder.mkdir()
+    counted = _tally([(1, 0, 0.0)], []).outcome("x", "b", "s1")
+    write_outcomes(folder / "r1.jsonl", [counted])
+    write_outcomes(folder / "r2.jsonl", [counted, replace(counted, session_id="s2")])
+    (folder / ".r3.jsonl.tmp").write_text("not an outcome\n", encoding="utf-8")
+    assert {"s1": 2, "s2": 1} == {o.session_id: o.turns for o in read_outcome_files([folder])}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty: a folder without outcomes files"):
+        read_outcome_files([tmp_path / "empty"])
+    with pytest.raises(InputError, match="r1.jsonl: named twice"):
+        read_outcome_files([folder, folder / "r1.jsonl"])
+    monkeypatch.setattr(outcomes_module, "MAX_OUTCOME_FILES", 1)
+    with pytest.raises(InputError, match="r2.jsonl: more than 1 outcomes files"):
+        read_outcome_files([folder])
+    monkeypatch.setattr(outcomes_module, "MAX_OUTCOME_FILES", 10)
+    monkeypatch.setattr(outcomes_module, "MAX_OUTCOME_SESSIONS", 1)  # a file each holds one
+    write_outcomes(tmp_path / "s2.jsonl", [replace(counted, session_id="s2")])
+    with pytest.raises(InputError, match="s2.jsonl:1: more than 1 sessions in the files"):
+        read_outcome_files([folder / "r1.jsonl", tmp_path / "s2.jsonl"])
