@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from ._allocation import Allocation as Allocation
 from ._allocation import HierarchicalBudgetManager as HierarchicalBudgetManager
+from ._context import Context as Context
+from ._context import ContextItem as ContextItem
+from ._context import Decision as Decision
 from ._knapsack import Option as Option
 from ._knapsack import Selection as Selection
 from ._knapsack import select as select
@@ -21,9 +24,6 @@ from ._pareto import Choice as Choice
 from ._pareto import WindowPoint as WindowPoint
 from ._pareto import choose as choose
 from ._pareto import frontier as frontier
-from ._swap import Context as Context
-from ._swap import ContextItem as ContextItem
-from ._swap import Decision as Decision
 from ._swap import SwapController as SwapController
 
 __all__ = [
