@@ -20,8 +20,9 @@ import pytest
 from preload import ConfigError, EngineConfig, InputError, LatencyConfig, Session, ToolCall, Turn
 from preload.learning import OracleCallPredictor
 from preload.replay import fit_strategies, generate_demo, replay
-from preload.replay._replay import _strategy_config, arrivals
+from preload.replay._replay import arrivals
 from preload.replay._simulated import SimulatedCallSource
+from preload.replay._strategies import strategy_config
 from preload.replay._workers import _portable, _revive
 
 
@@ -492,15 +493,15 @@ def test_the_oracle_speculates_at_the_earliest_moment_whatever_the_engines_are()
     nothing never.
     """
     config = EngineConfig()
-    assert ("reply", "request") == _strategy_config("engine", config).calls.moments
+    assert ("reply", "request") == strategy_config("engine", config).calls.moments
     config = config.replace(calls=replace(config.calls, moments=("request",)))
-    assert ("request",) == _strategy_config("engine", config).calls.moments
-    assert ("reply", "request") == _strategy_config("oracle", config).calls.moments
-    assert ("reply", "request") == _strategy_config("global_oracle", config).calls.moments
-    assert ("request",) == _strategy_config("request_oracle", config).calls.moments
-    assert not _strategy_config("lru", config).calls.speculate
+    assert ("request",) == strategy_config("engine", config).calls.moments
+    assert ("reply", "request") == strategy_config("oracle", config).calls.moments
+    assert ("reply", "request") == strategy_config("global_oracle", config).calls.moments
+    assert ("request",) == strategy_config("request_oracle", config).calls.moments
+    assert not strategy_config("lru", config).calls.speculate
     off = config.replace(calls=replace(config.calls, speculate=False))
-    assert not _strategy_config("oracle", off).calls.speculate
+    assert not strategy_config("oracle", off).calls.speculate
 
 
 def test_strategies_fitted_once_replay_as_if_fitted_each_time() -> None:

@@ -9,17 +9,17 @@ from ._clock import VirtualClockLoop as VirtualClockLoop
 from ._demo import DemoData as DemoData
 from ._demo import generate_demo as generate_demo
 from ._plot import plot_report as plot_report
-from ._replay import ALL_STRATEGIES as ALL_STRATEGIES
-from ._replay import LEARNING_STRATEGIES as LEARNING_STRATEGIES
 from ._replay import MAX_VIRTUAL_S as MAX_VIRTUAL_S
-from ._replay import STRATEGIES as STRATEGIES
-from ._replay import FittedStrategies as FittedStrategies
-from ._replay import fit_strategies as fit_strategies
 from ._replay import replay as replay
 from ._report import ReplayReport as ReplayReport
 from ._report import StrategyReport as StrategyReport
 from ._simulated import SimulatedCallSource as SimulatedCallSource
 from ._simulated import SimulatedSource as SimulatedSource
+from ._strategies import ALL_STRATEGIES as ALL_STRATEGIES
+from ._strategies import LEARNING_STRATEGIES as LEARNING_STRATEGIES
+from ._strategies import STRATEGIES as STRATEGIES
+from ._strategies import FittedStrategies as FittedStrategies
+from ._strategies import fit_strategies as fit_strategies
 from ._table import REPORT_COLUMNS as REPORT_COLUMNS
 from ._table import report_table as report_table
 

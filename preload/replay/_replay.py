@@ -14,107 +14,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import random
 import time
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import numpy as np
 
-from .._config import EngineConfig, ExperimentsConfig
-from .._errors import ConfigError, InputError, PreloadError
+from .._config import EngineConfig
+from .._errors import ConfigError, PreloadError
 from .._sources import DictSource
 from .._tokens import TiktokenCounter
-from ..caches import MemoryCache
 from ..engine import PreloadEngine
 from ..experiments import OutcomeCounts, SessionOutcome
-from ..learning import (
-    CallPredictor,
-    EngineCallPredictor,
-    EngineForecaster,
-    Forecaster,
-    MarkovForecaster,
-    NullForecaster,
-    OracleCallPredictor,
-    OracleForecaster,
-    PopularForecaster,
-)
 from ._clock import VirtualClockLoop
 from ._report import ReplayReport, StrategyReport
-from ._simulated import SimulatedCallSource, SimulatedSource, draw
-from ._tenants import BeladyValue, tenant_name, tenant_of, with_capacity
+from ._run import StrategyRun
+from ._simulated import SimulatedCallSource, SimulatedSource
+from ._strategies import (
+    STRATEGIES,
+    FittedStrategies,
+    call_predictor_for,
+    check_known,
+    fitted_forecaster,
+    strategy_cache,
+    strategy_config,
+)
+from ._tenants import tenant_name, with_capacity
 from ._workers import cancel_on_signal, run_here, run_in_processes
 
 if TYPE_CHECKING:
-    from .._sessions import Session, Turn
-    from ..window import Context
+    from .._sessions import Session
+    from ..learning import (
+        CallPredictor,
+    )
 
-__all__ = [
-    "ALL_STRATEGIES",
-    "LEARNING_STRATEGIES",
-    "MAX_VIRTUAL_S",
-    "STRATEGIES",
-    "FittedStrategies",
-    "check_timeline",
-    "fit_strategies",
-    "replay",
-]
-
-#: The strategies a replay runs unless told otherwise, in report order.
-STRATEGIES = ("cold", "lru", "popular", "markov1", "engine", "oracle")
-
-#: Every strategy a replay knows: the default ones, ``global_oracle`` (knows every
-#: session's future needs and times, preloads exactly what will be used and evicts
-#: what is used furthest in the future: the ceiling of a shared cache) and
-#: ``request_oracle`` (the oracle, but a turn's calls start only as its request
-#: arrives: the ceiling of forecasting calls from the request) and ``said_oracle``
-#: (the oracle, but a call starts before its request only when its arguments were
-#: said by then: the ceiling of forecasting calls from what was said).
-ALL_STRATEGIES = (*STRATEGIES, "global_oracle", "request_oracle", "said_oracle")
-
-#: The strategies that know the sessions' future.
-_ORACLES = ("oracle", "global_oracle", "request_oracle", "said_oracle")
-
-#: The strategies that learn from training sessions (the others fit nothing).
-LEARNING_STRATEGIES = ("popular", "markov1", "engine")
-
-#: A read-only call that waited its whole latency, less this, ran only when asked (it
-#: joined no call in flight).
-RAN_TOLERANCE_S = 1e-3
-
-#: Virtual seconds a session lingers after its last turn before it ends (its
-#: preloads made after the last turn count as wasted, as on a real server).
-SESSION_TAIL_S = 30.0
+__all__ = ["MAX_VIRTUAL_S", "check_timeline", "replay", "replay_strategy"]
 
 #: The latest virtual time a replay may reach: up to here the clock still tells
 #: tenths of a millisecond apart (one unit in the last place is about 1.2e-4 s).
 MAX_VIRTUAL_S = 1e12
-
-
-def make_forecaster(name: str, config: EngineConfig, sessions: Mapping[str, Session]) -> Forecaster:
-    """
-    The forecaster behind a strategy.
-
-    Raises:
-        ConfigError: The strategy is unknown.
-    """
-    p = config.prediction
-    if name in ("cold", "lru"):
-        return NullForecaster()
-    if name == "popular":
-        return PopularForecaster(top=config.preloader.max_preloads_per_turn)
-    if name == "markov1":
-        return MarkovForecaster(1, top_states=p.top_states)
-    if name == "engine":
-        return EngineForecaster.from_config(config)
-    if name in _ORACLES:
-        return OracleForecaster(sessions)
-    raise ConfigError("strategies", f"unknown strategy {name!r}; choose from {ALL_STRATEGIES}")
 
 
 def arrivals(n: int, rate: float, seed: int) -> list[float]:
@@ -153,50 +94,6 @@ def check_timeline(sessions: Sequence[Session], config: EngineConfig, seed: int)
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FittedStrategies:
-    """
-    The learning strategies fitted once on training sessions (:func:`fit_strategies`),
-    for several replays of the same sessions, such as a sweep of cache capacities.
-
-    A replay given them runs every strategy in a forked worker process, which learns
-    online into its own copy: each replay starts from the same fitted state and
-    reports what a replay that fitted its own would.
-
-    .. versionadded:: 0.6
-    """
-
-    #: The fitted forecaster of each learning strategy, by strategy name.
-    forecasters: Mapping[str, Forecaster]
-    #: The engine strategy's call predictor, fitted on the training sessions' calls.
-    call_predictor: CallPredictor | None = None
-
-
-def fit_strategies(
-    train: Sequence[Session],
-    config: EngineConfig | None = None,
-    *,
-    strategies: Sequence[str] = LEARNING_STRATEGIES,
-) -> FittedStrategies:
-    """
-    Fit the learning strategies among ``strategies`` on ``train`` once, as
-    :func:`replay` would with ``train=train`` (``config``'s ``[prediction]``).
-
-    Raises:
-        ConfigError: A strategy is unknown.
-        InputError: A strategy cannot learn from ``train``.
-
-    .. versionadded:: 0.6
-    """
-    config = config or EngineConfig()
-    _check_known(strategies)
-    learning = [name for name in strategies if name in LEARNING_STRATEGIES]
-    return FittedStrategies(
-        forecasters={name: _fitted(name, config, (), train) for name in learning},
-        call_predictor=_call_predictor("engine", (), train) if "engine" in learning else None,
-    )
-
-
 async def replay_strategy(
     name: str,
     sessions: Sequence[Session],
@@ -216,7 +113,7 @@ async def replay_strategy(
     if fitted is not None and name in fitted.forecasters:
         forecaster = fitted.forecasters[name]
     else:
-        forecaster = _fitted(name, config, sessions, train)
+        forecaster = fitted_forecaster(name, config, sessions, train)
     calls = SimulatedCallSource(
         [*train, *sessions],
         config.replay.latency_for("db"),
@@ -224,15 +121,15 @@ async def replay_strategy(
     )
     source = SimulatedSource(knowledge, config.replay.latency, random.Random(seed + 1))
     starts = arrivals(len(sessions), config.replay.arrival_rate, seed)
-    cache = _strategy_cache(name, config, sessions, starts, source.name)
+    cache = strategy_cache(name, config, sessions, starts, source.name)
     counter = TiktokenCounter(config.tokens.encoding, cache_size=config.tokens.cache_size)
     if name == "engine" and fitted is not None and fitted.call_predictor is not None:
         call_predictor: CallPredictor | None = fitted.call_predictor
     else:
-        call_predictor = _call_predictor(name, sessions, train)
+        call_predictor = call_predictor_for(name, sessions, train)
     engines = [
         PreloadEngine(
-            _strategy_config(name, config).replace(tenant=tenant_name(i, config)),
+            strategy_config(name, config).replace(tenant=tenant_name(i, config)),
             sources={source.name: source},
             forecaster=forecaster,
             cache=cache,
@@ -243,7 +140,7 @@ async def replay_strategy(
         )
         for i in range(config.replay.tenants)
     ]
-    run = _Run(engines, config, seed, forecaster.predicts_states, progress, calls)
+    run = StrategyRun(engines, config, seed, forecaster.predicts_states, progress, calls)
     try:
         async with contextlib.AsyncExitStack() as stack:
             for engine in engines:
@@ -257,314 +154,6 @@ async def replay_strategy(
             raise leaves[0] from None  # bad input, not a bug: its own message says it
         raise
     return run.report()
-
-
-def _strategy_cache(
-    name: str,
-    config: EngineConfig,
-    sessions: Sequence[Session],
-    starts: Sequence[float],
-    source: str,
-) -> MemoryCache | None:
-    """
-    The cache every tenant of a strategy shares: none for ``cold``; LRU for ``lru``
-    (it forecasts nothing); for ``global_oracle``, every entry is worth how soon it
-    is used next (Belady), compared over the whole cache; else the configured one.
-    """
-    if name == "cold":
-        return None
-    if name == "lru":
-        return MemoryCache(replace(config.cache, eviction="lru"))
-    if name == "global_oracle":
-        whole = replace(config.cache, eviction="value", eviction_sample=config.cache.max_entries)
-        return MemoryCache(whole, value=BeladyValue.of(sessions, starts, source, config))
-    return MemoryCache(config.cache)
-
-
-def _strategy_config(name: str, config: EngineConfig) -> EngineConfig:
-    """
-    The strategy's configuration: only ``engine`` and the oracles speculate calls (the
-    oracles after the reply too, the earliest moment, but ``request_oracle`` only as
-    the request arrives; ``said_oracle`` runs only what was said after the reply);
-    only ``engine`` runs the experiment (``[experiments]``), the others the base
-    configuration.
-    """
-    if name != "engine" and config.experiments.enabled:
-        config = config.replace(experiments=ExperimentsConfig())
-    if name in _ORACLES and config.calls.speculate:
-        # the ceiling runs each call at the earliest moment, whatever the engine's are
-        moments = ("request",) if name == "request_oracle" else ("reply", "request")
-        return config.replace(calls=replace(config.calls, moments=moments))
-    if name == "engine" or not config.calls.speculate:
-        return config
-    return config.replace(calls=replace(config.calls, speculate=False))
-
-
-def _call_predictor(
-    name: str, sessions: Sequence[Session], train: Sequence[Session]
-) -> CallPredictor | None:
-    if name in _ORACLES:
-        by_id = {s.session_id: s for s in sessions}
-        return OracleCallPredictor(by_id, said_first=name == "said_oracle")
-    if name != "engine":
-        return None
-    predictor = EngineCallPredictor()
-    if any(t.tool_calls for s in train for t in s.turns):
-        predictor.fit(train)
-    return predictor
-
-
-class _Run:
-    """
-    One strategy's replay: drives each session's turns through the engine (the
-    request, the agent deciding, its tool calls, the reply) and collects the figures.
-    """
-
-    def __init__(
-        self,
-        engines: Sequence[PreloadEngine],
-        config: EngineConfig,
-        seed: int,
-        judge_states: bool,
-        progress: Callable[[int], None] | None,
-        calls: SimulatedCallSource | None = None,
-    ) -> None:
-        self.engines = engines
-        self.calls = calls
-        self.agent = config.replay.agent
-        self.seed = seed
-        self.judge_states = judge_states
-        self.progress = progress
-        self.waits: list[float] = []
-        self.turn_waits: list[float] = []
-        self.call_waits: list[float] = []
-        self.call_ran: list[bool] = []  # per read-only call: it ran only when asked
-        self.tokens: list[int] = []
-        self.top = [0, 0, 0]  # turns judged, top-1 right, top-3 right
-        self.missing: set[str] = set()
-        self.failed_calls = 0
-        self.virtual_end = 0.0
-        self.reused: list[int] = []
-        self.costs: list[float] = []
-        self.naive_costs: list[float] = []
-        self.recall = [0, 0]  # needs in the window, needs
-
-    def engine_of(self, session_id: str) -> PreloadEngine:
-        """
-        The engine of the session's tenant.
-        """
-        return self.engines[tenant_of(session_id, len(self.engines))]
-
-    async def session(self, session: Session, start: float) -> None:
-        """
-        Replay one session from ``start`` on.
-        """
-        engine = self.engine_of(session.session_id)
-        for i, turn in enumerate(session.turns):
-            await anyio.sleep_until(start + turn.t)
-            if i > 0:
-                self._judge(engine, session.session_id, turn)
-            ctx = await engine.handle(
-                session_id=session.session_id,
-                text=turn.text,
-                state=turn.state,
-                needs=turn.needs,
-                user=session.user,
-            )
-            if ctx.arm is not None:  # an experiment: the answer used the turn's needs
-                engine.feedback(session.session_id, used=turn.needs)
-            waited = ctx.waited_s
-            self._price(ctx, turn)
-            if turn.tool_calls:
-                waited += await self._calls(engine, session.session_id, i, turn)
-            if turn.system:
-                engine.reply(session.session_id, turn.system)
-            self.waits.append(ctx.waited_s)
-            self.turn_waits.append(waited)
-            self.tokens.append(ctx.tokens)
-            self.missing.update(ctx.missing)
-            if self.progress is not None:
-                self.progress(1)
-        await anyio.sleep(SESSION_TAIL_S)
-        engine.end_session(session.session_id)
-
-    def _price(self, ctx: Context, turn: Turn) -> None:
-        """
-        What the provider would charge for the window, laid out as configured and
-        naively, and how many of the turn's needs it holds.
-        """
-        self.reused.append(ctx.prefix_reused_tokens)
-        self.costs.append(ctx.input_cost)
-        self.naive_costs.append(ctx.naive_input_cost)
-        if turn.needs:
-            held = {item.key for item in ctx.items}
-            self.recall[0] += sum(need in held for need in turn.needs)
-            self.recall[1] += len(turn.needs)
-
-    def _judge(self, engine: PreloadEngine, session_id: str, turn: Turn) -> None:
-        """
-        Count whether the forecast made before ``turn`` had its state first, or in
-        the first three.
-        """
-        if not self.judge_states or turn.state is None:
-            return
-        forecast = engine.forecast_of(session_id)
-        if forecast is None:
-            return
-        states = [s for s, _ in forecast.states[:3]]
-        self.top[0] += 1
-        self.top[1] += bool(states) and states[0] == turn.state
-        self.top[2] += turn.state in states
-
-    async def _calls(self, engine: PreloadEngine, session_id: str, index: int, turn: Turn) -> float:
-        """
-        The agent decides (a drawn delay, the same for every strategy), then makes the
-        turn's calls one after the other; the time they waited for results.
-        """
-        rng = random.Random(zlib.crc32(f"{self.seed}:{session_id}:{index}".encode()))
-        await anyio.sleep(draw(self.agent, rng))
-        waited = 0.0
-        for call in turn.tool_calls:
-            start = anyio.current_time()
-            try:
-                await engine.call(session_id, call.name, call.args)
-            except Exception:  # noqa: BLE001  a failed call is counted; the turn goes on
-                self.failed_calls += 1
-            wait = anyio.current_time() - start
-            waited += wait
-            if call.read_only:
-                self.call_waits.append(wait)
-                self.call_ran.append(self._ran_when_asked(call.name, call.args, wait))
-        return waited
-
-    def _ran_when_asked(self, name: str, args: Mapping[str, Any], wait: float) -> bool:
-        """
-        Whether a call that waited ``wait`` ran only when the agent asked (it waited its
-        whole latency), rather than joining a call in flight (it waited less).
-        """
-        if self.calls is None or wait <= 0:
-            return False
-        return wait >= self.calls.latency_of(name, args) - RAN_TOLERANCE_S
-
-    def _tail(self) -> tuple[int, int]:
-        """
-        Of the slowest tenth of the read-only calls that waited, how many ran only
-        when asked and how many joined a call in flight.
-        """
-        slowest = sorted(range(len(self.call_waits)), key=lambda i: -self.call_waits[i])
-        tail = [i for i in slowest[: math.ceil(len(slowest) / 10)] if self.call_waits[i] > 0]
-        ran = sum(self.call_ran[i] for i in tail)
-        return ran, len(tail) - ran
-
-    def report(self) -> StrategyReport:
-        """
-        The strategy's figures.
-        """
-        m = _total([e.metrics() for e in self.engines])
-        c = _total([e.call_statistics() for e in self.engines])
-        served = m.hits + m.partial_hits + m.misses
-        ms = _percentiles(self.waits, (50, 95, 99))
-        calls = c.read_only_calls
-        call_ms = _percentiles(self.call_waits, (50, 95)) if calls else (None, None)
-        tail_ran, tail_joined = self._tail()
-        judged = self.judge_states and self.top[0]
-        return StrategyReport(
-            hit_rate=m.hits / served if served else None,
-            wasted_ratio=m.wasted / m.preloads if m.preloads else 0.0,
-            p50_ms=ms[0],
-            p95_ms=ms[1],
-            p99_ms=ms[2],
-            tokens_per_turn=float(np.mean(self.tokens)) if self.tokens else 0.0,
-            top1=self.top[1] / self.top[0] if judged else None,
-            top3=self.top[2] / self.top[0] if judged else None,
-            loads=m.loads + m.preloads,
-            preloads=m.preloads,
-            partial_hits=m.partial_hits,
-            misses=m.misses,
-            missing_needs=m.missing,
-            turns=len(self.waits),
-            call_hit_rate=(c.call_hits + c.call_joins) / calls if calls else None,
-            call_wait_p50_ms=call_ms[0],
-            call_wait_p95_ms=call_ms[1],
-            speculative_calls=c.speculative / calls if calls else None,
-            speculative_wasted=c.speculative_wasted / calls if calls else None,
-            turn_wait_p95_ms=_percentiles(self.turn_waits, (95,))[0],
-            read_only_calls=calls,
-            used_after_reply=c.used_after_reply,
-            used_at_request=c.used_at_request,
-            call_tail_ran=tail_ran,
-            call_tail_joined=tail_joined,
-            waits_ms=tuple(w * 1000 for w in self.waits),
-            prefix_reused_tokens=_mean(self.reused),
-            input_cost_per_turn=_mean(self.costs),
-            naive_input_cost_per_turn=_mean(self.naive_costs),
-            needs_in_window_recall=self.recall[0] / self.recall[1] if self.recall[1] else None,
-            outcomes=tuple(o for e in self.engines for o in e.experiment_outcomes()),
-            deferred=m.deferred,
-            ttl_skipped=m.ttl_skipped,
-            rejected=m.rejected,
-            preloads_lost=m.preloads_lost,
-        )
-
-
-def _mean(values: Sequence[float]) -> float:
-    return round(float(np.mean(values)), 6) if values else 0.0
-
-
-S = TypeVar("S")
-
-
-def _total(snapshots: Sequence[S]) -> S:
-    """
-    The snapshots of every tenant's engine as one: counts added up.
-    """
-    first = snapshots[0]
-    if len(snapshots) == 1:
-        return first
-    sums = {
-        f.name: sum(getattr(s, f.name) for s in snapshots)
-        for f in fields(first)  # type: ignore[arg-type]
-        if type(getattr(first, f.name)) in (int, float)
-    }
-    return replace(first, **sums)  # type: ignore[type-var]
-
-
-def _percentiles(seconds: Sequence[float], qs: Sequence[float]) -> tuple[float, ...]:
-    """
-    Percentiles of waits given in seconds, in milliseconds (three decimals).
-    """
-    ms = np.percentile(np.array(seconds or [0.0]) * 1000, list(qs))
-    return tuple(round(float(v), 3) for v in ms)
-
-
-def _fitted(
-    name: str, config: EngineConfig, sessions: Sequence[Session], train: Sequence[Session]
-) -> Forecaster:
-    """
-    The strategy's forecaster, fitted on ``train`` when there is any.
-
-    Raises:
-        InputError: It cannot learn from ``train`` (the engine names the states of
-            turns without one from their texts, and some texts cannot be learned from).
-    """
-    forecaster = make_forecaster(name, config, {s.session_id: s for s in sessions})
-    if not train:
-        return forecaster
-    unlabelled = any(t.state is None for s in train for t in s.turns)
-    try:
-        forecaster.fit(train)
-    except PreloadError:
-        raise
-    except ValueError as exc:
-        if not unlabelled:
-            raise
-        raise InputError(
-            "the training sessions",
-            None,
-            f"strategy {name!r} cannot learn to name states from the texts of their turns "
-            f"without a 'state' ({exc}); give those turns a 'state'",
-        ) from None
-    return forecaster
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
@@ -588,8 +177,10 @@ _COST = {
     "lru": 1,
 }
 
+
 #: Turns a strategy replays between two progress reports.
 _PROGRESS_EVERY = 250
+
 
 # What every strategy's replay reads: set before the workers fork, which inherit it
 # (never pickled).
@@ -734,14 +325,8 @@ def replay(
     )
 
 
-def _check_known(strategies: Sequence[str]) -> None:
-    for s in strategies:
-        if s not in ALL_STRATEGIES:
-            raise ConfigError("strategies", f"unknown strategy {s!r}; choose from {ALL_STRATEGIES}")
-
-
 def _check(strategies: Sequence[str], config: EngineConfig, processes: int | None) -> None:
-    _check_known(strategies)
+    check_known(strategies)
     if len(set(strategies)) != len(strategies):
         raise ConfigError("strategies", f"{list(strategies)} names a strategy twice")
     if config.cache.backend != "memory":
