@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -121,14 +120,14 @@ def _loop_hold(outcomes: Sequence[SessionOutcome]) -> tuple[float, float]:
     chunk of ``CHUNK`` as the server's route writes them.
     """
     began = time.perf_counter()
-    "".join(json.dumps(o.to_json(), separators=(",", ":")) + "\n" for o in outcomes)
+    "".join(o.to_line() for o in outcomes)
     whole = time.perf_counter() - began
     longest = 0.0
     it = iter(outcomes)
     while True:
         began = time.perf_counter()
         chunk = list(itertools.islice(it, CHUNK))
-        "".join(json.dumps(o.to_json(), separators=(",", ":")) + "\n" for o in chunk)
+        "".join(o.to_line() for o in chunk)
         longest = max(longest, time.perf_counter() - began)
         if not chunk:
             return whole * 1000, longest * 1000

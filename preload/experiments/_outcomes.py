@@ -177,6 +177,14 @@ class SessionOutcome:
             data["counts"] = {name: getattr(self.counts, name) for name in _COUNT_KEYS}
         return data
 
+    def to_line(self) -> str:
+        """
+        The outcome's line of an outcomes file, its newline included.
+
+        .. versionadded:: 0.10
+        """
+        return json.dumps(self.to_json(), separators=(",", ":")) + "\n"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ArmStatistics(_Counts):
@@ -291,7 +299,7 @@ def write_outcomes(path: str | Path, outcomes: Iterable[SessionOutcome]) -> int:
     try:
         with tmp.open("w", encoding="utf-8") as out:
             for outcome in outcomes:
-                out.write(json.dumps(outcome.to_json(), separators=(",", ":")) + "\n")
+                out.write(outcome.to_line())
                 n += 1
         os.replace(tmp, path)
     except BaseException:

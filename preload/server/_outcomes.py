@@ -11,21 +11,24 @@ run.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import re
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
 
+from ..experiments import write_outcomes
+
 if TYPE_CHECKING:
     from ..engine import PreloadEngine
+    from ..experiments import SessionOutcome
     from ._gate import SessionGate
 
 __all__ = ["OutcomesWriter", "outcome_chunks"]
@@ -41,9 +44,18 @@ async def outcome_chunks(engine: PreloadEngine) -> AsyncIterator[str]:
     The engine's experiment outcomes as lines of an outcomes file, ``CHUNK`` at a
     time, the loop taking a turn after each.
     """
+    async for chunk in _chunks(engine):
+        yield "".join(outcome.to_line() for outcome in chunk)
+
+
+async def _chunks(engine: PreloadEngine) -> AsyncIterator[list[SessionOutcome]]:
+    """
+    The engine's experiment outcomes, worked out ``CHUNK`` at a time, the loop taking
+    a turn after each.
+    """
     outcomes = engine.iter_experiment_outcomes()
     while chunk := list(itertools.islice(outcomes, CHUNK)):
-        yield "".join(json.dumps(o.to_json(), separators=(",", ":")) + "\n" for o in chunk)
+        yield chunk
         await anyio.lowlevel.checkpoint()
 
 
@@ -107,7 +119,9 @@ class OutcomesWriter:
     async def save(self) -> int:
         """
         Save the outcomes of every tenant whose configuration runs an experiment and
-        that served one of its sessions; the number of outcomes saved.
+        that served one of its sessions; the number of outcomes saved. They are worked
+        out on the loop ``CHUNK`` at a time (they read the live sessions), and written
+        by :func:`~preload.experiments.write_outcomes` in a worker thread.
 
         Raises:
             OSError: A file cannot be written (the others are written still).
@@ -117,29 +131,17 @@ class OutcomesWriter:
         for tenant, gate in self.gates.items():
             if not gate.engine.config.experiments.enabled:
                 continue
-            text = "".join([chunk async for chunk in outcome_chunks(gate.engine)])
-            if not text:
+            outcomes = [o async for chunk in _chunks(gate.engine) for o in chunk]
+            if not outcomes:
                 continue
+            path = self.path_of(tenant)
             try:
-                await anyio.to_thread.run_sync(_write, self.path_of(tenant), text)
+                await anyio.to_thread.run_sync(
+                    partial(path.parent.mkdir, parents=True, exist_ok=True)
+                )
+                saved += await anyio.to_thread.run_sync(write_outcomes, path, outcomes)
             except OSError as exc:
                 failed = exc
-                continue
-            saved += text.count("\n")
         if failed is not None:
             raise failed
         return saved
-
-
-def _write(path: Path, text: str) -> None:
-    """
-    Write ``text`` to ``path`` through a temporary file beside it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
