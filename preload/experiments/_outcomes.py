@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -176,6 +176,17 @@ class SessionOutcome:
         if self.counts is not None:
             data["counts"] = {name: getattr(self.counts, name) for name in _COUNT_KEYS}
         return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SessionOutcome:
+        """
+        The outcome :meth:`to_json` gave (trusted: a file's lines are checked by
+        :func:`read_outcomes`).
+
+        .. versionadded:: 0.10
+        """
+        counts = data.get("counts")
+        return cls(**{**data, "counts": OutcomeCounts(**counts) if counts else None})
 
     def to_line(self) -> str:
         """

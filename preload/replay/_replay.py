@@ -28,7 +28,7 @@ from .._errors import ConfigError, PreloadError
 from .._sources import DictSource
 from .._tokens import TiktokenCounter
 from ..engine import PreloadEngine
-from ..experiments import OutcomeCounts, SessionOutcome
+from ..experiments import SessionOutcome
 from ._clock import VirtualClockLoop
 from ._report import ReplayReport, StrategyReport
 from ._run import StrategyRun
@@ -341,8 +341,5 @@ def _check(strategies: Sequence[str], config: EngineConfig, processes: int | Non
 
 
 def _strategy_report(data: dict[str, Any]) -> StrategyReport:
-    outcomes = tuple(
-        SessionOutcome(**{**o, "counts": OutcomeCounts(**o["counts"]) if o["counts"] else None})
-        for o in data["outcomes"]
-    )
+    outcomes = tuple(SessionOutcome.from_json(o) for o in data["outcomes"])
     return StrategyReport(**{**data, "waits_ms": tuple(data["waits_ms"]), "outcomes": outcomes})

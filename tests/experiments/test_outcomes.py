@@ -206,6 +206,10 @@ def test_outcomes_carry_their_counts(tmp_path: Path) -> None:
         counts["score_sum"],
     )
     assert "counts" not in lines[1]
+    assert [outcome, _outcome("control", "s2", 1.0)] == [
+        SessionOutcome.from_json(json.loads(o.to_line()))
+        for o in (outcome, _outcome("control", "s2", 1.0))
+    ]
     assert [outcome, _outcome("control", "s2", 1.0)] == read_outcomes(path)
 
 
