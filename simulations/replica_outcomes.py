@@ -33,13 +33,12 @@ import contextlib
 import itertools
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
 
-from preload import DictSource, EngineConfig, PreloadEngine
+from preload import DictSource, EngineConfig, PreloadEngine, Session, read_knowledge, read_sessions
 from preload.caches import make_cache
 from preload.experiments import (
     METRICS,
@@ -50,20 +49,13 @@ from preload.experiments import (
 )
 from simulations._data import add_data_arguments, corpus_folders
 
-from .call_forecast_bench import load_sessions
-
 REPO = Path(__file__).resolve().parents[1]
 #: The outcomes the server's route works out and writes between two turns of the loop.
 CHUNK = 200
 
 
-def _knowledge(folder: Path) -> dict[str, str]:
-    rows = load_sessions(folder / "knowledge.jsonl")
-    return {row["key"]: row["text"] for row in rows}
-
-
 async def _serve(
-    sessions: Sequence[dict[str, Any]], knowledge: dict[str, str], replicas: int
+    sessions: Sequence[Session], knowledge: Mapping[str, str], replicas: int
 ) -> list[list[SessionOutcome]]:
     """
     Serve ``sessions`` on ``replicas`` engines sharing one cache, a session's turns
@@ -79,22 +71,22 @@ async def _serve(
             for _ in range(replicas)
         ]
         for session in sessions:
-            sid = session["session_id"]
+            sid = session.session_id
             last: PreloadEngine | None = None
-            for i, turn in enumerate(session["turns"]):
+            for i, turn in enumerate(session.turns):
                 engine = engines[i % replicas]
                 if last is not None and last is not engine:
                     engine.restore(sid, last.turns_of(sid))
-                needs = [n for n in turn.get("needs") or () if n in knowledge]
+                needs = [n for n in turn.needs if n in knowledge]
                 await engine.handle(
                     session_id=sid,
-                    text=turn.get("text") or "",
-                    state=turn.get("state"),
+                    text=turn.text,
+                    state=turn.state,
                     needs=needs,
                     request_id=f"{sid}-{i}",
                 )
                 engine.feedback(sid, used=needs)
-                engine.reply(sid, turn.get("system") or "")
+                engine.reply(sid, turn.system or "")
                 last = engine
         for engine in engines:
             await engine.wait_idle()
@@ -141,8 +133,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--replicas", type=int, default=2)
     args = parser.parse_args(argv)
     ((_, folder),) = corpus_folders(args.data, args.corpus)
-    sessions = load_sessions(folder / "sessions-dev.jsonl")[: args.limit]
-    knowledge = _knowledge(folder)
+    sessions, _ = read_sessions(folder / "sessions-dev.jsonl")
+    sessions = sessions[: args.limit]
+    items, _ = read_knowledge(folder / "knowledge.jsonl")
+    knowledge = {item.key: item.text for item in items}
     print(f"reading {folder}: {len(sessions)} dev sessions, {args.replicas} replicas")
     (single,) = anyio.run(_serve, sessions, knowledge, 1)
     parts = anyio.run(_serve, sessions, knowledge, args.replicas)
