@@ -23,6 +23,7 @@ from ._speculation import SpeculatedCall as SpeculatedCall
 from ._speculation import SpeculationLedger as SpeculationLedger
 from ._wrap import current_session as current_session
 from ._wrap import in_session as in_session
+from ._wrap import take_call_id as take_call_id
 from ._wrap import through_engine as through_engine
 
 __all__ = [
@@ -44,5 +45,6 @@ __all__ = [
     "check_name",
     "current_session",
     "in_session",
+    "take_call_id",
     "through_engine",
 ]

@@ -10,9 +10,9 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["current_session", "in_session", "through_engine"]
+__all__ = ["current_session", "in_session", "take_call_id", "through_engine"]
 
 #: The session whose request the running task serves: set by ``engine.handle`` (for
 #: the rest of the task that awaited it) and by :func:`in_session`.
@@ -20,21 +20,51 @@ current_session: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "preload_current_session", default=None
 )
 
-CallFunction = Callable[[str, str, dict[str, Any]], Awaitable[str]]
+#: The id of the tool call the running task makes (an agent framework's own), for
+#: the first wrapped tool called in the block that set it: a list, emptied when taken.
+_call_id: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "preload_call_id", default=None
+)
+
+
+class CallFunction(Protocol):
+    """
+    ``engine.call``: a session's tool call, by name and arguments, under an id.
+    """
+
+    def __call__(
+        self, session_id: str, name: str, args: dict[str, Any], *, call_id: str | None = None
+    ) -> Awaitable[str]: ...
 
 
 @contextmanager
-def in_session(session_id: str) -> Iterator[None]:
+def in_session(session_id: str, *, call_id: str | None = None) -> Iterator[None]:
     """
-    Within the block, wrapped tools call for ``session_id``.
+    Within the block, wrapped tools call for ``session_id``; the first of them to be
+    called makes its call under ``call_id`` (the agent framework's id of the tool
+    call), which makes it safe to retry (see ``engine.call``). A wrapped tool that this
+    one calls in turn has no id of its own.
 
     .. versionadded:: 0.3
+    .. versionchanged:: 0.11
+       ``call_id``.
     """
-    token = current_session.set(session_id)
+    session = current_session.set(session_id)
+    call = _call_id.set([call_id] if call_id is not None else None)
     try:
         yield
     finally:
-        current_session.reset(token)
+        _call_id.reset(call)
+        current_session.reset(session)
+
+
+def take_call_id() -> str | None:
+    """
+    The call id set by :func:`in_session` for the block the running task is in, once:
+    None after the first time, and outside such a block.
+    """
+    held = _call_id.get()
+    return held.pop() if held else None
 
 
 def through_engine(
@@ -64,6 +94,6 @@ def through_engine(
             )
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        return await call(session_id, name, dict(bound.arguments))
+        return await call(session_id, name, dict(bound.arguments), call_id=take_call_id())
 
     return wrapped

@@ -743,13 +743,18 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         return through_engine(self.call, function, tool_name)
 
     @staticmethod
-    def session(session_id: str) -> AbstractContextManager[None]:
+    def session(session_id: str, *, call_id: str | None = None) -> AbstractContextManager[None]:
         """
-        Within the block, tools wrapped by :meth:`tool` call for ``session_id``.
+        Within the block, tools wrapped by :meth:`tool` call for ``session_id``; the
+        first of them called makes its call under ``call_id`` (the agent framework's
+        id of the tool call, see :meth:`call`), so that a framework that runs the same
+        tool call again (a resumed run) gets its recorded result.
 
         .. versionadded:: 0.3
+        .. versionchanged:: 0.11
+           ``call_id``.
         """
-        return in_session(session_id)
+        return in_session(session_id, call_id=call_id)
 
     def speculations_of(self, session_id: str) -> list[SpeculatedCall]:
         """

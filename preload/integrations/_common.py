@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import EngineStateError
-from ..calls import call_key, current_session
+from ..calls import call_key, current_session, take_call_id
+from ..engine._engine import MAX_ID_CHARS
 
 if TYPE_CHECKING:
     from ..engine import PreloadEngine
@@ -215,9 +216,13 @@ def tool(
     :meth:`~preload.PreloadEngine.call` for the current session: a read-only call is
     served from its speculative result when the engine ran it ahead, or from the cache.
 
-    The adapters set the current session around each tool call. When there is none,
-    when the arguments are not JSON, or when the engine is closed, the tool runs
-    directly (logged once): the agent never loses a tool because of the engine. What
+    The adapters set the current session around each tool call, and with it the
+    framework's id of the call (LangChain's and Pydantic AI's), so that a call the
+    framework runs again (a run resumed from its checkpoint after a failure) returns
+    its recorded result and a tool that books does not book twice. When there is no
+    session, when the arguments are not JSON, or when the engine is closed, the tool
+    runs directly (logged once): the agent never loses a tool because of the engine.
+    An id the framework gave to another call of the turn is logged and left out. What
     the tool itself raises propagates unchanged, and the tool never runs twice.
 
     Args:
@@ -234,26 +239,50 @@ def tool(
         ValueError: The name is taken or invalid.
 
     .. versionadded:: 0.4
+    .. versionchanged:: 0.11
+       Calls are made under the framework's call id.
     """
     tool_name = name or function.__name__
-    through = engine.tool(function, name=tool_name, read_only=read_only)
+    engine.tool(function, name=tool_name, read_only=read_only)
     signature = inspect.signature(function)
     link = EngineLink(engine, adapter=f"tool {tool_name!r}")
 
     @functools.wraps(function)
     async def wrapped(*args: Any, **kwargs: Any) -> str:
-        if current_session.get() is not None:
+        session = current_session.get()
+        call_id = take_call_id()
+        if session is not None:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
+            arguments = dict(bound.arguments)
             try:
-                call_key(tool_name, dict(bound.arguments))
+                call_key(tool_name, arguments)
             except (TypeError, ValueError) as exc:
                 link.failed("take the call's arguments", exc)
             else:
+                if call_id is not None:
+                    call_id = _own_id(link, session, call_id, tool_name, arguments)
                 try:
-                    return await through(*args, **kwargs)
+                    return await engine.call(session, tool_name, arguments, call_id=call_id)
                 except EngineStateError as exc:  # raised before the tool runs
                     link.failed("make the call", exc)
         return as_text(await function(*args, **kwargs))
 
     return wrapped
+
+
+def _own_id(
+    link: EngineLink, session: str, call_id: str, name: str, args: Mapping[str, Any]
+) -> str | None:
+    """
+    ``call_id``, or None (logged) when it is too long, or when the session's turn holds
+    it for another call.
+    """
+    try:
+        if len(call_id) > MAX_ID_CHARS:
+            raise ValueError(f"call_id has {len(call_id):,} characters, above {MAX_ID_CHARS}")
+        link.engine.repeated_call(session, call_id, name, args)
+    except ValueError as exc:
+        link.failed("take the call's id", exc)
+        return None
+    return call_id

@@ -153,12 +153,13 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
     ) -> ToolMessage | Command[Any]:
         """
-        The tool runs with the session set, for tools that call through the engine.
+        The tool runs with the session and the call's id set, for tools that call
+        through the engine.
         """
         session = self._session(request.runtime)
         if session is None:
             return await handler(request)
-        with self.engine.session(session):
+        with self.engine.session(session, call_id=request.tool_call.get("id")):
             return await handler(request)
 
     async def aafter_agent(

@@ -160,11 +160,12 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
         handler: WrapToolExecuteHandler,
     ) -> Any:
         """
-        The tool runs with the run's session set, for tools that call through the engine.
+        The tool runs with the run's session and the call's id set, for tools that call
+        through the engine.
         """
         if self._session is None:
             return await handler(args)
-        with self.engine.session(self._session):
+        with self.engine.session(self._session, call_id=call.tool_call_id):
             return await handler(args)
 
     async def after_run(

@@ -367,6 +367,39 @@ async def test_a_wrapped_tool_calls_through_the_engine_for_the_current_session()
         await asyncio.create_task(outside(), context=contextvars.Context())  # a fresh task
 
 
+async def test_a_wrapped_tool_runs_under_the_call_id_of_its_block_once() -> None:
+    """
+    In ``in_session(id, call_id=...)`` the first wrapped tool called makes its call
+    under the id: the block entered again (a framework running the same call again)
+    returns the recorded result without running the tool. A wrapped tool that the
+    first one calls has no id of its own, and neither has a call after the block.
+    """
+    runs: list[str] = []
+
+    async def book(hotel: str) -> str:
+        runs.append(hotel)
+        return f"{await note(hotel)}: booked {hotel}"
+
+    async def log_it(hotel: str) -> str:
+        runs.append(f"log {hotel}")
+        return "noted"
+
+    async with _engine(ScriptedCallSource({})) as engine:
+        note = engine.tool(log_it, read_only=False)
+        booking = engine.tool(book, read_only=False)
+        await engine.handle(session_id="s", text="book Rintaro")
+        for _ in range(2):
+            with engine.session("s", call_id="framework-1"):
+                assert "noted: booked Rintaro" == await booking("Rintaro")
+        with in_session("s"):
+            await booking("Rintaro")
+        turn = engine.turns_of("s")[0]
+    assert ["Rintaro", "log Rintaro"] * 2 == runs
+    assert [("log_it", None), ("book", "framework-1"), ("log_it", None), ("book", None)] == [
+        (c["name"], c.get("call_id")) for c in turn["tool_calls"]
+    ]
+
+
 async def test_the_engine_learns_calls_from_sessions_that_end() -> None:
     """
     With graph's call forecaster behind it, the engine learns from finished sessions

@@ -48,11 +48,20 @@ def _turn_text(i: int) -> str:
 
 class Backend:
     """
-    A read-only forecast tool that counts how often it really ran, by arguments.
+    A read-only forecast tool and a booking tool, counting how often each really ran,
+    by arguments.
     """
 
     def __init__(self) -> None:
         self.runs: Counter[tuple[str, str]] = Counter()
+        self.bookings: Counter[tuple[str, str]] = Counter()
+
+    async def book(self, hotel: str, day: str) -> str:
+        """
+        Book a room in a hotel for a night.
+        """
+        self.bookings[(hotel, day)] += 1
+        return f"booked {hotel} for {day}: reference B-{len(self.bookings)}"
 
     async def forecast(self, city: str, day: str) -> str:
         """

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware, AgentState
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import (
     AIMessage,
@@ -230,3 +231,81 @@ async def test_the_chat_history_records_off_the_event_loop(counter: TiktokenCoun
     await history.aadd_messages([HumanMessage("Book Rintaro for 4 at 7 pm"), AIMessage("Done.")])
     messages = await history.aget_messages()
     assert "Rintaro" in messages[0].text
+
+
+class _CrashAfterTool(AgentMiddleware[AgentState[Any], Any, Any]):
+    """
+    Fails the tools step once, after the tool ran and before the step is checkpointed:
+    what a worker that dies mid-step does to a LangGraph run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crashed = False
+
+    async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+        result = await handler(request)
+        if not self.crashed:
+            self.crashed = True
+            raise RuntimeError("the worker died after the tool ran")
+        return result
+
+
+async def test_a_run_resumed_after_a_crash_does_not_book_twice(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    The booking tool (not read-only) runs under LangChain's tool-call id: when the run
+    fails after the booking and resumes from its checkpoint, LangGraph runs the same
+    call again and gets the recorded result; the hotel is booked once.
+    """
+    call = {"name": "book", "args": {"hotel": "Rintaro", "day": "friday"}, "id": "call-b1"}
+    script = iter([AIMessage("", tool_calls=[call]), AIMessage("Booked.")])
+    async with make_engine() as engine:
+        book = StructuredTool.from_function(
+            coroutine=tool(engine, backend.book, read_only=False), name="book"
+        )
+        agent = create_agent(
+            _Model(messages=script, seen=[]),
+            tools=[book],
+            middleware=[PreloadMiddleware(engine), _CrashAfterTool()],
+            checkpointer=InMemorySaver(),
+        )
+        with pytest.raises(RuntimeError, match="the worker died"):
+            await agent.ainvoke({"messages": [HumanMessage("Book Rintaro")]}, _config("b"))
+        state = await agent.ainvoke(None, _config("b"))
+        assert "Booked." == state["messages"][-1].text
+        results = [m.text for m in state["messages"] if isinstance(m, ToolMessage)]
+        assert ["booked Rintaro for friday: reference B-1"] == results
+        assert {("Rintaro", "friday"): 1} == dict(backend.bookings)
+        calls = engine.turns_of("b", 0)[0]["tool_calls"]
+        assert [("book", "call-b1")] == [(c["name"], c["call_id"]) for c in calls]
+
+
+async def test_an_id_the_model_gave_to_another_call_is_left_out(
+    make_engine: Callable[[], PreloadEngine], backend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    A model that gives one id to two different calls of a turn: both bookings run,
+    the second without the id, and the log says so.
+    """
+    calls = [
+        {"name": "book", "args": {"hotel": hotel, "day": "friday"}, "id": "dup"}
+        for hotel in ("Rintaro", "Hoshi")
+    ]
+    script = iter([AIMessage("", tool_calls=[c]) for c in calls] + [AIMessage("Booked both.")])
+    async with make_engine() as engine:
+        book = StructuredTool.from_function(
+            coroutine=tool(engine, backend.book, read_only=False), name="book"
+        )
+        agent = create_agent(
+            _Model(messages=script, seen=[]), tools=[book], middleware=[PreloadMiddleware(engine)]
+        )
+        with caplog.at_level(logging.WARNING, logger="preload.integrations"):
+            state = await agent.ainvoke({"messages": [HumanMessage("Book both")]}, _config("d"))
+        assert "Booked both." == state["messages"][-1].text
+        assert {("Rintaro", "friday"): 1, ("Hoshi", "friday"): 1} == dict(backend.bookings)
+        (record,) = caplog.records
+        assert "call_id 'dup' was given to another call" in record.getMessage()
+        calls_made = engine.turns_of("d", 0)[0]["tool_calls"]
+        assert ["dup", None] == [c.get("call_id") for c in calls_made]

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from pydantic_ai import Agent
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -217,3 +219,64 @@ async def test_the_reply_joins_the_engines_history(
         assert "Weather in Oslo?" in history
         assert "It will be mild in Oslo today." in history
         assert all(isinstance(m, ModelRequest | ModelResponse) for m in seen[0])
+
+
+@dataclass
+class _CrashAfterTool(AbstractCapability[Any]):
+    """
+    Fails the run once, after a tool ran and before its result reached the model:
+    what a worker that dies mid-run does.
+    """
+
+    crashed: list[str] = field(default_factory=list)
+
+    async def wrap_tool_execute(
+        self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
+    ) -> Any:
+        result = await handler(args)
+        if not self.crashed:
+            self.crashed.append(call.tool_call_id)
+            raise RuntimeError("the worker died after the tool ran")
+        return result
+
+
+async def test_a_run_resumed_after_a_crash_does_not_book_twice(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    The booking tool (not read-only) runs under Pydantic AI's tool-call id: a run
+    resumed from the messages kept before the crash (ending with the model's call)
+    makes the same call again and gets the recorded result; the hotel is booked once.
+    """
+    responses: list[ModelResponse] = []
+
+    async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if any(isinstance(part, ToolReturnPart) for part in messages[-1].parts):
+            return ModelResponse(parts=[TextPart("Booked.")])
+        responses.append(
+            ModelResponse(parts=[ToolCallPart("book", {"hotel": "Rintaro", "day": "friday"})])
+        )
+        return responses[-1]
+
+    async with make_engine() as engine:
+        crash = _CrashAfterTool()
+        agent = Agent(
+            FunctionModel(answer),
+            capabilities=[PreloadCapability(engine, session_id="b"), crash],
+            tools=[tool(engine, backend.book, read_only=False)],
+        )
+        with pytest.raises(RuntimeError, match="the worker died"):
+            await agent.run("Book Rintaro for friday")
+        kept = [ModelRequest(parts=[UserPromptPart("Book Rintaro for friday")]), *responses]
+        result = await agent.run(message_history=kept)
+        assert "Booked." == result.output
+        returned = [
+            p.content
+            for m in result.all_messages()
+            for p in m.parts
+            if isinstance(p, ToolReturnPart)
+        ]
+        assert ["booked Rintaro for friday: reference B-1"] == returned
+        assert {("Rintaro", "friday"): 1} == dict(backend.bookings)
+        calls = engine.turns_of("b", 0)[0]["tool_calls"]
+        assert [("book", crash.crashed[0])] == [(c["name"], c["call_id"]) for c in calls]
