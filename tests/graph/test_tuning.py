@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from graph import FollowUpPredictor
 from graph._keys import BOS
 from graph._seq_counts import SeqCounts, context_keys
-from graph._seq_tuning import DISCOUNTS, METHODS, _folds, _score_all, _turns
+from graph._seq_heldout import held_turns, split_folds
+from graph._seq_scoring import make_plan, score_all
+from graph._seq_tuning import DISCOUNTS, METHODS
 from graph._seq_windows import Windows
 
 
@@ -116,9 +118,9 @@ def test_search_scores_what_the_model_predicts() -> None:
     """
     seqs = _source(2, 60, n_states=4)
     win = Windows(seqs, 3)
-    [(train, held)] = _folds(win)[0][:1]
-    turns = _turns(win, train, held, 3)
-    rows = {(r[0], r[1], r[2]): r[3:5] for r in _score_all(turns, [1, 2, 3], METHODS, DISCOUNTS)}
+    [(train, held)] = split_folds(win)[0][:1]
+    turns = held_turns(win, train, held, 3)
+    rows = {(r[0], r[1], r[2]): r[3:5] for r in score_all(turns, [1, 2, 3], METHODS, DISCOUNTS)}
     held_sessions = sorted(set(win.session[held].tolist()))
     fit_on = [s for i, s in enumerate(seqs) if i not in held_sessions]
     scored = [seqs[i] for i in held_sessions]
@@ -192,10 +194,9 @@ def test_degenerate_corpora_large_enough_to_judge_decay() -> None:
     One state, and one turn per session, also fit where the search judges decay (a
     single held-out part with enough last turns): no decay, full forecasts.
     """
-    from graph._seq_tuning import _folds
 
     one_state = [["a"] * 10] * 3000
-    assert 1 == len(_folds(Windows(one_state, 1))[0])
+    assert 1 == len(split_folds(Windows(one_state, 1))[0])
     model = FollowUpPredictor(text=False).fit(one_state)
     assert (None, "a") == (model.half_life_, model.predict_proba(["a"], k=1)[0][0])
     assert pytest.approx(1.0) == sum(p for _, p in model.predict_proba(["a"] * 3, k=None))
@@ -387,13 +388,13 @@ def _last_fold(seqs: list[list[str]], order: int) -> tuple[Windows, np.ndarray, 
     """
     The windows, training positions and last sessions' positions the decay search uses.
     """
-    from graph._seq_tuning import _last_sessions
+    from graph._seq_heldout import last_sessions
 
     win = Windows(seqs, order)
-    folds, _ = _folds(win)
+    folds, _ = split_folds(win)
     assert 1 == len(folds)  # decay is judged on the last sessions only
     train, held = folds[0]
-    last = held & (win.session >= win.n_sessions - _last_sessions(win))
+    last = held & (win.session >= win.n_sessions - last_sessions(win))
     return win, train, last
 
 
@@ -449,10 +450,8 @@ def _race_rows(
 
     monkeypatch.setattr(_seq_tuning, "RACE_TURNS", race_turns)
     win = Windows(seqs, top)
-    folds, _ = _folds(win)
-    race = _seq_tuning._race(
-        win, folds, _seq_tuning._plan(range(1, top + 1), METHODS, DISCOUNTS), top
-    )
+    folds, _ = split_folds(win)
+    race = _seq_tuning._race(win, folds, make_plan(range(1, top + 1), METHODS, DISCOUNTS), top)
     assert race is not None
     rows = {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in race.rows}
     return rows, race.summary
@@ -521,23 +520,25 @@ def test_decayed_counts_are_the_weighted_counts() -> None:
     candidates gives the hits of gathering the decayed turns afresh (four states:
     every state is a candidate).
     """
-    from graph._seq_tuning import _count, _decayed, _gather, _reweigh, _score_one
+    from graph._seq_heldout import count_fold, gather, reweigh
+    from graph._seq_scoring import score_one
+    from graph._seq_tuning import _decayed
 
     win, train, last = _last_fold(_drifting(3000, n_states=4), 2)
-    plain = _count(win, train, 2)
+    plain = count_fold(win, train, 2)
     half_lives = [50.0, 400.0]
     decayed = _decayed(win, plain, train, 2, half_lives)
-    turns = _gather(win, plain, last, 2)
+    turns = gather(win, plain, last, 2)
     for half_life, counted in zip(half_lives, decayed, strict=True):
         weights = win.decay_weights(train, half_life)
         for n in range(3):
             want = win.count(n, train, weights)
             assert want.keys.tolist() == counted.raw[n].keys.tolist()
             assert np.allclose(want.counts, counted.raw[n].counts, rtol=1e-12)
-        fresh = _turns(win, train, last, 2, weights)
+        fresh = held_turns(win, train, last, 2, weights)
         for method in ("kn", "ad", "ppm"):
-            got = _score_one(_reweigh(win, turns, counted), 2, method, 0.7, None)
-            assert got.tolist() == _score_one(fresh, 2, method, 0.7, None).tolist()
+            got = score_one(reweigh(win, turns, counted), 2, method, 0.7, None)
+            assert got.tolist() == score_one(fresh, 2, method, 0.7, None).tolist()
 
 
 @given(
@@ -557,7 +558,7 @@ def test_pair_counts_and_candidates_take_either_path_alike(
     turn x state table and sorted.
     """
     from graph import _seq_windows
-    from graph._seq_tuning import _candidates, _count, _top_followers
+    from graph._seq_heldout import _candidates, count_fold, top_followers
 
     win = Windows(seqs, 4)
     level = win.count(n)
@@ -576,7 +577,7 @@ def test_pair_counts_and_candidates_take_either_path_alike(
         assert want == sparse.pairs(ctx, nxt).tolist()
     finally:
         _seq_windows._DENSE = old
-    counted = _count(win, win.targets, 4)
+    counted = count_fold(win, win.targets, 4)
     pos = np.flatnonzero(win.scored)
     if len(pos) == 0:
         return
@@ -595,4 +596,4 @@ def test_pair_counts_and_candidates_take_either_path_alike(
     assert set(zip(*(a.tolist() for a in few), strict=True)) <= set(
         zip(*(a.tolist() for a in marked), strict=True)
     )
-    assert _top_followers(level, win.n_contexts(n), win.n_names)[-1].tolist() == [win.n_names] * 3
+    assert top_followers(level, win.n_contexts(n), win.n_names)[-1].tolist() == [win.n_names] * 3
