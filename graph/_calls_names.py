@@ -88,7 +88,7 @@ class NameWords:
         """
         if not self.turns:
             return {}
-        known = [t for t in tokens if t in self.words]
+        known = sorted(t for t in tokens if t in self.words)  # summed in one order
         vocab = max(len(self.words), 1)  # (turns without a word: none counted)
         total = self.total
         k = len(known)

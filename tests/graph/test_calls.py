@@ -1607,3 +1607,44 @@ def test_a_query_argument_takes_the_request_whole(tmp_path: Path) -> None:
     plain = CallForecaster().fit(sessions(30))
     guesses = plain.predict([], {"text": "Italian food in Napa", "state": FIND})
     assert guesses and all("request" not in g.evidence.values() for g in guesses)
+
+
+_FIT_CALLS = """
+import json, random, sys
+from graph import CallForecaster
+rng = random.Random(7)
+words = "find me a table in please book weather tomorrow cheap italian thai near the".split()
+sessions = []
+for i in range(120):
+    tool, city = rng.choice(["R:Find", "W:Get", "H:Search"]), rng.choice(["Oslo", "Lima", "Bern"])
+    text = " ".join(rng.choice(words) for _ in range(12)) + " in " + city
+    call = {"name": tool, "args": {"city": city}, "read_only": True}
+    sessions.append({"turns": [
+        {"text": text, "system": "Anything else?", "tool_calls": [call]},
+        {"text": " ".join(rng.choice(words) for _ in range(6)), "system": "Bye."},
+    ]})
+model = CallForecaster().fit(sessions)
+guesses = model.predict([], {"text": "cheap thai near the station in Lima"}, k=3)
+json.dump([model.to_json(), [(g.name, dict(g.args), g.p) for g in guesses]], sys.stdout)
+"""
+
+
+def test_fit_does_not_depend_on_the_hash_seed() -> None:
+    """
+    Two processes with different string hashing fit the same model, to the last bit
+    of every probability (a request's words are summed in one order), and forecast
+    the same calls.
+    """
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", _FIT_CALLS], env=env, capture_output=True, text=True, check=True
+        )
+        outputs.append(json.loads(done.stdout))
+    assert outputs[0] == outputs[1]
+    assert outputs[0][1]  # it forecast something
