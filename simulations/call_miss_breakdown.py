@@ -40,6 +40,7 @@ The wrong-arguments rows also say whether the right value was ever seen in train
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -50,8 +51,6 @@ from pathlib import Path
 from typing import Any
 
 from graph import CallForecaster, CallGuess
-from graph._calls_text import tokenize
-from graph._calls_turns import surface
 from preload import CallsConfig
 from simulations._data import CORPORA, GENERATED, add_data_arguments, corpus_folders
 
@@ -59,11 +58,26 @@ from .call_forecast_bench import exact, history_turn, load_sessions, request_tur
 
 REPO = Path(__file__).resolve().parents[1]
 WIDE = 10
+#: A word of a text, lower-cased: a time (``10:30``), a decimal and a contraction are one.
+_WORD = re.compile(r"\w+(?:[:'.]\w+)*")
+
+
+def _words(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
 
 
 def _said(value: str, texts: Sequence[str]) -> bool:
-    phrase = " ".join(tokenize(value))
-    return bool(phrase) and any(f" {phrase} " in f" {' '.join(tokenize(t))} " for t in texts)
+    phrase = _words(value)
+    return bool(phrase) and any(f" {phrase} " in f" {_words(t)} " for t in texts)
+
+
+def value_text(value: Any) -> str:
+    """
+    A JSON argument value as text: a string itself, anything else its compact JSON.
+    """
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def value_kind(value: str) -> str | None:
@@ -92,7 +106,7 @@ def where(
     request, the last reply, earlier texts, earlier calls' arguments, their results,
     or the format it needed normalizing into.
     """
-    text = surface(value) or ""
+    text = value_text(value)
     if _said(text, [request.get("text") or ""]):
         return "request"
     if history and _said(text, [history[-1].get("system") or ""]):
@@ -149,7 +163,7 @@ def classify(
         if got == value:
             continue
         place = where(value, history, request, same_turn)
-        unseen = "" if surface(value) in seen.get((name, arg), ()) else ", unseen"
+        unseen = "" if value_text(value) in seen.get((name, arg), ()) else ", unseen"
         tail = ":missing" if got is None else ""
         return f"wrong args: {place}{tail}{unseen}"
     return "wrong args: :extra"
@@ -261,7 +275,7 @@ def bench(data: Path, corpus: str, options: argparse.Namespace) -> None:
         for turn in session["turns"]:
             for call in turn.get("tool_calls") or ():
                 for arg, value in call["args"].items():
-                    seen.setdefault((call["name"], arg), set()).add(surface(value) or "")
+                    seen.setdefault((call["name"], arg), set()).add(value_text(value))
     shown: dict[str, list[str]] = {}
     start = time.perf_counter()
     model = CallForecaster().fit(train)
