@@ -14,15 +14,9 @@ from __future__ import annotations
 from ._app import ServerSettings, app_from_environment, create_app
 from ._follow import Follower
 from ._keys import KeyRing, append_key, digest, new_key
-from ._store import (
-    Changed,
-    MemorySessionStore,
-    RedisSessionStore,
-    SessionBusy,
-    SessionStore,
-    StoreConflict,
-    StoreUnavailable,
-)
+from ._store import Changed, SessionBusy, SessionStore, StoreConflict, StoreUnavailable
+from ._store_memory import MemorySessionStore
+from ._store_redis import RedisSessionStore
 
 __all__ = [
     "Changed",

@@ -39,14 +39,9 @@ from ._keys import KeyRing
 from ._monitor import IdleCollector, LoopMonitor, Reservoir, server_timing, watch_gc
 from ._outcomes import OutcomesWriter
 from ._routes import ApiError, router
-from ._store import (
-    MemorySessionStore,
-    RedisSessionStore,
-    SessionBusy,
-    SessionStore,
-    StoreConflict,
-    StoreUnavailable,
-)
+from ._store import SessionBusy, SessionStore, StoreConflict, StoreUnavailable
+from ._store_memory import MemorySessionStore
+from ._store_redis import RedisSessionStore
 
 if TYPE_CHECKING:
     from ..calls import CallSource

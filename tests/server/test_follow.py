@@ -22,14 +22,9 @@ import redis.asyncio
 from preload.server._app import ServerSettings, create_app
 from preload.server._follow import Follower
 from preload.server._keys import append_key
-from preload.server._store import (
-    Changed,
-    MemorySessionStore,
-    RedisSessionStore,
-    SessionStore,
-    StoreConflict,
-    StoredSession,
-)
+from preload.server._store import Changed, SessionStore, StoreConflict, StoredSession
+from preload.server._store_memory import MemorySessionStore
+from preload.server._store_redis import RedisSessionStore
 
 from .conftest import write_config
 

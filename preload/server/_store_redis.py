@@ -1,0 +1,313 @@
+"""
+Sessions in Redis, so that replicas share them.
+
+On Redis a session is two keys, ``{prefix}:{tenant}:{id}:turns`` (a list) and
+``...:meta`` (a hash with ``epoch`` and ``user``), both expiring ``session_ttl_s``
+after the last write; a lease is ``...:lease`` (``SET NX PX`` with an owner token,
+released by compare-and-delete). Durability is Redis': run it with
+``appendonly yes`` so that a restart loses no accepted turn. The write's script also
+publishes the change on the channel ``{prefix}:changes`` (Redis pub/sub: a replica not
+listening at that moment misses it, and catches up at the session's next change there).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from ..caches._redis import RELEASE_SCRIPT
+from ._store import (
+    Changed,
+    Changes,
+    Held,
+    SessionBusy,
+    StoreConflict,
+    StoredSession,
+    StoreUnavailable,
+    change_header,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["APPEND_SCRIPT", "HOLD_SCRIPT", "UPDATE_SCRIPT", "RedisSessionStore"]
+
+#: Takes the lease when it is free and reads the session from ARGV[3] on, in one trip:
+#: false when another holds the lease, else {epoch, user, version, count, turns}.
+HOLD_SCRIPT = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local epoch = redis.call('hget', KEYS[2], 'epoch') or ''
+local user = redis.call('hget', KEYS[2], 'user') or ''
+local version = redis.call('hget', KEYS[2], 'version') or 0
+return {epoch, user, version, redis.call('llen', KEYS[3]), redis.call('lrange', KEYS[3], ARGV[3], -1)}
+"""
+
+#: Whether a write may go ahead: under the lease (the token ARGV[{token}] given), always;
+#: without it (the token empty), only while nobody holds the lease and the session is
+#: still at the version ARGV[{version}] the writer knows.
+_MAY_WRITE = """
+local may = ARGV[{token}] ~= ''
+if not may then
+  may = redis.call('exists', KEYS[3]) == 0
+    and (redis.call('hget', KEYS[2], 'version') or '0') == ARGV[{version}]
+end
+"""
+
+#: Releases the lease if it is still the writer's (ARGV[{token}]).
+_RELEASE = """
+if ARGV[{token}] ~= '' and redis.call('get', KEYS[3]) == ARGV[{token}] then
+  redis.call('del', KEYS[3])
+end
+return out
+"""
+
+#: Appends a turn only when the list has the expected length (setting the meta on the
+#: first turn, counting the session's version, refreshing both keys' TTL, publishing
+#: the change on the channel ARGV[7]: ARGV[8], the version, then the turn) and the
+#: writer may (:data:`_MAY_WRITE`), then releases the lease if it is still ARGV[6]'s.
+#: Returns the new version, or -1.
+APPEND_SCRIPT = (
+    _MAY_WRITE.format(token=6, version=9)
+    + """
+local n = redis.call('llen', KEYS[1])
+local out = -1
+if may and n == tonumber(ARGV[1]) then
+  if n == 0 then redis.call('hset', KEYS[2], 'epoch', ARGV[3], 'user', ARGV[4]) end
+  redis.call('rpush', KEYS[1], ARGV[2])
+  out = redis.call('hincrby', KEYS[2], 'version', 1)
+  redis.call('pexpire', KEYS[1], ARGV[5])
+  redis.call('pexpire', KEYS[2], ARGV[5])
+  redis.call('publish', ARGV[7], ARGV[8] .. out .. ']\\n' .. ARGV[2])
+end
+"""
+    + _RELEASE.format(token=6)
+)
+
+#: Replaces the last turn when the list has the expected length and epoch and the
+#: writer may (counting the version, publishing the change on the channel ARGV[6] as
+#: APPEND_SCRIPT does), then releases the lease if it is still ARGV[5]'s. Returns the
+#: new version, or -1.
+UPDATE_SCRIPT = (
+    _MAY_WRITE.format(token=5, version=8)
+    + """
+local n = redis.call('llen', KEYS[1])
+local out = -1
+if may and n == tonumber(ARGV[1]) and n > 0 and redis.call('hget', KEYS[2], 'epoch') == ARGV[3] then
+  redis.call('lset', KEYS[1], -1, ARGV[2])
+  out = redis.call('hincrby', KEYS[2], 'version', 1)
+  redis.call('pexpire', KEYS[1], ARGV[4])
+  redis.call('pexpire', KEYS[2], ARGV[4])
+  redis.call('publish', ARGV[6], ARGV[7] .. out .. ']\\n' .. ARGV[2])
+end
+"""
+    + _RELEASE.format(token=5)
+)
+
+
+class RedisSessionStore:
+    """
+    Sessions in Redis, shared by every replica that uses the same URL and prefix.
+
+    Taking the lease reads the session in the same round trip, and each write releases
+    the lease in its own: a change costs two round trips, one without the lease.
+
+    Args:
+        url: The Redis URL (``redis://``, ``rediss://``, ``unix://``).
+        prefix: The prefix of every key.
+        session_ttl_s: How long a session lives after its last write.
+        lease_ttl_s: The longest a lease is held (when its holder dies).
+        lease_wait_s: How long a request waits for its session's lease.
+        timeout_s: The deadline of one Redis call.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "preload:session",
+        session_ttl_s: float = 7 * 86_400,
+        lease_ttl_s: float = 15.0,
+        lease_wait_s: float = 5.0,
+        timeout_s: float = 1.0,
+    ) -> None:
+        from redis.asyncio import Redis
+
+        self.prefix = prefix
+        self.channel = f"{prefix}:changes"
+        self.session_ttl_ms = int(session_ttl_s * 1000)
+        self.lease_ttl_ms = int(lease_ttl_s * 1000)
+        self.lease_wait_s = lease_wait_s
+        self._redis = Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True
+        )
+        # what listens to the changes reads bytes: it decodes them itself, so that a
+        # message that is not text is skipped rather than ending the listening
+        self._listen = Redis.from_url(url, socket_connect_timeout=timeout_s)
+        self._hold = self._redis.register_script(HOLD_SCRIPT)
+        self._append = self._redis.register_script(APPEND_SCRIPT)
+        self._update = self._redis.register_script(UPDATE_SCRIPT)
+        self._release = self._redis.register_script(RELEASE_SCRIPT)
+
+    def keys(self, tenant: str, session_id: str) -> tuple[str, str, str]:
+        """
+        The session's keys: its turns, its meta and its lease.
+        """
+        base = f"{self.prefix}:{tenant}:{session_id}"
+        return f"{base}:turns", f"{base}:meta", f"{base}:lease"
+
+    @asynccontextmanager
+    async def hold(self, tenant: str, session_id: str, start: int = 0) -> AsyncIterator[Held]:
+        turns, meta, lease = self.keys(tenant, session_id)
+        token = secrets.token_hex(8)
+        pause = 0.002
+        got: Any = None
+        with anyio.move_on_after(self.lease_wait_s):
+            while True:
+                got = await self._call(
+                    self._hold(keys=[lease, meta, turns], args=[token, self.lease_ttl_ms, start])
+                )
+                if got:
+                    break
+                await anyio.sleep(pause)  # another request of the session holds it
+                pause = min(pause * 2, 0.05)
+        if not got:
+            raise SessionBusy(session_id)
+        epoch, user, version, count, raw = got
+        stored = (
+            StoredSession(epoch, user or None, count, [json.loads(t) for t in raw], int(version))
+            if count
+            else StoredSession("", None, 0)
+        )
+        held = _RedisHeld(self, tenant, session_id, stored, token)
+        try:
+            yield held
+        finally:
+            if not held.released:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                    try:
+                        await self._release(keys=[lease], args=[token])
+                    except Exception:  # the lease expires on its own
+                        logger.debug("lease %s not released", lease, exc_info=True)
+
+    def unleased(self, tenant: str, session_id: str, known: StoredSession) -> Held:
+        return _RedisHeld(self, tenant, session_id, known, token="")
+
+    async def read(self, tenant: str, session_id: str, start: int = 0) -> StoredSession:
+        turns, meta, _ = self.keys(tenant, session_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(meta)
+            pipe.llen(turns)
+            pipe.lrange(turns, start, -1)
+            found, count, raw = await self._call(pipe.execute())
+        if not count:
+            return StoredSession("", None, 0)
+        return StoredSession(
+            found.get("epoch", ""),
+            found.get("user") or None,
+            count,
+            [json.loads(t) for t in raw],
+            int(found.get("version", 0)),
+        )
+
+    async def delete(self, tenant: str, session_id: str) -> bool:
+        turns, meta, _ = self.keys(tenant, session_id)
+        return bool(await self._call(self._redis.delete(turns, meta)))
+
+    @asynccontextmanager
+    async def changes(self) -> AsyncIterator[AsyncIterator[Changed]]:
+        pubsub = self._listen.pubsub()
+        try:
+            await self._call(pubsub.subscribe(self.channel))
+            while True:  # listening once Redis confirms it
+                message = await self._call(pubsub.get_message(timeout=None))
+                if message is not None and message["type"] == "subscribe":
+                    break
+
+            async def receive() -> bytes:
+                while True:
+                    message = await self._call(pubsub.get_message(timeout=None))
+                    if message is not None and message["type"] == "message":
+                        return bytes(message["data"])
+
+            yield Changes(receive)
+        finally:
+            # the connection is dropped either way
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def ping(self) -> None:
+        await self._call(self._redis.ping())
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+            await self._redis.aclose()
+            await self._listen.aclose()
+
+    @staticmethod
+    async def _call(awaitable: Any) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return await awaitable
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+@dataclass(slots=True)
+class _RedisHeld:
+    store: RedisSessionStore
+    tenant: str
+    session_id: str
+    stored: StoredSession
+    token: str  # empty: written without the lease, at stored.version
+    released: bool = False
+
+    async def read(self, start: int = 0) -> StoredSession:
+        return await self.store.read(self.tenant, self.session_id, start)
+
+    async def append(
+        self, turn: Mapping[str, Any], *, expected: int, epoch: str, user: str | None
+    ) -> int:
+        keys = list(self.store.keys(self.tenant, self.session_id))
+        args: list[str | int] = [
+            expected,
+            json.dumps(turn),
+            epoch,
+            user or "",
+            self.store.session_ttl_ms,
+            self.token,
+            self.store.channel,
+            change_header(self.tenant, self.session_id, epoch, expected + 1),
+            self.stored.version,
+        ]
+        out = await self.store._call(self.store._append(keys=keys, args=args))
+        self.released = True
+        if out < 0:
+            raise StoreConflict(self.session_id)
+        return int(out)
+
+    async def update_last(self, turn: Mapping[str, Any], *, count: int, epoch: str) -> int:
+        keys = list(self.store.keys(self.tenant, self.session_id))
+        args: list[str | int] = [
+            count,
+            json.dumps(turn),
+            epoch,
+            self.store.session_ttl_ms,
+            self.token,
+            self.store.channel,
+            change_header(self.tenant, self.session_id, epoch, count),
+            self.stored.version,
+        ]
+        out = await self.store._call(self.store._update(keys=keys, args=args))
+        self.released = True
+        if out < 0:
+            raise StoreConflict(self.session_id)
+        return int(out)
