@@ -136,6 +136,18 @@ class EngineLink:
             self.failed("serve the request", exc)
             return None
 
+    def under_way(self, session_id: str, text: str) -> bool:
+        """
+        Whether the session's last turn in the engine is a request of ``text`` still
+        without its reply: a run resumed within that turn, which is no new request.
+        """
+        try:
+            last = self.engine.turns_of(session_id)[-1:]
+        except Exception as exc:  # noqa: BLE001 - logged once, never raised
+            self.failed("read the session's turns", exc)
+            return False
+        return bool(last) and last[0].get("text") == text and not last[0].get("system")
+
     def reply(self, session_id: str, text: str) -> None:
         """
         ``engine.reply``; a failure is logged, never raised.

@@ -61,7 +61,10 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
     with the engine's context (the session's compressed history and the items gathered
     for the request, within the budget) and the current turn's messages whole (the
     prompt and each tool call with its result), instead of the earlier messages. The
-    persistent message history (``result.all_messages()``) is left as it was. Tools
+    persistent message history (``result.all_messages()``) is left as it was. A run
+    without a prompt of its own, resumed from messages that end within the turn the
+    engine holds unanswered (after a failure, say), is no new request: its model
+    requests get the messages as given, and its output is that turn's reply. Tools
     run with the run's session set, so tools wrapped by
     :func:`preload.integrations.tool` go through :meth:`~preload.PreloadEngine.call`;
     the run's output is recorded with :meth:`~preload.PreloadEngine.reply`.
@@ -92,6 +95,7 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
     _session: str | None = field(default=None, init=False, repr=False)
     _context: Context | None = field(default=None, init=False, repr=False)
     _asked: bool = field(default=False, init=False, repr=False)
+    _continued: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._link = EngineLink(
@@ -131,8 +135,11 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
         if not self._asked:
             self._asked = True
             text = prompt_text(messages[start])
-            user = _resolve(self.user, ctx)
-            self._context = await self._link.handle(self._session, text, user)
+            if ctx.prompt is None and self._link.under_way(self._session, text):
+                self._continued = True  # resumed within the engine's turn: no new request
+            else:
+                user = _resolve(self.user, ctx)
+                self._context = await self._link.handle(self._session, text, user)
         if self._context is None:
             return request_context
         system = [
@@ -177,7 +184,8 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
         """
         The run's output joins the session's history as the reply.
         """
-        if self._link is not None and self._session is not None and self._context is not None:
+        answered = self._context is not None or self._continued
+        if self._link is not None and self._session is not None and answered:
             self._link.reply(self._session, as_text(result.output))
         return result
 

@@ -246,7 +246,8 @@ async def test_a_run_resumed_after_a_crash_does_not_book_twice(
     """
     The booking tool (not read-only) runs under Pydantic AI's tool-call id: a run
     resumed from the messages kept before the crash (ending with the model's call)
-    makes the same call again and gets the recorded result; the hotel is booked once.
+    makes the same call again and gets the recorded result; the hotel is booked once,
+    and the session has one turn, answered by the resumed run.
     """
     responses: list[ModelResponse] = []
 
@@ -278,5 +279,9 @@ async def test_a_run_resumed_after_a_crash_does_not_book_twice(
         ]
         assert ["booked Rintaro for friday: reference B-1"] == returned
         assert {("Rintaro", "friday"): 1} == dict(backend.bookings)
-        calls = engine.turns_of("b", 0)[0]["tool_calls"]
-        assert [("book", crash.crashed[0])] == [(c["name"], c["call_id"]) for c in calls]
+        await engine.wait_idle()
+        (turn,) = engine.turns_of("b")  # the resumed run is no second request
+        assert "Booked." == turn["system"]
+        assert [("book", crash.crashed[0])] == [
+            (c["name"], c["call_id"]) for c in turn["tool_calls"]
+        ]
