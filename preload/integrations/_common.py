@@ -255,7 +255,7 @@ def tool(
        Calls are made under the framework's call id.
     """
     tool_name = name or function.__name__
-    engine.tool(function, name=tool_name, read_only=read_only)
+    engine.tool(function, name=tool_name, read_only=read_only)  # registered: the engine may run it
     signature = inspect.signature(function)
     link = EngineLink(engine, adapter=f"tool {tool_name!r}")
 
@@ -287,14 +287,15 @@ def _own_id(
     link: EngineLink, session: str, call_id: str, name: str, args: Mapping[str, Any]
 ) -> str | None:
     """
-    ``call_id``, or None (logged) when it is too long, or when the session's turn holds
-    it for another call.
+    ``call_id``, or None when it is too long, or when the session's turn holds it for
+    another call: the call goes through the engine without it, said in a warning (no
+    failure of the engine's, so it leaves the engine's said-once warning alone).
     """
     try:
         if len(call_id) > MAX_ID_CHARS:
             raise ValueError(f"call_id has {len(call_id):,} characters, above {MAX_ID_CHARS}")
         link.engine.repeated_call(session, call_id, name, args)
     except ValueError as exc:
-        link.failed("take the call's id", exc)
+        logger.warning("%s: the call runs without the framework's id: %s", link.adapter, exc)
         return None
     return call_id

@@ -306,6 +306,8 @@ async def test_an_id_the_model_gave_to_another_call_is_left_out(
         assert "Booked both." == state["messages"][-1].text
         assert {("Rintaro", "friday"): 1, ("Hoshi", "friday"): 1} == dict(backend.bookings)
         (record,) = caplog.records
-        assert "call_id 'dup' was given to another call" in record.getMessage()
+        assert "the call runs without the framework's id: call_id 'dup' was given to another" in (
+            record.getMessage()
+        )
         calls_made = engine.turns_of("d", 0)[0]["tool_calls"]
         assert ["dup", None] == [c.get("call_id") for c in calls_made]
