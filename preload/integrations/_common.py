@@ -287,15 +287,21 @@ def _own_id(
     link: EngineLink, session: str, call_id: str, name: str, args: Mapping[str, Any]
 ) -> str | None:
     """
-    ``call_id``, or None when it is too long, or when the session's turn holds it for
-    another call: the call goes through the engine without it, said in a warning (no
-    failure of the engine's, so it leaves the engine's said-once warning alone).
+    ``call_id``, or None when it is no string or too long, or when the session's turn
+    holds it for another call: the call goes through the engine without it, said in a
+    warning (no failure of the engine's: the engine's said-once warning is left alone).
     """
-    try:
-        if len(call_id) > MAX_ID_CHARS:
-            raise ValueError(f"call_id has {len(call_id):,} characters, above {MAX_ID_CHARS}")
-        link.engine.repeated_call(session, call_id, name, args)
-    except ValueError as exc:
-        logger.warning("%s: the call runs without the framework's id: %s", link.adapter, exc)
+    problem = None
+    if not isinstance(call_id, str):
+        problem = f"call_id must be a string, got {call_id!r:.40}"
+    elif len(call_id) > MAX_ID_CHARS:
+        problem = f"call_id has {len(call_id):,} characters, above {MAX_ID_CHARS}"
+    else:
+        try:
+            link.engine.repeated_call(session, call_id, name, args)
+        except ValueError as exc:
+            problem = str(exc)
+    if problem is not None:
+        logger.warning("%s: the call runs without the framework's id: %s", link.adapter, problem)
         return None
     return call_id

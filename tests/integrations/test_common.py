@@ -1,0 +1,47 @@
+"""
+What every adapter shares, without a framework: a wrapped tool under the call id its
+block sets, and the ids it cannot use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from preload.integrations import tool
+
+if TYPE_CHECKING:
+    from preload import PreloadEngine
+
+
+@pytest.mark.parametrize(
+    ("call_id", "said"),
+    [("x" * 129, "call_id has 129 characters, above 128"), (7, "call_id must be a string")],
+)
+async def test_an_id_it_cannot_use_is_said_and_the_call_runs_without_it(
+    make_engine: Callable[[], PreloadEngine],
+    backend: Any,
+    caplog: pytest.LogCaptureFixture,
+    call_id: Any,
+    said: str,
+) -> None:
+    """
+    An id too long, or no string, is said in a warning; the booking goes through the
+    engine without it (recorded in the turn, run once).
+    """
+    async with make_engine() as engine:
+        book = tool(engine, backend.book, read_only=False)
+        await engine.handle(session_id="s", text="Book Rintaro")
+        with (
+            caplog.at_level(logging.WARNING, logger="preload.integrations"),
+            engine.session("s", call_id=call_id),
+        ):
+            assert "booked Rintaro for friday" in await book("Rintaro", "friday")
+        (record,) = caplog.records
+        assert said in record.getMessage()
+        (done,) = engine.turns_of("s")[0]["tool_calls"]
+        assert ("book", None) == (done["name"], done.get("call_id"))
+        assert {("Rintaro", "friday"): 1} == dict(backend.bookings)
