@@ -53,7 +53,7 @@ from ..learning import (
 )
 from ..loading import Fetched, Preloader
 from ..window import Context, HierarchicalBudgetManager, SwapController
-from ..window._swap import ITEM_CATEGORIES
+from ..window._drafting import ITEM_CATEGORIES
 from ._calls import CallSide
 from ._experiment import ExperimentSide
 from ._history import HistorySide

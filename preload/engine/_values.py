@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..learning import AdaptiveBudget, Candidate, JudgedItem, ValuePredictor
-from ..window._swap import ITEM_CATEGORIES
+from ..window._drafting import ITEM_CATEGORIES
 from ._session import JudgedWindow
 
 if TYPE_CHECKING:

@@ -18,28 +18,36 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .._config import CATEGORIES, PricingConfig, SwapConfig
-from ._context import TENANT_SECTION, Context, ContextItem, Decision
-from ._knapsack import Option, select
+from ._context import TENANT_SECTION, Context, ContextItem
+from ._drafting import (
+    ITEM_CATEGORIES,
+    Draft,
+    Spare,
+    category_of,
+    demand_of,
+    item_at,
+    options_of,
+    put_required,
+    put_shared,
+)
+from ._knapsack import select
 from ._pareto import MAX_CANDIDATES, choose
 from ._prompt_cache import PromptCache, Segment, SessionPrefix
-from ._tenant_layer import SharedItem, TenantLayer
+from ._tenant_layer import TenantLayer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .._tokens import TokenCounter
-    from ..compression import Level, Representation
+    from ..compression import Representation
     from ..history import CompressedConversation
     from ._allocation import Allocation, HierarchicalBudgetManager
 
-__all__ = ["ITEM_CATEGORIES", "RENDER_OVERHEAD", "STABLE_ORDER", "SwapController"]
+__all__ = ["RENDER_OVERHEAD", "STABLE_ORDER", "SwapController"]
 
 #: Tokens kept aside for what :meth:`Context.render` adds (headers, separators).
 RENDER_OVERHEAD = 64
 
-
-#: Categories that knowledge items may occupy.
-ITEM_CATEGORIES = ("task_context", "domain_knowledge", "examples")
 
 #: The stable-to-volatile order of the categories (``swap.layout = "stable"``): the
 #: system prompt, the items, the history (it grows every turn), the request.
@@ -58,49 +66,6 @@ STABLE_ORDER = (
 class _Window:
     keys: list[str] = field(default_factory=list)
     prefix: SessionPrefix = field(default_factory=SessionPrefix)
-
-
-@dataclass(slots=True)
-class _Draft:
-    """
-    A context being assembled: its items, its decisions so far, and the tokens each
-    category has left.
-    """
-
-    left: dict[str, int]
-    items: list[ContextItem] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def put(self, key: str, category: str, text: str, tokens: int, level: str, reason: str) -> None:
-        """
-        Add a fixed part (system prompt, request, history) from its category's tokens.
-        """
-        self.include(
-            ContextItem(
-                key=key,
-                category=category,
-                level=level,
-                text=text,
-                tokens=tokens,
-                value=1.0,
-                reason=reason,
-            )
-        )
-        self.left[category] -= tokens
-
-    def include(self, item: ContextItem) -> None:
-        """
-        Add ``item`` and the decision that put it in.
-        """
-        self.items.append(item)
-        self.decisions.append(Decision(key=item.key, included=True, reason=item.reason))
-
-    def exclude(self, key: str, reason: str) -> None:
-        """
-        Record why ``key`` stays out.
-        """
-        self.decisions.append(Decision(key=key, included=False, reason=reason))
 
 
 class SwapController:
@@ -239,14 +204,14 @@ class SwapController:
             else [self.counter.count(h) for h in history]
         )
         shared = self.tenant.items(now) if self.tenant is not None else []
-        demand = _demand(
+        demand = demand_of(
             system_tokens, request_tokens, sum(history_tokens), required, optional, shared
         )
         overhead = RENDER_OVERHEAD
         if shared:
             overhead += self.counter.count(f"## {TENANT_SECTION}\n") + 1
         allocation = self.budget.allocate(demand, self.budget.total - overhead, caps=caps)
-        draft = _Draft(left=dict(allocation.tokens))
+        draft = Draft(left=dict(allocation.tokens))
         system_cut = self._cut(system_text, system_tokens, draft.left["system"])
         draft.put("system", "system", *system_cut, "system prompt")
         request_cut = self._cut(request, request_tokens, draft.left.get("working_memory", 0))
@@ -255,10 +220,10 @@ class SwapController:
             self._put_conversation(draft, conversation)
         else:
             self._put_history(draft, history, history_tokens)
-        spare = _Spare(draft.left)
+        spare = Spare(draft.left)
         layer = {item.key: item for item in shared}
-        _put_required(draft, spare, required, layer)
-        _put_shared(draft, spare, shared)
+        put_required(draft, spare, required, layer)
+        put_shared(draft, spare, shared)
         candidates = self._candidates(draft, window, required, optional)
         if candidates:
             keep = self._keep_bonus(window, now)
@@ -288,7 +253,7 @@ class SwapController:
             rep = by_key.get(item.key)
             if rep is not None:
                 full = rep.levels[0]
-                held.append((rep.key, _category(rep), full.text, full.tokens))
+                held.append((rep.key, category_of(rep), full.text, full.tokens))
         self.tenant.observe(session_id, held, now)
 
     def _keep_bonus(self, window: _Window, now: float) -> dict[str, tuple[float, int]]:
@@ -319,7 +284,7 @@ class SwapController:
         cut = self.counter.truncate(text, room)
         return cut, self.counter.count(cut), "truncated"
 
-    def _put_conversation(self, draft: _Draft, conversation: CompressedConversation) -> None:
+    def _put_conversation(self, draft: Draft, conversation: CompressedConversation) -> None:
         """
         The conversation's recent exchanges and stated facts, within the history room.
         """
@@ -331,7 +296,7 @@ class SwapController:
             how = "full" if whole else "compressed"
             draft.put("history", "user_history", text, tokens, how, "history and stated facts")
 
-    def _put_history(self, draft: _Draft, history: Sequence[str], tokens: Sequence[int]) -> None:
+    def _put_history(self, draft: Draft, history: Sequence[str], tokens: Sequence[int]) -> None:
         """
         The last exchanges that fit the history room whole (a newline each).
         """
@@ -349,7 +314,7 @@ class SwapController:
 
     def _candidates(
         self,
-        draft: _Draft,
+        draft: Draft,
         window: _Window,
         required: Sequence[Representation],
         optional: Sequence[tuple[Representation, float]],
@@ -377,8 +342,8 @@ class SwapController:
 
     def _put_predicted(
         self,
-        draft: _Draft,
-        spare: _Spare,
+        draft: Draft,
+        spare: Spare,
         candidates: Sequence[tuple[Representation, float, bool]],
         keep: dict[str, tuple[float, int]],
         forecast: Mapping[str, float],
@@ -390,7 +355,7 @@ class SwapController:
         per token; with objectives beyond relevance, the Pareto choice among windows.
         """
         options = [
-            _options(rep, value, keep.get(rep.key, (0.0, 0))[0] if sticky else 0.0)
+            options_of(rep, value, keep.get(rep.key, (0.0, 0))[0] if sticky else 0.0)
             for rep, value, sticky in candidates
         ]
         room = spare.room(ITEM_CATEGORIES[0])
@@ -424,7 +389,7 @@ class SwapController:
                 )
                 continue
             level = rep.levels[choice]
-            spare.take(_category(rep), level.tokens)
+            spare.take(category_of(rep), level.tokens)
             lost = keep.get(rep.key, (0.0, 0))[1] if sticky else 0
             reason = (
                 f"predicted, value {value:.2f} x quality {level.quality:.2f}"
@@ -433,13 +398,13 @@ class SwapController:
                 + (")" if sticky else "")
                 + (f"; {rep.levels[0].tokens - level.tokens} tok saved" if choice else "")
             )
-            draft.include(_item(rep, level, value, reason))
+            draft.include(item_at(rep, level, value, reason))
 
     def _close(
         self,
         session_id: str,
         window: _Window,
-        draft: _Draft,
+        draft: Draft,
         allocation: Allocation,
         now: float,
     ) -> Context:
@@ -535,6 +500,10 @@ class SwapController:
 _VOLATILE = ("user_history", "working_memory", "response_buffer")
 
 
+def _kind(key: str) -> str:
+    return key.split(":", 1)[0] if ":" in key else ""
+
+
 def _key_of(ident: object) -> object:
     return ident[0] if isinstance(ident, tuple) else ident
 
@@ -547,144 +516,3 @@ def _now() -> float:
         return anyio.current_time()
     except Exception:  # noqa: BLE001  no event loop: a caller outside async code
         return time.monotonic()
-
-
-def _demand(
-    system_tokens: int,
-    request_tokens: int,
-    history_tokens: int,
-    required: Sequence[Representation],
-    optional: Sequence[tuple[Representation, float]],
-    shared: Sequence[SharedItem] = (),
-) -> dict[str, int]:
-    """
-    The tokens each category would use now: the fixed parts and every item at full
-    (a tenant-wide item once).
-    """
-    demand: dict[str, int] = {
-        "system": system_tokens,
-        "working_memory": request_tokens,
-        "user_history": history_tokens,
-    }
-    layer = {item.key: item for item in shared}
-    for rep in [*required, *(rep for rep, _ in optional)]:
-        if rep.key not in layer:
-            demand[_category(rep)] = demand.get(_category(rep), 0) + rep.tokens
-    for item in shared:
-        cat = item.category if item.category in ITEM_CATEGORIES else "domain_knowledge"
-        demand[cat] = demand.get(cat, 0) + item.tokens
-    return demand
-
-
-def _put_required(
-    draft: _Draft,
-    spare: _Spare,
-    required: Sequence[Representation],
-    layer: dict[str, SharedItem],
-) -> None:
-    """
-    This turn's needs, in order, each at the richest level the room left allows; a
-    need of the tenant-wide layer as the layer holds it, when it fits.
-    """
-    for rep in required:
-        cat = _category(rep)
-        shared = layer.get(rep.key)
-        if shared is not None and shared.tokens <= spare.room(cat):
-            spare.take(cat, shared.tokens)
-            draft.include(_shared_item(shared, cat, f"needed this turn; {_shared_reason(shared)}"))
-            continue
-        level = rep.best_within(spare.room(cat))
-        if level is None:
-            draft.exclude(
-                rep.key,
-                f"needed, but even its smallest level "
-                f"({rep.levels[-1].tokens} tok) exceeds the {spare.room(cat)} left",
-            )
-            continue
-        spare.take(cat, level.tokens)
-        draft.include(_item(rep, level, 1.0, "needed this turn"))
-
-
-def _put_shared(draft: _Draft, spare: _Spare, shared: Sequence[SharedItem]) -> None:
-    """
-    The tenant-wide items this turn's needs did not bring, each whole where it fits.
-    """
-    have = {item.key for item in draft.items}
-    for item in shared:
-        if item.key in have:
-            continue
-        cat = item.category if item.category in ITEM_CATEGORIES else "domain_knowledge"
-        if item.tokens > spare.room(cat):
-            draft.exclude(item.key, f"{_shared_reason(item)}, but no room ({item.tokens} tok)")
-            continue
-        spare.take(cat, item.tokens)
-        draft.include(_shared_item(item, cat, _shared_reason(item)))
-
-
-def _shared_reason(item: SharedItem) -> str:
-    return f"tenant-wide: held by {item.share:.0%} of the tenant's sessions"
-
-
-def _shared_item(item: SharedItem, category: str, reason: str) -> ContextItem:
-    return ContextItem(
-        key=item.key,
-        category=category,
-        level="full",
-        text=item.text,
-        tokens=item.tokens,
-        value=item.share,
-        reason=reason,
-        shared=True,
-    )
-
-
-def _options(rep: Representation, value: float, bonus: float) -> list[Option]:
-    """
-    An item's knapsack options, one a level; ``bonus`` is what staying is worth.
-    """
-    return [
-        Option(value=(value + bonus) * max(level.quality, 0.05), tokens=level.tokens)
-        for level in rep.levels
-    ]
-
-
-def _item(rep: Representation, level: Level, value: float, reason: str) -> ContextItem:
-    return ContextItem(
-        key=rep.key,
-        category=_category(rep),
-        level=level.name,
-        text=level.text,
-        tokens=level.tokens,
-        value=value,
-        reason=reason,
-    )
-
-
-def _kind(key: str) -> str:
-    return key.split(":", 1)[0] if ":" in key else ""
-
-
-def _category(rep: Representation) -> str:
-    return rep.category if rep.category in ITEM_CATEGORIES else "domain_knowledge"
-
-
-class _Spare:
-    """
-    Room left per item category; an item may also use what the other item
-    categories left over.
-    """
-
-    def __init__(self, left: dict[str, int]) -> None:
-        self.left = {cat: max(0, left.get(cat, 0)) for cat in ITEM_CATEGORIES}
-
-    def room(self, category: str) -> int:
-        return sum(self.left.values()) if category in self.left else 0
-
-    def take(self, category: str, tokens: int) -> None:
-        own = min(tokens, self.left[category])
-        self.left[category] -= own
-        tokens -= own
-        for cat in ITEM_CATEGORIES:
-            extra = min(tokens, self.left[cat])
-            self.left[cat] -= extra
-            tokens -= extra
