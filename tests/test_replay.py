@@ -39,6 +39,36 @@ def test_same_seed_gives_the_same_report() -> None:
     assert runs[0].virtual_s == runs[1].virtual_s
 
 
+def test_the_report_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    """
+    ``preload simulate`` in two processes with different string hashing gives the same
+    report (wall time aside): figures compared across runs and machines are the
+    sessions', not the interpreter's.
+    """
+    import os
+
+    reports = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"report-{seed}.json"
+        subprocess.run(
+            [sys.executable, "-m", "preload", "simulate", "--limit", "40", "--strategies",
+             "lru,engine", "--processes", "1", "--json", str(out)],
+            env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, check=True,
+        )  # fmt: skip
+        report = json.loads(out.read_text())
+        reports.append(_without_wall_times(report))
+    assert reports[0] == reports[1]
+    assert reports[0]["strategies"]["engine"]["call_hit_rate"] > 0
+
+
+def _without_wall_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_wall_times(v) for k, v in value.items() if "wall" not in k}
+    if isinstance(value, list):
+        return [_without_wall_times(v) for v in value]
+    return value
+
+
 def test_strategies_rank_as_expected_on_the_demo() -> None:
     """
     Loading on demand never hits; the oracle hits at least as often as the engine,
