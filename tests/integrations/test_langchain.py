@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, AgentState
+from langchain.tools import ToolRuntime
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import (
     AIMessage,
@@ -311,3 +312,43 @@ async def test_an_id_the_model_gave_to_another_call_is_left_out(
         )
         calls_made = engine.turns_of("d", 0)[0]["tool_calls"]
         assert ["dup", None] == [c.get("call_id") for c in calls_made]
+
+
+async def test_a_tool_that_takes_the_runtime_goes_through_the_engine_unshared(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    A tool that takes LangChain's ``ToolRuntime`` gets it from LangChain (the model sees
+    only its other arguments); the engine records each call with those arguments under
+    its id, as not read-only: the same call on the next turn runs again, since its
+    result may depend on the runtime.
+    """
+    seen: list[str | None] = []
+
+    async def forecast(city: str, day: str, runtime: ToolRuntime) -> str:
+        """
+        The weather forecast for a city on a day.
+        """
+        seen.append(runtime.tool_call_id)
+        return await backend.forecast(city, day)
+
+    async with make_engine() as engine:
+        wrapped = StructuredTool.from_function(
+            coroutine=tool(engine, forecast, read_only=True), name="forecast"
+        )
+        assert {"city", "day"} == set(wrapped.args)
+        agent = create_agent(
+            _Model(messages=_script(2), seen=[]),
+            tools=[wrapped],
+            middleware=[PreloadMiddleware(engine)],
+            checkpointer=InMemorySaver(),
+        )
+        for text in ("Weather in Paris today?", "Again, please?"):
+            await agent.ainvoke({"messages": [HumanMessage(text)]}, _config("rt"))
+            await engine.wait_idle()
+        assert ["call-0", "call-1"] == seen
+        assert {("Paris", "today"): 2} == dict(backend.runs)
+        calls = [turn["tool_calls"][0] for turn in engine.turns_of("rt")]
+        assert [({"city": "Paris", "day": "today"}, False, f"call-{i}") for i in range(2)] == [
+            (c["args"], c["read_only"], c["call_id"]) for c in calls
+        ]

@@ -16,6 +16,7 @@ import pytest
 from agents import (
     Agent,
     RunConfig,
+    RunContextWrapper,
     Runner,
     SQLiteSession,
     function_tool,
@@ -184,6 +185,44 @@ async def test_a_read_only_tool_is_served_warm_on_the_second_turn(
         assert {("Paris", "today"): 1} == dict(backend.runs)
         stats = engine.call_statistics()
         assert (2, 1, 1) == (stats.calls, stats.call_misses, stats.call_hits)
+
+
+async def test_a_tool_that_takes_the_run_context_goes_through_the_engine_unshared(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    A tool that takes the SDK's ``RunContextWrapper`` gets it from the SDK (with the
+    run's context object) and the model sees only its other arguments; the engine
+    records each call with those arguments, under the id the SDK's ``ToolContext``
+    gives, as not read-only: the same call on the next run runs again, since its result
+    may depend on that context.
+    """
+    contexts: list[Any] = []
+
+    async def forecast(ctx: RunContextWrapper[dict[str, str]], city: str, day: str) -> str:
+        """
+        The weather forecast for a city on a day.
+        """
+        contexts.append(ctx.context)
+        return await backend.forecast(city, day)
+
+    async with make_engine() as engine:
+        wrapped = function_tool(tool(engine, forecast, read_only=True))
+        assert {"city", "day"} == set(wrapped.params_json_schema["properties"])
+        agent = Agent(name="planner", model=_Model(), tools=[wrapped])
+        session = PreloadSession(engine, "ctx")
+        config = RunConfig(call_model_input_filter=session.input_filter)
+        for text in ("Weather in Paris today?", "Again, please?"):
+            await Runner.run(
+                agent, text, session=session, run_config=config, context={"user": "u7"}
+            )
+            await engine.wait_idle()
+        assert [{"user": "u7"}] * 2 == contexts
+        assert {("Paris", "today"): 2} == dict(backend.runs)
+        calls = [call for turn in engine.turns_of("ctx") for call in turn["tool_calls"]]
+        assert [({"city": "Paris", "day": "today"}, False, i) for i in ("c1", "c3")] == [
+            (c["args"], c["read_only"], c["call_id"]) for c in calls
+        ]  # the ids the model gave, from the SDK's ToolContext
 
 
 async def test_closing_the_engine_mid_conversation_degrades(

@@ -24,6 +24,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.tools import RunContext
 
 from preload import DictSource, EngineConfig, PreloadEngine, TiktokenCounter
 from preload.integrations import CONTEXT_HEADER, tool
@@ -240,15 +241,37 @@ class _CrashAfterTool(AbstractCapability[Any]):
         return result
 
 
+@dataclass
+class _Deps:
+    """
+    What a tool that takes the run context finds in it.
+    """
+
+    backend: Any
+
+
+@pytest.mark.parametrize("takes_context", [False, True])
 async def test_a_run_resumed_after_a_crash_does_not_book_twice(
-    make_engine: Callable[[], PreloadEngine], backend: Any
+    make_engine: Callable[[], PreloadEngine],
+    backend: Any,
+    caplog: pytest.LogCaptureFixture,
+    takes_context: bool,
 ) -> None:
     """
     The booking tool (not read-only) runs under Pydantic AI's tool-call id: a run
     resumed from the messages kept before the crash (ending with the model's call)
     makes the same call again and gets the recorded result; the hotel is booked once,
-    and the session has one turn, answered by the resumed run.
+    and the session has one turn, answered by the resumed run. So does a booking tool
+    that takes the run context (its dependencies hold the backend): the engine records
+    its call with the other arguments, not read-only, and nothing is logged.
     """
+
+    async def book(ctx: RunContext[_Deps], hotel: str, day: str) -> str:
+        """
+        Book a room in a hotel for a night.
+        """
+        return str(await ctx.deps.backend.book(hotel, day))
+
     responses: list[ModelResponse] = []
 
     async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -264,12 +287,19 @@ async def test_a_run_resumed_after_a_crash_does_not_book_twice(
         agent = Agent(
             FunctionModel(answer),
             capabilities=[PreloadCapability(engine, session_id="b"), crash],
-            tools=[tool(engine, backend.book, read_only=False)],
+            tools=[tool(engine, book if takes_context else backend.book, read_only=False)],
+            deps_type=_Deps,
         )
-        with pytest.raises(RuntimeError, match="the worker died"):
-            await agent.run("Book Rintaro for friday")
+        deps = _Deps(backend)
+        with (
+            caplog.at_level(logging.INFO, logger="preload.integrations"),
+            pytest.raises(RuntimeError, match="the worker died"),
+        ):
+            await agent.run("Book Rintaro for friday", deps=deps)
         kept = [ModelRequest(parts=[UserPromptPart("Book Rintaro for friday")]), *responses]
-        result = await agent.run(message_history=kept)
+        with caplog.at_level(logging.INFO, logger="preload.integrations"):
+            result = await agent.run(message_history=kept, deps=deps)
+        assert [] == caplog.records
         assert "Booked." == result.output
         returned = [
             p.content
@@ -282,6 +312,6 @@ async def test_a_run_resumed_after_a_crash_does_not_book_twice(
         await engine.wait_idle()
         (turn,) = engine.turns_of("b")  # the resumed run is no second request
         assert "Booked." == turn["system"]
-        assert [("book", crash.crashed[0])] == [
-            (c["name"], c["call_id"]) for c in turn["tool_calls"]
-        ]
+        (call,) = turn["tool_calls"]
+        assert ("book", crash.crashed[0]) == (call["name"], call["call_id"])
+        assert ({"hotel": "Rintaro", "day": "friday"}, False) == (call["args"], call["read_only"])
