@@ -363,9 +363,10 @@ def _in_context(
 
     async def run(**arguments: Any) -> Any:
         given = _run_context.get()
-        if given is None:  # never run ahead (not read-only): only an agent's call gets here
+        if given is None:  # never run ahead (not read-only): engine.call made directly
             raise RuntimeError(
-                f"tool {name!r} takes the framework's run context: it runs only when called"
+                f"tool {name!r} takes the framework's run context: call the tool the "
+                "framework was given (its wrapper), not engine.call"
             )
         return await function(**given, **arguments)
 

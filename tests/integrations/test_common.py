@@ -45,3 +45,45 @@ async def test_an_id_it_cannot_use_is_said_and_the_call_runs_without_it(
         (done,) = engine.turns_of("s")[0]["tool_calls"]
         assert ("book", None) == (done["name"], done.get("call_id"))
         assert {("Rintaro", "friday"): 1} == dict(backend.bookings)
+
+
+class RunContext:
+    """
+    A framework's run context, as far as the wrapper can tell: by its type's name.
+    """
+
+    def __init__(self, tool_call_id: str) -> None:
+        self.tool_call_id = tool_call_id
+
+
+async def test_a_tool_that_takes_a_run_context_runs_with_the_one_it_was_called_with(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    The wrapped tool hands the engine the context it was called with, and the call its
+    other arguments, under the context's ``tool_call_id``; called again with it, the
+    recorded result comes back. The engine cannot run it on its own: ``engine.call``
+    without the wrapper is refused, naming the tool.
+    """
+    seen: list[RunContext] = []
+
+    async def book(ctx: RunContext, hotel: str, day: str) -> str:
+        seen.append(ctx)
+        return str(await backend.book(hotel, day))
+
+    async with make_engine() as engine:
+        wrapped = tool(engine, book, read_only=True)
+        await engine.handle(session_id="s", text="Book Rintaro")
+        context = RunContext("call-7")
+        with engine.session("s"):
+            first = await wrapped(context, "Rintaro", day="friday")
+            again = await wrapped(context, "Rintaro", day="friday")
+        with pytest.raises(RuntimeError, match="tool 'book' takes the framework's run context"):
+            await engine.call("s", "book", {"hotel": "Rintaro", "day": "friday"})
+        (done,) = engine.turns_of("s")[0]["tool_calls"]
+    assert first == again and [context] == seen
+    assert ({"hotel": "Rintaro", "day": "friday"}, False, "call-7") == (
+        done["args"],
+        done["read_only"],
+        done["call_id"],
+    )
