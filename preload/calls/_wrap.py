@@ -61,7 +61,11 @@ def in_session(session_id: str, *, call_id: str | None = None) -> Iterator[None]
 def take_call_id() -> str | None:
     """
     The call id set by :func:`in_session` for the block the running task is in, once:
-    None after the first time, and outside such a block.
+    None after the first time, and outside such a block. What a wrapper that calls
+    ``engine.call`` itself (rather than through :meth:`PreloadEngine.tool
+    <preload.PreloadEngine.tool>`) passes as ``call_id``.
+
+    .. versionadded:: 0.11
     """
     held = _call_id.get()
     return held.pop() if held else None
