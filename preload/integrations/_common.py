@@ -244,10 +244,10 @@ def tool(
     the framework fills in) gets it from the framework as before, and its other
     arguments are the call's; the call's id is the context's ``tool_call_id`` when the
     adapter set none (the OpenAI Agents SDK's only way to give it). The engine records
-    the call and returns it again under its id, but runs it only when the agent calls it, as a call that is not read-only
-    whatever ``read_only`` says: it has no such context to run it ahead with, and the
-    result may depend on the context (the user the dependencies stand for), so it is
-    not shared with other sessions either.
+    the call and returns it again under its id, but runs it only when the agent calls
+    it, as a call that is not read-only whatever ``read_only`` says: it has no such
+    context to run it ahead with, and the result may depend on the context (the user
+    the dependencies stand for), so it is not shared with other sessions either.
 
     Args:
         engine: The engine.
