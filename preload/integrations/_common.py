@@ -80,8 +80,8 @@ class EngineLink:
     """
     An adapter's way to the engine: each operation returns None (or nothing) instead of
     raising when the engine is closed or fails. An engine's first failure is logged as
-    a warning, once for all its adapters and tools; later ones at DEBUG. The user's agent then runs without the extra
-    context, as it would without the adapter.
+    a warning, once for all its adapters and tools; later ones at DEBUG. The user's
+    agent then runs without the extra context, as it would without the adapter.
 
     Args:
         engine: The engine.
