@@ -12,7 +12,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-__all__ = ["current_session", "in_session", "take_call_id", "through_engine"]
+__all__ = [
+    "call_ids_unset",
+    "calling",
+    "current_session",
+    "in_session",
+    "take_call_id",
+    "through_engine",
+]
 
 #: The session whose request the running task serves: set by ``engine.handle`` (for
 #: the rest of the task that awaited it) and by :func:`in_session`.
@@ -56,6 +63,31 @@ def in_session(session_id: str, *, call_id: str | None = None) -> Iterator[None]
     finally:
         _call_id.reset(call)
         current_session.reset(session)
+
+
+def call_ids_unset() -> bool:
+    """
+    Whether no block set a call id for the running task: no :func:`in_session` with
+    one, and no wrapped tool's call under way (:func:`calling`).
+
+    .. versionadded:: 0.11
+    """
+    return _call_id.get() is None
+
+
+@contextmanager
+def calling() -> Iterator[None]:
+    """
+    Within the block a wrapped tool's call runs: the wrapped tools it calls in turn take
+    no call id (neither one an outer block set nor one of their own run context).
+
+    .. versionadded:: 0.11
+    """
+    token = _call_id.set([])
+    try:
+        yield
+    finally:
+        _call_id.reset(token)
 
 
 def take_call_id() -> str | None:

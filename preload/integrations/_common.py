@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import EngineStateError
-from ..calls import call_key, current_session, take_call_id
+from ..calls import call_ids_unset, call_key, calling, current_session, take_call_id
 from ..engine._engine import MAX_ID_CHARS
 
 if TYPE_CHECKING:
@@ -288,13 +288,14 @@ def tool(
     @functools.wraps(function)
     async def wrapped(*args: Any, **kwargs: Any) -> str:
         session = current_session.get()
+        unset = call_ids_unset()  # no adapter's id, and no wrapped tool calling this one
         call_id = take_call_id()
         if session is not None:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             arguments = dict(bound.arguments)
             given = {parameter: arguments.pop(parameter) for parameter in contexts}
-            if call_id is None:  # the OpenAI Agents SDK gives the id in its ToolContext only
+            if unset:  # the OpenAI Agents SDK gives the id in its ToolContext only
                 call_id = next((i for i in map(_tool_call_id, given.values()) if i), None)
             try:
                 call_key(tool_name, arguments)
@@ -305,7 +306,8 @@ def tool(
                     call_id = _own_id(link, session, call_id, tool_name, arguments)
                 token = _run_context.set(given)
                 try:
-                    return await engine.call(session, tool_name, arguments, call_id=call_id)
+                    with calling():  # the wrapped tools this one calls take no id
+                        return await engine.call(session, tool_name, arguments, call_id=call_id)
                 except EngineStateError as exc:  # raised before the tool runs
                     link.failed("make the call", exc)
                 finally:

@@ -87,3 +87,29 @@ async def test_a_tool_that_takes_a_run_context_runs_with_the_one_it_was_called_w
         done["read_only"],
         done["call_id"],
     )
+
+
+async def test_a_wrapped_tool_called_by_another_takes_no_id(
+    make_engine: Callable[[], PreloadEngine], backend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    A tool that takes the run context and hands it on to another wrapped tool: the
+    outer call is made under the context's id, the inner one under none (not under the
+    outer's id, which the engine would refuse), and nothing is logged.
+    """
+
+    async def note(ctx: RunContext, hotel: str) -> str:
+        return f"noted {hotel}"
+
+    async def book(ctx: RunContext, hotel: str, day: str) -> str:
+        return f"{await noting(ctx, hotel)}; {await backend.book(hotel, day)}"
+
+    async with make_engine() as engine:
+        noting = tool(engine, note, read_only=False)
+        booking = tool(engine, book, read_only=False)
+        await engine.handle(session_id="s", text="Book Rintaro")
+        with caplog.at_level(logging.INFO, logger="preload.integrations"), engine.session("s"):
+            assert (await booking(RunContext("call-9"), "Rintaro", "friday")).startswith("noted")
+        calls = engine.turns_of("s")[0]["tool_calls"]
+    assert [] == caplog.records
+    assert [("note", None), ("book", "call-9")] == [(c["name"], c.get("call_id")) for c in calls]
