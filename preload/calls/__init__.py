@@ -12,6 +12,12 @@ from ._call import ToolCall as ToolCall
 from ._call import call_key as call_key
 from ._call import canonical_args as canonical_args
 from ._call import check_name as check_name
+from ._contexts import CONTEXT_TYPES as CONTEXT_TYPES
+from ._contexts import context_call_id as context_call_id
+from ._contexts import context_parameters as context_parameters
+from ._contexts import in_context as in_context
+from ._contexts import split_arguments as split_arguments
+from ._contexts import with_context as with_context
 from ._rationing import CallRationing as CallRationing
 from ._sources import CallSource as CallSource
 from ._sources import Tool as Tool
@@ -30,6 +36,7 @@ from ._wrap import through_engine as through_engine
 
 __all__ = [
     "CALL_PREFIX",
+    "CONTEXT_TYPES",
     "MAX_ARGS_CHARS",
     "MAX_CALLS_PER_TURN",
     "CallAdapter",
@@ -47,8 +54,13 @@ __all__ = [
     "calling",
     "canonical_args",
     "check_name",
+    "context_call_id",
+    "context_parameters",
     "current_session",
+    "in_context",
     "in_session",
+    "split_arguments",
     "take_call_id",
     "through_engine",
+    "with_context",
 ]

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from ._contexts import context_call_id, context_parameters, split_arguments, with_context
+
 __all__ = [
     "call_ids_unset",
     "calling",
@@ -109,7 +111,8 @@ def through_engine(
     """
     An async function with ``function``'s signature that calls the tool ``name`` with
     its arguments bound by that signature, through ``call(session_id, name, args)``,
-    for the current session.
+    for the current session, under the call id the block set (or its run context's),
+    its run contexts handed to what the engine runs (:mod:`~preload.calls._contexts`).
 
     Raises:
         TypeError: ``function`` is not an async function (at wrapping), or the
@@ -119,6 +122,7 @@ def through_engine(
     if not inspect.iscoroutinefunction(function):
         raise TypeError(f"tool {name!r}: {function!r} is not an async function")
     signature = inspect.signature(function)
+    contexts = context_parameters(signature)
 
     @functools.wraps(function)
     async def wrapped(*args: Any, **kwargs: Any) -> str:
@@ -128,8 +132,12 @@ def through_engine(
                 f"tool {name!r} was called outside a session: call it in the task that "
                 "awaited engine.handle(...), or inside 'with preload.calls.in_session(id)'"
             )
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return await call(session_id, name, dict(bound.arguments), call_id=take_call_id())
+        unset = call_ids_unset()
+        call_id = take_call_id()
+        arguments, given = split_arguments(signature, contexts, args, kwargs)
+        if unset:  # the OpenAI Agents SDK gives the id in its ToolContext only
+            call_id = context_call_id(given)
+        with with_context(given), calling():  # the wrapped tools it calls take no id
+            return await call(session_id, name, arguments, call_id=call_id)
 
     return wrapped

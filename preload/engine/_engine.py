@@ -10,6 +10,7 @@ engine's task group, and their results are ready by the next request, or not.
 from __future__ import annotations
 
 import enum
+import inspect
 import logging
 import math
 from collections import OrderedDict
@@ -36,7 +37,9 @@ from ..calls import (
     CallStatistics,
     SpeculatedCall,
     call_key,
+    context_parameters,
     current_session,
+    in_context,
     in_session,
     through_engine,
 )
@@ -727,6 +730,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         :meth:`session`). The wrapped function returns the result as text (JSON when
         the tool returns something else), so an agent framework takes it unchanged.
 
+        A tool that takes an agent framework's run context (a parameter annotated
+        ``RunContext``, ``RunContextWrapper``, ``ToolContext`` or ``ToolRuntime``) gets
+        the one it is called with, and the call is the other arguments; the engine runs
+        it only when it is called, as a call that is not read-only whatever
+        ``read_only`` says: it has no context to run it ahead with, and the result may
+        depend on the context, so it is not shared with other sessions.
+
         Args:
             function: The tool.
             name: Its name (the function's when None).
@@ -737,9 +747,20 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             ValueError: The name is taken or invalid.
 
         .. versionadded:: 0.3
+        .. versionchanged:: 0.11
+           Tools that take a framework's run context.
         """
         tool_name = name or function.__name__
-        self._calls.tools.add(tool_name, function, read_only=read_only)
+        contexts = context_parameters(inspect.signature(function))
+        if contexts and read_only:
+            logger.info(
+                "tool %r takes the framework's run context (%s): the engine runs it only "
+                "when it is called, as a call that is not read-only",
+                tool_name,
+                ", ".join(contexts),
+            )
+        registered = in_context(function, tool_name) if contexts else function
+        self._calls.tools.add(tool_name, registered, read_only=read_only and not contexts)
         return through_engine(self.call, function, tool_name)
 
     @staticmethod

@@ -8,18 +8,26 @@ No module here imports an agent framework.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 import json
 import logging
-import typing
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import EngineStateError
-from ..calls import call_ids_unset, call_key, calling, current_session, take_call_id
+from ..calls import (
+    call_ids_unset,
+    call_key,
+    calling,
+    context_call_id,
+    context_parameters,
+    current_session,
+    split_arguments,
+    take_call_id,
+    with_context,
+)
 from ..engine._engine import MAX_ID_CHARS
 
 if TYPE_CHECKING:
@@ -268,21 +276,9 @@ def tool(
        run context go through the engine.
     """
     tool_name = name or function.__name__
+    engine.tool(function, name=tool_name, read_only=read_only)  # what the engine runs
     signature = inspect.signature(function)
-    contexts = _context_parameters(signature)
-    if contexts:
-        if not inspect.iscoroutinefunction(function):
-            raise TypeError(f"tool {tool_name!r}: {function!r} is not an async function")
-        if read_only:
-            logger.info(
-                "tool %r takes the framework's run context (%s): the engine runs it only "
-                "when the agent calls it, as a call that is not read-only",
-                tool_name,
-                ", ".join(contexts),
-            )
-        engine.tool(_in_context(function, tool_name), name=tool_name, read_only=False)
-    else:
-        engine.tool(function, name=tool_name, read_only=read_only)  # the engine may run it
+    contexts = context_parameters(signature)
     link = EngineLink(engine, adapter=f"tool {tool_name!r}")
 
     @functools.wraps(function)
@@ -291,12 +287,9 @@ def tool(
         unset = call_ids_unset()  # no adapter's id, and no wrapped tool calling this one
         call_id = take_call_id()
         if session is not None:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            arguments = dict(bound.arguments)
-            given = {parameter: arguments.pop(parameter) for parameter in contexts}
+            arguments, given = split_arguments(signature, contexts, args, kwargs)
             if unset:  # the OpenAI Agents SDK gives the id in its ToolContext only
-                call_id = next((i for i in map(_tool_call_id, given.values()) if i), None)
+                call_id = context_call_id(given)
             try:
                 call_key(tool_name, arguments)
             except (TypeError, ValueError) as exc:
@@ -304,75 +297,14 @@ def tool(
             else:
                 if call_id is not None:
                     call_id = _own_id(link, session, call_id, tool_name, arguments)
-                token = _run_context.set(given)
                 try:
-                    with calling():  # the wrapped tools this one calls take no id
+                    with with_context(given), calling():  # the tools it calls take no id
                         return await engine.call(session, tool_name, arguments, call_id=call_id)
                 except EngineStateError as exc:  # raised before the tool runs
                     link.failed("make the call", exc)
-                finally:
-                    _run_context.reset(token)
         return as_text(await function(*args, **kwargs))
 
     return wrapped
-
-
-#: The names of the types through which agent frameworks hand a tool their run context:
-#: Pydantic AI's ``RunContext``, the OpenAI Agents SDK's ``RunContextWrapper`` and
-#: ``ToolContext``, LangChain's ``ToolRuntime``.
-_CONTEXT_TYPES = frozenset({"RunContext", "RunContextWrapper", "ToolContext", "ToolRuntime"})
-
-#: The run context a wrapped tool was called with (by parameter), while the engine
-#: runs its call: set by the wrapper, read by what the engine calls (in the same task).
-_run_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
-    "preload_run_context", default=None
-)
-
-
-def _context_parameters(signature: inspect.Signature) -> tuple[str, ...]:
-    """
-    The parameters that take a framework's run context, by their annotation (a type, or
-    its name as a string): passed by keyword, so that the engine can hand them back.
-    """
-    found = []
-    for parameter in signature.parameters.values():
-        annotation = parameter.annotation
-        if isinstance(annotation, str):
-            named = annotation.partition("[")[0].rpartition(".")[2].strip()
-        else:
-            named = getattr(typing.get_origin(annotation) or annotation, "__name__", "")
-        keyword = parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
-        if named in _CONTEXT_TYPES and keyword:
-            found.append(parameter.name)
-    return tuple(found)
-
-
-def _tool_call_id(context: object) -> str | None:
-    """
-    The id of the tool call a framework's run context was made for, if it says.
-    """
-    found = getattr(context, "tool_call_id", None)
-    return found if isinstance(found, str) else None
-
-
-def _in_context(
-    function: Callable[..., Awaitable[Any]], name: str
-) -> Callable[..., Awaitable[Any]]:
-    """
-    What the engine calls for a tool that takes the run context: ``function`` with the
-    context its wrapper was called with, and the call's arguments.
-    """
-
-    async def run(**arguments: Any) -> Any:
-        given = _run_context.get()
-        if given is None:  # never run ahead (not read-only): engine.call made directly
-            raise RuntimeError(
-                f"tool {name!r} takes the framework's run context: call the tool the "
-                "framework was given (its wrapper), not engine.call"
-            )
-        return await function(**given, **arguments)
-
-    return run
 
 
 def _own_id(

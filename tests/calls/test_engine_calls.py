@@ -400,6 +400,43 @@ async def test_a_wrapped_tool_runs_under_the_call_id_of_its_block_once() -> None
     ]
 
 
+class RunContext:
+    """
+    A framework's run context, as the engine tells it: by its type's name.
+    """
+
+    def __init__(self, tool_call_id: str, user: str) -> None:
+        self.tool_call_id, self.user = tool_call_id, user
+
+
+async def test_engine_tool_hands_a_run_context_to_the_tool_and_never_runs_it_ahead() -> None:
+    """
+    engine.tool on a function that takes a run context: called with one, the tool gets
+    it, the call is recorded with the other arguments under the context's id, as not
+    read-only (asked read-only, it is not shared: a second call runs again); the engine
+    cannot run it without the wrapper.
+    """
+    runs: list[str] = []
+
+    async def balance(ctx: RunContext, account: str) -> str:
+        runs.append(ctx.user)
+        return f"{ctx.user} {account}: 10 EUR"
+
+    async with _engine(ScriptedCallSource({})) as engine:
+        wrapped = engine.tool(balance, read_only=True)
+        await engine.handle(session_id="s", text="my balance?")
+        first = await wrapped(RunContext("c1", "u7"), "A1")
+        with in_session("s"):
+            await wrapped(RunContext("c2", "u8"), account="A1")
+        with pytest.raises(RuntimeError, match="takes the framework's run context"):
+            await engine.call("s", "balance", {"account": "A1"})
+        calls = engine.turns_of("s")[0]["tool_calls"]
+    assert "u7 A1: 10 EUR" == first and ["u7", "u8"] == runs
+    assert [({"account": "A1"}, False, "c1"), ({"account": "A1"}, False, "c2")] == [
+        (c["args"], c["read_only"], c["call_id"]) for c in calls
+    ]
+
+
 async def test_the_engine_learns_calls_from_sessions_that_end() -> None:
     """
     With graph's call forecaster behind it, the engine learns from finished sessions
