@@ -27,7 +27,6 @@ from ._speculation import CallBook as CallBook
 from ._speculation import CallStatistics as CallStatistics
 from ._speculation import SpeculatedCall as SpeculatedCall
 from ._speculation import SpeculationLedger as SpeculationLedger
-from ._wrap import call_ids_unset as call_ids_unset
 from ._wrap import calling as calling
 from ._wrap import current_session as current_session
 from ._wrap import in_session as in_session
@@ -49,7 +48,6 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolSet",
-    "call_ids_unset",
     "call_key",
     "calling",
     "canonical_args",

@@ -8,14 +8,13 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from ._contexts import context_call_id, context_parameters, split_arguments, with_context
 
 __all__ = [
-    "call_ids_unset",
     "calling",
     "current_session",
     "in_session",
@@ -67,16 +66,6 @@ def in_session(session_id: str, *, call_id: str | None = None) -> Iterator[None]
         current_session.reset(session)
 
 
-def call_ids_unset() -> bool:
-    """
-    Whether no block set a call id for the running task: no :func:`in_session` with
-    one, and no wrapped tool's call under way (:func:`calling`).
-
-    .. versionadded:: 0.11
-    """
-    return _call_id.get() is None
-
-
 @contextmanager
 def calling() -> Iterator[None]:
     """
@@ -92,16 +81,21 @@ def calling() -> Iterator[None]:
         _call_id.reset(token)
 
 
-def take_call_id() -> str | None:
+def take_call_id(given: Mapping[str, Any] | None = None) -> str | None:
     """
-    The call id set by :func:`in_session` for the block the running task is in, once:
-    None after the first time, and outside such a block. What a wrapper that calls
-    ``engine.call`` itself (rather than through :meth:`PreloadEngine.tool
-    <preload.PreloadEngine.tool>`) passes as ``call_id``.
+    The id the running task's wrapped tool calls under, taken once: the one its
+    :func:`in_session` block set, None once taken or inside a wrapped tool's call
+    (:func:`calling`); else, when no block set one, the one its run contexts ``given``
+    say (:func:`~preload.calls.context_call_id`: the OpenAI Agents SDK gives the id in
+    its ``ToolContext`` only). What a wrapper that calls ``engine.call`` itself (rather
+    than through :meth:`PreloadEngine.tool <preload.PreloadEngine.tool>`) passes as
+    ``call_id``.
 
     .. versionadded:: 0.11
     """
     held = _call_id.get()
+    if held is None:
+        return context_call_id(given) if given else None
     return held.pop() if held else None
 
 
@@ -132,11 +126,8 @@ def through_engine(
                 f"tool {name!r} was called outside a session: call it in the task that "
                 "awaited engine.handle(...), or inside 'with preload.calls.in_session(id)'"
             )
-        unset = call_ids_unset()
-        call_id = take_call_id()
         arguments, given = split_arguments(signature, contexts, args, kwargs)
-        if unset:  # the OpenAI Agents SDK gives the id in its ToolContext only
-            call_id = context_call_id(given)
+        call_id = take_call_id(given)
         with with_context(given), calling():  # the wrapped tools it calls take no id
             return await call(session_id, name, arguments, call_id=call_id)
 

@@ -18,10 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import EngineStateError
 from ..calls import (
-    call_ids_unset,
     call_key,
     calling,
-    context_call_id,
     context_parameters,
     current_session,
     split_arguments,
@@ -284,12 +282,9 @@ def tool(
     @functools.wraps(function)
     async def wrapped(*args: Any, **kwargs: Any) -> str:
         session = current_session.get()
-        unset = call_ids_unset()  # no adapter's id, and no wrapped tool calling this one
-        call_id = take_call_id()
         if session is not None:
             arguments, given = split_arguments(signature, contexts, args, kwargs)
-            if unset:  # the OpenAI Agents SDK gives the id in its ToolContext only
-                call_id = context_call_id(given)
+            call_id = take_call_id(given)
             try:
                 call_key(tool_name, arguments)
             except (TypeError, ValueError) as exc:
