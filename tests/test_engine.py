@@ -668,6 +668,7 @@ async def test_restore_continues_a_session_another_replica_served(
         b.restore("s", a.turns_of("s"), user="u")
         await b.handle(session_id="s", text="book it")
         assert ["a table for two in Oakland", "book it"] == [t["text"] for t in b.turns_of("s")]
+        assert ["book it"] == [t["text"] for t in b.turns_of("s", -1)]  # the last alone
         assert "Rintaro" in b.history("s")
         assert ["service:Flights"] == b.turns_of("s")[0]["needs"]
         changed = {**b.turns_of("s")[0], "system": "Nothing is free in Oakland tonight."}

@@ -866,10 +866,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         The session's turns from ``start`` on, as JSON-ready mappings (``text``,
         ``state``, ``needs``, ``system``: the reply, ``tool_calls`` with their
         results, ``request_id`` when :meth:`handle` was given one), copies; empty for
-        a session the engine does not know. With
-        :meth:`restore`, what keeps a session in a store that replicas share.
+        a session the engine does not know. A negative ``start`` counts from the end,
+        as in a slice (``-1``: the last turn alone). With :meth:`restore`, what keeps a
+        session in a store that replicas share.
 
         .. versionadded:: 0.4
+        .. versionchanged:: 0.11
+           A negative ``start``.
         """
         session = self._sessions.get(session_id)
         if session is None:

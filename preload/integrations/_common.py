@@ -150,7 +150,7 @@ class EngineLink:
         without its reply: a run resumed within that turn, which is no new request.
         """
         try:
-            last = self.engine.turns_of(session_id)[-1:]
+            last = self.engine.turns_of(session_id, -1)  # the last turn alone
         except Exception as exc:  # noqa: BLE001 - logged once, never raised
             self.failed("read the session's turns", exc)
             return False
