@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TOP_UP", "Line", "in_order", "top_up", "trim"]
 
-#: Facts tried on the joined text when the chosen parts leave room.
+#: The most facts taken (put back ones included) when the chosen parts leave room.
 TOP_UP = 12
 
 
@@ -86,7 +86,7 @@ def top_up(
     """
     Fill what the per-part counts left of the budget with the facts worth most per
     token (``ranked``: by worth per token) that nothing shown holds (the facts listed,
-    the exchanges ``shown``), each checked on the joined text.
+    the exchanges ``shown``), the joined text checked against the budget.
     """
     budget = line.budget
     covered: set[str] = set()
@@ -94,30 +94,63 @@ def top_up(
         covered.update(ledger.covers[key])
     for keys in shown:
         covered.update(keys)
-    room = budget - counter.count(text)
-    if room < 1:
-        return text
-    # What is covered or too long now stays so (covered only grows, room only
-    # shrinks), so those facts are passed over as they come.
+    tokens = counter.count(text)
+    # Facts are taken by their own tokens (each with its separator), and the joined
+    # text is counted once a round: a fact whose tokens merged less well than counted
+    # alone is put back, the last taken first; a round that left room takes more.
+    # Counting the joined text for each fact would tokenize the whole history up to
+    # TOP_UP times on the request's path.
     tries = 0
-    for key in ranked:
-        if tries >= TOP_UP:
-            break
-        if key in covered or ledger.tokens[key] - 1 > room:
-            continue
-        tries += 1
-        trial = in_order(ledger, [*facts, key])
-        listed = line.of(ledger, trial)
-        joined = "\n".join([listed, *parts[1:]] if facts else [listed, *parts])
-        tokens = counter.count(joined)
-        if tokens <= budget:
-            if not facts:
-                parts.insert(0, listed)
-            else:
-                parts[0] = listed
-            facts[:] = trial
-            covered.update(ledger.covers[key])
-            text, room = joined, budget - tokens
-            if room < 1:
+    while tries < TOP_UP and budget - tokens >= 1:
+        taken = _taken(
+            ledger, ranked, covered, budget - tokens, TOP_UP - tries, facts, line, counter
+        )
+        tries += len(taken)
+        while taken:
+            trial = in_order(ledger, [*facts, *taken])
+            listed = line.of(ledger, trial)
+            joined = "\n".join([listed, *parts[1:]] if facts else [listed, *parts])
+            count = counter.count(joined)
+            if count <= budget:
+                if not facts:
+                    parts.insert(0, listed)
+                else:
+                    parts[0] = listed
+                facts[:] = trial
+                for key in taken:
+                    covered.update(ledger.covers[key])
+                text, tokens = joined, count
                 break
+            taken.pop()
+        else:
+            break  # nothing more fits
     return text
+
+
+def _taken(
+    ledger: Ledger,
+    ranked: Sequence[str],
+    covered: set[str],
+    room: int,
+    most: int,
+    facts: list[str],
+    line: Line,
+    counter: TokenCounter,
+) -> list[str]:
+    """
+    Up to ``most`` facts of ``ranked``, in order, that nothing covers and whose own
+    tokens (with a separator, and the line's header for a first fact) fit ``room``.
+    """
+    taken: list[str] = []
+    inside: set[str] = set()
+    header = 0 if facts else counter.count(line.header) + 1
+    for key in ranked:
+        if len(taken) >= most:
+            break
+        cost = ledger.tokens[key] + (0 if taken else header)
+        if key in covered or key in inside or cost - 1 > room:
+            continue
+        taken.append(key)
+        inside.update(ledger.covers[key])
+        room -= cost
+    return taken
