@@ -8,14 +8,16 @@ work that grows with a message's size.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
-from ..history import CompressedConversation
+from ..history import CompressedConversation, agent_side, exchange_chars
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .._tokens import TokenCounter
     from ._session import Counters, EngineSession
 
@@ -86,10 +88,9 @@ class HistorySide:
             last = session.recorded == len(session.turns) - 1
             if not complete and last and turn.get("system") is None:
                 break
-            user, agent = turn["text"] or "", turn.get("system") or ""
-            if self._offload and len(user) + len(agent) > HISTORY_OFFLOAD_CHARS:
+            if self._offload and _chars(turn) > HISTORY_OFFLOAD_CHARS:
                 break
-            history.add_exchange(user, agent)
+            history.add_exchange(*_exchange(turn))
             session.recorded += 1
             self._counters.history_catch_ups += complete
         return history
@@ -163,8 +164,8 @@ class HistorySide:
             if complete and self._long(session):
                 return False
             history = self._conversation(session)
-            user, agent = turn["text"] or "", turn.get("system") or ""
-            size = len(user) + len(agent)
+            user, agent = _exchange(turn)
+            size = _chars(turn)
             if complete and size <= INLINE_HISTORY_CHARS:
                 history.add_exchange(user, agent)  # short: cheaper than a thread hop
             elif not complete and size <= HISTORY_OFFLOAD_CHARS:
@@ -189,5 +190,19 @@ class HistorySide:
         """
         if session.recorded >= len(session.turns):
             return False
-        turn = session.turns[session.recorded]
-        return len(turn["text"] or "") + len(turn.get("system") or "") > HISTORY_OFFLOAD_CHARS
+        return _chars(session.turns[session.recorded]) > HISTORY_OFFLOAD_CHARS
+
+
+def _exchange(turn: Mapping[str, Any]) -> tuple[str, str]:
+    """
+    A turn's exchange as its history records it: the request; the tool calls, each
+    with its result, then the reply.
+    """
+    return turn["text"] or "", agent_side(turn.get("tool_calls") or (), turn.get("system") or "")
+
+
+def _chars(turn: Mapping[str, Any]) -> int:
+    """
+    The characters of a turn's exchange, counted as far as the thresholds need.
+    """
+    return exchange_chars(turn, HISTORY_OFFLOAD_CHARS)

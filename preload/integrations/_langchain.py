@@ -33,14 +33,13 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "preload.integrations.langchain needs LangChain v1: pip install 'preload[langchain]'"
     ) from exc
 
-from ..history import CompressedConversation
+from ..history import CompressedConversation, call_line
 from ._common import (
     CONTEXT_HEADER,
     HISTORY_HEADER,
     EngineLink,
     NeedsFunction,
     StateFunction,
-    as_text,
     render,
 )
 
@@ -321,7 +320,7 @@ def _exchange(messages: Sequence[BaseMessage]) -> tuple[str, str]:
         if isinstance(message, AIMessage):
             for call in message.tool_calls:
                 result = results.get(call.get("id") or "", "")
-                agent.append(f"[{call['name']}({as_text(call['args'])}) -> {result}]")
+                agent.append(call_line(call["name"], call["args"], result))
             if _text(message):
                 agent.append(_text(message))
     return "\n".join(user), "\n".join(agent)

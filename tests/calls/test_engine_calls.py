@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import logging
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
@@ -21,6 +22,7 @@ import pytest
 from graph import CallForecaster
 from preload import DictSource, EngineConfig, PreloadEngine, Session, Turn, UnknownToolError
 from preload.calls import ToolCall, call_key, in_session
+from preload.history import CompressedConversation, PreparedExchange
 from preload.learning import EngineCallPredictor, read_only_tools
 from preload.testing import ScriptedCallPredictor, ScriptedCallSource, ScriptedSource
 
@@ -545,22 +547,59 @@ async def test_a_search_query_the_request_gives_whole_is_speculated() -> None:
 
 async def test_a_call_joins_the_history_of_its_turn() -> None:
     """
-    The call and its result are recorded on the turn, so the history and the call
-    forecaster see them.
+    The call and its result are recorded on the turn, so the call forecaster sees
+    them, and the history a later request's window holds has the call with its
+    result between the request and the reply.
     """
     source = ScriptedCallSource({FIND: True})
     predictor = ScriptedCallPredictor([])
     async with _engine(source, predictor) as engine:
         await engine.handle(session_id="s", text="italian please")
-        await engine.call("s", FIND, SAN_JOSE)
+        result = await engine.call("s", FIND, SAN_JOSE)
         engine.reply("s", "Found one.")
+        later = await engine.handle(session_id="s", text="book it")
         engine.end_session("s")
         await engine.wait_idle()
-    [[turn]] = predictor.observed
+    history = next(item.text for item in later.items if item.key == "history")
+    line = f'[{FIND}({{"city": "San Jose", "cuisine": "Italian"}}) -> {result}]'
+    assert f"User: italian please\nAssistant: {line}\nFound one." == history
+    [[turn, _]] = predictor.observed
     assert [ToolCall(name=FIND, args=SAN_JOSE, read_only=True).as_mapping()] == [
         {k: v for k, v in c.items() if k != "result"} for c in turn["tool_calls"]
     ]
     assert "Restaurants:Find answered" in turn["tool_calls"][0]["result"]
+
+
+async def test_an_exchange_long_for_its_calls_result_is_prepared_off_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    A short request and reply whose call returned a long result make a long exchange:
+    the request right after it prepares it in a worker thread, not on the loop.
+    """
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    prepare = CompressedConversation.prepare
+
+    def spy(self: CompressedConversation, user: str, agent: str = "") -> PreparedExchange:
+        threads.append(threading.get_ident())
+        return prepare(self, user, agent)
+
+    monkeypatch.setattr(CompressedConversation, "prepare", spy)
+
+    async def seats(flight: str) -> str:
+        return f"{flight}: " + "window seat free, " * 60
+
+    async with _engine(ScriptedCallSource({})) as engine:
+        wrapped = engine.tool(seats, read_only=True)
+        await engine.handle(session_id="s", text="seats on ZX1?")
+        with engine.session("s"):
+            await wrapped("ZX1")
+        engine.reply("s", "Yes.")
+        after = await engine.handle(session_id="s", text="book one")  # the learner has not run
+    history = next(item.text for item in after.items if item.key == "history")
+    assert '[seats({"flight": "ZX1"}) -> ZX1: window seat free' in history
+    assert threads and loop_thread not in threads
 
 
 def test_sessions_read_their_tool_calls() -> None:

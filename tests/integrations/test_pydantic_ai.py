@@ -222,6 +222,31 @@ async def test_the_reply_joins_the_engines_history(
         assert all(isinstance(m, ModelRequest | ModelResponse) for m in seen[0])
 
 
+async def test_a_later_turns_model_sees_what_an_earlier_turns_tool_returned(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    The engine's history, which takes the place of the earlier messages, holds the
+    earlier turn's tool call with its result, not only the reply that followed it
+    ("21 C" is in the result alone).
+    """
+    async with make_engine() as engine:
+        seen: Seen = []
+        agent = Agent(
+            _model(seen, city="Oslo"),
+            capabilities=[PreloadCapability(engine, session_id="earlier")],
+            tools=[tool(engine, backend.forecast, read_only=True)],
+        )
+        first = await agent.run("Weather in Oslo?")
+        await engine.wait_idle()
+        assert "21 C" not in first.output
+        before = len(seen)
+        await agent.run("Should I take a coat?", message_history=first.all_messages())
+        later = "\n".join(_texts(seen[before]))
+        assert '[forecast({"city": "Oslo", "day": "today"}) -> Oslo on today: 21 C' in later
+        _assert_calls_whole(seen[before])
+
+
 @dataclass
 class _CrashAfterTool(AbstractCapability[Any]):
     """
