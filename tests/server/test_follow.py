@@ -485,3 +485,30 @@ async def test_a_tool_call_is_served_under_the_lease(
             assert 200 == (await clients[0].post("/v1/sessions/s/calls", json=call)).status_code
             again = await clients[1].post("/v1/sessions/s/calls", json=call)
     assert "booking 1: Avenida" == again.json()["result"]
+
+
+async def test_another_replicas_window_holds_an_earlier_turns_call_and_its_result(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A call made and answered on one replica is in the session as stored, with its
+    result: the next request, on the other replica, finds it in its window's history.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    async with _replicas(tmp_path, redis_server, follow=False, tools="plugins:tools") as (
+        _,
+        clients,
+    ):
+        with anyio.fail_after(30):
+            asked = await clients[0].post("/v1/sessions/s/requests", json={"text": "a room"})
+            assert 200 == asked.status_code
+            call = {"name": "book_room", "args": {"name": "Avenida"}}
+            assert 200 == (await clients[0].post("/v1/sessions/s/calls", json=call)).status_code
+            reply = {"text": "Done."}
+            assert 204 == (await clients[0].post("/v1/sessions/s/replies", json=reply)).status_code
+            after = await clients[1].post("/v1/sessions/s/requests", json={"text": "and a cab"})
+    assert 200 == after.status_code
+    expected = (
+        'User: a room\nAssistant: [book_room({"name": "Avenida"}) -> booking 1: Avenida]\nDone.'
+    )
+    assert expected in after.json()["text"]
