@@ -215,6 +215,12 @@ class CallSide:
                 return source
         raise UnknownToolError(name, [s.name for s in self.sources])
 
+    def knows(self, name: str) -> bool:
+        """
+        Whether a call source knows the tool ``name``.
+        """
+        return self._known_source(name) is not None
+
     def _known_source(self, name: str) -> CallSource | None:
         try:
             return self.source_of(name)

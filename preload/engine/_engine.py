@@ -37,6 +37,7 @@ from ..calls import (
     CallStatistics,
     SpeculatedCall,
     call_key,
+    check_name,
     context_parameters,
     current_session,
     in_context,
@@ -678,13 +679,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session = self._session(session_id, None)
         result, read_only = await self._calls.call(session_id, name, args, checked, deadline_s)
         if session.turns:
-            limit = self.config.limits.max_reply_chars
-            recorded = {"name": name, "args": args, "read_only": read_only}
-            if call_id is not None:
-                recorded["call_id"] = call_id
-            session.turns[-1].setdefault("tool_calls", []).append(
-                {**recorded, "result": result[:limit]}
-            )
+            self._record(session, name, args, read_only, result, call_id)
         return result
 
     def repeated_call(
@@ -719,6 +714,79 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 )
             return str(done.get("result") or "")
         return None
+
+    def record_call(
+        self,
+        session_id: str,
+        name: str,
+        args: Mapping[str, Any] | None,
+        result: str,
+        *,
+        call_id: str | None = None,
+    ) -> bool:
+        """
+        Record a tool call the agent made without the engine, with its result: it
+        joins the session's last turn as the calls of :meth:`call` do (the history a
+        later request's window holds, and what the call forecaster learns from), as a
+        call that is not read-only. The engine never runs, serves or shares it. The
+        adapters of :mod:`preload.integrations` record this way the calls of tools
+        that are not wrapped.
+
+        Args:
+            session_id: The conversation whose request made the call.
+            name: The tool.
+            args: Its arguments: a mapping of strings to JSON values.
+            result: What it returned, as text (cut to ``limits.max_reply_chars``).
+            call_id: The call's own id (see :meth:`call`).
+
+        Returns:
+            Whether the call was recorded: not when the session has no turn yet, when
+            a call source knows the tool (:meth:`call` records its calls), or when
+            the turn already holds the call under ``call_id``.
+
+        Raises:
+            TypeError: ``args`` are not a mapping of strings to JSON values, or
+                ``result`` or ``call_id`` is not a string.
+            ValueError: ``name`` is empty, ``args`` are above their size limit, or
+                ``call_id`` is above ``MAX_ID_CHARS`` or was given to another call in
+                this turn.
+
+        .. versionadded:: 0.12
+        """
+        self._check_open()
+        _check_id("session_id", session_id)
+        _check_optional_id("call_id", call_id)
+        _check_type("result", result, str)
+        args = dict(args or {})
+        call_key(check_name(name), args)  # checks the arguments
+        session = self._sessions.get(session_id)
+        if session is None or not session.turns or self._calls.knows(name):
+            return False
+        if call_id is not None and self.repeated_call(session_id, call_id, name, args) is not None:
+            return False
+        self._record(session, name, args, False, result, call_id)
+        return True
+
+    def _record(
+        self,
+        session: EngineSession,
+        name: str,
+        args: dict[str, Any],
+        read_only: bool,
+        result: str,
+        call_id: str | None,
+    ) -> None:
+        """
+        The call joins the session's last turn, its result cut to
+        ``limits.max_reply_chars``.
+        """
+        recorded: dict[str, Any] = {"name": name, "args": args, "read_only": read_only}
+        if call_id is not None:
+            recorded["call_id"] = call_id
+        limit = self.config.limits.max_reply_chars
+        session.turns[-1].setdefault("tool_calls", []).append(
+            {**recorded, "result": result[:limit]}
+        )
 
     def tool(
         self, function: Callable[..., Awaitable[Any]], *, name: str | None = None, read_only: bool
@@ -925,8 +993,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if upto > start:
             old = session.turns[start:upto]
             same = len(new) >= len(old) and all(
-                (a.get("text"), a.get("system")) == (b.get("text"), b.get("system"))
-                for a, b in zip(old, new, strict=False)
+                _exchange_parts(a) == _exchange_parts(b) for a, b in zip(old, new, strict=False)
             )
             if not same:
                 session.history = None
@@ -1241,6 +1308,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             raise EngineStateError(
                 "the engine is not open; use it inside 'async with PreloadEngine(...)'"
             )
+
+
+def _exchange_parts(turn: Mapping[str, Any]) -> tuple[Any, ...]:
+    """
+    What a turn's exchange in the history is made of: its request, its calls with their
+    results, and its reply.
+    """
+    return turn.get("text"), turn.get("tool_calls") or [], turn.get("system")
 
 
 def _stored(turn: Mapping[str, Any]) -> dict[str, Any]:

@@ -602,6 +602,61 @@ async def test_an_exchange_long_for_its_calls_result_is_prepared_off_the_loop(
     assert threads and loop_thread not in threads
 
 
+async def test_a_call_made_without_the_engine_is_recorded_once_and_never_run() -> None:
+    """
+    ``record_call`` puts a call of a tool no source knows in the turn (not read-only)
+    and so in the next window's history; under an id the turn holds it is not
+    recorded again, another call under that id is refused, and a tool a source knows
+    is left to ``engine.call``.
+    """
+    source = ScriptedCallSource({FIND: True})
+    async with _engine(source, ScriptedCallPredictor([])) as engine:
+        assert not engine.record_call("s", "lookup", {"email": "a@b.c"}, "user_42")  # no turn
+        await engine.handle(session_id="s", text="my mail is a@b.c")
+        assert engine.record_call("s", "lookup", {"email": "a@b.c"}, "user_42", call_id="c1")
+        assert not engine.record_call("s", "lookup", {"email": "a@b.c"}, "user_42", call_id="c1")
+        with pytest.raises(ValueError, match="call_id 'c1' was given to another call"):
+            engine.record_call("s", "lookup", {"email": "x@y.z"}, "user_7", call_id="c1")
+        assert not engine.record_call("s", FIND, SAN_JOSE, "three places")
+        with pytest.raises(TypeError, match="result must be a str"):
+            engine.record_call("s", "lookup", {}, 42)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            engine.record_call("s", "lookup", {"when": object()}, "x")
+        engine.reply("s", "Found you.")
+        later = await engine.handle(session_id="s", text="my orders?")
+        [turn, _] = engine.turns_of("s")
+    assert [
+        {
+            "name": "lookup",
+            "args": {"email": "a@b.c"},
+            "read_only": False,
+            "call_id": "c1",
+            "result": "user_42",
+        }
+    ] == turn["tool_calls"]
+    assert not source.calls  # the known tool was not run either
+    history = next(item.text for item in later.items if item.key == "history")
+    assert '[lookup({"email": "a@b.c"}) -> user_42]' in history
+
+
+async def test_a_turn_restored_with_other_calls_is_recorded_again() -> None:
+    """
+    The history rebuilds a recorded exchange whose turn comes back with the same
+    request and reply but other calls (another replica's version of it).
+    """
+    async with _engine(ScriptedCallSource({})) as engine:
+        await engine.handle(session_id="s", text="my mail is a@b.c")
+        engine.record_call("s", "lookup", {"email": "a@b.c"}, "user_42")
+        engine.reply("s", "Found you.")
+        await engine.wait_idle()  # the exchange is recorded
+        [turn] = engine.turns_of("s")
+        turn["tool_calls"][0]["result"] = "user_43"
+        engine.restore("s", [turn])
+        later = await engine.handle(session_id="s", text="my orders?")
+    history = next(item.text for item in later.items if item.key == "history")
+    assert "user_43" in history and "user_42" not in history
+
+
 def test_sessions_read_their_tool_calls() -> None:
     """
     A Turn's tool_calls survive as_mapping.
