@@ -165,6 +165,45 @@ class EngineLink:
         except Exception as exc:  # noqa: BLE001 - logged once, never raised
             self.failed("record the reply", exc)
 
+    def recorded(
+        self, session_id: str, call_id: object, name: str, args: Mapping[str, Any]
+    ) -> str | None:
+        """
+        The result the session's last turn holds for this call under the framework's
+        ``call_id`` (a resumed run makes it again), or None: no such call, an id given
+        to another call, or the engine fails.
+        """
+        if not isinstance(call_id, str) or not call_id:
+            return None
+        try:
+            return self.engine.repeated_call(session_id, call_id, name, args)
+        except ValueError:  # the id is another call's: this one runs, and is recorded apart
+            return None
+        except Exception as exc:  # noqa: BLE001 - logged once, never raised
+            self.failed("read the session's calls", exc)
+            return None
+
+    def record_call(
+        self, session_id: str, name: str, args: Mapping[str, Any], result: str, call_id: object
+    ) -> None:
+        """
+        ``engine.record_call`` for a tool the agent ran without the engine (a call of
+        a tool the engine runs is left to it), under the framework's id when it can
+        take it; a failure is logged, never raised.
+        """
+        given = call_id if isinstance(call_id, str) and call_id else None
+        try:
+            try:
+                self.engine.record_call(session_id, name, args, result, call_id=given)
+            except ValueError:  # an id too long, or another call's: recorded without it
+                if given is None:
+                    raise
+                self.engine.record_call(session_id, name, args, result)
+        except (TypeError, ValueError) as exc:  # the call's own: arguments the engine refuses
+            logger.info("%s: tool %r: the call is not recorded: %s", self.adapter, name, exc)
+        except Exception as exc:  # noqa: BLE001 - logged once, never raised
+            self.failed("record the tool call", exc)
+
     def history(self, session_id: str, available_tokens: int | None) -> str | None:
         """
         ``engine.history``, or None when the engine fails.

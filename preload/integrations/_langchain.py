@@ -90,6 +90,9 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         state: The request's state label, from its text.
 
     .. versionadded:: 0.4
+    .. versionchanged:: 0.12
+        The calls of tools that are not wrapped are recorded, and returned again
+        under their id.
     """
 
     def __init__(
@@ -153,13 +156,26 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     ) -> ToolMessage | Command[Any]:
         """
         The tool runs with the session and the call's id set, for tools that call
-        through the engine.
+        through the engine; the call of a tool that does not is recorded with its
+        result (``engine.record_call``). A call the session's turn already holds under
+        its id (a run resumed after a failure) returns the recorded result, and the
+        tool does not run again.
         """
         session = self._session(request.runtime)
         if session is None:
             return await handler(request)
-        with self.engine.session(session, call_id=request.tool_call.get("id")):
-            return await handler(request)
+        call = request.tool_call
+        call_id, name, args = call.get("id"), call["name"], call.get("args") or {}
+        turn = self._turns.get(session)
+        this_turn = turn is not None and turn[1] is not None  # the engine holds it
+        done = self._link.recorded(session, call_id, name, args) if this_turn else None
+        if done is not None:
+            return ToolMessage(content=done, tool_call_id=call_id, name=name)
+        with self.engine.session(session, call_id=call_id):
+            result = await handler(request)
+        if this_turn and isinstance(result, ToolMessage) and result.status != "error":
+            self._link.record_call(session, name, args, _text(result), call_id)
+        return result
 
     async def aafter_agent(
         self, state: AgentState[Any], runtime: Runtime[Any]

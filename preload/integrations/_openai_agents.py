@@ -11,7 +11,8 @@ records the answer, and :meth:`PreloadSession.input_filter` gives the model the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 try:
@@ -29,6 +30,7 @@ from ._common import (
     EngineLink,
     NeedsFunction,
     StateFunction,
+    as_text,
     render,
 )
 
@@ -58,7 +60,9 @@ class PreloadSession:
     - ``add_items`` keeps the items; a user message is a request
       (:meth:`~preload.PreloadEngine.handle`), the assistant's messages its reply
       (:meth:`~preload.PreloadEngine.reply`). Tool calls made through tools wrapped by
-      :func:`preload.integrations.tool` join the turn through the engine.
+      :func:`preload.integrations.tool` join the turn through the engine; the calls of
+      other tools join it from the items (a function call, once its output is added:
+      :meth:`~preload.PreloadEngine.record_call`).
     - :meth:`input_filter`, given as ``RunConfig.call_model_input_filter``, puts the
       engine's context for the request (the compressed history and the items gathered
       for it, within the budget) in place of the earlier items, and sets the session
@@ -73,8 +77,8 @@ class PreloadSession:
     session (``SQLiteSession``, a database-backed one) that keeps them across restarts.
     Its items are read on the first call; when the engine has no turns for the session
     (an application restarted with a stored history), they seed it
-    (:meth:`~preload.PreloadEngine.restore`: each user message a turn, the assistant's
-    messages after it its reply), so that its compressed history and the forecast go on
+    (:meth:`~preload.PreloadEngine.restore`: each user message a turn, the function
+    calls after it with their outputs its calls, the assistant's messages its reply), so that its compressed history and the forecast go on
     from them. Items added, popped or cleared are written to the store as well.
 
     If the engine is closed or fails, the session gives the items as a plain in-memory
@@ -96,6 +100,8 @@ class PreloadSession:
     .. versionadded:: 0.4
     .. versionchanged:: 0.6
         ``store``: a stored history seeds a session the engine has not seen.
+    .. versionchanged:: 0.12
+        The calls of tools that are not wrapped are recorded, from the items.
     """
 
     def __init__(
@@ -122,6 +128,7 @@ class PreloadSession:
         self._turns: list[int] = []  # where each turn starts in self.items
         self._answered = False
         self._context: Context | None = None
+        self._made: dict[str, TResponseInputItem] = {}  # the turn's calls awaiting output
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """
@@ -144,7 +151,8 @@ class PreloadSession:
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """
-        Keep the items: a user message starts a turn (the engine's request), the
+        Keep the items: a user message starts a turn (the engine's request), a function
+        call's output records the call (a tool the engine runs is left to it), the
         assistant's messages are its reply.
         """
         await self._load()
@@ -155,12 +163,21 @@ class PreloadSession:
             role, kind = _get(item, "role"), _get(item, "type")
             if _is_request(item):
                 self._turns.append(len(self.items) - 1)
+                self._made.clear()
                 self._answered = False
                 self._context = await self._link.handle(self.session_id, item_text(item), self.user)
             elif role == "assistant" and kind in (None, "message") and self._turn is not None:
                 self._answered = True
                 if self._context is not None:
                     self._link.reply(self.session_id, self._reply())
+            elif kind == "function_call_output" and self._context is not None:
+                for done in _calls([*self._made.values(), item]):
+                    self._made.pop(done["call_id"], None)
+                    self._link.record_call(
+                        self.session_id, done["name"], done["args"], done["result"], done["call_id"]
+                    )
+            elif kind == "function_call" and isinstance(_get(item, "call_id"), str):
+                self._made[_get(item, "call_id")] = item
 
     def _reply(self, start: int | None = None, end: int | None = None) -> str:
         """
@@ -225,7 +242,11 @@ class PreloadSession:
         self._answered = self._turn is not None and bool(self._reply())
         ends = [*self._turns[1:], len(self.items)][: len(self._turns)]
         turns = [
-            {"text": item_text(self.items[start]), "system": self._reply(start, end) or None}
+            {
+                "text": item_text(self.items[start]),
+                "tool_calls": _calls(self.items[start + 1 : end]),
+                "system": self._reply(start, end) or None,
+            }
             for start, end in zip(self._turns, ends, strict=True)
         ]
         self._link.seed(self.session_id, turns, self.user)
@@ -271,6 +292,39 @@ def item_text(item: TResponseInputItem) -> str:
             if isinstance(part, Mapping) and isinstance(part.get("text"), str)
         )
     return ""
+
+
+def _calls(items: Sequence[TResponseInputItem]) -> list[dict[str, Any]]:
+    """
+    The function calls of ``items`` that have their output among them, as a turn's
+    ``tool_calls`` (not read-only: the engine does not run them), in the order made.
+    """
+    outputs = {
+        _get(item, "call_id"): _get(item, "output")
+        for item in items
+        if _get(item, "type") == "function_call_output"
+    }
+    calls: list[dict[str, Any]] = []
+    for item in items:
+        call_id = _get(item, "call_id")
+        if _get(item, "type") != "function_call" or call_id not in outputs:
+            continue
+        try:
+            args = json.loads(_get(item, "arguments") or "{}")
+        except ValueError:
+            continue
+        if isinstance(args, dict) and isinstance(_get(item, "name"), str):
+            output = outputs[call_id]
+            calls.append(
+                {
+                    "name": _get(item, "name"),
+                    "args": args,
+                    "read_only": False,
+                    "call_id": call_id,
+                    "result": output if isinstance(output, str) else as_text(output),
+                }
+            )
+    return calls
 
 
 def _get(item: TResponseInputItem, key: str) -> Any:

@@ -84,6 +84,9 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
         state: The request's state label, from its text.
 
     .. versionadded:: 0.4
+    .. versionchanged:: 0.12
+        The calls of tools that are not wrapped are recorded, and returned again
+        under their id.
     """
 
     engine: PreloadEngine
@@ -134,11 +137,11 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
             return request_context
         if not self._asked:
             self._asked = True
-            text = prompt_text(messages[start])
-            if ctx.prompt is None and self._link.under_way(self._session, text):
+            if self._continued or self._resumed(ctx, messages[start]):
                 self._continued = True  # resumed within the engine's turn: no new request
             else:
                 user = _resolve(self.user, ctx)
+                text = prompt_text(messages[start])
                 self._context = await self._link.handle(self._session, text, user)
         if self._context is None:
             return request_context
@@ -157,6 +160,15 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
         request_context.messages = [*head, *messages[start:]]
         return request_context
 
+    def _resumed(self, ctx: RunContext[AgentDepsT], request: ModelMessage) -> bool:
+        """
+        Whether the run has no prompt of its own and ``request`` (its turn's) is the
+        turn the engine holds unanswered: a run resumed after a failure.
+        """
+        assert self._link is not None and self._session is not None
+        text = prompt_text(request)
+        return ctx.prompt is None and self._link.under_way(self._session, text)
+
     async def wrap_tool_execute(
         self,
         ctx: RunContext[AgentDepsT],
@@ -168,12 +180,29 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
     ) -> Any:
         """
         The tool runs with the run's session and the call's id set, for tools that call
-        through the engine.
+        through the engine; the call of a tool that does not is recorded with its
+        result (``engine.record_call``). A call the session's turn already holds under
+        its id (a run resumed after a failure) returns the recorded result, and the
+        tool does not run again.
         """
-        if self._session is None:
+        session = self._session
+        if session is None or self._link is None:
             return await handler(args)
-        with self.engine.session(self._session, call_id=call.tool_call_id):
-            return await handler(args)
+        if not self._asked and not self._continued:  # a run resumed at its tool calls
+            start = current_turn(list(ctx.messages))
+            self._continued = start is not None and self._resumed(ctx, ctx.messages[start])
+        this_turn = self._context is not None or self._continued  # the engine holds it
+        arguments = call.args_as_dict()
+        if this_turn:
+            done = self._link.recorded(session, call.tool_call_id, call.tool_name, arguments)
+            if done is not None:
+                return done
+        with self.engine.session(session, call_id=call.tool_call_id):
+            result = await handler(args)
+        if this_turn:
+            text = as_text(result)
+            self._link.record_call(session, call.tool_name, arguments, text, call.tool_call_id)
+        return result
 
     async def after_run(
         self,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from preload.integrations import tool
+from preload.integrations._common import EngineLink
 
 if TYPE_CHECKING:
     from preload import PreloadEngine
@@ -113,3 +114,31 @@ async def test_a_wrapped_tool_called_by_another_takes_no_id(
         calls = engine.turns_of("s")[0]["tool_calls"]
     assert [] == caplog.records
     assert [("note", None), ("book", "call-9")] == [(c["name"], c.get("call_id")) for c in calls]
+
+
+async def test_a_call_made_without_the_engine_is_recorded_and_degrades_quietly(
+    make_engine: Callable[[], PreloadEngine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    ``EngineLink.record_call`` records a call of a tool the engine does not run under
+    the framework's id; an id it cannot take (too long, or another call's) is left
+    out; arguments the engine refuses are said at INFO, not as the engine's failure;
+    ``recorded`` gives the result back under the id, and None for another call's id.
+    """
+    async with make_engine() as engine:
+        link = EngineLink(engine, adapter="test")
+        await engine.handle(session_id="s", text="my mail is a@b.c")
+        link.record_call("s", "lookup", {"email": "a@b.c"}, "user_42", "c1")
+        link.record_call("s", "lookup", {"email": "x@y.z"}, "user_7", "c1")  # another's id
+        link.record_call("s", "notes", {}, "none", "x" * 129)
+        with caplog.at_level(logging.INFO, logger="preload.integrations"):
+            link.record_call("s", "lookup", {"email": "e" * 20_000}, "?", "c2")
+        assert "user_42" == link.recorded("s", "c1", "lookup", {"email": "a@b.c"})
+        assert link.recorded("s", "c1", "lookup", {"email": "q@r.s"}) is None
+        calls = engine.turns_of("s")[0]["tool_calls"]
+    assert [("lookup", "c1"), ("lookup", None), ("notes", None)] == [
+        (c["name"], c.get("call_id")) for c in calls
+    ]
+    (record,) = caplog.records
+    assert (logging.INFO, 0) == (record.levelno, link.failures)
+    assert "tool 'lookup': the call is not recorded" in record.getMessage()

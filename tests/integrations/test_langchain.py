@@ -252,24 +252,27 @@ class _CrashAfterTool(AgentMiddleware[AgentState[Any], Any, Any]):
         return result
 
 
+@pytest.mark.parametrize("wrapped", [True, False])
 async def test_a_run_resumed_after_a_crash_does_not_book_twice(
-    make_engine: Callable[[], PreloadEngine], backend: Any
+    make_engine: Callable[[], PreloadEngine], backend: Any, wrapped: bool
 ) -> None:
     """
     The booking tool (not read-only) runs under LangChain's tool-call id: when the run
     fails after the booking and resumes from its checkpoint, LangGraph runs the same
-    call again and gets the recorded result; the hotel is booked once.
+    call again and gets the recorded result; the hotel is booked once. So with a tool
+    that is not wrapped: the middleware records its call once the tool returned (the
+    crash comes after that: it is the outer middleware) and, on the resumed run,
+    returns the recorded result without running it.
     """
     call = {"name": "book", "args": {"hotel": "Rintaro", "day": "friday"}, "id": "call-b1"}
     script = iter([AIMessage("", tool_calls=[call]), AIMessage("Booked.")])
     async with make_engine() as engine:
-        book = StructuredTool.from_function(
-            coroutine=tool(engine, backend.book, read_only=False), name="book"
-        )
+        function = tool(engine, backend.book, read_only=False) if wrapped else backend.book
+        book = StructuredTool.from_function(coroutine=function, name="book")
         agent = create_agent(
             _Model(messages=script, seen=[]),
             tools=[book],
-            middleware=[PreloadMiddleware(engine), _CrashAfterTool()],
+            middleware=[_CrashAfterTool(), PreloadMiddleware(engine)],
             checkpointer=InMemorySaver(),
         )
         with pytest.raises(RuntimeError, match="the worker died"):

@@ -185,6 +185,8 @@ async def test_a_read_only_tool_is_served_warm_on_the_second_turn(
         assert {("Paris", "today"): 1} == dict(backend.runs)
         stats = engine.call_statistics()
         assert (2, 1, 1) == (stats.calls, stats.call_misses, stats.call_hits)
+        calls = [[c["name"] for c in turn["tool_calls"]] for turn in engine.turns_of("warm")]
+        assert [["forecast"], ["forecast"]] == calls  # by the engine, not again from the items
 
 
 async def test_a_tool_that_takes_the_run_context_goes_through_the_engine_unshared(
@@ -223,6 +225,42 @@ async def test_a_tool_that_takes_the_run_context_goes_through_the_engine_unshare
         assert [({"city": "Paris", "day": "today"}, False, i) for i in ("c1", "c3")] == [
             (c["args"], c["read_only"], c["call_id"]) for c in calls
         ]  # the ids the model gave, from the SDK's ToolContext
+
+
+async def test_a_tool_that_is_not_wrapped_is_recorded_from_the_sessions_items(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    The SDK has no hook around a tool, so the session records the calls of a tool
+    that is not wrapped from the items the run adds (the call, then its output): the
+    turn holds it under the model's id, and the next run's context has its result.
+    """
+
+    async def forecast(city: str, day: str) -> str:
+        """
+        The weather forecast for a city on a day.
+        """
+        return await backend.forecast(city, day)
+
+    async with make_engine() as engine:
+        model = _Model()
+        agent = Agent(name="planner", model=model, tools=[function_tool(forecast)])
+        session = PreloadSession(engine, "plain")
+        config = RunConfig(call_model_input_filter=session.input_filter)
+        for text in ("Weather in Paris today?", "Should I take a coat?"):
+            await Runner.run(agent, text, session=session, run_config=config)
+            await engine.wait_idle()
+        first = engine.turns_of("plain")[0]
+    expected = {
+        "name": "forecast",
+        "args": {"city": "Paris", "day": "today"},
+        "read_only": False,
+        "call_id": "c1",
+        "result": "Paris on today: 21 C, light wind",
+    }
+    assert [expected] == first["tool_calls"]
+    later = item_text(model.seen[2][0])  # type: ignore[arg-type]
+    assert '[forecast({"city": "Paris", "day": "today"}) -> Paris on today: 21 C' in later
 
 
 async def test_closing_the_engine_mid_conversation_degrades(
@@ -322,6 +360,8 @@ async def test_a_stored_history_seeds_a_session_the_engine_has_not_seen(
         turns = engine.turns_of("kept")
         assert ["Weather in Paris?", "And Oslo?"] == [t["text"] for t in turns]
         assert "It will be mild in Paris today." == turns[0]["system"]
+        seeded = [(c["name"], c["call_id"], c["result"]) for c in turns[0]["tool_calls"]]
+        assert [("forecast", "c1", "Paris on today: 21 C, light wind")] == seeded
         context = item_text(model.seen[0][0])  # type: ignore[arg-type]
         assert CONTEXT_HEADER in context and "Weather in Paris?" in context
         await engine.wait_idle()

@@ -275,12 +275,12 @@ class _Deps:
     backend: Any
 
 
-@pytest.mark.parametrize("takes_context", [False, True])
+@pytest.mark.parametrize("kind", ["wrapped", "run context", "not wrapped"])
 async def test_a_run_resumed_after_a_crash_does_not_book_twice(
     make_engine: Callable[[], PreloadEngine],
     backend: Any,
     caplog: pytest.LogCaptureFixture,
-    takes_context: bool,
+    kind: str,
 ) -> None:
     """
     The booking tool (not read-only) runs under Pydantic AI's tool-call id: a run
@@ -288,7 +288,10 @@ async def test_a_run_resumed_after_a_crash_does_not_book_twice(
     makes the same call again and gets the recorded result; the hotel is booked once,
     and the session has one turn, answered by the resumed run. So does a booking tool
     that takes the run context (its dependencies hold the backend): the engine records
-    its call with the other arguments, not read-only, and nothing is logged.
+    its call with the other arguments, not read-only, and nothing is logged. So does a
+    tool that is not wrapped: the capability records its call once the tool returned
+    (the crash comes after that: it is the outer capability), and on the resumed run
+    returns the recorded result without running it.
     """
 
     async def book(ctx: RunContext[_Deps], hotel: str, day: str) -> str:
@@ -311,8 +314,12 @@ async def test_a_run_resumed_after_a_crash_does_not_book_twice(
         crash = _CrashAfterTool()
         agent = Agent(
             FunctionModel(answer),
-            capabilities=[PreloadCapability(engine, session_id="b"), crash],
-            tools=[tool(engine, book if takes_context else backend.book, read_only=False)],
+            capabilities=[crash, PreloadCapability(engine, session_id="b")],
+            tools=[
+                backend.book
+                if kind == "not wrapped"
+                else tool(engine, book if kind == "run context" else backend.book, read_only=False)
+            ],
             deps_type=_Deps,
         )
         deps = _Deps(backend)
