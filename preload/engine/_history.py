@@ -25,13 +25,14 @@ __all__ = ["HISTORY_OFFLOAD_CHARS", "INLINE_HISTORY_CHARS", "HistorySide"]
 
 logger = logging.getLogger(__name__)
 
-#: Exchanges longer than this (characters, request and reply) are recorded in the
-#: history by the learner in a worker thread (about 10 ms of work a KB).
+#: Exchanges longer than this (characters of the request, the calls with their results
+#: and the reply) are recorded in the history by the learner in a worker thread (about
+#: 10 ms of work a KB).
 HISTORY_OFFLOAD_CHARS = 2_000
 
 #: An exchange a request lacks (its reply reached another replica, or came a moment
-#: ago) is prepared on the loop when it is at most this long (characters, request and
-#: reply): about 0.3 ms of work (p99 1 ms), less than what a hop to a worker thread
+#: ago) is prepared on the loop when it is at most this long (characters, as above):
+#: about 0.3 ms of work (p99 1 ms), less than what a hop to a worker thread
 #: costs the request while the learner's thread holds the interpreter.
 INLINE_HISTORY_CHARS = 500
 

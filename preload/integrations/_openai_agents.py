@@ -78,8 +78,9 @@ class PreloadSession:
     Its items are read on the first call; when the engine has no turns for the session
     (an application restarted with a stored history), they seed it
     (:meth:`~preload.PreloadEngine.restore`: each user message a turn, the function
-    calls after it with their outputs its calls, the assistant's messages its reply), so that its compressed history and the forecast go on
-    from them. Items added, popped or cleared are written to the store as well.
+    calls after it with their outputs its calls, the assistant's messages its reply),
+    so that its compressed history and the forecast go on from them. Items added,
+    popped or cleared are written to the store as well.
 
     If the engine is closed or fails, the session gives the items as a plain in-memory
     session would and the filter leaves the input as it is; an engine's first failure
@@ -226,6 +227,7 @@ class PreloadSession:
             await self.store.clear_session()
         self.items.clear()
         self._turns.clear()
+        self._made.clear()
         self._context, self._answered = None, False
         self._link.end_session(self.session_id)
 
