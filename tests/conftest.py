@@ -8,6 +8,7 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from preload import EngineConfig, TiktokenCounter
+from preload.history import CompressedConversation, PreparedExchange
 
 
 @pytest.fixture(name="counter", scope="session")
@@ -45,6 +47,23 @@ def _knowledge() -> dict[str, str]:
         "db:Flights:Search": "1. Lisbon -> Osaka, 09:10, 640 EUR\n2. Lisbon -> Oslo, 11:00, 210 EUR",
         "service:Hotels": "Hôtels: recherche et réservation, 東京 included.",
     }
+
+
+@pytest.fixture(name="prepare_threads")
+def _prepare_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """
+    The threads (``threading.get_ident()``) that prepared each exchange a history
+    recorded (``CompressedConversation.prepare``), in order.
+    """
+    threads: list[int] = []
+    prepare = CompressedConversation.prepare
+
+    def spy(self: CompressedConversation, user: str, agent: str = "") -> PreparedExchange:
+        threads.append(threading.get_ident())
+        return prepare(self, user, agent)
+
+    monkeypatch.setattr(CompressedConversation, "prepare", spy)
+    return threads
 
 
 def _write_jsonl(path: Path, rows: list[object]) -> Path:

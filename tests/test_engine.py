@@ -422,7 +422,7 @@ async def test_the_learner_starts_nothing_while_a_request_is_in_flight(
 
 
 async def test_a_request_records_the_exchange_the_learner_has_not_yet_off_the_loop(
-    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
+    knowledge: dict[str, str], config: EngineConfig, prepare_threads: list[int]
 ) -> None:
     """
     A request that arrives right after a reply (before the learner ran) still finds
@@ -430,14 +430,6 @@ async def test_a_request_records_the_exchange_the_learner_has_not_yet_off_the_lo
     the loop (``INLINE_HISTORY_CHARS``), was prepared in a worker thread.
     """
     loop_thread = threading.get_ident()
-    threads: list[int] = []
-    prepare = CompressedConversation.prepare
-
-    def spy(self: CompressedConversation, user: str, agent: str = "") -> PreparedExchange:
-        threads.append(threading.get_ident())
-        return prepare(self, user, agent)
-
-    monkeypatch.setattr(CompressedConversation, "prepare", spy)
     async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
         await engine.handle(session_id="s", text="find me a flight to Denver")
         reply = "The Zephyr flight to Denver leaves on Friday." + " It has seats." * 40
@@ -446,7 +438,7 @@ async def test_a_request_records_the_exchange_the_learner_has_not_yet_off_the_lo
         after = await engine.handle(session_id="s", text="book it")  # the learner has not run
     history = next(item for item in after.items if item.key == "history")
     assert "Zephyr" in history.text
-    assert threads and loop_thread not in threads
+    assert prepare_threads and loop_thread not in prepare_threads
 
 
 async def test_the_learner_enters_an_exchange_off_the_loop_and_a_request_waits_for_it(

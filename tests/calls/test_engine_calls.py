@@ -22,7 +22,6 @@ import pytest
 from graph import CallForecaster
 from preload import DictSource, EngineConfig, PreloadEngine, Session, Turn, UnknownToolError
 from preload.calls import ToolCall, call_key, in_session
-from preload.history import CompressedConversation, PreparedExchange
 from preload.learning import EngineCallPredictor, read_only_tools
 from preload.testing import ScriptedCallPredictor, ScriptedCallSource, ScriptedSource
 
@@ -571,21 +570,13 @@ async def test_a_call_joins_the_history_of_its_turn() -> None:
 
 
 async def test_an_exchange_long_for_its_calls_result_is_prepared_off_the_loop(
-    monkeypatch: pytest.MonkeyPatch,
+    prepare_threads: list[int],
 ) -> None:
     """
     A short request and reply whose call returned a long result make a long exchange:
     the request right after it prepares it in a worker thread, not on the loop.
     """
     loop_thread = threading.get_ident()
-    threads: list[int] = []
-    prepare = CompressedConversation.prepare
-
-    def spy(self: CompressedConversation, user: str, agent: str = "") -> PreparedExchange:
-        threads.append(threading.get_ident())
-        return prepare(self, user, agent)
-
-    monkeypatch.setattr(CompressedConversation, "prepare", spy)
 
     async def seats(flight: str) -> str:
         return f"{flight}: " + "window seat free, " * 60
@@ -599,7 +590,7 @@ async def test_an_exchange_long_for_its_calls_result_is_prepared_off_the_loop(
         after = await engine.handle(session_id="s", text="book one")  # the learner has not run
     history = next(item.text for item in after.items if item.key == "history")
     assert '[seats({"flight": "ZX1"}) -> ZX1: window seat free' in history
-    assert threads and loop_thread not in threads
+    assert prepare_threads and loop_thread not in prepare_threads
 
 
 async def test_a_call_made_without_the_engine_is_recorded_once_and_never_run() -> None:
