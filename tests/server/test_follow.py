@@ -512,3 +512,37 @@ async def test_another_replicas_window_holds_an_earlier_turns_call_and_its_resul
         'User: a room\nAssistant: [book_room({"name": "Avenida"}) -> booking 1: Avenida]\nDone.'
     )
     assert expected in after.json()["text"]
+
+
+@pytest.mark.parametrize("replicas", [(0, 0), (0, 1)])
+async def test_a_booking_is_not_run_again_after_its_request_is_retried(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    replicas: tuple[int, int],
+) -> None:
+    """
+    An agent that booked under a call id, then died, and sends its request again under
+    the same request id (to the same replica, or the other) and the booking under the
+    same call id:
+    the request is served again, and the booking returns its recorded result without
+    running again; the session keeps one turn with one call.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    async with _replicas(tmp_path, redis_server, follow=False, tools="plugins:tools") as (
+        servers,
+        clients,
+    ):
+        request = {"text": "a room", "request_id": "r1"}
+        call = {"name": "book_room", "args": {"name": "Avenida"}, "call_id": "c1"}
+        with anyio.fail_after(30):
+            for client in clients:
+                assert (
+                    200 == (await client.post("/v1/sessions/s/requests", json=request)).status_code
+                )
+                done = await client.post("/v1/sessions/s/calls", json=call)
+                assert 200 == done.status_code
+            stored = await servers[0].store.read("acme", "s")
+    assert ("booking 1: Avenida", True) == (done.json()["result"], done.json()["repeated"])
+    (turn,) = stored.turns
+    assert [("book_room", "c1")] == [(c["name"], c["call_id"]) for c in turn["tool_calls"]]
