@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -92,7 +93,8 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     .. versionadded:: 0.4
     .. versionchanged:: 0.12
         The calls of tools that are not wrapped are recorded, and returned again
-        under their id.
+        under their id; a run resumed within the turn the engine holds unanswered
+        goes on with it, even served by a middleware built again.
     """
 
     def __init__(
@@ -109,8 +111,7 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self.session_id = session_id
         self.user = user
         self._link = EngineLink(engine, adapter="langchain", needs=needs, state=state)
-        # session -> (the human message it was for, its context), for turns under way
-        self._turns: dict[str, tuple[str, Context | None]] = {}
+        self._turns: dict[str, _Turn] = {}  # the session's turn under way
 
     def _session(self, runtime: object) -> str | None:
         if callable(self.session_id):
@@ -132,13 +133,16 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         if start is None or session is None:
             return await handler(request)
         human = messages[start]
-        mark = human.id or str(id(human))
         turn = self._turns.get(session)
-        if turn is None or turn[0] != mark:
-            user = _resolve(self.user, request.runtime) or _configured(request.runtime, "user_id")
-            turn = (mark, await self._link.handle(session, _text(human), user))
+        if turn is None or turn.mark != _mark(human):
+            turn = self._resumed(session, human)
+            if turn is None:
+                user = _resolve(self.user, request.runtime)
+                user = user or _configured(request.runtime, "user_id")
+                context = await self._link.handle(session, _text(human), user)
+                turn = _Turn(_mark(human), context)
             self._turns[session] = turn
-        context = turn[1]
+        context = turn.context
         if context is None:
             return await handler(request)
         rendered = render(context)
@@ -148,6 +152,16 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             if system is not None
             else request.override(messages=messages[start:])
         )
+
+    def _resumed(self, session: str, human: BaseMessage) -> _Turn | None:
+        """
+        The turn the engine holds unanswered for this human message, when a run is
+        resumed by a middleware that did not serve it (an agent built again for the
+        resumed run): it goes on, and is no new request.
+        """
+        if not self._link.under_way(session, _text(human)):
+            return None
+        return _Turn(_mark(human), None, continued=True)
 
     async def awrap_tool_call(
         self,
@@ -167,7 +181,13 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         call = request.tool_call
         call_id, name, args = call.get("id"), call["name"], call.get("args") or {}
         turn = self._turns.get(session)
-        this_turn = turn is not None and turn[1] is not None  # the engine holds it
+        if turn is None:  # a run resumed at its tool calls, by another middleware
+            messages = list(request.state.get("messages") or ())
+            start = _current_turn(messages)
+            turn = self._resumed(session, messages[start]) if start is not None else None
+            if turn is not None:
+                self._turns[session] = turn
+        this_turn = turn is not None and (turn.context is not None or turn.continued)
         done = self._link.recorded(session, call_id, name, args) if this_turn else None
         if done is not None:
             return ToolMessage(content=done, tool_call_id=call_id, name=name)
@@ -187,7 +207,7 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         if session is None:
             return None
         turn = self._turns.pop(session, None)
-        if turn is None or turn[1] is None:
+        if turn is None or (turn.context is None and not turn.continued):
             return None
         for message in reversed(state["messages"]):
             if isinstance(message, AIMessage) and not message.tool_calls:
@@ -309,6 +329,27 @@ def _current_turn(messages: list[AnyMessage]) -> int | None:
         if isinstance(messages[index], HumanMessage):
             return index
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """
+    A session's turn under way: the human message it is for, its context (None when
+    the engine failed, or for a turn resumed without a new request), and whether it
+    goes on with the engine's turn.
+    """
+
+    mark: str
+    context: Context | None
+    continued: bool = False
+
+
+def _mark(human: BaseMessage) -> str:
+    """
+    What tells a human message from another: its id (LangGraph gives one), else the
+    object's.
+    """
+    return human.id or str(id(human))
 
 
 def _text(message: BaseMessage) -> str:

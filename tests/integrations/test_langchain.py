@@ -253,8 +253,9 @@ class _CrashAfterTool(AgentMiddleware[AgentState[Any], Any, Any]):
 
 
 @pytest.mark.parametrize("wrapped", [True, False])
+@pytest.mark.parametrize("built_again", [False, True])
 async def test_a_run_resumed_after_a_crash_does_not_book_twice(
-    make_engine: Callable[[], PreloadEngine], backend: Any, wrapped: bool
+    make_engine: Callable[[], PreloadEngine], backend: Any, wrapped: bool, built_again: bool
 ) -> None:
     """
     The booking tool (not read-only) runs under LangChain's tool-call id: when the run
@@ -262,28 +263,39 @@ async def test_a_run_resumed_after_a_crash_does_not_book_twice(
     call again and gets the recorded result; the hotel is booked once. So with a tool
     that is not wrapped: the middleware records its call once the tool returned (the
     crash comes after that: it is the outer middleware) and, on the resumed run,
-    returns the recorded result without running it.
+    returns the recorded result without running it. So too when the resumed run is
+    served by an agent built again (a new middleware, as an application that builds
+    its agent per call has): the engine's turn goes on, no second request, and the
+    resumed run's answer is its reply.
     """
     call = {"name": "book", "args": {"hotel": "Rintaro", "day": "friday"}, "id": "call-b1"}
     script = iter([AIMessage("", tool_calls=[call]), AIMessage("Booked.")])
+    checkpointer, crash = InMemorySaver(), _CrashAfterTool()
     async with make_engine() as engine:
         function = tool(engine, backend.book, read_only=False) if wrapped else backend.book
         book = StructuredTool.from_function(coroutine=function, name="book")
-        agent = create_agent(
-            _Model(messages=script, seen=[]),
-            tools=[book],
-            middleware=[_CrashAfterTool(), PreloadMiddleware(engine)],
-            checkpointer=InMemorySaver(),
-        )
+
+        def build() -> Any:
+            return create_agent(
+                _Model(messages=script, seen=[]),
+                tools=[book],
+                middleware=[crash, PreloadMiddleware(engine)],
+                checkpointer=checkpointer,
+            )
+
+        agent = build()
         with pytest.raises(RuntimeError, match="the worker died"):
             await agent.ainvoke({"messages": [HumanMessage("Book Rintaro")]}, _config("b"))
-        state = await agent.ainvoke(None, _config("b"))
+        resumed = build() if built_again else agent
+        state = await resumed.ainvoke(None, _config("b"))
         assert "Booked." == state["messages"][-1].text
         results = [m.text for m in state["messages"] if isinstance(m, ToolMessage)]
         assert ["booked Rintaro for friday: reference B-1"] == results
         assert {("Rintaro", "friday"): 1} == dict(backend.bookings)
-        calls = engine.turns_of("b", 0)[0]["tool_calls"]
-        assert [("book", "call-b1")] == [(c["name"], c["call_id"]) for c in calls]
+        await engine.wait_idle()
+        (turn,) = engine.turns_of("b")
+        assert ("Book Rintaro", "Booked.") == (turn["text"], turn["system"])
+        assert [("book", "call-b1")] == [(c["name"], c["call_id"]) for c in turn["tool_calls"]]
 
 
 async def test_an_id_the_model_gave_to_another_call_is_left_out(
