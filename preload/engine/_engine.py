@@ -33,6 +33,7 @@ from .._sources import SearchingSource, Source, SourceRouter
 from .._tokens import TiktokenCounter, TokenCounter
 from ..caches import CacheBackend, make_cache
 from ..calls import (
+    MAX_CALLS_PER_TURN,
     CallSource,
     CallStatistics,
     SpeculatedCall,
@@ -159,6 +160,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self.config.experiments, {arm: self._arm(arm) for arm in self.config.experiments.arms}
         )
         self.max_sessions = max_sessions
+        self._told_calls_cap = False  # a turn's calls past MAX_CALLS_PER_TURN, said once
         self._counters = Counters()
         self._sessions: OrderedDict[str, EngineSession] = OrderedDict()
         self._events: MemoryObjectSendStream[tuple[str, str]] | None = None
@@ -636,7 +638,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         flight (joined), else run now through the cache, so that the tenant's sessions
         share the result of the same call. A call that is not read-only always runs,
         and its result is never cached. Either way the call and its result join the
-        session's last turn (its history, and what the call forecaster learns from).
+        session's last turn (its history, and what the call forecaster learns from),
+        up to ``MAX_CALLS_PER_TURN`` (32) calls a turn: later ones run but are not
+        recorded (a warning says so once).
 
         Args:
             session_id: The conversation whose request makes the call.
@@ -741,8 +745,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
         Returns:
             Whether the call was recorded: not when the session has no turn yet, when
-            a call source knows the tool (:meth:`call` records its calls), or when
-            the turn already holds the call under ``call_id``.
+            a call source knows the tool (:meth:`call` records its calls), when the
+            turn already holds the call under ``call_id``, or when the turn holds
+            ``MAX_CALLS_PER_TURN`` (32) calls already.
 
         Raises:
             TypeError: ``args`` are not a mapping of strings to JSON values, or
@@ -764,8 +769,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             return False
         if call_id is not None and self.repeated_call(session_id, call_id, name, args) is not None:
             return False
-        self._record(session, name, args, False, result, call_id)
-        return True
+        return self._record(session, name, args, False, result, call_id)
 
     def _record(
         self,
@@ -775,18 +779,30 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         read_only: bool,
         result: str,
         call_id: str | None,
-    ) -> None:
+    ) -> bool:
         """
         The call joins the session's last turn, its result cut to
-        ``limits.max_reply_chars``.
+        ``limits.max_reply_chars``; not past ``MAX_CALLS_PER_TURN`` calls (said once).
+        Returns whether it was recorded.
         """
+        calls = session.turns[-1].setdefault("tool_calls", [])
+        if len(calls) >= MAX_CALLS_PER_TURN:
+            if not self._told_calls_cap:
+                self._told_calls_cap = True
+                logger.warning(
+                    "session %s: a turn made more than %d tool calls; the later ones run "
+                    "but are not recorded (not in the history, and a call id does not "
+                    "make them safe to retry); said once",
+                    session.id,
+                    MAX_CALLS_PER_TURN,
+                )
+            return False
         recorded: dict[str, Any] = {"name": name, "args": args, "read_only": read_only}
         if call_id is not None:
             recorded["call_id"] = call_id
         limit = self.config.limits.max_reply_chars
-        session.turns[-1].setdefault("tool_calls", []).append(
-            {**recorded, "result": result[:limit]}
-        )
+        calls.append({**recorded, "result": result[:limit]})
+        return True
 
     def tool(
         self, function: Callable[..., Awaitable[Any]], *, name: str | None = None, read_only: bool

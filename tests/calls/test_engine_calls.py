@@ -21,7 +21,7 @@ import pytest
 
 from graph import CallForecaster
 from preload import DictSource, EngineConfig, PreloadEngine, Session, Turn, UnknownToolError
-from preload.calls import ToolCall, call_key, in_session
+from preload.calls import MAX_CALLS_PER_TURN, ToolCall, call_key, in_session
 from preload.learning import EngineCallPredictor, read_only_tools
 from preload.testing import ScriptedCallPredictor, ScriptedCallSource, ScriptedSource
 
@@ -628,6 +628,31 @@ async def test_a_call_made_without_the_engine_is_recorded_once_and_never_run() -
     assert not source.calls  # the known tool was not run either
     history = next(item.text for item in later.items if item.key == "history")
     assert '[lookup({"email": "a@b.c"}) -> user_42]' in history
+
+
+async def test_a_turn_records_at_most_max_calls_per_turn_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """
+    A turn keeps its first ``MAX_CALLS_PER_TURN`` calls: later ones still run and
+    return their result, but are not recorded; a warning says so once.
+    """
+    source = ScriptedCallSource({FIND: True})
+    async with _engine(source) as engine:
+        await engine.handle(session_id="s", text="every city")
+        with caplog.at_level(logging.WARNING, logger="preload.engine"):
+            results = [
+                await engine.call("s", FIND, {"city": f"c{i}"}, call_id=f"id{i}")
+                for i in range(MAX_CALLS_PER_TURN + 3)
+            ]
+            assert not engine.record_call("s", "lookup", {}, "x")
+        (turn,) = engine.turns_of("s")
+    assert MAX_CALLS_PER_TURN + 3 == len(set(results))
+    assert [f"id{i}" for i in range(MAX_CALLS_PER_TURN)] == [
+        c["call_id"] for c in turn["tool_calls"]
+    ]
+    (record,) = caplog.records
+    assert f"more than {MAX_CALLS_PER_TURN} tool calls" in record.getMessage()
 
 
 async def test_a_turn_restored_with_other_calls_is_recorded_again() -> None:
