@@ -734,7 +734,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         later request's window holds, and what the call forecaster learns from), as a
         call that is not read-only. The engine never runs, serves or shares it. The
         adapters of :mod:`preload.integrations` record this way the calls of tools
-        that are not wrapped.
+        that are not wrapped (a tool the engine runs, :meth:`knows_tool`, is recorded
+        by :meth:`call`).
 
         Args:
             session_id: The conversation whose request made the call.
@@ -745,8 +746,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
         Returns:
             Whether the call was recorded: not when the session has no turn yet, when
-            a call source knows the tool (:meth:`call` records its calls), when the
-            turn already holds the call under ``call_id``, or when the turn holds
+            the turn already holds the call under ``call_id``, or when the turn holds
             ``MAX_CALLS_PER_TURN`` (32) calls already.
 
         Raises:
@@ -765,11 +765,20 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         args = dict(args or {})
         call_key(check_name(name), args)  # checks the arguments
         session = self._sessions.get(session_id)
-        if session is None or not session.turns or self._calls.knows(name):
+        if session is None or not session.turns:
             return False
         if call_id is not None and self.repeated_call(session_id, call_id, name, args) is not None:
             return False
         return self._record(session, name, args, False, result, call_id)
+
+    def knows_tool(self, name: str) -> bool:
+        """
+        Whether a call source knows the tool ``name``: :meth:`call` runs it (and
+        records its calls).
+
+        .. versionadded:: 0.12
+        """
+        return self._calls.knows(name)
 
     def _record(
         self,

@@ -193,6 +193,8 @@ class EngineLink:
         """
         given = call_id if isinstance(call_id, str) and call_id else None
         try:
+            if self.engine.knows_tool(name):  # wrapped: engine.call recorded it
+                return
             try:
                 self.engine.record_call(session_id, name, args, result, call_id=given)
             except ValueError:  # an id too long, or another call's: recorded without it

@@ -79,6 +79,7 @@ class CallIn(BaseModel):
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
     call_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    result: str | None = None  # the client ran the call: recorded, never run
 
 
 class ApiError(Exception):
@@ -231,8 +232,20 @@ async def post_reply(session_id: SessionId, body: ReplyIn, gate: Gate) -> Respon
 async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str, Any]:
     """
     Make a tool call for the session's current request, served from its speculative
-    result when there is one.
+    result when there is one; or, with ``result``, record a call the client made
+    itself (a tool the server does not run), with what it returned.
     """
+    if body.result is not None:
+        limit = gate.engine.config.limits.max_reply_chars
+        if len(body.result) > limit:
+            raise InputTooLargeError("call result (characters)", len(body.result), limit, "result")
+        if gate.engine.knows_tool(body.name):
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"the server runs tool {body.name!r}: send the call without 'result'",
+                "result",
+            )
 
     async def serve(change: Change) -> tuple[str, bool]:
         if not change.synced.count:
@@ -244,6 +257,8 @@ async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str
                 raise ApiError(422, "invalid_request", str(exc), "call_id") from None
             if done is not None:
                 return done, True
+        if body.result is not None:
+            return await _record(gate, change, session_id, body), False
         try:
             result = await gate.engine.call(session_id, body.name, body.args, call_id=body.call_id)
         except UnknownToolError as exc:
@@ -260,6 +275,20 @@ async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str
     # under the lease: a write without it, refused after the tool ran, would run it again
     result, repeated = await gate.run(session_id, serve, leased=True)
     return {"name": body.name, "result": result, "repeated": repeated}
+
+
+async def _record(gate: SessionGate, change: Change, session_id: str, body: CallIn) -> str:
+    """
+    Record the call the client made (``body.result``), and write the session; the
+    result as recorded.
+    """
+    result = body.result or ""
+    try:
+        gate.engine.record_call(session_id, body.name, body.args, result, call_id=body.call_id)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(422, "invalid_request", f"args: {exc}", "args") from None
+    await _rewrite(gate, change, session_id)
+    return result
 
 
 @router.post("/v1/sessions/{session_id}/feedback", status_code=202)

@@ -313,6 +313,51 @@ def test_a_call_retried_under_its_call_id_on_another_replica_is_not_run_again(
     assert (422, "call_id") == (other.status_code, error["field"])
 
 
+def test_a_call_the_client_ran_is_recorded_with_its_result(
+    replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
+) -> None:
+    """
+    A call sent with its ``result`` (a tool the client runs) is recorded, not run: the
+    stored turn holds it, the next request's window on the other replica has it in
+    its history, and sent again under its ``call_id`` it is ``"repeated"``. A result
+    for a tool the server runs is 422 naming ``result``; one above
+    ``limits.max_reply_chars`` is 413.
+    """
+    a, b = replicas
+    headers = bearer(keys[1]["acme"])
+    lookup = {
+        "name": "lookup_user",
+        "args": {"email": "mia@example.com"},
+        "call_id": "u1",
+        "result": '{"user_id": "mia_kim_1234"}',
+    }
+    with (
+        httpx.Client(base_url=a.url, timeout=30, headers=headers) as on_a,
+        httpx.Client(base_url=b.url, timeout=30, headers=headers) as on_b,
+    ):
+        on_a.post("/v1/sessions/r1/requests", json={"text": "I am mia@example.com"})
+        first = on_a.post("/v1/sessions/r1/calls", json=lookup).json()
+        again = on_b.post("/v1/sessions/r1/calls", json=lookup).json()
+        known = on_a.post(
+            "/v1/sessions/r1/calls", json={"name": "find_hotels", "result": "three hotels"}
+        )
+        huge = on_a.post("/v1/sessions/r1/calls", json={**lookup, "result": "x" * 2_001})
+        on_a.post("/v1/sessions/r1/replies", json={"text": "Found you, Mia."})
+        later = on_b.post("/v1/sessions/r1/requests", json={"text": "my orders?"}).json()
+        turn = on_a.get("/v1/sessions/r1").json()["turns"][0]
+    assert (lookup["result"], False) == (first["result"], first["repeated"])
+    assert (lookup["result"], True) == (again["result"], again["repeated"])
+    assert [("lookup_user", "u1", False)] == [
+        (c["name"], c["call_id"], c["read_only"]) for c in turn["tool_calls"]
+    ]
+    assert (
+        '[lookup_user({"email": "mia@example.com"}) -> {"user_id": "mia_kim_1234"}]'
+        in (later["text"])
+    )
+    assert (422, "result") == (known.status_code, known.json()["error"]["field"])
+    assert (413, "result") == (huge.status_code, huge.json()["error"]["field"])
+
+
 def test_feedback_is_accepted_and_counted(
     replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
 ) -> None:
