@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from preload.history import RESULT_CHARS, agent_side, call_line, exchange_chars
 
 
@@ -61,3 +64,31 @@ def test_an_exchanges_size_is_counted_without_building_it_and_only_as_far_as_nee
     assert built == exchange_chars(turn, 10**9)
     turn["tool_calls"] += [None] * 1_000  # would raise if looked at
     assert exchange_chars(turn, 100) > 100
+
+
+_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=3_000)
+_CALL = st.fixed_dictionaries(
+    {
+        "name": st.text(min_size=1, max_size=20),
+        "args": st.dictionaries(st.text(max_size=8), st.text(max_size=30), max_size=3),
+        "result": _TEXT,
+    }
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_TEXT, system=_TEXT, calls=st.lists(_CALL, max_size=4))
+def test_an_exchanges_counted_size_is_never_below_its_built_size(
+    text: str, system: str, calls: list[dict[str, Any]]
+) -> None:
+    """
+    The request path's thresholds never take a long exchange for a short one: the
+    count is at least the built exchange's characters, and at most one more when the
+    texts are below ``RESULT_CHARS`` (a turn with calls and no reply).
+    """
+    turn = {"text": text, "system": system, "tool_calls": calls}
+    built = len(text) + len(agent_side(calls, system))
+    counted = exchange_chars(turn, 10**9)
+    assert built <= counted
+    if all(len(c["result"]) <= RESULT_CHARS for c in calls):
+        assert counted <= built + 1
