@@ -102,9 +102,8 @@ def top_up(
     # TOP_UP times on the request's path.
     tries = 0
     while tries < TOP_UP and budget - tokens >= 1:
-        taken = _taken(
-            ledger, ranked, covered, budget - tokens, TOP_UP - tries, facts, line, counter
-        )
+        header = 0 if facts else counter.count(line.header) + 1  # a facts line to start
+        taken = _taken(ledger, ranked, covered, budget - tokens, TOP_UP - tries, header)
         tries += len(taken)
         while taken:
             trial = in_order(ledger, [*facts, *taken])
@@ -133,17 +132,14 @@ def _taken(
     covered: set[str],
     room: int,
     most: int,
-    facts: list[str],
-    line: Line,
-    counter: TokenCounter,
+    header: int,
 ) -> list[str]:
     """
     Up to ``most`` facts of ``ranked``, in order, that nothing covers and whose own
-    tokens (with a separator, and the line's header for a first fact) fit ``room``.
+    tokens (with a separator; the first with ``header`` more) fit ``room``.
     """
     taken: list[str] = []
     inside: set[str] = set()
-    header = 0 if facts else counter.count(line.header) + 1
     for key in ranked:
         if len(taken) >= most:
             break
