@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 
 __all__ = ["RESULT_CHARS", "agent_side", "call_line", "exchange_chars"]
 
-#: The characters of a tool call's result a history keeps (cut at a word, marked "…").
-RESULT_CHARS = 2_000
+#: The characters of a tool call's result a history keeps (cut at a word, marked "…"):
+#: about 250 tokens, a sixth of the default history's budget, and about 2 ms of work to
+#: record (a 2 KB JSON result whole took 3.4 ms, its text alone 0.2).
+RESULT_CHARS = 1_000
 
 #: The characters a call's line adds besides its name, arguments and result.
 _FRAME = len("[() -> ]\n")
