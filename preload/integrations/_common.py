@@ -177,7 +177,7 @@ class EngineLink:
             return None
         try:
             return self.engine.repeated_call(session_id, call_id, name, args)
-        except ValueError:  # the id is another call's: this one runs, and is recorded apart
+        except (TypeError, ValueError):  # another call's id, or arguments that are not JSON
             return None
         except Exception as exc:  # noqa: BLE001 - logged once, never raised
             self.failed("read the session's calls", exc)

@@ -135,6 +135,7 @@ async def test_a_call_made_without_the_engine_is_recorded_and_degrades_quietly(
             link.record_call("s", "lookup", {"email": "e" * 20_000}, "?", "c2")
         assert "user_42" == link.recorded("s", "c1", "lookup", {"email": "a@b.c"})
         assert link.recorded("s", "c1", "lookup", {"email": "q@r.s"}) is None
+        assert link.recorded("s", "c1", "lookup", {"email": object()}) is None  # not JSON
         calls = engine.turns_of("s")[0]["tool_calls"]
     assert [("lookup", "c1"), ("lookup", None), ("notes", None)] == [
         (c["name"], c.get("call_id")) for c in calls
