@@ -421,6 +421,26 @@ async def test_the_learner_starts_nothing_while_a_request_is_in_flight(
     assert ["served", "turn"] == order[:2]  # the turn, answered by now
 
 
+async def test_a_reply_joins_the_history_read_before_it_came(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    ``engine.history`` read mid-turn holds the request without an answer; the reply
+    that comes after joins it (the history is rebuilt from the turns), in the next
+    read and in the next window.
+    """
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        await engine.handle(session_id="s", text="find me a flight to Denver")
+        assert "User: find me a flight to Denver" == engine.history("s")
+        engine.reply("s", "The Zephyr leaves on Friday.")
+        await engine.wait_idle()
+        read = engine.history("s")
+        after = await engine.handle(session_id="s", text="book it")
+    expected = "User: find me a flight to Denver\nAssistant: The Zephyr leaves on Friday."
+    assert expected == read
+    assert expected == next(item.text for item in after.items if item.key == "history")
+
+
 async def test_a_request_records_the_exchange_the_learner_has_not_yet_off_the_loop(
     knowledge: dict[str, str], config: EngineConfig, prepare_threads: list[int]
 ) -> None:

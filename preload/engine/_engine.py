@@ -619,6 +619,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self._counters.replies_truncated += 1
         session.turns[-1]["system"] = text
         session.answered_at = anyio.current_time()
+        self._last_turn_changed(session)
         if not session.learning:  # else the queued "turn" event sees the reply too
             self._notify("reply", session_id)
 
@@ -811,7 +812,20 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             recorded["call_id"] = call_id
         limit = self.config.limits.max_reply_chars
         calls.append({**recorded, "result": result[:limit]})
+        self._last_turn_changed(session)
         return True
+
+    def _last_turn_changed(self, session: EngineSession) -> None:
+        """
+        The session's last turn got its reply or a call. When its exchange is in the
+        history already (:meth:`history` read it mid-turn, or the call came after the
+        reply), the learner rebuilds the history from the turns, as :meth:`restore`
+        does; the exchange being entered now counts as in it.
+        """
+        if session.recorded + session.recording.locked() >= len(session.turns):
+            session.history = None
+            session.recorded = 0
+            self._record_soon(session)
 
     def tool(
         self, function: Callable[..., Awaitable[Any]], *, name: str | None = None, read_only: bool

@@ -654,6 +654,22 @@ async def test_a_turn_records_at_most_max_calls_per_turn_and_says_so_once(
     assert f"more than {MAX_CALLS_PER_TURN} tool calls" in record.getMessage()
 
 
+async def test_a_call_recorded_after_the_reply_joins_the_history() -> None:
+    """
+    A call recorded once its turn's exchange is in the history (after the reply) is
+    in the next window's history, between the request and the reply.
+    """
+    async with _engine(ScriptedCallSource({})) as engine:
+        await engine.handle(session_id="s", text="rate Supa Modo")
+        engine.reply("s", "Done.")
+        await engine.wait_idle()  # the exchange is in the history
+        engine.record_call("s", "rate", {"movie": "Supa Modo"}, "4.5 stars")
+        later = await engine.handle(session_id="s", text="and another?")
+    history = next(item.text for item in later.items if item.key == "history")
+    line = '[rate({"movie": "Supa Modo"}) -> 4.5 stars]'
+    assert f"User: rate Supa Modo\nAssistant: {line}\nDone." == history
+
+
 async def test_a_turn_restored_with_other_calls_is_recorded_again() -> None:
     """
     The history rebuilds a recorded exchange whose turn comes back with the same
