@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ._words import cut_at_space
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
@@ -31,7 +33,7 @@ def call_line(name: str, args: object, result: str) -> str:
 
     .. versionadded:: 0.12
     """
-    return f"[{name}({_json(args)}) -> {_cut(result)}]"
+    return f"[{name}({_json(args)}) -> {cut_at_space(result, RESULT_CHARS)}]"
 
 
 def agent_side(calls: Iterable[Mapping[str, Any]], reply: str) -> str:
@@ -73,15 +75,3 @@ def exchange_chars(turn: Mapping[str, Any], at_most: int) -> int:
 
 def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _cut(text: str) -> str:
-    """
-    ``text`` cut to ``RESULT_CHARS`` characters, at a space when one is in the second
-    half, and marked with "…".
-    """
-    if len(text) <= RESULT_CHARS:
-        return text
-    cut = text[:RESULT_CHARS]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > RESULT_CHARS // 2 else cut).rstrip() + " …"

@@ -19,7 +19,7 @@ from ._answers import YES_NO, answer_of, statements, topic
 from ._facts import extract_facts
 from ._matching import KeyParts, indexed
 from ._parts import Levels
-from ._words import WORD, compact, norm
+from ._words import WORD, compact, cut_at_space, norm
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -101,7 +101,7 @@ def prepare(user: str, agent: str, counter: TokenCounter) -> PreparedExchange:
     The exchange of ``user``'s request and ``agent``'s reply, ready to record; reads
     nothing but its arguments (``counter`` must be safe to use from the calling thread).
     """
-    user, agent = _bounded(user), _bounded(agent)
+    user, agent = cut_at_space(user, MAX_UTTERANCE_CHARS), cut_at_space(agent, MAX_UTTERANCE_CHARS)
     levels = _levels(user, agent, counter)
     reply, answer = answer_of(user)
     stated: list[Stated] = []
@@ -127,17 +127,6 @@ def prepare(user: str, agent: str, counter: TokenCounter) -> PreparedExchange:
         accepts=bool(YES_NO.match(user)) and not user.lower().lstrip(" \t\"'").startswith("n"),
         correcting=bool(_CORRECTION.search(user)),
     )
-
-
-def _bounded(text: str) -> str:
-    """
-    ``text`` within :data:`MAX_UTTERANCE_CHARS`, cut at a space where there is one.
-    """
-    if len(text) <= MAX_UTTERANCE_CHARS:
-        return text
-    cut = text[:MAX_UTTERANCE_CHARS]
-    space = cut.rfind(" ", MAX_UTTERANCE_CHARS // 2)
-    return (cut[:space] if space > 0 else cut) + " …"
 
 
 def _state(stated: list[Stated], role: str, found: list[tuple[str, str]]) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["ASKING", "FILLER", "NOT_NAMES", "WORD", "compact", "norm"]
+__all__ = ["ASKING", "FILLER", "NOT_NAMES", "WORD", "compact", "cut_at_space", "norm"]
 
 #: A word or a number.
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d[\d:.,]*")
@@ -78,3 +78,15 @@ def compact(text: str) -> str:
     """
     words = [w for w in WORD.findall(text) if w.lower() not in FILLER]
     return " ".join(words)
+
+
+def cut_at_space(text: str, limit: int) -> str:
+    """
+    ``text`` within ``limit`` characters: cut at its last space in the second half
+    of the limit where there is one, and marked " …".
+    """
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ", limit // 2)
+    return (cut[:space] if space > 0 else cut) + " …"
