@@ -9,6 +9,7 @@ from ._call import CALL_PREFIX as CALL_PREFIX
 from ._call import MAX_ARGS_CHARS as MAX_ARGS_CHARS
 from ._call import MAX_CALLS_PER_TURN as MAX_CALLS_PER_TURN
 from ._call import ToolCall as ToolCall
+from ._call import as_text as as_text
 from ._call import call_key as call_key
 from ._call import canonical_args as canonical_args
 from ._call import check_name as check_name
@@ -48,6 +49,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolSet",
+    "as_text",
     "call_key",
     "calling",
     "canonical_args",

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_CALLS_PER_TURN",
     "MAX_NAME_CHARS",
     "ToolCall",
+    "as_text",
     "call_key",
     "canonical_args",
     "check_name",
@@ -166,3 +167,15 @@ def _canonical(value: object, where: str, depth: int) -> Any:
         f"{where} is {type(value).__name__}, which is not JSON; pass strings, numbers, "
         "booleans, null, lists or mappings"
     )
+
+
+def as_text(value: object) -> str:
+    """
+    A value as the text a turn records: a string as it is, anything else as JSON (a
+    tool's result, a call's arguments in a history's call line).
+
+    .. versionadded:: 0.12
+    """
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)

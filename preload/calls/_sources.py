@@ -6,12 +6,11 @@ a call source over async tool functions.
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from ._call import check_name
+from ._call import as_text, check_name
 
 __all__ = ["CallSource", "Tool", "ToolSet"]
 
@@ -120,7 +119,4 @@ class ToolSet:
         Raises:
             KeyError: No such tool.
         """
-        result = await self.tools[name].function(**args)
-        if isinstance(result, str):
-            return result
-        return json.dumps(result, ensure_ascii=False, default=str)
+        return as_text(await self.tools[name].function(**args))

@@ -7,9 +7,9 @@ an exchange grows with the turn's calls, not with what each returned.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from ..calls import as_text
 from ._words import cut_at_space
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def call_line(name: str, args: object, result: str) -> str:
 
     .. versionadded:: 0.12
     """
-    return f"[{name}({_json(args)}) -> {cut_at_space(result, RESULT_CHARS)}]"
+    return f"[{name}({as_text(args)}) -> {cut_at_space(result, RESULT_CHARS)}]"
 
 
 def agent_side(calls: Iterable[Mapping[str, Any]], reply: str) -> str:
@@ -69,9 +69,5 @@ def exchange_chars(turn: Mapping[str, Any], at_most: int) -> int:
             break
         result = str(call.get("result") or "")
         size += len(str(call.get("name") or "")) + min(len(result), RESULT_CHARS + 2) + _FRAME
-        size += len(_json(call.get("args") or {}))  # bounded: engine.call checks its size
+        size += len(as_text(call.get("args") or {}))  # bounded: engine.call checks its size
     return size
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)

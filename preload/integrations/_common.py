@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import EngineStateError
 from ..calls import (
+    as_text,
     call_key,
     calling,
     context_parameters,
@@ -70,16 +70,6 @@ def render(context: Context) -> str:
             by_category.setdefault(item.category, []).append(item.text)
     parts = [f"## {category}\n" + "\n\n".join(texts) for category, texts in by_category.items()]
     return "\n\n".join(parts)
-
-
-def as_text(value: object) -> str:
-    """
-    A value as the text a history records: a string as it is, anything else as JSON
-    (as the engine's tool sets turn results into text).
-    """
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 class EngineLink:
