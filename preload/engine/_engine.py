@@ -822,9 +822,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         reply), the learner rebuilds the history from the turns, as :meth:`restore`
         does; the exchange being entered now counts as in it.
         """
-        if session.recorded + session.recording.locked() >= len(session.turns):
-            session.history = None
-            session.recorded = 0
+        if HistorySide.entered(session) >= len(session.turns):
+            HistorySide.forget(session)
             self._record_soon(session)
 
     def tool(
@@ -1028,15 +1027,14 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 session.request_ids.append(request_id)
         # the exchange being recorded now counts as recorded: if it changed, the
         # recording ends in the history dropped here, and is not counted (HistorySide)
-        upto = session.recorded + session.recording.locked()
+        upto = HistorySide.entered(session)
         if upto > start:
             old = session.turns[start:upto]
             same = len(new) >= len(old) and all(
                 _exchange_parts(a) == _exchange_parts(b) for a, b in zip(old, new, strict=False)
             )
             if not same:
-                session.history = None
-                session.recorded = 0
+                HistorySide.forget(session)
         self._experiment.take_back(session, start, new)
         if len(new) < len(session.turns) - start:  # a turn dropped: its answer too
             session.answered_at = None

@@ -62,6 +62,24 @@ class HistorySide:
         self._serving = serving
         self._cpu = anyio.CapacityLimiter(1)  # one worker thread for the learner's history
 
+    @staticmethod
+    def entered(session: EngineSession) -> int:
+        """
+        How many of the session's turns are in its history, the exchange being entered
+        now counted.
+        """
+        return session.recorded + session.recording.locked()
+
+    @staticmethod
+    def forget(session: EngineSession) -> None:
+        """
+        Drop the session's history, to be recorded again from the turns (a turn in it
+        changed): an exchange being entered now ends in the history dropped, and is
+        not counted (:meth:`_record_next`).
+        """
+        session.history = None
+        session.recorded = 0
+
     def _conversation(self, session: EngineSession) -> CompressedConversation:
         if session.history is None:
             budget = session.config.budget
