@@ -135,7 +135,9 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         human = messages[start]
         turn = self._turns.get(session)
         if turn is None or turn.mark != _mark(human):
-            turn = self._resumed(session, human)
+            # a middleware that served the session's last turn knows a resumed run
+            # by its mark: only one that did not asks the engine
+            turn = self._resumed(session, human) if turn is None else None
             if turn is None:
                 user = _resolve(self.user, request.runtime)
                 user = user or _configured(request.runtime, "user_id")
