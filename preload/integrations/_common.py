@@ -13,7 +13,7 @@ import inspect
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import EngineStateError
 from ..calls import (
@@ -22,6 +22,7 @@ from ..calls import (
     calling,
     context_parameters,
     current_session,
+    in_session,
     split_arguments,
     take_call_id,
     with_context,
@@ -45,6 +46,8 @@ HISTORY_HEADER = "The conversation so far (compressed):"
 #: The engines whose failure an adapter has logged: each is said once, whichever adapter
 #: or tool meets it first.
 _told: weakref.WeakSet[PreloadEngine] = weakref.WeakSet()
+
+T = TypeVar("T")
 
 #: Keys of the request's needs, from its text.
 NeedsFunction = Callable[[str], Sequence[str]]
@@ -154,6 +157,39 @@ class EngineLink:
             self.engine.reply(session_id, text)
         except Exception as exc:  # noqa: BLE001 - logged once, never raised
             self.failed("record the reply", exc)
+
+    async def run_tool(
+        self,
+        session_id: str,
+        call_id: Any,
+        name: str,
+        args: Mapping[str, Any],
+        run: Callable[[], Awaitable[T]],
+        *,
+        this_turn: bool,
+        again: Callable[[str], T],
+        text: Callable[[T], str | None],
+    ) -> T:
+        """
+        A framework's tool call, in its adapter's tool hook. When the engine holds the
+        turn the call belongs to (``this_turn``), a call the turn holds under the
+        framework's ``call_id`` (a run resumed after a failure) gives
+        ``again(recorded result)`` and the tool does not run. Otherwise ``run()`` runs
+        with the session and the id set (for tools that call through the engine); in
+        the engine's turn, the call of a tool the engine does not run is then recorded
+        with ``text(result)`` (None: not recorded, as for an error).
+        """
+        if this_turn:
+            done = self.recorded(session_id, call_id, name, args)
+            if done is not None:
+                return again(done)
+        with in_session(session_id, call_id=call_id):
+            result = await run()
+        if this_turn:
+            shown = text(result)
+            if shown is not None:
+                self.record_call(session_id, name, args, shown, call_id)
+        return result
 
     def recorded(
         self, session_id: str, call_id: object, name: str, args: Mapping[str, Any]

@@ -189,15 +189,16 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             turn = self._resumed(session, messages[start]) if start is not None else None
             if turn is not None:
                 self._turns[session] = turn
-        this_turn = turn is not None and (turn.context is not None or turn.continued)
-        done = self._link.recorded(session, call_id, name, args) if this_turn else None
-        if done is not None:
-            return ToolMessage(content=done, tool_call_id=call_id, name=name)
-        with self.engine.session(session, call_id=call_id):
-            result = await handler(request)
-        if this_turn and isinstance(result, ToolMessage) and result.status != "error":
-            self._link.record_call(session, name, args, _text(result), call_id)
-        return result
+        return await self._link.run_tool(
+            session,
+            call_id,
+            name,
+            args,
+            lambda: handler(request),
+            this_turn=turn is not None and (turn.context is not None or turn.continued),
+            again=lambda done: ToolMessage(content=done, tool_call_id=call_id, name=name),
+            text=_answered,
+        )
 
     async def aafter_agent(
         self, state: AgentState[Any], runtime: Runtime[Any]
@@ -344,6 +345,14 @@ class _Turn:
     mark: str
     context: Context | None
     continued: bool = False
+
+
+def _answered(result: ToolMessage | Command[Any]) -> str | None:
+    """
+    What a tool's answer records: a tool message's text; nothing for an error, or for
+    a command.
+    """
+    return _text(result) if isinstance(result, ToolMessage) and result.status != "error" else None
 
 
 def _mark(human: BaseMessage) -> str:

@@ -191,18 +191,16 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
         if not self._asked and not self._continued:  # a run resumed at its tool calls
             start = current_turn(list(ctx.messages))
             self._continued = start is not None and self._resumed(ctx, ctx.messages[start])
-        this_turn = self._context is not None or self._continued  # the engine holds it
-        arguments = call.args_as_dict()
-        if this_turn:
-            done = self._link.recorded(session, call.tool_call_id, call.tool_name, arguments)
-            if done is not None:
-                return done
-        with self.engine.session(session, call_id=call.tool_call_id):
-            result = await handler(args)
-        if this_turn:
-            text = as_text(result)
-            self._link.record_call(session, call.tool_name, arguments, text, call.tool_call_id)
-        return result
+        return await self._link.run_tool(
+            session,
+            call.tool_call_id,
+            call.tool_name,
+            call.args_as_dict(),
+            lambda: handler(args),
+            this_turn=self._context is not None or self._continued,  # the engine holds it
+            again=lambda done: done,
+            text=as_text,
+        )
 
     async def after_run(
         self,
