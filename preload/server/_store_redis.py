@@ -59,6 +59,17 @@ if not may then
 end
 """
 
+#: Ends a write the script made (the turn ARGV[2]): counts the session's version,
+#: refreshes both keys' TTL (ARGV[{ttl}]) and publishes the change on the channel
+#: ARGV[{channel}] (ARGV[{prefix}], the version, then the turn).
+_COMMIT = """\
+  out = redis.call('hincrby', KEYS[2], 'version', 1)
+  redis.call('pexpire', KEYS[1], ARGV[{ttl}])
+  redis.call('pexpire', KEYS[2], ARGV[{ttl}])
+  redis.call('publish', ARGV[{channel}], ARGV[{prefix}] .. out .. ']\\n' .. ARGV[2])
+end
+"""
+
 #: Releases the lease if it is still the writer's (ARGV[{token}]).
 _RELEASE = """
 if ARGV[{token}] ~= '' and redis.call('get', KEYS[3]) == ARGV[{token}] then
@@ -80,12 +91,8 @@ local out = -1
 if may and n == tonumber(ARGV[1]) then
   if n == 0 then redis.call('hset', KEYS[2], 'epoch', ARGV[3], 'user', ARGV[4]) end
   redis.call('rpush', KEYS[1], ARGV[2])
-  out = redis.call('hincrby', KEYS[2], 'version', 1)
-  redis.call('pexpire', KEYS[1], ARGV[5])
-  redis.call('pexpire', KEYS[2], ARGV[5])
-  redis.call('publish', ARGV[7], ARGV[8] .. out .. ']\\n' .. ARGV[2])
-end
 """
+    + _COMMIT.format(ttl=5, channel=7, prefix=8)
     + _RELEASE.format(token=6)
 )
 
@@ -100,12 +107,8 @@ local n = redis.call('llen', KEYS[1])
 local out = -1
 if may and n == tonumber(ARGV[1]) and n > 0 and redis.call('hget', KEYS[2], 'epoch') == ARGV[3] then
   redis.call('lset', KEYS[1], -1, ARGV[2])
-  out = redis.call('hincrby', KEYS[2], 'version', 1)
-  redis.call('pexpire', KEYS[1], ARGV[4])
-  redis.call('pexpire', KEYS[2], ARGV[4])
-  redis.call('publish', ARGV[6], ARGV[7] .. out .. ']\\n' .. ARGV[2])
-end
 """
+    + _COMMIT.format(ttl=4, channel=6, prefix=7)
     + _RELEASE.format(token=5)
 )
 
