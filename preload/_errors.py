@@ -95,12 +95,16 @@ class InputTooLargeError(PreloadError, ValueError):
         size: Its size.
         limit: The configured limit.
         key: The configuration key of the limit.
+        field: The input's field that is too large (``text``, ``needs``, ``result``).
     """
 
-    def __init__(self, what: str, size: int, limit: int, key: str) -> None:
+    def __init__(
+        self, what: str, size: int, limit: int, key: str, field: str | None = None
+    ) -> None:
         self.size = size
         self.limit = limit
         self.key = key
+        self.field = field
         super().__init__(
             f"{what} is {size:,}, above {key} {limit:,}; send less, or raise the limit"
         )

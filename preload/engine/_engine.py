@@ -485,7 +485,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             )
         limits = self.config.limits
         if len(needs) > limits.max_needs:
-            raise InputTooLargeError("needs", len(needs), limits.max_needs, "limits.max_needs")
+            raise InputTooLargeError(
+                "needs", len(needs), limits.max_needs, "limits.max_needs", "needs"
+            )
         for i, key in enumerate(needs):
             if not isinstance(key, str):
                 raise TypeError(f"needs[{i}] must be a string key, not {type(key).__name__}")
@@ -500,6 +502,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
                 len(text),
                 limits.max_request_chars,
                 "limits.max_request_chars",
+                "text",
             )
         return list(dict.fromkeys(needs))
 

@@ -316,7 +316,7 @@ def _add_errors(app: FastAPI) -> None:
 
     async def too_large(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InputTooLargeError)
-        return _error(413, "too_large", str(exc), exc.key)
+        return _error(413, "too_large", str(exc), exc.field or exc.key)
 
     async def busy(request: Request, exc: Exception) -> Response:
         return _error(409, "session_busy", "another request of this session is still being served")

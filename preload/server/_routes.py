@@ -215,7 +215,9 @@ async def post_reply(session_id: SessionId, body: ReplyIn, gate: Gate) -> Respon
     """
     limit = gate.engine.config.limits.max_reply_chars
     if len(body.text) > limit:
-        raise InputTooLargeError("reply text (characters)", len(body.text), limit, "text")
+        raise InputTooLargeError(
+            "reply text (characters)", len(body.text), limit, "limits.max_reply_chars", "text"
+        )
 
     async def serve(change: Change) -> None:
         if not change.synced.count:
@@ -238,7 +240,13 @@ async def post_call(session_id: SessionId, body: CallIn, gate: Gate) -> dict[str
     if body.result is not None:
         limit = gate.engine.config.limits.max_reply_chars
         if len(body.result) > limit:
-            raise InputTooLargeError("call result (characters)", len(body.result), limit, "result")
+            raise InputTooLargeError(
+                "call result (characters)",
+                len(body.result),
+                limit,
+                "limits.max_reply_chars",
+                "result",
+            )
         if gate.engine.knows_tool(body.name):
             raise ApiError(
                 422,

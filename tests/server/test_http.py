@@ -117,8 +117,8 @@ def test_validation_and_size_limits(
             (url, {"text": "hi", "needs": ["a\x1e"]}, 422, "needs"),
             (url, {"text": "hi", "state": "s\x02"}, 422, "state"),
             ("/v1/sessions/bad id!/requests", {"text": "hi"}, 422, "session_id"),
-            (url, {"text": "x" * 2001}, 413, "limits.max_request_chars"),
-            (url, {"text": "hi", "needs": [f"k{i}" for i in range(9)]}, 413, "limits.max_needs"),
+            (url, {"text": "x" * 2001}, 413, "text"),
+            (url, {"text": "hi", "needs": [f"k{i}" for i in range(9)]}, 413, "needs"),
         ]
         for path, body, status, field in cases:
             got = http.post(path, json=body)
@@ -138,7 +138,8 @@ def test_validation_and_size_limits(
         assert 413 == streamed.status_code
         assert 200 == http.post(url, json={"text": "hello"}).status_code
         long_reply = http.post("/v1/sessions/v1/replies", json={"text": "r" * 2001})
-        assert 413 == long_reply.status_code
+        assert (413, "text") == (long_reply.status_code, long_reply.json()["error"]["field"])
+        assert "limits.max_reply_chars" in long_reply.json()["error"]["message"]
         assert ["hello"] == [t["text"] for t in http.get("/v1/sessions/v1").json()["turns"]]
 
 
@@ -356,6 +357,7 @@ def test_a_call_the_client_ran_is_recorded_with_its_result(
     )
     assert (422, "result") == (known.status_code, known.json()["error"]["field"])
     assert (413, "result") == (huge.status_code, huge.json()["error"]["field"])
+    assert "limits.max_reply_chars 2,000" in huge.json()["error"]["message"]
 
 
 def test_feedback_is_accepted_and_counted(
