@@ -35,7 +35,7 @@ from ..calls import (
     check_name,
 )
 from ..compression import TruncatingCompressor
-from ..learning import CallPredictor, EngineCallPredictor
+from ..learning import CallPredictor, EngineCallPredictor, read_only_tools
 from ..loading import Preloader
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class CallSide:
         self.sources = [*call_sources, self.tools]
         self.predictor = call_predictor
         if call_predictor is None and calls.speculate:
-            self.predictor = EngineCallPredictor()
+            self.predictor = EngineCallPredictor(tools=read_only_tools(self.sources))
         self._book = CallBook()
         self.loader = Preloader(
             sources=SourceRouter({s.name: CallAdapter(s, self._book) for s in self.sources}),

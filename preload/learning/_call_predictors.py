@@ -65,12 +65,17 @@ class EngineCallPredictor:
         model: The forecaster (a new one with its defaults when None).
         tools: Forecast only the names it holds true for (the read-only tools of the
             engine's call sources, say: :func:`read_only_tools`); None for every name
-            the model knows. A model fitted on the logs of many tenants then spends its
-            guesses on the tools this one has.
+            the model knows whose calls were read-only in most of the logs. A model
+            fitted on the logs of many tenants then spends its guesses on the tools this
+            one has, and what the sources declare outranks what the logs said (a call
+            recorded as not read-only, because the engine did not run it, does not
+            count against its tool).
 
     .. versionadded:: 0.3
     .. versionchanged:: 0.8
        ``tools``.
+    .. versionchanged:: 0.13
+       With ``tools``, the logs' read-only majority no longer filters the names.
     """
 
     def __init__(
@@ -102,7 +107,9 @@ class EngineCallPredictor:
         if not self._fitted:
             return []
         try:
-            return self.model.predict(history, request, k=k, names=self.tools)
+            return self.model.predict(
+                history, request, k=k, names=self.tools, read_only=self.tools is None
+            )
         except NotFittedError:
             return []
 

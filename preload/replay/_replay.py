@@ -29,6 +29,7 @@ from .._sources import DictSource
 from .._tokens import TiktokenCounter
 from ..engine import PreloadEngine
 from ..experiments import SessionOutcome
+from ..learning import EngineCallPredictor, read_only_tools
 from ._clock import VirtualClockLoop
 from ._report import ReplayReport, StrategyReport
 from ._run import StrategyRun
@@ -47,9 +48,7 @@ from ._workers import cancel_on_signal, run_here, run_in_processes
 
 if TYPE_CHECKING:
     from .._sessions import Session
-    from ..learning import (
-        CallPredictor,
-    )
+    from ..learning import CallPredictor
 
 __all__ = ["MAX_VIRTUAL_S", "check_timeline", "replay", "replay_strategy"]
 
@@ -127,6 +126,8 @@ async def replay_strategy(
         call_predictor: CallPredictor | None = fitted.call_predictor
     else:
         call_predictor = call_predictor_for(name, sessions, train)
+    if isinstance(call_predictor, EngineCallPredictor):  # as the engine's own would
+        call_predictor = EngineCallPredictor(call_predictor.model, tools=read_only_tools([calls]))
     engines = [
         PreloadEngine(
             strategy_config(name, config).replace(tenant=tenant_name(i, config)),

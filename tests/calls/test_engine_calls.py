@@ -467,6 +467,34 @@ async def test_the_engine_learns_calls_from_sessions_that_end() -> None:
     assert (before.speculative + 1, before.call_hits + 1) == (after.speculative, after.call_hits)
 
 
+async def test_calls_recorded_as_not_read_only_do_not_stop_a_read_only_tools_forecast() -> None:
+    """
+    Most sessions' searches come to the engine as recorded calls, not read-only (a
+    stored agent history seeding it, say): the engine's own predictor still forecasts
+    the search, since its source declares it read-only, and the next session's search
+    is served ahead.
+    """
+    source = ScriptedCallSource({FIND: True})
+    cities = ["Lisbon", "Osaka", "Denver", "Hanoi", "Oslo", "Toronto"]
+    async with _engine(source, threshold=0.2, guesses=3) as engine:
+        for i in range(24):
+            sid, args = f"s{i}", {"city": cities[i % 6]}
+            await engine.handle(session_id=sid, text=f"Find one in {args['city']}", state=FIND)
+            if i % 4:
+                assert engine.record_call(sid, FIND, args, f"found one in {args['city']}")
+            else:
+                await engine.call(sid, FIND, args)
+            engine.reply(sid, f"Found one in {args['city']}.")
+            engine.end_session(sid)
+            await engine.wait_idle()
+        before = engine.call_statistics()
+        await engine.handle(session_id="new", text="Find one in Osaka", state=FIND)
+        await engine.wait_idle()
+        await engine.call("new", FIND, {"city": "Osaka"})
+        after = engine.call_statistics()
+    assert (before.call_hits + 1) == after.call_hits
+
+
 class _Accounts(ScriptedCallSource):
     """
     A user lookup whose result is the user's id (made from the e-mail address), and
