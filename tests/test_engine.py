@@ -25,6 +25,7 @@ from preload import (
 )
 from preload.compression import MultiLevelCompressor
 from preload.engine._history import HISTORY_OFFLOAD_CHARS, INLINE_HISTORY_CHARS
+from preload.engine._learner import Learner
 from preload.history import CompressedConversation, PreparedExchange
 from preload.learning import MarkovForecaster
 
@@ -403,13 +404,13 @@ async def test_the_learner_starts_nothing_while_a_request_is_in_flight(
     """
     monkeypatch.setattr(PreloadEngine, "LEARNER_YIELD_S", 60.0)  # never given up here
     order: list[str] = []
-    learn = PreloadEngine._learn
+    learn = Learner._learn
 
-    async def spy(self: PreloadEngine, kind: str, session_id: str) -> None:
+    async def spy(self: Learner, kind: str, session_id: str) -> None:
         order.append(kind)
         await learn(self, kind, session_id)
 
-    monkeypatch.setattr(PreloadEngine, "_learn", spy)
+    monkeypatch.setattr(Learner, "_learn", spy)
     async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
         with engine.in_flight():
             await engine.handle(session_id="s", text="find me a flight to Denver")

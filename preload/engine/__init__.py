@@ -1,10 +1,10 @@
 """
 The engine: :class:`PreloadEngine` wires the parts, serves requests and prepares the
-next ones. Its modules split it along its sides: the request path and the learner
-(``_engine``), a session's state (``_session``), tool calls and their speculation
-(``_calls``), the session's own history (``_history``), what the window's items are
-worth and what feedback teaches (``_values``), and the experiment's arms and outcomes
-(``_experiment``).
+next ones. Its modules split it along its sides: the request path (``_engine``), the
+background path that learns, forecasts and preloads (``_learner``), a session's state
+(``_session``), tool calls and their speculation (``_calls``), the session's own
+history (``_history``), what the window's items are worth and what feedback teaches
+(``_values``), and the experiment's arms and outcomes (``_experiment``).
 """
 
 from __future__ import annotations

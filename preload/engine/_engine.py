@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._config import EngineConfig
 from .._errors import EngineStateError, InputTooLargeError
@@ -62,6 +61,7 @@ from ..window._drafting import ITEM_CATEGORIES
 from ._calls import CallSide
 from ._experiment import ExperimentSide
 from ._history import HistorySide
+from ._learner import Learner
 from ._preloads import PreloadSide
 from ._session import Arm, Counters, EngineSession
 from ._values import ValueSide
@@ -143,7 +143,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self.config.tokens.encoding, cache_size=self.config.tokens.cache_size
         )
         self.forecaster: Forecaster = forecaster or EngineForecaster.from_config(self.config)
-        self._namer = self.forecaster if isinstance(self.forecaster, StateNamer) else None
         self.cache = make_cache(self.config.cache) if cache is _Default.CACHE else cache
         self.preloader = Preloader(
             sources=SourceRouter(sources),
@@ -163,13 +162,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._told_calls_cap = False  # a turn's calls past MAX_CALLS_PER_TURN, said once
         self._counters = Counters()
         self._sessions: OrderedDict[str, EngineSession] = OrderedDict()
-        self._events: MemoryObjectSendStream[tuple[str, str]] | None = None
         self._state = Lifecycle.UNOPENED
-        self._pending = 0
-        self._due: dict[str, None] = {}  # sessions the learner records first (_record_soon)
         self._requests = 0  # in flight (in_flight)
         self._quiet: anyio.Event | None = None  # set once none is
-        self._learned = anyio.Event()
         self._offload = offload
         retrieval = self.config.retrieval
         saved = getattr(self.forecaster, "values", None)  # a model file's, learned before
@@ -211,6 +206,19 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             off_loop=self._off_loop,
             call_sources=call_sources,
             call_predictor=call_predictor,
+        )
+        self._learner = Learner(
+            self._sessions,
+            forecaster=self.forecaster,
+            namer=self.forecaster if isinstance(self.forecaster, StateNamer) else None,
+            calls=self._calls,
+            values=self._values,
+            histories=self._histories,
+            preloads=self._preloads,
+            think_times=self.think_times,
+            counters=self._counters,
+            off_loop=self._off_loop,
+            stand_aside=self._stand_aside,
         )
 
     def _swap_controller(self, config: EngineConfig) -> SwapController:
@@ -266,17 +274,15 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     async def __asynccontextmanager__(self) -> AsyncGenerator[PreloadEngine]:
         if self._state is not Lifecycle.UNOPENED:
             raise EngineStateError("cannot open an engine more than once")
-        send, receive = anyio.create_memory_object_stream[tuple[str, str]](4096)
         async with self.preloader, self._calls.loader, anyio.create_task_group() as tg:
-            self._events = send
             self._tg = tg
-            tg.start_soon(self._learner, receive)
+            self._learner.start(tg)
             self._state = Lifecycle.OPENED
             try:
                 yield self
             finally:
                 self._state = Lifecycle.CLOSED
-                send.close()
+                self._learner.stop()
                 tg.cancel_scope.cancel()
                 for session in list(self._sessions.values()):
                     self._finish(session)
@@ -379,7 +385,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         counted = request_id is None or request_id not in session.request_ids
         session.state = state or ""
         self._arrived(session, start)
-        self._speculate_request(session, text, state, needs)
+        self._learner.speculate_request(session, text, state, needs)
         window_text = text
         if self._offload and len(text) > REQUEST_OFFLOAD_CHARS:
             window_text = await anyio.to_thread.run_sync(
@@ -438,7 +444,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             turn["request_id"] = request_id
         session.turns.append(turn)
         session.learning = True
-        self._notify("turn", session_id)
+        self._learner.notify("turn", session_id)
         return context
 
     def _forecast_for_choice(self, session: EngineSession) -> dict[str, float] | None:
@@ -599,7 +605,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             session, shown, used_here, None if score is None else float(score)
         )
         if queued:
-            self._notify("feedback", session_id)
+            self._learner.notify("feedback", session_id)
 
     def reply(self, session_id: str, text: str) -> None:
         """
@@ -624,7 +630,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.answered_at = anyio.current_time()
         self._last_turn_changed(session)
         if not session.learning:  # else the queued "turn" event sees the reply too
-            self._notify("reply", session_id)
+            self._learner.notify("reply", session_id)
 
     async def call(
         self,
@@ -827,7 +833,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         if HistorySide.entered(session) >= len(session.turns):
             HistorySide.forget(session)
-            self._record_soon(session)
+            self._learner.record_soon(session)
 
     def tool(
         self, function: Callable[..., Awaitable[Any]], *, name: str | None = None, read_only: bool
@@ -1044,7 +1050,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.turns[start:] = new
         session.recorded = min(session.recorded, len(session.turns))
         if record and session.turns:
-            self._record_soon(session)
+            self._learner.record_soon(session)
 
     async def save_model(self, path: str | Path) -> None:
         """
@@ -1118,28 +1124,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     # -- background -------------------------------------------------------------------
 
-    def _notify(self, kind: str, session_id: str) -> None:
-        assert self._events is not None
-        try:
-            self._events.send_nowait((kind, session_id))
-        except anyio.WouldBlock:
-            self._counters.learner_drops += 1
-        else:
-            self._pending += 1
-
-    async def _learner(self, events: MemoryObjectReceiveStream[tuple[str, str]]) -> None:
-        async with events:
-            async for kind, session_id in events:
-                await self._stand_aside()
-                try:
-                    await self._record_due()
-                    await self._learn(kind, session_id)
-                except Exception:  # a bug in learning must never stop the serving
-                    logger.exception("learning from %s of session %s failed", kind, session_id)
-                finally:
-                    self._background_done()
-                await anyio.lowlevel.checkpoint()
-
     async def _stand_aside(self) -> None:
         """
         Wait, at most ``LEARNER_YIELD_S``, until no request is in flight, when the
@@ -1149,55 +1133,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if self._offload and self._requests and self._quiet is not None:
             with anyio.move_on_after(self.LEARNER_YIELD_S):
                 await self._quiet.wait()
-
-    def _background_done(self) -> None:
-        """
-        One piece of background work ``wait_idle`` waits for (counted in ``_pending``:
-        a learner's event, a request's speculation) is done.
-        """
-        self._pending -= 1
-        if not self._pending:
-            self._learned.set()
-
-    async def _learn(self, kind: str, session_id: str) -> None:
-        if kind == "end":
-            await self._calls.learn_ended(session_id)
-            return
-        session = self._sessions.get(session_id)
-        if session is None or not session.turns:  # ended, or its turns taken back
-            return
-        if kind == "restored":  # its exchanges were recorded before (_record_due)
-            return
-        if kind == "feedback":
-            await self._values.learn(session)
-            return
-        last = session.turns[-1]
-        answered = last.get("system") is not None
-        if kind == "turn":
-            session.learning = False
-            if session.shared is not None:
-                session.swap.learn_shared(session_id, *session.shared)
-                session.shared = None
-            if session.think is not None:
-                self.think_times.observe(*session.think)
-                session.think = None
-        if answered:
-            await self._calls.speculate(session.id, "reply", list(session.turns), None)
-        await self._histories.record(session)  # off the request path
-        if kind == "reply" and not self.forecaster.uses_reply:
-            return
-        try:
-            forecast = await self._off_loop(
-                self._observe_and_forecast, kind, list(session.turns), session.user, session_id
-            )
-        except Exception:  # a forecaster's bug must not stop the engine
-            logger.exception("forecast failed for session %s", session_id)
-            return
-        if self._sessions.get(session_id) is not session:
-            return  # ended meanwhile
-        session.forecast = forecast
-        assert self._tg is not None
-        self._preloads.preload(session, forecast, self._tg)
 
     async def _off_loop(
         self, function: Callable[..., T], *args: Any, limiter: anyio.CapacityLimiter | None = None
@@ -1212,72 +1147,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             return function(*args)
         return await anyio.to_thread.run_sync(function, *args, limiter=limiter or self._learning)
 
-    def _observe_and_forecast(
-        self, kind: str, turns: list[dict[str, Any]], user: str | None, session_id: str
-    ) -> Forecast:
-        """
-        The learner's CPU work for one event (in its worker thread): name the states of
-        requests that came without one, learn from a new turn, forecast the next.
-        """
-        if self._namer is not None:
-            for turn in turns:
-                if turn.get("state") is None and not turn.get("named"):
-                    turn["state"] = self._namer.encode(turn.get("text") or "")
-                    turn["named"] = True
-        if kind == "turn":
-            self.forecaster.observe(turns, user)
-        return self.forecaster.forecast(turns, user, session_id)
-
-    def _speculate_request(
-        self, session: EngineSession, text: str, state: str | None, needs: Sequence[str]
-    ) -> None:
-        """
-        A request of ``session`` arrived: its turn's budget of speculative calls starts
-        afresh, and its likely calls start now, in a task of their own, while the
-        request gathers its context (the agent decides only once it has it): neither
-        the request nor the learner's queue of other sessions' work delays them.
-        """
-        self._calls.new_turn(session.id)
-        if not self._calls.speculates_at("request"):
-            return
-        assert self._tg is not None
-        request = {"text": text, "state": state, "needs": list(needs), "system": None}
-        self._pending += 1  # background work wait_idle waits for, as the learner's
-        self._tg.start_soon(self._speculate_now, session.id, list(session.turns), request)
-
-    def _record_soon(self, session: EngineSession) -> None:
-        """
-        Have the learner record the session's answered exchanges before it turns to
-        its next event (not behind its queue of other sessions' forecasts, nor beside
-        them in threads of their own, which would share the interpreter with the
-        requests all the more): turns another replica served, which a request here may
-        soon need.
-        """
-        self._due[session.id] = None
-        self._notify("restored", session.id)  # wakes the learner; wait_idle counts it
-
-    async def _record_due(self) -> None:
-        """
-        Record the exchanges of the sessions :meth:`_record_soon` named, oldest first.
-        """
-        while self._due:
-            session_id = next(iter(self._due))
-            del self._due[session_id]
-            session = self._sessions.get(session_id)
-            try:
-                if session is not None:
-                    await self._histories.record(session)
-            except Exception:  # a request here then records them
-                logger.exception("recording the history of session %s failed", session_id)
-
-    async def _speculate_now(
-        self, session_id: str, history: list[dict[str, Any]], request: dict[str, Any]
-    ) -> None:
-        try:
-            await self._calls.speculate(session_id, "request", history, request)
-        finally:
-            self._background_done()
-
     async def wait_idle(self) -> None:
         """
         Wait until the background work caused so far is done: every turn learned from,
@@ -1286,15 +1155,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         self._check_open()
         while (
-            self._pending
+            self._learner.pending
             or not self.preloader.idle
             or not self._calls.loader.idle
             or self._preloads.deferring
         ):
-            if self._pending:
-                if self._learned.is_set():
-                    self._learned = anyio.Event()
-                await self._learned.wait()
+            if self._learner.pending:
+                await self._learner.settled()
             elif not self.preloader.idle:
                 await self.preloader.wait_idle()
             elif not self._calls.loader.idle:
@@ -1341,7 +1208,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._experiment.end(session)
         learn = self._state is Lifecycle.OPENED
         if self._calls.end(session.id, session.turns, session.user, learn=learn):
-            self._notify("end", session.id)
+            self._learner.notify("end", session.id)
 
     def _check_open(self) -> None:
         if self._state is not Lifecycle.OPENED:
