@@ -47,6 +47,7 @@ from ._errors import UnknownToolError as UnknownToolError
 from ._metrics import EngineStatistics as EngineStatistics
 from ._metrics import MetricsSnapshot as MetricsSnapshot
 from ._prometheus import PrometheusCollector as PrometheusCollector
+from ._sessions import MAX_LABEL_CHARS as MAX_LABEL_CHARS
 from ._sessions import Session as Session
 from ._sessions import Turn as Turn
 from ._sessions import read_sessions as read_sessions
@@ -77,6 +78,7 @@ from .window import HierarchicalBudgetManager as HierarchicalBudgetManager
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAX_LABEL_CHARS",
     "AdaptiveBudgetConfig",
     "ArmConfig",
     "BudgetConfig",

@@ -30,7 +30,19 @@ from .calls import MAX_CALLS_PER_TURN, ToolCall, canonical_args, check_name
 #: The most needs one turn may declare: what the engine takes in one request.
 MAX_NEEDS = LimitsConfig().max_needs
 
-__all__ = ["MAX_SESSION_SECONDS", "Session", "Turn", "name_problem", "read_sessions"]
+__all__ = [
+    "MAX_LABEL_CHARS",
+    "MAX_SESSION_SECONDS",
+    "Session",
+    "Turn",
+    "label_problem",
+    "name_problem",
+    "read_sessions",
+]
+
+#: The longest session id, user, state or need key (and knowledge key), in characters:
+#: they name the forecaster's nodes, the cache's keys and the per-user models.
+MAX_LABEL_CHARS = 1_000
 
 #: The latest time a turn may have, in seconds since its session began (about 116 days).
 #: The replay runs sessions on a virtual clock that counts seconds in a float: around
@@ -112,8 +124,9 @@ def read_sessions(
 
     A line is refused when it is not UTF-8, not JSON, not a session (a field missing or
     of the wrong type, no turns, times that are not finite, negative, above
-    :data:`MAX_SESSION_SECONDS` or decreasing, a text above ``max_text_chars``), or
-    when its ``session_id`` was already read on an earlier line.
+    :data:`MAX_SESSION_SECONDS` or decreasing, a text above ``max_text_chars``, a
+    session id, user, state or need above :data:`MAX_LABEL_CHARS`), or when its
+    ``session_id`` was already read on an earlier line.
 
     Args:
         path: The JSONL file.
@@ -274,10 +287,16 @@ def parse_session(
         raise InputError(
             path, number, f"'session_id' must be a non-empty string, not {_shown(sid)}"
         )
+    problem = label_problem("'session_id'", sid)
+    if problem is not None:
+        raise InputError(path, number, problem)
     where = f"session {quoted(sid)}"
     user = record.get("user")
     if user is not None and not isinstance(user, str):
         raise InputError(path, number, f"{where}: 'user' must be a string, not {json_type(user)}")
+    problem = label_problem("'user'", user) if user is not None else None
+    if problem is not None:
+        raise InputError(path, number, f"{where}: {problem}")
     raw_turns = record.get("turns")
     if not isinstance(raw_turns, list):
         raise InputError(
@@ -394,11 +413,28 @@ def _read_turn(raw: Any, index: int, max_text_chars: int) -> Turn:
     )
 
 
+def label_problem(where: str, label: str) -> str | None:
+    """
+    What is wrong with a session id, user or key above ``MAX_LABEL_CHARS``
+    characters, or None; ``where`` names it in the message.
+    """
+    if len(label) > MAX_LABEL_CHARS:
+        return (
+            f"{where} has {len(label):,} characters, above the limit of {MAX_LABEL_CHARS:,} "
+            f"({quoted(label[:40])}...)"
+        )
+    return None
+
+
 def name_problem(where: str, name: str) -> str | None:
     """
-    What is wrong with a state or need name graph cannot learn from (one of its
-    reserved control characters), or None; ``where`` names it in the message.
+    What is wrong with a state or need name graph cannot learn from (above
+    ``MAX_LABEL_CHARS`` characters, or holding one of its reserved control
+    characters), or None; ``where`` names it in the message.
     """
+    problem = label_problem(where, name)
+    if problem is not None:
+        return problem
     try:
         check_graph_name(name)
     except InvalidStateError as exc:

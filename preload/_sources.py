@@ -21,7 +21,7 @@ import anyio
 from ._config import PreloaderConfig
 from ._errors import InputError, MissingItemError
 from ._retrieval import MAX_SEARCH_LIMIT, TfidfIndex
-from ._sessions import decode_line, json_type, open_jsonl, quoted
+from ._sessions import decode_line, json_type, label_problem, open_jsonl, quoted
 
 __all__ = [
     "CategorizingSource",
@@ -368,6 +368,9 @@ def _parse_knowledge(
     if not isinstance(key, str) or not key:
         shown = quoted(key) if isinstance(key, str) else json_type(key)
         raise InputError(path, number, f"'key' must be a non-empty string, not {shown}")
+    problem = label_problem("'key'", key)
+    if problem is not None:
+        raise InputError(path, number, problem)
     if not isinstance(text, str):
         raise InputError(
             path, number, f"item {quoted(key)}: 'text' must be a string, not {json_type(text)}"

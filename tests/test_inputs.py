@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from preload import (
+    MAX_LABEL_CHARS,
     EmptyInputError,
     EngineConfig,
     InputError,
@@ -741,3 +742,69 @@ async def test_the_engine_refuses_a_reserved_character_in_a_request() -> None:
         with pytest.raises(ValueError, match="^state"):
             await engine.handle(session_id="s", text="hi", state="x\x02")
         assert 0 == engine.statistics().requests
+
+
+@pytest.mark.parametrize(
+    ("session", "where"),
+    [
+        ({"session_id": "s" * 1_001, "turns": [{"t": 0}]}, "'session_id'"),
+        ({"session_id": "s", "user": "u" * 1_001, "turns": [{"t": 0}]}, "session 's': 'user'"),
+        ({"session_id": "s", "turns": [{"t": 0, "state": "x" * 1_001}]}, "turn 0: 'state'"),
+        ({"session_id": "s", "turns": [{"t": 0, "needs": ["k", "k" * 1_001]}]}, r"needs\[1\]"),
+    ],
+)
+def test_a_label_above_its_limit_is_refused_with_its_line(
+    write_jsonl: Callable[[Path, list[object]], Path],
+    tmp_path: Path,
+    session: object,
+    where: str,
+) -> None:
+    """
+    A session id, user, state or need key above ``MAX_LABEL_CHARS`` is refused by the
+    reader naming the line and the field; the lines before it are read, and with
+    ``skip_bad_lines`` the line is skipped and counted.
+    """
+    path = write_jsonl(tmp_path / "s.jsonl", [GOOD, session])
+    with pytest.raises(InputError, match=rf"s\.jsonl:2: .*{where} has 1,001 characters") as e:
+        read_sessions(path)
+    assert 2 == e.value.line
+    sessions, skipped = read_sessions(path, skip_bad_lines=True)
+    assert (["s1"], [2]) == ([s.session_id for s in sessions], [e.line for e in skipped])
+    assert 1_000 == MAX_LABEL_CHARS
+    ok = {"session_id": "s" * 1_000, "turns": [{"t": 0, "state": "x" * 1_000}]}
+    assert 1 == len(read_sessions(write_jsonl(tmp_path / "ok.jsonl", [ok]))[0])
+
+
+def test_a_knowledge_key_above_its_limit_is_refused_with_its_line(
+    write_jsonl: Callable[[Path, list[object]], Path], tmp_path: Path
+) -> None:
+    """
+    A knowledge key above ``MAX_LABEL_CHARS`` could never be named by a request: it is
+    refused naming the line.
+    """
+    path = write_jsonl(tmp_path / "k.jsonl", [{"key": "a", "text": "t"}, {"key": "k" * 1_001}])
+    with pytest.raises(InputError, match=r"k\.jsonl:2: 'key' has 1,001 characters"):
+        read_knowledge(path)
+
+
+async def test_the_engine_refuses_a_label_above_its_limit() -> None:
+    """
+    ``handle`` refuses a session id, user, state or need above ``MAX_LABEL_CHARS``
+    with a ValueError naming it, before anything is served; ``call`` and
+    ``record_call`` refuse such a session id too.
+    """
+    long = "x" * (MAX_LABEL_CHARS + 1)
+    async with PreloadEngine(EngineConfig(), sources={}) as engine:
+        for kwargs, where in [
+            ({"session_id": long}, "session_id"),
+            ({"user": long}, "user"),
+            ({"state": long}, "state"),
+            ({"needs": ["a", long]}, r"needs\[1\]"),
+        ]:
+            with pytest.raises(ValueError, match=rf"^{where} has 1,001 characters"):
+                await engine.handle(**{"session_id": "s", "text": "hi", **kwargs})
+        with pytest.raises(ValueError, match="^session_id has 1,001"):
+            engine.record_call(long, "lookup", {}, "r")
+        assert 0 == engine.statistics().requests
+        await engine.handle(session_id="x" * MAX_LABEL_CHARS, text="hi", state="s" * 1_000)
+        assert 1 == engine.statistics().requests

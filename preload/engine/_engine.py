@@ -27,7 +27,7 @@ from .._config import EngineConfig
 from .._errors import EngineStateError, InputTooLargeError
 from .._lifecycle import Lifecycle
 from .._metrics import EngineStatistics, MetricsSnapshot, compose
-from .._sessions import name_problem
+from .._sessions import label_problem, name_problem
 from .._sources import SearchingSource, Source, SourceRouter
 from .._tokens import TiktokenCounter, TokenCounter
 from ..caches import CacheBackend, make_cache
@@ -330,8 +330,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             TypeError: An argument has the wrong type (``needs`` must be a sequence
                 of keys, not one string).
             ValueError: ``session_id`` is empty, ``state`` or a need holds a control
-                character the forecaster reserves, or ``request_id`` is above
-                ``MAX_ID_CHARS``.
+                character the forecaster reserves, ``session_id``, ``user``,
+                ``state`` or a need is above ``MAX_LABEL_CHARS`` (1,000) characters,
+                or ``request_id`` is above ``MAX_ID_CHARS``.
             InputTooLargeError: The text or the needs are above ``[limits]``.
 
         .. versionchanged:: 0.10
@@ -484,6 +485,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         _check_type("text", text, str)
         _check_type("state", state, str, optional=True)
         _check_type("user", user, str, optional=True)
+        problem = label_problem("user", user) if isinstance(user, str) else None
+        if problem is not None:
+            raise ValueError(problem)
         if isinstance(needs, str | bytes) or not isinstance(needs, Sequence | AbstractSet):
             raise TypeError(
                 f"needs must be a sequence of keys, not {type(needs).__name__}; "
@@ -1264,5 +1268,9 @@ def _check_optional_id(name: str, value: object) -> None:
 
 def _check_id(name: str, value: object) -> None:
     _check_type(name, value, str)
+    assert isinstance(value, str)
     if not value:
         raise ValueError(f"{name} must not be empty")
+    problem = label_problem(name, value)
+    if problem is not None:
+        raise ValueError(problem)

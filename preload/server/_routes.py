@@ -17,7 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._errors import InputTooLargeError, UnknownToolError
-from .._sessions import name_problem
+from .._sessions import label_problem, name_problem
 from ..engine._engine import MAX_ID_CHARS
 from ._gate import Change, SessionGate
 from ._keys import NAME_PATTERN
@@ -168,13 +168,16 @@ async def post_request(session_id: SessionId, body: RequestIn, gate: Gate) -> Re
 def _check_names(body: RequestIn) -> None:
     """
     Raises:
-        ApiError: 422, a state or need the forecaster cannot take, named.
+        ApiError: 422, a state, need or user the engine cannot take, named.
     """
     named = [("state", body.state), *((f"needs[{i}]", k) for i, k in enumerate(body.needs))]
     for where, name in named:
         problem = name_problem(where, name) if name is not None else None
         if problem is not None:
             raise ApiError(422, "invalid_request", problem, where.split("[")[0])
+    problem = label_problem("user", body.user) if body.user is not None else None
+    if problem is not None:
+        raise ApiError(422, "invalid_request", problem, "user")
 
 
 def _answer(session_id: str, ctx: Context, *, turn: int, repeat: bool) -> dict[str, Any]:

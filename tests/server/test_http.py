@@ -116,6 +116,8 @@ def test_validation_and_size_limits(
             (url, {"text": "hi", "colour": "red"}, 422, "colour"),
             (url, {"text": "hi", "needs": ["a\x1e"]}, 422, "needs"),
             (url, {"text": "hi", "state": "s\x02"}, 422, "state"),
+            (url, {"text": "hi", "state": "s" * 1_001}, 422, "state"),
+            (url, {"text": "hi", "user": "u" * 1_001}, 422, "user"),
             ("/v1/sessions/bad id!/requests", {"text": "hi"}, 422, "session_id"),
             (url, {"text": "x" * 2001}, 413, "text"),
             (url, {"text": "hi", "needs": [f"k{i}" for i in range(9)]}, 413, "needs"),
