@@ -95,6 +95,9 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         The calls of tools that are not wrapped are recorded, and returned again
         under their id; a run resumed within the turn the engine holds unanswered
         goes on with it, even served by a middleware built again.
+    .. versionchanged:: 0.13
+        A thread the engine has no turns of (an application restarted) seeds it from
+        the thread's earlier messages before its first request.
     """
 
     def __init__(
@@ -137,10 +140,13 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         if turn is None or turn.mark != _mark(human):
             # a middleware that served the session's last turn knows a resumed run
             # by its mark: only one that did not asks the engine
-            turn = self._resumed(session, human) if turn is None else None
+            first = turn is None
+            turn = self._resumed(session, human) if first else None
             if turn is None:
                 user = _resolve(self.user, request.runtime)
                 user = user or _configured(request.runtime, "user_id")
+                if first and start and not self._link.knows(session):  # restarted
+                    self._link.seed(session, _stored_turns(messages[:start]), user)
                 context = await self._link.handle(session, _text(human), user)
                 turn = _Turn(_mark(human), context)
             self._turns[session] = turn
@@ -374,6 +380,38 @@ def _with_context(system: SystemMessage | None, rendered: str) -> SystemMessage:
     if isinstance(system.content, str):
         return SystemMessage(f"{system.content}\n\n{block}" if system.content else block)
     return SystemMessage([*system.content, {"type": "text", "text": block}])
+
+
+def _stored_turns(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """
+    A thread's messages as the engine's turns (what ``engine.restore`` takes): each
+    human message a request; the tool calls made for it, each with its result (not
+    an error's), not read-only; the last AI message's text its reply.
+    """
+    results = {
+        m.tool_call_id: _text(m)
+        for m in messages
+        if isinstance(m, ToolMessage) and m.status != "error"
+    }
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, HumanMessage):
+            turns.append({"text": _text(message), "tool_calls": [], "system": None})
+        elif turns and isinstance(message, AIMessage):
+            turn = turns[-1]
+            for call in message.tool_calls:
+                if call.get("id") in results:
+                    turn["tool_calls"].append(
+                        {
+                            "name": call["name"],
+                            "args": call["args"],
+                            "read_only": False,
+                            "call_id": call["id"],
+                            "result": results[call["id"] or ""],
+                        }
+                    )
+            turn["system"] = _text(message) or turn["system"]
+    return turns
 
 
 def _exchange(messages: Sequence[BaseMessage]) -> tuple[str, str]:

@@ -12,7 +12,7 @@ run's session, and records the run's output as the reply.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,9 @@ try:
         ModelRequest,
         ModelRequestPart,
         SystemPromptPart,
+        TextPart,
+        ToolCallPart,
+        ToolReturnPart,
         UserPromptPart,
     )
     from pydantic_ai.tools import AgentDepsT, RunContext
@@ -35,7 +38,6 @@ from ._common import CONTEXT_HEADER, EngineLink, NeedsFunction, StateFunction, a
 
 if TYPE_CHECKING:
     from pydantic_ai.capabilities import WrapToolExecuteHandler
-    from pydantic_ai.messages import ToolCallPart
     from pydantic_ai.models import ModelRequestContext
     from pydantic_ai.run import AgentRunResult
     from pydantic_ai.tools import ToolDefinition
@@ -87,6 +89,9 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
     .. versionchanged:: 0.12
         The calls of tools that are not wrapped are recorded, and returned again
         under their id.
+    .. versionchanged:: 0.13
+        A session the engine has no turns of (an application restarted) is seeded
+        from the run's message history before its request.
     """
 
     engine: PreloadEngine
@@ -142,6 +147,8 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
             else:
                 user = _resolve(self.user, ctx)
                 text = prompt_text(messages[start])
+                if start and not self._link.knows(self._session):  # restarted
+                    self._link.seed(self._session, _stored_turns(messages[:start]), user)
                 self._context = await self._link.handle(self._session, text, user)
         if self._context is None:
             return request_context
@@ -248,6 +255,48 @@ def prompt_text(message: ModelMessage) -> str:
             else:
                 texts.extend(piece for piece in part.content if isinstance(piece, str))
     return "\n".join(texts)
+
+
+def _stored_turns(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
+    """
+    A message history as the engine's turns (what ``engine.restore`` takes): each
+    request with a user prompt a turn's request; the tool calls made for it, each with
+    what it returned, not read-only; the last response's text its reply.
+    """
+    results = {
+        part.tool_call_id: as_text(part.content)
+        for message in messages
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, ToolReturnPart)
+    }
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            if any(isinstance(part, UserPromptPart) for part in message.parts):
+                turns.append({"text": prompt_text(message), "tool_calls": [], "system": None})
+            continue
+        if not turns:
+            continue
+        turn = turns[-1]
+        for part in message.parts:
+            if isinstance(part, ToolCallPart) and part.tool_call_id in results:
+                try:
+                    args = part.args_as_dict()
+                except ValueError:  # arguments the model gave as broken JSON
+                    continue
+                turn["tool_calls"].append(
+                    {
+                        "name": part.tool_name,
+                        "args": args,
+                        "read_only": False,
+                        "call_id": part.tool_call_id,
+                        "result": results[part.tool_call_id],
+                    }
+                )
+        text = "".join(part.content for part in message.parts if isinstance(part, TextPart))
+        turn["system"] = text or turn["system"]
+    return turns
 
 
 def _resolve(value: Resolver, ctx: RunContext[Any]) -> str | None:

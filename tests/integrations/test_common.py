@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from preload.calls import MAX_CALLS_PER_TURN
 from preload.integrations import tool
-from preload.integrations._common import EngineLink
+from preload.integrations._common import MAX_SEEDED_TURNS, EngineLink
 
 if TYPE_CHECKING:
     from preload import PreloadEngine
@@ -143,3 +144,36 @@ async def test_a_call_made_without_the_engine_is_recorded_and_degrades_quietly(
     (record,) = caplog.records
     assert (logging.INFO, 0) == (record.levelno, link.failures)
     assert "tool 'lookup': the call is not recorded" in record.getMessage()
+
+
+async def test_a_stored_history_seeds_its_latest_turns_within_the_limits(
+    make_engine: Callable[[], PreloadEngine],
+) -> None:
+    """
+    A stored history longer than ``MAX_SEEDED_TURNS`` seeds the engine with its latest
+    turns, each within ``[limits]`` (request, reply, calls and their results); a
+    session the engine knows is not seeded again.
+    """
+    long_call = {"name": "lookup", "args": {}, "read_only": False, "result": "r" * 200_000}
+    turns = [{"text": f"turn {i}", "system": f"reply {i}"} for i in range(MAX_SEEDED_TURNS + 5)]
+    turns[-1] = {
+        "text": "q" * 200_000,
+        "tool_calls": [long_call] * (MAX_CALLS_PER_TURN + 3),
+        "system": "a" * 200_000,
+    }
+    async with make_engine() as engine:
+        link = EngineLink(engine, adapter="test")
+        limits = engine.config.limits
+        assert link.seed("s", turns, "u1")
+        kept = engine.turns_of("s")
+        assert MAX_SEEDED_TURNS == len(kept)
+        assert "turn 5" == kept[0]["text"]
+        last = kept[-1]
+        assert (limits.max_request_chars, limits.max_reply_chars) == (
+            len(last["text"]),
+            len(last["system"]),
+        )
+        assert MAX_CALLS_PER_TURN == len(last["tool_calls"])
+        assert {limits.max_reply_chars} == {len(c["result"]) for c in last["tool_calls"]}
+        assert not link.seed("s", [{"text": "other", "system": None}])
+        assert MAX_SEEDED_TURNS == len(engine.turns_of("s"))

@@ -252,6 +252,48 @@ class _CrashAfterTool(AgentMiddleware[AgentState[Any], Any, Any]):
         return result
 
 
+async def test_a_restarted_engine_is_seeded_from_the_threads_checkpoint(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    The application restarts (a new engine, a new agent, the same checkpointer) and
+    the thread goes on: the engine, which has no turns of the thread, is seeded from
+    its messages, so the next turn's model sees the earlier request, the tool's result
+    and the reply in the engine's history, which takes the place of the earlier
+    messages.
+    """
+    checkpointer = InMemorySaver()
+
+    def build(engine: PreloadEngine, model: _Model) -> Any:
+        forecast = StructuredTool.from_function(
+            coroutine=tool(engine, backend.forecast, read_only=True), name="forecast"
+        )
+        return create_agent(
+            model,
+            tools=[forecast],
+            middleware=[PreloadMiddleware(engine)],
+            checkpointer=checkpointer,
+        )
+
+    async with make_engine() as engine:
+        agent = build(engine, _Model(messages=_script(1), seen=[]))
+        await agent.ainvoke({"messages": [HumanMessage("Weather in Paris?")]}, _config("k"))
+    async with make_engine() as restarted:
+        model = _Model(messages=_script(1, day="tomorrow"), seen=[])
+        agent = build(restarted, model)
+        await agent.ainvoke({"messages": [HumanMessage("And tomorrow?")]}, _config("k"))
+        seen = "\n".join(_texts(model.seen[0]))
+        assert "Weather in Paris?" in seen
+        assert '[forecast({"city": "Paris", "day": "today"}) -> Paris on today: 21 C' in seen
+        assert "It will be mild in Paris today." in seen
+        await restarted.wait_idle()
+        turns = restarted.turns_of("k")
+        assert ["Weather in Paris?", "And tomorrow?"] == [t["text"] for t in turns]
+        assert [("forecast", "call-0")] == [
+            (c["name"], c["call_id"]) for c in turns[0]["tool_calls"]
+        ]
+
+
 @pytest.mark.parametrize("wrapped", [True, False])
 @pytest.mark.parametrize("built_again", [False, True])
 async def test_a_run_resumed_after_a_crash_does_not_book_twice(

@@ -247,6 +247,47 @@ async def test_a_later_turns_model_sees_what_an_earlier_turns_tool_returned(
         _assert_calls_whole(seen[before])
 
 
+async def test_a_restarted_engine_is_seeded_from_the_message_history(
+    make_engine: Callable[[], PreloadEngine], backend: Any
+) -> None:
+    """
+    The application restarts (a new engine) and goes on with the stored message
+    history: the engine, which has no turns of the session, is seeded from it, so the
+    next turn's model sees the earlier request, the tool's result and the reply in the
+    engine's history, which takes the place of the earlier messages. A session the
+    engine knows is not seeded again.
+    """
+    async with make_engine() as engine:
+        agent = Agent(
+            _model([], city="Oslo"),
+            capabilities=[PreloadCapability(engine, session_id="kept")],
+            tools=[tool(engine, backend.forecast, read_only=True)],
+        )
+        first = await agent.run("Weather in Oslo?")
+    stored = first.all_messages()
+    async with make_engine() as restarted:
+        seen: Seen = []
+        agent = Agent(
+            _model(seen, city="Oslo"),
+            capabilities=[PreloadCapability(restarted, session_id="kept")],
+            tools=[tool(restarted, backend.forecast, read_only=True)],
+        )
+        second = await agent.run("Should I take a coat?", message_history=stored)
+        later = "\n".join(_texts(seen[0]))
+        assert "Weather in Oslo?" in later
+        assert '[forecast({"city": "Oslo", "day": "today"}) -> Oslo on today: 21 C' in later
+        assert "It will be mild in Oslo today." in later
+        await agent.run("Thanks!", message_history=second.all_messages())
+        await restarted.wait_idle()
+        turns = restarted.turns_of("kept")
+        assert ["Weather in Oslo?", "Should I take a coat?", "Thanks!"] == [
+            t["text"] for t in turns
+        ]
+        (call,) = turns[0]["tool_calls"]
+        assert ("forecast", "Oslo on today: 21 C, light wind") == (call["name"], call["result"])
+        assert "It will be mild in Oslo today." == turns[0]["system"]
+
+
 @dataclass
 class _CrashAfterTool(AbstractCapability[Any]):
     """
