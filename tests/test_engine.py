@@ -475,12 +475,14 @@ async def test_the_learner_enters_an_exchange_off_the_loop_and_a_request_waits_f
     threads: list[bool] = []  # whether each exchange was entered in a worker thread
     add = CompressedConversation.add_prepared
 
-    def held(conversation: CompressedConversation, prepared: PreparedExchange) -> None:
+    def held(
+        conversation: CompressedConversation, prepared: PreparedExchange, *, score: bool = True
+    ) -> None:
         threads.append(threading.current_thread() is not threading.main_thread())
         if threads[-1] and not release.is_set():
             entered.set()
             release.wait()
-        add(conversation, prepared)
+        add(conversation, prepared, score=score)
 
     monkeypatch.setattr(CompressedConversation, "add_prepared", held)
     got: dict[str, Any] = {}
@@ -489,7 +491,7 @@ async def test_the_learner_enters_an_exchange_off_the_loop_and_a_request_waits_f
             await engine.handle(session_id="s", text="find me a flight to Denver")
             engine.reply("s", "The Zephyr flight to Denver leaves on Friday.")
             with anyio.fail_after(30):
-                await anyio.to_thread.run_sync(entered.wait)
+                assert await anyio.to_thread.run_sync(entered.wait, 30), "never entered"
                 async with anyio.create_task_group() as tg:
 
                     async def ask() -> None:
@@ -550,7 +552,7 @@ class _HeldLearner:
         """
         await engine.handle(session_id="held", text=f"a cabin in {self.word}")
         engine.reply("held", "Two cabins are free.")
-        await anyio.to_thread.run_sync(self.entered.wait)
+        assert await anyio.to_thread.run_sync(self.entered.wait, 30), "the learner never got there"
 
 
 async def test_a_turn_restored_while_its_exchange_is_recorded_replaces_it_in_the_history(
@@ -770,3 +772,38 @@ async def test_a_session_whose_turns_were_taken_back_does_not_stop_the_learner(
         await engine.wait_idle()
         assert engine.forecast_of("next") is not None
         assert [] == engine.turns_of("gone")
+
+
+async def test_a_request_after_a_restore_of_many_turns_scores_the_history_once(
+    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Sixty turns restored at once (a stored history seeding a restarted engine) are
+    recorded by the next request with their facts scored once, not once a turn: each
+    scoring grows with the facts so far, so the catch-up grew with the square of the
+    turns. The window's history holds the first turn's fact.
+    """
+    cities = ["Lisbon", "Osaka", "Denver", "Hanoi", "Quito", "Perth"]
+    turns = [
+        {
+            "text": f"Turn {i}: what is the weather in {cities[i % 6]} on day {i}? "
+            + ("My booking reference is QX-4471. " if i == 0 else "")
+            + "We travel with two children and a dog, and need a quiet hotel room.",
+            "system": f"In {cities[i % 6]} on day {i} it will be {10 + i % 15} C and dry.",
+        }
+        for i in range(60)
+    ]
+    calls: list[int] = []
+    score = CompressedConversation._score
+
+    def counted(history: CompressedConversation) -> None:
+        calls.append(1)
+        score(history)
+
+    monkeypatch.setattr(CompressedConversation, "_score", counted)
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        engine.restore("s", turns)
+        context = await engine.handle(session_id="s", text="and on the way back?")
+    history = next(item for item in context.items if item.key == "history")
+    assert 1 == len(calls)
+    assert "QX-4471" in history.text

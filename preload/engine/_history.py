@@ -7,6 +7,7 @@ work that grows with a message's size.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +110,7 @@ class HistorySide:
                 break
             if self._offload and _chars(turn) > HISTORY_OFFLOAD_CHARS:
                 break
-            history.add_exchange(*_exchange(turn))
+            history.add_exchange(*_exchange(turn), score=not self._more(session, complete))
             session.recorded += 1
             self._counters.history_catch_ups += complete
         return history
@@ -144,7 +145,8 @@ class HistorySide:
         the loop serves other requests meanwhile; a long one is left to the learner.
         """
         if self._offload:
-            while await self._record_next(session, complete=True):
+            alone = len(session.turns) - session.recorded <= 1  # else a run, off the loop
+            while await self._record_next(session, complete=True, inline=alone):
                 pass
         return self.history(session, complete=True)
 
@@ -162,12 +164,16 @@ class HistorySide:
         while await self._record_next(session, complete=False):
             pass
 
-    async def _record_next(self, session: EngineSession, *, complete: bool) -> bool:
+    async def _record_next(
+        self, session: EngineSession, *, complete: bool, inline: bool = False
+    ) -> bool:
         """
-        Record the session's next exchange, prepared in a worker thread (the learner's
-        history thread, or for a request, ``complete``, the requests' own: it never
-        queues behind the learner's work for other sessions; a request prepares a
-        short one, ``INLINE_HISTORY_CHARS``, on the loop); False when there is
+        Record the session's next exchange, prepared and entered in a worker thread
+        (the learner's history thread, or for a request, ``complete``, the requests'
+        own: it never queues behind the learner's work for other sessions; a request
+        records a short one, ``INLINE_HISTORY_CHARS``, on the loop when it is the
+        only one to record, ``inline``: the facts' scoring, which grows with the
+        history, then stays off the loop for a run of them); False when there is
         none to record: all are, the last is unanswered and not ``complete``, or (for a
         request) it is long.
         """
@@ -185,22 +191,37 @@ class HistorySide:
             history = self._conversation(session)
             user, agent = _exchange(turn)
             size = _chars(turn)
-            if complete and size <= INLINE_HISTORY_CHARS:
-                history.add_exchange(user, agent)  # short: cheaper than a thread hop
-            elif not complete and size <= HISTORY_OFFLOAD_CHARS:
-                # the learner's: prepared and entered in its thread, off the loop; a
-                # request whose window needs the history meanwhile waits for it (its
-                # catch-up takes the recording lock), so none reads it half entered
-                await anyio.to_thread.run_sync(history.add_exchange, user, agent, limiter=self._cpu)
-            else:  # a request's, or a long one (which no request waits for): entered here
+            score = not self._more(session, complete)  # with the last of a run alone
+            limiter = self._serving if complete else self._cpu
+            if complete and inline and size <= INLINE_HISTORY_CHARS:
+                history.add_exchange(user, agent, score=score)  # short: cheaper than a thread
+            elif size <= HISTORY_OFFLOAD_CHARS:
+                # prepared and entered in a worker thread, off the loop; a request whose
+                # window needs the history meanwhile waits for it (its catch-up takes the
+                # recording lock), so none reads it half entered
+                add = functools.partial(history.add_exchange, user, agent, score=score)
+                await anyio.to_thread.run_sync(add, limiter=limiter)
+            else:  # a long one, which no request waits for: entered here
                 prepared = await anyio.to_thread.run_sync(
-                    history.prepare, user, agent, limiter=self._serving if complete else self._cpu
+                    history.prepare, user, agent, limiter=limiter
                 )
-                history.add_prepared(prepared)
+                history.add_prepared(prepared, score=score)
             if session.history is history:  # else restore dropped it meanwhile
                 session.recorded += 1
                 self._counters.history_catch_ups += complete
             return True
+
+    @staticmethod
+    def _more(session: EngineSession, complete: bool) -> bool:
+        """
+        Whether the exchange after the one being recorded (``session.recorded``) is
+        recorded right after it: its facts are then scored with that one alone.
+        """
+        after = session.recorded + 1
+        if after >= len(session.turns):
+            return False
+        last = after == len(session.turns) - 1
+        return complete or not last or session.turns[after].get("system") is not None
 
     @staticmethod
     def _long(session: EngineSession) -> bool:

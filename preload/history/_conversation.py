@@ -163,13 +163,22 @@ class CompressedConversation:
         """
         return prepare(user, agent, self.counter)
 
-    def add_prepared(self, prepared: PreparedExchange) -> None:
+    def add_prepared(self, prepared: PreparedExchange, *, score: bool = True) -> None:
         """
         Record an exchange :meth:`prepare` made ready (with this conversation's
         counter): enter its facts into the ledger and score them. Its cost grows with
         the facts, not with the length of the texts.
 
+        Args:
+            prepared: The exchange.
+            score: Score the standing facts now (when the history no longer fits its
+                last budget), else with the next exchange added or the next
+                :meth:`get_context`: scoring grows with the facts so far, so a caller
+                that adds many exchanges in a row scores with the last alone.
+
         .. versionadded:: 0.2
+        .. versionchanged:: 0.13
+           ``score``.
         """
         index = len(self._exchanges)
         ledger = self._ledger
@@ -206,15 +215,18 @@ class CompressedConversation:
         # last one scores once in get_context.
         self._join(exchange)
         self._scored = False
-        if self._whole is None or self._whole[1] > self._asked:
+        if score and (self._whole is None or self._whole[1] > self._asked):
             self._score()
 
-    def add_exchange(self, user: str, agent: str = "") -> None:
+    def add_exchange(self, user: str, agent: str = "", *, score: bool = True) -> None:
         """
         Record one exchange: the user's request and the agent's reply. The same as
-        ``add_prepared(prepare(user, agent))``.
+        ``add_prepared(prepare(user, agent), score=score)``.
+
+        .. versionchanged:: 0.13
+           ``score``.
         """
-        self.add_prepared(self.prepare(user, agent))
+        self.add_prepared(self.prepare(user, agent), score=score)
 
     @staticmethod
     def _stated(prepared: PreparedExchange, before: Levels | None) -> list[Stated]:

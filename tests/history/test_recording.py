@@ -137,6 +137,34 @@ async def test_preparing_in_a_worker_thread_records_the_same_history() -> None:
         assert outputs(direct) == outputs(threaded)
 
 
+def test_exchanges_added_unscored_show_what_scored_ones_show(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Exchanges added in a row with ``score=False`` but the last show exactly what
+    exchanges scored one by one show, at every budget; the facts are scored once for
+    the run instead of once an exchange (the work that grows with the facts so far).
+    """
+    scored = CompressedConversation(40, counter=COUNTER)
+    for user, agent in conversation():
+        scored.add_exchange(user, agent)
+    calls: list[int] = []
+    score = CompressedConversation._score
+
+    def counted(history: CompressedConversation) -> None:
+        calls.append(1)
+        score(history)
+
+    monkeypatch.setattr(CompressedConversation, "_score", counted)
+    run = CompressedConversation(40, counter=COUNTER)
+    pairs = conversation()
+    for i, (user, agent) in enumerate(pairs):
+        run.add_exchange(user, agent, score=i == len(pairs) - 1)
+    assert 1 == len(calls)
+    monkeypatch.setattr(CompressedConversation, "_score", score)
+    assert outputs(scored) == outputs(run)
+
+
 def test_preparing_changes_nothing_of_the_conversation() -> None:
     """
     ``prepare`` reads and changes nothing of the conversation: its state is the same
