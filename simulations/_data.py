@@ -11,7 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["CORPORA", "DATA", "GENERATED", "add_data_arguments", "corpus_folders"]
+from simulations import retail_corpus
+
+__all__ = ["CORPORA", "DATA", "GENERATED", "add_data_arguments", "corpus_folders", "dev_logs"]
 
 #: ``--data``'s default: ``../shared/data`` beside the project.
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -55,3 +57,19 @@ def corpus_folders(data: Path, names: str) -> list[tuple[str, Path]]:
             sys.exit(f"--data: no folder {folder} (--data DIR: the folder holding sgd/ and star/)")
         folders.append((name, folder))
     return folders
+
+
+def dev_logs(data: Path, names: str, tmp: Path) -> list[tuple[str, Path, str]]:
+    """
+    Each corpus of the comma-separated ``names`` with its dev session log and where it
+    comes from (for the output): read under ``data``, or for ``retail``, generated
+    with its calls' results into ``tmp`` by :mod:`simulations.retail_corpus`.
+    """
+    shared = ",".join(n for n in names.split(",") if n != "retail")
+    logs = [
+        (name, folder / "sessions-dev.jsonl", f"read from {folder / 'sessions-dev.jsonl'}")
+        for name, folder in (corpus_folders(data, shared) if shared else [])
+    ]
+    if "retail" in names.split(","):
+        logs.append(("retail", retail_corpus.write(tmp) / "sessions-dev.jsonl", "generated"))
+    return logs

@@ -42,8 +42,7 @@ from typing import Any
 
 from preload import CategoryConfig, EngineConfig, PreloadEngine, read_sessions
 from preload.calls import call_key
-from simulations import retail_corpus
-from simulations._data import add_data_arguments, corpus_folders
+from simulations._data import add_data_arguments, dev_logs
 from simulations.budget_bench import norm
 
 VARIANTS = ("text alone", "calls")
@@ -138,15 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     report: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        names = args.corpora.split(",")
-        shared = ",".join(n for n in names if n != "retail")
-        folders = corpus_folders(args.data, shared) if shared else []
-        if "retail" in names:
-            folders.append(("retail", retail_corpus.write(Path(tmp))))
-        for corpus, folder in folders:
-            path = folder / "sessions-dev.jsonl"
+        for corpus, path, where in dev_logs(args.data, args.corpora, Path(tmp)):
             sessions, _ = read_sessions(path, limit=args.limit)
-            where = "generated" if corpus == "retail" else f"read from {path}"
             print(f"{corpus}: {len(sessions)} dev sessions ({where})")
             report[corpus] = {}
             for variant in VARIANTS:

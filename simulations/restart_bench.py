@@ -43,8 +43,7 @@ from typing import Any
 
 from preload import EngineConfig, PreloadEngine, read_sessions
 from preload.integrations._common import MAX_SEEDED_TURNS, EngineLink
-from simulations import retail_corpus
-from simulations._data import add_data_arguments, corpus_folders
+from simulations._data import add_data_arguments, dev_logs
 from simulations.budget_bench import norm
 from simulations.history_calls_bench import LoggedResults
 
@@ -183,16 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     report: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        names = args.corpora.split(",")
-        shared = ",".join(n for n in names if n != "retail")
-        folders = corpus_folders(args.data, shared) if shared else []
-        if "retail" in names:
-            folders.append(("retail", retail_corpus.write(Path(tmp))))
-        for corpus, folder in folders:
-            path = folder / "sessions-dev.jsonl"
+        for corpus, path, where in dev_logs(args.data, args.corpora, Path(tmp)):
             read, _ = read_sessions(path, limit=args.limit)
             sessions = [s for s in read if len(s.turns) >= 4]
-            where = "generated" if corpus == "retail" else f"read from {path}"
             print(f"{corpus}: {len(sessions)} dev sessions of 4 turns or more ({where})")
             report[corpus] = {}
             for variant in VARIANTS:

@@ -66,6 +66,23 @@ def _prepare_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return threads
 
 
+@pytest.fixture(name="scorings")
+def _scorings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """
+    One entry for each time a history scored its standing facts
+    (``CompressedConversation._score``, the work that grows with the facts so far).
+    """
+    calls: list[int] = []
+    score = CompressedConversation._score
+
+    def counted(self: CompressedConversation) -> None:
+        calls.append(1)
+        score(self)
+
+    monkeypatch.setattr(CompressedConversation, "_score", counted)
+    return calls
+
+
 def _write_jsonl(path: Path, rows: list[object]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

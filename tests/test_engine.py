@@ -775,7 +775,7 @@ async def test_a_session_whose_turns_were_taken_back_does_not_stop_the_learner(
 
 
 async def test_a_request_after_a_restore_of_many_turns_scores_the_history_once(
-    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
+    knowledge: dict[str, str], config: EngineConfig, scorings: list[int]
 ) -> None:
     """
     Sixty turns restored at once (a stored history seeding a restarted engine) are
@@ -793,17 +793,9 @@ async def test_a_request_after_a_restore_of_many_turns_scores_the_history_once(
         }
         for i in range(60)
     ]
-    calls: list[int] = []
-    score = CompressedConversation._score
-
-    def counted(history: CompressedConversation) -> None:
-        calls.append(1)
-        score(history)
-
-    monkeypatch.setattr(CompressedConversation, "_score", counted)
     async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
         engine.restore("s", turns)
         context = await engine.handle(session_id="s", text="and on the way back?")
     history = next(item for item in context.items if item.key == "history")
-    assert 1 == len(calls)
+    assert 1 == len(scorings)
     assert "QX-4471" in history.text

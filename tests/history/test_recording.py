@@ -137,9 +137,7 @@ async def test_preparing_in_a_worker_thread_records_the_same_history() -> None:
         assert outputs(direct) == outputs(threaded)
 
 
-def test_exchanges_added_unscored_show_what_scored_ones_show(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_exchanges_added_unscored_show_what_scored_ones_show(scorings: list[int]) -> None:
     """
     Exchanges added in a row with ``score=False`` but the last show exactly what
     exchanges scored one by one show, at every budget; the facts are scored once for
@@ -148,20 +146,12 @@ def test_exchanges_added_unscored_show_what_scored_ones_show(
     scored = CompressedConversation(40, counter=COUNTER)
     for user, agent in conversation():
         scored.add_exchange(user, agent)
-    calls: list[int] = []
-    score = CompressedConversation._score
-
-    def counted(history: CompressedConversation) -> None:
-        calls.append(1)
-        score(history)
-
-    monkeypatch.setattr(CompressedConversation, "_score", counted)
+    before = len(scorings)
     run = CompressedConversation(40, counter=COUNTER)
     pairs = conversation()
     for i, (user, agent) in enumerate(pairs):
         run.add_exchange(user, agent, score=i == len(pairs) - 1)
-    assert 1 == len(calls)
-    monkeypatch.setattr(CompressedConversation, "_score", score)
+    assert 1 == len(scorings) - before
     assert outputs(scored) == outputs(run)
 
 
