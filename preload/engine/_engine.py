@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from .._config import EngineConfig
+from .._config import EngineConfig, LimitsConfig
 from .._errors import EngineStateError, InputTooLargeError
 from .._lifecycle import Lifecycle
 from .._metrics import EngineStatistics, MetricsSnapshot, compose
@@ -1009,8 +1009,11 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     ) -> None:
         """
         Make the session's turns from ``start`` on those given (as :meth:`turns_of`
-        gives them; another replica served them), creating the session if need be.
-        The history records the new exchanges as it would have: with ``record``, the
+        gives them; another replica served them, or a stored history seeds them),
+        creating the session if need be. Each is kept within ``[limits]`` as a turn
+        served here is: its request and reply cut to ``max_request_chars`` and
+        ``max_reply_chars``, at most ``MAX_CALLS_PER_TURN`` calls, each result cut to
+        ``max_reply_chars``. The history records the new exchanges as it would have: with ``record``, the
         learner records them before its next event; otherwise the next request whose
         window needs them does. When a turn it has recorded changed, it is rebuilt
         from the turns. The turns served here that are dropped or changed leave the
@@ -1033,7 +1036,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             raise ValueError(
                 f"start {start} is past session {session_id!r}'s {len(session.turns)} turns"
             )
-        new = [_stored(turn) for turn in turns]
+        new = [_stored(turn, self.config.limits) for turn in turns]
         for turn in new:  # counted by whoever served them
             request_id = turn.get("request_id")
             if request_id is not None and request_id not in session.request_ids:
@@ -1229,18 +1232,27 @@ def _exchange_parts(turn: Mapping[str, Any]) -> tuple[Any, ...]:
     return turn.get("text"), turn.get("tool_calls") or [], turn.get("system")
 
 
-def _stored(turn: Mapping[str, Any]) -> dict[str, Any]:
+def _stored(turn: Mapping[str, Any], limits: LimitsConfig | None = None) -> dict[str, Any]:
     """
-    A turn as :meth:`PreloadEngine.turns_of` gives it: its known keys, copied.
+    A turn as :meth:`PreloadEngine.turns_of` gives it: its known keys, copied; within
+    ``limits`` when given (:meth:`PreloadEngine.restore`).
     """
+    text, reply = turn.get("text") or "", turn.get("system")
+    calls = [dict(call) for call in list(turn.get("tool_calls") or ())[:MAX_CALLS_PER_TURN]]
+    if limits is not None:
+        text = text[: limits.max_request_chars]
+        reply = reply[: limits.max_reply_chars] if isinstance(reply, str) else reply
+        for call in calls:
+            if isinstance(call.get("result"), str):
+                call["result"] = call["result"][: limits.max_reply_chars]
     out: dict[str, Any] = {
-        "text": turn.get("text") or "",
+        "text": text,
         "state": turn.get("state"),
         "needs": list(turn.get("needs") or ()),
-        "system": turn.get("system"),
+        "system": reply,
     }
-    if turn.get("tool_calls"):
-        out["tool_calls"] = [dict(call) for call in turn["tool_calls"]]
+    if calls:
+        out["tool_calls"] = calls
     request_id = turn.get("request_id")
     if isinstance(request_id, str) and request_id:
         out["request_id"] = request_id

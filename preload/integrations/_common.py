@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import EngineStateError
 from ..calls import (
-    MAX_CALLS_PER_TURN,
     as_text,
     call_key,
     calling,
@@ -31,7 +30,6 @@ from ..calls import (
 from ..engine._engine import MAX_ID_CHARS
 
 if TYPE_CHECKING:
-    from .._config import LimitsConfig
     from ..engine import PreloadEngine
     from ..window import Context
 
@@ -283,17 +281,15 @@ class EngineLink:
         Give the engine a stored session's turns (``text``, ``tool_calls`` with their
         results, ``system``: the reply) when it has none for the session (an
         application restarted with a stored history): ``engine.restore``, whose
-        history records them as it would have. Only the latest ``MAX_SEEDED_TURNS``
-        are given, each within the engine's ``[limits]`` as a request served here
-        would be. A session the engine knows is left as it is. Returns whether the
-        turns were given; a failure is logged, never raised.
+        history records them as it would have (each within the engine's ``[limits]``).
+        Only the latest ``MAX_SEEDED_TURNS`` are given. A session the engine knows is
+        left as it is. Returns whether the turns were given; a failure is logged, never
+        raised.
         """
         if not turns or self.knows(session_id):
             return False
-        limits = self.engine.config.limits
         try:
-            bounded = [_bounded(turn, limits) for turn in turns[-MAX_SEEDED_TURNS:]]
-            self.engine.restore(session_id, bounded, user=user)
+            self.engine.restore(session_id, turns[-MAX_SEEDED_TURNS:], user=user)
         except Exception as exc:  # noqa: BLE001 - logged once, never raised
             self.failed("seed the session from its stored history", exc)
             return False
@@ -307,24 +303,6 @@ class EngineLink:
             self.engine.end_session(session_id)
         except Exception as exc:  # noqa: BLE001 - logged once, never raised
             self.failed("end the session", exc)
-
-
-def _bounded(turn: Mapping[str, Any], limits: LimitsConfig) -> dict[str, Any]:
-    """
-    A stored turn within ``limits``, as the engine would have recorded it: its request
-    and reply cut to their limits, at most ``MAX_CALLS_PER_TURN`` calls, each result
-    cut to the reply's limit.
-    """
-    calls = [
-        {**call, "result": str(call.get("result") or "")[: limits.max_reply_chars]}
-        for call in list(turn.get("tool_calls") or ())[:MAX_CALLS_PER_TURN]
-    ]
-    reply = turn.get("system")
-    return {
-        "text": str(turn.get("text") or "")[: limits.max_request_chars],
-        "tool_calls": calls,
-        "system": None if reply is None else str(reply)[: limits.max_reply_chars],
-    }
 
 
 def tool(
