@@ -33,7 +33,16 @@ if TYPE_CHECKING:
     from ..engine import PreloadEngine
     from ..window import Context
 
-__all__ = ["CONTEXT_HEADER", "HISTORY_HEADER", "EngineLink", "as_text", "render", "tool"]
+__all__ = [
+    "CONTEXT_HEADER",
+    "HISTORY_HEADER",
+    "EngineLink",
+    "StoredTurns",
+    "as_text",
+    "render",
+    "stored_call",
+    "tool",
+]
 
 logger = logging.getLogger("preload.integrations")
 
@@ -303,6 +312,52 @@ class EngineLink:
             self.engine.end_session(session_id)
         except Exception as exc:  # noqa: BLE001 - logged once, never raised
             self.failed("end the session", exc)
+
+
+class StoredTurns:
+    """
+    A framework's stored messages as the engine's turns (what ``engine.restore``
+    takes), fed in the order they were made: each user message a turn's request; the
+    tool calls made for it, each with what it returned, not read-only (the engine did
+    not run them); the agent's answer its reply.
+    """
+
+    def __init__(self) -> None:
+        self.turns: list[dict[str, Any]] = []
+
+    def request(self, text: str) -> None:
+        """
+        A user message: a new turn.
+        """
+        self.turns.append({"text": text, "tool_calls": [], "system": None})
+
+    def call(self, name: str, args: Mapping[str, Any], call_id: str, result: str) -> None:
+        """
+        A tool call of the current turn, with its result (none before the first request).
+        """
+        if self.turns:
+            self.turns[-1]["tool_calls"].append(stored_call(name, args, call_id, result))
+
+    def answer(self, text: str) -> None:
+        """
+        The agent's answer so far in the current turn (an empty one leaves it as it was).
+        """
+        if self.turns and text:
+            self.turns[-1]["system"] = text
+
+
+def stored_call(name: str, args: Mapping[str, Any], call_id: str, result: str) -> dict[str, Any]:
+    """
+    A tool call a framework made and stored, as a turn's ``tool_calls`` holds it: not
+    read-only (the engine did not run it), under the framework's id, with its result.
+    """
+    return {
+        "name": name,
+        "args": dict(args),
+        "read_only": False,
+        "call_id": call_id,
+        "result": result,
+    }
 
 
 def tool(

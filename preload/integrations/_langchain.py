@@ -41,6 +41,7 @@ from ._common import (
     EngineLink,
     NeedsFunction,
     StateFunction,
+    StoredTurns,
     render,
 )
 
@@ -384,34 +385,26 @@ def _with_context(system: SystemMessage | None, rendered: str) -> SystemMessage:
 
 def _stored_turns(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """
-    A thread's messages as the engine's turns (what ``engine.restore`` takes): each
-    human message a request; the tool calls made for it, each with its result (not
-    an error's), not read-only; the last AI message's text its reply.
+    A thread's messages as the engine's turns: each human message a request; the tool
+    calls made for it, each with its result (not an error's); the last AI message's
+    text its reply.
     """
     results = {
         m.tool_call_id: _text(m)
         for m in messages
         if isinstance(m, ToolMessage) and m.status != "error"
     }
-    turns: list[dict[str, Any]] = []
+    stored = StoredTurns()
     for message in messages:
         if isinstance(message, HumanMessage):
-            turns.append({"text": _text(message), "tool_calls": [], "system": None})
-        elif turns and isinstance(message, AIMessage):
-            turn = turns[-1]
+            stored.request(_text(message))
+        elif isinstance(message, AIMessage):
             for call in message.tool_calls:
-                if call.get("id") in results:
-                    turn["tool_calls"].append(
-                        {
-                            "name": call["name"],
-                            "args": call["args"],
-                            "read_only": False,
-                            "call_id": call["id"],
-                            "result": results[call["id"] or ""],
-                        }
-                    )
-            turn["system"] = _text(message) or turn["system"]
-    return turns
+                call_id = call.get("id") or ""
+                if call_id in results:
+                    stored.call(call["name"], call["args"], call_id, results[call_id])
+            stored.answer(_text(message))
+    return stored.turns
 
 
 def _exchange(messages: Sequence[BaseMessage]) -> tuple[str, str]:

@@ -32,6 +32,7 @@ from ._common import (
     StateFunction,
     as_text,
     render,
+    stored_call,
 )
 
 if TYPE_CHECKING:
@@ -316,16 +317,7 @@ def _calls(items: Sequence[TResponseInputItem]) -> list[dict[str, Any]]:
         except ValueError:
             continue
         if isinstance(args, dict) and isinstance(_get(item, "name"), str):
-            output = outputs[call_id]
-            calls.append(
-                {
-                    "name": _get(item, "name"),
-                    "args": args,
-                    "read_only": False,
-                    "call_id": call_id,
-                    "result": output if isinstance(output, str) else as_text(output),
-                }
-            )
+            calls.append(stored_call(_get(item, "name"), args, call_id, as_text(outputs[call_id])))
     return calls
 
 

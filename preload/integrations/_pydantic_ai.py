@@ -34,7 +34,15 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "preload.integrations.pydantic_ai needs Pydantic AI: pip install 'preload[pydantic-ai]'"
     ) from exc
 
-from ._common import CONTEXT_HEADER, EngineLink, NeedsFunction, StateFunction, as_text, render
+from ._common import (
+    CONTEXT_HEADER,
+    EngineLink,
+    NeedsFunction,
+    StateFunction,
+    StoredTurns,
+    as_text,
+    render,
+)
 
 if TYPE_CHECKING:
     from pydantic_ai.capabilities import WrapToolExecuteHandler
@@ -259,9 +267,9 @@ def prompt_text(message: ModelMessage) -> str:
 
 def _stored_turns(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
     """
-    A message history as the engine's turns (what ``engine.restore`` takes): each
-    request with a user prompt a turn's request; the tool calls made for it, each with
-    what it returned, not read-only; the last response's text its reply.
+    A message history as the engine's turns: each request with a user prompt a turn's
+    request; the tool calls made for it, each with what it returned; the last
+    response's text its reply.
     """
     results = {
         part.tool_call_id: as_text(part.content)
@@ -270,33 +278,21 @@ def _stored_turns(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
         for part in message.parts
         if isinstance(part, ToolReturnPart)
     }
-    turns: list[dict[str, Any]] = []
+    stored = StoredTurns()
     for message in messages:
         if isinstance(message, ModelRequest):
             if any(isinstance(part, UserPromptPart) for part in message.parts):
-                turns.append({"text": prompt_text(message), "tool_calls": [], "system": None})
+                stored.request(prompt_text(message))
             continue
-        if not turns:
-            continue
-        turn = turns[-1]
         for part in message.parts:
             if isinstance(part, ToolCallPart) and part.tool_call_id in results:
                 try:
                     args = part.args_as_dict()
                 except ValueError:  # arguments the model gave as broken JSON
                     continue
-                turn["tool_calls"].append(
-                    {
-                        "name": part.tool_name,
-                        "args": args,
-                        "read_only": False,
-                        "call_id": part.tool_call_id,
-                        "result": results[part.tool_call_id],
-                    }
-                )
-        text = "".join(part.content for part in message.parts if isinstance(part, TextPart))
-        turn["system"] = text or turn["system"]
-    return turns
+                stored.call(part.tool_name, args, part.tool_call_id, results[part.tool_call_id])
+        stored.answer("".join(part.content for part in message.parts if isinstance(part, TextPart)))
+    return stored.turns
 
 
 def _resolve(value: Resolver, ctx: RunContext[Any]) -> str | None:
