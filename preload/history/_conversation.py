@@ -71,7 +71,8 @@ class CompressedConversation:
         counter: Counts tokens (the real tokenizer); by default a
             :class:`~preload.TiktokenCounter` with the encoding and cache size of
             :class:`~preload.TokensConfig`'s defaults.
-        raw_turns: Exchanges worth showing verbatim first (the most recent ones).
+        raw_turns: The latest exchanges shown verbatim first once the history is over
+            its budget, the newest first, as long as they fit three quarters of it.
         exact_items: Kept for compatibility; the choice is a coverage greedy.
 
     Example::
@@ -83,6 +84,9 @@ class CompressedConversation:
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
         ``counter`` is optional.
+    .. versionchanged:: 0.13
+        Over budget, the last ``raw_turns`` exchanges are shown verbatim first (they
+        were chosen for their facts alone, so the last reply was almost never shown).
     """
 
     def __init__(
@@ -457,12 +461,13 @@ class CompressedConversation:
         """
         The history as prompt text within ``min(available_tokens, max_tokens)`` tokens.
 
-        Everything verbatim when it fits. Otherwise the parts that hold the most
-        likely-needed facts per token, chosen greedily (the facts a part holds count
-        once, whichever part holds them): single facts on one ``Known:`` line, and
-        exchanges condensed or verbatim (worth their facts plus their context, recent
-        ones more). Why each part is in, at which level, or out is in
-        :attr:`decisions` afterwards.
+        Everything verbatim when it fits. Otherwise the last ``raw_turns`` exchanges
+        verbatim (while they fit three quarters of the budget: what the new request
+        may answer), then the parts that hold the most likely-needed facts per token,
+        chosen greedily (the facts a part holds count once, whichever part holds
+        them): single facts on one ``Known:`` line, and older exchanges condensed or
+        verbatim. Why each part is in, at which level, or out is in :attr:`decisions`
+        afterwards.
         """
         budget = max(0, min(available_tokens, self.max_tokens))
         self._asked = budget

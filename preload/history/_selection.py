@@ -1,10 +1,12 @@
 """
 Choosing what of a history to show within a token budget: greedy maximum coverage.
 
-Single facts and exchanges at each level are parts; a part is worth the likelihoods of
-the facts it holds that no chosen part holds yet (plus, for an exchange, its context
-value, recent ones more), and parts are taken by worth per token, with lazy
-evaluation. Each exchange and each fact left out gets a :class:`HistoryDecision`.
+The most recent exchanges come first, verbatim, within :data:`RECENT_SHARE` of the
+budget: the new request may answer the last reply ("yes", "the second one"), which no
+fact line holds. Then single facts and the other exchanges at each level are parts; a
+part is worth the likelihoods of the facts it holds that no chosen part holds yet, and
+parts are taken by worth per token, with lazy evaluation. Each exchange and each fact
+left out gets a :class:`HistoryDecision`.
 """
 
 from __future__ import annotations
@@ -17,14 +19,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._parts import Exchange, Ledger
 
-__all__ = ["EXCHANGE_VALUE", "MAX_FACTS", "HistoryDecision", "cover"]
+__all__ = ["MAX_FACTS", "RECENT_SHARE", "HistoryDecision", "cover"]
 
-#: What showing an exchange is worth beyond the facts it holds (its context), for
-#: the last one; halved per exchange back. Index 1 is the condensed level, 2 the
-#: user's words verbatim, 3 the whole exchange verbatim. Zero: an exchange is shown
-#: for the facts it holds (any context value cost facts on SGD and STAR: at 0.1 for
-#: the last exchange verbatim, 25 % budget, SGD 94.4 vs 94.6 %, STAR 91.9 vs 92.8 %).
-EXCHANGE_VALUE = (0.0, 0.0, 0.0, 0.0)
+#: The share of the budget the most recent exchanges may take verbatim before the rest
+#: is chosen for its facts (``raw_turns`` of them, the newest first, as long as each
+#: fits).
+RECENT_SHARE = 0.75
 
 #: Facts considered per :meth:`CompressedConversation.get_context`, the likeliest first.
 MAX_FACTS = 300
@@ -59,8 +59,9 @@ def cover(
     raw_turns: int,
 ) -> tuple[list[str], dict[int, int], list[HistoryDecision]]:
     """
-    Greedy maximum coverage by value per token (lazy evaluation): the facts to list,
-    each exchange's level (1 condensed, 2 the user's words, 3 verbatim), and why.
+    The most recent exchanges verbatim, then greedy maximum coverage by value per
+    token (lazy evaluation): the facts to list, each exchange's level (1 condensed, 2
+    the user's words, 3 verbatim), and why.
 
     Args:
         ledger: The facts stated so far.
@@ -69,10 +70,12 @@ def cover(
         ranked: The facts to consider, by worth per token (at most :data:`MAX_FACTS`).
         budget: Tokens the chosen parts may take (counted part by part).
         terse: Whether the facts are listed without separators.
-        raw_turns: The most recent exchanges, worth more verbatim.
+        raw_turns: The most recent exchanges shown verbatim first, as long as they
+            fit within :data:`RECENT_SHARE` of ``budget``.
     """
-    greedy = _Greedy(ledger, exchanges, worth, ranked, terse=terse, raw_turns=raw_turns)
-    greedy.run(budget)
+    greedy = _Greedy(ledger, exchanges, worth, ranked, terse=terse)
+    recent = greedy.keep_recent(raw_turns, int(budget * RECENT_SHARE))
+    greedy.run(budget - recent)
     return greedy.chosen, greedy.level, greedy.decisions()
 
 
@@ -89,28 +92,35 @@ class _Greedy:
         ranked: Sequence[str],
         *,
         terse: bool,
-        raw_turns: int,
     ) -> None:
         self.ledger = ledger
         self.exchanges = exchanges
         self.worth = worth
         self.terse = terse
-        self.raw_turns = raw_turns
-        self.last = len(exchanges) - 1
         self.keys = list(ranked)
         self.covered: set[str] = set()
         self.level: dict[int, int] = {}
         self.chosen: list[str] = []
+        self.recent: set[int] = set()  # the exchanges keep_recent showed
         self.heap: list[tuple[float, int, _Move]] = []
         self.serial = 0
 
-    def context(self, i: int, lv: int) -> float:
+    def keep_recent(self, count: int, room: int) -> int:
         """
-        What exchange ``i`` at level ``lv`` is worth beyond its facts.
+        Show the last ``count`` exchanges verbatim, the newest first, while they fit
+        ``room`` tokens; stop at the first that does not, so that the shown ones are
+        the latest in a row. Returns the tokens they take.
         """
-        age = self.last - i
-        boost = 2.0 if age < self.raw_turns and lv == 3 else 1.0
-        return EXCHANGE_VALUE[lv] * boost / (1 << min(age, 60))
+        used = 0
+        for ex in reversed(self.exchanges[len(self.exchanges) - count :] if count else ()):
+            tokens = ex.cost(3)
+            if used + tokens > room:
+                break
+            used += tokens
+            self.level[ex.index] = 3
+            self.recent.add(ex.index)
+            self.covered.update(ex.keys(3))
+        return used
 
     def move(self, cand: _Move) -> tuple[float, int]:
         """
@@ -137,8 +147,7 @@ class _Greedy:
         if i < 0:
             key = self.keys[frm]
             return sum(worth.get(k, 0.0) for k in self.ledger.covers[key] if k not in covered)
-        gain = sum(worth.get(k, 0.0) for k in self.exchanges[i].keys(to) if k not in covered)
-        return gain + (self.context(i, to) - self.context(i, frm))
+        return sum(worth.get(k, 0.0) for k in self.exchanges[i].keys(to) if k not in covered)
 
     def push(self, ratio: float, cand: _Move) -> None:
         """
@@ -150,10 +159,12 @@ class _Greedy:
     def start(self, budget: int) -> None:
         """
         Queue every move that gains something within ``budget``: each fact, and each
-        exchange from left out to each level.
+        exchange not shown yet from left out to each level.
         """
         cands: list[_Move] = [(-1, pos, 0) for pos in range(len(self.keys))]
         for ex in self.exchanges:
+            if ex.index in self.recent:
+                continue
             cands.extend((ex.index, 0, lv) for lv in (1, 2, 3))
         for cand in cands:
             tokens = self.tokens(cand)  # first: a long exchange's gain is not summed
@@ -213,8 +224,10 @@ class _Greedy:
             lv = self.level.get(ex.index, 0)
             if lv == 0:
                 reason = "left out: older and no room; its facts stay in the facts line"
+            elif ex.index in self.recent:
+                reason = "recent, kept verbatim"
             elif lv == 3:
-                reason = "recent, kept verbatim" if ex.index == self.last else "kept verbatim"
+                reason = "kept verbatim"
             elif lv == 2:
                 reason = "the user's words verbatim, without the reply"
             else:

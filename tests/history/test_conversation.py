@@ -76,6 +76,47 @@ def test_a_small_budget_keeps_the_stated_facts(history: CompressedConversation) 
     assert "facts" in history.explain()
 
 
+def test_over_budget_the_latest_exchanges_are_shown_verbatim_with_the_older_facts() -> None:
+    """
+    A long history over its budget shows its last ``raw_turns`` exchanges verbatim
+    (what a bare "yes" or "the second one" answers), and the facts of the older ones
+    on the facts line; with ``raw_turns=0`` the latest exchange goes like any other.
+    """
+    contexts = {}
+    for raw in (2, 0):
+        history = CompressedConversation(5000, counter=COUNTER, raw_turns=raw)
+        history.add_exchange("Book a table at Rintaro in San Jose.", "For how many people?")
+        for n in range(40):
+            history.add_exchange(f"Tell me about dish {n} please.", f"Dish {n} is a noodle dish.")
+        history.add_exchange("What about dessert?", "Shall I add the mochi, or the flan?")
+        contexts[raw] = history.get_context(300)
+        assert COUNTER.count(contexts[raw]) <= 300
+        if raw:
+            assert "exchange 41: full" in history.explain()
+            assert "recent, kept verbatim" in history.explain()
+    assert contexts[2].endswith(
+        "User: What about dessert?\nAssistant: Shall I add the mochi, or the flan?"
+    )
+    assert "User: Tell me about dish 39 please.\nAssistant: Dish 39" in contexts[2]
+    assert "Rintaro" in contexts[2]
+    assert "San Jose" in contexts[2]
+    assert "the mochi, or the flan?" not in contexts[0]
+
+
+def test_a_latest_exchange_above_its_share_of_the_budget_is_not_forced_in() -> None:
+    """
+    The recent exchanges take at most three quarters of the budget: a latest exchange
+    longer than that leaves the budget to the facts.
+    """
+    history = CompressedConversation(5000, counter=COUNTER)
+    history.add_exchange("Book a table at Rintaro in San Jose for 4 people.", "Booked.")
+    history.add_exchange("Tell me everything. " * 40, "Here is everything. " * 40)
+    context = history.get_context(100)
+    assert "Here is everything" not in context
+    assert "Rintaro" in context
+    assert "exchange 1: -" in history.explain()
+
+
 @pytest.mark.parametrize("budget", [40, 60, 90])
 def test_a_budget_below_a_history_that_fits_ranks_its_facts_as_one_over_it(budget: int) -> None:
     """
