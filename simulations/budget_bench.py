@@ -17,7 +17,9 @@ for every method): ours (:class:`preload.history.CompressedConversation`), keep-
 "last") and LlamaIndex ``ChatMemoryBuffer``, both given the same counter. At the same
 turns it counts how often that history holds the agent's last reply verbatim (its words
 in order): what the new request may answer ("yes", "the second one", "what about
-Sunday?") is lost with it.
+Sunday?") is lost with it. The same two counts are made on long conversations (the dev
+sessions joined into three of 1,000 turns, at their second half's call turns, within the
+engine's default 1,500 history tokens), with the time ours takes.
 
 Knowledge: every item through :class:`preload.compression.MultiLevelCompressor`: tokens and
 quality per level, and throughput in tokens per second on 1 and on 2 processes
@@ -48,6 +50,10 @@ from preload.window import Option, select, select_exact, select_fptas, select_gr
 from simulations._data import add_data_arguments, corpus_folders
 
 BUDGETS = (0.10, 0.25, 0.50)
+#: Long conversations: dev sessions joined into conversations of LONG_TURNS turns.
+LONG_TURNS = 1000
+LONG_CONVERSATIONS = 3
+LONG_BUDGET = 1500  # tokens: the engine's default for the history
 REPEATS = 3
 _WORD = re.compile(r"[a-z0-9]+")
 _ONE_OF = re.compile(r"^api\.is_one_of\((.*)\)\s*$", re.DOTALL)
@@ -79,6 +85,21 @@ def call_values(call: dict[str, Any]) -> list[str]:
         else:
             out.append(text.strip('"'))
     return out
+
+
+def said_values(turn: dict[str, Any], seen: str) -> list[str]:
+    """
+    The parameter values of ``turn``'s calls that the text ``seen`` (normalized) holds.
+    """
+    calls = turn.get("calls") or []
+    return sorted(
+        {
+            norm(v)
+            for call in calls
+            for v in call_values(call)
+            if norm(v).strip() and norm(v) in seen
+        }
+    )
 
 
 def exchange(turn: dict[str, Any]) -> tuple[str, str]:
@@ -181,15 +202,7 @@ def history_bench(
         pairs: list[tuple[str, str]] = []
         seen = " "
         for turn in turns:
-            calls = turn.get("calls") or []
-            facts = sorted(
-                {
-                    norm(v)
-                    for call in calls
-                    for v in call_values(call)
-                    if norm(v).strip() and norm(v) in seen
-                }
-            )
+            facts = said_values(turn, seen)
             if facts and pairs:
                 cases += 1
                 full = counter.count(render(pairs))
@@ -230,6 +243,58 @@ def history_bench(
             }
         result[name]["over_budget"] = {"count": float(over[name])}
     result["ours"]["time"] = {"ms_per_context": 1000 * ours_s / max(1, cases * len(BUDGETS))}
+    return result
+
+
+def long_history_bench(
+    sessions: Sequence[dict[str, Any]], counter: TiktokenCounter
+) -> dict[str, dict[str, float]]:
+    """
+    The dev sessions joined in their order into :data:`LONG_CONVERSATIONS`
+    conversations of :data:`LONG_TURNS` turns, each recorded by ours and measured at
+    the call turns of its second half, within :data:`LONG_BUDGET` tokens: the facts and
+    the last reply kept, as :func:`history_bench` counts them, and the time of ours.
+    """
+    turns = [turn for session in sessions for turn in session["turns"]]
+    counts = {name: [0, 0, 0, 0] for name in ("ours", "keep-last")}  # facts, of, last, of
+    times: list[float] = []
+    for c in range(LONG_CONVERSATIONS):
+        part = turns[c * LONG_TURNS : (c + 1) * LONG_TURNS]
+        if len(part) < LONG_TURNS:
+            break
+        history = CompressedConversation(LONG_BUDGET, counter=counter)
+        pairs: list[tuple[str, str]] = []
+        seen = " "
+        for i, turn in enumerate(part):
+            facts = said_values(turn, seen)
+            if facts and i >= LONG_TURNS // 2:
+                start = time.perf_counter()
+                ours = history.get_context(LONG_BUDGET)
+                times.append(time.perf_counter() - start)
+                theirs = keep_last(pairs, LONG_BUDGET, counter)
+                for name, text in (("ours", ours), ("keep-last", theirs)):
+                    have, row = norm(text), counts[name]
+                    row[0] += sum(f in have for f in facts)
+                    row[1] += len(facts)
+                    if pairs[-1][1].strip():
+                        row[2] += norm(pairs[-1][1]) in have
+                        row[3] += 1
+            user, agent = exchange(turn)
+            history.add_exchange(user, agent)
+            pairs.append((user, agent))
+            seen += norm(user + " " + agent)
+    result: dict[str, dict[str, float]] = {
+        name: {
+            "facts_kept": row[0] / max(1, row[1]),
+            "facts": float(row[1]),
+            "last_reply_kept": row[2] / max(1, row[3]),
+        }
+        for name, row in counts.items()
+    }
+    times.sort()
+    result["ours"]["ms_mean"] = 1000 * sum(times) / max(1, len(times))
+    result["ours"]["ms_max"] = 1000 * times[-1] if times else 0.0
+    result["ours"]["conversations"] = float(min(LONG_CONVERSATIONS, len(turns) // LONG_TURNS))
     return result
 
 
@@ -382,7 +447,22 @@ def main() -> None:
             over = int(row["over_budget"]["count"])
             print(f"  {name:<28}{cells}   over budget: {over}")
         print(f"  ours: {hist['ours']['time']['ms_per_context']:.3f} ms per get_context")
-        results[corpus] = {"history": hist}
+        long = long_history_bench(sessions, counter)
+        ours = long["ours"]
+        print(
+            f"long: {int(ours['conversations'])} conversations of {LONG_TURNS:,} turns (dev "
+            f"sessions joined), {int(ours['facts'])} facts at the call turns of their second "
+            f"half, {LONG_BUDGET:,} tokens"
+        )
+        for name, row in long.items():
+            print(
+                f"  {name:<28}facts kept {row['facts_kept']:.1%}, "
+                f"the last reply kept {row['last_reply_kept']:.1%}"
+            )
+        print(
+            f"  ours: {ours['ms_mean']:.1f} ms per get_context (the slowest {ours['ms_max']:.1f} ms)"
+        )
+        results[corpus] = {"history": hist, "long": long}
         if args.history_only:
             continue
         kpath = folder / "knowledge.jsonl"
