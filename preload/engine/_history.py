@@ -85,8 +85,9 @@ class HistorySide:
         if session.history is None:
             budget = session.config.budget
             cap = budget.categories.get("user_history")
+            room = cap.max if cap is not None and cap.max else budget.total_tokens
             session.history = CompressedConversation(
-                (cap.max if cap is not None and cap.max else budget.total_tokens),
+                max(0, room - 1),  # as the window asks: its line break takes a token
                 counter=self.counter,
                 raw_turns=session.config.compression.history_raw_turns,
             )

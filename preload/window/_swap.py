@@ -292,7 +292,8 @@ class SwapController:
         text = conversation.get_context(max(0, room - 1))
         if text:
             tokens = self.counter.count(text)
-            whole = [d.part for d in conversation.decisions] == ["all"]
+            decisions = conversation.decisions
+            whole = len(decisions) == 1 and decisions[0].part == "all"
             how = "full" if whole else "compressed"
             draft.put("history", "user_history", text, tokens, how, "history and stated facts")
 

@@ -117,6 +117,43 @@ def test_a_latest_exchange_above_its_share_of_the_budget_is_not_forced_in() -> N
     assert "exchange 1: -" in history.explain()
 
 
+def test_an_exchange_recorded_over_budget_leaves_the_next_context_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Recording an exchange (the engine does it in the background) chooses the context
+    for the budget asked last, so the next request asking it again reads it ready, as
+    it would have chosen it; another budget, or a new exchange, chooses again.
+    """
+    chose: list[int] = []
+    choose = CompressedConversation._choose
+
+    def counted(self: CompressedConversation, budget: int) -> str:
+        chose.append(budget)
+        return choose(self, budget)
+
+    monkeypatch.setattr(CompressedConversation, "_choose", counted)
+    history = CompressedConversation(2000, counter=COUNTER)
+    for user, agent in EXCHANGES[:4]:
+        history.add_exchange(user, agent)
+    first = history.get_context(60)
+    assert chose == [60]
+    history.add_exchange(*EXCHANGES[4])
+    assert chose == [60, 60]  # with the exchange, in the background
+    ready = history.get_context(60)
+    explained = history.explain()
+    assert chose == [60, 60]
+    assert ready != first
+    fresh = CompressedConversation(2000, counter=COUNTER)
+    for user, agent in EXCHANGES:
+        fresh.add_exchange(user, agent)
+    assert fresh.get_context(60) == ready
+    assert fresh.explain() == explained
+    chose.clear()
+    history.get_context(50)
+    assert chose == [50]
+
+
 @pytest.mark.parametrize("budget", [40, 60, 90])
 def test_a_budget_below_a_history_that_fits_ranks_its_facts_as_one_over_it(budget: int) -> None:
     """
