@@ -14,7 +14,7 @@ import json
 import math
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 __all__ = [
@@ -172,10 +172,29 @@ def _canonical(value: object, where: str, depth: int) -> Any:
 def as_text(value: object) -> str:
     """
     A value as the text a turn records: a string as it is, anything else as JSON (a
-    tool's result, a call's arguments in a history's call line).
+    tool's result, a call's arguments in a history's call line), a Pydantic model or a
+    dataclass as its fields, what JSON cannot hold as its ``str``.
 
     .. versionadded:: 0.12
+    .. versionchanged:: 0.13
+       Pydantic models and dataclasses as their fields (they were their ``str``).
     """
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return json.dumps(value, ensure_ascii=False, default=_fields)
+
+
+def _fields(value: object) -> object:
+    """
+    What JSON holds of a value it cannot: a Pydantic model's or a dataclass's fields,
+    else its ``str``.
+    """
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):  # a Pydantic model
+        try:
+            return dump(mode="json")
+        except (TypeError, ValueError):  # a model_dump of another kind, or failing
+            return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    return str(value)

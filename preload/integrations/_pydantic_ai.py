@@ -12,7 +12,7 @@ run's session, and records the run's output as the reply.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,7 +156,9 @@ class PreloadCapability(AbstractCapability[AgentDepsT]):
                 user = _resolve(self.user, ctx)
                 text = prompt_text(messages[start])
                 if start and not self._link.knows(self._session):  # restarted
-                    self._link.seed(self._session, _stored_turns(messages[:start]), user)
+                    outputs = request_context.model_request_parameters.output_tools
+                    stored = _stored_turns(messages[:start], {t.name for t in outputs})
+                    self._link.seed(self._session, stored, user)
                 self._context = await self._link.handle(self._session, text, user)
         if self._context is None:
             return request_context
@@ -265,11 +267,15 @@ def prompt_text(message: ModelMessage) -> str:
     return "\n".join(texts)
 
 
-def _stored_turns(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
+def _stored_turns(
+    messages: Sequence[ModelMessage], outputs: Collection[str] = ()
+) -> list[dict[str, Any]]:
     """
     A message history as the engine's turns: each request with a user prompt a turn's
     request; the tool calls made for it, each with what it returned; the last
-    response's text its reply.
+    response's text its reply, or the arguments of its call to one of the agent's
+    ``outputs`` tools (a structured output: what the run's output was, as a live run
+    records it), which is no tool call.
     """
     results = {
         part.tool_call_id: as_text(part.content)
@@ -284,14 +290,18 @@ def _stored_turns(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
             if any(isinstance(part, UserPromptPart) for part in message.parts):
                 stored.request(prompt_text(message))
             continue
+        answer = "".join(part.content for part in message.parts if isinstance(part, TextPart))
         for part in message.parts:
             if isinstance(part, ToolCallPart) and part.tool_call_id in results:
                 try:
                     args = part.args_as_dict()
                 except ValueError:  # arguments the model gave as broken JSON
                     continue
-                stored.call(part.tool_name, args, part.tool_call_id, results[part.tool_call_id])
-        stored.answer("".join(part.content for part in message.parts if isinstance(part, TextPart)))
+                if part.tool_name in outputs:
+                    answer = answer or as_text(args)
+                else:
+                    stored.call(part.tool_name, args, part.tool_call_id, results[part.tool_call_id])
+        stored.answer(answer)
     return stored.turns
 
 

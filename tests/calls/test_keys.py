@@ -6,12 +6,14 @@ that are not JSON are refused naming the argument.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
-from preload.calls import MAX_ARGS_CHARS, ToolCall, call_key
+from preload.calls import MAX_ARGS_CHARS, ToolCall, as_text, call_key
 
 
 def test_the_same_call_is_one_key_however_written() -> None:
@@ -79,3 +81,39 @@ def test_a_tool_call_round_trips_as_a_mapping() -> None:
         call.as_mapping()
     )
     assert call_key("Weather:Get", {"city": "Oslo"}) == call.key
+
+
+class _Weather(BaseModel):
+    city: str
+    mild: bool
+
+
+@dataclass
+class _Stay:
+    hotel: str
+    nights: int
+    weather: _Weather
+
+
+class _NotPydantic:
+    def model_dump(self) -> dict[str, str]:
+        return {}
+
+    def __str__(self) -> str:
+        return "not pydantic"
+
+
+def test_a_result_object_is_recorded_as_its_fields() -> None:
+    """
+    A tool's result as a Pydantic model or a dataclass is recorded as JSON of its
+    fields (the call forecast takes later arguments from them), not as its ``str``; a
+    value JSON cannot hold otherwise, a ``model_dump`` of another kind included, is
+    its ``str``.
+    """
+    weather = _Weather(city="Oslo", mild=True)
+    assert as_text(weather) == '{"city": "Oslo", "mild": true}'
+    assert as_text(_Stay("Grand", 2, weather)) == (
+        '{"hotel": "Grand", "nights": 2, "weather": {"city": "Oslo", "mild": true}}'
+    )
+    assert as_text([_NotPydantic()]) == '["not pydantic"]'
+    assert as_text("as it is") == "as it is"

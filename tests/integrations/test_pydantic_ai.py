@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from pydantic_ai import Agent
 from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import (
@@ -286,6 +287,41 @@ async def test_a_restarted_engine_is_seeded_from_the_message_history(
         (call,) = turns[0]["tool_calls"]
         assert ("forecast", "Oslo on today: 21 C, light wind") == (call["name"], call["result"])
         assert "It will be mild in Oslo today." == turns[0]["system"]
+
+
+class _Verdict(BaseModel):
+    city: str
+    coat: bool
+
+
+async def test_a_structured_output_is_the_reply_live_and_seeded(
+    make_engine: Callable[[], PreloadEngine],
+) -> None:
+    """
+    An agent with a structured output answers through its output tool: the run's
+    output is the turn's reply, as its fields, and after a restart the history seeds
+    the same turn (the output tool's arguments the reply, no call of it).
+    """
+
+    async def decide(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        (output,) = info.output_tools
+        return ModelResponse(parts=[ToolCallPart(output.name, {"city": "Oslo", "coat": True})])
+
+    def agent(engine: PreloadEngine) -> Agent[None, _Verdict]:
+        capability = PreloadCapability[None](engine, session_id="kept")
+        return Agent(FunctionModel(decide), output_type=_Verdict, capabilities=[capability])
+
+    async with make_engine() as engine:
+        stored = (await agent(engine).run("Coat in Oslo?")).all_messages()
+        await engine.wait_idle()
+        (live,) = engine.turns_of("kept")
+    async with make_engine() as restarted:
+        await agent(restarted).run("And tomorrow?", message_history=stored)
+        await restarted.wait_idle()
+        seeded = restarted.turns_of("kept")[0]
+    assert live["system"] == '{"city": "Oslo", "coat": true}'
+    assert (seeded["text"], seeded["system"]) == ("Coat in Oslo?", live["system"])
+    assert "tool_calls" not in seeded
 
 
 @dataclass
