@@ -14,7 +14,7 @@ users of a message history.
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "preload.integrations.langchain needs LangChain v1: pip install 'preload[langchain]'"
     ) from exc
 
+from ..calls import as_text
 from ..history import CompressedConversation, call_line
 from ._common import (
     CONTEXT_HEADER,
@@ -147,7 +148,8 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
                 user = _resolve(self.user, request.runtime)
                 user = user or _configured(request.runtime, "user_id")
                 if first and start and not self._link.knows(session):  # restarted
-                    self._link.seed(session, _stored_turns(messages[:start]), user)
+                    outputs = _output_tools(request.response_format)
+                    self._link.seed(session, _stored_turns(messages[:start], outputs), user)
                 context = await self._link.handle(session, _text(human), user)
                 turn = _Turn(_mark(human), context)
             self._turns[session] = turn
@@ -211,7 +213,9 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self, state: AgentState[Any], runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         """
-        The last AI message joins the session's history as the reply.
+        The turn's answer joins the session's history as the reply: its structured
+        response (``response_format``) as JSON of its fields, else the turn's last AI
+        message that calls no tool.
         """
         session = self._session(runtime)
         if session is None:
@@ -219,7 +223,13 @@ class PreloadMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         turn = self._turns.pop(session, None)
         if turn is None or (turn.context is None and not turn.continued):
             return None
-        for message in reversed(state["messages"]):
+        structured = state.get("structured_response")
+        if structured is not None:  # LangChain clears it in a turn that made none
+            self._link.reply(session, as_text(structured))
+            return None
+        messages = state["messages"]
+        start = _current_turn(messages)
+        for message in reversed(messages[start or 0 :]):  # not an earlier turn's
             if isinstance(message, AIMessage) and not message.tool_calls:
                 self._link.reply(session, _text(message))
                 break
@@ -383,11 +393,23 @@ def _with_context(system: SystemMessage | None, rendered: str) -> SystemMessage:
     return SystemMessage([*system.content, {"type": "text", "text": block}])
 
 
-def _stored_turns(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+def _output_tools(response_format: object) -> frozenset[str]:
+    """
+    The names of the tools a ``response_format`` answers through (a ``ToolStrategy``'s
+    schemas); none for another.
+    """
+    specs = getattr(response_format, "schema_specs", None) or ()
+    return frozenset(str(spec.name) for spec in specs)
+
+
+def _stored_turns(
+    messages: Sequence[BaseMessage], outputs: Collection[str] = ()
+) -> list[dict[str, Any]]:
     """
     A thread's messages as the engine's turns: each human message a request; the tool
     calls made for it, each with its result (not an error's); the last AI message's
-    text its reply.
+    text its reply, or the arguments of its call to one of the ``outputs`` tools (a
+    structured response, as a live turn records it), which is no tool call.
     """
     results = {
         m.tool_call_id: _text(m)
@@ -399,11 +421,16 @@ def _stored_turns(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
         if isinstance(message, HumanMessage):
             stored.request(_text(message))
         elif isinstance(message, AIMessage):
+            answer = _text(message)
             for call in message.tool_calls:
                 call_id = call.get("id") or ""
-                if call_id in results:
+                if call_id not in results:
+                    continue
+                if call["name"] in outputs:
+                    answer = answer or as_text(call["args"])
+                else:
                     stored.call(call["name"], call["args"], call_id, results[call_id])
-            stored.answer(_text(message))
+            stored.answer(answer)
     return stored.turns
 
 

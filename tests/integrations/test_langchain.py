@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, AgentState
+from langchain.agents.structured_output import ToolStrategy
 from langchain.tools import ToolRuntime
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import (
@@ -24,6 +25,7 @@ from langchain_core.messages import (
 )
 from langchain_core.tools import StructuredTool
 from langgraph.checkpoint.memory import InMemorySaver
+from pydantic import BaseModel
 
 from preload import CompressedConversation, PreloadEngine, TiktokenCounter
 from preload.integrations import CONTEXT_HEADER, HISTORY_HEADER, tool
@@ -292,6 +294,48 @@ async def test_a_restarted_engine_is_seeded_from_the_threads_checkpoint(
         assert [("forecast", "call-0")] == [
             (c["name"], c["call_id"]) for c in turns[0]["tool_calls"]
         ]
+
+
+class _Verdict(BaseModel):
+    city: str
+    coat: bool
+
+
+async def test_a_structured_response_is_the_reply_live_and_seeded(
+    make_engine: Callable[[], PreloadEngine],
+) -> None:
+    """
+    A turn answered through ``response_format`` (its schema's tool call) records the
+    structured response, as JSON of its fields, as its reply, not the answer of the
+    turn before; after a restart the thread's messages seed the same turns, the
+    schema's call no tool call.
+    """
+    checkpointer = InMemorySaver()
+
+    def build(engine: PreloadEngine, answers: list[AIMessage]) -> Any:
+        return create_agent(
+            _Model(messages=iter(answers), seen=[]),
+            tools=[],
+            response_format=ToolStrategy(_Verdict),
+            middleware=[PreloadMiddleware(engine)],
+            checkpointer=checkpointer,
+        )
+
+    verdict = {"name": "_Verdict", "args": {"city": "Oslo", "coat": True}, "id": "v-1"}
+    async with make_engine() as engine:
+        agent = build(engine, [AIMessage("Hello."), AIMessage("", tool_calls=[verdict])])
+        await agent.ainvoke({"messages": [HumanMessage("Hi")]}, _config("s"))
+        await agent.ainvoke({"messages": [HumanMessage("Coat in Oslo?")]}, _config("s"))
+        await engine.wait_idle()
+        live = engine.turns_of("s")
+    assert [t["system"] for t in live] == ["Hello.", '{"city": "Oslo", "coat": true}']
+    async with make_engine() as restarted:
+        agent = build(restarted, [AIMessage("Bye.")])
+        await agent.ainvoke({"messages": [HumanMessage("Thanks")]}, _config("s"))
+        await restarted.wait_idle()
+        seeded = restarted.turns_of("s")
+    assert seeded[:2] == live
+    assert seeded[2]["system"] == "Bye."
 
 
 @pytest.mark.parametrize("wrapped", [True, False])
