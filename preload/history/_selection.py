@@ -3,8 +3,8 @@ Choosing what of a history to show within a token budget: greedy maximum coverag
 
 The most recent exchanges come first, verbatim, within :data:`RECENT_SHARE` of the
 budget: the new request may answer the last reply ("yes", "the second one"), which no
-fact line holds. Then single facts and the other exchanges at each level are parts; a
-part is worth the likelihoods of the facts it holds that no chosen part holds yet, and
+fact line holds. Then single facts (the likeliest :data:`MAX_FACTS`) and the other
+exchanges at each level (of the latest :data:`MAX_EXCHANGES`) are parts; a part is worth the likelihoods of the facts it holds that no chosen part holds yet, and
 parts are taken by worth per token, with lazy evaluation. Each exchange and each fact
 left out gets a :class:`HistoryDecision`.
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._parts import Exchange, Ledger
 
-__all__ = ["MAX_FACTS", "RECENT_SHARE", "HistoryDecision", "cover"]
+__all__ = ["MAX_EXCHANGES", "MAX_FACTS", "RECENT_SHARE", "HistoryDecision", "cover"]
 
 #: The share of the budget the most recent exchanges may take verbatim before the rest
 #: is chosen for its facts (``raw_turns`` of them, the newest first, as long as each
@@ -27,7 +27,12 @@ __all__ = ["MAX_FACTS", "RECENT_SHARE", "HistoryDecision", "cover"]
 RECENT_SHARE = 0.75
 
 #: Facts considered per :meth:`CompressedConversation.get_context`, the likeliest first.
-MAX_FACTS = 300
+MAX_FACTS = 600
+
+#: Exchanges considered per :meth:`CompressedConversation.get_context`, the latest:
+#: older ones are shown through their facts alone, so that choosing a long-lived
+#: session's context stops growing with its history.
+MAX_EXCHANGES = 200
 
 #: A move of the greedy: ``(-1, fact position, 0)`` lists a fact, ``(exchange, from,
 #: to)`` raises an exchange from one level to another.
@@ -159,10 +164,11 @@ class _Greedy:
     def start(self, budget: int) -> None:
         """
         Queue every move that gains something within ``budget``: each fact, and each
-        exchange not shown yet from left out to each level.
+        of the latest :data:`MAX_EXCHANGES` exchanges not shown yet from left out to
+        each level.
         """
         cands: list[_Move] = [(-1, pos, 0) for pos in range(len(self.keys))]
-        for ex in self.exchanges:
+        for ex in self.exchanges[-MAX_EXCHANGES:]:
             if ex.index in self.recent:
                 continue
             cands.extend((ex.index, 0, lv) for lv in (1, 2, 3))
@@ -216,11 +222,23 @@ class _Greedy:
 
     def decisions(self) -> list[HistoryDecision]:
         """
-        Why each exchange is in, at which level, or out, and each fact left out.
+        Why each exchange considered is in, at which level, or out (the older ones in
+        one), and each fact left out.
         """
         ledger = self.ledger
         decisions: list[HistoryDecision] = []
-        for ex in self.exchanges:
+        older = len(self.exchanges) - MAX_EXCHANGES
+        if older > 0:
+            decisions.append(
+                HistoryDecision(
+                    part=f"exchanges 0-{older - 1}",
+                    level="-",
+                    tokens=0,
+                    reason=f"left out: older than the latest {MAX_EXCHANGES}; their facts "
+                    "stay in the facts line",
+                )
+            )
+        for ex in self.exchanges[-MAX_EXCHANGES:]:
             lv = self.level.get(ex.index, 0)
             if lv == 0:
                 reason = "left out: older and no room; its facts stay in the facts line"

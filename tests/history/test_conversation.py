@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from preload import TiktokenCounter, TokensConfig
 from preload.history import FEATURES, CompressedConversation
+from preload.history import _selection as selection
 
 COUNTER = TiktokenCounter()
 
@@ -101,6 +102,29 @@ def test_over_budget_the_latest_exchanges_are_shown_verbatim_with_the_older_fact
     assert "Rintaro" in contexts[2]
     assert "San Jose" in contexts[2]
     assert "the mochi, or the flan?" not in contexts[0]
+
+
+def test_only_the_latest_exchanges_are_considered_the_older_through_their_facts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Choosing a long history's context considers its latest ``MAX_EXCHANGES``
+    exchanges (so it stops growing with the history); an older one is shown through
+    its facts alone, and explained in one line.
+    """
+    monkeypatch.setattr(selection, "MAX_EXCHANGES", 10)
+    history = CompressedConversation(5000, counter=COUNTER)
+    history.add_exchange("Book a table at Rintaro in San Jose.", "For how many people?")
+    for n in range(30):
+        history.add_exchange(f"Tell me about dish {n} please.", f"Dish {n} is a noodle dish.")
+    context = history.get_context(200)
+    assert "Rintaro" in context
+    assert "User: Book a table" not in context
+    explained = history.explain().splitlines()
+    assert explained[0].startswith("exchanges 0-20: - (0 tok) - left out: older than the latest 10")
+    assert [line.split(":")[0] for line in explained[1:11]] == [
+        f"exchange {n}" for n in range(21, 31)
+    ]
 
 
 def test_a_latest_exchange_above_its_share_of_the_budget_is_not_forced_in() -> None:
