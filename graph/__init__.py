@@ -16,7 +16,8 @@ The modules, from the bottom up (this package only re-exports their public names
     :class:`PatternGraph`: transition counts from contexts to next states or needs,
     over a networkx graph.
 ``_sessions``
-    What graph reads from a session log: sessions, turns, their states, needs, text.
+    What graph reads from a session log: sessions, turns, their states, needs, text;
+    the latest turns the state and needs forecasts read (``READ_TURNS``).
 ``_seq_counts``
     ``SeqCounts``: the backoff counts (Kneser-Ney, absolute discounting, PPM) behind
     the next-state forecast, with time decay and pruning.
@@ -60,12 +61,14 @@ from ._graph import PatternGraph as PatternGraph
 from ._keys import check_name as check_name
 from ._needs_forecast import NeedsForecaster as NeedsForecaster
 from ._predictor import FollowUpPredictor as FollowUpPredictor
+from ._sessions import READ_TURNS as READ_TURNS
 from ._state_encoder import StateEncoder as StateEncoder
 from ._state_needs import NeedsModel as NeedsModel
 from ._text_states import TextForecaster as TextForecaster
 from ._transition_needs import NeedsAfter as NeedsAfter
 
 __all__ = [
+    "READ_TURNS",
     "CallForecaster",
     "CallGuess",
     "FollowUpPredictor",

@@ -37,7 +37,7 @@ from ._needs_features import (
 from ._needs_mixer import N_DESIGN, Mixer, fit_mixer, mix
 from ._persistence import check_document, map_corrupt_data
 from ._predictor import FollowUpPredictor
-from ._sessions import Item, needs_of, session_parts, state_of
+from ._sessions import READ_TURNS, Item, latest, needs_of, session_parts, state_of
 from ._state_needs import NeedsModel
 from ._transition_needs import NeedsAfter
 
@@ -170,7 +170,7 @@ class NeedsForecaster(BaseEstimator):
             mixer_turns += len(items)
             for i in range(1, len(items)):
                 target = set(needs_of(items[i]))
-                names, feats = self._candidates(items[:i], user)
+                names, feats = self._candidates(items[max(0, i - READ_TURNS) : i], user)
                 rows.append(feats)
                 labels.extend(int(need in target) for need in names)
         return rows, labels
@@ -185,8 +185,12 @@ class NeedsForecaster(BaseEstimator):
             items, _ = session_parts(session)
             so_far: set[str] = set()
             for i in range(1, len(items)):
-                so_far.update(needs_of(items[i - 1]))
-                self._assoc_turn(items[:i], items[i], so_far)
+                window = items[max(0, i - READ_TURNS) : i]  # as observe reads it
+                if i <= READ_TURNS:
+                    so_far.update(needs_of(items[i - 1]))
+                else:
+                    so_far = {need for item in window for need in needs_of(item)}
+                self._assoc_turn(window, items[i], so_far)
 
     def _assoc_turn(self, history: Sequence[Item], nxt: Item, so_far: set[str]) -> None:
         """
@@ -253,7 +257,8 @@ class NeedsForecaster(BaseEstimator):
         Learn online from the turn just appended to ``history_turns``.
 
         Args:
-            history_turns: The session's turns so far, the new one last.
+            history_turns: The session's turns so far, the new one last (the latest
+                :data:`~graph._sessions.READ_TURNS` are read, as in :meth:`fit`).
             user: The session's user, if known.
 
         Returns:
@@ -263,6 +268,7 @@ class NeedsForecaster(BaseEstimator):
             check_is_fitted(self)
         if not history_turns:
             return self
+        history_turns = latest(history_turns)
         self.predictor_.observe(history_turns, user=user)
         last = history_turns[-1]
         state = state_of(last)
@@ -308,7 +314,8 @@ class NeedsForecaster(BaseEstimator):
         Return P(need is used next turn) for the likeliest needs.
 
         Args:
-            history_turns: The session's turns so far, including the current one.
+            history_turns: The session's turns so far, including the current one (the
+                latest :data:`~graph._sessions.READ_TURNS` are read).
             k: How many needs to return; None for every candidate.
             user: The session's user, if known.
 
@@ -317,7 +324,7 @@ class NeedsForecaster(BaseEstimator):
         """
         if "predictor_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
             check_is_fitted(self)
-        names, feats = self._candidates(history_turns, user)
+        names, feats = self._candidates(latest(history_turns), user)
         if not names:
             return []
         p = mix(feats, self.mixer_)

@@ -30,7 +30,15 @@ from ._seq_tuning import (
     search,
 )
 from ._seq_windows import Windows
-from ._sessions import Item, has_text, session_parts, state_of, states_of, validate_states
+from ._sessions import (
+    Item,
+    has_text,
+    latest,
+    session_parts,
+    state_of,
+    states_of,
+    validate_states,
+)
 from ._text_blend import N_RERANK, WIDEN, combine, learn_combination
 from ._text_states import TextForecaster
 
@@ -376,7 +384,8 @@ class FollowUpPredictor(BaseEstimator):
         ``partial_fit([seq])`` is equivalent to ``observe(seq[:1]); observe(seq[:2]); ...``.
 
         Args:
-            history: The session so far, the new turn last.
+            history: The session so far, the new turn last (its latest
+                :data:`~graph._sessions.READ_TURNS` turns are read).
             user: The session's user, if known.
 
         Returns:
@@ -386,6 +395,7 @@ class FollowUpPredictor(BaseEstimator):
             self._reset()
         if not history:
             return self
+        history = latest(history)
         if len(history) == 1:
             self.n_sessions_ += 1
         if state_of(history[-1]) is None:
@@ -408,7 +418,8 @@ class FollowUpPredictor(BaseEstimator):
 
         Args:
             history: The session so far (states or turn mappings); empty for the first
-                turn of a session. Unseen states fall back to shorter contexts.
+                turn of a session. Unseen states fall back to shorter contexts. Its
+                latest :data:`~graph._sessions.READ_TURNS` turns are read.
             k: How many states to return; None for every state with a probability.
             user: The session's user, to blend in their own habits.
 
@@ -417,6 +428,7 @@ class FollowUpPredictor(BaseEstimator):
         """
         if "counts_" not in self.__dict__:  # fast path of check_is_fitted (hot loop)
             check_is_fitted(self)
+        history = latest(history)
         text = self.text_
         if text is not None and history and self.blend_[1] > 0 and has_text(history[-1]):
             wide = None if k is None else k + WIDEN
@@ -442,7 +454,7 @@ class FollowUpPredictor(BaseEstimator):
         """
         text = self.text_
         if text is not None and history and self.blend_[1] > 0 and has_text(history[-1]):
-            return self._predict_seq(history, k, user)
+            return self._predict_seq(latest(history), k, user)
         return None
 
     def _predict_seq(

@@ -11,8 +11,10 @@ from typing import Any, TypeAlias
 from ._keys import check_name
 
 __all__ = [
+    "READ_TURNS",
     "Item",
     "has_text",
+    "latest",
     "needs_of",
     "session_parts",
     "state_of",
@@ -22,6 +24,18 @@ __all__ = [
 
 #: One item of a sequence: a state string or a turn mapping of the session log.
 Item: TypeAlias = "str | Mapping[str, Any]"
+
+#: The latest turns of a session the state and needs forecasts read, to learn from a
+#: turn or to forecast the next: their work per turn stays bounded however long the
+#: session grows (the call forecast reads ``4 * max_turns``).
+READ_TURNS = 256
+
+
+def latest(history: Sequence[Item]) -> Sequence[Item]:
+    """
+    The latest :data:`READ_TURNS` items of ``history`` (all of a shorter one).
+    """
+    return history[-READ_TURNS:] if len(history) > READ_TURNS else history
 
 
 def state_of(item: Item) -> str | None:

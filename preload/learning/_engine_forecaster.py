@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from graph import FollowUpPredictor, ModelFileError, NeedsForecaster, NeedsModel, StateEncoder
+from graph import (
+    READ_TURNS,
+    FollowUpPredictor,
+    ModelFileError,
+    NeedsForecaster,
+    NeedsModel,
+    StateEncoder,
+)
 
 from .._errors import EngineStateError, InputError
 from ._baselines import UserNeeds
@@ -187,12 +194,13 @@ class EngineForecaster:
         """
         if not self._fitted:
             self.fit([])
+        recent = turns[-READ_TURNS:]  # all the model reads
         if self.observe_every > 1:
-            self._waiting.append(([*turns[:-1], dict(turns[-1])], user))
+            self._waiting.append(([*recent[:-1], dict(recent[-1])], user))
             if len(self._waiting) >= self.observe_every:
                 self._learn_waiting()
         else:
-            self.model.observe(list(turns), user=user)
+            self.model.observe(list(recent), user=user)
         state = turns[-1].get("state")
         if self.user_needs and user is not None and state is not None:
             self._users.observe(user, state, list(turns[-1].get("needs") or ()))
@@ -208,7 +216,7 @@ class EngineForecaster:
         """
         if not self._fitted:
             return Forecast()
-        history = list(turns)
+        history = list(turns[-READ_TURNS:])  # all the model reads
         states = self.model.predictor_.predict_proba(history, k=self.top_states, user=user)
         needs = dict(self.model.predict_proba(history, k=None, user=user))
         if self.user_needs:

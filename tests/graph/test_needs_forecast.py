@@ -5,13 +5,14 @@ need relative to the current task, and the mixer's saved form.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from pathlib import Path
 
 import pytest
 
-from graph import FollowUpPredictor, ModelFileError, NeedsForecaster
+from graph import READ_TURNS, FollowUpPredictor, ModelFileError, NeedsForecaster
 from graph._needs_features import _absolute, _relative
 
 
@@ -120,3 +121,27 @@ def test_fit_does_not_depend_on_the_hash_seed() -> None:
         )  # fmt: skip
         outputs.append(json.loads(done.stdout))
     assert outputs[0] == outputs[1]
+
+
+def test_a_long_session_is_read_from_its_latest_turns_alone() -> None:
+    """
+    The state and needs forecasts read a session's latest ``READ_TURNS`` turns, so a
+    turn of a long session costs no more than one of a session that length: the
+    forecast of a long history is the one of its latest turns, though a need used only
+    early in the session would count (``persist_earlier``) if they read it all; and
+    learning from a long history's new turn learns what the latest turns teach.
+    """
+    model = NeedsForecaster(predictor=FollowUpPredictor(order=1, text=False)).fit(_sessions(300))
+    early = {"state": "t1:book", "text": "book it", "system": "ok", "needs": ["db:t1:book"]}
+    turn = {"state": "t2:book", "text": "ok", "system": "which day would suit you",
+            "needs": ["service:t2"]}  # fmt: skip
+    long = [early, *[turn] * (READ_TURNS + 5)]
+    window = long[-READ_TURNS:]
+    assert model.predict_proba(long, k=None) == model.predict_proba(window, k=None)
+    assert "db:t1:book" in dict(model.predict_proba([early, *window[1:]], k=None))
+    assert model.predictor_.predict_proba(long) == model.predictor_.predict_proba(window)
+    learned = [
+        json.dumps(m.observe(history).to_json(), sort_keys=True)
+        for m, history in ((copy.deepcopy(model), long), (copy.deepcopy(model), window))
+    ]
+    assert learned[0] == learned[1]
