@@ -42,11 +42,17 @@ if TYPE_CHECKING:
     from .._config import EngineConfig
     from .._tokens import TokenCounter
     from ..caches import CacheBackend
+    from ._session import EngineSession
 
 logger = logging.getLogger(__name__)
 
 #: Runs a function off the event loop under a limiter (the engine's ``_off_loop``).
 OffLoop = Callable[..., Awaitable[Any]]
+
+#: A session the call predictor has not learned from for this many answered turns
+#: teaches it those turns without ending (as a session of their own): a long-lived
+#: session (a chat thread kept for months) would otherwise never teach it anything.
+LEARN_EVERY_TURNS = 64
 
 
 @dataclass(slots=True)
@@ -345,8 +351,8 @@ class CallSide:
     ) -> bool:
         """
         The session ended: its speculations not used count as wasted. With ``learn``,
-        a session that made calls is kept for the predictor (:meth:`learn_ended`);
-        whether it was.
+        a session that made calls (``turns``: those the predictor has not learned
+        from) is kept for the predictor (:meth:`learn_ended`); whether it was.
         """
         self._speculation.end(session_id)
         self._this_turn.pop(session_id, None)
@@ -355,6 +361,31 @@ class CallSide:
             self._ended[session_id] = (turns, user)
             return True
         return False
+
+    async def learn_ongoing(self, session: EngineSession) -> None:
+        """
+        The call predictor learns from the answered turns of a session that goes on,
+        once :data:`LEARN_EVERY_TURNS` of them are new to it (off the loop), as from a
+        session of their own; the session's end teaches it the rest.
+        """
+        learned = min(session.calls_learned, len(session.turns))
+        turns = session.turns[learned:]
+        if self.predictor is None or len(turns) < LEARN_EVERY_TURNS:
+            return
+        if turns[-1].get("system") is None:  # the last one not answered yet
+            turns = turns[:-1]
+            if len(turns) < LEARN_EVERY_TURNS:
+                return
+        session.calls_learned = learned + len(turns)
+        if not any(turn.get("tool_calls") for turn in turns):
+            return
+        copied = [dict(turn) for turn in turns]  # the loop may change a turn meanwhile
+        try:
+            await self._off_loop(
+                self.predictor.observe_session, copied, session.user, limiter=self._guessing
+            )
+        except Exception:  # a predictor's bug must not stop the engine
+            logger.exception("call learning failed for session %s", session.id)
 
     async def learn_ended(self, session_id: str) -> None:
         """

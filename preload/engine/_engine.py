@@ -1214,7 +1214,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         session.swap.forget(session.id)
         self._experiment.end(session)
         learn = self._state is Lifecycle.OPENED
-        if self._calls.end(session.id, session.turns, session.user, learn=learn):
+        unlearned = session.turns[session.calls_learned :]  # the rest learned as it went
+        if self._calls.end(session.id, unlearned, session.user, learn=learn):
             self._learner.notify("end", session.id)
 
     def _check_open(self) -> None:

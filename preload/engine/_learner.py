@@ -218,6 +218,7 @@ class Learner:
                 session.think = None
         if answered:
             await self._calls.speculate(session.id, "reply", list(session.turns), None)
+            await self._calls.learn_ongoing(session)
         await self._histories.record(session)  # off the request path
         if kind == "reply" and not self._forecaster.uses_reply:
             return

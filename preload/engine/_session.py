@@ -92,6 +92,7 @@ class EngineSession:
     learning: bool = False  # a "turn" event is queued and will see the reply too
     history: CompressedConversation | None = None
     recorded: int = 0  # turns already in the history
+    calls_learned: int = 0  # turns the call predictor already learned from
     # Held while the next exchange is prepared in a worker thread (by the learner, or
     # by a request catching up); requests wait for a short one rather than skip it.
     recording: anyio.Lock = field(default_factory=anyio.Lock)

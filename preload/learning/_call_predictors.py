@@ -58,7 +58,8 @@ class CallPredictor(Protocol):
 class EngineCallPredictor:
     """
     The engine's call predictor: graph's :class:`~graph.CallForecaster`, fitted on
-    session logs and updated online from every session that ends. Until it has seen
+    session logs and updated online from every session that ends (and from one that
+    goes on, every 64 answered turns, as from a session of its own). Until it has seen
     a session with calls it forecasts none.
 
     Args:

@@ -22,6 +22,7 @@ import pytest
 from graph import CallForecaster
 from preload import DictSource, EngineConfig, PreloadEngine, Session, Turn, UnknownToolError
 from preload.calls import MAX_CALLS_PER_TURN, ToolCall, call_key, in_session
+from preload.engine._calls import LEARN_EVERY_TURNS
 from preload.learning import EngineCallPredictor, read_only_tools
 from preload.testing import ScriptedCallPredictor, ScriptedCallSource, ScriptedSource
 
@@ -465,6 +466,52 @@ async def test_the_engine_learns_calls_from_sessions_that_end() -> None:
         after = engine.call_statistics()
     assert 1 == source.calls[call_key(FIND, new)]
     assert (before.speculative + 1, before.call_hits + 1) == (after.speculative, after.call_hits)
+
+
+class _Learning(EngineCallPredictor):
+    """
+    The engine's call predictor, noting how many turns each session it learns from has.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.learned: list[int] = []
+
+    def observe_session(self, turns: Any, user: str | None) -> None:
+        self.learned.append(len(turns))
+        super().observe_session(turns, user)
+
+
+async def test_the_engine_learns_calls_from_a_session_that_goes_on() -> None:
+    """
+    A long-lived session never ends, yet every ``LEARN_EVERY_TURNS`` answered turns
+    teach the call predictor: a new session's search, in a combination the long one
+    never made, is then speculated and served as a hit. Its end teaches only the turns
+    learned from since.
+    """
+    source = ScriptedCallSource({FIND: True})
+    cities = ["Lisbon", "Osaka", "Denver", "Hanoi", "Oslo", "Toronto"]
+    cuisines = ["Thai", "Italian", "Greek"]
+    predictor = _Learning()
+    async with _engine(source, predictor, threshold=0.2, guesses=3) as engine:
+        for i in range(LEARN_EVERY_TURNS + 3):
+            args = {"city": cities[i % 6], "cuisine": cuisines[i % 3]}
+            text = f"Find {args['cuisine']} restaurants in {args['city']}"
+            await engine.handle(session_id="long", text=text, state=FIND)
+            await engine.call("long", FIND, args)
+            engine.reply("long", f"Found some in {args['city']}.")
+            await engine.wait_idle()
+        assert predictor.learned == [LEARN_EVERY_TURNS]
+        before = engine.call_statistics()
+        new = {"city": "Osaka", "cuisine": "Thai"}  # said Osaka with Italian only
+        await engine.handle(session_id="new", text="Find Thai restaurants in Osaka", state=FIND)
+        await engine.wait_idle()
+        await engine.call("new", FIND, new)
+        after = engine.call_statistics()
+        engine.end_session("long")
+        await engine.wait_idle()
+    assert (before.speculative + 1, before.call_hits + 1) == (after.speculative, after.call_hits)
+    assert predictor.learned == [LEARN_EVERY_TURNS, 3]
 
 
 async def test_calls_recorded_as_not_read_only_do_not_stop_a_read_only_tools_forecast() -> None:
