@@ -4,9 +4,10 @@ Choosing what of a history to show within a token budget: greedy maximum coverag
 The most recent exchanges come first, verbatim, within :data:`RECENT_SHARE` of the
 budget: the new request may answer the last reply ("yes", "the second one"), which no
 fact line holds. Then single facts (the likeliest :data:`MAX_FACTS`) and the other
-exchanges at each level (of the latest :data:`MAX_EXCHANGES`) are parts; a part is worth the likelihoods of the facts it holds that no chosen part holds yet, and
-parts are taken by worth per token, with lazy evaluation. Each exchange and each fact
-left out gets a :class:`HistoryDecision`.
+exchanges at each level (of the latest :data:`MAX_EXCHANGES`) are parts; a part is
+worth the likelihoods of the facts it holds that no chosen part holds yet, and parts
+are taken by worth per token, with lazy evaluation. Each exchange and each fact left
+out gets a :class:`HistoryDecision`.
 """
 
 from __future__ import annotations

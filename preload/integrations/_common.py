@@ -12,7 +12,7 @@ import functools
 import inspect
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import EngineStateError
@@ -319,11 +319,14 @@ class StoredTurns:
     A framework's stored messages as the engine's turns (what ``engine.restore``
     takes), fed in the order they were made: each user message a turn's request; the
     tool calls made for it, each with what it returned, not read-only (the engine did
-    not run them); the agent's answer its reply.
+    not run them); the agent's answer its reply. A call of one of the agent's
+    ``outputs`` tools (a structured output, which a framework asks for as a tool call)
+    is no tool call: its arguments are the answer, as a live turn records it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, outputs: Collection[str] = ()) -> None:
         self.turns: list[dict[str, Any]] = []
+        self.outputs = outputs
 
     def request(self, text: str) -> None:
         """
@@ -333,9 +336,12 @@ class StoredTurns:
 
     def call(self, name: str, args: Mapping[str, Any], call_id: str, result: str) -> None:
         """
-        A tool call of the current turn, with its result (none before the first request).
+        A tool call of the current turn, with its result (none before the first request);
+        a call of an output tool its answer, until a text answers.
         """
-        if self.turns:
+        if name in self.outputs:
+            self.answer(as_text(args))
+        elif self.turns:
             self.turns[-1]["tool_calls"].append(stored_call(name, args, call_id, result))
 
     def answer(self, text: str) -> None:

@@ -416,21 +416,16 @@ def _stored_turns(
         for m in messages
         if isinstance(m, ToolMessage) and m.status != "error"
     }
-    stored = StoredTurns()
+    stored = StoredTurns(outputs)
     for message in messages:
         if isinstance(message, HumanMessage):
             stored.request(_text(message))
         elif isinstance(message, AIMessage):
-            answer = _text(message)
             for call in message.tool_calls:
                 call_id = call.get("id") or ""
-                if call_id not in results:
-                    continue
-                if call["name"] in outputs:
-                    answer = answer or as_text(call["args"])
-                else:
+                if call_id in results:
                     stored.call(call["name"], call["args"], call_id, results[call_id])
-            stored.answer(answer)
+            stored.answer(_text(message))
     return stored.turns
 
 

@@ -284,24 +284,20 @@ def _stored_turns(
         for part in message.parts
         if isinstance(part, ToolReturnPart)
     }
-    stored = StoredTurns()
+    stored = StoredTurns(outputs)
     for message in messages:
         if isinstance(message, ModelRequest):
             if any(isinstance(part, UserPromptPart) for part in message.parts):
                 stored.request(prompt_text(message))
             continue
-        answer = "".join(part.content for part in message.parts if isinstance(part, TextPart))
         for part in message.parts:
             if isinstance(part, ToolCallPart) and part.tool_call_id in results:
                 try:
                     args = part.args_as_dict()
                 except ValueError:  # arguments the model gave as broken JSON
                     continue
-                if part.tool_name in outputs:
-                    answer = answer or as_text(args)
-                else:
-                    stored.call(part.tool_name, args, part.tool_call_id, results[part.tool_call_id])
-        stored.answer(answer)
+                stored.call(part.tool_name, args, part.tool_call_id, results[part.tool_call_id])
+        stored.answer("".join(part.content for part in message.parts if isinstance(part, TextPart)))
     return stored.turns
 
 
