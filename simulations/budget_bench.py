@@ -41,6 +41,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,38 @@ def llamaindex_method(counter: TiktokenCounter) -> Callable[..., str]:
 # -- history benchmark -----------------------------------------------------------------------
 
 
+@dataclass
+class Kept:
+    """
+    What one method's histories kept: the call values of those asked for, and the
+    agent's last reply of the turns that had one.
+    """
+
+    facts: int = 0
+    of_facts: int = 0
+    replies: int = 0
+    of_replies: int = 0
+
+    def count(self, text: str, facts: Sequence[str], reply: str) -> None:
+        """
+        Count one history ``text``: which ``facts`` it holds, and whether it holds the
+        last ``reply`` verbatim (its words in order).
+        """
+        have = norm(text)
+        self.facts += sum(f in have for f in facts)
+        self.of_facts += len(facts)
+        if reply.strip():
+            self.replies += norm(reply) in have
+            self.of_replies += 1
+
+    def shares(self) -> dict[str, float]:
+        return {
+            "facts_kept": self.facts / self.of_facts if self.of_facts else 0.0,
+            "last_reply_kept": self.replies / self.of_replies if self.of_replies else 0.0,
+            "facts": float(self.of_facts),
+        }
+
+
 def history_bench(
     sessions: Sequence[dict[str, Any]], counter: TiktokenCounter, *, peers: bool
 ) -> dict[str, dict[str, dict[str, float]]]:
@@ -191,8 +224,7 @@ def history_bench(
     if peers:
         methods["langchain trim_messages"] = langchain_method(counter)
         methods["llamaindex ChatMemoryBuffer"] = llamaindex_method(counter)
-    kept: dict[str, dict[float, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    last: dict[str, dict[float, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    kept: dict[str, dict[float, Kept]] = defaultdict(lambda: defaultdict(Kept))
     used: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     over: dict[str, int] = defaultdict(int)
     ours_s = 0.0
@@ -218,12 +250,7 @@ def history_bench(
                         tokens = counter.count(text)
                         if tokens > budget:
                             over[name] += 1
-                        have = norm(text)
-                        kept[name][share][0] += sum(f in have for f in facts)
-                        kept[name][share][1] += len(facts)
-                        if pairs[-1][1].strip():
-                            last[name][share][0] += norm(pairs[-1][1]) in have
-                            last[name][share][1] += 1
+                        kept[name][share].count(text, facts, pairs[-1][1])
                         used[name][share].append(tokens / full)
             user, agent = exchange(turn)
             history.add_exchange(user, agent)
@@ -233,13 +260,9 @@ def history_bench(
     for name in ["ours", *methods]:
         result[name] = {}
         for share in BUDGETS:
-            k, n = kept[name][share]
-            r, m = last[name][share]
             tok = used[name][share]
             result[name][f"{share:.0%}"] = {
-                "facts_kept": k / n if n else 0.0,
-                "last_reply_kept": r / m if m else 0.0,
-                "facts": float(n),
+                **kept[name][share].shares(),
                 "tokens_used": sum(tok) / len(tok) if tok else 0.0,
             }
         result[name]["over_budget"] = {"count": float(over[name])}
@@ -257,7 +280,7 @@ def long_history_bench(
     the last reply kept, as :func:`history_bench` counts them, and the time of ours.
     """
     turns = [turn for session in sessions for turn in session["turns"]]
-    counts = {name: [0, 0, 0, 0] for name in ("ours", "keep-last")}  # facts, of, last, of
+    counts = {name: Kept() for name in ("ours", "keep-last")}
     times: list[float] = []
     for c in range(LONG_CONVERSATIONS):
         part = turns[c * LONG_TURNS : (c + 1) * LONG_TURNS]
@@ -273,13 +296,8 @@ def long_history_bench(
             spent = time.perf_counter() - start
             if facts and i >= LONG_TURNS // 2:
                 theirs = keep_last(pairs, LONG_BUDGET, counter)
-                for name, text in (("ours", ours), ("keep-last", theirs)):
-                    have, row = norm(text), counts[name]
-                    row[0] += sum(f in have for f in facts)
-                    row[1] += len(facts)
-                    if pairs[-1][1].strip():
-                        row[2] += norm(pairs[-1][1]) in have
-                        row[3] += 1
+                counts["ours"].count(ours, facts, pairs[-1][1])
+                counts["keep-last"].count(theirs, facts, pairs[-1][1])
             user, agent = exchange(turn)
             start = time.perf_counter()
             history.add_exchange(user, agent)
@@ -287,14 +305,7 @@ def long_history_bench(
                 times.append(spent + time.perf_counter() - start)
             pairs.append((user, agent))
             seen += norm(user + " " + agent)
-    result: dict[str, dict[str, float]] = {
-        name: {
-            "facts_kept": row[0] / max(1, row[1]),
-            "facts": float(row[1]),
-            "last_reply_kept": row[2] / max(1, row[3]),
-        }
-        for name, row in counts.items()
-    }
+    result = {name: kept.shares() for name, kept in counts.items()}
     times.sort()
     result["ours"]["ms_mean"] = 1000 * sum(times) / max(1, len(times))
     result["ours"]["ms_max"] = 1000 * times[-1] if times else 0.0
