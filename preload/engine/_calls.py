@@ -370,32 +370,32 @@ class CallSide:
         """
         learned = min(session.calls_learned, len(session.turns))
         turns = session.turns[learned:]
+        if turns and turns[-1].get("system") is None:  # the last one not answered yet
+            turns = turns[:-1]
         if self.predictor is None or len(turns) < LEARN_EVERY_TURNS:
             return
-        if turns[-1].get("system") is None:  # the last one not answered yet
-            turns = turns[:-1]
-            if len(turns) < LEARN_EVERY_TURNS:
-                return
         session.calls_learned = learned + len(turns)
-        if not any(turn.get("tool_calls") for turn in turns):
-            return
-        copied = [dict(turn) for turn in turns]  # the loop may change a turn meanwhile
-        try:
-            await self._off_loop(
-                self.predictor.observe_session, copied, session.user, limiter=self._guessing
-            )
-        except Exception:  # a predictor's bug must not stop the engine
-            logger.exception("call learning failed for session %s", session.id)
+        if any(turn.get("tool_calls") for turn in turns):  # the loop may change a turn
+            await self._learn(session.id, [dict(turn) for turn in turns], session.user)
 
     async def learn_ended(self, session_id: str) -> None:
         """
         The call predictor learns from a session that ended (off the loop).
         """
         ended = self._ended.pop(session_id, None)
-        if ended is None or self.predictor is None:
+        if ended is not None:
+            await self._learn(session_id, *ended)
+
+    async def _learn(self, session_id: str, turns: list[dict[str, Any]], user: str | None) -> None:
+        """
+        The call predictor learns from ``turns`` of a session, off the loop.
+        """
+        if self.predictor is None:
             return
         try:
-            await self._off_loop(self.predictor.observe_session, *ended, limiter=self._guessing)
+            await self._off_loop(
+                self.predictor.observe_session, turns, user, limiter=self._guessing
+            )
         except Exception:  # a predictor's bug must not stop the engine
             logger.exception("call learning failed for session %s", session_id)
 
