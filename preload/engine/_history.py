@@ -15,6 +15,7 @@ import anyio
 import anyio.abc
 
 from ..history import CompressedConversation, agent_side, exchange_chars
+from ..window._swap import history_budget
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -87,7 +88,7 @@ class HistorySide:
             cap = budget.categories.get("user_history")
             room = cap.max if cap is not None and cap.max else budget.total_tokens
             session.history = CompressedConversation(
-                max(0, room - 1),  # as the window asks: its line break takes a token
+                history_budget(room),  # what the window asks of it
                 counter=self.counter,
                 raw_turns=session.config.compression.history_raw_turns,
             )

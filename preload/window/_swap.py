@@ -43,10 +43,19 @@ if TYPE_CHECKING:
     from ..history import CompressedConversation
     from ._allocation import Allocation, HierarchicalBudgetManager
 
-__all__ = ["RENDER_OVERHEAD", "STABLE_ORDER", "SwapController"]
+__all__ = ["RENDER_OVERHEAD", "STABLE_ORDER", "SwapController", "history_budget"]
 
 #: Tokens kept aside for what :meth:`Context.render` adds (headers, separators).
 RENDER_OVERHEAD = 64
+
+
+def history_budget(room: int) -> int:
+    """
+    The tokens a window asks a conversation's history for within ``room`` tokens of
+    its category: one less, for the line break that joins it to the window. A history
+    made with this ``max_tokens`` has its context ready for the window's first ask.
+    """
+    return max(0, room - 1)
 
 
 #: The stable-to-volatile order of the categories (``swap.layout = "stable"``): the
@@ -289,7 +298,7 @@ class SwapController:
         The conversation's recent exchanges and stated facts, within the history room.
         """
         room = draft.left.get("user_history", 0)
-        text = conversation.get_context(max(0, room - 1))
+        text = conversation.get_context(history_budget(room))
         if text:
             tokens = self.counter.count(text)
             decisions = conversation.decisions
