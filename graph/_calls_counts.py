@@ -57,8 +57,12 @@ _ALIAS_SURE = 0.8
 #: A value is offered as the one that follows another once seen following it this often
 #: (as an alias must be said: a pair seen once or twice is as likely chance).
 _SUCCESSOR_MIN = 3.0
+#: The formats of arguments whose aliases are their own (see :meth:`CallCounts._pooled_aliases`).
+_UNPOOLED_FORMATS = frozenset({"date", "time", "int"})
 #: The context of the first turn (no previous turn).
 START = ""
+#: Values that are truth values, whatever their case.
+_TRUTH_WORDS = frozenset({"true", "false", "yes", "no", "dontcare"})
 #: How many earlier calls an argument's value is compared with, when learning which
 #: earlier argument it copies.
 _MAX_FLOW_CALLS = 12
@@ -277,6 +281,7 @@ class CallCounts:
         self.scans.clear()
         self.alias_index = PhraseIndex()
         self.alias_keys = []
+        own: set[tuple[str, str, str]] = set()  # (tool, words, value) of its own aliases
         for key, per_key in self.said.items():
             per_name = self.words.get(key[0], {})
             kid = self.key_ids.get(key)
@@ -294,10 +299,65 @@ class CallCounts:
                 other = (values[value] - n) / unsaid if unsaid > 0 else values[value] / calls
                 if n < _ALIAS_MIN or share < max(_ALIAS_SHARE, _ALIAS_LIFT * other):
                     continue  # too rare, or the value is no likelier after the words
-                pid = self.alias_index.add(gram.split(" "))
-                while len(self.alias_keys) <= pid:
-                    self.alias_keys.append({})
-                self.alias_keys[pid][kid] = (value, "alias" if share >= _ALIAS_SURE else "hint")
+                self._add_alias(gram, kid, value, "alias" if share >= _ALIAS_SURE else "hint")
+                own.add((key[0], gram, value))
+        self._pooled_aliases(own)
+
+    def _add_alias(self, gram: str, kid: int, value: str, how: str) -> None:
+        pid = self.alias_index.add(gram.split(" "))
+        while len(self.alias_keys) <= pid:
+            self.alias_keys.append({})
+        self.alias_keys[pid].setdefault(kid, (value, how))
+
+    def _pooled_aliases(self, own: set[tuple[str, str, str]]) -> None:
+        """
+        Add the aliases of a value said in place of it for any argument, to every
+        argument that has the value ("SF" for "San Francisco", learned of flights'
+        origins and destinations together, and given to hotels' too; "tacos" for
+        "Mexican", of a tool the training calls never made): the words go with the
+        value in the calls of every tool one of whose arguments has it, as an
+        argument's own aliases go with its value. Only values in words: a number, a
+        date, a time or a truth value is said in place of another for one argument
+        ("one" of "one way", "wifi" for ``True``), not for them all. A tool with an
+        argument that has the words as its own alias of the value (``own``) takes them
+        for that argument alone: its calls told which one they fill.
+        """
+        pooled: dict[str, dict[str, float]] = {}  # value -> words -> calls
+        holders: dict[str, list[tuple[Key, int]]] = {}  # value -> (argument, key id)
+        for key, vals in self.values.items():
+            kid = self.key_ids.get(key)
+            if kid is None or self.key_info(key)[2] in _UNPOOLED_FORMATS:
+                continue
+            for value in vals:
+                if _pooled_value(value):
+                    holders.setdefault(value, []).append((key, kid))
+            for gram, per_value in self.said.get(key, {}).items():
+                for value, n in per_value.items():
+                    if value in vals and _pooled_value(value):
+                        per_gram = pooled.setdefault(value, {})
+                        per_gram[gram] = per_gram.get(gram, 0.0) + n
+        for value, per_gram in pooled.items():
+            held = holders[value]
+            names = {key[0] for key, _ in held}
+            calls = sum(self.names[name][0] for name in names)
+            given = sum(self.values[key][value] for key, _ in held)
+            sure = []
+            for gram, n in per_gram.items():
+                said = sum(self.words.get(name, {}).get(gram, 0.0) for name in names) or n
+                share = n / said
+                unsaid = calls - said
+                other = (given - n) / unsaid if unsaid > 0 else given / calls
+                if n >= _ALIAS_MIN and share >= max(_ALIAS_SURE, _ALIAS_LIFT * other):
+                    sure.append(gram)
+            # a pair of words one of which is an alias alone ("sf to") would take the
+            # word beside it from the argument it fills ("to vegas")
+            alone = {gram for gram in sure if " " not in gram}
+            for gram in sure:
+                if " " in gram and alone.intersection(gram.split(" ")):
+                    continue
+                for key, kid in held:
+                    if (key[0], gram, value) not in own:
+                        self._add_alias(gram, kid, value, "pooled")
 
     def _index_value(self, key: Key, value: str) -> None:
         kid = self.key_ids.get(key)
@@ -597,3 +657,11 @@ class CallCounts:
         }
         counts._aliases_stale = True
         return counts
+
+
+def _pooled_value(value: str) -> bool:
+    """
+    Whether a value is in words, whose aliases are pooled over the arguments that have
+    it (not a number, a code or a truth value).
+    """
+    return any(c.isalpha() for c in value) and value.lower() not in _TRUTH_WORDS

@@ -28,7 +28,8 @@ __all__ = [
 ]
 
 #: A value said in a text: ``(first token, token after, value, how)``; ``how`` is ""
-#: for a known value, else ``"alias"`` (or ``"hint"``) or a normalization rule.
+#: for a known value, else ``"alias"`` (or ``"hint"``, or ``"pooled"``: another
+#: argument's alias of the value) or a normalization rule.
 Mention: TypeAlias = "tuple[int, int, str, str]"
 #: One argument of one call: ``(call name, argument name)``.
 Key: TypeAlias = "tuple[str, str]"

@@ -49,8 +49,9 @@ __all__ = [
 #: Words before and after a mention that tell which argument it fills.
 _CUE_BEFORE = 3
 _CUE_AFTER = 2
-#: How a mention said a value in place of it: as a sure alias or as a hint.
-ALIAS_HOWS = ("alias", "hint")
+#: How a mention said a value in place of it: as a sure alias, as a hint, or as an alias
+#: pooled over the arguments that have the value.
+ALIAS_HOWS = ("alias", "hint", "pooled")
 #: The words of an argument's name: lowercase runs, capitalized words, acronyms, digits.
 _ARG_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 #: Scanned texts cached per counts (a few MB).

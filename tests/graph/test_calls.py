@@ -1270,6 +1270,46 @@ def test_a_word_that_makes_a_common_value_likelier_is_an_alias() -> None:
     assert "normalized:alias" == guess.evidence["category"]
 
 
+#: Cities users call by a short name, and what they call them.
+NICKNAMES = {"Las Vegas": "Vegas", "San Francisco": "SF"}
+
+
+def nickname_session(rng: random.Random, name: str, *, short: bool) -> dict[str, Any]:
+    """
+    A search by ``name`` from one city to another (``origin`` and ``destination``),
+    one of which is Las Vegas or San Francisco, said by its short name when ``short``.
+    """
+    origin, destination = rng.sample(CITIES, 2)
+    if rng.random() < 0.5:
+        origin = rng.choice(list(NICKNAMES))
+    else:
+        destination = rng.choice(list(NICKNAMES))
+    say = (lambda city: NICKNAMES.get(city, city)) if short else (lambda city: city)
+    text = f"Find me a trip from {say(origin)} to {say(destination)}."
+    args = {"origin": origin, "destination": destination}
+    return {"turns": [_turn(text, name, "Found one.", _call(name, args))]}
+
+
+def test_a_short_name_learned_of_one_tool_fills_another_tools_arguments() -> None:
+    """
+    Flights' users say "Vegas" and "SF"; trains' users say the cities whole. A train
+    "from SF to Vegas" goes from San Francisco to Las Vegas: an alias of a value,
+    learned of one tool's arguments, is an alias of it for every argument that has the
+    value, and each fills the argument its words around it say. The pair "SF to" is
+    no alias of its own (it would take "to" from "to Vegas").
+    """
+    rng = random.Random(6)
+    sessions = [nickname_session(rng, "Flights:Find", short=True) for _ in range(60)]
+    sessions += [nickname_session(rng, "Trains:Find", short=False) for _ in range(60)]
+    model = CallForecaster().fit(sessions)
+    request = {"text": "Find me a trip from SF to Vegas.", "state": "Trains:Find"}
+    guess = model.predict([], request)[0]
+    assert {"origin": "San Francisco", "destination": "Las Vegas"} == dict(guess.args)
+    assert {"origin": "normalized:pooled", "destination": "normalized:pooled"} == dict(
+        guess.evidence
+    )
+
+
 def trip_session(rng: random.Random, name: str, key: str, said: str) -> dict[str, Any]:
     """
     A search from one city to another by a tool whose arguments are ``origin_<key>``
