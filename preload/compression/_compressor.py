@@ -37,12 +37,11 @@ lose to a smaller one on quality, so ``levels`` is strictly decreasing in tokens
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .._config import CompressionConfig
+from .._text_lru import TextLRU
 from ._extractive import dedup, key_points, mmr, textrank, tfidf
 from ._levels import Level, Representation
 from ._structural import ROW_NUMBER, structural
@@ -126,14 +125,16 @@ class MultiLevelCompressor:
     Builds ``full``, ``structural``, ``dedup``, ``summary``, ``key_points`` and
     ``minimal`` levels (those that are smaller than the richer ones).
 
-    Results are remembered by text (an LRU of ``cache_size`` texts), so an item
-    compressed for one session is not compressed again for the next.
+    Results are remembered by text (an LRU of ``cache_size`` texts, of at most
+    ``cache_chars`` characters with their levels), so an item compressed for one
+    session is not compressed again for the next.
 
     Args:
         counter: Counts tokens.
         config: Target sizes and thresholds (the defaults when None).
         summarizer: An async summarizer that :meth:`acompress` uses for ``summary``.
         cache_size: Texts whose levels are remembered.
+        cache_chars: Characters those texts and their levels may have in all.
 
     .. versionadded:: 0.1
     """
@@ -145,13 +146,14 @@ class MultiLevelCompressor:
         *,
         summarizer: Summarizer | None = None,
         cache_size: int = 4096,
+        cache_chars: int = 64_000_000,
     ) -> None:
         self.counter = counter
         self.config = config or CompressionConfig()
         self.summarizer = summarizer
-        self._cache: OrderedDict[str, tuple[Level, ...]] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._cache: TextLRU[tuple[Level, ...]] = TextLRU(
+            cache_size, cache_chars, lambda text, levels: len(text) + _chars(levels)
+        )
 
     def compress(self, *, key: str, source: str, category: str, text: str) -> Representation:
         """
@@ -198,16 +200,11 @@ class MultiLevelCompressor:
         """
         The levels of ``text`` (remembered by text).
         """
-        with self._lock:
-            cached = self._cache.get(text)
-            if cached is not None:
-                self._cache.move_to_end(text)
-                return cached
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
         levels = self._levels(text)
-        with self._lock:
-            self._cache[text] = levels
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(text, levels)
         return levels
 
     def _levels(self, text: str) -> tuple[Level, ...]:
@@ -263,6 +260,10 @@ class MultiLevelCompressor:
         first = [c * (1.5 if pos == 0 else 1.0) for pos, c in enumerate(central)]
         add("minimal", render(sub, pick(sub, first, target, counter)))
         return _monotone([full, *sorted(candidates, key=_size)])
+
+
+def _chars(levels: Sequence[Level]) -> int:
+    return sum(len(level.text) for level in levels)
 
 
 def _size(level: Level) -> tuple[int, float]:

@@ -140,7 +140,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     ) -> None:
         self.config = config or EngineConfig()
         self.counter = counter or TiktokenCounter(
-            self.config.tokens.encoding, cache_size=self.config.tokens.cache_size
+            self.config.tokens.encoding,
+            cache_size=self.config.tokens.cache_size,
+            cache_chars=self.config.tokens.cache_chars,
         )
         self.forecaster: Forecaster = forecaster or EngineForecaster.from_config(self.config)
         self.cache = make_cache(self.config.cache) if cache is _Default.CACHE else cache

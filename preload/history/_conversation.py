@@ -58,7 +58,9 @@ def _default_counter() -> TiktokenCounter:
     The tiktoken counter of the default configuration.
     """
     tokens = TokensConfig()
-    return TiktokenCounter(tokens.encoding, cache_size=tokens.cache_size)
+    return TiktokenCounter(
+        tokens.encoding, cache_size=tokens.cache_size, cache_chars=tokens.cache_chars
+    )
 
 
 class CompressedConversation:

@@ -75,7 +75,11 @@ def _measure(
     keys = sorted(set().union(*needed))
     texts = asyncio.run(_texts(knowledge, keys))
     compressor = MultiLevelCompressor(
-        TiktokenCounter(config.tokens.encoding, cache_size=config.tokens.cache_size),
+        TiktokenCounter(
+            config.tokens.encoding,
+            cache_size=config.tokens.cache_size,
+            cache_chars=config.tokens.cache_chars,
+        ),
         config.compression,
     )
     serializer = make_serializer(config.cache)
