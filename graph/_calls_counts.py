@@ -61,8 +61,12 @@ _SUCCESSOR_MIN = 3.0
 _UNPOOLED_FORMATS = frozenset({"date", "time", "int"})
 #: The context of the first turn (no previous turn).
 START = ""
-#: Values that are truth values, whatever their case.
-_TRUTH_WORDS = frozenset({"true", "false", "yes", "no", "dontcare"})
+#: Values that are truth values or none, whatever their case.
+_TRUTH_WORDS = frozenset({"true", "false", "yes", "no", "dontcare", "null", "none"})
+#: An alias pooled over arguments is said in place of its value in this many calls: the
+#: calls of one session, each with the value, would make a chance pair of words ("her
+#: name" for the name the user gave earlier) an alias of every argument with the value.
+_POOLED_MIN = 10.0
 #: How many earlier calls an argument's value is compared with, when learning which
 #: earlier argument it copies.
 _MAX_FLOW_CALLS = 12
@@ -315,10 +319,11 @@ class CallCounts:
         argument that has the value ("SF" for "San Francisco", learned of flights'
         origins and destinations together, and given to hotels' too; "tacos" for
         "Mexican", of a tool the training calls never made): the words go with the
-        value in the calls of every tool one of whose arguments has it, as an
-        argument's own aliases go with its value. Only values in words: a number, a
-        date, a time or a truth value is said in place of another for one argument
-        ("one" of "one way", "wifi" for ``True``), not for them all. A tool with an
+        value in the calls of every tool one of whose arguments has it (in at least
+        ``_POOLED_MIN`` of them), as an argument's own aliases go with its value. Only
+        values in words: a number, a date, a time or a truth value is said in place of
+        another for one argument ("one" of "one way", "wifi" for ``True``), not for them
+        all. A tool with an
         argument that has the words as its own alias of the value (``own``) takes them
         for that argument alone: its calls told which one they fill.
         """
@@ -347,7 +352,7 @@ class CallCounts:
                 share = n / said
                 unsaid = calls - said
                 other = (given - n) / unsaid if unsaid > 0 else given / calls
-                if n >= _ALIAS_MIN and share >= max(_ALIAS_SURE, _ALIAS_LIFT * other):
+                if n >= _POOLED_MIN and share >= max(_ALIAS_SURE, _ALIAS_LIFT * other):
                     sure.append(gram)
             # a pair of words one of which is an alias alone ("sf to") would take the
             # word beside it from the argument it fills ("to vegas")
@@ -662,6 +667,10 @@ class CallCounts:
 def _pooled_value(value: str) -> bool:
     """
     Whether a value is in words, whose aliases are pooled over the arguments that have
-    it (not a number, a code or a truth value).
+    it (not a number, a code, a time such as "6 pm" or a truth value).
     """
-    return any(c.isalpha() for c in value) and value.lower() not in _TRUTH_WORDS
+    return (
+        value[:1].isalpha()
+        and any(c.isalpha() for c in value)
+        and value.lower() not in _TRUTH_WORDS
+    )

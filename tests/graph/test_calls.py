@@ -1310,6 +1310,38 @@ def test_a_short_name_learned_of_one_tool_fills_another_tools_arguments() -> Non
     )
 
 
+def test_words_one_session_said_before_its_calls_are_no_alias_of_other_tools() -> None:
+    """
+    One session says "her name" and then makes four bookings for Brian White: a pair of
+    words its calls alone went with is no alias pooled over the tools that have the
+    name (other sessions book hotels for people they name).
+    """
+    booking = _call("Tables:Book", {"name": "Brian White"})
+    once = {
+        "turns": [
+            _turn("Book a table under her name.", "Tables:Book", "Done.", booking),
+            *[_turn("Another under her name.", "Tables:Book", "Done.", booking) for _ in range(3)],
+        ]
+    }
+    people = ["Brian White", "Ann Lee", "Tom Hart", "Eva Stone"]
+    hotels = [
+        {
+            "turns": [
+                _turn(
+                    f"Book a room for {person}.",
+                    "Rooms:Book",
+                    "Booked.",
+                    _call("Rooms:Book", {"guest": person}),
+                )
+            ]
+        }
+        for person in people * 10
+    ]
+    model = CallForecaster().fit([once, *hotels])
+    guess = model.predict([], {"text": "Book a room under her name.", "state": "Rooms:Book"})
+    assert all(g.args.get("guest") != "Brian White" for g in guess)
+
+
 def trip_session(rng: random.Random, name: str, key: str, said: str) -> dict[str, Any]:
     """
     A search from one city to another by a tool whose arguments are ``origin_<key>``
