@@ -54,19 +54,20 @@ _ALIAS_LIFT = 2.0
 #: traveller), a source of its own (``how`` is ``"hint"``): its precision and its rate
 #: of being given are learned apart from those of sure aliases ("wifi" for ``True``).
 _ALIAS_SURE = 0.8
-#: A value is offered as the one that follows another once seen following it this often
-#: (as an alias must be said: a pair seen once or twice is as likely chance).
-_SUCCESSOR_MIN = 3.0
-#: The formats of arguments whose aliases are their own (see :meth:`CallCounts._pooled_aliases`).
-_UNPOOLED_FORMATS = frozenset({"date", "time", "int"})
-#: The context of the first turn (no previous turn).
-START = ""
 #: Values that are truth values or none, whatever their case.
 _TRUTH_WORDS = frozenset({"true", "false", "yes", "no", "dontcare", "null", "none"})
 #: An alias pooled over arguments is said in place of its value in this many calls: the
 #: calls of one session, each with the value, would make a chance pair of words ("her
 #: name" for the name the user gave earlier) an alias of every argument with the value.
 _POOLED_MIN = 10.0
+#: The formats of arguments whose aliases are their own, never pooled (see
+#: :meth:`CallCounts._pooled_aliases`).
+_UNPOOLED_FORMATS = frozenset({"date", "time", "int"})
+#: A value is offered as the one that follows another once seen following it this often
+#: (as an alias must be said: a pair seen once or twice is as likely chance).
+_SUCCESSOR_MIN = 3.0
+#: The context of the first turn (no previous turn).
+START = ""
 #: How many earlier calls an argument's value is compared with, when learning which
 #: earlier argument it copies.
 _MAX_FLOW_CALLS = 12
