@@ -242,9 +242,10 @@ class RedisSessionStore:
 
             yield Changes(receive)
         finally:
-            # the connection is dropped either way
+            # the connection is dropped either way; redis-py types aclose from 8.2 on only
+            close: Any = pubsub.aclose
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await close()
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())
