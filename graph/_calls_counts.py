@@ -54,8 +54,6 @@ _ALIAS_LIFT = 2.0
 #: traveller), a source of its own (``how`` is ``"hint"``): its precision and its rate
 #: of being given are learned apart from those of sure aliases ("wifi" for ``True``).
 _ALIAS_SURE = 0.8
-#: Values that are truth values or none, whatever their case.
-_TRUTH_WORDS = frozenset({"true", "false", "yes", "no", "dontcare", "null", "none"})
 #: An alias pooled over arguments is said in place of its value in this many calls: the
 #: calls of one session, each with the value, would make a chance pair of words ("her
 #: name" for the name the user gave earlier) an alias of every argument with the value.
@@ -298,11 +296,8 @@ class CallCounts:
             values = self.values.get(key, {})
             for gram, per_value in per_key.items():
                 value, n = max(per_value.items(), key=lambda it: (it[1], it[0]))
-                said = per_name.get(gram, n)
-                share = n / said
-                unsaid = calls - said  # the value's share where the words were not said
-                other = (values[value] - n) / unsaid if unsaid > 0 else values[value] / calls
-                if n < _ALIAS_MIN or share < max(_ALIAS_SHARE, _ALIAS_LIFT * other):
+                share = _alias_share(n, per_name.get(gram, n), calls, values[value])
+                if n < _ALIAS_MIN or share < _ALIAS_SHARE:
                     continue  # too rare, or the value is no likelier after the words
                 self._add_alias(gram, kid, value, "alias" if share >= _ALIAS_SURE else "hint")
                 own.add((key[0], gram, value))
@@ -324,9 +319,8 @@ class CallCounts:
         ``_POOLED_MIN`` of them), as an argument's own aliases go with its value. Only
         values in words: a number, a date, a time or a truth value is said in place of
         another for one argument ("one" of "one way", "wifi" for ``True``), not for them
-        all. A tool with an
-        argument that has the words as its own alias of the value (``own``) takes them
-        for that argument alone: its calls told which one they fill.
+        all. A tool with an argument that has the words as its own alias of the value
+        (``own``) takes them for that argument alone: its calls told which one they fill.
         """
         pooled: dict[str, dict[str, float]] = {}  # value -> words -> calls
         holders: dict[str, list[tuple[Key, int]]] = {}  # value -> (argument, key id)
@@ -347,14 +341,18 @@ class CallCounts:
             names = {key[0] for key, _ in held}
             calls = sum(self.names[name][0] for name in names)
             given = sum(self.values[key][value] for key, _ in held)
-            sure = []
-            for gram, n in per_gram.items():
-                said = sum(self.words.get(name, {}).get(gram, 0.0) for name in names) or n
-                share = n / said
-                unsaid = calls - said
-                other = (given - n) / unsaid if unsaid > 0 else given / calls
-                if n >= _POOLED_MIN and share >= max(_ALIAS_SURE, _ALIAS_LIFT * other):
-                    sure.append(gram)
+            sure = [
+                gram
+                for gram, n in per_gram.items()
+                if n >= _POOLED_MIN
+                and _alias_share(
+                    n,
+                    sum(self.words.get(name, {}).get(gram, 0.0) for name in names) or n,
+                    calls,
+                    given,
+                )
+                >= _ALIAS_SURE
+            ]
             # a pair of words one of which is an alias alone ("sf to") would take the
             # word beside it from the argument it fills ("to vegas")
             alone = {gram for gram in sure if " " not in gram}
@@ -665,13 +663,22 @@ class CallCounts:
         return counts
 
 
+def _alias_share(n: float, said: float, calls: float, given: float) -> float:
+    """
+    The share of the ``said`` calls whose requests said some words that gave a value
+    (``n`` of them), or 0 when the value is not ``_ALIAS_LIFT`` times likelier after the
+    words than without them (``given``: the calls that gave it, of ``calls``).
+    """
+    share = n / said
+    unsaid = calls - said  # the value's share where the words were not said
+    other = (given - n) / unsaid if unsaid > 0 else given / calls
+    return share if share >= _ALIAS_LIFT * other else 0.0
+
+
 def _pooled_value(value: str) -> bool:
     """
     Whether a value is in words, whose aliases are pooled over the arguments that have
-    it (not a number, a code, a time such as "6 pm" or a truth value).
+    it: not a number, a code, a time such as "6 pm" (none begins with a letter), a truth
+    value or null (see :func:`value_shape`), or "dontcare".
     """
-    return (
-        value[:1].isalpha()
-        and any(c.isalpha() for c in value)
-        and value.lower() not in _TRUTH_WORDS
-    )
+    return value[:1].isalpha() and value_shape(value) is None and value != "dontcare"
