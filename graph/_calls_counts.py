@@ -328,12 +328,14 @@ class CallCounts:
             kid = self.key_ids.get(key)
             if kid is None or self.key_info(key)[2] in _UNPOOLED_FORMATS:
                 continue
-            for value in vals:
-                if _pooled_value(value):
-                    holders.setdefault(value, []).append((key, kid))
+            words = {value for value in vals if _pooled_value(value)}
+            if not words:
+                continue
+            for value in words:
+                holders.setdefault(value, []).append((key, kid))
             for gram, per_value in self.said.get(key, {}).items():
                 for value, n in per_value.items():
-                    if value in vals and _pooled_value(value):
+                    if value in words:
                         per_gram = pooled.setdefault(value, {})
                         per_gram[gram] = per_gram.get(gram, 0.0) + n
         for value, per_gram in pooled.items():
