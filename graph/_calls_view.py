@@ -12,7 +12,7 @@ import datetime as dt
 import math
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ __all__ = [
     "arg_words",
     "as_written",
     "code_mentions",
-    "known_stretches",
+    "known_tokens",
     "later_key",
     "mention",
     "mention_options",
@@ -242,19 +242,22 @@ def mention_options(
     return options
 
 
-def known_stretches(scan: TextScan, kids: Iterable[int]) -> list[tuple[int, int]]:
+def known_tokens(scan: TextScan, kids: Iterable[int]) -> set[int]:
     """
-    Return the stretches (first token, token after) of the known values a text says
-    of the arguments ``kids`` (key ids), verbatim: no name or code there is new.
+    Return the tokens of a text inside the known values it says of the arguments
+    ``kids`` (key ids), verbatim: no name or code there is new.
     """
-    return [(m[0], m[1]) for kid in kids for m in scan.found.get(kid, ()) if not m[3]]
+    return {
+        t for kid in kids for m in scan.found.get(kid, ()) if not m[3] for t in range(m[0], m[1])
+    }
 
 
-def overlaps(found: Mention, stretches: Iterable[tuple[int, int]]) -> bool:
+def overlaps(found: Mention, tokens: Container[int]) -> bool:
     """
-    Whether a mention overlaps one of ``stretches`` (first token, token after).
+    Whether a mention holds one of ``tokens`` (token indexes): its work grows with the
+    mention's words, not with what else the text says.
     """
-    return any(found[0] < stop and start < found[1] for start, stop in stretches)
+    return any(t in tokens for t in range(found[0], found[1]))
 
 
 def code_mentions(scan: TextScan, counts: CallCounts, key: Key) -> list[Mention]:
@@ -282,12 +285,12 @@ def code_mentions(scan: TextScan, counts: CallCounts, key: Key) -> list[Mention]
 
 
 def open_mentions(
-    scan: TextScan, counts: CallCounts, key: Key, known: list[tuple[int, int]]
+    scan: TextScan, counts: CallCounts, key: Key, known: Container[int]
 ) -> list[Mention]:
     """
     Return what a text may give an argument whose next value may be one no training
-    call had (:func:`open_class_mentions`) that overlaps no ``known`` value's stretch
-    (:func:`known_stretches`).
+    call had (:func:`open_class_mentions`) that holds none of the ``known`` values'
+    tokens (:func:`known_tokens`).
     """
     return [m for m in open_class_mentions(scan, counts, key) if not overlaps(m, known)]
 

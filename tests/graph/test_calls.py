@@ -274,6 +274,48 @@ def test_bad_shapes_are_skipped_in_fit_and_refused_in_predict() -> None:
         model.predict([], "a text")  # type: ignore[arg-type]
 
 
+def _wide_session(rng: random.Random, n_args: int) -> dict[str, Any]:
+    """
+    Four turns, each calling one tool with ``n_args`` arguments; the request says five
+    of the values, the result lists them all.
+    """
+    turns = []
+    for _ in range(4):
+        args = {f"a{k}": f"{rng.choice(CITIES)} {rng.randrange(50)}" for k in range(n_args)}
+        call = _call("Wide:Find", args) | {"result": " ; ".join(args.values())}
+        text = "use " + " and ".join(list(args.values())[:5])
+        turns.append(_turn(text, "W:Find", "Done.", call))
+    return {"turns": turns}
+
+
+def test_known_values_of_a_text_are_worked_out_once_for_all_arguments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # what a text says of a tool's known values is read once a text, whatever the
+    # number of arguments: reading it once an argument made a forecast grow with
+    # their square
+    import graph._calls_search as search
+
+    reads: list[int] = []
+
+    def counted(scan: Any, kids: Any) -> set[int]:
+        reads.append(1)
+        return real(scan, kids)
+
+    real = search.known_tokens
+    monkeypatch.setattr(search, "known_tokens", counted)
+    per_width = []
+    for n_args in (10, 40):
+        rng = random.Random(n_args)
+        model = CallForecaster().fit([_wide_session(rng, n_args) for _ in range(20)])
+        turns = _wide_session(rng, n_args)["turns"]
+        reads.clear()
+        guesses = model.predict(turns[:3], _request(turns[3]), k=3)
+        assert guesses and guesses[0].name == "Wide:Find"
+        per_width.append(len(reads))
+    assert per_width[0] == per_width[1] < 10
+
+
 def test_long_inputs_are_cut(model: CallForecaster) -> None:
     """
     A request of a million characters is read by its end; a history of a thousand
