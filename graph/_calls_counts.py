@@ -195,6 +195,10 @@ class CallCounts:
         pats = self.patterns.setdefault(name, {})
         pattern = tuple(sorted(args))
         pats[pattern] = pats.get(pattern, 0.0) + 1.0
+        given: dict[str, list[tuple[str, str]]] = {}  # value -> the earlier calls' arguments
+        for earlier, earlier_args in seen:
+            for other, other_value in earlier_args.items():
+                given.setdefault(other_value, []).append((earlier, other))
         for arg, value in args.items():
             key = (name, arg)
             vals = self.values.setdefault(key, {})
@@ -204,11 +208,8 @@ class CallCounts:
             casing[1] += float(value[:1].isupper())
             self._index_value(key, value)
             flows = self.flow.setdefault(key, {})
-            for earlier, earlier_args in seen:
-                for other, other_value in earlier_args.items():
-                    if other_value == value:
-                        src = (earlier, other)
-                        flows[src] = flows.get(src, 0.0) + 1.0
+            for src in given.get(value, ()):
+                flows[src] = flows.get(src, 0.0) + 1.0
             self._vote_anchor(value, text)
             # a query: a request of a few words handed on whole (a value said alone is
             # no query: "Sacramento.", "5th and Main")
