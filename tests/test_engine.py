@@ -5,6 +5,7 @@ The engine end to end with real parts: tokenizer, aiocache, task groups.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from typing import Any
 
@@ -17,6 +18,7 @@ from preload import (
     EngineForecaster,
     EngineStateError,
     InputTooLargeError,
+    LimitsConfig,
     PreloadEngine,
     RetrievalConfig,
     Session,
@@ -691,6 +693,43 @@ async def test_restore_continues_a_session_another_replica_served(
         assert "Rintaro" not in b.history("s") and "Nothing is free" in b.history("s")
         with pytest.raises(ValueError, match="past session 's'"):
             b.restore("s", [], start=5)
+
+
+async def test_a_long_session_keeps_its_last_turns_and_their_history(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    With ``limits.max_session_turns`` 3, the engine keeps a session's last three
+    turns once its history recorded the older ones: their facts stay in the history,
+    turn indexes count every turn the session had, and another engine can take the
+    session up from its last turns.
+    """
+    small = dataclasses.replace(config, limits=LimitsConfig(max_session_turns=3))
+    sources = {"kb": DictSource(knowledge)}
+    texts = [f"turn {i}" for i in range(6)]
+    async with (
+        PreloadEngine(small, sources=sources) as a,
+        PreloadEngine(small, sources=sources) as b,
+    ):
+        for i, text in enumerate(texts):
+            await a.handle(session_id="s", text=text)
+            a.reply("s", "Rintaro has a table at 7 pm." if i == 0 else f"reply {i}")
+            await a.wait_idle()  # the learner recorded the exchange
+        kept = a.turns_of("s")
+        assert texts[3:] == [t["text"] for t in kept]
+        assert texts[4:] == [t["text"] for t in a.turns_of("s", 4)]  # counted from turn 0
+        assert ["turn 5"] == [t["text"] for t in a.turns_of("s", -1)]
+        assert "Rintaro" in a.history("s")  # turn 0 went, its exchange did not
+        a.restore("s", [{**kept[-1], "system": "reply five, again"}], start=-1)
+        given = [{"text": f"turn {i}"} for i in range(1, 3)] + a.turns_of("s")
+        a.restore("s", given, start=1)  # turns 1 and 2 went: passed over
+        assert ["reply 3", "reply 4", "reply five, again"] == [t["system"] for t in a.turns_of("s")]
+        with pytest.raises(ValueError, match="past session 's'"):
+            a.restore("s", [], start=7)
+        b.restore("s", a.turns_of("s", 4), start=4)  # the last turns of a stored session
+        await b.handle(session_id="s", text="turn 6")
+        assert ["turn 5", "turn 6"] == [t["text"] for t in b.turns_of("s", 5)]
+        assert "reply 4" in b.history("s")
 
 
 async def test_a_request_served_again_under_its_id_is_counted_once(

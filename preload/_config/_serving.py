@@ -39,19 +39,28 @@ class LimitsConfig:
     than ``max_needs`` needs, is refused with :class:`~preload.InputTooLargeError`
     (a server answers 413). A reply longer than ``max_reply_chars`` is cut to that
     length before it joins the history, and counted (``replies_truncated``). Items
-    from sources are bounded by ``preloader.max_item_chars``.
+    from sources are bounded by ``preloader.max_item_chars``. The engine keeps a
+    session's last ``max_session_turns`` turns (:meth:`~preload.PreloadEngine.turns_of`):
+    an older turn goes once its history recorded it (its facts and condensed
+    exchange stay there), so that a session kept for months costs its replica no
+    more than that many turns; a replica that takes a session up from the store reads
+    that many of its last turns.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.14
+       ``max_session_turns``.
     """
 
     max_request_chars: int = MAX_TEXT_CHARS
     max_reply_chars: int = MAX_TEXT_CHARS
     max_needs: int = 256
+    max_session_turns: int = 1_000
 
     def __post_init__(self) -> None:
         check_positive("limits.max_request_chars", self.max_request_chars)
         check_positive("limits.max_reply_chars", self.max_reply_chars)
         check_positive("limits.max_needs", self.max_needs)
+        check_positive("limits.max_session_turns", self.max_session_turns)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -446,6 +446,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if request_id is not None:
             turn["request_id"] = request_id
         session.turns.append(turn)
+        session.drop_recorded(self.config.limits.max_session_turns)
         session.learning = True
         self._learner.notify("turn", session_id)
         return context
@@ -987,17 +988,24 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         The session's turns from ``start`` on, as JSON-ready mappings (``text``,
         ``state``, ``needs``, ``system``: the reply, ``tool_calls`` with their
         results, ``request_id`` when :meth:`handle` was given one), copies; empty for
-        a session the engine does not know. A negative ``start`` counts from the end,
-        as in a slice (``-1``: the last turn alone). With :meth:`restore`, what keeps a
-        session in a store that replicas share.
+        a session the engine does not know. ``start`` counts every turn the session
+        had, but the engine keeps only its last ``limits.max_session_turns`` (an older
+        one goes once the history recorded it): the turns it no longer has are not
+        given. A negative ``start`` counts from the end, as in a slice (``-1``: the last
+        turn alone). With :meth:`restore`, what keeps a session in a store that
+        replicas share.
 
         .. versionadded:: 0.4
         .. versionchanged:: 0.11
            A negative ``start``.
+        .. versionchanged:: 0.14
+           Only the last ``limits.max_session_turns`` turns are kept.
         """
         session = self._sessions.get(session_id)
         if session is None:
             return []
+        if start > 0:
+            start = max(0, start - session.first)
         return [_stored(turn) for turn in session.turns[start:]]
 
     def restore(
@@ -1022,22 +1030,34 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         experiment's counts (a turn served again counts once; one with a request id stays
         counted as first served, see :meth:`handle`); a session left without
         turns is kept, with what it preloaded and speculated, for its request served
-        again (:meth:`end_session` ends it).
+        again (:meth:`end_session` ends it). ``start`` counts every turn the session
+        had, as :meth:`turns_of`'s does; a negative one counts from the end. A session
+        the engine holds no turns of may begin at any ``start`` (the last turns of a
+        longer stored session); turns given again from before the ones it keeps
+        (``limits.max_session_turns``) are passed over.
 
         Raises:
             ValueError: ``start`` is past the session's turns.
 
         .. versionadded:: 0.4
+        .. versionchanged:: 0.14
+           A negative ``start``; a session may begin past its first turn.
         """
         self._check_open()
         _check_id("session_id", session_id)
         if session_id not in self._sessions and not turns and start == 0:
             return  # nothing to take back, nothing to begin
         session = self._session(session_id, user)
-        if not 0 <= start <= len(session.turns):
+        if start < 0:
+            start = max(0, session.count + start)
+        if not session.turns:
+            session.first = start  # the session (as this engine holds it) begins there
+        if start > session.count:
             raise ValueError(
-                f"start {start} is past session {session_id!r}'s {len(session.turns)} turns"
+                f"start {start} is past session {session_id!r}'s {session.count} turns"
             )
+        if start < session.first:  # turns that went from here: passed over
+            turns, start = turns[session.first - start :], session.first
         new = [_stored(turn, self.config.limits) for turn in turns]
         for turn in new:  # counted by whoever served them
             request_id = turn.get("request_id")
@@ -1046,18 +1066,20 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         # the exchange being recorded now counts as recorded: if it changed, the
         # recording ends in the history dropped here, and is not counted (HistorySide)
         upto = HistorySide.entered(session)
-        if upto > start:
-            old = session.turns[start:upto]
+        at = start - session.first  # in the turns kept
+        if upto > at:
+            old = session.turns[at:upto]
             same = len(new) >= len(old) and all(
                 _exchange_parts(a) == _exchange_parts(b) for a, b in zip(old, new, strict=False)
             )
             if not same:
                 HistorySide.forget(session)
         self._experiment.take_back(session, start, new)
-        if len(new) < len(session.turns) - start:  # a turn dropped: its answer too
+        if len(new) < len(session.turns) - at:  # a turn dropped: its answer too
             session.answered_at = None
-        session.turns[start:] = new
+        session.turns[at:] = new
         session.recorded = min(session.recorded, len(session.turns))
+        session.drop_recorded(self.config.limits.max_session_turns)
         if record and session.turns:
             self._learner.record_soon(session)
 

@@ -96,22 +96,23 @@ class ExperimentSide:
             # again on every replica (or after every restart) that continues it
             session.arm.tally.sessions += 1
             session.in_arm = True
-        session.counted[len(session.turns)] = (hash(text), counts)
+        session.counted[session.count] = (hash(text), counts)
 
     def take_back(self, session: EngineSession, start: int, new: list[dict[str, Any]]) -> None:
         """
-        Take the turns counted from ``start`` on out of the tallies, except those
-        ``new`` (the turns from ``start`` on) keeps: a turn served here, then dropped or
-        replaced, counts once when it is served again. A turn with a request id stays
-        counted, as it was first served: it is served again under that id, uncounted.
+        Take the turns counted from ``start`` on (an index among all of the session's
+        turns, at least ``session.first``) out of the tallies, except those ``new`` (the
+        turns from ``start`` on) keeps: a turn served here, then dropped or replaced,
+        counts once when it is served again. A turn with a request id stays counted, as
+        it was first served: it is served again under that id, uncounted.
         """
-        for turn in range(start, len(session.turns)):
+        for turn in range(start, session.count):
             if turn not in session.counted:
                 continue
             text, counts = session.counted[turn]
             if turn - start >= len(new) or hash(new[turn - start]["text"]) != text:
                 del session.counted[turn]
-                if "request_id" not in session.turns[turn]:
+                if "request_id" not in session.turns[turn - session.first]:
                     for tally in _tallies(session):
                         tally.turn(**counts, count=-1)
 

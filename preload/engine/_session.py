@@ -81,8 +81,12 @@ class EngineSession:
     adaptive: AdaptiveBudget | None = None  # the engine's, or its experiment arm's
     arm: Arm | None = None
     tally: OutcomeTally | None = None  # the session's outcome, in an experiment
+    # The session's last turns (limits.max_session_turns); ``first`` is the index of
+    # turns[0] among all of the session's turns (those before it went).
     turns: list[dict[str, Any]] = field(default_factory=list)
-    # turn -> its text's hash and what it added to the tallies, to take back if dropped
+    first: int = 0
+    # turn (index among all) -> its text's hash and what it added to the tallies, to
+    # take back if dropped
     counted: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     # The ids of the latest requests counted in the metrics (here or by another replica).
     request_ids: deque[str] = field(default_factory=lambda: deque(maxlen=_MAX_REQUEST_IDS))
@@ -91,8 +95,8 @@ class EngineSession:
     forecast: Forecast | None = None
     learning: bool = False  # a "turn" event is queued and will see the reply too
     history: CompressedConversation | None = None
-    recorded: int = 0  # turns already in the history
-    calls_learned: int = 0  # turns the call predictor already learned from
+    recorded: int = 0  # turns already in the history (of ``turns``)
+    calls_learned: int = 0  # turns the call predictor already learned from (of ``turns``)
     # Held while the next exchange is prepared in a worker thread (by the learner, or
     # by a request catching up); requests wait for a short one rather than skip it.
     recording: anyio.Lock = field(default_factory=anyio.Lock)
@@ -119,3 +123,27 @@ class EngineSession:
     deferrals: dict[str, tuple[float, bool]] = field(default_factory=dict)
     # Keys preloaded for the next request since the last one: one preload a key a turn.
     preloaded: set[str] = field(default_factory=set)
+
+    @property
+    def count(self) -> int:
+        """
+        How many turns the session has had (those that went from ``turns`` counted).
+        """
+        return self.first + len(self.turns)
+
+    def drop_recorded(self, keep: int) -> int:
+        """
+        Let the oldest turns go beyond the last ``keep``, but only those the history
+        recorded (their facts and condensed exchanges stay there); how many went. The
+        call predictor does not learn from a turn that went before it did.
+        """
+        drop = min(len(self.turns) - keep, self.recorded)
+        if drop <= 0:
+            return 0
+        del self.turns[:drop]
+        self.first += drop
+        self.recorded -= drop
+        self.calls_learned = max(0, self.calls_learned - drop)
+        for turn in [t for t in self.counted if t < self.first]:
+            del self.counted[turn]
+        return drop

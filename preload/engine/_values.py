@@ -84,7 +84,7 @@ class ValueSide:
             return None
         session.window_judged = True
         self._counters.feedback_ignored += sum(key not in session.window for key in keys)
-        turn = len(session.turns) - 1
+        turn = session.count - 1
         for key in keys:
             if key in session.window:
                 session.used_at.pop(key, None)
@@ -189,7 +189,7 @@ class ValueSide:
         with the hysteresis reaches the swap threshold (an item the window already
         holds stays otherwise, whatever its value). Returns the keys carried.
         """
-        now = len(session.turns)
+        now = session.count
         keys = [*session.last_shown]
         keys += [k for k, t in session.used_at.items() if now - t <= _CARRY_TURNS]
         wanted = [k for k in dict.fromkeys(keys) if k not in items and self.preloader.is_ready(k)]
@@ -216,9 +216,9 @@ class ValueSide:
             kind=key.split(":", 1)[0] if ":" in key else "",
             relevance=relevance,
             forecast=forecast,
-            turns_since=None if last is None else len(session.turns) - last,
+            turns_since=None if last is None else session.count - last,
             shown=session.shown[key],
-            used_since=None if used is None else len(session.turns) - used,
+            used_since=None if used is None else session.count - used,
             context=session.state,
             category=category if category in ITEM_CATEGORIES else "domain_knowledge",
         )
@@ -245,7 +245,7 @@ class ValueSide:
                     item.text,
                     item.tokens,
                 )
-        turn = len(session.turns)
+        turn = session.count
         for key in shown:
             session.last_in[key] = turn
             session.shown[key] += 1

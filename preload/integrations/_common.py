@@ -263,12 +263,11 @@ class EngineLink:
         never raised.
         """
         try:
-            turns = self.engine.turns_of(session_id)
+            turns = self.engine.turns_of(session_id, -1)  # the last turn alone
             if not turns:
                 return
-            last = len(turns) - 1
-            kept = [] if drop else [{**turns[last], "system": reply}]
-            self.engine.restore(session_id, kept, start=last)
+            kept = [] if drop else [{**turns[0], "system": reply}]
+            self.engine.restore(session_id, kept, start=-1)
         except Exception as exc:  # noqa: BLE001 - logged once, never raised
             self.failed("take the turn back", exc)
 
