@@ -92,6 +92,7 @@ class SessionGate:
         self._changing = OneAtATime(store.lease_wait_s)  # sessions with a change here
         self.unleased = 0  # changes served from the copy as known, written without lease
         self.conflicts = 0  # of those, the ones the store refused (served again)
+        self._window = engine.config.limits.max_session_turns  # the last turns it reads
 
     async def run(
         self, session_id: str, serve: Callable[[Change], Awaitable[T]], *, leased: bool = False
@@ -132,7 +133,7 @@ class SessionGate:
                         return await self._serve(session_id, serve, change)
                     except StoreConflict:
                         self.conflicts += 1
-                start = max(known.count - 1, 0) if known is not None else 0
+                start = max(known.count - 1, 0) if known is not None else -self._window
                 async with self.store.hold(self.tenant, session_id, start) as held:
                     synced = await self._sync(session_id, held, known, start)
                     return await self._serve(session_id, serve, Change(synced, held))
@@ -195,7 +196,8 @@ class SessionGate:
     async def _sync(self, session_id: str, held: Held, known: _Known | None, start: int) -> Synced:
         """
         Bring the engine's copy of the session up to the store's: the turns it lacks,
-        or all of them when the stored session is not the one it holds.
+        or when the stored session is not the one it holds, its last turns (as many as
+        the engine keeps, ``limits.max_session_turns``).
         """
         stored = held.stored
         if not stored.count:
@@ -204,9 +206,9 @@ class SessionGate:
         if known is None or not self._continues(session_id, known, stored):
             if known is not None or self.engine.turns_of(session_id):
                 self.engine.end_session(session_id)
-            if start:
-                stored = await held.read(0)
-            start = 0
+            if start != -self._window:
+                stored = await held.read(-self._window)
+            start = stored.count - len(stored.turns)
         self.engine.restore(session_id, stored.turns, start=start, user=stored.user)
         last = stored.turns[-1]
         self.remember(

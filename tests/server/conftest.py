@@ -114,10 +114,13 @@ class ServerProcess:
             self.process.stdout.close()
 
 
-def write_config(path: Path, redis_url: str, more: str = "", **server: object) -> Path:
+def write_config(
+    path: Path, redis_url: str, more: str = "", *, turns: int = 1000, **server: object
+) -> Path:
     """
     A server configuration on ``redis_url`` with small limits, so that tests can
-    exceed them cheaply; ``more`` is TOML added at the end.
+    exceed them cheaply (``turns``: ``limits.max_session_turns``); ``more`` is TOML
+    added at the end.
     """
     extra = "\n".join(f"{k} = {v!r}" for k, v in server.items())
     path.write_text(
@@ -134,6 +137,7 @@ request_deadline_s = 10.0
 max_request_chars = 2000
 max_reply_chars = 2000
 max_needs = 8
+max_session_turns = {turns}
 
 [server]
 max_body_bytes = 20000

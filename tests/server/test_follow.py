@@ -105,16 +105,24 @@ async def test_a_bad_message_on_the_channel_is_logged_and_skipped(
 
 @asynccontextmanager
 async def _replicas(
-    tmp_path: Path, redis_server: RedisServer, follow: bool, tools: str | None = None
+    tmp_path: Path,
+    redis_server: RedisServer,
+    follow: bool,
+    tools: str | None = None,
+    turns: int = 1000,
 ) -> AsyncIterator[tuple[list[Any], list[httpx.AsyncClient]]]:
     """
     Two apps of ``preload serve`` in this process on one real Redis (with ``tools``,
-    as ``--tools`` takes them), and a client of each with tenant acme's key.
+    as ``--tools`` takes them; ``turns``, ``limits.max_session_turns``), and a client
+    of each with tenant acme's key.
     """
     keys = tmp_path / "keys.jsonl"
     key = append_key(keys, "acme")
     config = write_config(
-        tmp_path / "server.toml", redis_server.url, more=f"follow = {str(follow).lower()}"
+        tmp_path / "server.toml",
+        redis_server.url,
+        more=f"follow = {str(follow).lower()}",
+        turns=turns,
     )
     settings = ServerSettings(config=str(config), keys=str(keys), tools=tools)
     apps = [create_app(settings) for _ in range(2)]
@@ -217,6 +225,31 @@ async def test_without_following_the_next_request_catches_up_on_its_path(
             third = await clients[1].post("/v1/sessions/s/requests", json={"text": "thanks"})
     assert before + 1 == engine.statistics().history_catch_ups
     assert "Booked." in third.json()["text"]
+
+
+async def test_a_replica_takes_a_long_session_up_from_its_last_turns(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """
+    With ``limits.max_session_turns`` 2, a replica that never held a session of six
+    turns reads its last two from the store, not all six: its history holds their
+    exchanges and not the first one's, turn indexes still count every turn, and the
+    store keeps them all.
+    """
+    async with _replicas(tmp_path, redis_server, follow=False, turns=2) as (servers, clients):
+        _, b = servers
+        with anyio.fail_after(30):
+            for i in range(5):
+                await _turn(clients[0], f"turn {i}", "Rintaro is free." if i == 0 else f"r{i}")
+            sixth = await _turn(clients[1], "turn 5", "r5")
+            engine = b.gates["acme"].engine
+            kept = [t["text"] for t in engine.turns_of("s")]
+            last = [t["text"] for t in engine.turns_of("s", 5)]
+            stored = (await clients[1].get("/v1/sessions/s")).json()["turns"]
+    assert 5 == sixth["turn"]
+    assert "r3" in sixth["text"] and "r4" in sixth["text"] and "Rintaro" not in sixth["text"]
+    assert (["turn 5"], "turn 5") == (last, kept[-1]) and len(kept) <= 3
+    assert [f"turn {i}" for i in range(6)] == [t["text"] for t in stored]
 
 
 async def test_a_write_that_does_not_follow_the_copy_is_not_taken(
