@@ -1045,7 +1045,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         self._check_open()
         _check_id("session_id", session_id)
-        if session_id not in self._sessions and not turns and start == 0:
+        if session_id not in self._sessions and not turns:
             return  # nothing to take back, nothing to begin
         session = self._session(session_id, user)
         if start < 0:
