@@ -557,6 +557,32 @@ class _HeldLearner:
         assert await anyio.to_thread.run_sync(self.entered.wait, 30), "the learner never got there"
 
 
+async def test_a_reply_while_the_learner_looks_for_exchanges_keeps_the_history(
+    knowledge: dict[str, str], config: EngineConfig
+) -> None:
+    """
+    The learner looking for an exchange to record while the last request waits for its
+    reply takes no lock, so the reply that comes meanwhile joins the history as the
+    next exchange: the history is not rebuilt from the turns (it was, a fifth of the
+    turns of a long session).
+    """
+    async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
+        await engine.handle(session_id="s", text="a table in Oakland")
+        engine.reply("s", "Rintaro has one at 7 pm.")
+        await engine.wait_idle()
+        await engine.handle(session_id="s", text="book it")
+        await engine.wait_idle()
+        session = engine._sessions["s"]
+        history = session.history
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(engine._histories.record, session)
+            await anyio.lowlevel.checkpoint()  # the learner's look, up to its first wait
+            engine.reply("s", "Booked.")
+        await engine.wait_idle()
+        assert history is not None and session.history is history
+        assert "Booked." in engine.history("s") and "Rintaro" in engine.history("s")
+
+
 async def test_a_turn_restored_while_its_exchange_is_recorded_replaces_it_in_the_history(
     knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:

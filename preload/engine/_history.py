@@ -181,15 +181,15 @@ class HistorySide:
         """
         if complete and self._long(session):  # never wait behind a long one
             return False
+        if not self._next(session, complete):
+            # nothing to take the lock for: taking it yields to the loop while held,
+            # and a reply or call that came then found the last turn counted as being
+            # entered, and had the whole history rebuilt from the turns
+            return False
         async with session.recording:
-            if session.recorded >= len(session.turns):
-                return False
+            if not self._next(session, complete) or complete and self._long(session):
+                return False  # recorded meanwhile, or changed
             turn = session.turns[session.recorded]
-            last = session.recorded == len(session.turns) - 1
-            if not complete and last and turn.get("system") is None:
-                return False
-            if complete and self._long(session):
-                return False
             history = self._conversation(session)
             user, agent = _exchange(turn)
             size = _chars(turn)
@@ -212,6 +212,17 @@ class HistorySide:
                 session.recorded += 1
                 self._counters.history_catch_ups += complete
             return True
+
+    @staticmethod
+    def _next(session: EngineSession, complete: bool) -> bool:
+        """
+        Whether the session has an exchange to record next: one not recorded yet that
+        is answered, or (``complete``) unanswered too.
+        """
+        if session.recorded >= len(session.turns):
+            return False
+        last = session.recorded == len(session.turns) - 1
+        return complete or not last or session.turns[-1].get("system") is not None
 
     @staticmethod
     def _more(session: EngineSession, complete: bool) -> bool:
