@@ -42,9 +42,10 @@ class LimitsConfig:
     from sources are bounded by ``preloader.max_item_chars``. The engine keeps a
     session's last ``max_session_turns`` turns (:meth:`~preload.PreloadEngine.turns_of`):
     an older turn goes once its history recorded it (its facts and condensed
-    exchange stay there), so that a session kept for months costs its replica no
-    more than that many turns; a replica that takes a session up from the store reads
-    that many of its last turns.
+    exchange stay there, unless a turn it holds changes and it is rebuilt from the
+    turns kept), so that a session kept for months costs its replica no more than that
+    many turns; a replica that takes a session up from the store reads that many of its
+    last turns.
 
     .. versionadded:: 0.2
     .. versionchanged:: 0.14
