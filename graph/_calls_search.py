@@ -97,7 +97,7 @@ class ArgumentSearch:
         # of any capitalized words ("Hi, Gavin Hood here"), and those of uncommon words
         # apart again. The best fits are taken first, whichever arguments they fill.
         spans: dict[str, tuple[str, Mention]] = {}
-        known = known_tokens(scan, [counts.key_info((name, a))[3] for a in past])
+        known = self._known(scan, name)
         taken = set(known)
         fits = [
             (fit, arg, found)
@@ -142,9 +142,8 @@ class ArgumentSearch:
         out: dict[str, list[Cand]] = {}
         last_agent = view.agent[-1] if view.agent else None
         names = counts.arg_names(name)
-        known = _KnownTokens([counts.key_info((name, arg))[3] for arg in names])
         earlier = {
-            kind: self._said_earlier(name, names, known, agent=agent)
+            kind: self._said_earlier(name, names, agent=agent)
             for kind, agent in (("user:past", False), ("agent:past", True))
         }
         for arg in names:
@@ -160,7 +159,7 @@ class ArgumentSearch:
                 if said is not None:
                     how = _how(said[3], kind[:-5])
                     options.append((said_kind(kind, said[3]), said[2], how))
-            given = self._from_results(key, known) if view.results else None
+            given = self._from_results(key) if view.results else None
             if given is not None:
                 options.append((said_kind("result", given[3]), given[2], "result"))
             for src in counts.flows(key):
@@ -180,9 +179,7 @@ class ArgumentSearch:
             out[arg] = options
         return out
 
-    def _said_earlier(
-        self, name: str, names: list[str], known: _KnownTokens, *, agent: bool
-    ) -> dict[str, Mention]:
+    def _said_earlier(self, name: str, names: list[str], *, agent: bool) -> dict[str, Mention]:
         """
         Return what the latest earlier request (or reply) that mentions each argument
         says of it: the mention whose words best fit the argument's cues, one argument
@@ -198,7 +195,7 @@ class ArgumentSearch:
             options: list[tuple[tuple[float, ...], int, Mention]] = []
             said_before = view.said_options(kid, fmt, self.anchor, agent=agent, turns=_PAST_TURNS)
             if not said_before and not agent:  # an open class: names or codes new to it
-                options = self._past_spans(key, known, presence)
+                options = self._past_spans(key, presence)
             for turn_no, scan, said in said_before:
                 fits = (
                     rank_mentions(scan, said, cues)
@@ -220,7 +217,7 @@ class ArgumentSearch:
         return exclusive_turns(ranked)
 
     def _past_spans(
-        self, key: Key, known: _KnownTokens, presence: float
+        self, key: Key, presence: float
     ) -> list[tuple[tuple[float, ...], int, Mention]]:
         """
         Return the names the latest earlier requests give (:func:`span_mentions`) that
@@ -234,14 +231,14 @@ class ArgumentSearch:
         first = view.n_turns - len(view.user)
         for back in range(len(view.user) - 1, max(-1, len(view.user) - 1 - _PAST_TURNS), -1):
             scan = view.user[back]
-            free = open_mentions(scan, counts, key, known.of(scan))
+            free = open_mentions(scan, counts, key, self._known(scan, key[0]))
             for fit, found in rank_mentions(scan, free, cues):
                 found = as_written(counts, key, found)
                 logit = self.evidence.said_logit(key, "user:past", found[3], presence)
                 out.append(((first + back, fit + logit), first + back, found))
         return out
 
-    def _from_results(self, key: Key, known: _KnownTokens) -> Mention | None:
+    def _from_results(self, key: Key) -> Mention | None:
         """
         Return what the latest calls' results give an argument (a lookup's user id, a
         search's first restaurant): of their known values, values said another way,
@@ -251,7 +248,7 @@ class ArgumentSearch:
         cues = self.evidence.cues_of(key)
         best: tuple[float, int, int, Mention] | None = None
         for i, scan in enumerate(self.view.results):
-            options = self._result_options(key, scan, known.of(scan))
+            options = self._result_options(key, scan, self._known(scan, key[0]))
             ends = _ends(options)
             for m in options:
                 # on a tie, the latest result, and in it the first (a result lists its
@@ -261,6 +258,18 @@ class ArgumentSearch:
                 if best is None or score[:3] > best[:3]:
                     best = score
         return None if best is None else as_written(self.counts, key, best[3])
+
+    def _known(self, scan: TextScan, name: str) -> set[int]:
+        """
+        The tokens of a text inside the known values of the tool's arguments, worked
+        out once a text and tool (kept in the scan), not once an argument: the work
+        grows with the arguments, not with their square.
+        """
+        got = scan.known.get(name)
+        if got is None:
+            kids = [self.counts.key_info((name, arg))[3] for arg in self.counts.arg_names(name)]
+            got = scan.known[name] = known_tokens(scan, kids)
+        return got
 
     def _result_options(self, key: Key, scan: TextScan, known: set[int]) -> list[Mention]:
         """
@@ -346,26 +355,6 @@ class ArgumentSearch:
                 right = as_written(counts, key, m)[2] == truth
                 for word in _result_words(scan, m, ends):
                     cues.add(word, float(right), float(not right))
-
-
-class _KnownTokens:
-    """
-    The tokens of each text scanned inside the known values of a tool's arguments (key
-    ids ``kids``, :func:`known_tokens`), worked out once a text for all the arguments,
-    not once an argument: the work grows with the arguments, not with their square.
-    """
-
-    __slots__ = ("_got", "kids")
-
-    def __init__(self, kids: list[int]) -> None:
-        self.kids = kids
-        self._got: dict[int, set[int]] = {}
-
-    def of(self, scan: TextScan) -> set[int]:
-        got = self._got.get(id(scan))
-        if got is None:
-            got = self._got[id(scan)] = known_tokens(scan, self.kids)
-        return got
 
 
 def asked(view: SessionView) -> list[str]:

@@ -81,6 +81,8 @@ class TextScan:
     raw: str = ""
     #: its codes (:func:`code_mentions`): first token, token after, value, shapes
     codes: list[tuple[int, int, str, str, str]] | None = None
+    #: tool name -> the tokens inside its arguments' known values (:func:`known_tokens`)
+    known: dict[str, set[int]] = field(default_factory=dict)
 
     def context(self, start: int, stop: int) -> list[str]:
         """
