@@ -446,7 +446,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if request_id is not None:
             turn["request_id"] = request_id
         session.turns.append(turn)
-        session.drop_recorded(self.config.limits.max_session_turns)
         session.learning = True
         self._learner.notify("turn", session_id)
         return context
@@ -1079,7 +1078,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             session.answered_at = None
         session.turns[at:] = new
         session.recorded = min(session.recorded, len(session.turns))
-        session.drop_recorded(self.config.limits.max_session_turns)
         if record and session.turns:
             self._learner.record_soon(session)
 

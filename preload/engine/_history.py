@@ -162,9 +162,11 @@ class HistorySide:
         """
         if not self._offload:
             self.history(session, complete=False)
-            return
-        while await self._record_next(session, complete=False):
-            pass
+        else:
+            while await self._record_next(session, complete=False):
+                pass
+        # the turns recorded now may go, the oldest beyond limits.max_session_turns
+        session.drop_recorded(session.config.limits.max_session_turns)
 
     async def _record_next(
         self, session: EngineSession, *, complete: bool, inline: bool = False

@@ -131,19 +131,18 @@ class EngineSession:
         """
         return self.first + len(self.turns)
 
-    def drop_recorded(self, keep: int) -> int:
+    def drop_recorded(self, keep: int) -> None:
         """
         Let the oldest turns go beyond the last ``keep``, but only those the history
-        recorded (their facts and condensed exchanges stay there); how many went. The
-        call predictor does not learn from a turn that went before it did.
+        recorded (their facts and condensed exchanges stay there). The call predictor
+        does not learn from a turn that went before it did.
         """
         drop = min(len(self.turns) - keep, self.recorded)
         if drop <= 0:
-            return 0
+            return
         del self.turns[:drop]
         self.first += drop
         self.recorded -= drop
         self.calls_learned = max(0, self.calls_learned - drop)
         for turn in [t for t in self.counted if t < self.first]:
             del self.counted[turn]
-        return drop
