@@ -105,11 +105,8 @@ class HistorySide:
         never does work that grows with a message's size.
         """
         history = self._conversation(session)
-        while session.recorded < len(session.turns) and not session.recording.locked():
+        while self._ready(session, session.recorded, complete) and not session.recording.locked():
             turn = session.turns[session.recorded]
-            last = session.recorded == len(session.turns) - 1
-            if not complete and last and turn.get("system") is None:
-                break
             if self._offload and _chars(turn) > HISTORY_OFFLOAD_CHARS:
                 break
             history.add_exchange(*_exchange(turn), score=not self._more(session, complete))
@@ -183,13 +180,15 @@ class HistorySide:
         """
         if complete and self._long(session):  # never wait behind a long one
             return False
-        if not self._next(session, complete):
+        if not self._ready(session, session.recorded, complete):
             # nothing to take the lock for: taking it yields to the loop while held,
             # and a reply or call that came then found the last turn counted as being
             # entered, and had the whole history rebuilt from the turns
             return False
         async with session.recording:
-            if not self._next(session, complete) or complete and self._long(session):
+            if not self._ready(session, session.recorded, complete) or (
+                complete and self._long(session)
+            ):
                 return False  # recorded meanwhile, or changed
             turn = session.turns[session.recorded]
             history = self._conversation(session)
@@ -216,27 +215,26 @@ class HistorySide:
             return True
 
     @staticmethod
-    def _next(session: EngineSession, complete: bool) -> bool:
+    def _ready(session: EngineSession, index: int, complete: bool) -> bool:
         """
-        Whether the session has an exchange to record next: one not recorded yet that
-        is answered, or (``complete``) unanswered too.
+        Whether the session's turn ``index`` (of those kept) can join the history: it
+        is answered, or it is not the last, or (``complete``) it may be unanswered.
         """
-        if session.recorded >= len(session.turns):
+        if index >= len(session.turns):
             return False
-        last = session.recorded == len(session.turns) - 1
-        return complete or not last or session.turns[-1].get("system") is not None
+        return (
+            complete
+            or index < len(session.turns) - 1
+            or session.turns[index].get("system") is not None
+        )
 
-    @staticmethod
-    def _more(session: EngineSession, complete: bool) -> bool:
+    @classmethod
+    def _more(cls, session: EngineSession, complete: bool) -> bool:
         """
         Whether the exchange after the one being recorded (``session.recorded``) is
         recorded right after it: its facts are then scored with that one alone.
         """
-        after = session.recorded + 1
-        if after >= len(session.turns):
-            return False
-        last = after == len(session.turns) - 1
-        return complete or not last or session.turns[after].get("system") is not None
+        return cls._ready(session, session.recorded + 1, complete)
 
     @staticmethod
     def _long(session: EngineSession) -> bool:
