@@ -4,6 +4,7 @@ what compression costs.
 
     python -m simulations.budget_bench [--data ../shared/data] [--corpora sgd,star]
         [--limit N] [--json out.json] [--skip-peers] [--history-only]
+        [--long-turns 1000] [--long-conversations 3]
 
 Reads ``<data>/<corpus>/sessions-dev.jsonl`` and ``knowledge.jsonl``.
 
@@ -18,9 +19,11 @@ for every method): ours (:class:`preload.history.CompressedConversation`), keep-
 turns it counts how often that history holds the agent's last reply verbatim (its words
 in order): what the new request may answer ("yes", "the second one", "what about
 Sunday?") is lost with it. The same two counts are made on long conversations (the dev
-sessions joined into three of 1,000 turns, at their second half's call turns, within the
-engine's default 1,500 history tokens), with the time ours takes a turn (recording the
-exchange, which chooses the next context ahead, and the context asked).
+sessions joined into ``--long-conversations`` of ``--long-turns`` turns, three of 1,000 by
+default, at their second half's call turns, within the engine's default 1,500 history
+tokens), with the time ours takes a turn (recording the exchange, which chooses the next
+context ahead, and the context asked) in the second half and in its last tenth, and the
+exchanges and facts ours holds at the end.
 
 Knowledge: every item through :class:`preload.compression.MultiLevelCompressor`: tokens and
 quality per level, and throughput in tokens per second on 1 and on 2 processes
@@ -52,7 +55,8 @@ from preload.window import Option, select, select_exact, select_fptas, select_gr
 from simulations._data import add_data_arguments, corpus_folders
 
 BUDGETS = (0.10, 0.25, 0.50)
-#: Long conversations: dev sessions joined into conversations of LONG_TURNS turns.
+#: Long conversations: dev sessions joined into conversations of LONG_TURNS turns (the
+#: defaults of --long-turns and --long-conversations).
 LONG_TURNS = 1000
 LONG_CONVERSATIONS = 3
 LONG_BUDGET = 1500  # tokens: the engine's default for the history
@@ -271,21 +275,30 @@ def history_bench(
 
 
 def long_history_bench(
-    sessions: Sequence[dict[str, Any]], counter: TiktokenCounter
+    sessions: Sequence[dict[str, Any]],
+    counter: TiktokenCounter,
+    *,
+    length: int = LONG_TURNS,
+    conversations: int = LONG_CONVERSATIONS,
 ) -> dict[str, dict[str, float]]:
     """
-    The dev sessions joined in their order into :data:`LONG_CONVERSATIONS`
-    conversations of :data:`LONG_TURNS` turns, each recorded by ours and measured at
-    the call turns of its second half, within :data:`LONG_BUDGET` tokens: the facts and
-    the last reply kept, as :func:`history_bench` counts them, and the time of ours.
+    The dev sessions joined in their order into ``conversations`` conversations of
+    ``length`` turns, each recorded by ours and measured at the call turns of its
+    second half, within :data:`LONG_BUDGET` tokens: the facts and the last reply kept,
+    as :func:`history_bench` counts them, the time of ours, and what ours holds at the
+    end (exchanges and facts, the last conversation's).
     """
     turns = [turn for session in sessions for turn in session["turns"]]
     counts = {name: Kept() for name in ("ours", "keep-last")}
     times: list[float] = []
-    for c in range(LONG_CONVERSATIONS):
-        part = turns[c * LONG_TURNS : (c + 1) * LONG_TURNS]
-        if len(part) < LONG_TURNS:
+    last: list[float] = []  # of the last tenth of each conversation
+    history = CompressedConversation(LONG_BUDGET, counter=counter)
+    done = 0
+    for c in range(conversations):
+        part = turns[c * length : (c + 1) * length]
+        if len(part) < length:
             break
+        done += 1
         history = CompressedConversation(LONG_BUDGET, counter=counter)
         pairs: list[tuple[str, str]] = []
         seen = " "
@@ -294,22 +307,27 @@ def long_history_bench(
             start = time.perf_counter()
             ours = history.get_context(LONG_BUDGET)
             spent = time.perf_counter() - start
-            if facts and i >= LONG_TURNS // 2:
+            if facts and i >= length // 2:
                 theirs = keep_last(pairs, LONG_BUDGET, counter)
                 counts["ours"].count(ours, facts, pairs[-1][1])
                 counts["keep-last"].count(theirs, facts, pairs[-1][1])
             user, agent = exchange(turn)
             start = time.perf_counter()
             history.add_exchange(user, agent)
-            if i >= LONG_TURNS // 2:
+            if i >= length // 2:
                 times.append(spent + time.perf_counter() - start)
+            if i >= length - length // 10:
+                last.append(times[-1])
             pairs.append((user, agent))
             seen += norm(user + " " + agent)
     result = {name: kept.shares() for name, kept in counts.items()}
     times.sort()
     result["ours"]["ms_mean"] = 1000 * sum(times) / max(1, len(times))
     result["ours"]["ms_max"] = 1000 * times[-1] if times else 0.0
-    result["ours"]["conversations"] = float(min(LONG_CONVERSATIONS, len(turns) // LONG_TURNS))
+    result["ours"]["ms_last_tenth"] = 1000 * sum(last) / max(1, len(last))
+    result["ours"]["conversations"] = float(done)
+    result["ours"]["facts_held"] = float(len(history.facts))
+    result["ours"]["exchanges_held"] = float(history.kept_exchanges)
     return result
 
 
@@ -437,6 +455,8 @@ def main() -> None:
     parser.add_argument(
         "--history-only", action="store_true", help="skip the knowledge and knapsack parts"
     )
+    parser.add_argument("--long-turns", type=int, default=LONG_TURNS)
+    parser.add_argument("--long-conversations", type=int, default=LONG_CONVERSATIONS)
     args = parser.parse_args()
     counter = TiktokenCounter()
     results: dict[str, Any] = {}
@@ -462,10 +482,12 @@ def main() -> None:
             over = int(row["over_budget"]["count"])
             print(f"  {name:<28}{cells}   over budget: {over}")
         print(f"  ours: {hist['ours']['time']['ms_per_context']:.3f} ms per get_context")
-        long = long_history_bench(sessions, counter)
+        long = long_history_bench(
+            sessions, counter, length=args.long_turns, conversations=args.long_conversations
+        )
         ours = long["ours"]
         print(
-            f"long: {int(ours['conversations'])} conversations of {LONG_TURNS:,} turns (dev "
+            f"long: {int(ours['conversations'])} conversations of {args.long_turns:,} turns (dev "
             f"sessions joined), {int(ours['facts'])} facts at the call turns of their second "
             f"half, {LONG_BUDGET:,} tokens"
         )
@@ -476,7 +498,9 @@ def main() -> None:
             )
         print(
             f"  ours: {ours['ms_mean']:.1f} ms a turn of the second half, recording and choosing "
-            f"(the slowest {ours['ms_max']:.1f} ms)"
+            f"(the slowest {ours['ms_max']:.1f} ms; {ours['ms_last_tenth']:.1f} ms in the last "
+            f"tenth); at the end it holds {int(ours['exchanges_held']):,} exchanges and "
+            f"{int(ours['facts_held']):,} facts"
         )
         results[corpus] = {"history": hist, "long": long}
         if args.history_only:

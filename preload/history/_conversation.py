@@ -13,6 +13,13 @@ maximum coverage (:mod:`._selection`). The facts go on one ``Known: a, b, c`` li
 under ``TERSE`` tokens, as a bare keyword list (separators would take a third of it).
 The returned text never exceeds the budget.
 
+A history over its budget forgets what it can no longer show, so that recording an
+exchange and choosing the context stop growing with a long session: once it holds
+twice :data:`~._selection.MAX_EXCHANGES` exchanges (the latest of which alone are ever
+considered) or twice :data:`KEPT_FACTS` facts, it keeps the latest ``MAX_EXCHANGES``
+exchanges and the :data:`KEPT_FACTS` facts likeliest to be needed per token (and those
+of the last :data:`CORRECTS` exchanges, which a correction may supersede).
+
 A fact is superseded when a later user turn corrects it ("actually", "instead",
 "change it to", "make it", ...) with a new name, date, time or number within a few
 exchanges; a superseded fact stays in the ledger, much less likely to be shown.
@@ -26,6 +33,7 @@ from typing import TYPE_CHECKING
 from .._config import TokensConfig
 from .._tokens import TiktokenCounter
 from ..compression._truncation import cut_at_word
+from . import _selection
 from ._answers import replied
 from ._assembly import Line, in_order, top_up, trim
 from ._fact_model import Scorer, StandingFact, feature_rows
@@ -51,6 +59,10 @@ CORRECTS = 3
 
 #: Budgets (tokens) below which the facts are listed without separators.
 TERSE = 100
+
+#: The facts a history over its budget keeps when it forgets, the likeliest to be
+#: needed per token (of which the first ``MAX_FACTS`` are ever considered).
+KEPT_FACTS = 2 * MAX_FACTS
 
 
 def _default_counter() -> TiktokenCounter:
@@ -89,6 +101,9 @@ class CompressedConversation:
     .. versionchanged:: 0.13
         Over budget, the last ``raw_turns`` exchanges are shown verbatim first (they
         were chosen for their facts alone, so the last reply was almost never shown).
+    .. versionchanged:: 0.14
+        Over its budget, a long history forgets the exchanges and facts it can no
+        longer show (see the module): recording one stops growing with the session.
     """
 
     def __init__(
@@ -103,7 +118,8 @@ class CompressedConversation:
         self.counter: TokenCounter = counter if counter is not None else _default_counter()
         self.raw_turns = raw_turns
         self.exact_items = exact_items
-        self._exchanges: list[Exchange] = []
+        self._exchanges: list[Exchange] = []  # the latest, kept
+        self._first = 0  # the index of the first exchange kept
         self._ledger = Ledger()
         # The whole history verbatim and its tokens; None once over max_tokens (as it
         # was when it went over: _whole_cap).
@@ -123,19 +139,32 @@ class CompressedConversation:
         self.decisions: tuple[HistoryDecision, ...] = ()
 
     def __len__(self) -> int:
+        """
+        The exchanges recorded, those forgotten included.
+        """
+        return self._first + len(self._exchanges)
+
+    @property
+    def kept_exchanges(self) -> int:
+        """
+        How many exchanges the history holds: the latest; over its budget it forgets
+        the older ones it can no longer show.
+
+        .. versionadded:: 0.14
+        """
         return len(self._exchanges)
 
     @property
     def tokens(self) -> int:
         """
-        Tokens of the whole history verbatim (about: exchanges counted one by one).
+        Tokens of the exchanges kept, verbatim (about: counted one by one).
         """
         return sum(ex.full_tokens + 1 for ex in self._exchanges)
 
     @property
     def facts(self) -> list[Fact]:
         """
-        Every fact stated so far, superseded ones included, oldest mention first.
+        Every fact kept, superseded ones included, oldest mention first.
         """
         return sorted(self._ledger.facts.values(), key=lambda f: f.turn)
 
@@ -190,7 +219,7 @@ class CompressedConversation:
         .. versionchanged:: 0.13
            ``score``.
         """
-        index = len(self._exchanges)
+        index = len(self)
         ledger = self._ledger
         before = self._exchanges[-1].levels if self._exchanges else None
         asked = before is not None and before.asks
@@ -226,6 +255,11 @@ class CompressedConversation:
         self._join(exchange)
         self._scored = False
         self._chosen = None
+        if self._whole is None and (
+            len(self._exchanges) > 2 * _selection.MAX_EXCHANGES
+            or len(ledger.facts) > 2 * KEPT_FACTS
+        ):
+            self._forget()
         if score and (self._whole is None or self._whole[1] > self._asked):
             self._score()
             # and chosen for the budget asked last, which the next request most likely
@@ -380,28 +414,28 @@ class CompressedConversation:
             if user:
                 last.keys_user[key] = None
         for i in self._holders(key):
-            levels = exchanges[i].levels
+            holder = exchanges[i - self._first]
+            levels = holder.levels
             at = levels.find_full(key)
             if at < 0:
                 continue
-            exchanges[i].keys_full[key] = None
+            holder.keys_full[key] = None
             if levels.find_compact(key) >= 0:
-                exchanges[i].keys_compact[key] = None
+                holder.keys_compact[key] = None
             if at + len(key) + 2 <= levels.user_chars:
-                exchanges[i].keys_user[key] = None
+                holder.keys_user[key] = None
 
     def _holders(self, key: str) -> Sequence[int]:
         """
         The earlier exchanges that may hold ``key``: all of them while the ledger is
         small, then those with its rarest word.
         """
-        earlier = len(self._exchanges) - 1
         if self._ledger.index is None:
-            return range(earlier)
+            return range(self._first, len(self) - 1)
         where = self._where
         if where is None:
             where = self._where = {}
-            for ex in self._exchanges[:earlier]:
+            for ex in self._exchanges[:-1]:
                 for word in ex.levels.distinct_words():
                     where.setdefault(word, []).append(ex.index)
         best: list[int] | None = None
@@ -419,16 +453,39 @@ class CompressedConversation:
         worth per token (what :meth:`get_context` considers first).
         """
         ledger = self._ledger
-        worth = self._scorer.worth(
-            ledger.facts,
-            ledger.covers,
-            ledger.inside,
-            len(self._exchanges) - 1,
-        )
+        worth = self._scorer.worth(ledger.facts, ledger.covers, ledger.inside, len(self) - 1)
         tokens = ledger.tokens
         self._worth = worth
         self._ranked = sorted(worth, key=lambda k: -worth[k] / tokens[k])
         self._scored = True
+
+    def _forget(self) -> None:
+        """
+        Forget what the history can no longer show: the exchanges before the latest
+        ``MAX_EXCHANGES`` (the only ones :func:`~._selection.cover` considers), and the
+        facts but the :data:`KEPT_FACTS` likeliest per token and those of the last
+        :data:`CORRECTS` exchanges. Its cost grows with what is kept; it comes once in
+        at least ``MAX_EXCHANGES`` exchanges or ``KEPT_FACTS`` new facts.
+        """
+        self._score()
+        ledger = self._ledger
+        keep = set(self._ranked[:KEPT_FACTS])
+        recent = len(self) - 1 - CORRECTS
+        for key in reversed(ledger.facts):  # by the turn of their last mention
+            if ledger.facts[key].turn < recent:
+                break
+            keep.add(key)
+        cut = max(0, len(self._exchanges) - _selection.MAX_EXCHANGES)
+        self._exchanges = self._exchanges[cut:]
+        self._first += cut
+        ledger.keep(keep)
+        for ex in self._exchanges:
+            ex.keys_full = {k: None for k in ex.keys_full if k in keep}
+            ex.keys_compact = {k: None for k in ex.keys_compact if k in keep}
+            ex.keys_user = {k: None for k in ex.keys_user if k in keep}
+        self._scorer.keep(keep)
+        self._where = None  # rebuilt from the exchanges kept when next needed
+        self._scored = False
 
     def _join(self, exchange: Exchange) -> None:
         """
@@ -450,9 +507,9 @@ class CompressedConversation:
     def _whole_history(self) -> tuple[str, int] | None:
         """
         The whole history verbatim and its tokens, or None if over ``max_tokens``
-        (joined again only if ``max_tokens`` grew since).
+        (joined again only if ``max_tokens`` grew since, and no exchange was forgotten).
         """
-        if self._whole is None and self.max_tokens > self._whole_cap:
+        if self._whole is None and self.max_tokens > self._whole_cap and not self._first:
             self._whole_cap = self.max_tokens
             text = "\n".join(ex.full for ex in self._exchanges)
             tokens = self.counter.count(text)
@@ -464,9 +521,7 @@ class CompressedConversation:
         The fact model's features of each standing fact, by key.
         """
         ledger = self._ledger
-        return feature_rows(
-            ledger.facts, ledger.covers, len(self._exchanges) - 1, inside=ledger.inside
-        )
+        return feature_rows(ledger.facts, ledger.covers, len(self) - 1, inside=ledger.inside)
 
     def get_context(self, available_tokens: int) -> str:
         """
@@ -524,13 +579,14 @@ class CompressedConversation:
         parts: list[str] = []
         if facts:
             parts.append(header + sep.join(self._ledger.facts[k].text for k in facts))
-        parts.extend(self._exchanges[i].text(level) for i, level in sorted(levels.items()))
+        kept, first = self._exchanges, self._first
+        parts.extend(kept[i - first].text(level) for i, level in sorted(levels.items()))
         line = Line(header, sep, budget)
         text = trim(self.counter, self._ledger, worth, parts, facts, line)
         if self.counter.count(text) > budget:
             text = cut_at_word(text, budget, self.counter)
         else:
-            shown = [self._exchanges[i].keys(lv) for i, lv in levels.items()]
+            shown = [kept[i - first].keys(lv) for i, lv in levels.items()]
             text = top_up(self.counter, self._ledger, self._ranked, text, parts, facts, shown, line)
         if facts:
             decisions.append(

@@ -253,6 +253,14 @@ class Scorer:
             worth[key] = 1.0 / (1.0 + exp(-max(-30.0, min(30.0, z))))
         return worth
 
+    def keep(self, keys: Collection[str]) -> None:
+        """
+        Forget the products kept for facts other than ``keys`` (forgotten by the
+        history), and those of the ages.
+        """
+        self._kept = {k: v for k, v in self._kept.items() if k in keys}
+        self._ages.clear()
+
 
 #: Every field of a fact, as a tuple: what its kept products are checked against.
 _fields_of = attrgetter(*(f.name for f in fields(Fact)))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ._matching import KeyIndex, KeyParts, find
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
 
     from ._facts import Fact
     from ._matching import Occurrences
@@ -223,6 +223,31 @@ class Ledger:
                     return key
                 queue.popleft()
         return None
+
+    def keep(self, keys: Collection[str]) -> None:
+        """
+        Forget every fact but ``keys``, in place: what each kept fact holds and how many
+        hold it then count the kept facts alone, and the index holds the kept keys.
+        """
+        self.facts = {k: f for k, f in self.facts.items() if k in keys}
+        self.tokens = {k: t for k, t in self.tokens.items() if k in keys}
+        self.order = {k: s for k, s in self.order.items() if k in keys}
+        covers: dict[str, KeySet] = {}
+        for key, held in self.covers.items():
+            if key in keys:
+                covers[key] = {k: None for k in held if k in keys}
+        inside = dict.fromkeys(covers, 0)
+        for key, held in covers.items():
+            for other in held:
+                if other != key:
+                    inside[other] += 1
+        self.covers, self.inside = covers, inside
+        self.index, self.rank = None, {}
+        if len(covers) >= INDEXED_FROM:
+            index = self.index = KeyIndex()
+            for key in covers:
+                self.rank[key] = len(self.rank)
+                index.add(key)
 
     def forget_before(self, turn: int) -> None:
         """

@@ -71,7 +71,8 @@ def cover(
 
     Args:
         ledger: The facts stated so far.
-        exchanges: The exchanges, oldest first.
+        exchanges: The exchanges kept, oldest first (each knows its index: the first
+            may be past 0, the older ones forgotten).
         worth: How likely each standing fact is to be needed.
         ranked: The facts to consider, by worth per token (at most :data:`MAX_FACTS`).
         budget: Tokens the chosen parts may take (counted part by part).
@@ -101,6 +102,7 @@ class _Greedy:
     ) -> None:
         self.ledger = ledger
         self.exchanges = exchanges
+        self.first = exchanges[0].index if exchanges else 0  # of exchanges[0]
         self.worth = worth
         self.terse = terse
         self.keys = list(ranked)
@@ -141,7 +143,7 @@ class _Greedy:
         i, frm, to = cand
         if i < 0:
             return self.ledger.tokens[self.keys[frm]] - self.terse
-        ex = self.exchanges[i]
+        ex = self.exchanges[i - self.first]
         return ex.cost(to) - ex.cost(frm)
 
     def gain(self, cand: _Move) -> float:
@@ -153,7 +155,9 @@ class _Greedy:
         if i < 0:
             key = self.keys[frm]
             return sum(worth.get(k, 0.0) for k in self.ledger.covers[key] if k not in covered)
-        return sum(worth.get(k, 0.0) for k in self.exchanges[i].keys(to) if k not in covered)
+        return sum(
+            worth.get(k, 0.0) for k in self.exchanges[i - self.first].keys(to) if k not in covered
+        )
 
     def push(self, ratio: float, cand: _Move) -> None:
         """
@@ -217,7 +221,7 @@ class _Greedy:
             self.covered.update(self.ledger.covers[key])
         else:
             self.level[i] = to
-            self.covered.update(self.exchanges[i].keys(to))
+            self.covered.update(self.exchanges[i - self.first].keys(to))
             if to < 3:
                 self.push(ratio, (i, to, 3))
 
@@ -228,7 +232,7 @@ class _Greedy:
         """
         ledger = self.ledger
         decisions: list[HistoryDecision] = []
-        older = len(self.exchanges) - MAX_EXCHANGES
+        older = self.first + max(0, len(self.exchanges) - MAX_EXCHANGES)
         if older > 0:
             decisions.append(
                 HistoryDecision(

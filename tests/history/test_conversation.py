@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from preload import TiktokenCounter, TokensConfig
 from preload.history import FEATURES, CompressedConversation
+from preload.history import _conversation as conversation
 from preload.history import _selection as selection
 
 COUNTER = TiktokenCounter()
@@ -125,6 +126,81 @@ def test_only_the_latest_exchanges_are_considered_the_older_through_their_facts(
     assert [line.split(":")[0] for line in explained[1:11]] == [
         f"exchange {n}" for n in range(21, 31)
     ]
+
+
+def _branches(history: CompressedConversation, count: int) -> list[tuple[int, int]]:
+    """
+    Add ``count`` exchanges that each state new facts; returns the exchanges and the
+    facts the history holds after each.
+    """
+    held: list[tuple[int, int]] = []
+    for n in range(count):
+        history.add_exchange(f"Tell me about the Oakwood {n} branch.", f"It opens at {n} pm.")
+        held.append((history.kept_exchanges, len(history.facts)))
+    return held
+
+
+def test_a_long_history_forgets_what_it_can_no_longer_show(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Over its budget, a history holds at most twice ``MAX_EXCHANGES`` exchanges and
+    twice ``KEPT_FACTS`` facts (and those of one exchange) however long it grows, so
+    that recording and choosing stop growing with the session. It still counts every
+    exchange and names them by their index in the whole session; a fact forgotten is
+    gone from every part that finds or holds facts.
+    """
+    monkeypatch.setattr(selection, "MAX_EXCHANGES", 10)
+    monkeypatch.setattr(conversation, "KEPT_FACTS", 20)
+    history = CompressedConversation(100, counter=COUNTER)
+    history.add_exchange("Book a table at Rintaro in San Jose.", "For how many people?")
+    held = _branches(history, 120)
+    assert 20 >= max(exchanges for exchanges, _ in held)
+    assert 40 + 10 >= max(facts for _, facts in held)
+    assert 121 == len(history)
+    assert "Rintaro" not in {f.text for f in history.facts}
+    context = history.get_context(100)
+    assert "User: Tell me about the Oakwood 119 branch." in context
+    explained = history.explain().splitlines()
+    assert explained[0].startswith("exchanges 0-110: - (0 tok) - left out: older than")
+    assert "exchange 120: full" in explained[10]
+    ledger = history._ledger
+    kept = set(ledger.facts)
+    assert kept == set(ledger.tokens) == set(ledger.covers) == set(ledger.inside)
+    assert ledger.index is None or kept == ledger.index.keys
+    assert all(set(held) <= kept for held in ledger.covers.values())
+    for ex in history._exchanges:
+        assert set(ex.keys_full) | set(ex.keys_compact) | set(ex.keys_user) <= kept
+
+
+def test_a_fact_of_the_last_exchanges_is_kept_for_a_correction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Forgetting keeps the facts of the last exchanges, however unlikely, so that a
+    correction can still supersede them.
+    """
+    monkeypatch.setattr(selection, "MAX_EXCHANGES", 10)
+    monkeypatch.setattr(conversation, "KEPT_FACTS", 1)
+    history = CompressedConversation(100, counter=COUNTER)
+    _branches(history, 19)
+    history.add_exchange("Book a table for four at 7 pm.", "Booked for 7 pm.")
+    history.add_exchange("Thanks, that is all.", "You are welcome.")
+    assert 21 > history.kept_exchanges
+    history.add_exchange("Actually, make it 8 pm.", "Changed to 8 pm.")
+    assert "8 pm" == {f.text: f for f in history.facts}["7 pm"].superseded_by
+
+
+def test_a_history_that_fits_forgets_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    A history within its budget keeps every exchange and fact: it is shown whole.
+    """
+    monkeypatch.setattr(selection, "MAX_EXCHANGES", 5)
+    monkeypatch.setattr(conversation, "KEPT_FACTS", 5)
+    history = CompressedConversation(100_000, counter=COUNTER)
+    _branches(history, 30)
+    assert 30 == history.kept_exchanges
+    assert history.get_context(100_000).startswith("User: Tell me about the Oakwood 0 branch.")
 
 
 def test_a_latest_exchange_above_its_share_of_the_budget_is_not_forced_in() -> None:
