@@ -45,7 +45,7 @@ class LimitsConfig:
     exchange stay there, unless a turn it holds changes and it is rebuilt from the
     turns kept), so that a session kept for months costs its replica no more than that
     many turns; a replica that takes a session up from the store reads that many of its
-    last turns.
+    last turns, and the server's store keeps no more of them.
 
     .. versionadded:: 0.2
     .. versionchanged:: 0.14

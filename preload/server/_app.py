@@ -263,8 +263,11 @@ def _store(config: EngineConfig) -> SessionStore:
             lease_ttl_s=server.lease_ttl_s,
             lease_wait_s=server.lease_wait_s,
             timeout_s=max(config.cache.redis_timeout_s, 1.0),
+            max_turns=config.limits.max_session_turns,
         )
-    return MemorySessionStore(lease_wait_s=server.lease_wait_s)
+    return MemorySessionStore(
+        lease_wait_s=server.lease_wait_s, max_turns=config.limits.max_session_turns
+    )
 
 
 def _factory(spec: str | None, option: str) -> Callable[[str], Any] | None:

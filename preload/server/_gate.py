@@ -10,8 +10,9 @@ and written with a check that the session is as the replica knew it:
   another holds the lease: one round trip.
 - Otherwise, or when that write is refused (the engine then takes its turn back), the
   change runs under the session's lease: taking it reads the session and brings the
-  engine's copy up to the store's (only the turns it lacks, or all of them when the
-  session was deleted and made anew since), the engine serves, and the turn is written
+  engine's copy up to the store's (only the turns it lacks, or its last turns when the
+  session was deleted and made anew since, or when the store no longer holds the turns
+  that follow the copy), the engine serves, and the turn is written
   back with a count check, which also releases the lease: two round trips.
 
 A replica that dies loses nothing the store accepted, and the next request of the
@@ -208,8 +209,7 @@ class SessionGate:
                 self.engine.end_session(session_id)
             if start != -self._window:
                 stored = await held.read(-self._window)
-            start = stored.count - len(stored.turns)
-        self.engine.restore(session_id, stored.turns, start=start, user=stored.user)
+        self.engine.restore(session_id, stored.turns, start=stored.first, user=stored.user)
         last = stored.turns[-1]
         self.remember(
             session_id, stored.epoch, stored.count, stored.version, last.get("request_id")
@@ -219,11 +219,13 @@ class SessionGate:
     def _continues(self, session_id: str, known: _Known, stored: StoredSession) -> bool:
         """
         Whether the stored session is the one the engine holds, with at least the
-        turns it had (else the engine's copy is dropped and rebuilt).
+        turns it had and none it lacks gone from the store (else the engine's copy is
+        dropped and rebuilt).
         """
         return (
             stored.epoch == known.epoch
             and stored.count >= known.count
+            and stored.first <= known.count
             and self._holds(session_id, known)
         )
 

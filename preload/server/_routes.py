@@ -316,12 +316,18 @@ async def post_feedback(session_id: SessionId, body: FeedbackIn, gate: Gate) -> 
 @router.get("/v1/sessions/{session_id}")
 async def get_session(session_id: SessionId, gate: Gate) -> dict[str, Any]:
     """
-    The session's turns as stored, oldest first.
+    The session's turns as stored, oldest first: its last ``limits.max_session_turns``,
+    the first of which is turn ``first_turn`` of the session (0 unless older ones went).
     """
     stored = await gate.store.read(gate.tenant, session_id)
     if not stored.count:
         raise _no_session(session_id)
-    return {"session_id": session_id, "user": stored.user, "turns": stored.turns}
+    return {
+        "session_id": session_id,
+        "user": stored.user,
+        "first_turn": stored.first,
+        "turns": stored.turns,
+    }
 
 
 @router.delete("/v1/sessions/{session_id}", status_code=204)

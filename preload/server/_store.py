@@ -72,8 +72,12 @@ class SessionBusy(Exception):
 class StoredSession:
     """
     A session as the store holds it: its epoch (empty when it does not exist), its
-    user, how many turns it has, its turns from some index on, and its version (how
-    many writes it has had).
+    user, how many turns it has had, its turns from some index on (always to the
+    last), and its version (how many writes it has had).
+
+    A store keeps a session's last turns only (``limits.max_session_turns``): turns
+    asked from an index before the first kept start at the first kept
+    (:attr:`first`).
     """
 
     epoch: str
@@ -81,6 +85,13 @@ class StoredSession:
     count: int
     turns: list[dict[str, Any]] = field(default_factory=list)
     version: int = 0
+
+    @property
+    def first(self) -> int:
+        """
+        The index of the first of :attr:`turns` in the session.
+        """
+        return self.count - len(self.turns)
 
 
 @dataclass(frozen=True, slots=True)

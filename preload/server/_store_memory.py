@@ -31,7 +31,8 @@ __all__ = ["MemorySessionStore"]
 class _Session:
     epoch: str
     user: str | None
-    turns: list[str]
+    turns: list[str]  # the last ones kept
+    count: int = 0  # every turn the session had
     version: int = 0
 
 
@@ -43,13 +44,22 @@ class MemorySessionStore:
     Args:
         lease_wait_s: How long a request waits for its session's lease.
         max_sessions: Sessions kept; the oldest go first.
+        max_turns: The turns kept of a session, the last (None: all); its turn count
+            still counts every turn.
     """
 
     shared = False
 
-    def __init__(self, *, lease_wait_s: float = 5.0, max_sessions: int = 100_000) -> None:
+    def __init__(
+        self,
+        *,
+        lease_wait_s: float = 5.0,
+        max_sessions: int = 100_000,
+        max_turns: int | None = None,
+    ) -> None:
         self.lease_wait_s = lease_wait_s
         self.max_sessions = max_sessions
+        self.max_turns = max_turns
         self._sessions: dict[tuple[str, str], _Session] = {}
         self._locks = OneAtATime(lease_wait_s)
         self._listeners: list[MemoryObjectSendStream[str]] = []
@@ -66,8 +76,10 @@ class MemorySessionStore:
         held = self._sessions.get((tenant, session_id))
         if held is None:
             return StoredSession("", None, 0)
+        if start > 0:  # counted from the session's first turn, of which some are gone
+            start = max(0, start - (held.count - len(held.turns)))
         turns = [json.loads(t) for t in held.turns[start:]]
-        return StoredSession(held.epoch, held.user, len(held.turns), turns, held.version)
+        return StoredSession(held.epoch, held.user, held.count, turns, held.version)
 
     def _append(
         self,
@@ -78,20 +90,23 @@ class MemorySessionStore:
         user: str | None,
     ) -> int:
         held = self._sessions.get(key)
-        if (len(held.turns) if held is not None else 0) != expected:
+        if (held.count if held is not None else 0) != expected:
             raise StoreConflict(key[1])
         if held is None:
             while len(self._sessions) >= self.max_sessions:
                 del self._sessions[next(iter(self._sessions))]
             held = self._sessions[key] = _Session(epoch, user, [])
         held.turns.append(json.dumps(turn))
+        held.count += 1
+        if self.max_turns is not None and len(held.turns) > self.max_turns:
+            del held.turns[: -self.max_turns]
         return self._announce(key, held)
 
     def _update_last(
         self, key: tuple[str, str], turn: Mapping[str, Any], count: int, epoch: str
     ) -> int:
         held = self._sessions.get(key)
-        if held is None or len(held.turns) != count or held.epoch != epoch or not count:
+        if held is None or held.count != count or held.epoch != epoch or not count:
             raise StoreConflict(key[1])
         held.turns[-1] = json.dumps(turn)
         return self._announce(key, held)
@@ -104,7 +119,7 @@ class MemorySessionStore:
         """
         held.version += 1
         if self._listeners:
-            header = change_header(*key, held.epoch, len(held.turns))
+            header = change_header(*key, held.epoch, held.count)
             message = change_message(header, held.version, held.turns[-1])
             for listener in self._listeners:
                 with suppress(anyio.WouldBlock):

@@ -1,9 +1,10 @@
 """
 Sessions in Redis, so that replicas share them.
 
-On Redis a session is two keys, ``{prefix}:{tenant}:{id}:turns`` (a list) and
-``...:meta`` (a hash with ``epoch`` and ``user``), both expiring ``session_ttl_s``
-after the last write; a lease is ``...:lease`` (``SET NX PX`` with an owner token,
+On Redis a session is two keys, ``{prefix}:{tenant}:{id}:turns`` (a list of its last
+``max_turns`` turns) and ``...:meta`` (a hash with ``epoch``, ``user``, ``version`` and
+``count``, every turn it had; a session written before ``count`` was kept counts the
+list's length), both expiring ``session_ttl_s`` after the last write; a lease is ``...:lease`` (``SET NX PX`` with an owner token,
 released by compare-and-delete). Durability is Redis': run it with
 ``appendonly yes`` so that a restart loses no accepted turn. The write's script also
 publishes the change on the channel ``{prefix}:changes`` (Redis pub/sub: a replica not
@@ -36,17 +37,39 @@ from ._store import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["APPEND_SCRIPT", "HOLD_SCRIPT", "UPDATE_SCRIPT", "RedisSessionStore"]
+__all__ = ["APPEND_SCRIPT", "HOLD_SCRIPT", "READ_SCRIPT", "UPDATE_SCRIPT", "RedisSessionStore"]
+
+#: The session's turn count: ``count`` in its meta (KEYS[2]), or, for a session written
+#: before it was kept, the length of its list (KEYS[{turns}]).
+_COUNT = """
+local count = tonumber(redis.call('hget', KEYS[2], 'count')) or redis.call('llen', KEYS[{turns}])
+"""
+
+#: Reads the session (meta KEYS[2], list KEYS[{turns}]) from the turn ARGV[{start}] on
+#: (counted from the session's first turn, the list holding the last ones; negative:
+#: from the end): {epoch, user, version, count, turns}.
+_READ = (
+    _COUNT
+    + """
+local start = tonumber(ARGV[{start}])
+if start > 0 then
+  start = math.max(0, start - (count - redis.call('llen', KEYS[{turns}])))
+end
+local epoch = redis.call('hget', KEYS[2], 'epoch') or ''
+local user = redis.call('hget', KEYS[2], 'user') or ''
+local version = redis.call('hget', KEYS[2], 'version') or 0
+return {{epoch, user, version, count, redis.call('lrange', KEYS[{turns}], start, -1)}}
+"""
+)
 
 #: Takes the lease when it is free and reads the session from ARGV[3] on, in one trip:
 #: false when another holds the lease, else {epoch, user, version, count, turns}.
 HOLD_SCRIPT = """
 if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-local epoch = redis.call('hget', KEYS[2], 'epoch') or ''
-local user = redis.call('hget', KEYS[2], 'user') or ''
-local version = redis.call('hget', KEYS[2], 'version') or 0
-return {epoch, user, version, redis.call('llen', KEYS[3]), redis.call('lrange', KEYS[3], ARGV[3], -1)}
-"""
+""" + _READ.format(turns=3, start=3)
+
+#: Reads the session from ARGV[1] on, in one trip: {epoch, user, version, count, turns}.
+READ_SCRIPT = _READ.format(turns=1, start=1)
 
 #: Whether a write may go ahead: under the lease (the token ARGV[{token}] given), always;
 #: without it (the token empty), only while nobody holds the lease and the session is
@@ -78,34 +101,39 @@ end
 return out
 """
 
-#: Appends a turn only when the list has the expected length (setting the meta on the
-#: first turn, counting the session's version, refreshing both keys' TTL, publishing
-#: the change on the channel ARGV[7]: ARGV[8], the version, then the turn) and the
-#: writer may (:data:`_MAY_WRITE`), then releases the lease if it is still ARGV[6]'s.
-#: Returns the new version, or -1.
+#: Appends a turn only when the session has the expected turn count (setting the meta
+#: on the first turn, counting the turn and the session's version, keeping the list's
+#: last ARGV[10] turns when it is positive, refreshing both keys' TTL, publishing the
+#: change on the channel ARGV[7]: ARGV[8], the version, then the turn) and the writer
+#: may (:data:`_MAY_WRITE`), then releases the lease if it is still ARGV[6]'s. Returns
+#: the new version, or -1.
 APPEND_SCRIPT = (
     _MAY_WRITE.format(token=6, version=9)
+    + _COUNT.format(turns=1)
     + """
-local n = redis.call('llen', KEYS[1])
 local out = -1
-if may and n == tonumber(ARGV[1]) then
-  if n == 0 then redis.call('hset', KEYS[2], 'epoch', ARGV[3], 'user', ARGV[4]) end
+if may and count == tonumber(ARGV[1]) then
+  if count == 0 then redis.call('hset', KEYS[2], 'epoch', ARGV[3], 'user', ARGV[4]) end
   redis.call('rpush', KEYS[1], ARGV[2])
+  redis.call('hset', KEYS[2], 'count', count + 1)
+  local keep = tonumber(ARGV[10])
+  if keep > 0 then redis.call('ltrim', KEYS[1], -keep, -1) end
 """
     + _COMMIT.format(ttl=5, channel=7, prefix=8)
     + _RELEASE.format(token=6)
 )
 
-#: Replaces the last turn when the list has the expected length and epoch and the
-#: writer may (counting the version, publishing the change on the channel ARGV[6] as
-#: APPEND_SCRIPT does), then releases the lease if it is still ARGV[5]'s. Returns the
-#: new version, or -1.
+#: Replaces the last turn when the session has the expected turn count and epoch and
+#: the writer may (counting the version, publishing the change on the channel ARGV[6]
+#: as APPEND_SCRIPT does), then releases the lease if it is still ARGV[5]'s. Returns
+#: the new version, or -1.
 UPDATE_SCRIPT = (
     _MAY_WRITE.format(token=5, version=8)
+    + _COUNT.format(turns=1)
     + """
-local n = redis.call('llen', KEYS[1])
 local out = -1
-if may and n == tonumber(ARGV[1]) and n > 0 and redis.call('hget', KEYS[2], 'epoch') == ARGV[3] then
+if may and count == tonumber(ARGV[1]) and count > 0
+  and redis.call('hget', KEYS[2], 'epoch') == ARGV[3] then
   redis.call('lset', KEYS[1], -1, ARGV[2])
 """
     + _COMMIT.format(ttl=4, channel=6, prefix=7)
@@ -127,6 +155,8 @@ class RedisSessionStore:
         lease_ttl_s: The longest a lease is held (when its holder dies).
         lease_wait_s: How long a request waits for its session's lease.
         timeout_s: The deadline of one Redis call.
+        max_turns: The turns kept of a session, the last (None: all); its turn count
+            still counts every turn.
     """
 
     shared = True
@@ -140,10 +170,12 @@ class RedisSessionStore:
         lease_ttl_s: float = 15.0,
         lease_wait_s: float = 5.0,
         timeout_s: float = 1.0,
+        max_turns: int | None = None,
     ) -> None:
         from redis.asyncio import Redis
 
         self.prefix = prefix
+        self.max_turns = max_turns
         self.channel = f"{prefix}:changes"
         self.session_ttl_ms = int(session_ttl_s * 1000)
         self.lease_ttl_ms = int(lease_ttl_s * 1000)
@@ -155,6 +187,7 @@ class RedisSessionStore:
         # message that is not text is skipped rather than ending the listening
         self._listen = Redis.from_url(url, socket_connect_timeout=timeout_s)
         self._hold = self._redis.register_script(HOLD_SCRIPT)
+        self._read = self._redis.register_script(READ_SCRIPT)
         self._append = self._redis.register_script(APPEND_SCRIPT)
         self._update = self._redis.register_script(UPDATE_SCRIPT)
         self._release = self._redis.register_script(RELEASE_SCRIPT)
@@ -183,13 +216,7 @@ class RedisSessionStore:
                 pause = min(pause * 2, 0.05)
         if not got:
             raise SessionBusy(session_id)
-        epoch, user, version, count, raw = got
-        stored = (
-            StoredSession(epoch, user or None, count, [json.loads(t) for t in raw], int(version))
-            if count
-            else StoredSession("", None, 0)
-        )
-        held = _RedisHeld(self, tenant, session_id, stored, token)
+        held = _RedisHeld(self, tenant, session_id, _stored(got), token)
         try:
             yield held
         finally:
@@ -205,20 +232,7 @@ class RedisSessionStore:
 
     async def read(self, tenant: str, session_id: str, start: int = 0) -> StoredSession:
         turns, meta, _ = self.keys(tenant, session_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(meta)
-            pipe.llen(turns)
-            pipe.lrange(turns, start, -1)
-            found, count, raw = await self._call(pipe.execute())
-        if not count:
-            return StoredSession("", None, 0)
-        return StoredSession(
-            found.get("epoch", ""),
-            found.get("user") or None,
-            count,
-            [json.loads(t) for t in raw],
-            int(found.get("version", 0)),
-        )
+        return _stored(await self._call(self._read(keys=[turns, meta], args=[start])))
 
     async def delete(self, tenant: str, session_id: str) -> bool:
         turns, meta, _ = self.keys(tenant, session_id)
@@ -265,6 +279,16 @@ class RedisSessionStore:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
 
 
+def _stored(got: list[Any]) -> StoredSession:
+    """
+    The session of a read's reply (:data:`READ_SCRIPT`).
+    """
+    epoch, user, version, count, raw = got
+    if not count:
+        return StoredSession("", None, 0)
+    return StoredSession(epoch, user or None, count, [json.loads(t) for t in raw], int(version))
+
+
 @dataclass(slots=True)
 class _RedisHeld:
     store: RedisSessionStore
@@ -291,6 +315,7 @@ class _RedisHeld:
             self.store.channel,
             change_header(self.tenant, self.session_id, epoch, expected + 1),
             self.stored.version,
+            self.store.max_turns or 0,
         ]
         out = await self.store._call(self.store._append(keys=keys, args=args))
         self.released = True

@@ -33,9 +33,13 @@ if TYPE_CHECKING:
 
 
 @asynccontextmanager
-async def _store(kind: str, redis_server: RedisServer) -> AsyncIterator[SessionStore]:
+async def _store(
+    kind: str, redis_server: RedisServer, max_turns: int | None = None
+) -> AsyncIterator[SessionStore]:
     store: SessionStore = (
-        MemorySessionStore() if kind == "memory" else RedisSessionStore(redis_server.url)
+        MemorySessionStore(max_turns=max_turns)
+        if kind == "memory"
+        else RedisSessionStore(redis_server.url, max_turns=max_turns)
     )
     try:
         yield store
@@ -234,7 +238,7 @@ async def test_a_replica_takes_a_long_session_up_from_its_last_turns(
     With ``limits.max_session_turns`` 2, a replica that never held a session of six
     turns reads its last two from the store, not all six: its history holds their
     exchanges and not the first one's, turn indexes still count every turn, and the
-    store keeps them all.
+    store keeps the last two as well, saying which turn is the first it gives.
     """
     async with _replicas(tmp_path, redis_server, follow=False, turns=2) as (servers, clients):
         _, b = servers
@@ -245,11 +249,33 @@ async def test_a_replica_takes_a_long_session_up_from_its_last_turns(
             engine = b.gates["acme"].engine
             kept = [t["text"] for t in engine.turns_of("s")]
             last = [t["text"] for t in engine.turns_of("s", 5)]
-            stored = (await clients[1].get("/v1/sessions/s")).json()["turns"]
+            stored = (await clients[1].get("/v1/sessions/s")).json()
     assert 5 == sixth["turn"]
     assert "r3" in sixth["text"] and "r4" in sixth["text"] and "Rintaro" not in sixth["text"]
     assert (["turn 5"], "turn 5") == (last, kept[-1]) and len(kept) <= 3
-    assert [f"turn {i}" for i in range(6)] == [t["text"] for t in stored]
+    assert (4, ["turn 4", "turn 5"]) == (stored["first_turn"], [t["text"] for t in stored["turns"]])
+
+
+async def test_a_replica_whose_copy_the_store_has_moved_past_takes_up_the_last_turns(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """
+    With ``limits.max_session_turns`` 2, B serves a session's first turn, then A four
+    more: the store no longer holds the turns that follow B's copy. B's next turn
+    drops its copy and takes the session up from the last two turns, at their indexes.
+    """
+    async with _replicas(tmp_path, redis_server, follow=False, turns=2) as (servers, clients):
+        _, b = servers
+        with anyio.fail_after(30):
+            await _turn(clients[1], "turn 0", "Rintaro is free.")
+            for i in range(1, 5):
+                await _turn(clients[0], f"turn {i}", f"r{i}")
+            sixth = await _turn(clients[1], "turn 5", "r5")
+            engine = b.gates["acme"].engine
+            kept = {i: engine.turns_of("s", i)[0]["text"] for i in (4, 5)}
+    assert 5 == sixth["turn"]
+    assert {4: "turn 4", 5: "turn 5"} == kept
+    assert "r4" in sixth["text"] and "Rintaro" not in sixth["text"]
 
 
 async def test_a_write_that_does_not_follow_the_copy_is_not_taken(
@@ -343,6 +369,61 @@ async def test_a_change_that_fails_to_be_followed_is_logged_and_the_next_one_tak
         tg.cancel_scope.cancel()
     assert (2, 1, True) == (gate.calls, follower.followed, follower.listening is False)
     assert "following a write to session s failed" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_store_keeps_a_sessions_last_turns_and_counts_them_all(
+    kind: str, redis_server: RedisServer
+) -> None:
+    """
+    A store keeping 3 turns of a session of 5 gives the last 3, its count still 5: turns
+    asked from an index count from the session's first turn, and start at the first
+    kept when asked from before it. Writes still check the whole count.
+    """
+    async with _store(kind, redis_server, max_turns=3) as store:
+        for i in range(5):
+            async with store.hold("acme", "s1") as held:
+                await held.append({"text": f"t{i}"}, expected=i, epoch="e1", user="u")
+        async with store.hold("acme", "s1", start=4) as held:
+            assert (5, 4, ["t4"]) == (
+                held.stored.count,
+                held.stored.first,
+                [t["text"] for t in held.stored.turns],
+            )
+            with pytest.raises(StoreConflict):
+                await held.append({"text": "t3"}, expected=3, epoch="e1", user=None)
+        async with store.hold("acme", "s1") as held:
+            assert 6 == await held.update_last({"text": "t4", "system": "r4"}, count=5, epoch="e1")
+        reads = [await store.read("acme", "s1", start) for start in (0, 1, 3, -2, 9)]
+    assert [(2, ["t2", "t3", "t4"]), (2, ["t2", "t3", "t4"]), (3, ["t3", "t4"])] == [
+        (r.first, [t["text"] for t in r.turns]) for r in reads[:3]
+    ]
+    assert [(3, 2), (5, 0)] == [(r.first, len(r.turns)) for r in reads[3:]]
+    assert {5} == {r.count for r in reads} and "r4" == reads[0].turns[-1]["system"]
+
+
+async def test_a_session_stored_before_its_count_was_kept_is_counted_by_its_list(
+    redis_server: RedisServer,
+) -> None:
+    """
+    On Redis, a session written before the store kept its turn count in the meta is
+    counted by its list's length, and takes the next turn as before.
+    """
+    async with _store("redis", redis_server, max_turns=3) as store:
+        assert isinstance(store, RedisSessionStore)
+        for i in range(2):
+            async with store.hold("acme", "old") as held:
+                await held.append({"text": f"t{i}"}, expected=i, epoch="e1", user="u")
+        client = redis.asyncio.Redis.from_url(redis_server.url)
+        try:
+            await client.hdel(store.keys("acme", "old")[1], "count")
+        finally:
+            await client.aclose()
+        assert 2 == (await store.read("acme", "old")).count
+        async with store.hold("acme", "old") as held:
+            assert 3 == await held.append({"text": "t2"}, expected=2, epoch="e1", user=None)
+        stored = await store.read("acme", "old", 1)
+    assert (3, ["t1", "t2"]) == (stored.count, [t["text"] for t in stored.turns])
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])
