@@ -33,10 +33,7 @@ import argparse
 import gc
 import json
 import resource
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from functools import partial
@@ -56,6 +53,7 @@ from preload import (
 )
 from preload.caches import JsonSerializer, MsgPackSerializer
 from preload.learning import MarkovForecaster, NullForecaster
+from simulations._redis import start_redis
 
 TEXT = (
     "Flights service. Search and book flights between cities; fares in EUR, "
@@ -268,51 +266,6 @@ async def churn(counter: TiktokenCounter, sessions: int) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
-    if shutil.which("redis-server") is None:
-        return None
-    import redis
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                return None
-            try:
-                proc.wait(timeout=0.02)
-            except subprocess.TimeoutExpired:
-                pass
-    client.close()
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
 def _line(name: str, r: dict[str, Any]) -> str:
     return (
         f"{name:<7} handle {r['handle_per_s']:>8,.0f}/s  p50 {r['p50_ms']:.3f} ms  "
@@ -344,7 +297,7 @@ def main() -> None:
             else:
                 url = args.redis_url
                 if url is None:
-                    server = _start_redis()
+                    server = start_redis()
                     if server is None:
                         print("redis: skipped (no redis-server; apt-get install -y redis-server)")
                         continue
