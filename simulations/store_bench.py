@@ -24,6 +24,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -73,8 +74,8 @@ async def _run(url: str, turns: list[dict[str, Any]], every: int, keep: int) -> 
                         continue
                     size = await client.memory_usage(key, samples=0) or 0
                     held_turns = await client.llen(key)
-                    take_up = await _best(lambda: store.read("t", "long", -keep))
-                    whole = await _best(lambda: store.read("t", "long"))
+                    take_up = await _best(partial(store.read, "t", "long", -keep))
+                    whole = await _best(partial(store.read, "t", "long"))
                     print(
                         f"  {label:<12} {i + 1:>6,} turns: list {size / 1e6:>7.2f} MB, "
                         f"{held_turns:>6,} turns held, append {1000 * spent / every:.2f} ms, "
