@@ -6,7 +6,8 @@ with more facts where they left room.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from .._tokens import TokenCounter
     from ._parts import Ledger
 
-__all__ = ["TOP_UP", "Line", "in_order", "top_up", "trim"]
+__all__ = ["TOP_UP", "Line", "fewest", "in_order", "top_up", "trim"]
 
 #: The most facts taken (put back ones included) when the chosen parts leave room.
 TOP_UP = 12
@@ -58,19 +59,70 @@ def trim(
 ) -> str:
     """
     The joined ``parts``, trimmed to the budget where the per-part counts were
-    short: the facts worth least first, then the oldest exchanges.
+    short: the fewest of the facts worth least (one fact staying), then the oldest
+    exchanges. How many facts go is first guessed from their own tokens and the
+    excess, then found by doubling and halving from the guess, so that the joined text
+    is counted a few times, not once for each fact that goes (a long history's facts
+    line is over its budget by a dozen facts or more).
     """
     budget = line.budget
     text = "\n".join(parts)
-    by_worth = sorted(facts, key=lambda k: worth.get(k, 0.0))
-    while facts and counter.count(text) > budget and len(facts) > 1:
-        facts.remove(by_worth.pop(0))
+    excess = counter.count(text) - budget
+    if excess > 0 and len(facts) > 1:
+        by_worth = sorted(facts, key=lambda k: worth.get(k, 0.0))
+        texts: dict[int, str] = {}
+
+        def fits(gone: int) -> bool:
+            left = set(by_worth[gone:])
+            parts[0] = line.of(ledger, [k for k in facts if k in left])
+            texts[gone] = "\n".join(parts)
+            return counter.count(texts[gone]) <= budget
+
+        saved = itertools.accumulate(ledger.tokens[k] for k in by_worth[:-1])
+        guess = next((n for n, s in enumerate(saved, 1) if s >= excess), len(facts) - 1)
+        gone = fewest(fits, guess, len(facts) - 1)
+        left = set(by_worth[gone:])
+        facts[:] = [k for k in facts if k in left]
+        text = texts.get(gone) or "\n".join(parts)
         parts[0] = line.of(ledger, facts)
-        text = "\n".join(parts)
     while counter.count(text) > budget and len(parts) > 1:
         parts.pop(1 if facts and len(parts) > 2 else 0)
         text = "\n".join(parts)
     return text
+
+
+def fewest(fits: Callable[[int], bool], guess: int, most: int) -> int:
+    """
+    The smallest ``n`` in 1..``most`` for which ``fits(n)`` holds (``fits`` is taken to
+    hold from some ``n`` on), or ``most`` if it never does: from ``guess``, by doubling
+    steps away from it and then halving, so that a good guess costs two or three calls.
+    """
+    guess = max(1, min(guess, most))
+    if fits(guess):
+        bad, good, step = 0, guess, 1
+        while good - step > bad:
+            if not fits(good - step):
+                bad = good - step
+                break
+            good -= step
+            step *= 2
+    else:
+        bad, step = guess, 1
+        while True:
+            at = min(guess + step, most)
+            if fits(at):
+                good = at
+                break
+            if at == most:
+                return most
+            bad, step = at, step * 2
+    while good - bad > 1:
+        mid = (bad + good) // 2
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
 
 
 def top_up(

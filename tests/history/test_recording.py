@@ -22,9 +22,11 @@ from hypothesis import strategies as st
 
 from preload import TiktokenCounter
 from preload.history import CompressedConversation, PreparedExchange, _facts, _matching
+from preload.history._assembly import Line, trim
 from preload.history._fact_model import Scorer, feature_rows, likelihoods
 from preload.history._facts import Fact
 from preload.history._matching import KeyIndex, Occurrences
+from preload.history._parts import Ledger
 
 COUNTER = TiktokenCounter()
 
@@ -370,3 +372,90 @@ def test_the_key_index_finds_what_comparing_every_key_finds(keys: list[list[str]
             index.add(key)
     finally:
         _matching.PREFIX_WORDS = limit
+
+
+def _trimmed_one_by_one(
+    ledger: Ledger, worth: dict[str, float], parts: list[str], facts: list[str], line: Line
+) -> str:
+    """
+    What trimming gave when it left out one fact at a time, counting the joined text
+    after each: the reference for :func:`trim`.
+    """
+    text = "\n".join(parts)
+    by_worth = sorted(facts, key=lambda k: worth.get(k, 0.0))
+    while COUNTER.count(text) > line.budget and len(facts) > 1:
+        facts.remove(by_worth.pop(0))
+        parts[0] = line.of(ledger, facts)
+        text = "\n".join(parts)
+    while COUNTER.count(text) > line.budget and len(parts) > 1:
+        parts.pop(1 if len(parts) > 2 else 0)
+        text = "\n".join(parts)
+    return text
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    words=st.lists(
+        st.text(alphabet="abcdefghij0123456789 ", min_size=1, max_size=12).map(str.strip),
+        min_size=2,
+        max_size=40,
+        unique=True,
+    ).map(lambda ws: [w for w in ws if w]),
+    budget=st.integers(min_value=1, max_value=120),
+    seed=st.integers(min_value=0, max_value=1000),
+)
+def test_trimming_leaves_out_the_same_facts_as_one_at_a_time(
+    words: list[str], budget: int, seed: int
+) -> None:
+    """
+    Trimming an over-long facts line by guessing how many facts go, then doubling and
+    halving, leaves out the same facts as leaving them out one at a time, worth least
+    first.
+    """
+    if len(words) < 2:
+        return
+    rng = random.Random(seed)
+    ledger = Ledger()
+    for i, word in enumerate(words):
+        ledger.facts[word] = Fact(text=word, kind="word", turn=i, role="user")
+        ledger.tokens[word] = COUNTER.count(word) + 1
+    worth = {w: rng.random() for w in words}
+    line = Line("Known: ", ", ", budget)
+    tail = "User: and the rest of it"
+    facts, expected_facts = list(words), list(words)
+    parts = [line.of(ledger, facts), tail]
+    expected_parts = list(parts)
+    expected = _trimmed_one_by_one(ledger, worth, expected_parts, expected_facts, line)
+    assert expected == trim(COUNTER, ledger, worth, parts, facts, line)
+    assert (expected_facts, expected_parts) == (facts, parts)
+
+
+class _Counting(TiktokenCounter):
+    """
+    The real counter, counting the texts it is asked to count.
+    """
+
+    calls = 0
+
+    def count(self, text: str) -> int:
+        self.calls += 1
+        return super().count(text)
+
+
+def test_trimming_counts_the_joined_text_a_few_times_however_many_facts_go() -> None:
+    """
+    When thirty facts must go, trimming counts the joined text a handful of times;
+    leaving them out one at a time counted it after each.
+    """
+    ledger = Ledger()
+    words = [f"fact{i} word{i}" for i in range(60)]
+    for i, word in enumerate(words):
+        ledger.facts[word] = Fact(text=word, kind="phrase", turn=i, role="user")
+        ledger.tokens[word] = COUNTER.count(word) + 1
+    worth = {w: i / 60 for i, w in enumerate(words)}
+    line = Line("Known: ", ", ", COUNTER.count(Line("Known: ", ", ", 0).of(ledger, words)) // 2)
+    counter = _Counting()
+    facts = list(words)
+    trim(counter, ledger, worth, [line.of(ledger, facts)], facts, line)
+    assert 20 < 60 - len(facts) < 40
+    assert counter.calls <= 8
