@@ -66,6 +66,14 @@ _UNPOOLED_FORMATS = frozenset({"date", "time", "int"})
 _SUCCESSOR_MIN = 3.0
 #: The context of the first turn (no previous turn).
 START = ""
+#: Every this many sessions counted, the alias counts drop the words said in place of
+#: a value that cannot be near an alias: said once, or in fewer than this share of the
+#: calls whose requests said them (an alias's is ``_ALIAS_SHARE``), so that they grow
+#: with the words said rather than with the words times every value ever given (a
+#: date, a name: nearly all said in place of a value once or twice). What is dropped
+#: is counted again from nothing; how often each word was said is kept.
+_PRUNE_EVERY = 1000
+_PRUNE_SHARE = 0.25
 #: How many earlier calls an argument's value is compared with, when learning which
 #: earlier argument it copies.
 _MAX_FLOW_CALLS = 12
@@ -185,6 +193,26 @@ class CallCounts:
             del seen[:-_MAX_FLOW_CALLS]
             prev_state = state if isinstance(state, str) else START
             prev_calls = names
+        if self.n_sessions % _PRUNE_EVERY == 0:
+            self._prune_said()
+
+    def _prune_said(self) -> None:
+        """
+        Drop the alias counts of words said in place of a value that cannot be near an
+        alias (see :data:`_PRUNE_EVERY`).
+        """
+        for key in list(self.said):
+            per_name = self.words.get(key[0], {})
+            per_key = self.said[key]
+            for gram in list(per_key):
+                floor = max(2.0, _PRUNE_SHARE * per_name.get(gram, 0.0))
+                kept = {v: n for v, n in per_key[gram].items() if n >= floor}
+                if kept:
+                    per_key[gram] = kept
+                else:
+                    del per_key[gram]
+            if not per_key:
+                del self.said[key]
 
     def _add_call(
         self, name: str, args: dict[str, str], read_only: bool, seen: list[Call], text: str

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from graph import CallForecaster, CallGuess, ModelFileError
+from graph import _calls_counts as calls_counts
 from graph._calls_names import TEMPERATURES, NameTemperature, NameWords, name_tokens
 from graph._calls_text import (
     NAME_MIN_VALUES,
@@ -1249,6 +1250,40 @@ def test_a_word_said_before_many_of_a_names_calls_is_still_an_alias() -> None:
     assert "normalized:alias" == guess.evidence["is_unisex"]
     plain = model.predict([], {"text": "Find me a salon in Napa.", "state": "S:Find"})[0]
     assert {"city": "Napa"} == dict(plain.args)
+
+
+def reorder_session(n: int) -> dict[str, Any]:
+    """
+    A reorder of "the usual": the call names an order code the user never said, new in
+    every other session.
+    """
+    text = "Reorder the usual for me please."
+    call = _call("Orders:Reorder", {"order": f"R-{n // 2:04d}"})
+    return {"turns": [_turn(text, "O:Reorder", "Done.", call)]}
+
+
+def test_alias_counts_keep_what_may_make_an_alias_and_drop_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Every ``_PRUNE_EVERY`` sessions, the counts of words said in place of a value drop
+    those far from an alias (each reorder's words against its order code, said twice
+    among a hundred reorders), so that they do not grow with every value ever given;
+    "unisex", always said before ``is_unisex=True``, is still an alias.
+    """
+    rng = random.Random(3)
+    sessions = [session for n in range(100) for session in (salon_session(rng), reorder_session(n))]
+    monkeypatch.setattr(calls_counts, "_PRUNE_EVERY", 1_000_000)
+    whole = CallForecaster().fit(sessions).counts_.said
+    monkeypatch.setattr(calls_counts, "_PRUNE_EVERY", 50)
+    model = CallForecaster().fit(sessions)
+    pruned = model.counts_.said
+    assert 50 == len(whole[("Orders:Reorder", "order")]["usual"])
+    assert ("Orders:Reorder", "order") not in pruned
+    assert ("Orders:Reorder", "order") in whole
+    request = {"text": "Find me a unisex salon in Napa.", "state": "S:Find"}
+    guess = model.predict([], request)[0]
+    assert {"city": "Napa", "is_unisex": "True"} == dict(guess.args)
 
 
 def stylist_session(rng: random.Random) -> dict[str, Any]:
