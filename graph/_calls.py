@@ -36,7 +36,7 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ._calls_counts import CallCounts
+from ._calls_counts import PRUNE_EVERY, CallCounts
 from ._calls_drafts import Draft, assemble
 from ._calls_evidence import Cand, Evidence
 from ._calls_names import NameTemperature, name_tokens
@@ -232,6 +232,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 self._judge(session, self.counts_)
             self.counts_.add(session)
             self.n_sessions_ += 1
+            if self.counts_.n_sessions % PRUNE_EVERY == 0:
+                self.evidence_.prune_cues()
         self.counts_.aliases(now=False)  # in steps: a rebuild costs all alias counts
         return self
 

@@ -40,7 +40,7 @@ from ._calls_turns import (
 if TYPE_CHECKING:
     from ._calls_view import TextScan
 
-__all__ = ["START", "CallCounts", "whole_forms"]
+__all__ = ["PRUNE_EVERY", "START", "CallCounts", "whole_forms"]
 
 #: An alias is a word or two said in place of a value at least this often ...
 _ALIAS_MIN = 3.0
@@ -72,7 +72,7 @@ START = ""
 #: with the words said rather than with the words times every value ever given (a
 #: date, a name: nearly all said in place of a value once or twice). What is dropped
 #: is counted again from nothing; how often each word was said is kept.
-_PRUNE_EVERY = 1000
+PRUNE_EVERY = 1000
 _PRUNE_SHARE = 0.25
 #: How many earlier calls an argument's value is compared with, when learning which
 #: earlier argument it copies.
@@ -193,13 +193,13 @@ class CallCounts:
             del seen[:-_MAX_FLOW_CALLS]
             prev_state = state if isinstance(state, str) else START
             prev_calls = names
-        if self.n_sessions % _PRUNE_EVERY == 0:
+        if self.n_sessions % PRUNE_EVERY == 0:
             self._prune_said()
 
     def _prune_said(self) -> None:
         """
         Drop the alias counts of words said in place of a value that cannot be near an
-        alias (see :data:`_PRUNE_EVERY`).
+        alias (see :data:`PRUNE_EVERY`).
         """
         for key in list(self.said):
             per_name = self.words.get(key[0], {})

@@ -93,6 +93,17 @@ class Evidence:
                 entry[1] += 1.0
                 entry[2] += float(truth == value)
 
+    def prune_cues(self) -> None:
+        """
+        Drop the cue counts of words seen beside an argument's values once (their
+        weights, about 1.1 either way, rest on one mention): learning online, the cues
+        would otherwise keep every word ever said beside every argument. In place:
+        the arguments' :class:`CueWeights` read the same counts.
+        """
+        for per_arg in (*self.cues.values(), *self._word_cues.values()):
+            for word in [w for w, (right, wrong) in per_arg.items() if right + wrong < 2.0]:
+                del per_arg[word]
+
     def cues_of(self, key: Key) -> CueWeights:
         """
         Return the argument's cue weights (kept: they read the counts as they grow).

@@ -9,7 +9,8 @@ Reads ``<data>/<corpus>/sessions-train.jsonl`` and feeds its first ``--sessions`
 sessions one at a time to ``graph.CallForecaster.partial_fit``. Every ``--every``
 sessions it prints the memory the forecaster holds (``tracemalloc``, after a full
 collection), the KB it grew by a learned turn since the last line, the alias counts it
-holds (words said in place of a value, by value) and the words counted per tool, and
+holds (words said in place of a value, by value), the words counted per tool and the
+cue words counted per argument (words seen beside its values), and
 the milliseconds a session took to learn since the last line (under ``tracemalloc``,
 which slows it).
 """
@@ -54,10 +55,11 @@ def main() -> None:
             counts = model.counts_
             said = sum(len(v) for grams in counts.said.values() for v in grams.values())
             words = sum(len(grams) for grams in counts.words.values())
+            cues = sum(len(per) for per in model.evidence_.cues.values())
             print(
                 f"  {i:>6,} sessions: {(now - base) / 1e6:>6.1f} MB "
                 f"({(now - last) / 1e3 / max(1.0, turns):>5.2f} KB a turn since), "
-                f"alias counts {said:>8,}, words {words:>8,}, "
+                f"alias counts {said:>8,}, words {words:>8,}, cue words {cues:>7,}, "
                 f"{1000 * spent / args.every:.1f} ms a session",
                 flush=True,
             )

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from graph import CallForecaster, CallGuess, ModelFileError
+from graph import _calls as calls
 from graph import _calls_counts as calls_counts
 from graph._calls_names import TEMPERATURES, NameTemperature, NameWords, name_tokens
 from graph._calls_text import (
@@ -1266,16 +1267,16 @@ def test_alias_counts_keep_what_may_make_an_alias_and_drop_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """
-    Every ``_PRUNE_EVERY`` sessions, the counts of words said in place of a value drop
+    Every ``PRUNE_EVERY`` sessions, the counts of words said in place of a value drop
     those far from an alias (each reorder's words against its order code, said twice
     among a hundred reorders), so that they do not grow with every value ever given;
     "unisex", always said before ``is_unisex=True``, is still an alias.
     """
     rng = random.Random(3)
     sessions = [session for n in range(100) for session in (salon_session(rng), reorder_session(n))]
-    monkeypatch.setattr(calls_counts, "_PRUNE_EVERY", 1_000_000)
+    monkeypatch.setattr(calls_counts, "PRUNE_EVERY", 1_000_000)
     whole = CallForecaster().fit(sessions).counts_.said
-    monkeypatch.setattr(calls_counts, "_PRUNE_EVERY", 50)
+    monkeypatch.setattr(calls_counts, "PRUNE_EVERY", 50)
     model = CallForecaster().fit(sessions)
     pruned = model.counts_.said
     assert 50 == len(whole[("Orders:Reorder", "order")]["usual"])
@@ -1284,6 +1285,28 @@ def test_alias_counts_keep_what_may_make_an_alias_and_drop_the_rest(
     request = {"text": "Find me a unisex salon in Napa.", "state": "S:Find"}
     guess = model.predict([], request)[0]
     assert {"city": "Napa", "is_unisex": "True"} == dict(guess.args)
+
+
+def test_learning_online_drops_the_cue_words_seen_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Learning online, every ``PRUNE_EVERY`` sessions the cue counts drop the words seen
+    once beside an argument's values; the others keep their counts, which the
+    arguments' cue weights still read.
+    """
+    monkeypatch.setattr(calls, "PRUNE_EVERY", 40)
+    rng = random.Random(5)
+    model = CallForecaster()
+    for _ in range(39):
+        model.partial_fit([restaurant_session(rng)])
+    cues = model.evidence_.cues
+    seen = {(key, w): list(n) for key, per in cues.items() for w, n in per.items()}
+    assert any(right + wrong < 2 for right, wrong in seen.values())
+    weights = {key: model.evidence_.cues_of(key) for key in cues}
+    model.partial_fit([restaurant_session(rng)])
+    left = {(key, w): n for key, per in cues.items() for w, n in per.items()}
+    assert all(right + wrong >= 2 for right, wrong in left.values())
+    assert {k for k, (r, w) in seen.items() if r + w >= 2} <= set(left)
+    assert all(weights[key].own is cues[key] for key in weights)
 
 
 def stylist_session(rng: random.Random) -> dict[str, Any]:
