@@ -320,6 +320,48 @@ def test_the_context_never_exceeds_the_available_tokens(
     assert COUNTER.count(history.get_context(budget)) <= min(budget, 250)
 
 
+_SAID = st.sampled_from(
+    [
+        "Book Rintaro in San Jose for 4 at 7 pm.",
+        "Actually, make it 8 pm.",
+        "What about Zuni on March 3rd?",
+        "yes",
+        "Find a salon in Napa near 5th and Main.",
+        "No, the second one. Ada Lovelace, 555-0134.",
+    ]
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    exchanges=st.lists(st.tuples(_SAID, _SAID), min_size=1, max_size=40),
+    budget=st.integers(1, 120),
+)
+def test_a_history_that_forgets_stays_whole_and_within_its_budget(
+    exchanges: list[tuple[str, str]], budget: int
+) -> None:
+    """
+    With bounds small enough to forget every few exchanges, whatever was said: every
+    fact a part finds or holds is a fact kept, every exchange counts, and the context
+    stays within the tokens available.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(selection, "MAX_EXCHANGES", 3)
+        patch.setattr(conversation, "KEPT_FACTS", 4)
+        history = CompressedConversation(60, counter=COUNTER)
+        for user, agent in exchanges:
+            history.add_exchange(user, agent)
+            assert COUNTER.count(history.get_context(budget)) <= min(budget, 60)
+            assert history.kept_exchanges <= 6
+        ledger = history._ledger
+        kept = set(ledger.facts)
+        assert kept == set(ledger.tokens) == set(ledger.covers) == set(ledger.inside)
+        assert all(set(held) <= kept for held in ledger.covers.values())
+        for ex in history._exchanges:
+            assert set(ex.keys_full) | set(ex.keys_compact) | set(ex.keys_user) <= kept
+        assert len(exchanges) == len(history)
+
+
 def test_a_short_answer_is_kept_whole_and_a_yes_tied_to_its_question() -> None:
     """
     Free-text answers survive whole, and a bare "No" keeps the question it answers.
