@@ -110,6 +110,11 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             the uncalibrated probability behind each calibration cell.
         anchor: The day "today" means, ISO ``YYYY-MM-DD``; None learns it from the
             training calls whose dates the request says as today or tomorrow.
+        max_vocabulary: Learning online (:meth:`partial_fit`), the most word counts
+            (:attr:`vocabulary_`) the model may hold: past it, every count halves and
+            the word counts that fall below one go, until it holds no more (None: no
+            bound). The default is above what a fit on all of SGD's train sessions
+            holds (about 565,000).
 
     Attributes:
         counts_: The :class:`~graph._calls_counts.CallCounts`.
@@ -138,6 +143,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         max_turns: int = 20,
         prior_weight: float = 4.0,
         anchor: str | None = None,
+        max_vocabulary: int | None = 1_000_000,
     ) -> None:
         self.holdout = holdout
         self.max_judged = max_judged
@@ -148,6 +154,7 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         self.max_turns = max_turns
         self.prior_weight = prior_weight
         self.anchor = anchor
+        self.max_vocabulary = max_vocabulary
 
     # -- fitting --------------------------------------------------------------------
 
@@ -164,6 +171,8 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             raise ValueError(f"prior_weight must be > 0, got {self.prior_weight!r}")
         if self.anchor is not None:
             dt.date.fromisoformat(self.anchor)
+        if self.max_vocabulary is not None and self.max_vocabulary < 1:
+            raise ValueError(f"max_vocabulary must be >= 1 or None, got {self.max_vocabulary!r}")
         self.counts_ = CallCounts()
         self.evidence_ = Evidence(self.prior_weight)
         self.calib_: dict[tuple[str, ...], list[float]] = {}
@@ -176,6 +185,19 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         ``{(name, arg): {source: [available, given, right]}}`` on held-out turns.
         """
         return self.evidence_.sources
+
+    @property
+    def vocabulary_(self) -> int:
+        """
+        How many word counts the model holds: the words said before each tool's calls,
+        those said in place of each argument's values (by value), the features names
+        are read from (by name) and the cue words of each argument. They grow with what
+        is said (see ``max_vocabulary``).
+
+        .. versionadded:: 0.15
+        """
+        check_is_fitted(self, "counts_")
+        return self.counts_.vocabulary() + self.evidence_.vocabulary()
 
     def fit(self, sessions: Iterable[Any], y: object = None) -> CallForecaster:
         """
@@ -216,7 +238,12 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
         Add sessions: each is first judged by what was learned so far, then counted.
 
         New values are known at once; aliases are rebuilt once the sessions added since
-        the last rebuild make up a twentieth of all.
+        the last rebuild make up a twentieth of all. Every ``PRUNE_EVERY`` (1,000)
+        sessions counted, the cue words seen once go, and while the model holds more
+        word counts than ``max_vocabulary`` it ages: every count halves (a share, a
+        precision, a probability read from them stays as it was) and the word counts
+        that fall below one go, so that what it holds stays bounded however long it
+        learns, and what was said long ago and not since is forgotten first.
 
         Args:
             sessions: As for :meth:`fit`.
@@ -234,8 +261,20 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
             self.n_sessions_ += 1
             if self.counts_.n_sessions % PRUNE_EVERY == 0:
                 self.evidence_.prune_cues()
+                self._bound_vocabulary()
         self.counts_.aliases(now=False)  # in steps: a rebuild costs all alias counts
         return self
+
+    def _bound_vocabulary(self) -> None:
+        """
+        Age the counts while they hold more word counts than ``max_vocabulary``.
+        """
+        if self.max_vocabulary is None or self.vocabulary_ <= self.max_vocabulary:
+            return
+        while self.vocabulary_ > self.max_vocabulary:
+            self.counts_.age()
+            self.evidence_.age()
+        self.counts_.aliases()
 
     def _judge(
         self, session: Any, counts: CallCounts, *, learn: bool = True, calibrate: bool = True

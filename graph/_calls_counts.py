@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._aging import halve
 from ._calls_names import NameWords, name_tokens
 from ._calls_text import (
     COMMON_SHARE,
@@ -148,10 +149,7 @@ class CallCounts:
         Count one session.
         """
         self.n_sessions += 1
-        self._derived.clear()
-        self.memo.clear()
-        self.scans.clear()
-        self._aliases_stale = True
+        self._changed()
         prev_state: str = START
         prev_calls: tuple[str, ...] = ()
         seen: list[Call] = []
@@ -213,6 +211,62 @@ class CallCounts:
                     del per_key[gram]
             if not per_key:
                 del self.said[key]
+
+    def vocabulary(self) -> int:
+        """
+        How many word counts these counts hold: the words said before each tool's calls,
+        those said in place of each argument's values (by value), and the features
+        names are read from (by name). They grow with what is said; the rest grows with
+        the tools, their arguments and the values given.
+        """
+        words = sum(len(per) for per in self.words.values())
+        said = sum(len(per) for per_key in self.said.values() for per in per_key.values())
+        return words + said + self.name_words.pairs()
+
+    def age(self) -> None:
+        """
+        Halve every count, and drop the word counts that fall below one (those counted
+        once since the last aging, or long ago): a ratio of counts stays as it was, an
+        alias or a successor must be seen again to count as often as it must. The values
+        given are kept, with their counts halved.
+        """
+        for counts in (
+            self.names,
+            self.patterns,
+            self.values,
+            self.casing,
+            self.kinds,
+            self.flow,
+            self.whole,
+            self.succ,
+            self.contexts,
+            self.dates,
+            self.hours,
+        ):
+            halve(counts)
+        self.name_words.age()
+        for name in list(self.words):
+            halve(self.words[name])
+            self.words[name] = kept = {g: n for g, n in self.words[name].items() if n >= 1.0}
+            if not kept:
+                del self.words[name]
+        for key in list(self.said):
+            per_key = self.said[key]
+            for gram in list(per_key):
+                per_value = {v: n * 0.5 for v, n in per_key[gram].items() if n >= 2.0}
+                if per_value:
+                    per_key[gram] = per_value
+                else:
+                    del per_key[gram]
+            if not per_key:
+                del self.said[key]
+        self._changed()
+
+    def _changed(self) -> None:
+        self._derived.clear()
+        self.memo.clear()
+        self.scans.clear()
+        self._aliases_stale = True
 
     def _add_call(
         self, name: str, args: dict[str, str], read_only: bool, seen: list[Call], text: str

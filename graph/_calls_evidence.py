@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, TypeAlias
 
+from ._aging import halve
 from ._calls_view import CueWeights, arg_words
 
 if TYPE_CHECKING:
@@ -103,6 +104,27 @@ class Evidence:
         for per_arg in (*self.cues.values(), *self._word_cues.values()):
             for word in [w for w, (right, wrong) in per_arg.items() if right + wrong < 2.0]:
                 del per_arg[word]
+
+    def vocabulary(self) -> int:
+        """
+        How many cue counts (a word beside an argument's values, or beside those of the
+        arguments whose names have a word) these counts hold.
+        """
+        return sum(len(per_arg) for per_arg in (*self.cues.values(), *self._word_cues.values()))
+
+    def age(self) -> None:
+        """
+        Halve every count, and drop the cue words counted less than once after it (see
+        :meth:`CallCounts.age`). In place, as :meth:`prune_cues`.
+        """
+        halve(self.sources)
+        for per_arg in (*self.cues.values(), *self._word_cues.values()):
+            for word, entry in list(per_arg.items()):
+                if entry[0] + entry[1] < 2.0:
+                    del per_arg[word]
+                else:
+                    entry[0] *= 0.5
+                    entry[1] *= 0.5
 
     def cues_of(self, key: Key) -> CueWeights:
         """

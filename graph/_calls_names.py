@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ._aging import halve
+
 __all__ = ["TEMPERATURES", "NameTemperature", "NameWords", "name_tokens"]
 
 #: Pseudo-count of every (word, name) pair: Laplace smoothing.
@@ -67,6 +69,28 @@ class NameWords:
                 per = self.words.setdefault(token, {})
                 per[name] = per.get(name, 0.0) + 1.0
                 self.df[token] = self.df.get(token, 0.0) + 1.0
+
+    def pairs(self) -> int:
+        """
+        How many counts of a feature by a name these counts hold.
+        """
+        return sum(len(per) for per in self.words.values())
+
+    def age(self) -> None:
+        """
+        Halve every count, and drop the features counted less than once after it (see
+        :meth:`graph.CallForecaster.partial_fit`).
+        """
+        self.total *= 0.5
+        halve(self.turns)
+        halve(self.tokens)
+        for token in list(self.words):
+            df = self.df[token] * 0.5
+            if df < 1.0:
+                del self.words[token], self.df[token]
+            else:
+                self.df[token] = df
+                halve(self.words[token])
 
     def posterior(self, tokens: set[str], temperature: float = 1.0) -> dict[str, float]:
         """

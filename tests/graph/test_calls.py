@@ -6,6 +6,7 @@ lookup on a relative date, and a help desk that never calls anything.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import random
@@ -376,6 +377,8 @@ def test_bad_parameters_are_refused_in_fit() -> None:
         CallForecaster(holdout=1.0).fit([])
     with pytest.raises(ValueError, match="alpha"):
         CallForecaster(alpha=0).fit([])
+    with pytest.raises(ValueError, match="max_vocabulary"):
+        CallForecaster(max_vocabulary=0).partial_fit([])
 
 
 _TEXT = st.text(max_size=40)
@@ -1307,6 +1310,81 @@ def test_learning_online_drops_the_cue_words_seen_once(monkeypatch: pytest.Monke
     assert all(right + wrong >= 2 for right, wrong in left.values())
     assert {k for k, (r, w) in seen.items() if r + w >= 2} <= set(left)
     assert all(weights[key].own is cues[key] for key in weights)
+
+
+def chatty_salon_session(rng: random.Random, n: int, word: str = "unisex") -> dict[str, Any]:
+    """
+    A salon search (``word`` said for a unisex salon) whose request also says a name and
+    a code said in no other session: what makes a model learned online hold ever more
+    words.
+    """
+    session = salon_session(rng)
+    first = session["turns"][0]
+    first["text"] = first["text"].replace("unisex", word) + f" I am Zq{n}x, code K{n}w."
+    return session
+
+
+def test_learning_online_past_its_vocabulary_the_model_ages_and_still_learns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Learning online, every ``PRUNE_EVERY`` sessions a model holding more word counts
+    than ``max_vocabulary`` ages until it holds no more; the same sessions grow an
+    unbounded one without end. The aged model still forecasts what it was taught, and
+    learns a word that came into use after it aged ("gender-neutral" for unisex), which
+    a model never taught it does not take for the value.
+    """
+    monkeypatch.setattr(calls, "PRUNE_EVERY", 20)
+    monkeypatch.setattr(calls_counts, "PRUNE_EVERY", 20)
+    rng = random.Random(6)
+    bounded = CallForecaster(max_vocabulary=600)
+    unbounded = CallForecaster(max_vocabulary=None)
+    for n in range(200):
+        session = chatty_salon_session(rng, n, "unisex" if n < 100 else "gender-neutral")
+        bounded.partial_fit([session])
+        unbounded.partial_fit([session])
+        if n + 1 == 100:
+            untaught = copy.deepcopy(unbounded)
+        if (n + 1) % 20 == 0:
+            assert bounded.vocabulary_ <= 600
+    assert unbounded.vocabulary_ > 1500
+    for word, model in (("unisex", bounded), ("gender-neutral", bounded)):
+        request = {"text": f"Find me a {word} salon in Napa.", "state": "S:Find"}
+        assert {"city": "Napa", "is_unisex": "True"} == dict(model.predict([], request)[0].args)
+    request = {"text": "Find me a gender-neutral salon in Napa.", "state": "S:Find"}
+    assert {"city": "Napa"} == dict(untaught.predict([], request)[0].args)
+
+
+def test_aging_halves_every_count_and_forgets_what_was_counted_once() -> None:
+    """
+    Aging halves the counts (what a share of them tells stays) and drops the word
+    counts that fall below one: the words and cue words seen once go, the name model's
+    sums stay the sums of what it keeps, and "unisex" is still an alias.
+    """
+    rng = random.Random(3)
+    model = CallForecaster().fit([chatty_salon_session(rng, n) for n in range(100)])
+    counts, evidence = model.counts_, model.evidence_
+    words = dict(counts.words[SALON])
+    names = {name: list(n) for name, n in counts.names.items()}
+    cues = {key: {w: list(n) for w, n in per.items()} for key, per in evidence.cues.items()}
+    assert min(words.values()) == 1.0
+    before = model.vocabulary_
+    counts.age()
+    evidence.age()
+    counts.aliases()
+    assert {w: n / 2 for w, n in words.items() if n >= 2} == counts.words[SALON]
+    assert {name: [n / 2 for n in ns] for name, ns in names.items()} == counts.names
+    kept = {
+        key: {w: [n / 2 for n in ns] for w, ns in per.items() if sum(ns) >= 2}
+        for key, per in cues.items()
+    }
+    assert kept == evidence.cues
+    name_words = counts.name_words
+    assert name_words.df == {t: sum(per.values()) for t, per in name_words.words.items()}
+    assert min(name_words.df.values()) >= 1.0
+    assert model.vocabulary_ < before / 2
+    request = {"text": "Find me a unisex salon in Napa.", "state": "S:Find"}
+    assert {"city": "Napa", "is_unisex": "True"} == dict(model.predict([], request)[0].args)
 
 
 def stylist_session(rng: random.Random) -> dict[str, Any]:
