@@ -60,6 +60,7 @@ from ._errors import ModelFileError as ModelFileError
 from ._graph import PatternGraph as PatternGraph
 from ._keys import check_name as check_name
 from ._needs_forecast import NeedsForecaster as NeedsForecaster
+from ._persistence import MAX_MODEL_FILE_BYTES as MAX_MODEL_FILE_BYTES
 from ._predictor import FollowUpPredictor as FollowUpPredictor
 from ._sessions import READ_TURNS as READ_TURNS
 from ._state_encoder import StateEncoder as StateEncoder
@@ -68,6 +69,7 @@ from ._text_states import TextForecaster as TextForecaster
 from ._transition_needs import NeedsAfter as NeedsAfter
 
 __all__ = [
+    "MAX_MODEL_FILE_BYTES",
     "READ_TURNS",
     "CallForecaster",
     "CallGuess",

@@ -25,6 +25,7 @@ import numpy as np
 from ._errors import ModelFileError
 
 __all__ = [
+    "MAX_MODEL_FILE_BYTES",
     "atomic_write_json",
     "check_document",
     "decode_floats",
@@ -32,6 +33,11 @@ __all__ = [
     "map_corrupt_data",
     "read_json",
 ]
+
+#: The largest model file :func:`read_json` reads: a call forecaster fitted on all of
+#: SGD's train sessions is 6 MB, the needs forecaster a few; a file above it is refused
+#: before it is read.
+MAX_MODEL_FILE_BYTES = 512 * 1024 * 1024
 
 #: What rebuilding a model from malformed JSON raises.
 _CORRUPT: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError, AttributeError)
@@ -72,8 +78,14 @@ def read_json(path: str | Path) -> Any:
         The decoded document.
 
     Raises:
-        ModelFileError: If the file is not valid UTF-8 JSON.
+        ModelFileError: If the file is above :data:`MAX_MODEL_FILE_BYTES` or is not
+            valid UTF-8 JSON.
     """
+    size = os.stat(path).st_size
+    if size > MAX_MODEL_FILE_BYTES:
+        raise ModelFileError(
+            path, f"{size:,} bytes, above the {MAX_MODEL_FILE_BYTES:,} a model file may have"
+        )
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)

@@ -24,6 +24,7 @@ from graph import (
 
 from .._errors import EngineStateError, InputError
 from ._baselines import UserNeeds
+from ._files import read_model_json
 from ._forecasting import Forecast, TurnMapping, ranked
 from ._value import ValuePredictor
 
@@ -268,12 +269,7 @@ class EngineForecaster:
             InputError: The file is missing, corrupt or of an unknown version.
         """
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(path, None, f"not a JSON model file: {exc}") from None
+        data = read_model_json(path, "model file")
         if not isinstance(data, dict) or data.get("format") != cls.FORMAT:
             raise InputError(path, None, f"not a {cls.FORMAT} file; write one with 'preload train'")
         if data.get("version") != cls.VERSION and data.get("version") not in cls._OLDER:

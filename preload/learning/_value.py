@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InputError
+from ._files import read_model_json
 
 __all__ = ["Candidate", "ValuePredictor"]
 
@@ -279,13 +280,7 @@ class ValuePredictor:
         Raises:
             InputError: The file is missing, not JSON, or not this format and version.
         """
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(path, None, f"not a JSON value predictor ({exc})") from None
+        data = read_model_json(Path(path), "value predictor")
         try:
             return cls.from_json(data)
         except ValueError as exc:

@@ -202,3 +202,33 @@ def test_a_model_trained_without_states_names_requests_after_loading(tmp_path: P
     assert all(named) and named == [loaded.encode(text) for text in texts]
     turns = [{"state": named[0], "needs": []}]
     assert forecaster.forecast(turns, None, "x") == loaded.forecast(turns, None, "x")
+
+
+def test_a_model_file_above_its_size_limit_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A forecaster file, a value predictor file or a call forecaster file above the size
+    a model file may have is refused naming the file, its size and the limit; one
+    within it loads.
+    """
+    from graph import CallForecaster
+    from graph import _persistence as persistence
+    from preload.learning import ValuePredictor
+    from preload.learning import _files as files
+
+    forecaster = EngineForecaster()
+    forecaster.fit(_sessions(20))
+    forecaster.save(tmp_path / "model.json")
+    ValuePredictor().save(tmp_path / "values.json")
+    CallForecaster().fit([]).save(tmp_path / "calls.json")
+    sizes = {name: (tmp_path / name).stat().st_size for name in ("model.json", "values.json")}
+    EngineForecaster.load(tmp_path / "model.json")
+    monkeypatch.setattr(files, "MAX_MODEL_FILE_BYTES", min(sizes.values()) - 1)
+    monkeypatch.setattr(persistence, "MAX_MODEL_FILE_BYTES", 10)
+    for name, load in (("model.json", EngineForecaster.load), ("values.json", ValuePredictor.load)):
+        with pytest.raises(InputError, match=f"{name}.*{sizes[name]:,} bytes, above the") as caught:
+            load(tmp_path / name)
+        assert caught.value.line is None
+    with pytest.raises(ModelFileError, match=r"calls\.json.* bytes, above the 10 a model file"):
+        CallForecaster.load(tmp_path / "calls.json")
