@@ -507,8 +507,7 @@ def test_train_writes_the_call_forecaster_with_calls_out(
 ) -> None:
     """
     ``--calls-out`` also fits the call forecaster on the sessions' tool_calls and writes
-    it, for ``serve --calls-model``, with the vocabulary bound ``--calls-max-vocabulary``
-    gives it (0: none); sessions without calls are refused naming it.
+    it, for ``serve --calls-model``; sessions without calls are refused naming it.
     """
     from preload.learning import EngineCallPredictor
 
@@ -539,14 +538,6 @@ def test_train_writes_the_call_forecaster_with_calls_out(
         "s", [], {"text": "hotels in Porto", "state": "Hotels:Find"}, k=1
     )
     assert [("find_hotels", {"city": "Porto"})] == [(g.name, dict(g.args)) for g in guesses]
-    assert 1_000_000 == EngineCallPredictor.load(calls).model.max_vocabulary
-    bounded = [*args, "--calls-out", str(calls), "--calls-max-vocabulary", "5000"]
-    assert 0 == main(bounded)
-    assert 5000 == EngineCallPredictor.load(calls).model.max_vocabulary
-    assert 0 == main([*bounded[:-1], "0"])
-    assert EngineCallPredictor.load(calls).model.max_vocabulary is None
-    assert 2 == main([*bounded[:-1], "-1"])
-    assert "argument --calls-max-vocabulary: must be 0 or more, got -1" in _error(capsys)
     for row in rows:
         del row["turns"][0]["tool_calls"]
     without = tmp_path / "plain.jsonl"

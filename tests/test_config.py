@@ -43,6 +43,7 @@ def test_unknown_key_is_named_with_its_file(tmp_path: Path) -> None:
         ("[server]\ngc_thresholds = [2000, 10]\n", "server.gc_thresholds"),
         ("[server]\ngc_thresholds = [2000, 0, 10]\n", "server.gc_thresholds"),
         ("[calls]\nreply_threshold = 1.5\n", "calls.reply_threshold"),
+        ("[calls]\nmax_vocabulary = -1\n", "calls.max_vocabulary"),
         ("[limits]\nmax_session_turns = 0\n", "limits.max_session_turns"),
     ],
 )

@@ -81,7 +81,10 @@ class CallsConfig:
     no more, however few calls the engine serves.
     A call waits at most ``deadline_s`` for its result (joined if a speculative
     call is in flight); each call to a source has ``timeout_s``. Results longer than
-    ``max_result_chars`` are refused.
+    ``max_result_chars`` are refused. The engine's call forecaster (its own, or an
+    :class:`~preload.learning.EngineCallPredictor` it is given) holds at most
+    ``max_vocabulary`` word counts as it learns from the sessions that end (0: no
+    bound; see :class:`graph.CallForecaster`), whatever its model file says.
 
     .. versionadded:: 0.3
     .. versionchanged:: 0.7
@@ -90,6 +93,8 @@ class CallsConfig:
        ``max_per_call`` is 1.9 (was 2.0) and bounds an engine from its first call on.
     .. versionchanged:: 0.9
        ``reply_threshold``; ``moments`` are both by default (were ``("request",)``).
+    .. versionchanged:: 0.15
+       ``max_vocabulary``.
     """
 
     speculate: bool = True
@@ -104,6 +109,7 @@ class CallsConfig:
     deadline_s: float = 30.0
     timeout_s: float = 30.0
     max_result_chars: int = 1_000_000
+    max_vocabulary: int = 1_000_000
 
     def __post_init__(self) -> None:
         if isinstance(self.moments, str) or not all(
@@ -123,6 +129,7 @@ class CallsConfig:
         check_positive("calls.deadline_s", self.deadline_s)
         check_positive("calls.timeout_s", self.timeout_s)
         check_positive("calls.max_result_chars", self.max_result_chars)
+        check_non_negative("calls.max_vocabulary", self.max_vocabulary)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

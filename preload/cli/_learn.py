@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from graph import CallForecaster, InvalidStateError
+from graph import InvalidStateError
 
 from .._errors import PreloadError
 from .._sessions import read_sessions
@@ -46,13 +46,6 @@ def learn_parsers(sub: Any) -> None:
         "--calls-out",
         type=Path,
         help="also fit the call forecaster on the sessions' tool_calls and write it (JSON)",
-    )
-    train.add_argument(
-        "--calls-max-vocabulary",
-        type=at_least(0),
-        metavar="N",
-        help="the most word counts the call forecaster holds as it learns online "
-        "(default 1,000,000; 0: no bound); saved with it",
     )
     train.add_argument("--config", type=Path, help="TOML configuration")
     train.add_argument("--skip-bad-lines", action="store_true", help="report and skip bad lines")
@@ -112,10 +105,7 @@ def run_train(args: argparse.Namespace) -> int:
         f"wrote {escape(str(args.out))}"
     )
     if args.calls_out is not None:
-        forecaster = CallForecaster()
-        if args.calls_max_vocabulary is not None:
-            forecaster.set_params(max_vocabulary=args.calls_max_vocabulary or None)
-        EngineCallPredictor(forecaster).fit(sessions).save(args.calls_out)
+        EngineCallPredictor().fit(sessions).save(args.calls_out)
         console.print(
             f"fitted the call forecaster on {plural(calls, 'call')}; "
             f"wrote {escape(str(args.calls_out))}"

@@ -100,6 +100,8 @@ class CallSide:
         self.predictor = call_predictor
         if call_predictor is None and calls.speculate:
             self.predictor = EngineCallPredictor(tools=read_only_tools(self.sources))
+        if isinstance(self.predictor, EngineCallPredictor):
+            self.predictor.model.set_params(max_vocabulary=calls.max_vocabulary or None)
         self._book = CallBook()
         self.loader = Preloader(
             sources=SourceRouter({s.name: CallAdapter(s, self._book) for s in self.sources}),

@@ -20,6 +20,7 @@ import anyio
 import pytest
 
 from graph import CallForecaster
+from graph import _calls_counts as graph_counts
 from preload import DictSource, EngineConfig, PreloadEngine, Session, Turn, UnknownToolError
 from preload.calls import MAX_CALLS_PER_TURN, ToolCall, call_key, in_session
 from preload.engine._calls import LEARN_EVERY_TURNS
@@ -466,6 +467,50 @@ async def test_the_engine_learns_calls_from_sessions_that_end() -> None:
         after = engine.call_statistics()
     assert 1 == source.calls[call_key(FIND, new)]
     assert (before.speculative + 1, before.call_hits + 1) == (after.speculative, after.call_hits)
+
+
+async def test_the_engine_bounds_the_words_its_call_forecaster_learns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    ``calls.max_vocabulary`` bounds the call forecaster the engine teaches with every
+    session that ends, whatever the model it was given says (0: no bound): sessions
+    that each say words no other says leave it holding no more at every prune, and it
+    still learns what the sessions share.
+    """
+    from graph import _calls as calls
+
+    monkeypatch.setattr(calls, "PRUNE_EVERY", 10)
+    monkeypatch.setattr(graph_counts, "PRUNE_EVERY", 10)
+    unbounded = EngineCallPredictor(CallForecaster(max_vocabulary=500))
+    async with _engine(ScriptedCallSource({}), unbounded, max_vocabulary=0):
+        assert unbounded.model.max_vocabulary is None
+    given = EngineCallPredictor(CallForecaster(max_vocabulary=None))
+    source = ScriptedCallSource({FIND: True})
+    cities = ["Lisbon", "Osaka", "Denver", "Hanoi", "Oslo", "Toronto"]
+    cuisines = ["Thai", "Italian", "Greek"]
+    held = []
+    async with _engine(source, given, threshold=0.2, guesses=3, max_vocabulary=150) as engine:
+        assert 150 == given.model.max_vocabulary
+        for i in range(40):
+            sid, args = f"s{i}", {"city": cities[i % 6], "cuisine": cuisines[i % 3]}
+            text = f"Find {args['cuisine']} restaurants in {args['city']}, says Zq{i}x, K{i}w"
+            await engine.handle(session_id=sid, text=text, state=FIND)
+            await engine.call(sid, FIND, args)
+            engine.reply(sid, f"Found some in {args['city']}, Zq{i}x.")
+            engine.end_session(sid)
+            await engine.wait_idle()
+            if (i + 1) % 10 == 0:
+                held.append(given.model.vocabulary_)
+        before = engine.call_statistics()
+        new = {"city": "Osaka", "cuisine": "Thai"}  # sessions said Osaka with Italian only
+        await engine.handle(session_id="new", text="Find Thai restaurants in Osaka", state=FIND)
+        await engine.wait_idle()
+        await engine.call("new", FIND, new)
+        after = engine.call_statistics()
+    assert max(held) <= 150  # 165, 227, 287, 347 unbounded
+    assert 1 == source.calls[call_key(FIND, new)]  # run ahead, once
+    assert before.call_hits + 1 == after.call_hits
 
 
 class _Learning(EngineCallPredictor):
