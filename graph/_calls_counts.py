@@ -192,19 +192,22 @@ class CallCounts:
             prev_state = state if isinstance(state, str) else START
             prev_calls = names
         if self.n_sessions % PRUNE_EVERY == 0:
-            self._prune_said()
+            self._keep_said()
 
-    def _prune_said(self) -> None:
+    def _keep_said(self, *, aging: bool = False) -> None:
         """
         Drop the alias counts of words said in place of a value that cannot be near an
-        alias (see :data:`PRUNE_EVERY`).
+        alias (see :data:`PRUNE_EVERY`): keep those of at least two calls and of at least
+        ``_PRUNE_SHARE`` of the requests that said the words; aging, those of at least
+        two calls, halved.
         """
         for key in list(self.said):
             per_name = self.words.get(key[0], {})
             per_key = self.said[key]
             for gram in list(per_key):
-                floor = max(2.0, _PRUNE_SHARE * per_name.get(gram, 0.0))
-                kept = {v: n for v, n in per_key[gram].items() if n >= floor}
+                floor = 2.0 if aging else max(2.0, _PRUNE_SHARE * per_name.get(gram, 0.0))
+                scale = 0.5 if aging else 1.0
+                kept = {v: n * scale for v, n in per_key[gram].items() if n >= floor}
                 if kept:
                     per_key[gram] = kept
                 else:
@@ -250,16 +253,7 @@ class CallCounts:
             self.words[name] = kept = {g: n for g, n in self.words[name].items() if n >= 1.0}
             if not kept:
                 del self.words[name]
-        for key in list(self.said):
-            per_key = self.said[key]
-            for gram in list(per_key):
-                per_value = {v: n * 0.5 for v, n in per_key[gram].items() if n >= 2.0}
-                if per_value:
-                    per_key[gram] = per_value
-                else:
-                    del per_key[gram]
-            if not per_key:
-                del self.said[key]
+        self._keep_said(aging=True)
         self._changed()
 
     def _changed(self) -> None:

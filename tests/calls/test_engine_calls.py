@@ -440,6 +440,36 @@ async def test_engine_tool_hands_a_run_context_to_the_tool_and_never_runs_it_ahe
     ]
 
 
+_CITIES = ["Lisbon", "Osaka", "Denver", "Hanoi", "Oslo", "Toronto"]
+_CUISINES = ["Thai", "Italian", "Greek"]
+#: A search in a combination no session of :func:`_end_search_session` made (they say
+#: Osaka with Italian only).
+_NEW = {"city": "Osaka", "cuisine": "Thai"}
+
+
+async def _end_search_session(engine: PreloadEngine, i: int, said: str = "") -> None:
+    """
+    Session ``s<i>``: a search in the ``i``-th city and cuisine (``said`` after it), its
+    call, the reply; then it ends, and the engine learns from it.
+    """
+    sid, args = f"s{i}", {"city": _CITIES[i % 6], "cuisine": _CUISINES[i % 3]}
+    await engine.handle(
+        session_id=sid,
+        text=f"Find {args['cuisine']} restaurants in {args['city']}{said}",
+        state=FIND,
+    )
+    await engine.call(sid, FIND, args)
+    engine.reply(sid, f"Found some in {args['city']}{said}.")
+    engine.end_session(sid)
+    await engine.wait_idle()
+
+
+async def _search_the_new(engine: PreloadEngine) -> None:
+    await engine.handle(session_id="new", text="Find Thai restaurants in Osaka", state=FIND)
+    await engine.wait_idle()
+    await engine.call("new", FIND, _NEW)
+
+
 async def test_the_engine_learns_calls_from_sessions_that_end() -> None:
     """
     With graph's call forecaster behind it, the engine learns from finished sessions
@@ -447,25 +477,14 @@ async def test_the_engine_learns_calls_from_sessions_that_end() -> None:
     search, in a combination no session made, is then speculated and served as a hit.
     """
     source = ScriptedCallSource({FIND: True})
-    cities = ["Lisbon", "Osaka", "Denver", "Hanoi", "Oslo", "Toronto"]
-    cuisines = ["Thai", "Italian", "Greek"]
     # a threshold the variants of the training sessions' calls stay under
     async with _engine(source, EngineCallPredictor(), threshold=0.2, guesses=3) as engine:
         for i in range(24):
-            sid, args = f"s{i}", {"city": cities[i % 6], "cuisine": cuisines[i % 3]}
-            text = f"Find {args['cuisine']} restaurants in {args['city']}"
-            await engine.handle(session_id=sid, text=text, state=FIND)
-            await engine.call(sid, FIND, args)
-            engine.reply(sid, f"Found some in {args['city']}.")
-            engine.end_session(sid)
-            await engine.wait_idle()
+            await _end_search_session(engine, i)
         before = engine.call_statistics()
-        new = {"city": "Osaka", "cuisine": "Thai"}  # sessions said Osaka with Italian only
-        await engine.handle(session_id="new", text="Find Thai restaurants in Osaka", state=FIND)
-        await engine.wait_idle()
-        await engine.call("new", FIND, new)
+        await _search_the_new(engine)
         after = engine.call_statistics()
-    assert 1 == source.calls[call_key(FIND, new)]
+    assert 1 == source.calls[call_key(FIND, _NEW)]
     assert (before.speculative + 1, before.call_hits + 1) == (after.speculative, after.call_hits)
 
 
@@ -487,29 +506,18 @@ async def test_the_engine_bounds_the_words_its_call_forecaster_learns(
         assert unbounded.model.max_vocabulary is None
     given = EngineCallPredictor(CallForecaster(max_vocabulary=None))
     source = ScriptedCallSource({FIND: True})
-    cities = ["Lisbon", "Osaka", "Denver", "Hanoi", "Oslo", "Toronto"]
-    cuisines = ["Thai", "Italian", "Greek"]
     held = []
     async with _engine(source, given, threshold=0.2, guesses=3, max_vocabulary=150) as engine:
         assert 150 == given.model.max_vocabulary
         for i in range(40):
-            sid, args = f"s{i}", {"city": cities[i % 6], "cuisine": cuisines[i % 3]}
-            text = f"Find {args['cuisine']} restaurants in {args['city']}, says Zq{i}x, K{i}w"
-            await engine.handle(session_id=sid, text=text, state=FIND)
-            await engine.call(sid, FIND, args)
-            engine.reply(sid, f"Found some in {args['city']}, Zq{i}x.")
-            engine.end_session(sid)
-            await engine.wait_idle()
+            await _end_search_session(engine, i, f", says Zq{i}x, K{i}w")
             if (i + 1) % 10 == 0:
                 held.append(given.model.vocabulary_)
         before = engine.call_statistics()
-        new = {"city": "Osaka", "cuisine": "Thai"}  # sessions said Osaka with Italian only
-        await engine.handle(session_id="new", text="Find Thai restaurants in Osaka", state=FIND)
-        await engine.wait_idle()
-        await engine.call("new", FIND, new)
+        await _search_the_new(engine)
         after = engine.call_statistics()
     assert max(held) <= 150  # 165, 227, 287, 347 unbounded
-    assert 1 == source.calls[call_key(FIND, new)]  # run ahead, once
+    assert 1 == source.calls[call_key(FIND, _NEW)]  # run ahead, once
     assert before.call_hits + 1 == after.call_hits
 
 
