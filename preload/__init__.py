@@ -67,6 +67,7 @@ from .calls import CallSource as CallSource
 from .calls import ToolCall as ToolCall
 from .calls import ToolSet as ToolSet
 from .engine import PreloadEngine as PreloadEngine
+from .engine import RequestsInFlight as RequestsInFlight
 from .history import CompressedConversation as CompressedConversation
 from .learning import EngineForecaster as EngineForecaster
 from .learning import Forecast as Forecast
@@ -120,6 +121,7 @@ __all__ = [
     "PricingConfig",
     "PrometheusCollector",
     "ReplayConfig",
+    "RequestsInFlight",
     "RetrievalConfig",
     "SearchingSource",
     "ServerConfig",

@@ -20,6 +20,7 @@ from preload import (
     InputTooLargeError,
     LimitsConfig,
     PreloadEngine,
+    RequestsInFlight,
     RetrievalConfig,
     Session,
     TiktokenCounter,
@@ -422,6 +423,40 @@ async def test_the_learner_starts_nothing_while_a_request_is_in_flight(
             order.append("served")
         await engine.wait_idle()
     assert ["served", "turn"] == order[:2]  # the turn, answered by now
+
+
+async def test_engines_sharing_their_requests_in_flight_learn_after_any_request(
+    knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Two engines of one process (a server's tenants) that share their requests in
+    flight: while a request of the first is in flight, the second's learner starts
+    nothing for its own answered turn; it learns once the request is done. Each with
+    its own, the second learns at once.
+    """
+    monkeypatch.setattr(PreloadEngine, "LEARNER_YIELD_S", 60.0)  # never given up here
+    order: list[str] = []
+    learn = Learner._learn
+
+    async def spy(self: Learner, kind: str, session_id: str) -> None:
+        order.append(f"{kind} {session_id}")
+        await learn(self, kind, session_id)
+
+    monkeypatch.setattr(Learner, "_learn", spy)
+    for shared in (RequestsInFlight(), None):
+        order.clear()
+        a = PreloadEngine(config, sources={"kb": DictSource(knowledge)}, requests_in_flight=shared)
+        b = PreloadEngine(config, sources={"kb": DictSource(knowledge)}, requests_in_flight=shared)
+        async with a, b:
+            with a.in_flight():
+                await b.handle(session_id="b", text="find me a flight to Denver")
+                b.reply("b", "The Zephyr flight to Denver leaves on Friday.")
+                for _ in range(50):
+                    await anyio.lowlevel.checkpoint()
+                order.append("a served")
+            await b.wait_idle()
+        expected = ["a served", "turn b"] if shared else ["turn b", "a served"]
+        assert expected == order[:2]
 
 
 async def test_a_reply_joins_the_history_read_before_it_came(

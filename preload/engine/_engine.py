@@ -61,6 +61,7 @@ from ..window._drafting import ITEM_CATEGORIES
 from ._calls import CallSide
 from ._experiment import ExperimentSide
 from ._history import HistorySide
+from ._in_flight import RequestsInFlight
 from ._learner import Learner
 from ._preloads import PreloadSide
 from ._session import Arm, Counters, EngineSession
@@ -111,6 +112,9 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         call_predictor: What forecasts the calls to run ahead (the engine's own, learning
             from the sessions that end, when None; speculation needs call sources and
             ``calls.speculate``).
+        requests_in_flight: The requests the learner stands aside for (see
+            :meth:`in_flight`): the engine's own when None; engines of one process
+            share one, so that a request of any holds every learner back.
 
     Example::
 
@@ -137,6 +141,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         max_sessions: int = 10_000,
         call_sources: Sequence[CallSource] = (),
         call_predictor: CallPredictor | None = None,
+        requests_in_flight: RequestsInFlight | None = None,
     ) -> None:
         self.config = config or EngineConfig()
         self.counter = counter or TiktokenCounter(
@@ -165,8 +170,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._counters = Counters()
         self._sessions: OrderedDict[str, EngineSession] = OrderedDict()
         self._state = Lifecycle.UNOPENED
-        self._requests = 0  # in flight (in_flight)
-        self._quiet: anyio.Event | None = None  # set once none is
+        self._in_flight = requests_in_flight or RequestsInFlight()
         self._offload = offload
         retrieval = self.config.retrieval
         saved = getattr(self.forecaster, "values", None)  # a model file's, learned before
@@ -361,15 +365,18 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
         .. versionadded:: 0.6
         """
-        if not self._requests:
-            self._quiet = anyio.Event()
-        self._requests += 1
-        try:
+        with self._in_flight.mark():
             yield
-        finally:
-            self._requests -= 1
-            if not self._requests and self._quiet is not None:
-                self._quiet.set()
+
+    @property
+    def requests_in_flight(self) -> RequestsInFlight:
+        """
+        The requests in flight its learner stands aside for: its own, or those it shares
+        with the engines given the same (``requests_in_flight=``).
+
+        .. versionadded:: 0.15
+        """
+        return self._in_flight
 
     async def _handle(
         self,
@@ -1155,13 +1162,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     async def _stand_aside(self) -> None:
         """
-        Wait, at most ``LEARNER_YIELD_S``, until no request is in flight, when the
-        engine offloads (a virtual-clock replay stays as it is): the learner's worker
-        threads would share the interpreter with it.
+        Wait, at most ``LEARNER_YIELD_S``, until no request is in flight (of this
+        engine, or of any engine sharing its ``requests_in_flight``), when the engine
+        offloads (a virtual-clock replay stays as it is): the learner's worker threads
+        would share the interpreter with it.
         """
-        if self._offload and self._requests and self._quiet is not None:
-            with anyio.move_on_after(self.LEARNER_YIELD_S):
-                await self._quiet.wait()
+        if self._offload:
+            await self._in_flight.quiet(self.LEARNER_YIELD_S)
 
     async def _off_loop(
         self, function: Callable[..., T], *args: Any, limiter: anyio.CapacityLimiter | None = None

@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from .._config import EngineConfig
 from .._errors import ConfigError, InputTooLargeError
 from .._sources import JsonlKnowledgeSource, Source
-from ..engine import PreloadEngine
+from ..engine import PreloadEngine, RequestsInFlight
 from ..learning import EngineCallPredictor, EngineForecaster, Forecaster, read_only_tools
 from ._follow import Follower
 from ._gate import SessionGate
@@ -154,6 +154,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     sys.setswitchinterval(config.server.switch_interval_s)
     timings = Reservoir()
     collector = IdleCollector(config.server.gc_thresholds)
+    in_flight = RequestsInFlight()  # the tenants' learners stand aside for any request
 
     def engine_of(tenant: str) -> PreloadEngine:
         sources: dict[str, Source] = {} if knowledge is None else {knowledge.name: knowledge}
@@ -176,6 +177,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             call_sources=call_sources,
             call_predictor=call_predictor,
             max_sessions=config.server.max_sessions,
+            requests_in_flight=in_flight,
         )
 
     @asynccontextmanager

@@ -660,3 +660,27 @@ async def test_a_booking_is_not_run_again_after_its_request_is_retried(
     assert ("booking 1: Avenida", True) == (done.json()["result"], done.json()["repeated"])
     (turn,) = stored.turns
     assert [("book_room", "c1")] == [(c["name"], c["call_id"]) for c in turn["tool_calls"]]
+
+
+async def test_the_tenants_engines_share_their_requests_in_flight(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """
+    One app's tenants' engines share the requests in flight their learners stand aside
+    for (their worker threads share one interpreter); two apps do not.
+    """
+    keys = tmp_path / "keys.jsonl"
+    append_key(keys, "acme")
+    append_key(keys, "beta")
+    config = write_config(tmp_path / "server.toml", redis_server.url)
+    settings = ServerSettings(config=str(config), keys=str(keys))
+    apps = [create_app(settings) for _ in range(2)]
+    async with AsyncExitStack() as stack:
+        for app in apps:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        first, second = (
+            {t: g.engine.requests_in_flight for t, g in app.state.server.gates.items()}
+            for app in apps
+        )
+    assert first["acme"] is first["beta"]
+    assert first["acme"] is not second["acme"]
