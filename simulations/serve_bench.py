@@ -10,7 +10,9 @@ reply, then a think time (the log's gap divided by ``--compress``), ``--concurre
 sessions at once (160; once every session has been played, they are played again under
 new ids, so that the load lasts the whole run), with requests
 paced to ``--rate`` a second and alternating between the replicas. The source behind the
-knowledge has a lognormal latency (median 150 ms, p95 1 s).
+knowledge has a lognormal latency (median 150 ms, p95 1 s). With ``--tenants N`` the
+sessions are spread over N tenants by their ids (a key each; each replica then serves
+each tenant with an engine of its own, as ``preload serve`` does).
 
 Faults, unless ``--no-faults``: at 25 % of the run one replica is killed with SIGKILL and
 restarted; at 50 % redis-server is restarted (SIGTERM, then started on its AOF); at 70 %
@@ -51,7 +53,7 @@ pool looks at every connection it keeps (a poll of each socket) for every reques
 pools keep the client's CPU low (one pool of 32 was half of it).
 
     python -m simulations.serve_bench [--data ../shared/data] [--dataset star] [--rate 100]
-        [--duration 60]
+        [--duration 60] [--tenants 1]
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -278,7 +281,12 @@ RETRY = {409, 502, 503, 504}
 
 
 async def post(
-    http: httpx.AsyncClient, replicas: list[Replica], first: int, path: str, body: Any
+    http: httpx.AsyncClient,
+    replicas: list[Replica],
+    first: int,
+    path: str,
+    body: Any,
+    headers: dict[str, str] | None = None,
 ) -> tuple[httpx.Response | None, int, float]:
     """
     POST with retries on the other replica; the response (None when every attempt
@@ -290,7 +298,7 @@ async def post(
         replica = replicas[(first + attempt) % len(replicas)]
         began = time.monotonic()
         try:
-            response = await http.post(f"{replica.url}{path}", json=body)
+            response = await http.post(f"{replica.url}{path}", json=body, headers=headers)
         except httpx.TransportError:
             response = None
         except AttributeError:  # httpcore on anyio: a socket the killed replica reset
@@ -313,6 +321,7 @@ async def replay_session(
     counter: list[int],
     compress: float,
     send_state: bool = True,
+    headers: dict[str, str] | None = None,
 ) -> None:
     sid = session.session_id
     accepted = run.accepted.setdefault(sid, [])
@@ -334,7 +343,7 @@ async def replay_session(
         }
         started = time.monotonic()
         response, attempts, client_s = await post(
-            http, replicas, counter[0], f"/v1/sessions/{sid}/requests", body
+            http, replicas, counter[0], f"/v1/sessions/{sid}/requests", body, headers
         )
         status = response.status_code if response is not None else 0
         phases: dict[str, float] = {}
@@ -370,7 +379,12 @@ async def replay_session(
             return  # the session cannot go on without its turn
         if turn.system:
             replied, _, _ = await post(
-                http, replicas, counter[0] + 1, f"/v1/sessions/{sid}/replies", {"text": turn.system}
+                http,
+                replicas,
+                counter[0] + 1,
+                f"/v1/sessions/{sid}/replies",
+                {"text": turn.system},
+                headers,
             )
             if replied is None or replied.status_code != 204:
                 run.replies_failed += 1
@@ -506,7 +520,8 @@ def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, lis
     replicas: list[Replica] = []
     try:
         keys = folder / "keys.jsonl"
-        key = append_key(keys, "bench")
+        tenants = ["bench", *(f"bench{n}" for n in range(2, args.tenants + 1))]
+        args.keys = [append_key(keys, tenant) for tenant in tenants]
         config = server_config(folder, redis.url)
         command = [sys.executable, "-m", "preload", "serve", "--config", str(config)]
         command += ["--keys", str(keys), "--sources", "simulations.serve_plugins:sources"]
@@ -523,12 +538,18 @@ def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, lis
             log = args.logs / f"replica-{name}.log" if args.logs is not None else None
             replicas.append(Replica(name, command, env, log))
             replicas[-1].start()
-        args.key = key
         yield redis, replicas
     finally:
         for replica in replicas:
             replica.stop()
         redis.stop()
+
+
+def tenant_headers(keys: list[str], session_id: str) -> dict[str, str]:
+    """
+    The authorization of the tenant a session belongs to: one of ``keys``, by its id.
+    """
+    return {"Authorization": f"Bearer {keys[zlib.crc32(session_id.encode()) % len(keys)]}"}
 
 
 def played(sessions: list[Any]) -> Iterator[Any]:
@@ -556,16 +577,13 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
     each = args.connections // args.pools if args.connections else sessions_each * len(replicas)
     each = max(each, len(replicas))
     limits = httpx.Limits(max_connections=each, max_keepalive_connections=each)
-    headers = {"Authorization": f"Bearer {args.key}"}
     began = time.monotonic()
     stop_at = began + args.duration
     counter = [0]
     feed = played(sessions)
     async with contextlib.AsyncExitStack() as stack:
         pools = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(timeout=30, limits=limits, headers=headers)
-            )
+            await stack.enter_async_context(httpx.AsyncClient(timeout=30, limits=limits))
             for _ in range(args.pools)
         ]
         http = pools[0]
@@ -583,6 +601,7 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
                     counter,
                     args.compress,
                     args.send_state,
+                    tenant_headers(args.keys, session.session_id),
                 )
 
         async def watch_loop() -> None:  # the client's own loop lag, part of its times
@@ -620,7 +639,9 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
         for sid, rids in run.accepted.items():
             if not rids:
                 continue
-            got = await http.get(f"{replicas[0].url}/v1/sessions/{sid}")
+            got = await http.get(
+                f"{replicas[0].url}/v1/sessions/{sid}", headers=tenant_headers(args.keys, sid)
+            )
             stored = (
                 {t.get("request_id") for t in got.json().get("turns", [])}
                 if got.status_code == 200
@@ -697,6 +718,7 @@ def report(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "rate": len(ok) / max(max(o.start for o in done) - first, 1e-9) if done else 0.0,
         "target_rate": args.rate,
         "redis_nice": args.redis_nice,
+        "tenants": args.tenants,
         "wall_s": run.wall_s,
         "accepted": len(ok),
         "failed": len(failed),
@@ -800,6 +822,12 @@ def main() -> None:
         default=5.0,
         help="seconds after each fault window left out of the settled warm p99",
     )
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        default=1,
+        help="tenants the sessions are spread over (by id), each its own engine in each replica",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--logs", type=Path, help="folder for the replicas' logs")
@@ -812,6 +840,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.pools < 1 or (args.connections is not None and args.connections < 1):
         parser.error("--pools and --connections must be at least 1")
+    if args.tenants < 1:
+        parser.error("--tenants must be at least 1")
     if shutil.which("redis-server") is None:
         sys.exit("serve_bench needs redis-server (apt-get install -y redis-server)")
     if not (args.data / args.dataset / "sessions-dev.jsonl").is_file():
@@ -847,7 +877,8 @@ def main() -> None:
 def print_table(out: dict[str, Any]) -> None:
     print(
         f"{out['dataset']}: {out['wall_s']:.0f} s, {out['rate']:.1f} requests/s while loaded "
-        f"(target {out['target_rate']:.0f}), two replicas, one Redis"
+        f"(target {out['target_rate']:.0f}), two replicas, one Redis, "
+        f"{out['tenants']} tenant{'s' if out['tenants'] > 1 else ''}"
         + (f" (nice {out['redis_nice']})" if out["redis_nice"] else "")
     )
     for fault in out["faults"]:
