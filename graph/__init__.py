@@ -10,7 +10,8 @@ The modules, from the bottom up (this package only re-exports their public names
     The control characters graph builds its keys from and ``check_name``, which keeps
     them out of state and need names; the context ids of the pattern graph.
 ``_persistence``
-    Saving and loading: atomic JSON writes, JSON reads, format and version checks,
+    Saving and loading: atomic JSON writes, JSON reads within
+    :data:`MAX_MODEL_FILE_BYTES`, format and version checks,
     corrupt data turned into :class:`ModelFileError`, float arrays as base64.
 ``_graph``
     :class:`PatternGraph`: transition counts from contexts to next states or needs,
@@ -41,11 +42,11 @@ The modules, from the bottom up (this package only re-exports their public names
     :class:`NeedsForecaster`: which needs the next turn will use.
 ``_state_encoder``
     :class:`StateEncoder`: the state of a request from its text, for unlabelled logs.
-``_calls``, ``_calls_counts``, ``_calls_turns``, ``_calls_view``, ``_calls_text``, ``_calls_names``
+``_calls``, ``_calls_counts``, ``_calls_turns``, ``_calls_view``, ``_calls_text``, ``_calls_names``, ``_aging``
     :class:`CallForecaster`: which backend calls a turn will make, with their complete
     arguments (:class:`CallGuess`); the counts it learns from the logs; how it reads a
     turn's calls, one session's turns, and the values a text says; the names a
-    request's words point to.
+    request's words point to; halving the counts as they age.
 
 .. versionadded:: 0.1
 """
