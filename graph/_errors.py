@@ -30,17 +30,23 @@ class ModelFileError(GraphError, ValueError):
     Args:
         path: The file that was being read.
         problem: What is wrong with it.
+        remedy: What to do about it (re-creating the file, unless told otherwise).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.15
+       ``remedy``.
     """
 
-    def __init__(self, path: str | Path, problem: str) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        problem: str,
+        *,
+        remedy: str = "Re-create it with 'save' from this version of graph.",
+    ) -> None:
         self.path = str(path)
         self.problem = problem
-        super().__init__(
-            f"cannot load model file {self.path!r}: {problem}. "
-            "Re-create it with 'save' from this version of graph."
-        )
+        super().__init__(f"cannot load model file {self.path!r}: {problem}. {remedy}")
 
 
 class InvalidStateError(GraphError, ValueError):

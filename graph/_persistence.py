@@ -84,7 +84,9 @@ def read_json(path: str | Path) -> Any:
     size = os.stat(path).st_size
     if size > MAX_MODEL_FILE_BYTES:
         raise ModelFileError(
-            path, f"{size:,} bytes, above the {MAX_MODEL_FILE_BYTES:,} a model file may have"
+            path,
+            f"{size:,} bytes, above the {MAX_MODEL_FILE_BYTES:,} a model file may have",
+            remedy="Check that it is the model meant: one fit on all of SGD's train is 6 MB.",
         )
     try:
         with open(path, encoding="utf-8") as fh:

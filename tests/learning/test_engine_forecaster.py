@@ -230,5 +230,10 @@ def test_a_model_file_above_its_size_limit_is_refused_before_it_is_read(
         with pytest.raises(InputError, match=f"{name}.*{sizes[name]:,} bytes, above the") as caught:
             load(tmp_path / name)
         assert caught.value.line is None
-    with pytest.raises(ModelFileError, match=r"calls\.json.* bytes, above the 10 a model file"):
+    with pytest.raises(
+        ModelFileError, match=r"calls\.json.* bytes, above the 10 a model file"
+    ) as got:
         CallForecaster.load(tmp_path / "calls.json")
+    assert str(got.value).endswith(
+        "Check that it is the model meant: one fit on all of SGD's train is 6 MB."
+    )
