@@ -397,6 +397,34 @@ async def test_a_one_megabyte_message_does_not_hold_up_other_sessions(
     assert "Alice wants" in history.text
 
 
+def _learning_order(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """
+    The learner's events as it starts them ("turn s": session s's turn), into the list
+    returned, beside what the test adds; the learner never gives up waiting for the
+    requests in flight here.
+    """
+    monkeypatch.setattr(PreloadEngine, "LEARNER_YIELD_S", 60.0)
+    order: list[str] = []
+    learn = Learner._learn
+
+    async def spy(self: Learner, kind: str, session_id: str) -> None:
+        order.append(f"{kind} {session_id}")
+        await learn(self, kind, session_id)
+
+    monkeypatch.setattr(Learner, "_learn", spy)
+    return order
+
+
+async def _answer_while_checkpointing(engine: PreloadEngine, session_id: str) -> None:
+    """
+    A request and its reply, then every chance for the learner to run.
+    """
+    await engine.handle(session_id=session_id, text="find me a flight to Denver")
+    engine.reply(session_id, "The Zephyr flight to Denver leaves on Friday.")
+    for _ in range(50):
+        await anyio.lowlevel.checkpoint()
+
+
 async def test_the_learner_starts_nothing_while_a_request_is_in_flight(
     knowledge: dict[str, str], config: EngineConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -405,24 +433,13 @@ async def test_the_learner_starts_nothing_while_a_request_is_in_flight(
     ``handle``), the learner starts no new work, though it has every chance to run; it
     learns from the turn (answered by then) once the request is done.
     """
-    monkeypatch.setattr(PreloadEngine, "LEARNER_YIELD_S", 60.0)  # never given up here
-    order: list[str] = []
-    learn = Learner._learn
-
-    async def spy(self: Learner, kind: str, session_id: str) -> None:
-        order.append(kind)
-        await learn(self, kind, session_id)
-
-    monkeypatch.setattr(Learner, "_learn", spy)
+    order = _learning_order(monkeypatch)
     async with PreloadEngine(config, sources={"kb": DictSource(knowledge)}) as engine:
         with engine.in_flight():
-            await engine.handle(session_id="s", text="find me a flight to Denver")
-            engine.reply("s", "The Zephyr flight to Denver leaves on Friday.")
-            for _ in range(50):
-                await anyio.lowlevel.checkpoint()
+            await _answer_while_checkpointing(engine, "s")
             order.append("served")
         await engine.wait_idle()
-    assert ["served", "turn"] == order[:2]  # the turn, answered by now
+    assert ["served", "turn s"] == order[:2]  # the turn, answered by now
 
 
 async def test_engines_sharing_their_requests_in_flight_learn_after_any_request(
@@ -434,25 +451,14 @@ async def test_engines_sharing_their_requests_in_flight_learn_after_any_request(
     nothing for its own answered turn; it learns once the request is done. Each with
     its own, the second learns at once.
     """
-    monkeypatch.setattr(PreloadEngine, "LEARNER_YIELD_S", 60.0)  # never given up here
-    order: list[str] = []
-    learn = Learner._learn
-
-    async def spy(self: Learner, kind: str, session_id: str) -> None:
-        order.append(f"{kind} {session_id}")
-        await learn(self, kind, session_id)
-
-    monkeypatch.setattr(Learner, "_learn", spy)
+    order = _learning_order(monkeypatch)
     for shared in (RequestsInFlight(), None):
         order.clear()
         a = PreloadEngine(config, sources={"kb": DictSource(knowledge)}, requests_in_flight=shared)
         b = PreloadEngine(config, sources={"kb": DictSource(knowledge)}, requests_in_flight=shared)
         async with a, b:
             with a.in_flight():
-                await b.handle(session_id="b", text="find me a flight to Denver")
-                b.reply("b", "The Zephyr flight to Denver leaves on Friday.")
-                for _ in range(50):
-                    await anyio.lowlevel.checkpoint()
+                await _answer_while_checkpointing(b, "b")
                 order.append("a served")
             await b.wait_idle()
         expected = ["a served", "turn b"] if shared else ["turn b", "a served"]
