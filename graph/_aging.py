@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["halve"]
+__all__ = ["drop_below", "halve"]
 
 
 def halve(counts: Any) -> None:
@@ -18,7 +18,21 @@ def halve(counts: Any) -> None:
     """
     items = counts.items() if isinstance(counts, dict) else enumerate(counts)
     for key, value in list(items):
-        if isinstance(value, float | int) and not isinstance(value, bool):
-            counts[key] = value * 0.5
-        elif isinstance(value, dict | list):
+        if isinstance(value, dict | list):
             halve(value)
+        else:
+            counts[key] = value * 0.5
+
+
+def drop_below(counts: dict[Any, Any], floor: float) -> None:
+    """
+    Drop, in place, the numbers of ``counts`` (a dict of numbers and dicts) below
+    ``floor``, and the dicts that are left empty.
+    """
+    for key, value in list(counts.items()):
+        if isinstance(value, dict):
+            drop_below(value, floor)
+            if not value:
+                del counts[key]
+        elif value < floor:
+            del counts[key]

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._aging import halve
+from ._aging import drop_below, halve
 from ._calls_names import NameWords, name_tokens
 from ._calls_text import (
     COMMON_SHARE,
@@ -192,22 +192,19 @@ class CallCounts:
             prev_state = state if isinstance(state, str) else START
             prev_calls = names
         if self.n_sessions % PRUNE_EVERY == 0:
-            self._keep_said()
+            self._prune_said()
 
-    def _keep_said(self, *, aging: bool = False) -> None:
+    def _prune_said(self) -> None:
         """
         Drop the alias counts of words said in place of a value that cannot be near an
-        alias (see :data:`PRUNE_EVERY`): keep those of at least two calls and of at least
-        ``_PRUNE_SHARE`` of the requests that said the words; aging, those of at least
-        two calls, halved.
+        alias (see :data:`PRUNE_EVERY`).
         """
         for key in list(self.said):
             per_name = self.words.get(key[0], {})
             per_key = self.said[key]
             for gram in list(per_key):
-                floor = 2.0 if aging else max(2.0, _PRUNE_SHARE * per_name.get(gram, 0.0))
-                scale = 0.5 if aging else 1.0
-                kept = {v: n * scale for v, n in per_key[gram].items() if n >= floor}
+                floor = max(2.0, _PRUNE_SHARE * per_name.get(gram, 0.0))
+                kept = {v: n for v, n in per_key[gram].items() if n >= floor}
                 if kept:
                     per_key[gram] = kept
                 else:
@@ -245,15 +242,13 @@ class CallCounts:
             self.contexts,
             self.dates,
             self.hours,
+            self.words,
+            self.said,
         ):
             halve(counts)
+        drop_below(self.words, 1.0)
+        drop_below(self.said, 1.0)
         self.name_words.age()
-        for name in list(self.words):
-            halve(self.words[name])
-            self.words[name] = kept = {g: n for g, n in self.words[name].items() if n >= 1.0}
-            if not kept:
-                del self.words[name]
-        self._keep_said(aging=True)
         self._changed()
 
     def _changed(self) -> None:

@@ -114,17 +114,13 @@ class Evidence:
 
     def age(self) -> None:
         """
-        Halve every count, and drop the cue words counted less than once after it (see
-        :meth:`CallCounts.age`). In place, as :meth:`prune_cues`.
+        Drop the cue words seen once (:meth:`prune_cues`), then halve every count (see
+        :meth:`CallCounts.age`), in place.
         """
+        self.prune_cues()
         halve(self.sources)
         for per_arg in (*self.cues.values(), *self._word_cues.values()):
-            for word, entry in list(per_arg.items()):
-                if entry[0] + entry[1] < 2.0:
-                    del per_arg[word]
-                else:
-                    entry[0] *= 0.5
-                    entry[1] *= 0.5
+            halve(per_arg)
 
     def cues_of(self, key: Key) -> CueWeights:
         """
