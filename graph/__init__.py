@@ -62,6 +62,7 @@ from ._graph import PatternGraph as PatternGraph
 from ._keys import check_name as check_name
 from ._needs_forecast import NeedsForecaster as NeedsForecaster
 from ._persistence import MAX_MODEL_FILE_BYTES as MAX_MODEL_FILE_BYTES
+from ._persistence import read_json as read_json
 from ._predictor import FollowUpPredictor as FollowUpPredictor
 from ._sessions import READ_TURNS as READ_TURNS
 from ._state_encoder import StateEncoder as StateEncoder
@@ -85,4 +86,5 @@ __all__ = [
     "StateEncoder",
     "TextForecaster",
     "check_name",
+    "read_json",
 ]

@@ -269,7 +269,7 @@ class EngineForecaster:
             InputError: The file is missing, corrupt or of an unknown version.
         """
         path = Path(path)
-        data = read_model_json(path, "model file")
+        data = read_model_json(path)
         if not isinstance(data, dict) or data.get("format") != cls.FORMAT:
             raise InputError(path, None, f"not a {cls.FORMAT} file; write one with 'preload train'")
         if data.get("version") != cls.VERSION and data.get("version") not in cls._OLDER:

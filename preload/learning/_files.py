@@ -1,39 +1,31 @@
 """
-Reading a model file the engine saved: within its size limit, as JSON.
+Reading a model file the engine saved: graph's reading (its size limit, JSON), its errors
+as preload's.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from graph import MAX_MODEL_FILE_BYTES
+from graph import ModelFileError, read_json
 
 from .._errors import InputError
 
 __all__ = ["read_model_json"]
 
 
-def read_model_json(path: Path, what: str) -> Any:
+def read_model_json(path: Path) -> Any:
     """
-    The JSON document of the model file ``path``.
+    The JSON document of the model file ``path`` (:func:`graph.read_json`).
 
     Raises:
         InputError: The file cannot be read, is above ``graph.MAX_MODEL_FILE_BYTES``
-            (512 MiB; refused before it is read), or is not JSON (``what`` names what
-            it should have been).
+            (512 MiB; refused before it is read), or is not JSON.
     """
     try:
-        size = path.stat().st_size
+        return read_json(path)
     except OSError as exc:
         raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
-    if size > MAX_MODEL_FILE_BYTES:
-        limit = f"{MAX_MODEL_FILE_BYTES:,}"
-        raise InputError(path, None, f"{size:,} bytes, above the {limit} a model file may have")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(path, None, f"not a JSON {what}: {exc}") from None
+    except ModelFileError as exc:
+        raise InputError(path, None, exc.problem) from None

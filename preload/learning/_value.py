@@ -280,7 +280,7 @@ class ValuePredictor:
         Raises:
             InputError: The file is missing, not JSON, or not this format and version.
         """
-        data = read_model_json(Path(path), "value predictor")
+        data = read_model_json(Path(path))
         try:
             return cls.from_json(data)
         except ValueError as exc:

@@ -215,7 +215,6 @@ def test_a_model_file_above_its_size_limit_is_refused_before_it_is_read(
     from graph import CallForecaster
     from graph import _persistence as persistence
     from preload.learning import ValuePredictor
-    from preload.learning import _files as files
 
     forecaster = EngineForecaster()
     forecaster.fit(_sessions(20))
@@ -224,7 +223,6 @@ def test_a_model_file_above_its_size_limit_is_refused_before_it_is_read(
     CallForecaster().fit([]).save(tmp_path / "calls.json")
     sizes = {name: (tmp_path / name).stat().st_size for name in ("model.json", "values.json")}
     EngineForecaster.load(tmp_path / "model.json")
-    monkeypatch.setattr(files, "MAX_MODEL_FILE_BYTES", min(sizes.values()) - 1)
     monkeypatch.setattr(persistence, "MAX_MODEL_FILE_BYTES", 10)
     for name, load in (("model.json", EngineForecaster.load), ("values.json", ValuePredictor.load)):
         with pytest.raises(InputError, match=f"{name}.*{sizes[name]:,} bytes, above the") as caught:
