@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._aging import halve
+from ._aging import drop_below, halve
 
 __all__ = ["TEMPERATURES", "NameTemperature", "NameWords", "name_tokens"]
 
@@ -78,19 +78,14 @@ class NameWords:
 
     def age(self) -> None:
         """
-        Halve every count, and drop the features counted less than once after it (see
-        :meth:`graph.CallForecaster.partial_fit`).
+        Halve every count, and drop the counts of a feature by a name that fall below
+        one, as the other word counts age (see :meth:`graph.CallForecaster.partial_fit`).
         """
         self.total *= 0.5
-        halve(self.turns)
-        halve(self.tokens)
-        for token in list(self.words):
-            df = self.df[token] * 0.5
-            if df < 1.0:
-                del self.words[token], self.df[token]
-            else:
-                self.df[token] = df
-                halve(self.words[token])
+        for counts in (self.turns, self.tokens, self.words):
+            halve(counts)
+        drop_below(self.words, 1.0)
+        self.df = {token: sum(per.values()) for token, per in self.words.items()}
 
     def posterior(self, tokens: set[str], temperature: float = 1.0) -> dict[str, float]:
         """
