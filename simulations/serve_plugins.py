@@ -4,7 +4,8 @@ simulations.serve_plugins:sources``): the knowledge file of
 ``PRELOAD_BENCH_KNOWLEDGE`` behind a lognormal latency (median
 ``PRELOAD_BENCH_MEDIAN_MS``, p95 ``PRELOAD_BENCH_P95_MS``), which hangs while the
 Redis key ``bench:hang`` (at ``PRELOAD_BENCH_REDIS``) lives: the bench's "the source
-hangs for 10 s" fault.
+hangs for 10 s" fault. And the tools ``serve_calls_bench`` gives them (``--tools
+simulations.serve_plugins:tools``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import anyio
 
-from preload import JsonlKnowledgeSource, Source
+from preload import CallSource, JsonlKnowledgeSource, LatencyConfig, Source, read_sessions
+from preload.replay import SimulatedCallSource
 
 _Z95 = 1.6448536269514722
 
@@ -68,3 +70,20 @@ def sources(tenant: str) -> dict[str, Source]:
         os.environ["PRELOAD_BENCH_REDIS"],
     )
     return {source.name: source}
+
+
+def tools(tenant: str) -> list[CallSource]:
+    """
+    The bench's tool backend, for every tenant: the tools the sessions of
+    ``PRELOAD_BENCH_SESSIONS`` call, each answering with the result they recorded after
+    a lognormal latency (median ``PRELOAD_BENCH_CALL_MEDIAN_MS``, 400 ms, p95
+    ``PRELOAD_BENCH_CALL_P95_MS``, 2 s: the replay's ``db``), the same for the same call
+    on every replica (seeded by ``PRELOAD_BENCH_SEED``).
+    """
+    sessions, _ = read_sessions(os.environ["PRELOAD_BENCH_SESSIONS"])
+    latency = LatencyConfig(
+        median_ms=float(os.environ.get("PRELOAD_BENCH_CALL_MEDIAN_MS", "400")),
+        p95_ms=float(os.environ.get("PRELOAD_BENCH_CALL_P95_MS", "2000")),
+    )
+    seed = int(os.environ.get("PRELOAD_BENCH_SEED", "0"))
+    return [SimulatedCallSource(sessions, latency, random.Random(seed))]

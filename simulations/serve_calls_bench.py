@@ -1,0 +1,339 @@
+"""
+Tool calls run ahead by ``preload serve``: two replicas on one Redis, over real HTTP.
+
+Reads ``<data>/<dataset>/`` (``--data``, ``../shared/data`` by default; SGD unless
+``--dataset``): the dev sessions to play (the first ``--sessions`` of them, shuffled by
+``--seed``, each played once), and a call forecaster (``--calls-model``, else fit on
+the train sessions with ``preload train --calls-out``); it says which. For each
+strategy it starts a ``redis-server`` on a free loopback port and two replicas
+(``preload serve --tools simulations.serve_plugins:tools``: the tools the dev sessions
+call, answering with the results they recorded after the replay's ``db`` latency,
+lognormal, median 400 ms, p95 2 s, the same for the same call on both replicas), then
+plays the sessions, ``--concurrency`` at once, as the replay does: each turn's request
+(text, state, needs), then, at a turn with ``tool_calls``, the agent's model decides
+(lognormal, median 800 ms, p95 3 s: the replay's ``[replay.agent]``, drawn the same for
+every strategy) and makes the turn's calls one after the other through ``POST
+/v1/sessions/{id}/calls`` with the log's exact arguments, then the reply, then a
+think time (the log's gap divided by ``--compress``, between 50 ms and 3 s). A session
+that ends is deleted, which ends it on the replica that holds it (its learner learns
+from it). Requests alternate between the replicas; a turn's calls go to the replica
+that took its request (``--route sticky``, the default) or to the other one (``--route
+other``, as a load balancer that does not keep a session on one replica may).
+
+Strategies:
+
+- ``off``: ``[calls] speculate = false``: results are shared by exact call (the replay's
+  ``lru``).
+- ``engine``: the call forecaster given (or fit), which also learns online from the
+  sessions that end.
+
+Report (a table, and ``--json PATH``), per strategy: the read-only calls made; of those,
+the share served from a result run ahead (``call_hit``: warm, or joined in flight:
+``joined``), from the replicas' ``/metrics``; the calls run ahead per read-only call,
+and those wasted; the client's wait for a read-only call at p50/p95 (as the replay's
+``call_wait_p50_ms``/``call_wait_p95_ms``, but measured over HTTP, the round trip
+included); the request's client time at p99; and the replicas' loop-lag p99.
+
+    python -m simulations.serve_calls_bench [--dataset sgd] [--sessions 400]
+        [--concurrency 60] [--strategies off,engine] [--route sticky]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from preload import LatencyConfig, read_sessions
+from preload.replay._simulated import draw
+from preload.server import append_key
+from simulations._data import add_data_arguments
+from simulations.serve_bench import ROOT, Redis, Replica, metric, metrics_of, quantiles
+
+#: The replay's agent decision delay (``[replay.agent]``).
+AGENT = LatencyConfig(median_ms=800.0, p95_ms=3000.0)
+STRATEGIES = ("off", "engine")
+COUNTERS = (
+    "read_only_calls",
+    "call_hits",
+    "call_joins",
+    "call_misses",
+    "call_failures",
+    "speculative",
+    "speculative_wasted",
+    "speculative_skipped",
+)
+
+
+@dataclass
+class Played:
+    """
+    What the client saw of one strategy's run.
+    """
+
+    call_waits: list[float] = field(default_factory=list)  # read-only calls, seconds
+    request_waits: list[float] = field(default_factory=list)
+    failed: Counter[str] = field(default_factory=Counter)
+    counters: dict[str, float] = field(default_factory=dict)
+    lags: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def config_file(folder: Path, redis_url: str, speculate: bool) -> Path:
+    """
+    ``configs/server.toml`` with its Redis URL, and ``[calls] speculate`` as asked.
+    """
+    text = (ROOT / "configs" / "server.toml").read_text(encoding="utf-8")
+    text = text.replace("redis://127.0.0.1:6379/0", redis_url)
+    text += f"\n[calls]\nspeculate = {'true' if speculate else 'false'}\n"
+    path = folder / "server.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def play(
+    session: Any,
+    http: httpx.AsyncClient,
+    replicas: list[Replica],
+    order: list[int],
+    played: Played,
+    args: argparse.Namespace,
+    headers: dict[str, str],
+) -> None:
+    sid = session.session_id
+    previous_t = 0.0
+    for i, turn in enumerate(session.turns):
+        think = min(max((turn.t - previous_t) / args.compress, 0.05), 3.0) if i else 0.0
+        previous_t = turn.t
+        await asyncio.sleep(think)
+        order[0] += 1
+        at = replicas[order[0] % len(replicas)].url
+        body = {"text": turn.text, "state": turn.state, "needs": list(turn.needs)}
+        began = time.monotonic()
+        response = await http.post(f"{at}/v1/sessions/{sid}/requests", json=body, headers=headers)
+        played.request_waits.append(time.monotonic() - began)
+        if response.status_code != 200:
+            played.failed[f"request {response.status_code}"] += 1
+            return
+        if turn.tool_calls:
+            rng = random.Random(zlib.crc32(f"{args.seed}:{sid}:{i}".encode()))
+            await asyncio.sleep(draw(AGENT, rng))
+            call_at = at if args.route == "sticky" else replicas[(order[0] + 1) % 2].url
+            for call in turn.tool_calls:
+                began = time.monotonic()
+                response = await http.post(
+                    f"{call_at}/v1/sessions/{sid}/calls",
+                    json={"name": call.name, "args": call.args},
+                    headers=headers,
+                )
+                if response.status_code != 200:
+                    played.failed[f"call {response.status_code}"] += 1
+                elif call.read_only:
+                    played.call_waits.append(time.monotonic() - began)
+        if turn.system:
+            response = await http.post(
+                f"{at}/v1/sessions/{sid}/replies", json={"text": turn.system}, headers=headers
+            )
+            if response.status_code != 204:
+                played.failed[f"reply {response.status_code}"] += 1
+    response = await http.delete(
+        f"{replicas[order[0] % len(replicas)].url}/v1/sessions/{sid}", headers=headers
+    )
+    if response.status_code != 204:
+        played.failed[f"delete {response.status_code}"] += 1
+
+
+def scrape(replicas: list[Replica], played: Played) -> None:
+    """
+    The call counters of both replicas, summed, and their loop-lag p99s.
+    """
+    for replica in replicas:
+        text = metrics_of(replica)
+        for name in COUNTERS:
+            value = metric(text, rf"preload_{name}_total\{{[^}}]*\}}")
+            played.counters[name] = played.counters.get(name, 0.0) + (
+                0.0 if math.isnan(value) else value
+            )
+        played.lags.append(metric(text, r'preload_loop_lag_seconds\{quantile="0.99"\}'))
+
+
+async def drive(
+    args: argparse.Namespace, sessions: list[Any], replicas: list[Replica], key: str
+) -> Played:
+    played = Played()
+    order = [0]
+    queue = list(reversed(sessions))
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=2 * args.concurrency)
+    began = time.monotonic()
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+
+        async def worker() -> None:
+            while queue:
+                await play(queue.pop(), http, replicas, order, played, args, headers)
+
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    played.wall_s = time.monotonic() - began
+    await asyncio.get_running_loop().run_in_executor(None, scrape, replicas, played)
+    return played
+
+
+def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], dev: Path) -> Played:
+    with tempfile.TemporaryDirectory(prefix="preload-calls-bench-") as tmp:
+        folder = Path(tmp)
+        redis = Redis(folder)
+        redis.start()
+        replicas: list[Replica] = []
+        try:
+            keys = folder / "keys.jsonl"
+            key = append_key(keys, "bench")
+            config = config_file(folder, redis.url, speculate=strategy != "off")
+            command = [sys.executable, "-m", "preload", "serve", "--config", str(config)]
+            command += ["--keys", str(keys), "--log-level", "warning"]
+            command += ["--sources", "simulations.serve_plugins:sources"]
+            command += ["--tools", "simulations.serve_plugins:tools"]
+            if strategy == "engine":
+                command += ["--calls-model", str(args.calls_model)]
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "PRELOAD_BENCH_KNOWLEDGE": str(args.data / args.dataset / "knowledge.jsonl"),
+                "PRELOAD_BENCH_REDIS": redis.url,
+                "PRELOAD_BENCH_SESSIONS": str(dev),
+                "PRELOAD_BENCH_SEED": str(args.seed),
+            }
+            for name in ("a", "b"):
+                replicas.append(Replica(name, command, env))
+                replicas[-1].start()
+            return asyncio.run(drive(args, sessions, replicas, key))
+        finally:
+            for replica in replicas:
+                replica.stop()
+            redis.stop()
+
+
+def figures(played: Played) -> dict[str, Any]:
+    c = played.counters
+    calls = c.get("read_only_calls", 0.0)
+    p50, p95, _ = quantiles(played.call_waits)
+    return {
+        "read_only_calls": int(calls),
+        "call_hit_rate": (c["call_hits"] + c["call_joins"]) / calls if calls else None,
+        "call_joins": int(c.get("call_joins", 0)),
+        "speculative": c["speculative"] / calls if calls else None,
+        "speculative_wasted": c["speculative_wasted"] / calls if calls else None,
+        "speculative_skipped": int(c.get("speculative_skipped", 0)),
+        "call_wait_p50_ms": p50,
+        "call_wait_p95_ms": p95,
+        "request_p99_ms": quantiles(played.request_waits)[2],
+        "loop_lag_p99_ms": max(played.lags) * 1000 if played.lags else math.nan,
+        "failed": dict(played.failed),
+        "wall_s": played.wall_s,
+    }
+
+
+def show(rows: dict[str, dict[str, Any]]) -> None:
+    print(
+        f"{'strategy':8} {'ro calls':>8} {'call hit':>8} {'joined':>6} {'spec/call':>9} "
+        f"{'wasted':>6} {'wait p50':>8} {'wait p95':>8} {'req p99':>7} {'lag p99':>7}"
+    )
+    for name, r in rows.items():
+        hit = r["call_hit_rate"]
+        spec = r["speculative"]
+        wasted = r["speculative_wasted"]
+        print(
+            f"{name:8} {r['read_only_calls']:>8} {hit if hit is not None else math.nan:>8.3f} "
+            f"{r['call_joins']:>6} {spec if spec is not None else math.nan:>9.2f} "
+            f"{wasted if wasted is not None else math.nan:>6.2f} "
+            f"{r['call_wait_p50_ms']:>8.0f} {r['call_wait_p95_ms']:>8.0f} "
+            f"{r['request_p99_ms']:>7.0f} {r['loop_lag_p99_ms']:>7.1f}"
+        )
+        if r["failed"]:
+            print(f"  {name}: failed {r['failed']}")
+    print(
+        "ro calls: read-only calls made; call hit: of those, served from a result run "
+        "ahead (warm, or joined in flight: joined); spec/call, wasted: calls run ahead, "
+        "and those never made, per read-only call; wait: the client's wait for a "
+        "read-only call, ms (HTTP included); req p99: a request's client time, ms; lag "
+        "p99: the replicas' event-loop lag, ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_arguments(parser)
+    parser.add_argument("--dataset", choices=("sgd", "star"), default="sgd")
+    parser.add_argument("--sessions", type=int, default=400, help="dev sessions played")
+    parser.add_argument("--concurrency", type=int, default=60, help="sessions at once")
+    parser.add_argument("--compress", type=float, default=10.0, help="think-time divisor")
+    parser.add_argument("--calls-model", type=Path, help="call forecaster (else fit on train)")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--route", choices=("sticky", "other"), default="sticky")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies:
+        sys.exit(f"serve_calls_bench: --strategies takes {', '.join(STRATEGIES)}; got {unknown}")
+    if args.sessions < 1 or args.concurrency < 1 or args.compress <= 0:
+        sys.exit("serve_calls_bench: --sessions, --concurrency and --compress must be positive")
+    data = args.data / args.dataset
+    dev = data / "sessions-dev.jsonl"
+    if not dev.is_file():
+        sys.exit(f"serve_calls_bench: no {dev} (--data DIR)")
+    sessions, _ = read_sessions(dev)
+    random.Random(args.seed).shuffle(sessions)
+    sessions = sessions[: args.sessions]
+    print(f"data: {data} ({len(sessions)} of sessions-dev, shuffled by seed {args.seed})")
+    with tempfile.TemporaryDirectory(prefix="preload-calls-model-") as tmp:
+        if "engine" in strategies and args.calls_model is None:
+            args.calls_model = Path(tmp) / "calls.json"
+            began = time.monotonic()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "preload",
+                    "train",
+                    "--sessions",
+                    str(data / "sessions-train.jsonl"),
+                    "--out",
+                    str(Path(tmp) / "model.json"),
+                    "--calls-out",
+                    str(args.calls_model),
+                ],
+                check=True,
+            )
+            print(f"fit the call forecaster on sessions-train in {time.monotonic() - began:.0f} s")
+        elif "engine" in strategies:
+            print(f"call forecaster: {args.calls_model}")
+        rows = {}
+        for strategy in strategies:
+            rows[strategy] = figures(run_strategy(strategy, args, sessions, dev))
+    print(
+        f"{len(sessions)} sessions, {args.concurrency} at once, think times / {args.compress:g},"
+        " a turn's calls sent to "
+        + ("the replica that took its request" if args.route == "sticky" else "the other replica")
+    )
+    show(rows)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
