@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,19 @@ _POOLED_MIN = 10.0
 #: The formats of arguments whose aliases are their own, never pooled (see
 #: :meth:`CallCounts._pooled_aliases`).
 _UNPOOLED_FORMATS = frozenset({"date", "time", "int"})
+#: An argument takes values of another's class (cities, cuisines) when at least this
+#: many distinct values of its calls ...
+_CLASS_MIN_SHARED = 2
+#: ... given in at least this share of its calls, are values of the other's: a value
+#: known for the other is then a candidate of it, said "as a value of its class"
+#: (``how`` ``"class"``, a source of its own). Never for arguments of a format, nor for
+#: numbers, truth values and "dontcare", which arguments of every kind share.
+_CLASS_COVER = 0.5
+#: ... and the other's calls give values this one knows in at least this share (a
+#: field of free text that holds a few names of every kind lends none).
+_CLASS_LENT = 0.1
+_CLASSLESS_VALUES = frozenset({"true", "false", "dontcare", "none", "yes", "no"})
+_NUMERIC = re.compile(r"[\d\s.,:/+-]+")
 #: A value is offered as the one that follows another once seen following it this often
 #: (as an alias must be said: a pair seen once or twice is as likely chance).
 _SUCCESSOR_MIN = 3.0
@@ -134,6 +148,9 @@ class CallCounts:
         self.words: dict[str, dict[str, float]] = {}
         self.alias_index = PhraseIndex()
         self.alias_keys: list[dict[int, tuple[str, str]]] = []  # argument -> (value, how)
+        #: key id -> the key ids of the arguments whose values are of its class
+        self.neighbors: dict[int, tuple[int, ...]] = {}
+        self._taken: dict[int, tuple[tuple[int, str], ...]] = {}  # phrase -> class_takers
         self._aliases_stale = False
         self._aliases_built = 0
         self._derived: dict[Any, Any] = {}
@@ -253,6 +270,7 @@ class CallCounts:
 
     def _changed(self) -> None:
         self._derived.clear()
+        self._taken.clear()
         self.memo.clear()
         self.scans.clear()
         self._aliases_stale = True
@@ -374,6 +392,68 @@ class CallCounts:
                 self._add_alias(gram, kid, value, "alias" if share >= _ALIAS_SURE else "hint")
                 own.add((key[0], gram, value))
         self._pooled_aliases(own)
+        self._value_classes()
+
+    def _value_classes(self) -> None:
+        """
+        Find the arguments whose values are of another's class (see
+        :data:`_CLASS_COVER`): "Oslo", known as a hotel's city, is then a candidate of a
+        doctor's city, which the training calls never gave it. Direct links only: a
+        chain of arguments sharing a value or two does not make one class of all.
+        """
+        values: dict[int, dict[str, float]] = {}
+        for key, vals in self.values.items():
+            kid = self.key_ids.get(key)
+            if kid is None or self.key_info(key)[2] in _UNPOOLED_FORMATS:
+                continue
+            own: dict[str, float] = {}
+            for value, n in vals.items():
+                low = value.lower()
+                if low not in _CLASSLESS_VALUES and not _NUMERIC.fullmatch(low):
+                    own[low] = own.get(low, 0.0) + n
+            if own:
+                values[kid] = own
+        holders: dict[str, list[int]] = {}
+        for kid, own in values.items():
+            for value in own:
+                holders.setdefault(value, []).append(kid)
+        covered: dict[tuple[int, int], list[float]] = {}  # (taker, lender) -> [values, calls]
+        for kid, own in values.items():
+            for value, n in own.items():
+                for other in holders[value]:
+                    if other != kid:
+                        got = covered.setdefault((kid, other), [0.0, 0.0])
+                        got[0] += 1
+                        got[1] += n
+        totals = {kid: sum(own.values()) for kid, own in values.items()}
+        takers: dict[int, list[int]] = {}
+        for (kid, other), (shared, calls) in covered.items():
+            lent = covered[(other, kid)][1]  # the other's calls with values this one knows
+            if (
+                shared >= _CLASS_MIN_SHARED
+                and calls >= _CLASS_COVER * totals[kid]
+                and lent >= _CLASS_LENT * totals[other]
+            ):
+                takers.setdefault(other, []).append(kid)
+        self.neighbors = {kid: tuple(sorted(kids)) for kid, kids in takers.items()}
+        self._taken.clear()
+
+    def class_takers(self, pid: int) -> tuple[tuple[int, str], ...]:
+        """
+        Return the arguments that take a known value (phrase ``pid``) as a value of
+        their class, never having had it (see :meth:`_value_classes`), each with the
+        value as the argument that had it writes it (worked out once per phrase).
+        """
+        got = self._taken.get(pid)
+        if got is None:
+            holders = self.phrase_keys[pid]
+            pooled: dict[int, str] = {}
+            for kid, value in holders.items():
+                for other in self.neighbors.get(kid, ()):
+                    if other not in holders:
+                        pooled.setdefault(other, value)
+            got = self._taken[pid] = tuple(pooled.items())
+        return got
 
     def _add_alias(self, gram: str, kid: int, value: str, how: str) -> None:
         pid = self.alias_index.add(gram.split(" "))

@@ -144,6 +144,9 @@ class SessionView:
             for pid, start, after in counts.index.scan(toks):
                 for kid, value in counts.phrase_keys[pid].items():
                     found.setdefault(kid, []).append((start, after, value, ""))
+                # a value of their class, for the arguments never given it
+                for kid, value in counts.class_takers(pid):
+                    found.setdefault(kid, []).append((start, after, value, "class"))
             for pid, start, after in counts.alias_index.scan(toks):
                 for kid, (value, how) in counts.alias_keys[pid].items():
                     found.setdefault(kid, []).append((start, after, value, how))

@@ -1558,6 +1558,48 @@ def test_a_tool_takes_cue_words_from_arguments_named_alike() -> None:
     assert {"origin_stop": "Davis", "destination_stop": "Napa"} == dict(bus.args)
 
 
+AMENITIES = ["sauna", "gym", "pool", "garden", "terrace", "library"]
+
+
+def amenity_session(name: str, amenity: str) -> dict[str, Any]:
+    """
+    A search by ``name`` for a place with ``amenity``, said in the request.
+    """
+    text = f"Find one with a {amenity} please."
+    return {"turns": [_turn(text, name, "Found one.", _call(name, {"amenity": amenity}))]}
+
+
+def test_a_value_known_for_one_argument_fills_another_of_its_class() -> None:
+    """
+    Hotels were searched by all six amenities, spas only by a sauna or a gym, the two
+    of them hotels' amenities too. A spa "with a pool" is searched with a pool: the
+    values of an argument whose calls give mostly another argument's values are of its
+    class, and one said is a candidate of its own ("class"), never given before.
+    """
+    hotels = [amenity_session("Hotels:Find", a) for a in AMENITIES * 10]
+    spas = [amenity_session("Spas:Find", a) for a in ["sauna", "gym"] * 15]
+    model = CallForecaster().fit([*hotels, *spas])
+    request = {"text": "Find one with a pool please.", "state": "Spas:Find"}
+    spa = next(g for g in model.predict([], request, k=10) if g.name == "Spas:Find")
+    assert {"amenity": "pool"} == dict(spa.args)
+    assert {"amenity": "normalized:class"} == dict(spa.evidence)
+
+
+def test_a_field_of_free_text_lends_no_values_to_an_argument() -> None:
+    """
+    A note holds a different text each time, a sauna and a gym once each among them,
+    and a jacuzzi once: spas' amenities are all among the notes' texts, but the notes
+    hardly ever give an amenity, so a spa "with a jacuzzi" is not searched with one.
+    """
+    texts = ["sauna", "gym", "jacuzzi", *(f"call back about order {n}" for n in range(60))]
+    notes = [amenity_session("Notes:Add", text) for text in texts]
+    spas = [amenity_session("Spas:Find", a) for a in ["sauna", "gym"] * 15]
+    model = CallForecaster().fit([*notes, *spas])
+    request = {"text": "Find one with a jacuzzi please.", "state": "Spas:Find"}
+    guesses = model.predict([], request, k=10)
+    assert all(g.args.get("amenity") != "jacuzzi" for g in guesses if g.name == "Spas:Find")
+
+
 def typed_session(rng: random.Random, **kw: Any) -> dict[str, Any]:
     """
     A restaurant session whose calls give JSON types: the party size a number, the
