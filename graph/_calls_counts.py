@@ -74,6 +74,9 @@ _CLASS_COVER = 0.5
 #: ... and the other's calls give values this one knows in at least this share (a
 #: field of free text that holds a few names of every kind lends none).
 _CLASS_LENT = 0.1
+#: A value more arguments than this have tells no class apart from another, and is
+#: passed over in finding them: the work stays within this squared for each value.
+_CLASS_MAX_HOLDERS = 64
 _CLASSLESS_VALUES = frozenset({"true", "false", "dontcare", "none", "yes", "no"})
 _NUMERIC = re.compile(r"[\d\s.,:/+-]+")
 #: A value is offered as the one that follows another once seen following it this often
@@ -420,7 +423,10 @@ class CallCounts:
         covered: dict[tuple[int, int], list[float]] = {}  # (taker, lender) -> [values, calls]
         for kid, own in values.items():
             for value, n in own.items():
-                for other in holders[value]:
+                lenders = holders[value]
+                if len(lenders) > _CLASS_MAX_HOLDERS:
+                    continue
+                for other in lenders:
                     if other != kid:
                         got = covered.setdefault((kid, other), [0.0, 0.0])
                         got[0] += 1
