@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from graph import ModelFileError
+from graph import _persistence as persistence
 from graph._persistence import (
     atomic_write_json,
     check_document,
@@ -65,6 +66,35 @@ def test_read_json_names_the_file(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(ModelFileError, match=r"bad\.json.*not valid JSON"):
         read_json(path)
+
+
+def test_documents_read_share_their_numbers_and_strings(tmp_path: Path) -> None:
+    """
+    Two model files read (two tenants' copies of one model) hold one object for each
+    number and each text, keys and values, nested at any depth, and read as written.
+    """
+    doc = {"counts": {"San Jose": [2.5, {"Italian": 2.5}]}, "deep": [[[["San Jose"]]]]}
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    atomic_write_json(first, doc)
+    atomic_write_json(second, doc)
+    a, b = read_json(first), read_json(second)
+    assert doc == a == b
+    (key_a,), (key_b,) = a["counts"], b["counts"]
+    assert key_a is key_b is a["deep"][0][0][0][0] is b["deep"][0][0][0][0]
+    assert a["counts"][key_a][0] is b["counts"][key_b][1]["Italian"]
+
+
+def test_the_numbers_shared_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Past ``MAX_SHARED_NUMBERS`` distinct numbers, a number read is an object of its
+    own, and still the number written.
+    """
+    monkeypatch.setattr(persistence, "_numbers", {})
+    monkeypatch.setattr(persistence, "MAX_SHARED_NUMBERS", 2)
+    path = tmp_path / "m.json"
+    atomic_write_json(path, [0.25, 0.5, 0.75, 0.75])
+    assert [0.25, 0.5, 0.75, 0.75] == read_json(path)
+    assert {"0.25", "0.5"} == set(persistence._numbers)
 
 
 @pytest.mark.parametrize(
