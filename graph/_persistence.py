@@ -87,8 +87,8 @@ def read_json(path: str | Path) -> Any:
         The decoded document.
 
     Raises:
-        ModelFileError: If the file is above :data:`MAX_MODEL_FILE_BYTES` or is not
-            valid UTF-8 JSON.
+        ModelFileError: If the file is above :data:`MAX_MODEL_FILE_BYTES`, is not
+            valid UTF-8 JSON, or nests deeper than the decoder reads.
     """
     size = os.stat(path).st_size
     if size > MAX_MODEL_FILE_BYTES:
@@ -102,6 +102,8 @@ def read_json(path: str | Path) -> Any:
             return _shared_strings(json.load(fh, parse_float=_shared_number))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(path, f"not valid JSON ({exc})") from exc
+    except RecursionError as exc:  # no model nests deeper than a few levels
+        raise ModelFileError(path, "nested deeper than a JSON decoder reads") from exc
 
 
 def _shared_number(text: str) -> float:

@@ -57,7 +57,8 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
 
 def test_read_json_names_the_file(tmp_path: Path) -> None:
     """
-    Invalid JSON and invalid UTF-8 raise ModelFileError naming the file.
+    Invalid JSON, invalid UTF-8 and JSON nested deeper than the decoder reads raise
+    ModelFileError naming the file.
     """
     path = tmp_path / "bad.json"
     path.write_text("{nope", encoding="utf-8")
@@ -65,6 +66,9 @@ def test_read_json_names_the_file(tmp_path: Path) -> None:
         read_json(path)
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(ModelFileError, match=r"bad\.json.*not valid JSON"):
+        read_json(path)
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(ModelFileError, match=r"bad\.json.*nested deeper"):
         read_json(path)
 
 
