@@ -209,7 +209,8 @@ def decode_line(path: Path, number: int, raw: bytes) -> Any:
     The JSON value of one line (a UTF-8 byte-order mark on line 1 is allowed).
 
     Raises:
-        InputError: The line is not UTF-8 or not JSON.
+        InputError: The line is not UTF-8, not JSON, or nested deeper than the JSON
+            decoder reads.
     """
     try:
         text = raw.decode("utf-8")
@@ -226,6 +227,8 @@ def decode_line(path: Path, number: int, raw: bytes) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(path, number, f"not JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(path, number, "JSON nested deeper than the decoder reads") from None
 
 
 def json_type(value: object) -> str:

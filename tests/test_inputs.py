@@ -61,6 +61,22 @@ def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
         read_sessions(path)
 
 
+def test_a_line_nested_past_reading_names_file_and_line(tmp_path: Path) -> None:
+    """
+    A line nested deeper than the JSON decoder reads stops the read with the file and
+    line number (it raised RecursionError), and with ``skip_bad_lines`` is skipped and
+    counted, the lines around it kept.
+    """
+    path = tmp_path / "s.jsonl"
+    deep = '{"session_id": "s2", "turns": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path.write_text(f"{_dump(GOOD)}\n{deep}\n{_dump({**GOOD, 'session_id': 's3'})}\n")
+    with pytest.raises(InputError, match=r"s\.jsonl:2: JSON nested deeper"):
+        read_sessions(path)
+    sessions, errors = read_sessions(path, skip_bad_lines=True)
+    assert ["s1", "s3"] == [s.session_id for s in sessions]
+    assert [2] == [e.line for e in errors]
+
+
 @pytest.mark.parametrize(
     ("record", "problem"),
     [

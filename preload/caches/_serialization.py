@@ -87,7 +87,7 @@ class JsonSerializer(BaseSerializer):  # type: ignore[misc]
             return None
         try:
             return json.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise CacheError(f"cannot decode a cached value: {exc}") from exc
 
 

@@ -121,7 +121,7 @@ def structural(text: str, counter: TokenCounter) -> tuple[str, bool]:
     if stripped[:1] in "{[":
         try:
             data = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past reading: as text
             pass
         else:
             return "\n".join(_json_lines(data, "", counter)), True

@@ -481,6 +481,8 @@ def _parse(path: Path, number: int, line: str) -> SessionOutcome:
         data = json.loads(line)
     except ValueError as exc:
         raise InputError(path, number, f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(path, number, "JSON nested deeper than the decoder reads") from None
     if not isinstance(data, dict):
         raise InputError(path, number, f"expected a JSON object, got {type(data).__name__}")
     fields: dict[str, Any] = {}

@@ -314,7 +314,7 @@ def _calls(items: Sequence[TResponseInputItem]) -> list[dict[str, Any]]:
             continue
         try:
             args = json.loads(_get(item, "arguments") or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(args, dict) and isinstance(_get(item, "name"), str):
             calls.append(stored_call(_get(item, "name"), args, call_id, as_text(outputs[call_id])))

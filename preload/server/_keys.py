@@ -105,6 +105,10 @@ class KeyRing:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(path, number, f"not JSON: {exc.msg}") from None
+            except RecursionError:
+                raise InputError(
+                    path, number, "JSON nested deeper than the decoder reads"
+                ) from None
             if not isinstance(row, dict) or set(row) != {"tenant", "sha256"}:
                 raise InputError(
                     path, number, 'expected {"tenant": "...", "sha256": "<64 hex digits>"}'

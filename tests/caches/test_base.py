@@ -8,8 +8,9 @@ import inspect
 
 import pytest
 
-from preload import CacheConfig
+from preload import CacheConfig, CacheError
 from preload.caches import CacheBackend, MemoryCache, RedisCache, cache_key
+from preload.caches._serialization import JsonSerializer, MsgPackSerializer
 
 #: What the rest of the project calls on a cache: the whole interface, nothing more.
 MEMBERS = {
@@ -73,3 +74,19 @@ async def test_both_backends_implement_every_member_with_its_signature() -> None
                 assert all(p.kind is p.KEYWORD_ONLY and p.default is not p.empty for p in extra)
     finally:
         await redis.close()
+
+
+@pytest.mark.parametrize("serializer", [JsonSerializer(), MsgPackSerializer()])
+def test_a_cached_value_nested_past_reading_is_a_cache_error(
+    serializer: JsonSerializer | MsgPackSerializer,
+) -> None:
+    """
+    A cached value another replica (or anything else on the shared Redis) wrote, nested
+    deeper than the decoder reads, is a CacheError like any value that does not decode,
+    not a RecursionError.
+    """
+    deep: str | bytes = "[" * 5_000 + "]" * 5_000
+    if isinstance(serializer, MsgPackSerializer):
+        deep = b"\x91" * 5_000 + b"\x90"  # arrays of one, 5,000 deep
+    with pytest.raises(CacheError, match="cannot decode"):
+        serializer.loads(deep)  # type: ignore[arg-type]

@@ -43,3 +43,13 @@ def test_json_records_become_a_table() -> None:
     text, found = structural(json.dumps(data, indent=2), COUNTER)
     assert found
     assert "results:\nname | year\nSupa Modo | 2018\nRafiki | 2018" == text
+
+
+def test_json_nested_past_reading_stays_text() -> None:
+    """
+    A text that opens as JSON but nests deeper than the decoder reads (an item a
+    source returned) is compressed as text, not a RecursionError on the way.
+    """
+    deep = "[" * 5_000 + "]" * 5_000
+    text, found = structural(deep, COUNTER)
+    assert (deep, False) == (text, found)

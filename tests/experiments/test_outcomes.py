@@ -50,6 +50,7 @@ def test_outcomes_round_trip(tmp_path: Path) -> None:
     ("line", "problem"),
     [
         ("not json", "not JSON"),
+        ("[" * 5_000 + "]" * 5_000, "nested deeper"),
         ("[1, 2]", "expected a JSON object"),
         ('{"arm": "b", "session_id": "s", "turns": 1}', "'experiment' must be a non-empty string"),
         ('{"experiment": "x", "arm": "b", "session_id": "s", "turns": -1}', "'turns'"),
