@@ -27,6 +27,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._config import EngineConfig
 from .._errors import ConfigError, InputTooLargeError
@@ -307,6 +308,10 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
+#: The codes of the errors the web framework answers itself (no route, no method).
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
 def _add_errors(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -316,6 +321,8 @@ def _add_errors(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0]
         where = [str(p) for p in first.get("loc", ()) if p not in ("body", "path", "query")]
+        if first.get("type") == "json_invalid":  # its loc is where the JSON broke off
+            where = []
         field = ".".join(where) or "body"
         return _error(422, "invalid_request", f"{field}: {first.get('msg', 'invalid')}", field)
 
@@ -333,7 +340,17 @@ def _add_errors(app: FastAPI) -> None:
         logger.warning("session store unavailable: %s", exc)
         return _error(503, "store_unavailable", "the session store cannot be reached; retry")
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # a body FastAPI could not parse: nested past reading
+            return _error(422, "invalid_request", "body: cannot be read as JSON", "body")
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        response = _error(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(InputTooLargeError, too_large)
     app.add_exception_handler(SessionBusy, busy)

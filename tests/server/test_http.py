@@ -102,8 +102,10 @@ def test_validation_and_size_limits(
     replicas: tuple[Any, Any], keys: tuple[Any, dict[str, str]]
 ) -> None:
     """
-    A malformed body is 422 naming the field; a body, a text, a reply or needs above
-    their limits are 413; every error is JSON with a code and a message.
+    A malformed body is 422 naming the field (a body that is not JSON, or nested deeper
+    than the JSON decoder reads, names ``body``); a body, a text, a reply or needs above their limits
+    are 413; every error is JSON with a code and a message, a path the server does not
+    have too.
     """
     a, _ = replicas
     headers = bearer(keys[1]["acme"])
@@ -129,6 +131,12 @@ def test_validation_and_size_limits(
             assert error["code"] and error["message"]
         huge = http.post(url, content=json.dumps({"text": "y" * 30000}))
         assert (413, "body") == (huge.status_code, huge.json()["error"]["field"])
+        deep = '{"text": "hi", "needs": ' + "[" * 5_000 + "]" * 5_000 + "}"
+        for bad in ('{"text": "hi"', deep):
+            got = http.post(url, content=bad, headers={"content-type": "application/json"})
+            assert (422, "body") == (got.status_code, got.json()["error"]["field"])
+        nowhere = http.get("/v1/nowhere")
+        assert (404, "not_found") == (nowhere.status_code, nowhere.json()["error"]["code"])
 
         def chunks() -> Any:
             yield b'{"text": "'
