@@ -497,6 +497,20 @@ def quantiles(values: list[float]) -> tuple[float, float, float]:
     return float(p[0]), float(p[1]), float(p[2])
 
 
+def train(sessions: Path, out: Path, calls_out: Path | None = None) -> None:
+    """
+    Fit a model on ``sessions`` with ``preload train`` into ``out`` (and the call
+    forecaster into ``calls_out``), and say how long it took.
+    """
+    began = time.monotonic()
+    command = [sys.executable, "-m", "preload", "train", "--sessions", str(sessions)]
+    command += ["--out", str(out)]
+    if calls_out is not None:
+        command += ["--calls-out", str(calls_out)]
+    subprocess.run(command, check=True)
+    print(f"trained on {sessions.name} in {time.monotonic() - began:.0f} s")
+
+
 def server_config(folder: Path, redis_url: str) -> Path:
     """
     Write ``configs/server.toml`` into ``folder`` with its Redis URL set to
@@ -851,21 +865,7 @@ def main() -> None:
         folder = Path(tmp)
         if args.model is None:
             args.model = folder / "model.json"
-            began = time.monotonic()
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "preload",
-                    "train",
-                    "--sessions",
-                    str(args.data / args.dataset / "sessions-train.jsonl"),
-                    "--out",
-                    str(args.model),
-                ],
-                check=True,
-            )
-            print(f"trained the model on sessions-train in {time.monotonic() - began:.0f} s")
+            train(args.data / args.dataset / "sessions-train.jsonl", args.model)
         with cluster(args, folder) as (redis, replicas):
             run = _run(drive(args, redis, replicas))
     out = report(args, run)

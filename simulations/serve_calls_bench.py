@@ -46,7 +46,7 @@ import json
 import math
 import os
 import random
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -62,7 +62,7 @@ from preload import LatencyConfig, read_sessions
 from preload.replay._simulated import draw
 from preload.server import append_key
 from simulations._data import add_data_arguments
-from simulations.serve_bench import ROOT, Redis, Replica, metric, metrics_of, quantiles
+from simulations.serve_bench import ROOT, Redis, Replica, metric, metrics_of, quantiles, train
 
 #: The replay's agent decision delay (``[replay.agent]``).
 AGENT = LatencyConfig(median_ms=800.0, p95_ms=3000.0)
@@ -292,6 +292,8 @@ def main() -> None:
         sys.exit(f"serve_calls_bench: --strategies takes {', '.join(STRATEGIES)}; got {unknown}")
     if args.sessions < 1 or args.concurrency < 1 or args.compress <= 0:
         sys.exit("serve_calls_bench: --sessions, --concurrency and --compress must be positive")
+    if shutil.which("redis-server") is None:
+        sys.exit("serve_calls_bench needs redis-server (apt-get install -y redis-server)")
     data = args.data / args.dataset
     dev = data / "sessions-dev.jsonl"
     if not dev.is_file():
@@ -303,23 +305,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="preload-calls-model-") as tmp:
         if "engine" in strategies and args.calls_model is None:
             args.calls_model = Path(tmp) / "calls.json"
-            began = time.monotonic()
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "preload",
-                    "train",
-                    "--sessions",
-                    str(data / "sessions-train.jsonl"),
-                    "--out",
-                    str(Path(tmp) / "model.json"),
-                    "--calls-out",
-                    str(args.calls_model),
-                ],
-                check=True,
-            )
-            print(f"fit the call forecaster on sessions-train in {time.monotonic() - began:.0f} s")
+            train(data / "sessions-train.jsonl", Path(tmp) / "model.json", args.calls_model)
         elif "engine" in strategies:
             print(f"call forecaster: {args.calls_model}")
         rows = {}
