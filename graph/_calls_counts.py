@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +67,9 @@ _UNPOOLED_FORMATS = frozenset({"date", "time", "int"})
 _CLASS_MIN_SHARED = 2
 #: ... given in at least this share of its calls, are values of the other's: a value
 #: known for the other is then a candidate of it, said "as a value of its class"
-#: (``how`` ``"class"``, a source of its own). Never for arguments of a format, nor for
-#: numbers, truth values and "dontcare", which arguments of every kind share.
+#: (``how`` ``"class"``, a source of its own). Never for arguments of a format, and only
+#: values in words, as aliases are pooled (:func:`_pooled_value`): numbers, truth
+#: values and "dontcare" arguments of every kind share.
 _CLASS_COVER = 0.5
 #: ... and the other's calls give values this one knows in at least this share (a
 #: field of free text that holds a few names of every kind lends none).
@@ -77,8 +77,6 @@ _CLASS_LENT = 0.1
 #: A value more arguments than this have tells no class apart from another, and is
 #: passed over in finding them: the work stays within this squared for each value.
 _CLASS_MAX_HOLDERS = 64
-_CLASSLESS_VALUES = frozenset({"true", "false", "dontcare", "none", "yes", "no"})
-_NUMERIC = re.compile(r"[\d\s.,:/+-]+")
 #: A value is offered as the one that follows another once seen following it this often
 #: (as an alias must be said: a pair seen once or twice is as likely chance).
 _SUCCESSOR_MIN = 3.0
@@ -411,8 +409,8 @@ class CallCounts:
                 continue
             own: dict[str, float] = {}
             for value, n in vals.items():
-                low = value.lower()
-                if low not in _CLASSLESS_VALUES and not _NUMERIC.fullmatch(low):
+                if _pooled_value(value):
+                    low = value.lower()
                     own[low] = own.get(low, 0.0) + n
             if own:
                 values[kid] = own
