@@ -149,8 +149,8 @@ class CallCounts:
         self.words: dict[str, dict[str, float]] = {}
         self.alias_index = PhraseIndex()
         self.alias_keys: list[dict[int, tuple[str, str]]] = []  # argument -> (value, how)
-        #: key id -> the key ids of the arguments whose values are of its class
-        self.neighbors: dict[int, tuple[int, ...]] = {}
+        #: key id -> the key ids of the arguments that take its values as of their class
+        self.lends_to: dict[int, tuple[int, ...]] = {}
         self._taken: dict[int, tuple[tuple[int, str], ...]] = {}  # phrase -> class_takers
         self._aliases_stale = False
         self._aliases_built = 0
@@ -439,7 +439,7 @@ class CallCounts:
                 and lent >= _CLASS_LENT * totals[other]
             ):
                 takers.setdefault(other, []).append(kid)
-        self.neighbors = {kid: tuple(sorted(kids)) for kid, kids in takers.items()}
+        self.lends_to = {kid: tuple(sorted(kids)) for kid, kids in takers.items()}
         self._taken.clear()
 
     def class_takers(self, pid: int) -> tuple[tuple[int, str], ...]:
@@ -453,7 +453,7 @@ class CallCounts:
             holders = self.phrase_keys[pid]
             pooled: dict[int, str] = {}
             for kid, value in holders.items():
-                for other in self.neighbors.get(kid, ()):
+                for other in self.lends_to.get(kid, ()):
                     if other not in holders:
                         pooled.setdefault(other, value)
             got = self._taken[pid] = tuple(pooled.items())

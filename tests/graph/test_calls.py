@@ -1585,6 +1585,25 @@ def test_a_value_known_for_one_argument_fills_another_of_its_class() -> None:
     assert {"amenity": "normalized:class"} == dict(spa.evidence)
 
 
+def test_an_argument_stops_taking_a_value_as_of_its_class_once_given_it() -> None:
+    """
+    Learning online, what a phrase lends follows the values the arguments' own calls
+    give: "pool", lent to spas while their calls never gave it, is the spas' own once
+    one does.
+    """
+    hotels = [amenity_session("Hotels:Find", a) for a in AMENITIES * 10]
+    spas = [amenity_session("Spas:Find", a) for a in ["sauna", "gym"] * 15]
+    model = CallForecaster().fit([*hotels, *spas])
+    counts = model.counts_
+    pool = counts.index.add(["pool"])  # the phrase id of a known value
+    spa = counts.key_ids[("Spas:Find", "amenity")]
+    assert spa in dict(counts.class_takers(pool))
+    model.partial_fit([amenity_session("Hotels:Find", "sauna")])
+    assert spa in dict(counts.class_takers(pool))
+    model.partial_fit([amenity_session("Spas:Find", "pool")])
+    assert spa not in dict(counts.class_takers(pool))
+
+
 def test_a_field_of_free_text_lends_no_values_to_an_argument() -> None:
     """
     A note holds a different text each time, a sauna and a gym once each among them,
