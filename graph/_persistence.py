@@ -100,7 +100,7 @@ def read_json(path: str | Path) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
             return _shared_strings(json.load(fh, parse_float=_shared_number))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # not UTF-8, not JSON, a number of too many digits
         raise ModelFileError(path, f"not valid JSON ({exc})") from exc
     except RecursionError as exc:  # no model nests deeper than a few levels
         raise ModelFileError(path, "nested deeper than a JSON decoder reads") from exc

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,8 +210,7 @@ def decode_line(path: Path, number: int, raw: bytes) -> Any:
     The JSON value of one line (a UTF-8 byte-order mark on line 1 is allowed).
 
     Raises:
-        InputError: The line is not UTF-8, not JSON, or nested deeper than the JSON
-            decoder reads.
+        InputError: The line is not UTF-8, or its text not JSON (see :func:`json_line`).
     """
     try:
         text = raw.decode("utf-8")
@@ -223,10 +223,26 @@ def decode_line(path: Path, number: int, raw: bytes) -> Any:
         ) from None
     if number == 1 and text.startswith("\ufeff"):
         text = text[1:]
+    return json_line(path, number, text)
+
+
+def json_line(path: Path, number: int, text: str) -> Any:
+    """
+    The JSON value of one line of text: what every JSON-lines reader decodes with.
+
+    Raises:
+        InputError: The line is not JSON, holds a number of more digits than Python
+            converts, or nests deeper than the JSON decoder reads.
+    """
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(path, number, f"not JSON: {exc.msg} (column {exc.colno})") from None
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string ..."
+        limit = sys.get_int_max_str_digits()
+        raise InputError(
+            path, number, f"a number JSON cannot read: more than {limit} digits"
+        ) from None
     except RecursionError:
         raise InputError(path, number, "JSON nested deeper than the decoder reads") from None
 

@@ -65,7 +65,8 @@ def test_a_line_nested_past_reading_names_file_and_line(tmp_path: Path) -> None:
     """
     A line nested deeper than the JSON decoder reads stops the read with the file and
     line number (it raised RecursionError), and with ``skip_bad_lines`` is skipped and
-    counted, the lines around it kept.
+    counted, the lines around it kept; so does a number of more digits than Python
+    converts (it raised ValueError).
     """
     path = tmp_path / "s.jsonl"
     deep = '{"session_id": "s2", "turns": ' + "[" * 100_000 + "]" * 100_000 + "}"
@@ -75,6 +76,10 @@ def test_a_line_nested_past_reading_names_file_and_line(tmp_path: Path) -> None:
     sessions, errors = read_sessions(path, skip_bad_lines=True)
     assert ["s1", "s3"] == [s.session_id for s in sessions]
     assert [2] == [e.line for e in errors]
+    huge = '{"session_id": "s2", "turns": [{"t": ' + "1" * 5_000 + "}]}"
+    path.write_text(f"{_dump(GOOD)}\n{huge}\n")
+    with pytest.raises(InputError, match=r"s\.jsonl:2: a number JSON cannot read"):
+        read_sessions(path)
 
 
 @pytest.mark.parametrize(

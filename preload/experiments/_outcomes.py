@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import EmptyInputError, InputError
+from .._sessions import json_line
 
 __all__ = [
     "MAX_OUTCOME_FILES",
@@ -477,12 +478,7 @@ def _read(path: Path) -> list[tuple[int, SessionOutcome]]:
 
 
 def _parse(path: Path, number: int, line: str) -> SessionOutcome:
-    try:
-        data = json.loads(line)
-    except ValueError as exc:
-        raise InputError(path, number, f"not JSON: {exc}") from None
-    except RecursionError:
-        raise InputError(path, number, "JSON nested deeper than the decoder reads") from None
+    data = json_line(path, number, line)
     if not isinstance(data, dict):
         raise InputError(path, number, f"expected a JSON object, got {type(data).__name__}")
     fields: dict[str, Any] = {}

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .._errors import InputError
+from .._sessions import json_line
 
 __all__ = ["NAME_PATTERN", "KeyRing", "append_key", "digest", "new_key"]
 
@@ -101,14 +102,7 @@ class KeyRing:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, number, f"not JSON: {exc.msg}") from None
-            except RecursionError:
-                raise InputError(
-                    path, number, "JSON nested deeper than the decoder reads"
-                ) from None
+            row = json_line(path, number, line)
             if not isinstance(row, dict) or set(row) != {"tenant", "sha256"}:
                 raise InputError(
                     path, number, 'expected {"tenant": "...", "sha256": "<64 hex digits>"}'

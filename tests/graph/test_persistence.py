@@ -67,6 +67,9 @@ def test_read_json_names_the_file(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(ModelFileError, match=r"bad\.json.*not valid JSON"):
         read_json(path)
+    path.write_text("[" + "1" * 5_000 + "]", encoding="utf-8")  # more digits than int reads
+    with pytest.raises(ModelFileError, match=r"bad\.json.*not valid JSON"):
+        read_json(path)
     path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
     with pytest.raises(ModelFileError, match=r"bad\.json.*nested deeper"):
         read_json(path)

@@ -39,6 +39,7 @@ def test_a_key_maps_to_its_tenant_by_digest_only(tmp_path: Path) -> None:
     [
         ("not json", "not JSON"),
         ("[" * 5_000 + "]" * 5_000, "nested deeper"),
+        ("[" + "1" * 5_000 + "]", "a number JSON cannot read"),
         (json.dumps({"tenant": "acme"}), 'expected {"tenant"'),
         (json.dumps({"tenant": "acme", "sha256": "pk_plaintext"}), "64 lowercase hex digits"),
         (json.dumps({"tenant": "a b", "sha256": "0" * 64}), "tenant 'a b'"),
