@@ -62,7 +62,16 @@ from preload import LatencyConfig, read_sessions
 from preload.replay._simulated import draw
 from preload.server import append_key
 from simulations._data import add_data_arguments
-from simulations.serve_bench import ROOT, Redis, Replica, metric, metrics_of, quantiles, train
+from simulations.serve_bench import (
+    ROOT,
+    Redis,
+    Replica,
+    metric,
+    metrics_of,
+    quantiles,
+    server_config,
+    train,
+)
 
 #: The replay's agent decision delay (``[replay.agent]``).
 AGENT = LatencyConfig(median_ms=800.0, p95_ms=3000.0)
@@ -95,13 +104,11 @@ class Played:
 
 def config_file(folder: Path, redis_url: str, speculate: bool) -> Path:
     """
-    ``configs/server.toml`` with its Redis URL, and ``[calls] speculate`` as asked.
+    ``serve_bench``'s server configuration, with ``[calls] speculate`` as asked.
     """
-    text = (ROOT / "configs" / "server.toml").read_text(encoding="utf-8")
-    text = text.replace("redis://127.0.0.1:6379/0", redis_url)
-    text += f"\n[calls]\nspeculate = {'true' if speculate else 'false'}\n"
-    path = folder / "server.toml"
-    path.write_text(text, encoding="utf-8")
+    path = server_config(folder, redis_url)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(f"\n[calls]\nspeculate = {'true' if speculate else 'false'}\n")
     return path
 
 
@@ -292,6 +299,8 @@ def main() -> None:
         sys.exit(f"serve_calls_bench: --strategies takes {', '.join(STRATEGIES)}; got {unknown}")
     if args.sessions < 1 or args.concurrency < 1 or args.compress <= 0:
         sys.exit("serve_calls_bench: --sessions, --concurrency and --compress must be positive")
+    if args.calls_model is not None and not args.calls_model.is_file():
+        sys.exit(f"serve_calls_bench: no {args.calls_model} (--calls-model)")
     if shutil.which("redis-server") is None:
         sys.exit("serve_calls_bench needs redis-server (apt-get install -y redis-server)")
     data = args.data / args.dataset
