@@ -3,7 +3,7 @@ The engine inside a LangChain v1 agent (``create_agent``), offline:
 ``GenericFakeChatModel`` stands in for the LLM and prints what it received, for three
 turns of a recorded session on one thread.
 
-    python examples/langchain_agent.py
+    pip install -e ".[langchain]" && python examples/langchain_agent.py
 """
 
 # ruff: noqa: T201 - an example prints what the model received

@@ -2,7 +2,7 @@
 The engine behind an OpenAI Agents SDK session, offline: a small fake ``Model`` stands
 in for the LLM and prints what it received, for three turns of a recorded session.
 
-    python examples/openai_agents_session.py
+    pip install -e ".[openai-agents]" && python examples/openai_agents_session.py
 """
 
 # ruff: noqa: T201 - an example prints what the model received

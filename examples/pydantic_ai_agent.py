@@ -2,7 +2,7 @@
 The engine inside a Pydantic AI agent, offline: ``FunctionModel`` stands in for the LLM
 and prints what it received, for three turns of a recorded session.
 
-    python examples/pydantic_ai_agent.py
+    pip install -e ".[pydantic-ai]" && python examples/pydantic_ai_agent.py
 """
 
 # ruff: noqa: T201 - an example prints what the model received
