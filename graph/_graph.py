@@ -168,7 +168,7 @@ class PatternGraph:
         """
         The number of transitions stored.
         """
-        return int(self._g.number_of_edges())
+        return sum(map(len, self._succ.values()))  # not networkx's: its degree view
 
     def __len__(self) -> int:
         return self.n_edges
@@ -234,8 +234,9 @@ class PatternGraph:
             nodes[key]["total"] -= data["count"]
             touched.add(key)
             touched.add(nxt)
-        for node in touched:
-            if node in self._g and self._g.degree(node) == 0:
+        pred: dict[str, dict[str, Any]] = self._g._pred  # type: ignore[attr-defined]
+        for node in touched:  # the raw dicts: networkx's degree view would hold the graph
+            if node in self._succ and not self._succ[node] and not pred[node]:
                 self._g.remove_node(node)
 
     def to_json(self) -> dict[str, Any]:
@@ -307,12 +308,14 @@ def _check_counts(g: nx.DiGraph[str]) -> None:
     Raises:
         TypeError: If one does not.
     """
-    count: Any
-    for key, nxt, count in g.edges(data="count"):
-        if not isinstance(key, str) or not isinstance(nxt, str):
-            raise TypeError("node ids must be strings")
-        if not isinstance(count, (int, float)):
-            raise TypeError(f"edge {key!r}->{nxt!r} has no numeric count")
+    succ: dict[Any, dict[Any, dict[str, Any]]] = g._succ  # type: ignore[attr-defined]
+    for key, nexts in succ.items():  # not g.edges: that view would hold the graph
+        for nxt, data in nexts.items():
+            if not isinstance(key, str) or not isinstance(nxt, str):
+                raise TypeError("node ids must be strings")
+            count = data.get("count")
+            if not isinstance(count, (int, float)):
+                raise TypeError(f"edge {key!r}->{nxt!r} has no numeric count")
     for node, total in g.nodes(data="total"):
         if isinstance(node, str) and node.startswith(CTX) and not isinstance(total, (int, float)):
             raise TypeError(f"context node {node!r} has no numeric total")

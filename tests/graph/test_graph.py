@@ -4,12 +4,15 @@ Tests of PatternGraph: counts, merge, persistence.
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from pathlib import Path
 
 import pytest
 
 from graph import InvalidStateError, ModelFileError, PatternGraph
+from graph._graph import context_key
 
 
 def _small() -> PatternGraph:
@@ -91,3 +94,26 @@ def test_load_corrupt_file_names_file(tmp_path: Path, content: str) -> None:
     with pytest.raises(ModelFileError, match=r"broken\.json") as info:
         PatternGraph.load(path)
     assert isinstance(info.value, ValueError)
+
+
+def test_a_graph_is_freed_by_reference_counting_alone(tmp_path: Path) -> None:
+    """
+    A graph that was loaded, pruned and read goes as soon as nothing refers to it, not
+    at the cycle collector's next pass (networkx's degree and edge views refer back to
+    their graph: a long-running server whose models come and go would keep them).
+    """
+    path = tmp_path / "g.json"
+    _small().save(path)
+    g = PatternGraph.load(path)
+    g.remove_edges([(context_key(("a", "b")), "c")])
+    counts, edges = g.counts(("a",)), g.n_edges
+    gone = weakref.ref(g.nx_graph)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        del g
+        assert gone() is None
+    finally:
+        if was:
+            gc.enable()
+    assert ({"b": 3.0}, 1) == (counts, edges)
