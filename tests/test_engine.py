@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import threading
+import weakref
 from typing import Any
 
 import anyio
@@ -905,3 +907,32 @@ async def test_a_request_after_a_restore_of_many_turns_scores_the_history_once(
     history = next(item for item in context.items if item.key == "history")
     assert 1 == len(scorings)
     assert "QX-4471" in history.text
+
+
+async def test_a_closed_engine_goes_with_its_forecaster_by_reference_counting() -> None:
+    """
+    Once closed and let go of, an engine that learned goes at once with its forecaster
+    (its graphs), not at the cycle collector's next pass: a server that opens and
+    closes engines would otherwise hold every closed one's models until then (its parts
+    hold no method bound to it, and its learner lets go of them after its task, whose
+    cancellation's traceback keeps it in a cycle).
+    """
+    forecaster = EngineForecaster.from_config(EngineConfig())
+    engine = PreloadEngine(sources={"kb": DictSource({"k": "an item"})}, forecaster=forecaster)
+    async with engine:
+        for n in range(3):
+            await engine.handle(session_id=f"s{n}", text="a hotel in Lisbon", needs=["k"])
+            engine.reply(f"s{n}", "Hotel Avenida is free.")
+            engine.end_session(f"s{n}")
+        await engine.wait_idle()
+        learned = engine.metrics().requests
+    gone = [weakref.ref(engine), weakref.ref(forecaster)]
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        del engine, forecaster
+        assert [None, None] == [ref() for ref in gone]
+    finally:
+        if was:
+            gc.enable()
+    assert 3 == learned

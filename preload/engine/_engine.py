@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mappi
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -181,26 +182,30 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             else None
         )
         adapting = [self.adaptive, *(arm.adaptive for arm in self._experiment.arms.values())]
+        self._learning = anyio.CapacityLimiter(1)  # one for the forecasters
+        # What the parts are handed holds no reference to the engine: a closed engine
+        # is then freed by reference counting, its models with it, without waiting for
+        # a pass of the cycle collector.
+        off_loop = partial(_off_loop, offload, self._learning)
         self._values = ValueSide(
             self.preloader,
             [s for s in sources.values() if isinstance(s, SearchingSource)],
             self.values,
             judging=self.values is not None or any(a is not None for a in adapting),
             counters=self._counters,
-            off_loop=self._off_loop,
+            off_loop=off_loop,
         )
         self.think_times = ThinkTimes()
         self._preloads = PreloadSide(
             self.preloader,
             self.think_times,
             self._counters,
-            live=lambda session: self._sessions.get(session.id) is session,
+            live=partial(_is_live, self._sessions),
         )
         self._tg: anyio.abc.TaskGroup | None = None
         # One for requests' own work (catching their history up, fitting a long text):
         # a request never queues behind the learner's work for other sessions.
         self._serving = anyio.CapacityLimiter(1)
-        self._learning = anyio.CapacityLimiter(1)  # one for the forecasters
         self._histories = HistorySide(
             self.counter, self._counters, offload=offload, serving=self._serving
         )
@@ -209,7 +214,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             cache=self.cache,
             counter=self.counter,
             offload=offload,
-            off_loop=self._off_loop,
+            off_loop=off_loop,
             call_sources=call_sources,
             call_predictor=call_predictor,
         )
@@ -223,8 +228,10 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             preloads=self._preloads,
             think_times=self.think_times,
             counters=self._counters,
-            off_loop=self._off_loop,
-            stand_aside=self._stand_aside,
+            off_loop=off_loop,
+            stand_aside=partial(
+                _stand_aside, self._in_flight if self._offload else None, self.LEARNER_YIELD_S
+            ),
         )
 
     def _swap_controller(self, config: EngineConfig) -> SwapController:
@@ -280,19 +287,26 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
     async def __asynccontextmanager__(self) -> AsyncGenerator[PreloadEngine]:
         if self._state is not Lifecycle.UNOPENED:
             raise EngineStateError("cannot open an engine more than once")
-        async with self.preloader, self._calls.loader, anyio.create_task_group() as tg:
-            self._tg = tg
-            self._learner.start(tg)
-            self._state = Lifecycle.OPENED
-            try:
-                yield self
-            finally:
-                self._state = Lifecycle.CLOSED
-                self._learner.stop()
-                tg.cancel_scope.cancel()
-                for session in list(self._sessions.values()):
-                    self._finish(session)
-                self._sessions.clear()
+        try:
+            async with self.preloader, self._calls.loader, anyio.create_task_group() as tg:
+                self._tg = tg
+                self._learner.start(tg)
+                self._state = Lifecycle.OPENED
+                try:
+                    yield self
+                finally:
+                    self._state = Lifecycle.CLOSED
+                    self._learner.stop()
+                    tg.cancel_scope.cancel()
+                    for session in list(self._sessions.values()):
+                        self._finish(session)
+                    self._sessions.clear()
+        finally:
+            # A cancelled task's traceback keeps its frame, and so the learner, in a
+            # reference cycle: let go of the parts, so that the models go with the
+            # engine rather than with the cycle collector's next pass.
+            self._tg = None
+            self._learner.detach()
 
     # -- the request path -------------------------------------------------------------
 
@@ -1160,28 +1174,13 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
 
     # -- background -------------------------------------------------------------------
 
-    async def _stand_aside(self) -> None:
-        """
-        Wait, at most ``LEARNER_YIELD_S``, until no request is in flight (of this
-        engine, or of any engine sharing its ``requests_in_flight``), when the engine
-        offloads (a virtual-clock replay stays as it is): the learner's worker threads
-        would share the interpreter with it.
-        """
-        if self._offload:
-            await self._in_flight.quiet(self.LEARNER_YIELD_S)
-
     async def _off_loop(
         self, function: Callable[..., T], *args: Any, limiter: anyio.CapacityLimiter | None = None
     ) -> T:
         """
-        ``function(*args)`` in a worker thread when the engine offloads, inline
-        otherwise (a virtual-clock replay stays deterministic). One at a time under
-        ``limiter``: the learner's (the forecasters are only ever used there) unless
-        told otherwise (the call predictor has its own).
+        ``function(*args)`` off the loop as the learner runs it (see :func:`_off_loop`).
         """
-        if not self._offload:
-            return function(*args)
-        return await anyio.to_thread.run_sync(function, *args, limiter=limiter or self._learning)
+        return await _off_loop(self._offload, self._learning, function, *args, limiter=limiter)
 
     async def wait_idle(self) -> None:
         """
@@ -1316,3 +1315,39 @@ def _check_id(name: str, value: object) -> None:
     problem = label_problem(name, value)
     if problem is not None:
         raise ValueError(problem)
+
+
+async def _off_loop(
+    offload: bool,
+    learning: anyio.CapacityLimiter,
+    function: Callable[..., T],
+    *args: Any,
+    limiter: anyio.CapacityLimiter | None = None,
+) -> T:
+    """
+    ``function(*args)`` in a worker thread when the engine offloads, inline otherwise
+    (a virtual-clock replay stays deterministic). One at a time under ``limiter``: the
+    learner's (``learning``: the forecasters are only ever used there) unless told
+    otherwise (the call predictor has its own).
+    """
+    if not offload:
+        return function(*args)
+    return await anyio.to_thread.run_sync(function, *args, limiter=limiter or learning)
+
+
+async def _stand_aside(in_flight: RequestsInFlight | None, yield_s: float) -> None:
+    """
+    Wait, at most ``yield_s``, until no request is in flight (of the engine, or of any
+    engine sharing its ``requests_in_flight``; None when the engine does not offload:
+    a virtual-clock replay stays as it is): the learner's worker threads would share
+    the interpreter with it.
+    """
+    if in_flight is not None:
+        await in_flight.quiet(yield_s)
+
+
+def _is_live(sessions: Mapping[str, EngineSession], session: EngineSession) -> bool:
+    """
+    Whether ``session`` is the one the engine holds under its id.
+    """
+    return sessions.get(session.id) is session

@@ -101,6 +101,15 @@ class Learner:
         if self._events is not None:
             self._events.close()
 
+    def detach(self) -> None:
+        """
+        Let go of the engine's parts once its task group is done (the engine closed).
+        """
+        self._tg = None
+        self._events = None
+        for part in ("_forecaster", "_namer", "_calls", "_values", "_histories", "_preloads"):
+            vars(self).pop(part, None)
+
     def notify(self, kind: str, session_id: str) -> None:
         """
         An event of the session (``turn``, ``reply``, ``feedback``, ``end``,
