@@ -172,11 +172,16 @@ class ServerConfig:
     the background rather than at the session's next request here. With
     ``outcomes_dir``, each replica saves its tenants' experiment outcomes there (a file
     a tenant, replica and run) every ``outcomes_every_s`` and when it stops, for
-    ``preload report`` to merge.
+    ``preload report`` to merge. With ``max_open_tenants``, at most that many tenants'
+    engines are open at once in a replica: each opens at its tenant's first request and
+    the least recently used one that no request holds closes when another must open
+    (0: every tenant's engine opens at start and stays open).
 
     .. versionadded:: 0.4
     .. versionchanged:: 0.10
        ``outcomes_dir``, ``outcomes_every_s``.
+    .. versionchanged:: 0.16
+       ``max_open_tenants``.
     """
 
     max_body_bytes: int = 1_000_000
@@ -189,8 +194,10 @@ class ServerConfig:
     follow: bool = True
     outcomes_dir: str = ""
     outcomes_every_s: float = 60.0
+    max_open_tenants: int = 0
 
     def __post_init__(self) -> None:
+        check_non_negative("server.max_open_tenants", self.max_open_tenants)
         check_positive("server.max_body_bytes", self.max_body_bytes)
         check_positive("server.outcomes_every_s", self.outcomes_every_s)
         check_positive("server.session_ttl_s", self.session_ttl_s)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ from ._routes import ApiError, router
 from ._store import SessionBusy, SessionStore, StoreConflict, StoreUnavailable
 from ._store_memory import MemorySessionStore
 from ._store_redis import RedisSessionStore
+from ._tenants import OpenTenants
 
 if TYPE_CHECKING:
     from ..calls import CallSource
@@ -104,21 +105,30 @@ class _Server:
     config: EngineConfig
     keys: KeyRing
     store: SessionStore
-    gates: dict[str, SessionGate]
+    tenants: OpenTenants
     monitor: LoopMonitor
     timings: Reservoir
     gc_pauses: Reservoir
     collector: IdleCollector
     follower: Follower | None
 
+    @property
+    def gates(self) -> Mapping[str, SessionGate]:
+        """
+        The open tenants' gates.
+        """
+        return self.tenants.gates
 
-def _outcomes_writer(config: EngineConfig, gates: dict[str, SessionGate]) -> OutcomesWriter | None:
+
+def _outcomes_writer(
+    config: EngineConfig, gates: Mapping[str, SessionGate]
+) -> OutcomesWriter | None:
     """
     The writer of the experiment outcomes into ``server.outcomes_dir``, when it is set
-    and some tenant runs an experiment.
+    and the tenants run an experiment (every tenant's engine has the configuration).
     """
     folder = config.server.outcomes_dir
-    if not folder or not any(g.engine.config.experiments.enabled for g in gates.values()):
+    if not folder or not config.experiments.enabled:
         return None
     return OutcomesWriter(Path(folder), gates, config.server.outcomes_every_s)
 
@@ -157,29 +167,53 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     collector = IdleCollector(config.server.gc_thresholds)
     in_flight = RequestsInFlight()  # the tenants' learners stand aside for any request
 
-    def engine_of(tenant: str) -> PreloadEngine:
-        sources: dict[str, Source] = {} if knowledge is None else {knowledge.name: knowledge}
-        if more_sources is not None:
-            sources.update(more_sources(tenant))
+    def models_of(
+        call_sources: Sequence[CallSource],
+    ) -> tuple[Forecaster | None, EngineCallPredictor | None]:
+        """
+        A tenant's own copies of ``--model`` and ``--calls-model`` (CPU-bound: read in a
+        worker thread when a tenant opens while requests are served).
+        """
         forecaster: Forecaster | None = None
         if settings.model:
             forecaster = EngineForecaster.load(settings.model)
             forecaster.observe_every = config.prediction.observe_every
-        call_sources: Sequence[CallSource] = tools(tenant) if tools is not None else ()
         call_predictor = (
             EngineCallPredictor.load(settings.calls_model, tools=read_only_tools(call_sources))
             if settings.calls_model
             else None
         )
-        return PreloadEngine(
-            replace(config, tenant=tenant),
-            sources=sources,
-            forecaster=forecaster,
-            call_sources=call_sources,
-            call_predictor=call_predictor,
-            max_sessions=config.server.max_sessions,
-            requests_in_flight=in_flight,
-        )
+        return forecaster, call_predictor
+
+    def gate_opener(
+        store: SessionStore, *, offload: bool
+    ) -> Callable[[str], AbstractAsyncContextManager[SessionGate]]:
+        loading = anyio.CapacityLimiter(1)
+
+        @asynccontextmanager
+        async def open_gate(tenant: str) -> AsyncIterator[SessionGate]:
+            sources: dict[str, Source] = {} if knowledge is None else {knowledge.name: knowledge}
+            if more_sources is not None:
+                sources.update(more_sources(tenant))
+            call_sources: Sequence[CallSource] = tools(tenant) if tools is not None else ()
+            if offload:  # one at a time: a burst of first requests loads no more at once
+                forecaster, call_predictor = await anyio.to_thread.run_sync(
+                    models_of, call_sources, limiter=loading
+                )
+            else:
+                forecaster, call_predictor = models_of(call_sources)
+            async with PreloadEngine(
+                replace(config, tenant=tenant),
+                sources=sources,
+                forecaster=forecaster,
+                call_sources=call_sources,
+                call_predictor=call_predictor,
+                max_sessions=config.server.max_sessions,
+                requests_in_flight=in_flight,
+            ) as engine:
+                yield SessionGate(tenant, engine, store, max_sessions=engine.max_sessions)
+
+        return open_gate
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -187,13 +221,20 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             store = _store(config)
             stack.push_async_callback(store.aclose)
             await store.ping()  # fail fast: the store is required
-            gates = {}
-            for tenant in keys.tenants:
-                engine = await stack.enter_async_context(engine_of(tenant))
-                gates[tenant] = SessionGate(tenant, engine, store, max_sessions=engine.max_sessions)
-            writer = _outcomes_writer(config, gates)
-            if writer is not None:  # a last save once the requests are done, engines open
-                stack.push_async_callback(writer.save_logged)
+            lazy = config.server.max_open_tenants > 0
+            tenants = OpenTenants(
+                keys.tenants,
+                gate_opener(store, offload=lazy),
+                max_open=config.server.max_open_tenants,
+            )
+            writer = _outcomes_writer(config, tenants.gates)
+            if writer is not None:  # a tenant's last save as its engine closes
+                tenants.before_close = writer.retire
+            tenants.start(await stack.enter_async_context(anyio.create_task_group()))
+            stack.push_async_callback(tenants.aclose)  # the outcomes saved, then closed
+            if not lazy:
+                await tenants.open_all()
+            gates = tenants.gates
             monitor = LoopMonitor()
             tg = await stack.enter_async_context(anyio.create_task_group())
             tg.start_soon(monitor.run)
@@ -205,7 +246,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 tg.start_soon(follower.run)
             gc_pauses = Reservoir()
             app.state.server = _Server(
-                config, keys, store, gates, monitor, timings, gc_pauses, collector, follower
+                config, keys, store, tenants, monitor, timings, gc_pauses, collector, follower
             )
             # What start-up made (the models above all) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it while

@@ -73,6 +73,24 @@ class _ServerCollector:
             unleased.add_metric([tenant], gate.unleased)
             conflicts.add_metric([tenant], gate.conflicts)
         yield from (remembered, unleased, conflicts)
+        tenants = self.server.tenants
+        yield GaugeMetricFamily(
+            "preload_tenants_open",
+            "Tenants whose engine is open in this replica (the others' metrics are not "
+            "reported; an engine opened again counts from zero).",
+            value=len(tenants.gates),
+        )
+        yield CounterMetricFamily(
+            "preload_tenant_engines_opened",
+            "Tenants' engines opened (at start, or at a tenant's first request with "
+            "server.max_open_tenants).",
+            value=tenants.opened,
+        )
+        yield CounterMetricFamily(
+            "preload_tenant_engines_closed",
+            "Tenants' engines closed to make room for another (server.max_open_tenants).",
+            value=tenants.closed,
+        )
         yield _summary(
             SummaryMetricFamily,
             "preload_gc_pause_seconds",

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from functools import partial
 from pathlib import Path
@@ -80,12 +81,30 @@ class OutcomesWriter:
         name = f"{socket.gethostname()}-{os.getpid()}-{started}"
         self.replica = re.sub(r"[^A-Za-z0-9._-]", "_", name)
         self._saved = anyio.Event()  # set when a save of run's ends, then replaced
+        self._closed: Counter[str] = Counter()  # tenant -> its engines closed here
+        self._saving = anyio.Lock()  # one save at a time: a retired file is final
 
     def path_of(self, tenant: str) -> Path:
         """
-        The file of ``tenant``'s outcomes from this replica.
+        The file of ``tenant``'s outcomes from this replica's engine of the tenant: a
+        file a replica and run, and one more each time the tenant's engine opens again
+        (``server.max_open_tenants``), ``<replica>-2.jsonl`` and on.
         """
-        return self.folder / tenant / f"{self.replica}.jsonl"
+        again = self._closed[tenant]
+        return self.folder / tenant / f"{self.replica}{f'-{again + 1}' if again else ''}.jsonl"
+
+    async def retire(self, tenant: str, gate: SessionGate) -> None:
+        """
+        Save the outcomes of a tenant whose engine closes (a failure logged), so that
+        the tenant's next engine saves to a file of its own.
+        """
+        async with self._saving:
+            try:
+                await self._save_tenant(tenant, gate)
+            except OSError:
+                logger.exception("saving tenant %s's experiment outcomes failed", tenant)
+            finally:
+                self._closed[tenant] += 1
 
     async def run(self) -> None:
         """
@@ -128,20 +147,28 @@ class OutcomesWriter:
         """
         saved = 0
         failed: OSError | None = None
-        for tenant, gate in self.gates.items():
-            if not gate.engine.config.experiments.enabled:
-                continue
-            outcomes = [o async for chunk in _chunks(gate.engine) for o in chunk]
-            if not outcomes:
-                continue
-            path = self.path_of(tenant)
-            try:
-                await anyio.to_thread.run_sync(
-                    partial(path.parent.mkdir, parents=True, exist_ok=True)
-                )
-                saved += await anyio.to_thread.run_sync(write_outcomes, path, outcomes)
-            except OSError as exc:
-                failed = exc
+        for tenant, gate in list(self.gates.items()):  # engines may open and close meanwhile
+            async with self._saving:
+                if self.gates.get(tenant) is not gate:
+                    continue  # closed since: saved as it closed
+                try:
+                    saved += await self._save_tenant(tenant, gate)
+                except OSError as exc:
+                    failed = exc
         if failed is not None:
             raise failed
         return saved
+
+    async def _save_tenant(self, tenant: str, gate: SessionGate) -> int:
+        """
+        Save one tenant's outcomes, if its engine runs an experiment and has any; the
+        number saved.
+        """
+        if not gate.engine.config.experiments.enabled:
+            return 0
+        outcomes = [o async for chunk in _chunks(gate.engine) for o in chunk]
+        if not outcomes:
+            return 0
+        path = self.path_of(tenant)
+        await anyio.to_thread.run_sync(partial(path.parent.mkdir, parents=True, exist_ok=True))
+        return await anyio.to_thread.run_sync(write_outcomes, path, outcomes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -103,10 +104,12 @@ def _server(request: Request) -> _Server:
     return server
 
 
-async def _gate(request: Request) -> SessionGate:
+async def _gate(request: Request) -> AsyncIterator[SessionGate]:
     """
-    The gate of the tenant whose key the request carries. A coroutine, so that
-    FastAPI calls it on the loop rather than through its thread pool.
+    The gate of the tenant whose key the request carries, its engine held open until
+    the response is sent (opened first when ``server.max_open_tenants`` left it
+    closed). A coroutine, so that FastAPI runs it on the loop rather than through its
+    thread pool.
 
     Raises:
         ApiError: 401, no key or an unknown one.
@@ -118,7 +121,8 @@ async def _gate(request: Request) -> SessionGate:
     tenant = server.keys.tenant_of(key.strip())
     if tenant is None:
         raise ApiError(401, "unauthorized", "unknown API key")
-    return server.gates[tenant]
+    async with server.tenants.using(tenant) as gate:
+        yield gate
 
 
 Gate = Annotated[SessionGate, Depends(_gate)]
