@@ -526,6 +526,39 @@ def server_config(folder: Path, redis_url: str) -> Path:
     return config
 
 
+def serve_command(
+    config: Path,
+    keys: Path,
+    data: Path,
+    redis: Redis,
+    *,
+    model: Path | None = None,
+    calls_model: Path | None = None,
+    tools: bool = False,
+) -> tuple[list[str], dict[str, str]]:
+    """
+    The command line and environment of a ``preload serve`` replica on ``redis``, with
+    the benches' sources over ``data``'s knowledge (and, with ``tools``, their call
+    sources: ``serve_plugins:tools``).
+    """
+    command = [sys.executable, "-m", "preload", "serve", "--config", str(config)]
+    command += ["--keys", str(keys), "--sources", "simulations.serve_plugins:sources"]
+    command += ["--log-level", "warning"]
+    if tools:
+        command += ["--tools", "simulations.serve_plugins:tools"]
+    if model is not None:
+        command += ["--model", str(model)]
+    if calls_model is not None:
+        command += ["--calls-model", str(calls_model)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PRELOAD_BENCH_KNOWLEDGE": str(data / "knowledge.jsonl"),
+        "PRELOAD_BENCH_REDIS": redis.url,
+    }
+    return command, env
+
+
 @contextmanager
 def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, list[Replica]]]:
     data = args.data / args.dataset
@@ -537,17 +570,7 @@ def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, lis
         tenants = ["bench", *(f"bench{n}" for n in range(2, args.tenants + 1))]
         args.keys = [append_key(keys, tenant) for tenant in tenants]
         config = server_config(folder, redis.url)
-        command = [sys.executable, "-m", "preload", "serve", "--config", str(config)]
-        command += ["--keys", str(keys), "--sources", "simulations.serve_plugins:sources"]
-        command += ["--log-level", "warning"]
-        if args.model is not None:
-            command += ["--model", str(args.model)]
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "PRELOAD_BENCH_KNOWLEDGE": str(data / "knowledge.jsonl"),
-            "PRELOAD_BENCH_REDIS": redis.url,
-        }
+        command, env = serve_command(config, keys, data, redis, model=args.model)
         for name in ("a", "b"):
             log = args.logs / f"replica-{name}.log" if args.logs is not None else None
             replicas.append(Replica(name, command, env, log))

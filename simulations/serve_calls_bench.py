@@ -44,7 +44,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import random
 import shutil
 import sys
@@ -63,12 +62,12 @@ from preload.replay._simulated import draw
 from preload.server import append_key
 from simulations._data import add_data_arguments
 from simulations.serve_bench import (
-    ROOT,
     Redis,
     Replica,
     metric,
     metrics_of,
     quantiles,
+    serve_command,
     server_config,
     train,
 )
@@ -209,20 +208,15 @@ def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], d
             keys = folder / "keys.jsonl"
             key = append_key(keys, "bench")
             config = config_file(folder, redis.url, speculate=strategy != "off")
-            command = [sys.executable, "-m", "preload", "serve", "--config", str(config)]
-            command += ["--keys", str(keys), "--log-level", "warning"]
-            command += ["--sources", "simulations.serve_plugins:sources"]
-            command += ["--tools", "simulations.serve_plugins:tools"]
-            if strategy == "engine":
-                command += ["--calls-model", str(args.calls_model)]
-            env = {
-                **os.environ,
-                "PYTHONPATH": str(ROOT),
-                "PRELOAD_BENCH_KNOWLEDGE": str(args.data / args.dataset / "knowledge.jsonl"),
-                "PRELOAD_BENCH_REDIS": redis.url,
-                "PRELOAD_BENCH_SESSIONS": str(dev),
-                "PRELOAD_BENCH_SEED": str(args.seed),
-            }
+            command, env = serve_command(
+                config,
+                keys,
+                args.data / args.dataset,
+                redis,
+                calls_model=args.calls_model if strategy == "engine" else None,
+                tools=True,
+            )
+            env.update(PRELOAD_BENCH_SESSIONS=str(dev), PRELOAD_BENCH_SEED=str(args.seed))
             for name in ("a", "b"):
                 replicas.append(Replica(name, command, env))
                 replicas[-1].start()

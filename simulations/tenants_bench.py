@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import re
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +37,15 @@ import numpy as np
 from preload import read_sessions
 from preload.server import append_key
 from simulations._data import add_data_arguments
-from simulations.serve_bench import ROOT, Redis, Replica, metric, metrics_of, server_config, train
+from simulations.serve_bench import (
+    Redis,
+    Replica,
+    metric,
+    metrics_of,
+    serve_command,
+    server_config,
+    train,
+)
 
 
 def tenant_draws(n_sessions: int, n_tenants: int, zipf: float, seed: int = 0) -> list[int]:
@@ -106,17 +112,9 @@ def run_setting(
         bounded = text.replace("max_open_tenants = 0 ", f"max_open_tenants = {max_open} ")
         assert bounded != text or not max_open, "configs/server.toml has no max_open_tenants"
         config.write_text(bounded, encoding="utf-8")
-        command = [sys.executable, "-m", "preload", "serve", "--config", str(config)]
-        command += ["--keys", str(keys_file), "--sources", "simulations.serve_plugins:sources"]
-        command += ["--log-level", "warning", "--model", str(args.model)]
-        if args.calls_model is not None:
-            command += ["--calls-model", str(args.calls_model)]
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "PRELOAD_BENCH_KNOWLEDGE": str(data / "knowledge.jsonl"),
-            "PRELOAD_BENCH_REDIS": redis.url,
-        }
+        command, env = serve_command(
+            config, keys_file, data, redis, model=args.model, calls_model=args.calls_model
+        )
         log = args.logs / f"replica-{max_open}.log" if args.logs is not None else None
         if log is not None:
             log.unlink(missing_ok=True)

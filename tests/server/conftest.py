@@ -26,6 +26,17 @@ KNOWLEDGE = [
     {"key": "service:trains", "text": "Trains: find departures between two stations."},
 ]
 
+#: A server configuration's experiment: two arms, one with a smaller budget.
+EXPERIMENT = """
+[experiments]
+name = "budget"
+[experiments.arms.control]
+weight = 1
+[experiments.arms.small]
+weight = 1
+overlay = { budget = { total_tokens = 4000 } }
+"""
+
 
 class ServerProcess:
     """

@@ -16,24 +16,14 @@ import pytest
 
 from preload.experiments import read_outcome_files, read_outcomes
 
+from .conftest import EXPERIMENT
+
 if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import RedisServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
-
-
-#: A server configuration's experiment: two arms, one with a smaller budget.
-EXPERIMENT = """
-[experiments]
-name = "budget"
-[experiments.arms.control]
-weight = 1
-[experiments.arms.small]
-weight = 1
-overlay = { budget = { total_tokens = 4000 } }
-"""
 
 
 def bearer(key: str) -> dict[str, str]:

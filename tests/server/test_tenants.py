@@ -20,19 +20,11 @@ from preload import ConfigError, EngineConfig
 from preload.experiments import read_outcomes
 from preload.server import append_key
 
+from .conftest import EXPERIMENT
+
 pytest.importorskip("fastapi")
 
 from preload.server._app import ServerSettings, create_app
-
-EXPERIMENT = """
-[experiments]
-name = "budget"
-[experiments.arms.control]
-weight = 1
-[experiments.arms.small]
-weight = 1
-overlay = { budget = { total_tokens = 4000 } }
-"""
 
 
 @asynccontextmanager
