@@ -173,6 +173,20 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._state = Lifecycle.UNOPENED
         self._in_flight = requests_in_flight or RequestsInFlight()
         self._offload = offload
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._wire_background(sources, call_sources, call_predictor)
+
+    def _wire_background(
+        self,
+        sources: Mapping[str, Source],
+        call_sources: Sequence[CallSource],
+        call_predictor: CallPredictor | None,
+    ) -> None:
+        """
+        Build the parts the learner drives off the request path: the value predictor,
+        preloads, histories, tool calls and the learner itself.
+        """
+        offload = self._offload
         retrieval = self.config.retrieval
         saved = getattr(self.forecaster, "values", None)  # a model file's, learned before
         self.values = (
@@ -202,7 +216,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self._counters,
             live=partial(_is_live, self._sessions),
         )
-        self._tg: anyio.abc.TaskGroup | None = None
         # One for requests' own work (catching their history up, fitting a long text):
         # a request never queues behind the learner's work for other sessions.
         self._serving = anyio.CapacityLimiter(1)
@@ -230,7 +243,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             counters=self._counters,
             off_loop=off_loop,
             stand_aside=partial(
-                _stand_aside, self._in_flight if self._offload else None, self.LEARNER_YIELD_S
+                _stand_aside, self._in_flight if offload else None, self.LEARNER_YIELD_S
             ),
         )
 

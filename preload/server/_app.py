@@ -18,8 +18,9 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,6 +147,104 @@ def _check_folder(key: str, folder: str) -> None:
         raise ConfigError(key, f"{folder!r}: cannot write there ({exc.strerror or exc})") from None
 
 
+class _Tenancy:
+    """
+    What each tenant's engine is made of (the settings' files and plugins, the
+    server's configuration) and how one opens, with its own copies of the models.
+
+    Args:
+        settings: The server's settings.
+        config: The engine configuration every tenant's engine has (with its name).
+        in_flight: The requests in flight, counted for every tenant's learner.
+    """
+
+    def __init__(
+        self, settings: ServerSettings, config: EngineConfig, in_flight: RequestsInFlight
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.in_flight = in_flight
+        self.knowledge = JsonlKnowledgeSource(settings.knowledge) if settings.knowledge else None
+        self.more_sources = _factory(settings.sources, "--sources")
+        self.tools = _factory(settings.tools, "--tools")
+        self._loading = anyio.CapacityLimiter(1)
+
+    def models_of(
+        self, call_sources: Sequence[CallSource]
+    ) -> tuple[Forecaster | None, EngineCallPredictor | None]:
+        """
+        A tenant's own copies of ``--model`` and ``--calls-model`` (CPU-bound: read in a
+        worker thread when a tenant opens while requests are served).
+        """
+        settings = self.settings
+        forecaster: Forecaster | None = None
+        if settings.model:
+            forecaster = EngineForecaster.load(settings.model)
+            forecaster.observe_every = self.config.prediction.observe_every
+        call_predictor = (
+            EngineCallPredictor.load(settings.calls_model, tools=read_only_tools(call_sources))
+            if settings.calls_model
+            else None
+        )
+        return forecaster, call_predictor
+
+    @asynccontextmanager
+    async def open_gate(
+        self, tenant: str, store: SessionStore, *, offload: bool
+    ) -> AsyncIterator[SessionGate]:
+        """
+        Open the tenant's engine and its gate on ``store``; leaving closes them. With
+        ``offload``, the models are read in a worker thread, one tenant at a time (a
+        burst of first requests loads no more at once).
+        """
+        knowledge = self.knowledge
+        sources: dict[str, Source] = {} if knowledge is None else {knowledge.name: knowledge}
+        if self.more_sources is not None:
+            sources.update(self.more_sources(tenant))
+        call_sources: Sequence[CallSource] = self.tools(tenant) if self.tools is not None else ()
+        if offload:
+            forecaster, call_predictor = await anyio.to_thread.run_sync(
+                self.models_of, call_sources, limiter=self._loading
+            )
+        else:
+            forecaster, call_predictor = self.models_of(call_sources)
+        async with PreloadEngine(
+            replace(self.config, tenant=tenant),
+            sources=sources,
+            forecaster=forecaster,
+            call_sources=call_sources,
+            call_predictor=call_predictor,
+            max_sessions=self.config.server.max_sessions,
+            requests_in_flight=self.in_flight,
+        ) as engine:
+            yield SessionGate(tenant, engine, store, max_sessions=engine.max_sessions)
+
+
+async def _open_tenants(
+    stack: AsyncExitStack, tenancy: _Tenancy, keys: KeyRing, store: SessionStore
+) -> tuple[OpenTenants, OutcomesWriter | None]:
+    """
+    The tenants' engines, every one opened now, or none with ``server.max_open_tenants``
+    (each then opens at its first request), closed as ``stack`` unwinds, after their
+    outcomes are saved; and the outcomes writer, when there is one.
+    """
+    config = tenancy.config
+    lazy = config.server.max_open_tenants > 0
+    tenants = OpenTenants(
+        keys.tenants,
+        partial(tenancy.open_gate, store=store, offload=lazy),
+        max_open=config.server.max_open_tenants,
+    )
+    writer = _outcomes_writer(config, tenants.gates)
+    if writer is not None:  # a tenant's last save as its engine closes
+        tenants.before_close = writer.retire
+    tenants.start(await stack.enter_async_context(anyio.create_task_group()))
+    stack.push_async_callback(tenants.aclose)  # the outcomes saved, then closed
+    if not lazy:
+        await tenants.open_all()
+    return tenants, writer
+
+
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """
     The API over one engine per tenant of the keys.
@@ -157,63 +256,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     config = EngineConfig.from_toml(settings.config) if settings.config else EngineConfig()
     keys = _keys(settings)
-    knowledge = JsonlKnowledgeSource(settings.knowledge) if settings.knowledge else None
-    more_sources = _factory(settings.sources, "--sources")
-    tools = _factory(settings.tools, "--tools")
+    # the tenants' learners stand aside for any request
+    tenancy = _Tenancy(settings, config, RequestsInFlight())
     if config.server.outcomes_dir:  # fail at start, not at the first save
         _check_folder("server.outcomes_dir", config.server.outcomes_dir)
     sys.setswitchinterval(config.server.switch_interval_s)
     timings = Reservoir()
     collector = IdleCollector(config.server.gc_thresholds)
-    in_flight = RequestsInFlight()  # the tenants' learners stand aside for any request
-
-    def models_of(
-        call_sources: Sequence[CallSource],
-    ) -> tuple[Forecaster | None, EngineCallPredictor | None]:
-        """
-        A tenant's own copies of ``--model`` and ``--calls-model`` (CPU-bound: read in a
-        worker thread when a tenant opens while requests are served).
-        """
-        forecaster: Forecaster | None = None
-        if settings.model:
-            forecaster = EngineForecaster.load(settings.model)
-            forecaster.observe_every = config.prediction.observe_every
-        call_predictor = (
-            EngineCallPredictor.load(settings.calls_model, tools=read_only_tools(call_sources))
-            if settings.calls_model
-            else None
-        )
-        return forecaster, call_predictor
-
-    def gate_opener(
-        store: SessionStore, *, offload: bool
-    ) -> Callable[[str], AbstractAsyncContextManager[SessionGate]]:
-        loading = anyio.CapacityLimiter(1)
-
-        @asynccontextmanager
-        async def open_gate(tenant: str) -> AsyncIterator[SessionGate]:
-            sources: dict[str, Source] = {} if knowledge is None else {knowledge.name: knowledge}
-            if more_sources is not None:
-                sources.update(more_sources(tenant))
-            call_sources: Sequence[CallSource] = tools(tenant) if tools is not None else ()
-            if offload:  # one at a time: a burst of first requests loads no more at once
-                forecaster, call_predictor = await anyio.to_thread.run_sync(
-                    models_of, call_sources, limiter=loading
-                )
-            else:
-                forecaster, call_predictor = models_of(call_sources)
-            async with PreloadEngine(
-                replace(config, tenant=tenant),
-                sources=sources,
-                forecaster=forecaster,
-                call_sources=call_sources,
-                call_predictor=call_predictor,
-                max_sessions=config.server.max_sessions,
-                requests_in_flight=in_flight,
-            ) as engine:
-                yield SessionGate(tenant, engine, store, max_sessions=engine.max_sessions)
-
-        return open_gate
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -221,28 +270,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             store = _store(config)
             stack.push_async_callback(store.aclose)
             await store.ping()  # fail fast: the store is required
-            lazy = config.server.max_open_tenants > 0
-            tenants = OpenTenants(
-                keys.tenants,
-                gate_opener(store, offload=lazy),
-                max_open=config.server.max_open_tenants,
-            )
-            writer = _outcomes_writer(config, tenants.gates)
-            if writer is not None:  # a tenant's last save as its engine closes
-                tenants.before_close = writer.retire
-            tenants.start(await stack.enter_async_context(anyio.create_task_group()))
-            stack.push_async_callback(tenants.aclose)  # the outcomes saved, then closed
-            if not lazy:
-                await tenants.open_all()
-            gates = tenants.gates
+            tenants, writer = await _open_tenants(stack, tenancy, keys, store)
             monitor = LoopMonitor()
             tg = await stack.enter_async_context(anyio.create_task_group())
             tg.start_soon(monitor.run)
             stack.callback(tg.cancel_scope.cancel)
             if writer is not None:
                 tg.start_soon(writer.run)
-            follower = Follower(store, gates) if config.server.follow and store.shared else None
-            if follower is not None:
+            follower = None
+            if config.server.follow and store.shared:
+                follower = Follower(store, tenants.gates)
                 tg.start_soon(follower.run)
             gc_pauses = Reservoir()
             app.state.server = _Server(
