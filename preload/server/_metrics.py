@@ -88,7 +88,8 @@ class _ServerCollector:
         )
         yield CounterMetricFamily(
             "preload_tenant_engines_closed",
-            "Tenants' engines closed to make room for another (server.max_open_tenants).",
+            "Tenants' engines closed (to make room for another with "
+            "server.max_open_tenants, or as the server stops).",
             value=tenants.closed,
         )
         yield _summary(
