@@ -175,13 +175,19 @@ class ServerConfig:
     ``preload report`` to merge. With ``max_open_tenants``, at most that many tenants'
     engines are open at once in a replica: each opens at its tenant's first request and
     the least recently used one that no request holds closes when another must open
-    (0: every tenant's engine opens at start and stays open).
+    (0: every tenant's engine opens at start and stays open). With ``share_models``,
+    every tenant's engine reads one copy of the server's ``--model`` and
+    ``--calls-model``, read at start, and learns nothing online into them (a tenant's
+    sessions never change another's forecasts); without, each has copies of its own,
+    which it learns into from its sessions.
 
     .. versionadded:: 0.4
     .. versionchanged:: 0.10
        ``outcomes_dir``, ``outcomes_every_s``.
     .. versionchanged:: 0.16
        ``max_open_tenants``.
+    .. versionchanged:: 0.17
+       ``share_models``.
     """
 
     max_body_bytes: int = 1_000_000
@@ -195,6 +201,7 @@ class ServerConfig:
     outcomes_dir: str = ""
     outcomes_every_s: float = 60.0
     max_open_tenants: int = 0
+    share_models: bool = False
 
     def __post_init__(self) -> None:
         check_non_negative("server.max_open_tenants", self.max_open_tenants)

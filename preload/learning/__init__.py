@@ -1,8 +1,8 @@
 """
 Learning what the next request needs, off the request path: the forecaster protocol,
 the engine's forecaster, the baselines a replay compares it with, the importance
-scorer, and what is learned from feedback: the content-value predictor and the
-adaptive budget.
+scorer, the views many engines share of one fitted model, and what is learned from
+feedback: the content-value predictor and the adaptive budget.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from ._forecasting import Forecaster as Forecaster
 from ._forecasting import StateNamer as StateNamer
 from ._importance import Importance as Importance
 from ._importance import ImportanceScorer as ImportanceScorer
+from ._shared import SharedCallPredictor as SharedCallPredictor
+from ._shared import SharedForecaster as SharedForecaster
+from ._shared import SharedModels as SharedModels
 from ._think_time import ThinkTimes as ThinkTimes
 from ._value import Candidate as Candidate
 from ._value import ValuePredictor as ValuePredictor
@@ -43,6 +46,9 @@ __all__ = [
     "OracleCallPredictor",
     "OracleForecaster",
     "PopularForecaster",
+    "SharedCallPredictor",
+    "SharedForecaster",
+    "SharedModels",
     "StateNamer",
     "ThinkTimes",
     "ValuePredictor",

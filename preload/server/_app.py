@@ -34,7 +34,14 @@ from .._config import EngineConfig
 from .._errors import ConfigError, InputTooLargeError
 from .._sources import JsonlKnowledgeSource, Source
 from ..engine import PreloadEngine, RequestsInFlight
-from ..learning import EngineCallPredictor, EngineForecaster, Forecaster, read_only_tools
+from ..learning import (
+    CallPredictor,
+    EngineCallPredictor,
+    EngineForecaster,
+    Forecaster,
+    SharedModels,
+    read_only_tools,
+)
 from ._follow import Follower
 from ._gate import SessionGate
 from ._keys import KeyRing
@@ -168,14 +175,27 @@ class _Tenancy:
         self.more_sources = _factory(settings.sources, "--sources")
         self.tools = _factory(settings.tools, "--tools")
         self._loading = anyio.CapacityLimiter(1)
+        self.shared: SharedModels | None = None
+
+    def load_shared(self) -> None:
+        """
+        With ``server.share_models``, read ``--model`` and ``--calls-model`` once, for
+        every tenant's engine to read (at start, before the server serves).
+        """
+        if self.config.server.share_models:
+            self.shared = SharedModels.load(self.settings.model, self.settings.calls_model)
 
     def models_of(
         self, call_sources: Sequence[CallSource]
-    ) -> tuple[Forecaster | None, EngineCallPredictor | None]:
+    ) -> tuple[Forecaster | None, CallPredictor | None]:
         """
         A tenant's own copies of ``--model`` and ``--calls-model`` (CPU-bound: read in a
-        worker thread when a tenant opens while requests are served).
+        worker thread when a tenant opens while requests are served), or its views of
+        the shared ones.
         """
+        shared = self.shared
+        if shared is not None:
+            return shared.forecaster(), shared.call_predictor(read_only_tools(call_sources))
         settings = self.settings
         forecaster: Forecaster | None = None
         if settings.model:
@@ -230,6 +250,7 @@ async def _open_tenants(
     """
     config = tenancy.config
     lazy = config.server.max_open_tenants > 0
+    tenancy.load_shared()
     tenants = OpenTenants(
         keys.tenants,
         partial(tenancy.open_gate, store=store, offload=lazy),

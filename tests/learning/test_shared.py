@@ -1,0 +1,106 @@
+"""
+Views of one fitted model for many engines (``SharedModels``): each forecasts as the
+model does, learns nothing into it, and keeps a content-value predictor of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from preload import EngineForecaster, Session, Turn
+from preload.learning import SharedModels, ValuePredictor
+
+
+def _sessions(n: int) -> list[Session]:
+    """
+    ``n`` sessions in which a search is followed by a booking, then a review.
+    """
+    states = ("F:Search", "F:Book", "F:Review")
+    return [
+        Session(
+            session_id=f"s{i}",
+            turns=tuple(
+                Turn(t=20.0 * j, text="", needs=(f"need:{state}",), state=state)
+                for j, state in enumerate(states)
+            ),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(name="model")
+def _model() -> EngineForecaster:
+    """
+    A forecaster fitted on 30 sessions, with a content-value predictor.
+    """
+    model = EngineForecaster()
+    model.fit(_sessions(30))
+    model.values = ValuePredictor(min_feedback=3)
+    return model
+
+
+def test_views_forecast_as_the_model_and_learn_nothing_into_it(model: EngineForecaster) -> None:
+    """
+    Two views forecast what the model forecasts; a turn they observe changes neither
+    the model nor its forecast; refitting a view is refused.
+    """
+    shared = SharedModels(model, None)
+    one, two = shared.forecaster(), shared.forecaster()
+    assert one is not None and two is not None
+    turns = [{"state": "F:Search", "needs": []}]
+    expected = model.forecast(turns, None, "x")
+    before = model.model.to_json()
+    for _ in range(5):
+        one.observe([{"state": "F:Search", "needs": []}, {"state": "F:Review"}], "u")
+    assert expected == one.forecast(turns, None, "x") == two.forecast(turns, None, "x")
+    assert "F:Book" == expected.states[0][0]
+    assert before == model.model.to_json()
+    with pytest.raises(TypeError, match="read-only"):
+        one.fit(_sessions(3))
+    assert None is SharedModels(None, None).forecaster()
+    assert None is SharedModels(None, None).call_predictor()
+
+
+def test_each_view_has_its_own_copy_of_the_values(model: EngineForecaster) -> None:
+    """
+    Each view's content-value predictor starts as the model's and is its own: what
+    one engine learns from feedback stays with it.
+    """
+    shared = SharedModels(model, None)
+    one, two = shared.forecaster(), shared.forecaster()
+    assert one is not None and two is not None
+    assert one.values is not None and two.values is not None
+    assert model.values is not None
+    assert len({id(one.values), id(two.values), id(model.values)}) == 3
+    assert model.values.to_json() == one.values.to_json() == two.values.to_json()
+
+
+def test_a_view_reads_the_model_under_the_views_lock(
+    model: EngineForecaster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A view forecasts and names states only while it holds the lock every view of the
+    model shares (the model's caches are not safe for two threads at once).
+    """
+    shared = SharedModels(model, None)
+    one = shared.forecaster()
+    assert one is not None
+    held: list[bool] = []
+    forecast, encode = model.forecast, model.encode
+
+    def watched_forecast(*args: Any) -> Any:
+        held.append(shared._forecasting.locked())
+        return forecast(*args)
+
+    def watched_encode(text: str) -> str | None:
+        held.append(shared._forecasting.locked())
+        return encode(text)
+
+    monkeypatch.setattr(model, "forecast", watched_forecast)
+    monkeypatch.setattr(model, "encode", watched_encode)
+    one.forecast([{"state": "F:Search", "needs": []}], None, "x")
+    one.encode("a flight")
+    assert [True, True] == held
+    assert not shared._forecasting.locked()

@@ -1,0 +1,199 @@
+"""
+``server.share_models``: every tenant's engine reads one copy of the server's call
+forecaster (``--calls-model``), runs ahead from it the calls of its own tools, and
+learns nothing into it; without it, each engine has a copy of its own. Apps of
+``preload serve`` in this process, on the memory store, with the tools of
+``plugins.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from preload import ConfigError, EngineConfig
+from preload.learning import EngineCallPredictor, SharedCallPredictor
+from preload.server import append_key
+
+pytest.importorskip("fastapi")
+
+from preload.server._app import ServerSettings, create_app
+
+CITIES = ["Lisbon", "Porto", "Faro", "Braga", "Coimbra", "Evora"]
+
+
+def _hotel_sessions(n: int) -> list[dict[str, Any]]:
+    """
+    ``n`` logged sessions: a hotel search in a city the request says, then thanks.
+    """
+    return [
+        {
+            "session_id": f"log{i}",
+            "turns": [
+                {
+                    "text": f"Find me hotels in {CITIES[i % len(CITIES)]} please.",
+                    "system": "Here are three.",
+                    "tool_calls": [
+                        {
+                            "name": "find_hotels",
+                            "args": {"city": CITIES[i % len(CITIES)]},
+                            "read_only": True,
+                        }
+                    ],
+                },
+                {"text": "Thanks, bye.", "system": "Goodbye."},
+            ],
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(name="calls_model", scope="module")
+def _calls_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """
+    A call forecaster fitted on 30 logged hotel searches, saved as ``preload train
+    --calls-out`` saves it.
+    """
+    path = tmp_path_factory.mktemp("model") / "calls.json"
+    predictor = EngineCallPredictor()
+    predictor.model.fit(_hotel_sessions(30))
+    predictor.save(path)
+    return path
+
+
+@asynccontextmanager
+async def _replica(
+    tmp_path: Path, calls_model: Path, share: bool, max_open: int = 0
+) -> AsyncIterator[tuple[Any, dict[str, httpx.AsyncClient]]]:
+    """
+    One app on the memory store with tenants acme and beta, the test plugins' tools
+    and ``calls_model``, with ``server.share_models = share``; a client of each tenant.
+    """
+    keys_file = tmp_path / "keys.jsonl"
+    keys = {tenant: append_key(keys_file, tenant) for tenant in ("acme", "beta")}
+    config = tmp_path / "server.toml"
+    config.write_text(
+        '[cache]\nbackend = "memory"\n[server]\n'
+        f"share_models = {json.dumps(share)}\nmax_open_tenants = {max_open}\n",
+        encoding="utf-8",
+    )
+    settings = ServerSettings(
+        config=str(config), keys=str(keys_file), tools="plugins:tools", calls_model=str(calls_model)
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        clients = {
+            tenant: httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://replica",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            for tenant, key in keys.items()
+        }
+        try:
+            yield app.state.server, clients
+        finally:
+            for client in clients.values():
+                await client.aclose()
+
+
+async def _search(server: Any, client: httpx.AsyncClient, tenant: str, session: str) -> str:
+    """
+    A request that names a city, the background work it caused done, then the
+    agent's search for hotels there; the search's result.
+    """
+    asked = await client.post(
+        f"/v1/sessions/{session}/requests", json={"text": "Find me hotels in Lisbon please."}
+    )
+    assert 200 == asked.status_code, asked.text
+    await server.gates[tenant].engine.wait_idle()  # the search run ahead, or not
+    call = {"name": "find_hotels", "args": {"city": "Lisbon"}}
+    answer = await client.post(f"/v1/sessions/{session}/calls", json=call)
+    assert 200 == answer.status_code, answer.text
+    return str(answer.json()["result"])
+
+
+async def test_tenants_read_one_model_run_their_own_tools_ahead_and_learn_nothing_into_it(
+    tmp_path: Path, calls_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    With ``share_models``, both tenants' engines forecast from one model; each runs
+    the search ahead with its own tools (the result names the tenant), and a session
+    that ends changes nothing in the model.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    async with _replica(tmp_path, calls_model, share=True) as (server, clients):
+        engines = {tenant: server.gates[tenant].engine for tenant in ("acme", "beta")}
+        predictors = [engine._calls.predictor for engine in engines.values()]
+        assert all(isinstance(p, SharedCallPredictor) for p in predictors)
+        assert predictors[0].model is predictors[1].model
+        learned = predictors[0].model.to_json()
+        with anyio.fail_after(30):
+            results = {t: await _search(server, clients[t], t, "s1") for t in engines}
+            assert 204 == (await clients["acme"].delete("/v1/sessions/s1")).status_code
+            await engines["acme"].wait_idle()  # the ended session learned from, or not
+        hits = {t: engine.call_statistics().call_hits for t, engine in engines.items()}
+    assert {"acme": 1, "beta": 1} == hits  # run ahead from the shared model
+    assert "run 1: hotels in Lisbon for acme" == results["acme"]
+    assert "run 1: hotels in Lisbon for beta" == results["beta"]
+    assert learned == predictors[0].model.to_json()
+
+
+async def test_without_sharing_each_tenant_has_a_copy_of_its_own(
+    tmp_path: Path, calls_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    By default each tenant's engine has its own copy of the model, which learns from
+    the tenant's sessions as they end.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    async with _replica(tmp_path, calls_model, share=False) as (server, clients):
+        engines = {tenant: server.gates[tenant].engine for tenant in ("acme", "beta")}
+        acme, beta = (engine._calls.predictor for engine in engines.values())
+        assert isinstance(acme, EngineCallPredictor)
+        assert acme.model is not beta.model
+        learned = acme.model.to_json()
+        with anyio.fail_after(30):
+            await _search(server, clients["acme"], "acme", "s1")
+            assert 204 == (await clients["acme"].delete("/v1/sessions/s1")).status_code
+            await engines["acme"].wait_idle()
+    assert learned != acme.model.to_json()
+    assert 1 == engines["acme"].call_statistics().call_hits
+
+
+async def test_lazily_opened_engines_read_the_model_read_at_start(
+    tmp_path: Path, calls_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    With ``max_open_tenants`` too, the model is read once at start: an engine that
+    opens at its tenant's first request, and the one opened again after it closed,
+    read that same copy.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    async with _replica(tmp_path, calls_model, share=True, max_open=1) as (server, clients):
+        with anyio.fail_after(30):
+            await _search(server, clients["acme"], "acme", "a1")
+            first = server.gates["acme"].engine._calls.predictor.model
+            await _search(server, clients["beta"], "beta", "b1")  # acme closes for it
+            beta = server.gates["beta"].engine._calls.predictor.model
+            await _search(server, clients["acme"], "acme", "a2")  # and opens again
+            again = server.gates["acme"].engine._calls.predictor.model
+        assert (3, 2) == (server.tenants.opened, server.tenants.closed)
+    assert first is beta is again
+
+
+def test_share_models_must_be_a_boolean(tmp_path: Path) -> None:
+    """
+    ``server.share_models`` of another type is refused, naming the key.
+    """
+    path = tmp_path / "bad.toml"
+    path.write_text('[server]\nshare_models = "yes"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="server.share_models"):
+        EngineConfig.from_toml(path)
