@@ -2,7 +2,8 @@
 Many tenants on one replica: every tenant's engine open from start (``server.
 max_open_tenants = 0``), against at most ``--max-open`` of them open at once (each value
 of a comma-separated list in turn), each opened at its tenant's first request and the
-least recently used closed for another.
+least recently used closed for another; with ``--shared``, also every engine reading one
+copy of the models.
 
 One ``preload serve`` replica on a real Redis, ``--tenants`` keys, every tenant's engine
 with its own copy of a forecaster fitted on the dataset's train split (``--model``; and
@@ -13,10 +14,13 @@ settings; each turn its request and its reply, the think time between turns the 
 divided by 20 (at most 2 s). Reported for each setting: the seconds until the replica
 was ready, its resident memory then and at the end, the client's request times (p50,
 p99, max), the replica's event-loop lag (p99 and max, ``/metrics``), and the engines
-opened and closed.
+opened and closed. With ``--shared``, two settings more with ``server.share_models``
+(every engine open from start, and at most the first ``--max-open``): one copy of the
+models, read at start, for every tenant's engine, which none learns into.
 
     python -m simulations.tenants_bench [--data ../shared/data] [--dataset star]
         [--tenants 48] [--max-open 24,8] [--sessions 150] [--concurrency 20] [--zipf 1.5]
+        [--shared]
 """
 
 from __future__ import annotations
@@ -59,11 +63,13 @@ def tenant_draws(n_sessions: int, n_tenants: int, zipf: float, seed: int = 0) ->
 
 async def play(
     url: str, sessions: list[Any], keys: list[str], draws: list[int], concurrency: int
-) -> list[float]:
+) -> tuple[list[float], int, int]:
     """
-    Play the sessions, ``concurrency`` at once; the client time of every request.
+    Play the sessions, ``concurrency`` at once; the client time of every request, and
+    the needs the requests named and how many of them were warm.
     """
     times: list[float] = []
+    counted = [0, 0]  # hits, needs
     queue = list(zip(sessions, draws, strict=True))
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
@@ -83,24 +89,30 @@ async def play(
                     answer = await http.post(f"{path}/requests", json=body, headers=headers)
                     times.append(time.monotonic() - began)
                     answer.raise_for_status()
+                    counted[0] += answer.json()["hits"]
+                    counted[1] += len(turn.needs)
                     if turn.system:
                         reply = {"text": turn.system}
                         replied = await http.post(f"{path}/replies", json=reply, headers=headers)
                         replied.raise_for_status()
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return times
+    return times, counted[0], counted[1]
 
 
 def run_setting(
-    max_open: int, args: argparse.Namespace, folder: Path, sessions: list[Any]
+    max_open: int, shared: bool, args: argparse.Namespace, folder: Path, sessions: list[Any]
 ) -> dict[str, Any]:
     """
-    Start Redis and a replica with ``server.max_open_tenants = max_open``, play the
-    sessions, and return the figures.
+    Start Redis and a replica with ``server.max_open_tenants = max_open`` (and
+    ``server.share_models = shared``), play the sessions, and return the figures.
     """
     data = args.data / args.dataset
-    redis = Redis(folder)
+    # a Redis of its own: the last setting's cache and sessions (the same ids) would
+    # be warm in it, on disk in its append-only file
+    store = folder / f"redis-{max_open}{'-shared' if shared else ''}"
+    store.mkdir()
+    redis = Redis(store)
     redis.start()
     replica: Replica | None = None
     try:
@@ -111,11 +123,15 @@ def run_setting(
         text = config.read_text(encoding="utf-8")
         bounded = text.replace("max_open_tenants = 0 ", f"max_open_tenants = {max_open} ")
         assert bounded != text or not max_open, "configs/server.toml has no max_open_tenants"
+        if shared:
+            bounded = bounded.replace("[server]\n", "[server]\nshare_models = true\n", 1)
+            assert "share_models = true" in bounded, "configs/server.toml has no [server]"
         config.write_text(bounded, encoding="utf-8")
         command, env = serve_command(
             config, keys_file, data, redis, model=args.model, calls_model=args.calls_model
         )
-        log = args.logs / f"replica-{max_open}.log" if args.logs is not None else None
+        name = f"replica-{max_open}{'-shared' if shared else ''}.log"
+        log = args.logs / name if args.logs is not None else None
         if log is not None:
             log.unlink(missing_ok=True)
         replica = Replica("a", command, env, log)
@@ -123,12 +139,13 @@ def run_setting(
         rss_start = metric(metrics_of(replica), "process_resident_memory_bytes")
         draws = tenant_draws(len(sessions), args.tenants, args.zipf)
         began = time.monotonic()
-        times = asyncio.run(play(replica.url, sessions, keys, draws, args.concurrency))
+        times, hits, needs = asyncio.run(play(replica.url, sessions, keys, draws, args.concurrency))
         wall = time.monotonic() - began
         page = metrics_of(replica)
         p50, p99 = np.percentile(np.array(times) * 1000, [50, 99])
         return {
             "max_open_tenants": max_open,
+            "share_models": shared,
             "tenants_used": len(set(draws)),
             "ready_s": round(ready_s, 1),
             "rss_start_mb": round(rss_start / 2**20),
@@ -138,6 +155,7 @@ def run_setting(
             "request_p50_ms": round(float(p50), 1),
             "request_p99_ms": round(float(p99), 1),
             "request_max_ms": round(max(times) * 1000, 1),
+            "hit_rate": round(hits / needs, 3) if needs else "-",
             "lag_p99_ms": round(
                 metric(page, r'preload_loop_lag_seconds\{quantile="0.99"\}') * 1000, 1
             ),
@@ -170,6 +188,11 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a model from 'preload train' (else fit)")
     parser.add_argument("--calls-model", type=Path, help="a call forecaster for every tenant")
     parser.add_argument("--logs", type=Path, help="write each replica's output here")
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="also with server.share_models: every engine open from start, and the first bound",
+    )
     args = parser.parse_args()
     try:
         bounds = [int(n) for n in args.max_open.split(",")]
@@ -190,7 +213,10 @@ def main() -> None:
         if args.model is None:
             args.model = folder / "model.json"
             train(data / "sessions-train.jsonl", args.model)
-        rows = [run_setting(m, args, folder, sessions) for m in (0, *bounds)]
+        settings = [(m, False) for m in (0, *bounds)]
+        if args.shared:
+            settings += [(0, True), (bounds[0], True)]
+        rows = [run_setting(m, shared, args, folder, sessions) for m, shared in settings]
     print(
         f"{args.tenants} tenants' keys, sessions drawn by Zipf {args.zipf}, "
         f"{args.concurrency} at once; model {args.model.name}"
@@ -201,9 +227,11 @@ def main() -> None:
     for row in rows:
         print(" ".join(f"{row[c]!s:>16}" for c in columns))
     print(
-        "max_open_tenants: 0, every tenant's engine opened at start; ready_s: until the "
+        "max_open_tenants: 0, every tenant's engine opened at start; share_models: one copy "
+        "of the models for every engine, which none learns into (else a copy each); "
+        "ready_s: until the "
         "replica answered /readyz; rss: its resident memory; request: the client's time "
-        "for a request (ms); lag: the replica's event-loop lag (ms); gc_max: its longest "
+        "for a request (ms); hit_rate: the requests' needs that were warm; lag: the replica's event-loop lag (ms); gc_max: its longest "
         "garbage collection (ms); redis_lost: times its cache called Redis unreachable "
         "(with --logs); opened, closed: tenants' engines"
     )
