@@ -1,0 +1,123 @@
+"""
+What ``server.share_models`` costs the forecasts: the replay of a corpus's dev sessions
+through the engine pre-fitted on its train sessions, once learning online into its
+models as every engine with copies of its own does (``learning``), and once from the
+same fitted models frozen, through the views a server's tenants get when they share
+them (``shared``: ``preload.learning.SharedModels``, learning nothing into them).
+Both replays start from the same fitted state (each runs in a forked worker process).
+Reported for each: the needs' hit rate, the preloads wasted, the request wait p95, the
+read-only calls served from speculation, their wait p95, and the calls run ahead per
+read-only call, as ``preload simulate`` reports them.
+
+    python -m simulations.shared_models_bench [--data ../shared/data] [--corpora sgd,star]
+        [--limit 400]
+
+Reads the corpora's train and dev logs and knowledge under ``--data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from preload import EngineConfig, EngineForecaster, JsonlKnowledgeSource, read_sessions
+from preload.learning import EngineCallPredictor, SharedModels
+from preload.replay import FittedStrategies, StrategyReport, fit_strategies, replay
+from simulations._data import add_data_arguments, corpus_folders
+
+COLUMNS = (
+    "hit_rate",
+    "wasted_ratio",
+    "p95_ms",
+    "call_hit_rate",
+    "call_wait_p95_ms",
+    "speculative_calls",
+)
+
+
+def shared_views(fitted: FittedStrategies, read_only: set[str]) -> FittedStrategies:
+    """
+    The engine's fitted forecaster and call forecaster as one engine of a server with
+    ``share_models`` gets them: views of one copy, running ahead the tools of
+    ``read_only`` (as an engine's call sources declare them).
+    """
+    forecaster = fitted.forecasters["engine"]
+    assert isinstance(forecaster, EngineForecaster)
+    calls = fitted.call_predictor
+    shared = SharedModels(
+        forecaster, calls.model if isinstance(calls, EngineCallPredictor) else None
+    )
+    view = shared.forecaster()
+    assert view is not None
+    return FittedStrategies(
+        forecasters={"engine": view}, call_predictor=shared.call_predictor(read_only.__contains__)
+    )
+
+
+def row(report: StrategyReport) -> dict[str, Any]:
+    """
+    The columns of one strategy's report, rounded.
+    """
+    out: dict[str, Any] = {}
+    for column in COLUMNS:
+        value = getattr(report, column)
+        out[column] = "-" if value is None else round(value, 3)
+    return out
+
+
+def main() -> None:
+    """
+    Parse the arguments, replay each corpus both ways and print the table.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    add_data_arguments(parser, corpora="sgd,star")
+    parser.add_argument("--limit", type=int, default=400, help="dev sessions (400)")
+    args = parser.parse_args()
+    config = EngineConfig()
+    rows: list[dict[str, Any]] = []
+    for corpus, folder in corpus_folders(args.data, args.corpora):
+        print(f"data: {folder} (train -> dev, {args.limit} dev sessions)", flush=True)
+        train, _ = read_sessions(folder / "sessions-train.jsonl")
+        dev, _ = read_sessions(folder / "sessions-dev.jsonl", limit=args.limit)
+        knowledge = JsonlKnowledgeSource(folder / "knowledge.jsonl")
+        read_only = {
+            call.name
+            for session in (*train, *dev)
+            for turn in session.turns
+            for call in turn.tool_calls
+            if call.read_only
+        }
+        began = time.perf_counter()
+        fitted = fit_strategies(train, config, strategies=["lru", "engine"])
+        print(
+            f"fitted the engine on {len(train)} train sessions: {time.perf_counter() - began:.0f} s"
+        )
+        for mode, models in (("learning", fitted), ("shared", shared_views(fitted, read_only))):
+            report = replay(
+                dev,
+                knowledge,
+                config,
+                strategies=["lru", "engine"] if mode == "learning" else ["engine"],
+                name=f"{corpus}/dev",
+                processes=1,
+                fitted=models,
+            )
+            for name, strategy in report.strategies.items():
+                label = "lru" if name == "lru" else mode
+                rows.append({"corpus": corpus, "engine": label, **row(strategy)})
+    columns = list(rows[0])
+    print(" ".join(f"{c:>17}" for c in columns))
+    for found in rows:
+        print(" ".join(f"{found[c]!s:>17}" for c in columns))
+    print(
+        "engine: learning, learning online into its fitted models (a copy each); shared, "
+        "the same models frozen, as server.share_models serves them; lru for reference. "
+        "hit_rate: needs warm; wasted_ratio: preloads never used; p95_ms: request wait; "
+        "call_hit_rate: read-only calls served from speculation; call_wait_p95_ms: their "
+        "wait; speculative_calls: calls run ahead per read-only call"
+    )
+
+
+if __name__ == "__main__":
+    main()
