@@ -1,6 +1,7 @@
 """
 Real servers for the HTTP tests: ``preload serve`` subprocesses on free loopback
-ports, on the real Redis of the tests' conftest, with a keys file of two tenants.
+ports, on the real Redis of the tests' conftest, with a keys file of two tenants; and
+apps of ``preload serve`` in this process with their tenants' clients.
 """
 
 from __future__ import annotations
@@ -11,13 +12,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from preload.server import append_key
+
+if TYPE_CHECKING:
+    from preload.server._app import ServerSettings
 
 HERE = Path(__file__).parent
 
@@ -123,6 +129,37 @@ class ServerProcess:
                 self.process.wait()
         if self.process is not None and self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def app_client(app: Any, key: str) -> httpx.AsyncClient:
+    """
+    A client of ``app`` in this process, with ``key``.
+    """
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://replica",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+
+@asynccontextmanager
+async def in_process(
+    settings: ServerSettings, keys: Mapping[str, str]
+) -> AsyncIterator[tuple[Any, dict[str, httpx.AsyncClient]]]:
+    """
+    An app of ``preload serve`` in this process, started (its lifespan entered), and a
+    client of each tenant of ``keys`` (tenant to key); yields the app's server state
+    and the clients.
+    """
+    from preload.server._app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), AsyncExitStack() as stack:
+        clients = {
+            tenant: await stack.enter_async_context(app_client(app, key))
+            for tenant, key in keys.items()
+        }
+        yield app.state.server, clients
 
 
 def write_config(

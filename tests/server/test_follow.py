@@ -26,7 +26,7 @@ from preload.server._store import Changed, SessionStore, StoreConflict, StoredSe
 from preload.server._store_memory import MemorySessionStore
 from preload.server._store_redis import RedisSessionStore
 
-from .conftest import write_config
+from .conftest import app_client, write_config
 
 if TYPE_CHECKING:
     from ..conftest import RedisServer
@@ -134,19 +134,8 @@ async def _replicas(
         clients = []
         for app in apps:
             await stack.enter_async_context(app.router.lifespan_context(app))
-            clients.append(await stack.enter_async_context(_client(app, key)))
+            clients.append(await stack.enter_async_context(app_client(app, key)))
         yield [app.state.server for app in apps], clients
-
-
-def _client(app: Any, key: str) -> httpx.AsyncClient:
-    """
-    A client of the app in this process, with the key.
-    """
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://replica",
-        headers={"Authorization": f"Bearer {key}"},
-    )
 
 
 @asynccontextmanager
@@ -160,7 +149,7 @@ async def _memory_replica(tmp_path: Path) -> AsyncIterator[tuple[Any, httpx.Asyn
     config = tmp_path / "server.toml"
     config.write_text('[cache]\nbackend = "memory"\n', encoding="utf-8")
     app = create_app(ServerSettings(config=str(config), keys=str(keys)))
-    async with app.router.lifespan_context(app), _client(app, key) as client:
+    async with app.router.lifespan_context(app), app_client(app, key) as client:
         yield app, client
 
 

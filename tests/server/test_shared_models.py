@@ -22,9 +22,11 @@ from preload import ConfigError, EngineConfig
 from preload.learning import EngineCallPredictor, SharedCallPredictor
 from preload.server import append_key
 
+from .conftest import in_process
+
 pytest.importorskip("fastapi")
 
-from preload.server._app import ServerSettings, create_app
+from preload.server._app import ServerSettings
 
 CITIES = ["Lisbon", "Porto", "Faro", "Braga", "Coimbra", "Evora"]
 
@@ -87,21 +89,8 @@ async def _replica(
     settings = ServerSettings(
         config=str(config), keys=str(keys_file), tools="plugins:tools", calls_model=str(calls_model)
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        clients = {
-            tenant: httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://replica",
-                headers={"Authorization": f"Bearer {key}"},
-            )
-            for tenant, key in keys.items()
-        }
-        try:
-            yield app.state.server, clients
-        finally:
-            for client in clients.values():
-                await client.aclose()
+    async with in_process(settings, keys) as replica:
+        yield replica
 
 
 async def _search(server: Any, client: httpx.AsyncClient, tenant: str, session: str) -> str:

@@ -20,11 +20,11 @@ from preload import ConfigError, EngineConfig
 from preload.experiments import read_outcomes
 from preload.server import append_key
 
-from .conftest import EXPERIMENT
+from .conftest import EXPERIMENT, in_process
 
 pytest.importorskip("fastapi")
 
-from preload.server._app import ServerSettings, create_app
+from preload.server._app import ServerSettings
 
 
 @asynccontextmanager
@@ -42,21 +42,9 @@ async def _replica(
         f'[cache]\nbackend = "memory"\n[server]\nmax_open_tenants = {max_open}\n{more}',
         encoding="utf-8",
     )
-    app = create_app(ServerSettings(config=str(config), keys=str(keys_file)))
-    async with app.router.lifespan_context(app):
-        clients = {
-            tenant: httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://replica",
-                headers={"Authorization": f"Bearer {key}"},
-            )
-            for tenant, key in keys.items()
-        }
-        try:
-            yield app.state.server, clients
-        finally:
-            for client in clients.values():
-                await client.aclose()
+    settings = ServerSettings(config=str(config), keys=str(keys_file))
+    async with in_process(settings, keys) as replica:
+        yield replica
 
 
 async def _turn(client: httpx.AsyncClient, session: str, text: str) -> None:
