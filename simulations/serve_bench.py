@@ -77,7 +77,7 @@ import tempfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -511,18 +511,22 @@ def train(sessions: Path, out: Path, calls_out: Path | None = None) -> None:
     print(f"trained on {sessions.name} in {time.monotonic() - began:.0f} s")
 
 
-def server_config(folder: Path, redis_url: str) -> Path:
+def server_config(folder: Path, redis_url: str, server: Mapping[str, object] | None = None) -> Path:
     """
     Write ``configs/server.toml`` into ``folder`` with its Redis URL set to
-    ``redis_url``; return the file.
+    ``redis_url`` and the ``[server]`` keys of ``server`` set (as TOML: numbers and
+    booleans); return the file.
     """
+    text = (ROOT / "configs" / "server.toml").read_text(encoding="utf-8")
+    text = text.replace("redis://127.0.0.1:6379/0", redis_url)
+    for key, value in (server or {}).items():
+        line = f"{key} = {json.dumps(value)}"
+        text, n = re.subn(rf"^{key} = .*$", line, text, count=1, flags=re.MULTILINE)
+        if not n:
+            assert "\n[server]\n" in text, "configs/server.toml has no [server] section"
+            text = text.replace("\n[server]\n", f"\n[server]\n{line}\n", 1)
     config = folder / "server.toml"
-    config.write_text(
-        (ROOT / "configs" / "server.toml")
-        .read_text(encoding="utf-8")
-        .replace("redis://127.0.0.1:6379/0", redis_url),
-        encoding="utf-8",
-    )
+    config.write_text(text, encoding="utf-8")
     return config
 
 
@@ -569,7 +573,7 @@ def cluster(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Redis, lis
         keys = folder / "keys.jsonl"
         tenants = ["bench", *(f"bench{n}" for n in range(2, args.tenants + 1))]
         args.keys = [append_key(keys, tenant) for tenant in tenants]
-        config = server_config(folder, redis.url)
+        config = server_config(folder, redis.url, {"share_models": args.share_models})
         command, env = serve_command(config, keys, data, redis, model=args.model)
         for name in ("a", "b"):
             log = args.logs / f"replica-{name}.log" if args.logs is not None else None
@@ -864,6 +868,12 @@ def main() -> None:
         type=int,
         default=1,
         help="tenants the sessions are spread over (by id), each its own engine in each replica",
+    )
+    parser.add_argument(
+        "--share-models",
+        action="store_true",
+        help="server.share_models: the tenants' engines read one copy of the model, "
+        "learning nothing into it",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)

@@ -25,6 +25,7 @@ from preload import EngineConfig, EngineForecaster, JsonlKnowledgeSource, read_s
 from preload.learning import EngineCallPredictor, SharedModels
 from preload.replay import FittedStrategies, StrategyReport, fit_strategies, replay
 from simulations._data import add_data_arguments, corpus_folders
+from simulations._rows import print_rows
 
 COLUMNS = (
     "hit_rate",
@@ -106,16 +107,14 @@ def main() -> None:
             for name, strategy in report.strategies.items():
                 label = "lru" if name == "lru" else mode
                 rows.append({"corpus": corpus, "engine": label, **row(strategy)})
-    columns = list(rows[0])
-    print(" ".join(f"{c:>17}" for c in columns))
-    for found in rows:
-        print(" ".join(f"{found[c]!s:>17}" for c in columns))
-    print(
+    print_rows(
+        rows,
         "engine: learning, learning online into its fitted models (a copy each); shared, "
         "the same models frozen, as server.share_models serves them; lru for reference. "
         "hit_rate: needs warm; wasted_ratio: preloads never used; p95_ms: request wait; "
         "call_hit_rate: read-only calls served from speculation; call_wait_p95_ms: their "
-        "wait; speculative_calls: calls run ahead per read-only call"
+        "wait; speculative_calls: calls run ahead per read-only call",
+        width=17,
     )
 
 

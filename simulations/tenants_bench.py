@@ -41,6 +41,7 @@ import numpy as np
 from preload import read_sessions
 from preload.server import append_key
 from simulations._data import add_data_arguments
+from simulations._rows import print_rows
 from simulations.serve_bench import (
     Redis,
     Replica,
@@ -119,14 +120,8 @@ def run_setting(
         keys_file = folder / "keys.jsonl"
         keys_file.unlink(missing_ok=True)
         keys = [append_key(keys_file, f"t{n:03d}") for n in range(args.tenants)]
-        config = server_config(folder, redis.url)
-        text = config.read_text(encoding="utf-8")
-        bounded = text.replace("max_open_tenants = 0 ", f"max_open_tenants = {max_open} ")
-        assert bounded != text or not max_open, "configs/server.toml has no max_open_tenants"
-        if shared:
-            bounded = bounded.replace("[server]\n", "[server]\nshare_models = true\n", 1)
-            assert "share_models = true" in bounded, "configs/server.toml has no [server]"
-        config.write_text(bounded, encoding="utf-8")
+        server = {"max_open_tenants": max_open, "share_models": shared}
+        config = server_config(folder, redis.url, server)
         command, env = serve_command(
             config, keys_file, data, redis, model=args.model, calls_model=args.calls_model
         )
@@ -222,18 +217,15 @@ def main() -> None:
         f"{args.concurrency} at once; model {args.model.name}"
         + (f", calls model {args.calls_model.name}" if args.calls_model else "")
     )
-    columns = list(rows[0])
-    print(" ".join(f"{c:>16}" for c in columns))
-    for row in rows:
-        print(" ".join(f"{row[c]!s:>16}" for c in columns))
-    print(
+    print_rows(
+        rows,
         "max_open_tenants: 0, every tenant's engine opened at start; share_models: one copy "
         "of the models for every engine, which none learns into (else a copy each); "
-        "ready_s: until the "
-        "replica answered /readyz; rss: its resident memory; request: the client's time "
-        "for a request (ms); hit_rate: the requests' needs that were warm; lag: the replica's event-loop lag (ms); gc_max: its longest "
-        "garbage collection (ms); redis_lost: times its cache called Redis unreachable "
-        "(with --logs); opened, closed: tenants' engines"
+        "ready_s: until the replica answered /readyz; rss: its resident memory; request: "
+        "the client's time for a request (ms); hit_rate: the requests' needs that were "
+        "warm; lag: the replica's event-loop lag (ms); gc_max: its longest garbage "
+        "collection (ms); redis_lost: times its cache called Redis unreachable (with "
+        "--logs); opened, closed: tenants' engines",
     )
 
 
