@@ -1,6 +1,6 @@
 """
 What ``server.share_models`` costs the forecasts: the replay of a corpus's dev sessions
-through the engine pre-fitted on its train sessions, once learning online into its
+(all, or the first ``--limit``) through the engine pre-fitted on its train sessions, once learning online into its
 models as every engine with copies of its own does (``learning``), and once from the
 same fitted models frozen, through the views a server's tenants get when they share
 them (``shared``: ``preload.learning.SharedModels``, learning nothing into them).
@@ -10,7 +10,7 @@ read-only calls served from speculation, their wait p95, and the calls run ahead
 read-only call, as ``preload simulate`` reports them.
 
     python -m simulations.shared_models_bench [--data ../shared/data] [--corpora sgd,star]
-        [--limit 400]
+        [--limit N]
 
 Reads the corpora's train and dev logs and knowledge under ``--data``.
 """
@@ -73,14 +73,15 @@ def main() -> None:
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_data_arguments(parser, corpora="sgd,star")
-    parser.add_argument("--limit", type=int, default=400, help="dev sessions (400)")
+    parser.add_argument("--limit", type=int, help="the first N dev sessions (all of them)")
     args = parser.parse_args()
     config = EngineConfig()
     rows: list[dict[str, Any]] = []
     for corpus, folder in corpus_folders(args.data, args.corpora):
-        print(f"data: {folder} (train -> dev, {args.limit} dev sessions)", flush=True)
+        print(f"data: {folder} (train -> dev)", flush=True)
         train, _ = read_sessions(folder / "sessions-train.jsonl")
         dev, _ = read_sessions(folder / "sessions-dev.jsonl", limit=args.limit)
+        print(f"{len(dev)} dev sessions, {len(train)} train sessions", flush=True)
         knowledge = JsonlKnowledgeSource(folder / "knowledge.jsonl")
         read_only = {
             call.name
