@@ -26,12 +26,17 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
-def test_sigterm_finishes_the_request_in_flight_then_exits(
-    redis_server: RedisServer, start_server: Any, keys: tuple[Any, dict[str, str]]
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_finishes_the_request_in_flight_then_exits(
+    redis_server: RedisServer,
+    start_server: Any,
+    keys: tuple[Any, dict[str, str]],
+    signum: signal.Signals,
 ) -> None:
     """
-    SIGTERM while a request waits for a slow load: the server stops accepting
-    connections, serves that request in full (200, its turn stored) and exits 0.
+    SIGTERM (or a hang-up) while a request waits for a slow load: the server stops
+    accepting connections, serves that request in full (200, its turn stored) and
+    exits 0.
     """
     with socket.create_server(("127.0.0.1", 0)) as gate:
         gate.settimeout(60)
@@ -51,7 +56,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(
         asking.start()
         load, _ = gate.accept()  # the request is in flight, its load waits for us
         with load:
-            replica.signal(signal.SIGTERM)
+            replica.signal(signum)
             refused = False
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:  # until the listener is closed
@@ -61,7 +66,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(
                 except OSError:
                     refused = True
                     break
-            assert refused, "the server kept accepting connections after SIGTERM"
+            assert refused, f"the server kept accepting connections after {signum.name}"
             load.sendall(b"!")
         asking.join(timeout=60)
     assert replica.process.wait(timeout=60) == 0
