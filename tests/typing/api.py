@@ -23,6 +23,7 @@ from preload.experiments import (
     summarize,
     write_outcomes,
 )
+from preload.learning import SharedModels
 from preload.replay import ReplayReport, generate_demo, replay
 
 
@@ -74,3 +75,21 @@ async def experiment(path: str) -> list[ExperimentSummary]:
         outcomes: list[SessionOutcome] = engine.experiment_outcomes()
     write_outcomes(path, outcomes)
     return summarize(read_outcomes(path), control="control", confidence=0.9)
+
+
+async def shared(model: str, calls_model: str) -> list[PreloadEngine]:
+    """
+    Two tenants' engines reading one copy of a fitted forecaster and call forecaster,
+    as ``server.share_models`` builds them.
+    """
+    models = SharedModels.load(model, calls_model)
+    engines = []
+    for tenant in ("acme", "beta"):
+        engine = PreloadEngine(
+            EngineConfig(tenant=tenant),
+            sources={"kb": DictSource({"k": "v"})},
+            forecaster=models.forecaster(),
+            call_predictor=models.call_predictor(),
+        )
+        engines.append(engine)
+    return engines
