@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,9 +53,17 @@ class ServerProcess:
         keys: Its keys file.
         knowledge: Its knowledge file.
         env: More environment variables.
+        args: More arguments of ``preload serve``.
     """
 
-    def __init__(self, config: Path, keys: Path, knowledge: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        config: Path,
+        keys: Path,
+        knowledge: Path,
+        env: dict[str, str],
+        args: Sequence[str] = (),
+    ) -> None:
         with socket.socket() as sock:  # a port free on the loopback interface now
             sock.bind(("127.0.0.1", 0))
             self.port: int = sock.getsockname()[1]
@@ -78,6 +86,7 @@ class ServerProcess:
             str(self.port),
             "--log-level",
             "warning",
+            *args,
         ]
         self.env = {**os.environ, "PYTHONPATH": str(HERE), **env}
         self.process: subprocess.Popen[bytes] | None = None
@@ -226,10 +235,14 @@ def _start_server(
     started: list[ServerProcess] = []
 
     def start(
-        redis_url: str, env: dict[str, str] | None = None, more: str = "", **server: object
+        redis_url: str,
+        env: dict[str, str] | None = None,
+        more: str = "",
+        args: Sequence[str] = (),
+        **server: object,
     ) -> ServerProcess:
         config = write_config(tmp_path / f"server{len(started)}.toml", redis_url, more, **server)
-        replica = ServerProcess(config, keys[0], knowledge_file, env or {})
+        replica = ServerProcess(config, keys[0], knowledge_file, env or {}, args)
         started.append(replica)
         replica.start()
         return replica

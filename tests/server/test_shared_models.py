@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -23,6 +23,9 @@ from preload.learning import EngineCallPredictor, SharedCallPredictor
 from preload.server import append_key
 
 from .conftest import in_process
+
+if TYPE_CHECKING:
+    from conftest import RedisServer
 
 pytest.importorskip("fastapi")
 
@@ -176,6 +179,44 @@ async def test_lazily_opened_engines_read_the_model_read_at_start(
             again = server.gates["acme"].engine._calls.predictor.model
         assert (3, 2) == (server.tenants.opened, server.tenants.closed)
     assert first is beta is again
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_served_replica_runs_each_tenants_own_tools_from_the_shared_model(
+    redis_server: RedisServer,
+    start_server: Any,
+    keys: tuple[Path, dict[str, str]],
+    calls_model: Path,
+) -> None:
+    """
+    ``preload serve`` with ``share_models`` and ``--calls-model``, over HTTP: each
+    tenant's request and search are served, the search by the tenant's own tools.
+    """
+    replica = start_server(
+        redis_server.url, more="share_models = true", args=["--calls-model", str(calls_model)]
+    )
+    results = {}
+    for tenant, key in keys[1].items():
+        headers = {"Authorization": f"Bearer {key}"}
+        asked = httpx.post(
+            f"{replica.url}/v1/sessions/s1/requests",
+            json={"text": "Find me hotels in Lisbon please."},
+            headers=headers,
+            timeout=30,
+        )
+        assert 200 == asked.status_code, asked.text
+        answer = httpx.post(
+            f"{replica.url}/v1/sessions/s1/calls",
+            json={"name": "find_hotels", "args": {"city": "Lisbon"}},
+            headers=headers,
+            timeout=30,
+        )
+        assert 200 == answer.status_code, answer.text
+        results[tenant] = answer.json()["result"]
+    assert {
+        "acme": "run 1: hotels in Lisbon for acme",
+        "beta": "run 1: hotels in Lisbon for beta",
+    } == results
 
 
 def test_share_models_must_be_a_boolean(tmp_path: Path) -> None:
