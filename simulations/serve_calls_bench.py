@@ -26,6 +26,8 @@ Strategies:
   ``lru``).
 - ``engine``: the call forecaster given (or fit), which also learns online from the
   sessions that end.
+- ``engine_shared`` (not run unless asked): the same forecaster read as a shared model
+  (``server.share_models``), which learns nothing online.
 
 Report (a table, and ``--json PATH``), per strategy: the read-only calls made; of those,
 the share served from a result run ahead (``call_hit``: warm, or joined in flight:
@@ -35,7 +37,7 @@ and those wasted; the client's wait for a read-only call at p50/p95 (as the repl
 included); the request's client time at p99; and the replicas' loop-lag p99.
 
     python -m simulations.serve_calls_bench [--dataset sgd] [--sessions 400]
-        [--concurrency 60] [--strategies off,engine] [--route sticky]
+        [--concurrency 60] [--strategies off,engine[,engine_shared]] [--route sticky]
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ from simulations.serve_bench import (
 #: The replay's agent decision delay (``[replay.agent]``).
 AGENT = LatencyConfig(median_ms=800.0, p95_ms=3000.0)
 STRATEGIES = ("off", "engine")
+#: Every strategy ``--strategies`` takes.
+KNOWN = (*STRATEGIES, "engine_shared")
 COUNTERS = (
     "read_only_calls",
     "call_hits",
@@ -101,11 +105,12 @@ class Played:
     wall_s: float = 0.0
 
 
-def config_file(folder: Path, redis_url: str, speculate: bool) -> Path:
+def config_file(folder: Path, redis_url: str, speculate: bool, share: bool = False) -> Path:
     """
-    ``serve_bench``'s server configuration, with ``[calls] speculate`` as asked.
+    ``serve_bench``'s server configuration, with ``[calls] speculate`` and
+    ``server.share_models`` as asked.
     """
-    path = server_config(folder, redis_url)
+    path = server_config(folder, redis_url, {"share_models": share})
     with path.open("a", encoding="utf-8") as out:
         out.write(f"\n[calls]\nspeculate = {'true' if speculate else 'false'}\n")
     return path
@@ -207,13 +212,15 @@ def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], d
         try:
             keys = folder / "keys.jsonl"
             key = append_key(keys, "bench")
-            config = config_file(folder, redis.url, speculate=strategy != "off")
+            config = config_file(
+                folder, redis.url, speculate=strategy != "off", share=strategy == "engine_shared"
+            )
             command, env = serve_command(
                 config,
                 keys,
                 args.data / args.dataset,
                 redis,
-                calls_model=args.calls_model if strategy == "engine" else None,
+                calls_model=args.calls_model if strategy != "off" else None,
                 tools=True,
             )
             env.update(PRELOAD_BENCH_SESSIONS=str(dev), PRELOAD_BENCH_SEED=str(args.seed))
@@ -249,7 +256,7 @@ def figures(played: Played) -> dict[str, Any]:
 
 def show(rows: dict[str, dict[str, Any]]) -> None:
     print(
-        f"{'strategy':8} {'ro calls':>8} {'call hit':>8} {'joined':>6} {'spec/call':>9} "
+        f"{'strategy':13} {'ro calls':>8} {'call hit':>8} {'joined':>6} {'spec/call':>9} "
         f"{'wasted':>6} {'wait p50':>8} {'wait p95':>8} {'req p99':>7} {'lag p99':>7}"
     )
     for name, r in rows.items():
@@ -257,7 +264,7 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
         spec = r["speculative"]
         wasted = r["speculative_wasted"]
         print(
-            f"{name:8} {r['read_only_calls']:>8} {hit if hit is not None else math.nan:>8.3f} "
+            f"{name:13} {r['read_only_calls']:>8} {hit if hit is not None else math.nan:>8.3f} "
             f"{r['call_joins']:>6} {spec if spec is not None else math.nan:>9.2f} "
             f"{wasted if wasted is not None else math.nan:>6.2f} "
             f"{r['call_wait_p50_ms']:>8.0f} {r['call_wait_p95_ms']:>8.0f} "
@@ -288,9 +295,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    unknown = [s for s in strategies if s not in STRATEGIES]
+    unknown = [s for s in strategies if s not in KNOWN]
     if unknown or not strategies:
-        sys.exit(f"serve_calls_bench: --strategies takes {', '.join(STRATEGIES)}; got {unknown}")
+        sys.exit(f"serve_calls_bench: --strategies takes {', '.join(KNOWN)}; got {unknown}")
     if args.sessions < 1 or args.concurrency < 1 or args.compress <= 0:
         sys.exit("serve_calls_bench: --sessions, --concurrency and --compress must be positive")
     if args.calls_model is not None and not args.calls_model.is_file():
@@ -306,10 +313,11 @@ def main() -> None:
     sessions = sessions[: args.sessions]
     print(f"data: {data} ({len(sessions)} of sessions-dev, shuffled by seed {args.seed})")
     with tempfile.TemporaryDirectory(prefix="preload-calls-model-") as tmp:
-        if "engine" in strategies and args.calls_model is None:
+        forecasting = any(s != "off" for s in strategies)
+        if forecasting and args.calls_model is None:
             args.calls_model = Path(tmp) / "calls.json"
             train(data / "sessions-train.jsonl", Path(tmp) / "model.json", args.calls_model)
-        elif "engine" in strategies:
+        elif forecasting:
             print(f"call forecaster: {args.calls_model}")
         rows = {}
         for strategy in strategies:
