@@ -133,8 +133,9 @@ async def test_tenants_read_one_model_run_their_own_tools_ahead_and_learn_nothin
             await engines["acme"].wait_idle()  # the ended session learned from, or not
         hits = {t: engine.call_statistics().call_hits for t, engine in engines.items()}
     assert {"acme": 1, "beta": 1} == hits  # run ahead from the shared model
-    assert "run 1: hotels in Lisbon for acme" == results["acme"]
-    assert "run 1: hotels in Lisbon for beta" == results["beta"]
+    # "run N: ...": the tool counts its runs, and a likely other city may run too
+    assert results["acme"].endswith(": hotels in Lisbon for acme")
+    assert results["beta"].endswith(": hotels in Lisbon for beta")
     assert learned == predictors[0].model.to_json()
 
 
@@ -212,11 +213,8 @@ def test_a_served_replica_runs_each_tenants_own_tools_from_the_shared_model(
             timeout=30,
         )
         assert 200 == answer.status_code, answer.text
-        results[tenant] = answer.json()["result"]
-    assert {
-        "acme": "run 1: hotels in Lisbon for acme",
-        "beta": "run 1: hotels in Lisbon for beta",
-    } == results
+        results[tenant] = answer.json()["result"].partition(": ")[2]  # after "run N"
+    assert {"acme": "hotels in Lisbon for acme", "beta": "hotels in Lisbon for beta"} == results
 
 
 def test_share_models_must_be_a_boolean(tmp_path: Path) -> None:
