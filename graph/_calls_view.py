@@ -16,6 +16,7 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._bounded import remember
 from ._calls_counts import START, CallCounts
 from ._calls_text import (
     MAX_TEXT,
@@ -54,8 +55,6 @@ _CUE_AFTER = 2
 ALIAS_HOWS = ("alias", "hint", "pooled")
 #: The words of an argument's name: lowercase runs, capitalized words, acronyms, digits.
 _ARG_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-#: Scanned texts cached per counts (a few MB).
-_MAX_CACHED = 4096
 #: Results of the latest calls a session view keeps scanned, and the characters read
 #: of each (its beginning, where a lookup's ids and names are).
 _MAX_RESULTS = 8
@@ -153,10 +152,7 @@ class SessionView:
         raw = text[-MAX_TEXT:]
         scan = TextScan(low, toks, ends, found, raw=raw if len(raw) == len(low) else "")
         scan.last = {kid: max(got, key=later_key) for kid, got in found.items()}
-        if len(cache) >= _MAX_CACHED:
-            cache.clear()
-        cache[text] = scan
-        return scan
+        return remember(cache, text, scan)
 
     def add_turn(self, turn: Mapping[str, Any]) -> None:
         """

@@ -231,7 +231,9 @@ class NeedsForecaster(BaseEstimator):
     def _assoc_of(self, token: str) -> tuple[tuple[str, float], ...]:
         hit = self._assoc_top.get(token)
         if hit is None:
-            row = self.assoc_.get(token, {})
+            row = self.assoc_.get(token)
+            if not row:  # a word never counted: remembered, every new word would stay
+                return ()
             denom = self.token_turns_.get(token, 0.0) + _ASSOC_PRIOR
             best = heapq.nlargest(_ASSOC_TOP, row.items(), key=itemgetter(1))
             hit = tuple((need, c / denom) for need, c in best)

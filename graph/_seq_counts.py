@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from ._bounded import remember
 from ._graph import PatternGraph
 from ._keys import BOS, CTX, SEP
 from ._seq_mixture import N_BUCKETS_PER_LEVEL, bucket
@@ -222,8 +223,7 @@ class SeqCounts:
                     d = self.discount * (1.0 if use_cont else self.weight)
                     alphas = tuple((n, (c - d) / total) for n, c in counts if c > d)
                     level = (alphas, max(0.0, 1.0 - sum(a for _, a in alphas)))
-        self._levels[ck] = level
-        return level
+        return remember(self._levels, ck, level)
 
     def _mix_weight(self, key: str, total: float, distinct: int) -> float:
         """
@@ -292,9 +292,7 @@ class SeqCounts:
                 items.append((s, wt * uni[s]))
                 added += 1
         items.sort(key=_by_prob)
-        result = items if k is None else items[:k]
-        self._results[ck] = result
-        return result
+        return remember(self._results, ck, items if k is None else items[:k])
 
     # -- persistence ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ._bounded import remember
 from ._graph import PatternGraph
 from ._keys import check_name
 from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
@@ -128,8 +129,7 @@ class NeedsModel(BaseEstimator):
             out: tuple[tuple[str, float], ...] = ()
         else:
             out = tuple((need, c / n) for need, c in self.graph_.counts((state,)).items())
-        self._cache[state] = out
-        return out
+        return remember(self._cache, state, out)
 
     def predict_proba(
         self, state_dist: Sequence[tuple[str, float]], k: int | None = None

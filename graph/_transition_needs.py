@@ -9,9 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._bounded import remember
 from ._keys import FROM, NEEDS_SEP, SEP, STAY
 
 __all__ = ["NeedsAfter"]
+
+#: The answers cached for one state, at most (the states themselves at most
+#: ``MAX_CACHED``).
+_PER_STATE = 64
 
 
 class NeedsAfter:
@@ -98,7 +103,7 @@ class NeedsAfter:
         """
         per_next = self._cache.get(nxt)
         if per_next is None:
-            per_next = self._cache[nxt] = {}
+            per_next = remember(self._cache, nxt, {})
         hit = per_next.get((state, needs_key))
         if hit is not None:
             return hit
@@ -120,8 +125,7 @@ class NeedsAfter:
                         for need, p in probs.items()
                     }
             out = tuple(probs.items())
-        per_next[(state, needs_key)] = out
-        return out
+        return remember(per_next, (state, needs_key), out, _PER_STATE)
 
     def direct(self, state: str, needs_key: str) -> tuple[tuple[str, float], ...]:
         """
@@ -143,7 +147,7 @@ class NeedsAfter:
         """
         per_state = self._from.get(state)
         if per_state is None:
-            per_state = self._from[state] = {}
+            per_state = remember(self._from, state, {})
         hit = per_state.get(key)
         if hit is not None:
             return hit
@@ -160,8 +164,7 @@ class NeedsAfter:
                     need: (row.get(need, 0.0) + self.prior * p) / denom for need, p in probs.items()
                 }
             out = tuple(probs.items())
-        per_state[key] = out
-        return out
+        return remember(per_state, key, out, _PER_STATE)
 
     def merge(self, other: NeedsAfter) -> NeedsAfter:
         """

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from graph import READ_TURNS, FollowUpPredictor, ModelFileError, NeedsForecaster
+from graph import _bounded as bounded
+from graph import _transition_needs as transition_needs
 from graph._needs_features import _absolute, _relative
 
 
@@ -68,6 +70,55 @@ def test_reply_words_carry_over_to_a_task_never_seen_with_them() -> None:
     assert confirm["db:t5:book"] > confirm["slot:t5:day"]
     day = dict(model.predict_proba([dict(turn, system="which day would suit you")], k=None))
     assert day["slot:t5:day"] > day["db:t5:book"]
+
+
+def test_words_the_model_never_counted_leave_nothing_behind() -> None:
+    """
+    Forecasting turns full of words the model never counted (names, codes, typos)
+    gives the same forecast and keeps nothing for them, so that a model that no longer
+    learns (a server's shared one) stays the size it was however many turns it reads.
+    """
+    model = NeedsForecaster(predictor=FollowUpPredictor(order=1, text=False)).fit(_sessions(300))
+    turn = {"state": "t1:book", "text": "book it", "system": "please confirm the booking",
+            "needs": ["service:t1"]}  # fmt: skip
+    expected = model.predict_proba([turn], k=None)
+    with_words = dict(turn, text="book it guest0 code0x", system="please confirm the booking 0q")
+    assert expected == model.predict_proba([with_words], k=None)
+    remembered = len(model._assoc_top)
+    for i in range(1, 200):
+        texts = {"text": f"book it guest{i} code{i}x", "system": f"please confirm the booking {i}q"}
+        assert expected == model.predict_proba([dict(turn, **texts)], k=None)
+    assert remembered == len(model._assoc_top)
+
+
+def test_the_answers_a_model_caches_stay_within_their_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Asked about ever new states and needs (as a server's model that no longer learns
+    is, for as long as it serves), the model's caches of answers hold at most their
+    bounds (made small here), and its forecasts stay what they were.
+    """
+    model = NeedsForecaster(predictor=FollowUpPredictor(order=2, text=False)).fit(_sessions(300))
+
+    def turns(i: int) -> list[dict[str, object]]:
+        return [
+            {"state": f"t{i % 5}:book", "text": "book it", "system": "please confirm",
+             "needs": [f"service:t{i % 5}", f"need:{i}"]},
+            {"state": f"new{i}:book", "text": "ok", "system": "done", "needs": [f"need:{i}"]},
+        ]  # fmt: skip
+
+    expected = [model.predict_proba(turns(i), k=None) for i in range(120)]
+    monkeypatch.setattr(bounded, "MAX_CACHED", 16)
+    monkeypatch.setattr(transition_needs, "_PER_STATE", 4)
+    model = NeedsForecaster.from_json(json.loads(json.dumps(model.to_json())))
+    assert expected == [model.predict_proba(turns(i), k=None) for i in range(120)]
+    counts = model.predictor_.counts_
+    assert 0 < len(counts._results) <= 16 and 0 < len(counts._levels) <= 16
+    after = model.after_
+    assert 0 < len(after._cache) <= 16 and all(len(c) <= 4 for c in after._cache.values())
+    assert 0 < len(after._from) <= 16 and all(len(c) <= 4 for c in after._from.values())
+    assert 0 < len(model.needs_._cache) <= 16
 
 
 def test_mixer_of_the_wrong_width_names_the_file(tmp_path: Path) -> None:
