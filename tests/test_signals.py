@@ -1,6 +1,6 @@
 """
-Stopping: SIGINT and SIGTERM end ``preload simulate`` within 2 s, with one line, exit
-code 128 + the signal, and no process left behind (worker processes included).
+Stopping: SIGINT, SIGTERM and SIGHUP end ``preload simulate`` within 2 s, with one line,
+exit code 128 + the signal, and no process left behind (worker processes included).
 
 Each test starts a real ``preload simulate`` in a process group of its own, reads its
 output until it reports progress (its workers are replaying by then), sends a real
@@ -130,6 +130,9 @@ def _command() -> Iterator[list[Command]]:
         pytest.param("2", signal.SIGINT, False, id="SIGINT-to-main-with-workers"),
         pytest.param("1", signal.SIGTERM, False, id="SIGTERM-in-process"),
         pytest.param("1", signal.SIGINT, True, id="Ctrl-C-in-process"),
+        pytest.param("2", signal.SIGHUP, False, id="SIGHUP-to-main-with-workers"),
+        pytest.param("2", signal.SIGHUP, True, id="hang-up-to-group-with-workers"),
+        pytest.param("1", signal.SIGHUP, False, id="SIGHUP-in-process"),
     ],
 )
 def test_a_signal_stops_the_replay_and_leaves_no_process(

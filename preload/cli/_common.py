@@ -28,7 +28,8 @@ EXIT_CODES = """\
 exit codes:
   0    done
   2    bad input: a one-line 'error: ...' names the file, line, key or argument
-  130  stopped by SIGINT (Ctrl-C); 143  stopped by SIGTERM (worker processes too)"""
+  130  stopped by SIGINT (Ctrl-C); 143  stopped by SIGTERM; 129  stopped by SIGHUP
+       (worker processes too)"""
 
 
 class ArgumentError(PreloadError):

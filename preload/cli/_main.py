@@ -31,7 +31,7 @@ EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
 
 class _Stopped(KeyboardInterrupt):
     """
-    SIGINT or SIGTERM arrived. A KeyboardInterrupt, so that asyncio lets it through
+    SIGINT, SIGTERM or SIGHUP arrived. A KeyboardInterrupt, so that asyncio lets it through
     its tasks at once and the replay kills its workers on the way out.
     """
 
@@ -68,20 +68,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _stop_on_signals() -> Iterator[None]:
     """
     Turn the first SIGINT or SIGTERM into :class:`_Stopped` and ignore the ones after
-    it, so that the cleanup on the way out is not interrupted in turn.
+    it, so that the cleanup on the way out is not interrupted in turn. A SIGHUP (a
+    closed terminal) stops as SIGTERM does, through whatever handles SIGTERM then (this
+    one, or the server's, which stops gracefully), and the run says SIGHUP stopped it;
+    left at its default, it would end the process at once, its workers orphaned.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     stopping = False
+    hung_up = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
         if not stopping:
             stopping = True
-            raise _Stopped(signum)
+            raise _Stopped(signal.SIGHUP if hung_up else signum)
+
+    def hang_up(signum: int, frame: FrameType | None) -> None:
+        nonlocal hung_up
+        hung_up = True
+        signal.raise_signal(signal.SIGTERM)
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, hang_up)
     try:
         yield
     finally:

@@ -5,14 +5,8 @@ file or an unreachable Redis is one clear line, not a traceback from a worker.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 from .._config import EngineConfig
 from .._errors import PreloadError
@@ -20,8 +14,6 @@ from ._app import SETTINGS_ENV, ServerSettings, create_app
 from ._keys import KeyRing, append_key
 
 __all__ = ["ServeError", "check", "new_key_command", "serve"]
-
-logger = logging.getLogger(__name__)
 
 
 class ServeError(PreloadError):
@@ -79,49 +71,26 @@ def check(settings: ServerSettings, workers: int) -> EngineConfig:
 
 def serve(settings: ServerSettings, *, host: str, port: int, workers: int, log_level: str) -> int:
     """
-    Check, then run uvicorn until SIGTERM or SIGINT, or in a single process SIGHUP (it
-    stops accepting, finishes the requests in flight, and the app closes its engines
-    and the store; with ``workers``, uvicorn replaces them on SIGHUP).
+    Check, then run uvicorn until SIGTERM or SIGINT (it stops accepting, finishes the
+    requests in flight, and the app closes its engines and the store). Under ``preload
+    serve``, a SIGHUP stops a single process the same way (the command line turns it
+    into SIGTERM); with ``workers``, uvicorn replaces them on SIGHUP.
     """
     check(settings, workers)
     import uvicorn
 
     os.environ[SETTINGS_ENV] = settings.to_json()
-    with _hangup_stops() if workers == 1 else contextlib.nullcontext():
-        uvicorn.run(
-            "preload.server._app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            timeout_graceful_shutdown=30,
-            access_log=False,
-        )
+    uvicorn.run(
+        "preload.server._app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=30,
+        access_log=False,
+    )
     return 0
-
-
-@contextlib.contextmanager
-def _hangup_stops() -> Iterator[None]:
-    """
-    Stop a single process on SIGHUP as on SIGTERM, gracefully (uvicorn handles SIGINT
-    and SIGTERM, and left alone, a hang-up would end the process at once: the requests
-    in flight cut, the outcomes since the last save lost). With workers, uvicorn's
-    supervisor replaces them on SIGHUP.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def hangup(signum: int, frame: FrameType | None) -> None:
-        logger.info("SIGHUP: stopping as on SIGTERM")
-        signal.raise_signal(signal.SIGTERM)
-
-    previous = signal.signal(signal.SIGHUP, hangup)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGHUP, previous)
 
 
 def new_key_command(tenant: str, keys: Path) -> str:
