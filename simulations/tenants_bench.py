@@ -109,9 +109,10 @@ def run_setting(
     ``server.share_models = shared``), play the sessions, and return the figures.
     """
     data = args.data / args.dataset
+    setting = f"{max_open}{'-shared' if shared else ''}"
     # a Redis of its own: the last setting's cache and sessions (the same ids) would
     # be warm in it, on disk in its append-only file
-    store = folder / f"redis-{max_open}{'-shared' if shared else ''}"
+    store = folder / f"redis-{setting}"
     store.mkdir()
     redis = Redis(store)
     redis.start()
@@ -125,8 +126,7 @@ def run_setting(
         command, env = serve_command(
             config, keys_file, data, redis, model=args.model, calls_model=args.calls_model
         )
-        name = f"replica-{max_open}{'-shared' if shared else ''}.log"
-        log = args.logs / name if args.logs is not None else None
+        log = args.logs / f"replica-{setting}.log" if args.logs is not None else None
         if log is not None:
             log.unlink(missing_ok=True)
         replica = Replica("a", command, env, log)
