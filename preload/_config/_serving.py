@@ -179,7 +179,9 @@ class ServerConfig:
     every tenant's engine reads one copy of the server's ``--model`` and
     ``--calls-model``, read at start, and learns nothing online into them (a tenant's
     sessions never change another's forecasts); without, each has copies of its own,
-    which it learns into from its sessions.
+    which it learns into from its sessions. Every ``keys_reload_s`` seconds, a replica
+    looks at its keys file and reads it again if it changed, so that keys are added and
+    revoked without a restart (0: the keys are read at start only).
 
     .. versionadded:: 0.4
     .. versionchanged:: 0.10
@@ -188,6 +190,8 @@ class ServerConfig:
        ``max_open_tenants``.
     .. versionchanged:: 0.17
        ``share_models``.
+    .. versionchanged:: 0.18
+       ``keys_reload_s``.
     """
 
     max_body_bytes: int = 1_000_000
@@ -202,9 +206,11 @@ class ServerConfig:
     outcomes_every_s: float = 60.0
     max_open_tenants: int = 0
     share_models: bool = False
+    keys_reload_s: float = 5.0
 
     def __post_init__(self) -> None:
         check_non_negative("server.max_open_tenants", self.max_open_tenants)
+        check_non_negative("server.keys_reload_s", self.keys_reload_s)
         check_positive("server.max_body_bytes", self.max_body_bytes)
         check_positive("server.outcomes_every_s", self.outcomes_every_s)
         check_positive("server.session_ttl_s", self.session_ttl_s)

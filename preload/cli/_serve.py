@@ -51,6 +51,21 @@ def serve_parsers(sub: Any) -> None:
     new.add_argument("--tenant", required=True, help="the tenant the key belongs to")
     new.add_argument("--keys", type=Path, required=True, help="keys file to append to")
     new.set_defaults(run=run_new_key)
+    revoke = keys_sub.add_parser(
+        "revoke",
+        help="take a tenant's keys, or one key, out of the keys file",
+        description="Take every key of a tenant (--tenant), or the key of a digest (--sha256), "
+        "out of the keys file, rewritten atomically. A server started with the file "
+        "refuses the keys within server.keys_reload_s. It never leaves the file without "
+        "a key: to rotate, make the new key first, then revoke the old one.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tenant", help="revoke every key of this tenant")
+    which.add_argument("--sha256", help="revoke the key of this digest (from the keys file)")
+    revoke.add_argument("--keys", type=Path, required=True, help="keys file to rewrite")
+    revoke.set_defaults(run=run_revoke_key)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -87,4 +102,11 @@ def run_new_key(args: argparse.Namespace) -> int:
     from ..server._serve import new_key_command
 
     print(new_key_command(args.tenant, args.keys))  # noqa: T201 (the key, once)
+    return 0
+
+
+def run_revoke_key(args: argparse.Namespace) -> int:
+    from ..server._serve import revoke_key_command
+
+    print(revoke_key_command(args.keys, tenant=args.tenant, sha256=args.sha256))  # noqa: T201
     return 0

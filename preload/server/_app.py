@@ -45,6 +45,7 @@ from ..learning import (
 from ._follow import Follower
 from ._gate import SessionGate
 from ._keys import KeyRing
+from ._keys_watch import KeysWatcher
 from ._monitor import IdleCollector, LoopMonitor, Reservoir, server_timing, watch_gc
 from ._outcomes import OutcomesWriter
 from ._routes import ApiError, router
@@ -119,6 +120,7 @@ class _Server:
     gc_pauses: Reservoir
     collector: IdleCollector
     follower: Follower | None
+    watcher: KeysWatcher | None = None  # the keys file's, with server.keys_reload_s
 
     @property
     def gates(self) -> Mapping[str, SessionGate]:
@@ -209,25 +211,21 @@ class _Tenancy:
         return forecaster, call_predictor
 
     @asynccontextmanager
-    async def open_gate(
-        self, tenant: str, store: SessionStore, *, offload: bool
-    ) -> AsyncIterator[SessionGate]:
+    async def open_gate(self, tenant: str, store: SessionStore) -> AsyncIterator[SessionGate]:
         """
-        Open the tenant's engine and its gate on ``store``; leaving closes them. With
-        ``offload``, the models are read in a worker thread, one tenant at a time (a
-        burst of first requests loads no more at once).
+        Open the tenant's engine and its gate on ``store``; leaving closes them. The
+        models are read in a worker thread, one tenant at a time (an engine may open
+        while requests are served: at a tenant's first request, or for a tenant the
+        keys file gained; a burst of them loads no more at once).
         """
         knowledge = self.knowledge
         sources: dict[str, Source] = {} if knowledge is None else {knowledge.name: knowledge}
         if self.more_sources is not None:
             sources.update(self.more_sources(tenant))
         call_sources: Sequence[CallSource] = self.tools(tenant) if self.tools is not None else ()
-        if offload:
-            forecaster, call_predictor = await anyio.to_thread.run_sync(
-                self.models_of, call_sources, limiter=self._loading
-            )
-        else:
-            forecaster, call_predictor = self.models_of(call_sources)
+        forecaster, call_predictor = await anyio.to_thread.run_sync(
+            self.models_of, call_sources, limiter=self._loading
+        )
         async with PreloadEngine(
             replace(self.config, tenant=tenant),
             sources=sources,
@@ -253,7 +251,7 @@ async def _open_tenants(
     tenancy.load_shared()
     tenants = OpenTenants(
         keys.tenants,
-        partial(tenancy.open_gate, store=store, offload=lazy),
+        partial(tenancy.open_gate, store=store),
         max_open=config.server.max_open_tenants,
     )
     writer = _outcomes_writer(config, tenants.gates)
@@ -303,9 +301,17 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 follower = Follower(store, tenants.gates)
                 tg.start_soon(follower.run)
             gc_pauses = Reservoir()
-            app.state.server = _Server(
+            server = app.state.server = _Server(
                 config, keys, store, tenants, monitor, timings, gc_pauses, collector, follower
             )
+            if settings.keys and config.server.keys_reload_s:
+                server.watcher = KeysWatcher(
+                    Path(settings.keys),
+                    keys,
+                    config.server.keys_reload_s,
+                    partial(_keys_changed, server),
+                )
+                tg.start_soon(server.watcher.run)
             # What start-up made (the models above all) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it while
             # requests wait.
@@ -334,6 +340,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         collector=collector,
     )
     return app
+
+
+async def _keys_changed(server: _Server, before: KeyRing, keys: KeyRing) -> None:
+    """
+    Take the keys read again: a key gone is refused from the next request on, and the
+    tenants follow (see :meth:`OpenTenants.set_tenants`).
+    """
+    server.keys = keys
+    server.tenants.set_tenants(keys.tenants)
 
 
 def app_from_environment() -> FastAPI:

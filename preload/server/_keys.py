@@ -5,22 +5,27 @@ Keys are never stored, only their SHA-256 digests. A keys file is JSON lines,
 ``{"tenant": "acme", "sha256": "<64 hex digits>"}``; the environment variable
 ``PRELOAD_API_KEYS`` holds the same as ``tenant:digest`` pairs separated by commas.
 ``preload keys new --tenant acme --keys keys.jsonl`` makes a key, prints it once and
-appends its digest.
+appends its digest; ``preload keys revoke`` takes keys out of the file (rewritten
+atomically). A server re-reads its keys file when it changes
+(``server.keys_reload_s``, :mod:`._keys_watch`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
+import stat
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 from .._errors import InputError
 from .._sessions import json_line
 
-__all__ = ["NAME_PATTERN", "KeyRing", "append_key", "digest", "new_key"]
+__all__ = ["NAME_PATTERN", "KeyRing", "append_key", "digest", "new_key", "revoke_keys"]
 
 #: What a tenant name and a session id may be: what fits in a URL path and a Redis key
 #: as it is.
@@ -72,6 +77,12 @@ class KeyRing:
         """
         return sorted(set(self._tenants.values()))
 
+    def __len__(self) -> int:
+        """
+        The number of keys.
+        """
+        return len(self._tenants)
+
     def tenant_of(self, key: str) -> str | None:
         """
         The tenant of a presented key, or None.
@@ -89,30 +100,7 @@ class KeyRing:
                 (the message names the line).
         """
         path = Path(path)
-        try:
-            size = path.stat().st_size
-            if size > MAX_KEYS_FILE_BYTES:
-                raise InputError(path, None, f"{size:,} bytes, above {MAX_KEYS_FILE_BYTES:,}")
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise InputError(path, None, "not UTF-8 text") from None
-        digests: dict[str, str] = {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            row = json_line(path, number, line)
-            if not isinstance(row, dict) or set(row) != {"tenant", "sha256"}:
-                raise InputError(
-                    path, number, 'expected {"tenant": "...", "sha256": "<64 hex digits>"}'
-                )
-            try:
-                _check_tenant(row["tenant"])
-                _check_digest(row["sha256"])
-            except ValueError as exc:
-                raise InputError(path, number, str(exc)) from None
-            digests[row["sha256"]] = row["tenant"]
+        digests = dict(_read_entries(path))
         if not digests:
             raise InputError(path, None, "holds no key; add one with 'preload keys new'")
         return cls(digests)
@@ -152,6 +140,83 @@ def append_key(path: str | Path, tenant: str) -> str:
     with Path(path).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps({"tenant": tenant, "sha256": digest(key)}) + "\n")
     return key
+
+
+def revoke_keys(path: str | Path, *, tenant: str | None = None, sha256: str | None = None) -> int:
+    """
+    Take out of the keys file every key of ``tenant``, or the key whose digest is
+    ``sha256`` (one of the two): the file is rewritten atomically, with its mode, so
+    that a server reading it meanwhile reads the old file or the new one whole. The
+    number of keys taken out.
+
+    Raises:
+        InputError: The file cannot be read or written, or a line is not a key entry.
+        ValueError: Both or neither of ``tenant`` and ``sha256`` are given, no key
+            matches, or none would be left (a server does not start on a file without
+            keys: add the new key first, then revoke the old one).
+    """
+    if (tenant is None) == (sha256 is None):
+        raise ValueError("revoke by tenant or by sha256: give one of the two")
+    path = Path(path)
+    entries = _read_entries(path)
+    kept = [(h, t) for h, t in entries if t != tenant and h != sha256]
+    revoked = len(entries) - len(kept)
+    if not revoked:
+        named = f"tenant {tenant!r}" if tenant is not None else f"sha256 {sha256!r}"
+        raise ValueError(f"{path}: no key of {named}")
+    if not kept:
+        raise ValueError(
+            f"{path}: revoking would leave no key, and a server does not start without "
+            "one; add the new key first ('preload keys new'), then revoke"
+        )
+    text = "".join(json.dumps({"tenant": t, "sha256": h}) + "\n" for h, t in kept)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as handle:
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(path, None, f"cannot write: {exc.strerror or exc}") from None
+    return revoked
+
+
+def _read_entries(path: Path) -> list[tuple[str, str]]:
+    """
+    The keys file's entries in order, as (digest, tenant).
+
+    Raises:
+        InputError: The file is missing, too large, or a line is not a key entry (the
+            message names the line).
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_KEYS_FILE_BYTES:
+            raise InputError(path, None, f"{size:,} bytes, above {MAX_KEYS_FILE_BYTES:,}")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, None, "not UTF-8 text") from None
+    entries: list[tuple[str, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json_line(path, number, line)
+        if not isinstance(row, dict) or set(row) != {"tenant", "sha256"}:
+            raise InputError(
+                path, number, 'expected {"tenant": "...", "sha256": "<64 hex digits>"}'
+            )
+        try:
+            _check_tenant(row["tenant"])
+            _check_digest(row["sha256"])
+        except ValueError as exc:
+            raise InputError(path, number, str(exc)) from None
+        entries.append((row["sha256"], row["tenant"]))
+    return entries
 
 
 def _check_tenant(tenant: object) -> None:

@@ -21,18 +21,24 @@ __all__ = ["render"]
 class _ServerCollector:
     """
     The server's own families: request times and loop lag, as summaries of the recent
-    observations (quantiles 0.5, 0.95, 0.99), and the loop's largest lag.
+    observations (quantiles 0.5, 0.95, 0.99), and the loop's largest lag; the sessions
+    held, the tenants' engines, the collector's pauses, the changes followed and the
+    keys.
     """
 
     def __init__(self, server: _Server) -> None:
         self.server = server
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import (
-            CounterMetricFamily,
-            GaugeMetricFamily,
-            SummaryMetricFamily,
-        )
+        yield from self._times()
+        yield from self._sessions()
+        yield from self._tenants()
+        yield from self._collections()
+        yield from self._follower()
+        yield from self._keys()
+
+    def _times(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 
         yield _summary(
             SummaryMetricFamily,
@@ -51,6 +57,10 @@ class _ServerCollector:
             "The largest lag among the recent ones.",
             value=self.server.monitor.lags.maximum(),
         )
+
+    def _sessions(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         remembered = GaugeMetricFamily(
             "preload_sessions_remembered",
             "Sessions whose state this replica holds (at most server.max_sessions).",
@@ -73,6 +83,10 @@ class _ServerCollector:
             unleased.add_metric([tenant], gate.unleased)
             conflicts.add_metric([tenant], gate.conflicts)
         yield from (remembered, unleased, conflicts)
+
+    def _tenants(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         tenants = self.server.tenants
         yield GaugeMetricFamily(
             "preload_tenants_open",
@@ -92,6 +106,14 @@ class _ServerCollector:
             "server.max_open_tenants, or as the server stops).",
             value=tenants.closed,
         )
+
+    def _collections(self) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            SummaryMetricFamily,
+        )
+
         yield _summary(
             SummaryMetricFamily,
             "preload_gc_pause_seconds",
@@ -109,6 +131,10 @@ class _ServerCollector:
             "idle long enough to collect between them).",
             value=self.server.collector.forced,
         )
+
+    def _follower(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily
+
         follower = self.server.follower
         if follower is not None:
             yield CounterMetricFamily(
@@ -121,6 +147,26 @@ class _ServerCollector:
                 "Writes other replicas made that this replica took into its copies of "
                 "their sessions (their history recorded in the background).",
                 value=follower.followed,
+            )
+
+    def _keys(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        yield GaugeMetricFamily(
+            "preload_keys", "API keys this replica accepts.", value=len(self.server.keys)
+        )
+        watcher = self.server.watcher
+        if watcher is not None:
+            yield CounterMetricFamily(
+                "preload_keys_reloads",
+                "Changes to the keys file read and taken while serving (server.keys_reload_s).",
+                value=watcher.reloads,
+            )
+            yield CounterMetricFamily(
+                "preload_keys_reload_failures",
+                "Changes to the keys file that did not read (the file gone, a bad line, no "
+                "key left): the keys read before stayed, and the log names the problem.",
+                value=watcher.failures,
             )
 
 

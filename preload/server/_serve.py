@@ -1,5 +1,5 @@
 """
-``preload serve`` and ``preload keys new``: checked before uvicorn starts, so that a bad
+``preload serve``, ``preload keys new`` and ``preload keys revoke``: checked before uvicorn starts, so that a bad
 file or an unreachable Redis is one clear line, not a traceback from a worker.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 from .._config import EngineConfig
 from .._errors import PreloadError
 from ._app import SETTINGS_ENV, ServerSettings, create_app
-from ._keys import KeyRing, append_key
+from ._keys import KeyRing, append_key, revoke_keys
 
-__all__ = ["ServeError", "check", "new_key_command", "serve"]
+__all__ = ["ServeError", "check", "new_key_command", "revoke_key_command", "serve"]
 
 
 class ServeError(PreloadError):
@@ -106,3 +106,24 @@ def new_key_command(tenant: str, keys: Path) -> str:
     except (ValueError, OSError) as exc:
         raise ServeError(str(exc)) from None
     return key
+
+
+def revoke_key_command(keys: Path, *, tenant: str | None, sha256: str | None) -> str:
+    """
+    Take the keys of ``tenant``, or the key of ``sha256``, out of ``keys``; what was
+    done, in one line.
+
+    Raises:
+        ServeError: No key matches, none would be left, or the file cannot be read
+            or written (naming the file, and the line of a bad entry).
+    """
+    try:
+        revoked = revoke_keys(keys, tenant=tenant, sha256=sha256)
+    except ValueError as exc:
+        raise ServeError(str(exc)) from None
+    what = f"tenant {tenant}" if tenant is not None else f"sha256 {sha256}"
+    keys_, them = ("keys", "them") if revoked != 1 else ("key", "it")
+    return (
+        f"revoked {revoked} {keys_} of {what} in {keys}; servers reading the file "
+        f"refuse {them} within server.keys_reload_s"
+    )

@@ -9,6 +9,10 @@ engine open (:meth:`OpenTenants.using`); only an engine no request holds is clos
 Closing one loses what it learned online and what it preloaded for the sessions it
 holds, as a restart does; the sessions themselves live in the store, and their next
 request, here or on another replica, finds them as they were left.
+
+The tenants may change while serving (the keys file changed,
+:meth:`OpenTenants.set_tenants`): the engine of a tenant gone closes once no request
+holds it, and a new tenant's opens at once when every tenant's engine is kept open.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class OpenTenants:
         before_close: Callable[[str, SessionGate], Awaitable[None]] | None = None,
     ) -> None:
         self.tenants = tuple(tenants)
+        self._known = frozenset(self.tenants)
         self.max_open = max_open
         self.before_close = before_close
         self._open_gate = open_gate
@@ -98,6 +103,46 @@ class OpenTenants:
             self._in_use[tenant] -= 1
             if not self._in_use[tenant]:
                 del self._in_use[tenant]
+                self._close_if_gone(tenant)
+
+    def set_tenants(self, tenants: Sequence[str]) -> None:
+        """
+        The tenants from now on (the keys changed): the engine of a tenant no longer
+        among them closes now, or as the last request that holds it ends; without
+        ``max_open``, a new tenant's engine opens now, in the background (a failure is
+        logged, and its first request tries again).
+        """
+        before = self._known
+        self.tenants = tuple(tenants)
+        self._known = frozenset(self.tenants)
+        for tenant in sorted(before - self._known):
+            self._close_if_gone(tenant)
+        if not self.max_open and self._keepers is not None:
+            for tenant in sorted(self._known - before):
+                self._keepers.start_soon(self._open_new, tenant)
+
+    async def wait_closed(self, tenant: str) -> None:
+        """
+        Wait until the tenant's engine, if it is closing, has closed.
+        """
+        closing = self._closing.get(tenant)
+        if closing is not None:
+            await closing.wait()
+
+    async def _open_new(self, tenant: str) -> None:
+        try:
+            await self._gate(tenant)
+        except Exception:
+            logger.exception("opening new tenant %s's engine failed", tenant)
+        else:
+            self._close_if_gone(tenant)  # gone again while it opened
+
+    def _close_if_gone(self, tenant: str) -> None:
+        """
+        Close the tenant's engine if the tenant is gone and no request holds it.
+        """
+        if tenant not in self._known and tenant in self.gates and not self._in_use[tenant]:
+            self._close(tenant)
 
     async def aclose(self) -> None:
         """

@@ -12,7 +12,7 @@ import pytest
 
 from preload import InputError
 from preload.cli import main
-from preload.server import KeyRing, append_key, digest
+from preload.server import KeyRing, append_key, digest, revoke_keys
 
 
 def test_a_key_maps_to_its_tenant_by_digest_only(tmp_path: Path) -> None:
@@ -103,3 +103,70 @@ def test_serve_refuses_what_it_cannot_serve_before_listening(
         assert 2 == main(["serve", "--port", "0", *args])
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+
+
+def test_keys_revoke_takes_a_tenants_keys_out_and_keeps_the_rest_and_the_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    ``preload keys revoke --tenant`` takes every key of the tenant out, ``--sha256``
+    one key; the others stay in order, and the file keeps its mode.
+    """
+    path = tmp_path / "keys.jsonl"
+    old, new, beta = append_key(path, "acme"), append_key(path, "acme"), append_key(path, "beta")
+    gamma = append_key(path, "gamma")
+    path.chmod(0o600)
+    assert 0 == main(["keys", "revoke", "--sha256", digest(old), "--keys", str(path)])
+    assert "revoked 1 key of sha256" in capsys.readouterr().out
+    ring = KeyRing.from_file(path)
+    assert (None, "acme") == (ring.tenant_of(old), ring.tenant_of(new))
+    assert 0 == main(["keys", "revoke", "--tenant", "acme", "--keys", str(path)])
+    assert "revoked 1 key of tenant acme" in capsys.readouterr().out
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [("beta", digest(beta)), ("gamma", digest(gamma))] == [
+        (row["tenant"], row["sha256"]) for row in rows
+    ]
+    assert 0o600 == path.stat().st_mode & 0o777
+    assert [path.name] == [f.name for f in tmp_path.iterdir()]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--tenant", "nobody"], "no key of tenant 'nobody'"),
+        (["--sha256", "0" * 64], "no key of sha256"),
+        (["--tenant", "acme"], "revoking would leave no key"),
+    ],
+)
+def test_keys_revoke_refuses_what_matches_nothing_or_leaves_no_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], problem: str
+) -> None:
+    """
+    A revocation that matches no key, or would leave the file without one (a server
+    does not start on it), is an error naming the file, and the file is unchanged.
+    """
+    path = tmp_path / "keys.jsonl"
+    append_key(path, "acme")
+    before = path.read_text(encoding="utf-8")
+    assert 2 == main(["keys", "revoke", *argv, "--keys", str(path)])
+    assert f"error: {path}: {problem}" in capsys.readouterr().err
+    assert before == path.read_text(encoding="utf-8")
+
+
+def test_keys_revoke_names_a_bad_line_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    A keys file with a bad line is not rewritten: the error names the file and line.
+    """
+    path = tmp_path / "keys.jsonl"
+    append_key(path, "acme")
+    append_key(path, "beta")
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('{"tenant": "gamma"}\n')
+    before = path.read_text(encoding="utf-8")
+    assert 2 == main(["keys", "revoke", "--tenant", "acme", "--keys", str(path)])
+    assert f"error: {path}:3: expected" in capsys.readouterr().err
+    assert before == path.read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="one of the two"):
+        revoke_keys(path, tenant="acme", sha256=digest("x"))
