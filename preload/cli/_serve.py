@@ -66,6 +66,14 @@ def serve_parsers(sub: Any) -> None:
     which.add_argument("--sha256", help="revoke the key of this digest (from the keys file)")
     revoke.add_argument("--keys", type=Path, required=True, help="keys file to rewrite")
     revoke.set_defaults(run=run_revoke_key)
+    listed = keys_sub.add_parser(
+        "list",
+        help="print the keys file's tenants and digests, one key a line",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    listed.add_argument("--keys", type=Path, required=True, help="keys file to read")
+    listed.set_defaults(run=run_list_keys)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -109,4 +117,11 @@ def run_revoke_key(args: argparse.Namespace) -> int:
     from ..server._serve import revoke_key_command
 
     print(revoke_key_command(args.keys, tenant=args.tenant, sha256=args.sha256))  # noqa: T201
+    return 0
+
+
+def run_list_keys(args: argparse.Namespace) -> int:
+    from ..server._serve import list_keys_command
+
+    print(list_keys_command(args.keys))  # noqa: T201
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ._app import ServerSettings, app_from_environment, create_app
 from ._follow import Follower
-from ._keys import KeyRing, append_key, digest, new_key, revoke_keys
+from ._keys import KeyRing, append_key, digest, key_entries, new_key, revoke_keys
 from ._store import Changed, SessionBusy, SessionStore, StoreConflict, StoreUnavailable
 from ._store_memory import MemorySessionStore
 from ._store_redis import RedisSessionStore
@@ -33,6 +33,7 @@ __all__ = [
     "append_key",
     "create_app",
     "digest",
+    "key_entries",
     "new_key",
     "revoke_keys",
 ]

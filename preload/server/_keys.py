@@ -25,7 +25,15 @@ from pathlib import Path
 from .._errors import InputError
 from .._sessions import json_line
 
-__all__ = ["NAME_PATTERN", "KeyRing", "append_key", "digest", "new_key", "revoke_keys"]
+__all__ = [
+    "NAME_PATTERN",
+    "KeyRing",
+    "append_key",
+    "digest",
+    "key_entries",
+    "new_key",
+    "revoke_keys",
+]
 
 #: What a tenant name and a session id may be: what fits in a URL path and a Redis key
 #: as it is.
@@ -100,7 +108,7 @@ class KeyRing:
                 (the message names the line).
         """
         path = Path(path)
-        digests = dict(_read_entries(path))
+        digests = dict(key_entries(path))
         if not digests:
             raise InputError(path, None, "holds no key; add one with 'preload keys new'")
         return cls(digests)
@@ -158,7 +166,7 @@ def revoke_keys(path: str | Path, *, tenant: str | None = None, sha256: str | No
     if (tenant is None) == (sha256 is None):
         raise ValueError("revoke by tenant or by sha256: give one of the two")
     path = Path(path)
-    entries = _read_entries(path)
+    entries = key_entries(path)
     kept = [(h, t) for h, t in entries if t != tenant and h != sha256]
     revoked = len(entries) - len(kept)
     if not revoked:
@@ -184,7 +192,7 @@ def revoke_keys(path: str | Path, *, tenant: str | None = None, sha256: str | No
     return revoked
 
 
-def _read_entries(path: Path) -> list[tuple[str, str]]:
+def key_entries(path: str | Path) -> list[tuple[str, str]]:
     """
     The keys file's entries in order, as (digest, tenant).
 
@@ -192,6 +200,7 @@ def _read_entries(path: Path) -> list[tuple[str, str]]:
         InputError: The file is missing, too large, or a line is not a key entry (the
             message names the line).
     """
+    path = Path(path)
     try:
         size = path.stat().st_size
         if size > MAX_KEYS_FILE_BYTES:

@@ -11,9 +11,16 @@ from pathlib import Path
 from .._config import EngineConfig
 from .._errors import PreloadError
 from ._app import SETTINGS_ENV, ServerSettings, create_app
-from ._keys import KeyRing, append_key, revoke_keys
+from ._keys import KeyRing, append_key, key_entries, revoke_keys
 
-__all__ = ["ServeError", "check", "new_key_command", "revoke_key_command", "serve"]
+__all__ = [
+    "ServeError",
+    "check",
+    "list_keys_command",
+    "new_key_command",
+    "revoke_key_command",
+    "serve",
+]
 
 
 class ServeError(PreloadError):
@@ -127,3 +134,20 @@ def revoke_key_command(keys: Path, *, tenant: str | None, sha256: str | None) ->
         f"revoked {revoked} {keys_} of {what} in {keys}; servers reading the file "
         f"refuse {them} within server.keys_reload_s"
     )
+
+
+def list_keys_command(keys: Path) -> str:
+    """
+    The keys file's keys, a line each: the tenant and the key's digest (the key itself
+    is never stored), in the file's order, then how many.
+
+    Raises:
+        PreloadError: The file cannot be read, or a line is not a key entry (naming it).
+    """
+    entries = key_entries(keys)
+    width = max((len(tenant) for _, tenant in entries), default=6)
+    lines = [f"{'tenant':<{width}}  sha256"]
+    lines += [f"{tenant:<{width}}  {hexdigest}" for hexdigest, tenant in entries]
+    tenants = len({tenant for _, tenant in entries})
+    lines.append(f"{len(entries)} keys of {tenants} tenants in {keys}")
+    return "\n".join(lines)

@@ -170,3 +170,21 @@ def test_keys_revoke_names_a_bad_line_and_changes_nothing(
     assert before == path.read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="one of the two"):
         revoke_keys(path, tenant="acme", sha256=digest("x"))
+
+
+def test_keys_list_prints_each_keys_tenant_and_digest_never_a_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    ``preload keys list`` prints a line a key (tenant, digest) in the file's order and
+    the count; a missing file is an error naming it.
+    """
+    path = tmp_path / "keys.jsonl"
+    made = [(t, append_key(path, t)) for t in ("acme", "beta", "acme")]
+    assert 0 == main(["keys", "list", "--keys", str(path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert [[t, digest(k)] for t, k in made] == [line.split() for line in lines[1:-1]]
+    assert f"3 keys of 2 tenants in {path}" == lines[-1]
+    assert not any(k in line for _, k in made for line in lines)
+    assert 2 == main(["keys", "list", "--keys", str(tmp_path / "nope.jsonl")])
+    assert "nope.jsonl: cannot read" in capsys.readouterr().err
