@@ -181,7 +181,11 @@ class ServerConfig:
     sessions never change another's forecasts); without, each has copies of its own,
     which it learns into from its sessions. Every ``keys_reload_s`` seconds, a replica
     looks at its keys file and reads it again if it changed, so that keys are added and
-    revoked without a restart (0: the keys are read at start only).
+    revoked without a restart (0: the keys are read at start only). With
+    ``share_models``, every ``models_reload_s`` seconds (0, the default: never) it looks
+    at the model files too, and once a change has stayed for one look more, reads them
+    and every tenant's engine forecasts from the new models (copies that learn online
+    are read at start only: ``models_reload_s`` needs ``share_models``).
 
     .. versionadded:: 0.4
     .. versionchanged:: 0.10
@@ -191,7 +195,7 @@ class ServerConfig:
     .. versionchanged:: 0.17
        ``share_models``.
     .. versionchanged:: 0.18
-       ``keys_reload_s``.
+       ``keys_reload_s``, ``models_reload_s``.
     """
 
     max_body_bytes: int = 1_000_000
@@ -207,10 +211,18 @@ class ServerConfig:
     max_open_tenants: int = 0
     share_models: bool = False
     keys_reload_s: float = 5.0
+    models_reload_s: float = 0.0
 
     def __post_init__(self) -> None:
         check_non_negative("server.max_open_tenants", self.max_open_tenants)
         check_non_negative("server.keys_reload_s", self.keys_reload_s)
+        check_non_negative("server.models_reload_s", self.models_reload_s)
+        if self.models_reload_s and not self.share_models:
+            raise ConfigError(
+                "server.models_reload_s",
+                "follows the model files with server.share_models = true only (each "
+                "tenant's own copy learns online and is read at start)",
+            )
         check_positive("server.max_body_bytes", self.max_body_bytes)
         check_positive("server.outcomes_every_s", self.outcomes_every_s)
         check_positive("server.session_ttl_s", self.session_ttl_s)

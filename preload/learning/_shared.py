@@ -5,14 +5,16 @@ a copy each. Each engine gets a view of its own: it forecasts from the shared mo
 (one engine at a time: the views hold one lock, since an engine forecasts in a worker
 thread of its own and the models keep caches), learns nothing into it (a tenant's
 sessions never change what another's forecasts say), and keeps what it learns from
-feedback (the content-value predictor) to itself.
+feedback (the content-value predictor) to itself. The models may be replaced while the
+views serve (:meth:`SharedModels.replace_with`: a server following its model files):
+every view forecasts from the new ones from its next forecast on.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ._call_predictors import EngineCallPredictor
 from ._engine_forecaster import EngineForecaster
@@ -25,6 +27,21 @@ if TYPE_CHECKING:
 
 __all__ = ["SharedCallPredictor", "SharedForecaster", "SharedModels"]
 
+M = TypeVar("M")
+
+
+class _Slot(Generic[M]):
+    """
+    Where the views of a shared model find it (replaced whole, under ``lock``), and
+    the lock they hold while they read it.
+    """
+
+    __slots__ = ("lock", "model")
+
+    def __init__(self, model: M) -> None:
+        self.model = model
+        self.lock = threading.Lock()
+
 
 class SharedForecaster:
     """
@@ -34,20 +51,28 @@ class SharedForecaster:
     model's content-value predictor, which the engine goes on learning from feedback.
 
     Args:
-        model: The fitted forecaster, shared.
-        lock: What every view of ``model`` holds while it reads it.
+        slot: Where the fitted forecaster is, shared, and the lock every view of it
+            holds while it reads it (from :meth:`SharedModels.forecaster`).
 
     .. versionadded:: 0.17
+    .. versionchanged:: 0.18
+       Built from :meth:`SharedModels.forecaster` only; follows the model it replaces.
     """
 
     predicts_states = True
 
-    def __init__(self, model: EngineForecaster, lock: threading.Lock) -> None:
-        self.model = model
-        self._lock = lock
-        self.uses_reply = model.uses_reply
-        values = model.values
+    def __init__(self, slot: _Slot[EngineForecaster]) -> None:
+        self._slot = slot
+        self.uses_reply = slot.model.uses_reply  # an EngineForecaster's, whichever
+        values = slot.model.values
         self.values = None if values is None else ValuePredictor.from_json(values.to_json())
+
+    @property
+    def model(self) -> EngineForecaster:
+        """
+        The shared model, as it is now.
+        """
+        return self._slot.model
 
     def fit(self, sessions: Sequence[object]) -> None:
         """
@@ -67,15 +92,17 @@ class SharedForecaster:
         """
         The shared model's forecast.
         """
-        with self._lock:
-            return self.model.forecast(turns, user, session_id)
+        slot = self._slot
+        with slot.lock:
+            return slot.model.forecast(turns, user, session_id)
 
     def encode(self, text: str) -> str | None:
         """
         The state the shared model names for ``text``, if it can.
         """
-        with self._lock:
-            return self.model.encode(text)
+        slot = self._slot
+        with slot.lock:
+            return slot.model.encode(text)
 
 
 class SharedCallPredictor:
@@ -86,29 +113,29 @@ class SharedCallPredictor:
     nothing from the sessions that end.
 
     Args:
-        model: The fitted call forecaster, shared.
-        lock: What every view of ``model`` holds while it reads it.
+        slot: Where the fitted call forecaster is, shared, and the lock every view of
+            it holds while it reads it (from :meth:`SharedModels.call_predictor`).
         tools: As for :class:`EngineCallPredictor`.
 
     .. versionadded:: 0.17
+    .. versionchanged:: 0.18
+       Built from :meth:`SharedModels.call_predictor` only; follows the model it
+       replaces.
     """
 
     def __init__(
-        self,
-        model: CallForecaster,
-        lock: threading.Lock,
-        *,
-        tools: Callable[[str], bool] | None = None,
+        self, slot: _Slot[CallForecaster], *, tools: Callable[[str], bool] | None = None
     ) -> None:
-        self._predictor = EngineCallPredictor(model, tools=tools)
-        self._lock = lock
+        self._slot = slot
+        self._tools = tools
+        self._predictor = EngineCallPredictor(slot.model, tools=tools)
 
     @property
     def model(self) -> CallForecaster:
         """
-        The shared model.
+        The shared model, as it is now.
         """
-        return self._predictor.model
+        return self._slot.model
 
     def predict_calls(
         self,
@@ -121,7 +148,10 @@ class SharedCallPredictor:
         """
         The shared model's guesses for the turn.
         """
-        with self._lock:
+        slot = self._slot
+        with slot.lock:
+            if self._predictor.model is not slot.model:  # replaced since
+                self._predictor = EngineCallPredictor(slot.model, tools=self._tools)
             return self._predictor.predict_calls(session_id, history, request, k=k)
 
     def observe_session(self, turns: Sequence[TurnMapping], user: str | None) -> None:
@@ -134,16 +164,35 @@ class SharedModels:
     """
     One copy of a fitted forecaster and call forecaster (either may be None) for many
     engines, each of which gets a view of its own: :meth:`forecaster`,
-    :meth:`call_predictor`. The views of one model share a lock.
+    :meth:`call_predictor`. The views of one model share a lock, and follow it when
+    :meth:`replace_with` replaces it.
 
     .. versionadded:: 0.17
+    .. versionchanged:: 0.18
+       :meth:`replace_with`.
     """
 
     def __init__(self, forecaster: EngineForecaster | None, calls: CallForecaster | None) -> None:
-        self._forecaster = forecaster
-        self._calls = calls
-        self._forecasting = threading.Lock()
-        self._calling = threading.Lock()
+        self._forecaster = None if forecaster is None else _Slot(forecaster)
+        self._calls = None if calls is None else _Slot(calls)
+
+    def replace_with(self, other: SharedModels) -> None:
+        """
+        Forecast from ``other``'s models from now on, in every view made and to be
+        made (each is replaced under its lock: a forecast under way ends on the model
+        it began with). The views keep their own content-value predictors.
+
+        Raises:
+            ValueError: ``other`` lacks a model this one has, or has one it lacks
+                (the engines were built with or without it).
+        """
+        pairs = ((self._forecaster, other._forecaster), (self._calls, other._calls))
+        if any((mine is None) != (theirs is None) for mine, theirs in pairs):
+            raise ValueError("the replacing models must be of the same kinds as the models")
+        for mine, theirs in pairs:
+            if mine is not None and theirs is not None:
+                with mine.lock:
+                    mine.model = theirs.model
 
     @classmethod
     def load(cls, model: str | None, calls_model: str | None) -> SharedModels:
@@ -163,8 +212,8 @@ class SharedModels:
         """
         A new view of the forecaster, or None without one.
         """
-        model = self._forecaster
-        return None if model is None else SharedForecaster(model, self._forecasting)
+        slot = self._forecaster
+        return None if slot is None else SharedForecaster(slot)
 
     def call_predictor(
         self, tools: Callable[[str], bool] | None = None
@@ -173,5 +222,5 @@ class SharedModels:
         A new view of the call forecaster (``tools`` as for
         :class:`EngineCallPredictor`), or None without one.
         """
-        model = self._calls
-        return None if model is None else SharedCallPredictor(model, self._calling, tools=tools)
+        slot = self._calls
+        return None if slot is None else SharedCallPredictor(slot, tools=tools)

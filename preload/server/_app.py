@@ -45,7 +45,6 @@ from ..learning import (
 from ._follow import Follower
 from ._gate import SessionGate
 from ._keys import KeyRing
-from ._keys_watch import KeysWatcher
 from ._monitor import IdleCollector, LoopMonitor, Reservoir, server_timing, watch_gc
 from ._outcomes import OutcomesWriter
 from ._routes import ApiError, router
@@ -53,6 +52,7 @@ from ._store import SessionBusy, SessionStore, StoreConflict, StoreUnavailable
 from ._store_memory import MemorySessionStore
 from ._store_redis import RedisSessionStore
 from ._tenants import OpenTenants
+from ._watch import FileWatcher
 
 if TYPE_CHECKING:
     from ..calls import CallSource
@@ -120,7 +120,8 @@ class _Server:
     gc_pauses: Reservoir
     collector: IdleCollector
     follower: Follower | None
-    watcher: KeysWatcher | None = None  # the keys file's, with server.keys_reload_s
+    keys_watcher: FileWatcher[KeyRing] | None = None  # with server.keys_reload_s
+    models_watcher: FileWatcher[SharedModels] | None = None  # with server.models_reload_s
 
     @property
     def gates(self) -> Mapping[str, SessionGate]:
@@ -304,14 +305,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             server = app.state.server = _Server(
                 config, keys, store, tenants, monitor, timings, gc_pauses, collector, follower
             )
-            if settings.keys and config.server.keys_reload_s:
-                server.watcher = KeysWatcher(
-                    Path(settings.keys),
-                    keys,
-                    config.server.keys_reload_s,
-                    partial(_keys_changed, server),
-                )
-                tg.start_soon(server.watcher.run)
+            for watcher in _watchers(server, settings, tenancy):
+                tg.start_soon(watcher.run)
             # What start-up made (the models above all) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it while
             # requests wait.
@@ -342,6 +337,39 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     return app
 
 
+def _watchers(
+    server: _Server, settings: ServerSettings, tenancy: _Tenancy
+) -> list[FileWatcher[Any]]:
+    """
+    The files followed while serving: the keys file (``server.keys_reload_s``) and,
+    with ``server.share_models``, the model files (``server.models_reload_s``); each
+    watcher set on ``server`` too.
+    """
+    reload = server.config.server
+    if settings.keys and reload.keys_reload_s:
+        server.keys_watcher = FileWatcher(
+            "keys file",
+            [Path(settings.keys)],
+            server.keys,
+            reload.keys_reload_s,
+            partial(KeyRing.from_file, settings.keys),
+            partial(_keys_changed, server),
+        )
+    shared = tenancy.shared
+    if shared is not None and reload.models_reload_s:
+        files = [Path(f) for f in (settings.model, settings.calls_model) if f]
+        server.models_watcher = FileWatcher(
+            "model files",
+            files,
+            shared,
+            reload.models_reload_s,
+            partial(SharedModels.load, settings.model, settings.calls_model),
+            partial(_models_changed, shared),
+            settle=True,  # a model copied in place is not read half-written
+        )
+    return [w for w in (server.keys_watcher, server.models_watcher) if w is not None]
+
+
 async def _keys_changed(server: _Server, before: KeyRing, keys: KeyRing) -> None:
     """
     Take the keys read again: a key gone is refused from the next request on, and the
@@ -349,6 +377,18 @@ async def _keys_changed(server: _Server, before: KeyRing, keys: KeyRing) -> None
     """
     server.keys = keys
     server.tenants.set_tenants(keys.tenants)
+    added = sorted(set(keys.tenants) - set(before.tenants))
+    removed = sorted(set(before.tenants) - set(keys.tenants))
+    logger.info("%d keys now; tenants added %s, removed %s", len(keys), added, removed)
+
+
+async def _models_changed(shared: SharedModels, before: SharedModels, models: SharedModels) -> None:
+    """
+    Forecast from the models read again, in every tenant's engine (their views of
+    ``shared`` follow it; each replaced under its lock, in a worker thread, since a
+    forecast may hold it).
+    """
+    await anyio.to_thread.run_sync(shared.replace_with, models)
 
 
 def app_from_environment() -> FastAPI:

@@ -22,8 +22,8 @@ class _ServerCollector:
     """
     The server's own families: request times and loop lag, as summaries of the recent
     observations (quantiles 0.5, 0.95, 0.99), and the loop's largest lag; the sessions
-    held, the tenants' engines, the collector's pauses, the changes followed and the
-    keys.
+    held, the tenants' engines, the collector's pauses, the changes followed, the keys,
+    and the files followed.
     """
 
     def __init__(self, server: _Server) -> None:
@@ -155,17 +155,22 @@ class _ServerCollector:
         yield GaugeMetricFamily(
             "preload_keys", "API keys this replica accepts.", value=len(self.server.keys)
         )
-        watcher = self.server.watcher
-        if watcher is not None:
+        followed = (
+            ("keys", "the keys file", "server.keys_reload_s", self.server.keys_watcher),
+            ("models", "the model files", "server.models_reload_s", self.server.models_watcher),
+        )
+        for name, files, key, watcher in followed:
+            if watcher is None:
+                continue
             yield CounterMetricFamily(
-                "preload_keys_reloads",
-                "Changes to the keys file read and taken while serving (server.keys_reload_s).",
+                f"preload_{name}_reloads",
+                f"Changes to {files} read and taken while serving ({key}).",
                 value=watcher.reloads,
             )
             yield CounterMetricFamily(
-                "preload_keys_reload_failures",
-                "Changes to the keys file that did not read (the file gone, a bad line, no "
-                "key left): the keys read before stayed, and the log names the problem.",
+                f"preload_{name}_reload_failures",
+                f"Changes to {files} that did not read: what was read before stayed, and "
+                "the log names the problem.",
                 value=watcher.failures,
             )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from graph import CallForecaster
 from preload import EngineForecaster, Session, Turn
 from preload.learning import SharedModels, ValuePredictor
 
@@ -91,11 +92,11 @@ def test_a_view_reads_the_model_under_the_views_lock(
     forecast, encode = model.forecast, model.encode
 
     def watched_forecast(*args: Any) -> Any:
-        held.append(shared._forecasting.locked())
+        held.append(shared._forecaster.lock.locked())
         return forecast(*args)
 
     def watched_encode(text: str) -> str | None:
-        held.append(shared._forecasting.locked())
+        held.append(shared._forecaster.lock.locked())
         return encode(text)
 
     monkeypatch.setattr(model, "forecast", watched_forecast)
@@ -103,4 +104,75 @@ def test_a_view_reads_the_model_under_the_views_lock(
     one.forecast([{"state": "F:Search", "needs": []}], None, "x")
     one.encode("a flight")
     assert [True, True] == held
-    assert not shared._forecasting.locked()
+    assert not shared._forecaster.lock.locked()
+
+
+def _hotel_calls(city: str) -> CallForecaster:
+    """
+    A call forecaster fitted on 20 sessions whose hotel search, never naming a city,
+    always searched ``city``.
+    """
+    model = CallForecaster()
+    model.fit(
+        [
+            {
+                "session_id": f"log{i}",
+                "turns": [
+                    {
+                        "text": "Find me hotels please.",
+                        "tool_calls": [
+                            {"name": "find_hotels", "args": {"city": city}, "read_only": True}
+                        ],
+                    }
+                ],
+            }
+            for i in range(20)
+        ]
+    )
+    return model
+
+
+def test_views_follow_the_models_that_replace_the_shared_ones(model: EngineForecaster) -> None:
+    """
+    Views made before :meth:`SharedModels.replace_with` forecast from the new models
+    after it, as views made after do, and keep their own content-value predictors;
+    models of other kinds are refused.
+    """
+    shared = SharedModels(model, _hotel_calls("Lisbon"))
+    forecaster, calls = shared.forecaster(), shared.call_predictor()
+    assert forecaster is not None and calls is not None
+    values = forecaster.values
+    request = {"text": "Find me hotels please."}
+
+    def first_city(view: Any) -> str:
+        return str(view.predict_calls("s", [], request, k=3)[0].args["city"])
+
+    turns = [{"state": "F:Search", "needs": []}]
+    assert ("F:Book", "Lisbon") == (
+        forecaster.forecast(turns, None, "x").states[0][0],
+        first_city(calls),
+    )
+    other = EngineForecaster()
+    other.fit(
+        [
+            Session(
+                session_id=f"o{i}",
+                turns=tuple(
+                    Turn(t=20.0 * j, text="", needs=(), state=state)
+                    for j, state in enumerate(("F:Search", "F:Review"))
+                ),
+            )
+            for i in range(30)
+        ]
+    )
+    shared.replace_with(SharedModels(other, _hotel_calls("Porto")))
+    later = shared.call_predictor()
+    assert later is not None
+    assert ("F:Review", "Porto", "Porto") == (
+        forecaster.forecast(turns, None, "x").states[0][0],
+        first_city(calls),
+        first_city(later),
+    )
+    assert forecaster.model is other and values is forecaster.values
+    with pytest.raises(ValueError, match="same kinds"):
+        shared.replace_with(SharedModels(other, None))

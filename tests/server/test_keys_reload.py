@@ -82,8 +82,8 @@ async def test_a_key_made_while_serving_is_accepted_and_its_tenant_opens(
         gamma = append_key(keys_file, "gamma")
         async with _client(clients, gamma) as client:
             assert 401 == await _asks(client, "g1")
-            assert await server.watcher.check()
-            assert not await server.watcher.check()  # unchanged since
+            assert await server.keys_watcher.check()
+            assert not await server.keys_watcher.check()  # unchanged since
             assert 200 == await _asks(client, "g1")
             metrics = (await client.get("/metrics")).text
         assert ["acme", "beta", "gamma"] == sorted(server.gates)
@@ -107,7 +107,7 @@ async def test_a_revoked_tenant_is_refused_and_its_engine_closes_once_no_request
         assert 200 == await _asks(clients["acme"], "a1")
         async with server.tenants.using("acme"):  # a request of acme's in flight
             revoke_keys(keys_file, tenant="acme")
-            assert await server.watcher.check()
+            assert await server.keys_watcher.check()
             assert 401 == await _asks(clients["acme"], "a2")
             assert "acme" in server.gates  # held
         assert "acme" not in server.gates
@@ -132,16 +132,16 @@ async def test_a_tenant_revoked_then_added_again_is_served_by_a_new_engine(
         fresh = append_key(keys_file, "acme")
         revoke_keys(keys_file, sha256=_digest_of(clients["acme"]))
         append_key(keys_file, "gamma")
-        assert await server.watcher.check()
+        assert await server.keys_watcher.check()
         assert "acme" in server.gates  # a new key of the tenant: nothing closes
         assert 401 == await _asks(clients["acme"], "a2")
         assert "gamma" not in server.gates  # opens at its first request
         revoke_keys(keys_file, tenant="acme")
-        assert await server.watcher.check()
+        assert await server.keys_watcher.check()
         assert "acme" not in server.gates  # idle: closed at once
         await server.tenants.wait_closed("acme")
         again = append_key(keys_file, "acme")
-        assert await server.watcher.check()
+        assert await server.keys_watcher.check()
         for key in (fresh, again):
             async with _client(clients, key) as client:
                 assert (401 if key == fresh else 200) == await _asks(client, "a3")
@@ -160,20 +160,20 @@ async def test_a_keys_file_that_does_not_read_keeps_the_keys_and_is_logged_once(
         good = keys_file.read_text(encoding="utf-8")
         keys_file.write_text(good + '{"tenant": "gamma"}\n', encoding="utf-8")
         with caplog.at_level(logging.ERROR, logger="preload.server._keys_watch"):
-            assert not await server.watcher.check()
-            assert not await server.watcher.check()
+            assert not await server.keys_watcher.check()
+            assert not await server.keys_watcher.check()
         (logged,) = caplog.records
         assert f"{keys_file}:3: expected" in logged.getMessage()
         assert 200 == await _asks(clients["acme"], "a1")
         keys_file.unlink()
-        assert not await server.watcher.check()
+        assert not await server.keys_watcher.check()
         assert 200 == await _asks(clients["beta"], "b1")
         keys_file.write_text(good, encoding="utf-8")
         revoke_keys(keys_file, tenant="beta")
-        assert await server.watcher.check()
+        assert await server.keys_watcher.check()
         assert 401 == await _asks(clients["beta"], "b2")
         metrics = (await clients["acme"].get("/metrics")).text
-    assert (1, 2) == (server.watcher.reloads, server.watcher.failures)
+    assert (1, 2) == (server.keys_watcher.reloads, server.keys_watcher.failures)
     assert "preload_keys_reload_failures_total 2.0" in metrics
 
 
@@ -185,8 +185,8 @@ async def test_the_replica_looks_at_the_file_every_keys_reload_s(tmp_path: Path)
     async with _replica(tmp_path, reload_s=0.01) as (server, clients, keys_file):
         gamma = append_key(keys_file, "gamma")
         with anyio.fail_after(30):
-            while not server.watcher.reloads:
-                await server.watcher.next_check()
+            while not server.keys_watcher.reloads:
+                await server.keys_watcher.next_check()
         async with _client(clients, gamma) as client:
             assert 200 == await _asks(client, "g1")
 
@@ -206,10 +206,10 @@ async def test_keys_from_the_environment_or_a_zero_period_are_not_followed(
         server,
         _,
     ):
-        assert server.watcher is None
+        assert server.keys_watcher is None
     monkeypatch.setenv("PRELOAD_API_KEYS", f"acme:{_digest(key)}")
     async with in_process(ServerSettings(), {"acme": key}) as (server, clients):
-        assert server.watcher is None
+        assert server.keys_watcher is None
         assert 200 == await _asks(clients["acme"], "a1")
 
 
