@@ -1,8 +1,9 @@
 """
-Keys that change while a replica serves (``server.keys_reload_s``): how long until a key
-made with ``preload keys new`` is served and a key taken out with ``preload keys
-revoke`` is refused, and what the change costs the requests of the tenants served
-meanwhile.
+Files that change while a replica serves: the keys file (``server.keys_reload_s``) and
+the model file (``server.models_reload_s``, with ``server.share_models``). How long until
+a key made with ``preload keys new`` is served, a key taken out with ``preload keys
+revoke`` is refused, and a model written again is forecast from, and what each change
+costs the requests of the tenants served meanwhile.
 
 One ``preload serve`` replica on a real Redis (each setting its own), its tenants'
 engines open from start, each with its own copy of a forecaster fitted on the dataset's
@@ -15,16 +16,22 @@ a new tenant's key is made with ``preload keys new`` (the command, as an operato
 it) and its request asked every 50 ms until it is served; at two thirds, the last
 tenant's keys are revoked with ``preload keys revoke`` while its sessions go on, until
 one is refused. The ``steady`` setting plays the same load with no change, for
-reference; ``change shared`` changes the keys with ``server.share_models``.
+reference; ``keys shared`` changes the keys with ``server.share_models``; ``model
+shared``, with ``server.share_models`` and ``models_reload_s`` as ``keys_reload_s``,
+writes the model file again at half the run (the same model, written whole to a new
+file that replaces it, as ``preload train`` writes) and watches ``/metrics`` until the
+replica took it.
 
 Reported for each setting: the seconds from the command's end to the new key's first
 answer (``accepted_s``: the replica's next look at the file, then the tenant's engine
 opening, its model copy read in a worker thread) and to the revoked key's first 401
-(``refused_s``); the other tenants' request times (p50, p99, max: the client's) in the
+(``refused_s``); and to the replica's count of model reloads going up (``model_s``:
+the next look sees the change, the look after reads it, in a worker thread); the
+other tenants' request times (p50, p99, max: the client's) in the
 ``--window`` seconds after each change and outside them; the replica's event-loop lag
 (p99 and max, ``/metrics``); and the engines opened and closed.
 
-    python -m simulations.keys_bench [--data ../shared/data] [--dataset star]
+    python -m simulations.reload_bench [--data ../shared/data] [--dataset star]
         [--tenants 8] [--duration 45] [--concurrency 20] [--reload 1.0] [--model M]
 """
 
@@ -32,6 +39,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import os
 import shutil
 import sys
 import tempfile
@@ -74,6 +83,7 @@ class Played:
     changes: list[float] = field(default_factory=list)
     accepted_s: float = float("nan")
     refused_s: float = float("nan")
+    model_s: float = float("nan")
 
     def now(self) -> float:
         return time.monotonic() - self.began
@@ -175,38 +185,72 @@ async def change_keys(
     played.refused_s = played.now() - changed
 
 
+async def change_model(http: httpx.AsyncClient, model: Path, played: Played) -> None:
+    """
+    At half the run, write the model file again (whole, then put in place), and wait
+    until the replica's metrics count the reload.
+    """
+    await asyncio.sleep(max(played.until / 2 - played.now(), 0))
+    await asyncio.to_thread(_write_again, model)
+    changed = played.now()
+    played.changes.append(changed)
+    while True:
+        page = (await http.get("/metrics")).text
+        if metric(page, "preload_models_reloads_total") >= 1:
+            break
+        await asyncio.sleep(PROBE_S)
+    played.model_s = played.now() - changed
+
+
+def _write_again(model: Path) -> None:
+    """
+    Write ``model`` again whole, to a new file put in its place.
+    """
+    written = model.with_name(f".{model.name}.tmp")
+    written.write_bytes(model.read_bytes())
+    os.replace(written, model)
+
+
 def _keys_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "preload", "keys", *args]
 
 
 async def drive(
-    url: str, sessions: list[Any], keys: dict[str, str], keys_file: Path | None, args: Any
+    url: str,
+    sessions: list[Any],
+    keys: dict[str, str],
+    change: str,
+    files: tuple[Path, Path],
+    args: Any,
 ) -> Played:
     """
-    Play the load for ``--duration`` seconds, changing the keys in ``keys_file`` if
-    given.
+    Play the load for ``--duration`` seconds, changing the keys file (``change`` is
+    "keys") or the model file ("model") of ``files``, or neither.
     """
     played = Played(args.duration)
     limits = httpx.Limits(max_connections=args.concurrency * 2 + 4)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
         jobs = [play(http, sessions, keys, played, args.concurrency)]
-        if keys_file is not None:
+        keys_file, model = files
+        if change == "keys":
             jobs.append(change_keys(http, keys_file, list(keys)[-1], keys, played))
+        elif change == "model":
+            jobs.append(change_model(http, model, played))
         await asyncio.gather(*jobs)
     return played
 
 
 def run_setting(
     name: str,
-    change: bool,
+    change: str,
     shared: bool,
     args: argparse.Namespace,
     folder: Path,
     sessions: list[Any],
 ) -> dict[str, Any]:
     """
-    Start Redis and a replica, play the load (changing the keys with ``change``), and
-    return the figures.
+    Start Redis and a replica, play the load (changing the keys or the model file, as
+    ``change`` says, or nothing), and return the figures.
     """
     data = args.data / args.dataset
     store = folder / f"redis-{name.replace(' ', '-')}"
@@ -217,14 +261,16 @@ def run_setting(
     try:
         keys_file = store / "keys.jsonl"
         keys = {f"t{n}": append_key(keys_file, f"t{n}") for n in range(args.tenants)}
-        server = {"keys_reload_s": args.reload, "share_models": shared}
+        model = store / "model.json"
+        shutil.copyfile(args.model, model)
+        server: dict[str, object] = {"keys_reload_s": args.reload, "share_models": shared}
+        if shared:
+            server["models_reload_s"] = args.reload
         config = server_config(store, redis.url, server)
-        command, env = serve_command(config, keys_file, data, redis, model=args.model)
+        command, env = serve_command(config, keys_file, data, redis, model=model)
         replica = Replica("a", command, env)
         replica.start()
-        played = asyncio.run(
-            drive(replica.url, sessions, keys, keys_file if change else None, args)
-        )
+        played = asyncio.run(drive(replica.url, sessions, keys, change, (keys_file, model), args))
         page = metrics_of(replica)
     finally:
         if replica is not None:
@@ -239,6 +285,7 @@ def run_setting(
         "setting": name,
         "accepted_s": round(played.accepted_s, 2),
         "refused_s": round(played.refused_s, 2),
+        "model_s": round(played.model_s, 2),
         "requests": len(played.times),
         **_quantiles("near", near),
         **_quantiles("far", far),
@@ -246,8 +293,13 @@ def run_setting(
         "lag_max_ms": round(metric(page, "preload_loop_lag_max_seconds") * 1000, 1),
         "opened": int(metric(page, "preload_tenant_engines_opened_total")),
         "closed": int(metric(page, "preload_tenant_engines_closed_total")),
-        "reloads": int(metric(page, "preload_keys_reloads_total")),
+        "reloads": int(metric(page, "preload_keys_reloads_total"))
+        + int(_or_zero(metric(page, "preload_models_reloads_total"))),
     }
+
+
+def _or_zero(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
 
 
 def _quantiles(prefix: str, times: list[float]) -> dict[str, object]:
@@ -292,28 +344,30 @@ def main() -> None:
         parser.error(f"no {data / 'sessions-dev.jsonl'} (--data DIR)")
     print(f"data: {data} (sessions-dev)")
     sessions, _ = read_sessions(data / "sessions-dev.jsonl")
-    with tempfile.TemporaryDirectory(prefix="keys-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="reload-bench-") as tmp:
         folder = Path(tmp)
         if args.model is None:
             args.model = folder / "model.json"
             train(data / "sessions-train.jsonl", args.model)
         settings = [
-            ("steady", False, False),
-            ("change", True, False),
-            ("change shared", True, True),
+            ("steady", "", False),
+            ("keys", "keys", False),
+            ("keys shared", "keys", True),
+            ("model shared", "model", True),
         ]
         rows = [run_setting(n, c, s, args, folder, sessions) for n, c, s in settings]
     print(
         f"{args.tenants} tenants, {args.concurrency} sessions at once, {args.duration:.0f} s "
-        f"a setting, keys_reload_s {args.reload}; model {args.model.name}"
+        f"a setting, keys_reload_s and models_reload_s {args.reload}; model {args.model.name}"
     )
     print_rows(
         rows,
         "accepted_s: from 'preload keys new' to the new key's first answer; refused_s: from "
-        "'preload keys revoke' to the revoked key's first 401; near: the other tenants' "
+        "'preload keys revoke' to the revoked key's first 401; model_s: from the model "
+        "file written again to the replica's count of reloads going up; near: the other tenants' "
         f"requests started within {args.window:.0f} s after a change, far: the rest (the "
         "client's time, ms); lag: the replica's event-loop lag (ms); opened, closed: "
-        "tenants' engines; reloads: changes to the keys file taken",
+        "tenants' engines; reloads: changes to the keys and model files taken",
         width=13,
     )
 
