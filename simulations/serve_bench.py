@@ -647,10 +647,9 @@ async def drive(args: argparse.Namespace, redis: Redis, replicas: list[Replica])
 
         async def watch_loop() -> None:  # the client's own loop lag, part of its times
             while time.monotonic() < stop_at:
-                await asyncio.sleep(0.01)
-                began_at = time.perf_counter()
-                await asyncio.sleep(0)  # how long the ready callbacks keep a task waiting
-                run.client_lags.append(time.perf_counter() - began_at)
+                due = time.perf_counter() + 0.01
+                await asyncio.sleep(0.01)  # how late the loop runs a task due to wake
+                run.client_lags.append(max(time.perf_counter() - due, 0.0))
 
         run.cpu.append(cpu_sample(replicas, redis))
         # The client is the instrument: its collector is off while it measures. On, it

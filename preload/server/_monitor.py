@@ -54,28 +54,45 @@ class Reservoir:
 
 class LoopMonitor:
     """
-    Measures the event loop's lag: every ``interval_s``, how long a task that yields
-    waits before the loop runs it again (the callbacks ready before it run first). A
-    loop that something blocks makes it wait as long. Measured with
-    ``time.perf_counter``: uvloop's clock counts whole milliseconds.
+    Measures the event loop's lag: every ``interval_s``, how late the loop runs a task
+    whose sleep has ended (the time from the moment it was due to the moment it ran).
+    Whatever keeps the loop from running it adds to that: callbacks ready before it,
+    work that blocks the loop, and a worker thread that holds the interpreter (a C
+    routine such as the JSON decoder keeps it until it returns). Measured with
+    ``time.perf_counter``; the loop's timers count whole milliseconds (uvloop's), so a
+    lag is known to about a millisecond.
 
     Args:
         interval_s: How often to measure.
+
+    .. versionchanged:: 0.18
+       The lag is counted from the moment the task was due, so that the time a worker
+       thread holds the interpreter while the loop waits for its timers counts too
+       (before, only the wait of a task that yields was: a thread's hold showed only
+       when it fell on that moment).
     """
 
     def __init__(self, interval_s: float = 0.01) -> None:
         self.interval_s = interval_s
         self.lags = Reservoir(30_000)
+        self._sampled = anyio.Event()  # set when a lag is recorded, then replaced
 
     async def run(self) -> None:
         """
         Measure until cancelled.
         """
         while True:
+            due = time.perf_counter() + self.interval_s
             await anyio.sleep(self.interval_s)
-            start = time.perf_counter()
-            await anyio.lowlevel.checkpoint()
-            self.lags.add(time.perf_counter() - start)
+            self.lags.add(max(time.perf_counter() - due, 0.0))
+            self._sampled.set()
+            self._sampled = anyio.Event()
+
+    async def next_sample(self) -> None:
+        """
+        Wait until the next lag is recorded (for tests and tools).
+        """
+        await self._sampled.wait()
 
 
 class IdleCollector:

@@ -1,17 +1,20 @@
 """
-What the server watches about itself, the garbage collector's pauses, and how it
-keeps them rare.
+What the server watches about itself: the event loop's lag, the garbage collector's
+pauses, and how it keeps them rare.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
+import anyio
+
 from preload.server._app import ServerSettings, create_app
 from preload.server._keys import append_key
-from preload.server._monitor import IdleCollector, Reservoir, watch_gc
+from preload.server._monitor import IdleCollector, LoopMonitor, Reservoir, watch_gc
 
 from .conftest import write_config
 
@@ -127,3 +130,19 @@ def test_a_full_backlog_is_collected_even_with_requests_in_flight() -> None:
         assert ([0], 1) == (passes.generations[1:], collector.forced)
         collector.leave()
     assert len(kept) == 600
+
+
+async def test_the_loop_lag_counts_what_kept_the_loop_from_a_task_due_to_wake() -> None:
+    """
+    Work that blocks the loop while the monitor's task sleeps makes that task run
+    late, and the lag recorded is how late (the work is the load measured here, not a
+    wait for the test's own sake).
+    """
+    monitor = LoopMonitor(interval_s=0.02)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(monitor.run)
+        await monitor.next_sample()  # it sleeps again from now
+        time.sleep(0.1)  # noqa: ASYNC251  the loop blocked: the monitor's wake is due meanwhile
+        await monitor.next_sample()
+        tg.cancel_scope.cancel()
+    assert monitor.lags.maximum() >= 0.07
