@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._config import EngineConfig
 from .._errors import ConfigError, InputTooLargeError
 from .._sources import JsonlKnowledgeSource, Source
+from .._tokens import TiktokenCounter
 from ..engine import PreloadEngine, RequestsInFlight
 from ..learning import (
     CallPredictor,
@@ -177,6 +178,10 @@ class _Tenancy:
         self.knowledge = JsonlKnowledgeSource(settings.knowledge) if settings.knowledge else None
         self.more_sources = _factory(settings.sources, "--sources")
         self.tools = _factory(settings.tools, "--tools")
+        # The encoding loaded now, before serving (about 120 ms, which the first engine
+        # opened while serving, with server.max_open_tenants or a key added, would
+        # otherwise spend on the loop); an unknown one fails the start.
+        TiktokenCounter(config.tokens.encoding)
         self._loading = anyio.CapacityLimiter(1)
         self.shared: SharedModels | None = None
 

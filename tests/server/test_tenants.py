@@ -24,7 +24,7 @@ from .conftest import EXPERIMENT, in_process
 
 pytest.importorskip("fastapi")
 
-from preload.server._app import ServerSettings
+from preload.server._app import ServerSettings, create_app
 
 
 @asynccontextmanager
@@ -130,3 +130,23 @@ def test_a_negative_bound_names_its_key(tmp_path: Path) -> None:
     path.write_text("[server]\nmax_open_tenants = -1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"server\.max_open_tenants"):
         EngineConfig.from_toml(path)
+
+
+def test_an_unknown_encoding_stops_the_start_though_no_engine_opens_then(
+    tmp_path: Path,
+) -> None:
+    """
+    With ``max_open_tenants`` no engine opens at start, yet the tokenizer's encoding
+    is loaded then: an unknown one is an error naming ``tokens.encoding`` before the
+    server serves, not at each tenant's first request.
+    """
+    keys_file = tmp_path / "keys.jsonl"
+    append_key(keys_file, "acme")
+    config = tmp_path / "server.toml"
+    config.write_text(
+        '[cache]\nbackend = "memory"\n[tokens]\nencoding = "no_such_encoding"\n'
+        "[server]\nmax_open_tenants = 2\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"tokens\.encoding"):
+        create_app(ServerSettings(config=str(config), keys=str(keys_file)))
