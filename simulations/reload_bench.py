@@ -61,6 +61,7 @@ from simulations.serve_bench import (
     Replica,
     metric,
     metrics_of,
+    replica_data,
     serve_command,
     server_config,
     train,
@@ -329,7 +330,12 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=8, help="tenants served (8)")
     parser.add_argument("--duration", type=float, default=45.0, help="seconds a setting (45)")
     parser.add_argument("--concurrency", type=int, default=20, help="sessions at once (20)")
-    parser.add_argument("--reload", type=float, default=1.0, help="server.keys_reload_s (1.0)")
+    parser.add_argument(
+        "--reload",
+        type=float,
+        default=1.0,
+        help="server.keys_reload_s, and models_reload_s where the models are shared (1.0)",
+    )
     parser.add_argument(
         "--window", type=float, default=3.0, help="seconds after a change counted near it (3)"
     )
@@ -337,12 +343,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.tenants < 2 or args.duration < 9 or args.reload <= 0:
         parser.error("needs --tenants >= 2, --duration >= 9 and --reload > 0")
-    if shutil.which("redis-server") is None:
-        parser.error("needs redis-server on the PATH (apt-get install -y redis-server)")
-    data = args.data / args.dataset
-    if not (data / "sessions-dev.jsonl").is_file():
-        parser.error(f"no {data / 'sessions-dev.jsonl'} (--data DIR)")
-    print(f"data: {data} (sessions-dev)")
+    data = replica_data(parser, args)
     sessions, _ = read_sessions(data / "sessions-dev.jsonl")
     with tempfile.TemporaryDirectory(prefix="reload-bench-") as tmp:
         folder = Path(tmp)

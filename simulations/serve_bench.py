@@ -511,6 +511,21 @@ def train(sessions: Path, out: Path, calls_out: Path | None = None) -> None:
     print(f"trained on {sessions.name} in {time.monotonic() - began:.0f} s")
 
 
+def replica_data(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """
+    The folder of ``--dataset`` under ``--data``, after checking that it holds dev
+    sessions and that redis-server is on the PATH (else ``parser`` stops the bench);
+    says which data the bench reads.
+    """
+    if shutil.which("redis-server") is None:
+        parser.error("needs redis-server on the PATH (apt-get install -y redis-server)")
+    data: Path = args.data / args.dataset
+    if not (data / "sessions-dev.jsonl").is_file():
+        parser.error(f"no {data / 'sessions-dev.jsonl'} (--data DIR)")
+    print(f"data: {data} (sessions-dev)")
+    return data
+
+
 def server_config(folder: Path, redis_url: str, server: Mapping[str, object] | None = None) -> Path:
     """
     Write ``configs/server.toml`` into ``folder`` with its Redis URL set to

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import random
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +46,7 @@ from simulations.serve_bench import (
     Replica,
     metric,
     metrics_of,
+    replica_data,
     serve_command,
     server_config,
     train,
@@ -195,12 +195,7 @@ def main() -> None:
         parser.error(f"--max-open {args.max_open!r}: give whole numbers, as 24,8")
     if args.tenants < 1 or min(bounds) < 1:
         parser.error("--tenants and every --max-open must be at least 1")
-    if shutil.which("redis-server") is None:
-        parser.error("needs redis-server on the PATH (apt-get install -y redis-server)")
-    data = args.data / args.dataset
-    if not (data / "sessions-dev.jsonl").is_file():
-        parser.error(f"no {data / 'sessions-dev.jsonl'} (--data DIR)")
-    print(f"data: {data} ({args.sessions} of sessions-dev)")
+    data = replica_data(parser, args)
     sessions, _ = read_sessions(data / "sessions-dev.jsonl")
     sessions = sessions[: args.sessions]
     with tempfile.TemporaryDirectory(prefix="tenants-bench-") as tmp:
@@ -213,7 +208,7 @@ def main() -> None:
             settings += [(0, True), (bounds[0], True)]
         rows = [run_setting(m, shared, args, folder, sessions) for m, shared in settings]
     print(
-        f"{args.tenants} tenants' keys, sessions drawn by Zipf {args.zipf}, "
+        f"{args.tenants} tenants' keys, {len(sessions)} sessions drawn by Zipf {args.zipf}, "
         f"{args.concurrency} at once; model {args.model.name}"
         + (f", calls model {args.calls_model.name}" if args.calls_model else "")
     )

@@ -25,7 +25,7 @@ from preload.learning import EngineCallPredictor
 from preload.server import append_key
 
 from .conftest import in_process
-from .test_shared_models import _hotel_sessions, _search
+from .test_shared_models import _hotel_sessions, _search, served_search
 
 if TYPE_CHECKING:
     from conftest import RedisServer
@@ -161,25 +161,13 @@ def test_a_served_replica_follows_its_retrained_model(
         more="share_models = true\nmodels_reload_s = 0.05",
         args=["--calls-model", str(model)],
     )
-    headers = {"Authorization": f"Bearer {keys[1]['acme']}"}
     _save_model(model, "find_flights")
     deadline = time.monotonic() + 30
     while not re.search(
         r"^preload_models_reloads_total 1\.0$", _metrics(replica.url), re.MULTILINE
     ):
         assert time.monotonic() < deadline, "the replica did not take the new model"
-    asked = httpx.post(
-        f"{replica.url}/v1/sessions/s1/requests",
-        json={"text": "Find me hotels in Lisbon please."},
-        headers=headers,
-        timeout=30,
-    )
-    assert 200 == asked.status_code, asked.text
-    call = {"name": "find_hotels", "args": {"city": "Lisbon"}}
-    answer = httpx.post(
-        f"{replica.url}/v1/sessions/s1/calls", json=call, headers=headers, timeout=30
-    )
-    assert 200 == answer.status_code, answer.text
+    served_search(replica.url, keys[1]["acme"])
     assert re.search(
         r'^preload_call_hits_total\{tenant="acme"\} 0\.0$', _metrics(replica.url), re.MULTILINE
     )

@@ -196,25 +196,34 @@ def test_a_served_replica_runs_each_tenants_own_tools_from_the_shared_model(
     replica = start_server(
         redis_server.url, more="share_models = true", args=["--calls-model", str(calls_model)]
     )
-    results = {}
-    for tenant, key in keys[1].items():
-        headers = {"Authorization": f"Bearer {key}"}
-        asked = httpx.post(
-            f"{replica.url}/v1/sessions/s1/requests",
-            json={"text": "Find me hotels in Lisbon please."},
-            headers=headers,
-            timeout=30,
-        )
-        assert 200 == asked.status_code, asked.text
-        answer = httpx.post(
-            f"{replica.url}/v1/sessions/s1/calls",
-            json={"name": "find_hotels", "args": {"city": "Lisbon"}},
-            headers=headers,
-            timeout=30,
-        )
-        assert 200 == answer.status_code, answer.text
-        results[tenant] = answer.json()["result"].partition(": ")[2]  # after "run N"
+    results = {
+        tenant: served_search(replica.url, key).partition(": ")[2]  # after "run N"
+        for tenant, key in keys[1].items()
+    }
     assert {"acme": "hotels in Lisbon for acme", "beta": "hotels in Lisbon for beta"} == results
+
+
+def served_search(url: str, key: str, session: str = "s1") -> str:
+    """
+    Over HTTP with ``key``: a request that names a city, then the agent's search for
+    hotels there; the search's result.
+    """
+    headers = {"Authorization": f"Bearer {key}"}
+    asked = httpx.post(
+        f"{url}/v1/sessions/{session}/requests",
+        json={"text": "Find me hotels in Lisbon please."},
+        headers=headers,
+        timeout=30,
+    )
+    assert 200 == asked.status_code, asked.text
+    answer = httpx.post(
+        f"{url}/v1/sessions/{session}/calls",
+        json={"name": "find_hotels", "args": {"city": "Lisbon"}},
+        headers=headers,
+        timeout=30,
+    )
+    assert 200 == answer.status_code, answer.text
+    return str(answer.json()["result"])
 
 
 def test_share_models_must_be_a_boolean(tmp_path: Path) -> None:
