@@ -145,9 +145,13 @@ def list_keys_command(keys: Path) -> str:
         PreloadError: The file cannot be read, or a line is not a key entry (naming it).
     """
     entries = key_entries(keys)
-    width = max((len(tenant) for _, tenant in entries), default=6)
+    width = max([len("tenant"), *(len(tenant) for _, tenant in entries)])
     lines = [f"{'tenant':<{width}}  sha256"]
     lines += [f"{tenant:<{width}}  {hexdigest}" for hexdigest, tenant in entries]
     tenants = len({tenant for _, tenant in entries})
-    lines.append(f"{len(entries)} keys of {tenants} tenants in {keys}")
+    lines.append(f"{_many(len(entries), 'key')} of {_many(tenants, 'tenant')} in {keys}")
     return "\n".join(lines)
+
+
+def _many(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
