@@ -12,15 +12,19 @@ atomically). A server re-reads its keys file when it changes
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
 import stat
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from .._errors import InputError
 from .._sessions import json_line
@@ -41,6 +45,8 @@ NAME_PATTERN = r"^[A-Za-z0-9._~-]{1,128}$"
 
 _NAME = re.compile(NAME_PATTERN)
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+logger = logging.getLogger(__name__)
 
 #: The largest keys file read, in bytes.
 MAX_KEYS_FILE_BYTES = 10_000_000
@@ -141,11 +147,13 @@ class KeyRing:
 
 def append_key(path: str | Path, tenant: str) -> str:
     """
-    Make a key for ``tenant``, append its digest to the keys file, and return it.
+    Make a key for ``tenant``, append its digest to the keys file, and return it. A
+    change of the file that is under way (another ``preload keys new`` or ``revoke``)
+    is waited for.
     """
     _check_tenant(tenant)
     key = new_key()
-    with Path(path).open("a", encoding="utf-8") as handle:
+    with _locked(Path(path), "a") as handle:
         handle.write(json.dumps({"tenant": tenant, "sha256": digest(key)}) + "\n")
     return key
 
@@ -154,7 +162,8 @@ def revoke_keys(path: str | Path, *, tenant: str | None = None, sha256: str | No
     """
     Take out of the keys file every key of ``tenant``, or the key whose digest is
     ``sha256`` (one of the two): the file is rewritten atomically, with its mode, so
-    that a server reading it meanwhile reads the old file or the new one whole. The
+    that a server reading it meanwhile reads the old file or the new one whole, under
+    the lock :func:`append_key` takes too (neither loses the other's change). The
     number of keys taken out.
 
     Raises:
@@ -166,6 +175,17 @@ def revoke_keys(path: str | Path, *, tenant: str | None = None, sha256: str | No
     if (tenant is None) == (sha256 is None):
         raise ValueError("revoke by tenant or by sha256: give one of the two")
     path = Path(path)
+    try:
+        with _locked(path, "r"):
+            return _rewrite_without(path, tenant, sha256)
+    except OSError as exc:  # opening the file to lock it
+        raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _rewrite_without(path: Path, tenant: str | None, sha256: str | None) -> int:
+    """
+    :func:`revoke_keys`'s work, under the file's lock.
+    """
     entries = key_entries(path)
     kept = [(h, t) for h, t in entries if t != tenant and h != sha256]
     revoked = len(entries) - len(kept)
@@ -190,6 +210,36 @@ def revoke_keys(path: str | Path, *, tenant: str | None = None, sha256: str | No
         tmp.unlink(missing_ok=True)
         raise InputError(path, None, f"cannot write: {exc.strerror or exc}") from None
     return revoked
+
+
+@contextmanager
+def _locked(path: Path, mode: str) -> Iterator[IO[str]]:
+    """
+    The keys file opened in ``mode``, under an exclusive lock (``flock``) that every
+    change of :func:`append_key` and :func:`revoke_keys` takes, so that two at once
+    lose neither. A revocation replaces the file: a change that waited for it opens the
+    file that is there once the lock is its own.
+    """
+    while True:
+        handle = path.open(mode, encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _waiting(path)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                yield handle
+                return
+        finally:
+            handle.close()  # and the lock with it
+
+
+def _waiting(path: Path) -> None:
+    """
+    Said when a change of the keys file waits for another's lock.
+    """
+    logger.info("keys file %s: waiting for another change of it to end", path)
 
 
 def key_entries(path: str | Path) -> list[tuple[str, str]]:

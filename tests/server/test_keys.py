@@ -6,13 +6,14 @@ API keys: digests in a file or the environment, and the command that makes them;
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from preload import InputError
 from preload.cli import main
-from preload.server import KeyRing, append_key, digest, revoke_keys
+from preload.server import KeyRing, _keys, append_key, digest, revoke_keys
 
 
 def test_a_key_maps_to_its_tenant_by_digest_only(tmp_path: Path) -> None:
@@ -127,7 +128,7 @@ def test_keys_revoke_takes_a_tenants_keys_out_and_keeps_the_rest_and_the_mode(
         (row["tenant"], row["sha256"]) for row in rows
     ]
     assert 0o600 == path.stat().st_mode & 0o777
-    assert [path.name] == [f.name for f in tmp_path.iterdir()]  # no temporary file left
+    assert [path.name] == [f.name for f in tmp_path.iterdir()]  # no other file left
 
 
 @pytest.mark.parametrize(
@@ -188,3 +189,27 @@ def test_keys_list_prints_each_keys_tenant_and_digest_never_a_key(
     assert not any(k in line for _, k in made for line in lines)
     assert 2 == main(["keys", "list", "--keys", str(tmp_path / "nope.jsonl")])
     assert "nope.jsonl: cannot read" in capsys.readouterr().err
+
+
+def test_a_key_made_during_a_revocation_waits_for_it_and_lands_in_the_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    ``keys new`` while a revocation holds the keys file waits for it (it says so), then
+    appends to the file the revocation put in place, not to the one it replaced: two
+    key commands at once lose neither's change.
+    """
+    path = tmp_path / "keys.jsonl"
+    revoked, kept = append_key(path, "acme"), append_key(path, "beta")
+    waiting = threading.Event()
+    monkeypatch.setattr(_keys, "_waiting", lambda _: waiting.set())
+    made: list[str] = []
+    with _keys._locked(path, "r"):  # a revocation under way
+        worker = threading.Thread(target=lambda: made.append(append_key(path, "gamma")))
+        worker.start()
+        assert waiting.wait(30)
+        assert not made
+        _keys._rewrite_without(path, "acme", None)  # the file replaced meanwhile
+    worker.join(30)
+    ring = KeyRing.from_file(path)
+    assert [None, "beta", "gamma"] == [ring.tenant_of(k) for k in (revoked, kept, made[0])]
