@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .._config import EngineConfig
 from .._errors import PreloadError
+from ..replay._table import plural
 from ._app import SETTINGS_ENV, ServerSettings, create_app
 from ._keys import KeyRing, append_key, key_entries, revoke_keys
 
@@ -129,10 +130,9 @@ def revoke_key_command(keys: Path, *, tenant: str | None, sha256: str | None) ->
     except ValueError as exc:
         raise ServeError(str(exc)) from None
     what = f"tenant {tenant}" if tenant is not None else f"sha256 {sha256}"
-    keys_, them = ("keys", "them") if revoked != 1 else ("key", "it")
     return (
-        f"revoked {revoked} {keys_} of {what} in {keys}; servers reading the file "
-        f"refuse {them} within server.keys_reload_s"
+        f"revoked {plural(revoked, 'key')} of {what} in {keys}; servers reading the file "
+        f"refuse {'it' if revoked == 1 else 'them'} within server.keys_reload_s"
     )
 
 
@@ -149,9 +149,5 @@ def list_keys_command(keys: Path) -> str:
     lines = [f"{'tenant':<{width}}  sha256"]
     lines += [f"{tenant:<{width}}  {hexdigest}" for hexdigest, tenant in entries]
     tenants = len({tenant for _, tenant in entries})
-    lines.append(f"{_many(len(entries), 'key')} of {_many(tenants, 'tenant')} in {keys}")
+    lines.append(f"{plural(len(entries), 'key')} of {plural(tenants, 'tenant')} in {keys}")
     return "\n".join(lines)
-
-
-def _many(n: int, thing: str) -> str:
-    return f"{n} {thing}{'' if n == 1 else 's'}"
