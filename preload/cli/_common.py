@@ -6,7 +6,6 @@ the checks of their inputs and outputs before the work starts.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from graph import StateEncoder
 
 from .._config import EngineConfig
 from .._errors import ConfigError, PreloadError
+from .._files import replacing
 from ..replay._table import plural
 
 if TYPE_CHECKING:
@@ -112,12 +112,10 @@ def write_text(argument: str, path: Path, text: str) -> None:
     """
     Write ``text`` to ``path`` atomically: a stopped run leaves no half-written file.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        with replacing(path) as out:
+            out.write(text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ArgumentError(argument, f"cannot write {path}: {exc.strerror or exc}") from None
 
 

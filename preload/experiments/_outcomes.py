@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import EmptyInputError, InputError
+from .._files import replacing
 from .._sessions import json_line
 
 __all__ = [
@@ -305,18 +305,11 @@ def write_outcomes(path: str | Path, outcomes: Iterable[SessionOutcome]) -> int:
 
     .. versionadded:: 0.6
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     n = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as out:
-            for outcome in outcomes:
-                out.write(outcome.to_line())
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(Path(path)) as out:
+        for outcome in outcomes:
+            out.write(outcome.to_line())
+            n += 1
     return n
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ from graph import (
 )
 
 from .._errors import EngineStateError, InputError
+from .._files import replacing
 from ._baselines import UserNeeds
 from ._files import read_model_json
 from ._forecasting import Forecast, TurnMapping, ranked
@@ -252,12 +252,10 @@ class EngineForecaster:
         if self.encoder is not None:  # names the states of requests that come without
             data["encoder"] = self.encoder.to_json()
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-            os.replace(tmp, path)
+            with replacing(path) as out:
+                out.write(json.dumps(data, separators=(",", ":")))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise InputError(path, None, f"cannot write: {exc.strerror or exc}") from None
 
     @classmethod

@@ -19,14 +19,13 @@ import logging
 import os
 import re
 import secrets
-import stat
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from .._errors import InputError
+from .._files import replacing
 from .._sessions import json_line
 
 __all__ = [
@@ -198,16 +197,10 @@ def _rewrite_without(path: Path, tenant: str | None, sha256: str | None) -> int:
             "one; add the new key first ('preload keys new'), then revoke"
         )
     text = "".join(json.dumps({"tenant": t, "sha256": h}) + "\n" for h, t in kept)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "x", encoding="utf-8") as handle:
-            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+        with replacing(path, keep_mode=True) as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise InputError(path, None, f"cannot write: {exc.strerror or exc}") from None
     return revoked
 
