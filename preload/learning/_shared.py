@@ -128,7 +128,6 @@ class SharedCallPredictor:
     ) -> None:
         self._slot = slot
         self._tools = tools
-        self._predictor = EngineCallPredictor(slot.model, tools=tools)
 
     @property
     def model(self) -> CallForecaster:
@@ -149,10 +148,9 @@ class SharedCallPredictor:
         The shared model's guesses for the turn.
         """
         slot = self._slot
-        with slot.lock:
-            if self._predictor.model is not slot.model:  # replaced since
-                self._predictor = EngineCallPredictor(slot.model, tools=self._tools)
-            return self._predictor.predict_calls(session_id, history, request, k=k)
+        with slot.lock:  # the model as it is now: a predictor over it costs nothing
+            predictor = EngineCallPredictor(slot.model, tools=self._tools)
+            return predictor.predict_calls(session_id, history, request, k=k)
 
     def observe_session(self, turns: Sequence[TurnMapping], user: str | None) -> None:
         """
