@@ -6,7 +6,6 @@ pauses, and how it keeps them rare.
 from __future__ import annotations
 
 import gc
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
@@ -134,15 +133,17 @@ def test_a_full_backlog_is_collected_even_with_requests_in_flight() -> None:
 
 async def test_the_loop_lag_counts_what_kept_the_loop_from_a_task_due_to_wake() -> None:
     """
-    Work that blocks the loop while the monitor's task sleeps makes that task run
-    late, and the lag recorded is how late (the work is the load measured here, not a
-    wait for the test's own sake).
+    The lag is counted from the moment the monitor's task was due to wake: time that
+    passes while it sleeps beyond that (the loop held by work on it, or by a thread
+    holding the interpreter) is counted, on the monitor's clock (the test's own here,
+    moved on while the monitor sleeps).
     """
-    monitor = LoopMonitor(interval_s=0.02)
+    now = [0.0]
+    monitor = LoopMonitor(interval_s=0.02, clock=lambda: now[0])
     async with anyio.create_task_group() as tg:
         tg.start_soon(monitor.run)
-        await monitor.next_sample()  # it sleeps again from now
-        time.sleep(0.1)  # noqa: ASYNC251  the loop blocked: the monitor's wake is due meanwhile
+        await monitor.next_sample()  # it sleeps again from now, due at 0.02
+        now[0] += 0.1  # the loop held: the monitor runs 80 ms after it was due
         await monitor.next_sample()
         tg.cancel_scope.cancel()
     assert monitor.lags.maximum() >= 0.07
