@@ -43,7 +43,7 @@ from ._calls_names import NameTemperature, name_tokens
 from ._calls_search import ArgumentSearch, asked, scan_of
 from ._calls_turns import PATH, Key, calls_of, nested, turns_of
 from ._calls_view import SessionView, TextScan
-from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
+from ._persistence import JsonModel, check_document, map_corrupt_data
 
 __all__ = ["CallForecaster", "CallGuess"]
 
@@ -84,7 +84,7 @@ class CallGuess:
     evidence: Mapping[str, str]
 
 
-class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
+class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
     """
     Forecast the backend calls of a turn: names, complete arguments, probabilities.
 
@@ -538,31 +538,6 @@ class CallForecaster(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
                 for w, e in words.items():
                     cues.add(str(w), float(e[0]), float(e[1]))
         return model
-
-    def save(self, path: str | Path) -> None:
-        """
-        Write the fitted model as versioned JSON, atomically.
-
-        Args:
-            path: Where to write.
-        """
-        atomic_write_json(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> CallForecaster:
-        """
-        Read a model written by :meth:`save`.
-
-        Args:
-            path: The file.
-
-        Returns:
-            The fitted model.
-
-        Raises:
-            ModelFileError: If the file is corrupt or of an unknown version.
-        """
-        return cls.from_json(read_json(path), source=path)
 
 
 def _name_features(scan: TextScan, view: SessionView) -> set[str]:

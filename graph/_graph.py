@@ -12,7 +12,7 @@ from typing import Any
 import networkx as nx
 
 from ._keys import CTX, check_name, context_key, key_context
-from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
+from ._persistence import JsonModel, check_document, map_corrupt_data
 
 __all__ = ["FORMAT_VERSION", "PatternGraph"]
 
@@ -21,7 +21,7 @@ FORMAT_VERSION = 1
 _FORMAT = "graph.PatternGraph"
 
 
-class PatternGraph:
+class PatternGraph(JsonModel):
     """
     A directed graph of weighted transitions from contexts to next items.
 
@@ -273,31 +273,6 @@ class PatternGraph:
         graph = cls()
         graph._bind(g)
         return graph
-
-    def save(self, path: str | Path) -> None:
-        """
-        Write the graph as versioned JSON, atomically (a temporary file, then a rename).
-
-        Args:
-            path: Where to write.
-        """
-        atomic_write_json(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> PatternGraph:
-        """
-        Read a graph written by :meth:`save`.
-
-        Args:
-            path: The file.
-
-        Returns:
-            The graph.
-
-        Raises:
-            ModelFileError: If the file is corrupt or of an unknown version.
-        """
-        return cls.from_json(read_json(path), source=path)
 
 
 def _check_counts(g: nx.DiGraph[str]) -> None:

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from ._errors import ModelFileError
 __all__ = [
     "MAX_MODEL_FILE_BYTES",
     "MAX_SHARED_NUMBERS",
+    "JsonModel",
     "atomic_write_json",
     "check_document",
     "decode_floats",
@@ -48,6 +49,53 @@ _numbers: dict[str, float] = {}
 
 #: What rebuilding a model from malformed JSON raises.
 _CORRUPT: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError, AttributeError)
+
+
+class JsonModel:
+    """
+    A model written as one versioned JSON document: :meth:`save` and :meth:`load` for
+    any class that has ``to_json()`` and ``from_json(data, *, source=...)``.
+    """
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The model as a JSON-ready dict.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, source: str | Path = "<json>") -> Self:
+        """
+        Rebuild a model from :meth:`to_json` output (``source`` names the origin in
+        error messages).
+        """
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> None:
+        """
+        Write the model as versioned JSON, atomically (a temporary file, then a rename).
+
+        Args:
+            path: Where to write.
+        """
+        atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """
+        Read a model written by :meth:`save`.
+
+        Args:
+            path: The file.
+
+        Returns:
+            The model.
+
+        Raises:
+            ModelFileError: If the file is corrupt, above :data:`MAX_MODEL_FILE_BYTES`
+                or of an unknown version.
+        """
+        return cls.from_json(read_json(path), source=path)
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:

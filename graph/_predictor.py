@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._keys import BOS, check_name
-from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
+from ._persistence import JsonModel, check_document, map_corrupt_data
 from ._seq_counts import SeqCounts
 from ._seq_mixture import N_BUCKETS_PER_LEVEL
 from ._seq_tuning import (
@@ -53,7 +53,7 @@ _VERSION = 3  # 2: the learned order_, method_, discount_, mixture_ and the sear
 _AUTO = "auto"
 
 
-class FollowUpPredictor(BaseEstimator):
+class FollowUpPredictor(JsonModel, BaseEstimator):
     """
     Forecast the next state of a session from the states so far.
 
@@ -720,31 +720,6 @@ class FollowUpPredictor(BaseEstimator):
             len(self.mixture_) % N_BUCKETS_PER_LEVEL or not all(0 <= w <= 1 for w in self.mixture_)
         ):
             raise ValueError("the mixture's weights must be in [0, 1], a whole table of them")
-
-    def save(self, path: str | Path) -> None:
-        """
-        Write the fitted model as versioned JSON, atomically.
-
-        Args:
-            path: Where to write.
-        """
-        atomic_write_json(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> FollowUpPredictor:
-        """
-        Read a model written by :meth:`save`.
-
-        Args:
-            path: The file.
-
-        Returns:
-            The fitted predictor.
-
-        Raises:
-            ModelFileError: If the file is corrupt or of an unknown version.
-        """
-        return cls.from_json(read_json(path), source=path)
 
 
 def _pct(rate: float | None) -> str:

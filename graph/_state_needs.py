@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._bounded import remember
 from ._graph import PatternGraph
 from ._keys import check_name
-from ._persistence import atomic_write_json, check_document, map_corrupt_data, read_json
+from ._persistence import JsonModel, check_document, map_corrupt_data
 from ._sessions import session_parts
 
 __all__ = ["NeedsModel"]
@@ -24,7 +24,7 @@ _FORMAT = "graph.NeedsModel"
 _VERSION = 1
 
 
-class NeedsModel(BaseEstimator):
+class NeedsModel(JsonModel, BaseEstimator):
     """
     P(need | state): the fraction of a state's turns that used each need.
 
@@ -209,28 +209,3 @@ class NeedsModel(BaseEstimator):
             model.state_turns_ = {str(s): float(n) for s, n in data["state_turns"].items()}
             model.graph_ = PatternGraph.from_json(data["graph"], source=source)
         return model
-
-    def save(self, path: str | Path) -> None:
-        """
-        Write the fitted model as versioned JSON, atomically.
-
-        Args:
-            path: Where to write.
-        """
-        atomic_write_json(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> NeedsModel:
-        """
-        Read a model written by :meth:`save`.
-
-        Args:
-            path: The file.
-
-        Returns:
-            The fitted model.
-
-        Raises:
-            ModelFileError: If the file is corrupt or of an unknown version.
-        """
-        return cls.from_json(read_json(path), source=path)
