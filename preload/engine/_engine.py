@@ -13,6 +13,7 @@ import enum
 import inspect
 import logging
 import math
+import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -476,7 +477,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             self._counters.tokens += context.tokens
             if request_id is not None:
                 session.request_ids.append(request_id)
-        turn = {"text": text, "state": state, "needs": needs, "system": None}
+        turn = {"text": text, "state": state, "needs": needs, "system": None, "at": time.time()}
         if request_id is not None:
             turn["request_id"] = request_id
         session.turns.append(turn)
@@ -1020,7 +1021,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         """
         The session's turns from ``start`` on, as JSON-ready mappings (``text``,
         ``state``, ``needs``, ``system``: the reply, ``tool_calls`` with their
-        results, ``request_id`` when :meth:`handle` was given one), copies; empty for
+        results, ``request_id`` when :meth:`handle` was given one, ``at``: when
+        :meth:`handle` served the request, in seconds since the epoch), copies; empty for
         a session the engine does not know. ``start`` counts every turn the session
         had, but the engine keeps only its last ``limits.max_session_turns`` (an older
         one goes once the history recorded it): the turns it no longer has are not
@@ -1033,6 +1035,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
            A negative ``start``.
         .. versionchanged:: 0.14
            Only the last ``limits.max_session_turns`` turns are kept.
+        .. versionchanged:: 0.19
+           ``at``.
         """
         session = self._sessions.get(session_id)
         if session is None:
@@ -1298,6 +1302,9 @@ def _stored(turn: Mapping[str, Any], limits: LimitsConfig | None = None) -> dict
     request_id = turn.get("request_id")
     if isinstance(request_id, str) and request_id:
         out["request_id"] = request_id
+    at = turn.get("at")
+    if isinstance(at, int | float) and not isinstance(at, bool) and math.isfinite(at):
+        out["at"] = float(at)
     return out
 
 
