@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._errors import InputTooLargeError, UnknownToolError
 from .._sessions import label_problem, name_problem
 from ..engine._engine import MAX_ID_CHARS
+from ._export import session_log_chunks
 from ._gate import Change, SessionGate
 from ._keys import NAME_PATTERN
 from ._monitor import server_timing
@@ -315,6 +316,28 @@ async def post_feedback(session_id: SessionId, body: FeedbackIn, gate: Gate) -> 
     """
     gate.engine.feedback(session_id, used=body.used, score=body.score)
     return Response(status_code=202)
+
+
+@router.get("/v1/sessions")
+async def export_sessions(gate: Gate) -> StreamingResponse:
+    """
+    The tenant's stored sessions (every replica's, on a shared store) as a session
+    log: one session a line, as ``preload train --sessions`` reads it, sent a page of
+    the store's ids at a time so that requests are served meanwhile.
+
+    Raises:
+        StoreUnavailable: 503, before the first line; later, the stream is cut short.
+    """
+    chunks = session_log_chunks(gate.store, gate.tenant)
+    first = await anext(chunks, "")  # the store answers before the status is sent
+
+    async def body() -> AsyncIterator[str]:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
 
 
 @router.get("/v1/sessions/{session_id}")

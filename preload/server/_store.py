@@ -34,7 +34,11 @@ import anyio
 
 logger = logging.getLogger(__name__)
 
+#: Session ids a store lists at a time (:meth:`SessionStore.session_ids`).
+PAGE = 500
+
 __all__ = [
+    "PAGE",
     "Changed",
     "Changes",
     "Held",
@@ -265,6 +269,17 @@ class SessionStore(Protocol):
     async def delete(self, tenant: str, session_id: str) -> bool:
         """
         Forget the session; whether it existed.
+        """
+        ...
+
+    def session_ids(self, tenant: str) -> AsyncIterator[list[str]]:
+        """
+        The ids of the tenant's stored sessions, a page at a time, in no order. A
+        session stored or forgotten meanwhile may be in them or not, and on Redis an
+        id may come twice.
+
+        Raises:
+            StoreUnavailable: The store cannot be reached.
         """
         ...
 

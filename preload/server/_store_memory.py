@@ -14,6 +14,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._store import (
+    PAGE,
     Changed,
     Changes,
     Held,
@@ -139,6 +140,11 @@ class MemorySessionStore:
 
     async def delete(self, tenant: str, session_id: str) -> bool:
         return self._sessions.pop((tenant, session_id), None) is not None
+
+    async def session_ids(self, tenant: str) -> AsyncIterator[list[str]]:
+        ids = [session_id for owner, session_id in list(self._sessions) if owner == tenant]
+        for start in range(0, len(ids), PAGE):
+            yield ids[start : start + PAGE]
 
     async def ping(self) -> None:
         return None

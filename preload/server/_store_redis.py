@@ -25,6 +25,7 @@ import anyio
 
 from ..caches._redis import RELEASE_SCRIPT
 from ._store import (
+    PAGE,
     Changed,
     Changes,
     Held,
@@ -238,6 +239,19 @@ class RedisSessionStore:
         turns, meta, _ = self.keys(tenant, session_id)
         return bool(await self._call(self._redis.delete(turns, meta)))
 
+    async def session_ids(self, tenant: str) -> AsyncIterator[list[str]]:
+        # SCAN walks the whole keyspace a page at a time (Redis serves others between
+        # pages); a session's meta key names it (tenants and ids hold no ':')
+        head = f"{self.prefix}:{tenant}:"
+        pattern = f"{_glob_escaped(head)}*:meta"
+        cursor = 0
+        while True:
+            cursor, keys = await self._call(self._redis.scan(cursor, match=pattern, count=PAGE))
+            if keys:
+                yield [key[len(head) : -len(":meta")] for key in keys]
+            if not cursor:
+                return
+
     @asynccontextmanager
     async def changes(self) -> AsyncIterator[AsyncIterator[Changed]]:
         pubsub = self._listen.pubsub()
@@ -277,6 +291,13 @@ class RedisSessionStore:
             return await awaitable
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+def _glob_escaped(text: str) -> str:
+    """
+    ``text`` matched as it is by a Redis glob pattern.
+    """
+    return "".join(f"\\{c}" if c in "*?[]\\^" else c for c in text)
 
 
 def _stored(got: list[Any]) -> StoredSession:

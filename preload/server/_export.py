@@ -1,0 +1,100 @@
+"""
+A tenant's stored sessions as a session log (``GET /v1/sessions``): the lines ``preload
+train`` learns from, so that a model can be fitted again on what the replicas served,
+tool calls and their results included.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._store import SessionStore, StoredSession
+
+__all__ = ["CHUNK_CHARS", "log_session", "session_log_chunks"]
+
+#: Past this many characters, the lines read so far are sent before the page ends.
+CHUNK_CHARS = 1_000_000
+
+#: The keys of a stored tool call that a session log keeps (the call's id is the
+#: replica's own).
+_CALL_KEYS = ("name", "args", "read_only", "result")
+
+
+async def session_log_chunks(store: SessionStore, tenant: str) -> AsyncIterator[str]:
+    """
+    The tenant's stored sessions, one line of a session log each (:func:`log_session`),
+    a page of the store's ids at a time (or :data:`CHUNK_CHARS` of lines, when that
+    comes first); each session read on its own, whole, as it is
+    at that moment. Sessions without a turn are left out, and an id listed twice is
+    read once (the ids seen are kept: a set as large as the tenant's sessions).
+
+    Raises:
+        StoreUnavailable: The store cannot be reached.
+    """
+    seen: set[str] = set()
+    async for page in store.session_ids(tenant):
+        lines: list[str] = []
+        size = 0
+        for session_id in page:
+            if session_id in seen:
+                continue
+            seen.add(session_id)
+            stored = await store.read(tenant, session_id)
+            if stored.turns:
+                line = json.dumps(log_session(session_id, stored), ensure_ascii=False)
+                lines.append(line + "\n")
+                size += len(line)
+            if size >= CHUNK_CHARS:  # long sessions: sent as they come
+                yield "".join(lines)
+                lines, size = [], 0
+        if lines:
+            yield "".join(lines)
+
+
+def log_session(session_id: str, stored: StoredSession) -> dict[str, Any]:
+    """
+    A stored session as a line of a session log: its id, its user, the index of its
+    first kept turn (``first_turn``, when older turns went) and its turns. A turn's
+    ``t`` is the seconds since the first kept turn was stored (by the replicas'
+    clocks; a turn stored without its time takes the time of the turn before it).
+    """
+    out: dict[str, Any] = {"session_id": session_id}
+    if stored.user is not None:
+        out["user"] = stored.user
+    if stored.first:
+        out["first_turn"] = stored.first
+    turns: list[dict[str, Any]] = []
+    start: float | None = None
+    t = 0.0
+    for turn in stored.turns:
+        at = turn.get("at")
+        if isinstance(at, int | float) and not isinstance(at, bool):
+            start = at if start is None else start
+            t = max(t, round(at - start, 3))
+        turns.append(_log_turn(turn, t))
+    out["turns"] = turns
+    return out
+
+
+def _log_turn(turn: Mapping[str, Any], t: float) -> dict[str, Any]:
+    """
+    A stored turn as a session log's: its time, request, state, needs, reply and calls.
+    """
+    out: dict[str, Any] = {"t": t, "text": turn.get("text") or ""}
+    if turn.get("state") is not None:
+        out["state"] = turn["state"]
+    if turn.get("needs"):
+        out["needs"] = list(turn["needs"])
+    if turn.get("system") is not None:
+        out["system"] = turn["system"]
+    calls = [
+        {key: call[key] for key in _CALL_KEYS if key in call}
+        for call in turn.get("tool_calls") or ()
+        if isinstance(call, Mapping)
+    ]
+    if calls:
+        out["tool_calls"] = calls
+    return out
