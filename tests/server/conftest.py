@@ -171,6 +171,19 @@ async def in_process(
         yield app.state.server, clients
 
 
+async def answered_turn(
+    client: httpx.AsyncClient, session: str, text: str, state: str | None = None
+) -> None:
+    """
+    A request of ``session`` (with ``state``) and its reply, "Done.", both accepted.
+    """
+    request = {"text": text, "state": state}
+    answer = await client.post(f"/v1/sessions/{session}/requests", json=request)
+    assert 200 == answer.status_code, answer.text
+    replied = await client.post(f"/v1/sessions/{session}/replies", json={"text": "Done."})
+    assert 204 == replied.status_code
+
+
 def write_config(
     path: Path, redis_url: str, more: str = "", *, turns: int = 1000, **server: object
 ) -> Path:

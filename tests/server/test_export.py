@@ -20,7 +20,7 @@ from preload.server._store import PAGE, SessionStore, StoredSession
 from preload.server._store_memory import MemorySessionStore
 from preload.server._store_redis import RedisSessionStore
 
-from .conftest import in_process
+from .conftest import answered_turn, in_process
 
 pytest.importorskip("fastapi")
 
@@ -44,11 +44,7 @@ async def _served(client: httpx.AsyncClient, session: str, *texts: str) -> None:
     One request a text (in the state ``hotels``), each answered.
     """
     for text in texts:
-        request = {"text": text, "state": "hotels"}
-        asked = await client.post(f"/v1/sessions/{session}/requests", json=request)
-        assert 200 == asked.status_code, asked.text
-        replied = await client.post(f"/v1/sessions/{session}/replies", json={"text": "Done."})
-        assert 204 == replied.status_code
+        await answered_turn(client, session, text, "hotels")
 
 
 async def test_a_tenants_sessions_export_as_the_session_log_preload_train_reads(

@@ -20,7 +20,7 @@ from preload import ConfigError, EngineConfig
 from preload.experiments import read_outcomes
 from preload.server import append_key
 
-from .conftest import EXPERIMENT, in_process
+from .conftest import EXPERIMENT, answered_turn, in_process
 
 pytest.importorskip("fastapi")
 
@@ -47,13 +47,6 @@ async def _replica(
         yield replica
 
 
-async def _turn(client: httpx.AsyncClient, session: str, text: str) -> None:
-    answer = await client.post(f"/v1/sessions/{session}/requests", json={"text": text})
-    assert 200 == answer.status_code, answer.text
-    replied = await client.post(f"/v1/sessions/{session}/replies", json={"text": "Done."})
-    assert 204 == replied.status_code
-
-
 async def test_engines_open_at_first_request_and_the_least_recently_used_closes(
     tmp_path: Path,
 ) -> None:
@@ -65,13 +58,13 @@ async def test_engines_open_at_first_request_and_the_least_recently_used_closes(
     async with _replica(tmp_path, max_open=2) as (server, clients):
         tenants = server.tenants
         assert [] == list(server.gates)
-        await _turn(clients["acme"], "a1", "a hotel in Lisbon")
-        await _turn(clients["beta"], "b1", "a train to Porto")
-        await _turn(clients["acme"], "a1", "two nights")
+        await answered_turn(clients["acme"], "a1", "a hotel in Lisbon")
+        await answered_turn(clients["beta"], "b1", "a train to Porto")
+        await answered_turn(clients["acme"], "a1", "two nights")
         assert ["beta", "acme"] == list(server.gates)  # least recently used first
-        await _turn(clients["gamma"], "g1", "a table for two")
+        await answered_turn(clients["gamma"], "g1", "a table for two")
         assert ["acme", "gamma"] == list(server.gates)
-        await _turn(clients["beta"], "b1", "first class")  # acme closes for it
+        await answered_turn(clients["beta"], "b1", "first class")  # acme closes for it
         assert ["gamma", "beta"] == list(server.gates)
         session = (await clients["beta"].get("/v1/sessions/b1")).json()
         metrics = (await clients["beta"].get("/metrics")).text
@@ -95,10 +88,10 @@ async def test_an_engine_a_request_holds_is_never_closed_for_another(
         async with tenants.using("acme"):
             async with anyio.create_task_group() as tg:
                 for session in ("b1", "b2"):
-                    tg.start_soon(_turn, clients["beta"], session, "a train to Porto")
+                    tg.start_soon(answered_turn, clients["beta"], session, "a train to Porto")
             assert ["acme", "beta"] == list(server.gates)  # beyond the bound
         assert ["acme", "beta"] == list(server.gates)  # kept until another must open
-        await _turn(clients["gamma"], "g1", "a table for two")
+        await answered_turn(clients["gamma"], "g1", "a table for two")
         assert ["gamma"] == list(server.gates)  # both closed for it
         assert (3, 2) == (tenants.opened, tenants.closed)
 
@@ -112,9 +105,9 @@ async def test_each_engine_saves_its_outcomes_as_it_closes(tmp_path: Path) -> No
     saved = tmp_path / "outcomes"
     more = f'outcomes_dir = "{saved}"\n{EXPERIMENT}'
     async with _replica(tmp_path, max_open=1, more=more) as (server, clients):
-        await _turn(clients["acme"], "a1", "a hotel in Lisbon")
-        await _turn(clients["beta"], "b1", "a train to Porto")  # acme closes
-        await _turn(clients["acme"], "a2", "a hotel in Porto")  # beta closes
+        await answered_turn(clients["acme"], "a1", "a hotel in Lisbon")
+        await answered_turn(clients["beta"], "b1", "a train to Porto")  # acme closes
+        await answered_turn(clients["acme"], "a2", "a hotel in Porto")  # beta closes
         assert ["acme"] == list(server.gates)
     first, *again = sorted((saved / "acme").glob("*.jsonl"), key=lambda f: len(f.name))
     assert [first.name.replace(".jsonl", "-2.jsonl")] == [f.name for f in again]
