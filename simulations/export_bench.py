@@ -7,12 +7,15 @@ Reads ``<data>/<dataset>/`` (``--data``, ``../shared/data`` by default; STAR unl
 ``--concurrency`` at once, through one replica that runs their tools
 (``simulations.serve_plugins:tools``: the results the log recorded, after a lognormal
 latency of median 5 ms, p95 20 ms; nothing run ahead): each turn's request (text, state,
-needs), its calls through ``POST /v1/sessions/{id}/calls``, its reply. Then it exports
-the tenant's sessions while a probe sends a request every 20 ms to a session of another
-tenant, and reports:
+needs), its calls through ``POST /v1/sessions/{id}/calls``, its reply. It writes
+``--bulk`` (20,000) more sessions, of another tenant, straight into the store (the same
+sessions over again, as the replica stores them). Then it exports the bulk tenant's
+sessions while a probe sends a request every 20 ms to a session of a third tenant, and
+then the played tenant's. It reports:
 
-- the export: sessions, turns, tool calls (read-only ones), bytes, wall time and rate;
-- the probe's request time during the export against the same probe just before it
+- each export: sessions, bytes, wall time and rate (for the played tenant also its
+  turns and tool calls, read-only ones apart);
+- the probe's request time during the bulk export against the same probe just before
   (p50, p99, max, in ms; the client's, HTTP included);
 - what the export teaches: ``preload train --calls-out`` on the same sessions from the
   log, from the export as sent (in the store's order), and from the export put in the
@@ -43,6 +46,7 @@ import httpx
 from preload import read_sessions
 from preload.learning import EngineCallPredictor
 from preload.server import append_key
+from preload.server._store_redis import RedisSessionStore
 from simulations._data import add_data_arguments, corpus_folders
 from simulations.call_forecast_bench import evaluate, load_sessions, ours
 from simulations.serve_bench import (
@@ -99,6 +103,61 @@ async def probe(http: httpx.AsyncClient, url: str, key: str, stop: asyncio.Event
     return times
 
 
+async def seed(redis_url: str, sessions: list[Any], n: int, concurrency: int) -> None:
+    """
+    ``n`` sessions of the tenant ``bulk`` written straight into the replica's store, as
+    it stores them (the log's sessions over again, under new ids).
+    """
+    store = RedisSessionStore(redis_url, prefix="preload:session")  # configs/server.toml's
+    now = time.time()
+    todo = list(range(n))
+
+    async def worker() -> None:
+        while todo:
+            i = todo.pop()
+            session = sessions[i % len(sessions)]
+            for j, turn in enumerate(session.turns):
+                stored: dict[str, Any] = {
+                    "text": turn.text,
+                    "state": turn.state,
+                    "needs": list(turn.needs),
+                    "system": turn.system,
+                    "at": now + turn.t,
+                }
+                if turn.tool_calls:
+                    stored["tool_calls"] = [
+                        {"name": c.name, "args": c.args, "read_only": c.read_only}
+                        for c in turn.tool_calls
+                    ]
+                async with store.hold("bulk", f"bulk{i}") as held:
+                    await held.append(stored, expected=j, epoch="e", user=None)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        await store.aclose()
+
+
+async def export(
+    http: httpx.AsyncClient, url: str, key: str, probe_key: str
+) -> tuple[bytes, float, list[float]]:
+    """
+    The tenant's export, its wall time, and the probe's request times meanwhile.
+    """
+    stop = asyncio.Event()
+    probing = asyncio.create_task(probe(http, url, probe_key, stop))
+    began = time.monotonic()
+    exported = bytearray()
+    headers = {"Authorization": f"Bearer {key}"}
+    async with http.stream("GET", f"{url}/v1/sessions", headers=headers) as response:
+        response.raise_for_status()
+        async for chunk in response.aiter_bytes():
+            exported += chunk
+    took = time.monotonic() - began
+    stop.set()
+    return bytes(exported), took, await probing
+
+
 async def drive(
     args: argparse.Namespace, sessions: list[Any], replica: Replica, key: str, probe_key: str
 ) -> dict[str, Any]:
@@ -117,27 +176,25 @@ async def drive(
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         played_s = time.monotonic() - began
 
+        began = time.monotonic()
+        await seed(args.redis_url, sessions, args.bulk, args.concurrency)
+        seeded_s = time.monotonic() - began
+
         stop = asyncio.Event()
         probing = asyncio.create_task(probe(http, url, probe_key, stop))
         await asyncio.sleep(args.probe_s)
         stop.set()
         before = await probing
 
-        stop = asyncio.Event()
-        probing = asyncio.create_task(probe(http, url, probe_key, stop))
-        began = time.monotonic()
-        exported = bytearray()
-        async with http.stream("GET", f"{url}/v1/sessions") as response:
-            response.raise_for_status()
-            async for chunk in response.aiter_bytes():
-                exported += chunk
-        export_s = time.monotonic() - began
-        stop.set()
-        during = await probing
+        bulk, bulk_s, during = await export(http, url, args.bulk_key, probe_key)
+        exported, export_s, _ = await export(http, url, key, probe_key)
     return {
         "played_s": played_s,
         "failed_calls": failed[0],
-        "export": bytes(exported),
+        "seeded_s": seeded_s,
+        "bulk": bulk,
+        "bulk_s": bulk_s,
+        "export": exported,
         "export_s": export_s,
         "before": before,
         "during": during,
@@ -177,6 +234,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--dev", type=int, default=300)
+    parser.add_argument("--bulk", type=int, default=20_000)
     parser.add_argument("--probe-s", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", help="where the replica's output goes (default: nowhere)")
@@ -198,6 +256,7 @@ def main() -> None:
         try:
             keys = folder / "keys.jsonl"
             key, probe_key = append_key(keys, "bench"), append_key(keys, "probe")
+            args.bulk_key, args.redis_url = append_key(keys, "bulk"), redis.url
             config = server_config(folder, redis.url)
             with config.open("a", encoding="utf-8") as out:
                 out.write("\n[calls]\nspeculate = false\n")
@@ -234,8 +293,14 @@ def main() -> None:
             f"({read_only} read-only), {len(run['export']) / 1e6:.1f} MB in "
             f"{run['export_s']:.2f} s ({len(lines) / run['export_s']:.0f} sessions/s)"
         )
-        print(f"probe before the export: {ms(run['before'])}")
-        print(f"probe during the export: {ms(run['during'])}")
+        bulk = run["bulk"].count(b"\n")
+        print(
+            f"bulk: {bulk} sessions of tenant bulk written straight into the store in "
+            f"{run['seeded_s']:.1f} s, exported ({len(run['bulk']) / 1e6:.1f} MB) in "
+            f"{run['bulk_s']:.2f} s ({bulk / run['bulk_s']:.0f} sessions/s)"
+        )
+        print(f"probe before the exports: {ms(run['before'])}")
+        print(f"probe during the bulk export: {ms(run['during'])}")
         # a fit holds out every fifth session it is given: the export's order (the
         # store's) holds out others than the log's; in the log's order it is the same fit
         by_id = {line["session_id"]: line for line in lines}
