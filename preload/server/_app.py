@@ -56,9 +56,11 @@ from ._tenants import OpenTenants
 from ._watch import FileWatcher
 
 if TYPE_CHECKING:
+    from graph import CallForecaster
+
     from ..calls import CallSource
 
-__all__ = ["ServerSettings", "app_from_environment", "create_app"]
+__all__ = ["ModelsRead", "ServerSettings", "app_from_environment", "create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +160,39 @@ def _check_folder(key: str, folder: str) -> None:
         raise ConfigError(key, f"{folder!r}: cannot write there ({exc.strerror or exc})") from None
 
 
+@dataclass(slots=True)
+class ModelsRead:
+    """
+    ``--model`` and ``--calls-model`` as ``preload serve``'s start-up check read them,
+    for the app of the same process to take rather than read them again: the shared
+    models, or the first tenant's copies; each is taken once.
+    """
+
+    forecaster: EngineForecaster | None = None
+    calls: CallForecaster | None = None
+
+    @classmethod
+    def read(cls, settings: ServerSettings) -> ModelsRead:
+        """
+        The model files of ``settings``, read.
+
+        Raises:
+            InputError: A file is missing or not a model of its kind.
+        """
+        return cls(
+            EngineForecaster.load(settings.model) if settings.model else None,
+            EngineCallPredictor.load(settings.calls_model).model if settings.calls_model else None,
+        )
+
+    def take_forecaster(self) -> EngineForecaster | None:
+        taken, self.forecaster = self.forecaster, None
+        return taken
+
+    def take_calls(self) -> CallForecaster | None:
+        taken, self.calls = self.calls, None
+        return taken
+
+
 class _Tenancy:
     """
     What each tenant's engine is made of (the settings' files and plugins, the
@@ -170,11 +205,16 @@ class _Tenancy:
     """
 
     def __init__(
-        self, settings: ServerSettings, config: EngineConfig, in_flight: RequestsInFlight
+        self,
+        settings: ServerSettings,
+        config: EngineConfig,
+        in_flight: RequestsInFlight,
+        read: ModelsRead | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
         self.in_flight = in_flight
+        self.read = read or ModelsRead()
         self.knowledge = JsonlKnowledgeSource(settings.knowledge) if settings.knowledge else None
         self.more_sources = _factory(settings.sources, "--sources")
         self.tools = _factory(settings.tools, "--tools")
@@ -191,7 +231,7 @@ class _Tenancy:
         every tenant's engine to read (at start, before the server serves).
         """
         if self.config.server.share_models:
-            self.shared = SharedModels.load(self.settings.model, self.settings.calls_model)
+            self.shared = SharedModels(self._forecaster(), self._calls())
 
     def models_of(
         self, call_sources: Sequence[CallSource]
@@ -204,17 +244,34 @@ class _Tenancy:
         shared = self.shared
         if shared is not None:
             return shared.forecaster(), shared.call_predictor(read_only_tools(call_sources))
-        settings = self.settings
-        forecaster: Forecaster | None = None
-        if settings.model:
-            forecaster = EngineForecaster.load(settings.model)
+        forecaster = self._forecaster()
+        if forecaster is not None:
             forecaster.observe_every = self.config.prediction.observe_every
+        calls = self._calls()
         call_predictor = (
-            EngineCallPredictor.load(settings.calls_model, tools=read_only_tools(call_sources))
-            if settings.calls_model
-            else None
+            None
+            if calls is None
+            else EngineCallPredictor(calls, tools=read_only_tools(call_sources))
         )
         return forecaster, call_predictor
+
+    def _forecaster(self) -> EngineForecaster | None:
+        """
+        ``--model``: as the start-up check read it, the first time; else read now.
+        """
+        taken = self.read.take_forecaster()
+        if taken is not None or not self.settings.model:
+            return taken
+        return EngineForecaster.load(self.settings.model)
+
+    def _calls(self) -> CallForecaster | None:
+        """
+        ``--calls-model``: as the start-up check read it, the first time; else read now.
+        """
+        taken = self.read.take_calls()
+        if taken is not None or not self.settings.calls_model:
+            return taken
+        return EngineCallPredictor.load(self.settings.calls_model).model
 
     @asynccontextmanager
     async def open_gate(self, tenant: str, store: SessionStore) -> AsyncIterator[SessionGate]:
@@ -270,9 +327,12 @@ async def _open_tenants(
     return tenants, writer
 
 
-def create_app(settings: ServerSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ServerSettings | None = None, *, read: ModelsRead | None = None
+) -> FastAPI:
     """
-    The API over one engine per tenant of the keys.
+    The API over one engine per tenant of the keys (``read``: the model files, already
+    read, for its engines to take rather than read them again).
 
     Raises:
         ConfigError, InputError: A file of the settings is not usable.
@@ -282,7 +342,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     config = EngineConfig.from_toml(settings.config) if settings.config else EngineConfig()
     keys = _keys(settings)
     # the tenants' learners stand aside for any request
-    tenancy = _Tenancy(settings, config, RequestsInFlight())
+    tenancy = _Tenancy(settings, config, RequestsInFlight(), read)
     if config.server.outcomes_dir:  # fail at start, not at the first save
         _check_folder("server.outcomes_dir", config.server.outcomes_dir)
     sys.setswitchinterval(config.server.switch_interval_s)

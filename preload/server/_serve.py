@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .._config import EngineConfig
 from .._errors import PreloadError
 from ..replay._table import plural
-from ._app import SETTINGS_ENV, ServerSettings, create_app
+from ._app import SETTINGS_ENV, ModelsRead, ServerSettings, create_app
 from ._keys import KeyRing, append_key, key_entries, revoke_keys
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = [
     "ServeError",
@@ -30,9 +34,11 @@ class ServeError(PreloadError):
     """
 
 
-def check(settings: ServerSettings, workers: int) -> EngineConfig:
+def check(settings: ServerSettings, workers: int) -> tuple[EngineConfig, FastAPI]:
     """
     Everything the server needs, tried once: the files, the keys, the tools, Redis.
+    The app it made of them, which serves when one process does (``workers`` 1): the
+    files are then read once, not again by the app.
 
     Raises:
         ServeError: What is wrong, in one line.
@@ -40,15 +46,8 @@ def check(settings: ServerSettings, workers: int) -> EngineConfig:
     """
     config = EngineConfig.from_toml(settings.config) if settings.config else EngineConfig()
     try:
-        create_app(settings)  # reads the keys, the knowledge and the factories
-        if settings.model:
-            from ..learning import EngineForecaster
-
-            EngineForecaster.load(settings.model)
-        if settings.calls_model:
-            from ..learning import EngineCallPredictor
-
-            EngineCallPredictor.load(settings.calls_model)
+        read = ModelsRead.read(settings)
+        app = create_app(settings, read=read)  # reads the keys, the knowledge, the factories
     except (ValueError, TypeError, OSError) as exc:
         raise ServeError(str(exc)) from None
     if config.cache.backend != "redis":
@@ -57,7 +56,7 @@ def check(settings: ServerSettings, workers: int) -> EngineConfig:
                 f"--workers {workers} needs a store the workers share: set "
                 'cache.backend = "redis" in the config (configs/server.toml does)'
             )
-        return config
+        return config, app
     try:
         import redis
     except ImportError:  # pragma: no cover (the server extra brings it)
@@ -74,7 +73,7 @@ def check(settings: ServerSettings, workers: int) -> EngineConfig:
         ) from None
     finally:
         client.close()
-    return config
+    return config, app
 
 
 def serve(settings: ServerSettings, *, host: str, port: int, workers: int, log_level: str) -> int:
@@ -84,13 +83,18 @@ def serve(settings: ServerSettings, *, host: str, port: int, workers: int, log_l
     serve``, a SIGHUP stops a single process the same way (the command line turns it
     into SIGTERM); with ``workers``, uvicorn replaces them on SIGHUP.
     """
-    check(settings, workers)
+    _, app = check(settings, workers)
     import uvicorn
 
-    os.environ[SETTINGS_ENV] = settings.to_json()
+    if workers > 1:  # each worker process makes its own app, as the settings say
+        del app  # and its models: this process only watches the workers
+        os.environ[SETTINGS_ENV] = settings.to_json()
+        target: Any = "preload.server._app:app_from_environment"
+    else:
+        target = app
     uvicorn.run(
-        "preload.server._app:app_from_environment",
-        factory=True,
+        target,
+        factory=workers > 1,
         host=host,
         port=port,
         workers=workers,

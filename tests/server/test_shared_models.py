@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +22,14 @@ from preload import ConfigError, EngineConfig
 from preload.learning import EngineCallPredictor, SharedCallPredictor
 from preload.server import append_key
 
-from .conftest import in_process
+from .conftest import app_client, in_process
 
 if TYPE_CHECKING:
     from conftest import RedisServer
 
 pytest.importorskip("fastapi")
 
-from preload.server._app import ServerSettings
+from preload.server._app import ModelsRead, ServerSettings, create_app
 
 CITIES = ["Lisbon", "Porto", "Faro", "Braga", "Coimbra", "Evora"]
 
@@ -224,6 +224,73 @@ def served_search(url: str, key: str, session: str = "s1") -> str:
     )
     assert 200 == answer.status_code, answer.text
     return str(answer.json()["result"])
+
+
+def _settings(tmp_path: Path, calls_model: Path, share: bool) -> tuple[Any, dict[str, str]]:
+    """
+    The settings of ``_replica``'s app on a copy of ``calls_model`` (``calls.json`` in
+    ``tmp_path``), and each tenant's key.
+    """
+    copy = tmp_path / "calls.json"
+    copy.write_bytes(calls_model.read_bytes())
+    keys_file = tmp_path / "keys.jsonl"
+    keys = {tenant: append_key(keys_file, tenant) for tenant in ("acme", "beta")}
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f'[cache]\nbackend = "memory"\n[server]\nshare_models = {json.dumps(share)}\n',
+        encoding="utf-8",
+    )
+    settings = ServerSettings(
+        config=str(config), keys=str(keys_file), tools="plugins:tools", calls_model=str(copy)
+    )
+    return settings, keys
+
+
+def _cut_short(path: Path) -> None:
+    path.write_text("{", encoding="utf-8")
+
+
+async def test_the_app_serve_checks_with_reads_no_model_file_again(
+    tmp_path: Path, calls_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    ``preload serve`` with one process serves the app its start-up check made, with the
+    models the check read: a shared model file cut short after the check does not stop
+    the start, and both tenants run the search ahead from what was read.
+    """
+    from preload.server._serve import check
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    settings, keys = _settings(tmp_path, calls_model, share=True)
+    _, app = check(settings, 1)
+    _cut_short(tmp_path / "calls.json")  # were it read again, the start would fail
+    async with app.router.lifespan_context(app), AsyncExitStack() as stack:
+        server = app.state.server
+        with anyio.fail_after(30):
+            for tenant, key in keys.items():
+                client = await stack.enter_async_context(app_client(app, key))
+                await _search(server, client, tenant, "s1")
+        hits = [server.gates[t].engine.call_statistics().call_hits for t in keys]
+    assert [1, 1] == hits
+
+
+async def test_the_first_tenant_takes_the_copy_the_check_read_and_the_next_reads_its_own(
+    tmp_path: Path, calls_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Without ``share_models`` the model the check read is one tenant's copy; another
+    tenant reads a copy of its own from the file.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    settings, keys = _settings(tmp_path, calls_model, share=False)
+    read = ModelsRead.read(settings)
+    checked = read.calls
+    app = create_app(settings, read=read)
+    async with app.router.lifespan_context(app):
+        models = [app.state.server.gates[t].engine._calls.predictor.model for t in keys]
+    assert None is read.calls  # taken
+    assert sum(model is checked for model in models) == 1
+    assert models[0] is not models[1]
 
 
 def test_share_models_must_be_a_boolean(tmp_path: Path) -> None:
