@@ -171,6 +171,23 @@ async def in_process(
         yield app.state.server, clients
 
 
+def memory_settings(
+    tmp_path: Path, server: str = "", **files: str
+) -> tuple[ServerSettings, dict[str, str]]:
+    """
+    The settings of an app on the memory store with tenants acme and beta (a keys
+    file in ``tmp_path``; ``server``: lines of its ``[server]`` section, and what
+    follows; ``files``: more settings), and each tenant's key.
+    """
+    from preload.server._app import ServerSettings
+
+    keys_file = tmp_path / "keys.jsonl"
+    keys = {tenant: append_key(keys_file, tenant) for tenant in ("acme", "beta")}
+    config = tmp_path / "server.toml"
+    config.write_text(f'[cache]\nbackend = "memory"\n[server]\n{server}', encoding="utf-8")
+    return ServerSettings(config=str(config), keys=str(keys_file), **files), keys
+
+
 async def answered_turn(
     client: httpx.AsyncClient, session: str, text: str, state: str | None = None
 ) -> None:

@@ -24,7 +24,7 @@ from preload import ConfigError, EngineConfig
 from preload.experiments import read_outcomes
 from preload.server import append_key, revoke_keys
 
-from .conftest import EXPERIMENT, app_client, in_process
+from .conftest import EXPERIMENT, app_client, in_process, memory_settings
 
 pytest.importorskip("fastapi")
 
@@ -43,16 +43,9 @@ async def _replica(
     every ``reload_s`` (an hour: the tests call the check themselves), a client of
     each tenant, and the keys file.
     """
-    keys_file = tmp_path / "keys.jsonl"
-    keys = {tenant: append_key(keys_file, tenant) for tenant in ("acme", "beta")}
-    config = tmp_path / "server.toml"
-    config.write_text(
-        f'[cache]\nbackend = "memory"\n[server]\nkeys_reload_s = {reload_s}\n{more}',
-        encoding="utf-8",
-    )
-    settings = ServerSettings(config=str(config), keys=str(keys_file))
+    settings, keys = memory_settings(tmp_path, f"keys_reload_s = {reload_s}\n{more}")
     async with in_process(settings, keys) as (server, clients):
-        yield server, clients, keys_file
+        yield server, clients, tmp_path / "keys.jsonl"
 
 
 def _client(clients: dict[str, httpx.AsyncClient], key: str) -> httpx.AsyncClient:

@@ -20,16 +20,15 @@ import pytest
 
 from preload import ConfigError, EngineConfig
 from preload.learning import EngineCallPredictor, SharedCallPredictor
-from preload.server import append_key
 
-from .conftest import app_client, in_process
+from .conftest import app_client, in_process, memory_settings
 
 if TYPE_CHECKING:
     from conftest import RedisServer
 
 pytest.importorskip("fastapi")
 
-from preload.server._app import ModelsRead, ServerSettings, create_app
+from preload.server._app import ModelsRead, create_app
 
 CITIES = ["Lisbon", "Porto", "Faro", "Braga", "Coimbra", "Evora"]
 
@@ -81,17 +80,7 @@ async def _replica(
     One app on the memory store with tenants acme and beta, the test plugins' tools
     and ``calls_model``, with ``server.share_models = share``; a client of each tenant.
     """
-    keys_file = tmp_path / "keys.jsonl"
-    keys = {tenant: append_key(keys_file, tenant) for tenant in ("acme", "beta")}
-    config = tmp_path / "server.toml"
-    config.write_text(
-        '[cache]\nbackend = "memory"\n[server]\n'
-        f"share_models = {json.dumps(share)}\nmax_open_tenants = {max_open}\n",
-        encoding="utf-8",
-    )
-    settings = ServerSettings(
-        config=str(config), keys=str(keys_file), tools="plugins:tools", calls_model=str(calls_model)
-    )
+    settings, keys = _settings(tmp_path, calls_model, share, max_open)
     async with in_process(settings, keys) as replica:
         yield replica
 
@@ -226,24 +215,18 @@ def served_search(url: str, key: str, session: str = "s1") -> str:
     return str(answer.json()["result"])
 
 
-def _settings(tmp_path: Path, calls_model: Path, share: bool) -> tuple[Any, dict[str, str]]:
+def _settings(
+    tmp_path: Path, calls_model: Path, share: bool, max_open: int = 0
+) -> tuple[Any, dict[str, str]]:
     """
-    The settings of ``_replica``'s app on a copy of ``calls_model`` (``calls.json`` in
-    ``tmp_path``), and each tenant's key.
+    The settings of an app on the memory store with tenants acme and beta, the test
+    plugins' tools and a copy of ``calls_model`` (``calls.json`` in ``tmp_path``), with
+    ``server.share_models = share`` and ``max_open_tenants``; and each tenant's key.
     """
     copy = tmp_path / "calls.json"
     copy.write_bytes(calls_model.read_bytes())
-    keys_file = tmp_path / "keys.jsonl"
-    keys = {tenant: append_key(keys_file, tenant) for tenant in ("acme", "beta")}
-    config = tmp_path / "server.toml"
-    config.write_text(
-        f'[cache]\nbackend = "memory"\n[server]\nshare_models = {json.dumps(share)}\n',
-        encoding="utf-8",
-    )
-    settings = ServerSettings(
-        config=str(config), keys=str(keys_file), tools="plugins:tools", calls_model=str(copy)
-    )
-    return settings, keys
+    server = f"share_models = {json.dumps(share)}\nmax_open_tenants = {max_open}\n"
+    return memory_settings(tmp_path, server, tools="plugins:tools", calls_model=str(copy))
 
 
 def _cut_short(path: Path) -> None:
