@@ -26,6 +26,7 @@ from ._importance import ImportanceScorer as ImportanceScorer
 from ._shared import SharedCallPredictor as SharedCallPredictor
 from ._shared import SharedForecaster as SharedForecaster
 from ._shared import SharedModels as SharedModels
+from ._shared import read_models as read_models
 from ._think_time import ThinkTimes as ThinkTimes
 from ._value import Candidate as Candidate
 from ._value import ValuePredictor as ValuePredictor
@@ -52,5 +53,6 @@ __all__ = [
     "StateNamer",
     "ThinkTimes",
     "ValuePredictor",
+    "read_models",
     "read_only_tools",
 ]

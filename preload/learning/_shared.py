@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ._forecasting import Forecast, TurnMapping
 
-__all__ = ["SharedCallPredictor", "SharedForecaster", "SharedModels"]
+__all__ = ["SharedCallPredictor", "SharedForecaster", "SharedModels", "read_models"]
 
 M = TypeVar("M")
 
@@ -201,10 +201,7 @@ class SharedModels:
         Raises:
             InputError: A file is missing or not a model of its kind.
         """
-        return cls(
-            EngineForecaster.load(model) if model else None,
-            EngineCallPredictor.load(calls_model).model if calls_model else None,
-        )
+        return cls(*read_models(model, calls_model))
 
     def forecaster(self) -> SharedForecaster | None:
         """
@@ -222,3 +219,19 @@ class SharedModels:
         """
         slot = self._calls
         return None if slot is None else SharedCallPredictor(slot, tools=tools)
+
+
+def read_models(
+    model: str | None, calls_model: str | None
+) -> tuple[EngineForecaster | None, CallForecaster | None]:
+    """
+    The models of the files given (``preload train``'s ``--out`` and ``--calls-out``),
+    None for a file not given.
+
+    Raises:
+        InputError: A file is missing or not a model of its kind.
+    """
+    return (
+        EngineForecaster.load(model) if model else None,
+        EngineCallPredictor.load(calls_model).model if calls_model else None,
+    )

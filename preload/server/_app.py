@@ -41,6 +41,7 @@ from ..learning import (
     EngineForecaster,
     Forecaster,
     SharedModels,
+    read_models,
     read_only_tools,
 )
 from ._follow import Follower
@@ -165,7 +166,7 @@ class ModelsRead:
     """
     ``--model`` and ``--calls-model`` as ``preload serve``'s start-up check read them,
     for the app of the same process to take rather than read them again: the shared
-    models, or the first tenant's copies; each is taken once.
+    models, or the first tenant's copies.
     """
 
     forecaster: EngineForecaster | None = None
@@ -179,18 +180,25 @@ class ModelsRead:
         Raises:
             InputError: A file is missing or not a model of its kind.
         """
-        return cls(
-            EngineForecaster.load(settings.model) if settings.model else None,
-            EngineCallPredictor.load(settings.calls_model).model if settings.calls_model else None,
+        return cls(*read_models(settings.model, settings.calls_model))
+
+    def take(
+        self, settings: ServerSettings
+    ) -> tuple[EngineForecaster | None, CallForecaster | None]:
+        """
+        The models of ``settings``: those read at start, the first time (each is taken
+        once); after that, the files read now.
+        """
+        forecaster, calls = self.forecaster, self.calls
+        self.forecaster = self.calls = None
+        fresh = read_models(
+            settings.model if forecaster is None else None,
+            settings.calls_model if calls is None else None,
         )
-
-    def take_forecaster(self) -> EngineForecaster | None:
-        taken, self.forecaster = self.forecaster, None
-        return taken
-
-    def take_calls(self) -> CallForecaster | None:
-        taken, self.calls = self.calls, None
-        return taken
+        return (
+            fresh[0] if forecaster is None else forecaster,
+            fresh[1] if calls is None else calls,
+        )
 
 
 class _Tenancy:
@@ -231,7 +239,7 @@ class _Tenancy:
         every tenant's engine to read (at start, before the server serves).
         """
         if self.config.server.share_models:
-            self.shared = SharedModels(self._forecaster(), self._calls())
+            self.shared = SharedModels(*self.read.take(self.settings))
 
     def models_of(
         self, call_sources: Sequence[CallSource]
@@ -244,34 +252,15 @@ class _Tenancy:
         shared = self.shared
         if shared is not None:
             return shared.forecaster(), shared.call_predictor(read_only_tools(call_sources))
-        forecaster = self._forecaster()
+        forecaster, calls = self.read.take(self.settings)
         if forecaster is not None:
             forecaster.observe_every = self.config.prediction.observe_every
-        calls = self._calls()
         call_predictor = (
             None
             if calls is None
             else EngineCallPredictor(calls, tools=read_only_tools(call_sources))
         )
         return forecaster, call_predictor
-
-    def _forecaster(self) -> EngineForecaster | None:
-        """
-        ``--model``: as the start-up check read it, the first time; else read now.
-        """
-        taken = self.read.take_forecaster()
-        if taken is not None or not self.settings.model:
-            return taken
-        return EngineForecaster.load(self.settings.model)
-
-    def _calls(self) -> CallForecaster | None:
-        """
-        ``--calls-model``: as the start-up check read it, the first time; else read now.
-        """
-        taken = self.read.take_calls()
-        if taken is not None or not self.settings.calls_model:
-            return taken
-        return EngineCallPredictor.load(self.settings.calls_model).model
 
     @asynccontextmanager
     async def open_gate(self, tenant: str, store: SessionStore) -> AsyncIterator[SessionGate]:
