@@ -328,16 +328,7 @@ async def export_sessions(gate: Gate) -> StreamingResponse:
     Raises:
         StoreUnavailable: 503, before the first line; later, the stream is cut short.
     """
-    chunks = session_log_chunks(gate.store, gate.tenant)
-    first = await anext(chunks, "")  # the store answers before the status is sent
-
-    async def body() -> AsyncIterator[str]:
-        if first:
-            yield first
-        async for chunk in chunks:
-            yield chunk
-
-    return StreamingResponse(body(), media_type="application/x-ndjson")
+    return await _lines(session_log_chunks(gate.store, gate.tenant))
 
 
 @router.get("/v1/sessions/{session_id}")
@@ -389,7 +380,23 @@ async def experiment_outcomes(gate: Gate) -> StreamingResponse:
         raise ApiError(
             404, "no_experiment", "this tenant's configuration has no [experiments] arms"
         )
-    return StreamingResponse(outcome_chunks(engine), media_type="application/x-ndjson")
+    return await _lines(outcome_chunks(engine))
+
+
+async def _lines(chunks: AsyncIterator[str]) -> StreamingResponse:
+    """
+    JSONL sent as ``chunks`` come, the first one worked out before the status is
+    sent: what fails then (the store, say) is an error answer, not a body cut short.
+    """
+    first = await anext(chunks, "")
+
+    async def body() -> AsyncIterator[str]:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
 
 
 @router.get("/healthz")
