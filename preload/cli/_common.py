@@ -9,7 +9,7 @@ import argparse
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -39,6 +39,23 @@ class ArgumentError(PreloadError):
 
     def __init__(self, argument: str | None, problem: str) -> None:
         super().__init__(f"argument {argument}: {problem}" if argument else problem)
+
+
+def command(
+    sub: Any, name: str, help: str, description: str | None = None, epilog: str = EXIT_CODES
+) -> argparse.ArgumentParser:
+    """
+    The parser of one command under ``sub``: its ``--help`` ends with ``epilog`` (the
+    exit codes), laid out as written.
+    """
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
 
 
 def err_console() -> Console:

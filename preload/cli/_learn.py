@@ -19,11 +19,11 @@ from .._sessions import read_sessions
 from ..learning import EngineCallPredictor, EngineForecaster
 from ..replay._table import plural
 from ._common import (
-    EXIT_CODES,
     ArgumentError,
     at_least,
     check_output_file,
     check_states,
+    command,
     engine_config,
     err_console,
     report_skipped,
@@ -34,11 +34,10 @@ def learn_parsers(sub: Any) -> None:
     """
     The parsers of ``train`` and ``predict``.
     """
-    train = sub.add_parser(
+    train = command(
+        sub,
         "train",
         help="fit the forecast model on sessions and save it",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--sessions", type=Path, required=True, help="session log (JSONL)")
     train.add_argument("--out", type=Path, required=True, help="model file to write (JSON)")
@@ -51,14 +50,13 @@ def learn_parsers(sub: Any) -> None:
     train.add_argument("--skip-bad-lines", action="store_true", help="report and skip bad lines")
     train.set_defaults(run=run_train)
 
-    predict = sub.add_parser(
+    predict = command(
+        sub,
         "predict",
         help="print the next states and needs after a history",
         description="Print the likeliest next states and needs, as JSON, after the "
         "session's states so far, or after the state the model names from a request text "
         "(--text), or both.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("--model", type=Path, required=True, help="model file from 'train'")
     predict.add_argument("states", nargs="*", metavar="STATE", help="the session's states so far")

@@ -12,11 +12,12 @@ from typing import Any
 
 from .._errors import ConfigError
 from ..experiments import experiment_table, read_outcome_files, summarize
-from ._common import EXIT_CODES, ArgumentError, out_console
+from ._common import ArgumentError, command, out_console
 
 
 def report_parser(sub: Any) -> None:
-    report = sub.add_parser(
+    report = command(
+        sub,
         "report",
         help="print an A/B test's outcomes per arm with 95 %% confidence intervals",
         description="Read outcomes files (from 'simulate --experiment-out' or "
@@ -24,8 +25,6 @@ def report_parser(sub: Any) -> None:
         "and metric, the mean over sessions with its t confidence interval, and each arm minus "
         "the control with Welch's interval and p-value. A session that several replicas "
         "served is merged from their files. See docs/experiments.md.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument(
         "outcomes",

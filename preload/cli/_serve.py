@@ -8,18 +8,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import EXIT_CODES, ArgumentError, at_least
+from ._common import ArgumentError, at_least, command
 
 
 def serve_parsers(sub: Any) -> None:
-    serve = sub.add_parser(
+    serve = command(
+        sub,
         "serve",
         help="serve the HTTP API (the server extra)",
         description="Serve the HTTP API under /v1 (interactive page at /docs). Each tenant of "
         'the keys has its own engine; with cache.backend = "redis" sessions live in Redis '
         "and any replica serves any turn. See docs/server.md.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--config", type=Path, help="TOML configuration (configs/server.toml)")
     serve.add_argument("--model", type=Path, help="model file from 'train', loaded at start")
@@ -42,35 +41,32 @@ def serve_parsers(sub: Any) -> None:
 
     keys = sub.add_parser("keys", help="manage the server's API keys")
     keys_sub = keys.add_subparsers(required=True, metavar="ACTION")
-    new = keys_sub.add_parser(
+    new = command(
+        keys_sub,
         "new",
         help="make a key for a tenant: print it once, store its digest",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     new.add_argument("--tenant", required=True, help="the tenant the key belongs to")
     new.add_argument("--keys", type=Path, required=True, help="keys file to append to")
     new.set_defaults(run=run_new_key)
-    revoke = keys_sub.add_parser(
+    revoke = command(
+        keys_sub,
         "revoke",
         help="take a tenant's keys, or one key, out of the keys file",
         description="Take every key of a tenant (--tenant), or the key of a digest (--sha256), "
         "out of the keys file, rewritten atomically. A server started with the file "
         "refuses the keys within server.keys_reload_s. It never leaves the file without "
         "a key: to rotate, make the new key first, then revoke the old one.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--tenant", help="revoke every key of this tenant")
     which.add_argument("--sha256", help="revoke the key of this digest (from the keys file)")
     revoke.add_argument("--keys", type=Path, required=True, help="keys file to rewrite")
     revoke.set_defaults(run=run_revoke_key)
-    listed = keys_sub.add_parser(
+    listed = command(
+        keys_sub,
         "list",
         help="print the keys file's tenants and digests, one key a line",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     listed.add_argument("--keys", type=Path, required=True, help="keys file to read")
     listed.set_defaults(run=run_list_keys)

@@ -41,6 +41,7 @@ from ._common import (
     check_output_file,
     check_states,
     check_writable_folder,
+    command,
     engine_config,
     err_console,
     out_console,
@@ -99,13 +100,13 @@ def simulate_parser(sub: Any) -> None:
             EXIT_CODES,
         ]
     )
-    sim = sub.add_parser(
+    sim = command(
+        sub,
         "simulate",
         help="replay sessions through every strategy and print a table",
         description="Replay sessions (the generated demo when --sessions is absent) through "
         "the strategies on a virtual clock and compare them.",
         epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sim.add_argument("--sessions", type=Path, help="session log (JSONL); default: the demo")
     sim.add_argument("--knowledge", type=Path, help="knowledge file (JSONL) the needs refer to")
