@@ -61,6 +61,7 @@ from simulations.serve_bench import (
     Replica,
     metric,
     metrics_of,
+    played_turns,
     replica_data,
     serve_command,
     server_config,
@@ -118,26 +119,15 @@ async def play(
                 continue
             headers = {"Authorization": f"Bearer {keys[tenant]}"}
             path = f"/v1/sessions/{session.session_id}-{n}"
-            previous_t = 0.0
-            for i, turn in enumerate(session.turns):
-                if played.now() >= played.until:
-                    return
-                if i:
-                    await asyncio.sleep(min(max((turn.t - previous_t) / 20, 0.01), 2.0))
-                previous_t = turn.t
-                start = played.now()
-                body = {"text": turn.text, "state": turn.state, "needs": list(turn.needs)}
-                answer = await http.post(f"{path}/requests", json=body, headers=headers)
+            turns = played_turns(http, path, session, headers)
+            async for _, answer, began, took in turns:
                 if answer.status_code == 401:
                     refused.add(tenant)
                     return
                 answer.raise_for_status()
-                played.times.append((tenant, start, played.now() - start))
-                if turn.system:
-                    replied = await http.post(
-                        f"{path}/replies", json={"text": turn.system}, headers=headers
-                    )
-                    replied.raise_for_status()
+                played.times.append((tenant, began - played.began, took))
+                if played.now() >= played.until:
+                    return
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 

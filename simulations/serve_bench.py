@@ -77,7 +77,7 @@ import tempfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -309,6 +309,30 @@ async def post(
         await asyncio.sleep(pause)
         pause = min(pause * 2, 1.0)
     return None, 40, elapsed
+
+
+async def played_turns(
+    http: httpx.AsyncClient, path: str, session: Any, headers: dict[str, str]
+) -> AsyncIterator[tuple[Any, httpx.Response, float, float]]:
+    """
+    One session's turns at ``path`` (``/v1/sessions/<id>``): before each but the
+    first, the log's gap divided by 20 (10 ms to 2 s); its request (text, state,
+    needs); then, once the caller had it, its reply when the request was answered 200.
+    Yields each turn, its answer, when the request began (``time.monotonic()``) and
+    how long it took.
+    """
+    previous_t = 0.0
+    for i, turn in enumerate(session.turns):
+        if i:
+            await asyncio.sleep(min(max((turn.t - previous_t) / 20, 0.01), 2.0))
+        previous_t = turn.t
+        body = {"text": turn.text, "state": turn.state, "needs": list(turn.needs)}
+        began = time.monotonic()
+        answer = await http.post(f"{path}/requests", json=body, headers=headers)
+        yield turn, answer, began, time.monotonic() - began
+        if answer.status_code == 200 and turn.system:
+            reply = {"text": turn.system}
+            (await http.post(f"{path}/replies", json=reply, headers=headers)).raise_for_status()
 
 
 async def replay_session(

@@ -46,6 +46,7 @@ from simulations.serve_bench import (
     Replica,
     metric,
     metrics_of,
+    played_turns,
     replica_data,
     serve_command,
     server_config,
@@ -80,22 +81,11 @@ async def play(
                 session, tenant = queue.pop(0)
                 headers = {"Authorization": f"Bearer {keys[tenant]}"}
                 path = f"/v1/sessions/{session.session_id}"
-                previous_t = 0.0
-                for i, turn in enumerate(session.turns):
-                    if i:
-                        await asyncio.sleep(min(max((turn.t - previous_t) / 20, 0.01), 2.0))
-                    previous_t = turn.t
-                    began = time.monotonic()
-                    body = {"text": turn.text, "state": turn.state, "needs": list(turn.needs)}
-                    answer = await http.post(f"{path}/requests", json=body, headers=headers)
-                    times.append(time.monotonic() - began)
+                async for turn, answer, _, took in played_turns(http, path, session, headers):
+                    times.append(took)
                     answer.raise_for_status()
                     counted[0] += answer.json()["hits"]
                     counted[1] += len(turn.needs)
-                    if turn.system:
-                        reply = {"text": turn.system}
-                        replied = await http.post(f"{path}/replies", json=reply, headers=headers)
-                        replied.raise_for_status()
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return times, counted[0], counted[1]
