@@ -10,14 +10,12 @@ engine's task group, and their results are ready by the next request, or not.
 from __future__ import annotations
 
 import enum
-import inspect
 import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
-from collections.abc import Set as AbstractSet
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -25,26 +23,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from .._config import EngineConfig, LimitsConfig
-from .._errors import EngineStateError, InputTooLargeError
+from .._config import EngineConfig
+from .._errors import EngineStateError
 from .._lifecycle import Lifecycle
 from .._metrics import EngineStatistics, MetricsSnapshot, compose
-from .._sessions import label_problem, name_problem
 from .._sources import SearchingSource, Source, SourceRouter
 from .._tokens import TiktokenCounter, TokenCounter
 from ..caches import CacheBackend, make_cache
 from ..calls import (
-    MAX_CALLS_PER_TURN,
     CallSource,
-    CallStatistics,
-    SpeculatedCall,
-    call_key,
-    check_name,
-    context_parameters,
     current_session,
-    in_context,
-    in_session,
-    through_engine,
 )
 from ..compression import Compressor, MultiLevelCompressor, Representation
 from ..learning import (
@@ -64,9 +52,12 @@ from ._calls import CallSide
 from ._experiment import ExperimentSide
 from ._history import HistorySide
 from ._in_flight import RequestsInFlight
+from ._inputs import check_optional_id, check_request, check_type
 from ._learner import Learner
 from ._preloads import PreloadSide
 from ._session import Arm, Counters, EngineSession
+from ._tool_calls import ToolCalls
+from ._turns import StoredTurns
 from ._values import ValueSide
 
 if TYPE_CHECKING:
@@ -84,15 +75,11 @@ T = TypeVar("T")
 REQUEST_OFFLOAD_CHARS = 20_000
 
 
-#: The longest request id or call id, in characters.
-MAX_ID_CHARS = 128
-
-
 class _Default(enum.Enum):
     CACHE = 1
 
 
-class PreloadEngine(anyio.AsyncContextManagerMixin):
+class PreloadEngine(ToolCalls, StoredTurns, anyio.AsyncContextManagerMixin):
     """
     The predictive context-preloading engine.
 
@@ -373,8 +360,8 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
            ``request_id``.
         """
         self._check_open()
-        needs = self._check_request(session_id, text, state, needs, user)
-        _check_optional_id("request_id", request_id)
+        needs = check_request(self.config.limits, session_id, text, state, needs, user)
+        check_optional_id("request_id", request_id)
         with self.in_flight():
             return await self._handle(session_id, text, state, needs, user, request_id)
 
@@ -507,52 +494,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         if session.turns and session.answered_at is not None:
             session.think = (session.turns[-1].get("state"), now - session.answered_at)
 
-    def _check_request(
-        self,
-        session_id: object,
-        text: object,
-        state: object,
-        needs: object,
-        user: object,
-    ) -> list[str]:
-        """
-        The request's arguments checked (types, sizes); its needs without duplicates.
-        """
-        _check_id("session_id", session_id)
-        _check_type("text", text, str)
-        _check_type("state", state, str, optional=True)
-        _check_type("user", user, str, optional=True)
-        problem = label_problem("user", user) if isinstance(user, str) else None
-        if problem is not None:
-            raise ValueError(problem)
-        if isinstance(needs, str | bytes) or not isinstance(needs, Sequence | AbstractSet):
-            raise TypeError(
-                f"needs must be a sequence of keys, not {type(needs).__name__}; "
-                f"for one key write needs=[{needs!r}]"
-            )
-        limits = self.config.limits
-        if len(needs) > limits.max_needs:
-            raise InputTooLargeError(
-                "needs", len(needs), limits.max_needs, "limits.max_needs", "needs"
-            )
-        for i, key in enumerate(needs):
-            if not isinstance(key, str):
-                raise TypeError(f"needs[{i}] must be a string key, not {type(key).__name__}")
-        for where, name in [("state", state), *((f"needs[{i}]", k) for i, k in enumerate(needs))]:
-            problem = name_problem(where, name) if isinstance(name, str) else None
-            if problem is not None:
-                raise ValueError(problem)
-        assert isinstance(text, str)
-        if len(text) > limits.max_request_chars:
-            raise InputTooLargeError(
-                "request text (characters)",
-                len(text),
-                limits.max_request_chars,
-                "limits.max_request_chars",
-                "text",
-            )
-        return list(dict.fromkeys(needs))
-
     def _fit_request(self, config: EngineConfig, text: str) -> str:
         """
         A long request cut to what its category may ever hold, with its tokens counted
@@ -659,7 +600,7 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             TypeError: ``text`` is not a string.
         """
         self._check_open()
-        _check_type("text", text, str)
+        check_type("text", text, str)
         session = self._sessions.get(session_id)
         if session is None or not session.turns:
             return
@@ -672,286 +613,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         self._last_turn_changed(session)
         if not session.learning:  # else the queued "turn" event sees the reply too
             self._learner.notify("reply", session_id)
-
-    async def call(
-        self,
-        session_id: str,
-        name: str,
-        args: Mapping[str, Any] | None = None,
-        *,
-        deadline_s: float | None = None,
-        call_id: str | None = None,
-    ) -> str:
-        """
-        Make a tool call for the session's current request and return its result.
-
-        A read-only call is served from its speculative result when that is warm or in
-        flight (joined), else run now through the cache, so that the tenant's sessions
-        share the result of the same call. A call that is not read-only always runs,
-        and its result is never cached. Either way the call and its result join the
-        session's last turn (its history, and what the call forecaster learns from),
-        up to ``MAX_CALLS_PER_TURN`` (32) calls a turn: later ones run but are not
-        recorded (a warning says so once).
-
-        Args:
-            session_id: The conversation whose request makes the call.
-            name: The tool.
-            args: Its arguments: a mapping of strings to JSON values.
-            deadline_s: How long to wait for the result (``calls.deadline_s`` when None).
-            call_id: The call's own id (at most ``MAX_ID_CHARS`` characters), which
-                makes it safe to retry: the same call (tool and arguments) under an id
-                the session's last turn already holds (:meth:`repeated_call`) is not
-                run again, and its recorded result is returned (as recorded: cut to
-                ``limits.max_reply_chars``). A call that failed was not recorded, and
-                runs again.
-
-        Returns:
-            The tool's result, as text.
-
-        Raises:
-            UnknownToolError: No call source knows ``name``.
-            TypeError: ``args`` are not a mapping of strings to JSON values, or
-                ``call_id`` is not a string.
-            ValueError: ``name`` is empty, ``args`` are above their size limit, or
-                ``call_id`` is above ``MAX_ID_CHARS`` or was given to another call
-                (another tool, or other arguments) in this turn.
-            TimeoutError: No result within the deadline.
-            Exception: What the tool raised.
-
-        .. versionadded:: 0.3
-        .. versionchanged:: 0.10
-           ``call_id``.
-        """
-        self._check_open()
-        _check_id("session_id", session_id)
-        _check_optional_id("call_id", call_id)
-        args = dict(args or {})
-        checked = self._calls.check(name, args)
-        if call_id is not None:
-            done = self.repeated_call(session_id, call_id, name, args)
-            if done is not None:
-                return done
-        session = self._session(session_id, None)
-        result, read_only = await self._calls.call(session_id, name, args, checked, deadline_s)
-        if session.turns:
-            self._record(session, name, args, read_only, result, call_id)
-        return result
-
-    def repeated_call(
-        self, session_id: str, call_id: str, name: str, args: Mapping[str, Any]
-    ) -> str | None:
-        """
-        The recorded result of the call with id ``call_id`` in the session's last turn
-        (see :meth:`call`), when that call is of the tool ``name`` with ``args``; None
-        when the turn holds no call with that id.
-
-        Raises:
-            ValueError: The id was given to another call (another tool, or other
-                arguments) in this turn.
-
-        .. versionadded:: 0.10
-        """
-        session = self._sessions.get(session_id)
-        if session is None or not session.turns:
-            return None
-        for done in reversed(session.turns[-1].get("tool_calls") or ()):
-            if done.get("call_id") != call_id:
-                continue
-            other = done.get("name")
-            if other != name:
-                raise ValueError(
-                    f"call_id {call_id!r} was given to another call in this turn: of {other!r}"
-                )
-            if call_key(name, done.get("args") or {}) != call_key(name, args):
-                raise ValueError(
-                    f"call_id {call_id!r} was given to another call in this turn: of "
-                    f"{name!r} with other arguments"
-                )
-            return str(done.get("result") or "")
-        return None
-
-    def record_call(
-        self,
-        session_id: str,
-        name: str,
-        args: Mapping[str, Any] | None,
-        result: str,
-        *,
-        call_id: str | None = None,
-    ) -> bool:
-        """
-        Record a tool call the agent made without the engine, with its result: it
-        joins the session's last turn as the calls of :meth:`call` do (the history a
-        later request's window holds, and what the call forecaster learns from), as a
-        call that is not read-only. The engine never runs, serves or shares it. The
-        adapters of :mod:`preload.integrations` record this way the calls of tools
-        that are not wrapped (a tool the engine runs, :meth:`knows_tool`, is recorded
-        by :meth:`call`).
-
-        Args:
-            session_id: The conversation whose request made the call.
-            name: The tool.
-            args: Its arguments: a mapping of strings to JSON values.
-            result: What it returned, as text (cut to ``limits.max_reply_chars``).
-            call_id: The call's own id (see :meth:`call`).
-
-        Returns:
-            Whether the call was recorded: not when the session has no turn yet, when
-            the turn already holds the call under ``call_id``, or when the turn holds
-            ``MAX_CALLS_PER_TURN`` (32) calls already.
-
-        Raises:
-            TypeError: ``args`` are not a mapping of strings to JSON values, or
-                ``result`` or ``call_id`` is not a string.
-            ValueError: ``name`` is empty, ``args`` are above their size limit, or
-                ``call_id`` is above ``MAX_ID_CHARS`` or was given to another call in
-                this turn.
-
-        .. versionadded:: 0.12
-        """
-        self._check_open()
-        _check_id("session_id", session_id)
-        _check_optional_id("call_id", call_id)
-        _check_type("result", result, str)
-        args = dict(args or {})
-        call_key(check_name(name), args)  # checks the arguments
-        session = self._sessions.get(session_id)
-        if session is None or not session.turns:
-            return False
-        if call_id is not None and self.repeated_call(session_id, call_id, name, args) is not None:
-            return False
-        return self._record(session, name, args, False, result, call_id)
-
-    def knows_tool(self, name: str) -> bool:
-        """
-        Whether a call source knows the tool ``name``: :meth:`call` runs it (and
-        records its calls).
-
-        .. versionadded:: 0.12
-        """
-        return self._calls.knows(name)
-
-    def _record(
-        self,
-        session: EngineSession,
-        name: str,
-        args: dict[str, Any],
-        read_only: bool,
-        result: str,
-        call_id: str | None,
-    ) -> bool:
-        """
-        The call joins the session's last turn, its result cut to
-        ``limits.max_reply_chars``; not past ``MAX_CALLS_PER_TURN`` calls (said once).
-        Returns whether it was recorded.
-        """
-        calls = session.turns[-1].setdefault("tool_calls", [])
-        if len(calls) >= MAX_CALLS_PER_TURN:
-            if not self._told_calls_cap:
-                self._told_calls_cap = True
-                logger.warning(
-                    "session %s: a turn made more than %d tool calls; the later ones run "
-                    "but are not recorded (not in the history, and a call id does not "
-                    "make them safe to retry); said once",
-                    session.id,
-                    MAX_CALLS_PER_TURN,
-                )
-            return False
-        recorded: dict[str, Any] = {"name": name, "args": args, "read_only": read_only}
-        if call_id is not None:
-            recorded["call_id"] = call_id
-        limit = self.config.limits.max_reply_chars
-        calls.append({**recorded, "result": result[:limit]})
-        self._last_turn_changed(session)
-        return True
-
-    def _last_turn_changed(self, session: EngineSession) -> None:
-        """
-        The session's last turn got its reply or a call. When its exchange is in the
-        history already (:meth:`history` read it mid-turn, or the call came after the
-        reply), the learner rebuilds the history from the turns, as :meth:`restore`
-        does; the exchange being entered now counts as in it.
-        """
-        if HistorySide.entered(session) >= len(session.turns):
-            HistorySide.forget(session)
-            self._learner.record_soon(session)
-
-    def tool(
-        self, function: Callable[..., Awaitable[Any]], *, name: str | None = None, read_only: bool
-    ) -> Callable[..., Awaitable[str]]:
-        """
-        Register an async tool function with the engine and return a function with its
-        signature that calls it through :meth:`call`, for the session of the current
-        request (set by :meth:`handle` in the task that awaited it, or by
-        :meth:`session`). The wrapped function returns the result as text (JSON when
-        the tool returns something else), so an agent framework takes it unchanged.
-
-        A tool that takes an agent framework's run context (a parameter annotated
-        ``RunContext``, ``RunContextWrapper``, ``ToolContext`` or ``ToolRuntime``) gets
-        the one it is called with, and the call is the other arguments; the engine runs
-        it only when it is called, as a call that is not read-only whatever
-        ``read_only`` says: it has no context to run it ahead with, and the result may
-        depend on the context, so it is not shared with other sessions.
-
-        Args:
-            function: The tool.
-            name: Its name (the function's when None).
-            read_only: Whether it only reads, so that it may be run speculatively.
-
-        Raises:
-            TypeError: ``function`` is not an async function.
-            ValueError: The name is taken or invalid.
-
-        .. versionadded:: 0.3
-        .. versionchanged:: 0.11
-           Tools that take a framework's run context.
-        """
-        tool_name = name or function.__name__
-        contexts = context_parameters(inspect.signature(function))
-        if contexts and read_only:
-            logger.info(
-                "tool %r takes the framework's run context (%s): the engine runs it only "
-                "when it is called, as a call that is not read-only",
-                tool_name,
-                ", ".join(contexts),
-            )
-        registered = in_context(function, tool_name) if contexts else function
-        self._calls.tools.add(tool_name, registered, read_only=read_only and not contexts)
-        return through_engine(self.call, function, tool_name)
-
-    @staticmethod
-    def session(session_id: str, *, call_id: str | None = None) -> AbstractContextManager[None]:
-        """
-        Within the block, tools wrapped by :meth:`tool` call for ``session_id``; the
-        first of them called makes its call under ``call_id`` (the agent framework's
-        id of the tool call, see :meth:`call`), so that a framework that runs the same
-        tool call again (a resumed run) gets its recorded result.
-
-        .. versionadded:: 0.3
-        .. versionchanged:: 0.11
-           ``call_id``.
-        """
-        return in_session(session_id, call_id=call_id)
-
-    def speculations_of(self, session_id: str) -> list[SpeculatedCall]:
-        """
-        The calls speculated for a session so far, with their probability, moment,
-        evidence and status (``pending`` or ``used``), oldest first.
-
-        .. versionadded:: 0.3
-        """
-        return self._calls.speculations_of(session_id)
-
-    def call_statistics(self) -> CallStatistics:
-        """
-        A frozen snapshot of the engine's call counters: the agent's calls, how they
-        were served, and the speculative calls made, used, wasted and skipped (the
-        call loader's own :meth:`~preload.loading.Preloader.statistics` count its
-        loads, failures and cool-downs).
-
-        .. versionadded:: 0.3
-        """
-        return self._calls.statistics()
 
     def end_session(self, session_id: str) -> None:
         """
@@ -1016,108 +677,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
         .. versionadded:: 0.6
         """
         return len(self._sessions)
-
-    def turns_of(self, session_id: str, start: int = 0) -> list[dict[str, Any]]:
-        """
-        The session's turns from ``start`` on, as JSON-ready mappings (``text``,
-        ``state``, ``needs``, ``system``: the reply, ``tool_calls`` with their
-        results, ``request_id`` when :meth:`handle` was given one, ``at``: when
-        :meth:`handle` served the request, in seconds since the epoch), copies; empty for
-        a session the engine does not know. ``start`` counts every turn the session
-        had, but the engine keeps only its last ``limits.max_session_turns`` (an older
-        one goes once the history recorded it): the turns it no longer has are not
-        given. A negative ``start`` counts from the end, as in a slice (``-1``: the last
-        turn alone). With :meth:`restore`, what keeps a session in a store that
-        replicas share.
-
-        .. versionadded:: 0.4
-        .. versionchanged:: 0.11
-           A negative ``start``.
-        .. versionchanged:: 0.14
-           Only the last ``limits.max_session_turns`` turns are kept.
-        .. versionchanged:: 0.19
-           ``at``.
-        """
-        session = self._sessions.get(session_id)
-        if session is None:
-            return []
-        if start > 0:
-            start = max(0, start - session.first)
-        return [_stored(turn) for turn in session.turns[start:]]
-
-    def restore(
-        self,
-        session_id: str,
-        turns: Sequence[Mapping[str, Any]],
-        *,
-        start: int = 0,
-        user: str | None = None,
-        record: bool = False,
-    ) -> None:
-        """
-        Make the session's turns from ``start`` on those given (as :meth:`turns_of`
-        gives them; another replica served them, or a stored history seeds them),
-        creating the session if need be. Each is kept within ``[limits]`` as a turn
-        served here is: its request and reply cut to ``max_request_chars`` and
-        ``max_reply_chars``, at most ``MAX_CALLS_PER_TURN`` calls, each result cut to
-        ``max_reply_chars``. The history records the new exchanges as it would have: with ``record``, the
-        learner records them before its next event; otherwise the next request whose
-        window needs them does. When a turn it has recorded changed, it is rebuilt
-        from the turns. The turns served here that are dropped or changed leave the
-        experiment's counts (a turn served again counts once; one with a request id stays
-        counted as first served, see :meth:`handle`); a session left without
-        turns is kept, with what it preloaded and speculated, for its request served
-        again (:meth:`end_session` ends it). ``start`` counts every turn the session
-        had, as :meth:`turns_of`'s does; a negative one counts from the end. A session
-        the engine holds no turns of may begin at any ``start`` (the last turns of a
-        longer stored session); turns given again from before the ones it keeps
-        (``limits.max_session_turns``) are passed over.
-
-        Raises:
-            ValueError: ``start`` is past the session's turns.
-
-        .. versionadded:: 0.4
-        .. versionchanged:: 0.14
-           A negative ``start``; a session may begin past its first turn.
-        """
-        self._check_open()
-        _check_id("session_id", session_id)
-        if session_id not in self._sessions and not turns:
-            return  # nothing to take back, nothing to begin
-        session = self._session(session_id, user)
-        if start < 0:
-            start = max(0, session.count + start)
-        if not session.turns:
-            session.first = start  # the session (as this engine holds it) begins there
-        if start > session.count:
-            raise ValueError(
-                f"start {start} is past session {session_id!r}'s {session.count} turns"
-            )
-        if start < session.first:  # turns that went from here: passed over
-            turns, start = turns[session.first - start :], session.first
-        new = [_stored(turn, self.config.limits) for turn in turns]
-        for turn in new:  # counted by whoever served them
-            request_id = turn.get("request_id")
-            if request_id is not None and request_id not in session.request_ids:
-                session.request_ids.append(request_id)
-        # the exchange being recorded now counts as recorded: if it changed, the
-        # recording ends in the history dropped here, and is not counted (HistorySide)
-        upto = HistorySide.entered(session)
-        at = start - session.first  # in the turns kept
-        if upto > at:
-            old = session.turns[at:upto]
-            same = len(new) >= len(old) and all(
-                _exchange_parts(a) == _exchange_parts(b) for a, b in zip(old, new, strict=False)
-            )
-            if not same:
-                HistorySide.forget(session)
-        self._experiment.take_back(session, start, new)
-        if len(new) < len(session.turns) - at:  # a turn dropped: its answer too
-            session.answered_at = None
-        session.turns[at:] = new
-        session.recorded = min(session.recorded, len(session.turns))
-        if record and session.turns:
-            self._learner.record_soon(session)
 
     async def save_model(self, path: str | Path) -> None:
         """
@@ -1268,73 +827,6 @@ class PreloadEngine(anyio.AsyncContextManagerMixin):
             raise EngineStateError(
                 "the engine is not open; use it inside 'async with PreloadEngine(...)'"
             )
-
-
-def _exchange_parts(turn: Mapping[str, Any]) -> tuple[Any, ...]:
-    """
-    What a turn's exchange in the history is made of: its request, its calls with their
-    results, and its reply.
-    """
-    return turn.get("text"), turn.get("tool_calls") or [], turn.get("system")
-
-
-def _stored(turn: Mapping[str, Any], limits: LimitsConfig | None = None) -> dict[str, Any]:
-    """
-    A turn as :meth:`PreloadEngine.turns_of` gives it: its known keys, copied; within
-    ``limits`` when given (:meth:`PreloadEngine.restore`).
-    """
-    text, reply = turn.get("text") or "", turn.get("system")
-    calls = [dict(call) for call in list(turn.get("tool_calls") or ())[:MAX_CALLS_PER_TURN]]
-    if limits is not None:
-        text = text[: limits.max_request_chars]
-        reply = reply[: limits.max_reply_chars] if isinstance(reply, str) else reply
-        for call in calls:
-            if isinstance(call.get("result"), str):
-                call["result"] = call["result"][: limits.max_reply_chars]
-    out: dict[str, Any] = {
-        "text": text,
-        "state": turn.get("state"),
-        "needs": list(turn.get("needs") or ()),
-        "system": reply,
-    }
-    if calls:
-        out["tool_calls"] = calls
-    request_id = turn.get("request_id")
-    if isinstance(request_id, str) and request_id:
-        out["request_id"] = request_id
-    at = turn.get("at")
-    if isinstance(at, int | float) and not isinstance(at, bool) and math.isfinite(at):
-        out["at"] = float(at)
-    return out
-
-
-def _check_type(name: str, value: object, kind: type, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, kind):
-        wanted = f"{kind.__name__} or None" if optional else kind.__name__
-        raise TypeError(f"{name} must be a {wanted}, not {type(value).__name__}")
-
-
-def _check_optional_id(name: str, value: object) -> None:
-    """
-    Raises:
-        TypeError: ``value`` is neither a string nor None.
-        ValueError: It is above ``MAX_ID_CHARS`` characters.
-    """
-    _check_type(name, value, str, optional=True)
-    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
-        raise ValueError(f"{name} has {len(value):,} characters, above the limit of {MAX_ID_CHARS}")
-
-
-def _check_id(name: str, value: object) -> None:
-    _check_type(name, value, str)
-    assert isinstance(value, str)
-    if not value:
-        raise ValueError(f"{name} must not be empty")
-    problem = label_problem(name, value)
-    if problem is not None:
-        raise ValueError(problem)
 
 
 async def _off_loop(

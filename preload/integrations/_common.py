@@ -27,7 +27,7 @@ from ..calls import (
     take_call_id,
     with_context,
 )
-from ..engine._engine import MAX_ID_CHARS
+from ..engine._inputs import MAX_ID_CHARS
 
 if TYPE_CHECKING:
     from ..engine import PreloadEngine

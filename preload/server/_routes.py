@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._errors import InputTooLargeError, UnknownToolError
 from .._sessions import label_problem, name_problem
-from ..engine._engine import MAX_ID_CHARS
+from ..engine._inputs import MAX_ID_CHARS
 from ._export import session_log_chunks
 from ._gate import Change, SessionGate
 from ._keys import NAME_PATTERN
