@@ -44,6 +44,7 @@ from ..learning import (
     read_models,
     read_only_tools,
 )
+from ..learning._freeing import free_gradually
 from ._follow import Follower
 from ._gate import SessionGate
 from ._keys import KeyRing
@@ -57,6 +58,8 @@ from ._tenants import OpenTenants
 from ._watch import FileWatcher
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from graph import CallForecaster
 
     from ..calls import CallSource
@@ -232,6 +235,11 @@ class _Tenancy:
         TiktokenCounter(config.tokens.encoding)
         self._loading = anyio.CapacityLimiter(1)
         self.shared: SharedModels | None = None
+        #: Set as the server stops: an engine's copies are then dropped whole.
+        self.stopping = False
+        #: Where a closed engine's copies are freed (:meth:`open_gate`), one at a time.
+        self.frees: TaskGroup | None = None
+        self._freeing = anyio.CapacityLimiter(1)
 
     def load_shared(self) -> None:
         """
@@ -268,7 +276,9 @@ class _Tenancy:
         Open the tenant's engine and its gate on ``store``; leaving closes them. The
         models are read in a worker thread, one tenant at a time (an engine may open
         while requests are served: at a tenant's first request, or for a tenant the
-        keys file gained; a burst of them loads no more at once).
+        keys file gained; a burst of them loads no more at once). An engine that closes
+        while the replica serves has its copies freed a little at a time in a worker
+        thread, in :attr:`frees` (:func:`~preload.learning._freeing.free_gradually`).
         """
         knowledge = self.knowledge
         sources: dict[str, Source] = {} if knowledge is None else {knowledge.name: knowledge}
@@ -288,6 +298,18 @@ class _Tenancy:
             requests_in_flight=self.in_flight,
         ) as engine:
             yield SessionGate(tenant, engine, store, max_sessions=engine.max_sessions)
+        if self.shared is None and not self.stopping and self.frees is not None:
+            # The engine closed while the replica serves (server.max_open_tenants, or
+            # its tenant gone): its copies are freed a little at a time in a worker
+            # thread, since dropping them at once would hold the loop for tens of ms;
+            # in the background, so that the engine opening next does not wait for it.
+            self.frees.start_soon(self._free, tenant, (forecaster, call_predictor))
+
+    async def _free(self, tenant: str, models: tuple[object, ...]) -> None:
+        try:
+            await anyio.to_thread.run_sync(free_gradually, *models, limiter=self._freeing)
+        except Exception:  # what is left is freed when the last reference drops
+            logger.exception("freeing tenant %s's closed engine's models failed", tenant)
 
 
 async def _open_tenants(
@@ -306,11 +328,19 @@ async def _open_tenants(
         partial(tenancy.open_gate, store=store),
         max_open=config.server.max_open_tenants,
     )
+    # Entered before the engines' keepers, so left after them: a closed engine's
+    # copies being freed are, before the server stops.
+    tenancy.frees = await stack.enter_async_context(anyio.create_task_group())
     writer = _outcomes_writer(config, tenants.gates)
     if writer is not None:  # a tenant's last save as its engine closes
         tenants.before_close = writer.retire
     tenants.start(await stack.enter_async_context(anyio.create_task_group()))
-    stack.push_async_callback(tenants.aclose)  # the outcomes saved, then closed
+
+    async def close_all() -> None:
+        tenancy.stopping = True
+        await tenants.aclose()
+
+    stack.push_async_callback(close_all)  # the outcomes saved, then closed
     if not lazy:
         await tenants.open_all()
     return tenants, writer

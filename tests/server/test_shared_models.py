@@ -9,6 +9,8 @@ learns nothing into it; without it, each engine has a copy of its own. Apps of
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -156,9 +158,10 @@ async def test_lazily_opened_engines_read_the_model_read_at_start(
     """
     With ``max_open_tenants`` too, the model is read once at start: an engine that
     opens at its tenant's first request, and the one opened again after it closed,
-    read that same copy.
+    read that same copy, which none frees as it closes.
     """
     monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    frees = _Frees(monkeypatch)
     async with _replica(tmp_path, calls_model, share=True, max_open=1) as (server, clients):
         with anyio.fail_after(30):
             await _search(server, clients["acme"], "acme", "a1")
@@ -169,6 +172,61 @@ async def test_lazily_opened_engines_read_the_model_read_at_start(
             again = server.gates["acme"].engine._calls.predictor.model
         assert (3, 2) == (server.tenants.opened, server.tenants.closed)
     assert first is beta is again
+    assert [] == frees.emptied  # the shared model is not an engine's to free
+
+
+class _Frees:
+    """
+    The containers each call of the tenancy's ``free_gradually`` emptied, recorded in
+    the worker thread that frees, and a way to wait for the next.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from preload.server import _app
+
+        self.emptied: list[int] = []
+        self._done = threading.Semaphore(0)
+        real = _app.free_gradually
+
+        def counted(*roots: object) -> int:
+            self.emptied.append(real(*roots))
+            self._done.release()
+            return self.emptied[-1]
+
+        monkeypatch.setattr(_app, "free_gradually", counted)
+
+    async def next_one(self) -> None:
+        """
+        Wait (in a worker thread, at most 10 s) until one more free has ended.
+        """
+        assert await anyio.to_thread.run_sync(self._done.acquire, True, 10)
+
+
+async def test_an_engine_that_closes_while_serving_has_its_copy_taken_apart(
+    tmp_path: Path, calls_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Without ``share_models``, an engine closed for another's has its copy of the model
+    taken apart (off the loop, a little at a time, in the background): nothing of it is
+    left. The other tenant, and the first opened again, forecast from their own copies.
+    A copy being freed as the server stops is freed before it has stopped; the engines
+    that close as it stops drop theirs whole.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    frees = _Frees(monkeypatch)
+    async with _replica(tmp_path, calls_model, share=False, max_open=1) as (server, clients):
+        with anyio.fail_after(30):
+            await _search(server, clients["acme"], "acme", "a1")
+            model = weakref.ref(server.gates["acme"].engine._calls.predictor.model)
+            assert model() is not None
+            await _search(server, clients["beta"], "beta", "b1")  # acme closes for it
+            await frees.next_one()  # in the background: the search did not wait for it
+            assert 1 == len(frees.emptied) and frees.emptied[0] > 2  # more than the roots
+            assert None is model()  # emptied, then freed: nothing else held it
+            await _search(server, clients["acme"], "acme", "a2")  # beta closes
+            hits = server.gates["acme"].engine.call_statistics().call_hits
+    assert 1 == hits
+    assert 2 == len(frees.emptied)  # beta's, waited for as it stopped; not acme's then
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
