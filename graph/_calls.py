@@ -245,19 +245,30 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         that fall below one go, so that what it holds stays bounded however long it
         learns, and what was said long ago and not since is forgotten first.
 
+        A session that goes on may be learned from in parts: a session mapping whose
+        ``learned_turns`` is n had its first n turns learned from before, and they are
+        read as the context of the rest (the values said, the calls made), neither
+        judged nor counted again, nor the session counted as another.
+
         Args:
             sessions: As for :meth:`fit`.
             y: Ignored.
 
         Returns:
             ``self``.
+
+        .. versionchanged:: 0.20
+           ``learned_turns``.
         """
         if not hasattr(self, "counts_"):
             self._reset()
         for session in sessions:
+            start = _learned_turns(session)
             if self.counts_.n_sessions:
-                self._judge(session, self.counts_)
-            self.counts_.add(session)
+                self._judge(session, self.counts_, start=start)
+            self.counts_.add(session, start)
+            if start:  # a session that goes on: learned from before
+                continue
             self.n_sessions_ += 1
             if self.counts_.n_sessions % PRUNE_EVERY == 0:
                 self.evidence_.prune_cues()
@@ -277,17 +288,26 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         self.counts_.aliases()
 
     def _judge(
-        self, session: Any, counts: CallCounts, *, learn: bool = True, calibrate: bool = True
+        self,
+        session: Any,
+        counts: CallCounts,
+        *,
+        learn: bool = True,
+        calibrate: bool = True,
+        start: int = 0,
     ) -> None:
         """
-        Forecast every turn of a held-out session with ``counts`` (after the previous
-        reply, and once the request arrived), and count what was right: for each
-        source and the words around values (``learn``), for each calibration cell
-        (``calibrate``).
+        Forecast every turn of a held-out session from ``start`` on with ``counts``
+        (after the previous reply, and once the request arrived), and count what was
+        right: for each source and the words around values (``learn``), for each
+        calibration cell (``calibrate``). The turns before ``start`` are read only.
         """
         view = SessionView(counts, self.max_turns)
         search = ArgumentSearch(view, counts, self._anchor(counts), self.evidence_)
-        for turn in turns_of(session):
+        for i, turn in enumerate(turns_of(session)):
+            if i < start:
+                view.add_turn(turn)
+                continue
             cands: dict[str, dict[str, list[Cand]]] = {}
             # learning alone needs the candidates of the names called, worked out
             # where they are judged: forecasting every likely name is calibration's
@@ -538,6 +558,15 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
                 for w, e in words.items():
                     cues.add(str(w), float(e[0]), float(e[1]))
         return model
+
+
+def _learned_turns(session: Any) -> int:
+    """
+    A session mapping's ``learned_turns`` (see :meth:`CallForecaster.partial_fit`):
+    0 unless a whole number above 0.
+    """
+    n = session.get("learned_turns") if isinstance(session, Mapping) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
 
 
 def _name_features(scan: TextScan, view: SessionView) -> set[str]:

@@ -162,11 +162,13 @@ class CallCounts:
 
     # -- learning -------------------------------------------------------------------
 
-    def add(self, session: Any) -> None:
+    def add(self, session: Any, start: int = 0) -> None:
         """
-        Count one session.
+        Count one session: its turns from ``start`` on, those before it read as their
+        context only (a session that goes on, counted before up to there; it is not
+        counted as another session then).
         """
-        self.n_sessions += 1
+        self.n_sessions += not start
         self._changed()
         prev_state: str = START
         prev_calls: tuple[str, ...] = ()
@@ -175,17 +177,27 @@ class CallCounts:
         before: list[str] = []
         reply: list[str] = []
         called: set[str] = set()
-        for turn in turns_of(session):
+        for i, turn in enumerate(turns_of(session)):
             calls = calls_of(turn)
-            now = tokenize(turn_text(turn, "text"))
-            if calls:
+            counted = i >= start
+            now = tokenize(turn_text(turn, "text")) if counted or i == start - 1 else []
+            if calls and counted:
                 self._count_words(calls, before + now)
             before = now
             state = turn.get("state")
             names = tuple(sorted({name for name, _, _ in calls}))
-            self.name_words.add(name_tokens(now, asked_words(reply), prev_calls, called), names)
-            reply = tokenize(turn_text(turn, "system"))
+            if counted:
+                self.name_words.add(name_tokens(now, asked_words(reply), prev_calls, called), names)
+            if counted or i == start - 1:
+                reply = tokenize(turn_text(turn, "system"))
             called.update(names)
+            if not counted:  # context: what the counted turns' calls flow from
+                seen.extend((name, args) for name, args, _ in calls)
+                del seen[:-_MAX_FLOW_CALLS]
+                last.update((name, args) for name, args, _ in calls)
+                prev_state = state if isinstance(state, str) else START
+                prev_calls = names
+                continue
             ctxs = [("p", prev_state, *prev_calls), ("p", prev_state), ("*",)]
             if isinstance(state, str):
                 ctxs.append(("s", state))
@@ -209,7 +221,7 @@ class CallCounts:
             del seen[:-_MAX_FLOW_CALLS]
             prev_state = state if isinstance(state, str) else START
             prev_calls = names
-        if self.n_sessions % PRUNE_EVERY == 0:
+        if not start and self.n_sessions % PRUNE_EVERY == 0:
             self._prune_said()
 
     def _prune_said(self) -> None:

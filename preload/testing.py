@@ -192,6 +192,7 @@ class ScriptedCallPredictor:
         self.moments = moments
         self.asked: list[tuple[str, int, bool]] = []
         self.observed: list[list[Mapping[str, Any]]] = []
+        self.contexts: list[int] = []
 
     def predict_calls(
         self,
@@ -208,8 +209,12 @@ class ScriptedCallPredictor:
         moment = "request" if request is not None else "reply"
         return self.guesses[:k] if moment in self.moments else []
 
-    def observe_session(self, turns: Sequence[Mapping[str, Any]], user: str | None) -> None:
+    def observe_session(
+        self, turns: Sequence[Mapping[str, Any]], user: str | None, *, learned: int = 0
+    ) -> None:
         """
-        Remember the session.
+        Remember the turns learned from (``observed``) and how many turns before them
+        were handed over as their context (``contexts``).
         """
-        self.observed.append(list(turns))
+        self.observed.append(list(turns)[learned:])
+        self.contexts.append(learned)

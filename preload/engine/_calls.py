@@ -11,8 +11,9 @@ tells it when a request arrives, when a reply is in and when a session ends.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,9 +51,16 @@ logger = logging.getLogger(__name__)
 OffLoop = Callable[..., Awaitable[Any]]
 
 #: A session the call predictor has not learned from for this many answered turns
-#: teaches it those turns without ending (as a session of their own): a long-lived
-#: session (a chat thread kept for months) would otherwise never teach it anything.
-LEARN_EVERY_TURNS = 64
+#: teaches it those turns without ending, with the turns before them as their context:
+#: the predictor learns from a session as it goes, not only once it ends (with about
+#: 200 sessions in flight, what ended lags far behind), and a long-lived session (a chat
+#: thread kept for months) teaches it too.
+LEARN_EVERY_TURNS = 4
+
+#: At most this many turns learned from before are handed over as the context of the
+#: new ones (what was said, the calls made), so that learning a part costs the same
+#: however long the session has been.
+CONTEXT_TURNS = 32
 
 
 @dataclass(slots=True)
@@ -102,6 +110,9 @@ class CallSide:
             self.predictor = EngineCallPredictor(tools=read_only_tools(self.sources))
         if isinstance(self.predictor, EngineCallPredictor):
             self.predictor.model.set_params(max_vocabulary=calls.max_vocabulary or None)
+        #: Whether the predictor takes the turns learned from before as context
+        #: (``observe_session``'s ``learned``, from 0.20); else it gets the new ones alone.
+        self._takes_context = self.predictor is not None and _takes_learned(self.predictor)
         self._book = CallBook()
         self.loader = Preloader(
             sources=SourceRouter({s.name: CallAdapter(s, self._book) for s in self.sources}),
@@ -131,7 +142,7 @@ class CallSide:
         self._rationing = CallRationing(calls.max_per_call)  # speculation per call made
         self._counters = _CallCounters()
         # Sessions that ended with calls, for the predictor to learn: their turns, user.
-        self._ended: dict[str, tuple[list[dict[str, Any]], str | None]] = {}
+        self._ended: dict[str, tuple[list[dict[str, Any]], str | None, int]] = {}
 
     # -- the agent's calls ------------------------------------------------------------
 
@@ -349,36 +360,46 @@ class CallSide:
     # -- sessions that end, and learning ----------------------------------------------
 
     def end(
-        self, session_id: str, turns: list[dict[str, Any]], user: str | None, *, learn: bool
+        self,
+        session_id: str,
+        turns: list[dict[str, Any]],
+        user: str | None,
+        *,
+        learned: int = 0,
+        learn: bool,
     ) -> bool:
         """
         The session ended: its speculations not used count as wasted. With ``learn``,
-        a session that made calls (``turns``: those the predictor has not learned
-        from) is kept for the predictor (:meth:`learn_ended`); whether it was.
+        a session that made calls (in ``turns`` after the first ``learned``, which the
+        predictor learned from before) is kept for the predictor (:meth:`learn_ended`);
+        whether it was.
         """
         self._speculation.end(session_id)
         self._this_turn.pop(session_id, None)
-        made_calls = any(turn.get("tool_calls") for turn in turns)
+        first, learned = _with_context(turns, learned)
+        made_calls = any(turn.get("tool_calls") for turn in turns[first + learned :])
         if learn and made_calls and self.predictor is not None:
-            self._ended[session_id] = (turns, user)
+            self._ended[session_id] = (turns[first:], user, learned)
             return True
         return False
 
     async def learn_ongoing(self, session: EngineSession) -> None:
         """
         The call predictor learns from the answered turns of a session that goes on,
-        once :data:`LEARN_EVERY_TURNS` of them are new to it (off the loop), as from a
-        session of their own; the session's end teaches it the rest.
+        once :data:`LEARN_EVERY_TURNS` of them are new to it (off the loop), with the
+        turns before them as their context; the session's end teaches it the rest.
         """
         learned = min(session.calls_learned, len(session.turns))
-        turns = session.turns[learned:]
-        if turns and turns[-1].get("system") is None:  # the last one not answered yet
-            turns = turns[:-1]
-        if self.predictor is None or len(turns) < LEARN_EVERY_TURNS:
+        upto = len(session.turns)
+        if upto and session.turns[-1].get("system") is None:  # the last one not answered yet
+            upto -= 1
+        if self.predictor is None or upto - learned < LEARN_EVERY_TURNS:
             return
-        session.calls_learned = learned + len(turns)
-        if any(turn.get("tool_calls") for turn in turns):  # the loop may change a turn
-            await self._learn(session.id, [dict(turn) for turn in turns], session.user)
+        session.calls_learned = upto
+        if any(turn.get("tool_calls") for turn in session.turns[learned:upto]):
+            first, context = _with_context(session.turns, learned)
+            turns = [dict(turn) for turn in session.turns[first:upto]]  # the loop may change one
+            await self._learn(session.id, turns, session.user, context)
 
     async def learn_ended(self, session_id: str) -> None:
         """
@@ -388,16 +409,22 @@ class CallSide:
         if ended is not None:
             await self._learn(session_id, *ended)
 
-    async def _learn(self, session_id: str, turns: list[dict[str, Any]], user: str | None) -> None:
+    async def _learn(
+        self, session_id: str, turns: list[dict[str, Any]], user: str | None, learned: int
+    ) -> None:
         """
-        The call predictor learns from ``turns`` of a session, off the loop.
+        The call predictor learns from ``turns`` of a session after the first
+        ``learned`` (their context), off the loop.
         """
         if self.predictor is None:
             return
+        observe: Callable[[list[dict[str, Any]], str | None], None]
+        if self._takes_context:
+            observe = partial(self.predictor.observe_session, learned=learned)
+        else:
+            observe, turns = self.predictor.observe_session, turns[learned:]
         try:
-            await self._off_loop(
-                self.predictor.observe_session, turns, user, limiter=self._guessing
-            )
+            await self._off_loop(observe, turns, user, limiter=self._guessing)
         except Exception:  # a predictor's bug must not stop the engine
             logger.exception("call learning failed for session %s", session_id)
 
@@ -414,3 +441,25 @@ class CallSide:
             used_at_request=ledger.used_by_moment["request"],
             speculative_wasted=ledger.wasted,
         )
+
+
+def _with_context(turns: Sequence[Mapping[str, Any]], learned: int) -> tuple[int, int]:
+    """
+    Where the turns handed to the predictor begin (at most :data:`CONTEXT_TURNS` before
+    the first new one), and how many of them were learned from before.
+    """
+    learned = max(0, min(learned, len(turns)))
+    first = max(0, learned - CONTEXT_TURNS)
+    return first, learned - first
+
+
+def _takes_learned(predictor: CallPredictor) -> bool:
+    """
+    Whether ``predictor.observe_session`` takes ``learned`` (a predictor written
+    before 0.20 may not).
+    """
+    try:
+        parameters = inspect.signature(predictor.observe_session).parameters.values()
+    except (TypeError, ValueError):  # no signature to read
+        return False
+    return any(p.name == "learned" or p.kind is p.VAR_KEYWORD for p in parameters)

@@ -818,8 +818,11 @@ class PreloadEngine(ToolCalls, StoredTurns, anyio.AsyncContextManagerMixin):
         session.swap.forget(session.id)
         self._experiment.end(session)
         learn = self._state is Lifecycle.OPENED
-        unlearned = session.turns[session.calls_learned :]  # the rest learned as it went
-        if self._calls.end(session.id, unlearned, session.user, learn=learn):
+        turns = session.turns  # those after calls_learned: the rest learned as it went
+        ended = self._calls.end(
+            session.id, turns, session.user, learned=session.calls_learned, learn=learn
+        )
+        if ended:
             self._learner.notify("end", session.id)
 
     def _check_open(self) -> None:

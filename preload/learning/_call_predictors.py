@@ -48,9 +48,17 @@ class CallPredictor(Protocol):
         """
         ...
 
-    def observe_session(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+    def observe_session(
+        self, turns: Sequence[TurnMapping], user: str | None, *, learned: int = 0
+    ) -> None:
         """
-        Learn from a session that ended (its turns with their ``tool_calls``).
+        Learn from a session's turns (with their ``tool_calls``): a session that ended,
+        or one that goes on, in parts. The first ``learned`` turns were learned from
+        before: they are the context of the others (what was said, the calls made),
+        not to be learned again.
+
+        .. versionchanged:: 0.20
+           ``learned``.
         """
         ...
 
@@ -58,9 +66,9 @@ class CallPredictor(Protocol):
 class EngineCallPredictor:
     """
     The engine's call predictor: graph's :class:`~graph.CallForecaster`, fitted on
-    session logs and updated online from every session that ends (and from one that
-    goes on, every 64 answered turns, as from a session of its own). Until it has seen
-    a session with calls it forecasts none.
+    session logs and updated online from every session as it goes (every few answered
+    turns, with the turns before them as their context) and as it ends. Until it has
+    seen a session with calls it forecasts none.
 
     Args:
         model: The forecaster (a new one with its defaults when None).
@@ -114,13 +122,16 @@ class EngineCallPredictor:
         except NotFittedError:
             return []
 
-    def observe_session(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+    def observe_session(
+        self, turns: Sequence[TurnMapping], user: str | None, *, learned: int = 0
+    ) -> None:
         """
-        Learn from a session that ended, when it made calls.
+        Learn from a session's turns after the first ``learned`` (their context), when
+        they made calls.
         """
-        if not any(turn.get("tool_calls") for turn in turns):
+        if not any(turn.get("tool_calls") for turn in turns[learned:]):
             return
-        self.model.partial_fit([{"user": user, "turns": list(turns)}])
+        self.model.partial_fit([{"user": user, "turns": list(turns), "learned_turns": learned}])
         self._fitted = True
 
     def save(self, path: str | Path) -> None:
@@ -214,7 +225,7 @@ class OracleCallPredictor:
             for c in calls[:k]
         ]
 
-    def observe_session(self, turns: Sequence[Any], user: str | None) -> None:
+    def observe_session(self, turns: Sequence[Any], user: str | None, *, learned: int = 0) -> None:
         """
         Nothing to learn.
         """

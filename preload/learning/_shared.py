@@ -152,7 +152,9 @@ class SharedCallPredictor:
             predictor = EngineCallPredictor(slot.model, tools=self._tools)
             return predictor.predict_calls(session_id, history, request, k=k)
 
-    def observe_session(self, turns: Sequence[TurnMapping], user: str | None) -> None:
+    def observe_session(
+        self, turns: Sequence[TurnMapping], user: str | None, *, learned: int = 0
+    ) -> None:
         """
         Nothing: no engine learns into a shared model.
         """

@@ -523,38 +523,62 @@ async def test_the_engine_bounds_the_words_its_call_forecaster_learns(
 
 class _Learning(EngineCallPredictor):
     """
-    The engine's call predictor, noting how many turns each session it learns from has.
+    The engine's call predictor, noting of each part of a session it learns from how
+    many turns are new and how many came before them as their context.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.learned: list[tuple[int, int]] = []
+
+    def observe_session(self, turns: Any, user: str | None, *, learned: int = 0) -> None:
+        self.learned.append((len(turns) - learned, learned))
+        super().observe_session(turns, user, learned=learned)
+
+
+class _LearningWithoutContext(EngineCallPredictor):
+    """
+    A call predictor written before ``observe_session`` took ``learned``, noting how
+    many turns each part it learns from has.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.learned: list[int] = []
 
-    def observe_session(self, turns: Any, user: str | None) -> None:
+    def observe_session(self, turns: Any, user: str | None) -> None:  # type: ignore[override]
         self.learned.append(len(turns))
         super().observe_session(turns, user)
 
 
-async def test_the_engine_learns_calls_from_a_session_that_goes_on() -> None:
+async def _long_session(engine: PreloadEngine) -> None:
     """
-    A long-lived session never ends, yet every ``LEARN_EVERY_TURNS`` answered turns
-    teach the call predictor: a new session's search, in a combination the long one
-    never made, is then speculated and served as a hit. Its end teaches only the turns
-    learned from since.
+    A session that goes on for ``LEARN_EVERY_TURNS + 3`` answered searches, each in a
+    city and cuisine of its own.
     """
-    source = ScriptedCallSource({FIND: True})
     cities = ["Lisbon", "Osaka", "Denver", "Hanoi", "Oslo", "Toronto"]
     cuisines = ["Thai", "Italian", "Greek"]
+    for i in range(LEARN_EVERY_TURNS + 3):
+        args = {"city": cities[i % 6], "cuisine": cuisines[i % 3]}
+        text = f"Find {args['cuisine']} restaurants in {args['city']}"
+        await engine.handle(session_id="long", text=text, state=FIND)
+        await engine.call("long", FIND, args)
+        engine.reply("long", f"Found some in {args['city']}.")
+        await engine.wait_idle()
+
+
+async def test_the_engine_learns_calls_from_a_session_that_goes_on() -> None:
+    """
+    A session that goes on teaches the call predictor every ``LEARN_EVERY_TURNS``
+    answered turns: a new session's search, in a combination the long one never
+    made, is then speculated and served as a hit. Its end teaches only the turns
+    learned from since, with those before them handed over as their context.
+    """
+    source = ScriptedCallSource({FIND: True})
     predictor = _Learning()
     async with _engine(source, predictor, threshold=0.2, guesses=3) as engine:
-        for i in range(LEARN_EVERY_TURNS + 3):
-            args = {"city": cities[i % 6], "cuisine": cuisines[i % 3]}
-            text = f"Find {args['cuisine']} restaurants in {args['city']}"
-            await engine.handle(session_id="long", text=text, state=FIND)
-            await engine.call("long", FIND, args)
-            engine.reply("long", f"Found some in {args['city']}.")
-            await engine.wait_idle()
-        assert predictor.learned == [LEARN_EVERY_TURNS]
+        await _long_session(engine)
+        assert predictor.learned == [(LEARN_EVERY_TURNS, 0)]
         before = engine.call_statistics()
         new = {"city": "Osaka", "cuisine": "Thai"}  # said Osaka with Italian only
         await engine.handle(session_id="new", text="Find Thai restaurants in Osaka", state=FIND)
@@ -564,6 +588,20 @@ async def test_the_engine_learns_calls_from_a_session_that_goes_on() -> None:
         engine.end_session("long")
         await engine.wait_idle()
     assert (before.speculative + 1, before.call_hits + 1) == (after.speculative, after.call_hits)
+    assert predictor.learned == [(LEARN_EVERY_TURNS, 0), (3, LEARN_EVERY_TURNS)]
+    assert 1 == predictor.model.n_sessions_  # the long one, counted once
+
+
+async def test_a_predictor_that_takes_no_context_gets_the_new_turns_alone() -> None:
+    """
+    A call predictor whose ``observe_session`` takes no ``learned`` learns from a
+    session that goes on as before: each part is the new turns alone.
+    """
+    predictor = _LearningWithoutContext()
+    async with _engine(ScriptedCallSource({FIND: True}), predictor) as engine:
+        await _long_session(engine)
+        engine.end_session("long")
+        await engine.wait_idle()
     assert predictor.learned == [LEARN_EVERY_TURNS, 3]
 
 

@@ -369,6 +369,55 @@ def test_partial_fit_adds_sessions_and_clone_keeps_params() -> None:
     assert not hasattr(twin, "counts_")
 
 
+_NOT_COUNTS = {"n_sessions", "memo", "scans", "_derived", "_aliases_built", "_aliases_stale"}
+
+
+def _plain(value: Any) -> Any:
+    """
+    ``value`` with each object in it as its attributes (but caches), to compare.
+    """
+    if isinstance(value, dict):
+        return {repr(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dict__"):
+        return {k: _plain(v) for k, v in vars(value).items() if k not in _NOT_COUNTS}
+    slots = getattr(type(value), "__slots__", None)
+    if slots is not None:
+        return {k: _plain(getattr(value, k, None)) for k in slots}
+    return value
+
+
+def _counted(model: CallForecaster) -> Any:
+    """
+    What a forecaster counted from its sessions (not its caches, nor the sessions).
+    """
+    return _plain(model.counts_)
+
+
+def test_a_session_learned_in_parts_counts_as_learned_whole() -> None:
+    """
+    A session learned in parts, each after the turns before it (``learned_turns``),
+    counts what it counts learned whole: its calls' flow from the earlier part's
+    search, the words before each call, the contexts; and it is one session. A part's
+    turns are judged once, with the earlier ones read as their context.
+    """
+    rng = random.Random(4)
+    session = restaurant_session(rng, city="Eureka")
+    turns = _turns(session)
+    assert len(turns) >= 3 and any(t.get("tool_calls") for t in turns[2:])
+    whole = CallForecaster(holdout=0).partial_fit([session])
+    parts = CallForecaster(holdout=0)
+    for end in range(1, len(turns) + 1):
+        parts.partial_fit([{"turns": turns[:end], "learned_turns": end - 1}])
+    assert _counted(whole) == _counted(parts)
+    assert 1 == whole.n_sessions_ == parts.n_sessions_ == parts.counts_.n_sessions
+    again = CallForecaster(holdout=0)
+    for end in range(1, len(turns) + 1):  # without the context: the flow is lost
+        again.partial_fit([{"turns": turns[end - 1 : end]}])
+    assert _counted(whole) != _counted(again)
+
+
 def test_bad_parameters_are_refused_in_fit() -> None:
     """
     The constructor stores; fit checks.
