@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from preload import EngineForecaster, Session, Turn
-from preload.learning import SharedModels
 from preload.learning._freeing import SMALL, free_gradually
 
 
@@ -92,42 +90,3 @@ def test_what_anything_else_holds_is_left_whole() -> None:
     assert {} == vars(root)
     assert 100 == len(keep[0])
     assert 100 == len(keep[1].table)
-
-
-def _sessions(n: int) -> list[Session]:
-    """
-    ``n`` sessions in which a search is followed by a booking, then a review.
-    """
-    states = ("F:Search", "F:Book", "F:Review")
-    return [
-        Session(
-            session_id=f"s{i}",
-            turns=tuple(
-                Turn(t=20.0 * j, text="", needs=(f"need:{state}",), state=state)
-                for j, state in enumerate(states)
-            ),
-        )
-        for i in range(n)
-    ]
-
-
-def test_a_fitted_model_is_taken_apart_and_a_shared_one_left_as_it_was() -> None:
-    """
-    A fitted forecaster, an engine's own copy, is taken apart; a view of a shared
-    model frees nothing of it: the model forecasts as before, through another view.
-    """
-    copy = EngineForecaster()
-    copy.fit(_sessions(30))
-    assert free_gradually(copy) > 10
-    assert {} == vars(copy)
-
-    model = EngineForecaster()
-    model.fit(_sessions(30))
-    shared = SharedModels(model, None)
-    view, other = shared.forecaster(), shared.forecaster()
-    assert view is not None and other is not None
-    turns = [{"state": "F:Search", "needs": []}]
-    expected, saved = model.forecast(turns, None, "x"), model.model.to_json()
-    free_gradually(view)
-    assert expected == other.forecast(turns, None, "x")
-    assert saved == model.model.to_json()

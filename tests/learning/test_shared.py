@@ -12,6 +12,7 @@ import pytest
 from graph import CallForecaster
 from preload import EngineForecaster, Session, Turn
 from preload.learning import SharedModels, ValuePredictor
+from preload.learning._freeing import free_gradually
 
 
 def _sessions(n: int) -> list[Session]:
@@ -176,3 +177,25 @@ def test_views_follow_the_models_that_replace_the_shared_ones(model: EngineForec
     assert forecaster.model is other and values is forecaster.values
     with pytest.raises(ValueError, match="same kinds"):
         shared.replace_with(SharedModels(other, None))
+
+
+def test_a_fitted_model_is_taken_apart_and_a_shared_one_left_as_it_was(
+    model: EngineForecaster,
+) -> None:
+    """
+    A fitted forecaster, an engine's own copy, is taken apart; a view of a shared
+    model frees nothing of it: the model forecasts as before, through another view.
+    """
+    copy = EngineForecaster()
+    copy.fit(_sessions(30))
+    assert free_gradually(copy) > 10
+    assert {} == vars(copy)
+
+    shared = SharedModels(model, None)
+    view, other = shared.forecaster(), shared.forecaster()
+    assert view is not None and other is not None
+    turns = [{"state": "F:Search", "needs": []}]
+    expected, saved = model.forecast(turns, None, "x"), model.model.to_json()
+    free_gradually(view)
+    assert expected == other.forecast(turns, None, "x")
+    assert saved == model.model.to_json()
