@@ -99,8 +99,8 @@ class PreloadEngine(ToolCalls, StoredTurns, anyio.AsyncContextManagerMixin):
         call_sources: What runs the agent's tool calls (:meth:`call`), asked in this
             order; the first that knows a tool runs it.
         call_predictor: What forecasts the calls to run ahead (the engine's own, learning
-            from the sessions that end, when None; speculation needs call sources and
-            ``calls.speculate``).
+            from the sessions as they go and end, when None; speculation needs call
+            sources and ``calls.speculate``).
         requests_in_flight: The requests the learner stands aside for (see
             :meth:`in_flight`): the engine's own when None; engines of one process
             share one, so that a request of any holds every learner back.
