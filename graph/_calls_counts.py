@@ -179,50 +179,59 @@ class CallCounts:
         called: set[str] = set()
         for i, turn in enumerate(turns_of(session)):
             calls = calls_of(turn)
-            counted = i >= start
-            now = tokenize(turn_text(turn, "text")) if counted or i == start - 1 else []
-            if calls and counted:
-                self._count_words(calls, before + now)
-            before = now
+            counted = i >= start  # the turns before are the context of those counted
+            text = turn_text(turn, "text")
+            now = tokenize(text)
             state = turn.get("state")
             names = tuple(sorted({name for name, _, _ in calls}))
             if counted:
+                if calls:
+                    self._count_words(calls, before + now)
                 self.name_words.add(name_tokens(now, asked_words(reply), prev_calls, called), names)
-            if counted or i == start - 1:
-                reply = tokenize(turn_text(turn, "system"))
-            called.update(names)
-            if not counted:  # context: what the counted turns' calls flow from
-                seen.extend((name, args) for name, args, _ in calls)
-                del seen[:-_MAX_FLOW_CALLS]
-                last.update((name, args) for name, args, _ in calls)
-                prev_state = state if isinstance(state, str) else START
-                prev_calls = names
-                continue
-            ctxs = [("p", prev_state, *prev_calls), ("p", prev_state), ("*",)]
-            if isinstance(state, str):
-                ctxs.append(("s", state))
-            for ctx in ctxs:
-                entry = self.contexts.setdefault(ctx, [0.0, {}])
-                entry[0] += 1.0
-                for name in names:
-                    entry[1][name] = entry[1].get(name, 0.0) + 1.0
-            for name, args, _ in raw_calls(turn):
-                for arg, value in args.items():
-                    text = surface(value) if isinstance(arg, str) else None
-                    kind = value_kind(value)
-                    if text is not None and (kind != "str" or value_shape(text) is not None):
-                        per = self.kinds.setdefault((name, arg), {}).setdefault(text, {})
-                        per[kind] = per.get(kind, 0.0) + 1.0
+                self._count_contexts(prev_state, prev_calls, state, names)
+                self._count_kinds(turn)
             for name, args, read_only in calls:
-                self._add_call(name, args, read_only, seen, turn_text(turn, "text"))
-                self._add_successors(name, args, last.get(name))
+                if counted:
+                    self._add_call(name, args, read_only, seen, text)
+                    self._add_successors(name, args, last.get(name))
                 last[name] = args
+            before, reply = now, tokenize(turn_text(turn, "system"))
+            called.update(names)
             seen.extend((name, args) for name, args, _ in calls)
             del seen[:-_MAX_FLOW_CALLS]
             prev_state = state if isinstance(state, str) else START
             prev_calls = names
         if not start and self.n_sessions % PRUNE_EVERY == 0:
             self._prune_said()
+
+    def _count_contexts(
+        self, prev_state: str, prev_calls: tuple[str, ...], state: Any, names: tuple[str, ...]
+    ) -> None:
+        """
+        Count a turn and the names it called in each context it was in: after the
+        previous turn's state and calls, after its state, anywhere, and in its own state.
+        """
+        ctxs = [("p", prev_state, *prev_calls), ("p", prev_state), ("*",)]
+        if isinstance(state, str):
+            ctxs.append(("s", state))
+        for ctx in ctxs:
+            entry = self.contexts.setdefault(ctx, [0.0, {}])
+            entry[0] += 1.0
+            for name in names:
+                entry[1][name] = entry[1].get(name, 0.0) + 1.0
+
+    def _count_kinds(self, turn: Mapping[str, Any]) -> None:
+        """
+        Count the JSON types a turn's calls gave their values that are not strings, or
+        are strings shaped like another type.
+        """
+        for name, args, _ in raw_calls(turn):
+            for arg, value in args.items():
+                text = surface(value) if isinstance(arg, str) else None
+                kind = value_kind(value)
+                if text is not None and (kind != "str" or value_shape(text) is not None):
+                    per = self.kinds.setdefault((name, arg), {}).setdefault(text, {})
+                    per[kind] = per.get(kind, 0.0) + 1.0
 
     def _prune_said(self) -> None:
         """
