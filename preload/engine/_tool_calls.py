@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -25,13 +24,12 @@ from ..calls import (
     in_session,
     through_engine,
 )
+from ._base import EngineBase
 from ._history import HistorySide
 from ._inputs import check_id, check_optional_id, check_type
 
 if TYPE_CHECKING:
-    from .._config import EngineConfig
     from ._calls import CallSide
-    from ._learner import Learner
     from ._session import EngineSession
 
 __all__ = ["ToolCalls"]
@@ -39,24 +37,15 @@ __all__ = ["ToolCalls"]
 logger = logging.getLogger(__name__)
 
 
-class ToolCalls:
+class ToolCalls(EngineBase):
     """
     The tool-call methods of :class:`~preload.engine.PreloadEngine`, over the
     engine's call side, sessions and learner.
     """
 
-    config: EngineConfig
     _calls: CallSide
-    _sessions: OrderedDict[str, EngineSession]
-    _learner: Learner
     #: A turn's calls past ``MAX_CALLS_PER_TURN`` were said (once).
     _told_calls_cap: bool
-
-    if TYPE_CHECKING:
-
-        def _check_open(self) -> None: ...
-
-        def _session(self, session_id: str, user: str | None) -> EngineSession: ...
 
     async def call(
         self,

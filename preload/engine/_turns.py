@@ -8,39 +8,28 @@ back.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..calls import MAX_CALLS_PER_TURN
+from ._base import EngineBase
 from ._history import HistorySide
 from ._inputs import check_id
 
 if TYPE_CHECKING:
-    from .._config import EngineConfig, LimitsConfig
+    from .._config import LimitsConfig
     from ._experiment import ExperimentSide
-    from ._learner import Learner
-    from ._session import EngineSession
 
 __all__ = ["StoredTurns", "exchange_parts", "stored_turn"]
 
 
-class StoredTurns:
+class StoredTurns(EngineBase):
     """
     The methods of :class:`~preload.engine.PreloadEngine` that give a session's turns
     and take them back, over the engine's sessions, experiment and learner.
     """
 
-    config: EngineConfig
-    _sessions: OrderedDict[str, EngineSession]
     _experiment: ExperimentSide
-    _learner: Learner
-
-    if TYPE_CHECKING:
-
-        def _check_open(self) -> None: ...
-
-        def _session(self, session_id: str, user: str | None) -> EngineSession: ...
 
     def turns_of(self, session_id: str, start: int = 0) -> list[dict[str, Any]]:
         """
