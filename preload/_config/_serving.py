@@ -179,7 +179,11 @@ class ServerConfig:
     every tenant's engine reads one copy of the server's ``--model`` and
     ``--calls-model``, read at start, and learns nothing online into them (a tenant's
     sessions never change another's forecasts); without, each has copies of its own,
-    which it learns into from its sessions. Every ``keys_reload_s`` seconds, a replica
+    which it learns into from its sessions. With ``share_models`` and
+    ``tenant_learning``, each tenant's engine also learns a call forecaster of its own
+    from its sessions, and forecasts each tool's calls from whichever of the two has
+    counted more of them (so the tools the shared model never saw are run ahead too).
+    Every ``keys_reload_s`` seconds, a replica
     looks at its keys file and reads it again if it changed, so that keys are added and
     revoked without a restart (0: the keys are read at start only). With
     ``share_models``, every ``models_reload_s`` seconds (0, the default: never) it looks
@@ -196,6 +200,8 @@ class ServerConfig:
        ``share_models``.
     .. versionchanged:: 0.18
        ``keys_reload_s``, ``models_reload_s``.
+    .. versionchanged:: 0.21
+       ``tenant_learning``.
     """
 
     max_body_bytes: int = 1_000_000
@@ -212,6 +218,7 @@ class ServerConfig:
     share_models: bool = False
     keys_reload_s: float = 5.0
     models_reload_s: float = 0.0
+    tenant_learning: bool = False
 
     def __post_init__(self) -> None:
         check_non_negative("server.max_open_tenants", self.max_open_tenants)
@@ -222,6 +229,12 @@ class ServerConfig:
                 "server.models_reload_s",
                 "follows the model files with server.share_models = true only (each "
                 "tenant's own copy learns online and is read at start)",
+            )
+        if self.tenant_learning and not self.share_models:
+            raise ConfigError(
+                "server.tenant_learning",
+                "learns over shared models with server.share_models = true only (each "
+                "tenant's own copy learns online already)",
             )
         check_positive("server.max_body_bytes", self.max_body_bytes)
         check_positive("server.outcomes_every_s", self.outcomes_every_s)

@@ -36,7 +36,7 @@ from ..calls import (
     check_name,
 )
 from ..compression import TruncatingCompressor
-from ..learning import CallPredictor, EngineCallPredictor, read_only_tools
+from ..learning import CallPredictor, EngineCallPredictor, SharedCallPredictor, read_only_tools
 from ..loading import Preloader
 
 if TYPE_CHECKING:
@@ -108,8 +108,11 @@ class CallSide:
         self.predictor = call_predictor
         if call_predictor is None and calls.speculate:
             self.predictor = EngineCallPredictor(tools=read_only_tools(self.sources))
-        if isinstance(self.predictor, EngineCallPredictor):
-            self.predictor.model.set_params(max_vocabulary=calls.max_vocabulary or None)
+        learned = self.predictor
+        if isinstance(learned, SharedCallPredictor):
+            learned = learned.own  # the shared model learns nothing: its own layer does
+        if isinstance(learned, EngineCallPredictor):
+            learned.model.set_params(max_vocabulary=calls.max_vocabulary or None)
         #: Whether the predictor takes the turns learned from before as context
         #: (``observe_session``'s ``learned``, from 0.20); else it gets the new ones alone.
         self._takes_context = self.predictor is not None and _takes_learned(self.predictor)

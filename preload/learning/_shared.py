@@ -5,9 +5,13 @@ a copy each. Each engine gets a view of its own: it forecasts from the shared mo
 (one engine at a time: the views hold one lock, since an engine forecasts in a worker
 thread of its own and the models keep caches), learns nothing into it (a tenant's
 sessions never change what another's forecasts say), and keeps what it learns from
-feedback (the content-value predictor) to itself. The models may be replaced while the
-views serve (:meth:`SharedModels.replace_with`: a server following its model files):
-every view forecasts from the new ones from its next forecast on.
+feedback (the content-value predictor) to itself. A view of the call forecaster may
+also learn a call forecaster of its own from its engine's sessions
+(``server.tenant_learning``): each tool's calls are then forecast by whichever of the
+two has seen more of them, so that a tenant's tools the shared model never saw, or
+saw seldom, are run ahead too. The models may be replaced while the views serve
+(:meth:`SharedModels.replace_with`: a server following its model files): every view
+forecasts from the new ones from its next forecast on.
 """
 
 from __future__ import annotations
@@ -32,15 +36,16 @@ M = TypeVar("M")
 
 class _Slot(Generic[M]):
     """
-    Where the views of a shared model find it (replaced whole, under ``lock``), and
-    the lock they hold while they read it.
+    Where the views of a shared model find it (replaced whole, under ``lock``, each
+    replacement counted in ``version``), and the lock they hold while they read it.
     """
 
-    __slots__ = ("lock", "model")
+    __slots__ = ("lock", "model", "version")
 
     def __init__(self, model: M) -> None:
         self.model = model
         self.lock = threading.Lock()
+        self.version = 0  # how many times the model was replaced
 
 
 class SharedForecaster:
@@ -110,24 +115,45 @@ class SharedCallPredictor:
     An engine's view of a fitted :class:`graph.CallForecaster` that other engines read
     too: it forecasts as :class:`EngineCallPredictor` does (only ``tools``, this
     engine's read-only tools), under the lock every view of the model holds, and learns
-    nothing from the sessions that end.
+    nothing into it.
+
+    With ``learn``, the view also learns a call forecaster of its own (:attr:`own`,
+    empty at first) from its engine's sessions, as an engine's own predictor does, and
+    each tool's calls are forecast by whichever of the two models has counted more
+    calls of it: the shared one's for the tools it knows well, its own for the tools
+    the shared model never saw, or saw less often than this engine's sessions made
+    them. The guesses of both are ranked together by probability. Until its own model
+    counts more calls of a tool than the shared one, the view forecasts exactly as
+    without ``learn`` (and asks its own model nothing).
 
     Args:
         slot: Where the fitted call forecaster is, shared, and the lock every view of
             it holds while it reads it (from :meth:`SharedModels.call_predictor`).
         tools: As for :class:`EngineCallPredictor`.
+        learn: Learn a call forecaster of this view's own from the sessions.
 
     .. versionadded:: 0.17
     .. versionchanged:: 0.18
        Built from :meth:`SharedModels.call_predictor` only; follows the model it
        replaces.
+    .. versionchanged:: 0.21
+       ``learn``.
     """
 
     def __init__(
-        self, slot: _Slot[CallForecaster], *, tools: Callable[[str], bool] | None = None
+        self,
+        slot: _Slot[CallForecaster],
+        *,
+        tools: Callable[[str], bool] | None = None,
+        learn: bool = False,
     ) -> None:
         self._slot = slot
         self._tools = tools
+        self.own = EngineCallPredictor(tools=tools) if learn else None
+        # the names its own model forecasts, worked out again once it learned or the
+        # shared model was replaced
+        self._owned: frozenset[str] = frozenset()
+        self._owned_against = -1  # the slot's version they were worked out against
 
     @property
     def model(self) -> CallForecaster:
@@ -145,19 +171,51 @@ class SharedCallPredictor:
         k: int,
     ) -> Sequence[CallGuess]:
         """
-        The shared model's guesses for the turn.
+        The shared model's guesses for the turn, with those of this view's own model
+        (with ``learn``) for the tools it has counted more calls of.
         """
         slot = self._slot
         with slot.lock:  # the model as it is now: a predictor over it costs nothing
             predictor = EngineCallPredictor(slot.model, tools=self._tools)
-            return predictor.predict_calls(session_id, history, request, k=k)
+            guesses = predictor.predict_calls(session_id, history, request, k=k)
+            owned = self._owned_names(slot.model)
+        if not owned or self.own is None:
+            return guesses
+        own = self.own.predict_calls(session_id, history, request, k=k)
+        merged = [g for g in guesses if g.name not in owned]
+        merged += (g for g in own if g.name in owned)
+        merged.sort(key=lambda g: -g.p)
+        return merged[: max(k, 0)]
 
     def observe_session(
         self, turns: Sequence[TurnMapping], user: str | None, *, learned: int = 0
     ) -> None:
         """
-        Nothing: no engine learns into a shared model.
+        With ``learn``, this view's own model learns from the turns (as
+        :meth:`EngineCallPredictor.observe_session`); else nothing: no engine learns
+        into a shared model.
         """
+        if self.own is not None:
+            self.own.observe_session(turns, user, learned=learned)
+            self._owned_against = -1  # worked out again at the next forecast
+
+    def _owned_names(self, shared: CallForecaster) -> frozenset[str]:
+        """
+        The names this view's own model has counted more calls of than ``shared``, the
+        model in the slot as it is now (read under the slot's lock).
+        """
+        if self.own is None or self._owned_against == self._slot.version:
+            return self._owned
+        own = getattr(self.own.model, "counts_", None)
+        theirs = getattr(shared, "counts_", None)
+        counted = {} if theirs is None else theirs.names
+        self._owned = frozenset(
+            name
+            for name, (calls, _) in ({} if own is None else own.names).items()
+            if calls > counted.get(name, (0.0,))[0]
+        )
+        self._owned_against = self._slot.version
+        return self._owned
 
 
 class SharedModels:
@@ -193,6 +251,7 @@ class SharedModels:
             if mine is not None and theirs is not None:
                 with mine.lock:
                     mine.model = theirs.model
+                    mine.version += 1
 
     @classmethod
     def load(cls, model: str | None, calls_model: str | None) -> SharedModels:
@@ -213,14 +272,19 @@ class SharedModels:
         return None if slot is None else SharedForecaster(slot)
 
     def call_predictor(
-        self, tools: Callable[[str], bool] | None = None
+        self, tools: Callable[[str], bool] | None = None, *, learn: bool = False
     ) -> SharedCallPredictor | None:
         """
         A new view of the call forecaster (``tools`` as for
-        :class:`EngineCallPredictor`), or None without one.
+        :class:`EngineCallPredictor`; with ``learn``, the view learns a call forecaster
+        of its own over the shared one: see :class:`SharedCallPredictor`), or None
+        without one.
+
+        .. versionchanged:: 0.21
+           ``learn``.
         """
         slot = self._calls
-        return None if slot is None else SharedCallPredictor(slot, tools=tools)
+        return None if slot is None else SharedCallPredictor(slot, tools=tools, learn=learn)
 
 
 def read_models(

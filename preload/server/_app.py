@@ -259,7 +259,9 @@ class _Tenancy:
         """
         shared = self.shared
         if shared is not None:
-            return shared.forecaster(), shared.call_predictor(read_only_tools(call_sources))
+            learn = self.config.server.tenant_learning
+            calls = shared.call_predictor(read_only_tools(call_sources), learn=learn)
+            return shared.forecaster(), calls
         forecaster, calls = self.read.take(self.settings)
         if forecaster is not None:
             forecaster.observe_every = self.config.prediction.observe_every
@@ -277,7 +279,8 @@ class _Tenancy:
         models are read in a worker thread, one tenant at a time (an engine may open
         while requests are served: at a tenant's first request, or for a tenant the
         keys file gained; a burst of them loads no more at once). An engine that closes
-        while the replica serves has its copies freed a little at a time in a worker
+        while the replica serves has its copies (with ``tenant_learning``, the call
+        forecaster it learned over the shared one) freed a little at a time in a worker
         thread, in :attr:`frees` (:func:`~preload.learning._freeing.free_gradually`).
         """
         knowledge = self.knowledge
@@ -298,11 +301,13 @@ class _Tenancy:
             requests_in_flight=self.in_flight,
         ) as engine:
             yield SessionGate(tenant, engine, store, max_sessions=engine.max_sessions)
-        if self.shared is None and not self.stopping and self.frees is not None:
+        own = self.shared is None or self.config.server.tenant_learning
+        if own and not self.stopping and self.frees is not None:
             # The engine closed while the replica serves (server.max_open_tenants, or
-            # its tenant gone): its copies are freed a little at a time in a worker
-            # thread, since dropping them at once would hold the loop for tens of ms;
-            # in the background, so that the engine opening next does not wait for it.
+            # its tenant gone): its copies (or what it learned over the shared models,
+            # which are left whole) are freed a little at a time in a worker thread,
+            # since dropping them at once would hold the loop for tens of ms; in the
+            # background, so that the engine opening next does not wait for it.
             self.frees.start_soon(self._free, tenant, (forecaster, call_predictor))
 
     async def _free(self, tenant: str, models: tuple[object, ...]) -> None:

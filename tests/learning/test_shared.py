@@ -108,28 +108,21 @@ def test_a_view_reads_the_model_under_the_views_lock(
     assert not shared._forecaster.lock.locked()
 
 
+def _hotel_calls_turns(city: str) -> list[dict[str, Any]]:
+    """
+    A session's one turn: a hotel search that names no city and searches ``city``.
+    """
+    call = {"name": "find_hotels", "args": {"city": city}, "read_only": True}
+    return [{"text": "Find me hotels please.", "tool_calls": [call]}]
+
+
 def _hotel_calls(city: str) -> CallForecaster:
     """
     A call forecaster fitted on 20 sessions whose hotel search, never naming a city,
     always searched ``city``.
     """
     model = CallForecaster()
-    model.fit(
-        [
-            {
-                "session_id": f"log{i}",
-                "turns": [
-                    {
-                        "text": "Find me hotels please.",
-                        "tool_calls": [
-                            {"name": "find_hotels", "args": {"city": city}, "read_only": True}
-                        ],
-                    }
-                ],
-            }
-            for i in range(20)
-        ]
-    )
+    model.fit([{"session_id": f"log{i}", "turns": _hotel_calls_turns(city)} for i in range(20)])
     return model
 
 
@@ -199,3 +192,61 @@ def test_a_fitted_model_is_taken_apart_and_a_shared_one_left_as_it_was(
     free_gradually(view)
     assert expected == other.forecast(turns, None, "x")
     assert saved == model.model.to_json()
+
+
+def _said_session(tool: str, arg: str, city: str, text: str) -> list[dict[str, Any]]:
+    """
+    A session's turns: a request that says ``city``, whose turn calls ``tool`` with
+    ``arg`` = ``city``, then thanks.
+    """
+    call = {"name": tool, "args": {arg: city}, "read_only": True}
+    return [
+        {"text": text.format(city=city), "system": "Here they are.", "tool_calls": [call]},
+        {"text": "Thanks, bye.", "system": "Goodbye."},
+    ]
+
+
+def _guesses(view: Any, text: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(g.name, dict(g.args)) for g in view.predict_calls("s", [], {"text": text}, k=3)]
+
+
+def test_a_learning_view_forecasts_each_tool_from_the_model_that_counted_more_of_it() -> None:
+    """
+    With ``learn``, a view learns a call forecaster of its own: it forecasts a tool
+    the shared model never saw once its own model counted it, and a tool both know from
+    whichever counted more of its calls (the shared model's Lisbon until the view's
+    own sessions outnumber its 20, the city said after); a replacing model that counts
+    more takes its tool back. The shared model learns nothing; a view without
+    ``learn`` forecasts from it alone.
+    """
+    shared = SharedModels(None, _hotel_calls("Lisbon"))
+    view, plain = shared.call_predictor(learn=True), shared.call_predictor()
+    assert view is not None and plain is not None and view.own is not None
+    assert None is plain.own
+    saved = shared.call_predictor().model.to_json()  # type: ignore[union-attr]
+    flights, hotels = "Any flights to {city}?", "Find me hotels in {city} please."
+    for i in range(6):
+        view.observe_session(_said_session("find_flights", "to", CITIES[i], flights), None)
+        view.observe_session(_said_session("find_hotels", "city", CITIES[i], hotels), None)
+    assert ("find_flights", {"to": "Porto"}) in _guesses(view, "Any flights to Porto?")
+    assert [] == [g for g in _guesses(plain, "Any flights to Porto?") if g[0] == "find_flights"]
+    # 6 hotel searches counted against the shared model's 20: its Lisbon still
+    assert _guesses(plain, "Find me hotels please.") == _guesses(view, "Find me hotels please.")
+    assert ("find_hotels", {"city": "Lisbon"}) == _guesses(view, "Find me hotels in Faro please.")[
+        0
+    ]
+    for i in range(15):  # 21 against 20: the view's own model forecasts the searches
+        view.observe_session(_said_session("find_hotels", "city", CITIES[i % 6], hotels), None)
+    assert ("find_hotels", {"city": "Faro"}) == _guesses(view, "Find me hotels in Faro please.")[0]
+    assert ("find_hotels", {"city": "Lisbon"}) == _guesses(plain, "Find me hotels in Faro please.")[
+        0
+    ]
+    assert saved == view.model.to_json()
+    more = CallForecaster()
+    more.fit([{"turns": _hotel_calls_turns("Porto")} for _ in range(40)])
+    shared.replace_with(SharedModels(None, more))
+    assert ("find_hotels", {"city": "Porto"}) == _guesses(view, "Find me hotels in Faro please.")[0]
+    assert ("find_flights", {"to": "Faro"}) in _guesses(view, "Any flights to Faro?")
+
+
+CITIES = ["Lisbon", "Porto", "Faro", "Braga", "Coimbra", "Evora"]

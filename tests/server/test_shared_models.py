@@ -76,28 +76,31 @@ def _calls_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @asynccontextmanager
 async def _replica(
-    tmp_path: Path, calls_model: Path, share: bool, max_open: int = 0
+    tmp_path: Path, calls_model: Path, share: bool, max_open: int = 0, *, learn: bool = False
 ) -> AsyncIterator[tuple[Any, dict[str, httpx.AsyncClient]]]:
     """
     One app on the memory store with tenants acme and beta, the test plugins' tools
-    and ``calls_model``, with ``server.share_models = share``; a client of each tenant.
+    and ``calls_model``, with ``server.share_models = share`` and ``tenant_learning =
+    learn``; a client of each tenant.
     """
-    settings, keys = _settings(tmp_path, calls_model, share, max_open)
+    settings, keys = _settings(tmp_path, calls_model, share, max_open, learn=learn)
     async with in_process(settings, keys) as replica:
         yield replica
 
 
-async def _search(server: Any, client: httpx.AsyncClient, tenant: str, session: str) -> str:
+async def _search(
+    server: Any, client: httpx.AsyncClient, tenant: str, session: str, city: str = "Lisbon"
+) -> str:
     """
-    A request that names a city, the background work it caused done, then the
+    A request that names ``city``, the background work it caused done, then the
     agent's search for hotels there; the search's result.
     """
     asked = await client.post(
-        f"/v1/sessions/{session}/requests", json={"text": "Find me hotels in Lisbon please."}
+        f"/v1/sessions/{session}/requests", json={"text": f"Find me hotels in {city} please."}
     )
     assert 200 == asked.status_code, asked.text
     await server.gates[tenant].engine.wait_idle()  # the search run ahead, or not
-    call = {"name": "find_hotels", "args": {"city": "Lisbon"}}
+    call = {"name": "find_hotels", "args": {"city": city}}
     answer = await client.post(f"/v1/sessions/{session}/calls", json=call)
     assert 200 == answer.status_code, answer.text
     return str(answer.json()["result"])
@@ -150,6 +153,88 @@ async def test_without_sharing_each_tenant_has_a_copy_of_its_own(
             await engines["acme"].wait_idle()
     assert learned != acme.model.to_json()
     assert 1 == engines["acme"].call_statistics().call_hits
+
+
+@pytest.fixture(name="flights_model", scope="module")
+def _flights_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """
+    A call forecaster fitted on 30 logged flight searches: none of the test plugins'
+    tools.
+    """
+    path = tmp_path_factory.mktemp("model") / "flights.json"
+    predictor = EngineCallPredictor()
+    sessions = _hotel_sessions(30)
+    for session in sessions:
+        call = session["turns"][0]["tool_calls"][0]
+        call["name"], call["args"] = "find_flights", {"to": call["args"]["city"]}
+    predictor.model.fit(sessions)
+    predictor.save(path)
+    return path
+
+
+@pytest.mark.parametrize("learn", [True, False])
+async def test_with_tenant_learning_a_tenant_runs_ahead_a_tool_the_shared_model_never_saw(
+    tmp_path: Path, flights_model: Path, monkeypatch: pytest.MonkeyPatch, learn: bool
+) -> None:
+    """
+    With ``share_models`` and a model that never saw the hotel search, a tenant whose
+    engine learns over it (``tenant_learning``) runs the search ahead once it learned
+    from six of its sessions that ended, as the same replica without it never does;
+    the other tenant, which made no search, does not run it ahead; the shared model
+    learns nothing.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    async with _replica(tmp_path, flights_model, share=True, learn=learn) as (server, clients):
+        acme, beta = (server.gates[t].engine for t in ("acme", "beta"))
+        saved = acme._calls.predictor.model.to_json()
+        with anyio.fail_after(30):
+            for i, city in enumerate(CITIES):
+                client, session = clients["acme"], f"/v1/sessions/a{i}"
+                text = {"text": f"Find me hotels in {city} please."}
+                assert 200 == (await client.post(f"{session}/requests", json=text)).status_code
+                call = {"name": "find_hotels", "args": {"city": city}}
+                assert 200 == (await client.post(f"{session}/calls", json=call)).status_code
+                assert 204 == (await client.delete(session)).status_code
+                await acme.wait_idle()  # learned from, or not
+            before = acme.call_statistics().call_hits
+            # a city none of them searched: no result of the tenant's cache is its
+            await _search(server, clients["acme"], "acme", "a-next", "Sintra")
+            await _search(server, clients["beta"], "beta", "b-next", "Sintra")
+        hits = (acme.call_statistics().call_hits - before, beta.call_statistics().call_hits)
+    assert ((1, 0) if learn else (0, 0)) == hits
+    assert saved == acme._calls.predictor.model.to_json()
+
+
+async def test_a_closed_engine_has_what_it_learned_over_the_shared_model_taken_apart(
+    tmp_path: Path, calls_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    With ``tenant_learning`` and ``max_open_tenants = 1``, an engine closed for
+    another's has the call forecaster it learned taken apart in the background; the
+    shared model is left whole: the other tenant and the first opened again run the
+    search ahead from it.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
+    frees = _Frees(monkeypatch)
+    async with _replica(tmp_path, calls_model, True, 1, learn=True) as (server, clients):
+        with anyio.fail_after(30):
+            await _search(server, clients["acme"], "acme", "a1")
+            assert 204 == (await clients["acme"].delete("/v1/sessions/a1")).status_code
+            predictor = server.gates["acme"].engine._calls.predictor
+            await server.gates["acme"].engine.wait_idle()  # learned from
+            own, shared = weakref.ref(predictor.own.model), predictor.model
+            assert 1 == own().n_sessions_  # type: ignore[union-attr]
+            del predictor
+            await _search(server, clients["beta"], "beta", "b1")  # acme closes for it
+            beta = server.gates["beta"].engine
+            hits = [beta.call_statistics().call_hits]
+            assert shared is beta._calls.predictor.model
+            await frees.next_one()
+            assert None is own()  # emptied, then freed
+            await _search(server, clients["acme"], "acme", "a2", "Porto")
+            hits.append(server.gates["acme"].engine.call_statistics().call_hits)
+    assert [1, 1] == hits
+    assert 30 == shared.n_sessions_
 
 
 async def test_lazily_opened_engines_read_the_model_read_at_start(
@@ -274,16 +359,20 @@ def served_search(url: str, key: str, session: str = "s1") -> str:
 
 
 def _settings(
-    tmp_path: Path, calls_model: Path, share: bool, max_open: int = 0
+    tmp_path: Path, calls_model: Path, share: bool, max_open: int = 0, *, learn: bool = False
 ) -> tuple[Any, dict[str, str]]:
     """
     The settings of an app on the memory store with tenants acme and beta, the test
     plugins' tools and a copy of ``calls_model`` (``calls.json`` in ``tmp_path``), with
-    ``server.share_models = share`` and ``max_open_tenants``; and each tenant's key.
+    ``server.share_models = share``, ``max_open_tenants`` and ``tenant_learning =
+    learn``; and each tenant's key.
     """
     copy = tmp_path / "calls.json"
     copy.write_bytes(calls_model.read_bytes())
-    server = f"share_models = {json.dumps(share)}\nmax_open_tenants = {max_open}\n"
+    server = (
+        f"share_models = {json.dumps(share)}\nmax_open_tenants = {max_open}\n"
+        f"tenant_learning = {json.dumps(learn)}\n"
+    )
     return memory_settings(tmp_path, server, tools="plugins:tools", calls_model=str(copy))
 
 
@@ -341,4 +430,14 @@ def test_share_models_must_be_a_boolean(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('[server]\nshare_models = "yes"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="server.share_models"):
+        EngineConfig.from_toml(path)
+
+
+def test_tenant_learning_needs_share_models(tmp_path: Path) -> None:
+    """
+    ``server.tenant_learning`` without ``share_models`` is refused, naming the key.
+    """
+    path = tmp_path / "bad.toml"
+    path.write_text("[server]\ntenant_learning = true\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"server\.tenant_learning.*share_models"):
         EngineConfig.from_toml(path)
