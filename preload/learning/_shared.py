@@ -172,20 +172,37 @@ class SharedCallPredictor:
     ) -> Sequence[CallGuess]:
         """
         The shared model's guesses for the turn, with those of this view's own model
-        (with ``learn``) for the tools it has counted more calls of.
+        (with ``learn``) for the tools it has counted more calls of: each model spends
+        its room on its own tools, and their guesses are ranked together.
         """
         slot = self._slot
         with slot.lock:  # the model as it is now: a predictor over it costs nothing
-            predictor = EngineCallPredictor(slot.model, tools=self._tools)
-            guesses = predictor.predict_calls(session_id, history, request, k=k)
             owned = self._owned_names(slot.model)
+            names = self._names(slot.model, owned, mine=False)
+            guesses = EngineCallPredictor(slot.model, tools=names).predict_calls(
+                session_id, history, request, k=k
+            )
         if not owned or self.own is None:
             return guesses
-        own = self.own.predict_calls(session_id, history, request, k=k)
-        merged = [g for g in guesses if g.name not in owned]
-        merged += (g for g in own if g.name in owned)
+        own = EngineCallPredictor(self.own.model, tools=self._names(self.own.model, owned))
+        merged = [*guesses, *own.predict_calls(session_id, history, request, k=k)]
         merged.sort(key=lambda g: -g.p)
         return merged[: max(k, 0)]
+
+    def _names(
+        self, model: CallForecaster, owned: frozenset[str], *, mine: bool = True
+    ) -> Callable[[str], bool] | None:
+        """
+        The names ``model`` forecasts: this engine's read-only tools (else those read-only
+        in most of its calls) among those of ``owned`` (``mine``) or the others.
+        """
+        tools = self._tools
+        if not owned:
+            return tools
+        if tools is None:
+            counts = getattr(model, "counts_", None)
+            tools = (lambda name: False) if counts is None else counts.read_only
+        return lambda name: (name in owned) == mine and tools(name)
 
     def observe_session(
         self, turns: Sequence[TurnMapping], user: str | None, *, learned: int = 0

@@ -210,13 +210,15 @@ def _guesses(view: Any, text: str) -> list[tuple[str, dict[str, Any]]]:
     return [(g.name, dict(g.args)) for g in view.predict_calls("s", [], {"text": text}, k=3)]
 
 
-def test_a_learning_view_forecasts_each_tool_from_the_model_that_counted_more_of_it() -> None:
+def test_a_learning_view_forecasts_each_tool_from_the_model_that_counted_more_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """
     With ``learn``, a view learns a call forecaster of its own: it forecasts a tool
     the shared model never saw once its own model counted it, and a tool both know from
     whichever counted more of its calls (the shared model's Lisbon until the view's
-    own sessions outnumber its 20, the city said after); a replacing model that counts
-    more takes its tool back. The shared model learns nothing; a view without
+    own sessions outnumber its 20, the city said after; the shared model is then not
+    asked for it); a replacing model that counts more takes its tool back. The shared model learns nothing; a view without
     ``learn`` forecasts from it alone.
     """
     shared = SharedModels(None, _hotel_calls("Lisbon"))
@@ -242,6 +244,16 @@ def test_a_learning_view_forecasts_each_tool_from_the_model_that_counted_more_of
         0
     ]
     assert saved == view.model.to_json()
+    asked: list[Any] = []  # the names the shared model is asked for: not the view's own
+    forecast = view.model.predict
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs["names"])
+        return forecast(*args, **kwargs)
+
+    monkeypatch.setattr(view.model, "predict", watched)
+    _guesses(view, "Find me hotels in Faro please.")
+    assert [False, False] == [asked[0](name) for name in ("find_hotels", "find_flights")]
     more = CallForecaster()
     more.fit([{"turns": _hotel_calls_turns("Porto")} for _ in range(40)])
     shared.replace_with(SharedModels(None, more))
