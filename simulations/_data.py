@@ -2,18 +2,36 @@
 Where the benchmarks find the shared session logs: ``--data``, the folder holding
 ``sgd/`` and ``star/`` (``../shared/data`` beside the project by default), and
 ``--corpora``, the corpora to run; a missing folder or an unknown corpus stops the
-benchmark with a message that names it, before any work.
+benchmark with a message that names it, before any work. And the train sessions of a
+tenant whose tools a model partly never saw (:func:`unseen_tools`,
+:func:`without_tools`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from simulations import retail_corpus
 
-__all__ = ["CORPORA", "DATA", "GENERATED", "add_data_arguments", "corpus_folders", "dev_logs"]
+if TYPE_CHECKING:
+    from preload import Session
+
+__all__ = [
+    "CORPORA",
+    "DATA",
+    "GENERATED",
+    "add_data_arguments",
+    "corpus_folders",
+    "dev_logs",
+    "read_only_names",
+    "unseen_tools",
+    "without_tools",
+]
 
 #: ``--data``'s default: ``../shared/data`` beside the project.
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -73,3 +91,42 @@ def dev_logs(data: Path, names: str, tmp: Path) -> list[tuple[str, Path, str]]:
     if "retail" in names.split(","):
         logs.append(("retail", retail_corpus.write(tmp) / "sessions-dev.jsonl", "generated"))
     return logs
+
+
+def read_only_names(sessions: Iterable[Session]) -> set[str]:
+    """
+    The names of the read-only calls of ``sessions``.
+    """
+    return {
+        call.name
+        for session in sessions
+        for turn in session.turns
+        for call in turn.tool_calls
+        if call.read_only
+    }
+
+
+def unseen_tools(read_only: Iterable[str], share: float) -> set[str]:
+    """
+    About ``share`` (in (0, 1]) of the tools of ``read_only``: in the order of their
+    names, every other one for 0.5, every third for 0.33, and so on.
+    """
+    every = max(1, round(1 / share))
+    return set(sorted(read_only)[every - 1 :: every])
+
+
+def without_tools(sessions: Sequence[Session], hidden: set[str]) -> list[Session]:
+    """
+    ``sessions`` with the calls of the tools in ``hidden`` taken out of every turn: the
+    logs of other tenants, who lack those tools.
+    """
+    return [
+        replace(
+            session,
+            turns=tuple(
+                replace(turn, tool_calls=tuple(c for c in turn.tool_calls if c.name not in hidden))
+                for turn in session.turns
+            ),
+        )
+        for session in sessions
+    ]

@@ -28,6 +28,8 @@ Strategies:
   sessions that end.
 - ``engine_shared`` (not run unless asked): the same forecaster read as a shared model
   (``server.share_models``), which learns nothing online.
+- ``engine_shared_learning`` (not run unless asked): the shared model, with a call
+  forecaster of the tenant's own learning over it (``server.tenant_learning``).
 
 Report (a table, and ``--json PATH``), per strategy: the read-only calls made; of those,
 the share served from a result run ahead (``call_hit``: warm, or joined in flight:
@@ -37,7 +39,8 @@ and those wasted; the client's wait for a read-only call at p50/p95 (as the repl
 included); the request's client time at p99; and the replicas' loop-lag p99.
 
     python -m simulations.serve_calls_bench [--dataset sgd] [--sessions 400]
-        [--concurrency 60] [--strategies off,engine[,engine_shared]] [--route sticky]
+        [--concurrency 60] [--strategies off,engine[,engine_shared,engine_shared_learning]]
+        [--route sticky]
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ import httpx
 from preload import LatencyConfig, read_sessions
 from preload.replay._simulated import draw
 from preload.server import append_key
-from simulations._data import add_data_arguments
+from simulations._data import add_data_arguments, read_only_names, unseen_tools, without_tools
 from simulations.serve_bench import (
     Redis,
     Replica,
@@ -77,8 +80,14 @@ from simulations.serve_bench import (
 #: The replay's agent decision delay (``[replay.agent]``).
 AGENT = LatencyConfig(median_ms=800.0, p95_ms=3000.0)
 STRATEGIES = ("off", "engine")
-#: Every strategy ``--strategies`` takes.
-KNOWN = (*STRATEGIES, "engine_shared")
+#: The ``[server]`` settings of each strategy ``--strategies`` takes.
+SERVER: dict[str, dict[str, object]] = {
+    "off": {},
+    "engine": {},
+    "engine_shared": {"share_models": True},
+    "engine_shared_learning": {"share_models": True, "tenant_learning": True},
+}
+KNOWN = tuple(SERVER)
 COUNTERS = (
     "read_only_calls",
     "call_hits",
@@ -105,12 +114,13 @@ class Played:
     wall_s: float = 0.0
 
 
-def config_file(folder: Path, redis_url: str, speculate: bool, share: bool = False) -> Path:
+def config_file(folder: Path, redis_url: str, strategy: str) -> Path:
     """
-    ``serve_bench``'s server configuration, with ``[calls] speculate`` and
-    ``server.share_models`` as asked.
+    ``serve_bench``'s server configuration, with ``[calls] speculate`` and the
+    ``[server]`` settings of ``strategy``.
     """
-    path = server_config(folder, redis_url, {"share_models": share})
+    speculate = strategy != "off"
+    path = server_config(folder, redis_url, SERVER[strategy])
     with path.open("a", encoding="utf-8") as out:
         out.write(f"\n[calls]\nspeculate = {'true' if speculate else 'false'}\n")
     return path
@@ -212,9 +222,7 @@ def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], d
         try:
             keys = folder / "keys.jsonl"
             key = append_key(keys, "bench")
-            config = config_file(
-                folder, redis.url, speculate=strategy != "off", share=strategy == "engine_shared"
-            )
+            config = config_file(folder, redis.url, strategy)
             command, env = serve_command(
                 config,
                 keys,
@@ -255,8 +263,9 @@ def figures(played: Played) -> dict[str, Any]:
 
 
 def show(rows: dict[str, dict[str, Any]]) -> None:
+    width = max(13, *map(len, rows))
     print(
-        f"{'strategy':13} {'ro calls':>8} {'call hit':>8} {'joined':>6} {'spec/call':>9} "
+        f"{'strategy':{width}} {'ro calls':>8} {'call hit':>8} {'joined':>6} {'spec/call':>9} "
         f"{'wasted':>6} {'wait p50':>8} {'wait p95':>8} {'req p99':>7} {'lag p99':>7}"
     )
     for name, r in rows.items():
@@ -264,7 +273,7 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
         spec = r["speculative"]
         wasted = r["speculative_wasted"]
         print(
-            f"{name:13} {r['read_only_calls']:>8} {hit if hit is not None else math.nan:>8.3f} "
+            f"{name:{width}} {r['read_only_calls']:>8} {hit if hit is not None else math.nan:>8.3f} "
             f"{r['call_joins']:>6} {spec if spec is not None else math.nan:>9.2f} "
             f"{wasted if wasted is not None else math.nan:>6.2f} "
             f"{r['call_wait_p50_ms']:>8.0f} {r['call_wait_p95_ms']:>8.0f} "
@@ -281,6 +290,23 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
     )
 
 
+def unseen_logs(logs: Path, share: float, folder: Path) -> Path:
+    """
+    The train sessions of ``logs`` with the calls of ``share`` of their read-only tools
+    taken out, written into ``folder``; says which tools.
+    """
+    train, _ = read_sessions(logs)
+    read_only = read_only_names(train)
+    hidden = unseen_tools(read_only, share)
+    out = folder / "sessions-train-unseen.jsonl"
+    with out.open("w", encoding="utf-8") as lines:
+        for session in without_tools(train, hidden):
+            lines.write(json.dumps(session.as_mapping()) + "\n")
+    print(f"call forecaster fitted without the calls of {len(hidden)} of {len(read_only)} tools:")
+    print(f"  {', '.join(sorted(hidden))}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_data_arguments(parser)
@@ -289,6 +315,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=60, help="sessions at once")
     parser.add_argument("--compress", type=float, default=10.0, help="think-time divisor")
     parser.add_argument("--calls-model", type=Path, help="call forecaster (else fit on train)")
+    parser.add_argument(
+        "--unseen",
+        type=float,
+        default=0.0,
+        help="fit the call forecaster on train with the calls of this share of the "
+        "read-only tools taken out, as other tenants' logs would be (not with --calls-model)",
+    )
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--route", choices=("sticky", "other"), default="sticky")
     parser.add_argument("--seed", type=int, default=0)
@@ -302,6 +335,8 @@ def main() -> None:
         sys.exit("serve_calls_bench: --sessions, --concurrency and --compress must be positive")
     if args.calls_model is not None and not args.calls_model.is_file():
         sys.exit(f"serve_calls_bench: no {args.calls_model} (--calls-model)")
+    if not 0 <= args.unseen <= 1 or (args.unseen and args.calls_model is not None):
+        sys.exit("serve_calls_bench: --unseen takes a share in [0, 1], without --calls-model")
     if shutil.which("redis-server") is None:
         sys.exit("serve_calls_bench needs redis-server (apt-get install -y redis-server)")
     data = args.data / args.dataset
@@ -316,7 +351,10 @@ def main() -> None:
         forecasting = any(s != "off" for s in strategies)
         if forecasting and args.calls_model is None:
             args.calls_model = Path(tmp) / "calls.json"
-            train(data / "sessions-train.jsonl", Path(tmp) / "model.json", args.calls_model)
+            logs = data / "sessions-train.jsonl"
+            if args.unseen:
+                logs = unseen_logs(logs, args.unseen, Path(tmp))
+            train(logs, Path(tmp) / "model.json", args.calls_model)
         elif forecasting:
             print(f"call forecaster: {args.calls_model}")
         rows = {}
