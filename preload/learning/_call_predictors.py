@@ -93,13 +93,20 @@ class EngineCallPredictor:
         self.model = model if model is not None else CallForecaster()
         self.tools = tools
         self._fitted = hasattr(self.model, "counts_")
+        #: A call forecaster of the engine's own, beside a fitted model, once a session
+        #: called a tool the fit never saw (None before, and without a fitted model).
+        self.own: EngineCallPredictor | None = None
+        self._given_fitted = self._fitted  # fitted before it learned online
+        self._fit_counts: dict[str, float] | None = None  # each tool's calls the fit counted
+        self._owned: frozenset[str] | None = frozenset()  # None: to work out again
 
     def fit(self, sessions: Sequence[Session]) -> EngineCallPredictor:
         """
         Learn from recorded sessions before serving.
         """
         self.model.fit([s.as_mapping() for s in sessions])
-        self._fitted = True
+        self._fitted = self._given_fitted = True
+        self.own, self._fit_counts, self._owned = None, None, frozenset()
         return self
 
     def predict_calls(
@@ -111,28 +118,54 @@ class EngineCallPredictor:
         k: int,
     ) -> Sequence[CallGuess]:
         """
-        The model's guesses for the turn (none before it has learned anything).
+        The model's guesses for the turn (none before it has learned anything); with a
+        model of the engine's own (:attr:`own`), its guesses for the tools it counted
+        more calls of than the fit did, ranked with the model's for the others.
         """
         if not self._fitted:
             return []
-        try:
-            return self.model.predict(
-                history, request, k=k, names=self.tools, read_only=self.tools is None
-            )
-        except NotFittedError:
-            return []
+        own = self.own
+        if own is None:
+            return guesses_of(self.model, self.tools, history, request, k=k)
+        if self._owned is None:
+            fit = self._fit_counts or {}
+            self._owned = owned_names(own.model, lambda name: fit.get(name, 0.0))
+        owned = self._owned
+        guesses = guesses_of(self.model, self.tools, history, request, k=k, owned=owned, mine=False)
+        if owned:
+            guesses += guesses_of(own.model, self.tools, history, request, k=k, owned=owned)
+            guesses.sort(key=lambda g: -g.p)
+        return guesses[: max(k, 0)]
 
     def observe_session(
         self, turns: Sequence[TurnMapping], user: str | None, *, learned: int = 0
     ) -> None:
         """
         Learn from a session's turns after the first ``learned`` (their context), when
-        they made calls.
+        they made calls. Beside a fitted model, a session that calls a tool the fit
+        never saw starts a model of the engine's own (:attr:`own`), which learns from
+        then on too: a tool new to the fit is learned apart from the counts of the
+        tools it knew, and forecast by whichever model counted more of its calls.
         """
-        if not any(turn.get("tool_calls") for turn in turns[learned:]):
+        calls = [
+            call
+            for turn in turns[learned:]
+            for call in turn.get("tool_calls") or ()
+            if isinstance(call, Mapping)
+        ]
+        if not calls:
             return
+        if self._given_fitted and self._fit_counts is None:  # as fitted: before it learns
+            self._fit_counts = {name: n[0] for name, n in self.model.counts_.names.items()}
+        fit = self._fit_counts
+        if self.own is None and fit is not None and any(c.get("name") not in fit for c in calls):
+            own = CallForecaster(max_vocabulary=self.model.max_vocabulary)
+            self.own = EngineCallPredictor(own, tools=self.tools)
         self.model.partial_fit([{"user": user, "turns": list(turns), "learned_turns": learned}])
         self._fitted = True
+        if self.own is not None:
+            self.own.observe_session(turns, user, learned=learned)
+            self._owned = None
 
     def save(self, path: str | Path) -> None:
         """
@@ -229,6 +262,45 @@ class OracleCallPredictor:
         """
         Nothing to learn.
         """
+
+
+def guesses_of(
+    model: CallForecaster,
+    tools: Callable[[str], bool] | None,
+    history: Sequence[TurnMapping],
+    request: TurnMapping | None,
+    *,
+    k: int,
+    owned: frozenset[str] = frozenset(),
+    mine: bool = True,
+) -> list[CallGuess]:
+    """
+    ``model``'s guesses for the turn (none when it has learned nothing): the names
+    ``tools`` holds true for (None: those read-only in most of the model's calls);
+    with ``owned``, only those among them (``mine``) or only the others, so that the
+    model spends its ``k`` guesses on the tools it forecasts.
+    """
+    names, read_only = tools, tools is None
+    if owned:
+        if tools is None:
+            counts = getattr(model, "counts_", None)
+            tools = (lambda name: False) if counts is None else counts.read_only
+        kept = tools
+        names, read_only = (lambda name: (name in owned) == mine and kept(name)), False
+    try:
+        return model.predict(history, request, k=k, names=names, read_only=read_only)
+    except NotFittedError:
+        return []
+
+
+def owned_names(own: CallForecaster, theirs: Callable[[str], float]) -> frozenset[str]:
+    """
+    The names ``own`` counted more calls of than ``theirs`` gives for them.
+    """
+    counts = getattr(own, "counts_", None)
+    if counts is None:
+        return frozenset()
+    return frozenset(name for name, (n, _) in counts.names.items() if n > theirs(name))
 
 
 _WORD = re.compile(r"\w+")

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from ._call_predictors import EngineCallPredictor
+from ._call_predictors import EngineCallPredictor, guesses_of, owned_names
 from ._engine_forecaster import EngineForecaster
 from ._value import ValuePredictor
 
@@ -175,34 +175,15 @@ class SharedCallPredictor:
         (with ``learn``) for the tools it has counted more calls of: each model spends
         its room on its own tools, and their guesses are ranked together.
         """
-        slot = self._slot
-        with slot.lock:  # the model as it is now: a predictor over it costs nothing
+        slot, tools = self._slot, self._tools
+        with slot.lock:  # the model as it is now
             owned = self._owned_names(slot.model)
-            names = self._names(slot.model, owned, mine=False)
-            guesses = EngineCallPredictor(slot.model, tools=names).predict_calls(
-                session_id, history, request, k=k
-            )
+            guesses = guesses_of(slot.model, tools, history, request, k=k, owned=owned, mine=False)
         if not owned or self.own is None:
             return guesses
-        own = EngineCallPredictor(self.own.model, tools=self._names(self.own.model, owned))
-        merged = [*guesses, *own.predict_calls(session_id, history, request, k=k)]
-        merged.sort(key=lambda g: -g.p)
-        return merged[: max(k, 0)]
-
-    def _names(
-        self, model: CallForecaster, owned: frozenset[str], *, mine: bool = True
-    ) -> Callable[[str], bool] | None:
-        """
-        The names ``model`` forecasts: this engine's read-only tools (else those read-only
-        in most of its calls) among those of ``owned`` (``mine``) or the others.
-        """
-        tools = self._tools
-        if not owned:
-            return tools
-        if tools is None:
-            counts = getattr(model, "counts_", None)
-            tools = (lambda name: False) if counts is None else counts.read_only
-        return lambda name: (name in owned) == mine and tools(name)
+        guesses += guesses_of(self.own.model, tools, history, request, k=k, owned=owned)
+        guesses.sort(key=lambda g: -g.p)
+        return guesses[: max(k, 0)]
 
     def observe_session(
         self, turns: Sequence[TurnMapping], user: str | None, *, learned: int = 0
@@ -223,14 +204,9 @@ class SharedCallPredictor:
         """
         if self.own is None or self._owned_against == self._slot.version:
             return self._owned
-        own = getattr(self.own.model, "counts_", None)
         theirs = getattr(shared, "counts_", None)
         counted = {} if theirs is None else theirs.names
-        self._owned = frozenset(
-            name
-            for name, (calls, _) in ({} if own is None else own.names).items()
-            if calls > counted.get(name, (0.0,))[0]
-        )
+        self._owned = owned_names(self.own.model, lambda name: counted.get(name, (0.0,))[0])
         self._owned_against = self._slot.version
         return self._owned
 
