@@ -83,8 +83,15 @@ class EngineCallPredictor:
     .. versionadded:: 0.3
     .. versionchanged:: 0.8
        ``tools``.
+    Beside a fitted model, a tool the fit never saw is learned apart: the first session
+    that calls one starts a model of the engine's own (:attr:`own`), which learns every
+    session from then on, and each tool's calls are forecast by whichever of the two
+    counted more of them (the fit's counts as they were before it learned online).
+
     .. versionchanged:: 0.13
        With ``tools``, the logs' read-only majority no longer filters the names.
+    .. versionchanged:: 0.21
+       A tool the fit never saw is learned apart (:attr:`own`).
     """
 
     def __init__(
@@ -158,7 +165,12 @@ class EngineCallPredictor:
         if self._given_fitted and self._fit_counts is None:  # as fitted: before it learns
             self._fit_counts = {name: n[0] for name, n in self.model.counts_.names.items()}
         fit = self._fit_counts
-        if self.own is None and fit is not None and any(c.get("name") not in fit for c in calls):
+        names = {c.get("name") for c in calls}
+        if (
+            self.own is None
+            and fit is not None
+            and any(isinstance(n, str) for n in names - fit.keys())
+        ):
             own = CallForecaster(max_vocabulary=self.model.max_vocabulary)
             self.own = EngineCallPredictor(own, tools=self.tools)
         self.model.partial_fit([{"user": user, "turns": list(turns), "learned_turns": learned}])
