@@ -14,20 +14,7 @@ from graph import CallForecaster
 from preload import Session, Turn
 from preload.learning import EngineCallPredictor
 
-CITIES = ["Lisbon", "Porto", "Faro", "Braga", "Coimbra", "Evora"]
-
-
-def _session(tool: str, arg: str, city: str, text: str) -> list[dict[str, Any]]:
-    """
-    A session's turns: a request that says ``city``, whose turn calls ``tool`` with
-    ``arg`` = ``city``, then thanks.
-    """
-    call = {"name": tool, "args": {arg: city}, "read_only": True}
-    return [
-        {"text": text.format(city=city), "system": "Here they are.", "tool_calls": [call]},
-        {"text": "Thanks, bye.", "system": "Goodbye."},
-    ]
-
+from .conftest import CITIES, guesses, said_session
 
 HOTELS = "Find me hotels in {city} please."
 FLIGHTS = "Any flights to {city}?"
@@ -39,13 +26,9 @@ def _fitted() -> CallForecaster:
     """
     model = CallForecaster()
     model.fit(
-        [{"turns": _session("find_hotels", "city", CITIES[i % 6], HOTELS)} for i in range(20)]
+        [{"turns": said_session("find_hotels", "city", CITIES[i % 6], HOTELS)} for i in range(20)]
     )
     return model
-
-
-def _guesses(predictor: EngineCallPredictor, text: str) -> list[tuple[str, dict[str, Any]]]:
-    return [(g.name, dict(g.args)) for g in predictor.predict_calls("s", [], {"text": text}, k=3)]
 
 
 def test_a_tool_the_fit_never_saw_is_learned_apart_and_forecast_from_there(
@@ -59,11 +42,11 @@ def test_a_tool_the_fit_never_saw_is_learned_apart_and_forecast_from_there(
     """
     predictor = EngineCallPredictor(_fitted())
     for city in CITIES:
-        predictor.observe_session(_session("find_hotels", "city", city, HOTELS), None)
+        predictor.observe_session(said_session("find_hotels", "city", city, HOTELS), None)
     assert None is predictor.own
     for city in CITIES:  # from the first, both learn both
-        predictor.observe_session(_session("find_flights", "to", city, FLIGHTS), None)
-        predictor.observe_session(_session("find_hotels", "city", city, HOTELS), None)
+        predictor.observe_session(said_session("find_flights", "to", city, FLIGHTS), None)
+        predictor.observe_session(said_session("find_hotels", "city", city, HOTELS), None)
     own = predictor.own
     assert own is not None
     assert [6, 6] == [own.model.counts_.names[n][0] for n in ("find_flights", "find_hotels")]
@@ -76,9 +59,9 @@ def test_a_tool_the_fit_never_saw_is_learned_apart_and_forecast_from_there(
         return forecast(*args, **kwargs)
 
     monkeypatch.setattr(predictor.model, "predict", watched)
-    assert ("find_flights", {"to": "Sintra"}) in _guesses(predictor, FLIGHTS.format(city="Sintra"))
+    assert ("find_flights", {"to": "Sintra"}) in guesses(predictor, FLIGHTS.format(city="Sintra"))
     assert [False, True] == [asked[-1](name) for name in ("find_flights", "find_hotels")]
-    assert "find_hotels" == _guesses(predictor, HOTELS.format(city="Sintra"))[0][0]
+    assert "find_hotels" == guesses(predictor, HOTELS.format(city="Sintra"))[0][0]
 
 
 def test_learning_from_nothing_or_fitting_again_keeps_no_model_apart() -> None:
@@ -88,13 +71,13 @@ def test_learning_from_nothing_or_fitting_again_keeps_no_model_apart() -> None:
     """
     predictor = EngineCallPredictor()
     for city in CITIES:
-        predictor.observe_session(_session("find_hotels", "city", city, HOTELS), None)
-        predictor.observe_session(_session("find_flights", "to", city, FLIGHTS), None)
+        predictor.observe_session(said_session("find_hotels", "city", city, HOTELS), None)
+        predictor.observe_session(said_session("find_flights", "to", city, FLIGHTS), None)
     assert None is predictor.own
-    assert ("find_flights", {"to": "Sintra"}) in _guesses(predictor, FLIGHTS.format(city="Sintra"))
+    assert ("find_flights", {"to": "Sintra"}) in guesses(predictor, FLIGHTS.format(city="Sintra"))
 
     fitted = EngineCallPredictor(_fitted())
-    fitted.observe_session(_session("find_flights", "to", "Faro", FLIGHTS), None)
+    fitted.observe_session(said_session("find_flights", "to", "Faro", FLIGHTS), None)
     assert fitted.own is not None
     fitted.fit([Session(session_id=f"s{i}", turns=(Turn(t=0.0, text="hi"),)) for i in range(3)])
     assert None is fitted.own

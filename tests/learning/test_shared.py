@@ -14,6 +14,8 @@ from preload import EngineForecaster, Session, Turn
 from preload.learning import SharedModels, ValuePredictor
 from preload.learning._freeing import free_gradually
 
+from .conftest import CITIES, guesses, said_session
+
 
 def _sessions(n: int) -> list[Session]:
     """
@@ -194,22 +196,6 @@ def test_a_fitted_model_is_taken_apart_and_a_shared_one_left_as_it_was(
     assert saved == model.model.to_json()
 
 
-def _said_session(tool: str, arg: str, city: str, text: str) -> list[dict[str, Any]]:
-    """
-    A session's turns: a request that says ``city``, whose turn calls ``tool`` with
-    ``arg`` = ``city``, then thanks.
-    """
-    call = {"name": tool, "args": {arg: city}, "read_only": True}
-    return [
-        {"text": text.format(city=city), "system": "Here they are.", "tool_calls": [call]},
-        {"text": "Thanks, bye.", "system": "Goodbye."},
-    ]
-
-
-def _guesses(view: Any, text: str) -> list[tuple[str, dict[str, Any]]]:
-    return [(g.name, dict(g.args)) for g in view.predict_calls("s", [], {"text": text}, k=3)]
-
-
 def test_a_learning_view_forecasts_each_tool_from_the_model_that_counted_more_of_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -228,19 +214,17 @@ def test_a_learning_view_forecasts_each_tool_from_the_model_that_counted_more_of
     saved = shared.call_predictor().model.to_json()  # type: ignore[union-attr]
     flights, hotels = "Any flights to {city}?", "Find me hotels in {city} please."
     for i in range(6):
-        view.observe_session(_said_session("find_flights", "to", CITIES[i], flights), None)
-        view.observe_session(_said_session("find_hotels", "city", CITIES[i], hotels), None)
-    assert ("find_flights", {"to": "Porto"}) in _guesses(view, "Any flights to Porto?")
-    assert [] == [g for g in _guesses(plain, "Any flights to Porto?") if g[0] == "find_flights"]
+        view.observe_session(said_session("find_flights", "to", CITIES[i], flights), None)
+        view.observe_session(said_session("find_hotels", "city", CITIES[i], hotels), None)
+    assert ("find_flights", {"to": "Porto"}) in guesses(view, "Any flights to Porto?")
+    assert [] == [g for g in guesses(plain, "Any flights to Porto?") if g[0] == "find_flights"]
     # 6 hotel searches counted against the shared model's 20: its Lisbon still
-    assert _guesses(plain, "Find me hotels please.") == _guesses(view, "Find me hotels please.")
-    assert ("find_hotels", {"city": "Lisbon"}) == _guesses(view, "Find me hotels in Faro please.")[
-        0
-    ]
+    assert guesses(plain, "Find me hotels please.") == guesses(view, "Find me hotels please.")
+    assert ("find_hotels", {"city": "Lisbon"}) == guesses(view, "Find me hotels in Faro please.")[0]
     for i in range(15):  # 21 against 20: the view's own model forecasts the searches
-        view.observe_session(_said_session("find_hotels", "city", CITIES[i % 6], hotels), None)
-    assert ("find_hotels", {"city": "Faro"}) == _guesses(view, "Find me hotels in Faro please.")[0]
-    assert ("find_hotels", {"city": "Lisbon"}) == _guesses(plain, "Find me hotels in Faro please.")[
+        view.observe_session(said_session("find_hotels", "city", CITIES[i % 6], hotels), None)
+    assert ("find_hotels", {"city": "Faro"}) == guesses(view, "Find me hotels in Faro please.")[0]
+    assert ("find_hotels", {"city": "Lisbon"}) == guesses(plain, "Find me hotels in Faro please.")[
         0
     ]
     assert saved == view.model.to_json()
@@ -252,13 +236,10 @@ def test_a_learning_view_forecasts_each_tool_from_the_model_that_counted_more_of
         return forecast(*args, **kwargs)
 
     monkeypatch.setattr(view.model, "predict", watched)
-    _guesses(view, "Find me hotels in Faro please.")
+    guesses(view, "Find me hotels in Faro please.")
     assert [False, False] == [asked[0](name) for name in ("find_hotels", "find_flights")]
     more = CallForecaster()
     more.fit([{"turns": _hotel_calls_turns("Porto")} for _ in range(40)])
     shared.replace_with(SharedModels(None, more))
-    assert ("find_hotels", {"city": "Porto"}) == _guesses(view, "Find me hotels in Faro please.")[0]
-    assert ("find_flights", {"to": "Faro"}) in _guesses(view, "Any flights to Faro?")
-
-
-CITIES = ["Lisbon", "Porto", "Faro", "Braga", "Coimbra", "Evora"]
+    assert ("find_hotels", {"city": "Porto"}) == guesses(view, "Find me hotels in Faro please.")[0]
+    assert ("find_flights", {"to": "Faro"}) in guesses(view, "Any flights to Faro?")
