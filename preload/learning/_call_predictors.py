@@ -103,17 +103,16 @@ class EngineCallPredictor:
         #: A call forecaster of the engine's own, beside a fitted model, once a session
         #: called a tool the fit never saw (None before, and without a fitted model).
         self.own: EngineCallPredictor | None = None
-        self._given_fitted = self._fitted  # fitted before it learned online
-        self._fit_counts: dict[str, float] | None = None  # each tool's calls the fit counted
-        self._owned: frozenset[str] | None = frozenset()  # None: to work out again
+        # each tool's calls the fit counted, before the model learned online
+        self._fit_counts = counted_calls(self.model) if self._fitted else None
 
     def fit(self, sessions: Sequence[Session]) -> EngineCallPredictor:
         """
         Learn from recorded sessions before serving.
         """
         self.model.fit([s.as_mapping() for s in sessions])
-        self._fitted = self._given_fitted = True
-        self.own, self._fit_counts, self._owned = None, None, frozenset()
+        self._fitted = True
+        self.own, self._fit_counts = None, counted_calls(self.model)
         return self
 
     def predict_calls(
@@ -131,18 +130,9 @@ class EngineCallPredictor:
         """
         if not self._fitted:
             return []
-        own = self.own
-        if own is None:
-            return guesses_of(self.model, self.tools, history, request, k=k)
-        if self._owned is None:
-            fit = self._fit_counts or {}
-            self._owned = owned_names(own.model, lambda name: fit.get(name, 0.0))
-        owned = self._owned
+        owned = owned_names(self.own, self._fit_counts or {})
         guesses = guesses_of(self.model, self.tools, history, request, k=k, owned=owned, mine=False)
-        if owned:
-            guesses += guesses_of(own.model, self.tools, history, request, k=k, owned=owned)
-            guesses.sort(key=lambda g: -g.p)
-        return guesses[: max(k, 0)]
+        return joined(guesses, self.own, self.tools, history, request, k=k, owned=owned)
 
     def observe_session(
         self, turns: Sequence[TurnMapping], user: str | None, *, learned: int = 0
@@ -162,8 +152,6 @@ class EngineCallPredictor:
         ]
         if not calls:
             return
-        if self._given_fitted and self._fit_counts is None:  # as fitted: before it learns
-            self._fit_counts = {name: n[0] for name, n in self.model.counts_.names.items()}
         fit = self._fit_counts
         names = {c.get("name") for c in calls}
         if (
@@ -177,7 +165,6 @@ class EngineCallPredictor:
         self._fitted = True
         if self.own is not None:
             self.own.observe_session(turns, user, learned=learned)
-            self._owned = None
 
     def save(self, path: str | Path) -> None:
         """
@@ -305,14 +292,44 @@ def guesses_of(
         return []
 
 
-def owned_names(own: CallForecaster, theirs: Callable[[str], float]) -> frozenset[str]:
+def joined(
+    guesses: list[CallGuess],
+    own: EngineCallPredictor | None,
+    tools: Callable[[str], bool] | None,
+    history: Sequence[TurnMapping],
+    request: TurnMapping | None,
+    *,
+    k: int,
+    owned: frozenset[str],
+) -> list[CallGuess]:
     """
-    The names ``own`` counted more calls of than ``theirs`` gives for them.
+    ``guesses`` (a model's, for the tools not in ``owned``) with ``own``'s for those in
+    it, the likeliest ``k`` of them.
     """
-    counts = getattr(own, "counts_", None)
-    if counts is None:
+    if own is not None and owned:
+        guesses = [*guesses, *guesses_of(own.model, tools, history, request, k=k, owned=owned)]
+        guesses.sort(key=lambda g: -g.p)
+    return guesses[: max(k, 0)]
+
+
+def counted_calls(model: CallForecaster) -> dict[str, float]:
+    """
+    How many calls of each tool ``model`` counted (none before it learned anything).
+    """
+    counts = getattr(model, "counts_", None)
+    return {} if counts is None else {name: n[0] for name, n in counts.names.items()}
+
+
+def owned_names(own: EngineCallPredictor | None, theirs: Mapping[str, float]) -> frozenset[str]:
+    """
+    The names ``own`` counted more calls of than ``theirs`` did (a few dozen tools:
+    worked out at each forecast).
+    """
+    if own is None:
         return frozenset()
-    return frozenset(name for name, (n, _) in counts.names.items() if n > theirs(name))
+    return frozenset(
+        n for n, calls in counted_calls(own.model).items() if calls > theirs.get(n, 0.0)
+    )
 
 
 _WORD = re.compile(r"\w+")

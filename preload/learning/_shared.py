@@ -20,7 +20,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from ._call_predictors import EngineCallPredictor, guesses_of, owned_names
+from ._call_predictors import (
+    EngineCallPredictor,
+    counted_calls,
+    guesses_of,
+    joined,
+    owned_names,
+)
 from ._engine_forecaster import EngineForecaster
 from ._value import ValuePredictor
 
@@ -36,16 +42,15 @@ M = TypeVar("M")
 
 class _Slot(Generic[M]):
     """
-    Where the views of a shared model find it (replaced whole, under ``lock``, each
-    replacement counted in ``version``), and the lock they hold while they read it.
+    Where the views of a shared model find it (replaced whole, under ``lock``), and
+    the lock they hold while they read it.
     """
 
-    __slots__ = ("lock", "model", "version")
+    __slots__ = ("lock", "model")
 
     def __init__(self, model: M) -> None:
         self.model = model
         self.lock = threading.Lock()
-        self.version = 0  # how many times the model was replaced
 
 
 class SharedForecaster:
@@ -150,10 +155,6 @@ class SharedCallPredictor:
         self._slot = slot
         self._tools = tools
         self.own = EngineCallPredictor(tools=tools) if learn else None
-        # the names its own model forecasts, worked out again once it learned or the
-        # shared model was replaced
-        self._owned: frozenset[str] = frozenset()
-        self._owned_against = -1  # the slot's version they were worked out against
 
     @property
     def model(self) -> CallForecaster:
@@ -176,14 +177,10 @@ class SharedCallPredictor:
         its room on its own tools, and their guesses are ranked together.
         """
         slot, tools = self._slot, self._tools
-        with slot.lock:  # the model as it is now
-            owned = self._owned_names(slot.model)
+        with slot.lock:  # the model as it is now (or the one replacing it)
+            owned = owned_names(self.own, counted_calls(slot.model)) if self.own else frozenset()
             guesses = guesses_of(slot.model, tools, history, request, k=k, owned=owned, mine=False)
-        if not owned or self.own is None:
-            return guesses
-        guesses += guesses_of(self.own.model, tools, history, request, k=k, owned=owned)
-        guesses.sort(key=lambda g: -g.p)
-        return guesses[: max(k, 0)]
+        return joined(guesses, self.own, tools, history, request, k=k, owned=owned)
 
     def observe_session(
         self, turns: Sequence[TurnMapping], user: str | None, *, learned: int = 0
@@ -195,20 +192,6 @@ class SharedCallPredictor:
         """
         if self.own is not None:
             self.own.observe_session(turns, user, learned=learned)
-            self._owned_against = -1  # worked out again at the next forecast
-
-    def _owned_names(self, shared: CallForecaster) -> frozenset[str]:
-        """
-        The names this view's own model has counted more calls of than ``shared``, the
-        model in the slot as it is now (read under the slot's lock).
-        """
-        if self.own is None or self._owned_against == self._slot.version:
-            return self._owned
-        theirs = getattr(shared, "counts_", None)
-        counted = {} if theirs is None else theirs.names
-        self._owned = owned_names(self.own.model, lambda name: counted.get(name, (0.0,))[0])
-        self._owned_against = self._slot.version
-        return self._owned
 
 
 class SharedModels:
@@ -244,7 +227,6 @@ class SharedModels:
             if mine is not None and theirs is not None:
                 with mine.lock:
                     mine.model = theirs.model
-                    mine.version += 1
 
     @classmethod
     def load(cls, model: str | None, calls_model: str | None) -> SharedModels:
