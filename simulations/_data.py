@@ -10,6 +10,7 @@ tenant whose tools a model partly never saw (:func:`unseen_tools`,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -31,6 +32,7 @@ __all__ = [
     "read_only_names",
     "unseen_tools",
     "without_tools",
+    "write_log",
 ]
 
 #: ``--data``'s default: ``../shared/data`` beside the project.
@@ -130,3 +132,13 @@ def without_tools(sessions: Sequence[Session], hidden: set[str]) -> list[Session
         )
         for session in sessions
     ]
+
+
+def write_log(path: Path, sessions: Iterable[Session]) -> Path:
+    """
+    Write ``sessions`` to ``path`` as a session log (a line each); return the path.
+    """
+    with path.open("w", encoding="utf-8") as lines:
+        for session in sessions:
+            lines.write(json.dumps(session.as_mapping()) + "\n")
+    return path

@@ -47,7 +47,7 @@ from preload import read_sessions
 from preload.learning import EngineCallPredictor
 from preload.server import append_key
 from preload.server._store_redis import RedisSessionStore
-from simulations._data import add_data_arguments, corpus_folders
+from simulations._data import add_data_arguments, corpus_folders, write_log
 from simulations.call_forecast_bench import evaluate, load_sessions, ours
 from simulations.serve_bench import (
     Redis,
@@ -248,8 +248,7 @@ def main() -> None:
     dev = load_sessions(data / "sessions-dev.jsonl")[: args.dev]
     with tempfile.TemporaryDirectory(prefix="preload-export-bench-") as tmp:
         folder = Path(tmp)
-        played = folder / "played.jsonl"
-        played.write_text("".join(json.dumps(s.as_mapping()) + "\n" for s in chosen))
+        played = write_log(folder / "played.jsonl", chosen)
         redis = Redis(folder)
         redis.start()
         replica = None

@@ -65,7 +65,13 @@ import httpx
 from preload import LatencyConfig, read_sessions
 from preload.replay._simulated import draw
 from preload.server import append_key
-from simulations._data import add_data_arguments, read_only_names, unseen_tools, without_tools
+from simulations._data import (
+    add_data_arguments,
+    read_only_names,
+    unseen_tools,
+    without_tools,
+    write_log,
+)
 from simulations.serve_bench import (
     Redis,
     Replica,
@@ -298,10 +304,7 @@ def unseen_logs(logs: Path, share: float, folder: Path) -> Path:
     train, _ = read_sessions(logs)
     read_only = read_only_names(train)
     hidden = unseen_tools(read_only, share)
-    out = folder / "sessions-train-unseen.jsonl"
-    with out.open("w", encoding="utf-8") as lines:
-        for session in without_tools(train, hidden):
-            lines.write(json.dumps(session.as_mapping()) + "\n")
+    out = write_log(folder / "sessions-train-unseen.jsonl", without_tools(train, hidden))
     print(f"call forecaster fitted without the calls of {len(hidden)} of {len(read_only)} tools:")
     print(f"  {', '.join(sorted(hidden))}")
     return out
