@@ -43,7 +43,7 @@ from ._calls_names import NameTemperature, name_tokens
 from ._calls_search import ArgumentSearch, asked, scan_of
 from ._calls_turns import PATH, Key, calls_of, nested, turns_of
 from ._calls_view import SessionView, TextScan
-from ._persistence import JsonModel, check_document, map_corrupt_data
+from ._persistence import JsonModel, check_document, map_corrupt_data, number
 
 __all__ = ["CallForecaster", "CallGuess"]
 
@@ -546,17 +546,17 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
             model.counts_ = CallCounts.from_json(data["counts"])
             model.counts_.aliases()
             model.evidence_.sources = {
-                (str(k[0]), str(k[1])): {str(s): [float(x) for x in e] for s, e in v.items()}
+                (str(k[0]), str(k[1])): {str(s): [number(x) for x in e] for s, e in v.items()}
                 for k, v in data["sources"]
             }
-            model.calib_ = {tuple(map(str, c)): [float(x) for x in e] for c, e in data["calib"]}
+            model.calib_ = {tuple(map(str, c)): [number(x) for x in e] for c, e in data["calib"]}
             if "name_temperature" in data:  # absent from models saved before it was learned
                 model.name_temperature_ = NameTemperature.from_json(data["name_temperature"])
             for k, words in data["cues"]:
                 key = (str(k[0]), str(k[1]))
                 cues = model.evidence_.cues_of(key)
                 for w, e in words.items():
-                    cues.add(str(w), float(e[0]), float(e[1]))
+                    cues.add(str(w), number(e[0]), number(e[1]))
         return model
 
 

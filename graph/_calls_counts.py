@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from ._calls_turns import (
     value_kind,
     value_shape,
 )
+from ._persistence import number
 
 if TYPE_CHECKING:
     from ._calls_view import TextScan
@@ -117,6 +119,9 @@ def whole_forms(text: str) -> dict[str, str]:
 class CallCounts:
     """
     The counts the call forecast learns from sessions, added to session by session.
+    They are counted in ints while whole (until :meth:`age` halves them): CPython
+    shares the ints up to 256, where each float would be an object of 24 bytes, and a
+    model that learns online holds hundreds of thousands of counts.
     """
 
     def __init__(self) -> None:
@@ -144,8 +149,9 @@ class CallCounts:
         self.key_ids: dict[Key, int] = {}
         self.keys: list[Key] = []
         self.phrase_keys: list[dict[int, str]] = []
-        # aliases: (name, arg) -> words -> value -> calls; name -> words -> calls
-        self.said: dict[Key, dict[str, dict[str, float]]] = {}
+        # aliases: (name, arg) -> (words, value) -> calls; name -> words -> calls (one
+        # dict an argument, not one a phrase: most phrases go with a single value)
+        self.said: dict[Key, dict[tuple[str, str], float]] = {}
         self.words: dict[str, dict[str, float]] = {}
         self.alias_index = PhraseIndex()
         self.alias_keys: list[dict[int, tuple[str, str]]] = []  # argument -> (value, how)
@@ -215,10 +221,10 @@ class CallCounts:
         if isinstance(state, str):
             ctxs.append(("s", state))
         for ctx in ctxs:
-            entry = self.contexts.setdefault(ctx, [0.0, {}])
-            entry[0] += 1.0
+            entry = self.contexts.setdefault(ctx, [0, {}])
+            entry[0] += 1
             for name in names:
-                entry[1][name] = entry[1].get(name, 0.0) + 1.0
+                entry[1][name] = entry[1].get(name, 0) + 1
 
     def _count_kinds(self, turn: Mapping[str, Any]) -> None:
         """
@@ -231,24 +237,23 @@ class CallCounts:
                 kind = value_kind(value)
                 if text is not None and (kind != "str" or value_shape(text) is not None):
                     per = self.kinds.setdefault((name, arg), {}).setdefault(text, {})
-                    per[kind] = per.get(kind, 0.0) + 1.0
+                    per[kind] = per.get(kind, 0) + 1
 
     def _prune_said(self) -> None:
         """
         Drop the alias counts of words said in place of a value that cannot be near an
         alias (see :data:`PRUNE_EVERY`).
         """
-        for key in list(self.said):
+        for key, per_key in list(self.said.items()):
             per_name = self.words.get(key[0], {})
-            per_key = self.said[key]
-            for gram in list(per_key):
-                floor = max(2.0, _PRUNE_SHARE * per_name.get(gram, 0.0))
-                kept = {v: n for v, n in per_key[gram].items() if n >= floor}
-                if kept:
-                    per_key[gram] = kept
-                else:
-                    del per_key[gram]
-            if not per_key:
+            kept = {
+                said: n
+                for said, n in per_key.items()
+                if n >= max(2.0, _PRUNE_SHARE * per_name.get(said[0], 0.0))
+            }
+            if kept:
+                self.said[key] = kept
+            else:
                 del self.said[key]
 
     def vocabulary(self) -> int:
@@ -259,7 +264,7 @@ class CallCounts:
         the tools, their arguments and the values given.
         """
         words = sum(len(per) for per in self.words.values())
-        said = sum(len(per) for per_key in self.said.values() for per in per_key.values())
+        said = sum(len(per_key) for per_key in self.said.values())
         return words + said + self.name_words.pairs()
 
     def age(self) -> None:
@@ -300,12 +305,12 @@ class CallCounts:
     def _add_call(
         self, name: str, args: dict[str, str], read_only: bool, seen: list[Call], text: str
     ) -> None:
-        entry = self.names.setdefault(name, [0.0, 0.0])
-        entry[0] += 1.0
-        entry[1] += float(read_only)
+        entry = self.names.setdefault(name, [0, 0])
+        entry[0] += 1
+        entry[1] += read_only
         pats = self.patterns.setdefault(name, {})
         pattern = tuple(sorted(args))
-        pats[pattern] = pats.get(pattern, 0.0) + 1.0
+        pats[pattern] = pats.get(pattern, 0) + 1
         given: dict[str, list[tuple[str, str]]] = {}  # value -> the earlier calls' arguments
         for earlier, earlier_args in seen:
             for other, other_value in earlier_args.items():
@@ -313,14 +318,14 @@ class CallCounts:
         for arg, value in args.items():
             key = (name, arg)
             vals = self.values.setdefault(key, {})
-            vals[value] = vals.get(value, 0.0) + 1.0
-            casing = self.casing.setdefault(key, [0.0, 0.0])
-            casing[0] += 1.0
-            casing[1] += float(value[:1].isupper())
+            vals[value] = vals.get(value, 0) + 1
+            casing = self.casing.setdefault(key, [0, 0])
+            casing[0] += 1
+            casing[1] += value[:1].isupper()
             self._index_value(key, value)
             flows = self.flow.setdefault(key, {})
             for src in given.get(value, ()):
-                flows[src] = flows.get(src, 0.0) + 1.0
+                flows[src] = flows.get(src, 0) + 1
             self._vote_anchor(value, text)
             # a query: a request of a few words handed on whole (a value said alone is
             # no query: "Sacramento.", "5th and Main")
@@ -328,7 +333,7 @@ class CallCounts:
                 form = next((f for f, v in whole_forms(text).items() if v == value), None)
                 if form is not None:
                     per_form = self.whole.setdefault(key, {})
-                    per_form[form] = per_form.get(form, 0.0) + 1.0
+                    per_form[form] = per_form.get(form, 0) + 1
 
     def _add_successors(
         self, name: str, args: dict[str, str], before: dict[str, str] | None
@@ -344,7 +349,7 @@ class CallCounts:
             old = before.get(arg)
             if old is not None and old != value:
                 per_old = self.succ.setdefault((name, arg), {}).setdefault(old, {})
-                per_old[value] = per_old.get(value, 0.0) + 1.0
+                per_old[value] = per_old.get(value, 0) + 1
 
     def successors(self, key: Key, value: str, top: int = 2) -> list[str]:
         """
@@ -362,20 +367,22 @@ class CallCounts:
         Count the words and word pairs of the last two requests against the values of
         the calls that followed, where a value was not said verbatim.
         """
-        grams = set(toks) | {f"{a} {b}" for a, b in itertools.pairwise(toks)}
+        intern = sys.intern  # one object for each word and value, in every count of it
+        grams = {intern(t) for t in toks}
+        grams.update(intern(f"{a} {b}") for a, b in itertools.pairwise(toks))
         said = f" {' '.join(toks)} "
         for name, args, _ in {c[0]: c for c in calls}.values():
             per_name = self.words.setdefault(name, {})
             for gram in grams:
-                per_name[gram] = per_name.get(gram, 0.0) + 1.0
-            for arg, value in args.items():
-                phrase = " ".join(tokenize(value))
+                per_name[gram] = per_name.get(gram, 0) + 1
+            for arg, given in args.items():
+                phrase = " ".join(tokenize(given))
                 if not phrase or f" {phrase} " in said:
                     continue
+                value = intern(given)
                 per_key = self.said.setdefault((name, arg), {})
                 for gram in grams:
-                    per_value = per_key.setdefault(gram, {})
-                    per_value[value] = per_value.get(value, 0.0) + 1.0
+                    per_key[gram, value] = per_key.get((gram, value), 0) + 1
 
     def aliases(self, *, now: bool = True) -> None:
         """
@@ -406,7 +413,7 @@ class CallCounts:
                 continue  # relative dates are the rules' business, whatever day today is
             calls = self.names[key[0]][0]
             values = self.values.get(key, {})
-            for gram, per_value in per_key.items():
+            for gram, per_value in by_words(per_key).items():
                 value, n = max(per_value.items(), key=lambda it: (it[1], it[0]))
                 share = _alias_share(n, per_name.get(gram, n), calls, values[value])
                 if n < _ALIAS_MIN or share < _ALIAS_SHARE:
@@ -510,7 +517,7 @@ class CallCounts:
                 continue
             for value in words:
                 holders.setdefault(value, []).append((key, kid))
-            for gram, per_value in self.said.get(key, {}).items():
+            for gram, per_value in by_words(self.said.get(key, {})).items():
                 for value, n in per_value.items():
                     if value in words:
                         per_gram = pooled.setdefault(value, {})
@@ -573,10 +580,10 @@ class CallCounts:
             elif "today" not in low and "tonight" not in low:
                 return
             iso = day.isoformat()
-            self.dates[iso] = self.dates.get(iso, 0.0) + 1.0
+            self.dates[iso] = self.dates.get(iso, 0) + 1
         elif len(value) == 5 and value[2] == ":" and value[:2].isdigit():
             hour = int(value[:2])
-            self.hours[hour] = self.hours.get(hour, 0.0) + 1.0
+            self.hours[hour] = self.hours.get(hour, 0) + 1
 
     # -- what the counts say --------------------------------------------------------
 
@@ -770,12 +777,8 @@ class CallCounts:
         (the rest is most of the counts and could make an alias only with more data).
         """
         out: dict[Key, dict[str, dict[str, float]]] = {}
-        for key, grams in self.said.items():
-            kept = {}
-            for gram, per_value in grams.items():
-                twice = {v: n for v, n in per_value.items() if n >= 2}
-                if twice:
-                    kept[gram] = twice
+        for key, per_key in self.said.items():
+            kept = by_words({said: n for said, n in per_key.items() if n >= 2})
             if kept:
                 out[key] = kept
         return out
@@ -787,14 +790,14 @@ class CallCounts:
         """
         counts = cls()
         counts.n_sessions = int(data["n_sessions"])
-        counts.names = {str(n): [float(x) for x in e] for n, e in data["names"].items()}
+        counts.names = {str(n): [number(x) for x in e] for n, e in data["names"].items()}
         counts.patterns = {
-            str(n): {tuple(map(str, p)): float(c) for p, c in ps}
+            str(n): {tuple(map(str, p)): number(c) for p, c in ps}
             for n, ps in data["patterns"].items()
         }
         for (name, arg), vals in data["values"]:
             key = (str(name), str(arg))
-            counts.values[key] = {str(v): float(c) for v, c in vals.items()}
+            counts.values[key] = {str(v): number(c) for v, c in vals.items()}
             for value, n in counts.values[key].items():
                 counts._index_value(key, value)
                 casing = counts.casing.setdefault(key, [0.0, 0.0])
@@ -802,44 +805,55 @@ class CallCounts:
                 casing[1] += n * float(value[:1].isupper())
         counts.kinds = {  # absent from models saved before 0.7: strings, then
             (str(k[0]), str(k[1])): {
-                str(v): {str(t): float(n) for t, n in kinds.items()} for v, kinds in per.items()
+                str(v): {str(t): number(n) for t, n in kinds.items()} for v, kinds in per.items()
             }
             for k, per in data.get("kinds", ())
         }
         counts.flow = {
-            (str(k[0]), str(k[1])): {(str(s[0]), str(s[1])): float(c) for s, c in f}
+            (str(k[0]), str(k[1])): {(str(s[0]), str(s[1])): number(c) for s, c in f}
             for k, f in data["flow"]
         }
         counts.succ = {
             (str(k[0]), str(k[1])): {
-                str(old): {str(v): float(n) for v, n in per.items()} for old, per in olds.items()
+                str(old): {str(v): number(n) for v, n in per.items()} for old, per in olds.items()
             }
             for k, olds in data.get("succ", ())  # absent from models saved before 0.3
         }
         counts.whole = {  # absent from models saved before 0.10
-            (str(k[0]), str(k[1])): {str(f): float(n) for f, n in per.items()}
+            (str(k[0]), str(k[1])): {str(f): number(n) for f, n in per.items()}
             for k, per in data.get("whole", ())
         }
         counts.contexts = {
-            tuple(map(str, c)): [float(e[0]), {str(n): float(x) for n, x in e[1].items()}]
+            tuple(map(str, c)): [number(e[0]), {str(n): number(x) for n, x in e[1].items()}]
             for c, e in data["contexts"]
         }
         if "name_words" in data:  # absent from models saved before 0.7
             counts.name_words = NameWords.from_json(data["name_words"])
-        counts.dates = {str(d): float(n) for d, n in data["dates"].items()}
-        counts.hours = {int(h): float(n) for h, n in data["hours"].items()}
+        counts.dates = {str(d): number(n) for d, n in data["dates"].items()}
+        counts.hours = {int(h): number(n) for h, n in data["hours"].items()}
         counts.said = {
             (str(k[0]), str(k[1])): {
-                str(g): {str(v): float(n) for v, n in per.items()} for g, per in grams.items()
+                (str(g), str(v)): number(n) for g, per in grams.items() for v, n in per.items()
             }
             for k, grams in data["said"]
         }
         counts.words = {
-            str(name): {str(g): float(n) for g, n in per.items()}
+            str(name): {str(g): number(n) for g, n in per.items()}
             for name, per in data["words"].items()
         }
         counts._aliases_stale = True
         return counts
+
+
+def by_words(said: Mapping[tuple[str, str], float]) -> dict[str, dict[str, float]]:
+    """
+    One argument's alias counts (``CallCounts.said``), by the words said: words -> value
+    -> calls, the words in the order they were first counted.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for (gram, value), n in said.items():
+        out.setdefault(gram, {})[value] = n
+    return out
 
 
 def _alias_share(n: float, said: float, calls: float, given: float) -> float:

@@ -8,12 +8,14 @@ have none); the counts by state answer otherwise.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from ._aging import drop_below, halve
+from ._persistence import number
 
 __all__ = ["TEMPERATURES", "NameTemperature", "NameWords", "name_tokens"]
 
@@ -62,13 +64,13 @@ class NameWords:
         Count one turn: its features and the names it called.
         """
         for name in set(names) or {""}:
-            self.total += 1.0
-            self.turns[name] = self.turns.get(name, 0.0) + 1.0
-            self.tokens[name] = self.tokens.get(name, 0.0) + len(tokens)
-            for token in tokens:
+            self.total += 1
+            self.turns[name] = self.turns.get(name, 0) + 1
+            self.tokens[name] = self.tokens.get(name, 0) + len(tokens)
+            for token in map(sys.intern, tokens):  # one object for each, in every count
                 per = self.words.setdefault(token, {})
-                per[name] = per.get(name, 0.0) + 1.0
-                self.df[token] = self.df.get(token, 0.0) + 1.0
+                per[name] = per.get(name, 0) + 1  # ints, shared up to 256 (CallCounts)
+                self.df[token] = self.df.get(token, 0) + 1
 
     def pairs(self) -> int:
         """
@@ -138,10 +140,10 @@ class NameWords:
         AttributeError).
         """
         out = cls()
-        out.turns = {str(n): float(c) for n, c in data["turns"].items()}
-        out.tokens = {str(n): float(c) for n, c in data["tokens"].items()}
+        out.turns = {str(n): number(c) for n, c in data["turns"].items()}
+        out.tokens = {str(n): number(c) for n, c in data["tokens"].items()}
         out.words = {
-            str(t): {str(n): float(c) for n, c in per.items()} for t, per in data["words"].items()
+            str(t): {str(n): number(c) for n, c in per.items()} for t, per in data["words"].items()
         }
         out.total = sum(out.turns.values())
         out.df = {t: sum(per.values()) for t, per in out.words.items()}

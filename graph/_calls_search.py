@@ -336,7 +336,7 @@ class ArgumentSearch:
                 right = value == truth
                 words = scan.context(start, after)
                 for word in [*words, *question] if i == 0 else words:
-                    cues.add(word, float(right), float(not right))
+                    cues.add(word, int(right), int(not right))
 
     def _learn_result_cues(self, key: Key, truth: str) -> None:
         """
@@ -354,7 +354,7 @@ class ArgumentSearch:
             for m in found:
                 right = as_written(counts, key, m)[2] == truth
                 for word in _result_words(scan, m, ends):
-                    cues.add(word, float(right), float(not right))
+                    cues.add(word, int(right), int(not right))
 
 
 def asked(view: SessionView) -> list[str]:

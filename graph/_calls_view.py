@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -367,9 +368,12 @@ class CueWeights:
         wrong ones ``wrong`` times, for the argument and for the words of its name.
         """
         for counts in (self.own, *self.pooled):
-            entry = counts.setdefault(word, [0.0, 0.0])
-            entry[0] += right
-            entry[1] += wrong
+            entry = counts.get(word)
+            if entry is None:  # the numbers given, shared (ints, or a model file's floats)
+                counts[sys.intern(word)] = [right, wrong]
+            else:
+                entry[0] += right
+                entry[1] += wrong
 
     def get(self, word: str, default: float = 0.0) -> float:
         """

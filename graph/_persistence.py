@@ -171,6 +171,16 @@ def _shared_number(text: str) -> float:
     return got
 
 
+def number(value: Any) -> float:
+    """
+    A count read from a model file, as the decoder gave it: its ints (CPython shares
+    those up to 256) and its floats (:func:`_shared_number`) are shared, and ``float()``
+    of an int would make an object of 24 bytes of each. Anything else goes through
+    ``float()`` (errors: TypeError, ValueError).
+    """
+    return value if type(value) is int or type(value) is float else float(value)
+
+
 def _shared_strings(doc: Any) -> Any:
     """
     ``doc`` with every string of it interned (:func:`sys.intern`): one object for each

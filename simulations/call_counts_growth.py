@@ -86,7 +86,7 @@ def main() -> None:
             gc.collect()
             now = tracemalloc.get_traced_memory()[0]
             counts = model.counts_
-            said = sum(len(v) for grams in counts.said.values() for v in grams.values())
+            said = sum(len(per_key) for per_key in counts.said.values())
             words = sum(len(grams) for grams in counts.words.values())
             cues = sum(len(per) for per in model.evidence_.cues.values())
             line = (

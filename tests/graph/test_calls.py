@@ -1331,12 +1331,43 @@ def test_alias_counts_keep_what_may_make_an_alias_and_drop_the_rest(
     monkeypatch.setattr(calls_counts, "PRUNE_EVERY", 50)
     model = CallForecaster().fit(sessions)
     pruned = model.counts_.said
-    assert 50 == len(whole[("Orders:Reorder", "order")]["usual"])
+    assert 50 == sum(words == "usual" for words, _ in whole[("Orders:Reorder", "order")])
     assert ("Orders:Reorder", "order") not in pruned
     assert ("Orders:Reorder", "order") in whole
     request = {"text": "Find me a unisex salon in Napa.", "state": "S:Find"}
     guess = model.predict([], request)[0]
     assert {"city": "Napa", "is_unisex": "True"} == dict(guess.args)
+
+
+def test_counts_learned_online_hold_one_object_for_each_word_and_whole_number() -> None:
+    """
+    Learning online, each word and value is one object in every count that holds it,
+    and the whole counts are ints, which CPython shares up to 256 (a float is an object
+    of its own each): a server may hold a model learning online for every tenant.
+    Making a float of each count, or a string of each word said again, fails this.
+    """
+    rng = random.Random(3)
+    model = CallForecaster()
+    for n in range(40):
+        model.partial_fit([salon_session(rng), reorder_session(n)])
+    counts = model.counts_
+    texts = [
+        *(gram for per in counts.words.values() for gram in per),
+        *(text for per in counts.said.values() for said in per for text in said),
+        *counts.name_words.words,
+        *(word for per in model.evidence_.cues.values() for word in per),
+    ]
+    first: dict[str, str] = {}
+    assert all(first.setdefault(text, text) is text for text in texts)
+    assert {"usual", "unisex", "salon"} <= first.keys()
+    numbers = [
+        *(n for per in counts.words.values() for n in per.values()),
+        *(n for per in counts.said.values() for n in per.values()),
+        *(n for per in counts.name_words.words.values() for n in per.values()),
+        *(n for per in model.evidence_.cues.values() for entry in per.values() for n in entry),
+    ]
+    assert numbers
+    assert all(type(n) is int for n in numbers)
 
 
 def test_learning_online_drops_the_cue_words_seen_once(monkeypatch: pytest.MonkeyPatch) -> None:
