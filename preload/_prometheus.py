@@ -78,6 +78,14 @@ CALL_COUNTERS = {
     "speculative_skipped": "Calls not run ahead: over the per-turn, per-source or per-call budget.",
 }
 
+#: Call statistics exported as gauges (``calls=``).
+CALL_GAUGES = {
+    "learned_word_counts": (
+        "Word counts the call predictor's models held after its latest learning "
+        "(bounded by calls.max_vocabulary; a shared model's not counted)."
+    ),
+}
+
 #: Experiment arm counts exported as counters (``arms=``), labelled ``arm``.
 ARM_COUNTERS = {
     "sessions": "Sessions of the experiment arm whose first turn this engine served.",
@@ -194,7 +202,7 @@ class PrometheusCollector:
             )
         yield histogram
         if self.calls is not None:
-            yield from self._calls(CounterMetricFamily, labels)
+            yield from self._calls(CounterMetricFamily, GaugeMetricFamily, labels)
         if self.arms is not None:
             yield from self._arms(CounterMetricFamily, labels)
 
@@ -212,9 +220,9 @@ class PrometheusCollector:
                     counter.add_metric([value, arm] if labels else [arm], getattr(stats, name))
             yield counter
 
-    def _calls(self, family: Any, labels: list[str]) -> Iterator[Any]:
+    def _calls(self, family: Any, gauges: Any, labels: list[str]) -> Iterator[Any]:
         """
-        The call counters' families.
+        The call counters' and gauges' families.
         """
         assert self.calls is not None
         taken = self.calls()
@@ -225,3 +233,8 @@ class PrometheusCollector:
             for value, snap in stats.items():
                 counter.add_metric([value] if labels else [], getattr(snap, field))
             yield counter
+        for name, doc in CALL_GAUGES.items():
+            gauge = gauges(f"{self.prefix}_{name}", doc, labels=labels)
+            for value, snap in stats.items():
+                gauge.add_metric([value] if labels else [], float(getattr(snap, name)))
+            yield gauge

@@ -156,8 +156,14 @@ class CallStatistics:
     by the moment they were run), ``speculative_wasted`` those it never made, once the
     session ended; ``speculative_skipped`` the likely calls not run for a budget of
     ``[calls]`` (a turn's, a source's, or the allowance per read-only call).
+    ``learned_word_counts`` is a gauge: the word counts the call predictor's models
+    hold as of its latest learning (the ones that grow with what sessions say, which
+    ``calls.max_vocabulary`` bounds; a shared model's are not counted), about 120 bytes
+    each; 0 for a predictor that does not tell (``word_counts()``) or learns nothing.
 
     .. versionadded:: 0.3
+    .. versionchanged:: 0.22
+       ``learned_word_counts``.
     """
 
     calls: int = 0
@@ -172,6 +178,7 @@ class CallStatistics:
     used_at_request: int = 0
     speculative_wasted: int = 0
     speculative_skipped: int = 0
+    learned_word_counts: int = 0
 
 
 class SpeculationLedger:

@@ -144,6 +144,7 @@ class CallSide:
         self._this_turn: dict[str, int] = {}  # session -> calls run ahead since its request
         self._rationing = CallRationing(calls.max_per_call)  # speculation per call made
         self._counters = _CallCounters()
+        self._word_counts = 0  # the predictor's, as of its latest learning
         # Sessions that ended with calls, for the predictor to learn: their turns, user.
         self._ended: dict[str, tuple[list[dict[str, Any]], str | None, int]] = {}
 
@@ -426,8 +427,16 @@ class CallSide:
             observe = partial(self.predictor.observe_session, learned=learned)
         else:
             observe, turns = self.predictor.observe_session, turns[learned:]
+        words = getattr(self.predictor, "word_counts", None)
         try:
-            await self._off_loop(observe, turns, user, limiter=self._guessing)
+            self._word_counts = await self._off_loop(
+                _learned,
+                observe,
+                words if callable(words) else None,
+                turns,
+                user,
+                limiter=self._guessing,
+            )
         except Exception:  # a predictor's bug must not stop the engine
             logger.exception("call learning failed for session %s", session_id)
 
@@ -443,7 +452,22 @@ class CallSide:
             used_after_reply=ledger.used_by_moment["reply"],
             used_at_request=ledger.used_by_moment["request"],
             speculative_wasted=ledger.wasted,
+            learned_word_counts=self._word_counts,
         )
+
+
+def _learned(
+    observe: Callable[[list[dict[str, Any]], str | None], None],
+    word_counts: Callable[[], int] | None,
+    turns: list[dict[str, Any]],
+    user: str | None,
+) -> int:
+    """
+    Learn from ``turns``, then read the word counts the predictor holds (in the same
+    worker thread: they are read as the learning left them), 0 if it does not tell.
+    """
+    observe(turns, user)
+    return int(word_counts()) if word_counts is not None else 0
 
 
 def _with_context(turns: Sequence[Mapping[str, Any]], learned: int) -> tuple[int, int]:

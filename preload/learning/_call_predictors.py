@@ -166,6 +166,17 @@ class EngineCallPredictor:
         if self.own is not None:
             self.own.observe_session(turns, user, learned=learned)
 
+    def word_counts(self) -> int:
+        """
+        The word counts its models hold, the model's and its own's (what grows with what
+        sessions say, and what ``max_vocabulary`` bounds; see
+        :attr:`graph.CallForecaster.vocabulary_`), 0 before it learned anything.
+
+        .. versionadded:: 0.22
+        """
+        words = self.model.vocabulary_ if self._fitted else 0
+        return words + (self.own.word_counts() if self.own is not None else 0)
+
     def save(self, path: str | Path) -> None:
         """
         Write the model as versioned JSON.

@@ -193,6 +193,15 @@ class SharedCallPredictor:
         if self.own is not None:
             self.own.observe_session(turns, user, learned=learned)
 
+    def word_counts(self) -> int:
+        """
+        The word counts of this view's own model (with ``learn``; else 0): the shared
+        model is every view's, and does not grow.
+
+        .. versionadded:: 0.22
+        """
+        return self.own.word_counts() if self.own is not None else 0
+
 
 class SharedModels:
     """

@@ -592,6 +592,48 @@ async def test_the_engine_learns_calls_from_a_session_that_goes_on() -> None:
     assert 1 == predictor.model.n_sessions_  # the long one, counted once
 
 
+async def test_the_call_statistics_tell_the_word_counts_the_predictor_learned() -> None:
+    """
+    After each part of a session it learns from, the engine reads the word counts its
+    call predictor holds (``learned_word_counts``): none before, those of the first
+    part, more once the session's end taught it the rest. A predictor that does not
+    tell them leaves the gauge at 0.
+    """
+    predictor = _Learning()
+    async with _engine(ScriptedCallSource({FIND: True}), predictor) as engine:
+        before = engine.call_statistics().learned_word_counts
+        await _long_session(engine)
+        first = engine.call_statistics().learned_word_counts
+        assert first == predictor.model.vocabulary_
+        engine.end_session("long")
+        await engine.wait_idle()
+        after = engine.call_statistics().learned_word_counts
+    assert 0 == before < first < after == predictor.word_counts()
+    silent = _Silent()
+    async with _engine(ScriptedCallSource({FIND: True}), silent) as engine:
+        await _long_session(engine)
+        assert 0 == engine.call_statistics().learned_word_counts
+    assert 1 == silent.parts
+
+
+class _Silent:
+    """
+    A call predictor that learns and forecasts as the engine's does, and does not
+    tell its word counts; it counts the parts it learned from.
+    """
+
+    def __init__(self) -> None:
+        self.inner = EngineCallPredictor()
+        self.parts = 0
+
+    def predict_calls(self, session_id: str, history: Any, request: Any, *, k: int) -> Any:
+        return self.inner.predict_calls(session_id, history, request, k=k)
+
+    def observe_session(self, turns: Any, user: str | None, *, learned: int = 0) -> None:
+        self.parts += 1
+        self.inner.observe_session(turns, user, learned=learned)
+
+
 async def test_a_predictor_that_takes_no_context_gets_the_new_turns_alone() -> None:
     """
     A call predictor whose ``observe_session`` takes no ``learned`` learns from a

@@ -181,7 +181,7 @@ async def test_with_tenant_learning_a_tenant_runs_ahead_a_tool_the_shared_model_
     engine learns over it (``tenant_learning``) runs the search ahead once it learned
     from six of its sessions that ended, as the same replica without it never does;
     the other tenant, which made no search, does not run it ahead; the shared model
-    learns nothing.
+    learns nothing. The metrics give the word counts of the tenant's own model.
     """
     monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:tools
     async with _replica(tmp_path, flights_model, share=True, learn=learn) as (server, clients):
@@ -200,9 +200,15 @@ async def test_with_tenant_learning_a_tenant_runs_ahead_a_tool_the_shared_model_
             # a city none of them searched: no result of the tenant's cache is its
             await _search(server, clients["acme"], "acme", "a-next", "Sintra")
             await _search(server, clients["beta"], "beta", "b-next", "Sintra")
+            metrics = (await clients["beta"].get("/metrics")).text
         hits = (acme.call_statistics().call_hits - before, beta.call_statistics().call_hits)
+        words = acme._calls.predictor.word_counts()
     assert ((1, 0) if learn else (0, 0)) == hits
     assert saved == acme._calls.predictor.model.to_json()
+    # the tenant's own model's word counts; none for the shared model's, or for beta's
+    assert (words > 0) is learn
+    assert f'preload_learned_word_counts{{tenant="acme"}} {float(words)}' in metrics
+    assert 'preload_learned_word_counts{tenant="beta"} 0.0' in metrics
 
 
 async def test_a_closed_engine_has_what_it_learned_over_the_shared_model_taken_apart(
