@@ -36,7 +36,7 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ._calls_counts import PRUNE_EVERY, CallCounts
+from ._calls_counts import BOUND_EVERY, PRUNE_EVERY, CallCounts
 from ._calls_drafts import Draft, assemble
 from ._calls_evidence import Cand, Evidence
 from ._calls_names import NameTemperature, name_tokens
@@ -243,7 +243,9 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         word counts than ``max_vocabulary`` it ages: every count halves (a share, a
         precision, a probability read from them stays as it was) and the word counts
         that fall below one go, so that what it holds stays bounded however long it
-        learns, and what was said long ago and not since is forgotten first.
+        learns, and what was said long ago and not since is forgotten first. A model
+        found above the bound in between (it is looked at every ``BOUND_EVERY``, 50,
+        sessions) prunes and ages at once.
 
         A session that goes on may be learned from in parts: a session mapping whose
         ``learned_turns`` is n had its first n turns learned from before, and they are
@@ -273,16 +275,23 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
             if self.counts_.n_sessions % PRUNE_EVERY == 0:
                 self.evidence_.prune_cues()
                 self._bound_vocabulary()
+            elif self.counts_.n_sessions % BOUND_EVERY == 0 and self._over_bound():
+                self.counts_.prune_said()  # what a prune drops goes before the rest halves
+                self.evidence_.prune_cues()
+                self._bound_vocabulary()
         self.counts_.aliases(now=False)  # in steps: a rebuild costs all alias counts
         return self
+
+    def _over_bound(self) -> bool:
+        return self.max_vocabulary is not None and self.vocabulary_ > self.max_vocabulary
 
     def _bound_vocabulary(self) -> None:
         """
         Age the counts while they hold more word counts than ``max_vocabulary``.
         """
-        if self.max_vocabulary is None or self.vocabulary_ <= self.max_vocabulary:
+        if not self._over_bound():
             return
-        while self.vocabulary_ > self.max_vocabulary:
+        while self._over_bound():
             self.counts_.age()
             self.evidence_.age()
         self.counts_.aliases()

@@ -15,7 +15,9 @@ service to service, as traffic that changes would) one at a time to
 full collection), the KB it grew by a learned turn since the last line, the word counts
 it holds (``vocabulary_``, the ones ``max_vocabulary`` bounds) and among them the alias
 counts (words said in place of a value, by value), the words counted per tool and the
-cue words counted per argument (words seen beside its values), the milliseconds a
+cue words counted per argument (words seen beside its values), the most word counts it
+held after a session and the most memory traced since the last line (what a bound
+lets it reach between two looks, learning included), the milliseconds a
 session took to learn since the last line (under ``tracemalloc``, which slows it), and
 the share of the read-only calls of the first ``--judge`` sessions of
 ``sessions-dev.jsonl`` whose exact name and arguments the forecast guessed with
@@ -76,15 +78,17 @@ def main() -> None:
         gc.collect()
         base = last = tracemalloc.get_traced_memory()[0]
         turns = spent = 0.0
+        most = 0  # the most word counts held after a session, since the last line
         for i, session in enumerate(sessions, 1):
             start = time.perf_counter()
             model.partial_fit([session])
             spent += time.perf_counter() - start
             turns += len(session["turns"])
+            most = max(most, model.vocabulary_)
             if i % args.every and i != len(sessions):
                 continue
             gc.collect()
-            now = tracemalloc.get_traced_memory()[0]
+            now, peak = tracemalloc.get_traced_memory()
             counts = model.counts_
             said = sum(len(per_key) for per_key in counts.said.values())
             words = sum(len(grams) for grams in counts.words.values())
@@ -93,14 +97,16 @@ def main() -> None:
                 f"  {i:>6,} sessions: {(now - base) / 1e6:>6.1f} MB "
                 f"({(now - last) / 1e3 / max(1.0, turns):>5.2f} KB a turn since), "
                 f"word counts {model.vocabulary_:>8,} (alias counts {said:>7,}, "
-                f"words {words:>7,}, cue words {cues:>6,}), "
+                f"words {words:>7,}, cue words {cues:>6,}; at most {most:>8,} and "
+                f"{(peak - base) / 1e6:.1f} MB since the last line), "
                 f"{1000 * spent / args.every:.1f} ms a session"
             )
             if judged:
                 hit = evaluate(judged, ours(model), "request")["hit"]
                 line += f", request hit {hit[THRESHOLDS.index(_THRESHOLD)]:.3f}"
             print(line, flush=True)
-            last, turns, spent = now, 0.0, 0.0
+            last, turns, spent, most = now, 0.0, 0.0, 0
+            tracemalloc.reset_peak()
         tracemalloc.stop()
 
 

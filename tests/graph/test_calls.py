@@ -1435,6 +1435,30 @@ def test_learning_online_past_its_vocabulary_the_model_ages_and_still_learns(
     assert {"city": "Napa"} == dict(untaught.predict([], request)[0].args)
 
 
+def test_between_prunes_a_model_above_its_vocabulary_ages_at_the_next_look(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Between prunes (``PRUNE_EVERY``, here never), a model learning online is looked at
+    every ``BOUND_EVERY`` sessions: found above its ``max_vocabulary``, it prunes and
+    ages at once, so that it holds at most what that many sessions add above its bound.
+    It still forecasts what it was taught.
+    """
+    monkeypatch.setattr(calls, "PRUNE_EVERY", 1_000_000)
+    monkeypatch.setattr(calls_counts, "PRUNE_EVERY", 1_000_000)
+    monkeypatch.setattr(calls, "BOUND_EVERY", 10)
+    rng = random.Random(6)
+    model = CallForecaster(max_vocabulary=600)
+    held = []
+    for n in range(100):
+        model.partial_fit([chatty_salon_session(rng, n)])
+        held.append(model.vocabulary_)
+    assert max(held) > 600  # above it between two looks
+    assert all(held[n] <= 600 for n in range(9, 100, 10))
+    request = {"text": "Find me a unisex salon in Napa.", "state": "S:Find"}
+    assert {"city": "Napa", "is_unisex": "True"} == dict(model.predict([], request)[0].args)
+
+
 def test_aging_halves_every_count_and_forgets_what_was_counted_once() -> None:
     """
     Aging halves the counts (what a share of them tells stays) and drops the word
