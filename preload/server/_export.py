@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._store import SessionStore, StoredSession
 
-__all__ = ["CHUNK_CHARS", "log_session", "session_log_chunks"]
+__all__ = ["CHUNK_CHARS", "last_served", "log_session", "session_log_chunks"]
 
 #: Past this many characters, the lines read so far are sent before the page ends.
 CHUNK_CHARS = 1_000_000
@@ -23,7 +23,9 @@ CHUNK_CHARS = 1_000_000
 _CALL_KEYS = ("name", "args", "read_only", "result")
 
 
-async def session_log_chunks(store: SessionStore, tenant: str) -> AsyncIterator[str]:
+async def session_log_chunks(
+    store: SessionStore, tenant: str, *, since: float | None = None, until: float | None = None
+) -> AsyncIterator[str]:
     """
     The tenant's stored sessions, one line of a session log each (:func:`log_session`),
     a page of the store's ids at a time (or :data:`CHUNK_CHARS` of lines, when that
@@ -31,10 +33,16 @@ async def session_log_chunks(store: SessionStore, tenant: str) -> AsyncIterator[
     at that moment. Sessions without a turn are left out, and an id listed twice is
     read once (the ids seen are kept: a set as large as the tenant's sessions).
 
+    With ``since`` or ``until`` (seconds since the epoch), only the sessions whose
+    last kept turn was served at or after ``since`` and before ``until``
+    (:func:`last_served`), whole; a session with no time of its own is left out. Every
+    session is read all the same.
+
     Raises:
         StoreUnavailable: The store cannot be reached.
     """
     seen: set[str] = set()
+    window = since is not None or until is not None
     async for page in store.session_ids(tenant):
         lines: list[str] = []
         size = 0
@@ -43,7 +51,7 @@ async def session_log_chunks(store: SessionStore, tenant: str) -> AsyncIterator[
                 continue
             seen.add(session_id)
             stored = await store.read(tenant, session_id)
-            if stored.turns:
+            if stored.turns and (not window or _within(last_served(stored), since, until)):
                 line = json.dumps(log_session(session_id, stored), ensure_ascii=False)
                 lines.append(line + "\n")
                 size += len(line)
@@ -52,6 +60,23 @@ async def session_log_chunks(store: SessionStore, tenant: str) -> AsyncIterator[
                 lines, size = [], 0
         if lines:
             yield "".join(lines)
+
+
+def last_served(stored: StoredSession) -> float | None:
+    """
+    When the session's last kept turn was served: the latest time (``at``, seconds
+    since the epoch) its turns hold; None when none holds one (turns stored before
+    replicas kept their times).
+    """
+    times = [turn.get("at") for turn in stored.turns]
+    return max(
+        (at for at in times if isinstance(at, int | float) and not isinstance(at, bool)),
+        default=None,
+    )
+
+
+def _within(at: float | None, since: float | None, until: float | None) -> bool:
+    return at is not None and (since is None or at >= since) and (until is None or at < until)
 
 
 def log_session(session_id: str, stored: StoredSession) -> dict[str, Any]:

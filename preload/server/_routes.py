@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -318,17 +318,33 @@ async def post_feedback(session_id: SessionId, body: FeedbackIn, gate: Gate) -> 
     return Response(status_code=202)
 
 
+#: A time of the export's window: seconds since the epoch.
+EpochSeconds = Annotated[
+    float | None, Query(ge=0, allow_inf_nan=False, description="Seconds since the epoch.")
+]
+
+
 @router.get("/v1/sessions")
-async def export_sessions(gate: Gate) -> StreamingResponse:
+async def export_sessions(
+    gate: Gate, since: EpochSeconds = None, until: EpochSeconds = None
+) -> StreamingResponse:
     """
     The tenant's stored sessions (every replica's, on a shared store) as a session
     log: one session a line, as ``preload train --sessions`` reads it, sent a page of
-    the store's ids at a time so that requests are served meanwhile.
+    the store's ids at a time so that requests are served meanwhile. With ``since``
+    or ``until``, only the sessions whose last turn was served at or after ``since``
+    and before ``until``, whole.
 
     Raises:
+        ApiError: 422, ``until`` not after ``since`` (a time that is not a number of
+            seconds at or after the epoch is FastAPI's 422, naming it too).
         StoreUnavailable: 503, before the first line; later, the stream is cut short.
     """
-    return await _lines(session_log_chunks(gate.store, gate.tenant))
+    if since is not None and until is not None and until <= since:
+        raise ApiError(
+            422, "invalid_request", f"until: {until} is not after since ({since})", "until"
+        )
+    return await _lines(session_log_chunks(gate.store, gate.tenant, since=since, until=until))
 
 
 @router.get("/v1/sessions/{session_id}")

@@ -74,12 +74,29 @@ async def test_a_tenants_sessions_export_as_the_session_log_preload_train_reads(
         await _served(clients["beta"], "b1", "not acme's")
         exported = await acme.get("/v1/sessions")
         empty = await clients["beta"].get("/v1/sessions")
+        windows = {
+            query: await acme.get(f"/v1/sessions?{query}")
+            for query in ("until=1", "since=1", "since=soon", "since=-1", "since=2&until=2")
+        }
         stored = (await acme.get("/v1/sessions/s2")).json()["turns"]
     assert all(isinstance(t["at"], float) for t in stored)  # kept as the replies came
     assert 200 == exported.status_code
     assert exported.headers["content-type"].startswith("application/x-ndjson")
     lines = {s["session_id"]: s for s in map(json.loads, exported.text.splitlines())}
     assert {"s1", "s2", "s3"} == set(lines)
+    assert (200, "") == (windows["until=1"].status_code, windows["until=1"].text)  # 1970
+    assert exported.text.splitlines() == windows["since=1"].text.splitlines()
+    for query, field in (
+        ("since=soon", "since"),
+        ("since=-1", "since"),
+        ("since=2&until=2", "until"),
+    ):
+        error = windows[query].json()["error"]
+        assert (422, "invalid_request", field) == (
+            windows[query].status_code,
+            error["code"],
+            error["field"],
+        )
     s1 = lines["s1"]["turns"]
     assert [{k: v for k, v in LOOKUP.items() if k != "call_id"} | {"read_only": False}] == s1[0][
         "tool_calls"
@@ -153,6 +170,34 @@ async def test_the_memory_store_lists_a_tenants_ids_a_page_at_a_time() -> None:
     assert [PAGE, 3] == [len(page) for page in pages]
     assert ids == [session_id for page in pages for session_id in page]
     assert [] == await _ids(store, "gamma")
+
+
+async def test_a_window_of_time_exports_the_sessions_last_served_within_it() -> None:
+    """
+    With ``since`` and ``until``, only the sessions whose last kept turn was served at
+    or after ``since`` and before ``until`` are sent, whole (earlier turns included);
+    a session with no time of its own only without a window.
+    """
+    store = MemorySessionStore()
+    served = {"old": [100.0], "mid": [50.0, 200.0], "new": [300.0], "untimed": [None]}
+    for session_id, times in served.items():
+        async with store.hold("acme", session_id) as held:
+            for n, at in enumerate(times):
+                turn = {"text": session_id} | ({} if at is None else {"at": at})
+                await held.append(turn, expected=n, epoch="e", user=None)
+
+    async def sent(**window: float) -> list[str]:
+        chunks = [chunk async for chunk in session_log_chunks(store, "acme", **window)]
+        return sorted(json.loads(line)["session_id"] for line in "".join(chunks).splitlines())
+
+    assert ["mid", "new", "old", "untimed"] == await sent()
+    assert ["mid", "new"] == await sent(since=200.0)
+    assert ["mid", "old"] == await sent(until=300.0)
+    assert ["mid"] == await sent(since=150.0, until=250.0)
+    assert [] == await sent(since=301.0)
+    whole = [chunk async for chunk in session_log_chunks(store, "acme", since=150.0)]
+    mid = next(json.loads(x) for x in "".join(whole).splitlines() if '"mid"' in x)
+    assert [0.0, 150.0] == [turn["t"] for turn in mid["turns"]]
 
 
 async def test_long_sessions_are_sent_as_they_come_not_a_whole_page_at_once(
