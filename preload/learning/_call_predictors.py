@@ -31,7 +31,13 @@ class CallPredictor(Protocol):
     """
     Forecasts the calls of a turn, with their arguments and probabilities.
 
+    A predictor may also have ``word_counts() -> int``, the size of what it learned
+    (:meth:`EngineCallPredictor.word_counts`): the engine reads it after each part it
+    learns, in the same worker thread, for ``CallStatistics.learned_word_counts``.
+
     .. versionadded:: 0.3
+    .. versionchanged:: 0.22
+       The optional ``word_counts``.
     """
 
     def predict_calls(
