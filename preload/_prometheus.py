@@ -175,15 +175,9 @@ class PrometheusCollector:
             assert isinstance(taken, Mapping)
             snaps, labels = dict(taken), [self.label]
         for name, doc in COUNTERS.items():
-            counter = CounterMetricFamily(f"{self.prefix}_{name}", doc, labels=labels)
-            for value, snap in snaps.items():
-                counter.add_metric([value] if labels else [], getattr(snap, name))
-            yield counter
+            yield self._family(CounterMetricFamily, name, doc, labels, snaps, name)
         for name, doc in GAUGES.items():
-            gauge = GaugeMetricFamily(f"{self.prefix}_{name}", doc, labels=labels)
-            for value, snap in snaps.items():
-                gauge.add_metric([value] if labels else [], float(getattr(snap, name)))
-            yield gauge
+            yield self._family(GaugeMetricFamily, name, doc, labels, snaps, name)
         histogram = HistogramMetricFamily(
             f"{self.prefix}_load_latency_seconds",
             "Latency of successful source loads.",
@@ -229,12 +223,24 @@ class PrometheusCollector:
         stats = dict(taken) if isinstance(taken, Mapping) else {"": taken}
         for name, doc in CALL_COUNTERS.items():
             field = name.removeprefix("speculative_") if "used_" in name else name
-            counter = family(f"{self.prefix}_{name}", doc, labels=labels)
-            for value, snap in stats.items():
-                counter.add_metric([value] if labels else [], getattr(snap, field))
-            yield counter
+            yield self._family(family, name, doc, labels, stats, field)
         for name, doc in CALL_GAUGES.items():
-            gauge = gauges(f"{self.prefix}_{name}", doc, labels=labels)
-            for value, snap in stats.items():
-                gauge.add_metric([value] if labels else [], float(getattr(snap, name)))
-            yield gauge
+            yield self._family(gauges, name, doc, labels, stats, name)
+
+    def _family(
+        self,
+        family: Any,
+        name: str,
+        doc: str,
+        labels: list[str],
+        stats: Mapping[str, Any],
+        field: str,
+    ) -> Any:
+        """
+        The family ``<prefix>_<name>`` with each statistics' ``field``, one sample a
+        label value (one unlabelled sample without a label).
+        """
+        metric = family(f"{self.prefix}_{name}", doc, labels=labels)
+        for value, snap in stats.items():
+            metric.add_metric([value] if labels else [], float(getattr(snap, field)))
+        return metric
