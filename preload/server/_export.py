@@ -68,11 +68,15 @@ def last_served(stored: StoredSession) -> float | None:
     since the epoch) its turns hold; None when none holds one (turns stored before
     replicas kept their times).
     """
-    times = [turn.get("at") for turn in stored.turns]
-    return max(
-        (at for at in times if isinstance(at, int | float) and not isinstance(at, bool)),
-        default=None,
-    )
+    return max((at for at in map(_served_at, stored.turns) if at is not None), default=None)
+
+
+def _served_at(turn: Mapping[str, Any]) -> float | None:
+    """
+    When a stored turn was served (its ``at``), None if it holds no time.
+    """
+    at = turn.get("at")
+    return at if isinstance(at, int | float) and not isinstance(at, bool) else None
 
 
 def _within(at: float | None, since: float | None, until: float | None) -> bool:
@@ -95,8 +99,8 @@ def log_session(session_id: str, stored: StoredSession) -> dict[str, Any]:
     start: float | None = None
     t = 0.0
     for turn in stored.turns:
-        at = turn.get("at")
-        if isinstance(at, int | float) and not isinstance(at, bool):
+        at = _served_at(turn)
+        if at is not None:
             start = at if start is None else start
             t = max(t, round(at - start, 3))
         turns.append(_log_turn(turn, t))
