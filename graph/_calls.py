@@ -272,11 +272,11 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
             if start:  # a session that goes on: learned from before
                 continue
             self.n_sessions_ += 1
-            if self.counts_.n_sessions % PRUNE_EVERY == 0:
-                self.evidence_.prune_cues()
-                self._bound_vocabulary()
-            elif self.counts_.n_sessions % BOUND_EVERY == 0 and self._over_bound():
-                self.counts_.prune_said()  # what a prune drops goes before the rest halves
+            n = self.counts_.n_sessions
+            pruned = n % PRUNE_EVERY == 0  # the alias counts, as counted (CallCounts.add)
+            if pruned or (n % BOUND_EVERY == 0 and self._over_bound()):
+                if not pruned:  # what a prune drops goes before the rest halves
+                    self.counts_.prune_said()
                 self.evidence_.prune_cues()
                 self._bound_vocabulary()
         self.counts_.aliases(now=False)  # in steps: a rebuild costs all alias counts
@@ -287,7 +287,8 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
 
     def _bound_vocabulary(self) -> None:
         """
-        Age the counts while they hold more word counts than ``max_vocabulary``.
+        Age the counts while they hold more word counts than ``max_vocabulary`` (and
+        rebuild the aliases if they aged).
         """
         if not self._over_bound():
             return
