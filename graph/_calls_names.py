@@ -58,6 +58,8 @@ class NameWords:
         #: them that had it: the sums of ``turns`` and of ``words``, kept as they grow
         self.total = 0.0
         self.df: dict[str, float] = {}
+        #: the counts of a feature by a name (:meth:`pairs`), kept as they grow
+        self.n_pairs = 0
 
     def add(self, tokens: set[str], names: Iterable[str]) -> None:
         """
@@ -69,14 +71,18 @@ class NameWords:
             self.tokens[name] = self.tokens.get(name, 0) + len(tokens)
             for token in map(sys.intern, tokens):  # one object for each, in every count
                 per = self.words.setdefault(token, {})
-                per[name] = per.get(name, 0) + 1  # ints, shared up to 256 (CallCounts)
+                n = per.get(name, 0)
+                per[name] = n + 1  # ints, shared up to 256 (CallCounts)
+                self.n_pairs += not n
                 self.df[token] = self.df.get(token, 0) + 1
 
     def pairs(self) -> int:
         """
-        How many counts of a feature by a name these counts hold.
+        How many counts of a feature by a name these counts hold (kept as they are
+        counted: :attr:`graph.CallForecaster.vocabulary_` is read after every part a
+        server learns, in the thread its forecasts wait for).
         """
-        return sum(len(per) for per in self.words.values())
+        return self.n_pairs
 
     def age(self) -> None:
         """
@@ -88,6 +94,7 @@ class NameWords:
             halve(counts)
         drop_below(self.words, 1.0)
         self.df = {token: sum(per.values()) for token, per in self.words.items()}
+        self.n_pairs = sum(len(per) for per in self.words.values())
 
     def posterior(self, tokens: set[str], temperature: float = 1.0) -> dict[str, float]:
         """
@@ -147,6 +154,7 @@ class NameWords:
         }
         out.total = sum(out.turns.values())
         out.df = {t: sum(per.values()) for t, per in out.words.items()}
+        out.n_pairs = sum(len(per) for per in out.words.values())
         return out
 
 

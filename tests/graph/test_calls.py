@@ -1873,6 +1873,28 @@ def test_name_words_weigh_words_and_earlier_calls() -> None:
     assert post == again.posterior(name_tokens(["weather", "tomorrow"], [], [], []))
 
 
+def test_the_name_models_pairs_are_counted_as_they_are_added_aged_and_read() -> None:
+    """
+    The count of a feature's counts by a name (what ``vocabulary_`` adds up after
+    every part a server learns) is kept as turns are counted, and is what the counts
+    hold after they age and after a save and a load.
+    """
+    words = NameWords()
+    for n in range(4):
+        words.add(name_tokens(["weather", "in", f"town{n % 2}"], [], [], []), ["W"])
+        words.add(name_tokens(["weather", "it"], [], [], ["F"]), ["W", "B"])
+
+    def held(counts: NameWords) -> int:
+        return sum(len(per) for per in counts.words.values())
+
+    assert held(words) == words.pairs() > 0
+    again = NameWords.from_json(words.to_json())
+    assert held(again) == again.pairs()
+    words.age()
+    words.age()
+    assert held(words) == words.pairs() < again.pairs()
+
+
 def test_the_name_temperature_is_the_one_held_out_turns_were_likeliest_at() -> None:
     """
     Scores that make one name a hundred thousand times likelier, when each of two
