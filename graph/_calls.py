@@ -19,6 +19,11 @@ the request itself supplied one, and whether it is the likeliest call of its nam
 variant of it (an optional argument left out, one put in, or a runner-up value: each
 kind apart, for they are right at very different rates).
 
+After a call the request made (``predict``'s ``made``), the calls it makes next are
+forecast the same way, the calls made read as an earlier turn's (their values copied
+or followed, their results searched) and the names from what followed the last call
+in the turns learned from (nothing, after most turns' last call), calibrated apart.
+
 The forecaster holds the steps together: where each argument's candidates come from
 is :class:`~graph._calls_search.ArgumentSearch`'s, and what it learned to trust of
 each source and of the words around values is
@@ -37,11 +42,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._calls_counts import BOUND_EVERY, PRUNE_EVERY, CallCounts
-from ._calls_drafts import Draft, assemble
+from ._calls_drafts import BIN_FLOOR, Draft, assemble
 from ._calls_evidence import Cand, Evidence
 from ._calls_names import NameTemperature, name_tokens
 from ._calls_search import ArgumentSearch, asked, scan_of
-from ._calls_turns import PATH, Key, calls_of, nested, turns_of
+from ._calls_turns import PATH, ExactCall, Key, calls_of, exact_calls, made_calls, nested, turns_of
 from ._calls_view import SessionView, TextScan
 from ._persistence import JsonModel, check_document, map_corrupt_data, number
 
@@ -52,6 +57,9 @@ _VERSION = 1
 
 #: predict reads the calls of this many times ``max_turns`` latest turns of a history.
 _HISTORY_TURNS = 4
+#: predict reads at most this many latest calls a request made so far.
+MAX_MADE = 32
+_NO_HITS = (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -313,28 +321,47 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         calibration cell (``calibrate``). The turns before ``start`` are read only.
         """
         view = SessionView(counts, self.max_turns)
-        search = ArgumentSearch(view, counts, self._anchor(counts), self.evidence_)
+        anchor = self._anchor(counts)
+        search = ArgumentSearch(view, counts, anchor, self.evidence_)
         for i, turn in enumerate(turns_of(session)):
             if i < start:
                 view.add_turn(turn)
                 continue
             cands: dict[str, dict[str, list[Cand]]] = {}
-            # learning alone needs the candidates of the names called, worked out
-            # where they are judged: forecasting every likely name is calibration's
-            for request in (None, turn) if calibrate else ():
-                truth = {(n, frozenset(a.items())) for n, a, _ in calls_of(turn)}
-                drafts, cands = self._drafts(search, request)
-                for draft in drafts:
-                    hit = float((draft.name, frozenset(draft.args.items())) in truth)
-                    for key in (draft.cell, draft.cell[:2]):  # the cell, and its band
-                        cell = self.calib_.setdefault(key, [0.0, 0.0, 0.0])
-                        cell[0] += 1.0
-                        cell[1] += hit
-                        cell[2] += draft.p0
+            if calibrate:
+                made = made_calls(turn)
+                truth = set(exact_calls(made))
+                self._count_drafts(self._drafts(search, None)[0], truth)
+                # learning alone needs the candidates of the names called, worked out
+                # where they are judged: forecasting every likely name is calibration's
+                drafts, cands = self._drafts(search, turn)
+                self._count_drafts(drafts, truth)
+                # after each call the request made, the calls still to come (none
+                # after its last: most turns make one call)
+                fork = view.fork() if made else view
+                after = ArgumentSearch(fork, counts, anchor, self.evidence_)
+                done: list[ExactCall] = []
+                for j in range(1, len(made) + 1):
+                    fork.add_calls({"tool_calls": made[j - 1 : j]})
+                    done += exact_calls(made[j - 1 : j])
+                    drafts = self._drafts(after, turn, made=done)[0]
+                    self._count_drafts(drafts, set(exact_calls(made[j:])) - set(done))
             if learn:
                 search.judge(turn, cands)
                 self._judge_names(turn, view, counts)
             view.add_turn(turn)
+
+    def _count_drafts(self, drafts: list[Draft], truth: set[ExactCall]) -> None:
+        """
+        Count each draft in its calibration cell, and in its band: whether it was right.
+        """
+        for draft in drafts:
+            hit = float(draft.exact() in truth)
+            for key in (draft.cell, draft.cell[:2]):  # the cell, and its band
+                cell = self.calib_.setdefault(key, [0.0, 0.0, 0.0])
+                cell[0] += 1.0
+                cell[1] += hit
+                cell[2] += draft.p0
 
     def _judge_names(self, turn: Mapping[str, Any], view: SessionView, counts: CallCounts) -> None:
         """
@@ -355,6 +382,7 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         k: int = 3,
         read_only: bool = True,
         names: Callable[[str], bool] | None = None,
+        made: Sequence[Any] | None = None,
     ) -> list[CallGuess]:
         """
         Forecast the calls of a turn.
@@ -369,17 +397,27 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
                 whatever the history's length.
             request: The current turn's mapping once its text arrived (``text``, maybe
                 ``state``), or None to forecast the next turn's calls from the history.
+                Its ``tool_calls`` are not read (a logged turn may be given whole).
             k: At most this many guesses.
             read_only: Only names that were read-only in most of their training calls.
             names: Only names it holds true for (the tools a tenant has, say); None for
                 every name. Either filter leaves room among the ``max_names`` a turn
                 considers for the names it keeps.
+            made: The calls the request made so far (``tool_calls`` entries, with their
+                results; the latest 32 are read; entries that are not mappings are
+                skipped), to forecast the calls it makes next: their values may come
+                from those calls' arguments and results (the user id a lookup returned),
+                and the calls made are not guessed again. A model that never saw a turn
+                make a second call forecasts none then.
 
         Returns:
             Up to ``k`` guesses, most probable first.
 
         Raises:
             TypeError: If ``history`` is not a sequence or ``request`` not a mapping.
+
+        .. versionchanged:: 0.23
+           ``made``: the calls a request makes after them.
         """
         if "counts_" not in self.__dict__:  # the fast path of check_is_fitted
             check_is_fitted(self, "counts_")
@@ -392,6 +430,11 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         for turn in history[-_HISTORY_TURNS * self.max_turns :]:
             if isinstance(turn, Mapping):
                 view.add_turn(turn)
+        if made:  # after the request's calls so far: the turn's next ones
+            if not self._follows():
+                return []  # it never saw a call follow one in a turn
+            made = made_calls({"tool_calls": list(made)[-MAX_MADE:]})
+            view.add_calls({"tool_calls": made})
 
         def keep(name: str) -> bool:
             if names is not None and not names(name):
@@ -399,7 +442,7 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
             return not read_only or counts.read_only(name)
 
         search = ArgumentSearch(view, counts, self._anchor(counts), self.evidence_)
-        drafts, _ = self._drafts(search, request, keep)
+        drafts, _ = self._drafts(search, request, keep, exact_calls(made or ()))
         out = [
             CallGuess(
                 name=draft.name,
@@ -413,6 +456,14 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         ]
         out.sort(key=lambda g: -g.p)
         return out[: max(k, 0)]
+
+    def _follows(self) -> bool:
+        """
+        Whether a forecast after a call ever came true on the held-out turns (the
+        calibration bands of that moment counted a hit).
+        """
+        calib = self.calib_
+        return any(calib.get(("c", str(b)), _NO_HITS)[1] for b in range(BIN_FLOOR, 1))
 
     def _anchor(self, counts: CallCounts) -> dt.date | None:
         return dt.date.fromisoformat(self.anchor) if self.anchor else counts.anchor()
@@ -439,6 +490,7 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         request: Mapping[str, Any] | None,
         scan: TextScan | None,
         counts: CallCounts,
+        after: str | None = None,
     ) -> list[tuple[str, float]]:
         """
         Return the names of the turn's calls and P(name called | context), likeliest
@@ -450,7 +502,7 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         state = request.get("state") if request is not None else None
         if not isinstance(state, str):
             state = None
-            if scan is not None and counts.name_words.turns:
+            if after is None and scan is not None and counts.name_words.turns:
                 said = counts.name_words.posterior(
                     _name_features(scan, view), self.name_temperature_.best
                 )
@@ -465,8 +517,11 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         ]
         if state is not None:
             ctxs.append(("s", state))
-        memo = counts.memo
         memo_key = (self.alpha, self.min_p, state, *ctxs[2])
+        if after is not None:  # what followed that call in a turn, or nothing
+            ctxs = [("*",), *ctxs[3:], ("c", after)]
+            memo_key = (self.alpha, self.min_p, state, "c", after)
+        memo = counts.memo
         hit = memo.get(memo_key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
@@ -493,17 +548,21 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
         search: ArgumentSearch,
         request: Mapping[str, Any] | None,
         keep: Callable[[str], bool] | None = None,
+        made: Sequence[ExactCall] = (),
     ) -> tuple[list[Draft], dict[str, dict[str, list[Cand]]]]:
         """
         Return the calls of the ``max_names`` likeliest names (of those ``keep`` holds
-        true for), each with its variants, and every argument's candidates.
+        true for), each with its variants, and every argument's candidates; after the
+        request ``made`` calls (its calls so far, in order, read into the view), the
+        others, named by what followed the last of them in the training turns.
         """
         view, counts = search.view, search.counts
         scan = scan_of(view, request) if request is not None else None
-        moment = "r" if request is not None else "a"
+        moment = "c" if made else "r" if request is not None else "a"
+        after = made[-1][0] if made else None
         drafts: list[Draft] = []
         all_cands: dict[str, dict[str, list[Cand]]] = {}
-        ranked = self._name_probs(view, request, scan, counts)
+        ranked = self._name_probs(view, request, scan, counts, after)
         if keep is not None:
             ranked = [(name, q) for name, q in ranked if keep(name)]
         for name, q in ranked[: self.max_names]:
@@ -512,6 +571,9 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
             drafts.extend(
                 assemble(name, q, cands, view, counts, self.evidence_, moment, self.alternatives)
             )
+        if made:
+            done = set(made)
+            drafts = [draft for draft in drafts if draft.exact() not in done]
         return drafts, all_cands
 
     # -- saving ---------------------------------------------------------------------

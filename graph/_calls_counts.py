@@ -201,6 +201,7 @@ class CallCounts:
                     self._count_words(calls, before + now)
                 self.name_words.add(name_tokens(now, asked_words(reply), prev_calls, called), names)
                 self._count_contexts(prev_state, prev_calls, state, names)
+                self._count_follows([name for name, _, _ in calls])
                 self._count_kinds(turn)
             for name, args, read_only in calls:
                 if counted:
@@ -231,6 +232,18 @@ class CallCounts:
             entry[0] += 1
             for name in names:
                 entry[1][name] = entry[1].get(name, 0) + 1
+
+    def _count_follows(self, names: list[str]) -> None:
+        """
+        Count, after each call of a turn (context ``("c", name)``), the name of the
+        call the turn made next, or none after its last.
+        """
+        for i, name in enumerate(names):
+            entry = self.contexts.setdefault(("c", name), [0, {}])
+            entry[0] += 1
+            if i + 1 < len(names):
+                named = entry[1]
+                named[names[i + 1]] = named.get(names[i + 1], 0) + 1
 
     def _count_kinds(self, turn: Mapping[str, Any]) -> None:
         """

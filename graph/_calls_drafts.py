@@ -16,9 +16,10 @@ from ._calls_evidence import FROM_REQUEST, source_kind
 if TYPE_CHECKING:
     from ._calls_counts import CallCounts
     from ._calls_evidence import Cand, Evidence
+    from ._calls_turns import ExactCall
     from ._calls_view import SessionView
 
-__all__ = ["Draft", "assemble"]
+__all__ = ["BIN_FLOOR", "Draft", "assemble"]
 
 
 @dataclass(slots=True)
@@ -33,6 +34,12 @@ class Draft:
     evidence: dict[str, str]
     p0: float
     cell: tuple[str, ...]
+
+    def exact(self) -> ExactCall:
+        """
+        The call as :func:`~graph._calls_turns.exact_calls` gives it, to compare.
+        """
+        return self.name, frozenset(self.args.items())
 
 
 def assemble(
@@ -121,5 +128,9 @@ def _draft(
     return Draft(name, args, evidence, min(p0, 1.0), cell)
 
 
+#: The lowest band of uncalibrated probability: log2 of p, floored (p of 1/4096 and less).
+BIN_FLOOR = -12
+
+
 def _bin(p: float) -> str:
-    return str(max(-12, math.floor(math.log2(max(p, 1e-9)))))
+    return str(max(BIN_FLOOR, math.floor(math.log2(max(p, 1e-9)))))

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
 __all__ = [
     "PATH",
     "Call",
+    "ExactCall",
     "Key",
     "Mention",
     "calls_of",
+    "exact_calls",
+    "made_calls",
     "nested",
     "raw_calls",
     "results_of",
@@ -35,6 +38,8 @@ Mention: TypeAlias = "tuple[int, int, str, str]"
 Key: TypeAlias = "tuple[str, str]"
 #: A call as the logs record it: its name and its complete arguments.
 Call: TypeAlias = "tuple[str, dict[str, str]]"
+#: A call as compared with a forecast: its name and its arguments' items.
+ExactCall: TypeAlias = "tuple[str, frozenset[tuple[str, str]]]"
 
 #: A JSON number, as :func:`surface` writes one.
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
@@ -104,6 +109,21 @@ def _call_entries(turn: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     raw = turn.get("tool_calls")
     if isinstance(raw, (list, tuple)):
         yield from (call for call in raw if isinstance(call, Mapping))
+
+
+def made_calls(turn: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """
+    A turn's ``tool_calls`` entries that are mappings, in order (others are skipped).
+    """
+    return list(_call_entries(turn))
+
+
+def exact_calls(entries: Sequence[Mapping[str, Any]]) -> list[ExactCall]:
+    """
+    Calls (``tool_calls`` entries) as name and arguments, in order, to compare: what a
+    forecast must give to be right.
+    """
+    return [(name, frozenset(args.items())) for name, args, _ in calls_of({"tool_calls": entries})]
 
 
 def raw_calls(turn: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], bool]]:

@@ -8,6 +8,7 @@ them.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 import re
@@ -173,6 +174,20 @@ class SessionView:
         self.agent.append(self.scan(turn_text(turn, "system")))
         if len(self.user) > self.max_turns:
             del self.user[0], self.agent[0]
+        calls = self.add_calls(turn)
+        state = turn.get("state")
+        self.prev_state = state if isinstance(state, str) else START
+        self.prev_calls = tuple(sorted({name for name, _, _ in calls}))
+        self.called.update(self.prev_calls)
+        self.n_turns += 1
+
+    def add_calls(self, turn: Mapping[str, Any]) -> list[tuple[str, dict[str, str], bool]]:
+        """
+        Read a turn's calls (their arguments and results), and return them: of a
+        completed turn (:meth:`add_turn`), or the calls a request made so far (a
+        fork's, :meth:`fork`), which the next call of the turn may copy or follow.
+        """
+        self.memo.clear()
         calls = calls_of(turn)
         for name, args, _ in calls:
             self.last_args[name] = args
@@ -181,11 +196,20 @@ class SessionView:
         for result in results_of(turn):
             self.results.append(self.scan(result[:_RESULT_CHARS]))
         del self.results[:-_MAX_RESULTS]
-        state = turn.get("state")
-        self.prev_state = state if isinstance(state, str) else START
-        self.prev_calls = tuple(sorted({name for name, _, _ in calls}))
-        self.called.update(self.prev_calls)
-        self.n_turns += 1
+        return calls
+
+    def fork(self) -> SessionView:
+        """
+        A view of the same turns whose later calls (:meth:`add_calls`) leave this one
+        as it is: the texts and what was said are shared, the calls' values and
+        results copied (a few dozen at most).
+        """
+        other = copy.copy(self)
+        other.flow_values = dict(self.flow_values)
+        other.last_args = dict(self.last_args)
+        other.results = list(self.results)
+        other.memo = {}
+        return other
 
     def said_options(
         self, kid: int, fmt: str | None, anchor: dt.date | None, *, agent: bool, turns: int = 1

@@ -450,6 +450,28 @@ def test_any_turn_shape_gives_valid_guesses(history: list[Any], request: Any) ->
 
 _FITTED = CallForecaster().fit(sessions(30))
 
+_MADE = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["A:FindUser", "A:GetUser", "x", ""]),
+        "args": st.one_of(_VALUE, st.dictionaries(st.sampled_from(["email", "user_id"]), _VALUE)),
+        "result": _VALUE,
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(request=_TURN, made=st.lists(st.one_of(_MADE, _VALUE), max_size=4))
+def test_any_calls_made_give_valid_guesses(request: Any, made: list[Any]) -> None:
+    """
+    Whatever the calls made so far hold, predict after them returns at most k guesses
+    with p in [0, 1], none of them a call made.
+    """
+    guesses = _CHAINED.predict([], request, k=3, made=made)
+    assert len(guesses) <= 3
+    assert all(0.0 <= g.p <= 1.0 for g in guesses)
+    done = [(m["name"], m["args"]) for m in made if isinstance(m, dict)]
+    assert all((g.name, dict(g.args)) not in done for g in guesses)
+
 
 @pytest.mark.parametrize(
     ("text", "value"),
@@ -1012,6 +1034,48 @@ def test_an_argument_only_an_earlier_calls_result_gives_is_taken() -> None:
     best = model.predict([auth, account], order)[0]
     assert ("A:GetOrder", {"order_id": "#W1000001"}) == (best.name, dict(best.args))
     assert "result" == best.evidence["order_id"]
+
+
+def _chained(session: dict[str, Any]) -> dict[str, Any]:
+    """
+    An account session whose sign-in turn opens the account at once, with the id the
+    lookup returned, as an agent's loop does: one turn, two calls.
+    """
+    auth, account, order = session["turns"]
+    return {"turns": [{**auth, "tool_calls": auth["tool_calls"] + account["tool_calls"]}, order]}
+
+
+_CHAINED = CallForecaster().fit([_chained(s) for s in _accounts(30, 0)])
+
+
+def test_after_a_call_the_next_one_takes_what_it_returned() -> None:
+    """
+    Asked after the request's first call (``made``), the forecast gives the
+    turn's next call, with the user id only the first one's result holds, and guesses
+    no call already made; at the request itself no guess has that id.
+    """
+    model = CallForecaster().fit([_chained(s) for s in _accounts(60, 0)])
+    [auth, _] = _chained(account_session(random.Random(1), "zed_0042", ["#W1000001"]))["turns"]
+    request = {k: v for k, v in auth.items() if k != "tool_calls"}
+    lookup = auth["tool_calls"][0]
+    assert all(g.args.get("user_id") != "zed_0042" for g in model.predict([], request, k=5))
+    guesses = model.predict([], request, k=5, made=[lookup])
+    best = guesses[0]
+    assert ("A:GetUser", {"user_id": "zed_0042"}) == (best.name, dict(best.args))
+    assert "result" == best.evidence["user_id"]
+    assert best.p > 0.5
+    assert all((g.name, dict(g.args)) != (lookup["name"], lookup["args"]) for g in guesses)
+
+
+def test_a_model_that_never_saw_a_second_call_in_a_turn_forecasts_none_after_one() -> None:
+    """
+    Trained on turns of one call each, the forecast after a call has no evidence that
+    another follows: it gives nothing (and, at the request, as before).
+    """
+    model = CallForecaster().fit(_accounts(60, 0))
+    auth, account, _ = account_session(random.Random(1), "zed_0042", ["#W1000001"])["turns"]
+    assert model.predict([auth], account)
+    assert [] == model.predict([auth], account, made=account["tool_calls"])
 
 
 def test_a_log_without_results_gives_no_value_from_them() -> None:
