@@ -74,6 +74,7 @@ CALL_COUNTERS = {
     "speculative_used": "Calls run ahead that the session then made.",
     "speculative_used_after_reply": "Of those, the ones run after the previous reply.",
     "speculative_used_at_request": "Of those, the ones run as the request arrived.",
+    "speculative_used_after_call": "Of those, the ones run after one of the request's calls.",
     "speculative_wasted": "Calls run ahead that the session never made.",
     "speculative_skipped": "Calls not run ahead: over the per-turn, per-source or per-call budget.",
 }

@@ -170,7 +170,8 @@ class ScriptedCallPredictor:
 
     Args:
         guesses: What to forecast, as ``(name, args, p)``.
-        moments: When to give them: ``"request"``, ``"reply"`` or both.
+        moments: When to give them: ``"request"``, ``"reply"``, ``"call"`` (after a call
+            the request made: it holds ``tool_calls``), or several.
 
     Attributes:
         asked: Every question, as ``(session_id, turns in history, request given)``.
@@ -206,7 +207,7 @@ class ScriptedCallPredictor:
         The scripted guesses, when asked at a scripted moment.
         """
         self.asked.append((session_id, len(history), request is not None))
-        moment = "request" if request is not None else "reply"
+        moment = "reply" if request is None else "call" if request.get("tool_calls") else "request"
         return self.guesses[:k] if moment in self.moments else []
 
     def observe_session(

@@ -336,8 +336,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--guesses", type=int, default=calls.guesses)
     parser.add_argument(
         "--moments",
-        default=",".join(calls.moments),
-        help="comma-separated: reply, request (default: the configuration's)",
+        default=",".join(m for m in calls.moments if m in ("reply", "request")),
+        help="comma-separated: reply, request (default: the configuration's; the forecast "
+        "after a call is not followed here)",
     )
     parser.add_argument(
         "--examples", type=int, default=0, help="print this many calls of each cause (0)"

@@ -12,7 +12,10 @@ goodbye. Every call records its result (``result``), as an agent's log does;
 read-only calls then have an argument no text says). With ``--questions``, half the
 sessions also ask a policy question before goodbye, which the agent hands to its
 help-center search as the user wrote it (``search_help_center``, read-only): a query
-argument new in almost every session.
+argument new in almost every session. With ``--chained``, a turn makes two calls where
+an agent's loop would (as tau-bench's agents do): a lookup by e-mail or name opens the
+account with the user id it returned in the same turn, and two in five orders asked
+about by number are tracked at once, by the parcel number the order's result gives.
 
 ``python -m simulations.retail_corpus OUT`` writes ``OUT/retail/`` with
 ``sessions-train.jsonl`` (1,500 sessions), ``sessions-dev.jsonl`` (400) and
@@ -89,6 +92,7 @@ def session(
     states: bool = True,
     results: bool = True,
     questions: bool = False,
+    chained: bool = False,
 ) -> dict[str, Any]:
     """
     One generated session (see the module's docstring).
@@ -134,8 +138,15 @@ def session(
             )
             args = {"first_name": first.title(), "last_name": last.title(), "zip": zip_code}
             lookup = ("find_user_id_by_name_zip", args, True, user)
-        s.turn(text, "Thanks, I found your user id.", "auth", lookup)
-        s.turn("Great, can you check my account?", f"Sure, {first.title()}.", "account", get_user)
+        if chained:  # the agent opens the account with the id the lookup returned
+            s.turn(
+                text, f"Thanks, I found your account, {first.title()}.", "auth", lookup, get_user
+            )
+        else:
+            s.turn(text, "Thanks, I found your user id.", "auth", lookup)
+            s.turn(
+                "Great, can you check my account?", f"Sure, {first.title()}.", "account", get_user
+            )
     for _ in range(rng.randint(1, 3)):
         said = rng.random() < 0.6
         order = "#W" + _code(rng, string.digits, 7) if said else orders[0]
@@ -143,6 +154,18 @@ def session(
         details = json.dumps({"order_id": order, "status": "shipped", "tracking_id": parcel})
         get_order = ("get_order_details", {"order_id": order}, True, details)
         kind = rng.random()
+        if chained and said and rng.random() < 0.4:  # the parcel the order's result names
+            track = ("track_package", {"tracking_id": parcel}, True, '{"where": "in transit"}')
+            s.turn(
+                rng.choice(
+                    [f"Can you track order {order}?", f"where is my package from order {order}"]
+                ),
+                f"Order {order} is in transit.",
+                "track",
+                get_order,
+                track,
+            )
+            continue
         if not said:
             s.turn(
                 rng.choice(["Can you check my latest order?", "what about my most recent order"]),
@@ -210,6 +233,7 @@ def write(
     states: bool = True,
     results: bool = True,
     questions: bool = False,
+    chained: bool = False,
 ) -> Path:
     """
     Write the corpus's folder ``out/retail`` and return it.
@@ -226,6 +250,7 @@ def write(
                     states=states,
                     results=results,
                     questions=questions,
+                    chained=chained,
                 )
                 fh.write(json.dumps(line) + "\n")
     policy = {"key": "doc:returns", "kind": "doc", "text": "Items may be returned in 30 days."}
@@ -245,6 +270,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--questions", action="store_true", help="policy questions searched for as written"
     )
+    parser.add_argument(
+        "--chained",
+        action="store_true",
+        help="turns whose second call takes what the first returned, as an agent's loop makes",
+    )
     options = parser.parse_args(argv)
     folder = write(
         options.out,
@@ -252,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         states=not options.no_states,
         results=not options.no_results,
         questions=options.questions,
+        chained=options.chained,
     )
     print(f"wrote a generated retail help desk to {folder}")
 

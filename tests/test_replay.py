@@ -231,6 +231,63 @@ def _each_call(
     ]
 
 
+def _sign_ins(n: int, seed: int) -> list[Session]:
+    """
+    Sessions whose first turn looks the user up by e-mail and opens the account with
+    the id the lookup returned (no text says it), as an agent's loop does: two calls
+    in one turn; the log records their results.
+    """
+    rng = random.Random(seed)
+    sessions = []
+    for i in range(n):
+        user = f"{rng.choice(['ann', 'bo', 'cy', 'di'])}_{rng.randrange(10_000):04d}"
+        email = f"{user.replace('_', '.')}@mail.com"
+        calls = (
+            ToolCall(name="Find", args={"email": email}, read_only=True, result=user),
+            ToolCall(name="Account", args={"user_id": user}, read_only=True, result="{}"),
+        )
+        turns = (
+            Turn(t=0.0, text=f"my email is {email}", state="auth", tool_calls=calls, system="ok"),
+            Turn(t=20.0, text="thanks, bye", state="bye", system="bye"),
+        )
+        sessions.append(Session(session_id=f"s{seed}-{i}", turns=turns))
+    return sessions
+
+
+def test_the_agent_deciding_before_each_call_gives_the_next_calls_forecast_time() -> None:
+    """
+    With ``replay.agent_decides = "each_call"`` the agent's model decides again after
+    the lookup's result: the account call with the id it returned, run after the lookup
+    (the agent's, or the one run ahead as the request arrived), is ready or in flight
+    when the agent asks for it, every time. Deciding once for the turn, the agent asks
+    for it the moment the lookup returns: some account calls have not started, and the
+    calls wait longer.
+    """
+    reports = {}
+    for decides in ("each_call", "once"):
+        config = EngineConfig()
+        config = config.replace(replay=replace(config.replay, agent_decides=decides))
+        report = replay(
+            _sign_ins(40, 1), {}, config, strategies=["engine"], train=_sign_ins(80, 0), processes=1
+        )
+        reports[decides] = report.strategies["engine"]
+    each, once = reports["each_call"], reports["once"]
+    assert 40 == each.used_at_request == once.used_at_request  # every lookup: the e-mail said
+    assert (40, 1.0) == (each.used_after_call, each.call_hit_rate)
+    assert once.call_hit_rate is not None and once.call_hit_rate < 1.0
+    assert once.call_tail_ran > 0 == each.call_tail_ran
+    assert each.call_wait_p95_ms is not None and once.call_wait_p95_ms is not None
+    assert each.call_wait_p95_ms < once.call_wait_p95_ms
+
+
+def test_a_bad_agent_decides_is_refused() -> None:
+    """
+    ``replay.agent_decides`` is one of two words; another is refused, naming the key.
+    """
+    with pytest.raises(ConfigError, match="replay.agent_decides"):
+        replace(EngineConfig().replay, agent_decides="sometimes")
+
+
 def test_calls_with_typed_arguments_are_forecast_with_their_types() -> None:
     """
     Arguments that are JSON numbers, booleans and lists (not strings, as in the
@@ -518,12 +575,12 @@ def test_training_on_texts_it_cannot_learn_from_is_an_input_error(processes: int
 
 def test_the_oracle_speculates_at_the_earliest_moment_whatever_the_engines_are() -> None:
     """
-    The engine speculates at the configured moments (both by default); the oracle,
+    The engine speculates at the configured moments (all three by default); the oracle,
     the ceiling, also after the reply whatever they are; strategies that forecast
     nothing never.
     """
     config = EngineConfig()
-    assert ("reply", "request") == strategy_config("engine", config).calls.moments
+    assert ("reply", "request", "call") == strategy_config("engine", config).calls.moments
     config = config.replace(calls=replace(config.calls, moments=("request",)))
     assert ("request",) == strategy_config("engine", config).calls.moments
     assert ("reply", "request") == strategy_config("oracle", config).calls.moments

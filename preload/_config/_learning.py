@@ -65,12 +65,16 @@ class CallsConfig:
     Tool calls: how the agent's calls are served and which are run speculatively.
 
     When ``speculate`` is on, the engine asks its call forecaster for ``guesses`` calls
-    at the ``moments`` of a turn, the moment a request arrives (for its own calls) and,
-    if listed, after the reply (for the next turn), and runs those of at least
+    at the ``moments`` of a turn, the moment a request arrives (for its own calls),
+    after each call the agent makes for it (``call``: the calls it makes next, which
+    may take what the last one returned), and after the reply (for the next turn),
+    and runs those of at least
     ``threshold`` probability (``reply_threshold`` after the reply, when a guess is
-    seldom right unless an earlier call's result settles it) whose tool is declared
+    seldom right unless an earlier call's result settles it, and ``call_threshold``
+    after a call, when most turns call nothing more) whose tool is declared
     read-only: at most
-    ``max_per_turn`` a session a turn, at most
+    ``max_per_turn`` a session a turn (from its request, and from each call its agent
+    makes), at most
     ``max_in_flight_per_source`` at once against one call source, ``workers`` at once
     in all (limits of speculation only: the agent's own calls never wait for them, as
     a request's loads never wait for the preloads' limits), and at most
@@ -95,12 +99,15 @@ class CallsConfig:
        ``reply_threshold``; ``moments`` are both by default (were ``("request",)``).
     .. versionchanged:: 0.15
        ``max_vocabulary``.
+    .. versionchanged:: 0.23
+       ``moments`` take ``call``, on by default; ``call_threshold``.
     """
 
     speculate: bool = True
-    moments: tuple[str, ...] = ("reply", "request")
+    moments: tuple[str, ...] = ("reply", "request", "call")
     threshold: float = 0.02
     reply_threshold: float = 0.2
+    call_threshold: float = 0.2
     guesses: int = 5
     max_per_turn: int = 3
     max_per_call: float = 1.9
@@ -113,14 +120,16 @@ class CallsConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.moments, str) or not all(
-            m in ("reply", "request") for m in self.moments
+            m in ("reply", "request", "call") for m in self.moments
         ):
             raise ConfigError(
-                "calls.moments", f"{self.moments!r}: give a list of 'reply' and 'request'"
+                "calls.moments",
+                f"{self.moments!r}: give a list of 'reply', 'request' and 'call'",
             )
         object.__setattr__(self, "moments", tuple(dict.fromkeys(self.moments)))
         check_probability("calls.threshold", self.threshold)
         check_probability("calls.reply_threshold", self.reply_threshold)
+        check_probability("calls.call_threshold", self.call_threshold)
         check_positive("calls.guesses", self.guesses)
         check_non_negative("calls.max_per_turn", self.max_per_turn)
         check_positive("calls.max_per_call", self.max_per_call)

@@ -106,7 +106,10 @@ class ReplayConfig:
 
     Sessions arrive as a Poisson process at ``arrival_rate`` sessions per second, so
     that they overlap in time as on a real server. At a turn that makes tool calls,
-    the agent's model decides for a time drawn from ``agent`` before it makes them.
+    the agent's model decides for a time drawn from ``agent`` before each of them
+    (``agent_decides = "each_call"``: an agent's loop takes a model step a call,
+    reading the last call's result), or once before all of them (``"once"``: a model
+    that asks for a turn's calls together).
 
     With ``tenants`` above 1, each session belongs to one of that many tenants (a
     stable hash of its id); every tenant has its own engine and its own copy of the
@@ -116,6 +119,8 @@ class ReplayConfig:
     .. versionadded:: 0.1
     .. versionchanged:: 0.5
        ``tenants``.
+    .. versionchanged:: 0.23
+       ``agent_decides``; the agent decides before each call (was once a turn).
     """
 
     arrival_rate: float = 0.5
@@ -124,6 +129,7 @@ class ReplayConfig:
     agent: LatencyConfig = field(
         default_factory=lambda: LatencyConfig(median_ms=800.0, p95_ms=3000.0)
     )
+    agent_decides: Literal["each_call", "once"] = "each_call"
     demo_sessions: int = 300
     processes: int = 0
     tenants: int = 1
@@ -136,6 +142,7 @@ class ReplayConfig:
         check_positive("replay.arrival_rate", self.arrival_rate)
         check_positive("replay.demo_sessions", self.demo_sessions)
         check_non_negative("replay.processes", self.processes)
+        check_choice("replay.agent_decides", self.agent_decides, ("each_call", "once"))
         if "default" not in self.latency:
             raise ConfigError("replay.latency.default", "is required")
 

@@ -26,6 +26,7 @@ from ._sources import ToolSet as ToolSet
 from ._speculation import CallAdapter as CallAdapter
 from ._speculation import CallBook as CallBook
 from ._speculation import CallStatistics as CallStatistics
+from ._speculation import Moment as Moment
 from ._speculation import SpeculatedCall as SpeculatedCall
 from ._speculation import SpeculationLedger as SpeculationLedger
 from ._wrap import calling as calling
@@ -44,6 +45,7 @@ __all__ = [
     "CallRationing",
     "CallSource",
     "CallStatistics",
+    "Moment",
     "SpeculatedCall",
     "SpeculationLedger",
     "Tool",

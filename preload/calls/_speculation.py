@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from ._call import ToolCall
     from ._sources import CallSource
 
-__all__ = ["CallAdapter", "CallBook", "CallStatistics", "SpeculatedCall", "SpeculationLedger"]
+__all__ = [
+    "CallAdapter",
+    "CallBook",
+    "CallStatistics",
+    "Moment",
+    "SpeculatedCall",
+    "SpeculationLedger",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +39,9 @@ MAX_BOOK_ENTRIES = 100_000
 #: Speculations a session's ledger keeps (the request path describes its pending ones).
 MAX_PER_SESSION = 32
 
-Moment = Literal["reply", "request"]
+#: When a call was run ahead: after the previous reply, as the request arrived, or
+#: after one of the request's own calls (for the calls it makes next).
+Moment = Literal["reply", "request", "call"]
 
 
 class CallBook:
@@ -72,12 +81,19 @@ class CallAdapter:
     Args:
         source: The call source.
         book: The registry of call keys.
+        on_result: Told of each result (its key, the call, the text), as it arrives.
     """
 
-    def __init__(self, source: CallSource, book: CallBook) -> None:
+    def __init__(
+        self,
+        source: CallSource,
+        book: CallBook,
+        on_result: Callable[[str, ToolCall, str], None] | None = None,
+    ) -> None:
         self.source = source
         self.name = source.name
         self.book = book
+        self.on_result = on_result
         self._logged: set[str] = set()
 
     def __contains__(self, key: object) -> bool:
@@ -102,7 +118,7 @@ class CallAdapter:
         if call is None:
             raise MissingItemError(self.name, key)
         try:
-            return await self.source.call(call.name, call.args)
+            result = await self.source.call(call.name, call.args)
         except Exception as exc:
             if call.name not in self._logged:
                 self._logged.add(call.name)
@@ -115,6 +131,9 @@ class CallAdapter:
             else:
                 logger.debug("call source %r: tool %r failed: %r", self.name, call.name, exc)
             raise
+        if self.on_result is not None:
+            self.on_result(key, call, result)
+        return result
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,7 +161,8 @@ class SpeculatedCall:
         """
         args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
         why = ", ".join(f"{k} from {v}" for k, v in self.evidence.items()) or "no evidence"
-        return f"{self.name}({args}) p={self.p:.2f} at the {self.moment} [{self.status}; {why}]"
+        when = "after a call" if self.moment == "call" else f"at the {self.moment}"
+        return f"{self.name}({args}) p={self.p:.2f} {when} [{self.status}; {why}]"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,8 +172,8 @@ class CallStatistics:
 
     ``call_hits`` counts read-only calls whose result was warm when asked, and
     ``call_joins`` those that joined a load in flight; ``speculative_used`` counts
-    the speculated calls the session made (``used_after_reply`` and ``used_at_request``
-    by the moment they were run), ``speculative_wasted`` those it never made, once the
+    the speculated calls the session made (``used_after_reply``, ``used_at_request``
+    and ``used_after_call`` by the moment they were run), ``speculative_wasted`` those it never made, once the
     session ended; ``speculative_skipped`` the likely calls not run for a budget of
     ``[calls]`` (a turn's, a source's, or the allowance per read-only call).
     ``learned_word_counts`` is a gauge: the word counts the call predictor's models
@@ -164,6 +184,8 @@ class CallStatistics:
     .. versionadded:: 0.3
     .. versionchanged:: 0.22
        ``learned_word_counts``.
+    .. versionchanged:: 0.23
+       ``used_after_call``.
     """
 
     calls: int = 0
@@ -176,6 +198,7 @@ class CallStatistics:
     speculative_used: int = 0
     used_after_reply: int = 0
     used_at_request: int = 0
+    used_after_call: int = 0
     speculative_wasted: int = 0
     speculative_skipped: int = 0
     learned_word_counts: int = 0
@@ -189,7 +212,7 @@ class SpeculationLedger:
     def __init__(self) -> None:
         self._sessions: dict[str, dict[str, SpeculatedCall]] = {}
         self.used = 0
-        self.used_by_moment: dict[Moment, int] = {"reply": 0, "request": 0}
+        self.used_by_moment: dict[Moment, int] = {"reply": 0, "request": 0, "call": 0}
         self.wasted = 0
 
     def add(self, session: str, key: str, call: SpeculatedCall) -> None:

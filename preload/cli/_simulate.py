@@ -267,9 +267,10 @@ def _print_report(report: ReplayReport, skipped: int, console: Console) -> None:
     lines = (
         (
             "calls run ahead and then made: {}",
-            lambda r: r.used_at_request or r.used_after_reply,
+            lambda r: r.used_at_request or r.used_after_reply or r.used_after_call,
             lambda r: (
-                f"{r.used_at_request} as the request arrived, {r.used_after_reply} after the reply"
+                f"{r.used_at_request} as the request arrived, {r.used_after_reply} after the "
+                f"reply" + (f", {r.used_after_call} after a call" if r.used_after_call else "")
             ),
         ),
         (

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -28,6 +28,7 @@ from ..calls import (
     CallRationing,
     CallSource,
     CallStatistics,
+    Moment,
     SpeculatedCall,
     SpeculationLedger,
     ToolCall,
@@ -40,7 +41,7 @@ from ..learning import CallPredictor, EngineCallPredictor, SharedCallPredictor, 
 from ..loading import Preloader
 
 if TYPE_CHECKING:
-    from .._config import EngineConfig
+    from .._config import CallsConfig, EngineConfig
     from .._tokens import TokenCounter
     from ..caches import CacheBackend
     from ._session import EngineSession
@@ -56,6 +57,10 @@ OffLoop = Callable[..., Awaitable[Any]]
 #: 200 sessions in flight, what ended lags far behind), and a long-lived session (a chat
 #: thread kept for months) teaches it too.
 LEARN_EVERY_TURNS = 4
+
+#: Calls run ahead whose return the call side waits for, to forecast what follows them
+#: (the oldest forgotten first: a call that failed never returns).
+MAX_AHEAD = 10_000
 
 #: At most this many turns learned from before are handed over as the context of the
 #: new ones (what was said, the calls made), so that learning a part costs the same
@@ -117,8 +122,9 @@ class CallSide:
         #: (``observe_session``'s ``learned``, from 0.20); else it gets the new ones alone.
         self._takes_context = self.predictor is not None and _takes_learned(self.predictor)
         self._book = CallBook()
+        adapters = {s.name: CallAdapter(s, self._book, self._ran_ahead) for s in self.sources}
         self.loader = Preloader(
-            sources=SourceRouter({s.name: CallAdapter(s, self._book) for s in self.sources}),
+            sources=SourceRouter(adapters),
             cache=cache,
             compressor=TruncatingCompressor(counter, fractions=()),
             config=replace(
@@ -141,9 +147,18 @@ class CallSide:
         self._guessing = anyio.CapacityLimiter(1)
         self._speculation = SpeculationLedger()
         self._speculating: dict[str, set[str]] = {}  # call source -> keys in flight
-        self._this_turn: dict[str, int] = {}  # session -> calls run ahead since its request
+        # session -> calls run ahead since its request, or its agent's latest call
+        self._this_turn: dict[str, int] = {}
         self._rationing = CallRationing(calls.max_per_call)  # speculation per call made
         self._counters = _CallCounters()
+        #: Told when a call run ahead for a session's current turn returns (the
+        #: engine wires the learner's :meth:`~preload.engine._learner.Learner.
+        #: speculate_chain`): the session, the turns it had then, the call, its result
+        #: and its probability.
+        self.chain: Callable[[str, int, ToolCall, str, float], None] | None = None
+        # call key -> the sessions that ran it ahead for their current turn: (session,
+        # turns then, probability), until it returns
+        self._ahead: dict[str, list[tuple[str, int, float]]] = {}
         self._word_counts = 0  # the predictor's, as of its latest learning
         # Sessions that ended with calls, for the predictor to learn: their turns, user.
         self._ended: dict[str, tuple[list[dict[str, Any]], str | None, int]] = {}
@@ -254,12 +269,12 @@ class CallSide:
 
     def new_turn(self, session_id: str) -> None:
         """
-        A request of the session arrived: its turn's budget of speculative calls starts
-        afresh.
+        A request of the session arrived, or its agent made a call: the budget of
+        speculative calls of its turn (``calls.max_per_turn``) starts afresh.
         """
         self._this_turn.pop(session_id, None)
 
-    def speculates_at(self, moment: Literal["reply", "request"]) -> bool:
+    def speculates_at(self, moment: Moment) -> bool:
         """
         Whether likely calls are forecast and run ahead at ``moment``: a predictor,
         ``[calls]`` asking for it then, and something that could run a call (a call
@@ -276,13 +291,18 @@ class CallSide:
     async def speculate(
         self,
         session_id: str,
-        moment: Literal["reply", "request"],
+        moment: Moment,
         history: list[dict[str, Any]],
         request: dict[str, Any] | None,
+        *,
+        given: float = 1.0,
     ) -> None:
         """
         Run the likely read-only calls of the session's next turn (after the reply:
-        ``request`` is None) or of its current one (when the request arrived), within
+        ``request`` is None) or of its current one (when the request arrived, and
+        after each of its calls: ``request`` holds them, its ``tool_calls``; a call run
+        ahead that returned among them, of probability ``given``, scales the guesses'
+        by it), within
         the budgets of ``[calls]`` (a turn's, a source's, and what each read-only call
         made allows, spent on the likeliest guesses). A call that is not declared
         read-only is never run.
@@ -304,6 +324,7 @@ class CallSide:
             return
         loader = self.loader
         for guess in guesses:
+            p = guess.p * given
             source = self._known_source(guess.name)
             if source is None or source.read_only(guess.name) is not True:
                 continue  # unknown, or not declared read-only: never run ahead
@@ -311,9 +332,7 @@ class CallSide:
                 key = self._book.add(ToolCall(name=guess.name, args=guess.args, read_only=True))
             except (TypeError, ValueError):
                 continue
-            if not loader.worth([(key, guess.p)]) or (
-                moment == "reply" and guess.p < calls.reply_threshold
-            ):
+            if not loader.worth([(key, p)]) or p < _threshold(calls, moment):
                 continue
             if loader.is_ready(key) or (
                 self._speculation.pending(session_id, key) and loader.is_pending(key)
@@ -325,11 +344,11 @@ class CallSide:
             if (
                 started >= calls.max_per_turn
                 or len(running) >= calls.max_in_flight_per_source
-                or not self._rationing.admits(guess.p)
+                or not self._rationing.admits(p)
             ):
                 self._counters.speculative_skipped += 1
                 continue
-            if not loader.schedule(key, guess.p):
+            if not loader.schedule(key, p):
                 continue
             self._rationing.spend()
             self._this_turn[session_id] = started + 1
@@ -341,11 +360,24 @@ class CallSide:
                 SpeculatedCall(
                     name=guess.name,
                     args=guess.args,
-                    p=guess.p,
+                    p=p,
                     moment=moment,
                     evidence=guess.evidence,
                 ),
             )
+            if moment != "reply" and self.chain is not None:  # for the current turn
+                self._ahead.setdefault(key, []).append((session_id, len(history) + 1, p))
+                if len(self._ahead) > MAX_AHEAD:  # calls that never returned
+                    del self._ahead[next(iter(self._ahead))]
+
+    def _ran_ahead(self, key: str, call: ToolCall, result: str) -> None:
+        """
+        A call returned (the call loader's adapter says): the sessions that ran it
+        ahead for their current turn forecast what follows it (:attr:`chain`).
+        """
+        for session_id, turns, p in self._ahead.pop(key, ()):
+            if self.chain is not None:
+                self.chain(session_id, turns, call, result, p)
 
     def pending(self, session_id: str) -> tuple[str, ...]:
         """
@@ -451,6 +483,7 @@ class CallSide:
             speculative_used=ledger.used,
             used_after_reply=ledger.used_by_moment["reply"],
             used_at_request=ledger.used_by_moment["request"],
+            used_after_call=ledger.used_by_moment["call"],
             speculative_wasted=ledger.wasted,
             learned_word_counts=self._word_counts,
         )
@@ -468,6 +501,17 @@ def _learned(
     """
     observe(turns, user)
     return int(word_counts()) if word_counts is not None else 0
+
+
+def _threshold(calls: CallsConfig, moment: Moment) -> float:
+    """
+    The probability a guess made at ``moment`` needs to be run, beyond the value
+    threshold every guess needs: ``reply_threshold`` after the reply,
+    ``call_threshold`` after a call.
+    """
+    if moment == "reply":
+        return calls.reply_threshold
+    return calls.call_threshold if moment == "call" else 0.0
 
 
 def _with_context(turns: Sequence[Mapping[str, Any]], learned: int) -> tuple[int, int]:

@@ -234,6 +234,7 @@ class PreloadEngine(ToolCalls, StoredTurns, anyio.AsyncContextManagerMixin):
                 _stand_aside, self._in_flight if offload else None, self.LEARNER_YIELD_S
             ),
         )
+        self._calls.chain = self._learner.speculate_chain  # what follows a call run ahead
 
     def _swap_controller(self, config: EngineConfig) -> SwapController:
         """

@@ -4,14 +4,15 @@ turn served, a reply, feedback, a session that ended, a session another replica
 served); one task takes them in order and does their work off the request path:
 learning, the session's history, forecasting, preloading, and the calls run ahead
 after a reply. A request's own calls run ahead in a task of their own, started as it
-arrives. :meth:`Learner.settled` waits for all of it.
+arrives, again after each call it makes, and after each call run ahead for it that
+returned before the agent made it (what would follow it). :meth:`Learner.settled` waits for all of it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
@@ -19,6 +20,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 if TYPE_CHECKING:
+    from ..calls import ToolCall
     from ..learning import Forecast, Forecaster, StateNamer, ThinkTimes
     from ._calls import CallSide, OffLoop
     from ._history import HistorySide
@@ -149,7 +151,67 @@ class Learner:
         assert self._tg is not None
         request = {"text": text, "state": state, "needs": list(needs), "system": None}
         self.pending += 1  # background work settled waits for, as the events
-        self._tg.start_soon(self._speculate_now, session.id, list(session.turns), request)
+        self._tg.start_soon(
+            self._speculate_now, session.id, list(session.turns), request, "request"
+        )
+
+    def speculate_after_call(self, session: EngineSession) -> None:
+        """
+        The agent made a call for the session's request (recorded in its last turn,
+        not answered yet): the calls it makes next start now, forecast from the calls
+        so far and their results (an id a lookup returned), in a task of their own,
+        while the agent's model reads the result. Each such step of the agent starts
+        its budget of speculative calls afresh.
+        """
+        turn = session.turns[-1] if session.turns else None
+        if turn is None or turn.get("system") is not None or not self._calls.speculates_at("call"):
+            return
+        assert self._tg is not None
+        self._calls.new_turn(session.id)
+        request = {
+            "text": turn.get("text"),
+            "state": turn.get("state"),
+            "needs": list(turn.get("needs") or ()),
+            "system": None,
+            "tool_calls": [dict(call) for call in turn.get("tool_calls") or ()],
+        }
+        self.pending += 1
+        self._tg.start_soon(
+            self._speculate_now, session.id, list(session.turns[:-1]), request, "call"
+        )
+
+    def speculate_chain(
+        self, session_id: str, turns: int, call: ToolCall, result: str, p: float
+    ) -> None:
+        """
+        A call run ahead for the session's current turn (when it had ``turns`` turns)
+        returned before its agent made it: the calls that would follow it start now,
+        forecast as if the agent had made it, each of its probability times ``p``
+        (the call's own), while the agent is still deciding on that call. Not when the
+        turn was answered or another began, nor once the agent made the call (the
+        forecast after its call follows it).
+        """
+        session = self._sessions.get(session_id)
+        if session is None or len(session.turns) != turns or self._tg is None:
+            return
+        turn = session.turns[-1]
+        made = [dict(c) for c in turn.get("tool_calls") or ()]
+        if turn.get("system") is not None or any(
+            c.get("name") == call.name and c.get("args") == dict(call.args) for c in made
+        ):
+            return
+        ahead = {"name": call.name, "args": dict(call.args), "read_only": True, "result": result}
+        request = {
+            "text": turn.get("text"),
+            "state": turn.get("state"),
+            "needs": list(turn.get("needs") or ()),
+            "system": None,
+            "tool_calls": [*made, ahead],
+        }
+        self.pending += 1
+        self._tg.start_soon(
+            self._speculate_now, session_id, list(session.turns[:-1]), request, "call", p
+        )
 
     async def settled(self) -> None:
         """
@@ -169,10 +231,15 @@ class Learner:
             self._settled.set()
 
     async def _speculate_now(
-        self, session_id: str, history: list[dict[str, Any]], request: dict[str, Any]
+        self,
+        session_id: str,
+        history: list[dict[str, Any]],
+        request: dict[str, Any],
+        moment: Literal["request", "call"],
+        given: float = 1.0,
     ) -> None:
         try:
-            await self._calls.speculate(session_id, "request", history, request)
+            await self._calls.speculate(session_id, moment, history, request, given=given)
         finally:
             self._done()
 

@@ -107,8 +107,8 @@ class ToolCalls(EngineBase):
                 return done
         session = self._session(session_id, None)
         result, read_only = await self._calls.call(session_id, name, args, checked, deadline_s)
-        if session.turns:
-            self._record(session, name, args, read_only, result, call_id)
+        if session.turns and self._record(session, name, args, read_only, result, call_id):
+            self._learner.speculate_after_call(session)
         return result
 
     def repeated_call(
@@ -194,7 +194,10 @@ class ToolCalls(EngineBase):
             return False
         if call_id is not None and self.repeated_call(session_id, call_id, name, args) is not None:
             return False
-        return self._record(session, name, args, False, result, call_id)
+        if not self._record(session, name, args, False, result, call_id):
+            return False
+        self._learner.speculate_after_call(session)
+        return True
 
     def knows_tool(self, name: str) -> bool:
         """

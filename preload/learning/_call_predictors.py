@@ -303,8 +303,11 @@ def guesses_of(
             tools = (lambda name: False) if counts is None else counts.read_only
         kept = tools
         names, read_only = (lambda name: (name in owned) == mine and kept(name)), False
+    made = request.get("tool_calls") if request is not None else None
+    if not isinstance(made, (list, tuple)):
+        made = None
     try:
-        return model.predict(history, request, k=k, names=names, read_only=read_only)
+        return model.predict(history, request, k=k, names=names, read_only=read_only, made=made)
     except NotFittedError:
         return []
 

@@ -116,6 +116,7 @@ class StrategyReport:
     read_only_calls: int = 0
     used_after_reply: int = 0
     used_at_request: int = 0
+    used_after_call: int = 0
     call_tail_ran: int = 0
     call_tail_joined: int = 0
     prefix_reused_tokens: float = 0.0

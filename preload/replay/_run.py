@@ -55,6 +55,7 @@ class StrategyRun:
         self.engines = engines
         self.calls = calls
         self.agent = config.replay.agent
+        self.decides = config.replay.agent_decides
         self.seed = seed
         self.judge_states = judge_states
         self.progress = progress
@@ -141,13 +142,15 @@ class StrategyRun:
 
     async def _calls(self, engine: PreloadEngine, session_id: str, index: int, turn: Turn) -> float:
         """
-        The agent decides (a drawn delay, the same for every strategy), then makes the
-        turn's calls one after the other; the time they waited for results.
+        The agent decides (a drawn delay, the same for every strategy) before each of
+        the turn's calls (or once before all of them, ``replay.agent_decides``), which
+        it makes one after the other; the time they waited for results.
         """
         rng = random.Random(zlib.crc32(f"{self.seed}:{session_id}:{index}".encode()))
-        await anyio.sleep(draw(self.agent, rng))
         waited = 0.0
-        for call in turn.tool_calls:
+        for i, call in enumerate(turn.tool_calls):
+            if i == 0 or self.decides == "each_call":
+                await anyio.sleep(draw(self.agent, rng))
             start = anyio.current_time()
             try:
                 await engine.call(session_id, call.name, call.args)
@@ -215,6 +218,7 @@ class StrategyRun:
             read_only_calls=calls,
             used_after_reply=c.used_after_reply,
             used_at_request=c.used_at_request,
+            used_after_call=c.used_after_call,
             call_tail_ran=tail_ran,
             call_tail_joined=tail_joined,
             waits_ms=tuple(w * 1000 for w in self.waits),

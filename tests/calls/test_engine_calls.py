@@ -723,6 +723,145 @@ async def test_a_value_an_earlier_calls_result_gave_is_speculated() -> None:
     assert "result" == speculated.evidence["user_id"]
 
 
+async def _sign_ins(engine: PreloadEngine) -> None:
+    """
+    Thirty sessions that look the user up by the e-mail said and open the account by
+    the id the lookup returned, in one turn, learned from as they end.
+    """
+    for i in range(30):
+        sid, email = f"s{i}", f"user.{i:04d}@mail.com"
+        await engine.handle(session_id=sid, text=f"my email is {email}", state="Auth")
+        await engine.call(sid, "Users:Find", {"email": email})
+        await engine.call(sid, "Users:Get", {"user_id": f"user_{i:04d}"})
+        engine.reply(sid, "Here is your account.")
+        engine.end_session(sid)
+        await engine.wait_idle()
+
+
+async def test_a_call_run_ahead_that_returned_is_followed_before_the_agent_makes_it() -> None:
+    """
+    The lookup, run ahead as the request arrives (the e-mail is said), returns before
+    the agent asks for it: the account call with the id it returned runs at once, as
+    if the agent had made the lookup, with the lookup's probability times its own.
+    The agent's two calls are then hits, and each tool ran once.
+    """
+    source = _Accounts()
+    async with _engine(source, EngineCallPredictor(), threshold=0.2, guesses=3) as engine:
+        await _sign_ins(engine)
+        await engine.handle(session_id="new", text="my email is zed.9999@mail.com", state="Auth")
+        await engine.wait_idle()
+        ran = dict(source.calls)
+        ahead = {c.name: c for c in engine.speculations_of("new")}
+        before = engine.call_statistics()
+        await engine.call("new", "Users:Find", {"email": "zed.9999@mail.com"})
+        await engine.call("new", "Users:Get", {"user_id": "zed_9999"})
+        after = engine.call_statistics()
+    find = call_key("Users:Find", {"email": "zed.9999@mail.com"})
+    get = call_key("Users:Get", {"user_id": "zed_9999"})
+    assert (1, 1) == (ran[find], ran[get])  # before the agent made either
+    assert (1, 1) == (source.calls[find], source.calls[get])
+    lookup, account = ahead["Users:Find"], ahead["Users:Get"]
+    assert ("request", "call") == (lookup.moment, account.moment)
+    assert account.p <= lookup.p and "result" == account.evidence["user_id"]
+    assert (2, 2) == (
+        after.call_hits - before.call_hits,
+        after.speculative_used - before.speculative_used,
+    )
+
+
+async def test_after_a_call_the_next_one_is_run_with_what_it_returned() -> None:
+    """
+    The agent looks the user up and opens the account in one turn, by the id the
+    lookup returned. Learning from ended sessions, the call forecaster learns that the
+    account call follows the lookup: in a new session, once the lookup returns, the
+    account call with that id (which no text says) runs before the agent asks for it,
+    is served as a hit, and is counted and explained as run after a call.
+    """
+    source = _Accounts()
+    async with _engine(source, EngineCallPredictor(), threshold=0.2, guesses=3) as engine:
+        await _sign_ins(engine)
+        await engine.handle(session_id="new", text="sign me in", state="Auth")
+        await engine.call("new", "Users:Find", {"email": "zed.9999@mail.com"})
+        await engine.wait_idle()
+        ran = source.calls[call_key("Users:Get", {"user_id": "zed_9999"})]
+        before = engine.call_statistics()
+        await engine.call("new", "Users:Get", {"user_id": "zed_9999"})
+        after = engine.call_statistics()
+        [speculated] = [c for c in engine.speculations_of("new") if c.name == "Users:Get"]
+    assert 1 == ran  # before the agent asked
+    assert 1 == source.calls[call_key("Users:Get", {"user_id": "zed_9999"})]
+    assert (before.call_hits + 1, before.used_after_call + 1) == (
+        after.call_hits,
+        after.used_after_call,
+    )
+    assert ("call", "result") == (speculated.moment, speculated.evidence["user_id"])
+    assert "after a call [used" in speculated.describe()
+
+
+async def test_each_call_of_the_agent_starts_the_speculation_budget_afresh() -> None:
+    """
+    With ``max_per_turn = 1``, the request's guess runs, and after the agent's call
+    the next guess runs too (a step of the agent has its own budget); a call recorded
+    once the turn was answered starts no forecast.
+    """
+    other = {"city": "Fresno", "cuisine": "Thai"}
+    source = ScriptedCallSource({FIND: True})
+    predictor = ScriptedCallPredictor(
+        [(FIND, SAN_JOSE, 0.9), (FIND, other, 0.8)], moments=frozenset({"request", "call"})
+    )
+    async with _engine(source, predictor, max_per_turn=1) as engine:
+        await engine.handle(session_id="s", text="italian in san jose")
+        await engine.wait_idle()
+        assert (
+            1 == source.calls[call_key(FIND, SAN_JOSE)] and 0 == source.calls[call_key(FIND, other)]
+        )
+        await engine.call("s", FIND, SAN_JOSE)
+        await engine.wait_idle()
+        assert 1 == source.calls[call_key(FIND, other)]
+        engine.reply("s", "Here they are.")
+        await engine.wait_idle()  # the forecast after the reply
+        asked = len(predictor.asked)
+        assert engine.record_call("s", "Elsewhere", {}, "made without the engine")
+        await engine.wait_idle()
+        assert asked == len(predictor.asked)
+        moments = [c.moment for c in engine.speculations_of("s")]
+    assert ["request", "call"] == moments
+
+
+@pytest.mark.parametrize("moments", [("reply", "request"), ("call",)])
+async def test_the_forecast_after_a_call_runs_only_when_configured(
+    moments: tuple[str, ...],
+) -> None:
+    """
+    Without ``call`` among ``calls.moments`` the predictor is never asked after a call;
+    with it alone, only then, and with the calls made so far (their results too).
+    """
+    source = ScriptedCallSource({FIND: True})
+    predictor = ScriptedCallPredictor([(FIND, SAN_JOSE, 0.9)])
+    seen: list[Any] = []
+    ask = predictor.predict_calls
+
+    def spy(session_id: str, history: Any, request: Any, *, k: int) -> Any:
+        seen.append(None if request is None else request.get("tool_calls"))
+        return ask(session_id, history, request, k=k)
+
+    predictor.predict_calls = spy  # type: ignore[method-assign]
+    async with _engine(source, predictor, moments=moments) as engine:
+        await engine.handle(session_id="s", text="italian in san jose")
+        await engine.call("s", FIND, SAN_JOSE)
+        await engine.wait_idle()
+        engine.reply("s", "Here they are.")
+        await engine.wait_idle()
+    after_calls = [made for made in seen if made]
+    if "call" in moments:
+        assert 1 == len(seen) == len(after_calls)
+        [[made]] = after_calls
+        assert (FIND, SAN_JOSE) == (made["name"], made["args"])
+        assert "Restaurants:Find answered" in made["result"]
+    else:
+        assert [] == after_calls and 2 == len(seen)
+
+
 async def test_a_search_query_the_request_gives_whole_is_speculated() -> None:
     """
     An agent that hands the user's question to its search tool as written: the call
