@@ -373,10 +373,12 @@ class CallSide:
     def _ran_ahead(self, key: str, call: ToolCall, result: str) -> None:
         """
         A call returned (the call loader's adapter says): the sessions that ran it
-        ahead for their current turn forecast what follows it (:attr:`chain`).
+        ahead for their current turn, and have not asked for it yet (once asked, the
+        forecast after their call follows it), forecast what follows it
+        (:attr:`chain`).
         """
         for session_id, turns, p in self._ahead.pop(key, ()):
-            if self.chain is not None:
+            if self.chain is not None and self._speculation.pending(session_id, key):
                 self.chain(session_id, turns, call, result, p)
 
     def pending(self, session_id: str) -> tuple[str, ...]:

@@ -5,7 +5,8 @@ served); one task takes them in order and does their work off the request path:
 learning, the session's history, forecasting, preloading, and the calls run ahead
 after a reply. A request's own calls run ahead in a task of their own, started as it
 arrives, again after each call it makes, and after each call run ahead for it that
-returned before the agent made it (what would follow it). :meth:`Learner.settled` waits for all of it.
+returned before the agent asked for it (what would follow it). :meth:`Learner.settled`
+waits for all of it.
 """
 
 from __future__ import annotations
@@ -185,21 +186,18 @@ class Learner:
     ) -> None:
         """
         A call run ahead for the session's current turn (when it had ``turns`` turns)
-        returned before its agent made it: the calls that would follow it start now,
-        forecast as if the agent had made it, each of its probability times ``p``
+        returned before its agent asked for it: the calls that would follow it start
+        now, forecast as if the agent had made it, each of its probability times ``p``
         (the call's own), while the agent is still deciding on that call. Not when the
-        turn was answered or another began, nor once the agent made the call (the
-        forecast after its call follows it).
+        turn was answered or another began.
         """
         session = self._sessions.get(session_id)
         if session is None or len(session.turns) != turns or self._tg is None:
             return
         turn = session.turns[-1]
-        made = [dict(c) for c in turn.get("tool_calls") or ()]
-        if turn.get("system") is not None or any(
-            c.get("name") == call.name and c.get("args") == dict(call.args) for c in made
-        ):
+        if turn.get("system") is not None:
             return
+        made = [dict(c) for c in turn.get("tool_calls") or ()]
         ahead = {"name": call.name, "args": dict(call.args), "read_only": True, "result": result}
         request = {
             "text": turn.get("text"),
