@@ -2,7 +2,8 @@
 Tool calls run ahead by ``preload serve``: two replicas on one Redis, over real HTTP.
 
 Reads ``<data>/<dataset>/`` (``--data``, ``../shared/data`` by default; SGD unless
-``--dataset``): the dev sessions to play (the first ``--sessions`` of them, shuffled by
+``--dataset``; ``retail``: a folder ``simulations.retail_corpus`` wrote, ``--chained``
+for calls that take what the last one returned): the dev sessions to play (the first ``--sessions`` of them, shuffled by
 ``--seed``, each played once), and a call forecaster (``--calls-model``, else fit on
 the train sessions with ``preload train --calls-out``); it says which. For each
 strategy it starts a ``redis-server`` on a free loopback port and two replicas
@@ -12,7 +13,7 @@ lognormal, median 400 ms, p95 2 s, the same for the same call on both replicas),
 plays the sessions, ``--concurrency`` at once, as the replay does: each turn's request
 (text, state, needs), then, at a turn with ``tool_calls``, the agent's model decides
 (lognormal, median 800 ms, p95 3 s: the replay's ``[replay.agent]``, drawn the same for
-every strategy) and makes the turn's calls one after the other through ``POST
+every strategy) before each of the turn's calls, made one after the other through ``POST
 /v1/sessions/{id}/calls`` with the log's exact arguments, then the reply, then a
 think time (the log's gap divided by ``--compress``, between 50 ms and 3 s). A session
 that ends is deleted, which ends it on the replica that holds it (its learner learns
@@ -30,6 +31,8 @@ Strategies:
   (``server.share_models``), which learns nothing online.
 - ``engine_shared_learning`` (not run unless asked): the shared model, with a call
   forecaster of the tenant's own learning over it (``server.tenant_learning``).
+- ``engine_before_calls`` (not run unless asked): ``engine`` without the forecast after
+  a call (``[calls] moments = ["reply", "request"]``).
 
 Report (a table, and ``--json PATH``), per strategy: the read-only calls made; of those,
 the share served from a result run ahead (``call_hit``: warm, or joined in flight:
@@ -39,7 +42,8 @@ and those wasted; the client's wait for a read-only call at p50/p95 (as the repl
 included); the request's client time at p99; and the replicas' loop-lag p99.
 
     python -m simulations.serve_calls_bench [--dataset sgd] [--sessions 400]
-        [--concurrency 60] [--strategies off,engine[,engine_shared,engine_shared_learning]]
+        [--concurrency 60]
+        [--strategies off,engine[,engine_shared,engine_shared_learning,engine_before_calls]]
         [--route sticky]
 """
 
@@ -92,7 +96,10 @@ SERVER: dict[str, dict[str, object]] = {
     "engine": {},
     "engine_shared": {"share_models": True},
     "engine_shared_learning": {"share_models": True, "tenant_learning": True},
+    "engine_before_calls": {},
 }
+#: The ``[calls]`` settings of each strategy, beside ``speculate``.
+CALLS: dict[str, str] = {"engine_before_calls": 'moments = ["reply", "request"]\n'}
 KNOWN = tuple(SERVER)
 COUNTERS = (
     "read_only_calls",
@@ -101,6 +108,7 @@ COUNTERS = (
     "call_misses",
     "call_failures",
     "speculative",
+    "speculative_used_after_call",
     "speculative_wasted",
     "speculative_skipped",
 )
@@ -129,6 +137,7 @@ def config_file(folder: Path, redis_url: str, strategy: str) -> Path:
     path = server_config(folder, redis_url, SERVER[strategy])
     with path.open("a", encoding="utf-8") as out:
         out.write(f"\n[calls]\nspeculate = {'true' if speculate else 'false'}\n")
+        out.write(CALLS.get(strategy, ""))
     return path
 
 
@@ -158,9 +167,9 @@ async def play(
             return
         if turn.tool_calls:
             rng = random.Random(zlib.crc32(f"{args.seed}:{sid}:{i}".encode()))
-            await asyncio.sleep(draw(AGENT, rng))
             call_at = at if args.route == "sticky" else replicas[(order[0] + 1) % 2].url
             for call in turn.tool_calls:
+                await asyncio.sleep(draw(AGENT, rng))  # before each call, as the replay
                 began = time.monotonic()
                 response = await http.post(
                     f"{call_at}/v1/sessions/{sid}/calls",
@@ -259,6 +268,7 @@ def figures(played: Played) -> dict[str, Any]:
         "speculative": c["speculative"] / calls if calls else None,
         "speculative_wasted": c["speculative_wasted"] / calls if calls else None,
         "speculative_skipped": int(c.get("speculative_skipped", 0)),
+        "used_after_call": int(c.get("speculative_used_after_call", 0)),
         "call_wait_p50_ms": p50,
         "call_wait_p95_ms": p95,
         "request_p99_ms": quantiles(played.request_waits)[2],
@@ -271,8 +281,9 @@ def figures(played: Played) -> dict[str, Any]:
 def show(rows: dict[str, dict[str, Any]]) -> None:
     width = max(13, *map(len, rows))
     print(
-        f"{'strategy':{width}} {'ro calls':>8} {'call hit':>8} {'joined':>6} {'spec/call':>9} "
-        f"{'wasted':>6} {'wait p50':>8} {'wait p95':>8} {'req p99':>7} {'lag p99':>7}"
+        f"{'strategy':{width}} {'ro calls':>8} {'call hit':>8} {'joined':>6} {'after':>6} "
+        f"{'spec/call':>9} {'wasted':>6} {'wait p50':>8} {'wait p95':>8} {'req p99':>7} "
+        f"{'lag p99':>7}"
     )
     for name, r in rows.items():
         hit = r["call_hit_rate"]
@@ -280,7 +291,8 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
         wasted = r["speculative_wasted"]
         print(
             f"{name:{width}} {r['read_only_calls']:>8} {hit if hit is not None else math.nan:>8.3f} "
-            f"{r['call_joins']:>6} {spec if spec is not None else math.nan:>9.2f} "
+            f"{r['call_joins']:>6} {r['used_after_call']:>6} "
+            f"{spec if spec is not None else math.nan:>9.2f} "
             f"{wasted if wasted is not None else math.nan:>6.2f} "
             f"{r['call_wait_p50_ms']:>8.0f} {r['call_wait_p95_ms']:>8.0f} "
             f"{r['request_p99_ms']:>7.0f} {r['loop_lag_p99_ms']:>7.1f}"
@@ -289,7 +301,8 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
             print(f"  {name}: failed {r['failed']}")
     print(
         "ro calls: read-only calls made; call hit: of those, served from a result run "
-        "ahead (warm, or joined in flight: joined); spec/call, wasted: calls run ahead, "
+        "ahead (warm, or joined in flight: joined); after: of those, run after a call (made "
+        "or run ahead); spec/call, wasted: calls run ahead, "
         "and those never made, per read-only call; wait: the client's wait for a "
         "read-only call, ms (HTTP included); req p99: a request's client time, ms; lag "
         "p99: the replicas' event-loop lag, ms"
@@ -313,7 +326,12 @@ def unseen_logs(logs: Path, share: float, folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_data_arguments(parser)
-    parser.add_argument("--dataset", choices=("sgd", "star"), default="sgd")
+    parser.add_argument(
+        "--dataset",
+        choices=("sgd", "star", "retail"),
+        default="sgd",
+        help="retail: simulations.retail_corpus's folder under --data",
+    )
     parser.add_argument("--sessions", type=int, default=400, help="dev sessions played")
     parser.add_argument("--concurrency", type=int, default=60, help="sessions at once")
     parser.add_argument("--compress", type=float, default=10.0, help="think-time divisor")
