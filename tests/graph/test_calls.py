@@ -1067,6 +1067,21 @@ def test_after_a_call_the_next_one_takes_what_it_returned() -> None:
     assert all((g.name, dict(g.args)) != (lookup["name"], lookup["args"]) for g in guesses)
 
 
+def test_a_loaded_model_forecasts_after_a_call_as_the_saved_one(tmp_path: Path) -> None:
+    """
+    What followed each call in a turn, and the calibration after a call, are saved:
+    the loaded model's forecasts after a call are the saved one's.
+    """
+    path = tmp_path / "calls.json"
+    _CHAINED.save(path)
+    loaded = CallForecaster.load(path)
+    for session in _accounts(5, 7):
+        [auth, _] = _chained(session)["turns"]
+        made = auth["tool_calls"][:1]
+        got = loaded.predict([], auth, k=5, made=made)
+        assert got and _CHAINED.predict([], auth, k=5, made=made) == got
+
+
 def test_a_model_that_never_saw_a_second_call_in_a_turn_forecasts_none_after_one() -> None:
     """
     Trained on turns of one call each, the forecast after a call has no evidence that
