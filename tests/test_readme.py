@@ -59,3 +59,18 @@ def test_the_tool_call_example_runs_as_a_script(tmp_path: Path) -> None:
     stats = done.stdout.splitlines()[3]
     assert "calls=3, read_only_calls=3, call_hits=1," in stats
     assert "speculative=1, speculative_used=1," in stats
+
+
+def test_the_chained_call_example_runs_as_a_script(tmp_path: Path) -> None:
+    """
+    The README's example of a call that takes what the last one returned runs as
+    written: the fifth session's account call ran after its lookup, before the agent
+    asked for it.
+    """
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    [block] = [b for b in blocks if "call_sources=[accounts]" in b]
+    done = _run(block, tmp_path)
+    assert 0 == done.returncode, done.stderr
+    lines = done.stdout.splitlines()
+    assert 5 == len(lines) and lines[-1] == "ed_fox: 3 orders (run after a call so far: 1)"
+    assert all(line.endswith("so far: 0)") for line in lines[:4])
