@@ -425,14 +425,14 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
             raise TypeError(f"history must be a sequence of turn mappings, got {history!r:.80}")
         if request is not None and not isinstance(request, Mapping):
             raise TypeError(f"request must be a turn mapping or None, got {request!r:.80}")
+        if made and not self._follows():
+            return []  # it never saw a call follow one in a turn: nothing to read
         counts = self.counts_
         view = SessionView(counts, self.max_turns)
         for turn in history[-_HISTORY_TURNS * self.max_turns :]:
             if isinstance(turn, Mapping):
                 view.add_turn(turn)
         if made:  # after the request's calls so far: the turn's next ones
-            if not self._follows():
-                return []  # it never saw a call follow one in a turn
             made = made_calls({"tool_calls": list(made)[-MAX_MADE:]})
             view.add_calls({"tool_calls": made})
 
