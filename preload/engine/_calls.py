@@ -153,12 +153,13 @@ class CallSide:
         self._counters = _CallCounters()
         #: Told when a call run ahead for a session's current turn returns (the
         #: engine wires the learner's :meth:`~preload.engine._learner.Learner.
-        #: speculate_chain`): the session, the turns it had then, the call, its result
-        #: and its probability.
-        self.chain: Callable[[str, int, ToolCall, str, float], None] | None = None
+        #: speculate_chain`): the session, its turns with that one, the request asked
+        #: with, the call, its result and its probability.
+        self.chain: Callable[[str, int, Mapping[str, Any], ToolCall, str, float], None] | None
+        self.chain = None
         # call key -> the sessions that ran it ahead for their current turn: (session,
-        # turns then, probability), until it returns
-        self._ahead: dict[str, list[tuple[str, int, float]]] = {}
+        # its turns with that one, the request asked with, probability), until it returns
+        self._ahead: dict[str, list[tuple[str, int, Mapping[str, Any], float]]] = {}
         self._word_counts = 0  # the predictor's, as of its latest learning
         # Sessions that ended with calls, for the predictor to learn: their turns, user.
         self._ended: dict[str, tuple[list[dict[str, Any]], str | None, int]] = {}
@@ -365,8 +366,9 @@ class CallSide:
                     evidence=guess.evidence,
                 ),
             )
-            if moment != "reply" and self.chain is not None:  # for the current turn
-                self._ahead.setdefault(key, []).append((session_id, len(history) + 1, p))
+            if request is not None and self.chain is not None:  # for the current turn
+                ahead = (session_id, len(history) + 1, request, p)
+                self._ahead.setdefault(key, []).append(ahead)
                 if len(self._ahead) > MAX_AHEAD:  # calls that never returned
                     del self._ahead[next(iter(self._ahead))]
 
@@ -377,9 +379,9 @@ class CallSide:
         forecast after their call follows it), forecast what follows it
         (:attr:`chain`).
         """
-        for session_id, turns, p in self._ahead.pop(key, ()):
+        for session_id, turns, asked, p in self._ahead.pop(key, ()):
             if self.chain is not None and self._speculation.pending(session_id, key):
-                self.chain(session_id, turns, call, result, p)
+                self.chain(session_id, turns, asked, call, result, p)
 
     def pending(self, session_id: str) -> tuple[str, ...]:
         """

@@ -12,7 +12,7 @@ waits for all of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -169,47 +169,47 @@ class Learner:
             return
         assert self._tg is not None
         self._calls.new_turn(session.id)
-        request = {
-            "text": turn.get("text"),
-            "state": turn.get("state"),
-            "needs": list(turn.get("needs") or ()),
-            "system": None,
-            "tool_calls": [dict(call) for call in turn.get("tool_calls") or ()],
-        }
+        request = _request_of(turn, turn.get("tool_calls") or ())
         self.pending += 1
         self._tg.start_soon(
             self._speculate_now, session.id, list(session.turns[:-1]), request, "call"
         )
 
     def speculate_chain(
-        self, session_id: str, turns: int, call: ToolCall, result: str, p: float
+        self,
+        session_id: str,
+        turns: int,
+        asked: Mapping[str, Any],
+        call: ToolCall,
+        result: str,
+        p: float,
     ) -> None:
         """
-        A call run ahead for the session's current turn (when it had ``turns`` turns)
-        returned before its agent asked for it: the calls that would follow it start
-        now, forecast as if the agent had made it, each of its probability times ``p``
-        (the call's own), while the agent is still deciding on that call. Not when the
-        turn was answered or another began.
+        A call run ahead for the session's current turn (its ``turns``-th, asked with
+        the request ``asked``) returned before its agent asked for it: the calls that
+        would follow it start now, forecast as if the agent had made it, each of its
+        probability times ``p`` (the call's own), while the agent is still deciding on
+        that call. Not when the turn was answered or another began. A call that
+        returned before the request's turn was recorded (a fast tool, a slow context)
+        follows the request as it was asked.
         """
         session = self._sessions.get(session_id)
-        if session is None or len(session.turns) != turns or self._tg is None:
+        if session is None or self._tg is None:
             return
-        turn = session.turns[-1]
-        if turn.get("system") is not None:
+        turn: Mapping[str, Any]
+        if len(session.turns) == turns:
+            turn = session.turns[-1]
+            if turn.get("system") is not None:
+                return
+        elif len(session.turns) == turns - 1:
+            turn = asked
+        else:
             return
-        made = [dict(c) for c in turn.get("tool_calls") or ()]
         ahead = {"name": call.name, "args": dict(call.args), "read_only": True, "result": result}
-        request = {
-            "text": turn.get("text"),
-            "state": turn.get("state"),
-            "needs": list(turn.get("needs") or ()),
-            "system": None,
-            "tool_calls": [*made, ahead],
-        }
+        request = _request_of(turn, [*(turn.get("tool_calls") or ()), ahead])
         self.pending += 1
-        self._tg.start_soon(
-            self._speculate_now, session_id, list(session.turns[:-1]), request, "call", p
-        )
+        history = list(session.turns[: turns - 1])
+        self._tg.start_soon(self._speculate_now, session_id, history, request, "call", p)
 
     async def settled(self) -> None:
         """
@@ -324,3 +324,17 @@ class Learner:
         if kind == "turn":
             self._forecaster.observe(turns, user)
         return self._forecaster.forecast(turns, user, session_id)
+
+
+def _request_of(turn: Mapping[str, Any], calls: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """
+    The request of a turn not answered yet, as the call predictor is asked with it
+    after ``calls`` (copies: the turn may change meanwhile).
+    """
+    return {
+        "text": turn.get("text"),
+        "state": turn.get("state"),
+        "needs": list(turn.get("needs") or ()),
+        "system": None,
+        "tool_calls": [dict(call) for call in calls],
+    }

@@ -769,6 +769,47 @@ async def test_a_call_run_ahead_that_returned_is_followed_before_the_agent_makes
     )
 
 
+async def test_a_call_run_ahead_is_followed_even_before_its_requests_turn_is_recorded() -> None:
+    """
+    The request's context waits on a slow source; the lookup run ahead as it arrived
+    returns meanwhile, before the request's turn is recorded: the account call that
+    follows it runs all the same, from the request as it was asked.
+    """
+    gate = anyio.Event()
+    ran_account = anyio.Event()
+
+    class Tracked(_Accounts):
+        async def call(self, name: str, args: Mapping[str, Any]) -> str:
+            answer = await super().call(name, args)
+            if name == "Users:Get" and args.get("user_id") == "zed_9999":
+                ran_account.set()
+            return answer
+
+    source = Tracked()
+    engine = PreloadEngine(
+        replace(EngineConfig(), calls=replace(EngineConfig().calls, threshold=0.2, guesses=3)),
+        sources={"kb": ScriptedSource({"doc": "text"}, gate=gate)},
+        call_sources=[source],
+        call_predictor=EngineCallPredictor(),
+    )
+    async with engine, anyio.create_task_group() as tg:
+        await _sign_ins(engine)
+        tg.start_soon(
+            partial(
+                engine.handle,
+                session_id="new",
+                text="my email is zed.9999@mail.com",
+                state="Auth",
+                needs=["doc"],
+            )
+        )
+        with anyio.fail_after(10):
+            await ran_account.wait()  # the request still waits for its context
+        assert not engine._sessions["new"].turns
+        gate.set()
+    assert 1 == source.calls[call_key("Users:Get", {"user_id": "zed_9999"})]
+
+
 async def test_after_a_call_the_next_one_is_run_with_what_it_returned() -> None:
     """
     The agent looks the user up and opens the account in one turn, by the id the
