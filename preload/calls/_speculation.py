@@ -81,14 +81,15 @@ class CallAdapter:
     Args:
         source: The call source.
         book: The registry of call keys.
-        on_result: Told of each result (its key, the call, the text), as it arrives.
+        on_result: Told of each call's end (its key, the call, and the text it
+            returned, or None when it failed), as it ends.
     """
 
     def __init__(
         self,
         source: CallSource,
         book: CallBook,
-        on_result: Callable[[str, ToolCall, str], None] | None = None,
+        on_result: Callable[[str, ToolCall, str | None], None] | None = None,
     ) -> None:
         self.source = source
         self.name = source.name
@@ -130,6 +131,8 @@ class CallAdapter:
                 )
             else:
                 logger.debug("call source %r: tool %r failed: %r", self.name, call.name, exc)
+            if self.on_result is not None:
+                self.on_result(key, call, None)
             raise
         if self.on_result is not None:
             self.on_result(key, call, result)

@@ -58,9 +58,10 @@ OffLoop = Callable[..., Awaitable[Any]]
 #: thread kept for months) teaches it too.
 LEARN_EVERY_TURNS = 4
 
-#: Calls run ahead whose return the call side waits for, to forecast what follows them
-#: (the oldest forgotten first: a call that failed never returns).
-MAX_AHEAD = 10_000
+#: Calls run ahead whose return the call side waits for, to forecast what follows them,
+#: each with the request it was run for (the oldest forgotten first: a call the call
+#: loader dropped before it ran never returns).
+MAX_AHEAD = 1_000
 
 #: At most this many turns learned from before are handed over as the context of the
 #: new ones (what was said, the calls made), so that learning a part costs the same
@@ -372,14 +373,16 @@ class CallSide:
                 if len(self._ahead) > MAX_AHEAD:  # calls that never returned
                     del self._ahead[next(iter(self._ahead))]
 
-    def _ran_ahead(self, key: str, call: ToolCall, result: str) -> None:
+    def _ran_ahead(self, key: str, call: ToolCall, result: str | None) -> None:
         """
-        A call returned (the call loader's adapter says): the sessions that ran it
-        ahead for their current turn, and have not asked for it yet (once asked, the
-        forecast after their call follows it), forecast what follows it
-        (:attr:`chain`).
+        A call ended (the call loader's adapter says; ``result`` None: it failed): the
+        sessions that ran it ahead for their current turn, and have not asked for it
+        yet (once asked, the forecast after their call follows it), forecast what
+        follows a call that returned (:attr:`chain`).
         """
         for session_id, turns, asked, p in self._ahead.pop(key, ()):
+            if result is None:
+                continue
             if self.chain is not None and self._speculation.pending(session_id, key):
                 self.chain(session_id, turns, asked, call, result, p)
 

@@ -300,8 +300,9 @@ async def test_a_failing_speculative_call_costs_the_request_nothing(
 ) -> None:
     """
     A tool that fails when speculated: the failure is not cached, it is logged once,
-    the source cools down, and the agent's own call still reaches the tool (and gets
-    its error, as it would without the engine).
+    the source cools down, nothing is forecast to follow the failed calls, and the
+    agent's own call still reaches the tool (and gets its error, as it would without
+    the engine).
     """
     source = ScriptedCallSource({FIND: True}, fail={FIND: ConnectionError("backend down")})
     predictor = ScriptedCallPredictor([(FIND, {"city": c}, 0.9) for c in "ABCDEFGH"])
@@ -313,6 +314,7 @@ async def test_a_failing_speculative_call_costs_the_request_nothing(
             assert 0 == ctx.misses
             failures = engine._calls.loader.statistics().failures
             assert source.name in engine._calls.loader.cooling()
+            assert {} == engine._calls._ahead  # nothing follows a failed call, nor waits to
             made = len(source.made)
             with pytest.raises(ConnectionError, match="backend down"):
                 await engine.call("s", FIND, {"city": "A"})
