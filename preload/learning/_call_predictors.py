@@ -50,7 +50,14 @@ class CallPredictor(Protocol):
     ) -> Sequence[CallGuess]:
         """
         The likeliest calls of the turn after ``history`` (``request`` when its text
-        has arrived), most probable first.
+        has arrived), most probable first. After a call of the request (the ``call``
+        moment), ``request["tool_calls"]`` holds the calls made so far, with their
+        results (and a call run ahead that returned, as if made): the calls the
+        request makes next. A predictor that ignores it guesses the request's calls
+        again, and those already run are not run twice.
+
+        .. versionchanged:: 0.23
+           ``request["tool_calls"]``.
         """
         ...
 
