@@ -159,7 +159,8 @@ class CallSide:
         self.chain: Callable[[str, int, Mapping[str, Any], ToolCall, str, float], None] | None
         self.chain = None
         # call key -> the sessions that ran it ahead for their current turn: (session,
-        # its turns with that one, the request asked with, probability), until it returns
+        # its turns of all with that one, the request asked with, probability), until
+        # it returns
         self._ahead: dict[str, list[tuple[str, int, Mapping[str, Any], float]]] = {}
         self._word_counts = 0  # the predictor's, as of its latest learning
         # Sessions that ended with calls, for the predictor to learn: their turns, user.
@@ -297,6 +298,7 @@ class CallSide:
         history: list[dict[str, Any]],
         request: dict[str, Any] | None,
         *,
+        turn: int | None = None,
         given: float = 1.0,
     ) -> None:
         """
@@ -304,7 +306,9 @@ class CallSide:
         ``request`` is None) or of its current one (when the request arrived, and
         after each of its calls: ``request`` holds them, its ``tool_calls``; a call run
         ahead that returned among them, of probability ``given``, scales the guesses'
-        by it), within
+        by it; ``turn``: how many turns the session has had with the current one, so
+        that a call run ahead for it that returns is followed while it is current),
+        within
         the budgets of ``[calls]`` (a turn's, a source's, and what each read-only call
         made allows, spent on the likeliest guesses). A call that is not declared
         read-only is never run.
@@ -367,8 +371,9 @@ class CallSide:
                     evidence=guess.evidence,
                 ),
             )
-            if request is not None and self.chain is not None:  # for the current turn
-                ahead = (session_id, len(history) + 1, request, p)
+            # of the current turn: followed once it returns, while the turn is current
+            if request is not None and turn is not None and self.chain is not None:
+                ahead = (session_id, turn, request, p)
                 self._ahead.setdefault(key, []).append(ahead)
                 if len(self._ahead) > MAX_AHEAD:  # calls that never returned
                     del self._ahead[next(iter(self._ahead))]

@@ -153,7 +153,12 @@ class Learner:
         request = {"text": text, "state": state, "needs": list(needs), "system": None}
         self.pending += 1  # background work settled waits for, as the events
         self._tg.start_soon(
-            self._speculate_now, session.id, list(session.turns), request, "request"
+            self._speculate_now,
+            session.id,
+            list(session.turns),
+            request,
+            "request",
+            session.count + 1,
         )
 
     def speculate_after_call(self, session: EngineSession) -> None:
@@ -172,7 +177,12 @@ class Learner:
         request = _request_of(turn, turn.get("tool_calls") or ())
         self.pending += 1
         self._tg.start_soon(
-            self._speculate_now, session.id, list(session.turns[:-1]), request, "call"
+            self._speculate_now,
+            session.id,
+            list(session.turns[:-1]),
+            request,
+            "call",
+            session.count,
         )
 
     def speculate_chain(
@@ -185,8 +195,8 @@ class Learner:
         p: float,
     ) -> None:
         """
-        A call run ahead for the session's current turn (its ``turns``-th, asked with
-        the request ``asked``) returned before its agent asked for it: the calls that
+        A call run ahead for the session's current turn (its ``turns``-th of all,
+        :attr:`EngineSession.count`, asked with the request ``asked``) returned before its agent asked for it: the calls that
         would follow it start now, forecast as if the agent had made it, each of its
         probability times ``p`` (the call's own), while the agent is still deciding on
         that call. Not when the turn was answered or another began. A call that
@@ -197,19 +207,20 @@ class Learner:
         if session is None or self._tg is None:
             return
         turn: Mapping[str, Any]
-        if len(session.turns) == turns:
-            turn = session.turns[-1]
+        if session.count == turns:
+            turn, history = session.turns[-1], session.turns[:-1]
             if turn.get("system") is not None:
                 return
-        elif len(session.turns) == turns - 1:
-            turn = asked
+        elif session.count == turns - 1:
+            turn, history = asked, session.turns
         else:
             return
         ahead = {"name": call.name, "args": dict(call.args), "read_only": True, "result": result}
         request = _request_of(turn, [*(turn.get("tool_calls") or ()), ahead])
         self.pending += 1
-        history = list(session.turns[: turns - 1])
-        self._tg.start_soon(self._speculate_now, session_id, history, request, "call", p)
+        self._tg.start_soon(
+            self._speculate_now, session_id, list(history), request, "call", turns, p
+        )
 
     async def settled(self) -> None:
         """
@@ -234,10 +245,13 @@ class Learner:
         history: list[dict[str, Any]],
         request: dict[str, Any],
         moment: Literal["request", "call"],
+        turn: int,
         given: float = 1.0,
     ) -> None:
         try:
-            await self._calls.speculate(session_id, moment, history, request, given=given)
+            await self._calls.speculate(
+                session_id, moment, history, request, turn=turn, given=given
+            )
         finally:
             self._done()
 
