@@ -13,7 +13,7 @@ import datetime as dt
 import itertools
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._aging import drop_below, halve
@@ -228,10 +228,7 @@ class CallCounts:
         if isinstance(state, str):
             ctxs.append(("s", state))
         for ctx in ctxs:
-            entry = self.contexts.setdefault(ctx, [0, {}])
-            entry[0] += 1
-            for name in names:
-                entry[1][name] = entry[1].get(name, 0) + 1
+            self._count_context(ctx, names)
 
     def _count_follows(self, names: list[str]) -> None:
         """
@@ -239,11 +236,17 @@ class CallCounts:
         call the turn made next, or none after its last.
         """
         for i, name in enumerate(names):
-            entry = self.contexts.setdefault(("c", name), [0, {}])
-            entry[0] += 1
-            if i + 1 < len(names):
-                named = entry[1]
-                named[names[i + 1]] = named.get(names[i + 1], 0) + 1
+            self._count_context(("c", name), names[i + 1 : i + 2])
+
+    def _count_context(self, ctx: tuple[str, ...], names: Sequence[str]) -> None:
+        """
+        Count one more turn (or call) in ``ctx``, and the names called there.
+        """
+        entry = self.contexts.setdefault(ctx, [0, {}])
+        entry[0] += 1
+        named = entry[1]
+        for name in names:
+            named[name] = named.get(name, 0) + 1
 
     def _count_kinds(self, turn: Mapping[str, Any]) -> None:
         """
