@@ -174,16 +174,25 @@ class Learner:
             return
         assert self._tg is not None
         self._calls.new_turn(session.id)
-        request = _request_of(turn, turn.get("tool_calls") or ())
         self.pending += 1
-        self._tg.start_soon(
-            self._speculate_now,
-            session.id,
-            list(session.turns[:-1]),
-            request,
-            "call",
-            session.count,
-        )
+        self._tg.start_soon(self._speculate_after_call_now, session, session.count)
+
+    async def _speculate_after_call_now(self, session: EngineSession, turns: int) -> None:
+        """
+        :meth:`speculate_after_call`'s task: the request and the turns before it are
+        copied here, off the agent's call (their copy grows with the session), as
+        they stand now (a call made meanwhile is among them), while the turn is still
+        the session's ``turns``-th.
+        """
+        try:
+            turn = session.turns[-1] if session.turns else {}
+            if session.count != turns or turn.get("system") is not None:
+                return
+            request = _request_of(turn, turn.get("tool_calls") or ())
+            history = session.turns[:-1]
+            await self._calls.speculate(session.id, "call", history, request, turn=turns)
+        finally:
+            self._done()
 
     def speculate_chain(
         self,

@@ -871,6 +871,26 @@ async def test_each_call_of_the_agent_starts_the_speculation_budget_afresh() -> 
     assert ["request", "call"] == moments
 
 
+async def test_a_forecast_after_a_call_the_reply_overtook_is_not_made() -> None:
+    """
+    The forecast after a call reads the turn in the background: when the reply came
+    first (the agent answered at once), the turn's next calls are not forecast.
+    """
+    source = ScriptedCallSource({FIND: True})
+    predictor = ScriptedCallPredictor([(FIND, SAN_JOSE, 0.9)], moments=frozenset({"call"}))
+    async with _engine(source, predictor, moments=("call",)) as engine:
+        await engine.handle(session_id="s", text="italian in san jose")
+        await engine.call("s", FIND, {"city": "Oslo"})
+        engine.reply("s", "Here they are.")  # before the forecast's task ran
+        await engine.wait_idle()
+        answered = len(predictor.asked)
+        await engine.handle(session_id="s", text="and in san jose?")
+        await engine.call("s", FIND, {"city": "Oslo"})
+        await engine.wait_idle()
+    assert 0 == answered < len(predictor.asked)  # asked once the turn was not answered
+    assert 1 == source.calls[call_key(FIND, SAN_JOSE)]
+
+
 @pytest.mark.parametrize("moments", [("reply", "request"), ("call",)])
 async def test_the_forecast_after_a_call_runs_only_when_configured(
     moments: tuple[str, ...],
