@@ -42,6 +42,12 @@ MAX_PER_SESSION = 32
 #: When a call was run ahead: after the previous reply, as the request arrived, or
 #: after one of the request's own calls (for the calls it makes next).
 Moment = Literal["reply", "request", "call"]
+#: Each moment, as :meth:`SpeculatedCall.describe` says it.
+_WHEN: dict[Moment, str] = {
+    "reply": "at the reply",
+    "request": "at the request",
+    "call": "after a call",
+}
 
 
 class CallBook:
@@ -164,7 +170,7 @@ class SpeculatedCall:
         """
         args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
         why = ", ".join(f"{k} from {v}" for k, v in self.evidence.items()) or "no evidence"
-        when = "after a call" if self.moment == "call" else f"at the {self.moment}"
+        when = _WHEN[self.moment]
         return f"{self.name}({args}) p={self.p:.2f} {when} [{self.status}; {why}]"
 
 

@@ -148,7 +148,7 @@ class CallSide:
         self._guessing = anyio.CapacityLimiter(1)
         self._speculation = SpeculationLedger()
         self._speculating: dict[str, set[str]] = {}  # call source -> keys in flight
-        # session -> calls run ahead since its request, or its agent's latest call
+        # session -> calls run ahead since its agent's step began (new_step)
         self._this_turn: dict[str, int] = {}
         self._rationing = CallRationing(calls.max_per_call)  # speculation per call made
         self._counters = _CallCounters()
@@ -270,10 +270,11 @@ class CallSide:
 
     # -- speculation --------------------------------------------------------------------
 
-    def new_turn(self, session_id: str) -> None:
+    def new_step(self, session_id: str) -> None:
         """
-        A request of the session arrived, or its agent made a call: the budget of
-        speculative calls of its turn (``calls.max_per_turn``) starts afresh.
+        A step of the session's agent began (its request arrived, or it made a call):
+        the budget of speculative calls of a step (``calls.max_per_turn``: a turn of
+        one step, as most are) starts afresh.
         """
         self._this_turn.pop(session_id, None)
 

@@ -146,7 +146,7 @@ class Learner:
         request gathers its context (the agent decides only once it has it): neither
         the request nor the learner's queue of other sessions' work delays them.
         """
-        self._calls.new_turn(session.id)
+        self._calls.new_step(session.id)
         if not self._calls.speculates_at("request"):
             return
         assert self._tg is not None
@@ -173,7 +173,7 @@ class Learner:
         if turn is None or turn.get("system") is not None or not self._calls.speculates_at("call"):
             return
         assert self._tg is not None
-        self._calls.new_turn(session.id)
+        self._calls.new_step(session.id)
         self.pending += 1
         self._tg.start_soon(self._speculate_after_call_now, session, session.count)
 
