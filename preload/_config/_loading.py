@@ -113,6 +113,8 @@ class PreloaderConfig:
     """
     Background loading: workers, queue and limits.
 
+    Queued preloads are taken by at most ``workers`` at once, each started as work
+    arrives and ended once the queue (of ``queue_size``) is empty: none waits idle.
     Every load has a timeout (``source_timeouts`` by source name, else
     ``load_timeout_s``). At most ``max_concurrent_loads`` preloads run at once, fewer
     for a source in ``source_concurrency``; a load a request waits for never queues

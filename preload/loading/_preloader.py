@@ -2,8 +2,10 @@
 The preloader: loads, compresses and caches items in the background.
 
 Work runs on the preloader's own task group. Speculative preloads go into a bounded
-queue ordered by expected value (:mod:`._queue`) and are served by a fixed pool of
-workers; when the queue is full the least valuable work is shed, never waited on. A
+queue ordered by expected value (:mod:`._queue`) and are served by at most ``workers``
+at once, each started as work arrives and ended once the queue is empty (none waits
+idle: an engine of each of many tenants pays nothing for a large pool); when the queue
+is full the least valuable work is shed, never waited on. A
 session's newer forecast re-prices its queued and running preloads
 (:meth:`Preloader.reprioritize`); a load nobody wants any more is cancelled.
 
@@ -31,7 +33,6 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._config import PreloaderConfig
 from .._errors import CacheError, EngineStateError, MissingItemError
@@ -112,7 +113,7 @@ class Preloader(anyio.AsyncContextManagerMixin):
         self._flights: dict[str, Flight] = {}
         self._queue = PreloadQueue(self.config.queue_size)
         self._ledger = PreloadLedger()
-        self._tickets: MemoryObjectSendStream[None] | None = None
+        self._workers = 0  # workers running: at most config.workers
         self._tg: TaskGroup | None = None
         self._state = Lifecycle.UNOPENED
         self._idle = anyio.Event()
@@ -135,12 +136,8 @@ class Preloader(anyio.AsyncContextManagerMixin):
 
     @asynccontextmanager
     async def _running(self) -> AsyncGenerator[None]:
-        send, receive = anyio.create_memory_object_stream[None](self.config.queue_size)
         async with anyio.create_task_group() as tg:
-            self._tg, self._tickets = tg, send
-            for _ in range(self.config.workers):
-                tg.start_soon(self._worker, receive.clone())
-            receive.close()
+            self._tg = tg
             self._state = Lifecycle.OPENED
             try:
                 yield
@@ -150,7 +147,6 @@ class Preloader(anyio.AsyncContextManagerMixin):
                     with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.drain_s):
                         await self.wait_idle()
                 self._counters.cancelled += self._queue.clear() + len(self._flights)
-                send.close()
                 tg.cancel_scope.cancel()
 
     # -- the value threshold ----------------------------------------------------------
@@ -416,20 +412,16 @@ class Preloader(anyio.AsyncContextManagerMixin):
         return self._enqueue(ck, key, session, value)
 
     def _enqueue(self, ck: str, key: str, session: str | None, value: float) -> bool:
-        if self._queue.full:  # the weakest job's ticket serves the new one
+        if self._queue.full:  # the weakest job makes room for the new one
             self._counters.shed += 1
             if self._queue.weakest_value() >= value:
                 return False
             self._queue.drop_weakest()
-            self._queue.push(ck, key, session, value)
-            return True
-        assert self._tickets is not None
-        try:
-            self._tickets.send_nowait(None)
-        except anyio.WouldBlock:
-            self._counters.shed += 1
-            return False
         self._queue.push(ck, key, session, value)
+        if self._workers < self.config.workers:  # else a worker takes it when free
+            assert self._tg is not None
+            self._workers += 1
+            self._tg.start_soon(self._worker)
         return True
 
     def reprioritize(self, session: str, values: Mapping[str, float]) -> int:
@@ -600,12 +592,13 @@ class Preloader(anyio.AsyncContextManagerMixin):
             rejected=self._rejected,
         )
 
-    async def _worker(self, tickets: MemoryObjectReceiveStream[None]) -> None:
-        async with tickets:
-            async for _ in tickets:
-                popped = self._queue.pop()
-                if popped is None:
-                    continue
+    async def _worker(self) -> None:
+        """
+        Load the queued jobs, the most valuable first, one at a time, until the queue
+        is empty.
+        """
+        try:
+            while (popped := self._queue.pop()) is not None:
                 ck, job = popped
                 routed = self.key_of(job.key)
                 assert routed is not None
@@ -621,6 +614,8 @@ class Preloader(anyio.AsyncContextManagerMixin):
                 sessions = {s: v for s, v in job.values.items() if s is not None}
                 flight = self._start(job.key, ck, routed[0], preload=True, sessions=sessions)
                 await flight.done.wait()
+        finally:
+            self._workers -= 1
 
     def _start(
         self, key: str, ck: str, source: Source, *, preload: bool, sessions: dict[str, float]

@@ -103,6 +103,31 @@ async def test_close_cancels_pending_loads_and_leaves_no_task(
         preloader.schedule("service:Flights", 1.0)
 
 
+async def test_workers_start_as_work_arrives_and_none_waits_idle(
+    knowledge: dict[str, str], counter: TiktokenCounter
+) -> None:
+    """
+    A pool of a thousand workers costs no task while there is no work (an engine of
+    each of many tenants pays nothing for it); queued work runs at once up to the
+    pool's size, and once the queue is empty its workers end.
+    """
+    before = set(asyncio.all_tasks())
+    gate = anyio.Event()
+    source = ScriptedSource(knowledge, gate=gate)
+    async with make(source, counter, workers=1000) as preloader:
+        assert before == set(asyncio.all_tasks())
+        for key in knowledge:
+            preloader.schedule(key, 0.5)
+        await wait_all_tasks_blocked()
+        assert len(knowledge) == source.active
+        gate.set()
+        await preloader.wait_idle()
+        await wait_all_tasks_blocked()
+        assert before == set(asyncio.all_tasks())
+        assert preloader.schedule("service:Flights", 0.5) is False  # warm now
+    assert len(knowledge) == source.calls.total()
+
+
 async def test_full_queue_sheds_the_least_valuable_work(
     knowledge: dict[str, str], counter: TiktokenCounter
 ) -> None:
