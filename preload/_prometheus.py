@@ -76,7 +76,14 @@ CALL_COUNTERS = {
     "speculative_used_at_request": "Of those, the ones run as the request arrived.",
     "speculative_used_after_call": "Of those, the ones run after one of the request's calls.",
     "speculative_wasted": "Calls run ahead that the session never made.",
-    "speculative_skipped": "Calls not run ahead: over the per-turn, per-source or per-call budget.",
+    "speculative_skipped": "Calls not run ahead: over the per-step, per-source or per-call budget.",
+    "speculative_skipped_step": "Of those, held back by the step's budget (calls.max_per_turn).",
+    "speculative_skipped_source": (
+        "Of those, held back by the source's limit (calls.max_in_flight_per_source)."
+    ),
+    "speculative_skipped_allowance": (
+        "Of those, held back by the allowance per read-only call (calls.max_per_call)."
+    ),
 }
 
 #: Call statistics exported as gauges (``calls=``).

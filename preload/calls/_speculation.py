@@ -184,7 +184,11 @@ class CallStatistics:
     the speculated calls the session made (``used_after_reply``, ``used_at_request``
     and ``used_after_call`` by the moment they were run), ``speculative_wasted`` those it never made, once the
     session ended; ``speculative_skipped`` the likely calls not run for a budget of
-    ``[calls]`` (a turn's, a source's, or the allowance per read-only call).
+    ``[calls]``: the step's (``speculative_skipped_step``, ``max_per_turn``), the
+    source's (``speculative_skipped_source``, ``max_in_flight_per_source``: under load,
+    what to raise) or the allowance per read-only call
+    (``speculative_skipped_allowance``, ``max_per_call``), each counted by the first
+    that held it back.
     ``learned_word_counts`` is a gauge: the word counts the call predictor's models
     hold as of its latest learning (the ones that grow with what sessions say, which
     ``calls.max_vocabulary`` bounds; a shared model's are not counted), about 120 bytes
@@ -195,6 +199,9 @@ class CallStatistics:
        ``learned_word_counts``.
     .. versionchanged:: 0.23
        ``used_after_call``.
+    .. versionchanged:: 0.24
+       ``speculative_skipped_step``, ``speculative_skipped_source`` and
+       ``speculative_skipped_allowance``.
     """
 
     calls: int = 0
@@ -210,6 +217,9 @@ class CallStatistics:
     used_after_call: int = 0
     speculative_wasted: int = 0
     speculative_skipped: int = 0
+    speculative_skipped_step: int = 0
+    speculative_skipped_source: int = 0
+    speculative_skipped_allowance: int = 0
     learned_word_counts: int = 0
 
 

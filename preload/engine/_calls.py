@@ -79,6 +79,9 @@ class _CallCounters:  # the counted fields of CallStatistics
     call_failures: int = 0
     speculative: int = 0
     speculative_skipped: int = 0
+    speculative_skipped_step: int = 0
+    speculative_skipped_source: int = 0
+    speculative_skipped_allowance: int = 0
 
 
 class CallSide:
@@ -152,6 +155,7 @@ class CallSide:
         self._this_turn: dict[str, int] = {}
         self._rationing = CallRationing(calls.max_per_call)  # speculation per call made
         self._counters = _CallCounters()
+        self._told_source_limit: set[str] = set()  # sources whose limit bound, logged
         #: Told when a call run ahead for a session's current turn returns (the
         #: engine wires the learner's :meth:`~preload.engine._learner.Learner.
         #: speculate_chain`): the session, its turns with that one, the request asked
@@ -348,12 +352,7 @@ class CallSide:
             running = self._speculating.setdefault(source.name, set())
             running.intersection_update([k for k in running if loader.is_pending(k)])
             started = self._this_turn.get(session_id, 0)
-            if (
-                started >= calls.max_per_turn
-                or len(running) >= calls.max_in_flight_per_source
-                or not self._rationing.admits(p)
-            ):
-                self._counters.speculative_skipped += 1
+            if self._held_back(source.name, started, len(running), p):
                 continue
             if not loader.schedule(key, p):
                 continue
@@ -378,6 +377,35 @@ class CallSide:
                 self._ahead.setdefault(key, []).append(ahead)
                 if len(self._ahead) > MAX_AHEAD:  # calls that never returned
                     del self._ahead[next(iter(self._ahead))]
+
+    def _held_back(self, source: str, started: int, running: int, p: float) -> bool:
+        """
+        Whether a guess of probability ``p`` that may run is held back by a budget of
+        ``[calls]``: the step's (``started`` run already), the source's (``running``
+        in flight against it) or the allowance per read-only call made, tested in this
+        order and counted by the first that holds it. The source's limit binding is
+        logged once a source: under load it is what keeps the calls from running ahead.
+        """
+        calls, counters = self.calls, self._counters
+        if started >= calls.max_per_turn:
+            counters.speculative_skipped_step += 1
+        elif running >= calls.max_in_flight_per_source:
+            counters.speculative_skipped_source += 1
+            if source not in self._told_source_limit:
+                self._told_source_limit.add(source)
+                logger.warning(
+                    "call source %r: calls.max_in_flight_per_source (%d) held back a call "
+                    "to run ahead; raise it if the source takes more calls at once "
+                    "(counted in speculative_skipped_source)",
+                    source,
+                    calls.max_in_flight_per_source,
+                )
+        elif not self._rationing.admits(p):
+            counters.speculative_skipped_allowance += 1
+        else:
+            return False
+        counters.speculative_skipped += 1
+        return True
 
     def _ran_ahead(self, key: str, call: ToolCall, result: str | None) -> None:
         """

@@ -182,10 +182,14 @@ async def test_a_call_that_is_not_read_only_is_never_speculated() -> None:
     assert [FIND, RESERVE] == [name for name, _ in source.made]
 
 
-async def test_speculation_keeps_to_its_per_turn_and_per_source_budgets() -> None:
+async def test_speculation_keeps_to_its_per_turn_and_per_source_budgets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """
-    Five likely calls, two a turn: two run and three are counted as skipped; with one
-    call at a time per source, the second waits for the first to finish.
+    Five likely calls, two a turn: two run and three are counted as skipped by the
+    step's budget; with one call at a time per source, the second waits for the first
+    to finish, the others counted as held back by the source's limit, which is logged
+    once.
     """
     source = ScriptedCallSource({FIND: True}, gate=anyio.Event())
     guesses = [(FIND, {"city": c}, 0.9) for c in ("A", "B", "C", "D", "E")]
@@ -193,17 +197,32 @@ async def test_speculation_keeps_to_its_per_turn_and_per_source_budgets() -> Non
         await e.handle(session_id="s", text="go")
         await anyio.wait_all_tasks_blocked()
         assert 2 == len(source.made)
-        assert (2, 3) == (e.call_statistics().speculative, e.call_statistics().speculative_skipped)
+        stats = e.call_statistics()
+        assert (2, 3, 3, 0) == (
+            stats.speculative,
+            stats.speculative_skipped,
+            stats.speculative_skipped_step,
+            stats.speculative_skipped_source,
+        )
         assert source.gate is not None
         source.gate.set()
+    assert "max_in_flight_per_source" not in caplog.text
     source = ScriptedCallSource({FIND: True}, gate=anyio.Event())
     predictor = ScriptedCallPredictor(guesses)
     async with _engine(source, predictor, guesses=5, max_in_flight_per_source=1) as e:
         await e.handle(session_id="s", text="go")
         await anyio.wait_all_tasks_blocked()
         assert 1 == len(source.made)
+        stats = e.call_statistics()
+        assert (4, 0, 0) == (
+            stats.speculative_skipped_source,
+            stats.speculative_skipped_step,
+            stats.speculative_skipped_allowance,
+        )
         assert source.gate is not None
         source.gate.set()
+    told = [r for r in caplog.records if "max_in_flight_per_source (1)" in r.getMessage()]
+    assert 1 == len(told)
 
 
 async def test_speculation_keeps_to_its_allowance_per_read_only_call() -> None:
@@ -226,7 +245,11 @@ async def test_speculation_keeps_to_its_allowance_per_read_only_call() -> None:
         await engine.handle(session_id="s", text="again")
         await engine.wait_idle()
         second = engine.call_statistics()
-    assert (1, 39) == (first.speculative, first.speculative_skipped)
+    assert (1, 39, 39) == (
+        first.speculative,
+        first.speculative_skipped,
+        first.speculative_skipped_allowance,
+    )
     assert (6, 10) == (second.speculative, second.read_only_calls)
 
 
