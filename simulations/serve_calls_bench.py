@@ -33,17 +33,21 @@ Strategies:
   forecaster of the tenant's own learning over it (``server.tenant_learning``).
 - ``engine_before_calls`` (not run unless asked): ``engine`` without the forecast after
   a call (``[calls] moments = ["reply", "request"]``).
+- ``engine_narrow`` (not run unless asked): ``engine`` with the speculation limits of
+  before 0.24 (``[calls] max_in_flight_per_source = 8``, ``workers = 8``), to see
+  what they hold back under load (``--concurrency``).
 
 Report (a table, and ``--json PATH``), per strategy: the read-only calls made; of those,
 the share served from a result run ahead (``call_hit``: warm, or joined in flight:
 ``joined``), from the replicas' ``/metrics``; the calls run ahead per read-only call,
-and those wasted; the client's wait for a read-only call at p50/p95 (as the replay's
+and those wasted; the calls not run ahead for the source's limit (``held``); the client's wait for a read-only call at p50/p95 (as the replay's
 ``call_wait_p50_ms``/``call_wait_p95_ms``, but measured over HTTP, the round trip
 included); the request's client time at p99; and the replicas' loop-lag p99.
 
     python -m simulations.serve_calls_bench [--dataset sgd] [--sessions 400]
         [--concurrency 60]
-        [--strategies off,engine[,engine_shared,engine_shared_learning,engine_before_calls]]
+        [--strategies off,engine[,engine_shared,engine_shared_learning,engine_before_calls,
+        engine_narrow]]
         [--route sticky]
 """
 
@@ -97,9 +101,13 @@ SERVER: dict[str, dict[str, object]] = {
     "engine_shared": {"share_models": True},
     "engine_shared_learning": {"share_models": True, "tenant_learning": True},
     "engine_before_calls": {},
+    "engine_narrow": {},
 }
 #: The ``[calls]`` settings of each strategy, beside ``speculate``.
-CALLS: dict[str, str] = {"engine_before_calls": 'moments = ["reply", "request"]\n'}
+CALLS: dict[str, str] = {
+    "engine_before_calls": 'moments = ["reply", "request"]\n',
+    "engine_narrow": "max_in_flight_per_source = 8\nworkers = 8\n",
+}
 KNOWN = tuple(SERVER)
 COUNTERS = (
     "read_only_calls",
@@ -111,6 +119,9 @@ COUNTERS = (
     "speculative_used_after_call",
     "speculative_wasted",
     "speculative_skipped",
+    "speculative_skipped_step",
+    "speculative_skipped_source",
+    "speculative_skipped_allowance",
 )
 
 
@@ -268,6 +279,10 @@ def figures(played: Played) -> dict[str, Any]:
         "speculative": c["speculative"] / calls if calls else None,
         "speculative_wasted": c["speculative_wasted"] / calls if calls else None,
         "speculative_skipped": int(c.get("speculative_skipped", 0)),
+        **{
+            f"speculative_skipped_{budget}": int(c.get(f"speculative_skipped_{budget}", 0))
+            for budget in ("step", "source", "allowance")
+        },
         "used_after_call": int(c.get("speculative_used_after_call", 0)),
         "call_wait_p50_ms": p50,
         "call_wait_p95_ms": p95,
@@ -282,8 +297,8 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
     width = max(13, *map(len, rows))
     print(
         f"{'strategy':{width}} {'ro calls':>8} {'call hit':>8} {'joined':>6} {'after':>6} "
-        f"{'spec/call':>9} {'wasted':>6} {'wait p50':>8} {'wait p95':>8} {'req p99':>7} "
-        f"{'lag p99':>7}"
+        f"{'spec/call':>9} {'wasted':>6} {'held':>5} {'wait p50':>8} {'wait p95':>8} "
+        f"{'req p99':>7} {'lag p99':>7}"
     )
     for name, r in rows.items():
         hit = r["call_hit_rate"]
@@ -294,6 +309,7 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
             f"{r['call_joins']:>6} {r['used_after_call']:>6} "
             f"{spec if spec is not None else math.nan:>9.2f} "
             f"{wasted if wasted is not None else math.nan:>6.2f} "
+            f"{r['speculative_skipped_source']:>5} "
             f"{r['call_wait_p50_ms']:>8.0f} {r['call_wait_p95_ms']:>8.0f} "
             f"{r['request_p99_ms']:>7.0f} {r['loop_lag_p99_ms']:>7.1f}"
         )
@@ -303,7 +319,8 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
         "ro calls: read-only calls made; call hit: of those, served from a result run "
         "ahead (warm, or joined in flight: joined); after: of those, run after a call (made "
         "or run ahead); spec/call, wasted: calls run ahead, "
-        "and those never made, per read-only call; wait: the client's wait for a "
+        "and those never made, per read-only call; held: calls not run ahead for "
+        "the source's limit ([calls] max_in_flight_per_source); wait: the client's wait for a "
         "read-only call, ms (HTTP included); req p99: a request's client time, ms; lag "
         "p99: the replicas' event-loop lag, ms"
     )

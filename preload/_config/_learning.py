@@ -101,6 +101,9 @@ class CallsConfig:
        ``max_vocabulary``.
     .. versionchanged:: 0.23
        ``moments`` take ``call``, on by default; ``call_threshold``.
+    .. versionchanged:: 0.24
+       ``max_in_flight_per_source`` is 32 (was 8) and ``workers`` 64 (was 8): under a
+       server's load the old limits held back most calls to run ahead.
     """
 
     speculate: bool = True
@@ -111,8 +114,8 @@ class CallsConfig:
     guesses: int = 5
     max_per_turn: int = 3
     max_per_call: float = 1.9
-    max_in_flight_per_source: int = 8
-    workers: int = 8
+    max_in_flight_per_source: int = 32
+    workers: int = 64
     deadline_s: float = 30.0
     timeout_s: float = 30.0
     max_result_chars: int = 1_000_000
