@@ -91,6 +91,32 @@ def test_train_then_predict(
     assert probabilities == sorted(probabilities, reverse=True)
 
 
+def test_simulate_says_which_budget_held_guesses_back(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    With one call run ahead a step and half a call a read-only call, simulate says
+    how many guesses each budget held back (the source's limit none), and the JSON
+    report keeps to its keys.
+    """
+    sessions, knowledge = files
+    config = tmp_path / "tight.toml"
+    config.write_text("[calls]\nmax_per_turn = 1\nmax_per_call = 0.5\n", encoding="utf-8")
+    out = tmp_path / "out.json"
+    args = ["simulate", "--sessions", str(sessions), "--knowledge", str(knowledge)]
+    args += ["--train", str(sessions), "--strategies", "engine", "--processes", "1"]
+    args += ["--config", str(config)]
+    assert 0 == main([*args, "--json", str(out)])
+    said = " ".join(capsys.readouterr().err.split())  # the notes under the table
+    line = said[said.index("held back") :]
+    step, source, allowance = (
+        int(re.search(rf"(\d+) by calls\.{key}", line).group(1))  # type: ignore[union-attr]
+        for key in ("max_per_turn", "max_in_flight_per_source", "max_per_call")
+    )
+    assert step > 0 and allowance > 0 and source == 0
+    assert "speculative_skipped_step" not in json.loads(out.read_text())["strategies"]["engine"]
+
+
 def _error(capsys: pytest.CaptureFixture[str]) -> str:
     return " ".join(capsys.readouterr().err.split())
 

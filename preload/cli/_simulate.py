@@ -274,6 +274,19 @@ def _print_report(report: ReplayReport, skipped: int, console: Console) -> None:
             ),
         ),
         (
+            "guesses held back from running ahead: {}",
+            lambda r: (
+                r.speculative_skipped_step
+                or r.speculative_skipped_source
+                or r.speculative_skipped_allowance
+            ),
+            lambda r: (
+                f"{r.speculative_skipped_step} by calls.max_per_turn, "
+                f"{r.speculative_skipped_source} by calls.max_in_flight_per_source, "
+                f"{r.speculative_skipped_allowance} by calls.max_per_call"
+            ),
+        ),
+        (
             "slowest tenth of the read-only calls: {}",
             lambda r: r.call_tail_ran or r.call_tail_joined,
             lambda r: (

@@ -59,7 +59,9 @@ class StrategyReport:
     read-only call. What the slowest tenth of the read-only calls that waited is made
     of: ``call_tail_ran`` ran only when the agent asked (not run ahead, or with other
     arguments), ``call_tail_joined`` joined a call in flight (run ahead, too late to
-    finish before the agent asked); both stay out of the JSON report.
+    finish before the agent asked); both stay out of the JSON report, as do the guesses
+    held back by a budget of ``[calls]`` (``speculative_skipped_step``: the step's,
+    ``_source``: the source's limit, ``_allowance``: the allowance per call).
 
     ``prefix_reused_tokens`` is the mean of the window's tokens per turn that the
     provider's prompt cache served (``[pricing]``), ``input_cost_per_turn`` the mean
@@ -91,6 +93,9 @@ class StrategyReport:
     .. versionchanged:: 0.7
        ``hit_rate`` is None when no turn had needs (logs of tool calls alone), as
        ``call_hit_rate`` is when there were no calls.
+    .. versionchanged:: 0.24
+       ``speculative_skipped_step``, ``speculative_skipped_source`` and
+       ``speculative_skipped_allowance``.
     """
 
     hit_rate: float | None
@@ -119,6 +124,9 @@ class StrategyReport:
     used_after_call: int = 0
     call_tail_ran: int = 0
     call_tail_joined: int = 0
+    speculative_skipped_step: int = 0
+    speculative_skipped_source: int = 0
+    speculative_skipped_allowance: int = 0
     prefix_reused_tokens: float = 0.0
     input_cost_per_turn: float = 0.0
     naive_input_cost_per_turn: float = 0.0
