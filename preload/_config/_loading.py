@@ -139,6 +139,8 @@ class PreloaderConfig:
     .. versionadded:: 0.1
     .. versionchanged:: 0.6
        ``just_in_time``, ``jit_quantile``, ``jit_margin_s`` and ``ttl_aware``.
+    .. versionchanged:: 0.24
+       ``workers`` start as work arrives (they were a pool that waited idle).
     """
 
     workers: int = 8
