@@ -350,7 +350,8 @@ class CallSide:
             ):
                 continue  # warm, or this session's run of it is still on its way
             running = self._speculating.setdefault(source.name, set())
-            running.intersection_update([k for k in running if loader.is_pending(k)])
+            if len(running) >= calls.max_in_flight_per_source:  # else none ended can matter
+                running.intersection_update([k for k in running if loader.is_pending(k)])
             started = self._this_turn.get(session_id, 0)
             if self._held_back(source.name, started, len(running), p):
                 continue
