@@ -81,6 +81,10 @@ CALL_COUNTERS = {
     "speculative_skipped_source": (
         "Of those, held back by the source's limit (calls.max_in_flight_per_source)."
     ),
+    "speculative_skipped_slow": (
+        "Of those held back by the source's limit, while it was lowered for the source's "
+        "slowness (calls.source_slowdown)."
+    ),
     "speculative_skipped_allowance": (
         "Of those, held back by the allowance per read-only call (calls.max_per_call)."
     ),
@@ -91,6 +95,10 @@ CALL_GAUGES = {
     "learned_word_counts": (
         "Word counts the call predictor's models held after its latest learning "
         "(bounded by calls.max_vocabulary; a shared model's not counted)."
+    ),
+    "source_limit": (
+        "The lowest of the call sources' limits of calls run ahead at once now "
+        "(calls.max_in_flight_per_source, lowered while a source is slow)."
     ),
 }
 

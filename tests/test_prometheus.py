@@ -85,3 +85,7 @@ async def test_engines_by_label_with_their_call_counters(config: EngineConfig) -
         samples['preload_calls_total{tenant="beta"}'],
     )
     assert 0.0 == samples['preload_speculative_used_after_reply_total{tenant="acme"}']
+    # a gauge: the source's limit of calls run ahead at once, not lowered (fast tools)
+    limit = float(config.calls.max_in_flight_per_source)
+    assert limit == samples['preload_source_limit{tenant="acme"}']
+    assert 0.0 == samples['preload_speculative_skipped_slow_total{tenant="acme"}']

@@ -75,7 +75,10 @@ class CallsConfig:
     read-only: at most
     ``max_per_turn`` a session a turn (from its request, and from each call its agent
     makes), at most
-    ``max_in_flight_per_source`` at once against one call source, ``workers`` at once
+    ``max_in_flight_per_source`` at once against one call source (fewer while the
+    source's calls take ``source_slowdown`` times their usual time, as a busy backend's
+    do, where calls run ahead would queue before the agent's: see
+    :class:`~preload.calls.SourceLimit`; 0: never fewer), ``workers`` at once
     in all (limits of speculation only: the agent's own calls never wait for them, as
     a request's loads never wait for the preloads' limits), and at most
     ``max_per_call`` for each read-only call the agents make (and two calls' worth for
@@ -104,6 +107,8 @@ class CallsConfig:
     .. versionchanged:: 0.24
        ``max_in_flight_per_source`` is 32 (was 8) and ``workers`` 64 (was 8): under a
        server's load the old limits held back most calls to run ahead.
+    .. versionchanged:: 0.25
+       ``source_slowdown``: the source's limit falls while its calls are slow.
     """
 
     speculate: bool = True
@@ -115,6 +120,7 @@ class CallsConfig:
     max_per_turn: int = 3
     max_per_call: float = 1.9
     max_in_flight_per_source: int = 32
+    source_slowdown: float = 1.5
     workers: int = 64
     deadline_s: float = 30.0
     timeout_s: float = 30.0
@@ -137,6 +143,11 @@ class CallsConfig:
         check_non_negative("calls.max_per_turn", self.max_per_turn)
         check_positive("calls.max_per_call", self.max_per_call)
         check_positive("calls.max_in_flight_per_source", self.max_in_flight_per_source)
+        if self.source_slowdown != 0 and not self.source_slowdown > 1:
+            raise ConfigError(
+                "calls.source_slowdown",
+                f"must be above 1 (or 0: the source's limit never falls), got {self.source_slowdown!r}",
+            )
         check_positive("calls.workers", self.workers)
         check_positive("calls.deadline_s", self.deadline_s)
         check_positive("calls.timeout_s", self.timeout_s)

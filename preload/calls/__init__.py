@@ -19,6 +19,7 @@ from ._contexts import context_parameters as context_parameters
 from ._contexts import in_context as in_context
 from ._contexts import split_arguments as split_arguments
 from ._contexts import with_context as with_context
+from ._limit import SourceLimit as SourceLimit
 from ._rationing import CallRationing as CallRationing
 from ._sources import CallSource as CallSource
 from ._sources import Tool as Tool
@@ -46,6 +47,7 @@ __all__ = [
     "CallSource",
     "CallStatistics",
     "Moment",
+    "SourceLimit",
     "SpeculatedCall",
     "SpeculationLedger",
     "Tool",

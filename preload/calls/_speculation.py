@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+import anyio
+
 from .._errors import MissingItemError
 
 if TYPE_CHECKING:
@@ -89,6 +91,10 @@ class CallAdapter:
         book: The registry of call keys.
         on_result: Told of each call's end (its key, the call, and the text it
             returned, or None when it failed), as it ends.
+        timed: Told how long each call that returned took, in seconds.
+
+    .. versionchanged:: 0.25
+       ``timed``.
     """
 
     def __init__(
@@ -96,11 +102,14 @@ class CallAdapter:
         source: CallSource,
         book: CallBook,
         on_result: Callable[[str, ToolCall, str | None], None] | None = None,
+        *,
+        timed: Callable[[float], None] | None = None,
     ) -> None:
         self.source = source
         self.name = source.name
         self.book = book
         self.on_result = on_result
+        self.timed = timed
         self._logged: set[str] = set()
 
     def __contains__(self, key: object) -> bool:
@@ -124,6 +133,7 @@ class CallAdapter:
         call = self.book.get(key)
         if call is None:
             raise MissingItemError(self.name, key)
+        start = anyio.current_time()
         try:
             result = await self.source.call(call.name, call.args)
         except Exception as exc:
@@ -140,6 +150,8 @@ class CallAdapter:
             if self.on_result is not None:
                 self.on_result(key, call, None)
             raise
+        if self.timed is not None:
+            self.timed(anyio.current_time() - start)
         if self.on_result is not None:
             self.on_result(key, call, result)
         return result
@@ -188,7 +200,11 @@ class CallStatistics:
     source's (``speculative_skipped_source``, ``max_in_flight_per_source``: under load,
     what to raise) or the allowance per read-only call
     (``speculative_skipped_allowance``, ``max_per_call``), each counted by the first
-    that held it back.
+    that held it back; of those the source's limit held,
+    ``speculative_skipped_slow`` were held while the limit was lowered because the
+    source's calls took longer than usual (``calls.source_slowdown``), and
+    ``source_limit`` is a gauge: the lowest of the sources' limits now (each
+    ``max_in_flight_per_source`` while none is slow).
     ``learned_word_counts`` is a gauge: the word counts the call predictor's models
     hold as of its latest learning (the ones that grow with what sessions say, which
     ``calls.max_vocabulary`` bounds; a shared model's are not counted), about 120 bytes
@@ -202,6 +218,8 @@ class CallStatistics:
     .. versionchanged:: 0.24
        ``speculative_skipped_step``, ``speculative_skipped_source`` and
        ``speculative_skipped_allowance``.
+    .. versionchanged:: 0.25
+       ``speculative_skipped_slow`` and ``source_limit``.
     """
 
     calls: int = 0
@@ -219,8 +237,10 @@ class CallStatistics:
     speculative_skipped: int = 0
     speculative_skipped_step: int = 0
     speculative_skipped_source: int = 0
+    speculative_skipped_slow: int = 0
     speculative_skipped_allowance: int = 0
     learned_word_counts: int = 0
+    source_limit: int = 0
 
 
 class SpeculationLedger:

@@ -29,6 +29,7 @@ from ..calls import (
     CallSource,
     CallStatistics,
     Moment,
+    SourceLimit,
     SpeculatedCall,
     SpeculationLedger,
     ToolCall,
@@ -81,6 +82,7 @@ class _CallCounters:  # the counted fields of CallStatistics
     speculative_skipped: int = 0
     speculative_skipped_step: int = 0
     speculative_skipped_source: int = 0
+    speculative_skipped_slow: int = 0
     speculative_skipped_allowance: int = 0
 
 
@@ -126,7 +128,19 @@ class CallSide:
         #: (``observe_session``'s ``learned``, from 0.20); else it gets the new ones alone.
         self._takes_context = self.predictor is not None and _takes_learned(self.predictor)
         self._book = CallBook()
-        adapters = {s.name: CallAdapter(s, self._book, self._ran_ahead) for s in self.sources}
+        #: Per call source, how many calls run ahead may run against it at once.
+        self._limits = {
+            s.name: SourceLimit(
+                calls.max_in_flight_per_source,
+                tolerance=calls.source_slowdown or 1.5,
+                adapt=calls.source_slowdown > 0,
+            )
+            for s in self.sources
+        }
+        adapters = {
+            s.name: CallAdapter(s, self._book, self._ran_ahead, timed=self._limits[s.name].timed)
+            for s in self.sources
+        }
         self.loader = Preloader(
             sources=SourceRouter(adapters),
             cache=cache,
@@ -156,6 +170,7 @@ class CallSide:
         self._rationing = CallRationing(calls.max_per_call)  # speculation per call made
         self._counters = _CallCounters()
         self._told_source_limit: set[str] = set()  # sources whose limit bound, logged
+        self._told_slow: set[str] = set()  # sources whose limit fell as they slowed, logged
         #: Told when a call run ahead for a session's current turn returns (the
         #: engine wires the learner's :meth:`~preload.engine._learner.Learner.
         #: speculate_chain`): the session, its turns with that one, the request asked
@@ -210,7 +225,7 @@ class CallSide:
             return await self._read_only_call(source, name, args, key, deadline), True
         try:
             with anyio.fail_after(deadline):
-                return await source.call(name, args), False
+                return await self._timed_call(source, name, args), False
         except BaseException:
             counters.call_failures += 1
             raise
@@ -243,10 +258,20 @@ class CallSide:
         left = deadline - (anyio.current_time() - start)
         try:
             with anyio.fail_after(max(left, 0.0)):
-                return await source.call(name, args)
+                return await self._timed_call(source, name, args)
         except BaseException:
             counters.call_failures += 1
             raise
+
+    async def _timed_call(self, source: CallSource, name: str, args: dict[str, Any]) -> str:
+        """
+        The agent's call of ``source``, not through the call loader, timed for the
+        source's limit as the loader's calls are.
+        """
+        start = anyio.current_time()
+        result = await source.call(name, args)
+        self._limits[source.name].timed(anyio.current_time() - start)
+        return result
 
     def source_of(self, name: str) -> CallSource:
         """
@@ -350,7 +375,8 @@ class CallSide:
             ):
                 continue  # warm, or this session's run of it is still on its way
             running = self._speculating.setdefault(source.name, set())
-            if len(running) >= calls.max_in_flight_per_source:  # else none ended can matter
+            limit = self._limits[source.name]
+            if len(running) >= limit.limit:  # else none ended can matter
                 running.intersection_update([k for k in running if loader.is_pending(k)])
             started = self._this_turn.get(session_id, 0)
             if self._held_back(source.name, started, len(running), p):
@@ -388,11 +414,27 @@ class CallSide:
         logged once a source: under load it is what keeps the calls from running ahead.
         """
         calls, counters = self.calls, self._counters
+        limit = self._limits[source]
         if started >= calls.max_per_turn:
             counters.speculative_skipped_step += 1
-        elif running >= calls.max_in_flight_per_source:
+        elif running >= limit.limit:
             counters.speculative_skipped_source += 1
-            if source not in self._told_source_limit:
+            limit.held()
+            if limit.limit < limit.most:
+                counters.speculative_skipped_slow += 1
+                if source not in self._told_slow:
+                    self._told_slow.add(source)
+                    logger.warning(
+                        "call source %r: its calls take %.1f times their usual time, so "
+                        "%d calls (of calls.max_in_flight_per_source %d) may run ahead "
+                        "against it at once until they speed up again "
+                        "(calls.source_slowdown; counted in speculative_skipped_slow)",
+                        source,
+                        limit.slowdown,
+                        limit.limit,
+                        limit.most,
+                    )
+            elif source not in self._told_source_limit:
                 self._told_source_limit.add(source)
                 logger.warning(
                     "call source %r: calls.max_in_flight_per_source (%d) held back a call "
@@ -528,6 +570,7 @@ class CallSide:
             used_after_call=ledger.used_by_moment["call"],
             speculative_wasted=ledger.wasted,
             learned_word_counts=self._word_counts,
+            source_limit=min(limit.limit for limit in self._limits.values()),
         )
 
 

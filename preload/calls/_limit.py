@@ -1,0 +1,115 @@
+"""
+How many speculative calls one call source may have running at once: at most
+``[calls] max_in_flight_per_source``, and fewer while the source's calls take longer
+than they usually do, as a busy backend's do (a gradient limit, after Netflix's
+``concurrency-limits``).
+
+A backend that serves a bounded number of calls at once makes the others wait their
+turn. Calls run ahead then queue before the agent's own, and speculation that saves the
+agent a wait when the backend has room costs it one when it has none. The source's
+latency says which: every call the engine makes of it, the agent's and those run ahead,
+is timed, and the limit shrinks while the recent calls take ``tolerance`` times longer
+than the source's usual, down to none, then grows back, while it holds calls back, once
+they do not.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+__all__ = ["SourceLimit"]
+
+#: Calls timed before the limit moves: the two latencies start as their mean.
+WARMUP: Final = 20
+#: How many of the latest calls the recent latency follows (an exponential average).
+RECENT: Final = 100
+#: How many recent averages the usual latency takes to follow the recent one up, and to
+#: follow it down: it is the latency of the source when it is not busy, so it rises
+#: only slowly (a source that is slower for good is taken as it is after a few thousand
+#: calls) and falls soon.
+USUAL_UP: Final = 2000
+USUAL_DOWN: Final = 100
+#: How far a step moves the limit toward its target.
+SMOOTHING: Final = 0.2
+#: A latency under this (seconds) counts as this: a cached answer is no baseline.
+FLOOR_S: Final = 0.001
+
+
+class SourceLimit:
+    """
+    The speculative calls a source may have running at once.
+
+    Latencies are averaged in logs (a geometric mean), so that the few slow calls of a
+    source whose latency varies tenfold from call to call do not read as a busy
+    backend: with a lognormal latency of p95 five times the median (the replay's
+    ``db``), the recent average strays from the usual one by at most a factor of 1.4 in
+    50,000 calls, and 1.6 with a p95 ten times the median.
+
+    Args:
+        most: The limit while the source is not slower than usual.
+        tolerance: How many times its usual latency the recent one may be before the
+            limit shrinks (each call timed then moves it toward ``limit x tolerance x
+            usual / recent``, at most halving it).
+        adapt: False: the limit stays ``most`` (the latencies are still measured).
+
+    .. versionadded:: 0.25
+    """
+
+    def __init__(self, most: int, *, tolerance: float = 1.5, adapt: bool = True) -> None:
+        if most < 1:
+            raise ValueError(f"most must be at least 1, got {most}")
+        if not tolerance > 1.0:
+            raise ValueError(f"tolerance must be above 1, got {tolerance}")
+        self.most = most
+        self.tolerance = tolerance
+        self.adapt = adapt
+        self._limit = float(most)
+        self._timed = 0
+        self._recent = 0.0  # log seconds
+        self._usual = 0.0
+        self._reach = math.log(tolerance)
+        self._wanted = False  # the limit held a call back since it last moved
+
+    @property
+    def limit(self) -> int:
+        """
+        The calls run ahead that may be running at once now.
+        """
+        return int(self._limit)
+
+    @property
+    def slowdown(self) -> float:
+        """
+        The recent latency over the usual one (1.0 before ``WARMUP`` calls were timed).
+        """
+        return math.exp(self._recent - self._usual) if self._timed >= WARMUP else 1.0
+
+    def held(self) -> None:
+        """
+        The limit held a call back from running ahead (it grows only when it did).
+        """
+        self._wanted = True
+
+    def timed(self, seconds: float) -> None:
+        """
+        A call of the source took ``seconds``.
+        """
+        x = math.log(max(seconds, FLOOR_S))
+        self._timed += 1
+        if self._timed <= WARMUP:  # both averages are the mean of the first calls
+            self._recent += (x - self._recent) / self._timed
+            self._usual = self._recent
+            return
+        self._recent += (x - self._recent) / RECENT
+        pace = USUAL_DOWN if self._recent < self._usual else USUAL_UP
+        self._usual += (self._recent - self._usual) / pace
+        if not self.adapt:
+            return
+        gradient = min(1.0, max(0.5, math.exp(self._reach + self._usual - self._recent)))
+        if gradient < 1.0:
+            self._limit -= SMOOTHING * (1.0 - gradient) * self._limit
+        elif self._wanted:
+            step = SMOOTHING * max(1.0, math.sqrt(self._limit))
+            self._limit = min(float(self.most), self._limit + step)
+        self._wanted = False

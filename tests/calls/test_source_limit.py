@@ -1,0 +1,144 @@
+"""
+The source's limit of calls run ahead at once falls while the source is slower than
+usual and grows back once it is not.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+
+import anyio
+import pytest
+
+from graph import CallGuess
+from preload import DictSource, EngineConfig, PreloadEngine
+from preload.calls import SourceLimit
+from preload.replay._clock import VirtualClockLoop
+from preload.testing import ScriptedCallPredictor, ScriptedCallSource
+
+FIND = "Restaurants:Find"
+
+
+def _lognormal(rng: random.Random, median_s: float) -> float:
+    return rng.lognormvariate(math.log(median_s), math.log(5) / 1.645)  # p95 = 5 x median
+
+
+def test_a_source_of_steady_latency_keeps_its_limit_however_much_calls_vary() -> None:
+    """
+    Ten thousand calls of a lognormal latency whose p95 is five times its median (the
+    replay's ``db``), every one of them wanting more: the limit never falls.
+    """
+    limit = SourceLimit(32)
+    rng = random.Random(7)
+    lowest = 32
+    for _ in range(10_000):
+        limit.timed(_lognormal(rng, 0.4))
+        limit.held()
+        lowest = min(lowest, limit.limit)
+    assert 32 == lowest
+
+
+def test_the_limit_falls_while_the_source_is_slow_and_grows_back_after() -> None:
+    """
+    Calls four times slower than usual: within two hundred calls no call may run ahead;
+    once they are as fast as before, and the limit holds calls back, it is back to its
+    most within two hundred. Without calls held back it stays low: a source no
+    speculation waits for need not be tried.
+    """
+    limit = SourceLimit(32)
+    rng = random.Random(3)
+    for _ in range(500):
+        limit.timed(_lognormal(rng, 0.4))
+    for _ in range(200):
+        limit.timed(_lognormal(rng, 1.6))
+    assert 0 == limit.limit
+    assert limit.slowdown > 1.5
+    for _ in range(200):
+        limit.timed(_lognormal(rng, 0.4))
+    assert 0 == limit.limit  # nothing held back: no reason to grow
+    for _ in range(200):
+        limit.held()
+        limit.timed(_lognormal(rng, 0.4))
+    assert 32 == limit.limit
+
+
+def test_a_limit_that_does_not_adapt_stays_at_its_most() -> None:
+    limit = SourceLimit(8, adapt=False)
+    for seconds in [0.1] * 100 + [10.0] * 100:
+        limit.timed(seconds)
+    assert 8 == limit.limit
+    assert limit.slowdown > 2.0  # measured still
+
+
+@pytest.mark.parametrize(("most", "tolerance"), [(0, 2.0), (4, 1.0), (4, 0.5)])
+def test_a_limit_of_no_calls_or_of_no_slowdown_is_refused(most: int, tolerance: float) -> None:
+    with pytest.raises(ValueError, match="most|tolerance"):
+        SourceLimit(most, tolerance=tolerance)
+
+
+def test_an_engine_runs_fewer_calls_ahead_against_a_slow_source(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """
+    The agent's calls time the source (0.1 s, then 1 s): its limit of four calls run
+    ahead at once falls to none, so five sure guesses are held back as slow, which is
+    logged once; with ``source_slowdown = 0`` four run. Once the
+    source is fast again, the held guesses let the limit grow back. (On the virtual
+    clock: the latencies are the source's, whatever the machine.)
+    """
+
+    async def main(slowdown: float) -> tuple[int, int, int, int, int]:
+        source = ScriptedCallSource({FIND: True}, latency=0.1)
+        guesses = [(FIND, {"city": c}, 0.9) for c in "ABCDE"]
+        config = EngineConfig()
+        config = config.replace(
+            calls=replace(
+                config.calls,
+                guesses=5,
+                max_per_turn=5,
+                max_per_call=math.inf,
+                max_in_flight_per_source=4,
+                source_slowdown=slowdown,
+            )
+        )
+        predictor = ScriptedCallPredictor(guesses, moments=frozenset({"request"}))
+        async with PreloadEngine(
+            config,
+            sources={"kb": DictSource({"k": "text"})},
+            call_sources=[source],
+            call_predictor=predictor,
+        ) as engine:
+            for i in range(30):
+                await engine.call("agent", FIND, {"city": f"fast {i}"})
+            source.latency = 1.0
+            for i in range(60):
+                await engine.call("agent", FIND, {"city": f"slow {i}"})
+            await engine.handle(session_id="s", text="go")
+            await engine.wait_idle()
+            slow = engine.call_statistics()
+            source.latency = 0.1
+            for i in range(100):  # new guesses each time: each is held back, or runs
+                predictor.guesses = [
+                    CallGuess(name=FIND, args={"city": f"{c} {i}"}, p=0.9, evidence={})
+                    for c in "ABCDE"
+                ]
+                await engine.handle(session_id=f"again {i}", text="go")
+                await engine.call("agent", FIND, {"city": f"fast again {i}"})
+                await engine.wait_idle()
+            after = engine.call_statistics()
+        return (
+            slow.speculative,
+            slow.speculative_skipped_source,
+            slow.speculative_skipped_slow,
+            slow.source_limit,
+            after.source_limit,
+        )
+
+    adapting = anyio.run(main, 1.5, backend_options={"loop_factory": VirtualClockLoop})
+    assert (0, 5, 5, 0, 4) == adapting
+    told = [r for r in caplog.records if "source_slowdown" in r.getMessage()]
+    assert 1 == len(told)
+    fixed = anyio.run(main, 0.0, backend_options={"loop_factory": VirtualClockLoop})
+    assert (4, 1, 0, 4, 4) == fixed
