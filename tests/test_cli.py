@@ -117,6 +117,25 @@ def test_simulate_says_which_budget_held_guesses_back(
     assert "speculative_skipped_step" not in json.loads(out.read_text())["strategies"]["engine"]
 
 
+def test_simulate_says_how_many_guesses_a_busy_backend_held_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    On a backend that serves two calls at once (``[replay] call_capacity``), the
+    source's limit falls as its calls slow, and simulate says how many guesses it held
+    back meanwhile, among those the source's limit held.
+    """
+    config = tmp_path / "busy.toml"
+    config.write_text("[replay]\ncall_capacity = 2\n", encoding="utf-8")
+    args = ["simulate", "--limit", "80", "--strategies", "engine", "--processes", "1"]
+    assert 0 == main([*args, "--config", str(config)])
+    said = " ".join(capsys.readouterr().err.split())
+    found = re.search(r"(\d+) by calls\.max_in_flight_per_source \((\d+) while the backend", said)
+    assert found is not None, said
+    source, slow = int(found.group(1)), int(found.group(2))
+    assert 0 < slow <= source
+
+
 def _error(capsys: pytest.CaptureFixture[str]) -> str:
     return " ".join(capsys.readouterr().err.split())
 

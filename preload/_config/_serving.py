@@ -111,6 +111,10 @@ class ReplayConfig:
     reading the last call's result), or once before all of them (``"once"``: a model
     that asks for a turn's calls together).
 
+    The tool backend serves at most ``call_capacity`` calls at once (0: no bound), the
+    others waiting their turn, so that calls run ahead slow the agent's own as a busy
+    backend's do (see :class:`~preload.replay.SimulatedCallSource`).
+
     With ``tenants`` above 1, each session belongs to one of that many tenants (a
     stable hash of its id); every tenant has its own engine and its own copy of the
     knowledge under its own cache namespace, and all of them share one cache, as on
@@ -121,6 +125,8 @@ class ReplayConfig:
        ``tenants``.
     .. versionchanged:: 0.23
        ``agent_decides``; the agent decides before each call (was once a turn).
+    .. versionchanged:: 0.25
+       ``call_capacity``.
     """
 
     arrival_rate: float = 0.5
@@ -133,6 +139,7 @@ class ReplayConfig:
     demo_sessions: int = 300
     processes: int = 0
     tenants: int = 1
+    call_capacity: int = 0
 
     def __post_init__(self) -> None:
         if type(self.tenants) is not int or not 1 <= self.tenants <= MAX_TENANTS:
@@ -140,6 +147,7 @@ class ReplayConfig:
                 "replay.tenants", f"must be from 1 to {MAX_TENANTS}, got {self.tenants!r}"
             )
         check_positive("replay.arrival_rate", self.arrival_rate)
+        check_non_negative("replay.call_capacity", self.call_capacity)
         check_positive("replay.demo_sessions", self.demo_sessions)
         check_non_negative("replay.processes", self.processes)
         check_choice("replay.agent_decides", self.agent_decides, ("each_call", "once"))

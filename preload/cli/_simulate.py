@@ -282,8 +282,14 @@ def _print_report(report: ReplayReport, skipped: int, console: Console) -> None:
             ),
             lambda r: (
                 f"{r.speculative_skipped_step} by calls.max_per_turn, "
-                f"{r.speculative_skipped_source} by calls.max_in_flight_per_source, "
-                f"{r.speculative_skipped_allowance} by calls.max_per_call"
+                f"{r.speculative_skipped_source} by calls.max_in_flight_per_source"
+                + (
+                    f" ({r.speculative_skipped_slow} while the backend was slow, "
+                    "calls.source_slowdown), "
+                    if r.speculative_skipped_slow
+                    else ", "
+                )
+                + f"{r.speculative_skipped_allowance} by calls.max_per_call"
             ),
         ),
         (

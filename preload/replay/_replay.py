@@ -117,6 +117,7 @@ async def replay_strategy(
         [*train, *sessions],
         config.replay.latency_for("db"),
         random.Random(seed + 3),
+        capacity=config.replay.call_capacity,
     )
     source = SimulatedSource(knowledge, config.replay.latency, random.Random(seed + 1))
     starts = arrivals(len(sessions), config.replay.arrival_rate, seed)

@@ -96,6 +96,8 @@ class StrategyReport:
     .. versionchanged:: 0.24
        ``speculative_skipped_step``, ``speculative_skipped_source`` and
        ``speculative_skipped_allowance``.
+    .. versionchanged:: 0.25
+       ``speculative_skipped_slow``.
     """
 
     hit_rate: float | None
@@ -126,6 +128,7 @@ class StrategyReport:
     call_tail_joined: int = 0
     speculative_skipped_step: int = 0
     speculative_skipped_source: int = 0
+    speculative_skipped_slow: int = 0
     speculative_skipped_allowance: int = 0
     prefix_reused_tokens: float = 0.0
     input_cost_per_turn: float = 0.0

@@ -223,6 +223,7 @@ class StrategyRun:
             call_tail_joined=tail_joined,
             speculative_skipped_step=c.speculative_skipped_step,
             speculative_skipped_source=c.speculative_skipped_source,
+            speculative_skipped_slow=c.speculative_skipped_slow,
             speculative_skipped_allowance=c.speculative_skipped_allowance,
             waits_ms=tuple(w * 1000 for w in self.waits),
             prefix_reused_tokens=mean(self.reused),

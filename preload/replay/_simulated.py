@@ -94,21 +94,35 @@ class SimulatedCallSource:
     a generator seeded by ``rng``'s first draw and the call (name and arguments), so the same call takes
     the same time whoever makes it and however many calls other strategies ran.
 
+    With ``capacity``, the backend serves at most that many calls at once, and the
+    others wait their turn, first come first served: a call then takes its latency plus
+    its wait, so that calls run ahead slow the agent's own, as a busy backend's do.
+
     Args:
         sessions: The sessions whose calls define the tools.
         latency: The distribution of a call's latency.
         rng: The random generator (seeded by the replay).
+        capacity: Calls served at once (0: no bound).
 
     .. versionadded:: 0.3
+    .. versionchanged:: 0.25
+       ``capacity``.
     """
 
     def __init__(
-        self, sessions: Iterable[Session], latency: LatencyConfig, rng: random.Random
+        self,
+        sessions: Iterable[Session],
+        latency: LatencyConfig,
+        rng: random.Random,
+        *,
+        capacity: int = 0,
     ) -> None:
         self.name = "backend"
         self.latency = latency
         self.salt = rng.getrandbits(64)
         self.calls = 0
+        self.capacity = capacity
+        self._slots = anyio.Semaphore(capacity) if capacity else None
         votes: dict[str, list[int]] = {}
         self.results: dict[str, str] = {}  # by call key
         for session in sessions:
@@ -146,7 +160,11 @@ class SimulatedCallSource:
         """
         self.calls += 1
         shown = _shown(args)
-        await anyio.sleep(self.delay(name, shown))
+        if self._slots is None:
+            await anyio.sleep(self.delay(name, shown))
+        else:
+            async with self._slots:
+                await anyio.sleep(self.delay(name, shown))
         recorded = self.results.get(call_key(name, args)) if self.results else None
         return recorded if recorded is not None else "(answered)"
 
