@@ -9,7 +9,9 @@ the train sessions with ``preload train --calls-out``); it says which. For each
 strategy it starts a ``redis-server`` on a free loopback port and two replicas
 (``preload serve --tools simulations.serve_plugins:tools``: the tools the dev sessions
 call, answering with the results they recorded after the replay's ``db`` latency,
-lognormal, median 400 ms, p95 2 s, the same for the same call on both replicas), then
+lognormal, median 400 ms, p95 2 s, the same for the same call on both replicas; with
+``--capacity N`` each replica's tools serve at most N calls at once, the others waiting
+their turn, as a busy backend makes them), then
 plays the sessions, ``--concurrency`` at once, as the replay does: each turn's request
 (text, state, needs), then, at a turn with ``tool_calls``, the agent's model decides
 (lognormal, median 800 ms, p95 3 s: the replay's ``[replay.agent]``, drawn the same for
@@ -36,18 +38,24 @@ Strategies:
 - ``engine_narrow`` (not run unless asked): ``engine`` with the speculation limits of
   before 0.24 (``[calls] max_in_flight_per_source = 8``, ``workers = 8``), to see
   what they hold back under load (``--concurrency``).
+- ``engine_fixed`` (not run unless asked): ``engine`` with a source's limit that does
+  not fall while its calls are slow (``[calls] source_slowdown = 0``, as before 0.25),
+  to see what the fall buys when the tools' backend is busy (``--capacity``).
 
 Report (a table, and ``--json PATH``), per strategy: the read-only calls made; of those,
 the share served from a result run ahead (``call_hit``: warm, or joined in flight:
 ``joined``), from the replicas' ``/metrics``; the calls run ahead per read-only call,
-and those wasted; the calls not run ahead for the source's limit (``held``); the client's wait for a read-only call at p50/p95 (as the replay's
+and those wasted; the calls not run ahead for the source's limit (``held``; ``slow``:
+of those, while it was lowered for the source's slowness); the client's wait for a
+read-only call at p50/p95 (as the replay's
 ``call_wait_p50_ms``/``call_wait_p95_ms``, but measured over HTTP, the round trip
-included); the request's client time at p99; and the replicas' loop-lag p99.
+included), and at p95 for the calls that are not read-only (``rw p95``: never run
+ahead, they wait only for the backend); the request's client time at p99; and the replicas' loop-lag p99.
 
     python -m simulations.serve_calls_bench [--dataset sgd] [--sessions 400]
         [--concurrency 60]
         [--strategies off,engine[,engine_shared,engine_shared_learning,engine_before_calls,
-        engine_narrow]]
+        engine_narrow,engine_fixed]] [--capacity 0]
         [--route sticky]
 """
 
@@ -102,11 +110,13 @@ SERVER: dict[str, dict[str, object]] = {
     "engine_shared_learning": {"share_models": True, "tenant_learning": True},
     "engine_before_calls": {},
     "engine_narrow": {},
+    "engine_fixed": {},
 }
 #: The ``[calls]`` settings of each strategy, beside ``speculate``.
 CALLS: dict[str, str] = {
     "engine_before_calls": 'moments = ["reply", "request"]\n',
     "engine_narrow": "max_in_flight_per_source = 8\nworkers = 8\n",
+    "engine_fixed": "source_slowdown = 0\n",
 }
 KNOWN = tuple(SERVER)
 COUNTERS = (
@@ -121,6 +131,7 @@ COUNTERS = (
     "speculative_skipped",
     "speculative_skipped_step",
     "speculative_skipped_source",
+    "speculative_skipped_slow",
     "speculative_skipped_allowance",
 )
 
@@ -132,6 +143,7 @@ class Played:
     """
 
     call_waits: list[float] = field(default_factory=list)  # read-only calls, seconds
+    write_waits: list[float] = field(default_factory=list)  # the others, seconds
     request_waits: list[float] = field(default_factory=list)
     failed: Counter[str] = field(default_factory=Counter)
     counters: dict[str, float] = field(default_factory=dict)
@@ -189,8 +201,9 @@ async def play(
                 )
                 if response.status_code != 200:
                     played.failed[f"call {response.status_code}"] += 1
-                elif call.read_only:
-                    played.call_waits.append(time.monotonic() - began)
+                else:
+                    waits = played.call_waits if call.read_only else played.write_waits
+                    waits.append(time.monotonic() - began)
         if turn.system:
             response = await http.post(
                 f"{at}/v1/sessions/{sid}/replies", json={"text": turn.system}, headers=headers
@@ -257,7 +270,11 @@ def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], d
                 calls_model=args.calls_model if strategy != "off" else None,
                 tools=True,
             )
-            env.update(PRELOAD_BENCH_SESSIONS=str(dev), PRELOAD_BENCH_SEED=str(args.seed))
+            env.update(
+                PRELOAD_BENCH_SESSIONS=str(dev),
+                PRELOAD_BENCH_SEED=str(args.seed),
+                PRELOAD_BENCH_CALL_CAPACITY=str(args.capacity),
+            )
             for name in ("a", "b"):
                 replicas.append(Replica(name, command, env))
                 replicas[-1].start()
@@ -281,11 +298,12 @@ def figures(played: Played) -> dict[str, Any]:
         "speculative_skipped": int(c.get("speculative_skipped", 0)),
         **{
             f"speculative_skipped_{budget}": int(c.get(f"speculative_skipped_{budget}", 0))
-            for budget in ("step", "source", "allowance")
+            for budget in ("step", "source", "slow", "allowance")
         },
         "used_after_call": int(c.get("speculative_used_after_call", 0)),
         "call_wait_p50_ms": p50,
         "call_wait_p95_ms": p95,
+        "write_wait_p95_ms": quantiles(played.write_waits)[1],
         "request_p99_ms": quantiles(played.request_waits)[2],
         "loop_lag_p99_ms": max(played.lags) * 1000 if played.lags else math.nan,
         "failed": dict(played.failed),
@@ -297,8 +315,8 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
     width = max(13, *map(len, rows))
     print(
         f"{'strategy':{width}} {'ro calls':>8} {'call hit':>8} {'joined':>6} {'after':>6} "
-        f"{'spec/call':>9} {'wasted':>6} {'held':>5} {'wait p50':>8} {'wait p95':>8} "
-        f"{'req p99':>7} {'lag p99':>7}"
+        f"{'spec/call':>9} {'wasted':>6} {'held':>5} {'slow':>5} {'wait p50':>8} {'wait p95':>8} "
+        f"{'rw p95':>6} {'req p99':>7} {'lag p99':>7}"
     )
     for name, r in rows.items():
         hit = r["call_hit_rate"]
@@ -309,9 +327,9 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
             f"{r['call_joins']:>6} {r['used_after_call']:>6} "
             f"{spec if spec is not None else math.nan:>9.2f} "
             f"{wasted if wasted is not None else math.nan:>6.2f} "
-            f"{r['speculative_skipped_source']:>5} "
+            f"{r['speculative_skipped_source']:>5} {r['speculative_skipped_slow']:>5} "
             f"{r['call_wait_p50_ms']:>8.0f} {r['call_wait_p95_ms']:>8.0f} "
-            f"{r['request_p99_ms']:>7.0f} {r['loop_lag_p99_ms']:>7.1f}"
+            f"{r['write_wait_p95_ms']:>6.0f} {r['request_p99_ms']:>7.0f} {r['loop_lag_p99_ms']:>7.1f}"
         )
         if r["failed"]:
             print(f"  {name}: failed {r['failed']}")
@@ -320,8 +338,10 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
         "ahead (warm, or joined in flight: joined); after: of those, run after a call (made "
         "or run ahead); spec/call, wasted: calls run ahead, "
         "and those never made, per read-only call; held: calls not run ahead for "
-        "the source's limit ([calls] max_in_flight_per_source); wait: the client's wait for a "
-        "read-only call, ms (HTTP included); req p99: a request's client time, ms; lag "
+        "the source's limit ([calls] max_in_flight_per_source); slow: of those, held while "
+        "the limit was lowered for the source's slowness ([calls] source_slowdown); wait: the client's wait for a "
+        "read-only call, ms (HTTP included); rw p95: the same for the calls that are not "
+        "read-only (never run ahead); req p99: a request's client time, ms; lag "
         "p99: the replicas' event-loop lag, ms"
     )
 
@@ -360,6 +380,13 @@ def main() -> None:
         help="fit the call forecaster on train with the calls of this share of the "
         "read-only tools taken out, as other tenants' logs would be (not with --calls-model)",
     )
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=0,
+        help="the tools serve at most this many calls at once on each replica, the "
+        "others wait their turn (0: no bound)",
+    )
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--route", choices=("sticky", "other"), default="sticky")
     parser.add_argument("--seed", type=int, default=0)
@@ -369,8 +396,11 @@ def main() -> None:
     unknown = [s for s in strategies if s not in KNOWN]
     if unknown or not strategies:
         sys.exit(f"serve_calls_bench: --strategies takes {', '.join(KNOWN)}; got {unknown}")
-    if args.sessions < 1 or args.concurrency < 1 or args.compress <= 0:
-        sys.exit("serve_calls_bench: --sessions, --concurrency and --compress must be positive")
+    if args.sessions < 1 or args.concurrency < 1 or args.compress <= 0 or args.capacity < 0:
+        sys.exit(
+            "serve_calls_bench: --sessions, --concurrency and --compress must be positive, "
+            "--capacity not negative"
+        )
     if args.calls_model is not None and not args.calls_model.is_file():
         sys.exit(f"serve_calls_bench: no {args.calls_model} (--calls-model)")
     if not 0 <= args.unseen <= 1 or (args.unseen and args.calls_model is not None):

@@ -78,7 +78,9 @@ def tools(tenant: str) -> list[CallSource]:
     ``PRELOAD_BENCH_SESSIONS`` call, each answering with the result they recorded after
     a lognormal latency (median ``PRELOAD_BENCH_CALL_MEDIAN_MS``, 400 ms, p95
     ``PRELOAD_BENCH_CALL_P95_MS``, 2 s: the replay's ``db``), the same for the same call
-    on every replica (seeded by ``PRELOAD_BENCH_SEED``).
+    on every replica (seeded by ``PRELOAD_BENCH_SEED``), at most
+    ``PRELOAD_BENCH_CALL_CAPACITY`` calls at once on each replica (0, the default: no
+    bound).
     """
     sessions, _ = read_sessions(os.environ["PRELOAD_BENCH_SESSIONS"])
     latency = LatencyConfig(
@@ -86,4 +88,5 @@ def tools(tenant: str) -> list[CallSource]:
         p95_ms=float(os.environ.get("PRELOAD_BENCH_CALL_P95_MS", "2000")),
     )
     seed = int(os.environ.get("PRELOAD_BENCH_SEED", "0"))
-    return [SimulatedCallSource(sessions, latency, random.Random(seed))]
+    capacity = int(os.environ.get("PRELOAD_BENCH_CALL_CAPACITY", "0"))
+    return [SimulatedCallSource(sessions, latency, random.Random(seed), capacity=capacity)]
