@@ -127,7 +127,7 @@ def test_simulate_says_how_many_guesses_a_busy_backend_held_back(
     """
     config = tmp_path / "busy.toml"
     config.write_text("[replay]\ncall_capacity = 2\n", encoding="utf-8")
-    args = ["simulate", "--limit", "80", "--strategies", "engine", "--processes", "1"]
+    args = ["simulate", "--limit", "200", "--strategies", "engine", "--processes", "1"]
     assert 0 == main([*args, "--config", str(config)])
     said = " ".join(capsys.readouterr().err.split())
     found = re.search(r"(\d+) by calls\.max_in_flight_per_source \((\d+) while the backend", said)

@@ -20,16 +20,19 @@ from typing import Final
 
 __all__ = ["SourceLimit"]
 
-#: Calls timed before the limit moves: the two latencies start as their mean.
-WARMUP: Final = 20
+#: Calls timed before the limit moves. The two latencies start as the mean of the first
+#: ``RECENT``, then the usual one follows the recent one at the pace ``RECENT`` both
+#: ways: calls that start together end the quickest first, so the first calls a burst
+#: of them returns are the source's fastest, not its usual.
+WARMUP: Final = 500
 #: How many of the latest calls the recent latency follows (an exponential average).
 RECENT: Final = 100
 #: How many recent averages the usual latency takes to follow the recent one up, and to
-#: follow it down: it is the latency of the source when it is not busy, so it rises
-#: only slowly (a source that is slower for good is taken as it is after a few thousand
-#: calls) and falls soon.
-USUAL_UP: Final = 2000
-USUAL_DOWN: Final = 100
+#: follow it down, once warm: it is the latency of the source when it is not busy, so it
+#: rises slowly (a source slower for good is taken as it is after a thousand calls or
+#: two) and falls sooner.
+USUAL_UP: Final = 1000
+USUAL_DOWN: Final = 300
 #: How far a step moves the limit toward its target.
 SMOOTHING: Final = 0.2
 #: A latency under this (seconds) counts as this: a cached answer is no baseline.
@@ -43,8 +46,9 @@ class SourceLimit:
     Latencies are averaged in logs (a geometric mean), so that the few slow calls of a
     source whose latency varies tenfold from call to call do not read as a busy
     backend: with a lognormal latency of p95 five times the median (the replay's
-    ``db``), the recent average strays from the usual one by at most a factor of 1.4 in
-    50,000 calls, and 1.6 with a p95 ten times the median.
+    ``db``), the recent average strayed from the usual one by at most a factor of 1.3
+    in 50,000 calls, and 1.5 with a p95 ten times the median. The limit does not move
+    in the first ``WARMUP`` calls.
 
     Args:
         most: The limit while the source is not slower than usual.
@@ -97,11 +101,13 @@ class SourceLimit:
         """
         x = math.log(max(seconds, FLOOR_S))
         self._timed += 1
-        if self._timed <= WARMUP:  # both averages are the mean of the first calls
-            self._recent += (x - self._recent) / self._timed
+        self._recent += (x - self._recent) / min(self._timed, RECENT)
+        if self._timed <= RECENT:
             self._usual = self._recent
             return
-        self._recent += (x - self._recent) / RECENT
+        if self._timed <= WARMUP:
+            self._usual += (self._recent - self._usual) / RECENT
+            return
         pace = USUAL_DOWN if self._recent < self._usual else USUAL_UP
         self._usual += (self._recent - self._usual) / pace
         if not self.adapt:
