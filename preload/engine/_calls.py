@@ -409,9 +409,11 @@ class CallSide:
         """
         Whether a guess of probability ``p`` that may run is held back by a budget of
         ``[calls]``: the step's (``started`` run already), the source's (``running``
-        in flight against it) or the allowance per read-only call made, tested in this
-        order and counted by the first that holds it. The source's limit binding is
-        logged once a source: under load it is what keeps the calls from running ahead.
+        in flight against it, against its :class:`~preload.calls.SourceLimit`, lowered
+        while the source is slow) or the allowance per read-only call made, tested in
+        this order and counted by the first that holds it. The source's limit binding
+        is logged once a source (under load it is what keeps the calls from running
+        ahead), and its fall once a source.
         """
         calls, counters = self.calls, self._counters
         limit = self._limits[source]
