@@ -54,25 +54,24 @@ class SourceLimit:
         most: The limit while the source is not slower than usual.
         tolerance: How many times its usual latency the recent one may be before the
             limit shrinks (each call timed then moves it toward ``limit x tolerance x
-            usual / recent``, at most halving it).
-        adapt: False: the limit stays ``most`` (the latencies are still measured).
+            usual / recent``, at most halving it); 0: the limit stays ``most`` (the
+            latencies are still measured), as ``[calls] source_slowdown = 0``.
 
     .. versionadded:: 0.25
     """
 
-    def __init__(self, most: int, *, tolerance: float = 1.5, adapt: bool = True) -> None:
+    def __init__(self, most: int, *, tolerance: float = 1.5) -> None:
         if most < 1:
             raise ValueError(f"most must be at least 1, got {most}")
-        if not tolerance > 1.0:
-            raise ValueError(f"tolerance must be above 1, got {tolerance}")
+        if tolerance != 0 and not tolerance > 1.0:
+            raise ValueError(f"tolerance must be above 1 (or 0), got {tolerance}")
         self.most = most
         self.tolerance = tolerance
-        self.adapt = adapt
         self._limit = float(most)
         self._timed = 0
         self._recent = 0.0  # log seconds
         self._usual = 0.0
-        self._reach = math.log(tolerance)
+        self._reach = math.log(tolerance) if tolerance else math.inf
         self._wanted = False  # the limit held a call back since it last moved
 
     @property
@@ -110,7 +109,7 @@ class SourceLimit:
             return
         pace = USUAL_DOWN if self._recent < self._usual else USUAL_UP
         self._usual += (self._recent - self._usual) / pace
-        if not self.adapt:
+        if not self.tolerance:
             return
         gradient = min(1.0, max(0.5, math.exp(self._reach + self._usual - self._recent)))
         if gradient < 1.0:

@@ -91,7 +91,8 @@ class CallAdapter:
         book: The registry of call keys.
         on_result: Told of each call's end (its key, the call, and the text it
             returned, or None when it failed), as it ends.
-        timed: Told how long each call that returned took, in seconds.
+        timed: Told how long each call that returned took, in seconds (through
+            :meth:`fetch` or :meth:`call`).
 
     .. versionchanged:: 0.25
        ``timed``.
@@ -133,9 +134,8 @@ class CallAdapter:
         call = self.book.get(key)
         if call is None:
             raise MissingItemError(self.name, key)
-        start = anyio.current_time()
         try:
-            result = await self.source.call(call.name, call.args)
+            result = await self.call(call.name, call.args)
         except Exception as exc:
             if call.name not in self._logged:
                 self._logged.add(call.name)
@@ -150,10 +150,19 @@ class CallAdapter:
             if self.on_result is not None:
                 self.on_result(key, call, None)
             raise
-        if self.timed is not None:
-            self.timed(anyio.current_time() - start)
         if self.on_result is not None:
             self.on_result(key, call, result)
+        return result
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> str:
+        """
+        Make a call of the source, and tell ``timed`` how long it took if it returned:
+        the loader's calls (:meth:`fetch`) and those the engine makes directly.
+        """
+        start = anyio.current_time()
+        result = await self.source.call(name, args)
+        if self.timed is not None:
+            self.timed(anyio.current_time() - start)
         return result
 
 

@@ -130,19 +130,17 @@ class CallSide:
         self._book = CallBook()
         #: Per call source, how many calls run ahead may run against it at once.
         self._limits = {
-            s.name: SourceLimit(
-                calls.max_in_flight_per_source,
-                tolerance=calls.source_slowdown or 1.5,
-                adapt=calls.source_slowdown > 0,
-            )
+            s.name: SourceLimit(calls.max_in_flight_per_source, tolerance=calls.source_slowdown)
             for s in self.sources
         }
-        adapters = {
+        #: Per call source, what makes its calls (the loader's, and the agent's it does
+        #: not run), each timed for the source's limit.
+        self._adapters = {
             s.name: CallAdapter(s, self._book, self._ran_ahead, timed=self._limits[s.name].timed)
             for s in self.sources
         }
         self.loader = Preloader(
-            sources=SourceRouter(adapters),
+            sources=SourceRouter(self._adapters),
             cache=cache,
             compressor=TruncatingCompressor(counter, fractions=()),
             config=replace(
@@ -225,7 +223,7 @@ class CallSide:
             return await self._read_only_call(source, name, args, key, deadline), True
         try:
             with anyio.fail_after(deadline):
-                return await self._timed_call(source, name, args), False
+                return await self._adapters[source.name].call(name, args), False
         except BaseException:
             counters.call_failures += 1
             raise
@@ -258,20 +256,10 @@ class CallSide:
         left = deadline - (anyio.current_time() - start)
         try:
             with anyio.fail_after(max(left, 0.0)):
-                return await self._timed_call(source, name, args)
+                return await self._adapters[source.name].call(name, args)
         except BaseException:
             counters.call_failures += 1
             raise
-
-    async def _timed_call(self, source: CallSource, name: str, args: dict[str, Any]) -> str:
-        """
-        The agent's call of ``source``, not through the call loader, timed for the
-        source's limit as the loader's calls are.
-        """
-        start = anyio.current_time()
-        result = await source.call(name, args)
-        self._limits[source.name].timed(anyio.current_time() - start)
-        return result
 
     def source_of(self, name: str) -> CallSource:
         """

@@ -12,6 +12,7 @@ import json
 import math
 import random
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -122,7 +123,9 @@ class SimulatedCallSource:
         self.salt = rng.getrandbits(64)
         self.calls = 0
         self.capacity = capacity
-        self._slots = anyio.Semaphore(capacity) if capacity else None
+        self._slots: AbstractAsyncContextManager[object] = (
+            anyio.Semaphore(capacity) if capacity else nullcontext()
+        )
         votes: dict[str, list[int]] = {}
         self.results: dict[str, str] = {}  # by call key
         for session in sessions:
@@ -160,11 +163,8 @@ class SimulatedCallSource:
         """
         self.calls += 1
         shown = _shown(args)
-        if self._slots is None:
+        async with self._slots:
             await anyio.sleep(self.delay(name, shown))
-        else:
-            async with self._slots:
-                await anyio.sleep(self.delay(name, shown))
         recorded = self.results.get(call_key(name, args)) if self.results else None
         return recorded if recorded is not None else "(answered)"
 

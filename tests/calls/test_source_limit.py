@@ -85,7 +85,7 @@ def test_a_burst_of_calls_that_end_the_quickest_first_does_not_lower_the_limit()
 
 
 def test_a_limit_that_does_not_adapt_stays_at_its_most() -> None:
-    limit = SourceLimit(8, adapt=False)
+    limit = SourceLimit(8, tolerance=0)
     for seconds in [0.1] * 600 + [10.0] * 200:
         limit.timed(seconds)
     assert 8 == limit.limit
