@@ -11,6 +11,11 @@ latency says which: every call the engine makes of it, the agent's and those run
 is timed, and the limit shrinks while the recent calls take ``tolerance`` times longer
 than the source's usual, down to none, then grows back, while it holds calls back, once
 they do not.
+
+The usual latency is the lower of two: the source's latency over its last thousand
+calls or so, and that of the calls that started while the engine had the fewest others
+running there. The second is what a backend full from the engine's first calls takes
+when the engine does not fill it: its usual latency over time is a busy one.
 """
 
 from __future__ import annotations
@@ -37,6 +42,18 @@ USUAL_DOWN: Final = 300
 SMOOTHING: Final = 0.2
 #: A latency under this (seconds) counts as this: a cached answer is no baseline.
 FLOOR_S: Final = 0.001
+#: Calls grouped by the other calls running beside them at their start: 0 to this
+#: many, the last group holding all beyond.
+GROUPS: Final = 64
+#: Calls the groups of the fewest others need before their latency is taken, and the
+#: latest calls a group averages.
+GROUP_LEAST: Final = 30
+GROUP_RECENT: Final = 200
+#: How many standard errors above its mean the latency of the group of the fewest is
+#: taken (so that by chance it is taken lower than it is about once in a thousand).
+GROUP_DOUBT: Final = 3.0
+#: The least variance of a group's log latency taken for its standard error.
+LEAST_VARIANCE: Final = 0.01
 
 
 class SourceLimit:
@@ -50,6 +67,14 @@ class SourceLimit:
     in 50,000 calls, and 1.5 with a p95 ten times the median. The limit does not move
     in the first ``WARMUP`` calls.
 
+    The usual latency is held to that of the calls that started beside the fewest
+    other calls of the engine (grouped by how many, the groups of the fewest pooled
+    until they hold ``GROUP_LEAST`` calls, their mean taken ``GROUP_DOUBT`` standard
+    errors up): on a backend that the engine's own calls fill from the start, the
+    latency over time is a busy one, and only the calls that started while it was not
+    full say how long a call takes. Where calls do not queue, the groups take as long
+    as each other, and the latency over time stays the usual one.
+
     Args:
         most: The limit while the source is not slower than usual.
         tolerance: How many times its usual latency the recent one may be before the
@@ -58,6 +83,9 @@ class SourceLimit:
             latencies are still measured), as ``[calls] source_slowdown = 0``.
 
     .. versionadded:: 0.25
+    .. versionchanged:: 0.26
+       :meth:`timed` takes the calls running beside, and the usual latency is held to
+       that of the calls that started beside the fewest.
     """
 
     def __init__(self, most: int, *, tolerance: float = 1.5) -> None:
@@ -73,6 +101,11 @@ class SourceLimit:
         self._usual = 0.0
         self._reach = math.log(tolerance) if tolerance else math.inf
         self._wanted = False  # the limit held a call back since it last moved
+        # per group of calls started beside n others: how many, their mean log latency
+        # and mean square (exponential averages over the latest GROUP_RECENT)
+        self._counts = [0] * GROUPS
+        self._means = [0.0] * GROUPS
+        self._squares = [0.0] * GROUPS
 
     @property
     def limit(self) -> int:
@@ -86,7 +119,7 @@ class SourceLimit:
         """
         The recent latency over the usual one (1.0 before ``WARMUP`` calls were timed).
         """
-        return math.exp(self._recent - self._usual) if self._timed >= WARMUP else 1.0
+        return math.exp(self._recent - self._reference()) if self._timed >= WARMUP else 1.0
 
     def held(self) -> None:
         """
@@ -94,11 +127,14 @@ class SourceLimit:
         """
         self._wanted = True
 
-    def timed(self, seconds: float) -> None:
+    def timed(self, seconds: float, beside: int = 0) -> None:
         """
-        A call of the source took ``seconds``.
+        A call of the source took ``seconds``; ``beside`` other calls of the engine
+        were running at the source when it started.
         """
         x = math.log(max(seconds, FLOOR_S))
+        if self.tolerance:
+            self._group(min(max(beside, 0), GROUPS - 1), x)
         self._timed += 1
         self._recent += (x - self._recent) / min(self._timed, RECENT)
         if self._timed <= RECENT:
@@ -111,10 +147,51 @@ class SourceLimit:
         self._usual += (self._recent - self._usual) / pace
         if not self.tolerance:
             return
-        gradient = min(1.0, max(0.5, math.exp(self._reach + self._usual - self._recent)))
+        gradient = min(1.0, max(0.5, math.exp(self._reach + self._reference() - self._recent)))
         if gradient < 1.0:
             self._limit -= SMOOTHING * (1.0 - gradient) * self._limit
         elif self._wanted:
             step = SMOOTHING * max(1.0, math.sqrt(self._limit))
             self._limit = min(float(self.most), self._limit + step)
         self._wanted = False
+
+    def _reference(self) -> float:
+        """
+        The usual log latency the recent one is held to: the lower of the usual over
+        time and the latency when the engine does not fill the source.
+        """
+        return min(self._usual, self._unqueued())
+
+    def _unqueued(self) -> float:
+        """
+        The mean log latency of the calls that started beside the fewest others (the
+        groups of the fewest, pooled until they hold ``GROUP_LEAST`` calls),
+        ``GROUP_DOUBT`` standard errors up: the source's latency when the engine does
+        not fill it. Infinite before.
+        """
+        calls = 0
+        weight = total = squares = 0.0
+        for n in range(GROUPS):
+            count = self._counts[n]
+            if not count:
+                continue
+            w = min(count, GROUP_RECENT)
+            calls += count
+            weight += w
+            total += w * self._means[n]
+            squares += w * self._squares[n]
+            if calls >= GROUP_LEAST:
+                mean = total / weight
+                variance = max(squares / weight - mean**2, LEAST_VARIANCE)
+                return mean + GROUP_DOUBT * math.sqrt(variance / weight)
+        return math.inf
+
+    def _group(self, group: int, x: float) -> None:
+        """
+        Add a call's log latency ``x`` to its group.
+        """
+        counts, means, squares = self._counts, self._means, self._squares
+        counts[group] += 1
+        weight = min(counts[group], GROUP_RECENT)
+        means[group] += (x - means[group]) / weight
+        squares[group] += (x * x - squares[group]) / weight

@@ -92,10 +92,13 @@ class CallAdapter:
         on_result: Told of each call's end (its key, the call, and the text it
             returned, or None when it failed), as it ends.
         timed: Told how long each call that returned took, in seconds (through
-            :meth:`fetch` or :meth:`call`).
+            :meth:`fetch` or :meth:`call`), and how many other calls of the adapter
+            were running when it started.
 
     .. versionchanged:: 0.25
        ``timed``.
+    .. versionchanged:: 0.26
+       ``timed`` is told the calls running beside; :attr:`running`.
     """
 
     def __init__(
@@ -104,13 +107,15 @@ class CallAdapter:
         book: CallBook,
         on_result: Callable[[str, ToolCall, str | None], None] | None = None,
         *,
-        timed: Callable[[float], None] | None = None,
+        timed: Callable[[float, int], None] | None = None,
     ) -> None:
         self.source = source
         self.name = source.name
         self.book = book
         self.on_result = on_result
         self.timed = timed
+        #: The calls of the source running now.
+        self.running = 0
         self._logged: set[str] = set()
 
     def __contains__(self, key: object) -> bool:
@@ -156,13 +161,19 @@ class CallAdapter:
 
     async def call(self, name: str, args: Mapping[str, Any]) -> str:
         """
-        Make a call of the source, and tell ``timed`` how long it took if it returned:
-        the loader's calls (:meth:`fetch`) and those the engine makes directly.
+        Make a call of the source, and tell ``timed`` how long it took if it returned,
+        and beside how many others: the loader's calls (:meth:`fetch`) and those the
+        engine makes directly.
         """
+        beside = self.running
+        self.running += 1
         start = anyio.current_time()
-        result = await self.source.call(name, args)
+        try:
+            result = await self.source.call(name, args)
+        finally:
+            self.running -= 1
         if self.timed is not None:
-            self.timed(anyio.current_time() - start)
+            self.timed(anyio.current_time() - start, beside)
         return result
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from graph import CallGuess
 from preload import DictSource, EngineConfig, PreloadEngine
-from preload.calls import SourceLimit
+from preload.calls import CallAdapter, CallBook, SourceLimit
 from preload.replay._clock import VirtualClockLoop
 from preload.testing import ScriptedCallPredictor, ScriptedCallSource
 
@@ -28,16 +28,53 @@ def _lognormal(rng: random.Random, median_s: float) -> float:
 def test_a_source_of_steady_latency_keeps_its_limit_however_much_calls_vary() -> None:
     """
     Ten thousand calls of a lognormal latency whose p95 is five times its median (the
-    replay's ``db``), every one of them wanting more: the limit never falls.
+    replay's ``db``), each started beside others that do not slow it (few of them
+    beside fewer than four), every one of them wanting more: the limit never falls.
     """
     limit = SourceLimit(32)
     rng = random.Random(7)
     lowest = 32
     for _ in range(10_000):
-        limit.timed(_lognormal(rng, 0.4))
+        limit.timed(_lognormal(rng, 0.4), _beside(rng))
         limit.held()
         lowest = min(lowest, limit.limit)
     assert 32 == lowest
+
+
+def _beside(rng: random.Random) -> int:
+    """
+    How many other calls a call starts beside on a busy replica: one in twenty beside
+    fewer than four, the others beside sixteen to twenty-four.
+    """
+    return rng.randrange(4) if rng.random() < 0.05 else rng.randrange(16, 25)
+
+
+def _queued(rng: random.Random, beside: int) -> float:
+    """
+    A call of a backend that serves four calls at once: beside more than three others,
+    it waits about a quarter of a call's time for each beyond.
+    """
+    return _lognormal(rng, 0.4) * (1 + max(0, beside - 3) / 4)
+
+
+def test_a_backend_full_from_the_first_call_lowers_the_limit() -> None:
+    """
+    A backend that serves four calls at once, busy from the start: most calls start
+    beside many others and wait, so the source's usual latency over time is a busy
+    one, and only the few calls that started beside three others or fewer, taken
+    together, show how long a call takes when the engine does not fill it. Held to
+    those, the limit falls to none; a limit that does not adapt stays.
+    """
+    limit, fixed = SourceLimit(32), SourceLimit(32, tolerance=0)
+    rng = random.Random(5)
+    for _ in range(1000):
+        beside = _beside(rng)
+        seconds = _queued(rng, beside)
+        for each in (limit, fixed):
+            each.held()
+            each.timed(seconds, beside)
+    assert (0, 32) == (limit.limit, fixed.limit)
+    assert limit.slowdown > 1.5
 
 
 def test_the_limit_falls_while_the_source_is_slow_and_grows_back_after() -> None:
@@ -69,17 +106,20 @@ def test_a_burst_of_calls_that_end_the_quickest_first_does_not_lower_the_limit()
     Three hundred calls started at once end in the order of their latencies, the
     quickest first (as a replica's first sessions make them): the first calls timed are
     the source's fastest, not its usual, and the steady calls after them, as slow as the
-    burst's on average, do not lower the limit.
+    burst's on average, do not lower the limit. (The burst's calls start beside the
+    calls started before them.)
     """
     limit = SourceLimit(32)
     rng = random.Random(11)
-    for seconds in sorted(_lognormal(rng, 0.4) for _ in range(300)):
-        limit.held()
-        limit.timed(seconds)
+    burst = [(_lognormal(rng, 0.4), beside) for beside in range(300)]
     lowest = 32
+    for seconds, beside in sorted(burst):
+        limit.held()
+        limit.timed(seconds, beside)
+        lowest = min(lowest, limit.limit)
     for _ in range(3000):
         limit.held()
-        limit.timed(_lognormal(rng, 0.4))
+        limit.timed(_lognormal(rng, 0.4), _beside(rng))
         lowest = min(lowest, limit.limit)
     assert 32 == lowest
 
@@ -162,3 +202,27 @@ def test_an_engine_runs_fewer_calls_ahead_against_a_slow_source(
     assert 1 == len(told)
     fixed = anyio.run(main, 0.0, backend_options={"loop_factory": VirtualClockLoop})
     assert (4, 1, 0, 4, 4) == fixed
+
+
+def test_each_call_is_timed_with_the_calls_running_beside_it() -> None:
+    """
+    Three calls of one second started together are timed beside none, one and two
+    others; a call that fails is not timed, and leaves the count of calls running as
+    it was. (On the virtual clock.)
+    """
+    timed: list[tuple[float, int]] = []
+    source = ScriptedCallSource(
+        {FIND: True, "Bad": True}, latency=1.0, fail={"Bad": RuntimeError("down")}
+    )
+    adapter = CallAdapter(source, CallBook(), timed=lambda s, beside: timed.append((s, beside)))
+
+    async def main() -> int:
+        async with anyio.create_task_group() as tg:
+            for city in "ABC":
+                tg.start_soon(adapter.call, FIND, {"city": city})
+        with pytest.raises(RuntimeError):
+            await adapter.call("Bad", {})
+        return adapter.running
+
+    running = anyio.run(main, backend_options={"loop_factory": VirtualClockLoop})
+    assert (0, [(1.0, 0), (1.0, 1), (1.0, 2)]) == (running, sorted(timed))
