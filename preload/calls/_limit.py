@@ -54,6 +54,10 @@ GROUP_RECENT: Final = 200
 GROUP_DOUBT: Final = 3.0
 #: The least variance of a group's log latency taken for its standard error.
 LEAST_VARIANCE: Final = 0.01
+#: A group that no call joined in this many of the source's calls is left out: on a
+#: replica that is seldom quiet, the calls of its quiet moments would otherwise hold
+#: the latency of a source slower for good to what it was.
+GROUP_STALE: Final = 2000
 
 
 class SourceLimit:
@@ -70,7 +74,7 @@ class SourceLimit:
     The usual latency is held to that of the calls that started beside the fewest
     other calls of the engine (grouped by how many, the groups of the fewest pooled
     until they hold ``GROUP_LEAST`` calls, their mean taken ``GROUP_DOUBT`` standard
-    errors up): on a backend that the engine's own calls fill from the start, the
+    errors up, a group no call joined in the last ``GROUP_STALE`` left out): on a backend that the engine's own calls fill from the start, the
     latency over time is a busy one, and only the calls that started while it was not
     full say how long a call takes. Where calls do not queue, the groups take as long
     as each other, and the latency over time stays the usual one.
@@ -106,6 +110,7 @@ class SourceLimit:
         self._counts = [0] * GROUPS
         self._means = [0.0] * GROUPS
         self._squares = [0.0] * GROUPS
+        self._joined = [0] * GROUPS  # the call (of those timed) a group last took
 
     @property
     def limit(self) -> int:
@@ -165,7 +170,8 @@ class SourceLimit:
     def _unqueued(self) -> float:
         """
         The mean log latency of the calls that started beside the fewest others (the
-        groups of the fewest, pooled until they hold ``GROUP_LEAST`` calls),
+        groups of the fewest that a call joined in the last ``GROUP_STALE``, pooled
+        until they hold ``GROUP_LEAST`` calls),
         ``GROUP_DOUBT`` standard errors up: the source's latency when the engine does
         not fill it. Infinite before.
         """
@@ -173,7 +179,7 @@ class SourceLimit:
         weight = total = squares = 0.0
         for n in range(GROUPS):
             count = self._counts[n]
-            if not count:
+            if not count or self._timed - self._joined[n] > GROUP_STALE:
                 continue
             w = min(count, GROUP_RECENT)
             calls += count
@@ -192,6 +198,7 @@ class SourceLimit:
         """
         counts, means, squares = self._counts, self._means, self._squares
         counts[group] += 1
+        self._joined[group] = self._timed
         weight = min(counts[group], GROUP_RECENT)
         means[group] += (x - means[group]) / weight
         squares[group] += (x * x - squares[group]) / weight

@@ -204,6 +204,25 @@ def test_an_engine_runs_fewer_calls_ahead_against_a_slow_source(
     assert (4, 1, 0, 4, 4) == fixed
 
 
+def test_a_source_slower_for_good_on_a_busy_replica_gets_its_limit_back() -> None:
+    """
+    A source three times slower for good, on a replica never quiet again: no call
+    starts beside fewer than sixteen others, and none waits its turn. The limit falls,
+    then the calls of the quiet moments before are too old to say how long a call
+    takes, the usual latency is the slow one, and the limit is back at its most.
+    """
+    limit = SourceLimit(32)
+    rng = random.Random(13)
+    for _ in range(2000):
+        limit.timed(_lognormal(rng, 0.4), _beside(rng))
+    lowest = 32
+    for _ in range(4000):
+        limit.held()
+        limit.timed(_lognormal(rng, 1.2), rng.randrange(16, 25))
+        lowest = min(lowest, limit.limit)
+    assert (0, 32) == (lowest, limit.limit)
+
+
 def test_each_call_is_timed_with_the_calls_running_beside_it() -> None:
     """
     Three calls of one second started together are timed beside none, one and two
