@@ -21,6 +21,7 @@ when the engine does not fill it: its usual latency over time is a busy one.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Final
 
 __all__ = ["SourceLimit"]
@@ -105,12 +106,7 @@ class SourceLimit:
         self._usual = 0.0
         self._reach = math.log(tolerance) if tolerance else math.inf
         self._wanted = False  # the limit held a call back since it last moved
-        # per group of calls started beside n others: how many, their mean log latency
-        # and mean square (exponential averages over the latest GROUP_RECENT)
-        self._counts = [0] * GROUPS
-        self._means = [0.0] * GROUPS
-        self._squares = [0.0] * GROUPS
-        self._joined = [0] * GROUPS  # the call (of those timed) a group last took
+        self._groups = [_Group() for _ in range(GROUPS)]  # by the calls beside
 
     @property
     def limit(self) -> int:
@@ -138,8 +134,7 @@ class SourceLimit:
         were running at the source when it started.
         """
         x = math.log(max(seconds, FLOOR_S))
-        if self.tolerance:
-            self._group(min(max(beside, 0), GROUPS - 1), x)
+        self._groups[min(max(beside, 0), GROUPS - 1)].add(x, self._timed)
         self._timed += 1
         self._recent += (x - self._recent) / min(self._timed, RECENT)
         if self._timed <= RECENT:
@@ -177,28 +172,37 @@ class SourceLimit:
         """
         calls = 0
         weight = total = squares = 0.0
-        for n in range(GROUPS):
-            count = self._counts[n]
-            if not count or self._timed - self._joined[n] > GROUP_STALE:
+        for group in self._groups:
+            if not group.calls or self._timed - group.joined > GROUP_STALE:
                 continue
-            w = min(count, GROUP_RECENT)
-            calls += count
+            w = min(group.calls, GROUP_RECENT)
+            calls += group.calls
             weight += w
-            total += w * self._means[n]
-            squares += w * self._squares[n]
+            total += w * group.mean
+            squares += w * group.square
             if calls >= GROUP_LEAST:
                 mean = total / weight
                 variance = max(squares / weight - mean**2, LEAST_VARIANCE)
                 return mean + GROUP_DOUBT * math.sqrt(variance / weight)
         return math.inf
 
-    def _group(self, group: int, x: float) -> None:
-        """
-        Add a call's log latency ``x`` to its group.
-        """
-        counts, means, squares = self._counts, self._means, self._squares
-        counts[group] += 1
-        self._joined[group] = self._timed
-        weight = min(counts[group], GROUP_RECENT)
-        means[group] += (x - means[group]) / weight
-        squares[group] += (x * x - squares[group]) / weight
+
+@dataclass(slots=True)
+class _Group:
+    """
+    The calls that started beside one number of others: how many, the mean of their
+    log latencies and of its square (over the latest ``GROUP_RECENT``), and the call
+    (of those the source timed) that last joined.
+    """
+
+    calls: int = 0
+    mean: float = 0.0
+    square: float = 0.0
+    joined: int = 0
+
+    def add(self, x: float, call: int) -> None:
+        self.calls += 1
+        self.joined = call
+        weight = min(self.calls, GROUP_RECENT)
+        self.mean += (x - self.mean) / weight
+        self.square += (x * x - self.square) / weight
