@@ -77,10 +77,12 @@ class CallGuess:
         evidence: For each argument, where its value came from: ``"user"``, ``"agent"``,
             ``"call:<name>.<arg>"`` (an earlier call's argument, copied),
             ``"next:<name>.<arg>"`` (the value that most often followed the one the last
-            call of the name gave: the next day, another airline), ``"result"`` (given
-            by an earlier call's result: the user id a lookup returned), ``"request"``
-            (the request's whole text: a search query handed on as the user wrote
-            it), ``"default"`` or ``"normalized:<rule>"``. An argument inside an
+            call of the name gave: the next day, another airline),
+            ``"same:<name>.<arg>"`` (for a tool the request already called, the value
+            its last call gave), ``"result"`` (given by an earlier call's result: the
+            user id a lookup returned), ``"request"`` (the request's whole text: a
+            search query handed on as the user wrote it), ``"default"`` or
+            ``"normalized:<rule>"``. An argument inside an
             object argument is named by its path, dotted (``filters.city``).
 
     .. versionadded:: 0.1
@@ -328,28 +330,51 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
                 view.add_turn(turn)
                 continue
             cands: dict[str, dict[str, list[Cand]]] = {}
+            made = made_calls(turn)
             if calibrate:
-                made = made_calls(turn)
                 truth = set(exact_calls(made))
                 self._count_drafts(self._drafts(search, None)[0], truth)
                 # learning alone needs the candidates of the names called, worked out
                 # where they are judged: forecasting every likely name is calibration's
                 drafts, cands = self._drafts(search, turn)
                 self._count_drafts(drafts, truth)
-                # after each call the request made, the calls still to come (none
-                # after its last: most turns make one call)
-                fork = view.fork() if made else view
-                after = ArgumentSearch(fork, counts, anchor, self.evidence_)
-                done: list[ExactCall] = []
-                for j in range(1, len(made) + 1):
-                    fork.add_calls({"tool_calls": made[j - 1 : j]})
-                    done += exact_calls(made[j - 1 : j])
-                    drafts = self._drafts(after, turn, made=done)[0]
-                    self._count_drafts(drafts, set(exact_calls(made[j:])) - set(done))
+            if len(made) > 1 or (calibrate and made):
+                self._judge_after(view, turn, made, search, calibrate=calibrate, learn=learn)
             if learn:
                 search.judge(turn, cands)
                 self._judge_names(turn, view, counts)
             view.add_turn(turn)
+
+    def _judge_after(
+        self,
+        view: SessionView,
+        turn: Mapping[str, Any],
+        made: list[Mapping[str, Any]],
+        search: ArgumentSearch,
+        *,
+        calibrate: bool,
+        learn: bool,
+    ) -> None:
+        """
+        After each call the request made, forecast the calls still to come (none after
+        its last: most turns make one call) and count the drafts (``calibrate``); and
+        for a tool called again, which sources had its arguments (``learn``).
+        """
+        fork = view.fork()
+        after = ArgumentSearch(fork, search.counts, search.anchor, self.evidence_)
+        scan = scan_of(fork, turn)
+        done: list[ExactCall] = []
+        for j in range(1, len(made) + 1):
+            fork.add_calls({"tool_calls": made[j - 1 : j]})
+            done += exact_calls(made[j - 1 : j])
+            if calibrate:
+                drafts = self._drafts(after, turn, made=done)[0]
+                self._count_drafts(drafts, set(exact_calls(made[j:])) - set(done))
+            if learn and j < len(made):
+                for name, args, _ in calls_of({"tool_calls": made[j : j + 1]}):
+                    if name in fork.made:
+                        for arg, options in after.candidates(name, scan).items():
+                            self.evidence_.count((name, arg), options, args.get(arg))
 
     def _count_drafts(self, drafts: list[Draft], truth: set[ExactCall]) -> None:
         """

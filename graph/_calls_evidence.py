@@ -17,7 +17,7 @@ from ._calls_view import CueWeights, arg_words
 if TYPE_CHECKING:
     from ._calls_turns import Key
 
-__all__ = ["FROM_REQUEST", "Cand", "Evidence", "said_kind", "source_kind"]
+__all__ = ["AGAIN", "FROM_REQUEST", "Cand", "Evidence", "said_kind", "source_kind"]
 
 #: A candidate value of one argument: ``(source kind, value, evidence)``.
 Cand: TypeAlias = "tuple[str, str, str]"
@@ -35,7 +35,11 @@ _PRIOR: dict[str, tuple[float, float]] = {
     "next": (0.3, 0.3),
     "result": (0.2, 0.2),
     "default": (0.3, 0.3),
+    "same": (0.5, 0.5),
 }
+#: The mark of a source's kind for a tool called again in the same turn: its rates are
+#: counted apart, and smoothed towards the same source's at a turn's first call.
+AGAIN = "@again"
 #: The sources whose values the request itself said: a call built on one is "fresh".
 FROM_REQUEST = frozenset({"user:now", "user:span", "user:cued", "user:whole"})
 
@@ -45,6 +49,7 @@ def source_kind(kind: str) -> str:
     The source a candidate's kind belongs to (its prior): ``call:<name>.<arg>`` is a
     ``call``, ``user:now/alias`` (said as an alias, or normalized) is ``user:now``.
     """
+    kind = kind.removesuffix(AGAIN)
     return "call" if kind.startswith("call:") else kind.partition("/")[0]
 
 
@@ -149,8 +154,11 @@ class Evidence:
         argument's presence rate; for the others, at least that).
         """
         m = self.prior_weight
-        prior_right, prior_given = _PRIOR[source_kind(kind)]
-        prior_given = presence if kind == "default" else max(presence, prior_given)
+        if kind.endswith(AGAIN):  # towards the same source's rates at a first call
+            prior_right, prior_given = self.source(key, kind.removesuffix(AGAIN), presence)
+        else:
+            prior_right, prior_given = _PRIOR[source_kind(kind)]
+            prior_given = presence if kind == "default" else max(presence, prior_given)
         entry = self.sources.get(key, {}).get(kind)
         if entry is None:
             return prior_right, prior_given

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._calls_counts import CallCounts, whole_forms
-from ._calls_evidence import Cand, Evidence, said_kind
+from ._calls_evidence import AGAIN, Cand, Evidence, said_kind
 from ._calls_text import MAX_TEXT, asked_words
 from ._calls_turns import Key, Mention, calls_of
 from ._calls_view import (
@@ -66,7 +66,7 @@ class ArgumentSearch:
         if past is None:
             past = view.memo[name] = self._past(name)
         if scan is None:
-            return past
+            return self._again(name, past)
         # one stretch of the request fills one argument: the best fits first
         question = asked(view)
         ranked: dict[str, list[tuple[float, Mention]]] = {}
@@ -130,6 +130,29 @@ class ArgumentSearch:
             if whole is not None:
                 front.append(("user:whole", whole, "request"))
             out[arg] = [*front, *options] if front else options
+        return self._again(name, out)
+
+    def _again(self, name: str, cands: dict[str, list[Cand]]) -> dict[str, list[Cand]]:
+        """
+        For a tool the request already called, its call again (the next day, another
+        airline): every source's kind marked ``@again``, to be trusted apart from the
+        same source at a turn's first call, and the value the last call gave the
+        argument as a source of its own (``same@again``); the default as it is.
+        Otherwise the candidates unchanged.
+        """
+        if name not in self.view.made:
+            return cands
+        last = self.view.last_args.get(name, {})
+        out: dict[str, list[Cand]] = {}
+        for arg, options in cands.items():
+            marked: list[Cand] = [
+                (kind if kind == "default" else f"{kind}{AGAIN}", value, how)
+                for kind, value, how in options
+            ]
+            before = last.get(arg)
+            if before is not None:
+                marked.append((f"same{AGAIN}", before, f"same:{name}.{arg}"))
+            out[arg] = marked
         return out
 
     def _past(self, name: str) -> dict[str, list[Cand]]:

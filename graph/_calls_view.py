@@ -122,6 +122,10 @@ class SessionView:
         self.prev_state = START
         self.prev_calls: tuple[str, ...] = ()
         self.called: set[str] = set()  # every name an earlier turn called
+        #: the names the request called so far (a fork's :meth:`add_calls`): a call of
+        #: one of them again in this turn is most often the last one with one value
+        #: changed (the next day, another airline), its sources trusted apart
+        self.made: frozenset[str] = frozenset()
         #: the results of the latest calls that gave one, scanned, the latest last
         self.results: list[TextScan] = []
         self.n_turns = 0
@@ -175,6 +179,7 @@ class SessionView:
         if len(self.user) > self.max_turns:
             del self.user[0], self.agent[0]
         calls = self.add_calls(turn)
+        self.made = frozenset()
         state = turn.get("state")
         self.prev_state = state if isinstance(state, str) else START
         self.prev_calls = tuple(sorted({name for name, _, _ in calls}))
@@ -193,6 +198,7 @@ class SessionView:
             self.last_args[name] = args
             for arg, value in args.items():
                 self.flow_values[(name, arg)] = value
+        self.made = self.made.union(name for name, _, _ in calls)
         for result in results_of(turn):
             self.results.append(self.scan(result[:_RESULT_CHARS]))
         del self.results[:-_MAX_RESULTS]

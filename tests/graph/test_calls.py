@@ -2169,3 +2169,47 @@ def test_fit_does_not_depend_on_the_hash_seed() -> None:
         outputs.append(json.loads(done.stdout))
     assert outputs[0] == outputs[1]
     assert outputs[0][1]  # it forecast something
+
+
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def rain_session(rng: random.Random) -> dict[str, Any]:
+    """
+    The user plans a day out, then asks when it will rain next: the agent looks up
+    today's weather, then each next day's, until the day it rains (one turn, one to
+    five calls of the same tool).
+    """
+    city, picnic, today = rng.choice(CITIES), rng.choice(DAYS), rng.randrange(7)
+    days = [DAYS[(today + i) % 7] for i in range(rng.randint(1, 5))]
+    lookups = [_call(WEATHER, {"city": city, "day": day}) for day in days]
+    return {
+        "turns": [
+            _turn(f"I am planning a picnic on {picnic}.", "W:Get", "Where will it be?"),
+            _turn(
+                f"In {city}. Today is {DAYS[today]}: when will it rain next?",
+                "W:Get",
+                f"It will rain on {days[-1]}.",
+                *lookups,
+            ),
+        ]
+    }
+
+
+def test_a_tool_called_again_in_a_turn_takes_the_next_value() -> None:
+    """
+    After the request's lookup of today's weather, the forecast gives the next day's
+    (the value that followed in training, trusted for a tool called again apart from
+    the days the texts said), the city the last call gave, sure enough to run ahead.
+    """
+    model = CallForecaster().fit([rain_session(random.Random(i)) for i in range(80)])
+    plan = _turn("I am planning a picnic on Saturday.", "W:Get", "Where will it be?")
+    request = {"text": "In Reno. Today is Monday: when will it rain next?", "state": "W:Get"}
+    made = [_call(WEATHER, {"city": "Reno", "day": "Monday"})]
+    best = model.predict([plan], request, k=5, made=made)[0]
+    assert (WEATHER, {"city": "Reno", "day": "Tuesday"}) == (best.name, dict(best.args))
+    assert "next:Weather:Get.day" == best.evidence["day"]
+    assert best.p >= 0.2
+    made.append(_call(WEATHER, {"city": "Reno", "day": "Tuesday"}))
+    best = model.predict([plan], request, k=5, made=made)[0]
+    assert {"city": "Reno", "day": "Wednesday"} == dict(best.args)
