@@ -2213,3 +2213,20 @@ def test_a_tool_called_again_in_a_turn_takes_the_next_value() -> None:
     made.append(_call(WEATHER, {"city": "Reno", "day": "Tuesday"}))
     best = model.predict([plan], request, k=5, made=made)[0]
     assert {"city": "Reno", "day": "Wednesday"} == dict(best.args)
+
+
+def test_a_loaded_model_forecasts_a_tool_called_again_as_the_saved_one(tmp_path: Path) -> None:
+    """
+    The rates of the sources of a tool called again are saved with the rest: the
+    loaded model's forecast after a lookup is the saved one's.
+    """
+    model = CallForecaster().fit([rain_session(random.Random(i)) for i in range(80)])
+    path = tmp_path / "calls.json"
+    model.save(path)
+    loaded = CallForecaster.load(path)
+    session = rain_session(random.Random(1234))
+    plan, ask = session["turns"]
+    made = ask["tool_calls"][:1]
+    got = loaded.predict([plan], ask, k=5, made=made)
+    assert got and got == model.predict([plan], ask, k=5, made=made)
+    assert any(kind.endswith("@again") for per in loaded.sources_.values() for kind in per)
