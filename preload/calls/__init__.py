@@ -20,6 +20,8 @@ from ._contexts import in_context as in_context
 from ._contexts import split_arguments as split_arguments
 from ._contexts import with_context as with_context
 from ._limit import SourceLimit as SourceLimit
+from ._limit import SourceLoad as SourceLoad
+from ._limit import source_load as source_load
 from ._rationing import CallRationing as CallRationing
 from ._sources import CallSource as CallSource
 from ._sources import Tool as Tool
@@ -48,6 +50,7 @@ __all__ = [
     "CallStatistics",
     "Moment",
     "SourceLimit",
+    "SourceLoad",
     "SpeculatedCall",
     "SpeculationLedger",
     "Tool",
@@ -63,6 +66,7 @@ __all__ = [
     "current_session",
     "in_context",
     "in_session",
+    "source_load",
     "split_arguments",
     "take_call_id",
     "through_engine",

@@ -21,10 +21,11 @@ when the engine does not fill it: its usual latency over time is a busy one.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["SourceLimit"]
+__all__ = ["SourceLimit", "SourceLoad", "source_load"]
 
 #: Calls timed before the limit moves. The two latencies start as the mean of the first
 #: ``RECENT``, then the usual one follows the recent one at the pace ``RECENT`` both
@@ -206,3 +207,48 @@ class _Group:
         weight = min(self.calls, GROUP_RECENT)
         self.mean += (x - self.mean) / weight
         self.square += (x * x - self.square) / weight
+
+
+class SourceLoad:
+    """
+    What the engines of a process that were given one call source object share of
+    it: the calls of it running now, whoever made them (:attr:`running`), and the
+    limit of the calls run ahead against it (:attr:`limit`, None where nothing limits
+    them), which every call of it times. Tenants whose tools are one client to one
+    backend then read it as busy from all their calls, not each from its own.
+
+    .. versionadded:: 0.27
+    """
+
+    __slots__ = ("limit", "running")
+
+    def __init__(self, limit: SourceLimit | None = None) -> None:
+        self.limit = limit
+        #: The calls of the source running now.
+        self.running = 0
+
+
+#: Per call source object, the loads of the engines given it, by their limit's settings
+#: (``most``, ``tolerance``): gone with the source.
+_LOADS: weakref.WeakKeyDictionary[object, dict[tuple[int, float], SourceLoad]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def source_load(source: object, most: int, *, tolerance: float = 1.5) -> SourceLoad:
+    """
+    The load of a call source shared by every engine of the process given the same
+    object with the same limit's settings (a :class:`SourceLimit` of ``most`` and
+    ``tolerance``); a new one for a source that cannot be held weakly or hashed (each
+    engine then counts its own calls).
+
+    .. versionadded:: 0.27
+    """
+    try:
+        per = _LOADS.setdefault(source, {})
+    except TypeError:  # no weak reference to it, or not hashable
+        return SourceLoad(SourceLimit(most, tolerance=tolerance))
+    got = per.get((most, tolerance))
+    if got is None:
+        got = per[(most, tolerance)] = SourceLoad(SourceLimit(most, tolerance=tolerance))
+    return got

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from .._errors import MissingItemError
+from ._limit import SourceLoad
 
 if TYPE_CHECKING:
     from ._call import ToolCall
@@ -92,13 +93,18 @@ class CallAdapter:
         on_result: Told of each call's end (its key, the call, and the text it
             returned, or None when it failed), as it ends.
         timed: Told how long each call that returned took, in seconds (through
-            :meth:`fetch` or :meth:`call`), and how many other calls of the adapter
+            :meth:`fetch` or :meth:`call`), and how many other calls of the source
             were running when it started.
+        load: Where the calls of the source running now are counted, shared with
+            the adapters of other engines given the same source
+            (:func:`~preload.calls.source_load`); None: this adapter's calls alone.
 
     .. versionchanged:: 0.25
        ``timed``.
     .. versionchanged:: 0.26
        ``timed`` is told the calls running beside; :attr:`running`.
+    .. versionchanged:: 0.27
+       ``load``.
     """
 
     def __init__(
@@ -108,15 +114,22 @@ class CallAdapter:
         on_result: Callable[[str, ToolCall, str | None], None] | None = None,
         *,
         timed: Callable[[float, int], None] | None = None,
+        load: SourceLoad | None = None,
     ) -> None:
         self.source = source
         self.name = source.name
         self.book = book
         self.on_result = on_result
         self.timed = timed
-        #: The calls of the source running now.
-        self.running = 0
+        self.load = load if load is not None else SourceLoad()
         self._logged: set[str] = set()
+
+    @property
+    def running(self) -> int:
+        """
+        The calls of the source running now (with a shared ``load``, every engine's).
+        """
+        return self.load.running
 
     def __contains__(self, key: object) -> bool:
         call = self.book.get(key) if isinstance(key, str) else None
@@ -165,13 +178,14 @@ class CallAdapter:
         and beside how many others: the loader's calls (:meth:`fetch`) and those the
         engine makes directly.
         """
-        beside = self.running
-        self.running += 1
+        load = self.load
+        beside = load.running
+        load.running += 1
         start = anyio.current_time()
         try:
             result = await self.source.call(name, args)
         finally:
-            self.running -= 1
+            load.running -= 1
         if self.timed is not None:
             self.timed(anyio.current_time() - start, beside)
         return result

@@ -29,13 +29,13 @@ from ..calls import (
     CallSource,
     CallStatistics,
     Moment,
-    SourceLimit,
     SpeculatedCall,
     SpeculationLedger,
     ToolCall,
     ToolSet,
     call_key,
     check_name,
+    source_load,
 )
 from ..compression import TruncatingCompressor
 from ..learning import CallPredictor, EngineCallPredictor, SharedCallPredictor, read_only_tools
@@ -128,15 +128,20 @@ class CallSide:
         #: (``observe_session``'s ``learned``, from 0.20); else it gets the new ones alone.
         self._takes_context = self.predictor is not None and _takes_learned(self.predictor)
         self._book = CallBook()
-        #: Per call source, how many calls run ahead may run against it at once.
-        self._limits = {
-            s.name: SourceLimit(calls.max_in_flight_per_source, tolerance=calls.source_slowdown)
+        #: Per call source, how many calls run ahead may run against it at once, and
+        #: how many of its calls run now: shared with the other engines of the process
+        #: given the same source object (tenants whose tools are one backend's client).
+        loads = {
+            s.name: source_load(s, calls.max_in_flight_per_source, tolerance=calls.source_slowdown)
             for s in self.sources
         }
+        self._limits = {name: load.limit for name, load in loads.items() if load.limit is not None}
         #: Per call source, what makes its calls (the loader's, and the agent's it does
         #: not run), each timed for the source's limit.
         self._adapters = {
-            s.name: CallAdapter(s, self._book, self._ran_ahead, timed=self._limits[s.name].timed)
+            s.name: CallAdapter(
+                s, self._book, self._ran_ahead, timed=self._limits[s.name].timed, load=loads[s.name]
+            )
             for s in self.sources
         }
         self.loader = Preloader(

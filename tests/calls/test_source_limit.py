@@ -14,7 +14,7 @@ import pytest
 
 from graph import CallGuess
 from preload import DictSource, EngineConfig, PreloadEngine
-from preload.calls import CallAdapter, CallBook, SourceLimit
+from preload.calls import CallAdapter, CallBook, SourceLimit, source_load
 from preload.replay._clock import VirtualClockLoop
 from preload.testing import ScriptedCallPredictor, ScriptedCallSource
 
@@ -245,3 +245,69 @@ def test_each_call_is_timed_with_the_calls_running_beside_it() -> None:
 
     running = anyio.run(main, backend_options={"loop_factory": VirtualClockLoop})
     assert (0, [(1.0, 0), (1.0, 1), (1.0, 2)]) == (running, sorted(timed))
+
+
+def test_engines_given_one_source_share_its_load() -> None:
+    """
+    Two tenants' engines given one source object (one client to one backend): the
+    calls of both count towards the source's usual latency and its slowdown, so that
+    slow calls made through one tenant lower the limit of the other, which made too
+    few calls of its own to move it. Engines given sources of their own do not.
+    """
+
+    async def main(shared: bool) -> int:
+        sources = [ScriptedCallSource({FIND: True}, latency=0.1) for _ in range(2)]
+        if shared:
+            sources[1] = sources[0]
+        config = EngineConfig()
+        config = config.replace(
+            calls=replace(config.calls, max_in_flight_per_source=4, source_slowdown=1.5)
+        )
+        kb = {"kb": DictSource({"k": "text"})}
+        async with (
+            PreloadEngine(config.replace(tenant="a"), sources=kb, call_sources=[sources[0]]) as a,
+            PreloadEngine(config.replace(tenant="b"), sources=kb, call_sources=[sources[1]]) as b,
+        ):
+            for i in range(300):
+                await a.call("agent", FIND, {"city": f"a {i}"})
+                await b.call("agent", FIND, {"city": f"b {i}"})
+            sources[1].latency = 1.0
+            for i in range(100):
+                await b.call("agent", FIND, {"city": f"slow {i}"})
+            return a.call_statistics().source_limit
+
+    assert 0 == anyio.run(main, True, backend_options={"loop_factory": VirtualClockLoop})
+    assert 4 == anyio.run(main, False, backend_options={"loop_factory": VirtualClockLoop})
+
+
+def test_calls_through_two_adapters_of_one_load_are_timed_beside_each_other() -> None:
+    """
+    Calls started together through the adapters of two engines sharing a source's
+    load are timed beside each other's (0, 1 and 2 others), and the count of calls
+    running is the sum; one source object gives one load, another source its own, and
+    a source that cannot be held weakly a load of its own each time.
+    """
+    timed: list[int] = []
+    source = ScriptedCallSource({FIND: True}, latency=1.0)
+    load = source_load(source, 4)
+    assert load is source_load(source, 4)
+    assert load is not source_load(ScriptedCallSource({FIND: True}), 4)
+    assert load is not source_load(source, 8)  # another engine's settings
+    first, second = (
+        CallAdapter(source, CallBook(), timed=lambda s, beside: timed.append(beside), load=load)
+        for _ in range(2)
+    )
+    seen: list[int] = []
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first.call, FIND, {"city": "A"})
+            tg.start_soon(second.call, FIND, {"city": "B"})
+            tg.start_soon(first.call, FIND, {"city": "C"})
+            await anyio.sleep(0.5)
+            seen.extend([first.running, second.running])
+
+    anyio.run(main, backend_options={"loop_factory": VirtualClockLoop})
+    assert ([3, 3], [0, 1, 2], 0) == (seen, sorted(timed), load.running)
+    unhashable = [source]  # a list: no weak reference, no hash
+    assert source_load(unhashable, 4) is not source_load(unhashable, 4)
