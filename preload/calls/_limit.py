@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 __all__ = ["SourceLimit", "SourceLoad", "source_load"]
 
@@ -212,20 +212,45 @@ class _Group:
 class SourceLoad:
     """
     What the engines of a process that were given one call source object share of
-    it: the calls of it running now, whoever made them (:attr:`running`), and the
-    limit of the calls run ahead against it (:attr:`limit`, None where nothing limits
-    them), which every call of it times. Tenants whose tools are one client to one
-    backend then read it as busy from all their calls, not each from its own.
+    it: the calls of it running now, whoever made them (:attr:`running`), the limit
+    of the calls run ahead against it (:attr:`limit`, None where nothing limits
+    them), which every call of it times, and the calls each engine ran ahead against
+    it (:meth:`ahead_of`), counted together against that limit. Tenants whose tools
+    are one client to one backend then read it as busy from all their calls, not each
+    from its own, and run ahead at most what it takes between them.
 
     .. versionadded:: 0.27
     """
 
-    __slots__ = ("limit", "running")
+    __slots__ = ("_ahead", "limit", "running")
 
     def __init__(self, limit: SourceLimit | None = None) -> None:
         self.limit = limit
         #: The calls of the source running now.
         self.running = 0
+        # per engine (its loader, held weakly): the keys of its calls run ahead
+        self._ahead: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+    def ahead_of(self, loader: Any) -> set[str]:
+        """
+        The keys of the calls an engine (by its ``loader``) ran ahead against the
+        source, to add to as it runs more.
+        """
+        return self._ahead.setdefault(loader, set())
+
+    def ahead(self) -> int:
+        """
+        The calls run ahead against the source by every engine sharing it, as counted:
+        some may have ended (:meth:`drop_ended`).
+        """
+        return sum(len(keys) for keys in self._ahead.values())
+
+    def drop_ended(self) -> None:
+        """
+        Forget the calls run ahead that ended: those no engine's loader still runs.
+        """
+        for loader, keys in list(self._ahead.items()):
+            keys.intersection_update([k for k in keys if loader.is_pending(k)])
 
 
 #: Per call source object, the loads of the engines given it, by their limit's settings

@@ -131,7 +131,7 @@ class CallSide:
         #: Per call source, how many calls run ahead may run against it at once, and
         #: how many of its calls run now: shared with the other engines of the process
         #: given the same source object (tenants whose tools are one backend's client).
-        loads = {
+        self._loads = loads = {
             s.name: source_load(s, calls.max_in_flight_per_source, tolerance=calls.source_slowdown)
             for s in self.sources
         }
@@ -167,7 +167,6 @@ class CallSide:
         # queues behind the forecasts of other sessions.
         self._guessing = anyio.CapacityLimiter(1)
         self._speculation = SpeculationLedger()
-        self._speculating: dict[str, set[str]] = {}  # call source -> keys in flight
         # session -> calls run ahead since its agent's step began (new_step)
         self._this_turn: dict[str, int] = {}
         self._rationing = CallRationing(calls.max_per_call)  # speculation per call made
@@ -367,12 +366,13 @@ class CallSide:
                 self._speculation.pending(session_id, key) and loader.is_pending(key)
             ):
                 continue  # warm, or this session's run of it is still on its way
-            running = self._speculating.setdefault(source.name, set())
+            load = self._loads[source.name]
+            running = load.ahead_of(loader)
             limit = self._limits[source.name]
-            if len(running) >= limit.limit:  # else none ended can matter
-                running.intersection_update([k for k in running if loader.is_pending(k)])
+            if load.ahead() >= limit.limit:  # else none ended can matter
+                load.drop_ended()
             started = self._this_turn.get(session_id, 0)
-            if self._held_back(source.name, started, len(running), p):
+            if self._held_back(source.name, started, load.ahead(), p):
                 continue
             if not loader.schedule(key, p):
                 continue

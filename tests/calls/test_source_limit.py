@@ -311,3 +311,46 @@ def test_calls_through_two_adapters_of_one_load_are_timed_beside_each_other() ->
     assert ([3, 3], [0, 1, 2], 0) == (seen, sorted(timed), load.running)
     unhashable = [source]  # a list: no weak reference, no hash
     assert source_load(unhashable, 4) is not source_load(unhashable, 4)
+
+
+def test_calls_run_ahead_by_engines_sharing_a_source_count_against_one_limit() -> None:
+    """
+    Two tenants' engines given one source of at most four calls run ahead at once:
+    the first runs three ahead (they wait at the backend), the second then one, its
+    two others held back by the source's limit; given sources of their own, each runs
+    its three. (On the real clock: the virtual one would move on to the calls'
+    deadline while they wait.)
+    """
+
+    async def main(shared: bool) -> tuple[int, int, int]:
+        gate = anyio.Event()
+        sources = [ScriptedCallSource({FIND: True}, gate=gate) for _ in range(2)]
+        if shared:
+            sources[1] = sources[0]
+        config = EngineConfig()
+        config = config.replace(
+            calls=replace(config.calls, max_in_flight_per_source=4, max_per_call=math.inf)
+        )
+        kb = {"kb": DictSource({"k": "text"})}
+        engines = [
+            PreloadEngine(
+                config.replace(tenant=tenant),
+                sources=kb,
+                call_sources=[source],
+                call_predictor=ScriptedCallPredictor(
+                    [(FIND, {"city": f"{tenant} {c}"}, 0.9) for c in "ABC"]
+                ),
+            )
+            for tenant, source in zip("ab", sources, strict=True)
+        ]
+        async with engines[0] as a, engines[1] as b:
+            await a.handle(session_id="s", text="go")
+            await anyio.wait_all_tasks_blocked()
+            await b.handle(session_id="s", text="go")
+            await anyio.wait_all_tasks_blocked()
+            stats = b.call_statistics()
+            gate.set()
+        return a.call_statistics().speculative, stats.speculative, stats.speculative_skipped_source
+
+    assert (3, 1, 2) == anyio.run(main, True)
+    assert (3, 3, 0) == anyio.run(main, False)
