@@ -4,7 +4,8 @@ tests put this folder on PYTHONPATH).
 
 - ``private``: one item, ``secret``, whose text names the tenant: what tenant
   isolation must never mix up.
-- ``tools``: call sources for ``--tools plugins:tools``.
+- ``tools``: call sources for ``--tools plugins:tools``; ``shared_tools``: one
+  client (``SHARED``) for every tenant.
 - ``gate``: items ``slow:*`` whose load connects to the test's listener on
   ``PRELOAD_TEST_GATE_PORT`` and waits for a byte from it, so that the test knows a
   request is in flight (its listener accepted) and decides when it ends.
@@ -78,3 +79,27 @@ def tools(tenant: str) -> list[CallSource]:
     toolset.add("book_room", book_room, read_only=False)
     toolset.add("broken", broken, read_only=True)
     return [toolset]
+
+
+def backend() -> ToolSet:
+    """
+    A backend's client with one read-only tool, ``lookup``.
+    """
+
+    async def lookup(city: str) -> str:
+        return f"the weather in {city}"
+
+    toolset = ToolSet("backend")
+    toolset.add("lookup", lookup, read_only=True)
+    return toolset
+
+
+#: The client ``shared_tools`` gives every tenant (a test may put a new one here).
+SHARED = backend()
+
+
+def shared_tools(tenant: str) -> list[CallSource]:
+    """
+    One client to one backend for every tenant: the same call source object.
+    """
+    return [SHARED]
