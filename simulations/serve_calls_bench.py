@@ -11,7 +11,9 @@ strategy it starts a ``redis-server`` on a free loopback port and two replicas
 call, answering with the results they recorded after the replay's ``db`` latency,
 lognormal, median 400 ms, p95 2 s, the same for the same call on both replicas; with
 ``--capacity N`` each replica's tools serve at most N calls at once, the others waiting
-their turn, as a busy backend makes them), then
+their turn, as a busy backend makes them; with ``--tenants N`` the sessions spread over
+N tenants in turn, each tenant's engine given the replica's one backend as one source
+object, or with ``--client-each`` each its own client of it, another object), then
 plays the sessions, ``--concurrency`` at once, as the replay does: each turn's request
 (text, state, needs), then, at a turn with ``tool_calls``, the agent's model decides
 (lognormal, median 800 ms, p95 3 s: the replay's ``[replay.agent]``, drawn the same for
@@ -55,7 +57,7 @@ ahead, they wait only for the backend); the request's client time at p99; and th
     python -m simulations.serve_calls_bench [--dataset sgd] [--sessions 400]
         [--concurrency 60]
         [--strategies off,engine[,engine_shared,engine_shared_learning,engine_before_calls,
-        engine_narrow,engine_fixed]] [--capacity 0]
+        engine_narrow,engine_fixed]] [--capacity 0] [--tenants 1 [--client-each]]
         [--route sticky]
 """
 
@@ -66,6 +68,7 @@ import asyncio
 import json
 import math
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -223,28 +226,33 @@ def scrape(replicas: list[Replica], played: Played) -> None:
     """
     for replica in replicas:
         text = metrics_of(replica)
-        for name in COUNTERS:
-            value = metric(text, rf"preload_{name}_total\{{[^}}]*\}}")
-            played.counters[name] = played.counters.get(name, 0.0) + (
-                0.0 if math.isnan(value) else value
+        for name in COUNTERS:  # every tenant's
+            value = sum(
+                float(v)
+                for v in re.findall(
+                    rf"^preload_{name}_total\{{[^}}]*\}} ([0-9.e+-]+)$", text, re.MULTILINE
+                )
             )
+            played.counters[name] = played.counters.get(name, 0.0) + value
         played.lags.append(metric(text, r'preload_loop_lag_seconds\{quantile="0.99"\}'))
 
 
 async def drive(
-    args: argparse.Namespace, sessions: list[Any], replicas: list[Replica], key: str
+    args: argparse.Namespace, sessions: list[Any], replicas: list[Replica], keys: list[str]
 ) -> Played:
     played = Played()
     order = [0]
-    queue = list(reversed(sessions))
-    headers = {"Authorization": f"Bearer {key}"}
+    # each session its tenant's, in turn
+    queue = [(s, keys[i % len(keys)]) for i, s in enumerate(sessions)][::-1]
     limits = httpx.Limits(max_connections=2 * args.concurrency)
     began = time.monotonic()
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
 
         async def worker() -> None:
             while queue:
-                await play(queue.pop(), http, replicas, order, played, args, headers)
+                session, key = queue.pop()
+                headers = {"Authorization": f"Bearer {key}"}
+                await play(session, http, replicas, order, played, args, headers)
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     played.wall_s = time.monotonic() - began
@@ -260,7 +268,8 @@ def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], d
         replicas: list[Replica] = []
         try:
             keys = folder / "keys.jsonl"
-            key = append_key(keys, "bench")
+            tenants = ["bench"] if args.tenants == 1 else [f"t{i}" for i in range(args.tenants)]
+            tenant_keys = [append_key(keys, tenant) for tenant in tenants]
             config = config_file(folder, redis.url, strategy)
             command, env = serve_command(
                 config,
@@ -274,11 +283,12 @@ def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], d
                 PRELOAD_BENCH_SESSIONS=str(dev),
                 PRELOAD_BENCH_SEED=str(args.seed),
                 PRELOAD_BENCH_CALL_CAPACITY=str(args.capacity),
+                PRELOAD_BENCH_CLIENT_EACH="1" if args.client_each else "0",
             )
             for name in ("a", "b"):
                 replicas.append(Replica(name, command, env))
                 replicas[-1].start()
-            return asyncio.run(drive(args, sessions, replicas, key))
+            return asyncio.run(drive(args, sessions, replicas, tenant_keys))
         finally:
             for replica in replicas:
                 replica.stop()
@@ -387,6 +397,18 @@ def main() -> None:
         help="the tools serve at most this many calls at once on each replica, the "
         "others wait their turn (0: no bound)",
     )
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        default=1,
+        help="the sessions spread over this many tenants, in turn (1)",
+    )
+    parser.add_argument(
+        "--client-each",
+        action="store_true",
+        help="each tenant its own client of the replica's one backend (another object), "
+        "rather than the backend's one client for all",
+    )
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--route", choices=("sticky", "other"), default="sticky")
     parser.add_argument("--seed", type=int, default=0)
@@ -396,10 +418,16 @@ def main() -> None:
     unknown = [s for s in strategies if s not in KNOWN]
     if unknown or not strategies:
         sys.exit(f"serve_calls_bench: --strategies takes {', '.join(KNOWN)}; got {unknown}")
-    if args.sessions < 1 or args.concurrency < 1 or args.compress <= 0 or args.capacity < 0:
+    if (
+        args.sessions < 1
+        or args.concurrency < 1
+        or args.compress <= 0
+        or args.capacity < 0
+        or args.tenants < 1
+    ):
         sys.exit(
-            "serve_calls_bench: --sessions, --concurrency and --compress must be positive, "
-            "--capacity not negative"
+            "serve_calls_bench: --sessions, --concurrency, --compress and --tenants must be "
+            "positive, --capacity not negative"
         )
     if args.calls_model is not None and not args.calls_model.is_file():
         sys.exit(f"serve_calls_bench: no {args.calls_model} (--calls-model)")
@@ -432,6 +460,13 @@ def main() -> None:
         f"{len(sessions)} sessions, {args.concurrency} at once, think times / {args.compress:g},"
         " a turn's calls sent to "
         + ("the replica that took its request" if args.route == "sticky" else "the other replica")
+        + (
+            f"; {args.tenants} tenants, "
+            + ("each its own client of" if args.client_each else "one source object for")
+            + " each replica's backend"
+            if args.tenants > 1
+            else ""
+        )
     )
     show(rows)
     if args.json is not None:

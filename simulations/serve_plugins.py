@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -72,16 +73,45 @@ def sources(tenant: str) -> dict[str, Source]:
     return {source.name: source}
 
 
+class _Client:
+    """
+    One tenant's own client of the replica's one backend: another object, the same
+    calls.
+    """
+
+    def __init__(self, backend: CallSource) -> None:
+        self.backend = backend
+        self.name = backend.name
+
+    def read_only(self, name: str) -> bool | None:
+        return self.backend.read_only(name)
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> str:
+        return await self.backend.call(name, args)
+
+
+_BACKEND: list[CallSource] = []
+
+
 def tools(tenant: str) -> list[CallSource]:
     """
-    The bench's tool backend, for every tenant: the tools the sessions of
-    ``PRELOAD_BENCH_SESSIONS`` call, each answering with the result they recorded after
-    a lognormal latency (median ``PRELOAD_BENCH_CALL_MEDIAN_MS``, 400 ms, p95
-    ``PRELOAD_BENCH_CALL_P95_MS``, 2 s: the replay's ``db``), the same for the same call
-    on every replica (seeded by ``PRELOAD_BENCH_SEED``), at most
+    The bench's tool backend, one for all of a replica's tenants: the tools the
+    sessions of ``PRELOAD_BENCH_SESSIONS`` call, each answering with the result they
+    recorded after a lognormal latency (median ``PRELOAD_BENCH_CALL_MEDIAN_MS``, 400
+    ms, p95 ``PRELOAD_BENCH_CALL_P95_MS``, 2 s: the replay's ``db``), the same for the
+    same call on every replica (seeded by ``PRELOAD_BENCH_SEED``), at most
     ``PRELOAD_BENCH_CALL_CAPACITY`` calls at once on each replica (0, the default: no
-    bound).
+    bound). Every tenant gets the backend itself, one source object, unless
+    ``PRELOAD_BENCH_CLIENT_EACH`` is 1: then each its own client of it.
     """
+    if not _BACKEND:
+        _BACKEND.append(_backend())
+    if os.environ.get("PRELOAD_BENCH_CLIENT_EACH") == "1":
+        return [_Client(_BACKEND[0])]
+    return [_BACKEND[0]]
+
+
+def _backend() -> CallSource:
     sessions, _ = read_sessions(os.environ["PRELOAD_BENCH_SESSIONS"])
     latency = LatencyConfig(
         median_ms=float(os.environ.get("PRELOAD_BENCH_CALL_MEDIAN_MS", "400")),
@@ -89,4 +119,4 @@ def tools(tenant: str) -> list[CallSource]:
     )
     seed = int(os.environ.get("PRELOAD_BENCH_SEED", "0"))
     capacity = int(os.environ.get("PRELOAD_BENCH_CALL_CAPACITY", "0"))
-    return [SimulatedCallSource(sessions, latency, random.Random(seed), capacity=capacity)]
+    return SimulatedCallSource(sessions, latency, random.Random(seed), capacity=capacity)
