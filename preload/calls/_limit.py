@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final, Protocol
 
 __all__ = ["SourceLimit", "SourceLoad", "source_load"]
 
@@ -209,6 +209,15 @@ class _Group:
         self.square += (x * x - self.square) / weight
 
 
+class Runs(Protocol):
+    """
+    What runs an engine's calls ahead (its loader): whether one is still queued or
+    running.
+    """
+
+    def is_pending(self, key: str) -> bool: ...
+
+
 class SourceLoad:
     """
     What the engines of a process that were given one call source object share of
@@ -229,9 +238,9 @@ class SourceLoad:
         #: The calls of the source running now.
         self.running = 0
         # per engine (its loader, held weakly): the keys of its calls run ahead
-        self._ahead: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+        self._ahead: weakref.WeakKeyDictionary[Runs, set[str]] = weakref.WeakKeyDictionary()
 
-    def ahead_of(self, loader: Any) -> set[str]:
+    def ahead_of(self, loader: Runs) -> set[str]:
         """
         The keys of the calls an engine (by its ``loader``) ran ahead against the
         source, to add to as it runs more.
