@@ -231,12 +231,15 @@ class SourceLoad:
     .. versionadded:: 0.27
     """
 
-    __slots__ = ("_ahead", "limit", "running")
+    __slots__ = ("_ahead", "limit", "running", "told")
 
     def __init__(self, limit: SourceLimit | None = None) -> None:
         self.limit = limit
         #: The calls of the source running now.
         self.running = 0
+        #: What was logged of the source once (its limit bound, it fell): once for
+        #: every engine sharing it.
+        self.told: set[str] = set()
         # per engine (its loader, held weakly): the keys of its calls run ahead
         self._ahead: weakref.WeakKeyDictionary[Runs, set[str]] = weakref.WeakKeyDictionary()
 

@@ -171,8 +171,6 @@ class CallSide:
         self._this_turn: dict[str, int] = {}
         self._rationing = CallRationing(calls.max_per_call)  # speculation per call made
         self._counters = _CallCounters()
-        self._told_source_limit: set[str] = set()  # sources whose limit bound, logged
-        self._told_slow: set[str] = set()  # sources whose limit fell as they slowed, logged
         #: Told when a call run ahead for a session's current turn returns (the
         #: engine wires the learner's :meth:`~preload.engine._learner.Learner.
         #: speculate_chain`): the session, its turns with that one, the request asked
@@ -417,8 +415,9 @@ class CallSide:
             limit.held()
             if limit.limit < limit.most:
                 counters.speculative_skipped_slow += 1
-                if source not in self._told_slow:
-                    self._told_slow.add(source)
+                told = self._loads[source].told  # once a source, however many share it
+                if "slow" not in told:
+                    told.add("slow")
                     logger.warning(
                         "call source %r: its calls take %.1f times their usual time, so "
                         "%d calls (of calls.max_in_flight_per_source %d) may run ahead "
@@ -429,8 +428,8 @@ class CallSide:
                         limit.limit,
                         limit.most,
                     )
-            elif source not in self._told_source_limit:
-                self._told_source_limit.add(source)
+            elif "limit" not in (told := self._loads[source].told):
+                told.add("limit")
                 logger.warning(
                     "call source %r: calls.max_in_flight_per_source (%d) held back a call "
                     "to run ahead; raise it if the source takes more calls at once "

@@ -313,13 +313,16 @@ def test_calls_through_two_adapters_of_one_load_are_timed_beside_each_other() ->
     assert source_load(unhashable, 4) is not source_load(unhashable, 4)
 
 
-def test_calls_run_ahead_by_engines_sharing_a_source_count_against_one_limit() -> None:
+def test_calls_run_ahead_by_engines_sharing_a_source_count_against_one_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """
     Two tenants' engines given one source of at most four calls run ahead at once:
     the first runs three ahead (they wait at the backend), the second then one, its
-    two others held back by the source's limit; given sources of their own, each runs
-    its three. (On the real clock: the virtual one would move on to the calls'
-    deadline while they wait.)
+    two others held back by the source's limit, as the first's guesses for another
+    session are, and the limit's binding is logged once; given sources of their own,
+    each runs its three. (On the real clock: the virtual one would move on to the
+    calls' deadline while they wait.)
     """
 
     async def main(shared: bool) -> tuple[int, int, int]:
@@ -349,8 +352,12 @@ def test_calls_run_ahead_by_engines_sharing_a_source_count_against_one_limit() -
             await b.handle(session_id="s", text="go")
             await anyio.wait_all_tasks_blocked()
             stats = b.call_statistics()
+            await a.handle(session_id="s2", text="go")
+            await anyio.wait_all_tasks_blocked()
             gate.set()
         return a.call_statistics().speculative, stats.speculative, stats.speculative_skipped_source
 
     assert (3, 1, 2) == anyio.run(main, True)
+    told = [r for r in caplog.records if "max_in_flight_per_source (4)" in r.getMessage()]
+    assert 1 == len(told)
     assert (3, 3, 0) == anyio.run(main, False)
