@@ -222,8 +222,8 @@ class SourceLoad:
     """
     What the engines of a process that were given one call source object share of
     it: the calls of it running now, whoever made them (:attr:`running`), the limit
-    of the calls run ahead against it (:attr:`limit`, None where nothing limits
-    them), which every call of it times, and the calls each engine ran ahead against
+    of the calls run ahead against it (:attr:`limit`), which every call of it times,
+    and the calls each engine ran ahead against
     it (:meth:`ahead_of`), counted together against that limit. Tenants whose tools
     are one client to one backend then read it as busy from all their calls, not each
     from its own, and run ahead at most what it takes between them.
@@ -233,7 +233,7 @@ class SourceLoad:
 
     __slots__ = ("_ahead", "limit", "running", "told")
 
-    def __init__(self, limit: SourceLimit | None = None) -> None:
+    def __init__(self, limit: SourceLimit) -> None:
         self.limit = limit
         #: The calls of the source running now.
         self.running = 0

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from .._errors import MissingItemError
-from ._limit import SourceLoad
+from ._limit import SourceLimit, SourceLoad
 
 if TYPE_CHECKING:
     from ._call import ToolCall
@@ -94,10 +94,11 @@ class CallAdapter:
             returned, or None when it failed), as it ends.
         timed: Told how long each call that returned took, in seconds (through
             :meth:`fetch` or :meth:`call`), and how many other calls of the source
-            were running when it started.
-        load: Where the calls of the source running now are counted, shared with
-            the adapters of other engines given the same source
-            (:func:`~preload.calls.source_load`); None: this adapter's calls alone.
+            were running when it started (as the load's limit is).
+        load: Where the calls of the source running now are counted, and whose
+            limit times them: shared with the adapters of other engines given the
+            same source (:func:`~preload.calls.source_load`); None: a load of this
+            adapter's calls alone, its limit never moving.
 
     .. versionchanged:: 0.25
        ``timed``.
@@ -121,7 +122,7 @@ class CallAdapter:
         self.book = book
         self.on_result = on_result
         self.timed = timed
-        self.load = load if load is not None else SourceLoad()
+        self.load = load if load is not None else SourceLoad(SourceLimit(1, tolerance=0))
         self._logged: set[str] = set()
 
     @property
@@ -174,9 +175,9 @@ class CallAdapter:
 
     async def call(self, name: str, args: Mapping[str, Any]) -> str:
         """
-        Make a call of the source, and tell ``timed`` how long it took if it returned,
-        and beside how many others: the loader's calls (:meth:`fetch`) and those the
-        engine makes directly.
+        Make a call of the source, and tell the load's limit and ``timed`` how long it
+        took if it returned, and beside how many others: the loader's calls
+        (:meth:`fetch`) and those the engine makes directly.
         """
         load = self.load
         beside = load.running
@@ -186,8 +187,10 @@ class CallAdapter:
             result = await self.source.call(name, args)
         finally:
             load.running -= 1
+        took = anyio.current_time() - start
+        load.limit.timed(took, beside)
         if self.timed is not None:
-            self.timed(anyio.current_time() - start, beside)
+            self.timed(took, beside)
         return result
 
 

@@ -131,17 +131,14 @@ class CallSide:
         #: Per call source, how many calls run ahead may run against it at once, and
         #: how many of its calls run now: shared with the other engines of the process
         #: given the same source object (tenants whose tools are one backend's client).
-        self._loads = loads = {
+        self._loads = {
             s.name: source_load(s, calls.max_in_flight_per_source, tolerance=calls.source_slowdown)
             for s in self.sources
         }
-        self._limits = {name: load.limit for name, load in loads.items() if load.limit is not None}
         #: Per call source, what makes its calls (the loader's, and the agent's it does
         #: not run), each timed for the source's limit.
         self._adapters = {
-            s.name: CallAdapter(
-                s, self._book, self._ran_ahead, timed=self._limits[s.name].timed, load=loads[s.name]
-            )
+            s.name: CallAdapter(s, self._book, self._ran_ahead, load=self._loads[s.name])
             for s in self.sources
         }
         self.loader = Preloader(
@@ -366,11 +363,12 @@ class CallSide:
                 continue  # warm, or this session's run of it is still on its way
             load = self._loads[source.name]
             running = load.ahead_of(loader)
-            limit = self._limits[source.name]
-            if load.ahead() >= limit.limit:  # else none ended can matter
+            in_flight = load.ahead()
+            if in_flight >= load.limit.limit:  # else none ended can matter
                 load.drop_ended()
+                in_flight = load.ahead()
             started = self._this_turn.get(session_id, 0)
-            if self._held_back(source.name, started, load.ahead(), p):
+            if self._held_back(source.name, started, in_flight, p):
                 continue
             if not loader.schedule(key, p):
                 continue
@@ -407,7 +405,7 @@ class CallSide:
         ahead), and its fall once a source.
         """
         calls, counters = self.calls, self._counters
-        limit = self._limits[source]
+        limit = self._loads[source].limit
         if started >= calls.max_per_turn:
             counters.speculative_skipped_step += 1
         elif running >= limit.limit:
@@ -564,7 +562,7 @@ class CallSide:
             used_after_call=ledger.used_by_moment["call"],
             speculative_wasted=ledger.wasted,
             learned_word_counts=self._word_counts,
-            source_limit=min(limit.limit for limit in self._limits.values()),
+            source_limit=min(load.limit.limit for load in self._loads.values()),
         )
 
 

@@ -41,7 +41,8 @@ async def test_tenants_given_one_source_object_share_its_load(
                 answer = await client.post("/v1/sessions/s1/calls", json=call)
                 assert 200 == answer.status_code, answer.text
         limits = [
-            next(iter(server.gates[t].engine._calls._limits.values())) for t in ("acme", "beta")
+            next(iter(server.gates[t].engine._calls._loads.values())).limit
+            for t in ("acme", "beta")
         ]
     assert shared == (limits[0] is limits[1])
     assert ([2, 2] if shared else [1, 1]) == [limit._timed for limit in limits]
