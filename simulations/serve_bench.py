@@ -426,8 +426,19 @@ def metric(text: str, pattern: str) -> float:
     The value of the first sample of a metrics page whose name and labels match
     ``pattern`` (NaN when none does).
     """
-    found = re.search("^" + pattern + r" ([0-9.e+-]+)$", text, re.MULTILINE)
+    found = re.search("^" + pattern + _SAMPLE, text, re.MULTILINE)
     return float(found.group(1)) if found else math.nan
+
+
+def metric_total(text: str, pattern: str) -> float:
+    """
+    The sum of the samples of a metrics page whose name and labels match ``pattern``
+    (every tenant's; 0 when none does).
+    """
+    return sum(float(v) for v in re.findall("^" + pattern + _SAMPLE, text, re.MULTILINE))
+
+
+_SAMPLE = r" ([0-9.e+-]+)$"
 
 
 def scrape(replica: Replica, run: Run) -> None:

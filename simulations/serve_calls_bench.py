@@ -68,7 +68,6 @@ import asyncio
 import json
 import math
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -95,6 +94,7 @@ from simulations.serve_bench import (
     Redis,
     Replica,
     metric,
+    metric_total,
     metrics_of,
     quantiles,
     serve_command,
@@ -227,12 +227,7 @@ def scrape(replicas: list[Replica], played: Played) -> None:
     for replica in replicas:
         text = metrics_of(replica)
         for name in COUNTERS:  # every tenant's
-            value = sum(
-                float(v)
-                for v in re.findall(
-                    rf"^preload_{name}_total\{{[^}}]*\}} ([0-9.e+-]+)$", text, re.MULTILINE
-                )
-            )
+            value = metric_total(text, rf"preload_{name}_total\{{[^}}]*\}}")
             played.counters[name] = played.counters.get(name, 0.0) + value
         played.lags.append(metric(text, r'preload_loop_lag_seconds\{quantile="0.99"\}'))
 

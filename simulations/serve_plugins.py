@@ -10,6 +10,7 @@ simulations.serve_plugins:tools``).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -90,9 +91,6 @@ class _Client:
         return await self.backend.call(name, args)
 
 
-_BACKEND: list[CallSource] = []
-
-
 def tools(tenant: str) -> list[CallSource]:
     """
     The bench's tool backend, one for all of a replica's tenants: the tools the
@@ -104,13 +102,12 @@ def tools(tenant: str) -> list[CallSource]:
     bound). Every tenant gets the backend itself, one source object, unless
     ``PRELOAD_BENCH_CLIENT_EACH`` is 1: then each its own client of it.
     """
-    if not _BACKEND:
-        _BACKEND.append(_backend())
     if os.environ.get("PRELOAD_BENCH_CLIENT_EACH") == "1":
-        return [_Client(_BACKEND[0])]
-    return [_BACKEND[0]]
+        return [_Client(_backend())]
+    return [_backend()]
 
 
+@functools.cache
 def _backend() -> CallSource:
     sessions, _ = read_sessions(os.environ["PRELOAD_BENCH_SESSIONS"])
     latency = LatencyConfig(
