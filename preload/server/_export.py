@@ -10,6 +10,8 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._store import served_at
+
 if TYPE_CHECKING:
     from ._store import SessionStore, StoredSession
 
@@ -35,15 +37,16 @@ async def session_log_chunks(
 
     With ``since`` or ``until`` (seconds since the epoch), only the sessions whose
     last kept turn was served at or after ``since`` and before ``until``
-    (:func:`last_served`), whole; a session with no time of its own is left out. Every
-    session is read all the same.
+    (:func:`last_served`), whole; a session with no time of its own is left out. The
+    store lists those of the window (Redis, from the tenant's index; the memory store,
+    every session), and each listed is read and judged by its turns.
 
     Raises:
         StoreUnavailable: The store cannot be reached.
     """
     seen: set[str] = set()
     window = since is not None or until is not None
-    async for page in store.session_ids(tenant):
+    async for page in store.session_ids(tenant, since=since, until=until):
         lines: list[str] = []
         size = 0
         for session_id in page:
@@ -68,15 +71,7 @@ def last_served(stored: StoredSession) -> float | None:
     since the epoch) its turns hold; None when none holds one (turns stored before
     replicas kept their times).
     """
-    return max((at for at in map(_served_at, stored.turns) if at is not None), default=None)
-
-
-def _served_at(turn: Mapping[str, Any]) -> float | None:
-    """
-    When a stored turn was served (its ``at``), None if it holds no time.
-    """
-    at = turn.get("at")
-    return at if isinstance(at, int | float) and not isinstance(at, bool) else None
+    return max((at for at in map(served_at, stored.turns) if at is not None), default=None)
 
 
 def _within(at: float | None, since: float | None, until: float | None) -> bool:
@@ -99,7 +94,7 @@ def log_session(session_id: str, stored: StoredSession) -> dict[str, Any]:
     start: float | None = None
     t = 0.0
     for turn in stored.turns:
-        at = _served_at(turn)
+        at = served_at(turn)
         if at is not None:
             start = at if start is None else start
             t = max(t, round(at - start, 3))

@@ -51,6 +51,7 @@ __all__ = [
     "change_header",
     "change_message",
     "new_epoch",
+    "served_at",
 ]
 
 
@@ -272,11 +273,16 @@ class SessionStore(Protocol):
         """
         ...
 
-    def session_ids(self, tenant: str) -> AsyncIterator[list[str]]:
+    def session_ids(
+        self, tenant: str, *, since: float | None = None, until: float | None = None
+    ) -> AsyncIterator[list[str]]:
         """
         The ids of the tenant's stored sessions, a page at a time, in no order. A
         session stored or forgotten meanwhile may be in them or not, and on Redis an
-        id may come twice.
+        id may come twice. With ``since`` or ``until`` (seconds since the epoch), at
+        least those whose last written turn was served at or after ``since`` and
+        before ``until`` (the ``at`` it holds): a store may list more (the memory
+        store lists them all), and the caller judges each by its turns.
 
         Raises:
             StoreUnavailable: The store cannot be reached.
@@ -363,6 +369,15 @@ class OneAtATime:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+def served_at(turn: Mapping[str, Any]) -> float | None:
+    """
+    When a stored turn was served (its ``at``, seconds since the epoch), None if it
+    holds no time (turns stored before replicas kept their times).
+    """
+    at = turn.get("at")
+    return at if isinstance(at, int | float) and not isinstance(at, bool) else None
 
 
 def new_epoch() -> str:

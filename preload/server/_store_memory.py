@@ -141,7 +141,10 @@ class MemorySessionStore:
     async def delete(self, tenant: str, session_id: str) -> bool:
         return self._sessions.pop((tenant, session_id), None) is not None
 
-    async def session_ids(self, tenant: str) -> AsyncIterator[list[str]]:
+    async def session_ids(
+        self, tenant: str, *, since: float | None = None, until: float | None = None
+    ) -> AsyncIterator[list[str]]:
+        # every session, window or not: in memory, judging each costs what listing does
         ids = [session_id for owner, session_id in list(self._sessions) if owner == tenant]
         for start in range(0, len(ids), PAGE):
             yield ids[start : start + PAGE]

@@ -5,7 +5,12 @@ On Redis a session is two keys, ``{prefix}:{tenant}:{id}:turns`` (a list of its 
 ``max_turns`` turns) and ``...:meta`` (a hash with ``epoch``, ``user``, ``version`` and
 ``count``, every turn it had; a session written before ``count`` was kept counts the
 list's length), both expiring ``session_ttl_s`` after the last write; a lease is ``...:lease`` (``SET NX PX`` with an owner token,
-released by compare-and-delete). Durability is Redis': run it with
+released by compare-and-delete). A tenant's sessions are also indexed by when they were
+last served: ``{prefix}:{tenant}:served``, a sorted set of session ids scored by the
+``at`` of their last written turn (seconds since the epoch), which each write updates
+and trims of the sessions last served ``session_ttl_s`` before, and which expires with
+the tenant's last session; an export of a window of time reads the window's sessions
+alone. Durability is Redis': run it with
 ``appendonly yes`` so that a restart loses no accepted turn. The write's script also
 publishes the change on the channel ``{prefix}:changes`` (Redis pub/sub: a replica not
 listening at that moment misses it, and catches up at the session's next change there).
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -34,6 +40,7 @@ from ._store import (
     StoredSession,
     StoreUnavailable,
     change_header,
+    served_at,
 )
 
 logger = logging.getLogger(__name__)
@@ -84,12 +91,20 @@ end
 """
 
 #: Ends a write the script made (the turn ARGV[2]): counts the session's version,
-#: refreshes both keys' TTL (ARGV[{ttl}]) and publishes the change on the channel
-#: ARGV[{channel}] (ARGV[{prefix}], the version, then the turn).
+#: refreshes both keys' TTL (ARGV[{ttl}]), scores the session (ARGV[{id}]) in the
+#: tenant's index (KEYS[4]) by when its turn was served (ARGV[{at}], when the turn holds
+#: it), leaving out the sessions last served a TTL before, and publishes the change on
+#: the channel ARGV[{channel}] (ARGV[{prefix}], the version, then the turn).
 _COMMIT = """\
   out = redis.call('hincrby', KEYS[2], 'version', 1)
   redis.call('pexpire', KEYS[1], ARGV[{ttl}])
   redis.call('pexpire', KEYS[2], ARGV[{ttl}])
+  local at = tonumber(ARGV[{at}])
+  if at then
+    redis.call('zadd', KEYS[4], at, ARGV[{id}])
+    redis.call('zremrangebyscore', KEYS[4], '-inf', '(' .. (at - ARGV[{ttl}] / 1000))
+    redis.call('pexpire', KEYS[4], ARGV[{ttl}])
+  end
   redis.call('publish', ARGV[{channel}], ARGV[{prefix}] .. out .. ']\\n' .. ARGV[2])
 end
 """
@@ -104,10 +119,11 @@ return out
 
 #: Appends a turn only when the session has the expected turn count (setting the meta
 #: on the first turn, counting the turn and the session's version, keeping the list's
-#: last ARGV[10] turns when it is positive, refreshing both keys' TTL, publishing the
-#: change on the channel ARGV[7]: ARGV[8], the version, then the turn) and the writer
-#: may (:data:`_MAY_WRITE`), then releases the lease if it is still ARGV[6]'s. Returns
-#: the new version, or -1.
+#: last ARGV[10] turns when it is positive, refreshing both keys' TTL, scoring the
+#: session ARGV[12] in the tenant's index by ARGV[11], publishing the change on the
+#: channel ARGV[7]: ARGV[8], the version, then the turn) and the writer may
+#: (:data:`_MAY_WRITE`), then releases the lease if it is still ARGV[6]'s. Returns the
+#: new version, or -1.
 APPEND_SCRIPT = (
     _MAY_WRITE.format(token=6, version=9)
     + _COUNT.format(turns=1)
@@ -120,14 +136,15 @@ if may and count == tonumber(ARGV[1]) then
   local keep = tonumber(ARGV[10])
   if keep > 0 then redis.call('ltrim', KEYS[1], -keep, -1) end
 """
-    + _COMMIT.format(ttl=5, channel=7, prefix=8)
+    + _COMMIT.format(ttl=5, channel=7, prefix=8, at=11, id=12)
     + _RELEASE.format(token=6)
 )
 
 #: Replaces the last turn when the session has the expected turn count and epoch and
-#: the writer may (counting the version, publishing the change on the channel ARGV[6]
-#: as APPEND_SCRIPT does), then releases the lease if it is still ARGV[5]'s. Returns
-#: the new version, or -1.
+#: the writer may (counting the version, scoring the session ARGV[10] in the tenant's
+#: index by ARGV[9], publishing the change on the channel ARGV[6] as APPEND_SCRIPT
+#: does), then releases the lease if it is still ARGV[5]'s. Returns the new version,
+#: or -1.
 UPDATE_SCRIPT = (
     _MAY_WRITE.format(token=5, version=8)
     + _COUNT.format(turns=1)
@@ -137,7 +154,7 @@ if may and count == tonumber(ARGV[1]) and count > 0
   and redis.call('hget', KEYS[2], 'epoch') == ARGV[3] then
   redis.call('lset', KEYS[1], -1, ARGV[2])
 """
-    + _COMMIT.format(ttl=4, channel=6, prefix=7)
+    + _COMMIT.format(ttl=4, channel=6, prefix=7, at=9, id=10)
     + _RELEASE.format(token=5)
 )
 
@@ -200,6 +217,12 @@ class RedisSessionStore:
         base = f"{self.prefix}:{tenant}:{session_id}"
         return f"{base}:turns", f"{base}:meta", f"{base}:lease"
 
+    def index_key(self, tenant: str) -> str:
+        """
+        The tenant's index: its sessions scored by when they were last served.
+        """
+        return f"{self.prefix}:{tenant}:served"
+
     @asynccontextmanager
     async def hold(self, tenant: str, session_id: str, start: int = 0) -> AsyncIterator[Held]:
         turns, meta, lease = self.keys(tenant, session_id)
@@ -237,9 +260,23 @@ class RedisSessionStore:
 
     async def delete(self, tenant: str, session_id: str) -> bool:
         turns, meta, _ = self.keys(tenant, session_id)
-        return bool(await self._call(self._redis.delete(turns, meta)))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(turns, meta)
+            pipe.zrem(self.index_key(tenant), session_id)
+            deleted, _ = await self._call(pipe.execute())
+        return bool(deleted)
 
-    async def session_ids(self, tenant: str) -> AsyncIterator[list[str]]:
+    async def session_ids(
+        self, tenant: str, *, since: float | None = None, until: float | None = None
+    ) -> AsyncIterator[list[str]]:
+        if since is not None or until is not None:
+            # the index's window, read at once (ids alone, a few MB for 100,000)
+            low = "-inf" if since is None else repr(float(since))
+            high = "+inf" if until is None else f"({float(until)!r}"
+            ids = await self._call(self._redis.zrangebyscore(self.index_key(tenant), low, high))
+            for start in range(0, len(ids), PAGE):
+                yield ids[start : start + PAGE]
+            return
         # SCAN walks the whole keyspace a page at a time (Redis serves others between
         # pages); a session's meta key names it (tenants and ids hold no ':')
         head = f"{self.prefix}:{tenant}:"
@@ -300,6 +337,15 @@ def _glob_escaped(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\^" else c for c in text)
 
 
+def _score(turn: Mapping[str, Any]) -> float | str:
+    """
+    The turn's time as the tenant's index scores its session (:func:`served_at`);
+    ``""`` for a turn that holds no finite time, which leaves the index as it is.
+    """
+    at = served_at(turn)
+    return float(at) if at is not None and math.isfinite(at) else ""
+
+
 def _stored(got: list[Any]) -> StoredSession:
     """
     The session of a read's reply (:data:`READ_SCRIPT`).
@@ -325,8 +371,8 @@ class _RedisHeld:
     async def append(
         self, turn: Mapping[str, Any], *, expected: int, epoch: str, user: str | None
     ) -> int:
-        keys = list(self.store.keys(self.tenant, self.session_id))
-        args: list[str | int] = [
+        keys = [*self.store.keys(self.tenant, self.session_id), self.store.index_key(self.tenant)]
+        args: list[str | int | float] = [
             expected,
             json.dumps(turn),
             epoch,
@@ -337,6 +383,8 @@ class _RedisHeld:
             change_header(self.tenant, self.session_id, epoch, expected + 1),
             self.stored.version,
             self.store.max_turns or 0,
+            _score(turn),
+            self.session_id,
         ]
         out = await self.store._call(self.store._append(keys=keys, args=args))
         self.released = True
@@ -345,8 +393,8 @@ class _RedisHeld:
         return int(out)
 
     async def update_last(self, turn: Mapping[str, Any], *, count: int, epoch: str) -> int:
-        keys = list(self.store.keys(self.tenant, self.session_id))
-        args: list[str | int] = [
+        keys = [*self.store.keys(self.tenant, self.session_id), self.store.index_key(self.tenant)]
+        args: list[str | int | float] = [
             count,
             json.dumps(turn),
             epoch,
@@ -355,6 +403,8 @@ class _RedisHeld:
             self.store.channel,
             change_header(self.tenant, self.session_id, epoch, count),
             self.stored.version,
+            _score(turn),
+            self.session_id,
         ]
         out = await self.store._call(self.store._update(keys=keys, args=args))
         self.released = True

@@ -27,6 +27,8 @@ pytest.importorskip("fastapi")
 from preload.server._app import ServerSettings
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from ..conftest import RedisServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -172,19 +174,47 @@ async def test_the_memory_store_lists_a_tenants_ids_a_page_at_a_time() -> None:
     assert [] == await _ids(store, "gamma")
 
 
-async def test_a_window_of_time_exports_the_sessions_last_served_within_it() -> None:
+async def _store_times(
+    store: SessionStore, tenant: str, served: dict[str, list[float | None]]
+) -> None:
+    """
+    Each session's turns, one served at each of its times (None: a turn without one).
+    """
+    for session_id, times in served.items():
+        async with store.hold(tenant, session_id) as held:
+            for n, at in enumerate(times):
+                turn = {"text": session_id} | ({} if at is None else {"at": at})
+                await held.append(turn, expected=n, epoch="e", user=None)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def any_store(
+    request: pytest.FixtureRequest, redis_server: RedisServer
+) -> AsyncIterator[SessionStore]:
+    """
+    A memory store, then a Redis store under a prefix of the test's own.
+    """
+    if request.param == "memory":
+        yield MemorySessionStore()
+        return
+    store = RedisSessionStore(redis_server.url, prefix=f"window:{request.node.name}")
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+async def test_a_window_of_time_exports_the_sessions_last_served_within_it(
+    any_store: SessionStore,
+) -> None:
     """
     With ``since`` and ``until``, only the sessions whose last kept turn was served at
     or after ``since`` and before ``until`` are sent, whole (earlier turns included);
     a session with no time of its own only without a window.
     """
-    store = MemorySessionStore()
+    store = any_store
     served = {"old": [100.0], "mid": [50.0, 200.0], "new": [300.0], "untimed": [None]}
-    for session_id, times in served.items():
-        async with store.hold("acme", session_id) as held:
-            for n, at in enumerate(times):
-                turn = {"text": session_id} | ({} if at is None else {"at": at})
-                await held.append(turn, expected=n, epoch="e", user=None)
+    await _store_times(store, "acme", served)
 
     async def sent(**window: float) -> list[str]:
         chunks = [chunk async for chunk in session_log_chunks(store, "acme", **window)]
@@ -198,6 +228,40 @@ async def test_a_window_of_time_exports_the_sessions_last_served_within_it() -> 
     whole = [chunk async for chunk in session_log_chunks(store, "acme", since=150.0)]
     mid = next(json.loads(x) for x in "".join(whole).splitlines() if '"mid"' in x)
     assert [0.0, 150.0] == [turn["t"] for turn in mid["turns"]]
+
+
+async def test_redis_lists_a_window_from_the_tenants_index_alone(
+    redis_server: RedisServer,
+) -> None:
+    """
+    With a window, Redis lists the sessions its index scores within it (by the time
+    of their last written turn, an update's too; a turn without one leaves the score)
+    and no other: not another tenant's, not one deleted. A write leaves out of the
+    index the sessions last served a TTL before it, and the index expires with the
+    TTL. Without a window every stored session is listed, indexed or not (a session
+    written before the index was kept).
+    """
+    store = RedisSessionStore(redis_server.url, prefix="index", session_ttl_s=1000.0)
+
+    async def listed(**window: float) -> list[str]:
+        pages = [page async for page in store.session_ids("acme", **window)]
+        return sorted({session_id for page in pages for session_id in page})
+
+    try:
+        served = {"a": [100.0], "b": [150.0, None], "c": [300.0], "gone": [200.0]}
+        await _store_times(store, "acme", served)
+        await _store_times(store, "beta", {"x": [150.0]})
+        assert await store.delete("acme", "gone")
+        async with store.hold("acme", "c") as held:
+            await held.update_last({"text": "c", "at": 400.0}, count=1, epoch="e")
+        assert ["a", "b"] == await listed(since=100.0, until=400.0)
+        assert ["c"] == await listed(since=400.0)
+        await _store_times(store, "acme", {"late": [1150.0]})  # a: served 1,050 s before
+        assert ["b", "c", "late"] == await listed(since=0.0)
+        assert ["a", "b", "c", "late"] == await listed()
+        assert 0 < await store._redis.pttl(store.index_key("acme")) <= 1_000_000
+    finally:
+        await store.aclose()
 
 
 async def test_long_sessions_are_sent_as_they_come_not_a_whole_page_at_once(
