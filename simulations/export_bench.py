@@ -9,12 +9,15 @@ Reads ``<data>/<dataset>/`` (``--data``, ``../shared/data`` by default; STAR unl
 latency of median 5 ms, p95 20 ms; nothing run ahead): each turn's request (text, state,
 needs), its calls through ``POST /v1/sessions/{id}/calls``, its reply. It writes
 ``--bulk`` (20,000) more sessions, of another tenant, straight into the store (the same
-sessions over again, as the replica stores them). Then it exports the bulk tenant's
-sessions while a probe sends a request every 20 ms to a session of a third tenant, and
-then the played tenant's. It reports:
+sessions over again, as the replica stores them, served over the last :data:`BULK_DAYS`
+days, evenly). Then it exports the bulk tenant's sessions while a probe sends a request
+every 20 ms to a session of a third tenant, then the bulk tenant's last day
+(``?since=``), then the played tenant's. It reports:
 
 - each export: sessions, bytes, wall time and rate (for the played tenant also its
-  turns and tool calls, read-only ones apart);
+  turns and tool calls, read-only ones apart); the last day's reads the sessions of
+  the day alone (the tenant's index on Redis), so its time is the day's share of the
+  whole export's;
 - the probe's request time during the bulk export against the same probe just before
   (p50, p99, max, in ms; the client's, HTTP included);
 - what the export teaches: ``preload train --calls-out`` on the same sessions from the
@@ -59,6 +62,9 @@ from simulations.serve_bench import (
 )
 
 PROBE_EVERY_S = 0.02
+#: The bulk sessions were served over this many days, evenly (within the store's TTL).
+BULK_DAYS = 6
+DAY_S = 86_400.0
 
 
 async def play(session: Any, http: httpx.AsyncClient, replica: Replica) -> int:
@@ -106,10 +112,12 @@ async def probe(http: httpx.AsyncClient, url: str, key: str, stop: asyncio.Event
 async def seed(redis_url: str, sessions: list[Any], n: int, concurrency: int) -> None:
     """
     ``n`` sessions of the tenant ``bulk`` written straight into the replica's store, as
-    it stores them (the log's sessions over again, under new ids).
+    it stores them (the log's sessions over again, under new ids), served over the last
+    :data:`BULK_DAYS` days, evenly.
     """
     store = RedisSessionStore(redis_url, prefix="preload:session")  # configs/server.toml's
     now = time.time()
+    every = BULK_DAYS * DAY_S / max(n, 1)
     todo = list(range(n))
 
     async def worker() -> None:
@@ -122,7 +130,7 @@ async def seed(redis_url: str, sessions: list[Any], n: int, concurrency: int) ->
                     "state": turn.state,
                     "needs": list(turn.needs),
                     "system": turn.system,
-                    "at": now + turn.t,
+                    "at": now - (n - i) * every + turn.t,
                 }
                 if turn.tool_calls:
                     stored["tool_calls"] = [
@@ -139,17 +147,19 @@ async def seed(redis_url: str, sessions: list[Any], n: int, concurrency: int) ->
 
 
 async def export(
-    http: httpx.AsyncClient, url: str, key: str, probe_key: str
+    http: httpx.AsyncClient, url: str, key: str, probe_key: str, since: float | None = None
 ) -> tuple[bytes, float, list[float]]:
     """
-    The tenant's export, its wall time, and the probe's request times meanwhile.
+    The tenant's export (of the sessions served ``since`` then, when given), its wall
+    time, and the probe's request times meanwhile.
     """
     stop = asyncio.Event()
     probing = asyncio.create_task(probe(http, url, probe_key, stop))
     began = time.monotonic()
     exported = bytearray()
     headers = {"Authorization": f"Bearer {key}"}
-    async with http.stream("GET", f"{url}/v1/sessions", headers=headers) as response:
+    params = {} if since is None else {"since": since}
+    async with http.stream("GET", f"{url}/v1/sessions", headers=headers, params=params) as response:
         response.raise_for_status()
         async for chunk in response.aiter_bytes():
             exported += chunk
@@ -187,6 +197,7 @@ async def drive(
         before = await probing
 
         bulk, bulk_s, during = await export(http, url, args.bulk_key, probe_key)
+        day, day_s, _ = await export(http, url, args.bulk_key, probe_key, since=time.time() - DAY_S)
         exported, export_s, _ = await export(http, url, key, probe_key)
     return {
         "played_s": played_s,
@@ -194,6 +205,8 @@ async def drive(
         "seeded_s": seeded_s,
         "bulk": bulk,
         "bulk_s": bulk_s,
+        "day": day,
+        "day_s": day_s,
         "export": exported,
         "export_s": export_s,
         "before": before,
@@ -297,6 +310,12 @@ def main() -> None:
             f"bulk: {bulk} sessions of tenant bulk written straight into the store in "
             f"{run['seeded_s']:.1f} s, exported ({len(run['bulk']) / 1e6:.1f} MB) in "
             f"{run['bulk_s']:.2f} s ({bulk / run['bulk_s']:.0f} sessions/s)"
+        )
+        day = run["day"].count(b"\n")
+        print(
+            f"bulk, its last day (?since=): {day} sessions ({len(run['day']) / 1e6:.1f} MB) in "
+            f"{run['day_s']:.2f} s ({run['day_s'] / run['bulk_s']:.2f} of the whole export's "
+            f"time for {day / max(bulk, 1):.2f} of its sessions)"
         )
         print(f"probe before the exports: {ms(run['before'])}")
         print(f"probe during the bulk export: {ms(run['during'])}")
