@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -374,10 +375,13 @@ class OneAtATime:
 def served_at(turn: Mapping[str, Any]) -> float | None:
     """
     When a stored turn was served (its ``at``, seconds since the epoch), None if it
-    holds no time (turns stored before replicas kept their times).
+    holds no time (turns stored before replicas kept their times) or one that is not
+    finite (no time a session log or the tenant's index can hold).
     """
     at = turn.get("at")
-    return at if isinstance(at, int | float) and not isinstance(at, bool) else None
+    if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+        return None
+    return float(at)
 
 
 def new_epoch() -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -339,11 +338,11 @@ def _glob_escaped(text: str) -> str:
 
 def _score(turn: Mapping[str, Any]) -> float | str:
     """
-    The turn's time as the tenant's index scores its session (:func:`served_at`);
-    ``""`` for a turn that holds no finite time, which leaves the index as it is.
+    The turn's time, as the tenant's index scores its session; ``""`` for a turn
+    without one (:func:`served_at`), which leaves the index as it is.
     """
     at = served_at(turn)
-    return float(at) if at is not None and math.isfinite(at) else ""
+    return "" if at is None else at
 
 
 def _stored(got: list[Any]) -> StoredSession:

@@ -6,6 +6,7 @@ train`` reads; listed from the memory store and from Redis, a page at a time.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +152,9 @@ def test_a_turn_stored_without_its_time_takes_the_time_of_the_one_before() -> No
     assert {"t": 2.5, "text": "c", "needs": ["kb:x"], "system": "ok"} == line["turns"][2]
     untimed = log_session("s0", StoredSession("e", None, 2, [{"text": "a"}, {"text": "b"}]))
     assert ("user" not in untimed, [0.0, 0.0]) == (True, [t["t"] for t in untimed["turns"]])
+    turns = [{"text": "a", "at": 1000.0}, {"text": "b", "at": math.inf}]
+    endless = log_session("s1", StoredSession("e", None, 2, turns))
+    assert [0.0, 0.0] == [t["t"] for t in endless["turns"]]  # a time no log holds: none
 
 
 async def _store_sessions(store: SessionStore, tenant: str, ids: list[str]) -> None:
