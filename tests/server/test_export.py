@@ -157,10 +157,24 @@ def test_a_turn_stored_without_its_time_takes_the_time_of_the_one_before() -> No
     assert [0.0, 0.0] == [t["t"] for t in endless["turns"]]  # a time no log holds: none
 
 
-async def _store_sessions(store: SessionStore, tenant: str, ids: list[str]) -> None:
-    for session_id in ids:
+async def _store_times(
+    store: SessionStore, tenant: str, served: dict[str, list[float | None]]
+) -> None:
+    """
+    Each session's turns, one served at each of its times (None: a turn without one).
+    """
+    for session_id, times in served.items():
         async with store.hold(tenant, session_id) as held:
-            await held.append({"text": session_id}, expected=0, epoch="e", user=None)
+            for n, at in enumerate(times):
+                turn = {"text": session_id} | ({} if at is None else {"at": at})
+                await held.append(turn, expected=n, epoch="e", user=None)
+
+
+async def _store_sessions(store: SessionStore, tenant: str, ids: list[str]) -> None:
+    """
+    One turn each, without a time.
+    """
+    await _store_times(store, tenant, {session_id: [None] for session_id in ids})
 
 
 async def _ids(store: SessionStore, tenant: str) -> list[list[str]]:
@@ -176,19 +190,6 @@ async def test_the_memory_store_lists_a_tenants_ids_a_page_at_a_time() -> None:
     assert [PAGE, 3] == [len(page) for page in pages]
     assert ids == [session_id for page in pages for session_id in page]
     assert [] == await _ids(store, "gamma")
-
-
-async def _store_times(
-    store: SessionStore, tenant: str, served: dict[str, list[float | None]]
-) -> None:
-    """
-    Each session's turns, one served at each of its times (None: a turn without one).
-    """
-    for session_id, times in served.items():
-        async with store.hold(tenant, session_id) as held:
-            for n, at in enumerate(times):
-                turn = {"text": session_id} | ({} if at is None else {"at": at})
-                await held.append(turn, expected=n, epoch="e", user=None)
 
 
 @pytest.fixture(params=["memory", "redis"])
