@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -269,12 +270,8 @@ class RedisSessionStore:
         self, tenant: str, *, since: float | None = None, until: float | None = None
     ) -> AsyncIterator[list[str]]:
         if since is not None or until is not None:
-            # the index's window, read at once (ids alone, a few MB for 100,000)
-            low = "-inf" if since is None else repr(float(since))
-            high = "+inf" if until is None else f"({float(until)!r}"
-            ids = await self._call(self._redis.zrangebyscore(self.index_key(tenant), low, high))
-            for start in range(0, len(ids), PAGE):
-                yield ids[start : start + PAGE]
+            async for page in self._window(tenant, since, until):
+                yield page
             return
         # SCAN walks the whole keyspace a page at a time (Redis serves others between
         # pages); a session's meta key names it (tenants and ids hold no ':')
@@ -287,6 +284,33 @@ class RedisSessionStore:
                 yield [key[len(head) : -len(":meta")] for key in keys]
             if not cursor:
                 return
+
+    async def _window(
+        self, tenant: str, since: float | None, until: float | None
+    ) -> AsyncIterator[list[str]]:
+        """
+        The ids the tenant's index scores within the window, a page at a time (Redis
+        serves others between pages, as between a SCAN's), from the earliest: each page
+        starts at the last one's latest score, past the ids of that score it listed. A
+        session written meanwhile moves later and may come twice; one of a run of equal
+        scores may be passed over if another of the run leaves the index meanwhile.
+        """
+        key = self.index_key(tenant)
+        low = -math.inf if since is None else float(since)
+        high = "+inf" if until is None else f"({float(until)!r}"
+        listed = 0  # the ids of the score ``low`` already listed
+        while True:
+            got = await self._call(
+                self._redis.zrangebyscore(key, low, high, start=listed, num=PAGE, withscores=True)
+            )
+            if got:
+                yield [session_id for session_id, _ in got]
+            if len(got) < PAGE:
+                return
+            last = got[-1][1]
+            tied = sum(1 for _, score in got if score == last)
+            listed = listed + tied if last == low else tied
+            low = last
 
     @asynccontextmanager
     async def changes(self) -> AsyncIterator[AsyncIterator[Changed]]:

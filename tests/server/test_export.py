@@ -15,7 +15,7 @@ import pytest
 
 from preload import read_sessions
 from preload.cli import main
-from preload.server import _export, append_key
+from preload.server import _export, _store_redis, append_key
 from preload.server._export import log_session, session_log_chunks
 from preload.server._store import PAGE, SessionStore, StoredSession
 from preload.server._store_memory import MemorySessionStore
@@ -267,6 +267,26 @@ async def test_redis_lists_a_window_from_the_tenants_index_alone(
         assert 0 < await store._redis.pttl(store.index_key("acme")) <= 1_000_000
     finally:
         await store.aclose()
+
+
+async def test_redis_lists_a_window_a_page_at_a_time_each_id_once(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    The index's window comes a page at a time, from the earliest, and a run of equal
+    times that a page boundary cuts is listed whole, each id once.
+    """
+    monkeypatch.setattr(_store_redis, "PAGE", 2)
+    store = RedisSessionStore(redis_server.url, prefix="pages")
+    served = {"a": [1.0], "b": [2.0], "c": [2.0], "d": [2.0], "e": [3.0], "f": [9.0]}
+    try:
+        await _store_times(store, "acme", served)  # type: ignore[arg-type]
+        pages = [page async for page in store.session_ids("acme", since=1.0, until=9.0)]
+    finally:
+        await store.aclose()
+    assert [2, 2, 1] == [len(page) for page in pages]
+    ids = [session_id for page in pages for session_id in page]
+    assert ("a", ["a", "b", "c", "d", "e"]) == (ids[0], sorted(ids))
 
 
 async def test_long_sessions_are_sent_as_they_come_not_a_whole_page_at_once(
