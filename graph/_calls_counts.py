@@ -155,9 +155,11 @@ class CallCounts:
         self.key_ids: dict[Key, int] = {}
         self.keys: list[Key] = []
         self.phrase_keys: list[dict[int, str]] = []
-        # aliases: (name, arg) -> (words, value) -> calls; name -> words -> calls (one
-        # dict an argument, not one a phrase: most phrases go with a single value)
-        self.said: dict[Key, dict[tuple[str, str], float]] = {}
+        # aliases: (name, arg) -> value -> words -> calls; name -> words -> calls (by
+        # value, not by phrase: an argument has a few values said in other words, each
+        # beside many phrases, where a dict a phrase would hold a value or two, and a
+        # tuple of both a key would cost an object a count)
+        self.said: dict[Key, dict[str, dict[str, float]]] = {}
         self.words: dict[str, dict[str, float]] = {}
         self.alias_index = PhraseIndex()
         self.alias_keys: list[dict[int, tuple[str, str]]] = []  # argument -> (value, how)
@@ -268,14 +270,17 @@ class CallCounts:
         """
         for key, per_key in list(self.said.items()):
             per_name = self.words.get(key[0], {})
-            kept = {
-                said: n
-                for said, n in per_key.items()
-                if n >= max(2.0, _PRUNE_SHARE * per_name.get(said[0], 0.0))
-            }
-            if kept:
-                self.said[key] = kept
-            else:
+            for value, per_value in list(per_key.items()):
+                kept = {
+                    gram: n
+                    for gram, n in per_value.items()
+                    if n >= max(2.0, _PRUNE_SHARE * per_name.get(gram, 0.0))
+                }
+                if kept:
+                    per_key[value] = kept
+                else:
+                    del per_key[value]
+            if not per_key:
                 del self.said[key]
 
     def vocabulary(self) -> int:
@@ -286,7 +291,7 @@ class CallCounts:
         the tools, their arguments and the values given.
         """
         words = sum(len(per) for per in self.words.values())
-        said = sum(len(per_key) for per_key in self.said.values())
+        said = sum(len(per) for per_key in self.said.values() for per in per_key.values())
         return words + said + self.name_words.pairs()
 
     def age(self) -> None:
@@ -401,10 +406,9 @@ class CallCounts:
                 phrase = " ".join(tokenize(given))
                 if not phrase or f" {phrase} " in said:
                     continue
-                value = intern(given)
-                per_key = self.said.setdefault((name, arg), {})
+                per_value = self.said.setdefault((name, arg), {}).setdefault(intern(given), {})
                 for gram in grams:
-                    per_key[gram, value] = per_key.get((gram, value), 0) + 1
+                    per_value[gram] = per_value.get(gram, 0) + 1
 
     def aliases(self, *, now: bool = True) -> None:
         """
@@ -800,7 +804,9 @@ class CallCounts:
         """
         out: dict[Key, dict[str, dict[str, float]]] = {}
         for key, per_key in self.said.items():
-            kept = by_words({said: n for said, n in per_key.items() if n >= 2})
+            kept = by_words(
+                {value: {g: n for g, n in per.items() if n >= 2} for value, per in per_key.items()}
+            )
             if kept:
                 out[key] = kept
         return out
@@ -853,12 +859,11 @@ class CallCounts:
             counts.name_words = NameWords.from_json(data["name_words"])
         counts.dates = {str(d): number(n) for d, n in data["dates"].items()}
         counts.hours = {int(h): number(n) for h, n in data["hours"].items()}
-        counts.said = {
-            (str(k[0]), str(k[1])): {
-                (str(g), str(v)): number(n) for g, per in grams.items() for v, n in per.items()
-            }
-            for k, grams in data["said"]
-        }
+        for k, grams in data["said"]:
+            per_key = counts.said.setdefault((str(k[0]), str(k[1])), {})
+            for g, per in grams.items():
+                for v, n in per.items():
+                    per_key.setdefault(str(v), {})[str(g)] = number(n)
         counts.words = {
             str(name): {str(g): number(n) for g, n in per.items()}
             for name, per in data["words"].items()
@@ -867,14 +872,15 @@ class CallCounts:
         return counts
 
 
-def by_words(said: Mapping[tuple[str, str], float]) -> dict[str, dict[str, float]]:
+def by_words(said: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
     """
-    One argument's alias counts (``CallCounts.said``), by the words said: words -> value
-    -> calls, the words in the order they were first counted.
+    One argument's alias counts (``CallCounts.said``: value -> words -> calls) by the
+    words said: words -> value -> calls.
     """
     out: dict[str, dict[str, float]] = {}
-    for (gram, value), n in said.items():
-        out.setdefault(gram, {})[value] = n
+    for value, per_value in said.items():
+        for gram, n in per_value.items():
+            out.setdefault(gram, {})[value] = n
     return out
 
 

@@ -228,12 +228,14 @@ def test_after_the_reply_forecasts_from_history(model: CallForecaster) -> None:
 
 def test_save_load_round_trip(model: CallForecaster, tmp_path: Path) -> None:
     """
-    A loaded model forecasts exactly like the saved one.
+    A loaded model forecasts exactly like the saved one, and saves the same counts
+    (the alias counts too, held by value in memory and by words in the file).
     """
     path = tmp_path / "calls.json"
     model.save(path)
     loaded = CallForecaster.load(path)
     assert model.get_params() == loaded.get_params()
+    assert model.counts_.said and model.to_json()["counts"] == loaded.to_json()["counts"]
     for session in sessions(6, seed=5):
         turns = _turns(session)
         for i, turn in enumerate(turns):
@@ -1410,7 +1412,7 @@ def test_alias_counts_keep_what_may_make_an_alias_and_drop_the_rest(
     monkeypatch.setattr(calls_counts, "PRUNE_EVERY", 50)
     model = CallForecaster().fit(sessions)
     pruned = model.counts_.said
-    assert 50 == sum(words == "usual" for words, _ in whole[("Orders:Reorder", "order")])
+    assert 50 == sum("usual" in grams for grams in whole[("Orders:Reorder", "order")].values())
     assert ("Orders:Reorder", "order") not in pruned
     assert ("Orders:Reorder", "order") in whole
     request = {"text": "Find me a unisex salon in Napa.", "state": "S:Find"}
@@ -1432,7 +1434,12 @@ def test_counts_learned_online_hold_one_object_for_each_word_and_whole_number() 
     counts = model.counts_
     texts = [
         *(gram for per in counts.words.values() for gram in per),
-        *(text for per in counts.said.values() for said in per for text in said),
+        *(
+            text
+            for per in counts.said.values()
+            for value, grams in per.items()
+            for text in (value, *grams)
+        ),
         *counts.name_words.words,
         *(word for per in model.evidence_.cues.values() for word in per),
     ]
@@ -1441,7 +1448,7 @@ def test_counts_learned_online_hold_one_object_for_each_word_and_whole_number() 
     assert {"usual", "unisex", "salon"} <= first.keys()
     numbers = [
         *(n for per in counts.words.values() for n in per.values()),
-        *(n for per in counts.said.values() for n in per.values()),
+        *(n for per in counts.said.values() for grams in per.values() for n in grams.values()),
         *(n for per in counts.name_words.words.values() for n in per.values()),
         *(n for per in model.evidence_.cues.values() for entry in per.values() for n in entry),
     ]
