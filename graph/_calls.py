@@ -616,7 +616,7 @@ class CallForecaster(JsonModel, BaseEstimator):  # type: ignore[misc]  # sklearn
             "counts": self.counts_.to_json(),
             "sources": [[list(k), v] for k, v in self.evidence_.sources.items()],
             "calib": [[list(c), e] for c, e in self.calib_.items()],
-            "cues": [[list(k), v] for k, v in self.evidence_.cues.items()],
+            "cues": [[list(k), dict(v)] for k, v in self.evidence_.cues.items()],
             "name_temperature": self.name_temperature_.to_json(),
         }
 

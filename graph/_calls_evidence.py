@@ -12,7 +12,8 @@ import math
 from typing import TYPE_CHECKING, TypeAlias
 
 from ._aging import halve
-from ._calls_view import CueWeights, arg_words
+from ._calls_cues import CueCounts, CueWeights
+from ._calls_view import arg_words
 
 if TYPE_CHECKING:
     from ._calls_turns import Key
@@ -69,8 +70,9 @@ class Evidence:
 
     Attributes:
         sources: ``{(name, arg): {source: [available, given, right]}}``.
-        cues: ``{(name, arg): {word: [right, wrong]}}``: the words around the values a
-            text said, beside the argument's right value or a wrong one.
+        cues: ``{(name, arg): CueCounts}`` (read as ``{word: [right, wrong]}``): the
+            words around the values a text said, beside the argument's right value or
+            a wrong one.
     """
 
     __slots__ = ("_cue_w", "_word_cues", "cues", "prior_weight", "sources")
@@ -78,9 +80,9 @@ class Evidence:
     def __init__(self, prior_weight: float) -> None:
         self.prior_weight = prior_weight
         self.sources: dict[Key, dict[str, list[float]]] = {}
-        self.cues: dict[Key, dict[str, list[float]]] = {}
+        self.cues: dict[Key, CueCounts] = {}
         # the cue counts of every argument whose name has a word, and each key's weights
-        self._word_cues: dict[str, dict[str, list[float]]] = {}
+        self._word_cues: dict[str, CueCounts] = {}
         self._cue_w: dict[Key, CueWeights] = {}
 
     def count(self, key: Key, options: list[Cand], truth: str | None) -> None:
@@ -107,8 +109,7 @@ class Evidence:
         the arguments' :class:`CueWeights` read the same counts.
         """
         for per_arg in (*self.cues.values(), *self._word_cues.values()):
-            for word in [w for w, (right, wrong) in per_arg.items() if right + wrong < 2.0]:
-                del per_arg[word]
+            per_arg.prune(2.0)
 
     def vocabulary(self) -> int:
         """
@@ -125,7 +126,7 @@ class Evidence:
         self.prune_cues()
         halve(self.sources)
         for per_arg in (*self.cues.values(), *self._word_cues.values()):
-            halve(per_arg)
+            per_arg.halve()
 
     def cues_of(self, key: Key) -> CueWeights:
         """
@@ -133,8 +134,8 @@ class Evidence:
         """
         got = self._cue_w.get(key)
         if got is None:
-            pooled = [self._word_cues.setdefault(w, {}) for w in arg_words(key[1])]
-            got = self._cue_w[key] = CueWeights(self.cues.setdefault(key, {}), pooled)
+            pooled = [self._word_cues.setdefault(w, CueCounts()) for w in arg_words(key[1])]
+            got = self._cue_w[key] = CueWeights(self.cues.setdefault(key, CueCounts()), pooled)
         return got
 
     def said_logit(self, key: Key, side: str, how: str, presence: float) -> float:

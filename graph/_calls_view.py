@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import math
 import re
-import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._bounded import remember
 from ._calls_counts import START, CallCounts
@@ -30,9 +28,11 @@ from ._calls_text import (
 )
 from ._calls_turns import Key, Mention, calls_of, results_of, turn_text
 
+if TYPE_CHECKING:
+    from ._calls_cues import CueWeights
+
 __all__ = [
     "ALIAS_HOWS",
-    "CueWeights",
     "SessionView",
     "TextScan",
     "arg_words",
@@ -370,63 +370,6 @@ def span_mentions(scan: TextScan, counts: CallCounts) -> list[Mention]:
             ]
         scan.norm["\0span"] = got
     return got
-
-
-class CueWeights:
-    """
-    How much each word around a mention says it is one argument's value: the log-odds
-    of the word beside the argument's right values against its wrong ones. The
-    argument's own counts, with a prior worth ``POOL`` of its own (once ``POOL_MIN``
-    counts stand behind it) from the arguments whose names share a word with its name
-    (``origin`` in ``origin_city`` and ``origin_airport``; "from" before a city is an
-    origin's in every tool), so that a tool seen little, or new, is not left with only
-    its own few texts. It reads the counts as they are (learning goes on).
-    """
-
-    POOL = 4.0
-    POOL_MIN = 5.0
-
-    __slots__ = ("own", "pooled")
-
-    def __init__(self, own: dict[str, list[float]], pooled: list[dict[str, list[float]]]) -> None:
-        self.own = own
-        self.pooled = pooled
-
-    def add(self, word: str, right: float, wrong: float) -> None:
-        """
-        Count ``word`` beside the argument's right values ``right`` times and beside
-        wrong ones ``wrong`` times, for the argument and for the words of its name.
-        """
-        for counts in (self.own, *self.pooled):
-            entry = counts.get(word)
-            if entry is None:  # the numbers given, shared (ints, or a model file's floats)
-                counts[sys.intern(word)] = [right, wrong]
-            else:
-                entry[0] += right
-                entry[1] += wrong
-
-    def get(self, word: str, default: float = 0.0) -> float:
-        """
-        Return the word's weight, ``default`` for a word never counted.
-        """
-        entry = self.own.get(word)
-        right, wrong = (entry[0], entry[1]) if entry is not None else (0.0, 0.0)
-        pooled_right = pooled_wrong = 0.0
-        for counts in self.pooled:
-            got = counts.get(word)
-            if got is not None:
-                pooled_right += got[0]
-                pooled_wrong += got[1]
-        pooled = pooled_right + pooled_wrong
-        if pooled >= self.POOL_MIN:
-            right += self.POOL * pooled_right / pooled
-            wrong += self.POOL * pooled_wrong / pooled
-        elif entry is None:
-            return default
-        return math.log((right + 0.5) / (wrong + 0.5))
-
-    def __bool__(self) -> bool:
-        return bool(self.own) or any(self.pooled)
 
 
 def arg_words(arg: str) -> list[str]:

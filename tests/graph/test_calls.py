@@ -21,6 +21,7 @@ from sklearn.base import clone
 from graph import CallForecaster, CallGuess, ModelFileError
 from graph import _calls as calls
 from graph import _calls_counts as calls_counts
+from graph._calls_cues import CueCounts, CueWeights
 from graph._calls_names import TEMPERATURES, NameTemperature, NameWords, name_tokens
 from graph._calls_text import (
     NAME_MIN_VALUES,
@@ -2237,3 +2238,30 @@ def test_a_loaded_model_forecasts_a_tool_called_again_as_the_saved_one(tmp_path:
     got = loaded.predict([plan], ask, k=5, made=made)
     assert got and got == model.predict([plan], ask, k=5, made=made)
     assert any(kind.endswith("@again") for per in loaded.sources_.values() for kind in per)
+
+
+def test_cue_counts_read_as_a_right_and_wrong_count_a_word() -> None:
+    """
+    A word's cue counts read as ``[right, wrong]``, though each kind is held only for
+    the words seen beside it (most are seen beside one kind alone); a prune drops the
+    words counted fewer times in all than its floor, and halving halves both kinds.
+    """
+    counts = CueCounts()
+    counts.add("by", 1, 0)
+    counts.add("by", 0, 1)
+    counts.add("in", 0, 1)
+    counts.add("in", 0, 1)
+    counts.add("near", 1, 0)
+    counts.add("none", 0, 0)
+    assert {"by": [1, 1], "in": [0, 2], "near": [1, 0]} == dict(counts)
+    assert 3 == len(counts)
+    assert {"by": 1, "near": 1} == counts.right
+    assert {"by": 1, "in": 2} == counts.wrong
+    counts.prune(2.0)
+    assert {"by": [1, 1], "in": [0, 2]} == dict(counts)
+    assert 2 == len(counts)
+    counts.halve()
+    assert {"by": [0.5, 0.5], "in": [0, 1.0]} == dict(counts)
+    weights = CueWeights(counts, [])
+    assert 0.0 == weights.get("by")
+    assert -1.0 == weights.get("near", -1.0)
