@@ -35,7 +35,7 @@ from ._needs_features import (
     word_columns,
 )
 from ._needs_mixer import N_DESIGN, Mixer, fit_mixer, mix
-from ._persistence import check_document, map_corrupt_data
+from ._persistence import check_document, map_corrupt_data, number
 from ._predictor import FollowUpPredictor
 from ._sessions import READ_TURNS, Item, latest, needs_of, session_parts, state_of
 from ._state_needs import NeedsModel
@@ -217,11 +217,11 @@ class NeedsForecaster(BaseEstimator):
     def _count_tokens(self, tokens: Iterable[str], needs: Sequence[str]) -> None:
         turns, assoc, top = self.token_turns_, self.assoc_, self._assoc_top
         for token in tokens:
-            seen = turns.get(token, 0.0) + 1.0
+            seen = turns.get(token, 0) + 1
             turns[token] = seen
             row = assoc.setdefault(token, {})
             for need in needs:
-                row[need] = row.get(need, 0.0) + 1.0
+                row[need] = row.get(need, 0) + 1
             # A token's top needs change slowly once it is common: refresh them on
             # powers of two of its count and every 64 turns after that, not every turn.
             n = int(seen)
@@ -252,7 +252,7 @@ class NeedsForecaster(BaseEstimator):
     def _count_turn(self, item: Item) -> None:
         self.n_turns_ += 1.0
         for need in dict.fromkeys(needs_of(item)):
-            self.need_turns_[need] = self.need_turns_.get(need, 0.0) + 1.0
+            self.need_turns_[need] = self.need_turns_.get(need, 0) + 1
 
     def observe(self, history_turns: Sequence[Item], user: str | None = None) -> NeedsForecaster:
         """
@@ -385,10 +385,10 @@ class NeedsForecaster(BaseEstimator):
                     source, f"mixer has {len(model.mixer_[0])} coefficients, not {N_DESIGN}"
                 )
             model.n_turns_ = float(data["n_turns"])
-            model.need_turns_ = {str(k): float(v) for k, v in data["need_turns"].items()}
-            model.token_turns_ = {str(k): float(v) for k, v in data["token_turns"].items()}
+            model.need_turns_ = {str(k): number(v) for k, v in data["need_turns"].items()}
+            model.token_turns_ = {str(k): number(v) for k, v in data["token_turns"].items()}
             model.assoc_ = {
-                str(t): {str(n): float(c) for n, c in row.items()}
+                str(t): {str(n): number(c) for n, c in row.items()}
                 for t, row in data["assoc"].items()
             }
             model._assoc_top = {}

@@ -103,7 +103,7 @@ class NeedsModel(JsonModel, BaseEstimator):
         if not hasattr(self, "graph_"):
             self._reset()
         check_name(state)
-        self.state_turns_[state] = self.state_turns_.get(state, 0.0) + 1.0
+        self.state_turns_[state] = self.state_turns_.get(state, 0) + 1
         for need in dict.fromkeys(needs):
             self.graph_.add((state,), need)
         self._cache.pop(state, None)

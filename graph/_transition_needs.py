@@ -11,6 +11,7 @@ from typing import Any
 
 from ._bounded import remember
 from ._keys import FROM, NEEDS_SEP, SEP, STAY
+from ._persistence import number
 
 __all__ = ["NeedsAfter"]
 
@@ -89,12 +90,12 @@ class NeedsAfter:
         used = set(nxt_needs)
         turns, rows = self.turns, self.rows
         for key in keys:
-            turns[key] = turns.get(key, 0.0) + 1.0
+            turns[key] = turns.get(key, 0) + 1
             row = rows.get(key)
             if row is None:
                 row = rows[key] = {}
             for need in used:
-                row[need] = row.get(need, 0.0) + 1.0
+                row[need] = row.get(need, 0) + 1
         self._cache.pop(nxt, None)
 
     def given(self, state: str | None, needs_key: str, nxt: str) -> tuple[tuple[str, float], ...]:
@@ -193,9 +194,9 @@ class NeedsAfter:
         when it is corrupt).
         """
         model = cls(prior=float(data["prior"]))
-        model.turns = {str(k): float(v) for k, v in data["turns"].items()}
+        model.turns = {str(k): number(v) for k, v in data["turns"].items()}
         model.rows = {
-            str(k): {str(n): float(c) for n, c in row.items()} for k, row in data["rows"].items()
+            str(k): {str(n): number(c) for n, c in row.items()} for k, row in data["rows"].items()
         }
         if set(model.rows) != set(model.turns):
             raise ValueError("rows and turns name different keys")

@@ -196,3 +196,30 @@ def test_a_long_session_is_read_from_its_latest_turns_alone() -> None:
         for m, history in ((copy.deepcopy(model), long), (copy.deepcopy(model), window))
     ]
     assert learned[0] == learned[1]
+
+
+def _counts(model: NeedsForecaster) -> list[object]:
+    """
+    Every count of how often a word, a need or a transition was seen.
+    """
+    return [
+        *model.need_turns_.values(),
+        *model.token_turns_.values(),
+        *(n for row in model.assoc_.values() for n in row.values()),
+        *model.after_.turns.values(),
+        *(n for row in model.after_.rows.values() for n in row.values()),
+    ]
+
+
+def test_counts_are_ints_fitted_and_loaded() -> None:
+    """
+    The counts of words, needs and transitions are ints, fitted and loaded, which
+    CPython shares up to 256 (a float is an object of 24 bytes each): every tenant of a
+    server learns in a copy of the model. Counting in floats, or reading a file's
+    counts into floats, fails this.
+    """
+    model = NeedsForecaster(predictor=FollowUpPredictor(order=1, text=False)).fit(_sessions(60))
+    loaded = NeedsForecaster.from_json(json.loads(json.dumps(model.to_json())))
+    for counts in (_counts(model), _counts(loaded)):
+        assert counts
+        assert all(type(n) is int for n in counts)
