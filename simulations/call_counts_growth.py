@@ -5,8 +5,10 @@ well it forecasts meanwhile.
 
     python -m simulations.call_counts_growth [--data ../shared/data] [--corpora sgd]
         [--sessions 6000] [--every 1000] [--max-vocabulary N] [--judge 100] [--shuffle]
+        [--split train]
 
-Reads ``<data>/<corpus>/sessions-train.jsonl`` and feeds its first ``--sessions``
+Reads ``<data>/<corpus>/sessions-<split>.jsonl`` (``--split``: ``train``, or ``dev``,
+as a tenant's engine learns its own sessions from nothing) and feeds its first ``--sessions``
 sessions (``--shuffle``: as many drawn at random, seed 0; the file's order drifts from
 service to service, as traffic that changes would) one at a time to
 ``graph.CallForecaster.partial_fit`` (with ``max_vocabulary`` set to
@@ -22,7 +24,8 @@ session took to learn since the last line (under ``tracemalloc``, which slows it
 the share of the read-only calls of the first ``--judge`` sessions of
 ``sessions-dev.jsonl`` whose exact name and arguments the forecast guessed with
 ``p >= 0.1`` (three guesses) once their request arrived, as
-``simulations.call_forecast_bench`` counts them (0 to skip).
+``simulations.call_forecast_bench`` counts them (0 to skip; with ``--split dev``, skip
+it: those are sessions it learned).
 """
 
 from __future__ import annotations
@@ -56,12 +59,13 @@ def main() -> None:
     parser.add_argument("--max-vocabulary", type=int, default=None)
     parser.add_argument("--judge", type=int, default=100)
     parser.add_argument("--shuffle", action="store_true")
+    parser.add_argument("--split", choices=("train", "dev"), default="train")
     args = parser.parse_args()
     params: dict[str, Any] = {}
     if args.max_vocabulary is not None:
         params["max_vocabulary"] = args.max_vocabulary or None
     for corpus, folder in corpus_folders(args.data, args.corpora):
-        path = folder / "sessions-train.jsonl"
+        path = folder / f"sessions-{args.split}.jsonl"
         sessions = _read(path, 1 << 30 if args.shuffle else args.sessions)
         if args.shuffle:
             random.Random(0).shuffle(sessions)
@@ -70,7 +74,7 @@ def main() -> None:
         model = CallForecaster(**params)
         which = "sessions drawn at random (seed 0) of the" if args.shuffle else "first"
         print(
-            f"{corpus}: the {which} {len(sessions):,} train sessions, read from {path}; "
+            f"{corpus}: the {which} {len(sessions):,} {args.split} sessions, read from {path}; "
             f"max_vocabulary {model.max_vocabulary or 'none'}"
             + (f"; judged on the first {len(judged):,} dev sessions" if judged else "")
         )
