@@ -371,7 +371,7 @@ class NeedsForecaster(BaseEstimator):
             ModelFileError: The data is corrupt or of an unknown version.
         """
         check_document(data, _FORMAT, _VERSION, source)
-        with map_corrupt_data(source, "needs-forecaster data", IndexError):
+        with map_corrupt_data(source, "needs-forecaster data"):
             predictor = FollowUpPredictor.from_json(data["predictor"], source=source)
             model = cls(predictor=clone(predictor), **data["params"])
             model.predictor_ = predictor

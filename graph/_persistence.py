@@ -47,8 +47,9 @@ MAX_MODEL_FILE_BYTES = 512 * 1024 * 1024
 MAX_SHARED_NUMBERS = 65_536
 _numbers: dict[str, float] = {}
 
-#: What rebuilding a model from malformed JSON raises.
-_CORRUPT: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError, AttributeError)
+#: What rebuilding a model from malformed JSON raises (``LookupError``: a key missing,
+#: or a list shorter than its entry, as a ``[right, wrong]`` count of one number).
+_CORRUPT: tuple[type[Exception], ...] = (LookupError, TypeError, ValueError, AttributeError)
 
 
 class JsonModel:
@@ -243,8 +244,8 @@ def map_corrupt_data(source: str | Path, what: str, *also: type[Exception]) -> I
     Args:
         source: Names the origin in error messages.
         what: What was being read, e.g. ``"predictor data"``.
-        also: Error types to translate besides ``KeyError``, ``TypeError``,
-            ``ValueError`` and ``AttributeError``.
+        also: Error types to translate besides ``KeyError``, ``IndexError``,
+            ``TypeError``, ``ValueError`` and ``AttributeError``.
 
     Raises:
         ModelFileError: If the block raised one of those errors.

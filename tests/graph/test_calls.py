@@ -260,6 +260,12 @@ def test_load_refuses_a_corrupt_file(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(ModelFileError, match=r"bad\.json.*2 sums for 7 temperatures"):
         CallForecaster.load(path)
+    data = CallForecaster().fit(sessions()).to_json()
+    words = next(words for _, words in data["cues"] if words)
+    words[next(iter(words))] = [1]  # a word's [right, wrong] of one number
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match=r"bad\.json.*corrupt call forecaster data"):
+        CallForecaster.load(path)
 
 
 def test_bad_shapes_are_skipped_in_fit_and_refused_in_predict() -> None:

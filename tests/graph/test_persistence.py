@@ -135,10 +135,13 @@ def test_map_corrupt_data() -> None:
     with pytest.raises(ModelFileError) as passed, map_corrupt_data("f", "thing data"):
         raise inner
     assert inner is passed.value
-    with pytest.raises(IndexError), map_corrupt_data("f", "thing data"):
-        raise IndexError("i")
+    with pytest.raises(ArithmeticError), map_corrupt_data("f", "thing data"):
+        raise ArithmeticError("a")
     named = pytest.raises(ModelFileError, match="corrupt thing data")
-    with named, map_corrupt_data("f", "thing data", IndexError):
+    with named, map_corrupt_data("f", "thing data", ArithmeticError):
+        raise ArithmeticError("a")
+    short = pytest.raises(ModelFileError, match=r"corrupt thing data \(i\)")
+    with short, map_corrupt_data("f", "thing data"):  # a list shorter than its entry
         raise IndexError("i")
 
 
