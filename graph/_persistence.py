@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import sys
 import uuid
@@ -177,9 +178,15 @@ def number(value: Any) -> float:
     A count read from a model file, as the decoder gave it: its ints (CPython shares
     those up to 256) and its floats (:func:`_shared_number`) are shared, and ``float()``
     of an int would make an object of 24 bytes of each. Anything else goes through
-    ``float()`` (errors: TypeError, ValueError).
+    ``float()``; a count that is not finite (the decoder reads ``NaN``, ``Infinity``
+    and ``1e400``) is refused (errors: TypeError, ValueError).
     """
-    return value if type(value) is int or type(value) is float else float(value)
+    if type(value) is int:
+        return value
+    got = value if type(value) is float else float(value)
+    if not math.isfinite(got):
+        raise ValueError(f"a count of {got!r}")
+    return got
 
 
 def _shared_strings(doc: Any) -> Any:

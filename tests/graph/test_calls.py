@@ -266,6 +266,11 @@ def test_load_refuses_a_corrupt_file(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(ModelFileError, match=r"bad\.json.*corrupt call forecaster data"):
         CallForecaster.load(path)
+    words[next(iter(words))] = [12345, 1]
+    text = json.dumps(data).replace("[12345, 1]", "[NaN, 1]")  # as json.dump writes nan
+    path.write_text(text)
+    with pytest.raises(ModelFileError, match=r"bad\.json.*a count of nan"):
+        CallForecaster.load(path)
 
 
 def test_bad_shapes_are_skipped_in_fit_and_refused_in_predict() -> None:
