@@ -222,5 +222,5 @@ class NameTemperature:
             nll = [float(x) for x in data["nll"]]
             if len(nll) != len(TEMPERATURES):
                 raise ValueError(f"{len(nll)} sums for {len(TEMPERATURES)} temperatures")
-            out.nll, out.turns = nll, float(data["turns"])
+            out.nll, out.turns = nll, number(data["turns"])
         return out

@@ -12,7 +12,7 @@ from typing import Any
 import networkx as nx
 
 from ._keys import CTX, check_name, context_key, key_context
-from ._persistence import JsonModel, check_document, map_corrupt_data
+from ._persistence import JsonModel, check_document, map_corrupt_data, number
 
 __all__ = ["FORMAT_VERSION", "PatternGraph"]
 
@@ -278,10 +278,11 @@ class PatternGraph(JsonModel):
 def _check_counts(g: nx.DiGraph[str]) -> None:
     """
     Check that every node id is a string, every edge has a numeric ``count`` and every
-    context node a numeric ``total``.
+    context node a numeric ``total``, each finite (:func:`~graph._persistence.number`).
 
     Raises:
         TypeError: If one does not.
+        ValueError: If a count is not finite.
     """
     succ: dict[Any, dict[Any, dict[str, Any]]] = g._succ  # type: ignore[attr-defined]
     for key, nexts in succ.items():  # not g.edges: that view would hold the graph
@@ -291,6 +292,9 @@ def _check_counts(g: nx.DiGraph[str]) -> None:
             count = data.get("count")
             if not isinstance(count, (int, float)):
                 raise TypeError(f"edge {key!r}->{nxt!r} has no numeric count")
+            number(count)
     for node, total in g.nodes(data="total"):
-        if isinstance(node, str) and node.startswith(CTX) and not isinstance(total, (int, float)):
-            raise TypeError(f"context node {node!r} has no numeric total")
+        if isinstance(node, str) and node.startswith(CTX):
+            if not isinstance(total, (int, float)):
+                raise TypeError(f"context node {node!r} has no numeric total")
+            number(total)

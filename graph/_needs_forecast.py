@@ -384,7 +384,7 @@ class NeedsForecaster(BaseEstimator):
                 raise ModelFileError(
                     source, f"mixer has {len(model.mixer_[0])} coefficients, not {N_DESIGN}"
                 )
-            model.n_turns_ = float(data["n_turns"])
+            model.n_turns_ = number(data["n_turns"])
             model.need_turns_ = {str(k): number(v) for k, v in data["need_turns"].items()}
             model.token_turns_ = {str(k): number(v) for k, v in data["token_turns"].items()}
             model.assoc_ = {

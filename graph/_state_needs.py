@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._bounded import remember
 from ._graph import PatternGraph
 from ._keys import check_name
-from ._persistence import JsonModel, check_document, map_corrupt_data
+from ._persistence import JsonModel, check_document, map_corrupt_data, number
 from ._sessions import session_parts
 
 __all__ = ["NeedsModel"]
@@ -206,6 +206,6 @@ class NeedsModel(JsonModel, BaseEstimator):
         with map_corrupt_data(source, "needs data"):
             model = cls(**data["params"])
             model._reset()
-            model.state_turns_ = {str(s): float(n) for s, n in data["state_turns"].items()}
+            model.state_turns_ = {str(s): number(n) for s, n in data["state_turns"].items()}
             model.graph_ = PatternGraph.from_json(data["graph"], source=source)
         return model

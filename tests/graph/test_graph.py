@@ -96,6 +96,20 @@ def test_load_corrupt_file_names_file(tmp_path: Path, content: str) -> None:
     assert isinstance(info.value, ValueError)
 
 
+def test_a_count_that_is_not_finite_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """
+    A count the decoder reads but no graph holds (``NaN``, ``Infinity``) is refused as
+    corrupt, naming the file, as every count of a model file is.
+    """
+    path = tmp_path / "nan.json"
+    _small().save(path)
+    text = path.read_text(encoding="utf-8")
+    assert '"count":0.5' in text
+    path.write_text(text.replace('"count":0.5', '"count":NaN'), encoding="utf-8")
+    with pytest.raises(ModelFileError, match=r"nan\.json.*a count of nan"):
+        PatternGraph.load(path)
+
+
 def test_a_graph_is_freed_by_reference_counting_alone(tmp_path: Path) -> None:
     """
     A graph that was loaded, pruned and read goes as soon as nothing refers to it, not
