@@ -291,8 +291,13 @@ class CallCounts:
         the tools, their arguments and the values given.
         """
         words = sum(len(per) for per in self.words.values())
-        said = sum(len(per) for per_key in self.said.values() for per in per_key.values())
-        return words + said + self.name_words.pairs()
+        return words + self.alias_counts() + self.name_words.pairs()
+
+    def alias_counts(self) -> int:
+        """
+        How many counts of words said in place of a value these counts hold.
+        """
+        return sum(len(per) for per_key in self.said.values() for per in per_key.values())
 
     def age(self) -> None:
         """

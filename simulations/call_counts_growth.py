@@ -94,7 +94,7 @@ def main() -> None:
             gc.collect()
             now, peak = tracemalloc.get_traced_memory()
             counts = model.counts_
-            said = sum(len(per) for per_key in counts.said.values() for per in per_key.values())
+            said = counts.alias_counts()
             words = sum(len(grams) for grams in counts.words.values())
             cues = sum(len(per) for per in model.evidence_.cues.values())
             line = (
