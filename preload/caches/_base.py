@@ -210,6 +210,31 @@ class CacheBackend(Protocol):
         """
         ...
 
+    async def take_slot(
+        self, name: str, token: str, *, most: int, ttl: float, returned: Sequence[str] = ()
+    ) -> bool:
+        """
+        Try to take one of the ``most`` slots of ``name`` that every process sharing
+        the cache counts together, for ``ttl`` seconds at most (a slot whose holder
+        died frees itself then), as ``token``; first give back the slots ``returned``
+        (tokens this process took and is done with). A token that holds a slot keeps
+        it, its ``ttl`` renewed. A cache no other process shares always grants it (the
+        process's own limits bound it), as a shared one does while its store cannot
+        be reached.
+
+        .. versionadded:: 0.28
+        """
+        ...
+
+    async def return_slots(self, name: str, tokens: Sequence[str]) -> None:
+        """
+        Give back the slots of ``name`` that ``tokens`` hold (tokens that hold none,
+        or whose slot expired, are passed over).
+
+        .. versionadded:: 0.28
+        """
+        ...
+
     def statistics(self) -> CacheStatistics:
         """
         A snapshot of sizes and counters.

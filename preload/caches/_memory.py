@@ -261,6 +261,19 @@ class MemoryCache:
         Give up the lease on ``key`` if ``token`` still owns it.
         """
 
+    async def take_slot(
+        self, name: str, token: str, *, most: int, ttl: float, returned: Sequence[str] = ()
+    ) -> bool:
+        """
+        A slot of ``name``: always granted, no other process sharing this cache.
+        """
+        return True
+
+    async def return_slots(self, name: str, tokens: Sequence[str]) -> None:
+        """
+        Give back slots: none are held.
+        """
+
     # -- reporting and lifecycle ------------------------------------------------------
 
     def statistics(self) -> CacheStatistics:

@@ -51,6 +51,25 @@ RELEASE_SCRIPT = (
     "else return 0 end"
 )
 
+#: Takes a slot of a counted set: gives back the slots of ARGV[4..], forgets those
+#: expired (a sorted set of tokens scored by when each expires, on Redis's clock),
+#: then adds (or renews) ARGV[1] while fewer than ARGV[2] hold one, for ARGV[3] ms;
+#: the set itself expires with its last slot.
+TAKE_SLOT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+for i = 4, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1])
+    and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
 
 class _Down(Exception):
     """
@@ -371,7 +390,7 @@ class RedisCache:
 
     async def clear(self) -> None:
         """
-        Drop every key of this namespace (values and leases) in Redis and here.
+        Drop every key of this namespace (values, leases and slots) in Redis and here.
         """
         self._warm.clear()
         self._decoded.clear()
@@ -379,6 +398,7 @@ class RedisCache:
         try:
             await self._call(lambda: self._redis.clear())
             await self._call(lambda: self._redis.clear(namespace=self._lease_prefix[:-1]))
+            await self._call(lambda: self._redis.clear(namespace=self._slot_key("")[:-1]))
         except _Down:
             pass
 
@@ -424,6 +444,42 @@ class RedisCache:
             )
         except _Down:
             pass
+
+    # -- slots counted by every replica ---------------------------------------------
+
+    async def take_slot(
+        self, name: str, token: str, *, most: int, ttl: float, returned: Sequence[str] = ()
+    ) -> bool:
+        """
+        Take one of the ``most`` slots of ``name`` (a sorted set of the slots' tokens,
+        scored by when each expires) for ``ttl`` seconds, giving back ``returned``
+        first, in one script. While Redis is down every caller gets one (each
+        process's own limits hold then).
+        """
+        ms = max(1, int(ttl * 1000))
+        try:
+            got = await self._call(
+                lambda: self._redis.client.eval(
+                    TAKE_SLOT_SCRIPT, 1, self._slot_key(name), token, most, ms, *returned
+                )
+            )
+        except _Down:
+            return True
+        return bool(got)
+
+    async def return_slots(self, name: str, tokens: Sequence[str]) -> None:
+        """
+        ``ZREM`` the slots of ``tokens``.
+        """
+        if not tokens:
+            return
+        try:
+            await self._call(lambda: self._redis.client.zrem(self._slot_key(name), *tokens))
+        except _Down:
+            pass
+
+    def _slot_key(self, name: str) -> str:
+        return f"{self.config.namespace}.slots:{name}"
 
     # -- reporting and lifecycle ------------------------------------------------------
 

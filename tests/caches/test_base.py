@@ -28,9 +28,11 @@ MEMBERS = {
     "peek_object",
     "release",
     "remember",
+    "return_slots",
     "set",
     "shared",
     "statistics",
+    "take_slot",
 }
 
 
