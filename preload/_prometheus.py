@@ -76,7 +76,7 @@ CALL_COUNTERS = {
     "speculative_used_at_request": "Of those, the ones run as the request arrived.",
     "speculative_used_after_call": "Of those, the ones run after one of the request's calls.",
     "speculative_wasted": "Calls run ahead that the session never made.",
-    "speculative_skipped": "Calls not run ahead: over the per-step, per-source or per-call budget.",
+    "speculative_skipped": "Calls not run ahead: over the per-step, per-source, per-call or fleet-wide budget.",
     "speculative_skipped_step": "Of those, held back by the step's budget (calls.max_per_turn).",
     "speculative_skipped_source": (
         "Of those, held back by the source's limit (calls.max_in_flight_per_source)."
@@ -87,6 +87,9 @@ CALL_COUNTERS = {
     ),
     "speculative_skipped_allowance": (
         "Of those, held back by the allowance per read-only call (calls.max_per_call)."
+    ),
+    "speculative_skipped_fleet": (
+        "Of those, held back by the replicas' shared limit (calls.fleet_max_in_flight_per_source)."
     ),
 }
 

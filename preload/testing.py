@@ -118,8 +118,12 @@ class ScriptedCallSource:
     Attributes:
         calls: Calls made, by call key (:func:`~preload.calls.call_key`).
         made: Every call made, in order, as ``(name, args)``.
+        started: Set when a call starts (replace it with a new event to wait for the
+            next).
 
     .. versionadded:: 0.3
+    .. versionchanged:: 0.28
+       ``started``.
     """
 
     def __init__(
@@ -140,6 +144,7 @@ class ScriptedCallSource:
         self.hang = set(hang)
         self.calls: Counter[str] = Counter()
         self.made: list[tuple[str, dict[str, Any]]] = []
+        self.started = anyio.Event()
 
     def read_only(self, name: str) -> bool | None:
         """
@@ -153,6 +158,7 @@ class ScriptedCallSource:
         """
         self.calls[call_key(name, args)] += 1
         self.made.append((name, dict(args)))
+        self.started.set()
         if self.gate is not None:
             await self.gate.wait()
         if name in self.hang:

@@ -78,7 +78,10 @@ class CallsConfig:
     ``max_in_flight_per_source`` at once against one call source (fewer while the
     source's calls take ``source_slowdown`` times their usual time, as a busy backend's
     do, where calls run ahead would queue before the agent's: see
-    :class:`~preload.calls.SourceLimit`; 0: never fewer), ``workers`` at once
+    :class:`~preload.calls.SourceLimit`; 0: never fewer), with a shared cache (Redis)
+    at most ``fleet_max_in_flight_per_source`` at once against one call source of the
+    tenant by every replica together (0: no such bound; see
+    :meth:`~preload.caches.CacheBackend.take_slot`), ``workers`` at once
     in all (limits of speculation only: the agent's own calls never wait for them, as
     a request's loads never wait for the preloads' limits), and at most
     ``max_per_call`` for each read-only call the agents make (and two calls' worth for
@@ -109,6 +112,8 @@ class CallsConfig:
        server's load the old limits held back most calls to run ahead.
     .. versionchanged:: 0.25
        ``source_slowdown``: the source's limit falls while its calls are slow.
+    .. versionchanged:: 0.28
+       ``fleet_max_in_flight_per_source``.
     """
 
     speculate: bool = True
@@ -121,6 +126,7 @@ class CallsConfig:
     max_per_call: float = 1.9
     max_in_flight_per_source: int = 32
     source_slowdown: float = 1.5
+    fleet_max_in_flight_per_source: int = 0
     workers: int = 64
     deadline_s: float = 30.0
     timeout_s: float = 30.0
@@ -148,6 +154,9 @@ class CallsConfig:
                 "calls.source_slowdown",
                 f"must be above 1 (or 0: the source's limit never falls), got {self.source_slowdown!r}",
             )
+        check_non_negative(
+            "calls.fleet_max_in_flight_per_source", self.fleet_max_in_flight_per_source
+        )
         check_positive("calls.workers", self.workers)
         check_positive("calls.deadline_s", self.deadline_s)
         check_positive("calls.timeout_s", self.timeout_s)

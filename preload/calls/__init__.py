@@ -19,6 +19,8 @@ from ._contexts import context_parameters as context_parameters
 from ._contexts import in_context as in_context
 from ._contexts import split_arguments as split_arguments
 from ._contexts import with_context as with_context
+from ._fleet import FleetSlots as FleetSlots
+from ._fleet import slot_name as slot_name
 from ._limit import SourceLimit as SourceLimit
 from ._limit import SourceLoad as SourceLoad
 from ._limit import source_load as source_load
@@ -48,6 +50,7 @@ __all__ = [
     "CallRationing",
     "CallSource",
     "CallStatistics",
+    "FleetSlots",
     "Moment",
     "SourceLimit",
     "SourceLoad",
@@ -66,6 +69,7 @@ __all__ = [
     "current_session",
     "in_context",
     "in_session",
+    "slot_name",
     "source_load",
     "split_arguments",
     "take_call_id",

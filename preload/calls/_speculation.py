@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -99,6 +99,9 @@ class CallAdapter:
             limit times them: shared with the adapters of other engines given the
             same source (:func:`~preload.calls.source_load`); None: a load of this
             adapter's calls alone, its limit never moving.
+        returned: Awaited with the source's name and the key of each call
+            :meth:`fetch` ran that returned (what frees its fleet-wide slot:
+            :meth:`FleetSlots.give_back <preload.calls.FleetSlots.give_back>`).
 
     .. versionchanged:: 0.25
        ``timed``.
@@ -106,6 +109,8 @@ class CallAdapter:
        ``timed`` is told the calls running beside; :attr:`running`.
     .. versionchanged:: 0.27
        ``load``.
+    .. versionchanged:: 0.28
+       ``returned``.
     """
 
     def __init__(
@@ -116,6 +121,7 @@ class CallAdapter:
         *,
         timed: Callable[[float, int], None] | None = None,
         load: SourceLoad | None = None,
+        returned: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self.source = source
         self.name = source.name
@@ -123,6 +129,7 @@ class CallAdapter:
         self.on_result = on_result
         self.timed = timed
         self.load = load if load is not None else SourceLoad(SourceLimit(1, tolerance=0))
+        self.returned = returned
         self._logged: set[str] = set()
 
     @property
@@ -171,6 +178,8 @@ class CallAdapter:
             raise
         if self.on_result is not None:
             self.on_result(key, call, result)
+        if self.returned is not None:
+            await self.returned(self.name, key)
         return result
 
     async def call(self, name: str, args: Mapping[str, Any]) -> str:
@@ -237,7 +246,9 @@ class CallStatistics:
     source's (``speculative_skipped_source``, ``max_in_flight_per_source``: under load,
     what to raise) or the allowance per read-only call
     (``speculative_skipped_allowance``, ``max_per_call``), each counted by the first
-    that held it back; of those the source's limit held,
+    that held it back, or by every replica's together
+    (``speculative_skipped_fleet``, ``fleet_max_in_flight_per_source``: the slots the
+    replicas share were all taken); of those the source's limit held,
     ``speculative_skipped_slow`` were held while the limit was lowered because the
     source's calls took longer than usual (``calls.source_slowdown``), and
     ``source_limit`` is a gauge: the lowest of the sources' limits now (each
@@ -257,6 +268,8 @@ class CallStatistics:
        ``speculative_skipped_allowance``.
     .. versionchanged:: 0.25
        ``speculative_skipped_slow`` and ``source_limit``.
+    .. versionchanged:: 0.28
+       ``speculative_skipped_fleet``.
     """
 
     calls: int = 0
@@ -275,6 +288,7 @@ class CallStatistics:
     speculative_skipped_step: int = 0
     speculative_skipped_source: int = 0
     speculative_skipped_slow: int = 0
+    speculative_skipped_fleet: int = 0
     speculative_skipped_allowance: int = 0
     learned_word_counts: int = 0
     source_limit: int = 0

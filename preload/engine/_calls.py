@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from ..calls import (
     CallRationing,
     CallSource,
     CallStatistics,
+    FleetSlots,
     Moment,
     SpeculatedCall,
     SpeculationLedger,
@@ -83,6 +85,7 @@ class _CallCounters:  # the counted fields of CallStatistics
     speculative_skipped_step: int = 0
     speculative_skipped_source: int = 0
     speculative_skipped_slow: int = 0
+    speculative_skipped_fleet: int = 0
     speculative_skipped_allowance: int = 0
 
 
@@ -135,10 +138,26 @@ class CallSide:
             s.name: source_load(s, calls.max_in_flight_per_source, tolerance=calls.source_slowdown)
             for s in self.sources
         }
+        #: The fleet-wide bound of calls run ahead against a source at once
+        #: (``calls.fleet_max_in_flight_per_source``), on a cache other processes share:
+        #: each such call holds a slot of the tenant's source there while it runs.
+        self._fleet = FleetSlots(
+            cache if cache is not None and cache.shared else None,
+            config.tenant,
+            calls.fleet_max_in_flight_per_source,
+            ttl=calls.timeout_s * (config.preloader.retries + 1)
+            + config.preloader.retry_backoff_s * 2**config.preloader.retries,
+        )
         #: Per call source, what makes its calls (the loader's, and the agent's it does
         #: not run), each timed for the source's limit.
         self._adapters = {
-            s.name: CallAdapter(s, self._book, self._ran_ahead, load=self._loads[s.name])
+            s.name: CallAdapter(
+                s,
+                self._book,
+                self._ran_ahead,
+                load=self._loads[s.name],
+                returned=self._fleet.give_back,
+            )
             for s in self.sources
         }
         self.loader = Preloader(
@@ -370,7 +389,12 @@ class CallSide:
             started = self._this_turn.get(session_id, 0)
             if self._held_back(source.name, started, in_flight, p):
                 continue
+            if not await self._fleet.take(source.name, key, loader):
+                self._held_by_fleet(source.name)
+                continue
             if not loader.schedule(key, p):
+                if not loader.is_pending(key):  # not run: the slot is free again
+                    await self._fleet.give_back(source.name, key)
                 continue
             self._rationing.spend()
             self._this_turn[session_id] = started + 1
@@ -441,6 +465,38 @@ class CallSide:
             return False
         counters.speculative_skipped += 1
         return True
+
+    def _held_by_fleet(self, source: str) -> None:
+        """
+        Every slot of ``source`` that the replicas share was taken: count the guess
+        held back, and log it once a source.
+        """
+        counters = self._counters
+        counters.speculative_skipped_fleet += 1
+        counters.speculative_skipped += 1
+        told = self._loads[source].told
+        if "fleet" not in told:
+            told.add("fleet")
+            logger.warning(
+                "call source %r: the replicas run %d calls ahead against it at once "
+                "(calls.fleet_max_in_flight_per_source), so a call was held back "
+                "(counted in speculative_skipped_fleet)",
+                source,
+                self.calls.fleet_max_in_flight_per_source,
+            )
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """
+        Run the call loader; on the way out, give back the fleet-wide slots still
+        held, so that the other replicas need not wait for them to expire.
+        """
+        try:
+            async with self.loader:
+                yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._fleet.give_back_all()
 
     def _ran_ahead(self, key: str, call: ToolCall, result: str | None) -> None:
         """

@@ -290,7 +290,7 @@ class PreloadEngine(ToolCalls, StoredTurns, anyio.AsyncContextManagerMixin):
         if self._state is not Lifecycle.UNOPENED:
             raise EngineStateError("cannot open an engine more than once")
         try:
-            async with self.preloader, self._calls.loader, anyio.create_task_group() as tg:
+            async with self.preloader, self._calls.running(), anyio.create_task_group() as tg:
                 self._tg = tg
                 self._learner.start(tg)
                 self._state = Lifecycle.OPENED

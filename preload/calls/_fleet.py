@@ -1,0 +1,131 @@
+"""
+How many calls run ahead every replica together may have running at once against one
+call source of a tenant: ``[calls] fleet_max_in_flight_per_source``, counted in slots
+of the cache that the replicas share (Redis).
+
+``max_in_flight_per_source`` bounds a process: replicas that call one backend each run
+that many ahead, and a deployment that scales out multiplies what its backend gets. A
+fleet-wide bound holds however many replicas run. Each call run ahead takes a slot
+before it is queued and gives it back when it returns (or, when it failed, was shed or
+another replica's result came first, at the engine's next speculation, or when the
+slot's time is up: a slot whose replica died frees itself).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ._limit import Runs
+
+__all__ = ["FleetSlots", "SlotStore", "slot_name"]
+
+
+def slot_name(tenant: str, source: str) -> str:
+    """
+    The name of the slots of a tenant's call source (each part length-prefixed, as a
+    cache key's, so that no tenant's name makes another's).
+    """
+    return ":".join(f"{len(part)}.{part}" for part in (tenant, source))
+
+
+class SlotStore(Protocol):
+    """
+    Where the slots are counted: a cache shared by the replicas
+    (:meth:`~preload.caches.CacheBackend.take_slot`).
+    """
+
+    async def take_slot(
+        self, name: str, token: str, *, most: int, ttl: float, returned: Sequence[str] = ()
+    ) -> bool: ...
+
+    async def return_slots(self, name: str, tokens: Sequence[str]) -> None: ...
+
+
+class FleetSlots:
+    """
+    The slots of one engine's calls run ahead, per call source, among the ``most`` of
+    the tenant's source that every replica sharing ``store`` counts together.
+
+    Args:
+        store: The shared cache; None: no fleet-wide bound (every call may run).
+        tenant: The tenant whose sources' slots these are.
+        most: The slots of a source (0: no fleet-wide bound).
+        ttl: How long a slot is held at most (seconds): as long as a call run ahead
+            may take, its retries included.
+
+    .. versionadded:: 0.28
+    """
+
+    def __init__(self, store: SlotStore | None, tenant: str, most: int, *, ttl: float) -> None:
+        self.store = store if most > 0 else None
+        self.tenant = tenant
+        self.most = most
+        self.ttl = ttl
+        self._token = secrets.token_hex(8)  # this engine's
+        self._held: dict[str, set[str]] = {}  # source -> keys of the calls holding one
+
+    @property
+    def bounds(self) -> bool:
+        """
+        Whether calls run ahead take slots.
+        """
+        return self.store is not None
+
+    def held(self, source: str) -> int:
+        """
+        The slots this engine holds of ``source``, as it counts them.
+        """
+        return len(self._held.get(source, ()))
+
+    async def take(self, source: str, key: str, runs: Runs) -> bool:
+        """
+        Take a slot of ``source`` for the call ``key`` before it is queued (always
+        granted without a bound), giving back first those of the calls ``runs`` no
+        longer runs.
+        """
+        if self.store is None:
+            return True
+        held = self._held.setdefault(source, set())
+        ended = [k for k in held if not runs.is_pending(k)]
+        held.difference_update(ended)
+        got = await self.store.take_slot(
+            self._name(source),
+            self._token_of(key),
+            most=self.most,
+            ttl=self.ttl,
+            returned=[self._token_of(k) for k in ended],
+        )
+        if got:
+            held.add(key)
+        return got
+
+    async def give_back(self, source: str, key: str) -> None:
+        """
+        The call ``key`` of ``source`` returned (or was never queued): its slot, if
+        it holds one, is free.
+        """
+        held = self._held.get(source)
+        if self.store is None or held is None or key not in held:
+            return
+        held.discard(key)
+        await self.store.return_slots(self._name(source), [self._token_of(key)])
+
+    async def give_back_all(self) -> None:
+        """
+        Give back every slot held (the engine closes).
+        """
+        if self.store is None:
+            return
+        for source, held in self._held.items():
+            tokens = [self._token_of(k) for k in held]
+            held.clear()
+            await self.store.return_slots(self._name(source), tokens)
+
+    def _name(self, source: str) -> str:
+        return slot_name(self.tenant, source)
+
+    def _token_of(self, key: str) -> str:
+        return f"{self._token}:{key}"
