@@ -13,6 +13,7 @@ import anyio
 import pytest
 import redis.asyncio
 
+from graph import CallGuess
 from preload import CacheConfig, ConfigError, DictSource, EngineConfig, PreloadEngine
 from preload.caches import MemoryCache, RedisCache
 from preload.calls import slot_name
@@ -147,6 +148,38 @@ async def test_replicas_run_at_most_the_fleet_s_calls_ahead_together(
                 engine.call_statistics().speculative,
                 engine.call_statistics().speculative_skipped_fleet,
             )
+    finally:
+        await other.close()
+
+
+async def test_the_slot_of_a_call_that_failed_is_given_back_with_the_next_take(
+    redis_server: RedisServer,
+) -> None:
+    """
+    A call run ahead that failed does not give its slot back as it ends (a failing
+    backend gets no more calls for it); the engine's next call run ahead gives it back
+    as it takes its own, so that one slot serves one call after the other.
+    """
+    other = RedisCache(CacheConfig(backend="redis", redis_url=redis_server.url))
+    source = ScriptedCallSource({FIND: True}, fail={FIND: RuntimeError("down")})
+    try:
+        predictor = ScriptedCallPredictor([(FIND, {"city": "A"}, 0.9)])
+        engine = PreloadEngine(
+            _config(redis_server.url, 1),
+            sources={"kb": DictSource({"k": "text"})},
+            call_sources=[source],
+            call_predictor=predictor,
+        )
+        async with engine:
+            await engine.handle(session_id="s1", text="go")
+            await engine.wait_idle()
+            assert not await other.take_slot(SLOTS, "o", most=1, ttl=60)  # still held
+            predictor.guesses = [CallGuess(name=FIND, args={"city": "B"}, p=0.9, evidence={})]
+            await engine.handle(session_id="s2", text="go")
+            await engine.wait_idle()
+            stats = engine.call_statistics()
+        assert (2, 0) == (stats.speculative, stats.speculative_skipped_fleet)
+        assert {"A", "B"} <= {args["city"] for _, args in source.made}
     finally:
         await other.close()
 
