@@ -11,9 +11,14 @@ strategy it starts a ``redis-server`` on a free loopback port and two replicas
 call, answering with the results they recorded after the replay's ``db`` latency,
 lognormal, median 400 ms, p95 2 s, the same for the same call on both replicas; with
 ``--capacity N`` each replica's tools serve at most N calls at once, the others waiting
-their turn, as a busy backend makes them; with ``--tenants N`` the sessions spread over
-N tenants in turn, each tenant's engine given the replica's one backend as one source
-object, or with ``--client-each`` each its own client of it, another object), then
+their turn, as a busy backend makes them; with ``--shared-backend`` the two replicas
+share one backend instead, as a chat server's replicas do: a ``simulations.serve_backend``
+process the bench starts on a free loopback port before the replicas (and stops after
+them, one per strategy), which they call over HTTP, and which serves at most
+``--capacity`` calls at once for both together, first come first served; with
+``--tenants N`` the sessions spread over N tenants in turn, each tenant's engine given
+the replica's one backend (or client of the shared one) as one source object, or with
+``--client-each`` each its own client of it, another object), then
 plays the sessions, ``--concurrency`` at once, as the replay does: each turn's request
 (text, state, needs), then, at a turn with ``tool_calls``, the agent's model decides
 (lognormal, median 800 ms, p95 3 s: the replay's ``[replay.agent]``, drawn the same for
@@ -43,12 +48,22 @@ Strategies:
 - ``engine_fixed`` (not run unless asked): ``engine`` with a source's limit that does
   not fall while its calls are slow (``[calls] source_slowdown = 0``, as before 0.25),
   to see what the fall buys when the tools' backend is busy (``--capacity``).
+- ``engine_fleet`` (not run unless asked): ``engine`` with a bound on the calls run ahead
+  at once on a source by all the replicas together (``[calls]
+  fleet_max_in_flight_per_source = F``, F from ``--fleet``, 4 by default), to see what it
+  holds back, and buys, when the replicas share a busy backend (``--shared-backend
+  --capacity N``).
 
 Report (a table, and ``--json PATH``), per strategy: the read-only calls made; of those,
 the share served from a result run ahead (``call_hit``: warm, or joined in flight:
 ``joined``), from the replicas' ``/metrics``; the calls run ahead per read-only call,
 and those wasted; the calls not run ahead for the source's limit (``held``; ``slow``:
-of those, while it was lowered for the source's slowness); the client's wait for a
+of those, while it was lowered for the source's slowness) and for the bound of all the
+replicas together (``fleet``: ``[calls] fleet_max_in_flight_per_source``, 0 on a server
+that does not count them), and the most of that bound's slots the replicas held at once
+in Redis (``slots``, sampled every 20 ms: the calls run ahead at once by both); with
+``--shared-backend``, the calls the backend served (the
+JSON's ``backend_calls``, the agent's and those run ahead); the client's wait for a
 read-only call at p50/p95 (as the replay's
 ``call_wait_p50_ms``/``call_wait_p95_ms``, but measured over HTTP, the round trip
 included), and at p95 for the calls that are not read-only (``rw p95``: never run
@@ -57,14 +72,15 @@ ahead, they wait only for the backend); the request's client time at p99; and th
     python -m simulations.serve_calls_bench [--dataset sgd] [--sessions 400]
         [--concurrency 60]
         [--strategies off,engine[,engine_shared,engine_shared_learning,engine_before_calls,
-        engine_narrow,engine_fixed]] [--capacity 0] [--tenants 1 [--client-each]]
-        [--route sticky]
+        engine_narrow,engine_fixed,engine_fleet]] [--capacity 0] [--shared-backend]
+        [--fleet 4] [--tenants 1 [--client-each]] [--route sticky]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import random
@@ -81,6 +97,7 @@ from typing import Any
 import httpx
 
 from preload import LatencyConfig, read_sessions
+from preload.calls import slot_name
 from preload.replay._simulated import draw
 from preload.server import append_key
 from simulations._data import (
@@ -90,6 +107,7 @@ from simulations._data import (
     without_tools,
     write_log,
 )
+from simulations.serve_backend import SharedBackend
 from simulations.serve_bench import (
     Redis,
     Replica,
@@ -114,12 +132,14 @@ SERVER: dict[str, dict[str, object]] = {
     "engine_before_calls": {},
     "engine_narrow": {},
     "engine_fixed": {},
+    "engine_fleet": {},
 }
-#: The ``[calls]`` settings of each strategy, beside ``speculate``.
+#: The ``[calls]`` settings of each strategy, beside ``speculate`` (``{fleet}``: ``--fleet``).
 CALLS: dict[str, str] = {
     "engine_before_calls": 'moments = ["reply", "request"]\n',
     "engine_narrow": "max_in_flight_per_source = 8\nworkers = 8\n",
     "engine_fixed": "source_slowdown = 0\n",
+    "engine_fleet": "fleet_max_in_flight_per_source = {fleet}\n",
 }
 KNOWN = tuple(SERVER)
 COUNTERS = (
@@ -136,6 +156,7 @@ COUNTERS = (
     "speculative_skipped_source",
     "speculative_skipped_slow",
     "speculative_skipped_allowance",
+    "speculative_skipped_fleet",  # 0 from a server that does not count it
 )
 
 
@@ -151,19 +172,21 @@ class Played:
     failed: Counter[str] = field(default_factory=Counter)
     counters: dict[str, float] = field(default_factory=dict)
     lags: list[float] = field(default_factory=list)
+    backend_calls: int | None = None  # the shared backend's, with --shared-backend
+    most_slots: int = 0  # fleet-wide slots held at once, at most (engine_fleet)
     wall_s: float = 0.0
 
 
-def config_file(folder: Path, redis_url: str, strategy: str) -> Path:
+def config_file(folder: Path, redis_url: str, strategy: str, fleet: int) -> Path:
     """
     ``serve_bench``'s server configuration, with ``[calls] speculate`` and the
-    ``[server]`` settings of ``strategy``.
+    ``[server]`` and ``[calls]`` settings of ``strategy`` (``fleet``: ``--fleet``).
     """
     speculate = strategy != "off"
     path = server_config(folder, redis_url, SERVER[strategy])
     with path.open("a", encoding="utf-8") as out:
         out.write(f"\n[calls]\nspeculate = {'true' if speculate else 'false'}\n")
-        out.write(CALLS.get(strategy, ""))
+        out.write(CALLS.get(strategy, "").replace("{fleet}", str(fleet)))
     return path
 
 
@@ -226,16 +249,43 @@ def scrape(replicas: list[Replica], played: Played) -> None:
     """
     for replica in replicas:
         text = metrics_of(replica)
-        for name in COUNTERS:  # every tenant's
+        for name in COUNTERS:  # every tenant's; 0 for a metric the server lacks
             value = metric_total(text, rf"preload_{name}_total\{{[^}}]*\}}")
             played.counters[name] = played.counters.get(name, 0.0) + value
         played.lags.append(metric(text, r'preload_loop_lag_seconds\{quantile="0.99"\}'))
 
 
+async def count_slots(redis_url: str, tenants: list[str], played: Played) -> None:
+    """
+    Until cancelled, every 20 ms: the fleet-wide slots of the tenants' tool backend
+    that the replicas hold in Redis (the calls run ahead at once by both together,
+    under ``[calls] fleet_max_in_flight_per_source``), the most of them kept.
+    """
+    import redis.asyncio
+
+    names = [f"preload.slots:{slot_name(t, 'backend')}" for t in tenants]
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        while True:
+            async with client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.zcard(name)
+                held = sum(await pipe.execute())
+            played.most_slots = max(played.most_slots, held)
+            await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
+
+
 async def drive(
-    args: argparse.Namespace, sessions: list[Any], replicas: list[Replica], keys: list[str]
+    args: argparse.Namespace,
+    sessions: list[Any],
+    replicas: list[Replica],
+    keys: list[str],
+    slots: tuple[str, list[str]],
 ) -> Played:
     played = Played()
+    counting = asyncio.create_task(count_slots(*slots, played))
     order = [0]
     # each session its tenant's, in turn
     queue = [(s, keys[i % len(keys)]) for i, s in enumerate(sessions)][::-1]
@@ -251,6 +301,9 @@ async def drive(
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     played.wall_s = time.monotonic() - began
+    counting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await counting
     await asyncio.get_running_loop().run_in_executor(None, scrape, replicas, played)
     return played
 
@@ -260,12 +313,13 @@ def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], d
         folder = Path(tmp)
         redis = Redis(folder)
         redis.start()
+        backend: SharedBackend | None = None
         replicas: list[Replica] = []
         try:
             keys = folder / "keys.jsonl"
             tenants = ["bench"] if args.tenants == 1 else [f"t{i}" for i in range(args.tenants)]
             tenant_keys = [append_key(keys, tenant) for tenant in tenants]
-            config = config_file(folder, redis.url, strategy)
+            config = config_file(folder, redis.url, strategy, args.fleet)
             command, env = serve_command(
                 config,
                 keys,
@@ -280,13 +334,23 @@ def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], d
                 PRELOAD_BENCH_CALL_CAPACITY=str(args.capacity),
                 PRELOAD_BENCH_CLIENT_EACH="1" if args.client_each else "0",
             )
+            if args.shared_backend:  # before the replicas, which call it
+                backend = SharedBackend(env)
+                backend.start()
+                env["PRELOAD_BENCH_BACKEND_URL"] = backend.url
             for name in ("a", "b"):
                 replicas.append(Replica(name, command, env))
                 replicas[-1].start()
-            return asyncio.run(drive(args, sessions, replicas, tenant_keys))
+            slots = (redis.url, tenants)
+            played = asyncio.run(drive(args, sessions, replicas, tenant_keys, slots))
+            if backend is not None:
+                played.backend_calls = backend.calls()
+            return played
         finally:
             for replica in replicas:
                 replica.stop()
+            if backend is not None:
+                backend.stop()
             redis.stop()
 
 
@@ -303,7 +367,7 @@ def figures(played: Played) -> dict[str, Any]:
         "speculative_skipped": int(c.get("speculative_skipped", 0)),
         **{
             f"speculative_skipped_{budget}": int(c.get(f"speculative_skipped_{budget}", 0))
-            for budget in ("step", "source", "slow", "allowance")
+            for budget in ("step", "source", "slow", "allowance", "fleet")
         },
         "used_after_call": int(c.get("speculative_used_after_call", 0)),
         "call_wait_p50_ms": p50,
@@ -311,6 +375,8 @@ def figures(played: Played) -> dict[str, Any]:
         "write_wait_p95_ms": quantiles(played.write_waits)[1],
         "request_p99_ms": quantiles(played.request_waits)[2],
         "loop_lag_p99_ms": max(played.lags) * 1000 if played.lags else math.nan,
+        "backend_calls": played.backend_calls,
+        "most_slots": played.most_slots,
         "failed": dict(played.failed),
         "wall_s": played.wall_s,
     }
@@ -320,7 +386,8 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
     width = max(13, *map(len, rows))
     print(
         f"{'strategy':{width}} {'ro calls':>8} {'call hit':>8} {'joined':>6} {'after':>6} "
-        f"{'spec/call':>9} {'wasted':>6} {'held':>5} {'slow':>5} {'wait p50':>8} {'wait p95':>8} "
+        f"{'spec/call':>9} {'wasted':>6} {'held':>5} {'slow':>5} {'fleet':>5} {'slots':>5} {'wait p50':>8} "
+        f"{'wait p95':>8} "
         f"{'rw p95':>6} {'req p99':>7} {'lag p99':>7}"
     )
     for name, r in rows.items():
@@ -333,6 +400,7 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
             f"{spec if spec is not None else math.nan:>9.2f} "
             f"{wasted if wasted is not None else math.nan:>6.2f} "
             f"{r['speculative_skipped_source']:>5} {r['speculative_skipped_slow']:>5} "
+            f"{r['speculative_skipped_fleet']:>5} {r['most_slots']:>5} "
             f"{r['call_wait_p50_ms']:>8.0f} {r['call_wait_p95_ms']:>8.0f} "
             f"{r['write_wait_p95_ms']:>6.0f} {r['request_p99_ms']:>7.0f} {r['loop_lag_p99_ms']:>7.1f}"
         )
@@ -344,7 +412,10 @@ def show(rows: dict[str, dict[str, Any]]) -> None:
         "or run ahead); spec/call, wasted: calls run ahead, "
         "and those never made, per read-only call; held: calls not run ahead for "
         "the source's limit ([calls] max_in_flight_per_source); slow: of those, held while "
-        "the limit was lowered for the source's slowness ([calls] source_slowdown); wait: the client's wait for a "
+        "the limit was lowered for the source's slowness ([calls] source_slowdown); fleet: calls "
+        "not run ahead for the bound of all the replicas together ([calls] "
+        "fleet_max_in_flight_per_source); slots: the most of its slots held at once in "
+        "Redis, sampled every 20 ms; wait: the client's wait for a "
         "read-only call, ms (HTTP included); rw p95: the same for the calls that are not "
         "read-only (never run ahead); req p99: a request's client time, ms; lag "
         "p99: the replicas' event-loop lag, ms"
@@ -389,8 +460,22 @@ def main() -> None:
         "--capacity",
         type=int,
         default=0,
-        help="the tools serve at most this many calls at once on each replica, the "
-        "others wait their turn (0: no bound)",
+        help="the tools serve at most this many calls at once on each replica (with "
+        "--shared-backend: on the one backend, for both replicas), the others wait their "
+        "turn (0: no bound)",
+    )
+    parser.add_argument(
+        "--shared-backend",
+        action="store_true",
+        help="the replicas share one tool backend, a simulations.serve_backend process "
+        "they call over HTTP, rather than each its own in process",
+    )
+    parser.add_argument(
+        "--fleet",
+        type=int,
+        default=4,
+        help="engine_fleet's [calls] fleet_max_in_flight_per_source: calls run ahead at "
+        "once on a source by all the replicas together (4)",
     )
     parser.add_argument(
         "--tenants",
@@ -419,10 +504,11 @@ def main() -> None:
         or args.compress <= 0
         or args.capacity < 0
         or args.tenants < 1
+        or args.fleet < 1
     ):
         sys.exit(
-            "serve_calls_bench: --sessions, --concurrency, --compress and --tenants must be "
-            "positive, --capacity not negative"
+            "serve_calls_bench: --sessions, --concurrency, --compress, --tenants and --fleet "
+            "must be positive, --capacity not negative"
         )
     if args.calls_model is not None and not args.calls_model.is_file():
         sys.exit(f"serve_calls_bench: no {args.calls_model} (--calls-model)")
@@ -451,14 +537,20 @@ def main() -> None:
         rows = {}
         for strategy in strategies:
             rows[strategy] = figures(run_strategy(strategy, args, sessions, dev))
+    bound = f"{args.capacity} calls at once" if args.capacity else "no bound"
     print(
         f"{len(sessions)} sessions, {args.concurrency} at once, think times / {args.compress:g},"
         " a turn's calls sent to "
         + ("the replica that took its request" if args.route == "sticky" else "the other replica")
         + (
+            f"; one tool backend for both replicas, over HTTP ({bound})"
+            if args.shared_backend
+            else f"; each replica its own tool backend ({bound})"
+        )
+        + (
             f"; {args.tenants} tenants, "
             + ("each its own client of" if args.client_each else "one source object for")
-            + " each replica's backend"
+            + (" the shared backend" if args.shared_backend else " each replica's backend")
             if args.tenants > 1
             else ""
         )

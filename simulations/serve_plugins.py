@@ -5,7 +5,9 @@ simulations.serve_plugins:sources``): the knowledge file of
 ``PRELOAD_BENCH_MEDIAN_MS``, p95 ``PRELOAD_BENCH_P95_MS``), which hangs while the
 Redis key ``bench:hang`` (at ``PRELOAD_BENCH_REDIS``) lives: the bench's "the source
 hangs for 10 s" fault. And the tools ``serve_calls_bench`` gives them (``--tools
-simulations.serve_plugins:tools``).
+simulations.serve_plugins:tools``): each replica's own backend in process, or, with
+``PRELOAD_BENCH_BACKEND_URL``, a client of the one ``simulations.serve_backend`` both
+replicas share.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
+import httpx
 
 from preload import CallSource, JsonlKnowledgeSource, LatencyConfig, Source, read_sessions
 from preload.replay import SimulatedCallSource
@@ -91,6 +94,51 @@ class _Client:
         return await self.backend.call(name, args)
 
 
+class BackendError(RuntimeError):
+    """
+    The shared tool backend answered a call with an error.
+    """
+
+    def __init__(self, name: str, status: int, body: str) -> None:
+        super().__init__(f"tool backend answered {status} to a call of {name!r}: {body[:300]}")
+        self.status = status
+
+
+class RemoteBackend:
+    """
+    A client of the tool backend both replicas share (``simulations.serve_backend`` at
+    ``url``): the same name and read-only tools as the in-process backend (``local``,
+    built from the same sessions and never called), each call a ``POST /call`` through
+    one HTTP client, made in the loop of the first call.
+    """
+
+    def __init__(self, url: str, local: SimulatedCallSource) -> None:
+        self.url = url.rstrip("/")
+        self.local = local
+        self.name = local.name
+        self._http: httpx.AsyncClient | None = None
+
+    def read_only(self, name: str) -> bool | None:
+        return self.local.read_only(name)
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> str:
+        """
+        The backend's result of the call.
+
+        Raises:
+            BackendError: The backend answered other than 200.
+            httpx.HTTPError: It did not answer (60 s at most).
+        """
+        if self._http is None:  # the pool's bound would be another capacity: none
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
+            self._http = httpx.AsyncClient(base_url=self.url, timeout=60.0, limits=limits)
+        response = await self._http.post("/call", json={"name": name, "args": dict(args)})
+        if response.status_code != 200:
+            raise BackendError(name, response.status_code, response.text)
+        result: str = response.json()["result"]
+        return result
+
+
 def tools(tenant: str) -> list[CallSource]:
     """
     The bench's tool backend, one for all of a replica's tenants: the tools the
@@ -98,8 +146,10 @@ def tools(tenant: str) -> list[CallSource]:
     recorded after a lognormal latency (median ``PRELOAD_BENCH_CALL_MEDIAN_MS``, 400
     ms, p95 ``PRELOAD_BENCH_CALL_P95_MS``, 2 s: the replay's ``db``), the same for the
     same call on every replica (seeded by ``PRELOAD_BENCH_SEED``), at most
-    ``PRELOAD_BENCH_CALL_CAPACITY`` calls at once on each replica (0, the default: no
-    bound). Every tenant gets the backend itself, one source object, unless
+    ``PRELOAD_BENCH_CALL_CAPACITY`` calls at once (0, the default: no bound): on each
+    replica, in process; or, when ``PRELOAD_BENCH_BACKEND_URL`` is set, on the one
+    ``simulations.serve_backend`` there, for both replicas together, through one HTTP
+    client a replica. Every tenant gets that source itself, one object, unless
     ``PRELOAD_BENCH_CLIENT_EACH`` is 1: then each its own client of it.
     """
     if os.environ.get("PRELOAD_BENCH_CLIENT_EACH") == "1":
@@ -107,8 +157,11 @@ def tools(tenant: str) -> list[CallSource]:
     return [_backend()]
 
 
-@functools.cache
-def _backend() -> CallSource:
+def simulated_backend() -> SimulatedCallSource:
+    """
+    The in-process tool backend the environment's ``PRELOAD_BENCH_*`` settings describe
+    (see :func:`tools`); ``serve_backend`` serves one.
+    """
     sessions, _ = read_sessions(os.environ["PRELOAD_BENCH_SESSIONS"])
     latency = LatencyConfig(
         median_ms=float(os.environ.get("PRELOAD_BENCH_CALL_MEDIAN_MS", "400")),
@@ -117,3 +170,9 @@ def _backend() -> CallSource:
     seed = int(os.environ.get("PRELOAD_BENCH_SEED", "0"))
     capacity = int(os.environ.get("PRELOAD_BENCH_CALL_CAPACITY", "0"))
     return SimulatedCallSource(sessions, latency, random.Random(seed), capacity=capacity)
+
+
+@functools.cache
+def _backend() -> CallSource:
+    url = os.environ.get("PRELOAD_BENCH_BACKEND_URL")
+    return RemoteBackend(url, simulated_backend()) if url else simulated_backend()
