@@ -72,6 +72,10 @@ MAX_AHEAD = 1_000
 CONTEXT_TURNS = 32
 
 
+#: What this process logged once, whichever engine told it.
+_TOLD = {"unshared fleet": False}
+
+
 @dataclass(slots=True)
 class _CallCounters:  # the counted fields of CallStatistics
     calls: int = 0
@@ -141,8 +145,15 @@ class CallSide:
         #: The fleet-wide bound of calls run ahead against a source at once
         #: (``calls.fleet_max_in_flight_per_source``), on a cache other processes share:
         #: each such call holds a slot of the tenant's source there while it runs.
+        shared = cache is not None and cache.shared
+        if calls.fleet_max_in_flight_per_source and not shared and not _TOLD["unshared fleet"]:
+            _TOLD["unshared fleet"] = True
+            logger.warning(
+                "calls.fleet_max_in_flight_per_source bounds nothing on a cache no other "
+                'process shares: set cache.backend = "redis" for replicas to count together'
+            )
         self._fleet = FleetSlots(
-            cache if cache is not None and cache.shared else None,
+            cache if shared else None,
             config.tenant,
             calls.fleet_max_in_flight_per_source,
             ttl=calls.timeout_s * (config.preloader.retries + 1)
@@ -397,7 +408,8 @@ class CallSide:
                     await self._fleet.give_back(source.name, key)
                 continue
             self._rationing.spend()
-            self._this_turn[session_id] = started + 1
+            # read again: another forecast of the session may have run one meanwhile
+            self._this_turn[session_id] = self._this_turn.get(session_id, 0) + 1
             running.add(key)
             self._counters.speculative += 1
             self._speculation.add(

@@ -210,3 +210,31 @@ def test_a_negative_fleet_bound_is_refused_naming_its_key() -> None:
     config = EngineConfig()
     with pytest.raises(ConfigError, match="calls.fleet_max_in_flight_per_source"):
         replace(config.calls, fleet_max_in_flight_per_source=-1)
+
+
+async def test_a_fleet_bound_on_a_memory_cache_bounds_nothing_and_says_so(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    One process's memory cache has no replicas to count with: the bound holds nothing
+    back (each engine's own limits do), and the process says so once, naming the key.
+    """
+    from preload.engine import _calls
+
+    monkeypatch.setitem(_calls._TOLD, "unshared fleet", False)
+    config = EngineConfig()
+    config = config.replace(
+        calls=replace(config.calls, max_per_call=math.inf, fleet_max_in_flight_per_source=1)
+    )
+    for _ in range(2):
+        source = ScriptedCallSource({FIND: True})
+        async with _engine(config, source, "ABC") as engine:
+            await engine.handle(session_id="s", text="go")
+            await engine.wait_idle()
+            assert (3, 0) == (
+                engine.call_statistics().speculative,
+                engine.call_statistics().speculative_skipped_fleet,
+            )
+    told = [r for r in caplog.records if "fleet_max_in_flight_per_source" in r.getMessage()]
+    assert 1 == len(told)
+    assert 'cache.backend = "redis"' in told[0].getMessage()
