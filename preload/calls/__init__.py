@@ -25,9 +25,11 @@ from ._limit import SourceLimit as SourceLimit
 from ._limit import SourceLoad as SourceLoad
 from ._limit import source_load as source_load
 from ._rationing import CallRationing as CallRationing
+from ._sources import MAX_BACKEND_CHARS as MAX_BACKEND_CHARS
 from ._sources import CallSource as CallSource
 from ._sources import Tool as Tool
 from ._sources import ToolSet as ToolSet
+from ._sources import backend_of as backend_of
 from ._speculation import CallAdapter as CallAdapter
 from ._speculation import CallBook as CallBook
 from ._speculation import CallStatistics as CallStatistics
@@ -44,6 +46,7 @@ __all__ = [
     "CALL_PREFIX",
     "CONTEXT_TYPES",
     "MAX_ARGS_CHARS",
+    "MAX_BACKEND_CHARS",
     "MAX_CALLS_PER_TURN",
     "CallAdapter",
     "CallBook",
@@ -60,6 +63,7 @@ __all__ = [
     "ToolCall",
     "ToolSet",
     "as_text",
+    "backend_of",
     "call_key",
     "calling",
     "canonical_args",

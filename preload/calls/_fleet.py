@@ -14,7 +14,7 @@ slot's time is up: a slot whose replica died frees itself).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -23,11 +23,15 @@ if TYPE_CHECKING:
 __all__ = ["FleetSlots", "SlotStore", "slot_name"]
 
 
-def slot_name(tenant: str, source: str) -> str:
+def slot_name(tenant: str, source: str, backend: str | None = None) -> str:
     """
     The name of the slots of a tenant's call source (each part length-prefixed, as a
-    cache key's, so that no tenant's name makes another's).
+    cache key's, so that no tenant's name makes another's), or, given the ``backend``
+    the sources of several tenants share, of that backend's (``backend:`` and its name,
+    which no tenant's length-prefixed name begins with).
     """
+    if backend is not None:
+        return f"backend:{backend}"
     return ":".join(f"{len(part)}.{part}" for part in (tenant, source))
 
 
@@ -52,6 +56,9 @@ class FleetSlots:
     Args:
         store: The shared cache; None: no fleet-wide bound (every call may run).
         tenant: The tenant whose sources' slots these are.
+        backends: The backend each source names as shared with other tenants'
+            (:func:`~preload.calls.backend_of`), by source name: its slots are that
+            backend's, counted over every tenant's calls to it.
         most: The slots of a source (0: no fleet-wide bound).
         ttl: How long a slot is held at most (seconds): as long as a call run ahead
             may take, its retries included.
@@ -59,9 +66,18 @@ class FleetSlots:
     .. versionadded:: 0.28
     """
 
-    def __init__(self, store: SlotStore | None, tenant: str, most: int, *, ttl: float) -> None:
+    def __init__(
+        self,
+        store: SlotStore | None,
+        tenant: str,
+        most: int,
+        *,
+        ttl: float,
+        backends: Mapping[str, str] | None = None,
+    ) -> None:
         self.store = store if most > 0 else None
         self.tenant = tenant
+        self.backends = dict(backends or {})
         self.most = most
         self.ttl = ttl
         self._token = secrets.token_hex(8)  # this engine's
@@ -125,7 +141,7 @@ class FleetSlots:
             await self.store.return_slots(self._name(source), tokens)
 
     def _name(self, source: str) -> str:
-        return slot_name(self.tenant, source)
+        return slot_name(self.tenant, source, self.backends.get(source))
 
     def _token_of(self, key: str) -> str:
         return f"{self._token}:{key}"

@@ -12,7 +12,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._call import as_text, check_name
 
-__all__ = ["CallSource", "Tool", "ToolSet"]
+__all__ = ["MAX_BACKEND_CHARS", "CallSource", "Tool", "ToolSet", "backend_of"]
+
+#: The longest name of a source's ``backend``.
+MAX_BACKEND_CHARS = 200
 
 
 @runtime_checkable
@@ -20,7 +23,15 @@ class CallSource(Protocol):
     """
     Runs tool calls: the seam between the engine and an agent's tools or backend.
 
+    A source may also have a ``backend`` attribute (a non-empty string, at most
+    ``MAX_BACKEND_CHARS``): the name of the backend it calls, when the sources of
+    several tenants call one. The fleet-wide bound of calls run ahead
+    (``[calls] fleet_max_in_flight_per_source``) is then counted over every tenant's
+    calls to that backend, rather than each tenant's to its own source.
+
     .. versionadded:: 0.3
+    .. versionchanged:: 0.28
+       The optional ``backend``.
     """
 
     name: str
@@ -37,6 +48,26 @@ class CallSource(Protocol):
         The result of calling the tool ``name`` with ``args``, as text.
         """
         ...
+
+
+def backend_of(source: CallSource) -> str | None:
+    """
+    The backend ``source`` names as shared with other tenants' sources (its optional
+    ``backend``), or None.
+
+    Raises:
+        ValueError: ``backend`` is not a non-empty string of at most
+            ``MAX_BACKEND_CHARS``; the message names the source.
+    """
+    backend = getattr(source, "backend", None)
+    if backend is None:
+        return None
+    if not isinstance(backend, str) or not backend or len(backend) > MAX_BACKEND_CHARS:
+        raise ValueError(
+            f"call source {source.name!r}: backend must be a non-empty string of at most "
+            f"{MAX_BACKEND_CHARS} characters, got {backend!r:.80}"
+        )
+    return backend
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,7 @@ from ..calls import (
     SpeculationLedger,
     ToolCall,
     ToolSet,
+    backend_of,
     call_key,
     check_name,
     source_load,
@@ -158,6 +159,7 @@ class CallSide:
             calls.fleet_max_in_flight_per_source,
             ttl=calls.timeout_s * (config.preloader.retries + 1)
             + config.preloader.retry_backoff_s * 2**config.preloader.retries,
+            backends={s.name: b for s in self.sources if (b := backend_of(s)) is not None},
         )
         #: Per call source, what makes its calls (the loader's, and the agent's it does
         #: not run), each timed for the source's limit.

@@ -6,6 +6,7 @@ ahead at once against a tenant's call source, together.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -38,13 +39,48 @@ def _config(url: str, fleet: int) -> EngineConfig:
     )
 
 
-def _engine(config: EngineConfig, source: ScriptedCallSource, cities: str) -> PreloadEngine:
+def _engine(
+    config: EngineConfig,
+    source: ScriptedCallSource,
+    cities: str,
+    cache: RedisCache | None = None,
+) -> PreloadEngine:
+    if cache is None:
+        return PreloadEngine(
+            config,
+            sources={"kb": DictSource({"k": "text"})},
+            call_sources=[source],
+            call_predictor=ScriptedCallPredictor([(FIND, {"city": c}, 0.9) for c in cities]),
+        )
     return PreloadEngine(
         config,
         sources={"kb": DictSource({"k": "text"})},
         call_sources=[source],
         call_predictor=ScriptedCallPredictor([(FIND, {"city": c}, 0.9) for c in cities]),
+        cache=cache,
     )
+
+
+class _Takes(RedisCache):
+    """
+    The engine's Redis cache, telling (:attr:`done`) once it was asked for
+    ``expected`` slots: a forecast's guesses have all been judged.
+    """
+
+    def __init__(self, url: str, expected: int) -> None:
+        super().__init__(CacheConfig(backend="redis", redis_url=url, redis_timeout_s=5.0))
+        self.expected = expected
+        self.taken: list[bool] = []
+        self.done = anyio.Event()
+
+    async def take_slot(
+        self, name: str, token: str, *, most: int, ttl: float, returned: Sequence[str] = ()
+    ) -> bool:
+        got = await super().take_slot(name, token, most=most, ttl=ttl, returned=returned)
+        self.taken.append(got)
+        if len(self.taken) >= self.expected:
+            self.done.set()
+        return got
 
 
 async def test_slots_are_counted_by_every_process_and_a_dead_holder_s_expire(
@@ -113,18 +149,24 @@ async def test_replicas_run_at_most_the_fleet_s_calls_ahead_together(
     Another replica holds three of the tenant's four slots: of this replica's three
     sure guesses one runs ahead, two are held back by the fleet's bound (logged once),
     though its own limit (32) would run them. Once a call returns its slot is given
-    back, and once the other replica gives its slots back, three run. Without a fleet
-    bound all three run at once.
+    back, and once the other replica gives its slots back, the two held run. Without a
+    fleet bound all three run at once. (The calls wait at the source until the three
+    guesses are judged, so that none gives its slot back before.)
     """
     other = RedisCache(CacheConfig(backend="redis", redis_url=redis_server.url))
-    source = ScriptedCallSource({FIND: True})
+    gate = anyio.Event()
+    source = ScriptedCallSource({FIND: True}, gate=gate)
+    cache = _Takes(redis_server.url, 3)
     try:
         for token in ("o1", "o2", "o3"):
             assert await other.take_slot(SLOTS, token, most=4, ttl=60)
-        async with _engine(_config(redis_server.url, 4), source, "ABC") as engine:
+        async with _engine(_config(redis_server.url, 4), source, "ABC", cache) as engine:
             await engine.handle(session_id="s1", text="go")
-            await engine.wait_idle()
+            with anyio.fail_after(10):
+                await cache.done.wait()
             first = engine.call_statistics()
+            gate.set()
+            await engine.wait_idle()
             assert 1 == len(source.made)
             # its call returned and gave its slot back: the fourth is free again
             assert await other.take_slot(SLOTS, "o4", most=4, ttl=60)
@@ -150,6 +192,7 @@ async def test_replicas_run_at_most_the_fleet_s_calls_ahead_together(
             )
     finally:
         await other.close()
+        await cache.close()
 
 
 async def test_the_slot_of_a_call_that_failed_is_given_back_with_the_next_take(
@@ -238,3 +281,39 @@ async def test_a_fleet_bound_on_a_memory_cache_bounds_nothing_and_says_so(
     told = [r for r in caplog.records if "fleet_max_in_flight_per_source" in r.getMessage()]
     assert 1 == len(told)
     assert 'cache.backend = "redis"' in told[0].getMessage()
+
+
+async def test_tenants_whose_sources_name_one_backend_share_its_slots(
+    redis_server: RedisServer,
+) -> None:
+    """
+    Sources that name the backend they call (``backend``) count the fleet's slots over
+    every tenant's calls to it: another tenant's replica holds one of the backend's
+    two slots, so of three sure guesses one runs; a source naming no backend has its
+    tenant's own slots. A ``backend`` that is not a name is refused naming the source.
+    """
+    other = RedisCache(CacheConfig(backend="redis", redis_url=redis_server.url))
+    try:
+        assert await other.take_slot(slot_name("b", "x", "api"), "o", most=2, ttl=60)
+        runs = []
+        for backend in ("api", None):
+            gate = anyio.Event()  # no call returns before the three guesses are judged
+            source = ScriptedCallSource({FIND: True}, gate=gate)
+            source.backend = backend  # type: ignore[attr-defined]
+            config = _config(redis_server.url, 2).replace(tenant="a")
+            cache = _Takes(redis_server.url, 3)
+            async with _engine(config, source, "ABC", cache) as engine:
+                await engine.handle(session_id="s", text="go")
+                with anyio.fail_after(10):
+                    await cache.done.wait()
+                stats = engine.call_statistics()
+                runs.append((stats.speculative, stats.speculative_skipped_fleet))
+                gate.set()
+            await cache.close()
+        assert [(1, 2), (2, 1)] == runs
+        source = ScriptedCallSource({FIND: True}, name="crm")
+        source.backend = ""  # type: ignore[attr-defined]
+        with pytest.raises(ValueError, match="call source 'crm': backend must be"):
+            _engine(_config(redis_server.url, 2), source, "A")
+    finally:
+        await other.close()
