@@ -34,6 +34,7 @@ from .._config import EngineConfig
 from .._errors import ConfigError, InputTooLargeError
 from .._sources import JsonlKnowledgeSource, Source
 from .._tokens import TiktokenCounter
+from ..calls import CallSource, backend_of
 from ..engine import PreloadEngine, RequestsInFlight
 from ..learning import (
     CallPredictor,
@@ -62,9 +63,13 @@ if TYPE_CHECKING:
 
     from graph import CallForecaster
 
-    from ..calls import CallSource
-
-__all__ = ["ModelsRead", "ServerSettings", "app_from_environment", "create_app"]
+__all__ = [
+    "ModelsRead",
+    "ServerSettings",
+    "app_from_environment",
+    "check_tools",
+    "create_app",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -514,6 +519,31 @@ def _store(config: EngineConfig) -> SessionStore:
     return MemorySessionStore(
         lease_wait_s=server.lease_wait_s, max_turns=config.limits.max_session_turns
     )
+
+
+def check_tools(settings: ServerSettings) -> None:
+    """
+    The call sources ``--tools`` gives the first tenant of the keys, tried once before
+    the server listens: each a :class:`~preload.calls.CallSource`, whose optional
+    ``backend`` is a name (what a tenant's engine would refuse as it opens).
+
+    Raises:
+        ValueError: A source's ``backend`` is not a name, or the factory or the keys
+            cannot be read; the message names ``--tools`` and the tenant.
+        TypeError: The factory gives something that is not a call source.
+    """
+    tools = _factory(settings.tools, "--tools")
+    tenants = _keys(settings).tenants
+    if tools is None or not tenants:
+        return
+    where = f"--tools {settings.tools!r}, tenant {tenants[0]!r}"
+    for source in tools(tenants[0]):
+        if not isinstance(source, CallSource):
+            raise TypeError(f"{where}: {source!r:.80} is not a call source (name, read_only, call)")
+        try:
+            backend_of(source)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
 
 
 def _factory(spec: str | None, option: str) -> Callable[[str], Any] | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .._config import EngineConfig
 from .._errors import PreloadError
 from ..replay._table import plural
-from ._app import SETTINGS_ENV, ModelsRead, ServerSettings, create_app
+from ._app import SETTINGS_ENV, ModelsRead, ServerSettings, check_tools, create_app
 from ._keys import KeyRing, append_key, key_entries, revoke_keys
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def check(settings: ServerSettings, workers: int) -> tuple[EngineConfig, FastAPI
     try:
         read = ModelsRead.read(settings)
         app = create_app(settings, read=read)  # reads the keys, the knowledge, the factories
+        check_tools(settings)
     except (ValueError, TypeError, OSError) as exc:
         raise ServeError(str(exc)) from None
     if config.cache.backend != "redis":

@@ -103,3 +103,13 @@ def shared_tools(tenant: str) -> list[CallSource]:
     One client to one backend for every tenant: the same call source object.
     """
     return [SHARED]
+
+
+def bad_backend_tools(tenant: str) -> list[CallSource]:
+    """
+    A call source whose ``backend`` is not a name: what ``preload serve`` refuses
+    before it listens.
+    """
+    source = ToolSet("crm")
+    source.backend = ""  # type: ignore[attr-defined]
+    return [source]

@@ -85,10 +85,12 @@ def test_serve_refuses_what_it_cannot_serve_before_listening(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """
-    No keys, workers without a shared store, a missing file and a tools callable that
-    cannot be imported: each one line and exit code 2, before anything listens.
+    No keys, workers without a shared store, a missing file, a tools callable that
+    cannot be imported and one whose source names no backend (``backend = ""``): each
+    one line and exit code 2, before anything listens.
     """
     monkeypatch.delenv("PRELOAD_API_KEYS", raising=False)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # plugins:bad_backend_tools
     keys = tmp_path / "keys.jsonl"
     append_key(keys, "acme")
     cases = [
@@ -98,6 +100,10 @@ def test_serve_refuses_what_it_cannot_serve_before_listening(
         (
             ["--keys", str(keys), "--tools", "no_such_module:tools"],
             "--tools 'no_such_module:tools'",
+        ),
+        (
+            ["--keys", str(keys), "--tools", "plugins:bad_backend_tools"],
+            "--tools 'plugins:bad_backend_tools', tenant 'acme': call source 'crm'",
         ),
     ]
     for args, message in cases:
