@@ -14,7 +14,7 @@ from ._call import as_text, check_name
 
 __all__ = ["MAX_BACKEND_CHARS", "CallSource", "Tool", "ToolSet", "backend_of"]
 
-#: The longest name of a source's ``backend``.
+#: The longest ``backend_name`` of a source.
 MAX_BACKEND_CHARS = 200
 
 
@@ -23,7 +23,7 @@ class CallSource(Protocol):
     """
     Runs tool calls: the seam between the engine and an agent's tools or backend.
 
-    A source may also have a ``backend`` attribute (a non-empty string, at most
+    A source may also have a ``backend_name`` attribute (a non-empty string, at most
     ``MAX_BACKEND_CHARS``): the name of the backend it calls, when the sources of
     several tenants call one. The fleet-wide bound of calls run ahead
     (``[calls] fleet_max_in_flight_per_source``) is then counted over every tenant's
@@ -31,7 +31,7 @@ class CallSource(Protocol):
 
     .. versionadded:: 0.3
     .. versionchanged:: 0.28
-       The optional ``backend``.
+       The optional ``backend_name``.
     """
 
     name: str
@@ -53,18 +53,18 @@ class CallSource(Protocol):
 def backend_of(source: CallSource) -> str | None:
     """
     The backend ``source`` names as shared with other tenants' sources (its optional
-    ``backend``), or None.
+    ``backend_name``), or None.
 
     Raises:
-        ValueError: ``backend`` is not a non-empty string of at most
+        ValueError: ``backend_name`` is not a non-empty string of at most
             ``MAX_BACKEND_CHARS``; the message names the source.
     """
-    backend = getattr(source, "backend", None)
+    backend = getattr(source, "backend_name", None)
     if backend is None:
         return None
     if not isinstance(backend, str) or not backend or len(backend) > MAX_BACKEND_CHARS:
         raise ValueError(
-            f"call source {source.name!r}: backend must be a non-empty string of at most "
+            f"call source {source.name!r}: backend_name must be a non-empty string of at most "
             f"{MAX_BACKEND_CHARS} characters, got {backend!r:.80}"
         )
     return backend

@@ -525,10 +525,10 @@ def check_tools(settings: ServerSettings) -> None:
     """
     The call sources ``--tools`` gives the first tenant of the keys, tried once before
     the server listens: each a :class:`~preload.calls.CallSource`, whose optional
-    ``backend`` is a name (what a tenant's engine would refuse as it opens).
+    ``backend_name`` is a name (what a tenant's engine would refuse as it opens).
 
     Raises:
-        ValueError: A source's ``backend`` is not a name, or the factory or the keys
+        ValueError: A source's ``backend_name`` is not a name, or the factory or the keys
             cannot be read; the message names ``--tools`` and the tenant.
         TypeError: The factory gives something that is not a call source.
     """

@@ -287,10 +287,10 @@ async def test_tenants_whose_sources_name_one_backend_share_its_slots(
     redis_server: RedisServer,
 ) -> None:
     """
-    Sources that name the backend they call (``backend``) count the fleet's slots over
+    Sources that name the backend they call (``backend_name``) count the fleet's slots over
     every tenant's calls to it: another tenant's replica holds one of the backend's
     two slots, so of three sure guesses one runs; a source naming no backend has its
-    tenant's own slots. A ``backend`` that is not a name is refused naming the source.
+    tenant's own slots. A ``backend_name`` that is not a name is refused naming the source.
     """
     other = RedisCache(CacheConfig(backend="redis", redis_url=redis_server.url))
     try:
@@ -299,7 +299,7 @@ async def test_tenants_whose_sources_name_one_backend_share_its_slots(
         for backend in ("api", None):
             gate = anyio.Event()  # no call returns before the three guesses are judged
             source = ScriptedCallSource({FIND: True}, gate=gate)
-            source.backend = backend  # type: ignore[attr-defined]
+            source.backend_name = backend  # type: ignore[attr-defined]
             config = _config(redis_server.url, 2).replace(tenant="a")
             cache = _Takes(redis_server.url, 3)
             async with _engine(config, source, "ABC", cache) as engine:
@@ -312,8 +312,8 @@ async def test_tenants_whose_sources_name_one_backend_share_its_slots(
             await cache.close()
         assert [(1, 2), (2, 1)] == runs
         source = ScriptedCallSource({FIND: True}, name="crm")
-        source.backend = ""  # type: ignore[attr-defined]
-        with pytest.raises(ValueError, match="call source 'crm': backend must be"):
+        source.backend_name = ""  # type: ignore[attr-defined]
+        with pytest.raises(ValueError, match="call source 'crm': backend_name must be"):
             _engine(_config(redis_server.url, 2), source, "A")
     finally:
         await other.close()

@@ -107,9 +107,9 @@ def shared_tools(tenant: str) -> list[CallSource]:
 
 def bad_backend_tools(tenant: str) -> list[CallSource]:
     """
-    A call source whose ``backend`` is not a name: what ``preload serve`` refuses
+    A call source whose ``backend_name`` is not a name: what ``preload serve`` refuses
     before it listens.
     """
     source = ToolSet("crm")
-    source.backend = ""  # type: ignore[attr-defined]
+    source.backend_name = ""  # type: ignore[attr-defined]
     return [source]

@@ -86,7 +86,7 @@ def test_serve_refuses_what_it_cannot_serve_before_listening(
 ) -> None:
     """
     No keys, workers without a shared store, a missing file, a tools callable that
-    cannot be imported and one whose source names no backend (``backend = ""``): each
+    cannot be imported and one whose source names no backend (``backend_name = ""``): each
     one line and exit code 2, before anything listens.
     """
     monkeypatch.delenv("PRELOAD_API_KEYS", raising=False)
