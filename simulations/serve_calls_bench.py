@@ -18,7 +18,9 @@ them, one per strategy), which they call over HTTP, and which serves at most
 ``--capacity`` calls at once for both together, first come first served; with
 ``--tenants N`` the sessions spread over N tenants in turn, each tenant's engine given
 the replica's one backend (or client of the shared one) as one source object, or with
-``--client-each`` each its own client of it, another object), then
+``--client-each`` each its own client of it, another object, which with
+``--backend-name NAME`` names the backend it calls, its ``backend_name``, so that the
+fleet-wide bound counts every tenant's calls to it), then
 plays the sessions, ``--concurrency`` at once, as the replay does: each turn's request
 (text, state, needs), then, at a turn with ``tool_calls``, the agent's model decides
 (lognormal, median 800 ms, p95 3 s: the replay's ``[replay.agent]``, drawn the same for
@@ -73,7 +75,7 @@ ahead, they wait only for the backend); the request's client time at p99; and th
         [--concurrency 60]
         [--strategies off,engine[,engine_shared,engine_shared_learning,engine_before_calls,
         engine_narrow,engine_fixed,engine_fleet]] [--capacity 0] [--shared-backend]
-        [--fleet 4] [--tenants 1 [--client-each]] [--route sticky]
+        [--fleet 4] [--tenants 1 [--client-each [--backend-name NAME]]] [--route sticky]
 """
 
 from __future__ import annotations
@@ -255,15 +257,20 @@ def scrape(replicas: list[Replica], played: Played) -> None:
         played.lags.append(metric(text, r'preload_loop_lag_seconds\{quantile="0.99"\}'))
 
 
-async def count_slots(redis_url: str, tenants: list[str], played: Played) -> None:
+async def count_slots(
+    redis_url: str, tenants: list[str], backend: str | None, played: Played
+) -> None:
     """
     Until cancelled, every 20 ms: the fleet-wide slots of the tenants' tool backend
     that the replicas hold in Redis (the calls run ahead at once by both together,
-    under ``[calls] fleet_max_in_flight_per_source``), the most of them kept.
+    under ``[calls] fleet_max_in_flight_per_source``; each tenant's, and those of the
+    ``backend`` the tenants' sources name), the most of them kept.
     """
     import redis.asyncio
 
     names = [f"preload.slots:{slot_name(t, 'backend')}" for t in tenants]
+    if backend is not None:
+        names.append(f"preload.slots:{slot_name('', '', backend)}")
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
         while True:
@@ -282,7 +289,7 @@ async def drive(
     sessions: list[Any],
     replicas: list[Replica],
     keys: list[str],
-    slots: tuple[str, list[str]],
+    slots: tuple[str, list[str], str | None],
 ) -> Played:
     played = Played()
     counting = asyncio.create_task(count_slots(*slots, played))
@@ -333,6 +340,7 @@ def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], d
                 PRELOAD_BENCH_SEED=str(args.seed),
                 PRELOAD_BENCH_CALL_CAPACITY=str(args.capacity),
                 PRELOAD_BENCH_CLIENT_EACH="1" if args.client_each else "0",
+                PRELOAD_BENCH_BACKEND_NAME=args.backend_name or "",
             )
             if args.shared_backend:  # before the replicas, which call it
                 backend = SharedBackend(env)
@@ -341,7 +349,7 @@ def run_strategy(strategy: str, args: argparse.Namespace, sessions: list[Any], d
             for name in ("a", "b"):
                 replicas.append(Replica(name, command, env))
                 replicas[-1].start()
-            slots = (redis.url, tenants)
+            slots = (redis.url, tenants, args.backend_name)
             played = asyncio.run(drive(args, sessions, replicas, tenant_keys, slots))
             if backend is not None:
                 played.backend_calls = backend.calls()
@@ -489,6 +497,12 @@ def main() -> None:
         help="each tenant its own client of the replica's one backend (another object), "
         "rather than the backend's one client for all",
     )
+    parser.add_argument(
+        "--backend-name",
+        default=None,
+        help="with --client-each: each client names the backend it calls so (its "
+        "backend_name), so that the fleet-wide bound counts every tenant's calls to it",
+    )
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--route", choices=("sticky", "other"), default="sticky")
     parser.add_argument("--seed", type=int, default=0)
@@ -505,10 +519,11 @@ def main() -> None:
         or args.capacity < 0
         or args.tenants < 1
         or args.fleet < 1
+        or (args.backend_name is not None and not args.client_each)
     ):
         sys.exit(
             "serve_calls_bench: --sessions, --concurrency, --compress, --tenants and --fleet "
-            "must be positive, --capacity not negative"
+            "must be positive, --capacity not negative, --backend-name only with --client-each"
         )
     if args.calls_model is not None and not args.calls_model.is_file():
         sys.exit(f"serve_calls_bench: no {args.calls_model} (--calls-model)")
@@ -549,7 +564,12 @@ def main() -> None:
         )
         + (
             f"; {args.tenants} tenants, "
-            + ("each its own client of" if args.client_each else "one source object for")
+            + (
+                "each its own client of"
+                + (f" (naming it {args.backend_name!r})" if args.backend_name else "")
+                if args.client_each
+                else "one source object for"
+            )
             + (" the shared backend" if args.shared_backend else " each replica's backend")
             if args.tenants > 1
             else ""

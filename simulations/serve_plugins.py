@@ -83,9 +83,10 @@ class _Client:
     calls.
     """
 
-    def __init__(self, backend: CallSource) -> None:
+    def __init__(self, backend: CallSource, backend_name: str | None) -> None:
         self.backend = backend
         self.name = backend.name
+        self.backend_name = backend_name
 
     def read_only(self, name: str) -> bool | None:
         return self.backend.read_only(name)
@@ -150,10 +151,12 @@ def tools(tenant: str) -> list[CallSource]:
     replica, in process; or, when ``PRELOAD_BENCH_BACKEND_URL`` is set, on the one
     ``simulations.serve_backend`` there, for both replicas together, through one HTTP
     client a replica. Every tenant gets that source itself, one object, unless
-    ``PRELOAD_BENCH_CLIENT_EACH`` is 1: then each its own client of it.
+    ``PRELOAD_BENCH_CLIENT_EACH`` is 1: then each its own client of it, which names
+    the backend it calls ``PRELOAD_BENCH_BACKEND_NAME`` when that is set (its
+    ``backend_name``: the fleet-wide bound is then counted over every tenant's calls).
     """
     if os.environ.get("PRELOAD_BENCH_CLIENT_EACH") == "1":
-        return [_Client(_backend())]
+        return [_Client(_backend(), os.environ.get("PRELOAD_BENCH_BACKEND_NAME") or None)]
     return [_backend()]
 
 
