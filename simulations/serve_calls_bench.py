@@ -564,13 +564,9 @@ def main() -> None:
         )
         + (
             f"; {args.tenants} tenants, "
-            + (
-                "each its own client of"
-                + (f" (naming it {args.backend_name!r})" if args.backend_name else "")
-                if args.client_each
-                else "one source object for"
-            )
+            + ("each its own client of" if args.client_each else "one source object for")
             + (" the shared backend" if args.shared_backend else " each replica's backend")
+            + (f", which each client names {args.backend_name!r}" if args.backend_name else "")
             if args.tenants > 1
             else ""
         )
