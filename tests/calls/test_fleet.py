@@ -44,20 +44,18 @@ def _engine(
     source: ScriptedCallSource,
     cities: str,
     cache: RedisCache | None = None,
+    predictor: ScriptedCallPredictor | None = None,
 ) -> PreloadEngine:
+    """
+    An engine whose forecast guesses a call of each of ``cities`` (or ``predictor``'s),
+    on ``cache`` (else the one its config makes).
+    """
+    kb = {"kb": DictSource({"k": "text"})}
+    guesses = predictor or ScriptedCallPredictor([(FIND, {"city": c}, 0.9) for c in cities])
     if cache is None:
-        return PreloadEngine(
-            config,
-            sources={"kb": DictSource({"k": "text"})},
-            call_sources=[source],
-            call_predictor=ScriptedCallPredictor([(FIND, {"city": c}, 0.9) for c in cities]),
-        )
+        return PreloadEngine(config, sources=kb, call_sources=[source], call_predictor=guesses)
     return PreloadEngine(
-        config,
-        sources={"kb": DictSource({"k": "text"})},
-        call_sources=[source],
-        call_predictor=ScriptedCallPredictor([(FIND, {"city": c}, 0.9) for c in cities]),
-        cache=cache,
+        config, sources=kb, call_sources=[source], call_predictor=guesses, cache=cache
     )
 
 
@@ -207,13 +205,7 @@ async def test_the_slot_of_a_call_that_failed_is_given_back_with_the_next_take(
     source = ScriptedCallSource({FIND: True}, fail={FIND: RuntimeError("down")})
     try:
         predictor = ScriptedCallPredictor([(FIND, {"city": "A"}, 0.9)])
-        engine = PreloadEngine(
-            _config(redis_server.url, 1),
-            sources={"kb": DictSource({"k": "text"})},
-            call_sources=[source],
-            call_predictor=predictor,
-        )
-        async with engine:
+        async with _engine(_config(redis_server.url, 1), source, "", predictor=predictor) as engine:
             await engine.handle(session_id="s1", text="go")
             await engine.wait_idle()
             assert not await other.take_slot(SLOTS, "o", most=1, ttl=60)  # still held
