@@ -124,14 +124,7 @@ class CallSide:
         self.calls = calls
         self.tools = ToolSet("tools")  # what engine.tool registers
         self.sources = [*call_sources, self.tools]
-        self.predictor = call_predictor
-        if call_predictor is None and calls.speculate:
-            self.predictor = EngineCallPredictor(tools=read_only_tools(self.sources))
-        learned = self.predictor
-        if isinstance(learned, SharedCallPredictor):
-            learned = learned.own  # the shared model learns nothing: its own layer does
-        if isinstance(learned, EngineCallPredictor):
-            learned.model.set_params(max_vocabulary=calls.max_vocabulary or None)
+        self.predictor = _predictor(calls, call_predictor, self.sources)
         #: Whether the predictor takes the turns learned from before as context
         #: (``observe_session``'s ``learned``, from 0.20); else it gets the new ones alone.
         self._takes_context = self.predictor is not None and _takes_learned(self.predictor)
@@ -146,21 +139,7 @@ class CallSide:
         #: The fleet-wide bound of calls run ahead against a source at once
         #: (``calls.fleet_max_in_flight_per_source``), on a cache other processes share:
         #: each such call holds a slot of the tenant's source there while it runs.
-        shared = cache is not None and cache.shared
-        if calls.fleet_max_in_flight_per_source and not shared and not _TOLD["unshared fleet"]:
-            _TOLD["unshared fleet"] = True
-            logger.warning(
-                "calls.fleet_max_in_flight_per_source bounds nothing on a cache no other "
-                'process shares: set cache.backend = "redis" for replicas to count together'
-            )
-        self._fleet = FleetSlots(
-            cache if shared else None,
-            config.tenant,
-            calls.fleet_max_in_flight_per_source,
-            ttl=calls.timeout_s * (config.preloader.retries + 1)
-            + config.preloader.retry_backoff_s * 2**config.preloader.retries,
-            backends={s.name: b for s in self.sources if (b := backend_of(s)) is not None},
-        )
+        self._fleet = _fleet_slots(config, cache, self.sources)
         #: Per call source, what makes its calls (the loader's, and the agent's it does
         #: not run), each timed for the source's limit.
         self._adapters = {
@@ -173,24 +152,7 @@ class CallSide:
             )
             for s in self.sources
         }
-        self.loader = Preloader(
-            sources=SourceRouter(self._adapters),
-            cache=cache,
-            compressor=TruncatingCompressor(counter, fractions=()),
-            config=replace(
-                config.preloader,
-                workers=calls.workers,
-                max_concurrent_loads=calls.workers,
-                request_deadline_s=calls.deadline_s,
-                load_timeout_s=calls.timeout_s,
-                source_timeouts={},
-                source_concurrency={},
-                value_threshold=calls.threshold,
-                max_item_chars=calls.max_result_chars,
-            ),
-            tenant=config.tenant,
-            offload=offload,
-        )
+        self.loader = _call_loader(config, self._adapters, cache, counter, offload=offload)
         self._off_loop = off_loop
         # One worker thread for the call predictor: a request's speculation never
         # queues behind the forecasts of other sessions.
@@ -634,6 +596,84 @@ class CallSide:
             learned_word_counts=self._word_counts,
             source_limit=min(load.limit.limit for load in self._loads.values()),
         )
+
+
+def _predictor(
+    calls: CallsConfig, given: CallPredictor | None, sources: Sequence[CallSource]
+) -> CallPredictor | None:
+    """
+    The call predictor: the one ``given``, else the engine's own when ``calls.speculate``
+    (over the read-only tools of ``sources``); the model that learns online holds at
+    most ``calls.max_vocabulary`` word counts.
+    """
+    predictor = given
+    if given is None and calls.speculate:
+        predictor = EngineCallPredictor(tools=read_only_tools(sources))
+    learned = predictor
+    if isinstance(learned, SharedCallPredictor):
+        learned = learned.own  # the shared model learns nothing: its own layer does
+    if isinstance(learned, EngineCallPredictor):
+        learned.model.set_params(max_vocabulary=calls.max_vocabulary or None)
+    return predictor
+
+
+def _fleet_slots(
+    config: EngineConfig, cache: CacheBackend | None, sources: Sequence[CallSource]
+) -> FleetSlots:
+    """
+    The slots of the calls run ahead that every replica counts together, on ``cache``
+    when other processes share it (a bound set on one they do not is said once a
+    process); each held at most as long as a call may take with its retries.
+    """
+    calls, preloader = config.calls, config.preloader
+    shared = cache is not None and cache.shared
+    if calls.fleet_max_in_flight_per_source and not shared and not _TOLD["unshared fleet"]:
+        _TOLD["unshared fleet"] = True
+        logger.warning(
+            "calls.fleet_max_in_flight_per_source bounds nothing on a cache no other "
+            'process shares: set cache.backend = "redis" for replicas to count together'
+        )
+    return FleetSlots(
+        cache if shared else None,
+        config.tenant,
+        calls.fleet_max_in_flight_per_source,
+        ttl=calls.timeout_s * (preloader.retries + 1)
+        + preloader.retry_backoff_s * 2**preloader.retries,
+        backends={s.name: b for s in sources if (b := backend_of(s)) is not None},
+    )
+
+
+def _call_loader(
+    config: EngineConfig,
+    adapters: Mapping[str, CallAdapter],
+    cache: CacheBackend | None,
+    counter: TokenCounter,
+    *,
+    offload: bool,
+) -> Preloader:
+    """
+    The preloader of call results: the engine's cache, ``[calls]``'s workers,
+    deadline, timeout, threshold and size limit over ``[preloader]``'s other settings.
+    """
+    calls = config.calls
+    return Preloader(
+        sources=SourceRouter(adapters),
+        cache=cache,
+        compressor=TruncatingCompressor(counter, fractions=()),
+        config=replace(
+            config.preloader,
+            workers=calls.workers,
+            max_concurrent_loads=calls.workers,
+            request_deadline_s=calls.deadline_s,
+            load_timeout_s=calls.timeout_s,
+            source_timeouts={},
+            source_concurrency={},
+            value_threshold=calls.threshold,
+            max_item_chars=calls.max_result_chars,
+        ),
+        tenant=config.tenant,
+        offload=offload,
+    )
 
 
 def _learned(
