@@ -17,7 +17,11 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+import anyio
+
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from ._limit import Runs
 
 __all__ = ["FleetSlots", "SlotStore", "slot_name"]
@@ -81,6 +85,9 @@ class FleetSlots:
         self.most = most
         self.ttl = ttl
         self._token = secrets.token_hex(8)  # this engine's
+        self._tasks: TaskGroup | None = None  # where slots are given back
+        self._returning = 0  # slots being given back now
+        self._all_returned = anyio.Event()
         self._held: dict[str, set[str]] = {}  # source -> keys of the calls holding one
 
     @property
@@ -118,16 +125,51 @@ class FleetSlots:
             held.add(key)
         return got
 
-    async def give_back(self, source: str, key: str) -> None:
+    def start(self, tasks: TaskGroup | None) -> None:
+        """
+        Give back slots in ``tasks`` (the engine's call side, while it runs); None:
+        no more (those a call frees are then given back with the next take, or at
+        :meth:`give_back_all`).
+        """
+        self._tasks = tasks
+
+    def give_back(self, source: str, key: str) -> None:
         """
         The call ``key`` of ``source`` returned (or was never queued): its slot, if
-        it holds one, is free.
+        it holds one, is given back in the background, so that neither the call's
+        result nor anyone waiting for it waits for the store.
         """
         held = self._held.get(source)
-        if self.store is None or held is None or key not in held:
+        if self.store is None or self._tasks is None or held is None or key not in held:
             return
         held.discard(key)
-        await self.store.return_slots(self._name(source), [self._token_of(key)])
+        self._returning += 1
+        self._tasks.start_soon(self._return, self._name(source), [self._token_of(key)])
+
+    @property
+    def returning(self) -> bool:
+        """
+        Whether slots are being given back now.
+        """
+        return self._returning > 0
+
+    async def returned(self) -> None:
+        """
+        Wait until the slots being given back are.
+        """
+        while self._returning:
+            if self._all_returned.is_set():
+                self._all_returned = anyio.Event()
+            await self._all_returned.wait()
+
+    async def _return(self, name: str, tokens: list[str]) -> None:
+        assert self.store is not None
+        try:
+            await self.store.return_slots(name, tokens)
+        finally:
+            self._returning -= 1
+            if not self._returning:
+                self._all_returned.set()
 
     async def give_back_all(self) -> None:
         """

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -99,8 +99,8 @@ class CallAdapter:
             limit times them: shared with the adapters of other engines given the
             same source (:func:`~preload.calls.source_load`); None: a load of this
             adapter's calls alone, its limit never moving.
-        returned: Awaited with the source's name and the key of each call
-            :meth:`fetch` ran that returned (what frees its fleet-wide slot:
+        returned: Told the source's name and the key of each call :meth:`fetch` ran
+            that returned (what frees its fleet-wide slot, in the background:
             :meth:`FleetSlots.give_back <preload.calls.FleetSlots.give_back>`).
 
     .. versionchanged:: 0.25
@@ -121,7 +121,7 @@ class CallAdapter:
         *,
         timed: Callable[[float, int], None] | None = None,
         load: SourceLoad | None = None,
-        returned: Callable[[str, str], Awaitable[None]] | None = None,
+        returned: Callable[[str, str], None] | None = None,
     ) -> None:
         self.source = source
         self.name = source.name
@@ -179,7 +179,7 @@ class CallAdapter:
         if self.on_result is not None:
             self.on_result(key, call, result)
         if self.returned is not None:
-            await self.returned(self.name, key)
+            self.returned(self.name, key)
         return result
 
     async def call(self, name: str, args: Mapping[str, Any]) -> str:

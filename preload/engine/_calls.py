@@ -369,7 +369,7 @@ class CallSide:
                 continue
             if not loader.schedule(key, p):
                 if not loader.is_pending(key):  # not run: the slot is free again
-                    await self._fleet.give_back(source.name, key)
+                    self._fleet.give_back(source.name, key)
                 continue
             self._rationing.spend()
             # read again: another forecast of the session may have run one meanwhile
@@ -464,15 +464,32 @@ class CallSide:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """
-        Run the call loader; on the way out, give back the fleet-wide slots still
-        held, so that the other replicas need not wait for them to expire.
+        Run the call loader, and give back the fleet-wide slots its calls free in the
+        background; on the way out (the loader first, then the slots being given
+        back), give back those still held, so that the other replicas need not wait
+        for them to expire.
         """
         try:
-            async with self.loader:
+            async with anyio.create_task_group() as returning, self.loader:
+                self._fleet.start(returning)
                 yield
         finally:
+            self._fleet.start(None)
             with anyio.CancelScope(shield=True):
                 await self._fleet.give_back_all()
+
+    @property
+    def returning_slots(self) -> bool:
+        """
+        Whether fleet-wide slots are being given back now.
+        """
+        return self._fleet.returning
+
+    async def slots_returned(self) -> None:
+        """
+        Wait until the fleet-wide slots being given back are.
+        """
+        await self._fleet.returned()
 
     def _ran_ahead(self, key: str, call: ToolCall, result: str | None) -> None:
         """

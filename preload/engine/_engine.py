@@ -762,14 +762,15 @@ class PreloadEngine(ToolCalls, StoredTurns, anyio.AsyncContextManagerMixin):
     async def wait_idle(self) -> None:
         """
         Wait until the background work caused so far is done: every turn learned from,
-        every forecast made and every preload and speculative call finished. For
-        tests, benchmarks and graceful draining; the request path never waits for it.
+        every forecast made and every preload and speculative call finished (the
+        fleet-wide slots those held given back). For tests, benchmarks and graceful draining; the request path never waits for it.
         """
         self._check_open()
         while (
             self._learner.pending
             or not self.preloader.idle
             or not self._calls.loader.idle
+            or self._calls.returning_slots
             or self._preloads.deferring
         ):
             if self._learner.pending:
@@ -778,6 +779,8 @@ class PreloadEngine(ToolCalls, StoredTurns, anyio.AsyncContextManagerMixin):
                 await self.preloader.wait_idle()
             elif not self._calls.loader.idle:
                 await self._calls.loader.wait_idle()
+            elif self._calls.returning_slots:  # what the calls run ahead held, given back
+                await self._calls.slots_returned()
             else:  # preloads waiting to start just in time (at their start times)
                 await self._preloads.wait()
 
