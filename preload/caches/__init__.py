@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._base import CacheBackend as CacheBackend
 from ._base import CacheStatistics as CacheStatistics
 from ._base import cache_key as cache_key
+from ._base import length_prefixed as length_prefixed
 from ._demand import Demand as Demand
 from ._demand import EntryValue as EntryValue
 from ._factory import make_cache as make_cache
@@ -32,5 +33,6 @@ __all__ = [
     "MsgPackSerializer",
     "RedisCache",
     "cache_key",
+    "length_prefixed",
     "make_cache",
 ]

@@ -24,6 +24,16 @@ __all__ = ["LOCAL_LEASE", "CacheBackend", "CacheStatistics", "cache_key", "read_
 LOCAL_LEASE = "local"
 
 
+def length_prefixed(*parts: str) -> str:
+    """
+    ``parts`` joined with ``:``, each prefixed with its length and ``.``, so that no
+    choice of parts makes the name another choice makes.
+
+    .. versionadded:: 0.28
+    """
+    return ":".join(f"{len(part)}.{part}" for part in parts)
+
+
 def cache_key(tenant: str, source: str, key: str, version: str = "1") -> str:
     """
     The cache key of an item: every part is length-prefixed, so that no choice of
@@ -31,7 +41,7 @@ def cache_key(tenant: str, source: str, key: str, version: str = "1") -> str:
 
     .. versionadded:: 0.1
     """
-    return ":".join(f"{len(part)}.{part}" for part in (tenant, source, key, version))
+    return length_prefixed(tenant, source, key, version)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
+from ..caches import length_prefixed
+
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
@@ -36,7 +38,7 @@ def slot_name(tenant: str, source: str, backend: str | None = None) -> str:
     """
     if backend is not None:
         return f"backend:{backend}"
-    return ":".join(f"{len(part)}.{part}" for part in (tenant, source))
+    return length_prefixed(tenant, source)
 
 
 class SlotStore(Protocol):
