@@ -30,7 +30,6 @@ import contextlib
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -39,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from simulations.serve_bench import ROOT, free_port
+from simulations.serve_bench import ROOT, free_port, wait_ready
 from simulations.serve_plugins import simulated_backend
 
 logger = logging.getLogger(__name__)
@@ -119,20 +118,7 @@ class SharedBackend:
         """
         command = [sys.executable, "-m", "simulations.serve_backend", "--port", str(self.port)]
         self.process = subprocess.Popen(command, env=self.env, cwd=ROOT)
-        began = time.monotonic()
-        pause = 0.01
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve_backend exited with {self.process.returncode}")
-            if time.monotonic() - began > timeout_s:
-                raise TimeoutError(f"serve_backend not ready in {timeout_s:g} s")
-            time.sleep(pause)
-            pause = min(pause * 2, 0.2)
+        wait_ready(f"{self.url}/health", self.process, "serve_backend", timeout_s)
 
     def calls(self) -> int:
         """

@@ -101,6 +101,31 @@ def free_port() -> int:
         return port
 
 
+def wait_ready(url: str, process: subprocess.Popen[bytes], name: str, timeout_s: float) -> None:
+    """
+    Poll ``url`` (a readiness route of the server ``process`` runs), backing off from
+    10 ms to 200 ms, until it answers 200.
+
+    Raises:
+        RuntimeError: ``process`` exited first.
+        TimeoutError: It did not answer 200 in ``timeout_s``.
+    """
+    began = time.monotonic()
+    pause = 0.01
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}")
+        if time.monotonic() - began > timeout_s:
+            raise TimeoutError(f"{name} not ready in {timeout_s:g} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
 class Redis:
     """
     A redis-server with its append-only file in ``folder``.
@@ -187,17 +212,8 @@ class Replica:
         self.process = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=out)
         if self.log is not None:
             out.close()
-        while True:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return time.monotonic() - began
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None:
-                raise RuntimeError(f"replica {self.name} exited with {self.process.returncode}")
-            if time.monotonic() - began > 120:
-                raise TimeoutError(f"replica {self.name} not ready in 120 s")
-            time.sleep(0.05)
+        wait_ready(f"{self.url}/readyz", self.process, f"replica {self.name}", 120.0)
+        return time.monotonic() - began
 
     def kill(self) -> None:
         assert self.process is not None
